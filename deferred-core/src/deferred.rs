@@ -1,0 +1,574 @@
+//! `Deferred` and `Resolver`: a result that arrives later, and the one handle that fires it.
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+
+use crate::failure::{Failure, NeverFired};
+use crate::link::{Canceller, Link, Listener, cancel_chain};
+use crate::unhandled;
+
+/// A result that arrives later: Twisted's `Deferred`, typed.
+///
+/// A `Deferred<T, E>` either has fired — it holds `Ok(T)` or `Err(E)` — or is pending, and will
+/// fire when its [`Resolver`] is called. Callbacks are chained with the `add_*` methods, each of
+/// which consumes the Deferred and returns the next link, so the value type can change from step
+/// to step:
+///
+/// ```
+/// use deferred_core::{Deferred, Failure};
+///
+/// let (d, resolver) = Deferred::<u32>::pending();
+/// let line = d
+///     .add_callback(|id| Ok(id * 10))                      // u32 -> u32
+///     .add_callback(|n| Ok(format!("employee #{n}")))      // u32 -> String
+///     .add_errback(|f: Failure| Ok(format!("lookup failed: {f}")));
+///
+/// resolver.callback(4); // the callbacks run now, on this thread
+/// assert_eq!(line.wait().unwrap(), "employee #40");
+/// ```
+///
+/// The rules (Twisted's, typed):
+///
+/// 1. Success skips errbacks, failure skips callbacks; each step's result is the next one's input.
+/// 2. Callbacks added to a fired Deferred run at once, on the adding thread; otherwise they run on
+///    the thread that fires, when it fires. No executor is involved.
+/// 3. A callback that returns a pending Deferred pauses the chain until that one fires. Chains of
+///    any depth run in constant stack (see the run loop in `run_loop.rs`).
+/// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
+/// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
+///    [unhandled-error hook](crate::set_unhandled_hook).
+/// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`].
+/// 7. [`cancel`](Deferred::cancel) on a pending chain cancels what it waits on.
+/// 8. Firing, adding callbacks and cancelling may race from any threads; every callback runs
+///    exactly once.
+///
+/// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
+/// the current thread until it fires.
+///
+/// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works, so
+/// that panics, cancellations and dropped Resolvers can be expressed in it.
+#[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
+              a failure in it is reported as unhandled when it is dropped"]
+pub struct Deferred<T, E: 'static = Failure> {
+    state: State<T, E>,
+}
+
+enum State<T, E> {
+    /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
+    Fired(Option<Result<T, E>>),
+    /// Not fired when this handle was made: the result arrives in the link.
+    Pending(Arc<Link<T, E>>),
+}
+
+/// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
+/// be fired twice (Twisted's `AlreadyCalledError` is a compile error here). Dropping a Resolver
+/// without firing fails the Deferred with [`NeverFired`](crate::NeverFired).
+///
+/// A Resolver is `Send` when `T` and `E` are: fire it from any thread.
+///
+/// ```
+/// use deferred_core::Deferred;
+///
+/// let (d, resolver) = Deferred::<String>::pending();
+/// std::thread::spawn(move || resolver.callback("from a worker".to_string()));
+/// assert_eq!(d.wait().unwrap(), "from a worker");
+/// ```
+#[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
+pub struct Resolver<T, E: 'static = Failure> {
+    link: Option<Arc<Link<T, E>>>,
+    /// Fails the link with "never fired": captured where the bounds it needs are known, since
+    /// `Drop` cannot ask for them.
+    fail_never_fired: fn(&Arc<Link<T, E>>, &'static Location<'static>),
+    created_at: &'static Location<'static>,
+}
+
+/// What a callback may return: a [`Result`] (`Ok` continues the chain, `Err` fails it) or a
+/// [`Deferred`] (the chain waits for it, then continues with its result).
+///
+/// A plain value is not a callback result: wrap it in `Ok(...)`. (The `chain!` macro accepts
+/// plain values too, by wrapping them for you.)
+#[diagnostic::on_unimplemented(
+    message = "a callback must return `Result<_, {E}>` or `Deferred<_, {E}>`, not `{Self}`",
+    label = "this is a `{Self}`",
+    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a Deferred to wait on it"
+)]
+pub trait IntoDeferred<E: 'static> {
+    /// The value type of the next link.
+    type Value;
+    /// Converts the callback's result into the next link.
+    fn into_deferred(self) -> Deferred<Self::Value, E>;
+}
+
+impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_deferred(self) -> Deferred<U, E> {
+        Deferred::from_result(self)
+    }
+}
+
+impl<U, E: 'static> IntoDeferred<E> for Deferred<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_deferred(self) -> Deferred<U, E> {
+        self
+    }
+}
+
+/// The `Failure` inside `error`, when the chain's error type is `Failure`.
+fn as_failure<E: 'static>(error: &mut E) -> Option<&mut Failure> {
+    (error as &mut dyn Any).downcast_mut::<Failure>()
+}
+
+/// Runs one step's function on a result; a panic becomes the failure of the next link (rule 4).
+#[inline]
+fn run_step<T, U, E, F>(
+    f: F,
+    result: Result<T, E>,
+    step: &'static Location<'static>,
+) -> Deferred<U, E>
+where
+    E: From<Failure> + 'static,
+    F: FnOnce(Result<T, E>) -> Deferred<U, E>,
+{
+    match catch_unwind(AssertUnwindSafe(move || f(result))) {
+        Ok(next) => next,
+        Err(payload) => Deferred::fail(E::from(Failure::from_panic(payload, Some(step)))),
+    }
+}
+
+/// Marks a failure that a user function just produced as raised at `step`.
+#[inline]
+fn raised_at<U, E: 'static>(
+    mut next: Deferred<U, E>,
+    step: &'static Location<'static>,
+) -> Deferred<U, E> {
+    if let State::Fired(Some(Err(error))) = &mut next.state {
+        if let Some(failure) = as_failure(error) {
+            failure.raised_at(step);
+        }
+    }
+    next
+}
+
+/// A failure skipping a callback step: it records the step on its trail and flows on.
+#[inline]
+fn skip<U, E: 'static>(mut error: E, step: &'static Location<'static>) -> Deferred<U, E> {
+    if let Some(failure) = as_failure(&mut error) {
+        failure.passed(step);
+    }
+    Deferred::fail(error)
+}
+
+impl<T, E: 'static> Deferred<T, E> {
+    /// An already-fired Deferred holding `result`.
+    #[inline]
+    pub fn from_result(result: Result<T, E>) -> Deferred<T, E> {
+        Deferred {
+            state: State::Fired(Some(result)),
+        }
+    }
+
+    /// An already-fired Deferred holding `value` (Twisted's `succeed`).
+    ///
+    /// ```
+    /// let d = deferred_core::Deferred::<_>::succeed(7).add_callback(|x| Ok(x * 6));
+    /// assert_eq!(d.wait().unwrap(), 42);
+    /// ```
+    #[inline]
+    pub fn succeed(value: T) -> Deferred<T, E> {
+        Deferred::from_result(Ok(value))
+    }
+
+    /// An already-fired Deferred holding the failure `error` (Twisted's `fail`).
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let d = Deferred::<u32>::fail(Failure::msg("no"))
+    ///     .add_callback(|x| Ok(x + 1))              // skipped
+    ///     .add_errback(|f: Failure| Ok(f.to_string().len() as u32));
+    /// assert_eq!(d.wait().unwrap(), 2);
+    /// ```
+    #[inline]
+    pub fn fail(error: E) -> Deferred<T, E> {
+        Deferred::from_result(Err(error))
+    }
+
+    /// Whether the result is already here (the Deferred has fired and nothing has taken it).
+    pub fn is_fired(&self) -> bool {
+        match &self.state {
+            State::Fired(result) => result.is_some(),
+            State::Pending(link) => link.is_fired(),
+        }
+    }
+
+    /// Moves the state out, leaving a spent one behind so `Drop` has nothing to report.
+    #[inline]
+    fn take_state(&mut self) -> State<T, E> {
+        std::mem::replace(&mut self.state, State::Fired(None))
+    }
+}
+
+impl<T, E> Deferred<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// An unfired Deferred and the one handle that fires it.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// let d = d.add_callback(|x| Ok(x + 1));
+    /// assert!(!d.is_fired());
+    /// resolver.callback(1);
+    /// assert_eq!(d.wait().unwrap(), 2);
+    /// ```
+    #[track_caller]
+    pub fn pending() -> (Deferred<T, E>, Resolver<T, E>) {
+        Self::pending_with(None, Location::caller())
+    }
+
+    /// An unfired Deferred whose `canceller` runs if the chain is cancelled while waiting on it
+    /// (Twisted's `Deferred(canceller)`): stop the underlying work there. After the canceller
+    /// returns, the Deferred fails with [`Cancelled`](crate::Cancelled), unless the canceller
+    /// arranged for it to fire; a later fire from the Resolver is then ignored.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use deferred_core::{Deferred, Failure, Cancelled};
+    ///
+    /// let stopped = Arc::new(AtomicBool::new(false));
+    /// let flag = stopped.clone();
+    /// let (d, resolver) = Deferred::<u32>::with_canceller(move || flag.store(true, Ordering::SeqCst));
+    /// let d = d.add_callback(|x| Ok(x + 1));
+    /// d.cancel();
+    /// assert!(stopped.load(Ordering::SeqCst));
+    /// assert!(d.wait().unwrap_err().is::<Cancelled>());
+    /// resolver.callback(1); // ignored: the Deferred was cancelled
+    /// ```
+    #[track_caller]
+    pub fn with_canceller(
+        canceller: impl FnOnce() + Send + 'static,
+    ) -> (Deferred<T, E>, Resolver<T, E>) {
+        Self::pending_with(Some(Box::new(canceller)), Location::caller())
+    }
+
+    fn pending_with(
+        canceller: Option<Canceller>,
+        created_at: &'static Location<'static>,
+    ) -> (Deferred<T, E>, Resolver<T, E>) {
+        let link = Link::root(canceller);
+        let resolver = Resolver {
+            link: Some(link.clone()),
+            fail_never_fired: |link, at| link.fire(Err(E::from(Failure::new(NeverFired::new(at))))),
+            created_at,
+        };
+        (
+            Deferred {
+                state: State::Pending(link),
+            },
+            resolver,
+        )
+    }
+
+    /// The one primitive every `add_*` method is made of: `f` receives the result (`Ok` or
+    /// `Err`) and gives the next link. Fired: `f` runs now, allocation-free. Pending: the next
+    /// link is allocated and `f` is installed as the listener.
+    #[inline]
+    fn then_step<U, F>(mut self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
+    where
+        U: Send + 'static,
+        F: FnOnce(Result<T, E>) -> Deferred<U, E> + Send + 'static,
+    {
+        match self.take_state() {
+            State::Fired(Some(result)) => run_step(f, result, step),
+            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+            State::Pending(link) => {
+                if let Some(result) = link.try_take() {
+                    return run_step(f, result, step);
+                }
+                let next = Link::step(link.clone());
+                let target = next.clone();
+                link.listen(Listener::Step(Box::new(move |result| {
+                    match run_step(f, result, step).take_state() {
+                        State::Fired(Some(result)) => target.fire(result),
+                        State::Pending(inner) => target.wait_on(&inner),
+                        State::Fired(None) => unreachable!("a step returns an unspent Deferred"),
+                    }
+                })));
+                Deferred {
+                    state: State::Pending(next),
+                }
+            }
+        }
+    }
+
+    /// Adds a callback/errback pair (Twisted's `addCallbacks`): `on_ok` sees a success, `on_err`
+    /// a failure; exactly one of them runs. A failure raised by `on_ok` goes to the *next*
+    /// errback, not to this `on_err`.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let d = Deferred::<u32>::fail(Failure::msg("no"))
+    ///     .add_callbacks(|x| Ok(x.to_string()), |f: Failure| Ok(format!("recovered: {f}")));
+    /// assert_eq!(d.wait().unwrap(), "recovered: no");
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn add_callbacks<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
+    where
+        Ok: FnOnce(T) -> R1 + Send + 'static,
+        Er: FnOnce(E) -> R2 + Send + 'static,
+        R1: IntoDeferred<E>,
+        R2: IntoDeferred<E, Value = R1::Value>,
+        R1::Value: Send + 'static,
+    {
+        let step = Location::caller();
+        self.then_step(step, move |result| {
+            let next = match result {
+                Result::Ok(value) => on_ok(value).into_deferred(),
+                Err(error) => on_err(error).into_deferred(),
+            };
+            raised_at(next, step)
+        })
+    }
+
+    /// Adds a callback (Twisted's `addCallback`): it sees a success and returns the next link's
+    /// outcome — `Ok(value)`, `Err(error)` (use `?` freely: any std error converts into
+    /// [`Failure`]), or a Deferred to wait on. A failure skips it.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let d = Deferred::<_>::succeed("42")
+    ///     .add_callback(|s: &str| Ok(s.parse::<u32>()?))       // ParseIntError -> Failure
+    ///     .add_callback(|n| Deferred::succeed(n + 1));          // return a Deferred
+    /// assert_eq!(d.wait().unwrap(), 43);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn add_callback<R, F>(self, f: F) -> Deferred<R::Value, E>
+    where
+        F: FnOnce(T) -> R + Send + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Send + 'static,
+    {
+        let step = Location::caller();
+        self.then_step(step, move |result| match result {
+            Ok(value) => raised_at(f(value).into_deferred(), step),
+            Err(error) => skip(error, step),
+        })
+    }
+
+    /// Adds an errback (Twisted's `addErrback`): it sees a failure; returning `Ok` recovers the
+    /// chain, returning `Err` passes a failure on. A success skips it.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let d = Deferred::<u32>::fail(Failure::msg("timeout"))
+    ///     .add_errback(|f: Failure| if f.to_string() == "timeout" { Ok(0) } else { Err(f) });
+    /// assert_eq!(d.wait().unwrap(), 0);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn add_errback<R, F>(self, f: F) -> Deferred<T, E>
+    where
+        F: FnOnce(E) -> R + Send + 'static,
+        R: IntoDeferred<E, Value = T>,
+    {
+        let step = Location::caller();
+        self.then_step(step, move |result| match result {
+            Ok(value) => Deferred::succeed(value),
+            Err(error) => raised_at(f(error).into_deferred(), step),
+        })
+    }
+
+    /// Adds a function that sees either outcome (Twisted's `addBoth`); what it returns replaces
+    /// the result.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let d = Deferred::<u32>::fail(Failure::msg("no"))
+    ///     .add_both(|r: Result<u32, Failure>| Ok(r.is_ok()));
+    /// assert_eq!(d.wait().unwrap(), false);
+    /// ```
+    #[track_caller]
+    #[inline]
+    pub fn add_both<R, F>(self, f: F) -> Deferred<R::Value, E>
+    where
+        F: FnOnce(Result<T, E>) -> R + Send + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Send + 'static,
+    {
+        let step = Location::caller();
+        self.then_step(step, move |result| {
+            raised_at(f(result).into_deferred(), step)
+        })
+    }
+
+    /// Cancels a pending chain (rule 7): the canceller of whatever the chain is waiting on runs
+    /// (the root's, or that of a Deferred a callback returned), and that Deferred fails with
+    /// [`Cancelled`](crate::Cancelled), which flows down the chain to its errbacks. Cancelling a
+    /// fired Deferred, or a chain whose callbacks are running, does nothing. A canceller that
+    /// panics does not escape: its panic becomes the failure.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    /// let (inner, _resolver) = Deferred::<u32>::pending();
+    /// let d = Deferred::<u32>::succeed(1).add_callback(move |_| inner); // waits on `inner`
+    /// d.cancel();
+    /// assert!(d.wait().unwrap_err().is_cancelled());
+    /// ```
+    pub fn cancel(&self) {
+        if let State::Pending(link) = &self.state {
+            cancel_chain(link.clone());
+        }
+    }
+
+    /// Blocks this thread until the Deferred fires, and returns its result. The failure, if any,
+    /// counts as handled.
+    ///
+    /// Do not wait on a Deferred that only this thread can fire: it would wait forever (as a
+    /// dropped Resolver fails the Deferred, a Resolver owned by this thread's stack frame does not
+    /// deadlock once it goes out of scope elsewhere).
+    pub fn wait(mut self) -> Result<T, E> {
+        match self.take_state() {
+            State::Fired(Some(result)) => result,
+            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+            State::Pending(link) => {
+                let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+                loop {
+                    if let Some(result) = link.try_take() {
+                        return result;
+                    }
+                    link.listen(Listener::Task(waker.clone()));
+                    if let Some(result) = link.try_take() {
+                        return result;
+                    }
+                    std::thread::park();
+                }
+            }
+        }
+    }
+}
+
+/// Wakes a thread blocked in [`Deferred::wait`].
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+impl<T, E> Future for Deferred<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    type Output = Result<T, E>;
+
+    /// Ready once the Deferred fires; the failure, if any, counts as handled. Polling after
+    /// completion panics, as for other futures.
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        let this = &mut *self;
+        match &mut this.state {
+            State::Fired(result) => {
+                Poll::Ready(result.take().expect("Deferred polled after it completed"))
+            }
+            State::Pending(link) => {
+                if let Some(result) = link.try_take() {
+                    this.state = State::Fired(None);
+                    return Poll::Ready(result);
+                }
+                link.listen(Listener::Task(cx.waker().clone()));
+                match link.try_take() {
+                    Some(result) => {
+                        this.state = State::Fired(None);
+                        Poll::Ready(result)
+                    }
+                    None => Poll::Pending,
+                }
+            }
+        }
+    }
+}
+
+// A Deferred is never pinned in place: its state is an owned result or a shared pointer.
+impl<T, E> Unpin for Deferred<T, E> {}
+
+impl<T, E: 'static> Drop for Deferred<T, E> {
+    /// Rule 5: a failure still held here was never handled; report it (now, or when it arrives).
+    fn drop(&mut self) {
+        match self.take_state() {
+            State::Fired(Some(Err(error))) => unhandled::report(error),
+            State::Fired(_) => {}
+            State::Pending(link) => link.abandon(),
+        }
+    }
+}
+
+impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.state {
+            State::Fired(Some(Ok(_))) => "fired (success)",
+            State::Fired(Some(Err(_))) => "fired (failure)",
+            State::Fired(None) => "spent",
+            State::Pending(link) if link.is_fired() => "fired",
+            State::Pending(_) => "pending",
+        };
+        f.debug_struct("Deferred").field("state", &state).finish()
+    }
+}
+
+impl<T, E> Resolver<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    /// Fires the Deferred with a success; its callbacks run now, on this thread (or, if this
+    /// thread is already running callbacks, as soon as the current one returns).
+    pub fn callback(self, value: T) {
+        self.fire(Ok(value));
+    }
+
+    /// Fires the Deferred with a failure; its errbacks run now, on this thread.
+    pub fn errback(self, error: E) {
+        self.fire(Err(error));
+    }
+
+    /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`.
+    pub fn fire(mut self, result: Result<T, E>) {
+        if let Some(link) = self.link.take() {
+            link.fire(result);
+        }
+    }
+}
+
+impl<T, E: 'static> Drop for Resolver<T, E> {
+    /// Rule 6: a Resolver dropped without firing fails its Deferred instead of leaving it pending
+    /// forever.
+    fn drop(&mut self) {
+        if let Some(link) = self.link.take() {
+            (self.fail_never_fired)(&link, self.created_at);
+        }
+    }
+}
+
+impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolver")
+            .field("created_at", &format_args!("{}", self.created_at))
+            .finish()
+    }
+}

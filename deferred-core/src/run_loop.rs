@@ -1,0 +1,50 @@
+//! The run loop: how a fired result travels down a chain in constant stack (rule 3).
+//!
+//! When a link fires and someone is listening, the delivery is not made by a nested call: it is
+//! queued on this thread's run loop. The outermost firing on a thread drains the queue; firings
+//! made while the loop runs (by a callback, or by a link passing its result on) are appended and
+//! run after the current delivery returns. So a chain of a million links — or a million nested
+//! Deferreds each waiting on the next — unwinds in a loop, never in a million nested frames.
+//!
+//! This is Twisted's `_runCallbacks` loop (ticket #411), extended to every firing: a `Resolver`
+//! fired from inside a callback runs its chain as soon as that callback returns, on the same
+//! thread, instead of growing the stack (Twisted's `chainDeferred` recursion, issue #3229).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+/// A link holding a result and the listener it must be handed to.
+pub(crate) trait Delivery: Send + Sync {
+    /// Hands the link's result to its listener. Never panics: user code runs under
+    /// `catch_unwind` inside.
+    fn deliver(self: Arc<Self>);
+}
+
+thread_local! {
+    static RUNNING: Cell<bool> = const { Cell::new(false) };
+    static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = const { RefCell::new(VecDeque::new()) };
+}
+
+/// Runs `delivery` now if this thread is not already in the run loop, else queues it; returns
+/// once everything queued on this thread has been delivered.
+pub(crate) fn schedule(delivery: Arc<dyn Delivery>) {
+    if RUNNING.with(Cell::get) {
+        QUEUE.with(|q| q.borrow_mut().push_back(delivery));
+        return;
+    }
+    RUNNING.with(|r| r.set(true));
+    // Clears the flag even if a delivery unwinds (only a panicking unhandled-error hook or a
+    // panicking `Drop` of a user value can), so the thread's next firing still runs.
+    struct Exit;
+    impl Drop for Exit {
+        fn drop(&mut self) {
+            RUNNING.with(|r| r.set(false));
+        }
+    }
+    let _exit = Exit;
+    delivery.deliver();
+    while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+        next.deliver();
+    }
+}

@@ -1,0 +1,1 @@
+//! The `chain!` macro of the `deferred` crate (in progress).
