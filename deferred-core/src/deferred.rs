@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 
+use crate::cancel::CancelHandle;
 use crate::failure::{Failure, NeverFired};
-use crate::link::{Canceller, Link, Listener, cancel_chain};
+use crate::link::{Canceller, Link, Listener};
 use crate::unhandled;
 
 /// A result that arrives later: Twisted's `Deferred`, typed.
@@ -149,10 +150,10 @@ fn raised_at<U, E: 'static>(
     mut next: Deferred<U, E>,
     step: &'static Location<'static>,
 ) -> Deferred<U, E> {
-    if let State::Fired(Some(Err(error))) = &mut next.state {
-        if let Some(failure) = as_failure(error) {
-            failure.raised_at(step);
-        }
+    if let State::Fired(Some(Err(error))) = &mut next.state
+        && let Some(failure) = as_failure(error)
+    {
+        failure.raised_at(step);
     }
     next
 }
@@ -427,8 +428,15 @@ where
     /// assert!(d.wait().unwrap_err().is_cancelled());
     /// ```
     pub fn cancel(&self) {
-        if let State::Pending(link) = &self.state {
-            cancel_chain(link.clone());
+        self.cancel_handle().cancel();
+    }
+
+    /// A handle that cancels this chain later, from anywhere, even after this Deferred has been
+    /// consumed by `add_*`: it cancels what this link waits on.
+    pub fn cancel_handle(&self) -> CancelHandle {
+        match &self.state {
+            State::Pending(link) => CancelHandle::new(link.clone()),
+            State::Fired(_) => CancelHandle::none(),
         }
     }
 

@@ -5,8 +5,11 @@
 //!
 //! - [`deferred.rs`](Deferred): `Deferred`, `Resolver`, the `add_*` methods, `Future`, `wait`.
 //! - `link.rs`: the state machine of a pending Deferred, with its rules next to the code.
+//! - [`cancel.rs`](CancelHandle): cancelling a chain.
 //! - `run_loop.rs`: how results travel down a chain in constant stack.
 //! - [`failure.rs`](Failure): `Failure` and the errors the chain raises itself.
+//! - [`thread.rs`](defer_to_thread): blocking work on a thread pool.
+//! - `tokio.rs` (feature `tokio`): a future as a Deferred.
 //! - `unhandled.rs`: reporting failures nobody handled.
 //!
 //! ```
@@ -22,12 +25,18 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod cancel;
 mod deferred;
 mod failure;
 mod link;
 mod run_loop;
+mod thread;
+#[cfg(feature = "tokio")]
+mod tokio;
 mod unhandled;
 
+pub use cancel::CancelHandle;
 pub use deferred::{Deferred, IntoDeferred, Resolver};
 pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
+pub use thread::{POOL_THREADS, defer_to_thread};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};

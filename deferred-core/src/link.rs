@@ -270,12 +270,3 @@ where
         None
     }
 }
-
-/// Cancels the chain ending at `end`: walks up to the link it waits on, iteratively (a chain of
-/// a million links cancels in constant stack).
-pub(crate) fn cancel_chain(end: Arc<dyn Cancel>) {
-    let mut next = Some(end);
-    while let Some(link) = next {
-        next = link.cancel();
-    }
-}

@@ -1,0 +1,132 @@
+//! `defer_to_thread`: blocking work on a thread pool, its result as a Deferred (Twisted's
+//! `deferToThread`).
+//!
+//! Inside a tokio runtime (with the `tokio` feature) the work goes to tokio's blocking pool;
+//! otherwise to a small pool of std threads, started on first use, that grows to
+//! [`POOL_THREADS`] workers and lets idle ones exit after a minute.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::Duration;
+
+use crate::{Deferred, Failure};
+
+/// The most threads the std pool runs at once (Twisted's reactor pool has 10 too).
+pub const POOL_THREADS: usize = 10;
+
+/// How long an idle pool thread waits for work before it exits.
+const IDLE_EXIT: Duration = Duration::from_secs(60);
+
+/// Runs blocking `work` on a pool thread and returns a Deferred of its result.
+///
+/// The Deferred fires on the pool thread, so callbacks added before it fires run there; a
+/// panic in `work` becomes a [`Failure`]. Cancelling the Deferred fails it with
+/// [`Cancelled`](crate::Cancelled) at once; the work itself runs to the end and its result is
+/// dropped (a thread cannot be stopped from outside).
+///
+/// ```
+/// use deferred_core::{defer_to_thread, Deferred, Failure};
+///
+/// let d: Deferred<u64> = defer_to_thread(|| Ok((1..=10).product()));
+/// assert_eq!(d.wait().unwrap(), 3_628_800);
+///
+/// let d: Deferred<u64> = defer_to_thread(|| Err(Failure::msg("disk full")));
+/// assert_eq!(d.wait().unwrap_err().to_string(), "disk full");
+/// ```
+#[track_caller]
+pub fn defer_to_thread<T, E, F>(work: F) -> Deferred<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+{
+    let at = Location::caller();
+    let (deferred, resolver) = Deferred::with_canceller(|| {});
+    let job = move || {
+        let result = catch_unwind(AssertUnwindSafe(work))
+            .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
+        resolver.fire(result);
+    };
+    #[cfg(feature = "tokio")]
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        drop(runtime.spawn_blocking(job));
+        return deferred;
+    }
+    pool().submit(Box::new(job));
+    deferred
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+struct Pool {
+    state: Mutex<PoolState>,
+    work_ready: Condvar,
+}
+
+struct PoolState {
+    jobs: VecDeque<Job>,
+    threads: usize,
+    idle: usize,
+}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(|| Pool {
+        state: Mutex::new(PoolState {
+            jobs: VecDeque::new(),
+            threads: 0,
+            idle: 0,
+        }),
+        work_ready: Condvar::new(),
+    })
+}
+
+impl Pool {
+    fn submit(&'static self, job: Job) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.jobs.push_back(job);
+        if state.idle == 0 && state.threads < POOL_THREADS {
+            state.threads += 1;
+            let spawned = std::thread::Builder::new()
+                .name("deferred-pool".into())
+                .spawn(move || self.work());
+            if spawned.is_err() {
+                // No thread to be had: an existing worker (if any) takes the job later; with
+                // none, run it here rather than lose it.
+                state.threads -= 1;
+                if state.threads == 0 {
+                    let job = state.jobs.pop_back().expect("just pushed");
+                    drop(state);
+                    job();
+                }
+            }
+        } else {
+            self.work_ready.notify_one();
+        }
+    }
+
+    fn work(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(job) = state.jobs.pop_front() {
+                drop(state);
+                // The job catches panics of the user's work itself.
+                job();
+                state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.idle += 1;
+            let (next, timeout) = self
+                .work_ready
+                .wait_timeout(state, IDLE_EXIT)
+                .unwrap_or_else(PoisonError::into_inner);
+            state = next;
+            state.idle -= 1;
+            if timeout.timed_out() && state.jobs.is_empty() {
+                state.threads -= 1;
+                return;
+            }
+        }
+    }
+}
