@@ -517,7 +517,19 @@ impl<T, E> Unpin for Deferred<T, E> {}
 
 impl<T, E: 'static> Drop for Deferred<T, E> {
     /// Rule 5: a failure still held here was never handled; report it (now, or when it arrives).
+    #[inline]
     fn drop(&mut self) {
+        // Most Deferreds are dropped spent (consumed by a step, poll or wait): keep that check
+        // inline and the rest out of line.
+        if !matches!(self.state, State::Fired(None)) {
+            self.drop_unspent();
+        }
+    }
+}
+
+impl<T, E: 'static> Deferred<T, E> {
+    #[inline(never)]
+    fn drop_unspent(&mut self) {
         match self.take_state() {
             State::Fired(Some(Err(error))) => unhandled::report(error),
             State::Fired(_) => {}
