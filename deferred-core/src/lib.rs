@@ -30,6 +30,7 @@ mod deferred;
 mod failure;
 mod link;
 mod run_loop;
+mod sync;
 mod thread;
 #[cfg(feature = "tokio")]
 mod tokio;

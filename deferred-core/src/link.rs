@@ -30,11 +30,12 @@
 //!   that one ([`Cancel::cancel`]); a walk that meets a fired link stops: the chain is running.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use crate::failure::Failure;
 use crate::run_loop::{Delivery, schedule};
+use crate::sync::{Mutex, MutexGuard};
 use crate::unhandled;
 
 /// What a step does with the result of the link it listens to.

@@ -14,6 +14,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::sync::thread_local;
+
 /// A link holding a result and the listener it must be handed to.
 pub(crate) trait Delivery: Send + Sync {
     /// Hands the link's result to its listener. Never panics: user code runs under
@@ -21,9 +23,17 @@ pub(crate) trait Delivery: Send + Sync {
     fn deliver(self: Arc<Self>);
 }
 
+#[cfg(not(loom))]
 thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = const { RefCell::new(VecDeque::new()) };
+}
+
+// loom's `thread_local!` does not take `const { .. }` initializers.
+#[cfg(loom)]
+thread_local! {
+    static RUNNING: Cell<bool> = Cell::new(false);
+    static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = RefCell::new(VecDeque::new());
 }
 
 /// Runs `delivery` now if this thread is not already in the run loop, else queues it; returns
