@@ -4,12 +4,18 @@
 //! waiting on — the root made by `Deferred::pending`, or an inner Deferred a callback returned —
 //! runs its canceller and fails it with [`Cancelled`](crate::Cancelled); the failure then flows
 //! down the chain like any other, so errbacks see it. The walk is a loop: a chain of a million
-//! links cancels in constant stack. It stops at a fired link: that chain is already running.
+//! links cancels in constant stack.
+//!
+//! A walk that meets a fired link has found a step that is running (or queued to run) on its
+//! result. Twisted drops such a cancel; here the link after that step remembers it, and if the
+//! step returns a Deferred to wait on, that Deferred is cancelled at once — so a cancel (or a
+//! timeout) that lands while a callback runs is not lost. If the step returns a value, the chain
+//! goes on: there was nothing left to cancel.
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::link::Cancel;
+use crate::link::{Cancel, Walk};
 
 /// A cheap, clonable handle that cancels a Deferred's chain from anywhere, even after the
 /// Deferred itself was consumed by `add_*` (combinators keep one per input to cancel losers).
@@ -44,9 +50,20 @@ impl CancelHandle {
     /// Cancels the chain, as [`Deferred::cancel`](crate::Deferred::cancel) does. Does nothing if
     /// it has fired.
     pub fn cancel(&self) {
+        // The link that waits on `next`, in case `next` turns out to have fired already.
+        let mut waiter: Option<Arc<dyn Cancel>> = None;
         let mut next = self.target.clone();
         while let Some(link) = next {
-            next = link.cancel();
+            next = match link.clone().cancel() {
+                Walk::Up(up) => {
+                    waiter = Some(link);
+                    Some(up)
+                }
+                // The chain is between two links: the step after `link` is running. Tell its
+                // link to cancel what that step hands over (a cancel is never lost to timing).
+                Walk::Fired => waiter.as_ref().and_then(|w| w.cancel_after(&link)),
+                Walk::Stop => None,
+            };
         }
     }
 }

@@ -12,6 +12,7 @@ use std::thread::Thread;
 use crate::cancel::CancelHandle;
 use crate::failure::{Failure, NeverFired};
 use crate::link::{Canceller, Link, Listener};
+use crate::run_loop;
 use crate::unhandled;
 
 /// A result that arrives later: Twisted's `Deferred`, typed.
@@ -156,6 +157,16 @@ fn raised_at<U, E: 'static>(
         failure.raised_at(step);
     }
     next
+}
+
+/// Marks a failure handed to user code (an errback): if that code returns it, it was passed
+/// on, not raised there.
+#[inline]
+fn received<E: 'static>(mut error: E) -> E {
+    if let Some(failure) = as_failure(&mut error) {
+        failure.entered_chain();
+    }
+    error
 }
 
 /// A failure skipping a callback step: it records the step on its trail and flows on.
@@ -336,7 +347,7 @@ where
         self.then_step(step, move |result| {
             let next = match result {
                 Result::Ok(value) => on_ok(value).into_deferred(),
-                Err(error) => on_err(error).into_deferred(),
+                Err(error) => on_err(received(error)).into_deferred(),
             };
             raised_at(next, step)
         })
@@ -387,7 +398,7 @@ where
         let step = Location::caller();
         self.then_step(step, move |result| match result {
             Ok(value) => Deferred::succeed(value),
-            Err(error) => raised_at(f(error).into_deferred(), step),
+            Err(error) => raised_at(f(received(error)).into_deferred(), step),
         })
     }
 
@@ -410,7 +421,7 @@ where
     {
         let step = Location::caller();
         self.then_step(step, move |result| {
-            raised_at(f(result).into_deferred(), step)
+            raised_at(f(result.map_err(received)).into_deferred(), step)
         })
     }
 
@@ -456,6 +467,11 @@ where
                     if let Some(result) = link.try_take() {
                         return result;
                     }
+                    // Inside a callback, the chain may be waiting on this thread's own queue.
+                    run_loop::drain_queued();
+                    if let Some(result) = link.try_take() {
+                        return result;
+                    }
                     link.listen(Listener::Task(waker.clone()));
                     if let Some(result) = link.try_take() {
                         return result;
@@ -495,6 +511,12 @@ where
                 Poll::Ready(result.take().expect("Deferred polled after it completed"))
             }
             State::Pending(link) => {
+                if let Some(result) = link.try_take() {
+                    this.state = State::Fired(None);
+                    return Poll::Ready(result);
+                }
+                // Inside a callback, the chain may be waiting on this thread's own queue.
+                run_loop::drain_queued();
                 if let Some(result) = link.try_take() {
                     this.state = State::Fired(None);
                     return Poll::Ready(result);
@@ -556,8 +578,14 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    /// Fires the Deferred with a success; its callbacks run now, on this thread (or, if this
-    /// thread is already running callbacks, as soon as the current one returns).
+    /// Fires the Deferred with a success; its callbacks run now, on this thread.
+    ///
+    /// One exception keeps deep chains in constant stack: if this thread is already delivering
+    /// a chain that a Resolver fired (this call is made from inside one of its callbacks), the
+    /// newly fired callbacks are queued and run as soon as the current callback returns, still
+    /// on this thread. (A `wait` inside that callback runs the queue first, so it does not
+    /// deadlock.) Inside a callback added to an already-fired Deferred, no chain is being
+    /// delivered, so they run at once.
     pub fn callback(self, value: T) {
         self.fire(Ok(value));
     }

@@ -54,6 +54,9 @@ struct Inner {
     origin: Option<&'static Location<'static>>,
     /// The chain steps the failure passed through after it was raised, oldest first.
     trail: Vec<&'static Location<'static>>,
+    /// Whether a chain step has seen the failure, so a step that returns it passes it on rather
+    /// than raising it.
+    in_chain: bool,
 }
 
 impl Failure {
@@ -80,6 +83,7 @@ impl Failure {
                 backtrace: Backtrace::capture(),
                 origin: None,
                 trail: Vec::new(),
+                in_chain: false,
             }),
         }
     }
@@ -91,6 +95,7 @@ impl Failure {
     ) -> Failure {
         let mut failure = Failure::new(Panicked::new(payload));
         failure.inner.origin = step;
+        failure.inner.in_chain = step.is_some();
         failure
     }
 
@@ -153,19 +158,27 @@ impl Failure {
         self.is::<Cancelled>()
     }
 
-    /// Records that a step raised this failure (returned it, or panicked): the first such step is
-    /// its origin, later ones (an errback that passes it on) join the trail.
+    /// Records that a step returned this failure: a failure new to the chain was raised there
+    /// (its origin); one the chain already carried was passed on there (its trail).
     pub(crate) fn raised_at(&mut self, step: &'static Location<'static>) {
-        match self.inner.origin {
-            None => self.inner.origin = Some(step),
-            Some(origin) if origin == step && self.inner.trail.is_empty() => {}
-            Some(_) => self.inner.trail.push(step),
+        if self.inner.in_chain {
+            self.inner.trail.push(step);
+        } else {
+            self.inner.origin = Some(step);
+            self.inner.in_chain = true;
         }
     }
 
     /// Records that the failure skipped past a step (a callback that does not see failures).
     pub(crate) fn passed(&mut self, step: &'static Location<'static>) {
         self.inner.trail.push(step);
+        self.inner.in_chain = true;
+    }
+
+    /// Records that the failure reached a step's code (an errback): whatever that code does
+    /// with it, it is no longer new to the chain.
+    pub(crate) fn entered_chain(&mut self) {
+        self.inner.in_chain = true;
     }
 }
 
@@ -197,8 +210,17 @@ impl fmt::Debug for Failure {
         if let Some(origin) = self.inner.origin {
             write!(f, "\n  raised at step {origin}")?;
         }
-        for step in &self.inner.trail {
+        // A chain built in a loop passes the same step many times: one line per run of repeats.
+        let mut steps = self.inner.trail.iter().peekable();
+        while let Some(step) = steps.next() {
+            let mut repeats = 1;
+            while steps.next_if(|next| *next == step).is_some() {
+                repeats += 1;
+            }
             write!(f, "\n  passed step {step}")?;
+            if repeats > 1 {
+                write!(f, " ({repeats} times)")?;
+            }
         }
         if self.inner.backtrace.status() == BacktraceStatus::Captured {
             write!(f, "\nbacktrace:\n{}", self.inner.backtrace)?;
@@ -307,7 +329,7 @@ impl fmt::Debug for Panicked {
 
 impl fmt::Display for Panicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a callback panicked: {}", self.message)
+        write!(f, "a step panicked: {}", self.message)
     }
 }
 

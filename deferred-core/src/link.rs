@@ -33,6 +33,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
+use crate::cancel::CancelHandle;
 use crate::failure::Failure;
 use crate::run_loop::{Delivery, schedule};
 use crate::sync::{Mutex, MutexGuard};
@@ -81,7 +82,12 @@ enum Upstream {
     /// A root link made by `Deferred::pending`: its canceller, if one was given.
     Root(Option<Canceller>),
     /// The link this one waits on: the previous step, or a Deferred a callback returned.
-    Link(Arc<dyn Cancel>),
+    /// `cancel_requested`: a cancel found that link already fired (this link's step is running
+    /// or queued); if the step hands over a Deferred to wait on, cancel that one at once.
+    Link {
+        waits_on: Arc<dyn Cancel>,
+        cancel_requested: bool,
+    },
 }
 
 impl<T, E> Link<T, E> {
@@ -106,7 +112,10 @@ impl<T, E> Link<T, E> {
         Arc::new(Link {
             state: Mutex::new(State::Waiting {
                 listener: Listener::Nobody,
-                upstream: Upstream::Link(upstream),
+                upstream: Upstream::Link {
+                    waits_on: upstream,
+                    cancel_requested: false,
+                },
             }),
         })
     }
@@ -189,10 +198,24 @@ impl<T: Send + 'static, E: Send + 'static> Link<T, E> {
     where
         Link<T, E>: Cancel,
     {
+        let mut cancel_now = false;
         if let State::Waiting { upstream, .. } = &mut *self.lock() {
-            *upstream = Upstream::Link(inner.clone());
+            cancel_now = matches!(
+                upstream,
+                Upstream::Link {
+                    cancel_requested: true,
+                    ..
+                }
+            );
+            *upstream = Upstream::Link {
+                waits_on: inner.clone(),
+                cancel_requested: false,
+            };
         }
         inner.listen(Listener::Forward(self.clone()));
+        if cancel_now {
+            CancelHandle::new(inner.clone()).cancel();
+        }
     }
 }
 
@@ -233,11 +256,25 @@ impl<T: Send + 'static, E: Send + 'static> Delivery for Link<T, E> {
 }
 
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross links of
-/// different value types.
+/// different value types. The walk itself is [`CancelHandle::cancel`].
 pub(crate) trait Cancel: Send + Sync {
-    /// Cancels what this link waits on; returns the next link up to cancel, if the wait is on
-    /// another link.
-    fn cancel(self: Arc<Self>) -> Option<Arc<dyn Cancel>>;
+    /// Cancels what this link waits on: says where the walk goes next.
+    fn cancel(self: Arc<Self>) -> Walk;
+
+    /// The link this one waited on was found fired (this link's step is running or queued). If
+    /// this link still waits on it, remember the cancel for the Deferred the step may return;
+    /// if the step already returned one, give it back so the walk goes on there.
+    fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>>;
+}
+
+/// Where a cancellation walk goes after one link.
+pub(crate) enum Walk {
+    /// On up to the link this one waits on.
+    Up(Arc<dyn Cancel>),
+    /// This link has fired: its result is on its way down.
+    Fired,
+    /// Done: the root was cancelled (or had fired).
+    Stop,
 }
 
 impl<T, E> Cancel for Link<T, E>
@@ -245,15 +282,14 @@ where
     T: Send + 'static,
     E: From<Failure> + Send + 'static,
 {
-    fn cancel(self: Arc<Self>) -> Option<Arc<dyn Cancel>> {
+    fn cancel(self: Arc<Self>) -> Walk {
         let mut state = self.lock();
         let State::Waiting { upstream, .. } = &mut *state else {
-            // Fired: cancelling a fired Deferred does nothing, and a fired link inside a chain
-            // means its result is on its way down (the chain is running).
-            return None;
+            // Cancelling a fired Deferred does nothing.
+            return Walk::Fired;
         };
         let canceller = match upstream {
-            Upstream::Link(up) => return Some(up.clone()),
+            Upstream::Link { waits_on, .. } => return Walk::Up(waits_on.clone()),
             Upstream::Root(canceller) => canceller.take(),
         };
         drop(state);
@@ -268,6 +304,32 @@ where
         };
         // If the canceller fired the link itself, this fire is ignored.
         self.fire(Err(E::from(failure)));
-        None
+        Walk::Stop
     }
+
+    fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>> {
+        let mut state = self.lock();
+        let State::Waiting {
+            upstream:
+                Upstream::Link {
+                    waits_on,
+                    cancel_requested,
+                },
+            ..
+        } = &mut *state
+        else {
+            return None;
+        };
+        if same_link(waits_on, fired) {
+            *cancel_requested = true;
+            None
+        } else {
+            Some(waits_on.clone())
+        }
+    }
+}
+
+/// Whether two type-erased links are the same link (compares addresses, not vtables).
+fn same_link(a: &Arc<dyn Cancel>, b: &Arc<dyn Cancel>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
 }

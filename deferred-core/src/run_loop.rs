@@ -58,3 +58,15 @@ pub(crate) fn schedule(delivery: Arc<dyn Delivery>) {
         next.deliver();
     }
 }
+
+/// Delivers everything queued on this thread's run loop, if this thread is inside it: a
+/// callback that blocks on a chain it fired (`wait` inside a callback) would otherwise wait for
+/// deliveries that only run after it returns.
+pub(crate) fn drain_queued() {
+    if !RUNNING.with(Cell::get) {
+        return;
+    }
+    while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
+        next.deliver();
+    }
+}

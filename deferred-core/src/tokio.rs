@@ -1,4 +1,5 @@
-//! Runtime glue for tokio (the `tokio` feature): a future as a Deferred.
+//! Runtime glue for tokio (the `tokio` feature): a future as a Deferred, and tokio's timers as a
+//! [`Clock`] for [`Deferred::add_timeout`].
 //!
 //! The other direction needs no glue: a [`Deferred`] is a [`Future`] already, so `.await` it.
 
@@ -7,10 +8,11 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use crate::{Deferred, Failure};
+use crate::{Clock, Deferred, DelayedCall, Failure};
 
 impl<T, E> Deferred<T, E>
 where
@@ -73,5 +75,52 @@ impl<F: Future> Future for CatchUnwind<F> {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Err(panic) => Poll::Ready(Err(panic)),
         }
+    }
+}
+
+/// Real time for [`Deferred::add_timeout`]: tokio's timers, on the runtime it was made on.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{Deferred, Failure, TimedOut, TokioClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let clock = TokioClock::current();
+/// let (slow, _resolver) = Deferred::<u32>::pending();
+/// let slow = slow.add_timeout(Duration::from_millis(50), &clock);
+/// assert!(slow.await.unwrap_err().is::<TimedOut>());
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct TokioClock {
+    runtime: tokio::runtime::Handle,
+}
+
+impl TokioClock {
+    /// The clock of the tokio runtime this is called on.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    pub fn current() -> TokioClock {
+        TokioClock {
+            runtime: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// The clock of the runtime behind `runtime`.
+    pub fn new(runtime: tokio::runtime::Handle) -> TokioClock {
+        TokioClock { runtime }
+    }
+}
+
+impl Clock for TokioClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        let timer = self.runtime.spawn(async move {
+            tokio::time::sleep(delay).await;
+            call();
+        });
+        let timer = timer.abort_handle();
+        DelayedCall::new(move || timer.abort())
     }
 }

@@ -1,0 +1,259 @@
+//! Time, as the helpers see it: the `Clock` trait (Twisted's `IReactorTime.callLater`), the
+//! `DelayedCall` it hands back, and `ManualClock`, a clock that only moves when a test says so
+//! (Twisted's `task.Clock`).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+/// Something that can run a function later: what [`add_timeout`](crate::Deferred::add_timeout)
+/// needs to know about time. Implement it for your event loop's timers; use [`ManualClock`] in
+/// tests.
+///
+/// The trait is object-safe, so a `&dyn Clock` works wherever a clock is asked for.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{Clock, DelayedCall, ManualClock};
+///
+/// // A clock that forwards to another one, counting the calls it schedules.
+/// struct Counting<'a> { inner: &'a ManualClock, scheduled: std::cell::Cell<u32> }
+///
+/// impl Clock for Counting<'_> {
+///     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+///         self.scheduled.set(self.scheduled.get() + 1);
+///         self.inner.call_later(delay, call)
+///     }
+/// }
+///
+/// let manual = ManualClock::new();
+/// let clock = Counting { inner: &manual, scheduled: Default::default() };
+/// let _timer = clock.call_later(Duration::from_secs(1), Box::new(|| println!("tick")));
+/// assert_eq!(clock.scheduled.get(), 1);
+/// ```
+pub trait Clock {
+    /// Runs `call` once, `delay` from now (on whatever thread the clock runs timers), unless the
+    /// returned [`DelayedCall`] is cancelled first.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use deferred_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let rang = Arc::new(AtomicBool::new(false));
+    /// let flag = rang.clone();
+    /// let _alarm = clock.call_later(Duration::from_secs(5), Box::new(move || flag.store(true, Ordering::SeqCst)));
+    /// clock.advance(Duration::from_secs(5));
+    /// assert!(rang.load(Ordering::SeqCst));
+    /// ```
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall;
+}
+
+/// A call scheduled by [`Clock::call_later`]: [`cancel`](DelayedCall::cancel) it to stop it from
+/// running (Twisted's `IDelayedCall`). Dropping it does not cancel the call.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{Clock, DelayedCall, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let call = clock.call_later(Duration::from_secs(1), Box::new(|| unreachable!("cancelled")));
+/// call.cancel();
+/// clock.advance(Duration::from_secs(2));
+///
+/// // A clock implementation makes one from whatever stops its timer.
+/// let noop = DelayedCall::new(|| {});
+/// noop.cancel();
+/// ```
+#[must_use = "keep the DelayedCall to cancel the call later; dropping it leaves the call scheduled"]
+pub struct DelayedCall {
+    cancel: Box<dyn FnOnce() + Send>,
+}
+
+impl DelayedCall {
+    /// A handle whose [`cancel`](DelayedCall::cancel) runs `cancel`: for [`Clock`] implementations.
+    /// Cancelling a call that has already run, or was already cancelled, must do nothing.
+    ///
+    /// ```
+    /// let call = deferred_core::DelayedCall::new(|| println!("timer stopped"));
+    /// call.cancel();
+    /// ```
+    pub fn new(cancel: impl FnOnce() + Send + 'static) -> DelayedCall {
+        DelayedCall {
+            cancel: Box::new(cancel),
+        }
+    }
+
+    /// Stops the call from running; does nothing if it has already run.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let call = clock.call_later(Duration::from_secs(1), Box::new(|| {}));
+    /// assert_eq!(clock.pending(), 1);
+    /// call.cancel();
+    /// assert_eq!(clock.pending(), 0);
+    /// ```
+    pub fn cancel(self) {
+        (self.cancel)();
+    }
+}
+
+impl fmt::Debug for DelayedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedCall").finish_non_exhaustive()
+    }
+}
+
+/// A clock that stands still until [`advance`](ManualClock::advance) moves it (Twisted's
+/// `task.Clock`): scheduled calls run inside `advance`, on the calling thread, in deadline order.
+/// A call runs when the clock reaches its deadline exactly. Clones share one clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{Deferred, ManualClock, TimedOut};
+///
+/// let clock = ManualClock::new();
+/// let (reply, _resolver) = Deferred::<String>::pending();
+/// let reply = reply.add_timeout(Duration::from_secs(10), &clock);
+///
+/// clock.advance(Duration::from_millis(9_999));
+/// assert!(!reply.is_fired());
+/// clock.advance(Duration::from_millis(1)); // exactly at the deadline
+/// assert!(reply.wait().unwrap_err().is::<TimedOut>());
+/// assert_eq!(clock.now(), Duration::from_secs(10));
+/// ```
+#[derive(Clone, Default)]
+pub struct ManualClock {
+    schedule: Arc<Mutex<Schedule>>,
+}
+
+#[derive(Default)]
+struct Schedule {
+    /// Time since the clock was made.
+    now: Duration,
+    /// Scheduled calls, by deadline, then by order of scheduling.
+    calls: BTreeMap<(Duration, u64), Box<dyn FnOnce() + Send>>,
+    next_id: u64,
+}
+
+fn lock(schedule: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
+    // No user code runs under the lock (calls run after it is released).
+    schedule.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ManualClock {
+    /// A clock at time zero with nothing scheduled.
+    ///
+    /// ```
+    /// let clock = deferred_core::ManualClock::new();
+    /// assert_eq!(clock.now(), std::time::Duration::ZERO);
+    /// ```
+    pub fn new() -> ManualClock {
+        ManualClock::default()
+    }
+
+    /// How far the clock has been advanced since it was made.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let clock = deferred_core::ManualClock::new();
+    /// clock.advance(Duration::from_secs(3));
+    /// assert_eq!(clock.now(), Duration::from_secs(3));
+    /// ```
+    pub fn now(&self) -> Duration {
+        lock(&self.schedule).now
+    }
+
+    /// How many calls are scheduled and have neither run nor been cancelled.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let _call = clock.call_later(Duration::from_secs(1), Box::new(|| {}));
+    /// assert_eq!(clock.pending(), 1);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(clock.pending(), 0);
+    /// ```
+    pub fn pending(&self) -> usize {
+        lock(&self.schedule).calls.len()
+    }
+
+    /// Moves the clock forward by `by`, running every call whose deadline is reached, in deadline
+    /// order. While a call runs, the clock reads that call's deadline, so a call it schedules is
+    /// timed from there (and runs in this same `advance` if it falls due within it).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use deferred_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let log = Arc::new(Mutex::new(Vec::new()));
+    /// for secs in [3, 1, 2] {
+    ///     let log = log.clone();
+    ///     let _call = clock.call_later(Duration::from_secs(secs), Box::new(move || log.lock().unwrap().push(secs)));
+    /// }
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(*log.lock().unwrap(), [1, 2]);
+    /// clock.advance(Duration::from_secs(1));
+    /// assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
+    /// ```
+    pub fn advance(&self, by: Duration) {
+        let target = lock(&self.schedule).now + by;
+        loop {
+            let call = {
+                let mut schedule = lock(&self.schedule);
+                match schedule.calls.first_entry() {
+                    Some(entry) if entry.key().0 <= target => {
+                        let ((deadline, _), call) = entry.remove_entry();
+                        schedule.now = schedule.now.max(deadline);
+                        call
+                    }
+                    _ => {
+                        schedule.now = schedule.now.max(target);
+                        return;
+                    }
+                }
+            };
+            call();
+        }
+    }
+}
+
+impl Clock for ManualClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        let key = {
+            let mut schedule = lock(&self.schedule);
+            let key = (schedule.now + delay, schedule.next_id);
+            schedule.next_id += 1;
+            schedule.calls.insert(key, call);
+            key
+        };
+        let schedule: Weak<Mutex<Schedule>> = Arc::downgrade(&self.schedule);
+        DelayedCall::new(move || {
+            if let Some(schedule) = schedule.upgrade() {
+                // Take the call out under the lock, drop it after: its captures may be anything.
+                let removed = lock(&schedule).calls.remove(&key);
+                drop(removed);
+            }
+        })
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let schedule = lock(&self.schedule);
+        f.debug_struct("ManualClock")
+            .field("now", &schedule.now)
+            .field("pending", &schedule.calls.len())
+            .finish()
+    }
+}

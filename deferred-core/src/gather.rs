@@ -1,0 +1,110 @@
+//! `gather_results`: every value in input order, or the first failure (Twisted's
+//! `gatherResults`), and `FirstError`, the failure that says which input failed.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::deferred::Deferred;
+use crate::failure::Failure;
+use crate::fan_in::Policy;
+use crate::list::DeferredList;
+
+/// Waits for every input and fires with their values in input order; fails as soon as one input
+/// fails, with a [`FirstError`] holding that failure and the input's index (Twisted's
+/// `gatherResults`). No inputs: fires at once with `[]`.
+///
+/// The other inputs are left running after a failure, as in Twisted; a failure among them that
+/// nobody sees is reported through the [unhandled-error hook](crate::set_unhandled_hook). To drop
+/// such failures instead, use
+/// `DeferredList::new(inputs).consume_errors().fire_on_one_errback()`. Cancelling the result
+/// cancels every input; it then fails with the first input's answer (normally
+/// [`Cancelled`](crate::Cancelled), wrapped in a `FirstError`).
+///
+/// ```
+/// use deferred_core::{gather_results, Deferred, Failure, FirstError};
+///
+/// let (name, resolver) = Deferred::<String>::pending();
+/// let both = gather_results([Deferred::succeed("alice".to_string()), name]);
+/// resolver.callback("bob".to_string());
+/// assert_eq!(both.wait().unwrap(), ["alice", "bob"]);
+///
+/// let failed = gather_results([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no route"))]);
+/// let failure = failed.wait().unwrap_err();
+/// let first = failure.trap::<FirstError>().unwrap();
+/// assert_eq!((first.index, first.failure.to_string()), (1, "no route".to_string()));
+/// ```
+pub fn gather_results<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<Vec<T>>
+where
+    T: Send + 'static,
+    E: From<Failure> + Into<Failure> + Send + 'static,
+{
+    DeferredList::new(inputs).fire_on_one_errback()
+}
+
+/// The failure of [`gather_results`] (and [`DeferredList::fire_on_one_errback`]): input number
+/// `index` failed with `failure` (Twisted's `FirstError`). It is wrapped in a [`Failure`]; take it
+/// out with [`Failure::trap`] or look at it with [`Failure::downcast_ref`].
+///
+/// ```
+/// use deferred_core::{Failure, FirstError};
+///
+/// let first = FirstError { index: 3, failure: Failure::msg("some text") };
+/// assert_eq!(first.to_string(), "input #3 failed: some text");
+/// let wrapped = Failure::new(first);
+/// assert_eq!(wrapped.downcast_ref::<FirstError>().unwrap().index, 3);
+/// ```
+#[derive(Debug)]
+pub struct FirstError {
+    /// The position of the input that failed.
+    pub index: usize,
+    /// Its failure.
+    pub failure: Failure,
+}
+
+impl fmt::Display for FirstError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "input #{} failed: {}", self.index, self.failure)
+    }
+}
+
+impl StdError for FirstError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.failure.error())
+    }
+}
+
+/// `fire_on_one_errback`: the first failure decides.
+pub(crate) struct FireOnFirstError;
+
+impl<T, E> Policy<T, E> for FireOnFirstError
+where
+    T: Send + 'static,
+    E: Into<Failure> + Send + 'static,
+{
+    type Output = Vec<T>;
+    type Error = Failure;
+
+    fn decides(&self, result: &Result<T, E>) -> bool {
+        result.is_err()
+    }
+
+    fn decided(&self, index: usize, result: Result<T, E>) -> Result<Vec<T>, Failure> {
+        match result {
+            Err(error) => Err(Failure::new(FirstError {
+                index,
+                failure: error.into(),
+            })),
+            Ok(_) => unreachable!("only a failure decides"),
+        }
+    }
+
+    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Vec<T>, Failure> {
+        Ok(results
+            .into_iter()
+            .map(|result| match result {
+                Ok(value) => value,
+                Err(_) => unreachable!("a failure would have decided"),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,310 @@
+//! `DeferredList` and `settle_all`: wait on many Deferreds at once (Twisted's `DeferredList`).
+//!
+//! Twisted's `DeferredList(ds, fireOnOneCallback, fireOnOneErrback, consumeErrors)` returns one
+//! of three differently shaped results depending on its flags; here each choice is a method with
+//! its own result type, so no `(bool, value-or-Failure)` tuples:
+//!
+//! | Twisted                         | here                                   | fires with                     |
+//! |---------------------------------|----------------------------------------|--------------------------------|
+//! | `DeferredList(ds)`              | [`DeferredList::all`], [`settle_all`]  | `Vec<Result<T, E>>`            |
+//! | `fireOnOneCallback=True`        | [`DeferredList::fire_on_one_callback`] | [`FirstSuccess`]               |
+//! | `fireOnOneErrback=True`         | [`DeferredList::fire_on_one_errback`], [`gather_results`](crate::gather_results) | `Vec<T>`, or fails with [`FirstError`](crate::FirstError) |
+//! | `consumeErrors=True`            | [`DeferredList::consume_errors`]       |                                |
+
+use std::fmt;
+
+use crate::deferred::Deferred;
+use crate::failure::Failure;
+use crate::fan_in::{Leftovers, Policy, fan_in};
+use crate::gather::FireOnFirstError;
+
+/// Many Deferreds waited on as one (Twisted's `DeferredList`): pick how the result fires with
+/// [`all`](DeferredList::all), [`fire_on_one_callback`](DeferredList::fire_on_one_callback) or
+/// [`fire_on_one_errback`](DeferredList::fire_on_one_errback).
+///
+/// The list takes its inputs: their results go into the list's result, in input order, whatever
+/// order they fire in (a result, failures included, is then yours: dropping it unread drops them,
+/// like any value). Cancelling the list's result cancels every input that is still pending;
+/// the result then comes from the inputs' answers (a canceller may even succeed).
+///
+/// A failure is never lost: one the result does not carry (an input that failed after a
+/// `fire_on_one_*` list fired, or before it fired on another input's success) is reported through
+/// the [unhandled-error hook](crate::set_unhandled_hook), unless the list
+/// [consumes errors](DeferredList::consume_errors) or the failure answers a cancellation the list
+/// made.
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredList, Failure};
+///
+/// let (slow, resolver) = Deferred::<u32>::pending();
+/// let list = DeferredList::new([Deferred::succeed(1), Deferred::fail(Failure::msg("down")), slow]).all();
+/// assert!(!list.is_fired());
+///
+/// resolver.callback(3);
+/// let results = list.wait().unwrap();
+/// assert_eq!(results[0].as_ref().unwrap(), &1);
+/// assert_eq!(results[1].as_ref().unwrap_err().to_string(), "down");
+/// assert_eq!(results[2].as_ref().unwrap(), &3);
+/// ```
+#[must_use = "a DeferredList does nothing until you choose how it fires (`all`, \
+              `fire_on_one_callback` or `fire_on_one_errback`); dropping it drops its inputs"]
+pub struct DeferredList<T, E: 'static = Failure> {
+    inputs: Vec<Deferred<T, E>>,
+    consume_errors: bool,
+}
+
+/// The result of [`DeferredList::fire_on_one_callback`]: the first success, or, when every input
+/// failed, all the failures (where Twisted fires with the whole list of failures, an ambiguous
+/// result: issue #4919).
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+///
+/// let list = DeferredList::new([Deferred::<u32>::fail(Failure::msg("a")), Deferred::succeed(7)]);
+/// match list.fire_on_one_callback().wait().unwrap() {
+///     FirstSuccess::Succeeded { index, value } => assert_eq!((index, value), (1, 7)),
+///     FirstSuccess::AllFailed(failures) => panic!("{} failures", failures.len()),
+/// }
+/// ```
+#[derive(Debug)]
+pub enum FirstSuccess<T, E = Failure> {
+    /// Input `index` was the first to succeed, with `value`.
+    Succeeded {
+        /// The input's position in the list.
+        index: usize,
+        /// Its value.
+        value: T,
+    },
+    /// Every input failed: their failures, in input order (empty for an empty list).
+    AllFailed(Vec<E>),
+}
+
+impl<T, E> DeferredList<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// A list over `inputs`; nothing is attached to them until you choose how it fires.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredList};
+    ///
+    /// let list = DeferredList::new((1..=3).map(Deferred::<u32>::succeed));
+    /// assert_eq!(list.len(), 3);
+    /// ```
+    pub fn new(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> DeferredList<T, E> {
+        DeferredList {
+            inputs: inputs.into_iter().collect(),
+            consume_errors: false,
+        }
+    }
+
+    /// Drops the input failures that the result does not carry, instead of reporting them as
+    /// unhandled (Twisted's `consumeErrors=True`). Use it when such failures are expected: the
+    /// losers of `fire_on_one_callback`, the later failures after `fire_on_one_errback`.
+    ///
+    /// (Twisted needs `consumeErrors` even for a plain list, because each failure also stays in its
+    /// input Deferred; here the list owns its inputs, so a failure the result carries is handed to
+    /// you once, and [`all`](DeferredList::all) never reports anything.)
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+    ///
+    /// let (late, resolver) = Deferred::<u32>::pending();
+    /// let first = DeferredList::new([Deferred::succeed(1), late])
+    ///     .consume_errors()
+    ///     .fire_on_one_callback();
+    /// resolver.errback(Failure::msg("expected, and not reported"));
+    /// assert!(matches!(first.wait().unwrap(), FirstSuccess::Succeeded { index: 0, value: 1 }));
+    /// ```
+    pub fn consume_errors(mut self) -> DeferredList<T, E> {
+        self.consume_errors = true;
+        self
+    }
+
+    /// How many inputs the list has.
+    ///
+    /// ```
+    /// let list = deferred_core::DeferredList::<u32>::new([]);
+    /// assert!(list.is_empty());
+    /// ```
+    pub fn len(&self) -> usize {
+        self.inputs.len()
+    }
+
+    /// Whether the list has no inputs.
+    ///
+    /// ```
+    /// let list = deferred_core::DeferredList::<u32>::new([]);
+    /// assert_eq!(list.len(), 0);
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.inputs.is_empty()
+    }
+
+    /// Fires when every input has fired, with every result in input order (Twisted's default
+    /// `DeferredList`; the same as [`settle_all`]). It never fails on its own: failures are in the
+    /// list. An empty list fires at once with `[]`, as in Twisted.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredList, Failure};
+    ///
+    /// let results = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))])
+    ///     .all()
+    ///     .wait()
+    ///     .unwrap();
+    /// assert!(results[0].is_ok() && results[1].is_err());
+    ///
+    /// let empty = DeferredList::<u32>::new([]).all();
+    /// assert!(empty.wait().unwrap().is_empty());
+    /// ```
+    pub fn all(self) -> Deferred<Vec<Result<T, E>>, E> {
+        self.build(AllResults)
+    }
+
+    /// Fires with the first success, or — when every input has failed — with all the failures
+    /// (Twisted's `fireOnOneCallback=True`). The other inputs are left running (use
+    /// [`race`](crate::race) to cancel them); their failures are reported as unhandled unless the
+    /// list [consumes errors](DeferredList::consume_errors).
+    ///
+    /// An empty list fires at once with `AllFailed([])` — all of its no inputs failed. (Twisted's
+    /// never fires; a Deferred that can never fire would hang whoever waits on it.)
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+    ///
+    /// let (a, ra) = Deferred::<&str>::pending();
+    /// let (b, rb) = Deferred::<&str>::pending();
+    /// let first = DeferredList::new([a, b]).fire_on_one_callback();
+    /// rb.callback("b");
+    /// assert!(matches!(first.wait().unwrap(), FirstSuccess::Succeeded { index: 1, value: "b" }));
+    /// ra.callback("a"); // ignored: the list has fired
+    /// ```
+    pub fn fire_on_one_callback(self) -> Deferred<FirstSuccess<T, E>, E> {
+        self.build(FireOnFirstSuccess)
+    }
+
+    /// Fires with every value in input order, or fails with the first failure, wrapped in a
+    /// [`FirstError`](crate::FirstError) that says which input it came from (Twisted's
+    /// `fireOnOneErrback=True`; [`gather_results`](crate::gather_results) is this without
+    /// options). The other inputs are left running; their later failures are reported as
+    /// unhandled unless the list [consumes errors](DeferredList::consume_errors). An empty list
+    /// fires at once with `[]`.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredList, Failure, FirstError};
+    ///
+    /// let gathered = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))])
+    ///     .fire_on_one_errback();
+    /// let failure = gathered.wait().unwrap_err();
+    /// let first = failure.downcast_ref::<FirstError>().unwrap();
+    /// assert_eq!(first.index, 1);
+    /// assert_eq!(first.failure.to_string(), "no");
+    /// ```
+    pub fn fire_on_one_errback(self) -> Deferred<Vec<T>, Failure>
+    where
+        E: Into<Failure>,
+    {
+        self.build(FireOnFirstError)
+    }
+
+    fn build<P: Policy<T, E>>(self, policy: P) -> Deferred<P::Output, P::Error> {
+        let leftovers = Leftovers {
+            consume_errors: self.consume_errors,
+            cancel_when_decided: false,
+        };
+        fan_in(self.inputs, policy, leftovers)
+    }
+}
+
+impl<T, E: 'static> fmt::Debug for DeferredList<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredList")
+            .field("inputs", &self.inputs)
+            .field("consume_errors", &self.consume_errors)
+            .finish()
+    }
+}
+
+/// Waits for every input and fires with all their results, in input order (JavaScript's
+/// `Promise.allSettled`; Twisted's plain `DeferredList`). It never fails on its own: each failure
+/// is in its slot. No inputs: fires at once with `[]`. Cancelling it cancels every input; it then
+/// fires with their answers.
+///
+/// ```
+/// use deferred_core::{settle_all, Deferred, Failure};
+///
+/// let (d, _resolver) = Deferred::<u32>::pending();
+/// let all = settle_all([d, Deferred::fail(Failure::msg("no"))]);
+/// all.cancel();
+/// let results = all.wait().unwrap();
+/// assert!(results[0].as_ref().unwrap_err().is_cancelled());
+/// assert_eq!(results[1].as_ref().unwrap_err().to_string(), "no");
+/// ```
+pub fn settle_all<T, E>(
+    inputs: impl IntoIterator<Item = Deferred<T, E>>,
+) -> Deferred<Vec<Result<T, E>>, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    DeferredList::new(inputs).all()
+}
+
+/// `all`: nothing decides early; the outcome is every result.
+struct AllResults;
+
+impl<T, E> Policy<T, E> for AllResults
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    type Output = Vec<Result<T, E>>;
+    type Error = E;
+
+    fn decides(&self, _result: &Result<T, E>) -> bool {
+        false
+    }
+
+    fn decided(&self, _index: usize, _result: Result<T, E>) -> Result<Self::Output, E> {
+        unreachable!("no result decides a settle-all list")
+    }
+
+    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Self::Output, E> {
+        Ok(results)
+    }
+}
+
+/// `fire_on_one_callback`: the first success decides.
+struct FireOnFirstSuccess;
+
+impl<T, E> Policy<T, E> for FireOnFirstSuccess
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    type Output = FirstSuccess<T, E>;
+    type Error = E;
+
+    fn decides(&self, result: &Result<T, E>) -> bool {
+        result.is_ok()
+    }
+
+    fn decided(&self, index: usize, result: Result<T, E>) -> Result<Self::Output, E> {
+        match result {
+            Ok(value) => Ok(FirstSuccess::Succeeded { index, value }),
+            Err(_) => unreachable!("only a success decides"),
+        }
+    }
+
+    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Self::Output, E> {
+        let failures = results
+            .into_iter()
+            .map(|result| match result {
+                Err(error) => error,
+                Ok(_) => unreachable!("a success would have decided"),
+            })
+            .collect();
+        Ok(FirstSuccess::AllFailed(failures))
+    }
+}

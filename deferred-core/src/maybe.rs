@@ -1,0 +1,58 @@
+//! `maybe_deferred`: call a function now and get its outcome as a Deferred, whatever it was.
+
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+
+use crate::deferred::{Deferred, IntoDeferred};
+use crate::failure::Failure;
+
+/// Calls `f` now, on this thread, and returns its outcome as a Deferred (Twisted's
+/// `maybeDeferred`): an `Ok` value gives a fired success, an `Err` a fired failure, a returned
+/// Deferred is handed back as it is (pending or not), and a panic becomes a
+/// [`Panicked`](crate::Panicked) failure instead of unwinding into the caller.
+///
+/// `f` returns what a callback returns ([`IntoDeferred`]): a `Result` or a Deferred. Wrap a plain
+/// value in `Ok(...)`. A failure that `f` returned or raised records this call as its origin.
+///
+/// ```
+/// use deferred_core::{maybe_deferred, Deferred, Failure};
+///
+/// let ok = maybe_deferred(|| Ok(40 + 2));
+/// assert_eq!(ok.wait().unwrap(), 42);
+///
+/// let parsed = maybe_deferred(|| Ok("x".parse::<u32>()?));
+/// assert!(parsed.wait().is_err());
+///
+/// let panicked = maybe_deferred(|| -> Result<u32, Failure> { panic!("bad input") });
+/// assert_eq!(panicked.wait().unwrap_err().to_string(), "a step panicked: bad input");
+///
+/// let (later, resolver) = Deferred::<u32>::pending();
+/// let same = maybe_deferred(move || later);
+/// resolver.callback(7);
+/// assert_eq!(same.wait().unwrap(), 7);
+/// ```
+#[track_caller]
+pub fn maybe_deferred<R, F>(f: F) -> Deferred<R::Value>
+where
+    F: FnOnce() -> R,
+    R: IntoDeferred<Failure>,
+    R::Value: Send + 'static,
+{
+    let at = Location::caller();
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(outcome) => {
+            let deferred = outcome.into_deferred();
+            if !deferred.is_fired() {
+                return deferred;
+            }
+            // Fired: the result is here, so `wait` returns at once.
+            match deferred.wait() {
+                Err(mut failure) => {
+                    failure.raised_at(at);
+                    Deferred::fail(failure)
+                }
+                Ok(value) => Deferred::succeed(value),
+            }
+        }
+        Err(panic) => Deferred::fail(Failure::from_panic(panic, Some(at))),
+    }
+}

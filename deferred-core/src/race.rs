@@ -1,0 +1,128 @@
+//! `race`: the first success wins and the losers are cancelled (Twisted's `race`); and
+//! `FailureGroup`, its failure when every input fails.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::deferred::Deferred;
+use crate::failure::Failure;
+use crate::fan_in::{Leftovers, Policy, fan_in};
+
+/// Fires with the first input to succeed, as `(index, value)`, and cancels all the others
+/// (Twisted's `race`; JavaScript's `Promise.any`). Failures do not end the race: only when every
+/// input has failed does it fail, with a [`FailureGroup`] holding every failure in input order.
+///
+/// The race takes its inputs and handles all their outcomes: the failures of inputs that lost,
+/// and whatever the cancelled losers answer (even a late success), are dropped, not reported.
+/// Cancelling the race's result cancels every input; it then fails with a `FailureGroup` of their
+/// answers — unless a canceller succeeds, which wins the race.
+///
+/// No inputs: the race fails at once with an empty `FailureGroup` (every one of no inputs failed,
+/// as JavaScript's `Promise.any([])`). Twisted's `race([])` never fires instead; a Deferred that
+/// can never fire would hang whoever waits on it.
+///
+/// ```
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+/// use deferred_core::{race, Deferred, Failure, FailureGroup};
+///
+/// let stopped = Arc::new(AtomicBool::new(false));
+/// let flag = stopped.clone();
+/// let (primary, _p) = Deferred::<&str>::with_canceller(move || flag.store(true, Ordering::SeqCst));
+/// let (mirror, mirror_resolver) = Deferred::<&str>::pending();
+/// let winner = race([primary, mirror]);
+/// mirror_resolver.callback("from the mirror");
+/// assert_eq!(winner.wait().unwrap(), (1, "from the mirror"));
+/// assert!(stopped.load(Ordering::SeqCst)); // the loser was cancelled
+///
+/// let failed = race([Deferred::<u32>::fail(Failure::msg("a")), Deferred::fail(Failure::msg("b"))]);
+/// let group = failed.wait().unwrap_err().trap::<FailureGroup>().unwrap();
+/// assert_eq!(group.failures.len(), 2);
+/// ```
+pub fn race<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<(usize, T)>
+where
+    T: Send + 'static,
+    E: From<Failure> + Into<Failure> + Send + 'static,
+{
+    fan_in(
+        inputs.into_iter().collect(),
+        FirstToSucceed,
+        Leftovers {
+            consume_errors: true,
+            cancel_when_decided: true,
+        },
+    )
+}
+
+/// The failure of a [`race`] that every input lost: their failures, in input order (Twisted's
+/// `FailureGroup`).
+///
+/// ```
+/// use deferred_core::{Failure, FailureGroup};
+///
+/// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
+/// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
+/// assert_eq!(FailureGroup { failures: vec![] }.to_string(), "there were no inputs to succeed");
+/// ```
+#[derive(Debug)]
+pub struct FailureGroup {
+    /// Every input's failure, in input order.
+    pub failures: Vec<Failure>,
+}
+
+impl fmt::Display for FailureGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.failures.is_empty() {
+            return f.write_str("there were no inputs to succeed");
+        }
+        write!(f, "all {} inputs failed", self.failures.len())?;
+        for (index, failure) in self.failures.iter().enumerate() {
+            let separator = if index == 0 { ": " } else { "; " };
+            write!(f, "{separator}#{index}: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for FailureGroup {
+    /// The first input's failure.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.failures
+            .first()
+            .map(|failure| failure.error() as &(dyn StdError + 'static))
+    }
+}
+
+/// The first success decides; when all fail, the outcome is every failure.
+struct FirstToSucceed;
+
+impl<T, E> Policy<T, E> for FirstToSucceed
+where
+    T: Send + 'static,
+    E: Into<Failure> + Send + 'static,
+{
+    type Output = (usize, T);
+    type Error = Failure;
+
+    fn decides(&self, result: &Result<T, E>) -> bool {
+        result.is_ok()
+    }
+
+    fn decided(&self, index: usize, result: Result<T, E>) -> Result<(usize, T), Failure> {
+        match result {
+            Ok(value) => Ok((index, value)),
+            Err(_) => unreachable!("only a success decides"),
+        }
+    }
+
+    fn settled(&self, results: Vec<Result<T, E>>) -> Result<(usize, T), Failure> {
+        let failures = results
+            .into_iter()
+            .map(|result| match result {
+                Err(error) => error.into(),
+                Ok(_) => unreachable!("a success would have decided"),
+            })
+            .collect();
+        Err(Failure::new(FailureGroup { failures }))
+    }
+}

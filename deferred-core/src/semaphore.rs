@@ -1,0 +1,497 @@
+//! `DeferredSemaphore`, `DeferredLock` and `map_concurrent`: limiting how much work runs at once
+//! (Twisted's `DeferredSemaphore` and `DeferredLock`).
+//!
+//! The rules, kept here:
+//!
+//! - Tokens go to waiters first come, first served: a new `acquire` waits behind the queue even if
+//!   a token is on its way back.
+//! - A token is a [`Permit`] value: dropping it (or [`Permit::release`]) gives the token back, so
+//!   a token cannot be released twice, and a permit that nobody takes (its Deferred dropped or
+//!   cancelled after the hand-off) returns by itself.
+//! - Hand-offs never recurse: a release that happens while this semaphore is already handing
+//!   tokens out (a waiter's callback that releases at once) only returns the token, and the loop
+//!   already running hands it on. A queue of any length drains in constant stack (Twisted's lock
+//!   overflows the stack after 199 such waiters, issue #9304).
+//! - Cancelling a waiting `acquire` takes it out of the queue; it never gets a token.
+//! - No user code runs under the lock: waiters are fired after it is released.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use crate::deferred::{Deferred, IntoDeferred, Resolver};
+use crate::failure::Failure;
+use crate::fan_in::{Leftovers, fan_in};
+use crate::gather::FireOnFirstError;
+use crate::maybe::maybe_deferred;
+
+/// At most `limit` holders at once (Twisted's `DeferredSemaphore`): [`acquire`](Self::acquire)
+/// gives a Deferred of a [`Permit`], fired at once if a token is free, else when one comes back;
+/// [`run`](Self::run) holds a permit around a function. Clones share one semaphore; it is `Send`
+/// and `Sync`.
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredSemaphore};
+///
+/// let downloads = DeferredSemaphore::new(2);
+/// let first = downloads.acquire().wait().unwrap();
+/// let second = downloads.acquire().wait().unwrap();
+/// let third = downloads.acquire();      // waits: both tokens are out
+/// assert!(!third.is_fired());
+///
+/// first.release();                      // the token goes to the third at once
+/// assert!(third.is_fired());
+/// # drop(second);
+/// ```
+#[derive(Clone)]
+pub struct DeferredSemaphore {
+    shared: Arc<Shared>,
+}
+
+/// A token of a [`DeferredSemaphore`] or [`DeferredLock`], held until it is released or dropped.
+///
+/// ```
+/// use deferred_core::DeferredLock;
+///
+/// let lock = DeferredLock::new();
+/// let permit = lock.acquire().wait().unwrap();
+/// assert!(lock.is_locked());
+/// drop(permit); // same as permit.release()
+/// assert!(!lock.is_locked());
+/// ```
+#[must_use = "dropping a Permit releases it at once"]
+pub struct Permit {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    limit: usize,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Tokens not handed out.
+    available: usize,
+    /// Waiting acquirers in arrival order, by ticket number.
+    waiters: BTreeMap<u64, Resolver<Permit>>,
+    next_ticket: u64,
+    /// A thread is running the hand-off loop: a release only returns its token.
+    handing_off: bool,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No user code runs under the lock, so the state is consistent even after a panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Gives a token back and, unless a hand-off loop is already running, hands tokens to waiters
+    /// until there are no free tokens or no waiters. Firing a waiter runs its callbacks, which may
+    /// release at once: that release returns here, to the loop, instead of recursing.
+    fn release(self: &Arc<Self>) {
+        {
+            let mut state = self.lock();
+            state.available += 1;
+            debug_assert!(state.available <= self.limit, "a token was returned twice");
+            if state.handing_off {
+                return;
+            }
+            state.handing_off = true;
+        }
+        let _loop = HandOff(self);
+        while let Some(waiter) = self.next_waiter() {
+            waiter.callback(Permit {
+                shared: self.clone(),
+            });
+        }
+    }
+
+    /// The waiter to hand a free token to, if there are both; otherwise ends the hand-off loop
+    /// (under the same lock, so a token returned meanwhile is never stranded).
+    fn next_waiter(&self) -> Option<Resolver<Permit>> {
+        let mut state = self.lock();
+        if state.available > 0
+            && let Some((_, waiter)) = state.waiters.pop_first()
+        {
+            state.available -= 1;
+            return Some(waiter);
+        }
+        state.handing_off = false;
+        None
+    }
+
+    /// Cancels the waiting acquire with `ticket`: it leaves the queue and fails with `Cancelled`.
+    fn forget(&self, ticket: u64) {
+        let waiter = self.lock().waiters.remove(&ticket);
+        if let Some(waiter) = waiter {
+            waiter.errback(Failure::cancelled());
+        }
+    }
+}
+
+/// Ends a hand-off loop that unwinds (only a panicking `Drop` of a user value can make it), so
+/// the next release starts a new one.
+struct HandOff<'a>(&'a Shared);
+
+impl Drop for HandOff<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.lock().handing_off = false;
+        }
+    }
+}
+
+impl DeferredSemaphore {
+    /// A semaphore with `tokens` tokens: at most that many permits are out at once.
+    ///
+    /// # Panics
+    ///
+    /// If `tokens` is 0 (Twisted raises `ValueError`): nobody could ever acquire it.
+    ///
+    /// ```
+    /// let semaphore = deferred_core::DeferredSemaphore::new(3);
+    /// assert_eq!((semaphore.limit(), semaphore.available()), (3, 3));
+    /// ```
+    pub fn new(tokens: usize) -> DeferredSemaphore {
+        assert!(tokens > 0, "a DeferredSemaphore needs at least one token");
+        DeferredSemaphore {
+            shared: Arc::new(Shared {
+                limit: tokens,
+                state: Mutex::new(State {
+                    available: tokens,
+                    waiters: BTreeMap::new(),
+                    next_ticket: 0,
+                    handing_off: false,
+                }),
+            }),
+        }
+    }
+
+    /// A Deferred of a [`Permit`]: fired at once if a token is free and nobody is waiting, else
+    /// queued, first come first served, until a permit is released. Cancelling a waiting acquire
+    /// takes it out of the queue (it fails with [`Cancelled`](crate::Cancelled)); cancelling one
+    /// that has fired does nothing.
+    ///
+    /// ```
+    /// use deferred_core::DeferredSemaphore;
+    ///
+    /// let semaphore = DeferredSemaphore::new(1);
+    /// let held = semaphore.acquire().wait().unwrap();
+    /// let waiting = semaphore.acquire();
+    /// assert_eq!(semaphore.waiting(), 1);
+    /// waiting.cancel();
+    /// assert_eq!(semaphore.waiting(), 0);
+    /// assert!(waiting.wait().unwrap_err().is_cancelled());
+    /// held.release();
+    /// assert_eq!(semaphore.available(), 1);
+    /// ```
+    #[track_caller]
+    pub fn acquire(&self) -> Deferred<Permit> {
+        let mut state = self.shared.lock();
+        if state.available > 0 && state.waiters.is_empty() {
+            state.available -= 1;
+            return Deferred::succeed(Permit {
+                shared: self.shared.clone(),
+            });
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        // Weak: a queue nobody can ever release into (every handle and permit gone) drops its
+        // waiters, which then fail with `NeverFired` instead of waiting forever.
+        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        let (acquired, resolver) = Deferred::with_canceller(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.forget(ticket);
+            }
+        });
+        state.waiters.insert(ticket, resolver);
+        acquired
+    }
+
+    /// Runs `f` holding a permit, and releases it when `f`'s outcome is known — on success, on
+    /// failure and on panic alike (Twisted's `run`). `f` runs once the permit is acquired, maybe
+    /// later, on the thread that releases the token; it returns what a callback returns (a
+    /// `Result`, or a Deferred: the permit is then held until that fires). Cancelling the result
+    /// cancels a waiting acquire (then `f` never runs) or the Deferred `f` returned.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, DeferredSemaphore, Failure};
+    ///
+    /// let semaphore = DeferredSemaphore::new(1);
+    /// let (work, resolver) = Deferred::<u32>::pending();
+    /// let first = semaphore.run(move || work);           // holds the token until `work` fires
+    /// let second = semaphore.run(|| Ok(2));               // waits for it
+    /// assert!(!second.is_fired());
+    ///
+    /// resolver.callback(1);
+    /// assert_eq!((first.wait().unwrap(), second.wait().unwrap()), (1, 2));
+    ///
+    /// let failed = semaphore.run(|| -> Result<u32, Failure> { panic!("boom") });
+    /// assert!(failed.wait().is_err());
+    /// assert_eq!(semaphore.available(), 1);             // released on every path
+    /// ```
+    #[track_caller]
+    pub fn run<R, F>(&self, f: F) -> Deferred<R::Value>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: IntoDeferred<Failure>,
+        R::Value: Send + 'static,
+    {
+        self.acquire().add_callback(move |permit| {
+            maybe_deferred(f).add_both(move |outcome| {
+                permit.release();
+                outcome
+            })
+        })
+    }
+
+    /// How many permits can be out at once.
+    ///
+    /// ```
+    /// assert_eq!(deferred_core::DeferredSemaphore::new(4).limit(), 4);
+    /// ```
+    pub fn limit(&self) -> usize {
+        self.shared.limit
+    }
+
+    /// How many tokens are free now (Twisted's `tokens`).
+    ///
+    /// ```
+    /// let semaphore = deferred_core::DeferredSemaphore::new(2);
+    /// let _permit = semaphore.acquire();
+    /// assert_eq!(semaphore.available(), 1);
+    /// ```
+    pub fn available(&self) -> usize {
+        self.shared.lock().available
+    }
+
+    /// How many acquires are queued, waiting for a token.
+    ///
+    /// ```
+    /// let semaphore = deferred_core::DeferredSemaphore::new(1);
+    /// let _held = semaphore.acquire();
+    /// let _queued = semaphore.acquire();
+    /// assert_eq!(semaphore.waiting(), 1);
+    /// ```
+    pub fn waiting(&self) -> usize {
+        self.shared.lock().waiters.len()
+    }
+}
+
+impl fmt::Debug for DeferredSemaphore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.lock();
+        f.debug_struct("DeferredSemaphore")
+            .field("limit", &self.shared.limit)
+            .field("available", &state.available)
+            .field("waiting", &state.waiters.len())
+            .finish()
+    }
+}
+
+impl Permit {
+    /// Gives the token back (the same as dropping the permit): the first waiter, if any, gets it
+    /// at once. Taking `self` makes a double release a compile error.
+    ///
+    /// ```
+    /// use deferred_core::DeferredSemaphore;
+    ///
+    /// let semaphore = DeferredSemaphore::new(1);
+    /// let permit = semaphore.acquire().wait().unwrap();
+    /// let next = semaphore.acquire();
+    /// permit.release();
+    /// assert!(next.is_fired());
+    /// ```
+    pub fn release(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.shared.release();
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("limit", &self.shared.limit)
+            .finish()
+    }
+}
+
+/// One holder at a time (Twisted's `DeferredLock`): a [`DeferredSemaphore`] of one token, with
+/// [`is_locked`](DeferredLock::is_locked). Clones share one lock.
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredLock};
+///
+/// let lock = DeferredLock::new();
+/// let (write, done) = Deferred::<()>::pending();
+/// let first = lock.run(move || write);                 // holds the lock until `write` fires
+/// let second = lock.run(|| Ok("after the first"));
+/// assert!(lock.is_locked() && !second.is_fired());
+/// done.callback(());
+/// assert_eq!(second.wait().unwrap(), "after the first");
+/// assert!(!lock.is_locked());
+/// # first.wait().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct DeferredLock {
+    semaphore: DeferredSemaphore,
+}
+
+impl DeferredLock {
+    /// An unlocked lock.
+    ///
+    /// ```
+    /// assert!(!deferred_core::DeferredLock::new().is_locked());
+    /// ```
+    pub fn new() -> DeferredLock {
+        DeferredLock {
+            semaphore: DeferredSemaphore::new(1),
+        }
+    }
+
+    /// A Deferred of the lock's [`Permit`]: fired at once if the lock is free, else when it is
+    /// released to this acquirer (first come, first served). Cancelling a waiting acquire takes
+    /// it out of the queue.
+    ///
+    /// ```
+    /// let lock = deferred_core::DeferredLock::new();
+    /// let held = lock.acquire().wait().unwrap();
+    /// let next = lock.acquire();
+    /// held.release();                 // the lock passes straight to `next`
+    /// assert!(lock.is_locked());
+    /// drop(next.wait().unwrap());
+    /// assert!(!lock.is_locked());
+    /// ```
+    #[track_caller]
+    pub fn acquire(&self) -> Deferred<Permit> {
+        self.semaphore.acquire()
+    }
+
+    /// Runs `f` holding the lock, and releases it on every path (see
+    /// [`DeferredSemaphore::run`]).
+    ///
+    /// ```
+    /// let lock = deferred_core::DeferredLock::new();
+    /// assert_eq!(lock.run(|| Ok(5)).wait().unwrap(), 5);
+    /// assert!(!lock.is_locked());
+    /// ```
+    #[track_caller]
+    pub fn run<R, F>(&self, f: F) -> Deferred<R::Value>
+    where
+        F: FnOnce() -> R + Send + 'static,
+        R: IntoDeferred<Failure>,
+        R::Value: Send + 'static,
+    {
+        self.semaphore.run(f)
+    }
+
+    /// Whether someone holds the lock.
+    ///
+    /// ```
+    /// let lock = deferred_core::DeferredLock::new();
+    /// let permit = lock.acquire();
+    /// assert!(lock.is_locked());
+    /// drop(permit);
+    /// assert!(!lock.is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.semaphore.available() == 0
+    }
+
+    /// How many acquires are queued, waiting for the lock.
+    ///
+    /// ```
+    /// let lock = deferred_core::DeferredLock::new();
+    /// let _held = lock.acquire();
+    /// let _queued = lock.acquire();
+    /// assert_eq!(lock.waiting(), 1);
+    /// ```
+    pub fn waiting(&self) -> usize {
+        self.semaphore.waiting()
+    }
+}
+
+impl Default for DeferredLock {
+    fn default() -> DeferredLock {
+        DeferredLock::new()
+    }
+}
+
+impl fmt::Debug for DeferredLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeferredLock")
+            .field("locked", &self.is_locked())
+            .field("waiting", &self.waiting())
+            .finish()
+    }
+}
+
+/// Calls `f` on every item with at most `limit` calls outstanding at once, and fires with their
+/// values in item order — the Twisted idiom `gatherResults([sem.run(f, x) for x in items])`,
+/// built on a [`DeferredSemaphore`]. Items start in order as tokens free up; `f` returns what a
+/// callback returns (a `Result`, or a Deferred that holds its token until it fires).
+///
+/// The first failure fails the result with a [`FirstError`](crate::FirstError) naming the item's
+/// index, and stops the rest: no item starts after it, running ones are cancelled. Cancelling the
+/// result does the same. No items: fires at once with `[]`.
+///
+/// # Panics
+///
+/// If `limit` is 0.
+///
+/// ```
+/// use deferred_core::{map_concurrent, Deferred, Failure, FirstError};
+///
+/// let squares = map_concurrent(1..=5, 2, |n: u64| Ok(n * n));
+/// assert_eq!(squares.wait().unwrap(), [1, 4, 9, 16, 25]);
+///
+/// let failed = map_concurrent(["1", "x", "3"], 2, |s: &str| Ok(s.parse::<u32>()?));
+/// let first = failed.wait().unwrap_err().trap::<FirstError>().unwrap();
+/// assert_eq!(first.index, 1);
+/// ```
+pub fn map_concurrent<I, F, R>(items: I, limit: usize, f: F) -> Deferred<Vec<R::Value>>
+where
+    I: IntoIterator,
+    I::Item: Send + 'static,
+    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    R: IntoDeferred<Failure>,
+    R::Value: Send + 'static,
+{
+    let semaphore = DeferredSemaphore::new(limit);
+    let f = Arc::new(f);
+    // Set by the first failure before its token is released, so the item that gets the token
+    // next does not start.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let runs = items
+        .into_iter()
+        .map(|item| {
+            let (f, stopped) = (f.clone(), stopped.clone());
+            semaphore.acquire().add_callback(move |permit| {
+                if stopped.load(Ordering::SeqCst) {
+                    return Deferred::fail(Failure::cancelled());
+                }
+                maybe_deferred(move || f(item)).add_both(move |outcome| {
+                    if outcome.is_err() {
+                        stopped.store(true, Ordering::SeqCst);
+                    }
+                    permit.release();
+                    outcome
+                })
+            })
+        })
+        .collect();
+    fan_in(
+        runs,
+        FireOnFirstError,
+        Leftovers {
+            consume_errors: false,
+            cancel_when_decided: true,
+        },
+    )
+}

@@ -1,0 +1,645 @@
+//! `Failure`: conversion from std errors (`?` in callbacks), `is` / `downcast_ref` / `trap`,
+//! Display and `{:#}`, the Debug form (origin and trail of chain steps, with this file's source
+//! locations), and the backtrace.
+
+use std::backtrace::{Backtrace, BacktraceStatus};
+use std::error::Error;
+use std::fmt;
+use std::num::ParseIntError;
+use std::panic::Location;
+use std::time::Duration;
+
+use deferred::{Cancelled, Deferred, Failure, NeverFired, Panicked, TimedOut};
+
+// ---------------------------------------------------------------------------------------------
+// Test errors
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, PartialEq)]
+struct NotFound(String);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no such employee: {}", self.0)
+    }
+}
+
+impl Error for NotFound {}
+
+#[derive(Debug)]
+struct Timeout;
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timed out")
+    }
+}
+
+impl Error for Timeout {}
+
+/// An error with a source chain: outer -> middle -> root.
+#[derive(Debug)]
+struct Layer {
+    message: &'static str,
+    source: Option<Box<Layer>>,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.message)
+    }
+}
+
+impl Error for Layer {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+fn layered() -> Layer {
+    Layer {
+        message: "lookup failed",
+        source: Some(Box::new(Layer {
+            message: "connection reset",
+            source: Some(Box::new(Layer {
+                message: "broken pipe",
+                source: None,
+            })),
+        })),
+    }
+}
+
+/// `file:line` of a step added on `line` of this file.
+fn at(line: u32) -> String {
+    format!("{}:{line}:", file!())
+}
+
+fn line_of(location: Option<&'static Location<'static>>) -> Option<(&'static str, u32)> {
+    location.map(|l| (l.file(), l.line()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// From any std error: `?` in a callback
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn question_mark_on_std_error_in_callback() {
+    let d = Deferred::<_>::succeed("forty-two").add_callback(|s: &str| Ok(s.parse::<u32>()?));
+    let f = d.wait().unwrap_err();
+    assert!(f.is::<ParseIntError>());
+    let expected = "forty-two".parse::<u32>().unwrap_err();
+    assert_eq!(f.downcast_ref::<ParseIntError>(), Some(&expected));
+    assert_eq!(f.to_string(), expected.to_string());
+}
+
+#[test]
+fn question_mark_on_io_error_and_custom_error() {
+    let io = Deferred::<u32>::succeed(1).add_callback(|_| {
+        Err(std::io::Error::new(std::io::ErrorKind::NotFound, "no file"))?;
+        Ok(0u32)
+    });
+    let f = io.wait().unwrap_err();
+    assert_eq!(
+        f.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+        Some(std::io::ErrorKind::NotFound)
+    );
+    assert_eq!(f.to_string(), "no file");
+
+    let custom = Deferred::<u32>::succeed(1).add_callback(|_| {
+        Err(NotFound("alice".into()))?;
+        Ok(0u32)
+    });
+    let f = custom.wait().unwrap_err();
+    assert_eq!(
+        f.downcast_ref::<NotFound>(),
+        Some(&NotFound("alice".into()))
+    );
+}
+
+#[test]
+fn question_mark_in_errback_and_plain_functions() {
+    fn parse(s: &str) -> Result<u32, Failure> {
+        Ok(s.parse::<u32>()?)
+    }
+    assert_eq!(parse("7").unwrap(), 7);
+    assert!(parse("x").unwrap_err().is::<ParseIntError>());
+
+    let d = Deferred::<u32>::fail(Failure::msg("bad")).add_errback(|_| Ok("12".parse::<u32>()?));
+    assert_eq!(d.wait().unwrap(), 12);
+}
+
+#[test]
+fn from_into_and_boxed() {
+    let f: Failure = NotFound("bob".into()).into();
+    assert!(f.is::<NotFound>());
+    let f = Failure::from(Timeout);
+    assert!(f.is::<Timeout>());
+    let boxed: Box<dyn Error + Send + Sync> = Box::new(NotFound("carol".into()));
+    let f = Failure::from_boxed(boxed);
+    assert!(f.is::<NotFound>(), "the boxed error itself, not the box");
+    assert_eq!(f.to_string(), "no such employee: carol");
+    let back = f.into_error();
+    assert_eq!(
+        back.downcast_ref::<NotFound>(),
+        Some(&NotFound("carol".into()))
+    );
+}
+
+#[test]
+fn msg_failure() {
+    let f = Failure::msg("disk on fire");
+    assert_eq!(f.to_string(), "disk on fire");
+    assert_eq!(f.error().to_string(), "disk on fire");
+    assert!(!f.is::<NotFound>());
+    assert!(!f.is_cancelled());
+}
+
+// ---------------------------------------------------------------------------------------------
+// is / downcast_ref / trap
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn is_and_downcast_ref() {
+    let f = Failure::new(NotFound("dave".into()));
+    assert!(f.is::<NotFound>());
+    assert!(!f.is::<Timeout>());
+    assert_eq!(f.downcast_ref::<NotFound>(), Some(&NotFound("dave".into())));
+    assert!(f.downcast_ref::<Timeout>().is_none());
+    assert!(f.error().is::<NotFound>());
+}
+
+#[test]
+fn trap_takes_matching_error() {
+    let f = Failure::new(NotFound("erin".into()));
+    assert_eq!(f.trap::<NotFound>().unwrap(), NotFound("erin".into()));
+}
+
+#[test]
+fn trap_mismatch_hands_back_whole_failure() {
+    let (d, r) = Deferred::<u32>::pending();
+    let skipped = line!() + 1;
+    let d = d.add_callback(|v| Ok(v + 1));
+    r.errback(Failure::new(NotFound("frank".into())));
+    let f = d.wait().unwrap_err();
+    let back = f.trap::<Timeout>().expect_err("not a Timeout");
+    assert!(back.is::<NotFound>());
+    assert_eq!(back.to_string(), "no such employee: frank");
+    assert_eq!(back.trail().len(), 1, "the trail is kept");
+    assert_eq!(back.trail()[0].line(), skipped);
+}
+
+#[test]
+fn trap_in_errback_passes_others_on() {
+    let handled =
+        Deferred::<String>::fail(Failure::new(NotFound("gina".into()))).add_errback(|f| {
+            let e = f.trap::<NotFound>()?;
+            Ok(format!("handled {e}"))
+        });
+    assert_eq!(handled.wait().unwrap(), "handled no such employee: gina");
+
+    let passed = Deferred::<String>::fail(Failure::new(Timeout))
+        .add_errback(|f| {
+            let e = f.trap::<NotFound>()?;
+            Ok(format!("handled {e}"))
+        })
+        .add_errback(|f| Ok(format!("second errback: {f}")));
+    assert_eq!(passed.wait().unwrap(), "second errback: timed out");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Display and {:#}
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn display_is_the_message() {
+    let f = Failure::new(layered());
+    assert_eq!(f.to_string(), "lookup failed");
+    assert_eq!(format!("{f}"), "lookup failed");
+}
+
+#[test]
+fn alternate_display_includes_sources() {
+    let f = Failure::new(layered());
+    assert_eq!(
+        format!("{f:#}"),
+        "lookup failed: connection reset: broken pipe"
+    );
+    let plain = Failure::msg("alone");
+    assert_eq!(format!("{plain:#}"), "alone");
+}
+
+#[test]
+fn display_through_a_chain_is_unchanged() {
+    let d = Deferred::<u32>::succeed(1)
+        .add_callback(|_| Err::<u32, _>(Failure::new(layered())))
+        .add_callback(|v| Ok(v + 1));
+    let f = d.wait().unwrap_err();
+    assert_eq!(f.to_string(), "lookup failed");
+    assert_eq!(
+        format!("{f:#}"),
+        "lookup failed: connection reset: broken pipe"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Debug: origin and the trail of steps, with source locations
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn debug_includes_message_sources_origin_and_trail_in_order() {
+    let (d, r) = Deferred::<u32>::pending();
+    let raised = line!() + 1;
+    let d = d.add_callback(|_| Err::<u32, _>(Failure::new(layered())));
+    let passed1 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v + 1));
+    let passed2 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v.to_string()));
+    r.callback(1);
+    let f = d.wait().unwrap_err();
+    let debug = format!("{f:?}");
+    assert!(
+        debug.starts_with("lookup failed: connection reset: broken pipe"),
+        "{debug}"
+    );
+    let raised_at = debug
+        .find(&format!("raised at step {}", at(raised)))
+        .unwrap_or_else(|| panic!("origin missing: {debug}"));
+    let first = debug
+        .find(&format!("passed step {}", at(passed1)))
+        .unwrap_or_else(|| panic!("first step missing: {debug}"));
+    let second = debug
+        .find(&format!("passed step {}", at(passed2)))
+        .unwrap_or_else(|| panic!("second step missing: {debug}"));
+    assert!(raised_at < first && first < second, "in order: {debug}");
+    assert_eq!(line_of(f.origin()), Some((file!(), raised)));
+    let trail: Vec<u32> = f.trail().iter().map(|l| l.line()).collect();
+    assert_eq!(trail, [passed1, passed2]);
+    assert!(f.trail().iter().all(|l| l.file() == file!()));
+}
+
+#[test]
+fn trail_of_failure_fired_by_resolver_lists_skipped_steps() {
+    let (d, r) = Deferred::<u32>::pending();
+    let s1 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v + 1));
+    let s2 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v * 2));
+    r.errback(Failure::new(NotFound("hal".into())));
+    let f = d.wait().unwrap_err();
+    assert_eq!(f.origin(), None, "raised outside the chain");
+    let lines: Vec<u32> = f.trail().iter().map(|l| l.line()).collect();
+    assert_eq!(lines, [s1, s2]);
+    let debug = format!("{f:?}");
+    assert!(!debug.contains("raised at step"), "{debug}");
+    let first = debug.find(&format!("passed step {}", at(s1)));
+    let second = debug.find(&format!("passed step {}", at(s2)));
+    assert!(first.is_some() && first < second, "{debug}");
+}
+
+/// A failure raised outside the chain (by a Resolver) that an errback hands back unchanged was
+/// not raised by that errback: the errback should join the trail, in order. Today the errback
+/// becomes the origin, so Debug prints "raised at step <errback>" *before* the steps the failure
+/// passed earlier, which reads as if it was raised later than it was.
+#[test]
+fn errback_handing_back_outside_failure_joins_trail_in_order() {
+    let (d, r) = Deferred::<u32>::pending();
+    let s1 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v + 1));
+    let s2 = line!() + 1;
+    let d = d.add_errback(|f| if f.is::<Timeout>() { Ok(0) } else { Err(f) });
+    let s3 = line!() + 1;
+    let d = d.add_callback(|v| Ok(v * 2));
+    r.errback(Failure::new(NotFound("hal".into())));
+    let f = d.wait().unwrap_err();
+    assert_eq!(f.origin(), None, "raised outside the chain: {f:?}");
+    let lines: Vec<u32> = f.trail().iter().map(|l| l.line()).collect();
+    assert_eq!(lines, [s1, s2, s3], "{f:?}");
+}
+
+#[test]
+fn failure_passed_on_by_errback_keeps_its_origin() {
+    let (d, r) = Deferred::<u32>::pending();
+    let raised = line!() + 1;
+    let d = d.add_callback(|_| Err::<u32, _>(Failure::new(Timeout)));
+    let passer = line!() + 1;
+    let d = d.add_errback(Err);
+    r.callback(1);
+    let f = d.wait().unwrap_err();
+    assert_eq!(line_of(f.origin()), Some((file!(), raised)));
+    let lines: Vec<u32> = f.trail().iter().map(|l| l.line()).collect();
+    assert_eq!(
+        lines,
+        [passer],
+        "the errback that passed it on joins the trail"
+    );
+}
+
+#[test]
+fn origin_for_err_returning_steps_of_each_kind() {
+    let cb = line!() + 1;
+    let d = Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::new(Timeout)));
+    assert_eq!(line_of(d.wait().unwrap_err().origin()), Some((file!(), cb)));
+
+    let base = Deferred::<u32>::fail(Failure::msg("first"));
+    let eb = line!() + 1;
+    let d = base.add_errback(|_| Err(Failure::new(Timeout)));
+    assert_eq!(line_of(d.wait().unwrap_err().origin()), Some((file!(), eb)));
+
+    let both = line!() + 1;
+    let d = Deferred::<u32>::succeed(1).add_both(|_| Err::<u32, _>(Failure::new(Timeout)));
+    assert_eq!(
+        line_of(d.wait().unwrap_err().origin()),
+        Some((file!(), both))
+    );
+
+    let pair = line!() + 1;
+    let d = Deferred::<u32>::succeed(1).add_callbacks(|_| Err(Failure::new(Timeout)), Ok);
+    assert_eq!(
+        line_of(d.wait().unwrap_err().origin()),
+        Some((file!(), pair))
+    );
+
+    let base = Deferred::<u32>::fail(Failure::msg("x"));
+    let pair_eb = line!() + 1;
+    let d = base.add_callbacks(Ok, |_| Err(Failure::new(Timeout)));
+    assert_eq!(
+        line_of(d.wait().unwrap_err().origin()),
+        Some((file!(), pair_eb))
+    );
+
+    let base = Deferred::<u32>::succeed(1);
+    let returned = line!() + 1;
+    let d = base.add_callback(|_| Deferred::<u32>::fail(Failure::new(Timeout)));
+    assert_eq!(
+        line_of(d.wait().unwrap_err().origin()),
+        Some((file!(), returned)),
+        "a returned fired failing Deferred is raised at that step"
+    );
+}
+
+#[test]
+fn origin_for_err_returning_step_on_pending_chain() {
+    let (d, r) = Deferred::<u32>::pending();
+    let cb = line!() + 1;
+    let d = d.add_callback(|_| Err::<u32, _>(Failure::new(Timeout)));
+    r.callback(1);
+    let f = d.wait().unwrap_err();
+    assert_eq!(line_of(f.origin()), Some((file!(), cb)));
+    assert!(format!("{f:?}").contains(&format!("raised at step {}", at(cb))));
+}
+
+#[test]
+fn origin_for_panicking_steps() {
+    let (d, r) = Deferred::<u32>::pending();
+    let cb = line!() + 1;
+    let d = d.add_callback(|_| -> Result<u32, Failure> { panic!("failure.rs boom") });
+    let skipped = line!() + 1;
+    let d = d.add_callback(|v| Ok(v + 1));
+    r.callback(1);
+    let f = d.wait().unwrap_err();
+    assert_eq!(line_of(f.origin()), Some((file!(), cb)));
+    assert_eq!(
+        f.trail().iter().map(|l| l.line()).collect::<Vec<_>>(),
+        [skipped]
+    );
+    let p = f.downcast_ref::<Panicked>().expect("Panicked");
+    assert_eq!(p.message(), "failure.rs boom");
+    assert_eq!(f.to_string(), "a step panicked: failure.rs boom");
+    let debug = format!("{f:?}");
+    assert!(
+        debug.contains(&format!("raised at step {}", at(cb))),
+        "{debug}"
+    );
+
+    let base = Deferred::<u32>::fail(Failure::msg("x"));
+    let eb = line!() + 1;
+    let d = base.add_errback(|_| -> Result<u32, Failure> { panic!("eb boom") });
+    assert_eq!(line_of(d.wait().unwrap_err().origin()), Some((file!(), eb)));
+
+    let base = Deferred::<u32>::succeed(1);
+    let sync = line!() + 1;
+    let d = base.add_callback(|_| -> Result<u32, Failure> { panic!("sync boom") });
+    assert_eq!(
+        line_of(d.wait().unwrap_err().origin()),
+        Some((file!(), sync))
+    );
+}
+
+#[test]
+fn origin_of_inner_failure_survives_the_outer_chain() {
+    let (inner, inner_r) = Deferred::<u32>::pending();
+    let inner_step = line!() + 1;
+    let inner = inner.add_callback(|_| Err::<u32, _>(Failure::new(Timeout)));
+    let outer = Deferred::<u32>::succeed(1).add_callback(move |_| inner);
+    let after = line!() + 1;
+    let outer = outer.add_callback(|v| Ok(v + 1));
+    inner_r.callback(1);
+    let f = outer.wait().unwrap_err();
+    assert_eq!(line_of(f.origin()), Some((file!(), inner_step)));
+    assert!(f.trail().iter().any(|l| l.line() == after));
+}
+
+#[test]
+fn no_origin_and_empty_trail_outside_chains() {
+    let f = Failure::new(Timeout);
+    assert_eq!(f.origin(), None);
+    assert!(f.trail().is_empty());
+    let debug = format!("{f:?}");
+    assert!(!debug.contains("raised at step"), "{debug}");
+    assert!(!debug.contains("passed step"), "{debug}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backtrace (as std's RUST_BACKTRACE / RUST_LIB_BACKTRACE say)
+// ---------------------------------------------------------------------------------------------
+
+/// Whatever the environment says, a Failure captures a backtrace exactly when
+/// `Backtrace::capture` does (both read the same, cached, environment).
+#[test]
+fn backtrace_follows_std_capture_setting() {
+    let f = Failure::new(Timeout);
+    let std_status = Backtrace::capture().status();
+    assert_eq!(f.backtrace().status(), std_status);
+    let debug = format!("{f:?}");
+    assert_eq!(
+        debug.contains("\nbacktrace:\n"),
+        std_status == BacktraceStatus::Captured,
+        "{debug}"
+    );
+    let from_chain = Deferred::<u32>::succeed(1)
+        .add_callback(|_| Err::<u32, _>(Failure::new(Timeout)))
+        .wait()
+        .unwrap_err();
+    assert_eq!(from_chain.backtrace().status(), std_status);
+}
+
+const PROBE_ENV: &str = "DEFERRED_FAILURE_BACKTRACE_PROBE";
+
+/// Runs the probe below in a child process of this test binary with the given environment
+/// (the environment of this process is left alone: tests run in parallel).
+fn run_probe(expect: &str, lib_backtrace: &str) {
+    let exe = std::env::current_exe().expect("test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "backtrace_probe_in_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(PROBE_ENV, expect)
+        .env("RUST_BACKTRACE", "1")
+        .env("RUST_LIB_BACKTRACE", lib_backtrace)
+        .output()
+        .expect("run the probe");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "probe failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("probe ran"),
+        "the probe did not run"
+    );
+}
+
+/// The child side of `backtrace_captured_when_enabled` / `backtrace_absent_when_disabled`;
+/// does nothing when run directly.
+#[test]
+fn backtrace_probe_in_child() {
+    let Ok(expect) = std::env::var(PROBE_ENV) else {
+        return;
+    };
+    eprintln!("probe ran");
+    let f = Deferred::<u32>::succeed(1)
+        .add_callback(|_| Err::<u32, _>(Failure::new(Timeout)))
+        .wait()
+        .unwrap_err();
+    let debug = format!("{f:?}");
+    match expect.as_str() {
+        "captured" => {
+            assert_eq!(f.backtrace().status(), BacktraceStatus::Captured);
+            assert!(debug.contains("\nbacktrace:\n"), "{debug}");
+            assert!(
+                debug.contains("backtrace_probe_in_child"),
+                "the backtrace shows where the failure was made: {debug}"
+            );
+        }
+        "disabled" => {
+            assert_eq!(f.backtrace().status(), BacktraceStatus::Disabled);
+            assert!(!debug.contains("backtrace:"), "{debug}");
+        }
+        other => panic!("unknown probe {other}"),
+    }
+}
+
+#[test]
+fn backtrace_captured_when_enabled() {
+    run_probe("captured", "1");
+}
+
+#[test]
+fn backtrace_absent_when_disabled() {
+    run_probe("disabled", "0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The errors the chain raises itself
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn cancelled_failure() {
+    let f = Failure::cancelled();
+    assert!(f.is_cancelled());
+    assert!(f.is::<Cancelled>());
+    assert_eq!(f.to_string(), Cancelled.to_string());
+    assert!(f.to_string().contains("cancelled"));
+}
+
+#[test]
+fn never_fired_failure() {
+    let here = line!() + 1;
+    let (d, r) = Deferred::<u32>::pending();
+    drop(r);
+    let f = d.wait().unwrap_err();
+    let e = f.downcast_ref::<NeverFired>().expect("NeverFired");
+    assert_eq!(
+        (e.created_at().file(), e.created_at().line()),
+        (file!(), here)
+    );
+    assert!(f.to_string().contains(&at(here)), "{f}");
+    assert!(f.to_string().contains("never fired"), "{f}");
+}
+
+#[test]
+fn panicked_failure_message_and_payload() {
+    let n = std::hint::black_box(2); // a runtime argument: the payload is a `String`
+    let f = Deferred::<u32>::succeed(1)
+        .add_callback(move |_| -> Result<u32, Failure> { panic!("with {n} args") })
+        .wait()
+        .unwrap_err();
+    let p = f.downcast_ref::<Panicked>().expect("Panicked");
+    assert_eq!(p.message(), "with 2 args");
+    assert!(format!("{p:?}").contains("with 2 args"));
+    let payload = p.take_payload().expect("payload");
+    assert_eq!(
+        payload.downcast_ref::<String>().map(String::as_str),
+        Some("with 2 args")
+    );
+}
+
+#[test]
+fn timed_out_error() {
+    let e = TimedOut::new(Duration::from_secs(10));
+    assert_eq!(e.after(), Duration::from_secs(10));
+    assert!(e.to_string().contains("10s"), "{e}");
+    let f = Failure::new(e);
+    assert!(f.is::<TimedOut>());
+    assert!(!f.is_cancelled());
+}
+
+// ---------------------------------------------------------------------------------------------
+// A custom error type: any E: From<Failure>
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum AppError {
+    NotFound(String),
+    Other(Failure),
+}
+
+impl From<Failure> for AppError {
+    fn from(f: Failure) -> Self {
+        AppError::Other(f)
+    }
+}
+
+#[test]
+fn custom_error_type_gets_panics_and_never_fired_as_failures() {
+    let d = Deferred::<u32, AppError>::succeed(1)
+        .add_callback(|_| -> Result<u32, AppError> { panic!("custom boom") });
+    match d.wait().unwrap_err() {
+        AppError::Other(f) => {
+            assert_eq!(
+                f.downcast_ref::<Panicked>().unwrap().message(),
+                "custom boom"
+            )
+        }
+        other => panic!("expected a wrapped Failure, got {other:?}"),
+    }
+
+    let (d, r) = Deferred::<u32, AppError>::pending();
+    drop(r);
+    match d.wait().unwrap_err() {
+        AppError::Other(f) => assert!(f.is::<NeverFired>()),
+        other => panic!("expected a wrapped Failure, got {other:?}"),
+    }
+
+    let d = Deferred::<u32, AppError>::fail(AppError::NotFound("ivy".into()))
+        .add_callback(|v| Ok(v + 1))
+        .add_errback(|e| match e {
+            AppError::NotFound(who) => Ok(who.len() as u32),
+            other => Err(other),
+        });
+    assert_eq!(d.wait().unwrap(), 3);
+}

@@ -1,0 +1,377 @@
+//! DeferredList, settle_all and gather_results: Twisted's test_defer.py groups for
+//! `DeferredList` and `gatherResults`, typed, plus the failure-reporting and threading cases.
+
+mod helpers_support;
+
+use std::sync::Arc;
+use std::thread;
+
+use deferred::{
+    Deferred, DeferredList, Failure, FirstError, FirstSuccess, gather_results, settle_all,
+};
+use helpers_support::unhandled;
+
+#[derive(Debug)]
+struct GenericError(&'static str);
+
+impl std::fmt::Display for GenericError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for GenericError {}
+
+fn message<T>(result: &Result<T, Failure>) -> String {
+    result.as_ref().err().expect("a failure").to_string()
+}
+
+// Twisted: DeferredTests.testDeferredList
+#[test]
+fn list_fires_with_every_result_in_input_order() {
+    let (d1, r1) = Deferred::<&str>::pending();
+    let (d2, r2) = Deferred::<&str>::pending();
+    let (d3, r3) = Deferred::<&str>::pending();
+    let list = DeferredList::new([d1, d2, d3]).all();
+
+    r1.callback("1");
+    assert!(!list.is_fired());
+    r2.errback(Failure::new(GenericError("2")));
+    assert!(!list.is_fired());
+    r3.callback("3");
+
+    let results = list.wait().unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(results[0].as_ref().unwrap(), &"1");
+    assert_eq!(message(&results[1]), "2");
+    assert!(results[1].as_ref().unwrap_err().is::<GenericError>());
+    assert_eq!(results[2].as_ref().unwrap(), &"3");
+}
+
+// Twisted: DeferredTests.testEmptyDeferredList
+// Twisted: DeferredListEmptyTests.testDeferredListEmpty
+#[test]
+fn empty_list_fires_at_once_with_nothing() {
+    let all = DeferredList::<u32>::new([]).all();
+    assert!(all.is_fired());
+    assert!(all.wait().unwrap().is_empty());
+
+    assert!(
+        settle_all(Vec::<Deferred<u32>>::new())
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Twisted's `DeferredList([], fireOnOneCallback=True)` never fires; ours says at once that
+    // none of its (no) inputs succeeded, so nobody hangs on it.
+    let first = DeferredList::<u32>::new([]).fire_on_one_callback();
+    match first.wait().unwrap() {
+        FirstSuccess::AllFailed(failures) => assert!(failures.is_empty()),
+        FirstSuccess::Succeeded { .. } => panic!("nothing can succeed"),
+    }
+}
+
+// Twisted: DeferredTests.testDeferredListFireOnOneError
+#[test]
+fn fire_on_one_errback_fails_with_the_first_failure_and_its_index() {
+    let (d1, r1) = Deferred::<&str>::pending();
+    let (d2, r2) = Deferred::<&str>::pending();
+    let (d3, _r3) = Deferred::<&str>::pending();
+    let list = DeferredList::new([d1, d2, d3]).fire_on_one_errback();
+
+    r1.callback("1");
+    assert!(!list.is_fired());
+    r2.errback(Failure::new(GenericError("from def2")));
+    assert!(list.is_fired());
+
+    let first = list.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!(first.index, 1);
+    assert!(first.failure.is::<GenericError>());
+    assert_eq!(first.failure.to_string(), "from def2");
+}
+
+// Twisted: DeferredTests.testDeferredListDontConsumeErrors
+// Twisted lets a failure both fill the list's slot and flow on in the input (where it is logged
+// unless handled). Here the list owns its inputs: a failure the result carries is handed over
+// once and never reported; a failure the result does not carry is reported exactly once.
+#[test]
+fn failures_the_result_does_not_carry_are_reported_once() {
+    let marker = "list-keeps-errors-bang";
+    assert_eq!(unhandled(marker), 0);
+
+    let (d1, r1) = Deferred::<u32>::pending();
+    let list = DeferredList::new([d1]).all();
+    r1.errback(Failure::msg(marker));
+    let results = list.wait().unwrap();
+    assert_eq!(message(&results[0]), marker);
+    drop(results);
+    assert_eq!(
+        unhandled(marker),
+        0,
+        "a failure in the result is the caller's"
+    );
+
+    let (late, late_resolver) = Deferred::<u32>::pending();
+    let first = DeferredList::new([Deferred::succeed(1), late]).fire_on_one_callback();
+    assert!(matches!(
+        first.wait().unwrap(),
+        FirstSuccess::Succeeded { index: 0, value: 1 }
+    ));
+    late_resolver.errback(Failure::msg(marker));
+    assert_eq!(
+        unhandled(marker),
+        1,
+        "a late failure nobody can see is reported"
+    );
+}
+
+// Twisted: DeferredTests.testDeferredListConsumeErrors
+#[test]
+fn consume_errors_drops_the_failures_the_result_does_not_carry() {
+    let marker = "consume-errors-bang";
+    assert_eq!(unhandled(marker), 0);
+
+    let (late, late_resolver) = Deferred::<u32>::pending();
+    let first = DeferredList::new([
+        Deferred::fail(Failure::msg(marker)),
+        Deferred::succeed(2),
+        late,
+    ])
+    .consume_errors()
+    .fire_on_one_callback();
+    late_resolver.errback(Failure::msg(marker));
+    assert!(matches!(
+        first.wait().unwrap(),
+        FirstSuccess::Succeeded { index: 1, value: 2 }
+    ));
+    assert_eq!(unhandled(marker), 0);
+}
+
+// Twisted: DeferredTests.testDeferredListFireOnOneErrorWithAlreadyFiredDeferreds
+#[test]
+fn fire_on_one_errback_with_an_already_failed_input_fires_at_construction() {
+    let d1 = Deferred::<u32>::fail(Failure::new(GenericError("Bang")));
+    let (d2, _r2) = Deferred::<u32>::pending();
+    let list = DeferredList::new([d1, d2]).fire_on_one_errback();
+    assert!(list.is_fired());
+    let first = list.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!((first.index, first.failure.to_string()), (0, "Bang".into()));
+}
+
+// Twisted: DeferredTests.testDeferredListWithAlreadyFiredDeferreds
+#[test]
+fn list_of_already_fired_inputs_fires_at_construction() {
+    let d1 = Deferred::<u32>::fail(Failure::new(GenericError("Bang")));
+    let d2 = Deferred::<u32>::succeed(2);
+    let list = DeferredList::new([d1, d2]).all();
+    assert!(list.is_fired());
+    let results = list.wait().unwrap();
+    assert_eq!(message(&results[0]), "Bang");
+    assert_eq!(results[1].as_ref().unwrap(), &2);
+}
+
+// Twisted: DeferredTests.test_gatherResults
+#[test]
+fn gather_results_gives_the_values_or_one_failure() {
+    let values = gather_results([Deferred::<u32>::succeed(1), Deferred::succeed(2)]);
+    assert_eq!(values.wait().unwrap(), [1, 2]);
+
+    let failed = gather_results([
+        Deferred::<u32>::succeed(1),
+        Deferred::fail(Failure::new(GenericError("ValueError"))),
+    ]);
+    let first = failed.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!(first.index, 1);
+    assert!(first.failure.is::<GenericError>());
+
+    assert!(
+        gather_results(Vec::<Deferred<u32>>::new())
+            .wait()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// Twisted: DeferredTests.test_gatherResultsWithConsumeErrors
+#[test]
+fn gather_with_consume_errors_reports_nothing_but_still_fails() {
+    let marker = "gather-consume-oh-noes";
+    assert_eq!(unhandled(marker), 0);
+
+    let (later, later_resolver) = Deferred::<u32>::pending();
+    let gathered = DeferredList::new([
+        Deferred::succeed(1),
+        Deferred::fail(Failure::msg(format!("{marker} first"))),
+        later,
+    ])
+    .consume_errors()
+    .fire_on_one_errback();
+    later_resolver.errback(Failure::msg(format!("{marker} later")));
+
+    let first = gathered.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!(first.index, 1);
+    assert_eq!(first.failure.to_string(), format!("{marker} first"));
+    assert_eq!(unhandled(marker), 0);
+}
+
+#[test]
+fn gather_without_consume_errors_reports_a_later_failure_once() {
+    let marker = "gather-later-failure";
+    assert_eq!(unhandled(marker), 0);
+
+    let (later, later_resolver) = Deferred::<u32>::pending();
+    let gathered = gather_results([Deferred::fail(Failure::msg("first")), later]);
+    assert!(gathered.wait().is_err());
+    later_resolver.errback(Failure::msg(marker));
+    assert_eq!(unhandled(marker), 1);
+}
+
+#[test]
+fn a_dropped_gather_reports_its_failure_once() {
+    let marker = "dropped-gather";
+    assert_eq!(unhandled(marker), 0);
+
+    let (input, resolver) = Deferred::<u32>::pending();
+    drop(gather_results([input]));
+    resolver.errback(Failure::msg(marker));
+    assert_eq!(unhandled(marker), 1);
+}
+
+// Twisted: FirstErrorTests.test_str
+// Twisted: FirstErrorTests.test_repr
+#[test]
+fn first_error_says_which_input_failed() {
+    let first = FirstError {
+        index: 5,
+        failure: Failure::new(GenericError("some text")),
+    };
+    assert_eq!(first.to_string(), "input #5 failed: some text");
+    assert!(format!("{first:?}").contains("index: 5"));
+    let source = std::error::Error::source(&first).unwrap();
+    assert_eq!(source.to_string(), "some text");
+}
+
+#[test]
+fn fire_on_one_callback_fires_with_the_first_success() {
+    let (d1, r1) = Deferred::<&str>::pending();
+    let (d2, r2) = Deferred::<&str>::pending();
+    let (d3, r3) = Deferred::<&str>::pending();
+    let first = DeferredList::new([d1, d2, d3])
+        .consume_errors()
+        .fire_on_one_callback();
+    r1.errback(Failure::msg("down"));
+    assert!(!first.is_fired());
+    r3.callback("third");
+    r2.callback("second");
+    assert!(matches!(
+        first.wait().unwrap(),
+        FirstSuccess::Succeeded {
+            index: 2,
+            value: "third"
+        }
+    ));
+}
+
+// Twisted: the ambiguous all-failed `fireOnOneCallback` result (issue #4919; catalogue O.162,
+// `fireOnOneCallback=True, consumeErrors=True` with every input failing).
+#[test]
+fn fire_on_one_callback_when_every_input_fails_gives_every_failure() {
+    let first = DeferredList::new([
+        Deferred::<u32>::fail(Failure::msg("F1")),
+        Deferred::fail(Failure::msg("F2")),
+    ])
+    .consume_errors()
+    .fire_on_one_callback();
+    match first.wait().unwrap() {
+        FirstSuccess::AllFailed(failures) => {
+            let messages: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            assert_eq!(messages, ["F1", "F2"]);
+        }
+        FirstSuccess::Succeeded { .. } => panic!("every input failed"),
+    }
+}
+
+#[test]
+fn failures_kept_before_the_first_success_are_reported_unless_consumed() {
+    let marker = "kept-before-success";
+    assert_eq!(unhandled(marker), 0);
+
+    let (winner, winner_resolver) = Deferred::<u32>::pending();
+    let first =
+        DeferredList::new([Deferred::fail(Failure::msg(marker)), winner]).fire_on_one_callback();
+    assert_eq!(
+        unhandled(marker),
+        0,
+        "still part of a possible all-failed result"
+    );
+    winner_resolver.callback(1);
+    assert!(matches!(
+        first.wait().unwrap(),
+        FirstSuccess::Succeeded { index: 1, .. }
+    ));
+    assert_eq!(unhandled(marker), 1);
+}
+
+#[test]
+fn settle_all_is_the_plain_list() {
+    let (d, resolver) = Deferred::<u32>::pending();
+    let all = settle_all([Deferred::fail(Failure::msg("no")), d]);
+    resolver.callback(2);
+    let results = all.wait().unwrap();
+    assert_eq!(message(&results[0]), "no");
+    assert_eq!(results[1].as_ref().unwrap(), &2);
+}
+
+#[test]
+fn list_keeps_input_order_when_inputs_fire_on_many_threads() {
+    const INPUTS: usize = 400;
+    let (deferreds, resolvers): (Vec<_>, Vec<_>) =
+        (0..INPUTS).map(|_| Deferred::<usize>::pending()).unzip();
+    let gathered = gather_results(deferreds);
+    let resolvers = Arc::new(std::sync::Mutex::new(
+        resolvers.into_iter().enumerate().rev().collect::<Vec<_>>(),
+    ));
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let resolvers = resolvers.clone();
+            thread::spawn(move || {
+                while let Some((index, resolver)) = resolvers.lock().unwrap().pop() {
+                    resolver.callback(index * 10);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let values = gathered.wait().unwrap();
+    assert_eq!(values, (0..INPUTS).map(|i| i * 10).collect::<Vec<_>>());
+}
+
+#[test]
+fn list_works_with_a_custom_error_type() {
+    #[derive(Debug)]
+    enum AppError {
+        NotFound,
+        Chain(Failure),
+    }
+    impl From<Failure> for AppError {
+        fn from(failure: Failure) -> AppError {
+            AppError::Chain(failure)
+        }
+    }
+
+    let results = settle_all([
+        Deferred::<u32, AppError>::succeed(1),
+        Deferred::fail(AppError::NotFound),
+    ])
+    .wait()
+    .unwrap();
+    assert!(matches!(results[0], Ok(1)));
+    match &results[1] {
+        Err(AppError::NotFound) => {}
+        Err(AppError::Chain(failure)) => panic!("unexpected failure: {failure}"),
+        Ok(value) => panic!("unexpected success: {value}"),
+    }
+}

@@ -1,0 +1,422 @@
+//! add_timeout and ManualClock: Twisted's test_defer.py `DeferredAddTimeoutTests` (all on a fake
+//! clock), plus the deadline's exact edge, the timer's cancellation and the clock itself.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deferred::{
+    Cancelled, Clock, Deferred, DelayedCall, Failure, ManualClock, Resolver, TimedOut, race,
+};
+
+const TEN: Duration = Duration::from_secs(10);
+const FIFTEEN: Duration = Duration::from_secs(15);
+
+#[derive(Debug)]
+struct ValueError(u32);
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ValueError #{}", self.0)
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+/// A pending Deferred whose canceller fires it with `answer()`.
+fn answering_cancel<T: Send + 'static>(
+    answer: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Deferred<T> {
+    let slot: Arc<Mutex<Option<Resolver<T>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let (deferred, resolver) = Deferred::with_canceller(move || {
+        let resolver = in_canceller.lock().unwrap().take();
+        if let Some(resolver) = resolver {
+            resolver.fire(answer());
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    deferred
+}
+
+/// A pending Deferred that counts how often it is cancelled.
+fn counting_cancel<T: Send + 'static>() -> (Deferred<T>, Resolver<T>, Arc<AtomicUsize>) {
+    let cancels = Arc::new(AtomicUsize::new(0));
+    let count = cancels.clone();
+    let (deferred, resolver) = Deferred::with_canceller(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+    });
+    (deferred, resolver, cancels)
+}
+
+fn overridden<T>(_: Result<T, Failure>, _: Duration) -> Result<&'static str, Failure> {
+    Ok("OVERRIDDEN")
+}
+
+// Twisted: DeferredAddTimeoutTests.test_timeoutChainable
+#[test]
+fn add_timeout_returns_a_chainable_deferred() {
+    let clock = ManualClock::new();
+    let (d, resolver) = Deferred::<()>::pending();
+    let d = d
+        .add_timeout(Duration::from_secs(5), &clock)
+        .add_callback(|()| Ok("done"));
+    resolver.callback(());
+    assert_eq!(d.wait().unwrap(), "done");
+}
+
+// Twisted: DeferredAddTimeoutTests.test_successResultBeforeTimeout
+// Twisted: DeferredAddTimeoutTests.test_successResultBeforeTimeoutCustom
+#[test]
+fn a_result_in_time_passes_and_nothing_later_is_cancelled() {
+    for custom in [false, true] {
+        let clock = ManualClock::new();
+        let (d, resolver) = Deferred::<&str>::pending();
+        let d = if custom {
+            d.add_timeout_with(TEN, &clock, |_, _| Ok("OVERRIDDEN"))
+        } else {
+            d.add_timeout(TEN, &clock)
+        };
+        let seen = Arc::new(Mutex::new(None));
+        let (inner, _inner_resolver, inner_cancels) = counting_cancel::<&str>();
+        let record = seen.clone();
+        let d = d.add_callback(move |value| {
+            *record.lock().unwrap() = Some(value);
+            inner
+        });
+        resolver.callback("results");
+        assert_eq!(*seen.lock().unwrap(), Some("results"));
+        clock.advance(FIFTEEN);
+        assert_eq!(inner_cancels.load(Ordering::SeqCst), 0);
+        assert!(!d.is_fired());
+    }
+}
+
+// Twisted: DeferredAddTimeoutTests.test_failureBeforeTimeout
+// Twisted: DeferredAddTimeoutTests.test_failureBeforeTimeoutCustom
+#[test]
+fn a_failure_in_time_passes_and_nothing_later_is_cancelled() {
+    for custom in [false, true] {
+        let clock = ManualClock::new();
+        let (d, resolver) = Deferred::<&str>::pending();
+        let d = if custom {
+            d.add_timeout_with(TEN, &clock, |_, _| Ok("OVERRIDDEN"))
+        } else {
+            d.add_timeout(TEN, &clock)
+        };
+        let seen = Arc::new(Mutex::new(None));
+        let (inner, _inner_resolver, inner_cancels) = counting_cancel::<&str>();
+        let record = seen.clone();
+        let d = d.add_errback(move |failure: Failure| {
+            *record.lock().unwrap() = failure.downcast_ref::<ValueError>().map(|e| e.0);
+            inner
+        });
+        resolver.errback(Failure::new(ValueError(105)));
+        assert_eq!(*seen.lock().unwrap(), Some(105));
+        clock.advance(FIFTEEN);
+        assert_eq!(inner_cancels.load(Ordering::SeqCst), 0);
+        assert!(!d.is_fired());
+    }
+}
+
+// Twisted: DeferredAddTimeoutTests.test_timedOut
+#[test]
+fn no_result_by_the_deadline_times_out_and_cancels_the_work() {
+    let clock = ManualClock::new();
+    let (d, _resolver, cancels) = counting_cancel::<&str>();
+    let d = d.add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert_eq!(cancels.load(Ordering::SeqCst), 1);
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.downcast_ref::<TimedOut>().unwrap().after(), TEN);
+    assert_eq!(failure.to_string(), "the Deferred timed out after 10s");
+}
+
+#[test]
+fn the_deadline_is_inclusive() {
+    let clock = ManualClock::new();
+    let (d, _resolver) = Deferred::<u32>::pending();
+    let d = d.add_timeout(TEN, &clock);
+    clock.advance(TEN - Duration::from_nanos(1));
+    assert!(!d.is_fired(), "just before the deadline");
+    clock.advance(Duration::from_nanos(1));
+    assert!(d.is_fired(), "exactly at the deadline");
+    assert!(d.wait().unwrap_err().is::<TimedOut>());
+}
+
+#[test]
+fn a_result_just_before_the_deadline_cancels_the_timer() {
+    let clock = ManualClock::new();
+    let (d, resolver, cancels) = counting_cancel::<u32>();
+    let d = d.add_timeout(TEN, &clock);
+    assert_eq!(clock.pending(), 1);
+    clock.advance(TEN - Duration::from_millis(1));
+    resolver.callback(7);
+    assert_eq!(
+        clock.pending(),
+        0,
+        "the timer is cancelled when the result comes"
+    );
+    clock.advance(FIFTEEN);
+    assert_eq!(cancels.load(Ordering::SeqCst), 0);
+    assert_eq!(d.wait().unwrap(), 7);
+}
+
+#[test]
+fn an_already_fired_deferred_schedules_no_timer() {
+    let clock = ManualClock::new();
+    let d = Deferred::<u32>::succeed(1).add_timeout(TEN, &clock);
+    assert_eq!(clock.pending(), 0);
+    assert_eq!(d.wait().unwrap(), 1);
+}
+
+// Twisted: DeferredAddTimeoutTests.test_timedOutCustom
+#[test]
+fn a_custom_translation_replaces_the_outcome_of_a_timeout() {
+    let clock = ManualClock::new();
+    let (d, _resolver) = Deferred::<&str>::pending();
+    let d = d.add_timeout_with(TEN, &clock, overridden);
+    clock.advance(FIFTEEN);
+    assert_eq!(d.wait().unwrap(), "OVERRIDDEN");
+}
+
+// Twisted: DeferredAddTimeoutTests.test_timedOutProvidedCancelSuccess
+#[test]
+fn a_canceller_that_succeeds_keeps_its_success() {
+    let clock = ManualClock::new();
+    let d = answering_cancel(|| Ok("I was cancelled!")).add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert_eq!(d.wait().unwrap(), "I was cancelled!");
+}
+
+// Twisted: DeferredAddTimeoutTests.test_timedOutProvidedCancelFailure
+#[test]
+fn a_canceller_that_fails_keeps_its_own_failure() {
+    let clock = ManualClock::new();
+    let d = answering_cancel::<u32>(|| Err(Failure::new(ValueError(109)))).add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.downcast_ref::<ValueError>().unwrap().0, 109);
+}
+
+// Twisted: DeferredAddTimeoutTests.test_cancelBeforeTimeout
+// Twisted: DeferredAddTimeoutTests.test_cancelBeforeTimeoutCustom
+#[test]
+fn a_cancel_before_the_deadline_stays_a_cancellation() {
+    for custom in [false, true] {
+        let clock = ManualClock::new();
+        let translated = Arc::new(AtomicBool::new(false));
+        let (d, _resolver) = Deferred::<&str>::pending();
+        let d = if custom {
+            let flag = translated.clone();
+            d.add_timeout_with(TEN, &clock, move |r, _| {
+                flag.store(true, Ordering::SeqCst);
+                r
+            })
+        } else {
+            d.add_timeout(TEN, &clock)
+        };
+        let saw_cancelled = Arc::new(AtomicBool::new(false));
+        let (inner, _inner_resolver, inner_cancels) = counting_cancel::<&str>();
+        let record = saw_cancelled.clone();
+        let handle_source = d.cancel_handle();
+        let d = d.add_errback(move |failure: Failure| {
+            record.store(failure.is::<Cancelled>(), Ordering::SeqCst);
+            inner
+        });
+        handle_source.cancel();
+        assert!(saw_cancelled.load(Ordering::SeqCst));
+        assert_eq!(clock.pending(), 0);
+        clock.advance(FIFTEEN);
+        assert_eq!(inner_cancels.load(Ordering::SeqCst), 0);
+        assert!(!d.is_fired());
+        assert!(!translated.load(Ordering::SeqCst));
+    }
+}
+
+// Twisted: DeferredAddTimeoutTests.test_providedCancelCalledBeforeTimeoutCustom
+#[test]
+fn a_custom_translation_sees_what_the_canceller_produced() {
+    let clock = ManualClock::new();
+    let d = answering_cancel::<&str>(|| Err(Failure::new(ValueError(111)))).add_timeout_with(
+        TEN,
+        &clock,
+        |result, after| {
+            assert_eq!(
+                result.unwrap_err().downcast_ref::<ValueError>().unwrap().0,
+                111
+            );
+            assert_eq!(after, TEN);
+            Ok("OVERRIDDEN")
+        },
+    );
+    clock.advance(FIFTEEN);
+    assert_eq!(d.wait().unwrap(), "OVERRIDDEN");
+}
+
+// Twisted: DeferredAddTimeoutTests.test_errbackAddedBeforeTimeout
+#[test]
+fn an_errback_added_before_sees_the_cancellation_and_the_end_sees_the_timeout() {
+    let clock = ManualClock::new();
+    let saw = Arc::new(Mutex::new(String::new()));
+    let record = saw.clone();
+    let (d, _resolver) = Deferred::<()>::pending();
+    let d = d
+        .add_errback(move |failure: Failure| {
+            *record.lock().unwrap() = failure.to_string();
+            Err(failure)
+        })
+        .add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert_eq!(*saw.lock().unwrap(), Cancelled.to_string());
+    assert!(d.wait().unwrap_err().is::<TimedOut>());
+}
+
+// Twisted: DeferredAddTimeoutTests.test_errbackAddedBeforeTimeoutSuppressesCancellation
+#[test]
+fn an_errback_added_before_that_handles_the_cancellation_ends_in_success() {
+    let clock = ManualClock::new();
+    let (d, _resolver) = Deferred::<()>::pending();
+    let d = d
+        .add_errback(|failure: Failure| failure.trap::<Cancelled>().map(drop))
+        .add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert!(d.wait().is_ok());
+}
+
+// Twisted: DeferredAddTimeoutTests.test_errbackAddedBeforeTimeoutCustom
+// Twisted: DeferredAddTimeoutTests.test_errbackAddedBeforeTimeoutSuppressesCancellationCustom
+#[test]
+fn a_custom_translation_applies_after_errbacks_added_before() {
+    for suppress in [false, true] {
+        let clock = ManualClock::new();
+        let (d, _resolver) = Deferred::<&str>::pending();
+        let d = d
+            .add_errback(move |failure: Failure| {
+                if suppress {
+                    failure.trap::<Cancelled>().map(|_| "suppressed")
+                } else {
+                    Err(failure)
+                }
+            })
+            .add_timeout_with(TEN, &clock, overridden);
+        clock.advance(FIFTEEN);
+        assert_eq!(d.wait().unwrap(), "OVERRIDDEN");
+    }
+}
+
+// Twisted: DeferredAddTimeoutTests.test_callbackAddedToCancelerBeforeTimeout
+// Twisted: DeferredAddTimeoutTests.test_callbackAddedToCancelerBeforeTimeoutCustom
+#[test]
+fn a_callback_added_before_sees_the_cancellers_success() {
+    for custom in [false, true] {
+        let clock = ManualClock::new();
+        let seen = Arc::new(Mutex::new(None));
+        let record = seen.clone();
+        let d = answering_cancel(|| Ok("success")).add_callback(move |value| {
+            *record.lock().unwrap() = Some(value);
+            Ok(value)
+        });
+        let d = if custom {
+            d.add_timeout_with(TEN, &clock, overridden)
+        } else {
+            d.add_timeout(TEN, &clock)
+        };
+        clock.advance(FIFTEEN);
+        assert_eq!(*seen.lock().unwrap(), Some("success"));
+        let expected = if custom { "OVERRIDDEN" } else { "success" };
+        assert_eq!(d.wait().unwrap(), expected);
+    }
+}
+
+#[test]
+fn a_timeout_on_a_chain_cancels_what_the_chain_waits_on() {
+    let clock = ManualClock::new();
+    let (inner, _inner_resolver, inner_cancels) = counting_cancel::<u32>();
+    let chain = Deferred::<u32>::succeed(1)
+        .add_callback(move |_| inner)
+        .add_timeout(TEN, &clock);
+    clock.advance(TEN);
+    assert_eq!(inner_cancels.load(Ordering::SeqCst), 1);
+    assert!(chain.wait().unwrap_err().is::<TimedOut>());
+}
+
+#[test]
+fn a_timed_out_race_fails_with_its_inputs_cancellations() {
+    // Twisted: `race(...).addTimeout(...)` cancels the race, which cancels every input.
+    let clock = ManualClock::new();
+    let (a, _ra, a_cancels) = counting_cancel::<u32>();
+    let (b, _rb, b_cancels) = counting_cancel::<u32>();
+    let raced = race([a, b]).add_timeout(TEN, &clock);
+    clock.advance(TEN);
+    assert_eq!(
+        (
+            a_cancels.load(Ordering::SeqCst),
+            b_cancels.load(Ordering::SeqCst)
+        ),
+        (1, 1)
+    );
+    assert!(raced.wait().is_err());
+}
+
+#[test]
+fn a_timeout_with_a_custom_error_type_becomes_that_types_timeout() {
+    #[derive(Debug)]
+    enum AppError {
+        Chain(Failure),
+    }
+    impl From<Failure> for AppError {
+        fn from(failure: Failure) -> AppError {
+            AppError::Chain(failure)
+        }
+    }
+    let clock = ManualClock::new();
+    let (d, _resolver) = Deferred::<u32, AppError>::pending();
+    let d = d.add_timeout(TEN, &clock);
+    clock.advance(TEN);
+    let AppError::Chain(failure) = d.wait().unwrap_err();
+    assert!(failure.is::<TimedOut>());
+}
+
+#[test]
+fn the_clock_runs_calls_in_deadline_order_and_times_nested_calls_from_their_deadline() {
+    let clock = ManualClock::new();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let nested_clock = clock.clone();
+    let _late = clock.call_later(
+        Duration::from_secs(3),
+        Box::new(move || l1.lock().unwrap().push("3s")),
+    );
+    let _early = clock.call_later(
+        Duration::from_secs(1),
+        Box::new(move || {
+            let l3 = l2.clone();
+            l2.lock().unwrap().push("1s");
+            // Scheduled at 1s, due at 2s: runs within the same advance, before the 3s call.
+            let _nested = nested_clock.call_later(
+                Duration::from_secs(1),
+                Box::new(move || l3.lock().unwrap().push("2s")),
+            );
+        }),
+    );
+    clock.advance(Duration::from_secs(5));
+    assert_eq!(*log.lock().unwrap(), ["1s", "2s", "3s"]);
+    assert_eq!(clock.now(), Duration::from_secs(5));
+    assert_eq!(clock.pending(), 0);
+}
+
+#[test]
+fn the_clock_works_behind_a_trait_object() {
+    let clock = ManualClock::new();
+    let dyn_clock: &dyn Clock = &clock;
+    let (d, _resolver) = Deferred::<u32>::pending();
+    let d = d.add_timeout(Duration::from_millis(5), dyn_clock);
+    clock.advance(Duration::from_millis(5));
+    assert!(d.wait().unwrap_err().is::<TimedOut>());
+
+    let call: DelayedCall = dyn_clock.call_later(Duration::ZERO, Box::new(|| {}));
+    call.cancel();
+    clock.advance(Duration::ZERO);
+    assert_eq!(clock.pending(), 0);
+}
