@@ -11,7 +11,7 @@ use std::thread::Thread;
 
 use crate::cancel::CancelHandle;
 use crate::failure::{Failure, NeverFired};
-use crate::link::{Canceller, Link, Listener};
+use crate::link::{Canceller, Link, Listener, Node, Root};
 use crate::run_loop;
 use crate::unhandled;
 
@@ -65,7 +65,15 @@ enum State<T, E> {
     /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
     Fired(Option<Result<T, E>>),
     /// Not fired when this handle was made: the result arrives in the link.
-    Pending(Arc<Link<T, E>>),
+    Pending(Arc<dyn Node<T, E>>),
+}
+
+/// What a step's Deferred amounts to for the link that waits on it.
+pub(crate) enum Outcome<T, E> {
+    /// It has fired: here is the result.
+    Ready(Result<T, E>),
+    /// It is pending: wait on this link.
+    Waiting(Arc<dyn Node<T, E>>),
 }
 
 /// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
@@ -83,10 +91,12 @@ enum State<T, E> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct Resolver<T, E: 'static = Failure> {
-    link: Option<Arc<Link<T, E>>>,
-    /// Fails the link with "never fired": captured where the bounds it needs are known, since
-    /// `Drop` cannot ask for them.
-    fail_never_fired: fn(&Arc<Link<T, E>>, &'static Location<'static>),
+    link: Option<Arc<Link<T, E, Root>>>,
+    /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
+    /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
+    fire: fn(&Link<T, E, Root>, Result<T, E>),
+    /// Fails the link with "never fired", for `Drop`.
+    fail_never_fired: fn(&Link<T, E, Root>, &'static Location<'static>),
     created_at: &'static Location<'static>,
 }
 
@@ -225,6 +235,16 @@ impl<T, E: 'static> Deferred<T, E> {
     fn take_state(&mut self) -> State<T, E> {
         std::mem::replace(&mut self.state, State::Fired(None))
     }
+
+    /// What this Deferred amounts to for a link that waits on it (consumes it).
+    #[inline]
+    pub(crate) fn into_outcome(mut self) -> Outcome<T, E> {
+        match self.take_state() {
+            State::Fired(Some(result)) => Outcome::Ready(result),
+            State::Pending(link) => Outcome::Waiting(link),
+            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+        }
+    }
 }
 
 impl<T, E> Deferred<T, E>
@@ -280,6 +300,7 @@ where
         let link = Link::root(canceller);
         let resolver = Resolver {
             link: Some(link.clone()),
+            fire: |link, result| link.fire(result),
             fail_never_fired: |link, at| link.fire(Err(E::from(Failure::new(NeverFired::new(at))))),
             created_at,
         };
@@ -307,15 +328,8 @@ where
                 if let Some(result) = link.try_take() {
                     return run_step(f, result, step);
                 }
-                let next = Link::step(link.clone());
-                let target = next.clone();
-                link.listen(Listener::Step(Box::new(move |result| {
-                    match run_step(f, result, step).take_state() {
-                        State::Fired(Some(result)) => target.fire(result),
-                        State::Pending(inner) => target.wait_on(&inner),
-                        State::Fired(None) => unreachable!("a step returns an unspent Deferred"),
-                    }
-                })));
+                let next = Link::step(link.clone(), move |result| run_step(f, result, step));
+                link.listen(Listener::Step(next.clone()));
                 Deferred {
                     state: State::Pending(next),
                 }
@@ -598,7 +612,7 @@ where
     /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`.
     pub fn fire(mut self, result: Result<T, E>) {
         if let Some(link) = self.link.take() {
-            link.fire(result);
+            (self.fire)(&link, result);
         }
     }
 }

@@ -36,13 +36,19 @@ thread_local! {
     static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = RefCell::new(VecDeque::new());
 }
 
-/// Runs `delivery` now if this thread is not already in the run loop, else queues it; returns
-/// once everything queued on this thread has been delivered.
-pub(crate) fn schedule(delivery: Arc<dyn Delivery>) {
-    if RUNNING.with(Cell::get) {
-        QUEUE.with(|q| q.borrow_mut().push_back(delivery));
-        return;
-    }
+/// Whether this thread is inside the run loop (delivering a fired chain) right now.
+pub(crate) fn is_running() -> bool {
+    RUNNING.with(Cell::get)
+}
+
+/// Queues a delivery behind the one running on this thread; only call inside the run loop.
+pub(crate) fn enqueue(delivery: Arc<dyn Delivery>) {
+    QUEUE.with(|q| q.borrow_mut().push_back(delivery));
+}
+
+/// Runs `first` as the outermost delivery on this thread, then everything it queued, in order;
+/// only call outside the run loop.
+pub(crate) fn run(first: impl FnOnce()) {
     RUNNING.with(|r| r.set(true));
     // Clears the flag even if a delivery unwinds (only a panicking unhandled-error hook or a
     // panicking `Drop` of a user value can), so the thread's next firing still runs.
@@ -53,7 +59,7 @@ pub(crate) fn schedule(delivery: Arc<dyn Delivery>) {
         }
     }
     let _exit = Exit;
-    delivery.deliver();
+    first();
     while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
         next.deliver();
     }
@@ -63,7 +69,7 @@ pub(crate) fn schedule(delivery: Arc<dyn Delivery>) {
 /// callback that blocks on a chain it fired (`wait` inside a callback) would otherwise wait for
 /// deliveries that only run after it returns.
 pub(crate) fn drain_queued() {
-    if !RUNNING.with(Cell::get) {
+    if !is_running() {
         return;
     }
     while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
