@@ -1,4 +1,4 @@
-//! Twisted-style promise chains for Rust: a typed [`Deferred`] and the `chain!` macro.
+//! Twisted-style promise chains for Rust: a typed [`Deferred`] and the [`chain!`] macro.
 //!
 //! ```
 //! use deferred::{Deferred, Failure};
@@ -11,3 +11,119 @@
 #![forbid(unsafe_code)]
 
 pub use deferred_core::*;
+/// Twisted-style promise chains, written flat: a start, then steps that run when its result
+/// arrives.
+///
+/// ```
+/// use deferred::{Deferred, Failure, chain};
+///
+/// # #[derive(Debug)] struct NotFound(String);
+/// # impl std::fmt::Display for NotFound {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+/// #         write!(f, "{}", self.0)
+/// #     }
+/// # }
+/// # impl std::error::Error for NotFound {}
+/// # #[derive(Clone)] struct Db;
+/// # struct Details { name: String, title: String }
+/// # fn log_done() {}
+/// // Queries that answer later (here at once, or with a `NotFound`).
+/// fn lookup_id(db: &Db, name: &str) -> Deferred<u32> {
+///     # let _ = db;
+///     match name {
+///         "alice" => Deferred::succeed(7),
+///         _ => Deferred::fail(NotFound(name.to_owned()).into()),
+///     }
+/// }
+/// fn fetch_details(db: &Db, id: u32) -> Result<Details, Failure> {
+///     # let _ = (db, id);
+///     Ok(Details { name: "Alice".into(), title: "engineer".into() })
+/// }
+///
+/// fn describe(db: Db, name: &str) -> Deferred<String> {
+///     chain! {
+///         lookup_id(&db, name)                    // start: a Deferred (or a Result, or a value)
+///         then |id| fetch_details(&db, id)        // may give a value, a Result or a Deferred
+///         then |details| format!("{} #{id}: {}", details.name, details.title) // `id` in scope
+///         catch |e: NotFound| format!("no such employee: {e}")               // NotFound only
+///         catch |f| format!("lookup failed: {f}")                            // everything else
+///         finally || log_done()                   // runs on both paths; the outcome passes on
+///     }
+/// }
+///
+/// assert_eq!(describe(Db, "alice").wait().unwrap(), "Alice #7: engineer");
+/// assert_eq!(describe(Db, "bob").wait().unwrap(), "no such employee: bob");
+/// ```
+///
+/// `chain!` evaluates to a [`Deferred`]. Each step is added with [`Deferred::add_callback`],
+/// [`add_errback`](Deferred::add_errback) or [`add_both`](Deferred::add_both), so every rule of a
+/// Deferred holds: steps run when the result arrives, on the thread that fires it; a panic in a
+/// step becomes a [`Failure`]; each step's location (its keyword) is recorded in the failure's
+/// [`origin`](Failure::origin) and [`trail`](Failure::trail).
+///
+/// # Steps
+///
+/// `chain! { START STEP* }`, where each step is a keyword and a closure (`move` is optional: steps
+/// always own what they use) or the path of a function:
+///
+/// - **`then |value| ...`** runs on success. Its body gives the next value, in one of the three
+///   ways a Twisted callback can: a plain value (the chain goes on with it), a `Result` (`Ok` goes
+///   on, `Err` fails the chain; `?` works in the body) or a `Deferred` (the chain waits for it).
+///   The choice is made on the body's type as written: a value of a generic type `T` is a plain
+///   value, even where `T` is a `Result` or a `Deferred`. `then path` calls `path(value)`.
+/// - **`catch |e: T| ...`** handles the failures whose error is a `T` (Twisted's `trap`; `T`
+///   implements `std::error::Error`); others flow on. **`catch |f| ...`** handles every failure
+///   (`f` is the chain's error, a [`Failure`] by default; so is `catch |f: Failure|` and
+///   `catch path`). A `catch` recovers: its body gives a value of the type flowing past it (or a
+///   `Result`, or a `Deferred`); `Err` passes a failure on.
+/// - **`finally || ...`** and **`finally |outcome| ...`** (`outcome` is a `&Result<T, E>`) run on
+///   both paths, and the outcome passes on unchanged, unless the body fails (gives `Err`, a
+///   Deferred that fails, or panics): then that failure replaces it. `finally path` calls
+///   `path()` or `path(&outcome)`, as the function takes.
+///
+/// Names bound by a `then` stay in scope in the `then`s after it, up to the next `catch` or
+/// `finally` (the scoping of nested callbacks, written flat):
+///
+/// ```
+/// use deferred::chain;
+///
+/// let d = chain! {
+///     2
+///     then |a| a * 10
+///     then |b| a + b          // `a` is still here
+///     catch |_| 0             // after this, only the flowing value is
+///     then |sum| sum + 1
+/// };
+/// assert_eq!(d.wait().unwrap(), 23);
+/// ```
+///
+/// Steps run later, maybe on another thread: they move what they use into themselves, so give
+/// them owned, `Send` handles (an `Arc`, a pool, a clonable client), not borrows.
+///
+/// # Costs
+///
+/// The expansion grows linearly with the steps. Steps that complete at once allocate nothing; on
+/// a pending Deferred, a whole run of `then`s is one callback (one link), and each `catch` and
+/// `finally` one more.
+///
+/// # Mistakes
+///
+/// Misuse is a compile error that points at the mistake and says what to write instead: an empty
+/// chain, a missing start, an unknown step (`than`: "did you mean `then`?"), a step without a
+/// closure, a closure with the wrong number of parameters, a `catch` that can never run, a
+/// `catch` type that is not an error type, a step that gives a future, a failure of another error
+/// type than the chain's, a `catch` that gives another type than the chain's value, `.await` in a
+/// step, a value that is not `Send`. A step whose body never returns and is not one of `panic!`,
+/// `todo!`, `unimplemented!` or `unreachable!` needs its type written: `then |x| -> u32 { .. }`.
+///
+/// ```compile_fail
+/// let d = deferred::chain! {
+///     1
+///     than |x| x + 1      // error: unknown step `than`: did you mean `then`?
+/// };
+/// ```
+pub use deferred_macros::chain;
+
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;

@@ -1,1 +1,34 @@
-//! The `chain!` macro of the `deferred` crate (in progress).
+//! The `chain!` macro of the [`deferred`](https://docs.rs/deferred) crate. Use it through
+//! `deferred::chain!`: its documentation is there.
+//!
+//! The macro reads its input in three steps, one module each: `parse` (tokens to a `Chain`,
+//! the model of the input), `validate` (the rules across steps) and `expand` (the model to
+//! tokens). Each takes and gives `proc_macro2` types, so that they run in tests and fuzzing, away
+//! from the compiler.
+
+mod expand;
+mod parse;
+mod validate;
+
+#[cfg(test)]
+mod props;
+
+use proc_macro2::TokenStream;
+
+/// (The macro is implemented in the `deferred-macros` crate; use it as `deferred::chain!`.)
+#[proc_macro]
+pub fn chain(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    chain_tokens(input.into()).into()
+}
+
+/// The whole macro on `proc_macro2` tokens. A mistake that leaves no chain to expand (an empty
+/// input, a missing start, a start that is no expression) becomes the expansion's only content.
+fn chain_tokens(input: TokenStream) -> TokenStream {
+    match parse::parse(input) {
+        Ok(mut chain) => {
+            validate::validate(&mut chain);
+            expand::expand(&chain)
+        }
+        Err(error) => error.into_compile_error(),
+    }
+}

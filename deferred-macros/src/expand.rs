@@ -1,0 +1,378 @@
+//! [`Chain`] -> tokens.
+//!
+//! The expansion is a block that builds the chain one statement per segment, where a segment is
+//! a run of `then`s, one `catch` or one `finally`:
+//!
+//! ```text
+//! {
+//!     let __chain = <start, as a Deferred>;
+//!     let __chain = Deferred::add_callback(__chain, move |a| {      // then |a| A
+//!         let __v = A;
+//!         Deferred::add_callback(<__v as a Deferred>, move |b| {    // then |b| B   (`a` in scope)
+//!             let __v = B;
+//!             <__v as a Deferred>
+//!         })
+//!     });
+//!     let __chain = Deferred::add_errback(__chain, ...);            // catch
+//!     let __chain = Deferred::add_both(__chain, ...);               // finally
+//!     __chain
+//! }
+//! ```
+//!
+//! - A run of `then`s nests: step k+1 is added, inside step k's closure, to step k's outcome. So
+//!   the names bound by step k are in scope in step k+1, each step's code appears once (the
+//!   expansion is linear in the steps), and synchronous steps allocate nothing. A pending run
+//!   allocates one link: the whole run is one callback of the Deferred before it.
+//! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
+//!   `#[track_caller]`, so the keyword's location is the step's location in a `Failure`'s trail.
+//! - What a body gives (a value, a `Result`, a Deferred) is sorted out by `::deferred::__private`
+//!   (see its docs), in calls located at the body, so that a type error lands on the body; the
+//!   closures the expansion builds are located at the user's closures, for the same reason.
+//! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
+//!   cannot see them.
+
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
+
+use crate::parse::{Chain, Handler, Step, StepClosure, StepKind};
+
+/// Expands a parsed and validated chain. Errors recorded in the chain are emitted as well: the
+/// chain's own ones as statements, a step's where its value would be.
+pub fn expand(chain: &Chain) -> TokenStream {
+    let site = Span::mixed_site();
+    let chain_var = local("__chain", site);
+    let errors = chain.errors.iter().map(syn::Error::to_compile_error);
+    let start = expand_start(&chain.start);
+
+    let mut segments = Vec::new();
+    let mut input = Input::chain_var(chain.start.span());
+    let mut rest = &chain.steps[..];
+    while let Some(step) = rest.first() {
+        let (segment, len) = match step.kind {
+            StepKind::Then => {
+                let len = rest
+                    .iter()
+                    .take_while(|step| matches!(step.kind, StepKind::Then))
+                    .count();
+                (expand_thens(input, &rest[..len]), len)
+            }
+            StepKind::Catch { .. } => (expand_catch(input, step), 1),
+            StepKind::Finally => (expand_finally(input, step), 1),
+        };
+        segments.push(segment);
+        input = Input::chain_var(rest[len - 1].keyword.span());
+        rest = &rest[len..];
+    }
+    let typed_catch = chain
+        .steps
+        .iter()
+        .any(|step| matches!(step.kind, StepKind::Catch { ty: Some(_) }));
+    let catch_traits = typed_catch.then(|| {
+        quote_spanned! {site=>
+            #[allow(unused_imports)]
+            use ::deferred::__private::{
+                CatchErrorType as _, CatchOther as _, CatchOwnError as _,
+            };
+        }
+    });
+    quote_spanned! {site=> {
+        #(#errors)*
+        #[allow(unused_imports)]
+        use ::deferred::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
+        #catch_traits
+        let #chain_var = #start;
+        #(let #chain_var = #segments;)*
+        #chain_var
+    }}
+}
+
+/// The start, as a Deferred.
+fn expand_start(start: &syn::Expr) -> TokenStream {
+    let value = local("__v", Span::mixed_site());
+    let as_deferred = dispatch("start", start.span(), None);
+    quote_spanned! {Span::mixed_site()=> {
+        let #value = #start;
+        #as_deferred
+    }}
+}
+
+/// A run of `then`s, added to `input`: each step is added inside the one before it.
+fn expand_thens(input: Input, steps: &[Step]) -> TokenStream {
+    let Some((step, rest)) = steps.split_first() else {
+        return input.tokens;
+    };
+    let (param, computed, place) = handler_parts(step, "__arrived");
+    let outcome = Input {
+        tokens: raised(step, place.body, dispatch("step", place.body, None)),
+        at: place.body,
+    };
+    let next = expand_thens(outcome, rest);
+    let body = place.then_value(computed, deferred_of_any(), next);
+    let closure = step_closure(&param, body, &place);
+    add_step("add_callback", step, input, closure)
+}
+
+/// A `catch`: an errback that traps what it names, and recovers with its body's value.
+fn expand_catch(input: Input, step: &Step) -> TokenStream {
+    let site = Span::mixed_site();
+    let error_var = local("__error", site);
+    let chain_value = local("__chain_value", site);
+    let StepKind::Catch { ty } = &step.kind else {
+        unreachable!("expand_catch is called on catch steps")
+    };
+    let (param, computed, place) = handler_parts(step, "__error");
+    let chain_input = input.tokens.clone();
+    let recovered = dispatch("recover", place.body, Some(&chain_value));
+    let handle = place.then_value(computed, deferred_of_any(), recovered);
+    let (setup, closure) = match ty {
+        Some(ty) if !matches!(step.handler, Handler::Invalid(_)) => {
+            let catch_as = local("__catch_as", site);
+            let trap = quote_spanned! {ty.span()=>
+                (&&&#catch_as).__catch_kind().trap(#error_var)
+            };
+            let trap_or_pass = quote_spanned! {site=>
+                match #trap {
+                    ::core::result::Result::Ok(#param) => { #handle }
+                    ::core::result::Result::Err(#error_var) => {
+                        ::deferred::Deferred::fail(#error_var)
+                    }
+                }
+            };
+            (
+                quote_spanned! {site=>
+                    let #catch_as = ::deferred::__private::catch_as::<#ty, _, _>(&#chain_input);
+                },
+                step_closure(&error_var.to_token_stream(), trap_or_pass, &place),
+            )
+        }
+        _ => (TokenStream::new(), step_closure(&param, handle, &place)),
+    };
+    let add = add_step("add_errback", step, input, closure);
+    quote_spanned! {site=> {
+        let #chain_value = ::deferred::__private::value_of(&#chain_input);
+        #setup
+        #add
+    }}
+}
+
+/// A `finally`: runs its body on both paths, then passes the outcome on unless the body failed.
+fn expand_finally(input: Input, step: &Step) -> TokenStream {
+    let site = Span::mixed_site();
+    let outcome = local("__outcome", site);
+    let done = local("__done", site);
+    let (param, computed, place) = match &step.handler {
+        Handler::Path(path) => {
+            let outcome = local("__outcome", path.span());
+            (
+                None,
+                quote_spanned! {path.span()=>
+                    ::deferred::__private::FinallyFn::call_finally(#path, &#outcome)
+                },
+                Place::at(path.span()),
+            )
+        }
+        _ => {
+            let (param, computed, place) = handler_parts(step, "_");
+            let param = match &step.handler {
+                Handler::Closure(closure) if closure.param.is_some() => Some(param),
+                _ => None,
+            };
+            (param, computed, place)
+        }
+    };
+    let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
+    let finished = place.then_value(computed, quote!(()), dispatch("finally", place.body, None));
+    let pass_on = quote_spanned!(step.keyword.span()=> ::deferred::__private::finally);
+    let closure = step_closure(
+        &outcome.to_token_stream(),
+        quote_spanned! {site=>
+            let #done = {
+                #bind
+                #finished
+            };
+            #pass_on(#done, #outcome)
+        },
+        &place,
+    );
+    add_step("add_both", step, input, closure)
+}
+
+/// Where a step's code is in the user's source: its closure (start and end) and its body.
+struct Place {
+    start: Span,
+    end: Span,
+    body: Span,
+    /// The body never gives a value (see `StepClosure::diverges`).
+    diverges: bool,
+}
+
+impl Place {
+    fn at(span: Span) -> Place {
+        Place {
+            start: span,
+            end: span,
+            body: span,
+            diverges: false,
+        }
+    }
+
+    /// `let __v = computed;` then `rest`. A body that never gives a value runs in a closure that
+    /// says what type it gives (`never_type`): the compiler cannot infer one for it.
+    fn then_value(
+        &self,
+        computed: TokenStream,
+        never_type: TokenStream,
+        rest: TokenStream,
+    ) -> TokenStream {
+        let site = Span::mixed_site();
+        let value = local("__v", site);
+        let computed = if self.diverges {
+            quote_spanned!(site=> (|| -> #never_type { #computed })())
+        } else {
+            computed
+        };
+        quote_spanned! {site=>
+            let #value = #computed;
+            #rest
+        }
+    }
+}
+
+/// What a `then` or `catch` step's handler contributes: the parameter of the closure the
+/// expansion builds, what computes the step's value from it, and where it is. A path is called
+/// with the parameter `arrived`; an invalid handler computes its error.
+fn handler_parts(step: &Step, arrived: &str) -> (TokenStream, TokenStream, Place) {
+    let site = Span::mixed_site();
+    match &step.handler {
+        Handler::Closure(closure) => {
+            let param = match &closure.param {
+                Some(param) => param.to_token_stream(),
+                None => quote_spanned!(site=> _),
+            };
+            let place = Place {
+                start: closure.start,
+                end: closure.end,
+                body: closure.body.span(),
+                diverges: closure.diverges,
+            };
+            (param, body_value(closure), place)
+        }
+        Handler::Path(path) => {
+            let arg = local(arrived, path.span());
+            let call = quote_spanned!(path.span()=> #path(#arg));
+            (
+                local(arrived, site).to_token_stream(),
+                call,
+                Place::at(path.span()),
+            )
+        }
+        Handler::Invalid(error) => (
+            quote_spanned!(site=> _),
+            error.to_compile_error(),
+            Place::at(error.span()),
+        ),
+    }
+}
+
+/// `move |param| { body }`, spanned as the user's closure (the names in it keep their own
+/// spans), so that errors about the closure point at it.
+fn step_closure(param: &TokenStream, body: TokenStream, place: &Place) -> TokenStream {
+    let mut block = Group::new(Delimiter::Brace, body);
+    block.set_span(place.end);
+    quote_spanned!(place.start=> move |#param| #block)
+}
+
+/// What a step is added to: a Deferred, and where in the user's code it comes from (the start,
+/// the body of the step before, the keyword of the step before).
+struct Input {
+    tokens: TokenStream,
+    at: Span,
+}
+
+impl Input {
+    /// The chain so far, in `__chain`.
+    fn chain_var(at: Span) -> Input {
+        Input {
+            tokens: local("__chain", at).to_token_stream(),
+            at,
+        }
+    }
+}
+
+/// `::deferred::Deferred::METHOD((input), closure)`, spanned at the step's keyword so that the
+/// `#[track_caller]` location of the step is the keyword's.
+fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> TokenStream {
+    let keyword = step.keyword.span();
+    let method = Ident::new(method, keyword);
+    // The input in a block spanned at the user's code it comes from (the start, the body
+    // before): the compiler blames an argument for an unmet bound (a value that is not `Send`)
+    // at the argument only when the argument is in the call's own context. A statement in the
+    // block keeps the `unused_braces` lint quiet.
+    let input_var = local("__input", input.at);
+    let tokens = input.tokens;
+    let mut input_group = Group::new(
+        Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> let #input_var = #tokens; #input_var),
+    );
+    input_group.set_span(input.at);
+    let mut args = Group::new(Delimiter::Parenthesis, quote!(#input_group, #closure));
+    args.set_span(keyword);
+    quote_spanned!(keyword=> ::deferred::Deferred::#method #args)
+}
+
+/// `::deferred::__private::raised({outcome})`: called at the step's keyword, so that a failure
+/// the body gave is raised at that step (see `__private::raised`).
+fn raised(step: &Step, body: Span, outcome: TokenStream) -> TokenStream {
+    let keyword = step.keyword.span();
+    // In a block at the body, for the same reason as the input of `add_step`; a statement in it
+    // keeps the `unused_braces` lint quiet.
+    let outcome_var = local("__outcome", body);
+    let mut outcome = Group::new(
+        Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> let #outcome_var = #outcome; #outcome_var),
+    );
+    outcome.set_span(body);
+    let mut args = Group::new(Delimiter::Parenthesis, outcome.to_token_stream());
+    args.set_span(keyword);
+    quote_spanned!(keyword=> ::deferred::__private::raised #args)
+}
+
+/// What computes a body's value: the body itself, or, when it uses `return` or `?` or has a
+/// return type, a closure around it called at once (so that they mean what they do in a closure).
+fn body_value(closure: &StepClosure) -> TokenStream {
+    let body = &closure.body;
+    if closure.framed {
+        let output = &closure.output;
+        quote_spanned!(Span::mixed_site()=> (|| #output #body)())
+    } else {
+        body.to_token_stream()
+    }
+}
+
+/// Turns the body's value in `__v` into what the step gives (`start`, `step`, `recover` or
+/// `finally`, see `__private`), choosing by its type. Located at the body, where type errors
+/// belong.
+fn dispatch(method: &str, body: Span, chain_value: Option<&Ident>) -> TokenStream {
+    let at_body = Span::mixed_site().located_at(body);
+    let value = local("__v", body);
+    let method = Ident::new(method, at_body);
+    let chain_value = chain_value.map(|chain_value| {
+        let chain_value = local(&chain_value.to_string(), body);
+        quote!(, #chain_value)
+    });
+    quote_spanned! {at_body=>
+        (&&&::deferred::__private::probe(&#value)).__step_kind().#method(#value #chain_value)
+    }
+}
+
+/// `::deferred::Deferred<_, _>`: the type given to a `then` or `catch` body that never gives a
+/// value.
+fn deferred_of_any() -> TokenStream {
+    quote_spanned!(Span::mixed_site()=> ::deferred::Deferred<_, _>)
+}
+
+/// One of the macro's own names, resolved at the macro's site, located at `location`.
+fn local(name: &str, location: Span) -> Ident {
+    Ident::new(name, Span::mixed_site().located_at(location))
+}

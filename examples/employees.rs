@@ -1,0 +1,115 @@
+//! The employee lookup: find an employee's id by name, then their details by id, then their
+//! manager — one straight `chain!` instead of nested callbacks.
+//!
+//! ```text
+//! cargo run --example employees -- alice          # the chain! version
+//! cargo run --example employees -- alice --nested # the same lookup as nested callbacks
+//! ```
+//!
+//! The directory is a real SQLite database, created and seeded on first run at
+//! `target/employees.sqlite3` (pass `--db PATH` for another file, `--db :memory:` for none).
+//! Queries run on a thread pool through `defer_to_thread`, as Twisted's `adbapi` runs them.
+
+#[path = "directory/mod.rs"]
+mod directory;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use deferred::{Deferred, Failure, chain};
+use directory::{Db, Employee, NotFound, describe, fetch_details, fetch_manager, lookup_id};
+
+/// The lookup as one chain: each step names what it gets, and `employee` stays in scope for the
+/// steps after the one that bound it.
+fn lookup(db: &Db, name: &str) -> Deferred<String> {
+    let db = db.clone();
+    chain! {
+        lookup_id(&db, name)
+        then |id| fetch_details(&db, id)
+        then |employee| fetch_manager(&db, &employee)
+        then |manager| describe(&employee, manager.as_ref())
+    }
+}
+
+/// The same lookup written as nested callbacks, for comparison: every step that needs an
+/// earlier value has to be nested inside the callback that produced it.
+fn lookup_nested(db: &Db, name: &str) -> Deferred<String> {
+    let db = db.clone();
+    lookup_id(&db, name).add_callback(move |id| {
+        fetch_details(&db, id).add_callback(move |employee: Employee| {
+            fetch_manager(&db, &employee)
+                .add_callback(move |manager| Ok(describe(&employee, manager.as_ref())))
+        })
+    })
+}
+
+struct Args {
+    name: String,
+    nested: bool,
+    db: Option<PathBuf>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut name = None;
+    let mut nested = false;
+    let mut db = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/employees.sqlite3"));
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--nested" => nested = true,
+            "--db" => match args.next().as_deref() {
+                Some(":memory:") => db = None,
+                Some(path) => db = Some(PathBuf::from(path)),
+                None => return Err("`--db` needs a path (or `:memory:`)".into()),
+            },
+            flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
+            _ if name.is_some() => return Err(format!("unexpected argument `{arg}`")),
+            _ => name = Some(arg),
+        }
+    }
+    let name = name.ok_or("which employee? e.g. `cargo run --example employees -- alice`")?;
+    Ok(Args { name, nested, db })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("usage: employees NAME [--nested] [--db PATH|:memory:]\n{message}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(dir) = args.db.as_ref().and_then(|p| p.parent()) {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let db = match Db::open(args.db.as_deref()) {
+        Ok(db) => db,
+        Err(failure) => {
+            eprintln!("cannot open the employee database: {failure}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let line = if args.nested {
+        lookup_nested(&db, &args.name)
+    } else {
+        lookup(&db, &args.name)
+    };
+    match line.wait() {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            report(&failure);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn report(failure: &Failure) {
+    if let Some(not_found) = failure.downcast_ref::<NotFound>() {
+        eprintln!("{not_found}");
+    } else {
+        eprintln!("lookup failed: {failure:?}");
+    }
+}

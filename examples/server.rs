@@ -1,0 +1,55 @@
+//! The employee directory as a TCP server on 127.0.0.1: send a name per line, get a line back.
+//!
+//! ```text
+//! cargo run --example server                 # listens on 127.0.0.1:7878
+//! cargo run --example server -- --port 9000
+//! printf 'alice\nzed\n' | nc 127.0.0.1 7878
+//! ```
+//!
+//! Every request is one `chain!` (look the id up, fetch the details, fetch the manager, format),
+//! with the queries on a thread pool; many clients are answered at once.
+
+#[path = "directory/mod.rs"]
+mod directory;
+
+use std::process::ExitCode;
+
+use directory::Db;
+use directory::server::serve;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let mut port: u16 = 7878;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next().map(|p| p.parse())) {
+            ("--port", Some(Ok(p))) => port = p,
+            _ => {
+                eprintln!("usage: server [--port PORT]");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let db = match Db::open(None) {
+        Ok(db) => db,
+        Err(failure) => {
+            eprintln!("cannot open the employee database: {failure}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot listen on 127.0.0.1:{port}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("listening on 127.0.0.1:{port}");
+    match serve(listener, db).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("server stopped: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

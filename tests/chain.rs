@@ -1,0 +1,459 @@
+//! `chain!` at run time: the DESIGN.md employee chain against a fake database that answers
+//! later, scoping, `catch`, `finally`, panics, pending starts and the trail of a failure.
+#![deny(warnings, clippy::all)]
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use deferred::{Deferred, Failure, Panicked, chain};
+
+// ---------------------------------------------------------------------------------------------
+// A fake database whose answers arrive later: each query queues its answer, and `answer_all`
+// delivers them, as a reactor would.
+
+#[derive(Debug)]
+struct NotFound(String);
+
+impl fmt::Display for NotFound {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "no employee named {}", self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
+
+#[derive(Debug)]
+struct Timeout;
+
+impl fmt::Display for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the database timed out")
+    }
+}
+
+impl std::error::Error for Timeout {}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Details {
+    name: String,
+    title: String,
+}
+
+type Answer = Box<dyn FnOnce() + Send>;
+
+#[derive(Clone, Default)]
+struct Db {
+    ids: Arc<HashMap<&'static str, u32>>,
+    details: Arc<HashMap<u32, Details>>,
+    queue: Arc<Mutex<Vec<Answer>>>,
+    down: bool,
+}
+
+impl Db {
+    fn new() -> Db {
+        let details = Details {
+            name: "Alice".to_owned(),
+            title: "engineer".to_owned(),
+        };
+        Db {
+            ids: Arc::new(HashMap::from([("alice", 7)])),
+            details: Arc::new(HashMap::from([(7, details)])),
+            ..Db::default()
+        }
+    }
+
+    /// Answers `result` later, when `answer_all` runs.
+    fn later<T: Send + 'static>(&self, result: Result<T, Failure>) -> Deferred<T> {
+        let (d, resolver) = Deferred::pending();
+        self.queue
+            .lock()
+            .unwrap()
+            .push(Box::new(move || resolver.fire(result)));
+        d
+    }
+
+    /// Delivers every queued answer, including those queued while delivering.
+    fn answer_all(&self) {
+        loop {
+            let answers = std::mem::take(&mut *self.queue.lock().unwrap());
+            if answers.is_empty() {
+                return;
+            }
+            for answer in answers {
+                answer();
+            }
+        }
+    }
+}
+
+fn lookup_id(db: &Db, name: &str) -> Deferred<u32> {
+    let result = match db.ids.get(name) {
+        _ if db.down => Err(Timeout.into()),
+        Some(id) => Ok(*id),
+        None => Err(NotFound(name.to_owned()).into()),
+    };
+    db.later(result)
+}
+
+fn fetch_details(db: &Db, id: u32) -> Deferred<Details> {
+    db.later(Ok(db.details[&id].clone()))
+}
+
+static DONE: AtomicUsize = AtomicUsize::new(0);
+
+fn log_done() {
+    DONE.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The chain of DESIGN.md, word for word.
+fn describe(db: &Db, name: &str) -> Deferred<String> {
+    let db = db.clone();
+    chain! {
+        lookup_id(&db, name)
+        then |id| fetch_details(&db, id)
+        then |details| format!("{} #{id}: {}", details.name, details.title)
+        catch |e: NotFound| format!("no such employee: {e}")
+        catch |f| format!("lookup failed: {f}")
+        finally || log_done()
+    }
+}
+
+#[test]
+fn the_employee_chain_waits_for_each_answer() {
+    let db = Db::new();
+    let before = DONE.load(Ordering::SeqCst);
+    let alice = describe(&db, "alice");
+    let bob = describe(&db, "bob");
+    let down = describe(
+        &Db {
+            down: true,
+            ..Db::new()
+        },
+        "alice",
+    );
+    assert!(!alice.is_fired() && !bob.is_fired());
+
+    db.answer_all();
+    assert_eq!(alice.wait().unwrap(), "Alice #7: engineer");
+    assert_eq!(
+        bob.wait().unwrap(),
+        "no such employee: no employee named bob"
+    );
+    assert!(!down.is_fired(), "its own database has not answered");
+    assert!(DONE.load(Ordering::SeqCst) >= before + 2);
+}
+
+#[test]
+fn a_failure_no_typed_catch_traps_reaches_the_catch_all() {
+    let db = Db {
+        down: true,
+        ..Db::new()
+    };
+    let line = describe(&db, "alice");
+    db.answer_all();
+    assert_eq!(
+        line.wait().unwrap(),
+        "lookup failed: the database timed out"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scoping.
+
+#[test]
+fn names_bound_by_a_then_stay_in_scope_until_the_next_catch() {
+    let d = chain! {
+        2
+        then |a| a * 10
+        then |b| b + a                   // `a` from the step before
+        then |c| (a, b, c)               // every earlier name
+        then |(x, y, z)| x + y + z + a   // patterns bind names too
+    };
+    assert_eq!(d.wait().unwrap(), 2 + 20 + 22 + 2);
+}
+
+#[test]
+fn a_later_then_may_shadow_an_earlier_name() {
+    let d = chain! {
+        1
+        then |x| x + 1
+        then |x| x * 10
+        catch |_| 0
+        then |x| x + 1
+    };
+    assert_eq!(d.wait().unwrap(), 21);
+}
+
+#[test]
+fn steps_take_what_they_use_from_around_the_chain() {
+    let prefix = String::from("employee #");
+    let shared = Arc::new(AtomicUsize::new(0));
+    let counter = shared.clone();
+    let d = chain! {
+        7
+        then move |id| format!("{prefix}{id}")
+        finally move || counter.fetch_add(1, Ordering::SeqCst)
+    };
+    assert_eq!(d.wait().unwrap(), "employee #7");
+    assert_eq!(shared.load(Ordering::SeqCst), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `catch`.
+
+#[test]
+fn a_typed_catch_traps_only_its_type() {
+    let trapped = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        catch |_: NotFound| 1
+        catch |_: Timeout| 2
+        catch |_| 3
+    };
+    assert_eq!(trapped.wait().unwrap(), 2);
+
+    let passed = chain! {
+        Deferred::<u32>::fail(Failure::msg("other"))
+        catch |_: NotFound| 1
+    };
+    let failure = passed.wait().unwrap_err();
+    assert_eq!(failure.to_string(), "other");
+}
+
+#[test]
+fn a_typed_catch_gets_the_error_itself() {
+    let d = chain! {
+        Deferred::<String>::fail(NotFound("carol".to_owned()).into())
+        catch |NotFound(name): NotFound| format!("{name}?")
+    };
+    assert_eq!(d.wait().unwrap(), "carol?");
+}
+
+#[test]
+fn a_catch_recovers_with_a_value_a_result_or_a_deferred() {
+    let value = chain! { Deferred::<u32>::fail(Timeout.into()) catch |_| 1 };
+    let result = chain! { Deferred::<u32>::fail(Timeout.into()) catch |_| Ok(2) };
+    let deferred = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        catch |_| Deferred::<_>::succeed(3)
+    };
+    assert_eq!(value.wait().unwrap(), 1);
+    assert_eq!(result.wait().unwrap(), 2);
+    assert_eq!(deferred.wait().unwrap(), 3);
+}
+
+#[test]
+fn a_catch_that_gives_err_passes_a_failure_on() {
+    let d = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        catch |f| Err(Failure::msg(format!("while looking up: {f}")))
+        catch |f| f.to_string().len() as u32
+    };
+    assert_eq!(
+        d.wait().unwrap(),
+        "while looking up: the database timed out".len() as u32
+    );
+}
+
+#[test]
+fn success_skips_catches_and_failure_skips_thens() {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let seen = ran.clone();
+    let d = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        then move |x| { seen.fetch_add(1, Ordering::SeqCst); x }
+        catch |_: NotFound| 4
+        catch |_| 5
+        then |x| x * 2
+    };
+    assert_eq!(d.wait().unwrap(), 10);
+    assert_eq!(ran.load(Ordering::SeqCst), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// `finally`.
+
+#[test]
+fn finally_runs_on_both_paths_and_passes_the_outcome_on() {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (runs.clone(), runs.clone());
+    let ok = chain! {
+        1u32
+        finally move || a.fetch_add(1, Ordering::SeqCst)
+    };
+    let failed = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        finally move |outcome| {
+            assert!(outcome.as_ref().unwrap_err().is::<Timeout>());
+            b.fetch_add(1, Ordering::SeqCst);
+        }
+    };
+    assert_eq!(ok.wait().unwrap(), 1);
+    assert!(failed.wait().unwrap_err().is::<Timeout>());
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_finally_that_fails_replaces_the_outcome() {
+    let on_success = chain! {
+        1u32
+        finally || Err::<(), _>(Failure::msg("cleanup failed"))
+    };
+    assert_eq!(on_success.wait().unwrap_err().to_string(), "cleanup failed");
+
+    let on_failure = chain! {
+        Deferred::<u32>::fail(Timeout.into())
+        finally || -> Result<(), Failure> { Err(NotFound("x".to_owned()).into()) }
+    };
+    assert!(on_failure.wait().unwrap_err().is::<NotFound>());
+
+    let panicking = chain! {
+        1u32
+        finally || panic!("cleanup panicked")
+    };
+    assert!(panicking.wait().unwrap_err().is::<Panicked>());
+}
+
+#[test]
+fn a_finally_that_gives_a_deferred_holds_the_outcome_until_it_fires() {
+    let (cleanup, cleaned) = Deferred::<()>::pending();
+    let d = chain! {
+        1u32
+        finally move || cleanup
+    };
+    assert!(!d.is_fired());
+    cleaned.callback(());
+    assert_eq!(d.wait().unwrap(), 1);
+
+    let (cleanup, cleaned) = Deferred::<()>::pending();
+    let d = chain! { 1u32 finally move || cleanup };
+    cleaned.errback(Failure::msg("cleanup failed later"));
+    assert_eq!(d.wait().unwrap_err().to_string(), "cleanup failed later");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panics, pending starts, values of generic types.
+
+#[test]
+fn a_panic_in_a_step_becomes_a_failure_the_next_catch_sees() {
+    let d = chain! {
+        1u32
+        then |x| if x == 1 { panic!("boom at {x}") } else { x }
+        then |x| x + 1
+        catch |p: Panicked| p.message().len() as u32
+    };
+    assert_eq!(d.wait().unwrap(), "boom at 1".len() as u32);
+}
+
+#[test]
+fn a_pending_start_runs_the_steps_when_it_fires_on_another_thread() {
+    let (start, resolver) = Deferred::<u32>::pending();
+    let d = chain! {
+        start
+        then |x| x + 1
+        then |y| format!("{x}+1={y}")
+    };
+    assert!(!d.is_fired());
+    std::thread::spawn(move || resolver.callback(41))
+        .join()
+        .unwrap();
+    assert_eq!(d.wait().unwrap(), "41+1=42");
+}
+
+#[test]
+fn a_chain_is_a_future() {
+    let (start, resolver) = Deferred::<u32>::pending();
+    let d = chain! { start then |x| x * 2 };
+    resolver.callback(21);
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut d = std::pin::pin!(d);
+    assert!(matches!(
+        std::future::Future::poll(d.as_mut(), &mut cx),
+        std::task::Poll::Ready(Ok(42))
+    ));
+}
+
+/// A value of a generic type is a plain value, whatever type it turns out to be.
+fn passed_on<T: Send + 'static>(value: T) -> Deferred<T> {
+    chain! { 0 then move |_| value }
+}
+
+#[test]
+fn a_value_of_a_generic_type_is_plain() {
+    let result: Result<u32, Failure> = Err(Failure::msg("kept as a value"));
+    let d = passed_on(result);
+    assert!(
+        d.wait().unwrap().is_err(),
+        "the Result is the value, not the outcome"
+    );
+}
+
+#[test]
+fn a_then_may_use_question_mark_and_return() {
+    let parse = |text: &'static str| {
+        chain! {
+            text
+            then |s| Ok(s.parse::<u32>()?)
+            then |n| {
+                if n == 0 {
+                    return Err(Failure::msg("zero"));
+                }
+                Ok(100 / n)
+            }
+        }
+    };
+    assert_eq!(parse("4").wait().unwrap(), 25);
+    assert!(
+        parse("x")
+            .wait()
+            .unwrap_err()
+            .is::<std::num::ParseIntError>()
+    );
+    assert_eq!(parse("0").wait().unwrap_err().to_string(), "zero");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The trail: where a failure was raised, and the steps it passed.
+
+#[test]
+fn the_trail_names_the_steps_a_failure_came_from_and_passed() {
+    let here = line!();
+    let d = chain! {
+        1u32
+        then |x| x + 1
+        then |_| Err::<u32, _>(Failure::msg("step 2 failed"))
+        then |x| x + 1
+        finally || ()
+    };
+    let failure = d.wait().unwrap_err();
+    let origin = failure
+        .origin()
+        .unwrap_or_else(|| panic!("a step raised it: {failure:?}"));
+    assert_eq!(origin.file(), file!());
+    assert_eq!(origin.line(), here + 4, "the failing `then`: {failure:?}");
+    assert_eq!(origin.column(), 9, "the `then` keyword: {failure:?}");
+    let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    assert!(
+        lines.contains(&(here + 5)),
+        "the `then` it skipped: {failure:?}"
+    );
+    assert!(
+        lines.contains(&(here + 6)),
+        "the `finally` it passed: {failure:?}"
+    );
+}
+
+#[test]
+fn a_panic_is_raised_at_the_step_that_panicked() {
+    let here = line!();
+    let d = chain! {
+        1u32
+        then |x| x + 1
+        then |_| -> u32 { panic!("in step 2") }
+    };
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Panicked>());
+    assert_eq!(failure.origin().map(|at| at.line()), Some(here + 4));
+}

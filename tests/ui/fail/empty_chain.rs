@@ -1,0 +1,5 @@
+use deferred::chain;
+
+fn main() {
+    let _ = chain! {};
+}

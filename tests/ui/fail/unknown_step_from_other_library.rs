@@ -1,0 +1,9 @@
+use deferred::chain;
+
+fn main() {
+    let d = chain! {
+        1
+        and_then |x| x + 1
+    };
+    assert_eq!(d.wait().unwrap(), 2);
+}

@@ -1,0 +1,46 @@
+//! What a `finally` may be.
+#![deny(warnings)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use deferred::{Deferred, Failure, chain};
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+fn count() {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn inspect(outcome: &Result<u32, Failure>) {
+    assert!(outcome.is_ok());
+}
+
+fn main() {
+    let seen = Arc::new(AtomicUsize::new(0));
+    let seen2 = seen.clone();
+    let d = chain! {
+        1u32
+        finally || count()
+        finally count
+        finally inspect
+        finally |outcome| assert_eq!(*outcome.as_ref().unwrap(), 1)
+        finally move |outcome: &Result<u32, Failure>| {
+            seen2.store(*outcome.as_ref().unwrap() as usize, Ordering::SeqCst)
+        }
+        finally |_| Ok(())                                  // Ok: the outcome passes on
+        finally || Deferred::<_>::succeed("ignored")        // waited for, then passes on
+    };
+    assert_eq!(d.wait().unwrap(), 1);
+    assert_eq!(RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(seen.load(Ordering::SeqCst), 1);
+
+    // On the failure path too; a failing body replaces the outcome.
+    let d = chain! {
+        Deferred::<u32>::fail(Failure::msg("first"))
+        finally |outcome| assert!(outcome.is_err())
+        finally || Err::<(), _>(Failure::msg("second"))
+        catch |f| { assert_eq!(f.to_string(), "second"); 0 }
+    };
+    assert_eq!(d.wait().unwrap(), 0);
+}
