@@ -457,36 +457,11 @@ where
     U: Send + 'static,
     E: From<Failure> + Send + 'static,
 {
+    let step = std::panic::Location::caller();
     match outcome {
         StepOutcome::Value(value) => Deferred::succeed(value),
-        StepOutcome::Failed(error) => raise_here(error),
-        StepOutcome::Later(deferred) if deferred.is_fired() => raise_fired(deferred),
-        StepOutcome::Later(deferred) => deferred,
-    }
-}
-
-/// A failure, raised at the caller's step.
-#[cold]
-#[track_caller]
-fn raise_here<U, E>(error: E) -> Deferred<U, E>
-where
-    U: Send + 'static,
-    E: From<Failure> + Send + 'static,
-{
-    // The core marks a failure that a callback returns as raised at the callback's step.
-    Deferred::succeed(()).add_callback(move |()| Err::<U, E>(error))
-}
-
-/// A fired Deferred a step gave, its failure raised at the caller's step.
-#[track_caller]
-fn raise_fired<U, E>(deferred: Deferred<U, E>) -> Deferred<U, E>
-where
-    U: Send + 'static,
-    E: From<Failure> + Send + 'static,
-{
-    match deferred.wait() {
-        Ok(value) => Deferred::succeed(value),
-        Err(error) => raise_here(error),
+        StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+        StepOutcome::Later(deferred) => deferred.__raised_at(step),
     }
 }
 

@@ -359,9 +359,20 @@ where
     {
         let step = Location::caller();
         self.then_step(step, move |result| {
+            // The function that does not run is dropped explicitly, after `next` is made: if a
+            // capture's `Drop` panics, `next` (and a failure in it) is dropped and reported, not
+            // leaked as a half-returned value (rust-lang/rust#47949).
             let next = match result {
-                Result::Ok(value) => on_ok(value).into_deferred(),
-                Err(error) => on_err(received(error)).into_deferred(),
+                Result::Ok(value) => {
+                    let next = on_ok(value).into_deferred();
+                    drop(on_err);
+                    next
+                }
+                Err(error) => {
+                    let next = on_err(received(error)).into_deferred();
+                    drop(on_ok);
+                    next
+                }
             };
             raised_at(next, step)
         })
@@ -389,7 +400,13 @@ where
         let step = Location::caller();
         self.then_step(step, move |result| match result {
             Ok(value) => raised_at(f(value).into_deferred(), step),
-            Err(error) => skip(error, step),
+            Err(error) => {
+                // Skipped: `f` is dropped after the failure is in `next`, so a panic in a
+                // capture's `Drop` reports the failure instead of leaking it (see add_callbacks).
+                let next = skip(error, step);
+                drop(f);
+                next
+            }
         })
     }
 
@@ -411,7 +428,12 @@ where
     {
         let step = Location::caller();
         self.then_step(step, move |result| match result {
-            Ok(value) => Deferred::succeed(value),
+            Ok(value) => {
+                // Skipped: dropped after the value is in `next` (see add_callbacks).
+                let next = Deferred::succeed(value);
+                drop(f);
+                next
+            }
             Err(error) => raised_at(f(received(error)).into_deferred(), step),
         })
     }
@@ -468,32 +490,51 @@ where
     /// Blocks this thread until the Deferred fires, and returns its result. The failure, if any,
     /// counts as handled.
     ///
-    /// Do not wait on a Deferred that only this thread can fire: it would wait forever (as a
-    /// dropped Resolver fails the Deferred, a Resolver owned by this thread's stack frame does not
-    /// deadlock once it goes out of scope elsewhere).
+    /// Waiting inside a callback is allowed: chains this thread has queued run first. Waiting
+    /// for a Deferred that only this thread would fire, later, waits for ever.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// std::thread::spawn(move || resolver.callback(5));
+    /// assert_eq!(d.wait().unwrap(), 5);
+    /// ```
+    #[inline]
     pub fn wait(mut self) -> Result<T, E> {
         match self.take_state() {
             State::Fired(Some(result)) => result,
             State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
-            State::Pending(link) => {
-                let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-                loop {
-                    if let Some(result) = link.try_take() {
-                        return result;
-                    }
-                    // Inside a callback, the chain may be waiting on this thread's own queue.
-                    run_loop::drain_queued();
-                    if let Some(result) = link.try_take() {
-                        return result;
-                    }
-                    link.listen(Listener::Task(waker.clone()));
-                    if let Some(result) = link.try_take() {
-                        return result;
-                    }
-                    std::thread::park();
-                }
-            }
+            State::Pending(link) => Self::wait_pending(link),
         }
+    }
+
+    #[inline(never)]
+    fn wait_pending(link: Arc<dyn Node<T, E>>) -> Result<T, E> {
+        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        loop {
+            if let Some(result) = link.try_take() {
+                return result;
+            }
+            // Inside a callback, the chain may be waiting on this thread's own queue.
+            run_loop::drain_queued();
+            if let Some(result) = link.try_take() {
+                return result;
+            }
+            link.listen(Listener::Task(waker.clone()));
+            if let Some(result) = link.try_take() {
+                return result;
+            }
+            std::thread::park();
+        }
+    }
+
+    /// For `chain!`, not public API: marks the failure this Deferred holds, if it has fired with
+    /// one, as raised at `step` — the origin of a failure new to the chain, a step on the trail
+    /// of one it already carries.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __raised_at(self, step: &'static Location<'static>) -> Deferred<T, E> {
+        raised_at(self, step)
     }
 }
 
