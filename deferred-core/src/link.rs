@@ -312,28 +312,7 @@ where
     /// Rule: a link fires once; a later fire (only possible after a cancellation already failed
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
     fn fire(&self, result: Result<T, E>) {
-        let mut inner = self.lock();
-        let State::Waiting { listener, .. } = &mut inner.state else {
-            return;
-        };
-        match std::mem::replace(listener, Listener::Nobody) {
-            Listener::Nobody => inner.state = State::Fired(result),
-            Listener::Task(waker) => {
-                inner.state = State::Fired(result);
-                drop(inner);
-                waker.wake();
-            }
-            Listener::Gone => {
-                inner.state = State::Done;
-                drop(inner);
-                unhandled::report_result(result);
-            }
-            listener @ (Listener::Step(_) | Listener::Forward(_)) => {
-                inner.state = State::Done;
-                drop(inner);
-                hand_over(result, listener);
-            }
-        }
+        self.fire_locked(self.lock(), result);
     }
 
     fn is_fired(&self) -> bool {
@@ -364,6 +343,51 @@ where
         } else {
             run_loop::run(move || self.fire(result));
         }
+    }
+}
+
+impl<T, E, K> Link<T, E, K>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+    K: Kind<T, E>,
+{
+    /// Fires the link, whose lock the caller holds; says whether this fire landed (false: the
+    /// link had fired already, and `result` is dropped).
+    fn fire_locked(&self, mut inner: MutexGuard<'_, Inner<T, E, K>>, result: Result<T, E>) -> bool {
+        if !matches!(inner.state, State::Waiting { .. }) {
+            drop(inner); // `result` is dropped after the lock is released
+            return false;
+        }
+        let State::Waiting { listener, upstream } =
+            std::mem::replace(&mut inner.state, State::Done)
+        else {
+            unreachable!("checked above");
+        };
+        match listener {
+            Listener::Nobody => {
+                inner.state = State::Fired(result);
+                drop(inner);
+            }
+            Listener::Task(waker) => {
+                inner.state = State::Fired(result);
+                drop(inner);
+                waker.wake();
+            }
+            Listener::Gone => {
+                drop(inner);
+                unhandled::report_result(result);
+            }
+            listener @ (Listener::Step(_) | Listener::Forward(_)) => {
+                drop(inner);
+                hand_over(result, listener);
+            }
+        }
+        // Dropped last, outside the lock, once the result is on its way: a root's canceller that
+        // was never called is user code (its captures' `Drop`), and a panic there must not stop
+        // the hand-over above.
+        drop(upstream);
+        true
     }
 }
 
@@ -417,11 +441,16 @@ where
             Upstream::Root(canceller) => canceller.take(),
         };
         drop(inner);
-        // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
-        let outcome = match canceller {
-            Some(canceller) => catch_unwind(AssertUnwindSafe(canceller)),
-            None => Ok(()),
+        let Some(canceller) = canceller else {
+            // No canceller: only a `Resolver` on another thread can fire the link between the
+            // check above and this fire. Then the walk goes on as if it had found the link fired
+            // (the step after it is running), instead of dropping the cancel.
+            let failure = E::from(Failure::cancelled());
+            let cancelled = self.fire_locked(self.lock(), Err(failure));
+            return if cancelled { Walk::Stop } else { Walk::Fired };
         };
+        // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
+        let outcome = catch_unwind(AssertUnwindSafe(canceller));
         let failure = match outcome {
             Ok(()) => Failure::cancelled(),
             Err(payload) => Failure::from_panic(payload, None),

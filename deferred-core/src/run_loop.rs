@@ -12,6 +12,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::sync::Arc;
 
 use crate::sync::thread_local;
@@ -43,15 +44,34 @@ pub(crate) fn is_running() -> bool {
 
 /// Queues a delivery behind the one running on this thread; only call inside the run loop.
 pub(crate) fn enqueue(delivery: Arc<dyn Delivery>) {
-    QUEUE.with(|q| q.borrow_mut().push_back(delivery));
+    let mut delivery = Some(delivery);
+    // While this thread's locals are being destroyed (a Resolver kept in another thread-local,
+    // dropped at thread exit), the queue may be gone already: then deliver now, nested.
+    let _ = QUEUE.try_with(|q| q.borrow_mut().extend(delivery.take()));
+    if let Some(delivery) = delivery {
+        delivery.deliver();
+    }
+}
+
+/// The next queued delivery; none once this thread's queue has been destroyed.
+fn next_queued() -> Option<Arc<dyn Delivery>> {
+    QUEUE
+        .try_with(|q| q.borrow_mut().pop_front())
+        .ok()
+        .flatten()
+}
+
+fn drain() {
+    while let Some(next) = next_queued() {
+        next.deliver();
+    }
 }
 
 /// Runs `first` as the outermost delivery on this thread, then everything it queued, in order;
 /// only call outside the run loop.
 pub(crate) fn run(first: impl FnOnce()) {
     RUNNING.with(|r| r.set(true));
-    // Clears the flag even if a delivery unwinds (only a panicking unhandled-error hook or a
-    // panicking `Drop` of a user value can), so the thread's next firing still runs.
+    // Clears the flag even if a panic leaves this function, so the thread's next firing runs.
     struct Exit;
     impl Drop for Exit {
         fn drop(&mut self) {
@@ -59,9 +79,16 @@ pub(crate) fn run(first: impl FnOnce()) {
         }
     }
     let _exit = Exit;
-    first();
-    while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
-        next.deliver();
+    // User code runs under `catch_unwind` inside a delivery, so only a panicking `Drop` of a user
+    // value (a result nobody holds, an error being reported) unwinds out of one. The rest of the
+    // queue is still delivered — other chains are not lost, nor left waiting for this thread's
+    // next firing — and the first such panic goes on once the queue is empty.
+    let mut panicked = catch_unwind(AssertUnwindSafe(first)).err();
+    while let Err(payload) = catch_unwind(drain) {
+        panicked.get_or_insert(payload);
+    }
+    if let Some(payload) = panicked {
+        resume_unwind(payload);
     }
 }
 
@@ -69,10 +96,7 @@ pub(crate) fn run(first: impl FnOnce()) {
 /// callback that blocks on a chain it fired (`wait` inside a callback) would otherwise wait for
 /// deliveries that only run after it returns.
 pub(crate) fn drain_queued() {
-    if !is_running() {
-        return;
-    }
-    while let Some(next) = QUEUE.with(|q| q.borrow_mut().pop_front()) {
-        next.deliver();
+    if is_running() {
+        drain();
     }
 }
