@@ -510,7 +510,8 @@ where
 
     #[inline(never)]
     fn wait_pending(link: Arc<dyn Node<T, E>>) -> Result<T, E> {
-        let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+        // Made only if the result is not here yet: waiting on a fired link allocates nothing.
+        let mut waker = None;
         loop {
             if let Some(result) = link.try_take() {
                 return result;
@@ -520,6 +521,8 @@ where
             if let Some(result) = link.try_take() {
                 return result;
             }
+            let waker = waker
+                .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))));
             link.listen(Listener::Task(waker.clone()));
             if let Some(result) = link.try_take() {
                 return result;
