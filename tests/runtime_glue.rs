@@ -1,0 +1,178 @@
+//! `defer_to_thread` (std pool, or tokio's blocking pool inside a runtime), a future as a
+//! Deferred (`Deferred::from_future`), and tokio's clock for `add_timeout`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::mpsc;
+
+use deferred::{Cancelled, Deferred, Failure, Panicked, defer_to_thread};
+
+#[test]
+fn defer_to_thread_runs_the_work_on_a_pool_thread() {
+    let caller = std::thread::current().id();
+    let d: Deferred<(std::thread::ThreadId, Option<String>)> = defer_to_thread(|| {
+        let me = std::thread::current();
+        Ok((me.id(), me.name().map(str::to_owned)))
+    });
+    let (worker, name) = d.wait().unwrap();
+    assert_ne!(worker, caller);
+    assert_eq!(name.as_deref(), Some("deferred-pool"));
+}
+
+#[test]
+fn defer_to_thread_passes_errors_and_panics_on() {
+    let failed: Deferred<u32> = defer_to_thread(|| Err(Failure::msg("disk full")));
+    assert_eq!(failed.wait().unwrap_err().to_string(), "disk full");
+
+    let panicked: Deferred<u32> = defer_to_thread(|| panic!("worker blew up"));
+    let failure = panicked.wait().unwrap_err();
+    assert_eq!(
+        failure.downcast_ref::<Panicked>().unwrap().message(),
+        "worker blew up"
+    );
+    assert!(
+        failure
+            .origin()
+            .is_some_and(|at| at.file().ends_with("runtime_glue.rs"))
+    );
+}
+
+#[test]
+fn callbacks_added_before_the_work_ends_run_on_the_pool_thread() {
+    let (release, gate) = mpsc::channel::<()>();
+    let d: Deferred<u32> = defer_to_thread(move || {
+        gate.recv().unwrap();
+        Ok(1)
+    });
+    let d = d.add_callback(|x| Ok((x, std::thread::current().name().map(str::to_owned))));
+    release.send(()).unwrap();
+    let (x, ran_on) = d.wait().unwrap();
+    assert_eq!(x, 1);
+    assert_eq!(ran_on.as_deref(), Some("deferred-pool"));
+}
+
+#[test]
+fn cancelling_defer_to_thread_fails_at_once_and_drops_the_late_result() {
+    let (release, gate) = mpsc::channel::<()>();
+    let finished = Arc::new(AtomicBool::new(false));
+    let flag = finished.clone();
+    let d: Deferred<u32> = defer_to_thread(move || {
+        gate.recv().unwrap();
+        flag.store(true, SeqCst);
+        Ok(1)
+    });
+    d.cancel();
+    assert!(d.wait().unwrap_err().is::<Cancelled>());
+    release.send(()).unwrap(); // the work still runs to the end; its result is ignored
+    while !finished.load(SeqCst) {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn many_blocking_jobs_all_complete() {
+    let done = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<Deferred<usize>> = (0..200)
+        .map(|i| {
+            let done = done.clone();
+            defer_to_thread(move || {
+                done.fetch_add(1, SeqCst);
+                Ok(i * 2)
+            })
+        })
+        .collect();
+    let total: usize = jobs.into_iter().map(|d| d.wait().unwrap()).sum();
+    assert_eq!(total, (0..200).map(|i| i * 2).sum());
+    assert_eq!(done.load(SeqCst), 200);
+}
+
+#[cfg(feature = "tokio")]
+mod with_tokio {
+    use std::time::Duration;
+
+    use deferred::{TimedOut, TokioClock};
+
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn inside_a_runtime_defer_to_thread_uses_tokios_blocking_pool() {
+        let d: Deferred<Option<String>> =
+            defer_to_thread(|| Ok(std::thread::current().name().map(str::to_owned)));
+        let name = d.await.unwrap();
+        assert_ne!(name.as_deref(), Some("deferred-pool"));
+    }
+
+    #[tokio::test]
+    async fn a_future_as_a_deferred() {
+        let d: Deferred<u32> = Deferred::from_future(async {
+            tokio::task::yield_now().await;
+            Ok(40)
+        });
+        assert_eq!(d.add_callback(|x| Ok(x + 2)).await.unwrap(), 42);
+
+        let d: Deferred<u32> = Deferred::from_future(async { Err(Failure::msg("refused")) });
+        assert_eq!(d.await.unwrap_err().to_string(), "refused");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_future_becomes_a_failure() {
+        let d: Deferred<u32> = Deferred::from_future(async { panic!("future blew up") });
+        let failure = d.await.unwrap_err();
+        assert_eq!(
+            failure.downcast_ref::<Panicked>().unwrap().message(),
+            "future blew up"
+        );
+    }
+
+    /// Sets its flag when dropped: tells whether the task was aborted.
+    struct DropFlag(Arc<AtomicBool>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn cancelling_the_deferred_aborts_the_task() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = DropFlag(dropped.clone());
+        let d: Deferred<u32> = Deferred::from_future(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok(1)
+        });
+        tokio::task::yield_now().await; // let the task start
+        d.cancel();
+        assert!(d.await.unwrap_err().is::<Cancelled>());
+        for _ in 0..100 {
+            if dropped.load(SeqCst) {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            dropped.load(SeqCst),
+            "the task was aborted and its future dropped"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_times_out_a_slow_deferred_and_spares_a_quick_one() {
+        let clock = TokioClock::current();
+        let (slow, _slow_resolver) = Deferred::<u32>::pending();
+        let slow = slow.add_timeout(Duration::from_secs(5), &clock);
+        let failure = slow.await.unwrap_err();
+        assert_eq!(
+            failure.downcast_ref::<TimedOut>().unwrap().after(),
+            Duration::from_secs(5)
+        );
+
+        let (quick, quick_resolver) = Deferred::<u32>::pending();
+        let quick = quick.add_timeout(Duration::from_secs(5), &clock);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            quick_resolver.callback(7);
+        });
+        assert_eq!(quick.await.unwrap(), 7);
+    }
+}
