@@ -1,0 +1,549 @@
+//! The chains the benchmarks time (benches/steps.rs), count the instructions of
+//! (benches/instructions.rs) and count the allocations of (tests/alloc_counts.rs): a chain of
+//! ten `+1` steps, in four shapes, written with each tool a user could pick.
+//!
+//! Shapes (those of shared/anchors/*, which measured Twisted and V8 promises the same way):
+//! - `sync`: the chain starts fired (`succeed`, `ready`), so every step runs as it is added.
+//! - `pending`: the chain is built on an unfired start, then fired.
+//! - `nested`: each step returns a new (fired) Deferred / future / `Result`: the chain waits on it.
+//! - `error`: the start is a failure; it skips nine callbacks and one errback recovers. The
+//!   start's outcome is opaque to the optimizer (`black_box`), so no peer can delete the skips.
+//!
+//! Every step is [`inc`]: `+1` on a value the optimizer cannot see through, so no peer can fold
+//! the ten steps into one `+10`, and every peer pays the same for the work itself. Each function
+//! takes the start value and returns the chain's final value (`x + 10`, or 0 for `error`).
+//!
+//! Not every file that includes this module uses every item.
+#![allow(dead_code)]
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::hint::black_box;
+use std::pin::pin;
+use std::task::{Context, Poll};
+
+use deferred::{Deferred, Failure, chain};
+use futures::channel::oneshot;
+use futures::future::{FutureExt, TryFutureExt, ready};
+use futures::task::noop_waker_ref;
+
+/// Steps per chain.
+pub const STEPS: u64 = 10;
+
+/// One step's work: `+1` on an opaque value.
+#[inline(always)]
+pub fn inc(x: u64) -> u64 {
+    black_box(x) + 1
+}
+
+/// A failure with nothing in it: making one costs what `Failure` itself costs.
+#[derive(Debug, Clone, Copy)]
+pub struct Boom;
+
+impl fmt::Display for Boom {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("boom")
+    }
+}
+
+impl StdError for Boom {}
+
+/// A chain may use its own error type instead of `Failure`: then a failure is a plain value
+/// (no box, no trail of steps). It must be able to say "panicked" or "cancelled": any
+/// `From<Failure>` does.
+#[derive(Debug, Clone, Copy)]
+pub struct OwnError;
+
+impl From<Failure> for OwnError {
+    fn from(_: Failure) -> OwnError {
+        OwnError
+    }
+}
+
+/// Runs a future that must be ready at its first poll.
+fn poll_ready<F: std::future::Future>(f: F) -> F::Output {
+    f.now_or_never().expect("the future was ready")
+}
+
+/// Calls `$callback!` with every chain, as `(shape, "peer", function)` (the function is
+/// `common::shape::function`), in the order of the tables in BENCHMARKS.md. A macro rather than
+/// a table of `fn` pointers, so that a benchmark calls each chain directly (an indirect call costs
+/// about what a synchronous step does).
+macro_rules! for_each_case {
+    ($callback:ident) => {
+        $callback! {
+            (sync, "chain!", chain),
+            (sync, "add_callback", add_callback),
+            (sync, "closures", closures),
+            (sync, "futures ready().map()", futures_map),
+            (sync, "async/await", async_await),
+            (pending, "chain!", chain),
+            (pending, "add_callback", add_callback),
+            (pending, "closures", closures),
+            (pending, "boxed callback list", boxed_callbacks),
+            (pending, "futures oneshot+map", futures_oneshot_map),
+            (pending, "futures oneshot+map, polled", futures_oneshot_map_polled),
+            (pending, "async/await oneshot", async_await),
+            (pending, "async/await oneshot, polled", async_await_polled),
+            (nested, "chain!", chain),
+            (nested, "add_callback", add_callback),
+            (nested, "closures", closures),
+            (nested, "futures then(ready)", futures_then),
+            (nested, "futures boxed then(ready)", futures_then_boxed),
+            (nested, "async/await", async_await),
+            (error, "chain!", chain),
+            (error, "chain!, own error type", chain_own_error),
+            (error, "add_callback", add_callback),
+            (error, "add_callback, own error type", add_callback_own_error),
+            (error, "closures", closures),
+            (error, "futures map_ok", futures_map_ok),
+            (error, "async/await ?", async_await),
+        }
+    };
+}
+#[allow(unused_imports)] // not every file that includes this module uses it
+pub(crate) use for_each_case;
+
+macro_rules! cases_table {
+    ($(($shape:ident, $peer:literal, $function:ident)),* $(,)?) => {
+        /// Every chain: `(shape, peer, function)`.
+        pub const CASES: &[(&str, &str, fn(u64) -> u64)] =
+            &[$((stringify!($shape), $peer, $shape::$function)),*];
+    };
+}
+for_each_case!(cases_table);
+
+/// The start is fired: each step runs as it is added.
+pub mod sync {
+    use super::*;
+
+    pub fn chain(x: u64) -> u64 {
+        chain! {
+            Deferred::<u64>::succeed(x)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        }
+        .wait()
+        .unwrap()
+    }
+
+    pub fn add_callback(x: u64) -> u64 {
+        Deferred::<u64>::succeed(x)
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .wait()
+            .unwrap()
+    }
+
+    /// The limit: the ten steps called directly.
+    pub fn closures(x: u64) -> u64 {
+        let steps = [inc; STEPS as usize];
+        steps.iter().fold(x, |a, step| step(a))
+    }
+
+    pub fn futures_map(x: u64) -> u64 {
+        poll_ready(
+            ready(x)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc)
+                .map(inc),
+        )
+    }
+
+    pub fn async_await(x: u64) -> u64 {
+        poll_ready(async move {
+            let mut a = x;
+            for _ in 0..STEPS {
+                a = ready(inc(a)).await;
+            }
+            a
+        })
+    }
+}
+
+/// The chain is built on an unfired start, then fired.
+pub mod pending {
+    use super::*;
+
+    pub fn chain(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        };
+        resolver.callback(x);
+        d.wait().unwrap()
+    }
+
+    pub fn add_callback(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = start
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)));
+        resolver.callback(x);
+        d.wait().unwrap()
+    }
+
+    /// The limit: the ten steps fused into one closure, kept, then called with the value.
+    pub fn closures(x: u64) -> u64 {
+        let fused = |a: u64| {
+            let steps = [inc; STEPS as usize];
+            steps.iter().fold(a, |a, step| step(a))
+        };
+        let kept = black_box(fused);
+        kept(x)
+    }
+
+    /// The naive port of Twisted: a list of boxed callbacks, run in turn when the value comes.
+    pub fn boxed_callbacks(x: u64) -> u64 {
+        let mut callbacks: Vec<Box<dyn FnOnce(u64) -> u64>> = Vec::with_capacity(STEPS as usize);
+        for _ in 0..STEPS {
+            callbacks.push(Box::new(inc));
+        }
+        let callbacks = black_box(callbacks);
+        callbacks.into_iter().fold(x, |a, callback| callback(a))
+    }
+
+    /// shared/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain
+    /// polled once (it never waited: its first poll finds the value).
+    pub fn futures_oneshot_map(x: u64) -> u64 {
+        let (tx, rx) = oneshot::channel::<u64>();
+        let f = rx
+            .map(|r| r.unwrap())
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc);
+        tx.send(x).unwrap();
+        poll_ready(f)
+    }
+
+    /// As [`futures_oneshot_map`], but the chain really waits: polled once before the value is
+    /// sent (it registers its waker), then again after.
+    pub fn futures_oneshot_map_polled(x: u64) -> u64 {
+        let (tx, rx) = oneshot::channel::<u64>();
+        let mut f = rx
+            .map(|r| r.unwrap())
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc);
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(f.poll_unpin(&mut cx).is_pending());
+        tx.send(x).unwrap();
+        match f.poll_unpin(&mut cx) {
+            Poll::Ready(value) => value,
+            Poll::Pending => unreachable!("the value was sent"),
+        }
+    }
+
+    pub fn async_await(x: u64) -> u64 {
+        let (tx, rx) = oneshot::channel::<u64>();
+        let f = async move {
+            let mut a = rx.await.unwrap();
+            for _ in 0..STEPS {
+                a = ready(inc(a)).await;
+            }
+            a
+        };
+        tx.send(x).unwrap();
+        poll_ready(f)
+    }
+
+    pub fn async_await_polled(x: u64) -> u64 {
+        let (tx, rx) = oneshot::channel::<u64>();
+        let mut f = pin!(async move {
+            let mut a = rx.await.unwrap();
+            for _ in 0..STEPS {
+                a = ready(inc(a)).await;
+            }
+            a
+        });
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        tx.send(x).unwrap();
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => value,
+            Poll::Pending => unreachable!("the value was sent"),
+        }
+    }
+}
+
+/// Each step returns a new, fired, Deferred (or future, or `Result`): the chain waits on it.
+pub mod nested {
+    use super::*;
+
+    pub fn chain(x: u64) -> u64 {
+        chain! {
+            Deferred::<u64>::succeed(x)
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+            then |a| Deferred::<u64>::succeed(inc(a))
+        }
+        .wait()
+        .unwrap()
+    }
+
+    pub fn add_callback(x: u64) -> u64 {
+        Deferred::<u64>::succeed(x)
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .add_callback(|a| Deferred::succeed(inc(a)))
+            .wait()
+            .unwrap()
+    }
+
+    /// The limit: `Result::and_then`, each step returning a new `Result`.
+    pub fn closures(x: u64) -> u64 {
+        fn step(a: u64) -> Result<u64, Boom> {
+            Ok(inc(a))
+        }
+        let start: Result<u64, Boom> = Ok(x);
+        start
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .and_then(step)
+            .unwrap()
+    }
+
+    pub fn futures_then(x: u64) -> u64 {
+        poll_ready(
+            ready(x)
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a)))
+                .then(|a| ready(inc(a))),
+        )
+    }
+
+    /// shared/anchors/rust-peers: each link boxed, as a chain of runtime length must be.
+    pub fn futures_then_boxed(x: u64) -> u64 {
+        let mut f = ready(x).boxed();
+        for _ in 0..STEPS {
+            f = f.then(|a| ready(inc(a))).boxed();
+        }
+        poll_ready(f)
+    }
+
+    pub fn async_await(x: u64) -> u64 {
+        async fn step(a: u64) -> u64 {
+            inc(a)
+        }
+        poll_ready(async move {
+            let mut a = x;
+            for _ in 0..STEPS {
+                a = step(a).await;
+            }
+            a
+        })
+    }
+}
+
+/// The start is a failure (opaque to the optimizer): it skips nine callbacks, and one errback
+/// recovers with 0.
+pub mod error {
+    use super::*;
+
+    /// A failed start the optimizer cannot see is a failure.
+    #[inline(always)]
+    fn failed<E>(error: E) -> Result<u64, E> {
+        black_box(Err(error))
+    }
+
+    pub fn chain(_x: u64) -> u64 {
+        chain! {
+            Deferred::from_result(failed(Failure::new(Boom)))
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            catch |_| 0
+        }
+        .wait()
+        .unwrap()
+    }
+
+    pub fn chain_own_error(_x: u64) -> u64 {
+        chain! {
+            Deferred::from_result(failed(OwnError))
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            catch |_| 0
+        }
+        .wait()
+        .unwrap()
+    }
+
+    pub fn add_callback(_x: u64) -> u64 {
+        Deferred::from_result(failed(Failure::new(Boom)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_errback(|_| Ok(0))
+            .wait()
+            .unwrap()
+    }
+
+    pub fn add_callback_own_error(_x: u64) -> u64 {
+        Deferred::from_result(failed(OwnError))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_errback(|_| Ok(0))
+            .wait()
+            .unwrap()
+    }
+
+    /// The limit: `Result::map`, then `unwrap_or_else`.
+    pub fn closures(_x: u64) -> u64 {
+        failed(Boom)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .map(inc)
+            .unwrap_or_else(|_| 0)
+    }
+
+    pub fn futures_map_ok(_x: u64) -> u64 {
+        poll_ready(
+            ready(failed(Boom))
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .map_ok(inc)
+                .unwrap_or_else(|_| 0),
+        )
+    }
+
+    /// The natural async form: `?` leaves at the first failure.
+    pub fn async_await(_x: u64) -> u64 {
+        poll_ready(async move {
+            let run = async {
+                let mut a = ready(failed(Boom)).await?;
+                for _ in 0..STEPS - 1 {
+                    a = ready(inc(a)).await;
+                }
+                Ok::<u64, Boom>(a)
+            };
+            run.await.unwrap_or(0)
+        })
+    }
+}
+
+/// The value each shape's chain gives for the start `x`.
+pub fn expected(shape: &str, x: u64) -> u64 {
+    if shape == "error" { 0 } else { x + STEPS }
+}

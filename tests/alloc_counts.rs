@@ -1,0 +1,246 @@
+//! Allocations of a 10-step chain, counted exactly, for every chain the benchmarks time
+//! (benches/common/mod.rs): the "Allocations" quality bar of DESIGN.md, as a test.
+//!
+//! - Synchronous steps (`chain!` and `add_callback`) allocate nothing.
+//! - A pending `add_callback` chain allocates one link per pending link (the root and one per
+//!   step): 11 for 10 steps, no more.
+//! - A pending `chain!` allocates the root and one link for its whole run of `then`s: 2.
+//! - A failure skipping nine callbacks allocates only what `Failure` itself needs (its box, and
+//!   the trail of steps it passed).
+//!
+//! The peers' counts are printed for the table in BENCHMARKS.md, not asserted (they belong to
+//! futures-rs). Run with `--nocapture` to see the table.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::backtrace::BacktraceStatus;
+use std::cell::Cell;
+use std::collections::VecDeque;
+
+use deferred::{Deferred, Resolver, chain};
+use futures::FutureExt;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+/// Counts the allocations (and reallocations) made by a thread while it has counting on: the
+/// tests of this binary run on several threads at once, and each counts only its own.
+struct Counting;
+
+thread_local! {
+    // `const`-initialized and without a destructor: using them never allocates.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn count_one() {
+    // `try_with`: the allocator may be called while this thread's locals are being destroyed.
+    if COUNTING.try_with(Cell::get).unwrap_or(false) {
+        let _ = ALLOCATIONS.try_with(|count| count.set(count.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded to the system allocator unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded as is.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_one();
+        // SAFETY: forwarded as is.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The allocations `f` makes on this thread, after one warm-up call (which may set up
+/// thread-locals, such as the run loop's queue, once per thread).
+fn allocations_of(mut f: impl FnMut() -> u64) -> usize {
+    std::hint::black_box(f());
+    let before = ALLOCATIONS.with(Cell::get);
+    COUNTING.with(|counting| counting.set(true));
+    std::hint::black_box(f());
+    COUNTING.with(|counting| counting.set(false));
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+/// Every chain of benches/common with its allocation count.
+fn measured() -> Vec<(&'static str, &'static str, usize)> {
+    common::CASES
+        .iter()
+        .map(|&(shape, peer, chain)| {
+            assert_eq!(chain(1), common::expected(shape, 1), "{shape} {peer}");
+            (shape, peer, allocations_of(|| chain(1)))
+        })
+        .collect()
+}
+
+fn count(measured: &[(&str, &str, usize)], shape: &str, peer: &str) -> usize {
+    measured
+        .iter()
+        .find(|(s, p, _)| *s == shape && *p == peer)
+        .map(|(_, _, n)| *n)
+        .unwrap_or_else(|| panic!("no chain {shape} {peer}"))
+}
+
+/// All in one `#[test]`, so that the table is printed once and in order.
+#[test]
+fn allocations_per_chain_of_ten_steps() {
+    let measured = measured();
+    println!("allocations per 10-step chain");
+    println!(
+        "{:<8} {:<30} {:>6} {:>9}",
+        "shape", "peer", "chain", "per step"
+    );
+    for (shape, peer, n) in &measured {
+        println!("{shape:<8} {peer:<30} {n:>6} {:>9.1}", *n as f64 / 10.0);
+    }
+
+    // Making the failure of the `error` shape: `Failure::new(Boom)` boxes its inside once
+    // (`Boom` is zero-sized, so boxing it is free), plus the backtrace when RUST_BACKTRACE or
+    // RUST_LIB_BACKTRACE asks for one.
+    let making_the_failure = allocations_of(|| {
+        let failure = std::hint::black_box(deferred::Failure::new(common::Boom));
+        drop(failure);
+        0
+    });
+    println!("making the failure: {making_the_failure}");
+    if !std::backtrace::Backtrace::capture()
+        .status()
+        .eq(&BacktraceStatus::Captured)
+    {
+        assert_eq!(making_the_failure, 1);
+    }
+
+    // The design targets (DESIGN.md, "Allocations").
+    for shape in ["sync", "nested"] {
+        for peer in ["chain!", "add_callback"] {
+            assert_eq!(
+                count(&measured, shape, peer),
+                0,
+                "{shape} {peer}: synchronous steps allocate nothing"
+            );
+        }
+    }
+    assert_eq!(
+        count(&measured, "pending", "add_callback"),
+        11,
+        "pending add_callback: one link per pending link (the root and 10 steps)"
+    );
+    assert_eq!(
+        count(&measured, "pending", "chain!"),
+        2,
+        "pending chain!: the root, and one link for the whole run of thens"
+    );
+    // A failure skipping steps: nothing beyond the failure itself with the chain's own error
+    // type; with `Failure`, its trail of steps grows (a Vec: 4, 8, 16 entries).
+    assert_eq!(count(&measured, "error", "chain!, own error type"), 0);
+    assert_eq!(count(&measured, "error", "add_callback, own error type"), 0);
+    assert_eq!(
+        count(&measured, "error", "chain!"),
+        making_the_failure + 1,
+        "a run of thens is one step for a failure: one trail entry"
+    );
+    assert_eq!(
+        count(&measured, "error", "add_callback"),
+        making_the_failure + 3,
+        "nine skipped callbacks: a trail of 9 entries, grown twice"
+    );
+}
+
+/// A chain whose every step waits on a Deferred that fires later, from a queue (the shape of
+/// real I/O): each step costs its own pending Deferred (a root link) and, for `add_callback`,
+/// the link that waits on it.
+#[test]
+fn steps_that_wait_on_pending_deferreds() {
+    fn later(queue: &mut VecDeque<(Resolver<u64>, u64)>, value: u64) -> Deferred<u64> {
+        let (d, resolver) = Deferred::pending();
+        queue.push_back((resolver, value));
+        d
+    }
+    // The queue lives outside the chain's steps (they are 'static): a thread-local.
+    thread_local! {
+        static QUEUE: std::cell::RefCell<VecDeque<(Resolver<u64>, u64)>> =
+            std::cell::RefCell::new(VecDeque::with_capacity(16));
+    }
+    fn io(value: u64) -> Deferred<u64> {
+        QUEUE.with(|queue| later(&mut queue.borrow_mut(), value))
+    }
+    fn drain() {
+        while let Some((resolver, value)) = QUEUE.with(|queue| queue.borrow_mut().pop_front()) {
+            resolver.callback(value);
+        }
+    }
+
+    let add_callback = allocations_of(|| {
+        let d = io(0)
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1))
+            .add_callback(|a| io(a + 1));
+        drain();
+        d.now_or_never().expect("fired").unwrap()
+    });
+    let chained = allocations_of(|| {
+        let d = chain! {
+            io(0)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+            then |a| io(a + 1)
+        };
+        drain();
+        d.now_or_never().expect("fired").unwrap()
+    });
+    println!("10 steps each waiting on I/O: add_callback {add_callback}, chain! {chained}");
+    // 11 I/O Deferreds (roots) + 10 step links.
+    assert_eq!(add_callback, 21);
+    // 11 I/O Deferreds + one link per step: a pending step's run goes on in a new link.
+    assert_eq!(chained, 21);
+}
+
+/// Taking the result of a pending Deferred that has fired: `wait` makes no thread waker when it
+/// need not park (as polling makes no task waker), so both cost only the root link.
+#[test]
+fn wait_on_a_fired_pending_deferred() {
+    let polling = allocations_of(|| {
+        let (d, resolver) = Deferred::<u64>::pending();
+        resolver.callback(1);
+        d.now_or_never().expect("fired").unwrap()
+    });
+    let waiting = allocations_of(|| {
+        let (d, resolver) = Deferred::<u64>::pending();
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    println!("a fired pending Deferred: polled {polling}, waited {waiting}");
+    assert_eq!(polling, 1, "the root link");
+    assert_eq!(waiting, 1, "the root link");
+}
