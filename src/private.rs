@@ -14,7 +14,7 @@
 //!   ([`Failure::trap`]), or a compile error.
 //! - **What a `finally` does with the outcome** ([`finally`]).
 //! - **Where a failure was raised** ([`raised`]): in a run of `then`s, at the step whose body
-//!   gave it.
+//!   gave it ([`raised_carrying`] at the end of a segment of a long run).
 
 use std::error::Error as StdError;
 use std::future::Future;
@@ -463,6 +463,44 @@ where
         StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
         StepOutcome::Later(deferred) => deferred.__raised_at(step),
     }
+}
+
+/// [`raised`], for the last step of a segment of a long run of `then`s: the next link gives the
+/// step's value with the names the rest of the run uses, `(value, carried)`, for the next
+/// segment's first step to take apart. (A run nests its steps' closures; a long one is cut into
+/// segments, so that the compiler's recursion limit is not reached.)
+///
+/// A value or a fired Deferred allocates nothing; a pending Deferred gets one more link.
+#[track_caller]
+#[inline(always)]
+pub fn raised_carrying<U, E, C>(outcome: StepOutcome<U, E>, carried: C) -> Deferred<(U, C), E>
+where
+    U: Send + 'static,
+    E: From<Failure> + Send + 'static,
+    C: Send + 'static,
+{
+    let step = std::panic::Location::caller();
+    match outcome {
+        StepOutcome::Value(value) => Deferred::succeed((value, carried)),
+        StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+        StepOutcome::Later(deferred) => deferred
+            .__raised_at(step)
+            .add_callback(move |value| Ok::<_, E>((value, carried))),
+    }
+}
+
+/// Records on the trail of the failure `failed` holds that it skipped a step of a run of
+/// `then`s. `#[track_caller]`: the expansion calls it at the skipped step's keyword, in the
+/// errback of the run's first step (which the failure reached, so it is not new to the chain:
+/// it is put on the trail).
+#[track_caller]
+#[inline(always)]
+pub fn passed<T, E>(failed: Deferred<T, E>) -> Deferred<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    failed.__raised_at(std::panic::Location::caller())
 }
 
 /// A function named in `finally path`: it takes no parameter, or the outcome.

@@ -457,3 +457,119 @@ fn a_panic_is_raised_at_the_step_that_panicked() {
     assert!(failure.is::<Panicked>());
     assert_eq!(failure.origin().map(|at| at.line()), Some(here + 4));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Long runs of `then`s: a run nests its steps' closures, and a long one is cut into segments
+// that carry the names later steps use. No `recursion_limit` attribute is needed.
+
+#[test]
+fn a_200_step_chain_compiles_and_keeps_names_in_scope() {
+    let d = chain! {
+        1u64
+        then |first| first + 1 // step 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + format!("{first}").len() as u64 + format!("[{first:>5}]").len() as u64 // 150
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + first // step 199
+        then |x| x * 2 // step 200
+    };
+    // 1 + 1 at step 1, +1 at steps 2-149 and 151-198, +"1".len() + "[    1]".len() at 150,
+    // +1 at 199, *2 at 200.
+    assert_eq!(d.wait().unwrap(), (2 + 148 + 48 + 1 + 7 + 1) * 2);
+}
+
+#[test]
+fn a_long_run_may_consume_and_rebind_a_name_at_every_step() {
+    let d = chain! {
+        String::new()
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "." then |s| s + "."
+        then |s| s.len()
+    };
+    assert_eq!(d.wait().unwrap(), 100);
+}
+
+#[test]
+fn a_long_run_carries_mutable_and_pattern_names_across_pending_steps() {
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let (start, started) = Deferred::<(u32, u32)>::pending();
+    let d = chain! {
+        start
+        then |(mut a, b)| { a += 1; a + b } // step 1: a = 2, b = 10
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then move |x| inner.add_callback(move |y| Ok(x + y)) // step 32, pending
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| { a *= 10; x + a + b } // step 43
+    };
+    started.callback((1, 10));
+    assert!(!d.is_fired());
+    resolver.callback(100);
+    assert_eq!(d.wait().unwrap(), 12 + 30 + 100 + 10 + 20 + 10);
+}
+
+#[test]
+fn a_failure_that_skips_a_run_of_thens_records_every_step_of_it() {
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::fail(Failure::msg("before the run"))
+        then |x| x + 1
+        then |x| x + 2
+        then |x| x + 3
+        finally || ()
+    };
+    let failure = d.wait().unwrap_err();
+    let mut lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    // (The run's first step is recorded by the core after the others: compare as a set.)
+    lines.sort_unstable();
+    let expected: Vec<u32> = (here + 3..=here + 6).collect();
+    assert_eq!(
+        lines, expected,
+        "every `then` and the `finally`: {failure:?}"
+    );
+}

@@ -31,9 +31,11 @@
 //! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
 //!   cannot see them.
 
-use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream};
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
+use syn::visit::Visit;
 
 use crate::parse::{Chain, Handler, Step, StepClosure, StepKind};
 
@@ -49,18 +51,18 @@ pub fn expand(chain: &Chain) -> TokenStream {
     let mut input = Input::chain_var(chain.start.span());
     let mut rest = &chain.steps[..];
     while let Some(step) = rest.first() {
-        let (segment, len) = match step.kind {
+        let (new_segments, len) = match step.kind {
             StepKind::Then => {
                 let len = rest
                     .iter()
                     .take_while(|step| matches!(step.kind, StepKind::Then))
                     .count();
-                (expand_thens(input, &rest[..len]), len)
+                (expand_run(input, &rest[..len]), len)
             }
-            StepKind::Catch { .. } => (expand_catch(input, step), 1),
-            StepKind::Finally => (expand_finally(input, step), 1),
+            StepKind::Catch { .. } => (vec![expand_catch(input, step)], 1),
+            StepKind::Finally => (vec![expand_finally(input, step)], 1),
         };
-        segments.push(segment);
+        segments.extend(new_segments);
         input = Input::chain_var(rest[len - 1].keyword.span());
         rest = &rest[len..];
     }
@@ -97,20 +99,276 @@ fn expand_start(start: &syn::Expr) -> TokenStream {
     }}
 }
 
-/// A run of `then`s, added to `input`: each step is added inside the one before it.
-fn expand_thens(input: Input, steps: &[Step]) -> TokenStream {
+/// The most steps of a run that nest: a longer run is cut into segments of at most this many
+/// steps. The compiler instantiates each closure inside the one around it, and stops at its
+/// recursion limit (128 by default, counting the caller's own depth): a segment stays well
+/// under it.
+pub(crate) const SEGMENT_STEPS: usize = 32;
+
+/// A run of `then`s, added to `input`: one statement, or one per segment for a run longer than
+/// [`SEGMENT_STEPS`].
+///
+/// A segment but the last gives, instead of its last step's value, `(value, (names,))`: the
+/// names its steps and the segments before it bound that a later step of the run mentions
+/// ([`carried_names`]). The next segment's first closure takes that tuple apart, so that the
+/// later steps still see those names:
+///
+/// ```text
+/// let __chain = Deferred::add_callback(__chain, move |a| {             // then |a| A
+///     ... move |y| { let __v = Y; raised_carrying(<__v>, (a,)) } ...   // step 32
+/// });
+/// let __chain = Deferred::add_callback(__chain, move |__carried| {     // step 33: then |z| Z
+///     let (__value, (a,)) = __carried;
+///     let z = __value;
+///     ...
+/// });
+/// ```
+fn expand_run(input: Input, steps: &[Step]) -> Vec<TokenStream> {
+    if steps.len() <= SEGMENT_STEPS {
+        return vec![expand_thens(input, steps, None, None)];
+    }
+    let mut segments = Vec::new();
+    let mut input = input;
+    let mut carried_in: Option<Vec<Binding>> = None;
+    for (index, segment) in steps.chunks(SEGMENT_STEPS).enumerate() {
+        let end = index * SEGMENT_STEPS + segment.len();
+        let carried_out = (end < steps.len()).then(|| carried_names(&steps[..end], &steps[end..]));
+        segments.push(expand_thens(
+            input,
+            segment,
+            carried_in.as_deref(),
+            carried_out.as_deref(),
+        ));
+        let last = segment.last().expect("chunks are not empty");
+        input = Input::chain_var(last.keyword.span());
+        carried_in = carried_out;
+    }
+    segments
+}
+
+/// A segment of a run of `then`s, added to `input`: each step is added inside the one before it.
+/// `carried_in`: the first step's input carries these names (see [`expand_run`]);
+/// `carried_out`: the last step's outcome carries these names.
+fn expand_thens(
+    input: Input,
+    steps: &[Step],
+    carried_in: Option<&[Binding]>,
+    carried_out: Option<&[Binding]>,
+) -> TokenStream {
+    expand_steps(input, steps, carried_in, carried_out, true)
+}
+
+/// The steps of a segment after its first, added inside the first's closure.
+fn expand_thens_after(
+    input: Input,
+    steps: &[Step],
+    carried_out: Option<&[Binding]>,
+) -> TokenStream {
+    expand_steps(input, steps, None, carried_out, false)
+}
+
+/// [`expand_thens`]; `first`: `steps` begins the segment.
+fn expand_steps(
+    input: Input,
+    steps: &[Step],
+    carried_in: Option<&[Binding]>,
+    carried_out: Option<&[Binding]>,
+    first: bool,
+) -> TokenStream {
     let Some((step, rest)) = steps.split_first() else {
         return input.tokens;
     };
+    let site = Span::mixed_site();
     let (param, computed, place) = handler_parts(step, "__arrived");
+    let carried = match rest {
+        [] => carried_out.map(|names| {
+            let names = names.iter().map(|name| &name.ident);
+            quote_spanned!(site=> (#(#names,)*))
+        }),
+        _ => None,
+    };
     let outcome = Input {
-        tokens: raised(step, place.body, dispatch("step", place.body, None)),
+        tokens: raised(
+            step,
+            place.body,
+            dispatch("step", place.body, None),
+            carried,
+        ),
         at: place.body,
     };
-    let next = expand_thens(outcome, rest);
+    let next = expand_thens_after(outcome, rest, carried_out);
     let body = place.then_value(computed, deferred_of_any(), next);
-    let closure = step_closure(&param, body, &place);
-    add_step("add_callback", step, input, closure)
+    let closure = match carried_in {
+        None => step_closure(&param, body, &place),
+        Some(names) => {
+            let carried = local("__carried", site);
+            let value = local("__value", site);
+            let names = names.iter().map(Binding::pattern);
+            let body = quote_spanned! {site=>
+                #[allow(unused_mut, unused_variables)]
+                let (#value, (#(#names,)*)) = #carried;
+                let #param = #value;
+                #body
+            };
+            step_closure(&carried.to_token_stream(), body, &place)
+        }
+    };
+    match rest {
+        _ if !first => add_step("add_callback", step, input, closure),
+        [] => add_step("add_callback", step, input, closure),
+        _ => {
+            // A failure skips the whole segment at its first step: that step records itself,
+            // this errback records the others. It runs only for a failure: success is the same
+            // as with `add_callback`, and the errback captures nothing.
+            let error = local("__error", site);
+            let failed = local("__failed", site);
+            let passed = rest.iter().map(|step| {
+                let keyword = step.keyword.span();
+                let passed = quote_spanned!(keyword=> ::deferred::__private::passed(#failed));
+                quote_spanned!(site=> let #failed = #passed;)
+            });
+            let errback = quote_spanned! {site=>
+                move |#error| {
+                    let #failed = ::deferred::Deferred::fail(#error);
+                    #(#passed)*
+                    #failed
+                }
+            };
+            add_step("add_callbacks", step, input, quote!(#closure, #errback))
+        }
+    }
+}
+
+/// A name a step's closure parameter binds.
+pub(crate) struct Binding {
+    ident: Ident,
+    mutable: bool,
+}
+
+impl Binding {
+    /// `name` or `mut name`, to bind it again.
+    fn pattern(&self) -> TokenStream {
+        let ident = &self.ident;
+        match self.mutable {
+            true => quote!(mut #ident),
+            false => ident.to_token_stream(),
+        }
+    }
+
+    pub(crate) fn name(&self) -> String {
+        self.ident.unraw().to_string()
+    }
+}
+
+/// The names bound by the parameters of `bound` (the latest binding of each) that a step of
+/// `later` mentions before a step of `later` binds the name again.
+pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
+    let mut names: Vec<Binding> = Vec::new();
+    for binding in bound.iter().flat_map(bindings_of) {
+        names.retain(|name| name.name() != binding.name());
+        names.push(binding);
+    }
+    names.retain(|binding| {
+        let name = binding.name();
+        for step in later {
+            if bindings_of(step).iter().any(|other| other.name() == name) {
+                return false;
+            }
+            if step_mentions(step, &name) {
+                return true;
+            }
+        }
+        false
+    });
+    names
+}
+
+/// The names a step's closure parameter binds.
+fn bindings_of(step: &Step) -> Vec<Binding> {
+    struct Collect(Vec<Binding>);
+    impl<'ast> Visit<'ast> for Collect {
+        fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+            if node.ident != "_" {
+                self.0.push(Binding {
+                    ident: node.ident.clone(),
+                    mutable: node.mutability.is_some(),
+                });
+            }
+            syn::visit::visit_pat_ident(self, node);
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    if let Handler::Closure(closure) = &step.handler
+        && let Some(param) = &closure.param
+    {
+        collect.visit_pat(param);
+    }
+    collect.0
+}
+
+/// Whether a step's code mentions `name`: as an identifier (not a field or method after a `.`),
+/// or as an inline argument of a format string (`"{name}"`, `"{name:?}"`).
+fn step_mentions(step: &Step, name: &str) -> bool {
+    match &step.handler {
+        Handler::Closure(closure) => {
+            let output = &closure.output;
+            let body = &closure.body;
+            tokens_mention(quote!(#output #body), name)
+        }
+        Handler::Path(path) => tokens_mention(path.to_token_stream(), name),
+        Handler::Invalid(_) => false,
+    }
+}
+
+fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
+    // The last two tokens, when they are `.`: a name after a single `.` is a field or method.
+    let (mut dot, mut dot_dot) = (false, false);
+    for token in tokens {
+        let found = match &token {
+            TokenTree::Ident(ident) => {
+                let field_or_method = dot && !dot_dot;
+                !field_or_method && ident.unraw() == name
+            }
+            TokenTree::Literal(literal) => format_string_mentions(&literal.to_string(), name),
+            TokenTree::Group(group) => tokens_mention(group.stream(), name),
+            TokenTree::Punct(_) => false,
+        };
+        if found {
+            return true;
+        }
+        let is_dot = matches!(&token, TokenTree::Punct(punct) if punct.as_char() == '.');
+        (dot_dot, dot) = (dot && is_dot, is_dot);
+    }
+    false
+}
+
+/// Whether `literal`, if it is a string literal, has `{name}` or `{name:...}` in it.
+fn format_string_mentions(literal: &str, name: &str) -> bool {
+    if !(literal.starts_with('"') || literal.starts_with("r\"") || literal.starts_with("r#")) {
+        return false;
+    }
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '{' {
+            continue;
+        }
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            continue;
+        }
+        let mut argument = String::new();
+        while let Some(&c) = chars.peek() {
+            if !(c.is_alphanumeric() || c == '_') {
+                break;
+            }
+            argument.push(c);
+            chars.next();
+        }
+        if argument == name && matches!(chars.peek(), Some('}' | ':')) {
+            return true;
+        }
+    }
+    false
 }
 
 /// A `catch`: an errback that traps what it names, and recovers with its body's value.
@@ -300,8 +558,9 @@ impl Input {
     }
 }
 
-/// `::deferred::Deferred::METHOD((input), closure)`, spanned at the step's keyword so that the
-/// `#[track_caller]` location of the step is the keyword's.
+/// `::deferred::Deferred::METHOD((input), closure)` (`closure, errback` for `add_callbacks`),
+/// spanned at the step's keyword so that the `#[track_caller]` location of the step is the
+/// keyword's.
 fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> TokenStream {
     let keyword = step.keyword.span();
     let method = Ident::new(method, keyword);
@@ -322,8 +581,14 @@ fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> To
 }
 
 /// `::deferred::__private::raised({outcome})`: called at the step's keyword, so that a failure
-/// the body gave is raised at that step (see `__private::raised`).
-fn raised(step: &Step, body: Span, outcome: TokenStream) -> TokenStream {
+/// the body gave is raised at that step (see `__private::raised`). With `carried`, the last step
+/// of a segment: `raised_carrying({outcome}, carried)` gives `(value, carried)`.
+fn raised(
+    step: &Step,
+    body: Span,
+    outcome: TokenStream,
+    carried: Option<TokenStream>,
+) -> TokenStream {
     let keyword = step.keyword.span();
     // In a block at the body, for the same reason as the input of `add_step`; a statement in it
     // keeps the `unused_braces` lint quiet.
@@ -333,9 +598,14 @@ fn raised(step: &Step, body: Span, outcome: TokenStream) -> TokenStream {
         quote_spanned!(Span::mixed_site()=> let #outcome_var = #outcome; #outcome_var),
     );
     outcome.set_span(body);
-    let mut args = Group::new(Delimiter::Parenthesis, outcome.to_token_stream());
+    let (glue, args) = match carried {
+        None => ("raised", outcome.to_token_stream()),
+        Some(carried) => ("raised_carrying", quote!(#outcome, #carried)),
+    };
+    let glue = Ident::new(glue, keyword);
+    let mut args = Group::new(Delimiter::Parenthesis, args);
     args.set_span(keyword);
-    quote_spanned!(keyword=> ::deferred::__private::raised #args)
+    quote_spanned!(keyword=> ::deferred::__private::#glue #args)
 }
 
 /// What computes a body's value: the body itself, or, when it uses `return` or `?` or has a

@@ -215,3 +215,85 @@ fn the_expansion_grows_linearly_with_the_steps() {
         );
     }
 }
+
+/// The deepest nesting of groups in `tokens`.
+fn depth(tokens: TokenStream) -> usize {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            proc_macro2::TokenTree::Group(group) => 1 + depth(group.stream()),
+            _ => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The expansion of a chain of `steps` steps of `step`, between `first` and `last`.
+fn long_chain(first: &str, step: &str, steps: usize, last: &str) -> TokenStream {
+    let source = format!("d {first} {} {last}", step.repeat(steps));
+    chain_tokens(TokenStream::from_str(&source).unwrap())
+}
+
+#[test]
+fn a_long_run_nests_no_deeper_than_a_segment() {
+    let step = "then |x| x + 1 ";
+    let segment = depth(long_chain("", step, crate::expand::SEGMENT_STEPS, ""));
+    for steps in [100, 200, 1000] {
+        assert_eq!(
+            depth(long_chain("", step, steps, "")),
+            segment,
+            "{steps} steps"
+        );
+    }
+}
+
+#[test]
+fn a_run_of_a_segment_or_less_is_not_cut() {
+    let output = long_chain("then |a| a", "then |x| x + a ", 31, "").to_string();
+    assert!(!output.contains("raised_carrying"), "{output}");
+    assert!(!output.contains("__carried"), "{output}");
+}
+
+#[test]
+fn a_long_run_carries_the_names_later_steps_mention() {
+    let carried = |later: &str| {
+        let source = format!("d then |(a, mut b, _)| a then |c| c {later}");
+        let chain = crate::parse::parse(TokenStream::from_str(&source).unwrap()).unwrap();
+        let names = crate::expand::carried_names(&chain.steps[..2], &chain.steps[2..]);
+        names
+            .iter()
+            .map(|name| name.name())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(carried("then |x| x + a + c"), "a c");
+    assert_eq!(carried("then |x| format!(\"{b:>5}{x}{c:?}\")"), "b c");
+    assert_eq!(carried("then |x| m!(a, \"{b}\")"), "a b");
+    assert_eq!(carried("then |x| x then |y| x + r#c"), "c");
+    assert_eq!(carried("then f then |y| g(a..b)"), "a b");
+    // Not mentioned: a field or method, a name bound again first, an escaped brace, a longer
+    // name, a byte string.
+    assert_eq!(carried("then |x| x.a.c()"), "");
+    assert_eq!(carried("then |a| a then |x| x + a"), "");
+    assert_eq!(carried("then |x| \"{{a}}\" then |y| ab + cc"), "");
+    assert_eq!(carried("then |x| b\"{a}\""), "");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Long runs, whatever their length and the names they carry: the expansion grows linearly,
+    /// and valid steps give no errors.
+    #[test]
+    fn long_runs_expand_linearly(steps in 1usize..400, uses in 0usize..3) {
+        let step = ["then |x| x + 1 ", "then |y| y + first ", "then |z| format!(\"{first}{z}\") "];
+        let output = long_chain("then |first| first", step[uses], steps, "").to_string();
+        prop_assert!(!output.contains("compile_error"), "{output}");
+        let per_step = long_chain("then |first| first", step[uses], 2, "").to_string().len();
+        prop_assert!(
+            output.len() <= per_step * steps,
+            "{steps} steps give {} bytes, 2 steps give {per_step}",
+            output.len()
+        );
+    }
+}
