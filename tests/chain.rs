@@ -573,3 +573,26 @@ fn a_failure_that_skips_a_run_of_thens_records_every_step_of_it() {
         "every `then` and the `finally`: {failure:?}"
     );
 }
+
+// A failure raised inside a run of `then`s: raised at the step that gave it; its trail starts at
+// the next step and ends at the `finally`, and the steps before it in the run, which it came back
+// out through, are not on it. (Known gap: of the steps after it in the same run, only the first
+// is recorded — the later ones are added inside that step's closure, which never runs.)
+#[test]
+fn a_failure_raised_inside_a_run_records_its_origin_then_the_steps_after_it() {
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x| x + 1
+        then |_x| Err::<u32, _>(Failure::msg("step two failed"))
+        then |x| x + 3
+        then |x| x + 4
+        finally || ()
+    };
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 4));
+    let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    assert_eq!(lines.first(), Some(&(here + 5)), "{failure:?}");
+    assert_eq!(lines.last(), Some(&(here + 7)), "{failure:?}");
+    assert!(lines.iter().all(|&line| line > here + 4), "{failure:?}");
+}

@@ -169,6 +169,21 @@ fn raised_at<U, E: 'static>(
     next
 }
 
+/// Marks a failure that a callback (which was handed a value, not this failure) gave as raised
+/// at `step` if it is new to the chain; one with a history keeps it.
+#[inline]
+fn given_at<U, E: 'static>(
+    mut next: Deferred<U, E>,
+    step: &'static Location<'static>,
+) -> Deferred<U, E> {
+    if let State::Fired(Some(Err(error))) = &mut next.state
+        && let Some(failure) = as_failure(error)
+    {
+        failure.given_at(step);
+    }
+    next
+}
+
 /// Marks a failure handed to user code (an errback): if that code returns it, it was passed
 /// on, not raised there.
 #[inline]
@@ -362,19 +377,18 @@ where
             // The function that does not run is dropped explicitly, after `next` is made: if a
             // capture's `Drop` panics, `next` (and a failure in it) is dropped and reported, not
             // leaked as a half-returned value (rust-lang/rust#47949).
-            let next = match result {
+            match result {
                 Result::Ok(value) => {
-                    let next = on_ok(value).into_deferred();
+                    let next = given_at(on_ok(value).into_deferred(), step);
                     drop(on_err);
                     next
                 }
                 Err(error) => {
-                    let next = on_err(received(error)).into_deferred();
+                    let next = raised_at(on_err(received(error)).into_deferred(), step);
                     drop(on_ok);
                     next
                 }
-            };
-            raised_at(next, step)
+            }
         })
     }
 
@@ -399,7 +413,7 @@ where
     {
         let step = Location::caller();
         self.then_step(step, move |result| match result {
-            Ok(value) => raised_at(f(value).into_deferred(), step),
+            Ok(value) => given_at(f(value).into_deferred(), step),
             Err(error) => {
                 // Skipped: `f` is dropped after the failure is in `next`, so a panic in a
                 // capture's `Drop` reports the failure instead of leaking it (see add_callbacks).

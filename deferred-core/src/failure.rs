@@ -169,6 +169,16 @@ impl Failure {
         }
     }
 
+    /// Records that a step that was never handed this failure gave it: a failure new to the
+    /// chain was raised there; one that already has a history (a callback returned another
+    /// chain's failed Deferred, or `chain!`'s nested steps already recorded it) keeps it as is.
+    pub(crate) fn given_at(&mut self, step: &'static Location<'static>) {
+        if !self.inner.in_chain {
+            self.inner.origin = Some(step);
+            self.inner.in_chain = true;
+        }
+    }
+
     /// Records that the failure skipped past a step (a callback that does not see failures).
     pub(crate) fn passed(&mut self, step: &'static Location<'static>) {
         self.inner.trail.push(step);
