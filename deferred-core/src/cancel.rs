@@ -10,7 +10,9 @@
 //! result. Twisted drops such a cancel; here the link after that step remembers it, and if the
 //! step returns a Deferred to wait on, that Deferred is cancelled at once — so a cancel (or a
 //! timeout) that lands while a callback runs is not lost. If the step returns a value, the chain
-//! goes on: there was nothing left to cancel.
+//! goes on: there was nothing left to cancel. The same holds when the root fires while its
+//! canceller runs (the canceller answered it, or a `Resolver` on another thread won the race):
+//! the cancel goes on to the step after the root.
 
 use std::fmt;
 use std::sync::Arc;

@@ -441,23 +441,17 @@ where
             Upstream::Root(canceller) => canceller.take(),
         };
         drop(inner);
-        let Some(canceller) = canceller else {
-            // No canceller: only a `Resolver` on another thread can fire the link between the
-            // check above and this fire. Then the walk goes on as if it had found the link fired
-            // (the step after it is running), instead of dropping the cancel.
-            let failure = E::from(Failure::cancelled());
-            let cancelled = self.fire_locked(self.lock(), Err(failure));
-            return if cancelled { Walk::Stop } else { Walk::Fired };
-        };
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
-        let outcome = catch_unwind(AssertUnwindSafe(canceller));
-        let failure = match outcome {
-            Ok(()) => Failure::cancelled(),
-            Err(payload) => Failure::from_panic(payload, None),
+        let failure = match canceller.map(|canceller| catch_unwind(AssertUnwindSafe(canceller))) {
+            None | Some(Ok(())) => Failure::cancelled(),
+            Some(Err(payload)) => Failure::from_panic(payload, None),
         };
-        // If the canceller fired the link itself, this fire is ignored.
-        self.fire(Err(E::from(failure)));
-        Walk::Stop
+        // The link may have fired since the check above: by the canceller itself, or by a
+        // `Resolver` on another thread. Then this fire is ignored, and the walk goes on as if it
+        // had found the link fired — the step after it remembers the cancel for any Deferred it
+        // returns — so a cancel is never dropped by timing.
+        let cancelled = self.fire_locked(self.lock(), Err(E::from(failure)));
+        if cancelled { Walk::Stop } else { Walk::Fired }
     }
 
     fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>> {

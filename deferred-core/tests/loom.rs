@@ -297,7 +297,7 @@ fn nested_chain_races_cancel() {
         t1.join().unwrap();
         t2.join().unwrap();
         // The cancel lands on the outer root (before it fired), on the inner one (while the chain
-        // waits on it), or on nothing (the chain is running or done).
+        // waits on it, or once the step returns it), or on nothing (the chain is done).
         assert!(outer_cancels.load(SeqCst) <= 1);
         assert!(inner_cancels.load(SeqCst) <= 1);
         assert!(outer_calls.load(SeqCst) <= 1);
@@ -308,7 +308,9 @@ fn nested_chain_races_cancel() {
             }
             Outcome::Cancelled => {
                 assert_eq!(after_calls.load(SeqCst), 0);
-                assert_eq!(outer_cancels.load(SeqCst) + inner_cancels.load(SeqCst), 1);
+                // Both run when the outer canceller loses its race with the outer fire: the
+                // cancel then goes on to the inner Deferred the step returned.
+                assert!(outer_cancels.load(SeqCst) + inner_cancels.load(SeqCst) >= 1);
             }
             other => panic!("not an allowed outcome: {other:?}"),
         }
@@ -606,9 +608,8 @@ fn cancel_racing_the_fire_of_a_root_with_a_canceller() {
     reports(); // the inner Deferred, dropped unfired when the root is cancelled, reports here
     // As above, but the root has a canceller. The cancel takes the canceller and runs it outside
     // the lock; a result that lands from another thread while it runs wins (the canceller's own
-    // fire would win the same way, as in Twisted). Then the cancel has been spent on the root's
-    // canceller, and the chain goes on to wait on the inner Deferred: the one outcome besides
-    // Cancelled, and only when the canceller ran and the step ran too.
+    // fire would win the same way, as in Twisted). The cancel is not spent on the root's
+    // canceller then: it goes on to the step, so the Deferred the step returns is cancelled.
     model(PREEMPTIONS, || {
         let (calls, root_cancels, inner_cancels) = (counter(), counter(), counter());
         let probe = Probe::new();
@@ -631,14 +632,9 @@ fn cancel_racing_the_fire_of_a_root_with_a_canceller() {
         handle.cancel();
         firer.join().unwrap();
         drop(inner_resolver);
-        assert_eq!(root_cancels.load(SeqCst) + inner_cancels.load(SeqCst), 1);
-        match probe.outcome() {
-            Outcome::Cancelled => {}
-            Outcome::NeverFired => {
-                assert_eq!(root_cancels.load(SeqCst), 1);
-                assert_eq!(calls.load(SeqCst), 1);
-            }
-            other => panic!("not an allowed outcome: {other:?}"),
-        }
+        assert!(root_cancels.load(SeqCst) + inner_cancels.load(SeqCst) >= 1);
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        // The step ran iff the root fired first; then the cancel landed on the inner one.
+        assert_eq!(inner_cancels.load(SeqCst), calls.load(SeqCst));
     });
 }
