@@ -155,33 +155,37 @@ where
     }
 }
 
-/// Marks a failure that a user function just produced as raised at `step`.
+/// Applies `mark` to the failure a fired Deferred holds, when the chain's error is a `Failure`.
 #[inline]
-fn raised_at<U, E: 'static>(
+fn mark_failure<U, E: 'static>(
     mut next: Deferred<U, E>,
-    step: &'static Location<'static>,
+    mark: impl FnOnce(&mut Failure),
 ) -> Deferred<U, E> {
     if let State::Fired(Some(Err(error))) = &mut next.state
         && let Some(failure) = as_failure(error)
     {
-        failure.raised_at(step);
+        mark(failure);
     }
     next
+}
+
+/// Marks a failure that a user function just produced as raised at `step`.
+#[inline]
+fn raised_at<U, E: 'static>(
+    next: Deferred<U, E>,
+    step: &'static Location<'static>,
+) -> Deferred<U, E> {
+    mark_failure(next, |failure| failure.raised_at(step))
 }
 
 /// Marks a failure that a callback (which was handed a value, not this failure) gave as raised
 /// at `step` if it is new to the chain; one with a history keeps it.
 #[inline]
 fn given_at<U, E: 'static>(
-    mut next: Deferred<U, E>,
+    next: Deferred<U, E>,
     step: &'static Location<'static>,
 ) -> Deferred<U, E> {
-    if let State::Fired(Some(Err(error))) = &mut next.state
-        && let Some(failure) = as_failure(error)
-    {
-        failure.given_at(step);
-    }
-    next
+    mark_failure(next, |failure| failure.given_at(step))
 }
 
 /// Marks a failure handed to user code (an errback): if that code returns it, it was passed
