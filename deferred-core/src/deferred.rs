@@ -11,8 +11,9 @@ use std::thread::Thread;
 
 use crate::cancel::CancelHandle;
 use crate::failure::{Failure, NeverFired};
-use crate::link::{Canceller, Link, Listener, Node, Root};
+use crate::link::{Canceller, Link, Node};
 use crate::run_loop;
+use crate::stage;
 use crate::unhandled;
 
 /// A result that arrives later: Twisted's `Deferred`, typed.
@@ -64,16 +65,16 @@ pub struct Deferred<T, E: 'static = Failure> {
 enum State<T, E> {
     /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
     Fired(Option<Result<T, E>>),
-    /// Not fired when this handle was made: the result arrives in the link.
-    Pending(Arc<dyn Node<T, E>>),
+    /// Not fired when this handle was made: the result arrives in the chain's link, at its end.
+    Pending(Arc<dyn Node<E>>),
 }
 
 /// What a step's Deferred amounts to for the link that waits on it.
 pub(crate) enum Outcome<T, E> {
     /// It has fired: here is the result.
     Ready(Result<T, E>),
-    /// It is pending: wait on this link.
-    Waiting(Arc<dyn Node<T, E>>),
+    /// It is pending: wait on this link (whose end is a `Result<T, E>`).
+    Waiting(Arc<dyn Node<E>>),
 }
 
 /// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
@@ -91,12 +92,12 @@ pub(crate) enum Outcome<T, E> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct Resolver<T, E: 'static = Failure> {
-    link: Option<Arc<Link<T, E, Root>>>,
+    link: Option<Arc<Link<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: fn(&Link<T, E, Root>, Result<T, E>),
+    fire: fn(&Arc<Link<T, E>>, Result<T, E>),
     /// Fails the link with "never fired", for `Drop`.
-    fail_never_fired: fn(&Link<T, E, Root>, &'static Location<'static>),
+    fail_never_fired: fn(&Arc<Link<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
 }
 
@@ -316,7 +317,7 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = Link::root(canceller);
+        let link = Arc::new(Link::root(canceller));
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
@@ -344,13 +345,22 @@ where
             State::Fired(Some(result)) => run_step(f, result, step),
             State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
             State::Pending(link) => {
-                if let Some(result) = link.try_take() {
-                    return run_step(f, result, step);
-                }
-                let next = Link::step(link.clone(), move |result| run_step(f, result, step));
-                link.listen(Listener::Step(next.clone()));
-                Deferred {
-                    state: State::Pending(next),
+                let mut f = Some(f);
+                let mut fired = None;
+                let added = link.add(
+                    &mut || {
+                        let f = f.take().expect("a stage is made once");
+                        stage::stage(move |result| run_step(f, result, step))
+                    },
+                    &mut fired,
+                );
+                match (added, f, fired) {
+                    (true, _, _) => Deferred {
+                        state: State::Pending(link),
+                    },
+                    // The chain fired: the step runs now, on this thread (rule 2).
+                    (false, Some(f), Some(result)) => run_step(f, result, step),
+                    (false, _, _) => unreachable!("a fired chain hands over its result"),
                 }
             }
         }
@@ -527,22 +537,22 @@ where
     }
 
     #[inline(never)]
-    fn wait_pending(link: Arc<dyn Node<T, E>>) -> Result<T, E> {
+    fn wait_pending(link: Arc<dyn Node<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired link allocates nothing.
         let mut waker = None;
         loop {
-            if let Some(result) = link.try_take() {
+            if let Some(result) = take(&*link) {
                 return result;
             }
             // Inside a callback, the chain may be waiting on this thread's own queue.
             run_loop::drain_queued();
-            if let Some(result) = link.try_take() {
+            if let Some(result) = take(&*link) {
                 return result;
             }
             let waker = waker
                 .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))));
-            link.listen(Listener::Task(waker.clone()));
-            if let Some(result) = link.try_take() {
+            link.listen(waker.clone());
+            if let Some(result) = take(&*link) {
                 return result;
             }
             std::thread::park();
@@ -557,6 +567,14 @@ where
     pub fn __raised_at(self, step: &'static Location<'static>) -> Deferred<T, E> {
         raised_at(self, step)
     }
+}
+
+/// The result at the end of a pending chain, if it has fired and nobody took it yet.
+#[inline]
+fn take<T: Send + 'static, E: Send + 'static>(link: &dyn Node<E>) -> Option<Result<T, E>> {
+    let mut result = None;
+    link.try_take(&mut result);
+    result
 }
 
 /// Wakes a thread blocked in [`Deferred::wait`].
@@ -587,18 +605,18 @@ where
                 Poll::Ready(result.take().expect("Deferred polled after it completed"))
             }
             State::Pending(link) => {
-                if let Some(result) = link.try_take() {
+                if let Some(result) = take(&**link) {
                     this.state = State::Fired(None);
                     return Poll::Ready(result);
                 }
                 // Inside a callback, the chain may be waiting on this thread's own queue.
                 run_loop::drain_queued();
-                if let Some(result) = link.try_take() {
+                if let Some(result) = take(&**link) {
                     this.state = State::Fired(None);
                     return Poll::Ready(result);
                 }
-                link.listen(Listener::Task(cx.waker().clone()));
-                match link.try_take() {
+                link.listen(cx.waker().clone());
+                match take(&**link) {
                     Some(result) => {
                         this.state = State::Fired(None);
                         Poll::Ready(result)

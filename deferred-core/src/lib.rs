@@ -6,7 +6,8 @@
 //! | file | what |
 //! | --- | --- |
 //! | `deferred.rs` | [`Deferred`], [`Resolver`], the `add_*` methods, `Future`, `wait` |
-//! | `link.rs` | the state machine of a pending Deferred, its rules next to the code |
+//! | `link.rs` | the state machine of a pending chain, its rules next to the code |
+//! | `stage.rs` | the steps waiting in a pending chain, and the slots their results pass through |
 //! | `run_loop.rs` | how results travel down a chain in constant stack |
 //! | `cancel.rs` | [`CancelHandle`] and the cancellation walk |
 //! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
@@ -48,6 +49,7 @@ mod maybe;
 mod race;
 mod run_loop;
 mod semaphore;
+mod stage;
 mod sync;
 mod thread;
 mod timeout;

@@ -1,444 +1,493 @@
-//! The state machine: one `Link` is the cell where a pending Deferred's result arrives.
+//! The state machine: one `Link` is a pending chain — the cell where its root's result arrives,
+//! and the steps added to it since, run in order when it does.
 //!
 //! A Deferred that has already fired holds its result inline and needs no link at all (that is
-//! why synchronous steps allocate nothing). A pending one points at a `Link`, shared with whoever
-//! will fire it: a `Resolver` (a [`Root`] link), or the step that makes its result (a [`Step`]
-//! link, which also carries that step's function: one allocation per pending step).
+//! why synchronous steps allocate nothing). A pending one points at a `Link`, shared with its
+//! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same link (one box:
+//! the step's function and the slot for its result, see `stage.rs`), so a pending chain of any
+//! length is one lock and one list, not a link per step. When the root fires, the firing thread
+//! runs the stages in order; a stage that returns a pending Deferred pauses the chain, which goes
+//! on when that Deferred's own link forwards its result here.
 //!
 //! ```text
-//!             fire, nobody listening              listen / try_take
-//!   Waiting ─────────────────────────▶ Fired ─────────────────────────▶ Done
-//!      │                                                                  ▲
-//!      └──────────── fire, a step or an outer chain listening ───────────┘
-//!                    (the result is handed over through the run loop)
+//!                fire / cancel                           the last stage ran
+//!   Root ──────────────────────────▶ Running ─────────────────────────────▶ Fired ──▶ Done
+//!                                    │     ▲                                  (taken, handed
+//!              a stage returned a    │     │ that Deferred's result              on, or
+//!              pending Deferred      ▼     │ arrives (`arrive`)                  reported)
+//!                                    Waiting
 //! ```
 //!
 //! The rules, each enforced in the method named:
-//! - A link fires once ([`Node::fire`]). The `Resolver` API makes a second fire a compile error;
-//!   the one case left — a fire arriving after `cancel` already failed the link — is ignored, as
+//! - A root fires once ([`Link::fire`]). The `Resolver` API makes a second fire a compile error;
+//!   the one case left — a fire arriving after `cancel` already failed the root — is ignored, as
 //!   Twisted ignores the one late fire after a cancellation.
-//! - A link has at most one listener (each `add_*` consumes its Deferred), so a result is handed
-//!   on exactly once: the hand-over happens under the lock, by moving the result out of the state.
-//! - User code never runs under a lock: locks are held only to move results, listeners and step
-//!   functions in and out, and the user's function is called after the lock is released.
-//! - A result handed to a step or an outer chain goes through the thread's run loop
-//!   ([`crate::run_loop`]): inside it, the hand-over is stored in the receiving link and queued,
-//!   so long chains run in constant stack ([`Receive::receive`], [`Node::arrive`]).
-//! - A failure nobody can ever see (its Deferred handle was dropped) is reported exactly once
-//!   through the unhandled-error hook ([`Node::abandon`], [`Node::fire`]).
-//! - Cancellation walks up from the end of a chain to the link it is really waiting on and fails
-//!   that one ([`Cancel::cancel`], walked by [`CancelHandle::cancel`]).
+//! - Stages run in the order they were added, each exactly once, on one thread at a time: only
+//!   the thread that moved the link to `Running` runs them ([`Link::drive`]). A stage added while
+//!   they run is picked up before the chain parks ([`Link::park`] is only reached under the lock
+//!   with no stage left), so none is stranded.
+//! - The chain's result is handed on exactly once: it is moved out of the link under the lock,
+//!   whoever takes it (the Deferred at the end, a Deferred waiting on this one, or the
+//!   unhandled-error report when the end was dropped: rule 5, [`Node::abandon`]).
+//! - User code never runs under a lock: locks are held only to move results, stages and
+//!   listeners in and out; stages run, wakers wake and cancellers run after it is released.
+//! - Results cross from one link to another through the thread's run loop
+//!   ([`crate::run_loop`]): a root fired, or a result forwarded, while the loop runs is stored in
+//!   the link and queued, so nested chains of any depth run in constant stack.
+//! - Cancellation walks from the end of a chain to the link it is really waiting on and fails
+//!   that one's root ([`Cancel::cancel`], walked by [`CancelHandle::cancel`]); a cancel landing
+//!   while stages run is remembered and cancels the next Deferred a stage returns.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use crate::cancel::CancelHandle;
-use crate::deferred::{Deferred, Outcome};
 use crate::failure::Failure;
 use crate::run_loop::{self, Delivery};
+use crate::stage::{Flow, Slot, Stage, StageList};
 use crate::sync::{Mutex, MutexGuard};
-use crate::unhandled;
 
 /// A canceller given at creation: called when a pending chain waiting on this link is cancelled.
 pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
 
-/// A pending result of type `Result<T, E>`, plus what its kind `K` carries.
-pub(crate) struct Link<T, E, K> {
-    inner: Mutex<Inner<T, E, K>>,
+/// A pending chain whose root result is a `Result<T, E>`.
+pub(crate) struct Link<T, E: 'static> {
+    inner: Mutex<Inner<T, E>>,
 }
 
-struct Inner<T, E, K> {
-    state: State<T, E>,
-    /// A result forwarded from an inner Deferred while this thread's run loop was busy: it waits
-    /// in the queue, then fires this link.
-    arriving: Option<Result<T, E>>,
-    kind: K,
+struct Inner<T, E: 'static> {
+    phase: Phase,
+    /// The root's result: from the `Resolver` until the first stage takes it, or, if no stage was
+    /// added, until the end of the chain takes it.
+    root: Option<Result<T, E>>,
+    /// The last stage that ran: while `Fired`, it holds the chain's result; while `Waiting`, it
+    /// waits for the Deferred it returned; while `Running` with a delivery queued, it holds the
+    /// result that arrived from that Deferred.
+    held: Option<Box<dyn Stage<E>>>,
+    /// Stages a run left when it stopped to wait, in order.
+    queued: StageList<E>,
+    /// Stages added since the last run took the list, newest first.
+    added: StageList<E>,
+    /// Who receives the chain's result.
+    listener: Listener<E>,
 }
 
-enum State<T, E> {
-    /// No result yet.
+enum Phase {
+    /// The root has not fired. Its canceller, if one was given and it has not run.
+    Root(Option<Canceller>),
+    /// A thread runs the stages, or a delivery that will is queued on its run loop.
+    /// `cancel_requested`: a cancel landed meanwhile; the next Deferred a stage returns is
+    /// cancelled at once.
+    Running { cancel_requested: bool },
+    /// A stage returned a pending Deferred; the chain goes on when its result arrives.
     Waiting {
-        listener: Listener<T, E>,
-        upstream: Upstream,
+        on: Arc<dyn Cancel>,
+        cancel_requested: bool,
     },
-    /// Fired, and nobody has taken the result yet.
-    Fired(Result<T, E>),
-    /// The result has been handed on (or taken, or dropped after a cancellation).
+    /// Every stage has run: the chain's result is here.
+    Fired,
+    /// The result has been taken, handed on or reported.
     Done,
 }
 
-/// Who receives the result.
-pub(crate) enum Listener<T, E> {
-    /// Nobody yet; the Deferred handle still holds the link.
+/// Who receives the chain's result.
+enum Listener<E: 'static> {
+    /// Nobody yet; the Deferred at the end of the chain will take it.
     Nobody,
-    /// The next step of the chain.
-    Step(Arc<dyn Receive<T, E>>),
-    /// An outer chain that returned this Deferred from a callback and waits on it.
-    Forward(Arc<dyn Node<T, E>>),
     /// A task (or a thread in `wait`) polling the Deferred as a future.
     Task(Waker),
-    /// The Deferred handle was dropped: nobody ever will.
+    /// An outer chain, one of whose stages returned this Deferred.
+    Forward(Arc<dyn Node<E>>),
+    /// The Deferred at the end was dropped: nobody ever will.
     Gone,
 }
 
-/// What a pending link is waiting on, for cancellation.
-enum Upstream {
-    /// A root link made by `Deferred::pending`: its canceller, if one was given.
-    Root(Option<Canceller>),
-    /// The link this one waits on: the previous step, or a Deferred a callback returned.
-    /// `cancel_requested`: a cancel found that link already fired (this link's step is running
-    /// or queued); if the step hands over a Deferred to wait on, cancel that one at once.
-    Link {
-        waits_on: Arc<dyn Cancel>,
-        cancel_requested: bool,
-    },
+/// Where the chain's current result is during a run: still in the root's, or in a stage.
+enum Current<T, E: 'static> {
+    Root(Option<Result<T, E>>),
+    Stage(Box<dyn Stage<E>>),
 }
 
-/// The kind of a link fired by a `Resolver`: it carries nothing more.
-pub(crate) struct Root;
-
-/// The kind of a link fired by a step: the step's function until it runs, and the step's input
-/// while it waits in the run loop.
-pub(crate) struct Step<F, In, E> {
-    run: Option<F>,
-    input: Option<Result<In, E>>,
+impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
+    fn slot(&mut self) -> &mut dyn Slot<E> {
+        match self {
+            Current::Root(root) => root,
+            Current::Stage(stage) => stage.output(),
+        }
+    }
 }
 
-/// What `Deferred` sees of a pending link, whatever its kind.
-pub(crate) trait Node<T, E>: Cancel + Delivery {
-    /// Takes the result if the link has fired and nobody took it yet.
-    fn try_take(&self) -> Option<Result<T, E>>;
-    /// Installs the listener. If the link has already fired, a step or outer chain gets the
-    /// result at once (through the run loop), and a task is woken at once.
-    fn listen(&self, listener: Listener<T, E>);
-    /// Fires the link.
-    fn fire(&self, result: Result<T, E>);
-    /// Whether the link has fired (its result may have been handed on already).
+/// What `Deferred` sees of a pending chain, whatever its root's type.
+pub(crate) trait Node<E: 'static>: Cancel + Delivery {
+    /// Moves the chain's result into `into` if it has fired and nobody took it yet.
+    fn try_take(&self, into: &mut dyn Slot<E>);
+    /// Appends the stage `make` gives, unless the chain has fired: then moves its result into
+    /// `into` instead (the caller runs the step at once, rule 2). Says whether it appended.
+    fn add(&self, make: &mut dyn FnMut() -> Box<dyn Stage<E>>, into: &mut dyn Slot<E>) -> bool;
+    /// Wakes `waker` when the chain fires (at once if it has).
+    fn listen(&self, waker: Waker);
+    /// Whether the chain has fired (its result may have been taken already).
     fn is_fired(&self) -> bool;
-    /// The Deferred handle was dropped.
+    /// The Deferred at the end was dropped.
     fn abandon(&self);
-    /// A result forwarded from the inner Deferred this link waits on.
-    fn arrive(self: Arc<Self>, result: Result<T, E>);
+    /// Hands the chain's result to `outer`, one of whose stages returned this Deferred: now if
+    /// it has fired, else when it does.
+    fn forward_to(&self, outer: Arc<dyn Node<E>>);
+    /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
+    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>);
 }
 
-/// A step link receiving the result of the link before it.
-pub(crate) trait Receive<In, E>: Send + Sync {
-    /// Runs the step on `result` — now, or, inside the run loop, after what is queued.
-    fn receive(self: Arc<Self>, result: Result<In, E>);
-}
-
-/// What differs between kinds of link: the work they may have stored for the run loop.
-pub(crate) trait Kind<T, E>: Send + Sized + 'static {
-    /// Runs what the kind stored for the run loop (a step's input), if anything.
-    fn run_stored(link: &Arc<Link<T, E, Self>>);
-}
-
-impl<T, E, K> Link<T, E, K> {
-    fn lock(&self) -> MutexGuard<'_, Inner<T, E, K>> {
+impl<T, E: 'static> Link<T, E> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T, E>> {
         // No user code runs under the lock, so a poisoned lock can only come from an allocation
         // failure; the state is still consistent, so carry on.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn new(upstream: Upstream, kind: K) -> Link<T, E, K> {
+    /// A chain whose root a `Resolver` fires, with an optional canceller.
+    pub(crate) fn root(canceller: Option<Canceller>) -> Link<T, E> {
         Link {
             inner: Mutex::new(Inner {
-                state: State::Waiting {
-                    listener: Listener::Nobody,
-                    upstream,
-                },
-                arriving: None,
-                kind,
+                phase: Phase::Root(canceller),
+                root: None,
+                held: None,
+                queued: StageList::new(),
+                added: StageList::new(),
+                listener: Listener::Nobody,
             }),
         }
     }
 }
 
-impl<T, E> Link<T, E, Root> {
-    /// A link fired by a `Resolver`, with an optional canceller.
-    pub(crate) fn root(canceller: Option<Canceller>) -> Arc<Self> {
-        Arc::new(Link::new(Upstream::Root(canceller), Root))
+impl<T, E: 'static> Inner<T, E> {
+    /// Takes the chain's result out (it is `Fired`); the link is `Done`.
+    fn take_result(&mut self) -> Current<T, E> {
+        self.phase = Phase::Done;
+        match self.held.take() {
+            Some(stage) => Current::Stage(stage),
+            None => Current::Root(self.root.take()),
+        }
     }
 }
 
-impl<T, E, F, In> Link<T, E, Step<F, In, E>>
+impl<T, E> Link<T, E>
 where
     T: Send + 'static,
     E: From<Failure> + Send + 'static,
-    In: Send + 'static,
-    F: FnOnce(Result<In, E>) -> Deferred<T, E> + Send + 'static,
 {
-    /// A link fired by `run` once the link it waits on (`upstream`) hands it a result.
-    pub(crate) fn step(upstream: Arc<dyn Cancel>, run: F) -> Arc<Self> {
-        let upstream = Upstream::Link {
-            waits_on: upstream,
+    /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
+    /// it) is dropped, as Twisted drops the late fire after `cancel`.
+    pub(crate) fn fire(self: &Arc<Self>, result: Result<T, E>) {
+        let mut inner = self.lock();
+        let Phase::Root(canceller) = &mut inner.phase else {
+            drop(inner); // `result` is dropped after the lock is released
+            return;
+        };
+        let canceller = canceller.take();
+        self.start(inner, result);
+        // Dropped last, outside the lock, once the result is on its way: a canceller that was
+        // never called is user code (its captures' `Drop`), and a panic there must not stop
+        // the chain.
+        drop(canceller);
+    }
+
+    /// Starts the run of a chain whose root just fired (the caller holds the lock).
+    fn start(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner<T, E>>, result: Result<T, E>) {
+        inner.phase = Phase::Running {
             cancel_requested: false,
         };
-        let kind = Step {
-            run: Some(run),
-            input: None,
-        };
-        Arc::new(Link::new(upstream, kind))
-    }
-
-    /// Runs the step's function and settles this link with what it gives.
-    fn run_step(self: &Arc<Self>, input: Result<In, E>) {
-        let Some(run) = self.lock().kind.run.take() else {
-            unreachable!("a step receives one result, so it runs once");
-        };
-        // `run` catches panics of the user's function itself.
-        match run(input).into_outcome() {
-            Outcome::Ready(result) => self.fire(result),
-            Outcome::Waiting(inner) => self.wait_on(inner),
+        if inner.added.is_empty() {
+            self.park(inner, Current::Root(Some(result)));
+        } else if run_loop::is_running() {
+            inner.root = Some(result);
+            drop(inner);
+            run_loop::enqueue(self.clone());
+        } else {
+            let stages = std::mem::replace(&mut inner.added, StageList::new());
+            drop(inner);
+            run_loop::run(|| self.drive(Current::Root(Some(result)), stages.reversed()));
         }
     }
 
-    /// Makes this link wait on `inner`, the Deferred its step returned: cancelling this link now
-    /// cancels `inner`, and `inner`'s result becomes this link's.
-    fn wait_on(self: &Arc<Self>, inner: Arc<dyn Node<T, E>>) {
-        let mut cancel_now = false;
-        if let State::Waiting { upstream, .. } = &mut self.lock().state {
-            cancel_now = matches!(
-                upstream,
-                Upstream::Link {
-                    cancel_requested: true,
-                    ..
+    /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
+    /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
+    /// a pending Deferred (the chain waits on it).
+    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: StageList<E>) {
+        loop {
+            let Some(mut stage) = stages.pop_front() else {
+                let mut inner = self.lock();
+                if !inner.queued.is_empty() {
+                    stages = std::mem::replace(&mut inner.queued, StageList::new());
+                    continue;
                 }
-            );
-            *upstream = Upstream::Link {
-                waits_on: inner.clone(),
-                cancel_requested: false,
+                if inner.added.is_empty() {
+                    return self.park(inner, current);
+                }
+                let added = std::mem::replace(&mut inner.added, StageList::new());
+                drop(inner);
+                stages = added.reversed();
+                continue;
             };
-        }
-        inner.listen(Listener::Forward(self.clone()));
-        if cancel_now {
-            CancelHandle::new(inner).cancel();
-        }
-    }
-}
-
-impl<T, E, F, In> Receive<In, E> for Link<T, E, Step<F, In, E>>
-where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    In: Send + 'static,
-    F: FnOnce(Result<In, E>) -> Deferred<T, E> + Send + 'static,
-{
-    fn receive(self: Arc<Self>, input: Result<In, E>) {
-        if run_loop::is_running() {
-            self.lock().kind.input = Some(input);
-            run_loop::enqueue(self);
-        } else {
-            run_loop::run(move || self.run_step(input));
-        }
-    }
-}
-
-impl<T, E> Kind<T, E> for Root {
-    fn run_stored(_: &Arc<Link<T, E, Root>>) {}
-}
-
-impl<T, E, F, In> Kind<T, E> for Step<F, In, E>
-where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    In: Send + 'static,
-    F: FnOnce(Result<In, E>) -> Deferred<T, E> + Send + 'static,
-{
-    fn run_stored(link: &Arc<Link<T, E, Self>>) {
-        let input = link.lock().kind.input.take();
-        if let Some(input) = input {
-            link.run_step(input);
-        }
-    }
-}
-
-impl<T, E, K> Delivery for Link<T, E, K>
-where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    K: Kind<T, E>,
-{
-    fn deliver(self: Arc<Self>) {
-        let arriving = self.lock().arriving.take();
-        match arriving {
-            Some(result) => self.fire(result),
-            None => K::run_stored(&self),
-        }
-    }
-}
-
-impl<T, E, K> Node<T, E> for Link<T, E, K>
-where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    K: Kind<T, E>,
-{
-    fn try_take(&self) -> Option<Result<T, E>> {
-        let mut inner = self.lock();
-        if !matches!(inner.state, State::Fired(_)) {
-            return None;
-        }
-        match std::mem::replace(&mut inner.state, State::Done) {
-            State::Fired(result) => Some(result),
-            State::Waiting { .. } | State::Done => unreachable!("checked above"),
-        }
-    }
-
-    fn listen(&self, new: Listener<T, E>) {
-        let mut inner = self.lock();
-        match &mut inner.state {
-            State::Waiting { listener, .. } => *listener = new,
-            State::Fired(_) => match new {
-                Listener::Task(waker) => {
-                    drop(inner);
-                    waker.wake();
-                }
-                Listener::Step(_) | Listener::Forward(_) => {
-                    let State::Fired(result) = std::mem::replace(&mut inner.state, State::Done)
-                    else {
-                        unreachable!("matched Fired above");
-                    };
-                    drop(inner);
-                    hand_over(result, new);
-                }
-                Listener::Nobody | Listener::Gone => {}
-            },
-            State::Done => {}
-        }
-    }
-
-    /// Rule: a link fires once; a later fire (only possible after a cancellation already failed
-    /// it) is dropped, as Twisted drops the late fire after `cancel`.
-    fn fire(&self, result: Result<T, E>) {
-        self.fire_locked(self.lock(), result);
-    }
-
-    fn is_fired(&self) -> bool {
-        !matches!(self.lock().state, State::Waiting { .. })
-    }
-
-    /// Rule 5: a failure nobody handled is reported once — now if it is here, else when it
-    /// arrives.
-    fn abandon(&self) {
-        let mut inner = self.lock();
-        match &mut inner.state {
-            State::Waiting { listener, .. } => *listener = Listener::Gone,
-            State::Fired(_) => {
-                let State::Fired(result) = std::mem::replace(&mut inner.state, State::Done) else {
-                    unreachable!("matched Fired above");
-                };
-                drop(inner);
-                unhandled::report_result(result);
+            match stage.run(current.slot()) {
+                Flow::Ready if run_loop::has_queued() => return self.yield_to_queue(stage, stages),
+                Flow::Ready => current = Current::Stage(stage),
+                Flow::Wait(on) => return self.suspend(stage, stages, on),
             }
-            State::Done => {}
         }
     }
 
-    fn arrive(self: Arc<Self>, result: Result<T, E>) {
-        if run_loop::is_running() {
-            self.lock().arriving = Some(result);
-            run_loop::enqueue(self);
-        } else {
-            run_loop::run(move || self.fire(result));
-        }
-    }
-}
-
-impl<T, E, K> Link<T, E, K>
-where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    K: Kind<T, E>,
-{
-    /// Fires the link, whose lock the caller holds; says whether this fire landed (false: the
-    /// link had fired already, and `result` is dropped).
-    fn fire_locked(&self, mut inner: MutexGuard<'_, Inner<T, E, K>>, result: Result<T, E>) -> bool {
-        if !matches!(inner.state, State::Waiting { .. }) {
-            drop(inner); // `result` is dropped after the lock is released
-            return false;
-        }
-        let State::Waiting { listener, upstream } =
-            std::mem::replace(&mut inner.state, State::Done)
-        else {
-            unreachable!("checked above");
-        };
-        match listener {
-            Listener::Nobody => {
-                inner.state = State::Fired(result);
-                drop(inner);
-            }
+    /// Every stage has run: the chain fires with the result in `current`.
+    fn park(&self, mut inner: MutexGuard<'_, Inner<T, E>>, mut current: Current<T, E>) {
+        // A cancel remembered while the stages ran has nothing left to cancel.
+        inner.phase = Phase::Fired;
+        match std::mem::replace(&mut inner.listener, Listener::Nobody) {
+            Listener::Nobody => current.put_in(&mut inner),
             Listener::Task(waker) => {
-                inner.state = State::Fired(result);
+                current.put_in(&mut inner);
                 drop(inner);
                 waker.wake();
             }
+            // Rule 5: nobody can ever see this result; a failure in it is reported.
             Listener::Gone => {
+                inner.phase = Phase::Done;
                 drop(inner);
-                unhandled::report_result(result);
+                current.slot().report();
             }
-            listener @ (Listener::Step(_) | Listener::Forward(_)) => {
+            Listener::Forward(outer) => {
+                inner.phase = Phase::Done;
                 drop(inner);
-                hand_over(result, listener);
+                outer.arrive(current.slot());
             }
         }
-        // Dropped last, outside the lock, once the result is on its way: a root's canceller that
-        // was never called is user code (its captures' `Drop`), and a panic there must not stop
-        // the hand-over above.
-        drop(upstream);
-        true
+    }
+
+    /// A step fired other Deferreds, whose deliveries are queued on this thread: they run first
+    /// (as soon as the step that fired them returned), then this chain goes on from `stage`.
+    fn yield_to_queue(self: &Arc<Self>, stage: Box<dyn Stage<E>>, rest: StageList<E>) {
+        let mut inner = self.lock();
+        debug_assert!(
+            inner.queued.is_empty(),
+            "the running thread took the queued stages"
+        );
+        inner.held = Some(stage);
+        inner.queued = rest;
+        drop(inner);
+        run_loop::enqueue(self.clone());
+    }
+
+    /// `stage` returned a pending Deferred (`on`): the chain waits on it, with `rest` still to
+    /// run after it.
+    fn suspend(
+        self: &Arc<Self>,
+        stage: Box<dyn Stage<E>>,
+        rest: StageList<E>,
+        on: Arc<dyn Node<E>>,
+    ) {
+        let mut inner = self.lock();
+        let cancel_now = matches!(
+            inner.phase,
+            Phase::Running {
+                cancel_requested: true
+            }
+        );
+        inner.phase = Phase::Waiting {
+            on: on.clone(),
+            cancel_requested: false,
+        };
+        inner.held = Some(stage);
+        inner.queued = rest;
+        drop(inner);
+        on.forward_to(self.clone());
+        if cancel_now {
+            CancelHandle::new(on).cancel();
+        }
     }
 }
 
-/// Hands a result to a step or an outer chain, through the run loop.
-fn hand_over<T, E>(result: Result<T, E>, listener: Listener<T, E>) {
-    match listener {
-        Listener::Step(step) => step.receive(result),
-        Listener::Forward(outer) => outer.arrive(result),
-        Listener::Nobody | Listener::Task(_) | Listener::Gone => {
-            unreachable!("only steps and outer chains are handed results")
+impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
+    /// Leaves the chain's result in the link, for the end of the chain to take.
+    fn put_in(self, inner: &mut Inner<T, E>) {
+        match self {
+            Current::Root(root) => inner.root = root,
+            Current::Stage(stage) => inner.held = Some(stage),
         }
     }
 }
 
-/// One step of a cancellation walk (rule 7), type-erased so the walk can cross links of
-/// different value types. The walk itself is [`CancelHandle::cancel`].
+impl<T, E> Delivery for Link<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// A run queued on this thread's run loop: the root's result, the result that arrived from
+    /// the Deferred the chain waited on, or the last result of a run that let the queue go
+    /// first, is in the link.
+    fn deliver(self: Arc<Self>) {
+        let current = {
+            let mut inner = self.lock();
+            match inner.held.take() {
+                Some(stage) => Current::Stage(stage),
+                None => Current::Root(inner.root.take()),
+            }
+        };
+        self.drive(current, StageList::new());
+    }
+}
+
+impl<T, E> Node<E> for Link<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    fn try_take(&self, into: &mut dyn Slot<E>) {
+        let mut inner = self.lock();
+        if matches!(inner.phase, Phase::Fired) {
+            let mut result = inner.take_result();
+            drop(inner);
+            into.fill_from(result.slot());
+        }
+    }
+
+    fn add(&self, make: &mut dyn FnMut() -> Box<dyn Stage<E>>, into: &mut dyn Slot<E>) -> bool {
+        let mut inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                let mut result = inner.take_result();
+                drop(inner);
+                into.fill_from(result.slot());
+                false
+            }
+            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+                inner.added.push_front(make());
+                // A task polled the old end of the chain: the new end has nobody yet.
+                let old = std::mem::replace(&mut inner.listener, Listener::Nobody);
+                drop(inner);
+                drop(old);
+                true
+            }
+        }
+    }
+
+    fn listen(&self, waker: Waker) {
+        let mut inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                drop(inner);
+                waker.wake();
+            }
+            Phase::Done => {}
+            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+                inner.listener = Listener::Task(waker);
+            }
+        }
+    }
+
+    fn is_fired(&self) -> bool {
+        matches!(self.lock().phase, Phase::Fired | Phase::Done)
+    }
+
+    /// Rule 5: a failure nobody handled is reported once — now if it is here, else when the
+    /// chain fires.
+    fn abandon(&self) {
+        let mut inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                let mut result = inner.take_result();
+                drop(inner);
+                result.slot().report();
+            }
+            Phase::Done => {}
+            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+                inner.listener = Listener::Gone;
+            }
+        }
+    }
+
+    fn forward_to(&self, outer: Arc<dyn Node<E>>) {
+        let mut inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                let mut result = inner.take_result();
+                drop(inner);
+                outer.arrive(result.slot());
+            }
+            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+                inner.listener = Listener::Forward(outer);
+            }
+        }
+    }
+
+    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>) {
+        let mut inner = self.lock();
+        let Phase::Waiting {
+            on,
+            cancel_requested,
+        } = std::mem::replace(
+            &mut inner.phase,
+            Phase::Running {
+                cancel_requested: false,
+            },
+        )
+        else {
+            unreachable!("a result is forwarded only to a chain waiting on it");
+        };
+        inner.phase = Phase::Running { cancel_requested };
+        let Some(mut stage) = inner.held.take() else {
+            unreachable!("a waiting chain holds the stage that returned the Deferred");
+        };
+        stage.output().fill_from(from);
+        if run_loop::is_running() {
+            inner.held = Some(stage);
+            drop(inner);
+            drop(on);
+            run_loop::enqueue(self);
+        } else {
+            drop(inner);
+            drop(on);
+            run_loop::run(move || self.drive(Current::Stage(stage), StageList::new()));
+        }
+    }
+}
+
+/// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
+/// different types. The walk itself is [`CancelHandle::cancel`].
 pub(crate) trait Cancel: Send + Sync {
-    /// Cancels what this link waits on: says where the walk goes next.
+    /// Cancels what this chain waits on: says where the walk goes next.
     fn cancel(self: Arc<Self>) -> Walk;
 
-    /// The link this one waited on was found fired (this link's step is running or queued). If
-    /// this link still waits on it, remember the cancel for the Deferred the step may return;
-    /// if the step already returned one, give it back so the walk goes on there.
+    /// The chain this one waited on was found fired (its result is on its way here). If this
+    /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
+    /// stage already returned another one, give it back so the walk goes on there.
     fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>>;
 }
 
 /// Where a cancellation walk goes after one link.
 pub(crate) enum Walk {
-    /// On up to the link this one waits on.
+    /// On to the chain this one waits on.
     Up(Arc<dyn Cancel>),
-    /// This link has fired: its result is on its way down.
+    /// This chain has fired: its result is on its way (or taken).
     Fired,
-    /// Done: the root was cancelled.
+    /// Done: a root was cancelled, or the cancel is remembered by a running chain.
     Stop,
 }
 
-impl<T, E, K> Cancel for Link<T, E, K>
+impl<T, E> Cancel for Link<T, E>
 where
     T: Send + 'static,
     E: From<Failure> + Send + 'static,
-    K: Kind<T, E>,
 {
     fn cancel(self: Arc<Self>) -> Walk {
         let mut inner = self.lock();
-        let State::Waiting { upstream, .. } = &mut inner.state else {
-            // Cancelling a fired Deferred does nothing.
-            return Walk::Fired;
-        };
-        let canceller = match upstream {
-            Upstream::Link { waits_on, .. } => return Walk::Up(waits_on.clone()),
-            Upstream::Root(canceller) => canceller.take(),
+        let canceller = match &mut inner.phase {
+            Phase::Root(None) => {
+                self.start(inner, Err(E::from(Failure::cancelled())));
+                return Walk::Stop;
+            }
+            Phase::Root(canceller) => canceller.take(),
+            _ => return where_the_cancel_goes(&mut inner.phase),
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
@@ -446,33 +495,53 @@ where
             None | Some(Ok(())) => Failure::cancelled(),
             Some(Err(payload)) => Failure::from_panic(payload, None),
         };
-        // The link may have fired since the check above: by the canceller itself, or by a
-        // `Resolver` on another thread. Then this fire is ignored, and the walk goes on as if it
-        // had found the link fired — the step after it remembers the cancel for any Deferred it
-        // returns — so a cancel is never dropped by timing.
-        let cancelled = self.fire_locked(self.lock(), Err(E::from(failure)));
-        if cancelled { Walk::Stop } else { Walk::Fired }
+        // The root may have fired since the check above: by the canceller itself, or by a
+        // `Resolver` on another thread. Then the cancel goes on where the chain now is — its
+        // stages remember it, or the Deferred a stage returned is cancelled — so a cancel is
+        // never dropped by timing.
+        let inner = self.lock();
+        if matches!(inner.phase, Phase::Root(_)) {
+            self.start(inner, Err(E::from(failure)));
+            return Walk::Stop;
+        }
+        let mut inner = inner;
+        where_the_cancel_goes(&mut inner.phase)
     }
 
     fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>> {
         let mut inner = self.lock();
-        let State::Waiting {
-            upstream:
-                Upstream::Link {
-                    waits_on,
-                    cancel_requested,
-                },
-            ..
-        } = &mut inner.state
-        else {
-            return None;
-        };
-        if same_link(waits_on, fired) {
-            *cancel_requested = true;
-            None
-        } else {
-            Some(waits_on.clone())
+        match &mut inner.phase {
+            Phase::Waiting {
+                on,
+                cancel_requested,
+            } => {
+                if same_link(on, fired) {
+                    *cancel_requested = true;
+                    None
+                } else {
+                    Some(on.clone())
+                }
+            }
+            Phase::Running { cancel_requested } => {
+                *cancel_requested = true;
+                None
+            }
+            Phase::Root(_) | Phase::Fired | Phase::Done => None,
         }
+    }
+}
+
+/// A cancel that found a chain past its root: remembered while stages run, passed on to the
+/// Deferred the chain waits on, nothing once it has fired.
+fn where_the_cancel_goes(phase: &mut Phase) -> Walk {
+    match phase {
+        Phase::Running { cancel_requested } => {
+            *cancel_requested = true;
+            Walk::Stop
+        }
+        Phase::Waiting { on, .. } => Walk::Up(on.clone()),
+        Phase::Fired | Phase::Done => Walk::Fired,
+        Phase::Root(_) => unreachable!("a root is cancelled by its own canceller"),
     }
 }
 
