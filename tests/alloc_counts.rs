@@ -137,15 +137,18 @@ fn allocations_per_chain_of_ten_steps() {
             );
         }
     }
+    // A pending chain is one link, whatever its length. Its steps are boxed, and a box of a
+    // closure that captures nothing is free; the second step added makes the stage list's
+    // buffer (see `pending_steps_that_capture` for steps that capture).
     assert_eq!(
         count(&measured, "pending", "add_callback"),
-        11,
-        "pending add_callback: one link per pending link (the root and 10 steps)"
+        2,
+        "pending add_callback: the link, and its list of stages"
     );
     assert_eq!(
         count(&measured, "pending", "chain!"),
-        2,
-        "pending chain!: the root, and one link for the whole run of thens"
+        1,
+        "pending chain!: the link (its one stage, the run of thens, captures nothing)"
     );
     // A failure skipping steps: nothing beyond the failure itself with the chain's own error
     // type; with `Failure`, its trail of steps grows (a Vec: 4, 8, 16 entries).
@@ -220,10 +223,30 @@ fn steps_that_wait_on_pending_deferreds() {
         d.now_or_never().expect("fired").unwrap()
     });
     println!("10 steps each waiting on I/O: add_callback {add_callback}, chain! {chained}");
-    // 11 I/O Deferreds (roots) + 10 step links.
-    assert_eq!(add_callback, 21);
-    // 11 I/O Deferreds + one link per step: a pending step's run goes on in a new link.
-    assert_eq!(chained, 21);
+    // 11 I/O Deferreds (their links), and the list of the first one's 10 stages.
+    assert_eq!(add_callback, 12);
+    // 11 I/O Deferreds: each step's rest of the run is one stage added to the next one's link.
+    assert_eq!(chained, 11);
+}
+
+/// The design target, "at most one allocation per pending link", for steps that capture
+/// something (their box is not free): one box per step, plus the link and its list of stages.
+#[test]
+fn pending_steps_that_capture() {
+    let capturing = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let mut d = start;
+        for i in 0..10u64 {
+            d = d.add_callback(move |a| Ok(a + i));
+        }
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    println!("10 pending steps that capture a u64: {capturing}");
+    assert_eq!(
+        capturing, 12,
+        "the link, its list of stages, and one box per step"
+    );
 }
 
 /// Taking the result of a pending Deferred that has fired: `wait` makes no thread waker when it

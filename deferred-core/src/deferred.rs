@@ -140,17 +140,18 @@ fn as_failure<E: 'static>(error: &mut E) -> Option<&mut Failure> {
 }
 
 /// Runs one step's function on a result; a panic becomes the failure of the next link (rule 4).
+/// `step` is where the step was added, handed to `f` for the failure's trail.
 #[inline]
-fn run_step<T, U, E, F>(
+pub(crate) fn run_step<T, U, E, F>(
     f: F,
     result: Result<T, E>,
     step: &'static Location<'static>,
 ) -> Deferred<U, E>
 where
     E: From<Failure> + 'static,
-    F: FnOnce(Result<T, E>) -> Deferred<U, E>,
+    F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
-    match catch_unwind(AssertUnwindSafe(move || f(result))) {
+    match catch_unwind(AssertUnwindSafe(move || f(result, step))) {
         Ok(next) => next,
         Err(payload) => Deferred::fail(E::from(Failure::from_panic(payload, Some(step)))),
     }
@@ -333,13 +334,14 @@ where
     }
 
     /// The one primitive every `add_*` method is made of: `f` receives the result (`Ok` or
-    /// `Err`) and gives the next link. Fired: `f` runs now, allocation-free. Pending: the next
-    /// link is allocated and `f` is installed as the listener.
+    /// `Err`) and `step`, where the step was added, and gives the next link. Fired: `f` runs
+    /// now, allocation-free. Pending: `f` is appended to the chain's link as a stage (boxed: free
+    /// when it captures nothing, as `step` is kept beside it, not in it).
     #[inline]
     fn then_step<U, F>(mut self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
     where
         U: Send + 'static,
-        F: FnOnce(Result<T, E>) -> Deferred<U, E> + Send + 'static,
+        F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Send + 'static,
     {
         match self.take_state() {
             State::Fired(Some(result)) => run_step(f, result, step),
@@ -348,10 +350,8 @@ where
                 let mut f = Some(f);
                 let mut fired = None;
                 let added = link.add(
-                    &mut || {
-                        let f = f.take().expect("a stage is made once");
-                        stage::stage(move |result| run_step(f, result, step))
-                    },
+                    step,
+                    &mut || stage::stage(f.take().expect("a stage is made once")),
                     &mut fired,
                 );
                 match (added, f, fired) {
@@ -387,7 +387,7 @@ where
         R1::Value: Send + 'static,
     {
         let step = Location::caller();
-        self.then_step(step, move |result| {
+        self.then_step(step, move |result, step| {
             // The function that does not run is dropped explicitly, after `next` is made: if a
             // capture's `Drop` panics, `next` (and a failure in it) is dropped and reported, not
             // leaked as a half-returned value (rust-lang/rust#47949).
@@ -426,7 +426,7 @@ where
         R::Value: Send + 'static,
     {
         let step = Location::caller();
-        self.then_step(step, move |result| match result {
+        self.then_step(step, move |result, step| match result {
             Ok(value) => given_at(f(value).into_deferred(), step),
             Err(error) => {
                 // Skipped: `f` is dropped after the failure is in `next`, so a panic in a
@@ -455,7 +455,7 @@ where
         R: IntoDeferred<E, Value = T>,
     {
         let step = Location::caller();
-        self.then_step(step, move |result| match result {
+        self.then_step(step, move |result, step| match result {
             Ok(value) => {
                 // Skipped: dropped after the value is in `next` (see add_callbacks).
                 let next = Deferred::succeed(value);
@@ -484,7 +484,7 @@ where
         R::Value: Send + 'static,
     {
         let step = Location::caller();
-        self.then_step(step, move |result| {
+        self.then_step(step, move |result, step| {
             raised_at(f(result.map_err(received)).into_deferred(), step)
         })
     }

@@ -38,14 +38,14 @@
 //!   that one's root ([`Cancel::cancel`], walked by [`CancelHandle::cancel`]); a cancel landing
 //!   while stages run is remembered and cancels the next Deferred a stage returns.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use crate::cancel::CancelHandle;
 use crate::failure::Failure;
 use crate::run_loop::{self, Delivery};
-use crate::stage::{Flow, Slot, Stage, StageList};
+use crate::stage::{Flow, Run, Slot, Stage, Stages};
 use crate::sync::{Mutex, MutexGuard};
 
 /// A canceller given at creation: called when a pending chain waiting on this link is cancelled.
@@ -61,14 +61,16 @@ struct Inner<T, E: 'static> {
     /// The root's result: from the `Resolver` until the first stage takes it, or, if no stage was
     /// added, until the end of the chain takes it.
     root: Option<Result<T, E>>,
-    /// The last stage that ran: while `Fired`, it holds the chain's result; while `Waiting`, it
-    /// waits for the Deferred it returned; while `Running` with a delivery queued, it holds the
-    /// result that arrived from that Deferred.
-    held: Option<Box<dyn Stage<E>>>,
-    /// Stages a run left when it stopped to wait, in order.
-    queued: StageList<E>,
-    /// Stages added since the last run took the list, newest first.
-    added: StageList<E>,
+    /// The chain's result, once a stage changed its type (until then it is in `root`): while
+    /// `Fired`, for the end of the chain to take; while `Waiting`, where the result of the
+    /// Deferred it waits on will land; while `Running` with a delivery queued, where the run goes
+    /// on from.
+    held: Option<Box<dyn Slot<E>>>,
+    /// Stages a run left when it stopped (to wait, or to let the thread's queue go first); they
+    /// run before `stages`.
+    queued: Run<E>,
+    /// Stages added since the last run took them.
+    stages: Stages<E>,
     /// Who receives the chain's result.
     listener: Listener<E>,
 }
@@ -103,17 +105,25 @@ enum Listener<E: 'static> {
     Gone,
 }
 
-/// Where the chain's current result is during a run: still in the root's, or in a stage.
+/// Where the chain's current result is during a run: in a slot of the root's type, or in one a
+/// stage made when it changed the type.
 enum Current<T, E: 'static> {
     Root(Option<Result<T, E>>),
-    Stage(Box<dyn Stage<E>>),
+    Other(Box<dyn Slot<E>>),
 }
 
 impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
     fn slot(&mut self) -> &mut dyn Slot<E> {
         match self {
             Current::Root(root) => root,
-            Current::Stage(stage) => stage.output(),
+            Current::Other(slot) => &mut **slot,
+        }
+    }
+
+    /// Follows a stage to the new slot it made, if it made one.
+    fn replace(&mut self, new: Option<Box<dyn Slot<E>>>) {
+        if let Some(new) = new {
+            *self = Current::Other(new);
         }
     }
 }
@@ -124,7 +134,12 @@ pub(crate) trait Node<E: 'static>: Cancel + Delivery {
     fn try_take(&self, into: &mut dyn Slot<E>);
     /// Appends the stage `make` gives, unless the chain has fired: then moves its result into
     /// `into` instead (the caller runs the step at once, rule 2). Says whether it appended.
-    fn add(&self, make: &mut dyn FnMut() -> Box<dyn Stage<E>>, into: &mut dyn Slot<E>) -> bool;
+    fn add(
+        &self,
+        step: &'static Location<'static>,
+        make: &mut dyn FnMut() -> Box<dyn Stage<E>>,
+        into: &mut dyn Slot<E>,
+    ) -> bool;
     /// Wakes `waker` when the chain fires (at once if it has).
     fn listen(&self, waker: Waker);
     /// Whether the chain has fired (its result may have been taken already).
@@ -152,8 +167,8 @@ impl<T, E: 'static> Link<T, E> {
                 phase: Phase::Root(canceller),
                 root: None,
                 held: None,
-                queued: StageList::new(),
-                added: StageList::new(),
+                queued: Run::none(),
+                stages: Stages::new(),
                 listener: Listener::Nobody,
             }),
         }
@@ -164,8 +179,13 @@ impl<T, E: 'static> Inner<T, E> {
     /// Takes the chain's result out (it is `Fired`); the link is `Done`.
     fn take_result(&mut self) -> Current<T, E> {
         self.phase = Phase::Done;
+        self.take_current()
+    }
+
+    /// Takes out the slot the chain's result is in.
+    fn take_current(&mut self) -> Current<T, E> {
         match self.held.take() {
-            Some(stage) => Current::Stage(stage),
+            Some(slot) => Current::Other(slot),
             None => Current::Root(self.root.take()),
         }
     }
@@ -197,42 +217,47 @@ where
         inner.phase = Phase::Running {
             cancel_requested: false,
         };
-        if inner.added.is_empty() {
+        if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
             inner.root = Some(result);
             drop(inner);
             run_loop::enqueue(self.clone());
         } else {
-            let stages = std::mem::replace(&mut inner.added, StageList::new());
+            let stages = inner.stages.take();
             drop(inner);
-            run_loop::run(|| self.drive(Current::Root(Some(result)), stages.reversed()));
+            run_loop::run(|| self.drive(Current::Root(Some(result)), stages));
         }
     }
 
     /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
     /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
     /// a pending Deferred (the chain waits on it).
-    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: StageList<E>) {
+    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: Run<E>) {
         loop {
-            let Some(mut stage) = stages.pop_front() else {
+            let Some((stage, step)) = stages.next() else {
                 let mut inner = self.lock();
-                if !inner.queued.is_empty() {
-                    stages = std::mem::replace(&mut inner.queued, StageList::new());
-                    continue;
-                }
-                if inner.added.is_empty() {
+                stages = if inner.queued.is_empty() {
+                    inner.stages.take()
+                } else {
+                    std::mem::replace(&mut inner.queued, Run::none())
+                };
+                if stages.is_empty() {
                     return self.park(inner, current);
                 }
-                let added = std::mem::replace(&mut inner.added, StageList::new());
-                drop(inner);
-                stages = added.reversed();
                 continue;
             };
-            match stage.run(current.slot()) {
-                Flow::Ready if run_loop::has_queued() => return self.yield_to_queue(stage, stages),
-                Flow::Ready => current = Current::Stage(stage),
-                Flow::Wait(on) => return self.suspend(stage, stages, on),
+            match stage.run(current.slot(), step) {
+                Flow::Ready(new) => {
+                    current.replace(new);
+                    if run_loop::has_queued() {
+                        return self.stop(current, stages, None);
+                    }
+                }
+                Flow::Wait(on, new) => {
+                    current.replace(new);
+                    return self.stop(current, stages, Some(on));
+                }
             }
         }
     }
@@ -262,29 +287,22 @@ where
         }
     }
 
-    /// A step fired other Deferreds, whose deliveries are queued on this thread: they run first
-    /// (as soon as the step that fired them returned), then this chain goes on from `stage`.
-    fn yield_to_queue(self: &Arc<Self>, stage: Box<dyn Stage<E>>, rest: StageList<E>) {
+    /// The run stops before `rest`, with the result so far in `current`: the stage before
+    /// returned a pending Deferred (`on`), whose result will land in `current`; or (no `on`) a
+    /// step fired other Deferreds, whose deliveries are queued on this thread and go first, as
+    /// soon as the step that fired them returned — then this run goes on.
+    fn stop(self: &Arc<Self>, current: Current<T, E>, rest: Run<E>, on: Option<Arc<dyn Node<E>>>) {
         let mut inner = self.lock();
         debug_assert!(
             inner.queued.is_empty(),
             "the running thread took the queued stages"
         );
-        inner.held = Some(stage);
+        current.put_in(&mut inner);
         inner.queued = rest;
-        drop(inner);
-        run_loop::enqueue(self.clone());
-    }
-
-    /// `stage` returned a pending Deferred (`on`): the chain waits on it, with `rest` still to
-    /// run after it.
-    fn suspend(
-        self: &Arc<Self>,
-        stage: Box<dyn Stage<E>>,
-        rest: StageList<E>,
-        on: Arc<dyn Node<E>>,
-    ) {
-        let mut inner = self.lock();
+        let Some(on) = on else {
+            drop(inner);
+            return run_loop::enqueue(self.clone());
+        };
         let cancel_now = matches!(
             inner.phase,
             Phase::Running {
@@ -295,8 +313,6 @@ where
             on: on.clone(),
             cancel_requested: false,
         };
-        inner.held = Some(stage);
-        inner.queued = rest;
         drop(inner);
         on.forward_to(self.clone());
         if cancel_now {
@@ -310,7 +326,7 @@ impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
     fn put_in(self, inner: &mut Inner<T, E>) {
         match self {
             Current::Root(root) => inner.root = root,
-            Current::Stage(stage) => inner.held = Some(stage),
+            Current::Other(slot) => inner.held = Some(slot),
         }
     }
 }
@@ -324,14 +340,8 @@ where
     /// the Deferred the chain waited on, or the last result of a run that let the queue go
     /// first, is in the link.
     fn deliver(self: Arc<Self>) {
-        let current = {
-            let mut inner = self.lock();
-            match inner.held.take() {
-                Some(stage) => Current::Stage(stage),
-                None => Current::Root(inner.root.take()),
-            }
-        };
-        self.drive(current, StageList::new());
+        let current = self.lock().take_current();
+        self.drive(current, Run::none());
     }
 }
 
@@ -349,7 +359,12 @@ where
         }
     }
 
-    fn add(&self, make: &mut dyn FnMut() -> Box<dyn Stage<E>>, into: &mut dyn Slot<E>) -> bool {
+    fn add(
+        &self,
+        step: &'static Location<'static>,
+        make: &mut dyn FnMut() -> Box<dyn Stage<E>>,
+        into: &mut dyn Slot<E>,
+    ) -> bool {
         let mut inner = self.lock();
         match inner.phase {
             Phase::Fired => {
@@ -360,11 +375,13 @@ where
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
             Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.added.push_front(make());
+                inner.stages.push((make(), step));
                 // A task polled the old end of the chain: the new end has nobody yet.
-                let old = std::mem::replace(&mut inner.listener, Listener::Nobody);
-                drop(inner);
-                drop(old);
+                if !matches!(inner.listener, Listener::Nobody) {
+                    let old = std::mem::replace(&mut inner.listener, Listener::Nobody);
+                    drop(inner);
+                    drop(old);
+                }
                 true
             }
         }
@@ -435,19 +452,16 @@ where
             unreachable!("a result is forwarded only to a chain waiting on it");
         };
         inner.phase = Phase::Running { cancel_requested };
-        let Some(mut stage) = inner.held.take() else {
-            unreachable!("a waiting chain holds the stage that returned the Deferred");
-        };
-        stage.output().fill_from(from);
+        match &mut inner.held {
+            Some(slot) => slot.fill_from(from),
+            None => inner.root.fill_from(from),
+        }
+        drop(inner);
+        drop(on);
         if run_loop::is_running() {
-            inner.held = Some(stage);
-            drop(inner);
-            drop(on);
             run_loop::enqueue(self);
         } else {
-            drop(inner);
-            drop(on);
-            run_loop::run(move || self.drive(Current::Stage(stage), StageList::new()));
+            run_loop::run(move || self.deliver());
         }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) trait Delivery: Send + Sync {
 thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = const { RefCell::new(VecDeque::new()) };
+    /// How many deliveries `QUEUE` holds: a plain counter, cheaper to read than the queue
+    /// (which has a destructor) for the check a chain makes after each step.
+    static QUEUED: Cell<usize> = const { Cell::new(0) };
 }
 
 // loom's `thread_local!` does not take `const { .. }` initializers.
@@ -35,6 +38,7 @@ thread_local! {
 thread_local! {
     static RUNNING: Cell<bool> = Cell::new(false);
     static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = RefCell::new(VecDeque::new());
+    static QUEUED: Cell<usize> = Cell::new(0);
 }
 
 /// Whether this thread is inside the run loop (delivering a fired chain) right now.
@@ -48,6 +52,9 @@ pub(crate) fn enqueue(delivery: Arc<dyn Delivery>) {
     // While this thread's locals are being destroyed (a Resolver kept in another thread-local,
     // dropped at thread exit), the queue may be gone already: then deliver now, nested.
     let _ = QUEUE.try_with(|q| q.borrow_mut().extend(delivery.take()));
+    if delivery.is_none() {
+        QUEUED.with(|n| n.set(n.get() + 1));
+    }
     if let Some(delivery) = delivery {
         delivery.deliver();
     }
@@ -62,10 +69,14 @@ pub(crate) fn has_queued() -> bool {
 
 /// The next queued delivery; none once this thread's queue has been destroyed.
 fn next_queued() -> Option<Arc<dyn Delivery>> {
-    QUEUE
+    let next = QUEUE
         .try_with(|q| q.borrow_mut().pop_front())
         .ok()
-        .flatten()
+        .flatten();
+    if next.is_some() {
+        QUEUED.with(|n| n.set(n.get() - 1));
+    }
+    next
 }
 
 fn drain() {
