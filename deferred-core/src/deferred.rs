@@ -77,6 +77,9 @@ pub(crate) enum Outcome<T, E> {
     Waiting(Arc<dyn Node<E>>),
 }
 
+/// How a `Resolver` fires its link.
+type FireWith<T, E> = fn(&Arc<Link<T, E>>, Result<T, E>);
+
 /// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
 /// be fired twice (Twisted's `AlreadyCalledError` is a compile error here). Dropping a Resolver
 /// without firing fails the Deferred with [`NeverFired`](crate::NeverFired).
@@ -95,7 +98,7 @@ pub struct Resolver<T, E: 'static = Failure> {
     link: Option<Arc<Link<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: fn(&Arc<Link<T, E>>, Result<T, E>),
+    fire: FireWith<T, E>,
     /// Fails the link with "never fired", for `Drop`.
     fail_never_fired: fn(&Arc<Link<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
