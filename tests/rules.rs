@@ -1787,3 +1787,110 @@ fn rule7_cancel_while_callback_runs_reaches_the_deferred_it_returns() {
     assert!(d.wait().unwrap_err().is_cancelled());
     assert_eq!(inner_cancelled.load(SeqCst), 1);
 }
+
+// Rule 7, a cancel that lands while a callback runs, when that callback returns a value: the
+// cancel is remembered for the rest of the run, and the next Deferred a later step returns is
+// cancelled at once (the chain is one link: a cancel cannot be lost between two steps).
+#[test]
+fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
+    let inner_cancelled = Arc::new(AtomicUsize::new(0));
+    let flag = inner_cancelled.clone();
+    let (d, r) = Deferred::<u32>::pending();
+    let handle = Arc::new(std::sync::Mutex::new(None::<deferred::CancelHandle>));
+    let in_step = handle.clone();
+    let d = d
+        .add_callback(move |x| {
+            // Cancel the chain from inside its own first step: it is running right now.
+            if let Some(handle) = in_step.lock().unwrap().as_ref() {
+                handle.cancel();
+            }
+            Ok(x + 1)
+        })
+        .add_callback(|x| Ok(x * 10)) // runs: a value is not cancellable
+        .add_callback(move |x| {
+            let (inner, inner_r) = Deferred::<u32>::with_canceller(move || {
+                flag.fetch_add(1, SeqCst);
+            });
+            std::mem::forget(inner_r); // never fired: only the cancel can end it
+            inner.add_callback(move |y| Ok(x + y))
+        });
+    *handle.lock().unwrap() = Some(d.cancel_handle());
+    r.callback(1);
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(inner_cancelled.load(SeqCst), 1);
+}
+
+// Rule 7: a cancel that lands while the steps run, when no later step returns a Deferred, has
+// nothing to cancel: the chain ends with its value, and a later chain on the same thread is
+// not affected by the remembered cancel.
+#[test]
+fn rule7_cancel_while_callbacks_run_is_spent_when_the_chain_fires() {
+    let (d, r) = Deferred::<u32>::pending();
+    let handle = Arc::new(std::sync::Mutex::new(None::<deferred::CancelHandle>));
+    let in_step = handle.clone();
+    let d = d
+        .add_callback(move |x| {
+            if let Some(handle) = in_step.lock().unwrap().as_ref() {
+                handle.cancel();
+            }
+            Ok(x + 1)
+        })
+        .add_callback(|x| Ok(x * 10));
+    *handle.lock().unwrap() = Some(d.cancel_handle());
+    r.callback(1);
+    assert_eq!(d.wait().unwrap(), 20);
+    // Cancelling the fired chain again does nothing.
+    handle.lock().unwrap().as_ref().unwrap().cancel();
+}
+
+// Rule 1 and 2, one link per pending chain: callbacks added to a pending chain from another
+// thread while the firing thread is running its earlier callbacks all run, once each, in the
+// order they were added.
+#[test]
+fn rule8_callbacks_added_while_the_chain_runs_run_in_order() {
+    const ADDED_LATER: usize = 1_000;
+    let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (d, r) = Deferred::<usize>::pending();
+    let log = order.clone();
+    let mut d = d.add_callback(move |x| {
+        started_tx.send(()).unwrap();
+        go_rx.recv().unwrap(); // hold the firing thread inside the chain
+        log.lock().unwrap().push(0);
+        Ok(x)
+    });
+    let firer = std::thread::spawn(move || r.callback(0));
+    started_rx.recv().unwrap();
+    for i in 1..=ADDED_LATER {
+        let log = order.clone();
+        d = d.add_callback(move |x| {
+            log.lock().unwrap().push(i);
+            Ok(x + 1)
+        });
+        if i == ADDED_LATER / 2 {
+            go_tx.send(()).unwrap(); // let the run go on while more are added
+        }
+    }
+    firer.join().unwrap();
+    assert_eq!(d.wait().unwrap(), ADDED_LATER);
+    let order = order.lock().unwrap();
+    assert_eq!(*order, (0..=ADDED_LATER).collect::<Vec<_>>());
+}
+
+// Rule 3: a step that changes the value's type, then returns a pending Deferred of yet another
+// type, then more steps: the result lands in the right place at each step.
+#[test]
+fn rule3_types_change_across_pending_steps() {
+    let (d, r) = Deferred::<u32>::pending();
+    let (inner, inner_r) = Deferred::<Vec<u8>>::pending();
+    let d = d
+        .add_callback(|x| Ok(x.to_string())) // u32 -> String
+        .add_callback(move |s| inner.add_callback(move |v| Ok((s, v)))) // -> (String, Vec<u8>)
+        .add_callback(|(s, v)| Ok(format!("{s}:{}", v.len()))) // -> String
+        .add_callback(|s| Ok(s.len())); // -> usize
+    r.callback(42);
+    assert!(!d.is_fired());
+    inner_r.callback(vec![1, 2, 3]);
+    assert_eq!(d.wait().unwrap(), 4); // "42:3"
+}

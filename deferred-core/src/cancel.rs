@@ -1,18 +1,20 @@
 //! Cancellation (rule 7): a handle that cancels a chain, and the walk it makes.
 //!
-//! Cancelling the end of a chain walks up, link by link, to the Deferred the chain is really
-//! waiting on — the root made by `Deferred::pending`, or an inner Deferred a callback returned —
-//! runs its canceller and fails it with [`Cancelled`](crate::Cancelled); the failure then flows
-//! down the chain like any other, so errbacks see it. The walk is a loop: a chain of a million
-//! links cancels in constant stack.
+//! Cancelling a chain walks to the Deferred it is really waiting on — its root made by
+//! `Deferred::pending`, or an inner Deferred a callback returned, or one that Deferred's own
+//! callback returned, and so on — runs its canceller and fails it with
+//! [`Cancelled`](crate::Cancelled); the failure then flows down the chain like any other, so
+//! errbacks see it. The walk is a loop: a million nested Deferreds cancel in constant stack.
 //!
-//! A walk that meets a fired link has found a step that is running (or queued to run) on its
-//! result. Twisted drops such a cancel; here the link after that step remembers it, and if the
-//! step returns a Deferred to wait on, that Deferred is cancelled at once — so a cancel (or a
-//! timeout) that lands while a callback runs is not lost. If the step returns a value, the chain
-//! goes on: there was nothing left to cancel. The same holds when the root fires while its
-//! canceller runs (the canceller answered it, or a `Resolver` on another thread won the race):
-//! the cancel goes on to the step after the root.
+//! A pending chain is one link however many steps were added to it (see `link.rs`), so the walk
+//! only crosses from a chain to the inner Deferred one of its steps returned. A walk that finds
+//! a chain running its steps (its root has fired) cannot stop a step that is running; Twisted
+//! drops such a cancel. Here the chain remembers it, and the next Deferred one of its steps
+//! returns in this run is cancelled at once — so a cancel (or a timeout) that lands while a
+//! callback runs is not lost. If the chain fires first, there was nothing left to cancel. The
+//! same holds when the root fires while its canceller runs (the canceller answered it, or a
+//! `Resolver` on another thread won the race), and when the walk finds an inner Deferred whose
+//! result is on its way to the chain waiting on it.
 
 use std::fmt;
 use std::sync::Arc;

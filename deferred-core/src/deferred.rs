@@ -357,14 +357,16 @@ where
                     &mut || stage::stage(f.take().expect("a stage is made once")),
                     &mut fired,
                 );
-                match (added, f, fired) {
-                    (true, _, _) => Deferred {
+                if added {
+                    return Deferred {
                         state: State::Pending(link),
-                    },
-                    // The chain fired: the step runs now, on this thread (rule 2).
-                    (false, Some(f), Some(result)) => run_step(f, result, step),
-                    (false, _, _) => unreachable!("a fired chain hands over its result"),
+                    };
                 }
+                // The chain fired: the step runs now, on this thread (rule 2).
+                let (Some(f), Some(result)) = (f, fired) else {
+                    unreachable!("a fired chain hands over its result");
+                };
+                run_step(f, result, step)
             }
         }
     }
@@ -495,8 +497,10 @@ where
     /// Cancels a pending chain (rule 7): the canceller of whatever the chain is waiting on runs
     /// (the root's, or that of a Deferred a callback returned), and that Deferred fails with
     /// [`Cancelled`](crate::Cancelled), which flows down the chain to its errbacks. Cancelling a
-    /// fired Deferred, or a chain whose callbacks are running, does nothing. A canceller that
-    /// panics does not escape: its panic becomes the failure.
+    /// fired Deferred does nothing. A cancel that lands while the chain's callbacks are running
+    /// is remembered: the next Deferred a callback of this run returns is cancelled at once; if
+    /// the chain fires first, there was nothing left to cancel. A canceller that panics does not
+    /// escape: its panic becomes the failure.
     ///
     /// ```
     /// use deferred_core::{Deferred, Failure};
@@ -510,7 +514,9 @@ where
     }
 
     /// A handle that cancels this chain later, from anywhere, even after this Deferred has been
-    /// consumed by `add_*`: it cancels what this link waits on.
+    /// consumed by `add_*`. A pending Deferred and those its `add_*` calls return are one chain
+    /// (as in Twisted, where they are one object): the handle cancels whatever that chain waits
+    /// on when the cancel lands.
     pub fn cancel_handle(&self) -> CancelHandle {
         match &self.state {
             State::Pending(link) => CancelHandle::new(link.clone()),

@@ -3,9 +3,9 @@
 //!
 //! A Deferred that has already fired holds its result inline and needs no link at all (that is
 //! why synchronous steps allocate nothing). A pending one points at a `Link`, shared with its
-//! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same link (one box:
-//! the step's function and the slot for its result, see `stage.rs`), so a pending chain of any
-//! length is one lock and one list, not a link per step. When the root fires, the firing thread
+//! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same link (the
+//! step's function, boxed: free when it captures nothing; see `stage.rs`), so a pending chain of
+//! any length is one allocation, one lock and one list, not a link per step. When the root fires, the firing thread
 //! runs the stages in order; a stage that returns a pending Deferred pauses the chain, which goes
 //! on when that Deferred's own link forwards its result here.
 //!
@@ -237,14 +237,13 @@ where
         loop {
             let Some((stage, step)) = stages.next() else {
                 let mut inner = self.lock();
-                stages = if inner.queued.is_empty() {
+                stages = if !inner.queued.is_empty() {
+                    std::mem::replace(&mut inner.queued, Run::none())
+                } else if !inner.stages.is_empty() {
                     inner.stages.take()
                 } else {
-                    std::mem::replace(&mut inner.queued, Run::none())
-                };
-                if stages.is_empty() {
                     return self.park(inner, current);
-                }
+                };
                 continue;
             };
             match stage.run(current.slot(), step) {
