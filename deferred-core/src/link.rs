@@ -45,7 +45,7 @@ use std::task::Waker;
 use crate::cancel::CancelHandle;
 use crate::failure::Failure;
 use crate::run_loop::{self, Delivery};
-use crate::stage::{Flow, Run, Slot, Stage, Stages};
+use crate::stage::{Flow, Slot, Stage, Stages};
 use crate::sync::{Mutex, MutexGuard};
 
 /// A canceller given at creation: called when a pending chain waiting on this link is cancelled.
@@ -66,10 +66,8 @@ struct Inner<T, E: 'static> {
     /// Deferred it waits on will land; while `Running` with a delivery queued, where the run goes
     /// on from.
     held: Option<Box<dyn Slot<E>>>,
-    /// Stages a run left when it stopped (to wait, or to let the thread's queue go first); they
-    /// run before `stages`.
-    queued: Run<E>,
-    /// Stages added since the last run took them.
+    /// Stages not run yet: those a run left when it stopped (to wait, or to let the thread's
+    /// queue go first), then those added since.
     stages: Stages<E>,
     /// Who receives the chain's result.
     listener: Listener<E>,
@@ -167,7 +165,6 @@ impl<T, E: 'static> Link<T, E> {
                 phase: Phase::Root(canceller),
                 root: None,
                 held: None,
-                queued: Run::none(),
                 stages: Stages::new(),
                 listener: Listener::Nobody,
             }),
@@ -233,17 +230,14 @@ where
     /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
     /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
     /// a pending Deferred (the chain waits on it).
-    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: Run<E>) {
+    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: Stages<E>) {
         loop {
-            let Some((stage, step)) = stages.next() else {
+            let Some((stage, step)) = stages.pop_front() else {
                 let mut inner = self.lock();
-                stages = if !inner.queued.is_empty() {
-                    std::mem::replace(&mut inner.queued, Run::none())
-                } else if !inner.stages.is_empty() {
-                    inner.stages.take()
-                } else {
+                if inner.stages.is_empty() {
                     return self.park(inner, current);
-                };
+                }
+                stages = inner.stages.take();
                 continue;
             };
             match stage.run(current.slot(), step) {
@@ -290,14 +284,15 @@ where
     /// returned a pending Deferred (`on`), whose result will land in `current`; or (no `on`) a
     /// step fired other Deferreds, whose deliveries are queued on this thread and go first, as
     /// soon as the step that fired them returned — then this run goes on.
-    fn stop(self: &Arc<Self>, current: Current<T, E>, rest: Run<E>, on: Option<Arc<dyn Node<E>>>) {
+    fn stop(
+        self: &Arc<Self>,
+        current: Current<T, E>,
+        rest: Stages<E>,
+        on: Option<Arc<dyn Node<E>>>,
+    ) {
         let mut inner = self.lock();
-        debug_assert!(
-            inner.queued.is_empty(),
-            "the running thread took the queued stages"
-        );
         current.put_in(&mut inner);
-        inner.queued = rest;
+        inner.stages.put_back(rest);
         let Some(on) = on else {
             drop(inner);
             return run_loop::enqueue(self.clone());
@@ -340,7 +335,7 @@ where
     /// first, is in the link.
     fn deliver(self: Arc<Self>) {
         let current = self.lock().take_current();
-        self.drive(current, Run::none());
+        self.drive(current, Stages::new());
     }
 }
 
@@ -374,7 +369,7 @@ where
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
             Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.stages.push((make(), step));
+                inner.stages.push_back((make(), step));
                 // A task polled the old end of the chain: the new end has nobody yet.
                 if !matches!(inner.listener, Listener::Nobody) {
                     let old = std::mem::replace(&mut inner.listener, Listener::Nobody);

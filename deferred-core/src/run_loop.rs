@@ -102,7 +102,10 @@ pub(crate) fn run(first: impl FnOnce()) {
     // queue is still delivered — other chains are not lost, nor left waiting for this thread's
     // next firing — and the first such panic goes on once the queue is empty.
     let mut panicked = catch_unwind(AssertUnwindSafe(first)).err();
-    while let Err(payload) = catch_unwind(drain) {
+    // Most runs queue nothing: skip the queue's thread-local then.
+    while has_queued()
+        && let Err(payload) = catch_unwind(drain)
+    {
         panicked.get_or_insert(payload);
     }
     if let Some(payload) = panicked {

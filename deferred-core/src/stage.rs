@@ -10,6 +10,7 @@
 //! steps keep the value's type allocates nothing per step beyond what the steps capture.
 
 use std::any::Any;
+use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
@@ -127,22 +128,23 @@ where
 pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 
 /// Stages in the order they run. The first is kept apart, so a chain with one stage (a `chain!`
-/// run of `then`s) allocates no buffer.
+/// run of `then`s, a step waiting on I/O) allocates no buffer.
 pub(crate) struct Stages<E: 'static> {
     first: Option<Added<E>>,
-    rest: Vec<Added<E>>,
+    rest: VecDeque<Added<E>>,
 }
 
-/// The buffer's first size: a chain that adds a second step usually adds several, and growing
-/// the buffer step by step costs more than the steps (16 slots, 384 bytes, freed when a run
-/// takes them).
-const FIRST_CAPACITY: usize = 15;
+/// The buffer's first size (4 slots, 96 bytes: a step waiting on I/O rarely has more behind
+/// it) and how it grows: four times at once, because a chain that adds a fifth step usually adds
+/// many, and copying the buffer at every doubling costs more than the steps.
+const FIRST_CAPACITY: usize = 4;
+const GROWTH: usize = 4;
 
 impl<E: 'static> Stages<E> {
     pub(crate) const fn new() -> Stages<E> {
         Stages {
             first: None,
-            rest: Vec::new(),
+            rest: VecDeque::new(),
         }
     }
 
@@ -152,60 +154,44 @@ impl<E: 'static> Stages<E> {
 
     /// Adds `stage` last.
     #[inline]
-    pub(crate) fn push(&mut self, stage: Added<E>) {
+    pub(crate) fn push_back(&mut self, stage: Added<E>) {
         if self.first.is_none() {
             self.first = Some(stage);
         } else {
-            if self.rest.capacity() == 0 {
-                self.rest.reserve_exact(FIRST_CAPACITY);
+            let capacity = self.rest.capacity();
+            if self.rest.len() == capacity {
+                self.rest
+                    .reserve_exact((capacity * (GROWTH - 1)).max(FIRST_CAPACITY));
             }
-            self.rest.push(stage);
+            self.rest.push_back(stage);
         }
     }
 
-    /// Takes all the stages out, to run them in order.
+    /// Takes the first stage off.
     #[inline]
-    pub(crate) fn take(&mut self) -> Run<E> {
-        let rest = if self.rest.capacity() == 0 {
-            None // most chains: one stage, no buffer
-        } else {
-            Some(std::mem::take(&mut self.rest).into_iter())
-        };
-        Run {
-            first: self.first.take(),
-            rest,
+    pub(crate) fn pop_front(&mut self) -> Option<Added<E>> {
+        let first = self.first.take()?;
+        if !self.rest.is_empty() {
+            self.first = self.rest.pop_front();
         }
-    }
-}
-
-/// The stages a run has taken, in order.
-pub(crate) struct Run<E: 'static> {
-    first: Option<Added<E>>,
-    rest: Option<std::vec::IntoIter<Added<E>>>,
-}
-
-impl<E: 'static> Run<E> {
-    /// No stages.
-    pub(crate) fn none() -> Run<E> {
-        Run {
-            first: None,
-            rest: None,
-        }
+        Some(first)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.as_ref().is_none_or(|rest| rest.len() == 0)
-    }
-}
-
-impl<E: 'static> Iterator for Run<E> {
-    type Item = Added<E>;
-
+    /// Takes all the stages out, leaving none.
     #[inline]
-    fn next(&mut self) -> Option<Added<E>> {
-        match self.first.take() {
-            Some(first) => Some(first),
-            None => self.rest.as_mut()?.next(),
+    pub(crate) fn take(&mut self) -> Stages<E> {
+        std::mem::replace(self, Stages::new())
+    }
+
+    /// Puts `before` (what a run left) back in front of the stages added since.
+    pub(crate) fn put_back(&mut self, mut before: Stages<E>) {
+        if before.is_empty() {
+            return;
         }
+        let mut added = self.take();
+        while let Some(stage) = added.pop_front() {
+            before.push_back(stage);
+        }
+        *self = before;
     }
 }
