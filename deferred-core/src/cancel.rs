@@ -54,18 +54,31 @@ impl CancelHandle {
     /// Cancels the chain, as [`Deferred::cancel`](crate::Deferred::cancel) does. Does nothing if
     /// it has fired.
     pub fn cancel(&self) {
-        // The link that waits on `next`, in case `next` turns out to have fired already.
-        let mut waiter: Option<Arc<dyn Cancel>> = None;
+        self.cancel_for(0);
+    }
+
+    /// The walk. `outer_chains`: how many chains waiting on the target this cancel is meant for
+    /// too (0 for a user's cancel; a chain that remembered a cancel of chains waiting on it walks
+    /// with it when it finally cancels what it waits on).
+    pub(crate) fn cancel_for(&self, outer_chains: u32) {
+        // The chain that waits on `next` (and its `outer_chains`), in case `next` turns out to
+        // have fired already.
+        let mut waiter: Option<(Arc<dyn Cancel>, u32)> = None;
         let mut next = self.target.clone();
+        let mut level = outer_chains;
         while let Some(link) = next {
-            next = match link.clone().cancel() {
+            next = match link.clone().cancel(level) {
                 Walk::Up(up) => {
-                    waiter = Some(link);
+                    waiter = Some((link, level));
+                    level = level.saturating_add(1);
                     Some(up)
                 }
-                // The chain is between two links: the step after `link` is running. Tell its
-                // link to cancel what that step hands over (a cancel is never lost to timing).
-                Walk::Fired => waiter.as_ref().and_then(|w| w.cancel_after(&link)),
+                // The chain that waits on `link` is between two waits: its result is on its way
+                // there. Tell that chain to cancel the next Deferred it waits on (a cancel is
+                // never lost to timing), or go on to the one it waits on already.
+                Walk::Fired => waiter
+                    .as_ref()
+                    .and_then(|(w, w_level)| w.cancel_after(&link, *w_level)),
                 Walk::Stop => None,
             };
         }

@@ -75,6 +75,8 @@ pub(crate) enum Outcome<T, E> {
     Ready(Result<T, E>),
     /// It is pending: wait on this link (whose end is a `Result<T, E>`).
     Waiting(Arc<dyn Node<E>>),
+    /// Its result was taken already (it was polled or awaited to completion, then returned).
+    Spent,
 }
 
 /// How a `Resolver` fires its link.
@@ -266,10 +268,14 @@ impl<T, E: 'static> Deferred<T, E> {
         match self.take_state() {
             State::Fired(Some(result)) => Outcome::Ready(result),
             State::Pending(link) => Outcome::Waiting(link),
-            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+            State::Fired(None) => Outcome::Spent,
         }
     }
 }
+
+/// The message of a Deferred used after its result was taken.
+pub(crate) const SPENT: &str =
+    "this Deferred's result was already taken (it was polled or awaited to completion)";
 
 impl<T, E> Deferred<T, E>
 where
@@ -348,7 +354,7 @@ where
     {
         match self.take_state() {
             State::Fired(Some(result)) => run_step(f, result, step),
-            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+            State::Fired(None) => panic!("{SPENT}"),
             State::Pending(link) => {
                 let mut f = Some(f);
                 let mut fired = None;
@@ -540,7 +546,7 @@ where
     pub fn wait(mut self) -> Result<T, E> {
         match self.take_state() {
             State::Fired(Some(result)) => result,
-            State::Fired(None) => unreachable!("a Deferred's result is taken only by consuming it"),
+            State::Fired(None) => panic!("{SPENT}"),
             State::Pending(link) => Self::wait_pending(link),
         }
     }
@@ -565,6 +571,19 @@ where
                 return result;
             }
             std::thread::park();
+        }
+    }
+
+    /// The same result, in a new link when this Deferred is pending: steps added to the Deferred
+    /// this returns are a chain of their own, which waits on this one. A cancel of the new chain
+    /// still walks up to what this one waits on, but a cancel of this one (through a
+    /// [`CancelHandle`] taken before) never reaches the new chain's steps.
+    pub(crate) fn in_a_new_link(mut self) -> Deferred<T, E> {
+        match self.take_state() {
+            State::Pending(link) => Deferred {
+                state: State::Pending(Link::<T, E>::waiting_on(link)),
+            },
+            fired => Deferred { state: fired },
         }
     }
 

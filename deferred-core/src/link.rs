@@ -77,18 +77,28 @@ enum Phase {
     /// The root has not fired. Its canceller, if one was given and it has not run.
     Root(Option<Canceller>),
     /// A thread runs the stages, or a delivery that will is queued on its run loop.
-    /// `cancel_requested`: a cancel landed meanwhile; the next Deferred a stage returns is
-    /// cancelled at once.
-    Running { cancel_requested: bool },
+    Running { cancel: Remembered },
     /// A stage returned a pending Deferred; the chain goes on when its result arrives.
     Waiting {
         on: Arc<dyn Cancel>,
-        cancel_requested: bool,
+        cancel: Remembered,
     },
     /// Every stage has run: the chain's result is here.
     Fired,
     /// The result has been taken, handed on or reported.
     Done,
+}
+
+/// A cancel that landed while the chain was between waits (its steps running, or the result of
+/// the Deferred it waited on on its way): the next Deferred one of its steps returns is
+/// cancelled at once. If the chain fires first, there was nothing left to cancel in it — but a
+/// cancel that walked up to it from chains waiting on it was meant for those too: `Some(n)` says
+/// for how many of them, and the chain waiting on this one remembers it, for `n - 1` more.
+type Remembered = Option<u32>;
+
+/// Remembers the cancel `request` on top of what `remembered` holds.
+fn remember(remembered: &mut Remembered, request: u32) {
+    *remembered = Some(remembered.map_or(request, |held| held.max(request)));
 }
 
 /// Who receives the chain's result.
@@ -148,7 +158,9 @@ pub(crate) trait Node<E: 'static>: Cancel + Delivery {
     /// it has fired, else when it does.
     fn forward_to(&self, outer: Arc<dyn Node<E>>);
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
-    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>);
+    /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
+    /// chain remembers it.
+    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
 }
 
 impl<T, E: 'static> Link<T, E> {
@@ -169,6 +181,24 @@ impl<T, E: 'static> Link<T, E> {
                 listener: Listener::Nobody,
             }),
         }
+    }
+}
+
+impl<T, E> Link<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// A chain that starts with the result of `on`, another chain: as if a stage had returned
+    /// `on`'s Deferred.
+    pub(crate) fn waiting_on(on: Arc<dyn Node<E>>) -> Arc<Link<T, E>> {
+        let link = Arc::new(Link::root(None));
+        link.lock().phase = Phase::Waiting {
+            on: on.clone(),
+            cancel: None,
+        };
+        on.forward_to(link.clone());
+        link
     }
 }
 
@@ -211,9 +241,7 @@ where
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     fn start(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner<T, E>>, result: Result<T, E>) {
-        inner.phase = Phase::Running {
-            cancel_requested: false,
-        };
+        inner.phase = Phase::Running { cancel: None };
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
@@ -249,6 +277,15 @@ where
                 }
                 Flow::Wait(on, new) => {
                     current.replace(new);
+                    if same_node(&on, self) {
+                        // Twisted's "callback returned the Deferred it was attached to": it
+                        // would wait on itself for ever.
+                        drop(on);
+                        current.slot().fail(E::from(Failure::msg(
+                            "a step returned a Deferred of its own chain, which would wait on itself for ever",
+                        )));
+                        continue;
+                    }
                     return self.stop(current, stages, Some(on));
                 }
             }
@@ -257,7 +294,12 @@ where
 
     /// Every stage has run: the chain fires with the result in `current`.
     fn park(&self, mut inner: MutexGuard<'_, Inner<T, E>>, mut current: Current<T, E>) {
-        // A cancel remembered while the stages ran has nothing left to cancel.
+        // A cancel remembered while the stages ran has nothing left to cancel here; if it was
+        // meant for the chain waiting on this one too, that chain takes it over.
+        let passed_on = match inner.phase {
+            Phase::Running { cancel: Some(n) } => n.checked_sub(1),
+            _ => None,
+        };
         inner.phase = Phase::Fired;
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
             Listener::Nobody => current.put_in(&mut inner),
@@ -275,7 +317,7 @@ where
             Listener::Forward(outer) => {
                 inner.phase = Phase::Done;
                 drop(inner);
-                outer.arrive(current.slot());
+                outer.arrive(current.slot(), passed_on);
             }
         }
     }
@@ -297,20 +339,20 @@ where
             drop(inner);
             return run_loop::enqueue(self.clone());
         };
-        let cancel_now = matches!(
-            inner.phase,
-            Phase::Running {
-                cancel_requested: true
-            }
-        );
+        let cancel_now = match inner.phase {
+            Phase::Running { cancel } => cancel,
+            _ => None,
+        };
         inner.phase = Phase::Waiting {
             on: on.clone(),
-            cancel_requested: false,
+            cancel: None,
         };
         drop(inner);
         on.forward_to(self.clone());
-        if cancel_now {
-            CancelHandle::new(on).cancel();
+        if let Some(outer_chains) = cancel_now {
+            // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
+            // its way here), the walk leaves the cancel remembered here, for the next Deferred.
+            CancelHandle::new(self.clone()).cancel_for(outer_chains);
         }
     }
 }
@@ -390,7 +432,9 @@ where
             }
             Phase::Done => {}
             Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.listener = Listener::Task(waker);
+                let old = std::mem::replace(&mut inner.listener, Listener::Task(waker));
+                drop(inner);
+                drop(old); // a waker's `Drop` is user code: not under the lock
             }
         }
     }
@@ -411,7 +455,9 @@ where
             }
             Phase::Done => {}
             Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.listener = Listener::Gone;
+                let old = std::mem::replace(&mut inner.listener, Listener::Gone);
+                drop(inner);
+                drop(old);
             }
         }
     }
@@ -422,30 +468,28 @@ where
             Phase::Fired => {
                 let mut result = inner.take_result();
                 drop(inner);
-                outer.arrive(result.slot());
+                outer.arrive(result.slot(), None);
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
             Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.listener = Listener::Forward(outer);
+                let old = std::mem::replace(&mut inner.listener, Listener::Forward(outer));
+                drop(inner);
+                drop(old);
             }
         }
     }
 
-    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>) {
+    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = self.lock();
-        let Phase::Waiting {
-            on,
-            cancel_requested,
-        } = std::mem::replace(
-            &mut inner.phase,
-            Phase::Running {
-                cancel_requested: false,
-            },
-        )
+        let Phase::Waiting { on, mut cancel } =
+            std::mem::replace(&mut inner.phase, Phase::Running { cancel: None })
         else {
             unreachable!("a result is forwarded only to a chain waiting on it");
         };
-        inner.phase = Phase::Running { cancel_requested };
+        if let Some(n) = passed_on {
+            remember(&mut cancel, n);
+        }
+        inner.phase = Phase::Running { cancel };
         match &mut inner.held {
             Some(slot) => slot.fill_from(from),
             None => inner.root.fill_from(from),
@@ -463,13 +507,15 @@ where
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
 /// different types. The walk itself is [`CancelHandle::cancel`].
 pub(crate) trait Cancel: Send + Sync {
-    /// Cancels what this chain waits on: says where the walk goes next.
-    fn cancel(self: Arc<Self>) -> Walk;
+    /// Cancels what this chain waits on: says where the walk goes next. `outer_chains`: how many
+    /// chains waiting on this one the walk came through (a cancel this chain remembers is
+    /// meant for them too).
+    fn cancel(self: Arc<Self>, outer_chains: u32) -> Walk;
 
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
     /// stage already returned another one, give it back so the walk goes on there.
-    fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>>;
+    fn cancel_after(&self, fired: &Arc<dyn Cancel>, outer_chains: u32) -> Option<Arc<dyn Cancel>>;
 }
 
 /// Where a cancellation walk goes after one link.
@@ -487,15 +533,11 @@ where
     T: Send + 'static,
     E: From<Failure> + Send + 'static,
 {
-    fn cancel(self: Arc<Self>) -> Walk {
+    fn cancel(self: Arc<Self>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();
         let canceller = match &mut inner.phase {
-            Phase::Root(None) => {
-                self.start(inner, Err(E::from(Failure::cancelled())));
-                return Walk::Stop;
-            }
             Phase::Root(canceller) => canceller.take(),
-            _ => return where_the_cancel_goes(&mut inner.phase),
+            _ => return where_the_cancel_goes(&mut inner.phase, outer_chains),
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
@@ -507,31 +549,30 @@ where
         // `Resolver` on another thread. Then the cancel goes on where the chain now is — its
         // stages remember it, or the Deferred a stage returned is cancelled — so a cancel is
         // never dropped by timing.
+        // The error is made before taking the lock: `E::from` is user code.
+        let error = E::from(failure);
         let inner = self.lock();
         if matches!(inner.phase, Phase::Root(_)) {
-            self.start(inner, Err(E::from(failure)));
+            self.start(inner, Err(error));
             return Walk::Stop;
         }
         let mut inner = inner;
-        where_the_cancel_goes(&mut inner.phase)
+        where_the_cancel_goes(&mut inner.phase, outer_chains)
     }
 
-    fn cancel_after(&self, fired: &Arc<dyn Cancel>) -> Option<Arc<dyn Cancel>> {
+    fn cancel_after(&self, fired: &Arc<dyn Cancel>, outer_chains: u32) -> Option<Arc<dyn Cancel>> {
         let mut inner = self.lock();
         match &mut inner.phase {
-            Phase::Waiting {
-                on,
-                cancel_requested,
-            } => {
+            Phase::Waiting { on, cancel } => {
                 if same_link(on, fired) {
-                    *cancel_requested = true;
+                    remember(cancel, outer_chains);
                     None
                 } else {
                     Some(on.clone())
                 }
             }
-            Phase::Running { cancel_requested } => {
-                *cancel_requested = true;
+            Phase::Running { cancel } => {
+                remember(cancel, outer_chains);
                 None
             }
             Phase::Root(_) | Phase::Fired | Phase::Done => None,
@@ -541,10 +582,10 @@ where
 
 /// A cancel that found a chain past its root: remembered while stages run, passed on to the
 /// Deferred the chain waits on, nothing once it has fired.
-fn where_the_cancel_goes(phase: &mut Phase) -> Walk {
+fn where_the_cancel_goes(phase: &mut Phase, outer_chains: u32) -> Walk {
     match phase {
-        Phase::Running { cancel_requested } => {
-            *cancel_requested = true;
+        Phase::Running { cancel } => {
+            remember(cancel, outer_chains);
             Walk::Stop
         }
         Phase::Waiting { on, .. } => Walk::Up(on.clone()),
@@ -556,4 +597,9 @@ fn where_the_cancel_goes(phase: &mut Phase) -> Walk {
 /// Whether two type-erased links are the same link (compares addresses, not vtables).
 fn same_link(a: &Arc<dyn Cancel>, b: &Arc<dyn Cancel>) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+}
+
+/// Whether `node` is `link`.
+fn same_node<T, E: 'static>(node: &Arc<dyn Node<E>>, link: &Arc<Link<T, E>>) -> bool {
+    std::ptr::addr_eq(Arc::as_ptr(node), Arc::as_ptr(link))
 }

@@ -63,8 +63,9 @@ pub(crate) fn enqueue(delivery: Arc<dyn Delivery>) {
 /// Whether deliveries wait in this thread's queue: a chain running its steps lets them go first
 /// after each step, so a Deferred fired from inside a callback runs as soon as that callback
 /// returns.
+#[inline]
 pub(crate) fn has_queued() -> bool {
-    QUEUE.try_with(|q| !q.borrow().is_empty()).unwrap_or(false)
+    QUEUED.with(|n| n.get() != 0)
 }
 
 /// The next queued delivery; none once this thread's queue has been destroyed.

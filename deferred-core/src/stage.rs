@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 use std::panic::Location;
 use std::sync::Arc;
 
-use crate::deferred::{Deferred, Outcome, run_step};
+use crate::deferred::{Deferred, Outcome, SPENT, run_step};
 use crate::failure::Failure;
 use crate::link::Node;
 use crate::unhandled;
@@ -28,6 +28,8 @@ pub(crate) trait Slot<E>: Send {
     fn fill_from(&mut self, from: &mut dyn Slot<E>);
     /// Reports the failure held here as unhandled (rule 5), if any; empties the slot.
     fn report(&mut self);
+    /// Puts the failure `error` here.
+    fn fail(&mut self, error: E);
 }
 
 impl<T: Send + 'static, E: Send + 'static> Slot<E> for Option<Result<T, E>> {
@@ -43,6 +45,10 @@ impl<T: Send + 'static, E: Send + 'static> Slot<E> for Option<Result<T, E>> {
         if let Some(result) = self.take() {
             unhandled::report_result(result);
         }
+    }
+
+    fn fail(&mut self, error: E) {
+        *self = Some(Err(error));
     }
 }
 
@@ -109,7 +115,12 @@ where
         let next = run_step(self.run, input, step);
         // Whether the output fits the input's slot is known at compile time.
         let same = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>();
-        match (next.into_outcome(), same) {
+        let outcome = match next.into_outcome() {
+            // Returned after it was polled to completion: a step's mistake, not the chain's.
+            Outcome::Spent => Outcome::Ready(Err(E::from(Failure::msg(SPENT)))),
+            outcome => outcome,
+        };
+        match (outcome, same) {
             (Outcome::Ready(result), Some(same)) => {
                 *same = Some(result);
                 Flow::Ready(None)
@@ -119,6 +130,7 @@ where
             (Outcome::Waiting(link), None) => {
                 Flow::Wait(link, Some(Box::new(None::<Result<Out, E>>)))
             }
+            (Outcome::Spent, _) => unreachable!("mapped to a failure above"),
         }
     }
 }

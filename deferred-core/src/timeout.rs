@@ -4,7 +4,8 @@
 //! step is added that, when the result comes, cancels the timer and — only if the timer is what
 //! cancelled the chain — turns the cancellation into a [`TimedOut`] failure. So:
 //!
-//! - only the steps added before `add_timeout` are timed ("covered"): they are what gets cancelled;
+//! - only the steps added before `add_timeout` are timed ("covered"): they are what gets cancelled
+//!   (the steps added after it go on a new link, see `Deferred::in_a_new_link`);
 //! - a result that arrives first cancels the timer, and nothing later is ever cancelled by it;
 //! - a cancel from elsewhere before the deadline stays a plain `Cancelled`;
 //! - what the cancellation produced is respected: a canceller that succeeds, or fails with its
@@ -88,6 +89,12 @@ where
         }
         let timed_out = Arc::new(AtomicBool::new(false));
         let deadline = timed_out.clone();
+        // The covered steps end the chain they are in: the steps added after `add_timeout` go
+        // on a new link that waits on it. So the timer's cancel can only ever reach the covered
+        // steps — even if it lands while one of them runs (a pending chain remembers such a
+        // cancel for the next Deferred one of its steps returns) or runs late, on another
+        // thread, after the result came — while a cancel of the whole chain still walks up to
+        // them.
         let chain = self.cancel_handle();
         let timer = clock.call_later(
             after,
@@ -104,6 +111,7 @@ where
                 result
             }
         })
+        .in_a_new_link()
     }
 }
 

@@ -638,3 +638,595 @@ fn cancel_racing_the_fire_of_a_root_with_a_canceller() {
         assert_eq!(inner_cancels.load(SeqCst), calls.load(SeqCst));
     });
 }
+
+// ---------------------------------------------------------------------------------------------
+// The one-link pending chain: stages added to the link that runs them, a run that yields to the
+// thread's queue, a cancel remembered while stages run, and the end's listener.
+
+/// A callback that logs `index` in `order` and adds `n`.
+fn logger(
+    order: &Arc<Mutex<Vec<usize>>>,
+    index: usize,
+    n: u32,
+) -> impl FnOnce(u32) -> Result<u32, Failure> + Send + use<> {
+    let order = order.clone();
+    move |x| {
+        order.lock().unwrap().push(index);
+        Ok(x + n)
+    }
+}
+
+#[test]
+fn stages_added_while_another_thread_runs_them() {
+    // The firing thread runs the first stage while the main thread appends three more (and the
+    // probe's) to the same link: each lands in `stages` while the run is on, or is run at once
+    // by the adding thread once the chain has fired. All run once, in the order added.
+    model(PREEMPTIONS, || {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let probe = Probe::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d.add_callback(logger(&order, 0, 1));
+        let firer = thread::spawn(move || resolver.callback(1));
+        let d = d
+            .add_callback(logger(&order, 1, 10))
+            .add_callback(logger(&order, 2, 100))
+            .add_callback(logger(&order, 3, 1000));
+        probe.finish(d);
+        firer.join().unwrap();
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(probe.outcome(), Outcome::Ok(1112));
+    });
+}
+
+/// A step that counts its calls and returns `inner` (the chain waits on it).
+fn wait_on(
+    calls: &Arc<AtomicUsize>,
+    inner: Deferred<u32>,
+) -> impl FnOnce(u32) -> Deferred<u32> + Send + use<> {
+    let calls = calls.clone();
+    move |x| {
+        calls.fetch_add(1, SeqCst);
+        inner.add_callback(move |y| Ok(x + y))
+    }
+}
+
+/// A pending Deferred whose canceller counts its calls.
+fn cancellable(cancels: &Arc<AtomicUsize>) -> (Deferred<u32>, deferred_core::Resolver<u32>) {
+    let cancels = cancels.clone();
+    Deferred::<u32>::with_canceller(move || {
+        cancels.fetch_add(1, SeqCst);
+    })
+}
+
+#[test]
+fn cancel_while_stages_run_reaches_a_later_stages_deferred() {
+    reports(); // the inner Deferred, dropped unfired when the root is cancelled, reports here
+    // The root fires on one thread; its first stage returns a value, its second a pending
+    // Deferred nobody fires. A cancel from the end lands before the root fires (the root fails),
+    // while either stage runs (remembered for the run: the second stage's Deferred is cancelled
+    // at once), or while the chain waits on that Deferred (the walk reaches it).
+    model(PREEMPTIONS, || {
+        let (first, second, inner_cancels) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let d = d
+            .add_callback(adder(&first, 1))
+            .add_callback(wait_on(&second, inner));
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let firer = thread::spawn(move || resolver.callback(1));
+        handle.cancel();
+        firer.join().unwrap();
+        drop(inner_resolver); // had the cancel been lost, the chain would fail with NeverFired
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        // Both stages ran iff the root fired first; then the cancel landed on the inner one.
+        assert_eq!(first.load(SeqCst), second.load(SeqCst));
+        assert_eq!(inner_cancels.load(SeqCst), second.load(SeqCst));
+    });
+}
+
+#[test]
+fn cancel_while_stages_run_races_the_inner_deferreds_fire() {
+    // As above, but the inner Deferred is fired by a third thread: the chain may complete before
+    // the cancel reaches anything it could stop (then nothing is cancelled that matters: the
+    // chain ends with its value), or the cancel fails the root or the inner Deferred.
+    model(PREEMPTIONS, || {
+        let (first, second, inner_cancels) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let d = d
+            .add_callback(adder(&first, 1))
+            .add_callback(wait_on(&second, inner));
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let t1 = thread::spawn(move || resolver.callback(1));
+        let t2 = thread::spawn(move || inner_resolver.callback(10));
+        handle.cancel();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert!(inner_cancels.load(SeqCst) <= 1);
+        assert_eq!(first.load(SeqCst), second.load(SeqCst));
+        match probe.outcome() {
+            // The inner canceller may have run and lost its race with the inner fire.
+            Outcome::Ok(12) => assert_eq!(second.load(SeqCst), 1),
+            Outcome::Cancelled => assert_eq!(inner_cancels.load(SeqCst), second.load(SeqCst)),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn cancel_while_a_stage_runs_survives_an_inner_deferred_that_already_fired() {
+    reports(); // the inner Deferred, dropped unfired when the root is cancelled, reports here
+    // The first stage returns a pending handle whose chain has already fired (the chain waits on
+    // it, and its result is forwarded at once); the second returns a Deferred nobody fires. A
+    // cancel remembered while the first stage runs must not be spent on the fired one: "the
+    // next Deferred a step of this run returns" is the second stage's, which must be cancelled.
+    model(PREEMPTIONS, || {
+        let (first, second, inner_cancels) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (ready, ready_resolver) = Deferred::<u32>::pending();
+        ready_resolver.callback(10); // `ready` is still a pending handle: its link has fired
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let (d, resolver) = Deferred::<u32>::pending();
+        let calls = first.clone();
+        let d = d
+            .add_callback(move |_| {
+                calls.fetch_add(1, SeqCst);
+                ready // as it is: a step added to it would run at once and give a fired Deferred
+            })
+            .add_callback(wait_on(&second, inner));
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let firer = thread::spawn(move || resolver.callback(1));
+        handle.cancel();
+        firer.join().unwrap();
+        drop(inner_resolver); // had the cancel been lost, the chain would fail with NeverFired
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert_eq!(first.load(SeqCst), second.load(SeqCst));
+        assert_eq!(inner_cancels.load(SeqCst), second.load(SeqCst));
+    });
+}
+
+#[test]
+fn cancel_landing_while_the_inner_chain_runs_its_stages_is_not_lost() {
+    reports(); // the inner Deferred, dropped unfired when the root is cancelled, reports here
+    // The outer chain waits on `mid`, whose own stage runs on another thread when its root
+    // fires; a later outer stage returns a Deferred nobody fires. A cancel of the outer chain
+    // lands on `mid`'s root (mid fails), on `mid` while its stage runs, on `mid`'s result in
+    // transit (remembered by the outer chain), or on the later Deferred. It must never be lost.
+    model(PREEMPTIONS, || {
+        let (mid_calls, second, inner_cancels) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (mid, mid_resolver) = Deferred::<u32>::pending();
+        let mid = mid.add_callback(adder(&mid_calls, 10));
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d
+            .add_callback(move |_| mid)
+            .add_callback(wait_on(&second, inner));
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        resolver.callback(1); // the outer chain now waits on `mid`
+        let firer = thread::spawn(move || mid_resolver.callback(100));
+        handle.cancel();
+        firer.join().unwrap();
+        drop(inner_resolver); // had the cancel been lost, the chain would fail with NeverFired
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert_eq!(inner_cancels.load(SeqCst), second.load(SeqCst));
+    });
+}
+
+#[test]
+fn resolver_fired_from_a_stage_yields_while_a_stage_is_added() {
+    // A's first stage fires B's Resolver: B's delivery is queued on the firing thread, and A's
+    // run stops after that stage and re-queues itself behind B. Meanwhile the main thread
+    // appends a stage to A (while it runs, while it waits in the queue, or once it has fired).
+    model(PREEMPTIONS, || {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (a_probe, b_probe) = (Probe::new(), Probe::new());
+        let (a, a_resolver) = Deferred::<u32>::pending();
+        let (b, b_resolver) = Deferred::<u32>::pending();
+        b_probe.finish(b.add_callback(logger(&order, 1, 0)));
+        let log = order.clone();
+        let a = a
+            .add_callback(move |x| {
+                log.lock().unwrap().push(0);
+                b_resolver.callback(x * 2);
+                Ok(x)
+            })
+            .add_callback(logger(&order, 2, 1));
+        let firer = thread::spawn(move || a_resolver.callback(21));
+        a_probe.finish(a.add_callback(logger(&order, 3, 100)));
+        firer.join().unwrap();
+        // B's stage runs as soon as A's first stage returns, before A's second.
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(a_probe.outcome(), Outcome::Ok(122));
+        assert_eq!(b_probe.outcome(), Outcome::Ok(42));
+    });
+}
+
+#[test]
+fn poll_then_add_callback_races_fire() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    // A task polls the chain (its waker is registered), then appends a stage to it and polls the
+    // new end, while another thread fires the root. The stage runs once, and the result reaches
+    // the new end: at once, or by a wake that the next poll answers.
+    model(PREEMPTIONS, || {
+        let calls = counter();
+        let (mut d, resolver) = Deferred::<u32>::pending();
+        let firer = thread::spawn(move || resolver.callback(3));
+        let first_wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        let waker = Waker::from(first_wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let result = match std::pin::Pin::new(&mut d).poll(&mut cx) {
+            Poll::Ready(result) => {
+                firer.join().unwrap();
+                assert_eq!(result.unwrap(), 3);
+                return;
+            }
+            Poll::Pending => {
+                let mut d = d.add_callback(adder(&calls, 1));
+                let wakes = Arc::new(CountingWaker(AtomicUsize::new(0)));
+                let waker = Waker::from(wakes.clone());
+                let mut cx = Context::from_waker(&waker);
+                let polled = std::pin::Pin::new(&mut d).poll(&mut cx);
+                firer.join().unwrap();
+                match polled {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        assert_eq!(
+                            wakes.0.load(SeqCst),
+                            1,
+                            "the new end's waker was not woken by the fire"
+                        );
+                        match std::pin::Pin::new(&mut d).poll(&mut cx) {
+                            Poll::Ready(result) => result,
+                            Poll::Pending => panic!("woken, but the result is not there"),
+                        }
+                    }
+                }
+            }
+        };
+        assert_eq!(result.unwrap(), 4);
+        assert_eq!(calls.load(SeqCst), 1);
+        // The old end's waker is woken only if the chain fired before the stage was added.
+        assert!(first_wakes.0.load(SeqCst) <= 1);
+    });
+}
+
+#[test]
+fn unhandled_inner_failure_reported_once_when_the_end_is_dropped() {
+    reports();
+    // The chain waits on an inner Deferred that fails on another thread while the root fires on
+    // a third and the main thread drops the end: the failure skips the last stage and is
+    // reported exactly once (by whichever thread parks the chain, or by the drop).
+    model(PREEMPTIONS, || {
+        let message = unique_message("dropped while waiting");
+        let (waits, after) = (counter(), counter());
+        let (d, resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = Deferred::<u32>::pending();
+        let d = d
+            .add_callback(wait_on(&waits, inner))
+            .add_callback(adder(&after, 1));
+        let failure = Failure::msg(message.clone());
+        let t1 = thread::spawn(move || resolver.callback(1));
+        let t2 = thread::spawn(move || inner_resolver.errback(failure));
+        drop(d);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(waits.load(SeqCst), 1);
+        assert_eq!(after.load(SeqCst), 0);
+        assert_eq!(reported(&message), 1);
+    });
+}
+
+/// The one timer a [`HandClock`] holds.
+type Timer = Arc<Mutex<Option<Box<dyn FnOnce() + Send>>>>;
+
+/// A clock with one timer, which a model's thread runs by hand (a timer thread of a real clock).
+#[derive(Clone)]
+struct HandClock {
+    call: Timer,
+}
+
+impl HandClock {
+    fn new() -> HandClock {
+        HandClock {
+            call: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The timer thread: runs the call unless it was cancelled first.
+    fn run_timer(&self) {
+        let call = self.call.lock().unwrap().take();
+        if let Some(call) = call {
+            call();
+        }
+    }
+}
+
+impl deferred_core::Clock for HandClock {
+    fn call_later(
+        &self,
+        _delay: std::time::Duration,
+        call: Box<dyn FnOnce() + Send>,
+    ) -> deferred_core::DelayedCall {
+        *self.call.lock().unwrap() = Some(call);
+        let slot = self.call.clone();
+        deferred_core::DelayedCall::new(move || {
+            let call = slot.lock().unwrap().take();
+            drop(call);
+        })
+    }
+}
+
+#[test]
+fn timeout_never_cancels_a_step_added_after_it() {
+    // add_timeout's documented contract: only the steps added before it are timed, and a result
+    // that reaches it first means nothing later is ever cancelled by the timer. The timer runs
+    // on its own thread (as a real clock's would) while the root fires on another; the step
+    // added after the timeout returns a Deferred that the main thread fires after both joined.
+    model(PREEMPTIONS, || {
+        let (covered, later, inner_cancels) = (counter(), counter(), counter());
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let clock = HandClock::new();
+        let inner_resolver = Arc::new(Mutex::new(None));
+        let (d, resolver) = Deferred::<u32>::pending();
+        let (ic, slot, calls) = (inner_cancels.clone(), inner_resolver.clone(), later.clone());
+        let end = d
+            .add_callback(adder(&covered, 1))
+            .add_timeout(std::time::Duration::from_secs(1), &clock)
+            .add_callback(move |x| {
+                calls.fetch_add(1, SeqCst);
+                let (inner, r) = cancellable(&ic);
+                *slot.lock().unwrap() = Some(r);
+                inner.add_callback(move |y| Ok(x + y))
+            });
+        let seen = outcomes.clone();
+        drop(end.add_both(move |result: Result<u32, Failure>| {
+            let outcome = match result {
+                Err(f) if f.is::<deferred_core::TimedOut>() => "timed out".to_owned(),
+                other => format!("{:?}", Outcome::of(other)),
+            };
+            seen.lock().unwrap().push(outcome);
+            Ok::<(), Failure>(())
+        }));
+        let firer = thread::spawn(move || resolver.callback(1));
+        let timer = {
+            let clock = clock.clone();
+            thread::spawn(move || clock.run_timer())
+        };
+        firer.join().unwrap();
+        timer.join().unwrap();
+        let inner_resolver = inner_resolver.lock().unwrap().take();
+        if let Some(r) = inner_resolver {
+            r.callback(10);
+        }
+        let outcomes = outcomes.lock().unwrap();
+        assert_eq!(outcomes.len(), 1, "the last step must run exactly once");
+        match outcomes[0].as_str() {
+            // The deadline passed before the result reached the timeout's step.
+            "timed out" => assert_eq!(later.load(SeqCst), 0),
+            // The result came first: the later step's Deferred is never the timer's to cancel.
+            "Ok(12)" => {
+                assert_eq!(covered.load(SeqCst), 1);
+                assert_eq!(inner_cancels.load(SeqCst), 0);
+            }
+            other => panic!("not an allowed outcome: {other} (the timer cancelled a later step)"),
+        }
+    });
+}
+
+/// A waker whose `Drop` cancels a chain: user code, which must not run under the chain's lock.
+struct CancelsOnDrop(deferred_core::CancelHandle);
+
+impl std::task::Wake for CancelsOnDrop {
+    fn wake(self: Arc<Self>) {}
+}
+
+impl Drop for CancelsOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+#[test]
+fn a_dropped_end_drops_its_waker_outside_the_lock() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    // A task polls a pending chain, then drops it (a `select!` that lost): the waker left in the
+    // link is dropped, and its `Drop` is user code. Run under the link's lock it would deadlock
+    // (here: cancel, which locks the same link), as the rule "no user code under a lock" forbids.
+    model(PREEMPTIONS, || {
+        let (mut d, resolver) = Deferred::<u32>::pending();
+        let waker = Waker::from(Arc::new(CancelsOnDrop(d.cancel_handle())));
+        let polled = std::pin::Pin::new(&mut d).poll(&mut Context::from_waker(&waker));
+        assert!(polled.is_pending());
+        drop(waker); // the link holds the only clone now
+        let firer = thread::spawn(move || resolver.callback(1));
+        drop(d);
+        firer.join().unwrap();
+    });
+}
+
+/// The chain's own cancel handle, put where its steps can reach it once the chain is built.
+type HandleSlot = Arc<Mutex<Option<deferred_core::CancelHandle>>>;
+
+fn cancel_from(slot: &HandleSlot) {
+    let handle = slot.lock().unwrap().clone();
+    handle
+        .expect("the handle is set before the root fires")
+        .cancel();
+}
+
+#[test]
+fn cancel_from_a_stage_survives_an_inner_deferred_that_already_fired() {
+    reports();
+    // One thread, one interleaving: the form of the race above that always happens. The first
+    // stage cancels its own chain (remembered: the chain is running) and returns a pending
+    // handle whose chain has fired; the second returns a Deferred nobody fires.
+    model(PREEMPTIONS, || {
+        let inner_cancels = counter();
+        let probe = Probe::new();
+        let handle: HandleSlot = Arc::new(Mutex::new(None));
+        let (ready, ready_resolver) = Deferred::<u32>::pending();
+        ready_resolver.callback(10);
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let (d, resolver) = Deferred::<u32>::pending();
+        let in_step = handle.clone();
+        let d = d
+            .add_callback(move |_| {
+                cancel_from(&in_step);
+                ready
+            })
+            .add_callback(move |x| inner.add_callback(move |y| Ok(x + y)));
+        *handle.lock().unwrap() = Some(d.cancel_handle());
+        probe.finish(d);
+        resolver.callback(1);
+        drop(inner_resolver); // the cancel was lost if the chain fails with NeverFired
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert_eq!(inner_cancels.load(SeqCst), 1);
+    });
+}
+
+#[test]
+fn cancel_from_the_inner_chains_stage_reaches_the_outer_chains_next_deferred() {
+    reports();
+    // One thread: the outer chain waits on `mid`; `mid`'s own stage cancels the outer chain
+    // while it runs (the walk goes from the outer chain to `mid`, which is running: remembered
+    // there), then returns a value; the outer chain's next stage returns a Deferred nobody
+    // fires. Had the cancel landed a moment later (mid fired, its result in transit), the outer
+    // chain would have remembered it and cancelled that Deferred.
+    model(PREEMPTIONS, || {
+        let inner_cancels = counter();
+        let probe = Probe::new();
+        let handle: HandleSlot = Arc::new(Mutex::new(None));
+        let (mid, mid_resolver) = Deferred::<u32>::pending();
+        let in_step = handle.clone();
+        let mid = mid.add_callback(move |y| {
+            cancel_from(&in_step);
+            Ok(y)
+        });
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d
+            .add_callback(move |_| mid)
+            .add_callback(move |x| inner.add_callback(move |y| Ok(x + y)));
+        *handle.lock().unwrap() = Some(d.cancel_handle());
+        probe.finish(d);
+        resolver.callback(1); // the outer chain waits on `mid`
+        mid_resolver.callback(100);
+        drop(inner_resolver); // the cancel was lost if the chain fails with NeverFired
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert_eq!(inner_cancels.load(SeqCst), 1);
+    });
+}
+
+/// A step after `add_timeout` that returns a Deferred whose resolver it leaves in `slot`.
+fn later_step(
+    cancels: &Arc<AtomicUsize>,
+    slot: &Arc<Mutex<Option<deferred_core::Resolver<u32>>>>,
+) -> impl FnOnce(u32) -> Deferred<u32> + Send + use<> {
+    let (cancels, slot) = (cancels.clone(), slot.clone());
+    move |x| {
+        let (inner, resolver) = cancellable(&cancels);
+        *slot.lock().unwrap() = Some(resolver);
+        inner.add_callback(move |y| Ok(x + y))
+    }
+}
+
+#[test]
+fn a_timer_that_runs_late_does_not_cancel_a_step_added_after_the_timeout() {
+    // One thread: a real clock's timer thread has taken the call off its queue (so
+    // `DelayedCall::cancel` from the timeout's step is too late to stop it) but runs it only
+    // after the result went through the timeout's step and a later step returned a Deferred.
+    model(PREEMPTIONS, || {
+        let inner_cancels = counter();
+        let probe = Probe::new();
+        let clock = HandClock::new();
+        let slot = Arc::new(Mutex::new(None));
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d
+            .add_timeout(std::time::Duration::from_secs(1), &clock)
+            .add_callback(later_step(&inner_cancels, &slot));
+        probe.finish(d);
+        let late = clock.call.lock().unwrap().take().expect("scheduled");
+        resolver.callback(1); // in time: the result passes the timeout's step
+        late(); // the deadline "passes" now: it must not reach the later step
+        let inner_resolver = slot.lock().unwrap().take();
+        inner_resolver.expect("the later step ran").callback(10);
+        assert_eq!(probe.outcome(), Outcome::Ok(11));
+        assert_eq!(inner_cancels.load(SeqCst), 0);
+    });
+}
+
+#[test]
+fn a_deadline_passing_while_a_covered_step_runs_does_not_cancel_a_later_step() {
+    // One thread: the deadline passes while the timed (covered) step runs: its cancel finds the
+    // chain running and is remembered. The covered step returns a value, so the timeout's step
+    // passes it on (Twisted's `onTimeoutCancel` keeps a success); the step added after the
+    // timeout is not timed, and its Deferred must not be cancelled by the timer.
+    model(PREEMPTIONS, || {
+        let inner_cancels = counter();
+        let probe = Probe::new();
+        let clock = HandClock::new();
+        let slot = Arc::new(Mutex::new(None));
+        let (d, resolver) = Deferred::<u32>::pending();
+        let timer = clock.clone();
+        let d = d
+            .add_callback(move |x| {
+                timer.run_timer(); // slow work: the deadline passes meanwhile
+                Ok(x)
+            })
+            .add_timeout(std::time::Duration::from_secs(1), &clock)
+            .add_callback(later_step(&inner_cancels, &slot));
+        probe.finish(d);
+        resolver.callback(1);
+        let inner_resolver = slot.lock().unwrap().take();
+        inner_resolver.expect("the later step ran").callback(10);
+        assert_eq!(probe.outcome(), Outcome::Ok(11));
+        assert_eq!(inner_cancels.load(SeqCst), 0);
+    });
+}
+
+#[test]
+fn a_step_returning_a_spent_deferred_fails_the_chain() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    // A step returns a Deferred that was already polled to completion (a user mistake, in safe
+    // code). Whatever the chain makes of it, the mistake must not escape the Resolver that fired
+    // the root (a thread that only fired a Resolver would panic), nor strand the chain (the
+    // stages after it never running, its end never firing): rule 4 makes it the next failure.
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload.downcast_ref::<String>().map(String::as_str);
+        let message = message.or_else(|| payload.downcast_ref::<&str>().copied());
+        if !message.is_some_and(|m| m.contains("already taken")) {
+            default(info);
+        }
+    }));
+    model(PREEMPTIONS, || {
+        let probe = Probe::new();
+        let (mut spent, spent_resolver) = Deferred::<u32>::pending();
+        spent_resolver.callback(5);
+        let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
+        let polled = std::pin::Pin::new(&mut spent).poll(&mut Context::from_waker(&waker));
+        assert!(matches!(polled, Poll::Ready(Ok(5))));
+        let (d, resolver) = Deferred::<u32>::pending();
+        probe.finish(d.add_callback(move |_| spent));
+        let fired = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| resolver.callback(1)));
+        // Checked together, so that a failure says which of the two went wrong.
+        let outcomes = probe.outcomes.lock().unwrap().clone();
+        assert!(
+            fired.is_ok()
+                && matches!(&outcomes[..], [Outcome::Other(m)] if m.contains("already taken")),
+            "escaped the Resolver: {}; outcomes: {outcomes:?}",
+            fired.is_err()
+        );
+    });
+}
