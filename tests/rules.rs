@@ -1894,3 +1894,44 @@ fn rule3_types_change_across_pending_steps() {
     inner_r.callback(vec![1, 2, 3]);
     assert_eq!(d.wait().unwrap(), 4); // "42:3"
 }
+
+// Rule 4: a step that returns a Deferred whose result was already taken (polled to completion)
+// fails the chain; it neither panics in the thread that fired nor strands the chain.
+#[test]
+fn rule4_a_step_returning_a_spent_deferred_fails_the_chain() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+    let (mut spent, spent_r) = Deferred::<u32>::pending();
+    spent_r.callback(5);
+    let waker = futures::task::noop_waker();
+    let polled = std::pin::Pin::new(&mut spent).poll(&mut Context::from_waker(&waker));
+    assert!(matches!(polled, Poll::Ready(Ok(5))));
+    let (d, r) = Deferred::<u32>::pending();
+    let d = d
+        .add_callback(move |_| spent)
+        .add_errback(|f: Failure| Ok(f.to_string().len() as u32));
+    r.callback(1); // does not panic
+    assert!(d.wait().unwrap() > 0);
+}
+
+// Rule 3: a step that returns a Deferred of its own chain (Twisted's "callback returned the
+// Deferred it was attached to") fails the chain instead of waiting on itself for ever.
+#[test]
+fn rule3_a_step_returning_its_own_chain_fails_it() {
+    let own = Arc::new(std::sync::Mutex::new(None::<Deferred<u32>>));
+    let slot = own.clone();
+    let (d, r) = Deferred::<u32>::pending();
+    let d = d.add_callback(move |_| slot.lock().unwrap().take().expect("stored"));
+    // The end of the chain, handed to its own step; a second end observes the failure.
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let end = d.add_both(move |result| {
+        seen_tx.send(result.map_err(|f| f.to_string())).unwrap();
+        Ok(0)
+    });
+    *own.lock().unwrap() = Some(end);
+    r.callback(1);
+    let seen = seen_rx
+        .recv_timeout(std::time::Duration::from_secs(5))
+        .expect("the chain ended");
+    assert!(seen.unwrap_err().contains("its own chain"));
+}
