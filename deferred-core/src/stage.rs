@@ -200,6 +200,10 @@ impl<E: 'static> Stages<E> {
         if before.is_empty() {
             return;
         }
+        if self.is_empty() {
+            *self = before; // nothing was added meanwhile: the usual case
+            return;
+        }
         let mut added = self.take();
         while let Some(stage) = added.pop_front() {
             before.push_back(stage);
