@@ -58,6 +58,10 @@ pub(crate) struct Link<T, E: 'static> {
 
 struct Inner<T, E: 'static> {
     phase: Phase,
+    /// What the chain waits on, for cancellation: the root's canceller while `Root` (if one was
+    /// given and has not run), the Deferred a step returned while `Waiting`. Kept apart from
+    /// `phase` so that the many phase changes are plain stores.
+    upstream: Upstream,
     /// The root's result: from the `Resolver` until the first stage takes it, or, if no stage was
     /// added, until the end of the chain takes it.
     root: Option<Result<T, E>>,
@@ -73,32 +77,68 @@ struct Inner<T, E: 'static> {
     listener: Listener<E>,
 }
 
+#[derive(Clone, Copy)]
 enum Phase {
-    /// The root has not fired. Its canceller, if one was given and it has not run.
-    Root(Option<Canceller>),
+    /// The root has not fired.
+    Root,
     /// A thread runs the stages, or a delivery that will is queued on its run loop.
     Running { cancel: Remembered },
-    /// A stage returned a pending Deferred; the chain goes on when its result arrives.
-    Waiting {
-        on: Arc<dyn Cancel>,
-        cancel: Remembered,
-    },
+    /// A stage returned a pending Deferred (`upstream`); the chain goes on when its result
+    /// arrives.
+    Waiting { cancel: Remembered },
     /// Every stage has run: the chain's result is here.
     Fired,
     /// The result has been taken, handed on or reported.
     Done,
 }
 
+/// What a chain waits on, for cancellation.
+enum Upstream {
+    Nothing,
+    /// The root's canceller.
+    Canceller(Canceller),
+    /// The Deferred a step returned.
+    On(Arc<dyn Cancel>),
+}
+
+impl Upstream {
+    /// The Deferred the chain waits on; only while `Waiting`.
+    fn on(&self) -> &Arc<dyn Cancel> {
+        match self {
+            Upstream::On(on) => on,
+            Upstream::Nothing | Upstream::Canceller(_) => {
+                unreachable!("a waiting chain knows what it waits on")
+            }
+        }
+    }
+}
+
 /// A cancel that landed while the chain was between waits (its steps running, or the result of
 /// the Deferred it waited on on its way): the next Deferred one of its steps returns is
 /// cancelled at once. If the chain fires first, there was nothing left to cancel in it — but a
-/// cancel that walked up to it from chains waiting on it was meant for those too: `Some(n)` says
-/// for how many of them, and the chain waiting on this one remembers it, for `n - 1` more.
-type Remembered = Option<u32>;
+/// cancel that walked up to it from chains waiting on it was meant for those too: it says for how
+/// many of them, and the chain waiting on this one remembers it, for one fewer.
+#[derive(Clone, Copy)]
+pub(crate) struct Remembered(u32); // 0: none; n + 1: a cancel meant for n chains waiting on this one too
 
-/// Remembers the cancel `request` on top of what `remembered` holds.
-fn remember(remembered: &mut Remembered, request: u32) {
-    *remembered = Some(remembered.map_or(request, |held| held.max(request)));
+impl Remembered {
+    const NONE: Remembered = Remembered(0);
+
+    /// A cancel is remembered: for how many chains waiting on this one too.
+    fn get(self) -> Option<u32> {
+        self.0.checked_sub(1)
+    }
+
+    /// Remembers a cancel meant for `outer_chains` chains waiting on this one too (on top of
+    /// what is remembered already).
+    fn remember(&mut self, outer_chains: u32) {
+        self.0 = self.0.max(outer_chains.saturating_add(1));
+    }
+
+    /// What the chain waiting on this one remembers of it when this one fires.
+    fn passed_on(self) -> Remembered {
+        Remembered(self.0.saturating_sub(1))
+    }
 }
 
 /// Who receives the chain's result.
@@ -174,7 +214,8 @@ impl<T, E: 'static> Link<T, E> {
     pub(crate) fn root(canceller: Option<Canceller>) -> Link<T, E> {
         Link {
             inner: Mutex::new(Inner {
-                phase: Phase::Root(canceller),
+                phase: Phase::Root,
+                upstream: canceller.map_or(Upstream::Nothing, Upstream::Canceller),
                 root: None,
                 held: None,
                 stages: Stages::new(),
@@ -193,10 +234,13 @@ where
     /// `on`'s Deferred.
     pub(crate) fn waiting_on(on: Arc<dyn Node<E>>) -> Arc<Link<T, E>> {
         let link = Arc::new(Link::root(None));
-        link.lock().phase = Phase::Waiting {
-            on: on.clone(),
-            cancel: None,
-        };
+        {
+            let mut inner = link.lock();
+            inner.phase = Phase::Waiting {
+                cancel: Remembered::NONE,
+            };
+            inner.upstream = Upstream::On(on.clone());
+        }
         on.forward_to(link.clone());
         link
     }
@@ -227,11 +271,11 @@ where
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
     pub(crate) fn fire(self: &Arc<Self>, result: Result<T, E>) {
         let mut inner = self.lock();
-        let Phase::Root(canceller) = &mut inner.phase else {
+        let Phase::Root = inner.phase else {
             drop(inner); // `result` is dropped after the lock is released
             return;
         };
-        let canceller = canceller.take();
+        let canceller = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
         self.start(inner, result);
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
         // never called is user code (its captures' `Drop`), and a panic there must not stop
@@ -241,7 +285,9 @@ where
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     fn start(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner<T, E>>, result: Result<T, E>) {
-        inner.phase = Phase::Running { cancel: None };
+        inner.phase = Phase::Running {
+            cancel: Remembered::NONE,
+        };
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
@@ -265,7 +311,7 @@ where
                 if inner.stages.is_empty() {
                     return self.park(inner, current);
                 }
-                stages = inner.stages.take();
+                std::mem::swap(&mut stages, &mut inner.stages); // `stages` is empty
                 continue;
             };
             match stage.run(current.slot(), step) {
@@ -297,8 +343,8 @@ where
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
         // meant for the chain waiting on this one too, that chain takes it over.
         let passed_on = match inner.phase {
-            Phase::Running { cancel: Some(n) } => n.checked_sub(1),
-            _ => None,
+            Phase::Running { cancel } => cancel.passed_on(),
+            _ => Remembered::NONE,
         };
         inner.phase = Phase::Fired;
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
@@ -340,14 +386,15 @@ where
             return run_loop::enqueue(self.clone());
         };
         let cancel_now = match inner.phase {
-            Phase::Running { cancel } => cancel,
+            Phase::Running { cancel } => cancel.get(),
             _ => None,
         };
         inner.phase = Phase::Waiting {
-            on: on.clone(),
-            cancel: None,
+            cancel: Remembered::NONE,
         };
+        let old = std::mem::replace(&mut inner.upstream, Upstream::On(on.clone()));
         drop(inner);
+        drop(old);
         on.forward_to(self.clone());
         if let Some(outer_chains) = cancel_now {
             // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
@@ -410,7 +457,7 @@ where
                 false
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
-            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 inner.stages.push_back((make(), step));
                 // A task polled the old end of the chain: the new end has nobody yet.
                 if !matches!(inner.listener, Listener::Nobody) {
@@ -431,7 +478,7 @@ where
                 waker.wake();
             }
             Phase::Done => {}
-            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 let old = std::mem::replace(&mut inner.listener, Listener::Task(waker));
                 drop(inner);
                 drop(old); // a waker's `Drop` is user code: not under the lock
@@ -454,7 +501,7 @@ where
                 result.slot().report();
             }
             Phase::Done => {}
-            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 let old = std::mem::replace(&mut inner.listener, Listener::Gone);
                 drop(inner);
                 drop(old);
@@ -468,10 +515,10 @@ where
             Phase::Fired => {
                 let mut result = inner.take_result();
                 drop(inner);
-                outer.arrive(result.slot(), None);
+                outer.arrive(result.slot(), Remembered::NONE);
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
-            Phase::Root(_) | Phase::Running { .. } | Phase::Waiting { .. } => {
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 let old = std::mem::replace(&mut inner.listener, Listener::Forward(outer));
                 drop(inner);
                 drop(old);
@@ -481,13 +528,12 @@ where
 
     fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = self.lock();
-        let Phase::Waiting { on, mut cancel } =
-            std::mem::replace(&mut inner.phase, Phase::Running { cancel: None })
-        else {
+        let Phase::Waiting { mut cancel } = inner.phase else {
             unreachable!("a result is forwarded only to a chain waiting on it");
         };
-        if let Some(n) = passed_on {
-            remember(&mut cancel, n);
+        let on = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
+        if let Some(outer_chains) = passed_on.get() {
+            cancel.remember(outer_chains);
         }
         inner.phase = Phase::Running { cancel };
         match &mut inner.held {
@@ -535,9 +581,12 @@ where
 {
     fn cancel(self: Arc<Self>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();
-        let canceller = match &mut inner.phase {
-            Phase::Root(canceller) => canceller.take(),
-            _ => return where_the_cancel_goes(&mut inner.phase, outer_chains),
+        let Phase::Root = inner.phase else {
+            return where_the_cancel_goes(&mut inner, outer_chains);
+        };
+        let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Nothing) {
+            Upstream::Canceller(canceller) => Some(canceller),
+            Upstream::Nothing | Upstream::On(_) => None,
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
@@ -552,45 +601,47 @@ where
         // The error is made before taking the lock: `E::from` is user code.
         let error = E::from(failure);
         let inner = self.lock();
-        if matches!(inner.phase, Phase::Root(_)) {
+        if matches!(inner.phase, Phase::Root) {
             self.start(inner, Err(error));
             return Walk::Stop;
         }
         let mut inner = inner;
-        where_the_cancel_goes(&mut inner.phase, outer_chains)
+        where_the_cancel_goes(&mut inner, outer_chains)
     }
 
     fn cancel_after(&self, fired: &Arc<dyn Cancel>, outer_chains: u32) -> Option<Arc<dyn Cancel>> {
         let mut inner = self.lock();
+        let inner = &mut *inner;
         match &mut inner.phase {
-            Phase::Waiting { on, cancel } => {
+            Phase::Waiting { cancel } => {
+                let on = inner.upstream.on();
                 if same_link(on, fired) {
-                    remember(cancel, outer_chains);
+                    cancel.remember(outer_chains);
                     None
                 } else {
                     Some(on.clone())
                 }
             }
             Phase::Running { cancel } => {
-                remember(cancel, outer_chains);
+                cancel.remember(outer_chains);
                 None
             }
-            Phase::Root(_) | Phase::Fired | Phase::Done => None,
+            Phase::Root | Phase::Fired | Phase::Done => None,
         }
     }
 }
 
 /// A cancel that found a chain past its root: remembered while stages run, passed on to the
 /// Deferred the chain waits on, nothing once it has fired.
-fn where_the_cancel_goes(phase: &mut Phase, outer_chains: u32) -> Walk {
-    match phase {
+fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u32) -> Walk {
+    match &mut inner.phase {
         Phase::Running { cancel } => {
-            remember(cancel, outer_chains);
+            cancel.remember(outer_chains);
             Walk::Stop
         }
-        Phase::Waiting { on, .. } => Walk::Up(on.clone()),
+        Phase::Waiting { .. } => Walk::Up(inner.upstream.on().clone()),
         Phase::Fired | Phase::Done => Walk::Fired,
-        Phase::Root(_) => unreachable!("a root is cancelled by its own canceller"),
+        Phase::Root => unreachable!("a root is cancelled by its own canceller"),
     }
 }
 

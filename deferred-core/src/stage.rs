@@ -140,10 +140,11 @@ where
 pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 
 /// Stages in the order they run. The first is kept apart, so a chain with one stage (a `chain!`
-/// run of `then`s, a step waiting on I/O) allocates no buffer.
+/// run of `then`s, a step waiting on I/O) allocates no buffer, and the buffer is made only when a
+/// second stage comes (an empty `Stages` is dropped, moved and taken for the cost of two checks).
 pub(crate) struct Stages<E: 'static> {
     first: Option<Added<E>>,
-    rest: VecDeque<Added<E>>,
+    rest: Option<VecDeque<Added<E>>>,
 }
 
 /// The buffer's first size (4 slots, 96 bytes: a step waiting on I/O rarely has more behind
@@ -156,7 +157,7 @@ impl<E: 'static> Stages<E> {
     pub(crate) const fn new() -> Stages<E> {
         Stages {
             first: None,
-            rest: VecDeque::new(),
+            rest: None,
         }
     }
 
@@ -169,22 +170,23 @@ impl<E: 'static> Stages<E> {
     pub(crate) fn push_back(&mut self, stage: Added<E>) {
         if self.first.is_none() {
             self.first = Some(stage);
-        } else {
-            let capacity = self.rest.capacity();
-            if self.rest.len() == capacity {
-                self.rest
-                    .reserve_exact((capacity * (GROWTH - 1)).max(FIRST_CAPACITY));
-            }
-            self.rest.push_back(stage);
+            return;
         }
+        let rest = self
+            .rest
+            .get_or_insert_with(|| VecDeque::with_capacity(FIRST_CAPACITY));
+        if rest.len() == rest.capacity() {
+            rest.reserve_exact(rest.capacity() * (GROWTH - 1));
+        }
+        rest.push_back(stage);
     }
 
     /// Takes the first stage off.
     #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<Added<E>> {
         let first = self.first.take()?;
-        if !self.rest.is_empty() {
-            self.first = self.rest.pop_front();
+        if let Some(rest) = &mut self.rest {
+            self.first = rest.pop_front();
         }
         Some(first)
     }
