@@ -62,14 +62,11 @@ struct Inner<T, E: 'static> {
     /// given and has not run), the Deferred a step returned while `Waiting`. Kept apart from
     /// `phase` so that the many phase changes are plain stores.
     upstream: Upstream,
-    /// The root's result: from the `Resolver` until the first stage takes it, or, if no stage was
-    /// added, until the end of the chain takes it.
-    root: Option<Result<T, E>>,
-    /// The chain's result, once a stage changed its type (until then it is in `root`): while
-    /// `Fired`, for the end of the chain to take; while `Waiting`, where the result of the
-    /// Deferred it waits on will land; while `Running` with a delivery queued, where the run goes
-    /// on from.
-    held: Option<Box<dyn Slot<E>>>,
+    /// Where the chain's result is kept between runs: while `Fired`, for the end of the chain to
+    /// take; while `Waiting`, where the result of the Deferred it waits on will land; while
+    /// `Running` with a delivery queued, where the run goes on from (the root's result, when the
+    /// root fired inside another chain's run).
+    result: Current<T, E>,
     /// Stages not run yet: those a run left when it stopped (to wait, or to let the thread's
     /// queue go first), then those added since.
     stages: Stages<E>,
@@ -153,8 +150,8 @@ enum Listener<E: 'static> {
     Gone,
 }
 
-/// Where the chain's current result is during a run: in a slot of the root's type, or in one a
-/// stage made when it changed the type.
+/// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
+/// changed the type.
 enum Current<T, E: 'static> {
     Root(Option<Result<T, E>>),
     Other(Box<dyn Slot<E>>),
@@ -216,8 +213,7 @@ impl<T, E: 'static> Link<T, E> {
             inner: Mutex::new(Inner {
                 phase: Phase::Root,
                 upstream: canceller.map_or(Upstream::Nothing, Upstream::Canceller),
-                root: None,
-                held: None,
+                result: Current::Root(None),
                 stages: Stages::new(),
                 listener: Listener::Nobody,
             }),
@@ -255,10 +251,7 @@ impl<T, E: 'static> Inner<T, E> {
 
     /// Takes out the slot the chain's result is in.
     fn take_current(&mut self) -> Current<T, E> {
-        match self.held.take() {
-            Some(slot) => Current::Other(slot),
-            None => Current::Root(self.root.take()),
-        }
+        std::mem::replace(&mut self.result, Current::Root(None))
     }
 }
 
@@ -291,7 +284,7 @@ where
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
-            inner.root = Some(result);
+            inner.result = Current::Root(Some(result));
             drop(inner);
             run_loop::enqueue(self.clone());
         } else {
@@ -407,10 +400,7 @@ where
 impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
     /// Leaves the chain's result in the link, for the end of the chain to take.
     fn put_in(self, inner: &mut Inner<T, E>) {
-        match self {
-            Current::Root(root) => inner.root = root,
-            Current::Other(slot) => inner.held = Some(slot),
-        }
+        inner.result = self;
     }
 }
 
@@ -536,10 +526,7 @@ where
             cancel.remember(outer_chains);
         }
         inner.phase = Phase::Running { cancel };
-        match &mut inner.held {
-            Some(slot) => slot.fill_from(from),
-            None => inner.root.fill_from(from),
-        }
+        inner.result.slot().fill_from(from);
         drop(inner);
         drop(on);
         if run_loop::is_running() {
