@@ -1788,6 +1788,22 @@ fn rule7_cancel_while_callback_runs_reaches_the_deferred_it_returns() {
     assert_eq!(inner_cancelled.load(SeqCst), 1);
 }
 
+/// `d` with a first step that cancels the chain it is in — which is running right now — through
+/// the handle put in the returned slot once the chain is built, then gives `x + 1`.
+fn first_step_cancels_its_chain(
+    d: Deferred<u32>,
+) -> (Deferred<u32>, Arc<Mutex<Option<deferred::CancelHandle>>>) {
+    let handle = Arc::new(Mutex::new(None::<deferred::CancelHandle>));
+    let in_step = handle.clone();
+    let d = d.add_callback(move |x| {
+        if let Some(handle) = in_step.lock().unwrap().as_ref() {
+            handle.cancel();
+        }
+        Ok(x + 1)
+    });
+    (d, handle)
+}
+
 // Rule 7, a cancel that lands while a callback runs, when that callback returns a value: the
 // cancel is remembered for the rest of the run, and the next Deferred a later step returns is
 // cancelled at once (the chain is one link: a cancel cannot be lost between two steps).
@@ -1796,16 +1812,8 @@ fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
     let inner_cancelled = Arc::new(AtomicUsize::new(0));
     let flag = inner_cancelled.clone();
     let (d, r) = Deferred::<u32>::pending();
-    let handle = Arc::new(std::sync::Mutex::new(None::<deferred::CancelHandle>));
-    let in_step = handle.clone();
+    let (d, handle) = first_step_cancels_its_chain(d);
     let d = d
-        .add_callback(move |x| {
-            // Cancel the chain from inside its own first step: it is running right now.
-            if let Some(handle) = in_step.lock().unwrap().as_ref() {
-                handle.cancel();
-            }
-            Ok(x + 1)
-        })
         .add_callback(|x| Ok(x * 10)) // runs: a value is not cancellable
         .add_callback(move |x| {
             let (inner, inner_r) = Deferred::<u32>::with_canceller(move || {
@@ -1821,21 +1829,12 @@ fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
 }
 
 // Rule 7: a cancel that lands while the steps run, when no later step returns a Deferred, has
-// nothing to cancel: the chain ends with its value, and a later chain on the same thread is
-// not affected by the remembered cancel.
+// nothing to cancel: the chain ends with its value.
 #[test]
 fn rule7_cancel_while_callbacks_run_is_spent_when_the_chain_fires() {
     let (d, r) = Deferred::<u32>::pending();
-    let handle = Arc::new(std::sync::Mutex::new(None::<deferred::CancelHandle>));
-    let in_step = handle.clone();
-    let d = d
-        .add_callback(move |x| {
-            if let Some(handle) = in_step.lock().unwrap().as_ref() {
-                handle.cancel();
-            }
-            Ok(x + 1)
-        })
-        .add_callback(|x| Ok(x * 10));
+    let (d, handle) = first_step_cancels_its_chain(d);
+    let d = d.add_callback(|x| Ok(x * 10));
     *handle.lock().unwrap() = Some(d.cancel_handle());
     r.callback(1);
     assert_eq!(d.wait().unwrap(), 20);
