@@ -262,6 +262,21 @@ impl<T, E: 'static> Deferred<T, E> {
         std::mem::replace(&mut self.state, State::Fired(None))
     }
 
+    /// The Deferred of a stage's output (see `stage::run_now`).
+    pub(crate) fn from_output(output: Option<Result<T, E>>) -> Deferred<T, E> {
+        match output {
+            Some(result) => Deferred::from_result(result),
+            None => unreachable!("a stage that is ready has its result in its slot"),
+        }
+    }
+
+    /// A pending Deferred at the end of the chain `link`.
+    pub(crate) fn waiting(link: Arc<dyn Node<E>>) -> Deferred<T, E> {
+        Deferred {
+            state: State::Pending(link),
+        }
+    }
+
     /// What this Deferred amounts to for a link that waits on it (consumes it).
     #[inline]
     pub(crate) fn into_outcome(mut self) -> Outcome<T, E> {
@@ -356,23 +371,15 @@ where
             State::Fired(Some(result)) => run_step(f, result, step),
             State::Fired(None) => panic!("{SPENT}"),
             State::Pending(link) => {
-                let mut f = Some(f);
-                let mut fired = None;
-                let added = link.add(
-                    step,
-                    &mut || stage::stage(f.take().expect("a stage is made once")),
-                    &mut fired,
-                );
-                if added {
-                    return Deferred {
+                // Boxed before the lock is taken (free when `f` captures nothing).
+                let mut fired: Option<Result<T, E>> = None;
+                match link.add((stage::stage(f), step), &mut fired) {
+                    None => Deferred {
                         state: State::Pending(link),
-                    };
+                    },
+                    // The chain fired: the step runs now, on this thread (rule 2).
+                    Some(stage) => stage::run_now(stage, fired, step),
                 }
-                // The chain fired: the step runs now, on this thread (rule 2).
-                let (Some(f), Some(result)) = (f, fired) else {
-                    unreachable!("a fired chain hands over its result");
-                };
-                run_step(f, result, step)
             }
         }
     }

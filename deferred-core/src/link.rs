@@ -38,14 +38,14 @@
 //!   that one's root ([`Cancel::cancel`], walked by [`CancelHandle::cancel`]); a cancel landing
 //!   while stages run is remembered and cancels the next Deferred a stage returns.
 
-use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
 use crate::cancel::CancelHandle;
 use crate::failure::Failure;
 use crate::run_loop::{self, Delivery};
-use crate::stage::{Flow, Slot, Stage, Stages};
+use crate::stage::{Added, Flow, Slot, Stage, Stages};
 use crate::sync::{Mutex, MutexGuard};
 
 /// A canceller given at creation: called when a pending chain waiting on this link is cancelled.
@@ -177,14 +177,9 @@ impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
 pub(crate) trait Node<E: 'static>: Cancel + Delivery {
     /// Moves the chain's result into `into` if it has fired and nobody took it yet.
     fn try_take(&self, into: &mut dyn Slot<E>);
-    /// Appends the stage `make` gives, unless the chain has fired: then moves its result into
-    /// `into` instead (the caller runs the step at once, rule 2). Says whether it appended.
-    fn add(
-        &self,
-        step: &'static Location<'static>,
-        make: &mut dyn FnMut() -> Box<dyn Stage<E>>,
-        into: &mut dyn Slot<E>,
-    ) -> bool;
+    /// Appends `stage`, unless the chain has fired: then moves its result into `into` and gives
+    /// the stage back (the caller runs it at once, rule 2).
+    fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>>;
     /// Wakes `waker` when the chain fires (at once if it has).
     fn listen(&self, waker: Waker);
     /// Whether the chain has fired (its result may have been taken already).
@@ -432,30 +427,25 @@ where
         }
     }
 
-    fn add(
-        &self,
-        step: &'static Location<'static>,
-        make: &mut dyn FnMut() -> Box<dyn Stage<E>>,
-        into: &mut dyn Slot<E>,
-    ) -> bool {
+    fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
         let mut inner = self.lock();
         match inner.phase {
             Phase::Fired => {
                 let mut result = inner.take_result();
                 drop(inner);
                 into.fill_from(result.slot());
-                false
+                Some(stage.0)
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
-                inner.stages.push_back((make(), step));
+                inner.stages.push_back(stage);
                 // A task polled the old end of the chain: the new end has nobody yet.
                 if !matches!(inner.listener, Listener::Nobody) {
                     let old = std::mem::replace(&mut inner.listener, Listener::Nobody);
                     drop(inner);
                     drop(old);
                 }
-                true
+                None
             }
         }
     }

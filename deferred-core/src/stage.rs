@@ -78,6 +78,25 @@ pub(crate) trait Stage<E: 'static>: Send {
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E>;
 }
 
+/// Runs `stage` at once on `input` (a chain that fired before the stage could be added: rule 2),
+/// and gives its outcome as a Deferred.
+pub(crate) fn run_now<In, Out, E>(
+    stage: Box<dyn Stage<E>>,
+    mut input: Option<Result<In, E>>,
+    step: &'static Location<'static>,
+) -> Deferred<Out, E>
+where
+    In: Send + 'static,
+    Out: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    match stage.run(&mut input, step) {
+        Flow::Ready(None) => Deferred::from_output(take::<Out, E>(&mut input)),
+        Flow::Ready(Some(mut output)) => Deferred::from_output(take::<Out, E>(&mut *output)),
+        Flow::Wait(link, _) => Deferred::waiting(link),
+    }
+}
+
 /// A step's function `F` from `Result<In, E>` to the next Deferred.
 struct Step<In, Out, E, F> {
     run: F,
