@@ -6,10 +6,11 @@
 //! order. The value type may change from stage to stage, so the link sees results type-erased,
 //! in a [`Slot`]: a stage takes its input out of the slot (checked by `Any`: a stage's input type
 //! is the output type of the one before it, so the check never fails) and puts its output back in
-//! the same slot when the type is the same, or in a new one when it is not. So a chain whose
-//! steps keep the value's type allocates nothing per step beyond what the steps capture.
+//! the same slot when the type is the same; a stage that changes the type carries a slot for its
+//! output in its own box, which becomes the chain's slot. So a step allocates at most its box,
+//! and nothing when it captures nothing and keeps the value's type.
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::Location;
@@ -97,10 +98,19 @@ where
     }
 }
 
-/// A step's function `F` from `Result<In, E>` to the next Deferred.
+/// A step's function `F` from `Result<In, E>` to the next Deferred, whose output has the input's
+/// type: it goes back in the slot the input came from.
 struct Step<In, Out, E, F> {
     run: F,
     types: PhantomData<fn(In, E) -> Out>,
+}
+
+/// A step that changes the value's type: its box keeps the slot for its output, and becomes the
+/// chain's slot once it has run (so a type change costs no allocation of its own).
+struct Changing<In, Out, E, F> {
+    run: Option<F>,
+    output: Option<Result<Out, E>>,
+    input: PhantomData<fn(In)>,
 }
 
 /// Boxes a step's function as a stage.
@@ -111,10 +121,42 @@ where
     E: From<Failure> + Send + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
 {
-    Box::new(Step {
-        run,
-        types: PhantomData,
-    })
+    if TypeId::of::<In>() == TypeId::of::<Out>() {
+        Box::new(Step {
+            run,
+            types: PhantomData,
+        })
+    } else {
+        Box::new(Changing {
+            run: Some(run),
+            output: None,
+            input: PhantomData,
+        })
+    }
+}
+
+/// Takes a stage's input out of `slot`.
+#[inline]
+fn input<In: 'static, E: 'static>(
+    slot: &mut dyn Slot<E>,
+) -> (Result<In, E>, &mut Option<Result<In, E>>) {
+    let Some(slot) = slot.as_any().downcast_mut::<Option<Result<In, E>>>() else {
+        unreachable!("a stage's input type is the output type of the stage before it");
+    };
+    let Some(input) = slot.take() else {
+        unreachable!("a stage runs once the stage before it has its result");
+    };
+    (input, slot)
+}
+
+/// What the Deferred a step returned amounts to; one already polled to completion is a step's
+/// mistake, not the chain's: it fails the chain.
+#[inline]
+fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<Out, E> {
+    match next.into_outcome() {
+        Outcome::Spent => Outcome::Ready(Err(E::from(Failure::msg(SPENT)))),
+        outcome => outcome,
+    }
 }
 
 impl<In, Out, E, F> Stage<E> for Step<In, Out, E, F>
@@ -125,32 +167,71 @@ where
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
 {
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
-        let Some(slot) = slot.as_any().downcast_mut::<Option<Result<In, E>>>() else {
-            unreachable!("a stage's input type is the output type of the stage before it");
-        };
-        let Some(input) = slot.take() else {
-            unreachable!("a stage runs once the stage before it has its result");
-        };
+        let (input, slot) = input::<In, E>(slot);
         let next = run_step(self.run, input, step);
-        // Whether the output fits the input's slot is known at compile time.
-        let same = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>();
-        let outcome = match next.into_outcome() {
-            // Returned after it was polled to completion: a step's mistake, not the chain's.
-            Outcome::Spent => Outcome::Ready(Err(E::from(Failure::msg(SPENT)))),
-            outcome => outcome,
+        let Some(slot) = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>() else {
+            unreachable!("a `Step` keeps the value's type (see `stage`)");
         };
-        match (outcome, same) {
-            (Outcome::Ready(result), Some(same)) => {
-                *same = Some(result);
+        match outcome(next) {
+            Outcome::Ready(result) => {
+                *slot = Some(result);
                 Flow::Ready(None)
             }
-            (Outcome::Ready(result), None) => Flow::Ready(Some(Box::new(Some(result)))),
-            (Outcome::Waiting(link), Some(_)) => Flow::Wait(link, None),
-            (Outcome::Waiting(link), None) => {
-                Flow::Wait(link, Some(Box::new(None::<Result<Out, E>>)))
-            }
-            (Outcome::Spent, _) => unreachable!("mapped to a failure above"),
+            Outcome::Waiting(link) => Flow::Wait(link, None),
+            Outcome::Spent => unreachable!("mapped to a failure"),
         }
+    }
+}
+
+impl<In, Out, E, F> Stage<E> for Changing<In, Out, E, F>
+where
+    In: Send + 'static,
+    Out: Send + 'static,
+    E: From<Failure> + Send + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
+{
+    fn run(
+        mut self: Box<Self>,
+        slot: &mut dyn Slot<E>,
+        step: &'static Location<'static>,
+    ) -> Flow<E> {
+        let (input, _) = input::<In, E>(slot);
+        let Some(run) = self.run.take() else {
+            unreachable!("a stage runs once");
+        };
+        match outcome(run_step(run, input, step)) {
+            Outcome::Ready(result) => {
+                self.output = Some(result);
+                Flow::Ready(Some(self))
+            }
+            Outcome::Waiting(link) => Flow::Wait(link, Some(self)),
+            Outcome::Spent => unreachable!("mapped to a failure"),
+        }
+    }
+}
+
+/// Once it has run, a `Changing` stage is the slot of its output.
+impl<In, Out, E, F> Slot<E> for Changing<In, Out, E, F>
+where
+    In: 'static,
+    Out: Send + 'static,
+    E: Send + 'static,
+    F: Send + 'static,
+{
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.output
+    }
+
+    fn fill_from(&mut self, from: &mut dyn Slot<E>) {
+        self.output.fill_from(from);
+    }
+
+    fn report(&mut self) {
+        self.output.report();
+    }
+
+    fn fail(&mut self, error: E) {
+        self.output.fail(error);
     }
 }
 
