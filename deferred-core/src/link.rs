@@ -204,10 +204,17 @@ impl<T, E: 'static> Link<T, E> {
 
     /// A chain whose root a `Resolver` fires, with an optional canceller.
     pub(crate) fn root(canceller: Option<Canceller>) -> Link<T, E> {
+        Link::new(
+            Phase::Root,
+            canceller.map_or(Upstream::Nothing, Upstream::Canceller),
+        )
+    }
+
+    fn new(phase: Phase, upstream: Upstream) -> Link<T, E> {
         Link {
             inner: Mutex::new(Inner {
-                phase: Phase::Root,
-                upstream: canceller.map_or(Upstream::Nothing, Upstream::Canceller),
+                phase,
+                upstream,
                 result: Current::Root(None),
                 stages: Stages::new(),
                 listener: Listener::Nobody,
@@ -224,30 +231,34 @@ where
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
     /// `on`'s Deferred.
     pub(crate) fn waiting_on(on: Arc<dyn Node<E>>) -> Arc<Link<T, E>> {
-        let link = Arc::new(Link::root(None));
-        {
-            let mut inner = link.lock();
-            inner.phase = Phase::Waiting {
-                cancel: Remembered::NONE,
-            };
-            inner.upstream = Upstream::On(on.clone());
-        }
+        let waiting = Phase::Waiting {
+            cancel: Remembered::NONE,
+        };
+        let link = Arc::new(Link::new(waiting, Upstream::On(on.clone())));
         on.forward_to(link.clone());
         link
     }
 }
 
 impl<T, E: 'static> Inner<T, E> {
-    /// Takes the chain's result out (it is `Fired`); the link is `Done`.
-    fn take_result(&mut self) -> Current<T, E> {
-        self.phase = Phase::Done;
-        self.take_current()
-    }
-
     /// Takes out the slot the chain's result is in.
     fn take_current(&mut self) -> Current<T, E> {
         std::mem::replace(&mut self.result, Current::Root(None))
     }
+}
+
+/// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
+fn take_result<T, E: 'static>(mut inner: MutexGuard<'_, Inner<T, E>>) -> Current<T, E> {
+    inner.phase = Phase::Done;
+    inner.take_current()
+}
+
+/// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
+/// user code) is dropped after.
+fn set_listener<T, E: 'static>(mut inner: MutexGuard<'_, Inner<T, E>>, new: Listener<E>) {
+    let old = std::mem::replace(&mut inner.listener, new);
+    drop(inner);
+    drop(old);
 }
 
 impl<T, E> Link<T, E>
@@ -311,7 +322,7 @@ where
                 }
                 Flow::Wait(on, new) => {
                     current.replace(new);
-                    if same_node(&on, self) {
+                    if same_link(&on, self) {
                         // Twisted's "callback returned the Deferred it was attached to": it
                         // would wait on itself for ever.
                         drop(on);
@@ -336,9 +347,9 @@ where
         };
         inner.phase = Phase::Fired;
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
-            Listener::Nobody => current.put_in(&mut inner),
+            Listener::Nobody => inner.result = current,
             Listener::Task(waker) => {
-                current.put_in(&mut inner);
+                inner.result = current;
                 drop(inner);
                 waker.wake();
             }
@@ -367,7 +378,7 @@ where
         on: Option<Arc<dyn Node<E>>>,
     ) {
         let mut inner = self.lock();
-        current.put_in(&mut inner);
+        inner.result = current;
         inner.stages.put_back(rest);
         let Some(on) = on else {
             drop(inner);
@@ -392,13 +403,6 @@ where
     }
 }
 
-impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
-    /// Leaves the chain's result in the link, for the end of the chain to take.
-    fn put_in(self, inner: &mut Inner<T, E>) {
-        inner.result = self;
-    }
-}
-
 impl<T, E> Delivery for Link<T, E>
 where
     T: Send + 'static,
@@ -419,11 +423,9 @@ where
     E: From<Failure> + Send + 'static,
 {
     fn try_take(&self, into: &mut dyn Slot<E>) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         if matches!(inner.phase, Phase::Fired) {
-            let mut result = inner.take_result();
-            drop(inner);
-            into.fill_from(result.slot());
+            into.fill_from(take_result(inner).slot());
         }
     }
 
@@ -431,9 +433,7 @@ where
         let mut inner = self.lock();
         match inner.phase {
             Phase::Fired => {
-                let mut result = inner.take_result();
-                drop(inner);
-                into.fill_from(result.slot());
+                into.fill_from(take_result(inner).slot());
                 Some(stage.0)
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
@@ -441,9 +441,7 @@ where
                 inner.stages.push_back(stage);
                 // A task polled the old end of the chain: the new end has nobody yet.
                 if !matches!(inner.listener, Listener::Nobody) {
-                    let old = std::mem::replace(&mut inner.listener, Listener::Nobody);
-                    drop(inner);
-                    drop(old);
+                    set_listener(inner, Listener::Nobody);
                 }
                 None
             }
@@ -451,7 +449,7 @@ where
     }
 
     fn listen(&self, waker: Waker) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         match inner.phase {
             Phase::Fired => {
                 drop(inner);
@@ -459,9 +457,7 @@ where
             }
             Phase::Done => {}
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
-                let old = std::mem::replace(&mut inner.listener, Listener::Task(waker));
-                drop(inner);
-                drop(old); // a waker's `Drop` is user code: not under the lock
+                set_listener(inner, Listener::Task(waker));
             }
         }
     }
@@ -473,35 +469,23 @@ where
     /// Rule 5: a failure nobody handled is reported once — now if it is here, else when the
     /// chain fires.
     fn abandon(&self) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         match inner.phase {
-            Phase::Fired => {
-                let mut result = inner.take_result();
-                drop(inner);
-                result.slot().report();
-            }
+            Phase::Fired => take_result(inner).slot().report(),
             Phase::Done => {}
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
-                let old = std::mem::replace(&mut inner.listener, Listener::Gone);
-                drop(inner);
-                drop(old);
+                set_listener(inner, Listener::Gone);
             }
         }
     }
 
     fn forward_to(&self, outer: Arc<dyn Node<E>>) {
-        let mut inner = self.lock();
+        let inner = self.lock();
         match inner.phase {
-            Phase::Fired => {
-                let mut result = inner.take_result();
-                drop(inner);
-                outer.arrive(result.slot(), Remembered::NONE);
-            }
+            Phase::Fired => outer.arrive(take_result(inner).slot(), Remembered::NONE),
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
-                let old = std::mem::replace(&mut inner.listener, Listener::Forward(outer));
-                drop(inner);
-                drop(old);
+                set_listener(inner, Listener::Forward(outer));
             }
         }
     }
@@ -577,12 +561,11 @@ where
         // never dropped by timing.
         // The error is made before taking the lock: `E::from` is user code.
         let error = E::from(failure);
-        let inner = self.lock();
+        let mut inner = self.lock();
         if matches!(inner.phase, Phase::Root) {
             self.start(inner, Err(error));
             return Walk::Stop;
         }
-        let mut inner = inner;
         where_the_cancel_goes(&mut inner, outer_chains)
     }
 
@@ -622,12 +605,7 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
     }
 }
 
-/// Whether two type-erased links are the same link (compares addresses, not vtables).
-fn same_link(a: &Arc<dyn Cancel>, b: &Arc<dyn Cancel>) -> bool {
+/// Whether two links, type-erased or not, are the same link (compares addresses, not vtables).
+fn same_link<A: ?Sized, B: ?Sized>(a: &Arc<A>, b: &Arc<B>) -> bool {
     std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
-}
-
-/// Whether `node` is `link`.
-fn same_node<T, E: 'static>(node: &Arc<dyn Node<E>>, link: &Arc<Link<T, E>>) -> bool {
-    std::ptr::addr_eq(Arc::as_ptr(node), Arc::as_ptr(link))
 }
