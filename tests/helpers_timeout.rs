@@ -65,6 +65,20 @@ fn add_timeout_returns_a_chainable_deferred() {
     assert_eq!(d.wait().unwrap(), "done");
 }
 
+/// `d` with a timeout of `TEN` on `clock`: Twisted's default translation, or (`custom`) one that
+/// answers "OVERRIDDEN" — which the tests using it expect never to be called.
+fn with_timeout(
+    d: Deferred<&'static str>,
+    clock: &ManualClock,
+    custom: bool,
+) -> Deferred<&'static str> {
+    if custom {
+        d.add_timeout_with(TEN, clock, |_, _| Ok("OVERRIDDEN"))
+    } else {
+        d.add_timeout(TEN, clock)
+    }
+}
+
 // Twisted: DeferredAddTimeoutTests.test_successResultBeforeTimeout
 // Twisted: DeferredAddTimeoutTests.test_successResultBeforeTimeoutCustom
 #[test]
@@ -72,11 +86,7 @@ fn a_result_in_time_passes_and_nothing_later_is_cancelled() {
     for custom in [false, true] {
         let clock = ManualClock::new();
         let (d, resolver) = Deferred::<&str>::pending();
-        let d = if custom {
-            d.add_timeout_with(TEN, &clock, |_, _| Ok("OVERRIDDEN"))
-        } else {
-            d.add_timeout(TEN, &clock)
-        };
+        let d = with_timeout(d, &clock, custom);
         let seen = Arc::new(Mutex::new(None));
         let (inner, _inner_resolver, inner_cancels) = counting_cancel::<&str>();
         let record = seen.clone();
@@ -99,11 +109,7 @@ fn a_failure_in_time_passes_and_nothing_later_is_cancelled() {
     for custom in [false, true] {
         let clock = ManualClock::new();
         let (d, resolver) = Deferred::<&str>::pending();
-        let d = if custom {
-            d.add_timeout_with(TEN, &clock, |_, _| Ok("OVERRIDDEN"))
-        } else {
-            d.add_timeout(TEN, &clock)
-        };
+        let d = with_timeout(d, &clock, custom);
         let seen = Arc::new(Mutex::new(None));
         let (inner, _inner_resolver, inner_cancels) = counting_cancel::<&str>();
         let record = seen.clone();
