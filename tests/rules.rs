@@ -23,6 +23,16 @@ fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
 
+/// A pending Deferred whose canceller counts its calls, its Resolver, and the count.
+fn counting_canceller<T: Send + 'static>() -> (Deferred<T>, Resolver<T>, Arc<AtomicUsize>) {
+    let cancels = counter();
+    let c = cancels.clone();
+    let (d, r) = Deferred::<T>::with_canceller(move || {
+        c.fetch_add(1, SeqCst);
+    });
+    (d, r, cancels)
+}
+
 /// One report received by the unhandled-error hook.
 #[derive(Clone, Debug)]
 struct Report {
@@ -527,11 +537,7 @@ fn rule3_million_nested_deferreds_created_by_callbacks() {
 #[test]
 fn rule3_cancel_million_link_chain() {
     let (cancels, trail) = on_small_stack(|| {
-        let cancels = counter();
-        let c = cancels.clone();
-        let (d, _r) = Deferred::<u64>::with_canceller(move || {
-            c.fetch_add(1, SeqCst);
-        });
+        let (d, _r, cancels) = counting_canceller::<u64>();
         let mut d = d;
         for _ in 0..MILLION {
             d = d.add_callback(|v| Ok(v + 1));
@@ -548,11 +554,7 @@ fn rule3_cancel_million_link_chain() {
 #[test]
 fn rule3_cancel_million_nested_deferreds() {
     let cancels = on_small_stack(|| {
-        let cancels = counter();
-        let c = cancels.clone();
-        let (innermost, _keep) = Deferred::<u64>::with_canceller(move || {
-            c.fetch_add(1, SeqCst);
-        });
+        let (innermost, _keep, cancels) = counting_canceller::<u64>();
         let mut resolvers = Vec::with_capacity(MILLION);
         let mut chain = innermost;
         for _ in 0..MILLION {
@@ -1000,11 +1002,7 @@ fn rule6_resolver_dropped_on_other_thread_unblocks_wait() {
 
 #[test]
 fn rule6_never_fired_with_canceller_does_not_call_it() {
-    let cancels = counter();
-    let c = cancels.clone();
-    let (d, r) = Deferred::<u32>::with_canceller(move || {
-        c.fetch_add(1, SeqCst);
-    });
+    let (d, r, cancels) = counting_canceller::<u32>();
     drop(r);
     d.cancel(); // already failed: nothing to cancel
     assert!(d.wait().unwrap_err().is::<NeverFired>());
@@ -1047,11 +1045,7 @@ fn rule7_canceller_called_and_chain_fails_with_cancelled() {
 
 #[test]
 fn rule7_cancelling_fired_deferred_does_nothing() {
-    let cancels = counter();
-    let c = cancels.clone();
-    let (d, r) = Deferred::<u32>::with_canceller(move || {
-        c.fetch_add(1, SeqCst);
-    });
+    let (d, r, cancels) = counting_canceller::<u32>();
     let d = d.add_callback(|v| Ok(v + 1));
     r.callback(1);
     d.cancel();
@@ -1122,11 +1116,7 @@ fn rule7_cancel_reaches_inner_deferred_returned_by_callback() {
 
 #[test]
 fn rule7_cancel_reaches_through_several_levels() {
-    let cancels = counter();
-    let c = cancels.clone();
-    let (deepest, _keep) = Deferred::<u32>::with_canceller(move || {
-        c.fetch_add(1, SeqCst);
-    });
+    let (deepest, _keep, cancels) = counting_canceller::<u32>();
     let (middle, middle_r) = Deferred::<u32>::pending();
     let middle = middle
         .add_callback(|v| Ok(v + 1))
@@ -1157,11 +1147,7 @@ fn rule7_cancel_before_the_step_runs_cancels_root_not_inner() {
 
 #[test]
 fn rule7_cancel_from_other_thread() {
-    let cancels = counter();
-    let c = cancels.clone();
-    let (d, _r) = Deferred::<u32>::with_canceller(move || {
-        c.fetch_add(1, SeqCst);
-    });
+    let (d, _r, cancels) = counting_canceller::<u32>();
     let d = d.add_callback(|v| Ok(v + 1));
     thread::scope(|s| {
         s.spawn(|| d.cancel());
@@ -1335,11 +1321,7 @@ struct FireCancel {
 fn rule8_fire_races_cancel() {
     let items = lockstep(
         |_, _| {
-            let cancels = counter();
-            let c = cancels.clone();
-            let (d, r) = Deferred::<usize>::with_canceller(move || {
-                c.fetch_add(1, SeqCst);
-            });
+            let (d, r, cancels) = counting_canceller::<usize>();
             FireCancel {
                 deferred: slot(d),
                 resolver: slot(r),
@@ -1540,11 +1522,7 @@ struct CancelCancelFire {
 fn rule8_concurrent_cancels_and_fire() {
     let items = lockstep(
         |_, _| {
-            let cancels = counter();
-            let c = cancels.clone();
-            let (d, r) = Deferred::<usize>::with_canceller(move || {
-                c.fetch_add(1, SeqCst);
-            });
+            let (d, r, cancels) = counting_canceller::<usize>();
             CancelCancelFire {
                 deferred: d.add_callback(|v| Ok(v + 1)),
                 resolver: slot(r),
@@ -1585,11 +1563,7 @@ struct CancelForward {
 fn rule8_cancel_races_inner_fire() {
     let items = lockstep(
         |_, _| {
-            let cancels = counter();
-            let c = cancels.clone();
-            let (inner, inner_r) = Deferred::<usize>::with_canceller(move || {
-                c.fetch_add(1, SeqCst);
-            });
+            let (inner, inner_r, cancels) = counting_canceller::<usize>();
             let runs = Runs::default();
             let ran = runs.clone();
             let chain = Deferred::<usize>::succeed(0)
