@@ -117,6 +117,14 @@ fn counter() -> Arc<AtomicUsize> {
     Arc::new(AtomicUsize::new(0))
 }
 
+/// A pending Deferred whose canceller counts its calls.
+fn cancellable(cancels: &Arc<AtomicUsize>) -> (Deferred<u32>, deferred_core::Resolver<u32>) {
+    let cancels = cancels.clone();
+    Deferred::<u32>::with_canceller(move || {
+        cancels.fetch_add(1, SeqCst);
+    })
+}
+
 /// A callback that counts its calls and adds `n`.
 fn adder(
     calls: &Arc<AtomicUsize>,
@@ -175,10 +183,7 @@ fn fire_races_cancel() {
     model(PREEMPTIONS, || {
         let (calls, cancellers) = (counter(), counter());
         let probe = Probe::new();
-        let ran = cancellers.clone();
-        let (d, resolver) = Deferred::<u32>::with_canceller(move || {
-            ran.fetch_add(1, SeqCst);
-        });
+        let (d, resolver) = cancellable(&cancellers);
         let d = d.add_callback(adder(&calls, 1));
         // Cancel from the end of the chain: the walk goes up one link to the root.
         let handle = d.cancel_handle();
@@ -206,10 +211,7 @@ fn cancel_races_add_callback() {
     model(PREEMPTIONS, || {
         let (calls, cancellers) = (counter(), counter());
         let probe = Probe::new();
-        let ran = cancellers.clone();
-        let (d, resolver) = Deferred::<u32>::with_canceller(move || {
-            ran.fetch_add(1, SeqCst);
-        });
+        let (d, resolver) = cancellable(&cancellers);
         let handle = d.cancel_handle();
         let canceller = thread::spawn(move || handle.cancel());
         let d = d.add_callback(adder(&calls, 1));
@@ -274,14 +276,8 @@ fn nested_chain_races_cancel() {
         let (outer_calls, after_calls) = (counter(), counter());
         let (outer_cancels, inner_cancels) = (counter(), counter());
         let probe = Probe::new();
-        let oc = outer_cancels.clone();
-        let (outer, outer_resolver) = Deferred::<u32>::with_canceller(move || {
-            oc.fetch_add(1, SeqCst);
-        });
-        let ic = inner_cancels.clone();
-        let (inner, inner_resolver) = Deferred::<u32>::with_canceller(move || {
-            ic.fetch_add(1, SeqCst);
-        });
+        let (outer, outer_resolver) = cancellable(&outer_cancels);
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
         let calls = outer_calls.clone();
         let d = outer
             .add_callback(move |x| {
@@ -582,10 +578,7 @@ fn cancel_is_never_lost_while_a_step_runs() {
         let (calls, inner_cancels) = (counter(), counter());
         let probe = Probe::new();
         let (d, resolver) = Deferred::<u32>::pending();
-        let ic = inner_cancels.clone();
-        let (inner, inner_resolver) = Deferred::<u32>::with_canceller(move || {
-            ic.fetch_add(1, SeqCst);
-        });
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
         let step_calls = calls.clone();
         let d = d.add_callback(move |x| {
             step_calls.fetch_add(1, SeqCst);
@@ -613,14 +606,8 @@ fn cancel_racing_the_fire_of_a_root_with_a_canceller() {
     model(PREEMPTIONS, || {
         let (calls, root_cancels, inner_cancels) = (counter(), counter(), counter());
         let probe = Probe::new();
-        let rc = root_cancels.clone();
-        let (d, resolver) = Deferred::<u32>::with_canceller(move || {
-            rc.fetch_add(1, SeqCst);
-        });
-        let ic = inner_cancels.clone();
-        let (inner, inner_resolver) = Deferred::<u32>::with_canceller(move || {
-            ic.fetch_add(1, SeqCst);
-        });
+        let (d, resolver) = cancellable(&root_cancels);
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
         let step_calls = calls.clone();
         let d = d.add_callback(move |x| {
             step_calls.fetch_add(1, SeqCst);
@@ -688,14 +675,6 @@ fn wait_on(
         calls.fetch_add(1, SeqCst);
         inner.add_callback(move |y| Ok(x + y))
     }
-}
-
-/// A pending Deferred whose canceller counts its calls.
-fn cancellable(cancels: &Arc<AtomicUsize>) -> (Deferred<u32>, deferred_core::Resolver<u32>) {
-    let cancels = cancels.clone();
-    Deferred::<u32>::with_canceller(move || {
-        cancels.fetch_add(1, SeqCst);
-    })
 }
 
 #[test]
