@@ -257,3 +257,80 @@ impl fmt::Debug for ManualClock {
             .finish()
     }
 }
+
+/// Something that can run a function later on this thread: what
+/// [`LocalDeferred::add_timeout`](crate::LocalDeferred::add_timeout) needs to know about time.
+/// The local twin of [`Clock`]: the call need not be `Send`, and runs on the thread that
+/// scheduled it.
+///
+/// Implemented by each event loop's clock ([`InboxClock`](crate::InboxClock) for any loop that
+/// drains an [`Inbox`](crate::Inbox), `TokioLocalClock` with the `tokio` feature,
+/// `CalloopClock` with the `calloop` feature) and by [`ManualClock`] for tests.
+pub trait LocalClock {
+    /// Runs `call` once, `delay` from now, on this thread, unless the returned
+    /// [`LocalDelayedCall`] is cancelled first.
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall;
+}
+
+/// A call scheduled by [`LocalClock::call_later`]: [`cancel`](LocalDelayedCall::cancel) it to
+/// stop it from running. Dropping it does not cancel the call.
+#[must_use = "keep the LocalDelayedCall to cancel the call later; dropping it leaves the call scheduled"]
+pub struct LocalDelayedCall {
+    cancel: Box<dyn FnOnce()>,
+}
+
+impl LocalDelayedCall {
+    /// A handle whose [`cancel`](LocalDelayedCall::cancel) runs `cancel`: for [`LocalClock`]
+    /// implementations. Cancelling a call that has already run, or was already cancelled, must
+    /// do nothing.
+    pub fn new(cancel: impl FnOnce() + 'static) -> LocalDelayedCall {
+        LocalDelayedCall {
+            cancel: Box::new(cancel),
+        }
+    }
+
+    /// Stops the call from running, if it has not run yet.
+    pub fn cancel(self) {
+        (self.cancel)();
+    }
+}
+
+impl fmt::Debug for LocalDelayedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LocalDelayedCall").finish_non_exhaustive()
+    }
+}
+
+std::thread_local! {
+    /// Calls a [`ManualClock`] scheduled for local chains, by key: they are not `Send`, so the
+    /// clock's schedule holds only their key, and they stay on the thread that scheduled them.
+    static LOCAL_CALLS: std::cell::RefCell<std::collections::HashMap<u64, Box<dyn FnOnce()>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The key of the next local call a [`ManualClock`] schedules (unique across clocks).
+static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A `ManualClock` serves local chains too. A local call runs when the clock is advanced on the
+/// thread that scheduled it (the only thread a local chain lives on); advanced from another
+/// thread, it is skipped there.
+impl LocalClock for ManualClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        let key = NEXT_LOCAL_CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        LOCAL_CALLS.with(|calls| calls.borrow_mut().insert(key, call));
+        let take = move || LOCAL_CALLS.with(|calls| calls.borrow_mut().remove(&key));
+        let scheduled = Clock::call_later(
+            self,
+            delay,
+            Box::new(move || {
+                if let Some(call) = take() {
+                    call();
+                }
+            }),
+        );
+        LocalDelayedCall::new(move || {
+            scheduled.cancel();
+            drop(take());
+        })
+    }
+}

@@ -1,25 +1,28 @@
 //! The runtime of [`deferred`](https://docs.rs/deferred): a typed, Twisted-style `Deferred`.
 //!
 //! Users depend on the `deferred` crate, which re-exports everything here plus the `chain!`
-//! macro. Each concept lives in the file named for it:
+//! macro.
+//!
+//! There are two kinds of Deferred, with the same methods and rules: [`Deferred`], whose chain
+//! may be fired, extended and cancelled from any thread (so its values and steps are `Send`),
+//! and [`LocalDeferred`], whose chain stays on the thread that made it (so its steps may hold
+//! `Rc`/`RefCell` state, and it costs no atomic operation). One state machine serves both:
+//! `chain/` is written once, and each kind includes it after stating what sets it apart.
+//! Each concept lives in the file named for it:
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `deferred.rs` | [`Deferred`], [`Resolver`], the `add_*` methods, `Future`, `wait` |
-//! | `link.rs` | the state machine of a pending chain, its rules next to the code |
-//! | `stage.rs` | the steps waiting in a pending chain, and the slots their results pass through |
-//! | `run_loop.rs` | how results travel down a chain in constant stack |
-//! | `cancel.rs` | [`CancelHandle`] and the cancellation walk |
+//! | `shared.rs` | the `Send` kind: [`Deferred`], [`Resolver`], and how its chains are shared and locked |
+//! | `local.rs` | the one-thread kind: [`LocalDeferred`], [`LocalResolver`], and how its chains are shared |
+//! | `chain/` | what both kinds run: the state machine, the `add_*` methods, cancellation, the helpers (its `mod.rs` lists them) |
+//! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]) |
+//! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
+//! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
+//! | `timer.rs` | the timer thread behind [`InboxClock`] |
 //! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
+//! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
-//! | `maybe.rs` | [`maybe_deferred`] |
-//! | `list.rs` | [`DeferredList`], [`settle_all`] |
-//! | `gather.rs` | [`gather_results`], [`FirstError`] |
-//! | `race.rs` | [`race`], [`FailureGroup`] |
-//! | `fan_in.rs` | the bookkeeping the combinators above share |
-//! | `clock.rs` | the [`Clock`] trait, [`ManualClock`] |
-//! | `timeout.rs` | [`Deferred::add_timeout`] |
-//! | `semaphore.rs` | [`DeferredSemaphore`], [`DeferredLock`], [`map_concurrent`] |
+//! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
@@ -37,35 +40,34 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-mod cancel;
+mod bounds;
 mod clock;
-mod deferred;
 mod failure;
-mod fan_in;
-mod gather;
-mod link;
-mod list;
-mod maybe;
-mod race;
+mod inbox;
+pub mod local;
+mod outcome;
 mod run_loop;
-mod semaphore;
-mod stage;
+mod shared;
 mod sync;
 mod thread;
-mod timeout;
+mod timer;
 #[cfg(feature = "tokio")]
 mod tokio;
 mod unhandled;
 
-pub use cancel::CancelHandle;
-pub use clock::{Clock, DelayedCall, ManualClock};
-pub use deferred::{Deferred, IntoDeferred, Resolver};
+pub use bounds::{LocalValue, Sendable, Shareable};
+pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
 pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
-pub use gather::{FirstError, gather_results};
-pub use list::{DeferredList, FirstSuccess, settle_all};
-pub use maybe::maybe_deferred;
-pub use race::{FailureGroup, race};
-pub use semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
+pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
+pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
+pub use outcome::{FailureGroup, FirstError, FirstSuccess};
+pub use shared::chain::cancel::CancelHandle;
+pub use shared::chain::gather::gather_results;
+pub use shared::chain::list::{DeferredList, settle_all};
+pub use shared::chain::maybe::maybe_deferred;
+pub use shared::chain::race::race;
+pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
+pub use shared::{Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]
 pub use tokio::TokioClock;

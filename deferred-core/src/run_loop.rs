@@ -13,21 +13,45 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::sync::thread_local;
 
-/// A link holding a result and the listener it must be handed to.
+/// A chain of the `Send` kind holding a result and the listener it must be handed to.
 pub(crate) trait Delivery: Send + Sync {
-    /// Hands the link's result to its listener. Never panics: user code runs under
+    /// Hands the chain's result to its listener. Never panics: user code runs under
     /// `catch_unwind` inside.
     fn deliver(self: Arc<Self>);
+}
+
+/// The same, for a chain of the local kind (it never leaves this thread, so neither does its
+/// delivery).
+pub(crate) trait LocalDelivery {
+    /// As [`Delivery::deliver`].
+    fn deliver(self: Rc<Self>);
+}
+
+/// A delivery waiting in this thread's queue. One queue serves both kinds, so deliveries run
+/// in the order they were made whichever kind made them.
+pub(crate) enum Queued {
+    Shared(Arc<dyn Delivery>),
+    Local(Rc<dyn LocalDelivery>),
+}
+
+impl Queued {
+    fn deliver(self) {
+        match self {
+            Queued::Shared(delivery) => delivery.deliver(),
+            Queued::Local(delivery) => delivery.deliver(),
+        }
+    }
 }
 
 #[cfg(not(loom))]
 thread_local! {
     static RUNNING: Cell<bool> = const { Cell::new(false) };
-    static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = const { RefCell::new(VecDeque::new()) };
+    static QUEUE: RefCell<VecDeque<Queued>> = const { RefCell::new(VecDeque::new()) };
     /// How many deliveries `QUEUE` holds: a plain counter, cheaper to read than the queue
     /// (which has a destructor) for the check a chain makes after each step.
     static QUEUED: Cell<usize> = const { Cell::new(0) };
@@ -37,7 +61,7 @@ thread_local! {
 #[cfg(loom)]
 thread_local! {
     static RUNNING: Cell<bool> = Cell::new(false);
-    static QUEUE: RefCell<VecDeque<Arc<dyn Delivery>>> = RefCell::new(VecDeque::new());
+    static QUEUE: RefCell<VecDeque<Queued>> = RefCell::new(VecDeque::new());
     static QUEUED: Cell<usize> = Cell::new(0);
 }
 
@@ -47,7 +71,7 @@ pub(crate) fn is_running() -> bool {
 }
 
 /// Queues a delivery behind the one running on this thread; only call inside the run loop.
-pub(crate) fn enqueue(delivery: Arc<dyn Delivery>) {
+pub(crate) fn enqueue(delivery: Queued) {
     let mut delivery = Some(delivery);
     // While this thread's locals are being destroyed (a Resolver kept in another thread-local,
     // dropped at thread exit), the queue may be gone already: then deliver now, nested.
@@ -69,7 +93,7 @@ pub(crate) fn has_queued() -> bool {
 }
 
 /// The next queued delivery; none once this thread's queue has been destroyed.
-fn next_queued() -> Option<Arc<dyn Delivery>> {
+fn next_queued() -> Option<Queued> {
     let next = QUEUE
         .try_with(|q| q.borrow_mut().pop_front())
         .ok()

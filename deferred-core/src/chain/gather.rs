@@ -1,13 +1,12 @@
 //! `gather_results`: every value in input order, or the first failure (Twisted's
 //! `gatherResults`), and `FirstError`, the failure that says which input failed.
 
-use std::error::Error as StdError;
-use std::fmt;
-
-use crate::deferred::Deferred;
+use super::Deferred;
+use super::Sendable;
+use super::fan_in::Policy;
+use super::list::DeferredList;
 use crate::failure::Failure;
-use crate::fan_in::Policy;
-use crate::list::DeferredList;
+use crate::outcome::FirstError;
 
 /// Waits for every input and fires with their values in input order; fails as soon as one input
 /// fails, with a [`FirstError`] holding that failure and the input's index (Twisted's
@@ -35,42 +34,10 @@ use crate::list::DeferredList;
 /// ```
 pub fn gather_results<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<Vec<T>>
 where
-    T: Send + 'static,
-    E: From<Failure> + Into<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Into<Failure> + Sendable + 'static,
 {
     DeferredList::new(inputs).fire_on_one_errback()
-}
-
-/// The failure of [`gather_results`] (and [`DeferredList::fire_on_one_errback`]): input number
-/// `index` failed with `failure` (Twisted's `FirstError`). It is wrapped in a [`Failure`]; take it
-/// out with [`Failure::trap`] or look at it with [`Failure::downcast_ref`].
-///
-/// ```
-/// use deferred_core::{Failure, FirstError};
-///
-/// let first = FirstError { index: 3, failure: Failure::msg("some text") };
-/// assert_eq!(first.to_string(), "input #3 failed: some text");
-/// let wrapped = Failure::new(first);
-/// assert_eq!(wrapped.downcast_ref::<FirstError>().unwrap().index, 3);
-/// ```
-#[derive(Debug)]
-pub struct FirstError {
-    /// The position of the input that failed.
-    pub index: usize,
-    /// Its failure.
-    pub failure: Failure,
-}
-
-impl fmt::Display for FirstError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "input #{} failed: {}", self.index, self.failure)
-    }
-}
-
-impl StdError for FirstError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(self.failure.error())
-    }
 }
 
 /// `fire_on_one_errback`: the first failure decides.
@@ -78,8 +45,8 @@ pub(crate) struct FireOnFirstError;
 
 impl<T, E> Policy<T, E> for FireOnFirstError
 where
-    T: Send + 'static,
-    E: Into<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: Into<Failure> + Sendable + 'static,
 {
     type Output = Vec<T>;
     type Error = Failure;

@@ -6,7 +6,7 @@
 //! [`Cancelled`](crate::Cancelled); the failure then flows down the chain like any other, so
 //! errbacks see it. The walk is a loop: a million nested Deferreds cancel in constant stack.
 //!
-//! A pending chain is one link however many steps were added to it (see `link.rs`), so the walk
+//! A pending chain is one link however many steps were added to it (see `pending.rs`), so the walk
 //! only crosses from a chain to the inner Deferred one of its steps returned. A walk that finds
 //! a chain running its steps (its root has fired) cannot stop a step that is running; Twisted
 //! drops such a cancel. Here the chain remembers it, and the next Deferred one of its steps
@@ -17,9 +17,9 @@
 //! result is on its way to the chain waiting on it.
 
 use std::fmt;
-use std::sync::Arc;
 
-use crate::link::{Cancel, Walk};
+use super::Ptr;
+use super::pending::{Cancel, Walk};
 
 /// A cheap, clonable handle that cancels a Deferred's chain from anywhere, even after the
 /// Deferred itself was consumed by `add_*` (combinators keep one per input to cancel losers).
@@ -35,12 +35,12 @@ use crate::link::{Cancel, Walk};
 /// ```
 #[derive(Clone, Default)]
 pub struct CancelHandle {
-    target: Option<Arc<dyn Cancel>>,
+    target: Option<Ptr<dyn Cancel>>,
 }
 
 impl CancelHandle {
     /// A handle for a pending chain ending at `target`.
-    pub(crate) fn new(target: Arc<dyn Cancel>) -> CancelHandle {
+    pub(crate) fn new(target: Ptr<dyn Cancel>) -> CancelHandle {
         CancelHandle {
             target: Some(target),
         }
@@ -63,7 +63,7 @@ impl CancelHandle {
     pub(crate) fn cancel_for(&self, outer_chains: u32) {
         // The chain that waits on `next` (and its `outer_chains`), in case `next` turns out to
         // have fired already.
-        let mut waiter: Option<(Arc<dyn Cancel>, u32)> = None;
+        let mut waiter: Option<(Ptr<dyn Cancel>, u32)> = None;
         let mut next = self.target.clone();
         let mut level = outer_chains;
         while let Some(link) = next {

@@ -2,7 +2,8 @@
 
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
-use crate::deferred::{Deferred, IntoDeferred};
+use super::Sendable;
+use super::{Deferred, IntoDeferred};
 use crate::failure::Failure;
 
 /// Calls `f` now, on this thread, and returns its outcome as a Deferred (Twisted's
@@ -35,7 +36,7 @@ pub fn maybe_deferred<R, F>(f: F) -> Deferred<R::Value>
 where
     F: FnOnce() -> R,
     R: IntoDeferred<Failure>,
-    R::Value: Send + 'static,
+    R::Value: Sendable + 'static,
 {
     let at = Location::caller();
     match catch_unwind(AssertUnwindSafe(f)) {

@@ -20,20 +20,18 @@
 //!   the answer to a cancellation the combinator made.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-
-use crate::cancel::CancelHandle;
-use crate::deferred::{Deferred, Resolver};
+use super::cancel::CancelHandle;
+use super::{Deferred, Resolver};
+use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable};
 use crate::failure::Failure;
 use crate::unhandled;
 
 /// How one combinator turns its inputs' results into its outcome.
-pub(crate) trait Policy<T, E>: Send + Sync + 'static {
+pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// The output's value type.
-    type Output: Send + 'static;
+    type Output: Sendable + 'static;
     /// The output's error type.
-    type Error: From<Failure> + Send + 'static;
+    type Error: From<Failure> + Sendable + 'static;
 
     /// Whether this result decides the outcome on its own. Runs under the lock: look, don't touch.
     fn decides(&self, result: &Result<T, E>) -> bool;
@@ -62,18 +60,18 @@ pub(crate) fn fan_in<T, E, P>(
     leftovers: Leftovers,
 ) -> Deferred<P::Output, P::Error>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
     P: Policy<T, E>,
 {
     let count = inputs.len();
-    let handles = Arc::new(Inputs {
+    let handles = Ptr::new(Inputs {
         handles: inputs.iter().map(Deferred::cancel_handle).collect(),
-        cancelled: AtomicBool::new(false),
+        cancelled: Flag::new(),
     });
     let (output, fire) = output(&handles);
-    let shared = Arc::new(Shared {
-        progress: Mutex::new(Progress {
+    let shared = Ptr::new(Shared {
+        progress: Lock::new(Progress {
             slots: (0..count).map(|_| None).collect(),
             waiting: count,
             output: Some(fire),
@@ -101,12 +99,12 @@ struct Inputs {
     handles: Box<[CancelHandle]>,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
     /// failure among them is not reported.
-    cancelled: AtomicBool,
+    cancelled: Flag,
 }
 
 impl Inputs {
     fn cancel_all(&self) {
-        self.cancelled.store(true, Ordering::SeqCst);
+        self.cancelled.set();
         for handle in &self.handles {
             handle.cancel();
         }
@@ -119,7 +117,7 @@ struct Output<O, F: 'static> {
     gate: Resolver<(), F>,
 }
 
-impl<O: Send + 'static, F: Send + 'static> Output<O, F> {
+impl<O: Sendable + 'static, F: Sendable + 'static> Output<O, F> {
     fn fire(self, outcome: Result<O, F>) {
         self.result.fire(outcome);
         self.gate.callback(());
@@ -127,10 +125,10 @@ impl<O: Send + 'static, F: Send + 'static> Output<O, F> {
 }
 
 /// The Deferred handed to the user, and the resolvers that fire it.
-fn output<O, F>(inputs: &Arc<Inputs>) -> (Deferred<O, F>, Output<O, F>)
+fn output<O, F>(inputs: &Ptr<Inputs>) -> (Deferred<O, F>, Output<O, F>)
 where
-    O: Send + 'static,
-    F: From<Failure> + Send + 'static,
+    O: Sendable + 'static,
+    F: From<Failure> + Sendable + 'static,
 {
     let on_cancel = inputs.clone();
     let (gate, gate_resolver) = Deferred::<(), F>::with_canceller(move || on_cancel.cancel_all());
@@ -150,9 +148,9 @@ where
 }
 
 struct Shared<T, E, P: Policy<T, E>> {
-    progress: Mutex<Progress<T, E, P::Output, P::Error>>,
+    progress: Lock<Progress<T, E, P::Output, P::Error>>,
     policy: P,
-    inputs: Arc<Inputs>,
+    inputs: Ptr<Inputs>,
     leftovers: Leftovers,
 }
 
@@ -183,13 +181,13 @@ enum Next<T, E, O, F: 'static> {
 
 impl<T, E, P> Shared<T, E, P>
 where
-    T: Send + 'static,
-    E: Send + 'static,
+    T: Sendable + 'static,
+    E: Sendable + 'static,
     P: Policy<T, E>,
 {
-    fn lock(&self) -> MutexGuard<'_, Progress<T, E, P::Output, P::Error>> {
+    fn lock(&self) -> Guard<'_, Progress<T, E, P::Output, P::Error>> {
         // Only this module's code runs under the lock, and it leaves the state consistent.
-        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+        self.progress.lock()
     }
 
     /// No inputs: the outcome is `settled` of nothing, at once.
@@ -255,7 +253,7 @@ where
     fn leftover(&self, result: Result<T, E>) {
         if let Err(error) = result
             && !self.leftovers.consume_errors
-            && !self.inputs.cancelled.load(Ordering::SeqCst)
+            && !self.inputs.cancelled.get()
         {
             unhandled::report(error);
         }

@@ -1,6 +1,6 @@
 //! Steps waiting in a pending chain, and the typed slots their results pass through.
 //!
-//! A pending chain is one [`Link`](crate::link::Link) however many steps are added to it: each
+//! A pending chain is one [`Link`](super::pending::Link) however many steps are added to it: each
 //! `add_*` on a pending Deferred appends a [`Stage`] — the step's function, boxed (free when it
 //! captures nothing) — to the link's list, and the thread that fires the root runs the stages in
 //! order. The value type may change from stage to stage, so the link sees results type-erased,
@@ -14,15 +14,16 @@ use std::any::{Any, TypeId};
 use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::Location;
-use std::sync::Arc;
 
-use crate::deferred::{Deferred, Outcome, SPENT, run_step};
+use super::Deferred;
+use super::deferred::{Outcome, SPENT, run_step};
+use super::pending::Node;
+use super::{Ptr, Sendable};
 use crate::failure::Failure;
-use crate::link::Node;
 use crate::unhandled;
 
 /// Where a result of type `Result<T, E>` waits: `Option<Result<T, E>>`, seen without its `T`.
-pub(crate) trait Slot<E>: Send {
+pub(crate) trait Slot<E>: Sendable {
     /// The slot itself, for a typed stage to take its input from or put its output in.
     fn as_any(&mut self) -> &mut dyn Any;
     /// Moves the result in `from` (a slot of the same type) into this one.
@@ -33,7 +34,7 @@ pub(crate) trait Slot<E>: Send {
     fn fail(&mut self, error: E);
 }
 
-impl<T: Send + 'static, E: Send + 'static> Slot<E> for Option<Result<T, E>> {
+impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, E>> {
     fn as_any(&mut self) -> &mut dyn Any {
         self
     }
@@ -69,11 +70,11 @@ pub(crate) enum Flow<E: 'static> {
     Ready(Option<Box<dyn Slot<E>>>),
     /// It returned a pending Deferred: the chain waits on that one's link, whose result will
     /// be put in the slot.
-    Wait(Arc<dyn Node<E>>, Option<Box<dyn Slot<E>>>),
+    Wait(Ptr<dyn Node<E>>, Option<Box<dyn Slot<E>>>),
 }
 
 /// One step of a pending chain, its input and output types erased.
-pub(crate) trait Stage<E: 'static>: Send {
+pub(crate) trait Stage<E: 'static>: Sendable {
     /// Runs the step (added at `step`) on the result taken from `slot`, and leaves its output
     /// there (or in the new slot it returns).
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E>;
@@ -87,9 +88,9 @@ pub(crate) fn run_now<In, Out, E>(
     step: &'static Location<'static>,
 ) -> Deferred<Out, E>
 where
-    In: Send + 'static,
-    Out: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     match stage.run(&mut input, step) {
         Flow::Ready(None) => Deferred::from_output(take::<Out, E>(&mut input)),
@@ -116,10 +117,10 @@ struct Changing<In, Out, E, F> {
 /// Boxes a step's function as a stage.
 pub(crate) fn stage<In, Out, E, F>(run: F) -> Box<dyn Stage<E>>
 where
-    In: Send + 'static,
-    Out: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     if TypeId::of::<In>() == TypeId::of::<Out>() {
         Box::new(Step {
@@ -161,10 +162,10 @@ fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<O
 
 impl<In, Out, E, F> Stage<E> for Step<In, Out, E, F>
 where
-    In: Send + 'static,
-    Out: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
         let (input, slot) = input::<In, E>(slot);
@@ -185,10 +186,10 @@ where
 
 impl<In, Out, E, F> Stage<E> for Changing<In, Out, E, F>
 where
-    In: Send + 'static,
-    Out: Send + 'static,
-    E: From<Failure> + Send + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Send + 'static,
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     fn run(
         mut self: Box<Self>,
@@ -214,9 +215,9 @@ where
 impl<In, Out, E, F> Slot<E> for Changing<In, Out, E, F>
 where
     In: 'static,
-    Out: Send + 'static,
-    E: Send + 'static,
-    F: Send + 'static,
+    Out: Sendable + 'static,
+    E: Sendable + 'static,
+    F: Sendable + 'static,
 {
     fn as_any(&mut self) -> &mut dyn Any {
         &mut self.output

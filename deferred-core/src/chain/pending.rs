@@ -39,21 +39,20 @@
 //!   while stages run is remembered and cancels the next Deferred a stage returns.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, PoisonError};
 use std::task::Waker;
 
-use crate::cancel::CancelHandle;
+use super::cancel::CancelHandle;
+use super::stage::{Added, Flow, Slot, Stage, Stages};
+use super::{Delivery, Guard, Lock, Ptr, Sendable, Shareable};
 use crate::failure::Failure;
-use crate::run_loop::{self, Delivery};
-use crate::stage::{Added, Flow, Slot, Stage, Stages};
-use crate::sync::{Mutex, MutexGuard};
+use crate::run_loop;
 
 /// A canceller given at creation: called when a pending chain waiting on this link is cancelled.
-pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
+pub(crate) use super::Canceller;
 
 /// A pending chain whose root result is a `Result<T, E>`.
 pub(crate) struct Link<T, E: 'static> {
-    inner: Mutex<Inner<T, E>>,
+    inner: Lock<Inner<T, E>>,
 }
 
 struct Inner<T, E: 'static> {
@@ -95,12 +94,12 @@ enum Upstream {
     /// The root's canceller.
     Canceller(Canceller),
     /// The Deferred a step returned.
-    On(Arc<dyn Cancel>),
+    On(Ptr<dyn Cancel>),
 }
 
 impl Upstream {
     /// The Deferred the chain waits on; only while `Waiting`.
-    fn on(&self) -> &Arc<dyn Cancel> {
+    fn on(&self) -> &Ptr<dyn Cancel> {
         match self {
             Upstream::On(on) => on,
             Upstream::Nothing | Upstream::Canceller(_) => {
@@ -145,7 +144,7 @@ enum Listener<E: 'static> {
     /// A task (or a thread in `wait`) polling the Deferred as a future.
     Task(Waker),
     /// An outer chain, one of whose stages returned this Deferred.
-    Forward(Arc<dyn Node<E>>),
+    Forward(Ptr<dyn Node<E>>),
     /// The Deferred at the end was dropped: nobody ever will.
     Gone,
 }
@@ -157,7 +156,7 @@ enum Current<T, E: 'static> {
     Other(Box<dyn Slot<E>>),
 }
 
-impl<T: Send + 'static, E: Send + 'static> Current<T, E> {
+impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
     fn slot(&mut self) -> &mut dyn Slot<E> {
         match self {
             Current::Root(root) => root,
@@ -188,18 +187,18 @@ pub(crate) trait Node<E: 'static>: Cancel + Delivery {
     fn abandon(&self);
     /// Hands the chain's result to `outer`, one of whose stages returned this Deferred: now if
     /// it has fired, else when it does.
-    fn forward_to(&self, outer: Arc<dyn Node<E>>);
+    fn forward_to(&self, outer: Ptr<dyn Node<E>>);
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
     /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
     /// chain remembers it.
-    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
+    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
 }
 
 impl<T, E: 'static> Link<T, E> {
-    fn lock(&self) -> MutexGuard<'_, Inner<T, E>> {
+    fn lock(&self) -> Guard<'_, Inner<T, E>> {
         // No user code runs under the lock, so a poisoned lock can only come from an allocation
         // failure; the state is still consistent, so carry on.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock()
     }
 
     /// A chain whose root a `Resolver` fires, with an optional canceller.
@@ -212,7 +211,7 @@ impl<T, E: 'static> Link<T, E> {
 
     fn new(phase: Phase, upstream: Upstream) -> Link<T, E> {
         Link {
-            inner: Mutex::new(Inner {
+            inner: Lock::new(Inner {
                 phase,
                 upstream,
                 result: Current::Root(None),
@@ -225,16 +224,16 @@ impl<T, E: 'static> Link<T, E> {
 
 impl<T, E> Link<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
     /// `on`'s Deferred.
-    pub(crate) fn waiting_on(on: Arc<dyn Node<E>>) -> Arc<Link<T, E>> {
+    pub(crate) fn waiting_on(on: Ptr<dyn Node<E>>) -> Ptr<Link<T, E>> {
         let waiting = Phase::Waiting {
             cancel: Remembered::NONE,
         };
-        let link = Arc::new(Link::new(waiting, Upstream::On(on.clone())));
+        let link = Ptr::new(Link::new(waiting, Upstream::On(on.clone())));
         on.forward_to(link.clone());
         link
     }
@@ -248,14 +247,14 @@ impl<T, E: 'static> Inner<T, E> {
 }
 
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
-fn take_result<T, E: 'static>(mut inner: MutexGuard<'_, Inner<T, E>>) -> Current<T, E> {
+fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E> {
     inner.phase = Phase::Done;
     inner.take_current()
 }
 
 /// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
 /// user code) is dropped after.
-fn set_listener<T, E: 'static>(mut inner: MutexGuard<'_, Inner<T, E>>, new: Listener<E>) {
+fn set_listener<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>, new: Listener<E>) {
     let old = std::mem::replace(&mut inner.listener, new);
     drop(inner);
     drop(old);
@@ -263,12 +262,12 @@ fn set_listener<T, E: 'static>(mut inner: MutexGuard<'_, Inner<T, E>>, new: List
 
 impl<T, E> Link<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
-    pub(crate) fn fire(self: &Arc<Self>, result: Result<T, E>) {
+    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) {
         let mut inner = self.lock();
         let Phase::Root = inner.phase else {
             drop(inner); // `result` is dropped after the lock is released
@@ -283,7 +282,7 @@ where
     }
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
-    fn start(self: &Arc<Self>, mut inner: MutexGuard<'_, Inner<T, E>>, result: Result<T, E>) {
+    fn start(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
         inner.phase = Phase::Running {
             cancel: Remembered::NONE,
         };
@@ -292,7 +291,7 @@ where
         } else if run_loop::is_running() {
             inner.result = Current::Root(Some(result));
             drop(inner);
-            run_loop::enqueue(self.clone());
+            super::enqueue(self.clone());
         } else {
             let stages = inner.stages.take();
             drop(inner);
@@ -303,7 +302,7 @@ where
     /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
     /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
     /// a pending Deferred (the chain waits on it).
-    fn drive(self: &Arc<Self>, mut current: Current<T, E>, mut stages: Stages<E>) {
+    fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stages: Stages<E>) {
         loop {
             let Some((stage, step)) = stages.pop_front() else {
                 let mut inner = self.lock();
@@ -338,7 +337,7 @@ where
     }
 
     /// Every stage has run: the chain fires with the result in `current`.
-    fn park(&self, mut inner: MutexGuard<'_, Inner<T, E>>, mut current: Current<T, E>) {
+    fn park(&self, mut inner: Guard<'_, Inner<T, E>>, mut current: Current<T, E>) {
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
         // meant for the chain waiting on this one too, that chain takes it over.
         let passed_on = match inner.phase {
@@ -372,17 +371,17 @@ where
     /// step fired other Deferreds, whose deliveries are queued on this thread and go first, as
     /// soon as the step that fired them returned — then this run goes on.
     fn stop(
-        self: &Arc<Self>,
+        self: &Ptr<Self>,
         current: Current<T, E>,
         rest: Stages<E>,
-        on: Option<Arc<dyn Node<E>>>,
+        on: Option<Ptr<dyn Node<E>>>,
     ) {
         let mut inner = self.lock();
         inner.result = current;
         inner.stages.put_back(rest);
         let Some(on) = on else {
             drop(inner);
-            return run_loop::enqueue(self.clone());
+            return super::enqueue(self.clone());
         };
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
@@ -405,13 +404,13 @@ where
 
 impl<T, E> Delivery for Link<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// A run queued on this thread's run loop: the root's result, the result that arrived from
     /// the Deferred the chain waited on, or the last result of a run that let the queue go
     /// first, is in the link.
-    fn deliver(self: Arc<Self>) {
+    fn deliver(self: Ptr<Self>) {
         let current = self.lock().take_current();
         self.drive(current, Stages::new());
     }
@@ -419,8 +418,8 @@ where
 
 impl<T, E> Node<E> for Link<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     fn try_take(&self, into: &mut dyn Slot<E>) {
         let inner = self.lock();
@@ -479,7 +478,7 @@ where
         }
     }
 
-    fn forward_to(&self, outer: Arc<dyn Node<E>>) {
+    fn forward_to(&self, outer: Ptr<dyn Node<E>>) {
         let inner = self.lock();
         match inner.phase {
             Phase::Fired => outer.arrive(take_result(inner).slot(), Remembered::NONE),
@@ -490,7 +489,7 @@ where
         }
     }
 
-    fn arrive(self: Arc<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
+    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = self.lock();
         let Phase::Waiting { mut cancel } = inner.phase else {
             unreachable!("a result is forwarded only to a chain waiting on it");
@@ -504,7 +503,7 @@ where
         drop(inner);
         drop(on);
         if run_loop::is_running() {
-            run_loop::enqueue(self);
+            super::enqueue(self);
         } else {
             run_loop::run(move || self.deliver());
         }
@@ -513,22 +512,22 @@ where
 
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
 /// different types. The walk itself is [`CancelHandle::cancel`].
-pub(crate) trait Cancel: Send + Sync {
+pub(crate) trait Cancel: Shareable {
     /// Cancels what this chain waits on: says where the walk goes next. `outer_chains`: how many
     /// chains waiting on this one the walk came through (a cancel this chain remembers is
     /// meant for them too).
-    fn cancel(self: Arc<Self>, outer_chains: u32) -> Walk;
+    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk;
 
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
     /// stage already returned another one, give it back so the walk goes on there.
-    fn cancel_after(&self, fired: &Arc<dyn Cancel>, outer_chains: u32) -> Option<Arc<dyn Cancel>>;
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>>;
 }
 
 /// Where a cancellation walk goes after one link.
 pub(crate) enum Walk {
     /// On to the chain this one waits on.
-    Up(Arc<dyn Cancel>),
+    Up(Ptr<dyn Cancel>),
     /// This chain has fired: its result is on its way (or taken).
     Fired,
     /// Done: a root was cancelled, or the cancel is remembered by a running chain.
@@ -537,10 +536,10 @@ pub(crate) enum Walk {
 
 impl<T, E> Cancel for Link<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
-    fn cancel(self: Arc<Self>, outer_chains: u32) -> Walk {
+    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();
         let Phase::Root = inner.phase else {
             return where_the_cancel_goes(&mut inner, outer_chains);
@@ -569,7 +568,7 @@ where
         where_the_cancel_goes(&mut inner, outer_chains)
     }
 
-    fn cancel_after(&self, fired: &Arc<dyn Cancel>, outer_chains: u32) -> Option<Arc<dyn Cancel>> {
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
         match &mut inner.phase {
@@ -606,6 +605,6 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
 }
 
 /// Whether two links, type-erased or not, are the same link (compares addresses, not vtables).
-fn same_link<A: ?Sized, B: ?Sized>(a: &Arc<A>, b: &Arc<B>) -> bool {
-    std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b))
+fn same_link<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
+    std::ptr::addr_eq(Ptr::as_ptr(a), Ptr::as_ptr(b))
 }

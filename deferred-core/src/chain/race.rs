@@ -1,12 +1,11 @@
 //! `race`: the first success wins and the losers are cancelled (Twisted's `race`); and
 //! `FailureGroup`, its failure when every input fails.
 
-use std::error::Error as StdError;
-use std::fmt;
-
-use crate::deferred::Deferred;
+use super::Deferred;
+use super::Sendable;
+use super::fan_in::{Leftovers, Policy, fan_in};
 use crate::failure::Failure;
-use crate::fan_in::{Leftovers, Policy, fan_in};
+use crate::outcome::FailureGroup;
 
 /// Fires with the first input to succeed, as `(index, value)`, and cancels all the others
 /// (Twisted's `race`; JavaScript's `Promise.any`). Failures do not end the race: only when every
@@ -41,8 +40,8 @@ use crate::fan_in::{Leftovers, Policy, fan_in};
 /// ```
 pub fn race<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<(usize, T)>
 where
-    T: Send + 'static,
-    E: From<Failure> + Into<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Into<Failure> + Sendable + 'static,
 {
     fan_in(
         inputs.into_iter().collect(),
@@ -54,52 +53,13 @@ where
     )
 }
 
-/// The failure of a [`race`] that every input lost: their failures, in input order (Twisted's
-/// `FailureGroup`).
-///
-/// ```
-/// use deferred_core::{Failure, FailureGroup};
-///
-/// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
-/// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
-/// assert_eq!(FailureGroup { failures: vec![] }.to_string(), "there were no inputs to succeed");
-/// ```
-#[derive(Debug)]
-pub struct FailureGroup {
-    /// Every input's failure, in input order.
-    pub failures: Vec<Failure>,
-}
-
-impl fmt::Display for FailureGroup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.failures.is_empty() {
-            return f.write_str("there were no inputs to succeed");
-        }
-        write!(f, "all {} inputs failed", self.failures.len())?;
-        for (index, failure) in self.failures.iter().enumerate() {
-            let separator = if index == 0 { ": " } else { "; " };
-            write!(f, "{separator}#{index}: {failure}")?;
-        }
-        Ok(())
-    }
-}
-
-impl StdError for FailureGroup {
-    /// The first input's failure.
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.failures
-            .first()
-            .map(|failure| failure.error() as &(dyn StdError + 'static))
-    }
-}
-
 /// The first success decides; when all fail, the outcome is every failure.
 struct FirstToSucceed;
 
 impl<T, E> Policy<T, E> for FirstToSucceed
 where
-    T: Send + 'static,
-    E: Into<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: Into<Failure> + Sendable + 'static,
 {
     type Output = (usize, T);
     type Error = Failure;

@@ -12,18 +12,17 @@
 //!   own error, keeps that outcome.
 
 use std::any::Any;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::clock::Clock;
-use crate::deferred::Deferred;
+use super::Clock;
+use super::Deferred;
+use super::{Flag, Ptr, Sendable};
 use crate::failure::{Failure, TimedOut};
 
 impl<T, E> Deferred<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// Fails the chain with [`TimedOut`] if it has not fired `after` from now on `clock`
     /// (Twisted's `addTimeout`): when the deadline comes, the chain is [cancelled](Deferred::cancel)
@@ -81,13 +80,13 @@ where
     pub fn add_timeout_with<C, F>(self, after: Duration, clock: &C, on_timeout: F) -> Deferred<T, E>
     where
         C: Clock + ?Sized,
-        F: FnOnce(Result<T, E>, Duration) -> Result<T, E> + Send + 'static,
+        F: FnOnce(Result<T, E>, Duration) -> Result<T, E> + Sendable + 'static,
     {
         if self.is_fired() {
             // The result is here: no deadline can pass before it.
             return self;
         }
-        let timed_out = Arc::new(AtomicBool::new(false));
+        let timed_out = Ptr::new(Flag::new());
         let deadline = timed_out.clone();
         // The covered steps end the chain they are in: the steps added after `add_timeout` go
         // on a new link that waits on it. So the timer's cancel can only ever reach the covered
@@ -99,13 +98,13 @@ where
         let timer = clock.call_later(
             after,
             Box::new(move || {
-                deadline.store(true, Ordering::SeqCst);
+                deadline.set();
                 chain.cancel();
             }),
         );
         self.add_both(move |result| {
             timer.cancel();
-            if timed_out.load(Ordering::SeqCst) {
+            if timed_out.get() {
                 on_timeout(result, after)
             } else {
                 result

@@ -17,14 +17,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
-use crate::deferred::{Deferred, IntoDeferred, Resolver};
+use super::fan_in::{Leftovers, fan_in};
+use super::gather::FireOnFirstError;
+use super::maybe::maybe_deferred;
+use super::{Deferred, IntoDeferred, Resolver};
+use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
-use crate::fan_in::{Leftovers, fan_in};
-use crate::gather::FireOnFirstError;
-use crate::maybe::maybe_deferred;
 
 /// At most `limit` holders at once (Twisted's `DeferredSemaphore`): [`acquire`](Self::acquire)
 /// gives a Deferred of a [`Permit`], fired at once if a token is free, else when one comes back;
@@ -46,7 +45,7 @@ use crate::maybe::maybe_deferred;
 /// ```
 #[derive(Clone)]
 pub struct DeferredSemaphore {
-    shared: Arc<Shared>,
+    shared: Ptr<Shared>,
 }
 
 /// A token of a [`DeferredSemaphore`] or [`DeferredLock`], held until it is released or dropped.
@@ -62,12 +61,12 @@ pub struct DeferredSemaphore {
 /// ```
 #[must_use = "dropping a Permit releases it at once"]
 pub struct Permit {
-    shared: Arc<Shared>,
+    shared: Ptr<Shared>,
 }
 
 struct Shared {
     limit: usize,
-    state: Mutex<State>,
+    state: Lock<State>,
 }
 
 struct State {
@@ -81,15 +80,15 @@ struct State {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> Guard<'_, State> {
         // No user code runs under the lock, so the state is consistent even after a panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock()
     }
 
     /// Gives a token back and, unless a hand-off loop is already running, hands tokens to waiters
     /// until there are no free tokens or no waiters. Firing a waiter runs its callbacks, which may
     /// release at once: that release returns here, to the loop, instead of recursing.
-    fn release(self: &Arc<Self>) {
+    fn release(self: &Ptr<Self>) {
         {
             let mut state = self.lock();
             state.available += 1;
@@ -156,9 +155,9 @@ impl DeferredSemaphore {
     pub fn new(tokens: usize) -> DeferredSemaphore {
         assert!(tokens > 0, "a DeferredSemaphore needs at least one token");
         DeferredSemaphore {
-            shared: Arc::new(Shared {
+            shared: Ptr::new(Shared {
                 limit: tokens,
-                state: Mutex::new(State {
+                state: Lock::new(State {
                     available: tokens,
                     waiters: BTreeMap::new(),
                     next_ticket: 0,
@@ -199,7 +198,7 @@ impl DeferredSemaphore {
         state.next_ticket += 1;
         // Weak: a queue nobody can ever release into (every handle and permit gone) drops its
         // waiters, which then fail with `NeverFired` instead of waiting forever.
-        let shared: Weak<Shared> = Arc::downgrade(&self.shared);
+        let shared: Weak<Shared> = Ptr::downgrade(&self.shared);
         let (acquired, resolver) = Deferred::with_canceller(move || {
             if let Some(shared) = shared.upgrade() {
                 shared.forget(ticket);
@@ -234,9 +233,9 @@ impl DeferredSemaphore {
     #[track_caller]
     pub fn run<R, F>(&self, f: F) -> Deferred<R::Value>
     where
-        F: FnOnce() -> R + Send + 'static,
+        F: FnOnce() -> R + Sendable + 'static,
         R: IntoDeferred<Failure>,
-        R::Value: Send + 'static,
+        R::Value: Sendable + 'static,
     {
         self.acquire().add_callback(move |permit| {
             maybe_deferred(f).add_both(move |outcome| {
@@ -384,9 +383,9 @@ impl DeferredLock {
     #[track_caller]
     pub fn run<R, F>(&self, f: F) -> Deferred<R::Value>
     where
-        F: FnOnce() -> R + Send + 'static,
+        F: FnOnce() -> R + Sendable + 'static,
         R: IntoDeferred<Failure>,
-        R::Value: Send + 'static,
+        R::Value: Sendable + 'static,
     {
         self.semaphore.run(f)
     }
@@ -458,27 +457,27 @@ impl fmt::Debug for DeferredLock {
 pub fn map_concurrent<I, F, R>(items: I, limit: usize, f: F) -> Deferred<Vec<R::Value>>
 where
     I: IntoIterator,
-    I::Item: Send + 'static,
-    F: Fn(I::Item) -> R + Send + Sync + 'static,
+    I::Item: Sendable + 'static,
+    F: Fn(I::Item) -> R + Shareable + 'static,
     R: IntoDeferred<Failure>,
-    R::Value: Send + 'static,
+    R::Value: Sendable + 'static,
 {
     let semaphore = DeferredSemaphore::new(limit);
-    let f = Arc::new(f);
+    let f = Ptr::new(f);
     // Set by the first failure before its token is released, so the item that gets the token
     // next does not start.
-    let stopped = Arc::new(AtomicBool::new(false));
+    let stopped = Ptr::new(Flag::new());
     let runs = items
         .into_iter()
         .map(|item| {
             let (f, stopped) = (f.clone(), stopped.clone());
             semaphore.acquire().add_callback(move |permit| {
-                if stopped.load(Ordering::SeqCst) {
+                if stopped.get() {
                     return Deferred::fail(Failure::cancelled());
                 }
                 maybe_deferred(move || f(item)).add_both(move |outcome| {
                     if outcome.is_err() {
-                        stopped.store(true, Ordering::SeqCst);
+                        stopped.set();
                     }
                     permit.release();
                     outcome

@@ -13,10 +13,12 @@
 
 use std::fmt;
 
-use crate::deferred::Deferred;
+use super::Deferred;
+use super::Sendable;
+use super::fan_in::{Leftovers, Policy, fan_in};
+use super::gather::FireOnFirstError;
 use crate::failure::Failure;
-use crate::fan_in::{Leftovers, Policy, fan_in};
-use crate::gather::FireOnFirstError;
+use crate::outcome::FirstSuccess;
 
 /// Many Deferreds waited on as one (Twisted's `DeferredList`): pick how the result fires with
 /// [`all`](DeferredList::all), [`fire_on_one_callback`](DeferredList::fire_on_one_callback) or
@@ -53,36 +55,10 @@ pub struct DeferredList<T, E: 'static = Failure> {
     consume_errors: bool,
 }
 
-/// The result of [`DeferredList::fire_on_one_callback`]: the first success, or, when every input
-/// failed, all the failures (where Twisted fires with the whole list of failures, an ambiguous
-/// result: issue #4919).
-///
-/// ```
-/// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
-///
-/// let list = DeferredList::new([Deferred::<u32>::fail(Failure::msg("a")), Deferred::succeed(7)]);
-/// match list.fire_on_one_callback().wait().unwrap() {
-///     FirstSuccess::Succeeded { index, value } => assert_eq!((index, value), (1, 7)),
-///     FirstSuccess::AllFailed(failures) => panic!("{} failures", failures.len()),
-/// }
-/// ```
-#[derive(Debug)]
-pub enum FirstSuccess<T, E = Failure> {
-    /// Input `index` was the first to succeed, with `value`.
-    Succeeded {
-        /// The input's position in the list.
-        index: usize,
-        /// Its value.
-        value: T,
-    },
-    /// Every input failed: their failures, in input order (empty for an empty list).
-    AllFailed(Vec<E>),
-}
-
 impl<T, E> DeferredList<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// A list over `inputs`; nothing is attached to them until you choose how it fires.
     ///
@@ -245,8 +221,8 @@ pub fn settle_all<T, E>(
     inputs: impl IntoIterator<Item = Deferred<T, E>>,
 ) -> Deferred<Vec<Result<T, E>>, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     DeferredList::new(inputs).all()
 }
@@ -256,8 +232,8 @@ struct AllResults;
 
 impl<T, E> Policy<T, E> for AllResults
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     type Output = Vec<Result<T, E>>;
     type Error = E;
@@ -280,8 +256,8 @@ struct FireOnFirstSuccess;
 
 impl<T, E> Policy<T, E> for FireOnFirstSuccess
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     type Output = FirstSuccess<T, E>;
     type Error = E;

@@ -5,68 +5,21 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::Thread;
+use std::task::{Context, Poll};
 
-use crate::cancel::CancelHandle;
+use super::cancel::CancelHandle;
+use super::pending::{Canceller, Link, Node};
+use super::stage;
+use super::{Blocker, Deferred, IntoDeferred, Ptr, Resolver, Sendable};
 use crate::failure::{Failure, NeverFired};
-use crate::link::{Canceller, Link, Node};
 use crate::run_loop;
-use crate::stage;
 use crate::unhandled;
 
-/// A result that arrives later: Twisted's `Deferred`, typed.
-///
-/// A `Deferred<T, E>` either has fired — it holds `Ok(T)` or `Err(E)` — or is pending, and will
-/// fire when its [`Resolver`] is called. Callbacks are chained with the `add_*` methods, each of
-/// which consumes the Deferred and returns the next link, so the value type can change from step
-/// to step:
-///
-/// ```
-/// use deferred_core::{Deferred, Failure};
-///
-/// let (d, resolver) = Deferred::<u32>::pending();
-/// let line = d
-///     .add_callback(|id| Ok(id * 10))                      // u32 -> u32
-///     .add_callback(|n| Ok(format!("employee #{n}")))      // u32 -> String
-///     .add_errback(|f: Failure| Ok(format!("lookup failed: {f}")));
-///
-/// resolver.callback(4); // the callbacks run now, on this thread
-/// assert_eq!(line.wait().unwrap(), "employee #40");
-/// ```
-///
-/// The rules (Twisted's, typed):
-///
-/// 1. Success skips errbacks, failure skips callbacks; each step's result is the next one's input.
-/// 2. Callbacks added to a fired Deferred run at once, on the adding thread; otherwise they run on
-///    the thread that fires, when it fires. No executor is involved.
-/// 3. A callback that returns a pending Deferred pauses the chain until that one fires. Chains of
-///    any depth run in constant stack (see the run loop in `run_loop.rs`).
-/// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
-/// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
-///    [unhandled-error hook](crate::set_unhandled_hook).
-/// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`].
-/// 7. [`cancel`](Deferred::cancel) on a pending chain cancels what it waits on.
-/// 8. Firing, adding callbacks and cancelling may race from any threads; every callback runs
-///    exactly once.
-///
-/// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
-/// the current thread until it fires.
-///
-/// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works, so
-/// that panics, cancellations and dropped Resolvers can be expressed in it.
-#[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
-              a failure in it is reported as unhandled when it is dropped"]
-pub struct Deferred<T, E: 'static = Failure> {
-    state: State<T, E>,
-}
-
-enum State<T, E> {
+pub(crate) enum State<T, E> {
     /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
     Fired(Option<Result<T, E>>),
     /// Not fired when this handle was made: the result arrives in the chain's link, at its end.
-    Pending(Arc<dyn Node<E>>),
+    Pending(Ptr<dyn Node<E>>),
 }
 
 /// What a step's Deferred amounts to for the link that waits on it.
@@ -74,54 +27,13 @@ pub(crate) enum Outcome<T, E> {
     /// It has fired: here is the result.
     Ready(Result<T, E>),
     /// It is pending: wait on this link (whose end is a `Result<T, E>`).
-    Waiting(Arc<dyn Node<E>>),
+    Waiting(Ptr<dyn Node<E>>),
     /// Its result was taken already (it was polled or awaited to completion, then returned).
     Spent,
 }
 
 /// How a `Resolver` fires its link.
-type FireWith<T, E> = fn(&Arc<Link<T, E>>, Result<T, E>);
-
-/// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
-/// be fired twice (Twisted's `AlreadyCalledError` is a compile error here). Dropping a Resolver
-/// without firing fails the Deferred with [`NeverFired`](crate::NeverFired).
-///
-/// A Resolver is `Send` when `T` and `E` are: fire it from any thread.
-///
-/// ```
-/// use deferred_core::Deferred;
-///
-/// let (d, resolver) = Deferred::<String>::pending();
-/// std::thread::spawn(move || resolver.callback("from a worker".to_string()));
-/// assert_eq!(d.wait().unwrap(), "from a worker");
-/// ```
-#[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
-pub struct Resolver<T, E: 'static = Failure> {
-    link: Option<Arc<Link<T, E>>>,
-    /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
-    /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: FireWith<T, E>,
-    /// Fails the link with "never fired", for `Drop`.
-    fail_never_fired: fn(&Arc<Link<T, E>>, &'static Location<'static>),
-    created_at: &'static Location<'static>,
-}
-
-/// What a callback may return: a [`Result`] (`Ok` continues the chain, `Err` fails it) or a
-/// [`Deferred`] (the chain waits for it, then continues with its result).
-///
-/// A plain value is not a callback result: wrap it in `Ok(...)`. (The `chain!` macro accepts
-/// plain values too, by wrapping them for you.)
-#[diagnostic::on_unimplemented(
-    message = "a callback must return `Result<_, {E}>` or `Deferred<_, {E}>`, not `{Self}`",
-    label = "this is a `{Self}`",
-    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a Deferred to wait on it"
-)]
-pub trait IntoDeferred<E: 'static> {
-    /// The value type of the next link.
-    type Value;
-    /// Converts the callback's result into the next link.
-    fn into_deferred(self) -> Deferred<Self::Value, E>;
-}
+pub(crate) type FireWith<T, E> = fn(&Ptr<Link<T, E>>, Result<T, E>);
 
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
@@ -271,7 +183,7 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 
     /// A pending Deferred at the end of the chain `link`.
-    pub(crate) fn waiting(link: Arc<dyn Node<E>>) -> Deferred<T, E> {
+    pub(crate) fn waiting(link: Ptr<dyn Node<E>>) -> Deferred<T, E> {
         Deferred {
             state: State::Pending(link),
         }
@@ -294,8 +206,8 @@ pub(crate) const SPENT: &str =
 
 impl<T, E> Deferred<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     /// An unfired Deferred and the one handle that fires it.
     ///
@@ -333,7 +245,7 @@ where
     /// ```
     #[track_caller]
     pub fn with_canceller(
-        canceller: impl FnOnce() + Send + 'static,
+        canceller: impl FnOnce() + Sendable + 'static,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
         Self::pending_with(Some(Box::new(canceller)), Location::caller())
     }
@@ -342,7 +254,7 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = Arc::new(Link::root(canceller));
+        let link = Ptr::new(Link::root(canceller));
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
@@ -364,8 +276,8 @@ where
     #[inline]
     fn then_step<U, F>(mut self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
     where
-        U: Send + 'static,
-        F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Send + 'static,
+        U: Sendable + 'static,
+        F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
     {
         match self.take_state() {
             State::Fired(Some(result)) => run_step(f, result, step),
@@ -398,11 +310,11 @@ where
     #[inline]
     pub fn add_callbacks<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
     where
-        Ok: FnOnce(T) -> R1 + Send + 'static,
-        Er: FnOnce(E) -> R2 + Send + 'static,
+        Ok: FnOnce(T) -> R1 + Sendable + 'static,
+        Er: FnOnce(E) -> R2 + Sendable + 'static,
         R1: IntoDeferred<E>,
         R2: IntoDeferred<E, Value = R1::Value>,
-        R1::Value: Send + 'static,
+        R1::Value: Sendable + 'static,
     {
         let step = Location::caller();
         self.then_step(step, move |result, step| {
@@ -439,9 +351,9 @@ where
     #[inline]
     pub fn add_callback<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
-        F: FnOnce(T) -> R + Send + 'static,
+        F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
-        R::Value: Send + 'static,
+        R::Value: Sendable + 'static,
     {
         let step = Location::caller();
         self.then_step(step, move |result, step| match result {
@@ -469,7 +381,7 @@ where
     #[inline]
     pub fn add_errback<R, F>(self, f: F) -> Deferred<T, E>
     where
-        F: FnOnce(E) -> R + Send + 'static,
+        F: FnOnce(E) -> R + Sendable + 'static,
         R: IntoDeferred<E, Value = T>,
     {
         let step = Location::caller();
@@ -497,9 +409,9 @@ where
     #[inline]
     pub fn add_both<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
-        F: FnOnce(Result<T, E>) -> R + Send + 'static,
+        F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
-        R::Value: Send + 'static,
+        R::Value: Sendable + 'static,
     {
         let step = Location::caller();
         self.then_step(step, move |result, step| {
@@ -559,9 +471,9 @@ where
     }
 
     #[inline(never)]
-    fn wait_pending(link: Arc<dyn Node<E>>) -> Result<T, E> {
+    fn wait_pending(link: Ptr<dyn Node<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired link allocates nothing.
-        let mut waker = None;
+        let mut blocker = None;
         loop {
             if let Some(result) = take(&*link) {
                 return result;
@@ -571,13 +483,9 @@ where
             if let Some(result) = take(&*link) {
                 return result;
             }
-            let waker = waker
-                .get_or_insert_with(|| Waker::from(Arc::new(ThreadWaker(std::thread::current()))));
-            link.listen(waker.clone());
-            if let Some(result) = take(&*link) {
-                return result;
-            }
-            std::thread::park();
+            blocker
+                .get_or_insert_with(Blocker::new)
+                .block(|waker| link.listen(waker));
         }
     }
 
@@ -606,28 +514,16 @@ where
 
 /// The result at the end of a pending chain, if it has fired and nobody took it yet.
 #[inline]
-fn take<T: Send + 'static, E: Send + 'static>(link: &dyn Node<E>) -> Option<Result<T, E>> {
+fn take<T: Sendable + 'static, E: Sendable + 'static>(link: &dyn Node<E>) -> Option<Result<T, E>> {
     let mut result = None;
     link.try_take(&mut result);
     result
 }
 
-/// Wakes a thread blocked in [`Deferred::wait`].
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
 impl<T, E> Future for Deferred<T, E>
 where
-    T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
 {
     type Output = Result<T, E>;
 
@@ -704,8 +600,8 @@ impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
 
 impl<T, E> Resolver<T, E>
 where
-    T: Send + 'static,
-    E: Send + 'static,
+    T: Sendable + 'static,
+    E: Sendable + 'static,
 {
     /// Fires the Deferred with a success; its callbacks run now, on this thread.
     ///

@@ -1,0 +1,29 @@
+//! What a chain's values, errors and steps must be, for each kind of Deferred.
+//!
+//! A [`Deferred`](crate::Deferred) runs its steps on whichever thread fires it, so everything
+//! in it must be [`Sendable`] (that is, `Send`). A [`LocalDeferred`](crate::LocalDeferred) never
+//! leaves the thread that made it, so anything goes ([`LocalValue`]: every type). The state
+//! machine is written once against these names; each kind says which one it uses.
+
+/// Every `Send` type: what a [`Deferred`](crate::Deferred)'s values, errors and steps must be,
+/// because its steps run on the thread that fires it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be sent between threads safely, and a `Deferred`'s steps run on the thread that fires it",
+    note = "to keep `Rc`/`RefCell` state in a chain that stays on one thread, start it from a `LocalDeferred`; \
+            to share state across threads, use `Arc<Mutex<..>>` and lock it inside the step"
+)]
+pub trait Sendable: Send {}
+
+impl<X: Send + ?Sized> Sendable for X {}
+
+/// Every `Send + Sync` type: what a [`Deferred`](crate::Deferred)'s shared functions (such as
+/// [`map_concurrent`](crate::map_concurrent)'s) must be.
+pub trait Shareable: Send + Sync {}
+
+impl<X: Send + Sync + ?Sized> Shareable for X {}
+
+/// Every type: a [`LocalDeferred`](crate::LocalDeferred)'s values, errors and steps stay on its
+/// thread, so they need not be `Send`.
+pub trait LocalValue {}
+
+impl<X: ?Sized> LocalValue for X {}

@@ -1,0 +1,37 @@
+//! The chain: the state machine of a Deferred and everything built on it, written once and
+//! compiled once for each kind of Deferred.
+//!
+//! This folder is not a module of its own: [`crate::shared`] (the `Send` kind, [`Deferred`])
+//! and [`crate::local`] (the one-thread kind, [`LocalDeferred`]) each include it, after saying
+//! in a few lines what sets their kind apart (their `kind` module: the pointer a chain is
+//! shared through, the lock around its state, and the bound its values and steps must meet).
+//! So the rules below are stated and enforced once, and both kinds keep them.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `deferred.rs` | the `add_*` methods, `pending`, `Future`, `wait`, the `Resolver` |
+//! | `pending.rs` | the state machine of a pending chain, its rules next to the code |
+//! | `stage.rs` | the steps waiting in a pending chain, and the slots their results pass through |
+//! | `cancel.rs` | `CancelHandle` and the cancellation walk |
+//! | `fan_in.rs` | the bookkeeping the combinators share |
+//! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
+//! | `maybe.rs` | `maybe_deferred` |
+//! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
+//! | `timeout.rs` | `add_timeout` |
+//!
+//! [`Deferred`]: crate::Deferred
+//! [`LocalDeferred`]: crate::LocalDeferred
+
+pub(crate) use super::kind::*;
+
+pub(crate) mod cancel;
+pub(crate) mod deferred;
+pub(crate) mod fan_in;
+pub(crate) mod gather;
+pub(crate) mod list;
+pub(crate) mod maybe;
+pub(crate) mod pending;
+pub(crate) mod race;
+pub(crate) mod semaphore;
+pub(crate) mod stage;
+pub(crate) mod timeout;

@@ -1,0 +1,743 @@
+//! Results coming home: an event loop's [`Inbox`], drained on the loop's thread, and the
+//! [`LoopHandle`] other threads post to it through (Twisted's `reactor.callFromThread`).
+//!
+//! A [`LocalDeferred`] never leaves the thread that made it. Work done elsewhere — on the
+//! thread pool, in a `Deferred` fired by another thread, in a C library's callback thread —
+//! reaches it by posting to the loop's inbox: the post is queued, the loop's wake-up callback is
+//! called (so a sleeping loop wakes), and the loop runs the posted work on its own thread when
+//! it drains the inbox ([`Inbox::run_pending`]). That is how a [`HomeResolver`] fires a local
+//! chain from any thread, how [`Inbox::defer_to_thread`] and [`Inbox::adopt`] deliver their
+//! results, and how [`InboxClock`] runs timers.
+//!
+//! The rules, each kept where it is enforced:
+//! - Posted work runs on the loop's thread, in the order it was posted, each item once.
+//! - A panic in posted work does not stop the loop: it is reported as an unhandled
+//!   [`Failure`] ([`run_pending`](Inbox::run_pending)).
+//! - Nothing is lost when the loop stops (the last [`Inbox`] clone is dropped): work posted
+//!   before runs then; the local Deferreds still waiting on another thread fail with
+//!   [`NeverFired`](crate::NeverFired); a post after that is refused ([`LoopHandle::post`]
+//!   gives it back), and a failure a [`HomeResolver`] could not deliver is reported.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use crate::clock::{LocalClock, LocalDelayedCall};
+use crate::failure::Failure;
+use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
+
+/// Work posted to a loop: it runs on the loop's thread, given the loop's side of the inbox.
+type Posted = Box<dyn Work>;
+
+/// Work posted to a loop.
+trait Work: Send {
+    /// Runs on the loop's thread.
+    fn run(self: Box<Self>, home: &Home);
+    /// The loop has stopped: the work will never run.
+    fn refused(self: Box<Self>);
+}
+
+/// Posted work that is a function of the loop's side of the inbox; refused, it is dropped.
+struct Call<F>(F);
+
+impl<F: FnOnce(&Home) + Send> Work for Call<F> {
+    fn run(self: Box<Self>, home: &Home) {
+        (self.0)(home)
+    }
+    fn refused(self: Box<Self>) {}
+}
+
+/// The inbox of an event loop, on the loop's thread: other threads post to it through its
+/// [`LoopHandle`]; the loop runs what they posted by calling [`run_pending`](Inbox::run_pending)
+/// from its own callbacks (an idle or frame callback, an event source, a task).
+///
+/// `wake` is called (on the posting thread) after each post, so a loop that sleeps wakes up to
+/// drain the inbox: winit's `EventLoopProxy::send_event`, glib's `MainContext::wakeup`, egui's
+/// `request_repaint`, a pipe or an eventfd. The `tokio` and `calloop` features wire an inbox
+/// into those loops for you.
+///
+/// A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When the
+/// last clone is dropped, the loop has stopped (see the [module rules](self)).
+///
+/// ```
+/// use deferred_core::{Failure, Inbox};
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// // A hand-written loop: it sleeps on a channel, and the inbox's wake-up sends to it.
+/// let (wake_tx, wake_rx) = std::sync::mpsc::channel::<()>();
+/// let inbox = Inbox::new(move || { let _ = wake_tx.send(()); });
+///
+/// let shown = Rc::new(RefCell::new(String::new())); // loop-thread state: no lock
+/// let label = shown.clone();
+/// let done = inbox
+///     .defer_to_thread(|| Ok::<_, Failure>(6 * 7))   // runs on the pool
+///     .add_callback(move |n| {                       // runs here, on the loop's thread
+///         *label.borrow_mut() = format!("answer: {n}");
+///         Ok(())
+///     });
+///
+/// while !done.is_fired() {
+///     wake_rx.recv().unwrap();   // the loop sleeps until something is posted
+///     inbox.run_pending();       // then runs it, on this thread
+/// }
+/// assert_eq!(*shown.borrow(), "answer: 42");
+/// ```
+#[derive(Clone)]
+pub struct Inbox {
+    home: Rc<Home>,
+}
+
+/// The loop's side of an inbox: the posted work's queue (shared with other threads), and what
+/// only the loop's thread may touch — the local resolvers, timers and tasks that posted work
+/// refers to by key.
+struct Home {
+    mailbox: Arc<Mailbox>,
+    /// What posted work refers to by key: a `LocalResolver` a `HomeResolver` fires, a timer's
+    /// call, a local future's task. Dropped with the inbox: each resolver left fails its
+    /// Deferred with `NeverFired`.
+    waiting: RefCell<HashMap<u64, Box<dyn Any>>>,
+    next_key: Cell<u64>,
+}
+
+/// The part of an inbox other threads reach.
+struct Mailbox {
+    queue: Mutex<Queue>,
+    /// Signalled on each post, for a `LocalDeferred::wait` on the loop's thread.
+    posted: Condvar,
+    wake: Box<dyn Fn() + Send + Sync>,
+}
+
+struct Queue {
+    work: VecDeque<Posted>,
+    /// Cleared when the loop stops: later posts are refused.
+    open: bool,
+}
+
+impl Mailbox {
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        // No user code runs under the lock.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `work` and wakes the loop; if the loop has stopped, the work is refused.
+    fn post(&self, work: Posted) -> Result<(), ()> {
+        {
+            let mut queue = self.lock();
+            if !queue.open {
+                drop(queue);
+                work.refused();
+                return Err(());
+            }
+            queue.work.push_back(work);
+        }
+        self.posted.notify_all();
+        // The wake-up is the loop's code: a panic there is the poster's to see, after the work
+        // is safely queued.
+        (self.wake)();
+        Ok(())
+    }
+}
+
+std::thread_local! {
+    /// This thread's inbox, if it has one: `LocalDeferred::wait` drains it.
+    static CURRENT: RefCell<Weak<Home>> = const { RefCell::new(Weak::new()) };
+}
+
+impl Inbox {
+    /// Makes this thread's inbox. `wake` is called after each post, on the posting thread, to
+    /// wake the loop (it must not block, and should be cheap: it runs once per post).
+    ///
+    /// # Panics
+    ///
+    /// If this thread has an inbox already (clone that one instead).
+    pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Inbox {
+        let mailbox = Arc::new(Mailbox {
+            queue: Mutex::new(Queue {
+                work: VecDeque::new(),
+                open: true,
+            }),
+            posted: Condvar::new(),
+            wake: Box::new(wake),
+        });
+        let home = Rc::new(Home {
+            mailbox,
+            waiting: RefCell::new(HashMap::new()),
+            next_key: Cell::new(0),
+        });
+        CURRENT.with(|current| {
+            let mut current = current.borrow_mut();
+            assert!(
+                current.upgrade().is_none(),
+                "this thread has an Inbox already: clone it instead of making a second one"
+            );
+            *current = Rc::downgrade(&home);
+        });
+        Inbox { home }
+    }
+
+    /// This thread's inbox, if it has one.
+    pub fn current() -> Option<Inbox> {
+        CURRENT.with(|current| current.borrow().upgrade().map(|home| Inbox { home }))
+    }
+
+    /// A handle other threads post to this inbox through.
+    pub fn handle(&self) -> LoopHandle {
+        LoopHandle {
+            mailbox: self.home.mailbox.clone(),
+        }
+    }
+
+    /// Runs the work posted so far, in order, on this thread; returns how many items ran. Work
+    /// posted while it runs waits for the next call (so a loop that calls this once per frame
+    /// or per wake-up never starves its other sources). A panic in posted work is reported as
+    /// an unhandled failure, and the rest still runs.
+    pub fn run_pending(&self) -> usize {
+        let work = std::mem::take(&mut self.home.mailbox.lock().work);
+        let count = work.len();
+        for item in work {
+            self.home.run(item);
+        }
+        count
+    }
+
+    /// Whether work is waiting to be run.
+    pub fn has_pending(&self) -> bool {
+        !self.home.mailbox.lock().work.is_empty()
+    }
+
+    /// A pending [`LocalDeferred`] and a [`HomeResolver`] that fires it from any thread
+    /// (Twisted's `reactor.callFromThread(d.callback, value)`): the result is posted here and
+    /// the chain runs on this thread when the loop drains the inbox.
+    #[track_caller]
+    pub fn pending<T, E>(&self) -> (LocalDeferred<T, E>, HomeResolver<T, E>)
+    where
+        T: Send + 'static,
+        E: From<Failure> + Send + 'static,
+    {
+        let (deferred, resolver) = LocalDeferred::pending();
+        (deferred, self.home_resolver(resolver))
+    }
+
+    /// As [`pending`](Inbox::pending), with a canceller that runs (on this thread) if the
+    /// chain is cancelled while waiting.
+    #[track_caller]
+    pub fn pending_with_canceller<T, E>(
+        &self,
+        canceller: impl FnOnce() + 'static,
+    ) -> (LocalDeferred<T, E>, HomeResolver<T, E>)
+    where
+        T: Send + 'static,
+        E: From<Failure> + Send + 'static,
+    {
+        let (deferred, resolver) = LocalDeferred::with_canceller(canceller);
+        (deferred, self.home_resolver(resolver))
+    }
+
+    fn home_resolver<T, E>(&self, resolver: LocalResolver<T, E>) -> HomeResolver<T, E>
+    where
+        T: Send + 'static,
+        E: From<Failure> + Send + 'static,
+    {
+        let key = self.home.keep(Box::new(resolver));
+        HomeResolver {
+            mailbox: Some(self.home.mailbox.clone()),
+            key,
+            fire: fire_kept::<T, E>,
+            forget: |home, key| drop(home.take(key)),
+        }
+    }
+
+    /// A [`Deferred`] (from any thread) as a [`LocalDeferred`] of this loop: when it fires, its
+    /// result is posted here and the local chain goes on on this thread. Cancelling the local
+    /// chain cancels the Deferred.
+    #[track_caller]
+    pub fn adopt<T, E>(&self, deferred: Deferred<T, E>) -> LocalDeferred<T, E>
+    where
+        T: Send + 'static,
+        E: From<Failure> + Send + 'static,
+    {
+        let upstream = deferred.cancel_handle();
+        let (local, home) = self.pending_with_canceller(move || upstream.cancel());
+        // The step hands every outcome on, so the Deferred it gives holds nothing to report.
+        drop(deferred.add_both(move |result| {
+            home.fire(result);
+            Ok::<(), E>(())
+        }));
+        local
+    }
+
+    /// Runs `work` on the thread pool (as [`defer_to_thread`](crate::defer_to_thread) does) and
+    /// delivers its result here, on the loop's thread (Twisted's `deferToThread`): the steps
+    /// added to the result run on the loop, so they may touch its `Rc` state.
+    #[track_caller]
+    pub fn defer_to_thread<T, E, F>(&self, work: F) -> LocalDeferred<T, E>
+    where
+        T: Send + 'static,
+        E: From<Failure> + Send + 'static,
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        self.adopt(crate::defer_to_thread(work))
+    }
+
+    /// Polls `future` on this thread, now and each time it is woken (a wake from another
+    /// thread is posted here), and fires the returned [`LocalDeferred`] with its output. The
+    /// future need not be `Send`. Cancelling the Deferred drops the future.
+    #[track_caller]
+    pub fn spawn<T, E, F>(&self, future: F) -> LocalDeferred<T, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        F: Future<Output = Result<T, E>> + 'static,
+    {
+        let at = Location::caller();
+        let key = self.home.next_key();
+        let home = Rc::downgrade(&self.home);
+        let cancelled = Rc::new(Cell::new(false));
+        let cancel = cancelled.clone();
+        let (deferred, resolver) = LocalDeferred::with_canceller(move || {
+            cancel.set(true);
+            if let Some(home) = home.upgrade() {
+                drop(home.take(key));
+            }
+        });
+        let task = Task {
+            cancelled,
+            future: Box::pin(future),
+            resolver,
+            waker: Waker::from(Arc::new(TaskWaker {
+                mailbox: self.home.mailbox.clone(),
+                key,
+                queued: AtomicBool::new(false),
+            })),
+            at,
+        };
+        let task: Box<dyn PollTask> = Box::new(Some(task));
+        self.home.waiting.borrow_mut().insert(key, Box::new(task));
+        self.home.poll_task(key);
+        deferred
+    }
+
+    /// A real-time [`LocalClock`] whose calls run on this loop: each timer waits on a shared
+    /// timer thread and is posted here when due. For any loop that drains its inbox; loops with
+    /// timers of their own have clocks on them (`TokioLocalClock`, `CalloopClock`).
+    pub fn clock(&self) -> InboxClock {
+        InboxClock {
+            home: Rc::downgrade(&self.home),
+        }
+    }
+}
+
+impl Home {
+    fn next_key(&self) -> u64 {
+        let key = self.next_key.get();
+        self.next_key.set(key + 1);
+        key
+    }
+
+    /// Keeps `value` for posted work to find by the key returned.
+    fn keep(&self, value: Box<dyn Any>) -> u64 {
+        let key = self.next_key();
+        self.waiting.borrow_mut().insert(key, value);
+        key
+    }
+
+    /// Takes back what was kept under `key` (the borrow ends before the caller uses it, so the
+    /// user code it runs may keep and take more).
+    fn take(&self, key: u64) -> Option<Box<dyn Any>> {
+        self.waiting.borrow_mut().remove(&key)
+    }
+
+    /// Runs one posted item; a panic is reported, not propagated into the loop.
+    fn run(&self, item: Posted) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| item.run(self))) {
+            unhandled::report(Failure::from_panic(payload, None));
+        }
+    }
+
+    /// Polls the local task kept under `key`, if it is still there (it is out of `waiting`
+    /// while it is polled, so a cancel from inside its poll finds nothing to drop: the task's
+    /// Deferred has failed then, and the task is dropped as soon as the poll returns).
+    fn poll_task(&self, key: u64) {
+        let Some(kept) = self.take(key) else {
+            return;
+        };
+        let Ok(mut task) = kept.downcast::<Box<dyn PollTask>>() else {
+            unreachable!("a task's key holds the task");
+        };
+        if task.poll_once().is_pending() {
+            self.waiting.borrow_mut().insert(key, task);
+        }
+    }
+}
+
+impl Drop for Home {
+    /// The loop has stopped: run what was posted before (nothing is lost), refuse later posts,
+    /// and drop what was kept — each resolver left fails its Deferred with `NeverFired`.
+    fn drop(&mut self) {
+        loop {
+            let work = {
+                let mut queue = self.mailbox.lock();
+                let work = std::mem::take(&mut queue.work);
+                if work.is_empty() {
+                    queue.open = false;
+                    break;
+                }
+                work
+            };
+            for item in work {
+                self.run(item);
+            }
+        }
+        let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
+        drop(waiting);
+    }
+}
+
+impl fmt::Debug for Inbox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("pending", &self.home.mailbox.lock().work.len())
+            .field("waiting", &self.home.waiting.borrow().len())
+            .finish()
+    }
+}
+
+/// Runs one item posted to this thread's inbox, waiting for one if none is there; `false` if
+/// this thread has no inbox (for `LocalDeferred::wait`).
+pub(crate) fn run_one_posted_here() -> bool {
+    let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
+        return false;
+    };
+    let item = {
+        let mut queue = home.mailbox.lock();
+        loop {
+            if let Some(item) = queue.work.pop_front() {
+                break item;
+            }
+            queue = home
+                .mailbox
+                .posted
+                .wait(queue)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    };
+    home.run(item);
+    true
+}
+
+/// A handle to a loop's [`Inbox`], for other threads: `Send`, `Sync`, cheap to clone.
+///
+/// ```
+/// use deferred_core::Inbox;
+/// use std::sync::mpsc;
+///
+/// let inbox = Inbox::new(|| {});
+/// let handle = inbox.handle();
+/// let (tx, rx) = mpsc::channel();
+/// std::thread::spawn(move || {
+///     handle.post(move || tx.send(std::thread::current().id()).unwrap()).unwrap();
+/// }).join().unwrap();
+/// inbox.run_pending();
+/// assert_eq!(rx.recv().unwrap(), std::thread::current().id()); // it ran on the loop's thread
+/// ```
+#[derive(Clone)]
+pub struct LoopHandle {
+    mailbox: Arc<Mailbox>,
+}
+
+/// A post refused because the loop has stopped: it holds the work given back.
+pub struct Stopped<F>(pub F);
+
+impl<F> fmt::Debug for Stopped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Stopped(..)")
+    }
+}
+
+impl<F> fmt::Display for Stopped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the event loop has stopped: its inbox takes no more work")
+    }
+}
+
+impl<F> std::error::Error for Stopped<F> {}
+
+impl LoopHandle {
+    /// Posts `work` to run on the loop's thread (Twisted's `reactor.callFromThread`), and wakes
+    /// the loop. If the loop has stopped, the work is given back, not run.
+    pub fn post<F>(&self, work: F) -> Result<(), Stopped<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        // The work travels in an `Option` so that a refused post can give it back.
+        let slot = Arc::new(Mutex::new(Some(work)));
+        let posted = slot.clone();
+        let result = self.mailbox.post(Box::new(Call(move |_: &Home| {
+            let work = posted.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(work) = work {
+                work();
+            }
+        })));
+        match result {
+            Ok(()) => Ok(()),
+            Err(()) => {
+                let work = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+                Err(Stopped(work.expect("a refused post was never run")))
+            }
+        }
+    }
+
+    /// Whether the loop has stopped (its inbox refuses posts).
+    pub fn is_stopped(&self) -> bool {
+        !self.mailbox.lock().open
+    }
+}
+
+impl fmt::Debug for LoopHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopHandle")
+            .field("stopped", &self.is_stopped())
+            .finish()
+    }
+}
+
+/// The resolver of a [`LocalDeferred`] made by [`Inbox::pending`]: `Send`, so any thread can
+/// fire it; the result is posted to the loop, and the chain runs there. Dropping it without
+/// firing fails the Deferred with [`NeverFired`](crate::NeverFired), as a `Resolver` does.
+///
+/// ```
+/// use deferred_core::Inbox;
+///
+/// let inbox = Inbox::new(|| {});
+/// let (d, resolver) = inbox.pending::<u32, deferred_core::Failure>();
+/// let d = d.add_callback(|n| Ok(n + 1)); // runs on this thread
+/// std::thread::spawn(move || resolver.callback(41)).join().unwrap();
+/// inbox.run_pending();
+/// assert_eq!(d.wait().unwrap(), 42);
+/// ```
+#[must_use = "dropping a HomeResolver without firing it fails its LocalDeferred with a `NeverFired` failure"]
+pub struct HomeResolver<T, E: 'static = Failure> {
+    /// `None` once fired.
+    mailbox: Option<Arc<Mailbox>>,
+    key: u64,
+    /// Posted work that fires the `LocalResolver` kept under `key` (`None`: drops it unfired).
+    fire: fn(&Home, u64, Option<Result<T, E>>),
+    /// Posted work that drops it unfired (it names no `T`, so `Drop` needs no bound on it).
+    forget: fn(&Home, u64),
+}
+
+/// Fires (or, given no result, drops) the `LocalResolver<T, E>` kept under `key`.
+fn fire_kept<T: 'static, E: 'static>(home: &Home, key: u64, result: Option<Result<T, E>>) {
+    let Some(kept) = home.take(key) else {
+        return;
+    };
+    let Ok(resolver) = kept.downcast::<LocalResolver<T, E>>() else {
+        unreachable!("a key holds the resolver its HomeResolver was made with");
+    };
+    match result {
+        Some(result) => resolver.fire(result),
+        None => drop(resolver),
+    }
+}
+
+impl<T, E> HomeResolver<T, E>
+where
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    /// Fires the Deferred with a success, on its loop.
+    pub fn callback(self, value: T) {
+        self.fire(Ok(value));
+    }
+
+    /// Fires the Deferred with a failure, on its loop.
+    pub fn errback(self, error: E) {
+        self.fire(Err(error));
+    }
+
+    /// Fires the Deferred with `result`, on its loop. If the loop has stopped, its Deferred
+    /// has failed with `NeverFired` already; a failure in `result` is then reported as
+    /// unhandled, since nobody else can see it.
+    pub fn fire(mut self, result: Result<T, E>) {
+        if let Some(mailbox) = self.mailbox.take() {
+            let _ = mailbox.post(Box::new(Fire {
+                key: self.key,
+                result: Some(result),
+                fire: self.fire,
+            }));
+        }
+    }
+
+    /// Whether the loop has stopped, so that firing can only drop the result.
+    pub fn is_stopped(&self) -> bool {
+        self.mailbox
+            .as_ref()
+            .is_none_or(|mailbox| !mailbox.lock().open)
+    }
+}
+
+/// A `HomeResolver`'s result on its way home.
+struct Fire<T, E: 'static> {
+    key: u64,
+    result: Option<Result<T, E>>,
+    fire: fn(&Home, u64, Option<Result<T, E>>),
+}
+
+impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
+    fn run(self: Box<Self>, home: &Home) {
+        (self.fire)(home, self.key, self.result);
+    }
+
+    /// The loop has stopped, and its Deferred failed with `NeverFired` then: nobody else can
+    /// see a failure in this result, so it is reported.
+    fn refused(self: Box<Self>) {
+        if let Some(result) = self.result {
+            unhandled::report_result(result);
+        }
+    }
+}
+
+impl<T, E: 'static> Drop for HomeResolver<T, E> {
+    /// Dropped unfired: the `LocalResolver` it stands for is dropped on the loop, which fails
+    /// the Deferred with `NeverFired`.
+    fn drop(&mut self) {
+        if let Some(mailbox) = self.mailbox.take() {
+            let (key, forget) = (self.key, self.forget);
+            let _ = mailbox.post(Box::new(Call(move |home: &Home| forget(home, key))));
+        }
+    }
+}
+
+impl<T, E: 'static> fmt::Debug for HomeResolver<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HomeResolver").finish_non_exhaustive()
+    }
+}
+
+/// A local future and the resolver of its Deferred, polled by the loop.
+struct Task<T: 'static, E: 'static> {
+    /// Set by the Deferred's canceller: the future is dropped, not polled again.
+    cancelled: Rc<Cell<bool>>,
+    future: Pin<Box<dyn Future<Output = Result<T, E>>>>,
+    resolver: LocalResolver<T, E>,
+    waker: Waker,
+    at: &'static Location<'static>,
+}
+
+/// A task, its output type erased.
+trait PollTask {
+    /// Polls once: `Ready` once the task is over (its Deferred fired with the output or a
+    /// panic, or was cancelled).
+    fn poll_once(&mut self) -> Poll<()>;
+}
+
+impl<T: 'static, E: From<Failure> + 'static> PollTask for Option<Task<T, E>> {
+    fn poll_once(&mut self) -> Poll<()> {
+        let Some(task) = self else {
+            return Poll::Ready(());
+        };
+        if task.cancelled.get() {
+            *self = None; // the future is dropped
+            return Poll::Ready(());
+        }
+        let waker = task.waker.clone();
+        let mut cx = Context::from_waker(&waker);
+        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(result)) => result,
+            Err(payload) => Err(E::from(Failure::from_panic(payload, Some(task.at)))),
+        };
+        if let Some(task) = self.take() {
+            task.resolver.fire(result);
+        }
+        Poll::Ready(())
+    }
+}
+
+/// Wakes a local task: posts a poll of it to its loop (once until it runs).
+struct TaskWaker {
+    mailbox: Arc<Mailbox>,
+    key: u64,
+    queued: AtomicBool,
+}
+
+impl Wake for TaskWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        if self.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let waker = self.clone();
+        let _ = self.mailbox.post(Box::new(Call(move |home: &Home| {
+            waker.queued.store(false, Ordering::Release);
+            home.poll_task(waker.key);
+        })));
+    }
+}
+
+/// A real-time [`LocalClock`] on an [`Inbox`]: see [`Inbox::clock`].
+///
+/// ```
+/// use deferred_core::{Inbox, LocalClock};
+/// use std::time::Duration;
+///
+/// let (tx, rx) = std::sync::mpsc::channel::<()>();
+/// let inbox = Inbox::new(move || { let _ = tx.send(()); });
+/// let rang = std::rc::Rc::new(std::cell::Cell::new(false));
+/// let flag = rang.clone();
+/// let _call = inbox.clock().call_later(Duration::from_millis(1), Box::new(move || flag.set(true)));
+/// while !rang.get() {
+///     rx.recv().unwrap();
+///     inbox.run_pending();
+/// }
+/// ```
+#[derive(Clone)]
+pub struct InboxClock {
+    home: Weak<Home>,
+}
+
+impl fmt::Debug for InboxClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InboxClock").finish_non_exhaustive()
+    }
+}
+
+impl LocalClock for InboxClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        let Some(home) = self.home.upgrade() else {
+            // The loop has stopped: the call can never run.
+            return LocalDelayedCall::new(|| {});
+        };
+        let key = home.keep(Box::new(call));
+        let mailbox = home.mailbox.clone();
+        crate::timer::after(delay, move || {
+            let _ = mailbox.post(Box::new(Call(move |home: &Home| {
+                if let Some(kept) = home.take(key)
+                    && let Ok(call) = kept.downcast::<Box<dyn FnOnce()>>()
+                {
+                    call();
+                }
+            })));
+        });
+        let home = self.home.clone();
+        LocalDelayedCall::new(move || {
+            if let Some(home) = home.upgrade() {
+                drop(home.take(key));
+            }
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! The local kind: [`LocalDeferred`] and [`LocalResolver`], whose chains stay on the thread
+//! that made them, so their values and steps need not be `Send` — and the helpers for them,
+//! under the same names as the `Send` kind's ([`gather_results`], [`race`], [`DeferredList`],
+//! [`DeferredSemaphore`], ...), taking and giving `LocalDeferred`s.
+//!
+//! What sets this kind apart is all in [`kind`]: a chain is shared through an `Rc` and its
+//! state is in a `RefCell` — no atomic operation, no lock. Everything else — the state machine
+//! and the helpers — is in `chain/`, the same code the `Send` kind runs.
+
+use std::panic::Location;
+
+use crate::failure::Failure;
+
+/// What makes this kind: how a chain is shared and locked, and what may go in it.
+pub(crate) mod kind {
+    use std::cell::{Cell, RefCell, RefMut};
+    use std::task::Waker;
+
+    pub(crate) use super::LocalResolver as Resolver;
+    pub(crate) use super::{IntoLocalDeferred as IntoDeferred, LocalDeferred as Deferred};
+    pub(crate) use crate::bounds::{LocalValue as Sendable, LocalValue as Shareable};
+    pub(crate) use crate::clock::LocalClock as Clock;
+    pub(crate) use crate::run_loop::LocalDelivery as Delivery;
+    pub(crate) use std::rc::{Rc as Ptr, Weak};
+
+    /// A canceller given at creation: it runs on this thread, the only one that can cancel.
+    pub(crate) type Canceller = Box<dyn FnOnce()>;
+
+    /// The cell around a chain's state. No user code runs while it is borrowed (the rule the
+    /// `Send` kind keeps for its lock), so a borrow never finds it borrowed already.
+    pub(crate) struct Lock<X>(RefCell<X>);
+    pub(crate) type Guard<'a, X> = RefMut<'a, X>;
+
+    impl<X> Lock<X> {
+        pub(crate) fn new(value: X) -> Lock<X> {
+            Lock(RefCell::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> Guard<'_, X> {
+            self.0.borrow_mut()
+        }
+    }
+
+    /// A flag set once.
+    pub(crate) struct Flag(Cell<bool>);
+
+    impl Flag {
+        pub(crate) fn new() -> Flag {
+            Flag(Cell::new(false))
+        }
+        pub(crate) fn set(&self) {
+            self.0.set(true);
+        }
+        pub(crate) fn get(&self) -> bool {
+            self.0.get()
+        }
+    }
+
+    /// Queues a chain's delivery on this thread's run loop.
+    pub(crate) fn enqueue(delivery: Ptr<dyn Delivery>) {
+        crate::run_loop::enqueue(crate::run_loop::Queued::Local(delivery));
+    }
+
+    /// How `wait` blocks: only this thread can fire a local chain, so it runs what other
+    /// threads posted to this thread's inbox, one item at a time, until the chain fires.
+    pub(crate) struct Blocker;
+
+    impl Blocker {
+        pub(crate) fn new() -> Blocker {
+            Blocker
+        }
+
+        pub(crate) fn block(&mut self, _listen: impl FnOnce(Waker)) {
+            if !crate::inbox::run_one_posted_here() {
+                panic!(
+                    "`wait` on a pending LocalDeferred, on a thread with no Inbox: nothing could ever fire it \
+                     (fire its LocalResolver first, or make the thread an Inbox and fire it from another thread)"
+                );
+            }
+        }
+    }
+}
+
+/// A result that arrives later, on this thread: a [`Deferred`](crate::Deferred) whose values,
+/// errors and steps need not be `Send`, because its chain never leaves the thread that made it.
+///
+/// It keeps every rule of `Deferred` — the same methods (`pending`, `succeed`, `fail`, the
+/// `add_*` methods, `cancel`, `wait`, `Future`), the same routing, the same reporting of
+/// failures nobody handled — and it is written by the same code: only how the chain is shared
+/// (an `Rc`, not an `Arc`) and locked (a `RefCell`, not a `Mutex`) differ. So a step may hold
+/// `Rc<RefCell<..>>` state — a widget, a per-connection cache — and costs no atomic operation.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use deferred_core::LocalDeferred;
+///
+/// let seen = Rc::new(RefCell::new(Vec::new())); // not Send: fine in a local chain
+/// let (d, resolver) = LocalDeferred::<u32>::pending();
+/// let log = seen.clone();
+/// let d = d.add_callback(move |id| {
+///     log.borrow_mut().push(id);
+///     Ok(id * 2)
+/// });
+/// resolver.callback(21); // the step runs now, on this thread
+/// assert_eq!(d.wait().unwrap(), 42);
+/// assert_eq!(*seen.borrow(), [21]);
+/// ```
+///
+/// A `LocalDeferred` (and its [`LocalResolver`]) is not `Send`: it stays on its thread.
+/// Results made on other threads come home to it through an [`Inbox`](crate::Inbox) the
+/// thread's event loop drains: a [`HomeResolver`](crate::HomeResolver) is a resolver any thread
+/// can fire, [`Inbox::defer_to_thread`](crate::Inbox::defer_to_thread) runs blocking work on
+/// the pool and delivers its result here, [`Inbox::adopt`](crate::Inbox::adopt) turns a
+/// `Deferred` into a `LocalDeferred`.
+///
+/// The methods' own examples show `Deferred`; they read the same with `LocalDeferred`.
+/// [`wait`](LocalDeferred::wait) differs in one way: nothing but this thread can fire a local
+/// chain, so instead of parking until another thread does, it runs what other threads have
+/// posted to this thread's [`Inbox`](crate::Inbox) until the chain fires (and panics if the
+/// thread has no inbox and the chain is still pending, as it could only wait for ever).
+#[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
+              a failure in it is reported as unhandled when it is dropped"]
+pub struct LocalDeferred<T, E: 'static = Failure> {
+    state: chain::deferred::State<T, E>,
+}
+
+/// The one handle that fires a pending [`LocalDeferred`]: a [`Resolver`](crate::Resolver)
+/// that stays on its thread. Firing takes `self`; dropping it without firing fails the Deferred
+/// with [`NeverFired`](crate::NeverFired). To fire a `LocalDeferred` from another thread, make
+/// it with [`Inbox::pending`](crate::Inbox::pending), which gives a
+/// [`HomeResolver`](crate::HomeResolver) instead.
+///
+/// ```
+/// use deferred_core::LocalDeferred;
+/// use std::rc::Rc;
+///
+/// let (d, resolver) = LocalDeferred::<Rc<str>>::pending();
+/// resolver.callback(Rc::from("on this thread"));
+/// assert_eq!(&*d.wait().unwrap(), "on this thread");
+/// ```
+#[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
+pub struct LocalResolver<T, E: 'static = Failure> {
+    link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
+    /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
+    /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
+    fire: chain::deferred::FireWith<T, E>,
+    /// Fails the link with "never fired", for `Drop`.
+    fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
+    created_at: &'static Location<'static>,
+}
+
+/// What a callback of a [`LocalDeferred`] may return: a [`Result`] (`Ok` continues the chain,
+/// `Err` fails it) or a `LocalDeferred` (the chain waits for it). The local twin of
+/// [`IntoDeferred`](crate::IntoDeferred).
+#[diagnostic::on_unimplemented(
+    message = "a callback must return `Result<_, {E}>` or `LocalDeferred<_, {E}>`, not `{Self}`",
+    label = "this is a `{Self}`",
+    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a LocalDeferred to wait on it"
+)]
+pub trait IntoLocalDeferred<E: 'static> {
+    /// The value type of the next link.
+    type Value;
+    /// Converts the callback's result into the next link.
+    fn into_deferred(self) -> LocalDeferred<Self::Value, E>;
+}
+
+#[path = "chain/mod.rs"]
+pub(crate) mod chain;
+
+pub use chain::cancel::CancelHandle;
+pub use chain::gather::gather_results;
+pub use chain::list::{DeferredList, settle_all};
+pub use chain::maybe::maybe_deferred;
+pub use chain::race::race;
+pub use chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};

@@ -1,0 +1,108 @@
+//! What the combinators give: the outcomes of [`fire_on_one_callback`], and the failures of
+//! [`gather_results`] and [`race`] — the same for both kinds of Deferred.
+//!
+//! [`fire_on_one_callback`]: crate::DeferredList::fire_on_one_callback
+//! [`gather_results`]: crate::gather_results
+//! [`race`]: crate::race
+
+use std::error::Error as StdError;
+use std::fmt;
+
+use crate::failure::Failure;
+
+/// The result of [`DeferredList::fire_on_one_callback`]: the first success, or, when every input
+/// failed, all the failures (where Twisted fires with the whole list of failures, an ambiguous
+/// result: issue #4919).
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+///
+/// let list = DeferredList::new([Deferred::<u32>::fail(Failure::msg("a")), Deferred::succeed(7)]);
+/// match list.fire_on_one_callback().wait().unwrap() {
+///     FirstSuccess::Succeeded { index, value } => assert_eq!((index, value), (1, 7)),
+///     FirstSuccess::AllFailed(failures) => panic!("{} failures", failures.len()),
+/// }
+/// ```
+#[derive(Debug)]
+pub enum FirstSuccess<T, E = Failure> {
+    /// Input `index` was the first to succeed, with `value`.
+    Succeeded {
+        /// The input's position in the list.
+        index: usize,
+        /// Its value.
+        value: T,
+    },
+    /// Every input failed: their failures, in input order (empty for an empty list).
+    AllFailed(Vec<E>),
+}
+
+/// The failure of [`gather_results`] (and [`DeferredList::fire_on_one_errback`]): input number
+/// `index` failed with `failure` (Twisted's `FirstError`). It is wrapped in a [`Failure`]; take it
+/// out with [`Failure::trap`] or look at it with [`Failure::downcast_ref`].
+///
+/// ```
+/// use deferred_core::{Failure, FirstError};
+///
+/// let first = FirstError { index: 3, failure: Failure::msg("some text") };
+/// assert_eq!(first.to_string(), "input #3 failed: some text");
+/// let wrapped = Failure::new(first);
+/// assert_eq!(wrapped.downcast_ref::<FirstError>().unwrap().index, 3);
+/// ```
+#[derive(Debug)]
+pub struct FirstError {
+    /// The position of the input that failed.
+    pub index: usize,
+    /// Its failure.
+    pub failure: Failure,
+}
+
+impl fmt::Display for FirstError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "input #{} failed: {}", self.index, self.failure)
+    }
+}
+
+impl StdError for FirstError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.failure.error())
+    }
+}
+
+/// The failure of a [`race`] that every input lost: their failures, in input order (Twisted's
+/// `FailureGroup`).
+///
+/// ```
+/// use deferred_core::{Failure, FailureGroup};
+///
+/// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
+/// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
+/// assert_eq!(FailureGroup { failures: vec![] }.to_string(), "there were no inputs to succeed");
+/// ```
+#[derive(Debug)]
+pub struct FailureGroup {
+    /// Every input's failure, in input order.
+    pub failures: Vec<Failure>,
+}
+
+impl fmt::Display for FailureGroup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.failures.is_empty() {
+            return f.write_str("there were no inputs to succeed");
+        }
+        write!(f, "all {} inputs failed", self.failures.len())?;
+        for (index, failure) in self.failures.iter().enumerate() {
+            let separator = if index == 0 { ": " } else { "; " };
+            write!(f, "{separator}#{index}: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for FailureGroup {
+    /// The first input's failure.
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.failures
+            .first()
+            .map(|failure| failure.error() as &(dyn StdError + 'static))
+    }
+}

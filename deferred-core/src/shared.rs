@@ -1,0 +1,181 @@
+//! The `Send` kind: [`Deferred`] and [`Resolver`], whose chains may be fired, extended and
+//! cancelled from any thread.
+//!
+//! What sets this kind apart is all in [`kind`]: a chain is shared through an `Arc` and its
+//! state is behind a `Mutex`, so its values, errors and steps must be `Send`. Everything else —
+//! the state machine and the helpers — is in `chain/`, written once for both kinds.
+
+use std::panic::Location;
+
+use crate::failure::Failure;
+
+/// What makes this kind: how a chain is shared and locked, and what may go in it.
+pub(crate) mod kind {
+    use std::sync::PoisonError;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::{Wake, Waker};
+    use std::thread::Thread;
+
+    pub(crate) use super::{Deferred, IntoDeferred, Resolver};
+    pub(crate) use crate::bounds::{Sendable, Shareable};
+    pub(crate) use crate::clock::Clock;
+    pub(crate) use crate::run_loop::Delivery;
+    pub(crate) use std::sync::{Arc as Ptr, Weak};
+
+    /// A canceller given at creation: it may be called from the thread that cancels.
+    pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
+
+    /// The lock around a chain's state. No user code runs under it, so a poisoned lock can
+    /// only come from an allocation failure; the state is still consistent, so carry on.
+    pub(crate) struct Lock<X>(crate::sync::Mutex<X>);
+    pub(crate) type Guard<'a, X> = crate::sync::MutexGuard<'a, X>;
+
+    impl<X> Lock<X> {
+        pub(crate) fn new(value: X) -> Lock<X> {
+            Lock(crate::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> Guard<'_, X> {
+            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        }
+    }
+
+    /// A flag set once, read from any thread.
+    pub(crate) struct Flag(AtomicBool);
+
+    impl Flag {
+        pub(crate) fn new() -> Flag {
+            Flag(AtomicBool::new(false))
+        }
+        pub(crate) fn set(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+        pub(crate) fn get(&self) -> bool {
+            self.0.load(Ordering::SeqCst)
+        }
+    }
+
+    /// Queues a chain's delivery on this thread's run loop.
+    pub(crate) fn enqueue(delivery: Ptr<dyn Delivery>) {
+        crate::run_loop::enqueue(crate::run_loop::Queued::Shared(delivery));
+    }
+
+    /// How `wait` blocks: the thread parks until the chain's waker unparks it (another thread
+    /// fires it).
+    pub(crate) struct Blocker(Waker);
+
+    impl Blocker {
+        pub(crate) fn new() -> Blocker {
+            Blocker(Waker::from(Ptr::new(ThreadWaker(std::thread::current()))))
+        }
+
+        /// Registers the waker with `listen`, then parks. A wake that came first (before the
+        /// park) leaves the thread's token set, so none is lost.
+        pub(crate) fn block(&mut self, listen: impl FnOnce(Waker)) {
+            listen(self.0.clone());
+            std::thread::park();
+        }
+    }
+
+    /// Wakes a thread blocked in `wait`.
+    struct ThreadWaker(Thread);
+
+    impl Wake for ThreadWaker {
+        fn wake(self: Ptr<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Ptr<Self>) {
+            self.0.unpark();
+        }
+    }
+}
+
+/// A result that arrives later: Twisted's `Deferred`, typed.
+///
+/// A `Deferred<T, E>` either has fired — it holds `Ok(T)` or `Err(E)` — or is pending, and will
+/// fire when its [`Resolver`] is called. Callbacks are chained with the `add_*` methods, each of
+/// which consumes the Deferred and returns the next link, so the value type can change from step
+/// to step:
+///
+/// ```
+/// use deferred_core::{Deferred, Failure};
+///
+/// let (d, resolver) = Deferred::<u32>::pending();
+/// let line = d
+///     .add_callback(|id| Ok(id * 10))                      // u32 -> u32
+///     .add_callback(|n| Ok(format!("employee #{n}")))      // u32 -> String
+///     .add_errback(|f: Failure| Ok(format!("lookup failed: {f}")));
+///
+/// resolver.callback(4); // the callbacks run now, on this thread
+/// assert_eq!(line.wait().unwrap(), "employee #40");
+/// ```
+///
+/// The rules (Twisted's, typed):
+///
+/// 1. Success skips errbacks, failure skips callbacks; each step's result is the next one's input.
+/// 2. Callbacks added to a fired Deferred run at once, on the adding thread; otherwise they run on
+///    the thread that fires, when it fires. No executor is involved.
+/// 3. A callback that returns a pending Deferred pauses the chain until that one fires. Chains of
+///    any depth run in constant stack (see the run loop in `run_loop.rs`).
+/// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
+/// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
+///    [unhandled-error hook](crate::set_unhandled_hook).
+/// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`].
+/// 7. [`cancel`](Deferred::cancel) on a pending chain cancels what it waits on.
+/// 8. Firing, adding callbacks and cancelling may race from any threads; every callback runs
+///    exactly once.
+///
+/// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
+/// the current thread until it fires.
+///
+/// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works, so
+/// that panics, cancellations and dropped Resolvers can be expressed in it.
+#[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
+              a failure in it is reported as unhandled when it is dropped"]
+pub struct Deferred<T, E: 'static = Failure> {
+    state: chain::deferred::State<T, E>,
+}
+
+/// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
+/// be fired twice (Twisted's `AlreadyCalledError` is a compile error here). Dropping a Resolver
+/// without firing fails the Deferred with [`NeverFired`](crate::NeverFired).
+///
+/// A Resolver is `Send` when `T` and `E` are: fire it from any thread.
+///
+/// ```
+/// use deferred_core::Deferred;
+///
+/// let (d, resolver) = Deferred::<String>::pending();
+/// std::thread::spawn(move || resolver.callback("from a worker".to_string()));
+/// assert_eq!(d.wait().unwrap(), "from a worker");
+/// ```
+#[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
+pub struct Resolver<T, E: 'static = Failure> {
+    link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
+    /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
+    /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
+    fire: chain::deferred::FireWith<T, E>,
+    /// Fails the link with "never fired", for `Drop`.
+    fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
+    created_at: &'static Location<'static>,
+}
+
+/// What a callback may return: a [`Result`] (`Ok` continues the chain, `Err` fails it) or a
+/// [`Deferred`] (the chain waits for it, then continues with its result).
+///
+/// A plain value is not a callback result: wrap it in `Ok(...)`. (The `chain!` macro accepts
+/// plain values too, by wrapping them for you.)
+#[diagnostic::on_unimplemented(
+    message = "a callback must return `Result<_, {E}>` or `Deferred<_, {E}>`, not `{Self}`",
+    label = "this is a `{Self}`",
+    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a Deferred to wait on it"
+)]
+pub trait IntoDeferred<E: 'static> {
+    /// The value type of the next link.
+    type Value;
+    /// Converts the callback's result into the next link.
+    fn into_deferred(self) -> Deferred<Self::Value, E>;
+}
+
+#[path = "chain/mod.rs"]
+pub(crate) mod chain;

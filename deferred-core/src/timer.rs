@@ -1,0 +1,90 @@
+//! One shared timer thread: it sleeps until the earliest deadline and runs the calls that are
+//! due. Used by clocks of loops that have no timers of their own ([`InboxClock`]): the call it
+//! runs only posts to the loop, which does the real work on its own thread.
+//!
+//! [`InboxClock`]: crate::InboxClock
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+type Call = Box<dyn FnOnce() + Send>;
+
+struct Timers {
+    due: Mutex<Schedule>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Schedule {
+    /// By deadline, then by order of scheduling.
+    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    calls: std::collections::HashMap<u64, Call>,
+    next: u64,
+}
+
+fn timers() -> &'static Timers {
+    static TIMERS: OnceLock<&'static Timers> = OnceLock::new();
+    TIMERS.get_or_init(|| {
+        let timers: &'static Timers = Box::leak(Box::new(Timers {
+            due: Mutex::new(Schedule::default()),
+            changed: Condvar::new(),
+        }));
+        std::thread::Builder::new()
+            .name("deferred-timer".into())
+            .spawn(move || timers.run())
+            .expect("could not start the timer thread");
+        timers
+    })
+}
+
+impl Timers {
+    fn run(&self) {
+        let mut schedule = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            let now = Instant::now();
+            match schedule.heap.peek() {
+                Some(Reverse((deadline, _))) if *deadline <= now => {
+                    let Some(Reverse((_, id))) = schedule.heap.pop() else {
+                        continue;
+                    };
+                    if let Some(call) = schedule.calls.remove(&id) {
+                        drop(schedule);
+                        // A call only posts to a loop; a panic there must not stop the thread.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+                        schedule = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+                    }
+                }
+                Some(Reverse((deadline, _))) => {
+                    let wait = *deadline - now;
+                    schedule = self
+                        .changed
+                        .wait_timeout(schedule, wait)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0;
+                }
+                None => {
+                    schedule = self
+                        .changed
+                        .wait(schedule)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
+    }
+}
+
+/// Runs `call` on the timer thread once `delay` has passed.
+pub(crate) fn after(delay: Duration, call: impl FnOnce() + Send + 'static) {
+    let timers = timers();
+    let deadline = Instant::now() + delay;
+    {
+        let mut schedule = timers.due.lock().unwrap_or_else(PoisonError::into_inner);
+        let id = schedule.next;
+        schedule.next += 1;
+        schedule.heap.push(Reverse((deadline, id)));
+        schedule.calls.insert(id, Box::new(call));
+    }
+    timers.changed.notify_one();
+}
