@@ -21,6 +21,7 @@
 //! | `timeout.rs` | [`Deferred::add_timeout`] |
 //! | `semaphore.rs` | [`DeferredSemaphore`], [`DeferredLock`], [`map_concurrent`] |
 //! | `thread.rs` | [`defer_to_thread`] |
+//! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //!
@@ -40,6 +41,7 @@
 mod cancel;
 mod clock;
 mod deferred;
+mod drive;
 mod failure;
 mod fan_in;
 mod gather;
