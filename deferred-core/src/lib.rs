@@ -24,6 +24,7 @@
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `thread.rs` | [`defer_to_thread`] |
+//! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //!
@@ -42,6 +43,7 @@
 
 mod bounds;
 mod clock;
+mod drive;
 mod failure;
 mod inbox;
 pub mod local;

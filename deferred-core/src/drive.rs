@@ -1,0 +1,316 @@
+//! A future as a Deferred with no runtime at all: [`Deferred::drive_future`].
+//!
+//! The future is polled first by the caller of `drive_future`, then by whichever thread wakes
+//! it, inside `wake()` itself — as a callback-driven library should. There is no executor and no
+//! thread of its own.
+//!
+//! The task is a small state machine under a lock, with the future taken out of the lock while
+//! it is polled, so exactly one thread polls at a time:
+//!
+//! ```text
+//!            wake (claims the future)                  poll returned Pending
+//!   Idle ──────────────────────────────▶ Polling ─────────────────────────────▶ Idle
+//!     │                                  │     ▲
+//!     │ cancel: the future is            │     │ poll returned Pending:
+//!     │ dropped now                wake  │     │ poll once more
+//!     │                                  ▼     │
+//!     │                              PollingWokenAgain
+//!     │
+//!     │        cancel while polling: PollingCancelled, the future is dropped when the poll returns
+//!     ▼
+//!   Done ◀── poll returned Ready (or panicked): the future is dropped, the Deferred fires
+//! ```
+//!
+//! Ownership, so a task nobody can wake is not kept alive: the wakers are the only strong
+//! references to the task (the canceller holds a weak one); the task owns the future and the
+//! [`Resolver`]. When the last waker is dropped while the task is idle, the future is dropped
+//! and so is the Resolver, which fails the Deferred with [`NeverFired`](crate::NeverFired).
+//!
+//! Cancelling must not let that happen before the chain has failed with `Cancelled` (a Resolver
+//! dropped while the canceller runs would fire `NeverFired` first). So a cancelled task parks
+//! its Resolver in a slot that a step of the chain keeps alive until the chain has fired; the
+//! Resolver is dropped after, when its fire is ignored.
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll, Wake, Waker};
+
+use crate::{Deferred, Failure, Resolver};
+
+impl<T, E> Deferred<T, E>
+where
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// Runs `future` with no runtime at all and returns a Deferred of its output: `future` is
+    /// polled now, on this thread; then again on whichever thread wakes it, inside `wake()`;
+    /// the Deferred fires with its output on the thread that polled it to completion.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    ///
+    /// // A future that is ready at once: the Deferred has fired when drive_future returns.
+    /// let d: Deferred<u32> = Deferred::drive_future(async { Ok(40) });
+    /// assert!(d.is_fired());
+    /// assert_eq!(d.add_callback(|x| Ok(x + 2)).wait().unwrap(), 42);
+    ///
+    /// // A future woken by another thread: a Deferred is a Future, so the future awaits one.
+    /// let (price, resolver) = Deferred::<u32>::pending();
+    /// let total: Deferred<u32> = Deferred::drive_future(async move {
+    ///     let price = price.await?; // polled again here by the thread that fires `price`
+    ///     Ok(price * 2)
+    /// });
+    /// assert!(!total.is_fired());
+    /// std::thread::spawn(move || resolver.callback(21)).join().unwrap();
+    /// assert_eq!(total.wait().unwrap(), 42);
+    /// ```
+    ///
+    /// The rules:
+    ///
+    /// - **Where it is polled.** The first poll happens inside `drive_future`, on the calling
+    ///   thread. Each wake polls again, at once, on the waking thread, inside `wake()` (or
+    ///   `wake_by_ref()`).
+    /// - **One poll at a time.** A wake that arrives while the future is being polled — from
+    ///   another thread, or from inside `poll` on the same thread — does not poll concurrently
+    ///   nor recursively: it marks the task woken again, and the thread that is polling polls
+    ///   once more when its poll returns `Pending`. No wake is lost.
+    /// - **Panics.** A panic inside `poll` becomes the Deferred's failure
+    ///   ([`Panicked`](crate::Panicked), raised at the `drive_future` call); it never unwinds
+    ///   into the caller of `wake()`. The same goes for a panic in the future's `Drop` when it
+    ///   completes.
+    /// - **Cancellation.** Cancelling the Deferred (its [`cancel`](Deferred::cancel), a
+    ///   [`CancelHandle`](crate::CancelHandle), or the cancel of a chain waiting on it) drops
+    ///   the future — at once, on the cancelling thread, if it is idle; right after the current
+    ///   poll returns, on the polling thread, if it is being polled — and the Deferred fails with
+    ///   [`Cancelled`](crate::Cancelled). Wakes after completion or cancellation do nothing.
+    /// - **Wakers dropped without waking.** The future is never polled again. If something still
+    ///   holds one of its wakers (and never wakes it), the Deferred stays pending, like a future
+    ///   nobody polls. If every waker is dropped while the future is idle, nobody can ever wake
+    ///   it: the future is dropped and the Deferred fails with [`NeverFired`](crate::NeverFired)
+    ///   (created at the `drive_future` call), as when a [`Resolver`] is dropped.
+    ///
+    /// Blocking in the future blocks the thread that woke it (a thread firing a Resolver, a
+    /// C library's callback thread): keep the work between two `.await`s short, or hand it to
+    /// [`defer_to_thread`](crate::defer_to_thread) and await that.
+    ///
+    /// # `drive_future` or `from_future`?
+    ///
+    /// Use `drive_future` when what the future awaits is woken by callbacks: Deferreds, other
+    /// threads firing, channels, a C library's completion callbacks. It needs no runtime and
+    /// runs the future where its events arrive. Use `from_future` (feature `tokio`) when the
+    /// future needs tokio's reactor — tokio sockets, timers, `tokio::task` APIs: those are only
+    /// ever woken by a running tokio runtime, and with `drive_future` they would panic or never
+    /// be woken.
+    #[track_caller]
+    pub fn drive_future<F>(future: F) -> Deferred<T, E>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let at = Location::caller();
+        let task = Arc::new(Task {
+            state: Mutex::new(State::Done),
+            parked: Arc::new(Mutex::new(None)),
+            at,
+        });
+        let weak: Weak<Task<F, T, E>> = Arc::downgrade(&task);
+        // Created here, not in a closure, so that `NeverFired` says where drive_future was called.
+        let (deferred, resolver) = Deferred::with_canceller(move || {
+            if let Some(task) = weak.upgrade() {
+                task.cancel();
+            }
+        });
+        *task.lock() = State::Idle {
+            future: Box::pin(future),
+            resolver,
+        };
+        // The first poll. Nobody else has the Deferred (nor a handle to cancel it) yet.
+        task.run();
+        if deferred.is_fired() {
+            // It can no longer be cancelled: nothing to park.
+            return deferred;
+        }
+        // From now on a cancel may come: the step below keeps the slot where a cancelled task
+        // parks its Resolver alive until the chain has fired. The step runs after the root has
+        // fired and passes the result on unchanged (a failure records the step on its trail).
+        let parked = task.parked.clone();
+        deferred.add_both(move |result| {
+            drop(parked);
+            result
+        })
+        // `task` is dropped here: if the future kept no waker, nobody can wake it, and the
+        // Deferred fails with NeverFired now.
+    }
+}
+
+/// A future being driven, with the Resolver of its Deferred.
+struct Task<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    state: Mutex<State<F, T, E>>,
+    /// Where a cancelled task puts its Resolver, so it is not dropped (which would fire
+    /// `NeverFired`) before the chain has failed with `Cancelled`. A step of the chain holds it
+    /// too (see `drive_future`).
+    parked: Arc<Mutex<Option<Resolver<T, E>>>>,
+    /// The `drive_future` call, for the failure of a panic.
+    at: &'static Location<'static>,
+}
+
+enum State<F, T, E: 'static> {
+    /// Nobody is polling: the future waits for a wake.
+    Idle {
+        // Declared first: dropped before the Resolver fires `NeverFired`.
+        future: Pin<Box<F>>,
+        resolver: Resolver<T, E>,
+    },
+    /// A thread has taken the future out and is polling it.
+    Polling,
+    /// As `Polling`, and a wake came meanwhile: the polling thread polls once more.
+    PollingWokenAgain,
+    /// As `Polling`, and the Deferred was cancelled meanwhile: the polling thread drops the
+    /// future when its poll returns.
+    PollingCancelled,
+    /// The future has completed or was dropped (or is not there yet, inside `drive_future`).
+    Done,
+}
+
+impl<F, T, E> Task<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    fn lock(&self) -> MutexGuard<'_, State<F, T, E>> {
+        // No user code runs under the lock (the future is polled and dropped outside it), so
+        // the state is consistent even if the lock was poisoned.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A wake: poll now, on this thread, unless another poll is running (then that one polls
+    /// again) or the task is over.
+    fn run(self: &Arc<Self>) {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, State::Polling) {
+            State::Idle { future, resolver } => {
+                drop(state);
+                self.poll_until_idle(future, resolver);
+            }
+            State::Polling | State::PollingWokenAgain => *state = State::PollingWokenAgain,
+            over @ (State::PollingCancelled | State::Done) => *state = over,
+        }
+    }
+
+    /// Polls the future (this thread has moved the task to `Polling`) until it returns
+    /// `Pending` with no wake since, completes, or is cancelled.
+    fn poll_until_idle(self: &Arc<Self>, mut future: Pin<Box<F>>, resolver: Resolver<T, E>) {
+        let waker = Waker::from(self.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+                Ok(Poll::Pending) => None,
+                Ok(Poll::Ready(result)) => Some(result),
+                Err(panic) => Some(Err(E::from(Failure::from_panic(panic, Some(self.at))))),
+            };
+            let mut state = self.lock();
+            let cancelled = match (&*state, &output) {
+                (State::PollingWokenAgain, None) => {
+                    // A wake came during the poll: it may have been for something the poll
+                    // had already looked at, so poll again.
+                    *state = State::Polling;
+                    continue;
+                }
+                (State::Polling, None) => {
+                    *state = State::Idle { future, resolver };
+                    return;
+                }
+                (State::PollingCancelled, _) => true,
+                (State::Polling | State::PollingWokenAgain, Some(_)) => false,
+                (State::Idle { .. } | State::Done, _) => {
+                    unreachable!("only the polling thread leaves the polling states")
+                }
+            };
+            *state = State::Done;
+            drop(state);
+            if cancelled {
+                // The chain fails with `Cancelled` (the canceller has run, or is running on
+                // another thread): keep the Resolver from firing `NeverFired` before that, and
+                // drop the future and anything it gave. A panic in their `Drop` is dropped:
+                // the Deferred's result is the cancellation already.
+                self.park(resolver);
+                let _ = catch_unwind(AssertUnwindSafe(move || drop((future, output))));
+                return;
+            }
+            let result = output.expect("checked above: the future completed");
+            // The future is dropped before the Deferred fires, as a finished task's is.
+            let result = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
+                Ok(()) => result,
+                Err(panic) => {
+                    drop(result);
+                    Err(E::from(Failure::from_panic(panic, Some(self.at))))
+                }
+            };
+            resolver.fire(result);
+            return;
+        }
+    }
+
+    /// The Deferred was cancelled (its canceller runs this): drop the future now if nobody is
+    /// polling it, else have the polling thread drop it when its poll returns.
+    fn cancel(&self) {
+        let mut state = self.lock();
+        match std::mem::replace(&mut *state, State::Done) {
+            State::Idle { future, resolver } => {
+                drop(state);
+                self.park(resolver);
+                // On this thread, now. A panic in its `Drop` escapes to the chain, which makes
+                // it the failure, as for any canceller.
+                drop(future);
+            }
+            State::Polling | State::PollingWokenAgain => *state = State::PollingCancelled,
+            over @ (State::PollingCancelled | State::Done) => *state = over,
+        }
+    }
+
+    /// Keeps the Resolver of a cancelled task until the chain has failed (see `parked`).
+    fn park(&self, resolver: Resolver<T, E>) {
+        *self.parked.lock().unwrap_or_else(PoisonError::into_inner) = Some(resolver);
+    }
+}
+
+impl<F, T, E> Wake for Task<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    fn wake(self: Arc<Self>) {
+        self.run();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.run();
+    }
+}
+
+impl<F, T, E> Drop for Task<F, T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<Failure> + Send + 'static,
+{
+    /// The last waker is gone: nobody can ever wake the future. Drop it; dropping the Resolver
+    /// then fails the Deferred with `NeverFired`. A panic in the future's `Drop` does not unwind
+    /// into whoever dropped the waker: it becomes the failure instead.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let State::Idle { future, resolver } = std::mem::replace(state, State::Done)
+            && let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(future)))
+        {
+            resolver.fire(Err(E::from(Failure::from_panic(panic, Some(self.at)))));
+        }
+    }
+}
