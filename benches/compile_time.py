@@ -65,7 +65,7 @@ def write_crate(kind: str, steps: int, recursion_limit: int | None = None) -> No
         'edition = "2024"\n'
         "publish = false\n\n"
         "[dependencies]\n"
-        f'deferred = {{ path = "{ROOT}" }}\n\n'
+        f'deferred = {{ package = "deferred-chain", path = "{ROOT}" }}\n\n'
         "[workspace]\n"
     )
     (SCRATCH / "src" / "lib.rs").write_text(source(kind, steps, recursion_limit))
