@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Compile-time scaling of chain! (DESIGN.md: "a 200-step chain! compiles, and its build time grows
-linearly with the step count").
+"""Compile-time scaling of chain! (docs/rules.md: "a 200-step chain! compiles, and its build time
+grows linearly with the step count").
 
 Generates a scratch crate under target/compile-time/ (a path dependency on this workspace) whose
 lib.rs is one chain of N `+1` steps on a pending start, written either with chain! or as the same
