@@ -2,10 +2,11 @@
 //! with `chain!`, hand-written `add_callback`s, plain closures (the limit), futures-rs
 //! combinators and async/await. The chains are in `common/mod.rs`.
 //!
-//! `cargo bench -p deferred-benches --bench steps` prints criterion's report (time per chain, and elements = steps
-//! per second), then a table of ns per step: the best criterion sample of each chain (the least
-//! disturbed by other processes on a shared machine) divided by 10, with the ratios the quality
-//! bars of docs/rules.md speak of. BENCHMARKS.md has the numbers and how they were taken.
+//! `cargo bench -p deferred-benches --bench steps` prints criterion's report (time per chain, and
+//! elements = steps per second), then a table of ns per step: the best criterion sample of each
+//! chain (the least disturbed by other processes on a shared machine) divided by 10, with the
+//! ratios the quality bars of docs/rules.md speak of. BENCHMARKS.md has the numbers and how they
+//! were taken.
 
 use std::cell::RefCell;
 use std::hint::black_box;
