@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Compile-time scaling of chain! (DESIGN.md: "a 200-step chain! compiles, and its build time grows
-linearly with the step count").
+"""Compile-time scaling of chain! (docs/rules.md: "a 200-step chain! compiles, and its build time
+grows linearly with the step count").
 
 Generates a scratch crate under target/compile-time/ (a path dependency on this workspace) whose
 lib.rs is one chain of N `+1` steps on a pending start, written either with chain! or as the same
@@ -65,7 +65,7 @@ def write_crate(kind: str, steps: int, recursion_limit: int | None = None) -> No
         'edition = "2024"\n'
         "publish = false\n\n"
         "[dependencies]\n"
-        f'deferred = {{ path = "{ROOT}" }}\n\n'
+        f'deferred = {{ package = "deferred-chain", path = "{ROOT}" }}\n\n'
         "[workspace]\n"
     )
     (SCRATCH / "src" / "lib.rs").write_text(source(kind, steps, recursion_limit))

@@ -14,10 +14,10 @@
 //! them in order until all requests are done. No sleeps, no threads.
 //!
 //! Two variants: the join is 2-way (the file and its version), or 25-way (the file, and the
-//! version looked up in 24 parts at once). `cargo bench --bench doxbee` prints, for 10,000
-//! requests, the best time of several runs and the peak heap of one run (a counting allocator),
-//! each relative to the callbacks baseline. `cargo bench --bench doxbee -- N` runs N requests;
-//! `cargo bench --bench doxbee -- --instructions [N]` counts instructions per request under
+//! version looked up in 24 parts at once). `cargo bench -p deferred-benches --bench doxbee`
+//! prints, for 10,000 requests, the best time of several runs and the peak heap of one run (a
+//! counting allocator), each relative to the callbacks baseline. `... --bench doxbee -- N` runs N
+//! requests; `... --bench doxbee -- --instructions [N]` counts instructions per request under
 //! callgrind instead.
 
 use std::alloc::{GlobalAlloc, Layout, System};

@@ -1,12 +1,12 @@
 //! Instructions per step of each chain in `common/mod.rs`, counted by callgrind: unlike time,
 //! they do not depend on what else the machine is doing.
 //!
-//! `cargo bench --bench instructions` runs this binary under `valgrind --tool=callgrind` twice
-//! per chain, running the chain `SHORT` and then `LONG` times, and prints
+//! `cargo bench -p deferred-benches --bench instructions` runs this binary under `valgrind
+//! --tool=callgrind` twice per chain, running the chain `SHORT` and then `LONG` times, and prints
 //! `(Ir(LONG) - Ir(SHORT)) / ((LONG - SHORT) * 10)`: the instructions of one step, start-up and
 //! one-time costs cancelled out. Without valgrind it says so and does nothing.
-//! `cargo bench --bench instructions -- FILTER` keeps the chains whose "shape peer" contains
-//! FILTER.
+//! `cargo bench -p deferred-benches --bench instructions -- FILTER` keeps the chains whose
+//! "shape peer" contains FILTER.
 
 use std::hint::black_box;
 use std::process::Command;

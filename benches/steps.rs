@@ -2,10 +2,11 @@
 //! with `chain!`, hand-written `add_callback`s, plain closures (the limit), futures-rs
 //! combinators and async/await. The chains are in `common/mod.rs`.
 //!
-//! `cargo bench --bench steps` prints criterion's report (time per chain, and elements = steps
-//! per second), then a table of ns per step: the best criterion sample of each chain (the least
-//! disturbed by other processes on a shared machine) divided by 10, with the ratios the quality
-//! bars of DESIGN.md speak of. BENCHMARKS.md has the numbers and how they were taken.
+//! `cargo bench -p deferred-benches --bench steps` prints criterion's report (time per chain, and
+//! elements = steps per second), then a table of ns per step: the best criterion sample of each
+//! chain (the least disturbed by other processes on a shared machine) divided by 10, with the
+//! ratios the quality bars of docs/rules.md speak of. BENCHMARKS.md has the numbers and how they
+//! were taken.
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -134,7 +135,7 @@ fn print_table(best: &[(&str, &str, f64)]) {
         ("error", "chain!", CALLBACKS, 1.0, NOT_SLOWER),
     ];
     println!();
-    println!("quality bars (DESIGN.md)");
+    println!("quality bars (docs/rules.md)");
     for (shape, peer, other, limit, bar) in bars {
         let (Some(ns), Some(other_ns)) = (per_step(shape, peer), per_step(shape, other)) else {
             continue;

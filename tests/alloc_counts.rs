@@ -1,5 +1,5 @@
 //! Allocations of a 10-step chain, counted exactly, for every chain the benchmarks time
-//! (benches/common/mod.rs): the "Allocations" quality bar of DESIGN.md, as a test.
+//! (benches/common/mod.rs): the "Allocations" target of docs/rules.md, as a test.
 //!
 //! - Synchronous steps (`chain!` and `add_callback`) allocate nothing.
 //! - A pending `add_callback` chain allocates one link per pending link (the root and one per
@@ -127,7 +127,8 @@ fn allocations_per_chain_of_ten_steps() {
         assert_eq!(making_the_failure, 1);
     }
 
-    // The design targets (DESIGN.md, "Allocations").
+    // The targets (docs/rules.md, "Performance targets"): zero allocations for synchronous
+    // steps, at most one per pending link.
     for shape in ["sync", "nested"] {
         for peer in ["chain!", "add_callback"] {
             assert_eq!(

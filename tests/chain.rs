@@ -1,4 +1,4 @@
-//! `chain!` at run time: the DESIGN.md employee chain against a fake database that answers
+//! `chain!` at run time: the employee chain of README.md against a fake database that answers
 //! later, scoping, `catch`, `finally`, panics, pending starts and the trail of a failure.
 #![deny(warnings, clippy::all)]
 
@@ -107,7 +107,7 @@ fn log_done() {
     DONE.fetch_add(1, Ordering::SeqCst);
 }
 
-/// The chain of DESIGN.md, word for word.
+/// The employee chain: look the id up, fetch the details, then the manager (README.md).
 fn describe(db: &Db, name: &str) -> Deferred<String> {
     let db = db.clone();
     chain! {

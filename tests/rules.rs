@@ -1,4 +1,5 @@
-//! One section per rule of DESIGN.md ("Rules (Twisted's, typed)"), plus `Future` / `wait`.
+//! One section per rule of a Deferred (docs/rules.md, "The rules of a Deferred"; the same list is
+//! in the docs of `Deferred`), plus `Future` / `wait`.
 //! Each test fails if its rule breaks.
 //!
 //! The unhandled-error hook is global and tests run in parallel: it is installed once, records

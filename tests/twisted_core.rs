@@ -1338,8 +1338,8 @@ fn canceller_dropped_after_callback_returning_pending() {
     assert_eq!(d.wait().unwrap(), 2);
 }
 
-// Reference §O 166: in Twisted a raising canceller propagates out of `cancel()`; here (DESIGN
-// rule 7) it does not escape, and its panic becomes the failure.
+// Reference §O 166: in Twisted a raising canceller propagates out of `cancel()`; here it does not
+// escape, and its panic becomes the failure (docs/rules.md, rule 7: cancellation).
 #[test]
 fn raising_canceller_does_not_escape() {
     let (d, _r) = Deferred::<u32>::with_canceller(|| panic!("canceller exploded"));

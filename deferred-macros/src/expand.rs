@@ -26,11 +26,15 @@
 //! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
 //!   `#[track_caller]`, so the keyword's location is the step's location in a `Failure`'s trail.
 //! - What a body gives (a value, a `Result`, a Deferred) is sorted out by `::deferred::__private`
-//!   (see its docs), in calls located at the body, so that a type error lands on the body; the
+//!   (see its docs; `deferred` stands for the name the user's crate gives the library, see
+//!   [`facade_name`]), in calls located at the body, so that a type error lands on the body; the
 //!   closures the expansion builds are located at the user's closures, for the same reason.
 //! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
 //!   cannot see them.
 
+use std::cell::RefCell;
+
+use proc_macro_crate::FoundCrate;
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::ext::IdentExt;
@@ -39,10 +43,42 @@ use syn::visit::Visit;
 
 use crate::parse::{Chain, Handler, Step, StepClosure, StepKind};
 
+thread_local! {
+    /// The name of the facade library in the crate whose `chain!` is being expanded: set by
+    /// [`expand`] from [`facade_name`], read by [`krate`].
+    static FACADE: RefCell<String> = RefCell::new(String::from("deferred"));
+}
+
+/// The name under which the crate being compiled sees the facade library, found as the
+/// `proc-macro-crate` crate finds it, in that crate's Cargo.toml:
+/// - a dependency renamed in Cargo.toml (`promises = { package = "deferred-chain", .. }`):
+///   that name (`promises`);
+/// - the dependency under its package name (`deferred-chain = "0.1"`), the package's own tests,
+///   examples and doctests, or a lookup that fails: `deferred`, the library's name.
+///
+/// `proc-macro-crate` gives `deferred_chain` for the dependency under its package name: it does
+/// not read the library's name (`[lib] name = "deferred"`). So a dependency renamed to exactly
+/// `deferred_chain` is not told apart from it, and is named `deferred` too.
+fn facade_name() -> String {
+    match proc_macro_crate::crate_name("deferred-chain") {
+        Ok(FoundCrate::Name(name)) if name != "deferred_chain" => name,
+        _ => String::from("deferred"),
+    }
+}
+
+/// `::deferred` (the name [`facade_name`] found), spanned at `span`, as `quote_spanned!(span=>
+/// ::deferred)` would span it.
+fn krate(span: Span) -> TokenStream {
+    let name = FACADE.with(|name| Ident::new(&name.borrow(), span));
+    quote_spanned!(span=> ::#name)
+}
+
 /// Expands a parsed and validated chain. Errors recorded in the chain are emitted as well: the
 /// chain's own ones as statements, a step's where its value would be.
 pub fn expand(chain: &Chain) -> TokenStream {
+    FACADE.with(|name| *name.borrow_mut() = facade_name());
     let site = Span::mixed_site();
+    let krate = krate(site);
     let chain_var = local("__chain", site);
     let errors = chain.errors.iter().map(syn::Error::to_compile_error);
     let start = expand_start(&chain.start);
@@ -73,7 +109,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     let catch_traits = typed_catch.then(|| {
         quote_spanned! {site=>
             #[allow(unused_imports)]
-            use ::deferred::__private::{
+            use #krate::__private::{
                 CatchErrorType as _, CatchOther as _, CatchOwnError as _,
             };
         }
@@ -81,7 +117,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     quote_spanned! {site=> {
         #(#errors)*
         #[allow(unused_imports)]
-        use ::deferred::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
+        use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
         #catch_traits
         let #chain_var = #start;
         #(let #chain_var = #segments;)*
@@ -224,12 +260,14 @@ fn expand_steps(
             let failed = local("__failed", site);
             let passed = rest.iter().map(|step| {
                 let keyword = step.keyword.span();
-                let passed = quote_spanned!(keyword=> ::deferred::__private::passed(#failed));
+                let krate = krate(keyword);
+                let passed = quote_spanned!(keyword=> #krate::__private::passed(#failed));
                 quote_spanned!(site=> let #failed = #passed;)
             });
+            let krate = krate(site);
             let errback = quote_spanned! {site=>
                 move |#error| {
-                    let #failed = ::deferred::Deferred::fail(#error);
+                    let #failed = #krate::Deferred::fail(#error);
                     #(#passed)*
                     #failed
                 }
@@ -374,6 +412,7 @@ fn format_string_mentions(literal: &str, name: &str) -> bool {
 /// A `catch`: an errback that traps what it names, and recovers with its body's value.
 fn expand_catch(input: Input, step: &Step) -> TokenStream {
     let site = Span::mixed_site();
+    let krate = krate(site);
     let error_var = local("__error", site);
     let chain_value = local("__chain_value", site);
     let StepKind::Catch { ty } = &step.kind else {
@@ -393,13 +432,13 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
                 match #trap {
                     ::core::result::Result::Ok(#param) => { #handle }
                     ::core::result::Result::Err(#error_var) => {
-                        ::deferred::Deferred::fail(#error_var)
+                        #krate::Deferred::fail(#error_var)
                     }
                 }
             };
             (
                 quote_spanned! {site=>
-                    let #catch_as = ::deferred::__private::catch_as::<#ty, _, _>(&#chain_input);
+                    let #catch_as = #krate::__private::catch_as::<#ty, _, _>(&#chain_input);
                 },
                 step_closure(&error_var.to_token_stream(), trap_or_pass, &place),
             )
@@ -408,7 +447,7 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
     };
     let add = add_step("add_errback", step, input, closure);
     quote_spanned! {site=> {
-        let #chain_value = ::deferred::__private::value_of(&#chain_input);
+        let #chain_value = #krate::__private::value_of(&#chain_input);
         #setup
         #add
     }}
@@ -422,10 +461,11 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     let (param, computed, place) = match &step.handler {
         Handler::Path(path) => {
             let outcome = local("__outcome", path.span());
+            let krate = krate(path.span());
             (
                 None,
                 quote_spanned! {path.span()=>
-                    ::deferred::__private::FinallyFn::call_finally(#path, &#outcome)
+                    #krate::__private::FinallyFn::call_finally(#path, &#outcome)
                 },
                 Place::at(path.span()),
             )
@@ -441,7 +481,8 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     };
     let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
     let finished = place.then_value(computed, quote!(()), dispatch("finally", place.body, None));
-    let pass_on = quote_spanned!(step.keyword.span()=> ::deferred::__private::finally);
+    let krate = krate(step.keyword.span());
+    let pass_on = quote_spanned!(step.keyword.span()=> #krate::__private::finally);
     let closure = step_closure(
         &outcome.to_token_stream(),
         quote_spanned! {site=>
@@ -577,7 +618,8 @@ fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> To
     input_group.set_span(input.at);
     let mut args = Group::new(Delimiter::Parenthesis, quote!(#input_group, #closure));
     args.set_span(keyword);
-    quote_spanned!(keyword=> ::deferred::Deferred::#method #args)
+    let krate = krate(keyword);
+    quote_spanned!(keyword=> #krate::Deferred::#method #args)
 }
 
 /// `::deferred::__private::raised({outcome})`: called at the step's keyword, so that a failure
@@ -605,7 +647,8 @@ fn raised(
     let glue = Ident::new(glue, keyword);
     let mut args = Group::new(Delimiter::Parenthesis, args);
     args.set_span(keyword);
-    quote_spanned!(keyword=> ::deferred::__private::#glue #args)
+    let krate = krate(keyword);
+    quote_spanned!(keyword=> #krate::__private::#glue #args)
 }
 
 /// What computes a body's value: the body itself, or, when it uses `return` or `?` or has a
@@ -631,15 +674,17 @@ fn dispatch(method: &str, body: Span, chain_value: Option<&Ident>) -> TokenStrea
         let chain_value = local(&chain_value.to_string(), body);
         quote!(, #chain_value)
     });
+    let krate = krate(at_body);
     quote_spanned! {at_body=>
-        (&&&::deferred::__private::probe(&#value)).__step_kind().#method(#value #chain_value)
+        (&&&#krate::__private::probe(&#value)).__step_kind().#method(#value #chain_value)
     }
 }
 
 /// `::deferred::Deferred<_, _>`: the type given to a `then` or `catch` body that never gives a
 /// value.
 fn deferred_of_any() -> TokenStream {
-    quote_spanned!(Span::mixed_site()=> ::deferred::Deferred<_, _>)
+    let krate = krate(Span::mixed_site());
+    quote_spanned!(Span::mixed_site()=> #krate::Deferred<_, _>)
 }
 
 /// One of the macro's own names, resolved at the macro's site, located at `location`.

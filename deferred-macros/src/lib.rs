@@ -1,4 +1,4 @@
-//! The `chain!` macro of the [`deferred`](https://docs.rs/deferred) crate. Use it through
+//! The `chain!` macro of the [`deferred-chain`](https://docs.rs/deferred-chain) crate. Use it through
 //! `deferred::chain!`: its documentation is there.
 //!
 //! The macro reads its input in three steps, one module each: `parse` (tokens to a `Chain`,

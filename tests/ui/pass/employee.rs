@@ -1,4 +1,4 @@
-//! The chain of DESIGN.md, with a fake database.
+//! The employee chain of README.md (id, details, manager), with a fake database.
 #![deny(warnings)]
 
 use std::fmt;
