@@ -63,13 +63,12 @@ pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess};
-pub use shared::chain::cancel::CancelHandle;
 pub use shared::chain::gather::gather_results;
 pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::maybe::maybe_deferred;
 pub use shared::chain::race::race;
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
-pub use shared::{Deferred, IntoDeferred, Resolver};
+pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]
 pub use tokio::TokioClock;

@@ -7,10 +7,6 @@
 //! state is in a `RefCell` — no atomic operation, no lock. Everything else — the state machine
 //! and the helpers — is in `chain/`, the same code the `Send` kind runs.
 
-use std::panic::Location;
-
-use crate::failure::Failure;
-
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
     use std::cell::{Cell, RefCell, RefMut};
@@ -122,7 +118,7 @@ pub(crate) mod kind {
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
               a failure in it is reported as unhandled when it is dropped"]
 pub struct LocalDeferred<T, E: 'static = Failure> {
-    state: chain::deferred::State<T, E>,
+    state: State<T, E>,
 }
 
 /// The one handle that fires a pending [`LocalDeferred`]: a [`Resolver`](crate::Resolver)
@@ -144,7 +140,7 @@ pub struct LocalResolver<T, E: 'static = Failure> {
     link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: chain::deferred::FireWith<T, E>,
+    fire: FireWith<T, E>,
     /// Fails the link with "never fired", for `Drop`.
     fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
@@ -164,6 +160,10 @@ pub trait IntoLocalDeferred<E: 'static> {
     /// Converts the callback's result into the next link.
     fn into_deferred(self) -> LocalDeferred<Self::Value, E>;
 }
+
+use kind::{Deferred, IntoDeferred, Resolver};
+
+include!("chain/deferred.rs");
 
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;

@@ -5,10 +5,6 @@
 //! state is behind a `Mutex`, so its values, errors and steps must be `Send`. Everything else —
 //! the state machine and the helpers — is in `chain/`, written once for both kinds.
 
-use std::panic::Location;
-
-use crate::failure::Failure;
-
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
     use std::sync::PoisonError;
@@ -133,7 +129,7 @@ pub(crate) mod kind {
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
               a failure in it is reported as unhandled when it is dropped"]
 pub struct Deferred<T, E: 'static = Failure> {
-    state: chain::deferred::State<T, E>,
+    state: State<T, E>,
 }
 
 /// The one handle that fires a pending [`Deferred`]. Firing takes `self`, so a Deferred cannot
@@ -154,7 +150,7 @@ pub struct Resolver<T, E: 'static = Failure> {
     link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: chain::deferred::FireWith<T, E>,
+    fire: FireWith<T, E>,
     /// Fails the link with "never fired", for `Drop`.
     fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
@@ -177,5 +173,9 @@ pub trait IntoDeferred<E: 'static> {
     fn into_deferred(self) -> Deferred<Self::Value, E>;
 }
 
+include!("chain/deferred.rs");
+
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
+
+pub use chain::cancel::CancelHandle;

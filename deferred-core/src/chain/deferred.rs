@@ -1,4 +1,8 @@
-//! `Deferred` and `Resolver`: a result that arrives later, and the one handle that fires it.
+// The methods of a Deferred and its Resolver, for both kinds. Included (with `include!`) by
+// `shared.rs` and `local.rs` into the module that defines the kind's types, so that each impl
+// sits beside its type (and compiler messages name `Deferred::add_callback`, not a path through
+// this folder). `Deferred`, `Resolver`, `IntoDeferred` and `CancelHandle` are the including
+// kind's.
 
 use std::any::Any;
 use std::fmt;
@@ -7,10 +11,9 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::cancel::CancelHandle;
-use super::pending::{Canceller, Link, Node};
-use super::stage;
-use super::{Blocker, Deferred, IntoDeferred, Ptr, Resolver, Sendable};
+use self::chain::pending::{Canceller, Link, Node};
+use self::chain::stage;
+use self::kind::{Blocker, Ptr, Sendable};
 use crate::failure::{Failure, NeverFired};
 use crate::run_loop;
 use crate::unhandled;

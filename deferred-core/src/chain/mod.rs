@@ -9,7 +9,7 @@
 //!
 //! | file | what |
 //! | --- | --- |
-//! | `deferred.rs` | the `add_*` methods, `pending`, `Future`, `wait`, the `Resolver` |
+//! | `deferred.rs` | the `add_*` methods, `pending`, `Future`, `wait`, the `Resolver` (included by each kind beside its types, not a module here) |
 //! | `pending.rs` | the state machine of a pending chain, its rules next to the code |
 //! | `stage.rs` | the steps waiting in a pending chain, and the slots their results pass through |
 //! | `cancel.rs` | `CancelHandle` and the cancellation walk |
@@ -23,9 +23,10 @@
 //! [`LocalDeferred`]: crate::LocalDeferred
 
 pub(crate) use super::kind::*;
+// What the including kind defines beside its types (`chain/deferred.rs`, included there).
+pub(crate) use super::{Outcome, SPENT, run_step};
 
 pub(crate) mod cancel;
-pub(crate) mod deferred;
 pub(crate) mod fan_in;
 pub(crate) mod gather;
 pub(crate) mod list;

@@ -16,8 +16,8 @@ use std::marker::PhantomData;
 use std::panic::Location;
 
 use super::Deferred;
-use super::deferred::{Outcome, SPENT, run_step};
 use super::pending::Node;
+use super::{Outcome, SPENT, run_step};
 use super::{Ptr, Sendable};
 use crate::failure::Failure;
 use crate::unhandled;
