@@ -165,6 +165,8 @@ use kind::{Deferred, IntoDeferred, Resolver};
 
 include!("chain/deferred.rs");
 
+// Each kind compiles `chain/` for itself: loading it twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 

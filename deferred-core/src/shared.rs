@@ -175,6 +175,8 @@ pub trait IntoDeferred<E: 'static> {
 
 include!("chain/deferred.rs");
 
+// Each kind compiles `chain/` for itself: loading it twice is the point.
+#[allow(clippy::duplicate_mod)]
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 
