@@ -1209,3 +1209,50 @@ fn a_step_returning_a_spent_deferred_fails_the_chain() {
         );
     });
 }
+
+/// Two chains whose steps return each other's end, their roots fired from two threads while a
+/// third cancels one of them: whatever the interleaving — the cancel lands before the cycle
+/// forms, while a step runs, or on the formed cycle (the walk must notice it is going round and
+/// break the wait that closes it) — the cancel returns and both chains go on exactly once.
+#[test]
+fn a_cycle_formed_by_two_threads_while_a_third_cancels() {
+    model(PREEMPTIONS, || {
+        let slots: [Arc<Mutex<Option<Deferred<u32>>>>; 2] =
+            [Arc::new(Mutex::new(None)), Arc::new(Mutex::new(None))];
+        let went_on = Arc::new(AtomicUsize::new(0));
+        let mut resolvers = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..2 {
+            let (root, resolver) = Deferred::<u32>::pending();
+            let next = slots[(i + 1) % 2].clone();
+            let counted = went_on.clone();
+            let end = root
+                .add_callback(move |_| match next.lock().unwrap().take() {
+                    Some(end) => end,
+                    // The other chain's end was taken by its own step's cancel path already.
+                    None => Deferred::succeed(0),
+                })
+                .add_both(move |result| {
+                    counted.fetch_add(1, SeqCst);
+                    Ok::<u32, Failure>(result.unwrap_or(0))
+                });
+            handles.push(end.cancel_handle());
+            *slots[i].lock().unwrap() = Some(end);
+            resolvers.push(resolver);
+        }
+        let firing: Vec<_> = resolvers
+            .into_iter()
+            .map(|resolver| thread::spawn(move || resolver.callback(1)))
+            .collect();
+        handles[0].cancel();
+        for thread in firing {
+            thread.join().unwrap();
+        }
+        // A cycle formed after the cancel was spent: a second cancel must break it.
+        handles[1].cancel();
+        assert_eq!(went_on.load(SeqCst), 2, "each chain goes on exactly once");
+        for slot in &slots {
+            drop(slot.lock().unwrap().take());
+        }
+    });
+}

@@ -15,6 +15,14 @@
 //! same holds when the root fires while its canceller runs (the canceller answered it, or a
 //! `Resolver` on another thread won the race), and when the walk finds an inner Deferred whose
 //! result is on its way to the chain waiting on it.
+//!
+//! Chains may wait on each other: a step of A returns B's end while a step of B returns A's
+//! (through any number of chains, and through the internal link `add_timeout` makes). Forming
+//! such a cycle is allowed — it cannot be seen at once when two threads form it together — and
+//! nothing can ever fire it. A cancel that reaches it (a user's, or a deadline's) must return:
+//! the walk notices it is going round ([`Cycle`], in constant memory) and cancels the wait that
+//! closes the cycle; that chain goes on with the cancellation failure, and each chain of the
+//! cycle in turn with what the one it waits on gives.
 
 use std::fmt;
 
@@ -66,9 +74,17 @@ impl CancelHandle {
         let mut waiter: Option<(Ptr<dyn Cancel>, u32)> = None;
         let mut next = self.target.clone();
         let mut level = outer_chains;
+        let mut cycle = Cycle::new(self.target.clone());
         while let Some(link) = next {
             next = match link.clone().cancel(level) {
                 Walk::Up(up) => {
+                    if cycle.closes_at(&up) {
+                        // Rule: chains that wait on each other never fire by themselves, and a
+                        // cancel must return. The wait that closes the cycle is cancelled: that
+                        // chain goes on with the cancellation, and the others in turn.
+                        link.break_wait(&up);
+                        return;
+                    }
                     waiter = Some((link, level));
                     level = level.saturating_add(1);
                     Some(up)
@@ -82,6 +98,46 @@ impl CancelHandle {
                 Walk::Stop => None,
             };
         }
+    }
+}
+
+/// Finds a cycle in the chains a walk goes through (chains that wait on each other: a step of
+/// A returned B's end and a step of B returned A's), in constant memory: Brent's algorithm. A
+/// marker chain is compared with each chain the walk reaches, and moved to where the walk is
+/// after 1, 2, 4, 8, ... chains; once the walk is inside a cycle and the marker is on it, the
+/// walk comes back to the marker within one more lap.
+struct Cycle {
+    marker: Option<Ptr<dyn Cancel>>,
+    /// Chains walked since the marker moved, and how many until it moves again.
+    walked: u64,
+    lap: u64,
+}
+
+impl Cycle {
+    fn new(start: Option<Ptr<dyn Cancel>>) -> Cycle {
+        Cycle {
+            marker: start,
+            walked: 0,
+            lap: 1,
+        }
+    }
+
+    /// Whether `up`, the next chain of the walk, is one the walk has been through already.
+    fn closes_at(&mut self, up: &Ptr<dyn Cancel>) -> bool {
+        if self
+            .marker
+            .as_ref()
+            .is_some_and(|marker| super::pending::same_link(marker, up))
+        {
+            return true;
+        }
+        self.walked += 1;
+        if self.walked == self.lap {
+            self.marker = Some(up.clone());
+            self.lap = self.lap.saturating_mul(2);
+            self.walked = 0;
+        }
+        false
     }
 }
 

@@ -482,7 +482,9 @@ where
         let inner = self.lock();
         match inner.phase {
             Phase::Fired => outer.arrive(take_result(inner).slot(), Remembered::NONE),
-            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
+            // the cycle they were in, `break_wait`) before it could ask for the result.
+            Phase::Done => {}
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 set_listener(inner, Listener::Forward(outer));
             }
@@ -492,7 +494,10 @@ where
     fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = self.lock();
         let Phase::Waiting { mut cancel } = inner.phase else {
-            unreachable!("a result is forwarded only to a chain waiting on it");
+            // This chain stopped waiting (a cancel broke the cycle it was in, see `break_wait`)
+            // while the result was on its way: nobody will see it.
+            drop(inner);
+            return from.report();
         };
         let on = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
         if let Some(outer_chains) = passed_on.get() {
@@ -522,6 +527,16 @@ pub(crate) trait Cancel: Shareable {
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
     /// stage already returned another one, give it back so the walk goes on there.
     fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>>;
+
+    /// This chain waits on `on`, and `on` (through any number of chains) waits on this one: a
+    /// cycle, which nothing can ever fire. Stop waiting: the chain goes on with a cancellation
+    /// failure (its errbacks see it), and `on`'s result, when it comes, is nobody's — reported
+    /// if it is a failure. Does nothing if the chain no longer waits on `on`.
+    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>);
+
+    /// The chain waiting on this one stopped waiting (`break_wait`): nobody will take this
+    /// chain's result, as if its end were dropped.
+    fn forget_waiter(&self);
 }
 
 /// Where a cancellation walk goes after one link.
@@ -568,6 +583,34 @@ where
         where_the_cancel_goes(&mut inner, outer_chains)
     }
 
+    fn forget_waiter(&self) {
+        Node::abandon(self);
+    }
+
+    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>) {
+        // Made before taking the lock: `E::from` is user code.
+        let error = E::from(Failure::cancelled());
+        let mut inner = self.lock();
+        let Phase::Waiting { cancel } = inner.phase else {
+            return;
+        };
+        if !same_link(inner.upstream.on(), on) {
+            return;
+        }
+        let Upstream::On(on) = std::mem::replace(&mut inner.upstream, Upstream::Nothing) else {
+            unreachable!("a waiting chain knows what it waits on");
+        };
+        inner.phase = Phase::Running { cancel };
+        inner.result.slot().fail(error);
+        drop(inner);
+        on.forget_waiter();
+        if run_loop::is_running() {
+            super::enqueue(self);
+        } else {
+            run_loop::run(move || self.deliver());
+        }
+    }
+
     fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>> {
         let mut inner = self.lock();
         let inner = &mut *inner;
@@ -605,6 +648,6 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
 }
 
 /// Whether two links, type-erased or not, are the same link (compares addresses, not vtables).
-fn same_link<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
+pub(crate) fn same_link<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
     std::ptr::addr_eq(Ptr::as_ptr(a), Ptr::as_ptr(b))
 }

@@ -1,0 +1,170 @@
+//! Chains that wait on each other (a step of A returns B's end, a step of B returns A's): nothing
+//! can fire them, and a cancel (or a deadline) must still return, breaking the cycle. Each test
+//! runs its cancel on another thread and fails after a generous bound instead of hanging: the
+//! bug these guard against was a cancellation walk going round the cycle for ever.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
+
+use deferred_core::{CancelHandle, Deferred, Failure, ManualClock, Resolver};
+
+/// Runs `f` on another thread; fails the test if it has not returned after 30 s.
+fn returns_in_time(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    if finished.recv_timeout(Duration::from_secs(30)).is_err() {
+        panic!("{what} did not return: the chains wait on each other and nothing broke the cycle");
+    }
+}
+
+type Slot = Arc<Mutex<Option<Deferred<u32>>>>;
+
+/// `n` chains in a ring: a step of chain `i` returns chain `i + 1`'s end (the last returns the
+/// first's). Each chain ends with an errback that recovers from the cancellation, then a step
+/// that counts the chains that went on. Returns the roots' resolvers, a cancel handle for each
+/// chain, and the count.
+fn ring(n: usize) -> (Vec<Resolver<u32>>, Vec<CancelHandle>, Arc<AtomicUsize>) {
+    let slots: Vec<Slot> = (0..n).map(|_| Arc::new(Mutex::new(None))).collect();
+    let went_on = Arc::new(AtomicUsize::new(0));
+    let mut resolvers = Vec::new();
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let (root, resolver) = Deferred::<u32>::pending();
+        let next = slots[(i + 1) % n].clone();
+        let counted = went_on.clone();
+        let end = root
+            .add_callback(move |_| {
+                next.lock()
+                    .unwrap()
+                    .take()
+                    .expect("every end is in its slot")
+            })
+            .add_errback(move |f: Failure| {
+                assert!(
+                    f.is_cancelled(),
+                    "the cycle is broken by a cancellation: {f:?}"
+                );
+                Ok(0)
+            })
+            .add_both(move |result| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                result
+            });
+        handles.push(end.cancel_handle());
+        *slots[i].lock().unwrap() = Some(end);
+        resolvers.push(resolver);
+    }
+    (resolvers, handles, went_on)
+}
+
+#[test]
+fn two_chains_waiting_on_each_other_cancel_and_return() {
+    let (resolvers, handles, went_on) = ring(2);
+    for resolver in resolvers {
+        resolver.callback(1); // each chain's step returns the other's end: a cycle
+    }
+    assert_eq!(
+        went_on.load(Ordering::SeqCst),
+        0,
+        "nothing fires a cycle by itself"
+    );
+    let handle = handles[0].clone();
+    returns_in_time("cancel of a chain in a 2-cycle", move || handle.cancel());
+    // Both chains went on: the one whose wait closed the cycle with the cancellation, the other
+    // with what that one gave.
+    assert_eq!(went_on.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn cycles_of_3_and_100_chains_cancel_and_return() {
+    for n in [3, 100] {
+        let (resolvers, handles, went_on) = ring(n);
+        for resolver in resolvers {
+            resolver.callback(1);
+        }
+        let handle = handles[n / 2].clone();
+        returns_in_time("cancel of a chain in a long cycle", move || handle.cancel());
+        assert_eq!(
+            went_on.load(Ordering::SeqCst),
+            n,
+            "every chain of the {n}-cycle went on"
+        );
+    }
+}
+
+#[test]
+fn a_cycle_formed_from_two_threads_at_once_cancels() {
+    for _ in 0..200 {
+        let (resolvers, handles, went_on) = ring(2);
+        let start = Arc::new(Barrier::new(2));
+        let firing: Vec<_> = resolvers
+            .into_iter()
+            .map(|resolver| {
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    resolver.callback(1);
+                })
+            })
+            .collect();
+        for thread in firing {
+            thread.join().unwrap();
+        }
+        let handle = handles[1].clone();
+        returns_in_time("cancel of a cycle formed by two threads", move || {
+            handle.cancel()
+        });
+        assert_eq!(went_on.load(Ordering::SeqCst), 2);
+    }
+}
+
+#[test]
+fn cancelling_a_cycle_twice_is_harmless() {
+    let (resolvers, handles, went_on) = ring(2);
+    for resolver in resolvers {
+        resolver.callback(1);
+    }
+    let first = handles[0].clone();
+    let second = handles[1].clone();
+    returns_in_time("two cancels of a cycle", move || {
+        first.cancel();
+        second.cancel();
+    });
+    assert_eq!(went_on.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn a_step_returning_its_own_chain_past_a_timeout_times_out_at_the_deadline() {
+    // The end the step returns is the chain's own end to the user, but `add_timeout` put the
+    // steps after it on a second internal link that waits on the first: a cycle of two links.
+    let clock = ManualClock::new();
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let (root, resolver) = Deferred::<u32>::pending();
+    let own = slot.clone();
+    let outcome = Arc::new(Mutex::new(None));
+    let seen = outcome.clone();
+    let end = root
+        .add_callback(move |_| own.lock().unwrap().take().expect("the end is in its slot"))
+        .add_timeout(Duration::from_secs(1), &clock)
+        .add_both(move |result: Result<u32, Failure>| {
+            *seen.lock().unwrap() = Some(result.as_ref().map_err(|f| f.to_string()).copied());
+            result
+        });
+    *slot.lock().unwrap() = Some(end);
+    resolver.callback(1); // the step returns the chain's own end
+    assert!(outcome.lock().unwrap().is_none());
+    let advancing = clock.clone();
+    returns_in_time("ManualClock::advance past the deadline", move || {
+        advancing.advance(Duration::from_secs(2))
+    });
+    let outcome = outcome.lock().unwrap().clone();
+    assert!(
+        matches!(&outcome, Some(Err(message)) if message.contains("cancelled") || message.contains("timed out")),
+        "the chain goes on with the cancellation at the deadline: {outcome:?}"
+    );
+}
