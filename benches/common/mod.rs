@@ -22,7 +22,7 @@ use std::hint::black_box;
 use std::pin::pin;
 use std::task::{Context, Poll};
 
-use deferred::{Deferred, Failure, chain};
+use deferred::{Deferred, Failure, LocalDeferred, chain};
 use futures::channel::oneshot;
 use futures::future::{FutureExt, TryFutureExt, ready};
 use futures::task::noop_waker_ref;
@@ -74,11 +74,13 @@ macro_rules! for_each_case {
         $callback! {
             (sync, "chain!", chain),
             (sync, "add_callback", add_callback),
+            (sync, "local add_callback", local_add_callback),
             (sync, "closures", closures),
             (sync, "futures ready().map()", futures_map),
             (sync, "async/await", async_await),
             (pending, "chain!", chain),
             (pending, "add_callback", add_callback),
+            (pending, "local add_callback", local_add_callback),
             (pending, "closures", closures),
             (pending, "boxed callback list", boxed_callbacks),
             (pending, "futures oneshot+map", futures_oneshot_map),
@@ -151,6 +153,23 @@ pub mod sync {
             .unwrap()
     }
 
+    /// The same on a `LocalDeferred`.
+    pub fn local_add_callback(x: u64) -> u64 {
+        LocalDeferred::<u64>::succeed(x)
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .wait()
+            .unwrap()
+    }
+
     /// The limit: the ten steps called directly.
     pub fn closures(x: u64) -> u64 {
         let steps = [inc; STEPS as usize];
@@ -209,6 +228,24 @@ pub mod pending {
 
     pub fn add_callback(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
+        let d = start
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)));
+        resolver.callback(x);
+        d.wait().unwrap()
+    }
+
+    /// The same on a `LocalDeferred`: no atomics, no lock.
+    pub fn local_add_callback(x: u64) -> u64 {
+        let (start, resolver) = LocalDeferred::<u64>::pending();
         let d = start
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)))
