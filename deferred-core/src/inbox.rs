@@ -93,8 +93,23 @@ impl<F: FnOnce(&Home) + Send> Work for Call<F> {
 /// `request_repaint`, a pipe or an eventfd. The `tokio` and `calloop` features wire an inbox
 /// into those loops for you.
 ///
-/// A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When the
-/// last clone is dropped, the loop has stopped (see the [module rules](self)).
+/// Which to use: with tokio, `Inbox::on_tokio_local_set` (feature `tokio`; a task on the
+/// `LocalSet` drains it, `TokioLocalClock` times local chains); with calloop, `Inbox::on_calloop`
+/// (feature `calloop`; a ping source drains it, `CalloopClock` times local chains); with any
+/// other loop, `Inbox::new` with the toolkit's wake-up and a call to `run_pending` from the
+/// loop's idle, frame or user-event callback, and [`Inbox::clock`] for time (no tokio needed).
+///
+/// The rules:
+/// - Posted work runs on the loop's thread, in the order it was posted, each item once.
+/// - A panic in posted work does not stop the loop: it is reported as an unhandled
+///   [`Failure`], and the rest runs.
+/// - A panic in the wake-up does not reach the poster: it is reported as an unhandled failure,
+///   and the post stands (the work runs at the next drain).
+/// - A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When
+///   the last clone is dropped, the loop has stopped: work posted before runs then; the local
+///   Deferreds still waiting on another thread fail with [`NeverFired`](crate::NeverFired); a
+///   later post is refused ([`LoopHandle::post`] gives it back), and a failure a
+///   [`HomeResolver`] could not deliver is reported as unhandled.
 ///
 /// ```
 /// use deferred_core::{Failure, Inbox};
