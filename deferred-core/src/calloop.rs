@@ -123,17 +123,17 @@ impl<Data: 'static> std::fmt::Debug for CalloopClock<Data> {
 impl<Data: 'static> LocalClock for CalloopClock<Data> {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let mut call = Some(call);
-        let inserted = self
-            .handle
-            .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
-                if let Some(call) = call.take() {
-                    // A panic must not unwind out of the loop's dispatch.
-                    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
-                        unhandled::report(Failure::from_panic(payload, None));
+        let inserted =
+            self.handle
+                .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
+                    if let Some(call) = call.take() {
+                        // A panic must not unwind out of the loop's dispatch.
+                        if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+                            unhandled::report(Failure::from_panic(payload, None));
+                        }
                     }
-                }
-                TimeoutAction::Drop
-            });
+                    TimeoutAction::Drop
+                });
         match inserted {
             Ok(token) => {
                 let handle = self.handle.clone();

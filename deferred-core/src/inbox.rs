@@ -320,6 +320,20 @@ impl Inbox {
     /// A [`Deferred`] (from any thread) as a [`LocalDeferred`] of this loop: when it fires, its
     /// result is posted here and the local chain goes on on this thread. Cancelling the local
     /// chain cancels the Deferred.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Inbox};
+    ///
+    /// let inbox = Inbox::new(|| {});
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// let here = std::thread::current().id();
+    /// let local = inbox.adopt(d).add_callback(move |n| {
+    ///     assert_eq!(std::thread::current().id(), here); // on the loop's thread
+    ///     Ok(n + 1)
+    /// });
+    /// std::thread::spawn(move || resolver.callback(41)).join().unwrap();
+    /// assert_eq!(local.wait().unwrap(), 42); // `wait` drains this thread's inbox
+    /// ```
     #[track_caller]
     pub fn adopt<T, E>(&self, deferred: Deferred<T, E>) -> LocalDeferred<T, E>
     where
@@ -351,7 +365,28 @@ impl Inbox {
 
     /// Polls `future` on this thread, now and each time it is woken (a wake from another
     /// thread is posted here), and fires the returned [`LocalDeferred`] with its output. The
-    /// future need not be `Send`. Cancelling the Deferred drops the future.
+    /// future need not be `Send`. Cancelling the Deferred drops the future. (It polls with no
+    /// runtime: a future that needs tokio's reactor wants `LocalDeferred::from_future`.)
+    ///
+    /// ```
+    /// use deferred_core::{Failure, Inbox};
+    /// use std::rc::Rc;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let inbox = Inbox::new(move || { let _ = tx.send(()); });
+    /// let (reply, resolver) = inbox.pending::<u32, Failure>();
+    /// let d = inbox.spawn(async move {
+    ///     let base = Rc::new(40);             // held across an await: the future is not Send
+    ///     let n = reply.await?;               // woken when the reply comes home
+    ///     Ok::<_, Failure>(*base + n)
+    /// });
+    /// std::thread::spawn(move || resolver.callback(2));
+    /// while !d.is_fired() {
+    ///     rx.recv().unwrap();
+    ///     inbox.run_pending();
+    /// }
+    /// assert_eq!(d.wait().unwrap(), 42);
+    /// ```
     #[track_caller]
     pub fn spawn<T, E, F>(&self, future: F) -> LocalDeferred<T, E>
     where

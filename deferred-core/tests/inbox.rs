@@ -158,7 +158,10 @@ fn cancelling_an_adopted_local_deferred_cancels_the_deferred() {
     let (d, resolver) = Deferred::<u32>::with_canceller(move || flag.store(true, Ordering::SeqCst));
     let local = event_loop.inbox.adopt(d);
     local.cancel();
-    assert!(cancelled.load(Ordering::SeqCst), "the upstream canceller ran");
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the upstream canceller ran"
+    );
     assert!(local.wait().unwrap_err().is_cancelled());
     // The upstream's late result is ignored, and nothing is left waiting on the loop.
     thread::spawn(move || resolver.callback(1)).join().unwrap();
@@ -179,8 +182,9 @@ fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
     assert_ne!(worker, home);
     assert_eq!(step, home);
 
-    let failed: LocalDeferred<u32> =
-        event_loop.inbox.defer_to_thread(|| Err(Failure::msg("disk full")));
+    let failed: LocalDeferred<u32> = event_loop
+        .inbox
+        .defer_to_thread(|| Err(Failure::msg("disk full")));
     event_loop.run_until(|| failed.is_fired());
     assert_eq!(failed.wait().unwrap_err().to_string(), "disk full");
 }
@@ -206,7 +210,10 @@ fn posts_run_in_order_on_the_loop_and_a_post_after_the_stop_is_given_back() {
     }
     assert_eq!(event_loop.inbox.run_pending(), 100);
     let order = order.lock().unwrap().clone();
-    assert_eq!(order.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
+    assert_eq!(
+        order.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
     assert!(order.iter().all(|(_, id)| *id == home));
 
     assert!(!handle.is_stopped());
@@ -287,7 +294,9 @@ fn a_panic_in_posted_work_is_reported_and_the_loop_goes_on() {
     let after = Arc::new(AtomicBool::new(false));
     let flag = after.clone();
     handle.post(|| panic!("posted-boom")).unwrap();
-    handle.post(move || flag.store(true, Ordering::SeqCst)).unwrap();
+    handle
+        .post(move || flag.store(true, Ordering::SeqCst))
+        .unwrap();
     assert_eq!(event_loop.inbox.run_pending(), 2);
     assert!(after.load(Ordering::SeqCst), "the work after the panic ran");
     assert_eq!(recorder.seen(), ["posted-boom"]);
@@ -305,7 +314,9 @@ fn a_panic_in_the_wake_up_is_reported_not_raised_in_the_poster_and_the_post_stan
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
     thread::spawn(move || {
-        handle.post(move || flag.store(true, Ordering::SeqCst)).unwrap();
+        handle
+            .post(move || flag.store(true, Ordering::SeqCst))
+            .unwrap();
         resolver.callback(5);
     })
     .join()
@@ -412,7 +423,10 @@ fn a_cancelled_inbox_clock_call_never_runs() {
     // A later call as a fence: the timer thread runs calls in deadline order.
     let fence = Rc::new(Cell::new(false));
     let reached = fence.clone();
-    let _fence = clock.call_later(Duration::from_millis(40), Box::new(move || reached.set(true)));
+    let _fence = clock.call_later(
+        Duration::from_millis(40),
+        Box::new(move || reached.set(true)),
+    );
     event_loop.run_until(|| fence.get());
     assert!(!cancelled_ran.get());
 }

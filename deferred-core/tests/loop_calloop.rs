@@ -94,7 +94,10 @@ fn add_timeout_on_the_calloop_clock_times_out_and_lets_a_result_that_comes_first
         .cancel();
     let fence = Rc::new(Cell::new(false));
     let reached = fence.clone();
-    let _fence = clock.call_later(Duration::from_millis(40), Box::new(move || reached.set(true)));
+    let _fence = clock.call_later(
+        Duration::from_millis(40),
+        Box::new(move || reached.set(true)),
+    );
     dispatch_until(&mut event_loop, || fence.get());
     assert!(!rang.get());
 }

@@ -94,7 +94,13 @@ fn add_timeout_on_the_tokio_local_clock_times_out_and_lets_a_result_that_comes_f
             tokio::time::sleep(Duration::from_secs(1)).await;
             Ok(1)
         });
-        assert_eq!(quick.add_timeout(Duration::from_secs(5), &clock).await.unwrap(), 1);
+        assert_eq!(
+            quick
+                .add_timeout(Duration::from_secs(5), &clock)
+                .await
+                .unwrap(),
+            1
+        );
 
         // A cancelled call never runs, even once its time has passed.
         let rang = Rc::new(Cell::new(false));
@@ -166,7 +172,8 @@ fn a_local_chain_of_tokio_futures_touches_rc_state_and_cancelling_aborts_its_tas
 fn a_panic_in_a_local_tokio_future_fails_its_deferred() {
     let rt = runtime(false);
     LocalSet::new().block_on(&rt, async {
-        let d: LocalDeferred<u32> = LocalDeferred::from_future(async { panic!("tokio-local-boom") });
+        let d: LocalDeferred<u32> =
+            LocalDeferred::from_future(async { panic!("tokio-local-boom") });
         let failure = d.await.unwrap_err();
         let panic = failure
             .downcast_ref::<deferred_core::Panicked>()
