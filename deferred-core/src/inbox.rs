@@ -9,14 +9,32 @@
 //! chain from any thread, how [`Inbox::defer_to_thread`] and [`Inbox::adopt`] deliver their
 //! results, and how [`InboxClock`] runs timers.
 //!
+//! Which to use:
+//! - **tokio** (feature `tokio`): `Inbox::on_tokio_local_set` inside a `LocalSet` — a task
+//!   drains the inbox, so chains run on the LocalSet beside your other local tasks; time them
+//!   with `TokioLocalClock` (tokio's clock, so a paused test clock moves them), and turn a
+//!   `!Send` tokio future into a `LocalDeferred` with `LocalDeferred::from_future`.
+//! - **calloop** (feature `calloop`): `Inbox::on_calloop` registers a ping source that drains
+//!   the inbox in the loop's dispatch; time chains with `CalloopClock` (calloop's timers).
+//! - **any other loop** (winit, glib, egui, a game loop, a hand-written one): [`Inbox::new`]
+//!   with the wake-up your toolkit gives (winit's `EventLoopProxy::send_event`, glib's
+//!   `MainContext::wakeup` or an `idle_add` that calls `run_pending`, egui's
+//!   `request_repaint`), and call [`run_pending`](Inbox::run_pending) from the loop's own
+//!   callback (its idle, frame or user-event handler); time chains with [`Inbox::clock`], whose
+//!   timers wait on a shared timer thread and come home through the inbox. No tokio needed.
+//!
 //! The rules, each kept where it is enforced:
 //! - Posted work runs on the loop's thread, in the order it was posted, each item once.
 //! - A panic in posted work does not stop the loop: it is reported as an unhandled
 //!   [`Failure`] ([`run_pending`](Inbox::run_pending)).
+//! - A panic in the wake-up does not reach the poster (which may be a pool thread or a `Drop`):
+//!   it is reported as an unhandled failure, and the post stands — the work is queued and runs
+//!   at the next drain ([`Inbox::new`]).
 //! - Nothing is lost when the loop stops (the last [`Inbox`] clone is dropped): work posted
 //!   before runs then; the local Deferreds still waiting on another thread fail with
 //!   [`NeverFired`](crate::NeverFired); a post after that is refused ([`LoopHandle::post`]
-//!   gives it back), and a failure a [`HomeResolver`] could not deliver is reported.
+//!   gives it back), and a failure a [`HomeResolver`] could not deliver is reported. The
+//!   wake-up is called once more and dropped, so that an integration's drain ends.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -49,6 +67,16 @@ trait Work: Send {
 /// Posted work that is a function of the loop's side of the inbox; refused, it is dropped.
 struct Call<F>(F);
 
+/// A closure posted through a [`LoopHandle`]: refused, it is given back to the poster.
+struct Plain<F>(F);
+
+impl<F: FnOnce() + Send> Work for Plain<F> {
+    fn run(self: Box<Self>, _: &Home) {
+        (self.0)()
+    }
+    fn refused(self: Box<Self>) {}
+}
+
 impl<F: FnOnce(&Home) + Send> Work for Call<F> {
     fn run(self: Box<Self>, home: &Home) {
         (self.0)(home)
@@ -65,8 +93,23 @@ impl<F: FnOnce(&Home) + Send> Work for Call<F> {
 /// `request_repaint`, a pipe or an eventfd. The `tokio` and `calloop` features wire an inbox
 /// into those loops for you.
 ///
-/// A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When the
-/// last clone is dropped, the loop has stopped (see the [module rules](self)).
+/// Which to use: with tokio, `Inbox::on_tokio_local_set` (feature `tokio`; a task on the
+/// `LocalSet` drains it, `TokioLocalClock` times local chains); with calloop, `Inbox::on_calloop`
+/// (feature `calloop`; a ping source drains it, `CalloopClock` times local chains); with any
+/// other loop, `Inbox::new` with the toolkit's wake-up and a call to `run_pending` from the
+/// loop's idle, frame or user-event callback, and [`Inbox::clock`] for time (no tokio needed).
+///
+/// The rules:
+/// - Posted work runs on the loop's thread, in the order it was posted, each item once.
+/// - A panic in posted work does not stop the loop: it is reported as an unhandled
+///   [`Failure`], and the rest runs.
+/// - A panic in the wake-up does not reach the poster: it is reported as an unhandled failure,
+///   and the post stands (the work runs at the next drain).
+/// - A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When
+///   the last clone is dropped, the loop has stopped: work posted before runs then; the local
+///   Deferreds still waiting on another thread fail with [`NeverFired`](crate::NeverFired); a
+///   later post is refused ([`LoopHandle::post`] gives it back), and a failure a
+///   [`HomeResolver`] could not deliver is reported as unhandled.
 ///
 /// ```
 /// use deferred_core::{Failure, Inbox};
@@ -114,13 +157,15 @@ struct Mailbox {
     queue: Mutex<Queue>,
     /// Signalled on each post, for a `LocalDeferred::wait` on the loop's thread.
     posted: Condvar,
-    wake: Box<dyn Fn() + Send + Sync>,
 }
+
+/// The loop's wake-up, shared so that a post can call it outside the lock.
+type WakeUp = Arc<dyn Fn() + Send + Sync>;
 
 struct Queue {
     work: VecDeque<Posted>,
-    /// Cleared when the loop stops: later posts are refused.
-    open: bool,
+    /// Taken when the loop stops: later posts are refused.
+    wake: Option<WakeUp>,
 }
 
 impl Mailbox {
@@ -129,22 +174,36 @@ impl Mailbox {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `work` and wakes the loop; if the loop has stopped, the work is refused.
-    fn post(&self, work: Posted) -> Result<(), ()> {
-        {
+    /// Queues `work` and wakes the loop; if the loop has stopped, gives the work back.
+    fn post<W: Work + 'static>(&self, work: W) -> Result<(), W> {
+        let wake = {
             let mut queue = self.lock();
-            if !queue.open {
-                drop(queue);
-                work.refused();
-                return Err(());
-            }
-            queue.work.push_back(work);
-        }
+            let Some(wake) = queue.wake.clone() else {
+                return Err(work);
+            };
+            queue.work.push_back(Box::new(work));
+            wake
+        };
         self.posted.notify_all();
-        // The wake-up is the loop's code: a panic there is the poster's to see, after the work
-        // is safely queued.
-        (self.wake)();
+        call_wake(&wake);
         Ok(())
+    }
+
+    /// Queues work whose refusal is handled by the work itself ([`Work::refused`]).
+    fn post_or_refuse<W: Work + 'static>(&self, work: W) {
+        if let Err(work) = self.post(work) {
+            Box::new(work).refused();
+        }
+    }
+}
+
+/// Calls the loop's wake-up. It is the loop's code, called on the posting thread: a panic there
+/// is caught and reported as an unhandled failure, not raised in the poster (which may be a
+/// `Drop`, a pool thread or another runtime's task), and the post stands — the work is queued
+/// and runs when the loop next drains its inbox.
+fn call_wake(wake: &WakeUp) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| wake())) {
+        unhandled::report(Failure::from_panic(payload, None));
     }
 }
 
@@ -155,7 +214,9 @@ std::thread_local! {
 
 impl Inbox {
     /// Makes this thread's inbox. `wake` is called after each post, on the posting thread, to
-    /// wake the loop (it must not block, and should be cheap: it runs once per post).
+    /// wake the loop (it must not block, and should be cheap: it runs once per post); once
+    /// more when the loop stops; and never under a lock. A panic in it is caught and reported
+    /// as an unhandled failure, and the post it follows still stands.
     ///
     /// # Panics
     ///
@@ -164,10 +225,9 @@ impl Inbox {
         let mailbox = Arc::new(Mailbox {
             queue: Mutex::new(Queue {
                 work: VecDeque::new(),
-                open: true,
+                wake: Some(Arc::new(wake)),
             }),
             posted: Condvar::new(),
-            wake: Box::new(wake),
         });
         let home = Rc::new(Home {
             mailbox,
@@ -260,6 +320,20 @@ impl Inbox {
     /// A [`Deferred`] (from any thread) as a [`LocalDeferred`] of this loop: when it fires, its
     /// result is posted here and the local chain goes on on this thread. Cancelling the local
     /// chain cancels the Deferred.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Inbox};
+    ///
+    /// let inbox = Inbox::new(|| {});
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// let here = std::thread::current().id();
+    /// let local = inbox.adopt(d).add_callback(move |n| {
+    ///     assert_eq!(std::thread::current().id(), here); // on the loop's thread
+    ///     Ok(n + 1)
+    /// });
+    /// std::thread::spawn(move || resolver.callback(41)).join().unwrap();
+    /// assert_eq!(local.wait().unwrap(), 42); // `wait` drains this thread's inbox
+    /// ```
     #[track_caller]
     pub fn adopt<T, E>(&self, deferred: Deferred<T, E>) -> LocalDeferred<T, E>
     where
@@ -291,7 +365,28 @@ impl Inbox {
 
     /// Polls `future` on this thread, now and each time it is woken (a wake from another
     /// thread is posted here), and fires the returned [`LocalDeferred`] with its output. The
-    /// future need not be `Send`. Cancelling the Deferred drops the future.
+    /// future need not be `Send`. Cancelling the Deferred drops the future. (It polls with no
+    /// runtime: a future that needs tokio's reactor wants `LocalDeferred::from_future`.)
+    ///
+    /// ```
+    /// use deferred_core::{Failure, Inbox};
+    /// use std::rc::Rc;
+    ///
+    /// let (tx, rx) = std::sync::mpsc::channel::<()>();
+    /// let inbox = Inbox::new(move || { let _ = tx.send(()); });
+    /// let (reply, resolver) = inbox.pending::<u32, Failure>();
+    /// let d = inbox.spawn(async move {
+    ///     let base = Rc::new(40);             // held across an await: the future is not Send
+    ///     let n = reply.await?;               // woken when the reply comes home
+    ///     Ok::<_, Failure>(*base + n)
+    /// });
+    /// std::thread::spawn(move || resolver.callback(2));
+    /// while !d.is_fired() {
+    ///     rx.recv().unwrap();
+    ///     inbox.run_pending();
+    /// }
+    /// assert_eq!(d.wait().unwrap(), 42);
+    /// ```
     #[track_caller]
     pub fn spawn<T, E, F>(&self, future: F) -> LocalDeferred<T, E>
     where
@@ -334,6 +429,23 @@ impl Inbox {
         InboxClock {
             home: Rc::downgrade(&self.home),
         }
+    }
+}
+
+/// An inbox that does not keep the loop going: what an integration's drain holds, so that
+/// the loop stops when the user drops the last [`Inbox`].
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+pub(crate) struct WeakInbox(Weak<Home>);
+
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+impl WeakInbox {
+    pub(crate) fn new(inbox: &Inbox) -> WeakInbox {
+        WeakInbox(Rc::downgrade(&inbox.home))
+    }
+
+    /// The inbox, unless the loop has stopped.
+    pub(crate) fn upgrade(&self) -> Option<Inbox> {
+        self.0.upgrade().map(|home| Inbox { home })
     }
 }
 
@@ -382,24 +494,28 @@ impl Home {
 
 impl Drop for Home {
     /// The loop has stopped: run what was posted before (nothing is lost), refuse later posts,
-    /// and drop what was kept — each resolver left fails its Deferred with `NeverFired`.
+    /// and drop what was kept — each resolver left fails its Deferred with `NeverFired`. The
+    /// wake-up is called once more, then dropped, so that an integration's drain (a task, an
+    /// event source) sees the inbox gone and ends.
     fn drop(&mut self) {
-        loop {
+        let wake = loop {
             let work = {
                 let mut queue = self.mailbox.lock();
                 let work = std::mem::take(&mut queue.work);
                 if work.is_empty() {
-                    queue.open = false;
-                    break;
+                    break queue.wake.take();
                 }
                 work
             };
             for item in work {
                 self.run(item);
             }
-        }
+        };
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
         drop(waiting);
+        if let Some(wake) = wake {
+            call_wake(&wake);
+        }
     }
 }
 
@@ -479,27 +595,14 @@ impl LoopHandle {
     where
         F: FnOnce() + Send + 'static,
     {
-        // The work travels in an `Option` so that a refused post can give it back.
-        let slot = Arc::new(Mutex::new(Some(work)));
-        let posted = slot.clone();
-        let result = self.mailbox.post(Box::new(Call(move |_: &Home| {
-            let work = posted.lock().unwrap_or_else(PoisonError::into_inner).take();
-            if let Some(work) = work {
-                work();
-            }
-        })));
-        match result {
-            Ok(()) => Ok(()),
-            Err(()) => {
-                let work = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
-                Err(Stopped(work.expect("a refused post was never run")))
-            }
-        }
+        self.mailbox
+            .post(Plain(work))
+            .map_err(|Plain(work)| Stopped(work))
     }
 
     /// Whether the loop has stopped (its inbox refuses posts).
     pub fn is_stopped(&self) -> bool {
-        !self.mailbox.lock().open
+        self.mailbox.lock().wake.is_none()
     }
 }
 
@@ -570,11 +673,11 @@ where
     /// unhandled, since nobody else can see it.
     pub fn fire(mut self, result: Result<T, E>) {
         if let Some(mailbox) = self.mailbox.take() {
-            let _ = mailbox.post(Box::new(Fire {
+            mailbox.post_or_refuse(Fire {
                 key: self.key,
                 result: Some(result),
                 fire: self.fire,
-            }));
+            });
         }
     }
 
@@ -582,7 +685,7 @@ where
     pub fn is_stopped(&self) -> bool {
         self.mailbox
             .as_ref()
-            .is_none_or(|mailbox| !mailbox.lock().open)
+            .is_none_or(|mailbox| mailbox.lock().wake.is_none())
     }
 }
 
@@ -613,7 +716,8 @@ impl<T, E: 'static> Drop for HomeResolver<T, E> {
     fn drop(&mut self) {
         if let Some(mailbox) = self.mailbox.take() {
             let (key, forget) = (self.key, self.forget);
-            let _ = mailbox.post(Box::new(Call(move |home: &Home| forget(home, key))));
+            // Refused, there is nothing to do: the loop's stop failed the Deferred already.
+            mailbox.post_or_refuse(Call(move |home: &Home| forget(home, key)));
         }
     }
 }
@@ -654,6 +758,12 @@ impl<T: 'static, E: From<Failure> + 'static> PollTask for Option<Task<T, E>> {
         let mut cx = Context::from_waker(&waker);
         let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
         let result = match polled {
+            // Cancelled from inside its own poll: its canceller found nothing to drop (the task
+            // is out of the loop's keeping while polled), so it is dropped here, not kept.
+            Ok(Poll::Pending) if task.cancelled.get() => {
+                *self = None;
+                return Poll::Ready(());
+            }
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
             Err(payload) => Err(E::from(Failure::from_panic(payload, Some(task.at)))),
@@ -682,10 +792,11 @@ impl Wake for TaskWaker {
             return;
         }
         let waker = self.clone();
-        let _ = self.mailbox.post(Box::new(Call(move |home: &Home| {
+        // Refused, there is nothing to poll: the loop's stop dropped the task.
+        self.mailbox.post_or_refuse(Call(move |home: &Home| {
             waker.queued.store(false, Ordering::Release);
             home.poll_task(waker.key);
-        })));
+        }));
     }
 }
 
@@ -724,17 +835,21 @@ impl LocalClock for InboxClock {
         };
         let key = home.keep(Box::new(call));
         let mailbox = home.mailbox.clone();
-        crate::timer::after(delay, move || {
-            let _ = mailbox.post(Box::new(Call(move |home: &Home| {
+        let timer = crate::timer::after(delay, move || {
+            // Refused, there is nothing to run: the loop's stop dropped the call.
+            mailbox.post_or_refuse(Call(move |home: &Home| {
                 if let Some(kept) = home.take(key)
                     && let Ok(call) = kept.downcast::<Box<dyn FnOnce()>>()
                 {
                     call();
                 }
-            })));
+            }));
         });
         let home = self.home.clone();
         LocalDelayedCall::new(move || {
+            // Off the timer thread (so it holds the loop's mailbox no longer), and out of the
+            // loop's keeping (so a post already on its way finds nothing to run).
+            crate::timer::cancel(timer);
             if let Some(home) = home.upgrade() {
                 drop(home.take(key));
             }

@@ -18,14 +18,15 @@
 //! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]) |
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
-//! | `timer.rs` | the timer thread behind [`InboxClock`] |
+//! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
 //! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
-//! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock |
+//! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
+//! | `calloop.rs` | (feature `calloop`) an [`Inbox`] drained by a calloop event source, `CalloopClock` |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //!
 //! ```
@@ -42,6 +43,8 @@
 #![warn(missing_docs)]
 
 mod bounds;
+#[cfg(feature = "calloop")]
+mod calloop;
 mod clock;
 mod drive;
 mod failure;
@@ -70,6 +73,8 @@ pub use shared::chain::race::race;
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
+#[cfg(feature = "calloop")]
+pub use calloop::CalloopClock;
 #[cfg(feature = "tokio")]
-pub use tokio::TokioClock;
+pub use tokio::{TokioClock, TokioLocalClock};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};

@@ -75,16 +75,35 @@ impl Timers {
     }
 }
 
-/// Runs `call` on the timer thread once `delay` has passed.
-pub(crate) fn after(delay: Duration, call: impl FnOnce() + Send + 'static) {
+/// A call scheduled by [`after`], for [`cancel`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TimerId(u64);
+
+/// Runs `call` on the timer thread once `delay` has passed (a delay too long to represent is
+/// never reached: the call waits for ever, or until cancelled).
+pub(crate) fn after(delay: Duration, call: impl FnOnce() + Send + 'static) -> TimerId {
     let timers = timers();
-    let deadline = Instant::now() + delay;
-    {
+    let id = {
         let mut schedule = timers.due.lock().unwrap_or_else(PoisonError::into_inner);
         let id = schedule.next;
         schedule.next += 1;
-        schedule.heap.push(Reverse((deadline, id)));
         schedule.calls.insert(id, Box::new(call));
-    }
+        if let Some(deadline) = Instant::now().checked_add(delay) {
+            schedule.heap.push(Reverse((deadline, id)));
+        }
+        id
+    };
     timers.changed.notify_one();
+    TimerId(id)
+}
+
+/// Drops a call scheduled by [`after`] if it has not run yet (its deadline stays in the heap,
+/// and is skipped when it comes).
+pub(crate) fn cancel(timer: TimerId) {
+    let removed = {
+        let mut schedule = timers().due.lock().unwrap_or_else(PoisonError::into_inner);
+        schedule.calls.remove(&timer.0)
+    };
+    // Dropped outside the lock: its captures may be anything.
+    drop(removed);
 }

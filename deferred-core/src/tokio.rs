@@ -1,7 +1,11 @@
 //! Runtime glue for tokio (the `tokio` feature): a future as a Deferred, and tokio's timers as a
-//! [`Clock`] for [`Deferred::add_timeout`].
+//! [`Clock`] for [`Deferred::add_timeout`]; for local chains, a thread's [`Inbox`] drained by a
+//! task on a [`LocalSet`](tokio::task::LocalSet) ([`Inbox::on_tokio_local_set`]), tokio's
+//! timers as a [`LocalClock`] ([`TokioLocalClock`]), and a `!Send` future as a
+//! [`LocalDeferred`] ([`LocalDeferred::from_future`]).
 //!
-//! The other direction needs no glue: a [`Deferred`] is a [`Future`] already, so `.await` it.
+//! The other direction needs no glue: a [`Deferred`] (or a [`LocalDeferred`]) is a [`Future`]
+//! already, so `.await` it.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -12,7 +16,11 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
-use crate::{Clock, Deferred, DelayedCall, Failure};
+use crate::inbox::WeakInbox;
+use crate::{
+    Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
+    unhandled,
+};
 
 impl<T, E> Deferred<T, E>
 where
@@ -118,9 +126,177 @@ impl Clock for TokioClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let timer = self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            call();
+            run_reporting_panic(call);
         });
         let timer = timer.abort_handle();
         DelayedCall::new(move || timer.abort())
+    }
+}
+
+/// Runs a clock's call; a panic in it is reported as an unhandled failure (tokio would keep it
+/// in a join handle nobody looks at).
+fn run_reporting_panic(call: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+        unhandled::report(Failure::from_panic(payload, None));
+    }
+}
+
+impl Inbox {
+    /// This thread's inbox, drained by a task on the current tokio
+    /// [`LocalSet`](tokio::task::LocalSet) (or `LocalRuntime`): the wake-up signals a
+    /// [`Notify`](tokio::sync::Notify) the task awaits, and the task runs what was posted, so
+    /// results from other threads come home to the LocalSet and the steps run there — where
+    /// they can use tokio's timers, sockets and `spawn_local`.
+    ///
+    /// The task holds the inbox weakly: the loop stops when the last clone of the returned
+    /// `Inbox` is dropped (the task then ends), as for any inbox.
+    ///
+    /// # Panics
+    ///
+    /// Outside a `LocalSet` (or a `LocalRuntime`), as [`tokio::task::spawn_local`] does; and if
+    /// this thread has an inbox already, as [`Inbox::new`] does.
+    ///
+    /// ```
+    /// use deferred_core::{Failure, Inbox};
+    /// use std::cell::Cell;
+    /// use std::rc::Rc;
+    ///
+    /// let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let local = tokio::task::LocalSet::new();
+    /// local.block_on(&runtime, async {
+    ///     let inbox = Inbox::on_tokio_local_set();
+    ///     let total = Rc::new(Cell::new(0)); // the LocalSet's state: no lock
+    ///     let sum = total.clone();
+    ///     let done = inbox
+    ///         .defer_to_thread(|| Ok::<_, Failure>(6 * 7)) // on tokio's blocking pool
+    ///         .add_callback(move |n| {                     // back on the LocalSet
+    ///             sum.set(sum.get() + n);
+    ///             Ok(())
+    ///         });
+    ///     done.await.unwrap();
+    ///     assert_eq!(total.get(), 42);
+    /// });
+    /// ```
+    pub fn on_tokio_local_set() -> Inbox {
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let wake = notify.clone();
+        // `notify_one` keeps a permit when the task is not waiting: no wake-up is lost.
+        let inbox = Inbox::new(move || wake.notify_one());
+        let weak = WeakInbox::new(&inbox);
+        drop(tokio::task::spawn_local(async move {
+            loop {
+                notify.notified().await;
+                // The loop's stop wakes the task one last time.
+                let Some(inbox) = weak.upgrade() else {
+                    return;
+                };
+                inbox.run_pending();
+            }
+        }));
+        inbox
+    }
+}
+
+/// Real time for [`LocalDeferred::add_timeout`] on a tokio [`LocalSet`](tokio::task::LocalSet):
+/// each call is a `spawn_local` task that sleeps on tokio's clock (so a paused clock, in tests,
+/// moves it), and runs on the LocalSet's thread; cancelling the call aborts the task.
+///
+/// # Panics
+///
+/// [`call_later`](LocalClock::call_later) panics outside a `LocalSet` (or a `LocalRuntime`), as
+/// [`tokio::task::spawn_local`] does.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{LocalDeferred, TimedOut, TokioLocalClock};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// tokio::task::LocalSet::new().run_until(async {
+///     let (slow, _resolver) = LocalDeferred::<u32>::pending();
+///     let slow = slow.add_timeout(Duration::from_secs(5), &TokioLocalClock::new());
+///     assert!(slow.await.unwrap_err().is::<TimedOut>());
+/// }).await;
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioLocalClock {
+    _private: (),
+}
+
+impl TokioLocalClock {
+    /// The clock of the `LocalSet` its calls are made on.
+    ///
+    /// ```
+    /// let clock = deferred_core::TokioLocalClock::new();
+    /// # let _ = clock;
+    /// ```
+    pub fn new() -> TokioLocalClock {
+        TokioLocalClock { _private: () }
+    }
+}
+
+impl LocalClock for TokioLocalClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        let timer = tokio::task::spawn_local(async move {
+            tokio::time::sleep(delay).await;
+            run_reporting_panic(call);
+        });
+        let timer = timer.abort_handle();
+        LocalDelayedCall::new(move || timer.abort())
+    }
+}
+
+impl<T, E> LocalDeferred<T, E>
+where
+    T: 'static,
+    E: From<Failure> + 'static,
+{
+    /// Spawns `future` on the current tokio [`LocalSet`](tokio::task::LocalSet) (with
+    /// `spawn_local`, so it need not be `Send`: it may hold `Rc` state and use tokio's timers
+    /// and sockets) and returns a LocalDeferred of its output. Cancelling the Deferred aborts
+    /// the task; a panic in the future becomes a [`Failure`].
+    ///
+    /// # Panics
+    ///
+    /// Outside a `LocalSet` (or a `LocalRuntime`), as [`tokio::task::spawn_local`] does.
+    ///
+    /// ```
+    /// use deferred_core::LocalDeferred;
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// tokio::task::LocalSet::new().run_until(async {
+    ///     let name = Rc::new(String::from("ada")); // not Send
+    ///     let d: LocalDeferred<usize> = LocalDeferred::from_future(async move {
+    ///         tokio::time::sleep(Duration::from_millis(10)).await;
+    ///         Ok(name.len())
+    ///     });
+    ///     assert_eq!(d.await.unwrap(), 3);
+    /// }).await;
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn from_future<F>(future: F) -> LocalDeferred<T, E>
+    where
+        F: Future<Output = Result<T, E>> + 'static,
+    {
+        let at = Location::caller();
+        // As `Deferred::from_future`: the abort handle reaches the canceller through a slot.
+        let abort_slot = std::rc::Rc::new(std::cell::OnceCell::<AbortHandle>::new());
+        let slot = abort_slot.clone();
+        let (deferred, resolver) = LocalDeferred::with_canceller(move || {
+            if let Some(task) = slot.get() {
+                task.abort();
+            }
+        });
+        let task = tokio::task::spawn_local(async move {
+            let result = CatchUnwind(Box::pin(future))
+                .await
+                .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
+            resolver.fire(result);
+        });
+        let _ = abort_slot.set(task.abort_handle());
+        deferred
     }
 }

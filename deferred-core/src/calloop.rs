@@ -1,0 +1,155 @@
+//! Glue for [calloop](https://docs.rs/calloop) (the `calloop` feature): a thread's [`Inbox`]
+//! drained by a calloop event source ([`Inbox::on_calloop`]), and calloop's timers as a
+//! [`LocalClock`] ([`CalloopClock`]).
+//!
+//! Both run on the thread that dispatches the [`EventLoop`](calloop::EventLoop): results from
+//! other threads, timers and local chains meet there.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::Duration;
+
+use calloop::LoopHandle;
+use calloop::timer::{TimeoutAction, Timer};
+
+use crate::inbox::WeakInbox;
+use crate::{Failure, Inbox, LocalClock, LocalDelayedCall, unhandled};
+
+impl Inbox {
+    /// This thread's inbox, drained by an event source of the calloop loop behind `handle`: the
+    /// wake-up is a [`calloop::ping`], and the ping's callback runs what was posted. So a
+    /// result fired on another thread wakes the loop, and its chain runs in the loop's
+    /// dispatch, on the loop's thread.
+    ///
+    /// The source holds the inbox weakly: the loop stops taking posts when the last clone of
+    /// the returned `Inbox` is dropped, and the source then removes itself from the loop.
+    ///
+    /// # Errors
+    ///
+    /// If the ping cannot be made (no file descriptor to be had) or inserted in the loop.
+    ///
+    /// # Panics
+    ///
+    /// If this thread has an inbox already, as [`Inbox::new`] does.
+    ///
+    /// ```
+    /// use deferred_core::{Failure, Inbox};
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    ///
+    /// let mut event_loop = calloop::EventLoop::<()>::try_new().unwrap();
+    /// let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    ///
+    /// let shown = Rc::new(RefCell::new(String::new())); // the loop's state: no lock
+    /// let label = shown.clone();
+    /// let done = inbox
+    ///     .defer_to_thread(|| Ok::<_, Failure>(6 * 7)) // on the pool
+    ///     .add_callback(move |n| {                     // in the loop's dispatch
+    ///         *label.borrow_mut() = format!("answer: {n}");
+    ///         Ok(())
+    ///     });
+    /// while !done.is_fired() {
+    ///     event_loop.dispatch(None, &mut ()).unwrap(); // sleeps until the ping
+    /// }
+    /// assert_eq!(*shown.borrow(), "answer: 42");
+    /// ```
+    pub fn on_calloop<Data>(handle: &LoopHandle<'_, Data>) -> calloop::Result<Inbox> {
+        let (ping, source) = calloop::ping::make_ping()?;
+        let inbox = Inbox::new(move || ping.ping());
+        let weak = WeakInbox::new(&inbox);
+        handle
+            .insert_source(source, move |(), &mut (), _| {
+                if let Some(inbox) = weak.upgrade() {
+                    inbox.run_pending();
+                }
+            })
+            .map_err(|inserted| inserted.error)?;
+        // When the inbox stops, its wake-up (and so the last `Ping`) is dropped, and a
+        // `PingSource` whose pings are all gone removes itself from the loop.
+        Ok(inbox)
+    }
+}
+
+/// Real time for [`LocalDeferred::add_timeout`](crate::LocalDeferred::add_timeout) on a
+/// calloop loop: each call is a [`Timer`] source inserted in the loop, run in its dispatch on
+/// its thread; cancelling the call removes the source. It needs no inbox.
+///
+/// It holds a `LoopHandle<'static, Data>`: the loop's callbacks borrow nothing (a
+/// [`LocalDelayedCall`] must be `'static`).
+///
+/// ```
+/// use deferred_core::{CalloopClock, LocalDeferred, TimedOut};
+/// use std::time::Duration;
+///
+/// let mut event_loop = calloop::EventLoop::<()>::try_new().unwrap();
+/// let clock = CalloopClock::new(event_loop.handle());
+/// let (slow, _resolver) = LocalDeferred::<u32>::pending();
+/// let slow = slow.add_timeout(Duration::from_millis(5), &clock);
+/// while !slow.is_fired() {
+///     event_loop.dispatch(None, &mut ()).unwrap(); // sleeps until the timer
+/// }
+/// assert!(slow.wait().unwrap_err().is::<TimedOut>());
+/// ```
+pub struct CalloopClock<Data: 'static> {
+    handle: LoopHandle<'static, Data>,
+}
+
+impl<Data: 'static> CalloopClock<Data> {
+    /// The clock of the loop behind `handle`.
+    ///
+    /// ```
+    /// let event_loop = calloop::EventLoop::<u32>::try_new().unwrap();
+    /// let clock = deferred_core::CalloopClock::new(event_loop.handle());
+    /// # let _ = clock;
+    /// ```
+    pub fn new(handle: LoopHandle<'static, Data>) -> CalloopClock<Data> {
+        CalloopClock { handle }
+    }
+}
+
+impl<Data: 'static> Clone for CalloopClock<Data> {
+    fn clone(&self) -> Self {
+        CalloopClock {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<Data: 'static> std::fmt::Debug for CalloopClock<Data> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CalloopClock").finish_non_exhaustive()
+    }
+}
+
+impl<Data: 'static> LocalClock for CalloopClock<Data> {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        let mut call = Some(call);
+        let inserted =
+            self.handle
+                .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
+                    if let Some(call) = call.take() {
+                        // A panic must not unwind out of the loop's dispatch.
+                        if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+                            unhandled::report(Failure::from_panic(payload, None));
+                        }
+                    }
+                    TimeoutAction::Drop
+                });
+        match inserted {
+            Ok(token) => {
+                let handle = self.handle.clone();
+                // Removing a source that has run (and so removed itself) does nothing: a
+                // token names one registration, not a slot that may be reused.
+                LocalDelayedCall::new(move || handle.remove(token))
+            }
+            Err(error) => {
+                // A timer's registration only touches the loop's timer wheel, so this does not
+                // happen; if it did, the call could never run, and that must not pass silently.
+                unhandled::report(Failure::msg(format!(
+                    "CalloopClock: the timer could not be inserted in the loop: {}",
+                    error.error
+                )));
+                LocalDelayedCall::new(|| {})
+            }
+        }
+    }
+}

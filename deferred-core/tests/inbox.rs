@@ -1,0 +1,432 @@
+//! The generic inbox, on a hand-written loop: a thread that sleeps on a channel the inbox's
+//! wake-up sends to, and drains the inbox when woken. Threads are ordered by joins, barriers
+//! and channels; the only sleeps are real timers' (and no test asserts a duration).
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use deferred_core::{
+    Deferred, Failure, Inbox, LocalClock, LocalDeferred, NeverFired, Panicked, Stopped, TimedOut,
+    restore_unhandled_hook, set_unhandled_hook,
+};
+
+/// Longest a loop sleeps before the test is declared hung (a guard, not a timing assertion).
+const HUNG: Duration = Duration::from_secs(60);
+
+/// A hand-written event loop on the test's thread.
+struct Loop {
+    inbox: Inbox,
+    woken: Receiver<()>,
+}
+
+impl Loop {
+    fn new() -> Loop {
+        let (wake, woken) = mpsc::channel();
+        let inbox = Inbox::new(move || {
+            let _ = wake.send(());
+        });
+        Loop { inbox, woken }
+    }
+
+    /// Sleeps until woken and drains the inbox, until `done`.
+    fn run_until(&self, done: impl Fn() -> bool) {
+        while !done() {
+            self.woken
+                .recv_timeout(HUNG)
+                .expect("the loop was never woken");
+            self.inbox.run_pending();
+        }
+    }
+}
+
+/// The unhandled-failure hook is global: the tests that use it take this lock, and record only
+/// the failures whose message they made.
+static HOOK: Mutex<()> = Mutex::new(());
+
+struct Recorder {
+    seen: Arc<Mutex<Vec<String>>>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+impl Recorder {
+    /// Records the unhandled failures whose message (or panic message) contains `marker`.
+    fn start(marker: &'static str) -> Recorder {
+        let serial = HOOK.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let previous = set_unhandled_hook(move |f: &Failure| {
+            let text = match f.downcast_ref::<Panicked>() {
+                Some(panic) => panic.message().to_owned(),
+                None => f.to_string(),
+            };
+            if text.contains(marker) {
+                log.lock().unwrap().push(text);
+            }
+        });
+        // The tests restore the default at the end; the previous hook is the default.
+        drop(previous);
+        Recorder {
+            seen,
+            _serial: serial,
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        restore_unhandled_hook(None);
+    }
+}
+
+#[test]
+fn home_resolvers_fired_from_16_threads_at_once_all_come_home_to_the_loop_thread() {
+    let event_loop = Loop::new();
+    let home = thread::current().id();
+    let arrived: Rc<RefCell<Vec<(u32, ThreadId)>>> = Rc::default();
+    let barrier = Arc::new(Barrier::new(16));
+    let mut firing = Vec::new();
+    let mut chains = Vec::new();
+    for n in 0..16u32 {
+        let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+        let log = arrived.clone();
+        chains.push(d.add_callback(move |value| {
+            log.borrow_mut().push((value, thread::current().id()));
+            Ok(())
+        }));
+        let barrier = barrier.clone();
+        firing.push(thread::spawn(move || {
+            barrier.wait();
+            resolver.callback(n);
+            thread::current().id()
+        }));
+    }
+    let firers: Vec<ThreadId> = firing.into_iter().map(|t| t.join().unwrap()).collect();
+    event_loop.run_until(|| arrived.borrow().len() == 16);
+
+    let mut values: Vec<u32> = arrived.borrow().iter().map(|(v, _)| *v).collect();
+    values.sort();
+    assert_eq!(values, (0..16).collect::<Vec<_>>());
+    assert!(arrived.borrow().iter().all(|(_, id)| *id == home));
+    assert!(!firers.contains(&home));
+    for chain in chains {
+        chain.wait().unwrap();
+    }
+}
+
+#[test]
+fn a_home_resolver_dropped_unfired_on_another_thread_fails_its_deferred_with_never_fired() {
+    let event_loop = Loop::new();
+    let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+    thread::spawn(move || drop(resolver)).join().unwrap();
+    event_loop.run_until(|| d.is_fired());
+    assert!(d.wait().unwrap_err().is::<NeverFired>());
+}
+
+#[test]
+fn an_adopted_deferred_fired_on_another_thread_runs_its_local_steps_on_the_loop_thread() {
+    let event_loop = Loop::new();
+    let (d, resolver) = Deferred::<u32>::pending();
+    let ran_on = Rc::new(Cell::new(None));
+    let seen = ran_on.clone();
+    let local = event_loop.inbox.adopt(d).add_callback(move |n| {
+        seen.set(Some(thread::current().id()));
+        Ok(n + 1)
+    });
+    thread::spawn(move || resolver.callback(41)).join().unwrap();
+    event_loop.run_until(|| local.is_fired());
+    assert_eq!(local.wait().unwrap(), 42);
+    assert_eq!(ran_on.get(), Some(thread::current().id()));
+}
+
+#[test]
+fn cancelling_an_adopted_local_deferred_cancels_the_deferred() {
+    let event_loop = Loop::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let (d, resolver) = Deferred::<u32>::with_canceller(move || flag.store(true, Ordering::SeqCst));
+    let local = event_loop.inbox.adopt(d);
+    local.cancel();
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the upstream canceller ran"
+    );
+    assert!(local.wait().unwrap_err().is_cancelled());
+    // The upstream's late result is ignored, and nothing is left waiting on the loop.
+    thread::spawn(move || resolver.callback(1)).join().unwrap();
+    event_loop.inbox.run_pending();
+    assert!(!event_loop.inbox.has_pending());
+}
+
+#[test]
+fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
+    let event_loop = Loop::new();
+    let home = thread::current().id();
+    let d = event_loop
+        .inbox
+        .defer_to_thread(|| Ok::<_, Failure>(thread::current().id()))
+        .add_callback(move |worker| Ok((worker, thread::current().id())));
+    event_loop.run_until(|| d.is_fired());
+    let (worker, step) = d.wait().unwrap();
+    assert_ne!(worker, home);
+    assert_eq!(step, home);
+
+    let failed: LocalDeferred<u32> = event_loop
+        .inbox
+        .defer_to_thread(|| Err(Failure::msg("disk full")));
+    event_loop.run_until(|| failed.is_fired());
+    assert_eq!(failed.wait().unwrap_err().to_string(), "disk full");
+}
+
+#[test]
+fn posts_run_in_order_on_the_loop_and_a_post_after_the_stop_is_given_back() {
+    let event_loop = Loop::new();
+    let handle = event_loop.inbox.handle();
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let home = thread::current().id();
+    {
+        let (handle, order) = (handle.clone(), order.clone());
+        thread::spawn(move || {
+            for i in 0..100 {
+                let order = order.clone();
+                handle
+                    .post(move || order.lock().unwrap().push((i, thread::current().id())))
+                    .unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+    }
+    assert_eq!(event_loop.inbox.run_pending(), 100);
+    let order = order.lock().unwrap().clone();
+    assert_eq!(
+        order.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        (0..100).collect::<Vec<_>>()
+    );
+    assert!(order.iter().all(|(_, id)| *id == home));
+
+    assert!(!handle.is_stopped());
+    drop(event_loop);
+    assert!(handle.is_stopped());
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let refused = thread::spawn(move || handle.post(move || flag.store(true, Ordering::SeqCst)))
+        .join()
+        .unwrap();
+    let Err(Stopped(work)) = refused else {
+        panic!("a post after the stop was accepted");
+    };
+    assert!(!ran.load(Ordering::SeqCst));
+    work(); // given back whole
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn when_the_loop_stops_results_in_flight_run_waiting_deferreds_fail_and_late_failures_are_reported_once()
+ {
+    let recorder = Recorder::start("late-");
+    let event_loop = Loop::new();
+
+    // Fired before the stop: the result runs as the inbox drops (nothing is lost).
+    let (delivered, early) = event_loop.inbox.pending::<u32, Failure>();
+    let got = Rc::new(Cell::new(None));
+    let slot = got.clone();
+    let delivered = delivered.add_callback(move |n| {
+        slot.set(Some(n));
+        Ok(())
+    });
+    thread::spawn(move || early.callback(7)).join().unwrap();
+
+    // Still waiting when the loop stops: fails with NeverFired.
+    let (waiting, late_error) = event_loop.inbox.pending::<u32, Failure>();
+    let (waiting_too, late_value) = event_loop.inbox.pending::<u32, Failure>();
+    let (waiting_dropped, late_drop) = event_loop.inbox.pending::<u32, Failure>();
+    let never_fired = Rc::new(Cell::new(0));
+    let count = |d: LocalDeferred<u32>| {
+        let never_fired = never_fired.clone();
+        d.add_errback(move |f| {
+            if f.is::<NeverFired>() {
+                never_fired.set(never_fired.get() + 1);
+            }
+            Ok(0)
+        })
+    };
+    let (waiting, waiting_too, waiting_dropped) =
+        (count(waiting), count(waiting_too), count(waiting_dropped));
+
+    drop(event_loop);
+    assert_eq!(got.get(), Some(7));
+    assert_eq!(never_fired.get(), 3);
+    assert!(late_error.is_stopped());
+
+    // After the stop: an error nobody can see now is reported, once; a value or a drop is not.
+    thread::spawn(move || {
+        late_error.errback(Failure::msg("late-error"));
+        late_value.callback(1);
+        drop(late_drop);
+    })
+    .join()
+    .unwrap();
+    assert_eq!(recorder.seen(), ["late-error"]);
+
+    delivered.wait().unwrap();
+    for d in [waiting, waiting_too, waiting_dropped] {
+        assert_eq!(d.wait().unwrap(), 0);
+    }
+}
+
+#[test]
+fn a_panic_in_posted_work_is_reported_and_the_loop_goes_on() {
+    let recorder = Recorder::start("posted-boom");
+    let event_loop = Loop::new();
+    let handle = event_loop.inbox.handle();
+    let after = Arc::new(AtomicBool::new(false));
+    let flag = after.clone();
+    handle.post(|| panic!("posted-boom")).unwrap();
+    handle
+        .post(move || flag.store(true, Ordering::SeqCst))
+        .unwrap();
+    assert_eq!(event_loop.inbox.run_pending(), 2);
+    assert!(after.load(Ordering::SeqCst), "the work after the panic ran");
+    assert_eq!(recorder.seen(), ["posted-boom"]);
+}
+
+/// What we decided: the wake-up is the loop's code, called on the posting thread; a panic there
+/// is caught and reported as unhandled, never raised in the poster (a pool thread, a `Drop`,
+/// another runtime), and the post stands — the work is queued and runs at the next drain.
+#[test]
+fn a_panic_in_the_wake_up_is_reported_not_raised_in_the_poster_and_the_post_stands() {
+    let recorder = Recorder::start("wake-boom");
+    let inbox = Inbox::new(|| panic!("wake-boom"));
+    let (d, resolver) = inbox.pending::<u32, Failure>();
+    let handle = inbox.handle();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    thread::spawn(move || {
+        handle
+            .post(move || flag.store(true, Ordering::SeqCst))
+            .unwrap();
+        resolver.callback(5);
+    })
+    .join()
+    .expect("the poster did not see the wake-up's panic");
+    assert_eq!(recorder.seen().len(), 2, "one report per post");
+    assert_eq!(inbox.run_pending(), 2);
+    assert!(ran.load(Ordering::SeqCst));
+    assert_eq!(d.wait().unwrap(), 5);
+    // The stop calls the wake-up once more (so an integration's drain ends): reported too.
+    drop(inbox);
+    assert_eq!(recorder.seen().len(), 3);
+}
+
+/// A future woken from another thread: it holds `Rc` state, so only `Inbox::spawn` can run it.
+struct Signal {
+    state: Arc<Mutex<(Option<u32>, Option<Waker>)>>,
+}
+
+impl Future for Signal {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut state = self.state.lock().unwrap();
+        match state.0.take() {
+            Some(value) => Poll::Ready(value),
+            None => {
+                state.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+#[test]
+fn a_spawned_non_send_future_woken_from_another_thread_is_polled_on_the_loop() {
+    let event_loop = Loop::new();
+    let state = Arc::new(Mutex::new((None, None::<Waker>)));
+    let signal = Signal {
+        state: state.clone(),
+    };
+    let polled_on = Rc::new(Cell::new(None));
+    let seen = polled_on.clone();
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn(async move {
+        let base = Rc::new(40); // not Send: the future is not either
+        let n = signal.await;
+        seen.set(Some(thread::current().id()));
+        Ok(*base + n)
+    });
+    assert!(!d.is_fired());
+    thread::spawn(move || {
+        let waker = {
+            let mut state = state.lock().unwrap();
+            state.0 = Some(2);
+            state.1.take().expect("polled once by spawn")
+        };
+        waker.wake();
+    })
+    .join()
+    .unwrap();
+    event_loop.run_until(|| d.is_fired());
+    assert_eq!(d.wait().unwrap(), 42);
+    assert_eq!(polled_on.get(), Some(thread::current().id()));
+}
+
+#[test]
+fn wait_on_the_loop_thread_runs_the_inbox_until_the_chain_fires() {
+    let event_loop = Loop::new();
+    let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+    let d = d.add_callback(|n| Ok(n * 2));
+    let firing = thread::spawn(move || resolver.callback(21));
+    assert_eq!(d.wait().unwrap(), 42); // drains the inbox itself: no loop turns here
+    firing.join().unwrap();
+}
+
+#[test]
+fn add_timeout_on_the_inbox_clock_times_out_a_chain_that_gets_no_result() {
+    let event_loop = Loop::new();
+    let (d, _resolver) = event_loop.inbox.pending::<u32, Failure>();
+    let d = d.add_timeout(Duration::from_millis(20), &event_loop.inbox.clock());
+    event_loop.run_until(|| d.is_fired());
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<TimedOut>(), "{failure}");
+}
+
+#[test]
+fn add_timeout_on_the_inbox_clock_lets_a_result_that_comes_first_through() {
+    let event_loop = Loop::new();
+    let clock = event_loop.inbox.clock();
+    let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+    // A generous deadline: the result (queued before the loop turns) always comes first.
+    let d = d.add_timeout(Duration::from_secs(30), &clock);
+    thread::spawn(move || resolver.callback(1)).join().unwrap();
+    event_loop.run_until(|| d.is_fired());
+    assert_eq!(d.wait().unwrap(), 1);
+}
+
+#[test]
+fn a_cancelled_inbox_clock_call_never_runs() {
+    let event_loop = Loop::new();
+    let clock = event_loop.inbox.clock();
+    let cancelled_ran = Rc::new(Cell::new(false));
+    let flag = cancelled_ran.clone();
+    let call = clock.call_later(Duration::from_millis(10), Box::new(move || flag.set(true)));
+    call.cancel();
+    // A later call as a fence: the timer thread runs calls in deadline order.
+    let fence = Rc::new(Cell::new(false));
+    let reached = fence.clone();
+    let _fence = clock.call_later(
+        Duration::from_millis(40),
+        Box::new(move || reached.set(true)),
+    );
+    event_loop.run_until(|| fence.get());
+    assert!(!cancelled_ran.get());
+}

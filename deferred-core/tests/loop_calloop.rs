@@ -1,0 +1,103 @@
+//! The calloop integration, on a real `EventLoop` dispatched by the test's thread: a worker
+//! thread's result, a calloop timer and a local chain meet on the loop's thread. The only
+//! waits are real timers' (and no test asserts a duration).
+#![cfg(feature = "calloop")]
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::thread;
+use std::time::Duration;
+
+use calloop::EventLoop;
+use deferred_core::{CalloopClock, Failure, Inbox, LocalClock, LocalDeferred, TimedOut};
+
+/// Longest one dispatch sleeps: a guard against a hung test, not a timing assertion.
+const HUNG: Duration = Duration::from_secs(60);
+
+fn dispatch_until(event_loop: &mut EventLoop<'static, ()>, done: impl Fn() -> bool) {
+    while !done() {
+        event_loop.dispatch(Some(HUNG), &mut ()).unwrap();
+    }
+}
+
+#[test]
+fn a_worker_result_a_timer_and_a_local_chain_meet_on_the_loop_thread() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let clock = CalloopClock::new(event_loop.handle());
+    let home = thread::current().id();
+
+    let worker = inbox.defer_to_thread(|| Ok::<_, Failure>(thread::current().id()));
+    let (tick, ring) = LocalDeferred::<()>::pending();
+    let timer_ran_on = Rc::new(Cell::new(None));
+    let seen = timer_ran_on.clone();
+    let _timer = clock.call_later(
+        Duration::from_millis(10),
+        Box::new(move || {
+            seen.set(Some(thread::current().id()));
+            ring.callback(());
+        }),
+    );
+    let met = tick
+        .add_callback(move |()| worker) // the chain waits for the worker's result
+        .add_callback(move |worker_id| Ok((worker_id, thread::current().id())));
+
+    dispatch_until(&mut event_loop, || met.is_fired());
+    let (worker_id, step_id) = met.wait().unwrap();
+    assert_ne!(worker_id, home);
+    assert_eq!(step_id, home);
+    assert_eq!(timer_ran_on.get(), Some(home));
+}
+
+#[test]
+fn a_home_resolver_fired_on_another_thread_wakes_a_sleeping_loop() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let (d, resolver) = inbox.pending::<u32, Failure>();
+    let d = d.add_callback(|n| Ok((n + 1, thread::current().id())));
+    let firing = thread::spawn(move || resolver.callback(41));
+    dispatch_until(&mut event_loop, || d.is_fired()); // each dispatch sleeps until the ping
+    firing.join().unwrap();
+    assert_eq!(d.wait().unwrap(), (42, thread::current().id()));
+
+    // The loop stops with the inbox: a later post is refused.
+    let handle = inbox.handle();
+    drop(inbox);
+    assert!(handle.post(|| {}).is_err());
+    event_loop.dispatch(Some(Duration::ZERO), &mut ()).unwrap();
+}
+
+#[test]
+fn add_timeout_on_the_calloop_clock_times_out_and_lets_a_result_that_comes_first_through() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let clock = CalloopClock::new(event_loop.handle());
+
+    let (silent, _resolver) = inbox.pending::<u32, Failure>();
+    let silent = silent.add_timeout(Duration::from_millis(20), &clock);
+    dispatch_until(&mut event_loop, || silent.is_fired());
+    let failure = silent.wait().unwrap_err();
+    assert!(failure.is::<TimedOut>(), "{failure}");
+
+    // A generous deadline: the result, fired at once on another thread, always comes first.
+    let (quick, resolver) = inbox.pending::<u32, Failure>();
+    let quick = quick.add_timeout(Duration::from_secs(30), &clock);
+    thread::spawn(move || resolver.callback(1)).join().unwrap();
+    dispatch_until(&mut event_loop, || quick.is_fired());
+    assert_eq!(quick.wait().unwrap(), 1);
+
+    // A cancelled call never runs: a later call is the fence.
+    let rang = Rc::new(Cell::new(false));
+    let flag = rang.clone();
+    clock
+        .call_later(Duration::from_millis(10), Box::new(move || flag.set(true)))
+        .cancel();
+    let fence = Rc::new(Cell::new(false));
+    let reached = fence.clone();
+    let _fence = clock.call_later(
+        Duration::from_millis(40),
+        Box::new(move || reached.set(true)),
+    );
+    dispatch_until(&mut event_loop, || fence.get());
+    assert!(!rang.get());
+}

@@ -1,0 +1,183 @@
+//! The tokio integration, on a real current-thread runtime and a `LocalSet`: results from other
+//! threads come home to the LocalSet, tokio's clock times local chains, and local chains hold
+//! `Rc` state. Timing tests use tokio's paused clock, so they assert outcomes, not durations.
+#![cfg(feature = "tokio")]
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::{Arc, Barrier};
+use std::thread::{self, ThreadId};
+use std::time::Duration;
+
+use deferred_core::{
+    Deferred, Failure, Inbox, LocalClock, LocalDeferred, TimedOut, TokioLocalClock,
+};
+use tokio::runtime::{Builder, Runtime};
+use tokio::task::LocalSet;
+
+fn runtime(paused: bool) -> Runtime {
+    Builder::new_current_thread()
+        .enable_all()
+        .start_paused(paused)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn results_from_other_threads_come_home_to_the_local_set() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let inbox = Inbox::on_tokio_local_set();
+        let home = thread::current().id();
+        let seen: Rc<RefCell<Vec<(u32, ThreadId)>>> = Rc::default();
+
+        // HomeResolvers fired from 8 threads at once.
+        let barrier = Arc::new(Barrier::new(8));
+        let mut chains = Vec::new();
+        for n in 0..8u32 {
+            let (d, resolver) = inbox.pending::<u32, Failure>();
+            let log = seen.clone();
+            chains.push(d.add_callback(move |v| {
+                log.borrow_mut().push((v, thread::current().id()));
+                Ok(())
+            }));
+            let barrier = barrier.clone();
+            thread::spawn(move || {
+                barrier.wait();
+                resolver.callback(n);
+            });
+        }
+        for chain in chains {
+            chain.await.unwrap();
+        }
+        let mut values: Vec<u32> = seen.borrow().iter().map(|(v, _)| *v).collect();
+        values.sort();
+        assert_eq!(values, (0..8).collect::<Vec<_>>());
+        assert!(seen.borrow().iter().all(|(_, id)| *id == home));
+
+        // Blocking work on tokio's pool, and a Send task's Deferred adopted.
+        let worked = inbox
+            .defer_to_thread(|| Ok::<_, Failure>(thread::current().id()))
+            .add_callback(move |worker| Ok((worker, thread::current().id())));
+        let (worker, step) = worked.await.unwrap();
+        assert_ne!(worker, home);
+        assert_eq!(step, home);
+
+        let task: Deferred<u32> = Deferred::from_future(async { Ok(41) });
+        let adopted = inbox
+            .adopt(task)
+            .add_callback(move |n| Ok((n + 1, thread::current().id())));
+        assert_eq!(adopted.await.unwrap(), (42, home));
+
+        // The loop stops when the inbox is dropped: later posts are refused.
+        let handle = inbox.handle();
+        drop(inbox);
+        assert!(handle.is_stopped());
+        assert!(handle.post(|| {}).is_err());
+    });
+}
+
+#[test]
+fn add_timeout_on_the_tokio_local_clock_times_out_and_lets_a_result_that_comes_first_through() {
+    let rt = runtime(true);
+    LocalSet::new().block_on(&rt, async {
+        let clock = TokioLocalClock::new();
+
+        let (silent, _resolver) = LocalDeferred::<u32>::pending();
+        let failure = silent
+            .add_timeout(Duration::from_secs(5), &clock)
+            .await
+            .unwrap_err();
+        assert!(failure.is::<TimedOut>(), "{failure}");
+
+        let quick: LocalDeferred<u32> = LocalDeferred::from_future(async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ok(1)
+        });
+        assert_eq!(
+            quick
+                .add_timeout(Duration::from_secs(5), &clock)
+                .await
+                .unwrap(),
+            1
+        );
+
+        // A cancelled call never runs, even once its time has passed.
+        let rang = Rc::new(Cell::new(false));
+        let flag = rang.clone();
+        let call = clock.call_later(Duration::from_secs(1), Box::new(move || flag.set(true)));
+        call.cancel();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(!rang.get());
+    });
+}
+
+#[test]
+fn a_local_chain_of_tokio_futures_touches_rc_state_and_cancelling_aborts_its_task() {
+    let rt = runtime(true);
+    LocalSet::new().block_on(&rt, async {
+        let log: Rc<RefCell<Vec<String>>> = Rc::default();
+        let first = log.clone();
+        let second = log.clone();
+        let d: LocalDeferred<u32> = LocalDeferred::from_future({
+            let log = log.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                log.borrow_mut().push("fetched".into());
+                Ok(20)
+            }
+        });
+        let d = d
+            .add_callback(move |n| {
+                first.borrow_mut().push(format!("got {n}"));
+                // A step that waits on another local tokio future.
+                LocalDeferred::from_future(async move {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    Ok(n + 1)
+                })
+            })
+            .add_callback(move |n| {
+                second.borrow_mut().push(format!("then {n}"));
+                Ok(n * 2)
+            });
+        assert_eq!(d.await.unwrap(), 42);
+        assert_eq!(*log.borrow(), ["fetched", "got 20", "then 21"]);
+
+        // Cancelling aborts the task: its future is dropped, never finished.
+        let finished = Rc::new(Cell::new(false));
+        let dropped = Rc::new(Cell::new(false));
+        struct OnDrop(Rc<Cell<bool>>);
+        impl Drop for OnDrop {
+            fn drop(&mut self) {
+                self.0.set(true);
+            }
+        }
+        let (done, guard) = (finished.clone(), OnDrop(dropped.clone()));
+        let slow: LocalDeferred<u32> = LocalDeferred::from_future(async move {
+            let _guard = guard;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            done.set(true);
+            Ok(0)
+        });
+        tokio::task::yield_now().await; // the task starts
+        slow.cancel();
+        assert!(slow.await.unwrap_err().is_cancelled());
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(dropped.get());
+        assert!(!finished.get());
+    });
+}
+
+#[test]
+fn a_panic_in_a_local_tokio_future_fails_its_deferred() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let d: LocalDeferred<u32> =
+            LocalDeferred::from_future(async { panic!("tokio-local-boom") });
+        let failure = d.await.unwrap_err();
+        let panic = failure
+            .downcast_ref::<deferred_core::Panicked>()
+            .expect("a panic");
+        assert_eq!(panic.message(), "tokio-local-boom");
+    });
+}
