@@ -4,8 +4,8 @@
 //! threads, which only this kind can be used from, follow it.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
 use std::sync::Barrier;
+use std::sync::atomic::AtomicBool;
 use std::thread::ThreadId;
 
 /// The kind under test, by the names the common body uses.

@@ -3,6 +3,10 @@
 //! (included here and by `tests/rules.rs`, which runs them against the `Send` kind); the tests
 //! that prove the point of the local kind — steps holding what is not `Send` — follow it.
 
+// The common body is written once for both kinds, so a slot a step shares is an
+// `Arc<Mutex<..>>` (what the `Send` kind needs), even where, here, it holds a local handle.
+#![allow(clippy::arc_with_non_send_sync)]
+
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
@@ -104,7 +108,11 @@ fn local_steps_capture_and_return_rc_refcell() {
     assert_eq!(&*label, "1 item(s)");
     assert_eq!(seen.get(), 1);
     drop(cell);
-    assert_eq!(Rc::strong_count(&widget), 1, "the chain let go of the widget");
+    assert_eq!(
+        Rc::strong_count(&widget),
+        1,
+        "the chain let go of the widget"
+    );
 }
 
 /// An error type that is not `Send` (it holds an `Rc`): fine as the `E` of a local chain.
@@ -150,9 +158,8 @@ fn local_non_send_error_type_routes_like_any_error() {
     assert_eq!(d.wait().unwrap(), "too big".len() as u32);
 
     // The failures the chain makes itself arrive in the error type, through From<Failure>.
-    let panicked = D::<u32>::succeed(1).add_callback(|_| -> Result<u32, LocalOnlyWidgetError> {
-        panic!("local widget boom")
-    });
+    let panicked = D::<u32>::succeed(1)
+        .add_callback(|_| -> Result<u32, LocalOnlyWidgetError> { panic!("local widget boom") });
     match panicked.wait().unwrap_err() {
         LocalOnlyWidgetError::Failed(f) => {
             assert_eq!(
@@ -232,7 +239,11 @@ fn local_resolver_dropped_fails_with_never_fired() {
         })
         .add_errback(|f| {
             let never = f.downcast_ref::<NeverFired>().expect("NeverFired");
-            Ok(Rc::from(format!("{}:{}", never.created_at().file(), never.created_at().line())))
+            Ok(Rc::from(format!(
+                "{}:{}",
+                never.created_at().file(),
+                never.created_at().line()
+            )))
         });
     drop(r);
     assert_eq!(&*d.wait().unwrap(), format!("{}:{here}", file!()));
@@ -400,7 +411,10 @@ fn local_gather_results() {
     let (slow, _r) = Deferred::<Rc<u32>>::pending();
     let failed = gather_results([slow, Deferred::fail(Failure::msg("no route"))]);
     let first = failed.wait().unwrap_err().trap::<FirstError>().unwrap();
-    assert_eq!((first.index, first.failure.to_string()), (1, "no route".into()));
+    assert_eq!(
+        (first.index, first.failure.to_string()),
+        (1, "no route".into())
+    );
 }
 
 #[test]

@@ -352,7 +352,10 @@ fn rule2_pending_runs_during_the_fire_not_before() {
             b.lock().unwrap().push(v);
             Ok(v + 1)
         });
-    assert!(ran.lock().unwrap().is_empty(), "nothing runs before the fire");
+    assert!(
+        ran.lock().unwrap().is_empty(),
+        "nothing runs before the fire"
+    );
     assert!(!d.is_fired());
     r.callback(1);
     assert_eq!(*ran.lock().unwrap(), [1, 2], "both ran during `callback`");
@@ -1018,6 +1021,50 @@ fn rule7_cancel_before_the_step_runs_cancels_root_not_inner() {
     r.callback(1);
     assert_eq!(inner_made.load(SeqCst), 0, "the callback never ran");
     assert!(d.wait().unwrap_err().is_cancelled());
+}
+
+// Rule 7, re-entrant: a canceller that cancels its own chain again (through a handle) runs
+// once, and the chain fails with Cancelled; no lock (or RefCell) is found held.
+#[test]
+fn rule7_canceller_cancelling_its_own_chain_again_runs_once() {
+    let slot = Arc::new(Mutex::new(None::<CancelHandle>));
+    let in_canceller = slot.clone();
+    let cancels = counter();
+    let c = cancels.clone();
+    let (d, _r) = Deferred::<u32>::with_canceller(move || {
+        c.fetch_add(1, SeqCst);
+        let handle = in_canceller.lock().unwrap().take();
+        if let Some(handle) = handle {
+            handle.cancel();
+        }
+    });
+    let d = d.add_callback(|v| Ok(v + 1));
+    *slot.lock().unwrap() = Some(d.cancel_handle());
+    d.cancel();
+    assert_eq!(cancels.load(SeqCst), 1);
+    assert!(d.wait().unwrap_err().is_cancelled());
+}
+
+// Rule 6 within rule 7: a canceller that drops the Resolver (instead of firing it) ends the
+// chain once, with a failure; nothing panics.
+#[test]
+fn rule7_canceller_dropping_its_resolver_ends_the_chain_once() {
+    let slot = Arc::new(Mutex::new(None::<Resolver<u32>>));
+    let in_canceller = slot.clone();
+    let (d, r) = Deferred::<u32>::with_canceller(move || {
+        let resolver = in_canceller.lock().unwrap().take();
+        drop(resolver);
+    });
+    *slot.lock().unwrap() = Some(r);
+    let ran = counter();
+    let k = ran.clone();
+    let d = d.add_both(move |result| {
+        k.fetch_add(1, SeqCst);
+        Ok(result.map_err(|f| f.is_cancelled() || f.is::<NeverFired>()))
+    });
+    d.cancel();
+    assert_eq!(d.wait().unwrap(), Err(true));
+    assert_eq!(ran.load(SeqCst), 1);
 }
 
 // =============================================================================================
