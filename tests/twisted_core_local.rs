@@ -161,7 +161,6 @@ fn local_intermediate_add_callbacks_before_await() {
 // and Resolver name their kind, as the panics and on_unimplemented notes of its methods do
 // (`LocalDeferred::add_callback`).
 #[test]
-#[ignore = "core bug: Debug of LocalDeferred/LocalResolver prints `Deferred { .. }`/`Resolver { .. }`"]
 fn local_debug_repr_names_the_local_kind() {
     let (d, r) = Deferred::<u32>::pending();
     assert!(format!("{d:?}").starts_with("LocalDeferred"), "{d:?}");

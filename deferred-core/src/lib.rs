@@ -61,6 +61,8 @@ mod tokio;
 mod unhandled;
 
 pub use bounds::{LocalValue, Sendable, Shareable};
+#[cfg(feature = "calloop")]
+pub use calloop::CalloopClock;
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
 pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
@@ -73,8 +75,6 @@ pub use shared::chain::race::race;
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
-#[cfg(feature = "calloop")]
-pub use calloop::CalloopClock;
 #[cfg(feature = "tokio")]
 pub use tokio::{TokioClock, TokioLocalClock};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};

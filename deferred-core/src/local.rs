@@ -3,7 +3,7 @@
 //! under the same names as the `Send` kind's ([`gather_results`], [`race`], [`DeferredList`],
 //! [`DeferredSemaphore`], ...), taking and giving `LocalDeferred`s.
 //!
-//! What sets this kind apart is all in [`kind`]: a chain is shared through an `Rc` and its
+//! What sets this kind apart is all in its `kind` module: a chain is shared through an `Rc` and its
 //! state is in a `RefCell` — no atomic operation, no lock. Everything else — the state machine
 //! and the helpers — is in `chain/`, the same code the `Send` kind runs.
 
@@ -18,6 +18,10 @@ pub(crate) mod kind {
     pub(crate) use crate::clock::LocalClock as Clock;
     pub(crate) use crate::run_loop::LocalDelivery as Delivery;
     pub(crate) use std::rc::{Rc as Ptr, Weak};
+
+    /// The kind's names, for `Debug`.
+    pub(crate) const DEFERRED: &str = "LocalDeferred";
+    pub(crate) const RESOLVER: &str = "LocalResolver";
 
     /// A canceller given at creation: it runs on this thread, the only one that can cancel.
     pub(crate) type Canceller = Box<dyn FnOnce()>;
@@ -123,7 +127,7 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 
 /// The one handle that fires a pending [`LocalDeferred`]: a [`Resolver`](crate::Resolver)
 /// that stays on its thread. Firing takes `self`; dropping it without firing fails the Deferred
-/// with [`NeverFired`](crate::NeverFired). To fire a `LocalDeferred` from another thread, make
+/// with [`NeverFired`]. To fire a `LocalDeferred` from another thread, make
 /// it with [`Inbox::pending`](crate::Inbox::pending), which gives a
 /// [`HomeResolver`](crate::HomeResolver) instead.
 ///

@@ -10,7 +10,7 @@ use std::fmt;
 
 use crate::failure::Failure;
 
-/// The result of [`DeferredList::fire_on_one_callback`]: the first success, or, when every input
+/// The result of [`DeferredList::fire_on_one_callback`](crate::DeferredList::fire_on_one_callback): the first success, or, when every input
 /// failed, all the failures (where Twisted fires with the whole list of failures, an ambiguous
 /// result: issue #4919).
 ///
@@ -36,7 +36,8 @@ pub enum FirstSuccess<T, E = Failure> {
     AllFailed(Vec<E>),
 }
 
-/// The failure of [`gather_results`] (and [`DeferredList::fire_on_one_errback`]): input number
+/// The failure of [`gather_results`](crate::gather_results) (and
+/// [`DeferredList::fire_on_one_errback`](crate::DeferredList::fire_on_one_errback)): input number
 /// `index` failed with `failure` (Twisted's `FirstError`). It is wrapped in a [`Failure`]; take it
 /// out with [`Failure::trap`] or look at it with [`Failure::downcast_ref`].
 ///
@@ -68,7 +69,7 @@ impl StdError for FirstError {
     }
 }
 
-/// The failure of a [`race`] that every input lost: their failures, in input order (Twisted's
+/// The failure of a [`race`](crate::race) that every input lost: their failures, in input order (Twisted's
 /// `FailureGroup`).
 ///
 /// ```

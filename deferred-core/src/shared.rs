@@ -1,7 +1,7 @@
 //! The `Send` kind: [`Deferred`] and [`Resolver`], whose chains may be fired, extended and
 //! cancelled from any thread.
 //!
-//! What sets this kind apart is all in [`kind`]: a chain is shared through an `Arc` and its
+//! What sets this kind apart is all in its `kind` module: a chain is shared through an `Arc` and its
 //! state is behind a `Mutex`, so its values, errors and steps must be `Send`. Everything else —
 //! the state machine and the helpers — is in `chain/`, written once for both kinds.
 
@@ -17,6 +17,10 @@ pub(crate) mod kind {
     pub(crate) use crate::clock::Clock;
     pub(crate) use crate::run_loop::Delivery;
     pub(crate) use std::sync::{Arc as Ptr, Weak};
+
+    /// The kind's names, for `Debug`.
+    pub(crate) const DEFERRED: &str = "Deferred";
+    pub(crate) const RESOLVER: &str = "Resolver";
 
     /// A canceller given at creation: it may be called from the thread that cancels.
     pub(crate) type Canceller = Box<dyn FnOnce() + Send>;

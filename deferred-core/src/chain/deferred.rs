@@ -597,7 +597,7 @@ impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
             State::Pending(link) if link.is_fired() => "fired",
             State::Pending(_) => "pending",
         };
-        f.debug_struct("Deferred").field("state", &state).finish()
+        f.debug_struct(self::kind::DEFERRED).field("state", &state).finish()
     }
 }
 
@@ -643,7 +643,7 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
 
 impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Resolver")
+        f.debug_struct(self::kind::RESOLVER)
             .field("created_at", &format_args!("{}", self.created_at))
             .finish()
     }
