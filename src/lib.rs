@@ -125,5 +125,5 @@ pub use deferred_core::*;
 pub use deferred_macros::chain;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;
