@@ -171,11 +171,12 @@ fn a_long_run_of_thens_keeps_its_names() {
 #[test]
 fn the_chain_is_a_local_deferred() {
     let state = Rc::new(RefCell::new(0));
-    let _: LocalDeferred<_> = chain! {
+    let d: LocalDeferred<_> = chain! {
         LocalDeferred::<u32>::succeed(1)
         then move |x| {
             *state.borrow_mut() += x;
             state
         }
     };
+    assert_eq!(*d.wait().unwrap().borrow(), 1);
 }

@@ -208,10 +208,7 @@ pub struct PlainTag;
 impl SettlesTag {
     /// The start of a chain: the Deferred itself, or a fired one for a `Result`.
     #[inline(always)]
-    pub fn start<R: Settles>(
-        self,
-        start: R,
-    ) -> <R::Kind as Kind>::Deferred<R::Value, R::Error> {
+    pub fn start<R: Settles>(self, start: R) -> <R::Kind as Kind>::Deferred<R::Value, R::Error> {
         start.start()
     }
 

@@ -156,4 +156,3 @@ impl<T: StdError + 'static> Catchable<Failure> for T {
         failure.trap::<T>()
     }
 }
-

@@ -13,9 +13,7 @@
 
 use std::panic::Location;
 
-use deferred_core::{
-    Deferred, Failure, IntoDeferred, IntoLocalDeferred, LocalDeferred, Sendable,
-};
+use deferred_core::{Deferred, Failure, IntoDeferred, IntoLocalDeferred, LocalDeferred, Sendable};
 
 use super::body::StepOutcome;
 
@@ -24,16 +22,16 @@ pub trait Kind: Copy + 'static {
     /// A link of this kind, with value `U` and error `E`.
     type Deferred<U, E: 'static>;
     /// A fired link holding `result`.
-    fn from_result<U, E: 'static>(self, result: Result<U, E>) -> Self::Deferred<U, E>;
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> Self::Deferred<U, E>;
     /// A fired link holding `value`.
     #[inline(always)]
     fn succeed<U, E: 'static>(self, value: U) -> Self::Deferred<U, E> {
-        self.from_result(Ok(value))
+        self.fired(Ok(value))
     }
     /// A fired link holding the failure `error`.
     #[inline(always)]
     fn fail<U, E: 'static>(self, error: E) -> Self::Deferred<U, E> {
-        self.from_result(Err(error))
+        self.fired(Err(error))
     }
 }
 
@@ -48,7 +46,7 @@ pub struct LocalChain;
 impl Kind for SendChain {
     type Deferred<U, E: 'static> = Deferred<U, E>;
     #[inline(always)]
-    fn from_result<U, E: 'static>(self, result: Result<U, E>) -> Deferred<U, E> {
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> Deferred<U, E> {
         Deferred::from_result(result)
     }
 }
@@ -56,7 +54,7 @@ impl Kind for SendChain {
 impl Kind for LocalChain {
     type Deferred<U, E: 'static> = LocalDeferred<U, E>;
     #[inline(always)]
-    fn from_result<U, E: 'static>(self, result: Result<U, E>) -> LocalDeferred<U, E> {
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> LocalDeferred<U, E> {
         LocalDeferred::from_result(result)
     }
 }
