@@ -79,6 +79,7 @@ macro_rules! for_each_case {
             (sync, "futures ready().map()", futures_map),
             (sync, "async/await", async_await),
             (pending, "chain!", chain),
+            (pending, "local chain!", local_chain),
             (pending, "add_callback", add_callback),
             (pending, "local add_callback", local_add_callback),
             (pending, "closures", closures),
@@ -209,6 +210,26 @@ pub mod pending {
 
     pub fn chain(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        };
+        resolver.callback(x);
+        d.wait().unwrap()
+    }
+
+    /// The same on a `LocalDeferred`: no atomics, no lock.
+    pub fn local_chain(x: u64) -> u64 {
+        let (start, resolver) = LocalDeferred::<u64>::pending();
         let d = chain! {
             start
             then |a| inc(a)
