@@ -94,211 +94,17 @@ fn payload() -> Vec<u8> {
 
 // ---- the scenarios: each makes `n` chains of one shape and settles them all ----------------
 
-/// Pending chains of three steps, fired with a success.
-fn fired(n: usize) {
-    for i in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let p = payload();
-        let d = d
-            .add_callback(move |x| Ok(x + p.len()))
-            .add_callback(|x| Ok(x * 2))
-            .add_errback(Err);
-        r.callback(i);
-        assert_eq!(d.wait().unwrap(), (i + 64) * 2);
-    }
+/// The scenarios that hold for both kinds, once per kind (`tests/leaks/kinds.rs`).
+mod shared {
+    use super::{SeqCst, UNHANDLED, payload};
+    use deferred::{Deferred, Failure, Resolver};
+    include!("leaks/kinds.rs");
 }
 
-/// Failures, handled by an errback (skipping callbacks on the way).
-fn failed(n: usize) {
-    for _ in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let p = payload();
-        let d = d
-            .add_callback(move |x| Ok(x + p.len()))
-            .add_errback(|f| Ok(f.to_string().len()));
-        r.errback(Failure::msg("x"));
-        assert_eq!(d.wait().unwrap(), 1);
-    }
-}
-
-/// Cancelled at the end of the chain, with a canceller capturing a payload; the Resolver is
-/// kept alive past the cancel, then dropped (its late `NeverFired` is ignored).
-fn cancelled(n: usize) {
-    for _ in 0..n {
-        let p = payload();
-        let (d, r) = Deferred::<usize>::with_canceller(move || drop(p));
-        let q = payload();
-        let d = d.add_callback(move |x| Ok(x + q.len())).add_callback(Ok);
-        d.cancel();
-        assert!(d.wait().unwrap_err().is_cancelled());
-        drop(r);
-    }
-}
-
-/// Never fired: the Resolver is dropped (the handle still held, then waited on).
-fn resolver_dropped(n: usize) {
-    for _ in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let p = payload();
-        let d = d.add_callback(move |x| Ok(x + p.len())).add_callback(Ok);
-        drop(r);
-        assert!(d.wait().is_err());
-    }
-}
-
-/// The handle is dropped first, then the Resolver: the never-fired failure reaches nobody and
-/// is reported as unhandled.
-fn handle_dropped_then_resolver(n: usize) {
-    let before = UNHANDLED.load(SeqCst);
-    for _ in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let p = payload();
-        drop(d.add_callback(move |x| Ok(x + p.len())).add_callback(Ok));
-        drop(r);
-    }
-    assert_eq!(UNHANDLED.load(SeqCst) - before, n);
-}
-
-/// Resolvers kept alive while every handle is dropped, and only then dropped, all at once (the
-/// cycle link <-> next link lives until then).
-fn resolvers_outlive_handles(n: usize) {
-    let mut resolvers: Vec<Resolver<usize>> = Vec::with_capacity(n);
-    for _ in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let p = payload();
-        drop(d.add_callback(move |x| Ok(x + p.len())).add_callback(Ok));
-        resolvers.push(r);
-    }
-    for (i, r) in resolvers.into_iter().enumerate() {
-        if i % 2 == 0 {
-            r.callback(i); // a success nobody sees: nothing to report
-        } else {
-            drop(r); // never fired: reported
-        }
-    }
-}
-
-/// A callback captures another pending Deferred (and its Resolver lives outside); another
-/// captures the cancel handle of its own chain (a cycle through the handle).
-fn callbacks_capture_deferreds(n: usize) {
-    for i in 0..n {
-        let (other, other_resolver) = Deferred::<usize>::pending();
-        let (d, r) = Deferred::<usize>::pending();
-        let own = d.cancel_handle();
-        let d = d
-            .add_callback(move |x| {
-                let _ = &own; // holds a handle to its own chain's root
-                Ok(x)
-            })
-            .add_callback(move |x| Ok(other.add_callback(move |y| Ok(x + y))));
-        match i % 3 {
-            0 => {
-                r.callback(1);
-                other_resolver.callback(2);
-                assert_eq!(d.wait().unwrap().wait().unwrap(), 3);
-            }
-            1 => {
-                // Never fired: the captured Deferred is dropped unfired with its callbacks.
-                drop(r);
-                drop(d.add_errback(|_| Ok(Deferred::succeed(0))));
-                drop(other_resolver);
-            }
-            _ => {
-                // Dropped before anything fires; the Resolvers go last.
-                drop(d.add_errback(|_| Ok(Deferred::succeed(0))));
-                drop(other_resolver);
-                drop(r);
-            }
-        }
-    }
-}
-
-/// A callback captures the Resolver of another chain; the first chain never fires, so dropping
-/// its Resolver drops the second's, and both chains settle.
-fn callbacks_capture_resolvers(n: usize) {
-    for _ in 0..n {
-        let (a, a_resolver) = Deferred::<usize>::pending();
-        let (b, b_resolver) = Deferred::<usize>::pending();
-        let a = a.add_callback(move |x| {
-            b_resolver.callback(x);
-            Ok(x)
-        });
-        let b = b.add_callback(Ok);
-        drop(a_resolver);
-        assert!(a.wait().is_err());
-        assert!(b.wait().is_err());
-    }
-}
-
-/// A callback returns an inner pending Deferred; the inner is fired, dropped, or cancelled
-/// through the outer chain while the outer chain waits on it.
-fn nested(n: usize) {
-    for i in 0..n {
-        let (outer, outer_resolver) = Deferred::<usize>::pending();
-        let (inner, inner_resolver) = Deferred::<usize>::pending();
-        let p = payload();
-        let d = outer
-            .add_callback(move |x| inner.add_callback(move |y| Ok(x + y + p.len())))
-            .add_callback(Ok);
-        outer_resolver.callback(1);
-        match i % 4 {
-            0 => {
-                inner_resolver.callback(2);
-                assert_eq!(d.wait().unwrap(), 67);
-            }
-            1 => {
-                drop(inner_resolver);
-                assert!(d.wait().is_err());
-            }
-            2 => {
-                d.cancel();
-                assert!(d.wait().unwrap_err().is_cancelled());
-                inner_resolver.callback(2); // ignored
-            }
-            _ => {
-                // The outer handle goes first, then the inner Resolver: reported, freed.
-                drop(d);
-                drop(inner_resolver);
-            }
-        }
-    }
-}
-
-/// Failures nobody handles: the handle is dropped while holding one, or before it arrives.
-fn unhandled(n: usize) {
-    let before = UNHANDLED.load(SeqCst);
-    for i in 0..n {
-        let (d, r) = Deferred::<usize>::pending();
-        let d = d.add_callback(Ok);
-        if i % 2 == 0 {
-            r.errback(Failure::msg("lost"));
-            drop(d);
-        } else {
-            drop(d);
-            r.errback(Failure::msg("lost"));
-        }
-    }
-    assert_eq!(UNHANDLED.load(SeqCst) - before, n);
-}
-
-/// One long chain (constant stack), fired at the end; and one cancelled through all its links.
-fn long_chains(n: usize) {
-    let (d, r) = Deferred::<usize>::pending();
-    let mut d = d;
-    for _ in 0..n {
-        d = d.add_callback(|x| Ok(x + 1));
-    }
-    r.callback(0);
-    assert_eq!(d.wait().unwrap(), n);
-
-    let (d, r) = Deferred::<usize>::pending();
-    let mut d = d;
-    for _ in 0..n {
-        d = d.add_callback(|x| Ok(x + 1));
-    }
-    d.cancel();
-    assert!(d.wait().unwrap_err().is_cancelled());
-    drop(r);
+mod local {
+    use super::{SeqCst, UNHANDLED, payload};
+    use deferred::{Failure, LocalDeferred as Deferred, LocalResolver as Resolver};
+    include!("leaks/kinds.rs");
 }
 
 /// Fired on other threads while the chains are built here (each handle waited on here).
@@ -324,6 +130,50 @@ fn across_threads(n: usize) {
         d.wait().unwrap();
     }
     firer.join().unwrap();
+}
+
+/// Results coming home to a loop's inbox: fired from another thread, dropped unfired there,
+/// a Deferred adopted, work on the pool, and the loop stopping with results still in flight.
+fn inbox(n: usize) {
+    let inbox = deferred::Inbox::new(|| {});
+    let mut ends = Vec::with_capacity(n);
+    let mut far = Vec::with_capacity(n);
+    for i in 0..n {
+        let (d, home) = inbox.pending::<usize, Failure>();
+        let p = payload();
+        ends.push(
+            d.add_callback(move |x| Ok(x + p.len()))
+                .add_errback(|_| Ok(0)),
+        );
+        far.push((i, home));
+    }
+    std::thread::spawn(move || {
+        for (i, home) in far {
+            match i % 3 {
+                0 => home.callback(i),
+                1 => home.errback(Failure::msg("x")),
+                _ => drop(home), // never fired: NeverFired, handled by the errback
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    inbox.run_pending();
+    for d in ends {
+        d.wait().unwrap();
+    }
+    let adopted = inbox.adopt(Deferred::<usize>::succeed(1));
+    assert_eq!(adopted.wait().unwrap(), 1);
+    // The loop stops while a result is on its way: it still comes (run at the stop), and the
+    // chain still waiting on another thread fails with NeverFired.
+    let (d, home) = inbox.pending::<usize, Failure>();
+    let (waiting, _far) = inbox.pending::<usize, Failure>();
+    home.callback(1);
+    let d = d.add_errback(|_| Ok(0));
+    let waiting = waiting.add_errback(|_| Ok(0));
+    drop(inbox);
+    assert_eq!(d.wait().unwrap(), 1);
+    assert_eq!(waiting.wait().unwrap(), 0);
 }
 
 /// Bytes still held per chain while only the Resolvers are kept: `(fresh, cancelled)`, for
@@ -364,34 +214,64 @@ type Scenario = (&'static str, fn(usize), usize);
 /// Scenario sizes: about a million chains in all (`long_chains` counts links); the whole test
 /// takes a few seconds in a debug build.
 const SCENARIOS: &[Scenario] = &[
-    ("fired", fired, 150_000),
-    ("failed", failed, 100_000),
-    ("cancelled", cancelled, 100_000),
-    ("resolver dropped", resolver_dropped, 100_000),
+    ("fired", shared::fired, 150000),
+    ("failed", shared::failed, 100000),
+    ("cancelled", shared::cancelled, 100000),
+    ("resolver dropped", shared::resolver_dropped, 100000),
     (
         "handle dropped, then resolver",
-        handle_dropped_then_resolver,
-        100_000,
+        shared::handle_dropped_then_resolver,
+        100000,
     ),
     (
         "resolvers outlive handles",
-        resolvers_outlive_handles,
-        100_000,
+        shared::resolvers_outlive_handles,
+        100000,
     ),
     (
         "callbacks capture deferreds",
-        callbacks_capture_deferreds,
-        90_000,
+        shared::callbacks_capture_deferreds,
+        90000,
     ),
     (
         "callbacks capture resolvers",
-        callbacks_capture_resolvers,
-        60_000,
+        shared::callbacks_capture_resolvers,
+        60000,
     ),
-    ("nested", nested, 80_000),
-    ("unhandled", unhandled, 60_000),
-    ("long chains (links)", long_chains, 100_000),
+    ("nested", shared::nested, 80000),
+    ("unhandled", shared::unhandled, 60000),
+    ("long chains (links)", shared::long_chains, 100000),
+    ("cycles", shared::cycles, 30000),
+    ("local fired", local::fired, 75000),
+    ("local failed", local::failed, 50000),
+    ("local cancelled", local::cancelled, 50000),
+    ("local resolver dropped", local::resolver_dropped, 50000),
+    (
+        "local handle dropped, then resolver",
+        local::handle_dropped_then_resolver,
+        50000,
+    ),
+    (
+        "local resolvers outlive handles",
+        local::resolvers_outlive_handles,
+        50000,
+    ),
+    (
+        "local callbacks capture deferreds",
+        local::callbacks_capture_deferreds,
+        45000,
+    ),
+    (
+        "local callbacks capture resolvers",
+        local::callbacks_capture_resolvers,
+        30000,
+    ),
+    ("local nested", local::nested, 40000),
+    ("local unhandled", local::unhandled, 30000),
+    ("local long chains (links)", local::long_chains, 50000),
+    ("local cycles", local::cycles, 15000),
     ("across threads", across_threads, 60_000),
+    ("inbox", inbox, 20_000),
 ];
 
 #[test]
