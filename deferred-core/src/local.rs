@@ -70,7 +70,12 @@ pub(crate) mod kind {
             Blocker
         }
 
-        pub(crate) fn block(&mut self, _listen: impl FnOnce(Waker)) {
+        /// No waker: nothing but this thread's own work can fire the chain.
+        pub(crate) fn waker(&self) -> Option<Waker> {
+            None
+        }
+
+        pub(crate) fn block(&mut self) {
             if !crate::inbox::run_one_posted_here() {
                 panic!(
                     "`wait` on a pending LocalDeferred, on a thread with no Inbox: nothing could ever fire it \
@@ -141,12 +146,12 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct LocalResolver<T, E: 'static = Failure> {
-    link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
+    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
     fire: FireWith<T, E>,
     /// Fails the link with "never fired", for `Drop`.
-    fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
+    fail_never_fired: fn(&kind::Ptr<chain::pending::Chain<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
 }
 
@@ -174,9 +179,9 @@ include!("chain/deferred.rs");
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 
-pub use chain::cancel::CancelHandle;
 pub use chain::gather::gather_results;
 pub use chain::list::{DeferredList, settle_all};
 pub use chain::maybe::maybe_deferred;
+pub use chain::pending::cancel::CancelHandle;
 pub use chain::race::race;
 pub use chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};

@@ -69,10 +69,14 @@ pub(crate) mod kind {
             Blocker(Waker::from(Ptr::new(ThreadWaker(std::thread::current()))))
         }
 
-        /// Registers the waker with `listen`, then parks. A wake that came first (before the
-        /// park) leaves the thread's token set, so none is lost.
-        pub(crate) fn block(&mut self, listen: impl FnOnce(Waker)) {
-            listen(self.0.clone());
+        /// The waker `wait` registers with the chain before it blocks.
+        pub(crate) fn waker(&self) -> Option<Waker> {
+            Some(self.0.clone())
+        }
+
+        /// Parks until the waker is woken. A wake that came first (after the registration,
+        /// before the park) leaves the thread's token set, so none is lost.
+        pub(crate) fn block(&mut self) {
             std::thread::park();
         }
     }
@@ -151,12 +155,12 @@ pub struct Deferred<T, E: 'static = Failure> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct Resolver<T, E: 'static = Failure> {
-    link: Option<kind::Ptr<chain::pending::Link<T, E>>>,
+    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
     /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
     /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
     fire: FireWith<T, E>,
     /// Fails the link with "never fired", for `Drop`.
-    fail_never_fired: fn(&kind::Ptr<chain::pending::Link<T, E>>, &'static Location<'static>),
+    fail_never_fired: fn(&kind::Ptr<chain::pending::Chain<T, E>>, &'static Location<'static>),
     created_at: &'static Location<'static>,
 }
 
@@ -184,4 +188,4 @@ include!("chain/deferred.rs");
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 
-pub use chain::cancel::CancelHandle;
+pub use chain::pending::cancel::CancelHandle;

@@ -9,10 +9,10 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use self::chain::pending::{Canceller, Link, Node};
-use self::chain::stage;
+use self::chain::pending::{Canceller, Chain, AnyChain};
+use self::chain::pending::stage;
 use self::kind::{Blocker, Ptr, Sendable};
 use crate::failure::{Failure, NeverFired};
 use crate::run_loop;
@@ -22,7 +22,7 @@ pub(crate) enum State<T, E> {
     /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
     Fired(Option<Result<T, E>>),
     /// Not fired when this handle was made: the result arrives in the chain's link, at its end.
-    Pending(Ptr<dyn Node<E>>),
+    Pending(Ptr<dyn AnyChain<E>>),
 }
 
 /// What a step's Deferred amounts to for the link that waits on it.
@@ -30,13 +30,13 @@ pub(crate) enum Outcome<T, E> {
     /// It has fired: here is the result.
     Ready(Result<T, E>),
     /// It is pending: wait on this link (whose end is a `Result<T, E>`).
-    Waiting(Ptr<dyn Node<E>>),
+    Waiting(Ptr<dyn AnyChain<E>>),
     /// Its result was taken already (it was polled or awaited to completion, then returned).
     Spent,
 }
 
 /// How a `Resolver` fires its link.
-pub(crate) type FireWith<T, E> = fn(&Ptr<Link<T, E>>, Result<T, E>);
+pub(crate) type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>);
 
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
@@ -186,7 +186,7 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 
     /// A pending Deferred at the end of the chain `link`.
-    pub(crate) fn waiting(link: Ptr<dyn Node<E>>) -> Deferred<T, E> {
+    pub(crate) fn waiting(link: Ptr<dyn AnyChain<E>>) -> Deferred<T, E> {
         Deferred {
             state: State::Pending(link),
         }
@@ -257,7 +257,7 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = Ptr::new(Link::root(canceller));
+        let link = Ptr::new(Chain::root(canceller));
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
@@ -474,21 +474,15 @@ where
     }
 
     #[inline(never)]
-    fn wait_pending(link: Ptr<dyn Node<E>>) -> Result<T, E> {
-        // Made only if the result is not here yet: waiting on a fired link allocates nothing.
-        let mut blocker = None;
+    fn wait_pending(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+        // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
+        let mut blocker: Option<Blocker> = None;
         loop {
-            if let Some(result) = take(&*link) {
+            let listen = || blocker.get_or_insert_with(Blocker::new).waker();
+            if let Some(result) = take_or_listen(&*link, listen) {
                 return result;
             }
-            // Inside a callback, the chain may be waiting on this thread's own queue.
-            run_loop::drain_queued();
-            if let Some(result) = take(&*link) {
-                return result;
-            }
-            blocker
-                .get_or_insert_with(Blocker::new)
-                .block(|waker| link.listen(waker));
+            blocker.get_or_insert_with(Blocker::new).block();
         }
     }
 
@@ -499,7 +493,7 @@ where
     pub(crate) fn in_a_new_link(mut self) -> Deferred<T, E> {
         match self.take_state() {
             State::Pending(link) => Deferred {
-                state: State::Pending(Link::<T, E>::waiting_on(link)),
+                state: State::Pending(Chain::<T, E>::waiting_on(link)),
             },
             fired => Deferred { state: fired },
         }
@@ -515,9 +509,32 @@ where
     }
 }
 
+/// The result at the end of a pending chain, for `wait` and `poll`: taken if it is here —
+/// after letting this thread's queue run, since inside a callback the chain may be waiting on
+/// it — else `waker` (if it gives one) is registered to be woken when it comes, and the result
+/// is looked for once more (it may have come between the look and the registration).
+fn take_or_listen<T, E>(
+    link: &dyn AnyChain<E>,
+    waker: impl FnOnce() -> Option<Waker>,
+) -> Option<Result<T, E>>
+where
+    T: Sendable + 'static,
+    E: Sendable + 'static,
+{
+    if let Some(result) = take(link) {
+        return Some(result);
+    }
+    run_loop::drain_queued();
+    if let Some(result) = take(link) {
+        return Some(result);
+    }
+    link.listen(waker()?);
+    take(link)
+}
+
 /// The result at the end of a pending chain, if it has fired and nobody took it yet.
 #[inline]
-fn take<T: Sendable + 'static, E: Sendable + 'static>(link: &dyn Node<E>) -> Option<Result<T, E>> {
+fn take<T: Sendable + 'static, E: Sendable + 'static>(link: &dyn AnyChain<E>) -> Option<Result<T, E>> {
     let mut result = None;
     link.try_take(&mut result);
     result
@@ -538,26 +555,13 @@ where
             State::Fired(result) => {
                 Poll::Ready(result.take().expect("Deferred polled after it completed"))
             }
-            State::Pending(link) => {
-                if let Some(result) = take(&**link) {
+            State::Pending(link) => match take_or_listen(&**link, || Some(cx.waker().clone())) {
+                Some(result) => {
                     this.state = State::Fired(None);
-                    return Poll::Ready(result);
+                    Poll::Ready(result)
                 }
-                // Inside a callback, the chain may be waiting on this thread's own queue.
-                run_loop::drain_queued();
-                if let Some(result) = take(&**link) {
-                    this.state = State::Fired(None);
-                    return Poll::Ready(result);
-                }
-                link.listen(cx.waker().clone());
-                match take(&**link) {
-                    Some(result) => {
-                        this.state = State::Fired(None);
-                        Poll::Ready(result)
-                    }
-                    None => Poll::Pending,
-                }
-            }
+                None => Poll::Pending,
+            },
         }
     }
 }

@@ -20,7 +20,7 @@
 //!   the answer to a cancellation the combinator made.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
 
-use super::cancel::CancelHandle;
+use super::pending::cancel::CancelHandle;
 use super::{Deferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable};
 use crate::failure::Failure;

@@ -10,9 +10,7 @@
 //! | file | what |
 //! | --- | --- |
 //! | `deferred.rs` | the `add_*` methods, `pending`, `Future`, `wait`, the `Resolver` (included by each kind beside its types, not a module here) |
-//! | `pending.rs` | the state machine of a pending chain, its rules next to the code |
-//! | `stage.rs` | the steps waiting in a pending chain, and the slots their results pass through |
-//! | `cancel.rs` | `CancelHandle` and the cancellation walk |
+//! | `pending/` | a pending chain: its state machine and run (`mod.rs`, `run.rs`), its stages and slots (`stage.rs`), its cancellation (`cancel.rs`, with `CancelHandle`) |
 //! | `fan_in.rs` | the bookkeeping the combinators share |
 //! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
 //! | `maybe.rs` | `maybe_deferred` |
@@ -26,7 +24,6 @@ pub(crate) use super::kind::*;
 // What the including kind defines beside its types (`chain/deferred.rs`, included there).
 pub(crate) use super::{Outcome, SPENT, run_step};
 
-pub(crate) mod cancel;
 pub(crate) mod fan_in;
 pub(crate) mod gather;
 pub(crate) mod list;
@@ -34,5 +31,4 @@ pub(crate) mod maybe;
 pub(crate) mod pending;
 pub(crate) mod race;
 pub(crate) mod semaphore;
-pub(crate) mod stage;
 pub(crate) mod timeout;

@@ -1,6 +1,6 @@
 //! Steps waiting in a pending chain, and the typed slots their results pass through.
 //!
-//! A pending chain is one [`Link`](super::pending::Link) however many steps are added to it: each
+//! A pending chain is one [`Chain`](super::pending::Chain) however many steps are added to it: each
 //! `add_*` on a pending Deferred appends a [`Stage`] — the step's function, boxed (free when it
 //! captures nothing) — to the link's list, and the thread that fires the root runs the stages in
 //! order. The value type may change from stage to stage, so the link sees results type-erased,
@@ -15,10 +15,10 @@ use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::Location;
 
-use super::Deferred;
-use super::pending::Node;
-use super::{Outcome, SPENT, run_step};
-use super::{Ptr, Sendable};
+use super::super::Deferred;
+use super::super::{Outcome, SPENT, run_step};
+use super::super::{Ptr, Sendable};
+use super::AnyChain;
 use crate::failure::Failure;
 use crate::unhandled;
 
@@ -70,7 +70,7 @@ pub(crate) enum Flow<E: 'static> {
     Ready(Option<Box<dyn Slot<E>>>),
     /// It returned a pending Deferred: the chain waits on that one's link, whose result will
     /// be put in the slot.
-    Wait(Ptr<dyn Node<E>>, Option<Box<dyn Slot<E>>>),
+    Wait(Ptr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>),
 }
 
 /// One step of a pending chain, its input and output types erased.

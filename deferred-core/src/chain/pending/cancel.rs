@@ -1,0 +1,314 @@
+//! Cancellation (rule 7): a handle that cancels a chain, and the walk it makes.
+//!
+//! Cancelling a chain walks to the Deferred it is really waiting on — its root made by
+//! `Deferred::pending`, or an inner Deferred a callback returned, or one that Deferred's own
+//! callback returned, and so on — runs its canceller and fails it with
+//! [`Cancelled`](crate::Cancelled); the failure then flows down the chain like any other, so
+//! errbacks see it. The walk is a loop: a million nested Deferreds cancel in constant stack.
+//!
+//! A pending chain is one link however many steps were added to it (see `pending.rs`), so the walk
+//! only crosses from a chain to the inner Deferred one of its steps returned. A walk that finds
+//! a chain running its steps (its root has fired) cannot stop a step that is running; Twisted
+//! drops such a cancel. Here the chain remembers it, and the next Deferred one of its steps
+//! returns in this run is cancelled at once — so a cancel (or a timeout) that lands while a
+//! callback runs is not lost. If the chain fires first, there was nothing left to cancel. The
+//! same holds when the root fires while its canceller runs (the canceller answered it, or a
+//! `Resolver` on another thread won the race), and when the walk finds an inner Deferred whose
+//! result is on its way to the chain waiting on it.
+//!
+//! Chains may wait on each other: a step of A returns B's end while a step of B returns A's
+//! (through any number of chains, and through the internal link `add_timeout` makes). Forming
+//! such a cycle is allowed — it cannot be seen at once when two threads form it together — and
+//! nothing can ever fire it. A cancel that reaches it (a user's, or a deadline's) must return:
+//! the walk notices it is going round ([`Cycle`], in constant memory) and cancels the wait that
+//! closes the cycle; that chain goes on with the cancellation failure, and each chain of the
+//! cycle in turn with what the one it waits on gives.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use super::super::Delivery;
+use super::super::{Ptr, Sendable, Shareable};
+use super::{AnyChain, Chain, Inner, Phase, Upstream, same_chain};
+use crate::failure::Failure;
+use crate::run_loop;
+
+/// A cheap, clonable handle that cancels a Deferred's chain from anywhere, even after the
+/// Deferred itself was consumed by `add_*` (combinators keep one per input to cancel losers).
+///
+/// ```
+/// use deferred_core::Deferred;
+///
+/// let (d, _resolver) = Deferred::<u32>::pending();
+/// let handle = d.cancel_handle();
+/// let d = d.add_errback(|f| if f.is_cancelled() { Ok(0) } else { Err(f) });
+/// std::thread::spawn(move || handle.cancel()).join().unwrap();
+/// assert_eq!(d.wait().unwrap(), 0);
+/// ```
+#[derive(Clone, Default)]
+pub struct CancelHandle {
+    target: Option<Ptr<dyn Cancel>>,
+}
+
+impl CancelHandle {
+    /// A handle for a pending chain ending at `target`.
+    pub(crate) fn new(target: Ptr<dyn Cancel>) -> CancelHandle {
+        CancelHandle {
+            target: Some(target),
+        }
+    }
+
+    /// A handle that cancels nothing (the Deferred had already fired).
+    pub(crate) fn none() -> CancelHandle {
+        CancelHandle { target: None }
+    }
+
+    /// Cancels the chain, as [`Deferred::cancel`](crate::Deferred::cancel) does. Does nothing if
+    /// it has fired.
+    pub fn cancel(&self) {
+        self.cancel_for(0);
+    }
+
+    /// The walk. `outer_chains`: how many chains waiting on the target this cancel is meant for
+    /// too (0 for a user's cancel; a chain that remembered a cancel of chains waiting on it walks
+    /// with it when it finally cancels what it waits on).
+    pub(crate) fn cancel_for(&self, outer_chains: u32) {
+        // The chain that waits on `next` (and its `outer_chains`), in case `next` turns out to
+        // have fired already.
+        let mut waiter: Option<(Ptr<dyn Cancel>, u32)> = None;
+        let mut next = self.target.clone();
+        let mut level = outer_chains;
+        let mut cycle = Cycle::new(self.target.clone());
+        while let Some(link) = next {
+            next = match link.clone().cancel(level) {
+                Walk::Up(up) => {
+                    if cycle.closes_at(&up) {
+                        // Rule: chains that wait on each other never fire by themselves, and a
+                        // cancel must return. The wait that closes the cycle is cancelled: that
+                        // chain goes on with the cancellation, and the others in turn.
+                        link.break_wait(&up);
+                        return;
+                    }
+                    waiter = Some((link, level));
+                    level = level.saturating_add(1);
+                    Some(up)
+                }
+                // The chain that waits on `link` is between two waits: its result is on its way
+                // there. Tell that chain to cancel the next Deferred it waits on (a cancel is
+                // never lost to timing), or go on to the one it waits on already.
+                Walk::Fired => waiter
+                    .as_ref()
+                    .and_then(|(w, w_level)| w.cancel_after(&link, *w_level)),
+                Walk::Stop => None,
+            };
+        }
+    }
+}
+
+/// Finds a cycle in the chains a walk goes through (chains that wait on each other: a step of
+/// A returned B's end and a step of B returned A's), in constant memory: Brent's algorithm. A
+/// marker chain is compared with each chain the walk reaches, and moved to where the walk is
+/// after 1, 2, 4, 8, ... chains; once the walk is inside a cycle and the marker is on it, the
+/// walk comes back to the marker within one more lap.
+struct Cycle {
+    marker: Option<Ptr<dyn Cancel>>,
+    /// Chains walked since the marker moved, and how many until it moves again.
+    walked: u64,
+    lap: u64,
+}
+
+impl Cycle {
+    fn new(start: Option<Ptr<dyn Cancel>>) -> Cycle {
+        Cycle {
+            marker: start,
+            walked: 0,
+            lap: 1,
+        }
+    }
+
+    /// Whether `up`, the next chain of the walk, is one the walk has been through already.
+    fn closes_at(&mut self, up: &Ptr<dyn Cancel>) -> bool {
+        if self
+            .marker
+            .as_ref()
+            .is_some_and(|marker| same_chain(marker, up))
+        {
+            return true;
+        }
+        self.walked += 1;
+        if self.walked == self.lap {
+            self.marker = Some(up.clone());
+            self.lap = self.lap.saturating_mul(2);
+            self.walked = 0;
+        }
+        false
+    }
+}
+
+impl fmt::Debug for CancelHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHandle")
+            .field("pending", &self.target.is_some())
+            .finish()
+    }
+}
+
+/// A cancel that landed while the chain was between waits (its steps running, or the result of
+/// the Deferred it waited on on its way): the next Deferred one of its steps returns is
+/// cancelled at once. If the chain fires first, there was nothing left to cancel in it — but a
+/// cancel that walked up to it from chains waiting on it was meant for those too: it says for how
+/// many of them, and the chain waiting on this one remembers it, for one fewer.
+#[derive(Clone, Copy)]
+pub(crate) struct Remembered(u32); // 0: none; n + 1: a cancel meant for n chains waiting on this one too
+
+impl Remembered {
+    pub(super) const NONE: Remembered = Remembered(0);
+
+    /// A cancel is remembered: for how many chains waiting on this one too.
+    pub(super) fn get(self) -> Option<u32> {
+        self.0.checked_sub(1)
+    }
+
+    /// Remembers a cancel meant for `outer_chains` chains waiting on this one too (on top of
+    /// what is remembered already).
+    pub(super) fn remember(&mut self, outer_chains: u32) {
+        self.0 = self.0.max(outer_chains.saturating_add(1));
+    }
+
+    /// What the chain waiting on this one remembers of it when this one fires.
+    pub(super) fn passed_on(self) -> Remembered {
+        Remembered(self.0.saturating_sub(1))
+    }
+}
+
+/// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
+/// different types. The walk itself is [`CancelHandle::cancel`].
+pub(crate) trait Cancel: Shareable {
+    /// Cancels what this chain waits on: says where the walk goes next. `outer_chains`: how many
+    /// chains waiting on this one the walk came through (a cancel this chain remembers is
+    /// meant for them too).
+    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk;
+
+    /// The chain this one waited on was found fired (its result is on its way here). If this
+    /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
+    /// stage already returned another one, give it back so the walk goes on there.
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>>;
+
+    /// This chain waits on `on`, and `on` (through any number of chains) waits on this one: a
+    /// cycle, which nothing can ever fire. Stop waiting: the chain goes on with a cancellation
+    /// failure (its errbacks see it), and `on`'s result, when it comes, is nobody's — reported
+    /// if it is a failure. Does nothing if the chain no longer waits on `on`.
+    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>);
+
+    /// The chain waiting on this one stopped waiting (`break_wait`): nobody will take this
+    /// chain's result, as if its end were dropped.
+    fn forget_waiter(&self);
+}
+
+/// Where a cancellation walk goes after one link.
+pub(crate) enum Walk {
+    /// On to the chain this one waits on.
+    Up(Ptr<dyn Cancel>),
+    /// This chain has fired: its result is on its way (or taken).
+    Fired,
+    /// Done: a root was cancelled, or the cancel is remembered by a running chain.
+    Stop,
+}
+
+impl<T, E> Cancel for Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk {
+        let mut inner = self.lock();
+        let Phase::Root = inner.phase else {
+            return where_the_cancel_goes(&mut inner, outer_chains);
+        };
+        let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Nothing) {
+            Upstream::Canceller(canceller) => Some(canceller),
+            Upstream::Nothing | Upstream::On(_) => None,
+        };
+        drop(inner);
+        // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
+        let failure = match canceller.map(|canceller| catch_unwind(AssertUnwindSafe(canceller))) {
+            None | Some(Ok(())) => Failure::cancelled(),
+            Some(Err(payload)) => Failure::from_panic(payload, None),
+        };
+        // The root may have fired since the check above: by the canceller itself, or by a
+        // `Resolver` on another thread. Then the cancel goes on where the chain now is — its
+        // stages remember it, or the Deferred a stage returned is cancelled — so a cancel is
+        // never dropped by timing.
+        // The error is made before taking the lock: `E::from` is user code.
+        let error = E::from(failure);
+        let mut inner = self.lock();
+        if matches!(inner.phase, Phase::Root) {
+            self.start(inner, Err(error));
+            return Walk::Stop;
+        }
+        where_the_cancel_goes(&mut inner, outer_chains)
+    }
+
+    fn forget_waiter(&self) {
+        AnyChain::abandon(self);
+    }
+
+    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>) {
+        // Made before taking the lock: `E::from` is user code.
+        let error = E::from(Failure::cancelled());
+        let mut inner = self.lock();
+        let Phase::Waiting { cancel } = inner.phase else {
+            return;
+        };
+        if !same_chain(inner.upstream.on(), on) {
+            return;
+        }
+        let Upstream::On(on) = std::mem::replace(&mut inner.upstream, Upstream::Nothing) else {
+            unreachable!("a waiting chain knows what it waits on");
+        };
+        inner.phase = Phase::Running { cancel };
+        inner.result.slot().fail(error);
+        drop(inner);
+        on.forget_waiter();
+        if run_loop::is_running() {
+            super::super::enqueue(self);
+        } else {
+            run_loop::run(move || self.deliver());
+        }
+    }
+
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>> {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        match &mut inner.phase {
+            Phase::Waiting { cancel } => {
+                let on = inner.upstream.on();
+                if same_chain(on, fired) {
+                    cancel.remember(outer_chains);
+                    None
+                } else {
+                    Some(on.clone())
+                }
+            }
+            Phase::Running { cancel } => {
+                cancel.remember(outer_chains);
+                None
+            }
+            Phase::Root | Phase::Fired | Phase::Done => None,
+        }
+    }
+}
+
+/// A cancel that found a chain past its root: remembered while stages run, passed on to the
+/// Deferred the chain waits on, nothing once it has fired.
+fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u32) -> Walk {
+    match &mut inner.phase {
+        Phase::Running { cancel } => {
+            cancel.remember(outer_chains);
+            Walk::Stop
+        }
+        Phase::Waiting { .. } => Walk::Up(inner.upstream.on().clone()),
+        Phase::Fired | Phase::Done => Walk::Fired,
+        Phase::Root => unreachable!("a root is cancelled by its own canceller"),
+    }
+}

@@ -1,0 +1,324 @@
+//! A pending chain: the cell where its root's result arrives, and the steps added to it since,
+//! run in order when it does. One concept, in four files:
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `mod.rs` | [`Chain`]: its phases, its parts, and what a `Deferred` asks of it ([`AnyChain`]) |
+//! | `run.rs` | firing, and the run of the steps (waiting on another chain, letting the queue go first) |
+//! | `stage.rs` | the steps waiting to run, and the typed slots their results pass through |
+//! | `cancel.rs` | cancellation: `CancelHandle`, the walk, and what a chain does with a cancel |
+//!
+//! A Deferred that has already fired holds its result inline and needs no chain at all (that is
+//! why synchronous steps allocate nothing). A pending one points at a [`Chain`], shared with its
+//! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same chain (the
+//! step's function, boxed: free when it captures nothing), so a pending chain of any length is
+//! one allocation, one lock and one list. When the root fires, the firing thread runs the stages
+//! in order; a stage that returns a pending Deferred pauses the chain, which goes on when that
+//! Deferred's own chain forwards its result here.
+//!
+//! ```text
+//!                fire / cancel                           the last stage ran
+//!   Root ──────────────────────────▶ Running ─────────────────────────────▶ Fired ──▶ Done
+//!                                    │     ▲                                  (taken, handed
+//!              a stage returned a    │     │ that Deferred's result              on, or
+//!              pending Deferred      ▼     │ arrives (`resume`)                  reported)
+//!                                    Waiting
+//! ```
+//!
+//! The rules, each enforced in the method named:
+//! - A root fires once (`Chain::fire`). The `Resolver` API makes a second fire a compile error;
+//!   the one case left — a fire arriving after `cancel` already failed the root — is ignored, as
+//!   Twisted ignores the one late fire after a cancellation.
+//! - Stages run in the order they were added, each exactly once, on one thread at a time: only
+//!   the thread that moved the chain to `Running` runs them (`Chain::drive`). A stage added
+//!   while they run is picked up before the chain parks (`Chain::park` is only reached under the
+//!   lock with no stage left), so none is stranded.
+//! - The chain's result is handed on exactly once: it is moved out under the lock, whoever takes
+//!   it (the Deferred at the end, a chain waiting on this one, or the unhandled-error report when
+//!   the end was dropped: [`AnyChain::abandon`]).
+//! - User code never runs under the lock: it is held only to move results, stages and listeners
+//!   in and out; stages run, wakers wake and cancellers run after it is released.
+//! - Results cross from one chain to another through the thread's run loop
+//!   ([`crate::run_loop`]): a root fired, or a result forwarded, while the loop runs is stored in
+//!   the chain and queued, so nested chains of any depth run in constant stack.
+//! - Cancellation: see `cancel.rs`, where its rules are stated.
+
+use std::task::Waker;
+
+use self::cancel::{Cancel, Remembered};
+use self::stage::{Added, Slot, Stage, Stages};
+use super::{Delivery, Guard, Lock, Ptr, Sendable};
+use crate::failure::Failure;
+
+pub(crate) mod cancel;
+mod run;
+pub(crate) mod stage;
+
+/// A canceller given at creation: called when a pending chain waiting on this one is cancelled.
+pub(crate) use super::Canceller;
+
+pub(crate) struct Chain<T, E: 'static> {
+    inner: Lock<Inner<T, E>>,
+}
+
+struct Inner<T, E: 'static> {
+    phase: Phase,
+    /// What the chain waits on, for cancellation: the root's canceller while `Root` (if one was
+    /// given and has not run), the Deferred a step returned while `Waiting`. Kept apart from
+    /// `phase` so that the many phase changes are plain stores.
+    upstream: Upstream,
+    /// Where the chain's result is kept between runs: while `Fired`, for the end of the chain to
+    /// take; while `Waiting`, where the result of the Deferred it waits on will land; while
+    /// `Running` with a delivery queued, where the run goes on from (the root's result, when the
+    /// root fired inside another chain's run).
+    result: Current<T, E>,
+    /// Stages not run yet: those a run left when it stopped (to wait, or to let the thread's
+    /// queue go first), then those added since.
+    stages: Stages<E>,
+    /// Who receives the chain's result.
+    listener: Listener<E>,
+}
+
+#[derive(Clone, Copy)]
+enum Phase {
+    /// The root has not fired.
+    Root,
+    /// A thread runs the stages, or a delivery that will is queued on its run loop.
+    Running { cancel: Remembered },
+    /// A stage returned a pending Deferred (`upstream`); the chain goes on when its result
+    /// arrives.
+    Waiting { cancel: Remembered },
+    /// Every stage has run: the chain's result is here.
+    Fired,
+    /// The result has been taken, handed on or reported.
+    Done,
+}
+
+/// What a chain waits on, for cancellation.
+enum Upstream {
+    Nothing,
+    /// The root's canceller.
+    Canceller(Canceller),
+    /// The Deferred a step returned.
+    On(Ptr<dyn Cancel>),
+}
+
+impl Upstream {
+    /// The Deferred the chain waits on; only while `Waiting`.
+    fn on(&self) -> &Ptr<dyn Cancel> {
+        match self {
+            Upstream::On(on) => on,
+            Upstream::Nothing | Upstream::Canceller(_) => {
+                unreachable!("a waiting chain knows what it waits on")
+            }
+        }
+    }
+}
+
+/// Who receives the chain's result.
+enum Listener<E: 'static> {
+    /// Nobody yet; the Deferred at the end of the chain will take it.
+    Nobody,
+    /// A task (or a thread in `wait`) polling the Deferred as a future.
+    Task(Waker),
+    /// An outer chain, one of whose stages returned this Deferred.
+    Forward(Ptr<dyn AnyChain<E>>),
+    /// The Deferred at the end was dropped: nobody ever will.
+    Gone,
+}
+
+/// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
+/// changed the type.
+enum Current<T, E: 'static> {
+    Root(Option<Result<T, E>>),
+    Other(Box<dyn Slot<E>>),
+}
+
+impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
+    fn slot(&mut self) -> &mut dyn Slot<E> {
+        match self {
+            Current::Root(root) => root,
+            Current::Other(slot) => &mut **slot,
+        }
+    }
+
+    /// Follows a stage to the new slot it made, if it made one.
+    fn replace(&mut self, new: Option<Box<dyn Slot<E>>>) {
+        if let Some(new) = new {
+            *self = Current::Other(new);
+        }
+    }
+}
+
+/// What `Deferred` sees of a pending chain, whatever its root's type.
+pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
+    /// Moves the chain's result into `into` if it has fired and nobody took it yet.
+    fn try_take(&self, into: &mut dyn Slot<E>);
+    /// Appends `stage`, unless the chain has fired: then moves its result into `into` and gives
+    /// the stage back (the caller runs it at once, rule 2).
+    fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>>;
+    /// Wakes `waker` when the chain fires (at once if it has).
+    fn listen(&self, waker: Waker);
+    /// Whether the chain has fired (its result may have been taken already).
+    fn is_fired(&self) -> bool;
+    /// The Deferred at the end was dropped.
+    fn abandon(&self);
+    /// Hands the chain's result to `outer`, one of whose stages returned this Deferred: now if
+    /// it has fired, else when it does.
+    fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>);
+    /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
+    /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
+    /// chain remembers it.
+    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
+}
+
+impl<T, E: 'static> Chain<T, E> {
+    fn lock(&self) -> Guard<'_, Inner<T, E>> {
+        // No user code runs under the lock, so a poisoned lock can only come from an allocation
+        // failure; the state is still consistent, so carry on.
+        self.inner.lock()
+    }
+
+    /// A chain whose root a `Resolver` fires, with an optional canceller.
+    pub(crate) fn root(canceller: Option<Canceller>) -> Chain<T, E> {
+        Chain::new(
+            Phase::Root,
+            canceller.map_or(Upstream::Nothing, Upstream::Canceller),
+        )
+    }
+
+    fn new(phase: Phase, upstream: Upstream) -> Chain<T, E> {
+        Chain {
+            inner: Lock::new(Inner {
+                phase,
+                upstream,
+                result: Current::Root(None),
+                stages: Stages::new(),
+                listener: Listener::Nobody,
+            }),
+        }
+    }
+}
+
+impl<T, E> Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    /// A chain that starts with the result of `on`, another chain: as if a stage had returned
+    /// `on`'s Deferred.
+    pub(crate) fn waiting_on(on: Ptr<dyn AnyChain<E>>) -> Ptr<Chain<T, E>> {
+        let waiting = Phase::Waiting {
+            cancel: Remembered::NONE,
+        };
+        let link = Ptr::new(Chain::new(waiting, Upstream::On(on.clone())));
+        on.forward_to(link.clone());
+        link
+    }
+}
+
+impl<T, E: 'static> Inner<T, E> {
+    /// Takes out the slot the chain's result is in.
+    fn take_current(&mut self) -> Current<T, E> {
+        std::mem::replace(&mut self.result, Current::Root(None))
+    }
+}
+
+/// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
+fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E> {
+    inner.phase = Phase::Done;
+    inner.take_current()
+}
+
+/// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
+/// user code) is dropped after.
+fn set_listener<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>, new: Listener<E>) {
+    let old = std::mem::replace(&mut inner.listener, new);
+    drop(inner);
+    drop(old);
+}
+
+impl<T, E> AnyChain<E> for Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    fn try_take(&self, into: &mut dyn Slot<E>) {
+        let inner = self.lock();
+        if matches!(inner.phase, Phase::Fired) {
+            into.fill_from(take_result(inner).slot());
+        }
+    }
+
+    fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
+        let mut inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                into.fill_from(take_result(inner).slot());
+                Some(stage.0)
+            }
+            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+                inner.stages.push_back(stage);
+                // A task polled the old end of the chain: the new end has nobody yet.
+                if !matches!(inner.listener, Listener::Nobody) {
+                    set_listener(inner, Listener::Nobody);
+                }
+                None
+            }
+        }
+    }
+
+    fn listen(&self, waker: Waker) {
+        let inner = self.lock();
+        match inner.phase {
+            Phase::Fired => {
+                drop(inner);
+                waker.wake();
+            }
+            Phase::Done => {}
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+                set_listener(inner, Listener::Task(waker));
+            }
+        }
+    }
+
+    fn is_fired(&self) -> bool {
+        matches!(self.lock().phase, Phase::Fired | Phase::Done)
+    }
+
+    /// Rule 5: a failure nobody handled is reported once — now if it is here, else when the
+    /// chain fires.
+    fn abandon(&self) {
+        let inner = self.lock();
+        match inner.phase {
+            Phase::Fired => take_result(inner).slot().report(),
+            Phase::Done => {}
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+                set_listener(inner, Listener::Gone);
+            }
+        }
+    }
+
+    fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>) {
+        let inner = self.lock();
+        match inner.phase {
+            Phase::Fired => outer.arrive(take_result(inner).slot(), Remembered::NONE),
+            // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
+            // the cycle they were in, `break_wait`) before it could ask for the result.
+            Phase::Done => {}
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+                set_listener(inner, Listener::Forward(outer));
+            }
+        }
+    }
+
+    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
+        self.resume(from, passed_on);
+    }
+}
+
+/// Whether two links, type-erased or not, are the same link (compares addresses, not vtables).
+pub(crate) fn same_chain<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
+    std::ptr::addr_eq(Ptr::as_ptr(a), Ptr::as_ptr(b))
+}

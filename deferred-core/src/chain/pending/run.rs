@@ -1,0 +1,210 @@
+//! Firing, and the run of a chain's steps: in order, on the thread that fired (or the one its
+//! run loop hands the result to), until none is left, a step returns a pending Deferred (the
+//! chain waits on it), or a step fired other chains (their deliveries go first).
+
+use super::super::{Delivery, Ptr, Sendable};
+use super::cancel::{CancelHandle, Remembered};
+use super::stage::{Flow, Slot, Stages};
+use super::{AnyChain, Chain, Current, Guard, Inner, Listener, Phase, Upstream, same_chain};
+use crate::failure::Failure;
+use crate::run_loop;
+
+impl<T, E> Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
+    /// it) is dropped, as Twisted drops the late fire after `cancel`.
+    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) {
+        let mut inner = self.lock();
+        let Phase::Root = inner.phase else {
+            drop(inner); // `result` is dropped after the lock is released
+            return;
+        };
+        let canceller = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
+        self.start(inner, result);
+        // Dropped last, outside the lock, once the result is on its way: a canceller that was
+        // never called is user code (its captures' `Drop`), and a panic there must not stop
+        // the chain.
+        drop(canceller);
+    }
+
+    /// Starts the run of a chain whose root just fired (the caller holds the lock).
+    pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
+        inner.phase = Phase::Running {
+            cancel: Remembered::NONE,
+        };
+        if inner.stages.is_empty() {
+            self.park(inner, Current::Root(Some(result)));
+        } else if run_loop::is_running() {
+            inner.result = Current::Root(Some(result));
+            drop(inner);
+            super::super::enqueue(self.clone());
+        } else {
+            let stages = inner.stages.take();
+            drop(inner);
+            run_loop::run(|| self.drive(Current::Root(Some(result)), stages));
+        }
+    }
+
+    /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
+    /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
+    /// a pending Deferred (the chain waits on it).
+    pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stages: Stages<E>) {
+        loop {
+            let Some((stage, step)) = stages.pop_front() else {
+                let mut inner = self.lock();
+                if inner.stages.is_empty() {
+                    return self.park(inner, current);
+                }
+                std::mem::swap(&mut stages, &mut inner.stages); // `stages` is empty
+                continue;
+            };
+            match stage.run(current.slot(), step) {
+                Flow::Ready(new) => {
+                    current.replace(new);
+                    if run_loop::has_queued() {
+                        return self.let_the_queue_go_first(current, stages);
+                    }
+                }
+                Flow::Wait(on, new) => {
+                    current.replace(new);
+                    if same_chain(&on, self) {
+                        // Twisted's "callback returned the Deferred it was attached to": it
+                        // would wait on itself for ever.
+                        drop(on);
+                        current.slot().fail(E::from(Failure::msg(
+                            "a step returned a Deferred of its own chain, which would wait on itself for ever",
+                        )));
+                        continue;
+                    }
+                    return self.wait_on(current, stages, on);
+                }
+            }
+        }
+    }
+
+    /// Every stage has run: the chain fires with the result in `current`.
+    pub(super) fn park(&self, mut inner: Guard<'_, Inner<T, E>>, mut current: Current<T, E>) {
+        // A cancel remembered while the stages ran has nothing left to cancel here; if it was
+        // meant for the chain waiting on this one too, that chain takes it over.
+        let passed_on = match inner.phase {
+            Phase::Running { cancel } => cancel.passed_on(),
+            _ => Remembered::NONE,
+        };
+        inner.phase = Phase::Fired;
+        match std::mem::replace(&mut inner.listener, Listener::Nobody) {
+            Listener::Nobody => inner.result = current,
+            Listener::Task(waker) => {
+                inner.result = current;
+                drop(inner);
+                waker.wake();
+            }
+            // Rule 5: nobody can ever see this result; a failure in it is reported.
+            Listener::Gone => {
+                inner.phase = Phase::Done;
+                drop(inner);
+                current.slot().report();
+            }
+            Listener::Forward(outer) => {
+                inner.phase = Phase::Done;
+                drop(inner);
+                outer.arrive(current.slot(), passed_on);
+            }
+        }
+    }
+
+    /// Keeps what a run that stops before `rest` leaves: the result so far, and the stages not
+    /// run yet (in front of any added meanwhile).
+    fn keep(&self, current: Current<T, E>, rest: Stages<E>) -> Guard<'_, Inner<T, E>> {
+        let mut inner = self.lock();
+        inner.result = current;
+        inner.stages.put_back(rest);
+        inner
+    }
+
+    /// The run stops before `rest` because a step fired other chains, whose deliveries are
+    /// queued on this thread: they go first, as soon as the step that fired them returned, and
+    /// this run goes on after them (Twisted's order for a Deferred fired from a callback).
+    pub(super) fn let_the_queue_go_first(
+        self: &Ptr<Self>,
+        current: Current<T, E>,
+        rest: Stages<E>,
+    ) {
+        drop(self.keep(current, rest));
+        super::super::enqueue(self.clone());
+    }
+
+    /// The run stops before `rest` because the stage before returned `on`, a pending Deferred:
+    /// the chain waits on it, and its result will land in `current`.
+    pub(super) fn wait_on(
+        self: &Ptr<Self>,
+        current: Current<T, E>,
+        rest: Stages<E>,
+        on: Ptr<dyn AnyChain<E>>,
+    ) {
+        let mut inner = self.keep(current, rest);
+        let cancel_now = match inner.phase {
+            Phase::Running { cancel } => cancel.get(),
+            _ => None,
+        };
+        inner.phase = Phase::Waiting {
+            cancel: Remembered::NONE,
+        };
+        let old = std::mem::replace(&mut inner.upstream, Upstream::On(on.clone()));
+        drop(inner);
+        drop(old);
+        on.forward_to(self.clone());
+        if let Some(outer_chains) = cancel_now {
+            // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
+            // its way here), the walk leaves the cancel remembered here, for the next Deferred.
+            CancelHandle::new(self.clone()).cancel_for(outer_chains);
+        }
+    }
+}
+
+impl<T, E> Delivery for Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    /// A run queued on this thread's run loop: the root's result, the result that arrived from
+    /// the Deferred the chain waited on, or the last result of a run that let the queue go
+    /// first, is in the chain.
+    fn deliver(self: Ptr<Self>) {
+        let current = self.lock().take_current();
+        self.drive(current, Stages::new());
+    }
+}
+
+impl<T, E> Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    /// The result of the Deferred this chain waits on, in `from`: the chain goes on (see
+    /// [`AnyChain::arrive`]).
+    pub(super) fn resume(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
+        let mut inner = self.lock();
+        let Phase::Waiting { mut cancel } = inner.phase else {
+            // This chain stopped waiting (a cancel broke the cycle it was in, see `break_wait`)
+            // while the result was on its way: nobody will see it.
+            drop(inner);
+            return from.report();
+        };
+        let on = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
+        if let Some(outer_chains) = passed_on.get() {
+            cancel.remember(outer_chains);
+        }
+        inner.phase = Phase::Running { cancel };
+        inner.result.slot().fill_from(from);
+        drop(inner);
+        drop(on);
+        if run_loop::is_running() {
+            super::super::enqueue(self);
+        } else {
+            run_loop::run(move || self.deliver());
+        }
+    }
+}
