@@ -311,7 +311,10 @@ impl NoUnhandled {
     /// assert_eq!(guard.take()[0].to_string(), "expected");
     /// ```
     pub fn take(&self) -> Vec<Failure> {
-        self.capture.as_ref().map(UnhandledCapture::take).unwrap_or_default()
+        self.capture
+            .as_ref()
+            .map(UnhandledCapture::take)
+            .unwrap_or_default()
     }
 }
 

@@ -113,10 +113,7 @@ fn a_capture_ended_by_unwinding_restores_the_outer_capture() {
             panic!("the test body panicked");
         })
     });
-    assert_eq!(
-        panic_text(&*unwound.unwrap_err()),
-        "the test body panicked"
-    );
+    assert_eq!(panic_text(&*unwound.unwrap_err()), "the test body panicked");
     abandon("after the panic");
     assert_eq!(
         messages(&outer.finish()),
@@ -144,9 +141,8 @@ fn no_unhandled_panics_with_the_failures_message_origin_and_trail() {
     let origin_line = line!() + 3;
     let checked = catch_unwind(|| {
         let guard = NoUnhandled::start();
-        let d = Deferred::<u32>::succeed(1).add_callback(|_| -> Result<u32, Failure> {
-            Err(Failure::msg("raised by a step"))
-        });
+        let d = Deferred::<u32>::succeed(1)
+            .add_callback(|_| -> Result<u32, Failure> { Err(Failure::msg("raised by a step")) });
         let d = d.add_callback(|v| Ok(v + 1));
         drop(d);
         drop(guard);

@@ -110,7 +110,9 @@ fn a_failure_with_no_origin_has_no_origin_field_and_an_empty_trail() {
     let recorder = Recorder::default();
     let events = recorder.0.clone();
     tracing::subscriber::with_default(recorder, || {
-        drop(Deferred::<u32>::fail(Failure::msg("raised outside any step")));
+        drop(Deferred::<u32>::fail(Failure::msg(
+            "raised outside any step",
+        )));
     });
     let events = events.lock().unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
@@ -128,7 +130,10 @@ fn a_capture_comes_before_tracing() {
         capture_unhandled(|| drop(Deferred::<u32>::fail(Failure::msg("captured"))))
     });
     assert_eq!(captured.len(), 1);
-    assert!(events.lock().unwrap().is_empty(), "no event for a captured failure");
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "no event for a captured failure"
+    );
 }
 
 #[test]
@@ -144,5 +149,8 @@ fn a_custom_hook_comes_before_tracing() {
     });
     restore_unhandled_hook(previous);
     assert_eq!(*hooked.lock().unwrap(), ["hooked"]);
-    assert!(events.lock().unwrap().is_empty(), "no event for a hooked failure");
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "no event for a hooked failure"
+    );
 }
