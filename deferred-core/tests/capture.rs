@@ -138,7 +138,7 @@ fn no_unhandled_does_not_panic_again_while_unwinding() {
 
 #[test]
 fn no_unhandled_panics_with_the_failures_message_origin_and_trail() {
-    let origin_line = line!() + 3;
+    let origin_line = line!() + 4;
     let checked = catch_unwind(|| {
         let guard = NoUnhandled::start();
         let d = Deferred::<u32>::succeed(1)
@@ -155,7 +155,7 @@ fn no_unhandled_panics_with_the_failures_message_origin_and_trail() {
         "the origin: {text}"
     );
     assert!(
-        text.contains(&format!("passed step {}:{}:", file!(), origin_line + 3)),
+        text.contains(&format!("passed step {}:{}:", file!(), origin_line + 1)),
         "the trail: {text}"
     );
 }
