@@ -10,7 +10,7 @@ use deferred::{
     Cancelled, Deferred, DeferredList, Failure, FirstError, FirstSuccess, Panicked, Resolver,
     gather_results, settle_all,
 };
-use helpers_support::unhandled;
+use helpers_support::Unhandled;
 
 /// The far end of an input Deferred: fire it, and see whether and how often it was cancelled.
 struct Input<T: Send + 'static> {
@@ -112,7 +112,7 @@ fn cancelling_a_fire_on_one_callback_list_cancels_every_input() {
 #[test]
 fn a_canceller_that_succeeds_wins_a_fire_on_one_callback_list() {
     let marker = "fire-on-one-callback-cancelled-loser";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (d1, _i1) = input_answering(|| Ok("Callback Result"));
     let (d2, i2) = input_answering(move || Err(Failure::msg(marker)));
@@ -127,7 +127,7 @@ fn a_canceller_that_succeeds_wins_a_fire_on_one_callback_list() {
     ));
     assert_eq!(i2.cancels(), 1);
     // d2's failure answers the list's own cancellation: expected, so not reported.
-    assert_eq!(unhandled(marker), 0);
+    assert_eq!(unhandled.count(), 0);
 }
 
 // Twisted: DeferredCancellerTests.test_cancelDeferredListWithFireOnOneErrback

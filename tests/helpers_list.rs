@@ -9,7 +9,7 @@ use std::thread;
 use deferred::{
     Deferred, DeferredList, Failure, FirstError, FirstSuccess, gather_results, settle_all,
 };
-use helpers_support::unhandled;
+use helpers_support::Unhandled;
 
 #[derive(Debug)]
 struct GenericError(&'static str);
@@ -98,7 +98,7 @@ fn fire_on_one_errback_fails_with_the_first_failure_and_its_index() {
 #[test]
 fn failures_the_result_does_not_carry_are_reported_once() {
     let marker = "list-keeps-errors-bang";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (d1, r1) = Deferred::<u32>::pending();
     let list = DeferredList::new([d1]).all();
@@ -107,7 +107,7 @@ fn failures_the_result_does_not_carry_are_reported_once() {
     assert_eq!(message(&results[0]), marker);
     drop(results);
     assert_eq!(
-        unhandled(marker),
+        unhandled.count(),
         0,
         "a failure in the result is the caller's"
     );
@@ -120,7 +120,7 @@ fn failures_the_result_does_not_carry_are_reported_once() {
     ));
     late_resolver.errback(Failure::msg(marker));
     assert_eq!(
-        unhandled(marker),
+        unhandled.count(),
         1,
         "a late failure nobody can see is reported"
     );
@@ -130,7 +130,7 @@ fn failures_the_result_does_not_carry_are_reported_once() {
 #[test]
 fn consume_errors_drops_the_failures_the_result_does_not_carry() {
     let marker = "consume-errors-bang";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (late, late_resolver) = Deferred::<u32>::pending();
     let first = DeferredList::new([
@@ -145,7 +145,7 @@ fn consume_errors_drops_the_failures_the_result_does_not_carry() {
         first.wait().unwrap(),
         FirstSuccess::Succeeded { index: 1, value: 2 }
     ));
-    assert_eq!(unhandled(marker), 0);
+    assert_eq!(unhandled.count(), 0);
 }
 
 // Twisted: DeferredTests.testDeferredListFireOnOneErrorWithAlreadyFiredDeferreds
@@ -197,7 +197,7 @@ fn gather_results_gives_the_values_or_one_failure() {
 #[test]
 fn gather_with_consume_errors_reports_nothing_but_still_fails() {
     let marker = "gather-consume-oh-noes";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (later, later_resolver) = Deferred::<u32>::pending();
     let gathered = DeferredList::new([
@@ -212,30 +212,30 @@ fn gather_with_consume_errors_reports_nothing_but_still_fails() {
     let first = gathered.wait().unwrap_err().trap::<FirstError>().unwrap();
     assert_eq!(first.index, 1);
     assert_eq!(first.failure.to_string(), format!("{marker} first"));
-    assert_eq!(unhandled(marker), 0);
+    assert_eq!(unhandled.count(), 0);
 }
 
 #[test]
 fn gather_without_consume_errors_reports_a_later_failure_once() {
     let marker = "gather-later-failure";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (later, later_resolver) = Deferred::<u32>::pending();
     let gathered = gather_results([Deferred::fail(Failure::msg("first")), later]);
     assert!(gathered.wait().is_err());
     later_resolver.errback(Failure::msg(marker));
-    assert_eq!(unhandled(marker), 1);
+    assert_eq!(unhandled.count(), 1);
 }
 
 #[test]
 fn a_dropped_gather_reports_its_failure_once() {
     let marker = "dropped-gather";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (input, resolver) = Deferred::<u32>::pending();
     drop(gather_results([input]));
     resolver.errback(Failure::msg(marker));
-    assert_eq!(unhandled(marker), 1);
+    assert_eq!(unhandled.count(), 1);
 }
 
 // Twisted: FirstErrorTests.test_str
@@ -295,13 +295,13 @@ fn fire_on_one_callback_when_every_input_fails_gives_every_failure() {
 #[test]
 fn failures_kept_before_the_first_success_are_reported_unless_consumed() {
     let marker = "kept-before-success";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (winner, winner_resolver) = Deferred::<u32>::pending();
     let first =
         DeferredList::new([Deferred::fail(Failure::msg(marker)), winner]).fire_on_one_callback();
     assert_eq!(
-        unhandled(marker),
+        unhandled.count(),
         0,
         "still part of a possible all-failed result"
     );
@@ -310,7 +310,7 @@ fn failures_kept_before_the_first_success_are_reported_unless_consumed() {
         first.wait().unwrap(),
         FirstSuccess::Succeeded { index: 1, .. }
     ));
-    assert_eq!(unhandled(marker), 1);
+    assert_eq!(unhandled.count(), 1);
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use deferred::{Deferred, Failure, FailureGroup, Resolver, race};
-use helpers_support::unhandled;
+use helpers_support::Unhandled;
 
 /// Where an input's Resolver waits to be fired by the test or by its canceller.
 type Slot = Arc<Mutex<Option<Resolver<&'static str>>>>;
@@ -80,7 +80,7 @@ fn when_every_input_fails_the_race_fails_with_all_failures_in_order() {
 #[test]
 fn a_late_result_from_a_cancelled_loser_is_ignored_and_nothing_is_reported() {
     let marker = "race-result-after-cancel";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     // No cancellers: a late fire after the cancellation is ignored, as Twisted swallows it.
     let (d0, r0) = Deferred::<&str>::pending();
@@ -91,7 +91,7 @@ fn a_late_result_from_a_cancelled_loser_is_ignored_and_nothing_is_reported() {
     r1.callback("late success");
     r2.errback(Failure::msg(marker));
     assert_eq!(winner.wait().unwrap(), (0, "winner"));
-    assert_eq!(unhandled(marker), 0);
+    assert_eq!(unhandled.count(), 0);
 }
 
 // Twisted: RaceTests.test_resultFromCancel
@@ -150,14 +150,14 @@ fn an_empty_race_fails_at_once_with_no_failures() {
 #[test]
 fn failures_of_losers_are_consumed_not_reported() {
     let marker = "race-loser-failed-first";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
 
     let (slow, slow_resolver) = Deferred::<&str>::pending();
     let winner = race([Deferred::fail(Failure::msg(marker)), slow]);
     assert!(!winner.is_fired(), "one failure does not end a race");
     slow_resolver.callback("slow but fine");
     assert_eq!(winner.wait().unwrap(), (1, "slow but fine"));
-    assert_eq!(unhandled(marker), 0);
+    assert_eq!(unhandled.count(), 0);
 }
 
 #[test]
@@ -175,9 +175,9 @@ fn an_already_fired_success_wins_at_construction() {
 #[test]
 fn a_dropped_race_that_fails_reports_once() {
     let marker = "dropped-race";
-    assert_eq!(unhandled(marker), 0);
+    let unhandled = Unhandled::start(marker);
     let (d, resolver) = Deferred::<u32>::pending();
     drop(race([d]));
     resolver.errback(Failure::msg(marker));
-    assert_eq!(unhandled(marker), 1);
+    assert_eq!(unhandled.count(), 1);
 }

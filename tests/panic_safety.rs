@@ -4,8 +4,9 @@
 //! the panic becomes the `Failure` the next errback sees, and the chain — and every other chain
 //! on the same thread — goes on.
 //!
-//! The tests run one at a time (`serial()`): the unhandled-error hook and the panic hook are
-//! process-wide.
+//! The tests run one at a time (`serial()`): the panic hook is process-wide, and so is the
+//! unhandled-error hook one test replaces. The others collect their unhandled failures with a
+//! capture (`Unhandled`), which sees only their own thread's.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -49,29 +50,24 @@ impl Drop for PanicOnDrop {
     }
 }
 
-/// Counts the unhandled failures reported while it is alive (restores the previous hook after).
+/// The unhandled failures reported on this test's thread while it is alive (a capture: the
+/// global hook stays as it is).
 struct Unhandled {
-    seen: Arc<Mutex<Vec<String>>>,
-    previous: Option<Arc<deferred::UnhandledHook>>,
+    capture: deferred::UnhandledCapture,
+    seen: Vec<String>,
 }
 
 impl Unhandled {
     fn capture() -> Unhandled {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let previous = deferred::set_unhandled_hook(move |f: &Failure| {
-            log.lock().unwrap().push(f.to_string());
-        });
-        Unhandled { seen, previous }
+        Unhandled {
+            capture: deferred::UnhandledCapture::start(),
+            seen: Vec::new(),
+        }
     }
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Unhandled {
-    fn drop(&mut self) {
-        deferred::restore_unhandled_hook(self.previous.take());
+    fn seen(&mut self) -> Vec<String> {
+        let new = self.capture.take();
+        self.seen.extend(new.iter().map(|f| f.to_string()));
+        self.seen.clone()
     }
 }
 
@@ -291,7 +287,7 @@ fn drop_panic_of_a_value_captured_by_a_callback_that_ran_becomes_the_failure() {
 #[test]
 fn drop_panic_of_a_value_captured_by_a_skipped_callback_keeps_the_chain_failed() {
     let _serial = serial();
-    let unhandled = Unhandled::capture();
+    let mut unhandled = Unhandled::capture();
     let guard = PanicOnDrop("captured by a skipped callback");
     let errbacks = Arc::new(AtomicUsize::new(0));
     let seen = errbacks.clone();
@@ -353,7 +349,7 @@ fn drop_panic_of_a_value_captured_by_a_callback_on_a_fired_deferred() {
 #[test]
 fn drop_panic_of_a_value_captured_by_a_callback_of_a_never_fired_chain() {
     let _serial = serial();
-    let unhandled = Unhandled::capture();
+    let mut unhandled = Unhandled::capture();
     let guard = PanicOnDrop("captured, never fired");
     let (d, resolver) = Deferred::<u32>::pending();
     let d = d.add_callback(move |x| {
@@ -441,7 +437,7 @@ fn drop_panic_of_a_value_captured_by_an_inner_callback() {
 #[test]
 fn panics_everywhere_in_one_chain_still_end_it_exactly_once() {
     let _serial = serial();
-    let unhandled = Unhandled::capture();
+    let mut unhandled = Unhandled::capture();
     let ends = Arc::new(AtomicUsize::new(0));
     let count = ends.clone();
     let (d, resolver) = Deferred::<u32>::with_canceller(|| panic!("{PREFIX}canceller"));
@@ -462,13 +458,14 @@ fn panics_everywhere_in_one_chain_still_end_it_exactly_once() {
     handle.cancel(); // fired: nothing to cancel, the canceller never runs
     assert_eq!(settle(d).unwrap(), 3);
     assert_eq!(ends.load(SeqCst), 1);
-    assert!(unhandled.seen().is_empty(), "{:?}", unhandled.seen());
+    let seen = unhandled.seen();
+    assert!(seen.is_empty(), "{seen:?}");
 }
 
 #[test]
 fn drop_panic_of_an_unused_errback_of_add_callbacks_does_not_lose_the_failure() {
     let _serial = serial();
-    let unhandled = Unhandled::capture();
+    let mut unhandled = Unhandled::capture();
     let guard = PanicOnDrop("captured by the errback that did not run");
     let (d, resolver) = Deferred::<u32>::pending();
     let d = d.add_callbacks(

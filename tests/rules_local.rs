@@ -185,19 +185,19 @@ fn local_non_send_error_type_routes_like_any_error() {
 
 #[test]
 fn local_unhandled_non_send_error_reported_once_by_type_name() {
-    install_hook();
+    let unhandled = Captured::start();
     let (d, r) = Deferred::<u32, LocalOnlyWidgetError>::pending();
     let d = d.add_callback(|v| Ok(v + 1)).add_errback(Err);
     drop(d);
-    assert!(reports_of("LocalOnlyWidgetError").is_empty());
+    assert!(unhandled.of("LocalOnlyWidgetError").is_empty());
     r.errback(LocalOnlyWidgetError::Widget(Rc::from("gone")));
-    let seen = reports_of("LocalOnlyWidgetError");
+    let seen = unhandled.of("LocalOnlyWidgetError");
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
 
 #[test]
 fn local_unhandled_failure_reported_once_when_the_chain_is_dropped() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "local unhandled_when_dropped";
     let state = Rc::new(RefCell::new(0));
     let (d, r) = Deferred::<Rc<RefCell<u32>>>::pending();
@@ -212,9 +212,9 @@ fn local_unhandled_failure_reported_once_when_the_chain_is_dropped() {
         .add_errback(Err);
     r.callback(state.clone());
     assert_eq!(*state.borrow(), 11);
-    assert!(reports_of(tag).is_empty(), "not while the handle lives");
+    assert!(unhandled.of(tag).is_empty(), "not while the handle lives");
     drop(d);
-    let seen = reports_of(tag);
+    let seen = unhandled.of(tag);
     assert_eq!(seen.len(), 1, "once for the chain, not once per link");
     assert_eq!(
         seen[0].trail, 2,
@@ -223,7 +223,7 @@ fn local_unhandled_failure_reported_once_when_the_chain_is_dropped() {
     // Handled, never reported.
     let handled = Deferred::<Rc<str>>::fail(Failure::msg(tag)).add_errback(|_| Ok(Rc::from("ok")));
     drop(handled);
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]

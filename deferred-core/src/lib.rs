@@ -21,7 +21,8 @@
 //! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
 //! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
-//! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
+//! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]; feature `tracing`: as `tracing` events) |
+//! | `capture.rs` | unhandled failures collected per thread and scope, for tests ([`capture_unhandled`], [`NoUnhandled`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
@@ -45,6 +46,7 @@
 mod bounds;
 #[cfg(feature = "calloop")]
 mod calloop;
+mod capture;
 mod clock;
 mod drive;
 mod failure;
@@ -63,6 +65,7 @@ mod unhandled;
 pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
 pub use calloop::CalloopClock;
+pub use capture::{NoUnhandled, UnhandledCapture, capture_unhandled, expect_no_unhandled};
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
 pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};

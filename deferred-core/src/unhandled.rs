@@ -3,6 +3,9 @@
 //! A Deferred dropped while it holds a failure — or whose failure arrives after its handle was
 //! dropped — reports it here ("Unhandled error in Deferred"). A failure that reached an errback,
 //! `wait`, an `.await` or a `catch` was handled and is never reported.
+//!
+//! Where a report goes, the first that applies on the reporting thread: that thread's innermost
+//! capture (`capture.rs`), the custom hook, a `tracing::error!` event (feature `tracing`), stderr.
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -16,8 +19,21 @@ pub type UnhandledHook = dyn Fn(&Failure) + Send + Sync + 'static;
 static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 
 /// Replaces the function that receives failures nobody handled; returns the previous one
-/// (`None` for the default, which writes `Unhandled error in Deferred:` and the failure's
-/// `Debug` form — message, steps and backtrace — to stderr).
+/// (`None` for the default).
+///
+/// The default writes `Unhandled error in Deferred:` and the failure's `Debug` form — message,
+/// steps and backtrace — to stderr; with the `tracing` feature it emits instead an error-level
+/// `tracing` event, `Unhandled error in Deferred`, whose fields are `error` (the message and its
+/// sources), `origin` (where a step raised it, when known) and `trail` (the steps it passed,
+/// oldest first, `; `-separated).
+///
+/// The hook is one global, for the whole process. A failure reported on a thread that has a
+/// living capture ([`UnhandledCapture`](crate::UnhandledCapture),
+/// [`capture_unhandled`](crate::capture_unhandled), [`NoUnhandled`](crate::NoUnhandled)) goes
+/// to that capture and not to the hook. So, first that applies: the reporting thread's innermost
+/// capture, the custom hook, the `tracing` event (feature `tracing`), stderr. Tests that check
+/// their own failures should use a capture: a hook set by one test also receives the failures
+/// of the other tests running in parallel.
 ///
 /// The hook runs on the thread that dropped the last handle or fired the abandoned chain. A
 /// panic in the hook is caught and written to stderr; it never unwinds into the chain.
@@ -45,6 +61,13 @@ pub fn set_unhandled_hook(
 }
 
 /// Puts back a hook returned by [`set_unhandled_hook`] (`None` restores the default).
+///
+/// ```
+/// use deferred_core::{Failure, restore_unhandled_hook, set_unhandled_hook};
+///
+/// let previous = set_unhandled_hook(|f: &Failure| eprintln!("unhandled: {f:?}"));
+/// restore_unhandled_hook(previous);
+/// ```
 pub fn restore_unhandled_hook(previous: Option<Arc<UnhandledHook>>) {
     *HOOK
         .write()
@@ -69,18 +92,63 @@ pub(crate) fn report<E: 'static>(error: E) {
             std::any::type_name::<E>()
         )),
     };
+    report_failure(failure);
+    drop(error);
+}
+
+/// Reports a failure nobody handled, to the first that applies: this thread's innermost
+/// capture, the custom hook, a `tracing` event (feature `tracing`), stderr.
+pub(crate) fn report_failure(failure: Failure) {
+    let Err(failure) = crate::capture::deliver(failure) else {
+        return;
+    };
     let hook = HOOK
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     let delivered = catch_unwind(AssertUnwindSafe(|| match hook {
         Some(hook) => hook(&failure),
-        None => eprintln!("Unhandled error in Deferred:\n{failure:?}"),
+        None => default_report(&failure),
     }));
     if delivered.is_err() {
         eprintln!(
             "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{failure:?}"
         );
     }
-    drop(error);
+}
+
+/// What happens to an unhandled failure when no capture and no custom hook is set: an
+/// error-level `tracing` event.
+#[cfg(feature = "tracing")]
+fn default_report(failure: &Failure) {
+    tracing::error!(
+        error = %format_args!("{failure:#}"),
+        origin = failure.origin().map(tracing::field::display),
+        trail = %Trail(failure.trail()),
+        "Unhandled error in Deferred"
+    );
+}
+
+/// What happens to an unhandled failure when no capture and no custom hook is set: its `Debug`
+/// form on stderr.
+#[cfg(not(feature = "tracing"))]
+fn default_report(failure: &Failure) {
+    eprintln!("Unhandled error in Deferred:\n{failure:?}");
+}
+
+/// A failure's trail as a `tracing` field: the steps it passed, oldest first, `; `-separated.
+#[cfg(feature = "tracing")]
+struct Trail<'a>(&'a [&'static std::panic::Location<'static>]);
+
+#[cfg(feature = "tracing")]
+impl std::fmt::Display for Trail<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (n, step) in self.0.iter().enumerate() {
+            if n > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{step}")?;
+        }
+        Ok(())
+    }
 }

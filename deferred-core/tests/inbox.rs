@@ -8,14 +8,14 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use deferred_core::{
-    Deferred, Failure, Inbox, LocalClock, LocalDeferred, NeverFired, Panicked, Stopped, TimedOut,
-    restore_unhandled_hook, set_unhandled_hook,
+    Deferred, Failure, Inbox, LocalClock, LocalDeferred, NeverFired, NoUnhandled, Panicked,
+    Stopped, TimedOut, UnhandledCapture, capture_unhandled,
 };
 
 /// Longest a loop sleeps before the test is declared hung (a guard, not a timing assertion).
@@ -47,47 +47,17 @@ impl Loop {
     }
 }
 
-/// The unhandled-failure hook is global: the tests that use it take this lock, and record only
-/// the failures whose message they made.
-static HOOK: Mutex<()> = Mutex::new(());
-
-struct Recorder {
-    seen: Arc<Mutex<Vec<String>>>,
-    _serial: MutexGuard<'static, ()>,
-}
-
-impl Recorder {
-    /// Records the unhandled failures whose message (or panic message) contains `marker`.
-    fn start(marker: &'static str) -> Recorder {
-        let serial = HOOK.lock().unwrap_or_else(|e| e.into_inner());
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let log = seen.clone();
-        let previous = set_unhandled_hook(move |f: &Failure| {
-            let text = match f.downcast_ref::<Panicked>() {
-                Some(panic) => panic.message().to_owned(),
-                None => f.to_string(),
-            };
-            if text.contains(marker) {
-                log.lock().unwrap().push(text);
-            }
-        });
-        // The tests restore the default at the end; the previous hook is the default.
-        drop(previous);
-        Recorder {
-            seen,
-            _serial: serial,
-        }
-    }
-
-    fn seen(&self) -> Vec<String> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-impl Drop for Recorder {
-    fn drop(&mut self) {
-        restore_unhandled_hook(None);
-    }
+/// The texts of unhandled failures collected by a capture: a panic's message, else the
+/// failure's. Each test captures on the thread that reports (the loop's, or a poster's), so it
+/// sees its own reports and no other test's.
+fn texts(failures: &[Failure]) -> Vec<String> {
+    failures
+        .iter()
+        .map(|f| match f.downcast_ref::<Panicked>() {
+            Some(panic) => panic.message().to_owned(),
+            None => f.to_string(),
+        })
+        .collect()
 }
 
 #[test]
@@ -235,7 +205,8 @@ fn posts_run_in_order_on_the_loop_and_a_post_after_the_stop_is_given_back() {
 #[test]
 fn when_the_loop_stops_results_in_flight_run_waiting_deferreds_fail_and_late_failures_are_reported_once()
  {
-    let recorder = Recorder::start("late-");
+    // Nothing is reported on the loop's thread; the late error is, on the thread that fires it.
+    let _no_unhandled = NoUnhandled::start();
     let event_loop = Loop::new();
 
     // Fired before the stop: the result runs as the inbox drops (nothing is lost).
@@ -271,14 +242,17 @@ fn when_the_loop_stops_results_in_flight_run_waiting_deferreds_fail_and_late_fai
     assert!(late_error.is_stopped());
 
     // After the stop: an error nobody can see now is reported, once; a value or a drop is not.
-    thread::spawn(move || {
-        late_error.errback(Failure::msg("late-error"));
-        late_value.callback(1);
-        drop(late_drop);
+    let late = thread::spawn(move || {
+        capture_unhandled(|| {
+            late_error.errback(Failure::msg("late-error"));
+            late_value.callback(1);
+            drop(late_drop);
+        })
+        .1
     })
     .join()
     .unwrap();
-    assert_eq!(recorder.seen(), ["late-error"]);
+    assert_eq!(texts(&late), ["late-error"]);
 
     delivered.wait().unwrap();
     for d in [waiting, waiting_too, waiting_dropped] {
@@ -288,7 +262,7 @@ fn when_the_loop_stops_results_in_flight_run_waiting_deferreds_fail_and_late_fai
 
 #[test]
 fn a_panic_in_posted_work_is_reported_and_the_loop_goes_on() {
-    let recorder = Recorder::start("posted-boom");
+    let unhandled = UnhandledCapture::start();
     let event_loop = Loop::new();
     let handle = event_loop.inbox.handle();
     let after = Arc::new(AtomicBool::new(false));
@@ -299,7 +273,7 @@ fn a_panic_in_posted_work_is_reported_and_the_loop_goes_on() {
         .unwrap();
     assert_eq!(event_loop.inbox.run_pending(), 2);
     assert!(after.load(Ordering::SeqCst), "the work after the panic ran");
-    assert_eq!(recorder.seen(), ["posted-boom"]);
+    assert_eq!(texts(&unhandled.finish()), ["posted-boom"]);
 }
 
 /// What we decided: the wake-up is the loop's code, called on the posting thread; a panic there
@@ -307,27 +281,36 @@ fn a_panic_in_posted_work_is_reported_and_the_loop_goes_on() {
 /// another runtime), and the post stands — the work is queued and runs at the next drain.
 #[test]
 fn a_panic_in_the_wake_up_is_reported_not_raised_in_the_poster_and_the_post_stands() {
-    let recorder = Recorder::start("wake-boom");
+    let on_the_loop = UnhandledCapture::start();
     let inbox = Inbox::new(|| panic!("wake-boom"));
     let (d, resolver) = inbox.pending::<u32, Failure>();
     let handle = inbox.handle();
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
-    thread::spawn(move || {
-        handle
-            .post(move || flag.store(true, Ordering::SeqCst))
-            .unwrap();
-        resolver.callback(5);
+    // Reported on the posting thread, which captures them.
+    let on_the_poster = thread::spawn(move || {
+        capture_unhandled(|| {
+            handle
+                .post(move || flag.store(true, Ordering::SeqCst))
+                .unwrap();
+            resolver.callback(5);
+        })
+        .1
     })
     .join()
     .expect("the poster did not see the wake-up's panic");
-    assert_eq!(recorder.seen().len(), 2, "one report per post");
+    assert_eq!(
+        texts(&on_the_poster),
+        ["wake-boom", "wake-boom"],
+        "one report per post"
+    );
     assert_eq!(inbox.run_pending(), 2);
     assert!(ran.load(Ordering::SeqCst));
     assert_eq!(d.wait().unwrap(), 5);
+    assert!(on_the_loop.is_empty());
     // The stop calls the wake-up once more (so an integration's drain ends): reported too.
     drop(inbox);
-    assert_eq!(recorder.seen().len(), 3);
+    assert_eq!(texts(&on_the_loop.finish()), ["wake-boom"]);
 }
 
 /// A future woken from another thread: it holds `Rc` state, so only `Inbox::spawn` can run it.

@@ -1,31 +1,41 @@
 //! Shared by the `helpers_*` tests: counting the unhandled failures a test caused.
 //!
-//! The unhandled-error hook is global and tests run in parallel, so the hook is installed once
-//! per test binary and records every report; each test puts a marker unique to it in its failure
-//! messages and counts only the reports that mention it.
+//! Each test collects the failures reported on its own thread with a capture
+//! (`deferred::UnhandledCapture`), so it never sees another test's, though tests run in
+//! parallel; each report must also mention the test's marker (no stray failure goes unnoticed).
 
-use std::sync::{Mutex, Once, PoisonError};
+use std::cell::Cell;
 
-use deferred::{Failure, set_unhandled_hook};
+use deferred::UnhandledCapture;
 
-static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
-static INSTALL: Once = Once::new();
+/// The unhandled failures reported on this test's thread since `start`.
+pub struct Unhandled {
+    capture: UnhandledCapture,
+    marker: &'static str,
+    count: Cell<usize>,
+}
 
-/// How many unhandled failures mentioning `marker` have been reported so far. Call it before the
-/// test's work too: the first call installs the recording hook.
-pub fn unhandled(marker: &str) -> usize {
-    INSTALL.call_once(|| {
-        let _default = set_unhandled_hook(|failure: &Failure| {
-            REPORTED
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(format!("{failure:#}"));
-        });
-    });
-    REPORTED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .iter()
-        .filter(|report| report.contains(marker))
-        .count()
+impl Unhandled {
+    /// Starts counting; every failure reported from now on must mention `marker`.
+    pub fn start(marker: &'static str) -> Unhandled {
+        Unhandled {
+            capture: UnhandledCapture::start(),
+            marker,
+            count: Cell::new(0),
+        }
+    }
+
+    /// How many unhandled failures have been reported on this thread so far.
+    pub fn count(&self) -> usize {
+        for failure in self.capture.take() {
+            let report = format!("{failure:#}");
+            assert!(
+                report.contains(self.marker),
+                "an unhandled failure without the marker `{}`: {failure:?}",
+                self.marker
+            );
+            self.count.set(self.count.get() + 1);
+        }
+        self.count.get()
+    }
 }

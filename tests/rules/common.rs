@@ -13,8 +13,11 @@
 // One section per rule of a Deferred (docs/rules.md, "The rules of a Deferred"; the same list is
 // in the docs of `Deferred`), plus `Future` / `wait`. Each test fails if its rule breaks.
 //
-// The unhandled-error hook is global and tests run in parallel: it is installed once, records
-// every report, and each test counts only the reports carrying its own unique message.
+// Unhandled failures: a test whose failures are reported on its own thread collects them with a
+// capture (`Captured`, on `deferred::UnhandledCapture`), which sees that thread's reports and no
+// other test's. The global hook is kept for the tests about the hook itself and about reports
+// made on other threads: it is installed once, records every report that no capture took, and
+// each such test counts only the reports carrying its own unique message.
 // `wait` is only called on chains that have fired: on a pending `LocalDeferred`, with no
 // `Inbox` on the thread, it panics (nothing else could fire it).
 
@@ -47,24 +50,56 @@ fn counting_canceller<T: Value + 'static>() -> (Deferred<T>, Resolver<T>, Arc<At
     (d, r, cancels)
 }
 
-/// One report received by the unhandled-error hook.
+/// One report of an unhandled failure (to a capture or to the hook).
 #[derive(Clone, Debug)]
 struct Report {
     message: String,
     trail: usize,
 }
 
+impl Report {
+    fn of(f: &Failure) -> Report {
+        Report {
+            message: f.to_string(),
+            trail: f.trail().len(),
+        }
+    }
+}
+
+/// The unhandled failures reported on this test's thread while it lives, and only those.
+struct Captured {
+    capture: deferred::UnhandledCapture,
+    seen: std::cell::RefCell<Vec<Report>>,
+}
+
+impl Captured {
+    fn start() -> Captured {
+        Captured {
+            capture: deferred::UnhandledCapture::start(),
+            seen: Default::default(),
+        }
+    }
+
+    /// Every report captured so far; each must carry `tag` (no other failure was reported here).
+    fn of(&self, tag: &str) -> Vec<Report> {
+        let mut seen = self.seen.borrow_mut();
+        seen.extend(self.capture.take().iter().map(Report::of));
+        for report in seen.iter() {
+            assert!(report.message.contains(tag), "an unexpected report: {report:?}");
+        }
+        seen.clone()
+    }
+}
+
+/// The reports the global hook received (those made on threads with no capture).
 fn reports() -> &'static Mutex<Vec<Report>> {
     static REPORTS: Mutex<Vec<Report>> = Mutex::new(Vec::new());
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         let _ = set_unhandled_hook(|f: &Failure| {
-            let message = f.to_string();
-            let panic_here = message.contains("PANIC-IN-HOOK");
-            REPORTS.lock().unwrap().push(Report {
-                message,
-                trail: f.trail().len(),
-            });
+            let report = Report::of(f);
+            let panic_here = report.message.contains("PANIC-IN-HOOK");
+            REPORTS.lock().unwrap().push(report);
             if panic_here {
                 panic!("the unhandled-error hook panicked on purpose");
             }
@@ -78,7 +113,7 @@ fn install_hook() {
     reports();
 }
 
-/// The reports whose message contains `tag`.
+/// The reports the global hook received whose message contains `tag`.
 fn reports_of(tag: &str) -> Vec<Report> {
     reports()
         .lock()
@@ -521,10 +556,10 @@ fn rule3_cancel_million_nested_deferreds() {
 
 #[test]
 fn rule3_abandoned_million_link_chain_reports_never_fired_once() {
-    install_hook();
-    let here = line!() + 3;
-    let tag = format!("{}:{here}:", file!());
-    on_small_stack(|| {
+    // Reported on the small-stack thread, so captured there.
+    let seen = on_small_stack(|| {
+        let unhandled = Captured::start();
+        let here = line!() + 1;
         let (d, r) = Deferred::<u64>::pending();
         let mut d = d;
         for _ in 0..MILLION {
@@ -532,8 +567,8 @@ fn rule3_abandoned_million_link_chain_reports_never_fired_once() {
         }
         drop(d);
         drop(r); // NeverFired travels a million links to nobody
+        unhandled.of(&format!("{}:{here}:", file!()))
     });
-    let seen = reports_of(&tag);
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].message.contains("never fired"));
     assert_eq!(seen[0].trail, MILLION);
@@ -690,22 +725,22 @@ fn rule4_panic_in_callback_returning_deferred() {
 }
 
 // =============================================================================================
-// Rule 5: unhandled failures are reported once through the hook; handled ones never.
+// Rule 5: unhandled failures are reported once (here, to the test's capture); handled ones never.
 // =============================================================================================
 
 #[test]
 fn rule5_dropped_failure_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 dropped_failure_reported_once";
     let d = Deferred::<u32>::fail(Failure::msg(tag));
-    assert!(reports_of(tag).is_empty());
+    assert!(unhandled.of(tag).is_empty());
     drop(d);
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]
 fn rule5_chain_failed_then_dropped_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 chain_failed_then_dropped";
     let (d, r) = Deferred::<u32>::pending();
     let d = d
@@ -713,49 +748,49 @@ fn rule5_chain_failed_then_dropped_reported_once() {
         .add_callback(|v| Ok(v + 1))
         .add_callback(|v| Ok(v.to_string()));
     r.errback(Failure::msg(tag));
-    assert!(reports_of(tag).is_empty(), "not while the handle lives");
+    assert!(unhandled.of(tag).is_empty(), "not while the handle lives");
     drop(d);
-    let seen = reports_of(tag);
+    let seen = unhandled.of(tag);
     assert_eq!(seen.len(), 1, "once for the chain, not once per link");
     assert_eq!(seen[0].trail, 3, "the report carries the steps it passed");
 }
 
 #[test]
 fn rule5_failure_arriving_after_drop_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 failure_arriving_after_drop";
     let (d, r) = Deferred::<u32>::pending();
     let d = d.add_callback(|v| Ok(v + 1));
     drop(d);
-    assert!(reports_of(tag).is_empty());
+    assert!(unhandled.of(tag).is_empty());
     r.errback(Failure::msg(tag));
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]
 fn rule5_root_dropped_before_fire_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 root_dropped_before_fire";
     let (d, r) = Deferred::<u32>::pending();
     drop(d);
     r.errback(Failure::msg(tag));
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]
 fn rule5_errback_passing_on_then_dropped_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 errback_passing_on";
     let d = Deferred::<u32>::fail(Failure::msg(tag))
         .add_errback(Err)
         .add_errback(Err);
     drop(d);
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]
 fn rule5_handled_by_errback_never_reported() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 handled_by_errback";
     let (d, r) = Deferred::<u32>::pending();
     let d = d.add_errback(|_| Ok(0));
@@ -767,12 +802,12 @@ fn rule5_handled_by_errback_never_reported() {
     drop(pair);
     let both = Deferred::<u32>::fail(Failure::msg(tag)).add_both(|r| Ok(r.is_ok()));
     drop(both);
-    assert!(reports_of(tag).is_empty());
+    assert!(unhandled.of(tag).is_empty());
 }
 
 #[test]
 fn rule5_failure_moved_from_inner_deferred_not_reported() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 moved_from_inner";
     let (inner, inner_r) = Deferred::<u32>::pending();
     let d = Deferred::<u32>::succeed(1)
@@ -784,33 +819,33 @@ fn rule5_failure_moved_from_inner_deferred_not_reported() {
         .add_callback(move |_| Deferred::<u32>::fail(Failure::msg(tag)))
         .add_errback(|_| Ok(0));
     drop(sync);
-    assert!(reports_of(tag).is_empty());
+    assert!(unhandled.of(tag).is_empty());
 }
 
 #[test]
 fn rule5_future_dropped_while_pending_then_failure_reported_once() {
-    install_hook();
+    let unhandled = Captured::start();
     let tag = "rule5 future_dropped_while_pending";
     let (mut d, r) = Deferred::<u32>::pending();
     let waker = Waker::from(Arc::new(CountingWaker(AtomicUsize::new(0))));
     let mut cx = Context::from_waker(&waker);
     assert!(Pin::new(&mut d).poll(&mut cx).is_pending());
     drop(d);
-    assert!(reports_of(tag).is_empty());
+    assert!(unhandled.of(tag).is_empty());
     r.errback(Failure::msg(tag));
-    assert_eq!(reports_of(tag).len(), 1);
+    assert_eq!(unhandled.of(tag).len(), 1);
 }
 
 #[test]
 fn rule5_never_fired_reported_once_when_nobody_listens() {
-    install_hook();
+    let unhandled = Captured::start();
     let here = line!() + 1;
     let (d, r) = Deferred::<u32>::pending();
     let d = d.add_callback(|v| Ok(v + 1));
     drop(d);
     drop(r);
     let tag = format!("{}:{here}:", file!());
-    let seen = reports_of(&tag);
+    let seen = unhandled.of(&tag);
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert!(seen[0].message.contains("never fired"));
 }
@@ -824,12 +859,12 @@ fn rule5_custom_error_type_reported_by_type_name() {
             Rule5CustomError(f)
         }
     }
-    install_hook();
+    let unhandled = Captured::start();
     let (d, r) = Deferred::<u32, Rule5CustomError>::pending();
     let d = d.add_callback(|v| Ok(v + 1));
     r.errback(Rule5CustomError(Failure::msg("inner")));
     drop(d);
-    let seen = reports_of("Rule5CustomError");
+    let seen = unhandled.of("Rule5CustomError");
     assert_eq!(seen.len(), 1, "{seen:?}");
 }
 

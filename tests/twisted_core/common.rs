@@ -23,9 +23,9 @@
 use std::error::Error;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 
-use deferred::{Cancelled, Failure, Panicked, set_unhandled_hook};
+use deferred::{Cancelled, Failure, NoUnhandled, Panicked, UnhandledCapture, capture_unhandled};
 use kind::{Deferred, Resolver, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -96,24 +96,9 @@ fn id_of(failure: &Failure) -> usize {
         .id
 }
 
-/// Failures reported through the unhandled-error hook, by this test binary. The hook is global
-/// and tests run in parallel: each test uses a unique message and counts only its own.
-fn unhandled_reports_of(tag: &str) -> usize {
-    reports()
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|m| m.contains(tag))
-        .count()
-}
-
-fn reports() -> &'static Mutex<Vec<String>> {
-    static REPORTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        let _ = set_unhandled_hook(|f: &Failure| REPORTS.lock().unwrap().push(f.to_string()));
-    });
-    &REPORTS
+/// The messages of `failures` (unhandled failures collected by a capture).
+fn messages(failures: &[Failure]) -> Vec<String> {
+    failures.iter().map(|f| f.to_string()).collect()
 }
 
 /// A Deferred whose canceller can fire it: the canceller takes the Resolver out of a slot.
@@ -566,6 +551,8 @@ fn asynchronous_implicit_chain() {
 // Twisted: test_defer.DeferredTests.test_synchronousImplicitErrorChain
 #[test]
 fn synchronous_implicit_error_chain() {
+    // The failure moved out of `first` is not reported: the guard panics if it is.
+    let _no_unhandled = NoUnhandled::start();
     let tag = "synchronous_implicit_error_chain: RuntimeError";
     let first = Deferred::<()>::fail(Failure::msg(tag));
     let (second, r) = Deferred::<()>::pending();
@@ -573,11 +560,6 @@ fn synchronous_implicit_error_chain() {
     r.callback(());
     let f = second.wait().unwrap_err();
     assert_eq!(f.to_string(), tag);
-    assert_eq!(
-        unhandled_reports_of(tag),
-        0,
-        "the failure moved out of `first` is not reported"
-    );
 }
 
 // Twisted: test_defer.DeferredTests.test_asynchronousImplicitErrorChain
@@ -1299,41 +1281,39 @@ fn raising_canceller_does_not_escape() {
 #[test]
 fn error_log() {
     let tag = "twisted_core::error_log ZeroDivisionError";
-    reports();
+    let unhandled = UnhandledCapture::start();
     let (d, r) = Deferred::<u32>::pending();
     let d = d.add_callback(move |_| Err::<u32, _>(Failure::msg(tag)));
     r.callback(1);
-    assert_eq!(unhandled_reports_of(tag), 0, "not before it is dropped");
+    assert!(unhandled.is_empty(), "not before it is dropped");
     drop(d);
-    assert_eq!(unhandled_reports_of(tag), 1);
+    assert_eq!(messages(&unhandled.finish()), [tag]);
 }
 
 // Twisted: test_defer.LogTests.test_errorLogWithInnerFrameRef
 #[test]
 fn error_log_with_inner_frame_ref() {
     let tag = "twisted_core::error_log_with_inner_frame_ref";
-    reports();
     fn helper(tag: &'static str) {
         let (d, r) = Deferred::<u32>::pending();
         let _d = d.add_callback(move |_| Err::<u32, _>(Failure::msg(tag)));
         r.callback(1);
     }
-    helper(tag);
-    assert_eq!(unhandled_reports_of(tag), 1);
+    let ((), unhandled) = capture_unhandled(|| helper(tag));
+    assert_eq!(messages(&unhandled), [tag]);
 }
 
 // Twisted: test_defer.LogTests.test_chainedErrorCleanup
 #[test]
 fn chained_error_cleanup() {
+    let _no_unhandled = NoUnhandled::start();
     let tag = "twisted_core::chained_error_cleanup zoop";
-    reports();
     let (d, r) = Deferred::<u32>::pending();
     let d = d
         .add_callback(move |_| Deferred::<u32>::fail(Failure::msg(tag)))
         .add_errback(|_| Ok(0));
     r.callback(1);
     drop(d);
-    assert_eq!(unhandled_reports_of(tag), 0);
 }
 
 // Twisted: test_defer.LogTests.test_errorClearedByChaining
@@ -1341,13 +1321,13 @@ fn chained_error_cleanup() {
 #[test]
 fn error_cleared_by_chaining() {
     let tag = "twisted_core::error_cleared_by_chaining";
-    reports();
+    let no_unhandled = NoUnhandled::start();
     let (good, good_r) = Deferred::<u32>::pending();
     let bad = Deferred::<u32>::fail(Failure::msg(tag)).add_errback(move |_| good);
     drop(bad);
-    assert_eq!(unhandled_reports_of(tag), 0);
+    assert!(no_unhandled.take().is_empty());
     good_r.callback(1);
-    assert_eq!(unhandled_reports_of(tag), 0);
+    drop(no_unhandled); // panics if `good`'s firing reported anything
 }
 
 // ---------------------------------------------------------------------------------------------

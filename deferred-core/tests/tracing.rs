@@ -1,0 +1,156 @@
+//! Feature `tracing`: an unhandled failure, with no capture and no custom hook, is an
+//! error-level `tracing` event carrying its message, origin and trail; a capture still comes
+//! first. A tiny `Subscriber`, set as this thread's default, records the events.
+//!
+//! The tracing path is taken only when no global hook is set: every test here takes `SERIAL`,
+//! so the one that sets a hook does not run beside the others.
+#![cfg(feature = "tracing")]
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use deferred_core::{
+    Deferred, Failure, capture_unhandled, restore_unhandled_hook, set_unhandled_hook,
+};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Metadata, Subscriber};
+
+/// One recorded event: its level and its fields, as text.
+#[derive(Debug, Default)]
+struct Recorded {
+    level: Option<Level>,
+    fields: Vec<(String, String)>,
+}
+
+impl Recorded {
+    fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+struct Fields<'a>(&'a mut Vec<(String, String)>);
+
+impl Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0.push((field.name().to_owned(), format!("{value:?}")));
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.push((field.name().to_owned(), value.to_owned()));
+    }
+}
+
+impl Subscriber for Recorder {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut recorded = Recorded {
+            level: Some(*event.metadata().level()),
+            ..Recorded::default()
+        };
+        event.record(&mut Fields(&mut recorded.fields));
+        self.0.lock().unwrap().push(recorded);
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+#[test]
+fn an_unhandled_failure_is_an_error_event_with_message_origin_and_trail() {
+    let _serial = serial();
+    let recorder = Recorder::default();
+    let events = recorder.0.clone();
+    let origin_line = line!() + 3;
+    tracing::subscriber::with_default(recorder, || {
+        let d = Deferred::<u32>::succeed(1)
+            .add_callback(|_| -> Result<u32, Failure> { Err(Failure::msg("traced failure")) })
+            .add_callback(|v| Ok(v + 1))
+            .add_callback(|v| Ok(v + 1));
+        drop(d);
+    });
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    let event = &events[0];
+    assert_eq!(event.level, Some(Level::ERROR));
+    assert_eq!(event.field("message"), Some("Unhandled error in Deferred"));
+    assert_eq!(event.field("error"), Some("traced failure"));
+    let origin = event.field("origin").expect("an origin");
+    assert!(
+        origin.starts_with(&format!("{}:{origin_line}:", file!())),
+        "{origin}"
+    );
+    let trail = event.field("trail").expect("a trail");
+    let steps: Vec<&str> = trail.split("; ").collect();
+    assert_eq!(steps.len(), 2, "{trail}");
+    assert!(steps[0].starts_with(&format!("{}:{}:", file!(), origin_line + 1)));
+    assert!(steps[1].starts_with(&format!("{}:{}:", file!(), origin_line + 2)));
+}
+
+#[test]
+fn a_failure_with_no_origin_has_no_origin_field_and_an_empty_trail() {
+    let _serial = serial();
+    let recorder = Recorder::default();
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        drop(Deferred::<u32>::fail(Failure::msg(
+            "raised outside any step",
+        )));
+    });
+    let events = events.lock().unwrap();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].field("error"), Some("raised outside any step"));
+    assert_eq!(events[0].field("origin"), None);
+    assert_eq!(events[0].field("trail"), Some(""));
+}
+
+#[test]
+fn a_capture_comes_before_tracing() {
+    let _serial = serial();
+    let recorder = Recorder::default();
+    let events = recorder.0.clone();
+    let ((), captured) = tracing::subscriber::with_default(recorder, || {
+        capture_unhandled(|| drop(Deferred::<u32>::fail(Failure::msg("captured"))))
+    });
+    assert_eq!(captured.len(), 1);
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "no event for a captured failure"
+    );
+}
+
+#[test]
+fn a_custom_hook_comes_before_tracing() {
+    let _serial = serial();
+    let hooked = Arc::new(Mutex::new(Vec::new()));
+    let log = hooked.clone();
+    let previous = set_unhandled_hook(move |f: &Failure| log.lock().unwrap().push(f.to_string()));
+    let recorder = Recorder::default();
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        drop(Deferred::<u32>::fail(Failure::msg("hooked")));
+    });
+    restore_unhandled_hook(previous);
+    assert_eq!(*hooked.lock().unwrap(), ["hooked"]);
+    assert!(
+        events.lock().unwrap().is_empty(),
+        "no event for a hooked failure"
+    );
+}
