@@ -1,6 +1,6 @@
 //! The glue that `chain!` expands to. Not public API: anything here may change in any release.
 //!
-//! A chain is of the kind of its start ([`kind`]): a `LocalDeferred` start makes a chain of
+//! A chain is of the kind of its start (`kind.rs`): a `LocalDeferred` start makes a chain of
 //! `LocalDeferred`s, anything else (a `Deferred`, a `Result`, a plain value) a chain of
 //! `Deferred`s. The expansion takes the kind from the start once
 //! (`let __kind = kind_of(&__chain)`) and adds every step through it
