@@ -15,11 +15,12 @@
 //! | `shared.rs` | the `Send` kind: [`Deferred`], [`Resolver`], and how its chains are shared and locked |
 //! | `local.rs` | the one-thread kind: [`LocalDeferred`], [`LocalResolver`], and how its chains are shared |
 //! | `chain/` | what both kinds run: the state machine, the `add_*` methods, cancellation, the helpers (its `mod.rs` lists them) |
+//! | `chain/shared_result.rs` | [`SharedResult`]: one result, many consumers |
 //! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]) |
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
 //! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
-//! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
+//! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
@@ -64,7 +65,7 @@ pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
 pub use calloop::CalloopClock;
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
-pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
+pub use failure::{Cancelled, Failure, NeverFired, Panicked, SharedFailure, TimedOut};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess};
@@ -73,6 +74,7 @@ pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::maybe::maybe_deferred;
 pub use shared::chain::race::race;
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
+pub use shared::chain::shared_result::SharedResult;
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]

@@ -17,6 +17,7 @@
 //! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
 //! | `maybe.rs` | `maybe_deferred` |
 //! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
+//! | `shared_result.rs` | `SharedResult`: one result, many consumers |
 //! | `timeout.rs` | `add_timeout` |
 //!
 //! [`Deferred`]: crate::Deferred
@@ -34,5 +35,6 @@ pub(crate) mod maybe;
 pub(crate) mod pending;
 pub(crate) mod race;
 pub(crate) mod semaphore;
+pub(crate) mod shared_result;
 pub(crate) mod stage;
 pub(crate) mod timeout;
