@@ -21,7 +21,8 @@
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
 //! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
 //! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
-//! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
+//! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`], [`NoInputs`] |
+//! | `chain/first_settled.rs` | [`first_settled`]: the first input to fire, either way, decides; the others are cancelled |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `thread.rs` | [`defer_to_thread`] |
@@ -68,7 +69,8 @@ pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
 pub use failure::{Cancelled, Failure, NeverFired, Panicked, SharedFailure, TimedOut};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
-pub use outcome::{FailureGroup, FirstError, FirstSuccess};
+pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
+pub use shared::chain::first_settled::first_settled;
 pub use shared::chain::gather::gather_results;
 pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::maybe::maybe_deferred;

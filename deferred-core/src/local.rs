@@ -175,6 +175,7 @@ include!("chain/deferred.rs");
 pub(crate) mod chain;
 
 pub use chain::cancel::CancelHandle;
+pub use chain::first_settled::first_settled;
 pub use chain::gather::gather_results;
 pub use chain::list::{DeferredList, settle_all};
 pub use chain::maybe::maybe_deferred;

@@ -15,6 +15,7 @@
 //! | `cancel.rs` | `CancelHandle` and the cancellation walk |
 //! | `fan_in.rs` | the bookkeeping the combinators share |
 //! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
+//! | `first_settled.rs` | `first_settled`: the first to fire, either way, decides |
 //! | `maybe.rs` | `maybe_deferred` |
 //! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
 //! | `shared_result.rs` | `SharedResult`: one result, many consumers |
@@ -29,6 +30,7 @@ pub(crate) use super::{Outcome, SPENT, run_step};
 
 pub(crate) mod cancel;
 pub(crate) mod fan_in;
+pub(crate) mod first_settled;
 pub(crate) mod gather;
 pub(crate) mod list;
 pub(crate) mod maybe;
