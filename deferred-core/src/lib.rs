@@ -25,6 +25,8 @@
 //! | `chain/first_settled.rs` | [`first_settled`]: the first input to fire, either way, decides; the others are cancelled |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
+//! | `chain/later.rs` | [`defer_later`]: a call after a delay, cancellable |
+//! | `chain/looping.rs` | [`LoopingCall`]: a call every interval, without drift, skipping missed calls |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
@@ -72,7 +74,9 @@ pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
 pub use shared::chain::first_settled::first_settled;
 pub use shared::chain::gather::gather_results;
+pub use shared::chain::later::defer_later;
 pub use shared::chain::list::{DeferredList, settle_all};
+pub use shared::chain::looping::LoopingCall;
 pub use shared::chain::maybe::maybe_deferred;
 pub use shared::chain::race::race;
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};

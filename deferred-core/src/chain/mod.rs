@@ -20,6 +20,8 @@
 //! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
 //! | `shared_result.rs` | `SharedResult`: one result, many consumers |
 //! | `timeout.rs` | `add_timeout` |
+//! | `later.rs` | `defer_later` |
+//! | `looping.rs` | `LoopingCall` |
 //!
 //! [`Deferred`]: crate::Deferred
 //! [`LocalDeferred`]: crate::LocalDeferred
@@ -32,7 +34,9 @@ pub(crate) mod cancel;
 pub(crate) mod fan_in;
 pub(crate) mod first_settled;
 pub(crate) mod gather;
+pub(crate) mod later;
 pub(crate) mod list;
+pub(crate) mod looping;
 pub(crate) mod maybe;
 pub(crate) mod pending;
 pub(crate) mod race;
