@@ -27,6 +27,8 @@
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
 //! | `chain/later.rs` | [`defer_later`]: a call after a delay, cancellable |
 //! | `chain/looping.rs` | [`LoopingCall`]: a call every interval, without drift, skipping missed calls |
+//! | `chain/retry.rs` | [`retry`], [`retry_if`]: attempts again after a failure, with backoff |
+//! | `backoff.rs` | [`RetryPolicy`] (exponential backoff, seedable jitter, limits), [`RetryError`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
@@ -46,6 +48,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backoff;
 mod bounds;
 #[cfg(feature = "calloop")]
 mod calloop;
@@ -64,6 +67,7 @@ mod timer;
 mod tokio;
 mod unhandled;
 
+pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};
 pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
 pub use calloop::CalloopClock;
@@ -79,6 +83,7 @@ pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::looping::LoopingCall;
 pub use shared::chain::maybe::maybe_deferred;
 pub use shared::chain::race::race;
+pub use shared::chain::retry::{retry, retry_if};
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
 pub use shared::chain::shared_result::SharedResult;
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};

@@ -22,6 +22,7 @@
 //! | `timeout.rs` | `add_timeout` |
 //! | `later.rs` | `defer_later` |
 //! | `looping.rs` | `LoopingCall` |
+//! | `retry.rs` | `retry`, `retry_if` |
 //!
 //! [`Deferred`]: crate::Deferred
 //! [`LocalDeferred`]: crate::LocalDeferred
@@ -40,6 +41,7 @@ pub(crate) mod looping;
 pub(crate) mod maybe;
 pub(crate) mod pending;
 pub(crate) mod race;
+pub(crate) mod retry;
 pub(crate) mod semaphore;
 pub(crate) mod shared_result;
 pub(crate) mod stage;
