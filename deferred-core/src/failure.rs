@@ -498,3 +498,44 @@ impl StdError for SharedFailure {
         self.0.error().source()
     }
 }
+
+/// The error of a [`DeferredQueue::put`](crate::DeferredQueue::put) into a queue holding as many
+/// items as its size allows and no `get` waiting (Twisted's `QueueOverflow`). It hands the item
+/// back.
+///
+/// ```
+/// use deferred_core::{DeferredQueue, QueueOverflow};
+///
+/// let queue = DeferredQueue::with_limits(Some(1), None);
+/// queue.put("first").unwrap();
+/// let QueueOverflow(item) = queue.put("second").unwrap_err();
+/// assert_eq!(item, "second");
+/// ```
+pub struct QueueOverflow<T>(pub T);
+
+impl<T> fmt::Debug for QueueOverflow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("QueueOverflow").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for QueueOverflow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is full: it holds as many items as its size allows")
+    }
+}
+
+impl<T> StdError for QueueOverflow<T> {}
+
+/// The failure of a [`DeferredQueue::get`](crate::DeferredQueue::get) on an empty queue that
+/// has as many `get`s waiting as its backlog allows (Twisted's `QueueUnderflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueUnderflow;
+
+impl fmt::Display for QueueUnderflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is empty and as many gets wait on it as its backlog allows")
+    }
+}
+
+impl StdError for QueueUnderflow {}

@@ -28,6 +28,7 @@
 //! | `chain/later.rs` | [`defer_later`]: a call after a delay, cancellable |
 //! | `chain/looping.rs` | [`LoopingCall`]: a call every interval, without drift, skipping missed calls |
 //! | `chain/retry.rs` | [`retry`], [`retry_if`]: attempts again after a failure, with backoff |
+//! | `chain/queue.rs` | [`DeferredQueue`]: put/get with size and backlog limits ([`QueueOverflow`], [`QueueUnderflow`]) |
 //! | `backoff.rs` | [`RetryPolicy`] (exponential backoff, seedable jitter, limits), [`RetryError`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
@@ -72,7 +73,10 @@ pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
 pub use calloop::CalloopClock;
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
-pub use failure::{Cancelled, Failure, NeverFired, Panicked, SharedFailure, TimedOut};
+pub use failure::{
+    Cancelled, Failure, NeverFired, Panicked, QueueOverflow, QueueUnderflow, SharedFailure,
+    TimedOut,
+};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
@@ -82,6 +86,7 @@ pub use shared::chain::later::defer_later;
 pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::looping::LoopingCall;
 pub use shared::chain::maybe::maybe_deferred;
+pub use shared::chain::queue::DeferredQueue;
 pub use shared::chain::race::race;
 pub use shared::chain::retry::{retry, retry_if};
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};

@@ -181,6 +181,7 @@ pub use chain::later::defer_later;
 pub use chain::list::{DeferredList, settle_all};
 pub use chain::looping::LoopingCall;
 pub use chain::maybe::maybe_deferred;
+pub use chain::queue::DeferredQueue;
 pub use chain::race::race;
 pub use chain::retry::{retry, retry_if};
 pub use chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};

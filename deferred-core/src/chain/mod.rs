@@ -23,6 +23,7 @@
 //! | `later.rs` | `defer_later` |
 //! | `looping.rs` | `LoopingCall` |
 //! | `retry.rs` | `retry`, `retry_if` |
+//! | `queue.rs` | `DeferredQueue` |
 //!
 //! [`Deferred`]: crate::Deferred
 //! [`LocalDeferred`]: crate::LocalDeferred
@@ -40,6 +41,7 @@ pub(crate) mod list;
 pub(crate) mod looping;
 pub(crate) mod maybe;
 pub(crate) mod pending;
+pub(crate) mod queue;
 pub(crate) mod race;
 pub(crate) mod retry;
 pub(crate) mod semaphore;
