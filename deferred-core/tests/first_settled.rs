@@ -11,6 +11,8 @@ mod send {
 }
 
 mod local {
+    // The body is written once for both kinds, so shared slots are `Arc<Mutex<..>>`.
+    #![allow(clippy::arc_with_non_send_sync)]
     mod kind {
         pub use deferred_core::local::first_settled;
         pub use deferred_core::{LocalDeferred as Deferred, LocalResolver as Resolver};
