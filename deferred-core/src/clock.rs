@@ -50,6 +50,33 @@ pub trait Clock {
     /// assert!(rang.load(Ordering::SeqCst));
     /// ```
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall;
+
+    /// The time on this clock, as the time since a fixed point of the clock's choosing: what
+    /// [`LoopingCall`](crate::LoopingCall) and [`retry`](crate::retry) measure intervals and
+    /// deadlines with (Twisted's `IReactorTime.seconds`). Only differences between two readings
+    /// mean anything.
+    ///
+    /// The default reads the system's monotonic clock ([`std::time::Instant`]), right for a
+    /// clock whose calls run in real time; a clock with a time of its own ([`ManualClock`], a
+    /// paused tokio clock) gives that.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// clock.advance(Duration::from_secs(2));
+    /// assert_eq!(Clock::now(&clock), Duration::from_secs(2));
+    /// ```
+    fn now(&self) -> Duration {
+        system_now()
+    }
+}
+
+/// The time since the first reading, on the system's monotonic clock.
+pub(crate) fn system_now() -> Duration {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(std::time::Instant::now).elapsed()
 }
 
 /// A call scheduled by [`Clock::call_later`]: [`cancel`](DelayedCall::cancel) it to stop it from
@@ -229,6 +256,10 @@ impl ManualClock {
 }
 
 impl Clock for ManualClock {
+    fn now(&self) -> Duration {
+        ManualClock::now(self)
+    }
+
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let key = {
             let mut schedule = lock(&self.schedule);
@@ -270,6 +301,12 @@ pub trait LocalClock {
     /// Runs `call` once, `delay` from now, on this thread, unless the returned
     /// [`LocalDelayedCall`] is cancelled first.
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall;
+
+    /// The time on this clock, as the time since a fixed point of the clock's choosing (see
+    /// [`Clock::now`]; the default reads the system's monotonic clock).
+    fn now(&self) -> Duration {
+        system_now()
+    }
 }
 
 /// A call scheduled by [`LocalClock::call_later`]: [`cancel`](LocalDelayedCall::cancel) it to
@@ -315,6 +352,10 @@ static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// thread that scheduled it (the only thread a local chain lives on); advanced from another
 /// thread, it is skipped there.
 impl LocalClock for ManualClock {
+    fn now(&self) -> Duration {
+        ManualClock::now(self)
+    }
+
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let key = NEXT_LOCAL_CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         LOCAL_CALLS.with(|calls| calls.borrow_mut().insert(key, call));

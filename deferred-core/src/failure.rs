@@ -13,7 +13,7 @@ use std::backtrace::{Backtrace, BacktraceStatus};
 use std::error::Error as StdError;
 use std::fmt;
 use std::panic::Location;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The boxed error inside a [`Failure`].
@@ -104,27 +104,87 @@ impl Failure {
         Failure::new(Cancelled)
     }
 
-    /// Whether the wrapped error is an `E`.
+    /// Whether the wrapped error is an `E`. A failure holding a [`SharedFailure`] is also an `E`
+    /// when the shared one is: the question looks through the sharing.
     pub fn is<E: StdError + 'static>(&self) -> bool {
-        self.inner.error.is::<E>()
+        self.inner.error.is::<E>() || self.shared().is_some_and(|shared| shared.0.is::<E>())
     }
 
-    /// The wrapped error, if it is an `E`.
+    /// The wrapped error, if it is an `E` (looking through a [`SharedFailure`], as [`is`](Failure::is)).
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        self.inner.error.downcast_ref::<E>()
+        match self.inner.error.downcast_ref::<E>() {
+            Some(error) => Some(error),
+            None => self.shared()?.0.downcast_ref::<E>(),
+        }
     }
 
     /// Twisted's `trap`: take the wrapped error if it is an `E`, else hand the whole `Failure`
     /// back (so an errback can pass on what it does not handle with `?`).
+    ///
+    /// A failure several holders share (it holds a [`SharedFailure`], as each consumer of a
+    /// [`SharedResult`](crate::SharedResult) gets) cannot give its error away while another
+    /// holder still has it: `trap` then hands the failure back even when [`is`](Failure::is) says
+    /// it is an `E`. Test such failures with `is` or [`downcast_ref`](Failure::downcast_ref).
+    ///
+    /// ```
+    /// use deferred_core::{Cancelled, Failure};
+    ///
+    /// let shared = Failure::cancelled().share();
+    /// let copy = shared.to_failure();
+    /// assert!(copy.is::<Cancelled>());
+    /// let copy = copy.trap::<Cancelled>().unwrap_err(); // `shared` still holds it
+    /// drop(shared);
+    /// assert_eq!(copy.trap::<Cancelled>().unwrap(), Cancelled); // the last holder takes it
+    /// ```
     pub fn trap<E: StdError + 'static>(self) -> Result<E, Failure> {
-        if !self.is::<E>() {
+        if self.inner.error.is::<E>() {
+            let Inner { error, .. } = *self.inner;
+            return match error.downcast::<E>() {
+                Ok(e) => Ok(*e),
+                Err(_) => unreachable!("checked by `is` above"),
+            };
+        }
+        let sole_holder = self
+            .shared()
+            .is_some_and(|shared| shared.0.is::<E>() && Arc::strong_count(&shared.0) == 1);
+        if !sole_holder {
             return Err(self);
         }
         let Inner { error, .. } = *self.inner;
-        match error.downcast::<E>() {
-            Ok(e) => Ok(*e),
-            Err(_) => unreachable!("checked by `is` above"),
+        let shared = match error.downcast::<SharedFailure>() {
+            Ok(shared) => *shared,
+            Err(_) => unreachable!("checked by `shared` above"),
+        };
+        match Arc::try_unwrap(shared.0) {
+            Ok(failure) => failure.trap::<E>(),
+            Err(_) => unreachable!("the only holder"),
         }
+    }
+
+    /// The shared failure this one holds, if it is a copy of a [`SharedFailure`].
+    fn shared(&self) -> Option<&SharedFailure> {
+        self.inner.error.downcast_ref::<SharedFailure>()
+    }
+
+    /// Makes this failure shareable: cheap copies of it (an `Arc`, not a deep copy) for
+    /// several holders. Sharing a copy of a shared failure shares the same one again.
+    ///
+    /// ```
+    /// use deferred_core::Failure;
+    ///
+    /// let shared = Failure::msg("disk on fire").share();
+    /// let (a, b) = (shared.to_failure(), shared.to_failure());
+    /// assert_eq!((a.to_string(), b.to_string()), ("disk on fire".into(), "disk on fire".into()));
+    /// ```
+    pub fn share(self) -> SharedFailure {
+        if self.shared().is_some() {
+            let Inner { error, .. } = *self.inner;
+            if let Ok(shared) = error.downcast::<SharedFailure>() {
+                return *shared;
+            }
+            unreachable!("checked by `shared` above");
+        }
+        SharedFailure(Arc::new(self))
     }
 
     /// The wrapped error.
@@ -138,8 +198,12 @@ impl Failure {
     }
 
     /// The backtrace captured when the failure was made (empty unless `RUST_BACKTRACE` asks).
+    /// (For a copy of a [`SharedFailure`], the shared failure's.)
     pub fn backtrace(&self) -> &Backtrace {
-        &self.inner.backtrace
+        match self.shared() {
+            Some(shared) => shared.0.backtrace(),
+            None => &self.inner.backtrace,
+        }
     }
 
     /// Where the failure was raised, when a chain step raised it (a panic, or an `Err` returned by
@@ -232,8 +296,8 @@ impl fmt::Debug for Failure {
                 write!(f, " ({repeats} times)")?;
             }
         }
-        if self.inner.backtrace.status() == BacktraceStatus::Captured {
-            write!(f, "\nbacktrace:\n{}", self.inner.backtrace)?;
+        if self.backtrace().status() == BacktraceStatus::Captured {
+            write!(f, "\nbacktrace:\n{}", self.backtrace())?;
         }
         Ok(())
     }
@@ -370,3 +434,108 @@ impl fmt::Display for TimedOut {
 }
 
 impl StdError for TimedOut {}
+
+/// A [`Failure`] several holders see: cheap to clone (an `Arc`), made by [`Failure::share`].
+/// Each holder turns it into a `Failure` of its own with [`to_failure`](SharedFailure::to_failure)
+/// (what every consumer of a [`SharedResult`](crate::SharedResult) receives).
+///
+/// Such a copy reads as the original: its message, its `source()` chain, where it was raised,
+/// the steps it had passed (its own trail goes on from there) and its backtrace are the
+/// original's, and [`Failure::is`], [`Failure::downcast_ref`] and [`Failure::is_cancelled`] look
+/// through to the original error. Only [`Failure::trap`] differs: it cannot take the error out
+/// while another holder shares it.
+///
+/// ```
+/// use deferred_core::{Failure, TimedOut};
+/// use std::time::Duration;
+///
+/// let shared = Failure::new(TimedOut::new(Duration::from_secs(1))).share();
+/// let copy = shared.clone().to_failure();
+/// assert!(copy.is::<TimedOut>());
+/// assert_eq!(copy.downcast_ref::<TimedOut>().unwrap().after(), Duration::from_secs(1));
+/// assert_eq!(shared.failure().to_string(), copy.to_string());
+/// ```
+#[derive(Clone)]
+pub struct SharedFailure(Arc<Failure>);
+
+impl SharedFailure {
+    /// The shared failure.
+    pub fn failure(&self) -> &Failure {
+        &self.0
+    }
+
+    /// A `Failure` of its own for one holder, reading as the shared one (see the type's docs).
+    pub fn to_failure(&self) -> Failure {
+        let original = &self.0.inner;
+        Failure {
+            inner: Box::new(Inner {
+                error: Box::new(self.clone()),
+                // The original's is shown instead (`Failure::backtrace` looks through).
+                backtrace: Backtrace::disabled(),
+                origin: original.origin,
+                trail: original.trail.clone(),
+                in_chain: original.in_chain,
+            }),
+        }
+    }
+}
+
+impl fmt::Display for SharedFailure {
+    /// The shared failure's error message (its `source()` chain is this one's `source()`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.0.error(), f)
+    }
+}
+
+impl fmt::Debug for SharedFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for SharedFailure {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.error().source()
+    }
+}
+
+/// The error of a [`DeferredQueue::put`](crate::DeferredQueue::put) into a queue holding as many
+/// items as its size allows and no `get` waiting (Twisted's `QueueOverflow`). It hands the item
+/// back.
+///
+/// ```
+/// use deferred_core::{DeferredQueue, QueueOverflow};
+///
+/// let queue = DeferredQueue::with_limits(Some(1), None);
+/// queue.put("first").unwrap();
+/// let QueueOverflow(item) = queue.put("second").unwrap_err();
+/// assert_eq!(item, "second");
+/// ```
+pub struct QueueOverflow<T>(pub T);
+
+impl<T> fmt::Debug for QueueOverflow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("QueueOverflow").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Display for QueueOverflow<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is full: it holds as many items as its size allows")
+    }
+}
+
+impl<T> StdError for QueueOverflow<T> {}
+
+/// The failure of a [`DeferredQueue::get`](crate::DeferredQueue::get) on an empty queue that
+/// has as many `get`s waiting as its backlog allows (Twisted's `QueueUnderflow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueUnderflow;
+
+impl fmt::Display for QueueUnderflow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the queue is empty and as many gets wait on it as its backlog allows")
+    }
+}
+
+impl StdError for QueueUnderflow {}

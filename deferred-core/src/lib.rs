@@ -15,15 +15,22 @@
 //! | `shared.rs` | the `Send` kind: [`Deferred`], [`Resolver`], and how its chains are shared and locked |
 //! | `local.rs` | the one-thread kind: [`LocalDeferred`], [`LocalResolver`], and how its chains are shared |
 //! | `chain/` | what both kinds run: the state machine, the `add_*` methods, cancellation, the helpers (its `mod.rs` lists them) |
+//! | `chain/shared_result.rs` | [`SharedResult`]: one result, many consumers |
 //! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]) |
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
 //! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
-//! | `failure.rs` | [`Failure`] and the errors the chain raises itself |
-//! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`] |
+//! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
+//! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`], [`NoInputs`] |
+//! | `chain/first_settled.rs` | [`first_settled`]: the first input to fire, either way, decides; the others are cancelled |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]; feature `tracing`: as `tracing` events) |
 //! | `capture.rs` | unhandled failures collected per thread and scope, for tests ([`capture_unhandled`], [`NoUnhandled`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
+//! | `chain/later.rs` | [`defer_later`]: a call after a delay, cancellable |
+//! | `chain/looping.rs` | [`LoopingCall`]: a call every interval, without drift, skipping missed calls |
+//! | `chain/retry.rs` | [`retry`], [`retry_if`]: attempts again after a failure, with backoff |
+//! | `chain/queue.rs` | [`DeferredQueue`]: put/get with size and backlog limits ([`QueueOverflow`], [`QueueUnderflow`]) |
+//! | `backoff.rs` | [`RetryPolicy`] (exponential backoff, seedable jitter, limits), [`RetryError`] |
 //! | `thread.rs` | [`defer_to_thread`] |
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
@@ -43,6 +50,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod backoff;
 mod bounds;
 #[cfg(feature = "calloop")]
 mod calloop;
@@ -62,20 +70,30 @@ mod timer;
 mod tokio;
 mod unhandled;
 
+pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};
 pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
 pub use calloop::CalloopClock;
 pub use capture::{NoUnhandled, UnhandledCapture, capture_unhandled, expect_no_unhandled};
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
-pub use failure::{Cancelled, Failure, NeverFired, Panicked, TimedOut};
+pub use failure::{
+    Cancelled, Failure, NeverFired, Panicked, QueueOverflow, QueueUnderflow, SharedFailure,
+    TimedOut,
+};
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
-pub use outcome::{FailureGroup, FirstError, FirstSuccess};
+pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
+pub use shared::chain::first_settled::first_settled;
 pub use shared::chain::gather::gather_results;
+pub use shared::chain::later::defer_later;
 pub use shared::chain::list::{DeferredList, settle_all};
+pub use shared::chain::looping::LoopingCall;
 pub use shared::chain::maybe::maybe_deferred;
+pub use shared::chain::queue::DeferredQueue;
 pub use shared::chain::race::race;
+pub use shared::chain::retry::{retry, retry_if};
 pub use shared::chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
+pub use shared::chain::shared_result::SharedResult;
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]

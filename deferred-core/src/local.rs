@@ -179,9 +179,15 @@ include!("chain/deferred.rs");
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 
+pub use chain::first_settled::first_settled;
 pub use chain::gather::gather_results;
+pub use chain::later::defer_later;
 pub use chain::list::{DeferredList, settle_all};
+pub use chain::looping::LoopingCall;
 pub use chain::maybe::maybe_deferred;
 pub use chain::pending::cancel::CancelHandle;
+pub use chain::queue::DeferredQueue;
 pub use chain::race::race;
+pub use chain::retry::{retry, retry_if};
 pub use chain::semaphore::{DeferredLock, DeferredSemaphore, Permit, map_concurrent};
+pub use chain::shared_result::SharedResult;

@@ -1,5 +1,5 @@
 //! What the combinators give: the outcomes of [`fire_on_one_callback`], and the failures of
-//! [`gather_results`] and [`race`] — the same for both kinds of Deferred.
+//! [`gather_results`], [`race`] and [`first_settled`](crate::first_settled) — the same for both kinds of Deferred.
 //!
 //! [`fire_on_one_callback`]: crate::DeferredList::fire_on_one_callback
 //! [`gather_results`]: crate::gather_results
@@ -107,3 +107,23 @@ impl StdError for FailureGroup {
             .map(|failure| failure.error() as &(dyn StdError + 'static))
     }
 }
+
+/// The failure of [`first_settled`](crate::first_settled) given no inputs: nothing could ever
+/// settle first.
+///
+/// ```
+/// use deferred_core::{first_settled, Deferred, NoInputs};
+///
+/// let none = first_settled(Vec::<Deferred<u32>>::new());
+/// assert!(none.wait().unwrap_err().is::<NoInputs>());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoInputs;
+
+impl fmt::Display for NoInputs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("there were no inputs to settle")
+    }
+}
+
+impl StdError for NoInputs {}

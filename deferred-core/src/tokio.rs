@@ -122,7 +122,20 @@ impl TokioClock {
     }
 }
 
+/// Tokio's time (paused and advanced in tests), as the time since the first reading.
+fn tokio_now() -> Duration {
+    static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
+    let now = tokio::time::Instant::now();
+    now.saturating_duration_since(*EPOCH.get_or_init(|| now))
+}
+
 impl Clock for TokioClock {
+    /// Tokio's time: paused and advanced with the runtime's clock in tests.
+    fn now(&self) -> Duration {
+        let _runtime = self.runtime.enter();
+        tokio_now()
+    }
+
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let timer = self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
@@ -236,6 +249,11 @@ impl TokioLocalClock {
 }
 
 impl LocalClock for TokioLocalClock {
+    /// Tokio's time: paused and advanced with the runtime's clock in tests.
+    fn now(&self) -> Duration {
+        tokio_now()
+    }
+
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let timer = tokio::task::spawn_local(async move {
             tokio::time::sleep(delay).await;

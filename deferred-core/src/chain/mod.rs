@@ -13,9 +13,15 @@
 //! | `pending/` | a pending chain: its state machine and run (`mod.rs`, `run.rs`), its stages and slots (`stage.rs`), its cancellation (`cancel.rs`, with `CancelHandle`) |
 //! | `fan_in.rs` | the bookkeeping the combinators share |
 //! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
+//! | `first_settled.rs` | `first_settled`: the first to fire, either way, decides |
 //! | `maybe.rs` | `maybe_deferred` |
 //! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
+//! | `shared_result.rs` | `SharedResult`: one result, many consumers |
 //! | `timeout.rs` | `add_timeout` |
+//! | `later.rs` | `defer_later` |
+//! | `looping.rs` | `LoopingCall` |
+//! | `retry.rs` | `retry`, `retry_if` |
+//! | `queue.rs` | `DeferredQueue` |
 //!
 //! [`Deferred`]: crate::Deferred
 //! [`LocalDeferred`]: crate::LocalDeferred
@@ -25,10 +31,16 @@ pub(crate) use super::kind::*;
 pub(crate) use super::{Outcome, SPENT, run_step};
 
 pub(crate) mod fan_in;
+pub(crate) mod first_settled;
 pub(crate) mod gather;
+pub(crate) mod later;
 pub(crate) mod list;
+pub(crate) mod looping;
 pub(crate) mod maybe;
 pub(crate) mod pending;
+pub(crate) mod queue;
 pub(crate) mod race;
+pub(crate) mod retry;
 pub(crate) mod semaphore;
+pub(crate) mod shared_result;
 pub(crate) mod timeout;

@@ -10,6 +10,8 @@ use crate::outcome::FailureGroup;
 /// Fires with the first input to succeed, as `(index, value)`, and cancels all the others
 /// (Twisted's `race`; JavaScript's `Promise.any`). Failures do not end the race: only when every
 /// input has failed does it fail, with a [`FailureGroup`] holding every failure in input order.
+/// (To end on the first input to fire, success or failure — `Promise.race` — use
+/// [`first_settled`](crate::first_settled).)
 ///
 /// The race takes its inputs and handles all their outcomes: the failures of inputs that lost,
 /// and whatever the cancelled losers answer (even a late success), are dropped, not reported.

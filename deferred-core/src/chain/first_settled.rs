@@ -1,0 +1,79 @@
+//! `first_settled`: the first input to fire, success or failure, decides, and the others are
+//! cancelled (JavaScript's `Promise.race`, futures' `select`). Not `race`, where only a success
+//! wins (Twisted's `race`, `Promise.any`).
+
+use super::Deferred;
+use super::Sendable;
+use super::fan_in::{Leftovers, Policy, fan_in};
+use crate::failure::Failure;
+use crate::outcome::NoInputs;
+
+/// Fires with whatever input fires first — its value as `(index, value)`, or its failure as it
+/// is — and cancels all the others (JavaScript's `Promise.race`, futures' `select`). Unlike
+/// [`race`](crate::race), where a failure drops out and only a success wins, here a failure that
+/// comes first ends it.
+///
+/// The rules (those of every combinator, `fan_in.rs`):
+///
+/// 1. The first input to fire decides, whichever thread fires it; inputs that fired before the
+///    call decide in input order (the first of them wins).
+/// 2. Every other input is cancelled once the outcome is decided; whatever they answer — the
+///    cancellation, a late success, a late failure — is dropped, not reported.
+/// 3. Cancelling the result cancels every input; the first answer then decides (normally the
+///    first input's [`Cancelled`](crate::Cancelled); a canceller that succeeds wins).
+/// 4. No inputs: fails at once with [`NoInputs`] (`Promise.race([])` never settles; a Deferred
+///    that can never fire would hang whoever waits on it).
+///
+/// ```
+/// use deferred_core::{first_settled, Deferred, Failure};
+///
+/// let (reply, _reply_resolver) = Deferred::<&str>::with_canceller(|| println!("request dropped"));
+/// let (deadline, deadline_resolver) = Deferred::<&str>::pending();
+/// let first = first_settled([reply, deadline]);
+/// deadline_resolver.errback(Failure::msg("too slow")); // prints "request dropped"
+/// assert_eq!(first.wait().unwrap_err().to_string(), "too slow");
+///
+/// let won = first_settled([Deferred::<u32>::pending().0, Deferred::succeed(7)]);
+/// assert_eq!(won.wait().unwrap(), (1, 7));
+/// ```
+pub fn first_settled<T, E>(
+    inputs: impl IntoIterator<Item = Deferred<T, E>>,
+) -> Deferred<(usize, T), E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    fan_in(
+        inputs.into_iter().collect(),
+        FirstToSettle,
+        Leftovers {
+            consume_errors: true,
+            cancel_when_decided: true,
+        },
+    )
+}
+
+/// Any result decides.
+struct FirstToSettle;
+
+impl<T, E> Policy<T, E> for FirstToSettle
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    type Output = (usize, T);
+    type Error = E;
+
+    fn decides(&self, _result: &Result<T, E>) -> bool {
+        true
+    }
+
+    fn decided(&self, index: usize, result: Result<T, E>) -> Result<(usize, T), E> {
+        result.map(|value| (index, value))
+    }
+
+    fn settled(&self, results: Vec<Result<T, E>>) -> Result<(usize, T), E> {
+        debug_assert!(results.is_empty(), "the first result decides");
+        Err(E::from(Failure::new(NoInputs)))
+    }
+}

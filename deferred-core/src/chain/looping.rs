@@ -1,0 +1,355 @@
+//! `LoopingCall`: call a function every interval on a [`Clock`] (Twisted's `task.LoopingCall`).
+//!
+//! As Twisted's: the calls are timed from the start, not from each other, so they do not drift;
+//! a call that takes longer than the interval (its Deferred fires late) makes the loop skip the
+//! calls it missed and go on at the next multiple of the interval from the start; the next call
+//! is only scheduled once the current one's Deferred has fired.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::maybe::maybe_deferred;
+use super::pending::cancel::CancelHandle;
+use super::{Canceller, Clock, Deferred, IntoDeferred, Lock, Ptr, Resolver, Sendable, Shareable};
+use crate::failure::Failure;
+
+/// A function called every interval on a clock (Twisted's `task.LoopingCall`). Clones share
+/// one loop.
+///
+/// [`start`](LoopingCall::start) gives a Deferred that fires (with `()`) when
+/// [`stop`](LoopingCall::stop) is called, or fails with the failure of a call. The rules, as in
+/// Twisted:
+///
+/// 1. With `now`, the first call is made at once, inside `start`; without, one interval later.
+/// 2. Calls are timed from the start time: call *n* is due at `start + n × interval`, whatever
+///    the calls cost, so they do not drift.
+/// 3. A call returns what a callback returns; when it returns a pending Deferred, the next call
+///    is scheduled only when that fires. If it fires late — at or past the next due time — the
+///    missed calls are skipped, and the loop goes on at the next due time after now (one that
+///    falls exactly on now counts as missed, as in Twisted).
+/// 4. A call that fails (returns `Err`, a Deferred that fails, or panics) stops the loop, and the
+///    Deferred of `start` fails with that failure.
+/// 5. `stop` cancels the next scheduled call and fires the Deferred of `start`; during a call
+///    whose Deferred is pending, the loop stops when that fires. Stopping a loop that is not
+///    running does nothing.
+/// 6. Cancelling the Deferred of `start` stops the loop and cancels the call in flight; it fails
+///    with [`Cancelled`](crate::Cancelled).
+/// 7. An interval of zero calls again as soon as each call's Deferred has fired (through the
+///    clock, with no delay).
+///
+/// Dropping every handle does not stop a running loop (the clock holds it): stop it or cancel
+/// its Deferred.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use deferred_core::{LoopingCall, ManualClock};
+///
+/// let clock = ManualClock::new();
+/// let ticks = Arc::new(AtomicU32::new(0));
+/// let counter = ticks.clone();
+/// let heartbeat = LoopingCall::new(clock.clone(), move || {
+///     counter.fetch_add(1, Ordering::SeqCst);
+///     Ok(())
+/// });
+/// let done = heartbeat.start(Duration::from_secs(1), true); // the first call is made now
+/// assert_eq!(ticks.load(Ordering::SeqCst), 1);
+/// clock.advance(Duration::from_secs(3));
+/// assert_eq!(ticks.load(Ordering::SeqCst), 4);
+/// heartbeat.stop();
+/// done.wait().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct LoopingCall {
+    core: Ptr<dyn Looping>,
+}
+
+/// The loop, with its clock and function types erased.
+trait Looping: Shareable {
+    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Deferred<()>;
+    fn stop(&self);
+    fn is_running(&self) -> bool;
+    fn calls(&self) -> u64;
+}
+
+struct Core<C, F> {
+    clock: C,
+    /// The function, taken out while it runs (calls never overlap).
+    f: Lock<Option<F>>,
+    state: Lock<State>,
+}
+
+#[derive(Default)]
+struct State {
+    running: bool,
+    interval: Duration,
+    started_at: Duration,
+    /// The next call, scheduled on the clock.
+    timer: Option<Canceller>,
+    /// The call in flight, while its Deferred is pending.
+    in_flight: Option<CancelHandle>,
+    /// The Deferred of `start`.
+    done: Option<Resolver<()>>,
+    /// How many calls were made.
+    calls: u64,
+}
+
+impl LoopingCall {
+    /// A loop that will call `f` on `clock`; nothing runs until [`start`](LoopingCall::start).
+    /// `f` returns what a callback returns: a `Result`, or a Deferred the loop waits for.
+    pub fn new<C, F, R>(clock: C, f: F) -> LoopingCall
+    where
+        C: Clock + Shareable + 'static,
+        F: FnMut() -> R + Sendable + 'static,
+        R: IntoDeferred<Failure>,
+        R::Value: Sendable + 'static,
+    {
+        LoopingCall {
+            core: Ptr::new(Core {
+                clock,
+                f: Lock::new(Some(f)),
+                state: Lock::new(State::default()),
+            }),
+        }
+    }
+
+    /// Starts calling every `interval` (rules 1 and 2); the Deferred fires when
+    /// [`stop`](LoopingCall::stop) is called and fails when a call fails.
+    ///
+    /// # Panics
+    ///
+    /// If the loop is running already (Twisted asserts the same).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::{Failure, LoopingCall, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let mut left = 2;
+    /// let countdown = LoopingCall::new(clock.clone(), move || {
+    ///     left -= 1;
+    ///     if left == 0 { Err(Failure::msg("liftoff")) } else { Ok(()) }
+    /// });
+    /// let done = countdown.start(Duration::from_secs(10), false); // first call in 10 s
+    /// clock.advance(Duration::from_secs(20));
+    /// assert_eq!(done.wait().unwrap_err().to_string(), "liftoff");
+    /// assert!(!countdown.is_running());
+    /// ```
+    #[track_caller]
+    pub fn start(&self, interval: Duration, now: bool) -> Deferred<()> {
+        self.core.clone().start(interval, now)
+    }
+
+    /// Stops the loop (rule 5): the next call is cancelled and the Deferred of `start` fires.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::{LoopingCall, ManualClock};
+    ///
+    /// let clock = ManualClock::new();
+    /// let idle = LoopingCall::new(clock.clone(), || Ok(()));
+    /// let done = idle.start(Duration::from_secs(1), false);
+    /// idle.stop();
+    /// assert_eq!(clock.pending(), 0);
+    /// done.wait().unwrap();
+    /// ```
+    pub fn stop(&self) {
+        self.core.stop();
+    }
+
+    /// Whether the loop is running (started, not stopped, no call failed).
+    pub fn is_running(&self) -> bool {
+        self.core.is_running()
+    }
+
+    /// How many calls have been made since the loop was made.
+    pub fn calls(&self) -> u64 {
+        self.core.calls()
+    }
+}
+
+impl fmt::Debug for LoopingCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoopingCall")
+            .field("running", &self.is_running())
+            .field("calls", &self.calls())
+            .finish()
+    }
+}
+
+impl<C, F, R> Looping for Core<C, F>
+where
+    C: Clock + Shareable + 'static,
+    F: FnMut() -> R + Sendable + 'static,
+    R: IntoDeferred<Failure>,
+    R::Value: Sendable + 'static,
+{
+    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Deferred<()> {
+        let weak = Ptr::downgrade(&self);
+        let (done, resolver) = Deferred::with_canceller(move || {
+            if let Some(core) = weak.upgrade() {
+                core.cancel();
+            }
+        });
+        let started_at = self.clock.now();
+        {
+            let mut state = self.state.lock();
+            assert!(!state.running, "LoopingCall::start on a running loop");
+            state.running = true;
+            state.interval = interval;
+            state.started_at = started_at;
+            state.done = Some(resolver);
+        }
+        if now {
+            self.call();
+        } else {
+            self.schedule_from(started_at);
+        }
+        done
+    }
+
+    fn stop(&self) {
+        let (timer, done) = {
+            let mut state = self.state.lock();
+            if !state.running {
+                return;
+            }
+            state.running = false;
+            // During a call, its end fires `done` (rule 5).
+            match state.timer.take() {
+                Some(timer) => (Some(timer), state.done.take()),
+                None => (None, None),
+            }
+        };
+        if let Some(timer) = timer {
+            timer();
+        }
+        if let Some(done) = done {
+            done.callback(());
+        }
+    }
+
+    fn is_running(&self) -> bool {
+        self.state.lock().running
+    }
+
+    fn calls(&self) -> u64 {
+        self.state.lock().calls
+    }
+}
+
+impl<C, F, R> Core<C, F>
+where
+    C: Clock + Shareable + 'static,
+    F: FnMut() -> R + Sendable + 'static,
+    R: IntoDeferred<Failure>,
+    R::Value: Sendable + 'static,
+{
+    /// A call is due: make it, and schedule the next when its Deferred fires.
+    fn call(self: Ptr<Self>) {
+        {
+            let mut state = self.state.lock();
+            state.timer = None;
+            if !state.running {
+                return;
+            }
+            state.calls += 1;
+        }
+        let f = self.f.lock().take();
+        let Some(mut f) = f else {
+            return; // a call is running already (cannot happen: calls are scheduled after it)
+        };
+        let outcome = maybe_deferred(&mut f);
+        *self.f.lock() = Some(f);
+        let flight = outcome.cancel_handle();
+        let pending = !outcome.is_fired();
+        if pending {
+            self.state.lock().in_flight = Some(flight);
+        }
+        let core = self.clone();
+        drop(outcome.add_both(move |result| {
+            core.called(result.map(drop));
+            Ok::<(), Failure>(())
+        }));
+    }
+
+    /// The call's Deferred fired.
+    fn called(self: Ptr<Self>, result: Result<(), Failure>) {
+        let done = {
+            let mut state = self.state.lock();
+            state.in_flight = None;
+            if result.is_err() {
+                state.running = false;
+            }
+            if state.running {
+                None
+            } else {
+                // Stopped during the call (rule 5), or failed (rule 4); `None` if cancelled.
+                Some(state.done.take())
+            }
+        };
+        match done {
+            None => {
+                let now = self.clock.now();
+                self.schedule_from(now);
+            }
+            Some(Some(done)) => done.fire(result),
+            Some(None) => {}
+        }
+    }
+
+    /// Schedules the next call at the first due time after `when` (rules 2 and 3; Twisted's
+    /// `_scheduleFrom`).
+    fn schedule_from(self: Ptr<Self>, when: Duration) {
+        let (interval, started_at) = {
+            let state = self.state.lock();
+            (state.interval, state.started_at)
+        };
+        let delay = if interval.is_zero() {
+            Duration::ZERO
+        } else {
+            let running_for = when.saturating_sub(started_at).as_nanos();
+            let into_interval = running_for % interval.as_nanos();
+            interval - Duration::from_nanos(into_interval as u64)
+        };
+        let core = self.clone();
+        let timer = self.clock.call_later(delay, Box::new(move || core.call()));
+        let mut state = self.state.lock();
+        if state.running {
+            state.timer = Some(Box::new(move || timer.cancel()));
+            return;
+        }
+        // Stopped meanwhile (from another thread, between the call's end and now): the stop
+        // found no call to cancel and left `done` to the call's end, which is here.
+        let done = state.done.take();
+        drop(state);
+        timer.cancel();
+        if let Some(done) = done {
+            done.callback(());
+        }
+    }
+
+    /// The Deferred of `start` was cancelled (rule 6).
+    fn cancel(&self) {
+        let (timer, in_flight, done) = {
+            let mut state = self.state.lock();
+            state.running = false;
+            (
+                state.timer.take(),
+                state.in_flight.take(),
+                state.done.take(),
+            )
+        };
+        if let Some(timer) = timer {
+            timer();
+        }
+        // Failed here, in the canceller: dropping the resolver would fail it with `NeverFired`.
+        if let Some(done) = done {
+            done.errback(Failure::cancelled());
+        }
+        if let Some(in_flight) = in_flight {
+            in_flight.cancel();
+        }
+    }
+}

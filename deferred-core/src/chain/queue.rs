@@ -1,0 +1,228 @@
+//! `DeferredQueue`: a queue whose `get` gives a Deferred (Twisted's `defer.DeferredQueue`).
+//!
+//! The rules, kept here:
+//!
+//! - Items go to `get`s first come, first served: a `put` hands its item to the oldest waiting
+//!   `get` if there is one, else keeps it; a `get` takes the oldest kept item at once, else waits.
+//! - `size` bounds the items kept (a `put` beyond it fails with `QueueOverflow`, handing the item
+//!   back), `backlog` the `get`s waiting (a `get` beyond it fails with `QueueUnderflow`).
+//! - Cancelling a waiting `get` takes it out of the line; it never gets an item.
+//! - No user code runs under the lock: a waiting `get` is fired after it is released. A `put`
+//!   made inside a `get`'s callbacks fires the next `get` through the run loop, so a line of any
+//!   length drains in constant stack.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use super::{Deferred, Lock, Ptr, Resolver, Sendable, Weak};
+use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
+
+/// A queue of items whose [`get`](DeferredQueue::get) gives a Deferred, fired when an item is
+/// there (Twisted's `DeferredQueue`). Clones share one queue.
+///
+/// The rules:
+///
+/// 1. FIFO hand-off: a [`put`](DeferredQueue::put) gives its item to the oldest waiting `get`,
+///    else keeps it; a `get` takes the oldest kept item at once (a fired Deferred), else waits.
+/// 2. `size` limits the items kept: a `put` into a full queue with no `get` waiting fails with
+///    [`QueueOverflow`], which hands the item back. `backlog` limits the `get`s waiting: a `get`
+///    on an empty queue with a full backlog fails with [`QueueUnderflow`]. `None`: no limit.
+/// 3. Cancelling a waiting `get` takes it out of the line (it fails with
+///    [`Cancelled`](crate::Cancelled)); the next `put` goes to the `get` after it.
+/// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
+///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
+///    are released in constant stack.
+///
+/// An item handed to a `get` whose Deferred was dropped (not cancelled) is dropped with it.
+///
+/// ```
+/// use deferred_core::{DeferredQueue, QueueUnderflow};
+///
+/// let jobs = DeferredQueue::new();
+/// let first = jobs.get().add_callback(|job: &str| Ok(job.len()));
+/// assert!(!first.is_fired());
+/// jobs.put("resize").unwrap();          // straight to the waiting get
+/// jobs.put("upload").unwrap();          // kept
+/// assert_eq!(first.wait().unwrap(), 6);
+/// assert_eq!(jobs.get().wait().unwrap(), "upload");
+///
+/// let strict = DeferredQueue::<u32>::with_limits(Some(10), Some(1));
+/// let _waiting = strict.get();
+/// assert!(strict.get().wait().unwrap_err().is::<QueueUnderflow>());
+/// ```
+pub struct DeferredQueue<T> {
+    shared: Ptr<Shared<T>>,
+}
+
+struct Shared<T> {
+    size: Option<usize>,
+    backlog: Option<usize>,
+    state: Lock<State<T>>,
+}
+
+struct State<T> {
+    /// Items put and not yet taken, oldest first.
+    items: VecDeque<T>,
+    /// Waiting gets, by ticket (the order they came).
+    waiting: BTreeMap<u64, Resolver<T>>,
+    next_ticket: u64,
+}
+
+impl<T: Sendable + 'static> DeferredQueue<T> {
+    /// A queue with no limits.
+    ///
+    /// ```
+    /// let queue = deferred_core::DeferredQueue::new();
+    /// queue.put(1).unwrap();
+    /// assert_eq!(queue.len(), 1);
+    /// ```
+    pub fn new() -> DeferredQueue<T> {
+        DeferredQueue::with_limits(None, None)
+    }
+
+    /// A queue keeping at most `size` items and `backlog` waiting gets (`None`: no limit).
+    pub fn with_limits(size: Option<usize>, backlog: Option<usize>) -> DeferredQueue<T> {
+        DeferredQueue {
+            shared: Ptr::new(Shared {
+                size,
+                backlog,
+                state: Lock::new(State {
+                    items: VecDeque::new(),
+                    waiting: BTreeMap::new(),
+                    next_ticket: 0,
+                }),
+            }),
+        }
+    }
+
+    /// Puts `item` in: to the oldest waiting get (whose callbacks run now, on this thread), else
+    /// kept; fails with [`QueueOverflow`] (handing the item back) if the queue is full.
+    ///
+    /// ```
+    /// use deferred_core::DeferredQueue;
+    ///
+    /// let queue = DeferredQueue::with_limits(Some(1), None);
+    /// let waiting = queue.get();
+    /// queue.put('a').unwrap();                 // to the waiting get: nothing kept
+    /// queue.put('b').unwrap();                 // kept
+    /// assert!(queue.put('c').is_err());        // full
+    /// assert_eq!(waiting.wait().unwrap(), 'a');
+    /// ```
+    pub fn put(&self, item: T) -> Result<(), QueueOverflow<T>> {
+        let waiter = {
+            let mut state = self.shared.state.lock();
+            match state.waiting.pop_first() {
+                Some((_, waiter)) => waiter,
+                None => {
+                    if self
+                        .shared
+                        .size
+                        .is_some_and(|size| state.items.len() >= size)
+                    {
+                        return Err(QueueOverflow(item));
+                    }
+                    state.items.push_back(item);
+                    return Ok(());
+                }
+            }
+        };
+        waiter.callback(item);
+        Ok(())
+    }
+
+    /// A Deferred of the next item: fired at once with the oldest kept item, else when one is
+    /// put (first come, first served). On an empty queue with a full backlog, it fails at once
+    /// with [`QueueUnderflow`]. Cancelling a waiting get takes it out of the line.
+    ///
+    /// ```
+    /// use deferred_core::DeferredQueue;
+    ///
+    /// let queue = DeferredQueue::new();
+    /// let (a, b) = (queue.get(), queue.get());
+    /// a.cancel();                      // leaves the line
+    /// queue.put("x").unwrap();         // goes to `b`
+    /// assert_eq!(b.wait().unwrap(), "x");
+    /// assert!(a.wait().unwrap_err().is_cancelled());
+    /// ```
+    #[track_caller]
+    pub fn get(&self) -> Deferred<T> {
+        let mut state = self.shared.state.lock();
+        if let Some(item) = state.items.pop_front() {
+            return Deferred::succeed(item);
+        }
+        if self
+            .shared
+            .backlog
+            .is_some_and(|backlog| state.waiting.len() >= backlog)
+        {
+            return Deferred::fail(Failure::new(QueueUnderflow));
+        }
+        let ticket = state.next_ticket;
+        state.next_ticket += 1;
+        // Weak: a queue nobody can put into any more drops its waiting gets, which then fail
+        // with `NeverFired` instead of waiting for ever.
+        let shared: Weak<Shared<T>> = Ptr::downgrade(&self.shared);
+        let (got, resolver) = Deferred::with_canceller(move || {
+            if let Some(shared) = shared.upgrade() {
+                let waiter = shared.state.lock().waiting.remove(&ticket);
+                if let Some(waiter) = waiter {
+                    waiter.errback(Failure::cancelled());
+                }
+            }
+        });
+        state.waiting.insert(ticket, resolver);
+        got
+    }
+
+    /// How many items are kept, waiting for a get.
+    pub fn len(&self) -> usize {
+        self.shared.state.lock().items.len()
+    }
+
+    /// Whether no item is kept.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many gets are waiting for an item.
+    pub fn waiting(&self) -> usize {
+        self.shared.state.lock().waiting.len()
+    }
+
+    /// The most items kept (`None`: no limit).
+    pub fn size(&self) -> Option<usize> {
+        self.shared.size
+    }
+
+    /// The most gets waiting (`None`: no limit).
+    pub fn backlog(&self) -> Option<usize> {
+        self.shared.backlog
+    }
+}
+
+impl<T: Sendable + 'static> Default for DeferredQueue<T> {
+    fn default() -> DeferredQueue<T> {
+        DeferredQueue::new()
+    }
+}
+
+impl<T> Clone for DeferredQueue<T> {
+    /// Another handle on the same queue.
+    fn clone(&self) -> DeferredQueue<T> {
+        DeferredQueue {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for DeferredQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.shared.state.lock();
+        f.debug_struct("DeferredQueue")
+            .field("items", &state.items.len())
+            .field("waiting", &state.waiting.len())
+            .field("size", &self.shared.size)
+            .field("backlog", &self.shared.backlog)
+            .finish()
+    }
+}

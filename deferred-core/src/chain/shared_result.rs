@@ -1,0 +1,364 @@
+//! `SharedResult`: one result, many consumers (futures' `Shared`; the `ObservableDeferred` Twisted
+//! users write by hand, twisted#7378).
+//!
+//! A Deferred's result goes to one chain. A `SharedResult` takes a Deferred and gives each
+//! consumer a Deferred of its own, each a chain of its own, all fired with the one result:
+//!
+//! - Every consumer gets the result: a clone of the value, or a cheap copy of the failure (a
+//!   [`SharedFailure`](crate::SharedFailure) that reads as the original). Consumers waiting when
+//!   the source fires get it in the order they were made; one made after it fired gets it at once.
+//! - What one consumer does — fail in its own steps, be cancelled, be dropped — changes nothing for
+//!   the others: each is its own chain.
+//! - The source is cancelled only when nobody can want its result any more: every consumer made
+//!   so far has been cancelled, and no more can be made (every handle of the `SharedResult` is
+//!   gone). A dropped consumer still counts as wanting the result (see `SharedResult`'s docs).
+//! - A failure of the source is reported as unhandled once per consumer that did not handle it
+//!   (each consumer's Deferred keeps rule 5 for its own copy), and once if no consumer was ever
+//!   made before the last handle went. The source's own chain never reports it: the
+//!   `SharedResult` took it.
+//! - No user code runs under the lock: a value is cloned, and consumers are fired, after it is
+//!   released.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use super::pending::cancel::CancelHandle;
+use super::{Deferred, Resolver};
+use super::{Lock, Ptr, Sendable, Shareable, Weak};
+use crate::failure::{Failure, SharedFailure};
+use crate::unhandled;
+
+/// One result, many consumers (futures' `Shared`, Twisted users' `ObservableDeferred`): made from
+/// a Deferred, it gives each caller of [`consumer`](SharedResult::consumer) a Deferred of its own,
+/// fired with a clone of the value or a shared copy of the failure. Clones of a `SharedResult`
+/// share it.
+///
+/// The rules:
+///
+/// 1. Each consumer is its own chain: its steps, its failure, its cancel and its drop change
+///    nothing for the other consumers.
+/// 2. Consumers waiting when the source fires get the result in the order they were made; a
+///    consumer made after it fired gets it at once (a fired Deferred).
+/// 3. Values are cloned (`T: Clone`), once per consumer. A failure is shared, not copied: each
+///    consumer gets a [`Failure`] holding the same [`SharedFailure`], which reads as the
+///    original ([`Failure::is`], [`downcast_ref`](Failure::downcast_ref),
+///    [`is_cancelled`](Failure::is_cancelled), the message, origin and trail); only
+///    [`Failure::trap`] cannot take the error out while others share it.
+/// 4. Cancelling a consumer fails that consumer with [`Cancelled`](crate::Cancelled). The source is
+///    cancelled when every consumer made so far has been cancelled *and* no more can be made: the
+///    last handle of the `SharedResult` has been dropped. (No consumer ever made, and every handle
+///    dropped: the source is cancelled too.) A consumer that is dropped while pending cannot be
+///    seen to go (a chain gives no sign of being dropped), so it counts as wanting the result
+///    until the source fires: cancel a consumer to give it up.
+/// 5. A failure of the source is reported as unhandled once per consumer that drops it without
+///    handling it (each consumer's Deferred keeps the usual rule for its copy), and once if the
+///    last handle goes before any consumer was made. A failure that answers the `SharedResult`'s
+///    own cancel of the source is not reported.
+///
+/// ```
+/// use deferred_core::{Deferred, Failure, SharedResult};
+///
+/// let (config, resolver) = Deferred::<String>::pending();
+/// let config = SharedResult::new(config);
+///
+/// let a = config.consumer().add_callback(|text| Ok(text.len()));
+/// let b = config.consumer().add_callback(|_| Err::<usize, _>(Failure::msg("b gave up")));
+/// let c = config.consumer();
+/// c.cancel(); // only `c` is cancelled: `a` and `b` still want the result
+///
+/// resolver.callback("verbose = true".to_string());
+/// assert_eq!(a.wait().unwrap(), 14);
+/// assert_eq!(b.wait().unwrap_err().to_string(), "b gave up");
+/// assert!(c.wait().unwrap_err().is_cancelled());
+///
+/// // A consumer made after the source fired gets the result at once.
+/// let late = config.consumer();
+/// assert_eq!(late.wait().unwrap(), "verbose = true");
+/// ```
+pub struct SharedResult<T> {
+    handle: Ptr<Handle<T>>,
+}
+
+/// One per `SharedResult` and its clones: when it goes, no more consumers can be made.
+struct Handle<T> {
+    core: Ptr<Core<T>>,
+}
+
+struct Core<T> {
+    state: Lock<State<T>>,
+}
+
+struct State<T> {
+    phase: Phase<T>,
+    /// Whether a handle is left (more consumers can be made).
+    handles: bool,
+    /// Whether any consumer was ever made.
+    consumed: bool,
+    /// Set when this `SharedResult` cancelled the source: its answer is expected.
+    cancelled_source: bool,
+}
+
+enum Phase<T> {
+    Pending {
+        /// Consumers waiting, by ticket (the order they were made).
+        waiting: BTreeMap<u64, Resolver<T>>,
+        next_ticket: u64,
+        source: CancelHandle,
+    },
+    /// The result, shared with whoever is cloning it right now (outside the lock).
+    Fired(Ptr<Result<T, SharedFailure>>),
+}
+
+/// A copy of the result for one consumer.
+fn copy<T: Clone>(result: &Result<T, SharedFailure>) -> Result<T, Failure> {
+    match result {
+        Ok(value) => Ok(value.clone()),
+        Err(shared) => Err(shared.to_failure()),
+    }
+}
+
+impl<T> SharedResult<T>
+where
+    T: Clone + Shareable + 'static,
+{
+    /// Takes `source`: its result will go to every consumer. Its failures become shared ones
+    /// (any `E: Into<Failure>`).
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, SharedResult};
+    ///
+    /// let shared = SharedResult::new(Deferred::<_>::succeed(7));
+    /// assert_eq!(shared.consumer().wait().unwrap() + shared.consumer().wait().unwrap(), 14);
+    /// ```
+    pub fn new<E>(source: Deferred<T, E>) -> SharedResult<T>
+    where
+        E: From<Failure> + Into<Failure> + Sendable + 'static,
+    {
+        let core = Ptr::new(Core {
+            state: Lock::new(State {
+                phase: Phase::Pending {
+                    waiting: BTreeMap::new(),
+                    next_ticket: 0,
+                    source: source.cancel_handle(),
+                },
+                handles: true,
+                consumed: false,
+                cancelled_source: false,
+            }),
+        });
+        let arrived = core.clone();
+        // The step always succeeds: dropping its chain loses nothing, and the source's failure
+        // is handled here (rule 5 of `SharedResult`).
+        drop(source.add_both(move |result| {
+            arrived.fire(result.map_err(|error| error.into().share()));
+            Ok::<(), E>(())
+        }));
+        SharedResult {
+            handle: Ptr::new(Handle { core }),
+        }
+    }
+
+    /// A Deferred of its own for a new consumer: fired with the result when the source fires, or
+    /// at once if it has. Cancelling it fails it alone with [`Cancelled`](crate::Cancelled) (see
+    /// the rules for when the source is cancelled).
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, SharedResult};
+    ///
+    /// let (source, resolver) = Deferred::<u32>::pending();
+    /// let shared = SharedResult::new(source);
+    /// let first = shared.consumer();
+    /// let second = shared.consumer().add_callback(|n| Ok(n * 2));
+    /// resolver.callback(21);
+    /// assert_eq!((first.wait().unwrap(), second.wait().unwrap()), (21, 42));
+    /// ```
+    #[track_caller]
+    pub fn consumer(&self) -> Deferred<T> {
+        let core = &self.handle.core;
+        let mut state = core.state.lock();
+        state.consumed = true;
+        match &mut state.phase {
+            Phase::Fired(result) => {
+                let result = result.clone();
+                drop(state);
+                Deferred::from_result(copy(&result))
+            }
+            Phase::Pending {
+                waiting,
+                next_ticket,
+                ..
+            } => {
+                let ticket = *next_ticket;
+                *next_ticket += 1;
+                // Weak: the consumer's canceller must not keep the source's bookkeeping alive.
+                let weak: Weak<Core<T>> = Ptr::downgrade(core);
+                let (consumer, resolver) = Deferred::with_canceller(move || {
+                    if let Some(core) = weak.upgrade() {
+                        core.forget(ticket);
+                    }
+                });
+                waiting.insert(ticket, resolver);
+                consumer
+            }
+        }
+    }
+
+    /// Whether the source has fired (consumers made now get the result at once).
+    ///
+    /// ```
+    /// let shared = deferred_core::SharedResult::new(deferred_core::Deferred::<_>::succeed(()));
+    /// assert!(shared.is_fired());
+    /// ```
+    pub fn is_fired(&self) -> bool {
+        matches!(self.handle.core.state.lock().phase, Phase::Fired(_))
+    }
+
+    /// How many consumers are waiting for the source (made, not yet fired, not cancelled).
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, SharedResult};
+    ///
+    /// let (source, _resolver) = Deferred::<u32>::pending();
+    /// let shared = SharedResult::new(source);
+    /// let (a, b) = (shared.consumer(), shared.consumer());
+    /// a.cancel();
+    /// assert_eq!(shared.waiting(), 1);
+    /// # drop(b);
+    /// ```
+    pub fn waiting(&self) -> usize {
+        match &self.handle.core.state.lock().phase {
+            Phase::Pending { waiting, .. } => waiting.len(),
+            Phase::Fired(_) => 0,
+        }
+    }
+}
+
+impl<T> Core<T> {
+    /// The source fired: every waiting consumer gets a copy, in the order they were made.
+    fn fire(&self, result: Result<T, SharedFailure>)
+    where
+        T: Clone + Shareable + 'static,
+    {
+        let result = Ptr::new(result);
+        let (waiting, report) = {
+            let mut state = self.state.lock();
+            let phase = std::mem::replace(&mut state.phase, Phase::Fired(result.clone()));
+            let waiting = match phase {
+                Phase::Pending { waiting, .. } => waiting,
+                Phase::Fired(_) => unreachable!("a source fires once"),
+            };
+            // Nobody can ever see it: no consumer was made, and no more can be.
+            let report = !state.handles && !state.consumed && !state.cancelled_source;
+            (waiting, report)
+        };
+        for (_, consumer) in waiting {
+            consumer.fire(copy(&result));
+        }
+        if report && let Err(shared) = &*result {
+            unhandled::report(shared.to_failure());
+        }
+    }
+
+    /// The consumer with `ticket` was cancelled: it leaves and fails with `Cancelled`; if it was
+    /// the last one wanting the result, and no more can be made, the source is cancelled.
+    fn forget(&self, ticket: u64)
+    where
+        T: Shareable + 'static,
+    {
+        let (consumer, source) = {
+            let mut state = self.state.lock();
+            let consumer = match &mut state.phase {
+                Phase::Pending { waiting, .. } => waiting.remove(&ticket),
+                Phase::Fired(_) => None,
+            };
+            (consumer, self.source_to_cancel(&mut state))
+        };
+        if let Some(consumer) = consumer {
+            consumer.errback(Failure::cancelled());
+        }
+        if let Some(source) = source {
+            source.cancel();
+        }
+    }
+
+    /// The source's cancel handle, if nobody can want its result any more (rule 4).
+    fn source_to_cancel(&self, state: &mut State<T>) -> Option<CancelHandle> {
+        if state.handles || state.cancelled_source {
+            return None;
+        }
+        match &state.phase {
+            Phase::Pending {
+                waiting, source, ..
+            } if waiting.is_empty() => {
+                state.cancelled_source = true;
+                Some(source.clone())
+            }
+            _ => None,
+        }
+    }
+}
+
+impl<T> Drop for Handle<T> {
+    /// The last handle went: no more consumers can be made.
+    fn drop(&mut self) {
+        let (source, unseen) = {
+            let mut state = self.core.state.lock();
+            state.handles = false;
+            let unseen = match &state.phase {
+                Phase::Fired(result) if !state.consumed && result.is_err() => Some(result.clone()),
+                _ => None,
+            };
+            (self.core.source_to_cancel(&mut state), unseen)
+        };
+        if let Some(source) = source {
+            source.cancel();
+        }
+        if let Some(result) = unseen
+            && let Err(shared) = &*result
+        {
+            unhandled::report(shared.to_failure());
+        }
+    }
+}
+
+impl<T> Clone for SharedResult<T> {
+    /// Another handle on the same `SharedResult`.
+    fn clone(&self) -> SharedResult<T> {
+        SharedResult {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<T> fmt::Debug for SharedResult<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.handle.core.state.lock();
+        let (fired, waiting) = match &state.phase {
+            Phase::Pending { waiting, .. } => (false, waiting.len()),
+            Phase::Fired(_) => (true, 0),
+        };
+        f.debug_struct("SharedResult")
+            .field("fired", &fired)
+            .field("waiting", &waiting)
+            .finish()
+    }
+}
+
+impl<T, E> Deferred<T, E>
+where
+    T: Clone + Shareable + 'static,
+    E: From<Failure> + Into<Failure> + Sendable + 'static,
+{
+    /// This Deferred's result for many consumers: [`SharedResult::new`]`(self)`.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    ///
+    /// let shared = Deferred::<_>::succeed("hello").into_shared();
+    /// assert_eq!(shared.consumer().wait().unwrap(), "hello");
+    /// assert_eq!(shared.consumer().wait().unwrap(), "hello");
+    /// ```
+    pub fn into_shared(self) -> SharedResult<T> {
+        SharedResult::new(self)
+    }
+}

@@ -1,0 +1,50 @@
+//! `DeferredQueue`. The tests are written once (tests/queue/common.rs) and run here for both
+//! kinds; a test of gets and puts on several threads follows, for the `Send` kind.
+
+mod support;
+
+mod send {
+    mod kind {
+        pub use deferred_core::{Deferred, DeferredQueue};
+    }
+    include!("queue/common.rs");
+}
+
+mod local {
+    #![allow(clippy::arc_with_non_send_sync)]
+    mod kind {
+        pub use deferred_core::LocalDeferred as Deferred;
+        pub use deferred_core::local::DeferredQueue;
+    }
+    include!("queue/common.rs");
+}
+
+#[test]
+fn every_item_put_from_many_threads_reaches_exactly_one_get() {
+    use deferred_core::DeferredQueue;
+    let queue = DeferredQueue::<u32>::new();
+    let gets: Vec<_> = (0..400).map(|_| queue.get()).collect();
+    let putters: Vec<_> = (0..4)
+        .map(|t| {
+            let queue = queue.clone();
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    queue.put(t * 1000 + i).unwrap();
+                }
+            })
+        })
+        .collect();
+    for putter in putters {
+        putter.join().unwrap();
+    }
+    let mut got: Vec<_> = gets.into_iter().map(|g| g.wait().unwrap()).collect();
+    while !queue.is_empty() {
+        got.push(queue.get().wait().unwrap());
+    }
+    got.sort_unstable();
+    let mut expected: Vec<_> = (0..4)
+        .flat_map(|t| (0..200).map(move |i| t * 1000 + i))
+        .collect();
+    expected.sort_unstable();
+    assert_eq!(got, expected);
+}

@@ -1,0 +1,62 @@
+//! Shared by the tests of the helpers written once for both kinds: counting the unhandled
+//! failures a test caused, a small stack, and a canceller that counts.
+//!
+//! The unhandled-error hook is global and tests run in parallel, so the hook is installed once
+//! per test binary and records every report; each test puts a marker unique to it in its failure
+//! messages and counts only the reports that mention it.
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Once, PoisonError};
+
+use deferred_core::{Failure, set_unhandled_hook};
+
+static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static INSTALL: Once = Once::new();
+
+/// How many unhandled failures mentioning `marker` have been reported so far. Call it before the
+/// test's work too: the first call installs the recording hook.
+pub fn unhandled(marker: &str) -> usize {
+    INSTALL.call_once(|| {
+        let _default = set_unhandled_hook(|failure: &Failure| {
+            REPORTED
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(format!("{failure:#}"));
+        });
+    });
+    REPORTED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .filter(|report| report.contains(marker))
+        .count()
+}
+
+/// Runs `f` on a thread with a 256 KiB stack: what recursed per item would overflow.
+pub fn on_small_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::Builder::new()
+        .name("small-stack".into())
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .expect("spawn")
+        .join()
+        .expect("the small-stack thread panicked")
+}
+
+/// A counter shared with steps and cancellers (an `Arc` of an atomic: it fits both kinds).
+#[derive(Clone, Debug, Default)]
+pub struct Count(Arc<AtomicUsize>);
+
+impl Count {
+    pub fn new() -> Count {
+        Count::default()
+    }
+    pub fn bump(&self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,380 @@
+// The tests of `defer_later` and `LoopingCall`, written once and included by tests/time.rs for
+// each kind (module `send`: `Deferred`; module `local`: `LocalDeferred`). Every test runs on a
+// `ManualClock`, so it is deterministic.
+//
+// Ported: Twisted's twisted/test/test_task.py (`DeferLaterTests`, `LoopingCallTests`), named at
+// each test.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use deferred_core::{Cancelled, Failure, ManualClock};
+use kind::{Deferred, LoopingCall, defer_later};
+
+use super::support::{Count, unhandled};
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A record of the clock's time at each call.
+#[derive(Clone, Default)]
+struct Times(Arc<Mutex<Vec<Duration>>>);
+
+impl Times {
+    fn push(&self, at: Duration) {
+        self.0.lock().unwrap().push(at);
+    }
+    fn get(&self) -> Vec<Duration> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// defer_later
+// ---------------------------------------------------------------------------------------------
+
+// Twisted: DeferLaterTests.test_callback
+#[test]
+fn defer_later_calls_after_the_delay_and_fires_with_the_result() {
+    let clock = ManualClock::new();
+    let ran = Count::new();
+    let r = ran.clone();
+    let d = defer_later(&clock, secs(3), move || {
+        r.bump();
+        Ok(7)
+    });
+    clock.advance(ms(2_999));
+    assert_eq!(ran.get(), 0);
+    assert!(!d.is_fired());
+    clock.advance(ms(1));
+    assert_eq!(ran.get(), 1);
+    assert_eq!(d.wait().unwrap(), 7);
+}
+
+// Twisted: DeferLaterTests.test_errback
+#[test]
+fn defer_later_fails_with_the_calls_failure_or_panic() {
+    let clock = ManualClock::new();
+    let failed = defer_later(&clock, secs(1), || Err::<u32, _>(Failure::msg("no")));
+    let panicked = defer_later(&clock, secs(1), || -> Result<u32, Failure> {
+        panic!("boom")
+    });
+    clock.advance(secs(1));
+    assert_eq!(failed.wait().unwrap_err().to_string(), "no");
+    assert!(panicked.wait().unwrap_err().to_string().contains("boom"));
+}
+
+// Twisted: DeferLaterTests.test_cancel
+#[test]
+fn defer_later_cancelled_before_the_call_never_calls_and_fails_cancelled() {
+    let clock = ManualClock::new();
+    let ran = Count::new();
+    let r = ran.clone();
+    let d = defer_later(&clock, secs(1), move || {
+        r.bump();
+        Ok(())
+    });
+    assert_eq!(clock.pending(), 1);
+    d.cancel();
+    assert_eq!(clock.pending(), 0, "the clock's call was cancelled");
+    clock.advance(secs(2));
+    assert_eq!(ran.get(), 0);
+    assert!(d.wait().unwrap_err().is::<Cancelled>());
+}
+
+#[test]
+fn defer_later_waits_for_a_returned_deferred_and_a_cancel_then_reaches_it() {
+    let clock = ManualClock::new();
+    let cancels = Count::new();
+    let c = cancels.clone();
+    let d = defer_later(&clock, secs(1), move || {
+        let (inner, resolver) = Deferred::<u32>::with_canceller(move || c.bump());
+        std::mem::forget(resolver); // pending for ever unless cancelled
+        inner
+    });
+    clock.advance(secs(1));
+    assert!(!d.is_fired());
+    d.cancel();
+    assert_eq!(cancels.get(), 1);
+    assert!(d.wait().unwrap_err().is_cancelled());
+}
+
+// ---------------------------------------------------------------------------------------------
+// LoopingCall
+// ---------------------------------------------------------------------------------------------
+
+/// A loop that records the clock's time at each call.
+fn recording(clock: &ManualClock) -> (LoopingCall, Times) {
+    let times = Times::default();
+    let (t, c) = (times.clone(), clock.clone());
+    let lc = LoopingCall::new(clock.clone(), move || {
+        t.push(c.now());
+        Ok(())
+    });
+    (lc, times)
+}
+
+// Twisted: LoopingCallTests.test_basicFunction
+#[test]
+fn looping_call_now_calls_at_once_then_every_interval_until_stopped() {
+    let clock = ManualClock::new();
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(1), true);
+    assert_eq!(times.get(), [secs(0)]);
+    assert!(lc.is_running());
+    clock.advance(ms(500));
+    assert_eq!(times.get().len(), 1);
+    clock.advance(ms(500));
+    clock.advance(secs(2));
+    assert_eq!(times.get(), [secs(0), secs(1), secs(2), secs(3)]);
+    assert!(!done.is_fired());
+    lc.stop();
+    assert!(!lc.is_running());
+    assert_eq!(clock.pending(), 0);
+    done.wait().unwrap();
+    assert_eq!(lc.calls(), 4);
+}
+
+// Twisted: LoopingCallTests.test_delayedStart
+#[test]
+fn looping_call_without_now_calls_first_after_one_interval() {
+    let clock = ManualClock::new();
+    clock.advance(secs(10)); // the schedule is from the start time, not from zero
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(2), false);
+    assert!(times.get().is_empty());
+    clock.advance(secs(4));
+    assert_eq!(times.get(), [secs(12), secs(14)]);
+    lc.stop();
+    done.wait().unwrap();
+}
+
+// Twisted: LoopingCallTests.test_stopAtOnce
+#[test]
+fn looping_call_stopped_at_once_after_a_call_now_fires() {
+    let clock = ManualClock::new();
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(0), true);
+    lc.stop();
+    assert_eq!(times.get().len(), 1);
+    done.wait().unwrap();
+    clock.advance(secs(1));
+    assert_eq!(times.get().len(), 1);
+}
+
+// Twisted: LoopingCallTests.test_stoppingBeforeDelayedStart
+#[test]
+fn looping_call_stopped_before_its_delayed_start_never_calls() {
+    let clock = ManualClock::new();
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(10), false);
+    lc.stop();
+    clock.advance(secs(30));
+    assert!(times.get().is_empty());
+    done.wait().unwrap();
+    lc.stop(); // not running: nothing
+}
+
+// Twisted: LoopingCallTests.testFailure
+#[test]
+fn looping_call_a_failing_call_stops_the_loop_and_fails_its_deferred() {
+    let clock = ManualClock::new();
+    let mut n = 0;
+    let lc = LoopingCall::new(clock.clone(), move || {
+        n += 1;
+        if n == 3 {
+            Err(Failure::msg("third call failed"))
+        } else {
+            Ok(())
+        }
+    });
+    let done = lc.start(secs(1), true);
+    clock.advance(secs(5));
+    assert!(!lc.is_running());
+    assert_eq!(lc.calls(), 3);
+    assert_eq!(clock.pending(), 0);
+    assert_eq!(done.wait().unwrap_err().to_string(), "third call failed");
+}
+
+#[test]
+fn looping_call_a_panicking_call_is_a_failure() {
+    let clock = ManualClock::new();
+    let lc = LoopingCall::new(clock.clone(), || -> Result<(), Failure> {
+        panic!("tick panicked")
+    });
+    let done = lc.start(secs(1), true);
+    assert!(
+        done.wait()
+            .unwrap_err()
+            .to_string()
+            .contains("tick panicked")
+    );
+    assert!(!lc.is_running());
+}
+
+// Twisted: LoopingCallTests.testFailAndStop
+#[test]
+fn looping_call_a_call_that_stops_the_loop_then_fails_fails_the_deferred() {
+    let clock = ManualClock::new();
+    let slot: Arc<Mutex<Option<LoopingCall>>> = Arc::default();
+    let me = slot.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        me.lock().unwrap().as_ref().unwrap().stop();
+        Err::<(), _>(Failure::msg("failed after stop"))
+    });
+    *slot.lock().unwrap() = Some(lc.clone());
+    let done = lc.start(secs(1), true);
+    assert_eq!(done.wait().unwrap_err().to_string(), "failed after stop");
+    slot.lock().unwrap().take();
+}
+
+// Twisted: LoopingCallTests.testEveryIteration (interval 0)
+#[test]
+fn looping_call_interval_zero_calls_again_through_the_clock_with_no_delay() {
+    let clock = ManualClock::new();
+    let slot: Arc<Mutex<Option<LoopingCall>>> = Arc::default();
+    let me = slot.clone();
+    let n = Count::new();
+    let m = n.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        m.bump();
+        if m.get() == 5 {
+            me.lock().unwrap().as_ref().unwrap().stop();
+        }
+        Ok(())
+    });
+    *slot.lock().unwrap() = Some(lc.clone());
+    let done = lc.start(secs(0), true);
+    assert_eq!(n.get(), 1, "the next call goes through the clock");
+    clock.advance(secs(0));
+    assert_eq!(n.get(), 5);
+    done.wait().unwrap();
+    slot.lock().unwrap().take();
+}
+
+// Twisted: LoopingCallTests.test_reactorTimeSkips (the skip, here by a Deferred that fires late)
+#[test]
+fn looping_call_a_call_that_fires_late_skips_the_missed_calls() {
+    let clock = ManualClock::new();
+    let times = Times::default();
+    let pending: Arc<Mutex<Vec<kind::Resolver<()>>>> = Arc::default();
+    let (t, c, p) = (times.clone(), clock.clone(), pending.clone());
+    let lc = LoopingCall::new(clock.clone(), move || {
+        t.push(c.now());
+        let (d, r) = Deferred::<()>::pending();
+        p.lock().unwrap().push(r);
+        d
+    });
+    let done = lc.start(secs(1), true); // call at 0, its Deferred pending
+    clock.advance(ms(2_500));
+    assert_eq!(times.get(), [secs(0)], "no call while one is in flight");
+    pending.lock().unwrap().pop().unwrap().callback(()); // fires at 2.5 s: 1 s and 2 s missed
+    clock.advance(ms(500));
+    assert_eq!(
+        times.get(),
+        [secs(0), secs(3)],
+        "on the grid from the start, not 3.5 s"
+    );
+    // A call that fires exactly on a due time: that one counts as missed, as in Twisted.
+    clock.advance(secs(1));
+    pending.lock().unwrap().pop().unwrap().callback(()); // at 4 s, for the call made at 3 s
+    clock.advance(secs(1));
+    assert_eq!(times.get(), [secs(0), secs(3), secs(5)]);
+    lc.stop(); // during a call in flight: stops when it fires
+    assert!(!done.is_fired());
+    pending.lock().unwrap().pop().unwrap().callback(());
+    done.wait().unwrap();
+}
+
+#[test]
+fn looping_call_calls_do_not_drift_when_each_takes_time() {
+    let clock = ManualClock::new();
+    let times = Times::default();
+    let pending: Arc<Mutex<Vec<kind::Resolver<()>>>> = Arc::default();
+    let (t, c, p) = (times.clone(), clock.clone(), pending.clone());
+    let lc = LoopingCall::new(clock.clone(), move || {
+        t.push(c.now());
+        let (d, r) = Deferred::<()>::pending();
+        p.lock().unwrap().push(r);
+        d
+    });
+    let _done = lc.start(secs(10), true);
+    for _ in 0..5 {
+        clock.advance(secs(3)); // each call's work takes 3 s
+        pending.lock().unwrap().pop().unwrap().callback(());
+        clock.advance(secs(7));
+    }
+    assert_eq!(
+        times.get(),
+        [0, 10, 20, 30, 40, 50].map(secs),
+        "every 10 s from the start, not every 13 s"
+    );
+    lc.stop();
+    pending.lock().unwrap().pop().unwrap().callback(());
+}
+
+#[test]
+fn looping_call_cancelling_its_deferred_stops_it_and_cancels_the_call_in_flight() {
+    let clock = ManualClock::new();
+    let cancels = Count::new();
+    let c = cancels.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        let c = c.clone();
+        let (d, r) = Deferred::<()>::with_canceller(move || c.bump());
+        std::mem::forget(r);
+        d
+    });
+    let done = lc.start(secs(1), true);
+    done.cancel();
+    assert_eq!(cancels.get(), 1);
+    assert!(!lc.is_running());
+    assert!(done.wait().unwrap_err().is_cancelled());
+
+    // Between calls: the next call is cancelled.
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(1), true);
+    done.cancel();
+    assert_eq!(clock.pending(), 0);
+    clock.advance(secs(3));
+    assert_eq!(times.get().len(), 1);
+    assert!(done.wait().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn looping_call_can_start_again_after_it_stopped() {
+    let clock = ManualClock::new();
+    let (lc, times) = recording(&clock);
+    let done = lc.start(secs(1), true);
+    lc.stop();
+    done.wait().unwrap();
+    clock.advance(ms(300));
+    let done = lc.start(secs(1), false);
+    clock.advance(secs(1));
+    assert_eq!(times.get(), [secs(0), ms(1_300)]);
+    lc.stop();
+    done.wait().unwrap();
+}
+
+#[test]
+#[should_panic(expected = "running loop")]
+fn looping_call_start_on_a_running_loop_panics() {
+    let clock = ManualClock::new();
+    let (lc, _times) = recording(&clock);
+    let _done = lc.start(secs(1), false);
+    let _again = lc.start(secs(1), false);
+}
+
+#[test]
+fn looping_call_failure_of_a_stopped_loop_is_not_lost() {
+    let marker = "LOOPING-FAILED-UNHANDLED";
+    let before = unhandled(marker);
+    let clock = ManualClock::new();
+    let lc = LoopingCall::new(clock.clone(), move || Err::<(), _>(Failure::msg(marker)));
+    drop(lc.start(secs(1), true)); // nobody handles the loop's failure
+    assert_eq!(unhandled(marker), before + 1);
+}

@@ -1,0 +1,218 @@
+// The tests of `retry` and `retry_if`, written once and included by tests/time.rs for each kind.
+// Every test runs on a `ManualClock` with a seeded policy, so it is deterministic.
+
+use deferred_core::{GaveUp, RetryError, RetryPolicy};
+use kind::{retry, retry_if};
+
+/// An attempt function that records the time of each attempt and fails `failures` times with
+/// "attempt <n>", then succeeds with the attempt's number.
+fn flaky(
+    clock: &ManualClock,
+    failures: u32,
+) -> (impl FnMut() -> Result<u32, Failure> + Send + 'static, Times) {
+    let times = Times::default();
+    let (t, c) = (times.clone(), clock.clone());
+    let mut n = 0;
+    let f = move || {
+        n += 1;
+        t.push(c.now());
+        if n <= failures {
+            Err(Failure::msg(format!("attempt {n}")))
+        } else {
+            Ok(n)
+        }
+    };
+    (f, times)
+}
+
+fn seeded() -> RetryPolicy {
+    RetryPolicy::exponential(secs(1)).seed(42)
+}
+
+#[test]
+fn retry_waits_exactly_the_policys_delays_between_attempts() {
+    let clock = ManualClock::new();
+    let policy = seeded().max_attempts(5);
+    let waits: Vec<Duration> = policy.delays().collect();
+    assert_eq!(waits.len(), 4);
+    let (f, times) = flaky(&clock, 3);
+    let d = retry(clock.clone(), policy, f);
+    assert_eq!(times.get(), [secs(0)], "the first attempt is made at once");
+    for wait in &waits[..3] {
+        assert!(!d.is_fired());
+        clock.advance(*wait);
+    }
+    assert_eq!(d.wait().unwrap(), 4);
+    let mut expected = vec![secs(0)];
+    for wait in &waits[..3] {
+        expected.push(*expected.last().unwrap() + *wait);
+    }
+    assert_eq!(times.get(), expected);
+    assert_eq!(clock.pending(), 0);
+}
+
+#[test]
+fn the_same_seed_gives_the_same_waits_and_jitter_stays_in_bounds() {
+    let policy = RetryPolicy::exponential(secs(1))
+        .jitter(0.5)
+        .seed(9)
+        .max_attempts(8);
+    let a: Vec<_> = policy.delays().collect();
+    assert_eq!(a, policy.delays().collect::<Vec<_>>());
+    let other: Vec<_> = policy.clone().seed(10).delays().collect();
+    assert_ne!(a, other);
+    for (n, wait) in a.iter().enumerate() {
+        let full = secs(1 << n);
+        assert!(*wait <= full && *wait >= full / 2, "wait {n}: {wait:?}");
+    }
+    let exact: Vec<_> = RetryPolicy::exponential(ms(100))
+        .jitter(0.0)
+        .multiplier(3.0)
+        .max_delay(secs(1))
+        .max_attempts(6)
+        .delays()
+        .collect();
+    assert_eq!(exact, [ms(100), ms(300), ms(900), secs(1), secs(1)]);
+}
+
+#[test]
+fn retry_gives_up_after_the_attempts_allowed_with_every_failure_in_order() {
+    let clock = ManualClock::new();
+    let (f, times) = flaky(&clock, 10);
+    let d = retry(clock.clone(), seeded().max_attempts(3), f);
+    clock.advance(secs(10));
+    assert_eq!(times.get().len(), 3);
+    let error = d.wait().unwrap_err().trap::<RetryError>().unwrap();
+    assert_eq!(error.reason, GaveUp::Attempts);
+    let messages: Vec<_> = error.attempts.iter().map(|f| f.to_string()).collect();
+    assert_eq!(messages, ["attempt 1", "attempt 2", "attempt 3"]);
+    assert_eq!(clock.pending(), 0);
+}
+
+#[test]
+fn one_attempt_allowed_gives_up_at_the_first_failure() {
+    let clock = ManualClock::new();
+    let (f, _times) = flaky(&clock, 1);
+    let d = retry(clock.clone(), seeded().max_attempts(1), f);
+    let error = d.wait().unwrap_err().trap::<RetryError>().unwrap();
+    assert_eq!((error.reason, error.attempts.len()), (GaveUp::Attempts, 1));
+}
+
+#[test]
+fn retry_gives_up_when_the_next_attempt_would_start_past_the_deadline() {
+    let clock = ManualClock::new();
+    let (f, times) = flaky(&clock, 100);
+    // Waits 1, 2, 4, 8 s: attempts at 0, 1, 3, 7; the next would be at 15 > 10.
+    let policy = RetryPolicy::exponential(secs(1))
+        .jitter(0.0)
+        .unlimited_attempts()
+        .deadline(secs(10));
+    let d = retry(clock.clone(), policy, f);
+    clock.advance(secs(60));
+    assert_eq!(times.get(), [0, 1, 3, 7].map(secs));
+    let error = d.wait().unwrap_err().trap::<RetryError>().unwrap();
+    assert_eq!((error.reason, error.attempts.len()), (GaveUp::Deadline, 4));
+}
+
+#[test]
+fn retry_if_ends_at_a_failure_the_predicate_refuses() {
+    let clock = ManualClock::new();
+    let (f, times) = flaky(&clock, 10);
+    let d = retry_if(
+        clock.clone(),
+        seeded(),
+        |f: &Failure| f.to_string() != "attempt 2",
+        f,
+    );
+    clock.advance(secs(60));
+    assert_eq!(times.get().len(), 2);
+    let error = d.wait().unwrap_err().trap::<RetryError>().unwrap();
+    assert_eq!(
+        (error.reason, error.attempts.len()),
+        (GaveUp::NotRetryable, 2)
+    );
+}
+
+#[test]
+fn a_panicking_attempt_is_a_failure_and_a_panicking_predicate_a_no() {
+    let clock = ManualClock::new();
+    let mut n = 0;
+    let d = retry(clock.clone(), seeded().jitter(0.0), move || {
+        n += 1;
+        if n == 1 {
+            panic!("attempt panicked");
+        }
+        Ok(n)
+    });
+    clock.advance(secs(1));
+    assert_eq!(d.wait().unwrap(), 2);
+
+    let d = retry_if(
+        clock.clone(),
+        seeded(),
+        |_: &Failure| -> bool { panic!("predicate panicked") },
+        || Err::<(), _>(Failure::msg("once")),
+    );
+    let error = d.wait().unwrap_err().trap::<RetryError>().unwrap();
+    assert_eq!(error.reason, GaveUp::NotRetryable);
+}
+
+#[test]
+fn cancelling_during_the_wait_cancels_it_and_no_attempt_follows() {
+    let clock = ManualClock::new();
+    let (f, times) = flaky(&clock, 10);
+    let d = retry(clock.clone(), seeded(), f);
+    assert_eq!(clock.pending(), 1, "waiting for the second attempt");
+    d.cancel();
+    assert_eq!(clock.pending(), 0);
+    clock.advance(secs(60));
+    assert_eq!(times.get().len(), 1);
+    assert!(d.wait().unwrap_err().is::<Cancelled>());
+}
+
+#[test]
+fn cancelling_during_an_attempt_cancels_it_and_no_attempt_follows() {
+    let clock = ManualClock::new();
+    let cancels = Count::new();
+    let attempts = Count::new();
+    let (c, a) = (cancels.clone(), attempts.clone());
+    let d = retry(clock.clone(), seeded(), move || {
+        a.bump();
+        let c = c.clone();
+        let (d, r) = Deferred::<u32>::with_canceller(move || c.bump());
+        std::mem::forget(r);
+        d
+    });
+    assert_eq!(attempts.get(), 1);
+    d.cancel();
+    assert_eq!(cancels.get(), 1);
+    clock.advance(secs(60));
+    assert_eq!(attempts.get(), 1);
+    assert!(d.wait().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn the_next_attempt_waits_for_a_pending_attempt_to_fail() {
+    let clock = ManualClock::new();
+    let pending: Arc<Mutex<Vec<kind::Resolver<u32>>>> = Arc::default();
+    let times = Times::default();
+    let (p, t, c) = (pending.clone(), times.clone(), clock.clone());
+    let d = retry(clock.clone(), seeded().jitter(0.0), move || {
+        t.push(c.now());
+        let (d, r) = Deferred::<u32>::pending();
+        p.lock().unwrap().push(r);
+        d
+    });
+    clock.advance(secs(5));
+    assert_eq!(times.get(), [secs(0)]);
+    pending
+        .lock()
+        .unwrap()
+        .pop()
+        .unwrap()
+        .errback(Failure::msg("slow failure"));
+    clock.advance(secs(1)); // the wait is timed from the failure (at 5 s)
+    assert_eq!(times.get(), [secs(0), secs(6)]);
+    pending.lock().unwrap().pop().unwrap().callback(7);
+    assert_eq!(d.wait().unwrap(), 7);
+}
