@@ -55,7 +55,8 @@ pub use deferred_core::*;
 /// assert_eq!(describe(Db, "bob").wait().unwrap(), "no such employee: bob");
 /// ```
 ///
-/// `chain!` evaluates to a [`Deferred`]. Each step is added with [`Deferred::add_callback`],
+/// `chain!` evaluates to a [`Deferred`] (a [`LocalDeferred`] for a chain that starts from one,
+/// see [Local chains](#local-chains)). Each step is added with [`Deferred::add_callback`],
 /// [`add_errback`](Deferred::add_errback) or [`add_both`](Deferred::add_both), so every rule of a
 /// Deferred holds: steps run when the result arrives, on the thread that fires it; a panic in a
 /// step becomes a [`Failure`]; each step's location (its keyword) is recorded in the failure's
@@ -100,6 +101,37 @@ pub use deferred_core::*;
 /// Steps run later, maybe on another thread: they move what they use into themselves, so give
 /// them owned, `Send` handles (an `Arc`, a pool, a clonable client), not borrows.
 ///
+/// # Local chains
+///
+/// The start decides the chain's kind. A chain that starts from a [`LocalDeferred`] is a chain
+/// of `LocalDeferred`s: it evaluates to a `LocalDeferred`, its steps run on the thread that made
+/// it, so they may hold and give values that are not `Send` (`Rc<RefCell<..>>` state, `Rc<str>`).
+/// Any other start (a `Deferred`, a `Result`, a plain value) makes a chain of `Deferred`s, with
+/// the `Send` checks above.
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use deferred::{LocalDeferred, chain};
+///
+/// let seen = Rc::new(RefCell::new(Vec::new()));
+/// let (id, resolver) = LocalDeferred::<u32>::pending();
+/// let log = seen.clone();
+/// let name: LocalDeferred<Rc<str>> = chain! {
+///     id
+///     then |id| { log.borrow_mut().push(id); Rc::<str>::from(format!("#{id}")) }
+///     catch |f| Rc::from(f.to_string())
+/// };
+/// resolver.callback(7);
+/// assert_eq!(&*name.wait().unwrap(), "#7");
+/// assert_eq!(*seen.borrow(), [7]);
+/// ```
+///
+/// A step of a local chain may give a `LocalDeferred` (the chain waits for it), not a
+/// `Deferred`: a `Deferred` may fire on another thread, so bring it home first with
+/// [`Inbox::adopt`] (`inbox.adopt(deferred)`), which gives a `LocalDeferred` of the inbox's
+/// thread. Likewise a chain of `Deferred`s cannot wait on a `LocalDeferred`.
+///
 /// # Costs
 ///
 /// The expansion grows linearly with the steps. Steps that complete at once allocate nothing; on
@@ -113,7 +145,8 @@ pub use deferred_core::*;
 /// closure, a closure with the wrong number of parameters, a `catch` that can never run, a
 /// `catch` type that is not an error type, a step that gives a future, a failure of another error
 /// type than the chain's, a `catch` that gives another type than the chain's value, `.await` in a
-/// step, a value that is not `Send`. A step whose body never returns and is not one of `panic!`,
+/// step, a value that is not `Send` (in a chain of `Deferred`s), a step that gives a Deferred of
+/// the other kind than its chain's. A step whose body never returns and is not one of `panic!`,
 /// `todo!`, `unimplemented!` or `unreachable!` needs its type written: `then |x| -> u32 { .. }`.
 ///
 /// ```compile_fail
@@ -125,5 +158,5 @@ pub use deferred_core::*;
 pub use deferred_macros::chain;
 
 #[doc(hidden)]
-#[path = "private.rs"]
+#[path = "private/mod.rs"]
 pub mod __private;

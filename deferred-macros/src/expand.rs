@@ -5,20 +5,25 @@
 //!
 //! ```text
 //! {
-//!     let __chain = <start, as a Deferred>;
-//!     let __chain = Deferred::add_callback(__chain, move |a| {      // then |a| A
+//!     let __chain = <start, as a Deferred or a LocalDeferred>;
+//!     let __kind = kind_of(&__chain);                              // SendChain or LocalChain
+//!     let __chain = __kind.add_callback(__chain, move |a| {        // then |a| A
 //!         let __v = A;
-//!         Deferred::add_callback(<__v as a Deferred>, move |b| {    // then |b| B   (`a` in scope)
+//!         __kind.add_callback(<__v as a link>, move |b| {          // then |b| B   (`a` in scope)
 //!             let __v = B;
-//!             <__v as a Deferred>
+//!             <__v as a link>
 //!         })
 //!     });
-//!     let __chain = Deferred::add_errback(__chain, ...);            // catch
-//!     let __chain = Deferred::add_both(__chain, ...);               // finally
+//!     let __chain = __kind.add_errback(__chain, ...);              // catch
+//!     let __chain = __kind.add_both(__chain, ...);                 // finally
 //!     __chain
 //! }
 //! ```
 //!
+//! - The start decides the chain's kind: a `LocalDeferred` start makes a chain of
+//!   `LocalDeferred`s, any other start (a `Deferred`, a `Result`, a value) one of `Deferred`s.
+//!   The expansion never names either type: every step goes through `__kind`, whose `add_*`
+//!   methods ask for what the kind's own methods ask for (`Send` steps for a `Deferred`).
 //! - A run of `then`s nests: step k+1 is added, inside step k's closure, to step k's outcome. So
 //!   the names bound by step k are in scope in step k+1, each step's code appears once (the
 //!   expansion is linear in the steps), and synchronous steps allocate nothing. A pending run
@@ -80,6 +85,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     let site = Span::mixed_site();
     let krate = krate(site);
     let chain_var = local("__chain", site);
+    let kind_var = local("__kind", site);
     let errors = chain.errors.iter().map(syn::Error::to_compile_error);
     let start = expand_start(&chain.start);
 
@@ -120,6 +126,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
         #catch_traits
         let #chain_var = #start;
+        let #kind_var = #krate::__private::kind_of(&#chain_var);
         #(let #chain_var = #segments;)*
         #chain_var
     }}
@@ -150,10 +157,10 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 /// later steps still see those names:
 ///
 /// ```text
-/// let __chain = Deferred::add_callback(__chain, move |a| {             // then |a| A
-///     ... move |y| { let __v = Y; raised_carrying(<__v>, (a,)) } ...   // step 32
+/// let __chain = __kind.add_callback(__chain, move |a| {                       // then |a| A
+///     ... move |y| { let __v = Y; __kind.raised_carrying(<__v>, (a,)) } ...   // step 32
 /// });
-/// let __chain = Deferred::add_callback(__chain, move |__carried| {     // step 33: then |z| Z
+/// let __chain = __kind.add_callback(__chain, move |__carried| {               // step 33: then |z| Z
 ///     let (__value, (a,)) = __carried;
 ///     let z = __value;
 ///     ...
@@ -255,19 +262,20 @@ fn expand_steps(
         _ => {
             // A failure skips the whole segment at its first step: that step records itself,
             // this errback records the others. It runs only for a failure: success is the same
-            // as with `add_callback`, and the errback captures nothing.
+            // as with `add_callback`, and the errback captures nothing but the chain's kind (which
+            // has no size).
             let error = local("__error", site);
             let failed = local("__failed", site);
+            let fail = fail(&error);
             let passed = rest.iter().map(|step| {
                 let keyword = step.keyword.span();
-                let krate = krate(keyword);
-                let passed = quote_spanned!(keyword=> #krate::__private::passed(#failed));
+                let kind = local("__kind", keyword);
+                let passed = quote_spanned!(keyword=> #kind.passed(#failed));
                 quote_spanned!(site=> let #failed = #passed;)
             });
-            let krate = krate(site);
             let errback = quote_spanned! {site=>
                 move |#error| {
-                    let #failed = #krate::Deferred::fail(#error);
+                    let #failed = #fail;
                     #(#passed)*
                     #failed
                 }
@@ -425,6 +433,7 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
     let (setup, closure) = match ty {
         Some(ty) if !matches!(step.handler, Handler::Invalid(_)) => {
             let catch_as = local("__catch_as", site);
+            let fail = fail(&error_var);
             let trap = quote_spanned! {ty.span()=>
                 (&&&#catch_as).__catch_kind().trap(#error_var)
             };
@@ -432,13 +441,13 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
                 match #trap {
                     ::core::result::Result::Ok(#param) => { #handle }
                     ::core::result::Result::Err(#error_var) => {
-                        #krate::Deferred::fail(#error_var)
+                        #fail
                     }
                 }
             };
             (
                 quote_spanned! {site=>
-                    let #catch_as = #krate::__private::catch_as::<#ty, _, _>(&#chain_input);
+                    let #catch_as = #krate::__private::catch_as::<#ty, _>(&#chain_input);
                 },
                 step_closure(&error_var.to_token_stream(), trap_or_pass, &place),
             )
@@ -481,8 +490,8 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     };
     let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
     let finished = place.then_value(computed, quote!(()), dispatch("finally", place.body, None));
-    let krate = krate(step.keyword.span());
-    let pass_on = quote_spanned!(step.keyword.span()=> #krate::__private::finally);
+    let kind = local("__kind", step.keyword.span());
+    let pass_on = quote_spanned!(step.keyword.span()=> #kind.finally);
     let closure = step_closure(
         &outcome.to_token_stream(),
         quote_spanned! {site=>
@@ -599,9 +608,9 @@ impl Input {
     }
 }
 
-/// `::deferred::Deferred::METHOD((input), closure)` (`closure, errback` for `add_callbacks`),
-/// spanned at the step's keyword so that the `#[track_caller]` location of the step is the
-/// keyword's.
+/// `__kind.METHOD((input), closure)` (`closure, errback` for `add_callbacks`): the chain's kind
+/// adds the step as that kind's `Deferred::METHOD` would (see `__private::kind`). Spanned at the
+/// step's keyword so that the `#[track_caller]` location of the step is the keyword's.
 fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> TokenStream {
     let keyword = step.keyword.span();
     let method = Ident::new(method, keyword);
@@ -618,13 +627,13 @@ fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> To
     input_group.set_span(input.at);
     let mut args = Group::new(Delimiter::Parenthesis, quote!(#input_group, #closure));
     args.set_span(keyword);
-    let krate = krate(keyword);
-    quote_spanned!(keyword=> #krate::Deferred::#method #args)
+    let kind = local("__kind", keyword);
+    quote_spanned!(keyword=> #kind.#method #args)
 }
 
-/// `::deferred::__private::raised({outcome})`: called at the step's keyword, so that a failure
-/// the body gave is raised at that step (see `__private::raised`). With `carried`, the last step
-/// of a segment: `raised_carrying({outcome}, carried)` gives `(value, carried)`.
+/// `__kind.raised({outcome})`: called at the step's keyword, so that a failure the body gave is
+/// raised at that step (see `__private::trail`). With `carried`, the last step of a segment:
+/// `__kind.raised_carrying({outcome}, carried)` gives `(value, carried)`.
 fn raised(
     step: &Step,
     body: Span,
@@ -647,8 +656,17 @@ fn raised(
     let glue = Ident::new(glue, keyword);
     let mut args = Group::new(Delimiter::Parenthesis, args);
     args.set_span(keyword);
-    let krate = krate(keyword);
-    quote_spanned!(keyword=> #krate::__private::#glue #args)
+    // In a block at the keyword: a step after a body that never returns is unreachable, and
+    // the compiler says so at this call, which must be at the user's keyword (the receiver is
+    // the macro's own `__kind`, so the call alone would not be).
+    let kind = local("__kind", keyword);
+    let next = local("__next", keyword);
+    let mut call = Group::new(
+        Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> let #next = #kind.#glue #args; #next),
+    );
+    call.set_span(keyword);
+    call.into_token_stream()
 }
 
 /// What computes a body's value: the body itself, or, when it uses `return` or `?` or has a
@@ -674,17 +692,28 @@ fn dispatch(method: &str, body: Span, chain_value: Option<&Ident>) -> TokenStrea
         let chain_value = local(&chain_value.to_string(), body);
         quote!(, #chain_value)
     });
+    let kind = (method != "start").then(|| {
+        let kind = local("__kind", body);
+        quote!(#kind,)
+    });
     let krate = krate(at_body);
     quote_spanned! {at_body=>
-        (&&&#krate::__private::probe(&#value)).__step_kind().#method(#value #chain_value)
+        (&&&#krate::__private::probe(&#value)).__step_kind().#method(#kind #value #chain_value)
     }
 }
 
-/// `::deferred::Deferred<_, _>`: the type given to a `then` or `catch` body that never gives a
-/// value.
+/// `Result<_, _>`: the type given to a `then` or `catch` body that never gives a value (a
+/// `Result` settles a step of either kind of chain).
 fn deferred_of_any() -> TokenStream {
-    let krate = krate(Span::mixed_site());
-    quote_spanned!(Span::mixed_site()=> #krate::Deferred<_, _>)
+    quote_spanned!(Span::mixed_site()=> ::core::result::Result<_, _>)
+}
+
+/// `::deferred::__private::Kind::fail(__kind, ..)`: a fired link of the chain's kind, failed.
+fn fail(error: &Ident) -> TokenStream {
+    let site = Span::mixed_site();
+    let krate = krate(site);
+    let kind = local("__kind", site);
+    quote_spanned!(site=> #krate::__private::Kind::fail(#kind, #error))
 }
 
 /// One of the macro's own names, resolved at the macro's site, located at `location`.

@@ -1,0 +1,345 @@
+//! What a step's body gives ([`probe`] and the `*Step` traits): a Deferred, a `Result` or a
+//! plain value, chosen by *autoref specialization*. The expansion calls
+//! `(&&&probe(&value)).__step_kind()`; method lookup tries the impls on `&&Probe<_>` first
+//! (`Deferred`, `LocalDeferred`, `Result`), then `&Probe<_>` (futures, rejected), then
+//! `Probe<_>` (any other value). The choice is made on the type as written at the step, so a
+//! value of a generic type `T` is plain, even if `T` later turns out to be a `Result`.
+//!
+//! The tag's methods take the chain's kind: a step's Deferred must be of that kind
+//! ([`SettlesIn`]).
+
+use std::future::Future;
+use std::marker::PhantomData;
+
+use deferred_core::{Deferred, Failure, LocalDeferred};
+
+use super::catch::{Recovers, ValueOf};
+use super::kind::{Kind, LocalChain, SendChain};
+
+/// The type of a step body's value, carried without the value, for method lookup.
+pub struct Probe<R>(PhantomData<fn() -> R>);
+
+/// The [`Probe`] of `value`'s type.
+#[inline(always)]
+pub fn probe<R>(_value: &R) -> Probe<R> {
+    Probe(PhantomData)
+}
+
+/// What settles a step: a Deferred of either kind (the chain waits for it) or a `Result` (`Ok`
+/// continues the chain, `Err` fails it). Every other value continues the chain as it is.
+///
+/// The dispatch asks for this trait only when the body's type is not known yet when the step is
+/// checked: a body that never returns (its type is `!`).
+#[diagnostic::on_unimplemented(
+    message = "this step's body never gives a value, so the type of the step cannot be inferred",
+    label = "this never returns",
+    note = "write the type the step would give: `then |x| -> u32 {{ ... }}` (`panic!`, `todo!`, \
+            `unimplemented!` and `unreachable!` need no type)"
+)]
+pub trait Settles: Sized {
+    /// The value it settles with.
+    type Value;
+    /// The error it fails with.
+    type Error: 'static;
+    /// The kind of chain it starts: a `LocalDeferred` a local one, the others a `Send` one.
+    type Kind: Kind;
+    /// The chains it settles a step of ([`LinkIn`]): its own kind's, or any ([`Fired`]).
+    type Link;
+    /// As the start of a chain (a `Result` is a fired Deferred).
+    fn start(self) -> <Self::Kind as Kind>::Deferred<Self::Value, Self::Error>;
+}
+
+impl<U, X: 'static> Settles for Deferred<U, X> {
+    type Value = U;
+    type Error = X;
+    type Kind = SendChain;
+    type Link = SendChain;
+    #[inline(always)]
+    fn start(self) -> Deferred<U, X> {
+        self
+    }
+}
+
+impl<U, X: 'static> Settles for LocalDeferred<U, X> {
+    type Value = U;
+    type Error = X;
+    type Kind = LocalChain;
+    type Link = LocalChain;
+    #[inline(always)]
+    fn start(self) -> LocalDeferred<U, X> {
+        self
+    }
+}
+
+impl<U, X: 'static> Settles for Result<U, X> {
+    type Value = U;
+    type Error = X;
+    type Kind = SendChain;
+    type Link = Fired;
+    #[inline(always)]
+    fn start(self) -> Deferred<U, X> {
+        Deferred::from_result(self)
+    }
+}
+
+/// What settles a step of a chain of kind `K`: a `Result`, or a Deferred of the same kind (see
+/// [`LinkIn`]). Implemented for every [`Settles`] type, so that a body that never returns is
+/// reported as such.
+pub trait SettlesIn<K: Kind>: Settles {
+    /// As the outcome of a step.
+    fn into_outcome(self) -> StepOutcome<Self::Value, Self::Error, K>;
+}
+
+impl<R: Settles, K: Kind> SettlesIn<K> for R
+where
+    R::Link: LinkIn<K, R>,
+{
+    #[inline(always)]
+    fn into_outcome(self) -> StepOutcome<R::Value, R::Error, K> {
+        <R::Link as LinkIn<K, R>>::outcome(self)
+    }
+}
+
+/// A `Result`: fired, it settles a step of either kind.
+pub struct Fired;
+
+/// What `R` (a step's `Result` or Deferred, whose [`Settles::Link`] is `Self`) is to a chain of
+/// kind `K`: a `Result` settles either kind, a Deferred only its own.
+#[diagnostic::on_unimplemented(
+    message = "this step gives a `{R}`, which this chain cannot wait on: it is the other kind of Deferred",
+    label = "a step may give a Deferred of its chain's kind only",
+    note = "a chain that starts from a `LocalDeferred` waits on `LocalDeferred`s: bring a `Deferred` \
+            to this thread with `inbox.adopt(deferred)` (`Inbox::adopt`); a chain that starts from \
+            a `Deferred` (or a `Result`, or a value) runs its steps on any thread, so it cannot \
+            wait on a `LocalDeferred`"
+)]
+pub trait LinkIn<K: Kind, R: Settles> {
+    /// `outcome` as a step's outcome.
+    fn outcome(outcome: R) -> StepOutcome<R::Value, R::Error, K>;
+}
+
+impl<U, X: 'static, K: Kind> LinkIn<K, Result<U, X>> for Fired {
+    #[inline(always)]
+    fn outcome(outcome: Result<U, X>) -> StepOutcome<U, X, K> {
+        match outcome {
+            Ok(value) => StepOutcome::Value(value),
+            Err(error) => StepOutcome::Failed(error),
+        }
+    }
+}
+
+impl<U, X: 'static> LinkIn<SendChain, Deferred<U, X>> for SendChain {
+    #[inline(always)]
+    fn outcome(outcome: Deferred<U, X>) -> StepOutcome<U, X, SendChain> {
+        StepOutcome::Later(outcome)
+    }
+}
+
+impl<U, X: 'static> LinkIn<LocalChain, LocalDeferred<U, X>> for LocalChain {
+    #[inline(always)]
+    fn outcome(outcome: LocalDeferred<U, X>) -> StepOutcome<U, X, LocalChain> {
+        StepOutcome::Later(outcome)
+    }
+}
+
+/// What a step's body gave, before it becomes the next link (`raised` for a `then`).
+pub enum StepOutcome<U, E: 'static, K: Kind> {
+    /// A plain value, or `Ok`.
+    Value(U),
+    /// `Err`: a failure raised at this step.
+    Failed(E),
+    /// A Deferred of the chain's kind: the chain waits for it.
+    Later(K::Deferred<U, E>),
+}
+
+impl<U, E: 'static, K: Kind> StepOutcome<U, E, K> {
+    /// As a link, for a step whose `add_*` call marks its failures itself.
+    #[inline(always)]
+    pub(super) fn into_deferred(self, kind: K) -> K::Deferred<U, E> {
+        match self {
+            StepOutcome::Value(value) => kind.succeed(value),
+            StepOutcome::Failed(error) => kind.fail(error),
+            StepOutcome::Later(deferred) => deferred,
+        }
+    }
+}
+
+/// Highest priority: the body gave a Deferred or a `Result`.
+///
+/// (One impl for all, not one each: a body whose type is already an error must find exactly
+/// one candidate here, so that the compiler stays quiet about it instead of reporting an
+/// ambiguity on top of the real error.)
+pub trait SettlesStep {
+    /// Chooses [`SettlesTag`].
+    #[inline(always)]
+    fn __step_kind(&self) -> SettlesTag {
+        SettlesTag
+    }
+}
+impl<R: Settles> SettlesStep for &&Probe<R> {}
+
+/// Middle priority: the body gave a future, which a chain cannot poll.
+pub trait FutureStep {
+    /// Chooses [`FutureTag`].
+    #[inline(always)]
+    fn __step_kind(&self) -> FutureTag {
+        FutureTag
+    }
+}
+impl<F: Future> FutureStep for &Probe<F> {}
+
+/// Lowest priority: any other value continues the chain as it is.
+pub trait PlainStep {
+    /// Chooses [`PlainTag`].
+    #[inline(always)]
+    fn __step_kind(&self) -> PlainTag {
+        PlainTag
+    }
+}
+impl<T> PlainStep for Probe<T> {}
+
+/// A step's body gave a Deferred or a `Result`.
+pub struct SettlesTag;
+/// A step's body gave a future.
+pub struct FutureTag;
+/// A step's body gave a plain value.
+pub struct PlainTag;
+
+impl SettlesTag {
+    /// The start of a chain: the Deferred itself, or a fired one for a `Result`.
+    #[inline(always)]
+    pub fn start<R: Settles>(self, start: R) -> <R::Kind as Kind>::Deferred<R::Value, R::Error> {
+        start.start()
+    }
+
+    /// A `then` step that gave a Deferred (the chain waits for it) or a `Result`.
+    #[inline(always)]
+    pub fn step<K: Kind, R: SettlesIn<K>, E: SameError<R::Error>>(
+        self,
+        _kind: K,
+        outcome: R,
+    ) -> StepOutcome<R::Value, E, K> {
+        E::same_outcome(outcome.into_outcome())
+    }
+
+    /// A `catch` step that gave a Deferred or a `Result`: it must settle with the chain's value
+    /// type `V`.
+    #[inline(always)]
+    pub fn recover<K: Kind, R: SettlesIn<K>, V: Recovers<R::Value>, E: SameError<R::Error>>(
+        self,
+        kind: K,
+        outcome: R,
+        _chain_value: ValueOf<V>,
+    ) -> K::Deferred<V, E> {
+        V::recovered::<K, E>(E::same_outcome(outcome.into_outcome()).into_deferred(kind))
+    }
+
+    /// A `finally` step that gave a Deferred (the outcome waits for it) or a `Result`.
+    #[inline(always)]
+    pub fn finally<K: Kind, R: SettlesIn<K>, E: SameError<R::Error>>(
+        self,
+        kind: K,
+        done: R,
+    ) -> Option<K::Deferred<R::Value, E>> {
+        Some(E::same_outcome(done.into_outcome()).into_deferred(kind))
+    }
+}
+
+/// Each method rejects the future with a [`NotAFuture`] error, and goes on as if the future had
+/// been awaited, so that the steps after it do not report errors of their own.
+impl FutureTag {
+    /// Rejects a future as the start of a chain.
+    pub fn start<F: NotAFuture>(self, future: F) -> Deferred<F::Output, Failure> {
+        future.rejected::<SendChain, _, _>()
+    }
+
+    /// Rejects a future as a step's result.
+    pub fn step<K: Kind, F: NotAFuture, E>(
+        self,
+        _kind: K,
+        future: F,
+    ) -> StepOutcome<F::Output, E, K> {
+        StepOutcome::Later(future.rejected::<K, _, _>())
+    }
+
+    /// Rejects a future as a `catch`'s result.
+    pub fn recover<K: Kind, F: NotAFuture, V, E>(
+        self,
+        _kind: K,
+        future: F,
+        _chain_value: ValueOf<V>,
+    ) -> K::Deferred<V, E> {
+        future.rejected::<K, _, _>()
+    }
+
+    /// Rejects a future as a `finally` body.
+    pub fn finally<K: Kind, F: NotAFuture, E>(
+        self,
+        _kind: K,
+        future: F,
+    ) -> Option<K::Deferred<F::Output, E>> {
+        Some(future.rejected::<K, _, _>())
+    }
+}
+
+impl PlainTag {
+    /// A chain that starts with a plain value starts fired, with [`Failure`] as its error type,
+    /// and is a chain of `Deferred`s.
+    #[inline(always)]
+    pub fn start<T>(self, value: T) -> Deferred<T, Failure> {
+        Deferred::succeed(value)
+    }
+
+    /// A `then` step that gave a plain value: the chain continues with it.
+    #[inline(always)]
+    pub fn step<K: Kind, T, E>(self, _kind: K, value: T) -> StepOutcome<T, E, K> {
+        StepOutcome::Value(value)
+    }
+
+    /// A `catch` step that gave a plain value: it must be of the chain's value type `V`.
+    #[inline(always)]
+    pub fn recover<K: Kind, T, V: Recovers<T>, E>(
+        self,
+        kind: K,
+        value: T,
+        _chain_value: ValueOf<V>,
+    ) -> K::Deferred<V, E> {
+        V::recovered::<K, E>(kind.succeed(value))
+    }
+
+    /// A `finally` step that gave a plain value (usually `()`): the outcome passes on.
+    #[inline(always)]
+    pub fn finally<K: Kind, T, E>(self, _kind: K, _value: T) -> Option<K::Deferred<(), E>> {
+        None
+    }
+}
+
+/// A step's `Result` or Deferred must fail with the chain's error type.
+#[diagnostic::on_unimplemented(
+    message = "this step fails with `{X}`, but the chain's error type is `{Self}`",
+    label = "the error type of this step is `{X}`",
+    note = "convert the error where it happens: `.map_err({Self}::from)`, or `Ok(value?)`"
+)]
+pub trait SameError<X: 'static>: Sized + 'static {
+    /// The identity, seen by the type checker as a conversion.
+    fn same_outcome<U, K: Kind>(outcome: StepOutcome<U, X, K>) -> StepOutcome<U, Self, K>;
+}
+
+impl<E: 'static> SameError<E> for E {
+    #[inline(always)]
+    fn same_outcome<U, K: Kind>(outcome: StepOutcome<U, E, K>) -> StepOutcome<U, E, K> {
+        outcome
+    }
+}
+
+/// Futures are not chain values: a chain does not poll them.
+#[diagnostic::on_unimplemented(
+    message = "a chain step cannot give a future: a chain does not poll futures",
+    label = "this is a future (`{Self}`)",
+    note = "give a `Deferred` instead, or `.await` the chain's Deferred in async code and do this \
+            work there"
+)]
+pub trait NotAFuture: Future {
+    /// Never called: no type implements this trait.
+    fn rejected<K: Kind, T, E>(self) -> K::Deferred<T, E>;
+}

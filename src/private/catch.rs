@@ -1,0 +1,158 @@
+//! What a `catch` may name and give: a typed `catch |e: T|` traps the chain's own error type
+//! (then it catches everything), an error type trapped out of a `Failure`
+//! ([`Failure::trap`]), or is a compile error ([`catch_as`] and the `Catch*` traits); and what
+//! a `catch` gives must be the value type flowing past it ([`Recovers`]).
+
+use std::error::Error as StdError;
+use std::marker::PhantomData;
+
+use deferred_core::Failure;
+
+use super::kind::{Chain, Kind};
+
+// ---------------------------------------------------------------------------------------------
+// What a `catch` gives must be the value type flowing past it.
+
+/// The value type of the chain at a step, carried without a value.
+pub struct ValueOf<T>(PhantomData<fn() -> T>);
+
+impl<T> Clone for ValueOf<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for ValueOf<T> {}
+
+/// The value type of the chain `deferred` (of either kind).
+#[inline(always)]
+pub fn value_of<C: Chain>(_deferred: &C) -> ValueOf<C::Value> {
+    ValueOf(PhantomData)
+}
+
+/// A `catch` recovers the chain, so it gives the value type that flows past it.
+#[diagnostic::on_unimplemented(
+    message = "this `catch` gives `{U}`, but the chain's value here is `{Self}`",
+    label = "a `catch` must give a `{Self}`",
+    note = "a `catch` recovers the chain: it gives the value the next step expects (or `Err(..)` \
+            to pass a failure on)"
+)]
+pub trait Recovers<U>: Sized {
+    /// The identity, seen by the type checker as a conversion.
+    fn recovered<K: Kind, E>(deferred: K::Deferred<U, E>) -> K::Deferred<Self, E>;
+}
+
+impl<T> Recovers<T> for T {
+    #[inline(always)]
+    fn recovered<K: Kind, E>(deferred: K::Deferred<T, E>) -> K::Deferred<T, E> {
+        deferred
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a typed `catch |e: T|` traps.
+
+/// The type `T` a `catch` names, on a chain whose error type is `E`.
+pub struct CatchAs<T, E>(PhantomData<fn() -> (T, E)>);
+
+/// The [`CatchAs`] for the type named in a `catch` on the chain `deferred` (of either kind).
+#[inline(always)]
+pub fn catch_as<T, C: Chain>(_deferred: &C) -> CatchAs<T, C::Error> {
+    CatchAs(PhantomData)
+}
+
+/// Highest priority: the `catch` names the chain's own error type, so it catches everything.
+pub trait CatchOwnError {
+    /// The trap that takes everything.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+impl<E> CatchOwnError for &&CatchAs<E, E> {
+    type Trap = TrapAll;
+    #[inline(always)]
+    fn __catch_kind(&self) -> TrapAll {
+        TrapAll
+    }
+}
+
+/// Middle priority: the `catch` names an error type, trapped out of a `Failure`.
+pub trait CatchErrorType {
+    /// The trap that takes a `T`.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+impl<T: StdError + 'static> CatchErrorType for &CatchAs<T, Failure> {
+    type Trap = TrapError<T>;
+    #[inline(always)]
+    fn __catch_kind(&self) -> TrapError<T> {
+        TrapError(PhantomData)
+    }
+}
+
+/// Lowest priority: anything else is a compile error (see [`Catchable`]).
+pub trait CatchOther {
+    /// The trap that does not compile.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+impl<T, E> CatchOther for CatchAs<T, E> {
+    type Trap = TrapOther<T, E>;
+    #[inline(always)]
+    fn __catch_kind(&self) -> TrapOther<T, E> {
+        TrapOther(PhantomData)
+    }
+}
+
+/// Takes every failure.
+pub struct TrapAll;
+/// Takes the failures whose error is a `T`.
+pub struct TrapError<T>(PhantomData<fn() -> T>);
+/// Rejects the type named in a `catch`.
+pub struct TrapOther<T, E>(PhantomData<fn() -> (T, E)>);
+
+impl TrapAll {
+    /// Takes `error`.
+    #[inline(always)]
+    pub fn trap<E>(self, error: E) -> Result<E, E> {
+        Ok(error)
+    }
+}
+
+impl<T: StdError + 'static> TrapError<T> {
+    /// Takes the error out of `failure` if it is a `T`, else hands `failure` back.
+    #[inline(always)]
+    pub fn trap(self, failure: Failure) -> Result<T, Failure> {
+        failure.trap::<T>()
+    }
+}
+
+impl<T, E> TrapOther<T, E> {
+    /// Does not compile: `T` cannot be caught from a chain whose error type is `E`.
+    pub fn trap(self, error: E) -> Result<T, E>
+    where
+        T: Catchable<E>,
+    {
+        T::trap(error)
+    }
+}
+
+/// What a typed `catch` may name: an error type, on a chain whose errors are `Failure`s.
+#[diagnostic::on_unimplemented(
+    message = "`catch |e: {Self}|` cannot trap a `{Self}` out of this chain, whose errors are `{E}`",
+    label = "cannot be trapped out of `{E}`",
+    note = "a typed `catch` traps an error type (one that implements `std::error::Error`) out of \
+            a `Failure`, or names the chain's own error type; write `catch |e| ...` to take every \
+            failure"
+)]
+pub trait Catchable<E>: Sized {
+    /// Takes the error out of `error` if it is a `Self`.
+    fn trap(error: E) -> Result<Self, E>;
+}
+
+impl<T: StdError + 'static> Catchable<Failure> for T {
+    fn trap(failure: Failure) -> Result<T, Failure> {
+        failure.trap::<T>()
+    }
+}

@@ -1,0 +1,234 @@
+//! The two kinds of chain, and how a step is added to each.
+//!
+//! The expansion never names `Deferred` or `LocalDeferred`: it asks the start for its kind
+//! ([`kind_of`]) and adds each step through it. Each kind's `add_*` methods ask for exactly what
+//! the core's methods of that kind ask for, so a mistake is reported as it would be on the
+//! core's methods: a [`SendChain`]'s steps and values must be `Sendable` (whose message suggests
+//! `LocalDeferred`), a [`LocalChain`]'s need not be `Send`.
+//!
+//! The kinds' glue for two other jobs is written in the job's own file and included here, so
+//! that it sits beside the kinds' types and compiler messages name it `SendChain::raised` (as
+//! the core includes its methods beside each kind): `trail.rs` (where a failure was raised) and
+//! `finally.rs` (what a `finally` does with the outcome).
+
+use std::panic::Location;
+
+use deferred_core::{Deferred, Failure, IntoDeferred, IntoLocalDeferred, LocalDeferred, Sendable};
+
+use super::body::StepOutcome;
+
+/// A kind of chain: what its links are.
+pub trait Kind: Copy + 'static {
+    /// A link of this kind, with value `U` and error `E`.
+    type Deferred<U, E: 'static>;
+    /// A fired link holding `result`.
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> Self::Deferred<U, E>;
+    /// A fired link holding `value`.
+    #[inline(always)]
+    fn succeed<U, E: 'static>(self, value: U) -> Self::Deferred<U, E> {
+        self.fired(Ok(value))
+    }
+    /// A fired link holding the failure `error`.
+    #[inline(always)]
+    fn fail<U, E: 'static>(self, error: E) -> Self::Deferred<U, E> {
+        self.fired(Err(error))
+    }
+}
+
+/// A chain of [`Deferred`]s: its steps run on the thread that fires it, so they are `Send`.
+#[derive(Clone, Copy)]
+pub struct SendChain;
+
+/// A chain of [`LocalDeferred`]s: it stays on its thread, so its steps may hold `Rc` state.
+#[derive(Clone, Copy)]
+pub struct LocalChain;
+
+impl Kind for SendChain {
+    type Deferred<U, E: 'static> = Deferred<U, E>;
+    #[inline(always)]
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> Deferred<U, E> {
+        Deferred::from_result(result)
+    }
+}
+
+impl Kind for LocalChain {
+    type Deferred<U, E: 'static> = LocalDeferred<U, E>;
+    #[inline(always)]
+    fn fired<U, E: 'static>(self, result: Result<U, E>) -> LocalDeferred<U, E> {
+        LocalDeferred::from_result(result)
+    }
+}
+
+/// A chain so far: a Deferred of either kind.
+pub trait Chain {
+    /// Its kind.
+    type Kind: Kind;
+    /// The value flowing at this point.
+    type Value;
+    /// The chain's error type.
+    type Error: 'static;
+    /// Its kind, as a value.
+    const KIND: Self::Kind;
+}
+
+impl<T, E: 'static> Chain for Deferred<T, E> {
+    type Kind = SendChain;
+    type Value = T;
+    type Error = E;
+    const KIND: SendChain = SendChain;
+}
+
+impl<T, E: 'static> Chain for LocalDeferred<T, E> {
+    type Kind = LocalChain;
+    type Value = T;
+    type Error = E;
+    const KIND: LocalChain = LocalChain;
+}
+
+/// The kind of the chain `chain` (its start): every step is added through it.
+#[inline(always)]
+pub fn kind_of<C: Chain>(_chain: &C) -> C::Kind {
+    C::KIND
+}
+
+/// The `add_*` methods of `Deferred`, with the same bounds (so the same messages). Each is
+/// `#[track_caller]`: the expansion calls it at the step's keyword, the step's location.
+impl SendChain {
+    /// [`Deferred::add_callback`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_callback<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<R::Value, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        F: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+    {
+        chain.add_callback(f)
+    }
+
+    /// [`Deferred::add_callbacks`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_callbacks<T, E, R1, R2, Ok, Er>(
+        self,
+        chain: Deferred<T, E>,
+        on_ok: Ok,
+        on_err: Er,
+    ) -> Deferred<R1::Value, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        Ok: FnOnce(T) -> R1 + Sendable + 'static,
+        Er: FnOnce(E) -> R2 + Sendable + 'static,
+        R1: IntoDeferred<E>,
+        R2: IntoDeferred<E, Value = R1::Value>,
+        R1::Value: Sendable + 'static,
+    {
+        chain.add_callbacks(on_ok, on_err)
+    }
+
+    /// [`Deferred::add_errback`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_errback<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        F: FnOnce(E) -> R + Sendable + 'static,
+        R: IntoDeferred<E, Value = T>,
+    {
+        chain.add_errback(f)
+    }
+
+    /// [`Deferred::add_both`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_both<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<R::Value, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+    {
+        chain.add_both(f)
+    }
+}
+
+/// The `add_*` methods of `LocalDeferred`: nothing need be `Send`.
+impl LocalChain {
+    /// [`LocalDeferred::add_callback`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_callback<T, E, R, F>(
+        self,
+        chain: LocalDeferred<T, E>,
+        f: F,
+    ) -> LocalDeferred<R::Value, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        F: FnOnce(T) -> R + 'static,
+        R: IntoLocalDeferred<E>,
+        R::Value: 'static,
+    {
+        chain.add_callback(f)
+    }
+
+    /// [`LocalDeferred::add_callbacks`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_callbacks<T, E, R1, R2, Ok, Er>(
+        self,
+        chain: LocalDeferred<T, E>,
+        on_ok: Ok,
+        on_err: Er,
+    ) -> LocalDeferred<R1::Value, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        Ok: FnOnce(T) -> R1 + 'static,
+        Er: FnOnce(E) -> R2 + 'static,
+        R1: IntoLocalDeferred<E>,
+        R2: IntoLocalDeferred<E, Value = R1::Value>,
+        R1::Value: 'static,
+    {
+        chain.add_callbacks(on_ok, on_err)
+    }
+
+    /// [`LocalDeferred::add_errback`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_errback<T, E, R, F>(self, chain: LocalDeferred<T, E>, f: F) -> LocalDeferred<T, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        F: FnOnce(E) -> R + 'static,
+        R: IntoLocalDeferred<E, Value = T>,
+    {
+        chain.add_errback(f)
+    }
+
+    /// [`LocalDeferred::add_both`].
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_both<T, E, R, F>(
+        self,
+        chain: LocalDeferred<T, E>,
+        f: F,
+    ) -> LocalDeferred<R::Value, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        F: FnOnce(Result<T, E>) -> R + 'static,
+        R: IntoLocalDeferred<E>,
+        R::Value: 'static,
+    {
+        chain.add_both(f)
+    }
+}
+
+include!("trail.rs");
+include!("finally.rs");

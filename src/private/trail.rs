@@ -1,0 +1,122 @@
+// Included by `kind.rs`, beside the kinds' types (see there): no `use` of its own.
+//
+// Where a failure was raised: in a run of `then`s, at the step whose body gave it (`raised`,
+// and `raised_carrying` at the end of a segment of a long run), and the steps it skipped
+// (`passed`). One set of methods for each kind of chain.
+//
+// (The core marks the failure a step's function returns; in a run of `then`s the next step is
+// added inside the function, so the failure would meet that step first.)
+
+impl SendChain {
+    /// The next link of a `then` step: what its body gave, with a failure it gave marked as
+    /// raised at the step. `#[track_caller]`: the expansion calls it at the step's keyword.
+    #[track_caller]
+    #[inline(always)]
+    pub fn raised<U, E>(self, outcome: StepOutcome<U, E, SendChain>) -> Deferred<U, E>
+    where
+        U: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+    {
+        let step = Location::caller();
+        match outcome {
+            StepOutcome::Value(value) => Deferred::succeed(value),
+            StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+            StepOutcome::Later(deferred) => deferred.__raised_at(step),
+        }
+    }
+
+    /// [`raised`](SendChain::raised), for the last step of a segment of a long run of `then`s:
+    /// the next link gives the step's value with the names the rest of the run uses,
+    /// `(value, carried)`, for the next segment's first step to take apart. (A run nests its
+    /// steps' closures; a long one is cut into segments, so that the compiler's recursion limit
+    /// is not reached.)
+    ///
+    /// A value or a fired Deferred allocates nothing; a pending Deferred gets one more link.
+    #[track_caller]
+    #[inline(always)]
+    pub fn raised_carrying<U, E, C>(
+        self,
+        outcome: StepOutcome<U, E, SendChain>,
+        carried: C,
+    ) -> Deferred<(U, C), E>
+    where
+        U: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        C: Sendable + 'static,
+    {
+        let step = Location::caller();
+        match outcome {
+            StepOutcome::Value(value) => Deferred::succeed((value, carried)),
+            StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+            StepOutcome::Later(deferred) => deferred
+                .__raised_at(step)
+                .add_callback(move |value| Ok::<_, E>((value, carried))),
+        }
+    }
+
+    /// Records on the trail of the failure `failed` holds that it skipped a step of a run of
+    /// `then`s. `#[track_caller]`: the expansion calls it at the skipped step's keyword, in the
+    /// errback of the run's first step (which the failure reached, so it is not new to the
+    /// chain: it is put on the trail).
+    #[track_caller]
+    #[inline(always)]
+    pub fn passed<T, E>(self, failed: Deferred<T, E>) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+    {
+        failed.__raised_at(Location::caller())
+    }
+}
+
+impl LocalChain {
+    /// [`SendChain::raised`], for a chain of `LocalDeferred`s.
+    #[track_caller]
+    #[inline(always)]
+    pub fn raised<U, E>(self, outcome: StepOutcome<U, E, LocalChain>) -> LocalDeferred<U, E>
+    where
+        U: 'static,
+        E: From<Failure> + 'static,
+    {
+        let step = Location::caller();
+        match outcome {
+            StepOutcome::Value(value) => LocalDeferred::succeed(value),
+            StepOutcome::Failed(error) => LocalDeferred::fail(error).__raised_at(step),
+            StepOutcome::Later(deferred) => deferred.__raised_at(step),
+        }
+    }
+
+    /// [`SendChain::raised_carrying`], for a chain of `LocalDeferred`s.
+    #[track_caller]
+    #[inline(always)]
+    pub fn raised_carrying<U, E, C>(
+        self,
+        outcome: StepOutcome<U, E, LocalChain>,
+        carried: C,
+    ) -> LocalDeferred<(U, C), E>
+    where
+        U: 'static,
+        E: From<Failure> + 'static,
+        C: 'static,
+    {
+        let step = Location::caller();
+        match outcome {
+            StepOutcome::Value(value) => LocalDeferred::succeed((value, carried)),
+            StepOutcome::Failed(error) => LocalDeferred::fail(error).__raised_at(step),
+            StepOutcome::Later(deferred) => deferred
+                .__raised_at(step)
+                .add_callback(move |value| Ok::<_, E>((value, carried))),
+        }
+    }
+
+    /// [`SendChain::passed`], for a chain of `LocalDeferred`s.
+    #[track_caller]
+    #[inline(always)]
+    pub fn passed<T, E>(self, failed: LocalDeferred<T, E>) -> LocalDeferred<T, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+    {
+        failed.__raised_at(Location::caller())
+    }
+}
