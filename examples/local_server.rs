@@ -185,8 +185,7 @@ impl Server {
         &self,
         query: impl FnOnce(&Connection) -> Result<T, Failure> + Send + 'static,
     ) -> LocalDeferred<T> {
-        self.inbox
-            .defer_to_thread(move || on_own_connection(query))
+        self.inbox.defer_to_thread(move || on_own_connection(query))
     }
 
     /// The manager of `employee`, if they have one.
@@ -248,7 +247,11 @@ fn lookup_failed(failure: &Failure) -> String {
 }
 
 /// The reply to one request line (without its newline).
-fn respond(server: &Server, session: &Rc<RefCell<Session>>, request: &str) -> LocalDeferred<String> {
+fn respond(
+    server: &Server,
+    session: &Rc<RefCell<Session>>,
+    request: &str,
+) -> LocalDeferred<String> {
     session.borrow_mut().requests += 1;
     if request == STATS {
         return LocalDeferred::succeed(server.stats(&session.borrow()));
@@ -295,7 +298,9 @@ async fn handle_client(stream: TcpStream, server: Server) -> std::io::Result<()>
         let reply = match read_line(&mut lines, &mut line).await? {
             None => return Ok(()),
             Some(Line::TooLong) => {
-                write.write_all(format!("{}\n", too_long()).as_bytes()).await?;
+                write
+                    .write_all(format!("{}\n", too_long()).as_bytes())
+                    .await?;
                 return Ok(());
             }
             // `respond` catches every failure; the `Err` arm is there for the type's sake.

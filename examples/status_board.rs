@@ -114,7 +114,11 @@ fn sensor(asks: mpsc::Receiver<Ask>) {
         };
         match asked {
             Ok(ask) => {
-                let takes = if ask.tick % SLOW_EVERY == 0 { SLOW } else { FAST };
+                let takes = if ask.tick % SLOW_EVERY == 0 {
+                    SLOW
+                } else {
+                    FAST
+                };
                 taking.push((Instant::now() + takes, ask));
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -178,7 +182,9 @@ fn main() -> ExitCode {
     let ticks = match parse_args() {
         Ok(ticks) => ticks,
         Err(message) => {
-            eprintln!("usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)\n{message}");
+            eprintln!(
+                "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)\n{message}"
+            );
             return ExitCode::from(2);
         }
     };

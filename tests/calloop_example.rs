@@ -117,7 +117,9 @@ fn fewer_ticks_none_late() {
     assert_eq!(ticks.len(), 3, "{stdout}");
     assert_eq!(
         others.last().map(String::as_str),
-        Some("summary: 3 ticks, 3 readings, 0 late, 0 failed; low 21.1 °C, high 23.7 °C, mean 22.40 °C")
+        Some(
+            "summary: 3 ticks, 3 readings, 0 late, 0 failed; low 21.1 °C, high 23.7 °C, mean 22.40 °C"
+        )
     );
 }
 

@@ -211,7 +211,11 @@ async fn thousand_requests_from_fifty_clients_and_the_cache_answers_most() {
     assert_eq!(misses, names.len() as u64, "one lookup per name: {stats}");
     assert_eq!(hits + misses + joined, names_asked, "{stats}");
     assert_eq!(counter(&stats, "names"), names.len() as u64, "{stats}");
-    assert_eq!(counter(&stats, "connections"), CLIENTS as u64 + 1, "{stats}");
+    assert_eq!(
+        counter(&stats, "connections"),
+        CLIENTS as u64 + 1,
+        "{stats}"
+    );
     assert_eq!(counter(&stats, "requests"), 1, "this connection's: {stats}");
 
     // A name asked again on this connection is answered from the cache.
@@ -220,7 +224,11 @@ async fn thousand_requests_from_fifty_clients_and_the_cache_answers_most() {
     let stats = reply(&mut replies).await;
     assert_eq!(counter(&stats, "hits"), hits + 1, "{stats}");
     assert_eq!(counter(&stats, "requests"), 3, "{stats}");
-    assert_eq!(counter(&stats, "cache"), 1, "answers from the cache: {stats}");
+    assert_eq!(
+        counter(&stats, "cache"),
+        1,
+        "answers from the cache: {stats}"
+    );
 }
 
 /// Sends `script` on one connection, closes the sending side, and reads every reply until the
@@ -255,7 +263,7 @@ async fn a_client_cannot_tell_it_from_the_threaded_server() {
     let scripts: [&[u8]; 4] = [
         &requests,
         b"alice\r\n\xff\xfe\nalice\n\n  bob\nzed\nalice", // CRLF, not UTF-8, no final newline
-        &[b'a'; directory::server::MAX_LINE * 2],        // too long: answered, then closed
+        &[b'a'; directory::server::MAX_LINE * 2],         // too long: answered, then closed
         b"carol\n",
     ];
     for script in scripts {
@@ -268,6 +276,9 @@ async fn a_client_cannot_tell_it_from_the_threaded_server() {
             String::from_utf8_lossy(script)
         );
     }
-    let expected: String = CASES.iter().map(|(_, reply)| format!("{reply}\n")).collect();
+    let expected: String = CASES
+        .iter()
+        .map(|(_, reply)| format!("{reply}\n"))
+        .collect();
     assert_eq!(transcript(local.addr, &requests).await, expected);
 }

@@ -41,7 +41,9 @@ async fn handle_client(stream: TcpStream, db: Db) -> std::io::Result<()> {
         let reply = match read_line(&mut lines, &mut line).await? {
             None => return Ok(()),
             Some(Line::TooLong) => {
-                write.write_all(format!("{}\n", too_long()).as_bytes()).await?;
+                write
+                    .write_all(format!("{}\n", too_long()).as_bytes())
+                    .await?;
                 return Ok(());
             }
             // `respond` catches every failure; the `Err` arm is there for the type's sake.
