@@ -1,5 +1,5 @@
 //! The directory served over TCP: one request per line, one reply per line, each request
-//! handled by a `chain!` over the same database.
+//! handled by a `chain!` over the same database (the protocol is `protocol.rs`).
 //!
 //! ```text
 //! > alice
@@ -11,14 +11,13 @@
 //! ```
 
 use deferred::{Deferred, chain};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
+#[allow(unused_imports)] // tests/server.rs reads it here
+pub use super::protocol::MAX_LINE;
+use super::protocol::{Line, NOT_UTF8, parse_name, read_line, too_long};
 use super::{Db, NotFound, describe, fetch_details, fetch_manager, lookup_id};
-
-/// The longest request line read; a longer one is answered as a bad request and the connection
-/// closed (it cannot be resynchronised).
-pub const MAX_LINE: usize = 256;
 
 /// Accepts clients for ever, each on its own task.
 pub async fn serve(listener: TcpListener, db: Db) -> std::io::Result<()> {
@@ -39,27 +38,19 @@ async fn handle_client(stream: TcpStream, db: Db) -> std::io::Result<()> {
     let mut lines = BufReader::new(read);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        let read = (&mut lines)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if read == 0 {
-            return Ok(());
-        }
-        let complete = line.ends_with(b"\n");
-        if !complete && line.len() > MAX_LINE {
-            write
-                .write_all(format!("ERR bad request: longer than {MAX_LINE} bytes\n").as_bytes())
-                .await?;
-            return Ok(());
-        }
-        let reply = match std::str::from_utf8(&line) {
+        let reply = match read_line(&mut lines, &mut line).await? {
+            None => return Ok(()),
+            Some(Line::TooLong) => {
+                write
+                    .write_all(format!("{}\n", too_long()).as_bytes())
+                    .await?;
+                return Ok(());
+            }
             // `respond` catches every failure; the `Err` arm is there for the type's sake.
-            Ok(text) => respond(&db, text.trim_end_matches(['\n', '\r']))
+            Some(Line::Text(text)) => respond(&db, &text)
                 .await
                 .unwrap_or_else(|failure| format!("ERR {failure}")),
-            Err(_) => "ERR bad request: not UTF-8".to_owned(),
+            Some(Line::NotUtf8) => NOT_UTF8.to_owned(),
         };
         write.write_all(format!("{reply}\n").as_bytes()).await?;
     }
@@ -79,15 +70,5 @@ pub fn respond(db: &Db, request: &str) -> Deferred<String> {
         then |manager| format!("OK {}", describe(&employee, manager.as_ref()))
         catch |e: NotFound| format!("ERR {e}")
         catch |f| format!("ERR lookup failed: {f}")
-    }
-}
-
-fn parse_name(request: &str) -> Result<&str, &'static str> {
-    let name = request.trim();
-    let valid = (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase());
-    if valid {
-        Ok(name)
-    } else {
-        Err("a name is lowercase letters a-z, 1 to 32 of them")
     }
 }

@@ -1,0 +1,70 @@
+//! The line protocol both servers speak (`server`, threads and a lock; `local_server`, one
+//! thread): one request per line, one reply per line. Reading a request and parsing a name are
+//! here, so a client cannot tell the two servers apart.
+//!
+//! ```text
+//! > alice
+//! < OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)
+//! > zed
+//! < ERR no such employee: zed
+//! > !!
+//! < ERR bad request: a name is lowercase letters a-z, 1 to 32 of them
+//! ```
+
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+
+/// The longest request line read; a longer one is answered as a bad request and the connection
+/// closed (it cannot be resynchronised).
+pub const MAX_LINE: usize = 256;
+
+/// The reply to a request that is not UTF-8.
+pub const NOT_UTF8: &str = "ERR bad request: not UTF-8";
+
+/// One request line, as read.
+pub enum Line {
+    /// A line of text, without its `\n` or `\r\n`.
+    Text(String),
+    /// A line that is not UTF-8 (answered, and the connection goes on).
+    NotUtf8,
+    /// More than [`MAX_LINE`] bytes with no end in sight (answered, and the connection closed).
+    TooLong,
+}
+
+/// The reply to a line longer than [`MAX_LINE`] bytes.
+pub fn too_long() -> String {
+    format!("ERR bad request: longer than {MAX_LINE} bytes")
+}
+
+/// Reads the next request line into `buf`; `None` at the end of the stream.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Option<Line>> {
+    buf.clear();
+    let read = reader
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', buf)
+        .await?;
+    if read == 0 {
+        return Ok(None);
+    }
+    let complete = buf.ends_with(b"\n");
+    if !complete && buf.len() > MAX_LINE {
+        return Ok(Some(Line::TooLong));
+    }
+    Ok(Some(match std::str::from_utf8(buf) {
+        Ok(text) => Line::Text(text.trim_end_matches(['\n', '\r']).to_owned()),
+        Err(_) => Line::NotUtf8,
+    }))
+}
+
+/// The name a request asks for, or what is wrong with it.
+pub fn parse_name(request: &str) -> Result<&str, &'static str> {
+    let name = request.trim();
+    let valid = (1..=32).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_lowercase());
+    if valid {
+        Ok(name)
+    } else {
+        Err("a name is lowercase letters a-z, 1 to 32 of them")
+    }
+}

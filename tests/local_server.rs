@@ -1,0 +1,284 @@
+//! The local_server example run as a user runs it: the built binary started on a free port, then
+//! 1,000 requests from 50 concurrent clients on loopback (known names, unknown names, bad
+//! requests), every reply checked, and the cache seen working through `/stats`; and the same
+//! bytes sent to it and to the threaded server give the same replies. Bounded: every read has a
+//! deadline, and the server process is killed when a test ends, passed or failed.
+//! (`cargo test` builds the examples before it runs the tests; with `--test local_server`, build
+//! it first: `cargo build --example local_server --features tokio`.)
+#![cfg(feature = "tokio")]
+
+#[path = "../examples/directory/mod.rs"]
+mod directory;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader as StdBufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+const CLIENTS: usize = 50;
+const REQUESTS_PER_CLIENT: usize = 20;
+
+/// The longest wait for one reply; the whole load has its own bound.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
+const LOAD_DEADLINE: Duration = Duration::from_secs(60);
+
+const BAD_NAME: &str = "ERR bad request: a name is lowercase letters a-z, 1 to 32 of them";
+
+/// Requests and the replies they must get (those of the threaded server).
+const CASES: &[(&str, &str)] = &[
+    (
+        "alice",
+        "OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)",
+    ),
+    ("carol", "OK carol #1: Director of Engineering"),
+    ("zed", "ERR no such employee: zed"),
+    (
+        "dave",
+        "OK dave #4: Engineer, reports to alice #2 (Staff Engineer)",
+    ),
+    ("ALICE", BAD_NAME),
+    (
+        "bob",
+        "OK bob #3: Site Reliability Engineer, reports to carol #1 (Director of Engineering)",
+    ),
+    ("nobody", "ERR no such employee: nobody"),
+    ("", BAD_NAME),
+    (
+        "erin",
+        "OK erin #5: Engineer, reports to alice #2 (Staff Engineer)",
+    ),
+    ("drop table employees;", BAD_NAME),
+    ("  carol  ", "OK carol #1: Director of Engineering"),
+];
+
+/// The request client `client` sends `i`-th.
+fn case(client: usize, i: usize) -> (&'static str, &'static str) {
+    CASES[(client * 7 + i) % CASES.len()]
+}
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let mut path = std::env::current_exe().expect("the test binary's path");
+    path.pop();
+    path.pop();
+    path.push("examples");
+    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path
+}
+
+/// The example's process, killed when dropped (so a failing test leaves no server behind).
+struct LocalServer {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for LocalServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `local_server --port 0` and reads the address it prints.
+fn start_local_server() -> LocalServer {
+    let binary = example("local_server");
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --example local_server --features tokio` \
+         (a plain `cargo test` builds it)",
+        binary.display()
+    );
+    let mut child = Command::new(&binary)
+        .args(["--port", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+    let stdout = child.stdout.take().expect("a piped stdout");
+    let (first_line, listening) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = StdBufReader::new(stdout).lines();
+        let _ = first_line.send(lines.next());
+        // Then drain it, so the server never writes to a closed pipe.
+        for _ in lines {}
+    });
+    let mut server = LocalServer {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let line = match listening.recv_timeout(Duration::from_secs(20)) {
+        Ok(Some(Ok(line))) => line,
+        other => panic!("the server did not say where it listens: {other:?}"),
+    };
+    server.addr = line
+        .strip_prefix("listening on ")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("not `listening on ADDRESS`: {line:?}"));
+    server
+}
+
+/// The next reply line, within the deadline.
+async fn reply<R: AsyncBufReadExt + Unpin>(lines: &mut tokio::io::Lines<R>) -> String {
+    timeout(READ_DEADLINE, lines.next_line())
+        .await
+        .expect("a reply within the deadline")
+        .expect("a readable reply")
+        .expect("a reply line, not the end of the stream")
+}
+
+async fn client(addr: SocketAddr, client: usize) -> usize {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut replies = BufReader::new(read).lines();
+    for i in 0..REQUESTS_PER_CLIENT {
+        let (request, expected) = case(client, i);
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(reply(&mut replies).await, expected, "request {request:?}");
+    }
+    REQUESTS_PER_CLIENT
+}
+
+/// The number after `name` in a `/stats` reply.
+fn counter(stats: &str, name: &str) -> u64 {
+    let words: Vec<&str> = stats
+        .split(|c: char| c == ',' || c == ';' || c == ':' || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].parse().ok())
+        .unwrap_or_else(|| panic!("no `{name} N` in {stats:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_requests_from_fifty_clients_and_the_cache_answers_most() {
+    let server = start_local_server();
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|c| tokio::spawn(client(server.addr, c)))
+        .collect();
+    let answered = timeout(LOAD_DEADLINE, async {
+        let mut answered = 0;
+        for c in clients {
+            answered += c.await.expect("a client's replies were all right");
+        }
+        answered
+    })
+    .await
+    .expect("all answered within the time bound");
+    let elapsed = started.elapsed();
+    assert_eq!(answered, CLIENTS * REQUESTS_PER_CLIENT);
+    eprintln!("local_server: {answered} requests from {CLIENTS} clients answered in {elapsed:?}");
+
+    // What the cache must have done: each name asked was looked up once (nothing was forgotten,
+    // nothing failed), and every other request for it was a hit or joined a lookup on its way.
+    let mut names_asked = 0;
+    let mut names = HashSet::new();
+    for c in 0..CLIENTS {
+        for i in 0..REQUESTS_PER_CLIENT {
+            let (request, _) = case(c, i);
+            if let Ok(name) = directory::protocol::parse_name(request) {
+                names_asked += 1;
+                names.insert(name);
+            }
+        }
+    }
+    let stream = TcpStream::connect(server.addr).await.expect("connect");
+    let (read, mut write) = stream.into_split();
+    let mut replies = BufReader::new(read).lines();
+    write.write_all(b"/stats\n").await.unwrap();
+    let stats = reply(&mut replies).await;
+    eprintln!("local_server: {stats}");
+    assert!(stats.starts_with("OK stats: "), "{stats}");
+    let (hits, misses, joined) = (
+        counter(&stats, "hits"),
+        counter(&stats, "misses"),
+        counter(&stats, "joined"),
+    );
+    assert!(hits > 0, "the cache answered nothing: {stats}");
+    assert_eq!(misses, names.len() as u64, "one lookup per name: {stats}");
+    assert_eq!(hits + misses + joined, names_asked, "{stats}");
+    assert_eq!(counter(&stats, "names"), names.len() as u64, "{stats}");
+    assert_eq!(
+        counter(&stats, "connections"),
+        CLIENTS as u64 + 1,
+        "{stats}"
+    );
+    assert_eq!(counter(&stats, "requests"), 1, "this connection's: {stats}");
+
+    // A name asked again on this connection is answered from the cache.
+    write.write_all(b"alice\n/stats\n").await.unwrap();
+    assert_eq!(reply(&mut replies).await, CASES[0].1);
+    let stats = reply(&mut replies).await;
+    assert_eq!(counter(&stats, "hits"), hits + 1, "{stats}");
+    assert_eq!(counter(&stats, "requests"), 3, "{stats}");
+    assert_eq!(
+        counter(&stats, "cache"),
+        1,
+        "answers from the cache: {stats}"
+    );
+}
+
+/// Sends `script` on one connection, closes the sending side, and reads every reply until the
+/// server closes the connection.
+async fn transcript(addr: SocketAddr, script: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(script).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut replies = String::new();
+    timeout(READ_DEADLINE, stream.read_to_string(&mut replies))
+        .await
+        .expect("all replies within the deadline")
+        .expect("readable replies");
+    replies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_cannot_tell_it_from_the_threaded_server() {
+    let local = start_local_server();
+    let threaded = {
+        let db = directory::Db::open(None).expect("an in-memory directory");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(directory::server::serve(listener, db));
+        addr
+    };
+    let mut requests: Vec<u8> = Vec::new();
+    for (request, _) in CASES {
+        requests.extend_from_slice(request.as_bytes());
+        requests.push(b'\n');
+    }
+    let scripts: [&[u8]; 4] = [
+        &requests,
+        b"alice\r\n\xff\xfe\nalice\n\n  bob\nzed\nalice", // CRLF, not UTF-8, no final newline
+        &[b'a'; directory::server::MAX_LINE * 2],         // too long: answered, then closed
+        b"carol\n",
+    ];
+    for script in scripts {
+        let expected = transcript(threaded, script).await;
+        assert!(!expected.is_empty());
+        assert_eq!(
+            transcript(local.addr, script).await,
+            expected,
+            "script {:?}",
+            String::from_utf8_lossy(script)
+        );
+    }
+    let expected: String = CASES
+        .iter()
+        .map(|(_, reply)| format!("{reply}\n"))
+        .collect();
+    assert_eq!(transcript(local.addr, &requests).await, expected);
+}
