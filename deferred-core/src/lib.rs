@@ -19,6 +19,7 @@
 //! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]) |
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
+//! | `trace.rs` | (feature `tracing`) trace-level events of a chain's life: created, fired, each step, waits, cancels |
 //! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
 //! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`], [`NoInputs`] |
@@ -68,6 +69,7 @@ mod thread;
 mod timer;
 #[cfg(feature = "tokio")]
 mod tokio;
+mod trace;
 mod unhandled;
 
 pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};

@@ -38,8 +38,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Records the events it sees; the chain's own trace-level events (target `deferred`) only when
+/// `.1` is set, so the tests of unhandled failures see those alone.
 #[derive(Clone, Default)]
-struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+struct Recorder(Arc<Mutex<Vec<Recorded>>>, bool);
 
 struct Fields<'a>(&'a mut Vec<(String, String)>);
 
@@ -62,6 +64,9 @@ impl Subscriber for Recorder {
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
+        if *event.metadata().level() == Level::TRACE && !self.1 {
+            return;
+        }
         let mut recorded = Recorded {
             level: Some(*event.metadata().level()),
             ..Recorded::default()
@@ -153,4 +158,40 @@ fn a_custom_hook_comes_before_tracing() {
         events.lock().unwrap().is_empty(),
         "no event for a hooked failure"
     );
+}
+
+#[test]
+fn a_chains_life_is_traced_at_trace_level() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d.add_callback(|v| Ok(v + 1)).add_callback(|v| Ok(v * 2));
+        resolver.callback(1);
+        assert_eq!(d.wait().unwrap(), 4);
+    });
+    let events = events.lock().unwrap();
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|e| e.level == Some(Level::TRACE))
+        .filter_map(|e| e.field("message"))
+        .collect();
+    assert_eq!(
+        messages,
+        [
+            "chain created",
+            "fired",
+            "step",
+            "step",
+            "chain fired: every step ran"
+        ],
+        "{events:?}"
+    );
+    let created = events
+        .iter()
+        .find(|e| e.field("message") == Some("chain created"))
+        .and_then(|e| e.field("created_at"))
+        .expect("where the chain was created");
+    assert!(created.starts_with(file!()), "{created}");
 }

@@ -71,9 +71,13 @@ where
     E: From<Failure> + 'static,
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
+    crate::trace::chain_event!(%step, ok = result.is_ok(), "step");
     match catch_unwind(AssertUnwindSafe(move || f(result, step))) {
         Ok(next) => next,
-        Err(payload) => Deferred::fail(E::from(Failure::from_panic(payload, Some(step)))),
+        Err(payload) => {
+            crate::trace::chain_event!(%step, "step panicked");
+            Deferred::fail(E::from(Failure::from_panic(payload, Some(step))))
+        }
     }
 }
 
@@ -258,6 +262,7 @@ where
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
         let link = Ptr::new(Chain::root(canceller));
+        crate::trace::chain_event!(%created_at, "chain created");
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
@@ -630,6 +635,7 @@ where
     /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`.
     pub fn fire(mut self, result: Result<T, E>) {
         if let Some(link) = self.link.take() {
+            crate::trace::chain_event!(created_at = %self.created_at, ok = result.is_ok(), "fired");
             (self.fire)(&link, result);
         }
     }

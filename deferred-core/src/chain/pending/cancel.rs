@@ -66,6 +66,7 @@ impl CancelHandle {
     /// Cancels the chain, as [`Deferred::cancel`](crate::Deferred::cancel) does. Does nothing if
     /// it has fired.
     pub fn cancel(&self) {
+        crate::trace::chain_event!(pending = self.target.is_some(), "cancel");
         self.cancel_for(0);
     }
 

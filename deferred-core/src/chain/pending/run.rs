@@ -87,6 +87,7 @@ where
 
     /// Every stage has run: the chain fires with the result in `current`.
     pub(super) fn park(&self, mut inner: Guard<'_, Inner<T, E>>, mut current: Current<T, E>) {
+        crate::trace::chain_event!("chain fired: every step ran");
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
         // meant for the chain waiting on this one too, that chain takes it over.
         let passed_on = match inner.phase {
@@ -144,6 +145,7 @@ where
         rest: Stages<E>,
         on: Ptr<dyn AnyChain<E>>,
     ) {
+        crate::trace::chain_event!("waiting on another chain");
         let mut inner = self.keep(current, rest);
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),

@@ -1,0 +1,14 @@
+//! Trace-level events of a chain's life (feature `tracing`): created, fired, each step run, a
+//! wait on another chain, a cancel. Without the feature the macro expands to nothing; with it, a
+//! disabled level costs tracing's usual check (a relaxed atomic load and a branch), and the
+//! fields are computed only when the level is on. Target: `deferred`.
+
+/// A trace event of the chain's life, at `TRACE` level, target `deferred`.
+macro_rules! chain_event {
+    ($($event:tt)*) => {
+        #[cfg(feature = "tracing")]
+        ::tracing::trace!(target: "deferred", $($event)*);
+    };
+}
+
+pub(crate) use chain_event;
