@@ -1,7 +1,7 @@
 //! Bluebird's two throughput benchmarks, ported call by call: `doxbee-sequential` (one "file
 //! upload" per request: 7 fake I/O calls, one synchronous query) and `madeup-parallel` (25 fake
 //! queries started at once and joined, then a commit nobody waits for). The workloads are
-//! described in BENCHMARKS.md ("Bluebird's workloads, ported"), with every place where the port
+//! described in BENCHMARKS.md (section 5), with every place where the port
 //! differs from Bluebird's JavaScript.
 //!
 //! Variants, side by side in one process:
@@ -28,6 +28,7 @@
 //! call. `... -- --instructions` counts instructions per request under callgrind instead;
 //! `... -- --sizes` prints the allocations of one request by size; `... -- run WORKLOAD VARIANT
 //! N` runs N requests once (what callgrind, dhat and massif are pointed at).
+//! `benches/profile_sites.py` summarizes those profiles (instructions by group, heap by site).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::{Cell, RefCell};
@@ -1061,10 +1062,12 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
     let mut best = vec![Duration::MAX; variants.len()];
     let deadline = Instant::now() + Duration::from_secs(12);
     let mut rounds = 0;
-    // Interleaved, so that load from other processes spreads over every variant.
+    // Interleaved, so that load from other processes spreads over every variant, and each
+    // round starts with the next variant, so that none always runs on the heap another left.
     while rounds < 5 || (rounds < 40 && Instant::now() < deadline) {
-        for (index, run) in &runs {
-            best[*index] = best[*index].min(measured_run(run, n));
+        for k in 0..runs.len() {
+            let (index, run) = runs[(rounds + k) % runs.len()];
+            best[index] = best[index].min(measured_run(run, n));
         }
         rounds += 1;
     }
