@@ -1,4 +1,5 @@
-//! The doxbee workload (Bluebird's benchmark, `doxbee-sequential`): many concurrent "upload"
+//! The doxbee workload (after Bluebird's benchmark, `doxbee-sequential`; `bluebird.rs` is the
+//! faithful port, this one differs, see BENCHMARKS.md section 3): many concurrent "upload"
 //! requests, each a pipeline of fake I/O calls — put the blob; look the file and its current
 //! version up in parallel (a join); if the file is new, create it and index it (a conditional
 //! sub-chain); insert the new version; commit — with a `catch` that rolls back (1 request in 100
