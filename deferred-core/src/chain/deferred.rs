@@ -171,6 +171,46 @@ impl<T, E: 'static> Deferred<T, E> {
         }
     }
 
+    /// Whether the result has not come yet (Bluebird's `isPending`): the Deferred is pending and
+    /// its chain has not fired. `false` once it has fired, and once its result was taken.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// assert!(d.is_pending());
+    /// resolver.callback(1);
+    /// assert!(!d.is_pending() && d.is_fired());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        match &self.state {
+            State::Fired(_) => false,
+            State::Pending(link) => !link.is_fired(),
+        }
+    }
+
+    /// The result, if it is held here, without taking it (Bluebird's `value()`/`reason()`,
+    /// futures' `Shared::peek`): `Some` for a Deferred that had fired when it was made
+    /// (`succeed`, `fail`, a step run at once) or whose result [`poll_fired`](Self::poll_fired)
+    /// brought here. `None` while it is pending — and also for a pending Deferred whose chain
+    /// has fired since: that result is in the chain, shared with its `Resolver` behind a lock,
+    /// where no reference can be handed out. Call `poll_fired` (it takes `&mut self`) to bring
+    /// it here, or [`is_fired`](Self::is_fired) just to know.
+    ///
+    /// Peeking does not handle a failure: dropped without being taken, it is still reported.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let d = Deferred::<u32>::succeed(1).add_callback(|x| Ok(x + 1)); // ran at once
+    /// assert_eq!(d.peek().unwrap().ok(), Some(&2));
+    /// assert_eq!(d.wait().unwrap(), 2); // still there
+    /// ```
+    pub fn peek(&self) -> Option<Result<&T, &E>> {
+        match &self.state {
+            State::Fired(Some(result)) => Some(result.as_ref()),
+            State::Fired(None) | State::Pending(_) => None,
+        }
+    }
+
     /// Moves the state out, leaving a spent one behind so `Drop` has nothing to report.
     #[inline]
     fn take_state(&mut self) -> State<T, E> {
@@ -484,6 +524,43 @@ where
             }
             blocker.get_or_insert_with(Blocker::new).block();
         }
+    }
+
+    /// The result, if the Deferred has fired, without taking it: [`peek`](Self::peek) that also
+    /// sees a pending chain that has fired since. It moves that chain's result into this
+    /// Deferred (which holds it from then on as if it had fired when made), so a reference can
+    /// be handed out; `None` while the chain has not fired. It never blocks and runs no step:
+    /// a program with a loop of its own (a game's frames, a UI's ticks) calls it each turn,
+    /// where another would `await` or [`wait`](Self::wait).
+    ///
+    /// Moving the result in ends the chain: the Deferred is then as a fired one — steps added
+    /// run at once, a [`cancel`](Self::cancel) does nothing. A failure is not handled by being
+    /// looked at: dropped without being taken, it is still reported.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    ///
+    /// let (texture, resolver) = Deferred::<Vec<u8>>::pending();
+    /// let mut texture = texture.add_callback(|bytes| Ok(bytes.len()));
+    /// let worker = std::thread::spawn(move || resolver.callback(vec![0; 64]));
+    /// loop {
+    ///     // One frame: draw with the texture once it is here, a placeholder until then.
+    ///     match texture.poll_fired() {
+    ///         Some(Ok(size)) => break assert_eq!(*size, 64),
+    ///         Some(Err(failure)) => panic!("cannot load: {failure}"),
+    ///         None => std::thread::yield_now(),
+    ///     }
+    /// }
+    /// worker.join().unwrap();
+    /// assert_eq!(texture.peek().unwrap().ok(), Some(&64));
+    /// ```
+    pub fn poll_fired(&mut self) -> Option<Result<&T, &E>> {
+        if let State::Pending(link) = &self.state
+            && let Some(result) = take::<T, E>(&**link)
+        {
+            self.state = State::Fired(Some(result));
+        }
+        self.peek()
     }
 
     /// The same result, in a new link when this Deferred is pending: steps added to the Deferred
