@@ -729,3 +729,39 @@ impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
             .finish()
     }
 }
+
+impl<T, E: 'static> Resolver<T, E> {
+    /// Whether nobody can ever see the result (tokio's `Sender::is_closed`): the chain was
+    /// cancelled (its root no longer waits for this Resolver; a fire now is ignored), or the
+    /// Deferred at its end was dropped and no step is left to run. `false` while a step is
+    /// left, a task polls the end, or another chain waits on it (a step returned it).
+    ///
+    /// So a long computation that would fire this Resolver can stop early: check it between
+    /// pieces of work. It only turns from `false` to `true`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::Deferred;
+    ///
+    /// let (sum, resolver) = Deferred::<u64>::pending();
+    /// let worker = std::thread::spawn(move || {
+    ///     let mut total = 0_u64;
+    ///     for n in 0.. {
+    ///         if resolver.is_closed() {
+    ///             return None; // nobody wants it any more: stop
+    ///         }
+    ///         total += n; // one piece of the work
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     }
+    ///     resolver.callback(total);
+    ///     Some(total)
+    /// });
+    /// std::thread::sleep(Duration::from_millis(10));
+    /// sum.cancel(); // the worker sees it at its next check
+    /// assert!(sum.wait().unwrap_err().is_cancelled());
+    /// assert_eq!(worker.join().unwrap(), None);
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.link.as_ref().is_none_or(|link| link.is_closed())
+    }
+}
