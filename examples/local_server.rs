@@ -23,10 +23,14 @@
 //! - The SQL runs on tokio's blocking pool through `Inbox::defer_to_thread` (Twisted's
 //!   `deferToThread`); each result comes home to this thread through the LocalSet's `Inbox`,
 //!   and the steps after it run here, where they may touch the `Rc` state.
-//! - Every request for a name is one `chain!` over a `LocalDeferred`: it starts from the cache,
-//!   whose answer may be there now, or come when the lookup another connection started for the
-//!   same name comes home, or not be there (then a second chain runs the queries and settles
-//!   the name in the cache for everybody waiting on it).
+//! - Every request for a name is answered from the cache: now (the answer is there), or when
+//!   the lookup of that name comes home. One lookup runs per name however many connections ask
+//!   for it meanwhile: the cache keeps the lookup on its way as a [`SharedResult`], and each
+//!   request waits on a consumer of its own (a chain of its own: what one request does with it
+//!   changes nothing for the others).
+//! - A query SQLite answers with "busy" or "locked" is tried again, twice at most, after up to
+//!   10 ms then 20 ms ([`retry_if`] on the LocalSet's clock, with jitter); any other failure is
+//!   the query's answer.
 //! - Each pool thread opens its own connection to the directory (an in-memory SQLite database
 //!   the connections of this process share), so the pool needs no lock either.
 
@@ -39,8 +43,13 @@ use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 
-use deferred::{Failure, Inbox, LocalDeferred, LocalResolver, chain};
+use deferred::local::{SharedResult, retry_if};
+use deferred::{
+    Failure, GaveUp, Inbox, LocalDeferred, RetryError, RetryPolicy, TokioLocalClock, chain,
+};
 use rusqlite::Connection;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -60,6 +69,11 @@ const STATS: &str = "/stats";
 
 /// How many pool threads run queries (tokio's blocking pool; each has its own connection).
 const POOL_THREADS: usize = 4;
+
+/// How many times a query SQLite finds busy is tried in all, and the first wait between tries
+/// (then twice as long; each wait shortened by up to half, at random, so retries spread out).
+const QUERY_ATTEMPTS: u32 = 3;
+const FIRST_RETRY_AFTER: Duration = Duration::from_millis(10);
 
 thread_local! {
     /// A pool thread's own connection to the directory, opened by its first query: no thread
@@ -82,10 +96,12 @@ fn on_own_connection<T>(
 }
 
 /// What every connection shares, all of it on this thread: the inbox results come home
-/// through, the cache, and a count of connections. Cloning it clones `Rc`s.
+/// through, the clock retries wait on, the cache, and a count of connections. Cloning it
+/// clones `Rc`s.
 #[derive(Clone)]
 struct Server {
     inbox: Inbox,
+    clock: TokioLocalClock,
     cache: Rc<RefCell<Cache>>,
     connections: Rc<Cell<u64>>,
 }
@@ -115,14 +131,23 @@ struct Cache {
 enum Entry {
     /// The answer, and its key in `by_use`.
     Answered { line: String, used: u64 },
-    /// A lookup on its way: the requests that wait for it.
-    Waiting(Vec<LocalResolver<Option<String>>>),
+    /// The lookup on its way, shared by every request for the name until it comes home.
+    InFlight(SharedResult<String>),
+}
+
+/// What the cache has for a name.
+enum Cached {
+    /// The answer, now.
+    Hit(String),
+    /// The answer when the lookup on its way comes home: a consumer of its own.
+    Joined(LocalDeferred<String>),
+    /// Nothing: the caller starts the lookup, and puts it [`in_flight`](Cache::in_flight).
+    Miss,
 }
 
 impl Cache {
-    /// The answer for `name`: `Some` now (a hit), `Some` later (a lookup for it is on its way),
-    /// or `None` now (a miss: the caller looks it up, then [`settle`](Cache::settle)s it).
-    fn get(&mut self, name: &str) -> LocalDeferred<Option<String>> {
+    /// What the cache has for `name`, counted.
+    fn get(&mut self, name: &str) -> Cached {
         self.uses += 1;
         match self.entries.get_mut(name) {
             Some(Entry::Answered { line, used }) => {
@@ -130,34 +155,33 @@ impl Cache {
                 *used = self.uses;
                 self.by_use.insert(self.uses, name.to_owned());
                 self.hits += 1;
-                LocalDeferred::succeed(Some(line.clone()))
+                Cached::Hit(line.clone())
             }
-            Some(Entry::Waiting(waiting)) => {
+            Some(Entry::InFlight(lookup)) => {
                 self.joined += 1;
-                let (answer, resolver) = LocalDeferred::pending();
-                waiting.push(resolver);
-                answer
+                Cached::Joined(lookup.consumer())
             }
             None => {
                 self.misses += 1;
-                self.entries
-                    .insert(name.to_owned(), Entry::Waiting(Vec::new()));
-                LocalDeferred::succeed(None)
+                Cached::Miss
             }
         }
     }
 
-    /// The lookup of `name` is over: remember `line` (if `keep`), and hand back the requests
-    /// that waited for it — for the caller to fire once this borrow of the cache has ended.
-    fn settle(&mut self, name: &str, line: &str, keep: bool) -> Vec<LocalResolver<Option<String>>> {
-        let waiting = match self.entries.remove(name) {
-            Some(Entry::Waiting(waiting)) => waiting,
-            _ => Vec::new(),
-        };
-        if keep {
+    /// The lookup of `name` is on its way: the requests for it wait on it from now on.
+    fn in_flight(&mut self, name: &str, lookup: SharedResult<String>) {
+        self.entries
+            .insert(name.to_owned(), Entry::InFlight(lookup));
+    }
+
+    /// The lookup of `name` is over: remember its reply; forget a failure (the next request
+    /// tries again).
+    fn settle(&mut self, name: &str, outcome: &Result<String, Failure>) {
+        self.entries.remove(name);
+        if let Ok(line) = outcome {
             self.uses += 1;
             let used = self.uses;
-            let line = line.to_owned();
+            let line = line.clone();
             self.entries
                 .insert(name.to_owned(), Entry::Answered { line, used });
             self.by_use.insert(used, name.to_owned());
@@ -167,7 +191,6 @@ impl Cache {
                 }
             }
         }
-        waiting
     }
 }
 
@@ -175,17 +198,26 @@ impl Server {
     fn new(inbox: Inbox) -> Server {
         Server {
             inbox,
+            clock: TokioLocalClock::new(),
             cache: Rc::default(),
             connections: Rc::default(),
         }
     }
 
-    /// Runs `query` on a pool thread; its result comes home to this thread.
+    /// Runs `query` on a pool thread; its result comes home to this thread. Tried again while
+    /// SQLite says the database is busy ([`QUERY_ATTEMPTS`] in all); another failure (a
+    /// `NotFound`, say) is the query's answer as it is.
     fn query<T: Send + 'static>(
         &self,
-        query: impl FnOnce(&Connection) -> Result<T, Failure> + Send + 'static,
+        query: impl Fn(&Connection) -> Result<T, Failure> + Send + Sync + 'static,
     ) -> LocalDeferred<T> {
-        self.inbox.defer_to_thread(move || on_own_connection(query))
+        let (inbox, query) = (self.inbox.clone(), Arc::new(query));
+        let policy = RetryPolicy::exponential(FIRST_RETRY_AFTER).max_attempts(QUERY_ATTEMPTS);
+        retry_if(self.clock, policy, sql::is_busy, move || {
+            let query = query.clone();
+            inbox.defer_to_thread(move || on_own_connection(|conn| query(conn)))
+        })
+        .add_errback(|failure: Failure| Err::<T, _>(not_retried(failure)))
     }
 
     /// The manager of `employee`, if they have one.
@@ -197,33 +229,32 @@ impl Server {
     }
 
     /// Looks `name` up — the chain of the `server` example, its queries on the pool and its
-    /// steps here — and settles it in the cache.
+    /// steps here: the reply line, or the failure of a query.
     fn look_up(&self, name: String) -> LocalDeferred<String> {
-        let (db, cache) = (self.clone(), self.clone());
-        let asked = name.clone();
+        let db = self.clone();
         chain! {
-            db.query(move |conn| sql::query_id(conn, &asked))
+            db.query(move |conn| sql::query_id(conn, &name))
             then |id| db.query(move |conn| sql::query_details(conn, id))
             then |employee| db.manager_of(&employee)
             then |manager| format!("OK {}", describe(&employee, manager.as_ref()))
             catch |e: NotFound| format!("ERR {e}")
-            finally |outcome| cache.settle(&name, outcome)
-            catch |f| lookup_failed(&f)
         }
     }
 
-    /// The lookup of `name` is over: a reply is remembered, a failure is not (the next request
-    /// tries again); the requests that waited for it get the reply either way.
-    fn settle(&self, name: &str, outcome: &Result<String, Failure>) {
-        let (line, keep) = match outcome {
-            Ok(line) => (line.clone(), true),
-            Err(failure) => (lookup_failed(failure), false),
-        };
-        let waiting = self.cache.borrow_mut().settle(name, &line, keep);
-        // Fired with the cache no longer borrowed: their chains go on now, and may use it.
-        for request in waiting {
-            request.callback(Some(line.clone()));
-        }
+    /// Starts the lookup of `name`, which the cache missed, and puts it in the cache for the
+    /// requests for `name` that come while it is on its way: the reply for this request.
+    fn start_lookup(&self, name: String) -> LocalDeferred<String> {
+        let lookup = self.look_up(name.clone()).into_shared();
+        self.cache.borrow_mut().in_flight(&name, lookup.clone());
+        // The cache's own consumer, made first, so the cache has settled the name before any
+        // request's chain goes on.
+        let cache = self.cache.clone();
+        let settled = lookup.consumer().add_both(move |outcome| {
+            cache.borrow_mut().settle(&name, &outcome);
+            Ok::<(), Failure>(())
+        });
+        drop(settled); // it never fails: nothing to report
+        lookup.consumer()
     }
 
     fn stats(&self, session: &Session) -> String {
@@ -246,6 +277,19 @@ fn lookup_failed(failure: &Failure) -> String {
     format!("ERR lookup failed: {failure}")
 }
 
+/// The failure of a query's retry as the query's own when it was not one to retry (a
+/// `NotFound` is an answer, tried once); a retry that gave up on a busy database says so.
+fn not_retried(failure: Failure) -> Failure {
+    match failure.trap::<RetryError>() {
+        Ok(RetryError {
+            reason: GaveUp::NotRetryable,
+            mut attempts,
+        }) => attempts.pop().unwrap_or_else(|| Failure::msg("no attempt")),
+        Ok(gave_up) => Failure::new(gave_up),
+        Err(failure) => failure,
+    }
+}
+
 /// The reply to one request line (without its newline).
 fn respond(
     server: &Server,
@@ -260,17 +304,18 @@ fn respond(
         Ok(name) => name.to_owned(),
         Err(problem) => return LocalDeferred::succeed(format!("ERR bad request: {problem}")),
     };
-    let (lookups, session) = (server.clone(), session.clone());
     let cached = server.cache.borrow_mut().get(&name);
-    chain! {
-        cached                                     // the cache's answer: now, later or `None`
-        then |answer| match answer {
-            Some(line) => {
-                session.borrow_mut().from_cache += 1;
-                LocalDeferred::succeed(line)
-            }
-            None => lookups.look_up(name),         // the queries: a chain of their own
+    let reply = match cached {
+        Cached::Hit(line) => {
+            session.borrow_mut().from_cache += 1;
+            return LocalDeferred::succeed(line);
         }
+        Cached::Joined(reply) => reply, // the lookup another request started
+        Cached::Miss => server.start_lookup(name), // the queries: a chain of their own
+    };
+    chain! {
+        reply
+        catch |f| lookup_failed(&f)                // a query failed: this request says so
     }
 }
 

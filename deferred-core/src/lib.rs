@@ -24,6 +24,7 @@
 //! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`], [`NoInputs`] |
 //! | `chain/first_settled.rs` | [`first_settled`]: the first input to fire, either way, decides; the others are cancelled |
+//! | `chain/join.rs` | [`join`], [`join_settled`]: Deferreds of different types as one Deferred of a tuple |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]; feature `tracing`: as `tracing` events) |
 //! | `capture.rs` | unhandled failures collected per thread and scope, for tests ([`capture_unhandled`], [`NoUnhandled`]) |
 //! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
@@ -87,6 +88,7 @@ pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
 pub use shared::chain::first_settled::first_settled;
 pub use shared::chain::gather::gather_results;
+pub use shared::chain::join::{Join, join, join_settled};
 pub use shared::chain::later::defer_later;
 pub use shared::chain::list::{DeferredList, settle_all};
 pub use shared::chain::looping::LoopingCall;

@@ -181,6 +181,7 @@ pub(crate) mod chain;
 
 pub use chain::first_settled::first_settled;
 pub use chain::gather::gather_results;
+pub use chain::join::{Join, join, join_settled};
 pub use chain::later::defer_later;
 pub use chain::list::{DeferredList, settle_all};
 pub use chain::looping::LoopingCall;

@@ -56,6 +56,21 @@ pub fn create_and_seed(conn: &Connection) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Whether SQLite failed only for now: another connection had the database busy or locked (the
+/// one-thread server tries such a query again).
+#[allow(dead_code)] // the threaded examples run their queries one at a time, under a lock
+pub fn is_busy(failure: &Failure) -> bool {
+    failure
+        .downcast_ref::<rusqlite::Error>()
+        .and_then(rusqlite::Error::sqlite_error_code)
+        .is_some_and(|code| {
+            matches!(
+                code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            )
+        })
+}
+
 /// The id of the employee called `name`.
 pub fn query_id(conn: &Connection, name: &str) -> Result<i64, Failure> {
     conn.query_row("SELECT id FROM employees WHERE name = ?1", [name], |row| {

@@ -175,6 +175,46 @@ impl<T, E: 'static> Deferred<T, E> {
         }
     }
 
+    /// Whether the result has not come yet (Bluebird's `isPending`): the Deferred is pending and
+    /// its chain has not fired. `false` once it has fired, and once its result was taken.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// assert!(d.is_pending());
+    /// resolver.callback(1);
+    /// assert!(!d.is_pending() && d.is_fired());
+    /// ```
+    pub fn is_pending(&self) -> bool {
+        match &self.state {
+            State::Fired(_) => false,
+            State::Pending(link) => !link.is_fired(),
+        }
+    }
+
+    /// The result, if it is held here, without taking it (Bluebird's `value()`/`reason()`,
+    /// futures' `Shared::peek`): `Some` for a Deferred that had fired when it was made
+    /// (`succeed`, `fail`, a step run at once) or whose result [`poll_fired`](Self::poll_fired)
+    /// brought here. `None` while it is pending — and also for a pending Deferred whose chain
+    /// has fired since: that result is in the chain, shared with its `Resolver` behind a lock,
+    /// where no reference can be handed out. Call `poll_fired` (it takes `&mut self`) to bring
+    /// it here, or [`is_fired`](Self::is_fired) just to know.
+    ///
+    /// Peeking does not handle a failure: dropped without being taken, it is still reported.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    /// let d = Deferred::<u32>::succeed(1).add_callback(|x| Ok(x + 1)); // ran at once
+    /// assert_eq!(d.peek().unwrap().ok(), Some(&2));
+    /// assert_eq!(d.wait().unwrap(), 2); // still there
+    /// ```
+    pub fn peek(&self) -> Option<Result<&T, &E>> {
+        match &self.state {
+            State::Fired(Some(result)) => Some(result.as_ref()),
+            State::Fired(None) | State::Pending(_) => None,
+        }
+    }
+
     /// Moves the state out, leaving a spent one behind so `Drop` has nothing to report.
     #[inline]
     fn take_state(&mut self) -> State<T, E> {
@@ -491,6 +531,43 @@ where
         }
     }
 
+    /// The result, if the Deferred has fired, without taking it: [`peek`](Self::peek) that also
+    /// sees a pending chain that has fired since. It moves that chain's result into this
+    /// Deferred (which holds it from then on as if it had fired when made), so a reference can
+    /// be handed out; `None` while the chain has not fired. It never blocks and runs no step:
+    /// a program with a loop of its own (a game's frames, a UI's ticks) calls it each turn,
+    /// where another would `await` or [`wait`](Self::wait).
+    ///
+    /// Moving the result in ends the chain: the Deferred is then as a fired one — steps added
+    /// run at once, a [`cancel`](Self::cancel) does nothing. A failure is not handled by being
+    /// looked at: dropped without being taken, it is still reported.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    ///
+    /// let (texture, resolver) = Deferred::<Vec<u8>>::pending();
+    /// let mut texture = texture.add_callback(|bytes| Ok(bytes.len()));
+    /// let worker = std::thread::spawn(move || resolver.callback(vec![0; 64]));
+    /// loop {
+    ///     // One frame: draw with the texture once it is here, a placeholder until then.
+    ///     match texture.poll_fired() {
+    ///         Some(Ok(size)) => break assert_eq!(*size, 64),
+    ///         Some(Err(failure)) => panic!("cannot load: {failure}"),
+    ///         None => std::thread::yield_now(),
+    ///     }
+    /// }
+    /// worker.join().unwrap();
+    /// assert_eq!(texture.peek().unwrap().ok(), Some(&64));
+    /// ```
+    pub fn poll_fired(&mut self) -> Option<Result<&T, &E>> {
+        if let State::Pending(link) = &self.state
+            && let Some(result) = take::<T, E>(&**link)
+        {
+            self.state = State::Fired(Some(result));
+        }
+        self.peek()
+    }
+
     /// The same result, in a new link when this Deferred is pending: steps added to the Deferred
     /// this returns are a chain of their own, which waits on this one. A cancel of the new chain
     /// still walks up to what this one waits on, but a cancel of this one (through a
@@ -656,5 +733,41 @@ impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
         f.debug_struct(self::kind::RESOLVER)
             .field("created_at", &format_args!("{}", self.created_at))
             .finish()
+    }
+}
+
+impl<T, E: 'static> Resolver<T, E> {
+    /// Whether nobody can ever see the result (tokio's `Sender::is_closed`): the chain was
+    /// cancelled (its root no longer waits for this Resolver; a fire now is ignored), or the
+    /// Deferred at its end was dropped and no step is left to run. `false` while a step is
+    /// left, a task polls the end, or another chain waits on it (a step returned it).
+    ///
+    /// So a long computation that would fire this Resolver can stop early: check it between
+    /// pieces of work. It only turns from `false` to `true`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use deferred_core::Deferred;
+    ///
+    /// let (sum, resolver) = Deferred::<u64>::pending();
+    /// let worker = std::thread::spawn(move || {
+    ///     let mut total = 0_u64;
+    ///     for n in 0.. {
+    ///         if resolver.is_closed() {
+    ///             return None; // nobody wants it any more: stop
+    ///         }
+    ///         total += n; // one piece of the work
+    ///         std::thread::sleep(Duration::from_millis(1));
+    ///     }
+    ///     resolver.callback(total);
+    ///     Some(total)
+    /// });
+    /// std::thread::sleep(Duration::from_millis(10));
+    /// sum.cancel(); // the worker sees it at its next check
+    /// assert!(sum.wait().unwrap_err().is_cancelled());
+    /// assert_eq!(worker.join().unwrap(), None);
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.link.as_ref().is_none_or(|link| link.is_closed())
     }
 }

@@ -14,6 +14,7 @@
 //! | `fan_in.rs` | the bookkeeping the combinators share |
 //! | `list.rs`, `gather.rs`, `race.rs` | `DeferredList`, `settle_all`, `gather_results`, `race` |
 //! | `first_settled.rs` | `first_settled`: the first to fire, either way, decides |
+//! | `join.rs` | `join`, `join_settled`: Deferreds of different types as one of a tuple |
 //! | `maybe.rs` | `maybe_deferred` |
 //! | `semaphore.rs` | `DeferredSemaphore`, `DeferredLock`, `map_concurrent` |
 //! | `shared_result.rs` | `SharedResult`: one result, many consumers |
@@ -33,6 +34,7 @@ pub(crate) use super::{Outcome, SPENT, run_step};
 pub(crate) mod fan_in;
 pub(crate) mod first_settled;
 pub(crate) mod gather;
+pub(crate) mod join;
 pub(crate) mod later;
 pub(crate) mod list;
 pub(crate) mod looping;

@@ -322,3 +322,15 @@ where
 pub(crate) fn same_chain<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
     std::ptr::addr_eq(Ptr::as_ptr(a), Ptr::as_ptr(b))
 }
+
+impl<T, E: 'static> Chain<T, E> {
+    /// For `Resolver::is_closed`, asked of a root whose `Resolver` has not fired: nobody can
+    /// ever see its result. Either the root is no longer waiting for it (only a cancel moves a
+    /// root on before its `Resolver` fires), or the Deferred at the end was dropped with no
+    /// step left to run (a step's side effects are someone seeing the result).
+    pub(crate) fn is_closed(&self) -> bool {
+        let inner = self.lock();
+        !matches!(inner.phase, Phase::Root)
+            || (matches!(inner.listener, Listener::Gone) && inner.stages.is_empty())
+    }
+}
