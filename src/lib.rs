@@ -9,6 +9,9 @@
 //! assert_eq!(line.wait().unwrap(), "employee #7");
 //! ```
 #![forbid(unsafe_code)]
+// docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
+// builds never see this.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use deferred_core::*;
 /// Twisted-style promise chains, written flat: a start, then steps that run when its result

@@ -49,6 +49,9 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
+// builds never see this.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod bounds;
@@ -73,6 +76,7 @@ mod unhandled;
 pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};
 pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub use calloop::CalloopClock;
 pub use capture::{NoUnhandled, UnhandledCapture, capture_unhandled, expect_no_unhandled};
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
@@ -97,5 +101,6 @@ pub use shared::chain::shared_result::SharedResult;
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use tokio::{TokioClock, TokioLocalClock};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};
