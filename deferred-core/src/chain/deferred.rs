@@ -422,7 +422,7 @@ where
         })
     }
 
-    /// Cancels a pending chain (rule 7): the canceller of whatever the chain is waiting on runs
+    /// Cancels a pending chain: the canceller of whatever the chain is waiting on runs
     /// (the root's, or that of a Deferred a callback returned), and that Deferred fails with
     /// [`Cancelled`](crate::Cancelled), which flows down the chain to its errbacks. Cancelling a
     /// fired Deferred does nothing. A cancel that lands while the chain's callbacks are running
@@ -570,7 +570,9 @@ where
 impl<T, E> Unpin for Deferred<T, E> {}
 
 impl<T, E: 'static> Drop for Deferred<T, E> {
-    /// Rule 5: a failure still held here was never handled; report it (now, or when it arrives).
+    /// A failure still held here was never handled: it is reported once, through the
+    /// [unhandled-error hook](crate::set_unhandled_hook) (now, or when it arrives if the chain is
+    /// still pending). A handled failure is never reported.
     #[inline]
     fn drop(&mut self) {
         // Most Deferreds are dropped spent (consumed by a step, poll or wait): keep that check
@@ -677,8 +679,9 @@ where
 }
 
 impl<T, E: 'static> Drop for Resolver<T, E> {
-    /// Rule 6: a Resolver dropped without firing fails its Deferred instead of leaving it pending
-    /// forever.
+    /// A Resolver dropped without firing fails its Deferred with
+    /// [`NeverFired`](crate::NeverFired) (saying where the Resolver was made) instead of leaving
+    /// it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
             (self.fail_never_fired)(&link, self.created_at);
