@@ -1,7 +1,10 @@
-//! The runtime of [`deferred`](https://docs.rs/deferred): a typed, Twisted-style `Deferred`.
+//! The runtime of [`deferred-chain`](https://docs.rs/deferred-chain): a typed, Twisted-style
+//! `Deferred`.
 //!
-//! Users depend on the `deferred` crate, which re-exports everything here plus the `chain!`
-//! macro.
+//! Users depend on the `deferred-chain` package (its library is `deferred`), which re-exports
+//! everything here plus the `chain!` macro; its docs start with Getting started (the features,
+//! which thread runs a step, recipes). The features here are the same: `tokio`, `calloop`,
+//! `tracing`, each item that needs one marked with it (on docs.rs).
 //!
 //! There are two kinds of Deferred, with the same methods and rules: [`Deferred`], whose chain
 //! may be fired, extended and cancelled from any thread (so its values and steps are `Send`),
