@@ -54,7 +54,10 @@ fn main() {
     let slow = lookup("slow");
     slow.cancel(); // cancels the request in the library
     assert!(slow.wait().unwrap_err().is_cancelled());
-    println!("slow: cancelled; requests the library cancelled: {}", c_api::cancelled());
+    println!(
+        "slow: cancelled; requests the library cancelled: {}",
+        c_api::cancelled()
+    );
 }
 
 /// A stand-in for a C library with a callback API.
@@ -87,11 +90,19 @@ mod c_api {
 
     /// Cancels request `id`: its callback will not be called.
     pub fn lookup_cancel(id: u64) {
-        CANCELLED.lock().unwrap().get_or_insert_with(HashSet::new).insert(id);
+        CANCELLED
+            .lock()
+            .unwrap()
+            .get_or_insert_with(HashSet::new)
+            .insert(id);
     }
 
     fn is_cancelled(id: u64) -> bool {
-        CANCELLED.lock().unwrap().as_ref().is_some_and(|set| set.contains(&id))
+        CANCELLED
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|set| set.contains(&id))
     }
 
     /// How many requests were cancelled.

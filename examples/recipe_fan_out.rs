@@ -90,16 +90,19 @@ impl Server {
                 *n += 1;
                 *n
             };
-            if page % 3 == 0 && tries == 1 {
+            if page.is_multiple_of(3) && tries == 1 {
                 return Err(Failure::new(Unavailable));
             }
-            Ok(format!("page {page}: {} bytes (attempt {tries})", 100 * page))
+            Ok(format!(
+                "page {page}: {} bytes (attempt {tries})",
+                100 * page
+            ))
         })
     }
 }
 
 /// A real-time clock for a program with no event loop: each timer sleeps on a thread of its own.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct ThreadClock;
 
 impl Clock for ThreadClock {

@@ -21,7 +21,11 @@ use deferred::{Failure, Inbox, LocalDeferred, TimedOut, chain};
 /// Looks `name` up: from the cache (on this thread, no lock) or by a slow query on the pool,
 /// whose answer comes home to this thread and fills the cache. A query slower than 500 ms
 /// fails with `TimedOut`.
-fn lookup(inbox: &Inbox, cache: &Rc<RefCell<HashMap<String, u32>>>, name: &str) -> LocalDeferred<String> {
+fn lookup(
+    inbox: &Inbox,
+    cache: &Rc<RefCell<HashMap<String, u32>>>,
+    name: &str,
+) -> LocalDeferred<String> {
     if let Some(id) = cache.borrow().get(name) {
         return LocalDeferred::succeed(format!("{name}: #{id} (cached)"));
     }

@@ -18,9 +18,12 @@ fn example(name: &str) -> PathBuf {
 /// Runs the example `name` and gives its standard output; it must exit with success.
 fn run(name: &str) -> String {
     let binary = example(name);
-    let output = Command::new(&binary)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {} (built by `cargo test`): {e}", binary.display()));
+    let output = Command::new(&binary).output().unwrap_or_else(|e| {
+        panic!(
+            "cannot run {} (built by `cargo test`): {e}",
+            binary.display()
+        )
+    });
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(
         output.status.success(),
@@ -35,8 +38,12 @@ fn run(name: &str) -> String {
 fn recipe_code(name: &str) -> String {
     let path = format!("{}/examples/{name}.rs", env!("CARGO_MANIFEST_DIR"));
     let source = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let begin = source.find("// recipe: begin\n").expect("a `// recipe: begin` line");
-    let end = source.find("// recipe: end\n").expect("a `// recipe: end` line");
+    let begin = source
+        .find("// recipe: begin\n")
+        .expect("a `// recipe: begin` line");
+    let end = source
+        .find("// recipe: end\n")
+        .expect("a `// recipe: end` line");
     source[begin + "// recipe: begin\n".len()..end].to_owned()
 }
 
@@ -69,14 +76,17 @@ fn recipe_fan_out_fetches_every_page_three_at_once_retrying_the_unavailable() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 10, "{out}");
     for page in 1..=9u32 {
-        let attempt = if page % 3 == 0 { 2 } else { 1 };
+        let attempt = if page.is_multiple_of(3) { 2 } else { 1 };
         assert_eq!(
             lines[page as usize - 1],
             format!("page {page}: {} bytes (attempt {attempt})", 100 * page)
         );
     }
     // 9 pages, 3 of them twice; never more than three at once.
-    assert!(lines[9].starts_with("9 pages, 12 attempts, at most "), "{out}");
+    assert!(
+        lines[9].starts_with("9 pages, 12 attempts, at most "),
+        "{out}"
+    );
     let peak: usize = lines[9].rsplit(' ').nth(2).unwrap().parse().unwrap();
     assert!((1..=3).contains(&peak), "{out}");
 }

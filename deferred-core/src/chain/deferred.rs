@@ -679,9 +679,8 @@ where
 }
 
 impl<T, E: 'static> Drop for Resolver<T, E> {
-    /// A Resolver dropped without firing fails its Deferred with
-    /// [`NeverFired`](crate::NeverFired) (saying where the Resolver was made) instead of leaving
-    /// it pending for ever.
+    /// A Resolver dropped without firing fails its Deferred with [`NeverFired`] (saying where
+    /// the Resolver was made) instead of leaving it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
             (self.fail_never_fired)(&link, self.created_at);
