@@ -8,7 +8,57 @@
 //! resolver.callback(7);
 //! assert_eq!(line.wait().unwrap(), "employee #7");
 //! ```
+//!
+//! # Getting started
+//!
+//! ```toml
+//! [dependencies]
+//! deferred-chain = "0.1"   # the library is `deferred`: use deferred::{Deferred, chain};
+//! # or: deferred-chain = { version = "0.1", features = ["tokio"] }
+//! ```
+//!
+//! With no feature the library needs no runtime and nothing outside std. The features, none on
+//! by default (each item that needs one is marked with it in these docs, on docs.rs):
+//!
+//! - **`tokio`**: [`Deferred::from_future`] (a future spawned on the current runtime; cancelling
+//!   the Deferred aborts it) and `TokioClock` (tokio's timers for [`Deferred::add_timeout`],
+//!   [`retry`], [`LoopingCall`]); for one-thread chains, `Inbox::on_tokio_local_set`,
+//!   `TokioLocalClock` and `LocalDeferred::from_future`. Inside a tokio runtime,
+//!   [`defer_to_thread`] then uses tokio's blocking pool.
+//! - **`calloop`**: `Inbox::on_calloop` (an [`Inbox`] drained by a calloop event source) and
+//!   `CalloopClock` (calloop's timers).
+//! - **`tracing`**: failures nobody handled are reported as `tracing::error!` events instead of
+//!   printed on stderr (when no capture and no custom hook is set).
+//!
+//! **Which thread runs a step.** A step runs on the thread that fires the Deferred it follows,
+//! when it fires (or at once, on the adding thread, if it has fired already): there is no
+//! executor, so a [`Deferred`]'s steps and values must be `Send` — the firing thread may be a pool
+//! thread, a timer thread or a C library's. A [`LocalDeferred`] never leaves the thread that made
+//! it, and results from other threads come home to it through an [`Inbox`]. Blocking work goes
+//! through [`defer_to_thread`]: inside a tokio runtime (feature `tokio`) on tokio's blocking pool,
+//! elsewhere on a pool of at most [`POOL_THREADS`] std threads.
+//!
+//! ```
+//! use deferred::{Deferred, chain};
+//!
+//! let (d, resolver) = Deferred::<u32>::pending();
+//! let ran_on = chain! { d then |_| std::thread::current().id() };
+//! let firer = std::thread::spawn(move || {
+//!     resolver.callback(1); // the step runs here, now
+//!     std::thread::current().id()
+//! });
+//! assert_eq!(ran_on.wait().unwrap(), firer.join().unwrap());
+//! ```
+//!
+//! The README's recipes are whole programs in the repository's `examples/`: bridging a C-style
+//! callback API (`recipe_c_callback`: [`Resolver::set_canceller`] once the request id is known),
+//! a bounded fan-out with retry (`recipe_fan_out`: [`map_concurrent`], [`retry_if`],
+//! [`add_timeout`](Deferred::add_timeout)), and a single-thread loop (`recipe_single_thread`:
+//! [`Inbox`], [`LocalDeferred`], `chain!`).
 #![forbid(unsafe_code)]
+// docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
+// builds never see this.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use deferred_core::*;
 /// Twisted-style promise chains, written flat: a start, then steps that run when its result
@@ -82,6 +132,38 @@ pub use deferred_core::*;
 ///   Deferred that fails, or panics): then that failure replaces it. `finally path` calls
 ///   `path()` or `path(&outcome)`, as the function takes.
 ///
+/// **A catch-all also catches cancellation.** [`cancel`](Deferred::cancel) (and a deadline's
+/// [`add_timeout`](Deferred::add_timeout)) fails the chain with [`Cancelled`], which flows to the
+/// errbacks like any failure: `catch |f| ...` sees it, and a `catch |_| retry()` restarts the
+/// work that was just cancelled. Trap the errors you mean to handle, `catch |e: Refused| ...`,
+/// and a cancellation passes on; or, in a catch-all, pass it on yourself. (The library's own
+/// [`retry`] never retries a cancellation.)
+///
+/// ```
+/// use deferred::{Deferred, Failure, chain};
+///
+/// # #[derive(Debug)] struct Refused;
+/// # impl std::fmt::Display for Refused {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str("refused") }
+/// # }
+/// # impl std::error::Error for Refused {}
+/// let (work, _resolver) = Deferred::<u32>::pending();
+/// let typed = chain! {
+///     work
+///     catch |_e: Refused| 0                      // only `Refused`: a cancellation passes on
+/// };
+/// typed.cancel();
+/// assert!(typed.wait().unwrap_err().is_cancelled());
+///
+/// let (work, _resolver) = Deferred::<u32>::pending();
+/// let catch_all = chain! {
+///     work
+///     catch |f| if f.is_cancelled() { Err(f) } else { Ok(0) } // pass the cancel on
+/// };
+/// catch_all.cancel();
+/// assert!(catch_all.wait().unwrap_err().is_cancelled());
+/// ```
+///
 /// Names bound by a `then` stay in scope in the `then`s after it, up to the next `catch` or
 /// `finally` (the scoping of nested callbacks, written flat):
 ///
@@ -100,6 +182,66 @@ pub use deferred_core::*;
 ///
 /// Steps run later, maybe on another thread: they move what they use into themselves, so give
 /// them owned, `Send` handles (an `Arc`, a pool, a clonable client), not borrows.
+///
+/// **A handle used in the `then`s and in a later `catch` or `finally`**: the run of `then`s is
+/// one callback, which moves the handle into itself, so the `catch` finds it moved ("use of
+/// moved value"). Clone it before the chain, and give the later step the clone:
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use deferred::{Deferred, Failure, chain};
+///
+/// #[derive(Clone, Default)]
+/// struct Db(Arc<Mutex<Vec<String>>>);
+/// impl Db {
+///     fn name(&self, id: u32) -> Result<String, Failure> {
+///         if id == 7 { Ok("alice".into()) } else { Err(Failure::msg(format!("no employee #{id}"))) }
+///     }
+///     fn log(&self, line: String) { self.0.lock().unwrap().push(line); }
+/// }
+///
+/// fn greet(db: Db, id: u32) -> Deferred<String> {
+///     let db2 = db.clone(); // the `then`s below move `db`; the `catch` gets `db2`
+///     chain! {
+///         Deferred::<u32>::succeed(id)
+///         then |id| db.name(id)
+///         then |name| { db.log(format!("greeted {name}")); format!("hello, {name}") }
+///         catch |f| { db2.log(format!("failed: {f}")); "hello, stranger".to_owned() }
+///     }
+/// }
+///
+/// let db = Db::default();
+/// assert_eq!(greet(db.clone(), 7).wait().unwrap(), "hello, alice");
+/// assert_eq!(greet(db.clone(), 8).wait().unwrap(), "hello, stranger");
+/// assert_eq!(*db.0.lock().unwrap(), ["greeted alice", "failed: no employee #8"]);
+/// ```
+///
+/// # A deadline
+///
+/// There is no `timeout` step: a deadline is put on a Deferred with
+/// [`add_timeout`](Deferred::add_timeout), which covers the steps added before it (they are what
+/// the deadline cancels) and fails with [`TimedOut`]. Put it on the start, to time what the start
+/// waits on; or on a whole `chain!` (it is an expression) to time all its steps, inside a longer
+/// chain whose later steps can `catch |e: TimedOut|`:
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred::{Deferred, ManualClock, TimedOut, chain};
+///
+/// let clock = ManualClock::new();
+/// let (query, _resolver) = Deferred::<u32>::pending();
+/// let line = chain! {
+///     chain! {                                   // the steps the deadline covers
+///         query
+///         then |id| id * 10
+///     }
+///     .add_timeout(Duration::from_secs(5), &clock)
+///     then |n| format!("employee #{n}")
+///     catch |e: TimedOut| format!("lookup: {e}")
+/// };
+/// clock.advance(Duration::from_secs(5));
+/// assert_eq!(line.wait().unwrap(), "lookup: the Deferred timed out after 5s");
+/// ```
 ///
 /// # Local chains
 ///

@@ -14,6 +14,7 @@ use calloop::timer::{TimeoutAction, Timer};
 use crate::inbox::WeakInbox;
 use crate::{Failure, Inbox, LocalClock, LocalDelayedCall, unhandled};
 
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 impl Inbox {
     /// This thread's inbox, drained by an event source of the calloop loop behind `handle`: the
     /// wake-up is a [`calloop::ping`], and the ping's callback runs what was posted. So a
@@ -89,10 +90,12 @@ impl Inbox {
 /// }
 /// assert!(slow.wait().unwrap_err().is::<TimedOut>());
 /// ```
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub struct CalloopClock<Data: 'static> {
     handle: LoopHandle<'static, Data>,
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 impl<Data: 'static> CalloopClock<Data> {
     /// The clock of the loop behind `handle`.
     ///

@@ -48,7 +48,8 @@ pub(crate) fn deliver(failure: Failure) -> Result<(), Failure> {
 ///
 /// # Which failures a capture sees
 ///
-/// A failure is reported on the thread that makes it unhandled (rule 5): the thread that drops
+/// A failure is reported on the thread that makes it unhandled (a failure nobody handled is
+/// reported once, when the last handle that could handle it goes): the thread that drops
 /// the last handle of a chain holding a failure, or the thread that fires (`callback`,
 /// `errback`, `cancel`, dropping a `Resolver`) a chain whose handles were all dropped. A capture
 /// sees exactly the failures reported on its own thread between its start and its end:

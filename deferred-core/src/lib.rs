@@ -1,7 +1,10 @@
-//! The runtime of [`deferred`](https://docs.rs/deferred): a typed, Twisted-style `Deferred`.
+//! The runtime of [`deferred-chain`](https://docs.rs/deferred-chain): a typed, Twisted-style
+//! `Deferred`.
 //!
-//! Users depend on the `deferred` crate, which re-exports everything here plus the `chain!`
-//! macro.
+//! Users depend on the `deferred-chain` package (its library is `deferred`), which re-exports
+//! everything here plus the `chain!` macro; its docs start with Getting started (the features,
+//! which thread runs a step, recipes). The features here are the same: `tokio`, `calloop`,
+//! `tracing`, each item that needs one marked with it (on docs.rs).
 //!
 //! There are two kinds of Deferred, with the same methods and rules: [`Deferred`], whose chain
 //! may be fired, extended and cancelled from any thread (so its values and steps are `Send`),
@@ -51,6 +54,9 @@
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
+// builds never see this.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod bounds;
@@ -76,6 +82,7 @@ mod unhandled;
 pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};
 pub use bounds::{LocalValue, Sendable, Shareable};
 #[cfg(feature = "calloop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub use calloop::CalloopClock;
 pub use capture::{NoUnhandled, UnhandledCapture, capture_unhandled, expect_no_unhandled};
 pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
@@ -101,5 +108,6 @@ pub use shared::chain::shared_result::SharedResult;
 pub use shared::{CancelHandle, Deferred, IntoDeferred, Resolver};
 pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use tokio::{TokioClock, TokioLocalClock};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};

@@ -120,7 +120,9 @@ pub(crate) mod kind {
 /// 2. Callbacks added to a fired Deferred run at once, on the adding thread; otherwise they run on
 ///    the thread that fires, when it fires. No executor is involved.
 /// 3. A callback that returns a pending Deferred pauses the chain until that one fires. Chains of
-///    any depth run in constant stack (see the run loop in `run_loop.rs`).
+///    any depth run in constant stack: a result that fires another chain from inside a
+///    callback is queued on the firing thread and delivered when that callback returns, instead of
+///    recursing.
 /// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
 /// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
 ///    [unhandled-error hook](crate::set_unhandled_hook).

@@ -22,6 +22,7 @@ use crate::{
     unhandled,
 };
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> Deferred<T, E>
 where
     T: Send + 'static,
@@ -100,10 +101,12 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct TokioClock {
     runtime: tokio::runtime::Handle,
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl TokioClock {
     /// The clock of the tokio runtime this is called on.
     ///
@@ -154,6 +157,7 @@ fn run_reporting_panic(call: impl FnOnce()) {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Inbox {
     /// This thread's inbox, drained by a task on the current tokio
     /// [`LocalSet`](tokio::task::LocalSet) (or `LocalRuntime`): the wake-up signals a
@@ -232,10 +236,12 @@ impl Inbox {
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct TokioLocalClock {
     _private: (),
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl TokioLocalClock {
     /// The clock of the `LocalSet` its calls are made on.
     ///
@@ -264,6 +270,7 @@ impl LocalClock for TokioLocalClock {
     }
 }
 
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> LocalDeferred<T, E>
 where
     T: 'static,

@@ -5,7 +5,9 @@ mod support;
 
 mod send {
     mod kind {
-        pub use deferred_core::{Deferred, LoopingCall, Resolver, defer_later, retry, retry_if};
+        pub use deferred_core::{
+            CancelHandle, Deferred, LoopingCall, Resolver, defer_later, retry, retry_if,
+        };
     }
     include!("time/common.rs");
     include!("time/retry.rs");
@@ -14,7 +16,7 @@ mod send {
 mod local {
     #![allow(clippy::arc_with_non_send_sync)]
     mod kind {
-        pub use deferred_core::local::{LoopingCall, defer_later, retry, retry_if};
+        pub use deferred_core::local::{CancelHandle, LoopingCall, defer_later, retry, retry_if};
         pub use deferred_core::{LocalDeferred as Deferred, LocalResolver as Resolver};
     }
     include!("time/common.rs");

@@ -467,7 +467,7 @@ where
         })
     }
 
-    /// Cancels a pending chain (rule 7): the canceller of whatever the chain is waiting on runs
+    /// Cancels a pending chain: the canceller of whatever the chain is waiting on runs
     /// (the root's, or that of a Deferred a callback returned), and that Deferred fails with
     /// [`Cancelled`](crate::Cancelled), which flows down the chain to its errbacks. Cancelling a
     /// fired Deferred does nothing. A cancel that lands while the chain's callbacks are running
@@ -652,7 +652,9 @@ where
 impl<T, E> Unpin for Deferred<T, E> {}
 
 impl<T, E: 'static> Drop for Deferred<T, E> {
-    /// Rule 5: a failure still held here was never handled; report it (now, or when it arrives).
+    /// A failure still held here was never handled: it is reported once, through the
+    /// [unhandled-error hook](crate::set_unhandled_hook) (now, or when it arrives if the chain is
+    /// still pending). A handled failure is never reported.
     #[inline]
     fn drop(&mut self) {
         // Most Deferreds are dropped spent (consumed by a step, poll or wait): keep that check
@@ -716,11 +718,52 @@ where
             (self.fire)(&link, result);
         }
     }
+
+    /// Gives the Deferred a canceller now that the work has started (or replaces the one it
+    /// had, which is then dropped without being called): for a producer that learns how to stop
+    /// its work only once it has started it, such as a C API that hands back a request id from
+    /// the call that starts the request. The canceller runs as one given to
+    /// [`with_canceller`](Deferred::with_canceller) does: when a cancel of the chain reaches
+    /// this Deferred while it is pending.
+    ///
+    /// If the chain has been cancelled already (before this call, or while the canceller it had
+    /// runs), the cancel has happened: `canceller` runs at once, on this thread, before this
+    /// returns, so the work it stops stops now (Twisted's rule: a cancelled Deferred's work is
+    /// cancelled). The Deferred has failed with [`Cancelled`](crate::Cancelled) then, and a
+    /// fire from this Resolver is ignored, as after any cancel.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use deferred_core::Deferred;
+    ///
+    /// let stopped = Arc::new(Mutex::new(Vec::new()));
+    /// let (reply, resolver) = Deferred::<String>::pending();
+    /// let request_id = 42; // what the call that started the work gave back
+    /// let log = stopped.clone();
+    /// resolver.set_canceller(move || log.lock().unwrap().push(request_id));
+    ///
+    /// reply.cancel();
+    /// assert_eq!(*stopped.lock().unwrap(), [42]);
+    /// assert!(reply.wait().unwrap_err().is_cancelled());
+    ///
+    /// // Cancelled before the canceller was set: it runs at once.
+    /// let (reply, resolver) = Deferred::<String>::pending();
+    /// reply.cancel();
+    /// let log = stopped.clone();
+    /// resolver.set_canceller(move || log.lock().unwrap().push(43));
+    /// assert_eq!(*stopped.lock().unwrap(), [42, 43]);
+    /// # drop(reply);
+    /// ```
+    pub fn set_canceller(&self, canceller: impl FnOnce() + Sendable + 'static) {
+        if let Some(link) = &self.link {
+            link.set_canceller(Box::new(canceller));
+        }
+    }
 }
 
 impl<T, E: 'static> Drop for Resolver<T, E> {
-    /// Rule 6: a Resolver dropped without firing fails its Deferred instead of leaving it pending
-    /// forever.
+    /// A Resolver dropped without firing fails its Deferred with [`NeverFired`] (saying where
+    /// the Resolver was made) instead of leaving it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
             (self.fail_never_fired)(&link, self.created_at);

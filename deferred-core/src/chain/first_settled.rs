@@ -13,7 +13,8 @@ use crate::outcome::NoInputs;
 /// [`race`](crate::race), where a failure drops out and only a success wins, here a failure that
 /// comes first ends it.
 ///
-/// The rules (those of every combinator, `fan_in.rs`):
+/// The rules (those of every combinator, such as [`race`](crate::race) and
+/// [`gather_results`](crate::gather_results)):
 ///
 /// 1. The first input to fire decides, whichever thread fires it; inputs that fired before the
 ///    call decide in input order (the first of them wins).

@@ -114,8 +114,10 @@ impl LoopingCall {
         }
     }
 
-    /// Starts calling every `interval` (rules 1 and 2); the Deferred fires when
-    /// [`stop`](LoopingCall::stop) is called and fails when a call fails.
+    /// Starts calling every `interval`: with `now`, the first call is made at once, inside
+    /// `start`, else one interval later; call *n* is due at `start + n × interval`, so calls do
+    /// not drift. The Deferred fires when [`stop`](LoopingCall::stop) is called and fails when a
+    /// call fails.
     ///
     /// # Panics
     ///
@@ -141,7 +143,9 @@ impl LoopingCall {
         self.core.clone().start(interval, now)
     }
 
-    /// Stops the loop (rule 5): the next call is cancelled and the Deferred of `start` fires.
+    /// Stops the loop: the next call is cancelled and the Deferred of `start` fires; during a
+    /// call whose Deferred is pending, the loop stops when that fires. Stopping a loop that is not
+    /// running does nothing.
     ///
     /// ```
     /// use std::time::Duration;

@@ -25,6 +25,14 @@ use crate::failure::Failure;
 /// 3. Cancelling the result cancels the attempt in flight, or the wait for the next one (no
 ///    attempt starts after it), and fails it with [`Cancelled`](crate::Cancelled).
 /// 4. A panic in `attempt` is an attempt's failure ([`Panicked`](crate::Panicked)).
+/// 5. A cancellation is never retried. An attempt that fails with
+///    [`Cancelled`](crate::Cancelled) — its work was stopped, by a cancel of this retry, by a
+///    deadline on it ([`add_timeout`](crate::Deferred::add_timeout)) or by whoever else holds the
+///    work — ends the retry with that failure as it is (so `is_cancelled()` still says so), and
+///    no attempt follows. (A catch-all `catch |_| retry()` of your own would restart cancelled
+///    work: trap the errors to retry instead, `catch |e: Refused| ...`.) A
+///    [`TimedOut`](crate::TimedOut) from a deadline you put on each attempt is an attempt's
+///    failure like any other, retried if the predicate says so.
 ///
 /// ```
 /// use std::time::Duration;
@@ -157,7 +165,15 @@ where
         let outcome = maybe_deferred(&mut attempt);
         *self.attempt.lock() = Some(attempt);
         if !outcome.is_fired() {
-            self.state.lock().in_flight = Some(outcome.cancel_handle());
+            let mut state = self.state.lock();
+            if state.done.is_some() {
+                state.in_flight = Some(outcome.cancel_handle());
+            } else {
+                // Cancelled while the attempt was being made (by the attempt itself, or from
+                // another thread): the cancel found nothing in flight, so cancel it here (rule 3).
+                drop(state);
+                outcome.cancel();
+            }
         }
         let core = self.clone();
         drop(outcome.add_both(move |result| {
@@ -182,6 +198,20 @@ where
             }
             Err(failure) => failure,
         };
+        if failure.is_cancelled() {
+            // Rule 5: the work was stopped; restarting it would undo the cancel.
+            // (No wait is scheduled while an attempt is in flight.) If the retry itself was
+            // cancelled, `done` is gone: this is the attempt's answer to that cancel.
+            let done = {
+                let mut state = self.state.lock();
+                state.in_flight = None;
+                state.done.take()
+            };
+            if let Some(done) = done {
+                done.errback(failure);
+            }
+            return;
+        }
         // User code: outside the lock. A panic is a no.
         let retryable =
             catch_unwind(AssertUnwindSafe(|| (self.should_retry)(&failure))).unwrap_or(false);

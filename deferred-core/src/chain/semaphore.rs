@@ -438,7 +438,9 @@ impl fmt::Debug for DeferredLock {
 ///
 /// The first failure fails the result with a [`FirstError`](crate::FirstError) naming the item's
 /// index, and stops the rest: no item starts after it, running ones are cancelled. Cancelling the
-/// result does the same. No items: fires at once with `[]`.
+/// result does the same, whatever the items do with their own cancellation: an item that turns
+/// it into a value (`add_both(|o| Ok(o))`, to collect every outcome) still starts nothing after
+/// it, and the result is a failure. No items: fires at once with `[]`.
 ///
 /// # Panics
 ///
@@ -485,12 +487,31 @@ where
             })
         })
         .collect();
-    fan_in(
+    let batch = fan_in(
         runs,
         FireOnFirstError,
         Leftovers {
             consume_errors: false,
             cancel_when_decided: true,
         },
-    )
+    );
+    // Rule: a cancelled batch starts nothing more, whatever its items do with their own
+    // failures. The cancel must stop the batch before it reaches the items: an item that turns
+    // its cancellation into a value (`add_both(|o| Ok(o))`, or a canceller that answers with
+    // one) releases its token as a success would, and the next item would start. So the result
+    // waits behind a gate whose canceller sets `stopped` first, then cancels the batch (its
+    // outcome then comes from the items' answers, as before); the batch opens the gate when it
+    // fires.
+    let (gate, open) = Deferred::<(), Failure>::with_canceller({
+        let batch = batch.cancel_handle();
+        move || {
+            stopped.set();
+            batch.cancel();
+        }
+    });
+    let batch = batch.add_both(move |outcome| {
+        open.callback(());
+        outcome
+    });
+    gate.add_both(move |_opened| batch)
 }

@@ -216,3 +216,87 @@ fn the_next_attempt_waits_for_a_pending_attempt_to_fail() {
     pending.lock().unwrap().pop().unwrap().callback(7);
     assert_eq!(d.wait().unwrap(), 7);
 }
+
+/// A catch-all that retries also restarts work that was cancelled: the library's own retry
+/// never does. An attempt whose work was cancelled (here from elsewhere, through the attempt's
+/// own handle) ends the retry with that cancellation, whatever the predicate says.
+#[test]
+fn a_cancelled_attempt_is_never_retried() {
+    let clock = ManualClock::new();
+    let attempts = Count::new();
+    let handles: Arc<Mutex<Vec<kind::CancelHandle>>> = Arc::default();
+    let (a, h) = (attempts.clone(), handles.clone());
+    let d = retry_if(clock.clone(), seeded(), |_: &Failure| true, move || {
+        a.bump();
+        let (work, resolver) = Deferred::<u32>::pending();
+        std::mem::forget(resolver);
+        h.lock().unwrap().push(work.cancel_handle());
+        work
+    });
+    assert_eq!(attempts.get(), 1);
+    let first = handles.lock().unwrap().pop().unwrap();
+    first.cancel(); // the user stopped the work itself
+    clock.advance(secs(60));
+    assert_eq!(attempts.get(), 1, "the cancelled work was not restarted");
+    assert_eq!(clock.pending(), 0);
+    assert!(d.wait().unwrap_err().is_cancelled());
+}
+
+/// A deadline on the retry (`add_timeout`) cancels it: the attempt in flight is cancelled, and
+/// that cancellation — the retry's own doing — is not retried; no attempt starts after it.
+#[test]
+fn a_retry_under_a_deadline_makes_no_attempt_after_it() {
+    let clock = ManualClock::new();
+    let attempts = Count::new();
+    let cancels = Count::new();
+    let (a, c) = (attempts.clone(), cancels.clone());
+    let mut n = 0;
+    let d = retry(clock.clone(), seeded().jitter(0.0).unlimited_attempts(), move || {
+        a.bump();
+        n += 1;
+        if n == 1 {
+            return Deferred::fail(Failure::msg("refused"));
+        }
+        // The second attempt hangs until the deadline cancels it.
+        let c = c.clone();
+        let (work, resolver) = Deferred::<u32>::with_canceller(move || c.bump());
+        std::mem::forget(resolver);
+        work
+    })
+    .add_timeout(secs(4), &clock);
+    clock.advance(secs(60));
+    assert_eq!(attempts.get(), 2, "attempts at 0 s and 1 s, none after the deadline");
+    assert_eq!(cancels.get(), 1, "the attempt in flight at the deadline was cancelled");
+    assert_eq!(clock.pending(), 0);
+    assert!(d.wait().unwrap_err().is::<deferred_core::TimedOut>());
+}
+
+/// A cancel that lands while the retry is making an attempt (the attempt function itself, or
+/// another thread, cancels the retry before the attempt's Deferred is known) still cancels that
+/// attempt, and no attempt follows.
+#[test]
+fn a_cancel_while_an_attempt_is_being_made_cancels_that_attempt() {
+    let clock = ManualClock::new();
+    let attempts = Count::new();
+    let cancels = Count::new();
+    let retry_handle: Arc<Mutex<Option<kind::CancelHandle>>> = Arc::default();
+    let (a, c, h) = (attempts.clone(), cancels.clone(), retry_handle.clone());
+    let d = retry(clock.clone(), seeded().jitter(0.0), move || {
+        a.bump();
+        if let Some(handle) = h.lock().unwrap().take() {
+            handle.cancel(); // the second attempt: the retry is cancelled while it is made
+            let c = c.clone();
+            let (work, resolver) = Deferred::<u32>::with_canceller(move || c.bump());
+            std::mem::forget(resolver);
+            return work;
+        }
+        Deferred::fail(Failure::msg("first attempt"))
+    });
+    *retry_handle.lock().unwrap() = Some(d.cancel_handle());
+    clock.advance(secs(1)); // the second attempt
+    assert_eq!(attempts.get(), 2);
+    assert_eq!(cancels.get(), 1, "the attempt made during the cancel was cancelled");
+    clock.advance(secs(60));
+    assert_eq!(attempts.get(), 2);
+    assert!(d.wait().unwrap_err().is_cancelled());
+}

@@ -226,9 +226,10 @@ where
         let Phase::Root = inner.phase else {
             return where_the_cancel_goes(&mut inner, outer_chains);
         };
-        let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Nothing) {
+        // `Cancelling`: a canceller the producer sets from now on runs at once.
+        let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Cancelling) {
             Upstream::Canceller(canceller) => Some(canceller),
-            Upstream::Nothing | Upstream::On(_) => None,
+            Upstream::Nothing | Upstream::Cancelling | Upstream::On(_) => None,
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.

@@ -42,6 +42,10 @@
 //!   ([`crate::run_loop`]): a root fired, or a result forwarded, while the loop runs is stored in
 //!   the chain and queued, so nested chains of any depth run in constant stack.
 //! - Cancellation: see `cancel.rs`, where its rules are stated.
+//! - A canceller set after the root was made (`Chain::set_canceller`, for
+//!   `Resolver::set_canceller`) replaces the one it had while the root is pending and not
+//!   cancelled; once a cancel has reached the root (its canceller is running, or has run and
+//!   failed the root), the cancel already happened: the new canceller runs at once.
 
 use std::task::Waker;
 
@@ -99,6 +103,8 @@ enum Upstream {
     Nothing,
     /// The root's canceller.
     Canceller(Canceller),
+    /// The root's canceller is running (a cancel took it): a canceller set now runs at once.
+    Cancelling,
     /// The Deferred a step returned.
     On(Ptr<dyn Cancel>),
 }
@@ -108,7 +114,7 @@ impl Upstream {
     fn on(&self) -> &Ptr<dyn Cancel> {
         match self {
             Upstream::On(on) => on,
-            Upstream::Nothing | Upstream::Canceller(_) => {
+            Upstream::Nothing | Upstream::Canceller(_) | Upstream::Cancelling => {
                 unreachable!("a waiting chain knows what it waits on")
             }
         }
@@ -185,6 +191,27 @@ impl<T, E: 'static> Chain<T, E> {
             Phase::Root,
             canceller.map_or(Upstream::Nothing, Upstream::Canceller),
         )
+    }
+
+    /// Gives the root a canceller after it was made, replacing the one it had (which is dropped,
+    /// never called). If a cancel has reached the root already, `canceller` runs at once, on
+    /// this thread, after the lock is released: the cancel happened, so the work it stops must
+    /// stop now. Only a live `Resolver` calls this, so a root that is not `Root` any more was
+    /// fired by a cancel.
+    pub(crate) fn set_canceller(&self, canceller: Canceller) {
+        let mut inner = self.lock();
+        let cancelled = match inner.phase {
+            Phase::Root => matches!(inner.upstream, Upstream::Cancelling),
+            Phase::Running { .. } | Phase::Waiting { .. } | Phase::Fired | Phase::Done => true,
+        };
+        if cancelled {
+            drop(inner);
+            canceller();
+            return;
+        }
+        let old = std::mem::replace(&mut inner.upstream, Upstream::Canceller(canceller));
+        drop(inner);
+        drop(old); // user code (its captures' `Drop`): outside the lock
     }
 
     fn new(phase: Phase, upstream: Upstream) -> Chain<T, E> {
