@@ -1256,3 +1256,30 @@ fn a_cycle_formed_by_two_threads_while_a_third_cancels() {
         }
     });
 }
+
+/// The producer sets the canceller (`Resolver::set_canceller`, once its work has started) while
+/// another thread cancels the chain: whichever comes first, the canceller runs exactly once —
+/// by the cancel, or at once in `set_canceller` when the cancel came first — and the chain
+/// ends cancelled.
+#[test]
+fn a_canceller_set_while_another_thread_cancels_runs_once() {
+    model(PREEMPTIONS, || {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let (d, resolver) = Deferred::<u32>::pending();
+        let probe = Probe::new();
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let counted = calls.clone();
+        let producer = thread::spawn(move || {
+            resolver.set_canceller(move || {
+                counted.fetch_add(1, SeqCst);
+            });
+            resolver
+        });
+        handle.cancel();
+        let resolver = producer.join().unwrap();
+        assert_eq!(calls.load(SeqCst), 1, "the canceller runs exactly once");
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        resolver.callback(1); // ignored: the chain was cancelled
+    });
+}
