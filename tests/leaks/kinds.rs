@@ -237,3 +237,168 @@ pub fn cycles(n: usize) {
         handles[0].cancel();
     }
 }
+
+/// The helpers on a `ManualClock`, each settled at one of its points: `defer_later` fired or
+/// cancelled before its call; `retry` succeeding after failures, cancelled waiting on the clock,
+/// cancelled with an attempt in flight; a `LoopingCall` stopped between calls or cancelled with a
+/// call in flight; every timer, attempt, call and captured payload is freed.
+pub fn timed_helpers(n: usize) {
+    use deferred::{ManualClock, RetryPolicy};
+    use std::time::Duration;
+    let clock = ManualClock::new();
+    let second = Duration::from_secs(1);
+    let policy = || RetryPolicy::exponential(second).jitter(0.0).max_attempts(4);
+    for i in 0..n {
+        let p = payload();
+        match i % 7 {
+            0 => {
+                let d = defer_later(&clock, second, move || Ok::<usize, Failure>(p.len()));
+                clock.advance(second);
+                assert_eq!(d.wait().unwrap(), 64);
+            }
+            1 => {
+                let d = defer_later(&clock, second, move || Ok::<usize, Failure>(p.len()));
+                d.cancel();
+                assert!(d.wait().unwrap_err().is_cancelled());
+            }
+            2 => {
+                let mut failures = 0;
+                let d = retry(clock.clone(), policy(), move || {
+                    failures += 1;
+                    if failures < 3 {
+                        Err(Failure::msg("again"))
+                    } else {
+                        Ok(p.len())
+                    }
+                });
+                clock.advance(second);
+                clock.advance(second * 2);
+                assert_eq!(d.wait().unwrap(), 64);
+            }
+            3 => {
+                let d = retry(clock.clone(), policy(), move || {
+                    Err::<usize, Failure>(Failure::msg(format!("{}", p.len())))
+                });
+                d.cancel(); // waiting on the clock
+                assert!(d.wait().unwrap_err().is_cancelled());
+            }
+            4 => {
+                let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let k = kept.clone();
+                let d = retry(clock.clone(), policy(), move || {
+                    let q = p.clone();
+                    let (attempt, resolver) = Deferred::<usize>::with_canceller(move || drop(q));
+                    k.lock().unwrap().push(resolver);
+                    attempt
+                });
+                d.cancel(); // the attempt in flight
+                assert!(d.wait().unwrap_err().is_cancelled());
+                drop(kept);
+            }
+            5 => {
+                let lc = LoopingCall::new(clock.clone(), move || {
+                    let _ = &p;
+                    Ok::<(), Failure>(())
+                });
+                let done = lc.start(second, true);
+                clock.advance(second);
+                lc.stop();
+                done.wait().unwrap();
+            }
+            _ => {
+                let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let k = kept.clone();
+                let lc = LoopingCall::new(clock.clone(), move || {
+                    let q = p.clone();
+                    let (call, resolver) = Deferred::<()>::with_canceller(move || drop(q));
+                    k.lock().unwrap().push(resolver);
+                    call
+                });
+                let done = lc.start(second, true);
+                done.cancel(); // the call in flight
+                assert!(done.wait().unwrap_err().is_cancelled());
+                drop((lc, kept));
+            }
+        }
+    }
+    assert_eq!(clock.pending(), 0);
+}
+
+/// `SharedResult`, `DeferredQueue` and `first_settled`, settled every way: consumers fired,
+/// cancelled one by one until the source is, made after the fire, or dropped with a failure
+/// (reported); items put before and after the gets, gets cancelled, a queue dropped with gets
+/// waiting; a race won by one input, or cancelled before any fired.
+pub fn sharing_helpers(n: usize) {
+    for i in 0..n {
+        let p = payload();
+        match i % 6 {
+            0 => {
+                let (source, resolver) = Deferred::<Vec<u8>>::pending();
+                let shared = SharedResult::new(source);
+                let a = shared.consumer().add_callback(|v| Ok(v.len()));
+                let b = shared.consumer();
+                resolver.callback(p);
+                assert_eq!(a.wait().unwrap(), 64);
+                assert_eq!(b.wait().unwrap().len(), 64);
+                assert_eq!(shared.consumer().wait().unwrap().len(), 64);
+            }
+            1 => {
+                let (source, resolver) = Deferred::<Vec<u8>>::with_canceller(move || drop(p));
+                let shared = SharedResult::new(source);
+                let consumers = [shared.consumer(), shared.consumer()];
+                drop(shared);
+                for c in &consumers {
+                    c.cancel();
+                }
+                for c in consumers {
+                    assert!(c.wait().unwrap_err().is_cancelled());
+                }
+                drop(resolver);
+            }
+            2 => {
+                let before = UNHANDLED.load(SeqCst);
+                let (source, resolver) = Deferred::<Vec<u8>>::pending();
+                let shared = SharedResult::new(source);
+                drop(shared.consumer());
+                resolver.errback(Failure::msg(format!("{}", p.len())));
+                drop(shared);
+                assert_eq!(UNHANDLED.load(SeqCst) - before, 1);
+            }
+            3 => {
+                let queue = DeferredQueue::<Vec<u8>>::with_limits(Some(4), Some(4));
+                let waiting = [queue.get(), queue.get()];
+                waiting[0].cancel();
+                queue.put(p.clone()).unwrap();
+                queue.put(p).unwrap();
+                let [cancelled, got] = waiting;
+                assert!(cancelled.wait().unwrap_err().is_cancelled());
+                assert_eq!(got.wait().unwrap().len(), 64);
+                assert_eq!(queue.get().wait().unwrap().len(), 64);
+            }
+            4 => {
+                let queue = DeferredQueue::<Vec<u8>>::new();
+                queue.put(p).unwrap();
+                let waiting = [queue.get(), queue.get()];
+                drop(queue); // the second get never gets an item
+                let [got, never] = waiting;
+                assert_eq!(got.wait().unwrap().len(), 64);
+                assert!(never.wait().is_err());
+            }
+            _ => {
+                let (a, ra) = Deferred::<usize>::with_canceller(move || drop(p));
+                let (b, rb) = Deferred::<usize>::pending();
+                let (c, _rc) = Deferred::<usize>::pending();
+                let d = first_settled([a, b, c]);
+                if i % 12 == 5 {
+                    rb.callback(2);
+                    assert_eq!(d.wait().unwrap(), (1, 2));
+                } else {
+                    d.cancel();
+                    assert!(d.wait().unwrap_err().is_cancelled());
+                    drop(rb);
+                }
+                drop(ra);
+            }
+        }
+    }
+}

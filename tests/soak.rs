@@ -1,0 +1,535 @@
+//! A soak of both servers, as built examples on loopback: `server` (threads: tokio's multi-thread
+//! runtime, the chains' queries on the library's pool) and `local_server` (one thread, a
+//! `LocalSet`, `LocalDeferred` chains and a cache). Each gets thousands of connections from
+//! client threads: well-behaved ones, ones that pipeline a burst and read the replies slowly,
+//! ones that write a request a byte at a time, ones that disconnect mid-request, ones that send
+//! garbage (non-UTF-8, random bytes) or over-long lines. Every reply that comes is checked
+//! against what the protocol says.
+//!
+//! At the end: the server's resident memory (VmRSS from /proc) has not grown beyond a bound since
+//! the warm-up, nor has its thread count; every name asked during the soak is answered again at
+//! once (a chain left pending — a cache entry still waiting for a lookup that never came home —
+//! would hang it); and the local server's `/stats` counters add up.
+//!
+//! Bounded: a fixed number of connections, every read and write with a deadline, and the whole
+//! soak of one server under `SOAK_DEADLINE`; the servers are killed when a test ends. Loopback
+//! only. `SOAK_CONNECTIONS` scales the connections per server (default 12,000, after a warm-up
+//! of 2,000).
+//! (`cargo test` builds the examples first; with `--test soak`, build them:
+//! `cargo build --examples --features tokio`.)
+#![cfg(all(feature = "tokio", target_os = "linux"))]
+
+#[allow(dead_code)] // the soak uses the protocol's constants and its name check
+#[path = "../examples/directory/protocol.rs"]
+mod protocol;
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use protocol::{MAX_LINE, NOT_UTF8, too_long};
+
+/// Client threads per server.
+const CLIENT_THREADS: usize = 16;
+/// The longest one read or write may take.
+const IO_DEADLINE: Duration = Duration::from_secs(10);
+/// The longest the soak of one server may take (it takes a few seconds).
+const SOAK_DEADLINE: Duration = Duration::from_secs(90);
+/// How long a request after the soak may take to be answered ("at once").
+const AT_ONCE: Duration = Duration::from_secs(1);
+/// How much the server's resident memory may grow over the second half of the soak (6,000
+/// connections, about 27,000 requests by default). A leak per connection or per request crosses
+/// it many times over: a leaked 8 KiB read buffer per connection is 47 MiB, a leaked chain (a
+/// few hundred bytes with its steps and captures) per request 5+ MiB, even 40 bytes per request
+/// 1 MiB. What moves without a leak is the allocator's free lists and per-thread arenas, and the
+/// stacks of blocking-pool threads tokio starts when more queries are in flight at once than
+/// before (the threaded server); the first half sets those high-water marks.
+const RSS_FLAT_BOUND_KIB: u64 = 1024;
+/// How much it may grow from the end of the warm-up to the end: the same, plus the blocking pool
+/// growing to the soak's concurrency (about 100–150 KiB of stack and arena per thread, 20 or so
+/// threads more for the threaded server).
+const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
+/// Connections of the warm-up, at the soak's own concurrency.
+const WARM_UP: usize = 2_000;
+
+const BAD_NAME: &str = "ERR bad request: a name is lowercase letters a-z, 1 to 32 of them";
+
+/// Requests and the replies they must get.
+const CASES: &[(&str, &str)] = &[
+    (
+        "alice",
+        "OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)",
+    ),
+    ("carol", "OK carol #1: Director of Engineering"),
+    ("zed", "ERR no such employee: zed"),
+    (
+        "dave",
+        "OK dave #4: Engineer, reports to alice #2 (Staff Engineer)",
+    ),
+    ("ALICE", BAD_NAME),
+    (
+        "bob",
+        "OK bob #3: Site Reliability Engineer, reports to carol #1 (Director of Engineering)",
+    ),
+    ("nobody", "ERR no such employee: nobody"),
+    ("", BAD_NAME),
+    (
+        "erin",
+        "OK erin #5: Engineer, reports to alice #2 (Staff Engineer)",
+    ),
+    ("drop table employees;", BAD_NAME),
+    ("  carol  ", "OK carol #1: Director of Engineering"),
+];
+
+fn connections() -> usize {
+    std::env::var("SOAK_CONNECTIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(12_000)
+}
+
+// ---- the server's process ---------------------------------------------------------------------
+
+fn example(name: &str) -> PathBuf {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let mut path = std::env::current_exe().expect("the test binary's path");
+    path.pop();
+    path.pop();
+    path.push("examples");
+    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path
+}
+
+/// A server example's process, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free now (`server` prints the port it was given, so it is chosen here).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a loopback port")
+        .port()
+}
+
+fn start(name: &str) -> Server {
+    let binary = example(name);
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --examples --features tokio`",
+        binary.display()
+    );
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(&binary)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (first_line, listening) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_line.send(lines.next());
+            for _ in lines {}
+        });
+        let server = Server {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        match listening.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(Ok(line))) if line.starts_with("listening on ") => return server,
+            _ => continue, // the port was taken meanwhile: another one
+        }
+    }
+    panic!("{name} did not start listening");
+}
+
+/// `(VmRSS in KiB, threads)` of a process, from /proc.
+fn rss_and_threads(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+// ---- clients ----------------------------------------------------------------------------------
+
+/// xorshift64*: the random bytes and choices, reproducible from the seed printed on failure.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect_timeout(&addr, IO_DEADLINE).expect("connect");
+    stream.set_read_timeout(Some(IO_DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(IO_DEADLINE)).unwrap();
+    stream
+}
+
+/// Reads one reply line (without its newline).
+fn reply(reader: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    let n = reader
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("a reply within {IO_DEADLINE:?}: {e}"));
+    assert!(
+        n > 0,
+        "the server closed the connection instead of replying"
+    );
+    assert!(line.ends_with('\n'), "a whole line: {line:?}");
+    line.pop();
+    line
+}
+
+/// What one soak client saw.
+#[derive(Default)]
+struct Tally {
+    connections: u64,
+    answered: u64,
+    names: HashSet<String>,
+}
+
+/// One connection of the kind `kind`; returns the replies it checked.
+fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tally) {
+    let case = |rng: &mut Rng| CASES[rng.below(CASES.len())];
+    let mut remember = |request: &str| {
+        if let Ok(name) = protocol::parse_name(request) {
+            tally.names.insert(name.to_owned());
+        }
+    };
+    let stream = connect(addr);
+    tally.connections += 1;
+    match kind {
+        // Well-behaved: a request, its reply, up to six times; then a clean close.
+        0..=4 => {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            for _ in 0..1 + rng.below(6) {
+                let (request, expected) = case(rng);
+                remember(request);
+                writer.write_all(format!("{request}\n").as_bytes()).unwrap();
+                assert_eq!(reply(&mut reader), expected, "request {request:?}");
+                tally.answered += 1;
+            }
+        }
+        // A burst of pipelined requests, the replies read slowly, a few bytes at a time.
+        5 => {
+            let requests: Vec<_> = (0..10 + rng.below(20)).map(|_| case(rng)).collect();
+            let mut burst = Vec::new();
+            for (request, _) in &requests {
+                remember(request);
+                burst.extend_from_slice(request.as_bytes());
+                burst.push(b'\n');
+            }
+            let mut writer = stream.try_clone().unwrap();
+            writer.write_all(&burst).unwrap();
+            writer.shutdown(Shutdown::Write).unwrap();
+            let mut replies = Vec::new();
+            let mut reader = stream;
+            let mut chunk = [0u8; 7];
+            let mut reads = 0;
+            loop {
+                let n = reader
+                    .read(&mut chunk)
+                    .expect("a reply within the deadline");
+                if n == 0 {
+                    break;
+                }
+                replies.extend_from_slice(&chunk[..n]);
+                reads += 1;
+                if reads % 8 == 0 {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            let expected: String = requests.iter().map(|(_, r)| format!("{r}\n")).collect();
+            assert_eq!(String::from_utf8(replies).unwrap(), expected);
+            tally.answered += requests.len() as u64;
+        }
+        // A request written a byte at a time.
+        6 => {
+            let (request, expected) = case(rng);
+            remember(request);
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            for byte in format!("{request}\n").bytes() {
+                writer.write_all(&[byte]).unwrap();
+                if rng.below(3) == 0 {
+                    std::thread::sleep(Duration::from_micros(300));
+                }
+            }
+            assert_eq!(reply(&mut reader), expected);
+            tally.answered += 1;
+        }
+        // Gone mid-request: half a line, or a whole one, then the connection is dropped without
+        // reading the reply (the server's write may fail: its problem alone).
+        7 => {
+            let (request, _) = case(rng);
+            let mut writer = stream;
+            let line = format!("{request}\n");
+            let cut = if rng.below(2) == 0 {
+                line.len()
+            } else {
+                rng.below(line.len())
+            };
+            // What the server reads, if it reads before it sees the close: maybe a prefix.
+            remember(line[..cut].trim_end_matches(['\n', '\r']));
+            writer.write_all(&line.as_bytes()[..cut]).unwrap();
+            if rng.below(2) == 0 {
+                let _ = writer.shutdown(Shutdown::Both);
+            }
+        }
+        // Garbage: lines of random bytes that are not UTF-8, lines of random ASCII that are not
+        // a name; then a real request, answered on the same connection.
+        8 => {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            for _ in 0..1 + rng.below(4) {
+                let mut line = vec![0xFF]; // never UTF-8
+                for _ in 0..rng.below(MAX_LINE - 2) {
+                    line.push(match rng.next() as u8 {
+                        b'\n' => b'?',
+                        byte => byte,
+                    });
+                }
+                line.push(b'\n');
+                writer.write_all(&line).unwrap();
+                assert_eq!(reply(&mut reader), NOT_UTF8);
+                let mut ascii = vec![b'0' + rng.below(10) as u8]; // a digit: never a name
+                for _ in 0..rng.below(40) {
+                    ascii.push(b' ' + rng.below(95) as u8);
+                }
+                ascii.push(b'\n');
+                writer.write_all(&ascii).unwrap();
+                assert_eq!(
+                    reply(&mut reader),
+                    BAD_NAME,
+                    "{:?}",
+                    String::from_utf8_lossy(&ascii)
+                );
+                tally.answered += 2;
+            }
+            let (request, expected) = case(rng);
+            remember(request);
+            writer.write_all(format!("{request}\n").as_bytes()).unwrap();
+            assert_eq!(reply(&mut reader), expected);
+            tally.answered += 1;
+        }
+        // Over-long: more than MAX_LINE bytes with no newline (letters, or random bytes):
+        // answered, then closed by the server.
+        _ => {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut writer = stream;
+            let len = MAX_LINE + 1 + rng.below(MAX_LINE * 3);
+            let letters = rng.below(2) == 0;
+            let line: Vec<u8> = (0..len)
+                .map(|_| match rng.next() as u8 {
+                    b if letters => b'a' + b % 26,
+                    b'\n' => b'x',
+                    b => b,
+                })
+                .collect();
+            // The server may close before reading it all: a reset is its right here.
+            let _ = writer.write_all(&line);
+            assert_eq!(reply(&mut reader), too_long());
+            let mut rest = Vec::new();
+            match reader.read_to_end(&mut rest) {
+                Ok(_) => assert!(rest.is_empty(), "nothing after the too-long reply"),
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+                Err(e) => panic!("reading the close: {e}"),
+            }
+            tally.answered += 1;
+        }
+    }
+}
+
+/// `n` connections from `CLIENT_THREADS` threads; the names asked. Panics (with the seed) on a
+/// wrong reply, and if the deadline passes.
+fn load(addr: SocketAddr, n: usize, seed: u64, deadline: Instant) -> Tally {
+    let total = Arc::new(Mutex::new(Tally::default()));
+    let threads: Vec<_> = (0..CLIENT_THREADS)
+        .map(|t| {
+            let total = total.clone();
+            std::thread::spawn(move || {
+                let mut tally = Tally::default();
+                let mut rng = Rng::new(seed ^ ((t as u64 + 1) << 32));
+                for i in (t..n).step_by(CLIENT_THREADS) {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the soak took longer than its bound"
+                    );
+                    let kind = rng.below(10);
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        one_connection(addr, kind, &mut rng, &mut tally)
+                    }));
+                    if let Err(panic) = result {
+                        eprintln!("soak: connection {i} (kind {kind}, seed {seed}) failed");
+                        std::panic::resume_unwind(panic);
+                    }
+                }
+                let mut total = total.lock().unwrap();
+                total.connections += tally.connections;
+                total.answered += tally.answered;
+                total.names.extend(tally.names);
+            })
+        })
+        .collect();
+    let mut failed = None;
+    for thread in threads {
+        if let Err(panic) = thread.join() {
+            failed.get_or_insert(panic);
+        }
+    }
+    if let Some(panic) = failed {
+        std::panic::resume_unwind(panic);
+    }
+    Arc::try_unwrap(total)
+        .ok()
+        .expect("every client thread has ended")
+        .into_inner()
+        .unwrap()
+}
+
+/// Each name asked during the soak, asked again on one connection: each answered at once.
+fn every_name_answered_at_once(addr: SocketAddr, names: &HashSet<String>) -> Duration {
+    let stream = connect(addr);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut slowest = Duration::ZERO;
+    for name in names {
+        let asked = Instant::now();
+        writer.write_all(format!("{name}\n").as_bytes()).unwrap();
+        let line = reply(&mut reader);
+        let took = asked.elapsed();
+        slowest = slowest.max(took);
+        // A name from CASES, or a prefix of one that a client cut short.
+        match CASES.iter().find(|(request, _)| request.trim() == name) {
+            Some((_, expected)) => assert_eq!(line, *expected),
+            None => assert!(
+                line == format!("ERR no such employee: {name}")
+                    || line.starts_with(&format!("OK {name} #")),
+                "{name:?}: {line:?}"
+            ),
+        }
+        assert!(took < AT_ONCE, "{name:?} took {took:?} after the soak");
+    }
+    slowest
+}
+
+/// The soak of one server; `max_threads`: the most threads it may have at the end.
+fn soak(name: &str, seed: u64, max_threads: u64) -> Server {
+    let server = start(name);
+    let pid = server.child.id();
+    let started = Instant::now();
+    let deadline = started + SOAK_DEADLINE;
+    // Warm-up at the soak's concurrency: the runtime's threads, the pool, the allocator's arenas
+    // and the SQLite cache reach their working size.
+    let warm = load(server.addr, WARM_UP, seed ^ 0xA5A5, deadline);
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss_warm, threads_warm) = rss_and_threads(pid);
+    let n = connections();
+    let half = load(server.addr, n / 2, seed, deadline);
+    let (rss_half, _) = rss_and_threads(pid);
+    let rest = load(server.addr, n - n / 2, seed.rotate_left(17), deadline);
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss_end, threads_end) = rss_and_threads(pid);
+    let mut names = half.names;
+    names.extend(rest.names);
+    names.extend(warm.names);
+    let slowest = every_name_answered_at_once(server.addr, &names);
+    eprintln!(
+        "soak {name}: {} connections, {} replies checked in {:?} (after a warm-up of {} \
+         connections); VmRSS {rss_warm} KiB after the warm-up, {rss_half} KiB at half, \
+         {rss_end} KiB at the end ({:+} KiB); threads {threads_warm} -> {threads_end}; \
+         every name answered again within {slowest:?}",
+        half.connections + rest.connections,
+        half.answered + rest.answered,
+        started.elapsed(),
+        warm.connections,
+        rss_end as i64 - rss_warm as i64,
+    );
+    assert_eq!(half.connections + rest.connections, n as u64);
+    assert!(
+        rss_end <= rss_half + RSS_FLAT_BOUND_KIB,
+        "{name}'s memory grew from {rss_half} KiB at half to {rss_end} KiB at the end"
+    );
+    assert!(
+        rss_end <= rss_warm + RSS_GROWTH_BOUND_KIB,
+        "{name}'s memory grew from {rss_warm} KiB to {rss_end} KiB"
+    );
+    assert!(
+        threads_end <= max_threads,
+        "{name} has {threads_end} threads (after the warm-up: {threads_warm})"
+    );
+    server
+}
+
+#[test]
+fn the_threaded_server_survives_a_soak_with_flat_memory() {
+    // Its queries go to tokio's blocking pool (`defer_to_thread` inside a runtime), which grows
+    // with the queries in flight and lets a thread go after 10 s idle: bounded by the clients'
+    // concurrency (one request in flight per connection, one connection per client thread, plus
+    // the requests of connections that went away), not by the number of connections.
+    drop(soak("server", 0x5EED_0001, 64));
+}
+
+#[test]
+fn the_local_server_survives_a_soak_with_flat_memory_and_no_chain_left_waiting() {
+    // Its thread and the 4 pool threads it allows tokio (`max_blocking_threads`).
+    let server = soak("local_server", 0x5EED_0002, 5);
+    let stream = connect(server.addr);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    writer.write_all(b"/stats\n").unwrap();
+    let stats = reply(&mut reader);
+    eprintln!("soak local_server: {stats}");
+    let counter = |name: &str| -> u64 {
+        let words: Vec<&str> = stats
+            .split(|c: char| c == ',' || c == ';' || c == ':' || c.is_whitespace())
+            .filter(|word| !word.is_empty())
+            .collect();
+        words
+            .windows(2)
+            .find(|pair| pair[0] == name)
+            .and_then(|pair| pair[1].parse().ok())
+            .unwrap_or_else(|| panic!("no `{name} N` in {stats:?}"))
+    };
+    // Every lookup that was started ended in the cache (none failed, none is still on its way
+    // with requests waiting for it): one answered entry per lookup, fewer than the cache holds.
+    assert_eq!(counter("names"), counter("misses"), "{stats}");
+    assert!(counter("names") < 256, "{stats}");
+}
