@@ -664,72 +664,77 @@ library_variants!(
 // kind decides the chain's).
 macro_rules! chain_variants {
     ($kind:ident, $io:ident, $Deferred:ident, $gather:path) => {
-mod $kind {
-    use super::$io::{BlobIo, QueryIo, TxIo, create_query};
-    use super::*;
-    use deferred::{chain, $Deferred as Deferred};
-    use $gather as gather_results;
+        mod $kind {
+            use super::$io::{BlobIo, QueryIo, TxIo, create_query};
+            use super::*;
+            use deferred::{chain, $Deferred as Deferred};
+            use $gather as gather_results;
 
-    /// doxbee-sequential/promises-bluebird.js with `chain!`.
-    pub fn doxbee(stream: u64) {
-        let id_or_path = ID_OR_PATH;
-        let blob = blob_manager_create(&USER_ACCOUNT);
-        let tx = db_begin();
-        let blob_id_p = blob.put(stream);
-        let file_p = by_uuid_or_path(id_or_path).get();
-        let request = chain! {
-            gather_results([blob_id_p, file_p])
-            then |found| Version::new(found[0], found[1])
-            then |version| version_insert(&version).exec_within(tx)
-            then |_| if found[1].is_none() {
-                let (new_id, new_file) = new_file(id_or_path, version.id);
-                chain! {
-                    create_query(id_or_path, &new_file)
-                    then |q| q.exec_within(tx)
-                    then |_| new_id
-                }
-            } else {
-                Deferred::succeed(found[1])
+            /// doxbee-sequential/promises-bluebird.js with `chain!`.
+            pub fn doxbee(stream: u64) {
+                let id_or_path = ID_OR_PATH;
+                let blob = blob_manager_create(&USER_ACCOUNT);
+                let tx = db_begin();
+                let blob_id_p = blob.put(stream);
+                let file_p = by_uuid_or_path(id_or_path).get();
+                let request = chain! {
+                    gather_results([blob_id_p, file_p])
+                    then |found| Version::new(found[0], found[1])
+                    then |version| version_insert(&version).exec_within(tx)
+                    then |_| if found[1].is_none() {
+                        let (new_id, new_file) = new_file(id_or_path, version.id);
+                        chain! {
+                            create_query(id_or_path, &new_file)
+                            then |q| q.exec_within(tx)
+                            then |_| new_id
+                        }
+                    } else {
+                        Deferred::succeed(found[1])
+                    }
+                    then |file_id| file_version_insert(file_id, version.id).exec_within(tx)
+                    then |_| file_where_update(file_id, version.id).exec_within(tx)
+                    then |_| {
+                        drop(tx.commit());
+                        done(None)
+                    }
+                    catch |err| {
+                        drop(tx.rollback());
+                        done(Some(&err))
+                    }
+                };
+                drop(request);
             }
-            then |file_id| file_version_insert(file_id, version.id).exec_within(tx)
-            then |_| file_where_update(file_id, version.id).exec_within(tx)
-            then |_| {
-                drop(tx.commit());
-                done(None)
-            }
-            catch |err| {
-                drop(tx.rollback());
-                done(Some(&err))
-            }
-        };
-        drop(request);
-    }
 
-    /// madeup-parallel/promises-bluebird.js with `chain!`.
-    pub fn parallel(_stream: u64) {
-        let tx = db_begin();
-        let queries: Vec<Deferred<Reply>> = (0..PARALLEL_QUERIES)
-            .map(|i| file_version_insert_index(i).exec_within(tx))
-            .collect();
-        let request = chain! {
-            gather_results(queries)
-            then |_| {
-                drop(tx.commit());
-                done(None)
+            /// madeup-parallel/promises-bluebird.js with `chain!`.
+            pub fn parallel(_stream: u64) {
+                let tx = db_begin();
+                let queries: Vec<Deferred<Reply>> = (0..PARALLEL_QUERIES)
+                    .map(|i| file_version_insert_index(i).exec_within(tx))
+                    .collect();
+                let request = chain! {
+                    gather_results(queries)
+                    then |_| {
+                        drop(tx.commit());
+                        done(None)
+                    }
+                    catch |err| {
+                        drop(tx.rollback());
+                        done(Some(&err))
+                    }
+                };
+                drop(request);
             }
-            catch |err| {
-                drop(tx.rollback());
-                done(Some(&err))
-            }
-        };
-        drop(request);
-    }
-}
+        }
     };
 }
 
 chain_variants!(send_chain, send, Deferred, deferred::gather_results);
-chain_variants!(local_chain, local, LocalDeferred, deferred::local::gather_results);
+chain_variants!(
+    local_chain,
+    local,
+    LocalDeferred,
+    deferred::local::gather_results
+);
 
 // ---------------------------------------------------------------------------------------------
 // async/await (promises-native-async-await.js) on tokio's current-thread runtime: one task per

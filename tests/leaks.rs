@@ -410,7 +410,6 @@ fn every_chain_gives_its_memory_back() {
 /// capacity grows) for as long as its delay — a timeout of an hour set and cancelled per request
 /// holds one entry per request of the last hour.
 #[test]
-#[ignore = "bug: deferred-core/src/timer.rs cancel() leaves the cancelled timer's entry in the heap until its deadline"]
 fn a_cancelled_inbox_clock_timer_gives_its_memory_back_at_the_cancel() {
     use deferred::LocalClock as _;
     let _serial = serial();

@@ -39,6 +39,16 @@ fn timers() -> &'static Timers {
     })
 }
 
+impl Schedule {
+    /// Drops the deadlines of cancelled calls, and the room they took.
+    fn compact(&mut self) {
+        let calls = &self.calls;
+        self.heap.retain(|Reverse((_, id))| calls.contains_key(id));
+        self.heap.shrink_to_fit();
+        self.calls.shrink_to_fit();
+    }
+}
+
 impl Timers {
     fn run(&self) {
         let mut schedule = self.due.lock().unwrap_or_else(PoisonError::into_inner);
@@ -97,12 +107,18 @@ pub(crate) fn after(delay: Duration, call: impl FnOnce() + Send + 'static) -> Ti
     TimerId(id)
 }
 
-/// Drops a call scheduled by [`after`] if it has not run yet (its deadline stays in the heap,
-/// and is skipped when it comes).
+/// Drops a call scheduled by [`after`] if it has not run yet. Its deadline stays in the heap
+/// (skipped when it comes) until cancelled deadlines are half the heap: then the heap keeps
+/// only the live ones, and both gives memory back — so timers set and cancelled for ever (a
+/// long timeout per request) hold memory for the live ones only.
 pub(crate) fn cancel(timer: TimerId) {
     let removed = {
         let mut schedule = timers().due.lock().unwrap_or_else(PoisonError::into_inner);
-        schedule.calls.remove(&timer.0)
+        let removed = schedule.calls.remove(&timer.0);
+        if schedule.heap.len() > 2 * schedule.calls.len() + 16 {
+            schedule.compact();
+        }
+        removed
     };
     // Dropped outside the lock: its captures may be anything.
     drop(removed);

@@ -36,7 +36,7 @@ pub(crate) enum Outcome<T, E> {
 }
 
 /// How a `Resolver` fires its link.
-pub(crate) type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>);
+pub(crate) type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>;
 
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
@@ -306,7 +306,10 @@ where
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
-            fail_never_fired: |link, at| link.fire(Err(E::from(Failure::new(NeverFired::new(at))))),
+            fail_never_fired: |link, at| {
+                // Dropped unfired after a cancel: the chain has its outcome already.
+                let _ = link.fire(Err(E::from(Failure::new(NeverFired::new(at)))));
+            },
             created_at,
         };
         (
@@ -711,11 +714,34 @@ where
         self.fire(Err(error));
     }
 
-    /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`.
-    pub fn fire(mut self, result: Result<T, E>) {
-        if let Some(link) = self.link.take() {
-            crate::trace::chain_event!(created_at = %self.created_at, ok = result.is_ok(), "fired");
-            (self.fire)(&link, result);
+    /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`. If the chain
+    /// was cancelled already, it has its outcome (a cancellation), and `result` is dropped, as
+    /// Twisted drops the one late fire after a cancel; [`try_fire`](Self::try_fire) gives it
+    /// back instead.
+    pub fn fire(self, result: Result<T, E>) {
+        drop(self.try_fire(result));
+    }
+
+    /// Fires the Deferred with `result`, unless the chain was cancelled already: then `result`
+    /// is given back, so a producer handing out something that must not be lost (an item of a
+    /// queue, a pooled connection) can give it to someone else.
+    ///
+    /// ```
+    /// use deferred_core::Deferred;
+    ///
+    /// let (d, resolver) = Deferred::<String>::pending();
+    /// d.cancel();
+    /// let back = resolver.try_fire(Ok("the last item".to_string()));
+    /// assert_eq!(back.unwrap_err().unwrap(), "the last item");
+    /// # drop(d);
+    /// ```
+    pub fn try_fire(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        match self.link.take() {
+            Some(link) => {
+                crate::trace::chain_event!(created_at = %self.created_at, ok = result.is_ok(), "fired");
+                (self.fire)(&link, result)
+            }
+            None => Err(result),
         }
     }
 

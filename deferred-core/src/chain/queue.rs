@@ -109,25 +109,34 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// assert_eq!(waiting.wait().unwrap(), 'a');
     /// ```
     pub fn put(&self, item: T) -> Result<(), QueueOverflow<T>> {
-        let waiter = {
-            let mut state = self.shared.state.lock();
-            match state.waiting.pop_first() {
-                Some((_, waiter)) => waiter,
-                None => {
-                    if self
-                        .shared
-                        .size
-                        .is_some_and(|size| state.items.len() >= size)
-                    {
-                        return Err(QueueOverflow(item));
+        let mut item = item;
+        loop {
+            let waiter = {
+                let mut state = self.shared.state.lock();
+                match state.waiting.pop_first() {
+                    Some((_, waiter)) => waiter,
+                    None => {
+                        if self
+                            .shared
+                            .size
+                            .is_some_and(|size| state.items.len() >= size)
+                        {
+                            return Err(QueueOverflow(item));
+                        }
+                        state.items.push_back(item);
+                        return Ok(());
                     }
-                    state.items.push_back(item);
-                    return Ok(());
                 }
+            };
+            // Fired outside the lock (its callbacks are user code). A get cancelled after it was
+            // taken out of the line, before this fire, gives the item back: it goes to the next
+            // waiter, or into the queue — never lost.
+            match waiter.try_fire(Ok(item)) {
+                Ok(()) => return Ok(()),
+                Err(Ok(back)) => item = back,
+                Err(Err(_)) => unreachable!("a put fires a waiter with its item"),
             }
-        };
-        waiter.callback(item);
-        Ok(())
+        }
     }
 
     /// A Deferred of the next item: fired at once with the oldest kept item, else when one is

@@ -16,11 +16,12 @@ where
 {
     /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
-    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) {
+    /// Gives `result` back instead when the root was cancelled already (the one late fire).
+    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
         let mut inner = self.lock();
         let Phase::Root = inner.phase else {
-            drop(inner); // `result` is dropped after the lock is released
-            return;
+            drop(inner); // `result` goes back after the lock is released
+            return Err(result);
         };
         let canceller = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
         self.start(inner, result);
@@ -28,6 +29,7 @@ where
         // never called is user code (its captures' `Drop`), and a panic there must not stop
         // the chain.
         drop(canceller);
+        Ok(())
     }
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
