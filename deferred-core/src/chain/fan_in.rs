@@ -1,8 +1,8 @@
 //! Fan-in: what every combinator shares — listen to many input Deferreds, fire one output.
 //!
-//! A [`Policy`] says which single result decides the outcome at once (a success for `race`, a
-//! failure for `gather_results`) and how to build the outcome; [`fan_in`] does the rest, and keeps
-//! these rules:
+//! A [`Policy`] sorts each input's result — it decides the outcome at once (a success for
+//! `race`, a failure for `gather_results`), or it is kept, in the form the outcome needs — and
+//! makes the outcome; [`fan_in`] does the rest, and keeps these rules:
 //!
 //! - Every input's result arrives exactly once, in whatever order and on whatever thread the
 //!   inputs fire. Inputs that have already fired arrive while the combinator is being built.
@@ -26,21 +26,77 @@ use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable};
 use crate::failure::Failure;
 use crate::unhandled;
 
-/// How one combinator turns its inputs' results into its outcome.
+/// How one combinator turns its inputs' results into its outcome. Each result is sorted as it
+/// arrives: it decides the outcome at once, or it is kept — typed as the outcome needs it, so
+/// that a policy never meets a result it has already sorted the other way.
 pub(crate) trait Policy<T, E>: Shareable + 'static {
+    /// What a result that decides carries to [`decided`](Policy::decided).
+    type Decision: Sendable + 'static;
+    /// What is kept of a result that does not decide, for [`settled`](Policy::settled).
+    type Kept: Sendable + 'static;
     /// The output's value type.
     type Output: Sendable + 'static;
     /// The output's error type.
     type Error: From<Failure> + Sendable + 'static;
 
-    /// Whether this result decides the outcome on its own. Runs under the lock: look, don't touch.
-    fn decides(&self, result: &Result<T, E>) -> bool;
+    /// Sorts input `index`'s result. Runs under the lock: it only moves the result (no
+    /// conversion that is user code, such as `Into<Failure>`).
+    fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<Self::Decision, Self::Kept>;
 
-    /// The outcome when input `index` decided it with `result`.
-    fn decided(&self, index: usize, result: Result<T, E>) -> Result<Self::Output, Self::Error>;
+    /// The outcome a deciding result makes.
+    fn decided(&self, decision: Self::Decision) -> Result<Self::Output, Self::Error>;
 
-    /// The outcome when every input arrived and none decided: their results, in input order.
-    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Self::Output, Self::Error>;
+    /// The outcome when every input arrived and none decided: what was kept, in input order.
+    fn settled(&self, kept: Vec<Self::Kept>) -> Result<Self::Output, Self::Error>;
+
+    /// A kept result that a later decision leaves out of the outcome: its failure, if it holds
+    /// one (to report, unless the combinator consumes errors).
+    fn unwanted(kept: Self::Kept) -> Option<E>;
+}
+
+/// How a policy sorted one result.
+pub(crate) enum Sorted<D, K> {
+    /// It decides the outcome now.
+    Decides(D),
+    /// It waits for the others.
+    Kept(K),
+}
+
+/// `fire_on_one_errback` (and `gather_results`, `map_concurrent`): every value in input order,
+/// or the first failure, as a [`FirstError`](crate::FirstError) saying which input failed.
+pub(crate) struct FireOnFirstError;
+
+impl<T, E> Policy<T, E> for FireOnFirstError
+where
+    T: Sendable + 'static,
+    E: Into<Failure> + Sendable + 'static,
+{
+    type Decision = (usize, E);
+    type Kept = T;
+    type Output = Vec<T>;
+    type Error = Failure;
+
+    fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<(usize, E), T> {
+        match result {
+            Ok(value) => Sorted::Kept(value),
+            Err(error) => Sorted::Decides((index, error)),
+        }
+    }
+
+    fn decided(&self, (index, error): (usize, E)) -> Result<Vec<T>, Failure> {
+        Err(Failure::new(crate::outcome::FirstError {
+            index,
+            failure: error.into(),
+        }))
+    }
+
+    fn settled(&self, values: Vec<T>) -> Result<Vec<T>, Failure> {
+        Ok(values)
+    }
+
+    fn unwanted(_value: T) -> Option<E> {
+        None
+    }
 }
 
 /// What to do with input results the outcome does not carry.
@@ -148,15 +204,15 @@ where
 }
 
 struct Shared<T, E, P: Policy<T, E>> {
-    progress: Lock<Progress<T, E, P::Output, P::Error>>,
+    progress: Lock<Progress<P::Kept, P::Output, P::Error>>,
     policy: P,
     inputs: Ptr<Inputs>,
     leftovers: Leftovers,
 }
 
-struct Progress<T, E, O, F: 'static> {
-    /// Results kept until the outcome is decided, by input index.
-    slots: Vec<Option<Result<T, E>>>,
+struct Progress<K, O, F: 'static> {
+    /// What the policy kept of each result until the outcome is decided, by input index.
+    slots: Vec<Option<K>>,
     /// How many inputs have not arrived yet.
     waiting: usize,
     /// `None` once the output has fired.
@@ -164,18 +220,18 @@ struct Progress<T, E, O, F: 'static> {
 }
 
 /// What an arrival leads to, worked out under the lock and carried out after it.
-enum Next<T, E, O, F: 'static> {
+enum Next<T, E, D, K, O, F: 'static> {
     Nothing,
+    /// A result that came after the outcome was decided.
     Leftover(Result<T, E>),
     Decided {
         output: Output<O, F>,
-        index: usize,
-        result: Result<T, E>,
-        kept: Vec<Result<T, E>>,
+        decision: D,
+        kept: Vec<K>,
     },
     Settled {
         output: Output<O, F>,
-        results: Vec<Result<T, E>>,
+        kept: Vec<K>,
     },
 }
 
@@ -185,7 +241,7 @@ where
     E: Sendable + 'static,
     P: Policy<T, E>,
 {
-    fn lock(&self) -> Guard<'_, Progress<T, E, P::Output, P::Error>> {
+    fn lock(&self) -> Guard<'_, Progress<P::Kept, P::Output, P::Error>> {
         // Only this module's code runs under the lock, and it leaves the state consistent.
         self.progress.lock()
     }
@@ -205,56 +261,59 @@ where
             progress.waiting -= 1;
             match progress.output.take() {
                 None => Next::Leftover(result),
-                Some(output) if self.policy.decides(&result) => Next::Decided {
-                    output,
-                    index,
-                    result,
-                    kept: progress.slots.iter_mut().filter_map(Option::take).collect(),
+                Some(output) => match self.policy.sort(index, result) {
+                    Sorted::Decides(decision) => Next::Decided {
+                        output,
+                        decision,
+                        kept: progress.slots.iter_mut().filter_map(Option::take).collect(),
+                    },
+                    Sorted::Kept(kept) if progress.waiting == 0 => {
+                        progress.slots[index] = Some(kept);
+                        let kept = progress
+                            .slots
+                            .iter_mut()
+                            .map(|slot| slot.take().expect("every input has arrived"))
+                            .collect();
+                        Next::Settled { output, kept }
+                    }
+                    Sorted::Kept(kept) => {
+                        progress.slots[index] = Some(kept);
+                        progress.output = Some(output);
+                        Next::Nothing
+                    }
                 },
-                Some(output) if progress.waiting == 0 => {
-                    progress.slots[index] = Some(result);
-                    let results = progress
-                        .slots
-                        .iter_mut()
-                        .map(|slot| slot.take().expect("every input has arrived"))
-                        .collect();
-                    Next::Settled { output, results }
-                }
-                Some(output) => {
-                    progress.slots[index] = Some(result);
-                    progress.output = Some(output);
-                    Next::Nothing
-                }
             }
         };
         match next {
             Next::Nothing => {}
-            Next::Leftover(result) => self.leftover(result),
+            Next::Leftover(result) => {
+                if let Err(error) = result {
+                    self.leftover(error);
+                }
+            }
             Next::Decided {
                 output,
-                index,
-                result,
+                decision,
                 kept,
             } => {
-                let outcome = self.policy.decided(index, result);
+                let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
                     self.inputs.cancel_all();
                 }
-                for result in kept {
-                    self.leftover(result);
+                for kept in kept {
+                    if let Some(error) = P::unwanted(kept) {
+                        self.leftover(error);
+                    }
                 }
                 output.fire(outcome);
             }
-            Next::Settled { output, results } => output.fire(self.policy.settled(results)),
+            Next::Settled { output, kept } => output.fire(self.policy.settled(kept)),
         }
     }
 
     /// A result the outcome does not carry: a failure is reported unless consumed or expected.
-    fn leftover(&self, result: Result<T, E>) {
-        if let Err(error) = result
-            && !self.leftovers.consume_errors
-            && !self.inputs.cancelled.get()
-        {
+    fn leftover(&self, error: E) {
+        if !self.leftovers.consume_errors && !self.inputs.cancelled.get() {
             unhandled::report(error);
         }
     }

@@ -4,7 +4,7 @@
 
 use super::Deferred;
 use super::Sendable;
-use super::fan_in::{Leftovers, Policy, fan_in};
+use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use crate::failure::Failure;
 use crate::outcome::NoInputs;
 
@@ -62,19 +62,26 @@ where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    type Decision = (usize, Result<T, E>);
+    /// Nothing is ever kept: every result decides.
+    type Kept = std::convert::Infallible;
     type Output = (usize, T);
     type Error = E;
 
-    fn decides(&self, _result: &Result<T, E>) -> bool {
-        true
+    fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<Self::Decision, Self::Kept> {
+        Sorted::Decides((index, result))
     }
 
-    fn decided(&self, index: usize, result: Result<T, E>) -> Result<(usize, T), E> {
+    fn decided(&self, (index, result): Self::Decision) -> Result<(usize, T), E> {
         result.map(|value| (index, value))
     }
 
-    fn settled(&self, results: Vec<Result<T, E>>) -> Result<(usize, T), E> {
-        debug_assert!(results.is_empty(), "the first result decides");
+    /// Reached only with no inputs.
+    fn settled(&self, _none: Vec<Self::Kept>) -> Result<(usize, T), E> {
         Err(E::from(Failure::new(NoInputs)))
+    }
+
+    fn unwanted(kept: Self::Kept) -> Option<E> {
+        match kept {}
     }
 }

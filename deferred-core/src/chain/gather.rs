@@ -3,10 +3,8 @@
 
 use super::Deferred;
 use super::Sendable;
-use super::fan_in::Policy;
 use super::list::DeferredList;
 use crate::failure::Failure;
-use crate::outcome::FirstError;
 
 /// Waits for every input and fires with their values in input order; fails as soon as one input
 /// fails, with a [`FirstError`] holding that failure and the input's index (Twisted's
@@ -38,40 +36,4 @@ where
     E: From<Failure> + Into<Failure> + Sendable + 'static,
 {
     DeferredList::new(inputs).fire_on_one_errback()
-}
-
-/// `fire_on_one_errback`: the first failure decides.
-pub(crate) struct FireOnFirstError;
-
-impl<T, E> Policy<T, E> for FireOnFirstError
-where
-    T: Sendable + 'static,
-    E: Into<Failure> + Sendable + 'static,
-{
-    type Output = Vec<T>;
-    type Error = Failure;
-
-    fn decides(&self, result: &Result<T, E>) -> bool {
-        result.is_err()
-    }
-
-    fn decided(&self, index: usize, result: Result<T, E>) -> Result<Vec<T>, Failure> {
-        match result {
-            Err(error) => Err(Failure::new(FirstError {
-                index,
-                failure: error.into(),
-            })),
-            Ok(_) => unreachable!("only a failure decides"),
-        }
-    }
-
-    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Vec<T>, Failure> {
-        Ok(results
-            .into_iter()
-            .map(|result| match result {
-                Ok(value) => value,
-                Err(_) => unreachable!("a failure would have decided"),
-            })
-            .collect())
-    }
 }

@@ -9,7 +9,7 @@
 //! output cancels every input, and no user code runs under the lock.
 
 use super::Deferred;
-use super::fan_in::{Leftovers, Policy, fan_in};
+use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use super::{Lock, Ptr, Sendable};
 use crate::failure::Failure;
 
@@ -109,27 +109,32 @@ where
     O: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    /// A failure (`join` only).
+    type Decision = E;
+    /// An input's value waits in its typed slot; what is kept here is whether it arrived
+    /// well (a failure is kept only by `join_settled`, whose inputs never fail).
+    type Kept = Result<(), E>;
     type Output = O;
     type Error = E;
 
-    fn decides(&self, result: &Result<(), E>) -> bool {
-        self.fail_fast && result.is_err()
-    }
-
-    fn decided(&self, _index: usize, result: Result<(), E>) -> Result<O, E> {
+    fn sort(&self, _index: usize, result: Result<(), E>) -> Sorted<E, Result<(), E>> {
         match result {
-            Err(error) => Err(error),
-            Ok(()) => unreachable!("only a failure decides"),
+            Err(error) if self.fail_fast => Sorted::Decides(error),
+            result => Sorted::Kept(result),
         }
     }
 
-    fn settled(&self, results: Vec<Result<(), E>>) -> Result<O, E> {
-        debug_assert!(
-            results.iter().all(Result::is_ok),
-            "a failure would have decided"
-        );
+    fn decided(&self, error: E) -> Result<O, E> {
+        Err(error)
+    }
+
+    fn settled(&self, _arrived: Vec<Result<(), E>>) -> Result<O, E> {
         let mut slots = self.slots.lock();
         Ok((self.assemble)(&mut slots))
+    }
+
+    fn unwanted(kept: Result<(), E>) -> Option<E> {
+        kept.err()
     }
 }
 

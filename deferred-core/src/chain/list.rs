@@ -15,8 +15,8 @@ use std::fmt;
 
 use super::Deferred;
 use super::Sendable;
-use super::fan_in::{Leftovers, Policy, fan_in};
-use super::gather::FireOnFirstError;
+use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
+
 use crate::failure::Failure;
 use crate::outcome::FirstSuccess;
 
@@ -235,23 +235,30 @@ where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    type Decision = std::convert::Infallible;
+    type Kept = Result<T, E>;
     type Output = Vec<Result<T, E>>;
     type Error = E;
 
-    fn decides(&self, _result: &Result<T, E>) -> bool {
-        false
+    fn sort(&self, _index: usize, result: Result<T, E>) -> Sorted<Self::Decision, Self::Kept> {
+        Sorted::Kept(result)
     }
 
-    fn decided(&self, _index: usize, _result: Result<T, E>) -> Result<Self::Output, E> {
-        unreachable!("no result decides a settle-all list")
+    fn decided(&self, decision: Self::Decision) -> Result<Self::Output, E> {
+        match decision {}
     }
 
     fn settled(&self, results: Vec<Result<T, E>>) -> Result<Self::Output, E> {
         Ok(results)
     }
+
+    fn unwanted(result: Result<T, E>) -> Option<E> {
+        result.err()
+    }
 }
 
-/// `fire_on_one_callback`: the first success decides.
+/// `fire_on_one_callback`: the first success decides; when every input failed, the outcome is
+/// their failures.
 struct FireOnFirstSuccess;
 
 impl<T, E> Policy<T, E> for FireOnFirstSuccess
@@ -259,28 +266,27 @@ where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    type Decision = (usize, T);
+    type Kept = E;
     type Output = FirstSuccess<T, E>;
     type Error = E;
 
-    fn decides(&self, result: &Result<T, E>) -> bool {
-        result.is_ok()
-    }
-
-    fn decided(&self, index: usize, result: Result<T, E>) -> Result<Self::Output, E> {
+    fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<(usize, T), E> {
         match result {
-            Ok(value) => Ok(FirstSuccess::Succeeded { index, value }),
-            Err(_) => unreachable!("only a success decides"),
+            Ok(value) => Sorted::Decides((index, value)),
+            Err(error) => Sorted::Kept(error),
         }
     }
 
-    fn settled(&self, results: Vec<Result<T, E>>) -> Result<Self::Output, E> {
-        let failures = results
-            .into_iter()
-            .map(|result| match result {
-                Err(error) => error,
-                Ok(_) => unreachable!("a success would have decided"),
-            })
-            .collect();
+    fn decided(&self, (index, value): (usize, T)) -> Result<Self::Output, E> {
+        Ok(FirstSuccess::Succeeded { index, value })
+    }
+
+    fn settled(&self, failures: Vec<E>) -> Result<Self::Output, E> {
         Ok(FirstSuccess::AllFailed(failures))
+    }
+
+    fn unwanted(error: E) -> Option<E> {
+        Some(error)
     }
 }

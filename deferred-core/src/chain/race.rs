@@ -3,7 +3,7 @@
 
 use super::Deferred;
 use super::Sendable;
-use super::fan_in::{Leftovers, Policy, fan_in};
+use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use crate::failure::Failure;
 use crate::outcome::FailureGroup;
 
@@ -63,28 +63,28 @@ where
     T: Sendable + 'static,
     E: Into<Failure> + Sendable + 'static,
 {
+    type Decision = (usize, T);
+    type Kept = E;
     type Output = (usize, T);
     type Error = Failure;
 
-    fn decides(&self, result: &Result<T, E>) -> bool {
-        result.is_ok()
-    }
-
-    fn decided(&self, index: usize, result: Result<T, E>) -> Result<(usize, T), Failure> {
+    fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<(usize, T), E> {
         match result {
-            Ok(value) => Ok((index, value)),
-            Err(_) => unreachable!("only a success decides"),
+            Ok(value) => Sorted::Decides((index, value)),
+            Err(error) => Sorted::Kept(error),
         }
     }
 
-    fn settled(&self, results: Vec<Result<T, E>>) -> Result<(usize, T), Failure> {
-        let failures = results
-            .into_iter()
-            .map(|result| match result {
-                Err(error) => error.into(),
-                Ok(_) => unreachable!("a success would have decided"),
-            })
-            .collect();
+    fn decided(&self, decision: (usize, T)) -> Result<(usize, T), Failure> {
+        Ok(decision)
+    }
+
+    fn settled(&self, failures: Vec<E>) -> Result<(usize, T), Failure> {
+        let failures = failures.into_iter().map(Into::into).collect();
         Err(Failure::new(FailureGroup { failures }))
+    }
+
+    fn unwanted(error: E) -> Option<E> {
+        Some(error)
     }
 }

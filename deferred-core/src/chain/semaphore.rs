@@ -18,8 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::fan_in::{Leftovers, fan_in};
-use super::gather::FireOnFirstError;
+use super::fan_in::{FireOnFirstError, Leftovers, fan_in};
 use super::maybe::maybe_deferred;
 use super::{Deferred, IntoDeferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
