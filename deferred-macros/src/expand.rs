@@ -562,7 +562,7 @@ fn handler_parts(step: &Step, arrived: &str) -> (TokenStream, TokenStream, Place
                 start: closure.start,
                 end: closure.end,
                 body: closure.body.span(),
-                diverges: closure.diverges,
+                diverges: closure.diverges(),
             };
             (param, body_value(closure), place)
         }
@@ -673,7 +673,7 @@ fn raised(
 /// return type, a closure around it called at once (so that they mean what they do in a closure).
 fn body_value(closure: &StepClosure) -> TokenStream {
     let body = &closure.body;
-    if closure.framed {
+    if closure.framed() {
         let output = &closure.output;
         quote_spanned!(Span::mixed_site()=> (|| #output #body)())
     } else {
