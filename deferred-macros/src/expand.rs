@@ -120,6 +120,10 @@ pub fn expand(chain: &Chain) -> TokenStream {
             };
         }
     });
+    let captures = captured_names(chain).into_iter().map(|name| {
+        let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
+        quote_spanned!(site=> let #kind_var = #check;)
+    });
     quote_spanned! {site=> {
         #(#errors)*
         #[allow(unused_imports)]
@@ -127,6 +131,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #catch_traits
         let #chain_var = #start;
         let #kind_var = #krate::__private::kind_of(&#chain_var);
+        #(#captures)*
         #(let #chain_var = #segments;)*
         #chain_var
     }}
@@ -326,6 +331,128 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
         }
         false
     });
+    names
+}
+
+/// The names the steps' closures capture from around the chain, as far as their syntax shows: a
+/// lone lowercase name used as a method's receiver (`log.push(x)`), a field's base, an operand
+/// (`*total`, `x + n`, `&config`) or an index's base, in a step's body or a formatting macro's
+/// arguments, that nothing in the chain binds. (A name passed as an argument may be a generic
+/// function, which the check would ask the type of: it is left to the compiler.)
+///
+/// The expansion checks each at the top of the chain (`__kind.captured(&name)`, at the name), so
+/// that a value a `Deferred`'s steps cannot take is reported there, with the fix, once.
+fn captured_names(chain: &Chain) -> Vec<Ident> {
+    #[derive(Default)]
+    struct Collect {
+        used: Vec<Ident>,
+        bound: Vec<String>,
+    }
+    impl Collect {
+        fn operand(&mut self, expr: &syn::Expr) {
+            if let syn::Expr::Path(path) = expr
+                && path.qself.is_none()
+                && path.attrs.is_empty()
+                && let Some(ident) = path.path.get_ident()
+            {
+                self.name(ident);
+            }
+        }
+
+        fn name(&mut self, ident: &Ident) {
+            let text = ident.to_string();
+            if text != "self" && text.starts_with(|c: char| c.is_lowercase() || c == '_') {
+                self.used.push(ident.clone());
+            }
+        }
+
+        /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`).
+        fn tokens(&mut self, tokens: TokenStream) {
+            let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+            for (index, token) in tokens.iter().enumerate() {
+                match token {
+                    TokenTree::Group(group) => self.tokens(group.stream()),
+                    TokenTree::Ident(ident) => {
+                        let is = |at: Option<&TokenTree>, c: char| matches!(at, Some(TokenTree::Punct(p)) if p.as_char() == c);
+                        let before = index.checked_sub(1).and_then(|i| tokens.get(i));
+                        let dot_after = matches!(
+                            tokens.get(index + 1),
+                            Some(TokenTree::Punct(p))
+                                if p.as_char() == '.' && p.spacing() == proc_macro2::Spacing::Alone
+                        );
+                        if dot_after && !is(before, '.') && !is(before, ':') {
+                            self.name(ident);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    impl<'ast> Visit<'ast> for Collect {
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+        fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+            self.bound.push(node.ident.to_string());
+            syn::visit::visit_pat_ident(self, node);
+        }
+        fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+            self.operand(&node.receiver);
+            syn::visit::visit_expr_method_call(self, node);
+        }
+        fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
+            self.operand(&node.base);
+            syn::visit::visit_expr_field(self, node);
+        }
+        fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
+            self.operand(&node.expr);
+            syn::visit::visit_expr_unary(self, node);
+        }
+        fn visit_expr_reference(&mut self, node: &'ast syn::ExprReference) {
+            self.operand(&node.expr);
+            syn::visit::visit_expr_reference(self, node);
+        }
+        fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
+            self.operand(&node.left);
+            self.operand(&node.right);
+            syn::visit::visit_expr_binary(self, node);
+        }
+        fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
+            self.operand(&node.expr);
+            syn::visit::visit_expr_index(self, node);
+        }
+        fn visit_macro(&mut self, node: &'ast syn::Macro) {
+            const FORMATTING: [&str; 8] = [
+                "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
+            ];
+            if node
+                .path
+                .get_ident()
+                .is_some_and(|name| FORMATTING.iter().any(|known| name == known))
+            {
+                self.tokens(node.tokens.clone());
+            }
+        }
+    }
+
+    let mut bound_by_steps: Vec<String> = Vec::new();
+    for step in &chain.steps {
+        bound_by_steps.extend(bindings_of(step).iter().map(|name| name.ident.to_string()));
+    }
+    let mut names: Vec<Ident> = Vec::new();
+    for step in &chain.steps {
+        let Handler::Closure(closure) = &step.handler else {
+            continue;
+        };
+        let mut collect = Collect::default();
+        collect.visit_expr(&closure.body);
+        for name in collect.used {
+            let text = name.to_string();
+            let bound = collect.bound.contains(&text) || bound_by_steps.contains(&text);
+            if !bound && !names.iter().any(|known| *known == text) {
+                names.push(name);
+            }
+        }
+    }
     names
 }
 
@@ -562,13 +689,18 @@ fn handler_parts(step: &Step, arrived: &str) -> (TokenStream, TokenStream, Place
                 start: closure.start,
                 end: closure.end,
                 body: closure.body.span(),
-                diverges: closure.diverges,
+                diverges: closure.diverges(),
             };
             (param, body_value(closure), place)
         }
         Handler::Path(path) => {
             let arg = local(arrived, path.span());
-            let call = quote_spanned!(path.span()=> #path(#arg));
+            let call = if names_a_method(path) {
+                let krate = krate(path.span());
+                quote_spanned!(path.span()=> #krate::__private::Arrived(#arg).call(#path))
+            } else {
+                quote_spanned!(path.span()=> #path(#arg))
+            };
             (
                 local(arrived, site).to_token_stream(),
                 call,
@@ -581,6 +713,27 @@ fn handler_parts(step: &Step, arrived: &str) -> (TokenStream, TokenStream, Place
             Place::at(error.span()),
         ),
     }
+}
+
+/// Whether `path` names an associated function (`String::len`, `str::trim`): perhaps a method
+/// that borrows its receiver, which is called through `__private::StepFn` so that, given the
+/// value itself, the error says to write a closure.
+fn names_a_method(path: &syn::ExprPath) -> bool {
+    const PRIMITIVES: [&str; 17] = [
+        "str", "bool", "char", "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32",
+        "i64", "i128", "isize", "f32", "f64",
+    ];
+    let segments: Vec<String> = path
+        .path
+        .segments
+        .iter()
+        .map(|segment| segment.ident.to_string())
+        .collect();
+    let [.., ty, function] = &segments[..] else {
+        return false;
+    };
+    function.starts_with(|c: char| c.is_lowercase())
+        && (ty.starts_with(|c: char| c.is_uppercase()) || PRIMITIVES.contains(&ty.as_str()))
 }
 
 /// `move |param| { body }`, spanned as the user's closure (the names in it keep their own
@@ -673,9 +826,11 @@ fn raised(
 /// return type, a closure around it called at once (so that they mean what they do in a closure).
 fn body_value(closure: &StepClosure) -> TokenStream {
     let body = &closure.body;
-    if closure.framed {
+    if closure.framed() {
         let output = &closure.output;
-        quote_spanned!(Span::mixed_site()=> (|| #output #body)())
+        // At the body: the compiler's messages about `?` and `return` name "this closure".
+        let at_body = Span::mixed_site().located_at(body.span());
+        quote_spanned!(at_body=> (|| #output #body)())
     } else {
         body.to_token_stream()
     }

@@ -2,12 +2,14 @@
 //! `deferred::chain!`: its documentation is there.
 //!
 //! The macro reads its input in three steps, one module each: `parse` (tokens to a `Chain`,
-//! the model of the input), `validate` (the rules across steps) and `expand` (the model to
-//! tokens). Each takes and gives `proc_macro2` types, so that they run in tests and fuzzing, away
+//! the model of the input, and nothing else), `validate` (the rules a step and the steps together
+//! must follow) and `expand` (the model to tokens); `suggest` finds the keyword a misspelled word
+//! was meant to be. Each takes and gives `proc_macro2` types, so that they run in tests and fuzzing, away
 //! from the compiler.
 
 mod expand;
 mod parse;
+mod suggest;
 mod validate;
 
 #[cfg(test)]

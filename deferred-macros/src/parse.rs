@@ -15,13 +15,17 @@
 //! A mistake in one step does not hide the others: the parser records it and goes on, so that the
 //! expansion can put the error where the step's value would be (see [`Handler::Invalid`]) and the
 //! user sees that one error, not a cascade of type errors after it.
+//!
+//! This module builds the model and nothing else: the rules a step's code must follow, and
+//! those across steps, are `validate`'s; the suggestion for a misspelled keyword is `suggest`'s.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
-use syn::visit::Visit;
 use syn::{Error, Expr, ExprClosure, ExprPath, Ident, Pat, ReturnType, Token, Type};
+
+use crate::suggest::suggest;
 
 /// `chain! { START STEP* }`.
 pub struct Chain {
@@ -77,41 +81,71 @@ pub struct StepClosure {
     /// The closure's `-> Type`, if written.
     pub output: ReturnType,
     pub body: Expr,
-    /// The body uses `return` or `?`, or has a return type: it runs inside a closure of its own
-    /// so that those mean what they mean in a closure.
-    pub framed: bool,
-    /// The body never gives a value: it is (or ends in) `panic!`, `todo!`, `unimplemented!` or
-    /// `unreachable!`. Its type is fixed by the expansion, which the compiler cannot infer.
-    pub diverges: bool,
-    /// The body visibly passes a failure on (it mentions `Err`, or uses `?` or `return`): a
-    /// catch-all with such a body does not make the `catch` after it unreachable.
-    pub passes_on: bool,
     /// Where the closure begins (`move` or `|`) and ends (the body's last token): the closure the
     /// expansion builds is put there, so that errors about it point at the user's closure.
     pub start: Span,
     pub end: Span,
+    /// The closure as written, for the rules about its form (`validate`).
+    pub written: ExprClosure,
 }
 
-/// The step keywords, as written.
-const KEYWORDS: [&str; 3] = ["then", "catch", "finally"];
+/// A step keyword. The words are written in [`Keyword::name`] only.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keyword {
+    Then,
+    Catch,
+    Finally,
+}
 
-/// Words people bring from other promise libraries, and the step that does their job.
-const ALIASES: &[(&str, &str)] = &[
-    ("and_then", "then"),
-    ("map", "then"),
-    ("callback", "then"),
-    ("add_callback", "then"),
-    ("except", "catch"),
-    ("rescue", "catch"),
-    ("or_else", "catch"),
-    ("errback", "catch"),
-    ("add_errback", "catch"),
-    ("trap", "catch"),
-    ("ensure", "finally"),
-    ("always", "finally"),
-    ("both", "finally"),
-    ("add_both", "finally"),
-];
+impl Keyword {
+    pub const ALL: [Keyword; 3] = [Keyword::Then, Keyword::Catch, Keyword::Finally];
+
+    /// The keyword as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Keyword::Then => "then",
+            Keyword::Catch => "catch",
+            Keyword::Finally => "finally",
+        }
+    }
+
+    /// The keyword `word` is, if it is one.
+    pub fn from_word(word: &str) -> Option<Keyword> {
+        Keyword::ALL
+            .into_iter()
+            .find(|keyword| keyword.name() == word)
+    }
+
+    /// The kind of step the keyword begins (a `catch` that takes every failure, until its
+    /// closure says otherwise).
+    fn step_kind(self) -> StepKind {
+        match self {
+            Keyword::Then => StepKind::Then,
+            Keyword::Catch => StepKind::Catch { ty: None },
+            Keyword::Finally => StepKind::Finally,
+        }
+    }
+
+    /// How to write this step's closure.
+    pub fn example(self) -> &'static str {
+        match self {
+            Keyword::Then => "then |value| ...",
+            Keyword::Catch => "catch |e: ErrorType| ...` or `catch |failure| ...",
+            Keyword::Finally => "finally || ...` or `finally |outcome| ...",
+        }
+    }
+}
+
+impl StepKind {
+    /// The keyword that begins a step of this kind.
+    pub fn keyword(&self) -> Keyword {
+        match self {
+            StepKind::Then => Keyword::Then,
+            StepKind::Catch { .. } => Keyword::Catch,
+            StepKind::Finally => Keyword::Finally,
+        }
+    }
+}
 
 /// Parses the tokens of a `chain!` invocation.
 pub fn parse(tokens: TokenStream) -> syn::Result<Chain> {
@@ -154,8 +188,7 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
 fn step_without_start(input: ParseStream) -> Option<Ident> {
     let fork = input.fork();
     let ident = fork.call(Ident::parse_any).ok()?;
-    let word = ident.to_string();
-    (KEYWORDS.contains(&word.as_str()) && starts_closure(&fork)).then_some(ident)
+    (Keyword::from_word(&ident.to_string()).is_some() && starts_closure(&fork)).then_some(ident)
 }
 
 /// Whether the next tokens begin a closure.
@@ -170,7 +203,7 @@ fn starts_closure(input: ParseStream) -> bool {
 fn at_keyword(input: ParseStream) -> bool {
     let fork = input.fork();
     fork.call(Ident::parse_any)
-        .is_ok_and(|ident| KEYWORDS.contains(&ident.to_string().as_str()))
+        .is_ok_and(|ident| Keyword::from_word(&ident.to_string()).is_some())
 }
 
 /// Parses one step into `chain`. Returns `false` when the rest of the input cannot be read as
@@ -193,31 +226,26 @@ fn parse_next_step(input: ParseStream, chain: &mut Chain) -> syn::Result<bool> {
     }
     let keyword = input.call(Ident::parse_any)?;
     let word = keyword.to_string();
-    let kind = match word.as_str() {
-        "then" => Keyword::Then,
-        "catch" => Keyword::Catch,
-        "finally" => Keyword::Finally,
-        _ if !starts_closure(input) && !input.peek(syn::Ident::peek_any) => {
+    let kind = match Keyword::from_word(&word) {
+        Some(kind) => kind,
+        None if !starts_closure(input) && !input.peek(syn::Ident::peek_any) => {
             chain.errors.push(unexpected_after_steps(
                 &TokenTree::Ident(keyword),
                 chain.steps.is_empty(),
             ));
             return Ok(false);
         }
-        _ => match suggest(&word) {
+        None => match suggest(&word) {
             Some(suggestion) => {
                 chain.errors.push(Error::new(
                     keyword.span(),
                     format!(
-                        "unknown step `{word}`: did you mean `{suggestion}`? \
-                         (a step is `then`, `catch` or `finally`)"
+                        "unknown step `{word}`: did you mean `{}`? \
+                         (a step is `then`, `catch` or `finally`)",
+                        suggestion.name()
                     ),
                 ));
-                match suggestion {
-                    "then" => Keyword::Then,
-                    "catch" => Keyword::Catch,
-                    _ => Keyword::Finally,
-                }
+                suggestion
             }
             None => {
                 let error = Error::new(
@@ -264,77 +292,10 @@ fn unexpected_after_steps(token: &TokenTree, no_steps: bool) -> Error {
     )
 }
 
-/// The step keyword nearest to an unknown word, if one is near enough.
-fn suggest(word: &str) -> Option<&'static str> {
-    let lower = word.to_lowercase();
-    if let Some((_, step)) = ALIASES.iter().find(|(alias, _)| *alias == lower) {
-        return Some(step);
-    }
-    KEYWORDS
-        .iter()
-        .map(|keyword| (edit_distance(&lower, keyword), *keyword))
-        .filter(|(distance, keyword)| *distance <= keyword.len() / 3)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, keyword)| keyword)
-}
-
-/// Levenshtein distance, with a transposition counting as one edit.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut rows = vec![(0..=b.len()).collect::<Vec<_>>(); a.len() + 1];
-    for (i, row) in rows.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (rows[i - 1][j] + 1)
-                .min(rows[i][j - 1] + 1)
-                .min(rows[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(rows[i - 2][j - 2] + 1);
-            }
-            rows[i][j] = best;
-        }
-    }
-    rows[a.len()][b.len()]
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Keyword {
-    Then,
-    Catch,
-    Finally,
-}
-
-impl Keyword {
-    fn name(self) -> &'static str {
-        match self {
-            Keyword::Then => "then",
-            Keyword::Catch => "catch",
-            Keyword::Finally => "finally",
-        }
-    }
-
-    /// How to write this step's closure.
-    fn example(self) -> &'static str {
-        match self {
-            Keyword::Then => "then |value| ...",
-            Keyword::Catch => "catch |e: ErrorType| ...` or `catch |failure| ...",
-            Keyword::Finally => "finally || ...` or `finally |outcome| ...",
-        }
-    }
-}
-
 /// Parses what follows a step keyword.
 fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn::Result<Step> {
     let name = keyword_kind.name();
-    let plain_kind = match keyword_kind {
-        Keyword::Then => StepKind::Then,
-        Keyword::Catch => StepKind::Catch { ty: None },
-        Keyword::Finally => StepKind::Finally,
-    };
+    let plain_kind = keyword_kind.step_kind();
     let invalid = |kind, error| Step {
         kind,
         handler: Handler::Invalid(error),
@@ -372,285 +333,39 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
     }
 }
 
-/// Checks a step's closure and takes it apart.
+/// Takes a step's closure apart. (Whether it is written right is `validate`'s.)
 fn closure_step(keyword_kind: Keyword, keyword: Ident, closure: ExprClosure) -> Step {
-    let name = keyword_kind.name();
-    let plain_kind = match keyword_kind {
-        Keyword::Then => StepKind::Then,
-        Keyword::Catch => StepKind::Catch { ty: None },
-        Keyword::Finally => StepKind::Finally,
+    let written = closure.clone();
+    let start = closure
+        .capture
+        .map_or(closure.inputs_begin.span, |capture| capture.span);
+    let end = closure
+        .body
+        .to_token_stream()
+        .into_iter()
+        .last()
+        .map_or(start, |token| token.span());
+    let mut param = closure.inputs.into_iter().next();
+    let kind = match (keyword_kind, param.take()) {
+        (Keyword::Catch, Some(Pat::Type(typed))) => {
+            param = Some(*typed.pat);
+            StepKind::Catch { ty: Some(typed.ty) }
+        }
+        (_, taken) => {
+            param = taken;
+            keyword_kind.step_kind()
+        }
     };
-    match check_closure(keyword_kind, &closure) {
-        Err(error) => Step {
-            kind: plain_kind,
-            handler: Handler::Invalid(error),
-            keyword,
-        },
-        Ok(()) => {
-            let scan = BodyScan::of(&closure.body);
-            if let Some(error) = scan.await_error(name) {
-                return Step {
-                    kind: plain_kind,
-                    handler: Handler::Invalid(error),
-                    keyword,
-                };
-            }
-            let framed = scan.framed || !matches!(closure.output, ReturnType::Default);
-            let diverges = !framed && diverges(&closure.body);
-            let passes_on = scan.framed || mentions_err(closure.body.to_token_stream());
-            let start = closure
-                .capture
-                .map_or(closure.inputs_begin.span, |capture| capture.span);
-            let end = closure
-                .body
-                .to_token_stream()
-                .into_iter()
-                .last()
-                .map_or(start, |token| token.span());
-            let mut param = closure.inputs.into_iter().next();
-            let kind = match (keyword_kind, param.take()) {
-                (Keyword::Catch, Some(Pat::Type(typed))) => {
-                    param = Some(*typed.pat);
-                    StepKind::Catch { ty: Some(typed.ty) }
-                }
-                (_, taken) => {
-                    param = taken;
-                    plain_kind
-                }
-            };
-            Step {
-                kind,
-                handler: Handler::Closure(Box::new(StepClosure {
-                    param,
-                    output: closure.output,
-                    body: *closure.body,
-                    framed,
-                    diverges,
-                    passes_on,
-                    start,
-                    end,
-                })),
-                keyword,
-            }
-        }
-    }
-}
-
-/// The rules for a step's closure on its own: no modifiers but `move`, and the right number of
-/// parameters.
-fn check_closure(keyword_kind: Keyword, closure: &ExprClosure) -> syn::Result<()> {
-    let name = keyword_kind.name();
-    if let Some(asyncness) = &closure.asyncness {
-        return Err(Error::new_spanned(
-            asyncness,
-            format!(
-                "a `{name}` step cannot be an `async` closure: a chain does not poll futures; \
-                 give a Deferred instead (the chain waits for it)"
-            ),
-        ));
-    }
-    if let Some(attr) = closure.attrs.first() {
-        return Err(Error::new_spanned(
-            attr,
-            "attributes are not supported on a step's closure",
-        ));
-    }
-    if let Some(lifetimes) = &closure.lifetimes {
-        return Err(Error::new_spanned(
-            lifetimes,
-            "a step's closure cannot be higher-ranked (`for<...>`)",
-        ));
-    }
-    if let Some(constness) = &closure.constness {
-        return Err(Error::new_spanned(
-            constness,
-            "a step's closure cannot be `const`",
-        ));
-    }
-    let count = closure.inputs.len();
-    let params = || {
-        let (open, close) = (&closure.inputs_begin, &closure.inputs_end);
-        let inputs = &closure.inputs;
-        quote::quote!(#open #inputs #close)
-    };
-    let message = match (keyword_kind, count) {
-        (Keyword::Then, 1) | (Keyword::Catch, 1) | (Keyword::Finally, 0 | 1) => return Ok(()),
-        (Keyword::Then, 0) => "a `then` closure takes the value as its parameter: \
-                               write `|value|`, or `|_|` to ignore it"
-            .to_owned(),
-        (Keyword::Then, n) => format!(
-            "a `then` closure takes one parameter, the value, but this one takes {n}; \
-             to pass several values on, give a tuple and take it apart: `|(a, b)|`"
-        ),
-        (Keyword::Catch, 0) => "a `catch` closure takes the failure as its parameter: \
-                                write `|e: ErrorType|` to trap one error type, \
-                                or `|failure|` to take every failure"
-            .to_owned(),
-        (Keyword::Catch, n) => {
-            format!("a `catch` closure takes one parameter, the failure, but this one takes {n}")
-        }
-        (Keyword::Finally, n) => format!(
-            "a `finally` closure takes no parameter (`||`) or one, the outcome (`|outcome|`, a \
-             `&Result`), but this one takes {n}"
-        ),
-    };
-    Err(Error::new_spanned(params(), message))
-}
-
-/// What a step body contains that changes how it is expanded: `return` and `?` (which need a
-/// closure of their own), and `.await` (which a step cannot use). Nested closures, async blocks
-/// and items are not looked into: those keywords are theirs.
-#[derive(Default)]
-struct BodyScan {
-    framed: bool,
-    awaits: Vec<TokenStream>,
-}
-
-impl BodyScan {
-    fn of(body: &Expr) -> BodyScan {
-        let mut scan = BodyScan::default();
-        scan.visit_expr(body);
-        scan
-    }
-
-    fn await_error(&self, name: &str) -> Option<Error> {
-        let first = self.awaits.first()?;
-        Some(Error::new_spanned(
-            first,
-            format!(
-                "`.await` cannot be used in a `{name}` step: steps are callbacks that run when \
-                 the value arrives, not async code; give the Deferred (the chain waits for it), \
-                 or `.await` the whole chain"
-            ),
-        ))
-    }
-
-    /// Macro arguments are not parsed: look for `?`, `return` and `.await` in their tokens.
-    fn scan_tokens(&mut self, tokens: TokenStream) {
-        let mut previous_dot: Option<TokenTree> = None;
-        for token in tokens {
-            match &token {
-                TokenTree::Punct(punct) if punct.as_char() == '?' => self.framed = true,
-                TokenTree::Ident(ident) if ident == "return" => self.framed = true,
-                TokenTree::Ident(ident) if ident == "await" => {
-                    if let Some(dot) = previous_dot.take() {
-                        self.awaits.push(quote::quote!(#dot #ident));
-                    }
-                }
-                TokenTree::Group(group) => self.scan_tokens(group.stream()),
-                _ => {}
-            }
-            previous_dot = match &token {
-                TokenTree::Punct(punct) if punct.as_char() == '.' => Some(token),
-                _ => None,
-            };
-        }
-    }
-}
-
-impl<'ast> Visit<'ast> for BodyScan {
-    fn visit_expr_closure(&mut self, _: &'ast ExprClosure) {}
-    fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
-    fn visit_item(&mut self, _: &'ast syn::Item) {}
-
-    fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
-        self.framed = true;
-        syn::visit::visit_expr_return(self, node);
-    }
-
-    fn visit_expr_try(&mut self, node: &'ast syn::ExprTry) {
-        self.framed = true;
-        syn::visit::visit_expr_try(self, node);
-    }
-
-    fn visit_expr_await(&mut self, node: &'ast syn::ExprAwait) {
-        let (dot, await_token) = (&node.dot_token, &node.await_token);
-        self.awaits.push(quote::quote!(#dot #await_token));
-        syn::visit::visit_expr_await(self, node);
-    }
-
-    fn visit_macro(&mut self, node: &'ast syn::Macro) {
-        self.scan_tokens(node.tokens.clone());
-    }
-}
-
-/// Whether `body` is, or ends in, a macro that never returns.
-fn diverges(body: &Expr) -> bool {
-    let never_returns = |path: &syn::Path| {
-        path.segments.last().is_some_and(|last| {
-            ["panic", "todo", "unimplemented", "unreachable"]
-                .contains(&last.ident.to_string().as_str())
-        })
-    };
-    match body {
-        Expr::Macro(mac) => never_returns(&mac.mac.path),
-        Expr::Block(block) if block.label.is_none() => match block.block.stmts.last() {
-            Some(syn::Stmt::Expr(last, _)) => diverges(last),
-            Some(syn::Stmt::Macro(mac)) => never_returns(&mac.mac.path),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Whether `tokens` mention `Err`.
-fn mentions_err(tokens: TokenStream) -> bool {
-    tokens.into_iter().any(|token| match token {
-        TokenTree::Ident(ident) => ident == "Err",
-        TokenTree::Group(group) => mentions_err(group.stream()),
-        _ => false,
-    })
-}
-
-impl Step {
-    /// Whether this step is a `catch` that takes every failure: untyped, a function, or typed
-    /// with `Failure` itself.
-    pub fn is_catch_all(&self) -> bool {
-        match (&self.kind, &self.handler) {
-            (_, Handler::Invalid(_)) => false,
-            (StepKind::Catch { ty: None }, _) => true,
-            (StepKind::Catch { ty: Some(ty) }, _) => is_failure_type(ty),
-            _ => false,
-        }
-    }
-
-    /// Whether this step's code visibly never passes a failure on: a closure whose body does
-    /// not mention `Err`, `?` or `return`. A function might: it does not count.
-    pub fn keeps_failures_in(&self) -> bool {
-        match &self.handler {
-            Handler::Closure(closure) => !closure.passes_on,
-            _ => false,
-        }
-    }
-}
-
-/// Whether `ty` names `Failure` (`Failure`, `deferred::Failure`, ...).
-fn is_failure_type(ty: &Type) -> bool {
-    match ty {
-        Type::Path(path) => {
-            path.qself.is_none()
-                && path
-                    .path
-                    .segments
-                    .last()
-                    .is_some_and(|last| last.ident == "Failure" && last.arguments.is_none())
-        }
-        _ => false,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn suggests_the_nearest_keyword() {
-        assert_eq!(suggest("than"), Some("then"));
-        assert_eq!(suggest("thne"), Some("then"));
-        assert_eq!(suggest("cach"), Some("catch"));
-        assert_eq!(suggest("finaly"), Some("finally"));
-        assert_eq!(suggest("and_then"), Some("then"));
-        assert_eq!(suggest("except"), Some("catch"));
-        assert_eq!(suggest("frobnicate"), None);
+    Step {
+        kind,
+        handler: Handler::Closure(Box::new(StepClosure {
+            param,
+            output: closure.output,
+            body: *closure.body,
+            start,
+            end,
+            written,
+        })),
+        keyword,
     }
 }

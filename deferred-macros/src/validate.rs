@@ -1,10 +1,547 @@
-//! The rules that involve more than one step. Each adds an error to the chain; none changes its
-//! types, so the chain is still expanded in full and the user sees only these errors.
+//! The rules a chain must follow, on the model `parse` built: each turns a mistake into an
+//! error on the token that is wrong.
+//!
+//! - The rules for a step on its own ([`validate_step`]): the form of its closure (no `async`,
+//!   the right number of parameters), no `.await` in its body, a `finally`'s outcome taken by
+//!   reference, a body that uses `?` or `return` giving one type. A step that breaks one becomes
+//!   [`Handler::Invalid`]: the expansion puts the error where its value would be, and the steps
+//!   after it stay silent.
+//! - The rules across steps ([`validate_catches`]): a `catch` that can never run. These leave
+//!   the chain's types intact: the chain is still expanded in full.
+//!
+//! It is also where a step's body is analysed for the expansion ([`StepClosure::framed`],
+//! [`StepClosure::diverges`]) and for the catch rules ([`Step::is_catch_all`]).
 
+use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
-use syn::Error;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{Error, Expr, ExprClosure, Pat, ReturnType, Type};
 
-use crate::parse::{Chain, Handler, StepKind};
+use crate::parse::{Chain, Handler, Keyword, Step, StepClosure, StepKind};
+
+/// Checks every rule: each step's own, then those across steps.
+pub fn validate(chain: &mut Chain) {
+    for step in &mut chain.steps {
+        validate_step(step, &mut chain.errors);
+    }
+    validate_catches(chain);
+}
+
+/// The rules for one step. A mistake that leaves the step's types clear (a `finally` outcome
+/// taken by value) is fixed in the model and reported in `errors`; any other makes the step
+/// invalid.
+fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
+    let keyword = step.kind.keyword();
+    let Handler::Closure(closure) = &mut step.handler else {
+        return;
+    };
+    let rule = check_closure(keyword, &closure.written)
+        .and_then(|()| BodyScan::of(&closure.body).check(keyword, closure));
+    if let Err(error) = rule {
+        step.handler = Handler::Invalid(error);
+        if let StepKind::Catch { ty } = &mut step.kind {
+            *ty = None;
+        }
+        return;
+    }
+    if keyword == Keyword::Finally
+        && let Some(error) = outcome_by_value(closure)
+    {
+        errors.push(error);
+    }
+}
+
+/// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,
+/// and taken as `&Result<T, E>` so that the body is still checked.
+fn outcome_by_value(closure: &mut StepClosure) -> Option<Error> {
+    let Some(Pat::Type(typed)) = &mut closure.param else {
+        return None;
+    };
+    if matches!(*typed.ty, Type::Reference(_) | Type::Infer(_)) {
+        return None;
+    }
+    let name = text(&typed.pat);
+    let ty = text(&typed.ty);
+    let error = Error::new_spanned(
+        &typed.ty,
+        format!(
+            "`{name}` is a `&{ty}`: a `finally` is lent the outcome, it does not take it; \
+             write `|{name}|` or `|{name}: &{ty}|`"
+        ),
+    );
+    let by_value = typed.ty.clone();
+    *typed.ty = syn::parse_quote_spanned!(by_value.span()=> & #by_value);
+    Some(error)
+}
+
+/// Tokens as a person writes them: `Result<i32, Failure>`, not `Result < i32 , Failure >`.
+pub fn text(tokens: &impl ToTokens) -> String {
+    let mut text = tokens.to_token_stream().to_string();
+    for (spaced, tight) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" , ", ", "),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        (" (", "("),
+        ("( ", "("),
+        (" )", ")"),
+        (" .", "."),
+        (". ", "."),
+        (" ?", "?"),
+        ("! (", "!("),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
+/// The rules for a step's closure on its own: no modifiers but `move`, and the right number of
+/// parameters.
+fn check_closure(keyword_kind: Keyword, closure: &ExprClosure) -> syn::Result<()> {
+    let name = keyword_kind.name();
+    if let Some(asyncness) = &closure.asyncness {
+        return Err(Error::new_spanned(
+            asyncness,
+            format!(
+                "a `{name}` step cannot be an `async` closure: a chain does not poll futures; \
+                 give a Deferred instead (the chain waits for it)"
+            ),
+        ));
+    }
+    if let Some(attr) = closure.attrs.first() {
+        return Err(Error::new_spanned(
+            attr,
+            "attributes are not supported on a step's closure",
+        ));
+    }
+    if let Some(lifetimes) = &closure.lifetimes {
+        return Err(Error::new_spanned(
+            lifetimes,
+            "a step's closure cannot be higher-ranked (`for<...>`)",
+        ));
+    }
+    if let Some(constness) = &closure.constness {
+        return Err(Error::new_spanned(
+            constness,
+            "a step's closure cannot be `const`",
+        ));
+    }
+    let count = closure.inputs.len();
+    let params = || {
+        let (open, close) = (&closure.inputs_begin, &closure.inputs_end);
+        let inputs = &closure.inputs;
+        quote::quote!(#open #inputs #close)
+    };
+    let message = match (keyword_kind, count) {
+        (Keyword::Then, 1) | (Keyword::Catch, 1) | (Keyword::Finally, 0 | 1) => return Ok(()),
+        (Keyword::Then, 0) => "a `then` closure takes the value as its parameter: \
+                               write `|value|`, or `|_|` to ignore it"
+            .to_owned(),
+        (Keyword::Then, n) => format!(
+            "a `then` closure takes one parameter, the value, but this one takes {n}; \
+             to pass several values on, give a tuple and take it apart: `|(a, b)|`"
+        ),
+        (Keyword::Catch, 0) => "a `catch` closure takes the failure as its parameter: \
+                                write `|e: ErrorType|` to trap one error type, \
+                                or `|failure|` to take every failure"
+            .to_owned(),
+        (Keyword::Catch, n) => {
+            format!("a `catch` closure takes one parameter, the failure, but this one takes {n}")
+        }
+        (Keyword::Finally, n) => format!(
+            "a `finally` closure takes no parameter (`||`) or one, the outcome (`|outcome|`, a \
+             `&Result`), but this one takes {n}"
+        ),
+    };
+    Err(Error::new_spanned(params(), message))
+}
+
+/// What a step body contains that changes how it is expanded: `return` and `?` (which need a
+/// closure of their own), and `.await` (which a step cannot use). Nested closures, async blocks
+/// and items are not looked into: those keywords are theirs.
+#[derive(Default)]
+struct BodyScan {
+    /// Where the body uses `?`.
+    tries: Vec<Span>,
+    /// The body's `return`s, with what they give (`None` inside a macro's arguments, which are
+    /// not parsed).
+    returns: Vec<(TokenStream, Option<Gives>)>,
+    awaits: Vec<TokenStream>,
+}
+
+impl BodyScan {
+    fn of(body: &Expr) -> BodyScan {
+        let mut scan = BodyScan::default();
+        scan.visit_expr(body);
+        scan
+    }
+
+    fn framed(&self) -> bool {
+        !self.tries.is_empty() || !self.returns.is_empty()
+    }
+
+    /// The rules about what the body contains.
+    fn check(&self, keyword: Keyword, closure: &StepClosure) -> syn::Result<()> {
+        if let Some(error) = self.await_error(keyword.name()) {
+            return Err(error);
+        }
+        if !matches!(closure.output, ReturnType::Default) {
+            // The closure says what it gives: the compiler's messages are about that type.
+            return Ok(());
+        }
+        let Some(tail) = tail_gives(&closure.body) else {
+            return Ok(());
+        };
+        if let Some(first) = self.tries.first()
+            && tail.is_plain()
+        {
+            return Err(Error::new(
+                *first,
+                format!(
+                    "this `{name}` step uses `?`, so its body must give a `Result`, but it gives \
+                     {what}: write `Ok(..)` around the value it gives{unit}; `?` on an `Option` \
+                     needs `.ok_or(error)?`",
+                    name = keyword.name(),
+                    what = tail.describe(),
+                    unit = if tail == Gives::Unit {
+                        " (`Ok(())`)"
+                    } else {
+                        ""
+                    },
+                ),
+            ));
+        }
+        for (tokens, gives) in &self.returns {
+            let Some(gives) = gives else { continue };
+            if !gives.differs_from(tail) {
+                continue;
+            }
+            let fix = match (gives, tail) {
+                (Gives::Result, _) => {
+                    "write `Ok(..)` around the value at the end of the body".to_owned()
+                }
+                (_, Gives::Result) => "write `return Ok(..)` here".to_owned(),
+                (_, tail) => format!(
+                    "return {} here too (to fail the step, give a `Result`: `return Err(..)` \
+                     here and `Ok(..)` at the end)",
+                    tail.describe()
+                ),
+            };
+            return Err(Error::new_spanned(
+                tokens,
+                format!(
+                    "this `return` gives {}, but the body gives {} at its end: a step gives one \
+                     type; {fix}",
+                    gives.describe(),
+                    tail.describe()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn await_error(&self, name: &str) -> Option<Error> {
+        let first = self.awaits.first()?;
+        Some(Error::new_spanned(
+            first,
+            format!(
+                "`.await` cannot be used in a `{name}` step: steps are callbacks that run when \
+                 the value arrives, not async code; give the Deferred (the chain waits for it), \
+                 or `.await` the whole chain"
+            ),
+        ))
+    }
+
+    /// Macro arguments are not parsed: look for `?`, `return` and `.await` in their tokens.
+    fn scan_tokens(&mut self, tokens: TokenStream) {
+        let mut previous_dot: Option<TokenTree> = None;
+        for token in tokens {
+            match &token {
+                TokenTree::Punct(punct) if punct.as_char() == '?' => {
+                    self.tries.push(punct.span());
+                }
+                TokenTree::Ident(ident) if ident == "return" => {
+                    self.returns.push((ident.to_token_stream(), None));
+                }
+                TokenTree::Ident(ident) if ident == "await" => {
+                    if let Some(dot) = previous_dot.take() {
+                        self.awaits.push(quote::quote!(#dot #ident));
+                    }
+                }
+                TokenTree::Group(group) => self.scan_tokens(group.stream()),
+                _ => {}
+            }
+            previous_dot = match &token {
+                TokenTree::Punct(punct) if punct.as_char() == '.' => Some(token),
+                _ => None,
+            };
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for BodyScan {
+    fn visit_expr_closure(&mut self, _: &'ast ExprClosure) {}
+    fn visit_expr_async(&mut self, _: &'ast syn::ExprAsync) {}
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+
+    fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
+        let gives = match &node.expr {
+            None => Gives::Unit,
+            Some(expr) => gives(expr),
+        };
+        self.returns.push((node.to_token_stream(), Some(gives)));
+        syn::visit::visit_expr_return(self, node);
+    }
+
+    fn visit_expr_try(&mut self, node: &'ast syn::ExprTry) {
+        self.tries.push(node.question_token.span);
+        syn::visit::visit_expr_try(self, node);
+    }
+
+    fn visit_expr_await(&mut self, node: &'ast syn::ExprAwait) {
+        let (dot, await_token) = (&node.dot_token, &node.await_token);
+        self.awaits.push(quote::quote!(#dot #await_token));
+        syn::visit::visit_expr_await(self, node);
+    }
+
+    fn visit_macro(&mut self, node: &'ast syn::Macro) {
+        self.scan_tokens(node.tokens.clone());
+    }
+}
+
+/// What an expression visibly gives, as far as its syntax says.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Gives {
+    /// `Ok(..)` or `Err(..)`.
+    Result,
+    /// `Some(..)` or `None`.
+    Option,
+    /// `()`: nothing, a statement, `println!(..)`.
+    Unit,
+    /// A string literal or `format!(..)`.
+    Text,
+    /// A number: a numeric literal, or arithmetic with one.
+    Number,
+    /// `true`, `false`, a comparison or `!`, `&&`, `||`.
+    Bool,
+    /// A `char` literal.
+    Char,
+    /// Another plain value: a tuple, an array, a struct, a reference, `vec![..]`.
+    Plain,
+    /// Anything else: a call, a method, a variable, an `if`: its type is the compiler's to know.
+    Unknown,
+}
+
+impl Gives {
+    /// Not a `Result`, an `Option` or a Deferred, whatever the types.
+    fn is_plain(self) -> bool {
+        !matches!(self, Gives::Result | Gives::Option | Gives::Unknown)
+    }
+
+    /// Whether a value of this kind cannot be of the same type as one of `other`'s.
+    fn differs_from(self, other: Gives) -> bool {
+        if self == Gives::Unknown || other == Gives::Unknown || self == other {
+            return false;
+        }
+        // A plain value of no known type may be of any plain type.
+        !(self == Gives::Plain && other.is_plain() || other == Gives::Plain && self.is_plain())
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Gives::Result => "a `Result`",
+            Gives::Option => "an `Option`",
+            Gives::Unit => "`()` (nothing)",
+            Gives::Text => "a string",
+            Gives::Number => "a number",
+            Gives::Bool => "a `bool`",
+            Gives::Char => "a `char`",
+            Gives::Plain => "a plain value",
+            Gives::Unknown => "a value",
+        }
+    }
+}
+
+/// What the body gives at its end (`None`: a body that never ends, or one whose end is not a
+/// plain expression).
+fn tail_gives(body: &Expr) -> Option<Gives> {
+    match body {
+        Expr::Block(block) if block.label.is_none() => match block.block.stmts.last() {
+            None => Some(Gives::Unit),
+            Some(syn::Stmt::Expr(last, None)) => Some(gives(last)),
+            Some(syn::Stmt::Macro(mac)) if mac.semi_token.is_none() => Some(macro_gives(&mac.mac)),
+            Some(syn::Stmt::Expr(Expr::Return(_), Some(_))) => None,
+            Some(_) => Some(Gives::Unit),
+        },
+        other => Some(gives(other)),
+    }
+}
+
+/// What `expr` visibly gives.
+fn gives(expr: &Expr) -> Gives {
+    use syn::{BinOp, Lit, UnOp};
+    // `Ok`, `Ok::<_, E>`: one segment, with or without its types.
+    let named = |path: &syn::Path, names: &[&str]| {
+        path.leading_colon.is_none()
+            && path.segments.len() == 1
+            && names.iter().any(|name| path.segments[0].ident == name)
+    };
+    match expr {
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path) if named(&path.path, &["Ok", "Err"]) => Gives::Result,
+            Expr::Path(path) if named(&path.path, &["Some"]) => Gives::Option,
+            _ => Gives::Unknown,
+        },
+        Expr::Path(path) if named(&path.path, &["None"]) => Gives::Option,
+        Expr::Lit(lit) => match &lit.lit {
+            Lit::Str(_) => Gives::Text,
+            Lit::Int(_) | Lit::Float(_) => Gives::Number,
+            Lit::Bool(_) => Gives::Bool,
+            Lit::Char(_) => Gives::Char,
+            _ => Gives::Plain,
+        },
+        Expr::Binary(binary) => match binary.op {
+            BinOp::Eq(_)
+            | BinOp::Ne(_)
+            | BinOp::Lt(_)
+            | BinOp::Le(_)
+            | BinOp::Gt(_)
+            | BinOp::Ge(_)
+            | BinOp::And(_)
+            | BinOp::Or(_) => Gives::Bool,
+            BinOp::Add(_) | BinOp::Sub(_) | BinOp::Mul(_) | BinOp::Div(_) | BinOp::Rem(_) => {
+                let number = |side: &Expr| matches!(gives(side), Gives::Number);
+                if number(&binary.left) || number(&binary.right) {
+                    Gives::Number
+                } else {
+                    Gives::Unknown
+                }
+            }
+            _ => Gives::Unknown,
+        },
+        Expr::Unary(unary) => match unary.op {
+            UnOp::Not(_) => match gives(&unary.expr) {
+                Gives::Bool => Gives::Bool,
+                _ => Gives::Unknown,
+            },
+            UnOp::Neg(_) => match gives(&unary.expr) {
+                Gives::Number => Gives::Number,
+                _ => Gives::Unknown,
+            },
+            _ => Gives::Unknown,
+        },
+        Expr::Tuple(tuple) if tuple.elems.is_empty() => Gives::Unit,
+        Expr::Tuple(_) | Expr::Array(_) | Expr::Repeat(_) | Expr::Reference(_) => Gives::Plain,
+        Expr::Struct(_) | Expr::Range(_) => Gives::Plain,
+        Expr::Paren(paren) => gives(&paren.expr),
+        Expr::Macro(mac) => macro_gives(&mac.mac),
+        _ => Gives::Unknown,
+    }
+}
+
+/// What a macro call visibly gives: the standard library's that give a known kind of value.
+fn macro_gives(mac: &syn::Macro) -> Gives {
+    let Some(name) = mac.path.get_ident().map(ToString::to_string) else {
+        return Gives::Unknown;
+    };
+    match name.as_str() {
+        "format" => Gives::Text,
+        "vec" => Gives::Plain,
+        "println" | "print" | "eprintln" | "eprint" | "assert" | "assert_eq" | "assert_ne"
+        | "debug_assert" | "debug_assert_eq" | "debug_assert_ne" => Gives::Unit,
+        _ => Gives::Unknown,
+    }
+}
+
+/// Whether `body` is, or ends in, a macro that never returns.
+fn diverges(body: &Expr) -> bool {
+    let never_returns = |path: &syn::Path| {
+        path.segments.last().is_some_and(|last| {
+            ["panic", "todo", "unimplemented", "unreachable"]
+                .contains(&last.ident.to_string().as_str())
+        })
+    };
+    match body {
+        Expr::Macro(mac) => never_returns(&mac.mac.path),
+        Expr::Block(block) if block.label.is_none() => match block.block.stmts.last() {
+            Some(syn::Stmt::Expr(last, _)) => diverges(last),
+            Some(syn::Stmt::Macro(mac)) => never_returns(&mac.mac.path),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether `tokens` mention `Err`.
+fn mentions_err(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "Err",
+        TokenTree::Group(group) => mentions_err(group.stream()),
+        _ => false,
+    })
+}
+
+impl Step {
+    /// Whether this step is a `catch` that takes every failure: untyped, a function, or typed
+    /// with `Failure` itself.
+    pub fn is_catch_all(&self) -> bool {
+        match (&self.kind, &self.handler) {
+            (_, Handler::Invalid(_)) => false,
+            (StepKind::Catch { ty: None }, _) => true,
+            (StepKind::Catch { ty: Some(ty) }, _) => is_failure_type(ty),
+            _ => false,
+        }
+    }
+
+    /// Whether this step's code visibly never passes a failure on: a closure whose body does
+    /// not mention `Err`, `?` or `return`. A function might: it does not count.
+    pub fn keeps_failures_in(&self) -> bool {
+        match &self.handler {
+            Handler::Closure(closure) => !closure.passes_on(),
+            _ => false,
+        }
+    }
+}
+
+/// Whether `ty` names `Failure` (`Failure`, `deferred::Failure`, ...).
+fn is_failure_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|last| last.ident == "Failure" && last.arguments.is_none())
+        }
+        _ => false,
+    }
+}
+
+impl StepClosure {
+    /// The body uses `return` or `?`, or the closure has a return type: the body runs inside a
+    /// closure of its own, so that those mean what they mean in a closure.
+    pub fn framed(&self) -> bool {
+        BodyScan::of(&self.body).framed() || !matches!(self.output, ReturnType::Default)
+    }
+
+    /// The body never gives a value: it is (or ends in) `panic!`, `todo!`, `unimplemented!` or
+    /// `unreachable!`. Its type is fixed by the expansion, which the compiler cannot infer.
+    pub fn diverges(&self) -> bool {
+        !self.framed() && diverges(&self.body)
+    }
+
+    /// The body visibly passes a failure on (it mentions `Err`, or uses `?` or `return`): a
+    /// catch-all with such a body does not make the `catch` after it unreachable.
+    fn passes_on(&self) -> bool {
+        BodyScan::of(&self.body).framed() || mentions_err(self.body.to_token_stream())
+    }
+}
 
 /// Checks the cross-step rules:
 ///
@@ -15,7 +552,7 @@ use crate::parse::{Chain, Handler, StepKind};
 ///   between them, or the first one, visibly passes a failure on).
 ///
 /// A `then` or `finally` in between can raise new failures, so it starts a new run of catches.
-pub fn validate(chain: &mut Chain) {
+fn validate_catches(chain: &mut Chain) {
     let mut catch_all_before = false;
     let mut trapped_before: Vec<String> = Vec::new();
     for step in &chain.steps {

@@ -206,10 +206,14 @@ pub struct FutureTag;
 pub struct PlainTag;
 
 impl SettlesTag {
-    /// The start of a chain: the Deferred itself, or a fired one for a `Result`.
+    /// The start of a chain: the Deferred itself, or a fired one for a `Result`. Its error type
+    /// becomes the chain's, so it must be able to hold any failure ([`ChainError`]).
     #[inline(always)]
-    pub fn start<R: Settles>(self, start: R) -> <R::Kind as Kind>::Deferred<R::Value, R::Error> {
-        start.start()
+    pub fn start<R: Settles, E: 'static>(self, start: R) -> <R::Kind as Kind>::Deferred<R::Value, E>
+    where
+        R::Error: ChainError<E>,
+    {
+        <R::Error as ChainError<E>>::chain_error::<R::Kind, R::Value>(start.start())
     }
 
     /// A `then` step that gave a Deferred (the chain waits for it) or a `Result`.
@@ -329,6 +333,86 @@ impl<E: 'static> SameError<E> for E {
     #[inline(always)]
     fn same_outcome<U, K: Kind>(outcome: StepOutcome<U, E, K>) -> StepOutcome<U, E, K> {
         outcome
+    }
+}
+
+/// The error type of a chain's start, which becomes the chain's: it must hold any failure (a
+/// panic in a step, a cancellation), so it implements `From<Failure>`.
+///
+/// `E` is the chain's error type: the start's own when it qualifies. When it does not, no impl
+/// applies and `E` is left unknown, so that the steps after the start (whose bounds ask for
+/// `E: From<Failure>` again) stay silent: the user sees this one error, at the start.
+#[diagnostic::on_unimplemented(
+    message = "this chain's start fails with `{Self}`, which cannot be a chain's error type",
+    label = "the chain's error type is decided by its start: this one fails with `{Self}`",
+    note = "a chain's error type must hold any failure, such as a panic in a step: it implements \
+            `From<Failure>`; convert the start's error (`.map_err(Failure::from)` on a `Result`), \
+            or implement `From<Failure>` for `{Self}`"
+)]
+pub trait ChainError<E: 'static>: Sized + 'static {
+    /// The identity, seen by the type checker as a conversion.
+    fn chain_error<K: Kind, U>(start: K::Deferred<U, Self>) -> K::Deferred<U, E>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<Failure> + 'static> ChainError<E> for E {
+    #[inline(always)]
+    fn chain_error<K: Kind, U>(start: K::Deferred<U, E>) -> K::Deferred<U, E> {
+        start
+    }
+}
+
+/// The second candidate of [`ChainError`], which never applies: with two candidates, the
+/// compiler weighs their bounds when it picks one, and finds none for an error type that is
+/// not `From<Failure>` (with one, it would take it and fix the chain's error type to the start's,
+/// and each step would report the unmet bound again).
+#[diagnostic::do_not_recommend]
+impl<E: 'static> ChainError<Unreachable> for E
+where
+    PhantomData<E>: Never,
+{
+    fn chain_error<K: Kind, U>(_start: K::Deferred<U, E>) -> K::Deferred<U, Unreachable> {
+        unreachable!("no type implements `Never`")
+    }
+}
+
+/// The type of what cannot happen: the other side of [`ChainError`] and
+/// [`Captures`](super::Captures).
+pub enum Unreachable {}
+
+/// Implemented by no type.
+pub trait Never {}
+
+/// A function a step names by a path with a type in it (`then String::len`), called with what
+/// arrives: a method that borrows its receiver (`&self`) cannot take the value itself.
+#[diagnostic::on_unimplemented(
+    message = "this step calls `{Self}` with the value that arrives, a `{T}`, which it cannot take",
+    label = "cannot be called with a `{T}`",
+    note = "a method that borrows its receiver (`&self`) does not take the value itself: write a \
+            closure that calls it, `then |value| value.method()`"
+)]
+pub trait StepFn<T, R> {
+    /// Calls the function with `value`.
+    fn call_step(self, value: T) -> R;
+}
+
+impl<F: FnOnce(T) -> R, T, R> StepFn<T, R> for F {
+    #[inline(always)]
+    fn call_step(self, value: T) -> R {
+        self(value)
+    }
+}
+
+/// The value that arrives at a step that names a function by a path with a type in it: its
+/// type is fixed here, before the function is looked at, so that a function that takes
+/// something else is reported by [`StepFn`].
+pub struct Arrived<T>(pub T);
+
+impl<T> Arrived<T> {
+    /// Calls `function` with the value.
+    #[inline(always)]
+    pub fn call<R, F: StepFn<T, R>>(self, function: F) -> R {
+        function.call_step(self.0)
     }
 }
 

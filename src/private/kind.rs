@@ -11,11 +11,12 @@
 //! the core includes its methods beside each kind): `trail.rs` (where a failure was raised) and
 //! `finally.rs` (what a `finally` does with the outcome).
 
+use std::marker::PhantomData;
 use std::panic::Location;
 
 use deferred_core::{Deferred, Failure, IntoDeferred, IntoLocalDeferred, LocalDeferred, Sendable};
 
-use super::body::StepOutcome;
+use super::body::{Never, StepOutcome, Unreachable};
 
 /// A kind of chain: what its links are.
 pub trait Kind: Copy + 'static {
@@ -89,6 +90,78 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
 #[inline(always)]
 pub fn kind_of<C: Chain>(_chain: &C) -> C::Kind {
     C::KIND
+}
+
+/// What a chain of this kind lets its steps capture: a value of type `X` (a name a step's body
+/// mentions from outside the chain). A `Deferred`'s steps must be `Send`, so what they capture
+/// must be too; a `LocalDeferred`'s may capture anything.
+///
+/// The expansion checks each captured name at the top of the chain (`__kind.captured(&name)`,
+/// spanned at the name), and adds the steps through what this gives (`Out`): the chain's kind
+/// when the value may be captured, else nothing known, so that the step's own `Send` bound
+/// (which would name the closure, the step around it and `Send`, not the fix) stays silent.
+///
+/// (The trait is the kind's, not the value's: the compiler would offer to borrow a value whose
+/// reference may be sent, which is not the fix.)
+#[diagnostic::on_unimplemented(
+    message = "a step of this chain captures `{X}`, which cannot be sent between threads safely",
+    label = "captured here: a `Deferred`'s steps run on the thread that fires it",
+    note = "to keep `Rc`/`RefCell` state or a guard in a chain that stays on one thread, start it \
+            from a `LocalDeferred`; to share state across threads, capture an `Arc<Mutex<..>>` \
+            and lock it inside the step"
+)]
+pub trait Captures<X: ?Sized, Out> {
+    /// The kind to add the steps through.
+    fn kind() -> Out;
+}
+
+#[diagnostic::do_not_recommend]
+impl<X: ?Sized + Send> Captures<X, SendChain> for SendChain {
+    #[inline(always)]
+    fn kind() -> SendChain {
+        SendChain
+    }
+}
+
+/// Never applies: the second candidate makes the compiler weigh the bounds, and find none for a
+/// value that is not `Send` (see `ChainError`'s).
+#[diagnostic::do_not_recommend]
+impl<X: ?Sized> Captures<X, Unreachable> for SendChain
+where
+    PhantomData<X>: Never,
+{
+    fn kind() -> Unreachable {
+        unreachable!("no type implements `Never`")
+    }
+}
+
+impl<X: ?Sized> Captures<X, LocalChain> for LocalChain {
+    #[inline(always)]
+    fn kind() -> LocalChain {
+        LocalChain
+    }
+}
+
+impl SendChain {
+    /// Checks a value a step captures (see [`Captures`]).
+    #[inline(always)]
+    pub fn captured<X: ?Sized, Out>(self, _value: &X) -> Out
+    where
+        Self: Captures<X, Out>,
+    {
+        Self::kind()
+    }
+}
+
+impl LocalChain {
+    /// A local chain's steps may capture anything (see [`Captures`]).
+    #[inline(always)]
+    pub fn captured<X: ?Sized, Out>(self, _value: &X) -> Out
+    where
+        Self: Captures<X, Out>,
+    {
+        Self::kind()
+    }
 }
 
 /// The `add_*` methods of `Deferred`, with the same bounds (so the same messages). Each is

@@ -1,0 +1,9 @@
+use deferred::chain;
+
+fn main() {
+    let d = chain! {
+        String::from("hello")
+        then String::len
+    };
+    let _ = d.wait();
+}
