@@ -14,6 +14,9 @@
 )]
 pub trait Sendable: Send {}
 
+// Not recommended in messages: the note "required for `Rc<..>` to implement `Sendable`" adds
+// nothing to the `Send` error before it.
+#[diagnostic::do_not_recommend]
 impl<X: Send + ?Sized> Sendable for X {}
 
 /// Every `Send + Sync` type: what a [`Deferred`](crate::Deferred)'s shared functions (such as

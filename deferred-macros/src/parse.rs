@@ -25,7 +25,7 @@ use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Error, Expr, ExprClosure, ExprPath, Ident, Pat, ReturnType, Token, Type};
 
-use crate::suggest::suggest;
+use crate::suggest::{deadline_instead, suggest};
 
 /// `chain! { START STEP* }`.
 pub struct Chain {
@@ -228,6 +228,15 @@ fn parse_next_step(input: ParseStream, chain: &mut Chain) -> syn::Result<bool> {
     let word = keyword.to_string();
     let kind = match Keyword::from_word(&word) {
         Some(kind) => kind,
+        // A deadline is not a step (it covers what came before it): say where it goes.
+        None if let Some(instead) = deadline_instead(&word) => {
+            chain.errors.push(Error::new(keyword.span(), instead));
+            // Read what it was given, to go on with the steps after it.
+            if !at_keyword(input) {
+                input.parse::<Expr>()?;
+            }
+            return Ok(true);
+        }
         None if !starts_closure(input) && !input.peek(syn::Ident::peek_any) => {
             chain.errors.push(unexpected_after_steps(
                 &TokenTree::Ident(keyword),

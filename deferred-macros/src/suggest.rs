@@ -20,6 +20,24 @@ const ALIASES: &[(&str, Keyword)] = &[
     ("add_both", Keyword::Finally),
 ];
 
+/// Words for a deadline (`timeout`, `deadline`, ...): not a step, because a deadline covers
+/// what came before it. What to write instead, for the message.
+pub fn deadline_instead(word: &str) -> Option<&'static str> {
+    const DEADLINES: &[&str] = &[
+        "timeout",
+        "add_timeout",
+        "deadline",
+        "timeout_after",
+        "within",
+    ];
+    DEADLINES.contains(&word.to_lowercase().as_str()).then_some(
+        "there is no `timeout` step: put the deadline on what it covers with `add_timeout` — \
+         `chain! { fetch().add_timeout(delay, &clock) then ... }` for the start, or \
+         `chain! { ... }.add_timeout(delay, &clock)` for every step so far — and \
+         `catch |e: TimedOut| ...` after it",
+    )
+}
+
 /// The step keyword nearest to an unknown word, if one is near enough.
 pub fn suggest(word: &str) -> Option<Keyword> {
     let lower = word.to_lowercase();
