@@ -1,8 +1,8 @@
 //! The employee directory as a TCP server on 127.0.0.1: send a name per line, get a line back.
 //!
 //! ```text
-//! cargo run --example server                 # listens on 127.0.0.1:7878
-//! cargo run --example server -- --port 9000
+//! cargo run --example server --features tokio                 # listens on 127.0.0.1:7878
+//! cargo run --example server --features tokio -- --port 9000
 //! printf 'alice\nzed\n' | nc 127.0.0.1 7878
 //! ```
 //!

@@ -1,5 +1,6 @@
 //! The server example, end to end on loopback: 1,000 requests from 50 concurrent clients, every
 //! reply checked, bad input answered. Bounded in count and time.
+#![cfg(feature = "tokio")]
 
 #[path = "../examples/directory/mod.rs"]
 mod directory;

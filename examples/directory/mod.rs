@@ -12,8 +12,10 @@ use deferred::{Deferred, Failure, defer_to_thread};
 use rusqlite::Connection;
 
 #[allow(dead_code)] // the employees example does not serve
+#[cfg(feature = "tokio")]
 pub mod protocol;
 #[allow(dead_code)] // the employees example does not serve
+#[cfg(feature = "tokio")]
 pub mod server;
 pub mod sql;
 
