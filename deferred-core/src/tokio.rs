@@ -59,6 +59,7 @@ where
                 task.abort();
             }
         });
+        resolver.held_by("from_future");
         let task = tokio::spawn(async move {
             let result = CatchUnwind(Box::pin(future))
                 .await
@@ -308,6 +309,7 @@ where
                 task.abort();
             }
         });
+        resolver.held_by("from_future");
         let task = tokio::task::spawn_local(async move {
             let result = CatchUnwind(Box::pin(future))
                 .await
