@@ -58,7 +58,10 @@ fn local(i: u64) -> u64 {
     d.wait().unwrap()
 }
 
-const CASES: [(&str, fn(u64) -> u64); 2] = [("Deferred", shared), ("LocalDeferred", local)];
+/// A chain to measure, by name.
+type Case = (&'static str, fn(u64) -> u64);
+
+const CASES: [Case; 2] = [("Deferred", shared), ("LocalDeferred", local)];
 
 /// Whether this build has the registry: a pending Deferred's `Debug` says where it was made.
 fn registry_on() -> bool {

@@ -53,7 +53,7 @@ fn a_chain_waiting_on_a_chain_waiting_on_its_resolver_is_shown_as_that_path() {
     assert_eq!(shown.waits_on(), WaitsOn::Chain(waited.id()), "{dump}");
     assert_eq!(shown.steps().len(), 1, "the step after the wait: {dump}");
     assert_eq!(shown.steps()[0].line(), outer_line + 3);
-    assert_eq!(waited.waits_on(), WaitsOn::Resolver);
+    assert_eq!(waited.waits_on(), WaitsOn::Root);
     assert_eq!(waited.steps().len(), 1);
     assert!(!shown.is_local() && !waited.is_local());
     assert!(shown.pending_for() < Duration::from_secs(60));
@@ -158,7 +158,7 @@ fn local_chains_are_shown_on_their_own_thread_only() {
     let waited = one_made_on(&dump, inner_line);
     assert!(shown.is_local() && waited.is_local());
     assert_eq!(shown.waits_on(), WaitsOn::Chain(waited.id()));
-    assert_eq!(waited.waits_on(), WaitsOn::Resolver);
+    assert_eq!(waited.waits_on(), WaitsOn::Root);
     let text = dump.to_string();
     assert!(
         text.contains(&format!(

@@ -4,7 +4,9 @@
 //! its own) enters a registry when it is made: a global one for the `Send` kind, one per thread
 //! for the local kind. An entry is a `Weak` reference, so the registry never keeps a chain
 //! alive; entries of chains that were dropped are pruned when the list has doubled since the
-//! last prune, and those of chains that have fired when a dump finds them. A chain knows where
+//! last prune, and those of chains that have fired when a dump finds them. (A weak reference
+//! keeps the memory block of a dropped chain, not its contents: its steps, captures and result
+//! are dropped with it, and the block is freed when its entry is pruned.) A chain knows where
 //! and when it was made (two words, set at creation) and, under its lock, its steps and what it
 //! waits on; the dump asks each chain, outside the registry's lock.
 //!
@@ -106,6 +108,9 @@ struct Entries<W> {
 
 /// The fewest entries a registry prunes at.
 const MIN_PRUNE: usize = 64;
+/// The room a registry makes at its first entry: twice what it prunes at, so that while fewer
+/// than `MIN_PRUNE` chains are pending at once, registering allocates nothing after the first.
+const FIRST_CAPACITY: usize = 2 * MIN_PRUNE;
 
 impl<W: Entry> Entries<W> {
     const fn new() -> Entries<W> {
@@ -118,6 +123,9 @@ impl<W: Entry> Entries<W> {
     /// Adds an entry; when the list has doubled since the last prune, first drops the entries
     /// of dropped chains (freeing no chain: they are gone; amortized constant time).
     fn push(&mut self, entry: W) {
+        if self.list.capacity() == 0 {
+            self.list.reserve_exact(FIRST_CAPACITY);
+        }
         if self.list.len() >= self.prune_at {
             self.list.retain(|entry| !entry.is_dropped());
             self.prune_at = (self.list.len() * 2).max(MIN_PRUNE);
@@ -125,11 +133,15 @@ impl<W: Entry> Entries<W> {
         self.list.push(entry);
     }
 
-    /// Drops the entries of dropped chains and of those in `fired`.
+    /// Drops the entries of dropped chains and of those in `fired`, and gives back the room
+    /// of a list that has shrunk to a quarter of it (after a burst of pending chains).
     fn prune(&mut self, fired: &HashSet<usize>) {
         self.list
             .retain(|entry| !entry.is_dropped() && !fired.contains(&entry.address()));
         self.prune_at = (self.list.len() * 2).max(MIN_PRUNE);
+        if self.list.capacity() > 4 * self.prune_at.max(FIRST_CAPACITY) {
+            self.list.shrink_to(self.prune_at.max(FIRST_CAPACITY));
+        }
     }
 }
 
@@ -252,7 +264,7 @@ pub enum WaitsOn {
     /// Its root has not fired: it waits on its resolver, made with it (where the chain was
     /// created), held by whoever will fire it — named by [`PendingChain::made_by`] when a
     /// helper made it.
-    Resolver,
+    Root,
     /// One of its steps returned a pending Deferred: it waits on that chain, in the same dump.
     Chain(ChainId),
     /// It waited on a chain that has fired since: that result is on its way.
@@ -331,7 +343,7 @@ impl PendingChains {
                 made_by: seen.made_by,
                 steps: seen.steps,
                 waits_on: match seen.waits {
-                    Waits::Resolver => WaitsOn::Resolver,
+                    Waits::Resolver => WaitsOn::Root,
                     Waits::Running => WaitsOn::Running,
                     Waits::Chain { address, .. } => ids
                         .get(&address)
@@ -464,7 +476,7 @@ impl fmt::Display for PendingChains {
                         )?;
                         break;
                     }
-                    WaitsOn::Resolver => {
+                    WaitsOn::Root => {
                         indent(f, depth)?;
                         match chain.made_by {
                             Some(made_by) => write!(f, "waits on {made_by}'s resolver")?,
