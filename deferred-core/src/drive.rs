@@ -121,6 +121,7 @@ where
                 task.cancel();
             }
         });
+        resolver.held_by("drive_future");
         *task.lock() = State::Idle {
             future: Box::pin(future),
             resolver,

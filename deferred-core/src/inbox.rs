@@ -405,6 +405,7 @@ impl Inbox {
                 drop(home.take(key));
             }
         });
+        resolver.held_by("Inbox::spawn");
         let task = Task {
             cancelled,
             future: Box::pin(future),

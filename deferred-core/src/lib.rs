@@ -40,6 +40,7 @@
 //! | `drive.rs` | [`Deferred::drive_future`]: a future as a Deferred with no runtime, polled by the thread that wakes it |
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
 //! | `calloop.rs` | (feature `calloop`) an [`Inbox`] drained by a calloop event source, `CalloopClock` |
+//! | `registry.rs` | (feature `registry`) every chain not fired yet, for `pending_chains()` |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //!
 //! ```
@@ -69,6 +70,8 @@ mod failure;
 mod inbox;
 pub mod local;
 mod outcome;
+#[cfg(feature = "registry")]
+mod registry;
 mod run_loop;
 mod shared;
 mod sync;
@@ -93,6 +96,8 @@ pub use failure::{
 pub use inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
 pub use local::{IntoLocalDeferred, LocalDeferred, LocalResolver};
 pub use outcome::{FailureGroup, FirstError, FirstSuccess, NoInputs};
+#[cfg(feature = "registry")]
+pub use registry::{ChainId, PendingChain, PendingChains, WaitsOn, pending_chains};
 pub use shared::chain::first_settled::first_settled;
 pub use shared::chain::gather::gather_results;
 pub use shared::chain::join::{Join, join, join_settled};

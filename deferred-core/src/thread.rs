@@ -43,6 +43,7 @@ where
 {
     let at = Location::caller();
     let (deferred, resolver) = Deferred::with_canceller(|| {});
+    resolver.held_by("defer_to_thread");
     let job = move || {
         let result = catch_unwind(AssertUnwindSafe(work))
             .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));

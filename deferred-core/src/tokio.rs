@@ -60,6 +60,7 @@ where
                 task.abort();
             }
         });
+        resolver.held_by("from_future");
         let task = tokio::spawn(async move {
             let result = CatchUnwind(Box::pin(future))
                 .await
@@ -315,6 +316,7 @@ where
                 task.abort();
             }
         });
+        resolver.held_by("from_future");
         let task = tokio::task::spawn_local(async move {
             let result = CatchUnwind(Box::pin(future))
                 .await

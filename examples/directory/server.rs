@@ -9,6 +9,22 @@
 //! > !!
 //! < ERR bad request: a name is lowercase letters a-z, 1 to 32 of them
 //! ```
+//!
+//! Built with the feature `registry` (`cargo run --example server --features tokio,registry`), the
+//! request `debug` answers with the dump of the chains that have not fired (`pending_chains()`:
+//! the requests in flight, each down to what it waits on), a line per chain or wait, and a line
+//! `.` at the end. Here one request runs its steps (the steps being run are not listed) and
+//! its next query waits on the pool:
+//!
+//! ```text
+//! > debug
+//! < OK 2 pending chains
+//! < Deferred #1 from defer_to_thread, created at examples/directory/mod.rs:48:9, pending for 3.9ms, no step to run
+//! < └─ runs its steps (or is queued to run them)
+//! < Deferred #2 from defer_to_thread, created at examples/directory/mod.rs:48:9, pending for 775.0ns, no step to run
+//! < └─ waits on defer_to_thread's resolver, created at examples/directory/mod.rs:48:9
+//! < .
+//! ```
 
 use deferred::{Deferred, chain};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -58,6 +74,10 @@ async fn handle_client(stream: TcpStream, db: Db) -> std::io::Result<()> {
 
 /// The reply to one request line (without its newline).
 pub fn respond(db: &Db, request: &str) -> Deferred<String> {
+    #[cfg(feature = "registry")]
+    if request == DEBUG {
+        return Deferred::succeed(debug_reply());
+    }
     let name = match parse_name(request) {
         Ok(name) => name,
         Err(problem) => return Deferred::succeed(format!("ERR bad request: {problem}")),
@@ -71,4 +91,14 @@ pub fn respond(db: &Db, request: &str) -> Deferred<String> {
         catch |e: NotFound| format!("ERR {e}")
         catch |f| format!("ERR lookup failed: {f}")
     }
+}
+
+/// The request that asks for the dump of pending chains (feature `registry`).
+#[cfg(feature = "registry")]
+pub const DEBUG: &str = "debug";
+
+/// The reply to `debug`: `OK`, the dump's lines, and a line `.` that ends it.
+#[cfg(feature = "registry")]
+fn debug_reply() -> String {
+    format!("OK {}.", deferred::pending_chains())
 }

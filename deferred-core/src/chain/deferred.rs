@@ -11,7 +11,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use self::chain::pending::{Canceller, Chain, AnyChain};
+use self::chain::pending::{Canceller, Chain, AnyChain, Doing};
 use self::chain::pending::stage;
 use self::kind::{Blocker, Ptr, Sendable};
 use crate::failure::{Failure, NeverFired};
@@ -297,12 +297,15 @@ where
         Self::pending_with(Some(Box::new(canceller)), Location::caller())
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn pending_with(
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
         let link = Ptr::new(Chain::root(canceller));
         crate::trace::chain_event!(%created_at, "chain created");
+        #[cfg(feature = "registry")]
+        crate::registry::Enter::enter(&link);
         let resolver = Resolver {
             link: Some(link.clone()),
             fire: |link, result| link.fire(result),
@@ -575,6 +578,7 @@ where
     /// this returns are a chain of their own, which waits on this one. A cancel of the new chain
     /// still walks up to what this one waits on, but a cancel of this one (through a
     /// [`CancelHandle`] taken before) never reaches the new chain's steps.
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) fn in_a_new_link(mut self) -> Deferred<T, E> {
         match self.take_state() {
             State::Pending(link) => Deferred {
@@ -582,6 +586,18 @@ where
             },
             fired => Deferred { state: fired },
         }
+    }
+
+    /// Names `helper` as what made this Deferred's chain, if it is pending, for the registry
+    /// (feature `registry`: `pending_chains()` and `Debug` show it; without it, nothing).
+    #[inline]
+    pub(crate) fn made_by(self, helper: &'static str) -> Deferred<T, E> {
+        #[cfg(feature = "registry")]
+        if let State::Pending(link) = &self.state {
+            link.made_by(helper);
+        }
+        let _ = helper;
+        self
     }
 
     /// For `chain!`, not public API: marks the failure this Deferred holds, if it has fired with
@@ -679,16 +695,37 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 }
 
+/// Says whether the Deferred is pending or has fired, and for a pending one what its chain
+/// waits on: its root's resolver, another chain (one of its steps returned), or nothing (its
+/// steps are running). With the feature `registry`, also where the chain was made, for how
+/// long it has been pending, how many steps are left and, for a wait on another chain, where
+/// that one was made.
 impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match &self.state {
-            State::Fired(Some(Ok(_))) => "fired (success)",
-            State::Fired(Some(Err(_))) => "fired (failure)",
-            State::Fired(None) => "spent",
-            State::Pending(link) if link.is_fired() => "fired",
-            State::Pending(_) => "pending",
+        let mut out = f.debug_struct(self::kind::DEFERRED);
+        let (state, waits_on) = match &self.state {
+            State::Fired(Some(Ok(_))) => ("fired (success)", None),
+            State::Fired(Some(Err(_))) => ("fired (failure)", None),
+            State::Fired(None) => ("spent", None),
+            State::Pending(link) => {
+                #[cfg(feature = "registry")]
+                if let Some(seen) = link.seen() {
+                    crate::registry::debug_fields(&seen, &mut out);
+                    return out.finish();
+                }
+                match link.doing() {
+                    Doing::Fired => ("fired", None),
+                    Doing::Root => ("pending", Some("its resolver")),
+                    Doing::Waiting => ("pending", Some("another chain")),
+                    Doing::Running => ("pending", Some("nothing: its steps are running")),
+                }
+            }
         };
-        f.debug_struct(self::kind::DEFERRED).field("state", &state).finish()
+        out.field("state", &state);
+        if let Some(waits_on) = waits_on {
+            out.field("waits_on", &format_args!("{waits_on}"));
+        }
+        out.finish()
     }
 }
 
@@ -787,6 +824,20 @@ where
     }
 }
 
+impl<T, E: 'static> Resolver<T, E> {
+    /// Names `helper` (`"defer_to_thread"`, `"DeferredSemaphore::acquire"`, ...) as what holds
+    /// this Resolver, for the registry: a chain waiting on it shows whose resolver it waits on
+    /// (feature `registry`; without it, nothing).
+    #[inline]
+    pub(crate) fn held_by(&self, helper: &'static str) {
+        #[cfg(feature = "registry")]
+        if let Some(link) = &self.link {
+            Chain::made_by(link, helper);
+        }
+        let _ = helper;
+    }
+}
+
 impl<T, E: 'static> Drop for Resolver<T, E> {
     /// A Resolver dropped without firing fails its Deferred with [`NeverFired`] (saying where
     /// the Resolver was made) instead of leaving it pending for ever.
@@ -797,10 +848,16 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
     }
 }
 
+/// Where the Resolver was made, and whether it has fired yet (its chain has, or it has not).
 impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let fired = match &self.link {
+            Some(link) => matches!(Chain::doing(link), Doing::Fired),
+            None => true,
+        };
         f.debug_struct(self::kind::RESOLVER)
             .field("created_at", &format_args!("{}", self.created_at))
+            .field("fired", &fired)
             .finish()
     }
 }

@@ -59,6 +59,7 @@ where
             resolver.errback(Failure::cancelled());
         }
     });
+    resolver.held_by("defer_later");
     *fire.lock() = Some(resolver);
     let call = clock.call_later(
         delay,

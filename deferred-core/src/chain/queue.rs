@@ -179,6 +179,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                 }
             }
         });
+        resolver.held_by("DeferredQueue::get");
         state.waiting.insert(ticket, resolver);
         got
     }

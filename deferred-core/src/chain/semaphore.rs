@@ -203,6 +203,7 @@ impl DeferredSemaphore {
                 shared.forget(ticket);
             }
         });
+        resolver.held_by("DeferredSemaphore::acquire");
         state.waiters.insert(ticket, resolver);
         acquired
     }

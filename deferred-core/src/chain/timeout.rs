@@ -111,6 +111,7 @@ where
             }
         })
         .in_a_new_link()
+        .made_by("add_timeout")
     }
 }
 

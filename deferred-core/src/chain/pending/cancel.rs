@@ -204,6 +204,10 @@ pub(crate) trait Cancel: Shareable {
     /// The chain waiting on this one stopped waiting (`break_wait`): nobody will take this
     /// chain's result, as if its end were dropped.
     fn forget_waiter(&self);
+
+    /// Where the chain was made (for the registry: what a chain waiting on this one shows).
+    #[cfg(feature = "registry")]
+    fn created_at(&self) -> &'static std::panic::Location<'static>;
 }
 
 /// Where a cancellation walk goes after one link.
@@ -253,6 +257,11 @@ where
 
     fn forget_waiter(&self) {
         AnyChain::abandon(self);
+    }
+
+    #[cfg(feature = "registry")]
+    fn created_at(&self) -> &'static std::panic::Location<'static> {
+        self.born.at
     }
 
     fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>) {

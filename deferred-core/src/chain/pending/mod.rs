@@ -63,6 +63,9 @@ pub(crate) use super::Canceller;
 
 pub(crate) struct Chain<T, E: 'static> {
     inner: Lock<Inner<T, E>>,
+    /// Where and when the chain was made, for the registry.
+    #[cfg(feature = "registry")]
+    born: crate::registry::Born,
 }
 
 struct Inner<T, E: 'static> {
@@ -81,6 +84,9 @@ struct Inner<T, E: 'static> {
     stages: Stages<E>,
     /// Who receives the chain's result.
     listener: Listener<E>,
+    /// The helper that made the chain, for the registry.
+    #[cfg(feature = "registry")]
+    made_by: Option<&'static str>,
 }
 
 #[derive(Clone, Copy)]
@@ -176,6 +182,27 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
     /// chain remembers it.
     fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
+    /// What the chain is doing, for `Debug`.
+    fn doing(&self) -> Doing;
+    /// What the chain says of itself for the registry (`None` once it has fired).
+    #[cfg(feature = "registry")]
+    fn seen(&self) -> Option<crate::registry::Seen>;
+    /// Names the helper that made the chain, for the registry.
+    #[cfg(feature = "registry")]
+    fn made_by(&self, helper: &'static str);
+}
+
+/// What a pending chain is doing, for `Debug`.
+#[derive(Clone, Copy)]
+pub(crate) enum Doing {
+    /// Its root has not fired: it waits on its resolver.
+    Root,
+    /// A thread runs its steps (or is about to).
+    Running,
+    /// It waits on another chain, which one of its steps returned.
+    Waiting,
+    /// It has fired (its result may have been taken).
+    Fired,
 }
 
 impl<T, E: 'static> Chain<T, E> {
@@ -186,6 +213,7 @@ impl<T, E: 'static> Chain<T, E> {
     }
 
     /// A chain whose root a `Resolver` fires, with an optional canceller.
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) fn root(canceller: Option<Canceller>) -> Chain<T, E> {
         Chain::new(
             Phase::Root,
@@ -214,6 +242,7 @@ impl<T, E: 'static> Chain<T, E> {
         drop(old); // user code (its captures' `Drop`): outside the lock
     }
 
+    #[cfg_attr(feature = "registry", track_caller)]
     fn new(phase: Phase, upstream: Upstream) -> Chain<T, E> {
         Chain {
             inner: Lock::new(Inner {
@@ -222,7 +251,11 @@ impl<T, E: 'static> Chain<T, E> {
                 result: Current::Root(None),
                 stages: Stages::new(),
                 listener: Listener::Nobody,
+                #[cfg(feature = "registry")]
+                made_by: None,
             }),
+            #[cfg(feature = "registry")]
+            born: crate::registry::Born::here(),
         }
     }
 }
@@ -234,11 +267,14 @@ where
 {
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
     /// `on`'s Deferred.
+    #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) fn waiting_on(on: Ptr<dyn AnyChain<E>>) -> Ptr<Chain<T, E>> {
         let waiting = Phase::Waiting {
             cancel: Remembered::NONE,
         };
         let link = Ptr::new(Chain::new(waiting, Upstream::On(on.clone())));
+        #[cfg(feature = "registry")]
+        crate::registry::Enter::enter(&link);
         on.forward_to(link.clone());
         link
     }
@@ -342,6 +378,68 @@ where
 
     fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         self.resume(from, passed_on);
+    }
+
+    fn doing(&self) -> Doing {
+        Chain::doing(self)
+    }
+
+    #[cfg(feature = "registry")]
+    fn seen(&self) -> Option<crate::registry::Seen> {
+        crate::registry::Inspect::inspect(self)
+    }
+
+    #[cfg(feature = "registry")]
+    fn made_by(&self, helper: &'static str) {
+        Chain::made_by(self, helper);
+    }
+}
+
+impl<T, E: 'static> Chain<T, E> {
+    /// What the chain is doing, for `Debug`.
+    pub(crate) fn doing(&self) -> Doing {
+        match self.lock().phase {
+            Phase::Root => Doing::Root,
+            Phase::Running { .. } => Doing::Running,
+            Phase::Waiting { .. } => Doing::Waiting,
+            Phase::Fired | Phase::Done => Doing::Fired,
+        }
+    }
+
+    /// Names the helper that made the chain, for the registry.
+    #[cfg(feature = "registry")]
+    pub(crate) fn made_by(&self, helper: &'static str) {
+        self.lock().made_by = Some(helper);
+    }
+}
+
+/// What a chain says of itself for the registry: read under its lock, which it releases before
+/// returning (no user code runs).
+#[cfg(feature = "registry")]
+impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
+    fn inspect(&self) -> Option<crate::registry::Seen> {
+        use crate::registry::Waits;
+        let inner = self.lock();
+        let waits = match inner.phase {
+            Phase::Root => Waits::Resolver,
+            Phase::Running { .. } => Waits::Running,
+            Phase::Waiting { .. } => {
+                let on = inner.upstream.on();
+                Waits::Chain {
+                    address: Ptr::as_ptr(on) as *const () as usize,
+                    created_at: on.created_at(),
+                }
+            }
+            Phase::Fired | Phase::Done => return None,
+        };
+        Some(crate::registry::Seen {
+            kind: super::DEFERRED,
+            address: self as *const Self as *const () as usize,
+            born: (self.born.at, self.born.since),
+            made_by: inner.made_by,
+            steps: inner.stages.locations(),
+            waits,
+        })
     }
 }
 

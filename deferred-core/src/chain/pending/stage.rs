@@ -292,6 +292,13 @@ impl<E: 'static> Stages<E> {
         Some(first)
     }
 
+    /// Where each stage was added, in order (for the registry).
+    #[cfg(feature = "registry")]
+    pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
+        let rest = self.rest.iter().flatten();
+        self.first.iter().chain(rest).map(|(_, at)| *at).collect()
+    }
+
     /// Takes all the stages out, leaving none.
     #[inline]
     pub(crate) fn take(&mut self) -> Stages<E> {

@@ -1,0 +1,271 @@
+//! The pending-chain registry (feature `registry`): `pending_chains()` shows every chain that
+//! has not fired — where it was made, its steps not run, what it waits on (its resolver, or
+//! another chain, shown as the path down to the deepest wait) — and forgets chains that fire or
+//! are dropped; local chains are shown on their own thread only.
+//!
+//! Other tests of this binary make chains at the same time on other threads, and the `Send`
+//! kind's registry is global: every check here looks only at the chains made on its own lines.
+#![cfg(feature = "registry")]
+#![deny(warnings, clippy::all)]
+
+use std::time::Duration;
+
+use deferred::{
+    Deferred, DeferredSemaphore, LocalDeferred, ManualClock, PendingChain, PendingChains, WaitsOn,
+    defer_to_thread, pending_chains,
+};
+
+/// `tests/registry.rs:LINE:`, the start of a location on `line` of this file.
+fn at_line(line: u32) -> String {
+    format!("{}:{line}:", file!())
+}
+
+/// The chains of `dump` made on `line` of this file.
+fn made_on(dump: &PendingChains, line: u32) -> Vec<&PendingChain> {
+    dump.iter()
+        .filter(|chain| chain.created_at().file() == file!() && chain.created_at().line() == line)
+        .collect()
+}
+
+/// The one chain of `dump` made on `line`.
+fn one_made_on(dump: &PendingChains, line: u32) -> &PendingChain {
+    match made_on(dump, line)[..] {
+        [chain] => chain,
+        ref other => panic!("{} chains made on line {line} in:\n{dump}", other.len()),
+    }
+}
+
+#[test]
+fn a_chain_waiting_on_a_chain_waiting_on_its_resolver_is_shown_as_that_path() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let inner = inner.add_callback(|n| Ok(n * 2));
+    let outer_line = line!() + 1;
+    let (outer, start) = Deferred::<u32>::pending();
+    let outer = outer
+        .add_callback(move |_| inner) // returns the pending inner chain: the outer waits on it
+        .add_callback(|n| Ok(n + 1));
+    start.callback(1);
+
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, outer_line);
+    let waited = one_made_on(&dump, inner_line);
+    assert_eq!(shown.waits_on(), WaitsOn::Chain(waited.id()), "{dump}");
+    assert_eq!(shown.steps().len(), 1, "the step after the wait: {dump}");
+    assert_eq!(shown.steps()[0].line(), outer_line + 3);
+    assert_eq!(waited.waits_on(), WaitsOn::Root);
+    assert_eq!(waited.steps().len(), 1);
+    assert!(!shown.is_local() && !waited.is_local());
+    assert!(shown.pending_for() < Duration::from_secs(60));
+
+    // The tree: the outer chain, then the inner one under it, then the resolver.
+    let text = dump.to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    let outer_at = lines
+        .iter()
+        .position(|line| line.contains(&format!("created at {}", at_line(outer_line))))
+        .unwrap_or_else(|| panic!("the outer chain in:\n{text}"));
+    assert!(lines[outer_at].starts_with("Deferred #"), "{text}");
+    assert!(
+        lines[outer_at].contains("1 step to run"),
+        "{}",
+        lines[outer_at]
+    );
+    assert!(
+        lines[outer_at + 1].starts_with("└─ waits on Deferred #")
+            && lines[outer_at + 1].contains(&at_line(inner_line)),
+        "{text}"
+    );
+    assert!(
+        lines[outer_at + 2].starts_with(&format!(
+            "   └─ waits on its resolver, created at {}",
+            at_line(inner_line)
+        )),
+        "{text}"
+    );
+
+    resolver.callback(20);
+    assert_eq!(outer.wait().unwrap(), 41);
+}
+
+#[test]
+fn chains_that_fire_or_are_dropped_leave_the_registry() {
+    let fired_line = line!() + 1;
+    let (fired, resolver) = Deferred::<u32>::pending();
+    let dropped_line = line!() + 1;
+    let (dropped, never) = Deferred::<u32>::pending();
+    let kept_line = line!() + 1;
+    let (kept, _kept_resolver) = Deferred::<u32>::pending();
+    let dump = pending_chains();
+    for line in [fired_line, dropped_line, kept_line] {
+        one_made_on(&dump, line);
+    }
+
+    resolver.callback(1); // fired: the Deferred still holds its result, the chain has fired
+    drop((dropped, never)); // dropped (its resolver fails it with NeverFired, nobody sees it)
+    let after = pending_chains();
+    assert!(made_on(&after, fired_line).is_empty(), "{after}");
+    assert!(made_on(&after, dropped_line).is_empty(), "{after}");
+    one_made_on(&after, kept_line);
+    // The earlier dump is data: it kept nothing alive, and still says what it saw.
+    assert_eq!(made_on(&dump, fired_line).len(), 1);
+    assert_eq!(fired.wait().unwrap(), 1);
+    assert!(format!("{kept:?}").contains("pending"));
+}
+
+#[test]
+fn a_long_path_prints_in_order_and_in_constant_stack() {
+    const DEPTH: usize = 2_000;
+    let root_line = line!() + 1;
+    let (mut d, resolver) = Deferred::<u32>::pending();
+    let mut starts = Vec::new();
+    for _ in 0..DEPTH {
+        let (outer, start) = Deferred::<u32>::pending();
+        d = outer.add_callback(move |_| d);
+        starts.push(start);
+    }
+    for start in starts.into_iter().rev() {
+        start.callback(0);
+    }
+    // Run on a small stack: the tree is printed without recursion.
+    let text = std::thread::Builder::new()
+        .stack_size(64 * 1024)
+        .spawn(|| pending_chains().to_string())
+        .unwrap()
+        .join()
+        .unwrap();
+    let resolver_line = format!("waits on its resolver, created at {}", at_line(root_line));
+    let deepest = text.lines().position(|line| line.contains(&resolver_line));
+    let deepest = deepest.unwrap_or_else(|| panic!("no resolver wait in the dump"));
+    // The root chain, and the DEPTH chains waiting on it before it, one per line.
+    assert!(deepest > DEPTH, "{deepest}");
+    resolver.callback(5);
+    assert_eq!(d.wait().unwrap(), 5);
+}
+
+#[test]
+fn local_chains_are_shown_on_their_own_thread_only() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = LocalDeferred::<u32>::pending();
+    let outer_line = line!() + 1;
+    let (outer, start) = LocalDeferred::<u32>::pending();
+    let outer = outer
+        .add_callback(move |_| inner)
+        .add_callback(|n| Ok(n + 1));
+    start.callback(1);
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, outer_line);
+    let waited = one_made_on(&dump, inner_line);
+    assert!(shown.is_local() && waited.is_local());
+    assert_eq!(shown.waits_on(), WaitsOn::Chain(waited.id()));
+    assert_eq!(waited.waits_on(), WaitsOn::Root);
+    let text = dump.to_string();
+    assert!(
+        text.contains(&format!(
+            "└─ waits on its resolver, created at {}",
+            at_line(inner_line)
+        )),
+        "{text}"
+    );
+    assert!(text.contains("LocalDeferred #"), "{text}");
+
+    let elsewhere = std::thread::spawn(move || {
+        let dump = pending_chains();
+        made_on(&dump, inner_line).len() + made_on(&dump, outer_line).len()
+    });
+    assert_eq!(elsewhere.join().unwrap(), 0);
+
+    resolver.callback(2);
+    assert!(made_on(&pending_chains(), inner_line).is_empty());
+    assert_eq!(outer.wait().unwrap(), 3);
+}
+
+#[test]
+fn helpers_name_what_a_chain_waits_on() {
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let job_line = line!() + 1;
+    let job: Deferred<u32> = defer_to_thread(move || {
+        let _ = hold.recv();
+        Ok(7)
+    });
+    let semaphore = DeferredSemaphore::new(1);
+    let permit = semaphore.acquire().wait().unwrap();
+    let acquire_line = line!() + 1;
+    let waiting = semaphore.acquire();
+    let clock = ManualClock::new();
+    let (slow, _resolver) = Deferred::<u32>::pending();
+    let timeout_line = line!() + 1;
+    let slow = slow.add_timeout(Duration::from_secs(5), &clock);
+
+    let dump = pending_chains();
+    assert_eq!(
+        one_made_on(&dump, job_line).made_by(),
+        Some("defer_to_thread")
+    );
+    assert_eq!(
+        one_made_on(&dump, acquire_line).made_by(),
+        Some("DeferredSemaphore::acquire")
+    );
+    assert_eq!(
+        one_made_on(&dump, timeout_line).made_by(),
+        Some("add_timeout")
+    );
+    let text = dump.to_string();
+    for needle in [
+        format!(
+            "waits on defer_to_thread's resolver, created at {}",
+            at_line(job_line)
+        ),
+        format!(
+            "waits on DeferredSemaphore::acquire's resolver, created at {}",
+            at_line(acquire_line)
+        ),
+        format!("from add_timeout, created at {}", at_line(timeout_line)),
+    ] {
+        assert!(text.contains(&needle), "{needle} in:\n{text}");
+    }
+
+    release.send(()).unwrap();
+    assert_eq!(job.wait().unwrap(), 7);
+    drop(permit);
+    drop(waiting.wait().unwrap());
+    clock.advance(Duration::from_secs(5));
+    assert!(slow.wait().unwrap_err().is::<deferred::TimedOut>());
+}
+
+#[test]
+fn debug_of_a_deferred_says_where_it_was_made_and_what_it_waits_on() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let inner_debug = format!("{inner:?}");
+    assert!(
+        inner_debug.starts_with("Deferred { state: \"pending\""),
+        "{inner_debug}"
+    );
+    assert!(
+        inner_debug.contains(&format!("created_at: {}", at_line(inner_line))),
+        "{inner_debug}"
+    );
+    assert!(
+        inner_debug.contains(&format!(
+            "waits_on: its resolver, created at {}",
+            at_line(inner_line)
+        )),
+        "{inner_debug}"
+    );
+    let (outer, start) = Deferred::<u32>::pending();
+    let outer = outer.add_callback(move |_| inner);
+    start.callback(1);
+    let outer_debug = format!("{outer:?}");
+    assert!(
+        outer_debug.contains(&format!(
+            "waits_on: another chain, created at {}",
+            at_line(inner_line)
+        )),
+        "{outer_debug}"
+    );
+    assert!(outer_debug.contains("steps_to_run: 0"), "{outer_debug}");
+    resolver.callback(3);
+    assert_eq!(format!("{outer:?}"), "Deferred { state: \"fired\" }");
+    assert_eq!(outer.wait().unwrap(), 3);
+}
