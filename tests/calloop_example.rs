@@ -5,20 +5,12 @@
 //! build it first: `cargo build --example status_board --features calloop`.)
 #![cfg(feature = "calloop")]
 
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut path = std::env::current_exe().expect("the test binary's path");
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    path
-}
+mod examples_support;
+use examples_support::example;
 
 /// Runs `status_board ARGS` to its end, within a bound (it takes `ticks` x 100 ms).
 fn status_board(args: &[&str]) -> Output {

@@ -1,18 +1,10 @@
 //! The README's main job, run as a user runs it: `employees NAME`, its output and exit codes.
 //! (`cargo test` builds the examples before it runs the tests.)
 
-use std::path::PathBuf;
 use std::process::{Command, Output};
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut path = std::env::current_exe().expect("the test binary's path");
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    path
-}
+mod examples_support;
+use examples_support::example;
 
 fn employees(args: &[&str]) -> Output {
     let binary = example("employees");

@@ -13,7 +13,6 @@ mod directory;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader as StdBufReader};
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -22,6 +21,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
+mod examples_support;
+use examples_support::{CASES, example};
+
 const CLIENTS: usize = 50;
 const REQUESTS_PER_CLIENT: usize = 20;
 
@@ -29,48 +31,9 @@ const REQUESTS_PER_CLIENT: usize = 20;
 const READ_DEADLINE: Duration = Duration::from_secs(10);
 const LOAD_DEADLINE: Duration = Duration::from_secs(60);
 
-const BAD_NAME: &str = "ERR bad request: a name is lowercase letters a-z, 1 to 32 of them";
-
-/// Requests and the replies they must get (those of the threaded server).
-const CASES: &[(&str, &str)] = &[
-    (
-        "alice",
-        "OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)",
-    ),
-    ("carol", "OK carol #1: Director of Engineering"),
-    ("zed", "ERR no such employee: zed"),
-    (
-        "dave",
-        "OK dave #4: Engineer, reports to alice #2 (Staff Engineer)",
-    ),
-    ("ALICE", BAD_NAME),
-    (
-        "bob",
-        "OK bob #3: Site Reliability Engineer, reports to carol #1 (Director of Engineering)",
-    ),
-    ("nobody", "ERR no such employee: nobody"),
-    ("", BAD_NAME),
-    (
-        "erin",
-        "OK erin #5: Engineer, reports to alice #2 (Staff Engineer)",
-    ),
-    ("drop table employees;", BAD_NAME),
-    ("  carol  ", "OK carol #1: Director of Engineering"),
-];
-
 /// The request client `client` sends `i`-th.
 fn case(client: usize, i: usize) -> (&'static str, &'static str) {
     CASES[(client * 7 + i) % CASES.len()]
-}
-
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut path = std::env::current_exe().expect("the test binary's path");
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    path
 }
 
 /// The example's process, killed when dropped (so a failing test leaves no server behind).

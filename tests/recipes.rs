@@ -2,18 +2,10 @@
 //! output is checked here, and the code the README shows is the example's, word for word, so
 //! neither can drift from the other. (`cargo test` builds the examples before it runs the tests.)
 
-use std::path::PathBuf;
 use std::process::Command;
 
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut path = std::env::current_exe().expect("the test binary's path");
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    path
-}
+mod examples_support;
+use examples_support::example;
 
 /// Runs the example `name` and gives its standard output; it must exit with success.
 fn run(name: &str) -> String {

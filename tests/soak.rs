@@ -26,12 +26,14 @@ mod protocol;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use protocol::{MAX_LINE, NOT_UTF8, too_long};
+
+mod examples_support;
+use examples_support::{BAD_NAME, CASES, example};
 
 /// Client threads per server.
 const CLIENT_THREADS: usize = 16;
@@ -56,35 +58,6 @@ const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
 /// Connections of the warm-up, at the soak's own concurrency.
 const WARM_UP: usize = 2_000;
 
-const BAD_NAME: &str = "ERR bad request: a name is lowercase letters a-z, 1 to 32 of them";
-
-/// Requests and the replies they must get.
-const CASES: &[(&str, &str)] = &[
-    (
-        "alice",
-        "OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)",
-    ),
-    ("carol", "OK carol #1: Director of Engineering"),
-    ("zed", "ERR no such employee: zed"),
-    (
-        "dave",
-        "OK dave #4: Engineer, reports to alice #2 (Staff Engineer)",
-    ),
-    ("ALICE", BAD_NAME),
-    (
-        "bob",
-        "OK bob #3: Site Reliability Engineer, reports to carol #1 (Director of Engineering)",
-    ),
-    ("nobody", "ERR no such employee: nobody"),
-    ("", BAD_NAME),
-    (
-        "erin",
-        "OK erin #5: Engineer, reports to alice #2 (Staff Engineer)",
-    ),
-    ("drop table employees;", BAD_NAME),
-    ("  carol  ", "OK carol #1: Director of Engineering"),
-];
-
 fn connections() -> usize {
     std::env::var("SOAK_CONNECTIONS")
         .ok()
@@ -93,16 +66,6 @@ fn connections() -> usize {
 }
 
 // ---- the server's process ---------------------------------------------------------------------
-
-fn example(name: &str) -> PathBuf {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut path = std::env::current_exe().expect("the test binary's path");
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    path
-}
 
 /// A server example's process, killed when dropped.
 struct Server {
