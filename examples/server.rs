@@ -17,8 +17,23 @@ use std::process::ExitCode;
 use directory::Db;
 use directory::server::serve;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // The queries share one SQLite connection (behind a lock, see `directory::Db`), so more pool
+    // threads than this would only wait for it: bound tokio's blocking pool (512 by default).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build();
+    match runtime {
+        Ok(runtime) => runtime.block_on(run()),
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> ExitCode {
     let mut port: u16 = 7878;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
