@@ -134,14 +134,14 @@ impl<W: Entry> Entries<W> {
     }
 
     /// Drops the entries of dropped chains and of those in `fired`, and gives back the room
-    /// of a list that has shrunk to a quarter of it (after a burst of pending chains).
+    /// the list no longer needs (after a burst of pending chains). Only a dump prunes so, and a
+    /// dump is rare, so the list's room after one is what its live entries need, whatever the
+    /// bursts before.
     fn prune(&mut self, fired: &HashSet<usize>) {
         self.list
             .retain(|entry| !entry.is_dropped() && !fired.contains(&entry.address()));
         self.prune_at = (self.list.len() * 2).max(MIN_PRUNE);
-        if self.list.capacity() > 4 * self.prune_at.max(FIRST_CAPACITY) {
-            self.list.shrink_to(self.prune_at.max(FIRST_CAPACITY));
-        }
+        self.list.shrink_to(self.prune_at.max(FIRST_CAPACITY));
     }
 }
 
