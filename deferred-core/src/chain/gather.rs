@@ -7,7 +7,7 @@ use super::list::DeferredList;
 use crate::failure::Failure;
 
 /// Waits for every input and fires with their values in input order; fails as soon as one input
-/// fails, with a [`FirstError`] holding that failure and the input's index (Twisted's
+/// fails, with a [`FirstError`](crate::FirstError) holding that failure and the input's index (Twisted's
 /// `gatherResults`). No inputs: fires at once with `[]`.
 ///
 /// The other inputs are left running after a failure, as in Twisted; a failure among them that
