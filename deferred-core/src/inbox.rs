@@ -242,6 +242,7 @@ impl Inbox {
             );
             *current = Rc::downgrade(&home);
         });
+        crate::run_loop::wait_for_posted_work_with(run_one_posted_here);
         Inbox { home }
     }
 
@@ -530,8 +531,8 @@ impl fmt::Debug for Inbox {
 }
 
 /// Runs one item posted to this thread's inbox, waiting for one if none is there; `false` if
-/// this thread has no inbox (for `LocalDeferred::wait`).
-pub(crate) fn run_one_posted_here() -> bool {
+/// this thread has no inbox (for `LocalDeferred::wait`, through the run loop).
+fn run_one_posted_here() -> bool {
     let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
         return false;
     };

@@ -76,7 +76,7 @@ pub(crate) mod kind {
         }
 
         pub(crate) fn block(&mut self) {
-            if !crate::inbox::run_one_posted_here() {
+            if !crate::run_loop::run_one_posted() {
                 panic!(
                     "`wait` on a pending LocalDeferred, on a thread with no Inbox: nothing could ever fire it \
                      (fire its LocalResolver first, or make the thread an Inbox and fire it from another thread)"

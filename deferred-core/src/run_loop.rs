@@ -55,6 +55,8 @@ thread_local! {
     /// How many deliveries `QUEUE` holds: a plain counter, cheaper to read than the queue
     /// (which has a destructor) for the check a chain makes after each step.
     static QUEUED: Cell<usize> = const { Cell::new(0) };
+    /// How this thread waits for work other threads post to it: set by its `Inbox`.
+    static POSTED: Cell<Option<fn() -> bool>> = const { Cell::new(None) };
 }
 
 // loom's `thread_local!` does not take `const { .. }` initializers.
@@ -63,6 +65,7 @@ thread_local! {
     static RUNNING: Cell<bool> = Cell::new(false);
     static QUEUE: RefCell<VecDeque<Queued>> = RefCell::new(VecDeque::new());
     static QUEUED: Cell<usize> = Cell::new(0);
+    static POSTED: Cell<Option<fn() -> bool>> = Cell::new(None);
 }
 
 /// Whether this thread is inside the run loop (delivering a fired chain) right now.
@@ -145,4 +148,17 @@ pub(crate) fn drain_queued() {
     if is_running() {
         drain();
     }
+}
+
+/// Makes `run_one` the way this thread waits for work other threads post to it (its event
+/// loop's inbox registers itself: `run_one` runs one posted item, waiting for one, and says
+/// `false` once the inbox is gone).
+pub(crate) fn wait_for_posted_work_with(run_one: fn() -> bool) {
+    POSTED.with(|posted| posted.set(Some(run_one)));
+}
+
+/// Runs one item other threads posted to this thread, waiting for one; `false` if nothing can
+/// post to it (no inbox). What a blocking `wait` on a local chain does instead of parking.
+pub(crate) fn run_one_posted() -> bool {
+    POSTED.with(Cell::get).is_some_and(|run_one| run_one())
 }
