@@ -75,6 +75,8 @@ macro_rules! for_each_case {
             (sync, "chain!", chain),
             (sync, "add_callback", add_callback),
             (sync, "local add_callback", local_add_callback),
+            (sync, "add_callback, a named fn", add_callback_named_fn),
+            (sync, "add_callback, #[inline(never)] step", add_callback_inline_never),
             (sync, "closures", closures),
             (sync, "futures ready().map()", futures_map),
             (sync, "async/await", async_await),
@@ -150,6 +152,59 @@ pub mod sync {
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)))
+            .wait()
+            .unwrap()
+    }
+
+    /// A step that is a named function, used as a step in several chains (here, and in
+    /// `named_fn_elsewhere`): the optimizer no longer inlines `add_callback` into each caller
+    /// as it does for a closure used once.
+    pub fn ok_inc(x: u64) -> Result<u64, Failure> {
+        Ok(inc(x))
+    }
+
+    pub fn add_callback_named_fn(x: u64) -> u64 {
+        Deferred::<u64>::succeed(x)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .wait()
+            .unwrap()
+    }
+
+    /// Another chain using `ok_inc` (not measured: it is there so that the function is a step
+    /// in several chains, as a user's steps are).
+    pub fn named_fn_elsewhere(x: u64) -> Deferred<u64> {
+        Deferred::<u64>::succeed(x)
+            .add_callback(ok_inc)
+            .add_errback(|_| Ok(0))
+            .add_callback(ok_inc)
+    }
+
+    #[inline(never)]
+    fn ok_inc_never(x: u64) -> Result<u64, Failure> {
+        Ok(inc(x))
+    }
+
+    pub fn add_callback_inline_never(x: u64) -> u64 {
+        Deferred::<u64>::succeed(x)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
+            .add_callback(ok_inc_never)
             .wait()
             .unwrap()
     }
@@ -603,5 +658,7 @@ pub mod error {
 
 /// The value each shape's chain gives for the start `x`.
 pub fn expected(shape: &str, x: u64) -> u64 {
+    // Keeps the second chain that uses `sync::ok_inc` in the binary (see there).
+    black_box(sync::named_fn_elsewhere as fn(u64) -> Deferred<u64>);
     if shape == "error" { 0 } else { x + STEPS }
 }
