@@ -2,7 +2,7 @@
 //! (benches/instructions.rs) and count the allocations of (tests/alloc_counts.rs): a chain of
 //! ten `+1` steps, in four shapes, written with each tool a user could pick.
 //!
-//! Shapes (those of shared/anchors/*, which measured Twisted and V8 promises the same way):
+//! Shapes (those of benches/anchors/*, which measured Twisted and V8 promises the same way):
 //! - `sync`: the chain starts fired (`succeed`, `ready`), so every step runs as it is added.
 //! - `pending`: the chain is built on an unfired start, then fired.
 //! - `nested`: each step returns a new (fired) Deferred / future / `Result`: the chain waits on it.
@@ -357,7 +357,7 @@ pub mod pending {
         callbacks.into_iter().fold(x, |a, callback| callback(a))
     }
 
-    /// shared/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain
+    /// benches/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain
     /// polled once (it never waited: its first poll finds the value).
     pub fn futures_oneshot_map(x: u64) -> u64 {
         let (tx, rx) = oneshot::channel::<u64>();
@@ -508,7 +508,7 @@ pub mod nested {
         )
     }
 
-    /// shared/anchors/rust-peers: each link boxed, as a chain of runtime length must be.
+    /// benches/anchors/rust-peers: each link boxed, as a chain of runtime length must be.
     pub fn futures_then_boxed(x: u64) -> u64 {
         let mut f = ready(x).boxed();
         for _ in 0..STEPS {
