@@ -78,20 +78,26 @@ fn pair_deferred() {
     });
 }
 
-fn pair_futures() {
-    use futures::channel::oneshot;
-    let (to_b, from_a) = mpsc::channel::<Vec<oneshot::Sender<u64>>>();
+/// The same pattern on a oneshot channel of futures-rs or tokio: `channel` makes one, `send`
+/// fires its sender; the receiver gets the three steps as `map`s and is blocked on.
+fn pair_oneshot<S, R, E>(channel: fn() -> (S, R), send: fn(S, u64))
+where
+    S: Send + 'static,
+    R: std::future::Future<Output = Result<u64, E>>,
+    E: std::fmt::Debug,
+{
+    let (to_b, from_a) = mpsc::channel::<Vec<S>>();
     std::thread::scope(|s| {
         s.spawn(move || {
             for senders in from_a {
                 for (i, sender) in senders.into_iter().enumerate() {
-                    let _ = sender.send(i as u64);
+                    send(sender, i as u64);
                 }
             }
         });
         let mut sum = 0u64;
         for _ in 0..ROUNDS {
-            let (ss, rs): (Vec<_>, Vec<_>) = (0..BATCH).map(|_| oneshot::channel()).unzip();
+            let (ss, rs): (Vec<_>, Vec<_>) = (0..BATCH).map(|_| channel()).unzip();
             to_b.send(ss).unwrap();
             let ends: Vec<_> = rs
                 .into_iter()
@@ -106,31 +112,17 @@ fn pair_futures() {
     });
 }
 
+fn pair_futures() {
+    use futures::channel::oneshot;
+    pair_oneshot(oneshot::channel::<u64>, |sender, value| {
+        let _ = sender.send(value);
+    });
+}
+
 fn pair_tokio() {
     use tokio::sync::oneshot;
-    let (to_b, from_a) = mpsc::channel::<Vec<oneshot::Sender<u64>>>();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            for senders in from_a {
-                for (i, sender) in senders.into_iter().enumerate() {
-                    let _ = sender.send(i as u64);
-                }
-            }
-        });
-        let mut sum = 0u64;
-        for _ in 0..ROUNDS {
-            let (ss, rs): (Vec<_>, Vec<_>) = (0..BATCH).map(|_| oneshot::channel()).unzip();
-            to_b.send(ss).unwrap();
-            let ends: Vec<_> = rs
-                .into_iter()
-                .map(|r| r.map(|x| x.unwrap() + 1).map(|x| x * 2).map(|x| x + 3))
-                .collect();
-            for end in ends {
-                sum += futures::executor::block_on(end);
-            }
-        }
-        drop(to_b);
-        black_box(sum);
+    pair_oneshot(oneshot::channel::<u64>, |sender, value| {
+        let _ = sender.send(value);
     });
 }
 
