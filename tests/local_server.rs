@@ -11,10 +11,7 @@
 mod directory;
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader as StdBufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -22,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 mod examples_support;
-use examples_support::{CASES, example};
+use examples_support::{CASES, start_server};
 
 const CLIENTS: usize = 50;
 const REQUESTS_PER_CLIENT: usize = 20;
@@ -34,58 +31,6 @@ const LOAD_DEADLINE: Duration = Duration::from_secs(60);
 /// The request client `client` sends `i`-th.
 fn case(client: usize, i: usize) -> (&'static str, &'static str) {
     CASES[(client * 7 + i) % CASES.len()]
-}
-
-/// The example's process, killed when dropped (so a failing test leaves no server behind).
-struct LocalServer {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for LocalServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `local_server --port 0` and reads the address it prints.
-fn start_local_server() -> LocalServer {
-    let binary = example("local_server");
-    assert!(
-        binary.exists(),
-        "{} is not built: run `cargo build --example local_server --features tokio` \
-         (a plain `cargo test` builds it)",
-        binary.display()
-    );
-    let mut child = Command::new(&binary)
-        .args(["--port", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-    let stdout = child.stdout.take().expect("a piped stdout");
-    let (first_line, listening) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = StdBufReader::new(stdout).lines();
-        let _ = first_line.send(lines.next());
-        // Then drain it, so the server never writes to a closed pipe.
-        for _ in lines {}
-    });
-    let mut server = LocalServer {
-        child,
-        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-    };
-    let line = match listening.recv_timeout(Duration::from_secs(20)) {
-        Ok(Some(Ok(line))) => line,
-        other => panic!("the server did not say where it listens: {other:?}"),
-    };
-    server.addr = line
-        .strip_prefix("listening on ")
-        .and_then(|addr| addr.parse().ok())
-        .unwrap_or_else(|| panic!("not `listening on ADDRESS`: {line:?}"));
-    server
 }
 
 /// The next reply line, within the deadline.
@@ -127,7 +72,7 @@ fn counter(stats: &str, name: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_requests_from_fifty_clients_and_the_cache_answers_most() {
-    let server = start_local_server();
+    let server = start_server("local_server");
     let started = Instant::now();
     let clients: Vec<_> = (0..CLIENTS)
         .map(|c| tokio::spawn(client(server.addr, c)))
@@ -210,7 +155,7 @@ async fn transcript(addr: SocketAddr, script: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_cannot_tell_it_from_the_threaded_server() {
-    let local = start_local_server();
+    let local = start_server("local_server");
     let threaded = {
         let db = directory::Db::open(None).expect("an in-memory directory");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");

@@ -25,15 +25,14 @@ mod protocol;
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::{MAX_LINE, NOT_UTF8, too_long};
 
 mod examples_support;
-use examples_support::{BAD_NAME, CASES, example};
+use examples_support::{BAD_NAME, CASES, ServerProcess, start_server};
 
 /// Client threads per server.
 const CLIENT_THREADS: usize = 16;
@@ -66,62 +65,6 @@ fn connections() -> usize {
 }
 
 // ---- the server's process ---------------------------------------------------------------------
-
-/// A server example's process, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port free now (`server` prints the port it was given, so it is chosen here).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a loopback port")
-        .port()
-}
-
-fn start(name: &str) -> Server {
-    let binary = example(name);
-    assert!(
-        binary.exists(),
-        "{} is not built: run `cargo build --examples --features tokio`",
-        binary.display()
-    );
-    for _ in 0..5 {
-        let port = free_port();
-        let mut child = Command::new(&binary)
-            .args(["--port", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        let stdout = child.stdout.take().expect("a piped stdout");
-        let (first_line, listening) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let _ = first_line.send(lines.next());
-            for _ in lines {}
-        });
-        let server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        match listening.recv_timeout(Duration::from_secs(20)) {
-            Ok(Some(Ok(line))) if line.starts_with("listening on ") => return server,
-            _ => continue, // the port was taken meanwhile: another one
-        }
-    }
-    panic!("{name} did not start listening");
-}
 
 /// `(VmRSS in KiB, threads)` of a process, from /proc.
 fn rss_and_threads(pid: u32) -> (u64, u64) {
@@ -414,8 +357,8 @@ fn every_name_answered_at_once(addr: SocketAddr, names: &HashSet<String>) -> Dur
 }
 
 /// The soak of one server; `max_threads`: the most threads it may have at the end.
-fn soak(name: &str, seed: u64, max_threads: u64) -> Server {
-    let server = start(name);
+fn soak(name: &str, seed: u64, max_threads: u64) -> ServerProcess {
+    let server = start_server(name);
     let pid = server.child.id();
     let started = Instant::now();
     let deadline = started + SOAK_DEADLINE;

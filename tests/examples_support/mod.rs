@@ -2,7 +2,12 @@
 //! requests the directory servers answer with the replies they must give.
 #![allow(dead_code)] // each test uses what it needs
 
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
 
 /// The built example `name` (`cargo test --workspace` builds the examples package's examples
 /// before it runs the tests).
@@ -44,3 +49,60 @@ pub const CASES: &[(&str, &str)] = &[
     ("drop table employees;", BAD_NAME),
     ("  carol  ", "OK carol #1: Director of Engineering"),
 ];
+
+/// A server example's process, killed when dropped (so a failing test leaves no server behind).
+pub struct ServerProcess {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port free now (`server` prints the port it was given, so it is chosen here).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a loopback port")
+        .port()
+}
+
+/// Starts the server example `name` on a free loopback port and waits until it listens.
+pub fn start_server(name: &str) -> ServerProcess {
+    let binary = example(name);
+    assert!(
+        binary.exists(),
+        "{} is not built: run `cargo build --examples --features tokio`",
+        binary.display()
+    );
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = Command::new(&binary)
+            .args(["--port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("a piped stdout");
+        let (first_line, listening) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = first_line.send(lines.next());
+            for _ in lines {}
+        });
+        let server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        match listening.recv_timeout(Duration::from_secs(20)) {
+            Ok(Some(Ok(line))) if line.starts_with("listening on ") => return server,
+            _ => continue, // the port was taken meanwhile: another one
+        }
+    }
+    panic!("{name} did not start listening");
+}
