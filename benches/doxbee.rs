@@ -21,78 +21,21 @@
 //! requests; `... --bench doxbee -- --instructions [N]` counts instructions per request under
 //! callgrind instead.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::fmt;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use deferred::{Deferred, Failure, Resolver, chain, gather_results};
 
-// ---------------------------------------------------------------------------------------------
-// Peak heap: a counting allocator, on only while a memory run is measured (off, it costs one
-// relaxed load per call).
-
-struct PeakCounting;
-
-static TRACKING: AtomicBool = AtomicBool::new(false);
-static CURRENT: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grow(size: usize) {
-    let now = CURRENT.fetch_add(size, Ordering::Relaxed) + size;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-fn shrink(size: usize) {
-    // Memory allocated before tracking began may be freed during it: saturate at 0.
-    let _ = CURRENT.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
-        Some(now.saturating_sub(size))
-    });
-}
-
-// SAFETY: every call is forwarded to the system allocator unchanged.
-unsafe impl GlobalAlloc for PeakCounting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if TRACKING.load(Ordering::Relaxed) {
-            grow(layout.size());
-        }
-        // SAFETY: forwarded as is.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if TRACKING.load(Ordering::Relaxed) {
-            shrink(layout.size());
-        }
-        // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if TRACKING.load(Ordering::Relaxed) {
-            shrink(layout.size());
-            grow(new_size);
-        }
-        // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: PeakCounting = PeakCounting;
+#[path = "heap.rs"]
+mod heap;
 
 /// The peak heap `run` reaches above what was allocated when it started, in bytes.
 fn peak_heap_of(run: impl FnOnce()) -> usize {
-    CURRENT.store(0, Ordering::Relaxed);
-    PEAK.store(0, Ordering::Relaxed);
-    TRACKING.store(true, Ordering::Relaxed);
-    run();
-    TRACKING.store(false, Ordering::Relaxed);
-    PEAK.load(Ordering::Relaxed)
+    heap::heap_of(run).peak
 }
 
 // ---------------------------------------------------------------------------------------------
