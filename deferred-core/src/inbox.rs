@@ -635,24 +635,21 @@ pub struct HomeResolver<T, E: 'static = Failure> {
     /// `None` once fired.
     mailbox: Option<Arc<Mailbox>>,
     key: u64,
-    /// Posted work that fires the `LocalResolver` kept under `key` (`None`: drops it unfired).
-    fire: fn(&Home, u64, Option<Result<T, E>>),
+    /// Posted work that fires the `LocalResolver` kept under `key`.
+    fire: fn(&Home, u64, Result<T, E>),
     /// Posted work that drops it unfired (it names no `T`, so `Drop` needs no bound on it).
     forget: fn(&Home, u64),
 }
 
-/// Fires (or, given no result, drops) the `LocalResolver<T, E>` kept under `key`.
-fn fire_kept<T: 'static, E: 'static>(home: &Home, key: u64, result: Option<Result<T, E>>) {
+/// Fires the `LocalResolver<T, E>` kept under `key` (if the Deferred was not cancelled).
+fn fire_kept<T: 'static, E: 'static>(home: &Home, key: u64, result: Result<T, E>) {
     let Some(kept) = home.take(key) else {
         return;
     };
     let Ok(resolver) = kept.downcast::<LocalResolver<T, E>>() else {
         unreachable!("a key holds the resolver its HomeResolver was made with");
     };
-    match result {
-        Some(result) => resolver.fire(result),
-        None => drop(resolver),
-    }
+    resolver.fire(result);
 }
 
 impl<T, E> HomeResolver<T, E>
@@ -677,7 +674,7 @@ where
         if let Some(mailbox) = self.mailbox.take() {
             mailbox.post_or_refuse(Fire {
                 key: self.key,
-                result: Some(result),
+                result,
                 fire: self.fire,
             });
         }
@@ -694,8 +691,8 @@ where
 /// A `HomeResolver`'s result on its way home.
 struct Fire<T, E: 'static> {
     key: u64,
-    result: Option<Result<T, E>>,
-    fire: fn(&Home, u64, Option<Result<T, E>>),
+    result: Result<T, E>,
+    fire: fn(&Home, u64, Result<T, E>),
 }
 
 impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
@@ -706,9 +703,7 @@ impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
     /// The loop has stopped, and its Deferred failed with `NeverFired` then: nobody else can
     /// see a failure in this result, so it is reported.
     fn refused(self: Box<Self>) {
-        if let Some(result) = self.result {
-            unhandled::report_result(result);
-        }
+        unhandled::report_result(self.result);
     }
 }
 
