@@ -641,7 +641,7 @@ pub struct HomeResolver<T, E: 'static = Failure> {
     forget: fn(&Home, u64),
 }
 
-/// Fires the `LocalResolver<T, E>` kept under `key` (if the Deferred was not cancelled).
+/// Fires the `LocalResolver<T, E>` kept under `key`, if it is still there.
 fn fire_kept<T: 'static, E: 'static>(home: &Home, key: u64, result: Result<T, E>) {
     let Some(kept) = home.take(key) else {
         return;
