@@ -4,7 +4,7 @@
 
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
-use super::stage::{Flow, Slot, Stages};
+use super::stage::{Added, Flow, Slot};
 use super::{AnyChain, Chain, Current, Guard, Inner, Listener, Phase, Upstream, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
@@ -44,45 +44,43 @@ where
             drop(inner);
             super::super::enqueue(self.clone());
         } else {
-            let stages = inner.stages.take();
+            let Some(first) = inner.stages.pop_front() else {
+                unreachable!("the list is not empty");
+            };
             drop(inner);
-            run_loop::run(|| self.drive(Current::Root(Some(result)), stages));
+            run_loop::run(|| self.drive(Current::Root(Some(result)), first));
         }
     }
 
-    /// Runs the stages, in order, on the result in `current`, starting with `stages`; then the
-    /// stages added meanwhile. Ends when none is left (the chain fires) or when a stage returns
-    /// a pending Deferred (the chain waits on it).
-    pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stages: Stages<E>) {
+    /// Runs `stage` on the result in `current`, then the stages behind it, in order, each taken
+    /// off the list under the lock just before it runs (so a stage added meanwhile is found in
+    /// its place). Ends when none is left (the chain fires), when a stage returns a pending
+    /// Deferred (the chain waits on it), or when a stage fired other chains (they go first).
+    pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
-            let Some((stage, step)) = stages.pop_front() else {
-                let mut inner = self.lock();
-                if inner.stages.is_empty() {
-                    return self.park(inner, current);
-                }
-                std::mem::swap(&mut stages, &mut inner.stages); // `stages` is empty
-                continue;
-            };
-            match stage.run(current.slot(), step) {
-                Flow::Ready(new) => {
-                    current.replace(new);
-                    if run_loop::has_queued() {
-                        return self.let_the_queue_go_first(current, stages);
-                    }
-                }
+            let (run, step) = stage;
+            match run.run(current.slot(), step) {
+                Flow::Ready(new) => current.replace(new),
                 Flow::Wait(on, new) => {
                     current.replace(new);
-                    if same_chain(&on, self) {
-                        // Twisted's "callback returned the Deferred it was attached to": it
-                        // would wait on itself for ever.
-                        drop(on);
-                        current.slot().fail(E::from(Failure::msg(
-                            "a step returned a Deferred of its own chain, which would wait on itself for ever",
-                        )));
-                        continue;
+                    if !same_chain(&on, self) {
+                        return self.wait_on(current, on);
                     }
-                    return self.wait_on(current, stages, on);
+                    // Twisted's "callback returned the Deferred it was attached to": it would
+                    // wait on itself for ever.
+                    drop(on);
+                    current.slot().fail(E::from(Failure::msg(
+                        "a step returned a Deferred of its own chain, which would wait on itself for ever",
+                    )));
                 }
+            }
+            if run_loop::has_queued() {
+                return self.let_the_queue_go_first(current);
+            }
+            let mut inner = self.lock();
+            match inner.stages.pop_front() {
+                Some(next) => stage = next,
+                None => return self.park(inner, current),
             }
         }
     }
@@ -118,37 +116,27 @@ where
         }
     }
 
-    /// Keeps what a run that stops before `rest` leaves: the result so far, and the stages not
-    /// run yet (in front of any added meanwhile).
-    fn keep(&self, current: Current<T, E>, rest: Stages<E>) -> Guard<'_, Inner<T, E>> {
+    /// Keeps the result so far of a run that stops (the stages not run yet are still in the
+    /// list).
+    fn keep(&self, current: Current<T, E>) -> Guard<'_, Inner<T, E>> {
         let mut inner = self.lock();
         inner.result = current;
-        inner.stages.put_back(rest);
         inner
     }
 
-    /// The run stops before `rest` because a step fired other chains, whose deliveries are
-    /// queued on this thread: they go first, as soon as the step that fired them returned, and
-    /// this run goes on after them (Twisted's order for a Deferred fired from a callback).
-    pub(super) fn let_the_queue_go_first(
-        self: &Ptr<Self>,
-        current: Current<T, E>,
-        rest: Stages<E>,
-    ) {
-        drop(self.keep(current, rest));
+    /// The run stops because a step fired other chains, whose deliveries are queued on this
+    /// thread: they go first, as soon as the step that fired them returned, and this run goes
+    /// on after them (Twisted's order for a Deferred fired from a callback).
+    pub(super) fn let_the_queue_go_first(self: &Ptr<Self>, current: Current<T, E>) {
+        drop(self.keep(current));
         super::super::enqueue(self.clone());
     }
 
-    /// The run stops before `rest` because the stage before returned `on`, a pending Deferred:
-    /// the chain waits on it, and its result will land in `current`.
-    pub(super) fn wait_on(
-        self: &Ptr<Self>,
-        current: Current<T, E>,
-        rest: Stages<E>,
-        on: Ptr<dyn AnyChain<E>>,
-    ) {
+    /// The run stops because the stage it ran returned `on`, a pending Deferred: the chain
+    /// waits on it, and its result will land in `current`.
+    pub(super) fn wait_on(self: &Ptr<Self>, current: Current<T, E>, on: Ptr<dyn AnyChain<E>>) {
         crate::trace::chain_event!("waiting on another chain");
-        let mut inner = self.keep(current, rest);
+        let mut inner = self.keep(current);
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
             _ => None,
@@ -177,8 +165,15 @@ where
     /// the Deferred the chain waited on, or the last result of a run that let the queue go
     /// first, is in the chain.
     fn deliver(self: Ptr<Self>) {
-        let current = self.lock().take_current();
-        self.drive(current, Stages::new());
+        let mut inner = self.lock();
+        let current = inner.take_current();
+        match inner.stages.pop_front() {
+            Some(first) => {
+                drop(inner);
+                self.drive(current, first);
+            }
+            None => self.park(inner, current),
+        }
     }
 }
 

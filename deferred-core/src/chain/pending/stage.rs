@@ -240,19 +240,84 @@ where
 /// captures nothing boxes for free).
 pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 
-/// Stages in the order they run. The first is kept apart, so a chain with one stage (a `chain!`
-/// run of `then`s, a step waiting on I/O) allocates no buffer, and the buffer is made only when a
-/// second stage comes (an empty `Stages` is dropped, moved and taken for the cost of two checks).
+/// Stages in the order they run. The next is kept apart, so a chain with one stage (a `chain!`
+/// run of `then`s, a step waiting on I/O) allocates nothing for them; the others are behind one
+/// pointer, made when a second stage comes: a chain pays for a list only when it has one.
 pub(crate) struct Stages<E: 'static> {
+    /// The stage that runs next, unless it is empty: then the next is `rest`'s first.
     first: Option<Added<E>>,
-    rest: Option<VecDeque<Added<E>>>,
+    rest: Option<Box<Rest<E>>>,
 }
 
-/// The buffer's first size (4 slots, 96 bytes: a step waiting on I/O rarely has more behind
-/// it) and how it grows: four times at once, because a chain that adds a fifth step usually adds
-/// many, and copying the buffer at every doubling costs more than the steps.
-const FIRST_CAPACITY: usize = 4;
+/// The stages behind the first: the next [`NEAR`] in the same allocation (a step waiting on I/O
+/// rarely has more behind it), then a buffer made when those are full, which grows four times
+/// at once (a chain that adds a fifth step usually adds many, and copying the buffer at every
+/// doubling costs more than the steps). They run `near[read..len]`, then `far`.
+struct Rest<E: 'static> {
+    near: [Option<Added<E>>; NEAR],
+    read: u32,
+    len: u32,
+    far: VecDeque<Added<E>>,
+}
+
+const NEAR: usize = 3;
+const FAR_CAPACITY: usize = 8;
 const GROWTH: usize = 4;
+
+impl<E: 'static> Rest<E> {
+    fn new() -> Box<Rest<E>> {
+        Box::new(Rest {
+            near: [None, None, None],
+            read: 0,
+            len: 0,
+            far: VecDeque::new(),
+        })
+    }
+
+    #[inline]
+    fn is_empty(&self) -> bool {
+        self.read == self.len && self.far.is_empty()
+    }
+
+    #[inline]
+    fn push_back(&mut self, stage: Added<E>) {
+        if self.far.is_empty() {
+            if self.read == self.len {
+                (self.read, self.len) = (0, 0); // all ran: `near` is free again
+            }
+            if (self.len as usize) < NEAR {
+                self.near[self.len as usize] = Some(stage);
+                self.len += 1;
+                return;
+            }
+        }
+        // Once `far` holds stages, every later one goes behind them.
+        if self.far.capacity() == 0 {
+            self.far.reserve_exact(FAR_CAPACITY);
+        } else if self.far.len() == self.far.capacity() {
+            self.far.reserve_exact(self.far.capacity() * (GROWTH - 1));
+        }
+        self.far.push_back(stage);
+    }
+
+    #[inline]
+    fn pop_front(&mut self) -> Option<Added<E>> {
+        if self.read < self.len {
+            let next = self.read as usize;
+            self.read += 1;
+            return self.near[next].take();
+        }
+        self.far.pop_front()
+    }
+
+    #[cfg(feature = "registry")]
+    fn iter(&self) -> impl Iterator<Item = &Added<E>> {
+        let near = self.near[self.read as usize..self.len as usize]
+            .iter()
+            .flatten();
+        near.chain(self.far.iter())
+    }
+}
 
 impl<E: 'static> Stages<E> {
     pub(crate) const fn new() -> Stages<E> {
@@ -262,62 +327,40 @@ impl<E: 'static> Stages<E> {
         }
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none()
+        self.first.is_none() && self.rest.as_ref().is_none_or(|rest| rest.is_empty())
     }
 
     /// Adds `stage` last.
     #[inline]
     pub(crate) fn push_back(&mut self, stage: Added<E>) {
-        if self.first.is_none() {
+        if self.is_empty() {
             self.first = Some(stage);
-            return;
+        } else {
+            self.rest.get_or_insert_with(Rest::new).push_back(stage);
         }
-        let rest = self
-            .rest
-            .get_or_insert_with(|| VecDeque::with_capacity(FIRST_CAPACITY));
-        if rest.len() == rest.capacity() {
-            rest.reserve_exact(rest.capacity() * (GROWTH - 1));
-        }
-        rest.push_back(stage);
     }
 
-    /// Takes the first stage off.
+    /// Takes the next stage off. The list's allocation goes with its last stage: a chain
+    /// that has run its stages holds no more than a fresh one.
     #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<Added<E>> {
-        let first = self.first.take()?;
-        if let Some(rest) = &mut self.rest {
-            self.first = rest.pop_front();
+        if let Some(first) = self.first.take() {
+            return Some(first);
         }
-        Some(first)
+        let rest = self.rest.as_mut()?;
+        let next = rest.pop_front();
+        if rest.is_empty() {
+            self.rest = None;
+        }
+        next
     }
 
     /// Where each stage was added, in order (for the registry).
     #[cfg(feature = "registry")]
     pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
-        let rest = self.rest.iter().flatten();
+        let rest = self.rest.iter().flat_map(|rest| rest.iter());
         self.first.iter().chain(rest).map(|(_, at)| *at).collect()
-    }
-
-    /// Takes all the stages out, leaving none.
-    #[inline]
-    pub(crate) fn take(&mut self) -> Stages<E> {
-        std::mem::replace(self, Stages::new())
-    }
-
-    /// Puts `before` (what a run left) back in front of the stages added since.
-    pub(crate) fn put_back(&mut self, mut before: Stages<E>) {
-        if before.is_empty() {
-            return;
-        }
-        if self.is_empty() {
-            *self = before; // nothing was added meanwhile: the usual case
-            return;
-        }
-        let mut added = self.take();
-        while let Some(stage) = added.pop_front() {
-            before.push_back(stage);
-        }
-        *self = before;
     }
 }
