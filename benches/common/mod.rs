@@ -90,6 +90,8 @@ macro_rules! for_each_case {
             (pending, "futures oneshot+map, polled", futures_oneshot_map_polled),
             (pending, "async/await oneshot", async_await),
             (pending, "async/await oneshot, polled", async_await_polled),
+            (pending, "tokio oneshot, async", tokio_async),
+            (pending, "tokio oneshot, async, polled", tokio_async_polled),
             (nested, "chain!", chain),
             (nested, "add_callback", add_callback),
             (nested, "closures", closures),
@@ -417,6 +419,40 @@ pub mod pending {
 
     pub fn async_await_polled(x: u64) -> u64 {
         let (tx, rx) = oneshot::channel::<u64>();
+        let mut f = pin!(async move {
+            let mut a = rx.await.unwrap();
+            for _ in 0..STEPS {
+                a = ready(inc(a)).await;
+            }
+            a
+        });
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        tx.send(x).unwrap();
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => value,
+            Poll::Pending => unreachable!("the value was sent"),
+        }
+    }
+
+    /// The tokio peer (issue 18's bar for a pending chain!): a `tokio::sync::oneshot` awaited in
+    /// an `async` block of the same ten steps, polled without a runtime as [`async_await`] is.
+    pub fn tokio_async(x: u64) -> u64 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u64>();
+        let f = async move {
+            let mut a = rx.await.unwrap();
+            for _ in 0..STEPS {
+                a = ready(inc(a)).await;
+            }
+            a
+        };
+        tx.send(x).unwrap();
+        poll_ready(f)
+    }
+
+    /// As [`tokio_async`], but polled once before the value is sent (it registers its waker).
+    pub fn tokio_async_polled(x: u64) -> u64 {
+        let (tx, rx) = tokio::sync::oneshot::channel::<u64>();
         let mut f = pin!(async move {
             let mut a = rx.await.unwrap();
             for _ in 0..STEPS {

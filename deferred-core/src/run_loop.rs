@@ -78,7 +78,11 @@ pub(crate) fn enqueue(delivery: Queued) {
     let mut delivery = Some(delivery);
     // While this thread's locals are being destroyed (a Resolver kept in another thread-local,
     // dropped at thread exit), the queue may be gone already: then deliver now, nested.
-    let _ = QUEUE.try_with(|q| q.borrow_mut().extend(delivery.take()));
+    let _ = QUEUE.try_with(|q| {
+        if let Some(queued) = delivery.take() {
+            q.borrow_mut().push_back(queued);
+        }
+    });
     if delivery.is_none() {
         QUEUED.with(|n| n.set(n.get() + 1));
     }
