@@ -5,26 +5,44 @@
 //! makes the outcome; [`fan_in`] does the rest, and keeps these rules:
 //!
 //! - Every input's result arrives exactly once, in whatever order and on whatever thread the
-//!   inputs fire. Inputs that have already fired arrive while the combinator is being built.
+//!   inputs fire. Inputs that have already fired arrive while the combinator is being built, in
+//!   input order. A pending input's chain hands its result straight to the combinator (the
+//!   chain's listener is the fan-in and the input's index): no step is added to it.
 //! - The output fires once: with the first deciding result, or, when every input has arrived
-//!   without one deciding, with all of them in input order.
+//!   without one deciding, with all of them in input order. It fires through the thread's run
+//!   loop (queued when the loop runs, else in a run of its own), so fan-ins that are each
+//!   other's inputs fire in constant stack, as chains do; one decided while the combinator is
+//!   being built has fired when the combinator is returned.
 //! - Cancelling the output cancels every input, and the outcome then comes from the inputs'
 //!   answers (a canceller may succeed), as Twisted's `DeferredList`, which has no canceller of its
-//!   own. To get the same outcome whether or not `cancel` was called from inside a callback (when
-//!   the inputs' answers are queued on the run loop, not delivered at once), the output waits on a
-//!   *gate*: the gate's canceller cancels the inputs, and once the gate opens — fired by the
-//!   combinator, or failed by the cancellation — the output continues with the real outcome.
+//!   own. The output's root has no canceller either: it waits on the inputs
+//!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
+//!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
+//!   callback (when the inputs' answers are queued on the run loop, not delivered before
+//!   `cancel` returns).
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
 //!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is
 //!   the answer to a cancellation the combinator made.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
+//!   A panic in the user code an arrival runs (an error's conversion, a value's `Drop`) is
+//!   reported through the unhandled-error hook, as a step's would be; it does not reach the
+//!   thread that fired the input.
+//!
+//! What it costs: one allocation for the shared state, which holds each input's place (its
+//! chain while it is pending, then what the policy kept of its result) in the inputs' own `Vec`
+//! when the layouts allow, and the output's chain.
 
-use super::pending::cancel::CancelHandle;
-use super::{Deferred, Resolver};
-use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable};
+use std::mem;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+
+use super::pending::cancel::{CancelHandle, Inputs};
+use super::pending::stage::{Slot, take};
+use super::pending::{AnyChain, Arrive};
+use super::{Deferred, Outcome, Resolver, SPENT};
+use super::{Delivery, Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
-use crate::unhandled;
+use crate::{run_loop, unhandled};
 
 /// How one combinator turns its inputs' results into its outcome. Each result is sorted as it
 /// arrives: it decides the outcome at once, or it is kept — typed as the outcome needs it, so
@@ -99,16 +117,6 @@ where
     }
 }
 
-/// What to do with input results the outcome does not carry.
-#[derive(Clone, Copy)]
-pub(crate) struct Leftovers {
-    /// Drop failures the outcome does not carry instead of reporting them (Twisted's
-    /// `consumeErrors`).
-    pub(crate) consume_errors: bool,
-    /// Once a result decides the outcome, cancel the inputs still pending (`race`'s losers).
-    pub(crate) cancel_when_decided: bool,
-}
-
 /// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once.
 pub(crate) fn fan_in<T, E, P>(
     inputs: Vec<Deferred<T, E>>,
@@ -121,169 +129,207 @@ where
     P: Policy<T, E>,
 {
     let count = inputs.len();
-    let handles = Ptr::new(Inputs {
-        handles: inputs.iter().map(Deferred::cancel_handle).collect(),
-        cancelled: Flag::new(),
+    assert!(
+        u32::try_from(count).is_ok(),
+        "a combinator takes at most u32::MAX inputs"
+    );
+    // Every input has its place before any arrives: a result that decides at once (`race`)
+    // cancels the inputs after it. Made in the inputs' own `Vec` when the layouts allow.
+    let places: Vec<Place<T, E, P::Kept>> = inputs
+        .into_iter()
+        .map(|input| match input.into_outcome() {
+            Outcome::Waiting(chain) => Place::Pending(chain),
+            Outcome::Ready(result) => Place::Fired(result),
+            Outcome::Spent => panic!("{SPENT}"),
+        })
+        .collect();
+    let mut output = None;
+    let shared = Ptr::new_cyclic(|shared: &Weak<Shared<T, E, P>>| {
+        let (deferred, resolver) = Deferred::pending_with(None, Location::caller());
+        if let Some(link) = &resolver.link {
+            let inputs: Weak<dyn Inputs> = shared.clone();
+            link.wait_on_inputs(inputs);
+        }
+        output = Some(deferred);
+        Shared {
+            progress: Lock::new(Progress {
+                places,
+                waiting: count,
+                output: Output::Waiting(resolver),
+                building: true,
+            }),
+            policy,
+            cancelled: Flag::new(),
+            leftovers,
+        }
     });
-    let (output, fire) = output(&handles);
-    let shared = Ptr::new(Shared {
-        progress: Lock::new(Progress {
-            slots: (0..count).map(|_| None).collect(),
-            waiting: count,
-            output: Some(fire),
-        }),
-        policy,
-        inputs: handles,
-        leftovers,
-    });
-    if count == 0 {
-        shared.settle_empty();
+    for index in 0..count {
+        let place = {
+            let mut progress = shared.lock();
+            let place = &mut progress.places[index];
+            match place {
+                Place::Pending(chain) => Place::Pending(chain.clone()),
+                Place::Fired(_) => mem::replace(place, Place::Gone),
+                Place::Kept(_) | Place::Gone => {
+                    unreachable!("an input arrives once the combinator listens to it")
+                }
+            }
+        };
+        match place {
+            Place::Pending(chain) => {
+                chain.forward_to_fan_in(shared.clone(), index as u32);
+            }
+            Place::Fired(result) => shared.arrive_caught(index, result),
+            Place::Kept(_) | Place::Gone => unreachable!("taken as pending or fired"),
+        }
     }
-    for (index, input) in inputs.into_iter().enumerate() {
-        let shared = shared.clone();
-        // The step always succeeds, so dropping its link loses nothing.
-        drop(input.add_both(move |result| {
-            shared.arrive(index, result);
-            Ok::<(), E>(())
-        }));
+    // Built: an outcome decided meanwhile fires now, before the combinator is returned.
+    let decided = {
+        let mut progress = shared.lock();
+        progress.building = false;
+        if count == 0 {
+            mem::replace(&mut progress.output, Output::Taken)
+        } else {
+            match progress.output {
+                Output::Queued(..) => mem::replace(&mut progress.output, Output::Taken),
+                Output::Waiting(_) | Output::Taken => Output::Taken,
+            }
+        }
+    };
+    match decided {
+        // No inputs: the outcome is `settled` of nothing, at once.
+        Output::Waiting(resolver) => resolver.fire(shared.policy.settled(Vec::new())),
+        Output::Queued(resolver, outcome) => resolver.fire(outcome),
+        Output::Taken => {}
     }
-    output
+    output.expect("made with the shared state")
 }
 
-/// The inputs' cancel handles, shared by the combinator and the output's cancellers.
-struct Inputs {
-    handles: Box<[CancelHandle]>,
+/// What to do with input results the outcome does not carry.
+#[derive(Clone, Copy)]
+pub(crate) struct Leftovers {
+    /// Drop failures the outcome does not carry instead of reporting them (Twisted's
+    /// `consumeErrors`).
+    pub(crate) consume_errors: bool,
+    /// Once a result decides the outcome, cancel the inputs still pending (`race`'s losers).
+    pub(crate) cancel_when_decided: bool,
+}
+
+struct Shared<T, E: 'static, P: Policy<T, E>> {
+    progress: Lock<Progress<T, E, P::Kept, P::Output, P::Error>>,
+    policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
     /// failure among them is not reported.
     cancelled: Flag,
-}
-
-impl Inputs {
-    fn cancel_all(&self) {
-        self.cancelled.set();
-        for handle in &self.handles {
-            handle.cancel();
-        }
-    }
-}
-
-/// The output's two resolvers: its result, and the gate it waits behind (see the module docs).
-struct Output<O, F: 'static> {
-    result: Resolver<O, F>,
-    gate: Resolver<(), F>,
-}
-
-impl<O: Sendable + 'static, F: Sendable + 'static> Output<O, F> {
-    fn fire(self, outcome: Result<O, F>) {
-        self.result.fire(outcome);
-        self.gate.callback(());
-    }
-}
-
-/// The Deferred handed to the user, and the resolvers that fire it.
-fn output<O, F>(inputs: &Ptr<Inputs>) -> (Deferred<O, F>, Output<O, F>)
-where
-    O: Sendable + 'static,
-    F: From<Failure> + Sendable + 'static,
-{
-    let on_cancel = inputs.clone();
-    let (gate, gate_resolver) = Deferred::<(), F>::with_canceller(move || on_cancel.cancel_all());
-    // A second cancel, while the output waits behind the open gate, cancels the inputs again.
-    let on_cancel = inputs.clone();
-    let (result, result_resolver) =
-        Deferred::<O, F>::with_canceller(move || on_cancel.cancel_all());
-    // The gate's own outcome (a cancellation) is not the combinator's: the result is.
-    let deferred = gate.add_both(move |_opened| result);
-    (
-        deferred,
-        Output {
-            result: result_resolver,
-            gate: gate_resolver,
-        },
-    )
-}
-
-struct Shared<T, E, P: Policy<T, E>> {
-    progress: Lock<Progress<P::Kept, P::Output, P::Error>>,
-    policy: P,
-    inputs: Ptr<Inputs>,
     leftovers: Leftovers,
 }
 
-struct Progress<K, O, F: 'static> {
-    /// What the policy kept of each result until the outcome is decided, by input index.
-    slots: Vec<Option<K>>,
+struct Progress<T, E: 'static, K, O, F: 'static> {
+    /// Each input's place, by input index.
+    places: Vec<Place<T, E, K>>,
     /// How many inputs have not arrived yet.
     waiting: usize,
-    /// `None` once the output has fired.
-    output: Option<Output<O, F>>,
+    output: Output<O, F>,
+    /// The combinator is being built: an outcome decided meanwhile is left for the builder to
+    /// fire.
+    building: bool,
+}
+
+/// An input's place in the combinator.
+enum Place<T, E: 'static, K> {
+    /// Not arrived: its chain, to cancel it.
+    Pending(Ptr<dyn AnyChain<E>>),
+    /// It had fired when the combinator was built: its result arrives in the build.
+    Fired(Result<T, E>),
+    /// Arrived: what the policy kept of its result, until the outcome is decided.
+    Kept(K),
+    /// Arrived, and nothing of it is kept here.
+    Gone,
+}
+
+/// The output's resolver, and the outcome on its way to it.
+enum Output<O, F: 'static> {
+    /// Not decided.
+    Waiting(Resolver<O, F>),
+    /// Decided: the outcome waits to be fired, by the run loop or by the builder.
+    Queued(Resolver<O, F>, Result<O, F>),
+    /// Decided: whoever decided it has the resolver (or it has fired).
+    Taken,
 }
 
 /// What an arrival leads to, worked out under the lock and carried out after it.
-enum Next<T, E, D, K, O, F: 'static> {
+enum Next<T, E: 'static, D, K, O, F: 'static> {
     Nothing,
     /// A result that came after the outcome was decided.
     Leftover(Result<T, E>),
     Decided {
-        output: Output<O, F>,
+        resolver: Resolver<O, F>,
         decision: D,
-        kept: Vec<K>,
+        building: bool,
     },
     Settled {
-        output: Output<O, F>,
-        kept: Vec<K>,
+        resolver: Resolver<O, F>,
+        places: Vec<Place<T, E, K>>,
+        building: bool,
     },
 }
 
 impl<T, E, P> Shared<T, E, P>
 where
     T: Sendable + 'static,
-    E: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
     P: Policy<T, E>,
 {
-    fn lock(&self) -> Guard<'_, Progress<P::Kept, P::Output, P::Error>> {
+    fn lock(&self) -> Guard<'_, Progress<T, E, P::Kept, P::Output, P::Error>> {
         // Only this module's code runs under the lock, and it leaves the state consistent.
         self.progress.lock()
     }
 
-    /// No inputs: the outcome is `settled` of nothing, at once.
-    fn settle_empty(&self) {
-        let output = self.lock().output.take();
-        if let Some(output) = output {
-            output.fire(self.policy.settled(Vec::new()));
+    /// Input `index` fired with `result`; a panic in the user code the arrival runs is
+    /// reported, as a step's would be (rule 4), not passed to the thread that fired the input.
+    fn arrive_caught(self: &Ptr<Self>, index: usize, result: Result<T, E>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.arrive(index, result))) {
+            unhandled::report(Failure::from_panic(payload, None));
         }
     }
 
     /// Input `index` fired with `result`.
-    fn arrive(&self, index: usize, result: Result<T, E>) {
-        let next = {
-            let mut progress = self.lock();
+    fn arrive(self: &Ptr<Self>, index: usize, result: Result<T, E>) {
+        let (next, place) = {
+            let mut guard = self.lock();
+            let progress = &mut *guard;
             progress.waiting -= 1;
-            match progress.output.take() {
-                None => Next::Leftover(result),
-                Some(output) => match self.policy.sort(index, result) {
+            // The input's chain, if pending: dropped after the lock is released.
+            let place = mem::replace(&mut progress.places[index], Place::Gone);
+            let next = match mem::replace(&mut progress.output, Output::Taken) {
+                Output::Waiting(resolver) => match self.policy.sort(index, result) {
                     Sorted::Decides(decision) => Next::Decided {
-                        output,
+                        resolver,
                         decision,
-                        kept: progress.slots.iter_mut().filter_map(Option::take).collect(),
+                        building: progress.building,
                     },
-                    Sorted::Kept(kept) if progress.waiting == 0 => {
-                        progress.slots[index] = Some(kept);
-                        let kept = progress
-                            .slots
-                            .iter_mut()
-                            .map(|slot| slot.take().expect("every input has arrived"))
-                            .collect();
-                        Next::Settled { output, kept }
-                    }
                     Sorted::Kept(kept) => {
-                        progress.slots[index] = Some(kept);
-                        progress.output = Some(output);
-                        Next::Nothing
+                        progress.places[index] = Place::Kept(kept);
+                        if progress.waiting == 0 {
+                            Next::Settled {
+                                resolver,
+                                places: mem::take(&mut progress.places),
+                                building: progress.building,
+                            }
+                        } else {
+                            progress.output = Output::Waiting(resolver);
+                            Next::Nothing
+                        }
                     }
                 },
-            }
+                decided => {
+                    progress.output = decided;
+                    Next::Leftover(result)
+                }
+            };
+            (next, place)
         };
+        drop(place);
         match next {
             Next::Nothing => {}
             Next::Leftover(result) => {
@@ -292,29 +338,137 @@ where
                 }
             }
             Next::Decided {
-                output,
+                resolver,
                 decision,
-                kept,
+                building,
             } => {
                 let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
-                    self.inputs.cancel_all();
+                    self.cancel_inputs();
                 }
-                for kept in kept {
-                    if let Some(error) = P::unwanted(kept) {
-                        self.leftover(error);
-                    }
-                }
-                output.fire(outcome);
+                self.drop_kept();
+                self.fire(resolver, outcome, building);
             }
-            Next::Settled { output, kept } => output.fire(self.policy.settled(kept)),
+            Next::Settled {
+                resolver,
+                places,
+                building,
+            } => {
+                // In place of the places' `Vec` when the layouts allow.
+                let kept = places
+                    .into_iter()
+                    .map(|place| match place {
+                        Place::Kept(kept) => kept,
+                        Place::Pending(_) | Place::Fired(_) | Place::Gone => {
+                            unreachable!("every input has arrived")
+                        }
+                    })
+                    .collect();
+                let outcome = self.policy.settled(kept);
+                self.fire(resolver, outcome, building);
+            }
+        }
+    }
+
+    /// The outcome was decided: what was kept is left out of it, and a failure in it reported
+    /// (taken out one at a time, outside the lock).
+    fn drop_kept(&self) {
+        for index in 0.. {
+            let kept = {
+                let mut progress = self.lock();
+                let Some(place) = progress.places.get_mut(index) else {
+                    break;
+                };
+                match place {
+                    Place::Kept(_) => mem::replace(place, Place::Gone),
+                    Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
+                }
+            };
+            if let Place::Kept(kept) = kept
+                && let Some(error) = P::unwanted(kept)
+            {
+                self.leftover(error);
+            }
+        }
+    }
+
+    /// Fires the output with `outcome`: through the run loop (see the module docs), or left to
+    /// the builder while the combinator is being built.
+    fn fire(self: &Ptr<Self>, resolver: Resolver<P::Output, P::Error>, outcome: Result<P::Output, P::Error>, building: bool) {
+        if building {
+            let mut progress = self.lock();
+            if progress.building {
+                progress.output = Output::Queued(resolver, outcome);
+                return;
+            }
+        }
+        if run_loop::is_running() {
+            self.lock().output = Output::Queued(resolver, outcome);
+            super::enqueue(self.clone());
+        } else {
+            run_loop::run(|| resolver.fire(outcome));
         }
     }
 
     /// A result the outcome does not carry: a failure is reported unless consumed or expected.
     fn leftover(&self, error: E) {
-        if !self.leftovers.consume_errors && !self.inputs.cancelled.get() {
+        if !self.leftovers.consume_errors && !self.cancelled.get() {
             unhandled::report(error);
+        }
+    }
+}
+
+impl<T, E, P> Arrive<E> for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>) {
+        let Some(result) = take::<T, E>(from) else {
+            unreachable!("a chain hands on its result once it has one");
+        };
+        self.arrive_caught(index as usize, result);
+    }
+}
+
+impl<T, E, P> Inputs for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
+    /// cancellers, and may deliver answers here).
+    fn cancel_inputs(&self) {
+        self.cancelled.set();
+        for index in 0.. {
+            let chain = {
+                let progress = self.lock();
+                let Some(place) = progress.places.get(index) else {
+                    break;
+                };
+                match place {
+                    Place::Pending(chain) => chain.clone(),
+                    Place::Fired(_) | Place::Kept(_) | Place::Gone => continue,
+                }
+            };
+            CancelHandle::new(chain).cancel();
+        }
+    }
+}
+
+impl<T, E, P> Delivery for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    /// The output's turn on the run loop: it fires with the outcome queued.
+    fn deliver(self: Ptr<Self>) {
+        let queued = mem::replace(&mut self.lock().output, Output::Taken);
+        if let Output::Queued(resolver, outcome) = queued {
+            resolver.fire(outcome);
         }
     }
 }
