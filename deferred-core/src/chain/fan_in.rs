@@ -9,10 +9,7 @@
 //!   input order. A pending input's chain hands its result straight to the combinator (the
 //!   chain's listener is the fan-in and the input's index): no step is added to it.
 //! - The output fires once: with the first deciding result, or, when every input has arrived
-//!   without one deciding, with all of them in input order. It fires through the thread's run
-//!   loop (queued when the loop runs, else in a run of its own), so fan-ins that are each
-//!   other's inputs fire in constant stack, as chains do; one decided while the combinator is
-//!   being built has fired when the combinator is returned.
+//!   without one deciding, with all of them in input order.
 //! - Cancelling the output cancels every input, and the outcome then comes from the inputs'
 //!   answers (a canceller may succeed), as Twisted's `DeferredList`, which has no canceller of its
 //!   own. The output's root has no canceller either: it waits on the inputs
@@ -40,9 +37,9 @@ use super::pending::cancel::{CancelHandle, Inputs};
 use super::pending::stage::{Slot, take};
 use super::pending::{AnyChain, Arrive};
 use super::{Deferred, Outcome, Resolver, SPENT};
-use super::{Delivery, Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
+use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
-use crate::{run_loop, unhandled};
+use crate::unhandled;
 
 /// How one combinator turns its inputs' results into its outcome. Each result is sorted as it
 /// arrives: it decides the outcome at once, or it is kept — typed as the outcome needs it, so
@@ -155,8 +152,7 @@ where
             progress: Lock::new(Progress {
                 places,
                 waiting: count,
-                output: Output::Waiting(resolver),
-                building: true,
+                output: Some(resolver),
             }),
             policy,
             cancelled: Flag::new(),
@@ -183,24 +179,12 @@ where
             Place::Kept(_) | Place::Gone => unreachable!("taken as pending or fired"),
         }
     }
-    // Built: an outcome decided meanwhile fires now, before the combinator is returned.
-    let decided = {
-        let mut progress = shared.lock();
-        progress.building = false;
-        if count == 0 {
-            mem::replace(&mut progress.output, Output::Taken)
-        } else {
-            match progress.output {
-                Output::Queued(..) => mem::replace(&mut progress.output, Output::Taken),
-                Output::Waiting(_) | Output::Taken => Output::Taken,
-            }
-        }
-    };
-    match decided {
+    if count == 0 {
         // No inputs: the outcome is `settled` of nothing, at once.
-        Output::Waiting(resolver) => resolver.fire(shared.policy.settled(Vec::new())),
-        Output::Queued(resolver, outcome) => resolver.fire(outcome),
-        Output::Taken => {}
+        let resolver = shared.lock().output.take();
+        if let Some(resolver) = resolver {
+            resolver.fire(shared.policy.settled(Vec::new()));
+        }
     }
     output.expect("made with the shared state")
 }
@@ -229,10 +213,8 @@ struct Progress<T, E: 'static, K, O, F: 'static> {
     places: Vec<Place<T, E, K>>,
     /// How many inputs have not arrived yet.
     waiting: usize,
-    output: Output<O, F>,
-    /// The combinator is being built: an outcome decided meanwhile is left for the builder to
-    /// fire.
-    building: bool,
+    /// The output's resolver; `None` once the outcome is decided.
+    output: Option<Resolver<O, F>>,
 }
 
 /// An input's place in the combinator.
@@ -247,16 +229,6 @@ enum Place<T, E: 'static, K> {
     Gone,
 }
 
-/// The output's resolver, and the outcome on its way to it.
-enum Output<O, F: 'static> {
-    /// Not decided.
-    Waiting(Resolver<O, F>),
-    /// Decided: the outcome waits to be fired, by the run loop or by the builder.
-    Queued(Resolver<O, F>, Result<O, F>),
-    /// Decided: whoever decided it has the resolver (or it has fired).
-    Taken,
-}
-
 /// What an arrival leads to, worked out under the lock and carried out after it.
 enum Next<T, E: 'static, D, K, O, F: 'static> {
     Nothing,
@@ -265,12 +237,10 @@ enum Next<T, E: 'static, D, K, O, F: 'static> {
     Decided {
         resolver: Resolver<O, F>,
         decision: D,
-        building: bool,
     },
     Settled {
         resolver: Resolver<O, F>,
         places: Vec<Place<T, E, K>>,
-        building: bool,
     },
 }
 
@@ -287,45 +257,37 @@ where
 
     /// Input `index` fired with `result`; a panic in the user code the arrival runs is
     /// reported, as a step's would be (rule 4), not passed to the thread that fired the input.
-    fn arrive_caught(self: &Ptr<Self>, index: usize, result: Result<T, E>) {
+    fn arrive_caught(&self, index: usize, result: Result<T, E>) {
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.arrive(index, result))) {
             unhandled::report(Failure::from_panic(payload, None));
         }
     }
 
     /// Input `index` fired with `result`.
-    fn arrive(self: &Ptr<Self>, index: usize, result: Result<T, E>) {
+    fn arrive(&self, index: usize, result: Result<T, E>) {
         let (next, place) = {
             let mut guard = self.lock();
             let progress = &mut *guard;
             progress.waiting -= 1;
             // The input's chain, if pending: dropped after the lock is released.
             let place = mem::replace(&mut progress.places[index], Place::Gone);
-            let next = match mem::replace(&mut progress.output, Output::Taken) {
-                Output::Waiting(resolver) => match self.policy.sort(index, result) {
-                    Sorted::Decides(decision) => Next::Decided {
-                        resolver,
-                        decision,
-                        building: progress.building,
-                    },
+            let next = match progress.output.take() {
+                None => Next::Leftover(result),
+                Some(resolver) => match self.policy.sort(index, result) {
+                    Sorted::Decides(decision) => Next::Decided { resolver, decision },
                     Sorted::Kept(kept) => {
                         progress.places[index] = Place::Kept(kept);
                         if progress.waiting == 0 {
                             Next::Settled {
                                 resolver,
                                 places: mem::take(&mut progress.places),
-                                building: progress.building,
                             }
                         } else {
-                            progress.output = Output::Waiting(resolver);
+                            progress.output = Some(resolver);
                             Next::Nothing
                         }
                     }
                 },
-                decided => {
-                    progress.output = decided;
-                    Next::Leftover(result)
-                }
             };
             (next, place)
         };
@@ -337,23 +299,15 @@ where
                     self.leftover(error);
                 }
             }
-            Next::Decided {
-                resolver,
-                decision,
-                building,
-            } => {
+            Next::Decided { resolver, decision } => {
                 let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
                     self.cancel_inputs();
                 }
                 self.drop_kept();
-                self.fire(resolver, outcome, building);
+                resolver.fire(outcome);
             }
-            Next::Settled {
-                resolver,
-                places,
-                building,
-            } => {
+            Next::Settled { resolver, places } => {
                 // In place of the places' `Vec` when the layouts allow.
                 let kept = places
                     .into_iter()
@@ -364,8 +318,7 @@ where
                         }
                     })
                     .collect();
-                let outcome = self.policy.settled(kept);
-                self.fire(resolver, outcome, building);
+                resolver.fire(self.policy.settled(kept));
             }
         }
     }
@@ -389,24 +342,6 @@ where
             {
                 self.leftover(error);
             }
-        }
-    }
-
-    /// Fires the output with `outcome`: through the run loop (see the module docs), or left to
-    /// the builder while the combinator is being built.
-    fn fire(self: &Ptr<Self>, resolver: Resolver<P::Output, P::Error>, outcome: Result<P::Output, P::Error>, building: bool) {
-        if building {
-            let mut progress = self.lock();
-            if progress.building {
-                progress.output = Output::Queued(resolver, outcome);
-                return;
-            }
-        }
-        if run_loop::is_running() {
-            self.lock().output = Output::Queued(resolver, outcome);
-            super::enqueue(self.clone());
-        } else {
-            run_loop::run(|| resolver.fire(outcome));
         }
     }
 
@@ -454,21 +389,6 @@ where
                 }
             };
             CancelHandle::new(chain).cancel();
-        }
-    }
-}
-
-impl<T, E, P> Delivery for Shared<T, E, P>
-where
-    T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
-    P: Policy<T, E>,
-{
-    /// The output's turn on the run loop: it fires with the outcome queued.
-    fn deliver(self: Ptr<Self>) {
-        let queued = mem::replace(&mut self.lock().output, Output::Taken);
-        if let Output::Queued(resolver, outcome) = queued {
-            resolver.fire(outcome);
         }
     }
 }
