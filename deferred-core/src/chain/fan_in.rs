@@ -67,6 +67,10 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// A kept result that a later decision leaves out of the outcome: its failure, if it holds
     /// one (to report, unless the combinator consumes errors).
     fn unwanted(kept: Self::Kept) -> Option<E>;
+
+    /// The combinator is about to cancel its inputs (its output was cancelled, or a result
+    /// decided and the leftovers say to cancel the rest). Runs outside the lock.
+    fn cancelling(&self) {}
 }
 
 /// How a policy sorted one result.
@@ -377,6 +381,7 @@ where
     /// cancellers, and may deliver answers here).
     fn cancel_inputs(&self) {
         self.cancelled.set();
+        self.policy.cancelling();
         for index in 0.. {
             let chain = {
                 let progress = self.lock();
