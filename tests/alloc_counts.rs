@@ -309,7 +309,10 @@ fn gather_results_of_pending_deferreds() {
     println!("gather_results of pending Deferreds: 2 {two}, 25 {twenty_five}, [a, b] {array}");
     assert_eq!(two, 2, "the shared state and the output's link");
     assert_eq!(twenty_five, 2, "the shared state and the output's link");
-    assert_eq!(array, 3, "the inputs' Vec, the shared state and the output's link");
+    assert_eq!(
+        array, 3,
+        "the inputs' Vec, the shared state and the output's link"
+    );
 }
 
 /// Taking the result of a pending Deferred that has fired: `wait` makes no thread waker when it

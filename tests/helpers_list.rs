@@ -397,7 +397,6 @@ fn gathers_nested_a_hundred_thousand_deep_fire_in_constant_stack() {
         .unwrap();
 }
 
-
 #[test]
 fn a_panic_in_an_arrival_is_reported_not_passed_to_the_firer() {
     // An error type whose conversion into `Failure` panics: `fire_on_one_errback` converts

@@ -204,13 +204,22 @@ pub(crate) struct Leftovers {
 }
 
 struct Shared<T, E: 'static, P: Policy<T, E>> {
-    progress: Lock<Progress<T, E, P::Kept, P::Output, P::Error>>,
+    progress: Lock<ProgressOf<T, E, P>>,
     policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
     /// failure among them is not reported.
     cancelled: Flag,
     leftovers: Leftovers,
 }
+
+/// The progress of the combinator of policy `P`.
+type ProgressOf<T, E, P> = Progress<
+    T,
+    E,
+    <P as Policy<T, E>>::Kept,
+    <P as Policy<T, E>>::Output,
+    <P as Policy<T, E>>::Error,
+>;
 
 struct Progress<T, E: 'static, K, O, F: 'static> {
     /// Each input's place, by input index.
@@ -254,7 +263,7 @@ where
     E: From<Failure> + Sendable + 'static,
     P: Policy<T, E>,
 {
-    fn lock(&self) -> Guard<'_, Progress<T, E, P::Kept, P::Output, P::Error>> {
+    fn lock(&self) -> Guard<'_, ProgressOf<T, E, P>> {
         // Only this module's code runs under the lock, and it leaves the state consistent.
         self.progress.lock()
     }
