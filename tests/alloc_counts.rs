@@ -16,7 +16,7 @@ use std::backtrace::BacktraceStatus;
 use std::cell::Cell;
 use std::collections::VecDeque;
 
-use deferred::{Deferred, Resolver, chain};
+use deferred::{Deferred, Resolver, chain, gather_results};
 use futures::FutureExt;
 
 #[path = "../benches/common/mod.rs"]
@@ -261,6 +261,57 @@ fn pending_steps_that_capture() {
     assert_eq!(
         capturing, 13,
         "the link, its list of stages (made, grown once), and one box per step"
+    );
+}
+
+/// The allocations `f` makes on this thread (no warm-up: the caller warms up what it needs).
+fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    let before = ALLOCATIONS.with(Cell::get);
+    COUNTING.with(|counting| counting.set(true));
+    let result = std::hint::black_box(f());
+    COUNTING.with(|counting| counting.set(false));
+    (ALLOCATIONS.with(Cell::get) - before, result)
+}
+
+/// `gather_results` of pending Deferreds, from making it to taking its values, the inputs made
+/// beforehand: its shared state (which keeps each input's place in the inputs' own `Vec`) and
+/// its output's link, whatever the number of inputs. The output `Vec` takes the places' `Vec`
+/// (the layouts of `u64` and of a place allow it), and no step is added to the inputs. Given
+/// an array rather than a `Vec`, it collects the inputs into one: one more.
+#[test]
+fn gather_results_of_pending_deferreds() {
+    fn gathered(n: u64, array: bool) -> usize {
+        let (inputs, resolvers): (Vec<Deferred<u64>>, Vec<Resolver<u64>>) =
+            (0..n).map(|_| Deferred::pending()).unzip();
+        let (allocations, values) = if array {
+            let [a, b]: [Deferred<u64>; 2] = inputs.try_into().expect("two inputs");
+            allocations_in(|| {
+                let all = gather_results([a, b]);
+                for (i, resolver) in resolvers.into_iter().enumerate() {
+                    resolver.callback(i as u64);
+                }
+                all.wait().unwrap()
+            })
+        } else {
+            allocations_in(|| {
+                let all = gather_results(inputs);
+                for (i, resolver) in resolvers.into_iter().enumerate() {
+                    resolver.callback(i as u64);
+                }
+                all.wait().unwrap()
+            })
+        };
+        assert_eq!(values, (0..n).collect::<Vec<_>>());
+        allocations
+    }
+    gathered(2, false); // warm-up: the run loop's queue
+    let (two, twenty_five, array) = (gathered(2, false), gathered(25, false), gathered(2, true));
+    println!("gather_results of pending Deferreds: 2 {two}, 25 {twenty_five}, [a, b] {array}");
+    assert_eq!(two, 2, "the shared state and the output's link");
+    assert_eq!(twenty_five, 2, "the shared state and the output's link");
+    assert_eq!(
+        array, 3,
+        "the inputs' Vec, the shared state and the output's link"
     );
 }
 

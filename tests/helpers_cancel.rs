@@ -288,3 +288,27 @@ fn cancelling_a_combinator_cancels_chains_through_to_what_they_wait_on() {
     assert_eq!(inner_input.cancels(), 1);
     assert!(gathered.wait().is_err());
 }
+
+#[test]
+fn cancelling_twice_from_inside_a_callback_still_gives_the_inputs_answers() {
+    // The second cancel comes before the inputs' answers to the first (queued on the run
+    // loop): the inputs are cancelled again (their cancellers ran once already, so nothing
+    // more happens), and the list still fires with their answers.
+    let (d1, i1) = input_answering(|| Ok("Callback Result"));
+    let (d2, i2) = input::<&str>();
+    let list = Arc::new(DeferredList::new([d1, d2]).all());
+    let (trigger, fire) = Deferred::<()>::pending();
+    let in_callback = list.clone();
+    let done = trigger.add_callback(move |()| {
+        in_callback.cancel();
+        in_callback.cancel();
+        Ok(())
+    });
+    fire.callback(());
+    done.wait().unwrap();
+    assert_eq!((i1.cancels(), i2.cancels()), (1, 1));
+    let list = Arc::try_unwrap(list).expect("the callback has run");
+    let results = list.wait().unwrap();
+    assert_eq!(results[0].as_ref().unwrap(), &"Callback Result");
+    assert!(results[1].as_ref().unwrap_err().is_cancelled());
+}

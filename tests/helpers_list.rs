@@ -375,3 +375,49 @@ fn list_works_with_a_custom_error_type() {
         Ok(value) => panic!("unexpected success: {value}"),
     }
 }
+
+#[test]
+fn gathers_nested_a_hundred_thousand_deep_fire_in_constant_stack() {
+    // Each gather is the one input of the next: the innermost input's result reaches the
+    // outermost through every gather's output, through the run loop, not nested calls.
+    let (innermost, resolver) = Deferred::<u64>::pending();
+    let mut gathered = innermost.add_callback(|n| Ok(vec![n]));
+    for _ in 0..100_000 {
+        gathered = gather_results([gathered]).add_callback(|mut nested| Ok(nested.remove(0)));
+    }
+    // A thread with a small stack: a nested delivery per gather would overflow it.
+    thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(move || {
+            resolver.callback(7);
+            assert_eq!(gathered.wait().unwrap(), [7]);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_panic_in_an_arrival_is_reported_not_passed_to_the_firer() {
+    // An error type whose conversion into `Failure` panics: `fire_on_one_errback` converts
+    // the first failure as it arrives, on the thread that fired the input.
+    #[derive(Debug)]
+    struct Unconvertible;
+    impl From<Failure> for Unconvertible {
+        fn from(_: Failure) -> Unconvertible {
+            Unconvertible
+        }
+    }
+    impl From<Unconvertible> for Failure {
+        fn from(_: Unconvertible) -> Failure {
+            panic!("arrival-conversion-panics")
+        }
+    }
+    let unhandled = Unhandled::start("arrival-conversion-panics");
+    let (input, resolver) = Deferred::<u32, Unconvertible>::pending();
+    let gathered = DeferredList::new([input]).fire_on_one_errback();
+    resolver.errback(Unconvertible); // does not panic here
+    assert_eq!(unhandled.count(), 1);
+    // The output's resolver went with the panic: the output fails as never fired.
+    assert!(gathered.wait().unwrap_err().is::<deferred::NeverFired>());
+}

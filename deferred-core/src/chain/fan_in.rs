@@ -5,24 +5,39 @@
 //! makes the outcome; [`fan_in`] does the rest, and keeps these rules:
 //!
 //! - Every input's result arrives exactly once, in whatever order and on whatever thread the
-//!   inputs fire. Inputs that have already fired arrive while the combinator is being built.
+//!   inputs fire. Inputs that have already fired arrive while the combinator is being built, in
+//!   input order. A pending input's chain hands its result straight to the combinator (the
+//!   chain's listener is the fan-in and the input's index): no step is added to it.
 //! - The output fires once: with the first deciding result, or, when every input has arrived
 //!   without one deciding, with all of them in input order.
 //! - Cancelling the output cancels every input, and the outcome then comes from the inputs'
 //!   answers (a canceller may succeed), as Twisted's `DeferredList`, which has no canceller of its
-//!   own. To get the same outcome whether or not `cancel` was called from inside a callback (when
-//!   the inputs' answers are queued on the run loop, not delivered at once), the output waits on a
-//!   *gate*: the gate's canceller cancels the inputs, and once the gate opens — fired by the
-//!   combinator, or failed by the cancellation — the output continues with the real outcome.
+//!   own. The output's root has no canceller either: it waits on the inputs
+//!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
+//!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
+//!   callback (when the inputs' answers are queued on the run loop, not delivered before
+//!   `cancel` returns).
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
 //!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is
 //!   the answer to a cancellation the combinator made.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
+//!   A panic in the user code an arrival runs (an error's conversion, a value's `Drop`) is
+//!   reported through the unhandled-error hook, as a step's would be; it does not reach the
+//!   thread that fired the input.
+//!
+//! What it costs: one allocation for the shared state, which holds each input's place (its
+//! chain while it is pending, then what the policy kept of its result) in the inputs' own `Vec`
+//! when the layouts allow, and the output's chain.
 
-use super::pending::cancel::CancelHandle;
-use super::{Deferred, Resolver};
-use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable};
+use std::mem;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
+
+use super::pending::cancel::{CancelHandle, Inputs};
+use super::pending::stage::{Slot, take};
+use super::pending::{AnyChain, Arrive};
+use super::{Deferred, Outcome, Resolver, SPENT};
+use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
 use crate::unhandled;
 
@@ -52,6 +67,10 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// A kept result that a later decision leaves out of the outcome: its failure, if it holds
     /// one (to report, unless the combinator consumes errors).
     fn unwanted(kept: Self::Kept) -> Option<E>;
+
+    /// The combinator is about to cancel its inputs (its output was cancelled, or a result
+    /// decided and the leftovers say to cancel the rest). Runs outside the lock.
+    fn cancelling(&self) {}
 }
 
 /// How a policy sorted one result.
@@ -99,16 +118,6 @@ where
     }
 }
 
-/// What to do with input results the outcome does not carry.
-#[derive(Clone, Copy)]
-pub(crate) struct Leftovers {
-    /// Drop failures the outcome does not carry instead of reporting them (Twisted's
-    /// `consumeErrors`).
-    pub(crate) consume_errors: bool,
-    /// Once a result decides the outcome, cancel the inputs still pending (`race`'s losers).
-    pub(crate) cancel_when_decided: bool,
-}
-
 /// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once.
 pub(crate) fn fan_in<T, E, P>(
     inputs: Vec<Deferred<T, E>>,
@@ -121,169 +130,181 @@ where
     P: Policy<T, E>,
 {
     let count = inputs.len();
-    let handles = Ptr::new(Inputs {
-        handles: inputs.iter().map(Deferred::cancel_handle).collect(),
-        cancelled: Flag::new(),
+    assert!(
+        u32::try_from(count).is_ok(),
+        "a combinator takes at most u32::MAX inputs"
+    );
+    // Every input has its place before any arrives: a result that decides at once (`race`)
+    // cancels the inputs after it. Made in the inputs' own `Vec` when the layouts allow.
+    let places: Vec<Place<T, E, P::Kept>> = inputs
+        .into_iter()
+        .map(|input| match input.into_outcome() {
+            Outcome::Waiting(chain) => Place::Pending(chain),
+            Outcome::Ready(result) => Place::Fired(result),
+            Outcome::Spent => panic!("{SPENT}"),
+        })
+        .collect();
+    let mut output = None;
+    let shared = Ptr::new_cyclic(|shared: &Weak<Shared<T, E, P>>| {
+        let (deferred, resolver) = Deferred::pending_with(None, Location::caller());
+        if let Some(link) = &resolver.link {
+            let inputs: Weak<dyn Inputs> = shared.clone();
+            link.wait_on_inputs(inputs);
+        }
+        output = Some(deferred);
+        Shared {
+            progress: Lock::new(Progress {
+                places,
+                waiting: count,
+                output: Some(resolver),
+            }),
+            policy,
+            cancelled: Flag::new(),
+            leftovers,
+        }
     });
-    let (output, fire) = output(&handles);
-    let shared = Ptr::new(Shared {
-        progress: Lock::new(Progress {
-            slots: (0..count).map(|_| None).collect(),
-            waiting: count,
-            output: Some(fire),
-        }),
-        policy,
-        inputs: handles,
-        leftovers,
-    });
+    for index in 0..count {
+        let place = {
+            let mut progress = shared.lock();
+            let place = &mut progress.places[index];
+            match place {
+                Place::Pending(chain) => Place::Pending(chain.clone()),
+                Place::Fired(_) => mem::replace(place, Place::Gone),
+                Place::Kept(_) | Place::Gone => {
+                    unreachable!("an input arrives once the combinator listens to it")
+                }
+            }
+        };
+        match place {
+            Place::Pending(chain) => {
+                chain.forward_to_fan_in(shared.clone(), index as u32);
+            }
+            Place::Fired(result) => shared.arrive_caught(index, result),
+            Place::Kept(_) | Place::Gone => unreachable!("taken as pending or fired"),
+        }
+    }
     if count == 0 {
-        shared.settle_empty();
+        // No inputs: the outcome is `settled` of nothing, at once.
+        let resolver = shared.lock().output.take();
+        if let Some(resolver) = resolver {
+            resolver.fire(shared.policy.settled(Vec::new()));
+        }
     }
-    for (index, input) in inputs.into_iter().enumerate() {
-        let shared = shared.clone();
-        // The step always succeeds, so dropping its link loses nothing.
-        drop(input.add_both(move |result| {
-            shared.arrive(index, result);
-            Ok::<(), E>(())
-        }));
-    }
-    output
+    output.expect("made with the shared state")
 }
 
-/// The inputs' cancel handles, shared by the combinator and the output's cancellers.
-struct Inputs {
-    handles: Box<[CancelHandle]>,
+/// What to do with input results the outcome does not carry.
+#[derive(Clone, Copy)]
+pub(crate) struct Leftovers {
+    /// Drop failures the outcome does not carry instead of reporting them (Twisted's
+    /// `consumeErrors`).
+    pub(crate) consume_errors: bool,
+    /// Once a result decides the outcome, cancel the inputs still pending (`race`'s losers).
+    pub(crate) cancel_when_decided: bool,
+}
+
+struct Shared<T, E: 'static, P: Policy<T, E>> {
+    progress: Lock<ProgressOf<T, E, P>>,
+    policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
     /// failure among them is not reported.
     cancelled: Flag,
-}
-
-impl Inputs {
-    fn cancel_all(&self) {
-        self.cancelled.set();
-        for handle in &self.handles {
-            handle.cancel();
-        }
-    }
-}
-
-/// The output's two resolvers: its result, and the gate it waits behind (see the module docs).
-struct Output<O, F: 'static> {
-    result: Resolver<O, F>,
-    gate: Resolver<(), F>,
-}
-
-impl<O: Sendable + 'static, F: Sendable + 'static> Output<O, F> {
-    fn fire(self, outcome: Result<O, F>) {
-        self.result.fire(outcome);
-        self.gate.callback(());
-    }
-}
-
-/// The Deferred handed to the user, and the resolvers that fire it.
-fn output<O, F>(inputs: &Ptr<Inputs>) -> (Deferred<O, F>, Output<O, F>)
-where
-    O: Sendable + 'static,
-    F: From<Failure> + Sendable + 'static,
-{
-    let on_cancel = inputs.clone();
-    let (gate, gate_resolver) = Deferred::<(), F>::with_canceller(move || on_cancel.cancel_all());
-    // A second cancel, while the output waits behind the open gate, cancels the inputs again.
-    let on_cancel = inputs.clone();
-    let (result, result_resolver) =
-        Deferred::<O, F>::with_canceller(move || on_cancel.cancel_all());
-    // The gate's own outcome (a cancellation) is not the combinator's: the result is.
-    let deferred = gate.add_both(move |_opened| result);
-    (
-        deferred,
-        Output {
-            result: result_resolver,
-            gate: gate_resolver,
-        },
-    )
-}
-
-struct Shared<T, E, P: Policy<T, E>> {
-    progress: Lock<Progress<P::Kept, P::Output, P::Error>>,
-    policy: P,
-    inputs: Ptr<Inputs>,
     leftovers: Leftovers,
 }
 
-struct Progress<K, O, F: 'static> {
-    /// What the policy kept of each result until the outcome is decided, by input index.
-    slots: Vec<Option<K>>,
+/// The progress of the combinator of policy `P`.
+type ProgressOf<T, E, P> = Progress<
+    T,
+    E,
+    <P as Policy<T, E>>::Kept,
+    <P as Policy<T, E>>::Output,
+    <P as Policy<T, E>>::Error,
+>;
+
+struct Progress<T, E: 'static, K, O, F: 'static> {
+    /// Each input's place, by input index.
+    places: Vec<Place<T, E, K>>,
     /// How many inputs have not arrived yet.
     waiting: usize,
-    /// `None` once the output has fired.
-    output: Option<Output<O, F>>,
+    /// The output's resolver; `None` once the outcome is decided.
+    output: Option<Resolver<O, F>>,
+}
+
+/// An input's place in the combinator.
+enum Place<T, E: 'static, K> {
+    /// Not arrived: its chain, to cancel it.
+    Pending(Ptr<dyn AnyChain<E>>),
+    /// It had fired when the combinator was built: its result arrives in the build.
+    Fired(Result<T, E>),
+    /// Arrived: what the policy kept of its result, until the outcome is decided.
+    Kept(K),
+    /// Arrived, and nothing of it is kept here.
+    Gone,
 }
 
 /// What an arrival leads to, worked out under the lock and carried out after it.
-enum Next<T, E, D, K, O, F: 'static> {
+enum Next<T, E: 'static, D, K, O, F: 'static> {
     Nothing,
     /// A result that came after the outcome was decided.
     Leftover(Result<T, E>),
     Decided {
-        output: Output<O, F>,
+        resolver: Resolver<O, F>,
         decision: D,
-        kept: Vec<K>,
     },
     Settled {
-        output: Output<O, F>,
-        kept: Vec<K>,
+        resolver: Resolver<O, F>,
+        places: Vec<Place<T, E, K>>,
     },
 }
 
 impl<T, E, P> Shared<T, E, P>
 where
     T: Sendable + 'static,
-    E: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
     P: Policy<T, E>,
 {
-    fn lock(&self) -> Guard<'_, Progress<P::Kept, P::Output, P::Error>> {
+    fn lock(&self) -> Guard<'_, ProgressOf<T, E, P>> {
         // Only this module's code runs under the lock, and it leaves the state consistent.
         self.progress.lock()
     }
 
-    /// No inputs: the outcome is `settled` of nothing, at once.
-    fn settle_empty(&self) {
-        let output = self.lock().output.take();
-        if let Some(output) = output {
-            output.fire(self.policy.settled(Vec::new()));
+    /// Input `index` fired with `result`; a panic in the user code the arrival runs is
+    /// reported, as a step's would be (rule 4), not passed to the thread that fired the input.
+    fn arrive_caught(&self, index: usize, result: Result<T, E>) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.arrive(index, result))) {
+            unhandled::report(Failure::from_panic(payload, None));
         }
     }
 
     /// Input `index` fired with `result`.
     fn arrive(&self, index: usize, result: Result<T, E>) {
-        let next = {
-            let mut progress = self.lock();
+        let (next, place) = {
+            let mut guard = self.lock();
+            let progress = &mut *guard;
             progress.waiting -= 1;
-            match progress.output.take() {
+            // The input's chain, if pending: dropped after the lock is released.
+            let place = mem::replace(&mut progress.places[index], Place::Gone);
+            let next = match progress.output.take() {
                 None => Next::Leftover(result),
-                Some(output) => match self.policy.sort(index, result) {
-                    Sorted::Decides(decision) => Next::Decided {
-                        output,
-                        decision,
-                        kept: progress.slots.iter_mut().filter_map(Option::take).collect(),
-                    },
-                    Sorted::Kept(kept) if progress.waiting == 0 => {
-                        progress.slots[index] = Some(kept);
-                        let kept = progress
-                            .slots
-                            .iter_mut()
-                            .map(|slot| slot.take().expect("every input has arrived"))
-                            .collect();
-                        Next::Settled { output, kept }
-                    }
+                Some(resolver) => match self.policy.sort(index, result) {
+                    Sorted::Decides(decision) => Next::Decided { resolver, decision },
                     Sorted::Kept(kept) => {
-                        progress.slots[index] = Some(kept);
-                        progress.output = Some(output);
-                        Next::Nothing
+                        progress.places[index] = Place::Kept(kept);
+                        if progress.waiting == 0 {
+                            Next::Settled {
+                                resolver,
+                                places: mem::take(&mut progress.places),
+                            }
+                        } else {
+                            progress.output = Some(resolver);
+                            Next::Nothing
+                        }
                     }
                 },
-            }
+            };
+            (next, place)
         };
+        drop(place);
         match next {
             Next::Nothing => {}
             Next::Leftover(result) => {
@@ -291,30 +312,97 @@ where
                     self.leftover(error);
                 }
             }
-            Next::Decided {
-                output,
-                decision,
-                kept,
-            } => {
+            Next::Decided { resolver, decision } => {
                 let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
-                    self.inputs.cancel_all();
+                    self.cancel_inputs();
                 }
-                for kept in kept {
-                    if let Some(error) = P::unwanted(kept) {
-                        self.leftover(error);
-                    }
-                }
-                output.fire(outcome);
+                self.drop_kept();
+                resolver.fire(outcome);
             }
-            Next::Settled { output, kept } => output.fire(self.policy.settled(kept)),
+            Next::Settled { resolver, places } => {
+                // In place of the places' `Vec` when the layouts allow.
+                let kept = places
+                    .into_iter()
+                    .map(|place| match place {
+                        Place::Kept(kept) => kept,
+                        Place::Pending(_) | Place::Fired(_) | Place::Gone => {
+                            unreachable!("every input has arrived")
+                        }
+                    })
+                    .collect();
+                resolver.fire(self.policy.settled(kept));
+            }
+        }
+    }
+
+    /// The outcome was decided: what was kept is left out of it, and a failure in it reported
+    /// (taken out one at a time, outside the lock).
+    fn drop_kept(&self) {
+        for index in 0.. {
+            let kept = {
+                let mut progress = self.lock();
+                let Some(place) = progress.places.get_mut(index) else {
+                    break;
+                };
+                match place {
+                    Place::Kept(_) => mem::replace(place, Place::Gone),
+                    Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
+                }
+            };
+            if let Place::Kept(kept) = kept
+                && let Some(error) = P::unwanted(kept)
+            {
+                self.leftover(error);
+            }
         }
     }
 
     /// A result the outcome does not carry: a failure is reported unless consumed or expected.
     fn leftover(&self, error: E) {
-        if !self.leftovers.consume_errors && !self.inputs.cancelled.get() {
+        if !self.leftovers.consume_errors && !self.cancelled.get() {
             unhandled::report(error);
+        }
+    }
+}
+
+impl<T, E, P> Arrive<E> for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>) {
+        let Some(result) = take::<T, E>(from) else {
+            unreachable!("a chain hands on its result once it has one");
+        };
+        self.arrive_caught(index as usize, result);
+    }
+}
+
+impl<T, E, P> Inputs for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
+    /// cancellers, and may deliver answers here).
+    fn cancel_inputs(&self) {
+        self.cancelled.set();
+        self.policy.cancelling();
+        for index in 0.. {
+            let chain = {
+                let progress = self.lock();
+                let Some(place) = progress.places.get(index) else {
+                    break;
+                };
+                match place {
+                    Place::Pending(chain) => chain.clone(),
+                    Place::Fired(_) | Place::Kept(_) | Place::Gone => continue,
+                }
+            };
+            CancelHandle::new(chain).cancel();
         }
     }
 }

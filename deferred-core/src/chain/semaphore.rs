@@ -18,7 +18,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::fan_in::{FireOnFirstError, Leftovers, fan_in};
+use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
 use super::maybe::maybe_deferred;
 use super::{Deferred, IntoDeferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
@@ -469,6 +469,7 @@ where
     // Set by the first failure before its token is released, so the item that gets the token
     // next does not start.
     let stopped = Ptr::new(Flag::new());
+    let stopped_on_cancel = stopped.clone();
     let runs = items
         .into_iter()
         .map(|item| {
@@ -487,31 +488,52 @@ where
             })
         })
         .collect();
-    let batch = fan_in(
+    // Rule: a cancelled batch starts nothing more, whatever its items do with their own
+    // failures. The cancel must stop the batch before it reaches the items: an item that turns
+    // its cancellation into a value (`add_both(|o| Ok(o))`, or a canceller that answers with
+    // one) releases its token as a success would, and the next item would start. So `stopped`
+    // is set before the items are cancelled (the outcome then comes from their answers).
+    fan_in(
         runs,
-        FireOnFirstError,
+        StopFirst {
+            stopped: stopped_on_cancel,
+        },
         Leftovers {
             consume_errors: false,
             cancel_when_decided: true,
         },
-    );
-    // Rule: a cancelled batch starts nothing more, whatever its items do with their own
-    // failures. The cancel must stop the batch before it reaches the items: an item that turns
-    // its cancellation into a value (`add_both(|o| Ok(o))`, or a canceller that answers with
-    // one) releases its token as a success would, and the next item would start. So the result
-    // waits behind a gate whose canceller sets `stopped` first, then cancels the batch (its
-    // outcome then comes from the items' answers, as before); the batch opens the gate when it
-    // fires.
-    let (gate, open) = Deferred::<(), Failure>::with_canceller({
-        let batch = batch.cancel_handle();
-        move || {
-            stopped.set();
-            batch.cancel();
-        }
-    });
-    let batch = batch.add_both(move |outcome| {
-        open.callback(());
-        outcome
-    });
-    gate.add_both(move |_opened| batch)
+    )
+}
+
+/// `map_concurrent`'s policy: [`FireOnFirstError`]'s, and `stopped` is set before the items
+/// are cancelled.
+struct StopFirst {
+    stopped: Ptr<Flag>,
+}
+
+impl<T: Sendable + 'static> Policy<T, Failure> for StopFirst {
+    type Decision = (usize, Failure);
+    type Kept = T;
+    type Output = Vec<T>;
+    type Error = Failure;
+
+    fn sort(&self, index: usize, result: Result<T, Failure>) -> Sorted<(usize, Failure), T> {
+        FireOnFirstError.sort(index, result)
+    }
+
+    fn decided(&self, decision: (usize, Failure)) -> Result<Vec<T>, Failure> {
+        Policy::<T, Failure>::decided(&FireOnFirstError, decision)
+    }
+
+    fn settled(&self, values: Vec<T>) -> Result<Vec<T>, Failure> {
+        Policy::<T, Failure>::settled(&FireOnFirstError, values)
+    }
+
+    fn unwanted(value: T) -> Option<Failure> {
+        <FireOnFirstError as Policy<T, Failure>>::unwanted(value)
+    }
+
+    fn cancelling(&self) {
+        self.stopped.set();
+    }
 }

@@ -210,6 +210,15 @@ pub(crate) trait Cancel: Shareable {
     fn created_at(&self) -> &'static std::panic::Location<'static>;
 }
 
+/// The inputs of a fan-in (`fan_in.rs`), which its output's root waits on instead of a
+/// canceller.
+pub(crate) trait Inputs: Shareable {
+    /// Cancels every input that has not arrived. Unlike a canceller, this is called at each
+    /// cancel of the root, and the root is not failed after it: the fan-in fires it with what
+    /// the inputs answer.
+    fn cancel_inputs(&self);
+}
+
 /// Where a cancellation walk goes after one link.
 pub(crate) enum Walk {
     /// On to the chain this one waits on.
@@ -230,10 +239,27 @@ where
         let Phase::Root = inner.phase else {
             return where_the_cancel_goes(&mut inner, outer_chains);
         };
+        if let Upstream::Inputs(inputs) = &inner.upstream {
+            // A fan-in's output: its inputs are cancelled, and it fires with what they answer
+            // (now, or once their answers, queued on this thread's run loop, arrive).
+            let inputs = inputs.upgrade();
+            drop(inner);
+            if let Some(inputs) = &inputs {
+                inputs.cancel_inputs();
+            }
+            drop(inputs);
+            let mut inner = self.lock();
+            if matches!(inner.phase, Phase::Root) {
+                return Walk::Stop;
+            }
+            return where_the_cancel_goes(&mut inner, outer_chains);
+        }
         // `Cancelling`: a canceller the producer sets from now on runs at once.
         let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Cancelling) {
             Upstream::Canceller(canceller) => Some(canceller),
-            Upstream::Nothing | Upstream::Cancelling | Upstream::On(_) => None,
+            Upstream::Nothing | Upstream::Cancelling | Upstream::On(_) | Upstream::Inputs(_) => {
+                None
+            }
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.

@@ -49,9 +49,9 @@
 
 use std::task::Waker;
 
-use self::cancel::{Cancel, Remembered};
+use self::cancel::{Cancel, Inputs, Remembered};
 use self::stage::{Added, Slot, Stage, Stages};
-use super::{Delivery, Guard, Lock, Ptr, Sendable};
+use super::{Delivery, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
 
 pub(crate) mod cancel;
@@ -113,6 +113,10 @@ enum Upstream {
     Cancelling,
     /// The Deferred a step returned.
     On(Ptr<dyn Cancel>),
+    /// The inputs of the fan-in whose output this root is (`fan_in.rs`): each cancel of the
+    /// root cancels them, and the root stays pending until the fan-in fires it with what they
+    /// answer.
+    Inputs(Weak<dyn Inputs>),
 }
 
 impl Upstream {
@@ -120,7 +124,10 @@ impl Upstream {
     fn on(&self) -> &Ptr<dyn Cancel> {
         match self {
             Upstream::On(on) => on,
-            Upstream::Nothing | Upstream::Canceller(_) | Upstream::Cancelling => {
+            Upstream::Nothing
+            | Upstream::Canceller(_)
+            | Upstream::Cancelling
+            | Upstream::Inputs(_) => {
                 unreachable!("a waiting chain knows what it waits on")
             }
         }
@@ -135,8 +142,17 @@ enum Listener<E: 'static> {
     Task(Waker),
     /// An outer chain, one of whose stages returned this Deferred.
     Forward(Ptr<dyn AnyChain<E>>),
+    /// A fan-in (`fan_in.rs`), of which this Deferred is input number `.1`.
+    FanIn(Ptr<dyn Arrive<E>>, u32),
     /// The Deferred at the end was dropped: nobody ever will.
     Gone,
+}
+
+/// A fan-in that takes a chain's result as one of its inputs, without a step of its own in
+/// the chain (`fan_in.rs`).
+pub(crate) trait Arrive<E: 'static>: Shareable {
+    /// The result of input `index`, in `from` (taken out of the chain, which is done).
+    fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>);
 }
 
 /// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
@@ -178,6 +194,9 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// Hands the chain's result to `outer`, one of whose stages returned this Deferred: now if
     /// it has fired, else when it does.
     fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>);
+    /// Hands the chain's result to `fan_in`, as its input `index`: now if it has fired, else
+    /// when it does.
+    fn forward_to_fan_in(&self, fan_in: Ptr<dyn Arrive<E>>, index: u32);
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
     /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
     /// chain remembers it.
@@ -240,6 +259,12 @@ impl<T, E: 'static> Chain<T, E> {
         let old = std::mem::replace(&mut inner.upstream, Upstream::Canceller(canceller));
         drop(inner);
         drop(old); // user code (its captures' `Drop`): outside the lock
+    }
+
+    /// Makes a root just made by [`root`](Chain::root), with no canceller, the output of a
+    /// fan-in: it waits on the fan-in's `inputs` (see [`Upstream::Inputs`]).
+    pub(crate) fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
+        self.lock().upstream = Upstream::Inputs(inputs);
     }
 
     #[cfg_attr(feature = "registry", track_caller)]
@@ -372,6 +397,17 @@ where
             Phase::Done => {}
             Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
                 set_listener(inner, Listener::Forward(outer));
+            }
+        }
+    }
+
+    fn forward_to_fan_in(&self, fan_in: Ptr<dyn Arrive<E>>, index: u32) {
+        let inner = self.lock();
+        match inner.phase {
+            Phase::Fired => fan_in.arrive(index, take_result(inner).slot()),
+            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+                set_listener(inner, Listener::FanIn(fan_in, index));
             }
         }
     }

@@ -113,6 +113,12 @@ where
                 drop(inner);
                 outer.arrive(current.slot(), passed_on);
             }
+            // A fan-in's input: no chain waits on this one, so a remembered cancel ends here.
+            Listener::FanIn(fan_in, index) => {
+                inner.phase = Phase::Done;
+                drop(inner);
+                fan_in.arrive(index, current.slot());
+            }
         }
     }
 
