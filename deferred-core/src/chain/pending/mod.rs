@@ -197,6 +197,9 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// Hands the chain's result to `fan_in`, as its input `index`: now if it has fired, else
     /// when it does.
     fn forward_to_fan_in(&self, fan_in: Ptr<dyn Arrive<E>>, index: u32);
+    /// If this chain waits on the chain at `of`, it waits on `on` instead (`of` handed its wait
+    /// over: see `Chain::hand_over`), and says so; else it leaves its wait as it is.
+    fn wait_instead(&self, of: *const (), on: Ptr<dyn AnyChain<E>>) -> bool;
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
     /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
     /// chain remembers it.
@@ -410,6 +413,19 @@ where
                 set_listener(inner, Listener::FanIn(fan_in, index));
             }
         }
+    }
+
+    fn wait_instead(&self, of: *const (), on: Ptr<dyn AnyChain<E>>) -> bool {
+        let mut inner = self.lock();
+        let waits_on_of = matches!(inner.phase, Phase::Waiting { .. })
+            && std::ptr::addr_eq(Ptr::as_ptr(inner.upstream.on()), of);
+        if !waits_on_of {
+            return false;
+        }
+        let old = std::mem::replace(&mut inner.upstream, Upstream::On(on));
+        drop(inner);
+        drop(old);
+        true
     }
 
     fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {

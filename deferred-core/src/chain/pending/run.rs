@@ -151,13 +151,47 @@ where
             cancel: Remembered::NONE,
         };
         let old = std::mem::replace(&mut inner.upstream, Upstream::On(on.clone()));
+        // A relay — no stage left to run, no cancel to pass on, and a chain waiting on this one
+        // — hands `on` to that chain (see `hand_over`).
+        let outer = match &inner.listener {
+            Listener::Forward(outer)
+                if cancel_now.is_none() && inner.stages.is_empty() && !same_chain(outer, &on) =>
+            {
+                match std::mem::replace(&mut inner.listener, Listener::Nobody) {
+                    Listener::Forward(outer) => Some(outer),
+                    _ => unreachable!("matched above"),
+                }
+            }
+            _ => None,
+        };
         drop(inner);
         drop(old);
+        if let Some(outer) = outer {
+            return self.hand_over(outer, on);
+        }
         on.forward_to(self.clone());
         if let Some(outer_chains) = cancel_now {
             // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
             // its way here), the walk leaves the cancel remembered here, for the next Deferred.
             CancelHandle::new(self.clone()).cancel_for(outer_chains);
+        }
+    }
+
+    /// This chain has run its last stage, which returned `on`; `outer` waits on this chain, and
+    /// would take `on`'s result as it is. So `outer` waits on `on` itself, and `on` hands its
+    /// result straight there: in a run of `chain!` steps each returning a pending Deferred, the
+    /// result of the last goes to the first in one hop (not back through every chain between),
+    /// and each chain between is freed as soon as it has handed over, not when the run ends.
+    ///
+    /// This chain stays waiting on `on`, for a cancel that reaches it (through a
+    /// `CancelHandle`): it goes on to `on`, as before. If `outer` stopped waiting on this chain
+    /// meanwhile (a cancel broke a cycle: it has forgotten this chain as its waiter), this chain
+    /// waits on `on` as any other would, for nobody.
+    fn hand_over(self: &Ptr<Self>, outer: Ptr<dyn AnyChain<E>>, on: Ptr<dyn AnyChain<E>>) {
+        if outer.wait_instead(Ptr::as_ptr(self).cast(), on.clone()) {
+            on.forward_to(outer);
+        } else {
+            on.forward_to(self.clone());
         }
     }
 }
