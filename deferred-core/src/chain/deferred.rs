@@ -248,8 +248,8 @@ impl<T, E: 'static> Deferred<T, E> {
 
     /// What this Deferred amounts to for a link that waits on it (consumes it).
     #[inline]
-    pub(crate) fn into_outcome(mut self) -> Outcome<T, E> {
-        match self.take_state() {
+    pub(crate) fn into_outcome(self) -> Outcome<T, E> {
+        match self.into_state() {
             State::Fired(Some(result)) => Outcome::Ready(result),
             State::Pending(link) => Outcome::Waiting(link),
             State::Fired(None) => Outcome::Spent,
@@ -361,7 +361,7 @@ where
 
     /// `then_step` on a pending Deferred: out of line, so that the fired path, inlined into
     /// each `add_*` call, stays small.
-    #[inline(never)]
+    #[inline]
     fn then_step_pending<U, F>(
         link: Ptr<dyn AnyChain<E>>,
         step: &'static Location<'static>,
@@ -548,10 +548,10 @@ where
     /// assert_eq!(d.wait().unwrap(), 5);
     /// ```
     #[inline]
-    pub fn wait(mut self) -> Result<T, E> {
-        match self.take_state() {
+    pub fn wait(self) -> Result<T, E> {
+        match self.into_state() {
             State::Fired(Some(result)) => result,
-            State::Fired(None) => panic!("{SPENT}"),
+            State::Fired(None) => spent(),
             State::Pending(link) => Self::wait_pending(link),
         }
     }
@@ -611,8 +611,8 @@ where
     /// still walks up to what this one waits on, but a cancel of this one (through a
     /// [`CancelHandle`] taken before) never reaches the new chain's steps.
     #[cfg_attr(feature = "registry", track_caller)]
-    pub(crate) fn in_a_new_link(mut self) -> Deferred<T, E> {
-        match self.take_state() {
+    pub(crate) fn in_a_new_link(self) -> Deferred<T, E> {
+        match self.into_state() {
             State::Pending(link) => Deferred {
                 state: State::Pending(Chain::<T, E>::waiting_on(link)),
             },
