@@ -11,8 +11,8 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use self::chain::pending::{Canceller, Chain, AnyChain, Doing};
 use self::chain::pending::stage;
+use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
 use self::kind::{Blocker, Ptr, Sendable};
 use crate::failure::{Failure, NeverFired};
 use crate::run_loop;
@@ -667,7 +667,9 @@ where
 
 /// The result at the end of a pending chain, if it has fired and nobody took it yet.
 #[inline]
-fn take<T: Sendable + 'static, E: Sendable + 'static>(link: &dyn AnyChain<E>) -> Option<Result<T, E>> {
+fn take<T: Sendable + 'static, E: Sendable + 'static>(
+    link: &dyn AnyChain<E>,
+) -> Option<Result<T, E>> {
     let mut result = None;
     link.try_take(&mut result);
     result
