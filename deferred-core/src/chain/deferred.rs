@@ -84,15 +84,20 @@ where
 /// Applies `mark` to the failure a fired Deferred holds, when the chain's error is a `Failure`.
 #[inline]
 fn mark_failure<U, E: 'static>(
-    mut next: Deferred<U, E>,
+    next: Deferred<U, E>,
     mark: impl FnOnce(&mut Failure),
 ) -> Deferred<U, E> {
-    if let State::Fired(Some(Err(error))) = &mut next.state
-        && let Some(failure) = as_failure(error)
-    {
-        mark(failure);
+    // The error is taken out of the Deferred while `mark` runs: if `mark` unwinds, only the
+    // error is dropped, and the Deferred's address is never handed to its drop glue.
+    match next.into_state() {
+        State::Fired(Some(Err(mut error))) => {
+            if let Some(failure) = as_failure(&mut error) {
+                mark(failure);
+            }
+            Deferred::fail(error)
+        }
+        state => Deferred { state },
     }
-    next
 }
 
 /// Marks a failure that a user function just produced as raised at `step`.
