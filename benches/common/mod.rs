@@ -77,6 +77,7 @@ macro_rules! for_each_case {
             (sync, "local add_callback", local_add_callback),
             (sync, "add_callback, a named fn", add_callback_named_fn),
             (sync, "add_callback, #[inline(never)] step", add_callback_inline_never),
+            (sync, "add_callback, another crate's fn", add_callback_other_crate),
             (sync, "closures", closures),
             (sync, "futures ready().map()", futures_map),
             (sync, "async/await", async_await),
@@ -207,6 +208,25 @@ pub mod sync {
             .add_callback(ok_inc_never)
             .add_callback(ok_inc_never)
             .add_callback(ok_inc_never)
+            .wait()
+            .unwrap()
+    }
+
+    /// A step that is a `pub fn` of another crate (benches/other-crate), which this crate
+    /// cannot inline, nor see that it always succeeds.
+    pub fn add_callback_other_crate(x: u64) -> u64 {
+        use deferred_bench_steps::ok_inc;
+        Deferred::<u64>::succeed(x)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
+            .add_callback(ok_inc)
             .wait()
             .unwrap()
     }

@@ -222,37 +222,58 @@ impl Failure {
         self.is::<Cancelled>()
     }
 
+    // The trail's records are inlined, and those that may grow the trail call `Inner`'s out of
+    // line with the box's address, not the `Failure`'s: a Deferred holding the failure is then
+    // not pinned in memory by the call.
+
     /// Records that a step returned this failure: a failure new to the chain was raised there
     /// (its origin); one the chain already carried was passed on there (its trail).
+    #[inline]
     pub(crate) fn raised_at(&mut self, step: &'static Location<'static>) {
-        if self.inner.in_chain {
-            self.inner.trail.push(step);
-        } else {
-            self.inner.origin = Some(step);
-            self.inner.in_chain = true;
-        }
+        self.inner.raised_at(step);
     }
 
     /// Records that a step that was never handed this failure gave it: a failure new to the
     /// chain was raised there; one that already has a history (a callback returned another
     /// chain's failed Deferred, or `chain!`'s nested steps already recorded it) keeps it as is.
+    #[inline]
     pub(crate) fn given_at(&mut self, step: &'static Location<'static>) {
-        if !self.inner.in_chain {
-            self.inner.origin = Some(step);
-            self.inner.in_chain = true;
+        let inner = &mut *self.inner;
+        if !inner.in_chain {
+            inner.origin = Some(step);
+            inner.in_chain = true;
         }
     }
 
     /// Records that the failure skipped past a step (a callback that does not see failures).
+    #[inline]
     pub(crate) fn passed(&mut self, step: &'static Location<'static>) {
-        self.inner.trail.push(step);
-        self.inner.in_chain = true;
+        self.inner.passed(step);
     }
 
     /// Records that the failure reached a step's code (an errback): whatever that code does
     /// with it, it is no longer new to the chain.
+    #[inline]
     pub(crate) fn entered_chain(&mut self) {
         self.inner.in_chain = true;
+    }
+}
+
+impl Inner {
+    /// [`Failure::raised_at`].
+    fn raised_at(&mut self, step: &'static Location<'static>) {
+        if self.in_chain {
+            self.trail.push(step);
+        } else {
+            self.origin = Some(step);
+            self.in_chain = true;
+        }
+    }
+
+    /// [`Failure::passed`].
+    fn passed(&mut self, step: &'static Location<'static>) {
+        self.trail.push(step);
+        self.in_chain = true;
     }
 }
 

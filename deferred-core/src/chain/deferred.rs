@@ -84,15 +84,20 @@ where
 /// Applies `mark` to the failure a fired Deferred holds, when the chain's error is a `Failure`.
 #[inline]
 fn mark_failure<U, E: 'static>(
-    mut next: Deferred<U, E>,
+    next: Deferred<U, E>,
     mark: impl FnOnce(&mut Failure),
 ) -> Deferred<U, E> {
-    if let State::Fired(Some(Err(error))) = &mut next.state
-        && let Some(failure) = as_failure(error)
-    {
-        mark(failure);
+    // The error is taken out of the Deferred while `mark` runs: if `mark` unwinds, only the
+    // error is dropped, and the Deferred's address is never handed to its drop glue.
+    match next.into_state() {
+        State::Fired(Some(Err(mut error))) => {
+            if let Some(failure) = as_failure(&mut error) {
+                mark(failure);
+            }
+            Deferred::fail(error)
+        }
+        state => Deferred { state },
     }
-    next
 }
 
 /// Marks a failure that a user function just produced as raised at `step`.
@@ -221,6 +226,16 @@ impl<T, E: 'static> Deferred<T, E> {
         std::mem::replace(&mut self.state, State::Fired(None))
     }
 
+    /// Consumes the Deferred into its state. What is left behind is spent, with nothing to
+    /// drop: it is forgotten rather than dropped, so that no drop glue takes its address (a
+    /// Deferred moved from step to step then lives in registers).
+    #[inline]
+    fn into_state(mut self) -> State<T, E> {
+        let state = self.take_state();
+        std::mem::forget(self);
+        state
+    }
+
     /// The Deferred of a stage's output (see `stage::run_now`).
     pub(crate) fn from_output(output: Option<Result<T, E>>) -> Deferred<T, E> {
         match output {
@@ -238,8 +253,8 @@ impl<T, E: 'static> Deferred<T, E> {
 
     /// What this Deferred amounts to for a link that waits on it (consumes it).
     #[inline]
-    pub(crate) fn into_outcome(mut self) -> Outcome<T, E> {
-        match self.take_state() {
+    pub(crate) fn into_outcome(self) -> Outcome<T, E> {
+        match self.into_state() {
             State::Fired(Some(result)) => Outcome::Ready(result),
             State::Pending(link) => Outcome::Waiting(link),
             State::Fired(None) => Outcome::Spent,
@@ -250,6 +265,15 @@ impl<T, E: 'static> Deferred<T, E> {
 /// The message of a Deferred used after its result was taken.
 pub(crate) const SPENT: &str =
     "this Deferred's result was already taken (it was polled or awaited to completion)";
+
+/// Panics for a Deferred used after its result was taken (out of line: it never happens in a
+/// correct program, and keeps the message's formatting out of the inlined fast paths).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn spent() -> ! {
+    panic!("{SPENT}")
+}
 
 impl<T, E> Deferred<T, E>
 where
@@ -327,26 +351,44 @@ where
     /// `Err`) and `step`, where the step was added, and gives the next link. Fired: `f` runs
     /// now, allocation-free. Pending: `f` is appended to the chain's link as a stage (boxed: free
     /// when it captures nothing, as `step` is kept beside it, not in it).
-    #[inline]
-    fn then_step<U, F>(mut self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
+    ///
+    /// Always inlined, and small, so that a step whose function the optimizer does not inline
+    /// (a named `fn` used in several chains, one from another crate) still costs its call and
+    /// little more: the Deferred moves in registers, and the pending path is a function of its
+    /// own.
+    #[inline(always)]
+    fn then_step<U, F>(self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
     where
         U: Sendable + 'static,
         F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
     {
-        match self.take_state() {
+        match self.into_state() {
             State::Fired(Some(result)) => run_step(f, result, step),
-            State::Fired(None) => panic!("{SPENT}"),
-            State::Pending(link) => {
-                // Boxed before the lock is taken (free when `f` captures nothing).
-                let mut fired: Option<Result<T, E>> = None;
-                match link.add((stage::stage(f), step), &mut fired) {
-                    None => Deferred {
-                        state: State::Pending(link),
-                    },
-                    // The chain fired: the step runs now, on this thread (rule 2).
-                    Some(stage) => stage::run_now(stage, fired, step),
-                }
-            }
+            State::Fired(None) => spent(),
+            State::Pending(link) => Self::then_step_pending(link, step, f),
+        }
+    }
+
+    /// `then_step` on a pending Deferred. A function of its own, so that `then_step` stays small
+    /// (the optimizer inlines it or not; forcing it out of line cost pending chains 1-6%).
+    #[inline]
+    fn then_step_pending<U, F>(
+        link: Ptr<dyn AnyChain<E>>,
+        step: &'static Location<'static>,
+        f: F,
+    ) -> Deferred<U, E>
+    where
+        U: Sendable + 'static,
+        F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
+    {
+        // Boxed before the lock is taken (free when `f` captures nothing).
+        let mut fired: Option<Result<T, E>> = None;
+        match link.add((stage::stage(f), step), &mut fired) {
+            None => Deferred {
+                state: State::Pending(link),
+            },
+            // The chain fired: the step runs now, on this thread (rule 2).
+            Some(stage) => stage::run_now(stage, fired, step),
         }
     }
 
@@ -516,10 +558,10 @@ where
     /// assert_eq!(d.wait().unwrap(), 5);
     /// ```
     #[inline]
-    pub fn wait(mut self) -> Result<T, E> {
-        match self.take_state() {
+    pub fn wait(self) -> Result<T, E> {
+        match self.into_state() {
             State::Fired(Some(result)) => result,
-            State::Fired(None) => panic!("{SPENT}"),
+            State::Fired(None) => spent(),
             State::Pending(link) => match take(&*link) {
                 // Fired already (the usual case on one thread): no waker, no blocking.
                 Some(result) => result,
@@ -583,8 +625,8 @@ where
     /// still walks up to what this one waits on, but a cancel of this one (through a
     /// [`CancelHandle`] taken before) never reaches the new chain's steps.
     #[cfg_attr(feature = "registry", track_caller)]
-    pub(crate) fn in_a_new_link(mut self) -> Deferred<T, E> {
-        match self.take_state() {
+    pub(crate) fn in_a_new_link(self) -> Deferred<T, E> {
+        match self.into_state() {
             State::Pending(link) => Deferred {
                 state: State::Pending(Chain::<T, E>::waiting_on(link)),
             },
@@ -685,19 +727,19 @@ impl<T, E: 'static> Drop for Deferred<T, E> {
         // Most Deferreds are dropped spent (consumed by a step, poll or wait): keep that check
         // inline and the rest out of line.
         if !matches!(self.state, State::Fired(None)) {
-            self.drop_unspent();
+            drop_unspent(self.take_state());
         }
     }
 }
 
-impl<T, E: 'static> Deferred<T, E> {
-    #[inline(never)]
-    fn drop_unspent(&mut self) {
-        match self.take_state() {
-            State::Fired(Some(Err(error))) => unhandled::report(error),
-            State::Fired(_) => {}
-            State::Pending(link) => link.abandon(),
-        }
+/// The state of a Deferred dropped unspent. Taken by value, not through `&mut self`: a
+/// Deferred whose address is never handed to an unknown function can live in registers.
+#[inline(never)]
+fn drop_unspent<T, E: 'static>(state: State<T, E>) {
+    match state {
+        State::Fired(Some(Err(error))) => unhandled::report(error),
+        State::Fired(_) => {}
+        State::Pending(link) => link.abandon(),
     }
 }
 
