@@ -562,16 +562,16 @@ where
         match self.into_state() {
             State::Fired(Some(result)) => result,
             State::Fired(None) => spent(),
-            State::Pending(link) => match take(&*link) {
-                // Fired already (the usual case on one thread): no waker, no blocking.
-                Some(result) => result,
-                None => Self::wait_pending(link),
-            },
+            State::Pending(link) => Self::wait_pending(link),
         }
     }
 
     #[inline(never)]
     fn wait_pending(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+        // Fired already (the usual case on one thread): no waker, no blocking.
+        if let Some(result) = take(&*link) {
+            return result;
+        }
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
         loop {
