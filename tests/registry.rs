@@ -114,6 +114,33 @@ fn chains_that_fire_or_are_dropped_leave_the_registry() {
 }
 
 #[test]
+fn a_chain_with_no_step_left_hands_its_wait_to_the_chain_waiting_on_it() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let between_line = line!() + 1;
+    let (between, between_start) = Deferred::<u32>::pending();
+    let between = between.add_callback(move |_| inner); // its last step returns `inner`
+    let outer_line = line!() + 1;
+    let (outer, outer_start) = Deferred::<u32>::pending();
+    let outer = outer
+        .add_callback(move |_| between)
+        .add_callback(|n| Ok(n + 1));
+    outer_start.callback(0); // the outer chain waits on `between`
+    between_start.callback(0); // `between` would wait on `inner`: it hands that wait over
+
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, outer_line);
+    let waited = one_made_on(&dump, inner_line);
+    assert_eq!(shown.waits_on(), WaitsOn::Chain(waited.id()), "{dump}");
+    assert!(
+        made_on(&dump, between_line).is_empty(),
+        "freed at the hand-over: {dump}"
+    );
+    resolver.callback(1);
+    assert_eq!(outer.wait().unwrap(), 2);
+}
+
+#[test]
 fn a_long_path_prints_in_order_and_in_constant_stack() {
     const DEPTH: usize = 2_000;
     let root_line = line!() + 1;
@@ -121,7 +148,9 @@ fn a_long_path_prints_in_order_and_in_constant_stack() {
     let mut starts = Vec::new();
     for _ in 0..DEPTH {
         let (outer, start) = Deferred::<u32>::pending();
-        d = outer.add_callback(move |_| d);
+        // A step after the wait: each chain has work left, so none hands its wait over to the
+        // chain waiting on it (a chain with none does, and the path would be one chain long).
+        d = outer.add_callback(move |_| d).add_callback(Ok);
         starts.push(start);
     }
     for start in starts.into_iter().rev() {

@@ -313,6 +313,46 @@ fn nested_chain_races_cancel() {
     });
 }
 
+#[test]
+fn hand_over_races_cancel_and_fires() {
+    model(PREEMPTIONS, || {
+        let (outer_cancels, between_cancels, inner_cancels) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (outer, outer_resolver) = cancellable(&outer_cancels);
+        let (between, between_resolver) = cancellable(&between_cancels);
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        // `between`'s last step returns `inner`: when it runs while the outer chain waits on
+        // `between`, `between` hands its wait over and the outer chain waits on `inner` itself.
+        let between = between.add_callback(move |_| inner);
+        let d = outer.add_callback(move |_| between);
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let t1 = thread::spawn(move || outer_resolver.callback(1));
+        let t2 = thread::spawn(move || {
+            between_resolver.callback(2);
+            inner_resolver.callback(3);
+        });
+        handle.cancel();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        for cancels in [&outer_cancels, &between_cancels, &inner_cancels] {
+            assert!(cancels.load(SeqCst) <= 1);
+        }
+        match probe.outcome() {
+            Outcome::Ok(3) => {}
+            // The cancel landed on whichever root the path waited on then (or on a step that
+            // was running, which remembered it for the Deferred it returned).
+            Outcome::Cancelled => assert!(
+                outer_cancels.load(SeqCst)
+                    + between_cancels.load(SeqCst)
+                    + inner_cancels.load(SeqCst)
+                    >= 1
+            ),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+    });
+}
+
 /// The unhandled-error hook is a process-wide (std) global: install one that counts reports per
 /// test and message, and give every model execution its own message. Loom runs all of a model's
 /// threads on the test's own OS thread, so the thread's name says which test reported.

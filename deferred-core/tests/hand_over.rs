@@ -1,0 +1,146 @@
+//! A chain whose last stage returned a pending Deferred hands that Deferred to the chain waiting
+//! on it (the core's `Chain::hand_over`): the result goes to the waiting chain in one hop. None of
+//! it may show: values, failures, cancellation through any chain of the path, and cycles behave
+//! as when every chain relayed the result itself.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use deferred_core::{Deferred, Failure, LocalDeferred, Resolver};
+
+/// A chain of `depth` relays: chain k's one step returns chain k+1's end; the last returns
+/// `innermost`. Returns the outermost end and the roots' resolvers, outermost first.
+fn relays(depth: usize, innermost: Deferred<u32>) -> (Deferred<u32>, Vec<Resolver<u32>>) {
+    let mut inner = innermost;
+    let mut roots = Vec::new();
+    for _ in 0..depth {
+        let (root, resolver) = Deferred::<u32>::pending();
+        inner = root.add_callback(move |_| inner);
+        roots.push(resolver);
+    }
+    roots.reverse();
+    (inner, roots)
+}
+
+#[test]
+fn a_value_reaches_the_outermost_chain_through_every_relay() {
+    let (innermost, resolver) = Deferred::<u32>::pending();
+    let (outer, roots) = relays(50, innermost);
+    let outer = outer.add_callback(|n| Ok(n + 1));
+    // The outermost root fires first: its step returns the next chain's end, which waits on
+    // its root; firing them in order hands each wait over to the outermost chain.
+    for root in roots {
+        root.callback(0);
+        assert!(!outer.is_fired());
+    }
+    resolver.callback(41);
+    assert_eq!(outer.wait().unwrap(), 42);
+}
+
+#[test]
+fn a_failure_reaches_the_outermost_errback_through_every_relay() {
+    let (innermost, resolver) = Deferred::<u32>::pending();
+    let (outer, roots) = relays(20, innermost);
+    let outer = outer.add_errback(|f: Failure| Ok(f.to_string().len() as u32));
+    for root in roots {
+        root.callback(0);
+    }
+    resolver.errback(Failure::msg("disk full"));
+    assert_eq!(outer.wait().unwrap(), "disk full".len() as u32);
+}
+
+#[test]
+fn cancelling_the_outer_chain_after_the_hand_over_runs_the_innermost_canceller() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let seen = cancelled.clone();
+    let (innermost, _resolver) =
+        Deferred::<u32>::with_canceller(move || drop(seen.fetch_add(1, Ordering::SeqCst)));
+    let (outer, roots) = relays(10, innermost);
+    for root in roots {
+        root.callback(0);
+    }
+    outer.cancel();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+    assert!(outer.wait().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_cancel_handle_of_a_chain_between_still_cancels_what_the_path_waits_on() {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let seen = cancelled.clone();
+    let (innermost, _innermost_resolver) =
+        Deferred::<u32>::with_canceller(move || drop(seen.fetch_add(1, Ordering::SeqCst)));
+    // outer's step returns `between`, whose step returns `innermost`: `between` hands its wait
+    // over, but a handle taken of it before still reaches `innermost`.
+    let (between, between_root) = Deferred::<u32>::pending();
+    let between = between.add_callback(move |_| innermost);
+    let handle = between.cancel_handle();
+    let (outer, outer_root) = Deferred::<u32>::pending();
+    let outer = outer.add_callback(move |_| between);
+    outer_root.callback(0);
+    between_root.callback(0);
+    handle.cancel();
+    assert_eq!(cancelled.load(Ordering::SeqCst), 1);
+    assert!(outer.wait().unwrap_err().is_cancelled());
+}
+
+#[test]
+fn a_chain_with_steps_left_waits_itself_and_runs_them() {
+    let (innermost, resolver) = Deferred::<u32>::pending();
+    let (between, between_root) = Deferred::<u32>::pending();
+    let between = between
+        .add_callback(move |_| innermost)
+        .add_callback(|n| Ok(n * 10));
+    let (outer, outer_root) = Deferred::<u32>::pending();
+    let outer = outer
+        .add_callback(move |_| between)
+        .add_callback(|n| Ok(n + 1));
+    outer_root.callback(0);
+    between_root.callback(0);
+    resolver.callback(4);
+    assert_eq!(outer.wait().unwrap(), 41);
+}
+
+#[test]
+fn two_relays_that_wait_on_each_other_are_still_broken_by_a_cancel() {
+    // a's step returns b's end, b's step returns a's end: each waits on the other. Nothing can
+    // fire them; a cancel must still return and fail both.
+    let (a, a_root) = Deferred::<u32>::pending();
+    let (b, b_root) = Deferred::<u32>::pending();
+    let (a_end_tx, a_end_rx) = mpsc::channel::<Deferred<u32>>();
+    let b = b.add_callback(move |_| a_end_rx.recv().unwrap());
+    let b_handle = b.cancel_handle();
+    let a = a.add_callback(move |_| b);
+    let a_handle = a.cancel_handle();
+    a_end_tx.send(a).unwrap();
+    a_root.callback(0);
+    b_root.callback(0);
+    let (done, finished) = mpsc::channel();
+    std::thread::spawn(move || {
+        a_handle.cancel();
+        b_handle.cancel();
+        let _ = done.send(());
+    });
+    assert!(
+        finished.recv_timeout(Duration::from_secs(30)).is_ok(),
+        "the cancel did not return: the relays wait on each other and nothing broke the cycle"
+    );
+}
+
+#[test]
+fn local_relays_hand_over_too() {
+    let (innermost, resolver) = LocalDeferred::<u32>::pending();
+    let mut inner = innermost;
+    let mut roots = Vec::new();
+    for _ in 0..20 {
+        let (root, start) = LocalDeferred::<u32>::pending();
+        inner = root.add_callback(move |_| inner);
+        roots.push(start);
+    }
+    for root in roots.into_iter().rev() {
+        root.callback(0);
+    }
+    resolver.callback(7);
+    assert_eq!(inner.wait().unwrap(), 7);
+}
