@@ -54,8 +54,9 @@ fn a_failure_reaches_the_outermost_errback_through_every_relay() {
 fn cancelling_the_outer_chain_after_the_hand_over_runs_the_innermost_canceller() {
     let cancelled = Arc::new(AtomicUsize::new(0));
     let seen = cancelled.clone();
-    let (innermost, _resolver) =
-        Deferred::<u32>::with_canceller(move || drop(seen.fetch_add(1, Ordering::SeqCst)));
+    let (innermost, _resolver) = Deferred::<u32>::with_canceller(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
     let (outer, roots) = relays(10, innermost);
     for root in roots {
         root.callback(0);
@@ -69,8 +70,9 @@ fn cancelling_the_outer_chain_after_the_hand_over_runs_the_innermost_canceller()
 fn a_cancel_handle_of_a_chain_between_still_cancels_what_the_path_waits_on() {
     let cancelled = Arc::new(AtomicUsize::new(0));
     let seen = cancelled.clone();
-    let (innermost, _innermost_resolver) =
-        Deferred::<u32>::with_canceller(move || drop(seen.fetch_add(1, Ordering::SeqCst)));
+    let (innermost, _innermost_resolver) = Deferred::<u32>::with_canceller(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
     // outer's step returns `between`, whose step returns `innermost`: `between` hands its wait
     // over, but a handle taken of it before still reaches `innermost`.
     let (between, between_root) = Deferred::<u32>::pending();
