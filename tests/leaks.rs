@@ -81,8 +81,13 @@ fn live() -> Live {
     }
 }
 
-/// What may stay allocated after a scenario beyond the baseline (thread-locals grown lazily).
-const SLACK_BYTES: isize = 4096;
+/// What may stay allocated after a scenario beyond the baseline: thread-locals grown lazily, and
+/// the containers of the library's own threads (the timer thread behind `InboxClock`, the
+/// `defer_to_thread` pool), whose capacity follows their load — the timer's schedule shrinks to
+/// fit when it drops cancelled deadlines and grows again — so that one buffer of about 4 KiB is
+/// live at one measurement and not at another. A leak per chain shows as megabytes (each scenario
+/// makes 20,000 chains or more, each over 100 bytes).
+const SLACK_BYTES: isize = 16 * 1024;
 const SLACK_BLOCKS: isize = 8;
 
 static UNHANDLED: AtomicUsize = AtomicUsize::new(0);
@@ -412,11 +417,9 @@ fn every_chain_gives_its_memory_back() {
 }
 
 /// A timer of an inbox's clock (`InboxClock`, on the library's timer thread) that is cancelled
-/// long before its deadline must give its memory back at the cancel. It does not: the timer
-/// thread's cancel takes the call out of its map but leaves the `(deadline, id)` entry in its
-/// heap until the deadline passes, so every cancelled timer holds 24 bytes (and the heap's
-/// capacity grows) for as long as its delay — a timeout of an hour set and cancelled per request
-/// holds one entry per request of the last hour.
+/// long before its deadline must give its memory back: the timer thread drops cancelled deadlines
+/// from its schedule once they are half of it (`deferred-core/src/timer.rs`), so timers set and
+/// cancelled for ever — a timeout of an hour per request — hold no more than the live ones.
 #[test]
 fn a_cancelled_inbox_clock_timer_gives_its_memory_back_at_the_cancel() {
     use deferred::LocalClock as _;
