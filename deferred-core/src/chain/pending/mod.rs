@@ -12,8 +12,9 @@
 //! why synchronous steps allocate nothing). A pending one points at a [`Chain`], shared with its
 //! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same chain (the
 //! step's function, boxed: free when it captures nothing), so a pending chain of any length is
-//! one allocation, one lock and one list. When the root fires, the firing thread runs the stages
-//! in order; a stage that returns a pending Deferred pauses the chain, which goes on when that
+//! one cell, one lock and one list (the list allocated when a second stage comes). When the root
+//! fires, the firing thread runs the stages in order, taking each off the list under the lock
+//! as it goes; a stage that returns a pending Deferred pauses the chain, which goes on when that
 //! Deferred's own chain forwards its result here.
 //!
 //! ```text
@@ -38,6 +39,14 @@
 //!   the end was dropped: [`AnyChain::abandon`]).
 //! - User code never runs under the lock: it is held only to move results, stages and listeners
 //!   in and out; stages run, wakers wake and cancellers run after it is released.
+//! - A chain whose last stage returned a pending Deferred, with a chain waiting on it and no
+//!   cancel to pass on, is a relay: it hands that Deferred to the chain waiting on it, which
+//!   waits on it directly (`Chain::hand_over`, `AnyChain::wait_instead`). So the result of a run
+//!   of nested waits — each `chain!` step returning the next I/O — reaches the first chain in one
+//!   hop, and the chains between are freed as they hand over. The relay stays waiting on that
+//!   Deferred for a `CancelHandle` that still reaches it. Neither chain is locked while the
+//!   other is: the hand-over asks the waiting chain, which switches only if it still waits on
+//!   the relay (a cancel may have broken that wait meanwhile; the relay then waits itself).
 //! - Results cross from one chain to another through the thread's run loop
 //!   ([`crate::run_loop`]): a root fired, or a result forwarded, while the loop runs is stored in
 //!   the chain and queued, so nested chains of any depth run in constant stack.
