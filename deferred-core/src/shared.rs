@@ -7,7 +7,6 @@
 
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
-    use std::sync::PoisonError;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::task::{Wake, Waker};
     use std::thread::Thread;
@@ -25,8 +24,8 @@ pub(crate) mod kind {
     /// A canceller given at creation: it may be called from the thread that cancels.
     pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
 
-    /// The lock around a chain's state. No user code runs under it, so a poisoned lock can
-    /// only come from an allocation failure; the state is still consistent, so carry on.
+    /// The lock around a chain's state (parking_lot's: see `crate::sync`). No user code runs
+    /// under it.
     pub(crate) struct Lock<X>(crate::sync::Mutex<X>);
     pub(crate) type Guard<'a, X> = crate::sync::MutexGuard<'a, X>;
 
@@ -36,7 +35,7 @@ pub(crate) mod kind {
         }
 
         pub(crate) fn lock(&self) -> Guard<'_, X> {
-            self.0.lock().unwrap_or_else(PoisonError::into_inner)
+            crate::sync::lock(&self.0)
         }
     }
 

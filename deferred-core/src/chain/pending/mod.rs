@@ -238,8 +238,8 @@ pub(crate) enum Doing {
 
 impl<T, E: 'static> Chain<T, E> {
     fn lock(&self) -> Guard<'_, Inner<T, E>> {
-        // No user code runs under the lock, so a poisoned lock can only come from an allocation
-        // failure; the state is still consistent, so carry on.
+        // No user code runs under the lock (the rules above): it only moves results, stages and
+        // listeners.
         self.inner.lock()
     }
 
