@@ -129,6 +129,17 @@ enum Upstream {
 }
 
 impl Upstream {
+    /// Drops what the chain waited on, after its lock is released (a canceller's captures are
+    /// user code). Most chains wait on nothing: that is a check, not a call to the drop glue.
+    #[inline]
+    fn release(self) {
+        if matches!(self, Upstream::Nothing) {
+            std::mem::forget(self); // nothing in it to drop
+        } else {
+            drop(self);
+        }
+    }
+
     /// The Deferred the chain waits on; only while `Waiting`.
     fn on(&self) -> &Ptr<dyn Cancel> {
         match self {

@@ -28,7 +28,7 @@ where
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
         // never called is user code (its captures' `Drop`), and a panic there must not stop
         // the chain.
-        drop(canceller);
+        canceller.release();
         Ok(())
     }
 
@@ -165,7 +165,7 @@ where
             _ => None,
         };
         drop(inner);
-        drop(old);
+        old.release();
         if let Some(outer) = outer {
             return self.hand_over(outer, on);
         }
