@@ -237,8 +237,8 @@ fn steps_that_wait_on_pending_deferreds() {
         d.now_or_never().expect("fired").unwrap()
     });
     println!("10 steps each waiting on I/O: add_callback {add_callback}, chain! {chained}");
-    // 11 I/O Deferreds (their links), and the list of the first one's 10 stages (made, grown
-    // once).
+    // 11 I/O Deferreds (their links), and the list of the first one's stages behind its first
+    // (three inline in the list's box, the other six in its buffer).
     assert_eq!(add_callback, 13);
     // 11 I/O Deferreds: each step's rest of the run is one stage added to the next one's link.
     assert_eq!(chained, 11);

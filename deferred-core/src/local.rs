@@ -28,6 +28,10 @@ pub(crate) mod kind {
 
     /// The cell around a chain's state. No user code runs while it is borrowed (the rule the
     /// `Send` kind keeps for its lock), so a borrow never finds it borrowed already.
+    /// A chain's cell is locked the same way as everything else of this kind.
+    pub(crate) type CellLock<X> = Lock<X>;
+    pub(crate) type CellGuard<'a, X> = Guard<'a, X>;
+
     pub(crate) struct Lock<X>(RefCell<X>);
     pub(crate) type Guard<'a, X> = RefMut<'a, X>;
 

@@ -24,8 +24,9 @@ pub(crate) mod kind {
     /// A canceller given at creation: it may be called from the thread that cancels.
     pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
 
-    /// The lock around a chain's state (parking_lot's: see `crate::sync`). No user code runs
-    /// under it.
+    /// The lock of a helper's shared state (a semaphore's queue, a fan-in's places). No user
+    /// code runs under it, so a poisoned lock can only come from an allocation failure; the
+    /// state is still consistent, so carry on.
     pub(crate) struct Lock<X>(crate::sync::Mutex<X>);
     pub(crate) type Guard<'a, X> = crate::sync::MutexGuard<'a, X>;
 
@@ -35,7 +36,24 @@ pub(crate) mod kind {
         }
 
         pub(crate) fn lock(&self) -> Guard<'_, X> {
-            crate::sync::lock(&self.0)
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        }
+    }
+
+    /// The lock around a chain's state (parking_lot's, loom's under `--cfg loom`: see
+    /// `crate::sync` for why it is not `Lock`'s). No user code runs under it.
+    pub(crate) struct CellLock<X>(crate::sync::CellMutex<X>);
+    pub(crate) type CellGuard<'a, X> = crate::sync::CellGuard<'a, X>;
+
+    impl<X> CellLock<X> {
+        pub(crate) fn new(value: X) -> CellLock<X> {
+            CellLock(crate::sync::CellMutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> CellGuard<'_, X> {
+            crate::sync::lock_cell(&self.0)
         }
     }
 

@@ -1,29 +1,35 @@
 //! The synchronisation primitives of the state machine, swapped for loom's under `--cfg loom`
 //! so the model checker can explore every interleaving of firing, listening and cancelling.
 //!
-//! A chain's lock is parking_lot's `Mutex`: no user code ever runs under it, so std's poison
-//! flag would carry nothing, and its bookkeeping (a check of the thread's panic count at each
-//! lock and unlock) costs about a tenth of a pending chain's instructions. Loom's `Mutex` is
-//! std's shape: [`lock`] takes either.
+//! A chain's cell is locked with parking_lot's `Mutex` ([`CellMutex`]): no user code ever runs
+//! under it, so std's poison flag would carry nothing, and its bookkeeping (a check of the
+//! thread's panic count at each lock and unlock) is about a tenth of a pending chain's
+//! instructions (BENCHMARKS.md). The helpers' shared state (a semaphore's queue, a fan-in's
+//! places) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by
+//! 8 threads on 2 cores fell into a convoy of parked waiters in every run of
+//! `benches/contention.rs`, and with std's it does not (measured, not explained). Loom's `Mutex`
+//! is std's shape; [`lock_cell`] takes either.
 
 #[cfg(loom)]
-pub(crate) use loom::sync::{Mutex, MutexGuard};
+pub(crate) use loom::sync::{Mutex, Mutex as CellMutex, MutexGuard, MutexGuard as CellGuard};
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Mutex, MutexGuard};
+pub(crate) use parking_lot::{Mutex as CellMutex, MutexGuard as CellGuard};
+#[cfg(not(loom))]
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
-/// Locks `mutex`. Loom's lock reports poisoning, which cannot happen here (no user code runs
-/// under a chain's lock, so nothing panics while it is held).
+/// Locks a chain's cell. Loom's lock reports poisoning, which cannot happen here (no user code
+/// runs under a chain's lock, so nothing panics while it is held).
 #[cfg(loom)]
-pub(crate) fn lock<X>(mutex: &Mutex<X>) -> MutexGuard<'_, X> {
+pub(crate) fn lock_cell<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Locks `mutex`.
+/// Locks a chain's cell.
 #[cfg(not(loom))]
 #[inline]
-pub(crate) fn lock<X>(mutex: &Mutex<X>) -> MutexGuard<'_, X> {
+pub(crate) fn lock_cell<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
     mutex.lock()
 }
 

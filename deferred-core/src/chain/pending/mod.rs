@@ -60,7 +60,7 @@ use std::task::Waker;
 
 use self::cancel::{Cancel, Inputs, Remembered};
 use self::stage::{Added, Slot, Stage, Stages};
-use super::{Delivery, Guard, Lock, Ptr, Sendable, Shareable, Weak};
+use super::{CellGuard as Guard, CellLock as Lock, Delivery, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
 
 pub(crate) mod cancel;
