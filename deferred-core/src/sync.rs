@@ -1,13 +1,14 @@
 //! The synchronisation primitives of the state machine, swapped for loom's under `--cfg loom`
 //! so the model checker can explore every interleaving of firing, listening and cancelling.
 //!
-//! A chain's cell is locked with parking_lot's `Mutex` ([`CellMutex`]): no user code ever runs
-//! under it, so std's poison flag would carry nothing, and its bookkeeping (a check of the
-//! thread's panic count at each lock and unlock) is about a tenth of a pending chain's
-//! instructions (BENCHMARKS.md). The helpers' shared state (a semaphore's queue, a fan-in's
-//! places) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by
-//! 8 threads on 2 cores fell into a convoy of parked waiters in every run of
-//! `benches/contention.rs`, and with std's it does not (measured, not explained). Loom's `Mutex`
+//! A chain's cell, and a fan-in's shared state, are locked with parking_lot's `Mutex`
+//! ([`CellMutex`]): no user code ever runs under them, so std's poison flag would carry nothing,
+//! and its bookkeeping (a check of the thread's panic count at each lock and unlock) is about a
+//! tenth of a pending chain's instructions (BENCHMARKS.md). The other helpers' shared state (a
+//! semaphore's queue, a looping call's state) keeps std's `Mutex` ([`Mutex`]): with
+//! parking_lot's, a `DeferredSemaphore` shared by 8 threads on 2 cores fell into a convoy of
+//! parked waiters in every run of `benches/contention.rs`, and with std's it does not
+//! (measured, not explained). Loom's `Mutex`
 //! is std's shape; [`lock_cell`] takes either.
 
 #[cfg(loom)]

@@ -36,8 +36,8 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use super::pending::cancel::{CancelHandle, Inputs};
 use super::pending::stage::{Slot, take};
 use super::pending::{AnyChain, Arrive};
+use super::{CellGuard as Guard, CellLock as Lock, Flag, Ptr, Sendable, Shareable, Weak};
 use super::{Deferred, Outcome, Resolver, SPENT};
-use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
 use crate::unhandled;
 
