@@ -83,7 +83,7 @@ GROUPS = [
 
 def callgrind(path, requests, calls):
     out = subprocess.run(
-        ["callgrind_annotate", "--inclusive=no", "--threshold=100", path],
+        ["callgrind_annotate", "--inclusive=no", "--auto=no", "--threshold=100", path],
         capture_output=True, text=True, check=True,
     ).stdout
     groups = collections.Counter()
