@@ -249,10 +249,11 @@ pub(crate) struct Stages<E: 'static> {
     rest: Option<Box<Rest<E>>>,
 }
 
-/// The stages behind the first: the next [`NEAR`] in the same allocation (a step waiting on I/O
-/// rarely has more behind it), then a buffer made when those are full, which grows four times
-/// at once (a chain that adds a fifth step usually adds many, and copying the buffer at every
-/// doubling costs more than the steps). They run `near[read..len]`, then `far`.
+/// The stages behind the first: the next [`NEAR`] in the same allocation (a chain of two stages —
+/// `chain!`'s run and its `catch`, a step and the step a caller adds — needs no buffer: the box is
+/// 64 bytes), then a buffer of 8 made when that is full, which grows four times at once (a chain
+/// that adds a third step usually adds many, and copying the buffer at every doubling costs more
+/// than the steps). They run `near[read..len]`, then `far`.
 struct Rest<E: 'static> {
     near: [Option<Added<E>>; NEAR],
     read: u32,
@@ -260,14 +261,14 @@ struct Rest<E: 'static> {
     far: VecDeque<Added<E>>,
 }
 
-const NEAR: usize = 3;
+const NEAR: usize = 1;
 const FAR_CAPACITY: usize = 8;
 const GROWTH: usize = 4;
 
 impl<E: 'static> Rest<E> {
     fn new() -> Box<Rest<E>> {
         Box::new(Rest {
-            near: [None, None, None],
+            near: [None],
             read: 0,
             len: 0,
             far: VecDeque::new(),
