@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Under `--cfg loom` the core's `Mutex` and thread-locals are loom's (see `src/sync.rs`), so
-//! every lock and unlock in `link.rs` is a point where loom may switch threads. Results are
+//! every lock and unlock in `chain/pending/` is a point where loom may switch threads. Results are
 //! observed through callbacks that write to loom atomics and mutexes, never with `wait()` (which
 //! parks real threads).
 #![cfg(loom)]
