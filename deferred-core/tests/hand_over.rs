@@ -23,6 +23,16 @@ fn relays(depth: usize, innermost: Deferred<u32>) -> (Deferred<u32>, Vec<Resolve
     (inner, roots)
 }
 
+/// A pending Deferred whose canceller counts its calls, in the counter returned.
+fn counting_canceller() -> (Deferred<u32>, Resolver<u32>, Arc<AtomicUsize>) {
+    let cancelled = Arc::new(AtomicUsize::new(0));
+    let seen = cancelled.clone();
+    let (d, resolver) = Deferred::<u32>::with_canceller(move || {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    (d, resolver, cancelled)
+}
+
 #[test]
 fn a_value_reaches_the_outermost_chain_through_every_relay() {
     let (innermost, resolver) = Deferred::<u32>::pending();
@@ -52,11 +62,7 @@ fn a_failure_reaches_the_outermost_errback_through_every_relay() {
 
 #[test]
 fn cancelling_the_outer_chain_after_the_hand_over_runs_the_innermost_canceller() {
-    let cancelled = Arc::new(AtomicUsize::new(0));
-    let seen = cancelled.clone();
-    let (innermost, _resolver) = Deferred::<u32>::with_canceller(move || {
-        seen.fetch_add(1, Ordering::SeqCst);
-    });
+    let (innermost, _resolver, cancelled) = counting_canceller();
     let (outer, roots) = relays(10, innermost);
     for root in roots {
         root.callback(0);
@@ -68,11 +74,7 @@ fn cancelling_the_outer_chain_after_the_hand_over_runs_the_innermost_canceller()
 
 #[test]
 fn a_cancel_handle_of_a_chain_between_still_cancels_what_the_path_waits_on() {
-    let cancelled = Arc::new(AtomicUsize::new(0));
-    let seen = cancelled.clone();
-    let (innermost, _innermost_resolver) = Deferred::<u32>::with_canceller(move || {
-        seen.fetch_add(1, Ordering::SeqCst);
-    });
+    let (innermost, _innermost_resolver, cancelled) = counting_canceller();
     // outer's step returns `between`, whose step returns `innermost`: `between` hands its wait
     // over, but a handle taken of it before still reaches `innermost`.
     let (between, between_root) = Deferred::<u32>::pending();

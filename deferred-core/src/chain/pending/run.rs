@@ -153,16 +153,13 @@ where
         let old = std::mem::replace(&mut inner.upstream, Upstream::On(on.clone()));
         // A relay — no stage left to run, no cancel to pass on, and a chain waiting on this one
         // — hands `on` to that chain (see `hand_over`).
-        let outer = match &inner.listener {
-            Listener::Forward(outer)
-                if cancel_now.is_none() && inner.stages.is_empty() && !same_chain(outer, &on) =>
-            {
-                match std::mem::replace(&mut inner.listener, Listener::Nobody) {
-                    Listener::Forward(outer) => Some(outer),
-                    _ => unreachable!("matched above"),
-                }
+        let relay = cancel_now.is_none() && inner.stages.is_empty();
+        let outer = match std::mem::replace(&mut inner.listener, Listener::Nobody) {
+            Listener::Forward(outer) if relay && !same_chain(&outer, &on) => Some(outer),
+            listener => {
+                inner.listener = listener;
+                None
             }
-            _ => None,
         };
         drop(inner);
         old.release();

@@ -242,57 +242,47 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 
 /// Stages in the order they run. The next is kept apart, so a chain with one stage (a `chain!`
 /// run of `then`s, a step waiting on I/O) allocates nothing for them; the others are behind one
-/// pointer, made when a second stage comes: a chain pays for a list only when it has one.
+/// pointer, made when a second stage comes and freed with the last of them: a chain pays for a
+/// list only while it has one (`rest` is never empty).
 pub(crate) struct Stages<E: 'static> {
     /// The stage that runs next, unless it is empty: then the next is `rest`'s first.
     first: Option<Added<E>>,
     rest: Option<Box<Rest<E>>>,
 }
 
-/// The stages behind the first: the next [`NEAR`] in the same allocation (a chain of two stages —
+/// The stages behind the first: the next in the same allocation (a chain of two stages —
 /// `chain!`'s run and its `catch`, a step and the step a caller adds — needs no buffer: the box is
-/// 64 bytes), then a buffer of 8 made when that is full, which grows four times at once (a chain
-/// that adds a third step usually adds many, and copying the buffer at every doubling costs more
-/// than the steps). They run `near[read..len]`, then `far`.
+/// 56 bytes), then a buffer of 8 made for the ones after it, which grows four times at once (a
+/// chain that adds a third step usually adds many, and copying the buffer at every doubling costs
+/// more than the steps). They run `near`, then `far`: `near` is filled only while `far` is empty,
+/// so it always holds the oldest.
 struct Rest<E: 'static> {
-    near: [Option<Added<E>>; NEAR],
-    read: u32,
-    len: u32,
+    near: Option<Added<E>>,
     far: VecDeque<Added<E>>,
 }
 
-const NEAR: usize = 1;
 const FAR_CAPACITY: usize = 8;
 const GROWTH: usize = 4;
 
 impl<E: 'static> Rest<E> {
     fn new() -> Box<Rest<E>> {
         Box::new(Rest {
-            near: [None],
-            read: 0,
-            len: 0,
+            near: None,
             far: VecDeque::new(),
         })
     }
 
     #[inline]
     fn is_empty(&self) -> bool {
-        self.read == self.len && self.far.is_empty()
+        self.near.is_none() && self.far.is_empty()
     }
 
     #[inline]
     fn push_back(&mut self, stage: Added<E>) {
-        if self.far.is_empty() {
-            if self.read == self.len {
-                (self.read, self.len) = (0, 0); // all ran: `near` is free again
-            }
-            if (self.len as usize) < NEAR {
-                self.near[self.len as usize] = Some(stage);
-                self.len += 1;
-                return;
-            }
+        if self.is_empty() {
+            self.near = Some(stage);
+            return;
         }
-        // Once `far` holds stages, every later one goes behind them.
         if self.far.capacity() == 0 {
             self.far.reserve_exact(FAR_CAPACITY);
         } else if self.far.len() == self.far.capacity() {
@@ -303,20 +293,12 @@ impl<E: 'static> Rest<E> {
 
     #[inline]
     fn pop_front(&mut self) -> Option<Added<E>> {
-        if self.read < self.len {
-            let next = self.read as usize;
-            self.read += 1;
-            return self.near[next].take();
-        }
-        self.far.pop_front()
+        self.near.take().or_else(|| self.far.pop_front())
     }
 
     #[cfg(feature = "registry")]
     fn iter(&self) -> impl Iterator<Item = &Added<E>> {
-        let near = self.near[self.read as usize..self.len as usize]
-            .iter()
-            .flatten();
-        near.chain(self.far.iter())
+        self.near.iter().chain(self.far.iter())
     }
 }
 
@@ -330,7 +312,7 @@ impl<E: 'static> Stages<E> {
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.as_ref().is_none_or(|rest| rest.is_empty())
+        self.first.is_none() && self.rest.is_none()
     }
 
     /// Adds `stage` last.
