@@ -29,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::super::Delivery;
 use super::super::{Ptr, Sendable, Shareable};
-use super::{AnyChain, Chain, Inner, Phase, Upstream, same_chain};
+use super::{AnyChain, Chain, Inner, Phase, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -236,10 +236,10 @@ where
 {
     fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();
-        let Phase::Root = inner.phase else {
+        if !inner.phase.is_root() {
             return where_the_cancel_goes(&mut inner, outer_chains);
-        };
-        if let Upstream::Inputs(inputs) = &inner.upstream {
+        }
+        if let Phase::RootOfFanIn(inputs) = &inner.phase {
             // A fan-in's output: its inputs are cancelled, and it fires with what they answer
             // (now, or once their answers, queued on this thread's run loop, arrive).
             let inputs = inputs.upgrade();
@@ -249,17 +249,20 @@ where
             }
             drop(inputs);
             let mut inner = self.lock();
-            if matches!(inner.phase, Phase::Root) {
+            if inner.phase.is_root() {
                 return Walk::Stop;
             }
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
         // `Cancelling`: a canceller the producer sets from now on runs at once.
-        let canceller = match std::mem::replace(&mut inner.upstream, Upstream::Cancelling) {
-            Upstream::Canceller(canceller) => Some(canceller),
-            Upstream::Nothing | Upstream::Cancelling | Upstream::On(_) | Upstream::Inputs(_) => {
-                None
-            }
+        let canceller = match std::mem::replace(&mut inner.phase, Phase::RootCancelling) {
+            Phase::RootCancellable(canceller) => Some(canceller),
+            Phase::Root | Phase::RootCancelling => None,
+            Phase::RootOfFanIn(_)
+            | Phase::Running { .. }
+            | Phase::Waiting { .. }
+            | Phase::Fired
+            | Phase::Done => unreachable!("a root that is not a fan-in's output, checked above"),
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
@@ -274,7 +277,7 @@ where
         // The error is made before taking the lock: `E::from` is user code.
         let error = E::from(failure);
         let mut inner = self.lock();
-        if matches!(inner.phase, Phase::Root) {
+        if inner.phase.is_root() {
             self.start(inner, Err(error));
             return Walk::Stop;
         }
@@ -294,16 +297,20 @@ where
         // Made before taking the lock: `E::from` is user code.
         let error = E::from(Failure::cancelled());
         let mut inner = self.lock();
-        let Phase::Waiting { cancel } = inner.phase else {
+        let Phase::Waiting {
+            cancel,
+            on: waits_on,
+        } = &inner.phase
+        else {
             return;
         };
-        if !same_chain(inner.upstream.on(), on) {
+        if !same_chain(waits_on, on) {
             return;
         }
-        let Upstream::On(on) = std::mem::replace(&mut inner.upstream, Upstream::Nothing) else {
-            unreachable!("a waiting chain knows what it waits on");
+        let running = Phase::Running { cancel: *cancel };
+        let Phase::Waiting { on, .. } = std::mem::replace(&mut inner.phase, running) else {
+            unreachable!("checked above");
         };
-        inner.phase = Phase::Running { cancel };
         inner.result.slot().fail(error);
         drop(inner);
         on.forget_waiter();
@@ -318,8 +325,7 @@ where
         let mut inner = self.lock();
         let inner = &mut *inner;
         match &mut inner.phase {
-            Phase::Waiting { cancel } => {
-                let on = inner.upstream.on();
+            Phase::Waiting { cancel, on } => {
                 if same_chain(on, fired) {
                     cancel.remember(outer_chains);
                     None
@@ -331,7 +337,12 @@ where
                 cancel.remember(outer_chains);
                 None
             }
-            Phase::Root | Phase::Fired | Phase::Done => None,
+            Phase::Root
+            | Phase::RootCancellable(_)
+            | Phase::RootCancelling
+            | Phase::RootOfFanIn(_)
+            | Phase::Fired
+            | Phase::Done => None,
         }
     }
 }
@@ -344,8 +355,10 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
             cancel.remember(outer_chains);
             Walk::Stop
         }
-        Phase::Waiting { .. } => Walk::Up(inner.upstream.on().clone()),
+        Phase::Waiting { on, .. } => Walk::Up(on.clone()),
         Phase::Fired | Phase::Done => Walk::Fired,
-        Phase::Root => unreachable!("a root is cancelled by its own canceller"),
+        Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_) => {
+            unreachable!("a root is cancelled by its own canceller")
+        }
     }
 }

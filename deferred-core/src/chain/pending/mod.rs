@@ -78,11 +78,8 @@ pub(crate) struct Chain<T, E: 'static> {
 }
 
 struct Inner<T, E: 'static> {
+    /// Where the chain is, with what it waits on for a cancel in that phase.
     phase: Phase,
-    /// What the chain waits on, for cancellation: the root's canceller while `Root` (if one was
-    /// given and has not run), the Deferred a step returned while `Waiting`. Kept apart from
-    /// `phase` so that the many phase changes are plain stores.
-    upstream: Upstream,
     /// Where the chain's result is kept between runs: while `Fired`, for the end of the chain to
     /// take; while `Waiting`, where the result of the Deferred it waits on will land; while
     /// `Running` with a delivery queued, where the run goes on from (the root's result, when the
@@ -98,58 +95,66 @@ struct Inner<T, E: 'static> {
     made_by: Option<&'static str>,
 }
 
-#[derive(Clone, Copy)]
+/// Where the chain is, and what it waits on for a cancel there: a root's canceller (or a
+/// fan-in's inputs), or the Deferred a step returned. One enum, so a link spends one tag on
+/// both.
 enum Phase {
-    /// The root has not fired.
+    /// The root has not fired, and a cancel has nothing to call.
     Root,
+    /// The root has not fired; a cancel calls its canceller.
+    RootCancellable(Canceller),
+    /// The root has not fired, and a cancel took its canceller and runs it: a canceller set
+    /// now runs at once.
+    RootCancelling,
+    /// The root has not fired, and is the output of a fan-in (`fan_in.rs`): each cancel of it
+    /// cancels the fan-in's inputs, and it stays pending until the fan-in fires it with what
+    /// they answer.
+    RootOfFanIn(Weak<dyn Inputs>),
     /// A thread runs the stages, or a delivery that will is queued on its run loop.
     Running { cancel: Remembered },
-    /// A stage returned a pending Deferred (`upstream`); the chain goes on when its result
-    /// arrives.
-    Waiting { cancel: Remembered },
+    /// A stage returned a pending Deferred, `on`; the chain goes on when its result arrives.
+    Waiting {
+        cancel: Remembered,
+        on: Ptr<dyn Cancel>,
+    },
     /// Every stage has run: the chain's result is here.
     Fired,
     /// The result has been taken, handed on or reported.
     Done,
 }
 
-/// What a chain waits on, for cancellation.
-enum Upstream {
-    Nothing,
-    /// The root's canceller.
-    Canceller(Canceller),
-    /// The root's canceller is running (a cancel took it): a canceller set now runs at once.
-    Cancelling,
-    /// The Deferred a step returned.
-    On(Ptr<dyn Cancel>),
-    /// The inputs of the fan-in whose output this root is (`fan_in.rs`): each cancel of the
-    /// root cancels them, and the root stays pending until the fan-in fires it with what they
-    /// answer.
-    Inputs(Weak<dyn Inputs>),
-}
-
-impl Upstream {
-    /// Drops what the chain waited on, after its lock is released (a canceller's captures are
-    /// user code). Most chains wait on nothing: that is a check, not a call to the drop glue.
+impl Phase {
+    /// Whether the root has not fired (nor been failed by a cancel).
     #[inline]
-    fn release(self) {
-        if matches!(self, Upstream::Nothing) {
-            std::mem::forget(self); // nothing in it to drop
-        } else {
-            drop(self);
-        }
+    fn is_root(&self) -> bool {
+        matches!(
+            self,
+            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_)
+        )
     }
 
-    /// The Deferred the chain waits on; only while `Waiting`.
-    fn on(&self) -> &Ptr<dyn Cancel> {
+    /// Moves on from a phase that holds nothing (`Running` or `Fired`) to `next`, with no call
+    /// to the drop glue.
+    #[inline]
+    fn move_on(&mut self, next: Phase) {
+        let left = std::mem::replace(self, next);
+        debug_assert!(matches!(left, Phase::Running { .. } | Phase::Fired));
+        std::mem::forget(left); // nothing in it to drop
+    }
+
+    /// Drops a phase left behind, after the lock is released (a canceller's captures are user
+    /// code). Most phases hold nothing: that is a check, not a call to the drop glue.
+    #[inline]
+    fn release(self) {
         match self {
-            Upstream::On(on) => on,
-            Upstream::Nothing
-            | Upstream::Canceller(_)
-            | Upstream::Cancelling
-            | Upstream::Inputs(_) => {
-                unreachable!("a waiting chain knows what it waits on")
+            Phase::RootCancellable(_) | Phase::RootOfFanIn(_) | Phase::Waiting { .. } => {
+                drop(self);
             }
+            Phase::Root
+            | Phase::RootCancelling
+            | Phase::Running { .. }
+            | Phase::Fired
+            | Phase::Done => std::mem::forget(self), // nothing in it to drop
         }
     }
 }
@@ -257,10 +262,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// A chain whose root a `Resolver` fires, with an optional canceller.
     #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) fn root(canceller: Option<Canceller>) -> Chain<T, E> {
-        Chain::new(
-            Phase::Root,
-            canceller.map_or(Upstream::Nothing, Upstream::Canceller),
-        )
+        Chain::new(canceller.map_or(Phase::Root, Phase::RootCancellable))
     }
 
     /// Gives the root a canceller after it was made, replacing the one it had (which is dropped,
@@ -270,32 +272,27 @@ impl<T, E: 'static> Chain<T, E> {
     /// fired by a cancel.
     pub(crate) fn set_canceller(&self, canceller: Canceller) {
         let mut inner = self.lock();
-        let cancelled = match inner.phase {
-            Phase::Root => matches!(inner.upstream, Upstream::Cancelling),
-            Phase::Running { .. } | Phase::Waiting { .. } | Phase::Fired | Phase::Done => true,
-        };
-        if cancelled {
+        if !inner.phase.is_root() || matches!(inner.phase, Phase::RootCancelling) {
             drop(inner);
             canceller();
             return;
         }
-        let old = std::mem::replace(&mut inner.upstream, Upstream::Canceller(canceller));
+        let old = std::mem::replace(&mut inner.phase, Phase::RootCancellable(canceller));
         drop(inner);
-        drop(old); // user code (its captures' `Drop`): outside the lock
+        old.release(); // user code (its captures' `Drop`): outside the lock
     }
 
     /// Makes a root just made by [`root`](Chain::root), with no canceller, the output of a
-    /// fan-in: it waits on the fan-in's `inputs` (see [`Upstream::Inputs`]).
+    /// fan-in: it waits on the fan-in's `inputs` (see [`Phase::RootOfFanIn`]).
     pub(crate) fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
-        self.lock().upstream = Upstream::Inputs(inputs);
+        self.lock().phase = Phase::RootOfFanIn(inputs);
     }
 
     #[cfg_attr(feature = "registry", track_caller)]
-    fn new(phase: Phase, upstream: Upstream) -> Chain<T, E> {
+    fn new(phase: Phase) -> Chain<T, E> {
         Chain {
             inner: Lock::new(Inner {
                 phase,
-                upstream,
                 result: Current::Root(None),
                 stages: Stages::new(),
                 listener: Listener::Nobody,
@@ -319,8 +316,9 @@ where
     pub(crate) fn waiting_on(on: Ptr<dyn AnyChain<E>>) -> Ptr<Chain<T, E>> {
         let waiting = Phase::Waiting {
             cancel: Remembered::NONE,
+            on: on.clone(),
         };
-        let link = Ptr::new(Chain::new(waiting, Upstream::On(on.clone())));
+        let link = Ptr::new(Chain::new(waiting));
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
         on.forward_to(link.clone());
@@ -337,7 +335,7 @@ impl<T, E: 'static> Inner<T, E> {
 
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
 fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E> {
-    inner.phase = Phase::Done;
+    inner.phase.move_on(Phase::Done);
     inner.take_current()
 }
 
@@ -369,7 +367,7 @@ where
                 Some(stage.0)
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
-            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+            _ => {
                 inner.stages.push_back(stage);
                 // A task polled the old end of the chain: the new end has nobody yet.
                 if !matches!(inner.listener, Listener::Nobody) {
@@ -388,7 +386,7 @@ where
                 waker.wake();
             }
             Phase::Done => {}
-            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+            _ => {
                 set_listener(inner, Listener::Task(waker));
             }
         }
@@ -405,7 +403,7 @@ where
         match inner.phase {
             Phase::Fired => take_result(inner).slot().report(),
             Phase::Done => {}
-            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+            _ => {
                 set_listener(inner, Listener::Gone);
             }
         }
@@ -418,7 +416,7 @@ where
             // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
             // the cycle they were in, `break_wait`) before it could ask for the result.
             Phase::Done => {}
-            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+            _ => {
                 set_listener(inner, Listener::Forward(outer));
             }
         }
@@ -429,7 +427,7 @@ where
         match inner.phase {
             Phase::Fired => fan_in.arrive(index, take_result(inner).slot()),
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
-            Phase::Root | Phase::Running { .. } | Phase::Waiting { .. } => {
+            _ => {
                 set_listener(inner, Listener::FanIn(fan_in, index));
             }
         }
@@ -437,12 +435,13 @@ where
 
     fn wait_instead(&self, of: *const (), on: Ptr<dyn AnyChain<E>>) -> bool {
         let mut inner = self.lock();
-        let waits_on_of = matches!(inner.phase, Phase::Waiting { .. })
-            && std::ptr::addr_eq(Ptr::as_ptr(inner.upstream.on()), of);
-        if !waits_on_of {
+        let Phase::Waiting { on: waits_on, .. } = &mut inner.phase else {
+            return false;
+        };
+        if !std::ptr::addr_eq(Ptr::as_ptr(waits_on), of) {
             return false;
         }
-        let old = std::mem::replace(&mut inner.upstream, Upstream::On(on));
+        let old = std::mem::replace(waits_on, on);
         drop(inner);
         drop(old);
         true
@@ -470,8 +469,11 @@ where
 impl<T, E: 'static> Chain<T, E> {
     /// What the chain is doing, for `Debug`.
     pub(crate) fn doing(&self) -> Doing {
-        match self.lock().phase {
-            Phase::Root => Doing::Root,
+        match &self.lock().phase {
+            Phase::Root
+            | Phase::RootCancellable(_)
+            | Phase::RootCancelling
+            | Phase::RootOfFanIn(_) => Doing::Root,
             Phase::Running { .. } => Doing::Running,
             Phase::Waiting { .. } => Doing::Waiting,
             Phase::Fired | Phase::Done => Doing::Fired,
@@ -492,16 +494,16 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
     fn inspect(&self) -> Option<crate::registry::Seen> {
         use crate::registry::Waits;
         let inner = self.lock();
-        let waits = match inner.phase {
-            Phase::Root => Waits::Resolver,
+        let waits = match &inner.phase {
+            Phase::Root
+            | Phase::RootCancellable(_)
+            | Phase::RootCancelling
+            | Phase::RootOfFanIn(_) => Waits::Resolver,
             Phase::Running { .. } => Waits::Running,
-            Phase::Waiting { .. } => {
-                let on = inner.upstream.on();
-                Waits::Chain {
-                    address: Ptr::as_ptr(on) as *const () as usize,
-                    created_at: on.created_at(),
-                }
-            }
+            Phase::Waiting { on, .. } => Waits::Chain {
+                address: Ptr::as_ptr(on) as *const () as usize,
+                created_at: on.created_at(),
+            },
             Phase::Fired | Phase::Done => return None,
         };
         Some(crate::registry::Seen {
@@ -527,7 +529,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// step left to run (a step's side effects are someone seeing the result).
     pub(crate) fn is_closed(&self) -> bool {
         let inner = self.lock();
-        !matches!(inner.phase, Phase::Root)
+        !inner.phase.is_root()
             || (matches!(inner.listener, Listener::Gone) && inner.stages.is_empty())
     }
 }

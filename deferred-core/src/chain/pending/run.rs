@@ -5,7 +5,7 @@
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
-use super::{AnyChain, Chain, Current, Guard, Inner, Listener, Phase, Upstream, same_chain};
+use super::{AnyChain, Chain, Current, Guard, Inner, Listener, Phase, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -18,25 +18,31 @@ where
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
     /// Gives `result` back instead when the root was cancelled already (the one late fire).
     pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        let mut inner = self.lock();
-        let Phase::Root = inner.phase else {
+        let inner = self.lock();
+        if !inner.phase.is_root() {
             drop(inner); // `result` goes back after the lock is released
             return Err(result);
-        };
-        let canceller = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
+        }
         self.start(inner, result);
-        // Dropped last, outside the lock, once the result is on its way: a canceller that was
-        // never called is user code (its captures' `Drop`), and a panic there must not stop
-        // the chain.
-        canceller.release();
         Ok(())
     }
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
-        inner.phase = Phase::Running {
-            cancel: Remembered::NONE,
-        };
+        let root = std::mem::replace(
+            &mut inner.phase,
+            Phase::Running {
+                cancel: Remembered::NONE,
+            },
+        );
+        self.run_from_root(inner, result);
+        // Dropped last, outside the lock, once the result is on its way: a canceller that was
+        // never called is user code (its captures' `Drop`), and a panic there must not stop
+        // the chain.
+        root.release();
+    }
+
+    fn run_from_root(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
@@ -94,7 +100,7 @@ where
             Phase::Running { cancel } => cancel.passed_on(),
             _ => Remembered::NONE,
         };
-        inner.phase = Phase::Fired;
+        inner.phase.move_on(Phase::Fired);
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
             Listener::Nobody => inner.result = current,
             Listener::Task(waker) => {
@@ -104,18 +110,18 @@ where
             }
             // Rule 5: nobody can ever see this result; a failure in it is reported.
             Listener::Gone => {
-                inner.phase = Phase::Done;
+                inner.phase.move_on(Phase::Done);
                 drop(inner);
                 current.slot().report();
             }
             Listener::Forward(outer) => {
-                inner.phase = Phase::Done;
+                inner.phase.move_on(Phase::Done);
                 drop(inner);
                 outer.arrive(current.slot(), passed_on);
             }
             // A fan-in's input: no chain waits on this one, so a remembered cancel ends here.
             Listener::FanIn(fan_in, index) => {
-                inner.phase = Phase::Done;
+                inner.phase.move_on(Phase::Done);
                 drop(inner);
                 fan_in.arrive(index, current.slot());
             }
@@ -147,10 +153,13 @@ where
             Phase::Running { cancel } => cancel.get(),
             _ => None,
         };
-        inner.phase = Phase::Waiting {
-            cancel: Remembered::NONE,
-        };
-        let old = std::mem::replace(&mut inner.upstream, Upstream::On(on.clone()));
+        let old = std::mem::replace(
+            &mut inner.phase,
+            Phase::Waiting {
+                cancel: Remembered::NONE,
+                on: on.clone(),
+            },
+        );
         // A relay — no stage left to run, no cancel to pass on, and a chain waiting on this one
         // — hands `on` to that chain (see `hand_over`).
         let relay = cancel_now.is_none() && inner.stages.is_empty();
@@ -223,17 +232,16 @@ where
     /// [`AnyChain::arrive`]).
     pub(super) fn resume(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = self.lock();
-        let Phase::Waiting { mut cancel } = inner.phase else {
+        let Phase::Waiting { mut cancel, .. } = inner.phase else {
             // This chain stopped waiting (a cancel broke the cycle it was in, see `break_wait`)
             // while the result was on its way: nobody will see it.
             drop(inner);
             return from.report();
         };
-        let on = std::mem::replace(&mut inner.upstream, Upstream::Nothing);
         if let Some(outer_chains) = passed_on.get() {
             cancel.remember(outer_chains);
         }
-        inner.phase = Phase::Running { cancel };
+        let on = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
         inner.result.slot().fill_from(from);
         drop(inner);
         drop(on);
