@@ -174,12 +174,8 @@ pub struct Deferred<T, E: 'static = Failure> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct Resolver<T, E: 'static = Failure> {
-    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
-    /// Fires the link: captured where the bounds firing needs are known (`E: From<Failure>`,
-    /// for the failures a chain makes itself), so neither the methods nor `Drop` ask for them.
-    fire: FireWith<T, E>,
-    /// Fails the link with "never fired", for `Drop`.
-    fail_never_fired: fn(&kind::Ptr<chain::pending::Chain<T, E>>, &'static Location<'static>),
+    /// The chain's root (see `Root` for why it is seen through a trait).
+    link: Option<kind::Ptr<dyn chain::pending::Root<T, E>>>,
     created_at: &'static Location<'static>,
 }
 

@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
 use self::kind::{Blocker, Ptr, Sendable};
-use crate::failure::{Failure, NeverFired};
+use crate::failure::Failure;
 use crate::run_loop;
 use crate::unhandled;
 
@@ -34,9 +34,6 @@ pub(crate) enum Outcome<T, E> {
     /// Its result was taken already (it was polled or awaited to completion, then returned).
     Spent,
 }
-
-/// How a `Resolver` fires its link.
-pub(crate) type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>;
 
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
@@ -332,11 +329,6 @@ where
         crate::registry::Enter::enter(&link);
         let resolver = Resolver {
             link: Some(link.clone()),
-            fire: |link, result| link.fire(result),
-            fail_never_fired: |link, at| {
-                // Dropped unfired after a cancel: the chain has its outcome already.
-                let _ = link.fire(Err(E::from(Failure::new(NeverFired::new(at)))));
-            },
             created_at,
         };
         (
@@ -824,7 +816,7 @@ where
         match self.link.take() {
             Some(link) => {
                 crate::trace::chain_event!(created_at = %self.created_at, ok = result.is_ok(), "fired");
-                (self.fire)(&link, result)
+                link.fire(result)
             }
             None => Err(result),
         }
@@ -880,7 +872,7 @@ impl<T, E: 'static> Resolver<T, E> {
     pub(crate) fn held_by(&self, helper: &'static str) {
         #[cfg(feature = "registry")]
         if let Some(link) = &self.link {
-            Chain::made_by(link, helper);
+            link.made_by(helper);
         }
         let _ = helper;
     }
@@ -891,7 +883,7 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
     /// the Resolver was made) instead of leaving it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            (self.fail_never_fired)(&link, self.created_at);
+            link.fail_never_fired(self.created_at);
         }
     }
 }
@@ -900,7 +892,7 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
 impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let fired = match &self.link {
-            Some(link) => matches!(Chain::doing(link), Doing::Fired),
+            Some(link) => matches!(link.doing(), Doing::Fired),
             None => true,
         };
         f.debug_struct(self::kind::RESOLVER)

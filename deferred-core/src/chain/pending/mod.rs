@@ -239,6 +239,66 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     fn made_by(&self, helper: &'static str);
 }
 
+/// What a `Resolver` sees of its chain's root. Its vtable is made where the bounds firing needs
+/// are known (`E: From<Failure>`, for the failures a chain makes itself), so the Resolver's
+/// methods and its `Drop` do not ask for them; and a Resolver is one pointer to it (and where it
+/// was made), not a pointer and the functions.
+pub(crate) trait Root<T, E: 'static>: Shareable {
+    /// Fires the root (`Chain::fire`), or gives `result` back if a cancel failed it already.
+    fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>>;
+    /// Fails the root with `NeverFired` (its Resolver, made at `at`, was dropped unfired); a
+    /// root a cancel failed already keeps that outcome.
+    fn fail_never_fired(self: Ptr<Self>, at: &'static std::panic::Location<'static>);
+    /// See [`Chain::set_canceller`].
+    fn set_canceller(&self, canceller: Canceller);
+    /// See [`Chain::wait_on_inputs`].
+    fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>);
+    /// See [`Chain::is_closed`].
+    fn is_closed(&self) -> bool;
+    /// What the chain is doing, for `Debug`.
+    fn doing(&self) -> Doing;
+    /// Names the helper that holds the Resolver, for the registry.
+    #[cfg(feature = "registry")]
+    fn made_by(&self, helper: &'static str);
+}
+
+impl<T, E> Root<T, E> for Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+{
+    fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        Chain::fire(&self, result)
+    }
+
+    fn fail_never_fired(self: Ptr<Self>, at: &'static std::panic::Location<'static>) {
+        let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
+        // Dropped unfired after a cancel: the chain has its outcome already.
+        let _ = Chain::fire(&self, Err(never_fired));
+    }
+
+    fn set_canceller(&self, canceller: Canceller) {
+        Chain::set_canceller(self, canceller);
+    }
+
+    fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
+        Chain::wait_on_inputs(self, inputs);
+    }
+
+    fn is_closed(&self) -> bool {
+        Chain::is_closed(self)
+    }
+
+    fn doing(&self) -> Doing {
+        Chain::doing(self)
+    }
+
+    #[cfg(feature = "registry")]
+    fn made_by(&self, helper: &'static str) {
+        Chain::made_by(self, helper);
+    }
+}
+
 /// What a pending chain is doing, for `Debug`.
 #[derive(Clone, Copy)]
 pub(crate) enum Doing {
