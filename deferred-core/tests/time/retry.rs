@@ -175,12 +175,13 @@ fn cancelling_during_an_attempt_cancels_it_and_no_attempt_follows() {
     let clock = ManualClock::new();
     let cancels = Count::new();
     let attempts = Count::new();
-    let (c, a) = (cancels.clone(), attempts.clone());
+    let kept = Kept::<u32>::default();
+    let (c, a, k) = (cancels.clone(), attempts.clone(), kept.clone());
     let d = retry(clock.clone(), seeded(), move || {
         a.bump();
         let c = c.clone();
         let (d, r) = Deferred::<u32>::with_canceller(move || c.bump());
-        std::mem::forget(r);
+        k.lock().unwrap().push(r);
         d
     });
     assert_eq!(attempts.get(), 1);
@@ -225,11 +226,12 @@ fn a_cancelled_attempt_is_never_retried() {
     let clock = ManualClock::new();
     let attempts = Count::new();
     let handles: Arc<Mutex<Vec<kind::CancelHandle>>> = Arc::default();
-    let (a, h) = (attempts.clone(), handles.clone());
+    let kept = Kept::<u32>::default();
+    let (a, h, k) = (attempts.clone(), handles.clone(), kept.clone());
     let d = retry_if(clock.clone(), seeded(), |_: &Failure| true, move || {
         a.bump();
         let (work, resolver) = Deferred::<u32>::pending();
-        std::mem::forget(resolver);
+        k.lock().unwrap().push(resolver);
         h.lock().unwrap().push(work.cancel_handle());
         work
     });
@@ -249,7 +251,8 @@ fn a_retry_under_a_deadline_makes_no_attempt_after_it() {
     let clock = ManualClock::new();
     let attempts = Count::new();
     let cancels = Count::new();
-    let (a, c) = (attempts.clone(), cancels.clone());
+    let kept = Kept::<u32>::default();
+    let (a, c, k) = (attempts.clone(), cancels.clone(), kept.clone());
     let mut n = 0;
     let d = retry(clock.clone(), seeded().jitter(0.0).unlimited_attempts(), move || {
         a.bump();
@@ -260,7 +263,7 @@ fn a_retry_under_a_deadline_makes_no_attempt_after_it() {
         // The second attempt hangs until the deadline cancels it.
         let c = c.clone();
         let (work, resolver) = Deferred::<u32>::with_canceller(move || c.bump());
-        std::mem::forget(resolver);
+        k.lock().unwrap().push(resolver);
         work
     })
     .add_timeout(secs(4), &clock);
@@ -280,14 +283,20 @@ fn a_cancel_while_an_attempt_is_being_made_cancels_that_attempt() {
     let attempts = Count::new();
     let cancels = Count::new();
     let retry_handle: Arc<Mutex<Option<kind::CancelHandle>>> = Arc::default();
-    let (a, c, h) = (attempts.clone(), cancels.clone(), retry_handle.clone());
+    let kept = Kept::<u32>::default();
+    let (a, c, h, k) = (
+        attempts.clone(),
+        cancels.clone(),
+        retry_handle.clone(),
+        kept.clone(),
+    );
     let d = retry(clock.clone(), seeded().jitter(0.0), move || {
         a.bump();
         if let Some(handle) = h.lock().unwrap().take() {
             handle.cancel(); // the second attempt: the retry is cancelled while it is made
             let c = c.clone();
             let (work, resolver) = Deferred::<u32>::with_canceller(move || c.bump());
-            std::mem::forget(resolver);
+            k.lock().unwrap().push(resolver);
             return work;
         }
         Deferred::fail(Failure::msg("first attempt"))
