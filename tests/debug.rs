@@ -14,7 +14,12 @@ fn a_deferred_says_whether_it_is_pending_and_what_it_waits_on() {
     let text = format!("{inner:?}");
     assert!(text.starts_with("Deferred { state: \"pending\""), "{text}");
     assert!(text.contains("waits_on: its resolver"), "{text}");
-    assert!(format!("{resolver:?}").contains("fired: false"));
+    let text = format!("{resolver:?}");
+    assert!(text.contains("fired: false"), "{text}");
+    assert!(
+        text.contains(&format!("created_at: {}:", file!())),
+        "a pending Resolver says where it was made: {text}"
+    );
 
     let (outer, start) = Deferred::<u32>::pending();
     let outer = outer.add_callback(move |_| inner);
@@ -58,4 +63,21 @@ fn a_local_deferred_says_the_same() {
     resolver.callback(1);
     assert_eq!(format!("{d:?}"), "LocalDeferred { state: \"fired\" }");
     assert_eq!(d.wait().unwrap(), 1);
+}
+
+#[test]
+fn a_resolver_whose_deferred_was_cancelled_says_it_has_fired() {
+    let (d, resolver) = Deferred::<u32>::pending();
+    d.cancel();
+    // The cancel failed the root: the chain has its outcome, and no longer keeps where the
+    // Resolver was made.
+    assert_eq!(format!("{resolver:?}"), "Resolver { fired: true }");
+    drop(resolver); // no `NeverFired`: the cancellation stays the outcome
+    assert!(d.wait().unwrap_err().is_cancelled());
+
+    let (d, resolver) = LocalDeferred::<u32>::pending();
+    d.cancel();
+    assert_eq!(format!("{resolver:?}"), "LocalResolver { fired: true }");
+    drop(resolver);
+    assert!(d.wait().unwrap_err().is_cancelled());
 }

@@ -152,7 +152,6 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 pub struct LocalResolver<T, E: 'static = Failure> {
     /// The chain's root (see `Root` for why it is seen through a trait).
     link: Option<kind::Ptr<dyn chain::pending::Root<T, E>>>,
-    created_at: &'static Location<'static>,
 }
 
 /// What a callback of a [`LocalDeferred`] may return: a [`Result`] (`Ok` continues the chain,

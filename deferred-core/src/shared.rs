@@ -176,7 +176,6 @@ pub struct Deferred<T, E: 'static = Failure> {
 pub struct Resolver<T, E: 'static = Failure> {
     /// The chain's root (see `Root` for why it is seen through a trait).
     link: Option<kind::Ptr<dyn chain::pending::Root<T, E>>>,
-    created_at: &'static Location<'static>,
 }
 
 /// What a callback may return: a [`Result`] (`Ok` continues the chain, `Err` fails it) or a

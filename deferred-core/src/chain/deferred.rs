@@ -323,13 +323,12 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = Ptr::new(Chain::root(canceller));
+        let link = Ptr::new(Chain::root(canceller, created_at));
         crate::trace::chain_event!(%created_at, "chain created");
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
         let resolver = Resolver {
             link: Some(link.clone()),
-            created_at,
         };
         (
             Deferred {
@@ -815,7 +814,11 @@ where
     pub fn try_fire(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
         match self.link.take() {
             Some(link) => {
-                crate::trace::chain_event!(created_at = %self.created_at, ok = result.is_ok(), "fired");
+                crate::trace::chain_event!(
+                    created_at = %link.created_at().map_or_else(String::new, |at| at.to_string()),
+                    ok = result.is_ok(),
+                    "fired"
+                );
                 link.fire(result)
             }
             None => Err(result),
@@ -883,22 +886,24 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
     /// the Resolver was made) instead of leaving it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            link.fail_never_fired(self.created_at);
+            link.fail_never_fired();
         }
     }
 }
 
-/// Where the Resolver was made, and whether it has fired yet (its chain has, or it has not).
+/// Where the Resolver was made (while its Deferred waits on it: the chain keeps it until its
+/// root fires or is cancelled), and whether it has fired yet (its chain has, or it has not).
 impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let fired = match &self.link {
-            Some(link) => matches!(link.doing(), Doing::Fired),
-            None => true,
+        let (fired, created_at) = match &self.link {
+            Some(link) => (matches!(link.doing(), Doing::Fired), link.created_at()),
+            None => (true, None),
         };
-        f.debug_struct(self::kind::RESOLVER)
-            .field("created_at", &format_args!("{}", self.created_at))
-            .field("fired", &fired)
-            .finish()
+        let mut out = f.debug_struct(self::kind::RESOLVER);
+        if let Some(at) = created_at {
+            out.field("created_at", &format_args!("{at}"));
+        }
+        out.field("fired", &fired).finish()
     }
 }
 

@@ -56,6 +56,7 @@
 //!   cancelled; once a cancel has reached the root (its canceller is running, or has run and
 //!   failed the root), the cancel already happened: the new canceller runs at once.
 
+use std::panic::Location;
 use std::task::Waker;
 
 use self::cancel::{Cancel, Inputs, Remembered};
@@ -181,21 +182,28 @@ pub(crate) trait Arrive<E: 'static>: Shareable {
 }
 
 /// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
-/// changed the type.
+/// changed the type. Before the root fires the slot is empty, and keeps where the root was made
+/// instead (for `NeverFired`, and the Resolver's `Debug`), so a Resolver need not.
 enum Current<T, E: 'static> {
+    Unfired(&'static Location<'static>),
     Root(Option<Result<T, E>>),
     Other(Box<dyn Slot<E>>),
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
+    #[inline]
     fn slot(&mut self) -> &mut dyn Slot<E> {
         match self {
             Current::Root(root) => root,
             Current::Other(slot) => &mut **slot,
+            Current::Unfired(_) => {
+                unreachable!("a chain's result slot is used once its root has fired")
+            }
         }
     }
 
     /// Follows a stage to the new slot it made, if it made one.
+    #[inline]
     fn replace(&mut self, new: Option<Box<dyn Slot<E>>>) {
         if let Some(new) = new {
             *self = Current::Other(new);
@@ -246,9 +254,11 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
 pub(crate) trait Root<T, E: 'static>: Shareable {
     /// Fires the root (`Chain::fire`), or gives `result` back if a cancel failed it already.
     fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>>;
-    /// Fails the root with `NeverFired` (its Resolver, made at `at`, was dropped unfired); a
-    /// root a cancel failed already keeps that outcome.
-    fn fail_never_fired(self: Ptr<Self>, at: &'static std::panic::Location<'static>);
+    /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
+    /// failed already keeps that outcome.
+    fn fail_never_fired(self: Ptr<Self>);
+    /// See [`Chain::created_at`].
+    fn created_at(&self) -> Option<&'static Location<'static>>;
     /// See [`Chain::set_canceller`].
     fn set_canceller(&self, canceller: Canceller);
     /// See [`Chain::wait_on_inputs`].
@@ -271,10 +281,19 @@ where
         Chain::fire(&self, result)
     }
 
-    fn fail_never_fired(self: Ptr<Self>, at: &'static std::panic::Location<'static>) {
+    fn fail_never_fired(self: Ptr<Self>) {
+        // Failed by a cancel already: the chain has its outcome.
+        let Some(at) = Chain::created_at(&self) else {
+            return;
+        };
+        // Made outside the lock (`E::from` is user code); a cancel that fails the root
+        // meanwhile wins, and this failure is dropped.
         let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
-        // Dropped unfired after a cancel: the chain has its outcome already.
         let _ = Chain::fire(&self, Err(never_fired));
+    }
+
+    fn created_at(&self) -> Option<&'static Location<'static>> {
+        Chain::created_at(self)
     }
 
     fn set_canceller(&self, canceller: Canceller) {
@@ -319,10 +338,25 @@ impl<T, E: 'static> Chain<T, E> {
         self.inner.lock()
     }
 
-    /// A chain whose root a `Resolver` fires, with an optional canceller.
+    /// A chain whose root a `Resolver` made at `at` fires, with an optional canceller.
     #[cfg_attr(feature = "registry", track_caller)]
-    pub(crate) fn root(canceller: Option<Canceller>) -> Chain<T, E> {
-        Chain::new(canceller.map_or(Phase::Root, Phase::RootCancellable))
+    pub(crate) fn root(
+        canceller: Option<Canceller>,
+        at: &'static Location<'static>,
+    ) -> Chain<T, E> {
+        Chain::new(
+            canceller.map_or(Phase::Root, Phase::RootCancellable),
+            Current::Unfired(at),
+        )
+    }
+
+    /// Where the root's Resolver was made, while the root has not fired (nor been failed by a
+    /// cancel).
+    pub(crate) fn created_at(&self) -> Option<&'static Location<'static>> {
+        match self.lock().result {
+            Current::Unfired(at) => Some(at),
+            Current::Root(_) | Current::Other(_) => None,
+        }
     }
 
     /// Gives the root a canceller after it was made, replacing the one it had (which is dropped,
@@ -349,11 +383,11 @@ impl<T, E: 'static> Chain<T, E> {
     }
 
     #[cfg_attr(feature = "registry", track_caller)]
-    fn new(phase: Phase) -> Chain<T, E> {
+    fn new(phase: Phase, result: Current<T, E>) -> Chain<T, E> {
         Chain {
             inner: Lock::new(Inner {
                 phase,
-                result: Current::Root(None),
+                result,
                 stages: Stages::new(),
                 listener: Listener::Nobody,
                 #[cfg(feature = "registry")]
@@ -378,7 +412,7 @@ where
             cancel: Remembered::NONE,
             on: on.clone(),
         };
-        let link = Ptr::new(Chain::new(waiting));
+        let link = Ptr::new(Chain::new(waiting, Current::Root(None)));
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
         on.forward_to(link.clone());
