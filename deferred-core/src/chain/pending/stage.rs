@@ -240,24 +240,28 @@ where
 /// captures nothing boxes for free).
 pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 
-/// Stages in the order they run. The next is kept apart, so a chain with one stage (a `chain!`
-/// run of `then`s, a step waiting on I/O) allocates nothing for them; the others are behind one
-/// pointer, made when a second stage comes and freed with the last of them: a chain pays for a
-/// list only while it has one (`rest` is never empty).
-pub(crate) struct Stages<E: 'static> {
-    /// The stage that runs next, unless it is empty: then the next is `rest`'s first.
-    first: Option<Added<E>>,
-    rest: Option<Box<Rest<E>>>,
+/// Stages in the order they run: one enum of 24 bytes (rustc packs its two variants together),
+/// so a chain with one stage (a `chain!` run of `then`s, a step waiting on I/O) allocates
+/// nothing for it, and a chain with more keeps them all behind one pointer: a box made when a
+/// second stage comes, which holds two inline (a chain of two stages — `chain!`'s run and its
+/// `catch`, a step and the step a caller adds — needs no buffer), then a buffer for the rest. The
+/// box is freed with its last stage: a chain pays for a list only while it has one.
+pub(crate) struct Stages<E: 'static>(List<E>);
+
+enum List<E: 'static> {
+    /// One stage.
+    One(Added<E>),
+    /// None (`None`), or two or more (never an empty box).
+    Many(Option<Box<Rest<E>>>),
 }
 
-/// The stages behind the first: the next in the same allocation (a chain of two stages —
-/// `chain!`'s run and its `catch`, a step and the step a caller adds — needs no buffer: the box is
-/// 56 bytes), then a buffer of 8 made for the ones after it, which grows four times at once (a
-/// chain that adds a third step usually adds many, and copying the buffer at every doubling costs
-/// more than the steps). They run `near`, then `far`: `near` is filled only while `far` is empty,
-/// so it always holds the oldest.
+/// Two stages or more, in the order they run: `first`, `second`, then `far`, a buffer of 8
+/// made for the third, which grows four times at once (a chain that adds a third step usually
+/// adds many, and copying the buffer at every doubling costs more than the steps). A stage
+/// goes in `first` or `second` only while every stage after it is empty, so the order holds.
 struct Rest<E: 'static> {
-    near: Option<Added<E>>,
+    first: Option<Added<E>>,
+    second: Option<Added<E>>,
     far: VecDeque<Added<E>>,
 }
 
@@ -265,22 +269,19 @@ const FAR_CAPACITY: usize = 8;
 const GROWTH: usize = 4;
 
 impl<E: 'static> Rest<E> {
-    fn new() -> Box<Rest<E>> {
-        Box::new(Rest {
-            near: None,
-            far: VecDeque::new(),
-        })
-    }
-
     #[inline]
     fn is_empty(&self) -> bool {
-        self.near.is_none() && self.far.is_empty()
+        self.first.is_none() && self.second.is_none() && self.far.is_empty()
     }
 
     #[inline]
     fn push_back(&mut self, stage: Added<E>) {
-        if self.is_empty() {
-            self.near = Some(stage);
+        if self.far.is_empty() && self.second.is_none() {
+            if self.first.is_none() {
+                self.first = Some(stage);
+            } else {
+                self.second = Some(stage);
+            }
             return;
         }
         if self.far.capacity() == 0 {
@@ -293,57 +294,80 @@ impl<E: 'static> Rest<E> {
 
     #[inline]
     fn pop_front(&mut self) -> Option<Added<E>> {
-        self.near.take().or_else(|| self.far.pop_front())
+        self.first
+            .take()
+            .or_else(|| self.second.take())
+            .or_else(|| self.far.pop_front())
     }
 
     #[cfg(feature = "registry")]
     fn iter(&self) -> impl Iterator<Item = &Added<E>> {
-        self.near.iter().chain(self.far.iter())
+        self.first
+            .iter()
+            .chain(self.second.iter())
+            .chain(self.far.iter())
     }
 }
 
 impl<E: 'static> Stages<E> {
     pub(crate) const fn new() -> Stages<E> {
-        Stages {
-            first: None,
-            rest: None,
-        }
+        Stages(List::Many(None))
     }
 
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.first.is_none() && self.rest.is_none()
+        matches!(self.0, List::Many(None))
     }
 
     /// Adds `stage` last.
     #[inline]
     pub(crate) fn push_back(&mut self, stage: Added<E>) {
-        if self.is_empty() {
-            self.first = Some(stage);
-        } else {
-            self.rest.get_or_insert_with(Rest::new).push_back(stage);
+        match &mut self.0 {
+            List::Many(Some(rest)) => rest.push_back(stage),
+            List::Many(None) => self.0 = List::One(stage),
+            List::One(_) => {
+                let List::One(first) = std::mem::replace(&mut self.0, List::Many(None)) else {
+                    unreachable!("matched above");
+                };
+                self.0 = List::Many(Some(Box::new(Rest {
+                    first: Some(first),
+                    second: Some(stage),
+                    far: VecDeque::new(),
+                })));
+            }
         }
     }
 
-    /// Takes the next stage off. The list's allocation goes with its last stage: a chain
-    /// that has run its stages holds no more than a fresh one.
+    /// Takes the next stage off. The list's box goes with its last stage: a chain that has run
+    /// its stages holds no more than a fresh one.
     #[inline]
     pub(crate) fn pop_front(&mut self) -> Option<Added<E>> {
-        if let Some(first) = self.first.take() {
-            return Some(first);
+        match &mut self.0 {
+            List::Many(None) => None,
+            List::Many(Some(rest)) => {
+                let next = rest.pop_front();
+                if rest.is_empty() {
+                    self.0 = List::Many(None);
+                }
+                next
+            }
+            List::One(_) => match std::mem::replace(&mut self.0, List::Many(None)) {
+                List::One(first) => Some(first),
+                List::Many(_) => unreachable!("matched above"),
+            },
         }
-        let rest = self.rest.as_mut()?;
-        let next = rest.pop_front();
-        if rest.is_empty() {
-            self.rest = None;
-        }
-        next
     }
 
     /// Where each stage was added, in order (for the registry).
     #[cfg(feature = "registry")]
     pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
-        let rest = self.rest.iter().flat_map(|rest| rest.iter());
-        self.first.iter().chain(rest).map(|(_, at)| *at).collect()
+        match &self.0 {
+            List::One((_, at)) => vec![*at],
+            List::Many(rest) => rest
+                .iter()
+                .flat_map(|rest| rest.iter())
+                .map(|(_, at)| *at)
+                .collect(),
+        }
     }
 }
