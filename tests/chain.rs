@@ -126,13 +126,11 @@ fn the_employee_chain_waits_for_each_answer() {
     let before = DONE.load(Ordering::SeqCst);
     let alice = describe(&db, "alice");
     let bob = describe(&db, "bob");
-    let down = describe(
-        &Db {
-            down: true,
-            ..Db::new()
-        },
-        "alice",
-    );
+    let down_db = Db {
+        down: true,
+        ..Db::new()
+    };
+    let down = describe(&down_db, "alice");
     assert!(!alice.is_fired() && !bob.is_fired());
 
     db.answer_all();
@@ -143,6 +141,14 @@ fn the_employee_chain_waits_for_each_answer() {
     );
     assert!(!down.is_fired(), "its own database has not answered");
     assert!(DONE.load(Ordering::SeqCst) >= before + 2);
+
+    // Its database answers last. (Left unanswered, its queue would keep the chain's Resolver and
+    // the chain's steps the queue: a cycle, never freed.)
+    down_db.answer_all();
+    assert_eq!(
+        down.wait().unwrap(),
+        "lookup failed: the database timed out"
+    );
 }
 
 #[test]

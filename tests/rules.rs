@@ -270,6 +270,8 @@ fn rule7_cancel_while_callback_runs_reaches_the_deferred_it_returns() {
     let (cancelled_tx, cancelled_rx) = mpsc::channel::<()>();
     let inner_cancelled = Arc::new(AtomicUsize::new(0));
     let flag = inner_cancelled.clone();
+    // The inner Deferred's resolver, kept unfired until the test ends: only the cancel can end it.
+    let (keep_resolver, _kept_resolver) = mpsc::channel::<Resolver<u32>>();
     let (d, r) = Deferred::<u32>::pending();
     let d = d.add_callback(move |x| {
         in_callback_tx.send(()).unwrap();
@@ -277,7 +279,7 @@ fn rule7_cancel_while_callback_runs_reaches_the_deferred_it_returns() {
         let (inner, inner_r) = Deferred::<u32>::with_canceller(move || {
             flag.fetch_add(1, SeqCst);
         });
-        std::mem::forget(inner_r); // never fired: only the cancel can end it
+        keep_resolver.send(inner_r).unwrap();
         inner.add_callback(move |y| Ok(x + y))
     });
     let handle = d.cancel_handle();

@@ -1190,6 +1190,8 @@ fn first_step_cancels_its_chain(
 fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
     let inner_cancelled = Arc::new(AtomicUsize::new(0));
     let flag = inner_cancelled.clone();
+    // The inner Deferred's resolver, kept unfired until the test ends: only the cancel can end it.
+    let (keep_resolver, _kept_resolver) = mpsc::channel::<Resolver<u32>>();
     let (d, r) = Deferred::<u32>::pending();
     let (d, handle) = first_step_cancels_its_chain(d);
     let d = d
@@ -1198,7 +1200,7 @@ fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
             let (inner, inner_r) = Deferred::<u32>::with_canceller(move || {
                 flag.fetch_add(1, SeqCst);
             });
-            std::mem::forget(inner_r); // never fired: only the cancel can end it
+            keep_resolver.send(inner_r).unwrap();
             inner.add_callback(move |y| Ok(x + y))
         });
     *handle.lock().unwrap() = Some(d.cancel_handle());
