@@ -136,7 +136,7 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 
 /// The one handle that fires a pending [`LocalDeferred`]: a [`Resolver`](crate::Resolver)
 /// that stays on its thread. Firing takes `self`; dropping it without firing fails the Deferred
-/// with [`NeverFired`]. To fire a `LocalDeferred` from another thread, make
+/// with [`NeverFired`](crate::NeverFired). To fire a `LocalDeferred` from another thread, make
 /// it with [`Inbox::pending`](crate::Inbox::pending), which gives a
 /// [`HomeResolver`](crate::HomeResolver) instead.
 ///
