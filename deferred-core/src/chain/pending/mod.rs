@@ -249,8 +249,8 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
 
 /// What a `Resolver` sees of its chain's root. Its vtable is made where the bounds firing needs
 /// are known (`E: From<Failure>`, for the failures a chain makes itself), so the Resolver's
-/// methods and its `Drop` do not ask for them; and a Resolver is one pointer to it (and where it
-/// was made), not a pointer and the functions.
+/// methods and its `Drop` do not ask for them; and a Resolver is this one (fat) pointer, not a
+/// pointer and the functions. Where the Resolver was made is in the chain (`Current::Unfired`).
 pub(crate) trait Root<T, E: 'static>: Shareable {
     /// Fires the root (`Chain::fire`), or gives `result` back if a cancel failed it already.
     fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>>;
