@@ -239,6 +239,28 @@ fn resolver_drop_races_add_callback() {
     });
 }
 
+/// A dropped Resolver fails its root with `NeverFired` (where it was made is read from the
+/// chain, then the failure is made outside the lock, then the root fired), while a cancel fails
+/// it with `Cancelled`: one of the two wins, whole, and the other is dropped.
+#[test]
+fn resolver_drop_races_cancel() {
+    model(PREEMPTIONS, || {
+        let probe = Probe::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let handle = d.cancel_handle();
+        let dropper = thread::spawn(move || drop(resolver));
+        let canceller = thread::spawn(move || handle.cancel());
+        probe.finish(d);
+        dropper.join().unwrap();
+        canceller.join().unwrap();
+        let outcome = probe.outcome();
+        assert!(
+            matches!(outcome, Outcome::NeverFired | Outcome::Cancelled),
+            "{outcome:?}"
+        );
+    });
+}
+
 #[test]
 fn nested_chain_fired_from_two_threads() {
     model(PREEMPTIONS, || {
