@@ -252,24 +252,40 @@ fn gather_results_whose_cancellers_all_succeed_succeeds() {
     );
 }
 
-#[test]
-fn cancelling_from_inside_a_callback_gives_the_same_outcome() {
-    // Inside a callback the inputs' answers are queued on the run loop, not delivered before
-    // `cancel` returns; the list must still fire with them, not with a bare `Cancelled`.
-    let (d1, _i1) = input_answering(|| Ok("Callback Result"));
+/// A list of an input whose canceller answers "Callback Result" and one whose canceller does
+/// not answer, cancelled `times` times from inside a callback: its inputs, and what it fires
+/// with. Inside a callback the inputs' answers are queued on the run loop, not delivered before
+/// `cancel` returns.
+#[allow(clippy::type_complexity)]
+fn list_cancelled_inside_a_callback(
+    times: usize,
+) -> (
+    Input<&'static str>,
+    Input<&'static str>,
+    Vec<Result<&'static str, Failure>>,
+) {
+    let (d1, i1) = input_answering(|| Ok("Callback Result"));
     let (d2, i2) = input::<&str>();
     let list = Arc::new(DeferredList::new([d1, d2]).all());
     let (trigger, fire) = Deferred::<()>::pending();
     let in_callback = list.clone();
     let done = trigger.add_callback(move |()| {
-        in_callback.cancel();
+        for _ in 0..times {
+            in_callback.cancel();
+        }
         Ok(())
     });
     fire.callback(());
     done.wait().unwrap();
-    assert_eq!(i2.cancels(), 1);
     let list = Arc::try_unwrap(list).expect("the callback has run");
-    let results = list.wait().unwrap();
+    (i1, i2, list.wait().unwrap())
+}
+
+#[test]
+fn cancelling_from_inside_a_callback_gives_the_same_outcome() {
+    // The list must still fire with the inputs' answers, not with a bare `Cancelled`.
+    let (_i1, i2, results) = list_cancelled_inside_a_callback(1);
+    assert_eq!(i2.cancels(), 1);
     assert_eq!(results[0].as_ref().unwrap(), &"Callback Result");
     assert!(results[1].as_ref().unwrap_err().is_cancelled());
 }
@@ -300,21 +316,8 @@ fn cancelling_twice_from_inside_a_callback_still_gives_the_inputs_answers() {
     // The second cancel comes before the inputs' answers to the first (queued on the run
     // loop): the inputs are cancelled again (their cancellers ran once already, so nothing
     // more happens), and the list still fires with their answers.
-    let (d1, i1) = input_answering(|| Ok("Callback Result"));
-    let (d2, i2) = input::<&str>();
-    let list = Arc::new(DeferredList::new([d1, d2]).all());
-    let (trigger, fire) = Deferred::<()>::pending();
-    let in_callback = list.clone();
-    let done = trigger.add_callback(move |()| {
-        in_callback.cancel();
-        in_callback.cancel();
-        Ok(())
-    });
-    fire.callback(());
-    done.wait().unwrap();
+    let (i1, i2, results) = list_cancelled_inside_a_callback(2);
     assert_eq!((i1.cancels(), i2.cancels()), (1, 1));
-    let list = Arc::try_unwrap(list).expect("the callback has run");
-    let results = list.wait().unwrap();
     assert_eq!(results[0].as_ref().unwrap(), &"Callback Result");
     assert!(results[1].as_ref().unwrap_err().is_cancelled());
 }

@@ -882,8 +882,9 @@ impl<T, E: 'static> Resolver<T, E> {
 }
 
 impl<T, E: 'static> Drop for Resolver<T, E> {
-    /// A Resolver dropped without firing fails its Deferred with [`NeverFired`](crate::NeverFired) (saying where
-    /// the Resolver was made) instead of leaving it pending for ever.
+    /// A Resolver dropped without firing fails its Deferred with
+    /// [`NeverFired`](crate::NeverFired) (saying where the Resolver was made) instead of leaving
+    /// it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
             link.fail_never_fired();

@@ -353,9 +353,12 @@ impl<T, E: 'static> Chain<T, E> {
     /// Where the root's Resolver was made, while the root has not fired (nor been failed by a
     /// cancel).
     pub(crate) fn created_at(&self) -> Option<&'static Location<'static>> {
-        match self.lock().result {
-            Current::Unfired(at) => Some(at),
-            Current::Root(_) | Current::Other(_) => None,
+        let inner = self.lock();
+        // A run started outside a run loop leaves the slot as it was until the run keeps its
+        // result there: the phase says whether the root has fired.
+        match inner.result {
+            Current::Unfired(at) if inner.phase.is_root() => Some(at),
+            Current::Unfired(_) | Current::Root(_) | Current::Other(_) => None,
         }
     }
 

