@@ -150,8 +150,8 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 /// ```
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct LocalResolver<T, E: 'static = Failure> {
-    /// The chain's root (see `Root` for why it is seen through a trait).
-    link: Option<kind::Ptr<dyn chain::pending::Root<T, E>>>,
+    /// The chain's root, which keeps how it fires (see `Firing`).
+    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
 }
 
 /// What a callback of a [`LocalDeferred`] may return: a [`Result`] (`Ok` continues the chain,

@@ -318,6 +318,7 @@ where
         Self::pending_with(Some(Box::new(canceller)), Location::caller())
     }
 
+    #[inline]
     #[cfg_attr(feature = "registry", track_caller)]
     fn pending_with(
         canceller: Option<Canceller>,
@@ -811,15 +812,18 @@ where
     /// assert_eq!(back.unwrap_err().unwrap(), "the last item");
     /// # drop(d);
     /// ```
+    #[inline]
     pub fn try_fire(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        match self.link.take() {
+        let link = self.link.take();
+        std::mem::forget(self); // nothing left in it to drop: a check, not a call to `Drop`
+        match link {
             Some(link) => {
                 crate::trace::chain_event!(
                     created_at = %link.created_at().map_or_else(String::new, |at| at.to_string()),
                     ok = result.is_ok(),
                     "fired"
                 );
-                link.fire(result)
+                Chain::fire(&link, result)
             }
             None => Err(result),
         }
@@ -887,7 +891,7 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
     /// it pending for ever.
     fn drop(&mut self) {
         if let Some(link) = self.link.take() {
-            link.fail_never_fired();
+            Chain::fail_never_fired(&link);
         }
     }
 }

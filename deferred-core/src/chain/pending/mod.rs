@@ -183,9 +183,10 @@ pub(crate) trait Arrive<E: 'static>: Shareable {
 
 /// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
 /// changed the type. Before the root fires the slot is empty, and keeps where the root was made
-/// instead (for `NeverFired`, and the Resolver's `Debug`), so a Resolver need not.
+/// (for `NeverFired`, and the Resolver's `Debug`) and how it fires instead, so a Resolver need
+/// not.
 enum Current<T, E: 'static> {
-    Unfired(&'static Location<'static>),
+    Unfired(&'static Location<'static>, Firing<T, E>),
     Root(Option<Result<T, E>>),
     Other(Box<dyn Slot<E>>),
 }
@@ -196,7 +197,7 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
         match self {
             Current::Root(root) => root,
             Current::Other(slot) => &mut **slot,
-            Current::Unfired(_) => {
+            Current::Unfired(..) => {
                 unreachable!("a chain's result slot is used once its root has fired")
             }
         }
@@ -247,75 +248,19 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     fn made_by(&self, helper: &'static str);
 }
 
-/// What a `Resolver` sees of its chain's root. Its vtable is made where the bounds firing needs
-/// are known (`E: From<Failure>`, for the failures a chain makes itself), so the Resolver's
-/// methods and its `Drop` do not ask for them; and a Resolver is this one (fat) pointer, not a
-/// pointer and the functions. Where the Resolver was made is in the chain (`Current::Unfired`).
-pub(crate) trait Root<T, E: 'static>: Shareable {
-    /// Fires the root (`Chain::fire`), or gives `result` back if a cancel failed it already.
-    fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>>;
-    /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
-    /// failed already keeps that outcome.
-    fn fail_never_fired(self: Ptr<Self>);
-    /// See [`Chain::created_at`].
-    fn created_at(&self) -> Option<&'static Location<'static>>;
-    /// See [`Chain::set_canceller`].
-    fn set_canceller(&self, canceller: Canceller);
-    /// See [`Chain::wait_on_inputs`].
-    fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>);
-    /// See [`Chain::is_closed`].
-    fn is_closed(&self) -> bool;
-    /// What the chain is doing, for `Debug`.
-    fn doing(&self) -> Doing;
-    /// Names the helper that holds the Resolver, for the registry.
-    #[cfg(feature = "registry")]
-    fn made_by(&self, helper: &'static str);
-}
+/// How a root fires (`Chain::fire_root`): a function made where the bounds firing needs are
+/// known (`E: From<Failure>`, for the failures a chain makes itself), and kept in the unfired
+/// root's result slot (`Current::Unfired`), so that a `Resolver`'s methods and its `Drop` do not
+/// ask for them, and a Resolver is one thin pointer. The caller holds the lock, and the root has
+/// not fired.
+type Firing<T, E> = fn(&Ptr<Chain<T, E>>, Guard<'_, Inner<T, E>>, Fire<T, E>);
 
-impl<T, E> Root<T, E> for Chain<T, E>
-where
-    T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
-{
-    fn fire(self: Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        Chain::fire(&self, result)
-    }
-
-    fn fail_never_fired(self: Ptr<Self>) {
-        // Failed by a cancel already: the chain has its outcome.
-        let Some(at) = Chain::created_at(&self) else {
-            return;
-        };
-        // Made outside the lock (`E::from` is user code); a cancel that fails the root
-        // meanwhile wins, and this failure is dropped.
-        let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
-        let _ = Chain::fire(&self, Err(never_fired));
-    }
-
-    fn created_at(&self) -> Option<&'static Location<'static>> {
-        Chain::created_at(self)
-    }
-
-    fn set_canceller(&self, canceller: Canceller) {
-        Chain::set_canceller(self, canceller);
-    }
-
-    fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
-        Chain::wait_on_inputs(self, inputs);
-    }
-
-    fn is_closed(&self) -> bool {
-        Chain::is_closed(self)
-    }
-
-    fn doing(&self) -> Doing {
-        Chain::doing(self)
-    }
-
-    #[cfg(feature = "registry")]
-    fn made_by(&self, helper: &'static str) {
-        Chain::made_by(self, helper);
-    }
+/// What a root is fired with.
+pub(crate) enum Fire<T, E> {
+    /// What its Resolver gave.
+    With(Result<T, E>),
+    /// A `NeverFired` failure: its Resolver, made there, was dropped unfired.
+    NeverFired(&'static Location<'static>),
 }
 
 /// What a pending chain is doing, for `Debug`.
@@ -338,18 +283,6 @@ impl<T, E: 'static> Chain<T, E> {
         self.inner.lock()
     }
 
-    /// A chain whose root a `Resolver` made at `at` fires, with an optional canceller.
-    #[cfg_attr(feature = "registry", track_caller)]
-    pub(crate) fn root(
-        canceller: Option<Canceller>,
-        at: &'static Location<'static>,
-    ) -> Chain<T, E> {
-        Chain::new(
-            canceller.map_or(Phase::Root, Phase::RootCancellable),
-            Current::Unfired(at),
-        )
-    }
-
     /// Where the root's Resolver was made, while the root has not fired (nor been failed by a
     /// cancel).
     pub(crate) fn created_at(&self) -> Option<&'static Location<'static>> {
@@ -357,8 +290,8 @@ impl<T, E: 'static> Chain<T, E> {
         // A run started outside a run loop leaves the slot as it was until the run keeps its
         // result there: the phase says whether the root has fired.
         match inner.result {
-            Current::Unfired(at) if inner.phase.is_root() => Some(at),
-            Current::Unfired(_) | Current::Root(_) | Current::Other(_) => None,
+            Current::Unfired(at, _) if inner.phase.is_root() => Some(at),
+            Current::Unfired(..) | Current::Root(_) | Current::Other(_) => None,
         }
     }
 
@@ -407,6 +340,18 @@ where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    /// A chain whose root a `Resolver` made at `at` fires, with an optional canceller.
+    #[cfg_attr(feature = "registry", track_caller)]
+    pub(crate) fn root(
+        canceller: Option<Canceller>,
+        at: &'static Location<'static>,
+    ) -> Chain<T, E> {
+        Chain::new(
+            canceller.map_or(Phase::Root, Phase::RootCancellable),
+            Current::Unfired(at, Chain::fire_root),
+        )
+    }
+
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
     /// `on`'s Deferred.
     #[cfg_attr(feature = "registry", track_caller)]

@@ -5,26 +5,61 @@
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
-use super::{AnyChain, Chain, Current, Guard, Inner, Listener, Phase, same_chain};
+use super::{AnyChain, Chain, Current, Fire, Guard, Inner, Listener, Phase, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
+
+/// Firing asks for no bounds: a `Resolver` (which asks for none in its `Drop`) calls it. The
+/// root's slot holds how it fires (`Firing`), made where the bounds were known.
+impl<T, E: 'static> Chain<T, E> {
+    /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
+    /// it) is dropped, as Twisted drops the late fire after `cancel`.
+    /// Gives `result` back instead when the root was cancelled already (the one late fire).
+    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        let inner = self.lock();
+        match inner.result {
+            // A run started outside a run loop leaves the slot as it was until the run keeps
+            // its result there: the phase says whether the root has fired.
+            Current::Unfired(_, fire_root) if inner.phase.is_root() => {
+                fire_root(self, inner, Fire::With(result));
+                Ok(())
+            }
+            _ => {
+                drop(inner); // `result` goes back after the lock is released
+                Err(result)
+            }
+        }
+    }
+
+    /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
+    /// failed already keeps that outcome.
+    pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
+        let inner = self.lock();
+        if let Current::Unfired(at, fire_root) = inner.result
+            && inner.phase.is_root()
+        {
+            fire_root(self, inner, Fire::NeverFired(at));
+        }
+    }
+}
 
 impl<T, E> Chain<T, E>
 where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
-    /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
-    /// it) is dropped, as Twisted drops the late fire after `cancel`.
-    /// Gives `result` back instead when the root was cancelled already (the one late fire).
-    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        let inner = self.lock();
-        if !inner.phase.is_root() {
-            drop(inner); // `result` goes back after the lock is released
-            return Err(result);
+    /// How a root fires (`Firing`), under its lock.
+    pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Inner<T, E>>, fire: Fire<T, E>) {
+        match fire {
+            Fire::With(result) => self.start(inner, result),
+            Fire::NeverFired(at) => {
+                drop(inner);
+                // Made outside the lock (`E::from` is user code); a cancel that fails the root
+                // meanwhile wins, and this failure is dropped.
+                let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
+                let _ = self.fire(Err(never_fired));
+            }
         }
-        self.start(inner, result);
-        Ok(())
     }
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
