@@ -5,6 +5,8 @@
 //! - A pending `add_callback` chain allocates one link per pending link (the root and one per
 //!   step): 11 for 10 steps, no more.
 //! - A pending `chain!` allocates the root and one link for its whole run of `then`s: 2.
+//! - A `catch` right after a run of `then`s is one stage with the run: a pending start with
+//!   `then`s and a `catch` allocates what the hand-written `add_callbacks(run, catch)` does.
 //! - A failure skipping nine callbacks allocates only what `Failure` itself needs (its box, and
 //!   the trail of steps it passed).
 //!
@@ -262,6 +264,113 @@ fn pending_steps_that_capture() {
         capturing, 13,
         "the link, its list of stages (made, grown once), and one box per step"
     );
+}
+
+/// A `catch` right after a run of `then`s is one stage of a pending start with the run, as the
+/// hand-written `add_callbacks(run, catch)` is: the link and, for steps that capture, one box
+/// for both; no list of stages behind the first, on the start's link or on the link of a
+/// Deferred a step returned. On a fired start, nothing.
+#[test]
+fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
+    let hand_written = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = start.add_callbacks(
+            |a| Deferred::succeed(a + 1).add_callback(|b| Ok(b * 2)),
+            |_| Ok(0),
+        );
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let chained = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then |a| a + 1
+            then |b| b * 2
+            catch |_| 0
+        };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let (step, fallback) = (std::hint::black_box(1u64), std::hint::black_box(7u64));
+    let hand_written_capturing = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = start.add_callbacks(
+            move |a| Deferred::succeed(a + step).add_callback(move |b| Ok(b * step)),
+            move |_| Ok(fallback),
+        );
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let chained_capturing = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then move |a| a + step
+            then move |b| b * step
+            catch move |_| fallback
+        };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    // A step that waits on I/O: the run's outcome is pending when the run has run; the start's
+    // chain waits on it and then runs the catch, so the I/O's link keeps only the step added
+    // to it (no list), as with `add_callbacks`.
+    let hand_written_waiting = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let (io, io_resolver) = Deferred::<u64>::pending();
+        let d = start.add_callbacks(move |_| io.add_callback(|b| Ok(b * 2)), |_| Ok(0));
+        resolver.callback(1);
+        io_resolver.callback(2);
+        d.wait().unwrap()
+    });
+    let chained_waiting = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let (io, io_resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then move |_| io
+            then |b| b * 2
+            catch |_| 0
+        };
+        resolver.callback(1);
+        io_resolver.callback(2);
+        d.wait().unwrap()
+    });
+    let fired = allocations_of(|| {
+        let d = chain! {
+            Deferred::<u64>::succeed(1)
+            then |a| a + 1
+            then |b| b * 2
+            catch |_| 0
+        };
+        d.wait().unwrap()
+    });
+    println!(
+        "pending start, then, then, catch: add_callbacks {hand_written}, chain! {chained}; \
+         capturing: add_callbacks {hand_written_capturing}, chain! {chained_capturing}; \
+         a step waiting on I/O: add_callbacks {hand_written_waiting}, chain! {chained_waiting}; \
+         fired start: chain! {fired}"
+    );
+    assert_eq!(hand_written, 1, "the link");
+    assert_eq!(
+        chained, hand_written,
+        "the link: its one stage captures nothing"
+    );
+    assert_eq!(hand_written_capturing, 2, "the link and its stage's box");
+    assert_eq!(
+        chained_capturing, hand_written_capturing,
+        "the link and one box for the run and the catch"
+    );
+    assert_eq!(
+        hand_written_waiting, 3,
+        "the two links and the run's box (it captures the I/O's Deferred)"
+    );
+    assert_eq!(
+        chained_waiting, hand_written_waiting,
+        "the two links and one box for the run and the catch: no list on either link"
+    );
+    assert_eq!(fired, 0, "synchronous steps allocate nothing");
 }
 
 /// The allocations `f` makes on this thread (no warm-up: the caller warms up what it needs).

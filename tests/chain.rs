@@ -277,6 +277,81 @@ fn success_skips_catches_and_failure_skips_thens() {
     assert_eq!(ran.load(Ordering::SeqCst), 0);
 }
 
+/// A `catch` right after a run of `then`s is added with the run, as one step of the chain
+/// before it: it still handles a failure of the start, of a step, and of a Deferred a step
+/// returned, for a fired start, a pending one fired later and one whose chain fired before the
+/// steps were added, and a typed one still passes the rest on.
+#[test]
+fn a_catch_after_a_run_of_thens_handles_the_start_and_every_step() {
+    fn run(start: Deferred<u32>, fail_at: u32, later: Deferred<u32>) -> Deferred<String> {
+        chain! {
+            start
+            then |a| if fail_at == 1 { Err(NotFound(format!("step {a}")).into()) } else { Ok(a + 1) }
+            then move |b| if fail_at == 2 { later } else { Deferred::succeed(b + 1) }
+            then |c| if fail_at == 3 { panic!("step {c}") } else { format!("ok {}", c + 1) }
+            catch |e: NotFound| format!("caught {e}")
+        }
+    }
+    #[derive(Clone, Copy, Debug)]
+    enum Start {
+        Fired,
+        FiredLater,
+        FiredBefore,
+    }
+    for kind in [Start::Fired, Start::FiredLater, Start::FiredBefore] {
+        let start = |outcome: Result<u32, Failure>| {
+            let (start, resolver) = Deferred::pending();
+            let fire = move || match outcome {
+                Ok(value) => resolver.callback(value),
+                Err(failure) => resolver.errback(failure),
+            };
+            match kind {
+                Start::Fired => {
+                    fire();
+                    (Deferred::from_result(start.wait()), None)
+                }
+                Start::FiredLater => (start, Some(fire)),
+                Start::FiredBefore => {
+                    fire();
+                    (start, None)
+                }
+            }
+        };
+        let cases: [(Result<u32, Failure>, u32, &str); 5] = [
+            (Ok(1), 0, "ok 4"),
+            (
+                Err(NotFound("start".to_owned()).into()),
+                0,
+                "caught no employee named start",
+            ),
+            (Ok(1), 1, "caught no employee named step 1"),
+            (Ok(1), 2, "caught no employee named later"),
+            (Ok(1), 3, "passed on: a step panicked: step 3"),
+        ];
+        for (outcome, fail_at, expected) in cases {
+            let (start, fire) = start(outcome);
+            // What step 2 returns: a Deferred that fails later, when it is to fail.
+            let (later, resolver) = Deferred::<u32>::pending();
+            let d = run(start, fail_at, later);
+            if let Some(fire) = fire {
+                fire();
+            }
+            match fail_at {
+                2 => resolver.errback(NotFound("later".to_owned()).into()),
+                _ => resolver.callback(0),
+            }
+            let got = match d.wait() {
+                Ok(text) => text,
+                Err(failure) => {
+                    assert!(failure.is::<Panicked>());
+                    format!("passed on: {failure}")
+                }
+            };
+            assert_eq!(got, expected, "start: {kind:?}, fail at: {fail_at}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // `finally`.
 

@@ -1,7 +1,8 @@
 //! [`Chain`] -> tokens.
 //!
 //! The expansion is a block that builds the chain one statement per segment, where a segment is
-//! a run of `then`s, one `catch` or one `finally`:
+//! a run of `then`s (with the `catch` right after it, if there is one), one `catch` or one
+//! `finally`:
 //!
 //! ```text
 //! {
@@ -19,6 +20,25 @@
 //!     __chain
 //! }
 //! ```
+//!
+//! A run of `then`s followed by a `catch` is one statement, one step of the Deferred before it:
+//!
+//! ```text
+//! let __chain = __kind.add_run_catch(__chain,
+//!     move |a| { ... },                                  // then |a| A then |b| B, as above
+//!     move |__error| { <__error, recorded as skipping B> },
+//!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
+//! );
+//! ```
+//!
+//! The run's outcome (a success's, or the failure that skipped the run, or the failure of a
+//! step's panic) is handed to the last closure, which adds the `catch` to it as a statement of
+//! its own would add it to the chain after the run. On a pending start, an outcome that is
+//! itself pending (a step returned a pending Deferred) is waited on first, and the closure runs
+//! on it once it has arrived, as the start's chain's next stage
+//! (`Deferred::__add_callbacks_then`): the `catch` runs at once on a fired outcome. So a pending
+//! start gets one stage for the run and its `catch`, the links of Deferreds the steps return
+//! get nothing after the run's steps, and a synchronous chain still allocates nothing.
 //!
 //! - The start decides the chain's kind: a `LocalDeferred` start makes a chain of
 //!   `LocalDeferred`s, any other start (a `Deferred`, a `Result`, a value) one of `Deferred`s.
@@ -99,7 +119,15 @@ pub fn expand(chain: &Chain) -> TokenStream {
                     .iter()
                     .take_while(|step| matches!(step.kind, StepKind::Then))
                     .count();
-                (expand_run(input, &rest[..len]), len)
+                match rest.get(len) {
+                    Some(
+                        catch @ Step {
+                            kind: StepKind::Catch { .. },
+                            ..
+                        },
+                    ) => (expand_run(input, &rest[..len], Some(catch)), len + 1),
+                    _ => (expand_run(input, &rest[..len], None), len),
+                }
             }
             StepKind::Catch { .. } => (vec![expand_catch(input, step)], 1),
             StepKind::Finally => (vec![expand_finally(input, step)], 1),
@@ -171,9 +199,9 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 ///     ...
 /// });
 /// ```
-fn expand_run(input: Input, steps: &[Step]) -> Vec<TokenStream> {
+fn expand_run(input: Input, steps: &[Step], catch: Option<&Step>) -> Vec<TokenStream> {
     if steps.len() <= SEGMENT_STEPS {
-        return vec![expand_thens(input, steps, None, None)];
+        return vec![expand_thens(input, steps, None, None, catch)];
     }
     let mut segments = Vec::new();
     let mut input = input;
@@ -186,6 +214,7 @@ fn expand_run(input: Input, steps: &[Step]) -> Vec<TokenStream> {
             segment,
             carried_in.as_deref(),
             carried_out.as_deref(),
+            catch.filter(|_| end == steps.len()),
         ));
         let last = segment.last().expect("chunks are not empty");
         input = Input::chain_var(last.keyword.span());
@@ -196,14 +225,16 @@ fn expand_run(input: Input, steps: &[Step]) -> Vec<TokenStream> {
 
 /// A segment of a run of `then`s, added to `input`: each step is added inside the one before it.
 /// `carried_in`: the first step's input carries these names (see [`expand_run`]);
-/// `carried_out`: the last step's outcome carries these names.
+/// `carried_out`: the last step's outcome carries these names; `catch`: the `catch` right after
+/// the segment, added in the same step of `input` (see [`expand_steps`]).
 fn expand_thens(
     input: Input,
     steps: &[Step],
     carried_in: Option<&[Binding]>,
     carried_out: Option<&[Binding]>,
+    catch: Option<&Step>,
 ) -> TokenStream {
-    expand_steps(input, steps, carried_in, carried_out, true)
+    expand_steps(input, steps, carried_in, carried_out, true, catch)
 }
 
 /// The steps of a segment after its first, added inside the first's closure.
@@ -212,16 +243,31 @@ fn expand_thens_after(
     steps: &[Step],
     carried_out: Option<&[Binding]>,
 ) -> TokenStream {
-    expand_steps(input, steps, None, carried_out, false)
+    expand_steps(input, steps, None, carried_out, false, None)
 }
 
 /// [`expand_thens`]; `first`: `steps` begins the segment.
+///
+/// With a `catch` (after the segment), the segment's first step and the `catch` are one step of
+/// `input` (`__kind.add_run_catch`): a success runs the segment, a failure is recorded as
+/// skipping the segment (as the errback below does), and either outcome is handed (once it has
+/// fired, on a pending `input`) to a closure that adds the `catch` to it, as [`expand_catch`]
+/// adds it to the chain after the segment:
+///
+/// ```text
+/// __kind.add_run_catch(__chain,
+///     move |a| { ... },                                   // the segment, as without a catch
+///     move |__error| { <__error, past the other steps> }, // a failure skips the segment
+///     move |__chain| { __kind.add_errback(__chain, ...) } // catch, on the segment's outcome
+/// )
+/// ```
 fn expand_steps(
     input: Input,
     steps: &[Step],
     carried_in: Option<&[Binding]>,
     carried_out: Option<&[Binding]>,
     first: bool,
+    catch: Option<&Step>,
 ) -> TokenStream {
     let Some((step, rest)) = steps.split_first() else {
         return input.tokens;
@@ -261,14 +307,14 @@ fn expand_steps(
             step_closure(&carried.to_token_stream(), body, &place)
         }
     };
-    match rest {
+    match (rest, catch) {
         _ if !first => add_step("add_callback", step, input, closure),
-        [] => add_step("add_callback", step, input, closure),
+        ([], None) => add_step("add_callback", step, input, closure),
         _ => {
             // A failure skips the whole segment at its first step: that step records itself,
             // this errback records the others. It runs only for a failure: success is the same
             // as with `add_callback`, and the errback captures nothing but the chain's kind (which
-            // has no size).
+            // has no size). With a `catch` after the segment, the failure then goes on to it.
             let error = local("__error", site);
             let failed = local("__failed", site);
             let fail = fail(&error);
@@ -285,7 +331,29 @@ fn expand_steps(
                     #failed
                 }
             };
-            add_step("add_callbacks", step, input, quote!(#closure, #errback))
+            match catch {
+                None => add_step("add_callbacks", step, input, quote!(#closure, #errback)),
+                Some(catch) => {
+                    // The catch is added to the segment's outcome, which is where the chain
+                    // would be after the segment: at its last step's keyword.
+                    let last = steps
+                        .last()
+                        .expect("split_first gave a step")
+                        .keyword
+                        .span();
+                    let chain = local("__chain", last);
+                    let catch = expand_catch(Input::chain_var(last), catch);
+                    let catch = quote_spanned! {site=>
+                        move |#chain| #catch
+                    };
+                    add_step(
+                        "add_run_catch",
+                        step,
+                        input,
+                        quote!(#closure, #errback, #catch),
+                    )
+                }
+            }
         }
     }
 }

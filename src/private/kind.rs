@@ -202,6 +202,33 @@ impl SendChain {
         chain.add_callbacks(on_ok, on_err)
     }
 
+    /// A run of `then`s and the `catch` after it, as one step of `chain`:
+    /// [`add_callbacks`](SendChain::add_callbacks) (`on_ok` runs the run, `on_err` records the
+    /// steps a failure skips), whose outcome is handed to `catch`, which adds the `catch` to it
+    /// (`Deferred::__add_callbacks_then`): fired, once a pending outcome has arrived. A pending
+    /// `chain` gets one stage for both.
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_run_catch<T, E, R1, R2, Ok, Er, Ca>(
+        self,
+        chain: Deferred<T, E>,
+        on_ok: Ok,
+        on_err: Er,
+        catch: Ca,
+    ) -> Deferred<R1::Value, E>
+    where
+        T: Sendable + 'static,
+        E: From<Failure> + Sendable + 'static,
+        Ok: FnOnce(T) -> R1 + Sendable + 'static,
+        Er: FnOnce(E) -> R2 + Sendable + 'static,
+        R1: IntoDeferred<E>,
+        R2: IntoDeferred<E, Value = R1::Value>,
+        R1::Value: Sendable + 'static,
+        Ca: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
+    {
+        chain.__add_callbacks_then(on_ok, on_err, catch)
+    }
+
     /// [`Deferred::add_errback`].
     #[track_caller]
     #[inline(always)]
@@ -269,6 +296,29 @@ impl LocalChain {
         R1::Value: 'static,
     {
         chain.add_callbacks(on_ok, on_err)
+    }
+
+    /// [`SendChain::add_run_catch`], for a chain of `LocalDeferred`s.
+    #[track_caller]
+    #[inline(always)]
+    pub fn add_run_catch<T, E, R1, R2, Ok, Er, Ca>(
+        self,
+        chain: LocalDeferred<T, E>,
+        on_ok: Ok,
+        on_err: Er,
+        catch: Ca,
+    ) -> LocalDeferred<R1::Value, E>
+    where
+        T: 'static,
+        E: From<Failure> + 'static,
+        Ok: FnOnce(T) -> R1 + 'static,
+        Er: FnOnce(E) -> R2 + 'static,
+        R1: IntoLocalDeferred<E>,
+        R2: IntoLocalDeferred<E, Value = R1::Value>,
+        R1::Value: 'static,
+        Ca: FnOnce(LocalDeferred<R1::Value, E>) -> LocalDeferred<R1::Value, E> + 'static,
+    {
+        chain.__add_callbacks_then(on_ok, on_err, catch)
     }
 
     /// [`LocalDeferred::add_errback`].

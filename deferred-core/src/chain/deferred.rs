@@ -69,6 +69,21 @@ where
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
     crate::trace::chain_event!(%step, ok = result.is_ok(), "step");
+    unwound_at(f, result, step)
+}
+
+/// Runs `f` on `result`; a panic becomes the failure of the Deferred it gives, raised at `step`
+/// ([`run_step`] without its trace event).
+#[inline]
+pub(crate) fn unwound_at<T, U, E, F>(
+    f: F,
+    result: Result<T, E>,
+    step: &'static Location<'static>,
+) -> Deferred<U, E>
+where
+    E: From<Failure> + 'static,
+    F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
+{
     match catch_unwind(AssertUnwindSafe(move || f(result, step))) {
         Ok(next) => next,
         Err(payload) => {
@@ -422,6 +437,93 @@ where
                 }
             }
         })
+    }
+
+    /// For `chain!`, not public API: [`add_callbacks`](Self::add_callbacks) and `then` on its
+    /// outcome, as one step of this Deferred. The outcome — the Deferred `on_ok` or `on_err`
+    /// gave, marked as `add_callbacks` marks it, or the failure of `on_ok`'s panic, raised here
+    /// — goes to `then`, which gives the step's outcome, unmarked: `chain!` adds the `catch`
+    /// after a run of `then`s there. On a pending Deferred, an outcome still pending is waited
+    /// on first, and `then` gets it fired, as the chain's next stage (see `stage::RunThen`), so
+    /// the run's own links keep nothing to run after the run.
+    ///
+    /// A spent Deferred given by `on_ok` reaches `then` as the failure a chain makes of it.
+    #[doc(hidden)]
+    #[track_caller]
+    #[inline]
+    pub fn __add_callbacks_then<R1, R2, Ok, Er, Th>(
+        self,
+        on_ok: Ok,
+        on_err: Er,
+        then: Th,
+    ) -> Deferred<R1::Value, E>
+    where
+        Ok: FnOnce(T) -> R1 + Sendable + 'static,
+        Er: FnOnce(E) -> R2 + Sendable + 'static,
+        R1: IntoDeferred<E>,
+        R2: IntoDeferred<E, Value = R1::Value>,
+        R1::Value: Sendable + 'static,
+        Th: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
+    {
+        let step = Location::caller();
+        // What `add_callbacks` does.
+        let run = move |result, step| match result {
+            Result::Ok(value) => {
+                let next = given_at(on_ok(value).into_deferred(), step);
+                drop(on_err);
+                next
+            }
+            Err(error) => {
+                let next = raised_at(on_err(received(error)).into_deferred(), step);
+                drop(on_ok);
+                next
+            }
+        };
+        match self.into_state() {
+            State::Fired(Some(result)) => run_step(
+                move |result, step| {
+                    // A panic of the run is its outcome: `then` sees it as a failure.
+                    let outcome = unwound_at(run, result, step);
+                    // What a link waiting on a spent Deferred gets (see `stage`).
+                    let outcome = match outcome.into_state() {
+                        State::Fired(None) => Deferred::fail(E::from(Failure::msg(SPENT))),
+                        state => Deferred { state },
+                    };
+                    then(outcome)
+                },
+                result,
+                step,
+            ),
+            State::Fired(None) => spent(),
+            State::Pending(link) => {
+                // One stage: the run, and `then` on its outcome (see `stage::RunThen`).
+                let mut fired: Option<Result<T, E>> = None;
+                match link.add((stage::run_then(run, then), step), &mut fired) {
+                    None => Deferred {
+                        state: State::Pending(link),
+                    },
+                    Some(stage) => stage::run_now(stage, fired, step),
+                }
+            }
+        }
+    }
+
+    /// This Deferred with `stage` added, as `then_step` adds a step's function (for a stage
+    /// already boxed: see `stage::run_now`).
+    pub(crate) fn with_stage(self, (stage, step): stage::Added<E>) -> Deferred<T, E> {
+        match self.into_state() {
+            State::Fired(Some(result)) => stage::run_now(stage, Some(result), step),
+            State::Fired(None) => spent(),
+            State::Pending(link) => {
+                let mut fired: Option<Result<T, E>> = None;
+                match link.add((stage, step), &mut fired) {
+                    None => Deferred {
+                        state: State::Pending(link),
+                    },
+                    Some(stage) => stage::run_now(stage, fired, step),
+                }
+            }
+        }
     }
 
     /// Adds a callback (Twisted's `addCallback`): it sees a success and returns the next link's

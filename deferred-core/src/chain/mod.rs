@@ -29,7 +29,7 @@
 
 pub(crate) use super::kind::*;
 // What the including kind defines beside its types (`chain/deferred.rs`, included there).
-pub(crate) use super::{Outcome, SPENT, run_step};
+pub(crate) use super::{Outcome, SPENT, run_step, unwound_at};
 
 pub(crate) mod fan_in;
 pub(crate) mod first_settled;

@@ -114,6 +114,18 @@ where
                         "a step returned a Deferred of its own chain, which would wait on itself for ever",
                     )));
                 }
+                Flow::WaitThen(on, new, then) => {
+                    current.replace(new);
+                    // `then` runs first on the result that comes (see `stage::RunThen`).
+                    self.lock().stages.push_front(then);
+                    if !same_chain(&on, self) {
+                        return self.wait_on(current, on);
+                    }
+                    drop(on);
+                    current.slot().fail(E::from(Failure::msg(
+                        "a step returned a Deferred of its own chain, which would wait on itself for ever",
+                    )));
+                }
             }
             if run_loop::has_queued() {
                 return self.let_the_queue_go_first(current);

@@ -16,7 +16,7 @@ use std::marker::PhantomData;
 use std::panic::Location;
 
 use super::super::Deferred;
-use super::super::{Outcome, SPENT, run_step};
+use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::super::{Ptr, Sendable};
 use super::AnyChain;
 use crate::failure::Failure;
@@ -71,6 +71,9 @@ pub(crate) enum Flow<E: 'static> {
     /// It returned a pending Deferred: the chain waits on that one's link, whose result will
     /// be put in the slot.
     Wait(Ptr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>),
+    /// As `Wait`, and the stage given runs next, on the result that arrives, before the
+    /// chain's other stages (see [`RunThen`]).
+    WaitThen(Ptr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>, Added<E>),
 }
 
 /// One step of a pending chain, its input and output types erased.
@@ -96,6 +99,7 @@ where
         Flow::Ready(None) => Deferred::from_output(take::<Out, E>(&mut input)),
         Flow::Ready(Some(mut output)) => Deferred::from_output(take::<Out, E>(&mut *output)),
         Flow::Wait(link, _) => Deferred::waiting(link),
+        Flow::WaitThen(link, _, then) => Deferred::<Out, E>::waiting(link).with_stage(then),
     }
 }
 
@@ -236,6 +240,165 @@ where
     }
 }
 
+/// `chain!`'s run of `then`s and the `catch` after it, as one stage
+/// (`Deferred::__add_callbacks_then`): `run` gives the run's outcome, `then` adds the `catch`
+/// to it. An outcome that has fired goes to `then` at once; for a pending one, the chain waits
+/// on it, and `then` runs on what arrives, as the chain's next stage, before the stages added
+/// after this one. So the run's own links keep nothing to run after it (a link whose last step
+/// returned a pending Deferred hands it to the chain waiting on it, see `hand_over`), and this
+/// chain gets no second stage. A run that changes the value's type keeps the slot for its
+/// output in its box, as [`Changing`] does; one that does not puts it back in the slot its input
+/// came from, as [`Step`] does ([`RunThenInPlace`]).
+struct RunThen<In, Out, E, F, Th> {
+    run: Option<(F, Th)>,
+    output: Option<Result<Out, E>>,
+    input: PhantomData<fn(In)>,
+}
+
+/// [`RunThen`] for a run that keeps the value's type.
+struct RunThenInPlace<In, Out, E, F, Th> {
+    run: (F, Th),
+    types: PhantomData<fn(In, E) -> Out>,
+}
+
+/// Boxes a run of `chain!` steps and the `catch` after it as one stage (see [`RunThen`]).
+pub(crate) fn run_then<In, Out, E, F, Th>(run: F, then: Th) -> Box<dyn Stage<E>>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    if TypeId::of::<In>() == TypeId::of::<Out>() {
+        Box::new(RunThenInPlace {
+            run: (run, then),
+            types: PhantomData,
+        })
+    } else {
+        Box::new(RunThen {
+            run: Some((run, then)),
+            output: None,
+            input: PhantomData,
+        })
+    }
+}
+
+/// What a [`RunThen`] gives.
+enum Ran<Out, E: 'static> {
+    /// Its result.
+    Ready(Result<Out, E>),
+    /// The `catch` returned a pending Deferred: the chain waits on it.
+    Wait(Ptr<dyn AnyChain<E>>),
+    /// The run's outcome is pending: the chain waits on it, then runs the stage given.
+    WaitThen(Ptr<dyn AnyChain<E>>, Added<E>),
+}
+
+/// Runs `run` on `input`, then `then` on its outcome if it has fired (see [`RunThen`]).
+#[inline]
+fn run_and_then<In, Out, E, F, Th>(
+    (run, then): (F, Th),
+    input: Result<In, E>,
+    step: &'static Location<'static>,
+) -> Ran<Out, E>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    let then = move |result: Result<Out, E>, _| then(Deferred::from_result(result));
+    match outcome(run_step(run, input, step)) {
+        Outcome::Ready(result) => match outcome(unwound_at(then, result, step)) {
+            Outcome::Ready(result) => Ran::Ready(result),
+            Outcome::Waiting(link) => Ran::Wait(link),
+            Outcome::Spent => unreachable!("mapped to a failure"),
+        },
+        Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), step)),
+        Outcome::Spent => unreachable!("mapped to a failure"),
+    }
+}
+
+impl<In, Out, E, F, Th> Stage<E> for RunThen<In, Out, E, F, Th>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    fn run(
+        mut self: Box<Self>,
+        slot: &mut dyn Slot<E>,
+        step: &'static Location<'static>,
+    ) -> Flow<E> {
+        let (input, _) = input::<In, E>(slot);
+        let Some(run) = self.run.take() else {
+            unreachable!("a stage runs once");
+        };
+        match run_and_then(run, input, step) {
+            Ran::Ready(result) => {
+                self.output = Some(result);
+                Flow::Ready(Some(self))
+            }
+            Ran::Wait(link) => Flow::Wait(link, Some(self)),
+            Ran::WaitThen(link, then) => Flow::WaitThen(link, Some(self), then),
+        }
+    }
+}
+
+impl<In, Out, E, F, Th> Stage<E> for RunThenInPlace<In, Out, E, F, Th>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
+        let (input, slot) = input::<In, E>(slot);
+        let ran = run_and_then(self.run, input, step);
+        let Some(slot) = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>() else {
+            unreachable!("a `RunThenInPlace` keeps the value's type (see `run_then`)");
+        };
+        match ran {
+            Ran::Ready(result) => {
+                *slot = Some(result);
+                Flow::Ready(None)
+            }
+            Ran::Wait(link) => Flow::Wait(link, None),
+            Ran::WaitThen(link, then) => Flow::WaitThen(link, None, then),
+        }
+    }
+}
+
+/// Once it has run, a `RunThen` stage is the slot of its output.
+impl<In, Out, E, F, Th> Slot<E> for RunThen<In, Out, E, F, Th>
+where
+    In: 'static,
+    Out: Sendable + 'static,
+    E: Sendable + 'static,
+    F: Sendable + 'static,
+    Th: Sendable + 'static,
+{
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.output
+    }
+
+    fn fill_from(&mut self, from: &mut dyn Slot<E>) {
+        self.output.fill_from(from);
+    }
+
+    fn report(&mut self) {
+        self.output.report();
+    }
+
+    fn fail(&mut self, error: E) {
+        self.output.fail(error);
+    }
+}
+
 /// A stage, and where its step was added (kept beside the function, so that a function that
 /// captures nothing boxes for free).
 pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
@@ -243,9 +406,8 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// Stages in the order they run: one enum of 24 bytes (rustc packs its two variants together),
 /// so a chain with one stage (a `chain!` run of `then`s, a step waiting on I/O) allocates
 /// nothing for it, and a chain with more keeps them all behind one pointer: a box made when a
-/// second stage comes, which holds two inline (a chain of two stages — `chain!`'s run and its
-/// `catch`, a step and the step a caller adds — needs no buffer), then a buffer for the rest. The
-/// box is freed with its last stage: a chain pays for a list only while it has one.
+/// second stage comes, which holds two inline (a chain of two stages — a step and the step a
+/// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last stage: a chain pays for a list only while it has one.
 pub(crate) struct Stages<E: 'static>(List<E>);
 
 enum List<E: 'static> {
@@ -292,6 +454,17 @@ impl<E: 'static> Rest<E> {
         self.far.push_back(stage);
     }
 
+    /// Puts `stage` first (a stage is taken off the front before it runs, so `first` is
+    /// usually free).
+    #[inline]
+    fn push_front(&mut self, stage: Added<E>) {
+        if let Some(first) = self.first.replace(stage)
+            && let Some(second) = self.second.replace(first)
+        {
+            self.far.push_front(second);
+        }
+    }
+
     #[inline]
     fn pop_front(&mut self) -> Option<Added<E>> {
         self.first
@@ -334,6 +507,25 @@ impl<E: 'static> Stages<E> {
                 self.0 = List::Many(Some(Box::new(Rest {
                     first: Some(first),
                     second: Some(stage),
+                    far: VecDeque::new(),
+                })));
+            }
+        }
+    }
+
+    /// Adds `stage` first: the stage that runs next (see [`RunThen`]).
+    #[inline]
+    pub(crate) fn push_front(&mut self, stage: Added<E>) {
+        match &mut self.0 {
+            List::Many(Some(rest)) => rest.push_front(stage),
+            List::Many(None) => self.0 = List::One(stage),
+            List::One(_) => {
+                let List::One(second) = std::mem::replace(&mut self.0, List::Many(None)) else {
+                    unreachable!("matched above");
+                };
+                self.0 = List::Many(Some(Box::new(Rest {
+                    first: Some(stage),
+                    second: Some(second),
                     far: VecDeque::new(),
                 })));
             }
