@@ -375,6 +375,88 @@ fn hand_over_races_cancel_and_fires() {
     });
 }
 
+/// `chain!`'s run of `then`s and the `catch` after it, as it expands them: one stage
+/// (`__add_callbacks_then`) whose run returns a pending Deferred, and whose `catch` then waits
+/// at the front of the chain's own list, before a step another thread adds meanwhile.
+fn run_then_catch(
+    start: Deferred<u32>,
+    inner: Deferred<u32>,
+    run_calls: &Arc<AtomicUsize>,
+    catch_calls: &Arc<AtomicUsize>,
+) -> Deferred<u32> {
+    let (runs, catches) = (run_calls.clone(), catch_calls.clone());
+    start.__add_callbacks_then(
+        move |x| {
+            runs.fetch_add(1, SeqCst);
+            inner.add_callback(move |y| Ok(x + y))
+        },
+        Err::<u32, Failure>,
+        move |outcome| {
+            outcome.add_errback(move |_| {
+                catches.fetch_add(1, SeqCst);
+                Ok::<u32, Failure>(500)
+            })
+        },
+    )
+}
+
+#[test]
+fn run_and_catch_wait_while_a_step_is_added() {
+    model(PREEMPTIONS, || {
+        let (run_calls, catch_calls, after_calls) = (counter(), counter(), counter());
+        let probe = Probe::new();
+        let (outer, outer_resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = Deferred::<u32>::pending();
+        let d = run_then_catch(outer, inner, &run_calls, &catch_calls);
+        let t1 = thread::spawn(move || outer_resolver.callback(1));
+        let t2 = thread::spawn(move || inner_resolver.errback(Failure::msg("inner failed")));
+        // Added while the run may be running, waiting on `inner`, or done: it runs after the
+        // catch whichever.
+        probe.finish(d.add_callback(adder(&after_calls, 100)));
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_eq!(run_calls.load(SeqCst), 1);
+        assert_eq!(catch_calls.load(SeqCst), 1);
+        assert_eq!(after_calls.load(SeqCst), 1);
+        assert_eq!(probe.outcome(), Outcome::Ok(600));
+    });
+}
+
+#[test]
+fn run_and_catch_wait_while_a_cancel_lands() {
+    model(PREEMPTIONS, || {
+        let (run_calls, catch_calls, after_calls) = (counter(), counter(), counter());
+        let (outer_cancels, inner_cancels) = (counter(), counter());
+        let probe = Probe::new();
+        let (outer, outer_resolver) = cancellable(&outer_cancels);
+        let (inner, inner_resolver) = cancellable(&inner_cancels);
+        let d = run_then_catch(outer, inner, &run_calls, &catch_calls)
+            .add_callback(adder(&after_calls, 100));
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        let t1 = thread::spawn(move || outer_resolver.callback(1));
+        let t2 = thread::spawn(move || inner_resolver.callback(10));
+        handle.cancel();
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert!(outer_cancels.load(SeqCst) <= 1);
+        assert!(inner_cancels.load(SeqCst) <= 1);
+        assert!(run_calls.load(SeqCst) <= 1);
+        assert_eq!(after_calls.load(SeqCst), 1);
+        match probe.outcome() {
+            // The cancel came too late, or landed on a root that had fired.
+            Outcome::Ok(111) => assert_eq!(catch_calls.load(SeqCst), 0),
+            // It failed the outer root (the run is skipped) or the inner one: the catch
+            // recovered, once.
+            Outcome::Ok(600) => {
+                assert_eq!(catch_calls.load(SeqCst), 1);
+                assert!(outer_cancels.load(SeqCst) + inner_cancels.load(SeqCst) >= 1);
+            }
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+    });
+}
+
 /// The unhandled-error hook is a process-wide (std) global: install one that counts reports per
 /// test and message, and give every model execution its own message. Loom runs all of a model's
 /// threads on the test's own OS thread, so the thread's name says which test reported.
