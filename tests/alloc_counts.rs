@@ -353,8 +353,13 @@ fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
          fired start: chain! {fired}"
     );
     assert_eq!(hand_written, 1, "the link");
+    // The feature `registry` keeps where the catch is in the stage (the registry lists the
+    // catch there while the run's outcome is pending): a box even for steps that capture
+    // nothing.
+    let registry = usize::from(cfg!(feature = "registry"));
     assert_eq!(
-        chained, hand_written,
+        chained,
+        hand_written + registry,
         "the link: its one stage captures nothing"
     );
     assert_eq!(hand_written_capturing, 2, "the link and its stage's box");

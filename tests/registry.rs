@@ -89,6 +89,35 @@ fn a_chain_waiting_on_a_chain_waiting_on_its_resolver_is_shown_as_that_path() {
 }
 
 #[test]
+fn a_chain_waiting_inside_its_run_lists_its_catch_where_it_is() {
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let (start, start_resolver) = Deferred::<u32>::pending();
+    let outer_line = line!() + 1;
+    let outer = deferred::chain! {
+        start
+        then |n| inner.add_callback(move |m| Ok(n + m)) // the run waits on `inner`
+        catch |_| 0
+    };
+    let catch_line = outer_line + 3;
+    start_resolver.callback(1);
+
+    let dump = pending_chains();
+    let shown = dump
+        .iter()
+        .find(|chain| {
+            chain.created_at().file() == file!() && chain.created_at().line() == outer_line - 2
+        })
+        .unwrap_or_else(|| panic!("the chain! in:\n{dump}"));
+    // The run has run; its catch waits, at its own keyword, for what `inner` gives.
+    assert_eq!(shown.steps().len(), 1, "{dump}");
+    assert_eq!(shown.steps()[0].line(), catch_line, "{dump}");
+    assert!(matches!(shown.waits_on(), WaitsOn::Chain(_)), "{dump}");
+
+    resolver.callback(20);
+    assert_eq!(outer.wait().unwrap(), 21);
+}
+
+#[test]
 fn chains_that_fire_or_are_dropped_leave_the_registry() {
     let fired_line = line!() + 1;
     let (fired, resolver) = Deferred::<u32>::pending();

@@ -397,6 +397,7 @@ fn run_then_catch(
                 Ok::<u32, Failure>(500)
             })
         },
+        std::panic::Location::caller(),
     )
 }
 

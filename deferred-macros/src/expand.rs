@@ -28,6 +28,7 @@
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
 //!     move |__error| { <__error, recorded as skipping B> },
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
+//!     __private::here(),                                 // where the catch is
 //! );
 //! ```
 //!
@@ -258,7 +259,8 @@ fn expand_thens_after(
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
 ///     move |__error| { <__error, past the other steps> }, // a failure skips the segment
-///     move |__chain| { __kind.add_errback(__chain, ...) } // catch, on the segment's outcome
+///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
+///     __private::here(),                                   // at the catch keyword
 /// )
 /// ```
 fn expand_steps(
@@ -342,15 +344,20 @@ fn expand_steps(
                         .keyword
                         .span();
                     let chain = local("__chain", last);
+                    let keyword = catch.keyword.span();
                     let catch = expand_catch(Input::chain_var(last), catch);
                     let catch = quote_spanned! {site=>
                         move |#chain| #catch
                     };
+                    // Where the catch is, for the stage it is while the run's outcome is
+                    // pending (`#[track_caller]`, called at its keyword).
+                    let krate = krate(keyword);
+                    let catch_at = quote_spanned!(keyword=> #krate::__private::here());
                     add_step(
                         "add_run_catch",
                         step,
                         input,
-                        quote!(#closure, #errback, #catch),
+                        quote!(#closure, #errback, #catch, #catch_at),
                     )
                 }
             }

@@ -86,6 +86,14 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
     const KIND: LocalChain = LocalChain;
 }
 
+/// Where it is called: the expansion calls it at a `catch` keyword, for
+/// `add_run_catch`'s `catch_at`.
+#[track_caller]
+#[inline(always)]
+pub fn here() -> &'static Location<'static> {
+    Location::caller()
+}
+
 /// The kind of the chain `chain` (its start): every step is added through it.
 #[inline(always)]
 pub fn kind_of<C: Chain>(_chain: &C) -> C::Kind {
@@ -215,6 +223,7 @@ impl SendChain {
         on_ok: Ok,
         on_err: Er,
         catch: Ca,
+        catch_at: &'static Location<'static>,
     ) -> Deferred<R1::Value, E>
     where
         T: Sendable + 'static,
@@ -226,7 +235,7 @@ impl SendChain {
         R1::Value: Sendable + 'static,
         Ca: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
     {
-        chain.__add_callbacks_then(on_ok, on_err, catch)
+        chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
     }
 
     /// [`Deferred::add_errback`].
@@ -307,6 +316,7 @@ impl LocalChain {
         on_ok: Ok,
         on_err: Er,
         catch: Ca,
+        catch_at: &'static Location<'static>,
     ) -> LocalDeferred<R1::Value, E>
     where
         T: 'static,
@@ -318,7 +328,7 @@ impl LocalChain {
         R1::Value: 'static,
         Ca: FnOnce(LocalDeferred<R1::Value, E>) -> LocalDeferred<R1::Value, E> + 'static,
     {
-        chain.__add_callbacks_then(on_ok, on_err, catch)
+        chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
     }
 
     /// [`LocalDeferred::add_errback`].

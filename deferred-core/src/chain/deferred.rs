@@ -448,6 +448,8 @@ where
     /// the run's own links keep nothing to run after the run.
     ///
     /// A spent Deferred given by `on_ok` reaches `then` as the failure a chain makes of it.
+    /// `then_at`: where `then`'s step is (the `catch` keyword), for the stage it is while it
+    /// waits (the registry lists it there).
     #[doc(hidden)]
     #[track_caller]
     #[inline]
@@ -456,6 +458,7 @@ where
         on_ok: Ok,
         on_err: Er,
         then: Th,
+        then_at: &'static Location<'static>,
     ) -> Deferred<R1::Value, E>
     where
         Ok: FnOnce(T) -> R1 + Sendable + 'static,
@@ -498,7 +501,7 @@ where
             State::Pending(link) => {
                 // One stage: the run, and `then` on its outcome (see `stage::RunThen`).
                 let mut fired: Option<Result<T, E>> = None;
-                match link.add((stage::run_then(run, then), step), &mut fired) {
+                match link.add((stage::run_then(run, then, then_at), step), &mut fired) {
                     None => Deferred {
                         state: State::Pending(link),
                     },

@@ -9,6 +9,11 @@ use super::{AnyChain, Chain, Current, Fire, Guard, Inner, Listener, Phase, same_
 use crate::failure::Failure;
 use crate::run_loop;
 
+/// Twisted's "callback returned the Deferred it was attached to": a step's Deferred that is its
+/// own chain's, which would wait on itself for ever. The chain fails with this instead.
+const WAITS_ON_ITSELF: &str =
+    "a step returned a Deferred of its own chain, which would wait on itself for ever";
+
 /// Firing asks for no bounds: a `Resolver` (which asks for none in its `Drop`) calls it. The
 /// root's slot holds how it fires (`Firing`), made where the bounds were known.
 impl<T, E: 'static> Chain<T, E> {
@@ -107,12 +112,8 @@ where
                     if !same_chain(&on, self) {
                         return self.wait_on(current, on);
                     }
-                    // Twisted's "callback returned the Deferred it was attached to": it would
-                    // wait on itself for ever.
                     drop(on);
-                    current.slot().fail(E::from(Failure::msg(
-                        "a step returned a Deferred of its own chain, which would wait on itself for ever",
-                    )));
+                    current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
                 }
                 Flow::WaitThen(on, new, then) => {
                     current.replace(new);
@@ -122,9 +123,7 @@ where
                         return self.wait_on(current, on);
                     }
                     drop(on);
-                    current.slot().fail(E::from(Failure::msg(
-                        "a step returned a Deferred of its own chain, which would wait on itself for ever",
-                    )));
+                    current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
                 }
             }
             if run_loop::has_queued() {

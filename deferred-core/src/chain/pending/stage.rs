@@ -250,19 +250,23 @@ where
 /// output in its box, as [`Changing`] does; one that does not puts it back in the slot its input
 /// came from, as [`Step`] does ([`RunThenInPlace`]).
 struct RunThen<In, Out, E, F, Th> {
-    run: Option<(F, Th)>,
+    run: Option<(F, Th, ThenAt)>,
     output: Option<Result<Out, E>>,
     input: PhantomData<fn(In)>,
 }
 
 /// [`RunThen`] for a run that keeps the value's type.
 struct RunThenInPlace<In, Out, E, F, Th> {
-    run: (F, Th),
+    run: (F, Th, ThenAt),
     types: PhantomData<fn(In, E) -> Out>,
 }
 
 /// Boxes a run of `chain!` steps and the `catch` after it as one stage (see [`RunThen`]).
-pub(crate) fn run_then<In, Out, E, F, Th>(run: F, then: Th) -> Box<dyn Stage<E>>
+pub(crate) fn run_then<In, Out, E, F, Th>(
+    run: F,
+    then: Th,
+    then_at: &'static Location<'static>,
+) -> Box<dyn Stage<E>>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
@@ -272,15 +276,47 @@ where
 {
     if TypeId::of::<In>() == TypeId::of::<Out>() {
         Box::new(RunThenInPlace {
-            run: (run, then),
+            run: (run, then, ThenAt::new(then_at)),
             types: PhantomData,
         })
     } else {
         Box::new(RunThen {
-            run: Some((run, then)),
+            run: Some((run, then, ThenAt::new(then_at))),
             output: None,
             input: PhantomData,
         })
+    }
+}
+
+/// Where a [`RunThen`]'s `then` (`chain!`'s `catch`) is: the location of the stage it becomes
+/// while the run's outcome is pending. Only the registry reads it (it lists the stages a chain
+/// has left), so only the feature `registry` keeps it; without it, that stage is located at
+/// the run's, and a run whose steps capture nothing stays free to box.
+#[derive(Clone, Copy)]
+struct ThenAt(#[cfg(feature = "registry")] &'static Location<'static>);
+
+impl ThenAt {
+    #[inline]
+    fn new(at: &'static Location<'static>) -> ThenAt {
+        #[cfg(feature = "registry")]
+        return ThenAt(at);
+        #[cfg(not(feature = "registry"))]
+        {
+            let _ = at;
+            ThenAt()
+        }
+    }
+
+    /// Where the `then` is, or `step` when that is not kept.
+    #[inline]
+    fn or(self, step: &'static Location<'static>) -> &'static Location<'static> {
+        #[cfg(feature = "registry")]
+        {
+            let _ = step;
+            self.0
+        }
+        #[cfg(not(feature = "registry"))]
+        step
     }
 }
 
@@ -297,7 +333,7 @@ enum Ran<Out, E: 'static> {
 /// Runs `run` on `input`, then `then` on its outcome if it has fired (see [`RunThen`]).
 #[inline]
 fn run_and_then<In, Out, E, F, Th>(
-    (run, then): (F, Th),
+    (run, then, then_at): (F, Th, ThenAt),
     input: Result<In, E>,
     step: &'static Location<'static>,
 ) -> Ran<Out, E>
@@ -315,7 +351,7 @@ where
             Outcome::Waiting(link) => Ran::Wait(link),
             Outcome::Spent => unreachable!("mapped to a failure"),
         },
-        Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), step)),
+        Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), then_at.or(step))),
         Outcome::Spent => unreachable!("mapped to a failure"),
     }
 }
@@ -407,7 +443,8 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// so a chain with one stage (a `chain!` run of `then`s, a step waiting on I/O) allocates
 /// nothing for it, and a chain with more keeps them all behind one pointer: a box made when a
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
-/// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last stage: a chain pays for a list only while it has one.
+/// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
+/// stage: a chain pays for a list only while it has one.
 pub(crate) struct Stages<E: 'static>(List<E>);
 
 enum List<E: 'static> {
