@@ -580,17 +580,3 @@ impl<T, E: 'static> Chain<T, E> {
             || (matches!(inner.listener, Listener::Gone) && inner.stages.is_empty())
     }
 }
-#[cfg(test)]
-mod size_probe {
-    #[test]
-    fn sizes() {
-        use std::mem::size_of;
-        type F = crate::failure::Failure;
-        eprintln!("PROBE Current<Option<u64>> {}", size_of::<super::Current<Option<u64>, F>>());
-        eprintln!("PROBE Current<u64> {}", size_of::<super::Current<u64, F>>());
-        eprintln!("PROBE Option<Result<Option<u64>,F>> {}", size_of::<Option<Result<Option<u64>, F>>>());
-        eprintln!("PROBE Failure {}", size_of::<F>());
-        eprintln!("PROBE Chain<Option<u64>> {}", size_of::<super::Chain<Option<u64>, F>>());
-        eprintln!("PROBE Phase {} Listener {} Stages {}", size_of::<super::Phase>(), size_of::<super::Listener<F>>(), size_of::<super::Stages<F>>());
-    }
-}
