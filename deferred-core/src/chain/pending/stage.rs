@@ -103,28 +103,75 @@ where
     }
 }
 
-/// A step's function `F` from `Result<In, E>` to the next Deferred, whose output has the input's
-/// type: it goes back in the slot the input came from.
-struct Step<In, Out, E, F> {
-    run: F,
+/// What a stage runs on its input: a step's function (any `FnOnce` of the right shape), or
+/// `chain!`'s run of `then`s and the `catch` after it ([`RunThen`]).
+pub(crate) trait Runs<In, Out, E: 'static>: Sendable + 'static {
+    /// Runs on `input`, as the step added at `step`.
+    fn run(self, input: Result<In, E>, step: &'static Location<'static>) -> Ran<Out, E>;
+}
+
+/// What a stage's run gave.
+pub(crate) enum Ran<Out, E: 'static> {
+    /// Its result.
+    Ready(Result<Out, E>),
+    /// A pending Deferred: the chain waits on it.
+    Wait(Ptr<dyn AnyChain<E>>),
+    /// A pending Deferred: the chain waits on it, then runs the stage given first.
+    WaitThen(Ptr<dyn AnyChain<E>>, Added<E>),
+}
+
+impl<In, Out, E, F> Runs<In, Out, E> for F
+where
+    In: 'static,
+    Out: 'static,
+    E: From<Failure> + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    #[inline]
+    fn run(self, input: Result<In, E>, step: &'static Location<'static>) -> Ran<Out, E> {
+        match outcome(run_step(self, input, step)) {
+            Outcome::Ready(result) => Ran::Ready(result),
+            Outcome::Waiting(link) => Ran::Wait(link),
+            Outcome::Spent => unreachable!("mapped to a failure"),
+        }
+    }
+}
+
+/// A stage whose output has its input's type: the output goes back in the slot the input came
+/// from.
+struct Step<In, Out, E, R> {
+    run: R,
     types: PhantomData<fn(In, E) -> Out>,
 }
 
-/// A step that changes the value's type: its box keeps the slot for its output, and becomes the
+/// A stage that changes the value's type: its box keeps the slot for its output, and becomes the
 /// chain's slot once it has run (so a type change costs no allocation of its own).
-struct Changing<In, Out, E, F> {
-    run: Option<F>,
+struct Changing<In, Out, E, R> {
+    run: Option<R>,
     output: Option<Result<Out, E>>,
     input: PhantomData<fn(In)>,
 }
 
 /// Boxes a step's function as a stage.
+#[inline]
 pub(crate) fn stage<In, Out, E, F>(run: F) -> Box<dyn Stage<E>>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    boxed::<In, Out, E, F>(run)
+}
+
+/// Boxes what a stage runs: a [`Step`] when it keeps the value's type, else a [`Changing`].
+#[inline]
+fn boxed<In, Out, E, R>(run: R) -> Box<dyn Stage<E>>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    R: Runs<In, Out, E>,
 {
     if TypeId::of::<In>() == TypeId::of::<Out>() {
         Box::new(Step {
@@ -164,36 +211,36 @@ fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<O
     }
 }
 
-impl<In, Out, E, F> Stage<E> for Step<In, Out, E, F>
+impl<In, Out, E, R> Stage<E> for Step<In, Out, E, R>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    R: Runs<In, Out, E>,
 {
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
         let (input, slot) = input::<In, E>(slot);
-        let next = run_step(self.run, input, step);
+        let ran = self.run.run(input, step);
         let Some(slot) = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>() else {
-            unreachable!("a `Step` keeps the value's type (see `stage`)");
+            unreachable!("a `Step` keeps the value's type (see `boxed`)");
         };
-        match outcome(next) {
-            Outcome::Ready(result) => {
+        match ran {
+            Ran::Ready(result) => {
                 *slot = Some(result);
                 Flow::Ready(None)
             }
-            Outcome::Waiting(link) => Flow::Wait(link, None),
-            Outcome::Spent => unreachable!("mapped to a failure"),
+            Ran::Wait(link) => Flow::Wait(link, None),
+            Ran::WaitThen(link, then) => Flow::WaitThen(link, None, then),
         }
     }
 }
 
-impl<In, Out, E, F> Stage<E> for Changing<In, Out, E, F>
+impl<In, Out, E, R> Stage<E> for Changing<In, Out, E, R>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    R: Runs<In, Out, E>,
 {
     fn run(
         mut self: Box<Self>,
@@ -204,24 +251,24 @@ where
         let Some(run) = self.run.take() else {
             unreachable!("a stage runs once");
         };
-        match outcome(run_step(run, input, step)) {
-            Outcome::Ready(result) => {
+        match run.run(input, step) {
+            Ran::Ready(result) => {
                 self.output = Some(result);
                 Flow::Ready(Some(self))
             }
-            Outcome::Waiting(link) => Flow::Wait(link, Some(self)),
-            Outcome::Spent => unreachable!("mapped to a failure"),
+            Ran::Wait(link) => Flow::Wait(link, Some(self)),
+            Ran::WaitThen(link, then) => Flow::WaitThen(link, Some(self), then),
         }
     }
 }
 
 /// Once it has run, a `Changing` stage is the slot of its output.
-impl<In, Out, E, F> Slot<E> for Changing<In, Out, E, F>
+impl<In, Out, E, R> Slot<E> for Changing<In, Out, E, R>
 where
     In: 'static,
     Out: Sendable + 'static,
     E: Sendable + 'static,
-    F: Sendable + 'static,
+    R: Sendable + 'static,
 {
     fn as_any(&mut self) -> &mut dyn Any {
         &mut self.output
@@ -240,28 +287,21 @@ where
     }
 }
 
-/// `chain!`'s run of `then`s and the `catch` after it, as one stage
+/// `chain!`'s run of `then`s and the `catch` after it, as what one stage runs
 /// (`Deferred::__add_callbacks_then`): `run` gives the run's outcome, `then` adds the `catch`
 /// to it. An outcome that has fired goes to `then` at once; for a pending one, the chain waits
 /// on it, and `then` runs on what arrives, as the chain's next stage, before the stages added
 /// after this one. So the run's own links keep nothing to run after it (a link whose last step
 /// returned a pending Deferred hands it to the chain waiting on it, see `hand_over`), and this
-/// chain gets no second stage. A run that changes the value's type keeps the slot for its
-/// output in its box, as [`Changing`] does; one that does not puts it back in the slot its input
-/// came from, as [`Step`] does ([`RunThenInPlace`]).
-struct RunThen<In, Out, E, F, Th> {
-    run: Option<(F, Th, ThenAt)>,
-    output: Option<Result<Out, E>>,
-    input: PhantomData<fn(In)>,
-}
-
-/// [`RunThen`] for a run that keeps the value's type.
-struct RunThenInPlace<In, Out, E, F, Th> {
-    run: (F, Th, ThenAt),
-    types: PhantomData<fn(In, E) -> Out>,
+/// chain gets no second stage.
+struct RunThen<F, Th> {
+    run: F,
+    then: Th,
+    then_at: ThenAt,
 }
 
 /// Boxes a run of `chain!` steps and the `catch` after it as one stage (see [`RunThen`]).
+#[inline]
 pub(crate) fn run_then<In, Out, E, F, Th>(
     run: F,
     then: Th,
@@ -274,17 +314,36 @@ where
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
     Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
 {
-    if TypeId::of::<In>() == TypeId::of::<Out>() {
-        Box::new(RunThenInPlace {
-            run: (run, then, ThenAt::new(then_at)),
-            types: PhantomData,
-        })
-    } else {
-        Box::new(RunThen {
-            run: Some((run, then, ThenAt::new(then_at))),
-            output: None,
-            input: PhantomData,
-        })
+    boxed::<In, Out, E, _>(RunThen {
+        run,
+        then,
+        then_at: ThenAt::new(then_at),
+    })
+}
+
+impl<In, Out, E, F, Th> Runs<In, Out, E> for RunThen<F, Th>
+where
+    In: Sendable + 'static,
+    Out: Sendable + 'static,
+    E: From<Failure> + Sendable + 'static,
+    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    #[inline]
+    fn run(self, input: Result<In, E>, step: &'static Location<'static>) -> Ran<Out, E> {
+        let RunThen { run, then, then_at } = self;
+        let then = move |result: Result<Out, E>, _| then(Deferred::from_result(result));
+        match outcome(run_step(run, input, step)) {
+            // The `catch` that `then` adds runs as a step of its own (its own panic guard
+            // and trace event): this guard only keeps a panic of `then` from unwinding the run.
+            Outcome::Ready(result) => match outcome(unwound_at(then, result, step)) {
+                Outcome::Ready(result) => Ran::Ready(result),
+                Outcome::Waiting(link) => Ran::Wait(link),
+                Outcome::Spent => unreachable!("mapped to a failure"),
+            },
+            Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), then_at.or(step))),
+            Outcome::Spent => unreachable!("mapped to a failure"),
+        }
     }
 }
 
@@ -317,121 +376,6 @@ impl ThenAt {
         }
         #[cfg(not(feature = "registry"))]
         step
-    }
-}
-
-/// What a [`RunThen`] gives.
-enum Ran<Out, E: 'static> {
-    /// Its result.
-    Ready(Result<Out, E>),
-    /// The `catch` returned a pending Deferred: the chain waits on it.
-    Wait(Ptr<dyn AnyChain<E>>),
-    /// The run's outcome is pending: the chain waits on it, then runs the stage given.
-    WaitThen(Ptr<dyn AnyChain<E>>, Added<E>),
-}
-
-/// Runs `run` on `input`, then `then` on its outcome if it has fired (see [`RunThen`]).
-#[inline]
-fn run_and_then<In, Out, E, F, Th>(
-    (run, then, then_at): (F, Th, ThenAt),
-    input: Result<In, E>,
-    step: &'static Location<'static>,
-) -> Ran<Out, E>
-where
-    In: Sendable + 'static,
-    Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
-    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
-{
-    let then = move |result: Result<Out, E>, _| then(Deferred::from_result(result));
-    match outcome(run_step(run, input, step)) {
-        Outcome::Ready(result) => match outcome(unwound_at(then, result, step)) {
-            Outcome::Ready(result) => Ran::Ready(result),
-            Outcome::Waiting(link) => Ran::Wait(link),
-            Outcome::Spent => unreachable!("mapped to a failure"),
-        },
-        Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), then_at.or(step))),
-        Outcome::Spent => unreachable!("mapped to a failure"),
-    }
-}
-
-impl<In, Out, E, F, Th> Stage<E> for RunThen<In, Out, E, F, Th>
-where
-    In: Sendable + 'static,
-    Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
-    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
-{
-    fn run(
-        mut self: Box<Self>,
-        slot: &mut dyn Slot<E>,
-        step: &'static Location<'static>,
-    ) -> Flow<E> {
-        let (input, _) = input::<In, E>(slot);
-        let Some(run) = self.run.take() else {
-            unreachable!("a stage runs once");
-        };
-        match run_and_then(run, input, step) {
-            Ran::Ready(result) => {
-                self.output = Some(result);
-                Flow::Ready(Some(self))
-            }
-            Ran::Wait(link) => Flow::Wait(link, Some(self)),
-            Ran::WaitThen(link, then) => Flow::WaitThen(link, Some(self), then),
-        }
-    }
-}
-
-impl<In, Out, E, F, Th> Stage<E> for RunThenInPlace<In, Out, E, F, Th>
-where
-    In: Sendable + 'static,
-    Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
-    F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
-    Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
-{
-    fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
-        let (input, slot) = input::<In, E>(slot);
-        let ran = run_and_then(self.run, input, step);
-        let Some(slot) = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>() else {
-            unreachable!("a `RunThenInPlace` keeps the value's type (see `run_then`)");
-        };
-        match ran {
-            Ran::Ready(result) => {
-                *slot = Some(result);
-                Flow::Ready(None)
-            }
-            Ran::Wait(link) => Flow::Wait(link, None),
-            Ran::WaitThen(link, then) => Flow::WaitThen(link, None, then),
-        }
-    }
-}
-
-/// Once it has run, a `RunThen` stage is the slot of its output.
-impl<In, Out, E, F, Th> Slot<E> for RunThen<In, Out, E, F, Th>
-where
-    In: 'static,
-    Out: Sendable + 'static,
-    E: Sendable + 'static,
-    F: Sendable + 'static,
-    Th: Sendable + 'static,
-{
-    fn as_any(&mut self) -> &mut dyn Any {
-        &mut self.output
-    }
-
-    fn fill_from(&mut self, from: &mut dyn Slot<E>) {
-        self.output.fill_from(from);
-    }
-
-    fn report(&mut self) {
-        self.output.report();
-    }
-
-    fn fail(&mut self, error: E) {
-        self.output.fail(error);
     }
 }
 
