@@ -233,6 +233,12 @@ impl Failure {
         self.inner.raised_at(step);
     }
 
+    /// [`raised_at`](Self::raised_at) each of `steps` in turn (the trail grows once for all).
+    #[inline]
+    pub(crate) fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
+        self.inner.raised_at_each(steps);
+    }
+
     /// Records that a step that was never handed this failure gave it: a failure new to the
     /// chain was raised there; one that already has a history (a callback returned another
     /// chain's failed Deferred, or `chain!`'s nested steps already recorded it) keeps it as is.
@@ -267,6 +273,14 @@ impl Inner {
         } else {
             self.origin = Some(step);
             self.in_chain = true;
+        }
+    }
+
+    /// [`Failure::raised_at_each`].
+    fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
+        self.trail.reserve(steps.len());
+        for &step in steps {
+            self.raised_at(step);
         }
     }
 

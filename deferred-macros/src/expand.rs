@@ -320,17 +320,17 @@ fn expand_steps(
             let error = local("__error", site);
             let failed = local("__failed", site);
             let fail = fail(&error);
-            let passed = rest.iter().map(|step| {
+            // Where each skipped step is: `here()` at its keyword (`#[track_caller]`).
+            let skipped = rest.iter().map(|step| {
                 let keyword = step.keyword.span();
-                let kind = local("__kind", keyword);
-                let passed = quote_spanned!(keyword=> #kind.passed(#failed));
-                quote_spanned!(site=> let #failed = #passed;)
+                let krate = krate(keyword);
+                quote_spanned!(keyword=> #krate::__private::here())
             });
+            let kind = local("__kind", site);
             let errback = quote_spanned! {site=>
                 move |#error| {
                     let #failed = #fail;
-                    #(#passed)*
-                    #failed
+                    #kind.passed(#failed, &[#(#skipped),*])
                 }
             };
             match catch {

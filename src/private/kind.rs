@@ -86,8 +86,8 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
     const KIND: LocalChain = LocalChain;
 }
 
-/// Where it is called: the expansion calls it at a `catch` keyword, for
-/// `add_run_catch`'s `catch_at`.
+/// Where it is called: the expansion calls it at a step's keyword, for where the step is (a
+/// `catch`'s, for `add_run_catch`; each step a failure skips, for `passed`).
 #[track_caller]
 #[inline(always)]
 pub fn here() -> &'static Location<'static> {

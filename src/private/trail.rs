@@ -54,18 +54,21 @@ impl SendChain {
         }
     }
 
-    /// Records on the trail of the failure `failed` holds that it skipped a step of a run of
-    /// `then`s. `#[track_caller]`: the expansion calls it at the skipped step's keyword, in the
-    /// errback of the run's first step (which the failure reached, so it is not new to the
-    /// chain: it is put on the trail).
-    #[track_caller]
+    /// Records on the trail of the failure `failed` holds that it skipped the steps of a run of
+    /// `then`s at `steps` (each located by `here()` at its keyword), in the errback of the
+    /// run's first step (which the failure reached, so it is not new to the chain: it is put on
+    /// the trail).
     #[inline(always)]
-    pub fn passed<T, E>(self, failed: Deferred<T, E>) -> Deferred<T, E>
+    pub fn passed<T, E>(
+        self,
+        failed: Deferred<T, E>,
+        steps: &[&'static Location<'static>],
+    ) -> Deferred<T, E>
     where
         T: Sendable + 'static,
         E: From<Failure> + Sendable + 'static,
     {
-        failed.__raised_at(Location::caller())
+        failed.__raised_at_each(steps)
     }
 }
 
@@ -110,13 +113,16 @@ impl LocalChain {
     }
 
     /// [`SendChain::passed`], for a chain of `LocalDeferred`s.
-    #[track_caller]
     #[inline(always)]
-    pub fn passed<T, E>(self, failed: LocalDeferred<T, E>) -> LocalDeferred<T, E>
+    pub fn passed<T, E>(
+        self,
+        failed: LocalDeferred<T, E>,
+        steps: &[&'static Location<'static>],
+    ) -> LocalDeferred<T, E>
     where
         T: 'static,
         E: From<Failure> + 'static,
     {
-        failed.__raised_at(Location::caller())
+        failed.__raised_at_each(steps)
     }
 }

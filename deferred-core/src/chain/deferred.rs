@@ -751,6 +751,14 @@ where
     pub fn __raised_at(self, step: &'static Location<'static>) -> Deferred<T, E> {
         raised_at(self, step)
     }
+
+    /// For `chain!`, not public API: [`__raised_at`](Self::__raised_at) each of `steps` in
+    /// turn (the steps of a run a failure skips), the failure's trail grown once.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __raised_at_each(self, steps: &[&'static Location<'static>]) -> Deferred<T, E> {
+        mark_failure(self, |failure| failure.raised_at_each(steps))
+    }
 }
 
 /// The result at the end of a pending chain, for `wait` and `poll`: taken if it is here —
