@@ -26,7 +26,7 @@
 //! ```text
 //! let __chain = __kind.add_run_catch(__chain,
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
-//!     move |__error| { <__error, recorded as skipping B> },
+//!     move |__error| __kind.passed(<__error, failed>, &[here()]), // skips B: at its keyword
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
 //!     __private::here(),                                 // where the catch is
 //! );
@@ -258,7 +258,7 @@ fn expand_thens_after(
 /// ```text
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
-///     move |__error| { <__error, past the other steps> }, // a failure skips the segment
+///     move |__error| __kind.passed(.., &[here(), ..]),     // skips the other steps
 ///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
 ///     __private::here(),                                   // at the catch keyword
 /// )
