@@ -352,6 +352,57 @@ fn a_catch_after_a_run_of_thens_handles_the_start_and_every_step() {
     }
 }
 
+#[test]
+fn a_catch_waiting_on_its_run_runs_before_the_steps_added_after_it() {
+    // The run waits on `io`; meanwhile steps are added after the chain! (one, then enough to fill
+    // the list's buffer): the catch still runs first, then they run in the order added.
+    for added in [1_usize, 12] {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (start, fire_start) = Deferred::<u32>::pending();
+        let (io, fire_io) = Deferred::<u32>::pending();
+        let seen = log.clone();
+        let mut d = chain! {
+            start
+            then move |a| io.add_callback(move |b| Ok(a + b))
+            catch move |_| {
+                seen.lock().unwrap().push("catch".to_owned());
+                0
+            }
+        };
+        fire_start.callback(1); // the run runs, and waits on `io`
+        for n in 0..added {
+            let seen = log.clone();
+            d = d.add_callback(move |x| {
+                seen.lock().unwrap().push(format!("step {n} got {x}"));
+                Ok(x + 1)
+            });
+        }
+        fire_io.errback(Failure::msg("io failed"));
+        assert_eq!(d.wait().unwrap(), added as u32);
+        let mut expected = vec!["catch".to_owned()];
+        expected.extend((0..added).map(|n| format!("step {n} got {n}")));
+        assert_eq!(*log.lock().unwrap(), expected, "{added} steps added");
+    }
+}
+
+#[test]
+fn a_catch_waiting_on_its_run_may_itself_wait() {
+    let (start, fire_start) = Deferred::<u32>::pending();
+    let (io, fire_io) = Deferred::<u32>::pending();
+    let (fallback, fire_fallback) = Deferred::<u32>::pending();
+    let d = chain! {
+        start
+        then move |a| io.add_callback(move |b| Ok(a + b))
+        catch move |_| fallback // a pending Deferred: the chain waits on it
+        then |x| x * 10
+    };
+    fire_start.callback(1);
+    fire_io.errback(Failure::msg("io failed"));
+    assert!(!d.is_fired());
+    fire_fallback.callback(7);
+    assert_eq!(d.wait().unwrap(), 70);
+}
+
 // ---------------------------------------------------------------------------------------------
 // `finally`.
 

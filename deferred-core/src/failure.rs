@@ -278,7 +278,8 @@ impl Inner {
 
     /// [`Failure::raised_at_each`].
     fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
-        self.trail.reserve(steps.len());
+        // And the run's first step, which records itself after (`chain!`'s errback).
+        self.trail.reserve(steps.len() + 1);
         for &step in steps {
             self.raised_at(step);
         }

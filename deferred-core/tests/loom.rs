@@ -442,7 +442,10 @@ fn run_and_catch_wait_while_a_cancel_lands() {
         t2.join().unwrap();
         assert!(outer_cancels.load(SeqCst) <= 1);
         assert!(inner_cancels.load(SeqCst) <= 1);
+        // The run ran once, or the cancel reached the outer root before it fired (its canceller
+        // ran; the fire may still win the race with it, and the run then runs too).
         assert!(run_calls.load(SeqCst) <= 1);
+        assert!(run_calls.load(SeqCst) == 1 || outer_cancels.load(SeqCst) == 1);
         assert_eq!(after_calls.load(SeqCst), 1);
         match probe.outcome() {
             // The cancel came too late, or landed on a root that had fired.

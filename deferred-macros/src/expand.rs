@@ -37,9 +37,11 @@
 //! its own would add it to the chain after the run. On a pending start, an outcome that is
 //! itself pending (a step returned a pending Deferred) is waited on first, and the closure runs
 //! on it once it has arrived, as the start's chain's next stage
-//! (`Deferred::__add_callbacks_then`): the `catch` runs at once on a fired outcome. So a pending
-//! start gets one stage for the run and its `catch`, the links of Deferreds the steps return
-//! get nothing after the run's steps, and a synchronous chain still allocates nothing.
+//! (`Deferred::__add_callbacks_then`): the `catch` runs at once on a fired outcome. So a start
+//! still pending when the chain is built gets one stage for the run and its `catch`, the links
+//! of Deferreds the run's steps return keep nothing after its last step (the last can hand its
+//! wait over), and a synchronous chain still allocates nothing. (A start that has fired runs
+//! the run at once, and the `catch` is added to the run's outcome, pending or not.)
 //!
 //! - The start decides the chain's kind: a `LocalDeferred` start makes a chain of
 //!   `LocalDeferred`s, any other start (a `Deferred`, a `Result`, a value) one of `Deferred`s.

@@ -445,7 +445,8 @@ where
     /// — goes to `then`, which gives the step's outcome, unmarked: `chain!` adds the `catch`
     /// after a run of `then`s there. On a pending Deferred, an outcome still pending is waited
     /// on first, and `then` gets it fired, as the chain's next stage (see `stage::RunThen`), so
-    /// the run's own links keep nothing to run after the run.
+    /// the run's own links keep nothing to run after the run. On a fired Deferred (or one that
+    /// fires while the stage is added), `then` gets the outcome as it is, pending or not.
     ///
     /// A spent Deferred given by `on_ok` reaches `then` as the failure a chain makes of it.
     /// `then_at`: where `then`'s step is (the `catch` keyword), for the stage it is while it

@@ -33,7 +33,9 @@
 //! - Stages run in the order they were added, each exactly once, on one thread at a time: only
 //!   the thread that moved the chain to `Running` runs them (`Chain::drive`). A stage added
 //!   while they run is picked up before the chain parks (`Chain::park` is only reached under the
-//!   lock with no stage left), so none is stranded.
+//!   lock with no stage left), so none is stranded. One stage may put another before all the
+//!   rest: `chain!`'s run and `catch`, whose run waits on a Deferred, leaves the `catch` first in
+//!   the list while the chain waits (`Flow::WaitThen`, `Chain::wait_on_then`).
 //! - The chain's result is handed on exactly once: it is moved out under the lock, whoever takes
 //!   it (the Deferred at the end, a chain waiting on this one, or the unhandled-error report when
 //!   the end was dropped: [`AnyChain::abandon`]).

@@ -30,6 +30,10 @@ impl<T, E: 'static> Chain<T, E> {
                 Ok(())
             }
             _ => {
+                debug_assert!(
+                    !inner.phase.is_root(),
+                    "a root's slot keeps how it fires until it fires"
+                );
                 drop(inner); // `result` goes back after the lock is released
                 Err(result)
             }
@@ -117,11 +121,11 @@ where
                 }
                 Flow::WaitThen(on, new, then) => {
                     current.replace(new);
+                    if !same_chain(&on, self) {
+                        return self.wait_on_then(current, on, then);
+                    }
                     // `then` runs first on the result that comes (see `stage::RunThen`).
                     self.lock().stages.push_front(then);
-                    if !same_chain(&on, self) {
-                        return self.wait_on(current, on);
-                    }
                     drop(on);
                     current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
                 }
@@ -193,8 +197,26 @@ where
     /// The run stops because the stage it ran returned `on`, a pending Deferred: the chain
     /// waits on it, and its result will land in `current`.
     pub(super) fn wait_on(self: &Ptr<Self>, current: Current<T, E>, on: Ptr<dyn AnyChain<E>>) {
-        crate::trace::chain_event!("waiting on another chain");
+        let inner = self.keep(current);
+        self.wait(inner, on);
+    }
+
+    /// [`wait_on`](Self::wait_on), with `then` to run first on the result that comes (see
+    /// `stage::RunThen`): put at the front of the list under the same lock.
+    fn wait_on_then(
+        self: &Ptr<Self>,
+        current: Current<T, E>,
+        on: Ptr<dyn AnyChain<E>>,
+        then: Added<E>,
+    ) {
         let mut inner = self.keep(current);
+        inner.stages.push_front(then);
+        self.wait(inner, on);
+    }
+
+    /// The chain, whose lock the caller holds, waits on `on`.
+    fn wait(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, on: Ptr<dyn AnyChain<E>>) {
+        crate::trace::chain_event!("waiting on another chain");
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
             _ => None,

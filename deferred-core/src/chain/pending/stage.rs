@@ -291,9 +291,9 @@ where
 /// (`Deferred::__add_callbacks_then`): `run` gives the run's outcome, `then` adds the `catch`
 /// to it. An outcome that has fired goes to `then` at once; for a pending one, the chain waits
 /// on it, and `then` runs on what arrives, as the chain's next stage, before the stages added
-/// after this one. So the run's own links keep nothing to run after it (a link whose last step
-/// returned a pending Deferred hands it to the chain waiting on it, see `hand_over`), and this
-/// chain gets no second stage.
+/// after this one (`Flow::WaitThen`). So the run's own links keep nothing to run after it (a
+/// link whose last step returned a pending Deferred hands it to the chain waiting on it, see
+/// `hand_over`), and this chain holds the `catch` only while it waits for the run's outcome.
 struct RunThen<F, Th> {
     run: F,
     then: Th,
@@ -400,8 +400,10 @@ enum List<E: 'static> {
 
 /// Two stages or more, in the order they run: `first`, `second`, then `far`, a buffer of 8
 /// made for the third, which grows four times at once (a chain that adds a third step usually
-/// adds many, and copying the buffer at every doubling costs more than the steps). A stage
-/// goes in `first` or `second` only while every stage after it is empty, so the order holds.
+/// adds many, and copying the buffer at every doubling costs more than the steps). So the order
+/// holds, `push_back` puts a stage in `first` or `second` only while every place after it is
+/// empty, and `push_front` puts one in `first`, moving what was there back (it is usually
+/// empty: the run has just taken the stage that was there, see `Flow::WaitThen`).
 struct Rest<E: 'static> {
     first: Option<Added<E>>,
     second: Option<Added<E>>,
@@ -435,8 +437,7 @@ impl<E: 'static> Rest<E> {
         self.far.push_back(stage);
     }
 
-    /// Puts `stage` first (a stage is taken off the front before it runs, so `first` is
-    /// usually free).
+    /// Puts `stage` first.
     #[inline]
     fn push_front(&mut self, stage: Added<E>) {
         if let Some(first) = self.first.replace(stage)
@@ -543,6 +544,67 @@ impl<E: 'static> Stages<E> {
                 .flat_map(|rest| rest.iter())
                 .map(|(_, at)| *at)
                 .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage that gives `n`, whatever its input.
+    fn giving(n: u32) -> Added<Failure> {
+        (
+            stage::<u32, u32, Failure, _>(move |_, _| Deferred::succeed(n)),
+            Location::caller(),
+        )
+    }
+
+    /// What `stages` give, run in the order they come off.
+    fn run_all(mut stages: Stages<Failure>) -> Vec<u32> {
+        let mut given = Vec::new();
+        while let Some((stage, at)) = stages.pop_front() {
+            let mut slot: Option<Result<u32, Failure>> = Some(Ok(0));
+            assert!(matches!(stage.run(&mut slot, at), Flow::Ready(None)));
+            given.push(slot.take().and_then(Result::ok).expect("a value"));
+        }
+        given
+    }
+
+    #[test]
+    fn push_front_puts_a_stage_before_every_other() {
+        // From an empty list, one stage, two, and a list whose buffer is in use.
+        for before in 0..12 {
+            let mut stages = Stages::new();
+            for n in 1..=before {
+                stages.push_back(giving(n));
+            }
+            stages.push_front(giving(100));
+            stages.push_back(giving(200));
+            let mut expected = vec![100];
+            expected.extend(1..=before);
+            expected.push(200);
+            assert_eq!(run_all(stages), expected, "{before} stages before");
+        }
+    }
+
+    #[test]
+    fn push_front_after_the_run_took_the_first_stage() {
+        // The run's case: the stage that was first was taken off, and stages were added since.
+        for after in 0..12 {
+            let mut stages = Stages::new();
+            stages.push_back(giving(1));
+            stages.push_back(giving(2));
+            let (taken, at) = stages.pop_front().expect("a stage");
+            let mut slot: Option<Result<u32, Failure>> = Some(Ok(0));
+            assert!(matches!(taken.run(&mut slot, at), Flow::Ready(None)));
+            for n in 0..after {
+                stages.push_back(giving(10 + n));
+            }
+            stages.push_front(giving(100));
+            let mut expected = vec![100, 2];
+            expected.extend((0..after).map(|n| 10 + n));
+            assert_eq!(run_all(stages), expected, "{after} stages added after");
         }
     }
 }
