@@ -339,6 +339,21 @@ fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
         io_resolver.callback(2);
         d.wait().unwrap()
     });
+    // The same with a catch that captures: while the run waits, the catch is a stage of its own,
+    // boxed again (the run's box held it until then).
+    let chained_waiting_capturing = allocations_of(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let (io, io_resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then move |_| io
+            then |b| b * 2
+            catch move |_| fallback
+        };
+        resolver.callback(1);
+        io_resolver.callback(2);
+        d.wait().unwrap()
+    });
     let fired = allocations_of(|| {
         let d = chain! {
             Deferred::<u64>::succeed(1)
@@ -376,6 +391,11 @@ fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
     assert_eq!(
         chained_waiting, hand_written_waiting,
         "the two links and one box for the run and the catch: no list on either link"
+    );
+    assert_eq!(
+        chained_waiting_capturing,
+        chained_waiting + 1,
+        "and the catch's own box while the run waits"
     );
     assert_eq!(fired, 0, "synchronous steps allocate nothing");
 }
