@@ -278,8 +278,7 @@ impl Inner {
 
     /// [`Failure::raised_at_each`].
     fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
-        // And the run's first step, which records itself after (`chain!`'s errback).
-        self.trail.reserve(steps.len() + 1);
+        self.trail.reserve(steps.len());
         for &step in steps {
             self.raised_at(step);
         }

@@ -26,7 +26,7 @@
 //! ```text
 //! let __chain = __kind.add_run_catch(__chain,
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
-//!     move |__error| __kind.passed(<__error, failed>, &[here()]), // skips B: at its keyword
+//!     move |__error| __kind.passed(<__error, failed>, &[here(), here()]), // skips A, B
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
 //!     __private::here(),                                 // where the catch is
 //! );
@@ -260,7 +260,7 @@ fn expand_thens_after(
 /// ```text
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
-///     move |__error| __kind.passed(.., &[here(), ..]),     // skips the other steps
+///     move |__error| __kind.passed(.., &[here(), ..]),     // skips every step
 ///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
 ///     __private::here(),                                   // at the catch keyword
 /// )
@@ -315,15 +315,16 @@ fn expand_steps(
         _ if !first => add_step("add_callback", step, input, closure),
         ([], None) => add_step("add_callback", step, input, closure),
         _ => {
-            // A failure skips the whole segment at its first step: that step records itself,
-            // this errback records the others. It runs only for a failure: success is the same
-            // as with `add_callback`, and the errback captures nothing but the chain's kind (which
-            // has no size). With a `catch` after the segment, the failure then goes on to it.
+            // A failure skips the whole segment at its first step: this errback records every
+            // step of the segment on its trail, in order. It runs only for a failure: success is
+            // the same as with `add_callback`, and the errback captures nothing but the chain's
+            // kind (which has no size). With a `catch` after the segment, the failure then goes
+            // on to it.
             let error = local("__error", site);
             let failed = local("__failed", site);
             let fail = fail(&error);
             // Where each skipped step is: `here()` at its keyword (`#[track_caller]`).
-            let skipped = rest.iter().map(|step| {
+            let skipped = steps.iter().map(|step| {
                 let keyword = step.keyword.span();
                 let krate = krate(keyword);
                 quote_spanned!(keyword=> #krate::__private::here())
@@ -336,7 +337,7 @@ fn expand_steps(
                 }
             };
             match catch {
-                None => add_step("add_callbacks", step, input, quote!(#closure, #errback)),
+                None => add_step("add_run", step, input, quote!(#closure, #errback)),
                 Some(catch) => {
                     // The catch is added to the segment's outcome, which is where the chain
                     // would be after the segment: at its last step's keyword.
@@ -838,7 +839,7 @@ impl Input {
     }
 }
 
-/// `__kind.METHOD((input), closure)` (`closure, errback` for `add_callbacks`): the chain's kind
+/// `__kind.METHOD((input), closure)` (`closure, errback` for `add_run`): the chain's kind
 /// adds the step as that kind's `Deferred::METHOD` would (see `__private::kind`). Spanned at the
 /// step's keyword so that the `#[track_caller]` location of the step is the keyword's.
 fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> TokenStream {

@@ -189,10 +189,12 @@ impl SendChain {
         chain.add_callback(f)
     }
 
-    /// [`Deferred::add_callbacks`].
+    /// A run of `then`s as one step of `chain` ([`Deferred::add_callbacks`], but `on_err`
+    /// records every step of the run a failure skips, the first included, and the failure is
+    /// not marked again: `Deferred::__add_run`).
     #[track_caller]
     #[inline(always)]
-    pub fn add_callbacks<T, E, R1, R2, Ok, Er>(
+    pub fn add_run<T, E, R1, R2, Ok, Er>(
         self,
         chain: Deferred<T, E>,
         on_ok: Ok,
@@ -207,12 +209,12 @@ impl SendChain {
         R2: IntoDeferred<E, Value = R1::Value>,
         R1::Value: Sendable + 'static,
     {
-        chain.add_callbacks(on_ok, on_err)
+        chain.__add_run(on_ok, on_err)
     }
 
     /// A run of `then`s and the `catch` after it, as one step of `chain`:
-    /// [`add_callbacks`](SendChain::add_callbacks) (`on_ok` runs the run, `on_err` records the
-    /// steps a failure skips), whose outcome is handed to `catch`, which adds the `catch` to it
+    /// [`add_run`](SendChain::add_run) (`on_ok` runs the run, `on_err` records the steps a
+    /// failure skips), whose outcome is handed to `catch`, which adds the `catch` to it
     /// (`Deferred::__add_callbacks_then`): fired, once a pending outcome has arrived. A pending
     /// `chain` gets one stage for both.
     #[track_caller]
@@ -286,10 +288,10 @@ impl LocalChain {
         chain.add_callback(f)
     }
 
-    /// [`LocalDeferred::add_callbacks`].
+    /// [`SendChain::add_run`], for a chain of `LocalDeferred`s.
     #[track_caller]
     #[inline(always)]
-    pub fn add_callbacks<T, E, R1, R2, Ok, Er>(
+    pub fn add_run<T, E, R1, R2, Ok, Er>(
         self,
         chain: LocalDeferred<T, E>,
         on_ok: Ok,
@@ -304,7 +306,7 @@ impl LocalChain {
         R2: IntoLocalDeferred<E, Value = R1::Value>,
         R1::Value: 'static,
     {
-        chain.add_callbacks(on_ok, on_err)
+        chain.__add_run(on_ok, on_err)
     }
 
     /// [`SendChain::add_run_catch`], for a chain of `LocalDeferred`s.

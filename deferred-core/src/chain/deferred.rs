@@ -131,6 +131,31 @@ fn given_at<U, E: 'static>(
     mark_failure(next, |failure| failure.given_at(step))
 }
 
+/// A run of `chain!`'s `then`s as one step's function (`Deferred::__add_run`): `$on_ok` runs
+/// the run; `$on_err` gets a failure that skips it, and records every step of the run on its
+/// trail itself. A failure `$on_ok` gave is marked as `add_callbacks` marks it. (A macro, not a
+/// function returning a closure: that closure would capture the step's return types, which
+/// need not be `'static`.)
+macro_rules! run_of {
+    ($on_ok:expr, $on_err:expr) => {{
+        let (on_ok, on_err) = ($on_ok, $on_err);
+        // The function that does not run is dropped explicitly, after `next` is made (see
+        // `add_callbacks`).
+        move |result, step| match result {
+            Result::Ok(value) => {
+                let next = given_at(on_ok(value).into_deferred(), step);
+                drop(on_err);
+                next
+            }
+            Err(error) => {
+                let next = on_err(received(error)).into_deferred();
+                drop(on_ok);
+                next
+            }
+        }
+    }};
+}
+
 /// Marks a failure handed to user code (an errback): if that code returns it, it was passed
 /// on, not raised there.
 #[inline]
@@ -439,9 +464,27 @@ where
         })
     }
 
-    /// For `chain!`, not public API: [`add_callbacks`](Self::add_callbacks) and `then` on its
+    /// For `chain!`, not public API: [`add_callbacks`](Self::add_callbacks) for a run of
+    /// `then`s, whose first step is `on_ok`; `on_err` records on a failure's trail every step of
+    /// the run it skips, the first included, in order, so the failure it gives is not marked
+    /// again here.
+    #[doc(hidden)]
+    #[track_caller]
+    #[inline]
+    pub fn __add_run<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
+    where
+        Ok: FnOnce(T) -> R1 + Sendable + 'static,
+        Er: FnOnce(E) -> R2 + Sendable + 'static,
+        R1: IntoDeferred<E>,
+        R2: IntoDeferred<E, Value = R1::Value>,
+        R1::Value: Sendable + 'static,
+    {
+        self.then_step(Location::caller(), run_of!(on_ok, on_err))
+    }
+
+    /// For `chain!`, not public API: [`__add_run`](Self::__add_run) and `then` on its
     /// outcome, as one step of this Deferred. The outcome — the Deferred `on_ok` or `on_err`
-    /// gave, marked as `add_callbacks` marks it, or the failure of `on_ok`'s panic, raised here
+    /// gave, marked as `__add_run` marks it, or the failure of `on_ok`'s panic, raised here
     /// — goes to `then`, which gives the step's outcome, unmarked: `chain!` adds the `catch`
     /// after a run of `then`s there. On a pending Deferred, an outcome still pending is waited
     /// on first, and `then` gets it fired, as the chain's next stage (see `stage::RunThen`), so
@@ -470,19 +513,7 @@ where
         Th: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
     {
         let step = Location::caller();
-        // What `add_callbacks` does.
-        let run = move |result, step| match result {
-            Result::Ok(value) => {
-                let next = given_at(on_ok(value).into_deferred(), step);
-                drop(on_err);
-                next
-            }
-            Err(error) => {
-                let next = raised_at(on_err(received(error)).into_deferred(), step);
-                drop(on_ok);
-                next
-            }
-        };
+        let run = run_of!(on_ok, on_err);
         match self.into_state() {
             State::Fired(Some(result)) => run_step(
                 move |result, step| {
