@@ -72,7 +72,7 @@ GROUPS = [
     ("links: make, add a stage, fire, run, park, wait, drop",
      r"pending::|Link<|set_listener|with_canceller|Deferred<T,E>::|drop_unspent|Resolver|drop_slow"),
     ("stage lists: push, pop, drop", r"Stages<|drop_in_place<\[\(alloc::boxed::Box<dyn"),
-    ("steps: run_step, stage run, slot moves", r"run_step|stage::|FnOnce::call_once|type_id"),
+    ("steps: run_step, stage run, slot moves", r"run_step|unwound_at|stage::|FnOnce::call_once|type_id"),
     ("run loop: enqueue, drain, deliver", r"run_loop|kind::enqueue"),
     ("memcpy", r"memcpy|memmove"),
     ("tokio: tasks, scheduler, oneshot, wakers", r"tokio::|futures_util::|Waker|waker"),
