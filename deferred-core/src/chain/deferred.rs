@@ -414,12 +414,21 @@ where
         F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
     {
         // Boxed before the lock is taken (free when `f` captures nothing).
+        Self::add_to_pending(link, (stage::stage(f), step))
+    }
+
+    /// Adds `stage` to the pending chain at `link`; if the chain has fired meanwhile, the stage
+    /// runs now, on this thread (rule 2).
+    #[inline(always)]
+    fn add_to_pending<U: Sendable + 'static>(
+        link: Ptr<dyn AnyChain<E>>,
+        (stage, step): stage::Added<E>,
+    ) -> Deferred<U, E> {
         let mut fired: Option<Result<T, E>> = None;
-        match link.add((stage::stage(f), step), &mut fired) {
+        match link.add((stage, step), &mut fired) {
             None => Deferred {
                 state: State::Pending(link),
             },
-            // The chain fired: the step runs now, on this thread (rule 2).
             Some(stage) => stage::run_now(stage, fired, step),
         }
     }
@@ -530,15 +539,9 @@ where
                 step,
             ),
             State::Fired(None) => spent(),
+            // One stage: the run, and `then` on its outcome (see `stage::RunThen`).
             State::Pending(link) => {
-                // One stage: the run, and `then` on its outcome (see `stage::RunThen`).
-                let mut fired: Option<Result<T, E>> = None;
-                match link.add((stage::run_then(run, then, then_at), step), &mut fired) {
-                    None => Deferred {
-                        state: State::Pending(link),
-                    },
-                    Some(stage) => stage::run_now(stage, fired, step),
-                }
+                Self::add_to_pending(link, (stage::run_then(run, then, then_at), step))
             }
         }
     }
@@ -549,15 +552,7 @@ where
         match self.into_state() {
             State::Fired(Some(result)) => stage::run_now(stage, Some(result), step),
             State::Fired(None) => spent(),
-            State::Pending(link) => {
-                let mut fired: Option<Result<T, E>> = None;
-                match link.add((stage, step), &mut fired) {
-                    None => Deferred {
-                        state: State::Pending(link),
-                    },
-                    Some(stage) => stage::run_now(stage, fired, step),
-                }
-            }
+            State::Pending(link) => Self::add_to_pending(link, (stage, step)),
         }
     }
 

@@ -288,13 +288,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// Where the root's Resolver was made, while the root has not fired (nor been failed by a
     /// cancel).
     pub(crate) fn created_at(&self) -> Option<&'static Location<'static>> {
-        let inner = self.lock();
-        // A run started outside a run loop leaves the slot as it was until the run keeps its
-        // result there: the phase says whether the root has fired.
-        match inner.result {
-            Current::Unfired(at, _) if inner.phase.is_root() => Some(at),
-            Current::Unfired(..) | Current::Root(_) | Current::Other(_) => None,
-        }
+        self.lock().unfired().map(|(at, _)| at)
     }
 
     /// Gives the root a canceller after it was made, replacing the one it had (which is dropped,
@@ -371,6 +365,17 @@ where
 }
 
 impl<T, E: 'static> Inner<T, E> {
+    /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
+    /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
+    /// until the run keeps its result there: the phase says whether the root has fired.
+    #[inline]
+    fn unfired(&self) -> Option<(&'static Location<'static>, Firing<T, E>)> {
+        match self.result {
+            Current::Unfired(at, fire_root) if self.phase.is_root() => Some((at, fire_root)),
+            Current::Unfired(..) | Current::Root(_) | Current::Other(_) => None,
+        }
+    }
+
     /// Takes out the slot the chain's result is in.
     fn take_current(&mut self) -> Current<T, E> {
         std::mem::replace(&mut self.result, Current::Root(None))

@@ -22,14 +22,12 @@ impl<T, E: 'static> Chain<T, E> {
     /// Gives `result` back instead when the root was cancelled already (the one late fire).
     pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
         let inner = self.lock();
-        match inner.result {
-            // A run started outside a run loop leaves the slot as it was until the run keeps
-            // its result there: the phase says whether the root has fired.
-            Current::Unfired(_, fire_root) if inner.phase.is_root() => {
+        match inner.unfired() {
+            Some((_, fire_root)) => {
                 fire_root(self, inner, Fire::With(result));
                 Ok(())
             }
-            _ => {
+            None => {
                 debug_assert!(
                     !inner.phase.is_root(),
                     "a root's slot keeps how it fires until it fires"
@@ -44,9 +42,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// failed already keeps that outcome.
     pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
         let inner = self.lock();
-        if let Current::Unfired(at, fire_root) = inner.result
-            && inner.phase.is_root()
-        {
+        if let Some((at, fire_root)) = inner.unfired() {
             fire_root(self, inner, Fire::NeverFired(at));
         }
     }

@@ -414,6 +414,16 @@ const FAR_CAPACITY: usize = 8;
 const GROWTH: usize = 4;
 
 impl<E: 'static> Rest<E> {
+    /// A list of the two stages given, in that order.
+    #[inline]
+    fn pair(first: Added<E>, second: Added<E>) -> List<E> {
+        List::Many(Some(Box::new(Rest {
+            first: Some(first),
+            second: Some(second),
+            far: VecDeque::new(),
+        })))
+    }
+
     #[inline]
     fn is_empty(&self) -> bool {
         self.first.is_none() && self.second.is_none() && self.far.is_empty()
@@ -474,6 +484,15 @@ impl<E: 'static> Stages<E> {
         matches!(self.0, List::Many(None))
     }
 
+    /// Takes the one stage out of a list of one, which is left empty.
+    #[inline]
+    fn take_one(&mut self) -> Added<E> {
+        match std::mem::replace(&mut self.0, List::Many(None)) {
+            List::One(stage) => stage,
+            List::Many(_) => unreachable!("a list of one stage"),
+        }
+    }
+
     /// Adds `stage` last.
     #[inline]
     pub(crate) fn push_back(&mut self, stage: Added<E>) {
@@ -483,14 +502,8 @@ impl<E: 'static> Stages<E> {
             List::Many(Some(rest)) => rest.push_back(stage),
             List::Many(None) => self.0 = List::One(stage),
             List::One(_) => {
-                let List::One(first) = std::mem::replace(&mut self.0, List::Many(None)) else {
-                    unreachable!("matched above");
-                };
-                self.0 = List::Many(Some(Box::new(Rest {
-                    first: Some(first),
-                    second: Some(stage),
-                    far: VecDeque::new(),
-                })));
+                let first = self.take_one();
+                self.0 = Rest::pair(first, stage);
             }
         }
     }
@@ -502,14 +515,8 @@ impl<E: 'static> Stages<E> {
             List::Many(Some(rest)) => rest.push_front(stage),
             List::Many(None) => self.0 = List::One(stage),
             List::One(_) => {
-                let List::One(second) = std::mem::replace(&mut self.0, List::Many(None)) else {
-                    unreachable!("matched above");
-                };
-                self.0 = List::Many(Some(Box::new(Rest {
-                    first: Some(stage),
-                    second: Some(second),
-                    far: VecDeque::new(),
-                })));
+                let second = self.take_one();
+                self.0 = Rest::pair(stage, second);
             }
         }
     }
@@ -527,10 +534,7 @@ impl<E: 'static> Stages<E> {
                 }
                 next
             }
-            List::One(_) => match std::mem::replace(&mut self.0, List::Many(None)) {
-                List::One(first) => Some(first),
-                List::Many(_) => unreachable!("matched above"),
-            },
+            List::One(_) => Some(self.take_one()),
         }
     }
 
