@@ -704,10 +704,9 @@ fn a_failure_that_skips_a_run_of_thens_records_every_step_of_it() {
     );
 }
 
-// A failure raised inside a run of `then`s: raised at the step that gave it; its trail starts at
-// the next step and ends at the `finally`, and the steps before it in the run, which it came back
-// out through, are not on it. (Known gap: of the steps after it in the same run, only the first
-// is recorded — the later ones are added inside that step's closure, which never runs.)
+// A failure raised inside a run of `then`s: raised at the step that gave it; its trail is every
+// step after it in the run, in order (they are nested inside the next step's closure, which never
+// runs), then the `finally`; the steps before it, which it came back out through, are not on it.
 #[test]
 fn a_failure_raised_inside_a_run_records_its_origin_then_the_steps_after_it() {
     let here = line!();
@@ -722,7 +721,41 @@ fn a_failure_raised_inside_a_run_records_its_origin_then_the_steps_after_it() {
     let failure = d.wait().unwrap_err();
     assert_eq!(failure.origin().map(|step| step.line()), Some(here + 4));
     let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
-    assert_eq!(lines.first(), Some(&(here + 5)), "{failure:?}");
-    assert_eq!(lines.last(), Some(&(here + 7)), "{failure:?}");
-    assert!(lines.iter().all(|&line| line > here + 4), "{failure:?}");
+    assert_eq!(lines, [here + 5, here + 6, here + 7], "{failure:?}");
+}
+
+// The same across the segments a long run is cut into (32 steps each): a failure raised at step
+// 30 skips steps 31-40, in order, then reaches the `catch`.
+#[test]
+fn a_failure_raised_inside_a_long_run_records_every_step_after_it_across_segments() {
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(0)
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 1-5
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 26-29
+        then |x| if x == 29 { Err(Failure::msg("step 30 failed")) } else { Ok(x) } // 30
+        then |x| x + 1 // 31
+        then |x| x + 1 // 32, the first segment's last
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 33-36
+        then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 37-40
+        catch |failure| Err::<u32, _>(failure)
+    };
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 9));
+    let at: Vec<(u32, u32)> = failure
+        .trail()
+        .iter()
+        .map(|step| (step.line(), step.column()))
+        .collect();
+    let expected: Vec<(u32, u32)> = [(here + 10, 9), (here + 11, 9)]
+        .into_iter()
+        .chain((0..4).map(|n| (here + 12, 9 + 15 * n)))
+        .chain((0..4).map(|n| (here + 13, 9 + 15 * n)))
+        .chain([(here + 14, 9)])
+        .collect();
+    assert_eq!(at, expected, "{failure:?}");
 }

@@ -8,13 +8,16 @@
 //! {
 //!     let __chain = <start, as a Deferred or a LocalDeferred>;
 //!     let __kind = kind_of(&__chain);                              // SendChain or LocalChain
-//!     let __chain = __kind.add_callback(__chain, move |a| {        // then |a| A
+//!     let __chain = __kind.add_run(__chain, move |a| {             // then |a| A
 //!         let __v = A;
-//!         __kind.add_callback(<__v as a link>, move |b| {          // then |b| B   (`a` in scope)
+//!         __kind.add_run(<__v as a link>, move |b| {               // then |b| B   (`a` in scope)
 //!             let __v = B;
-//!             <__v as a link>
-//!         })
-//!     });
+//!             __kind.add_callback(<__v as a link>, move |c| {      // then |c| C   (the last)
+//!                 let __v = C;
+//!                 <__v as a link>
+//!             })
+//!         }, move |__error| __kind.passed(<__error, failed>, &[here(), here()])) // skips B, C
+//!     }, move |__error| __kind.passed(<__error, failed>, &[here(), here(), here()])); // A, B, C
 //!     let __chain = __kind.add_errback(__chain, ...);              // catch
 //!     let __chain = __kind.add_both(__chain, ...);                 // finally
 //!     __chain
@@ -48,9 +51,13 @@
 //!   The expansion never names either type: every step goes through `__kind`, whose `add_*`
 //!   methods ask for what the kind's own methods ask for (`Send` steps for a `Deferred`).
 //! - A run of `then`s nests: step k+1 is added, inside step k's closure, to step k's outcome. So
-//!   the names bound by step k are in scope in step k+1, each step's code appears once (the
-//!   expansion is linear in the steps), and synchronous steps allocate nothing. A pending run
-//!   allocates one link: the whole run is one callback of the Deferred before it.
+//!   the names bound by step k are in scope in step k+1, each step's code appears once, and
+//!   synchronous steps allocate nothing. A pending run allocates one link: the whole run is one
+//!   callback of the Deferred before it.
+//! - A failure skips every step after the one it reaches, which are nested inside that step's
+//!   closure and so never added: each step's errback records the steps from it to the end of
+//!   its segment, in order, on the failure's trail (one `here()` per step, so a segment of n
+//!   steps has n(n+1)/2 of them: a segment is at most [`SEGMENT_STEPS`] long).
 //! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
 //!   `#[track_caller]`, so the keyword's location is the step's location in a `Failure`'s trail.
 //! - What a body gives (a value, a `Result`, a Deferred) is sorted out by `::deferred::__private`
@@ -237,7 +244,7 @@ fn expand_thens(
     carried_out: Option<&[Binding]>,
     catch: Option<&Step>,
 ) -> TokenStream {
-    expand_steps(input, steps, carried_in, carried_out, true, catch)
+    expand_steps(input, steps, carried_in, carried_out, catch)
 }
 
 /// The steps of a segment after its first, added inside the first's closure.
@@ -246,10 +253,14 @@ fn expand_thens_after(
     steps: &[Step],
     carried_out: Option<&[Binding]>,
 ) -> TokenStream {
-    expand_steps(input, steps, None, carried_out, false, None)
+    expand_steps(input, steps, None, carried_out, None)
 }
 
-/// [`expand_thens`]; `first`: `steps` begins the segment.
+/// [`expand_thens`], from `steps[0]` (the segment's first step, or a step nested in the one
+/// before it) to the segment's end.
+///
+/// A step with steps after it in the segment is added with `__kind.add_run`, whose errback
+/// records all of them on a failure's trail (see below); the last, with `add_callback`.
 ///
 /// With a `catch` (after the segment), the segment's first step and the `catch` are one step of
 /// `input` (`__kind.add_run_catch`): a success runs the segment, a failure is recorded as
@@ -270,7 +281,6 @@ fn expand_steps(
     steps: &[Step],
     carried_in: Option<&[Binding]>,
     carried_out: Option<&[Binding]>,
-    first: bool,
     catch: Option<&Step>,
 ) -> TokenStream {
     let Some((step, rest)) = steps.split_first() else {
@@ -312,14 +322,15 @@ fn expand_steps(
         }
     };
     match (rest, catch) {
-        _ if !first => add_step("add_callback", step, input, closure),
         ([], None) => add_step("add_callback", step, input, closure),
         _ => {
-            // A failure skips the whole segment at its first step: this errback records every
-            // step of the segment on its trail, in order. It runs only for a failure: success is
-            // the same as with `add_callback`, and the errback captures nothing but the chain's
-            // kind (which has no size). With a `catch` after the segment, the failure then goes
-            // on to it.
+            // A failure that reaches this step skips it and every step after it in the segment
+            // (they are added inside this step's closure, which does not run): this errback
+            // records them all on its trail, in order — at the segment's first step for a
+            // failure from before the segment, at the step after the one that raised it for a
+            // failure raised inside. It runs only for a failure: success is the same as with
+            // `add_callback`, and the errback captures nothing but the chain's kind (which has no
+            // size). With a `catch` after the segment, the failure then goes on to it.
             let error = local("__error", site);
             let failed = local("__failed", site);
             let fail = fail(&error);
