@@ -233,12 +233,6 @@ impl Failure {
         self.inner.raised_at(step);
     }
 
-    /// [`raised_at`](Self::raised_at) each of `steps` in turn (the trail grows once for all).
-    #[inline]
-    pub(crate) fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
-        self.inner.raised_at_each(steps);
-    }
-
     /// Records that a step that was never handed this failure gave it: a failure new to the
     /// chain was raised there; one that already has a history (a callback returned another
     /// chain's failed Deferred, or `chain!`'s nested steps already recorded it) keeps it as is.
@@ -257,6 +251,13 @@ impl Failure {
         self.inner.passed(step);
     }
 
+    /// [`passed`](Self::passed) each of `steps` in turn (the trail grows once for all).
+    #[inline]
+    pub(crate) fn passed_each(&mut self, steps: &[&'static Location<'static>]) {
+        self.inner.trail.extend_from_slice(steps);
+        self.inner.in_chain = true;
+    }
+
     /// Records that the failure reached a step's code (an errback): whatever that code does
     /// with it, it is no longer new to the chain.
     #[inline]
@@ -273,14 +274,6 @@ impl Inner {
         } else {
             self.origin = Some(step);
             self.in_chain = true;
-        }
-    }
-
-    /// [`Failure::raised_at_each`].
-    fn raised_at_each(&mut self, steps: &[&'static Location<'static>]) {
-        self.trail.reserve(steps.len());
-        for &step in steps {
-            self.raised_at(step);
         }
     }
 

@@ -16,8 +16,8 @@
 //!                 let __v = C;
 //!                 <__v as a link>
 //!             })
-//!         }, move |__error| __kind.passed(<__error, failed>, &[here(), here()])) // skips B, C
-//!     }, move |__error| __kind.passed(<__error, failed>, &[here(), here(), here()])); // A, B, C
+//!         }, move || const { &[here(), here()] })           // a failure skips B, C
+//!     }, move || const { &[here(), here(), here()] });      // a failure skips A, B, C
 //!     let __chain = __kind.add_errback(__chain, ...);              // catch
 //!     let __chain = __kind.add_both(__chain, ...);                 // finally
 //!     __chain
@@ -29,7 +29,7 @@
 //! ```text
 //! let __chain = __kind.add_run_catch(__chain,
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
-//!     move |__error| __kind.passed(<__error, failed>, &[here(), here()]), // skips A, B
+//!     move || const { &[here(), here()] },               // a failure skips A, B
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
 //!     __private::here(),                                 // where the catch is
 //! );
@@ -55,9 +55,10 @@
 //!   synchronous steps allocate nothing. A pending run allocates one link: the whole run is one
 //!   callback of the Deferred before it.
 //! - A failure skips every step after the one it reaches, which are nested inside that step's
-//!   closure and so never added: each step's errback records the steps from it to the end of
-//!   its segment, in order, on the failure's trail (one `here()` per step, so a segment of n
-//!   steps has n(n+1)/2 of them: a segment is at most [`SEGMENT_STEPS`] long).
+//!   closure and so never added: each step is added with the list of the steps from it to the
+//!   end of its segment, a constant, which a failure records on its trail in order (one
+//!   `here()` per step, so a segment of n steps has n(n+1)/2 of them: a segment is at most
+//!   [`SEGMENT_STEPS`] long).
 //! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
 //!   `#[track_caller]`, so the keyword's location is the step's location in a `Failure`'s trail.
 //! - What a body gives (a value, a `Result`, a Deferred) is sorted out by `::deferred::__private`
@@ -123,6 +124,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     let mut input = Input::chain_var(chain.start.span());
     let mut rest = &chain.steps[..];
     while let Some(step) = rest.first() {
+        let at = chain.steps.len() - rest.len();
         let (new_segments, len) = match step.kind {
             StepKind::Then => {
                 let len = rest
@@ -135,8 +137,8 @@ pub fn expand(chain: &Chain) -> TokenStream {
                             kind: StepKind::Catch { .. },
                             ..
                         },
-                    ) => (expand_run(input, &rest[..len], Some(catch)), len + 1),
-                    _ => (expand_run(input, &rest[..len], None), len),
+                    ) => (expand_run(input, &rest[..len], at, Some(catch)), len + 1),
+                    _ => (expand_run(input, &rest[..len], at, None), len),
                 }
             }
             StepKind::Catch { .. } => (vec![expand_catch(input, step)], 1),
@@ -158,6 +160,18 @@ pub fn expand(chain: &Chain) -> TokenStream {
             };
         }
     });
+    // Where each step is, in order, for the runs' lists of the steps a failure skips: `here()`
+    // at each keyword, evaluated at compile time (see `expand_steps`).
+    let steps_var = local("__STEPS", site);
+    let step_locations = chain.steps.iter().map(|step| {
+        let keyword = step.keyword.span();
+        let facade = self::krate(keyword);
+        quote_spanned!(keyword=> #facade::__private::here())
+    });
+    let steps_const = quote_spanned! {site=>
+        #[allow(dead_code)]
+        const #steps_var: #krate::__private::Steps = &[#(#step_locations),*];
+    };
     let captures = captured_names(chain).into_iter().map(|name| {
         let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
         quote_spanned!(site=> let #kind_var = #check;)
@@ -167,6 +181,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #[allow(unused_imports)]
         use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
         #catch_traits
+        #steps_const
         let #chain_var = #start;
         let #kind_var = #krate::__private::kind_of(&#chain_var);
         #(#captures)*
@@ -209,9 +224,9 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 ///     ...
 /// });
 /// ```
-fn expand_run(input: Input, steps: &[Step], catch: Option<&Step>) -> Vec<TokenStream> {
+fn expand_run(input: Input, steps: &[Step], at: usize, catch: Option<&Step>) -> Vec<TokenStream> {
     if steps.len() <= SEGMENT_STEPS {
-        return vec![expand_thens(input, steps, None, None, catch)];
+        return vec![expand_thens(input, steps, at, None, None, catch)];
     }
     let mut segments = Vec::new();
     let mut input = input;
@@ -222,6 +237,7 @@ fn expand_run(input: Input, steps: &[Step], catch: Option<&Step>) -> Vec<TokenSt
         segments.push(expand_thens(
             input,
             segment,
+            at + index * SEGMENT_STEPS,
             carried_in.as_deref(),
             carried_out.as_deref(),
             catch.filter(|_| end == steps.len()),
@@ -240,38 +256,40 @@ fn expand_run(input: Input, steps: &[Step], catch: Option<&Step>) -> Vec<TokenSt
 fn expand_thens(
     input: Input,
     steps: &[Step],
+    at: usize,
     carried_in: Option<&[Binding]>,
     carried_out: Option<&[Binding]>,
     catch: Option<&Step>,
 ) -> TokenStream {
-    expand_steps(input, steps, carried_in, carried_out, catch)
+    expand_steps(input, steps, at, carried_in, carried_out, catch)
 }
 
 /// The steps of a segment after its first, added inside the first's closure.
 fn expand_thens_after(
     input: Input,
     steps: &[Step],
+    at: usize,
     carried_out: Option<&[Binding]>,
 ) -> TokenStream {
-    expand_steps(input, steps, None, carried_out, None)
+    expand_steps(input, steps, at, None, carried_out, None)
 }
 
 /// [`expand_thens`], from `steps[0]` (the segment's first step, or a step nested in the one
 /// before it) to the segment's end.
 ///
-/// A step with steps after it in the segment is added with `__kind.add_run`, whose errback
-/// records all of them on a failure's trail (see below); the last, with `add_callback`.
+/// A step with steps after it in the segment is added with `__kind.add_run` and the list of
+/// them, which a failure records on its trail (see below); the last, with `add_callback`.
 ///
 /// With a `catch` (after the segment), the segment's first step and the `catch` are one step of
 /// `input` (`__kind.add_run_catch`): a success runs the segment, a failure is recorded as
-/// skipping the segment (as the errback below does), and either outcome is handed (once it has
+/// skipping the segment (as with `add_run`), and either outcome is handed (once it has
 /// fired, on a pending `input`) to a closure that adds the `catch` to it, as [`expand_catch`]
 /// adds it to the chain after the segment:
 ///
 /// ```text
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
-///     move |__error| __kind.passed(.., &[here(), ..]),     // skips every step
+///     move || const { &[here(), ..] },                    // a failure skips every step
 ///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
 ///     __private::here(),                                   // at the catch keyword
 /// )
@@ -279,6 +297,7 @@ fn expand_thens_after(
 fn expand_steps(
     input: Input,
     steps: &[Step],
+    at: usize,
     carried_in: Option<&[Binding]>,
     carried_out: Option<&[Binding]>,
     catch: Option<&Step>,
@@ -304,7 +323,7 @@ fn expand_steps(
         ),
         at: place.body,
     };
-    let next = expand_thens_after(outcome, rest, carried_out);
+    let next = expand_thens_after(outcome, rest, at + 1, carried_out);
     let body = place.then_value(computed, deferred_of_any(), next);
     let closure = match carried_in {
         None => step_closure(&param, body, &place),
@@ -325,30 +344,19 @@ fn expand_steps(
         ([], None) => add_step("add_callback", step, input, closure),
         _ => {
             // A failure that reaches this step skips it and every step after it in the segment
-            // (they are added inside this step's closure, which does not run): this errback
+            // (they are added inside this step's closure, which does not run): `add_run`
             // records them all on its trail, in order — at the segment's first step for a
             // failure from before the segment, at the step after the one that raised it for a
-            // failure raised inside. It runs only for a failure: success is the same as with
-            // `add_callback`, and the errback captures nothing but the chain's kind (which has no
-            // size). With a `catch` after the segment, the failure then goes on to it.
-            let error = local("__error", site);
-            let failed = local("__failed", site);
-            let fail = fail(&error);
-            // Where each skipped step is: `here()` at its keyword (`#[track_caller]`).
-            let skipped = steps.iter().map(|step| {
-                let keyword = step.keyword.span();
-                let krate = krate(keyword);
-                quote_spanned!(keyword=> #krate::__private::here())
-            });
-            let kind = local("__kind", site);
-            let errback = quote_spanned! {site=>
-                move |#error| {
-                    let #failed = #fail;
-                    #kind.passed(#failed, &[#(#skipped),*])
-                }
+            // failure raised inside. Success is the same as with `add_callback`. The steps are
+            // given by a closure that captures nothing (no size in the stage): a slice of the
+            // chain's constant list of where its steps are, so the expansion stays linear.
+            let steps_var = local("__STEPS", site);
+            let end = at + steps.len();
+            let skipped = quote_spanned! {site=>
+                move || &#steps_var[#at..#end]
             };
             match catch {
-                None => add_step("add_run", step, input, quote!(#closure, #errback)),
+                None => add_step("add_run", step, input, quote!(#closure, #skipped)),
                 Some(catch) => {
                     // The catch is added to the segment's outcome, which is where the chain
                     // would be after the segment: at its last step's keyword.
@@ -371,7 +379,7 @@ fn expand_steps(
                         "add_run_catch",
                         step,
                         input,
-                        quote!(#closure, #errback, #catch, #catch_at),
+                        quote!(#closure, #skipped, #catch, #catch_at),
                     )
                 }
             }
@@ -850,7 +858,7 @@ impl Input {
     }
 }
 
-/// `__kind.METHOD((input), closure)` (`closure, errback` for `add_run`): the chain's kind
+/// `__kind.METHOD((input), closure)` (`closure, skipped` for `add_run`): the chain's kind
 /// adds the step as that kind's `Deferred::METHOD` would (see `__private::kind`). Spanned at the
 /// step's keyword so that the `#[track_caller]` location of the step is the keyword's.
 fn add_step(method: &str, step: &Step, input: Input, closure: TokenStream) -> TokenStream {

@@ -87,12 +87,17 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
 }
 
 /// Where it is called: the expansion calls it at a step's keyword, for where the step is (a
-/// `catch`'s, for `add_run_catch`; each step a failure skips, for `passed`).
+/// `catch`'s, for `add_run_catch`; in a `const` block, each step a failure skips, for
+/// `add_run`'s list of them).
 #[track_caller]
 #[inline(always)]
-pub fn here() -> &'static Location<'static> {
+pub const fn here() -> &'static Location<'static> {
     Location::caller()
 }
+
+/// Where each step of a chain is, in order: the expansion's constant list, which a run's steps
+/// slice for the steps a failure skips (`add_run`).
+pub type Steps = &'static [&'static Location<'static>];
 
 /// The kind of the chain `chain` (its start): every step is added through it.
 #[inline(always)]
@@ -189,54 +194,56 @@ impl SendChain {
         chain.add_callback(f)
     }
 
-    /// A run of `then`s as one step of `chain` ([`Deferred::add_callbacks`], but `on_err`
-    /// records every step of the run a failure skips, the first included, and the failure is
-    /// not marked again: `Deferred::__add_run`).
+    /// A run of `then`s as one step of `chain`: `on_ok` runs the run; a failure skips it, and
+    /// `skipped()` (a closure with nothing in it, giving a constant) is every step of the run it
+    /// skips, this one included, in order, which are recorded on its trail at once
+    /// (`Deferred::__add_run`). A step nested in a run, with steps after it,
+    /// is added this way too: the steps after it are inside its closure, which a failure does
+    /// not run.
     #[track_caller]
     #[inline(always)]
-    pub fn add_run<T, E, R1, R2, Ok, Er>(
+    pub fn add_run<T, E, R, Ok, S>(
         self,
         chain: Deferred<T, E>,
         on_ok: Ok,
-        on_err: Er,
-    ) -> Deferred<R1::Value, E>
+        skipped: S,
+    ) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
         E: From<Failure> + Sendable + 'static,
-        Ok: FnOnce(T) -> R1 + Sendable + 'static,
-        Er: FnOnce(E) -> R2 + Sendable + 'static,
-        R1: IntoDeferred<E>,
-        R2: IntoDeferred<E, Value = R1::Value>,
-        R1::Value: Sendable + 'static,
+        Ok: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
     {
-        chain.__add_run(on_ok, on_err)
+        chain.__add_run(on_ok, skipped)
     }
 
     /// A run of `then`s and the `catch` after it, as one step of `chain`:
-    /// [`add_run`](SendChain::add_run) (`on_ok` runs the run, `on_err` records the steps a
+    /// [`add_run`](SendChain::add_run) (`on_ok` runs the run, `skipped()` is the steps a
     /// failure skips), whose outcome is handed to `catch`, which adds the `catch` to it
     /// (`Deferred::__add_callbacks_then`): fired, once a pending outcome has arrived. A pending
     /// `chain` gets one stage for both.
     #[track_caller]
     #[inline(always)]
-    pub fn add_run_catch<T, E, R1, R2, Ok, Er, Ca>(
+    pub fn add_run_catch<T, E, R, Ok, S, Ca>(
         self,
         chain: Deferred<T, E>,
         on_ok: Ok,
-        on_err: Er,
+        skipped: S,
         catch: Ca,
         catch_at: &'static Location<'static>,
-    ) -> Deferred<R1::Value, E>
+    ) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
         E: From<Failure> + Sendable + 'static,
-        Ok: FnOnce(T) -> R1 + Sendable + 'static,
-        Er: FnOnce(E) -> R2 + Sendable + 'static,
-        R1: IntoDeferred<E>,
-        R2: IntoDeferred<E, Value = R1::Value>,
-        R1::Value: Sendable + 'static,
-        Ca: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
+        Ok: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
+        Ca: FnOnce(Deferred<R::Value, E>) -> Deferred<R::Value, E> + Sendable + 'static,
     {
+        let on_err = move |error| Deferred::<R::Value, E>::__skipped_each(error, skipped());
         chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
     }
 
@@ -291,45 +298,44 @@ impl LocalChain {
     /// [`SendChain::add_run`], for a chain of `LocalDeferred`s.
     #[track_caller]
     #[inline(always)]
-    pub fn add_run<T, E, R1, R2, Ok, Er>(
+    pub fn add_run<T, E, R, Ok, S>(
         self,
         chain: LocalDeferred<T, E>,
         on_ok: Ok,
-        on_err: Er,
-    ) -> LocalDeferred<R1::Value, E>
+        skipped: S,
+    ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
         E: From<Failure> + 'static,
-        Ok: FnOnce(T) -> R1 + 'static,
-        Er: FnOnce(E) -> R2 + 'static,
-        R1: IntoLocalDeferred<E>,
-        R2: IntoLocalDeferred<E, Value = R1::Value>,
-        R1::Value: 'static,
+        Ok: FnOnce(T) -> R + 'static,
+        R: IntoLocalDeferred<E>,
+        R::Value: 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + 'static,
     {
-        chain.__add_run(on_ok, on_err)
+        chain.__add_run(on_ok, skipped)
     }
 
     /// [`SendChain::add_run_catch`], for a chain of `LocalDeferred`s.
     #[track_caller]
     #[inline(always)]
-    pub fn add_run_catch<T, E, R1, R2, Ok, Er, Ca>(
+    pub fn add_run_catch<T, E, R, Ok, S, Ca>(
         self,
         chain: LocalDeferred<T, E>,
         on_ok: Ok,
-        on_err: Er,
+        skipped: S,
         catch: Ca,
         catch_at: &'static Location<'static>,
-    ) -> LocalDeferred<R1::Value, E>
+    ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
         E: From<Failure> + 'static,
-        Ok: FnOnce(T) -> R1 + 'static,
-        Er: FnOnce(E) -> R2 + 'static,
-        R1: IntoLocalDeferred<E>,
-        R2: IntoLocalDeferred<E, Value = R1::Value>,
-        R1::Value: 'static,
-        Ca: FnOnce(LocalDeferred<R1::Value, E>) -> LocalDeferred<R1::Value, E> + 'static,
+        Ok: FnOnce(T) -> R + 'static,
+        R: IntoLocalDeferred<E>,
+        R::Value: 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + 'static,
+        Ca: FnOnce(LocalDeferred<R::Value, E>) -> LocalDeferred<R::Value, E> + 'static,
     {
+        let on_err = move |error| LocalDeferred::<R::Value, E>::__skipped_each(error, skipped());
         chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
     }
 

@@ -53,23 +53,6 @@ impl SendChain {
                 .add_callback(move |value| Ok::<_, E>((value, carried))),
         }
     }
-
-    /// Records on the trail of the failure `failed` holds that it skipped the steps of a run of
-    /// `then`s at `steps` (each located by `here()` at its keyword), in the errback of the
-    /// run's first step (which the failure reached, so it is not new to the chain: it is put on
-    /// the trail).
-    #[inline(always)]
-    pub fn passed<T, E>(
-        self,
-        failed: Deferred<T, E>,
-        steps: &[&'static Location<'static>],
-    ) -> Deferred<T, E>
-    where
-        T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
-    {
-        failed.__raised_at_each(steps)
-    }
 }
 
 impl LocalChain {
@@ -110,19 +93,5 @@ impl LocalChain {
                 .__raised_at(step)
                 .add_callback(move |value| Ok::<_, E>((value, carried))),
         }
-    }
-
-    /// [`SendChain::passed`], for a chain of `LocalDeferred`s.
-    #[inline(always)]
-    pub fn passed<T, E>(
-        self,
-        failed: LocalDeferred<T, E>,
-        steps: &[&'static Location<'static>],
-    ) -> LocalDeferred<T, E>
-    where
-        T: 'static,
-        E: From<Failure> + 'static,
-    {
-        failed.__raised_at_each(steps)
     }
 }

@@ -112,6 +112,15 @@ fn mark_failure<U, E: 'static>(
     }
 }
 
+/// A failure skipping the steps of a run of `chain!`'s `then`s at `steps`: they go on its
+/// trail, in order (a failure the chain's start gave enters the chain here, as at an errback).
+/// Generic over the error alone, so every step of a run shares it.
+fn skipped_each<E: 'static>(error: &mut E, steps: &[&'static Location<'static>]) {
+    if let Some(failure) = as_failure(error) {
+        failure.passed_each(steps);
+    }
+}
+
 /// Marks a failure that a user function just produced as raised at `step`.
 #[inline]
 fn raised_at<U, E: 'static>(
@@ -473,22 +482,31 @@ where
         })
     }
 
-    /// For `chain!`, not public API: [`add_callbacks`](Self::add_callbacks) for a run of
-    /// `then`s, whose first step is `on_ok`; `on_err` records on a failure's trail every step of
-    /// the run it skips, the first included, in order, so the failure it gives is not marked
-    /// again here.
+    /// For `chain!`, not public API: [`add_callback`](Self::add_callback) for a step of a run
+    /// of `then`s with steps after it, nested in its closure: a failure skips them all, and
+    /// `skipped()` (a closure with nothing in it, giving a constant) is where each of them is,
+    /// this step first, in order. They are put on the failure's trail at once.
     #[doc(hidden)]
     #[track_caller]
     #[inline]
-    pub fn __add_run<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
+    pub fn __add_run<R, F, S>(self, f: F, skipped: S) -> Deferred<R::Value, E>
     where
-        Ok: FnOnce(T) -> R1 + Sendable + 'static,
-        Er: FnOnce(E) -> R2 + Sendable + 'static,
-        R1: IntoDeferred<E>,
-        R2: IntoDeferred<E, Value = R1::Value>,
-        R1::Value: Sendable + 'static,
+        F: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
     {
-        self.then_step(Location::caller(), run_of!(on_ok, on_err))
+        let step = Location::caller();
+        self.then_step(step, move |result, step| match result {
+            Ok(value) => given_at(f(value).into_deferred(), step),
+            Err(mut error) => {
+                // As in `add_callback`: `f` is dropped after the failure is in `next`.
+                skipped_each(&mut error, skipped());
+                let next = Deferred::fail(error);
+                drop(f);
+                next
+            }
+        })
     }
 
     /// For `chain!`, not public API: [`__add_run`](Self::__add_run) and `then` on its
@@ -779,12 +797,14 @@ where
         raised_at(self, step)
     }
 
-    /// For `chain!`, not public API: [`__raised_at`](Self::__raised_at) each of `steps` in
-    /// turn (the steps of a run a failure skips), the failure's trail grown once.
+    /// For `chain!`, not public API: a Deferred failed with `error`, handed to the errback of a
+    /// run of `then`s, which skipped the steps at `steps`: they are put on its trail in order,
+    /// the trail grown once. Only the final move depends on `T`.
     #[doc(hidden)]
     #[inline]
-    pub fn __raised_at_each(self, steps: &[&'static Location<'static>]) -> Deferred<T, E> {
-        mark_failure(self, |failure| failure.raised_at_each(steps))
+    pub fn __skipped_each(mut error: E, steps: &[&'static Location<'static>]) -> Deferred<T, E> {
+        skipped_each(&mut error, steps);
+        Deferred::fail(error)
     }
 }
 
