@@ -759,3 +759,119 @@ fn a_failure_raised_inside_a_long_run_records_every_step_after_it_across_segment
         .collect();
     assert_eq!(at, expected, "{failure:?}");
 }
+
+/// The lines of a failure's trail.
+fn trail_lines(failure: &Failure) -> Vec<u32> {
+    failure.trail().iter().map(|step| step.line()).collect()
+}
+
+// A panic inside a run is raised at the step that panicked, and skips the steps after it: they
+// are on its trail, in order.
+#[test]
+fn a_panic_inside_a_run_records_the_steps_after_it() {
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x| x + 1
+        then |_x| -> u32 { panic!("in step two") }
+        then |x| x + 3
+        then |x| x + 4
+        finally || ()
+    };
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 4));
+    assert_eq!(trail_lines(&failure), [here + 5, here + 6, here + 7]);
+
+    // The same on a pending start: the run is a stage that runs when the start fires.
+    let (start, resolver) = Deferred::<u32>::pending();
+    let here = line!();
+    let d = chain! {
+        start
+        then |x| x + 1
+        then |_x| -> u32 { panic!("in step two") }
+        then |x| x + 3
+        then |x| x + 4
+        finally || ()
+    };
+    resolver.callback(1);
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 4));
+    assert_eq!(trail_lines(&failure), [here + 5, here + 6, here + 7]);
+}
+
+// A failure that comes later, from a pending Deferred a step of the run returned: the steps after
+// that step were added to the pending Deferred's chain, and are on the trail, in order; so is
+// the `catch` that passes it on.
+#[test]
+fn a_failure_from_a_pending_deferred_inside_a_run_records_the_steps_after_it() {
+    let (pending, resolver) = Deferred::<u32>::pending();
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x| x + 1
+        then move |_x| pending
+        then |x| x + 3
+        then |x| Deferred::<u32>::succeed(x + 4)
+        then |x| x + 5
+        catch |failure| Err::<u32, _>(failure)
+    };
+    assert!(!d.is_fired());
+    resolver.errback(Failure::msg("the answer failed"));
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.to_string(), "the answer failed");
+    assert_eq!(
+        trail_lines(&failure),
+        [here + 5, here + 6, here + 7, here + 8],
+        "{failure:?}"
+    );
+}
+
+// A run followed by a `catch`: a failure raised inside the run reaches the `catch` with the
+// steps after it on its trail.
+#[test]
+fn a_catch_after_a_run_sees_the_steps_a_failure_raised_inside_skipped() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x| x + 1
+        then |_x| Err::<u32, _>(Failure::msg("step two failed"))
+        then |x| x + 3
+        then |x| x + 4
+        catch |failure| {
+            *record.lock().unwrap() = trail_lines(&failure);
+            0
+        }
+    };
+    assert_eq!(d.wait().unwrap(), 0);
+    assert_eq!(*seen.lock().unwrap(), [here + 5, here + 6]);
+}
+
+// A `chain!` inside a step's body has its own steps: a failure in the inner chain is traced by
+// the inner chain's steps it skipped, then by the outer step that returned it, then by the outer
+// chain's steps it skips, each at its own place.
+#[test]
+fn a_chain_inside_a_step_traces_its_own_steps_then_the_outer_ones() {
+    let here = line!();
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x| chain! {
+            Deferred::<u32>::succeed(x)
+            then |_y| Err::<u32, _>(Failure::msg("inner step failed"))
+            then |y| y + 10
+            then |y| y + 20
+        }
+        then |x| x + 3
+        then |x| x + 4
+    };
+    let failure = d.wait().unwrap_err();
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 5));
+    assert_eq!(
+        trail_lines(&failure),
+        [here + 6, here + 7, here + 3, here + 9, here + 10],
+        "{failure:?}"
+    );
+}

@@ -180,3 +180,34 @@ fn the_chain_is_a_local_deferred() {
     };
     assert_eq!(*d.wait().unwrap().borrow(), 1);
 }
+
+// The trail of a failure raised inside a local chain's run: every step after it, in order, then
+// the `finally`; a panic is raised at its step the same way.
+#[test]
+fn a_failure_inside_a_local_run_records_the_steps_after_it() {
+    let here = line!();
+    let failed = chain! {
+        LocalDeferred::<u32>::succeed(1)
+        then |x| x + 1
+        then |_x| Err::<u32, _>(Failure::msg("step two failed"))
+        then |x| x + 3
+        then |x| x + 4
+        finally || ()
+    };
+    let panicked = chain! {
+        LocalDeferred::<u32>::succeed(1)
+        then |_x| -> u32 { panic!("in step one") }
+        then |x| x + 2
+        then |x| x + 3
+    };
+    let lines = |failure: &Failure| -> Vec<u32> {
+        failure.trail().iter().map(|step| step.line()).collect()
+    };
+    let failure = failed.wait().unwrap_err();
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 4));
+    assert_eq!(lines(&failure), [here + 5, here + 6, here + 7]);
+    let failure = panicked.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert_eq!(failure.origin().map(|step| step.line()), Some(here + 11));
+    assert_eq!(lines(&failure), [here + 12, here + 13]);
+}

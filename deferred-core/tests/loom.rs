@@ -390,7 +390,7 @@ fn run_then_catch(
             runs.fetch_add(1, SeqCst);
             inner.add_callback(move |y| Ok(x + y))
         },
-        Err::<u32, Failure>,
+        || &[],
         move |outcome| {
             outcome.add_errback(move |_| {
                 catches.fetch_add(1, SeqCst);

@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! {
+//!     const __STEPS: Steps = &[here(), here(), here(), here(), here()]; // each step's keyword
 //!     let __chain = <start, as a Deferred or a LocalDeferred>;
 //!     let __kind = kind_of(&__chain);                              // SendChain or LocalChain
 //!     let __chain = __kind.add_run(__chain, move |a| {             // then |a| A
@@ -16,8 +17,8 @@
 //!                 let __v = C;
 //!                 <__v as a link>
 //!             })
-//!         }, move || const { &[here(), here()] })           // a failure skips B, C
-//!     }, move || const { &[here(), here(), here()] });      // a failure skips A, B, C
+//!         }, move || &__STEPS[1..3])                               // a failure skips B, C
+//!     }, move || &__STEPS[0..3]);                                  // a failure skips A, B, C
 //!     let __chain = __kind.add_errback(__chain, ...);              // catch
 //!     let __chain = __kind.add_both(__chain, ...);                 // finally
 //!     __chain
@@ -29,7 +30,7 @@
 //! ```text
 //! let __chain = __kind.add_run_catch(__chain,
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
-//!     move || const { &[here(), here()] },               // a failure skips A, B
+//!     move || &__STEPS[0..2],                            // a failure skips A, B
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
 //!     __private::here(),                                 // where the catch is
 //! );
@@ -55,10 +56,11 @@
 //!   synchronous steps allocate nothing. A pending run allocates one link: the whole run is one
 //!   callback of the Deferred before it.
 //! - A failure skips every step after the one it reaches, which are nested inside that step's
-//!   closure and so never added: each step is added with the list of the steps from it to the
-//!   end of its segment, a constant, which a failure records on its trail in order (one
-//!   `here()` per step, so a segment of n steps has n(n+1)/2 of them: a segment is at most
-//!   [`SEGMENT_STEPS`] long).
+//!   closure and so never added: each step but a segment's last is added with the steps from it
+//!   to the end of its segment, a slice of the chain's constant `__STEPS` (where each step of
+//!   the chain is, `here()` at its keyword, evaluated at compile time), which a failure records
+//!   on its trail in order (a panic in the step: the steps after it). The closure that gives
+//!   the slice captures nothing, so a stage is no larger, and the expansion stays linear.
 //! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
 //!   `#[track_caller]`, so the keyword's location is the step's location in a `Failure`'s trail.
 //! - What a body gives (a value, a `Result`, a Deferred) is sorted out by `::deferred::__private`
@@ -66,7 +68,8 @@
 //!   [`facade_name`]), in calls located at the body, so that a type error lands on the body; the
 //!   closures the expansion builds are located at the user's closures, for the same reason.
 //! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
-//!   cannot see them.
+//!   cannot see its variables. `__STEPS` is an item, which that hygiene does not hide: user code
+//!   in the chain could name it (and a binding of its own named `__STEPS` would meet it).
 
 use std::cell::RefCell;
 
@@ -215,14 +218,14 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 /// later steps still see those names:
 ///
 /// ```text
-/// let __chain = __kind.add_callback(__chain, move |a| {                       // then |a| A
+/// let __chain = __kind.add_run(__chain, move |a| {                            // then |a| A
 ///     ... move |y| { let __v = Y; __kind.raised_carrying(<__v>, (a,)) } ...   // step 32
-/// });
-/// let __chain = __kind.add_callback(__chain, move |__carried| {               // step 33: then |z| Z
+/// }, move || &__STEPS[0..32]);
+/// let __chain = __kind.add_run(__chain, move |__carried| {                    // step 33: then |z| Z
 ///     let (__value, (a,)) = __carried;
 ///     let z = __value;
 ///     ...
-/// });
+/// }, move || &__STEPS[32..N]);
 /// ```
 fn expand_run(input: Input, steps: &[Step], at: usize, catch: Option<&Step>) -> Vec<TokenStream> {
     if steps.len() <= SEGMENT_STEPS {
@@ -289,7 +292,7 @@ fn expand_thens_after(
 /// ```text
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
-///     move || const { &[here(), ..] },                    // a failure skips every step
+///     move || &__STEPS[a..b],                             // a failure skips every step
 ///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
 ///     __private::here(),                                   // at the catch keyword
 /// )

@@ -87,8 +87,8 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
 }
 
 /// Where it is called: the expansion calls it at a step's keyword, for where the step is (a
-/// `catch`'s, for `add_run_catch`; in a `const` block, each step a failure skips, for
-/// `add_run`'s list of them).
+/// `catch`'s, for `add_run_catch`; in the chain's constant list of every step, [`Steps`], for
+/// the steps a failure skips).
 #[track_caller]
 #[inline(always)]
 pub const fn here() -> &'static Location<'static> {
@@ -243,8 +243,7 @@ impl SendChain {
         S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
         Ca: FnOnce(Deferred<R::Value, E>) -> Deferred<R::Value, E> + Sendable + 'static,
     {
-        let on_err = move |error| Deferred::<R::Value, E>::__skipped_each(error, skipped());
-        chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
+        chain.__add_callbacks_then(on_ok, skipped, catch, catch_at)
     }
 
     /// [`Deferred::add_errback`].
@@ -335,8 +334,7 @@ impl LocalChain {
         S: FnOnce() -> &'static [&'static Location<'static>] + 'static,
         Ca: FnOnce(LocalDeferred<R::Value, E>) -> LocalDeferred<R::Value, E> + 'static,
     {
-        let on_err = move |error| LocalDeferred::<R::Value, E>::__skipped_each(error, skipped());
-        chain.__add_callbacks_then(on_ok, on_err, catch, catch_at)
+        chain.__add_callbacks_then(on_ok, skipped, catch, catch_at)
     }
 
     /// [`LocalDeferred::add_errback`].

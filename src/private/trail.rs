@@ -1,8 +1,9 @@
 // Included by `kind.rs`, beside the kinds' types (see there): no `use` of its own.
 //
 // Where a failure was raised: in a run of `then`s, at the step whose body gave it (`raised`,
-// and `raised_carrying` at the end of a segment of a long run), and the steps it skipped
-// (`passed`). One set of methods for each kind of chain.
+// and `raised_carrying` at the end of a segment of a long run). (The steps it skipped are
+// recorded by the core, from the list each step of a run is added with: `add_run`.) One set of
+// methods for each kind of chain.
 //
 // (The core marks the failure a step's function returns; in a run of `then`s the next step is
 // added inside the function, so the failure would meet that step first.)

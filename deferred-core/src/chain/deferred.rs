@@ -14,7 +14,7 @@ use std::task::{Context, Poll, Waker};
 use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
 use self::kind::{Blocker, Ptr, Sendable};
-use crate::failure::Failure;
+use crate::failure::{Failure, PanicTrail};
 use crate::run_loop;
 use crate::unhandled;
 
@@ -88,7 +88,7 @@ where
         Ok(next) => next,
         Err(payload) => {
             crate::trace::chain_event!(%step, "step panicked");
-            Deferred::fail(E::from(Failure::from_panic(payload, Some(step))))
+            Deferred::fail(E::from(Failure::from_step_panic(payload, step)))
         }
     }
 }
@@ -140,25 +140,30 @@ fn given_at<U, E: 'static>(
     mark_failure(next, |failure| failure.given_at(step))
 }
 
-/// A run of `chain!`'s `then`s as one step's function (`Deferred::__add_run`): `$on_ok` runs
-/// the run; `$on_err` gets a failure that skips it, and records every step of the run on its
-/// trail itself. A failure `$on_ok` gave is marked as `add_callbacks` marks it. (A macro, not a
-/// function returning a closure: that closure would capture the step's return types, which
-/// need not be `'static`.)
+/// A step of a run of `chain!`'s `then`s, with the steps nested after it, as one step's function
+/// (`Deferred::__add_run`, `__add_callbacks_then`): `$f` is the step; `$skipped()` (a closure
+/// with nothing in it, giving a constant) is where it and each step after it in its segment
+/// is, in order. A failure that reaches it skips them all and has them on its trail; a panic in
+/// `$f` is raised at this step and has the steps after it on its trail (a `PanicTrail` leaves
+/// them for the step's own guard around this function). A failure `$f` gave is marked as
+/// `add_callback` marks it. (A macro, not a function returning a closure: that closure would
+/// capture the step's return type, which need not be `'static`.)
 macro_rules! run_of {
-    ($on_ok:expr, $on_err:expr) => {{
-        let (on_ok, on_err) = ($on_ok, $on_err);
-        // The function that does not run is dropped explicitly, after `next` is made (see
-        // `add_callbacks`).
+    ($f:expr, $skipped:expr) => {{
+        let (f, skipped) = ($f, $skipped);
         move |result, step| match result {
             Result::Ok(value) => {
-                let next = given_at(on_ok(value).into_deferred(), step);
-                drop(on_err);
-                next
+                let steps: &'static [&'static Location<'static>] = skipped();
+                let trail = PanicTrail(steps.get(1..).unwrap_or_default());
+                let next = f(value);
+                trail.disarm();
+                given_at(next.into_deferred(), step)
             }
-            Err(error) => {
-                let next = on_err(received(error)).into_deferred();
-                drop(on_ok);
+            Err(mut error) => {
+                skipped_each(&mut error, skipped());
+                // As in `add_callback`: `f` is dropped after the failure is in `next`.
+                let next = Deferred::fail(error);
+                drop(f);
                 next
             }
         }
@@ -485,7 +490,8 @@ where
     /// For `chain!`, not public API: [`add_callback`](Self::add_callback) for a step of a run
     /// of `then`s with steps after it, nested in its closure: a failure skips them all, and
     /// `skipped()` (a closure with nothing in it, giving a constant) is where each of them is,
-    /// this step first, in order. They are put on the failure's trail at once.
+    /// this step first, in order. They are put on the failure's trail at once; a panic in `f`
+    /// is raised at this step and has the steps after it on its trail.
     #[doc(hidden)]
     #[track_caller]
     #[inline]
@@ -496,51 +502,40 @@ where
         R::Value: Sendable + 'static,
         S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
     {
-        let step = Location::caller();
-        self.then_step(step, move |result, step| match result {
-            Ok(value) => given_at(f(value).into_deferred(), step),
-            Err(mut error) => {
-                // As in `add_callback`: `f` is dropped after the failure is in `next`.
-                skipped_each(&mut error, skipped());
-                let next = Deferred::fail(error);
-                drop(f);
-                next
-            }
-        })
+        self.then_step(Location::caller(), run_of!(f, skipped))
     }
 
     /// For `chain!`, not public API: [`__add_run`](Self::__add_run) and `then` on its
-    /// outcome, as one step of this Deferred. The outcome — the Deferred `on_ok` or `on_err`
-    /// gave, marked as `__add_run` marks it, or the failure of `on_ok`'s panic, raised here
-    /// — goes to `then`, which gives the step's outcome, unmarked: `chain!` adds the `catch`
+    /// outcome, as one step of this Deferred. The outcome — the Deferred `f` gave, or the
+    /// failure that skipped the run or that `f`'s panic raised, marked as `__add_run` marks
+    /// them — goes to `then`, which gives the step's outcome, unmarked: `chain!` adds the `catch`
     /// after a run of `then`s there. On a pending Deferred, an outcome still pending is waited
     /// on first, and `then` gets it fired, as the chain's next stage (see `stage::RunThen`), so
     /// the run's own links keep nothing to run after the run. On a fired Deferred (or one that
     /// fires while the stage is added), `then` gets the outcome as it is, pending or not.
     ///
-    /// A spent Deferred given by `on_ok` reaches `then` as the failure a chain makes of it.
+    /// A spent Deferred given by `f` reaches `then` as the failure a chain makes of it.
     /// `then_at`: where `then`'s step is (the `catch` keyword), for the stage it is while it
     /// waits (the registry lists it there).
     #[doc(hidden)]
     #[track_caller]
     #[inline]
-    pub fn __add_callbacks_then<R1, R2, Ok, Er, Th>(
+    pub fn __add_callbacks_then<R, F, S, Th>(
         self,
-        on_ok: Ok,
-        on_err: Er,
+        f: F,
+        skipped: S,
         then: Th,
         then_at: &'static Location<'static>,
-    ) -> Deferred<R1::Value, E>
+    ) -> Deferred<R::Value, E>
     where
-        Ok: FnOnce(T) -> R1 + Sendable + 'static,
-        Er: FnOnce(E) -> R2 + Sendable + 'static,
-        R1: IntoDeferred<E>,
-        R2: IntoDeferred<E, Value = R1::Value>,
-        R1::Value: Sendable + 'static,
-        Th: FnOnce(Deferred<R1::Value, E>) -> Deferred<R1::Value, E> + Sendable + 'static,
+        F: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
+        Th: FnOnce(Deferred<R::Value, E>) -> Deferred<R::Value, E> + Sendable + 'static,
     {
         let step = Location::caller();
-        let run = run_of!(on_ok, on_err);
+        let run = run_of!(f, skipped);
         match self.into_state() {
             State::Fired(Some(result)) => run_step(
                 move |result, step| {
@@ -797,15 +792,6 @@ where
         raised_at(self, step)
     }
 
-    /// For `chain!`, not public API: a Deferred failed with `error`, handed to the errback of a
-    /// run of `then`s, which skipped the steps at `steps`: they are put on its trail in order,
-    /// the trail grown once. Only the final move depends on `T`.
-    #[doc(hidden)]
-    #[inline]
-    pub fn __skipped_each(mut error: E, steps: &[&'static Location<'static>]) -> Deferred<T, E> {
-        skipped_each(&mut error, steps);
-        Deferred::fail(error)
-    }
 }
 
 /// The result at the end of a pending chain, for `wait` and `poll`: taken if it is here —
