@@ -271,7 +271,24 @@ impl Failure {
         self.inner.origin
     }
 
-    /// The chain steps this failure passed through after it was raised, oldest first.
+    /// The chain steps this failure passed through after it was raised, oldest first: the
+    /// callbacks it skipped, the errbacks and `finally`s that passed it on. (`chain!` records
+    /// every `then` of a run after the step that raised it, in order, though they are nested in
+    /// that step.) `{:?}` prints them under the failure, one `passed step` line each.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    ///
+    /// let d = Deferred::<u32>::succeed(1)
+    ///     .add_callback(|_| Err::<u32, _>(Failure::msg("no route"))) // raised here
+    ///     .add_callback(|x| Ok(x + 1)) // skipped
+    ///     .add_callback(|x| Ok(x + 2)); // skipped
+    /// let failure = d.wait().unwrap_err();
+    /// let raised = failure.origin().expect("a step raised it").line();
+    /// let trail: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    /// assert_eq!(trail, [raised + 1, raised + 2]);
+    /// assert!(format!("{failure:?}").contains("passed step"));
+    /// ```
     pub fn trail(&self) -> &[&'static Location<'static>] {
         &self.inner.trail
     }
