@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! {
-//!     const __STEPS: Steps = &[here(), here(), here(), here(), here()]; // each step's keyword
+//!     const __CHAIN_STEPS: Steps = &[here(), here(), here(), here(), here()]; // each keyword
 //!     let __chain = <start, as a Deferred or a LocalDeferred>;
 //!     let __kind = kind_of(&__chain);                              // SendChain or LocalChain
 //!     let __chain = __kind.add_run(__chain, move |a| {             // then |a| A
@@ -17,8 +17,8 @@
 //!                 let __v = C;
 //!                 <__v as a link>
 //!             })
-//!         }, move || &__STEPS[1..3])                               // a failure skips B, C
-//!     }, move || &__STEPS[0..3]);                                  // a failure skips A, B, C
+//!         }, move || &__CHAIN_STEPS[1..3])                         // a failure skips B, C
+//!     }, move || &__CHAIN_STEPS[0..3]);                            // a failure skips A, B, C
 //!     let __chain = __kind.add_errback(__chain, ...);              // catch
 //!     let __chain = __kind.add_both(__chain, ...);                 // finally
 //!     __chain
@@ -30,7 +30,7 @@
 //! ```text
 //! let __chain = __kind.add_run_catch(__chain,
 //!     move |a| { ... },                                  // then |a| A then |b| B, as above
-//!     move || &__STEPS[0..2],                            // a failure skips A, B
+//!     move || &__CHAIN_STEPS[0..2],                      // a failure skips A, B
 //!     move |__chain| __kind.add_errback(__chain, ...),   // catch, on the run's outcome
 //!     __private::here(),                                 // where the catch is
 //! );
@@ -57,8 +57,8 @@
 //!   callback of the Deferred before it.
 //! - A failure skips every step after the one it reaches, which are nested inside that step's
 //!   closure and so never added: each step but a segment's last is added with the steps from it
-//!   to the end of its segment, a slice of the chain's constant `__STEPS` (where each step of
-//!   the chain is, `here()` at its keyword, evaluated at compile time), which a failure records
+//!   to the end of its segment, a slice of the chain's constant `__CHAIN_STEPS` (where each step
+//!   of the chain is, `here()` at its keyword, evaluated at compile time), which a failure records
 //!   on its trail in order (a panic in the step: the steps after it). The closure that gives
 //!   the slice captures nothing, so a stage is no larger, and the expansion stays linear.
 //! - Each `add_*` call is spanned at its step's keyword. The `add_*` methods are
@@ -68,8 +68,8 @@
 //!   [`facade_name`]), in calls located at the body, so that a type error lands on the body; the
 //!   closures the expansion builds are located at the user's closures, for the same reason.
 //! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
-//!   cannot see its variables. `__STEPS` is an item, which that hygiene does not hide: user code
-//!   in the chain could name it (and a binding of its own named `__STEPS` would meet it).
+//!   cannot see its variables. `__CHAIN_STEPS` is an item, which that hygiene does not hide: user
+//!   code in the chain could name it (and a binding of its own of that name would meet it).
 
 use std::cell::RefCell;
 
@@ -165,7 +165,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     });
     // Where each step is, in order, for the runs' lists of the steps a failure skips: `here()`
     // at each keyword, evaluated at compile time (see `expand_steps`).
-    let steps_var = local("__STEPS", site);
+    let steps_var = local("__CHAIN_STEPS", site);
     let step_locations = chain.steps.iter().map(|step| {
         let keyword = step.keyword.span();
         let facade = self::krate(keyword);
@@ -220,12 +220,12 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 /// ```text
 /// let __chain = __kind.add_run(__chain, move |a| {                            // then |a| A
 ///     ... move |y| { let __v = Y; __kind.raised_carrying(<__v>, (a,)) } ...   // step 32
-/// }, move || &__STEPS[0..32]);
+/// }, move || &__CHAIN_STEPS[0..32]);
 /// let __chain = __kind.add_run(__chain, move |__carried| {                    // step 33: then |z| Z
 ///     let (__value, (a,)) = __carried;
 ///     let z = __value;
 ///     ...
-/// }, move || &__STEPS[32..N]);
+/// }, move || &__CHAIN_STEPS[32..N]);
 /// ```
 fn expand_run(input: Input, steps: &[Step], at: usize, catch: Option<&Step>) -> Vec<TokenStream> {
     if steps.len() <= SEGMENT_STEPS {
@@ -292,7 +292,7 @@ fn expand_thens_after(
 /// ```text
 /// __kind.add_run_catch(__chain,
 ///     move |a| { ... },                                   // the segment, as without a catch
-///     move || &__STEPS[a..b],                             // a failure skips every step
+///     move || &__CHAIN_STEPS[a..b],                       // a failure skips every step
 ///     move |__chain| { __kind.add_errback(__chain, ...) }, // catch, on the segment's outcome
 ///     __private::here(),                                   // at the catch keyword
 /// )
@@ -353,7 +353,7 @@ fn expand_steps(
             // failure raised inside. Success is the same as with `add_callback`. The steps are
             // given by a closure that captures nothing (no size in the stage): a slice of the
             // chain's constant list of where its steps are, so the expansion stays linear.
-            let steps_var = local("__STEPS", site);
+            let steps_var = local("__CHAIN_STEPS", site);
             let end = at + steps.len();
             let skipped = quote_spanned! {site=>
                 move || &#steps_var[#at..#end]
