@@ -182,6 +182,23 @@ fn allocations_per_chain_of_ten_steps() {
         making_the_failure + 3,
         "nine skipped callbacks: a trail of 9 entries, grown twice"
     );
+    // A failure the first step raises skips the eight steps after it. (Made inside a step, a
+    // backtrace has more frames to capture than `making_the_failure`'s: compared without one.)
+    if !std::backtrace::Backtrace::capture()
+        .status()
+        .eq(&BacktraceStatus::Captured)
+    {
+        assert_eq!(
+            count(&measured, "error", "chain!, raised by step 1"),
+            2,
+            "the failure, and its trail made once for the eight steps after the first"
+        );
+        assert_eq!(
+            count(&measured, "error", "add_callback, raised by step 1"),
+            3,
+            "the failure, and a trail of 8 entries, grown once"
+        );
+    }
 }
 
 /// A chain whose every step waits on a Deferred that fires later, from a queue (the shape of

@@ -8,6 +8,8 @@
 //! - `nested`: each step returns a new (fired) Deferred / future / `Result`: the chain waits on it.
 //! - `error`: the start is a failure; it skips nine callbacks and one errback recovers. The
 //!   start's outcome is opaque to the optimizer (`black_box`), so no peer can delete the skips.
+//!   Two more chains of this shape (`chain!` and `add_callback`, "raised by step 1") start with
+//!   a success whose first step gives the failure, which skips the eight steps after it.
 //!
 //! Every step is [`inc`]: `+1` on a value the optimizer cannot see through, so no peer can fold
 //! the ten steps into one `+10`, and every peer pays the same for the work itself. Each function
@@ -106,6 +108,8 @@ macro_rules! for_each_case {
             (error, "closures", closures),
             (error, "futures map_ok", futures_map_ok),
             (error, "async/await ?", async_await),
+            (error, "chain!, raised by step 1", chain_raised),
+            (error, "add_callback, raised by step 1", add_callback_raised),
         }
     };
 }
@@ -653,6 +657,42 @@ pub mod error {
     pub fn add_callback_own_error(_x: u64) -> u64 {
         Deferred::from_result(failed(OwnError))
             .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_errback(|_| Ok(0))
+            .wait()
+            .unwrap()
+    }
+
+    /// The first step raises the failure (its input is opaque to the optimizer), which skips
+    /// the eight steps after it, nested in its closure in `chain!`: each is on its trail.
+    pub fn chain_raised(x: u64) -> u64 {
+        chain! {
+            Deferred::<u64>::succeed(x)
+            then |a| failed(Failure::new(Boom)).map(|b: u64| a + b)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            catch |_| 0
+        }
+        .wait()
+        .unwrap()
+    }
+
+    pub fn add_callback_raised(x: u64) -> u64 {
+        Deferred::<u64>::succeed(x)
+            .add_callback(|a| failed(Failure::new(Boom)).map(|b: u64| a + b))
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)))
