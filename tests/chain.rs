@@ -801,6 +801,51 @@ fn a_panic_inside_a_run_records_the_steps_after_it() {
     assert_eq!(trail_lines(&failure), [here + 5, here + 6, here + 7]);
 }
 
+// A run followed by a `catch` is one stage (the run and the `catch` on its outcome): a panic in
+// its first step reaches the `catch` raised there, with the steps after it on its trail, on a
+// fired start and on a pending one. A panic in a plain `add_callback` afterwards, on the same
+// thread, has an empty trail: nothing of the first is left over.
+#[test]
+fn a_panic_in_a_run_before_a_catch_records_the_steps_after_it() {
+    fn caught(trail: &Arc<Mutex<Vec<u32>>>, failure: &Failure) -> u32 {
+        assert!(failure.is::<Panicked>(), "{failure:?}");
+        *trail.lock().unwrap() = trail_lines(failure);
+        failure.origin().map_or(0, |step| step.line())
+    }
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let here = line!();
+    let fired = chain! {
+        Deferred::<u32>::succeed(1)
+        then |_x| -> u32 { panic!("in step one") }
+        then |x| x + 2
+        then |x| x + 3
+        catch |failure| caught(&record, &failure)
+    };
+    assert_eq!(fired.wait().unwrap(), here + 3);
+    assert_eq!(*seen.lock().unwrap(), [here + 4, here + 5]);
+
+    let (start, resolver) = Deferred::<u32>::pending();
+    let record = seen.clone();
+    let here = line!();
+    let pending = chain! {
+        start
+        then |_x| -> u32 { panic!("in step one") }
+        then |x| x + 2
+        then |x| x + 3
+        catch |failure| caught(&record, &failure)
+    };
+    resolver.callback(1);
+    assert_eq!(pending.wait().unwrap(), here + 3);
+    assert_eq!(*seen.lock().unwrap(), [here + 4, here + 5]);
+
+    let plain = Deferred::<u32>::succeed(1)
+        .add_callback(|_| -> Result<u32, Failure> { panic!("in a plain step") });
+    let failure = plain.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert!(failure.trail().is_empty(), "{failure:?}");
+}
+
 // A failure that comes later, from a pending Deferred a step of the run returned: the steps after
 // that step were added to the pending Deferred's chain, and are on the trail, in order; so is
 // the `catch` that passes it on.

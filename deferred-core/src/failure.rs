@@ -32,8 +32,8 @@ loom::thread_local! {
 /// Armed while a step of a run of `chain!`'s `then`s runs, with the steps nested after it: if
 /// the step panics, they are never added, and the failure the panic becomes skips them. Its
 /// `Drop` runs only while that panic unwinds (a step that returns disarms it), and leaves them
-/// for the guard that catches the panic, which is the next frame up: the step's own
-/// (`unwound_at`, which calls [`Failure::from_step_panic`]). No closure of its own per step:
+/// for the guard that catches the panic: the next frame that catches is always the step's own
+/// (`unwound_at`, which calls [`Failure::from_step_panic`] before any other code runs). No closure of its own per step:
 /// a second `catch_unwind` in each step cost a long chain! 13-18% more compile time.
 pub(crate) struct PanicTrail(pub(crate) &'static [&'static Location<'static>]);
 

@@ -280,8 +280,8 @@ fn expand_thens_after(
 /// [`expand_thens`], from `steps[0]` (the segment's first step, or a step nested in the one
 /// before it) to the segment's end.
 ///
-/// A step with steps after it in the segment is added with `__kind.add_run` and the list of
-/// them, which a failure records on its trail (see below); the last, with `add_callback`.
+/// A step with steps after it in the segment is added with `__kind.add_run` and the list of it
+/// and them, which a failure records on its trail (see below); the last, with `add_callback`.
 ///
 /// With a `catch` (after the segment), the segment's first step and the `catch` are one step of
 /// `input` (`__kind.add_run_catch`): a success runs the segment, a failure is recorded as

@@ -87,8 +87,11 @@ where
     match catch_unwind(AssertUnwindSafe(move || f(result, step))) {
         Ok(next) => next,
         Err(payload) => {
+            // Made first: the steps a panicking step of a run left (`PanicTrail`) are taken
+            // before any other code (a tracing subscriber) runs on this thread.
+            let failure = Failure::from_step_panic(payload, step);
             crate::trace::chain_event!(%step, "step panicked");
-            Deferred::fail(E::from(Failure::from_step_panic(payload, step)))
+            Deferred::fail(E::from(failure))
         }
     }
 }
