@@ -195,3 +195,43 @@ fn a_chains_life_is_traced_at_trace_level() {
         .expect("where the chain was created");
     assert!(created.starts_with(file!()), "{created}");
 }
+
+/// The "step" events of `chain!`'s run of `then`s and the `catch` after it (as the macro expands
+/// them: `__add_callbacks_then`), whose run waits on a pending Deferred: one for the run, one for
+/// each step of the Deferred it waits on, one for the `catch`, whether the chain's start had fired
+/// when the run was added or fired later. (The `catch` waits as a stage of its own while the run's
+/// outcome is pending; that stage is not a step.)
+#[test]
+fn a_run_and_its_catch_trace_the_same_steps_on_a_fired_and_a_pending_start() {
+    fn steps_traced(start_fired: bool) -> usize {
+        let recorder = Recorder(Arc::default(), true);
+        let events = recorder.0.clone();
+        tracing::subscriber::with_default(recorder, || {
+            let (start, started) = Deferred::<u32>::pending();
+            let mut started = Some(started);
+            if start_fired && let Some(started) = started.take() {
+                started.callback(1);
+            }
+            let (inner, answered) = Deferred::<u32>::pending();
+            let d = start.__add_callbacks_then(
+                move |x| inner.add_callback(move |y| Ok(x + y)),
+                || &[],
+                |outcome| outcome.add_errback(|_| Ok::<u32, Failure>(0)),
+                std::panic::Location::caller(),
+            );
+            if let Some(started) = started.take() {
+                started.callback(1);
+            }
+            answered.callback(10);
+            assert_eq!(d.wait().unwrap(), 11);
+        });
+        let events = events.lock().unwrap();
+        events
+            .iter()
+            .filter(|e| e.field("message") == Some("step"))
+            .count()
+    }
+    let _serial = serial();
+    assert_eq!(steps_traced(true), 3, "the run, the inner step, the catch");
+    assert_eq!(steps_traced(false), 3, "the run, the inner step, the catch");
+}

@@ -341,7 +341,32 @@ where
                 Outcome::Waiting(link) => Ran::Wait(link),
                 Outcome::Spent => unreachable!("mapped to a failure"),
             },
-            Outcome::Waiting(link) => Ran::WaitThen(link, (stage(then), then_at.or(step))),
+            Outcome::Waiting(link) => Ran::WaitThen(
+                link,
+                (boxed::<Out, Out, E, _>(ThenStage(then)), then_at.or(step)),
+            ),
+            Outcome::Spent => unreachable!("mapped to a failure"),
+        }
+    }
+}
+
+/// A [`RunThen`]'s `then` as a stage of its own, while the run's outcome is pending. Not a step:
+/// the `catch` it adds is one, with its own panic guard and trace event. So it runs as `then`
+/// runs on a fired outcome, under `unwound_at` alone (no trace event of its own), which only
+/// keeps a panic of `then` from unwinding the run.
+struct ThenStage<F>(F);
+
+impl<Out, E, F> Runs<Out, Out, E> for ThenStage<F>
+where
+    Out: 'static,
+    E: From<Failure> + 'static,
+    F: FnOnce(Result<Out, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
+{
+    #[inline]
+    fn run(self, input: Result<Out, E>, step: &'static Location<'static>) -> Ran<Out, E> {
+        match outcome(unwound_at(self.0, input, step)) {
+            Outcome::Ready(result) => Ran::Ready(result),
+            Outcome::Waiting(link) => Ran::Wait(link),
             Outcome::Spent => unreachable!("mapped to a failure"),
         }
     }
