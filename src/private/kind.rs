@@ -214,7 +214,7 @@ impl SendChain {
         Ok: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
-        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
+        S: FnOnce() -> Steps + Sendable + 'static,
     {
         chain.__add_run(on_ok, skipped)
     }
@@ -240,7 +240,7 @@ impl SendChain {
         Ok: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
-        S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
+        S: FnOnce() -> Steps + Sendable + 'static,
         Ca: FnOnce(Deferred<R::Value, E>) -> Deferred<R::Value, E> + Sendable + 'static,
     {
         chain.__add_callbacks_then(on_ok, skipped, catch, catch_at)
@@ -309,7 +309,7 @@ impl LocalChain {
         Ok: FnOnce(T) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,
-        S: FnOnce() -> &'static [&'static Location<'static>] + 'static,
+        S: FnOnce() -> Steps + 'static,
     {
         chain.__add_run(on_ok, skipped)
     }
@@ -331,7 +331,7 @@ impl LocalChain {
         Ok: FnOnce(T) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,
-        S: FnOnce() -> &'static [&'static Location<'static>] + 'static,
+        S: FnOnce() -> Steps + 'static,
         Ca: FnOnce(LocalDeferred<R::Value, E>) -> LocalDeferred<R::Value, E> + 'static,
     {
         chain.__add_callbacks_then(on_ok, skipped, catch, catch_at)

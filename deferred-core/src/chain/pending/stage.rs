@@ -129,11 +129,7 @@ where
 {
     #[inline]
     fn run(self, input: Result<In, E>, step: &'static Location<'static>) -> Ran<Out, E> {
-        match outcome(run_step(self, input, step)) {
-            Outcome::Ready(result) => Ran::Ready(result),
-            Outcome::Waiting(link) => Ran::Wait(link),
-            Outcome::Spent => unreachable!("mapped to a failure"),
-        }
+        ran(run_step(self, input, step))
     }
 }
 
@@ -208,6 +204,16 @@ fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<O
     match next.into_outcome() {
         Outcome::Spent => Outcome::Ready(Err(E::from(Failure::msg(SPENT)))),
         outcome => outcome,
+    }
+}
+
+/// What a stage's run gave, from the Deferred its function returned.
+#[inline]
+fn ran<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Ran<Out, E> {
+    match outcome(next) {
+        Outcome::Ready(result) => Ran::Ready(result),
+        Outcome::Waiting(link) => Ran::Wait(link),
+        Outcome::Spent => unreachable!("mapped to a failure"),
     }
 }
 
@@ -336,11 +342,7 @@ where
         match outcome(run_step(run, input, step)) {
             // The `catch` that `then` adds runs as a step of its own (its own panic guard
             // and trace event): this guard only keeps a panic of `then` from unwinding the run.
-            Outcome::Ready(result) => match outcome(unwound_at(then, result, step)) {
-                Outcome::Ready(result) => Ran::Ready(result),
-                Outcome::Waiting(link) => Ran::Wait(link),
-                Outcome::Spent => unreachable!("mapped to a failure"),
-            },
+            Outcome::Ready(result) => ran(unwound_at(then, result, step)),
             Outcome::Waiting(link) => Ran::WaitThen(
                 link,
                 (boxed::<Out, Out, E, _>(ThenStage(then)), then_at.or(step)),
@@ -364,11 +366,7 @@ where
 {
     #[inline]
     fn run(self, input: Result<Out, E>, step: &'static Location<'static>) -> Ran<Out, E> {
-        match outcome(unwound_at(self.0, input, step)) {
-            Outcome::Ready(result) => Ran::Ready(result),
-            Outcome::Waiting(link) => Ran::Wait(link),
-            Outcome::Spent => unreachable!("mapped to a failure"),
-        }
+        ran(unwound_at(self.0, input, step))
     }
 }
 
