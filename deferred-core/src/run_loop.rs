@@ -69,6 +69,7 @@ thread_local! {
 }
 
 /// Whether this thread is inside the run loop (delivering a fired chain) right now.
+#[inline]
 pub(crate) fn is_running() -> bool {
     RUNNING.with(Cell::get)
 }
@@ -124,6 +125,7 @@ pub(crate) fn run(first: impl FnOnce()) {
     // Clears the flag even if a panic leaves this function, so the thread's next firing runs.
     struct Exit;
     impl Drop for Exit {
+        #[inline]
         fn drop(&mut self) {
             RUNNING.with(|r| r.set(false));
         }

@@ -205,6 +205,16 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
         }
     }
 
+    /// Moves the result into `into`, a slot of its type. In the root's slot (no stage changed
+    /// its type), it is moved with one type check, not through a second type-erased slot.
+    #[inline(always)]
+    fn move_to(self, into: &mut dyn Slot<E>) {
+        match self {
+            Current::Root(result) => stage::put(into, result),
+            mut current => into.fill_from(current.slot()),
+        }
+    }
+
     /// Follows a stage to the new slot it made, if it made one.
     #[inline]
     fn replace(&mut self, new: Option<Box<dyn Slot<E>>>) {
@@ -409,7 +419,7 @@ where
     fn try_take(&self, into: &mut dyn Slot<E>) {
         let inner = self.lock();
         if matches!(inner.phase, Phase::Fired) {
-            into.fill_from(take_result(inner).slot());
+            take_result(inner).move_to(into);
         }
     }
 
@@ -417,7 +427,7 @@ where
         let mut inner = self.lock();
         match inner.phase {
             Phase::Fired => {
-                into.fill_from(take_result(inner).slot());
+                take_result(inner).move_to(into);
                 Some(stage.0)
             }
             Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),

@@ -68,6 +68,7 @@ where
     }
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
+    #[inline]
     pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
         let root = std::mem::replace(
             &mut inner.phase,

@@ -207,6 +207,15 @@ fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<O
     }
 }
 
+/// Puts `result` in `slot`, which holds a `Result<T, E>`.
+#[inline]
+pub(crate) fn put<T: 'static, E: 'static>(slot: &mut dyn Slot<E>, result: Option<Result<T, E>>) {
+    match slot.as_any().downcast_mut::<Option<Result<T, E>>>() {
+        Some(slot) => *slot = result,
+        None => unreachable!("a chain's result goes to a slot of its type"),
+    }
+}
+
 /// What a stage's run gave, from the Deferred its function returned.
 #[inline]
 fn ran<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Ran<Out, E> {
