@@ -706,12 +706,19 @@ where
         }
     }
 
-    #[inline(never)]
+    #[inline]
     fn wait_pending(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Fired already (the usual case on one thread): no waker, no blocking.
-        if let Some(result) = take(&*link) {
-            return result;
+        match take(&*link) {
+            Some(result) => result,
+            None => Self::block_on(link),
         }
+    }
+
+    /// Blocks this thread until the chain at `link` fires.
+    #[cold]
+    #[inline(never)]
+    fn block_on(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
         loop {

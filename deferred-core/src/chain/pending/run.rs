@@ -103,6 +103,7 @@ where
     /// off the list under the lock just before it runs (so a stage added meanwhile is found in
     /// its place). Ends when none is left (the chain fires), when a stage returns a pending
     /// Deferred (the chain waits on it), or when a stage fired other chains (they go first).
+    #[inline]
     pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
             let (run, step) = stage;
@@ -139,6 +140,7 @@ where
     }
 
     /// Every stage has run: the chain fires with the result in `current`.
+    #[inline]
     pub(super) fn park(&self, mut inner: Guard<'_, Inner<T, E>>, mut current: Current<T, E>) {
         crate::trace::chain_event!("chain fired: every step ran");
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
