@@ -387,136 +387,93 @@ pub mod pending {
         callbacks.into_iter().fold(x, |a, callback| callback(a))
     }
 
-    /// The least a pending chain that one thread may extend while another fires it can do with
-    /// a lock, as `chain!`'s does (parking_lot's): one cell in an `Arc`, the ten steps fused into
-    /// one boxed stage (free: it captures nothing), and four lock round trips — the stage added,
-    /// taken when the root fires, the result parked, then taken by the end. Nothing else: no
-    /// list, no type change, no cancellation, no run loop, no panic guard, no listener. The
-    /// floor the chain's own cell is measured against (BENCHMARKS.md, "Misses").
-    pub fn locked_cell(x: u64) -> u64 {
-        type Stage = Box<dyn FnOnce(u64) -> u64 + Send>;
-        struct Cell {
-            stage: Option<Stage>,
-            result: Option<u64>,
-        }
-        let cell = std::sync::Arc::new(parking_lot::Mutex::new(Cell {
-            stage: None,
-            result: None,
-        }));
-        let resolver = std::sync::Arc::clone(&cell);
-        let stage: Stage = Box::new(|a: u64| {
-            let steps = [inc; STEPS as usize];
-            steps.iter().fold(a, |a, step| step(a))
-        });
-        // Built: the stage is published.
-        cell.lock().stage = Some(stage);
-        // Fired: the stage is taken, run outside the lock, and its result parked.
-        let stage = resolver.lock().stage.take();
-        let value = stage.map_or(x, |stage| stage(x));
-        resolver.lock().result = Some(value);
-        drop(resolver);
-        // Taken by the end.
-        let value = cell.lock().result.take();
-        value.expect("the cell has fired")
-    }
-
-    /// [`locked_cell`] with each step added as a stage of its own, as `add_callback` adds them:
-    /// a list of boxed stages (free: they capture nothing) in the cell, made with room for the
-    /// ten (one allocation: the least a list can cost), each added under the lock; when the root fires, each is taken off under the lock and run outside it, and the
-    /// result parked under the same lock that finds the list empty.
-    pub fn locked_cell_stages(x: u64) -> u64 {
-        type Stage = Box<dyn FnOnce(u64) -> u64 + Send>;
-        struct Cell {
-            stages: std::collections::VecDeque<Stage>,
-            result: Option<u64>,
-        }
-        let cell = std::sync::Arc::new(parking_lot::Mutex::new(Cell {
-            stages: std::collections::VecDeque::with_capacity(STEPS as usize),
-            result: None,
-        }));
-        let resolver = std::sync::Arc::clone(&cell);
-        for _ in 0..STEPS {
-            let stage: Stage = Box::new(inc);
-            cell.lock().stages.push_back(stage);
-        }
-        let mut value = x;
-        loop {
-            let mut inner = resolver.lock();
-            match inner.stages.pop_front() {
-                Some(stage) => {
-                    drop(inner);
-                    value = stage(value);
+    /// The least a pending chain that one thread may extend while another fires it can do:
+    /// `locked_cell` with a lock, as `chain!`'s does (an `Arc` and parking_lot's `Mutex`),
+    /// `local_cell` with a borrow, as the local kind's does (an `Rc` and a `RefCell`). One cell,
+    /// the ten steps fused into one boxed stage (free: it captures nothing), and four lock round
+    /// trips: the stage added, taken when the root fires (run outside the lock), the result
+    /// parked, then taken by the end. Nothing else: no list, no type change, no cancellation, no
+    /// run loop, no panic guard, no listener. The floor the chain's own cell is measured against
+    /// (BENCHMARKS.md, "Misses").
+    ///
+    /// `locked_cell_stages` and `local_cell_stages`: the same cell with each step added as a
+    /// stage of its own, as `add_callback` adds them: a list of boxed stages (free), made with
+    /// room for the ten (one allocation: the least a list can cost), each added under the lock;
+    /// when the root fires, each is taken off under the lock and run outside it, and the result
+    /// is parked under the lock that finds the list empty.
+    macro_rules! floor_cells {
+        ($one:ident, $stages:ident, $Ptr:ty, $Lock:ty, $lock:ident, $($send:tt)*) => {
+            pub fn $one(x: u64) -> u64 {
+                type Stage = Box<dyn FnOnce(u64) -> u64 $($send)*>;
+                struct Cell {
+                    stage: Option<Stage>,
+                    result: Option<u64>,
                 }
-                None => {
-                    inner.result = Some(value);
-                    break;
-                }
+                let cell = <$Ptr>::new(<$Lock>::new(Cell {
+                    stage: None,
+                    result: None,
+                }));
+                let resolver = cell.clone();
+                let stage: Stage = Box::new(|a: u64| {
+                    let steps = [inc; STEPS as usize];
+                    steps.iter().fold(a, |a, step| step(a))
+                });
+                // Built: the stage is published.
+                cell.$lock().stage = Some(stage);
+                // Fired: the stage is taken, run outside the lock, and its result parked.
+                let stage = resolver.$lock().stage.take();
+                let value = stage.map_or(x, |stage| stage(x));
+                resolver.$lock().result = Some(value);
+                drop(resolver);
+                // Taken by the end.
+                let value = cell.$lock().result.take();
+                value.expect("the cell has fired")
             }
-        }
-        drop(resolver);
-        let value = cell.lock().result.take();
-        value.expect("the cell has fired")
-    }
 
-    /// [`locked_cell`] for the local kind: an `Rc` and a `RefCell`, as a `LocalDeferred`'s cell.
-    pub fn local_cell(x: u64) -> u64 {
-        type Stage = Box<dyn FnOnce(u64) -> u64>;
-        struct Cell {
-            stage: Option<Stage>,
-            result: Option<u64>,
-        }
-        let cell = std::rc::Rc::new(std::cell::RefCell::new(Cell {
-            stage: None,
-            result: None,
-        }));
-        let resolver = std::rc::Rc::clone(&cell);
-        let stage: Stage = Box::new(|a: u64| {
-            let steps = [inc; STEPS as usize];
-            steps.iter().fold(a, |a, step| step(a))
-        });
-        cell.borrow_mut().stage = Some(stage);
-        let stage = resolver.borrow_mut().stage.take();
-        let value = stage.map_or(x, |stage| stage(x));
-        resolver.borrow_mut().result = Some(value);
-        drop(resolver);
-        let value = cell.borrow_mut().result.take();
-        value.expect("the cell has fired")
-    }
-
-    /// [`locked_cell_stages`] for the local kind: an `Rc` and a `RefCell`.
-    pub fn local_cell_stages(x: u64) -> u64 {
-        type Stage = Box<dyn FnOnce(u64) -> u64>;
-        struct Cell {
-            stages: std::collections::VecDeque<Stage>,
-            result: Option<u64>,
-        }
-        let cell = std::rc::Rc::new(std::cell::RefCell::new(Cell {
-            stages: std::collections::VecDeque::with_capacity(STEPS as usize),
-            result: None,
-        }));
-        let resolver = std::rc::Rc::clone(&cell);
-        for _ in 0..STEPS {
-            let stage: Stage = Box::new(inc);
-            cell.borrow_mut().stages.push_back(stage);
-        }
-        let mut value = x;
-        loop {
-            let mut inner = resolver.borrow_mut();
-            match inner.stages.pop_front() {
-                Some(stage) => {
-                    drop(inner);
-                    value = stage(value);
+            pub fn $stages(x: u64) -> u64 {
+                type Stage = Box<dyn FnOnce(u64) -> u64 $($send)*>;
+                struct Cell {
+                    stages: std::collections::VecDeque<Stage>,
+                    result: Option<u64>,
                 }
-                None => {
-                    inner.result = Some(value);
-                    break;
+                let cell = <$Ptr>::new(<$Lock>::new(Cell {
+                    stages: std::collections::VecDeque::with_capacity(STEPS as usize),
+                    result: None,
+                }));
+                let resolver = cell.clone();
+                for _ in 0..STEPS {
+                    let stage: Stage = Box::new(inc);
+                    cell.$lock().stages.push_back(stage);
                 }
+                let mut value = x;
+                loop {
+                    let mut inner = resolver.$lock();
+                    match inner.stages.pop_front() {
+                        Some(stage) => {
+                            drop(inner);
+                            value = stage(value);
+                        }
+                        None => {
+                            inner.result = Some(value);
+                            break;
+                        }
+                    }
+                }
+                drop(resolver);
+                let value = cell.$lock().result.take();
+                value.expect("the cell has fired")
             }
-        }
-        drop(resolver);
-        let value = cell.borrow_mut().result.take();
-        value.expect("the cell has fired")
+        };
     }
+
+    floor_cells!(locked_cell, locked_cell_stages, std::sync::Arc<_>, parking_lot::Mutex<_>, lock, + Send);
+    floor_cells!(
+        local_cell,
+        local_cell_stages,
+        std::rc::Rc<_>,
+        std::cell::RefCell<_>,
+        borrow_mut,
+    );
 
     /// benches/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain
     /// polled once (it never waited: its first poll finds the value).
