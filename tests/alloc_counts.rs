@@ -166,6 +166,20 @@ fn allocations_per_chain_of_ten_steps() {
         1,
         "pending chain!: the link (its one stage, the run of thens, captures nothing)"
     );
+    // The floor cells the pending chains are measured against (BENCHMARKS.md, "Misses"): one
+    // allocation for the cell, and one more for a list made with room for the ten stages.
+    for (peer, expected) in [
+        ("one locked cell (the floor of a lock)", 1),
+        ("one local cell (Rc, RefCell)", 1),
+        ("one locked cell, a stage a step", 2),
+        ("one local cell, a stage a step", 2),
+    ] {
+        assert_eq!(
+            count(&measured, "pending", peer),
+            expected,
+            "pending {peer}"
+        );
+    }
     // A failure skipping steps: nothing beyond the failure itself with the chain's own error
     // type; with `Failure`, its trail of steps grows (a Vec: 4, 8, 16 entries one at a time;
     // chain! records a run's skipped steps at once).
@@ -557,9 +571,20 @@ fn bytes_held_by_a_pending_chain_of_ten_steps() {
             .map(|r| r.map(common::inc));
         (future, sender)
     });
+    // The floor cells of benches/common (`pending::locked_cell`, `local_cell`): one cell
+    // holding the ten steps as one stage, and the resolver's handle.
+    let locked_cell = held(|| {
+        use common::pending::locked;
+        locked::built::<Option<locked::Stage>>(false)
+    });
+    let local_cell = held(|| {
+        use common::pending::local;
+        local::built::<Option<local::Stage>>(false)
+    });
     eprintln!(
         "bytes held by a pending 10-step chain and its resolver: add_callback {add_callback}, \
-         chain! {chain}, local chain! {local}, futures-rs oneshot + 10 maps {futures}"
+         chain! {chain}, local chain! {local}, futures-rs oneshot + 10 maps {futures}, \
+         the floor cell {locked_cell} (local {local_cell})"
     );
     // Regression guards at today's figures (see BENCHMARKS.md): a change that grows them
     // should say so there. The feature `registry` adds 40 bytes to a chain's cell.

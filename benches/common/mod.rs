@@ -292,6 +292,7 @@ pub mod sync {
 /// The chain is built on an unfired start, then fired.
 pub mod pending {
     use super::*;
+    use std::collections::VecDeque;
 
     pub fn chain(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
@@ -388,92 +389,158 @@ pub mod pending {
     }
 
     /// The least a pending chain that one thread may extend while another fires it can do:
-    /// `locked_cell` with a lock, as `chain!`'s does (an `Arc` and parking_lot's `Mutex`),
-    /// `local_cell` with a borrow, as the local kind's does (an `Rc` and a `RefCell`). One cell,
-    /// the ten steps fused into one boxed stage (free: it captures nothing), and four lock round
-    /// trips: the stage added, taken when the root fires (run outside the lock), the result
-    /// parked, then taken by the end. Nothing else: no list, no type change, no cancellation, no
-    /// run loop, no panic guard, no listener. The floor the chain's own cell is measured against
+    /// [`locked_cell`] with a lock, as `chain!`'s does (an `Arc` and parking_lot's `Mutex`),
+    /// [`local_cell`] with a borrow, as the local kind's does (an `Rc` and a `RefCell`). One cell,
+    /// the ten steps fused into one boxed stage (free: it captures nothing) on a
+    /// `Result<u64, Failure>`, and four lock round trips: the stage added (unless the cell has
+    /// fired: then it would run at once), taken when the root fires and run outside the lock, the
+    /// result parked under the lock that finds no stage added meanwhile, then taken by the end.
+    /// The resolver's handle is opaque to the optimizer (`black_box`), so the stage is a dynamic
+    /// call, as a chain's is. Nothing else: no type change, no cancellation, no run loop, no
+    /// panic guard, no listener. The floor the chain's own cell is measured against
     /// (BENCHMARKS.md, "Misses").
     ///
-    /// `locked_cell_stages` and `local_cell_stages`: the same cell with each step added as a
+    /// [`locked_cell_stages`] and [`local_cell_stages`]: the same cell with each step added as a
     /// stage of its own, as `add_callback` adds them: a list of boxed stages (free), made with
-    /// room for the ten (one allocation: the least a list can cost), each added under the lock;
-    /// when the root fires, each is taken off under the lock and run outside it, and the result
-    /// is parked under the lock that finds the list empty.
-    macro_rules! floor_cells {
-        ($one:ident, $stages:ident, $Ptr:ty, $Lock:ty, $lock:ident, $($send:tt)*) => {
-            pub fn $one(x: u64) -> u64 {
-                type Stage = Box<dyn FnOnce(u64) -> u64 $($send)*>;
-                struct Cell {
-                    stage: Option<Stage>,
-                    result: Option<u64>,
-                }
-                let cell = <$Ptr>::new(<$Lock>::new(Cell {
-                    stage: None,
-                    result: None,
-                }));
-                let resolver = cell.clone();
-                let stage: Stage = Box::new(|a: u64| {
-                    let steps = [inc; STEPS as usize];
-                    steps.iter().fold(a, |a, step| step(a))
-                });
-                // Built: the stage is published.
-                cell.$lock().stage = Some(stage);
-                // Fired: the stage is taken, run outside the lock, and its result parked.
-                let stage = resolver.$lock().stage.take();
-                let value = stage.map_or(x, |stage| stage(x));
-                resolver.$lock().result = Some(value);
-                drop(resolver);
-                // Taken by the end.
-                let value = cell.$lock().result.take();
-                value.expect("the cell has fired")
-            }
+    /// room for the ten (one allocation: the least a list can cost), each added under the lock,
+    /// each taken off under the lock when the root fires and run outside it.
+    pub fn locked_cell(x: u64) -> u64 {
+        locked::fire_and_take(locked::built::<Option<locked::Stage>>(false), x)
+    }
 
-            pub fn $stages(x: u64) -> u64 {
-                type Stage = Box<dyn FnOnce(u64) -> u64 $($send)*>;
-                struct Cell {
-                    stages: std::collections::VecDeque<Stage>,
-                    result: Option<u64>,
-                }
-                let cell = <$Ptr>::new(<$Lock>::new(Cell {
-                    stages: std::collections::VecDeque::with_capacity(STEPS as usize),
-                    result: None,
-                }));
-                let resolver = cell.clone();
-                for _ in 0..STEPS {
-                    let stage: Stage = Box::new(inc);
-                    cell.$lock().stages.push_back(stage);
-                }
-                let mut value = x;
-                loop {
-                    let mut inner = resolver.$lock();
-                    match inner.stages.pop_front() {
-                        Some(stage) => {
-                            drop(inner);
-                            value = stage(value);
+    /// See [`locked_cell`].
+    pub fn locked_cell_stages(x: u64) -> u64 {
+        locked::fire_and_take(locked::built::<VecDeque<locked::Stage>>(true), x)
+    }
+
+    /// See [`locked_cell`].
+    pub fn local_cell(x: u64) -> u64 {
+        local::fire_and_take(local::built::<Option<local::Stage>>(false), x)
+    }
+
+    /// See [`locked_cell`].
+    pub fn local_cell_stages(x: u64) -> u64 {
+        local::fire_and_take(local::built::<VecDeque<local::Stage>>(true), x)
+    }
+
+    /// What flows through a floor cell: what flows through a chain of `Deferred<u64>`.
+    pub type FloorValue = Result<u64, Failure>;
+
+    /// A floor cell's state (see [`locked_cell`]).
+    pub struct FloorCell<S> {
+        stages: S,
+        result: Option<FloorValue>,
+        fired: bool,
+    }
+
+    /// A floor cell's stages: one (`Option`) or a list (`VecDeque`).
+    pub trait FloorStages<S> {
+        fn made() -> Self;
+        fn put(&mut self, stage: S);
+        fn next(&mut self) -> Option<S>;
+    }
+
+    impl<S> FloorStages<S> for Option<S> {
+        fn made() -> Self {
+            None
+        }
+        fn put(&mut self, stage: S) {
+            *self = Some(stage);
+        }
+        fn next(&mut self) -> Option<S> {
+            self.take()
+        }
+    }
+
+    impl<S> FloorStages<S> for VecDeque<S> {
+        fn made() -> Self {
+            VecDeque::with_capacity(STEPS as usize)
+        }
+        fn put(&mut self, stage: S) {
+            self.push_back(stage);
+        }
+        fn next(&mut self) -> Option<S> {
+            self.pop_front()
+        }
+    }
+
+    /// The floor cells of both kinds, written once: `$ptr` shares the cell, `$cell` locks it
+    /// with `$lock`.
+    macro_rules! floor_cells {
+        ($kind:ident, $ptr:path, $cell:path, $lock:ident, $($send:tt)*) => {
+            pub mod $kind {
+                use super::*;
+                use $cell as Lock;
+                use $ptr as Ptr;
+
+                pub type Stage = Box<dyn FnOnce(FloorValue) -> FloorValue $($send)*>;
+                pub type Cell<S> = Ptr<Lock<FloorCell<S>>>;
+
+                /// A cell with the ten steps added (one stage a step, or the ten in one), and
+                /// its resolver's handle.
+                pub fn built<S: FloorStages<Stage>>(per_step: bool) -> (Cell<S>, Cell<S>) {
+                    let cell = Ptr::new(Lock::new(FloorCell {
+                        stages: S::made(),
+                        result: None,
+                        fired: false,
+                    }));
+                    let resolver = black_box(cell.clone());
+                    if per_step {
+                        for _ in 0..STEPS {
+                            add(&cell, Box::new(|value: FloorValue| value.map(inc)));
                         }
-                        None => {
-                            inner.result = Some(value);
-                            break;
-                        }
+                    } else {
+                        add(
+                            &cell,
+                            Box::new(|value: FloorValue| {
+                                let steps = [inc; STEPS as usize];
+                                value.map(|a| steps.iter().fold(a, |a, step| step(a)))
+                            }),
+                        );
+                    }
+                    (cell, resolver)
+                }
+
+                /// Adds `stage`; on a cell that has fired, runs it at once on the result.
+                fn add<S: FloorStages<Stage>>(cell: &Cell<S>, stage: Stage) {
+                    let mut inner = cell.$lock();
+                    if inner.fired {
+                        let value = inner.result.take().expect("a fired cell has its result");
+                        drop(inner);
+                        let value = stage(value);
+                        cell.$lock().result = Some(value);
+                    } else {
+                        inner.stages.put(stage);
                     }
                 }
-                drop(resolver);
-                let value = cell.$lock().result.take();
-                value.expect("the cell has fired")
+
+                /// Fires the cell with `x` (each stage taken off under the lock and run outside
+                /// it; the result parked under the lock that finds none left), then takes the
+                /// result at the end.
+                pub fn fire_and_take<S: FloorStages<Stage>>(
+                    (cell, resolver): (Cell<S>, Cell<S>),
+                    x: u64,
+                ) -> u64 {
+                    let mut value: FloorValue = Ok(x);
+                    let mut inner = resolver.$lock();
+                    while let Some(stage) = inner.stages.next() {
+                        drop(inner);
+                        value = stage(value);
+                        inner = resolver.$lock();
+                    }
+                    inner.result = Some(value);
+                    inner.fired = true;
+                    drop(inner);
+                    drop(resolver);
+                    let value = cell.$lock().result.take();
+                    value.expect("the cell has fired").expect("no step fails")
+                }
             }
         };
     }
 
-    floor_cells!(locked_cell, locked_cell_stages, std::sync::Arc<_>, parking_lot::Mutex<_>, lock, + Send);
-    floor_cells!(
-        local_cell,
-        local_cell_stages,
-        std::rc::Rc<_>,
-        std::cell::RefCell<_>,
-        borrow_mut,
-    );
+    floor_cells!(locked, std::sync::Arc, parking_lot::Mutex, lock, + Send);
+    floor_cells!(local, std::rc::Rc, std::cell::RefCell, borrow_mut,);
 
     /// benches/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain
     /// polled once (it never waited: its first poll finds the value).
