@@ -27,7 +27,9 @@
 //! bytes above the start of the run), its allocations per request, and the cost per fake I/O
 //! call. `... -- --instructions` counts instructions per request under callgrind instead;
 //! `... -- --sizes` prints the allocations of one request by size; `... -- run WORKLOAD VARIANT
-//! N` runs N requests once (what callgrind, dhat and massif are pointed at).
+//! N` runs N requests once (what callgrind, dhat and massif are pointed at); `... -- alone
+//! WORKLOAD VARIANT N` prints one variant's best time (ms) of 20 runs of N requests, run alone
+//! in its process.
 //! `benches/profile_sites.py` summarizes those profiles (instructions by group, heap by site).
 
 use std::cell::{Cell, RefCell};
@@ -951,17 +953,23 @@ fn main() {
         && mode == "run"
     {
         // A warm-up and one run, for callgrind, dhat, massif.
-        let workload = *workloads
-            .iter()
-            .find(|w| w.name() == workload)
-            .expect("doxbee or parallel");
-        let variant = &variants[variant.parse::<usize>().expect("a variant index")];
-        let run = workload
-            .runner(variant)
-            .expect("this variant runs this workload");
-        let n = n.parse().expect("a request count");
+        let (run, n) = chosen(&variants, &workloads, workload, variant, n);
         measured_run(run, WARMUP.min(n));
         black_box(measured_run(run, n));
+        return;
+    }
+    if let [mode, workload, variant, n] = &args[..]
+        && mode == "alone"
+    {
+        // One variant alone in its process (no other variant's heap before it): the best of 20
+        // runs after the warm-up, in ms.
+        let (run, n) = chosen(&variants, &workloads, workload, variant, n);
+        measured_run(run, WARMUP.min(n));
+        let best = (0..20)
+            .map(|_| measured_run(run, n))
+            .min()
+            .expect("20 runs");
+        println!("{:.2}", best.as_secs_f64() * 1e3);
         return;
     }
     let n: u64 = args
@@ -979,6 +987,26 @@ fn main() {
     for workload in workloads {
         print_workload(&variants, workload, n);
     }
+}
+
+/// The runner of `variant` (an index) on `workload` (its name), and the request count `n`, from
+/// the command line.
+fn chosen<'a>(
+    variants: &'a [Variant],
+    workloads: &[Workload],
+    workload: &str,
+    variant: &str,
+    n: &str,
+) -> (&'a Runner, u64) {
+    let workload = *workloads
+        .iter()
+        .find(|w| w.name() == workload)
+        .expect("doxbee or parallel");
+    let variant = &variants[variant.parse::<usize>().expect("a variant index")];
+    let run = workload
+        .runner(variant)
+        .expect("this variant runs this workload");
+    (run, n.parse().expect("a request count"))
 }
 
 fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
