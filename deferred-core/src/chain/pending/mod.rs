@@ -226,6 +226,9 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
 
 /// What `Deferred` sees of a pending chain, whatever its root's type.
 pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
+    /// The chain itself, for an end that has its root's type to take the result typed
+    /// ([`Chain::take_typed`]).
+    fn as_any(&self) -> &dyn std::any::Any;
     /// Moves the chain's result into `into` if it has fired and nobody took it yet.
     fn try_take(&self, into: &mut dyn Slot<E>);
     /// Appends `stage`, unless the chain has fired: then moves its result into `into` and gives
@@ -392,6 +395,27 @@ impl<T, E: 'static> Inner<T, E> {
     }
 }
 
+impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
+    /// [`AnyChain::try_take`] for an end of the root's type: the chain's result, if it has fired
+    /// and nobody took it yet.
+    #[inline]
+    pub(crate) fn take_typed(&self) -> Option<Result<T, E>> {
+        let inner = self.lock();
+        if !matches!(inner.phase, Phase::Fired) {
+            return None;
+        }
+        match take_result(inner) {
+            Current::Root(result) => result,
+            mut current => {
+                // Stages changed the type and changed it back: the result is in their slot.
+                let mut result = None;
+                result.fill_from(current.slot());
+                result
+            }
+        }
+    }
+}
+
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
 fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E> {
     inner.phase.move_on(Phase::Done);
@@ -416,6 +440,10 @@ where
     T: Sendable + 'static,
     E: From<Failure> + Sendable + 'static,
 {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+
     fn try_take(&self, into: &mut dyn Slot<E>) {
         let inner = self.lock();
         if matches!(inner.phase, Phase::Fired) {
