@@ -832,12 +832,12 @@ where
 fn take<T: Sendable + 'static, E: Sendable + 'static>(
     link: &dyn AnyChain<E>,
 ) -> Option<Result<T, E>> {
-    // The end has its root's type (no stage changed it, or stages changed it back): typed.
-    if let Some(chain) = link.as_any().downcast_ref::<Chain<T, E>>() {
-        return chain.take_typed();
-    }
     let mut result = None;
-    link.try_take(&mut result);
+    match link.as_any().downcast_ref::<Chain<T, E>>() {
+        // The end has its root's type (no stage changed it, or stages changed it back): typed.
+        Some(chain) => chain.take_into(&mut result),
+        None => link.try_take(&mut result),
+    }
     result
 }
 

@@ -227,7 +227,7 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
 /// What `Deferred` sees of a pending chain, whatever its root's type.
 pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// The chain itself, for an end that has its root's type to take the result typed
-    /// ([`Chain::take_typed`]).
+    /// ([`Chain::take_into`]).
     fn as_any(&self) -> &dyn std::any::Any;
     /// Moves the chain's result into `into` if it has fired and nobody took it yet.
     fn try_take(&self, into: &mut dyn Slot<E>);
@@ -396,22 +396,13 @@ impl<T, E: 'static> Inner<T, E> {
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
-    /// [`AnyChain::try_take`] for an end of the root's type: the chain's result, if it has fired
-    /// and nobody took it yet.
+    /// [`AnyChain::try_take`], called on the chain itself: an end of the root's type calls it
+    /// typed, so that its slot's type check is known at compile time.
     #[inline]
-    pub(crate) fn take_typed(&self) -> Option<Result<T, E>> {
+    pub(crate) fn take_into(&self, into: &mut dyn Slot<E>) {
         let inner = self.lock();
-        if !matches!(inner.phase, Phase::Fired) {
-            return None;
-        }
-        match take_result(inner) {
-            Current::Root(result) => result,
-            mut current => {
-                // Stages changed the type and changed it back: the result is in their slot.
-                let mut result = None;
-                result.fill_from(current.slot());
-                result
-            }
+        if matches!(inner.phase, Phase::Fired) {
+            take_result(inner).move_to(into);
         }
     }
 }
@@ -445,10 +436,7 @@ where
     }
 
     fn try_take(&self, into: &mut dyn Slot<E>) {
-        let inner = self.lock();
-        if matches!(inner.phase, Phase::Fired) {
-            take_result(inner).move_to(into);
-        }
+        self.take_into(into);
     }
 
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
