@@ -43,6 +43,12 @@ pub(crate) mod kind {
         pub(crate) fn lock(&self) -> Guard<'_, X> {
             self.0.borrow_mut()
         }
+
+        /// The value, through the only reference to the cell (no borrow).
+        #[inline]
+        pub(crate) fn get_mut(&mut self) -> &mut X {
+            self.0.get_mut()
+        }
     }
 
     /// A flag set once.

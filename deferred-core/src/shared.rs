@@ -55,6 +55,12 @@ pub(crate) mod kind {
         pub(crate) fn lock(&self) -> CellGuard<'_, X> {
             crate::sync::lock_cell(&self.0)
         }
+
+        /// The value, through the only reference to the lock (no locking).
+        #[inline]
+        pub(crate) fn get_mut(&mut self) -> &mut X {
+            crate::sync::cell_get_mut(&mut self.0)
+        }
     }
 
     /// A flag set once, read from any thread.

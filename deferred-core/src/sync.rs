@@ -34,6 +34,21 @@ pub(crate) fn lock_cell<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
     mutex.lock()
 }
 
+/// A chain's cell, reached through its only reference (no lock needed).
+#[cfg(loom)]
+pub(crate) fn cell_get_mut<X>(mutex: &mut CellMutex<X>) -> &mut X {
+    mutex
+        .get_mut()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A chain's cell, reached through its only reference (no lock needed).
+#[cfg(not(loom))]
+#[inline]
+pub(crate) fn cell_get_mut<X>(mutex: &mut CellMutex<X>) -> &mut X {
+    mutex.get_mut()
+}
+
 #[cfg(loom)]
 pub(crate) use loom::thread_local;
 #[cfg(not(loom))]

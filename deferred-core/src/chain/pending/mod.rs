@@ -58,6 +58,7 @@
 //!   cancelled; once a cancel has reached the root (its canceller is running, or has run and
 //!   failed the root), the cancel already happened: the new canceller runs at once.
 
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 use std::task::Waker;
 
@@ -74,11 +75,16 @@ pub(crate) mod stage;
 pub(crate) use super::Canceller;
 
 pub(crate) struct Chain<T, E: 'static> {
-    inner: Lock<Inner<T, E>>,
+    inner: Lock<Parts<T, E>>,
     /// Where and when the chain was made, for the registry.
     #[cfg(feature = "registry")]
     born: crate::registry::Born,
 }
+
+/// The chain's parts, dropped by the chain's own `Drop`: a chain that ended as most do (its
+/// result taken, or a root dropped unfired with nothing in it) holds nothing to drop, and is
+/// freed after one check instead of the drop glue of each part.
+type Parts<T, E> = ManuallyDrop<Inner<T, E>>;
 
 struct Inner<T, E: 'static> {
     /// Where the chain is, with what it waits on for a cancel in that phase.
@@ -268,7 +274,7 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
 /// root's result slot (`Current::Unfired`), so that a `Resolver`'s methods and its `Drop` do not
 /// ask for them, and a Resolver is one thin pointer. The caller holds the lock, and the root has
 /// not fired.
-type Firing<T, E> = fn(&Ptr<Chain<T, E>>, Guard<'_, Inner<T, E>>, Fire<T, E>);
+type Firing<T, E> = fn(&Ptr<Chain<T, E>>, Guard<'_, Parts<T, E>>, Fire<T, E>);
 
 /// What a root is fired with.
 pub(crate) enum Fire<T, E> {
@@ -292,7 +298,7 @@ pub(crate) enum Doing {
 }
 
 impl<T, E: 'static> Chain<T, E> {
-    fn lock(&self) -> Guard<'_, Inner<T, E>> {
+    fn lock(&self) -> Guard<'_, Parts<T, E>> {
         // No user code runs under the lock (the rules above): it only moves results, stages and
         // listeners.
         self.inner.lock()
@@ -330,14 +336,14 @@ impl<T, E: 'static> Chain<T, E> {
     #[cfg_attr(feature = "registry", track_caller)]
     fn new(phase: Phase, result: Current<T, E>) -> Chain<T, E> {
         Chain {
-            inner: Lock::new(Inner {
+            inner: Lock::new(ManuallyDrop::new(Inner {
                 phase,
                 result,
                 stages: Stages::new(),
                 listener: Listener::Nobody,
                 #[cfg(feature = "registry")]
                 made_by: None,
-            }),
+            })),
             #[cfg(feature = "registry")]
             born: crate::registry::Born::here(),
         }
@@ -377,7 +383,52 @@ where
     }
 }
 
+impl<T, E: 'static> Drop for Chain<T, E> {
+    /// Drops what the chain's parts hold, if they hold anything (see [`Parts`]).
+    #[inline]
+    fn drop(&mut self) {
+        let inner = self.inner.get_mut();
+        if !inner.holds_nothing() {
+            drop_parts(inner);
+        }
+    }
+}
+
+/// Drops what `parts` hold, leaving parts that hold nothing (never dropped: they need not be).
+#[cold]
+#[inline(never)]
+fn drop_parts<T, E: 'static>(parts: &mut Parts<T, E>) {
+    drop(std::mem::replace(&mut **parts, Inner::empty()));
+}
+
 impl<T, E: 'static> Inner<T, E> {
+    /// Parts that hold nothing to drop.
+    fn empty() -> Inner<T, E> {
+        Inner {
+            phase: Phase::Done,
+            result: Current::Root(None),
+            stages: Stages::new(),
+            listener: Listener::Nobody,
+            #[cfg(feature = "registry")]
+            made_by: None,
+        }
+    }
+
+    /// Whether no part holds anything to drop: one check of each tag.
+    #[inline]
+    fn holds_nothing(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Root
+                | Phase::RootCancelling
+                | Phase::Running { .. }
+                | Phase::Fired
+                | Phase::Done
+        ) && matches!(self.result, Current::Unfired(..) | Current::Root(None))
+            && self.stages.is_empty()
+            && matches!(self.listener, Listener::Nobody | Listener::Gone)
+    }
+
     /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
     /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
     /// until the run keeps its result there: the phase says whether the root has fired.
@@ -408,7 +459,7 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
 }
 
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
-fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E> {
+fn take_result<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>) -> Current<T, E> {
     inner.phase.move_on(Phase::Done);
     inner.take_current()
 }
@@ -416,7 +467,7 @@ fn take_result<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>) -> Current<T, E
 /// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
 /// user code) is dropped after.
 #[inline]
-fn set_listener<T, E: 'static>(mut inner: Guard<'_, Inner<T, E>>, new: Listener<E>) {
+fn set_listener<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, new: Listener<E>) {
     let old = std::mem::replace(&mut inner.listener, new);
     drop(inner);
     if matches!(old, Listener::Nobody | Listener::Gone) {

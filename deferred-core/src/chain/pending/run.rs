@@ -5,7 +5,7 @@
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
-use super::{AnyChain, Chain, Current, Fire, Guard, Inner, Listener, Phase, same_chain};
+use super::{AnyChain, Chain, Current, Fire, Guard, Listener, Parts, Phase, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -54,7 +54,7 @@ where
     E: From<Failure> + Sendable + 'static,
 {
     /// How a root fires (`Firing`), under its lock.
-    pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Inner<T, E>>, fire: Fire<T, E>) {
+    pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Parts<T, E>>, fire: Fire<T, E>) {
         match fire {
             Fire::With(result) => self.start(inner, result),
             Fire::NeverFired(at) => {
@@ -69,7 +69,7 @@ where
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     #[inline]
-    pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
+    pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
         let root = std::mem::replace(
             &mut inner.phase,
             Phase::Running {
@@ -83,7 +83,7 @@ where
         root.release();
     }
 
-    fn run_from_root(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, result: Result<T, E>) {
+    fn run_from_root(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
@@ -141,7 +141,7 @@ where
 
     /// Every stage has run: the chain fires with the result in `current`.
     #[inline]
-    pub(super) fn park(&self, mut inner: Guard<'_, Inner<T, E>>, mut current: Current<T, E>) {
+    pub(super) fn park(&self, mut inner: Guard<'_, Parts<T, E>>, mut current: Current<T, E>) {
         crate::trace::chain_event!("chain fired: every step ran");
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
         // meant for the chain waiting on this one too, that chain takes it over.
@@ -179,7 +179,7 @@ where
 
     /// Keeps the result so far of a run that stops (the stages not run yet are still in the
     /// list).
-    fn keep(&self, current: Current<T, E>) -> Guard<'_, Inner<T, E>> {
+    fn keep(&self, current: Current<T, E>) -> Guard<'_, Parts<T, E>> {
         let mut inner = self.lock();
         inner.result = current;
         inner
@@ -214,7 +214,7 @@ where
     }
 
     /// The chain, whose lock the caller holds, waits on `on`.
-    fn wait(self: &Ptr<Self>, mut inner: Guard<'_, Inner<T, E>>, on: Ptr<dyn AnyChain<E>>) {
+    fn wait(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, on: Ptr<dyn AnyChain<E>>) {
         crate::trace::chain_event!("waiting on another chain");
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
