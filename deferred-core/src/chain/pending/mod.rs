@@ -440,6 +440,20 @@ impl<T, E: 'static> Inner<T, E> {
         }
     }
 
+    /// Keeps `current` as the chain's result, in a slot that holds nothing: a run takes the
+    /// result out before it starts (`take_current`), or never had it there (a root fired
+    /// outside a run loop leaves its slot `Unfired`). So what it replaces needs no drop glue,
+    /// only a check.
+    #[inline]
+    fn keep_result(&mut self, current: Current<T, E>) {
+        let old = std::mem::replace(&mut self.result, current);
+        if matches!(old, Current::Unfired(..) | Current::Root(None)) {
+            std::mem::forget(old); // nothing in it to drop
+        } else {
+            drop(old);
+        }
+    }
+
     /// Takes out the slot the chain's result is in.
     fn take_current(&mut self) -> Current<T, E> {
         std::mem::replace(&mut self.result, Current::Root(None))

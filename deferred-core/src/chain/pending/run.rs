@@ -87,7 +87,7 @@ where
         if inner.stages.is_empty() {
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
-            inner.result = Current::Root(Some(result));
+            inner.keep_result(Current::Root(Some(result)));
             drop(inner);
             super::super::enqueue(self.clone());
         } else {
@@ -151,9 +151,9 @@ where
         };
         inner.phase.move_on(Phase::Fired);
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
-            Listener::Nobody => inner.result = current,
+            Listener::Nobody => inner.keep_result(current),
             Listener::Task(waker) => {
-                inner.result = current;
+                inner.keep_result(current);
                 drop(inner);
                 waker.wake();
             }
@@ -181,7 +181,7 @@ where
     /// list).
     fn keep(&self, current: Current<T, E>) -> Guard<'_, Parts<T, E>> {
         let mut inner = self.lock();
-        inner.result = current;
+        inner.keep_result(current);
         inner
     }
 
@@ -304,7 +304,11 @@ where
         if let Some(outer_chains) = passed_on.get() {
             cancel.remember(outer_chains);
         }
-        let on = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
+        let Phase::Waiting { on, .. } =
+            std::mem::replace(&mut inner.phase, Phase::Running { cancel })
+        else {
+            unreachable!("checked above");
+        };
         inner.result.slot().fill_from(from);
         drop(inner);
         drop(on);
