@@ -491,6 +491,25 @@ fn take_result<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>) -> Current<T, E
     inner.take_current()
 }
 
+/// [`AnyChain::add`] on a chain that has fired: its result goes into `into`, and the stage
+/// back to the caller, which runs it at once (rule 2). Out of line: a step is usually added
+/// to a chain that has not fired.
+#[cold]
+#[inline(never)]
+fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
+    inner: Guard<'_, Parts<T, E>>,
+    (stage, _): Added<E>,
+    into: &mut dyn Slot<E>,
+) -> Option<Box<dyn Stage<E>>> {
+    match inner.phase {
+        Phase::Fired => {
+            take_result(inner).move_to(into);
+            Some(stage)
+        }
+        _ => unreachable!("a chain's result is taken only by consuming its end"),
+    }
+}
+
 /// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
 /// user code) is dropped after.
 #[inline]
@@ -519,21 +538,15 @@ where
 
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
         let mut inner = self.lock();
-        match inner.phase {
-            Phase::Fired => {
-                take_result(inner).move_to(into);
-                Some(stage.0)
-            }
-            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
-            _ => {
-                inner.stages.push_back(stage);
-                // A task polled the old end of the chain: the new end has nobody yet.
-                if !matches!(inner.listener, Listener::Nobody) {
-                    set_listener(inner, Listener::Nobody);
-                }
-                None
-            }
+        if matches!(inner.phase, Phase::Fired | Phase::Done) {
+            return added_to_fired(inner, stage, into);
         }
+        inner.stages.push_back(stage);
+        // A task polled the old end of the chain: the new end has nobody yet.
+        if !matches!(inner.listener, Listener::Nobody) {
+            set_listener(inner, Listener::Nobody);
+        }
+        None
     }
 
     fn listen(&self, waker: Waker) {
