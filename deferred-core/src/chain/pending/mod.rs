@@ -151,6 +151,15 @@ impl Phase {
         std::mem::forget(left); // nothing in it to drop
     }
 
+    /// Moves on from `Root` (a root with no canceller, which holds nothing) to `next`, with no
+    /// call to the drop glue.
+    #[inline]
+    fn move_on_from_root(&mut self, next: Phase) {
+        let left = std::mem::replace(self, next);
+        debug_assert!(matches!(left, Phase::Root));
+        std::mem::forget(left); // nothing in it to drop
+    }
+
     /// Drops a phase left behind, after the lock is released (a canceller's captures are user
     /// code). Most phases hold nothing: that is a check, not a call to the drop glue.
     #[inline]

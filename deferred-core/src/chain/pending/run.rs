@@ -70,12 +70,15 @@ where
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     #[inline]
     pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
-        let root = std::mem::replace(
-            &mut inner.phase,
-            Phase::Running {
-                cancel: Remembered::NONE,
-            },
-        );
+        let running = Phase::Running {
+            cancel: Remembered::NONE,
+        };
+        if matches!(inner.phase, Phase::Root) {
+            // Nothing in the root's phase to drop (no canceller): the usual case.
+            inner.phase.move_on_from_root(running);
+            return self.run_from_root(inner, result);
+        }
+        let root = std::mem::replace(&mut inner.phase, running);
         self.run_from_root(inner, result);
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
         // never called is user code (its captures' `Drop`), and a panic there must not stop
@@ -150,6 +153,10 @@ where
             _ => Remembered::NONE,
         };
         inner.phase.move_on(Phase::Fired);
+        if matches!(inner.listener, Listener::Nobody) {
+            // The usual case: the Deferred at the end takes the result when it asks.
+            return inner.keep_result(current);
+        }
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
             Listener::Nobody => inner.keep_result(current),
             Listener::Task(waker) => {
