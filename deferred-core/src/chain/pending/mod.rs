@@ -160,19 +160,27 @@ impl Phase {
         std::mem::forget(left); // nothing in it to drop
     }
 
-    /// Drops a phase left behind, after the lock is released (a canceller's captures are user
-    /// code). Most phases hold nothing: that is a check, not a call to the drop glue.
+    /// Whether the phase holds nothing to drop (no canceller, fan-in or Deferred waited on).
     #[inline]
-    fn release(self) {
+    fn holds_nothing(&self) -> bool {
         match self {
-            Phase::RootCancellable(_) | Phase::RootOfFanIn(_) | Phase::Waiting { .. } => {
-                drop(self);
-            }
+            Phase::RootCancellable(_) | Phase::RootOfFanIn(_) | Phase::Waiting { .. } => false,
             Phase::Root
             | Phase::RootCancelling
             | Phase::Running { .. }
             | Phase::Fired
-            | Phase::Done => std::mem::forget(self), // nothing in it to drop
+            | Phase::Done => true,
+        }
+    }
+
+    /// Drops a phase left behind, after the lock is released (a canceller's captures are user
+    /// code). Most phases hold nothing: that is a check, not a call to the drop glue.
+    #[inline]
+    fn release(self) {
+        if self.holds_nothing() {
+            std::mem::forget(self);
+        } else {
+            drop(self);
         }
     }
 }
@@ -191,6 +199,14 @@ enum Listener<E: 'static> {
     Gone,
 }
 
+impl<E: 'static> Listener<E> {
+    /// Whether the listener holds nothing to drop (nobody, or nobody ever).
+    #[inline]
+    fn holds_nothing(&self) -> bool {
+        matches!(self, Listener::Nobody | Listener::Gone)
+    }
+}
+
 /// A fan-in that takes a chain's result as one of its inputs, without a step of its own in
 /// the chain (`fan_in.rs`).
 pub(crate) trait Arrive<E: 'static>: Shareable {
@@ -206,6 +222,14 @@ enum Current<T, E: 'static> {
     Unfired(&'static Location<'static>, Firing<T, E>),
     Root(Option<Result<T, E>>),
     Other(Box<dyn Slot<E>>),
+}
+
+impl<T, E: 'static> Current<T, E> {
+    /// Whether the slot holds nothing to drop: not fired yet, or emptied.
+    #[inline]
+    fn holds_nothing(&self) -> bool {
+        matches!(self, Current::Unfired(..) | Current::Root(None))
+    }
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
@@ -416,39 +440,33 @@ impl<T, E: 'static> Drop for Chain<T, E> {
     }
 }
 
-/// Drops what `parts` hold, leaving parts that hold nothing (never dropped: they need not be).
-#[cold]
+/// Drops what `parts` hold, each part that holds something replaced by one that holds nothing
+/// (never dropped: it need not be). A chain that handed its wait over ends so (its phase keeps
+/// the Deferred it waited on).
 #[inline(never)]
 fn drop_parts<T, E: 'static>(parts: &mut Parts<T, E>) {
-    drop(std::mem::replace(&mut **parts, Inner::empty()));
+    if !parts.phase.holds_nothing() {
+        drop(std::mem::replace(&mut parts.phase, Phase::Done));
+    }
+    if !parts.result.holds_nothing() {
+        drop(std::mem::replace(&mut parts.result, Current::Root(None)));
+    }
+    if !parts.stages.is_empty() {
+        drop(std::mem::replace(&mut parts.stages, Stages::new()));
+    }
+    if !parts.listener.holds_nothing() {
+        drop(std::mem::replace(&mut parts.listener, Listener::Nobody));
+    }
 }
 
 impl<T, E: 'static> Inner<T, E> {
-    /// Parts that hold nothing to drop.
-    fn empty() -> Inner<T, E> {
-        Inner {
-            phase: Phase::Done,
-            result: Current::Root(None),
-            stages: Stages::new(),
-            listener: Listener::Nobody,
-            #[cfg(feature = "registry")]
-            made_by: None,
-        }
-    }
-
     /// Whether no part holds anything to drop: one check of each tag.
     #[inline]
     fn holds_nothing(&self) -> bool {
-        matches!(
-            self.phase,
-            Phase::Root
-                | Phase::RootCancelling
-                | Phase::Running { .. }
-                | Phase::Fired
-                | Phase::Done
-        ) && matches!(self.result, Current::Unfired(..) | Current::Root(None))
+        self.phase.holds_nothing()
+            && self.result.holds_nothing()
             && self.stages.is_empty()
-            && matches!(self.listener, Listener::Nobody | Listener::Gone)
+            && self.listener.holds_nothing()
     }
 
     /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
@@ -469,7 +487,7 @@ impl<T, E: 'static> Inner<T, E> {
     #[inline]
     fn keep_result(&mut self, current: Current<T, E>) {
         let old = std::mem::replace(&mut self.result, current);
-        if matches!(old, Current::Unfired(..) | Current::Root(None)) {
+        if old.holds_nothing() {
             std::mem::forget(old); // nothing in it to drop
         } else {
             drop(old);
@@ -525,7 +543,7 @@ fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
 fn set_listener<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, new: Listener<E>) {
     let old = std::mem::replace(&mut inner.listener, new);
     drop(inner);
-    if matches!(old, Listener::Nobody | Listener::Gone) {
+    if old.holds_nothing() {
         std::mem::forget(old); // nothing in it to drop: a check, not a call to the drop glue
     } else {
         drop(old);
