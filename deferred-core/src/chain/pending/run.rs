@@ -110,7 +110,7 @@ where
     pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
             let (run, step) = stage;
-            match run.run(current.any(), step) {
+            match run.run(current.slot(), step) {
                 Flow::Ready(new) => current.replace(new),
                 Flow::Wait(on, new) => {
                     current.replace(new);
