@@ -209,6 +209,40 @@ pub fn long_chains(n: usize) {
     drop(r);
 }
 
+/// Relays: a chain whose last step returned a pending Deferred, while another chain waits on
+/// it, hands that wait over and is freed before the result comes, holding the Deferred it
+/// waited on and its step's output slot (its step changed the value's type): both are given
+/// back, whatever the result then is.
+pub fn relays(n: usize) {
+    for i in 0..n {
+        let (a, ra) = Deferred::<usize>::pending();
+        let (b, rb) = Deferred::<usize>::pending();
+        let (c, rc) = Deferred::<String>::pending();
+        let p = payload();
+        let b = b.add_callback(move |_| c);
+        let d = a
+            .add_callback(move |_| b)
+            .add_callback(move |s: String| Ok(s.len() + p.len()));
+        ra.callback(1);
+        rb.callback(2); // b's step returns c, pending: a waits on c instead of b
+        match i % 3 {
+            0 => {
+                rc.callback("abc".to_string());
+                assert_eq!(d.wait().unwrap(), 3 + 64);
+            }
+            1 => {
+                drop(rc);
+                assert!(d.wait().is_err());
+            }
+            _ => {
+                d.cancel();
+                assert!(d.wait().unwrap_err().is_cancelled());
+                drop(rc);
+            }
+        }
+    }
+}
+
 /// Pairs of chains whose steps return each other's end (a cycle nothing can fire), broken by a
 /// cancel: every link, step and captured payload is freed. (`Arc` slots: the Send kind needs
 /// them; for the local kind they hold non-Send Deferreds, which is fine on one thread.)
