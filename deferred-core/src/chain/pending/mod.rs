@@ -142,25 +142,38 @@ impl Phase {
         )
     }
 
-    /// Moves on from a phase that holds nothing (`Running` or `Fired`) to `next`, with no call
-    /// to the drop glue.
+    /// Moves on from a phase that holds nothing (`Root` with no canceller, `Running`, `Fired`)
+    /// to `next`, with no call to the drop glue.
     #[inline]
     fn move_on(&mut self, next: Phase) {
         let left = std::mem::replace(self, next);
-        debug_assert!(matches!(left, Phase::Running { .. } | Phase::Fired));
+        debug_assert!(left.holds_nothing());
         std::mem::forget(left); // nothing in it to drop
     }
+}
 
-    /// Moves on from `Root` (a root with no canceller, which holds nothing) to `next`, with no
-    /// call to the drop glue.
+/// A part of a chain's cell (its phase, result slot, stage list or listener). Most of the
+/// time a part holds nothing to drop, and dropping it is then a check of its tag, not a call
+/// to its drop glue: that one rule serves the chain's `Drop` (`Inner::holds_nothing`,
+/// `drop_parts`) and the parts a lock holder swaps out (`release`).
+trait Part: Sized {
+    /// Whether the part holds nothing to drop.
+    fn holds_nothing(&self) -> bool;
+
+    /// Drops a part taken out of the cell, after the lock is released (a canceller's captures
+    /// and a waker are user code): a check, and the drop glue only if it holds something.
     #[inline]
-    fn move_on_from_root(&mut self, next: Phase) {
-        let left = std::mem::replace(self, next);
-        debug_assert!(matches!(left, Phase::Root));
-        std::mem::forget(left); // nothing in it to drop
+    fn release(self) {
+        if self.holds_nothing() {
+            std::mem::forget(self);
+        } else {
+            drop(self);
+        }
     }
+}
 
-    /// Whether the phase holds nothing to drop (no canceller, fan-in or Deferred waited on).
+impl Part for Phase {
+    /// No canceller, fan-in or Deferred waited on.
     #[inline]
     fn holds_nothing(&self) -> bool {
         match self {
@@ -170,17 +183,6 @@ impl Phase {
             | Phase::Running { .. }
             | Phase::Fired
             | Phase::Done => true,
-        }
-    }
-
-    /// Drops a phase left behind, after the lock is released (a canceller's captures are user
-    /// code). Most phases hold nothing: that is a check, not a call to the drop glue.
-    #[inline]
-    fn release(self) {
-        if self.holds_nothing() {
-            std::mem::forget(self);
-        } else {
-            drop(self);
         }
     }
 }
@@ -199,8 +201,8 @@ enum Listener<E: 'static> {
     Gone,
 }
 
-impl<E: 'static> Listener<E> {
-    /// Whether the listener holds nothing to drop (nobody, or nobody ever).
+impl<E: 'static> Part for Listener<E> {
+    /// Nobody, or nobody ever.
     #[inline]
     fn holds_nothing(&self) -> bool {
         matches!(self, Listener::Nobody | Listener::Gone)
@@ -224,11 +226,19 @@ enum Current<T, E: 'static> {
     Other(Box<dyn Slot<E>>),
 }
 
-impl<T, E: 'static> Current<T, E> {
-    /// Whether the slot holds nothing to drop: not fired yet, or emptied.
+impl<T, E: 'static> Part for Current<T, E> {
+    /// Not fired yet, or emptied.
     #[inline]
     fn holds_nothing(&self) -> bool {
         matches!(self, Current::Unfired(..) | Current::Root(None))
+    }
+}
+
+impl<E: 'static> Part for Stages<E> {
+    /// No stage left.
+    #[inline]
+    fn holds_nothing(&self) -> bool {
+        self.is_empty()
     }
 }
 
@@ -432,18 +442,16 @@ impl<T, E: 'static> Drop for Chain<T, E> {
 /// the Deferred it waited on).
 #[inline(never)]
 fn drop_parts<T, E: 'static>(parts: &mut Parts<T, E>) {
-    if !parts.phase.holds_nothing() {
-        drop(std::mem::replace(&mut parts.phase, Phase::Done));
+    /// Drops `part` if it holds anything, leaving `empty` in its place.
+    fn empty<P: Part>(part: &mut P, empty: P) {
+        if !part.holds_nothing() {
+            drop(std::mem::replace(part, empty));
+        }
     }
-    if !parts.result.holds_nothing() {
-        drop(std::mem::replace(&mut parts.result, Current::Root(None)));
-    }
-    if !parts.stages.is_empty() {
-        drop(std::mem::replace(&mut parts.stages, Stages::new()));
-    }
-    if !parts.listener.holds_nothing() {
-        drop(std::mem::replace(&mut parts.listener, Listener::Nobody));
-    }
+    empty(&mut parts.phase, Phase::Done);
+    empty(&mut parts.result, Current::Root(None));
+    empty(&mut parts.stages, Stages::new());
+    empty(&mut parts.listener, Listener::Nobody);
 }
 
 impl<T, E: 'static> Inner<T, E> {
@@ -452,7 +460,7 @@ impl<T, E: 'static> Inner<T, E> {
     fn holds_nothing(&self) -> bool {
         self.phase.holds_nothing()
             && self.result.holds_nothing()
-            && self.stages.is_empty()
+            && self.stages.holds_nothing()
             && self.listener.holds_nothing()
     }
 
@@ -473,12 +481,7 @@ impl<T, E: 'static> Inner<T, E> {
     /// only a check.
     #[inline]
     fn keep_result(&mut self, current: Current<T, E>) {
-        let old = std::mem::replace(&mut self.result, current);
-        if old.holds_nothing() {
-            std::mem::forget(old); // nothing in it to drop
-        } else {
-            drop(old);
-        }
+        std::mem::replace(&mut self.result, current).release();
     }
 
     /// Takes out the slot the chain's result is in.
@@ -530,11 +533,7 @@ fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
 fn set_listener<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, new: Listener<E>) {
     let old = std::mem::replace(&mut inner.listener, new);
     drop(inner);
-    if old.holds_nothing() {
-        std::mem::forget(old); // nothing in it to drop: a check, not a call to the drop glue
-    } else {
-        drop(old);
-    }
+    old.release();
 }
 
 impl<T, E> AnyChain<E> for Chain<T, E>

@@ -5,7 +5,7 @@
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
-use super::{AnyChain, Chain, Current, Fire, Guard, Listener, Parts, Phase, same_chain};
+use super::{AnyChain, Chain, Current, Fire, Guard, Listener, Part, Parts, Phase, same_chain};
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -75,7 +75,7 @@ where
         };
         if matches!(inner.phase, Phase::Root) {
             // Nothing in the root's phase to drop (no canceller): the usual case.
-            inner.phase.move_on_from_root(running);
+            inner.phase.move_on(running);
             return self.run_from_root(inner, result);
         }
         let root = std::mem::replace(&mut inner.phase, running);
