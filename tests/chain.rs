@@ -403,6 +403,69 @@ fn a_catch_waiting_on_its_run_may_itself_wait() {
     assert_eq!(d.wait().unwrap(), 70);
 }
 
+/// A run that changes the value's type keeps its `catch` in its own box while it waits (the
+/// chain's slot from then on): the `catch` still runs first on what arrives, before the steps
+/// added after the chain!, and may itself wait; so too when the start had fired before the run
+/// was added (the `catch` then waits on the run's Deferred).
+#[test]
+fn a_catch_after_a_type_changing_run_that_waits_runs_first_and_may_wait() {
+    for fired_before in [false, true] {
+        for added in [1_usize, 12] {
+            for fails in [false, true] {
+                let log = Arc::new(Mutex::new(Vec::new()));
+                let (start, fire_start) = Deferred::<u32>::pending();
+                let (io, fire_io) = Deferred::<u32>::pending();
+                let (fallback, fire_fallback) = Deferred::<String>::pending();
+                let mut fire_start = Some(fire_start);
+                if fired_before {
+                    fire_start.take().unwrap().callback(1);
+                }
+                let seen = log.clone();
+                let mut d = chain! {
+                    start
+                    then move |a| io.add_callback(move |b| Ok(a + b))
+                    then |c| format!("got {c}")
+                    catch move |f| {
+                        seen.lock().unwrap().push(format!("catch {f}"));
+                        fallback // a pending Deferred: the chain waits on it
+                    }
+                };
+                if let Some(fire_start) = fire_start {
+                    fire_start.callback(1); // the run runs, and waits on `io`
+                }
+                for n in 0..added {
+                    let seen = log.clone();
+                    d = d.add_callback(move |x: String| {
+                        seen.lock().unwrap().push(format!("step {n} got {x}"));
+                        Ok(format!("{x}+"))
+                    });
+                }
+                match fails {
+                    true => fire_io.errback(Failure::msg("io failed")),
+                    false => fire_io.callback(2),
+                }
+                let case = format!("fired before: {fired_before}, {added} added, fails: {fails}");
+                if fails {
+                    assert!(!d.is_fired(), "{case}: the catch waits on its fallback");
+                    fire_fallback.callback("fallback".to_owned());
+                } else {
+                    drop(fire_fallback);
+                }
+                let first = if fails { "fallback" } else { "got 3" };
+                let expected_value = format!("{first}{}", "+".repeat(added));
+                assert_eq!(d.wait().unwrap(), expected_value, "{case}");
+                let mut expected: Vec<String> = Vec::new();
+                if fails {
+                    expected.push("catch io failed".to_owned());
+                }
+                expected
+                    .extend((0..added).map(|n| format!("step {n} got {first}{}", "+".repeat(n))));
+                assert_eq!(*log.lock().unwrap(), expected, "{case}");
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // `finally`.
 
