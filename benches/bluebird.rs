@@ -12,6 +12,10 @@
 //! - `Deferred add_callback`, `Deferred chain!`, `LocalDeferred add_callback`: Bluebird's
 //!   `promises-bluebird.js` (doxbee: the blob put and the file lookup joined, the commit not
 //!   waited for; parallel: `gather_results` of the 25 queries);
+//! - `Deferred add_errback last`, `LocalDeferred add_errback last` (doxbee only): the same
+//!   `add_callback` chain with the errback added after the last step, which it sees fail too
+//!   (`.then(ok).catch(err)`): the program `chain!`'s `then ... catch` is, so the chain a
+//!   `chain!` replaces, where upstream's `.then(ok, err)` (`add_callbacks`) is not;
 //! - `async/await (tokio)`: `promises-native-async-await.js` on tokio's current-thread runtime,
 //!   one spawned task per request, fake I/O over tokio oneshot channels (doxbee: every call
 //!   awaited in turn, as upstream; parallel: `try_join_all`), and for doxbee a second row with
@@ -543,6 +547,56 @@ macro_rules! library_variants {
                 drop(request);
             }
 
+            /// [`doxbee_add_callback`] with the errback added after the last step, which it sees
+            /// fail too (Bluebird's `.then(ok).catch(err)`, not `.then(ok, err)`): the same program
+            /// as `chain!`'s `then ... catch`, which is the `add_callback` chain a `chain!`
+            /// replaces. The commit step is added to the last query's Deferred, inside the run,
+            /// where `chain!` adds it.
+            pub fn doxbee_add_errback_last(stream: u64) {
+                let id_or_path = ID_OR_PATH;
+                let blob = blob_manager_create(&USER_ACCOUNT);
+                let tx = db_begin();
+                let blob_id_p = blob.put(stream);
+                let file_p = by_uuid_or_path(id_or_path).get();
+                let request = gather_results([blob_id_p, file_p])
+                    .add_callback(move |found: Vec<Reply>| {
+                        let file = found[1];
+                        let version = Version::new(found[0], file);
+                        let version_id = version.id;
+                        version_insert(&version)
+                            .exec_within(tx)
+                            .add_callback(move |_| {
+                                let file_id = if file.is_none() {
+                                    let (new_id, new_file) = new_file(id_or_path, version_id);
+                                    create_query(id_or_path, &new_file)
+                                        .add_callback(move |q: Query| q.exec_within(tx))
+                                        .add_callback(move |_| Ok(new_id))
+                                } else {
+                                    $Deferred::succeed(file)
+                                };
+                                file_id.add_callback(move |file_id: Reply| {
+                                    file_version_insert(file_id, version_id)
+                                        .exec_within(tx)
+                                        .add_callback(move |_| {
+                                            file_where_update(file_id, version_id)
+                                                .exec_within(tx)
+                                                .add_callback(move |_| {
+                                                    drop(tx.commit());
+                                                    done(None);
+                                                    Ok(())
+                                                })
+                                        })
+                                })
+                            })
+                    })
+                    .add_errback(move |err: Failure| {
+                        drop(tx.rollback());
+                        done(Some(&err));
+                        Ok(())
+                    });
+                drop(request);
+            }
+
             /// madeup-parallel/promises-bluebird.js: 25 queries, `Promise.all(...).then(ok,
             /// err)`.
             pub fn parallel_add_callback(_stream: u64) {
@@ -918,6 +972,16 @@ fn variants() -> Vec<Variant> {
             })),
             parallel: None,
         },
+        Variant {
+            name: "Deferred add_errback last",
+            doxbee: queued(send::doxbee_add_errback_last, send::drive, send::reset),
+            parallel: None,
+        },
+        Variant {
+            name: "LocalDeferred add_errback last",
+            doxbee: queued(local::doxbee_add_errback_last, local::drive, local::reset),
+            parallel: None,
+        },
     ]
 }
 
@@ -925,6 +989,10 @@ fn variants() -> Vec<Variant> {
 const TOKIO: usize = 5;
 const CHAIN: usize = 2;
 const LOCAL_CHAIN: usize = 4;
+/// The `add_callback` chains `chain!` replaces in doxbee (the errback after the last step), of
+/// each kind.
+const ERRBACK_LAST: usize = 7;
+const LOCAL_ERRBACK_LAST: usize = 8;
 
 /// One measured run: `n` requests, checked. Not inlined, so that `callgrind
 /// --toggle-collect='*measured_run*'` collects exactly it.
@@ -1047,7 +1115,7 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
         workload.io_calls()
     );
     println!(
-        "{:<27} {:>8} {:>6} {:>7} {:>8} {:>9} {:>7} {:>8} {:>9} {:>9}",
+        "{:<31} {:>8} {:>6} {:>7} {:>8} {:>9} {:>7} {:>8} {:>9} {:>9}",
         "variant",
         "time ms",
         "x cb",
@@ -1064,7 +1132,7 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
     for (index, variant) in variants.iter().enumerate() {
         let Some(heap) = &heaps[index] else { continue };
         println!(
-            "{:<27} {:>8.2} {:>6.2} {:>7.2} {:>8.1} {:>9.2} {:>7.2} {:>8.1} {:>9.1} {:>9.1}",
+            "{:<31} {:>8.2} {:>6.2} {:>7.2} {:>8.1} {:>9.2} {:>7.2} {:>8.1} {:>9.1} {:>9.1}",
             variant.name,
             seconds(index) * 1e3,
             seconds(index) / seconds(0),
@@ -1086,6 +1154,18 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
             variants[index].name,
             verdict(time, bar),
             verdict(peak, bar)
+        );
+    }
+    for (chained, hand_written) in [(CHAIN, ERRBACK_LAST), (LOCAL_CHAIN, LOCAL_ERRBACK_LAST)] {
+        if heaps[hand_written].is_none() {
+            continue; // doxbee only
+        }
+        let time = seconds(chained) / seconds(hand_written);
+        println!(
+            "target: {} never slower than the add_callback chain it replaces ({}): time {time:.2}x {}",
+            variants[chained].name,
+            variants[hand_written].name,
+            verdict(time, 1.0)
         );
     }
 }
@@ -1121,7 +1201,7 @@ fn print_sizes(variants: &[Variant], workloads: &[Workload], n: u64) {
                     format!("{size}:{:.2}", *count as f64 / n as f64)
                 })
                 .collect();
-            println!("{:<27} {}", variant.name, classes.join(" "));
+            println!("{:<31} {}", variant.name, classes.join(" "));
         }
     }
 }
@@ -1157,7 +1237,7 @@ fn print_instructions(variants: &[Variant], workloads: &[Workload], n: u64) {
             n - n / 2
         );
         println!(
-            "{:<27} {:>10} {:>7} {:>7} {:>9}",
+            "{:<31} {:>10} {:>7} {:>7} {:>9}",
             "variant", "Ir/req", "x cb", "x tokio", "Ir/call"
         );
         let per_request: Vec<Option<f64>> = variants
@@ -1175,7 +1255,7 @@ fn print_instructions(variants: &[Variant], workloads: &[Workload], n: u64) {
         for (variant, ir) in variants.iter().zip(&per_request) {
             let Some(ir) = ir else { continue };
             println!(
-                "{:<27} {:>10.0} {:>7.2} {:>7.2} {:>9.0}",
+                "{:<31} {:>10.0} {:>7.2} {:>7.2} {:>9.0}",
                 variant.name,
                 ir,
                 ir / base,
