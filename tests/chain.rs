@@ -403,10 +403,10 @@ fn a_catch_waiting_on_its_run_may_itself_wait() {
     assert_eq!(d.wait().unwrap(), 70);
 }
 
-/// A run that changes the value's type keeps its `catch` in its own box while it waits (the
-/// chain's slot from then on): the `catch` still runs first on what arrives, before the steps
-/// added after the chain!, and may itself wait; so too when the start had fired before the run
-/// was added (the `catch` then waits on the run's Deferred).
+/// A run that changes the value's type and waits: while it waits, its `catch` is a stage of its
+/// own, first in the list (the run's box is the chain's slot), so it still runs first on what
+/// arrives, before the steps added after the chain!, and may itself wait; so too when the start
+/// had fired before the run was added (the `catch` then waits on the run's Deferred).
 #[test]
 fn a_catch_after_a_type_changing_run_that_waits_runs_first_and_may_wait() {
     for fired_before in [false, true] {
