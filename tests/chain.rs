@@ -206,6 +206,37 @@ fn steps_take_what_they_use_from_around_the_chain() {
     assert_eq!(shared.load(Ordering::SeqCst), 1);
 }
 
+/// A run of `then`s shares what it takes from around the chain, but the `catch` and `finally`
+/// after it are closures of their own, each taking what it uses: a `Copy` value is copied into
+/// each, another is cloned before the chain for the later one (without the clone, the message of
+/// `tests/ui/fail/value_used_by_a_run_and_its_catch.rs`). A string nested in a format macro's
+/// arguments is not its format string: `{not_a_name}` there names nothing.
+#[test]
+fn a_run_and_the_steps_after_it_each_take_what_they_use() {
+    let limit = 3_u32;
+    let label: &'static str = "hours";
+    let name = String::from("Ada");
+    let name_in_catch = name.clone();
+    let finished = Arc::new(AtomicUsize::new(0));
+    let counter = finished.clone();
+    for hours in [2_u32, 5] {
+        let (name, name_in_catch, counter) = (name.clone(), name_in_catch.clone(), counter.clone());
+        let d = chain! {
+            Deferred::<u32>::succeed(hours)
+            then |n| if n > limit { Err(Failure::msg(format!("{n} {label}"))) } else { Ok(n) }
+            then |n| format!("{name}: {n} {label} of {limit}, {}", "{not_a_name}")
+            catch |f| format!("{name_in_catch}: {f}, over {limit} {label}")
+            finally move || counter.fetch_add(usize::from(limit == 3), Ordering::SeqCst)
+        };
+        let expected = match hours {
+            2 => "Ada: 2 hours of 3, {not_a_name}",
+            _ => "Ada: 5 hours, over 3 hours",
+        };
+        assert_eq!(d.wait().unwrap(), expected);
+    }
+    assert_eq!(finished.load(Ordering::SeqCst), 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // `catch`.
 

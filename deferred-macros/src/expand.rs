@@ -179,6 +179,10 @@ pub fn expand(chain: &Chain) -> TokenStream {
         let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
         quote_spanned!(site=> let #kind_var = #check;)
     });
+    let captured_again = captured_again(chain).into_iter().map(|name| {
+        let facade = self::krate(name.span());
+        quote_spanned!(name.span()=> #facade::__private::captured_again(&#name);)
+    });
     quote_spanned! {site=> {
         #(#errors)*
         #[allow(unused_imports)]
@@ -188,6 +192,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         let #chain_var = #start;
         let #kind_var = #krate::__private::kind_of(&#chain_var);
         #(#captures)*
+        #(#captured_again)*
         #(let #chain_var = #segments;)*
         #chain_var
     }}
@@ -442,7 +447,9 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
 ///
 /// The expansion checks each at the top of the chain (`__kind.captured(&name)`, at the name), so
 /// that a value a `Deferred`'s steps cannot take is reported there, with the fix, once.
-fn captured_names(chain: &Chain) -> Vec<Ident> {
+///
+/// By step, in order: the names each step's closure captures, each once.
+fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
     #[derive(Default)]
     struct Collect {
         used: Vec<Ident>,
@@ -529,6 +536,21 @@ fn captured_names(chain: &Chain) -> Vec<Ident> {
                 .get_ident()
                 .is_some_and(|name| FORMATTING.iter().any(|known| name == known))
             {
+                // `{name}` in the format string: the macro's first string literal (after the
+                // writer, for `write!`), not one nested in an argument.
+                let format_string = node
+                    .tokens
+                    .clone()
+                    .into_iter()
+                    .find_map(|token| match token {
+                        TokenTree::Literal(literal) => Some(literal),
+                        _ => None,
+                    });
+                if let Some(literal) = format_string {
+                    for name in format_string_names(&literal.to_string()) {
+                        self.name(&Ident::new(&name, literal.span()));
+                    }
+                }
                 self.tokens(node.tokens.clone());
             }
         }
@@ -538,22 +560,84 @@ fn captured_names(chain: &Chain) -> Vec<Ident> {
     for step in &chain.steps {
         bound_by_steps.extend(bindings_of(step).iter().map(|name| name.ident.to_string()));
     }
-    let mut names: Vec<Ident> = Vec::new();
-    for step in &chain.steps {
-        let Handler::Closure(closure) = &step.handler else {
-            continue;
-        };
-        let mut collect = Collect::default();
-        collect.visit_expr(&closure.body);
-        for name in collect.used {
-            let text = name.to_string();
-            let bound = collect.bound.contains(&text) || bound_by_steps.contains(&text);
-            if !bound && !names.iter().any(|known| *known == text) {
-                names.push(name);
+    chain
+        .steps
+        .iter()
+        .map(|step| {
+            let Handler::Closure(closure) = &step.handler else {
+                return Vec::new();
+            };
+            let mut collect = Collect::default();
+            collect.visit_expr(&closure.body);
+            let mut names: Vec<Ident> = Vec::new();
+            for name in collect.used {
+                let text = name.to_string();
+                let bound = collect.bound.contains(&text) || bound_by_steps.contains(&text);
+                if !bound && !names.iter().any(|known| *known == text) {
+                    names.push(name);
+                }
             }
+            names
+        })
+        .collect()
+}
+
+/// [`captured_by_step`], each name once: the names the chain's steps capture, at their first
+/// use.
+fn captured_names(chain: &Chain) -> Vec<Ident> {
+    let mut names: Vec<Ident> = Vec::new();
+    for name in captured_by_step(chain).into_iter().flatten() {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     names
+}
+
+/// The names from around the chain that two of its closures capture, each at its first use in
+/// the later closure. The `then`s of a segment of a run nest, so they capture a name once
+/// between them; the segment, each `catch` and each `finally` are closures of their own, each
+/// `move`, so a value two of them use must be `Copy`. The expansion checks each of these names
+/// there (`__private::captured_again`), which says so at the name, instead of the compiler's
+/// "use of moved value" at the whole chain.
+fn captured_again(chain: &Chain) -> Vec<Ident> {
+    // The closure each step is in: a new one for each `catch` and `finally`, and for each
+    // segment of a run of `then`s (the segments `expand_run` cuts).
+    let mut closure = 0;
+    let mut in_segment = 0;
+    let closures: Vec<usize> = chain
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| {
+            let run_goes_on = index > 0 && matches!(chain.steps[index - 1].kind, StepKind::Then);
+            match step.kind {
+                StepKind::Then if run_goes_on && in_segment < SEGMENT_STEPS => in_segment += 1,
+                StepKind::Then => {
+                    closure += 1;
+                    in_segment = 1;
+                }
+                StepKind::Catch { .. } | StepKind::Finally => closure += 1,
+            }
+            closure
+        })
+        .collect();
+    let mut first: Vec<(Ident, usize)> = Vec::new();
+    let mut again: Vec<Ident> = Vec::new();
+    for (names, closure) in captured_by_step(chain).into_iter().zip(closures) {
+        for name in names {
+            match first.iter().find(|(known, _)| *known == name) {
+                None => first.push((name, closure)),
+                Some((_, earlier)) if *earlier != closure => {
+                    if !again.contains(&name) {
+                        again.push(name);
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    again
 }
 
 /// The names a step's closure parameter binds.
@@ -615,11 +699,13 @@ fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
     false
 }
 
-/// Whether `literal`, if it is a string literal, has `{name}` or `{name:...}` in it.
-fn format_string_mentions(literal: &str, name: &str) -> bool {
+/// The names a format string's arguments name inline (`{name}`, `{name:?}`), if `literal` is a
+/// string literal.
+fn format_string_names(literal: &str) -> Vec<String> {
     if !(literal.starts_with('"') || literal.starts_with("r\"") || literal.starts_with("r#")) {
-        return false;
+        return Vec::new();
     }
+    let mut names = Vec::new();
     let mut chars = literal.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '{' {
@@ -637,11 +723,19 @@ fn format_string_mentions(literal: &str, name: &str) -> bool {
             argument.push(c);
             chars.next();
         }
-        if argument == name && matches!(chars.peek(), Some('}' | ':')) {
-            return true;
+        let named = argument.starts_with(|c: char| c.is_alphabetic() || c == '_');
+        if named && matches!(chars.peek(), Some('}' | ':')) && !names.contains(&argument) {
+            names.push(argument);
         }
     }
-    false
+    names
+}
+
+/// Whether `literal`, if it is a string literal, has `{name}` or `{name:...}` in it.
+fn format_string_mentions(literal: &str, name: &str) -> bool {
+    format_string_names(literal)
+        .iter()
+        .any(|named| named == name)
 }
 
 /// A `catch`: an errback that traps what it names, and recovers with its body's value.
