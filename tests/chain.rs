@@ -235,6 +235,25 @@ fn a_run_and_the_steps_after_it_each_take_what_they_use() {
         assert_eq!(d.wait().unwrap(), expected);
     }
     assert_eq!(finished.load(Ordering::SeqCst), 2);
+
+    // A closure that names only a field of a value takes only that field: two closures may each
+    // take a `Copy` field, or different fields, of a value that is not `Copy`.
+    struct Config {
+        limit: u32,
+        unit: String,
+        fallback: String,
+    }
+    let cfg = Config {
+        limit: 3,
+        unit: "hours".to_owned(),
+        fallback: "none".to_owned(),
+    };
+    let d = chain! {
+        Deferred::<u32>::succeed(5)
+        then |n| if n > cfg.limit { Err(Failure::msg(cfg.unit)) } else { Ok(n.to_string()) }
+        catch |f| format!("{f} over {}, {}", cfg.limit, cfg.fallback)
+    };
+    assert_eq!(d.wait().unwrap(), "hours over 3, none");
 }
 
 // ---------------------------------------------------------------------------------------------

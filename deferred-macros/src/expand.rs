@@ -175,11 +175,12 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #[allow(dead_code)]
         const #steps_var: #krate::__private::Steps = &[#(#step_locations),*];
     };
-    let captures = captured_names(chain).into_iter().map(|name| {
+    let captured = captured_by_step(chain);
+    let captures = captured_names(&captured).into_iter().map(|name| {
         let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
         quote_spanned!(site=> let #kind_var = #check;)
     });
-    let captured_again = captured_again(chain).into_iter().map(|name| {
+    let captured_again = captured_again(chain, &captured).into_iter().map(|name| {
         let facade = self::krate(name.span());
         quote_spanned!(name.span()=> #facade::__private::captured_again(&#name);)
     });
@@ -209,7 +210,8 @@ fn expand_start(start: &syn::Expr) -> TokenStream {
 }
 
 /// The most steps of a run that nest: a longer run is cut into segments of at most this many
-/// steps. The compiler instantiates each closure inside the one around it, and stops at its
+/// steps. (The message of `__private::TakenTwice`, which says why two segments cannot share a
+/// value, names this number.) The compiler instantiates each closure inside the one around it, and stops at its
 /// recursion limit (128 by default, counting the caller's own depth): a segment stays well
 /// under it.
 pub(crate) const SEGMENT_STEPS: usize = 32;
@@ -442,38 +444,40 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
 /// The names the steps' closures capture from around the chain, as far as their syntax shows: a
 /// lone lowercase name used as a method's receiver (`log.push(x)`), a field's base, an operand
 /// (`*total`, `x + n`, `&config`) or an index's base, in a step's body or a formatting macro's
-/// arguments, that nothing in the chain binds. (A name passed as an argument may be a generic
-/// function, which the check would ask the type of: it is left to the compiler.)
+/// arguments or (but in `panic!`, a plain string before the 2021 edition) inline in its format
+/// string (`{name}`), that nothing in the chain binds. (A name passed as an argument may be a
+/// generic function, which the check would ask the type of: it is left to the compiler.)
 ///
-/// The expansion checks each at the top of the chain (`__kind.captured(&name)`, at the name), so
-/// that a value a `Deferred`'s steps cannot take is reported there, with the fix, once.
-///
-/// By step, in order: the names each step's closure captures, each once.
-fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
+/// By step, in order: each name a step's closure captures, once, and whether the closure takes
+/// the value whole somewhere (any use but as a field's base, `cfg.limit`, or before a `.` in a
+/// formatting macro's arguments: a closure that names only a field takes only that field).
+fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
     #[derive(Default)]
     struct Collect {
-        used: Vec<Ident>,
+        /// Each name used, and whether that use takes the value whole.
+        used: Vec<(Ident, bool)>,
         bound: Vec<String>,
     }
     impl Collect {
-        fn operand(&mut self, expr: &syn::Expr) {
+        fn operand(&mut self, expr: &syn::Expr, whole: bool) {
             if let syn::Expr::Path(path) = expr
                 && path.qself.is_none()
                 && path.attrs.is_empty()
                 && let Some(ident) = path.path.get_ident()
             {
-                self.name(ident);
+                self.name(ident, whole);
             }
         }
 
-        fn name(&mut self, ident: &Ident) {
+        fn name(&mut self, ident: &Ident, whole: bool) {
             let text = ident.to_string();
             if text != "self" && text.starts_with(|c: char| c.is_lowercase() || c == '_') {
-                self.used.push(ident.clone());
+                self.used.push((ident.clone(), whole));
             }
         }
 
-        /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`).
+        /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`): a
+        /// method's receiver or a field's base, which the tokens do not tell apart.
         fn tokens(&mut self, tokens: TokenStream) {
             let tokens: Vec<TokenTree> = tokens.into_iter().collect();
             for (index, token) in tokens.iter().enumerate() {
@@ -488,10 +492,43 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
                                 if p.as_char() == '.' && p.spacing() == proc_macro2::Spacing::Alone
                         );
                         if dot_after && !is(before, '.') && !is(before, ':') {
-                            self.name(ident);
+                            self.name(ident, false);
                         }
                     }
                     _ => {}
+                }
+            }
+        }
+
+        /// `{name}` in a formatting macro's format string, its first string literal (after the
+        /// writer, for `write!`), unless an argument of the macro is named so (`name = ..`).
+        fn format_string(&mut self, tokens: &TokenStream) {
+            let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
+            let Some(literal) = tokens.iter().find_map(|token| match token {
+                TokenTree::Literal(literal) => Some(literal),
+                _ => None,
+            }) else {
+                return;
+            };
+            let named_arguments: Vec<String> = tokens
+                .windows(3)
+                .filter_map(|window| match window {
+                    [
+                        TokenTree::Punct(comma),
+                        TokenTree::Ident(name),
+                        TokenTree::Punct(equals),
+                    ] if comma.as_char() == ','
+                        && equals.as_char() == '='
+                        && equals.spacing() == proc_macro2::Spacing::Alone =>
+                    {
+                        Some(name.to_string())
+                    }
+                    _ => None,
+                })
+                .collect();
+            for name in format_string_names(literal) {
+                if !named_arguments.contains(&name) {
+                    self.name(&Ident::new(&name, literal.span()), true);
                 }
             }
         }
@@ -503,53 +540,40 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
             syn::visit::visit_pat_ident(self, node);
         }
         fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
-            self.operand(&node.receiver);
+            self.operand(&node.receiver, true);
             syn::visit::visit_expr_method_call(self, node);
         }
         fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
-            self.operand(&node.base);
+            self.operand(&node.base, false);
             syn::visit::visit_expr_field(self, node);
         }
         fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
-            self.operand(&node.expr);
+            self.operand(&node.expr, true);
             syn::visit::visit_expr_unary(self, node);
         }
         fn visit_expr_reference(&mut self, node: &'ast syn::ExprReference) {
-            self.operand(&node.expr);
+            self.operand(&node.expr, true);
             syn::visit::visit_expr_reference(self, node);
         }
         fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
-            self.operand(&node.left);
-            self.operand(&node.right);
+            self.operand(&node.left, true);
+            self.operand(&node.right, true);
             syn::visit::visit_expr_binary(self, node);
         }
         fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
-            self.operand(&node.expr);
+            self.operand(&node.expr, true);
             syn::visit::visit_expr_index(self, node);
         }
         fn visit_macro(&mut self, node: &'ast syn::Macro) {
             const FORMATTING: [&str; 8] = [
                 "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
             ];
-            if node
-                .path
-                .get_ident()
-                .is_some_and(|name| FORMATTING.iter().any(|known| name == known))
-            {
-                // `{name}` in the format string: the macro's first string literal (after the
-                // writer, for `write!`), not one nested in an argument.
-                let format_string = node
-                    .tokens
-                    .clone()
-                    .into_iter()
-                    .find_map(|token| match token {
-                        TokenTree::Literal(literal) => Some(literal),
-                        _ => None,
-                    });
-                if let Some(literal) = format_string {
-                    for name in format_string_names(&literal.to_string()) {
-                        self.name(&Ident::new(&name, literal.span()));
-                    }
+            let Some(name) = node.path.get_ident() else {
+                return;
+            };
+            if FORMATTING.iter().any(|known| name == known) {
+                if name != "panic" {
+                    self.format_string(&node.tokens);
                 }
                 self.tokens(node.tokens.clone());
             }
@@ -569,12 +593,15 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
             };
             let mut collect = Collect::default();
             collect.visit_expr(&closure.body);
-            let mut names: Vec<Ident> = Vec::new();
-            for name in collect.used {
+            let mut names: Vec<(Ident, bool)> = Vec::new();
+            for (name, whole) in collect.used {
                 let text = name.to_string();
-                let bound = collect.bound.contains(&text) || bound_by_steps.contains(&text);
-                if !bound && !names.iter().any(|known| *known == text) {
-                    names.push(name);
+                if collect.bound.contains(&text) || bound_by_steps.contains(&text) {
+                    continue;
+                }
+                match names.iter_mut().find(|(known, _)| *known == name) {
+                    Some((_, taken_whole)) => *taken_whole |= whole,
+                    None => names.push((name, whole)),
                 }
             }
             names
@@ -582,62 +609,72 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<Ident>> {
         .collect()
 }
 
-/// [`captured_by_step`], each name once: the names the chain's steps capture, at their first
-/// use.
-fn captured_names(chain: &Chain) -> Vec<Ident> {
+/// The names the chain's steps capture ([`captured_by_step`]), each once, at its first use.
+///
+/// The expansion checks each at the top of the chain (`__kind.captured(&name)`, at the name), so
+/// that a value a `Deferred`'s steps cannot take is reported there, with the fix, once.
+fn captured_names(captured: &[Vec<(Ident, bool)>]) -> Vec<Ident> {
     let mut names: Vec<Ident> = Vec::new();
-    for name in captured_by_step(chain).into_iter().flatten() {
-        if !names.contains(&name) {
-            names.push(name);
+    for (name, _) in captured.iter().flatten() {
+        if !names.contains(name) {
+            names.push(name.clone());
         }
     }
     names
 }
 
-/// The names from around the chain that two of its closures capture, each at its first use in
-/// the later closure. The `then`s of a segment of a run nest, so they capture a name once
-/// between them; the segment, each `catch` and each `finally` are closures of their own, each
-/// `move`, so a value two of them use must be `Copy`. The expansion checks each of these names
-/// there (`__private::captured_again`), which says so at the name, instead of the compiler's
-/// "use of moved value" at the whole chain.
-fn captured_again(chain: &Chain) -> Vec<Ident> {
-    // The closure each step is in: a new one for each `catch` and `finally`, and for each
-    // segment of a run of `then`s (the segments `expand_run` cuts).
-    let mut closure = 0;
-    let mut in_segment = 0;
-    let closures: Vec<usize> = chain
-        .steps
-        .iter()
-        .enumerate()
-        .map(|(index, step)| {
-            let run_goes_on = index > 0 && matches!(chain.steps[index - 1].kind, StepKind::Then);
-            match step.kind {
-                StepKind::Then if run_goes_on && in_segment < SEGMENT_STEPS => in_segment += 1,
-                StepKind::Then => {
-                    closure += 1;
-                    in_segment = 1;
-                }
-                StepKind::Catch { .. } | StepKind::Finally => closure += 1,
-            }
-            closure
-        })
-        .collect();
-    let mut first: Vec<(Ident, usize)> = Vec::new();
+/// The names from around the chain ([`captured_by_step`]) that two of its closures take whole,
+/// each at its first use in the later closure.
+///
+/// The expansion's closures are `move`. The `then`s of a segment of a run nest, so they take a
+/// name once between them; the segment, each `catch` and each `finally` are closures of their
+/// own ([`closure_of_each_step`]), each taking what it uses, so a value two of them take must be
+/// `Copy`. The expansion checks each of these names there (`__private::captured_again`), which
+/// says so at the name, instead of the compiler's "use of moved value" at the whole chain. A
+/// closure that names only a field of the value (`cfg.limit`) takes only that field, which two
+/// closures may both take when it is `Copy`, or when they name different fields: such a use is
+/// left to the compiler.
+fn captured_again(chain: &Chain, captured: &[Vec<(Ident, bool)>]) -> Vec<Ident> {
+    let closures = closure_of_each_step(&chain.steps);
+    let mut first: Vec<(&Ident, usize)> = Vec::new();
     let mut again: Vec<Ident> = Vec::new();
-    for (names, closure) in captured_by_step(chain).into_iter().zip(closures) {
-        for name in names {
+    for (names, &closure) in captured.iter().zip(&closures) {
+        for (name, _) in names.iter().filter(|(_, whole)| *whole) {
             match first.iter().find(|(known, _)| *known == name) {
                 None => first.push((name, closure)),
-                Some((_, earlier)) if *earlier != closure => {
-                    if !again.contains(&name) {
-                        again.push(name);
-                    }
+                Some((_, earlier)) if *earlier != closure && !again.contains(name) => {
+                    again.push(name.clone());
                 }
                 Some(_) => {}
             }
         }
     }
     again
+}
+
+/// Which of the expansion's top-level closures each step is in, numbered from 1 in order: one
+/// for each `catch` and each `finally`, and one for each segment of a run of `then`s (the
+/// `SEGMENT_STEPS`-step segments `expand_run` cuts from the run's first step; a `catch` right
+/// after a run is added with it, `add_run_catch`, but is a closure of its own).
+fn closure_of_each_step(steps: &[Step]) -> Vec<usize> {
+    let mut closure = 0;
+    let mut in_segment = 0;
+    let mut after_then = false;
+    steps
+        .iter()
+        .map(|step| {
+            match step.kind {
+                StepKind::Then if after_then && in_segment < SEGMENT_STEPS => in_segment += 1,
+                StepKind::Then => {
+                    closure += 1;
+                    in_segment = 1;
+                }
+                StepKind::Catch { .. } | StepKind::Finally => closure += 1,
+            }
+            after_then = matches!(step.kind, StepKind::Then);
+            closure
+        })
+        .collect()
 }
 
 /// The names a step's closure parameter binds.
@@ -686,7 +723,7 @@ fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
                 let field_or_method = dot && !dot_dot;
                 !field_or_method && ident.unraw() == name
             }
-            TokenTree::Literal(literal) => format_string_mentions(&literal.to_string(), name),
+            TokenTree::Literal(literal) => format_string_mentions(literal, name),
             TokenTree::Group(group) => tokens_mention(group.stream(), name),
             TokenTree::Punct(_) => false,
         };
@@ -700,13 +737,15 @@ fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
 }
 
 /// The names a format string's arguments name inline (`{name}`, `{name:?}`), if `literal` is a
-/// string literal.
-fn format_string_names(literal: &str) -> Vec<String> {
-    if !(literal.starts_with('"') || literal.starts_with("r\"") || literal.starts_with("r#")) {
+/// string literal: read from its value (escapes such as `\u{b0}` resolved), each a valid
+/// identifier (not a keyword), each once.
+fn format_string_names(literal: &proc_macro2::Literal) -> Vec<String> {
+    let syn::Lit::Str(string) = syn::Lit::new(literal.clone()) else {
         return Vec::new();
-    }
+    };
+    let value = string.value();
     let mut names = Vec::new();
-    let mut chars = literal.chars().peekable();
+    let mut chars = value.chars().peekable();
     while let Some(c) = chars.next() {
         if c != '{' {
             continue;
@@ -717,14 +756,16 @@ fn format_string_names(literal: &str) -> Vec<String> {
         }
         let mut argument = String::new();
         while let Some(&c) = chars.peek() {
-            if !(c.is_alphanumeric() || c == '_') {
+            if !(c.is_ascii_alphanumeric() || c == '_') {
                 break;
             }
             argument.push(c);
             chars.next();
         }
-        let named = argument.starts_with(|c: char| c.is_alphabetic() || c == '_');
-        if named && matches!(chars.peek(), Some('}' | ':')) && !names.contains(&argument) {
+        if matches!(chars.peek(), Some('}' | ':'))
+            && syn::parse_str::<Ident>(&argument).is_ok()
+            && !names.contains(&argument)
+        {
             names.push(argument);
         }
     }
@@ -732,7 +773,7 @@ fn format_string_names(literal: &str) -> Vec<String> {
 }
 
 /// Whether `literal`, if it is a string literal, has `{name}` or `{name:...}` in it.
-fn format_string_mentions(literal: &str, name: &str) -> bool {
+fn format_string_mentions(literal: &proc_macro2::Literal, name: &str) -> bool {
     format_string_names(literal)
         .iter()
         .any(|named| named == name)
@@ -1068,4 +1109,72 @@ fn fail(error: &Ident) -> TokenStream {
 /// One of the macro's own names, resolved at the macro's site, located at `location`.
 fn local(name: &str, location: Span) -> Ident {
     Ident::new(name, Span::mixed_site().located_at(location))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain_of(tokens: TokenStream) -> Chain {
+        crate::parse::parse(tokens).expect("a chain")
+    }
+
+    #[test]
+    fn each_catch_finally_and_segment_of_a_run_is_a_closure_of_its_own() {
+        let mut tokens = quote!(start);
+        for _ in 0..70 {
+            tokens.extend(quote!(then | a | a + 1));
+        }
+        tokens.extend(quote!(catch |e| 0 catch |e| 1 finally || () then |b| b then |c| c));
+        let closures = closure_of_each_step(&chain_of(tokens).steps);
+        let mut expected = vec![1; SEGMENT_STEPS];
+        expected.extend(vec![2; SEGMENT_STEPS]);
+        expected.extend(vec![3; 70 - 2 * SEGMENT_STEPS]);
+        expected.extend([4, 5, 6, 7, 7]);
+        assert_eq!(closures, expected);
+    }
+
+    #[test]
+    fn a_value_two_closures_take_whole_is_checked_once_at_its_later_use() {
+        let chain = chain_of(quote! {
+            start
+            then |a| a + name.len() + cfg.limit
+            then |b| b + name.len()
+            catch |e| format!("{name}: {e} {}", cfg.limit)
+            finally || drop(&name)
+        });
+        let captured = captured_by_step(&chain);
+        let again: Vec<String> = captured_again(&chain, &captured)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        // `name` is taken whole by the run and the catch; `cfg` only by its field.
+        assert_eq!(again, ["name"]);
+        let names: Vec<String> = captured_names(&captured)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["name", "cfg"]);
+    }
+
+    #[test]
+    fn a_format_string_names_its_inline_arguments_not_its_escapes_or_named_ones() {
+        let literal = |text: &str| proc_macro2::Literal::string(text);
+        assert_eq!(
+            format_string_names(&literal("{a} {b:?} {{c}} {0} {:>5} {d:>width$} {type} {a}")),
+            ["a", "b", "d"]
+        );
+        assert_eq!(format_string_names(&literal("{t}\u{b0}C")), ["t"]);
+        let chain = chain_of(quote! {
+            start
+            then |a| format!("{n} items, {a}", n = a + 1)
+            catch |e| format!("{n}")
+        });
+        let captured = captured_by_step(&chain);
+        let names: Vec<Vec<String>> = captured
+            .iter()
+            .map(|names| names.iter().map(|(name, _)| name.to_string()).collect())
+            .collect();
+        assert_eq!(names, [Vec::<String>::new(), vec!["n".to_owned()]]);
+    }
 }

@@ -178,24 +178,24 @@ impl LocalChain {
 }
 
 /// What the closures of a chain may take between them: a value from around the chain that two of
-/// its closures use. The expansion's closures are `move`: the `then`s of a run nest (each is made
-/// inside the one before, which hands on what it took), but a run, each `catch` and `finally`,
-/// and each 32-step segment of a long run are closures of their own, each taking what it uses.
-/// So a value used by two of them must be `Copy`, else the second finds it moved.
+/// its closures take whole. The expansion's closures are `move`: the `then`s of a run nest (each
+/// is made inside the one before, which hands on what it took), but each 32-step segment of a
+/// run, each `catch` and each `finally` are closures of their own, each taking what it uses. So a
+/// value two of them take must be `Copy`, else the second finds it moved.
 ///
 /// The expansion checks each such name at its use in the later closure
 /// (`__private::captured_again(&name)`, spanned at the name), so that the compiler says this
-/// there, with the fix, instead of "use of moved value" at the whole chain (which it then does
-/// not say: it checks moves only in code whose types are right). The trait is a marker's, not
+/// there, with the fix, instead of "use of moved value" at the whole chain (which today's rustc
+/// then does not say: it does not check moves in code with type errors). The trait is a marker's, not
 /// the value's, so that the compiler does not offer to borrow the value (a step's captures are
 /// `'static`); its second impl never applies, and makes the compiler give this message instead
 /// of the `Copy` bound's.
 #[diagnostic::on_unimplemented(
     message = "this step uses a `{X}` that an earlier step of this chain took",
     label = "taken by an earlier step (`{X}` is not `Copy`)",
-    note = "a run of `then`s shares what it takes from around the chain, but the `catch` or \
-            `finally` after it (and each 32 `then`s of a long run) is a closure of its own, \
-            which takes what it uses",
+    note = "a run of `then`s shares what it takes from around the chain, but each `catch` and \
+            each `finally` (and each 32 `then`s of a long run) is a closure of its own, which \
+            takes what it uses",
     note = "clone it before the chain and use the clone here (`let name2 = name.clone();`; \
             a clone of an `Rc` or an `Arc` is another handle on the same value)"
 )]
