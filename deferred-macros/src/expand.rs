@@ -452,9 +452,14 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
 /// the value whole somewhere (any use but as a field's base, `cfg.limit`, or before a `.` in a
 /// formatting macro's arguments: a closure that names only a field takes only that field).
 fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
+    /// Walks a step's body in the order its names come into scope: a use of a name before
+    /// anything in the body binds it is a use of a name from around the step (a binding's
+    /// scope comes after it: `let`'s pattern is walked after its value, `if let`'s and `for`'s
+    /// after the expression they take apart). Uses after a binding of the name are left out,
+    /// whichever they mean.
     #[derive(Default)]
     struct Collect {
-        /// Each name used, and whether that use takes the value whole.
+        /// Each name used before the body binds it, and whether that use takes the value whole.
         used: Vec<(Ident, bool)>,
         bound: Vec<String>,
     }
@@ -471,7 +476,10 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
 
         fn name(&mut self, ident: &Ident, whole: bool) {
             let text = ident.to_string();
-            if text != "self" && text.starts_with(|c: char| c.is_lowercase() || c == '_') {
+            if text != "self"
+                && text.starts_with(|c: char| c.is_lowercase() || c == '_')
+                && !self.bound.contains(&text)
+            {
                 self.used.push((ident.clone(), whole));
             }
         }
@@ -539,6 +547,24 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
             self.bound.push(node.ident.to_string());
             syn::visit::visit_pat_ident(self, node);
         }
+        fn visit_local(&mut self, node: &'ast syn::Local) {
+            if let Some(init) = &node.init {
+                self.visit_expr(&init.expr);
+                if let Some((_, diverge)) = &init.diverge {
+                    self.visit_expr(diverge);
+                }
+            }
+            self.visit_pat(&node.pat);
+        }
+        fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
+            self.visit_expr(&node.expr);
+            self.visit_pat(&node.pat);
+        }
+        fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+            self.visit_expr(&node.expr);
+            self.visit_pat(&node.pat);
+            self.visit_block(&node.body);
+        }
         fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
             self.operand(&node.receiver, true);
             syn::visit::visit_expr_method_call(self, node);
@@ -595,8 +621,7 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
             collect.visit_expr(&closure.body);
             let mut names: Vec<(Ident, bool)> = Vec::new();
             for (name, whole) in collect.used {
-                let text = name.to_string();
-                if collect.bound.contains(&text) || bound_by_steps.contains(&text) {
+                if bound_by_steps.contains(&name.to_string()) {
                     continue;
                 }
                 match names.iter_mut().find(|(known, _)| *known == name) {
@@ -1155,6 +1180,32 @@ mod tests {
             .map(ToString::to_string)
             .collect();
         assert_eq!(names, ["name", "cfg"]);
+    }
+
+    #[test]
+    fn a_name_used_before_the_body_binds_it_is_captured() {
+        let chain = chain_of(quote! {
+            start
+            then |a| { let total = total + a; total }
+            then |b| { let limit = 3; b.min(limit) }
+            then |c| { if let Some(x) = x.get(c) { *x } else { 0 } }
+            then |d| { for item in items.iter() { let _ = item; } d }
+            then |e| { let rest = e; rest + rest }
+        });
+        let names: Vec<Vec<String>> = captured_by_step(&chain)
+            .iter()
+            .map(|names| names.iter().map(|(name, _)| name.to_string()).collect())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                vec!["total".to_owned()],
+                vec![],
+                vec!["x".to_owned()],
+                vec!["items".to_owned()],
+                vec![]
+            ]
+        );
     }
 
     #[test]
