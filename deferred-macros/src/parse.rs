@@ -328,6 +328,17 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
             handler: Handler::Path(path),
             keyword,
         }),
+        Expr::Paren(paren) if matches!(*paren.expr, Expr::Closure(_) | Expr::Path(_)) => {
+            let error = Error::new_spanned(
+                &paren,
+                format!(
+                    "`{name}` takes its closure as it is, not in parentheses (a step is not a \
+                     method call): remove them, as in `{}`",
+                    keyword_kind.example()
+                ),
+            );
+            Ok(invalid(plain_kind, error))
+        }
         other => {
             let error = Error::new_spanned(
                 &other,

@@ -38,9 +38,16 @@ pub fn deadline_instead(word: &str) -> Option<&'static str> {
     )
 }
 
-/// The step keyword nearest to an unknown word, if one is near enough.
+/// The step keyword nearest to an unknown word, if one is near enough. A word in `camelCase`
+/// (Twisted's `addCallback`, JavaScript's `catch`'s neighbours) is read as its `snake_case`.
 pub fn suggest(word: &str) -> Option<Keyword> {
-    let lower = word.to_lowercase();
+    let mut lower = String::new();
+    for (index, c) in word.chars().enumerate() {
+        if c.is_uppercase() && index > 0 {
+            lower.push('_');
+        }
+        lower.extend(c.to_lowercase());
+    }
     if let Some((_, step)) = ALIASES.iter().find(|(alias, _)| *alias == lower) {
         return Some(*step);
     }
@@ -88,6 +95,11 @@ mod tests {
         assert_eq!(name("finaly"), Some("finally"));
         assert_eq!(name("and_then"), Some("then"));
         assert_eq!(name("except"), Some("catch"));
+        assert_eq!(name("addCallback"), Some("then"));
+        assert_eq!(name("addErrback"), Some("catch"));
+        assert_eq!(name("addBoth"), Some("finally"));
+        assert_eq!(name("andThen"), Some("then"));
+        assert_eq!(name("Then"), Some("then"));
         assert_eq!(name("frobnicate"), None);
     }
 }

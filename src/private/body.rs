@@ -322,7 +322,9 @@ impl PlainTag {
 #[diagnostic::on_unimplemented(
     message = "this step fails with `{X}`, but the chain's error type is `{Self}`",
     label = "the error type of this step is `{X}`",
-    note = "convert the error where it happens: `.map_err({Self}::from)`, or `Ok(value?)`"
+    note = "convert the error where it happens: `.map_err({Self}::from)`, or `Ok(value?)`",
+    note = "a message (`&str`, `String`) is not an error type: `Failure::msg(..)` makes one a \
+            `Failure`"
 )]
 pub trait SameError<X: 'static>: Sized + 'static {
     /// The identity, seen by the type checker as a conversion.
