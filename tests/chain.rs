@@ -256,28 +256,6 @@ fn a_run_and_the_steps_after_it_each_take_what_they_use() {
     assert_eq!(d.wait().unwrap(), "hours over 3, none");
 }
 
-/// A step that starts several Deferreds joins them into one (`gather_results`) for the chain to
-/// wait on; a list of Deferreds given as `Ok(list)` passes on as a value (given as it is, it is
-/// the compile error of `tests/ui/fail/step_gives_a_list_of_deferreds.rs`).
-#[test]
-fn a_step_joins_the_deferreds_it_starts() {
-    fn fetch_user(id: u32) -> Deferred<String> {
-        Deferred::succeed(format!("user {id}"))
-    }
-    let d = chain! {
-        Deferred::<Vec<u32>>::succeed(vec![1, 2])
-        then |ids| deferred::gather_results(ids.into_iter().map(fetch_user).collect::<Vec<_>>())
-        then |users| users.join(", ")
-    };
-    assert_eq!(d.wait().unwrap(), "user 1, user 2");
-    let d = chain! {
-        Deferred::<Vec<u32>>::succeed(vec![3])
-        then |ids| Ok::<_, Failure>(ids.into_iter().map(fetch_user).collect::<Vec<_>>())
-        then |pending| pending.len()
-    };
-    assert_eq!(d.wait().unwrap(), 1);
-}
-
 // ---------------------------------------------------------------------------------------------
 // `catch`.
 

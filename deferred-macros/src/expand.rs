@@ -187,9 +187,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
     quote_spanned! {site=> {
         #(#errors)*
         #[allow(unused_imports)]
-        use #krate::__private::{
-            DeferredsStep as _, FutureStep as _, PlainStep as _, SettlesStep as _,
-        };
+        use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
         #catch_traits
         #steps_const
         let #chain_var = #start;

@@ -1,8 +1,8 @@
 //! What a step's body gives ([`probe`] and the `*Step` traits): a Deferred, a `Result` or a
 //! plain value, chosen by *autoref specialization*. The expansion calls
 //! `(&&&probe(&value)).__step_kind()`; method lookup tries the impls on `&&Probe<_>` first
-//! (`Deferred`, `LocalDeferred`, `Result`), then `&Probe<_>` (futures, and `Vec`s or arrays of
-//! Deferreds: rejected), then `Probe<_>` (any other value). The choice is made on the type as written at the step, so a
+//! (`Deferred`, `LocalDeferred`, `Result`), then `&Probe<_>` (futures, rejected), then
+//! `Probe<_>` (any other value). The choice is made on the type as written at the step, so a
 //! value of a generic type `T` is plain, even if `T` later turns out to be a `Result`.
 //!
 //! The tag's methods take the chain's kind: a step's Deferred must be of that kind
@@ -188,35 +188,6 @@ pub trait FutureStep {
 }
 impl<F: Future> FutureStep for &Probe<F> {}
 
-/// Middle priority too: the body gave a `Vec` or an array of Deferreds, which a chain does not
-/// wait on (JavaScript's `.then` does not either: it takes `Promise.all(..)`).
-pub trait DeferredsStep {
-    /// Chooses [`DeferredsTag`].
-    #[inline(always)]
-    fn __step_kind(&self) -> DeferredsTag {
-        DeferredsTag
-    }
-}
-impl<L: Deferreds> DeferredsStep for &Probe<L> {}
-
-/// A list of Deferreds: what joining it would give.
-pub trait Deferreds {
-    /// The values in order, as `gather_results` gives them.
-    type Values;
-}
-impl<U, X: 'static> Deferreds for Vec<Deferred<U, X>> {
-    type Values = Vec<U>;
-}
-impl<U, X: 'static> Deferreds for Vec<LocalDeferred<U, X>> {
-    type Values = Vec<U>;
-}
-impl<U, X: 'static, const N: usize> Deferreds for [Deferred<U, X>; N] {
-    type Values = Vec<U>;
-}
-impl<U, X: 'static, const N: usize> Deferreds for [LocalDeferred<U, X>; N] {
-    type Values = Vec<U>;
-}
-
 /// Lowest priority: any other value continues the chain as it is.
 pub trait PlainStep {
     /// Chooses [`PlainTag`].
@@ -231,8 +202,6 @@ impl<T> PlainStep for Probe<T> {}
 pub struct SettlesTag;
 /// A step's body gave a future.
 pub struct FutureTag;
-/// A step's body gave a list of Deferreds.
-pub struct DeferredsTag;
 /// A step's body gave a plain value.
 pub struct PlainTag;
 
@@ -314,39 +283,6 @@ impl FutureTag {
         future: F,
     ) -> Option<K::Deferred<F::Output, E>> {
         Some(future.rejected::<K, _, _>())
-    }
-}
-
-/// Each method rejects the list with a [`NotJoined`] error, and goes on as if it had been
-/// joined, so that the steps after it do not report errors of their own.
-impl DeferredsTag {
-    /// Rejects a list of Deferreds as the start of a chain.
-    pub fn start<L: NotJoined>(self, list: L) -> Deferred<L::Values, Failure> {
-        list.rejected::<SendChain, _>()
-    }
-
-    /// Rejects a list of Deferreds as a step's result.
-    pub fn step<K: Kind, L: NotJoined, E>(self, _kind: K, list: L) -> StepOutcome<L::Values, E, K> {
-        StepOutcome::Later(list.rejected::<K, _>())
-    }
-
-    /// Rejects a list of Deferreds as a `catch`'s result.
-    pub fn recover<K: Kind, L: NotJoined, V, E>(
-        self,
-        _kind: K,
-        list: L,
-        _chain_value: ValueOf<V>,
-    ) -> K::Deferred<V, E> {
-        list.rejected_as::<K, V, E>()
-    }
-
-    /// Rejects a list of Deferreds as a `finally` body.
-    pub fn finally<K: Kind, L: NotJoined, E>(
-        self,
-        _kind: K,
-        list: L,
-    ) -> Option<K::Deferred<L::Values, E>> {
-        Some(list.rejected::<K, _>())
     }
 }
 
@@ -480,21 +416,6 @@ impl<T> Arrived<T> {
     pub fn call<R, F: StepFn<T, R>>(self, function: F) -> R {
         function.call_step(self.0)
     }
-}
-
-/// A list of Deferreds is not a chain value: a chain waits on one Deferred.
-#[diagnostic::on_unimplemented(
-    message = "a chain step cannot give a list of Deferreds: a chain waits on one Deferred",
-    label = "this is `{Self}`",
-    note = "join them into one Deferred: `gather_results(list)` gives every value, in order, or \
-            the first failure (`settle_all(list)` gives every outcome); to pass the list on as \
-            it is, give `Ok(list)`"
-)]
-pub trait NotJoined: Deferreds {
-    /// Never called: no type implements this trait.
-    fn rejected<K: Kind, E>(self) -> K::Deferred<Self::Values, E>;
-    /// Never called: no type implements this trait.
-    fn rejected_as<K: Kind, V, E>(self) -> K::Deferred<V, E>;
 }
 
 /// Futures are not chain values: a chain does not poll them.
