@@ -277,6 +277,29 @@ fn a_typed_catch_traps_only_its_type() {
     assert_eq!(failure.to_string(), "other");
 }
 
+/// A typed `catch` whose body is a `|` of flags means `|` (two error types in one `catch` are
+/// the compile error of `tests/ui/fail/catch_two_types_with_a_bar.rs`).
+#[test]
+fn a_typed_catch_may_give_flags_joined_by_a_bar() {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Perm(u8);
+    #[allow(non_upper_case_globals)]
+    const Read: Perm = Perm(1);
+    #[allow(non_upper_case_globals)]
+    const Write: Perm = Perm(2);
+    impl std::ops::BitOr for Perm {
+        type Output = Perm;
+        fn bitor(self, other: Perm) -> Perm {
+            Perm(self.0 | other.0)
+        }
+    }
+    let d = chain! {
+        Deferred::<Perm>::fail(NotFound("dave".to_owned()).into())
+        catch |_: NotFound| Read | Write
+    };
+    assert_eq!(d.wait().unwrap(), Perm(3));
+}
+
 #[test]
 fn a_typed_catch_gets_the_error_itself() {
     let d = chain! {

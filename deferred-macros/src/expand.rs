@@ -814,6 +814,10 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
         unreachable!("expand_catch is called on catch steps")
     };
     let (param, computed, place) = handler_parts(step, "__error");
+    let computed = match (&step.handler, ty) {
+        (Handler::Closure(closure), Some(_)) => or_in_catch(closure).unwrap_or(computed),
+        _ => computed,
+    };
     let chain_input = input.tokens.clone();
     let recovered = dispatch("recover", place.body, Some(&chain_value));
     let handle = place.then_value(computed, deferred_of_any(), recovered);
@@ -847,6 +851,46 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
         #setup
         #add
     }}
+}
+
+/// `catch |e: NotFound | Timeout| 0`, a `catch` of two error types: the `|` after the first ends
+/// the parameter, so `Timeout | 0` is the body. For a typed `catch` whose body is a `|` of a name
+/// in `CamelCase` (as a type is) and something, each `|` of the body's left spine is written
+/// `__private::or_in_catch(left, right)`, which is `left | right` where `|` applies, and
+/// otherwise says the mistake at `left` instead of "no implementation for `Timeout | {integer}`"
+/// (whose help is to implement `BitOr`). A body that means `|` (flags: `Read | Write`) keeps its
+/// meaning.
+fn or_in_catch(closure: &StepClosure) -> Option<TokenStream> {
+    fn leftmost(expr: &syn::Expr) -> &syn::Expr {
+        match expr {
+            syn::Expr::Binary(binary) if matches!(binary.op, syn::BinOp::BitOr(_)) => {
+                leftmost(&binary.left)
+            }
+            other => other,
+        }
+    }
+    fn wrap(expr: &syn::Expr) -> TokenStream {
+        match expr {
+            syn::Expr::Binary(binary) if matches!(binary.op, syn::BinOp::BitOr(_)) => {
+                let left = wrap(&binary.left);
+                let right = &binary.right;
+                let at = binary.left.span();
+                let krate = krate(at);
+                quote_spanned!(at=> #krate::__private::or_in_catch(#left, #right))
+            }
+            other => other.to_token_stream(),
+        }
+    }
+    let body = &closure.body;
+    if closure.framed() || !matches!(body, syn::Expr::Binary(_)) {
+        return None;
+    }
+    let syn::Expr::Path(path) = leftmost(body) else {
+        return None;
+    };
+    let name = path.path.get_ident()?.to_string();
+    let camel_case = name.starts_with(char::is_uppercase) && name.contains(char::is_lowercase);
+    camel_case.then(|| wrap(body))
 }
 
 /// A `finally`: runs its body on both paths, then passes the outcome on unless the body failed.

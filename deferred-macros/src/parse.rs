@@ -329,12 +329,18 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
             keyword,
         }),
         Expr::Paren(paren) if matches!(*paren.expr, Expr::Closure(_) | Expr::Path(_)) => {
+            let (what, fixed) = match &*paren.expr {
+                Expr::Path(path) => (
+                    "function",
+                    format!("{name} {}", crate::validate::text(path)),
+                ),
+                _ => ("closure", keyword_kind.example().to_owned()),
+            };
             let error = Error::new_spanned(
                 &paren,
                 format!(
-                    "`{name}` takes its closure as it is, not in parentheses (a step is not a \
-                     method call): remove them, as in `{}`",
-                    keyword_kind.example()
+                    "`{name}` takes its {what} as it is, not in parentheses (a step is not a \
+                     method call): remove them, as in `{fixed}`"
                 ),
             );
             Ok(invalid(plain_kind, error))

@@ -39,13 +39,15 @@ pub fn deadline_instead(word: &str) -> Option<&'static str> {
 }
 
 /// The step keyword nearest to an unknown word, if one is near enough. A word in `camelCase`
-/// (Twisted's `addCallback`, JavaScript's `catch`'s neighbours) is read as its `snake_case`.
+/// (Twisted's `addCallback`, `andThen`) is read as its `snake_case`.
 pub fn suggest(word: &str) -> Option<Keyword> {
     let mut lower = String::new();
-    for (index, c) in word.chars().enumerate() {
-        if c.is_uppercase() && index > 0 {
+    let mut after_lowercase = false;
+    for c in word.chars() {
+        if c.is_uppercase() && after_lowercase {
             lower.push('_');
         }
+        after_lowercase = c.is_lowercase();
         lower.extend(c.to_lowercase());
     }
     if let Some((_, step)) = ALIASES.iter().find(|(alias, _)| *alias == lower) {
@@ -100,6 +102,8 @@ mod tests {
         assert_eq!(name("addBoth"), Some("finally"));
         assert_eq!(name("andThen"), Some("then"));
         assert_eq!(name("Then"), Some("then"));
+        assert_eq!(name("THEN"), Some("then"));
+        assert_eq!(name("Catch"), Some("catch"));
         assert_eq!(name("frobnicate"), None);
     }
 }

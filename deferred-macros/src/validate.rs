@@ -100,38 +100,6 @@ pub fn text(tokens: &impl ToTokens) -> String {
     text
 }
 
-/// `catch |e: NotFound | Timeout| ...`: a `catch` of two error types, as in Python's
-/// `except (A, B)`. The closure's parameters end at the second `|`, so the compiler reads
-/// `Timeout | ...` as the body. A typed parameter followed by a body that is `Type | ...` (a
-/// name in `CamelCase`, as a type is, not a `CONSTANT`) is taken for this.
-fn two_types_in_one_catch(closure: &ExprClosure) -> Option<Error> {
-    let [Pat::Type(typed)] = closure.inputs.iter().collect::<Vec<_>>()[..] else {
-        return None;
-    };
-    let Expr::Binary(body) = &*closure.body else {
-        return None;
-    };
-    let (syn::BinOp::BitOr(_), Expr::Path(path)) = (&body.op, &*body.left) else {
-        return None;
-    };
-    let second = path.path.get_ident()?.to_string();
-    let camel_case = second.starts_with(char::is_uppercase) && second.contains(char::is_lowercase);
-    if !camel_case {
-        return None;
-    }
-    let first = text(&typed.ty);
-    let name = text(&typed.pat);
-    let inputs_end = &closure.inputs_end;
-    Some(Error::new_spanned(
-        quote::quote!(#typed #inputs_end #path),
-        format!(
-            "a `catch` takes one error type: `|` ends its parameter, so `{second} | ...` reads \
-             as its body; write one `catch` for each type: \
-             `catch |{name}: {first}| ... catch |{name}: {second}| ...`"
-        ),
-    ))
-}
-
 /// The rules for a step's closure on its own: no modifiers but `move`, and the right number of
 /// parameters.
 fn check_closure(keyword_kind: Keyword, closure: &ExprClosure) -> syn::Result<()> {
@@ -162,11 +130,6 @@ fn check_closure(keyword_kind: Keyword, closure: &ExprClosure) -> syn::Result<()
             constness,
             "a step's closure cannot be `const`",
         ));
-    }
-    if keyword_kind == Keyword::Catch
-        && let Some(error) = two_types_in_one_catch(closure)
-    {
-        return Err(error);
     }
     let count = closure.inputs.len();
     let params = || {

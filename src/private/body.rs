@@ -323,8 +323,7 @@ impl PlainTag {
     message = "this step fails with `{X}`, but the chain's error type is `{Self}`",
     label = "the error type of this step is `{X}`",
     note = "convert the error where it happens: `.map_err({Self}::from)`, or `Ok(value?)`",
-    note = "a message (`&str`, `String`) is not an error type: `Failure::msg(..)` makes one a \
-            `Failure`"
+    note = "if `{X}` is a message (`&str`, `String`), `Failure::msg(..)` makes it a `Failure`"
 )]
 pub trait SameError<X: 'static>: Sized + 'static {
     /// The identity, seen by the type checker as a conversion.

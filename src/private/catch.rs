@@ -1,7 +1,8 @@
 //! What a `catch` may name and give: a typed `catch |e: T|` traps the chain's own error type
 //! (then it catches everything), an error type trapped out of a `Failure`
 //! ([`Failure::trap`]), or is a compile error ([`catch_as`] and the `Catch*` traits); and what
-//! a `catch` gives must be the value type flowing past it ([`Recovers`]).
+//! a `catch` gives must be the value type flowing past it ([`Recovers`]); and a `|` in a typed
+//! `catch`'s body that was meant to join two error types ([`OrInCatch`]).
 
 use std::error::Error as StdError;
 use std::marker::PhantomData;
@@ -155,4 +156,58 @@ impl<T: StdError + 'static> Catchable<Failure> for T {
     fn trap(failure: Failure) -> Result<T, Failure> {
         failure.trap::<T>()
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `catch |e: NotFound | Timeout| 0`: a `catch` of two error types.
+
+/// A `|` in the body of a typed `catch` whose left side is a name in `CamelCase`: the expansion
+/// writes `left | right` as [`or_in_catch`]`(left, right)`, which is `left | right` wherever `|`
+/// applies (`Read | Write`, flags), and otherwise is this error: the user meant two error types,
+/// `catch |e: NotFound | Timeout| 0`, and the `|` after the first ended the parameter. Said at
+/// `left`, instead of the compiler's "no implementation for `Timeout | {integer}`", whose help
+/// is to implement `BitOr`.
+#[diagnostic::on_unimplemented(
+    message = "a `catch` takes one error type: the `|` before `{Self}` ends the catch's parameter, \
+               so `{Self} | ..` is read as its body",
+    label = "read as the start of the catch's body",
+    note = "write one `catch` for each error type: `catch |e: FirstError| .. catch |e: {Self}| ..`"
+)]
+pub trait OrInCatch<R, Via> {
+    /// What `self | right` gives.
+    type Output;
+    /// `self | right`.
+    fn or(self, right: R) -> Self::Output;
+}
+
+/// `|` applies: `left | right`.
+pub struct ViaBitOr;
+
+#[diagnostic::do_not_recommend]
+impl<L: std::ops::BitOr<R>, R> OrInCatch<R, ViaBitOr> for L {
+    type Output = L::Output;
+    #[inline(always)]
+    fn or(self, right: R) -> L::Output {
+        self | right
+    }
+}
+
+/// Never applies: with a second candidate, the compiler does not take the first one's bound to
+/// guess the right side's type (it would find `BitOr<NonZero<..>>` for integers), and says this
+/// trait's message when `|` does not apply.
+#[diagnostic::do_not_recommend]
+impl<L, R> OrInCatch<R, super::body::Unreachable> for L
+where
+    std::marker::PhantomData<L>: super::body::Never,
+{
+    type Output = super::body::Unreachable;
+    fn or(self, _right: R) -> super::body::Unreachable {
+        unreachable!("no type implements `Never`")
+    }
+}
+
+/// `left | right`, in the body of a typed `catch` (see [`OrInCatch`]).
+#[inline(always)]
+pub fn or_in_catch<L: OrInCatch<R, Via>, R, Via>(left: L, right: R) -> L::Output {
+    left.or(right)
 }
