@@ -855,11 +855,11 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
 
 /// `catch |e: NotFound | Timeout| 0`, a `catch` of two error types: the `|` after the first ends
 /// the parameter, so `Timeout | 0` is the body. For a typed `catch` whose body is a `|` of a name
-/// in `CamelCase` (as a type is) and something, each `|` of the body's left spine is written
-/// `__private::or_in_catch(left, right)`, which is `left | right` where `|` applies, and
-/// otherwise says the mistake at `left` instead of "no implementation for `Timeout | {integer}`"
-/// (whose help is to implement `BitOr`). A body that means `|` (flags: `Read | Write`) keeps its
-/// meaning.
+/// that starts in upper case (as a type's does) and something, each `|` of the body's left spine
+/// is written `__private::or_in_catch(left, right)`, which is `left | right` where `|` applies,
+/// and otherwise says the mistake at `left` instead of "no implementation for `Timeout |
+/// {integer}`" (whose help is to implement `BitOr`). A body that means `|` (flags: `Read |
+/// Write`, `READ | WRITE`) keeps its meaning.
 fn or_in_catch(closure: &StepClosure) -> Option<TokenStream> {
     fn leftmost(expr: &syn::Expr) -> &syn::Expr {
         match expr {
@@ -889,8 +889,7 @@ fn or_in_catch(closure: &StepClosure) -> Option<TokenStream> {
         return None;
     };
     let name = path.path.get_ident()?.to_string();
-    let camel_case = name.starts_with(char::is_uppercase) && name.contains(char::is_lowercase);
-    camel_case.then(|| wrap(body))
+    name.starts_with(char::is_uppercase).then(|| wrap(body))
 }
 
 /// A `finally`: runs its body on both paths, then passes the outcome on unless the body failed.
