@@ -210,10 +210,10 @@ fn expand_start(start: &syn::Expr) -> TokenStream {
 }
 
 /// The most steps of a run that nest: a longer run is cut into segments of at most this many
-/// steps. (The message of `__private::TakenTwice`, which says why two segments cannot share a
-/// value, names this number.) The compiler instantiates each closure inside the one around it, and stops at its
+/// steps. The compiler instantiates each closure inside the one around it, and stops at its
 /// recursion limit (128 by default, counting the caller's own depth): a segment stays well
-/// under it.
+/// under it. (The message of `__private::TakenTwice`, which says why two segments cannot share
+/// a value, names this number.)
 pub(crate) const SEGMENT_STEPS: usize = 32;
 
 /// A run of `then`s, added to `input`: one statement, or one per segment for a run longer than

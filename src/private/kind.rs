@@ -186,10 +186,10 @@ impl LocalChain {
 /// The expansion checks each such name at its use in the later closure
 /// (`__private::captured_again(&name)`, spanned at the name), so that the compiler says this
 /// there, with the fix, instead of "use of moved value" at the whole chain (which today's rustc
-/// then does not say: it does not check moves in code with type errors). The trait is a marker's, not
-/// the value's, so that the compiler does not offer to borrow the value (a step's captures are
-/// `'static`); its second impl never applies, and makes the compiler give this message instead
-/// of the `Copy` bound's.
+/// then does not say: it does not check moves in code with type errors). The trait is a
+/// marker's, not the value's, so that the compiler does not offer to borrow the value (a step's
+/// captures are `'static`); its second impl never applies, and makes the compiler give this
+/// message instead of the `Copy` bound's.
 #[diagnostic::on_unimplemented(
     message = "this step uses a `{X}` that an earlier step of this chain took",
     label = "taken by an earlier step (`{X}` is not `Copy`)",

@@ -14,7 +14,7 @@
 //! | --- | --- |
 //! | `kind.rs` | the two kinds of chain, and how a step is added to each |
 //! | `body.rs` | what a step's body gives: a Deferred, a `Result` or a plain value ([`probe`]) |
-//! | `catch.rs` | what a typed `catch` traps ([`catch_as`]), that a `catch` gives the chain's value type, and a `catch` of two types joined by `\|` ([`or_in_catch`]) |
+//! | `catch.rs` | what a typed `catch` traps ([`catch_as`]), that it gives the chain's value type, and a `catch` of two types (`\|`, [`or_in_catch`]) |
 //! | `finally.rs` | what a `finally` does with the outcome, and the functions it may name (included by `kind.rs`) |
 //! | `trail.rs` | where a failure was raised: the step whose body gave it ([`SendChain::raised`]) (included by `kind.rs`) |
 
