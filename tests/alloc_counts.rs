@@ -167,12 +167,17 @@ fn allocations_per_chain_of_ten_steps() {
         "pending chain!: the link (its one stage, the run of thens, captures nothing)"
     );
     // The floor cells the pending chains are measured against (BENCHMARKS.md, "Misses"): one
-    // allocation for the cell, and one more for a list made with room for the ten stages.
+    // allocation for the cell, and one more for a list made with room for the ten stages; the
+    // lock-free list's nodes are a box a stage.
     for (peer, expected) in [
         ("one locked cell (the floor of a lock)", 1),
         ("one local cell (Rc, RefCell)", 1),
+        ("one one-adder cell", 1),
+        ("one lock-free cell", 2),
         ("one locked cell, a stage a step", 2),
         ("one local cell, a stage a step", 2),
+        ("one one-adder cell, a stage a step", 2),
+        ("one lock-free cell, a stage a step", 11),
     ] {
         assert_eq!(
             count(&measured, "pending", peer),

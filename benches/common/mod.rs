@@ -29,6 +29,8 @@ use futures::channel::oneshot;
 use futures::future::{FutureExt, TryFutureExt, ready};
 use futures::task::noop_waker_ref;
 
+mod lock_free;
+
 /// Steps per chain.
 pub const STEPS: u64 = 10;
 
@@ -93,6 +95,10 @@ macro_rules! for_each_case {
             (pending, "one locked cell, a stage a step", locked_cell_stages),
             (pending, "one local cell (Rc, RefCell)", local_cell),
             (pending, "one local cell, a stage a step", local_cell_stages),
+            (pending, "one lock-free cell", lock_free_cell),
+            (pending, "one lock-free cell, a stage a step", lock_free_cell_stages),
+            (pending, "one one-adder cell", one_adder_cell),
+            (pending, "one one-adder cell, a stage a step", one_adder_cell_stages),
             (pending, "futures oneshot+map", futures_oneshot_map),
             (pending, "futures oneshot+map, polled", futures_oneshot_map_polled),
             (pending, "async/await oneshot", async_await),
@@ -421,6 +427,31 @@ pub mod pending {
     /// See [`locked_cell`].
     pub fn local_cell_stages(x: u64) -> u64 {
         local::fire_and_take(local::built::<VecDeque<local::Stage>>(true), x)
+    }
+
+    /// The same floor without a lock: adding a stage is one compare-and-swap, firing one swap
+    /// (and one more a stage added while it runs), then one to mark the cell fired. See
+    /// `lock_free.rs`.
+    pub fn lock_free_cell(x: u64) -> u64 {
+        super::lock_free::fire_and_take(super::lock_free::built(false), x)
+    }
+
+    /// See [`lock_free_cell`]: a stage a step, each its own node (a box).
+    pub fn lock_free_cell_stages(x: u64) -> u64 {
+        super::lock_free::fire_and_take(super::lock_free::built(true), x)
+    }
+
+    /// The same floor for a cell only one handle adds to (a chain's end): adding a stage is one
+    /// atomic add, firing one compare-and-swap. See `lock_free.rs`, `one_adder`.
+    pub fn one_adder_cell(x: u64) -> u64 {
+        use super::lock_free::one_adder;
+        one_adder::fire_and_take(one_adder::built::<one_adder::One>(false), x)
+    }
+
+    /// See [`one_adder_cell`]: a stage a step.
+    pub fn one_adder_cell_stages(x: u64) -> u64 {
+        use super::lock_free::one_adder;
+        one_adder::fire_and_take(one_adder::built::<one_adder::Sixteen>(true), x)
     }
 
     /// What flows through a floor cell: what flows through a chain of `Deferred<u64>`.
