@@ -177,6 +177,8 @@ fn allocations_per_chain_of_ten_steps() {
         ("one locked cell, a stage a step", 2),
         ("one local cell, a stage a step", 2),
         ("one one-adder cell, a stage a step", 2),
+        ("one local one-adder cell", 1),
+        ("one local one-adder cell, a stage a step", 2),
         ("one lock-free cell, a stage a step", 11),
     ] {
         assert_eq!(

@@ -195,171 +195,219 @@ fn take(cell: &Cell) -> u64 {
 /// or sixteen in a box of its own, as the lock's floor makes its list with room for the ten
 /// (one allocation): a list that grows would link a second buffer from the first, which the
 /// run follows once the count says a stage is there.
-pub mod one_adder {
-    use super::*;
-    use std::mem::MaybeUninit;
-    use std::sync::atomic::AtomicUsize;
+///
+/// `one_adder` is the `Send` kind (an `Arc`, an atomic count); `local_one_adder` the same cell
+/// for one thread (an `Rc`, a plain count: no atomic operation at all, and no borrow flag).
+macro_rules! one_adder_cells {
+    ($kind:ident, $ptr:path, $count:ty, $($send:tt)*) => {
+        pub mod $kind {
+            use super::*;
+            use std::mem::MaybeUninit;
+            use $ptr as Ptr;
 
-    type Slot = UnsafeCell<MaybeUninit<Stage>>;
+            pub type Stage = Box<dyn FnOnce(FloorValue) -> FloorValue $($send)*>;
+            type Slot = UnsafeCell<MaybeUninit<Stage>>;
 
-    /// Where the list's stages are.
-    pub trait Room: Send {
-        fn made() -> Self;
-        fn slots(&self) -> &[Slot];
-        fn slots_mut(&mut self) -> &mut [Slot];
-    }
-
-    impl Room for [Slot; 1] {
-        fn made() -> Self {
-            [UnsafeCell::new(MaybeUninit::uninit())]
-        }
-        fn slots(&self) -> &[Slot] {
-            self
-        }
-        fn slots_mut(&mut self) -> &mut [Slot] {
-            self
-        }
-    }
-
-    impl Room for Box<[Slot; 16]> {
-        fn made() -> Self {
-            Box::new([const { UnsafeCell::new(MaybeUninit::uninit()) }; 16])
-        }
-        fn slots(&self) -> &[Slot] {
-            &self[..]
-        }
-        fn slots_mut(&mut self) -> &mut [Slot] {
-            &mut self[..]
-        }
-    }
-
-    /// One stage, in the cell.
-    pub type One = [Slot; 1];
-    /// Sixteen stages, in a box.
-    pub type Sixteen = Box<[Slot; 16]>;
-
-    const FIRED: usize = 1;
-
-    pub struct Cell<L: Room> {
-        state: AtomicUsize,
-        /// Stage `i` is written by the adder before the count passes `i` (release), and read
-        /// once by the run after it sees the count past `i` (acquire).
-        list: L,
-        /// How many stages have run: the run's, then (once fired) the end's handle's.
-        ran: UnsafeCell<usize>,
-        result: UnsafeCell<Option<FloorValue>>,
-    }
-
-    // SAFETY: each stage, `ran` and `result` are touched by one thread at a time, handed over
-    // by the count's release and acquire (see `Cell::list` and the table above); all `Send`.
-    unsafe impl<L: Room> Sync for Cell<L> {}
-    // SAFETY: as above; the cell owns its stages and result.
-    unsafe impl<L: Room> Send for Cell<L> {}
-
-    impl<L: Room> Drop for Cell<L> {
-        fn drop(&mut self) {
-            let added = *self.state.get_mut() >> 1;
-            let ran = *self.ran.get_mut();
-            for slot in &mut self.list.slots_mut()[ran..added] {
-                // SAFETY: stages `ran..added` were written by `add` and never run.
-                unsafe { slot.get_mut().assume_init_drop() };
+            /// Where the list's stages are.
+            pub trait Room {
+                fn made() -> Self;
+                fn slots(&self) -> &[Slot];
+                fn slots_mut(&mut self) -> &mut [Slot];
             }
-        }
-    }
 
-    /// As `super::built`, on this cell.
-    pub fn built<L: Room>(per_step: bool) -> (Arc<Cell<L>>, Arc<Cell<L>>) {
-        let cell = Arc::new(Cell {
-            state: AtomicUsize::new(0),
-            list: L::made(),
-            ran: UnsafeCell::new(0),
-            result: UnsafeCell::new(None),
-        });
-        let resolver = black_box(cell.clone());
-        if per_step {
-            for _ in 0..STEPS {
-                add(&cell, Box::new(|value: FloorValue| value.map(inc)));
-            }
-        } else {
-            add(
-                &cell,
-                Box::new(|value: FloorValue| {
-                    let steps = [inc; STEPS as usize];
-                    value.map(|a| steps.iter().fold(a, |a, step| step(a)))
-                }),
-            );
-        }
-        (cell, resolver)
-    }
-
-    /// Adds `stage` (the end's handle does, and only it); on a cell that has fired, runs it at
-    /// once on the result.
-    fn add<L: Room>(cell: &Cell<L>, stage: Stage) {
-        // Only this handle changes the count, so a relaxed read of it is exact.
-        let added = cell.state.load(Relaxed) >> 1;
-        let slot = cell
-            .list
-            .slots()
-            .get(added)
-            .expect("the floor's list has room");
-        // SAFETY: slot `added` is past the count: nobody reads it until the add below.
-        unsafe { (*slot.get()).write(stage) };
-        if cell.state.fetch_add(2, AcqRel) & FIRED == 0 {
-            return;
-        }
-        // The cell had fired: the end's handle owns `ran` and `result` (acquire, above), and
-        // runs the stage itself.
-        // SAFETY: as just said; the stage at `added` was written above and is run once here.
-        unsafe {
-            let stage = (*slot.get()).assume_init_read();
-            *cell.ran.get() = added + 1;
-            let slot = &mut *cell.result.get();
-            let value = slot.take().expect("a fired cell has its result");
-            *slot = Some(stage(value));
-        }
-    }
-
-    /// Fires the cell with `x` (the resolver's handle does), then takes the result at the end.
-    pub fn fire_and_take<L: Room>((cell, resolver): (Arc<Cell<L>>, Arc<Cell<L>>), x: u64) -> u64 {
-        fire(&resolver, Ok(x));
-        drop(resolver);
-        take(&cell)
-    }
-
-    fn fire<L: Room>(cell: &Cell<L>, mut value: FloorValue) {
-        // SAFETY: until the cell is marked fired, `ran` and `result` are this thread's.
-        let ran = unsafe { &mut *cell.ran.get() };
-        let mut state = cell.state.load(Acquire);
-        loop {
-            while *ran < state >> 1 {
-                // SAFETY: the count (acquire) says stage `ran` was written; it runs once.
-                let stage = unsafe { (*cell.list.slots()[*ran].get()).assume_init_read() };
-                *ran += 1;
-                value = stage(value);
-            }
-            // SAFETY: not marked fired yet: `result` is this thread's.
-            unsafe { *cell.result.get() = Some(value) };
-            match cell
-                .state
-                .compare_exchange(state, state | FIRED, AcqRel, Acquire)
-            {
-                Ok(_) => return,
-                Err(now) => {
-                    // A stage was added meanwhile: the value is still this thread's.
-                    // SAFETY: as above.
-                    value = unsafe { (*cell.result.get()).take() }.expect("just put");
-                    state = now;
+            impl Room for [Slot; 1] {
+                fn made() -> Self {
+                    [UnsafeCell::new(MaybeUninit::uninit())]
+                }
+                fn slots(&self) -> &[Slot] {
+                    self
+                }
+                fn slots_mut(&mut self) -> &mut [Slot] {
+                    self
                 }
             }
-        }
-    }
 
-    fn take<L: Room>(cell: &Cell<L>) -> u64 {
-        assert!(cell.state.load(Acquire) & FIRED != 0, "the cell has fired");
-        // SAFETY: the cell is marked fired: `result` belongs to the end's handle, this caller.
-        let value = unsafe { (*cell.result.get()).take() };
-        value
-            .expect("a fired cell has its result")
-            .expect("no step fails")
+            impl Room for Box<[Slot; 16]> {
+                fn made() -> Self {
+                    Box::new([const { UnsafeCell::new(MaybeUninit::uninit()) }; 16])
+                }
+                fn slots(&self) -> &[Slot] {
+                    &self[..]
+                }
+                fn slots_mut(&mut self) -> &mut [Slot] {
+                    &mut self[..]
+                }
+            }
+
+            /// One stage, in the cell.
+            pub type One = [Slot; 1];
+            /// Sixteen stages, in a box.
+            pub type Sixteen = Box<[Slot; 16]>;
+
+            const FIRED: usize = 1;
+
+            pub struct Cell<L: Room> {
+                state: $count,
+                /// Stage `i` is written by the adder before the count passes `i` (release),
+                /// and read once by the run after it sees the count past `i` (acquire).
+                list: L,
+                /// How many stages have run: the run's, then (once fired) the end's handle's.
+                ran: UnsafeCell<usize>,
+                result: UnsafeCell<Option<FloorValue>>,
+            }
+
+            impl<L: Room> Drop for Cell<L> {
+                fn drop(&mut self) {
+                    let added = *self.state.get_mut() >> 1;
+                    let ran = *self.ran.get_mut();
+                    for slot in &mut self.list.slots_mut()[ran..added] {
+                        // SAFETY: stages `ran..added` were written by `add` and never run.
+                        unsafe { slot.get_mut().assume_init_drop() };
+                    }
+                }
+            }
+
+            /// As `super::built`, on this cell.
+            pub fn built<L: Room>(per_step: bool) -> (Ptr<Cell<L>>, Ptr<Cell<L>>) {
+                let cell = Ptr::new(Cell {
+                    state: <$count>::new(0),
+                    list: L::made(),
+                    ran: UnsafeCell::new(0),
+                    result: UnsafeCell::new(None),
+                });
+                let resolver = black_box(cell.clone());
+                if per_step {
+                    for _ in 0..STEPS {
+                        add(&cell, Box::new(|value: FloorValue| value.map(inc)));
+                    }
+                } else {
+                    add(
+                        &cell,
+                        Box::new(|value: FloorValue| {
+                            let steps = [inc; STEPS as usize];
+                            value.map(|a| steps.iter().fold(a, |a, step| step(a)))
+                        }),
+                    );
+                }
+                (cell, resolver)
+            }
+
+            /// Adds `stage` (the end's handle does, and only it); on a cell that has fired,
+            /// runs it at once on the result.
+            fn add<L: Room>(cell: &Cell<L>, stage: Stage) {
+                // Only this handle changes the count, so a relaxed read of it is exact.
+                let added = cell.state.load(Relaxed) >> 1;
+                let slot = cell.list.slots().get(added).expect("the floor's list has room");
+                // SAFETY: slot `added` is past the count: nobody reads it until the add below.
+                unsafe { (*slot.get()).write(stage) };
+                if cell.state.fetch_add(2, AcqRel) & FIRED == 0 {
+                    return;
+                }
+                // The cell had fired: the end's handle owns `ran` and `result` (acquire,
+                // above), and runs the stage itself.
+                // SAFETY: as just said; the stage at `added` was written above and runs once.
+                unsafe {
+                    let stage = (*slot.get()).assume_init_read();
+                    *cell.ran.get() = added + 1;
+                    let slot = &mut *cell.result.get();
+                    let value = slot.take().expect("a fired cell has its result");
+                    *slot = Some(stage(value));
+                }
+            }
+
+            /// Fires the cell with `x` (the resolver's handle does), then takes the result at
+            /// the end.
+            pub fn fire_and_take<L: Room>(
+                (cell, resolver): (Ptr<Cell<L>>, Ptr<Cell<L>>),
+                x: u64,
+            ) -> u64 {
+                fire(&resolver, Ok(x));
+                drop(resolver);
+                take(&cell)
+            }
+
+            fn fire<L: Room>(cell: &Cell<L>, mut value: FloorValue) {
+                // SAFETY: until the cell is marked fired, `ran` and `result` are this thread's.
+                let ran = unsafe { &mut *cell.ran.get() };
+                let mut state = cell.state.load(Acquire);
+                loop {
+                    while *ran < state >> 1 {
+                        // SAFETY: the count (acquire) says stage `ran` was written; it runs
+                        // once.
+                        let stage = unsafe { (*cell.list.slots()[*ran].get()).assume_init_read() };
+                        *ran += 1;
+                        value = stage(value);
+                    }
+                    // SAFETY: not marked fired yet: `result` is this thread's.
+                    unsafe { *cell.result.get() = Some(value) };
+                    match cell
+                        .state
+                        .compare_exchange(state, state | FIRED, AcqRel, Acquire)
+                    {
+                        Ok(_) => return,
+                        Err(now) => {
+                            // A stage was added meanwhile: the value is still this thread's.
+                            // SAFETY: as above.
+                            value = unsafe { (*cell.result.get()).take() }.expect("just put");
+                            state = now;
+                        }
+                    }
+                }
+            }
+
+            fn take<L: Room>(cell: &Cell<L>) -> u64 {
+                assert!(cell.state.load(Acquire) & FIRED != 0, "the cell has fired");
+                // SAFETY: the cell is marked fired: `result` belongs to the end's handle, this
+                // caller.
+                let value = unsafe { (*cell.result.get()).take() };
+                value.expect("a fired cell has its result").expect("no step fails")
+            }
+        }
+    };
+}
+
+one_adder_cells!(one_adder, std::sync::Arc, std::sync::atomic::AtomicUsize, + Send);
+one_adder_cells!(local_one_adder, std::rc::Rc, LocalCount,);
+
+// SAFETY: each stage, `ran` and `result` of the `Send` kind's cell are touched by one thread at
+// a time, handed over by the count's release and acquire (see `Cell::list` and the table
+// above); all are `Send`.
+unsafe impl<L: one_adder::Room> Sync for one_adder::Cell<L> {}
+// SAFETY: as above; the cell owns its stages and result.
+unsafe impl<L: one_adder::Room> Send for one_adder::Cell<L> {}
+
+/// The local kind's count: the atomic count's operations on a plain `Cell` (one thread: the
+/// orderings have nothing to order).
+pub struct LocalCount(std::cell::Cell<usize>);
+
+impl LocalCount {
+    const fn new(n: usize) -> LocalCount {
+        LocalCount(std::cell::Cell::new(n))
+    }
+    fn get_mut(&mut self) -> &mut usize {
+        self.0.get_mut()
+    }
+    fn load(&self, _: std::sync::atomic::Ordering) -> usize {
+        self.0.get()
+    }
+    fn fetch_add(&self, n: usize, _: std::sync::atomic::Ordering) -> usize {
+        let was = self.0.get();
+        self.0.set(was + n);
+        was
+    }
+    fn compare_exchange(
+        &self,
+        current: usize,
+        new: usize,
+        _: std::sync::atomic::Ordering,
+        _: std::sync::atomic::Ordering,
+    ) -> Result<usize, usize> {
+        let was = self.0.get();
+        if was == current {
+            self.0.set(new);
+            Ok(was)
+        } else {
+            Err(was)
+        }
     }
 }
