@@ -179,6 +179,8 @@ fn allocations_per_chain_of_ten_steps() {
         ("one one-adder cell, a stage a step", 2),
         ("one local one-adder cell", 1),
         ("one local one-adder cell, a stage a step", 2),
+        ("one one-adder cell, inline list", 1),
+        ("one local one-adder cell, inline list", 1),
         ("one lock-free cell, a stage a step", 11),
     ] {
         assert_eq!(

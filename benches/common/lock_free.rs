@@ -97,6 +97,7 @@ pub fn built(per_step: bool) -> (Arc<Cell>, Arc<Cell>) {
 
 /// Adds `stage` (the end's handle does, and only it); on a cell that has fired, runs it at once
 /// on the result.
+#[inline(always)]
 fn add(cell: &Cell, stage: Stage) {
     let node = Box::into_raw(Box::new(Node {
         stage,
@@ -133,6 +134,7 @@ pub fn fire_and_take((cell, resolver): (Arc<Cell>, Arc<Cell>), x: u64) -> u64 {
     take(&cell)
 }
 
+#[inline(always)]
 fn fire(cell: &Cell, mut value: FloorValue) {
     loop {
         if cell.head.load(Relaxed).is_null() {
@@ -170,6 +172,7 @@ fn fire(cell: &Cell, mut value: FloorValue) {
     }
 }
 
+#[inline(always)]
 fn take(cell: &Cell) -> u64 {
     assert!(cell.head.load(Acquire) == FIRED, "the cell has fired");
     // SAFETY: the head is `FIRED`: `result` belongs to the end's handle, this caller.
@@ -227,6 +230,18 @@ macro_rules! one_adder_cells {
                 }
             }
 
+            impl Room for [Slot; 16] {
+                fn made() -> Self {
+                    [const { UnsafeCell::new(MaybeUninit::uninit()) }; 16]
+                }
+                fn slots(&self) -> &[Slot] {
+                    self
+                }
+                fn slots_mut(&mut self) -> &mut [Slot] {
+                    self
+                }
+            }
+
             impl Room for Box<[Slot; 16]> {
                 fn made() -> Self {
                     Box::new([const { UnsafeCell::new(MaybeUninit::uninit()) }; 16])
@@ -243,6 +258,8 @@ macro_rules! one_adder_cells {
             pub type One = [Slot; 1];
             /// Sixteen stages, in a box.
             pub type Sixteen = Box<[Slot; 16]>;
+            /// Sixteen stages, in the cell.
+            pub type SixteenInline = [Slot; 16];
 
             const FIRED: usize = 1;
 
@@ -294,6 +311,7 @@ macro_rules! one_adder_cells {
 
             /// Adds `stage` (the end's handle does, and only it); on a cell that has fired,
             /// runs it at once on the result.
+            #[inline(always)]
             fn add<L: Room>(cell: &Cell<L>, stage: Stage) {
                 // Only this handle changes the count, so a relaxed read of it is exact.
                 let added = cell.state.load(Relaxed) >> 1;
@@ -326,6 +344,7 @@ macro_rules! one_adder_cells {
                 take(&cell)
             }
 
+            #[inline(always)]
             fn fire<L: Room>(cell: &Cell<L>, mut value: FloorValue) {
                 // SAFETY: until the cell is marked fired, `ran` and `result` are this thread's.
                 let ran = unsafe { &mut *cell.ran.get() };
@@ -355,6 +374,7 @@ macro_rules! one_adder_cells {
                 }
             }
 
+            #[inline(always)]
             fn take<L: Room>(cell: &Cell<L>) -> u64 {
                 assert!(cell.state.load(Acquire) & FIRED != 0, "the cell has fired");
                 // SAFETY: the cell is marked fired: `result` belongs to the end's handle, this

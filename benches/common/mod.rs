@@ -99,8 +99,10 @@ macro_rules! for_each_case {
             (pending, "one lock-free cell, a stage a step", lock_free_cell_stages),
             (pending, "one one-adder cell", one_adder_cell),
             (pending, "one one-adder cell, a stage a step", one_adder_cell_stages),
+            (pending, "one one-adder cell, inline list", one_adder_cell_inline),
             (pending, "one local one-adder cell", local_one_adder_cell),
             (pending, "one local one-adder cell, a stage a step", local_one_adder_cell_stages),
+            (pending, "one local one-adder cell, inline list", local_one_adder_cell_inline),
             (pending, "futures oneshot+map", futures_oneshot_map),
             (pending, "futures oneshot+map, polled", futures_oneshot_map_polled),
             (pending, "async/await oneshot", async_await),
@@ -456,6 +458,12 @@ pub mod pending {
         one_adder::fire_and_take(one_adder::built::<one_adder::Sixteen>(true), x)
     }
 
+    /// See [`one_adder_cell`]: a stage a step, the list in the cell (one allocation: the least).
+    pub fn one_adder_cell_inline(x: u64) -> u64 {
+        use super::lock_free::one_adder;
+        one_adder::fire_and_take(one_adder::built::<one_adder::SixteenInline>(true), x)
+    }
+
     /// [`one_adder_cell`] for one thread: an `Rc`, and a plain count (no atomic operation, no
     /// borrow flag).
     pub fn local_one_adder_cell(x: u64) -> u64 {
@@ -467,6 +475,13 @@ pub mod pending {
     pub fn local_one_adder_cell_stages(x: u64) -> u64 {
         use super::lock_free::local_one_adder as cell;
         cell::fire_and_take(cell::built::<cell::Sixteen>(true), x)
+    }
+
+    /// See [`local_one_adder_cell`]: a stage a step, the list in the cell (one allocation: the
+    /// least).
+    pub fn local_one_adder_cell_inline(x: u64) -> u64 {
+        use super::lock_free::local_one_adder as cell;
+        cell::fire_and_take(cell::built::<cell::SixteenInline>(true), x)
     }
 
     /// What flows through a floor cell: what flows through a chain of `Deferred<u64>`.
@@ -548,6 +563,7 @@ pub mod pending {
                 }
 
                 /// Adds `stage`; on a cell that has fired, runs it at once on the result.
+                #[inline(always)]
                 fn add<S: FloorStages<Stage>>(cell: &Cell<S>, stage: Stage) {
                     let mut inner = cell.$lock();
                     if inner.fired {
