@@ -125,31 +125,22 @@ pub fn expand(chain: &Chain) -> TokenStream {
 
     let mut segments = Vec::new();
     let mut input = Input::chain_var(chain.start.span());
-    let mut rest = &chain.steps[..];
-    while let Some(step) = rest.first() {
-        let at = chain.steps.len() - rest.len();
-        let (new_segments, len) = match step.kind {
-            StepKind::Then => {
-                let len = rest
-                    .iter()
-                    .take_while(|step| matches!(step.kind, StepKind::Then))
-                    .count();
-                match rest.get(len) {
-                    Some(
-                        catch @ Step {
-                            kind: StepKind::Catch { .. },
-                            ..
-                        },
-                    ) => (expand_run(input, &rest[..len], at, Some(catch)), len + 1),
-                    _ => (expand_run(input, &rest[..len], at, None), len),
-                }
+    for piece in pieces(&chain.steps) {
+        let last = match piece {
+            Piece::Run { run, at, catch } => {
+                segments.extend(expand_run(input, run, at, catch));
+                catch.or(run.last()).expect("a run is not empty")
             }
-            StepKind::Catch { .. } => (vec![expand_catch(input, step)], 1),
-            StepKind::Finally => (vec![expand_finally(input, step)], 1),
+            Piece::Alone(step) => {
+                segments.push(match step.kind {
+                    StepKind::Catch { .. } => expand_catch(input, step),
+                    StepKind::Finally => expand_finally(input, step),
+                    StepKind::Then => unreachable!("a `then` is in a run"),
+                });
+                step
+            }
         };
-        segments.extend(new_segments);
-        input = Input::chain_var(rest[len - 1].keyword.span());
-        rest = &rest[len..];
+        input = Input::chain_var(last.keyword.span());
     }
     let typed_catch = chain
         .steps
@@ -197,6 +188,48 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #(let #chain_var = #segments;)*
         #chain_var
     }}
+}
+
+/// A part of a chain the expansion adds to the chain the part before it gave: a run of
+/// `then`s, with the `catch` right after it if there is one (added in the same call), or a
+/// `catch` or `finally` of its own. [`expand`] adds each; [`closure_of_each_step`] numbers the
+/// closures they make.
+#[derive(Clone, Copy)]
+enum Piece<'a> {
+    /// `run` is the chain's steps from `at`.
+    Run {
+        run: &'a [Step],
+        at: usize,
+        catch: Option<&'a Step>,
+    },
+    Alone(&'a Step),
+}
+
+/// The chain's steps, cut into [`Piece`]s, in order.
+fn pieces(steps: &[Step]) -> Vec<Piece<'_>> {
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    while let Some(step) = steps.get(at) {
+        if !matches!(step.kind, StepKind::Then) {
+            pieces.push(Piece::Alone(step));
+            at += 1;
+            continue;
+        }
+        let len = steps[at..]
+            .iter()
+            .take_while(|step| matches!(step.kind, StepKind::Then))
+            .count();
+        let catch = steps
+            .get(at + len)
+            .filter(|step| matches!(step.kind, StepKind::Catch { .. }));
+        pieces.push(Piece::Run {
+            run: &steps[at..at + len],
+            at,
+            catch,
+        });
+        at += len + usize::from(catch.is_some());
+    }
+    pieces
 }
 
 /// The start, as a Deferred.
@@ -678,28 +711,27 @@ fn captured_again(chain: &Chain, captured: &[Vec<(Ident, bool)>]) -> Vec<Ident> 
 }
 
 /// Which of the expansion's top-level closures each step is in, numbered from 1 in order: one
-/// for each `catch` and each `finally`, and one for each segment of a run of `then`s (the
-/// `SEGMENT_STEPS`-step segments `expand_run` cuts from the run's first step; a `catch` right
-/// after a run is added with it, `add_run_catch`, but is a closure of its own).
+/// for each segment of a run of `then`s (the `SEGMENT_STEPS`-step chunks [`expand_run`] cuts),
+/// and one for each `catch` and each `finally` (a `catch` right after a run is added with it,
+/// `add_run_catch`, but is a closure of its own). The same [`pieces`] as [`expand`]'s.
 fn closure_of_each_step(steps: &[Step]) -> Vec<usize> {
+    let mut closures = Vec::with_capacity(steps.len());
     let mut closure = 0;
-    let mut in_segment = 0;
-    let mut after_then = false;
-    steps
-        .iter()
-        .map(|step| {
-            match step.kind {
-                StepKind::Then if after_then && in_segment < SEGMENT_STEPS => in_segment += 1,
-                StepKind::Then => {
-                    closure += 1;
-                    in_segment = 1;
-                }
-                StepKind::Catch { .. } | StepKind::Finally => closure += 1,
-            }
-            after_then = matches!(step.kind, StepKind::Then);
-            closure
-        })
-        .collect()
+    for piece in pieces(steps) {
+        let (run, alone) = match piece {
+            Piece::Run { run, catch, .. } => (run, catch),
+            Piece::Alone(step) => (&[][..], Some(step)),
+        };
+        for segment in run.chunks(SEGMENT_STEPS) {
+            closure += 1;
+            closures.extend(std::iter::repeat_n(closure, segment.len()));
+        }
+        if alone.is_some() {
+            closure += 1;
+            closures.push(closure);
+        }
+    }
+    closures
 }
 
 /// The names a step's closure parameter binds.
