@@ -167,8 +167,8 @@ fn allocations_per_chain_of_ten_steps() {
         "pending chain!: the link (its one stage, the run of thens, captures nothing)"
     );
     // The floor cells the pending chains are measured against (BENCHMARKS.md, "Misses"): one
-    // allocation for the cell, and one more for a list made with room for the ten stages; the
-    // lock-free list's nodes are a box a stage.
+    // allocation for the cell, and one more for a list made with room for the stages (none when
+    // the one-adder cell holds its list itself); the Treiber stack's nodes are a box a stage.
     for (peer, expected) in [
         ("one locked cell (the floor of a lock)", 1),
         ("one local cell (Rc, RefCell)", 1),

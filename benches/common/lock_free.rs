@@ -1,9 +1,11 @@
-//! The floor of a cell without a lock: the least a pending chain can do when adding a stage and
-//! firing are each one atomic operation, for BENCHMARKS.md ("Misses"), beside the floor of a
-//! lock (`super::pending::locked_cell`). A measuring stick, not the library's: the library has
-//! no `unsafe` outside its one module, and this file is the benchmarks' only lock-free code.
+//! The floors of a cell without a lock: the least a pending chain can do when adding a stage is
+//! one atomic operation, and firing one or two, for BENCHMARKS.md ("Misses", "The floors,
+//! measured"), beside the floor of a lock (`super::pending::locked_cell`). A measuring stick,
+//! not the library's: the library has no `unsafe` outside its one module, and this file is the
+//! benchmarks' only lock-free code. Two cells: a Treiber stack (below), and a cell only the end's
+//! handle adds to ([`one_adder`], with its local twin).
 //!
-//! The cell is a Treiber stack of stages. Its head is the whole state:
+//! The Treiber stack's head is its whole state:
 //!
 //! | head | the cell |
 //! | --- | --- |
@@ -14,8 +16,12 @@
 //! - Adding a stage is one compare-and-swap of the head (a box per stage: the node).
 //! - Firing takes every stage added so far with one swap, runs them oldest first, and goes on
 //!   until a compare-and-swap from null to [`FIRED`] succeeds (it fails only if a stage was
-//!   added meanwhile). Only the firing handle moves the head from a node to null, so no node is
-//!   freed while another thread reads it, and no stale head is compared (no ABA).
+//!   added meanwhile). Only the firing handle takes nodes off, and a push never reads the node
+//!   its head points at (it only links to it), so no node is freed while another thread reads
+//!   it; a push whose head went stale fails its compare-and-swap and tries again, and no freed
+//!   node's address can be pushed back meanwhile: only the end's handle pushes (no ABA).
+//! - A stage that panics leaks the nodes the run took off after it (they are in neither the
+//!   stack nor the run): the benchmarks' steps do not panic.
 //! - `result` is written by the firing thread before the head becomes [`FIRED`] (release), and
 //!   read or written after that only by the end's handle, which saw [`FIRED`] (acquire): the
 //!   one handle that adds stages and takes the result.
@@ -42,9 +48,9 @@ struct Node {
     next: *mut Node,
 }
 
-/// The head of a cell that has fired: an address no node has (a `Box<Node>` is never at the
-/// alignment's own address), compared, never read.
-const FIRED: *mut Node = ptr::dangling_mut::<Node>();
+/// The head of a cell that has fired: an address no node has (1 is not aligned for a `Node`),
+/// compared, never read.
+const FIRED: *mut Node = ptr::without_provenance_mut::<Node>(1);
 
 pub struct Cell {
     head: AtomicPtr<Node>,
@@ -136,6 +142,7 @@ pub fn fire_and_take((cell, resolver): (Arc<Cell>, Arc<Cell>), x: u64) -> u64 {
 
 #[inline(always)]
 fn fire(cell: &Cell, mut value: FloorValue) {
+    debug_assert!(cell.head.load(Relaxed) != FIRED, "a cell fires once");
     loop {
         if cell.head.load(Relaxed).is_null() {
             // SAFETY: the head is not `FIRED` (only this call makes it so), so nobody else
@@ -392,9 +399,9 @@ one_adder_cells!(local_one_adder, std::rc::Rc, LocalCount,);
 // SAFETY: each stage, `ran` and `result` of the `Send` kind's cell are touched by one thread at
 // a time, handed over by the count's release and acquire (see `Cell::list` and the table
 // above); all are `Send`.
-unsafe impl<L: one_adder::Room> Sync for one_adder::Cell<L> {}
+unsafe impl<L: one_adder::Room + Send> Sync for one_adder::Cell<L> {}
 // SAFETY: as above; the cell owns its stages and result.
-unsafe impl<L: one_adder::Room> Send for one_adder::Cell<L> {}
+unsafe impl<L: one_adder::Room + Send> Send for one_adder::Cell<L> {}
 
 /// The local kind's count: the atomic count's operations on a plain `Cell` (one thread: the
 /// orderings have nothing to order).
