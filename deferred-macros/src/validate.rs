@@ -33,6 +33,13 @@ pub fn validate(chain: &mut Chain) {
 /// invalid.
 fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
     let keyword = step.kind.keyword();
+    if let StepKind::Catch { ty: Some(ty) } = &step.kind
+        && let Some(error) = catch_type_error(ty)
+    {
+        step.handler = Handler::Invalid(error);
+        step.kind = StepKind::Catch { ty: None };
+        return;
+    }
     let Handler::Closure(closure) = &mut step.handler else {
         return;
     };
@@ -50,6 +57,47 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
     {
         errors.push(error);
     }
+}
+
+/// A `catch` type that names no error a failure can hold, so the `catch` would never trap
+/// anything (a reference: a failure holds its error by value), or that means every failure (a
+/// boxed `dyn Error`, which `catch |f|` is).
+fn catch_type_error(ty: &Type) -> Option<Error> {
+    if let Type::Reference(reference) = ty {
+        let inner = text(&reference.elem);
+        let message = if is_failure_type(&reference.elem) {
+            "a `catch` takes the failure itself, not a reference to it: write `catch |f| ...` \
+             (a `Failure`) to take every failure"
+                .to_owned()
+        } else {
+            format!(
+                "a `catch` takes the error by value, out of the failure: write `|e: {inner}|`; \
+                 a failure never holds a `&{inner}`, so this `catch` would never run"
+            )
+        };
+        return Some(Error::new_spanned(reference.and_token, message));
+    }
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let boxes_dyn = last.ident == "Box"
+        && matches!(
+            args.args.first(),
+            Some(syn::GenericArgument::Type(Type::TraitObject(_)))
+        );
+    boxes_dyn.then(|| {
+        Error::new_spanned(
+            ty,
+            format!(
+                "a `catch` traps one error type, and `{}` is every error: write `catch |f| ...` \
+                 to take every failure (a `Failure`; `f.error()` is its `dyn Error`, \
+                 `f.into_error()` the box)",
+                text(ty)
+            ),
+        )
+    })
 }
 
 /// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,
