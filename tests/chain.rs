@@ -256,6 +256,39 @@ fn a_run_and_the_steps_after_it_each_take_what_they_use() {
     assert_eq!(d.wait().unwrap(), "hours over 3, none");
 }
 
+/// A step may assign to what it binds itself: its parameter (`|mut a|`), a `let` in its body, a
+/// nested closure's parameter, or its own copy of a value from around the chain, once it has
+/// rebound it (`let mut budget = budget;`). Only an assignment to a name from around the chain
+/// is an error (`tests/ui/fail/step_assigns_to_a_captured_counter.rs`): it would change the
+/// step's copy, never the variable.
+#[test]
+fn a_step_assigns_to_its_own_names() {
+    let budget = 10_u32;
+    let d = chain! {
+        Deferred::<u32>::succeed(3)
+        then |mut a| {
+            a += 1;
+            a
+        }
+        then |b| {
+            let mut total = 0;
+            total += b;
+            (1..=b).fold(total, |mut acc, n| {
+                acc += n;
+                acc
+            })
+        }
+        then |c| {
+            let mut budget = budget;
+            budget -= 1;
+            c + budget
+        }
+    };
+    // 3 + 1 = 4; 4 + (1 + 2 + 3 + 4) = 14; 14 + 9 = 23.
+    assert_eq!(d.wait().unwrap(), 23);
+    assert_eq!(budget, 10);
+}
+
 // ---------------------------------------------------------------------------------------------
 // `catch`.
 

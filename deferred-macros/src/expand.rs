@@ -171,12 +171,15 @@ pub fn expand(chain: &Chain) -> TokenStream {
         let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
         quote_spanned!(site=> let #kind_var = #check;)
     });
+    let assigned = assigned_captures(chain);
+    let assigned = assigned.iter().map(assigned_capture_error);
     let captured_again = captured_again(chain, &captured).into_iter().map(|name| {
         let facade = self::krate(name.span());
         quote_spanned!(name.span()=> #facade::__private::captured_again(&#name);)
     });
     quote_spanned! {site=> {
         #(#errors)*
+        #(#assigned)*
         #[allow(unused_imports)]
         use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
         #catch_traits
@@ -474,6 +477,186 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
     names
 }
 
+/// The names a step's body uses from around it, and those it assigns to (see
+/// [`captured_by_step`], [`assigned_captures`]).
+///
+/// Walks a step's body in the order its names come into scope: a use of a name before
+/// anything in the body binds it is a use of a name from around the step (a binding's
+/// scope comes after it: `let`'s pattern is walked after its value, `if let`'s and `for`'s
+/// after the expression they take apart). Uses after a binding of the name are left out,
+/// whichever they mean.
+#[derive(Default)]
+struct Collect {
+    /// Each name used before the body binds it, and whether that use takes the value whole.
+    used: Vec<(Ident, bool)>,
+    /// Each name assigned to (`name = ..`, `name += ..`) before the body binds it.
+    assigned: Vec<Ident>,
+    bound: Vec<String>,
+}
+impl Collect {
+    fn operand(&mut self, expr: &syn::Expr, whole: bool) {
+        if let syn::Expr::Path(path) = expr
+            && path.qself.is_none()
+            && path.attrs.is_empty()
+            && let Some(ident) = path.path.get_ident()
+        {
+            self.name(ident, whole);
+        }
+    }
+
+    /// `name = ..` or `name += ..`, with `name` from around the body.
+    fn assignee(&mut self, expr: &syn::Expr) {
+        if let syn::Expr::Path(path) = expr
+            && path.qself.is_none()
+            && let Some(ident) = path.path.get_ident()
+            && ident
+                .to_string()
+                .starts_with(|c: char| c.is_lowercase() || c == '_')
+            && !self.bound.contains(&ident.to_string())
+        {
+            self.assigned.push(ident.clone());
+        }
+    }
+
+    fn name(&mut self, ident: &Ident, whole: bool) {
+        let text = ident.to_string();
+        if text != "self"
+            && text.starts_with(|c: char| c.is_lowercase() || c == '_')
+            && !self.bound.contains(&text)
+        {
+            self.used.push((ident.clone(), whole));
+        }
+    }
+
+    /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`): a
+    /// method's receiver or a field's base, which the tokens do not tell apart.
+    fn tokens(&mut self, tokens: TokenStream) {
+        let tokens: Vec<TokenTree> = tokens.into_iter().collect();
+        for (index, token) in tokens.iter().enumerate() {
+            match token {
+                TokenTree::Group(group) => self.tokens(group.stream()),
+                TokenTree::Ident(ident) => {
+                    let is = |at: Option<&TokenTree>, c: char| matches!(at, Some(TokenTree::Punct(p)) if p.as_char() == c);
+                    let before = index.checked_sub(1).and_then(|i| tokens.get(i));
+                    let dot_after = matches!(
+                        tokens.get(index + 1),
+                        Some(TokenTree::Punct(p))
+                            if p.as_char() == '.' && p.spacing() == proc_macro2::Spacing::Alone
+                    );
+                    if dot_after && !is(before, '.') && !is(before, ':') {
+                        self.name(ident, false);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// `{name}` in a formatting macro's format string, its first string literal (after the
+    /// writer, for `write!`), unless an argument of the macro is named so (`name = ..`).
+    fn format_string(&mut self, tokens: &TokenStream) {
+        let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
+        let Some(literal) = tokens.iter().find_map(|token| match token {
+            TokenTree::Literal(literal) => Some(literal),
+            _ => None,
+        }) else {
+            return;
+        };
+        let named_arguments: Vec<String> = tokens
+            .windows(3)
+            .filter_map(|window| match window {
+                [
+                    TokenTree::Punct(comma),
+                    TokenTree::Ident(name),
+                    TokenTree::Punct(equals),
+                ] if comma.as_char() == ','
+                    && equals.as_char() == '='
+                    && equals.spacing() == proc_macro2::Spacing::Alone =>
+                {
+                    Some(name.to_string())
+                }
+                _ => None,
+            })
+            .collect();
+        for name in format_string_names(literal) {
+            if !named_arguments.contains(&name) {
+                self.name(&Ident::new(&name, literal.span()), true);
+            }
+        }
+    }
+}
+impl<'ast> Visit<'ast> for Collect {
+    fn visit_item(&mut self, _: &'ast syn::Item) {}
+    fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+        self.bound.push(node.ident.to_string());
+        syn::visit::visit_pat_ident(self, node);
+    }
+    fn visit_local(&mut self, node: &'ast syn::Local) {
+        if let Some(init) = &node.init {
+            self.visit_expr(&init.expr);
+            if let Some((_, diverge)) = &init.diverge {
+                self.visit_expr(diverge);
+            }
+        }
+        self.visit_pat(&node.pat);
+    }
+    fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
+        self.visit_expr(&node.expr);
+        self.visit_pat(&node.pat);
+    }
+    fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+        self.visit_expr(&node.expr);
+        self.visit_pat(&node.pat);
+        self.visit_block(&node.body);
+    }
+    fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+        self.operand(&node.receiver, true);
+        syn::visit::visit_expr_method_call(self, node);
+    }
+    fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
+        self.operand(&node.base, false);
+        syn::visit::visit_expr_field(self, node);
+    }
+    fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
+        self.operand(&node.expr, true);
+        syn::visit::visit_expr_unary(self, node);
+    }
+    fn visit_expr_reference(&mut self, node: &'ast syn::ExprReference) {
+        self.operand(&node.expr, true);
+        syn::visit::visit_expr_reference(self, node);
+    }
+    fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
+        if is_compound_assignment(&node.op) {
+            self.assignee(&node.left);
+        }
+        self.operand(&node.left, true);
+        self.operand(&node.right, true);
+        syn::visit::visit_expr_binary(self, node);
+    }
+    fn visit_expr_assign(&mut self, node: &'ast syn::ExprAssign) {
+        self.assignee(&node.left);
+        syn::visit::visit_expr_assign(self, node);
+    }
+    fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
+        self.operand(&node.expr, true);
+        syn::visit::visit_expr_index(self, node);
+    }
+    fn visit_macro(&mut self, node: &'ast syn::Macro) {
+        const FORMATTING: [&str; 8] = [
+            "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
+        ];
+        let Some(name) = node.path.get_ident() else {
+            return;
+        };
+        if FORMATTING.iter().any(|known| name == known) {
+            if name != "panic" {
+                self.format_string(&node.tokens);
+            }
+            self.tokens(node.tokens.clone());
+        }
+    }
+}
+
 /// The names the steps' closures capture from around the chain, as far as their syntax shows: a
 /// lone lowercase name used as a method's receiver (`log.push(x)`), a field's base, an operand
 /// (`*total`, `x + n`, `&config`) or an index's base, in a step's body or a formatting macro's
@@ -485,164 +668,7 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
 /// the value whole somewhere (any use but as a field's base, `cfg.limit`, or before a `.` in a
 /// formatting macro's arguments: a closure that names only a field takes only that field).
 fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
-    /// Walks a step's body in the order its names come into scope: a use of a name before
-    /// anything in the body binds it is a use of a name from around the step (a binding's
-    /// scope comes after it: `let`'s pattern is walked after its value, `if let`'s and `for`'s
-    /// after the expression they take apart). Uses after a binding of the name are left out,
-    /// whichever they mean.
-    #[derive(Default)]
-    struct Collect {
-        /// Each name used before the body binds it, and whether that use takes the value whole.
-        used: Vec<(Ident, bool)>,
-        bound: Vec<String>,
-    }
-    impl Collect {
-        fn operand(&mut self, expr: &syn::Expr, whole: bool) {
-            if let syn::Expr::Path(path) = expr
-                && path.qself.is_none()
-                && path.attrs.is_empty()
-                && let Some(ident) = path.path.get_ident()
-            {
-                self.name(ident, whole);
-            }
-        }
-
-        fn name(&mut self, ident: &Ident, whole: bool) {
-            let text = ident.to_string();
-            if text != "self"
-                && text.starts_with(|c: char| c.is_lowercase() || c == '_')
-                && !self.bound.contains(&text)
-            {
-                self.used.push((ident.clone(), whole));
-            }
-        }
-
-        /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`): a
-        /// method's receiver or a field's base, which the tokens do not tell apart.
-        fn tokens(&mut self, tokens: TokenStream) {
-            let tokens: Vec<TokenTree> = tokens.into_iter().collect();
-            for (index, token) in tokens.iter().enumerate() {
-                match token {
-                    TokenTree::Group(group) => self.tokens(group.stream()),
-                    TokenTree::Ident(ident) => {
-                        let is = |at: Option<&TokenTree>, c: char| matches!(at, Some(TokenTree::Punct(p)) if p.as_char() == c);
-                        let before = index.checked_sub(1).and_then(|i| tokens.get(i));
-                        let dot_after = matches!(
-                            tokens.get(index + 1),
-                            Some(TokenTree::Punct(p))
-                                if p.as_char() == '.' && p.spacing() == proc_macro2::Spacing::Alone
-                        );
-                        if dot_after && !is(before, '.') && !is(before, ':') {
-                            self.name(ident, false);
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-
-        /// `{name}` in a formatting macro's format string, its first string literal (after the
-        /// writer, for `write!`), unless an argument of the macro is named so (`name = ..`).
-        fn format_string(&mut self, tokens: &TokenStream) {
-            let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
-            let Some(literal) = tokens.iter().find_map(|token| match token {
-                TokenTree::Literal(literal) => Some(literal),
-                _ => None,
-            }) else {
-                return;
-            };
-            let named_arguments: Vec<String> = tokens
-                .windows(3)
-                .filter_map(|window| match window {
-                    [
-                        TokenTree::Punct(comma),
-                        TokenTree::Ident(name),
-                        TokenTree::Punct(equals),
-                    ] if comma.as_char() == ','
-                        && equals.as_char() == '='
-                        && equals.spacing() == proc_macro2::Spacing::Alone =>
-                    {
-                        Some(name.to_string())
-                    }
-                    _ => None,
-                })
-                .collect();
-            for name in format_string_names(literal) {
-                if !named_arguments.contains(&name) {
-                    self.name(&Ident::new(&name, literal.span()), true);
-                }
-            }
-        }
-    }
-    impl<'ast> Visit<'ast> for Collect {
-        fn visit_item(&mut self, _: &'ast syn::Item) {}
-        fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
-            self.bound.push(node.ident.to_string());
-            syn::visit::visit_pat_ident(self, node);
-        }
-        fn visit_local(&mut self, node: &'ast syn::Local) {
-            if let Some(init) = &node.init {
-                self.visit_expr(&init.expr);
-                if let Some((_, diverge)) = &init.diverge {
-                    self.visit_expr(diverge);
-                }
-            }
-            self.visit_pat(&node.pat);
-        }
-        fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
-            self.visit_expr(&node.expr);
-            self.visit_pat(&node.pat);
-        }
-        fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
-            self.visit_expr(&node.expr);
-            self.visit_pat(&node.pat);
-            self.visit_block(&node.body);
-        }
-        fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
-            self.operand(&node.receiver, true);
-            syn::visit::visit_expr_method_call(self, node);
-        }
-        fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
-            self.operand(&node.base, false);
-            syn::visit::visit_expr_field(self, node);
-        }
-        fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
-            self.operand(&node.expr, true);
-            syn::visit::visit_expr_unary(self, node);
-        }
-        fn visit_expr_reference(&mut self, node: &'ast syn::ExprReference) {
-            self.operand(&node.expr, true);
-            syn::visit::visit_expr_reference(self, node);
-        }
-        fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
-            self.operand(&node.left, true);
-            self.operand(&node.right, true);
-            syn::visit::visit_expr_binary(self, node);
-        }
-        fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
-            self.operand(&node.expr, true);
-            syn::visit::visit_expr_index(self, node);
-        }
-        fn visit_macro(&mut self, node: &'ast syn::Macro) {
-            const FORMATTING: [&str; 8] = [
-                "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
-            ];
-            let Some(name) = node.path.get_ident() else {
-                return;
-            };
-            if FORMATTING.iter().any(|known| name == known) {
-                if name != "panic" {
-                    self.format_string(&node.tokens);
-                }
-                self.tokens(node.tokens.clone());
-            }
-        }
-    }
-
-    let mut bound_by_steps: Vec<String> = Vec::new();
-    for step in &chain.steps {
-        bound_by_steps.extend(bindings_of(step).iter().map(|name| name.ident.to_string()));
-    }
+    let bound_by_steps = bound_by_steps(chain);
     chain
         .steps
         .iter()
@@ -665,6 +691,78 @@ fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
             names
         })
         .collect()
+}
+
+/// The names the chain's steps bind (their parameters'), which later steps of a run see.
+fn bound_by_steps(chain: &Chain) -> Vec<String> {
+    chain
+        .steps
+        .iter()
+        .flat_map(|step| {
+            bindings_of(step)
+                .into_iter()
+                .map(|name| name.ident.to_string())
+        })
+        .collect()
+}
+
+/// `+=`, `-=`, and the other operators that assign.
+fn is_compound_assignment(op: &syn::BinOp) -> bool {
+    use syn::BinOp::*;
+    matches!(
+        op,
+        AddAssign(_)
+            | SubAssign(_)
+            | MulAssign(_)
+            | DivAssign(_)
+            | RemAssign(_)
+            | BitXorAssign(_)
+            | BitAndAssign(_)
+            | BitOrAssign(_)
+            | ShlAssign(_)
+            | ShrAssign(_)
+    )
+}
+
+/// Names from around the chain that a step assigns to (`total += x`, `done = true`), each at the
+/// assignment. A step's closure is `move`: it assigns to its own copy, and the variable outside
+/// the chain never changes, with no error from the compiler (at most an "unused assignment"
+/// warning, and none when the step reads its copy after). The expansion reports each one.
+/// A step that means to change its own copy says so by binding it first (`let mut total =
+/// total;`), after which the name is the step's own.
+fn assigned_captures(chain: &Chain) -> Vec<Ident> {
+    let bound_by_steps = bound_by_steps(chain);
+    let mut assigned = Vec::new();
+    for step in &chain.steps {
+        let Handler::Closure(closure) = &step.handler else {
+            continue;
+        };
+        let mut collect = Collect::default();
+        collect.visit_expr(&closure.body);
+        assigned.extend(
+            collect
+                .assigned
+                .into_iter()
+                .filter(|name| !bound_by_steps.contains(&name.to_string())),
+        );
+    }
+    assigned
+}
+
+/// The error for a step that assigns to `name`, a name from around the chain.
+fn assigned_capture_error(name: &Ident) -> TokenStream {
+    syn::Error::new(
+        name.span(),
+        format!(
+            "this step changes its own copy of `{name}`, not the `{name}` outside the chain: a \
+             step owns what it uses, and may run after the code that follows the chain, so \
+             `{name}` outside stays as it was; give the new value on as the step's value, or share it (a `Cell` \
+             in an `Rc` for a `LocalDeferred`, an atomic or a `Mutex` in an `Arc` for a \
+             `Deferred`); to change the step's own copy, rebind it first: `let mut {name} = \
+             {name};`"
+        ),
+    )
+    .to_compile_error()
 }
 
 /// The names the chain's steps capture ([`captured_by_step`]), each once, at its first use.
