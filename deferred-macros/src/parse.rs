@@ -321,6 +321,25 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
         return Ok(invalid(plain_kind, error));
     }
     let expr: Expr = input.parse()?;
+    if input.peek(Token![=>]) {
+        // JavaScript's `x => x + 1`: read the body too, to go on with the steps after it.
+        let arrow: Token![=>] = input.parse()?;
+        let body: Expr = input.parse()?;
+        let body = crate::validate::text(&body);
+        let body = if body.len() > 40 { "..." } else { &body };
+        let param = match &expr {
+            Expr::Paren(paren) => crate::validate::text(&paren.expr),
+            other => crate::validate::text(other),
+        };
+        let error = Error::new_spanned(
+            arrow,
+            format!(
+                "a step takes a Rust closure, not an arrow function: write `{name} |{param}| \
+                 {body}`"
+            ),
+        );
+        return Ok(invalid(plain_kind, error));
+    }
     match expr {
         Expr::Closure(closure) => Ok(closure_step(keyword_kind, keyword, closure)),
         Expr::Path(path) => Ok(Step {

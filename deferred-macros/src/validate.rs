@@ -22,10 +22,39 @@ use crate::parse::{Chain, Handler, Keyword, Step, StepClosure, StepKind};
 
 /// Checks every rule: each step's own, then those across steps.
 pub fn validate(chain: &mut Chain) {
+    if let Some(error) = borrowed_start(&mut chain.start) {
+        chain.errors.push(error);
+    }
     for step in &mut chain.steps {
         validate_step(step, &mut chain.errors);
     }
     validate_catches(chain);
+}
+
+/// `chain! { &d then .. }`: a chain takes its start, as a Deferred's `add_*` methods do. A
+/// borrowed local (`&d`, `&mut d`) cannot be the start (the chain may outlive it); reported at
+/// the `&`, and the chain expanded on `d` so that no borrow error follows.
+fn borrowed_start(start: &mut Expr) -> Option<Error> {
+    let Expr::Reference(reference) = start else {
+        return None;
+    };
+    let Expr::Path(path) = &*reference.expr else {
+        return None;
+    };
+    let name = path.path.get_ident()?.to_string();
+    if !name.starts_with(|c: char| c.is_lowercase() || c == '_') {
+        return None;
+    }
+    let error = Error::new_spanned(
+        reference.and_token,
+        format!(
+            "a chain takes its start, it does not borrow it: write `{name}`; a Deferred has one \
+             consumer (`{name}.into_shared()` gives a result many can wait on, each through its \
+             own `consumer()`)"
+        ),
+    );
+    *start = (*reference.expr).clone();
+    Some(error)
 }
 
 /// The rules for one step. A mistake that leaves the step's types clear (a `finally` outcome
