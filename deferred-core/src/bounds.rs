@@ -1,23 +1,24 @@
 //! What a chain's values, errors and steps must be, for each kind of Deferred.
 //!
 //! A [`Deferred`](crate::Deferred) runs its steps on whichever thread fires it, so everything
-//! in it must be [`Sendable`] (that is, `Send`). A [`LocalDeferred`](crate::LocalDeferred) never
+//! in it must be [`Sendable`] (that is, `Send + 'static`). A [`LocalDeferred`](crate::LocalDeferred) never
 //! leaves the thread that made it, so anything goes ([`LocalValue`]: every type). The state
 //! machine is written once against these names; each kind says which one it uses.
 
-/// Every `Send` type: what a [`Deferred`](crate::Deferred)'s values, errors and steps must be,
-/// because its steps run on the thread that fires it.
+/// Every `Send + 'static` type: what a [`Deferred`](crate::Deferred)'s values, errors and steps
+/// must be, because its steps run on the thread that fires it, whenever it fires. In generic
+/// code, `T: Sendable` is `T: Send + 'static`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent between threads safely, and a `Deferred`'s steps run on the thread that fires it",
     note = "to keep `Rc`/`RefCell` state in a chain that stays on one thread, start it from a `LocalDeferred`; \
             to share state across threads, use `Arc<Mutex<..>>` and lock it inside the step"
 )]
-pub trait Sendable: Send {}
+pub trait Sendable: Send + 'static {}
 
 // Not recommended in messages: the note "required for `Rc<..>` to implement `Sendable`" adds
 // nothing to the `Send` error before it.
 #[diagnostic::do_not_recommend]
-impl<X: Send + ?Sized> Sendable for X {}
+impl<X: Send + 'static + ?Sized> Sendable for X {}
 
 /// Every `Send + Sync` type: what a [`Deferred`](crate::Deferred)'s shared functions (such as
 /// [`map_concurrent`](crate::map_concurrent)'s) must be.
