@@ -208,6 +208,7 @@ impl<T, E: 'static> Deferred<T, E> {
     /// assert_eq!(d.wait().unwrap(), 42);
     /// ```
     #[inline]
+    #[doc(alias = "resolve")]
     pub fn succeed(value: T) -> Deferred<T, E> {
         Deferred::from_result(Ok(value))
     }
@@ -222,6 +223,7 @@ impl<T, E: 'static> Deferred<T, E> {
     /// assert_eq!(d.wait().unwrap(), 2);
     /// ```
     #[inline]
+    #[doc(alias = "reject")]
     pub fn fail(error: E) -> Deferred<T, E> {
         Deferred::from_result(Err(error))
     }
@@ -345,6 +347,8 @@ where
     /// assert_eq!(d.wait().unwrap(), 2);
     /// ```
     #[track_caller]
+    #[doc(alias = "new")]
+    #[doc(alias = "withResolvers")]
     pub fn pending() -> (Deferred<T, E>, Resolver<T, E>) {
         Self::pending_with(None, Location::caller())
     }
@@ -462,6 +466,7 @@ where
     /// ```
     #[track_caller]
     #[inline]
+    #[doc(alias = "addCallbacks")]
     pub fn add_callbacks<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
     where
         Ok: FnOnce(T) -> R1 + Sendable + 'static,
@@ -585,6 +590,8 @@ where
     /// ```
     #[track_caller]
     #[inline]
+    #[doc(alias = "then")]
+    #[doc(alias = "addCallback")]
     pub fn add_callback<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
         F: FnOnce(T) -> R + Sendable + 'static,
@@ -615,6 +622,8 @@ where
     /// ```
     #[track_caller]
     #[inline]
+    #[doc(alias = "catch")]
+    #[doc(alias = "addErrback")]
     pub fn add_errback<R, F>(self, f: F) -> Deferred<T, E>
     where
         F: FnOnce(E) -> R + Sendable + 'static,
@@ -643,6 +652,8 @@ where
     /// ```
     #[track_caller]
     #[inline]
+    #[doc(alias = "finally")]
+    #[doc(alias = "addBoth")]
     pub fn add_both<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
         F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
@@ -942,11 +953,13 @@ where
     /// on this thread. (A `wait` inside that callback runs the queue first, so it does not
     /// deadlock.) Inside a callback added to an already-fired Deferred, no chain is being
     /// delivered, so they run at once.
+    #[doc(alias = "resolve")]
     pub fn callback(self, value: T) {
         self.fire(Ok(value));
     }
 
     /// Fires the Deferred with a failure; its errbacks run now, on this thread.
+    #[doc(alias = "reject")]
     pub fn errback(self, error: E) {
         self.fire(Err(error));
     }
