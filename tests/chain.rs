@@ -257,12 +257,29 @@ fn a_run_and_the_steps_after_it_each_take_what_they_use() {
 }
 
 /// A step may assign to what it binds itself: its parameter (`|mut a|`), a `let` in its body, a
-/// nested closure's parameter, or its own copy of a value from around the chain, once it has
-/// rebound it (`let mut budget = budget;`). Only an assignment to a name from around the chain
-/// is an error (`tests/ui/fail/step_assigns_to_a_captured_counter.rs`): it would change the
-/// step's copy, never the variable.
+/// nested closure's parameter, its own copy of a value from around the chain once it has rebound
+/// it (`let mut budget = budget;`) or when it is written `move`, and a value that is not `Copy`,
+/// which it took whole. Only a step without `move` that assigns to a `Copy` value from around the
+/// chain is an error (`tests/ui/fail/step_assigns_to_a_captured_counter.rs`): it would change its
+/// own copy, never the variable.
 #[test]
 fn a_step_assigns_to_its_own_names() {
+    let mut log = String::from("log:");
+    let mut spent = 0_u32;
+    let d = chain! {
+        Deferred::<u32>::succeed(4)
+        then |n| {
+            log += &format!(" {n}");
+            log
+        }
+        then move |line| {
+            spent += 1;
+            format!("{line} ({spent})")
+        }
+    };
+    assert_eq!(d.wait().unwrap(), "log: 4 (1)");
+    assert_eq!(spent, 0, "the `move` step changed its own copy");
+
     let budget = 10_u32;
     let d = chain! {
         Deferred::<u32>::succeed(3)

@@ -172,7 +172,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         quote_spanned!(site=> let #kind_var = #check;)
     });
     let assigned = assigned_captures(chain);
-    let assigned = assigned.iter().map(assigned_capture_error);
+    let assigned = assigned.iter().map(assigned_check);
     let captured_again = captured_again(chain, &captured).into_iter().map(|name| {
         let facade = self::krate(name.span());
         quote_spanned!(name.span()=> #facade::__private::captured_again(&#name);)
@@ -724,12 +724,12 @@ fn is_compound_assignment(op: &syn::BinOp) -> bool {
     )
 }
 
-/// Names from around the chain that a step assigns to (`total += x`, `done = true`), each at the
-/// assignment. A step's closure is `move`: it assigns to its own copy, and the variable outside
-/// the chain never changes, with no error from the compiler (at most an "unused assignment"
-/// warning, and none when the step reads its copy after). The expansion reports each one.
-/// A step that means to change its own copy says so by binding it first (`let mut total =
-/// total;`), after which the name is the step's own.
+/// Names from around the chain that a step written without `move` assigns to (`total += x`,
+/// `done = true`), each at the assignment. A step's closure is `move` all the same: it assigns
+/// to its own copy, and for a `Copy` value the variable outside the chain never changes, with no
+/// error from the compiler (at most an "unused assignment" warning, and none when the step reads
+/// its copy after). The expansion checks each one's type (`__private::assigned_in_step`): an
+/// error for a `Copy` value, nothing for another, which the step took whole.
 fn assigned_captures(chain: &Chain) -> Vec<Ident> {
     let bound_by_steps = bound_by_steps(chain);
     let mut assigned = Vec::new();
@@ -737,6 +737,10 @@ fn assigned_captures(chain: &Chain) -> Vec<Ident> {
         let Handler::Closure(closure) = &step.handler else {
             continue;
         };
+        if closure.written.capture.is_some() {
+            // `move |..|`: the step says it owns what it uses.
+            continue;
+        }
         let mut collect = Collect::default();
         collect.visit_expr(&closure.body);
         assigned.extend(
@@ -749,20 +753,18 @@ fn assigned_captures(chain: &Chain) -> Vec<Ident> {
     assigned
 }
 
-/// The error for a step that assigns to `name`, a name from around the chain.
-fn assigned_capture_error(name: &Ident) -> TokenStream {
-    syn::Error::new(
-        name.span(),
-        format!(
-            "this step changes its own copy of `{name}`, not the `{name}` outside the chain: a \
-             step owns what it uses, and may run after the code that follows the chain, so \
-             `{name}` outside stays as it was; give the new value on as the step's value, or share it (a `Cell` \
-             in an `Rc` for a `LocalDeferred`, an atomic or a `Mutex` in an `Arc` for a \
-             `Deferred`); to change the step's own copy, rebind it first: `let mut {name} = \
-             {name};`"
-        ),
-    )
-    .to_compile_error()
+/// The check of a name from around the chain that a step assigns to (see
+/// [`assigned_captures`]), spanned at the name.
+fn assigned_check(name: &Ident) -> TokenStream {
+    let facade = krate(name.span());
+    quote_spanned! {name.span()=> {
+        #[allow(unused_imports)]
+        use #facade::__private::{AssignedCopy as _, AssignedMoved as _};
+        #facade::__private::assigned_in_step(
+            &#name,
+            (&#facade::__private::Assigned::of(&#name)).assigned(),
+        );
+    }}
 }
 
 /// The names the chain's steps capture ([`captured_by_step`]), each once, at its first use.

@@ -321,7 +321,7 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
         return Ok(invalid(plain_kind, error));
     }
     let expr: Expr = input.parse()?;
-    if input.peek(Token![=>]) {
+    if input.peek(Token![=>]) && matches!(expr, Expr::Path(_) | Expr::Paren(_) | Expr::Tuple(_)) {
         // JavaScript's `x => x + 1`: read the body too, to go on with the steps after it.
         let arrow: Token![=>] = input.parse()?;
         let body: Expr = input.parse()?;

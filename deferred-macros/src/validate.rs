@@ -88,45 +88,30 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
     }
 }
 
-/// A `catch` type that names no error a failure can hold, so the `catch` would never trap
-/// anything (a reference: a failure holds its error by value), or that means every failure (a
-/// boxed `dyn Error`, which `catch |f|` is).
+/// A `catch` type that is a reference with no lifetime written (`&NotFound`, `&Failure`): the
+/// usual way to ask for the error without taking it, which traps nothing, since a failure holds
+/// its error by value (only one made from a `&'static NotFound` holds a reference, and a `catch`
+/// of it says so: `|e: &'static NotFound|`).
 fn catch_type_error(ty: &Type) -> Option<Error> {
-    if let Type::Reference(reference) = ty {
-        let inner = text(&reference.elem);
-        let message = if is_failure_type(&reference.elem) {
-            "a `catch` takes the failure itself, not a reference to it: write `catch |f| ...` \
-             (a `Failure`) to take every failure"
-                .to_owned()
-        } else {
-            format!(
-                "a `catch` takes the error by value, out of the failure: write `|e: {inner}|`; \
-                 a failure never holds a `&{inner}`, so this `catch` would never run"
-            )
-        };
-        return Some(Error::new_spanned(reference.and_token, message));
-    }
-    let Type::Path(path) = ty else { return None };
-    let last = path.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+    let Type::Reference(reference) = ty else {
         return None;
     };
-    let boxes_dyn = last.ident == "Box"
-        && matches!(
-            args.args.first(),
-            Some(syn::GenericArgument::Type(Type::TraitObject(_)))
-        );
-    boxes_dyn.then(|| {
-        Error::new_spanned(
-            ty,
-            format!(
-                "a `catch` traps one error type, and `{}` is every error: write `catch |f| ...` \
-                 to take every failure (a `Failure`; `f.error()` is its `dyn Error`, \
-                 `f.into_error()` the box)",
-                text(ty)
-            ),
+    if reference.lifetime.is_some() {
+        return None;
+    }
+    let inner = text(&reference.elem);
+    let message = if is_failure_type(&reference.elem) {
+        "a `catch` takes the failure itself, not a reference to it: write `catch |f| ...` \
+         (a `Failure`) to take every failure"
+            .to_owned()
+    } else {
+        format!(
+            "a `catch` takes the error by value, out of the failure: write `|e: {inner}|` (a \
+             failure holds its error by value: a `catch` of a reference traps only failures made \
+             from a `&'static {inner}`, and says so, `|e: &'static {inner}|`)"
         )
-    })
+    };
+    Some(Error::new_spanned(reference.and_token, message))
 }
 
 /// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,

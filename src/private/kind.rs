@@ -219,6 +219,70 @@ where
 {
 }
 
+/// A step written without `move` that assigns to a variable from around the chain (`total +=
+/// x`): its closure is `move` all the same (a step owns what it uses, and may run after the code
+/// that follows the chain), so it changes its own copy. For a `Copy` value the variable outside
+/// keeps its value, with no error from the compiler. The expansion checks each such name
+/// (`__private::assigned_in_step`, spanned at the assignment's name), picking between the two
+/// traits below by autoref: [`AssignedCopy`] for a `Copy` value, [`AssignedMoved`] (one `&`
+/// further) for any other, which the step took whole, so nothing outside can see the change.
+#[diagnostic::on_unimplemented(
+    message = "this step changes its own copy of this `{X}`, not the variable outside the chain",
+    label = "the step's copy: the variable outside the chain keeps its value",
+    note = "a step owns what it uses (its closure is `move`, written so or not), and may run \
+            after the code that follows the chain",
+    note = "give the new value on as the step's value, or share it: a `Cell` in an `Rc` for a \
+            `LocalDeferred`, an atomic or a `Mutex` in an `Arc` for a `Deferred`; a step that \
+            means to change its own copy says so with `move |..|`"
+)]
+pub trait ChangesTheVariable<X: ?Sized> {}
+
+/// What [`AssignedMoved`] gives: the value was moved into the step.
+pub struct MovedIn;
+
+/// What [`AssignedCopy`] gives: the step has a copy.
+pub struct CopiedIn;
+
+#[diagnostic::do_not_recommend]
+impl<X: ?Sized> ChangesTheVariable<X> for MovedIn {}
+
+/// The type of a variable a step assigns to (see [`ChangesTheVariable`]).
+pub struct Assigned<X: ?Sized>(PhantomData<X>);
+
+impl<X: ?Sized> Assigned<X> {
+    /// The type of `value`.
+    #[inline(always)]
+    pub fn of(_value: &X) -> Assigned<X> {
+        Assigned(PhantomData)
+    }
+}
+
+/// A `Copy` value (see [`ChangesTheVariable`]).
+pub trait AssignedCopy {
+    /// [`CopiedIn`].
+    #[inline(always)]
+    fn assigned(&self) -> CopiedIn {
+        CopiedIn
+    }
+}
+
+impl<X: Copy> AssignedCopy for Assigned<X> {}
+
+/// Any other value (see [`ChangesTheVariable`]).
+pub trait AssignedMoved {
+    /// [`MovedIn`].
+    #[inline(always)]
+    fn assigned(&self) -> MovedIn {
+        MovedIn
+    }
+}
+
+impl<X: ?Sized> AssignedMoved for &Assigned<X> {}
+
+/// Checks a variable a step written without `move` assigns to (see [`ChangesTheVariable`]).
+#[inline(always)]
+pub fn assigned_in_step<X: ?Sized, K: ChangesTheVariable<X>>(_value: &X, _kind: K) {}
+
 /// The `add_*` methods of `Deferred`, with the same bounds (so the same messages). Each is
 /// `#[track_caller]`: the expansion calls it at the step's keyword, the step's location.
 impl SendChain {
