@@ -1,9 +1,11 @@
 //! The rules a chain must follow, on the model `parse` built: each turns a mistake into an
 //! error on the token that is wrong.
 //!
-//! - The rules for a step on its own ([`validate_step`]): the form of its closure (no `async`,
-//!   the right number of parameters), no `.await` in its body, a `finally`'s outcome taken by
-//!   reference, a body that uses `?` or `return` giving one type. A step that breaks one becomes
+//! - The rule for the start ([`borrowed_start`]): not a borrowed local (`&d`).
+//! - The rules for a step on its own ([`validate_step`]): a `catch`'s type not a reference
+//!   ([`catch_type_error`]), the form of its closure (no `async`, the right number of
+//!   parameters), no `.await` in its body, a `finally`'s outcome taken by reference, a body that
+//!   uses `?` or `return` giving one type. A step that breaks one becomes
 //!   [`Handler::Invalid`]: the expansion puts the error where its value would be, and the steps
 //!   after it stay silent.
 //! - The rules across steps ([`validate_catches`]): a `catch` that can never run. These leave
