@@ -67,6 +67,12 @@
 //!   (see its docs; `deferred` stands for the name the user's crate gives the library, see
 //!   [`facade_name`]), in calls located at the body, so that a type error lands on the body; the
 //!   closures the expansion builds are located at the user's closures, for the same reason.
+//! - What the steps take from around the chain is checked at the top of the block, each check
+//!   spanned at the name in the user's step: the syntax finds the names ([`captured_by_step`],
+//!   [`assigned_captures`]), the types decide. `__kind.captured(&name)`: a `Deferred`'s steps
+//!   take only `Send` values. `__private::captured_again(&name)`: a value two of the block's
+//!   closures take must be `Copy` ([`captured_again`]). `__private::assigned_in_step`: a step
+//!   written without `move` does not assign to a `Copy` variable, which would change its own copy.
 //! - The macro's own names are `__`-prefixed and resolve at `Span::mixed_site()`: user code
 //!   cannot see its variables. `__CHAIN_STEPS` is an item, which that hygiene does not hide: user
 //!   code in the chain could name it (and a binding of its own of that name would meet it).
