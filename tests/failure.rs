@@ -145,6 +145,32 @@ fn from_into_and_boxed() {
     );
 }
 
+/// `?` takes a chain's failure out of a function that returns `Result<_, Box<dyn Error>>`: the
+/// box says the failure's message, its `Debug` the steps the failure passed, and its source is
+/// the wrapped error's.
+#[test]
+fn question_mark_into_a_boxed_error() {
+    fn parse_later(text: &'static str) -> Result<u32, Box<dyn Error>> {
+        let d = Deferred::<&str>::succeed(text).add_callback(|t| Ok(t.parse::<u32>()?));
+        Ok(d.wait()?)
+    }
+    assert_eq!(parse_later("7").unwrap(), 7);
+    let boxed = parse_later("seven").unwrap_err();
+    assert_eq!(boxed.to_string(), "invalid digit found in string");
+    assert!(format!("{boxed:?}").contains("raised at step"), "{boxed:?}");
+
+    fn sendable() -> Result<(), Box<dyn Error + Send + Sync>> {
+        Deferred::<()>::fail(Failure::new(layered())).wait()?;
+        Ok(())
+    }
+    let boxed = sendable().unwrap_err();
+    assert_eq!(boxed.to_string(), "lookup failed");
+    assert_eq!(
+        boxed.source().map(ToString::to_string).as_deref(),
+        Some("connection reset")
+    );
+}
+
 #[test]
 fn msg_failure() {
     let f = Failure::msg("disk on fire");

@@ -103,6 +103,7 @@ impl RetryPolicy {
     /// # Panics
     ///
     /// If `attempts` is 0.
+    #[track_caller]
     pub fn max_attempts(mut self, attempts: u32) -> RetryPolicy {
         assert!(attempts > 0, "a retry makes at least one attempt");
         self.max_attempts = Some(attempts);

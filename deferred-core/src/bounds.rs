@@ -22,8 +22,16 @@ impl<X: Send + 'static + ?Sized> Sendable for X {}
 
 /// Every `Send + Sync` type: what a [`Deferred`](crate::Deferred)'s shared functions (such as
 /// [`map_concurrent`](crate::map_concurrent)'s) must be.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be shared between threads safely, and this function of a `Deferred` helper runs on many threads",
+    note = "keep shared state in an `Arc<Mutex<..>>` (or an atomic) and lock it inside the \
+            function; for `Rc`/`RefCell` state, use the helper of `deferred::local`, whose \
+            functions stay on one thread"
+)]
 pub trait Shareable: Send + Sync {}
 
+// Not recommended in messages, as for `Sendable`.
+#[diagnostic::do_not_recommend]
 impl<X: Send + Sync + ?Sized> Shareable for X {}
 
 /// Every type: a [`LocalDeferred`](crate::LocalDeferred)'s values, errors and steps stay on its

@@ -32,6 +32,13 @@ use std::time::Duration;
 /// let _timer = clock.call_later(Duration::from_secs(1), Box::new(|| println!("tick")));
 /// assert_eq!(clock.scheduled.get(), 1);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a clock a `Deferred` can use: its timers must run on any thread",
+    label = "not a `Clock`",
+    note = "a `Deferred` is timed by a `Clock` (`ManualClock`, `TokioClock` with the `tokio` \
+            feature); a loop's own clock (`InboxClock`, `TokioLocalClock`, `CalloopClock`) \
+            times a `LocalDeferred`: take the Deferred home first (`inbox.adopt(d)`)"
+)]
 pub trait Clock {
     /// Runs `call` once, `delay` from now (on whatever thread the clock runs timers), unless the
     /// returned [`DelayedCall`] is cancelled first.
@@ -255,6 +262,9 @@ impl ManualClock {
     }
 }
 
+// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
+// (the list would change with the features).
+#[diagnostic::do_not_recommend]
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
         ManualClock::now(self)
@@ -297,6 +307,13 @@ impl fmt::Debug for ManualClock {
 /// Implemented by each event loop's clock ([`InboxClock`](crate::InboxClock) for any loop that
 /// drains an [`Inbox`](crate::Inbox), `TokioLocalClock` with the `tokio` feature,
 /// `CalloopClock` with the `calloop` feature) and by [`ManualClock`] for tests.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a clock a `LocalDeferred` can use: its timers must run on this thread",
+    label = "not a `LocalClock`",
+    note = "a `LocalDeferred` is timed by its loop's clock (`inbox.clock()`, `TokioLocalClock` \
+            with the `tokio` feature, `CalloopClock` with `calloop`) or a `ManualClock`; a \
+            `TokioClock` times a `Deferred`"
+)]
 pub trait LocalClock {
     /// Runs `call` once, `delay` from now, on this thread, unless the returned
     /// [`LocalDelayedCall`] is cancelled first.
@@ -351,6 +368,9 @@ static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// A `ManualClock` serves local chains too. A local call runs when the clock is advanced on the
 /// thread that scheduled it (the only thread a local chain lives on); advanced from another
 /// thread, it is skipped there.
+// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
+// (the list would change with the features).
+#[diagnostic::do_not_recommend]
 impl LocalClock for ManualClock {
     fn now(&self) -> Duration {
         ManualClock::now(self)

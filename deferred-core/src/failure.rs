@@ -369,6 +369,54 @@ impl<E: StdError + Send + Sync + 'static> From<E> for Failure {
     }
 }
 
+/// A `Failure` as a boxed `std::error::Error`, so that `?` takes a chain's failure out of a
+/// function that returns `Result<_, Box<dyn Error>>` (a `main`, a test). The box's `Display` is
+/// the failure's message, its `Debug` the failure's (the steps it passed, its backtrace), and its
+/// `source()` the wrapped error's source; [`Failure::into_error`] gives the wrapped error itself.
+///
+/// ```
+/// use deferred_core::{Deferred, Failure};
+///
+/// fn load() -> Result<u32, Box<dyn std::error::Error>> {
+///     let n = Deferred::<u32>::fail(Failure::msg("no such user")).wait()?;
+///     Ok(n)
+/// }
+/// assert_eq!(load().unwrap_err().to_string(), "no such user");
+/// ```
+impl From<Failure> for Box<dyn StdError + Send + Sync + 'static> {
+    fn from(failure: Failure) -> Self {
+        Box::new(AsError(failure))
+    }
+}
+
+/// See the `Send + Sync` box's conversion above.
+impl From<Failure> for Box<dyn StdError + 'static> {
+    fn from(failure: Failure) -> Self {
+        Box::new(AsError(failure))
+    }
+}
+
+/// A `Failure` in a `Box<dyn Error>` (see its `From` conversions).
+struct AsError(Failure);
+
+impl fmt::Display for AsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for AsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl StdError for AsError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.error().source()
+    }
+}
+
 impl fmt::Display for Failure {
     /// The wrapped error's message; with `{:#}`, followed by its `source()` chain.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

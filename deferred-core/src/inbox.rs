@@ -218,6 +218,10 @@ impl Inbox {
     /// more when the loop stops; and never under a lock. A panic in it is caught and reported
     /// as an unhandled failure, and the post it follows still stands.
     ///
+    /// The loop must drain the inbox when `wake` is called: an inbox nobody drains holds its
+    /// posts for ever. In a tokio `LocalSet`, `Inbox::on_tokio_local_set` (feature `tokio`)
+    /// makes an inbox the `LocalSet` drains; on calloop, `Inbox::on_calloop`.
+    ///
     /// # Panics
     ///
     /// If this thread has an inbox already (clone that one instead).
@@ -577,8 +581,12 @@ pub struct LoopHandle {
 pub struct Stopped<F>(pub F);
 
 impl<F> fmt::Debug for Stopped<F> {
+    /// What `unwrap` prints: the reason, as `Display` says it (the work is not `Debug`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Stopped(..)")
+        write!(
+            f,
+            "Stopped(the event loop has stopped: its inbox takes no more work)"
+        )
     }
 }
 
@@ -824,6 +832,9 @@ impl fmt::Debug for InboxClock {
     }
 }
 
+// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
+// (the list would change with the features).
+#[diagnostic::do_not_recommend]
 impl LocalClock for InboxClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let Some(home) = self.home.upgrade() else {

@@ -133,6 +133,9 @@ fn tokio_now() -> Duration {
     now.saturating_duration_since(*EPOCH.get_or_init(|| now))
 }
 
+// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
+// (the list would change with the features).
+#[diagnostic::do_not_recommend]
 impl Clock for TokioClock {
     /// Tokio's time: paused and advanced with the runtime's clock in tests.
     fn now(&self) -> Duration {
@@ -255,6 +258,9 @@ impl TokioLocalClock {
     }
 }
 
+// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
+// (the list would change with the features).
+#[diagnostic::do_not_recommend]
 impl LocalClock for TokioLocalClock {
     /// Tokio's time: paused and advanced with the runtime's clock in tests.
     fn now(&self) -> Duration {

@@ -700,7 +700,10 @@ where
     /// counts as handled.
     ///
     /// Waiting inside a callback is allowed: chains this thread has queued run first. Waiting
-    /// for a Deferred that only this thread would fire, later, waits for ever.
+    /// for a Deferred that only this thread would fire, later, waits for ever: one whose
+    /// resolver this thread holds, or fires from a task of the async runtime (tokio's, a
+    /// `LocalSet`) or the event loop (calloop's) this thread runs, which `wait` keeps from
+    /// running. There, `.await` the Deferred instead (it is a `Future`), or add a step to it.
     ///
     /// ```
     /// use deferred_core::Deferred;

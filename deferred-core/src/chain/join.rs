@@ -16,6 +16,14 @@ use crate::failure::Failure;
 /// A tuple of 2 to 12 Deferreds with one error type `E`, of any value types: what
 /// [`join`] and [`join_settled`] take. Implemented for tuples only (sealed); the methods are
 /// the same functions, for those who prefer `(a, b).join()`.
+#[diagnostic::on_unimplemented(
+    message = "`join` takes a tuple of 2 to 12 Deferreds of this kind with one error type, not `{Self}`",
+    label = "not a tuple of Deferreds",
+    note = "for a list of Deferreds of one value type (a `Vec`, an array), use `gather_results`",
+    note = "every Deferred of the tuple must have the same error type and the same kind: a \
+            `LocalDeferred` in a tuple of `Deferred`s (or the other way) does not join; \
+            `deferred::local::join` joins `LocalDeferred`s"
+)]
 pub trait Join<E: 'static>: sealed::Sealed {
     /// The inputs' values, in input order: `(A, B, ...)`.
     type Values;
@@ -155,6 +163,7 @@ macro_rules! joins {
     ($( ($($T:ident $i:tt),+) )+) => { $(
         impl<E: 'static, $($T),+> sealed::Sealed for ($(Deferred<$T, E>,)+) {}
 
+        #[diagnostic::do_not_recommend]
         impl<E, $($T),+> Join<E> for ($(Deferred<$T, E>,)+)
         where
             E: From<Failure> + Sendable + 'static,

@@ -119,6 +119,10 @@ impl LoopingCall {
     /// not drift. The Deferred fires when [`stop`](LoopingCall::stop) is called and fails when a
     /// call fails.
     ///
+    /// An `interval` of zero makes each call due as soon as the one before it returns: on a
+    /// [`ManualClock`](crate::ManualClock), `advance` then runs calls for ever (as Twisted's
+    /// `Clock.advance` does), unless a call stops the loop.
+    ///
     /// # Panics
     ///
     /// If the loop is running already (Twisted asserts the same).
@@ -140,6 +144,9 @@ impl LoopingCall {
     /// ```
     #[track_caller]
     pub fn start(&self, interval: Duration, now: bool) -> Deferred<()> {
+        // Asserted here, at the caller's line, before the loop makes its Deferred (which would
+        // be reported unfired); `Looping::start` asserts it again under the lock.
+        assert!(!self.is_running(), "LoopingCall::start on a running loop");
         self.core.clone().start(interval, now)
     }
 

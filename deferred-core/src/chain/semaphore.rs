@@ -151,6 +151,7 @@ impl DeferredSemaphore {
     /// let semaphore = deferred_core::DeferredSemaphore::new(3);
     /// assert_eq!((semaphore.limit(), semaphore.available()), (3, 3));
     /// ```
+    #[track_caller]
     pub fn new(tokens: usize) -> DeferredSemaphore {
         assert!(tokens > 0, "a DeferredSemaphore needs at least one token");
         DeferredSemaphore {
@@ -456,6 +457,7 @@ impl fmt::Debug for DeferredLock {
 /// let first = failed.wait().unwrap_err().trap::<FirstError>().unwrap();
 /// assert_eq!(first.index, 1);
 /// ```
+#[track_caller]
 pub fn map_concurrent<I, F, R>(items: I, limit: usize, f: F) -> Deferred<Vec<R::Value>>
 where
     I: IntoIterator,
@@ -464,6 +466,10 @@ where
     R: IntoDeferred<Failure>,
     R::Value: Sendable + 'static,
 {
+    assert!(
+        limit > 0,
+        "map_concurrent runs at most `limit` items at once: `limit` must be at least 1"
+    );
     let semaphore = DeferredSemaphore::new(limit);
     let f = Ptr::new(f);
     // Set by the first failure before its token is released, so the item that gets the token
