@@ -233,6 +233,12 @@ fn a_semaphore_of_no_tokens_is_refused() {
 }
 
 #[test]
+#[should_panic(expected = "`limit` must be at least 1")]
+fn map_concurrent_of_no_slots_is_refused() {
+    let _ = deferred::map_concurrent(vec![1_u32], 0, |n| Ok(n));
+}
+
+#[test]
 fn cancelling_run_while_it_waits_means_the_function_never_runs() {
     let lock = DeferredLock::new();
     let held = lock.acquire().wait().unwrap();

@@ -388,6 +388,24 @@ fn looping_call_start_on_a_running_loop_panics() {
     let _again = lc.start(secs(1), false);
 }
 
+/// The second `start` panics at the caller's line before it makes a Deferred, so no Deferred
+/// is left unfired to be reported.
+#[test]
+fn looping_call_start_on_a_running_loop_leaves_nothing_unfired() {
+    let clock = ManualClock::new();
+    let (lc, _times) = recording(&clock);
+    let done = lc.start(secs(1), false);
+    let (again, reported) = deferred_core::capture_unhandled(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| lc.start(secs(1), false)))
+    });
+    let message = again.expect_err("a second start panics");
+    let message = message.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert!(message.contains("running loop"), "{message}");
+    assert!(reported.is_empty(), "{reported:?}");
+    lc.stop();
+    done.wait().unwrap();
+}
+
 #[test]
 fn looping_call_failure_of_a_stopped_loop_is_not_lost() {
     let marker = "LOOPING-FAILED-UNHANDLED";
