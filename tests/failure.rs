@@ -169,6 +169,10 @@ fn question_mark_into_a_boxed_error() {
         boxed.source().map(ToString::to_string).as_deref(),
         Some("connection reset")
     );
+    // Back from the box, the failure is the one that went in, not a failure of a failure.
+    let back = Failure::from_boxed(boxed);
+    assert!(back.is::<Layer>());
+    assert_eq!(back.to_string(), "lookup failed");
 }
 
 #[test]

@@ -235,7 +235,11 @@ fn a_semaphore_of_no_tokens_is_refused() {
 #[test]
 #[should_panic(expected = "`limit` must be at least 1")]
 fn map_concurrent_of_no_slots_is_refused() {
-    drop(deferred::map_concurrent(vec![1_u32], 0, Ok::<u32, deferred::Failure>));
+    drop(deferred::map_concurrent(
+        vec![1_u32],
+        0,
+        Ok::<u32, deferred::Failure>,
+    ));
 }
 
 #[test]

@@ -23,10 +23,11 @@ impl<X: Send + 'static + ?Sized> Sendable for X {}
 /// Every `Send + Sync` type: what a [`Deferred`](crate::Deferred)'s shared functions (such as
 /// [`map_concurrent`](crate::map_concurrent)'s) must be.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be shared between threads safely, and this function of a `Deferred` helper runs on many threads",
+    message = "`{Self}` cannot be shared between threads safely, and a `Deferred` helper uses \
+               it from many threads at once",
     note = "keep shared state in an `Arc<Mutex<..>>` (or an atomic) and lock it inside the \
-            function; for `Rc`/`RefCell` state, use the helper of `deferred::local`, whose \
-            functions stay on one thread"
+            function; for `Rc`/`RefCell` state, use the helper of `deferred::local`, which stays \
+            on one thread"
 )]
 pub trait Shareable: Send + Sync {}
 

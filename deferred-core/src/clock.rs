@@ -33,11 +33,14 @@ use std::time::Duration;
 /// assert_eq!(clock.scheduled.get(), 1);
 /// ```
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a clock a `Deferred` can use: its timers must run on any thread",
+    message = "`{Self}` is not a `Clock`: it cannot time a `Deferred` or its helpers",
     label = "not a `Clock`",
     note = "a `Deferred` is timed by a `Clock` (`ManualClock`, `TokioClock` with the `tokio` \
-            feature); a loop's own clock (`InboxClock`, `TokioLocalClock`, `CalloopClock`) \
-            times a `LocalDeferred`: take the Deferred home first (`inbox.adopt(d)`)"
+            feature), given itself, not a reference, to `retry`, `LoopingCall::new` and \
+            `defer_later`",
+    note = "a loop's own clock (`InboxClock`, `TokioLocalClock`, `CalloopClock`) times a \
+            `LocalDeferred`: take the Deferred home first (`inbox.adopt(d)`), or use the helper \
+            of `deferred::local`"
 )]
 pub trait Clock {
     /// Runs `call` once, `delay` from now (on whatever thread the clock runs timers), unless the
@@ -308,7 +311,7 @@ impl fmt::Debug for ManualClock {
 /// drains an [`Inbox`](crate::Inbox), `TokioLocalClock` with the `tokio` feature,
 /// `CalloopClock` with the `calloop` feature) and by [`ManualClock`] for tests.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` is not a clock a `LocalDeferred` can use: its timers must run on this thread",
+    message = "`{Self}` is not a `LocalClock`: it cannot time a `LocalDeferred` or its helpers",
     label = "not a `LocalClock`",
     note = "a `LocalDeferred` is timed by its loop's clock (`inbox.clock()`, `TokioLocalClock` \
             with the `tokio` feature, `CalloopClock` with `calloop`) or a `ManualClock`; a \

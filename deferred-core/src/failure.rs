@@ -106,7 +106,7 @@ struct Inner {
 impl Failure {
     /// Wraps an error. The backtrace is captured here, as `RUST_BACKTRACE` says.
     pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Failure {
-        Failure::from_boxed(Box::new(error))
+        Failure::wrapping(Box::new(error))
     }
 
     /// A failure with just a message, for errors that have no type of their own.
@@ -119,8 +119,17 @@ impl Failure {
         Failure::new(Message(message.into()))
     }
 
-    /// Wraps an already boxed error (what `Box<dyn Error + Send + Sync>` APIs hand out).
+    /// Wraps an already boxed error (what `Box<dyn Error + Send + Sync>` APIs hand out). A box
+    /// made from a `Failure` (by `?` into a `Box<dyn Error>`) gives that failure back.
     pub fn from_boxed(error: BoxError) -> Failure {
+        match error.downcast::<AsError>() {
+            Ok(failure) => failure.0,
+            Err(error) => Failure::wrapping(error),
+        }
+    }
+
+    /// A failure of `error`, made here.
+    fn wrapping(error: BoxError) -> Failure {
         Failure {
             inner: Box::new(Inner {
                 error,
@@ -372,7 +381,9 @@ impl<E: StdError + Send + Sync + 'static> From<E> for Failure {
 /// A `Failure` as a boxed `std::error::Error`, so that `?` takes a chain's failure out of a
 /// function that returns `Result<_, Box<dyn Error>>` (a `main`, a test). The box's `Display` is
 /// the failure's message, its `Debug` the failure's (the steps it passed, its backtrace), and its
-/// `source()` the wrapped error's source; [`Failure::into_error`] gives the wrapped error itself.
+/// `source()` the wrapped error's source. It does not downcast to the wrapped error's type:
+/// `.map_err(Failure::into_error)?` gives the wrapped error itself, and
+/// [`Failure::from_boxed`] the failure back.
 ///
 /// ```
 /// use deferred_core::{Deferred, Failure};

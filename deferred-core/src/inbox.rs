@@ -219,8 +219,9 @@ impl Inbox {
     /// as an unhandled failure, and the post it follows still stands.
     ///
     /// The loop must drain the inbox when `wake` is called: an inbox nobody drains holds its
-    /// posts for ever. In a tokio `LocalSet`, `Inbox::on_tokio_local_set` (feature `tokio`)
-    /// makes an inbox the `LocalSet` drains; on calloop, `Inbox::on_calloop`.
+    /// posts until it is dropped (or a `LocalDeferred::wait` on this thread drains it). In a
+    /// tokio `LocalSet`, `Inbox::on_tokio_local_set` (feature `tokio`) makes an inbox the
+    /// `LocalSet` drains; on calloop, `Inbox::on_calloop`.
     ///
     /// # Panics
     ///

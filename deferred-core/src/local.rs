@@ -167,7 +167,9 @@ pub struct LocalResolver<T, E: 'static = Failure> {
     message = "a callback must return `Result<_, {E}>` or `LocalDeferred<_, {E}>`, not `{Self}`",
     label = "this is a `{Self}`",
     note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a LocalDeferred to wait on it",
-    note = "a `Result` with another error type (`io::Result`, `Result<_, ParseIntError>`): `Ok(expr?)` converts its error (`?` makes a `Failure` of any error type), so that an `Err` fails the chain"
+    note = "a `Result` with another error type (an `io::Result`, a `Result<_, ParseIntError>`): \
+            `Ok(expr?)` converts its error (`?` makes a `Failure` of any \
+            `std::error::Error + Send + Sync`), so that an `Err` fails the chain"
 )]
 pub trait IntoLocalDeferred<E: 'static> {
     /// The value type of the next link.

@@ -700,9 +700,10 @@ where
     /// counts as handled.
     ///
     /// Waiting inside a callback is allowed: chains this thread has queued run first. Waiting
-    /// for a Deferred that only this thread would fire, later, waits for ever: one whose
-    /// resolver this thread holds, or fires from a task of the async runtime (tokio's, a
-    /// `LocalSet`) or the event loop (calloop's) this thread runs, which `wait` keeps from
+    /// for a Deferred that only this thread would fire, later, does not return (a
+    /// `LocalDeferred` runs its thread's inbox meanwhile, and panics on a thread with none):
+    /// one whose resolver this thread holds, or one a task of the async runtime this thread runs
+    /// (tokio's, a `LocalSet`) or its event loop (calloop's) would fire, which `wait` keeps from
     /// running. There, `.await` the Deferred instead (it is a `Future`), or add a step to it.
     ///
     /// ```

@@ -17,11 +17,12 @@ use crate::failure::Failure;
 /// [`join`] and [`join_settled`] take. Implemented for tuples only (sealed); the methods are
 /// the same functions, for those who prefer `(a, b).join()`.
 #[diagnostic::on_unimplemented(
-    message = "`join` takes a tuple of 2 to 12 Deferreds of this kind with one error type, not `{Self}`",
-    label = "not a tuple of Deferreds",
+    message = "`join` takes a tuple of 2 to 12 Deferreds of one kind and one error type, not \
+               `{Self}`",
+    label = "not a tuple `join` takes",
     note = "for a list of Deferreds of one value type (a `Vec`, an array), use `gather_results`",
-    note = "every Deferred of the tuple must have the same error type and the same kind: a \
-            `LocalDeferred` in a tuple of `Deferred`s (or the other way) does not join; \
+    note = "every Deferred of the tuple must be of the same kind, with the same error type, one \
+            that is `From<Failure>` (as `Failure` is), and a `Deferred`'s values must be `Send`; \
             `deferred::local::join` joins `LocalDeferred`s"
 )]
 pub trait Join<E: 'static>: sealed::Sealed {

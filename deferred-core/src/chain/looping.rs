@@ -67,7 +67,8 @@ pub struct LoopingCall {
 
 /// The loop, with its clock and function types erased.
 trait Looping: Shareable {
-    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Deferred<()>;
+    /// `None` if the loop is running already.
+    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Option<Deferred<()>>;
     fn stop(&self);
     fn is_running(&self) -> bool;
     fn calls(&self) -> u64;
@@ -119,9 +120,10 @@ impl LoopingCall {
     /// not drift. The Deferred fires when [`stop`](LoopingCall::stop) is called and fails when a
     /// call fails.
     ///
-    /// An `interval` of zero makes each call due as soon as the one before it returns: on a
-    /// [`ManualClock`](crate::ManualClock), `advance` then runs calls for ever (as Twisted's
-    /// `Clock.advance` does), unless a call stops the loop.
+    /// An `interval` of zero makes each call due as soon as the one before it has finished (its
+    /// Deferred, if it gave one, has fired): on a [`ManualClock`](crate::ManualClock),
+    /// `advance` then runs calls for ever (as Twisted's `Clock.advance` does), unless a call
+    /// stops the loop or gives a Deferred still pending.
     ///
     /// # Panics
     ///
@@ -144,10 +146,10 @@ impl LoopingCall {
     /// ```
     #[track_caller]
     pub fn start(&self, interval: Duration, now: bool) -> Deferred<()> {
-        // Asserted here, at the caller's line, before the loop makes its Deferred (which would
-        // be reported unfired); `Looping::start` asserts it again under the lock.
-        assert!(!self.is_running(), "LoopingCall::start on a running loop");
-        self.core.clone().start(interval, now)
+        match self.core.clone().start(interval, now) {
+            Some(done) => done,
+            None => panic!("LoopingCall::start on a running loop"),
+        }
     }
 
     /// Stops the loop: the next call is cancelled and the Deferred of `start` fires; during a
@@ -196,7 +198,7 @@ where
     R: IntoDeferred<Failure>,
     R::Value: Sendable + 'static,
 {
-    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Deferred<()> {
+    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Option<Deferred<()>> {
         let weak = Ptr::downgrade(&self);
         let (done, resolver) = Deferred::with_canceller(move || {
             if let Some(core) = weak.upgrade() {
@@ -206,7 +208,14 @@ where
         let started_at = self.clock.now();
         {
             let mut state = self.state.lock();
-            assert!(!state.running, "LoopingCall::start on a running loop");
+            if state.running {
+                // The caller panics, after the lock is released; the Deferred made above fires
+                // with a success nobody sees, so that it is not reported unfired.
+                drop(state);
+                drop(done);
+                resolver.callback(());
+                return None;
+            }
             state.running = true;
             state.interval = interval;
             state.started_at = started_at;
@@ -217,7 +226,7 @@ where
         } else {
             self.schedule_from(started_at);
         }
-        done
+        Some(done)
     }
 
     fn stop(&self) {
