@@ -35,6 +35,20 @@ pub trait Shareable: Send + Sync {}
 #[diagnostic::do_not_recommend]
 impl<X: Send + Sync + ?Sized> Shareable for X {}
 
+/// Every `std::error::Error + Send + Sync + 'static` type: what a [`Failure`](crate::Failure)
+/// wraps ([`Failure::new`](crate::Failure::new)). A message is not one: `Failure::msg` makes a
+/// failure of it.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an error type a `Failure` can wrap",
+    label = "not a `std::error::Error + Send + Sync + 'static`",
+    note = "a message (a `&str`, a `String`) becomes a failure with `Failure::msg(..)`"
+)]
+pub trait WrappableError: std::error::Error + Send + Sync + 'static {}
+
+// Not recommended in messages, as for `Sendable`.
+#[diagnostic::do_not_recommend]
+impl<X: std::error::Error + Send + Sync + 'static> WrappableError for X {}
+
 /// Every type: a [`LocalDeferred`](crate::LocalDeferred)'s values, errors and steps stay on its
 /// thread, so they need not be `Send`.
 pub trait LocalValue {}

@@ -105,7 +105,7 @@ struct Inner {
 
 impl Failure {
     /// Wraps an error. The backtrace is captured here, as `RUST_BACKTRACE` says.
-    pub fn new<E: StdError + Send + Sync + 'static>(error: E) -> Failure {
+    pub fn new<E: crate::WrappableError>(error: E) -> Failure {
         Failure::wrapping(Box::new(error))
     }
 
