@@ -123,8 +123,7 @@ impl<Data: 'static> std::fmt::Debug for CalloopClock<Data> {
     }
 }
 
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl<Data: 'static> LocalClock for CalloopClock<Data> {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {

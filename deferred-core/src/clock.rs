@@ -32,6 +32,8 @@ use std::time::Duration;
 /// let _timer = clock.call_later(Duration::from_secs(1), Box::new(|| println!("tick")));
 /// assert_eq!(clock.scheduled.get(), 1);
 /// ```
+// The clocks' impls are `do_not_recommend`: the messages below name them, and the compiler's
+// own list of them would change with the features.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `Clock`: it cannot time a `Deferred` or its helpers",
     label = "not a `Clock`",
@@ -265,8 +267,7 @@ impl ManualClock {
     }
 }
 
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl Clock for ManualClock {
     fn now(&self) -> Duration {
@@ -371,8 +372,7 @@ static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// A `ManualClock` serves local chains too. A local call runs when the clock is advanced on the
 /// thread that scheduled it (the only thread a local chain lives on); advanced from another
 /// thread, it is skipped there.
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl LocalClock for ManualClock {
     fn now(&self) -> Duration {

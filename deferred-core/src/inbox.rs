@@ -833,8 +833,7 @@ impl fmt::Debug for InboxClock {
     }
 }
 
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl LocalClock for InboxClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {

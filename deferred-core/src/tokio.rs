@@ -133,8 +133,7 @@ fn tokio_now() -> Duration {
     now.saturating_duration_since(*EPOCH.get_or_init(|| now))
 }
 
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl Clock for TokioClock {
     /// Tokio's time: paused and advanced with the runtime's clock in tests.
@@ -258,8 +257,7 @@ impl TokioLocalClock {
     }
 }
 
-// Not listed in the messages of `Clock` and `LocalClock`, which name the clocks themselves
-// (the list would change with the features).
+// Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl LocalClock for TokioLocalClock {
     /// Tokio's time: paused and advanced with the runtime's clock in tests.

@@ -172,12 +172,13 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #[allow(dead_code)]
         const #steps_var: #krate::__private::Steps = &[#(#step_locations),*];
     };
-    let captured = captured_by_step(chain);
+    let collected = collect_steps(chain);
+    let captured = captured_by_step(&collected);
     let captures = captured_names(&captured).into_iter().map(|name| {
         let check = quote_spanned!(name.span()=> #kind_var.captured(&#name));
         quote_spanned!(site=> let #kind_var = #check;)
     });
-    let assigned = assigned_captures(chain);
+    let assigned = assigned_captures(chain, &collected);
     let assigned = assigned.iter().map(assigned_check);
     let captured_again = captured_again(chain, &captured).into_iter().map(|name| {
         let facade = self::krate(name.span());
@@ -673,28 +674,39 @@ impl<'ast> Visit<'ast> for Collect {
 /// By step, in order: each name a step's closure captures, once, and whether the closure takes
 /// the value whole somewhere (any use but as a field's base, `cfg.limit`, or before a `.` in a
 /// formatting macro's arguments: a closure that names only a field takes only that field).
-fn captured_by_step(chain: &Chain) -> Vec<Vec<(Ident, bool)>> {
-    let bound_by_steps = bound_by_steps(chain);
-    chain
-        .steps
+fn captured_by_step(collected: &[Collect]) -> Vec<Vec<(Ident, bool)>> {
+    collected
         .iter()
-        .map(|step| {
-            let Handler::Closure(closure) = &step.handler else {
-                return Vec::new();
-            };
-            let mut collect = Collect::default();
-            collect.visit_expr(&closure.body);
+        .map(|collect| {
             let mut names: Vec<(Ident, bool)> = Vec::new();
-            for (name, whole) in collect.used {
-                if bound_by_steps.contains(&name.to_string()) {
-                    continue;
-                }
+            for (name, whole) in collect.used.iter().cloned() {
                 match names.iter_mut().find(|(known, _)| *known == name) {
                     Some((_, taken_whole)) => *taken_whole |= whole,
                     None => names.push((name, whole)),
                 }
             }
             names
+        })
+        .collect()
+}
+
+/// Each step's body walked once ([`Collect`]), for [`captured_by_step`] and
+/// [`assigned_captures`]: the names it uses and assigns to from around it, but those the
+/// chain's steps bind (a step with no closure: none).
+fn collect_steps(chain: &Chain) -> Vec<Collect> {
+    let bound_by_steps = bound_by_steps(chain);
+    let from_around = |name: &Ident| !bound_by_steps.contains(&name.to_string());
+    chain
+        .steps
+        .iter()
+        .map(|step| {
+            let mut collect = Collect::default();
+            if let Handler::Closure(closure) = &step.handler {
+                collect.visit_expr(&closure.body);
+            }
+            collect.used.retain(|(name, _)| from_around(name));
+            collect.assigned.retain(from_around);
+            collect
         })
         .collect()
 }
@@ -736,10 +748,9 @@ fn is_compound_assignment(op: &syn::BinOp) -> bool {
 /// error from the compiler (at most an "unused assignment" warning, and none when the step reads
 /// its copy after). The expansion checks each one's type (`__private::assigned_in_step`): an
 /// error for a `Copy` value, nothing for another, which the step took whole.
-fn assigned_captures(chain: &Chain) -> Vec<Ident> {
-    let bound_by_steps = bound_by_steps(chain);
+fn assigned_captures(chain: &Chain, collected: &[Collect]) -> Vec<Ident> {
     let mut assigned = Vec::new();
-    for step in &chain.steps {
+    for (step, collect) in chain.steps.iter().zip(collected) {
         let Handler::Closure(closure) = &step.handler else {
             continue;
         };
@@ -747,14 +758,7 @@ fn assigned_captures(chain: &Chain) -> Vec<Ident> {
             // `move |..|`: the step says it owns what it uses.
             continue;
         }
-        let mut collect = Collect::default();
-        collect.visit_expr(&closure.body);
-        assigned.extend(
-            collect
-                .assigned
-                .into_iter()
-                .filter(|name| !bound_by_steps.contains(&name.to_string())),
-        );
+        assigned.extend(collect.assigned.iter().cloned());
     }
     assigned
 }
@@ -1349,7 +1353,7 @@ mod tests {
             catch |e| format!("{name}: {e} {}", cfg.limit)
             finally || drop(&name)
         });
-        let captured = captured_by_step(&chain);
+        let captured = captured_by_step(&collect_steps(&chain));
         let again: Vec<String> = captured_again(&chain, &captured)
             .iter()
             .map(ToString::to_string)
@@ -1373,7 +1377,7 @@ mod tests {
             then |d| { for item in items.iter() { let _ = item; } d }
             then |e| { let rest = e; rest + rest }
         });
-        let names: Vec<Vec<String>> = captured_by_step(&chain)
+        let names: Vec<Vec<String>> = captured_by_step(&collect_steps(&chain))
             .iter()
             .map(|names| names.iter().map(|(name, _)| name.to_string()).collect())
             .collect();
@@ -1402,7 +1406,7 @@ mod tests {
             then |a| format!("{n} items, {a}", n = a + 1)
             catch |e| format!("{n}")
         });
-        let captured = captured_by_step(&chain);
+        let captured = captured_by_step(&collect_steps(&chain));
         let names: Vec<Vec<String>> = captured
             .iter()
             .map(|names| names.iter().map(|(name, _)| name.to_string()).collect())
