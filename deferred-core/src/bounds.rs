@@ -49,6 +49,28 @@ pub trait WrappableError: std::error::Error + Send + Sync + 'static {}
 #[diagnostic::do_not_recommend]
 impl<X: std::error::Error + Send + Sync + 'static> WrappableError for X {}
 
+/// Every `From<Failure>` type: what a chain's error type must be. A chain makes failures of its
+/// own — a panic in a step, a cancel, a Resolver dropped unfired, a timeout — and must be able
+/// to hold them in its error type. [`Failure`](crate::Failure), the default, is one; so is any
+/// error type of yours with a `From<Failure>` impl. In generic code, `E: FromFailure` is
+/// `E: From<Failure>`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a chain's error type: it is not `From<Failure>`",
+    label = "this fails with `{Self}`, which cannot hold the failures a chain makes itself",
+    note = "a chain makes failures of its own (a panic in a step, a cancel, a Resolver dropped \
+            unfired), so its error type must be `From<Failure>`",
+    note = "use `Failure`, the default, into which every std error converts with `?`: where a \
+            closure gives another error type, write `Ok(work()?)` in it and name the result's \
+            type (`let d: Deferred<String> = ..`); for an error type of your own, implement \
+            `From<Failure>` for it"
+)]
+pub trait FromFailure: From<crate::Failure> + 'static {}
+
+// Not recommended in messages, as for `Sendable`: the note "required for `io::Error` to implement
+// `FromFailure`", and the list of `From` impls `io::Error` has, add nothing to the message above.
+#[diagnostic::do_not_recommend]
+impl<X: From<crate::Failure> + 'static> FromFailure for X {}
+
 /// Every type: a [`LocalDeferred`](crate::LocalDeferred)'s values, errors and steps stay on its
 /// thread, so they need not be `Send`.
 pub trait LocalValue {}

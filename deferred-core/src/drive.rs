@@ -37,12 +37,13 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
+use crate::bounds::FromFailure;
 use crate::{Deferred, Failure, Resolver};
 
 impl<T, E> Deferred<T, E>
 where
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     /// Runs `future` with no runtime at all and returns a Deferred of its output: `future` is
     /// polled now, on this thread; then again on whichever thread wakes it, inside `wake()`;
@@ -150,7 +151,7 @@ struct Task<F, T, E>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     state: Mutex<State<F, T, E>>,
     /// Where a cancelled task puts its Resolver, so it is not dropped (which would fire
@@ -183,7 +184,7 @@ impl<F, T, E> Task<F, T, E>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     fn lock(&self) -> MutexGuard<'_, State<F, T, E>> {
         // No user code runs under the lock (the future is polled and dropped outside it), so
@@ -286,7 +287,7 @@ impl<F, T, E> Wake for Task<F, T, E>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     fn wake(self: Arc<Self>) {
         self.run();
@@ -301,7 +302,7 @@ impl<F, T, E> Drop for Task<F, T, E>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     /// The last waker is gone: nobody can ever wake the future. Drop it; dropping the Resolver
     /// then fails the Deferred with `NeverFired`. A panic in the future's `Drop` does not unwind

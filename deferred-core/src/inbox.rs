@@ -49,6 +49,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
+use crate::bounds::FromFailure;
 use crate::clock::{LocalClock, LocalDelayedCall};
 use crate::failure::Failure;
 use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
@@ -288,7 +289,7 @@ impl Inbox {
     pub fn pending<T, E>(&self) -> (LocalDeferred<T, E>, HomeResolver<T, E>)
     where
         T: Send + 'static,
-        E: From<Failure> + Send + 'static,
+        E: FromFailure + Send + 'static,
     {
         let (deferred, resolver) = LocalDeferred::pending();
         (deferred, self.home_resolver(resolver))
@@ -303,7 +304,7 @@ impl Inbox {
     ) -> (LocalDeferred<T, E>, HomeResolver<T, E>)
     where
         T: Send + 'static,
-        E: From<Failure> + Send + 'static,
+        E: FromFailure + Send + 'static,
     {
         let (deferred, resolver) = LocalDeferred::with_canceller(canceller);
         (deferred, self.home_resolver(resolver))
@@ -312,7 +313,7 @@ impl Inbox {
     fn home_resolver<T, E>(&self, resolver: LocalResolver<T, E>) -> HomeResolver<T, E>
     where
         T: Send + 'static,
-        E: From<Failure> + Send + 'static,
+        E: FromFailure + Send + 'static,
     {
         let key = self.home.keep(Box::new(resolver));
         HomeResolver {
@@ -344,7 +345,7 @@ impl Inbox {
     pub fn adopt<T, E>(&self, deferred: Deferred<T, E>) -> LocalDeferred<T, E>
     where
         T: Send + 'static,
-        E: From<Failure> + Send + 'static,
+        E: FromFailure + Send + 'static,
     {
         let upstream = deferred.cancel_handle();
         let (local, home) = self.pending_with_canceller(move || upstream.cancel());
@@ -363,7 +364,7 @@ impl Inbox {
     pub fn defer_to_thread<T, E, F>(&self, work: F) -> LocalDeferred<T, E>
     where
         T: Send + 'static,
-        E: From<Failure> + Send + 'static,
+        E: FromFailure + Send + 'static,
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         self.adopt(crate::defer_to_thread(work))
@@ -397,7 +398,7 @@ impl Inbox {
     pub fn spawn<T, E, F>(&self, future: F) -> LocalDeferred<T, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: FromFailure + 'static,
         F: Future<Output = Result<T, E>> + 'static,
     {
         let at = Location::caller();
@@ -751,7 +752,7 @@ trait PollTask {
     fn poll_once(&mut self) -> Poll<()>;
 }
 
-impl<T: 'static, E: From<Failure> + 'static> PollTask for Option<Task<T, E>> {
+impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
     fn poll_once(&mut self) -> Poll<()> {
         let Some(task) = self else {
             return Poll::Ready(());

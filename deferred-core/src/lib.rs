@@ -19,7 +19,7 @@
 //! | `local.rs` | the one-thread kind: [`LocalDeferred`], [`LocalResolver`], and how its chains are shared |
 //! | `chain/` | what both kinds run: the state machine, the `add_*` methods, cancellation, the helpers (its `mod.rs` lists them) |
 //! | `chain/shared_result.rs` | [`SharedResult`]: one result, many consumers |
-//! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]), and what a `Failure` wraps ([`WrappableError`]) |
+//! | `bounds.rs` | what each kind's values and steps must be ([`Sendable`], [`LocalValue`]), what a `Failure` wraps ([`WrappableError`]), and what a chain's error type must be ([`FromFailure`]) |
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
 //! | `trace.rs` | (feature `tracing`) trace-level events of a chain's life: created, fired, each step, waits, cancels |
@@ -83,7 +83,7 @@ mod trace;
 mod unhandled;
 
 pub use backoff::{Delays, GaveUp, RetryError, RetryPolicy};
-pub use bounds::{LocalValue, Sendable, Shareable, WrappableError};
+pub use bounds::{FromFailure, LocalValue, Sendable, Shareable, WrappableError};
 #[cfg(feature = "calloop")]
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub use calloop::CalloopClock;

@@ -157,8 +157,9 @@ pub(crate) mod kind {
 /// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
 /// the current thread until it fires.
 ///
-/// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works, so
-/// that panics, cancellations and dropped Resolvers can be expressed in it.
+/// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works (the
+/// bound [`FromFailure`](crate::FromFailure) names), so that panics, cancellations and dropped
+/// Resolvers can be expressed in it.
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
               a failure in it is reported as unhandled when it is dropped"]
 pub struct Deferred<T, E: 'static = Failure> {

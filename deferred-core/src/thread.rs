@@ -10,6 +10,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::{Condvar, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
+use crate::bounds::FromFailure;
 use crate::{Deferred, Failure};
 
 /// The most threads the std pool runs at once (Twisted's reactor pool has 10 too).
@@ -38,7 +39,7 @@ const IDLE_EXIT: Duration = Duration::from_secs(60);
 pub fn defer_to_thread<T, E, F>(work: F) -> Deferred<T, E>
 where
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
     F: FnOnce() -> Result<T, E> + Send + 'static,
 {
     let at = Location::caller();

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
+use crate::bounds::FromFailure;
 use crate::inbox::WeakInbox;
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
@@ -26,7 +27,7 @@ use crate::{
 impl<T, E> Deferred<T, E>
 where
     T: Send + 'static,
-    E: From<Failure> + Send + 'static,
+    E: FromFailure + Send + 'static,
 {
     /// Spawns `future` on the current tokio runtime and returns a Deferred of its output.
     /// Cancelling the Deferred aborts the task; a panic in the future becomes a [`Failure`].
@@ -279,7 +280,7 @@ impl LocalClock for TokioLocalClock {
 impl<T, E> LocalDeferred<T, E>
 where
     T: 'static,
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
 {
     /// Spawns `future` on the current tokio [`LocalSet`](tokio::task::LocalSet) (with
     /// `spawn_local`, so it need not be `Send`: it may hold `Rc` state and use tokio's timers

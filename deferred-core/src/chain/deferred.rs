@@ -14,6 +14,7 @@ use std::task::{Context, Poll, Waker};
 use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
 use self::kind::{Blocker, Ptr, Sendable};
+use crate::bounds::FromFailure;
 use crate::failure::{Failure, PanicTrail};
 use crate::run_loop;
 use crate::unhandled;
@@ -65,7 +66,7 @@ pub(crate) fn run_step<T, U, E, F>(
     step: &'static Location<'static>,
 ) -> Deferred<U, E>
 where
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
     crate::trace::chain_event!(%step, ok = result.is_ok(), "step");
@@ -81,7 +82,7 @@ pub(crate) fn unwound_at<T, U, E, F>(
     step: &'static Location<'static>,
 ) -> Deferred<U, E>
 where
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
     match catch_unwind(AssertUnwindSafe(move || f(result, step))) {
@@ -334,7 +335,7 @@ fn spent() -> ! {
 impl<T, E> Deferred<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// An unfired Deferred and the one handle that fires it.
     ///
@@ -859,7 +860,7 @@ fn take<T: Sendable + 'static, E: Sendable + 'static>(
 impl<T, E> Future for Deferred<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     type Output = Result<T, E>;
 

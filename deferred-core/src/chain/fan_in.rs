@@ -38,6 +38,7 @@ use super::pending::stage::{Slot, take};
 use super::pending::{AnyChain, Arrive};
 use super::{CellGuard as Guard, CellLock as Lock, Flag, Ptr, Sendable, Shareable, Weak};
 use super::{Deferred, Outcome, Resolver, SPENT};
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::unhandled;
 
@@ -126,7 +127,7 @@ pub(crate) fn fan_in<T, E, P>(
 ) -> Deferred<P::Output, P::Error>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
     let count = inputs.len();
@@ -260,7 +261,7 @@ enum Next<T, E: 'static, D, K, O, F: 'static> {
 impl<T, E, P> Shared<T, E, P>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
     fn lock(&self) -> Guard<'_, ProgressOf<T, E, P>> {
@@ -369,7 +370,7 @@ where
 impl<T, E, P> Arrive<E> for Shared<T, E, P>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
     fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>) {
@@ -383,7 +384,7 @@ where
 impl<T, E, P> Inputs for Shared<T, E, P>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
     /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs

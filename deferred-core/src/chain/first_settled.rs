@@ -5,6 +5,7 @@
 use super::Deferred;
 use super::Sendable;
 use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::NoInputs;
 
@@ -42,7 +43,7 @@ pub fn first_settled<T, E>(
 ) -> Deferred<(usize, T), E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     fan_in(
         inputs.into_iter().collect(),
@@ -60,7 +61,7 @@ struct FirstToSettle;
 impl<T, E> Policy<T, E> for FirstToSettle
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     type Decision = (usize, Result<T, E>);
     /// Nothing is ever kept: every result decides.

@@ -4,6 +4,7 @@
 use super::Deferred;
 use super::Sendable;
 use super::list::DeferredList;
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 
 /// Waits for every input and fires with their values in input order; fails as soon as one input
@@ -33,7 +34,7 @@ use crate::failure::Failure;
 pub fn gather_results<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<Vec<T>>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Into<Failure> + Sendable + 'static,
+    E: FromFailure + Into<Failure> + Sendable + 'static,
 {
     DeferredList::new(inputs).fire_on_one_errback()
 }

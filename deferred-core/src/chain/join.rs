@@ -11,7 +11,7 @@
 use super::Deferred;
 use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use super::{Lock, Ptr, Sendable};
-use crate::failure::Failure;
+use crate::bounds::FromFailure;
 
 /// A tuple of 2 to 12 Deferreds with one error type `E`, of any value types: what
 /// [`join`] and [`join_settled`] take. Implemented for tuples only (sealed); the methods are
@@ -116,7 +116,7 @@ impl<S, O, E> Policy<(), E> for Assemble<S, O>
 where
     S: Sendable + 'static,
     O: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// A failure (`join` only).
     type Decision = E;
@@ -167,7 +167,7 @@ macro_rules! joins {
         #[diagnostic::do_not_recommend]
         impl<E, $($T),+> Join<E> for ($(Deferred<$T, E>,)+)
         where
-            E: From<Failure> + Sendable + 'static,
+            E: FromFailure + Sendable + 'static,
             $($T: Sendable + 'static,)+
         {
             type Values = ($($T,)+);

@@ -17,6 +17,7 @@ use super::Deferred;
 use super::Sendable;
 use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
 
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::FirstSuccess;
 
@@ -58,7 +59,7 @@ pub struct DeferredList<T, E: 'static = Failure> {
 impl<T, E> DeferredList<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// A list over `inputs`; nothing is attached to them until you choose how it fires.
     ///
@@ -222,7 +223,7 @@ pub fn settle_all<T, E>(
 ) -> Deferred<Vec<Result<T, E>>, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     DeferredList::new(inputs).all()
 }
@@ -233,7 +234,7 @@ struct AllResults;
 impl<T, E> Policy<T, E> for AllResults
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     type Decision = std::convert::Infallible;
     type Kept = Result<T, E>;
@@ -264,7 +265,7 @@ struct FireOnFirstSuccess;
 impl<T, E> Policy<T, E> for FireOnFirstSuccess
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     type Decision = (usize, T);
     type Kept = E;

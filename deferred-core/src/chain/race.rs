@@ -4,6 +4,7 @@
 use super::Deferred;
 use super::Sendable;
 use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::FailureGroup;
 
@@ -43,7 +44,7 @@ use crate::outcome::FailureGroup;
 pub fn race<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<(usize, T)>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Into<Failure> + Sendable + 'static,
+    E: FromFailure + Into<Failure> + Sendable + 'static,
 {
     fan_in(
         inputs.into_iter().collect(),

@@ -25,6 +25,7 @@ use std::fmt;
 use super::pending::cancel::CancelHandle;
 use super::{Deferred, Resolver};
 use super::{Lock, Ptr, Sendable, Shareable, Weak};
+use crate::bounds::FromFailure;
 use crate::failure::{Failure, SharedFailure};
 use crate::unhandled;
 
@@ -132,7 +133,7 @@ where
     /// ```
     pub fn new<E>(source: Deferred<T, E>) -> SharedResult<T>
     where
-        E: From<Failure> + Into<Failure> + Sendable + 'static,
+        E: FromFailure + Into<Failure> + Sendable + 'static,
     {
         let core = Ptr::new(Core {
             state: Lock::new(State {
@@ -347,7 +348,7 @@ impl<T> fmt::Debug for SharedResult<T> {
 impl<T, E> Deferred<T, E>
 where
     T: Clone + Shareable + 'static,
-    E: From<Failure> + Into<Failure> + Sendable + 'static,
+    E: FromFailure + Into<Failure> + Sendable + 'static,
 {
     /// This Deferred's result for many consumers: [`SharedResult::new`]`(self)`.
     ///

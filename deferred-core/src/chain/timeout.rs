@@ -17,12 +17,13 @@ use std::time::Duration;
 use super::Clock;
 use super::Deferred;
 use super::{Flag, Ptr, Sendable};
+use crate::bounds::FromFailure;
 use crate::failure::{Failure, TimedOut};
 
 impl<T, E> Deferred<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// Fails the chain with [`TimedOut`] if it has not fired `after` from now on `clock`
     /// (Twisted's `addTimeout`): when the deadline comes, the chain is [cancelled](Deferred::cancel)
@@ -119,7 +120,7 @@ where
 /// success or another failure produced by the canceller) passes through.
 fn cancellation_to_timeout<T, E>(result: Result<T, E>, after: Duration) -> Result<T, E>
 where
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
 {
     match result {
         Err(error) if is_cancellation(&error) => Err(E::from(Failure::new(TimedOut::new(after)))),

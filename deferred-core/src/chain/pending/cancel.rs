@@ -30,6 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use super::super::Delivery;
 use super::super::{Ptr, Sendable, Shareable};
 use super::{AnyChain, Chain, Inner, Phase, same_chain};
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -232,7 +233,7 @@ pub(crate) enum Walk {
 impl<T, E> Cancel for Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();

@@ -65,7 +65,7 @@ use std::task::Waker;
 use self::cancel::{Cancel, Inputs, Remembered};
 use self::stage::{Added, Slot, Stage, Stages};
 use super::{CellGuard as Guard, CellLock as Lock, Delivery, Ptr, Sendable, Shareable, Weak};
-use crate::failure::Failure;
+use crate::bounds::FromFailure;
 
 pub(crate) mod cancel;
 mod run;
@@ -396,7 +396,7 @@ impl<T, E: 'static> Chain<T, E> {
 impl<T, E> Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// A chain whose root a `Resolver` made at `at` fires, with an optional canceller.
     #[cfg_attr(feature = "registry", track_caller)]
@@ -539,7 +539,7 @@ fn set_listener<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, new: Listener<
 impl<T, E> AnyChain<E> for Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     fn as_any(&self) -> &dyn std::any::Any {
         self

@@ -6,6 +6,7 @@ use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
 use super::{AnyChain, Chain, Current, Fire, Guard, Listener, Part, Parts, Phase, same_chain};
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::run_loop;
 
@@ -51,7 +52,7 @@ impl<T, E: 'static> Chain<T, E> {
 impl<T, E> Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// How a root fires (`Firing`), under its lock.
     pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Parts<T, E>>, fire: Fire<T, E>) {
@@ -275,7 +276,7 @@ where
 impl<T, E> Delivery for Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// A run queued on this thread's run loop: the root's result, the result that arrived from
     /// the Deferred the chain waited on, or the last result of a run that let the queue go
@@ -296,7 +297,7 @@ where
 impl<T, E> Chain<T, E>
 where
     T: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on (see
     /// [`AnyChain::arrive`]).

@@ -19,6 +19,7 @@ use super::super::Deferred;
 use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::super::{Ptr, Sendable};
 use super::AnyChain;
+use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::unhandled;
 
@@ -93,7 +94,7 @@ pub(crate) fn run_now<In, Out, E>(
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
 {
     match stage.run(&mut input, step) {
         Flow::Ready(None) => Deferred::from_output(take::<Out, E>(&mut input)),
@@ -124,7 +125,7 @@ impl<In, Out, E, F> Runs<In, Out, E> for F
 where
     In: 'static,
     Out: 'static,
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     #[inline]
@@ -154,7 +155,7 @@ pub(crate) fn stage<In, Out, E, F>(run: F) -> Box<dyn Stage<E>>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     boxed::<In, Out, E, F>(run)
@@ -166,7 +167,7 @@ fn boxed<In, Out, E, R>(run: R) -> Box<dyn Stage<E>>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     R: Runs<In, Out, E>,
 {
     if TypeId::of::<In>() == TypeId::of::<Out>() {
@@ -200,7 +201,7 @@ fn input<In: 'static, E: 'static>(
 /// What the Deferred a step returned amounts to; one already polled to completion is a step's
 /// mistake, not the chain's: it fails the chain.
 #[inline]
-fn outcome<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Outcome<Out, E> {
+fn outcome<Out, E: FromFailure + 'static>(next: Deferred<Out, E>) -> Outcome<Out, E> {
     match next.into_outcome() {
         Outcome::Spent => Outcome::Ready(Err(E::from(Failure::msg(SPENT)))),
         outcome => outcome,
@@ -218,7 +219,7 @@ pub(crate) fn put<T: 'static, E: 'static>(slot: &mut dyn Slot<E>, result: Option
 
 /// What a stage's run gave, from the Deferred its function returned.
 #[inline]
-fn ran<Out, E: From<Failure> + 'static>(next: Deferred<Out, E>) -> Ran<Out, E> {
+fn ran<Out, E: FromFailure + 'static>(next: Deferred<Out, E>) -> Ran<Out, E> {
     match outcome(next) {
         Outcome::Ready(result) => Ran::Ready(result),
         Outcome::Waiting(link) => Ran::Wait(link),
@@ -230,7 +231,7 @@ impl<In, Out, E, R> Stage<E> for Step<In, Out, E, R>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     R: Runs<In, Out, E>,
 {
     fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
@@ -254,7 +255,7 @@ impl<In, Out, E, R> Stage<E> for Changing<In, Out, E, R>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     R: Runs<In, Out, E>,
 {
     fn run(
@@ -325,7 +326,7 @@ pub(crate) fn run_then<In, Out, E, F, Th>(
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
     Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
 {
@@ -340,7 +341,7 @@ impl<In, Out, E, F, Th> Runs<In, Out, E> for RunThen<F, Th>
 where
     In: Sendable + 'static,
     Out: Sendable + 'static,
-    E: From<Failure> + Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
     F: FnOnce(Result<In, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
     Th: FnOnce(Deferred<Out, E>) -> Deferred<Out, E> + Sendable + 'static,
 {
@@ -370,7 +371,7 @@ struct ThenStage<F>(F);
 impl<Out, E, F> Runs<Out, Out, E> for ThenStage<F>
 where
     Out: 'static,
-    E: From<Failure> + 'static,
+    E: FromFailure + 'static,
     F: FnOnce(Result<Out, E>, &'static Location<'static>) -> Deferred<Out, E> + Sendable + 'static,
 {
     #[inline]
