@@ -18,7 +18,7 @@ use std::backtrace::BacktraceStatus;
 use std::cell::Cell;
 use std::collections::VecDeque;
 
-use deferred::{Deferred, Resolver, chain, gather_results};
+use deferred::{Deferred, Resolver, chain, gather_results, join, join_settled};
 use futures::FutureExt;
 
 #[path = "../benches/common/mod.rs"]
@@ -488,6 +488,46 @@ fn gather_results_of_pending_deferreds() {
     assert_eq!(
         array, 3,
         "the inputs' Vec, the shared state and the output's link"
+    );
+}
+
+/// `join` of pending Deferreds of different types, from making it to taking its tuple: what
+/// `gather_results` of an array makes (the inputs' places, the shared state and the output's
+/// link), whatever the arity; no step is added to the inputs, and nothing is allocated for a
+/// value. `join_settled` the same.
+#[test]
+fn join_of_pending_deferreds() {
+    fn joined(settled: bool) -> usize {
+        let (a, resolve_a) = Deferred::<u64>::pending();
+        let (b, resolve_b) = Deferred::<String>::pending();
+        let (c, resolve_c) = Deferred::<bool>::pending();
+        let (allocations, values) = allocations_in(|| {
+            let fire = move || {
+                resolve_c.callback(true);
+                resolve_a.callback(7);
+                resolve_b.callback(String::new());
+            };
+            if settled {
+                let all = join_settled((a, b, c));
+                fire();
+                let (a, b, c) = all.wait().unwrap();
+                (a.unwrap(), b.unwrap(), c.unwrap())
+            } else {
+                let all = join((a, b, c));
+                fire();
+                all.wait().unwrap()
+            }
+        });
+        assert_eq!(values, (7, String::new(), true));
+        allocations
+    }
+    joined(false); // warm-up: the run loop's queue
+    let (all, settled) = (joined(false), joined(true));
+    println!("join of 3 pending Deferreds: {all}, join_settled: {settled}");
+    assert_eq!(all, 3, "the places, the shared state and the output's link");
+    assert_eq!(
+        settled, 3,
+        "the places, the shared state and the output's link"
     );
 }
 

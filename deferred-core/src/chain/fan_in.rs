@@ -72,6 +72,17 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// The combinator is about to cancel its inputs (its output was cancelled, or a result
     /// decided and the leftovers say to cancel the rest). Runs outside the lock.
     fn cancelling(&self) {}
+
+    /// Takes input `index`'s result out of the slot its chain hands on. Every input's result is
+    /// a `Result<T, E>`, but for `join`'s, whose inputs are each of its own type: its `T` wraps
+    /// them, and it takes each by its index.
+    fn take_arrival(_index: usize, from: &mut dyn Slot<E>) -> Option<Result<T, E>>
+    where
+        T: 'static,
+        E: 'static,
+    {
+        take::<T, E>(from)
+    }
 }
 
 /// How a policy sorted one result.
@@ -130,21 +141,32 @@ where
     E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
-    let count = inputs.len();
-    assert!(
-        u32::try_from(count).is_ok(),
-        "a combinator takes at most u32::MAX inputs"
-    );
     // Every input has its place before any arrives: a result that decides at once (`race`)
     // cancels the inputs after it. Made in the inputs' own `Vec` when the layouts allow.
     let places: Vec<Place<T, E, P::Kept>> = inputs
         .into_iter()
-        .map(|input| match input.into_outcome() {
-            Outcome::Waiting(chain) => Place::Pending(chain),
-            Outcome::Ready(result) => Place::Fired(result),
-            Outcome::Spent => panic!("{SPENT}"),
-        })
+        .map(|input| Place::of(input, |value| value))
         .collect();
+    fan_in_places(places, policy, leftovers)
+}
+
+/// [`fan_in`] over the inputs' places, made with [`Place::of`] (`join`'s, whose inputs are each
+/// of its own type, wrapped in one `T`).
+pub(crate) fn fan_in_places<T, E, P>(
+    places: Vec<Place<T, E, P::Kept>>,
+    policy: P,
+    leftovers: Leftovers,
+) -> Deferred<P::Output, P::Error>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    let count = places.len();
+    assert!(
+        u32::try_from(count).is_ok(),
+        "a combinator takes at most u32::MAX inputs"
+    );
     let mut output = None;
     let shared = Ptr::new_cyclic(|shared: &Weak<Shared<T, E, P>>| {
         let (deferred, resolver) = Deferred::pending_with(None, Location::caller());
@@ -232,7 +254,7 @@ struct Progress<T, E: 'static, K, O, F: 'static> {
 }
 
 /// An input's place in the combinator.
-enum Place<T, E: 'static, K> {
+pub(crate) enum Place<T, E: 'static, K> {
     /// Not arrived: its chain, to cancel it.
     Pending(Ptr<dyn AnyChain<E>>),
     /// It had fired when the combinator was built: its result arrives in the build.
@@ -241,6 +263,18 @@ enum Place<T, E: 'static, K> {
     Kept(K),
     /// Arrived, and nothing of it is kept here.
     Gone,
+}
+
+impl<T, E: 'static, K> Place<T, E, K> {
+    /// The place of `input`, whose value `wrap` makes the combinator's `T`.
+    #[inline]
+    pub(crate) fn of<U>(input: Deferred<U, E>, wrap: fn(U) -> T) -> Self {
+        match input.into_outcome() {
+            Outcome::Waiting(chain) => Place::Pending(chain),
+            Outcome::Ready(result) => Place::Fired(result.map(wrap)),
+            Outcome::Spent => panic!("{SPENT}"),
+        }
+    }
 }
 
 /// What an arrival leads to, worked out under the lock and carried out after it.
@@ -374,7 +408,7 @@ where
     P: Policy<T, E>,
 {
     fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>) {
-        let Some(result) = take::<T, E>(from) else {
+        let Some(result) = P::take_arrival(index as usize, from) else {
             unreachable!("a chain hands on its result once it has one");
         };
         self.arrive_caught(index as usize, result);

@@ -2,15 +2,21 @@
 //! (futures' `try_join!` and `join!`, Bluebird's `Promise.join`, JavaScript's
 //! `Promise.allSettled` on a tuple). Up to 12 inputs.
 //!
-//! The inputs are typed apart, so they cannot go through `fan_in` as they are: each input's
-//! value is put in its own slot of a tuple of slots, and `fan_in` sees each input as a
-//! `Deferred<(), E>` (the same chain, one step longer) — so the rules of every combinator
-//! hold here too (`fan_in.rs`): each input arrives once, the output fires once, cancelling the
-//! output cancels every input, and no user code runs under the lock.
+//! The inputs are typed apart, and go through `fan_in` as one type: each arity has an enum with
+//! a variant for each input (`Input::A(a)`, `Input::B(b)`, ...). An input that had fired is
+//! wrapped when the join is made; a pending one hands its result to the join as every
+//! combinator's input does (no step is added to its chain), and the join takes it out of the
+//! slot by its index (`Policy::take_arrival`). So the rules of every combinator hold here too
+//! (`fan_in.rs`): each input arrives once, the output fires once, cancelling the output cancels
+//! every input, and no user code runs under the lock; and a join costs what `gather_results`
+//! does: its inputs' places, the shared state and the output's chain.
+
+use std::marker::PhantomData;
 
 use super::Deferred;
-use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
-use super::{Lock, Ptr, Sendable};
+use super::Sendable;
+use super::fan_in::{Leftovers, Place, Policy, Sorted, fan_in_places};
+use super::pending::stage::{Slot, take};
 use crate::bounds::FromFailure;
 
 /// A tuple of 2 to 12 Deferreds with one error type `E`, of any value types: what
@@ -103,50 +109,6 @@ where
     inputs.join_settled()
 }
 
-/// The outcome of a join from its inputs' slots: `fan_in` decides when, this says what.
-struct Assemble<S, O> {
-    slots: Ptr<Lock<S>>,
-    /// Moves every value out of the slots (each has arrived).
-    assemble: fn(&mut S) -> O,
-    /// A failure decides (`join`), or nothing does (`join_settled`: its inputs never fail).
-    fail_fast: bool,
-}
-
-impl<S, O, E> Policy<(), E> for Assemble<S, O>
-where
-    S: Sendable + 'static,
-    O: Sendable + 'static,
-    E: FromFailure + Sendable + 'static,
-{
-    /// A failure (`join` only).
-    type Decision = E;
-    /// An input's value waits in its typed slot; what is kept here is whether it arrived
-    /// well (a failure is kept only by `join_settled`, whose inputs never fail).
-    type Kept = Result<(), E>;
-    type Output = O;
-    type Error = E;
-
-    fn sort(&self, _index: usize, result: Result<(), E>) -> Sorted<E, Result<(), E>> {
-        match result {
-            Err(error) if self.fail_fast => Sorted::Decides(error),
-            result => Sorted::Kept(result),
-        }
-    }
-
-    fn decided(&self, error: E) -> Result<O, E> {
-        Err(error)
-    }
-
-    fn settled(&self, _arrived: Vec<Result<(), E>>) -> Result<O, E> {
-        let mut slots = self.slots.lock();
-        Ok((self.assemble)(&mut slots))
-    }
-
-    fn unwanted(kept: Result<(), E>) -> Option<E> {
-        kept.err()
-    }
-}
-
 /// `join`: every input succeeded, or the first failure; the losers are cancelled and their
 /// answers dropped.
 const FAIL_FAST: Leftovers = Leftovers {
@@ -154,14 +116,137 @@ const FAIL_FAST: Leftovers = Leftovers {
     cancel_when_decided: true,
 };
 
-/// `join_settled`: its inputs (as `fan_in` sees them) never fail.
+/// `join_settled`: nothing decides; every result, a failure too, is kept in its place.
 const SETTLE: Leftovers = Leftovers {
     consume_errors: false,
     cancel_when_decided: false,
 };
 
 macro_rules! joins {
-    ($( ($($T:ident $i:tt),+) )+) => { $(
+    ($( $arity:ident ($($T:ident $i:tt),+) )+) => { $(
+        /// The join of this arity: its inputs as one type, and its two policies.
+        mod $arity {
+            use super::*;
+
+            /// One input's value, by the input's place in the tuple.
+            pub(super) enum Input<$($T),+> {
+                $($T($T),)+
+            }
+
+            /// Takes input `index`'s result, of its own type, out of `from`.
+            fn take_arrival<E: 'static, $($T: 'static),+>(
+                index: usize,
+                from: &mut dyn Slot<E>,
+            ) -> Option<Result<Input<$($T),+>, E>> {
+                match index {
+                    $($i => take::<$T, E>(from).map(|result| result.map(Input::$T)),)+
+                    _ => unreachable!("a join has one input of each index"),
+                }
+            }
+
+            /// `join`: every input succeeded (kept, wrapped), or the first failure decides.
+            pub(super) struct All<$($T),+>(pub(super) PhantomData<fn() -> ($($T,)+)>);
+
+            impl<E, $($T),+> Policy<Input<$($T),+>, E> for All<$($T),+>
+            where
+                E: FromFailure + Sendable + 'static,
+                $($T: Sendable + 'static,)+
+            {
+                type Decision = E;
+                type Kept = Input<$($T),+>;
+                type Output = ($($T,)+);
+                type Error = E;
+
+                fn sort(
+                    &self,
+                    _index: usize,
+                    result: Result<Input<$($T),+>, E>,
+                ) -> Sorted<E, Input<$($T),+>> {
+                    match result {
+                        Ok(value) => Sorted::Kept(value),
+                        Err(error) => Sorted::Decides(error),
+                    }
+                }
+
+                fn decided(&self, error: E) -> Result<($($T,)+), E> {
+                    Err(error)
+                }
+
+                fn settled(&self, kept: Vec<Input<$($T),+>>) -> Result<($($T,)+), E> {
+                    let mut kept = kept.into_iter();
+                    Ok(($(
+                        match kept.next() {
+                            Some(Input::$T(value)) => value,
+                            _ => unreachable!("every input is kept in its place"),
+                        },
+                    )+))
+                }
+
+                fn unwanted(_kept: Input<$($T),+>) -> Option<E> {
+                    None
+                }
+
+                fn take_arrival(
+                    index: usize,
+                    from: &mut dyn Slot<E>,
+                ) -> Option<Result<Input<$($T),+>, E>> {
+                    take_arrival(index, from)
+                }
+            }
+
+            /// `join_settled`: every result is kept, in its place; none decides.
+            pub(super) struct Settled<$($T),+>(pub(super) PhantomData<fn() -> ($($T,)+)>);
+
+            impl<E, $($T),+> Policy<Input<$($T),+>, E> for Settled<$($T),+>
+            where
+                E: FromFailure + Sendable + 'static,
+                $($T: Sendable + 'static,)+
+            {
+                type Decision = E;
+                type Kept = Result<Input<$($T),+>, E>;
+                type Output = ($(Result<$T, E>,)+);
+                type Error = E;
+
+                fn sort(
+                    &self,
+                    _index: usize,
+                    result: Result<Input<$($T),+>, E>,
+                ) -> Sorted<E, Result<Input<$($T),+>, E>> {
+                    Sorted::Kept(result)
+                }
+
+                fn decided(&self, error: E) -> Result<($(Result<$T, E>,)+), E> {
+                    // Nothing decides a settled join.
+                    Err(error)
+                }
+
+                fn settled(
+                    &self,
+                    kept: Vec<Result<Input<$($T),+>, E>>,
+                ) -> Result<($(Result<$T, E>,)+), E> {
+                    let mut kept = kept.into_iter();
+                    Ok(($(
+                        match kept.next() {
+                            Some(Ok(Input::$T(value))) => Ok(value),
+                            Some(Err(error)) => Err(error),
+                            _ => unreachable!("every input is kept in its place"),
+                        },
+                    )+))
+                }
+
+                fn unwanted(kept: Result<Input<$($T),+>, E>) -> Option<E> {
+                    kept.err()
+                }
+
+                fn take_arrival(
+                    index: usize,
+                    from: &mut dyn Slot<E>,
+                ) -> Option<Result<Input<$($T),+>, E>> {
+                    take_arrival(index, from)
+                }
+            }
+        }
+
         impl<E: 'static, $($T),+> sealed::Sealed for ($(Deferred<$T, E>,)+) {}
 
         #[diagnostic::do_not_recommend]
@@ -174,56 +259,28 @@ macro_rules! joins {
             type Results = ($(Result<$T, E>,)+);
 
             fn join(self) -> Deferred<Self::Values, E> {
-                fn assemble<$($T),+>(slots: &mut ($(Option<$T>,)+)) -> ($($T,)+) {
-                    ($(slots.$i.take().expect("every input has succeeded"),)+)
-                }
-                let slots = Ptr::new(Lock::new(($(None::<$T>,)+)));
-                let inputs = vec![$({
-                    let slots = slots.clone();
-                    self.$i.add_callback(move |value| {
-                        slots.lock().$i = Some(value);
-                        Ok::<(), E>(())
-                    })
-                }),+];
-                let policy = Assemble { slots, assemble: assemble::<$($T),+>, fail_fast: true };
-                fan_in(inputs, policy, FAIL_FAST)
+                let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
+                fan_in_places(places, $arity::All(PhantomData), FAIL_FAST)
             }
 
             fn join_settled(self) -> Deferred<Self::Results, E> {
-                fn assemble<E, $($T),+>(
-                    slots: &mut ($(Option<Result<$T, E>>,)+),
-                ) -> ($(Result<$T, E>,)+) {
-                    ($(slots.$i.take().expect("every input has fired"),)+)
-                }
-                let slots = Ptr::new(Lock::new(($(None::<Result<$T, E>>,)+)));
-                let inputs = vec![$({
-                    let slots = slots.clone();
-                    self.$i.add_both(move |result| {
-                        slots.lock().$i = Some(result);
-                        Ok::<(), E>(())
-                    })
-                }),+];
-                let policy = Assemble {
-                    slots,
-                    assemble: assemble::<E, $($T),+>,
-                    fail_fast: false,
-                };
-                fan_in(inputs, policy, SETTLE)
+                let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
+                fan_in_places(places, $arity::Settled(PhantomData), SETTLE)
             }
         }
     )+ };
 }
 
 joins! {
-    (A 0, B 1)
-    (A 0, B 1, C 2)
-    (A 0, B 1, C 2, D 3)
-    (A 0, B 1, C 2, D 3, F 4)
-    (A 0, B 1, C 2, D 3, F 4, G 5)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10)
-    (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10, M 11)
+    two (A 0, B 1)
+    three (A 0, B 1, C 2)
+    four (A 0, B 1, C 2, D 3)
+    five (A 0, B 1, C 2, D 3, F 4)
+    six (A 0, B 1, C 2, D 3, F 4, G 5)
+    seven (A 0, B 1, C 2, D 3, F 4, G 5, H 6)
+    eight (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7)
+    nine (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8)
+    ten (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9)
+    eleven (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10)
+    twelve (A 0, B 1, C 2, D 3, F 4, G 5, H 6, I 7, J 8, K 9, L 10, M 11)
 }
