@@ -1538,3 +1538,88 @@ fn queue_get_cancelled_while_an_item_is_put_on_another_thread_loses_no_item() {
         assert_eq!(queue.waiting(), 0);
     });
 }
+
+/// The fan-in (`fan_in.rs`, under every combinator): two inputs of different types fired on two
+/// threads while the join is being made on a third; each arrives once, in its place.
+#[test]
+fn join_of_inputs_fired_on_two_threads() {
+    model(PREEMPTIONS, || {
+        let (number, number_resolver) = Deferred::<u32>::pending();
+        let (flag, flag_resolver) = Deferred::<bool>::pending();
+        let firing_number = thread::spawn(move || number_resolver.callback(7));
+        let firing_flag = thread::spawn(move || flag_resolver.callback(true));
+        let probe = Probe::new();
+        probe.finish(
+            deferred_core::join((number, flag))
+                .add_callback(|(number, flag)| Ok(if flag { number + 100 } else { number })),
+        );
+        firing_number.join().unwrap();
+        firing_flag.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Ok(107));
+    });
+}
+
+/// A join cancelled while an input fails on another thread: the first failure decides (the
+/// input's, or a `Cancelled` from a canceller), each canceller runs at most once, and the
+/// failures the outcome leaves out are dropped, not reported.
+#[test]
+fn join_cancelled_while_an_input_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("join input");
+        let (first_cancels, second_cancels) = (counter(), counter());
+        let (first, first_resolver) = cancellable(&first_cancels);
+        let (second, _second_resolver) = cancellable(&second_cancels);
+        let joined =
+            deferred_core::join((first, second)).add_callback(|(a, b): (u32, u32)| Ok(a + b));
+        let handle = joined.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(joined);
+        let failure = Failure::msg(message.clone());
+        let failing = thread::spawn(move || first_resolver.errback(failure));
+        handle.cancel();
+        failing.join().unwrap();
+        assert!(first_cancels.load(SeqCst) <= 1);
+        assert_eq!(
+            second_cancels.load(SeqCst),
+            1,
+            "the join cancels its pending inputs"
+        );
+        match probe.outcome() {
+            Outcome::Cancelled => {}
+            Outcome::Other(text) => assert_eq!(text, message),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert_eq!(
+            reported_by_this_test(),
+            0,
+            "a join consumes what it leaves out"
+        );
+    });
+}
+
+/// `gather_results`: one input fails on one thread while another succeeds on a second; the
+/// failure decides, whichever lands first, and nothing is reported.
+#[test]
+fn gather_results_of_a_failure_and_a_success_on_two_threads() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("gathered");
+        let (ok, ok_resolver) = Deferred::<u32>::pending();
+        let (bad, bad_resolver) = Deferred::<u32>::pending();
+        let failure = Failure::msg(message.clone());
+        let succeeding = thread::spawn(move || ok_resolver.callback(1));
+        let failing = thread::spawn(move || bad_resolver.errback(failure));
+        let probe = Probe::new();
+        probe.finish(
+            deferred_core::gather_results([ok, bad]).add_callback(|values| Ok(values.len() as u32)),
+        );
+        succeeding.join().unwrap();
+        failing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Other(text) => assert!(text.contains(&message), "{text}"),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
