@@ -304,6 +304,39 @@ fn a_step_assigns_to_its_own_names() {
     // 3 + 1 = 4; 4 + (1 + 2 + 3 + 4) = 14; 14 + 9 = 23.
     assert_eq!(d.wait().unwrap(), 23);
     assert_eq!(budget, 10);
+
+    // Fields: of a value that is not `Copy`, moved into the step (and given on), of the step's
+    // own parameter, and of a `Copy` value in a step written `move`.
+    #[derive(Default)]
+    struct Tally {
+        count: u32,
+        names: Vec<String>,
+    }
+    #[derive(Clone, Copy, Default)]
+    struct Position {
+        x: u32,
+    }
+    let mut tally = Tally::default();
+    let mut position = Position::default();
+    let d = chain! {
+        Deferred::<u32>::succeed(5)
+        then |n| {
+            tally.count += 1;
+            tally.names.push(n.to_string());
+            tally
+        }
+        then |mut t| {
+            t.count += 1;
+            t.count + t.names.len() as u32
+        }
+        then move |c| {
+            position.x += c;
+            position.x
+        }
+    };
+    // 1 + 1 = 2, + one name = 3.
+    assert_eq!(d.wait().unwrap(), 3);
+    assert_eq!(position.x, 0, "the `move` step changed its own copy");
 }
 
 // ---------------------------------------------------------------------------------------------

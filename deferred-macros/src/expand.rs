@@ -511,8 +511,14 @@ impl Collect {
         }
     }
 
-    /// `name = ..` or `name += ..`, with `name` from around the body.
-    fn assignee(&mut self, expr: &syn::Expr) {
+    /// `name = ..` or `name += ..`, with `name` from around the body; or the same to a field of
+    /// it (`name.count += 1`, `name.0 = ..`), which changes `name`'s copy when `name` is `Copy`
+    /// (the check asks `name`'s type: a value that is not `Copy` was moved into the step, or
+    /// only the field was taken, and is left to the compiler's "never read" warning).
+    fn assignee(&mut self, mut expr: &syn::Expr) {
+        while let syn::Expr::Field(field) = expr {
+            expr = &field.base;
+        }
         if let syn::Expr::Path(path) = expr
             && path.qself.is_none()
             && let Some(ident) = path.path.get_ident()
@@ -758,7 +764,12 @@ fn assigned_captures(chain: &Chain, collected: &[Collect]) -> Vec<Ident> {
             // `move |..|`: the step says it owns what it uses.
             continue;
         }
-        assigned.extend(collect.assigned.iter().cloned());
+        for name in &collect.assigned {
+            // Each name once, at its first assignment: one error says it.
+            if !assigned.contains(name) {
+                assigned.push(name.clone());
+            }
+        }
     }
     assigned
 }
