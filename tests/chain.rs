@@ -342,6 +342,56 @@ fn a_step_assigns_to_its_own_names() {
 // ---------------------------------------------------------------------------------------------
 // `catch`.
 
+/// Each consumer of a `SharedResult` holds the one failure with the others: a typed `catch`
+/// takes a clone of its error when the type is `Clone`, while the others still hold it. A type
+/// that is not `Clone` can be taken by the last holder only (`Failure::trap`).
+#[test]
+fn a_typed_catch_traps_a_clone_of_a_shared_failure() {
+    #[derive(Clone, Debug, PartialEq)]
+    struct Gone(u32);
+    impl fmt::Display for Gone {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "record {} is gone", self.0)
+        }
+    }
+    impl std::error::Error for Gone {}
+
+    let (source, resolver) = Deferred::<u32>::pending();
+    let shared = source.into_shared();
+    let first = chain! {
+        shared.consumer()
+        then |x| x + 1
+        catch |e: Gone| e.0
+    };
+    let second = chain! {
+        shared.consumer()
+        catch |e: Gone| e.0 + 100
+    };
+    let other = chain! {
+        shared.consumer()
+        catch |_: Timeout| 0
+    };
+    resolver.errback(Failure::new(Gone(7)));
+    assert_eq!(first.wait().unwrap(), 7);
+    assert_eq!(second.wait().unwrap(), 107);
+    assert!(
+        other.wait().unwrap_err().is::<Gone>(),
+        "a Timeout catch passes it on"
+    );
+
+    // Not `Clone`: the consumers that still share it pass it on.
+    let (source, resolver) = Deferred::<u32>::pending();
+    let shared = source.into_shared();
+    let trapped = chain! {
+        shared.consumer()
+        catch |_: Timeout| 1
+    };
+    let other = shared.consumer();
+    resolver.errback(Failure::new(Timeout));
+    assert!(trapped.wait().unwrap_err().is::<Timeout>());
+    assert!(other.wait().unwrap_err().is::<Timeout>());
+}
+
 #[test]
 fn a_typed_catch_traps_only_its_type() {
     let trapped = chain! {

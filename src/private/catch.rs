@@ -1,6 +1,6 @@
 //! What a `catch` may name and give: a typed `catch |e: T|` traps the chain's own error type
 //! (then it catches everything), an error type trapped out of a `Failure`
-//! ([`Failure::trap`]), or is a compile error ([`catch_as`] and the `Catch*` traits); and what
+//! ([`Failure::trap`]; cloned out of a shared one when it is `Clone`), or is a compile error ([`catch_as`] and the `Catch*` traits); and what
 //! a `catch` gives must be the value type flowing past it ([`Recovers`]); and a `|` in a typed
 //! `catch`'s body that was meant to join two error types ([`OrInCatch`]).
 
@@ -68,7 +68,7 @@ pub trait CatchOwnError {
     /// Chooses the trap.
     fn __catch_kind(&self) -> Self::Trap;
 }
-impl<E> CatchOwnError for &&CatchAs<E, E> {
+impl<E> CatchOwnError for &&&CatchAs<E, E> {
     type Trap = TrapAll;
     #[inline(always)]
     fn __catch_kind(&self) -> TrapAll {
@@ -76,7 +76,25 @@ impl<E> CatchOwnError for &&CatchAs<E, E> {
     }
 }
 
-/// Middle priority: the `catch` names an error type, trapped out of a `Failure`.
+/// Next: the `catch` names an error type that is `Clone`, trapped out of a `Failure`, or
+/// cloned out of one that other holders share (a [`SharedResult`](deferred_core::SharedResult)
+/// consumer's), which cannot give its error away while they have it.
+pub trait CatchCloneableError {
+    /// The trap that takes a `T`, or a clone of a shared one.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+impl<T: StdError + Clone + 'static> CatchCloneableError for &&CatchAs<T, Failure> {
+    type Trap = TrapCloned<T>;
+    #[inline(always)]
+    fn __catch_kind(&self) -> TrapCloned<T> {
+        TrapCloned(PhantomData)
+    }
+}
+
+/// Next: the `catch` names an error type, trapped out of a `Failure` (a shared one only by its
+/// last holder: see [`Failure::trap`]).
 pub trait CatchErrorType {
     /// The trap that takes a `T`.
     type Trap;
@@ -110,6 +128,8 @@ impl<T, E> CatchOther for CatchAs<T, E> {
 pub struct TrapAll;
 /// Takes the failures whose error is a `T`.
 pub struct TrapError<T>(PhantomData<fn() -> T>);
+/// Takes the failures whose error is a `T`, cloning it out of a shared one.
+pub struct TrapCloned<T>(PhantomData<fn() -> T>);
 /// Rejects the type named in a `catch`.
 pub struct TrapOther<T, E>(PhantomData<fn() -> (T, E)>);
 
@@ -126,6 +146,21 @@ impl<T: StdError + 'static> TrapError<T> {
     #[inline(always)]
     pub fn trap(self, failure: Failure) -> Result<T, Failure> {
         failure.trap::<T>()
+    }
+}
+
+impl<T: StdError + Clone + 'static> TrapCloned<T> {
+    /// Takes the error out of `failure` if it is a `T` (a clone of it, if other holders share
+    /// it), else hands `failure` back.
+    #[inline(always)]
+    pub fn trap(self, failure: Failure) -> Result<T, Failure> {
+        match failure.trap::<T>() {
+            Ok(error) => Ok(error),
+            Err(failure) => match failure.downcast_ref::<T>() {
+                Some(error) => Ok(error.clone()),
+                None => Err(failure),
+            },
+        }
     }
 }
 

@@ -44,7 +44,8 @@ use crate::unhandled;
 ///    consumer gets a [`Failure`] holding the same [`SharedFailure`], which reads as the
 ///    original ([`Failure::is`], [`downcast_ref`](Failure::downcast_ref),
 ///    [`is_cancelled`](Failure::is_cancelled), the message, origin and trail); only
-///    [`Failure::trap`] cannot take the error out while others share it.
+///    [`Failure::trap`] cannot take the error out while others share it (`downcast_ref` and a
+///    clone can; `chain!`'s typed `catch` does so when the error type is `Clone`).
 /// 4. Cancelling a consumer fails that consumer with [`Cancelled`](crate::Cancelled). The source is
 ///    cancelled when every consumer made so far has been cancelled *and* no more can be made: the
 ///    last handle of the `SharedResult` has been dropped. (No consumer ever made, and every handle
