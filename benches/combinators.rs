@@ -124,8 +124,11 @@ fn tokio_try_join_all(x: u64) -> u64 {
     .sum()
 }
 
-/// `(group, case, function)`, in the order of the table.
-const CASES: &[(&str, &str, fn(u64) -> u64)] = &[
+/// One case: `(group, case, function)`.
+type Case = (&'static str, &'static str, fn(u64) -> u64);
+
+/// The cases, in the order of the table.
+const CASES: &[Case] = &[
     ("two", "join (Deferred)", join_deferred),
     ("two", "join (LocalDeferred)", join_local),
     ("two", "gather_results [a, b]", gather_two),
