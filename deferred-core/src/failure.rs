@@ -194,6 +194,10 @@ impl Failure {
     /// holder still has it: `trap` then hands the failure back even when [`is`](Failure::is) says
     /// it is an `E`. Test such failures with `is` or [`downcast_ref`](Failure::downcast_ref).
     ///
+    /// Twisted's `f.trap(NotFound)` raises the failure again when it is not a `NotFound`; here
+    /// that is `f.trap::<NotFound>()?`. The result must be used: as a statement, `trap` would
+    /// recover every failure.
+    ///
     /// ```
     /// use deferred_core::{Cancelled, Failure};
     ///
@@ -204,6 +208,8 @@ impl Failure {
     /// drop(shared);
     /// assert_eq!(copy.trap::<Cancelled>().unwrap(), Cancelled); // the last holder takes it
     /// ```
+    #[must_use = "`trap` hands the failure back when it is not an `E`: write `f.trap::<E>()?` \
+                  to pass it on, as Twisted's `f.trap(E)` raises it again"]
     pub fn trap<E: StdError + 'static>(self) -> Result<E, Failure> {
         if self.inner.error.is::<E>() {
             let Inner { error, .. } = *self.inner;

@@ -23,6 +23,18 @@ use crate::{
     unhandled,
 };
 
+/// Panics at the caller's line, saying what to write, unless this thread is inside a tokio
+/// runtime (tokio's own panic would point inside tokio, and name its function, not the user's).
+#[track_caller]
+fn expect_runtime(what: &str, instead: &str) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        panic!(
+            "{what} needs a tokio runtime, and this thread is not inside one: call it inside the \
+             runtime (in `#[tokio::main]`, `Runtime::block_on` or a task){instead}"
+        );
+    }
+}
+
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> Deferred<T, E>
 where
@@ -50,6 +62,10 @@ where
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
     {
+        expect_runtime(
+            "`Deferred::from_future`",
+            ", or enter it first (`let _entered = runtime.enter();`)",
+        );
         let at = Location::caller();
         // The canceller needs the task's abort handle, which exists only once the task (which
         // needs the Resolver) is spawned: hand it over through a slot. A cancel that comes
@@ -115,7 +131,12 @@ impl TokioClock {
     /// # Panics
     ///
     /// When called outside a tokio runtime.
+    #[track_caller]
     pub fn current() -> TokioClock {
+        expect_runtime(
+            "`TokioClock::current()`",
+            ", or make the clock from a handle: `TokioClock::new(runtime.handle().clone())`",
+        );
         TokioClock {
             runtime: tokio::runtime::Handle::current(),
         }
@@ -198,7 +219,12 @@ impl Inbox {
     ///     assert_eq!(total.get(), 42);
     /// });
     /// ```
+    #[track_caller]
     pub fn on_tokio_local_set() -> Inbox {
+        expect_runtime(
+            "`Inbox::on_tokio_local_set()`",
+            ", in a `LocalSet` (`LocalSet::run_until` or `LocalSet::block_on`)",
+        );
         let notify = Arc::new(tokio::sync::Notify::new());
         let wake = notify.clone();
         // `notify_one` keeps a permit when the task is not waiting: no wake-up is lost.
@@ -312,6 +338,10 @@ where
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
+        expect_runtime(
+            "`LocalDeferred::from_future`",
+            ", in a `LocalSet` (`LocalSet::run_until` or `LocalSet::block_on`)",
+        );
         let at = Location::caller();
         // As `Deferred::from_future`: the abort handle reaches the canceller through a slot.
         let abort_slot = std::rc::Rc::new(std::cell::OnceCell::<AbortHandle>::new());

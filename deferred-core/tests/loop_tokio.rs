@@ -181,3 +181,38 @@ fn a_panic_in_a_local_tokio_future_fails_its_deferred() {
         assert_eq!(panic.message(), "tokio-local-boom");
     });
 }
+
+/// Outside a runtime, the tokio helpers panic at the caller's line saying where to call them
+/// (tokio's own panic would point inside tokio), and `from_future` panics before it makes a
+/// Resolver, so nothing is reported as never fired.
+#[test]
+fn the_tokio_helpers_outside_a_runtime_say_where_to_call_them() {
+    fn panic_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
+        let payload = std::panic::catch_unwind(f).expect_err("it panics");
+        payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default()
+    }
+    let ((), reports) = deferred_core::capture_unhandled(|| {
+        let clock = panic_of(|| drop(deferred_core::TokioClock::current()));
+        assert!(
+            clock.starts_with("`TokioClock::current()` needs a tokio runtime"),
+            "{clock}"
+        );
+        assert!(
+            clock.contains("TokioClock::new(runtime.handle().clone())"),
+            "{clock}"
+        );
+        let spawned = panic_of(|| drop(Deferred::<u32>::from_future(async { Ok(1) })));
+        assert!(spawned.contains("runtime.enter()"), "{spawned}");
+        let local = panic_of(|| drop(LocalDeferred::<u32>::from_future(async { Ok(1) })));
+        assert!(local.contains("LocalSet::run_until"), "{local}");
+        let inbox = panic_of(|| drop(Inbox::on_tokio_local_set()));
+        assert!(
+            inbox.starts_with("`Inbox::on_tokio_local_set()`"),
+            "{inbox}"
+        );
+    });
+    assert!(reports.is_empty(), "nothing reported: {reports:?}");
+}

@@ -411,6 +411,7 @@ where
     /// little more: the Deferred moves in registers, and the pending path is a function of its
     /// own.
     #[inline(always)]
+    #[track_caller] // a Deferred already spent panics at the user's `add_*`
     fn then_step<U, F>(self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
     where
         U: Sendable + 'static,
@@ -714,6 +715,7 @@ where
     /// assert_eq!(d.wait().unwrap(), 5);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn wait(self) -> Result<T, E> {
         match self.into_state() {
             State::Fired(Some(result)) => result,
