@@ -332,11 +332,11 @@ fn spent() -> ! {
     panic!("{SPENT}")
 }
 
-impl<T, E> Deferred<T, E>
-where
-    T: Sendable + 'static,
-    E: FromFailure + Sendable + 'static,
-{
+// The constructors of a pending Deferred ask for their bounds themselves, not their `impl`: a
+// value or error type that does not meet them then gets the bound's own message
+// (`FromFailure`'s, `Sendable`'s) at the call, where an `impl`'s bound would make the method
+// "exist but not apply", with rustc pointing at other constructors.
+impl<T, E: 'static> Deferred<T, E> {
     /// An unfired Deferred and the one handle that fires it.
     ///
     /// ```
@@ -350,7 +350,11 @@ where
     #[track_caller]
     #[doc(alias = "new")]
     #[doc(alias = "withResolvers")]
-    pub fn pending() -> (Deferred<T, E>, Resolver<T, E>) {
+    pub fn pending() -> (Deferred<T, E>, Resolver<T, E>)
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         Self::pending_with(None, Location::caller())
     }
 
@@ -376,10 +380,21 @@ where
     #[track_caller]
     pub fn with_canceller(
         canceller: impl FnOnce() + Sendable + 'static,
-    ) -> (Deferred<T, E>, Resolver<T, E>) {
+    ) -> (Deferred<T, E>, Resolver<T, E>)
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         Self::pending_with(Some(Box::new(canceller)), Location::caller())
     }
+}
 
+
+impl<T, E> Deferred<T, E>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+{
     #[inline]
     #[cfg_attr(feature = "registry", track_caller)]
     fn pending_with(
