@@ -155,7 +155,11 @@ pub(crate) mod kind {
 ///    exactly once.
 ///
 /// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
-/// the current thread until it fires.
+/// the current thread until it fires. Dropping it — a `select!` that takes another branch,
+/// `tokio::time::timeout` running out — drops the end of the chain, not the work: the work goes
+/// on, and a failure that arrives after is reported as unhandled. To stop the work, cancel it
+/// ([`cancel`](Deferred::cancel), or [`add_timeout`](Deferred::add_timeout) with a
+/// `TokioClock`), as in Twisted.
 ///
 /// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works (the
 /// bound [`FromFailure`](crate::FromFailure) names), so that panics, cancellations and dropped
