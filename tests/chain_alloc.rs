@@ -48,7 +48,7 @@ fn synchronous_steps_allocate_nothing() {
             catch |_| 0
             then |d| d + 1
             finally || ()
-            finally |outcome| outcome.is_ok()
+            finally |outcome| assert!(outcome.is_ok())
         };
         d.wait().unwrap()
     });

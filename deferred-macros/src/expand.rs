@@ -189,7 +189,10 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #(#errors)*
         #(#assigned)*
         #[allow(unused_imports)]
-        use #krate::__private::{FutureStep as _, PlainStep as _, SettlesStep as _};
+        use #krate::__private::{
+            FinallyDropped as _, FinallySettles as _, FinallyUnit as _, FutureStep as _,
+            PlainStep as _, SettlesStep as _,
+        };
         #catch_traits
         #steps_const
         let #chain_var = #start;
@@ -1072,8 +1075,12 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
             (param, computed, place)
         }
     };
+    let dispatch = match param {
+        Some(_) => dispatch_finally_of_outcome(place.body),
+        None => dispatch("finally", place.body, None),
+    };
     let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
-    let finished = place.then_value(computed, quote!(()), dispatch("finally", place.body, None));
+    let finished = place.then_value(computed, quote!(()), dispatch);
     let kind = local("__kind", step.keyword.span());
     let pass_on = quote_spanned!(step.keyword.span()=> #kind.finally);
     let closure = step_closure(
@@ -1312,6 +1319,22 @@ fn dispatch(method: &str, body: Span, chain_value: Option<&Ident>) -> TokenStrea
     quote_spanned! {at_body=>
         (&&&#krate::__private::probe(&#value)).__step_kind().#method(#kind #value #chain_value)
     }
+}
+
+/// [`dispatch`] of a `finally |outcome| BODY`, which warns when the body gives a value other than
+/// `()`, a `Result` or a Deferred (`__private::FinallyValue`): the `finally` drops it, where
+/// Twisted's `addBoth`, which a body that reads the outcome and gives a value looks like, would
+/// give it on. (A `finally || BODY` that gives a value, `counter.fetch_add(1, ..)`, is a side
+/// effect whose value nobody meant to give on: no warning.)
+fn dispatch_finally_of_outcome(body: Span) -> TokenStream {
+    let at_body = Span::mixed_site().located_at(body);
+    let value = local("__v", body);
+    let krate = krate(at_body);
+    let dispatch = dispatch("finally", body, None);
+    quote_spanned! {at_body=> {
+        (&&&#krate::__private::FinallyValue::of(&#value)).finally_value();
+        #dispatch
+    }}
 }
 
 /// `Result<_, _>`: the type given to a `then` or `catch` body that never gives a value (a

@@ -318,6 +318,53 @@ impl PlainTag {
     }
 }
 
+/// What a `finally |outcome|` does with its body's value: a `Result` or a Deferred settles it
+/// (an `Err` replaces the outcome, a Deferred is waited for), `()` is nothing, and any other
+/// value is dropped, which a reader used to Twisted's `addBoth` (whose value replaces the
+/// outcome) does not expect: the expansion calls `(&&&FinallyValue::of(&value)).finally_value();`, which for
+/// such a value is [`FinallyDropped`]'s, deprecated, so the compiler warns at the body with its
+/// note. By autoref, as [`probe`]: [`FinallySettles`], then [`FinallyUnit`], then
+/// [`FinallyDropped`].
+pub struct FinallyValue<R>(PhantomData<fn() -> R>);
+
+impl<R> FinallyValue<R> {
+    /// The type of `value`.
+    #[inline(always)]
+    pub fn of(_value: &R) -> FinallyValue<R> {
+        FinallyValue(PhantomData)
+    }
+}
+
+/// A `finally` body gave a `Result` or a Deferred (see [`FinallyValue`]).
+pub trait FinallySettles {
+    /// Nothing to say.
+    #[inline(always)]
+    fn finally_value(&self) {}
+}
+impl<R: Settles> FinallySettles for &&FinallyValue<R> {}
+
+/// A `finally` body gave `()` (see [`FinallyValue`]).
+pub trait FinallyUnit {
+    /// Nothing to say.
+    #[inline(always)]
+    fn finally_value(&self) {}
+}
+impl FinallyUnit for &FinallyValue<()> {}
+
+/// A `finally` body gave another value (see [`FinallyValue`]).
+pub trait FinallyDropped {
+    /// The warning.
+    #[deprecated(
+        note = "this `finally` gives a value, which is dropped: a `finally` passes the \
+                         chain's outcome on unchanged, as JavaScript's `finally` does (Twisted's \
+                         `addBoth` would give the value on). To replace a failure with a value, \
+                         use `catch |_| value`; to drop it, end the body with `;`"
+    )]
+    #[inline(always)]
+    fn finally_value(&self) {}
+}
+impl<T> FinallyDropped for FinallyValue<T> {}
+
 /// A step's `Result` or Deferred must fail with the chain's error type.
 #[diagnostic::on_unimplemented(
     message = "this step fails with `{X}`, but the chain's error type is `{Self}`",
