@@ -421,3 +421,25 @@ fn a_panic_in_an_arrival_is_reported_not_passed_to_the_firer() {
     // The output's resolver went with the panic: the output fails as never fired.
     assert!(gathered.wait().unwrap_err().is::<deferred::NeverFired>());
 }
+
+/// Awaiting a list awaits `all` (Twisted's `yield DeferredList(ds)`), on either kind.
+#[test]
+fn awaiting_a_list_awaits_every_result() {
+    let (slow, resolver) = Deferred::<u32>::pending();
+    let list = DeferredList::new([
+        Deferred::succeed(1),
+        slow,
+        Deferred::fail(Failure::msg("no")),
+    ]);
+    thread::spawn(move || resolver.callback(2));
+    let results = futures::executor::block_on(async { list.await }).unwrap();
+    assert_eq!(results.len(), 3);
+    assert_eq!(*results[0].as_ref().unwrap(), 1);
+    assert_eq!(*results[1].as_ref().unwrap(), 2);
+    assert_eq!(results[2].as_ref().unwrap_err().to_string(), "no");
+
+    let rc = std::rc::Rc::new(5_u32); // not Send: the local kind's
+    let local = deferred::local::DeferredList::new([deferred::LocalDeferred::<_>::succeed(rc)]);
+    let results = futures::executor::block_on(async { local.await }).unwrap();
+    assert_eq!(**results[0].as_ref().unwrap(), 5);
+}

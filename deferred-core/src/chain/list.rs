@@ -50,7 +50,8 @@ use crate::outcome::FirstSuccess;
 /// assert_eq!(results[2].as_ref().unwrap(), &3);
 /// ```
 #[must_use = "a DeferredList does nothing until you choose how it fires (`all`, \
-              `fire_on_one_callback` or `fire_on_one_errback`); dropping it drops its inputs"]
+              `fire_on_one_callback` or `fire_on_one_errback`) or await it (`all`); dropping it \
+              drops its inputs"]
 pub struct DeferredList<T, E: 'static = Failure> {
     inputs: Vec<Deferred<T, E>>,
     consume_errors: bool,
@@ -200,6 +201,32 @@ impl<T, E: 'static> fmt::Debug for DeferredList<T, E> {
             .field("inputs", &self.inputs)
             .field("consume_errors", &self.consume_errors)
             .finish()
+    }
+}
+
+/// Awaiting a list awaits [`all`](DeferredList::all): every result, in input order (Twisted's
+/// `yield DeferredList(ds)`).
+///
+/// ```
+/// use deferred_core::{Deferred, DeferredList, Failure};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let list = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))]);
+/// let results = list.await.unwrap();
+/// assert_eq!(results[0].as_ref().unwrap(), &1);
+/// assert!(results[1].is_err());
+/// # }
+/// ```
+impl<T, E> std::future::IntoFuture for DeferredList<T, E>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+{
+    type Output = Result<Vec<Result<T, E>>, E>;
+    type IntoFuture = Deferred<Vec<Result<T, E>>, E>;
+
+    fn into_future(self) -> Deferred<Vec<Result<T, E>>, E> {
+        self.all()
     }
 }
 
