@@ -337,6 +337,22 @@ fn a_step_assigns_to_its_own_names() {
     // 1 + 1 = 2, + one name = 3.
     assert_eq!(d.wait().unwrap(), 3);
     assert_eq!(position.x, 0, "the `move` step changed its own copy");
+
+    // A method that takes `self` by value: nobody outside sees its copy, so its steps may
+    // change it.
+    impl Position {
+        fn moved_by(mut self, d: Deferred<u32>) -> Deferred<u32> {
+            chain! {
+                d
+                then |n| {
+                    self.x += n;
+                    self.x
+                }
+            }
+        }
+    }
+    let start = Position { x: 1 };
+    assert_eq!(start.moved_by(Deferred::succeed(2)).wait().unwrap(), 3);
 }
 
 // ---------------------------------------------------------------------------------------------

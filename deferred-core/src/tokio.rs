@@ -221,10 +221,6 @@ impl Inbox {
     /// ```
     #[track_caller]
     pub fn on_tokio_local_set() -> Inbox {
-        expect_runtime(
-            "`Inbox::on_tokio_local_set()`",
-            ", in a `LocalSet` (`LocalSet::run_until` or `LocalSet::block_on`)",
-        );
         let notify = Arc::new(tokio::sync::Notify::new());
         let wake = notify.clone();
         // `notify_one` keeps a permit when the task is not waiting: no wake-up is lost.
@@ -338,10 +334,6 @@ where
     where
         F: Future<Output = Result<T, E>> + 'static,
     {
-        expect_runtime(
-            "`LocalDeferred::from_future`",
-            ", in a `LocalSet` (`LocalSet::run_until` or `LocalSet::block_on`)",
-        );
         let at = Location::caller();
         // As `Deferred::from_future`: the abort handle reaches the canceller through a slot.
         let abort_slot = std::rc::Rc::new(std::cell::OnceCell::<AbortHandle>::new());

@@ -182,9 +182,11 @@ fn a_panic_in_a_local_tokio_future_fails_its_deferred() {
     });
 }
 
-/// Outside a runtime, the tokio helpers panic at the caller's line saying where to call them
-/// (tokio's own panic would point inside tokio), and `from_future` panics before it makes a
-/// Resolver, so nothing is reported as never fired.
+/// Outside a runtime, the tokio helpers that need one (`tokio::spawn`'s, a runtime's clock)
+/// panic at the caller's line saying where to call them (tokio's own panic would point inside
+/// tokio), and `from_future` panics before it makes a Resolver, so nothing is reported as never
+/// fired. (The `LocalSet` helpers need a `LocalSet`, not a runtime: one polled by another
+/// executor will do, so they are left to `spawn_local`'s own check.)
 #[test]
 fn the_tokio_helpers_outside_a_runtime_say_where_to_call_them() {
     fn panic_of(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
@@ -206,13 +208,6 @@ fn the_tokio_helpers_outside_a_runtime_say_where_to_call_them() {
         );
         let spawned = panic_of(|| drop(Deferred::<u32>::from_future(async { Ok(1) })));
         assert!(spawned.contains("runtime.enter()"), "{spawned}");
-        let local = panic_of(|| drop(LocalDeferred::<u32>::from_future(async { Ok(1) })));
-        assert!(local.contains("LocalSet::run_until"), "{local}");
-        let inbox = panic_of(|| drop(Inbox::on_tokio_local_set()));
-        assert!(
-            inbox.starts_with("`Inbox::on_tokio_local_set()`"),
-            "{inbox}"
-        );
     });
     assert!(reports.is_empty(), "nothing reported: {reports:?}");
 }

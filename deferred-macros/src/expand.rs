@@ -526,6 +526,7 @@ impl Collect {
         if let syn::Expr::Path(path) = expr
             && path.qself.is_none()
             && let Some(ident) = path.path.get_ident()
+            && ident != "self"
             && ident
                 .to_string()
                 .starts_with(|c: char| c.is_lowercase() || c == '_')
@@ -1075,9 +1076,20 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
             (param, computed, place)
         }
     };
-    let dispatch = match param {
-        Some(_) => dispatch_finally_of_outcome(place.body),
-        None => dispatch("finally", place.body, None),
+    // `finally |_|` reads no outcome, as `finally ||`.
+    let wild = |param: &syn::Pat| match param {
+        syn::Pat::Wild(_) => true,
+        syn::Pat::Type(typed) => matches!(*typed.pat, syn::Pat::Wild(_)),
+        _ => false,
+    };
+    let reads_outcome = matches!(
+        &step.handler,
+        Handler::Closure(closure) if closure.param.as_ref().is_some_and(|param| !wild(param))
+    );
+    let dispatch = if reads_outcome {
+        dispatch_finally_of_outcome(place.body)
+    } else {
+        dispatch("finally", place.body, None)
     };
     let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
     let finished = place.then_value(computed, quote!(()), dispatch);

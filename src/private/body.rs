@@ -356,9 +356,9 @@ pub trait FinallyDropped {
     /// The warning.
     #[deprecated(
         note = "this `finally` gives a value, which is dropped: a `finally` passes the \
-                         chain's outcome on unchanged, as JavaScript's `finally` does (Twisted's \
-                         `addBoth` would give the value on). To replace a failure with a value, \
-                         use `catch |_| value`; to drop it, end the body with `;`"
+                chain's outcome on unchanged, as JavaScript's `finally` does (Twisted's `addBoth` \
+                would give the value on). End the body with `;` if the value means nothing; to \
+                replace a failure with a value, use `catch |_| value`"
     )]
     #[inline(always)]
     fn finally_value(&self) {}

@@ -29,6 +29,8 @@ fn main() {
             seen2.store(*outcome.as_ref().unwrap() as usize, Ordering::SeqCst)
         }
         finally |_| Ok(())                                  // Ok: the outcome passes on
+        finally || RUNS.fetch_add(0, Ordering::SeqCst)      // a side effect's value: dropped
+        finally |_| RUNS.fetch_add(0, Ordering::SeqCst)     // the same, reading no outcome
         finally || Deferred::<_>::succeed("ignored")        // waited for, then passes on
     };
     assert_eq!(d.wait().unwrap(), 1);
