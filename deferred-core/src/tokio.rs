@@ -20,7 +20,7 @@ use crate::bounds::FromFailure;
 use crate::inbox::WeakInbox;
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
-    unhandled,
+    LocalResolver, unhandled,
 };
 
 /// Panics at the caller's line, saying what to write, unless this thread is inside a tokio
@@ -335,22 +335,24 @@ where
         F: Future<Output = Result<T, E>> + 'static,
     {
         let at = Location::caller();
-        // As `Deferred::from_future`: the abort handle reaches the canceller through a slot.
-        let abort_slot = std::rc::Rc::new(std::cell::OnceCell::<AbortHandle>::new());
-        let slot = abort_slot.clone();
-        let (deferred, resolver) = LocalDeferred::with_canceller(move || {
-            if let Some(task) = slot.get() {
-                task.abort();
-            }
-        });
-        resolver.held_by("from_future");
+        // The task is spawned first, and its Resolver made after and handed to it through a
+        // slot (the task cannot run before this function returns: it is on this thread): so
+        // outside a `LocalSet`, where `spawn_local` panics, no Resolver is left to be reported
+        // as never fired, and the canceller takes the abort handle as it is.
+        let resolver_slot = std::rc::Rc::new(std::cell::Cell::new(None::<LocalResolver<T, E>>));
+        let slot = resolver_slot.clone();
         let task = tokio::task::spawn_local(async move {
             let result = CatchUnwind(Box::pin(future))
                 .await
                 .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
-            resolver.fire(result);
+            if let Some(resolver) = slot.take() {
+                resolver.fire(result);
+            }
         });
-        let _ = abort_slot.set(task.abort_handle());
+        let task = task.abort_handle();
+        let (deferred, resolver) = LocalDeferred::with_canceller(move || task.abort());
+        resolver.held_by("from_future");
+        resolver_slot.set(Some(resolver));
         deferred
     }
 }

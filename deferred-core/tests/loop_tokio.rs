@@ -208,6 +208,12 @@ fn the_tokio_helpers_outside_a_runtime_say_where_to_call_them() {
         );
         let spawned = panic_of(|| drop(Deferred::<u32>::from_future(async { Ok(1) })));
         assert!(spawned.contains("runtime.enter()"), "{spawned}");
+        // In a runtime, outside a `LocalSet`: `spawn_local`'s panic, before any Resolver.
+        let rt = runtime(false);
+        let _entered = rt.enter();
+        let local =
+            std::panic::catch_unwind(|| drop(LocalDeferred::<u32>::from_future(async { Ok(1) })));
+        assert!(local.is_err());
     });
     assert!(reports.is_empty(), "nothing reported: {reports:?}");
 }
