@@ -1623,3 +1623,33 @@ fn gather_results_of_a_failure_and_a_success_on_two_threads() {
         assert_eq!(reported_by_this_test(), 0);
     });
 }
+
+/// `race`: two inputs succeed on two threads; the first to arrive wins, the other (cancelled,
+/// or already fired) is dropped; each canceller runs at most once, nothing is reported.
+#[test]
+fn race_of_two_inputs_fired_on_two_threads() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (first_cancels, second_cancels) = (counter(), counter());
+        let (first, first_resolver) = cancellable(&first_cancels);
+        let (second, second_resolver) = cancellable(&second_cancels);
+        let firing_first = thread::spawn(move || first_resolver.callback(1));
+        let firing_second = thread::spawn(move || second_resolver.callback(2));
+        let probe = Probe::new();
+        probe.finish(
+            deferred_core::race([first, second]).add_callback(|(index, value)| {
+                assert_eq!(value, index as u32 + 1, "the winner's own value");
+                Ok(value)
+            }),
+        );
+        firing_first.join().unwrap();
+        firing_second.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(1) => assert_eq!(first_cancels.load(SeqCst), 0),
+            Outcome::Ok(2) => assert_eq!(second_cancels.load(SeqCst), 0),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert!(first_cancels.load(SeqCst) + second_cancels.load(SeqCst) <= 1);
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
