@@ -62,7 +62,7 @@ impl<X: std::error::Error + Send + Sync + 'static> WrappableError for X {}
     note = "use `Failure`, the default, into which every std error converts with `?`: where a \
             closure gives another error type, write `Ok(work()?)` in it and name the result's \
             type (`let d: Deferred<String> = ..`); for an error type of your own, implement \
-            `From<Failure>` for it"
+            `From<Failure>` for it (`anyhow::Error` has it with the feature `anyhow`)"
 )]
 pub trait FromFailure: From<crate::Failure> + 'static {}
 

@@ -413,6 +413,58 @@ impl From<Failure> for Box<dyn StdError + 'static> {
     }
 }
 
+/// With the feature `anyhow`: `?` takes a `Failure` into an `anyhow::Result`, and
+/// `anyhow::Error` can be a chain's error type (`Deferred<T, anyhow::Error>`: it holds the
+/// failures a chain makes itself). The error's `Display` is the failure's message, its
+/// `source()` the wrapped error's source; [`Failure::from_anyhow`] gives the failure back.
+///
+/// ```
+/// # #[cfg(feature = "anyhow")] {
+/// use deferred_core::{Deferred, Failure};
+///
+/// fn lookup(id: u32) -> anyhow::Result<String> {
+///     let name = Deferred::<String>::fail(Failure::msg(format!("no user {id}"))).wait()?;
+///     Ok(name)
+/// }
+/// assert_eq!(lookup(7).unwrap_err().to_string(), "no user 7");
+///
+/// // A chain whose error type is anyhow's: its own failures (here a panic) become one.
+/// let d: Deferred<u32, anyhow::Error> = Deferred::succeed(1).add_callback(|_| -> anyhow::Result<u32> {
+///     panic!("step broke")
+/// });
+/// let error = d.wait().unwrap_err();
+/// assert!(Failure::from_anyhow(error).is::<deferred_core::Panicked>());
+/// # }
+/// ```
+#[cfg(feature = "anyhow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anyhow")))]
+impl From<Failure> for anyhow::Error {
+    fn from(failure: Failure) -> Self {
+        anyhow::Error::new(AsError(failure))
+    }
+}
+
+#[cfg(feature = "anyhow")]
+#[cfg_attr(docsrs, doc(cfg(feature = "anyhow")))]
+impl Failure {
+    /// The failure an `anyhow::Error` holds: the one it was made from (by `?` or `From`), or a
+    /// failure wrapping it. (`Failure: From<anyhow::Error>` cannot be written: `anyhow::Error`
+    /// may one day be a `std::error::Error`, which `Failure` already converts from.)
+    ///
+    /// ```
+    /// use deferred_core::Failure;
+    ///
+    /// let failure = Failure::from_anyhow(anyhow::anyhow!("disk full"));
+    /// assert_eq!(failure.to_string(), "disk full");
+    /// ```
+    pub fn from_anyhow(error: anyhow::Error) -> Failure {
+        match error.downcast::<AsError>() {
+            Ok(failure) => failure.0,
+            Err(error) => Failure::wrapping(error.into()),
+        }
+    }
+}
+
 /// A `Failure` in a `Box<dyn Error>` (see its `From` conversions).
 struct AsError(Failure);
 
