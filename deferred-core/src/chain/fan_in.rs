@@ -131,7 +131,6 @@ where
 }
 
 /// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once.
-#[track_caller]
 pub(crate) fn fan_in<T, E, P>(
     inputs: Vec<Deferred<T, E>>,
     policy: P,
@@ -153,7 +152,6 @@ where
 
 /// [`fan_in`] over the inputs' places, made with [`Place::of`] (`join`'s, whose inputs are each
 /// of its own type, wrapped in one `T`).
-#[track_caller]
 pub(crate) fn fan_in_places<T, E, P>(
     places: Vec<Place<T, E, P::Kept>>,
     policy: P,
@@ -270,7 +268,6 @@ pub(crate) enum Place<T, E: 'static, K> {
 impl<T, E: 'static, K> Place<T, E, K> {
     /// The place of `input`, whose value `wrap` makes the combinator's `T`.
     #[inline]
-    #[track_caller]
     pub(crate) fn of<U>(input: Deferred<U, E>, wrap: fn(U) -> T) -> Self {
         match input.into_outcome() {
             Outcome::Waiting(chain) => Place::Pending(chain),

@@ -38,7 +38,6 @@ use crate::outcome::NoInputs;
 /// let won = first_settled([Deferred::<u32>::pending().0, Deferred::succeed(7)]);
 /// assert_eq!(won.wait().unwrap(), (1, 7));
 /// ```
-#[track_caller]
 pub fn first_settled<T, E>(
     inputs: impl IntoIterator<Item = Deferred<T, E>>,
 ) -> Deferred<(usize, T), E>

@@ -75,7 +75,6 @@ mod sealed {
 /// let failed = join((slow, Deferred::<&str>::fail(Failure::msg("no route")))); // prints "query stopped"
 /// assert_eq!(failed.wait().unwrap_err().to_string(), "no route");
 /// ```
-#[track_caller]
 pub fn join<E, J>(inputs: J) -> Deferred<J::Values, E>
 where
     E: 'static,
@@ -102,7 +101,6 @@ where
 /// assert_eq!(text.unwrap_err().to_string(), "no");
 /// assert_eq!(count.unwrap(), 3);
 /// ```
-#[track_caller]
 pub fn join_settled<E, J>(inputs: J) -> Deferred<J::Results, E>
 where
     E: 'static,
@@ -260,13 +258,11 @@ macro_rules! joins {
             type Values = ($($T,)+);
             type Results = ($(Result<$T, E>,)+);
 
-            #[track_caller]
             fn join(self) -> Deferred<Self::Values, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
                 fan_in_places(places, $arity::All(PhantomData), FAIL_FAST)
             }
 
-            #[track_caller]
             fn join_settled(self) -> Deferred<Self::Results, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
                 fan_in_places(places, $arity::Settled(PhantomData), SETTLE)

@@ -136,7 +136,6 @@ where
     /// let empty = DeferredList::<u32>::new([]).all();
     /// assert!(empty.wait().unwrap().is_empty());
     /// ```
-    #[track_caller]
     pub fn all(self) -> Deferred<Vec<Result<T, E>>, E> {
         self.build(AllResults)
     }
@@ -159,7 +158,6 @@ where
     /// assert!(matches!(first.wait().unwrap(), FirstSuccess::Succeeded { index: 1, value: "b" }));
     /// ra.callback("a"); // ignored: the list has fired
     /// ```
-    #[track_caller]
     pub fn fire_on_one_callback(self) -> Deferred<FirstSuccess<T, E>, E> {
         self.build(FireOnFirstSuccess)
     }
@@ -181,7 +179,6 @@ where
     /// assert_eq!(first.index, 1);
     /// assert_eq!(first.failure.to_string(), "no");
     /// ```
-    #[track_caller]
     pub fn fire_on_one_errback(self) -> Deferred<Vec<T>, Failure>
     where
         E: Into<Failure>,
@@ -189,7 +186,6 @@ where
         self.build(FireOnFirstError)
     }
 
-    #[track_caller]
     fn build<P: Policy<T, E>>(self, policy: P) -> Deferred<P::Output, P::Error> {
         let leftovers = Leftovers {
             consume_errors: self.consume_errors,
@@ -229,7 +225,6 @@ where
     type Output = Result<Vec<Result<T, E>>, E>;
     type IntoFuture = Deferred<Vec<Result<T, E>>, E>;
 
-    #[track_caller]
     fn into_future(self) -> Deferred<Vec<Result<T, E>>, E> {
         self.all()
     }
@@ -250,7 +245,6 @@ where
 /// assert!(results[0].as_ref().unwrap_err().is_cancelled());
 /// assert_eq!(results[1].as_ref().unwrap_err().to_string(), "no");
 /// ```
-#[track_caller]
 pub fn settle_all<T, E>(
     inputs: impl IntoIterator<Item = Deferred<T, E>>,
 ) -> Deferred<Vec<Result<T, E>>, E>

@@ -41,7 +41,6 @@ use crate::outcome::FailureGroup;
 /// let group = failed.wait().unwrap_err().trap::<FailureGroup>().unwrap();
 /// assert_eq!(group.failures.len(), 2);
 /// ```
-#[track_caller]
 pub fn race<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<(usize, T)>
 where
     T: Sendable + 'static,
