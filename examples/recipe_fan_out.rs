@@ -5,17 +5,18 @@
 //! cargo run --example recipe_fan_out
 //! ```
 //!
-//! The clock here runs each timer on a thread of its own (`ThreadClock`, below): with the `tokio`
-//! feature use `TokioClock`, on an event loop its own clock. The fetch is blocking work on the
-//! pool (`defer_to_thread`); the first attempt at every third page fails as "unavailable".
+//! The clock is `ThreadClock`, real time on the crate's timer thread, for a program of plain
+//! threads: with the `tokio` feature use `TokioClock`, on an event loop its own clock. The fetch
+//! is blocking work on the pool (`defer_to_thread`); the first attempt at every third page fails
+//! as "unavailable".
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deferred::{
-    Clock, Deferred, DelayedCall, Failure, RetryPolicy, defer_to_thread, map_concurrent, retry_if,
+    Deferred, Failure, RetryPolicy, ThreadClock, defer_to_thread, map_concurrent, retry_if,
 };
 
 /// The server's "try again later": the one failure worth retrying.
@@ -98,23 +99,5 @@ impl Server {
                 100 * page
             ))
         })
-    }
-}
-
-/// A real-time clock for a program with no event loop: each timer sleeps on a thread of its own.
-#[derive(Clone)]
-struct ThreadClock;
-
-impl Clock for ThreadClock {
-    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
-        let cancelled = Arc::new(AtomicBool::new(false));
-        let stop = cancelled.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(delay);
-            if !cancelled.load(Ordering::SeqCst) {
-                call();
-            }
-        });
-        DelayedCall::new(move || stop.store(true, Ordering::SeqCst))
     }
 }

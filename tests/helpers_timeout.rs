@@ -426,3 +426,73 @@ fn the_clock_works_behind_a_trait_object() {
     clock.advance(Duration::ZERO);
     assert_eq!(clock.pending(), 0);
 }
+
+/// One deadline covers a batch: `add_timeout` on `gather_results` or `race` cancels every input
+/// still pending, and the batch's failure (a `FirstError` or `FailureGroup` made of
+/// cancellations) is a cancellation (`Failure::is_cancelled`), which the deadline turns into
+/// `TimedOut`, as it does for `join`'s.
+#[test]
+fn a_deadline_on_a_batch_times_it_out() {
+    let clock = ManualClock::new();
+    let (slow, _resolver, cancels) = counting_cancel::<u32>();
+    let batch = deferred::gather_results([Deferred::succeed(1), slow]).add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert_eq!(cancels.load(Ordering::SeqCst), 1);
+    assert!(batch.wait().unwrap_err().is::<TimedOut>());
+
+    let (a, _ra, a_cancels) = counting_cancel::<u32>();
+    let (b, _rb, b_cancels) = counting_cancel::<u32>();
+    let first = race([a, b]).add_timeout(TEN, &clock);
+    clock.advance(FIFTEEN);
+    assert_eq!(
+        a_cancels.load(Ordering::SeqCst) + b_cancels.load(Ordering::SeqCst),
+        2
+    );
+    assert!(first.wait().unwrap_err().is::<TimedOut>());
+
+    // A batch cancelled from elsewhere is a cancellation: a `catch` that passes cancels on does.
+    let (slow, _resolver, _cancels) = counting_cancel::<u32>();
+    let batch = deferred::gather_results([slow]);
+    batch.cancel();
+    let passed = batch.add_errback(|f: Failure| {
+        if f.is_cancelled() {
+            Err(f)
+        } else {
+            Ok(vec![0])
+        }
+    });
+    let failure = passed.wait().unwrap_err();
+    assert!(failure.is_cancelled());
+    assert!(
+        !failure.is::<Cancelled>(),
+        "it is the batch's FirstError, unchanged"
+    );
+}
+
+/// `ThreadClock`: real time on the crate's timer thread, for a program of plain threads. A
+/// deadline passes and times the chain out; a cancelled call never runs.
+#[test]
+fn thread_clock_times_out_in_real_time() {
+    use deferred::ThreadClock;
+
+    let (reply, _resolver) = Deferred::<u32>::pending(); // never answers
+    let reply = reply.add_timeout(Duration::from_millis(10), &ThreadClock);
+    assert!(reply.wait().unwrap_err().is::<TimedOut>());
+
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let cancelled = ThreadClock.call_later(
+        Duration::from_millis(5),
+        Box::new(move || flag.store(true, Ordering::SeqCst)),
+    );
+    cancelled.cancel();
+    // A later call on the same (one) timer thread: once it has run, the first one's deadline
+    // has passed too.
+    let (later, resolver) = Deferred::<()>::pending();
+    let _later = ThreadClock.call_later(
+        Duration::from_millis(20),
+        Box::new(move || resolver.callback(())),
+    );
+    later.wait().unwrap();
+    assert!(!ran.load(Ordering::SeqCst), "a cancelled call never runs");
+}

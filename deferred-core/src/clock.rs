@@ -1,6 +1,6 @@
 //! Time, as the helpers see it: the `Clock` trait (Twisted's `IReactorTime.callLater`), the
-//! `DelayedCall` it hands back, and `ManualClock`, a clock that only moves when a test says so
-//! (Twisted's `task.Clock`).
+//! `DelayedCall` it hands back, `ThreadClock` (real time, for a program of plain threads), and
+//! `ManualClock`, a clock that only moves when a test says so (Twisted's `task.Clock`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -37,9 +37,9 @@ use std::time::Duration;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a `Clock`: it cannot time a `Deferred` or its helpers",
     label = "not a `Clock`",
-    note = "a `Deferred` is timed by a `Clock` (`ManualClock`, `TokioClock` with the `tokio` \
-            feature), given itself, not a reference, to `retry`, `LoopingCall::new` and \
-            `defer_later`",
+    note = "a `Deferred` is timed by a `Clock` (`ThreadClock`, `ManualClock`, `TokioClock` with \
+            the `tokio` feature), given itself, not a reference, to `retry`, `LoopingCall::new` \
+            and `defer_later`",
     note = "a loop's own clock (`InboxClock`, `TokioLocalClock`, `CalloopClock`) times a \
             `LocalDeferred`: take the Deferred home first (`inbox.adopt(d)`), or use the helper \
             of `deferred::local`"
@@ -146,6 +146,40 @@ impl DelayedCall {
 impl fmt::Debug for DelayedCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("DelayedCall").finish_non_exhaustive()
+    }
+}
+
+/// Real time for a program with no event loop and no async runtime (plain threads): each call
+/// runs on the crate's one timer thread when its delay has passed. A panic in a call is reported
+/// as an unhandled failure; the timer thread goes on.
+///
+/// The calls a Deferred schedules are short — a deadline's cancel, a retry's next attempt, a
+/// looping call's next run — but whatever they fire runs there too (a step runs on the thread
+/// that fires its Deferred): a step that blocks on the timer thread holds every other timer back,
+/// so hand slow work to another thread (`defer_to_thread`). With tokio, use `TokioClock`; on an
+/// event loop, its own clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use deferred_core::{Deferred, ThreadClock, TimedOut};
+///
+/// let (reply, _resolver) = Deferred::<String>::pending(); // never answers
+/// let reply = reply.add_timeout(Duration::from_millis(20), &ThreadClock);
+/// assert!(reply.wait().unwrap_err().is::<TimedOut>());
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ThreadClock;
+
+// Unlisted in the clock traits' messages (see `Clock`).
+#[diagnostic::do_not_recommend]
+impl Clock for ThreadClock {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        let timer = crate::timer::after(delay, move || {
+            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
+                crate::unhandled::report(crate::Failure::from_panic(payload, None));
+            }
+        });
+        DelayedCall::new(move || crate::timer::cancel(timer))
     }
 }
 

@@ -308,9 +308,35 @@ impl Failure {
         &self.inner.trail
     }
 
-    /// Whether this is the failure of a cancelled chain.
+    /// Whether this is the failure of a cancelled chain: a [`Cancelled`], or what a cancelled
+    /// combinator fails with, made of cancellations — a [`FirstError`](crate::FirstError) whose
+    /// input was cancelled (`gather_results`, `map_concurrent`), a
+    /// [`FailureGroup`](crate::FailureGroup) of nothing but cancellations (`race`). So
+    /// [`add_timeout`](crate::Deferred::add_timeout) on a batch fails with `TimedOut`, and a
+    /// `catch` that passes cancels on sees a cancelled batch as one.
+    ///
+    /// ```
+    /// use deferred_core::{gather_results, Deferred, Failure};
+    ///
+    /// let (slow, _resolver) = Deferred::<u32>::pending();
+    /// let batch = gather_results([Deferred::succeed(1), slow]);
+    /// batch.cancel();
+    /// let failure = batch.wait().unwrap_err();
+    /// assert!(failure.is_cancelled());
+    /// assert_eq!(failure.to_string(), "input #1 failed: the Deferred was cancelled");
+    /// assert!(!Failure::msg("disk full").is_cancelled());
+    /// ```
     pub fn is_cancelled(&self) -> bool {
-        self.is::<Cancelled>()
+        if self.is::<Cancelled>() {
+            return true;
+        }
+        if let Some(first) = self.downcast_ref::<crate::outcome::FirstError>() {
+            return first.failure.is_cancelled();
+        }
+        self.downcast_ref::<crate::outcome::FailureGroup>()
+            .is_some_and(|group| {
+                !group.failures.is_empty() && group.failures.iter().all(Failure::is_cancelled)
+            })
     }
 
     // The trail's records are inlined, and those that may grow the trail call `Inner`'s out of

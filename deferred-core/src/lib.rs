@@ -4,7 +4,7 @@
 //! Users depend on the `deferred-chain` package (its library is `deferred`), which re-exports
 //! everything here plus the `chain!` macro; its docs start with Getting started (the features,
 //! which thread runs a step, recipes). The features here are the same: `tokio`, `calloop`,
-//! `tracing`, each item that needs one marked with it (on docs.rs).
+//! `tracing`, `registry`, `anyhow`, each item that needs one marked with it (on docs.rs).
 //!
 //! There are two kinds of Deferred, with the same methods and rules: [`Deferred`], whose chain
 //! may be fired, extended and cancelled from any thread (so its values and steps are `Send`),
@@ -88,7 +88,7 @@ pub use bounds::{FromFailure, LocalValue, Sendable, Shareable, WrappableError};
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub use calloop::CalloopClock;
 pub use capture::{NoUnhandled, UnhandledCapture, capture_unhandled, expect_no_unhandled};
-pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock};
+pub use clock::{Clock, DelayedCall, LocalClock, LocalDelayedCall, ManualClock, ThreadClock};
 pub use failure::{
     Cancelled, Failure, NeverFired, Panicked, QueueOverflow, QueueUnderflow, SharedFailure,
     TimedOut,

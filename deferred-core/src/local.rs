@@ -85,6 +85,7 @@ pub(crate) mod kind {
             None
         }
 
+        #[track_caller]
         pub(crate) fn block(&mut self) {
             if !crate::run_loop::run_one_posted() {
                 panic!(

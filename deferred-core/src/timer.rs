@@ -1,8 +1,10 @@
 //! One shared timer thread: it sleeps until the earliest deadline and runs the calls that are
-//! due. Used by clocks of loops that have no timers of their own ([`InboxClock`]): the call it
-//! runs only posts to the loop, which does the real work on its own thread.
+//! due. Used by clocks of loops that have no timers of their own ([`InboxClock`]: the call it
+//! runs only posts to the loop, which does the real work on its own thread), and by
+//! [`ThreadClock`], real time for programs with no loop (its calls report their panics).
 //!
 //! [`InboxClock`]: crate::InboxClock
+//! [`ThreadClock`]: crate::ThreadClock
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

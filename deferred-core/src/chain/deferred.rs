@@ -740,6 +740,7 @@ where
     }
 
     #[inline]
+    #[track_caller]
     fn wait_pending(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Fired already (the usual case on one thread): no waker, no blocking.
         match take(&*link) {
@@ -751,6 +752,7 @@ where
     /// Blocks this thread until the chain at `link` fires.
     #[cold]
     #[inline(never)]
+    #[track_caller] // the local kind's `Blocker::block` panics at the caller's `wait`
     fn block_on(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
