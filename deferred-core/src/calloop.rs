@@ -5,7 +5,6 @@
 //! Both run on the thread that dispatches the [`EventLoop`](calloop::EventLoop): results from
 //! other threads, timers and local chains meet there.
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
 use calloop::LoopHandle;
@@ -133,9 +132,7 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
                 .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
                     if let Some(call) = call.take() {
                         // A panic must not unwind out of the loop's dispatch.
-                        if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
-                            unhandled::report(Failure::from_panic(payload, None));
-                        }
+                        unhandled::run_reporting_panic(call);
                     }
                     TimeoutAction::Drop
                 });

@@ -174,11 +174,7 @@ pub struct ThreadClock;
 #[diagnostic::do_not_recommend]
 impl Clock for ThreadClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
-        let timer = crate::timer::after(delay, move || {
-            if let Err(payload) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)) {
-                crate::unhandled::report(crate::Failure::from_panic(payload, None));
-            }
-        });
+        let timer = crate::timer::after(delay, move || crate::unhandled::run_reporting_panic(call));
         DelayedCall::new(move || crate::timer::cancel(timer))
     }
 }

@@ -203,9 +203,7 @@ impl Mailbox {
 /// `Drop`, a pool thread or another runtime's task), and the post stands — the work is queued
 /// and runs when the loop next drains its inbox.
 fn call_wake(wake: &WakeUp) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(|| wake())) {
-        unhandled::report(Failure::from_panic(payload, None));
-    }
+    unhandled::run_reporting_panic(|| wake());
 }
 
 std::thread_local! {
@@ -479,9 +477,7 @@ impl Home {
 
     /// Runs one posted item; a panic is reported, not propagated into the loop.
     fn run(&self, item: Posted) {
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| item.run(self))) {
-            unhandled::report(Failure::from_panic(payload, None));
-        }
+        unhandled::run_reporting_panic(|| item.run(self));
     }
 
     /// Polls the local task kept under `key`, if it is still there (it is out of `waiting`

@@ -167,18 +167,10 @@ impl Clock for TokioClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let timer = self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            run_reporting_panic(call);
+            unhandled::run_reporting_panic(call);
         });
         let timer = timer.abort_handle();
         DelayedCall::new(move || timer.abort())
-    }
-}
-
-/// Runs a clock's call; a panic in it is reported as an unhandled failure (tokio would keep it
-/// in a join handle nobody looks at).
-fn run_reporting_panic(call: impl FnOnce()) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
-        unhandled::report(Failure::from_panic(payload, None));
     }
 }
 
@@ -291,7 +283,7 @@ impl LocalClock for TokioLocalClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let timer = tokio::task::spawn_local(async move {
             tokio::time::sleep(delay).await;
-            run_reporting_panic(call);
+            unhandled::run_reporting_panic(call);
         });
         let timer = timer.abort_handle();
         LocalDelayedCall::new(move || timer.abort())

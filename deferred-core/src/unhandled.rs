@@ -74,6 +74,15 @@ pub fn restore_unhandled_hook(previous: Option<Arc<UnhandledHook>>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
 }
 
+/// Runs `call`, code the caller cannot let a panic out of (a loop's dispatch, a timer thread,
+/// a thread that fired an input): a panic is reported as an unhandled failure instead.
+#[inline]
+pub(crate) fn run_reporting_panic(call: impl FnOnce()) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
+        report_failure(Failure::from_panic(payload, None));
+    }
+}
+
 /// Reports `result` if it is an error: the end of the line for a result nobody will see.
 pub(crate) fn report_result<T, E: 'static>(result: Result<T, E>) {
     if let Err(error) = result {

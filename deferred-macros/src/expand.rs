@@ -526,24 +526,25 @@ impl Collect {
         if let syn::Expr::Path(path) = expr
             && path.qself.is_none()
             && let Some(ident) = path.path.get_ident()
-            && ident != "self"
-            && ident
-                .to_string()
-                .starts_with(|c: char| c.is_lowercase() || c == '_')
-            && !self.bound.contains(&ident.to_string())
+            && self.may_be_from_around(ident)
         {
             self.assigned.push(ident.clone());
         }
     }
 
     fn name(&mut self, ident: &Ident, whole: bool) {
-        let text = ident.to_string();
-        if text != "self"
-            && text.starts_with(|c: char| c.is_lowercase() || c == '_')
-            && !self.bound.contains(&text)
-        {
+        if self.may_be_from_around(ident) {
             self.used.push((ident.clone(), whole));
         }
+    }
+
+    /// Whether `ident` may name a variable from around the body: a lowercase name, not `self`,
+    /// that nothing in the body has bound so far.
+    fn may_be_from_around(&self, ident: &Ident) -> bool {
+        let text = ident.to_string();
+        text != "self"
+            && text.starts_with(|c: char| c.is_lowercase() || c == '_')
+            && !self.bound.contains(&text)
     }
 
     /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`): a
@@ -1055,7 +1056,9 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     let site = Span::mixed_site();
     let outcome = local("__outcome", site);
     let done = local("__done", site);
-    let (param, computed, place) = match &step.handler {
+    // `reads_outcome`: a closure with a parameter that is not `_` (`finally |_|` reads no
+    // outcome, as `finally ||`).
+    let (param, computed, place, reads_outcome) = match &step.handler {
         Handler::Path(path) => {
             let outcome = local("__outcome", path.span());
             let krate = krate(path.span());
@@ -1065,27 +1068,24 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
                     #krate::__private::FinallyFn::call_finally(#path, &#outcome)
                 },
                 Place::at(path.span()),
+                false,
             )
         }
         _ => {
             let (param, computed, place) = handler_parts(step, "_");
-            let param = match &step.handler {
-                Handler::Closure(closure) if closure.param.is_some() => Some(param),
+            let pattern = match &step.handler {
+                Handler::Closure(closure) => closure.param.as_ref(),
                 _ => None,
             };
-            (param, computed, place)
+            let wild = |pattern: &syn::Pat| match pattern {
+                syn::Pat::Wild(_) => true,
+                syn::Pat::Type(typed) => matches!(*typed.pat, syn::Pat::Wild(_)),
+                _ => false,
+            };
+            let reads_outcome = pattern.is_some_and(|pattern| !wild(pattern));
+            (pattern.map(|_| param), computed, place, reads_outcome)
         }
     };
-    // `finally |_|` reads no outcome, as `finally ||`.
-    let wild = |param: &syn::Pat| match param {
-        syn::Pat::Wild(_) => true,
-        syn::Pat::Type(typed) => matches!(*typed.pat, syn::Pat::Wild(_)),
-        _ => false,
-    };
-    let reads_outcome = matches!(
-        &step.handler,
-        Handler::Closure(closure) if closure.param.as_ref().is_some_and(|param| !wild(param))
-    );
     let dispatch = if reads_outcome {
         dispatch_finally_of_outcome(place.body)
     } else {
