@@ -74,8 +74,8 @@ pub fn restore_unhandled_hook(previous: Option<Arc<UnhandledHook>>) {
         .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
 }
 
-/// Runs `call`, code the caller cannot let a panic out of (a loop's dispatch, a timer thread,
-/// a thread that fired an input): a panic is reported as an unhandled failure instead.
+/// Runs `call`, code the caller cannot let a panic out of (a loop's dispatch, a timer thread, a
+/// loop's wake-up called by a poster): a panic is reported as an unhandled failure instead.
 #[inline]
 pub(crate) fn run_reporting_panic(call: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
