@@ -479,6 +479,113 @@ fn no_origin_and_empty_trail_outside_chains() {
     assert!(!debug.contains("passed step"), "{debug}");
 }
 
+/// A failure that no step raised says where it entered the chain: the `errback` that fired
+/// the Resolver with it. Before, an unhandled report of it gave its message alone.
+#[test]
+fn an_unhandled_failure_fired_by_errback_says_where_it_entered() {
+    let ((), reported) = deferred::capture_unhandled(|| {
+        let (d, resolver) = Deferred::<u32>::pending();
+        drop(d.add_callback(|v| Ok(v + 1)));
+        resolver.errback(Failure::msg("connection refused"));
+    });
+    let errback_line = line!() - 2;
+    assert_eq!(reported.len(), 1);
+    let failure = &reported[0];
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), errback_line)));
+    assert_eq!(failure.origin(), None, "no step raised it");
+    let debug = format!("{failure:?}");
+    assert!(
+        debug.contains(&format!("entered the chain at {}", at(errback_line))),
+        "{debug}"
+    );
+    assert!(debug.contains(", by errback"), "{debug}");
+    // The step it skipped is on its trail, after where it entered.
+    assert!(
+        debug.find("entered the chain") < debug.find("passed step"),
+        "{debug}"
+    );
+}
+
+/// `fire(Err(..))`, `try_fire` and `Deferred::fail` say so too, each by its name; a step that
+/// raised a failure gives it an origin, and no entry point.
+#[test]
+fn each_way_a_failure_enters_a_chain_is_named() {
+    let entered = |failure: &Failure| {
+        let debug = format!("{failure:?}");
+        let by = debug
+            .split_once(", by ")
+            .and_then(|(_, rest)| rest.lines().next())
+            .map(str::to_owned);
+        (line_of(failure.entered_at()).map(|(_, line)| line), by)
+    };
+
+    let (d, resolver) = Deferred::<u32>::pending();
+    resolver.fire(Err(Failure::msg("no")));
+    let fired = line!() - 1;
+    assert_eq!(
+        entered(&d.wait().unwrap_err()),
+        (Some(fired), Some("fire".into()))
+    );
+
+    let (d, resolver) = Deferred::<u32>::pending();
+    resolver.try_fire(Err(Failure::msg("no"))).unwrap();
+    let tried = line!() - 1;
+    assert_eq!(
+        entered(&d.wait().unwrap_err()),
+        (Some(tried), Some("try_fire".into()))
+    );
+
+    let failed = Deferred::<u32>::fail(Failure::msg("no"));
+    let made = line!() - 1;
+    assert_eq!(
+        entered(&failed.wait().unwrap_err()),
+        (Some(made), Some("fail".into()))
+    );
+
+    let raised = Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::msg("no")));
+    let failure = raised.wait().unwrap_err();
+    assert_eq!(failure.entered_at(), None);
+    assert!(failure.origin().is_some());
+}
+
+/// The local kind says so too.
+#[test]
+fn a_failure_fired_into_a_local_chain_says_where_it_entered() {
+    let (d, resolver) = deferred::LocalDeferred::<u32>::pending();
+    resolver.errback(Failure::msg("no"));
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+}
+
+/// A failure keeps the first place it entered a chain: handed on by another Resolver (or a
+/// step that raised it first), it is not moved.
+#[test]
+fn a_failure_keeps_where_it_first_entered() {
+    let (first, resolver) = Deferred::<u32>::pending();
+    resolver.errback(Failure::msg("no"));
+    let line = line!() - 1;
+    let failure = first.wait().unwrap_err();
+    let (second, resolver) = Deferred::<u32>::pending();
+    resolver.errback(failure);
+    let failure = second.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+}
+
+/// The work of `defer_to_thread` fails: the failure entered the chain where the work was
+/// handed to the thread.
+#[test]
+fn a_failure_of_work_on_a_thread_entered_at_defer_to_thread() {
+    let d = deferred::defer_to_thread(|| Err::<u32, _>(Failure::msg("disk full")));
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert!(
+        format!("{failure:?}").contains(", by defer_to_thread"),
+        "{failure:?}"
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backtrace (as std's RUST_BACKTRACE / RUST_LIB_BACKTRACE say)
 // ---------------------------------------------------------------------------------------------

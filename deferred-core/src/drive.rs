@@ -255,7 +255,7 @@ where
                     Err(E::from(Failure::from_panic(panic, Some(self.at))))
                 }
             };
-            resolver.fire(result);
+            drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::FromFuture));
             return;
         }
     }
@@ -312,7 +312,7 @@ where
         if let State::Idle { future, resolver } = std::mem::replace(state, State::Done)
             && let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(future)))
         {
-            resolver.fire(Err(E::from(Failure::from_panic(panic, Some(self.at)))));
+            drop(resolver.settle(Err(E::from(Failure::from_panic(panic, Some(self.at))))));
         }
     }
 }

@@ -101,6 +101,38 @@ struct Inner {
     /// Whether a chain step has seen the failure, so a step that returns it passes it on rather
     /// than raising it.
     in_chain: bool,
+    /// Where code outside a chain handed the failure to one (see [`Failure::entered_at`]).
+    entered_at: Option<&'static Location<'static>>,
+    /// How: what that code called.
+    entered_by: EnteredBy,
+}
+
+/// What code outside a chain called to hand it a failure (see [`Failure::entered_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EnteredBy {
+    /// It has not entered a chain from outside (or a step raised it).
+    Nothing,
+    Errback,
+    Fire,
+    TryFire,
+    Fail,
+    DeferToThread,
+    FromFuture,
+}
+
+impl EnteredBy {
+    /// The name of what was called, as `Debug` of a failure prints it.
+    fn name(self) -> &'static str {
+        match self {
+            EnteredBy::Nothing => "",
+            EnteredBy::Errback => "errback",
+            EnteredBy::Fire => "fire",
+            EnteredBy::TryFire => "try_fire",
+            EnteredBy::Fail => "fail",
+            EnteredBy::DeferToThread => "defer_to_thread",
+            EnteredBy::FromFuture => "from_future",
+        }
+    }
 }
 
 impl Failure {
@@ -137,6 +169,8 @@ impl Failure {
                 origin: None,
                 trail: Vec::new(),
                 in_chain: false,
+                entered_at: None,
+                entered_by: EnteredBy::Nothing,
             }),
         }
     }
@@ -286,6 +320,27 @@ impl Failure {
         self.inner.origin
     }
 
+    /// Where code outside a chain handed this failure to one, when no step raised it: the
+    /// `errback` (or `fire`, `try_fire`) call that fired a Resolver with it, the
+    /// `Deferred::fail` that made a Deferred of it, or the `defer_to_thread` or `from_future`
+    /// call whose work failed with it. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
+    /// by errback`, so a failure reported as unhandled says where it came from even when no
+    /// step ever saw it. A failure a step raised has its [`origin`](Self::origin) instead.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    ///
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// resolver.errback(Failure::msg("connection refused")); let line = line!();
+    /// let failure = d.wait().unwrap_err();
+    /// assert_eq!(failure.entered_at().map(|at| at.line()), Some(line));
+    /// assert!(format!("{failure:?}").contains("entered the chain at"));
+    /// assert_eq!(failure.origin(), None); // no step raised it
+    /// ```
+    pub fn entered_at(&self) -> Option<&'static Location<'static>> {
+        self.inner.entered_at
+    }
+
     /// The chain steps this failure passed through after it was raised, oldest first: the
     /// callbacks it skipped, the errbacks and `finally`s that passed it on. (`chain!` records
     /// every `then` of a run after the step that raised it, in order, though they are nested in
@@ -376,6 +431,18 @@ impl Failure {
         let inner = &mut *self.inner;
         inner.trail.extend_from_slice(steps);
         inner.in_chain = true;
+    }
+
+    /// Records that code outside a chain handed the failure to one at `at`, with `by` (a
+    /// Resolver's `errback`, `Deferred::fail`), unless it has a history already: a failure a
+    /// step raised, or one that entered a chain before, keeps where it came from.
+    #[inline]
+    pub(crate) fn entered_at_by(&mut self, at: &'static Location<'static>, by: EnteredBy) {
+        let inner = &mut *self.inner;
+        if !inner.in_chain && inner.origin.is_none() && inner.entered_at.is_none() {
+            inner.entered_at = Some(at);
+            inner.entered_by = by;
+        }
     }
 
     /// Records that the failure reached a step's code (an errback): whatever that code does
@@ -533,6 +600,13 @@ impl fmt::Debug for Failure {
         write!(f, "{self:#}")?;
         if let Some(origin) = self.inner.origin {
             write!(f, "\n  raised at step {origin}")?;
+        }
+        if let Some(at) = self.inner.entered_at {
+            write!(
+                f,
+                "\n  entered the chain at {at}, by {}",
+                self.inner.entered_by.name()
+            )?;
         }
         // A chain built in a loop passes the same step many times: one line per run of repeats.
         let mut steps = self.inner.trail.iter().peekable();
@@ -725,6 +799,8 @@ impl SharedFailure {
                 origin: original.origin,
                 trail: original.trail.clone(),
                 in_chain: original.in_chain,
+                entered_at: original.entered_at,
+                entered_by: original.entered_by,
             }),
         }
     }

@@ -349,7 +349,7 @@ impl Inbox {
         let (local, home) = self.pending_with_canceller(move || upstream.cancel());
         // The step hands every outcome on, so the Deferred it gives holds nothing to report.
         drop(deferred.add_both(move |result| {
-            home.fire(result);
+            home.settle(result);
             Ok::<(), E>(())
         }));
         local
@@ -655,7 +655,7 @@ fn fire_kept<T: 'static, E: 'static>(home: &Home, key: u64, result: Result<T, E>
     let Ok(resolver) = kept.downcast::<LocalResolver<T, E>>() else {
         unreachable!("a key holds the resolver its HomeResolver was made with");
     };
-    resolver.fire(result);
+    drop(resolver.settle(result));
 }
 
 impl<T, E> HomeResolver<T, E>
@@ -665,18 +665,38 @@ where
 {
     /// Fires the Deferred with a success, on its loop.
     pub fn callback(self, value: T) {
-        self.fire(Ok(value));
+        self.settle(Ok(value));
     }
 
-    /// Fires the Deferred with a failure, on its loop.
+    /// Fires the Deferred with a failure, on its loop. A [`Failure`] that no step has raised
+    /// records this call as where it entered the chain ([`Failure::entered_at`]).
+    #[track_caller]
     pub fn errback(self, error: E) {
-        self.fire(Err(error));
+        self.fire_from(Err(error), crate::failure::EnteredBy::Errback);
     }
 
     /// Fires the Deferred with `result`, on its loop. If the loop has stopped, its Deferred
     /// has failed with `NeverFired` already; a failure in `result` is then reported as
     /// unhandled, since nobody else can see it.
-    pub fn fire(mut self, result: Result<T, E>) {
+    #[track_caller]
+    pub fn fire(self, result: Result<T, E>) {
+        self.fire_from(result, crate::failure::EnteredBy::Fire);
+    }
+
+    /// A public firing method, called at the caller's location with `by` (see
+    /// `Resolver::fire_from`).
+    #[track_caller]
+    fn fire_from(self, mut result: Result<T, E>, by: crate::failure::EnteredBy) {
+        if let Err(error) = &mut result
+            && let Some(failure) = (error as &mut dyn std::any::Any).downcast_mut::<Failure>()
+        {
+            failure.entered_at_by(std::panic::Location::caller(), by);
+        }
+        self.settle(result);
+    }
+
+    /// Fires the Deferred with `result`, without noting where (see `Resolver::settle`).
+    pub(crate) fn settle(mut self, result: Result<T, E>) {
         if let Some(mailbox) = self.mailbox.take() {
             mailbox.post_or_refuse(Fire {
                 key: self.key,
@@ -772,7 +792,7 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             Err(payload) => Err(E::from(Failure::from_panic(payload, Some(task.at)))),
         };
         if let Some(task) = self.take() {
-            task.resolver.fire(result);
+            drop(task.resolver.settle(result));
         }
         Poll::Ready(())
     }

@@ -48,7 +48,7 @@ where
     let job = move || {
         let result = catch_unwind(AssertUnwindSafe(work))
             .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
-        resolver.fire(result);
+        drop(resolver.settle_from(result, at, crate::failure::EnteredBy::DeferToThread));
     };
     #[cfg(feature = "tokio")]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {

@@ -82,7 +82,7 @@ where
             let result = CatchUnwind(Box::pin(future))
                 .await
                 .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
-            resolver.fire(result);
+            drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
         });
         // Only this function fills the slot, once.
         let _ = abort_slot.set(task.abort_handle());
@@ -338,7 +338,7 @@ where
                 .await
                 .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
             if let Some(resolver) = slot.take() {
-                resolver.fire(result);
+                drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
             }
         });
         let task = task.abort_handle();

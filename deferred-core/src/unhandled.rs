@@ -24,7 +24,8 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// The default writes `Unhandled error in Deferred:` and the failure's `Debug` form — message,
 /// steps and backtrace — to stderr; with the `tracing` feature it emits instead an error-level
 /// `tracing` event, `Unhandled error in Deferred`, whose fields are `error` (the message and its
-/// sources), `origin` (where a step raised it, when known) and `trail` (the steps it passed,
+/// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
+/// chain handed it to one, when no step raised it: [`Failure::entered_at`]) and `trail` (the steps it passed,
 /// oldest first, `; `-separated).
 ///
 /// The hook is one global, for the whole process. A failure reported on a thread that has a
@@ -133,6 +134,7 @@ fn default_report(failure: &Failure) {
     tracing::error!(
         error = %format_args!("{failure:#}"),
         origin = failure.origin().map(tracing::field::display),
+        entered_at = failure.entered_at().map(tracing::field::display),
         trail = %Trail(failure.trail()),
         "Unhandled error in Deferred"
     );

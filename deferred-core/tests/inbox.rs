@@ -413,3 +413,23 @@ fn a_cancelled_inbox_clock_call_never_runs() {
     event_loop.run_until(|| fence.get());
     assert!(!cancelled_ran.get());
 }
+
+/// A failure a `HomeResolver` fires from another thread says where it entered the chain: the
+/// `errback` call on that thread.
+#[test]
+fn a_failure_a_home_resolver_fires_says_where_it_entered() {
+    let event_loop = Loop::new();
+    let (local, home) = event_loop.inbox.pending::<u32, Failure>();
+    let line = thread::spawn(move || {
+        home.errback(Failure::msg("refused"));
+        line!() - 1
+    })
+    .join()
+    .unwrap();
+    let local = local.add_errback(move |failure: Failure| {
+        let at = failure.entered_at().expect("it entered at the errback");
+        Ok::<u32, Failure>(u32::from(at.file() == file!() && at.line() == line))
+    });
+    event_loop.run_until(|| local.is_fired());
+    assert_eq!(local.wait().unwrap(), 1);
+}

@@ -10,7 +10,7 @@ macro_rules! finally {
             None => $deferred::from_result($outcome),
             Some(done) if done.is_fired() => match done.wait() {
                 Ok(_) => $deferred::from_result($outcome),
-                Err(error) => $deferred::fail(error),
+                Err(error) => $deferred::from_result(Err(error)),
             },
             Some(done) => done.add_both(move |done| match done {
                 Ok(_) => $outcome,

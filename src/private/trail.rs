@@ -21,7 +21,7 @@ impl SendChain {
         let step = Location::caller();
         match outcome {
             StepOutcome::Value(value) => Deferred::succeed(value),
-            StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+            StepOutcome::Failed(error) => Deferred::from_result(Err(error)).__raised_at(step),
             StepOutcome::Later(deferred) => deferred.__raised_at(step),
         }
     }
@@ -48,7 +48,7 @@ impl SendChain {
         let step = Location::caller();
         match outcome {
             StepOutcome::Value(value) => Deferred::succeed((value, carried)),
-            StepOutcome::Failed(error) => Deferred::fail(error).__raised_at(step),
+            StepOutcome::Failed(error) => Deferred::from_result(Err(error)).__raised_at(step),
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
                 .add_callback(move |value| Ok::<_, E>((value, carried))),
@@ -68,7 +68,7 @@ impl LocalChain {
         let step = Location::caller();
         match outcome {
             StepOutcome::Value(value) => LocalDeferred::succeed(value),
-            StepOutcome::Failed(error) => LocalDeferred::fail(error).__raised_at(step),
+            StepOutcome::Failed(error) => LocalDeferred::from_result(Err(error)).__raised_at(step),
             StepOutcome::Later(deferred) => deferred.__raised_at(step),
         }
     }
@@ -89,7 +89,7 @@ impl LocalChain {
         let step = Location::caller();
         match outcome {
             StepOutcome::Value(value) => LocalDeferred::succeed((value, carried)),
-            StepOutcome::Failed(error) => LocalDeferred::fail(error).__raised_at(step),
+            StepOutcome::Failed(error) => LocalDeferred::from_result(Err(error)).__raised_at(step),
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
                 .add_callback(move |value| Ok::<_, E>((value, carried))),

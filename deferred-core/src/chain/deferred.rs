@@ -15,7 +15,7 @@ use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
 use self::kind::{Blocker, Ptr, Sendable};
 use crate::bounds::FromFailure;
-use crate::failure::{Failure, PanicTrail};
+use crate::failure::{EnteredBy, Failure, PanicTrail};
 use crate::run_loop;
 use crate::unhandled;
 
@@ -92,7 +92,7 @@ where
             // before any other code (a tracing subscriber) runs on this thread.
             let failure = Failure::from_step_panic(payload, step);
             crate::trace::chain_event!(%step, "step panicked");
-            Deferred::fail(E::from(failure))
+            Deferred::from_result(Err(E::from(failure)))
         }
     }
 }
@@ -110,7 +110,7 @@ fn mark_failure<U, E: 'static>(
             if let Some(failure) = as_failure(&mut error) {
                 mark(failure);
             }
-            Deferred::fail(error)
+            Deferred::from_result(Err(error))
         }
         state => Deferred { state },
     }
@@ -166,7 +166,7 @@ macro_rules! run_of {
             Err(mut error) => {
                 skipped_each(&mut error, skipped());
                 // As in `add_callback`: `f` is dropped after the failure is in `next`.
-                let next = Deferred::fail(error);
+                let next = Deferred::from_result(Err(error));
                 drop(f);
                 next
             }
@@ -190,7 +190,7 @@ fn skip<U, E: 'static>(mut error: E, step: &'static Location<'static>) -> Deferr
     if let Some(failure) = as_failure(&mut error) {
         failure.passed(step);
     }
-    Deferred::fail(error)
+    Deferred::from_result(Err(error))
 }
 
 impl<T, E: 'static> Deferred<T, E> {
@@ -223,9 +223,16 @@ impl<T, E: 'static> Deferred<T, E> {
     ///     .add_errback(|f: Failure| Ok(f.to_string().len() as u32));
     /// assert_eq!(d.wait().unwrap(), 2);
     /// ```
+    ///
+    /// A [`Failure`] given here that no step has raised records this call as where it entered
+    /// the chain ([`Failure::entered_at`]).
     #[inline]
+    #[track_caller]
     #[doc(alias = "reject")]
-    pub fn fail(error: E) -> Deferred<T, E> {
+    pub fn fail(mut error: E) -> Deferred<T, E> {
+        if let Some(failure) = as_failure(&mut error) {
+            failure.entered_at_by(Location::caller(), EnteredBy::Fail);
+        }
         Deferred::from_result(Err(error))
     }
 
@@ -568,7 +575,7 @@ where
                     let outcome = unwound_at(run, result, step);
                     // What a link waiting on a spent Deferred gets (see `stage`).
                     let outcome = match outcome.into_state() {
-                        State::Fired(None) => Deferred::fail(E::from(Failure::msg(SPENT))),
+                        State::Fired(None) => Deferred::from_result(Err(E::from(Failure::msg(SPENT)))),
                         state => Deferred { state },
                     };
                     then(outcome)
@@ -979,21 +986,26 @@ where
     /// delivered, so they run at once.
     #[doc(alias = "resolve")]
     pub fn callback(self, value: T) {
-        self.fire(Ok(value));
+        drop(self.settle(Ok(value)));
     }
 
     /// Fires the Deferred with a failure; its errbacks run now, on this thread.
+    ///
+    /// A [`Failure`] given here that no step has raised records this call as where it entered
+    /// the chain ([`Failure::entered_at`]): a report of it as unhandled says so.
     #[doc(alias = "reject")]
+    #[track_caller]
     pub fn errback(self, error: E) {
-        self.fire(Err(error));
+        drop(self.fire_from(Err(error), EnteredBy::Errback));
     }
 
     /// Fires the Deferred with `result`: `callback` for `Ok`, `errback` for `Err`. If the chain
     /// was cancelled already, it has its outcome (a cancellation), and `result` is dropped, as
     /// Twisted drops the one late fire after a cancel; [`try_fire`](Self::try_fire) gives it
     /// back instead.
+    #[track_caller]
     pub fn fire(self, result: Result<T, E>) {
-        drop(self.try_fire(result));
+        drop(self.fire_from(result, EnteredBy::Fire));
     }
 
     /// Fires the Deferred with `result`, unless the chain was cancelled already: then `result`
@@ -1010,7 +1022,42 @@ where
     /// # drop(d);
     /// ```
     #[inline]
-    pub fn try_fire(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+    #[track_caller]
+    pub fn try_fire(self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        self.fire_from(result, EnteredBy::TryFire)
+    }
+
+    /// A public firing method, called at the caller's location with `by`: a failure no step
+    /// raised records where it entered the chain.
+    #[inline]
+    #[track_caller]
+    fn fire_from(self, result: Result<T, E>, by: EnteredBy) -> Result<(), Result<T, E>> {
+        self.settle_from(result, Location::caller(), by)
+    }
+
+    /// Fires the Deferred with `result`; a failure no step raised records `at` and `by` as
+    /// where it entered the chain (a helper's call site, for what the user's work gave it:
+    /// `defer_to_thread`, `from_future`).
+    #[inline]
+    pub(crate) fn settle_from(
+        self,
+        mut result: Result<T, E>,
+        at: &'static Location<'static>,
+        by: EnteredBy,
+    ) -> Result<(), Result<T, E>> {
+        if let Err(error) = &mut result
+            && let Some(failure) = as_failure(error)
+        {
+            failure.entered_at_by(at, by);
+        }
+        self.settle(result)
+    }
+
+    /// Fires the Deferred with `result`, as [`try_fire`](Self::try_fire) does, without noting
+    /// where: what the crate's own helpers fire with (a failure they make is theirs, and a
+    /// user's failure they pass on was noted where the user gave it).
+    #[inline]
+    pub(crate) fn settle(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
         let link = self.link.take();
         std::mem::forget(self); // nothing left in it to drop: a check, not a call to `Drop`
         match link {

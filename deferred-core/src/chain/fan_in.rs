@@ -210,7 +210,7 @@ where
         // No inputs: the outcome is `settled` of nothing, at once.
         let resolver = shared.lock().output.take();
         if let Some(resolver) = resolver {
-            resolver.fire(shared.policy.settled(Vec::new()));
+            drop(resolver.settle(shared.policy.settled(Vec::new())));
         }
     }
     output.expect("made with the shared state")
@@ -356,7 +356,7 @@ where
                     self.cancel_inputs();
                 }
                 self.drop_kept();
-                resolver.fire(outcome);
+                drop(resolver.settle(outcome));
             }
             Next::Settled { resolver, places } => {
                 // In place of the places' `Vec` when the layouts allow.
@@ -369,7 +369,7 @@ where
                         }
                     })
                     .collect();
-                resolver.fire(self.policy.settled(kept));
+                drop(resolver.settle(self.policy.settled(kept)));
             }
         }
     }

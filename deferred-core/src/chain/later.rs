@@ -56,7 +56,7 @@ where
         }
         let resolver = to_cancel.lock().take();
         if let Some(resolver) = resolver {
-            resolver.errback(Failure::cancelled());
+            drop(resolver.settle(Err(Failure::cancelled())));
         }
     });
     resolver.held_by("defer_later");

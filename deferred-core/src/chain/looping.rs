@@ -314,7 +314,7 @@ where
                 let now = self.clock.now();
                 self.schedule_from(now);
             }
-            Some(Some(done)) => done.fire(result),
+            Some(Some(done)) => drop(done.settle(result)),
             Some(None) => {}
         }
     }
@@ -366,7 +366,7 @@ where
         }
         // Failed here, in the canceller: dropping the resolver would fail it with `NeverFired`.
         if let Some(done) = done {
-            done.errback(Failure::cancelled());
+            drop(done.settle(Err(Failure::cancelled())));
         }
         if let Some(in_flight) = in_flight {
             in_flight.cancel();

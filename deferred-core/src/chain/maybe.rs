@@ -49,11 +49,11 @@ where
             match deferred.wait() {
                 Err(mut failure) => {
                     failure.raised_at(at);
-                    Deferred::fail(failure)
+                    Deferred::from_result(Err(failure))
                 }
                 Ok(value) => Deferred::succeed(value),
             }
         }
-        Err(panic) => Deferred::fail(Failure::from_panic(panic, Some(at))),
+        Err(panic) => Deferred::from_result(Err(Failure::from_panic(panic, Some(at)))),
     }
 }

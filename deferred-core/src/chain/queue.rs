@@ -164,7 +164,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
             .backlog
             .is_some_and(|backlog| state.waiting.len() >= backlog)
         {
-            return Deferred::fail(Failure::new(QueueUnderflow));
+            return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
         }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
@@ -175,7 +175,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
             if let Some(shared) = shared.upgrade() {
                 let waiter = shared.state.lock().waiting.remove(&ticket);
                 if let Some(waiter) = waiter {
-                    waiter.errback(Failure::cancelled());
+                    drop(waiter.settle(Err(Failure::cancelled())));
                 }
             }
         });

@@ -208,7 +208,7 @@ where
                 state.done.take()
             };
             if let Some(done) = done {
-                done.errback(failure);
+                drop(done.settle(Err(failure)));
             }
             return;
         }
@@ -249,7 +249,7 @@ where
             }
         };
         if let Some((done, error)) = gave_up {
-            done.errback(Failure::new(error));
+            drop(done.settle(Err(Failure::new(error))));
             return;
         }
         let Some(wait) = wait else { return };
@@ -279,7 +279,7 @@ where
         }
         // Failed here, in the canceller: dropping the resolver would fail it with `NeverFired`.
         if let Some(done) = done {
-            done.errback(Failure::cancelled());
+            drop(done.settle(Err(Failure::cancelled())));
         }
         if let Some(in_flight) = in_flight {
             in_flight.cancel();

@@ -123,7 +123,7 @@ impl Shared {
     fn forget(&self, ticket: u64) {
         let waiter = self.lock().waiters.remove(&ticket);
         if let Some(waiter) = waiter {
-            waiter.errback(Failure::cancelled());
+            drop(waiter.settle(Err(Failure::cancelled())));
         }
     }
 }
@@ -482,7 +482,7 @@ where
             let (f, stopped) = (f.clone(), stopped.clone());
             semaphore.acquire().add_callback(move |permit| {
                 if stopped.get() {
-                    return Deferred::fail(Failure::cancelled());
+                    return Deferred::from_result(Err(Failure::cancelled()));
                 }
                 maybe_deferred(move || f(item)).add_both(move |outcome| {
                     if outcome.is_err() {

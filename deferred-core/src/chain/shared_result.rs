@@ -254,7 +254,7 @@ impl<T> Core<T> {
             (waiting, report)
         };
         for (_, consumer) in waiting {
-            consumer.fire(copy(&result));
+            drop(consumer.settle(copy(&result)));
         }
         if report && let Err(shared) = &*result {
             unhandled::report(shared.to_failure());
@@ -276,7 +276,7 @@ impl<T> Core<T> {
             (consumer, self.source_to_cancel(&mut state))
         };
         if let Some(consumer) = consumer {
-            consumer.errback(Failure::cancelled());
+            drop(consumer.settle(Err(Failure::cancelled())));
         }
         if let Some(source) = source {
             source.cancel();
