@@ -132,7 +132,8 @@ pub use deferred_core::*;
 /// - **`catch |e: T| ...`** handles the failures whose error is a `T` (Twisted's `trap`; `T`
 ///   implements `std::error::Error`); others flow on. **`catch |f| ...`** handles every failure
 ///   (`f` is the chain's error, a [`Failure`] by default; so is `catch |f: Failure|` and
-///   `catch path`). A `catch` recovers: its body gives a value of the type flowing past it (or a
+///   `catch path`), and so does `catch |e: Box<dyn Error + Send + Sync>| ...` with the error
+///   the failure holds, as code written with boxed errors has it. A `catch` recovers: its body gives a value of the type flowing past it (or a
 ///   `Result`, or a `Deferred`); `Err` passes a failure on.
 /// - **`finally || ...`** and **`finally |outcome| ...`** (`outcome` is a `&Result<T, E>`) run on
 ///   both paths, and the outcome passes on unchanged, unless the body fails (gives `Err`, a

@@ -458,6 +458,42 @@ fn a_typed_catch_gets_the_error_itself() {
     assert_eq!(d.wait().unwrap(), "carol?");
 }
 
+/// `catch |e: Box<dyn Error + Send + Sync>|`, as code written with boxed errors has it: every
+/// failure is one, so it catches everything, and gets the error the failure holds (its
+/// `downcast_ref` finds the error's own type). Without `Sync`, or `Send`, the same.
+#[test]
+fn a_catch_of_a_boxed_error_takes_every_failure_as_its_error() {
+    use std::error::Error;
+    let not_found = || Deferred::<String>::fail(NotFound("erin".to_owned()).into());
+    let d = chain! {
+        not_found()
+        catch |e: Box<dyn Error + Send + Sync>| match e.downcast_ref::<NotFound>() {
+            Some(NotFound(name)) => format!("no {name}"),
+            None => format!("other: {e}"),
+        }
+    };
+    assert_eq!(d.wait().unwrap(), "no erin");
+    let d = chain! {
+        not_found()
+        then |s| s + "!"
+        catch |e: Box<dyn Error + Send>| e.to_string()
+    };
+    assert_eq!(d.wait().unwrap(), "no employee named erin");
+    let d = chain! {
+        Deferred::<u32>::succeed(1)
+        then |_| -> u32 { panic!("step blew up") }
+        catch |e: Box<dyn std::error::Error>| u32::from(e.is::<Panicked>())
+    };
+    assert_eq!(d.wait().unwrap(), 1);
+    // A typed catch before it still traps its own type first.
+    let d = chain! {
+        not_found()
+        catch |_: fmt::Error| "fmt".to_owned()
+        catch |e: Box<dyn Error + Send + Sync>| e.to_string()
+    };
+    assert_eq!(d.wait().unwrap(), "no employee named erin");
+}
+
 #[test]
 fn a_catch_recovers_with_a_value_a_result_or_a_deferred() {
     let value = chain! { Deferred::<u32>::fail(Timeout.into()) catch |_| 1 };

@@ -156,7 +156,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         quote_spanned! {site=>
             #[allow(unused_imports)]
             use #krate::__private::{
-                CatchCloneableError as _, CatchErrorType as _, CatchOther as _,
+                CatchBoxedError as _, CatchCloneableError as _, CatchErrorType as _, CatchOther as _,
                 CatchOwnError as _,
             };
         }
@@ -985,7 +985,7 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
             let catch_as = local("__catch_as", site);
             let fail = fail(&error_var);
             let trap = quote_spanned! {ty.span()=>
-                (&&&&#catch_as).__catch_kind().trap(#error_var)
+                (&&&&&#catch_as).__catch_kind().trap(#error_var)
             };
             let trap_or_pass = quote_spanned! {site=>
                 match #trap {

@@ -552,12 +552,12 @@ fn mentions_err(tokens: TokenStream) -> bool {
 
 impl Step {
     /// Whether this step is a `catch` that takes every failure: untyped, a function, or typed
-    /// with `Failure` itself.
+    /// with `Failure` itself or a boxed error (`Box<dyn Error + ..>`).
     pub fn is_catch_all(&self) -> bool {
         match (&self.kind, &self.handler) {
             (_, Handler::Invalid(_)) => false,
             (StepKind::Catch { ty: None }, _) => true,
-            (StepKind::Catch { ty: Some(ty) }, _) => is_failure_type(ty),
+            (StepKind::Catch { ty: Some(ty) }, _) => is_failure_type(ty) || is_boxed_error(ty),
             _ => false,
         }
     }
@@ -585,6 +585,29 @@ fn is_failure_type(ty: &Type) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `ty` is a boxed error: `Box<dyn Error + ..>` (`std::error::Error`, or any path to a
+/// trait named `Error`), which a chain of `Failure`s gives for every failure.
+fn is_boxed_error(ty: &Type) -> bool {
+    let Type::Path(path) = ty else { return false };
+    let Some(last) = path.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    last.ident == "Box"
+        && path.qself.is_none()
+        && matches!(
+            args.args.first(),
+            Some(syn::GenericArgument::Type(Type::TraitObject(object)))
+                if object.bounds.iter().any(|bound| matches!(
+                    bound,
+                    syn::TypeParamBound::Trait(t)
+                        if t.path.segments.last().is_some_and(|s| s.ident == "Error")
+                ))
+        )
 }
 
 impl StepClosure {
@@ -618,6 +641,8 @@ impl StepClosure {
 /// A `then` or `finally` in between can raise new failures, so it starts a new run of catches.
 fn validate_catches(chain: &mut Chain) {
     let mut catch_all_before = false;
+    // The catch-all before names a boxed error: it has a type already.
+    let mut boxed_before = false;
     let mut trapped_before: Vec<String> = Vec::new();
     for step in &chain.steps {
         let StepKind::Catch { ty } = &step.kind else {
@@ -626,6 +651,16 @@ fn validate_catches(chain: &mut Chain) {
             continue;
         };
         if matches!(step.handler, Handler::Invalid(_)) {
+            continue;
+        }
+        if catch_all_before && boxed_before {
+            chain.errors.push(Error::new(
+                step.keyword.span(),
+                "this `catch` can never run: the `catch` before it names a boxed error, which \
+                 every failure is, so it takes every failure and passes none on; remove this \
+                 one, or put it first, or name an error type in the earlier one: \
+                 `catch |e: ErrorType| ...`",
+            ));
             continue;
         }
         if catch_all_before {
@@ -644,6 +679,7 @@ fn validate_catches(chain: &mut Chain) {
         }
         if step.is_catch_all() {
             catch_all_before = step.keeps_failures_in();
+            boxed_before = ty.as_deref().is_some_and(is_boxed_error);
             continue;
         }
         let Some(ty) = ty else { continue };

@@ -1,5 +1,5 @@
 //! What a `catch` may name and give: a typed `catch |e: T|` traps the chain's own error type
-//! (then it catches everything), an error type trapped out of a `Failure`
+//! or a boxed error (then it catches everything), an error type trapped out of a `Failure`
 //! ([`Failure::trap`]; cloned out of a shared one when it is `Clone`), or is a compile error ([`catch_as`] and the `Catch*` traits); and what
 //! a `catch` gives must be the value type flowing past it ([`Recovers`]); and a `|` in a typed
 //! `catch`'s body that was meant to join two error types ([`OrInCatch`]).
@@ -61,7 +61,43 @@ pub fn catch_as<T, C: Chain>(_deferred: &C) -> CatchAs<T, C::Error> {
     CatchAs(PhantomData)
 }
 
-/// Highest priority: the `catch` names the chain's own error type, so it catches everything.
+/// Highest priority: the `catch` names a boxed error (`Box<dyn Error + Send + Sync>`, and the
+/// same without `Sync` or `Send`) on a chain of `Failure`s: every failure is one, so it catches
+/// everything, and takes the error the failure holds ([`Failure::into_error`]), as
+/// `Box<dyn Error>` code would (its `downcast_ref` finds the error's own type).
+pub trait CatchBoxedError {
+    /// The trap that takes everything, as its error.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+
+/// The boxed error types a `catch` may name, each from the `Box<dyn Error + Send + Sync>` a
+/// `Failure` holds.
+macro_rules! catch_boxed {
+    ($($bounds:tt)*) => {
+        impl CatchBoxedError for &&&&CatchAs<Box<dyn StdError $($bounds)*>, Failure> {
+            type Trap = TrapBoxed<Box<dyn StdError $($bounds)*>>;
+            #[inline(always)]
+            fn __catch_kind(&self) -> Self::Trap {
+                TrapBoxed(PhantomData)
+            }
+        }
+
+        impl TrapBoxed<Box<dyn StdError $($bounds)*>> {
+            /// Takes the error `failure` holds.
+            #[inline(always)]
+            pub fn trap(self, failure: Failure) -> Result<Box<dyn StdError $($bounds)*>, Failure> {
+                Ok(failure.into_error())
+            }
+        }
+    };
+}
+catch_boxed!(+ Send + Sync);
+catch_boxed!(+ Send);
+catch_boxed!();
+
+/// Next: the `catch` names the chain's own error type, so it catches everything.
 pub trait CatchOwnError {
     /// The trap that takes everything.
     type Trap;
@@ -126,6 +162,8 @@ impl<T, E> CatchOther for CatchAs<T, E> {
 
 /// Takes every failure.
 pub struct TrapAll;
+/// Takes every failure, as the boxed error it holds.
+pub struct TrapBoxed<B>(PhantomData<fn() -> B>);
 /// Takes the failures whose error is a `T`.
 pub struct TrapError<T>(PhantomData<fn() -> T>);
 /// Takes the failures whose error is a `T`, cloning it out of a shared one.
