@@ -85,21 +85,46 @@ pub(crate) mod kind {
 
     /// How `wait` blocks: the thread parks until the chain's waker unparks it (another thread
     /// fires it).
-    pub(crate) struct Blocker(Waker);
+    pub(crate) struct Blocker {
+        waker: Waker,
+        /// On the thread of a current-thread tokio runtime, when to say that this `wait` may
+        /// never return (`None` elsewhere, or once said).
+        #[cfg(feature = "tokio")]
+        stuck_at: Option<std::time::Instant>,
+    }
 
     impl Blocker {
         pub(crate) fn new() -> Blocker {
-            Blocker(Waker::from(Ptr::new(ThreadWaker(std::thread::current()))))
+            Blocker {
+                waker: Waker::from(Ptr::new(ThreadWaker(std::thread::current()))),
+                #[cfg(feature = "tokio")]
+                stuck_at: crate::tokio::wait_blocks_a_runtime()
+                    .then(|| std::time::Instant::now() + crate::tokio::STUCK_AFTER),
+            }
         }
 
         /// The waker `wait` registers with the chain before it blocks.
         pub(crate) fn waker(&self) -> Option<Waker> {
-            Some(self.0.clone())
+            Some(self.waker.clone())
         }
 
         /// Parks until the waker is woken. A wake that came first (after the registration,
-        /// before the park) leaves the thread's token set, so none is lost.
+        /// before the park) leaves the thread's token set, so none is lost. On the thread of a
+        /// current-thread tokio runtime, a `wait` still blocked after a while says why it may
+        /// never return (see `tokio::wait_blocks_a_runtime`), then goes on waiting.
+        #[track_caller]
         pub(crate) fn block(&mut self) {
+            #[cfg(feature = "tokio")]
+            if let Some(stuck_at) = self.stuck_at {
+                match stuck_at.checked_duration_since(std::time::Instant::now()) {
+                    // Woken, or not: the caller looks again, and blocks again if it must.
+                    Some(left) if !left.is_zero() => return std::thread::park_timeout(left),
+                    _ => {
+                        self.stuck_at = None;
+                        crate::tokio::warn_wait_blocks_a_runtime(std::panic::Location::caller());
+                    }
+                }
+            }
             std::thread::park();
         }
     }

@@ -35,6 +35,41 @@ fn expect_runtime(what: &str, instead: &str) {
     }
 }
 
+/// How long `wait` blocks the thread of a current-thread runtime before it says it may never
+/// return ([`wait_blocks_a_runtime`]).
+pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(2);
+
+/// Whether this thread runs a current-thread tokio runtime (or a task of one), where `wait`
+/// on a Deferred that a task of that runtime would fire never returns: the task cannot run
+/// while `wait` blocks the runtime's only thread. A thread of the runtime's blocking pool
+/// (`spawn_blocking`) may wait: it is not the runtime's thread. Tokio says which thread is
+/// which only by its name (`tokio-rt-worker`; `tokio-runtime-worker` in older tokio), so a
+/// runtime that names its threads otherwise gets the warning on its blocking pool too; the
+/// warning says "if".
+pub(crate) fn wait_blocks_a_runtime() -> bool {
+    tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        matches!(
+            runtime.runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        )
+    }) && !matches!(
+        std::thread::current().name(),
+        Some("tokio-rt-worker" | "tokio-runtime-worker")
+    )
+}
+
+/// Says, once for a `wait` at `at` that has blocked [`STUCK_AFTER`] on the thread of a
+/// current-thread runtime, why it may never return (a hang that says nothing is the worst of
+/// mistakes to find). Written to stderr: it is not a failure of any chain.
+pub(crate) fn warn_wait_blocks_a_runtime(at: &'static Location<'static>) {
+    eprintln!(
+        "deferred: `wait` at {at} has blocked for {STUCK_AFTER:?} on the thread of a \
+         current-thread tokio runtime: if a task of that runtime fires this Deferred, it never \
+         will, since `wait` keeps the runtime's only thread from running it. `.await` the \
+         Deferred instead (it is a Future), or wait on another thread (`spawn_blocking`)."
+    );
+}
+
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> Deferred<T, E>
 where

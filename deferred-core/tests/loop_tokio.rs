@@ -217,3 +217,71 @@ fn the_tokio_helpers_outside_a_runtime_say_where_to_call_them() {
     });
     assert!(reports.is_empty(), "nothing reported: {reports:?}");
 }
+
+/// The child side of `a_wait_that_blocks_a_current_thread_runtime_says_so`: on the thread of a
+/// current-thread runtime, `wait` on a Deferred that another thread fires only after the
+/// warning's delay. Does nothing when run directly.
+#[test]
+fn wait_on_a_current_thread_runtime_in_child() {
+    if std::env::var_os("DEFERRED_WAIT_PROBE").is_none() {
+        return;
+    }
+    runtime(false).block_on(async {
+        let (d, resolver) = deferred_core::Deferred::<u32>::pending();
+        // Fired by a plain thread, after the warning: so the wait does return.
+        let firing = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(2_500));
+            resolver.callback(7);
+        });
+        assert_eq!(d.wait().unwrap(), 7);
+        firing.join().unwrap();
+    });
+    // On a thread of the runtime's blocking pool, a wait is no mistake: nothing is said.
+    runtime(false).block_on(async {
+        let (d, resolver) = deferred_core::Deferred::<u32>::pending();
+        let firing = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(2_500));
+            resolver.callback(8);
+        });
+        let waited = tokio::task::spawn_blocking(move || d.wait().unwrap());
+        assert_eq!(waited.await.unwrap(), 8);
+        firing.join().unwrap();
+    });
+}
+
+/// `wait` on the thread of a current-thread runtime, where a Deferred a task of that runtime
+/// would fire never fires, says so on stderr once it has blocked a while (and goes on
+/// waiting): run in a child process, whose stderr is read. The same wait on the runtime's
+/// blocking pool says nothing.
+#[test]
+fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "wait_on_a_current_thread_runtime_in_child",
+            "--nocapture",
+        ])
+        .env("DEFERRED_WAIT_PROBE", "1")
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child failed:\n{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("on the thread of a current-thread tokio runtime"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "said once, for the first wait only:\n{stderr}"
+    );
+    assert!(
+        said[0].contains(&format!("`wait` at {}:", file!())),
+        "{stderr}"
+    );
+    assert!(
+        said[0].contains("`.await` the Deferred instead"),
+        "{stderr}"
+    );
+}
