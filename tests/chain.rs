@@ -494,6 +494,47 @@ fn a_catch_of_a_boxed_error_takes_every_failure_as_its_error() {
     assert_eq!(d.wait().unwrap(), "no employee named erin");
 }
 
+/// A chain whose error type is left to be inferred from a `catch` of a boxed error is a chain
+/// of boxed errors (the `catch` names its own error type), not of `Failure`s.
+#[test]
+fn a_catch_of_a_boxed_error_can_give_the_chain_its_error_type() {
+    use std::error::Error;
+    let (start, resolver) = Deferred::pending();
+    let d = chain! {
+        start
+        catch |e: Box<dyn Error + Send + Sync>| format!("caught: {e}")
+    };
+    let error: Box<dyn Error + Send + Sync> = Box::new(NotFound("frank".to_owned()));
+    resolver.errback(error);
+    let caught: String = d.wait().unwrap();
+    assert_eq!(caught, "caught: no employee named frank");
+}
+
+/// On a failure that a `SharedResult` consumer holds last, a `catch` of a boxed error gets the
+/// original error (its `downcast_ref` finds it); while other consumers still hold it, it gets
+/// the `SharedFailure`, which reads the original through `failure()`.
+#[test]
+fn a_catch_of_a_boxed_error_on_a_shared_failure() {
+    use deferred::{SharedFailure, SharedResult};
+    use std::error::Error;
+    let shared = SharedResult::new(Deferred::<String>::fail(NotFound("gil".to_owned()).into()));
+    let (first, second) = (shared.consumer(), shared.consumer());
+    drop(shared);
+    fn name_of(e: &(dyn Error + Send + Sync + 'static)) -> String {
+        match e.downcast_ref::<NotFound>() {
+            Some(NotFound(name)) => format!("own: {name}"),
+            None => match e.downcast_ref::<SharedFailure>() {
+                Some(shared) => format!("shared: {}", shared.failure()),
+                None => "neither".to_owned(),
+            },
+        }
+    }
+    let d = chain! { first catch |e: Box<dyn Error + Send + Sync>| name_of(&*e) };
+    assert_eq!(d.wait().unwrap(), "shared: no employee named gil");
+    let d = chain! { second catch |e: Box<dyn Error + Send + Sync>| name_of(&*e) };
+    assert_eq!(d.wait().unwrap(), "own: gil");
+}
+
 #[test]
 fn a_catch_recovers_with_a_value_a_result_or_a_deferred() {
     let value = chain! { Deferred::<u32>::fail(Timeout.into()) catch |_| 1 };

@@ -558,6 +558,37 @@ fn a_failure_fired_into_a_local_chain_says_where_it_entered() {
     assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
 }
 
+/// A failure that `try_fire` gives back (the chain was cancelled first) entered no chain
+/// there: where it enters next is what it says.
+#[test]
+fn a_failure_try_fire_gives_back_did_not_enter_there() {
+    let (cancelled, resolver) = Deferred::<u32>::pending();
+    cancelled.cancel();
+    let Err(Err(failure)) = resolver.try_fire(Err(Failure::msg("no"))) else {
+        panic!("a cancelled chain gives the result back");
+    };
+    assert_eq!(failure.entered_at(), None);
+    let (d, resolver) = Deferred::<u32>::pending();
+    resolver.errback(failure);
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    drop(cancelled);
+}
+
+/// `drive_future`'s failure entered at the `drive_future` call, and says so.
+#[test]
+fn a_failure_of_a_driven_future_entered_at_drive_future() {
+    let d: Deferred<u32> = Deferred::drive_future(async { Err(Failure::msg("no")) });
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert!(
+        format!("{failure:?}").contains(", by drive_future"),
+        "{failure:?}"
+    );
+}
+
 /// A failure keeps the first place it entered a chain: handed on by another Resolver (or a
 /// step that raised it first), it is not moved.
 #[test]

@@ -255,7 +255,7 @@ where
                     Err(E::from(Failure::from_panic(panic, Some(self.at))))
                 }
             };
-            drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::FromFuture));
+            drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
             return;
         }
     }

@@ -117,7 +117,10 @@ pub(crate) enum EnteredBy {
     TryFire,
     Fail,
     DeferToThread,
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     FromFuture,
+    DriveFuture,
+    Spawn,
 }
 
 impl EnteredBy {
@@ -131,6 +134,8 @@ impl EnteredBy {
             EnteredBy::Fail => "fail",
             EnteredBy::DeferToThread => "defer_to_thread",
             EnteredBy::FromFuture => "from_future",
+            EnteredBy::DriveFuture => "drive_future",
+            EnteredBy::Spawn => "Inbox::spawn",
         }
     }
 }
@@ -300,9 +305,33 @@ impl Failure {
         &*self.inner.error
     }
 
-    /// Takes the wrapped error out, dropping the backtrace and trail.
+    /// Takes the wrapped error out, dropping the backtrace and trail. A copy of a shared failure
+    /// (a [`SharedResult`](crate::SharedResult) consumer's) gives the original error once it is
+    /// the last holder, as [`trap`](Failure::trap) does; while others still hold it, it gives
+    /// the [`SharedFailure`], whose [`failure`](SharedFailure::failure) reads the original.
+    ///
+    /// ```
+    /// use deferred_core::{Cancelled, Failure};
+    ///
+    /// let shared = Failure::cancelled().share();
+    /// let copy = shared.to_failure();
+    /// drop(shared);
+    /// assert!(copy.into_error().is::<Cancelled>()); // the last holder takes the error itself
+    /// ```
     pub fn into_error(self) -> BoxError {
-        self.inner.error
+        let sole_holder = self
+            .shared()
+            .is_some_and(|shared| Arc::strong_count(&shared.0) == 1);
+        if !sole_holder {
+            return self.inner.error;
+        }
+        match self.inner.error.downcast::<SharedFailure>() {
+            Ok(shared) => match Arc::try_unwrap(shared.0) {
+                Ok(failure) => failure.into_error(),
+                Err(_) => unreachable!("the only holder"),
+            },
+            Err(_) => unreachable!("checked by `shared` above"),
+        }
     }
 
     /// The backtrace captured when the failure was made (empty unless `RUST_BACKTRACE` asks).
@@ -325,7 +354,11 @@ impl Failure {
     /// `Deferred::fail` that made a Deferred of it, or the `defer_to_thread` or `from_future`
     /// call whose work failed with it. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
     /// by errback`, so a failure reported as unhandled says where it came from even when no
-    /// step ever saw it. A failure a step raised has its [`origin`](Self::origin) instead.
+    /// step ever saw it. A failure a step raised has its [`origin`](Self::origin); one that a
+    /// step made with `Deferred::fail` has both (the step, and the `fail` inside it).
+    ///
+    /// The place is the caller's, as `#[track_caller]` gives it: called through a function
+    /// pointer (`map_or_else(Deferred::fail, ..)`), it is where that pointer is called.
     ///
     /// ```
     /// use deferred_core::{Deferred, Failure};
@@ -435,14 +468,25 @@ impl Failure {
 
     /// Records that code outside a chain handed the failure to one at `at`, with `by` (a
     /// Resolver's `errback`, `Deferred::fail`), unless it has a history already: a failure a
-    /// step raised, or one that entered a chain before, keeps where it came from.
+    /// step raised, or one that entered a chain before, keeps where it came from. Says whether
+    /// it recorded it.
     #[inline]
-    pub(crate) fn entered_at_by(&mut self, at: &'static Location<'static>, by: EnteredBy) {
+    pub(crate) fn entered_at_by(&mut self, at: &'static Location<'static>, by: EnteredBy) -> bool {
         let inner = &mut *self.inner;
-        if !inner.in_chain && inner.origin.is_none() && inner.entered_at.is_none() {
+        let new = !inner.in_chain && inner.origin.is_none() && inner.entered_at.is_none();
+        if new {
             inner.entered_at = Some(at);
             inner.entered_by = by;
         }
+        new
+    }
+
+    /// Forgets where the failure entered a chain: it was refused (a `try_fire` on a cancelled
+    /// chain gives it back), so it has not entered one.
+    #[inline]
+    pub(crate) fn not_entered(&mut self) {
+        self.inner.entered_at = None;
+        self.inner.entered_by = EnteredBy::Nothing;
     }
 
     /// Records that the failure reached a step's code (an errback): whatever that code does

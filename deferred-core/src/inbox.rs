@@ -792,7 +792,10 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             Err(payload) => Err(E::from(Failure::from_panic(payload, Some(task.at)))),
         };
         if let Some(task) = self.take() {
-            drop(task.resolver.settle(result));
+            drop(
+                task.resolver
+                    .settle_from(result, task.at, crate::failure::EnteredBy::Spawn),
+            );
         }
         Poll::Ready(())
     }

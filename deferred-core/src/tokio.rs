@@ -44,8 +44,9 @@ pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(2);
 /// while `wait` blocks the runtime's only thread. A thread of the runtime's blocking pool
 /// (`spawn_blocking`) may wait: it is not the runtime's thread. Tokio says which thread is
 /// which only by its name (`tokio-rt-worker`; `tokio-runtime-worker` in older tokio), so a
-/// runtime that names its threads otherwise gets the warning on its blocking pool too; the
-/// warning says "if".
+/// runtime that names its threads otherwise gets the warning on its blocking pool too, as does
+/// a thread of its own that entered the runtime (`Handle::enter`): tokio does not say whether
+/// this thread drives the runtime. The warning says "if".
 pub(crate) fn wait_blocks_a_runtime() -> bool {
     tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
         matches!(

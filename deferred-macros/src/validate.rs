@@ -587,8 +587,10 @@ fn is_failure_type(ty: &Type) -> bool {
     }
 }
 
-/// Whether `ty` is a boxed error: `Box<dyn Error + ..>` (`std::error::Error`, or any path to a
-/// trait named `Error`), which a chain of `Failure`s gives for every failure.
+/// Whether `ty` is a boxed error: `Box<dyn Error + ..>` (`std::error::Error`, any path to a
+/// trait named `Error`, or `StdError` as it is often imported; in parentheses or not), which a
+/// chain of `Failure`s gives for every failure. A type alias of one cannot be seen here: the
+/// `catch` still takes every failure, and one after it is not reported.
 fn is_boxed_error(ty: &Type) -> bool {
     let Type::Path(path) = ty else { return false };
     let Some(last) = path.path.segments.last() else {
@@ -597,16 +599,23 @@ fn is_boxed_error(ty: &Type) -> bool {
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
         return false;
     };
+    let Some(syn::GenericArgument::Type(boxed)) = args.args.first() else {
+        return false;
+    };
+    let mut boxed = boxed;
+    while let Type::Paren(inner) = boxed {
+        boxed = &*inner.elem;
+    }
     last.ident == "Box"
         && path.qself.is_none()
         && matches!(
-            args.args.first(),
-            Some(syn::GenericArgument::Type(Type::TraitObject(object)))
-                if object.bounds.iter().any(|bound| matches!(
-                    bound,
-                    syn::TypeParamBound::Trait(t)
-                        if t.path.segments.last().is_some_and(|s| s.ident == "Error")
-                ))
+            boxed,
+            Type::TraitObject(object) if object.bounds.iter().any(|bound| matches!(
+                bound,
+                syn::TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| {
+                    s.ident == "Error" || s.ident == "StdError"
+                })
+            ))
         )
 }
 

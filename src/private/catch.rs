@@ -61,10 +61,27 @@ pub fn catch_as<T, C: Chain>(_deferred: &C) -> CatchAs<T, C::Error> {
     CatchAs(PhantomData)
 }
 
-/// Highest priority: the `catch` names a boxed error (`Box<dyn Error + Send + Sync>`, and the
-/// same without `Sync` or `Send`) on a chain of `Failure`s: every failure is one, so it catches
-/// everything, and takes the error the failure holds ([`Failure::into_error`]), as
-/// `Box<dyn Error>` code would (its `downcast_ref` finds the error's own type).
+/// Highest priority: the `catch` names the chain's own error type, so it catches everything.
+pub trait CatchOwnError {
+    /// The trap that takes everything.
+    type Trap;
+    /// Chooses the trap.
+    fn __catch_kind(&self) -> Self::Trap;
+}
+impl<E> CatchOwnError for &&&&CatchAs<E, E> {
+    type Trap = TrapAll;
+    #[inline(always)]
+    fn __catch_kind(&self) -> TrapAll {
+        TrapAll
+    }
+}
+
+/// Next: the `catch` names a boxed error (`Box<dyn Error + Send + Sync>`, and the same without
+/// `Sync` or `Send`) on a chain of `Failure`s: every failure is one, so it catches everything,
+/// and takes the error the failure holds ([`Failure::into_error`]), as `Box<dyn Error>` code
+/// would (its `downcast_ref` finds the error's own type; on a failure that other holders still
+/// share, it finds the `SharedFailure`). It comes after the chain's own error type, so that a
+/// chain whose error type is left to be inferred from this `catch` is a chain of boxed errors.
 pub trait CatchBoxedError {
     /// The trap that takes everything, as its error.
     type Trap;
@@ -76,7 +93,7 @@ pub trait CatchBoxedError {
 /// `Failure` holds.
 macro_rules! catch_boxed {
     ($($bounds:tt)*) => {
-        impl CatchBoxedError for &&&&CatchAs<Box<dyn StdError $($bounds)*>, Failure> {
+        impl CatchBoxedError for &&&CatchAs<Box<dyn StdError $($bounds)*>, Failure> {
             type Trap = TrapBoxed<Box<dyn StdError $($bounds)*>>;
             #[inline(always)]
             fn __catch_kind(&self) -> Self::Trap {
@@ -96,21 +113,6 @@ macro_rules! catch_boxed {
 catch_boxed!(+ Send + Sync);
 catch_boxed!(+ Send);
 catch_boxed!();
-
-/// Next: the `catch` names the chain's own error type, so it catches everything.
-pub trait CatchOwnError {
-    /// The trap that takes everything.
-    type Trap;
-    /// Chooses the trap.
-    fn __catch_kind(&self) -> Self::Trap;
-}
-impl<E> CatchOwnError for &&&CatchAs<E, E> {
-    type Trap = TrapAll;
-    #[inline(always)]
-    fn __catch_kind(&self) -> TrapAll {
-        TrapAll
-    }
-}
 
 /// Next: the `catch` names an error type that is `Clone`, trapped out of a `Failure`, or
 /// cloned out of one that other holders share (a [`SharedResult`](deferred_core::SharedResult)

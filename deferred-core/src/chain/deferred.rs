@@ -729,6 +729,9 @@ where
     /// one whose resolver this thread holds, or one a task of the async runtime this thread runs
     /// (tokio's, a `LocalSet`) or its event loop (calloop's) would fire, which `wait` keeps from
     /// running. There, `.await` the Deferred instead (it is a `Future`), or add a step to it.
+    /// (With the feature `tokio`, a `Deferred`'s `wait` that has blocked the thread of a
+    /// current-thread tokio runtime for two seconds says so on stderr, once, and goes on
+    /// waiting.)
     ///
     /// ```
     /// use deferred_core::Deferred;
@@ -1045,12 +1048,19 @@ where
         at: &'static Location<'static>,
         by: EnteredBy,
     ) -> Result<(), Result<T, E>> {
-        if let Err(error) = &mut result
+        let noted = match &mut result {
+            Err(error) => as_failure(error).is_some_and(|failure| failure.entered_at_by(at, by)),
+            Ok(_) => false,
+        };
+        let mut refused = self.settle(result);
+        // Given back (the chain was cancelled first): it entered no chain here.
+        if noted
+            && let Err(Err(error)) = &mut refused
             && let Some(failure) = as_failure(error)
         {
-            failure.entered_at_by(at, by);
+            failure.not_entered();
         }
-        self.settle(result)
+        refused
     }
 
     /// Fires the Deferred with `result`, as [`try_fire`](Self::try_fire) does, without noting

@@ -1,4 +1,5 @@
 use std::error::Error;
+use std::error::Error as StdError;
 
 use deferred::chain;
 
@@ -18,4 +19,10 @@ fn main() {
         catch |e: NotFound| 1
     };
     let _ = d.wait();
+    let e = chain! {
+        2
+        catch |e: Box<dyn StdError + Send>| e.to_string().len()
+        catch |e: NotFound| 1
+    };
+    let _ = e.wait();
 }
