@@ -248,8 +248,14 @@ fn first_error_says_which_input_failed() {
     };
     assert_eq!(first.to_string(), "input #5 failed: some text");
     assert!(format!("{first:?}").contains("index: 5"));
-    let source = std::error::Error::source(&first).unwrap();
-    assert_eq!(source.to_string(), "some text");
+    // The input's error is in the message: its source is what caused it (none here), so that
+    // a report of the chain of sources says "some text" once.
+    assert!(std::error::Error::source(&first).is_none());
+    assert_eq!(first.failure.to_string(), "some text");
+    assert_eq!(
+        format!("{:#}", Failure::new(first)),
+        "input #5 failed: some text"
+    );
 }
 
 #[test]

@@ -48,6 +48,7 @@ pub enum FirstSuccess<T, E = Failure> {
 /// assert_eq!(first.to_string(), "input #3 failed: some text");
 /// let wrapped = Failure::new(first);
 /// assert_eq!(wrapped.downcast_ref::<FirstError>().unwrap().index, 3);
+/// assert_eq!(format!("{wrapped:#}"), "input #3 failed: some text"); // said once, with sources
 /// ```
 #[derive(Debug)]
 pub struct FirstError {
@@ -64,8 +65,11 @@ impl fmt::Display for FirstError {
 }
 
 impl StdError for FirstError {
+    /// What caused the input's error, if anything did: the input's error itself is part of this
+    /// error's message already (`input #1 failed: ...`), so that a report of the whole chain of
+    /// sources (`{:#}` of a `Failure`) says it once. The input's failure is [`failure`](Self::failure).
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        Some(self.failure.error())
+        self.failure.error().source()
     }
 }
 
@@ -77,6 +81,8 @@ impl StdError for FirstError {
 ///
 /// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
 /// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
+/// let wrapped = Failure::new(group);
+/// assert_eq!(format!("{wrapped:#}"), "all 2 inputs failed: #0: refused; #1: timed out");
 /// assert_eq!(FailureGroup { failures: vec![] }.to_string(), "there were no inputs to succeed");
 /// ```
 #[derive(Debug)]
@@ -100,11 +106,11 @@ impl fmt::Display for FailureGroup {
 }
 
 impl StdError for FailureGroup {
-    /// The first input's failure.
+    /// None: every input's failure is part of this error's message already (`all 2 inputs
+    /// failed: #0: ...; #1: ...`), so that a report of the whole chain of sources (`{:#}` of a
+    /// `Failure`) says each once. The failures are [`failures`](Self::failures).
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.failures
-            .first()
-            .map(|failure| failure.error() as &(dyn StdError + 'static))
+        None
     }
 }
 

@@ -22,8 +22,9 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// (`None` for the default).
 ///
 /// The default writes `Unhandled error in Deferred:` and the failure's `Debug` form — message,
-/// steps and backtrace — to stderr; with the `tracing` feature it emits instead an error-level
-/// `tracing` event, `Unhandled error in Deferred`, whose fields are `error` (the message and its
+/// steps and backtrace — to stderr; with the `tracing` feature, when a subscriber takes it, it
+/// emits instead an error-level `tracing` event (target `deferred`, as the chains' trace-level
+/// events), `Unhandled error in Deferred`, whose fields are `error` (the message and its
 /// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
 /// chain handed it to one, when no step raised it: [`Failure::entered_at`]) and `trail` (the steps it passed,
 /// oldest first, `; `-separated).
@@ -128,10 +129,18 @@ pub(crate) fn report_failure(failure: Failure) {
 }
 
 /// What happens to an unhandled failure when no capture and no custom hook is set: an
-/// error-level `tracing` event.
+/// error-level `tracing` event, target `deferred`, if a subscriber takes it; else (no subscriber
+/// set, or one that filters it out) its `Debug` form on stderr, as without the feature: a
+/// dependency that turns the feature on must not make the reports of a program with no
+/// subscriber vanish.
 #[cfg(feature = "tracing")]
 fn default_report(failure: &Failure) {
+    if !tracing::enabled!(target: "deferred", tracing::Level::ERROR) {
+        eprintln!("Unhandled error in Deferred:\n{failure:?}");
+        return;
+    }
     tracing::error!(
+        target: "deferred",
         error = %format_args!("{failure:#}"),
         origin = failure.origin().map(tracing::field::display),
         entered_at = failure.entered_at().map(tracing::field::display),

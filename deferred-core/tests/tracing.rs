@@ -235,3 +235,38 @@ fn a_run_and_its_catch_trace_the_same_steps_on_a_fired_and_a_pending_start() {
     assert_eq!(steps_traced(true), 3, "the run, the inner step, the catch");
     assert_eq!(steps_traced(false), 3, "the run, the inner step, the catch");
 }
+
+/// The child side of `with_no_subscriber_an_unhandled_failure_is_still_printed`: a failure
+/// nobody handles, in a process with no subscriber. Does nothing when run directly.
+#[test]
+fn unhandled_with_no_subscriber_in_child() {
+    if std::env::var_os("DEFERRED_NO_SUBSCRIBER_PROBE").is_none() {
+        return;
+    }
+    drop(deferred_core::Deferred::<u32>::fail(
+        deferred_core::Failure::msg("nobody subscribed"),
+    ));
+}
+
+/// With the feature on and no subscriber set (a dependency turned the feature on; the program
+/// never installed one), a failure nobody handled is printed on stderr as without the feature,
+/// not sent to no one.
+#[test]
+fn with_no_subscriber_an_unhandled_failure_is_still_printed() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "unhandled_with_no_subscriber_in_child",
+            "--nocapture",
+        ])
+        .env("DEFERRED_NO_SUBSCRIBER_PROBE", "1")
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child failed:\n{stderr}");
+    assert!(
+        stderr.contains("Unhandled error in Deferred:\nnobody subscribed"),
+        "{stderr}"
+    );
+}
