@@ -617,6 +617,91 @@ fn a_failure_of_work_on_a_thread_entered_at_defer_to_thread() {
     );
 }
 
+/// An error type of its own, `From<Failure>` so that it can be a chain's.
+#[derive(Debug, PartialEq)]
+enum DbError {
+    NoRow,
+    Chain(String),
+}
+
+impl From<Failure> for DbError {
+    fn from(failure: Failure) -> DbError {
+        DbError::Chain(failure.to_string())
+    }
+}
+
+/// `map_err` converts a chain's error type, fired or pending; a value passes through.
+#[test]
+fn map_err_converts_the_error_type_of_a_fired_or_pending_chain() {
+    let to_failure = |e: DbError| Failure::msg(format!("db: {e:?}"));
+    let fired: Deferred<u32> = Deferred::<u32, DbError>::fail(DbError::NoRow).map_err(to_failure);
+    assert_eq!(fired.wait().unwrap_err().to_string(), "db: NoRow");
+    let value: Deferred<u32> = Deferred::<u32, DbError>::succeed(4).map_err(to_failure);
+    assert_eq!(value.wait().unwrap(), 4);
+
+    let (pending, resolver) = Deferred::<u32, DbError>::pending();
+    let converted = pending.add_callback(|n| Ok(n + 1)).map_err(to_failure);
+    let converted = converted.add_callback(|n| Ok(n * 10));
+    resolver.callback(1);
+    assert_eq!(converted.wait().unwrap(), 20);
+
+    // A Deferred of an error type no chain could have (a fired one: `io::Error` is not
+    // `From<Failure>`), as `chain!`'s message for a step giving one says to write.
+    let io: Deferred<u32, std::io::Error> = Deferred::fail(std::io::Error::other("disk on fire"));
+    let fitted: Deferred<u32> = io.map_err(Failure::from);
+    assert!(fitted.wait().unwrap_err().is::<std::io::Error>());
+
+    // And back: a chain of `Failure`s to one of `DbError`s.
+    let back: Deferred<u32, DbError> =
+        Deferred::<u32>::fail(Failure::msg("timeout")).map_err(DbError::from);
+    assert_eq!(back.wait().unwrap_err(), DbError::Chain("timeout".into()));
+}
+
+/// Cancelling the converted Deferred cancels the chain it came from, whose answer (its
+/// cancellation, in its own error type) is converted as any failure; a panic in the conversion
+/// is a failure of the converted Deferred, raised at the `map_err`.
+#[test]
+fn map_err_passes_a_cancel_on_and_turns_a_panic_into_a_failure() {
+    let cancelled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let seen = cancelled.clone();
+    let (pending, _resolver) = Deferred::<u32, DbError>::with_canceller(move || {
+        seen.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let converted: Deferred<u32> = pending.map_err(|e| Failure::msg(format!("{e:?}")));
+    converted.cancel();
+    assert!(cancelled.load(std::sync::atomic::Ordering::SeqCst));
+    // The chain's answer to the cancel, a cancellation in its own error type, converted.
+    assert_eq!(
+        converted.wait().unwrap_err().to_string(),
+        "Chain(\"the Deferred was cancelled\")"
+    );
+
+    let (pending, resolver) = Deferred::<u32, DbError>::pending();
+    let converted: Deferred<u32> = pending.map_err(|_| -> Failure { panic!("no conversion") });
+    let line = line!() - 1;
+    resolver.errback(DbError::NoRow);
+    let failure = converted.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert_eq!(line_of(failure.origin()), Some((file!(), line)));
+}
+
+/// The local kind has it too, for an error type that is not `Send`.
+#[test]
+fn map_err_on_a_local_chain() {
+    use std::rc::Rc;
+    #[derive(Debug)]
+    struct LocalError(Rc<str>);
+    impl From<Failure> for LocalError {
+        fn from(failure: Failure) -> LocalError {
+            LocalError(failure.to_string().into())
+        }
+    }
+    let (pending, resolver) = deferred::LocalDeferred::<u32, LocalError>::pending();
+    let converted = pending.map_err(|e| Failure::msg(e.0.to_string()));
+    resolver.errback(LocalError("gone".into()));
+    assert_eq!(converted.wait().unwrap_err().to_string(), "gone");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Backtrace (as std's RUST_BACKTRACE / RUST_LIB_BACKTRACE say)
 // ---------------------------------------------------------------------------------------------

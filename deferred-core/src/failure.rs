@@ -555,6 +555,14 @@ impl From<Failure> for Box<dyn StdError + 'static> {
 /// failures a chain makes itself). The error's `Display` is the failure's message, its
 /// `source()` the wrapped error's source; [`Failure::from_anyhow`] gives the failure back.
 ///
+/// What stays with the `Failure`: the error made into an `anyhow::Error` is the failure, so
+/// anyhow's `is::<T>()` and `downcast_ref::<T>()` do not see the error inside it (a `TimedOut`,
+/// your own type: ask `Failure::from_anyhow(e)`), and neither does `{:?}` show where it was
+/// raised (a `Failure`'s `Debug` does). A typed `catch |e: T|` traps out of a chain of
+/// `Failure`s: on a chain of `anyhow::Error`s, write `catch |e|` and look inside with
+/// `Failure::from_anyhow`, or keep the chain's errors `Failure`s and convert at its end
+/// (`?`, or [`Deferred::map_err`](crate::Deferred::map_err)).
+///
 /// ```
 /// # #[cfg(feature = "anyhow")] {
 /// use deferred_core::{Deferred, Failure};

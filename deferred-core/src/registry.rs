@@ -181,7 +181,9 @@ impl Entry for LocalEntry {
 
 /// Every chain that has not fired: this thread's [`LocalDeferred`](crate::LocalDeferred)
 /// chains and every thread's [`Deferred`](crate::Deferred) chains, with where each was made,
-/// its steps not run yet, what it waits on and for how long. (Feature `registry`.)
+/// how long ago, its steps not run yet, and what it waits on. (Feature `registry`.) A
+/// `LocalDeferred` chain is seen only from its own thread: a watchdog thread sees the
+/// `Deferred` chains alone.
 ///
 /// The registry holds no chain alive: a chain dropped or fired leaves it. Print the value for
 /// a tree of who waits on whom, the deepest wait last:
@@ -190,17 +192,27 @@ impl Entry for LocalEntry {
 /// use deferred_core::{Deferred, pending_chains};
 ///
 /// let (inner, _resolver) = Deferred::<u32>::pending();
-/// let outer = Deferred::<u32>::succeed(1)
+/// let (start, fire) = Deferred::<u32>::pending();
+/// let outer = start
 ///     .add_callback(move |_| inner)         // waits on `inner`
 ///     .add_callback(|n| Ok(n + 1));         // not run yet
+/// fire.callback(1);
 /// let dump = pending_chains();
 /// println!("{dump}");
-/// // Deferred #1, created at src/main.rs:6:37, pending for 2.1µs, 1 step to run (src/main.rs:8:6)
-/// // └─ waits on Deferred #2, created at src/main.rs:4:23, pending for 3.0µs, no step to run
-/// //    └─ waits on its resolver, created at src/main.rs:4:23
-/// # assert!(dump.to_string().contains("waits on its resolver"));
+/// // 2 pending chains
+/// // Deferred #2, created at src/main.rs:5:25, pending for 16.0µs, 1 step to run (src/main.rs:8:10)
+/// // └─ waits on Deferred #1, created at src/main.rs:4:30, pending for 29.3µs, no step to run
+/// //    └─ waits on its resolver, created at src/main.rs:4:30
+/// # assert_eq!(dump.len(), 2);
+/// # assert!(dump.to_string().contains("└─ waits on Deferred #1"));
 /// # drop(outer);
 /// ```
+///
+/// "Pending for" is the time since the chain was made. A step is one `add_*` call, or one run
+/// of `chain!`'s `then`s (which is one stage of the chain). A chain whose first step had already
+/// run when it began to wait (a Deferred that had fired, given a step that returned a pending
+/// one) is the chain it waits on, with the steps after added to it: it shows as that chain,
+/// made where that one was.
 pub fn pending_chains() -> PendingChains {
     let now = Instant::now();
     let mut seen = Vec::new();

@@ -69,7 +69,7 @@ where
     E: FromFailure + 'static,
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
-    crate::trace::chain_event!(%step, ok = result.is_ok(), "step");
+    crate::trace::chain_event!(%step, input_ok = result.is_ok(), "step");
     unwound_at(f, result, step)
 }
 
@@ -346,6 +346,10 @@ fn spent() -> ! {
 impl<T, E: 'static> Deferred<T, E> {
     /// An unfired Deferred and the one handle that fires it.
     ///
+    /// Where it is made is the caller's line (`#[track_caller]`): what a `NeverFired` failure,
+    /// `Debug` and the registry say. A helper of yours that makes Deferreds (a `query(..)` that
+    /// calls `pending`) can pass its own caller's line on by being `#[track_caller]` too.
+    ///
     /// ```
     /// use deferred_core::Deferred;
     /// let (d, resolver) = Deferred::<u32>::pending();
@@ -396,6 +400,90 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 }
 
+
+impl<T, E> Deferred<T, E>
+where
+    T: Sendable + 'static,
+    E: Sendable + 'static,
+{
+    /// The same chain with its error type converted by `f`: a Deferred of another error type
+    /// (a library's, one of yours) made to fit a chain of `Failure`s, or the other way round.
+    /// No step of the chain sees the conversion; a value passes through as it is. A panic in
+    /// `f` is a failure of the result, raised here. Cancelling the result cancels this chain,
+    /// whose answer (a cancellation, in this chain's error type) `f` converts as any failure:
+    /// keep a `Failure` in your error type (`From<Failure>`) and give it back in `f` for the
+    /// result to read as cancelled.
+    ///
+    /// ```
+    /// use deferred_core::{Deferred, Failure};
+    ///
+    /// #[derive(Debug)]
+    /// enum DbError { NoRow, Chain(Failure) }
+    /// impl From<Failure> for DbError {
+    ///     fn from(f: Failure) -> DbError { DbError::Chain(f) }
+    /// }
+    ///
+    /// let (row, resolver) = Deferred::<u32, DbError>::pending();
+    /// let row: Deferred<u32> = row.map_err(|e| Failure::msg(format!("query failed: {e:?}")));
+    /// resolver.errback(DbError::NoRow);
+    /// assert_eq!(row.wait().unwrap_err().to_string(), "query failed: NoRow");
+    /// ```
+    #[track_caller]
+    pub fn map_err<F, G>(self, f: G) -> Deferred<T, F>
+    where
+        F: FromFailure + Sendable + 'static,
+        G: FnOnce(E) -> F + Sendable + 'static,
+    {
+        let at = Location::caller();
+        let convert = move |result: Result<T, E>| {
+            result.map_err(|error| {
+                catch_unwind(AssertUnwindSafe(move || f(error)))
+                    .unwrap_or_else(|panic| F::from(Failure::from_panic(panic, Some(at))))
+            })
+        };
+        let link = match self.into_state() {
+            State::Fired(Some(result)) => return Deferred::from_result(convert(result)),
+            State::Fired(None) => spent(),
+            State::Pending(link) => link,
+        };
+        let upstream = CancelHandle::new(link.clone());
+        let canceller: Canceller = Box::new(move || upstream.cancel());
+        let (converted, resolver) = Deferred::<T, F>::pending_with(Some(canceller), at);
+        resolver.held_by("map_err");
+        // The chain hands its result on as it would to a combinator's input: no step is added
+        // to it (and so no bound is asked of `E`).
+        let arrival = MapErr {
+            pending: kind::Lock::new(Some((convert, resolver))),
+        };
+        link.forward_to_fan_in(Ptr::new(arrival), 0);
+        converted
+    }
+
+}
+
+/// Where a chain that [`Deferred::map_err`] converts hands its result: the conversion and the
+/// converted Deferred's resolver, taken by the one arrival.
+struct MapErr<C, T, F: 'static> {
+    pending: kind::Lock<Option<(C, Resolver<T, F>)>>,
+}
+
+impl<C, T, E, F> chain::pending::Arrive<E> for MapErr<C, T, F>
+where
+    C: FnOnce(Result<T, E>) -> Result<T, F> + Sendable,
+    T: Sendable + 'static,
+    E: 'static,
+    F: Sendable + 'static,
+{
+    fn arrive(self: Ptr<Self>, _index: u32, from: &mut dyn stage::Slot<E>) {
+        let Some(result) = stage::take::<T, E>(from) else {
+            unreachable!("a chain hands on its result once it has one");
+        };
+        let taken = self.pending.lock().take();
+        if let Some((convert, resolver)) = taken {
+            drop(resolver.settle(convert(result)));
+        }
+    }
+}
 
 impl<T, E> Deferred<T, E>
 where
