@@ -20,8 +20,9 @@ use crate::failure::Failure;
 /// Defaults: multiplier 2, no `max_delay`, jitter 0.5, at most 5 attempts, no deadline.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::RetryPolicy;
+/// use deferred::RetryPolicy;
 ///
 /// let policy = RetryPolicy::exponential(Duration::from_millis(100)).jitter(0.0).max_attempts(4);
 /// let waits: Vec<_> = policy.delays().collect();
@@ -204,7 +205,8 @@ pub enum GaveUp {
 /// order (the last one is what ended it).
 ///
 /// ```
-/// use deferred_core::{Failure, GaveUp, RetryError};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, GaveUp, RetryError};
 ///
 /// let error = RetryError { attempts: vec![Failure::msg("refused"), Failure::msg("timed out")], reason: GaveUp::Attempts };
 /// assert_eq!(error.to_string(), "gave up after 2 attempts (every attempt allowed failed); the last failed with: timed out");

@@ -32,7 +32,8 @@ impl Inbox {
     /// If this thread has an inbox already, as [`Inbox::new`] does.
     ///
     /// ```
-    /// use deferred_core::{Failure, Inbox};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Failure, Inbox};
     /// use std::cell::RefCell;
     /// use std::rc::Rc;
     ///
@@ -77,7 +78,8 @@ impl Inbox {
 /// [`LocalDelayedCall`] must be `'static`).
 ///
 /// ```
-/// use deferred_core::{CalloopClock, LocalDeferred, TimedOut};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{CalloopClock, LocalDeferred, TimedOut};
 /// use std::time::Duration;
 ///
 /// let mut event_loop = calloop::EventLoop::<()>::try_new().unwrap();
@@ -99,8 +101,9 @@ impl<Data: 'static> CalloopClock<Data> {
     /// The clock of the loop behind `handle`.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// let event_loop = calloop::EventLoop::<u32>::try_new().unwrap();
-    /// let clock = deferred_core::CalloopClock::new(event_loop.handle());
+    /// let clock = deferred::CalloopClock::new(event_loop.handle());
     /// # let _ = clock;
     /// ```
     pub fn new(handle: LoopHandle<'static, Data>) -> CalloopClock<Data> {

@@ -84,7 +84,8 @@ pub(crate) fn deliver(failure: Failure) -> Result<(), Failure> {
 /// stays on its thread's stack for the thread's life, holding what it captures.
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure, UnhandledCapture};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, UnhandledCapture};
 ///
 /// let capture = UnhandledCapture::start();
 /// let d = Deferred::<u32>::fail(Failure::msg("nobody listened"));
@@ -105,7 +106,8 @@ impl UnhandledCapture {
     /// thread's captures until it is dropped or another one starts).
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, UnhandledCapture};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, UnhandledCapture};
     ///
     /// let outer = UnhandledCapture::start();
     /// {
@@ -130,7 +132,8 @@ impl UnhandledCapture {
     /// Takes the failures captured so far, oldest first; the capture goes on collecting.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, UnhandledCapture};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, UnhandledCapture};
     ///
     /// let capture = UnhandledCapture::start();
     /// drop(Deferred::<u32>::fail(Failure::msg("first")));
@@ -147,7 +150,8 @@ impl UnhandledCapture {
     /// capture or the hook).
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, UnhandledCapture};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, UnhandledCapture};
     ///
     /// let capture = UnhandledCapture::start();
     /// drop(Deferred::<u32>::fail(Failure::msg("nobody listened")));
@@ -163,7 +167,8 @@ impl UnhandledCapture {
     /// How many failures the capture holds (captured and not taken).
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, UnhandledCapture};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, UnhandledCapture};
     ///
     /// let capture = UnhandledCapture::start();
     /// drop(Deferred::<u32>::fail(Failure::msg("one")));
@@ -178,7 +183,8 @@ impl UnhandledCapture {
     /// Whether the capture holds no failure.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, UnhandledCapture};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, UnhandledCapture};
     ///
     /// let capture = UnhandledCapture::start();
     /// let handled = Deferred::<u32>::fail(Failure::msg("seen")).add_errback(|_| Ok(0));
@@ -232,7 +238,8 @@ impl std::fmt::Debug for UnhandledCapture {
 /// hook, and the panic goes on unwinding.
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure, capture_unhandled};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, capture_unhandled};
 ///
 /// let (value, failures) = capture_unhandled(|| {
 ///     let (d, resolver) = Deferred::<u32>::pending();
@@ -260,7 +267,8 @@ pub fn capture_unhandled<R>(f: impl FnOnce() -> R) -> (R, Vec<Failure>) {
 /// failures reported on this thread ([`UnhandledCapture`] says which those are).
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure, NoUnhandled};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, NoUnhandled};
 ///
 /// let guard = NoUnhandled::start();
 /// let d = Deferred::<u32>::fail(Failure::msg("expected")).add_callback(|v| Ok(v + 1));
@@ -273,7 +281,8 @@ pub fn capture_unhandled<R>(f: impl FnOnce() -> R) -> (R, Vec<Failure>) {
 /// A failure left in it fails the test:
 ///
 /// ```should_panic
-/// use deferred_core::{Deferred, Failure, NoUnhandled};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, NoUnhandled};
 ///
 /// let _guard = NoUnhandled::start();
 /// drop(Deferred::<u32>::fail(Failure::msg("forgotten")));
@@ -289,7 +298,8 @@ impl NoUnhandled {
     /// Starts checking this thread for unhandled failures.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, NoUnhandled};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, NoUnhandled};
     ///
     /// let _guard = NoUnhandled::start();
     /// let d = Deferred::<u32>::fail(Failure::msg("handled")).add_errback(|_| Ok(0));
@@ -305,7 +315,8 @@ impl NoUnhandled {
     /// fail it; the guard goes on checking.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure, NoUnhandled};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure, NoUnhandled};
     ///
     /// let guard = NoUnhandled::start();
     /// drop(Deferred::<u32>::fail(Failure::msg("expected")));
@@ -356,7 +367,8 @@ fn describe(failures: &[Failure]) -> String {
 /// Only failures reported on this thread are checked ([`UnhandledCapture`] says which those are).
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure, expect_no_unhandled};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, expect_no_unhandled};
 ///
 /// let n = expect_no_unhandled(|| {
 ///     let d = Deferred::<u32>::fail(Failure::msg("seen")).add_errback(|_| Ok(3));
@@ -366,7 +378,8 @@ fn describe(failures: &[Failure]) -> String {
 /// ```
 ///
 /// ```should_panic
-/// use deferred_core::{Deferred, Failure, expect_no_unhandled};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, expect_no_unhandled};
 ///
 /// expect_no_unhandled(|| drop(Deferred::<u32>::fail(Failure::msg("nobody listened"))));
 /// ```

@@ -14,8 +14,9 @@ use std::time::Duration;
 /// The trait is object-safe, so a `&dyn Clock` works wherever a clock is asked for.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{Clock, DelayedCall, ManualClock};
+/// use deferred::{Clock, DelayedCall, ManualClock};
 ///
 /// // A clock that forwards to another one, counting the calls it schedules.
 /// struct Counting<'a> { inner: &'a ManualClock, scheduled: std::cell::Cell<u32> }
@@ -49,10 +50,11 @@ pub trait Clock {
     /// returned [`DelayedCall`] is cancelled first.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
     /// use std::time::Duration;
-    /// use deferred_core::{Clock, ManualClock};
+    /// use deferred::{Clock, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let rang = Arc::new(AtomicBool::new(false));
@@ -73,8 +75,9 @@ pub trait Clock {
     /// paused tokio clock) gives that.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Clock, ManualClock};
+    /// use deferred::{Clock, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// clock.advance(Duration::from_secs(2));
@@ -95,8 +98,9 @@ pub(crate) fn system_now() -> Duration {
 /// running (Twisted's `IDelayedCall`). Dropping it does not cancel the call.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{Clock, DelayedCall, ManualClock};
+/// use deferred::{Clock, DelayedCall, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let call = clock.call_later(Duration::from_secs(1), Box::new(|| unreachable!("cancelled")));
@@ -117,7 +121,8 @@ impl DelayedCall {
     /// Cancelling a call that has already run, or was already cancelled, must do nothing.
     ///
     /// ```
-    /// let call = deferred_core::DelayedCall::new(|| println!("timer stopped"));
+    /// # extern crate deferred_core as deferred;
+    /// let call = deferred::DelayedCall::new(|| println!("timer stopped"));
     /// call.cancel();
     /// ```
     pub fn new(cancel: impl FnOnce() + Send + 'static) -> DelayedCall {
@@ -129,8 +134,9 @@ impl DelayedCall {
     /// Stops the call from running; does nothing if it has already run.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Clock, ManualClock};
+    /// use deferred::{Clock, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let call = clock.call_later(Duration::from_secs(1), Box::new(|| {}));
@@ -160,8 +166,9 @@ impl fmt::Debug for DelayedCall {
 /// event loop, its own clock.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{Deferred, ThreadClock, TimedOut};
+/// use deferred::{Deferred, ThreadClock, TimedOut};
 ///
 /// let (reply, _resolver) = Deferred::<String>::pending(); // never answers
 /// let reply = reply.add_timeout(Duration::from_millis(20), &ThreadClock);
@@ -184,8 +191,9 @@ impl Clock for ThreadClock {
 /// A call runs when the clock reaches its deadline exactly. Clones share one clock.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{Deferred, ManualClock, TimedOut};
+/// use deferred::{Deferred, ManualClock, TimedOut};
 ///
 /// let clock = ManualClock::new();
 /// let (reply, _resolver) = Deferred::<String>::pending();
@@ -220,7 +228,8 @@ impl ManualClock {
     /// A clock at time zero with nothing scheduled.
     ///
     /// ```
-    /// let clock = deferred_core::ManualClock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let clock = deferred::ManualClock::new();
     /// assert_eq!(clock.now(), std::time::Duration::ZERO);
     /// ```
     pub fn new() -> ManualClock {
@@ -230,8 +239,9 @@ impl ManualClock {
     /// How far the clock has been advanced since it was made.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// let clock = deferred_core::ManualClock::new();
+    /// let clock = deferred::ManualClock::new();
     /// clock.advance(Duration::from_secs(3));
     /// assert_eq!(clock.now(), Duration::from_secs(3));
     /// ```
@@ -242,8 +252,9 @@ impl ManualClock {
     /// How many calls are scheduled and have neither run nor been cancelled.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Clock, ManualClock};
+    /// use deferred::{Clock, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let _call = clock.call_later(Duration::from_secs(1), Box::new(|| {}));
@@ -260,9 +271,10 @@ impl ManualClock {
     /// timed from there (and runs in this same `advance` if it falls due within it).
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::sync::{Arc, Mutex};
     /// use std::time::Duration;
-    /// use deferred_core::{Clock, ManualClock};
+    /// use deferred::{Clock, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let log = Arc::new(Mutex::new(Vec::new()));

@@ -50,7 +50,8 @@ where
     /// the Deferred fires with its output on the thread that polled it to completion.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     ///
     /// // A future that is ready at once: the Deferred has fired when drive_future returns.
     /// let d: Deferred<u32> = Deferred::drive_future(async { Ok(40) });

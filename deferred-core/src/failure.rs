@@ -67,7 +67,8 @@ type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// or a timeout, with a backtrace and the trail of chain steps it passed through.
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure};
 ///
 /// #[derive(Debug)]
 /// struct NotFound;
@@ -149,7 +150,8 @@ impl Failure {
     /// A failure with just a message, for errors that have no type of their own.
     ///
     /// ```
-    /// let f = deferred_core::Failure::msg("disk on fire");
+    /// # extern crate deferred_core as deferred;
+    /// let f = deferred::Failure::msg("disk on fire");
     /// assert_eq!(f.to_string(), "disk on fire");
     /// ```
     pub fn msg(message: impl Into<String>) -> Failure {
@@ -238,7 +240,8 @@ impl Failure {
     /// recover every failure.
     ///
     /// ```
-    /// use deferred_core::{Cancelled, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Cancelled, Failure};
     ///
     /// let shared = Failure::cancelled().share();
     /// let copy = shared.to_failure();
@@ -283,7 +286,8 @@ impl Failure {
     /// several holders. Sharing a copy of a shared failure shares the same one again.
     ///
     /// ```
-    /// use deferred_core::Failure;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Failure;
     ///
     /// let shared = Failure::msg("disk on fire").share();
     /// let (a, b) = (shared.to_failure(), shared.to_failure());
@@ -311,7 +315,8 @@ impl Failure {
     /// the [`SharedFailure`], whose [`failure`](SharedFailure::failure) reads the original.
     ///
     /// ```
-    /// use deferred_core::{Cancelled, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Cancelled, Failure};
     ///
     /// let shared = Failure::cancelled().share();
     /// let copy = shared.to_failure();
@@ -361,7 +366,8 @@ impl Failure {
     /// pointer (`map_or_else(Deferred::fail, ..)`), it is where that pointer is called.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     ///
     /// let (d, resolver) = Deferred::<u32>::pending();
     /// resolver.errback(Failure::msg("connection refused")); let line = line!();
@@ -380,7 +386,8 @@ impl Failure {
     /// that step.) `{:?}` prints them under the failure, one `passed step` line each.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     ///
     /// let d = Deferred::<u32>::succeed(1)
     ///     .add_callback(|_| Err::<u32, _>(Failure::msg("no route"))) // raised here
@@ -404,7 +411,8 @@ impl Failure {
     /// `catch` that passes cancels on sees a cancelled batch as one.
     ///
     /// ```
-    /// use deferred_core::{gather_results, Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{gather_results, Deferred, Failure};
     ///
     /// let (slow, _resolver) = Deferred::<u32>::pending();
     /// let batch = gather_results([Deferred::succeed(1), slow]);
@@ -529,7 +537,8 @@ impl<E: StdError + Send + Sync + 'static> From<E> for Failure {
 /// [`Failure::from_boxed`] the failure back.
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure};
 ///
 /// fn load() -> Result<u32, Box<dyn std::error::Error>> {
 ///     let n = Deferred::<u32>::fail(Failure::msg("no such user")).wait()?;
@@ -564,8 +573,9 @@ impl From<Failure> for Box<dyn StdError + 'static> {
 /// (`?`, or [`Deferred::map_err`](crate::Deferred::map_err)).
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// # #[cfg(feature = "anyhow")] {
-/// use deferred_core::{Deferred, Failure};
+/// use deferred::{Deferred, Failure};
 ///
 /// fn lookup(id: u32) -> anyhow::Result<String> {
 ///     let name = Deferred::<String>::fail(Failure::msg(format!("no user {id}"))).wait()?;
@@ -578,7 +588,7 @@ impl From<Failure> for Box<dyn StdError + 'static> {
 ///     panic!("step broke")
 /// });
 /// let error = d.wait().unwrap_err();
-/// assert!(Failure::from_anyhow(error).is::<deferred_core::Panicked>());
+/// assert!(Failure::from_anyhow(error).is::<deferred::Panicked>());
 /// # }
 /// ```
 #[cfg(feature = "anyhow")]
@@ -597,7 +607,8 @@ impl Failure {
     /// may one day be a `std::error::Error`, which `Failure` already converts from.)
     ///
     /// ```
-    /// use deferred_core::Failure;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Failure;
     ///
     /// let failure = Failure::from_anyhow(anyhow::anyhow!("disk full"));
     /// assert_eq!(failure.to_string(), "disk full");
@@ -822,7 +833,8 @@ impl StdError for TimedOut {}
 /// while another holder shares it.
 ///
 /// ```
-/// use deferred_core::{Failure, TimedOut};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, TimedOut};
 /// use std::time::Duration;
 ///
 /// let shared = Failure::new(TimedOut::new(Duration::from_secs(1))).share();
@@ -882,7 +894,8 @@ impl StdError for SharedFailure {
 /// back.
 ///
 /// ```
-/// use deferred_core::{DeferredQueue, QueueOverflow};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{DeferredQueue, QueueOverflow};
 ///
 /// let queue = DeferredQueue::with_limits(Some(1), None);
 /// queue.put("first").unwrap();

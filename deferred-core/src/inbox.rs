@@ -113,7 +113,8 @@ impl<F: FnOnce(&Home) + Send> Work for Call<F> {
 ///   [`HomeResolver`] could not deliver is reported as unhandled.
 ///
 /// ```
-/// use deferred_core::{Failure, Inbox};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, Inbox};
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
 ///
@@ -327,7 +328,8 @@ impl Inbox {
     /// chain cancels the Deferred.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Inbox};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Inbox};
     ///
     /// let inbox = Inbox::new(|| {});
     /// let (d, resolver) = Deferred::<u32>::pending();
@@ -374,7 +376,8 @@ impl Inbox {
     /// runtime: a future that needs tokio's reactor wants `LocalDeferred::from_future`.)
     ///
     /// ```
-    /// use deferred_core::{Failure, Inbox};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Failure, Inbox};
     /// use std::rc::Rc;
     ///
     /// let (tx, rx) = std::sync::mpsc::channel::<()>();
@@ -558,7 +561,8 @@ fn run_one_posted_here() -> bool {
 /// A handle to a loop's [`Inbox`], for other threads: `Send`, `Sync`, cheap to clone.
 ///
 /// ```
-/// use deferred_core::Inbox;
+/// # extern crate deferred_core as deferred;
+/// use deferred::Inbox;
 /// use std::sync::mpsc;
 ///
 /// let inbox = Inbox::new(|| {});
@@ -627,10 +631,11 @@ impl fmt::Debug for LoopHandle {
 /// firing fails the Deferred with [`NeverFired`](crate::NeverFired), as a `Resolver` does.
 ///
 /// ```
-/// use deferred_core::Inbox;
+/// # extern crate deferred_core as deferred;
+/// use deferred::Inbox;
 ///
 /// let inbox = Inbox::new(|| {});
-/// let (d, resolver) = inbox.pending::<u32, deferred_core::Failure>();
+/// let (d, resolver) = inbox.pending::<u32, deferred::Failure>();
 /// let d = d.add_callback(|n| Ok(n + 1)); // runs on this thread
 /// std::thread::spawn(move || resolver.callback(41)).join().unwrap();
 /// inbox.run_pending();
@@ -829,7 +834,8 @@ impl Wake for TaskWaker {
 /// A real-time [`LocalClock`] on an [`Inbox`]: see [`Inbox::clock`].
 ///
 /// ```
-/// use deferred_core::{Inbox, LocalClock};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Inbox, LocalClock};
 /// use std::time::Duration;
 ///
 /// let (tx, rx) = std::sync::mpsc::channel::<()>();

@@ -44,7 +44,8 @@
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //!
 //! ```
-//! use deferred_core::{Deferred, Failure};
+//! # extern crate deferred_core as deferred;
+//! use deferred::{Deferred, Failure};
 //!
 //! let (id, resolver) = Deferred::<u32>::pending();
 //! let details = id

@@ -107,9 +107,10 @@ pub(crate) mod kind {
 /// `Rc<RefCell<..>>` state — a widget, a per-connection cache — and costs no atomic operation.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::cell::RefCell;
 /// use std::rc::Rc;
-/// use deferred_core::LocalDeferred;
+/// use deferred::LocalDeferred;
 ///
 /// let seen = Rc::new(RefCell::new(Vec::new())); // not Send: fine in a local chain
 /// let (d, resolver) = LocalDeferred::<u32>::pending();
@@ -148,7 +149,8 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 /// [`HomeResolver`](crate::HomeResolver) instead.
 ///
 /// ```
-/// use deferred_core::LocalDeferred;
+/// # extern crate deferred_core as deferred;
+/// use deferred::LocalDeferred;
 /// use std::rc::Rc;
 ///
 /// let (d, resolver) = LocalDeferred::<Rc<str>>::pending();

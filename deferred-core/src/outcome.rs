@@ -15,7 +15,8 @@ use crate::failure::Failure;
 /// result: issue #4919).
 ///
 /// ```
-/// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, DeferredList, Failure, FirstSuccess};
 ///
 /// let list = DeferredList::new([Deferred::<u32>::fail(Failure::msg("a")), Deferred::succeed(7)]);
 /// match list.fire_on_one_callback().wait().unwrap() {
@@ -42,7 +43,8 @@ pub enum FirstSuccess<T, E = Failure> {
 /// out with [`Failure::trap`] or look at it with [`Failure::downcast_ref`].
 ///
 /// ```
-/// use deferred_core::{Failure, FirstError};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, FirstError};
 ///
 /// let first = FirstError { index: 3, failure: Failure::msg("some text") };
 /// assert_eq!(first.to_string(), "input #3 failed: some text");
@@ -77,7 +79,8 @@ impl StdError for FirstError {
 /// `FailureGroup`).
 ///
 /// ```
-/// use deferred_core::{Failure, FailureGroup};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, FailureGroup};
 ///
 /// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
 /// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
@@ -118,7 +121,8 @@ impl StdError for FailureGroup {
 /// settle first.
 ///
 /// ```
-/// use deferred_core::{first_settled, Deferred, NoInputs};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{first_settled, Deferred, NoInputs};
 ///
 /// let none = first_settled(Vec::<Deferred<u32>>::new());
 /// assert!(none.wait().unwrap_err().is::<NoInputs>());

@@ -189,7 +189,8 @@ impl Entry for LocalEntry {
 /// a tree of who waits on whom, the deepest wait last:
 ///
 /// ```
-/// use deferred_core::{Deferred, pending_chains};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, pending_chains};
 ///
 /// let (inner, _resolver) = Deferred::<u32>::pending();
 /// let (start, fire) = Deferred::<u32>::pending();

@@ -150,7 +150,8 @@ pub(crate) mod kind {
 /// to step:
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure};
 ///
 /// let (d, resolver) = Deferred::<u32>::pending();
 /// let line = d
@@ -202,7 +203,8 @@ pub struct Deferred<T, E: 'static = Failure> {
 /// A Resolver is `Send` when `T` and `E` are: fire it from any thread.
 ///
 /// ```
-/// use deferred_core::Deferred;
+/// # extern crate deferred_core as deferred;
+/// use deferred::Deferred;
 ///
 /// let (d, resolver) = Deferred::<String>::pending();
 /// std::thread::spawn(move || resolver.callback("from a worker".to_string()));

@@ -27,7 +27,8 @@ const IDLE_EXIT: Duration = Duration::from_secs(60);
 /// dropped (a thread cannot be stopped from outside).
 ///
 /// ```
-/// use deferred_core::{defer_to_thread, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{defer_to_thread, Deferred, Failure};
 ///
 /// let d: Deferred<u64> = defer_to_thread(|| Ok((1..=10).product()));
 /// assert_eq!(d.wait().unwrap(), 3_628_800);

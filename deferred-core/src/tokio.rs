@@ -85,7 +85,8 @@ where
     /// When called outside a tokio runtime, as `tokio::spawn` does.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let d: Deferred<u32> = Deferred::from_future(async { Ok(40) });
@@ -144,8 +145,9 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// Real time for [`Deferred::add_timeout`]: tokio's timers, on the runtime it was made on.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{Deferred, Failure, TimedOut, TokioClock};
+/// use deferred::{Deferred, Failure, TimedOut, TokioClock};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let clock = TokioClock::current();
@@ -227,7 +229,8 @@ impl Inbox {
     /// this thread has an inbox already, as [`Inbox::new`] does.
     ///
     /// ```
-    /// use deferred_core::{Failure, Inbox};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Failure, Inbox};
     /// use std::cell::Cell;
     /// use std::rc::Rc;
     ///
@@ -278,8 +281,9 @@ impl Inbox {
 /// [`tokio::task::spawn_local`] does.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{LocalDeferred, TimedOut, TokioLocalClock};
+/// use deferred::{LocalDeferred, TimedOut, TokioLocalClock};
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// tokio::task::LocalSet::new().run_until(async {
@@ -300,7 +304,8 @@ impl TokioLocalClock {
     /// The clock of the `LocalSet` its calls are made on.
     ///
     /// ```
-    /// let clock = deferred_core::TokioLocalClock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let clock = deferred::TokioLocalClock::new();
     /// # let _ = clock;
     /// ```
     pub fn new() -> TokioLocalClock {
@@ -342,7 +347,8 @@ where
     /// Outside a `LocalSet` (or a `LocalRuntime`), as [`tokio::task::spawn_local`] does.
     ///
     /// ```
-    /// use deferred_core::LocalDeferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::LocalDeferred;
     /// use std::rc::Rc;
     /// use std::time::Duration;
     ///

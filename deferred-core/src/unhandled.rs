@@ -41,8 +41,9 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// panic in the hook is caught and written to stderr; it never unwinds into the chain.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::sync::{Arc, Mutex};
-/// use deferred_core::{Deferred, Failure, set_unhandled_hook};
+/// use deferred::{Deferred, Failure, set_unhandled_hook};
 ///
 /// let seen = Arc::new(Mutex::new(Vec::new()));
 /// let log = seen.clone();
@@ -51,7 +52,7 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// drop(Deferred::<u32>::fail(Failure::msg("nobody listened")));
 /// assert!(seen.lock().unwrap().contains(&"nobody listened".to_string()));
 ///
-/// deferred_core::restore_unhandled_hook(previous);
+/// deferred::restore_unhandled_hook(previous);
 /// ```
 pub fn set_unhandled_hook(
     hook: impl Fn(&Failure) + Send + Sync + 'static,
@@ -65,7 +66,8 @@ pub fn set_unhandled_hook(
 /// Puts back a hook returned by [`set_unhandled_hook`] (`None` restores the default).
 ///
 /// ```
-/// use deferred_core::{Failure, restore_unhandled_hook, set_unhandled_hook};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Failure, restore_unhandled_hook, set_unhandled_hook};
 ///
 /// let previous = set_unhandled_hook(|f: &Failure| eprintln!("unhandled: {f:?}"));
 /// restore_unhandled_hook(previous);

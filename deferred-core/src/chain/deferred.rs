@@ -205,7 +205,8 @@ impl<T, E: 'static> Deferred<T, E> {
     /// An already-fired Deferred holding `value` (Twisted's `succeed`).
     ///
     /// ```
-    /// let d = deferred_core::Deferred::<_>::succeed(7).add_callback(|x| Ok(x * 6));
+    /// # extern crate deferred_core as deferred;
+    /// let d = deferred::Deferred::<_>::succeed(7).add_callback(|x| Ok(x * 6));
     /// assert_eq!(d.wait().unwrap(), 42);
     /// ```
     #[inline]
@@ -217,7 +218,8 @@ impl<T, E: 'static> Deferred<T, E> {
     /// An already-fired Deferred holding the failure `error` (Twisted's `fail`).
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let d = Deferred::<u32>::fail(Failure::msg("no"))
     ///     .add_callback(|x| Ok(x + 1))              // skipped
     ///     .add_errback(|f: Failure| Ok(f.to_string().len() as u32));
@@ -248,7 +250,8 @@ impl<T, E: 'static> Deferred<T, E> {
     /// its chain has not fired. `false` once it has fired, and once its result was taken.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     /// let (d, resolver) = Deferred::<u32>::pending();
     /// assert!(d.is_pending());
     /// resolver.callback(1);
@@ -272,7 +275,8 @@ impl<T, E: 'static> Deferred<T, E> {
     /// Peeking does not handle a failure: dropped without being taken, it is still reported.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     /// let d = Deferred::<u32>::succeed(1).add_callback(|x| Ok(x + 1)); // ran at once
     /// assert_eq!(d.peek().unwrap().ok(), Some(&2));
     /// assert_eq!(d.wait().unwrap(), 2); // still there
@@ -351,7 +355,8 @@ impl<T, E: 'static> Deferred<T, E> {
     /// calls `pending`) can pass its own caller's line on by being `#[track_caller]` too.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     /// let (d, resolver) = Deferred::<u32>::pending();
     /// let d = d.add_callback(|x| Ok(x + 1));
     /// assert!(!d.is_fired());
@@ -375,9 +380,10 @@ impl<T, E: 'static> Deferred<T, E> {
     /// arranged for it to fire; a later fire from the Resolver is then ignored.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::sync::atomic::{AtomicBool, Ordering};
     /// use std::sync::Arc;
-    /// use deferred_core::{Deferred, Failure, Cancelled};
+    /// use deferred::{Deferred, Failure, Cancelled};
     ///
     /// let stopped = Arc::new(AtomicBool::new(false));
     /// let flag = stopped.clone();
@@ -415,7 +421,8 @@ where
     /// result to read as cancelled.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     ///
     /// #[derive(Debug)]
     /// enum DbError { NoRow, Chain(Failure) }
@@ -571,7 +578,8 @@ where
     /// errback, not to this `on_err`.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let d = Deferred::<u32>::fail(Failure::msg("no"))
     ///     .add_callbacks(|x| Ok(x.to_string()), |f: Failure| Ok(format!("recovered: {f}")));
     /// assert_eq!(d.wait().unwrap(), "recovered: no");
@@ -694,7 +702,8 @@ where
     /// [`Failure`]), or a Deferred to wait on. A failure skips it.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let d = Deferred::<_>::succeed("42")
     ///     .add_callback(|s: &str| Ok(s.parse::<u32>()?))       // ParseIntError -> Failure
     ///     .add_callback(|n| Deferred::succeed(n + 1));          // return a Deferred
@@ -727,7 +736,8 @@ where
     /// chain, returning `Err` passes a failure on. A success skips it.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let d = Deferred::<u32>::fail(Failure::msg("timeout"))
     ///     .add_errback(|f: Failure| if f.to_string() == "timeout" { Ok(0) } else { Err(f) });
     /// assert_eq!(d.wait().unwrap(), 0);
@@ -757,7 +767,8 @@ where
     /// the result.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let d = Deferred::<u32>::fail(Failure::msg("no"))
     ///     .add_both(|r: Result<u32, Failure>| Ok(r.is_ok()));
     /// assert_eq!(d.wait().unwrap(), false);
@@ -787,7 +798,8 @@ where
     /// escape: its panic becomes the failure.
     ///
     /// ```
-    /// use deferred_core::{Deferred, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
     /// let (inner, _resolver) = Deferred::<u32>::pending();
     /// let d = Deferred::<u32>::succeed(1).add_callback(move |_| inner); // waits on `inner`
     /// d.cancel();
@@ -822,7 +834,8 @@ where
     /// waiting.)
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     /// let (d, resolver) = Deferred::<u32>::pending();
     /// std::thread::spawn(move || resolver.callback(5));
     /// assert_eq!(d.wait().unwrap(), 5);
@@ -875,7 +888,8 @@ where
     /// looked at: dropped without being taken, it is still reported.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     ///
     /// let (texture, resolver) = Deferred::<Vec<u8>>::pending();
     /// let mut texture = texture.add_callback(|bytes| Ok(bytes.len()));
@@ -1104,7 +1118,8 @@ where
     /// queue, a pooled connection) can give it to someone else.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     ///
     /// let (d, resolver) = Deferred::<String>::pending();
     /// d.cancel();
@@ -1185,8 +1200,9 @@ where
     /// fire from this Resolver is ignored, as after any cancel.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::sync::{Arc, Mutex};
-    /// use deferred_core::Deferred;
+    /// use deferred::Deferred;
     ///
     /// let stopped = Arc::new(Mutex::new(Vec::new()));
     /// let (reply, resolver) = Deferred::<String>::pending();
@@ -1264,8 +1280,9 @@ impl<T, E: 'static> Resolver<T, E> {
     /// pieces of work. It only turns from `false` to `true`.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::Deferred;
+    /// use deferred::Deferred;
     ///
     /// let (sum, resolver) = Deferred::<u64>::pending();
     /// let worker = std::thread::spawn(move || {

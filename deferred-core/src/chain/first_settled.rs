@@ -27,7 +27,8 @@ use crate::outcome::NoInputs;
 ///    that can never fire would hang whoever waits on it).
 ///
 /// ```
-/// use deferred_core::{first_settled, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{first_settled, Deferred, Failure};
 ///
 /// let (reply, _reply_resolver) = Deferred::<&str>::with_canceller(|| println!("request dropped"));
 /// let (deadline, deadline_resolver) = Deferred::<&str>::pending();

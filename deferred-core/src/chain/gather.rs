@@ -19,7 +19,8 @@ use crate::failure::Failure;
 /// [`Cancelled`](crate::Cancelled), wrapped in a `FirstError`).
 ///
 /// ```
-/// use deferred_core::{gather_results, Deferred, Failure, FirstError};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{gather_results, Deferred, Failure, FirstError};
 ///
 /// let (name, resolver) = Deferred::<String>::pending();
 /// let both = gather_results([Deferred::succeed("alice".to_string()), name]);

@@ -63,7 +63,8 @@ mod sealed {
 ///    first input's [`Cancelled`](crate::Cancelled): the join fails with it).
 ///
 /// ```
-/// use deferred_core::{join, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{join, Deferred, Failure};
 ///
 /// let (name, resolver) = Deferred::<String>::pending();
 /// let both = join((Deferred::succeed(7_u32), name));
@@ -92,7 +93,8 @@ where
 /// [`Cancelled`](crate::Cancelled) in the place of each input that was pending).
 ///
 /// ```
-/// use deferred_core::{join_settled, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{join_settled, Deferred, Failure};
 ///
 /// let (count, resolver) = Deferred::<usize>::pending();
 /// let all = join_settled((Deferred::<&str>::fail(Failure::msg("no")), count));

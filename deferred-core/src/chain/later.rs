@@ -19,8 +19,9 @@ use crate::failure::Failure;
 /// 3. Cancelling after `f` returned a pending Deferred cancels that Deferred.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{defer_later, ManualClock};
+/// use deferred::{defer_later, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let greeting = defer_later(&clock, Duration::from_secs(3), || Ok("hello"));

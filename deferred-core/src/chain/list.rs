@@ -37,7 +37,8 @@ use crate::outcome::FirstSuccess;
 /// made.
 ///
 /// ```
-/// use deferred_core::{Deferred, DeferredList, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, DeferredList, Failure};
 ///
 /// let (slow, resolver) = Deferred::<u32>::pending();
 /// let list = DeferredList::new([Deferred::succeed(1), Deferred::fail(Failure::msg("down")), slow]).all();
@@ -65,7 +66,8 @@ where
     /// A list over `inputs`; nothing is attached to them until you choose how it fires.
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredList};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredList};
     ///
     /// let list = DeferredList::new((1..=3).map(Deferred::<u32>::succeed));
     /// assert_eq!(list.len(), 3);
@@ -86,7 +88,8 @@ where
     /// you once, and [`all`](DeferredList::all) never reports anything.)
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredList, Failure, FirstSuccess};
     ///
     /// let (late, resolver) = Deferred::<u32>::pending();
     /// let first = DeferredList::new([Deferred::succeed(1), late])
@@ -103,7 +106,8 @@ where
     /// How many inputs the list has.
     ///
     /// ```
-    /// let list = deferred_core::DeferredList::<u32>::new([]);
+    /// # extern crate deferred_core as deferred;
+    /// let list = deferred::DeferredList::<u32>::new([]);
     /// assert!(list.is_empty());
     /// ```
     pub fn len(&self) -> usize {
@@ -113,7 +117,8 @@ where
     /// Whether the list has no inputs.
     ///
     /// ```
-    /// let list = deferred_core::DeferredList::<u32>::new([]);
+    /// # extern crate deferred_core as deferred;
+    /// let list = deferred::DeferredList::<u32>::new([]);
     /// assert_eq!(list.len(), 0);
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -125,7 +130,8 @@ where
     /// list. An empty list fires at once with `[]`, as in Twisted.
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredList, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredList, Failure};
     ///
     /// let results = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))])
     ///     .all()
@@ -149,7 +155,8 @@ where
     /// never fires; a Deferred that can never fire would hang whoever waits on it.)
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredList, Failure, FirstSuccess};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredList, Failure, FirstSuccess};
     ///
     /// let (a, ra) = Deferred::<&str>::pending();
     /// let (b, rb) = Deferred::<&str>::pending();
@@ -170,7 +177,8 @@ where
     /// fires at once with `[]`.
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredList, Failure, FirstError};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredList, Failure, FirstError};
     ///
     /// let gathered = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))])
     ///     .fire_on_one_errback();
@@ -208,7 +216,8 @@ impl<T, E: 'static> fmt::Debug for DeferredList<T, E> {
 /// `yield DeferredList(ds)`).
 ///
 /// ```
-/// use deferred_core::{Deferred, DeferredList, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, DeferredList, Failure};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let list = DeferredList::new([Deferred::<u32>::succeed(1), Deferred::fail(Failure::msg("no"))]);
@@ -236,7 +245,8 @@ where
 /// fires with their answers.
 ///
 /// ```
-/// use deferred_core::{settle_all, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{settle_all, Deferred, Failure};
 ///
 /// let (d, _resolver) = Deferred::<u32>::pending();
 /// let all = settle_all([d, Deferred::fail(Failure::msg("no"))]);

@@ -41,10 +41,11 @@ use crate::failure::Failure;
 /// its Deferred.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::sync::atomic::{AtomicU32, Ordering};
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use deferred_core::{LoopingCall, ManualClock};
+/// use deferred::{LoopingCall, ManualClock};
 ///
 /// let clock = ManualClock::new();
 /// let ticks = Arc::new(AtomicU32::new(0));
@@ -130,8 +131,9 @@ impl LoopingCall {
     /// If the loop is running already (Twisted asserts the same).
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Failure, LoopingCall, ManualClock};
+    /// use deferred::{Failure, LoopingCall, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let mut left = 2;
@@ -157,8 +159,9 @@ impl LoopingCall {
     /// running does nothing.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{LoopingCall, ManualClock};
+    /// use deferred::{LoopingCall, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let idle = LoopingCall::new(clock.clone(), || Ok(()));

@@ -15,7 +15,8 @@ use crate::failure::Failure;
 /// value in `Ok(...)`. A failure that `f` returned or raised records this call as its origin.
 ///
 /// ```
-/// use deferred_core::{maybe_deferred, Deferred, Failure};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{maybe_deferred, Deferred, Failure};
 ///
 /// let ok = maybe_deferred(|| Ok(40 + 2));
 /// assert_eq!(ok.wait().unwrap(), 42);

@@ -36,7 +36,8 @@ use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
 /// An item handed to a `get` whose Deferred was dropped (not cancelled) is dropped with it.
 ///
 /// ```
-/// use deferred_core::{DeferredQueue, QueueUnderflow};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{DeferredQueue, QueueUnderflow};
 ///
 /// let jobs = DeferredQueue::new();
 /// let first = jobs.get().add_callback(|job: &str| Ok(job.len()));
@@ -72,7 +73,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// A queue with no limits.
     ///
     /// ```
-    /// let queue = deferred_core::DeferredQueue::new();
+    /// # extern crate deferred_core as deferred;
+    /// let queue = deferred::DeferredQueue::new();
     /// queue.put(1).unwrap();
     /// assert_eq!(queue.len(), 1);
     /// ```
@@ -99,7 +101,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// kept; fails with [`QueueOverflow`] (handing the item back) if the queue is full.
     ///
     /// ```
-    /// use deferred_core::DeferredQueue;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::DeferredQueue;
     ///
     /// let queue = DeferredQueue::with_limits(Some(1), None);
     /// let waiting = queue.get();
@@ -144,7 +147,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// with [`QueueUnderflow`]. Cancelling a waiting get takes it out of the line.
     ///
     /// ```
-    /// use deferred_core::DeferredQueue;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::DeferredQueue;
     ///
     /// let queue = DeferredQueue::new();
     /// let (a, b) = (queue.get(), queue.get());

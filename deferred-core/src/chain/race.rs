@@ -24,9 +24,10 @@ use crate::outcome::FailureGroup;
 /// can never fire would hang whoever waits on it.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::sync::atomic::{AtomicBool, Ordering};
 /// use std::sync::Arc;
-/// use deferred_core::{race, Deferred, Failure, FailureGroup};
+/// use deferred::{race, Deferred, Failure, FailureGroup};
 ///
 /// let stopped = Arc::new(AtomicBool::new(false));
 /// let flag = stopped.clone();

@@ -35,8 +35,9 @@ use crate::failure::Failure;
 ///    failure like any other, retried if the predicate says so.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{retry, Failure, ManualClock, RetryPolicy};
+/// use deferred::{retry, Failure, ManualClock, RetryPolicy};
 ///
 /// let clock = ManualClock::new();
 /// let policy = RetryPolicy::exponential(Duration::from_secs(1)).jitter(0.0).max_attempts(5);
@@ -66,8 +67,9 @@ where
 /// `should_retry` counts as a no.
 ///
 /// ```
+/// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
-/// use deferred_core::{retry_if, Failure, GaveUp, ManualClock, RetryError, RetryPolicy, TimedOut};
+/// use deferred::{retry_if, Failure, GaveUp, ManualClock, RetryError, RetryPolicy, TimedOut};
 ///
 /// let clock = ManualClock::new();
 /// let policy = RetryPolicy::exponential(Duration::from_secs(1)).seed(1);

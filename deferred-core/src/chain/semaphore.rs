@@ -30,7 +30,8 @@ use crate::failure::Failure;
 /// and `Sync`.
 ///
 /// ```
-/// use deferred_core::{Deferred, DeferredSemaphore};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, DeferredSemaphore};
 ///
 /// let downloads = DeferredSemaphore::new(2);
 /// let first = downloads.acquire().wait().unwrap();
@@ -50,7 +51,8 @@ pub struct DeferredSemaphore {
 /// A token of a [`DeferredSemaphore`] or [`DeferredLock`], held until it is released or dropped.
 ///
 /// ```
-/// use deferred_core::DeferredLock;
+/// # extern crate deferred_core as deferred;
+/// use deferred::DeferredLock;
 ///
 /// let lock = DeferredLock::new();
 /// let permit = lock.acquire().wait().unwrap();
@@ -148,7 +150,8 @@ impl DeferredSemaphore {
     /// If `tokens` is 0 (Twisted raises `ValueError`): nobody could ever acquire it.
     ///
     /// ```
-    /// let semaphore = deferred_core::DeferredSemaphore::new(3);
+    /// # extern crate deferred_core as deferred;
+    /// let semaphore = deferred::DeferredSemaphore::new(3);
     /// assert_eq!((semaphore.limit(), semaphore.available()), (3, 3));
     /// ```
     #[track_caller]
@@ -173,7 +176,8 @@ impl DeferredSemaphore {
     /// that has fired does nothing.
     ///
     /// ```
-    /// use deferred_core::DeferredSemaphore;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::DeferredSemaphore;
     ///
     /// let semaphore = DeferredSemaphore::new(1);
     /// let held = semaphore.acquire().wait().unwrap();
@@ -216,7 +220,8 @@ impl DeferredSemaphore {
     /// cancels a waiting acquire (then `f` never runs) or the Deferred `f` returned.
     ///
     /// ```
-    /// use deferred_core::{Deferred, DeferredSemaphore, Failure};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, DeferredSemaphore, Failure};
     ///
     /// let semaphore = DeferredSemaphore::new(1);
     /// let (work, resolver) = Deferred::<u32>::pending();
@@ -249,7 +254,8 @@ impl DeferredSemaphore {
     /// How many permits can be out at once.
     ///
     /// ```
-    /// assert_eq!(deferred_core::DeferredSemaphore::new(4).limit(), 4);
+    /// # extern crate deferred_core as deferred;
+    /// assert_eq!(deferred::DeferredSemaphore::new(4).limit(), 4);
     /// ```
     pub fn limit(&self) -> usize {
         self.shared.limit
@@ -258,7 +264,8 @@ impl DeferredSemaphore {
     /// How many tokens are free now (Twisted's `tokens`).
     ///
     /// ```
-    /// let semaphore = deferred_core::DeferredSemaphore::new(2);
+    /// # extern crate deferred_core as deferred;
+    /// let semaphore = deferred::DeferredSemaphore::new(2);
     /// let _permit = semaphore.acquire();
     /// assert_eq!(semaphore.available(), 1);
     /// ```
@@ -269,7 +276,8 @@ impl DeferredSemaphore {
     /// How many acquires are queued, waiting for a token.
     ///
     /// ```
-    /// let semaphore = deferred_core::DeferredSemaphore::new(1);
+    /// # extern crate deferred_core as deferred;
+    /// let semaphore = deferred::DeferredSemaphore::new(1);
     /// let _held = semaphore.acquire();
     /// let _queued = semaphore.acquire();
     /// assert_eq!(semaphore.waiting(), 1);
@@ -295,7 +303,8 @@ impl Permit {
     /// at once. Taking `self` makes a double release a compile error.
     ///
     /// ```
-    /// use deferred_core::DeferredSemaphore;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::DeferredSemaphore;
     ///
     /// let semaphore = DeferredSemaphore::new(1);
     /// let permit = semaphore.acquire().wait().unwrap();
@@ -326,7 +335,8 @@ impl fmt::Debug for Permit {
 /// [`is_locked`](DeferredLock::is_locked). Clones share one lock.
 ///
 /// ```
-/// use deferred_core::{Deferred, DeferredLock};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, DeferredLock};
 ///
 /// let lock = DeferredLock::new();
 /// let (write, done) = Deferred::<()>::pending();
@@ -347,7 +357,8 @@ impl DeferredLock {
     /// An unlocked lock.
     ///
     /// ```
-    /// assert!(!deferred_core::DeferredLock::new().is_locked());
+    /// # extern crate deferred_core as deferred;
+    /// assert!(!deferred::DeferredLock::new().is_locked());
     /// ```
     pub fn new() -> DeferredLock {
         DeferredLock {
@@ -360,7 +371,8 @@ impl DeferredLock {
     /// it out of the queue.
     ///
     /// ```
-    /// let lock = deferred_core::DeferredLock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let lock = deferred::DeferredLock::new();
     /// let held = lock.acquire().wait().unwrap();
     /// let next = lock.acquire();
     /// held.release();                 // the lock passes straight to `next`
@@ -377,7 +389,8 @@ impl DeferredLock {
     /// [`DeferredSemaphore::run`]).
     ///
     /// ```
-    /// let lock = deferred_core::DeferredLock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let lock = deferred::DeferredLock::new();
     /// assert_eq!(lock.run(|| Ok(5)).wait().unwrap(), 5);
     /// assert!(!lock.is_locked());
     /// ```
@@ -394,7 +407,8 @@ impl DeferredLock {
     /// Whether someone holds the lock.
     ///
     /// ```
-    /// let lock = deferred_core::DeferredLock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let lock = deferred::DeferredLock::new();
     /// let permit = lock.acquire();
     /// assert!(lock.is_locked());
     /// drop(permit);
@@ -407,7 +421,8 @@ impl DeferredLock {
     /// How many acquires are queued, waiting for the lock.
     ///
     /// ```
-    /// let lock = deferred_core::DeferredLock::new();
+    /// # extern crate deferred_core as deferred;
+    /// let lock = deferred::DeferredLock::new();
     /// let _held = lock.acquire();
     /// let _queued = lock.acquire();
     /// assert_eq!(lock.waiting(), 1);
@@ -448,7 +463,8 @@ impl fmt::Debug for DeferredLock {
 /// If `limit` is 0.
 ///
 /// ```
-/// use deferred_core::{map_concurrent, Deferred, Failure, FirstError};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{map_concurrent, Deferred, Failure, FirstError};
 ///
 /// let squares = map_concurrent(1..=5, 2, |n: u64| Ok(n * n));
 /// assert_eq!(squares.wait().unwrap(), [1, 4, 9, 16, 25]);

@@ -58,7 +58,8 @@ use crate::unhandled;
 ///    own cancel of the source is not reported.
 ///
 /// ```
-/// use deferred_core::{Deferred, Failure, SharedResult};
+/// # extern crate deferred_core as deferred;
+/// use deferred::{Deferred, Failure, SharedResult};
 ///
 /// let (config, resolver) = Deferred::<String>::pending();
 /// let config = SharedResult::new(config);
@@ -127,7 +128,8 @@ where
     /// (any `E: Into<Failure>`).
     ///
     /// ```
-    /// use deferred_core::{Deferred, SharedResult};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, SharedResult};
     ///
     /// let shared = SharedResult::new(Deferred::<_>::succeed(7));
     /// assert_eq!(shared.consumer().wait().unwrap() + shared.consumer().wait().unwrap(), 14);
@@ -165,7 +167,8 @@ where
     /// the rules for when the source is cancelled).
     ///
     /// ```
-    /// use deferred_core::{Deferred, SharedResult};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, SharedResult};
     ///
     /// let (source, resolver) = Deferred::<u32>::pending();
     /// let shared = SharedResult::new(source);
@@ -208,7 +211,8 @@ where
     /// Whether the source has fired (consumers made now get the result at once).
     ///
     /// ```
-    /// let shared = deferred_core::SharedResult::new(deferred_core::Deferred::<_>::succeed(()));
+    /// # extern crate deferred_core as deferred;
+    /// let shared = deferred::SharedResult::new(deferred::Deferred::<_>::succeed(()));
     /// assert!(shared.is_fired());
     /// ```
     pub fn is_fired(&self) -> bool {
@@ -218,7 +222,8 @@ where
     /// How many consumers are waiting for the source (made, not yet fired, not cancelled).
     ///
     /// ```
-    /// use deferred_core::{Deferred, SharedResult};
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, SharedResult};
     ///
     /// let (source, _resolver) = Deferred::<u32>::pending();
     /// let shared = SharedResult::new(source);
@@ -354,7 +359,8 @@ where
     /// This Deferred's result for many consumers: [`SharedResult::new`]`(self)`.
     ///
     /// ```
-    /// use deferred_core::Deferred;
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
     ///
     /// let shared = Deferred::<_>::succeed("hello").into_shared();
     /// assert_eq!(shared.consumer().wait().unwrap(), "hello");

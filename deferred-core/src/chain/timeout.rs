@@ -36,8 +36,9 @@ where
     /// say it is a cancellation, any failure that follows the deadline becomes the timeout.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Deferred, ManualClock, TimedOut};
+    /// use deferred::{Deferred, ManualClock, TimedOut};
     ///
     /// let clock = ManualClock::new();
     /// let (query, _resolver) = Deferred::<u32>::with_canceller(|| println!("query aborted"));
@@ -66,8 +67,9 @@ where
     /// elsewhere.
     ///
     /// ```
+    /// # extern crate deferred_core as deferred;
     /// use std::time::Duration;
-    /// use deferred_core::{Deferred, ManualClock};
+    /// use deferred::{Deferred, ManualClock};
     ///
     /// let clock = ManualClock::new();
     /// let (d, _resolver) = Deferred::<String>::pending();

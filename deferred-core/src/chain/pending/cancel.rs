@@ -38,7 +38,8 @@ use crate::run_loop;
 /// Deferred itself was consumed by `add_*` (combinators keep one per input to cancel losers).
 ///
 /// ```
-/// use deferred_core::Deferred;
+/// # extern crate deferred_core as deferred;
+/// use deferred::Deferred;
 ///
 /// let (d, _resolver) = Deferred::<u32>::pending();
 /// let handle = d.cancel_handle();
