@@ -537,7 +537,7 @@ impl fmt::Debug for Inbox {
 
 /// Runs one item posted to this thread's inbox, waiting for one if none is there; `false` if
 /// this thread has no inbox (for `LocalDeferred::wait`, through the run loop).
-fn run_one_posted_here() -> bool {
+fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
     let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
         return false;
     };
@@ -547,11 +547,23 @@ fn run_one_posted_here() -> bool {
             if let Some(item) = queue.work.pop_front() {
                 break item;
             }
+            let Some(until) = until else {
+                queue = home
+                    .mailbox
+                    .posted
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+                continue;
+            };
+            let Some(left) = until.checked_duration_since(std::time::Instant::now()) else {
+                return true; // the time is up: nothing ran, the caller looks again
+            };
             queue = home
                 .mailbox
                 .posted
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
+                .wait_timeout(queue, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     };
     home.run(item);

@@ -56,7 +56,7 @@ thread_local! {
     /// (which has a destructor) for the check a chain makes after each step.
     static QUEUED: Cell<usize> = const { Cell::new(0) };
     /// How this thread waits for work other threads post to it: set by its `Inbox`.
-    static POSTED: Cell<Option<fn() -> bool>> = const { Cell::new(None) };
+    static POSTED: Cell<Option<RunOnePosted>> = const { Cell::new(None) };
 }
 
 // loom's `thread_local!` does not take `const { .. }` initializers.
@@ -65,7 +65,7 @@ thread_local! {
     static RUNNING: Cell<bool> = Cell::new(false);
     static QUEUE: RefCell<VecDeque<Queued>> = RefCell::new(VecDeque::new());
     static QUEUED: Cell<usize> = Cell::new(0);
-    static POSTED: Cell<Option<fn() -> bool>> = Cell::new(None);
+    static POSTED: Cell<Option<RunOnePosted>> = Cell::new(None);
 }
 
 /// Whether this thread is inside the run loop (delivering a fired chain) right now.
@@ -156,15 +156,20 @@ pub(crate) fn drain_queued() {
     }
 }
 
+/// How a thread waits for work other threads post to it: runs one posted item, waiting for one
+/// until `until` at most (for ever with `None`; a wait that times out runs nothing), and says
+/// `false` once nothing can post to it (its inbox is gone).
+pub(crate) type RunOnePosted = fn(until: Option<std::time::Instant>) -> bool;
+
 /// Makes `run_one` the way this thread waits for work other threads post to it (its event
-/// loop's inbox registers itself: `run_one` runs one posted item, waiting for one, and says
-/// `false` once the inbox is gone).
-pub(crate) fn wait_for_posted_work_with(run_one: fn() -> bool) {
+/// loop's inbox registers itself).
+pub(crate) fn wait_for_posted_work_with(run_one: RunOnePosted) {
     POSTED.with(|posted| posted.set(Some(run_one)));
 }
 
-/// Runs one item other threads posted to this thread, waiting for one; `false` if nothing can
-/// post to it (no inbox). What a blocking `wait` on a local chain does instead of parking.
-pub(crate) fn run_one_posted() -> bool {
-    POSTED.with(Cell::get).is_some_and(|run_one| run_one())
+/// Runs one item other threads posted to this thread, waiting for one until `until` at most;
+/// `false` if nothing can post to it (no inbox). What a blocking `wait` on a local chain does
+/// instead of parking.
+pub(crate) fn run_one_posted(until: Option<std::time::Instant>) -> bool {
+    POSTED.with(Cell::get).is_some_and(|run_one| run_one(until))
 }

@@ -236,6 +236,19 @@ fn wait_on_a_current_thread_runtime_in_child() {
         assert_eq!(d.wait().unwrap(), 7);
         firing.join().unwrap();
     });
+    // The local kind: a `LocalDeferred` waited on in a `LocalSet`, fired through the inbox from
+    // a plain thread after the warning's delay.
+    let local = LocalSet::new();
+    local.block_on(&runtime(false), async {
+        let inbox = Inbox::on_tokio_local_set();
+        let (d, home) = inbox.pending::<u32, Failure>();
+        let firing = thread::spawn(move || {
+            thread::sleep(Duration::from_millis(2_500));
+            home.callback(9);
+        });
+        assert_eq!(d.wait().unwrap(), 9);
+        firing.join().unwrap();
+    });
     // On a thread of the runtime's blocking pool, a wait is no mistake: nothing is said.
     runtime(false).block_on(async {
         let (d, resolver) = deferred_core::Deferred::<u32>::pending();
@@ -251,8 +264,8 @@ fn wait_on_a_current_thread_runtime_in_child() {
 
 /// `wait` on the thread of a current-thread runtime, where a Deferred a task of that runtime
 /// would fire never fires, says so on stderr once it has blocked a while (and goes on
-/// waiting): run in a child process, whose stderr is read. The same wait on the runtime's
-/// blocking pool says nothing.
+/// waiting), for a `Deferred` and for a `LocalDeferred` in a `LocalSet`: run in a child
+/// process, whose stderr is read. The same wait on the runtime's blocking pool says nothing.
 #[test]
 fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
     let exe = std::env::current_exe().expect("the test binary");
@@ -273,15 +286,14 @@ fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
         .collect();
     assert_eq!(
         said.len(),
-        1,
-        "said once, for the first wait only:\n{stderr}"
+        2,
+        "said once for each kind's wait on the runtime's thread, not on its pool:\n{stderr}"
     );
-    assert!(
-        said[0].contains(&format!("`wait` at {}:", file!())),
-        "{stderr}"
-    );
-    assert!(
-        said[0].contains("`.await` the Deferred instead"),
-        "{stderr}"
-    );
+    for line in said {
+        assert!(
+            line.contains(&format!("`wait` at {}:", file!())),
+            "{stderr}"
+        );
+        assert!(line.contains("`.await` the Deferred instead"), "{stderr}");
+    }
 }

@@ -829,9 +829,9 @@ where
     /// one whose resolver this thread holds, or one a task of the async runtime this thread runs
     /// (tokio's, a `LocalSet`) or its event loop (calloop's) would fire, which `wait` keeps from
     /// running. There, `.await` the Deferred instead (it is a `Future`), or add a step to it.
-    /// (With the feature `tokio`, a `Deferred`'s `wait` that has blocked the thread of a
-    /// current-thread tokio runtime for two seconds says so on stderr, once, and goes on
-    /// waiting.)
+    /// (With the feature `tokio`, a `wait` that has blocked the thread of a current-thread
+    /// tokio runtime for two seconds says so on stderr, once, and goes on waiting: a
+    /// `LocalDeferred`'s runs what other threads post to its inbox meanwhile, as always.)
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
