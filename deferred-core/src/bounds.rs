@@ -59,10 +59,12 @@ impl<X: std::error::Error + Send + Sync + 'static> WrappableError for X {}
     label = "this fails with `{Self}`, which cannot hold the failures a chain makes itself",
     note = "a chain makes failures of its own (a panic in a step, a cancel, a Resolver dropped \
             unfired), so its error type must be `From<Failure>`",
-    note = "use `Failure`, the default, into which every std error converts with `?`: where a \
-            closure gives another error type, write `Ok(work()?)` in it and name the result's \
-            type (`let d: Deferred<String> = ..`); for an error type of your own, implement \
-            `From<Failure>` for it (`anyhow::Error` has it with the feature `anyhow`)"
+    note = "use `Failure`, the default, into which every std error converts: where a closure \
+            gives another error type, write `Err(error.into())` or `Ok(work()?)` in it, and name \
+            the start's or the result's type (`Deferred::<u32>::succeed(..)`, `let d: \
+            Deferred<String> = ..`): a closure's error type otherwise becomes the chain's; for an \
+            error type of your own, implement `From<Failure>` for it (`anyhow::Error` has it \
+            with the feature `anyhow`)"
 )]
 pub trait FromFailure: From<crate::Failure> + 'static {}
 
