@@ -30,10 +30,11 @@
 //! - **`calloop`**: `Inbox::on_calloop` (an [`Inbox`] drained by a calloop event source) and
 //!   `CalloopClock` (calloop's timers).
 //! - **`tracing`**: failures nobody handled are reported as `tracing::error!` events instead of
-//!   printed on stderr (when no capture and no custom hook is set).
-//! - **`registry`**: `pending_chains()`, every chain that has not fired (where it was made, its
-//!   steps not run yet, what it waits on, for how long), and a `Debug` of a Deferred that says
-//!   as much; it costs about a fifth more per pending chain.
+//!   printed on stderr (when no capture and no custom hook is set, and a subscriber takes them:
+//!   with none, they are printed); a chain's life as trace-level events; target `deferred`.
+//! - **`registry`**: `pending_chains()`, every chain that has not fired (where it was made and
+//!   how long ago, its steps not run yet, what it waits on), and a `Debug` of a Deferred that
+//!   says as much; it costs about a fifth more per pending chain.
 //! - **`anyhow`**: `anyhow::Error` as a chain's error type (`Deferred<T, anyhow::Error>`), `?`
 //!   from a [`Failure`] into an `anyhow::Result`, and `Failure::from_anyhow`.
 //!

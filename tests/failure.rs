@@ -685,6 +685,59 @@ fn map_err_passes_a_cancel_on_and_turns_a_panic_into_a_failure() {
     assert_eq!(line_of(failure.origin()), Some((file!(), line)));
 }
 
+/// A cancel of the converted Deferred that lands while the chain's step runs is remembered by
+/// the chain, as without `map_err`: the step's own failure comes through, converted, not a
+/// cancellation made up before the chain answered.
+#[test]
+fn map_err_waits_for_the_chains_answer_to_a_cancel() {
+    use std::sync::mpsc;
+    let (running_tx, running) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let (start, resolver) = Deferred::<u32>::pending();
+    let converted: Deferred<u32, DbError> = start
+        .add_callback(move |_| {
+            running_tx.send(()).unwrap();
+            go_rx.recv().unwrap();
+            Err::<u32, _>(Failure::msg("the step's own failure"))
+        })
+        .map_err(DbError::from);
+    let firing = std::thread::spawn(move || resolver.callback(1));
+    running.recv().unwrap();
+    converted.cancel(); // the step is running on the other thread
+    go.send(()).unwrap();
+    firing.join().unwrap();
+    assert_eq!(
+        converted.wait().unwrap_err(),
+        DbError::Chain("the step's own failure".into())
+    );
+}
+
+/// A cancel made from inside another chain's callback (where the chain's answer is queued,
+/// not given before `cancel` returns) ends the same way as one made outside.
+#[test]
+fn map_err_ends_the_same_whether_cancelled_inside_a_callback_or_not() {
+    let recovering = || {
+        let (start, resolver) = Deferred::<u32>::pending();
+        let converted: Deferred<u32, DbError> =
+            start.add_errback(|_| Ok(99)).map_err(DbError::from);
+        (converted, resolver)
+    };
+    let (outside, _kept) = recovering();
+    outside.cancel();
+    assert_eq!(outside.wait().unwrap(), 99);
+
+    let (inside, _kept) = recovering();
+    let handle = inside.cancel_handle();
+    let (trigger, fire) = Deferred::<u32>::pending();
+    let trigger = trigger.add_callback(move |n| {
+        handle.cancel(); // inside the delivery of `trigger`'s chain
+        Ok(n)
+    });
+    fire.callback(0);
+    assert_eq!(trigger.wait().unwrap(), 0);
+    assert_eq!(inside.wait().unwrap(), 99);
+}
+
 /// The local kind has it too, for an error type that is not `Send`.
 #[test]
 fn map_err_on_a_local_chain() {

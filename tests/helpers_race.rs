@@ -181,3 +181,31 @@ fn a_dropped_race_that_fails_reports_once() {
     resolver.errback(Failure::msg(marker));
     assert_eq!(unhandled.count(), 1);
 }
+
+/// The failure of a race every input lost says each input's failure once, with what caused it:
+/// the group's message holds them, so it has no `source()` of its own.
+#[test]
+fn a_lost_race_says_each_failure_once_with_its_cause() {
+    #[derive(Debug)]
+    struct Query(std::io::Error);
+    impl std::fmt::Display for Query {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("query failed")
+        }
+    }
+    impl std::error::Error for Query {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let lost = race([
+        Deferred::<u32>::fail(Failure::new(Query(std::io::Error::other("disk full")))),
+        Deferred::fail(Failure::msg("timed out")),
+    ]);
+    let failure = lost.wait().unwrap_err();
+    assert_eq!(
+        format!("{failure:#}"),
+        "all 2 inputs failed: #0: query failed: disk full; #1: timed out"
+    );
+    assert!(std::error::Error::source(failure.error()).is_none());
+}

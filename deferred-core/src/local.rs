@@ -101,7 +101,7 @@ pub(crate) mod kind {
                 && std::time::Instant::now() >= stuck_at
             {
                 self.stuck_at = None;
-                crate::tokio::warn_wait_blocks_a_runtime(std::panic::Location::caller());
+                crate::tokio::warn_wait_blocks_a_runtime(std::panic::Location::caller(), true);
             }
             // Until the warning is due, if it may be; else for as long as it takes.
             #[cfg(feature = "tokio")]

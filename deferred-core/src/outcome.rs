@@ -102,7 +102,8 @@ impl fmt::Display for FailureGroup {
         write!(f, "all {} inputs failed", self.failures.len())?;
         for (index, failure) in self.failures.iter().enumerate() {
             let separator = if index == 0 { ": " } else { "; " };
-            write!(f, "{separator}#{index}: {failure}")?;
+            // With its sources: this error has none of its own to report them (`source()`).
+            write!(f, "{separator}#{index}: {failure:#}")?;
         }
         Ok(())
     }

@@ -121,7 +121,10 @@ pub(crate) mod kind {
                     Some(left) if !left.is_zero() => return std::thread::park_timeout(left),
                     _ => {
                         self.stuck_at = None;
-                        crate::tokio::warn_wait_blocks_a_runtime(std::panic::Location::caller());
+                        crate::tokio::warn_wait_blocks_a_runtime(
+                            std::panic::Location::caller(),
+                            false,
+                        );
                     }
                 }
             }

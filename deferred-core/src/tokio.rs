@@ -62,12 +62,18 @@ pub(crate) fn wait_blocks_a_runtime() -> bool {
 /// Says, once for a `wait` at `at` that has blocked [`STUCK_AFTER`] on the thread of a
 /// current-thread runtime, why it may never return (a hang that says nothing is the worst of
 /// mistakes to find). Written to stderr: it is not a failure of any chain.
-pub(crate) fn warn_wait_blocks_a_runtime(at: &'static Location<'static>) {
+pub(crate) fn warn_wait_blocks_a_runtime(at: &'static Location<'static>, local: bool) {
+    // A `LocalDeferred` cannot be waited on from another thread.
+    let or_elsewhere = if local {
+        ""
+    } else {
+        ", or wait on another thread (`spawn_blocking`)"
+    };
     eprintln!(
         "deferred: `wait` at {at} has blocked for {STUCK_AFTER:?} on the thread of a \
          current-thread tokio runtime: if a task of that runtime fires this Deferred, it never \
          will, since `wait` keeps the runtime's only thread from running it. `.await` the \
-         Deferred instead (it is a Future), or wait on another thread (`spawn_blocking`)."
+         Deferred instead (it is a Future){or_elsewhere}."
     );
 }
 

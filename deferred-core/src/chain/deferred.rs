@@ -453,25 +453,45 @@ where
             State::Fired(None) => spent(),
             State::Pending(link) => link,
         };
-        let upstream = CancelHandle::new(link.clone());
-        let canceller: Canceller = Box::new(move || upstream.cancel());
-        let (converted, resolver) = Deferred::<T, F>::pending_with(Some(canceller), at);
+        let (converted, resolver) = Deferred::<T, F>::pending_with(None, at);
         resolver.held_by("map_err");
+        let output = resolver.link.clone();
         // The chain hands its result on as it would to a combinator's input: no step is added
-        // to it (and so no bound is asked of `E`).
-        let arrival = MapErr {
+        // to it (and so no bound is asked of `E`). The converted root waits on it as a
+        // combinator's output waits on its inputs: a cancel of it cancels this chain, and it
+        // fires with this chain's answer, converted, whenever that comes (a step that was
+        // running when the cancel landed may still give a value or a failure of its own).
+        let arrival = Ptr::new(MapErr {
+            source: CancelHandle::new(link.clone()),
             pending: kind::Lock::new(Some((convert, resolver))),
-        };
-        link.forward_to_fan_in(Ptr::new(arrival), 0);
+        });
+        if let Some(output) = output {
+            let source = Ptr::downgrade(&arrival);
+            output.wait_on_inputs(source);
+        }
+        link.forward_to_fan_in(arrival, 0);
         converted
     }
 
 }
 
 /// Where a chain that [`Deferred::map_err`] converts hands its result: the conversion and the
-/// converted Deferred's resolver, taken by the one arrival.
+/// converted Deferred's resolver, taken by the one arrival; and the chain, which a cancel of
+/// the converted Deferred cancels.
 struct MapErr<C, T, F: 'static> {
+    source: CancelHandle,
     pending: kind::Lock<Option<(C, Resolver<T, F>)>>,
+}
+
+impl<C, T, F> chain::pending::cancel::Inputs for MapErr<C, T, F>
+where
+    C: Sendable,
+    T: Sendable + 'static,
+    F: Sendable + 'static,
+{
+    fn cancel_inputs(&self) {
+        self.source.cancel();
+    }
 }
 
 impl<C, T, E, F> chain::pending::Arrive<E> for MapErr<C, T, F>
@@ -486,8 +506,16 @@ where
             unreachable!("a chain hands on its result once it has one");
         };
         let taken = self.pending.lock().take();
-        if let Some((convert, resolver)) = taken {
+        let Some((convert, resolver)) = taken else {
+            return;
+        };
+        // User code (`From<Failure>` of the converted type, after a panic in the conversion;
+        // the converted chain's values' `Drop`): a panic is reported, as a combinator's arrival's
+        // is, not unwound into the thread that fired this chain.
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(move || {
             drop(resolver.settle(convert(result)));
+        })) {
+            unhandled::report(Failure::from_panic(panic, None));
         }
     }
 }
