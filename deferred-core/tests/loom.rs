@@ -1653,3 +1653,37 @@ fn race_of_two_inputs_fired_on_two_threads() {
         assert_eq!(reported_by_this_test(), 0);
     });
 }
+
+/// `map_err`: the chain fires on one thread while the converted Deferred is cancelled on
+/// another. The conversion runs once, on whichever answer the chain gave (its value, or its
+/// cancellation), and the converted Deferred has exactly that outcome; the canceller runs at
+/// most once, and only if the cancel came before the fire; nothing is reported.
+#[test]
+fn map_err_fired_and_cancelled_on_two_threads() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (cancels, conversions) = (counter(), counter());
+        let (source, resolver) = cancellable(&cancels);
+        let converted_by = conversions.clone();
+        let converted = source.map_err(move |failure: Failure| {
+            converted_by.fetch_add(1, SeqCst);
+            failure
+        });
+        let handle = converted.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(converted);
+        let firing = thread::spawn(move || resolver.callback(7));
+        handle.cancel();
+        firing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(7) => assert_eq!(conversions.load(SeqCst), 0),
+            Outcome::Cancelled => {
+                assert_eq!(conversions.load(SeqCst), 1);
+                assert_eq!(cancels.load(SeqCst), 1);
+            }
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert!(cancels.load(SeqCst) <= 1);
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
