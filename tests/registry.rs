@@ -327,3 +327,35 @@ fn debug_of_a_deferred_says_where_it_was_made_and_what_it_waits_on() {
     assert_eq!(format!("{outer:?}"), "Deferred { state: \"fired\" }");
     assert_eq!(outer.wait().unwrap(), 3);
 }
+
+/// A combinator's output, and a `map_err`'s, says how many of its inputs have not arrived
+/// (they are pending chains of their own, in the same dump), not "its resolver".
+#[test]
+fn a_combinators_output_waits_on_its_inputs() {
+    let (first, first_resolver) = Deferred::<u32>::pending();
+    let (second, second_resolver) = Deferred::<u32>::pending();
+    let gather_line = line!() + 1;
+    let gathered = deferred::gather_results([first, second]);
+    let (source, source_resolver) = Deferred::<u32>::pending();
+    let map_line = line!() + 1;
+    let mapped = source.map_err(|failure: deferred::Failure| failure);
+    first_resolver.callback(1);
+
+    let dump = pending_chains();
+    assert_eq!(
+        one_made_on(&dump, gather_line).waits_on(),
+        WaitsOn::Inputs(1)
+    );
+    assert_eq!(one_made_on(&dump, map_line).waits_on(), WaitsOn::Inputs(1));
+    let text = dump.to_string();
+    assert!(
+        text.contains("waits on 1 input of map_err, a pending chain listed apart"),
+        "{text}"
+    );
+    assert!(text.contains("waits on 1 input of "), "{text}");
+
+    second_resolver.callback(2);
+    source_resolver.callback(3);
+    assert_eq!(gathered.wait().unwrap(), [1, 2]);
+    assert_eq!(mapped.wait().unwrap(), 3);
+}

@@ -59,6 +59,8 @@ pub(crate) struct Seen {
 /// What a pending chain waits on, as it saw it.
 pub(crate) enum Waits {
     Resolver,
+    /// A combinator's output (or `map_err`'s): this many of its inputs have not arrived.
+    Inputs(usize),
     Chain {
         address: usize,
         created_at: &'static Location<'static>,
@@ -280,6 +282,11 @@ pub enum WaitsOn {
     Root,
     /// One of its steps returned a pending Deferred: it waits on that chain, in the same dump.
     Chain(ChainId),
+    /// It is a combinator's output (`gather_results`, `join`, `race`, a `DeferredList`, ...) or
+    /// a `map_err`'s: it waits on this many inputs that have not arrived yet. They are pending
+    /// chains of their own, each in the dump with where it was made (a chain made by `pending`
+    /// there, or one with steps of its own).
+    Inputs(usize),
     /// It waited on a chain that has fired since: that result is on its way.
     Arriving,
     /// Its steps are running, on some thread (or are queued to run on one).
@@ -357,6 +364,7 @@ impl PendingChains {
                 steps: seen.steps,
                 waits_on: match seen.waits {
                     Waits::Resolver => WaitsOn::Root,
+                    Waits::Inputs(pending) => WaitsOn::Inputs(pending),
                     Waits::Running => WaitsOn::Running,
                     Waits::Chain { address, .. } => ids
                         .get(&address)
@@ -498,6 +506,21 @@ impl fmt::Display for PendingChains {
                         writeln!(f, ", created at {}", chain.created_at)?;
                         break;
                     }
+                    WaitsOn::Inputs(pending) => {
+                        indent(f, depth)?;
+                        let what = chain.made_by.unwrap_or("the combinator");
+                        match pending {
+                            1 => writeln!(
+                                f,
+                                "waits on 1 input of {what}, a pending chain listed apart"
+                            )?,
+                            n => writeln!(
+                                f,
+                                "waits on {n} inputs of {what}, pending chains listed apart"
+                            )?,
+                        }
+                        break;
+                    }
                     WaitsOn::Arriving => {
                         indent(f, depth)?;
                         writeln!(
@@ -549,6 +572,10 @@ pub(crate) fn debug_fields(seen: &Seen, out: &mut fmt::DebugStruct<'_, '_>) {
         Waits::Chain { created_at, .. } => out.field(
             "waits_on",
             &format_args!("another chain, created at {created_at}"),
+        ),
+        Waits::Inputs(pending) => out.field(
+            "waits_on",
+            &format_args!("{pending} of its inputs, not arrived yet"),
         ),
         Waits::Running => out.field("waits_on", &format_args!("nothing: its steps are running")),
     };

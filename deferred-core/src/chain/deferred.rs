@@ -492,6 +492,11 @@ where
     fn cancel_inputs(&self) {
         self.source.cancel();
     }
+
+    #[cfg(feature = "registry")]
+    fn pending_inputs(&self) -> usize {
+        usize::from(self.pending.lock().is_some())
+    }
 }
 
 impl<C, T, E, F> chain::pending::Arrive<E> for MapErr<C, T, F>

@@ -130,11 +130,15 @@ where
     }
 }
 
-/// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once.
+/// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once. `at` is
+/// where the combinator was called, the output's place for the registry: each public
+/// combinator is `#[track_caller]` with the feature `registry` (it costs a caller's location
+/// on every call; without the feature, nothing reads it).
 pub(crate) fn fan_in<T, E, P>(
     inputs: Vec<Deferred<T, E>>,
     policy: P,
     leftovers: Leftovers,
+    at: &'static Location<'static>,
 ) -> Deferred<P::Output, P::Error>
 where
     T: Sendable + 'static,
@@ -147,7 +151,7 @@ where
         .into_iter()
         .map(|input| Place::of(input, |value| value))
         .collect();
-    fan_in_places(places, policy, leftovers)
+    fan_in_places(places, policy, leftovers, at)
 }
 
 /// [`fan_in`] over the inputs' places, made with [`Place::of`] (`join`'s, whose inputs are each
@@ -156,6 +160,7 @@ pub(crate) fn fan_in_places<T, E, P>(
     places: Vec<Place<T, E, P::Kept>>,
     policy: P,
     leftovers: Leftovers,
+    at: &'static Location<'static>,
 ) -> Deferred<P::Output, P::Error>
 where
     T: Sendable + 'static,
@@ -169,7 +174,7 @@ where
     );
     let mut output = None;
     let shared = Ptr::new_cyclic(|shared: &Weak<Shared<T, E, P>>| {
-        let (deferred, resolver) = Deferred::pending_with(None, Location::caller());
+        let (deferred, resolver) = Deferred::pending_with(None, at);
         if let Some(link) = &resolver.link {
             let inputs: Weak<dyn Inputs> = shared.clone();
             link.wait_on_inputs(inputs);
@@ -442,5 +447,10 @@ where
             };
             CancelHandle::new(chain).cancel();
         }
+    }
+
+    #[cfg(feature = "registry")]
+    fn pending_inputs(&self) -> usize {
+        self.lock().waiting
     }
 }

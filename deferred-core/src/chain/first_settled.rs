@@ -8,6 +8,7 @@ use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::NoInputs;
+use std::panic::Location;
 
 /// Fires with whatever input fires first — its value as `(index, value)`, or its failure as it
 /// is — and cancels all the others (JavaScript's `Promise.race`, futures' `select`). Unlike
@@ -39,6 +40,7 @@ use crate::outcome::NoInputs;
 /// let won = first_settled([Deferred::<u32>::pending().0, Deferred::succeed(7)]);
 /// assert_eq!(won.wait().unwrap(), (1, 7));
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn first_settled<T, E>(
     inputs: impl IntoIterator<Item = Deferred<T, E>>,
 ) -> Deferred<(usize, T), E>
@@ -53,6 +55,7 @@ where
             consume_errors: true,
             cancel_when_decided: true,
         },
+        Location::caller(),
     )
 }
 

@@ -32,6 +32,7 @@ use crate::failure::Failure;
 /// let first = failure.trap::<FirstError>().unwrap();
 /// assert_eq!((first.index, first.failure.to_string()), (1, "no route".to_string()));
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn gather_results<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<Vec<T>>
 where
     T: Sendable + 'static,

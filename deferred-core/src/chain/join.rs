@@ -12,6 +12,7 @@
 //! does: its inputs' places, the shared state and the output's chain.
 
 use std::marker::PhantomData;
+use std::panic::Location;
 
 use super::Deferred;
 use super::Sendable;
@@ -76,6 +77,7 @@ mod sealed {
 /// let failed = join((slow, Deferred::<&str>::fail(Failure::msg("no route")))); // prints "query stopped"
 /// assert_eq!(failed.wait().unwrap_err().to_string(), "no route");
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn join<E, J>(inputs: J) -> Deferred<J::Values, E>
 where
     E: 'static,
@@ -103,6 +105,7 @@ where
 /// assert_eq!(text.unwrap_err().to_string(), "no");
 /// assert_eq!(count.unwrap(), 3);
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn join_settled<E, J>(inputs: J) -> Deferred<J::Results, E>
 where
     E: 'static,
@@ -260,14 +263,16 @@ macro_rules! joins {
             type Values = ($($T,)+);
             type Results = ($(Result<$T, E>,)+);
 
+            #[cfg_attr(feature = "registry", track_caller)]
             fn join(self) -> Deferred<Self::Values, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
-                fan_in_places(places, $arity::All(PhantomData), FAIL_FAST)
+                fan_in_places(places, $arity::All(PhantomData), FAIL_FAST, Location::caller())
             }
 
+            #[cfg_attr(feature = "registry", track_caller)]
             fn join_settled(self) -> Deferred<Self::Results, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
-                fan_in_places(places, $arity::Settled(PhantomData), SETTLE)
+                fan_in_places(places, $arity::Settled(PhantomData), SETTLE, Location::caller())
             }
         }
     )+ };

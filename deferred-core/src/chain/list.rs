@@ -12,6 +12,7 @@
 //! | `consumeErrors=True`            | [`DeferredList::consume_errors`]       |                                |
 
 use std::fmt;
+use std::panic::Location;
 
 use super::Deferred;
 use super::Sendable;
@@ -142,8 +143,9 @@ where
     /// let empty = DeferredList::<u32>::new([]).all();
     /// assert!(empty.wait().unwrap().is_empty());
     /// ```
+    #[cfg_attr(feature = "registry", track_caller)]
     pub fn all(self) -> Deferred<Vec<Result<T, E>>, E> {
-        self.build(AllResults)
+        self.build(AllResults, Location::caller())
     }
 
     /// Fires with the first success, or — when every input has failed — with all the failures
@@ -165,8 +167,9 @@ where
     /// assert!(matches!(first.wait().unwrap(), FirstSuccess::Succeeded { index: 1, value: "b" }));
     /// ra.callback("a"); // ignored: the list has fired
     /// ```
+    #[cfg_attr(feature = "registry", track_caller)]
     pub fn fire_on_one_callback(self) -> Deferred<FirstSuccess<T, E>, E> {
-        self.build(FireOnFirstSuccess)
+        self.build(FireOnFirstSuccess, Location::caller())
     }
 
     /// Fires with every value in input order, or fails with the first failure, wrapped in a
@@ -187,19 +190,24 @@ where
     /// assert_eq!(first.index, 1);
     /// assert_eq!(first.failure.to_string(), "no");
     /// ```
+    #[cfg_attr(feature = "registry", track_caller)]
     pub fn fire_on_one_errback(self) -> Deferred<Vec<T>, Failure>
     where
         E: Into<Failure>,
     {
-        self.build(FireOnFirstError)
+        self.build(FireOnFirstError, Location::caller())
     }
 
-    fn build<P: Policy<T, E>>(self, policy: P) -> Deferred<P::Output, P::Error> {
+    fn build<P: Policy<T, E>>(
+        self,
+        policy: P,
+        at: &'static Location<'static>,
+    ) -> Deferred<P::Output, P::Error> {
         let leftovers = Leftovers {
             consume_errors: self.consume_errors,
             cancel_when_decided: false,
         };
-        fan_in(self.inputs, policy, leftovers)
+        fan_in(self.inputs, policy, leftovers, at)
     }
 }
 
@@ -255,6 +263,7 @@ where
 /// assert!(results[0].as_ref().unwrap_err().is_cancelled());
 /// assert_eq!(results[1].as_ref().unwrap_err().to_string(), "no");
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn settle_all<T, E>(
     inputs: impl IntoIterator<Item = Deferred<T, E>>,
 ) -> Deferred<Vec<Result<T, E>>, E>

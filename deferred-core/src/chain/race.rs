@@ -7,6 +7,7 @@ use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::FailureGroup;
+use std::panic::Location;
 
 /// Fires with the first input to succeed, as `(index, value)`, and cancels all the others
 /// (Twisted's `race`; JavaScript's `Promise.any`). Failures do not end the race: only when every
@@ -42,6 +43,7 @@ use crate::outcome::FailureGroup;
 /// let group = failed.wait().unwrap_err().trap::<FailureGroup>().unwrap();
 /// assert_eq!(group.failures.len(), 2);
 /// ```
+#[cfg_attr(feature = "registry", track_caller)]
 pub fn race<T, E>(inputs: impl IntoIterator<Item = Deferred<T, E>>) -> Deferred<(usize, T)>
 where
     T: Sendable + 'static,
@@ -54,6 +56,7 @@ where
             consume_errors: true,
             cancel_when_decided: true,
         },
+        Location::caller(),
     )
 }
 

@@ -17,6 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::panic::Location;
 
 use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
 use super::maybe::maybe_deferred;
@@ -486,6 +487,7 @@ where
         limit > 0,
         "map_concurrent runs at most `limit` items at once: `limit` must be at least 1"
     );
+    let at = Location::caller();
     let semaphore = DeferredSemaphore::new(limit);
     let f = Ptr::new(f);
     // Set by the first failure before its token is released, so the item that gets the token
@@ -524,6 +526,7 @@ where
             consume_errors: false,
             cancel_when_decided: true,
         },
+        at,
     )
 }
 

@@ -219,6 +219,9 @@ pub(crate) trait Inputs: Shareable {
     /// cancel of the root, and the root is not failed after it: the fan-in fires it with what
     /// the inputs answer.
     fn cancel_inputs(&self);
+    /// How many inputs have not arrived (for the registry).
+    #[cfg(feature = "registry")]
+    fn pending_inputs(&self) -> usize;
 }
 
 /// Where a cancellation walk goes after one link.

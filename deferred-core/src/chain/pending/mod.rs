@@ -404,10 +404,18 @@ where
         canceller: Option<Canceller>,
         at: &'static Location<'static>,
     ) -> Chain<T, E> {
-        Chain::new(
+        #[cfg_attr(not(feature = "registry"), allow(unused_mut))]
+        let mut root = Chain::new(
             canceller.map_or(Phase::Root, Phase::RootCancellable),
             Current::Unfired(at, Chain::fire_root),
-        )
+        );
+        // Where its Resolver was made, which the caller says (a combinator passes its own
+        // caller's place down), as the registry shows it.
+        #[cfg(feature = "registry")]
+        {
+            root.born.at = at;
+        }
+        root
     }
 
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
@@ -678,11 +686,13 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
     fn inspect(&self) -> Option<crate::registry::Seen> {
         use crate::registry::Waits;
         let inner = self.lock();
-        let waits = match &inner.phase {
-            Phase::Root
-            | Phase::RootCancellable(_)
-            | Phase::RootCancelling
-            | Phase::RootOfFanIn(_) => Waits::Resolver,
+        let mut fan_in = None;
+        let mut waits = match &inner.phase {
+            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling => Waits::Resolver,
+            Phase::RootOfFanIn(inputs) => {
+                fan_in = inputs.upgrade();
+                Waits::Resolver
+            }
             Phase::Running { .. } => Waits::Running,
             Phase::Waiting { on, .. } => Waits::Chain {
                 address: Ptr::as_ptr(on) as *const () as usize,
@@ -690,14 +700,21 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
             },
             Phase::Fired | Phase::Done => return None,
         };
-        Some(crate::registry::Seen {
+        let seen = crate::registry::Seen {
             kind: super::DEFERRED,
             address: self as *const Self as *const () as usize,
             born: (self.born.at, self.born.since),
             made_by: inner.made_by,
             steps: inner.stages.locations(),
-            waits,
-        })
+            waits: Waits::Running,
+        };
+        drop(inner);
+        // A combinator's output (or `map_err`'s): how many of its inputs have not arrived,
+        // asked of the fan-in once this chain's lock is released.
+        if let Some(fan_in) = fan_in {
+            waits = Waits::Inputs(fan_in.pending_inputs());
+        }
+        Some(crate::registry::Seen { waits, ..seen })
     }
 }
 
