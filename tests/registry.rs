@@ -329,13 +329,16 @@ fn debug_of_a_deferred_says_where_it_was_made_and_what_it_waits_on() {
 }
 
 /// A combinator's output, and a `map_err`'s, says how many of its inputs have not arrived
-/// (they are pending chains of their own, in the same dump), not "its resolver".
+/// (they are pending chains of their own, in the same dump), not "its resolver"; each input
+/// says which output it is an input of.
 #[test]
 fn a_combinators_output_waits_on_its_inputs() {
     let (first, first_resolver) = Deferred::<u32>::pending();
+    let second_line = line!() + 1;
     let (second, second_resolver) = Deferred::<u32>::pending();
     let gather_line = line!() + 1;
     let gathered = deferred::gather_results([first, second]);
+    let source_line = line!() + 1;
     let (source, source_resolver) = Deferred::<u32>::pending();
     let map_line = line!() + 1;
     let mapped = source.map_err(|failure: deferred::Failure| failure);
@@ -347,7 +350,22 @@ fn a_combinators_output_waits_on_its_inputs() {
         WaitsOn::Inputs(1)
     );
     assert_eq!(one_made_on(&dump, map_line).waits_on(), WaitsOn::Inputs(1));
+    // Each input says which output it feeds, and where.
+    let gathered_id = one_made_on(&dump, gather_line).id();
+    let mapped_id = one_made_on(&dump, map_line).id();
+    assert_eq!(
+        one_made_on(&dump, second_line).input_of(),
+        Some((gathered_id, 1))
+    );
+    assert_eq!(
+        one_made_on(&dump, source_line).input_of(),
+        Some((mapped_id, 0))
+    );
     let text = dump.to_string();
+    assert!(
+        text.contains(&format!("; input #1 of Deferred {gathered_id}")),
+        "{text}"
+    );
     assert!(
         text.contains("waits on 1 input of map_err, a pending chain listed apart"),
         "{text}"

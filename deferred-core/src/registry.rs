@@ -54,6 +54,9 @@ pub(crate) struct Seen {
     /// Its steps not run yet, in order.
     pub(crate) steps: Vec<&'static Location<'static>>,
     pub(crate) waits: Waits,
+    /// The chain is input number `.1` of the combinator (or `map_err`) whose output chain is
+    /// at address `.0`.
+    pub(crate) feeds: Option<(usize, u32)>,
 }
 
 /// What a pending chain waits on, as it saw it.
@@ -303,6 +306,7 @@ pub struct PendingChain {
     made_by: Option<&'static str>,
     steps: Vec<&'static Location<'static>>,
     waits_on: WaitsOn,
+    input_of: Option<(ChainId, u32)>,
 }
 
 impl PendingChain {
@@ -343,6 +347,12 @@ impl PendingChain {
     pub fn waits_on(&self) -> WaitsOn {
         self.waits_on
     }
+
+    /// The combinator (or `map_err`) it is an input of, as that one's output chain in the same
+    /// dump, and its index there: `gather_results([a, b])` makes `b` input 1 of the output.
+    pub fn input_of(&self) -> Option<(ChainId, u32)> {
+        self.input_of
+    }
 }
 
 impl PendingChains {
@@ -362,6 +372,9 @@ impl PendingChains {
                 pending_for: now.saturating_duration_since(seen.born.1),
                 made_by: seen.made_by,
                 steps: seen.steps,
+                input_of: seen
+                    .feeds
+                    .and_then(|(output, index)| Some((*ids.get(&output)?, index))),
                 waits_on: match seen.waits {
                     Waits::Resolver => WaitsOn::Root,
                     Waits::Inputs(pending) => WaitsOn::Inputs(pending),
@@ -444,6 +457,10 @@ impl PendingChain {
         }
         if !self.steps.is_empty() {
             write!(f, ")")?;
+        }
+        if let Some((output, index)) = self.input_of {
+            // A fan-in's output is of its inputs' kind.
+            write!(f, "; input #{index} of {} {output}", self.kind)?;
         }
         Ok(())
     }

@@ -523,6 +523,14 @@ where
             unhandled::report(Failure::from_panic(panic, None));
         }
     }
+
+    #[cfg(feature = "registry")]
+    fn output(&self) -> Option<usize> {
+        let pending = self.pending.lock();
+        let (_, resolver) = pending.as_ref()?;
+        let link = resolver.link.as_ref()?;
+        Some(Ptr::as_ptr(link) as *const () as usize)
+    }
 }
 
 impl<T, E> Deferred<T, E>

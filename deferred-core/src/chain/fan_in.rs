@@ -421,6 +421,13 @@ where
         };
         self.arrive_caught(index as usize, result);
     }
+
+    #[cfg(feature = "registry")]
+    fn output(&self) -> Option<usize> {
+        let progress = self.lock();
+        let link = progress.output.as_ref()?.link.as_ref()?;
+        Some(Ptr::as_ptr(link) as *const () as usize)
+    }
 }
 
 impl<T, E, P> Inputs for Shared<T, E, P>

@@ -214,6 +214,10 @@ impl<E: 'static> Part for Listener<E> {
 pub(crate) trait Arrive<E: 'static>: Shareable {
     /// The result of input `index`, in `from` (taken out of the chain, which is done).
     fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>);
+    /// The address of the chain it fires with what arrives, while it has not (for the
+    /// registry).
+    #[cfg(feature = "registry")]
+    fn output(&self) -> Option<usize>;
 }
 
 /// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
@@ -687,6 +691,10 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
         use crate::registry::Waits;
         let inner = self.lock();
         let mut fan_in = None;
+        let feeding = match &inner.listener {
+            Listener::FanIn(arrive, index) => Some((arrive.clone(), *index)),
+            _ => None,
+        };
         let mut waits = match &inner.phase {
             Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling => Waits::Resolver,
             Phase::RootOfFanIn(inputs) => {
@@ -707,14 +715,21 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
             made_by: inner.made_by,
             steps: inner.stages.locations(),
             waits: Waits::Running,
+            feeds: None,
         };
         drop(inner);
+        // What the chain feeds, asked of the fan-in once this chain's lock is released.
+        let feeds = feeding.and_then(|(arrive, index)| Some((arrive.output()?, index)));
         // A combinator's output (or `map_err`'s): how many of its inputs have not arrived,
         // asked of the fan-in once this chain's lock is released.
         if let Some(fan_in) = fan_in {
             waits = Waits::Inputs(fan_in.pending_inputs());
         }
-        Some(crate::registry::Seen { waits, ..seen })
+        Some(crate::registry::Seen {
+            waits,
+            feeds,
+            ..seen
+        })
     }
 }
 
