@@ -377,3 +377,31 @@ fn a_combinators_output_waits_on_its_inputs() {
     assert_eq!(gathered.wait().unwrap(), [1, 2]);
     assert_eq!(mapped.wait().unwrap(), 3);
 }
+
+/// `map_concurrent`'s items, waiting for a token or running, are placed where the user called
+/// it (its own acquires and steps are the helper's, not lines of the library).
+#[test]
+fn map_concurrent_items_are_placed_at_its_call() {
+    let kept = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = kept.clone();
+    let call_line = line!() + 1;
+    let mapped = deferred::map_concurrent(0..3u32, 1, move |_| {
+        let (item, resolver) = Deferred::<u32>::pending();
+        keep.lock().unwrap().push(resolver);
+        item
+    });
+    let dump = pending_chains();
+    let text = dump.to_string();
+    assert!(!text.contains("deferred-core/src"), "{text}");
+    assert!(!text.contains("src/private"), "{text}");
+    let placed = made_on(&dump, call_line);
+    assert!(
+        placed.len() >= 3,
+        "the output and the waiting items:\n{text}"
+    );
+    mapped.cancel();
+    drop(deferred::capture_unhandled(|| {
+        drop(mapped);
+        drop(kept);
+    }));
+}

@@ -760,7 +760,22 @@ where
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
     {
-        let step = Location::caller();
+        self.add_callback_at(Location::caller(), f)
+    }
+
+    /// [`add_callback`](Self::add_callback) of a step at `step`: a helper's own step, placed
+    /// where the user called the helper.
+    #[inline]
+    pub(crate) fn add_callback_at<R, F>(
+        self,
+        step: &'static Location<'static>,
+        f: F,
+    ) -> Deferred<R::Value, E>
+    where
+        F: FnOnce(T) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+    {
         self.then_step(step, move |result, step| match result {
             Ok(value) => given_at(f(value).into_deferred(), step),
             Err(error) => {
@@ -824,7 +839,21 @@ where
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
     {
-        let step = Location::caller();
+        self.add_both_at(Location::caller(), f)
+    }
+
+    /// [`add_both`](Self::add_both) of a step at `step` (see [`add_callback_at`](Self::add_callback_at)).
+    #[inline]
+    pub(crate) fn add_both_at<R, F>(
+        self,
+        step: &'static Location<'static>,
+        f: F,
+    ) -> Deferred<R::Value, E>
+    where
+        F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
+        R: IntoDeferred<E>,
+        R::Value: Sendable + 'static,
+    {
         self.then_step(step, move |result, step| {
             raised_at(f(result.map_err(received)).into_deferred(), step)
         })

@@ -39,7 +39,18 @@ where
     R: IntoDeferred<Failure>,
     R::Value: Sendable + 'static,
 {
-    let at = Location::caller();
+    maybe_deferred_at(Location::caller(), f)
+}
+
+/// [`maybe_deferred`] at `at`: a helper's own call (`map_concurrent`'s) is placed where the user
+/// called the helper.
+#[inline]
+pub(crate) fn maybe_deferred_at<R, F>(at: &'static Location<'static>, f: F) -> Deferred<R::Value>
+where
+    F: FnOnce() -> R,
+    R: IntoDeferred<Failure>,
+    R::Value: Sendable + 'static,
+{
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(outcome) => {
             let deferred = outcome.into_deferred();

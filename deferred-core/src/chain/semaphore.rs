@@ -20,7 +20,7 @@ use std::fmt;
 use std::panic::Location;
 
 use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
-use super::maybe::maybe_deferred;
+use super::maybe::{maybe_deferred, maybe_deferred_at};
 use super::{Deferred, IntoDeferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
@@ -192,6 +192,12 @@ impl DeferredSemaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Deferred<Permit> {
+        self.acquire_at(Location::caller())
+    }
+
+    /// [`acquire`](Self::acquire), its waiting Deferred made at `at`: a helper's own acquire
+    /// (`map_concurrent`'s) is placed where the user called the helper.
+    fn acquire_at(&self, at: &'static Location<'static>) -> Deferred<Permit> {
         let mut state = self.shared.lock();
         if state.available > 0 && state.waiters.is_empty() {
             state.available -= 1;
@@ -204,11 +210,12 @@ impl DeferredSemaphore {
         // Weak: a queue nobody can ever release into (every handle and permit gone) drops its
         // waiters, which then fail with `NeverFired` instead of waiting forever.
         let shared: Weak<Shared> = Ptr::downgrade(&self.shared);
-        let (acquired, resolver) = Deferred::with_canceller(move || {
+        let canceller: super::Canceller = Box::new(move || {
             if let Some(shared) = shared.upgrade() {
                 shared.forget(ticket);
             }
         });
+        let (acquired, resolver) = Deferred::pending_with(Some(canceller), at);
         resolver.held_by("DeferredSemaphore::acquire");
         state.waiters.insert(ticket, resolver);
         acquired
@@ -498,11 +505,11 @@ where
         .into_iter()
         .map(|item| {
             let (f, stopped) = (f.clone(), stopped.clone());
-            semaphore.acquire().add_callback(move |permit| {
+            semaphore.acquire_at(at).add_callback_at(at, move |permit| {
                 if stopped.get() {
                     return Deferred::from_result(Err(Failure::cancelled()));
                 }
-                maybe_deferred(move || f(item)).add_both(move |outcome| {
+                maybe_deferred_at(at, move || f(item)).add_both_at(at, move |outcome| {
                     if outcome.is_err() {
                         stopped.set();
                     }
