@@ -214,6 +214,9 @@ impl Entry for LocalEntry {
 /// # drop(outer);
 /// ```
 ///
+/// Each chain is read at its own moment, not all at once: while other threads fire chains, a
+/// dump may show a chain as waiting on one that has moved on since.
+///
 /// "Pending for" is the time since the chain was made. A step is one `add_*` call, or one run
 /// of `chain!`'s `then`s (which is one stage of the chain). A chain whose first step had already
 /// run when it began to wait (a Deferred that had fired, given a step that returned a pending
@@ -350,6 +353,8 @@ impl PendingChain {
 
     /// The combinator (or `map_err`) it is an input of, as that one's output chain in the same
     /// dump, and its index there: `gather_results([a, b])` makes `b` input 1 of the output.
+    /// (Each chain of a dump is read at its own moment: while other threads fire chains, the
+    /// output it names may already have moved on, to running its steps.)
     pub fn input_of(&self) -> Option<(ChainId, u32)> {
         self.input_of
     }
