@@ -505,6 +505,19 @@ impl Failure {
     }
 }
 
+/// Records on `error`, if it is a `Failure`, that code outside a chain handed it in at `at`
+/// with `by` ([`Failure::entered_at_by`]); says whether it did. What every public way of giving
+/// a chain a failure (`errback`, `fire`, `Deferred::fail`, ...) calls.
+pub(crate) fn note_entered<E: 'static>(
+    error: &mut E,
+    at: &'static Location<'static>,
+    by: EnteredBy,
+) -> bool {
+    (error as &mut dyn Any)
+        .downcast_mut::<Failure>()
+        .is_some_and(|failure| failure.entered_at_by(at, by))
+}
+
 impl Inner {
     /// [`Failure::raised_at`].
     fn raised_at(&mut self, step: &'static Location<'static>) {

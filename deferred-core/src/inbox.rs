@@ -704,10 +704,8 @@ where
     /// `Resolver::fire_from`).
     #[track_caller]
     fn fire_from(self, mut result: Result<T, E>, by: crate::failure::EnteredBy) {
-        if let Err(error) = &mut result
-            && let Some(failure) = (error as &mut dyn std::any::Any).downcast_mut::<Failure>()
-        {
-            failure.entered_at_by(std::panic::Location::caller(), by);
+        if let Err(error) = &mut result {
+            crate::failure::note_entered(error, std::panic::Location::caller(), by);
         }
         self.settle(result);
     }

@@ -74,18 +74,13 @@ pub(crate) mod kind {
     /// How `wait` blocks: only this thread can fire a local chain, so it runs what other
     /// threads posted to this thread's inbox, one item at a time, until the chain fires.
     pub(crate) struct Blocker {
-        /// On the thread of a current-thread tokio runtime, when to say that this `wait` may
-        /// never return (`None` elsewhere, or once said): see `shared::kind::Blocker`.
-        #[cfg(feature = "tokio")]
-        stuck_at: Option<std::time::Instant>,
+        stuck: crate::run_loop::StuckWait,
     }
 
     impl Blocker {
         pub(crate) fn new() -> Blocker {
             Blocker {
-                #[cfg(feature = "tokio")]
-                stuck_at: crate::tokio::wait_blocks_a_runtime()
-                    .then(|| std::time::Instant::now() + crate::tokio::STUCK_AFTER),
+                stuck: crate::run_loop::StuckWait::new(),
             }
         }
 
@@ -96,18 +91,7 @@ pub(crate) mod kind {
 
         #[track_caller]
         pub(crate) fn block(&mut self) {
-            #[cfg(feature = "tokio")]
-            if let Some(stuck_at) = self.stuck_at
-                && std::time::Instant::now() >= stuck_at
-            {
-                self.stuck_at = None;
-                crate::tokio::warn_wait_blocks_a_runtime(std::panic::Location::caller(), true);
-            }
-            // Until the warning is due, if it may be; else for as long as it takes.
-            #[cfg(feature = "tokio")]
-            let until = self.stuck_at;
-            #[cfg(not(feature = "tokio"))]
-            let until = None;
+            let until = self.stuck.until(std::panic::Location::caller(), true);
             if !crate::run_loop::run_one_posted(until) {
                 panic!(
                     "`wait` on a pending LocalDeferred, on a thread with no Inbox: nothing could ever fire it \

@@ -173,3 +173,40 @@ pub(crate) fn wait_for_posted_work_with(run_one: RunOnePosted) {
 pub(crate) fn run_one_posted(until: Option<std::time::Instant>) -> bool {
     POSTED.with(Cell::get).is_some_and(|run_one| run_one(until))
 }
+
+/// When a blocking `wait` says it may never return: on the thread of a current-thread tokio
+/// runtime (feature `tokio`, see `tokio::wait_blocks_a_runtime`), once it has blocked a while;
+/// elsewhere, never. Both kinds' `Blocker` keep one for the `wait` they block.
+pub(crate) struct StuckWait(Option<std::time::Instant>);
+
+impl StuckWait {
+    pub(crate) fn new() -> StuckWait {
+        #[cfg(feature = "tokio")]
+        return StuckWait(
+            crate::tokio::wait_blocks_a_runtime()
+                .then(|| std::time::Instant::now() + crate::tokio::STUCK_AFTER),
+        );
+        #[cfg(not(feature = "tokio"))]
+        StuckWait(None)
+    }
+
+    /// Says, once, why the `wait` at `at` (of a `LocalDeferred` if `local`) may never return,
+    /// if its time has come; gives until when to block before that time (`None`: for as long
+    /// as it takes).
+    pub(crate) fn until(
+        &mut self,
+        at: &'static std::panic::Location<'static>,
+        local: bool,
+    ) -> Option<std::time::Instant> {
+        #[cfg(feature = "tokio")]
+        if let Some(due) = self.0
+            && std::time::Instant::now() >= due
+        {
+            self.0 = None;
+            crate::tokio::warn_wait_blocks_a_runtime(at, local);
+        }
+        #[cfg(not(feature = "tokio"))]
+        let _ = (at, local);
+        self.0
+    }
+}

@@ -87,19 +87,14 @@ pub(crate) mod kind {
     /// fires it).
     pub(crate) struct Blocker {
         waker: Waker,
-        /// On the thread of a current-thread tokio runtime, when to say that this `wait` may
-        /// never return (`None` elsewhere, or once said).
-        #[cfg(feature = "tokio")]
-        stuck_at: Option<std::time::Instant>,
+        stuck: crate::run_loop::StuckWait,
     }
 
     impl Blocker {
         pub(crate) fn new() -> Blocker {
             Blocker {
                 waker: Waker::from(Ptr::new(ThreadWaker(std::thread::current()))),
-                #[cfg(feature = "tokio")]
-                stuck_at: crate::tokio::wait_blocks_a_runtime()
-                    .then(|| std::time::Instant::now() + crate::tokio::STUCK_AFTER),
+                stuck: crate::run_loop::StuckWait::new(),
             }
         }
 
@@ -114,21 +109,13 @@ pub(crate) mod kind {
         /// never return (see `tokio::wait_blocks_a_runtime`), then goes on waiting.
         #[track_caller]
         pub(crate) fn block(&mut self) {
-            #[cfg(feature = "tokio")]
-            if let Some(stuck_at) = self.stuck_at {
-                match stuck_at.checked_duration_since(std::time::Instant::now()) {
-                    // Woken, or not: the caller looks again, and blocks again if it must.
-                    Some(left) if !left.is_zero() => return std::thread::park_timeout(left),
-                    _ => {
-                        self.stuck_at = None;
-                        crate::tokio::warn_wait_blocks_a_runtime(
-                            std::panic::Location::caller(),
-                            false,
-                        );
-                    }
-                }
+            match self.stuck.until(std::panic::Location::caller(), false) {
+                // Woken, or not: the caller looks again, and blocks again if it must.
+                Some(until) => std::thread::park_timeout(
+                    until.saturating_duration_since(std::time::Instant::now()),
+                ),
+                None => std::thread::park(),
             }
-            std::thread::park();
         }
     }
 

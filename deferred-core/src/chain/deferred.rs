@@ -232,9 +232,7 @@ impl<T, E: 'static> Deferred<T, E> {
     #[track_caller]
     #[doc(alias = "reject")]
     pub fn fail(mut error: E) -> Deferred<T, E> {
-        if let Some(failure) = as_failure(&mut error) {
-            failure.entered_at_by(Location::caller(), EnteredBy::Fail);
-        }
+        crate::failure::note_entered(&mut error, Location::caller(), EnteredBy::Fail);
         Deferred::from_result(Err(error))
     }
 
@@ -1222,7 +1220,7 @@ where
         by: EnteredBy,
     ) -> Result<(), Result<T, E>> {
         let noted = match &mut result {
-            Err(error) => as_failure(error).is_some_and(|failure| failure.entered_at_by(at, by)),
+            Err(error) => crate::failure::note_entered(error, at, by),
             Ok(_) => false,
         };
         let mut refused = self.settle(result);
