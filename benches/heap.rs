@@ -4,7 +4,15 @@
 //! allocated, and the allocations by size (8-byte classes).
 #![allow(dead_code)] // each benchmark reads what it reports
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
+
+// The allocator every call is forwarded to: the system's (glibc's `malloc` here), or with the
+// feature `mimalloc` (`cargo bench -p deferred-benches --features mimalloc --bench ..`)
+// mimalloc, to see how much of a workload's time is the allocator's.
+#[cfg(feature = "mimalloc")]
+use mimalloc::MiMalloc as Underlying;
+#[cfg(not(feature = "mimalloc"))]
+use std::alloc::System as Underlying;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 struct Counting;
@@ -34,14 +42,14 @@ fn shrink(size: usize) {
     });
 }
 
-// SAFETY: every call is forwarded to the system allocator unchanged.
+// SAFETY: every call is forwarded to the underlying allocator unchanged.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         if TRACKING.load(Ordering::Relaxed) {
             grow(layout.size());
         }
         // SAFETY: forwarded as is.
-        unsafe { System.alloc(layout) }
+        unsafe { Underlying.alloc(layout) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -49,7 +57,7 @@ unsafe impl GlobalAlloc for Counting {
             shrink(layout.size());
         }
         // SAFETY: forwarded as is.
-        unsafe { System.dealloc(ptr, layout) }
+        unsafe { Underlying.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
@@ -58,7 +66,7 @@ unsafe impl GlobalAlloc for Counting {
             grow(new_size);
         }
         // SAFETY: forwarded as is.
-        unsafe { System.realloc(ptr, layout, new_size) }
+        unsafe { Underlying.realloc(ptr, layout, new_size) }
     }
 }
 
