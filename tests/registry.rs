@@ -11,8 +11,8 @@
 use std::time::Duration;
 
 use deferred::{
-    Deferred, DeferredSemaphore, LocalDeferred, ManualClock, PendingChain, PendingChains, WaitsOn,
-    defer_to_thread, pending_chains,
+    Deferred, DeferredSemaphore, Failure, Inbox, LocalDeferred, ManualClock, PendingChain,
+    PendingChains, WaitsOn, defer_to_thread, pending_chains,
 };
 
 /// `tests/registry.rs:LINE:`, the start of a location on `line` of this file.
@@ -236,6 +236,97 @@ fn local_chains_are_shown_on_their_own_thread_only() {
     resolver.callback(2);
     assert!(made_on(&pending_chains(), inner_line).is_empty());
     assert_eq!(outer.wait().unwrap(), 3);
+}
+
+#[test]
+fn a_local_chain_fired_from_another_thread_waits_on_its_home_resolver_then_on_the_inbox() {
+    let inbox = Inbox::new(|| {});
+    let line = line!() + 1;
+    let (reply, resolver) = inbox.pending::<u32, Failure>();
+    let reply = reply.add_callback(|n| Ok(n + 1));
+    let dump = pending_chains();
+    assert_eq!(one_made_on(&dump, line).waits_on(), WaitsOn::HomeResolver);
+    let text = dump.to_string();
+    let needle = format!(
+        "└─ waits on its HomeResolver, which another thread fires, created at {}",
+        at_line(line)
+    );
+    assert!(text.contains(&needle), "{needle} in:\n{text}");
+    let debug = format!("{reply:?}");
+    assert!(
+        debug.contains("waits_on: its HomeResolver, created at"),
+        "{debug}"
+    );
+
+    // Fired on another thread: the result is in the inbox until the loop runs it.
+    std::thread::spawn(move || resolver.callback(41))
+        .join()
+        .unwrap();
+    let dump = pending_chains();
+    assert_eq!(one_made_on(&dump, line).waits_on(), WaitsOn::Inbox);
+    let text = dump.to_string();
+    assert!(
+        text.contains(
+            "└─ its result has come home: it waits in this thread's inbox until the loop runs \
+             it (Inbox::run_pending)"
+        ),
+        "{text}"
+    );
+    let debug = format!("{reply:?}");
+    assert!(debug.contains("this thread's inbox"), "{debug}");
+    assert_eq!(inbox.run_pending(), 1);
+    assert!(made_on(&pending_chains(), line).is_empty());
+    assert_eq!(reply.wait().unwrap(), 42);
+
+    // Dropped unfired on another thread: the drop is in the inbox too (it fails the chain
+    // with `NeverFired` when the loop runs it).
+    let lost_line = line!() + 1;
+    let (lost, resolver) = inbox.pending::<u32, Failure>();
+    std::thread::spawn(move || drop(resolver)).join().unwrap();
+    assert_eq!(
+        one_made_on(&pending_chains(), lost_line).waits_on(),
+        WaitsOn::Inbox
+    );
+    inbox.run_pending();
+    assert!(lost.wait().unwrap_err().is::<deferred::NeverFired>());
+}
+
+#[test]
+fn a_chain_the_inbox_adopted_waits_on_the_deferred_it_adopted() {
+    let inbox = Inbox::new(|| {});
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let line = line!() + 1;
+    let job = inbox.defer_to_thread(move || {
+        let _ = hold.recv();
+        Ok::<u32, Failure>(7)
+    });
+    let dump = pending_chains();
+    let made = made_on(&dump, line);
+    let local = made.iter().find(|chain| chain.is_local()).unwrap();
+    let work = made.iter().find(|chain| !chain.is_local()).unwrap();
+    assert_eq!(local.waits_on(), WaitsOn::Chain(work.id()));
+    assert_eq!(work.made_by(), Some("defer_to_thread"));
+    assert_eq!(local.made_by(), Some("Inbox::defer_to_thread"));
+    let text = dump.to_string();
+    let needle = format!(
+        "└─ waits on Deferred {} from defer_to_thread, created at {}",
+        work.id(),
+        at_line(line)
+    );
+    assert!(text.contains(&needle), "{needle} in:\n{text}");
+
+    release.send(()).unwrap();
+    while !inbox.has_pending() {
+        std::thread::yield_now();
+    }
+    // The work has finished: its result is in the inbox. (The work's own chain may still be
+    // running the step that posted it.)
+    let dump = pending_chains();
+    let local = made_on(&dump, line)
+        .into_iter()
+        .find(|chain| chain.is_local());
+    assert_eq!(local.unwrap().waits_on(), WaitsOn::Inbox);
+    assert_eq!(job.wait().unwrap(), 7); // the wait drains the inbox
 }
 
 #[test]

@@ -63,6 +63,12 @@ trait Work: Send {
     fn run(self: Box<Self>, home: &Home);
     /// The loop has stopped: the work will never run.
     fn refused(self: Box<Self>);
+    /// The key of the kept `LocalResolver` this work fires (or drops, failing its Deferred
+    /// with `NeverFired`), for the registry.
+    #[cfg(feature = "registry")]
+    fn fires(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Posted work that is a function of the loop's side of the inbox; refused, it is dropped.
@@ -152,6 +158,19 @@ struct Home {
     /// Deferred with `NeverFired`.
     waiting: RefCell<HashMap<u64, Box<dyn Any>>>,
     next_key: Cell<u64>,
+    /// For the registry: the chain each kept `LocalResolver` fires, by its key (see
+    /// [`see_home`]).
+    #[cfg(feature = "registry")]
+    fired_here: RefCell<HashMap<u64, Fires>>,
+}
+
+/// What a kept `LocalResolver` fires, for the registry: its local chain, and the `Deferred`
+/// whose result it brings home when [`Inbox::adopt`] made it (that chain's address and where it
+/// was made).
+#[cfg(feature = "registry")]
+struct Fires {
+    chain: usize,
+    adopted: Option<(usize, &'static Location<'static>)>,
 }
 
 /// The part of an inbox other threads reach.
@@ -238,6 +257,8 @@ impl Inbox {
             mailbox,
             waiting: RefCell::new(HashMap::new()),
             next_key: Cell::new(0),
+            #[cfg(feature = "registry")]
+            fired_here: RefCell::new(HashMap::new()),
         });
         CURRENT.with(|current| {
             let mut current = current.borrow_mut();
@@ -314,7 +335,17 @@ impl Inbox {
         T: Send + 'static,
         E: FromFailure + Send + 'static,
     {
+        #[cfg(feature = "registry")]
+        let chain = resolver.chain_address();
         let key = self.home.keep(Box::new(resolver));
+        #[cfg(feature = "registry")]
+        if let Some(chain) = chain {
+            let fires = Fires {
+                chain,
+                adopted: None,
+            };
+            self.home.fired_here.borrow_mut().insert(key, fires);
+        }
         HomeResolver {
             mailbox: Some(self.home.mailbox.clone()),
             key,
@@ -349,12 +380,17 @@ impl Inbox {
     {
         let upstream = deferred.cancel_handle();
         let (local, home) = self.pending_with_canceller(move || upstream.cancel());
+        // The registry shows the local chain waiting on the Deferred it adopted.
+        #[cfg(feature = "registry")]
+        if let Some(fires) = self.home.fired_here.borrow_mut().get_mut(&home.key) {
+            fires.adopted = deferred.chain_seen_as();
+        }
         // The step hands every outcome on, so the Deferred it gives holds nothing to report.
         drop(deferred.add_both(move |result| {
             home.settle(result);
             Ok::<(), E>(())
         }));
-        local
+        local.made_by("Inbox::adopt")
     }
 
     /// Runs `work` on the thread pool (as [`defer_to_thread`](crate::defer_to_thread) does) and
@@ -368,6 +404,7 @@ impl Inbox {
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         self.adopt(crate::defer_to_thread(work))
+            .made_by("Inbox::defer_to_thread")
     }
 
     /// Polls `future` on this thread, now and each time it is woken (a wake from another
@@ -475,6 +512,8 @@ impl Home {
     /// Takes back what was kept under `key` (the borrow ends before the caller uses it, so the
     /// user code it runs may keep and take more).
     fn take(&self, key: u64) -> Option<Box<dyn Any>> {
+        #[cfg(feature = "registry")]
+        self.fired_here.borrow_mut().remove(&key);
         self.waiting.borrow_mut().remove(&key)
     }
 
@@ -568,6 +607,47 @@ fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
     };
     home.run(item);
     true
+}
+
+/// What a local chain whose root a [`HomeResolver`] fires waits on, as this thread's inbox sees
+/// it (for the registry): its `HomeResolver`, the result that resolver posted here (or its
+/// drop, which fails the chain with `NeverFired`) not run yet, or the `Deferred` it adopted.
+#[cfg(feature = "registry")]
+pub(crate) fn see_home(seen: &mut [crate::registry::Seen]) {
+    use crate::registry::Waits;
+    let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
+        return;
+    };
+    let posted: std::collections::HashSet<u64> = {
+        let queue = home.mailbox.lock();
+        queue.work.iter().filter_map(|work| work.fires()).collect()
+    };
+    let by_chain: HashMap<usize, Waits> = home
+        .fired_here
+        .borrow()
+        .iter()
+        .map(|(key, fires)| {
+            let waits = match fires.adopted {
+                _ if posted.contains(key) => Waits::Inbox,
+                Some((address, created_at)) => Waits::Chain {
+                    address,
+                    created_at,
+                },
+                None => Waits::HomeResolver,
+            };
+            (fires.chain, waits)
+        })
+        .collect();
+    if by_chain.is_empty() {
+        return;
+    }
+    for seen in seen {
+        if matches!(seen.waits, Waits::Resolver)
+            && let Some(waits) = by_chain.get(&seen.address)
+        {
+            seen.waits = *waits;
+        }
+    }
 }
 
 /// A handle to a loop's [`Inbox`], for other threads: `Send`, `Sync`, cheap to clone.
@@ -746,6 +826,32 @@ impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
     fn refused(self: Box<Self>) {
         unhandled::report_result(self.result);
     }
+
+    #[cfg(feature = "registry")]
+    fn fires(&self) -> Option<u64> {
+        Some(self.key)
+    }
+}
+
+/// A `HomeResolver` dropped unfired, on its way home: the `LocalResolver` kept under `key` is
+/// dropped on the loop, which fails its Deferred with `NeverFired`. Refused, there is nothing
+/// to do: the loop's stop failed the Deferred already.
+struct Forget {
+    key: u64,
+    forget: fn(&Home, u64),
+}
+
+impl Work for Forget {
+    fn run(self: Box<Self>, home: &Home) {
+        (self.forget)(home, self.key);
+    }
+
+    fn refused(self: Box<Self>) {}
+
+    #[cfg(feature = "registry")]
+    fn fires(&self) -> Option<u64> {
+        Some(self.key)
+    }
 }
 
 impl<T, E: 'static> Drop for HomeResolver<T, E> {
@@ -753,9 +859,10 @@ impl<T, E: 'static> Drop for HomeResolver<T, E> {
     /// the Deferred with `NeverFired`.
     fn drop(&mut self) {
         if let Some(mailbox) = self.mailbox.take() {
-            let (key, forget) = (self.key, self.forget);
-            // Refused, there is nothing to do: the loop's stop failed the Deferred already.
-            mailbox.post_or_refuse(Call(move |home: &Home| forget(home, key)));
+            mailbox.post_or_refuse(Forget {
+                key: self.key,
+                forget: self.forget,
+            });
         }
     }
 }

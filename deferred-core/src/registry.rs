@@ -59,9 +59,16 @@ pub(crate) struct Seen {
     pub(crate) feeds: Option<(usize, u32)>,
 }
 
-/// What a pending chain waits on, as it saw it.
+/// What a pending chain waits on, as it saw it (and, for a local chain fired from another
+/// thread, as its thread's inbox sees it: `inbox::see_home`).
+#[derive(Clone, Copy)]
 pub(crate) enum Waits {
     Resolver,
+    /// Its root is fired by a `HomeResolver` that has not fired yet.
+    HomeResolver,
+    /// Its `HomeResolver` fired (or was dropped): that is posted to the thread's inbox, not run
+    /// yet.
+    Inbox,
     /// A combinator's output (or `map_err`'s): this many of its inputs have not arrived.
     Inputs(usize),
     Chain {
@@ -239,7 +246,9 @@ pub fn pending_chains() -> PendingChains {
         .prune(&fired);
     drop(shared);
     if let Ok(local) = LOCAL.try_with(|local| local.borrow().list.clone()) {
+        let from = seen.len();
         let fired = look(&local, &mut seen);
+        crate::inbox::see_home(&mut seen[from..]);
         let _ = LOCAL.try_with(|registry| registry.borrow_mut().prune(&fired));
         drop(local);
     }
@@ -295,6 +304,16 @@ pub enum WaitsOn {
     Inputs(usize),
     /// It waited on a chain that has fired since: that result is on its way.
     Arriving,
+    /// Its root is fired by a [`HomeResolver`](crate::HomeResolver) (from
+    /// [`Inbox::pending`](crate::Inbox::pending)) that another thread holds and has not fired.
+    HomeResolver,
+    /// Its [`HomeResolver`](crate::HomeResolver) has fired (or was dropped, which fails the
+    /// chain with `NeverFired`), or the `Deferred` it adopted ([`Inbox::adopt`](crate::Inbox::adopt),
+    /// [`Inbox::defer_to_thread`](crate::Inbox::defer_to_thread)) has: the result is in this
+    /// thread's [`Inbox`](crate::Inbox), and the chain goes on when the loop runs it
+    /// ([`Inbox::run_pending`](crate::Inbox::run_pending)). A chain that stays here is on a loop
+    /// that does not drain its inbox.
+    Inbox,
     /// Its steps are running, on some thread (or are queued to run on one).
     Running,
 }
@@ -382,6 +401,8 @@ impl PendingChains {
                     .and_then(|(output, index)| Some((*ids.get(&output)?, index))),
                 waits_on: match seen.waits {
                     Waits::Resolver => WaitsOn::Root,
+                    Waits::HomeResolver => WaitsOn::HomeResolver,
+                    Waits::Inbox => WaitsOn::Inbox,
                     Waits::Inputs(pending) => WaitsOn::Inputs(pending),
                     Waits::Running => WaitsOn::Running,
                     Waits::Chain { address, .. } => ids
@@ -543,6 +564,24 @@ impl fmt::Display for PendingChains {
                         }
                         break;
                     }
+                    WaitsOn::HomeResolver => {
+                        indent(f, depth)?;
+                        writeln!(
+                            f,
+                            "waits on its HomeResolver, which another thread fires, created at {}",
+                            chain.created_at
+                        )?;
+                        break;
+                    }
+                    WaitsOn::Inbox => {
+                        indent(f, depth)?;
+                        writeln!(
+                            f,
+                            "its result has come home: it waits in this thread's inbox until the \
+                             loop runs it (Inbox::run_pending)"
+                        )?;
+                        break;
+                    }
                     WaitsOn::Arriving => {
                         indent(f, depth)?;
                         writeln!(
@@ -590,6 +629,14 @@ pub(crate) fn debug_fields(seen: &Seen, out: &mut fmt::DebugStruct<'_, '_>) {
         Waits::Resolver => out.field(
             "waits_on",
             &format_args!("its resolver, created at {}", seen.born.0),
+        ),
+        Waits::HomeResolver => out.field(
+            "waits_on",
+            &format_args!("its HomeResolver, created at {}", seen.born.0),
+        ),
+        Waits::Inbox => out.field(
+            "waits_on",
+            &format_args!("this thread's inbox: its result has come home"),
         ),
         Waits::Chain { created_at, .. } => out.field(
             "waits_on",

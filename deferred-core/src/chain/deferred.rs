@@ -996,6 +996,18 @@ where
         }
     }
 
+    /// The address of its chain, as the registry names chains, and where that chain was made,
+    /// if it is pending (feature `registry`).
+    /// (`Inbox::adopt` asks it of a `Deferred`: unused by the local kind.)
+    #[cfg(feature = "registry")]
+    #[allow(dead_code)]
+    pub(crate) fn chain_seen_as(&self) -> Option<(usize, &'static Location<'static>)> {
+        let State::Pending(link) = &self.state else {
+            return None;
+        };
+        Some((Ptr::as_ptr(link) as *const () as usize, link.created_at()))
+    }
+
     /// Names `helper` as what made this Deferred's chain, if it is pending, for the registry
     /// (feature `registry`: `pending_chains()` and `Debug` show it; without it, nothing).
     #[inline]
@@ -1124,7 +1136,8 @@ impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
             State::Fired(None) => ("spent", None),
             State::Pending(link) => {
                 #[cfg(feature = "registry")]
-                if let Some(seen) = link.seen() {
+                if let Some(mut seen) = link.seen() {
+                    crate::inbox::see_home(std::slice::from_mut(&mut seen));
                     crate::registry::debug_fields(&seen, &mut out);
                     return out.finish();
                 }
@@ -1308,6 +1321,16 @@ impl<T, E: 'static> Resolver<T, E> {
             link.made_by(helper);
         }
         let _ = helper;
+    }
+
+    /// The address of its chain, as the registry names chains (feature `registry`): `None`
+    /// once it has fired.
+    /// (The inbox asks it of a `LocalResolver`: unused by the `Send` kind.)
+    #[cfg(feature = "registry")]
+    #[allow(dead_code)]
+    pub(crate) fn chain_address(&self) -> Option<usize> {
+        let link = self.link.as_ref()?;
+        Some(Ptr::as_ptr(link) as *const () as usize)
     }
 }
 
