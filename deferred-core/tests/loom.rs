@@ -1539,6 +1539,41 @@ fn queue_get_cancelled_while_an_item_is_put_on_another_thread_loses_no_item() {
     });
 }
 
+/// A get dropped on one thread while an item is put on another (a `tokio::select!` whose other
+/// branch won): the put's `try_fire` either reaches the get while it is still held (the item
+/// goes to it, and is dropped with it) or finds it dropped and keeps the item, decided under the
+/// get's lock. The model counts the item's drops: it is kept in the queue, or dropped once.
+#[test]
+fn queue_get_dropped_while_an_item_is_put_on_another_thread_loses_no_item() {
+    struct Item(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Item {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    model(PREEMPTIONS, || {
+        let drops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let queue = deferred_core::DeferredQueue::<Item>::new();
+        let got = queue.get();
+        let putter = queue.clone();
+        let item = Item(drops.clone());
+        let putting = thread::spawn(move || {
+            assert!(putter.put(item).is_ok());
+        });
+        drop(got);
+        putting.join().unwrap();
+        let dropped = drops.load(std::sync::atomic::Ordering::SeqCst);
+        // Kept, or handed to the get before it went (and dropped with it): never neither.
+        assert_eq!(
+            queue.len() + dropped,
+            1,
+            "kept {}, dropped {dropped}",
+            queue.len()
+        );
+        assert_eq!(queue.waiting(), 0);
+    });
+}
+
 /// The fan-in (`fan_in.rs`, under every combinator): two inputs of different types fired on two
 /// threads while the join is being made on a third; each arrives once, in its place.
 #[test]

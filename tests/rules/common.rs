@@ -886,6 +886,26 @@ fn rule5_panicking_hook_does_not_unwind_into_drop() {
 // =============================================================================================
 
 #[test]
+fn rule6_resolver_dropped_after_its_deferred_with_no_step_left_reports_nothing() {
+    let unhandled = Captured::start();
+    let here = line!() + 1;
+    let (d, r) = Deferred::<u32>::pending();
+    drop(d);
+    assert!(r.is_closed());
+    drop(r); // nobody wants the result, and nobody is told it never came
+    assert!(unhandled.of(&format!("{}:{here}:", file!())).is_empty());
+    // With a canceller: not called (as for any Resolver dropped unfired).
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let (d, r) = Deferred::<u32>::with_canceller(move || {
+        c.fetch_add(1, SeqCst);
+    });
+    drop(d);
+    drop(r);
+    assert_eq!(calls.load(SeqCst), 0);
+}
+
+#[test]
 fn rule6_dropped_resolver_fails_with_never_fired() {
     let here = line!() + 1;
     let (d, r) = Deferred::<u32>::pending();

@@ -1194,9 +1194,12 @@ where
         drop(self.fire_from(result, EnteredBy::Fire));
     }
 
-    /// Fires the Deferred with `result`, unless the chain was cancelled already: then `result`
-    /// is given back, so a producer handing out something that must not be lost (an item of a
-    /// queue, a pooled connection) can give it to someone else.
+    /// Fires the Deferred with `result`, unless the chain was cancelled already, or nobody can
+    /// see it any more (its Deferred was dropped with no step left: [`is_closed`](Self::is_closed)):
+    /// then `result` is given back, so a producer handing out something that must not be lost
+    /// (an item of a queue, a pooled connection) can give it to someone else. The check and the
+    /// fire are one step: a Deferred dropped on another thread at the same moment either gets
+    /// `result` first (and drops it with itself) or gives it back.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -1207,6 +1210,11 @@ where
     /// let back = resolver.try_fire(Ok("the last item".to_string()));
     /// assert_eq!(back.unwrap_err().unwrap(), "the last item");
     /// # drop(d);
+    ///
+    /// let (d, resolver) = Deferred::<String>::pending();
+    /// drop(d); // nobody will read it
+    /// let back = resolver.try_fire(Ok("the next item".to_string()));
+    /// assert_eq!(back.unwrap_err().unwrap(), "the next item");
     /// ```
     #[inline]
     #[track_caller]
@@ -1236,7 +1244,10 @@ where
             Err(error) => crate::failure::note_entered(error, at, by),
             Ok(_) => false,
         };
-        let mut refused = self.settle(result);
+        let mut refused = match by {
+            EnteredBy::TryFire => self.settle_if_open(result),
+            _ => self.settle(result),
+        };
         // Given back (the chain was cancelled first): it entered no chain here.
         if noted
             && let Err(Err(error)) = &mut refused
@@ -1247,9 +1258,9 @@ where
         refused
     }
 
-    /// Fires the Deferred with `result`, as [`try_fire`](Self::try_fire) does, without noting
-    /// where: what the crate's own helpers fire with (a failure they make is theirs, and a
-    /// user's failure they pass on was noted where the user gave it).
+    /// Fires the Deferred with `result` unless it was cancelled (then gives `result` back),
+    /// without noting where: what the crate's own helpers fire with (a failure they make is
+    /// theirs, and a user's failure they pass on was noted where the user gave it).
     #[inline]
     pub(crate) fn settle(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
         let link = self.link.take();
@@ -1263,6 +1274,17 @@ where
                 );
                 Chain::fire(&link, result)
             }
+            None => Err(result),
+        }
+    }
+
+    /// [`settle`](Self::settle), but `result` is given back, and the chain ends, also when
+    /// nobody can see it (its Deferred was dropped with no step left: [`is_closed`](Self::is_closed)).
+    pub(crate) fn settle_if_open(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        let link = self.link.take();
+        std::mem::forget(self); // nothing left in it to drop
+        match link {
+            Some(link) => Chain::fire_if_open(&link, result),
             None => Err(result),
         }
     }
@@ -1368,7 +1390,9 @@ impl<T, E: 'static> Resolver<T, E> {
     /// left, a task polls the end, or another chain waits on it (a step returned it).
     ///
     /// So a long computation that would fire this Resolver can stop early: check it between
-    /// pieces of work. It only turns from `false` to `true`.
+    /// pieces of work. It only turns from `false` to `true`. A Resolver dropped unfired once its
+    /// Deferred was dropped with no step left fails nothing: nobody could see a `NeverFired`,
+    /// and none is reported.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

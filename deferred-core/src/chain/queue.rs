@@ -6,7 +6,9 @@
 //!   `get` if there is one, else keeps it; a `get` takes the oldest kept item at once, else waits.
 //! - `size` bounds the items kept (a `put` beyond it fails with `QueueOverflow`, handing the item
 //!   back), `backlog` the `get`s waiting (a `get` beyond it fails with `QueueUnderflow`).
-//! - Cancelling a waiting `get` takes it out of the line; it never gets an item.
+//! - Cancelling a waiting `get` takes it out of the line; it never gets an item. So does
+//!   dropping it (`Resolver::is_closed`): a `put` passes a dropped get by, and dropped gets do
+//!   not count against the backlog.
 //! - No user code runs under the lock: a waiting `get` is fired after it is released. A `put`
 //!   made inside a `get`'s callbacks fires the next `get` through the run loop, so a line of any
 //!   length drains in constant stack.
@@ -28,12 +30,13 @@ use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
 ///    [`QueueOverflow`], which hands the item back. `backlog` limits the `get`s waiting: a `get`
 ///    on an empty queue with a full backlog fails with [`QueueUnderflow`]. `None`: no limit.
 /// 3. Cancelling a waiting `get` takes it out of the line (it fails with
-///    [`Cancelled`](crate::Cancelled)); the next `put` goes to the `get` after it.
+///    [`Cancelled`](crate::Cancelled)); the next `put` goes to the `get` after it. Dropping a
+///    waiting `get`'s Deferred (with no step left on it) leaves the line too: no item is handed
+///    to it, and it does not count against `backlog` — so a `get` raced against a timeout in
+///    `tokio::select!`, and dropped when the timeout wins, loses nothing.
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
-///
-/// An item handed to a `get` whose Deferred was dropped (not cancelled) is dropped with it.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -67,6 +70,26 @@ struct State<T> {
     /// Waiting gets, by ticket (the order they came).
     waiting: BTreeMap<u64, Resolver<T>>,
     next_ticket: u64,
+    /// The number of waiting gets at which the next `get` first drops those whose Deferred was
+    /// dropped (amortized: twice the gets left after the last such sweep).
+    sweep_at: usize,
+}
+
+/// The fewest waiting gets a `get` sweeps the dropped ones out at.
+const MIN_SWEEP: usize = 16;
+
+impl<T> State<T> {
+    /// Takes the waiting gets whose Deferred was dropped out of the line, for the caller to drop
+    /// after the lock is released.
+    fn sweep(&mut self) -> Vec<Resolver<T>> {
+        let dropped = self
+            .waiting
+            .extract_if(.., |_, waiter| waiter.is_closed())
+            .map(|(_, waiter)| waiter)
+            .collect();
+        self.sweep_at = (self.waiting.len() * 2).max(MIN_SWEEP);
+        dropped
+    }
 }
 
 impl<T: Sendable + 'static> DeferredQueue<T> {
@@ -92,6 +115,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                     items: VecDeque::new(),
                     waiting: BTreeMap::new(),
                     next_ticket: 0,
+                    sweep_at: MIN_SWEEP,
                 }),
             }),
         }
@@ -132,8 +156,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                 }
             };
             // Fired outside the lock (its callbacks are user code). A get cancelled after it was
-            // taken out of the line, before this fire, gives the item back: it goes to the next
-            // waiter, or into the queue — never lost.
+            // taken out of the line, before this fire, or whose Deferred was dropped, gives the
+            // item back: it goes to the next waiter, or into the queue — never lost.
             match waiter.try_fire(Ok(item)) {
                 Ok(()) => return Ok(()),
                 Err(Ok(back)) => item = back,
@@ -163,12 +187,33 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
         if let Some(item) = state.items.pop_front() {
             return Deferred::succeed(item);
         }
-        if self
-            .shared
-            .backlog
-            .is_some_and(|backlog| state.waiting.len() >= backlog)
-        {
-            return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
+        let full = |state: &State<T>| {
+            self.shared
+                .backlog
+                .is_some_and(|backlog| state.waiting.len() >= backlog)
+        };
+        // Gets whose Deferred was dropped leave the line here too: when the backlog looks
+        // full, and whenever the line has doubled since the last sweep (so that a loop of gets
+        // dropped unanswered does not grow it for ever).
+        if full(&state) || state.waiting.len() >= state.sweep_at {
+            let dropped = state.sweep();
+            if full(&state) {
+                drop(state);
+                drop(dropped);
+                return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
+            }
+            if !dropped.is_empty() {
+                drop(state);
+                drop(dropped);
+                state = self.shared.state.lock();
+                // Another thread may have put or got meanwhile: look again.
+                if let Some(item) = state.items.pop_front() {
+                    return Deferred::succeed(item);
+                }
+                if full(&state) {
+                    return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
+                }
+            }
         }
         let ticket = state.next_ticket;
         state.next_ticket += 1;
@@ -198,9 +243,14 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
         self.len() == 0
     }
 
-    /// How many gets are waiting for an item.
+    /// How many gets are waiting for an item (not counting those whose Deferred was dropped).
     pub fn waiting(&self) -> usize {
-        self.shared.state.lock().waiting.len()
+        let state = self.shared.state.lock();
+        state
+            .waiting
+            .values()
+            .filter(|waiter| !waiter.is_closed())
+            .count()
     }
 
     /// The most items kept (`None`: no limit).
@@ -234,7 +284,10 @@ impl<T> fmt::Debug for DeferredQueue<T> {
         let state = self.shared.state.lock();
         f.debug_struct("DeferredQueue")
             .field("items", &state.items.len())
-            .field("waiting", &state.waiting.len())
+            .field(
+                "waiting",
+                &state.waiting.values().filter(|w| !w.is_closed()).count(),
+            )
             .field("size", &self.shared.size)
             .field("backlog", &self.shared.backlog)
             .finish()

@@ -122,6 +122,59 @@ fn a_cancelled_get_frees_its_place_in_the_backlog() {
 }
 
 #[test]
+fn a_dropped_get_leaves_the_line_and_loses_no_item() {
+    let queue = DeferredQueue::<u32>::new();
+    let here = line!() + 1;
+    let dropped = queue.get();
+    let waiting = queue.get();
+    drop(dropped); // as `tokio::select!` drops the get when another branch wins
+    assert_eq!(queue.waiting(), 1);
+    queue.put(1).unwrap();
+    assert_eq!(waiting.wait().unwrap(), 1);
+    // A hundred gets dropped unanswered, then a hundred puts: every item is kept.
+    for _ in 0..100 {
+        drop(queue.get());
+    }
+    assert_eq!(queue.waiting(), 0);
+    for i in 0..100 {
+        queue.put(i).unwrap();
+    }
+    assert_eq!(queue.len(), 100);
+    assert_eq!(queue.get().wait().unwrap(), 0);
+    drop(queue);
+    // Nobody is told that a get nobody holds never got an item.
+    let marker = format!("{}:{here}:", file!());
+    assert_eq!(super::support::unhandled(&marker), 0);
+}
+
+#[test]
+fn dropped_gets_do_not_count_against_the_backlog() {
+    let queue = DeferredQueue::<u32>::with_limits(None, Some(4));
+    for _ in 0..4 {
+        drop(queue.get());
+    }
+    let waiting = queue.get(); // not refused: the four dropped gets left the line
+    queue.put(7).unwrap();
+    assert_eq!(waiting.wait().unwrap(), 7);
+    // A line that grows by gets dropped unanswered is swept as it grows.
+    let unlimited = DeferredQueue::<u32>::new();
+    for _ in 0..10_000 {
+        drop(unlimited.get());
+    }
+    assert!(format!("{unlimited:?}").contains("waiting: 0"));
+}
+
+#[test]
+fn a_get_dropped_with_a_step_left_still_gets_its_item() {
+    let queue = DeferredQueue::<u32>::new();
+    let got = Gotten::default();
+    got.append(queue.get()); // the Deferred is dropped, its step is not
+    queue.put(3).unwrap();
+    assert_eq!(got.get(), [3]);
+    assert!(queue.is_empty());
+}
+
+#[test]
 fn a_put_inside_a_gets_callback_goes_to_the_next_get_after_it_returns() {
     let queue = DeferredQueue::<u32>::new();
     let order = Arc::new(Mutex::new(Vec::new()));

@@ -480,6 +480,12 @@ impl<T, E: 'static> Inner<T, E> {
     /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
     /// until the run keeps its result there: the phase says whether the root has fired.
     #[inline]
+    /// Whether nobody can see the chain's result: the Deferred at its end was dropped, and no
+    /// step is left to run.
+    fn is_closed(&self) -> bool {
+        matches!(self.listener, Listener::Gone) && self.stages.is_empty()
+    }
+
     fn unfired(&self) -> Option<(&'static Location<'static>, Firing<T, E>)> {
         match self.result {
             Current::Unfired(at, fire_root) if self.phase.is_root() => Some((at, fire_root)),
@@ -745,7 +751,6 @@ impl<T, E: 'static> Chain<T, E> {
     /// step left to run (a step's side effects are someone seeing the result).
     pub(crate) fn is_closed(&self) -> bool {
         let inner = self.lock();
-        !inner.phase.is_root()
-            || (matches!(inner.listener, Listener::Gone) && inner.stages.is_empty())
+        !inner.phase.is_root() || inner.is_closed()
     }
 }

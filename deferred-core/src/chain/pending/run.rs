@@ -39,13 +39,46 @@ impl<T, E: 'static> Chain<T, E> {
         }
     }
 
-    /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
-    /// failed already keeps that outcome.
-    pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
-        let inner = self.lock();
-        if let Some((at, fire_root)) = inner.unfired() {
-            fire_root(self, inner, Fire::NeverFired(at));
+    /// [`fire`](Chain::fire), but `result` is given back, and the chain ends, when nobody can
+    /// see it (the Deferred at its end was dropped with no step left): for `try_fire`, whose
+    /// caller hands out what must not be lost. Decided under the same lock as the fire.
+    pub(crate) fn fire_if_open(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        let mut inner = self.lock();
+        match inner.unfired() {
+            Some(_) if inner.is_closed() => {
+                let phase = std::mem::replace(&mut inner.phase, Phase::Done);
+                drop(inner);
+                phase.release(); // a canceller's captures are user code: outside the lock
+                Err(result)
+            }
+            Some((_, fire_root)) => {
+                fire_root(self, inner, Fire::With(result));
+                Ok(())
+            }
+            None => {
+                drop(inner);
+                Err(result)
+            }
         }
+    }
+
+    /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
+    /// failed already keeps that outcome. A chain nobody can read any more (its end was dropped
+    /// with no step left: what `Resolver::is_closed` tells the producer) is done instead, with
+    /// no failure: a producer that stops because nobody wants its result is no one's mistake,
+    /// and a `NeverFired` there would only be reported as unhandled.
+    pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
+        let mut inner = self.lock();
+        let Some((at, fire_root)) = inner.unfired() else {
+            return;
+        };
+        if inner.is_closed() {
+            let phase = std::mem::replace(&mut inner.phase, Phase::Done);
+            drop(inner);
+            phase.release(); // a canceller's captures are user code: outside the lock
+            return;
+        }
+        fire_root(self, inner, Fire::NeverFired(at));
     }
 }
 
