@@ -617,6 +617,82 @@ fn a_failure_of_work_on_a_thread_entered_at_defer_to_thread() {
     );
 }
 
+/// The helpers that call the user's function for the user (`DeferredSemaphore::run`, `retry`,
+/// `LoopingCall`, `map_concurrent`, `defer_later`) place a failure it gives or raises, and
+/// their own steps it passes, at the user's call: no location of the library's own files.
+#[test]
+fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
+    use deferred::{DeferredSemaphore, LoopingCall, ManualClock, RetryPolicy};
+    let ours = |failure: &Failure| {
+        for at in failure
+            .origin()
+            .into_iter()
+            .chain(failure.trail().iter().copied())
+        {
+            assert_eq!(at.file(), file!(), "{failure:?}");
+        }
+    };
+
+    let semaphore = DeferredSemaphore::new(1);
+    let run = semaphore.run(|| Err::<u32, _>(Failure::msg("sem work failed")));
+    let line = line!() - 1;
+    let failure = run.wait().unwrap_err();
+    assert_eq!(line_of(failure.origin()), Some((file!(), line)));
+    ours(&failure);
+    let run = semaphore.run(|| -> Result<u32, Failure> { panic!("sem work panicked") });
+    let line = line!() - 1;
+    let failure = run.wait().unwrap_err();
+    assert_eq!(line_of(failure.origin()), Some((file!(), line)));
+    ours(&failure);
+
+    let clock = ManualClock::new();
+    let policy = RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(2);
+    let attempts = deferred::retry(clock.clone(), policy, || {
+        Err::<u32, _>(Failure::msg("refused"))
+    });
+    let line = line!() - 3;
+    clock.advance(Duration::from_secs(10));
+    let failure = attempts.wait().unwrap_err();
+    assert_eq!(line_of(failure.origin()), Some((file!(), line)));
+    // The last attempt's message is said once, by the retry's own message.
+    assert_eq!(
+        format!("{failure:#}").matches("refused").count(),
+        1,
+        "{failure:#}"
+    );
+    assert_eq!(
+        format!("{failure:?}").matches("refused").count(),
+        1,
+        "{failure:?}"
+    );
+    let gave_up = failure.downcast_ref::<deferred::RetryError>().unwrap();
+    for attempt in &gave_up.attempts {
+        assert_eq!(line_of(attempt.origin()), Some((file!(), line)));
+        ours(attempt);
+    }
+    ours(&failure);
+
+    let ticks = LoopingCall::new(clock.clone(), || Err::<(), _>(Failure::msg("tick failed")));
+    let line = line!() - 1;
+    let done = ticks.start(Duration::from_secs(1), true);
+    let failure = done.wait().unwrap_err();
+    assert_eq!(line_of(failure.origin()), Some((file!(), line)));
+    ours(&failure);
+
+    let all = deferred::map_concurrent([1, 2], 1, |n: u32| {
+        if n == 2 {
+            Err(Failure::msg("item failed"))
+        } else {
+            Ok(n)
+        }
+    });
+    let line = line!() - 3;
+    let failure = all.wait().unwrap_err();
+    let first = failure.downcast_ref::<deferred::FirstError>().unwrap();
+    assert_eq!(line_of(first.failure.origin()), Some((file!(), line)));
+    ours(&failure);
+}
+
 /// An error type of its own, `From<Failure>` so that it can be a chain's.
 #[derive(Debug, PartialEq)]
 enum DbError {

@@ -383,6 +383,47 @@ fn helpers_name_what_a_chain_waits_on() {
 }
 
 #[test]
+fn a_loop_a_retry_and_a_shared_result_are_placed_at_the_users_calls() {
+    let clock = ManualClock::new();
+    let ticks = deferred::LoopingCall::new(clock.clone(), || Ok(()));
+    let start_line = line!() + 1;
+    let done = ticks.start(Duration::from_secs(1), false);
+    let policy = deferred::RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(3);
+    let (attempt, attempt_resolver) = Deferred::<u32>::pending();
+    let mut attempt = Some(attempt);
+    let retry_line = line!() + 1;
+    let retried = deferred::retry(clock.clone(), policy, move || attempt.take().unwrap());
+    let (source, source_resolver) = Deferred::<u32>::pending();
+    let shared_line = line!() + 1;
+    let shared = source.into_shared();
+
+    let dump = pending_chains();
+    let looping = one_made_on(&dump, start_line);
+    assert_eq!(looping.made_by(), Some("LoopingCall::start"));
+    assert_eq!(one_made_on(&dump, retry_line).made_by(), Some("retry"));
+    let text = dump.to_string();
+    for line in [start_line, retry_line] {
+        let chain = one_made_on(&dump, line);
+        assert!(
+            chain.steps().iter().all(|at| at.file() == file!()),
+            "{text}"
+        );
+    }
+    let source_steps: Vec<_> = dump
+        .iter()
+        .filter(|chain| chain.steps().iter().any(|at| at.line() == shared_line))
+        .collect();
+    assert_eq!(source_steps.len(), 1, "{text}");
+
+    ticks.stop();
+    done.wait().unwrap();
+    attempt_resolver.callback(4);
+    assert_eq!(retried.wait().unwrap(), 4);
+    source_resolver.callback(5);
+    assert_eq!(shared.consumer().wait().unwrap(), 5);
+}
+
+#[test]
 fn debug_of_a_deferred_says_where_it_was_made_and_what_it_waits_on() {
     let inner_line = line!() + 1;
     let (inner, resolver) = Deferred::<u32>::pending();

@@ -237,10 +237,11 @@ impl fmt::Display for RetryError {
 }
 
 impl StdError for RetryError {
-    /// The last attempt's failure.
+    /// What caused the last attempt's error, if anything did: that error itself is part of
+    /// this error's message already (`the last failed with: ...`), so that a report of the
+    /// whole chain of sources (`{:#}` or `{:?}` of a `Failure`) says it once. The attempts'
+    /// failures are [`attempts`](Self::attempts).
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.attempts
-            .last()
-            .map(|failure| failure.error() as &(dyn StdError + 'static))
+        self.attempts.last()?.error().source()
     }
 }

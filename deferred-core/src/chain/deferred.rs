@@ -538,7 +538,7 @@ where
 {
     #[inline]
     #[cfg_attr(feature = "registry", track_caller)]
-    fn pending_with(
+    pub(crate) fn pending_with(
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {

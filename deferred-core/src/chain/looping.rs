@@ -6,9 +6,10 @@
 //! is only scheduled once the current one's Deferred has fired.
 
 use std::fmt;
+use std::panic::Location;
 use std::time::Duration;
 
-use super::maybe::maybe_deferred;
+use super::maybe::maybe_deferred_at;
 use super::pending::cancel::CancelHandle;
 use super::{Canceller, Clock, Deferred, IntoDeferred, Lock, Ptr, Resolver, Sendable, Shareable};
 use crate::failure::Failure;
@@ -68,8 +69,14 @@ pub struct LoopingCall {
 
 /// The loop, with its clock and function types erased.
 trait Looping: Shareable {
-    /// `None` if the loop is running already.
-    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Option<Deferred<()>>;
+    /// `None` if the loop is running already. `at`: where `start` was called, where the
+    /// Deferred it gives is placed.
+    fn start(
+        self: Ptr<Self>,
+        interval: Duration,
+        now: bool,
+        at: &'static Location<'static>,
+    ) -> Option<Deferred<()>>;
     fn stop(&self);
     fn is_running(&self) -> bool;
     fn calls(&self) -> u64;
@@ -77,6 +84,9 @@ trait Looping: Shareable {
 
 struct Core<C, F> {
     clock: C,
+    /// Where the function was given (`LoopingCall::new`): the origin of a failure a call gives
+    /// or raises, and the place of the loop's own step on each call's Deferred.
+    made_at: &'static Location<'static>,
     /// The function, taken out while it runs (calls never overlap).
     f: Lock<Option<F>>,
     state: Lock<State>,
@@ -99,7 +109,9 @@ struct State {
 
 impl LoopingCall {
     /// A loop that will call `f` on `clock`; nothing runs until [`start`](LoopingCall::start).
-    /// `f` returns what a callback returns: a `Result`, or a Deferred the loop waits for.
+    /// `f` returns what a callback returns: a `Result`, or a Deferred the loop waits for. A
+    /// failure a call gives or raises records this line as its origin.
+    #[track_caller]
     pub fn new<C, F, R>(clock: C, f: F) -> LoopingCall
     where
         C: Clock + Shareable + 'static,
@@ -110,6 +122,7 @@ impl LoopingCall {
         LoopingCall {
             core: Ptr::new(Core {
                 clock,
+                made_at: Location::caller(),
                 f: Lock::new(Some(f)),
                 state: Lock::new(State::default()),
             }),
@@ -148,7 +161,7 @@ impl LoopingCall {
     /// ```
     #[track_caller]
     pub fn start(&self, interval: Duration, now: bool) -> Deferred<()> {
-        match self.core.clone().start(interval, now) {
+        match self.core.clone().start(interval, now, Location::caller()) {
             Some(done) => done,
             None => panic!("LoopingCall::start on a running loop"),
         }
@@ -201,13 +214,20 @@ where
     R: IntoDeferred<Failure>,
     R::Value: Sendable + 'static,
 {
-    fn start(self: Ptr<Self>, interval: Duration, now: bool) -> Option<Deferred<()>> {
+    fn start(
+        self: Ptr<Self>,
+        interval: Duration,
+        now: bool,
+        at: &'static Location<'static>,
+    ) -> Option<Deferred<()>> {
         let weak = Ptr::downgrade(&self);
-        let (done, resolver) = Deferred::with_canceller(move || {
+        let cancel: Canceller = Box::new(move || {
             if let Some(core) = weak.upgrade() {
                 core.cancel();
             }
         });
+        let (done, resolver) = Deferred::pending_with(Some(cancel), at);
+        resolver.held_by("LoopingCall::start");
         let started_at = self.clock.now();
         {
             let mut state = self.state.lock();
@@ -283,7 +303,7 @@ where
         let Some(mut f) = f else {
             return; // a call is running already (cannot happen: calls are scheduled after it)
         };
-        let outcome = maybe_deferred(&mut f);
+        let outcome = maybe_deferred_at(self.made_at, &mut f);
         *self.f.lock() = Some(f);
         let flight = outcome.cancel_handle();
         let pending = !outcome.is_fired();
@@ -291,7 +311,7 @@ where
             self.state.lock().in_flight = Some(flight);
         }
         let core = self.clone();
-        drop(outcome.add_both(move |result| {
+        drop(outcome.add_both_at(self.made_at, move |result| {
             core.called(result.map(drop));
             Ok::<(), Failure>(())
         }));

@@ -1,9 +1,9 @@
 //! `retry` and `retry_if`: call again after a failure, waiting longer each time, on a [`Clock`].
 
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::time::Duration;
 
-use super::maybe::maybe_deferred;
+use super::maybe::maybe_deferred_at;
 use super::pending::cancel::CancelHandle;
 use super::{Canceller, Clock, Deferred, IntoDeferred, Lock, Ptr, Resolver, Sendable, Shareable};
 use crate::backoff::{Delays, GaveUp, RetryError, RetryPolicy};
@@ -99,6 +99,7 @@ where
 {
     let started_at = clock.now();
     let core = Ptr::new(Core {
+        at: Location::caller(),
         state: Lock::new(State {
             failures: Vec::new(),
             delays: policy.delays(),
@@ -118,12 +119,16 @@ where
             core.cancel();
         }
     });
+    resolver.held_by("retry");
     core.state.lock().done = Some(resolver);
     core.run();
     result
 }
 
 struct Core<C, P, F, T: 'static> {
+    /// Where `retry` was called: the origin of a failure an attempt gives or raises (and of the
+    /// `RetryError`), and the place of the retry's own step on each attempt's Deferred.
+    at: &'static Location<'static>,
     clock: C,
     /// The attempt function, taken out while it runs (attempts never overlap).
     attempt: Lock<Option<F>>,
@@ -164,7 +169,7 @@ where
         let Some(mut attempt) = self.attempt.lock().take() else {
             return;
         };
-        let outcome = maybe_deferred(&mut attempt);
+        let outcome = maybe_deferred_at(self.at, &mut attempt);
         *self.attempt.lock() = Some(attempt);
         if !outcome.is_fired() {
             let mut state = self.state.lock();
@@ -178,7 +183,7 @@ where
             }
         }
         let core = self.clone();
-        drop(outcome.add_both(move |result| {
+        drop(outcome.add_both_at(self.at, move |result| {
             core.settled(result);
             Ok::<(), Failure>(())
         }));
@@ -251,7 +256,9 @@ where
             }
         };
         if let Some((done, error)) = gave_up {
-            drop(done.settle(Err(Failure::new(error))));
+            let mut failure = Failure::new(error);
+            failure.raised_at(self.at);
+            drop(done.settle(Err(failure)));
             return;
         }
         let Some(wait) = wait else { return };

@@ -20,7 +20,7 @@ use std::fmt;
 use std::panic::Location;
 
 use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
-use super::maybe::{maybe_deferred, maybe_deferred_at};
+use super::maybe::maybe_deferred_at;
 use super::{Deferred, IntoDeferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
 use crate::failure::Failure;
@@ -251,8 +251,11 @@ impl DeferredSemaphore {
         R: IntoDeferred<Failure>,
         R::Value: Sendable + 'static,
     {
-        self.acquire().add_callback(move |permit| {
-            maybe_deferred(f).add_both(move |outcome| {
+        // Its acquire, steps and call are placed at the caller's line (for the registry, and
+        // for a failure's origin and trail), not this one's.
+        let at = Location::caller();
+        self.acquire_at(at).add_callback_at(at, move |permit| {
+            maybe_deferred_at(at, f).add_both_at(at, move |outcome| {
                 permit.release();
                 outcome
             })

@@ -134,6 +134,7 @@ where
     /// let shared = SharedResult::new(Deferred::<_>::succeed(7));
     /// assert_eq!(shared.consumer().wait().unwrap() + shared.consumer().wait().unwrap(), 14);
     /// ```
+    #[track_caller]
     pub fn new<E>(source: Deferred<T, E>) -> SharedResult<T>
     where
         E: FromFailure + Into<Failure> + Sendable + 'static,
@@ -153,10 +154,14 @@ where
         let arrived = core.clone();
         // The step always succeeds: dropping its chain loses nothing, and the source's failure
         // is handled here (rule 5 of `SharedResult`).
-        drop(source.add_both(move |result| {
-            arrived.fire(result.map_err(|error| error.into().share()));
-            Ok::<(), E>(())
-        }));
+        // The step is placed at the caller's line (the registry lists it among the source's
+        // steps), not this one's.
+        drop(
+            source.add_both_at(std::panic::Location::caller(), move |result| {
+                arrived.fire(result.map_err(|error| error.into().share()));
+                Ok::<(), E>(())
+            }),
+        );
         SharedResult {
             handle: Ptr::new(Handle { core }),
         }
@@ -366,6 +371,7 @@ where
     /// assert_eq!(shared.consumer().wait().unwrap(), "hello");
     /// assert_eq!(shared.consumer().wait().unwrap(), "hello");
     /// ```
+    #[track_caller]
     pub fn into_shared(self) -> SharedResult<T> {
         SharedResult::new(self)
     }
