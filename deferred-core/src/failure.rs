@@ -727,25 +727,67 @@ impl fmt::Display for Cancelled {
 
 impl StdError for Cancelled {}
 
-/// The error of a Deferred whose [`Resolver`](crate::Resolver) was dropped without firing it.
+/// The error of a Deferred whose [`Resolver`](crate::Resolver) was dropped without firing it
+/// (or whose result could not come home: its loop's [`Inbox`](crate::Inbox) was dropped first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NeverFired {
     created_at: &'static Location<'static>,
+    loop_stopped: bool,
+}
+
+std::thread_local! {
+    /// Set while an inbox drops what it kept (its loop has stopped): the Resolvers dropped then
+    /// were waiting for results that can no longer come home.
+    static LOOP_STOPPING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` (an inbox dropping what it kept) so that the `NeverFired` failures it causes say
+/// the loop stopped.
+pub(crate) fn as_the_loop_stops(f: impl FnOnce()) {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            LOOP_STOPPING.set(self.0);
+        }
+    }
+    let _reset = Reset(LOOP_STOPPING.replace(true));
+    f();
 }
 
 impl NeverFired {
     pub(crate) fn new(created_at: &'static Location<'static>) -> NeverFired {
-        NeverFired { created_at }
+        NeverFired {
+            created_at,
+            loop_stopped: LOOP_STOPPING
+                .try_with(|stopping| stopping.get())
+                .unwrap_or(false),
+        }
     }
 
     /// Where the Deferred and its Resolver were created (the `Deferred::pending` call).
     pub fn created_at(&self) -> &'static Location<'static> {
         self.created_at
     }
+
+    /// Whether the Resolver was dropped because its loop stopped: the loop's
+    /// [`Inbox`](crate::Inbox) was dropped before a result from another thread (a
+    /// [`HomeResolver`](crate::HomeResolver)'s, `defer_to_thread`'s, an adopted Deferred's) came
+    /// home, or while a future it polled (`Inbox::spawn`) was pending.
+    pub fn loop_stopped(&self) -> bool {
+        self.loop_stopped
+    }
 }
 
 impl fmt::Display for NeverFired {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.loop_stopped {
+            return write!(
+                f,
+                "the Deferred created at {} never fired: its loop stopped (its Inbox was \
+                 dropped) before the result came home",
+                self.created_at
+            );
+        }
         write!(
             f,
             "the Deferred created at {} never fired: its Resolver was dropped without calling \

@@ -244,7 +244,8 @@ impl Inbox {
     ///
     /// # Panics
     ///
-    /// If this thread has an inbox already (clone that one instead).
+    /// If this thread has an inbox already (clone that one instead: [`Inbox::current`]).
+    #[track_caller]
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Inbox {
         let mailbox = Arc::new(Mailbox {
             queue: Mutex::new(Queue {
@@ -264,7 +265,8 @@ impl Inbox {
             let mut current = current.borrow_mut();
             assert!(
                 current.upgrade().is_none(),
-                "this thread has an Inbox already: clone it instead of making a second one"
+                "this thread has an Inbox already: use that one (`Inbox::current()`, or a clone) \
+                 instead of making a second one"
             );
             *current = Rc::downgrade(&home);
         });
@@ -558,7 +560,7 @@ impl Drop for Home {
             }
         };
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        drop(waiting);
+        crate::failure::as_the_loop_stops(|| drop(waiting));
         if let Some(wake) = wake {
             call_wake(&wake);
         }
@@ -721,6 +723,12 @@ impl fmt::Debug for LoopHandle {
 /// The resolver of a [`LocalDeferred`] made by [`Inbox::pending`]: `Send`, so any thread can
 /// fire it; the result is posted to the loop, and the chain runs there. Dropping it without
 /// firing fails the Deferred with [`NeverFired`](crate::NeverFired), as a `Resolver` does.
+///
+/// It cannot tell whether the loop's chain still wants the result (that chain lives on the
+/// loop's thread): a worker that should stop when the loop cancels its chain holds a
+/// [`Resolver`](crate::Resolver) instead, whose [`is_closed`](crate::Resolver::is_closed)
+/// says so, and the loop [`adopt`](Inbox::adopt)s its Deferred (cancelling the adopted chain
+/// cancels that Deferred).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

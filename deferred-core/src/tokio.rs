@@ -7,9 +7,11 @@
 //! The other direction needs no glue: a [`Deferred`] (or a [`LocalDeferred`]) is a [`Future`]
 //! already, so `.await` it.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -229,10 +231,16 @@ impl Inbox {
     /// The task holds the inbox weakly: the loop stops when the last clone of the returned
     /// `Inbox` is dropped (the task then ends), as for any inbox.
     ///
+    /// The task is the `LocalSet`'s: when that `LocalSet` is dropped, nothing drains the inbox
+    /// any more, and results posted to it wait there. In the next `LocalSet` on this thread,
+    /// call `on_tokio_local_set` again: it gives this thread's inbox (the same one, with what
+    /// waits in it), drained by a task of the new `LocalSet`.
+    ///
     /// # Panics
     ///
     /// Outside a `LocalSet` (or a `LocalRuntime`), as [`tokio::task::spawn_local`] does; and if
-    /// this thread has an inbox already, as [`Inbox::new`] does.
+    /// this thread has an inbox already that a live `LocalSet` drains, or that [`Inbox::new`]
+    /// made (as `Inbox::new` does).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -258,22 +266,72 @@ impl Inbox {
     /// ```
     #[track_caller]
     pub fn on_tokio_local_set() -> Inbox {
-        let notify = Arc::new(tokio::sync::Notify::new());
-        let wake = notify.clone();
+        // This thread's inbox, made here before, whose LocalSet (and so its drain) is gone:
+        // drained from now on by a task of this one.
+        let undrained = TOKIO_DRAIN.with(|drain| {
+            let drain = drain.borrow();
+            let (inbox, drain) = drain.as_ref()?;
+            let inbox = inbox.upgrade()?;
+            (!drain.alive.get()).then(|| (inbox, drain.clone()))
+        });
+        if let Some((inbox, drain)) = undrained {
+            drain.spawn(WeakInbox::new(&inbox));
+            return inbox;
+        }
+        let drain = Drain {
+            notify: Arc::new(tokio::sync::Notify::new()),
+            alive: Rc::new(Cell::new(false)),
+        };
+        let wake = drain.notify.clone();
         // `notify_one` keeps a permit when the task is not waiting: no wake-up is lost.
         let inbox = Inbox::new(move || wake.notify_one());
-        let weak = WeakInbox::new(&inbox);
+        drain.spawn(WeakInbox::new(&inbox));
+        TOKIO_DRAIN.with(|slot| *slot.borrow_mut() = Some((WeakInbox::new(&inbox), drain)));
+        inbox
+    }
+}
+
+std::thread_local! {
+    /// The inbox `Inbox::on_tokio_local_set` made on this thread, and its drain.
+    static TOKIO_DRAIN: RefCell<Option<(WeakInbox, Drain)>> = const { RefCell::new(None) };
+}
+
+/// What drains an inbox on a `LocalSet`: the wake-up's `Notify`, and whether a task of a live
+/// `LocalSet` awaits it.
+#[derive(Clone)]
+struct Drain {
+    notify: Arc<tokio::sync::Notify>,
+    alive: Rc<Cell<bool>>,
+}
+
+impl Drain {
+    /// Spawns the task that drains `inbox` on the current `LocalSet`; it is alive until that
+    /// `LocalSet` drops it, or the inbox stops.
+    #[track_caller]
+    fn spawn(&self, inbox: WeakInbox) {
+        /// Marks the drain dead when the task is dropped (its `LocalSet` with it) or ends.
+        struct Alive(Rc<Cell<bool>>);
+        impl Drop for Alive {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        let notify = self.notify.clone();
+        let alive = Alive(self.alive.clone());
         drop(tokio::task::spawn_local(async move {
+            let _alive = alive;
             loop {
                 notify.notified().await;
                 // The loop's stop wakes the task one last time.
-                let Some(inbox) = weak.upgrade() else {
+                let Some(inbox) = inbox.upgrade() else {
                     return;
                 };
                 inbox.run_pending();
             }
         }));
-        inbox
+        self.alive.set(true);
+        // What was posted while no LocalSet drained the inbox runs now.
+        self.notify.notify_one();
     }
 }
 

@@ -78,6 +78,34 @@ fn results_from_other_threads_come_home_to_the_local_set() {
 }
 
 #[test]
+fn an_inbox_outliving_its_local_set_is_drained_by_the_next_one_it_is_given_to() {
+    let rt = runtime(false);
+    let (inbox, waiting) = LocalSet::new().block_on(&rt, async {
+        let inbox = Inbox::on_tokio_local_set();
+        let (reply, resolver) = inbox.pending::<u32, Failure>();
+        std::thread::spawn(move || resolver.callback(41));
+        (inbox, reply)
+    });
+    // That LocalSet is gone, and its drain with it: the reply waits in the inbox.
+    let reply = waiting.add_callback(|n| Ok(n + 1));
+    LocalSet::new().block_on(&rt, async {
+        let again = Inbox::on_tokio_local_set(); // this thread's inbox, drained here
+        assert_eq!(format!("{again:?}"), format!("{inbox:?}"));
+        // (A timeout, so that a regression fails here instead of hanging.)
+        let within = |d| tokio::time::timeout(Duration::from_secs(30), d);
+        assert_eq!(within(reply).await.unwrap().unwrap(), 42);
+        let later = inbox.defer_to_thread(|| Ok::<u32, Failure>(7));
+        assert_eq!(within(later).await.unwrap().unwrap(), 7);
+    });
+    // While a LocalSet drains it, a second one is refused.
+    let refused = LocalSet::new().block_on(&rt, async {
+        let _first = Inbox::on_tokio_local_set();
+        std::panic::catch_unwind(|| Inbox::on_tokio_local_set()).map(drop)
+    });
+    assert!(refused.is_err());
+}
+
+#[test]
 fn add_timeout_on_the_tokio_local_clock_times_out_and_lets_a_result_that_comes_first_through() {
     let rt = runtime(true);
     LocalSet::new().block_on(&rt, async {
