@@ -634,23 +634,23 @@ fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
     };
 
     let semaphore = DeferredSemaphore::new(1);
+    let line = line!() + 1;
     let run = semaphore.run(|| Err::<u32, _>(Failure::msg("sem work failed")));
-    let line = line!() - 1;
     let failure = run.wait().unwrap_err();
     assert_eq!(line_of(failure.origin()), Some((file!(), line)));
     ours(&failure);
+    let line = line!() + 1;
     let run = semaphore.run(|| -> Result<u32, Failure> { panic!("sem work panicked") });
-    let line = line!() - 1;
     let failure = run.wait().unwrap_err();
     assert_eq!(line_of(failure.origin()), Some((file!(), line)));
     ours(&failure);
 
     let clock = ManualClock::new();
     let policy = RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(2);
+    let line = line!() + 1;
     let attempts = deferred::retry(clock.clone(), policy, || {
         Err::<u32, _>(Failure::msg("refused"))
     });
-    let line = line!() - 3;
     clock.advance(Duration::from_secs(10));
     let failure = attempts.wait().unwrap_err();
     assert_eq!(line_of(failure.origin()), Some((file!(), line)));
@@ -672,13 +672,14 @@ fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
     }
     ours(&failure);
 
+    let line = line!() + 1;
     let ticks = LoopingCall::new(clock.clone(), || Err::<(), _>(Failure::msg("tick failed")));
-    let line = line!() - 1;
     let done = ticks.start(Duration::from_secs(1), true);
     let failure = done.wait().unwrap_err();
     assert_eq!(line_of(failure.origin()), Some((file!(), line)));
     ours(&failure);
 
+    let line = line!() + 1;
     let all = deferred::map_concurrent([1, 2], 1, |n: u32| {
         if n == 2 {
             Err(Failure::msg("item failed"))
@@ -686,7 +687,6 @@ fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
             Ok(n)
         }
     });
-    let line = line!() - 3;
     let failure = all.wait().unwrap_err();
     let first = failure.downcast_ref::<deferred::FirstError>().unwrap();
     assert_eq!(line_of(first.failure.origin()), Some((file!(), line)));

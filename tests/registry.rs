@@ -291,6 +291,60 @@ fn a_local_chain_fired_from_another_thread_waits_on_its_home_resolver_then_on_th
     assert!(lost.wait().unwrap_err().is::<deferred::NeverFired>());
 }
 
+/// A dump taken by work the loop runs (a debug request posted to it) sees the results that
+/// came home in the same batch, not run yet, as in the inbox.
+#[test]
+fn a_dump_taken_while_the_loop_drains_its_inbox_sees_what_waits_in_the_batch() {
+    let inbox = Inbox::new(|| {});
+    let line = line!() + 1;
+    let (reply, resolver) = inbox.pending::<u32, Failure>();
+    let (tx, rx) = std::sync::mpsc::channel();
+    inbox
+        .handle()
+        .post(move || {
+            let chains = pending_chains();
+            let waits = made_on(&chains, line).first().map(|chain| chain.waits_on());
+            tx.send(waits).unwrap();
+        })
+        .unwrap();
+    // Posted after the dump: in the same batch, run after it.
+    std::thread::spawn(move || resolver.callback(1))
+        .join()
+        .unwrap();
+    assert_eq!(inbox.run_pending(), 2);
+    assert_eq!(rx.recv().unwrap(), Some(WaitsOn::Inbox));
+    assert_eq!(reply.wait().unwrap(), 1);
+}
+
+/// A Deferred's `Debug` in another thread-local's destructor, after the inbox's own thread-local
+/// is gone, still prints (it used to abort the process).
+#[test]
+fn debug_of_a_deferred_in_a_thread_local_destructor_does_not_abort() {
+    struct PrintsOnDrop(Option<LocalDeferred<u32>>, std::sync::mpsc::Sender<String>);
+    impl Drop for PrintsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.1.send(format!("{:?}", self.0));
+        }
+    }
+    std::thread_local! {
+        static KEPT: std::cell::RefCell<Option<PrintsOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (d, resolver) = LocalDeferred::<u32>::pending();
+        std::mem::forget(resolver);
+        // Registered first, so destroyed after the inbox's thread-local, which a `Debug` of a
+        // Deferred reads (touched here, after).
+        KEPT.with(|kept| *kept.borrow_mut() = Some(PrintsOnDrop(Some(d), tx)));
+        let inbox = Inbox::new(|| {});
+        let (other, _home) = inbox.pending::<u32, Failure>();
+        let _ = format!("{other:?}");
+    })
+    .join()
+    .unwrap();
+    assert!(rx.recv().unwrap().contains("LocalDeferred"));
+}
+
 #[test]
 fn a_chain_the_inbox_adopted_waits_on_the_deferred_it_adopted() {
     let inbox = Inbox::new(|| {});

@@ -162,6 +162,10 @@ struct Home {
     /// [`see_home`]).
     #[cfg(feature = "registry")]
     fired_here: RefCell<HashMap<u64, Fires>>,
+    /// For the registry: the keys fired by the work a `run_pending` took out of the mailbox and
+    /// has not run yet.
+    #[cfg(feature = "registry")]
+    draining: RefCell<std::collections::HashSet<u64>>,
 }
 
 /// What a kept `LocalResolver` fires, for the registry: its local chain, and the `Deferred`
@@ -260,6 +264,8 @@ impl Inbox {
             next_key: Cell::new(0),
             #[cfg(feature = "registry")]
             fired_here: RefCell::new(HashMap::new()),
+            #[cfg(feature = "registry")]
+            draining: RefCell::new(std::collections::HashSet::new()),
         });
         CURRENT.with(|current| {
             let mut current = current.borrow_mut();
@@ -293,7 +299,17 @@ impl Inbox {
     pub fn run_pending(&self) -> usize {
         let work = std::mem::take(&mut self.home.mailbox.lock().work);
         let count = work.len();
+        // The registry sees the results taken out here as still in the inbox until they run.
+        #[cfg(feature = "registry")]
+        self.home
+            .draining
+            .borrow_mut()
+            .extend(work.iter().filter_map(|item| item.fires()));
         for item in work {
+            #[cfg(feature = "registry")]
+            if let Some(key) = item.fires() {
+                self.home.draining.borrow_mut().remove(&key);
+            }
             self.home.run(item);
         }
         count
@@ -617,12 +633,20 @@ fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
 #[cfg(feature = "registry")]
 pub(crate) fn see_home(seen: &mut [crate::registry::Seen]) {
     use crate::registry::Waits;
-    let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
+    // `try_with`: a Deferred's `Debug` may run in another thread-local's destructor.
+    let Some(home) = CURRENT
+        .try_with(|current| current.borrow().upgrade())
+        .ok()
+        .flatten()
+    else {
         return;
     };
     let posted: std::collections::HashSet<u64> = {
         let queue = home.mailbox.lock();
-        queue.work.iter().filter_map(|work| work.fires()).collect()
+        let mut posted: std::collections::HashSet<u64> =
+            queue.work.iter().filter_map(|work| work.fires()).collect();
+        posted.extend(home.draining.borrow().iter().copied());
+        posted
     };
     let by_chain: HashMap<usize, Waits> = home
         .fired_here

@@ -165,7 +165,8 @@ pub(crate) mod kind {
 /// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
 /// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
 ///    [unhandled-error hook](crate::set_unhandled_hook).
-/// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`](crate::NeverFired).
+/// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`](crate::NeverFired)
+///    (unless the Deferred was dropped with no step left: nobody could see it).
 /// 7. [`cancel`](Deferred::cancel) on a pending chain cancels what it waits on.
 /// 8. Firing, adding callbacks and cancelling may race from any threads; every callback runs
 ///    exactly once.

@@ -48,3 +48,19 @@ fn every_item_put_from_many_threads_reaches_exactly_one_get() {
     expected.sort_unstable();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn a_get_given_to_a_combinator_whose_output_was_dropped_loses_no_item() {
+    use deferred_core::{DeferredQueue, gather_results};
+    let queue = DeferredQueue::<u32>::new();
+    let both = gather_results(vec![queue.get(), queue.get()]);
+    drop(both);
+    assert_eq!(queue.waiting(), 0);
+    queue.put(1).unwrap();
+    queue.put(2).unwrap();
+    assert_eq!(queue.len(), 2);
+    // A combinator still waited on gets its items.
+    let both = gather_results(vec![queue.get(), queue.get(), queue.get()]);
+    queue.put(3).unwrap();
+    assert_eq!(both.wait().unwrap(), [1, 2, 3]);
+}

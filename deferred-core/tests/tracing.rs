@@ -196,6 +196,26 @@ fn a_chains_life_is_traced_at_trace_level() {
     assert!(created.starts_with(file!()), "{created}");
 }
 
+/// `try_fire` is a fire like `callback`'s: its trace shows it.
+#[test]
+fn try_fire_is_traced_as_a_fire() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        let (d, resolver) = Deferred::<u32>::pending();
+        assert!(resolver.try_fire(Ok(1)).is_ok());
+        assert_eq!(d.wait().unwrap(), 1);
+    });
+    let events = events.lock().unwrap();
+    let messages: Vec<&str> = events
+        .iter()
+        .filter(|e| e.level == Some(Level::TRACE))
+        .filter_map(|e| e.field("message"))
+        .collect();
+    assert!(messages.contains(&"fired"), "{events:?}");
+}
+
 /// The "step" events of `chain!`'s run of `then`s and the `catch` after it (as the macro expands
 /// them: `__add_callbacks_then`), whose run waits on a pending Deferred: one for the run, one for
 /// each step of the Deferred it waits on, one for the `catch`, whether the chain's start had fired

@@ -894,6 +894,13 @@ fn rule6_resolver_dropped_after_its_deferred_with_no_step_left_reports_nothing()
     assert!(r.is_closed());
     drop(r); // nobody wants the result, and nobody is told it never came
     assert!(unhandled.of(&format!("{}:{here}:", file!())).is_empty());
+    // Converted by `map_err`, whose Deferred was dropped: the same.
+    let here = line!() + 1;
+    let (d, r) = Deferred::<u32>::pending();
+    drop(d.map_err(|failure| failure));
+    assert!(r.is_closed());
+    drop(r);
+    assert!(unhandled.of(&format!("{}:{here}:", file!())).is_empty());
     // With a canceller: not called (as for any Resolver dropped unfired).
     let calls = Arc::new(AtomicUsize::new(0));
     let c = calls.clone();

@@ -522,6 +522,15 @@ where
         }
     }
 
+    fn output_closed(&self) -> bool {
+        // The converted chain is asked after this lock is released.
+        let output = match &*self.pending.lock() {
+            Some((_, resolver)) => resolver.link.clone(),
+            None => return true, // converted already
+        };
+        output.is_none_or(|output| output.is_closed())
+    }
+
     #[cfg(feature = "registry")]
     fn output(&self) -> Option<usize> {
         let pending = self.pending.lock();
@@ -1284,7 +1293,14 @@ where
         let link = self.link.take();
         std::mem::forget(self); // nothing left in it to drop
         match link {
-            Some(link) => Chain::fire_if_open(&link, result),
+            Some(link) => {
+                crate::trace::chain_event!(
+                    created_at = %link.created_at().map_or_else(String::new, |at| at.to_string()),
+                    ok = result.is_ok(),
+                    "fired"
+                );
+                Chain::fire_if_open(&link, result)
+            }
             None => Err(result),
         }
     }

@@ -422,6 +422,15 @@ where
         self.arrive_caught(index as usize, result);
     }
 
+    fn output_closed(&self) -> bool {
+        // The output's chain is asked after the fan-in's lock is released.
+        let output = match &self.lock().output {
+            Some(resolver) => resolver.link.clone(),
+            None => return true, // decided: nobody waits for the inputs left
+        };
+        output.is_none_or(|output| output.is_closed())
+    }
+
     #[cfg(feature = "registry")]
     fn output(&self) -> Option<usize> {
         let progress = self.lock();

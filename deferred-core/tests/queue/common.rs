@@ -148,6 +148,17 @@ fn a_dropped_get_leaves_the_line_and_loses_no_item() {
 }
 
 #[test]
+fn a_get_converted_by_map_err_and_dropped_loses_no_item() {
+    let queue = DeferredQueue::<u32>::new();
+    let converted = queue.get().map_err(|failure| failure);
+    drop(converted); // nobody can see the get's item now
+    assert_eq!(queue.waiting(), 0);
+    queue.put(9).unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue.get().wait().unwrap(), 9);
+}
+
+#[test]
 fn dropped_gets_do_not_count_against_the_backlog() {
     let queue = DeferredQueue::<u32>::with_limits(None, Some(4));
     for _ in 0..4 {

@@ -39,6 +39,11 @@
 //! - The chain's result is handed on exactly once: it is moved out under the lock, whoever takes
 //!   it (the Deferred at the end, a chain waiting on this one, or the unhandled-error report when
 //!   the end was dropped: [`AnyChain::abandon`]).
+//! - A root nobody can read any more (its end was dropped with no step left: `Inner::is_closed`)
+//!   goes from `Root` to `Done` with no result when its Resolver is dropped
+//!   (`Chain::fail_never_fired`: a `NeverFired` there would reach no one but the report) or
+//!   `try_fire`d (`Chain::fire_if_open`: the result goes back to the caller, decided under the
+//!   same lock as the fire).
 //! - User code never runs under the lock: it is held only to move results, stages and listeners
 //!   in and out; stages run, wakers wake and cancellers run after it is released.
 //! - A chain whose last stage returned a pending Deferred, with a chain waiting on it and no
@@ -214,6 +219,10 @@ impl<E: 'static> Part for Listener<E> {
 pub(crate) trait Arrive<E: 'static>: Shareable {
     /// The result of input `index`, in `from` (taken out of the chain, which is done).
     fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>);
+    /// Whether nobody can see what the fan-in gives: its output has fired already, or its
+    /// Deferred was dropped with no step left (`Chain::is_closed`). An input then needs not
+    /// arrive.
+    fn output_closed(&self) -> bool;
     /// The address of the chain it fires with what arrives, while it has not (for the
     /// registry).
     #[cfg(feature = "registry")]
@@ -476,16 +485,16 @@ impl<T, E: 'static> Inner<T, E> {
             && self.listener.holds_nothing()
     }
 
-    /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
-    /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
-    /// until the run keeps its result there: the phase says whether the root has fired.
-    #[inline]
     /// Whether nobody can see the chain's result: the Deferred at its end was dropped, and no
     /// step is left to run.
     fn is_closed(&self) -> bool {
         matches!(self.listener, Listener::Gone) && self.stages.is_empty()
     }
 
+    /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
+    /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
+    /// until the run keeps its result there: the phase says whether the root has fired.
+    #[inline]
     fn unfired(&self) -> Option<(&'static Location<'static>, Firing<T, E>)> {
         match self.result {
             Current::Unfired(at, fire_root) if self.phase.is_root() => Some((at, fire_root)),
@@ -748,9 +757,29 @@ impl<T, E: 'static> Chain<T, E> {
     /// For `Resolver::is_closed`, asked of a root whose `Resolver` has not fired: nobody can
     /// ever see its result. Either the root is no longer waiting for it (only a cancel moves a
     /// root on before its `Resolver` fires), or the Deferred at the end was dropped with no
-    /// step left to run (a step's side effects are someone seeing the result).
+    /// step left to run (a step's side effects are someone seeing the result), or it was given
+    /// to a combinator or `map_err` whose output nobody can see.
     pub(crate) fn is_closed(&self) -> bool {
-        let inner = self.lock();
-        !inner.phase.is_root() || inner.is_closed()
+        {
+            let inner = self.lock();
+            if !inner.phase.is_root() || inner.is_closed() {
+                return true;
+            }
+        }
+        self.closed_through_fan_in()
+    }
+
+    /// Whether the chain, with no step left, is an input of a fan-in (a combinator, `map_err`)
+    /// whose output nobody can see: its result would reach no one. Asked of the fan-in after
+    /// this chain's lock is released.
+    pub(crate) fn closed_through_fan_in(&self) -> bool {
+        let fan_in = {
+            let inner = self.lock();
+            match &inner.listener {
+                Listener::FanIn(fan_in, _) if inner.stages.is_empty() => fan_in.clone(),
+                _ => return false,
+            }
+        };
+        fan_in.output_closed()
     }
 }

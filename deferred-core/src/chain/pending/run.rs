@@ -43,9 +43,12 @@ impl<T, E: 'static> Chain<T, E> {
     /// see it (the Deferred at its end was dropped with no step left): for `try_fire`, whose
     /// caller hands out what must not be lost. Decided under the same lock as the fire.
     pub(crate) fn fire_if_open(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        // Through a fan-in (a combinator's input, `map_err`'s chain), asked first, outside the
+        // lock: an output dropped at the same moment may still get `result`, and drop it.
+        let through = self.closed_through_fan_in();
         let mut inner = self.lock();
         match inner.unfired() {
-            Some(_) if inner.is_closed() => {
+            Some(_) if through || inner.is_closed() => {
                 let phase = std::mem::replace(&mut inner.phase, Phase::Done);
                 drop(inner);
                 phase.release(); // a canceller's captures are user code: outside the lock
@@ -68,11 +71,12 @@ impl<T, E: 'static> Chain<T, E> {
     /// no failure: a producer that stops because nobody wants its result is no one's mistake,
     /// and a `NeverFired` there would only be reported as unhandled.
     pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
+        let through = self.closed_through_fan_in();
         let mut inner = self.lock();
         let Some((at, fire_root)) = inner.unfired() else {
             return;
         };
-        if inner.is_closed() {
+        if through || inner.is_closed() {
             let phase = std::mem::replace(&mut inner.phase, Phase::Done);
             drop(inner);
             phase.release(); // a canceller's captures are user code: outside the lock
