@@ -200,20 +200,29 @@ fn a_chains_life_is_traced_at_trace_level() {
 #[test]
 fn try_fire_is_traced_as_a_fire() {
     let _serial = serial();
-    let recorder = Recorder(Arc::default(), true);
-    let events = recorder.0.clone();
-    tracing::subscriber::with_default(recorder, || {
+    let messages = trace_messages(|| {
         let (d, resolver) = Deferred::<u32>::pending();
         assert!(resolver.try_fire(Ok(1)).is_ok());
         assert_eq!(d.wait().unwrap(), 1);
     });
+    assert_eq!(
+        messages,
+        ["chain created", "fired", "chain fired: every step ran"]
+    );
+}
+
+/// The messages of the trace-level events `run` makes.
+fn trace_messages(run: impl FnOnce()) -> Vec<String> {
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, run);
     let events = events.lock().unwrap();
-    let messages: Vec<&str> = events
+    events
         .iter()
         .filter(|e| e.level == Some(Level::TRACE))
         .filter_map(|e| e.field("message"))
-        .collect();
-    assert!(messages.contains(&"fired"), "{events:?}");
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The "step" events of `chain!`'s run of `then`s and the `catch` after it (as the macro expands

@@ -1271,7 +1271,23 @@ where
     /// without noting where: what the crate's own helpers fire with (a failure they make is
     /// theirs, and a user's failure they pass on was noted where the user gave it).
     #[inline]
-    pub(crate) fn settle(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+    pub(crate) fn settle(self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        self.settle_by(result, Chain::fire)
+    }
+
+    /// [`settle`](Self::settle), but `result` is given back, and the chain ends, also when
+    /// nobody can see it (its Deferred was dropped with no step left: [`is_closed`](Self::is_closed)).
+    pub(crate) fn settle_if_open(self, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        self.settle_by(result, Chain::fire_if_open)
+    }
+
+    /// Hands `result` to the chain's `fire` (`Chain::fire` or `Chain::fire_if_open`).
+    #[inline(always)]
+    fn settle_by(
+        mut self,
+        result: Result<T, E>,
+        fire: fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>,
+    ) -> Result<(), Result<T, E>> {
         let link = self.link.take();
         std::mem::forget(self); // nothing left in it to drop: a check, not a call to `Drop`
         match link {
@@ -1281,25 +1297,7 @@ where
                     ok = result.is_ok(),
                     "fired"
                 );
-                Chain::fire(&link, result)
-            }
-            None => Err(result),
-        }
-    }
-
-    /// [`settle`](Self::settle), but `result` is given back, and the chain ends, also when
-    /// nobody can see it (its Deferred was dropped with no step left: [`is_closed`](Self::is_closed)).
-    pub(crate) fn settle_if_open(mut self, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        let link = self.link.take();
-        std::mem::forget(self); // nothing left in it to drop
-        match link {
-            Some(link) => {
-                crate::trace::chain_event!(
-                    created_at = %link.created_at().map_or_else(String::new, |at| at.to_string()),
-                    ok = result.is_ok(),
-                    "fired"
-                );
-                Chain::fire_if_open(&link, result)
+                fire(&link, result)
             }
             None => Err(result),
         }
