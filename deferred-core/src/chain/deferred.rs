@@ -473,6 +473,10 @@ where
 
 }
 
+/// How [`Resolver::settle_by`] hands a result to its chain: `Chain::fire` or
+/// `Chain::fire_if_open` (the result back when refused).
+type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>;
+
 /// Where a chain that [`Deferred::map_err`] converts hands its result: the conversion and the
 /// converted Deferred's resolver, taken by the one arrival; and the chain, which a cancel of
 /// the converted Deferred cancels.
@@ -1286,7 +1290,7 @@ where
     fn settle_by(
         mut self,
         result: Result<T, E>,
-        fire: fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>,
+        fire: FireWith<T, E>,
     ) -> Result<(), Result<T, E>> {
         let link = self.link.take();
         std::mem::forget(self); // nothing left in it to drop: a check, not a call to `Drop`
