@@ -365,7 +365,7 @@ pub fn timed_helpers(n: usize) {
 pub fn sharing_helpers(n: usize) {
     for i in 0..n {
         let p = payload();
-        match i % 6 {
+        match i % 8 {
             0 => {
                 let (source, resolver) = Deferred::<Vec<u8>>::pending();
                 let shared = SharedResult::new(source);
@@ -417,6 +417,27 @@ pub fn sharing_helpers(n: usize) {
                 let [got, never] = waiting;
                 assert_eq!(got.wait().unwrap().len(), 64);
                 assert!(never.wait().is_err());
+            }
+            5 => {
+                // Gets dropped, one converted by `map_err`: the item stays in the queue, and
+                // the gets' chains (and the conversion, which holds its source) are freed.
+                let queue = DeferredQueue::<Vec<u8>>::new();
+                drop(queue.get().map_err(|failure| failure));
+                drop(queue.get());
+                queue.put(p).unwrap();
+                assert_eq!(queue.len(), 1);
+                assert_eq!(queue.get().wait().unwrap().len(), 64);
+            }
+            6 => {
+                // A combinator's output dropped: its inputs are closed; one input's Resolver
+                // is dropped, the other's `try_fire` is refused. Both chains, and the fan-in
+                // they pointed at, are freed.
+                let (a, ra) = Deferred::<Vec<u8>>::pending();
+                let (b, rb) = Deferred::<Vec<u8>>::pending();
+                drop(first_settled([a, b]));
+                assert!(ra.is_closed() && rb.is_closed());
+                drop(ra);
+                assert_eq!(rb.try_fire(Ok(p)).unwrap_err().unwrap().len(), 64);
             }
             _ => {
                 let (a, ra) = Deferred::<usize>::with_canceller(move || drop(p));

@@ -40,7 +40,8 @@
 //!   it (the Deferred at the end, a chain waiting on this one, or the unhandled-error report when
 //!   the end was dropped: [`AnyChain::abandon`]).
 //! - A root nobody can read any more (its end was dropped with no step left: `Inner::is_closed`)
-//!   goes from `Root` to `Done` with no result when its Resolver is dropped
+//!   goes from `Root` to `Done` with no result, letting its listener go (`EndUnread`), when its
+//!   Resolver is dropped
 //!   (`Chain::fail_never_fired`: a `NeverFired` there would reach no one but the report) or
 //!   `try_fire`d (`Chain::fire_if_open`: the result goes back to the caller, decided under the
 //!   same lock as the fire).
@@ -283,6 +284,25 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
         if let Some(new) = new {
             *self = Current::Other(new);
         }
+    }
+}
+
+/// Ends a root nobody can read (see the rules above: `Chain::fire_if_open`,
+/// `Chain::fail_never_fired`): it is done, with no result. Its listener — a fan-in whose output
+/// nobody reads, which may hold this chain in turn — is let go, so that neither keeps the other
+/// alive; it and the root's canceller are dropped after the lock is released (their captures
+/// are user code).
+trait EndUnread {
+    fn end_unread(self);
+}
+
+impl<T, E: 'static> EndUnread for Guard<'_, Parts<T, E>> {
+    fn end_unread(mut self) {
+        let phase = std::mem::replace(&mut self.phase, Phase::Done);
+        let listener = std::mem::replace(&mut self.listener, Listener::Gone);
+        drop(self);
+        phase.release();
+        listener.release();
     }
 }
 

@@ -5,7 +5,9 @@
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, Slot};
-use super::{AnyChain, Chain, Current, Fire, Guard, Listener, Part, Parts, Phase, same_chain};
+use super::{
+    AnyChain, Chain, Current, EndUnread, Fire, Guard, Listener, Part, Parts, Phase, same_chain,
+};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::run_loop;
@@ -46,12 +48,10 @@ impl<T, E: 'static> Chain<T, E> {
         // Through a fan-in (a combinator's input, `map_err`'s chain), asked first, outside the
         // lock: an output dropped at the same moment may still get `result`, and drop it.
         let through = self.closed_through_fan_in();
-        let mut inner = self.lock();
+        let inner = self.lock();
         match inner.unfired() {
             Some(_) if through || inner.is_closed() => {
-                let phase = std::mem::replace(&mut inner.phase, Phase::Done);
-                drop(inner);
-                phase.release(); // a canceller's captures are user code: outside the lock
+                inner.end_unread();
                 Err(result)
             }
             Some((_, fire_root)) => {
@@ -72,14 +72,12 @@ impl<T, E: 'static> Chain<T, E> {
     /// and a `NeverFired` there would only be reported as unhandled.
     pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
         let through = self.closed_through_fan_in();
-        let mut inner = self.lock();
+        let inner = self.lock();
         let Some((at, fire_root)) = inner.unfired() else {
             return;
         };
         if through || inner.is_closed() {
-            let phase = std::mem::replace(&mut inner.phase, Phase::Done);
-            drop(inner);
-            phase.release(); // a canceller's captures are user code: outside the lock
+            inner.end_unread();
             return;
         }
         fire_root(self, inner, Fire::NeverFired(at));
