@@ -693,6 +693,36 @@ fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
     ours(&failure);
 }
 
+/// A panic in the user's code the crate runs outside a step says what panicked: the work of
+/// `defer_to_thread`, `map_err`'s conversion, posted work, a canceller.
+#[test]
+fn a_panic_outside_a_step_says_what_panicked() {
+    let work = deferred::defer_to_thread(|| -> Result<u32, Failure> { panic!("disk on fire") });
+    assert_eq!(
+        work.wait().unwrap_err().to_string(),
+        "the work panicked: disk on fire"
+    );
+    let converted: Deferred<u32> = Deferred::<u32, DbError>::fail(DbError::NoRow)
+        .map_err(|_| -> Failure { panic!("no conversion") });
+    assert_eq!(
+        converted.wait().unwrap_err().to_string(),
+        "map_err's conversion panicked: no conversion"
+    );
+    let (d, _resolver) = Deferred::<u32>::with_canceller(|| panic!("stuck"));
+    d.cancel();
+    assert_eq!(
+        d.wait().unwrap_err().to_string(),
+        "a canceller panicked: stuck"
+    );
+    let capture = deferred::UnhandledCapture::start();
+    let inbox = deferred::Inbox::new(|| {});
+    inbox.handle().post(|| panic!("bad post")).unwrap();
+    inbox.run_pending();
+    let reported = capture.take();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(reported[0].to_string(), "posted work panicked: bad post");
+}
+
 /// An error type of its own, `From<Failure>` so that it can be a chain's.
 #[derive(Debug, PartialEq)]
 enum DbError {

@@ -135,7 +135,7 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
                 .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
                     if let Some(call) = call.take() {
                         // A panic must not unwind out of the loop's dispatch.
-                        unhandled::run_reporting_panic(call);
+                        unhandled::run_reporting_panic("a timer's call", call);
                     }
                     TimeoutAction::Drop
                 });

@@ -181,7 +181,9 @@ pub struct ThreadClock;
 #[diagnostic::do_not_recommend]
 impl Clock for ThreadClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
-        let timer = crate::timer::after(delay, move || crate::unhandled::run_reporting_panic(call));
+        let timer = crate::timer::after(delay, move || {
+            crate::unhandled::run_reporting_panic("a timer's call", call)
+        });
         DelayedCall::new(move || crate::timer::cancel(timer))
     }
 }

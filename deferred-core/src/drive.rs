@@ -216,7 +216,11 @@ where
             let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
                 Ok(Poll::Pending) => None,
                 Ok(Poll::Ready(result)) => Some(result),
-                Err(panic) => Some(Err(E::from(Failure::from_panic(panic, Some(self.at))))),
+                Err(panic) => Some(Err(E::from(Failure::from_panic_in(
+                    panic,
+                    Some(self.at),
+                    "a future",
+                )))),
             };
             let mut state = self.lock();
             let cancelled = match (&*state, &output) {
@@ -253,7 +257,11 @@ where
                 Ok(()) => result,
                 Err(panic) => {
                     drop(result);
-                    Err(E::from(Failure::from_panic(panic, Some(self.at))))
+                    Err(E::from(Failure::from_panic_in(
+                        panic,
+                        Some(self.at),
+                        "a future",
+                    )))
                 }
             };
             drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
@@ -313,7 +321,11 @@ where
         if let State::Idle { future, resolver } = std::mem::replace(state, State::Done)
             && let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(future)))
         {
-            drop(resolver.settle(Err(E::from(Failure::from_panic(panic, Some(self.at))))));
+            drop(resolver.settle(Err(E::from(Failure::from_panic_in(
+                panic,
+                Some(self.at),
+                "a future",
+            )))));
         }
     }
 }

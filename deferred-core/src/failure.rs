@@ -187,9 +187,19 @@ impl Failure {
         payload: Box<dyn Any + Send>,
         step: Option<&'static Location<'static>>,
     ) -> Failure {
-        let mut failure = Failure::new(Panicked::new(payload));
-        failure.inner.origin = step;
-        failure.inner.in_chain = step.is_some();
+        Failure::from_panic_in(payload, step, "a step")
+    }
+
+    /// The failure of a panic in the user's code the crate ran as `what` (`"a future"`,
+    /// `"posted work"`, ...: see [`Panicked`]), raised at `at`.
+    pub(crate) fn from_panic_in(
+        payload: Box<dyn Any + Send>,
+        at: Option<&'static Location<'static>>,
+        what: &'static str,
+    ) -> Failure {
+        let mut failure = Failure::new(Panicked::new(payload, what));
+        failure.inner.origin = at;
+        failure.inner.in_chain = at.is_some();
         failure
     }
 
@@ -800,14 +810,18 @@ impl fmt::Display for NeverFired {
 impl StdError for NeverFired {}
 
 /// The error of a callback that panicked: the panic's message, and its payload for those who
-/// want to resume the unwind.
+/// want to resume the unwind. Its message says what panicked: "a step panicked: ..." for a
+/// callback; for the user's code the crate runs elsewhere, "a future", "the work" (of
+/// `defer_to_thread`), "a canceller", "posted work", "the loop's wake-up", "a timer's call",
+/// "map_err's conversion".
 pub struct Panicked {
     message: String,
+    what: &'static str,
     payload: Mutex<Option<Box<dyn Any + Send>>>,
 }
 
 impl Panicked {
-    fn new(payload: Box<dyn Any + Send>) -> Panicked {
+    fn new(payload: Box<dyn Any + Send>, what: &'static str) -> Panicked {
         let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
             (*s).to_owned()
         } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -817,6 +831,7 @@ impl Panicked {
         };
         Panicked {
             message,
+            what,
             payload: Mutex::new(Some(payload)),
         }
     }
@@ -845,7 +860,7 @@ impl fmt::Debug for Panicked {
 
 impl fmt::Display for Panicked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a step panicked: {}", self.message)
+        write!(f, "{} panicked: {}", self.what, self.message)
     }
 }
 

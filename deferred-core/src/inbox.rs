@@ -227,7 +227,7 @@ impl Mailbox {
 /// `Drop`, a pool thread or another runtime's task), and the post stands — the work is queued
 /// and runs when the loop next drains its inbox.
 fn call_wake(wake: &WakeUp) {
-    unhandled::run_reporting_panic(|| wake());
+    unhandled::run_reporting_panic("the loop's wake-up", || wake());
 }
 
 std::thread_local! {
@@ -537,7 +537,7 @@ impl Home {
 
     /// Runs one posted item; a panic is reported, not propagated into the loop.
     fn run(&self, item: Posted) {
-        unhandled::run_reporting_panic(|| item.run(self));
+        unhandled::run_reporting_panic("posted work", || item.run(self));
     }
 
     /// Polls the local task kept under `key`, if it is still there (it is out of `waiting`
@@ -943,7 +943,11 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             }
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(result)) => result,
-            Err(payload) => Err(E::from(Failure::from_panic(payload, Some(task.at)))),
+            Err(payload) => Err(E::from(Failure::from_panic_in(
+                payload,
+                Some(task.at),
+                "a future",
+            ))),
         };
         if let Some(task) = self.take() {
             drop(

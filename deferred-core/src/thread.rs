@@ -47,8 +47,9 @@ where
     let (deferred, resolver) = Deferred::with_canceller(|| {});
     resolver.held_by("defer_to_thread");
     let job = move || {
-        let result = catch_unwind(AssertUnwindSafe(work))
-            .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
+        let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+            Err(E::from(Failure::from_panic_in(panic, Some(at), "the work")))
+        });
         drop(resolver.settle_from(result, at, crate::failure::EnteredBy::DeferToThread));
     };
     #[cfg(feature = "tokio")]

@@ -124,9 +124,9 @@ where
         });
         resolver.held_by("from_future");
         let task = tokio::spawn(async move {
-            let result = CatchUnwind(Box::pin(future))
-                .await
-                .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
+            let result = CatchUnwind(Box::pin(future)).await.unwrap_or_else(|panic| {
+                Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+            });
             drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
         });
         // Only this function fills the slot, once.
@@ -213,7 +213,7 @@ impl Clock for TokioClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let timer = self.runtime.spawn(async move {
             tokio::time::sleep(delay).await;
-            unhandled::run_reporting_panic(call);
+            unhandled::run_reporting_panic("a timer's call", call);
         });
         let timer = timer.abort_handle();
         DelayedCall::new(move || timer.abort())
@@ -388,7 +388,7 @@ impl LocalClock for TokioLocalClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let timer = tokio::task::spawn_local(async move {
             tokio::time::sleep(delay).await;
-            unhandled::run_reporting_panic(call);
+            unhandled::run_reporting_panic("a timer's call", call);
         });
         let timer = timer.abort_handle();
         LocalDelayedCall::new(move || timer.abort())
@@ -440,9 +440,9 @@ where
         let resolver_slot = std::rc::Rc::new(std::cell::Cell::new(None::<LocalResolver<T, E>>));
         let slot = resolver_slot.clone();
         let task = tokio::task::spawn_local(async move {
-            let result = CatchUnwind(Box::pin(future))
-                .await
-                .unwrap_or_else(|panic| Err(E::from(Failure::from_panic(panic, Some(at)))));
+            let result = CatchUnwind(Box::pin(future)).await.unwrap_or_else(|panic| {
+                Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+            });
             if let Some(resolver) = slot.take() {
                 drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
             }

@@ -81,9 +81,9 @@ pub fn restore_unhandled_hook(previous: Option<Arc<UnhandledHook>>) {
 /// Runs `call`, code the caller cannot let a panic out of (a loop's dispatch, a timer thread, a
 /// loop's wake-up called by a poster): a panic is reported as an unhandled failure instead.
 #[inline]
-pub(crate) fn run_reporting_panic(call: impl FnOnce()) {
+pub(crate) fn run_reporting_panic(what: &'static str, call: impl FnOnce()) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(call)) {
-        report_failure(Failure::from_panic(payload, None));
+        report_failure(Failure::from_panic_in(payload, None, what));
     }
 }
 

@@ -443,7 +443,9 @@ where
         let convert = move |result: Result<T, E>| {
             result.map_err(|error| {
                 catch_unwind(AssertUnwindSafe(move || f(error)))
-                    .unwrap_or_else(|panic| F::from(Failure::from_panic(panic, Some(at))))
+                    .unwrap_or_else(|panic| {
+                        F::from(Failure::from_panic_in(panic, Some(at), "map_err's conversion"))
+                    })
             })
         };
         let link = match self.into_state() {

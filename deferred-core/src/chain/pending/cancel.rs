@@ -273,7 +273,7 @@ where
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
         let failure = match canceller.map(|canceller| catch_unwind(AssertUnwindSafe(canceller))) {
             None | Some(Ok(())) => Failure::cancelled(),
-            Some(Err(payload)) => Failure::from_panic(payload, None),
+            Some(Err(payload)) => Failure::from_panic_in(payload, None, "a canceller"),
         };
         // The root may have fired since the check above: by the canceller itself, or by a
         // `Resolver` on another thread. Then the cancel goes on where the chain now is — its
