@@ -5,12 +5,15 @@
 //! Both run on the thread that dispatches the [`EventLoop`](calloop::EventLoop): results from
 //! other threads, timers and local chains meet there.
 
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use calloop::LoopHandle;
+use calloop::ping::Ping;
 use calloop::timer::{TimeoutAction, Timer};
 
-use crate::inbox::WeakInbox;
+use crate::inbox::{Drained, WeakInbox};
 use crate::{Failure, Inbox, LocalClock, LocalDelayedCall, unhandled};
 
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
@@ -23,13 +26,19 @@ impl Inbox {
     /// The source holds the inbox weakly: the loop stops taking posts when the last clone of
     /// the returned `Inbox` is dropped, and the source then removes itself from the loop.
     ///
+    /// The source is the loop's: when that `EventLoop` is dropped, nothing drains the inbox any
+    /// more, and results posted to it wait there. Given the handle of the next loop on this
+    /// thread, `on_calloop` gives this thread's inbox (the same one, with what waits in it),
+    /// drained by a source of that loop.
+    ///
     /// # Errors
     ///
     /// If the ping cannot be made (no file descriptor to be had) or inserted in the loop.
     ///
     /// # Panics
     ///
-    /// If this thread has an inbox already, as [`Inbox::new`] does.
+    /// If this thread has an inbox already that a live loop drains, or that [`Inbox::new`] made
+    /// (as `Inbox::new` does).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -53,21 +62,56 @@ impl Inbox {
     /// }
     /// assert_eq!(*shown.borrow(), "answer: 42");
     /// ```
+    #[track_caller]
     pub fn on_calloop<Data>(handle: &LoopHandle<'_, Data>) -> calloop::Result<Inbox> {
+        // This thread's inbox, made here before, whose loop (and so its source) is gone:
+        // drained from now on by a source of this one.
+        let undrained = CALLOOP_DRAIN.with(|slot| slot.borrow().as_ref()?.undrained());
+        if let Some((inbox, wake)) = undrained {
+            // A ping of this loop for the inbox's wake-up; what was posted while no loop
+            // drained the inbox runs at this loop's next dispatch.
+            let (ping, source) = calloop::ping::make_ping()?;
+            insert_drain(handle, source, &inbox)?;
+            ping.ping();
+            *wake.lock().unwrap_or_else(PoisonError::into_inner) = ping;
+            return Ok(inbox);
+        }
         let (ping, source) = calloop::ping::make_ping()?;
-        let inbox = Inbox::new(move || ping.ping());
-        let weak = WeakInbox::new(&inbox);
-        handle
-            .insert_source(source, move |(), &mut (), _| {
-                if let Some(inbox) = weak.upgrade() {
-                    inbox.run_pending();
-                }
-            })
-            .map_err(|inserted| inserted.error)?;
+        let wake = Arc::new(Mutex::new(ping));
+        let waker = wake.clone();
         // When the inbox stops, its wake-up (and so the last `Ping`) is dropped, and a
         // `PingSource` whose pings are all gone removes itself from the loop.
+        let inbox = Inbox::new(move || waker.lock().unwrap_or_else(PoisonError::into_inner).ping());
+        CALLOOP_DRAIN.with(|slot| *slot.borrow_mut() = Some(Drained::new(&inbox, wake)));
+        insert_drain(handle, source, &inbox)?;
         Ok(inbox)
     }
+}
+
+std::thread_local! {
+    /// The inbox `Inbox::on_calloop` made on this thread, and its wake-up's ping (replaced when
+    /// a new loop takes the inbox over).
+    static CALLOOP_DRAIN: RefCell<Option<Drained<Arc<Mutex<Ping>>>>> = const { RefCell::new(None) };
+}
+
+/// Inserts the source that drains `inbox` in the loop behind `handle`: the inbox's live drain
+/// until that loop drops it, or the inbox stops.
+fn insert_drain<Data>(
+    handle: &LoopHandle<'_, Data>,
+    source: calloop::ping::PingSource,
+    inbox: &Inbox,
+) -> calloop::Result<()> {
+    let weak = WeakInbox::new(inbox);
+    let alive = CALLOOP_DRAIN.with(|slot| slot.borrow().as_ref().map(Drained::drain_alive));
+    handle
+        .insert_source(source, move |(), &mut (), _| {
+            let _alive = &alive;
+            if let Some(inbox) = weak.upgrade() {
+                inbox.run_pending();
+            }
+        })
+        .map_err(|inserted| inserted.error)?;
+    Ok(())
 }
 
 /// Real time for [`LocalDeferred::add_timeout`](crate::LocalDeferred::add_timeout) on a

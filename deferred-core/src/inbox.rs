@@ -513,6 +513,51 @@ impl WeakInbox {
     }
 }
 
+/// What an integration (`Inbox::on_tokio_local_set`, `Inbox::on_calloop`) keeps of the inbox
+/// it made on this thread: the inbox, what wakes its drain (`W`: a `Notify`, a ping), and
+/// whether a drain of a live loop runs (a `LocalSet`'s task, an `EventLoop`'s source). A loop
+/// dropped before the inbox takes its drain with it; the next loop given the inbox drains it.
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+pub(crate) struct Drained<W> {
+    inbox: WeakInbox,
+    pub(crate) wake: W,
+    alive: Rc<Cell<bool>>,
+}
+
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+impl<W: Clone> Drained<W> {
+    pub(crate) fn new(inbox: &Inbox, wake: W) -> Drained<W> {
+        Drained {
+            inbox: WeakInbox::new(inbox),
+            wake,
+            alive: Rc::new(Cell::new(false)),
+        }
+    }
+
+    /// The inbox and its wake-up, if the inbox is alive and no live loop drains it.
+    pub(crate) fn undrained(&self) -> Option<(Inbox, W)> {
+        let inbox = self.inbox.upgrade()?;
+        (!self.alive.get()).then(|| (inbox, self.wake.clone()))
+    }
+
+    /// What a new drain (a task, a source's callback) holds: the drain is alive from now on,
+    /// until it is dropped (with its loop).
+    pub(crate) fn drain_alive(&self) -> DrainAlive {
+        self.alive.set(true);
+        DrainAlive(self.alive.clone())
+    }
+}
+
+/// Held by an integration's drain: its drop (with the drain's loop) marks the drain gone.
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+pub(crate) struct DrainAlive(Rc<Cell<bool>>);
+
+impl Drop for DrainAlive {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
+
 impl Home {
     fn next_key(&self) -> u64 {
         let key = self.next_key.get();

@@ -7,11 +7,10 @@
 //! The other direction needs no glue: a [`Deferred`] (or a [`LocalDeferred`]) is a [`Future`]
 //! already, so `.await` it.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 
 use crate::bounds::FromFailure;
-use crate::inbox::WeakInbox;
+use crate::inbox::{Drained, WeakInbox};
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
     LocalResolver, unhandled,
@@ -268,71 +267,47 @@ impl Inbox {
     pub fn on_tokio_local_set() -> Inbox {
         // This thread's inbox, made here before, whose LocalSet (and so its drain) is gone:
         // drained from now on by a task of this one.
-        let undrained = TOKIO_DRAIN.with(|drain| {
-            let drain = drain.borrow();
-            let (inbox, drain) = drain.as_ref()?;
-            let inbox = inbox.upgrade()?;
-            (!drain.alive.get()).then(|| (inbox, drain.clone()))
-        });
-        if let Some((inbox, drain)) = undrained {
-            drain.spawn(WeakInbox::new(&inbox));
+        let undrained = TOKIO_DRAIN.with(|slot| slot.borrow().as_ref()?.undrained());
+        if let Some((inbox, notify)) = undrained {
+            // What was posted while no LocalSet drained the inbox runs at the task's start.
+            notify.notify_one();
+            spawn_drain(&inbox, notify);
             return inbox;
         }
-        let drain = Drain {
-            notify: Arc::new(tokio::sync::Notify::new()),
-            alive: Rc::new(Cell::new(false)),
-        };
-        let wake = drain.notify.clone();
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let wake = notify.clone();
         // `notify_one` keeps a permit when the task is not waiting: no wake-up is lost.
         let inbox = Inbox::new(move || wake.notify_one());
-        drain.spawn(WeakInbox::new(&inbox));
-        TOKIO_DRAIN.with(|slot| *slot.borrow_mut() = Some((WeakInbox::new(&inbox), drain)));
+        TOKIO_DRAIN.with(|slot| *slot.borrow_mut() = Some(Drained::new(&inbox, notify.clone())));
+        spawn_drain(&inbox, notify);
         inbox
     }
 }
 
 std::thread_local! {
-    /// The inbox `Inbox::on_tokio_local_set` made on this thread, and its drain.
-    static TOKIO_DRAIN: RefCell<Option<(WeakInbox, Drain)>> = const { RefCell::new(None) };
+    /// The inbox `Inbox::on_tokio_local_set` made on this thread, and its task's `Notify`.
+    static TOKIO_DRAIN: RefCell<Option<Drained<Arc<tokio::sync::Notify>>>> =
+        const { RefCell::new(None) };
 }
 
-/// What drains an inbox on a `LocalSet`: the wake-up's `Notify`, and whether a task of a live
-/// `LocalSet` awaits it.
-#[derive(Clone)]
-struct Drain {
-    notify: Arc<tokio::sync::Notify>,
-    alive: Rc<Cell<bool>>,
-}
-
-impl Drain {
-    /// Spawns the task that drains `inbox` on the current `LocalSet`; it is alive until that
-    /// `LocalSet` drops it, or the inbox stops.
-    #[track_caller]
-    fn spawn(&self, inbox: WeakInbox) {
-        /// Marks the drain dead when the task is dropped (its `LocalSet` with it) or ends.
-        struct Alive(Rc<Cell<bool>>);
-        impl Drop for Alive {
-            fn drop(&mut self) {
-                self.0.set(false);
-            }
+/// Spawns the task that drains `inbox` on the current `LocalSet`, woken by `notify`; it is the
+/// inbox's live drain until that `LocalSet` drops it, or the inbox stops.
+#[track_caller]
+fn spawn_drain(inbox: &Inbox, notify: Arc<tokio::sync::Notify>) {
+    let weak = WeakInbox::new(inbox);
+    let alive = TOKIO_DRAIN.with(|slot| slot.borrow().as_ref().map(Drained::drain_alive));
+    let task = tokio::task::spawn_local(async move {
+        let _alive = alive;
+        loop {
+            notify.notified().await;
+            // The loop's stop wakes the task one last time.
+            let Some(inbox) = weak.upgrade() else {
+                return;
+            };
+            inbox.run_pending();
         }
-        let notify = self.notify.clone();
-        let alive = Alive(self.alive.clone());
-        drop(tokio::task::spawn_local(async move {
-            let _alive = alive;
-            loop {
-                notify.notified().await;
-                // The loop's stop wakes the task one last time.
-                let Some(inbox) = inbox.upgrade() else {
-                    return;
-                };
-                inbox.run_pending();
-            }
-        }));
-        self.alive.set(true);
-        // What was posted while no LocalSet drained the inbox runs now.
-        self.notify.notify_one();
-    }
+    });
+    drop(task);
 }
 
 /// Real time for [`LocalDeferred::add_timeout`] on a tokio [`LocalSet`](tokio::task::LocalSet):

@@ -50,6 +50,33 @@ fn a_worker_result_a_timer_and_a_local_chain_meet_on_the_loop_thread() {
 }
 
 #[test]
+fn an_inbox_outliving_its_loop_is_drained_by_the_next_one_it_is_given_to() {
+    let first = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&first.handle()).unwrap();
+    let (reply, resolver) = inbox.pending::<u32, Failure>();
+    let reply = reply.add_callback(|n| Ok(n + 1));
+    drop(first); // and its source with it: the reply will wait in the inbox
+    thread::spawn(move || resolver.callback(41)).join().unwrap();
+    assert!(inbox.has_pending());
+
+    let mut second = EventLoop::<()>::try_new().unwrap();
+    let again = Inbox::on_calloop(&second.handle()).unwrap(); // this thread's inbox, drained here
+    assert_eq!(format!("{again:?}"), format!("{inbox:?}"));
+    dispatch_until(&mut second, || reply.is_fired());
+    assert_eq!(reply.wait().unwrap(), 42);
+    let later = inbox.defer_to_thread(|| Ok::<u32, Failure>(7));
+    dispatch_until(&mut second, || later.is_fired()); // woken by the new loop's ping
+    assert_eq!(later.wait().unwrap(), 7);
+    // While a loop drains it, a second one is refused.
+    let third = EventLoop::<()>::try_new().unwrap();
+    let handle = third.handle();
+    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Inbox::on_calloop(&handle).map(drop)
+    }));
+    assert!(refused.is_err());
+}
+
+#[test]
 fn a_home_resolver_fired_on_another_thread_wakes_a_sleeping_loop() {
     let mut event_loop = EventLoop::<()>::try_new().unwrap();
     let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
