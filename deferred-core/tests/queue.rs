@@ -64,3 +64,20 @@ fn a_get_given_to_a_combinator_whose_output_was_dropped_loses_no_item() {
     queue.put(3).unwrap();
     assert_eq!(both.wait().unwrap(), [1, 2, 3]);
 }
+
+/// A combinator that has decided leaves its other inputs running: they are not closed, and a
+/// late failure among them is still reported (as `gather_results` says).
+#[test]
+fn an_input_left_running_by_a_decided_combinator_is_not_closed() {
+    use deferred_core::{Deferred, Failure, UnhandledCapture, gather_results};
+    let capture = UnhandledCapture::start();
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::pending();
+    let both = gather_results([a, b]);
+    rb.errback(Failure::msg("b failed"));
+    assert!(both.wait().is_err());
+    assert!(!ra.is_closed());
+    assert!(ra.try_fire(Err(Failure::msg("a failed late"))).is_ok());
+    let reported: Vec<String> = capture.take().iter().map(|f| f.to_string()).collect();
+    assert_eq!(reported, ["a failed late"]);
+}

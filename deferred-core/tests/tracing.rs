@@ -211,6 +211,25 @@ fn try_fire_is_traced_as_a_fire() {
     );
 }
 
+/// A `try_fire` given back (its Deferred dropped) says so after its "fired".
+#[test]
+fn a_refused_try_fire_is_traced_as_refused() {
+    let _serial = serial();
+    let messages = trace_messages(|| {
+        let (d, resolver) = Deferred::<u32>::pending();
+        drop(d);
+        assert!(resolver.try_fire(Ok(1)).is_err());
+    });
+    assert_eq!(
+        messages,
+        [
+            "chain created",
+            "fired",
+            "fire refused: the chain was cancelled, or nobody can see it"
+        ]
+    );
+}
+
 /// The messages of the trace-level events `run` makes.
 fn trace_messages(run: impl FnOnce()) -> Vec<String> {
     let recorder = Recorder(Arc::default(), true);

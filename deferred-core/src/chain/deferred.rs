@@ -1303,7 +1303,13 @@ where
                     ok = result.is_ok(),
                     "fired"
                 );
-                fire(&link, result)
+                let fired = fire(&link, result);
+                if fired.is_err() {
+                    crate::trace::chain_event!(
+                        "fire refused: the chain was cancelled, or nobody can see it"
+                    );
+                }
+                fired
             }
             None => Err(result),
         }
@@ -1406,8 +1412,11 @@ impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
 impl<T, E: 'static> Resolver<T, E> {
     /// Whether nobody can ever see the result (tokio's `Sender::is_closed`): the chain was
     /// cancelled (its root no longer waits for this Resolver; a fire now is ignored), or the
-    /// Deferred at its end was dropped and no step is left to run. `false` while a step is
-    /// left, a task polls the end, or another chain waits on it (a step returned it).
+    /// Deferred at its end was dropped and no step is left to run, or it was given, with no
+    /// step left, to a combinator (`gather_results`, `join`, ...) or `map_err` whose own
+    /// Deferred was so dropped. `false` while a step is left, a task polls the end, another
+    /// chain waits on it (a step returned it), or a combinator that has decided leaves it
+    /// running (its failure would still be reported).
     ///
     /// So a long computation that would fire this Resolver can stop early: check it between
     /// pieces of work. It only turns from `false` to `true`. A Resolver dropped unfired once its

@@ -426,9 +426,11 @@ where
         // The output's chain is asked after the fan-in's lock is released.
         let output = match &self.lock().output {
             Some(resolver) => resolver.link.clone(),
-            None => return true, // decided: nobody waits for the inputs left
+            // Decided: the inputs left are left running, and their failures are reported
+            // (unless the combinator cancelled them, or consumes errors): not closed.
+            None => return false,
         };
-        output.is_none_or(|output| output.is_closed())
+        output.is_some_and(|output| output.is_closed())
     }
 
     #[cfg(feature = "registry")]
