@@ -88,6 +88,28 @@ impl Inbox {
     }
 }
 
+/// Whether a calloop loop of this thread drains its inbox: a `wait` here that a source of
+/// that loop (a `CalloopClock` timer, the inbox's ping) would fire never returns, since it
+/// keeps the loop from dispatching.
+pub(crate) fn wait_blocks_a_loop() -> bool {
+    CALLOOP_DRAIN
+        .try_with(|slot| slot.borrow().as_ref().is_some_and(Drained::is_drained))
+        .unwrap_or(false)
+}
+
+/// Says, once for a `wait` at `at` that has blocked a while on the thread of a calloop loop
+/// ([`wait_blocks_a_loop`]), why it may never return. Written to stderr: it is not a failure of
+/// any chain.
+pub(crate) fn warn_wait_blocks_a_loop(at: &'static std::panic::Location<'static>) {
+    eprintln!(
+        "deferred: `wait` at {at} has blocked for {:?} on the thread of a calloop event loop: if \
+         a source of that loop (a `CalloopClock` timer) fires this Deferred, it never will, \
+         since `wait` keeps the loop from dispatching. Dispatch the loop until the Deferred \
+         `is_fired()` instead.",
+        crate::run_loop::STUCK_AFTER
+    );
+}
+
 std::thread_local! {
     /// The inbox `Inbox::on_calloop` made on this thread, and its wake-up's ping (replaced when
     /// a new loop takes the inbox over).

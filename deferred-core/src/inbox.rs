@@ -534,6 +534,12 @@ impl<W: Clone> Drained<W> {
         }
     }
 
+    /// Whether the inbox is alive and a live loop drains it.
+    #[cfg_attr(not(feature = "calloop"), allow(dead_code))]
+    pub(crate) fn is_drained(&self) -> bool {
+        self.alive.get() && self.inbox.upgrade().is_some()
+    }
+
     /// The inbox and its wake-up, if the inbox is alive and no live loop drains it.
     pub(crate) fn undrained(&self) -> Option<(Inbox, W)> {
         let inbox = self.inbox.upgrade()?;

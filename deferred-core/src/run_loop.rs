@@ -174,20 +174,35 @@ pub(crate) fn run_one_posted(until: Option<std::time::Instant>) -> bool {
     POSTED.with(Cell::get).is_some_and(|run_one| run_one(until))
 }
 
-/// When a blocking `wait` says it may never return: on the thread of a current-thread tokio
-/// runtime (feature `tokio`, see `tokio::wait_blocks_a_runtime`), once it has blocked a while;
-/// elsewhere, never. Both kinds' `Blocker` keep one for the `wait` they block.
-pub(crate) struct StuckWait(Option<std::time::Instant>);
+/// When a blocking `wait` says it may never return, once it has blocked [`STUCK_AFTER`]: on
+/// the thread of a current-thread tokio runtime (feature `tokio`, see
+/// `tokio::wait_blocks_a_runtime`), or of a calloop loop that drains this thread's inbox
+/// (feature `calloop`, see `calloop::wait_blocks_a_loop`); elsewhere, never. Both kinds'
+/// `Blocker` keep one for the `wait` they block.
+pub(crate) struct StuckWait(Option<(std::time::Instant, Blocked)>);
+
+/// How long a `wait` blocks a loop's thread before it says it may never return.
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+pub(crate) const STUCK_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a `wait` blocks, that may be what would fire it.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(any(feature = "tokio", feature = "calloop")), allow(dead_code))]
+enum Blocked {
+    TokioRuntime,
+    CalloopLoop,
+}
 
 impl StuckWait {
     pub(crate) fn new() -> StuckWait {
-        #[cfg(feature = "tokio")]
-        return StuckWait(
-            crate::tokio::wait_blocks_a_runtime()
-                .then(|| std::time::Instant::now() + crate::tokio::STUCK_AFTER),
-        );
-        #[cfg(not(feature = "tokio"))]
-        StuckWait(None)
+        let blocked = if cfg!(feature = "tokio") && tokio_runtime_here() {
+            Some(Blocked::TokioRuntime)
+        } else if cfg!(feature = "calloop") && calloop_loop_here() {
+            Some(Blocked::CalloopLoop)
+        } else {
+            None
+        };
+        StuckWait(blocked.map(|blocked| (std::time::Instant::now() + STUCK_AFTER, blocked)))
     }
 
     /// Says, once, why the `wait` at `at` (of a `LocalDeferred` if `local`) may never return,
@@ -198,15 +213,36 @@ impl StuckWait {
         at: &'static std::panic::Location<'static>,
         local: bool,
     ) -> Option<std::time::Instant> {
-        #[cfg(feature = "tokio")]
-        if let Some(due) = self.0
+        if let Some((due, blocked)) = self.0
             && std::time::Instant::now() >= due
         {
             self.0 = None;
-            crate::tokio::warn_wait_blocks_a_runtime(at, local);
+            match blocked {
+                #[cfg(feature = "tokio")]
+                Blocked::TokioRuntime => crate::tokio::warn_wait_blocks_a_runtime(at, local),
+                #[cfg(feature = "calloop")]
+                Blocked::CalloopLoop => crate::calloop::warn_wait_blocks_a_loop(at),
+                #[allow(unreachable_patterns)]
+                _ => {}
+            }
         }
-        #[cfg(not(feature = "tokio"))]
         let _ = (at, local);
-        self.0
+        self.0.map(|(due, _)| due)
     }
+}
+
+/// Whether this thread runs a current-thread tokio runtime (feature `tokio`).
+fn tokio_runtime_here() -> bool {
+    #[cfg(feature = "tokio")]
+    return crate::tokio::wait_blocks_a_runtime();
+    #[cfg(not(feature = "tokio"))]
+    false
+}
+
+/// Whether a calloop loop of this thread drains its inbox (feature `calloop`).
+fn calloop_loop_here() -> bool {
+    #[cfg(feature = "calloop")]
+    return crate::calloop::wait_blocks_a_loop();
+    #[cfg(not(feature = "calloop"))]
+    false
 }

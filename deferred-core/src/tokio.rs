@@ -15,6 +15,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use crate::run_loop::STUCK_AFTER;
+
 use tokio::task::AbortHandle;
 
 use crate::bounds::FromFailure;
@@ -35,10 +37,6 @@ fn expect_runtime(what: &str, instead: &str) {
         );
     }
 }
-
-/// How long `wait` blocks the thread of a current-thread runtime before it says it may never
-/// return ([`wait_blocks_a_runtime`]).
-pub(crate) const STUCK_AFTER: Duration = Duration::from_secs(2);
 
 /// Whether this thread runs a current-thread tokio runtime (or a task of one), where `wait`
 /// on a Deferred that a task of that runtime would fire never returns: the task cannot run

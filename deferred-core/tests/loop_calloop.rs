@@ -128,3 +128,63 @@ fn add_timeout_on_the_calloop_clock_times_out_and_lets_a_result_that_comes_first
     dispatch_until(&mut event_loop, || fence.get());
     assert!(!rang.get());
 }
+
+/// Run as a child process by the test below (so that its stderr can be read): a `wait` on the
+/// thread of a calloop loop that drains the inbox, for a Deferred fired from a plain thread
+/// after the warning's delay.
+#[test]
+fn wait_on_a_calloop_thread_in_child() {
+    if std::env::var_os("DEFERRED_CALLOOP_WAIT_PROBE").is_none() {
+        return;
+    }
+    let event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let (d, home) = inbox.pending::<u32, Failure>();
+    let firing = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(2_500));
+        home.callback(9);
+    });
+    assert_eq!(d.wait().unwrap(), 9); // the wait drains the inbox itself
+    firing.join().unwrap();
+    // With no loop on the thread any more, nothing is said.
+    drop(event_loop);
+    let (d, resolver) = deferred_core::Deferred::<u32>::pending();
+    let firing = thread::spawn(move || {
+        thread::sleep(Duration::from_millis(2_500));
+        resolver.callback(8);
+    });
+    assert_eq!(d.wait().unwrap(), 8);
+    firing.join().unwrap();
+}
+
+/// A `wait` that has blocked the thread of a calloop loop for a while says why it may never
+/// return (a timer of that loop cannot fire while `wait` keeps it from dispatching), once.
+#[test]
+fn a_wait_that_blocks_a_calloop_loop_says_so() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "wait_on_a_calloop_thread_in_child",
+            "--nocapture",
+        ])
+        .env("DEFERRED_CALLOOP_WAIT_PROBE", "1")
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child failed:\n{stderr}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|line| line.contains("on the thread of a calloop event loop"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "said once, while a loop drains the inbox:\n{stderr}"
+    );
+    assert!(
+        said[0].contains(&format!("`wait` at {}:", file!())),
+        "{stderr}"
+    );
+    assert!(said[0].contains("Dispatch the loop"), "{stderr}");
+}
