@@ -3,6 +3,8 @@
 //! waits are real timers' (and no test asserts a duration).
 #![cfg(feature = "calloop")]
 
+mod support;
+
 use std::cell::Cell;
 use std::rc::Rc;
 use std::thread;
@@ -161,18 +163,10 @@ fn wait_on_a_calloop_thread_in_child() {
 /// return (a timer of that loop cannot fire while `wait` keeps it from dispatching), once.
 #[test]
 fn a_wait_that_blocks_a_calloop_loop_says_so() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "wait_on_a_calloop_thread_in_child",
-            "--nocapture",
-        ])
-        .env("DEFERRED_CALLOOP_WAIT_PROBE", "1")
-        .output()
-        .expect("the child runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child failed:\n{stderr}");
+    let stderr = support::stderr_of_child(
+        "wait_on_a_calloop_thread_in_child",
+        "DEFERRED_CALLOOP_WAIT_PROBE",
+    );
     let said: Vec<&str> = stderr
         .lines()
         .filter(|line| line.contains("on the thread of a calloop event loop"))

@@ -3,6 +3,8 @@
 //! `Rc` state. Timing tests use tokio's paused clock, so they assert outcomes, not durations.
 #![cfg(feature = "tokio")]
 
+mod support;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Barrier};
@@ -296,18 +298,10 @@ fn wait_on_a_current_thread_runtime_in_child() {
 /// process, whose stderr is read. The same wait on the runtime's blocking pool says nothing.
 #[test]
 fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "wait_on_a_current_thread_runtime_in_child",
-            "--nocapture",
-        ])
-        .env("DEFERRED_WAIT_PROBE", "1")
-        .output()
-        .expect("the child runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child failed:\n{stderr}");
+    let stderr = support::stderr_of_child(
+        "wait_on_a_current_thread_runtime_in_child",
+        "DEFERRED_WAIT_PROBE",
+    );
     let said: Vec<&str> = stderr
         .lines()
         .filter(|line| line.contains("on the thread of a current-thread tokio runtime"))

@@ -6,6 +6,8 @@
 //! so the one that sets a hook does not run beside the others.
 #![cfg(feature = "tracing")]
 
+mod support;
+
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -301,18 +303,10 @@ fn unhandled_with_no_subscriber_in_child() {
 /// not sent to no one.
 #[test]
 fn with_no_subscriber_an_unhandled_failure_is_still_printed() {
-    let exe = std::env::current_exe().expect("the test binary");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "unhandled_with_no_subscriber_in_child",
-            "--nocapture",
-        ])
-        .env("DEFERRED_NO_SUBSCRIBER_PROBE", "1")
-        .output()
-        .expect("the child runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the child failed:\n{stderr}");
+    let stderr = support::stderr_of_child(
+        "unhandled_with_no_subscriber_in_child",
+        "DEFERRED_NO_SUBSCRIBER_PROBE",
+    );
     assert!(
         stderr.contains("Unhandled error in Deferred:\nnobody subscribed"),
         "{stderr}"

@@ -60,3 +60,19 @@ impl Count {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Runs the test `test` of this binary in a child process, with `probe` set in its environment
+/// (the test does its work only then), and gives its stderr once it has passed: for what a
+/// test must read that the harness captures or that a process prints once (a warning on
+/// stderr, a report with no subscriber).
+pub fn stderr_of_child(test: &str, probe: &str) -> String {
+    let exe = std::env::current_exe().expect("the test binary");
+    let out = std::process::Command::new(exe)
+        .args(["--exact", test, "--nocapture"])
+        .env(probe, "1")
+        .output()
+        .expect("the child runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "the child failed:\n{stderr}");
+    stderr
+}
