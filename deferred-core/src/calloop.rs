@@ -26,10 +26,13 @@ impl Inbox {
     /// The source holds the inbox weakly: the loop stops taking posts when the last clone of
     /// the returned `Inbox` is dropped, and the source then removes itself from the loop.
     ///
-    /// The source is the loop's: when that `EventLoop` is dropped, nothing drains the inbox any
+    /// The source is the loop's: when that `EventLoop` is gone, nothing drains the inbox any
     /// more, and results posted to it wait there. Given the handle of the next loop on this
     /// thread, `on_calloop` gives this thread's inbox (the same one, with what waits in it),
-    /// drained by a source of that loop.
+    /// drained by a source of that loop. calloop keeps a loop's sources for as long as any
+    /// handle of it lives (a `LoopHandle` clone, a [`CalloopClock`], a pending timeout of
+    /// one), so the old loop is gone only once they are dropped too; until then this thread's
+    /// inbox counts as drained, and a second `on_calloop` panics, as [`Inbox::new`] does.
     ///
     /// # Errors
     ///
@@ -37,8 +40,8 @@ impl Inbox {
     ///
     /// # Panics
     ///
-    /// If this thread has an inbox already that a live loop drains, or that [`Inbox::new`] made
-    /// (as `Inbox::new` does).
+    /// If this thread has an inbox already that a live loop drains (a loop of which a handle is
+    /// left counts as live), or that [`Inbox::new`] made (as `Inbox::new` does).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -90,7 +93,8 @@ impl Inbox {
 
 /// Whether a calloop loop of this thread drains its inbox: a `wait` here that a source of
 /// that loop (a `CalloopClock` timer, the inbox's ping) would fire never returns, since it
-/// keeps the loop from dispatching.
+/// keeps the loop from dispatching. (A loop of which a handle is left, its `EventLoop`
+/// dropped, still counts: calloop keeps its sources; the warning says "if".)
 pub(crate) fn wait_blocks_a_loop() -> bool {
     CALLOOP_DRAIN
         .try_with(|slot| slot.borrow().as_ref().is_some_and(Drained::is_drained))

@@ -251,6 +251,13 @@ impl Inbox {
     /// If this thread has an inbox already (clone that one instead: [`Inbox::current`]).
     #[track_caller]
     pub fn new(wake: impl Fn() + Send + Sync + 'static) -> Inbox {
+        // Here, not in a closure, so that the panic is at the caller's line.
+        let taken = CURRENT.with(|current| current.borrow().upgrade().is_some());
+        assert!(
+            !taken,
+            "this thread has an Inbox already: use that one (`Inbox::current()`, or a clone) \
+             instead of making a second one"
+        );
         let mailbox = Arc::new(Mailbox {
             queue: Mutex::new(Queue {
                 work: VecDeque::new(),
@@ -267,15 +274,7 @@ impl Inbox {
             #[cfg(feature = "registry")]
             draining: RefCell::new(std::collections::HashSet::new()),
         });
-        CURRENT.with(|current| {
-            let mut current = current.borrow_mut();
-            assert!(
-                current.upgrade().is_none(),
-                "this thread has an Inbox already: use that one (`Inbox::current()`, or a clone) \
-                 instead of making a second one"
-            );
-            *current = Rc::downgrade(&home);
-        });
+        CURRENT.with(|current| *current.borrow_mut() = Rc::downgrade(&home));
         crate::run_loop::wait_for_posted_work_with(run_one_posted_here);
         Inbox { home }
     }
