@@ -79,6 +79,14 @@ struct State<T> {
 const MIN_SWEEP: usize = 16;
 
 impl<T> State<T> {
+    /// The waiting gets whose Deferred was not dropped.
+    fn open_gets(&self) -> usize {
+        self.waiting
+            .values()
+            .filter(|waiter| !waiter.is_closed())
+            .count()
+    }
+
     /// Takes the waiting gets whose Deferred was dropped out of the line, for the caller to drop
     /// after the lock is released.
     fn sweep(&mut self) -> Vec<Resolver<T>> {
@@ -194,42 +202,35 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
         };
         // Gets whose Deferred was dropped leave the line here too: when the backlog looks
         // full, and whenever the line has doubled since the last sweep (so that a loop of gets
-        // dropped unanswered does not grow it for ever).
-        if full(&state) || state.waiting.len() >= state.sweep_at {
-            let dropped = state.sweep();
-            if full(&state) {
-                drop(state);
-                drop(dropped);
-                return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
-            }
-            if !dropped.is_empty() {
-                drop(state);
-                drop(dropped);
-                state = self.shared.state.lock();
-                // Another thread may have put or got meanwhile: look again.
-                if let Some(item) = state.items.pop_front() {
-                    return Deferred::succeed(item);
+        // dropped unanswered does not grow it for ever). They are dropped once the lock is
+        // released.
+        let dropped = if full(&state) || state.waiting.len() >= state.sweep_at {
+            state.sweep()
+        } else {
+            Vec::new()
+        };
+        let got = if full(&state) {
+            Deferred::from_result(Err(Failure::new(QueueUnderflow)))
+        } else {
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            // Weak: a queue nobody can put into any more drops its waiting gets, which then
+            // fail with `NeverFired` instead of waiting for ever.
+            let shared: Weak<Shared<T>> = Ptr::downgrade(&self.shared);
+            let (got, resolver) = Deferred::with_canceller(move || {
+                if let Some(shared) = shared.upgrade() {
+                    let waiter = shared.state.lock().waiting.remove(&ticket);
+                    if let Some(waiter) = waiter {
+                        drop(waiter.settle(Err(Failure::cancelled())));
+                    }
                 }
-                if full(&state) {
-                    return Deferred::from_result(Err(Failure::new(QueueUnderflow)));
-                }
-            }
-        }
-        let ticket = state.next_ticket;
-        state.next_ticket += 1;
-        // Weak: a queue nobody can put into any more drops its waiting gets, which then fail
-        // with `NeverFired` instead of waiting for ever.
-        let shared: Weak<Shared<T>> = Ptr::downgrade(&self.shared);
-        let (got, resolver) = Deferred::with_canceller(move || {
-            if let Some(shared) = shared.upgrade() {
-                let waiter = shared.state.lock().waiting.remove(&ticket);
-                if let Some(waiter) = waiter {
-                    drop(waiter.settle(Err(Failure::cancelled())));
-                }
-            }
-        });
-        resolver.held_by("DeferredQueue::get");
-        state.waiting.insert(ticket, resolver);
+            });
+            resolver.held_by("DeferredQueue::get");
+            state.waiting.insert(ticket, resolver);
+            got
+        };
+        drop(state);
+        drop(dropped);
         got
     }
 
@@ -245,12 +246,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
 
     /// How many gets are waiting for an item (not counting those whose Deferred was dropped).
     pub fn waiting(&self) -> usize {
-        let state = self.shared.state.lock();
-        state
-            .waiting
-            .values()
-            .filter(|waiter| !waiter.is_closed())
-            .count()
+        self.shared.state.lock().open_gets()
     }
 
     /// The most items kept (`None`: no limit).
@@ -284,10 +280,7 @@ impl<T> fmt::Debug for DeferredQueue<T> {
         let state = self.shared.state.lock();
         f.debug_struct("DeferredQueue")
             .field("items", &state.items.len())
-            .field(
-                "waiting",
-                &state.waiting.values().filter(|w| !w.is_closed()).count(),
-            )
+            .field("waiting", &state.open_gets())
             .field("size", &self.shared.size)
             .field("backlog", &self.shared.backlog)
             .finish()

@@ -511,6 +511,15 @@ impl<T, E: 'static> Inner<T, E> {
         matches!(self.listener, Listener::Gone) && self.stages.is_empty()
     }
 
+    /// The fan-in this chain is an input of, when no step is left to run before it arrives
+    /// there (whether that input is closed is the fan-in's to say: `Arrive::output_closed`).
+    fn fan_in_alone(&self) -> Option<Ptr<dyn Arrive<E>>> {
+        match &self.listener {
+            Listener::FanIn(fan_in, _) if self.stages.is_empty() => Some(fan_in.clone()),
+            _ => None,
+        }
+    }
+
     /// Where the root's Resolver was made and how the root fires, while it has not fired (nor
     /// been failed by a cancel). A run started outside a run loop leaves the slot as it was
     /// until the run keeps its result there: the phase says whether the root has fired.
@@ -780,26 +789,21 @@ impl<T, E: 'static> Chain<T, E> {
     /// step left to run (a step's side effects are someone seeing the result), or it was given
     /// to a combinator or `map_err` whose output nobody can see.
     pub(crate) fn is_closed(&self) -> bool {
-        {
+        let fan_in = {
             let inner = self.lock();
             if !inner.phase.is_root() || inner.is_closed() {
                 return true;
             }
-        }
-        self.closed_through_fan_in()
+            inner.fan_in_alone()
+        };
+        fan_in.is_some_and(|fan_in| fan_in.output_closed())
     }
 
     /// Whether the chain, with no step left, is an input of a fan-in (a combinator, `map_err`)
     /// whose output nobody can see: its result would reach no one. Asked of the fan-in after
     /// this chain's lock is released.
     pub(crate) fn closed_through_fan_in(&self) -> bool {
-        let fan_in = {
-            let inner = self.lock();
-            match &inner.listener {
-                Listener::FanIn(fan_in, _) if inner.stages.is_empty() => fan_in.clone(),
-                _ => return false,
-            }
-        };
-        fan_in.output_closed()
+        let fan_in = self.lock().fan_in_alone();
+        fan_in.is_some_and(|fan_in| fan_in.output_closed())
     }
 }
