@@ -169,6 +169,15 @@ fn a_failure_no_typed_catch_traps_reaches_the_catch_all() {
 // Scoping.
 
 #[test]
+fn a_start_named_start_is_a_variable() {
+    // `start` is no keyword (a `start` followed by anything but a step is a compile error that
+    // says so: tests/ui/fail/start_keyword.rs), so a variable of that name starts a chain.
+    let start = Deferred::<u32>::succeed(1);
+    let chained = chain! { start then |x| x + 1 };
+    assert_eq!(chained.wait().unwrap(), 2);
+}
+
+#[test]
 fn names_bound_by_a_then_stay_in_scope_until_the_next_catch() {
     let d = chain! {
         2

@@ -157,7 +157,7 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
         return Err(Error::new(
             Span::call_site(),
             "empty `chain!`: write what the chain starts from, then its steps: \
-             `chain! { start then |value| ... }`",
+             `chain! { lookup(id) then |value| ... }`",
         ));
     }
     if let Some(keyword) = step_without_start(input) {
@@ -165,11 +165,19 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
             keyword.span(),
             format!(
                 "this chain has no start: write what `{keyword}` works on (a Deferred, a Result \
-                 or a value) before it: `chain! {{ start {keyword} ... }}`"
+                 or a value) before it: `chain! {{ lookup(id) {keyword} ... }}`"
             ),
         ));
     }
     let start: Expr = input.parse()?;
+    if let Some(word) = start_keyword(&start, input) {
+        return Err(Error::new(
+            word.span(),
+            "`chain!` has no `start` keyword: a chain begins with the expression it starts \
+             from (a Deferred, a Result or a value), then its steps: remove `start`, as in \
+             `chain! { lookup(id) then |value| ... }`",
+        ));
+    }
     let mut chain = Chain {
         start,
         steps: Vec::new(),
@@ -182,6 +190,19 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
         }
     }
     Ok(chain)
+}
+
+/// The start is the word `start`, and what follows it is no step: the user took `start` for a
+/// keyword (`chain! { start lookup(id) then ... }`). A start named `start` followed by a step
+/// is a variable of that name, and fine.
+fn start_keyword<'a>(start: &'a Expr, input: ParseStream) -> Option<&'a Ident> {
+    let Expr::Path(path) = start else {
+        return None;
+    };
+    let word = path.path.get_ident().filter(|word| *word == "start")?;
+    let follows_step =
+        input.is_empty() || at_keyword(input) || input.peek(Token![,]) || input.peek(Token![;]);
+    (path.qself.is_none() && path.attrs.is_empty() && !follows_step).then_some(word)
 }
 
 /// The chain starts with a step keyword followed by a closure: the start is missing.
