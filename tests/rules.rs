@@ -674,6 +674,29 @@ struct CancelForward {
 
 /// The chain already waits on an inner Deferred (returned by its callback); one thread fires
 /// the inner Deferred while another cancels the chain, which walks through to the inner one.
+// A cancel whose canceller stops the work, and the work's Resolver dropped on another thread
+// while the canceller runs (tokio drops an aborted task's future on a worker thread: how
+// `from_future`'s cancel ends): the chain is cancelled, not `NeverFired`.
+#[test]
+fn rule8_resolver_dropped_elsewhere_while_the_canceller_runs_leaves_it_cancelled() {
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel::<()>();
+    let (d, r) = Deferred::<u32>::with_canceller(move || {
+        // Tell the worker to stop, and return once it has dropped its Resolver.
+        stop_tx.send(()).unwrap();
+        dropped_rx.recv().unwrap();
+    });
+    let worker = thread::spawn(move || {
+        stop_rx.recv().unwrap();
+        drop(r);
+        dropped_tx.send(()).unwrap();
+    });
+    d.cancel();
+    worker.join().unwrap();
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is_cancelled(), "{failure}");
+}
+
 #[test]
 fn rule8_cancel_races_inner_fire() {
     let items = lockstep(

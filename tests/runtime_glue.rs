@@ -156,6 +156,29 @@ mod with_tokio {
         );
     }
 
+    /// The abort drops the task's future, with the Resolver it holds, on whichever worker
+    /// thread holds it, at times while the cancel's canceller still runs: the Deferred is
+    /// cancelled all the same, never `NeverFired` (which blamed the user's `from_future` call),
+    /// directly and through a chain waiting on it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_future_is_cancelled_whichever_thread_drops_it() {
+        for round in 0..200 {
+            let d: Deferred<u32> = Deferred::from_future(async {
+                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                Ok(1)
+            });
+            let d = if round % 2 == 0 {
+                d
+            } else {
+                Deferred::<u32>::succeed(0).add_callback(move |_| d)
+            };
+            tokio::task::yield_now().await;
+            d.cancel();
+            let failure = d.await.unwrap_err();
+            assert!(failure.is_cancelled(), "round {round}: {failure}");
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn tokio_clock_times_out_a_slow_deferred_and_spares_a_quick_one() {
         let clock = TokioClock::current();

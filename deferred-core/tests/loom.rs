@@ -22,7 +22,7 @@ use std::sync::{Arc, Once};
 
 use deferred_core::{Cancelled, Deferred, Failure, NeverFired, Panicked, set_unhandled_hook};
 use loom::sync::Mutex;
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 
 /// The preemption bound: every interleaving with at most this many forced thread switches.
@@ -236,6 +236,29 @@ fn resolver_drop_races_add_callback() {
         dropper.join().unwrap();
         assert_eq!(calls.load(SeqCst), 0);
         assert_eq!(probe.outcome(), Outcome::NeverFired);
+    });
+}
+
+/// A canceller that stops the work, whose thread then drops its Resolver (as aborting a task
+/// drops the future that holds it): whenever the drop lands, during the canceller or after
+/// the cancel, the chain is `Cancelled`, never `NeverFired`.
+#[test]
+fn resolver_dropped_by_the_work_a_canceller_stops_leaves_it_cancelled() {
+    model(PREEMPTIONS, || {
+        let probe = Probe::new();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let (d, resolver) = Deferred::<u32>::with_canceller(move || stopped.store(true, SeqCst));
+        let work = thread::spawn(move || {
+            while !stop.load(SeqCst) {
+                thread::yield_now();
+            }
+            drop(resolver);
+        });
+        d.cancel();
+        probe.finish(d);
+        work.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
     });
 }
 

@@ -66,10 +66,12 @@ impl<T, E: 'static> Chain<T, E> {
     }
 
     /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
-    /// failed already keeps that outcome. A chain nobody can read any more (its end was dropped
-    /// with no step left: what `Resolver::is_closed` tells the producer) is done instead, with
-    /// no failure: a producer that stops because nobody wants its result is no one's mistake,
-    /// and a `NeverFired` there would only be reported as unhandled.
+    /// failed already keeps that outcome, and so does one a cancel is failing (its canceller
+    /// runs: a canceller that stops the work by dropping its Resolver, as aborting a task
+    /// does, leaves the root `Cancelled`, not `NeverFired`). A chain nobody can read any more
+    /// (its end was dropped with no step left: what `Resolver::is_closed` tells the producer)
+    /// is done instead, with no failure: a producer that stops because nobody wants its result
+    /// is no one's mistake, and a `NeverFired` there would only be reported as unhandled.
     pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
         let through = self.closed_through_fan_in();
         let inner = self.lock();
@@ -79,6 +81,9 @@ impl<T, E: 'static> Chain<T, E> {
         if through || inner.is_closed() {
             inner.end_unread();
             return;
+        }
+        if matches!(inner.phase, Phase::RootCancelling) {
+            return; // the cancel fails it when its canceller returns
         }
         fire_root(self, inner, Fire::NeverFired(at));
     }
@@ -96,9 +101,12 @@ where
             Fire::NeverFired(at) => {
                 drop(inner);
                 // Made outside the lock (`E::from` is user code); a cancel that fails the root
-                // meanwhile wins, and this failure is dropped.
+                // meanwhile, or has begun to, wins, and this failure is dropped.
                 let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
-                let _ = self.fire(Err(never_fired));
+                let inner = self.lock();
+                if inner.unfired().is_some() && !matches!(inner.phase, Phase::RootCancelling) {
+                    self.start(inner, Err(never_fired));
+                }
             }
         }
     }
