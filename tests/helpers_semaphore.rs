@@ -367,6 +367,80 @@ fn map_concurrent_stops_at_the_first_failure_and_cancels_the_rest() {
     );
 }
 
+/// The failing item gives its token back before its failure reaches the result, and that token
+/// goes to the next waiting item, which the batch does not start: the failure decides all the
+/// same, not that refusal, which used to arrive first as a `Cancelled` of the later item.
+#[test]
+fn map_concurrent_fails_with_the_failure_that_stopped_it_not_an_item_it_skipped() {
+    let resolvers: Arc<Mutex<Vec<Option<Resolver<u32>>>>> = Arc::default();
+    let made = resolvers.clone();
+    let (mapped, unhandled) = deferred::capture_unhandled(|| {
+        let mapped = map_concurrent(0..4u32, 2, move |_item| {
+            let (d, resolver) = Deferred::<u32>::pending();
+            made.lock().unwrap().push(Some(resolver));
+            d
+        });
+        let take = |i: usize| resolvers.lock().unwrap()[i].take().unwrap();
+        take(0).callback(0); // item 2 starts
+        take(2).errback(Failure::msg("item 2: HTTP 500")); // item 1 runs, item 3 waits
+        let first = mapped.wait().unwrap_err().trap::<FirstError>().unwrap();
+        drop(take(1)); // cancelled by the failure: its Resolver is dropped late
+        first
+    });
+    assert_eq!(mapped.index, 2);
+    assert_eq!(mapped.failure.to_string(), "item 2: HTTP 500");
+    assert_eq!(resolvers.lock().unwrap().len(), 3, "item 3 never started");
+    assert!(unhandled.is_empty(), "{unhandled:?}");
+}
+
+/// The same race between threads: one item succeeds (its token starts the next, which the
+/// batch skips once it has stopped) while another fails.
+#[test]
+fn map_concurrent_fails_with_the_failure_whichever_thread_frees_a_token_first() {
+    for round in 0..300 {
+        let resolvers: Arc<Mutex<Vec<Option<Resolver<u32>>>>> = Arc::default();
+        let made = resolvers.clone();
+        let mapped = map_concurrent(0..4u32, 2, move |_item| {
+            let (d, resolver) = Deferred::<u32>::pending();
+            made.lock().unwrap().push(Some(resolver));
+            d
+        });
+        let take = |i: usize| resolvers.lock().unwrap()[i].take().unwrap();
+        let (ok, failing) = (take(0), take(1));
+        let succeeds = thread::spawn(move || ok.callback(0));
+        let fails = thread::spawn(move || failing.errback(Failure::msg("item 1 failed")));
+        succeeds.join().unwrap();
+        fails.join().unwrap();
+        let first = mapped.wait().unwrap_err().trap::<FirstError>().unwrap();
+        assert_eq!(
+            (first.index, first.failure.to_string().as_str()),
+            (1, "item 1 failed"),
+            "round {round}"
+        );
+    }
+}
+
+/// A cancel stops the batch even when every running item turns its cancellation into a value:
+/// the item its freed token would start is not started, and the result fails there.
+#[test]
+fn a_cancelled_map_concurrent_fails_when_its_items_turn_the_cancel_into_values() {
+    let started = Arc::new(AtomicUsize::new(0));
+    let starts = started.clone();
+    let keep: Arc<Mutex<Vec<Resolver<u32>>>> = Arc::default();
+    let kept = keep.clone();
+    let mapped = map_concurrent(0..3u32, 1, move |item| {
+        starts.fetch_add(1, Ordering::SeqCst);
+        let (d, resolver) = Deferred::<u32>::pending();
+        kept.lock().unwrap().push(resolver);
+        d.add_both(move |outcome| Ok(outcome.unwrap_or(item + 100)))
+    });
+    mapped.cancel();
+    let first = mapped.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!(first.index, 1, "item 1 was not started");
+    assert!(first.failure.is_cancelled());
+    assert_eq!(started.load(Ordering::SeqCst), 1);
+}
+
 #[test]
 fn cancelling_map_concurrent_cancels_running_and_queued_items() {
     let cancelled = Arc::new(AtomicUsize::new(0));

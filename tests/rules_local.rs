@@ -554,6 +554,30 @@ fn local_semaphore_lock_and_map_concurrent() {
     assert_eq!(first.index, 1);
 }
 
+/// The failing item's token starts the next waiting item before its failure reaches the
+/// result; the batch skips that item, and the failure decides (it used to be the skipped
+/// item's `Cancelled`).
+#[test]
+fn local_map_concurrent_fails_with_the_failure_that_stopped_it() {
+    type Resolvers = Rc<RefCell<Vec<Option<LocalResolver<Rc<u32>>>>>>;
+    let resolvers: Resolvers = Rc::default();
+    let made = resolvers.clone();
+    let mapped = map_concurrent(0..4u32, 2, move |_item| {
+        let (d, resolver) = LocalDeferred::<Rc<u32>>::pending();
+        made.borrow_mut().push(Some(resolver));
+        d
+    });
+    let take = |i: usize| resolvers.borrow_mut()[i].take().unwrap();
+    take(0).callback(Rc::new(0));
+    take(2).errback(deferred::Failure::msg("item 2 failed"));
+    let first = mapped.wait().unwrap_err().trap::<FirstError>().unwrap();
+    assert_eq!(
+        (first.index, first.failure.to_string()),
+        (2, "item 2 failed".to_owned())
+    );
+    assert_eq!(resolvers.borrow().len(), 3, "item 3 never started");
+}
+
 #[test]
 fn local_add_timeout_with_manual_clock_as_local_clock() {
     let clock = ManualClock::new();

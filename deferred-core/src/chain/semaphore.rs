@@ -510,7 +510,10 @@ where
             let (f, stopped) = (f.clone(), stopped.clone());
             semaphore.acquire_at(at).add_callback_at(at, move |permit| {
                 if stopped.get() {
-                    return Deferred::from_result(Err(Failure::cancelled()));
+                    // Not started: the failure that stopped the batch decides, even when this
+                    // refusal reaches the result first (a token released by the failing item
+                    // starts the next waiting one before that failure arrives).
+                    return Deferred::from_result(Err(Failure::new(Skipped)));
                 }
                 maybe_deferred_at(at, move || f(item)).add_both_at(at, move |outcome| {
                     if outcome.is_err() {
@@ -540,32 +543,63 @@ where
     )
 }
 
-/// `map_concurrent`'s policy: [`FireOnFirstError`]'s, and `stopped` is set before the items
-/// are cancelled.
+/// An item `map_concurrent` did not start: the batch had stopped (an item failed, or the
+/// result was cancelled) when its token came. Never seen outside: the policy keeps it as a gap.
+#[derive(Debug)]
+struct Skipped;
+
+impl fmt::Display for Skipped {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not started: the batch had stopped")
+    }
+}
+
+impl std::error::Error for Skipped {}
+
+/// `map_concurrent`'s policy: [`FireOnFirstError`]'s, but an item it did not start
+/// ([`Skipped`]) decides nothing — the failure that stopped the batch does, whenever it
+/// arrives — and `stopped` is set before the items are cancelled.
 struct StopFirst {
     stopped: Ptr<Flag>,
 }
 
 impl<T: Sendable + 'static> Policy<T, Failure> for StopFirst {
     type Decision = (usize, Failure);
-    type Kept = T;
+    /// A value, or the gap an item not started leaves.
+    type Kept = Option<T>;
     type Output = Vec<T>;
     type Error = Failure;
 
-    fn sort(&self, index: usize, result: Result<T, Failure>) -> Sorted<(usize, Failure), T> {
-        FireOnFirstError.sort(index, result)
+    fn sort(
+        &self,
+        index: usize,
+        result: Result<T, Failure>,
+    ) -> Sorted<(usize, Failure), Option<T>> {
+        match result {
+            Ok(value) => Sorted::Kept(Some(value)),
+            Err(failure) if failure.is::<Skipped>() => Sorted::Kept(None),
+            Err(failure) => Sorted::Decides((index, failure)),
+        }
     }
 
     fn decided(&self, decision: (usize, Failure)) -> Result<Vec<T>, Failure> {
         Policy::<T, Failure>::decided(&FireOnFirstError, decision)
     }
 
-    fn settled(&self, values: Vec<T>) -> Result<Vec<T>, Failure> {
-        Policy::<T, Failure>::settled(&FireOnFirstError, values)
+    /// Every item arrived and none failed, yet some were not started: the result was cancelled,
+    /// and each item running then turned its cancellation into a value. The result fails, as a
+    /// cancelled batch does, at the first item not started.
+    fn settled(&self, kept: Vec<Option<T>>) -> Result<Vec<T>, Failure> {
+        match kept.iter().position(Option::is_none) {
+            None => Ok(kept.into_iter().flatten().collect()),
+            Some(index) => {
+                Policy::<T, Failure>::decided(&FireOnFirstError, (index, Failure::cancelled()))
+            }
+        }
     }
 
-    fn unwanted(value: T) -> Option<Failure> {
-        <FireOnFirstError as Policy<T, Failure>>::unwanted(value)
+    fn unwanted(_kept: Option<T>) -> Option<Failure> {
+        None
     }
 
     fn cancelling(&self) {
