@@ -168,6 +168,27 @@ fn a_failure_no_typed_catch_traps_reaches_the_catch_all() {
 // ---------------------------------------------------------------------------------------------
 // Scoping.
 
+/// Names a formatting macro's arguments bind themselves — a closure's parameter, a `match`
+/// arm's — are not taken for names from around the chain (the macro used to check them as
+/// captures: "cannot find value `x`", or, with a `!Send` variable of that name around the
+/// chain, "a step of this chain captures `Rc<..>`").
+#[test]
+#[allow(clippy::useless_format)] // the arguments' shapes are the point
+fn names_bound_inside_a_formatting_macros_arguments_are_not_captures() {
+    let x = std::rc::Rc::new(5); // a `!Send` name the arguments' closure binds again
+    let chained = chain! {
+        Deferred::<Vec<u32>>::succeed(vec![1, 2, 3])
+        then |v| {
+            let joined = format!("{}", v.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","));
+            let first = format!("{}", match v.first() { Some(s) => s.to_string(), None => String::new() });
+            format!("{joined};{first};{n}", n = v.len())
+        }
+        catch |f| format!("{}", f.origin().map(|l| l.line()).unwrap_or(0))
+    };
+    assert_eq!(chained.wait().unwrap(), "1,2,3;1;3");
+    assert_eq!(*x, 5);
+}
+
 #[test]
 fn a_start_named_start_is_a_variable() {
     // `start` is no keyword (a `start` followed by anything but a step is a compile error that

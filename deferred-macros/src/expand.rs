@@ -82,7 +82,9 @@ use std::cell::RefCell;
 use proc_macro_crate::FoundCrate;
 use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::Token;
 use syn::ext::IdentExt;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
 
@@ -547,8 +549,9 @@ impl Collect {
             && !self.bound.contains(&text)
     }
 
-    /// `name.` in a formatting macro's arguments (not `a.name.` or `path::name.`): a
-    /// method's receiver or a field's base, which the tokens do not tell apart.
+    /// `name.` in a formatting macro's arguments that are not read as expressions (not
+    /// `a.name.` or `path::name.`): a method's receiver or a field's base, which the tokens do
+    /// not tell apart.
     fn tokens(&mut self, tokens: TokenStream) {
         let tokens: Vec<TokenTree> = tokens.into_iter().collect();
         for (index, token) in tokens.iter().enumerate() {
@@ -671,7 +674,26 @@ impl<'ast> Visit<'ast> for Collect {
             if name != "panic" {
                 self.format_string(&node.tokens);
             }
-            self.tokens(node.tokens.clone());
+            // The arguments are expressions (a named one, `name = value`, is read as an
+            // assignment): walked as the body is, so that the names their own closures and
+            // `match` arms bind are bound there. Tokens that are not read as expressions are
+            // scanned for `name.` instead.
+            let arguments =
+                node.parse_body_with(Punctuated::<syn::Expr, Token![,]>::parse_terminated);
+            match arguments {
+                Ok(arguments) => {
+                    for argument in &arguments {
+                        match argument {
+                            syn::Expr::Assign(named) if matches!(&*named.left, syn::Expr::Path(path) if path.path.get_ident().is_some()) =>
+                            {
+                                self.visit_expr(&named.right);
+                            }
+                            other => self.visit_expr(other),
+                        }
+                    }
+                }
+                Err(_) => self.tokens(node.tokens.clone()),
+            }
         }
     }
 }
@@ -679,13 +701,14 @@ impl<'ast> Visit<'ast> for Collect {
 /// The names the steps' closures capture from around the chain, as far as their syntax shows: a
 /// lone lowercase name used as a method's receiver (`log.push(x)`), a field's base, an operand
 /// (`*total`, `x + n`, `&config`) or an index's base, in a step's body or a formatting macro's
-/// arguments or (but in `panic!`, a plain string before the 2021 edition) inline in its format
-/// string (`{name}`), that nothing in the chain binds. (A name passed as an argument may be a
+/// arguments (walked as the body is) or (but in `panic!`, a plain string before the 2021
+/// edition) inline in its format string (`{name}`), that nothing in the chain binds. (A name passed as an argument may be a
 /// generic function, which the check would ask the type of: it is left to the compiler.)
 ///
 /// By step, in order: each name a step's closure captures, once, and whether the closure takes
 /// the value whole somewhere (any use but as a field's base, `cfg.limit`, or before a `.` in a
-/// formatting macro's arguments: a closure that names only a field takes only that field).
+/// formatting macro's arguments not read as expressions: a closure that names only a field
+/// takes only that field).
 fn captured_by_step(collected: &[Collect]) -> Vec<Vec<(Ident, bool)>> {
     collected
         .iter()
