@@ -141,6 +141,37 @@ pub use deferred_core::*;
 ///   Deferred that fails, or panics): then that failure replaces it. `finally path` calls
 ///   `path()` or `path(&outcome)`, as the function takes.
 ///
+/// **A combinator fails with an error of its own.** [`gather_results`] and [`map_concurrent`]
+/// fail with a [`FirstError`], which says which input failed and holds that input's failure;
+/// [`retry`] gives up with a [`RetryError`], which holds every attempt's. So a
+/// `catch |e: HttpError|` after them does not see an `HttpError` (where JavaScript's
+/// `Promise.all` rejects with the input's own error): catch the combinator's error and look
+/// inside it, or join with [`join`], which fails with the first failure as it is.
+///
+/// ```
+/// use deferred::{Deferred, Failure, FirstError, chain, gather_results};
+///
+/// # #[derive(Debug)] struct HttpError(u16);
+/// # impl std::fmt::Display for HttpError {
+/// #     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "HTTP {}", self.0) }
+/// # }
+/// # impl std::error::Error for HttpError {}
+/// let fetch = |status: u16| match status {
+///     200 => Deferred::succeed(status),
+///     _ => Deferred::fail(Failure::new(HttpError(status))),
+/// };
+/// let status = chain! {
+///     gather_results(vec![fetch(200), fetch(404)])
+///     then |statuses| statuses.len() as u16
+///     catch |e: HttpError| e.0 // never runs: the failure is a `FirstError`
+///     catch |e: FirstError| match e.failure.downcast_ref::<HttpError>() {
+///         Some(HttpError(status)) => Ok(*status),
+///         None => Err(e.into()), // another failure: passed on
+///     }
+/// };
+/// assert_eq!(status.wait().unwrap(), 404);
+/// ```
+///
 /// **A catch-all also catches cancellation.** [`cancel`](Deferred::cancel) (and a deadline's
 /// [`add_timeout`](Deferred::add_timeout)) fails the chain with [`Cancelled`], which flows to the
 /// errbacks like any failure: `catch |f| ...` sees it, and a `catch |_| retry()` restarts the

@@ -269,7 +269,8 @@ impl BodyScan {
                 format!(
                     "this `{name}` step uses `?`, so its body must give a `Result`, but it gives \
                      {what}: write `Ok(..)` around the value it gives{unit}; `?` on an `Option` \
-                     needs `.ok_or(error)?`",
+                     needs `.ok_or(error)?`; `?` does not wait for a Deferred: give the Deferred \
+                     as the step's value, and take what it gives in the next `then`",
                     name = keyword.name(),
                     what = tail.describe(),
                     unit = if tail == Gives::Unit {

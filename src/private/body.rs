@@ -369,8 +369,8 @@ impl<T> FinallyDropped for FinallyValue<T> {}
 #[diagnostic::on_unimplemented(
     message = "this step fails with `{X}`, but the chain's error type is `{Self}`",
     label = "the error type of this step is `{X}`",
-    note = "convert the error where it happens: `.map_err({Self}::from)` (on a `Result` or a \
-            Deferred), or `Ok(value?)`",
+    note = "convert the error where it happens: `Err(error.into())` where the body writes the \
+            `Err`, `.map_err({Self}::from)` on a `Result` or a Deferred, or `Ok(value?)`",
     note = "if `{X}` is a message (`&str`, `String`), `Failure::msg(..)` makes it a `Failure`"
 )]
 pub trait SameError<X: 'static>: Sized + 'static {
