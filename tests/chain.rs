@@ -190,6 +190,16 @@ fn names_bound_inside_a_formatting_macros_arguments_are_not_captures() {
 }
 
 #[test]
+fn a_start_may_call_a_method_named_as_a_step() {
+    // `.then(|| ..)` with no parameter is `bool::then`, not a step written as a method (which
+    // is a compile error that says how to write it: tests/ui/fail/step_as_a_method_call.rs).
+    let ready = true;
+    let chained =
+        chain! { ready.then(|| String::from("ok")) then |x: Option<String>| x.map(|s| s.len()) };
+    assert_eq!(chained.wait().unwrap(), Some(2));
+}
+
+#[test]
 fn a_start_named_start_is_a_variable() {
     // `start` is no keyword (a `start` followed by anything but a step is a compile error that
     // says so: tests/ui/fail/start_keyword.rs), so a variable of that name starts a chain.
