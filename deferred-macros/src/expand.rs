@@ -760,7 +760,7 @@ fn bound_by_steps(chain: &Chain) -> Vec<String> {
 }
 
 /// `+=`, `-=`, and the other operators that assign.
-fn is_compound_assignment(op: &syn::BinOp) -> bool {
+pub(crate) fn is_compound_assignment(op: &syn::BinOp) -> bool {
     use syn::BinOp::*;
     matches!(
         op,
@@ -909,7 +909,7 @@ fn bindings_of(step: &Step) -> Vec<Binding> {
 
 /// Whether a step's code mentions `name`: as an identifier (not a field or method after a `.`),
 /// or as an inline argument of a format string (`"{name}"`, `"{name:?}"`).
-fn step_mentions(step: &Step, name: &str) -> bool {
+pub(crate) fn step_mentions(step: &Step, name: &str) -> bool {
     match &step.handler {
         Handler::Closure(closure) => {
             let output = &closure.output;

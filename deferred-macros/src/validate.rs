@@ -9,7 +9,9 @@
 //!   [`Handler::Invalid`]: the expansion puts the error where its value would be, and the steps
 //!   after it stay silent.
 //! - The rules across steps ([`validate_catches`]): a `catch` that can never run. These leave
-//!   the chain's types intact: the chain is still expanded in full.
+//!   the chain's types intact: the chain is still expanded in full. And a `then` whose body
+//!   ends with `;` before a `then` that uses what it takes ([`unit_handed_on`]): that next
+//!   step becomes invalid.
 //!
 //! It is also where a step's body is analysed for the expansion ([`StepClosure::framed`],
 //! [`StepClosure::diverges`]) and for the catch rules ([`Step::is_catch_all`]).
@@ -31,6 +33,92 @@ pub fn validate(chain: &mut Chain) {
         validate_step(step, &mut chain.errors);
     }
     validate_catches(chain);
+    unit_handed_on(chain);
+}
+
+/// `then |b| { b.len(); }` followed by `then |n| n + 1`: the first body ends with `;`, so it
+/// gives `()`, and the next step uses what it takes as a value (a slip the compiler reports
+/// as "cannot add `{integer}` to `()`" in the next step). Reported at the `;`; the next step
+/// becomes invalid, so that the compiler's error about `()` there does not follow.
+fn unit_handed_on(chain: &mut Chain) {
+    for index in 1..chain.steps.len() {
+        let (before, after) = chain.steps.split_at_mut(index);
+        let (step, next) = (&before[index - 1], &mut after[0]);
+        if !matches!(step.kind, StepKind::Then) || !matches!(next.kind, StepKind::Then) {
+            continue;
+        }
+        let Handler::Closure(closure) = &step.handler else {
+            continue;
+        };
+        if !matches!(closure.output, ReturnType::Default) {
+            continue;
+        }
+        let Some(semicolon) = ends_with_semicolon(&closure.body) else {
+            continue;
+        };
+        let Handler::Closure(next_closure) = &next.handler else {
+            continue;
+        };
+        let Some(name) = next_closure.param.as_ref().and_then(value_param) else {
+            continue;
+        };
+        if name.starts_with('_') || !crate::expand::step_mentions(next, &name) {
+            continue;
+        }
+        let error = Error::new(
+            semicolon,
+            format!(
+                "this `then` ends with `;`, so it gives `()` to the next step, whose `{name}` is \
+                 then `()`: give the value on as the body's last expression, with no `;` after \
+                 it (or write `then |_|` in the next step, if it takes nothing)"
+            ),
+        );
+        next.handler = Handler::Invalid(error);
+    }
+}
+
+/// The `;` that ends a block body's last statement, when the body gives nothing because of
+/// it (not a `return ..;`, and no `return` anywhere: the body's value may be given there).
+fn ends_with_semicolon(body: &Expr) -> Option<Span> {
+    let Expr::Block(block) = body else {
+        return None;
+    };
+    if block.label.is_some() || tokens_name(body.to_token_stream(), "return") {
+        return None;
+    }
+    match block.block.stmts.last()? {
+        syn::Stmt::Expr(
+            Expr::Break(_) | Expr::Continue(_) | Expr::Loop(_) | Expr::Macro(_) | Expr::Assign(_),
+            Some(_),
+        ) => None,
+        syn::Stmt::Expr(Expr::Binary(binary), Some(_))
+            if crate::expand::is_compound_assignment(&binary.op) =>
+        {
+            None
+        }
+        syn::Stmt::Expr(_, Some(semicolon)) => Some(semicolon.span),
+        _ => None,
+    }
+}
+
+/// The name a step's parameter binds when it takes a value: `n`, or `n: T` with `T` not `()`.
+fn value_param(param: &Pat) -> Option<String> {
+    match param {
+        Pat::Ident(ident) if ident.subpat.is_none() => Some(ident.ident.to_string()),
+        Pat::Type(typed) if !matches!(&*typed.ty, Type::Tuple(unit) if unit.elems.is_empty()) => {
+            value_param(&typed.pat)
+        }
+        _ => None,
+    }
+}
+
+/// Whether `tokens` hold the word `word`, at any depth.
+fn tokens_name(tokens: TokenStream, word: &str) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == word,
+        TokenTree::Group(group) => tokens_name(group.stream(), word),
+        _ => false,
+    })
 }
 
 /// `chain! { &d then .. }`: a chain takes its start, as a Deferred's `add_*` methods do. A
