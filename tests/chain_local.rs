@@ -211,3 +211,14 @@ fn a_failure_inside_a_local_run_records_the_steps_after_it() {
     assert_eq!(failure.origin().map(|step| step.line()), Some(here + 11));
     assert_eq!(lines(&failure), [here + 12, here + 13]);
 }
+
+/// Both kinds' conversion traits in scope at once (`use deferred::*`): each names its method
+/// apart, so a `Result`'s `.into_deferred()` is the `Send` kind's, not an ambiguous call.
+#[test]
+fn both_kinds_conversions_in_scope_do_not_clash() {
+    #[allow(unused_imports)]
+    use deferred::*;
+    let sent: Deferred<u32> = Ok::<u32, Failure>(1).into_deferred();
+    let local: LocalDeferred<u32> = Ok::<u32, Failure>(2).into_local_deferred();
+    assert_eq!(sent.wait().unwrap() + local.wait().unwrap(), 3);
+}

@@ -14,6 +14,15 @@ pub(crate) mod kind {
 
     pub(crate) use super::LocalResolver as Resolver;
     pub(crate) use super::{IntoLocalDeferred as IntoDeferred, LocalDeferred as Deferred};
+
+    /// The next link a step's result makes: [`IntoLocalDeferred::into_local_deferred`] (the
+    /// code both kinds share calls this).
+    ///
+    /// [`IntoLocalDeferred::into_local_deferred`]: super::IntoLocalDeferred::into_local_deferred
+    #[inline]
+    pub(crate) fn into_next<E: 'static, R: IntoDeferred<E>>(result: R) -> Deferred<R::Value, E> {
+        result.into_local_deferred()
+    }
     pub(crate) use crate::bounds::{LocalValue as Sendable, LocalValue as Shareable};
     pub(crate) use crate::clock::LocalClock as Clock;
     pub(crate) use crate::run_loop::LocalDelivery as Delivery;
@@ -182,8 +191,26 @@ pub struct LocalResolver<T, E: 'static = Failure> {
 pub trait IntoLocalDeferred<E: 'static> {
     /// The value type of the next link.
     type Value;
-    /// Converts the callback's result into the next link.
-    fn into_deferred(self) -> LocalDeferred<Self::Value, E>;
+    /// Converts the callback's result into the next link. (Named apart from
+    /// [`IntoDeferred::into_deferred`](crate::IntoDeferred::into_deferred), which a `Result`
+    /// also has: with both traits in scope, `.into_deferred()` names the `Send` kind's.)
+    fn into_local_deferred(self) -> LocalDeferred<Self::Value, E>;
+}
+
+impl<U, E: 'static> IntoLocalDeferred<E> for Result<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_local_deferred(self) -> LocalDeferred<U, E> {
+        LocalDeferred::from_result(self)
+    }
+}
+
+impl<U, E: 'static> IntoLocalDeferred<E> for LocalDeferred<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_local_deferred(self) -> LocalDeferred<U, E> {
+        self
+    }
 }
 
 use kind::{Deferred, IntoDeferred, Resolver};

@@ -13,6 +13,13 @@ pub(crate) mod kind {
 
     pub(crate) use super::{Deferred, IntoDeferred, Resolver};
     pub(crate) use crate::bounds::{Sendable, Shareable};
+
+    /// The next link a step's result makes: [`IntoDeferred::into_deferred`], by this kind's
+    /// name for it (the code both kinds share calls this).
+    #[inline]
+    pub(crate) fn into_next<E: 'static, R: IntoDeferred<E>>(result: R) -> Deferred<R::Value, E> {
+        result.into_deferred()
+    }
     pub(crate) use crate::clock::Clock;
     pub(crate) use crate::run_loop::Delivery;
     pub(crate) use std::sync::{Arc as Ptr, Weak};
@@ -225,6 +232,22 @@ pub trait IntoDeferred<E: 'static> {
     type Value;
     /// Converts the callback's result into the next link.
     fn into_deferred(self) -> Deferred<Self::Value, E>;
+}
+
+impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_deferred(self) -> Deferred<U, E> {
+        Deferred::from_result(self)
+    }
+}
+
+impl<U, E: 'static> IntoDeferred<E> for Deferred<U, E> {
+    type Value = U;
+    #[inline]
+    fn into_deferred(self) -> Deferred<U, E> {
+        self
+    }
 }
 
 include!("chain/deferred.rs");

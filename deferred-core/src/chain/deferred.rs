@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
-use self::kind::{Blocker, Ptr, Sendable};
+use self::kind::{Blocker, Ptr, Sendable, into_next};
 use crate::bounds::FromFailure;
 use crate::failure::{EnteredBy, Failure, PanicTrail};
 use crate::run_loop;
@@ -34,22 +34,6 @@ pub(crate) enum Outcome<T, E> {
     Waiting(Ptr<dyn AnyChain<E>>),
     /// Its result was taken already (it was polled or awaited to completion, then returned).
     Spent,
-}
-
-impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
-    type Value = U;
-    #[inline]
-    fn into_deferred(self) -> Deferred<U, E> {
-        Deferred::from_result(self)
-    }
-}
-
-impl<U, E: 'static> IntoDeferred<E> for Deferred<U, E> {
-    type Value = U;
-    #[inline]
-    fn into_deferred(self) -> Deferred<U, E> {
-        self
-    }
 }
 
 /// The `Failure` inside `error`, when the chain's error type is `Failure`.
@@ -161,7 +145,7 @@ macro_rules! run_of {
                 let trail = PanicTrail(steps.get(1..).unwrap_or_default());
                 let next = f(value);
                 trail.disarm();
-                given_at(next.into_deferred(), step)
+                given_at(into_next(next), step)
             }
             Err(mut error) => {
                 skipped_each(&mut error, skipped());
@@ -656,12 +640,12 @@ where
             // leaked as a half-returned value (rust-lang/rust#47949).
             match result {
                 Result::Ok(value) => {
-                    let next = given_at(on_ok(value).into_deferred(), step);
+                    let next = given_at(into_next(on_ok(value)), step);
                     drop(on_err);
                     next
                 }
                 Err(error) => {
-                    let next = raised_at(on_err(received(error)).into_deferred(), step);
+                    let next = raised_at(into_next(on_err(received(error))), step);
                     drop(on_ok);
                     next
                 }
@@ -790,7 +774,7 @@ where
         R::Value: Sendable + 'static,
     {
         self.then_step(step, move |result, step| match result {
-            Ok(value) => given_at(f(value).into_deferred(), step),
+            Ok(value) => given_at(into_next(f(value)), step),
             Err(error) => {
                 // Skipped: `f` is dropped after the failure is in `next`, so a panic in a
                 // capture's `Drop` reports the failure instead of leaking it (see add_callbacks).
@@ -828,7 +812,7 @@ where
                 drop(f);
                 next
             }
-            Err(error) => raised_at(f(received(error)).into_deferred(), step),
+            Err(error) => raised_at(into_next(f(received(error))), step),
         })
     }
 
@@ -868,7 +852,7 @@ where
         R::Value: Sendable + 'static,
     {
         self.then_step(step, move |result, step| {
-            raised_at(f(result.map_err(received)).into_deferred(), step)
+            raised_at(into_next(f(result.map_err(received))), step)
         })
     }
 

@@ -3,7 +3,7 @@
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
 use super::Sendable;
-use super::{Deferred, IntoDeferred};
+use super::{Deferred, IntoDeferred, into_next};
 use crate::failure::Failure;
 
 /// Calls `f` now, on this thread, and returns its outcome as a Deferred (Twisted's
@@ -53,7 +53,7 @@ where
 {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(outcome) => {
-            let deferred = outcome.into_deferred();
+            let deferred = into_next(outcome);
             if !deferred.is_fired() {
                 return deferred;
             }
