@@ -11,7 +11,10 @@ use std::time::Duration;
 /// needs to know about time. Implement it for your event loop's timers; use [`ManualClock`] in
 /// tests.
 ///
-/// The trait is object-safe, so a `&dyn Clock` works wherever a clock is asked for.
+/// The trait is object-safe, and a clock behind a reference or a pointer is a clock too (`&C`,
+/// `Box<C>`, `Arc<C>`, with `C` a clock or a `dyn Clock`): a program that picks its clock at run
+/// time keeps a `Box<dyn Clock + Send + Sync>` (or an `Arc` of one) and gives it where a clock
+/// is asked for.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -39,8 +42,8 @@ use std::time::Duration;
     message = "`{Self}` is not a `Clock`: it cannot time a `Deferred` or its helpers",
     label = "not a `Clock`",
     note = "a `Deferred` is timed by a `Clock` (`ThreadClock`, `ManualClock`, `TokioClock` with \
-            the `tokio` feature), given itself, not a reference, to `retry`, `LoopingCall::new` \
-            and `defer_later`",
+            the `tokio` feature, or an `Arc` or a `Box` of one), given by value to `retry` and \
+            `LoopingCall::new`, and by reference to `add_timeout` and `defer_later`",
     note = "a loop's own clock (`InboxClock`, `TokioLocalClock`, `CalloopClock`) times a \
             `LocalDeferred`: take the Deferred home first (`inbox.adopt(d)`), or use the helper \
             of `deferred::local`"
@@ -373,6 +376,40 @@ pub trait LocalClock {
         system_now()
     }
 }
+
+/// A clock behind a reference or a pointer is that clock (see [`Clock`]).
+macro_rules! forward_clock {
+    ($clock:ident, $call:ty, $delayed:ty, $($pointer:ty),+) => {$(
+        // Unlisted in the clock traits' messages (see `Clock`).
+        #[diagnostic::do_not_recommend]
+        impl<C: $clock + ?Sized> $clock for $pointer {
+            fn call_later(&self, delay: Duration, call: $call) -> $delayed {
+                (**self).call_later(delay, call)
+            }
+
+            fn now(&self) -> Duration {
+                (**self).now()
+            }
+        }
+    )+};
+}
+
+forward_clock!(
+    Clock,
+    Box<dyn FnOnce() + Send>,
+    DelayedCall,
+    &C,
+    Box<C>,
+    Arc<C>
+);
+forward_clock!(
+    LocalClock,
+    Box<dyn FnOnce()>,
+    LocalDelayedCall,
+    &C,
+    Box<C>,
+    std::rc::Rc<C>
+);
 
 /// A call scheduled by [`LocalClock::call_later`]: [`cancel`](LocalDelayedCall::cancel) it to
 /// stop it from running. Dropping it does not cancel the call.

@@ -28,3 +28,31 @@ fn looping_call_is_send_and_sync() {
     fn both<X: Send + Sync>() {}
     both::<deferred_core::LoopingCall>();
 }
+
+/// A program that picks its clock at run time keeps it boxed as a `dyn Clock`, and gives the
+/// box (or an `Arc` of it, or a reference) wherever a clock is asked for.
+#[test]
+fn a_clock_picked_at_run_time_times_every_helper() {
+    use deferred_core::{Clock, Deferred, ManualClock, ThreadClock, TimedOut, retry};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let manual = ManualClock::new();
+    let testing = true;
+    let clock: Arc<dyn Clock + Send + Sync> = if testing {
+        Arc::new(manual.clone())
+    } else {
+        Arc::new(ThreadClock)
+    };
+    let (slow, _resolver) = Deferred::<u32>::pending();
+    let slow = slow.add_timeout(Duration::from_secs(1), &*clock);
+    let retried = retry(
+        clock.clone(),
+        deferred_core::RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(1),
+        || Ok::<u32, deferred_core::Failure>(7),
+    );
+    manual.advance(Duration::from_secs(1));
+    assert!(slow.wait().unwrap_err().is::<TimedOut>());
+    assert_eq!(retried.wait().unwrap(), 7);
+    let boxed: Box<dyn Clock + Send + Sync> = Box::new(manual.clone());
+    assert_eq!(boxed.now(), manual.now());
+}

@@ -51,6 +51,17 @@ fn retry_waits_exactly_the_policys_delays_between_attempts() {
     assert_eq!(clock.pending(), 0);
 }
 
+/// A clock in a `Box` (or behind any pointer) is that clock.
+#[test]
+fn retry_takes_a_boxed_clock() {
+    let clock = ManualClock::new();
+    let (f, times) = flaky(&clock, 1);
+    let d = retry(Box::new(clock.clone()), seeded().max_attempts(2), f);
+    clock.advance(secs(10));
+    assert_eq!(d.wait().unwrap(), 2);
+    assert_eq!(times.get().len(), 2);
+}
+
 #[test]
 fn the_same_seed_gives_the_same_waits_and_jitter_stays_in_bounds() {
     let policy = RetryPolicy::exponential(secs(1))
