@@ -284,6 +284,7 @@ fn not_retried(failure: Failure) -> Failure {
         Ok(RetryError {
             reason: GaveUp::NotRetryable,
             mut attempts,
+            ..
         }) => attempts.pop().unwrap_or_else(|| Failure::msg("no attempt")),
         Ok(gave_up) => Failure::new(gave_up),
         Err(failure) => failure,

@@ -242,10 +242,7 @@ fn a_dropped_gather_reports_its_failure_once() {
 // Twisted: FirstErrorTests.test_repr
 #[test]
 fn first_error_says_which_input_failed() {
-    let first = FirstError {
-        index: 5,
-        failure: Failure::new(GenericError("some text")),
-    };
+    let first = FirstError::new(5, Failure::new(GenericError("some text")));
     assert_eq!(first.to_string(), "input #5 failed: some text");
     assert!(format!("{first:?}").contains("index: 5"));
     // The input's error is in the message: its source is what caused it (none here), so that

@@ -191,7 +191,8 @@ impl Iterator for Delays {
 }
 
 /// Why a [`retry`](crate::retry) gave up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum GaveUp {
     /// Every attempt the policy allows failed.
     Attempts,
@@ -208,15 +209,23 @@ pub enum GaveUp {
 /// # extern crate deferred_core as deferred;
 /// use deferred::{Failure, GaveUp, RetryError};
 ///
-/// let error = RetryError { attempts: vec![Failure::msg("refused"), Failure::msg("timed out")], reason: GaveUp::Attempts };
+/// let error = RetryError::new(vec![Failure::msg("refused"), Failure::msg("timed out")], GaveUp::Attempts);
 /// assert_eq!(error.to_string(), "gave up after 2 attempts (every attempt allowed failed); the last failed with: timed out");
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct RetryError {
     /// Every attempt's failure, in order.
     pub attempts: Vec<Failure>,
     /// Why the retry gave up.
     pub reason: GaveUp,
+}
+
+impl RetryError {
+    /// A retry that gave up for `reason`, after `attempts` failed (in order).
+    pub fn new(attempts: Vec<Failure>, reason: GaveUp) -> RetryError {
+        RetryError { attempts, reason }
+    }
 }
 
 impl fmt::Display for RetryError {

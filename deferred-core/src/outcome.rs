@@ -46,18 +46,26 @@ pub enum FirstSuccess<T, E = Failure> {
 /// # extern crate deferred_core as deferred;
 /// use deferred::{Failure, FirstError};
 ///
-/// let first = FirstError { index: 3, failure: Failure::msg("some text") };
+/// let first = FirstError::new(3, Failure::msg("some text"));
 /// assert_eq!(first.to_string(), "input #3 failed: some text");
 /// let wrapped = Failure::new(first);
 /// assert_eq!(wrapped.downcast_ref::<FirstError>().unwrap().index, 3);
 /// assert_eq!(format!("{wrapped:#}"), "input #3 failed: some text"); // said once, with sources
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct FirstError {
     /// The position of the input that failed.
     pub index: usize,
     /// Its failure.
     pub failure: Failure,
+}
+
+impl FirstError {
+    /// Input number `index` failed with `failure`.
+    pub fn new(index: usize, failure: Failure) -> FirstError {
+        FirstError { index, failure }
+    }
 }
 
 impl fmt::Display for FirstError {
@@ -82,16 +90,24 @@ impl StdError for FirstError {
 /// # extern crate deferred_core as deferred;
 /// use deferred::{Failure, FailureGroup};
 ///
-/// let group = FailureGroup { failures: vec![Failure::msg("refused"), Failure::msg("timed out")] };
+/// let group = FailureGroup::new(vec![Failure::msg("refused"), Failure::msg("timed out")]);
 /// assert_eq!(group.to_string(), "all 2 inputs failed: #0: refused; #1: timed out");
 /// let wrapped = Failure::new(group);
 /// assert_eq!(format!("{wrapped:#}"), "all 2 inputs failed: #0: refused; #1: timed out");
-/// assert_eq!(FailureGroup { failures: vec![] }.to_string(), "there were no inputs to succeed");
+/// assert_eq!(FailureGroup::new(vec![]).to_string(), "there were no inputs to succeed");
 /// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct FailureGroup {
     /// Every input's failure, in input order.
     pub failures: Vec<Failure>,
+}
+
+impl FailureGroup {
+    /// The failures of every input, in input order.
+    pub fn new(failures: Vec<Failure>) -> FailureGroup {
+        FailureGroup { failures }
+    }
 }
 
 impl fmt::Display for FailureGroup {
