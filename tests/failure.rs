@@ -1055,3 +1055,12 @@ fn custom_error_type_gets_panics_and_never_fired_as_failures() {
         });
     assert_eq!(d.wait().unwrap(), 3);
 }
+
+#[test]
+fn a_failure_may_be_held_across_catch_unwind() {
+    fn unwind_safe<X: std::panic::UnwindSafe + std::panic::RefUnwindSafe>(_: &X) {}
+    let failure = Failure::msg("kept");
+    unwind_safe(&failure);
+    let message = std::panic::catch_unwind(|| failure.to_string()).unwrap();
+    assert_eq!(message, "kept");
+}

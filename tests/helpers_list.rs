@@ -446,3 +446,14 @@ fn awaiting_a_list_awaits_every_result() {
     let results = futures::executor::block_on(async { local.await }).unwrap();
     assert_eq!(**results[0].as_ref().unwrap(), 5);
 }
+
+#[test]
+fn a_list_is_collected_from_deferreds_and_a_deferred_made_from_a_result() {
+    let list: DeferredList<u32> = [Ok(1), Err(Failure::msg("two"))]
+        .into_iter()
+        .map(Deferred::from)
+        .collect();
+    let outcomes = list.consume_errors().all().wait().unwrap();
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!(outcomes[0].as_ref().unwrap(), &1);
+}

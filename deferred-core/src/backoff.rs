@@ -36,7 +36,8 @@ use crate::failure::Failure;
 pub struct RetryPolicy {
     initial: Duration,
     multiplier: f64,
-    max_delay: Duration,
+    /// `None`: no limit.
+    max_delay: Option<Duration>,
     jitter: f64,
     max_attempts: Option<u32>,
     deadline: Option<Duration>,
@@ -49,7 +50,7 @@ impl RetryPolicy {
         RetryPolicy {
             initial,
             multiplier: 2.0,
-            max_delay: Duration::MAX,
+            max_delay: None,
             jitter: 0.5,
             max_attempts: Some(5),
             deadline: None,
@@ -73,7 +74,7 @@ impl RetryPolicy {
 
     /// No wait is longer than `max_delay` (before jitter).
     pub fn max_delay(mut self, max_delay: Duration) -> RetryPolicy {
-        self.max_delay = max_delay;
+        self.max_delay = Some(max_delay);
         self
     }
 
@@ -182,13 +183,28 @@ impl Iterator for Delays {
         }
         let exponent = i32::try_from(self.given).unwrap_or(i32::MAX);
         self.given = self.given.saturating_add(1);
-        let cap = self.policy.max_delay.as_secs_f64();
-        let wait =
-            (self.policy.initial.as_secs_f64() * self.policy.multiplier.powi(exponent)).min(cap);
+        let cap = self.policy.max_delay.unwrap_or(Duration::MAX);
+        let wait = (self.policy.initial.as_secs_f64() * self.policy.multiplier.powi(exponent))
+            .min(cap.as_secs_f64());
         let jittered = wait * (1.0 - self.policy.jitter * self.draw());
-        Some(Duration::try_from_secs_f64(jittered).unwrap_or(self.policy.max_delay))
+        Some(Duration::try_from_secs_f64(jittered).unwrap_or(cap))
+    }
+
+    /// Exact when the policy has a number of attempts; else endless.
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self.policy.max_attempts {
+            Some(max) => {
+                let left = max.saturating_sub(self.given.saturating_add(1));
+                let left = usize::try_from(left).unwrap_or(usize::MAX);
+                (left, Some(left))
+            }
+            None => (usize::MAX, None),
+        }
     }
 }
+
+/// Once it has given its last wait, it gives no more.
+impl std::iter::FusedIterator for Delays {}
 
 /// Why a [`retry`](crate::retry) gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -92,6 +92,11 @@ pub struct Failure {
     inner: Box<Inner>,
 }
 
+/// A failure is a value to report, not state that a panic could leave half-changed (as
+/// `anyhow::Error` is): code that catches a panic may hold one without `AssertUnwindSafe`.
+impl std::panic::UnwindSafe for Failure {}
+impl std::panic::RefUnwindSafe for Failure {}
+
 struct Inner {
     error: BoxError,
     backtrace: Backtrace,
@@ -726,7 +731,7 @@ impl fmt::Display for Message {
 impl StdError for Message {}
 
 /// The error of a chain that was cancelled while it was pending (Twisted's `CancelledError`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Cancelled;
 
 impl fmt::Display for Cancelled {
@@ -739,7 +744,7 @@ impl StdError for Cancelled {}
 
 /// The error of a Deferred whose [`Resolver`](crate::Resolver) was dropped without firing it
 /// (or whose result could not come home: its loop's [`Inbox`](crate::Inbox) was dropped first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NeverFired {
     created_at: &'static Location<'static>,
     loop_stopped: bool,
@@ -866,8 +871,8 @@ impl fmt::Display for Panicked {
 
 impl StdError for Panicked {}
 
-/// The error of a Deferred that did not fire in time ([`add_timeout`](crate::Deferred)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The error of a Deferred that did not fire in time ([`add_timeout`](crate::Deferred::add_timeout)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TimedOut {
     after: Duration,
 }
@@ -990,7 +995,7 @@ impl<T> StdError for QueueOverflow<T> {}
 
 /// The failure of a [`DeferredQueue::get`](crate::DeferredQueue::get) on an empty queue that
 /// has as many `get`s waiting as its backlog allows (Twisted's `QueueUnderflow`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct QueueUnderflow;
 
 impl fmt::Display for QueueUnderflow {

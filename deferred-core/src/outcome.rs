@@ -144,7 +144,7 @@ impl StdError for FailureGroup {
 /// let none = first_settled(Vec::<Deferred<u32>>::new());
 /// assert!(none.wait().unwrap_err().is::<NoInputs>());
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct NoInputs;
 
 impl fmt::Display for NoInputs {

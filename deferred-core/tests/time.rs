@@ -56,3 +56,18 @@ fn a_clock_picked_at_run_time_times_every_helper() {
     let boxed: Box<dyn Clock + Send + Sync> = Box::new(manual.clone());
     assert_eq!(boxed.now(), manual.now());
 }
+
+#[test]
+fn a_policys_waits_say_how_many_are_left_and_stay_finished() {
+    use deferred_core::RetryPolicy;
+    use std::time::Duration;
+    let policy = RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(4);
+    let mut delays = policy.delays();
+    assert_eq!(delays.size_hint(), (3, Some(3)));
+    assert_eq!(delays.by_ref().count(), 3);
+    assert_eq!((delays.next(), delays.next()), (None, None));
+    assert!(
+        !format!("{policy:?}").contains("18446744073709551615"),
+        "{policy:?}"
+    );
+}

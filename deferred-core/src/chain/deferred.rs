@@ -1126,6 +1126,14 @@ fn drop_unspent<T, E: 'static>(state: State<T, E>) {
 /// steps are running). With the feature `registry`, also where the chain was made, for how
 /// long it has been pending, how many steps are left and, for a wait on another chain, where
 /// that one was made.
+/// `result.into()`: [`Deferred::from_result`], a Deferred fired with it.
+impl<T, E: 'static> From<Result<T, E>> for Deferred<T, E> {
+    #[inline]
+    fn from(result: Result<T, E>) -> Deferred<T, E> {
+        Deferred::from_result(result)
+    }
+}
+
 impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct(self::kind::DEFERRED);

@@ -108,8 +108,10 @@ where
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
-    /// let list = deferred::DeferredList::<u32>::new([]);
-    /// assert!(list.is_empty());
+    /// use deferred::{Deferred, DeferredList};
+    ///
+    /// let list: DeferredList<u32> = (1..=3).map(Deferred::succeed).collect();
+    /// assert_eq!(list.len(), 3);
     /// ```
     pub fn len(&self) -> usize {
         self.inputs.len()
@@ -120,7 +122,7 @@ where
     /// ```
     /// # extern crate deferred_core as deferred;
     /// let list = deferred::DeferredList::<u32>::new([]);
-    /// assert_eq!(list.len(), 0);
+    /// assert!(list.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
         self.inputs.is_empty()
@@ -208,6 +210,17 @@ where
             cancel_when_decided: false,
         };
         fan_in(self.inputs, policy, leftovers, at)
+    }
+}
+
+/// `iter.collect::<DeferredList<_>>()`: [`DeferredList::new`].
+impl<T, E> FromIterator<Deferred<T, E>> for DeferredList<T, E>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+{
+    fn from_iter<I: IntoIterator<Item = Deferred<T, E>>>(inputs: I) -> DeferredList<T, E> {
+        DeferredList::new(inputs)
     }
 }
 

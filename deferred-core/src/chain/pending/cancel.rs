@@ -150,8 +150,10 @@ impl Cycle {
 
 impl fmt::Debug for CancelHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Whether it was made from a pending Deferred (one made from a fired Deferred cancels
+        // nothing); whether that chain has fired since is its Deferred's to say.
         f.debug_struct("CancelHandle")
-            .field("pending", &self.target.is_some())
+            .field("made_while_pending", &self.target.is_some())
             .finish()
     }
 }
