@@ -63,6 +63,7 @@ impl RetryPolicy {
     /// # Panics
     ///
     /// If `multiplier` is below 1 or not finite.
+    #[track_caller]
     pub fn multiplier(mut self, multiplier: f64) -> RetryPolicy {
         assert!(
             multiplier.is_finite() && multiplier >= 1.0,
@@ -84,6 +85,7 @@ impl RetryPolicy {
     /// # Panics
     ///
     /// If `jitter` is not within 0 and 1.
+    #[track_caller]
     pub fn jitter(mut self, jitter: f64) -> RetryPolicy {
         assert!(
             (0.0..=1.0).contains(&jitter),

@@ -245,6 +245,11 @@ impl Failure {
     /// Twisted's `trap`: take the wrapped error if it is an `E`, else hand the whole `Failure`
     /// back (so an errback can pass on what it does not handle with `?`).
     ///
+    /// # Errors
+    ///
+    /// The failure itself, whole, when its error is not an `E`, or when other holders share it
+    /// (below).
+    ///
     /// A failure several holders share (it holds a [`SharedFailure`], as each consumer of a
     /// [`SharedResult`](crate::SharedResult) gets) cannot give its error away while another
     /// holder still has it: `trap` then hands the failure back even when [`is`](Failure::is) says

@@ -771,6 +771,10 @@ impl<F> std::error::Error for Stopped<F> {}
 impl LoopHandle {
     /// Posts `work` to run on the loop's thread (Twisted's `reactor.callFromThread`), and wakes
     /// the loop. If the loop has stopped, the work is given back, not run.
+    ///
+    /// # Errors
+    ///
+    /// [`Stopped`], holding `work`, when the loop has stopped (its [`Inbox`] was dropped).
     pub fn post<F>(&self, work: F) -> Result<(), Stopped<F>>
     where
         F: FnOnce() + Send + 'static,

@@ -6,6 +6,11 @@
 //! What sets this kind apart is all in its `kind` module: a chain is shared through an `Rc` and its
 //! state is in a `RefCell` — no atomic operation, no lock. Everything else — the state machine
 //! and the helpers — is in `chain/`, the same code the `Send` kind runs.
+//!
+//! `use deferred::local::*` brings in what a one-thread program uses: the kind's types and
+//! helpers, its loop's [`Inbox`] (and [`HomeResolver`], which other threads fire), and the
+//! clocks that time it ([`InboxClock`], [`ManualClock`], and `TokioLocalClock` or
+//! `CalloopClock` with their features).
 
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
@@ -150,6 +155,12 @@ pub(crate) mod kind {
 /// chain, so instead of parking until another thread does, it runs what other threads have
 /// posted to this thread's [`Inbox`](crate::Inbox) until the chain fires (and panics if the
 /// thread has no inbox and the chain is still pending, as it could only wait for ever).
+///
+/// # Panics
+///
+/// [`wait`](LocalDeferred::wait) on a thread with no [`Inbox`](crate::Inbox), while the chain
+/// is pending; and, as for a [`Deferred`](crate::Deferred), any use that needs the result of a
+/// Deferred whose result was taken already (polled to completion through `&mut`).
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
               a failure in it is reported as unhandled when it is dropped"]
 pub struct LocalDeferred<T, E: 'static = Failure> {
@@ -222,6 +233,16 @@ include!("chain/deferred.rs");
 #[path = "chain/mod.rs"]
 pub(crate) mod chain;
 
+// What a one-thread program needs beside the helpers, so that `use deferred::local::*` brings
+// in all of it: its loop's inbox and clocks, and the other names of its kind.
+#[cfg(feature = "calloop")]
+#[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
+pub use crate::calloop::CalloopClock;
+pub use crate::clock::{LocalClock, LocalDelayedCall, ManualClock};
+pub use crate::inbox::{HomeResolver, Inbox, InboxClock, LoopHandle, Stopped};
+#[cfg(feature = "tokio")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
+pub use crate::tokio::TokioLocalClock;
 pub use chain::first_settled::first_settled;
 pub use chain::gather::gather_results;
 pub use chain::join::{Join, join, join_settled};

@@ -188,6 +188,14 @@ pub(crate) mod kind {
 /// The error type `E` is [`Failure`] unless you choose another; any `E: From<Failure>` works (the
 /// bound [`FromFailure`](crate::FromFailure) names), so that panics, cancellations and dropped
 /// Resolvers can be expressed in it.
+///
+/// # Panics
+///
+/// A Deferred's result is taken once. Polled to completion through `&mut` (a `tokio::select!`
+/// branch `r = &mut d`), the Deferred is spent: any use of it that needs its result after that —
+/// an `add_*` method, [`wait`](Deferred::wait), [`map_err`](Deferred::map_err),
+/// [`add_timeout`](Deferred::add_timeout), [`into_shared`](Deferred::into_shared), a combinator
+/// that takes it, or polling it again — panics ("this Deferred's result was already taken").
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
               a failure in it is reported as unhandled when it is dropped"]
 pub struct Deferred<T, E: 'static = Failure> {

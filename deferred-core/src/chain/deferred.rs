@@ -896,9 +896,16 @@ where
     /// one whose resolver this thread holds, or one a task of the async runtime this thread runs
     /// (tokio's, a `LocalSet`) or its event loop (calloop's) would fire, which `wait` keeps from
     /// running. There, `.await` the Deferred instead (it is a `Future`), or add a step to it.
-    /// (With the feature `tokio`, a `wait` that has blocked the thread of a current-thread
-    /// tokio runtime for two seconds says so on stderr, once, and goes on waiting: a
-    /// `LocalDeferred`'s runs what other threads post to its inbox meanwhile, as always.)
+    /// (With the feature `tokio` or `calloop`, a `wait` that has blocked for two seconds the
+    /// thread of a current-thread tokio runtime, or of a calloop loop that drains this thread's
+    /// inbox, says so on stderr, once, and goes on waiting: a `LocalDeferred`'s runs what other
+    /// threads post to its inbox meanwhile, as always.)
+    ///
+    /// # Errors
+    ///
+    /// The chain's failure, as its error type `E`: a step's error or panic, a cancellation
+    /// ([`Cancelled`](crate::Cancelled)), a Resolver dropped unfired
+    /// ([`NeverFired`](crate::NeverFired)).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -1207,6 +1214,11 @@ where
     /// (an item of a queue, a pooled connection) can give it to someone else. The check and the
     /// fire are one step: a Deferred dropped on another thread at the same moment either gets
     /// `result` first (and drops it with itself) or gives it back.
+    ///
+    /// # Errors
+    ///
+    /// `Err(result)`, the result given back, when the chain was cancelled already or nobody can
+    /// see it.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

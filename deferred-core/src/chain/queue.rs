@@ -132,6 +132,11 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// Puts `item` in: to the oldest waiting get (whose callbacks run now, on this thread), else
     /// kept; fails with [`QueueOverflow`] (handing the item back) if the queue is full.
     ///
+    /// # Errors
+    ///
+    /// [`QueueOverflow`], holding `item`, when no get waits and the queue holds its `size`
+    /// already.
+    ///
     /// ```
     /// # extern crate deferred_core as deferred;
     /// use deferred::DeferredQueue;
