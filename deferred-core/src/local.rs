@@ -144,21 +144,21 @@ pub(crate) mod kind {
 /// ```
 ///
 /// A `LocalDeferred` (and its [`LocalResolver`]) is not `Send`: it stays on its thread.
-/// Results made on other threads come home to it through an [`Inbox`](crate::Inbox) the
-/// thread's event loop drains: a [`HomeResolver`](crate::HomeResolver) is a resolver any thread
-/// can fire, [`Inbox::defer_to_thread`](crate::Inbox::defer_to_thread) runs blocking work on
-/// the pool and delivers its result here, [`Inbox::adopt`](crate::Inbox::adopt) turns a
+/// Results made on other threads come home to it through an [`Inbox`] the
+/// thread's event loop drains: a [`HomeResolver`] is a resolver any thread
+/// can fire, [`Inbox::defer_to_thread`] runs blocking work on
+/// the pool and delivers its result here, [`Inbox::adopt`] turns a
 /// `Deferred` into a `LocalDeferred`.
 ///
 /// The methods' own examples show `Deferred`; they read the same with `LocalDeferred`.
 /// [`wait`](LocalDeferred::wait) differs in one way: nothing but this thread can fire a local
 /// chain, so instead of parking until another thread does, it runs what other threads have
-/// posted to this thread's [`Inbox`](crate::Inbox) until the chain fires (and panics if the
+/// posted to this thread's [`Inbox`] until the chain fires (and panics if the
 /// thread has no inbox and the chain is still pending, as it could only wait for ever).
 ///
 /// # Panics
 ///
-/// [`wait`](LocalDeferred::wait) on a thread with no [`Inbox`](crate::Inbox), while the chain
+/// [`wait`](LocalDeferred::wait) on a thread with no [`Inbox`], while the chain
 /// is pending; and, as for a [`Deferred`](crate::Deferred), any use that needs the result of a
 /// Deferred whose result was taken already (polled to completion through `&mut`).
 #[must_use = "a Deferred does nothing with its result unless you add callbacks, await it or wait on it; \
@@ -170,8 +170,8 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 /// The one handle that fires a pending [`LocalDeferred`]: a [`Resolver`](crate::Resolver)
 /// that stays on its thread. Firing takes `self`; dropping it without firing fails the Deferred
 /// with [`NeverFired`](crate::NeverFired). To fire a `LocalDeferred` from another thread, make
-/// it with [`Inbox::pending`](crate::Inbox::pending), which gives a
-/// [`HomeResolver`](crate::HomeResolver) instead.
+/// it with [`Inbox::pending`], which gives a
+/// [`HomeResolver`] instead.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
