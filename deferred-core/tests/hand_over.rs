@@ -148,3 +148,37 @@ fn local_relays_hand_over_too() {
     resolver.callback(7);
     assert_eq!(inner.wait().unwrap(), 7);
 }
+
+/// A cancel whose walk goes through a relay while the relay hands its wait over, and the
+/// Deferred it handed over fires before the walk gets there: the result went to the chain
+/// waiting in the relay's place, so the cancel goes there too — here, to the next Deferred that
+/// chain waits on — and is not left with the relay, which runs no more. (The relay's canceller
+/// answers with a value, and fires the Deferred it hands over, both during the cancel.)
+#[test]
+fn a_cancel_crossing_a_relay_as_it_hands_over_reaches_the_waiting_chains_next_deferred() {
+    use std::sync::Mutex;
+    type Slot = Arc<Mutex<Option<Resolver<u32>>>>;
+    let (relay_root_slot, inner_slot): (Slot, Slot) = Default::default();
+    let (root, root_resolver) = Deferred::<u32>::pending();
+    let (first, first_resolver) = Deferred::<u32>::pending();
+    let (second, _second_resolver, second_cancels) = counting_canceller();
+    let (to_relay_root, to_first) = (relay_root_slot.clone(), inner_slot.clone());
+    let (relay_root, relay_root_resolver) = Deferred::<u32>::with_canceller(move || {
+        to_relay_root.lock().unwrap().take().unwrap().callback(0); // the cancel answered
+        to_first.lock().unwrap().take().unwrap().callback(1); // the handed-over one fires
+    });
+    *relay_root_slot.lock().unwrap() = Some(relay_root_resolver);
+    *inner_slot.lock().unwrap() = Some(first_resolver);
+    let relay = relay_root.add_callback(move |_| first); // its last step returns `first`
+    let outer = root
+        .add_callback(move |_| relay)
+        .add_callback(move |_| second);
+    root_resolver.callback(0);
+    outer.cancel();
+    assert_eq!(
+        second_cancels.load(Ordering::SeqCst),
+        1,
+        "the cancel reached `second`"
+    );
+    assert!(outer.wait().unwrap_err().is_cancelled());
+}

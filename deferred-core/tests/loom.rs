@@ -398,6 +398,39 @@ fn hand_over_races_cancel_and_fires() {
     });
 }
 
+/// A cancel whose walk crosses a relay while the relay hands its wait over, and the Deferred it
+/// handed over fires meanwhile: the result went to the chain waiting in the relay's place, and
+/// so does the cancel (to that chain's next Deferred, or remembered while its step runs). Left
+/// with the relay, which runs no more, it would be lost, and the chain would wait on `next`
+/// until its Resolver is dropped (`NeverFired`).
+#[test]
+fn a_cancel_crossing_a_hand_over_is_not_left_with_the_relay() {
+    model(PREEMPTIONS, || {
+        let next_cancels = counter();
+        let probe = Probe::new();
+        let (between, between_resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = Deferred::<u32>::pending();
+        let (next, next_resolver) = cancellable(&next_cancels);
+        let between = between.add_callback(move |_| inner);
+        let (root, root_resolver) = Deferred::<u32>::pending();
+        let d = root
+            .add_callback(move |_| between)
+            .add_callback(move |_| next);
+        let handle = d.cancel_handle();
+        probe.finish(d);
+        root_resolver.callback(0); // the chain waits on `between`, `next` still to come
+        let firing = thread::spawn(move || {
+            between_resolver.callback(1);
+            inner_resolver.callback(2);
+        });
+        handle.cancel();
+        firing.join().unwrap();
+        drop(next_resolver);
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert!(next_cancels.load(SeqCst) <= 1);
+    });
+}
+
 /// `chain!`'s run of `then`s and the `catch` after it, as it expands them: one stage
 /// (`__add_callbacks_then`) whose run returns a pending Deferred, and whose `catch` then waits
 /// at the front of the chain's own list, before a step another thread adds meanwhile.

@@ -29,7 +29,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use super::super::Delivery;
 use super::super::{Ptr, Sendable, Shareable};
-use super::{AnyChain, Chain, Inner, Phase, same_chain};
+use super::{AnyChain, Chain, Inner, Listener, Phase, same_chain};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::run_loop;
@@ -83,6 +83,14 @@ impl CancelHandle {
         let mut level = outer_chains;
         let mut cycle = Cycle::new(self.target.clone());
         while let Some(link) = next {
+            // Reached through a chain that handed its wait over (`Chain::hand_over`) while the
+            // walk went by, to a Deferred that has fired since: its result went to the chain
+            // that now waits in its place, further back on this walk. The walk goes again
+            // from its start, which leads there now. (Each time, another chain has handed
+            // over, and no chain waits on one that has: the walk ends. A walk that began at
+            // such a chain cancels nothing: the chain has handed its result on, as a chain
+            // that has fired would.)
+
             next = match link.clone().cancel(level) {
                 Walk::Up(up) => {
                     if cycle.closes_at(&up) {
@@ -99,9 +107,22 @@ impl CancelHandle {
                 // The chain that waits on `link` is between two waits: its result is on its way
                 // there. Tell that chain to cancel the next Deferred it waits on (a cancel is
                 // never lost to timing), or go on to the one it waits on already.
-                Walk::Fired => waiter
-                    .as_ref()
-                    .and_then(|(w, w_level)| w.cancel_after(&link, *w_level)),
+                Walk::Fired => match &waiter {
+                    None => None,
+                    Some((w, w_level)) => match w.cancel_after(&link, *w_level) {
+                        After::Stop => None,
+                        After::Up(up) => Some(up),
+                        After::Again if self.target.as_ref().is_some_and(|t| same_chain(t, w)) => {
+                            None
+                        }
+                        After::Again => {
+                            waiter = None;
+                            level = outer_chains;
+                            cycle = Cycle::new(self.target.clone());
+                            self.target.clone()
+                        }
+                    },
+                },
                 Walk::Stop => None,
             };
         }
@@ -186,6 +207,16 @@ impl Remembered {
     }
 }
 
+/// Where a walk goes after the chain it reached was found fired ([`Cancel::cancel_after`]).
+pub(crate) enum After {
+    /// The cancel is remembered, or there is nothing left to cancel.
+    Stop,
+    /// On to the Deferred the waiting chain waits on now.
+    Up(Ptr<dyn Cancel>),
+    /// The waiting chain handed its wait over: the walk goes again from where it began.
+    Again,
+}
+
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
 /// different types. The walk itself is [`CancelHandle::cancel`].
 pub(crate) trait Cancel: Shareable {
@@ -196,8 +227,10 @@ pub(crate) trait Cancel: Shareable {
 
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
-    /// stage already returned another one, give it back so the walk goes on there.
-    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>>;
+    /// stage already returned another one, give it back so the walk goes on there; if this
+    /// chain handed its wait over to the chain that waited on it (`Chain::hand_over`), the
+    /// result goes there, not here: say so.
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> After;
 
     /// This chain waits on `on`, and `on` (through any number of chains) waits on this one: a
     /// cycle, which nothing can ever fire. Stop waiting: the chain goes on with a cancellation
@@ -328,28 +361,30 @@ where
         }
     }
 
-    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> Option<Ptr<dyn Cancel>> {
+    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> After {
         let mut inner = self.lock();
         let inner = &mut *inner;
+        let handed_over = matches!(inner.listener, Listener::HandedOver);
         match &mut inner.phase {
+            Phase::Waiting { on, .. } if handed_over && same_chain(on, fired) => After::Again,
             Phase::Waiting { cancel, on } => {
                 if same_chain(on, fired) {
                     cancel.remember(outer_chains);
-                    None
+                    After::Stop
                 } else {
-                    Some(on.clone())
+                    After::Up(on.clone())
                 }
             }
             Phase::Running { cancel } => {
                 cancel.remember(outer_chains);
-                None
+                After::Stop
             }
             Phase::Root
             | Phase::RootCancellable(_)
             | Phase::RootCancelling
             | Phase::RootOfFanIn(_)
             | Phase::Fired
-            | Phase::Done => None,
+            | Phase::Done => After::Stop,
         }
     }
 }

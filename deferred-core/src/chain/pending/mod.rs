@@ -203,6 +203,11 @@ enum Listener<E: 'static> {
     Forward(Ptr<dyn AnyChain<E>>),
     /// A fan-in (`fan_in.rs`), of which this Deferred is input number `.1`.
     FanIn(Ptr<dyn Arrive<E>>, u32),
+    /// The chain that waited on this one waits on the Deferred this one's last stage returned,
+    /// itself (`Chain::hand_over`): nothing arrives here any more, and a cancel that reaches
+    /// this chain late, through that chain's old wait, goes again from where it began
+    /// ([`CancelHandle::cancel_for`](cancel::CancelHandle)).
+    HandedOver,
     /// The Deferred at the end was dropped: nobody ever will.
     Gone,
 }
@@ -211,7 +216,10 @@ impl<E: 'static> Part for Listener<E> {
     /// Nobody, or nobody ever.
     #[inline]
     fn holds_nothing(&self) -> bool {
-        matches!(self, Listener::Nobody | Listener::Gone)
+        matches!(
+            self,
+            Listener::Nobody | Listener::Gone | Listener::HandedOver
+        )
     }
 }
 

@@ -208,8 +208,9 @@ where
                 drop(inner);
                 waker.wake();
             }
-            // Rule 5: nobody can ever see this result; a failure in it is reported.
-            Listener::Gone => {
+            // Rule 5: nobody can ever see this result; a failure in it is reported. (A chain
+            // that handed its wait over gets no result: it would be nobody's too.)
+            Listener::Gone | Listener::HandedOver => {
                 inner.phase.move_on(Phase::Done);
                 drop(inner);
                 current.slot().report();
@@ -279,7 +280,10 @@ where
         // — hands `on` to that chain (see `hand_over`).
         let relay = cancel_now.is_none() && inner.stages.is_empty();
         let outer = match std::mem::replace(&mut inner.listener, Listener::Nobody) {
-            Listener::Forward(outer) if relay && !same_chain(&outer, &on) => Some(outer),
+            Listener::Forward(outer) if relay && !same_chain(&outer, &on) => {
+                inner.listener = Listener::HandedOver;
+                Some(outer)
+            }
             listener => {
                 inner.listener = listener;
                 None
@@ -311,6 +315,11 @@ where
         if outer.wait_instead(Ptr::as_ptr(self).cast(), on.clone()) {
             on.forward_to(outer);
         } else {
+            let mut inner = self.lock();
+            if matches!(inner.listener, Listener::HandedOver) {
+                inner.listener = Listener::Nobody;
+            }
+            drop(inner);
             on.forward_to(self.clone());
         }
     }
