@@ -81,3 +81,29 @@ fn an_input_left_running_by_a_decided_combinator_is_not_closed() {
     let reported: Vec<String> = capture.take().iter().map(|f| f.to_string()).collect();
     assert_eq!(reported, ["a failed late"]);
 }
+
+/// `tokio::select!` evaluates every branch's future before it polls any: a `get` made there,
+/// handed an item by a branch that then wins, is dropped unread. The item is not lost.
+#[cfg(feature = "tokio")]
+#[test]
+fn a_get_in_a_select_whose_other_branch_wins_loses_no_item() {
+    use deferred_core::DeferredQueue;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let queue = DeferredQueue::<u32>::new();
+    let mut taken = Vec::new();
+    runtime.block_on(async {
+        for round in 0..3 {
+            tokio::select! {
+                biased;
+                () = async { queue.put(round).unwrap() } => {}
+                item = queue.get() => taken.push(item.unwrap()),
+            }
+        }
+    });
+    assert!(taken.is_empty(), "the first branch always wins: {taken:?}");
+    assert_eq!(queue.len(), 3);
+    let left: Vec<u32> = (0..3).map(|_| queue.get().wait().unwrap()).collect();
+    assert_eq!(left, [0, 1, 2]);
+}

@@ -1241,6 +1241,33 @@ where
         self.fire_from(result, EnteredBy::TryFire)
     }
 
+    /// [`try_fire`](Self::try_fire) with a value that goes back, through `give_back`, if the
+    /// chain drops it unread (its Deferred dropped before anything took the value): what a
+    /// `DeferredQueue` hands its items to gets with. Gives `value` back at once when `try_fire`
+    /// would.
+    pub(crate) fn try_fire_or_give_back<F>(mut self, value: T, give_back: F) -> Result<(), T>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+        F: FnOnce(T) + Sendable + 'static,
+    {
+        let link = self.link.take();
+        std::mem::forget(self); // nothing left in it to drop
+        match link {
+            Some(link) => {
+                crate::trace::chain_event!("fired");
+                let fired = link.fire_if_open_or_give_back(value, give_back);
+                if fired.is_err() {
+                    crate::trace::chain_event!(
+                        "fire refused: the chain was cancelled, or nobody can see it"
+                    );
+                }
+                fired
+            }
+            None => Err(value),
+        }
+    }
+
     /// A public firing method, called at the caller's location with `by`: a failure no step
     /// raised records where it entered the chain.
     #[inline]

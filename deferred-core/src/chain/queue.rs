@@ -8,7 +8,8 @@
 //!   back), `backlog` the `get`s waiting (a `get` beyond it fails with `QueueUnderflow`).
 //! - Cancelling a waiting `get` takes it out of the line; it never gets an item. So does
 //!   dropping it (`Resolver::is_closed`): a `put` passes a dropped get by, and dropped gets do
-//!   not count against the backlog.
+//!   not count against the backlog. A get dropped after it was handed an item gives it back
+//!   to the queue's front, unless something took it first (`Resolver::try_fire_or_give_back`).
 //! - No user code runs under the lock: a waiting `get` is fired after it is released. A `put`
 //!   made inside a `get`'s callbacks fires the next `get` through the run loop, so a line of any
 //!   length drains in constant stack.
@@ -18,6 +19,15 @@ use std::fmt;
 
 use super::{Deferred, Lock, Ptr, Resolver, Sendable, Weak};
 use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
+
+/// Where [`DeferredQueue::hand`] keeps an item no get waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// At the end: a `put`.
+    Last,
+    /// At the front: an item a dropped get gave back.
+    First,
+}
 
 /// A queue of items whose [`get`](DeferredQueue::get) gives a Deferred, fired when an item is
 /// there (Twisted's `DeferredQueue`). Clones share one queue.
@@ -32,8 +42,11 @@ use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
 /// 3. Cancelling a waiting `get` takes it out of the line (it fails with
 ///    [`Cancelled`](crate::Cancelled)); the next `put` goes to the `get` after it. Dropping a
 ///    waiting `get`'s Deferred (with no step left on it) leaves the line too: no item is handed
-///    to it, and it does not count against `backlog` — so a `get` raced against a timeout in
-///    `tokio::select!`, and dropped when the timeout wins, loses nothing.
+///    to it, and it does not count against `backlog`. A `get` dropped after it was handed an
+///    item, before anything took the item from it, gives the item back, to the front of the
+///    queue (or to the oldest waiting `get`). So a `get` raced against a timeout in
+///    `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever the item
+///    came.
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
@@ -149,12 +162,22 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// assert_eq!(waiting.wait().unwrap(), 'a');
     /// ```
     pub fn put(&self, item: T) -> Result<(), QueueOverflow<T>> {
+        self.hand(item, Kept::Last)
+    }
+
+    /// Hands `item` to the oldest waiting get, else keeps it, `at` the end of the queue or (an
+    /// item a dropped get gave back, which the queue took already) its front.
+    fn hand(&self, item: T, at: Kept) -> Result<(), QueueOverflow<T>> {
         let mut item = item;
         loop {
             let waiter = {
                 let mut state = self.shared.state.lock();
                 match state.waiting.pop_first() {
                     Some((_, waiter)) => waiter,
+                    None if at == Kept::First => {
+                        state.items.push_front(item);
+                        return Ok(());
+                    }
                     None => {
                         if self
                             .shared
@@ -170,11 +193,25 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
             };
             // Fired outside the lock (its callbacks are user code). A get cancelled after it was
             // taken out of the line, before this fire, or whose Deferred was dropped, gives the
-            // item back: it goes to the next waiter, or into the queue — never lost.
-            match waiter.try_fire(Ok(item)) {
+            // item back: it goes to the next waiter, or into the queue — never lost. So does a
+            // get dropped after this fire, before anything took the item from it.
+            match waiter.try_fire_or_give_back(item, self.give_back()) {
                 Ok(()) => return Ok(()),
-                Err(Ok(back)) => item = back,
-                Err(Err(_)) => unreachable!("a put fires a waiter with its item"),
+                Err(back) => item = back,
+            }
+        }
+    }
+
+    /// Where an item a get was handed goes if the get's Deferred is dropped before anything
+    /// takes it: back to the queue's front (or the oldest waiting get), while the queue lives.
+    fn give_back(&self) -> impl FnOnce(T) + Sendable + 'static + use<T> {
+        let shared: Weak<Shared<T>> = Ptr::downgrade(&self.shared);
+        move |item| {
+            if let Some(shared) = shared.upgrade() {
+                let queue = DeferredQueue { shared };
+                if queue.hand(item, Kept::First).is_err() {
+                    unreachable!("an item given back is kept whatever the queue's size");
+                }
             }
         }
     }
@@ -198,7 +235,17 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     pub fn get(&self) -> Deferred<T> {
         let mut state = self.shared.state.lock();
         if let Some(item) = state.items.pop_front() {
-            return Deferred::succeed(item);
+            drop(state);
+            // Fired, and the item kept so that it goes back if the Deferred is dropped before
+            // anything takes it (a `get` in a `tokio::select!` whose other branch won).
+            let (got, resolver) = Deferred::pending();
+            if resolver
+                .try_fire_or_give_back(item, self.give_back())
+                .is_err()
+            {
+                unreachable!("a new get is open");
+            }
+            return got;
         }
         let full = |state: &State<T>| {
             self.shared

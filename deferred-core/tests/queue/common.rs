@@ -147,6 +147,44 @@ fn a_dropped_get_leaves_the_line_and_loses_no_item() {
     assert_eq!(super::support::unhandled(&marker), 0);
 }
 
+/// A get dropped after it was handed its item, before anything took it — as `tokio::select!`
+/// drops the get of a branch it did not take, however the item came — gives the item back, to
+/// the queue's front, or to the oldest get waiting.
+#[test]
+fn a_get_dropped_with_its_item_unread_gives_it_back() {
+    let queue = DeferredQueue::<u32>::new();
+    // Handed while it waited.
+    let get = queue.get();
+    queue.put(1).unwrap();
+    drop(get);
+    assert_eq!(queue.len(), 1);
+    // Handed at once, from the queue: the item goes back to the front, before the ones after it.
+    queue.put(2).unwrap();
+    let get = queue.get();
+    drop(get);
+    assert_eq!((queue.len(), queue.get().wait().unwrap()), (2, 1));
+    // To the oldest get waiting, if one is.
+    let given = queue.get(); // takes 2
+    let waiting = queue.get();
+    drop(given);
+    assert_eq!((queue.len(), waiting.wait().unwrap()), (0, 2));
+    // Taken by a step, or by the end, it is the consumer's: nothing goes back.
+    queue.put(3).unwrap();
+    let seen = queue.get().add_callback(|item| Ok(item * 10));
+    assert_eq!(seen.wait().unwrap(), 30);
+    queue.put(4).unwrap();
+    assert_eq!(queue.get().wait().unwrap(), 4);
+    assert!(queue.is_empty());
+    // With a size limit reached meanwhile, the item given back is kept all the same.
+    let limited = DeferredQueue::<u32>::with_limits(Some(1), None);
+    limited.put(5).unwrap();
+    let get = limited.get();
+    limited.put(6).unwrap();
+    drop(get);
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited.get().wait().unwrap(), 5);
+}
+
 #[test]
 fn a_get_converted_by_map_err_and_dropped_loses_no_item() {
     let queue = DeferredQueue::<u32>::new();

@@ -4,7 +4,7 @@
 
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{CancelHandle, Remembered};
-use super::stage::{Added, Flow, Slot};
+use super::stage::{Added, Flow, GivenBack, Slot};
 use super::{
     AnyChain, Chain, Current, EndUnread, Fire, Guard, Listener, Part, Parts, Phase, same_chain,
 };
@@ -94,6 +94,47 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
+    /// [`fire_if_open`](Chain::fire_if_open) with `value`, which goes back, through
+    /// `give_back`, if the chain drops it unread: when no step is left to take it as the root
+    /// fires, it is kept in a slot that gives it back ([`GivenBack`]) until the end of the chain
+    /// takes it. For `DeferredQueue`, whose item must not be lost to a get dropped after it was
+    /// handed the item.
+    pub(crate) fn fire_if_open_or_give_back<F>(
+        self: &Ptr<Self>,
+        value: T,
+        give_back: F,
+    ) -> Result<(), T>
+    where
+        F: FnOnce(T) + Sendable + 'static,
+    {
+        let through = self.closed_through_fan_in();
+        let mut inner = self.lock();
+        match inner.unfired() {
+            None => {
+                drop(inner);
+                return Err(value);
+            }
+            Some(_) if through || inner.is_closed() => {
+                inner.end_unread();
+                return Err(value);
+            }
+            Some(_) => {}
+        }
+        if !inner.stages.is_empty() {
+            // Its steps take the value as the root fires.
+            self.start(inner, Ok(value));
+            return Ok(());
+        }
+        let kept: Box<dyn Slot<E>> = Box::new(GivenBack::new(value, give_back));
+        let running = Phase::Running {
+            cancel: Remembered::NONE,
+        };
+        let root = std::mem::replace(&mut inner.phase, running);
+        self.park(inner, Current::Other(kept));
+        root.release();
+        Ok(())
+    }
+
     /// How a root fires (`Firing`), under its lock.
     pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Parts<T, E>>, fire: Fire<T, E>) {
         match fire {

@@ -55,6 +55,65 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, 
     }
 }
 
+/// A result that goes back where it came from if nobody takes it: where a `DeferredQueue`'s
+/// get keeps its item until the consumer takes it (`Resolver::try_fire_or_give_back`). Seen as
+/// a `Result<T, E>` slot (its `as_any` is the result's), so a stage or the chain's end takes it
+/// as any other; if the chain drops it instead — its Deferred dropped unread, as
+/// `tokio::select!` drops the branch it did not take — the value goes to `give_back`, and a
+/// failure put here since is reported, as any other.
+pub(crate) struct GivenBack<T, E, F: FnOnce(T)> {
+    result: Option<Result<T, E>>,
+    give_back: Option<F>,
+}
+
+impl<T, E, F: FnOnce(T)> GivenBack<T, E, F> {
+    pub(crate) fn new(value: T, give_back: F) -> GivenBack<T, E, F> {
+        GivenBack {
+            result: Some(Ok(value)),
+            give_back: Some(give_back),
+        }
+    }
+
+    /// Gives the value back, if one is here and nobody took it.
+    fn give_back(&mut self) {
+        if let Some(Ok(_)) = self.result
+            && let (Some(Ok(value)), Some(give_back)) = (self.result.take(), self.give_back.take())
+        {
+            give_back(value);
+        }
+    }
+}
+
+impl<T, E, F> Slot<E> for GivenBack<T, E, F>
+where
+    T: Sendable + 'static,
+    E: Sendable + 'static,
+    F: FnOnce(T) + Sendable + 'static,
+{
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.result
+    }
+
+    fn fill_from(&mut self, from: &mut dyn Slot<E>) {
+        self.result = take::<T, E>(from);
+    }
+
+    fn report(&mut self) {
+        self.give_back();
+        self.result.report();
+    }
+
+    fn fail(&mut self, error: E) {
+        self.result = Some(Err(error));
+    }
+}
+
+impl<T, E, F: FnOnce(T)> Drop for GivenBack<T, E, F> {
+    fn drop(&mut self) {
+        self.give_back();
+    }
+}
+
 /// Takes the result out of `slot`, which holds a `Result<T, E>`.
 #[inline]
 pub(crate) fn take<T: 'static, E: 'static>(slot: &mut dyn Slot<E>) -> Option<Result<T, E>> {
