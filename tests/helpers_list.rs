@@ -457,3 +457,36 @@ fn a_list_is_collected_from_deferreds_and_a_deferred_made_from_a_result() {
     assert_eq!(outcomes.len(), 2);
     assert_eq!(outcomes[0].as_ref().unwrap(), &1);
 }
+
+/// A failure that came before the list was cancelled is no answer to the cancel: when the
+/// outcome does not carry it (here a success, a canceller's answer, decides), it is reported.
+#[test]
+fn a_failure_before_the_cancel_is_reported_though_the_list_was_cancelled() {
+    use std::sync::{Arc, Mutex};
+    let marker = "list-failed-before-its-cancel";
+    let unhandled = Unhandled::start(marker);
+    let slot: Arc<Mutex<Option<deferred::Resolver<u32>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let (answering, resolver) = Deferred::<u32>::with_canceller(move || {
+        if let Some(resolver) = in_canceller.lock().unwrap().take() {
+            resolver.callback(7); // a canceller may answer with a value
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    let list =
+        DeferredList::new([Deferred::fail(Failure::msg(marker)), answering]).fire_on_one_callback();
+    list.cancel();
+    assert!(matches!(
+        list.wait().unwrap(),
+        FirstSuccess::Succeeded { index: 1, value: 7 }
+    ));
+    assert_eq!(unhandled.count(), 1, "the earlier failure is reported");
+
+    // The cancel's own answers are not.
+    let (a, _ra) = Deferred::<u32>::pending();
+    let (b, _rb) = Deferred::<u32>::pending();
+    let gathered = deferred::gather_results([a, b]);
+    gathered.cancel();
+    assert!(gathered.wait().unwrap_err().is_cancelled());
+    assert_eq!(unhandled.count(), 1);
+}

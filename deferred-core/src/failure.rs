@@ -654,6 +654,25 @@ impl Failure {
     }
 }
 
+/// Whether `error`, of a chain's error type, is a cancellation (a [`Failure`] that
+/// [`is_cancelled`](Failure::is_cancelled), or an `anyhow::Error` made from one); `None` when
+/// the type cannot tell (an error type of the user's, which holds a cancellation its own way).
+pub(crate) fn is_cancellation<E: 'static>(error: &E) -> Option<bool> {
+    let error = error as &dyn std::any::Any;
+    if let Some(failure) = error.downcast_ref::<Failure>() {
+        return Some(failure.is_cancelled());
+    }
+    #[cfg(feature = "anyhow")]
+    if let Some(error) = error.downcast_ref::<anyhow::Error>() {
+        return Some(
+            error
+                .downcast_ref::<AsError>()
+                .is_some_and(|failure| failure.0.is_cancelled()),
+        );
+    }
+    None
+}
+
 /// A `Failure` in a `Box<dyn Error>` (see its `From` conversions).
 struct AsError(Failure);
 

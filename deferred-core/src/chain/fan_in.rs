@@ -20,7 +20,10 @@
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
 //!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is
-//!   the answer to a cancellation the combinator made.
+//!   the answer to a cancellation the combinator made: a cancellation (a failure of its own —
+//!   one that came before the cancel, raced it, or that a canceller answered with — is
+//!   reported; with an error type that cannot say whether it holds a cancellation, every
+//!   failure after the cancel counts as its answer).
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
 //!   A panic in the user code an arrival runs (an error's conversion, a value's `Drop`) is
 //!   reported through the unhandled-error hook, as a step's would be; it does not reach the
@@ -235,7 +238,8 @@ struct Shared<T, E: 'static, P: Policy<T, E>> {
     progress: Lock<ProgressOf<T, E, P>>,
     policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
-    /// failure among them is not reported.
+    /// cancellation among the failures left over is not reported (any other failure is: it is
+    /// no answer to the cancel, as one that came before it, or that raced it).
     cancelled: Flag,
     leftovers: Leftovers,
 }
@@ -401,9 +405,13 @@ where
         }
     }
 
-    /// A result the outcome does not carry: a failure is reported unless consumed or expected.
+    /// A result the outcome does not carry: a failure is reported unless consumed or expected
+    /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
+    /// an error type that cannot say).
     fn leftover(&self, error: E) {
-        if !self.leftovers.consume_errors && !self.cancelled.get() {
+        let expected =
+            self.cancelled.get() && crate::failure::is_cancellation(&error).unwrap_or(true);
+        if !self.leftovers.consume_errors && !expected {
             unhandled::report(error);
         }
     }

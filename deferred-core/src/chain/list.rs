@@ -34,8 +34,8 @@ use crate::outcome::FirstSuccess;
 /// A failure is never lost: one the result does not carry (an input that failed after a
 /// `fire_on_one_*` list fired, or before it fired on another input's success) is reported through
 /// the [unhandled-error hook](crate::set_unhandled_hook), unless the list
-/// [consumes errors](DeferredList::consume_errors) or the failure answers a cancellation the list
-/// made.
+/// [consumes errors](DeferredList::consume_errors) or the failure is a cancellation answering one
+/// the list made.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

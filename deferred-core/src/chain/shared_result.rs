@@ -97,7 +97,8 @@ struct State<T> {
     handles: bool,
     /// Whether any consumer was ever made.
     consumed: bool,
-    /// Set when this `SharedResult` cancelled the source: its answer is expected.
+    /// Set when this `SharedResult` cancelled the source: its answer (a cancellation) is
+    /// expected.
     cancelled_source: bool,
 }
 
@@ -259,8 +260,12 @@ impl<T> Core<T> {
                 Phase::Pending { waiting, .. } => waiting,
                 Phase::Fired(_) => unreachable!("a source fires once"),
             };
-            // Nobody can ever see it: no consumer was made, and no more can be.
-            let report = !state.handles && !state.consumed && !state.cancelled_source;
+            // Nobody can ever see it: no consumer was made, and no more can be. The answer to
+            // this `SharedResult`'s own cancel of the source is expected; any other failure —
+            // one the source fired with as the last handle went — is not.
+            let answer = state.cancelled_source
+                && matches!(&*result, Err(shared) if shared.failure().is_cancelled());
+            let report = !state.handles && !state.consumed && !answer;
             (waiting, report)
         };
         for (_, consumer) in waiting {

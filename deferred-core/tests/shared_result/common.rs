@@ -268,6 +268,27 @@ fn the_answer_to_its_own_cancel_of_the_source_is_not_reported() {
     assert_eq!(unhandled("cancelled"), before);
 }
 
+/// The source fails with a failure of its own as the last handle goes (which cancels it: here
+/// its canceller fails it so, as a failure fired from another thread at that moment would
+/// arrive): that failure is no answer to the cancel, and nobody saw it: it is reported.
+#[test]
+fn a_failure_that_is_no_answer_to_its_cancel_is_reported() {
+    // The kind's own marker: both kinds' tests run at once, and count reports process-wide.
+    let marker = format!("{}: SHARED-FAILED-AS-THE-LAST-HANDLE-WENT", module_path!());
+    let before = unhandled(&marker);
+    let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let message = marker.clone();
+    let (source, resolver) = Deferred::<u32>::with_canceller(move || {
+        if let Some(resolver) = in_canceller.lock().unwrap().take() {
+            resolver.errback(Failure::msg(message));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    drop(SharedResult::new(source));
+    assert_eq!(unhandled(&marker), before + 1);
+}
+
 /// A value that counts its clones.
 #[derive(Debug)]
 struct Counted(Count);
