@@ -490,3 +490,30 @@ fn a_failure_before_the_cancel_is_reported_though_the_list_was_cancelled() {
     assert!(gathered.wait().unwrap_err().is_cancelled());
     assert_eq!(unhandled.count(), 1);
 }
+
+/// `Resolver::is_closed` never turns back: an input told that nobody can see the combinator's
+/// outcome stays so once another input decides it, and its producer, stopping for that, drops
+/// its Resolver quietly (no `NeverFired` report).
+#[test]
+fn an_input_told_it_is_closed_stays_closed_when_another_decides() {
+    let marker = "closed-input-stays-closed";
+    let unhandled = Unhandled::start(marker);
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::pending();
+    drop(gather_results([a, b])); // nobody can see the outcome
+    assert!(rb.is_closed());
+    ra.errback(Failure::msg(marker)); // decides the unseen outcome
+    assert!(rb.is_closed(), "still closed");
+    drop(rb);
+    // The decided failure is the outcome's, dropped unseen: reported once; nothing else is.
+    assert_eq!(unhandled.count(), 1);
+
+    // Closed when decided, though nobody asked before: the same.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::pending();
+    drop(gather_results([a, b]));
+    ra.errback(Failure::msg(marker));
+    assert!(rb.is_closed());
+    drop(rb);
+    assert_eq!(unhandled.count(), 2);
+}

@@ -191,6 +191,7 @@ where
             }),
             policy,
             cancelled: Flag::new(),
+            output_closed: Flag::new(),
             leftovers,
         }
     });
@@ -241,6 +242,10 @@ struct Shared<T, E: 'static, P: Policy<T, E>> {
     /// cancellation among the failures left over is not reported (any other failure is: it is
     /// no answer to the cancel, as one that came before it, or that raced it).
     cancelled: Flag,
+    /// Set once the output was seen closed (nobody can see it: `Arrive::output_closed`), and
+    /// kept once it is decided: an input the fan-in left open was told it is closed, and stays
+    /// so (`Resolver::is_closed` never turns back to `false`).
+    output_closed: Flag,
     leftovers: Leftovers,
 }
 
@@ -360,6 +365,9 @@ where
                 }
             }
             Next::Decided { resolver, decision } => {
+                if resolver.is_closed() {
+                    self.output_closed.set();
+                }
                 let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
                     self.cancel_inputs();
@@ -435,10 +443,15 @@ where
         let output = match &self.lock().output {
             Some(resolver) => resolver.link.clone(),
             // Decided: the inputs left are left running, and their failures are reported
-            // (unless the combinator cancelled them, or consumes errors): not closed.
-            None => return false,
+            // (unless the combinator cancelled them, or consumes errors): not closed — unless
+            // the output was closed when it was decided, or was seen so before.
+            None => return self.output_closed.get(),
         };
-        output.is_some_and(|output| output.is_closed())
+        let closed = output.is_some_and(|output| output.is_closed());
+        if closed {
+            self.output_closed.set();
+        }
+        closed
     }
 
     #[cfg(feature = "registry")]
