@@ -512,3 +512,33 @@ fn semaphore_lock_and_permit_are_send_and_sync() {
     assert_send_sync::<DeferredLock>();
     assert_send_sync::<Permit>();
 }
+
+/// A token released on one thread while another thread's hand-off loop is inside a waiter's
+/// callback goes to the next waiter at once: a callback that takes long holds up no other
+/// waiter (the token used to wait for that callback to return).
+#[test]
+fn a_release_on_another_thread_is_handed_on_while_a_waiters_callback_runs() {
+    use std::sync::mpsc;
+    let semaphore = DeferredSemaphore::new(2);
+    let first = semaphore.acquire().wait().unwrap();
+    let second = semaphore.acquire().wait().unwrap();
+    let (inside_tx, inside_rx) = mpsc::channel::<()>();
+    let (finish_tx, finish_rx) = mpsc::channel::<()>();
+    // B's callback runs on the thread whose release hands it the token, and stays there.
+    let b = semaphore.acquire().add_callback(move |permit: Permit| {
+        inside_tx.send(()).unwrap();
+        finish_rx.recv().unwrap();
+        drop(permit);
+        Ok(())
+    });
+    let c = semaphore.acquire();
+    let releasing = thread::spawn(move || drop(first));
+    inside_rx.recv().unwrap(); // B's callback is running on that thread
+    drop(second);
+    assert!(c.is_fired(), "C has the token this release returned");
+    finish_tx.send(()).unwrap();
+    releasing.join().unwrap();
+    drop(c.wait().unwrap());
+    b.wait().unwrap();
+    assert_eq!(semaphore.available(), 2);
+}

@@ -8,10 +8,12 @@
 //! - A token is a [`Permit`] value: dropping it (or [`Permit::release`]) gives the token back, so
 //!   a token cannot be released twice, and a permit that nobody takes (its Deferred dropped or
 //!   cancelled after the hand-off) returns by itself.
-//! - Hand-offs never recurse: a release that happens while this semaphore is already handing
-//!   tokens out (a waiter's callback that releases at once) only returns the token, and the loop
-//!   already running hands it on. A queue of any length drains in constant stack (Twisted's lock
-//!   overflows the stack after 199 such waiters, issue #9304).
+//! - Hand-offs never recurse: a release made on a thread that is handing this semaphore's
+//!   tokens out already (a waiter's callback that releases at once) only returns the token, and
+//!   the loop running on that thread hands it on. A queue of any length drains in constant
+//!   stack (Twisted's lock overflows the stack after 199 such waiters, issue #9304). A release
+//!   on another thread hands its token on itself: a waiter's callback that takes long, or waits
+//!   for another thread, holds up no other waiter.
 //! - Cancelling a waiting `acquire` takes it out of the queue; it never gets a token.
 //! - No user code runs under the lock: waiters are fired after it is released.
 
@@ -77,8 +79,19 @@ struct State {
     /// Waiting acquirers in arrival order, by ticket number.
     waiters: BTreeMap<u64, Resolver<Permit>>,
     next_ticket: u64,
-    /// A thread is running the hand-off loop: a release only returns its token.
-    handing_off: bool,
+}
+
+#[cfg(not(loom))]
+std::thread_local! {
+    /// The semaphores (by address) this thread runs a hand-off loop for: a release made inside
+    /// one of their waiters' callbacks only returns its token, which that loop hands on.
+    static HANDING_OFF: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+// loom's `thread_local!` does not take `const { .. }` initializers.
+#[cfg(loom)]
+loom::thread_local! {
+    static HANDING_OFF: std::cell::RefCell<Vec<usize>> = std::cell::RefCell::new(Vec::new());
 }
 
 impl Shared {
@@ -87,20 +100,34 @@ impl Shared {
         self.state.lock()
     }
 
-    /// Gives a token back and, unless a hand-off loop is already running, hands tokens to waiters
-    /// until there are no free tokens or no waiters. Firing a waiter runs its callbacks, which may
-    /// release at once: that release returns here, to the loop, instead of recursing.
+    /// Gives a token back and, unless this thread runs a hand-off loop for this semaphore
+    /// already, hands tokens to waiters until there are no free tokens or no waiters. Firing a
+    /// waiter runs its callbacks, which may release at once: that release returns here, to the
+    /// loop, instead of recursing. Every release that is not one of those runs a loop of its
+    /// own, after its token is back: so a token is never stranded, whatever other threads'
+    /// loops are doing.
     fn release(self: &Ptr<Self>) {
         {
             let mut state = self.lock();
             state.available += 1;
             debug_assert!(state.available <= self.limit, "a token was returned twice");
-            if state.handing_off {
-                return;
-            }
-            state.handing_off = true;
         }
-        let _loop = HandOff(self);
+        let key = Ptr::as_ptr(self) as *const () as usize;
+        let looping = HANDING_OFF.try_with(|loops| {
+            let mut loops = loops.borrow_mut();
+            if loops.contains(&key) {
+                return true;
+            }
+            loops.push(key);
+            false
+        });
+        if matches!(looping, Ok(true)) {
+            return; // the loop this release was made in hands the token on
+        }
+        // Out of this thread's loops when the loop ends (or unwinds: only a panicking `Drop`
+        // of a user value can make it). A thread whose locals are gone (a permit dropped by a
+        // thread-local's destructor) runs the loop unrecorded.
+        let _loop = looping.is_ok().then_some(HandOff(key));
         while let Some(waiter) = self.next_waiter() {
             waiter.callback(Permit {
                 shared: self.clone(),
@@ -108,8 +135,7 @@ impl Shared {
         }
     }
 
-    /// The waiter to hand a free token to, if there are both; otherwise ends the hand-off loop
-    /// (under the same lock, so a token returned meanwhile is never stranded).
+    /// The waiter to hand a free token to, if there are both.
     fn next_waiter(&self) -> Option<Resolver<Permit>> {
         let mut state = self.lock();
         if state.available > 0
@@ -118,7 +144,6 @@ impl Shared {
             state.available -= 1;
             return Some(waiter);
         }
-        state.handing_off = false;
         None
     }
 
@@ -131,15 +156,13 @@ impl Shared {
     }
 }
 
-/// Ends a hand-off loop that unwinds (only a panicking `Drop` of a user value can make it), so
-/// the next release starts a new one.
-struct HandOff<'a>(&'a Shared);
+/// This thread's hand-off loop for the semaphore at this address, while it runs: taken out of
+/// `HANDING_OFF` when it ends or unwinds, so the next release on this thread runs a new one.
+struct HandOff(usize);
 
-impl Drop for HandOff<'_> {
+impl Drop for HandOff {
     fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.lock().handing_off = false;
-        }
+        let _ = HANDING_OFF.try_with(|loops| loops.borrow_mut().retain(|key| *key != self.0));
     }
 }
 
@@ -165,7 +188,6 @@ impl DeferredSemaphore {
                     available: tokens,
                     waiters: BTreeMap::new(),
                     next_ticket: 0,
-                    handing_off: false,
                 }),
             }),
         }
