@@ -16,6 +16,7 @@ use calloop::timer::{TimeoutAction, Timer};
 use crate::inbox::{Drained, WeakInbox};
 use crate::{Failure, Inbox, LocalClock, LocalDelayedCall, unhandled};
 
+#[cfg(feature = "calloop")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 impl Inbox {
     /// This thread's inbox, drained by an event source of the calloop loop behind `handle`: the
@@ -161,11 +162,13 @@ fn insert_drain<Data>(
 /// }
 /// assert!(slow.wait().unwrap_err().is::<TimedOut>());
 /// ```
+#[cfg(feature = "calloop")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub struct CalloopClock<Data: 'static> {
     handle: LoopHandle<'static, Data>,
 }
 
+#[cfg(feature = "calloop")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 impl<Data: 'static> CalloopClock<Data> {
     /// The clock of the loop behind `handle`.

@@ -229,6 +229,8 @@ impl Entry for LocalEntry {
 /// run when it began to wait (a Deferred that had fired, given a step that returned a pending
 /// one) is the chain it waits on, with the steps after added to it: it shows as that chain,
 /// made where that one was.
+#[cfg(feature = "registry")] // on the item too: docs.rs shows it on the facade's pages
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub fn pending_chains() -> PendingChains {
     let now = Instant::now();
     let mut seen = Vec::new();
@@ -272,6 +274,8 @@ fn look<W: Entry>(entries: &[W], into: &mut Vec<Seen>) -> HashSet<usize> {
 
 /// Every chain that had not fired when [`pending_chains`] looked: iterate it for the data,
 /// print it for a tree of who waits on whom, the deepest wait last.
+#[cfg(feature = "registry")] // on the item too: docs.rs shows it on the facade's pages
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub struct PendingChains {
     chains: Vec<PendingChain>,
 }
@@ -279,6 +283,8 @@ pub struct PendingChains {
 /// A chain's place in a [`PendingChains`] dump (`#1`, `#2`, ...): what a chain waiting on it
 /// names it by.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[cfg(feature = "registry")] // on the item too: docs.rs shows it on the facade's pages
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub struct ChainId(usize);
 
 impl fmt::Display for ChainId {
@@ -290,6 +296,8 @@ impl fmt::Display for ChainId {
 /// What a pending chain waits on.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[non_exhaustive]
+#[cfg(feature = "registry")] // on the item too: docs.rs shows it on the facade's pages
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub enum WaitsOn {
     /// Its root has not fired: it waits on its resolver, made with it (where the chain was
     /// created), held by whoever will fire it — named by [`PendingChain::made_by`] when a
@@ -320,6 +328,8 @@ pub enum WaitsOn {
 
 /// One pending chain of a [`PendingChains`] dump.
 #[derive(Clone, Debug)]
+#[cfg(feature = "registry")] // on the item too: docs.rs shows it on the facade's pages
+#[cfg_attr(docsrs, doc(cfg(feature = "registry")))]
 pub struct PendingChain {
     id: ChainId,
     kind: &'static str,

@@ -76,6 +76,7 @@ pub(crate) fn warn_wait_blocks_a_runtime(at: &'static Location<'static>, local: 
     );
 }
 
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> Deferred<T, E>
 where
@@ -162,11 +163,13 @@ impl<F: Future> Future for CatchUnwind<F> {
 /// # }
 /// ```
 #[derive(Clone, Debug)]
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct TokioClock {
     runtime: tokio::runtime::Handle,
 }
 
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl TokioClock {
     /// The clock of the tokio runtime this is called on.
@@ -217,6 +220,7 @@ impl Clock for TokioClock {
     }
 }
 
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl Inbox {
     /// This thread's inbox, drained by a task on the current tokio
@@ -331,11 +335,13 @@ fn spawn_drain(inbox: &Inbox, notify: Arc<tokio::sync::Notify>) {
 /// # }
 /// ```
 #[derive(Clone, Copy, Debug, Default)]
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub struct TokioLocalClock {
     _private: (),
 }
 
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl TokioLocalClock {
     /// The clock of the `LocalSet` its calls are made on.
@@ -368,6 +374,7 @@ impl LocalClock for TokioLocalClock {
     }
 }
 
+#[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 impl<T, E> LocalDeferred<T, E>
 where
