@@ -78,3 +78,9 @@ impl<X: From<crate::Failure> + 'static> FromFailure for X {}
 pub trait LocalValue {}
 
 impl<X: ?Sized> LocalValue for X {}
+
+/// What a step may return, and no more: `IntoDeferred` and `IntoLocalDeferred` are sealed by it
+/// (`chain!` dispatches on these types alone).
+pub trait IntoSealed {}
+
+impl<U, E> IntoSealed for Result<U, E> {}

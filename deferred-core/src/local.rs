@@ -199,7 +199,9 @@ pub struct LocalResolver<T, E: 'static = Failure> {
             `Ok(expr?)` converts its error (`?` makes a `Failure` of any \
             `std::error::Error + Send + Sync`), so that an `Err` fails the chain"
 )]
-pub trait IntoLocalDeferred<E: 'static> {
+///
+/// The trait is sealed, as [`IntoDeferred`](crate::IntoDeferred) is.
+pub trait IntoLocalDeferred<E: 'static>: crate::bounds::IntoSealed {
     /// The value type of the next link.
     type Value;
     /// Converts the callback's result into the next link. (Named apart from
@@ -207,6 +209,8 @@ pub trait IntoLocalDeferred<E: 'static> {
     /// also has: with both traits in scope, `.into_deferred()` names the `Send` kind's.)
     fn into_local_deferred(self) -> LocalDeferred<Self::Value, E>;
 }
+
+impl<U, E: 'static> crate::bounds::IntoSealed for LocalDeferred<U, E> {}
 
 impl<U, E: 'static> IntoLocalDeferred<E> for Result<U, E> {
     type Value = U;

@@ -235,12 +235,17 @@ pub struct Resolver<T, E: 'static = Failure> {
             `Ok(expr?)` converts its error (`?` makes a `Failure` of any \
             `std::error::Error + Send + Sync`), so that an `Err` fails the chain"
 )]
-pub trait IntoDeferred<E: 'static> {
+///
+/// The trait is sealed: `chain!` knows these two, and a type of yours would be taken for a plain
+/// value there. Convert it to a `Deferred` yourself.
+pub trait IntoDeferred<E: 'static>: crate::bounds::IntoSealed {
     /// The value type of the next link.
     type Value;
     /// Converts the callback's result into the next link.
     fn into_deferred(self) -> Deferred<Self::Value, E>;
 }
+
+impl<U, E: 'static> crate::bounds::IntoSealed for Deferred<U, E> {}
 
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
