@@ -191,12 +191,34 @@ fn names_bound_inside_a_formatting_macros_arguments_are_not_captures() {
 
 #[test]
 fn a_start_may_call_a_method_named_as_a_step() {
+    // A type's own `then` taking a closure of one parameter: one such call is the start's.
+    struct Lazy(u32);
+    impl Lazy {
+        fn then(self, f: impl FnOnce(u32) -> u32) -> u32 {
+            f(self.0)
+        }
+    }
+    let own = chain! { Lazy(1).then(|x| x + 1) then |v| v * 2 };
+    assert_eq!(own.wait().unwrap(), 4);
     // `.then(|| ..)` with no parameter is `bool::then`, not a step written as a method (which
     // is a compile error that says how to write it: tests/ui/fail/step_as_a_method_call.rs).
     let ready = true;
     let chained =
         chain! { ready.then(|| String::from("ok")) then |x: Option<String>| x.map(|s| s.len()) };
     assert_eq!(chained.wait().unwrap(), Some(2));
+}
+
+/// A `then` that gives `()` (its body ends with `;`) before a step that uses that `()` as
+/// `()` can be used — printed, passed on — compiles (one that does arithmetic or calls a method
+/// on it is a compile error at the `;`: tests/ui/fail/then_ends_with_a_semicolon.rs).
+#[test]
+fn a_step_may_take_the_unit_a_step_ending_with_a_semicolon_gives() {
+    let chained = chain! {
+        Deferred::<u32>::succeed(1)
+        then |x: u32| { std::hint::black_box(x); }
+        then |done| { println!("{done:?}"); done }
+    };
+    chained.wait().unwrap();
 }
 
 #[test]

@@ -542,3 +542,15 @@ fn a_release_on_another_thread_is_handed_on_while_a_waiters_callback_runs() {
     b.wait().unwrap();
     assert_eq!(semaphore.available(), 2);
 }
+
+/// The items a stopped batch does not start are its own refusals: never reported (its own
+/// example used to report one per item left).
+#[test]
+fn map_concurrent_reports_nothing_for_the_items_it_did_not_start() {
+    let (first, unhandled) = deferred::capture_unhandled(|| {
+        let failed = map_concurrent(["1", "x", "3", "4"], 2, |s: &str| Ok(s.parse::<u32>()?));
+        failed.wait().unwrap_err().trap::<FirstError>().unwrap()
+    });
+    assert_eq!(first.index, 1);
+    assert!(unhandled.is_empty(), "{unhandled:?}");
+}

@@ -49,6 +49,13 @@ pub(crate) fn cell_get_mut<X>(mutex: &mut CellMutex<X>) -> &mut X {
     mutex.get_mut()
 }
 
+/// Lets another thread run: in a wait for another thread to finish a step (a cancel's walk
+/// waiting for a hand-over to complete), where loom must see the thread give way.
+#[cfg(loom)]
+pub(crate) use loom::thread::yield_now;
+#[cfg(not(loom))]
+pub(crate) use std::thread::yield_now;
+
 #[cfg(loom)]
 pub(crate) use loom::thread_local;
 #[cfg(not(loom))]

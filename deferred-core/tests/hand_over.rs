@@ -182,3 +182,40 @@ fn a_cancel_crossing_a_relay_as_it_hands_over_reaches_the_waiting_chains_next_de
     );
     assert!(outer.wait().unwrap_err().is_cancelled());
 }
+
+/// A cancel from the handle of a chain that handed its wait over, when the chain it handed
+/// over to has handed over too and the innermost Deferred has fired: nothing is left to
+/// cancel, and the cancel returns (it used to go round that stale path for ever).
+#[test]
+fn a_cancel_from_a_chain_that_handed_over_twice_returns() {
+    let (a_root, a_resolver) = Deferred::<u32>::pending();
+    let (b_root, b_resolver) = Deferred::<u32>::pending();
+    let (c_root, c_resolver) = Deferred::<u32>::pending();
+    let (d, d_resolver) = Deferred::<u32>::pending();
+    let c = c_root.add_callback(move |_| d);
+    let b = b_root.add_callback(move |_| c);
+    let handle = b.cancel_handle();
+    let a = a_root.add_callback(move |_| b);
+    a_resolver.callback(0);
+    b_resolver.callback(0); // b hands its wait over to a
+    c_resolver.callback(0); // then c does
+    d_resolver.callback(5);
+    assert_eq!(a.wait().unwrap(), 5);
+    handle.cancel();
+
+    // While the innermost is pending, the same cancel reaches it.
+    let (a_root, a_resolver) = Deferred::<u32>::pending();
+    let (b_root, b_resolver) = Deferred::<u32>::pending();
+    let (c_root, c_resolver) = Deferred::<u32>::pending();
+    let (d, _d_resolver, d_cancels) = counting_canceller();
+    let c = c_root.add_callback(move |_| d);
+    let b = b_root.add_callback(move |_| c);
+    let handle = b.cancel_handle();
+    let a = a_root.add_callback(move |_| b);
+    a_resolver.callback(0);
+    b_resolver.callback(0);
+    c_resolver.callback(0);
+    handle.cancel();
+    assert_eq!(d_cancels.load(Ordering::SeqCst), 1);
+    assert!(a.wait().unwrap_err().is_cancelled());
+}

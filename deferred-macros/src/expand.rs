@@ -909,7 +909,7 @@ fn bindings_of(step: &Step) -> Vec<Binding> {
 
 /// Whether a step's code mentions `name`: as an identifier (not a field or method after a `.`),
 /// or as an inline argument of a format string (`"{name}"`, `"{name:?}"`).
-pub(crate) fn step_mentions(step: &Step, name: &str) -> bool {
+fn step_mentions(step: &Step, name: &str) -> bool {
     match &step.handler {
         Handler::Closure(closure) => {
             let output = &closure.output;

@@ -202,12 +202,15 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
     Ok(chain)
 }
 
-/// A step written as a method call on the start, `lookup(id).then(|value| ...)` (the habit of
-/// JavaScript's promises): the first such call in the start's chain of method calls, whose one
-/// argument is a closure that a step of that keyword could be (`bool::then(|| ..)` takes no
-/// parameter, and is left alone).
+/// Steps written as method calls on the start, `lookup(id).then(|value| ...).catch(|e| ...)`
+/// (the habit of JavaScript's promises): the first of them, when the start's chain of method
+/// calls has two or more whose name is a step keyword and whose one argument is a closure a
+/// step of that keyword could be. One such call alone is left to the compiler: a type of the
+/// user's may have a `then` (as `bool::then(|| ..)`, or a future's `then`), and the start is
+/// any expression.
 fn step_as_method(start: &Expr) -> Option<&Ident> {
     let mut found = None;
+    let mut count = 0;
     let mut expr = start;
     while let Expr::MethodCall(call) = expr {
         let params = match call.args.first() {
@@ -221,10 +224,11 @@ fn step_as_method(start: &Expr) -> Option<&Ident> {
         };
         if step_like {
             found = Some(&call.method);
+            count += 1;
         }
         expr = &call.receiver;
     }
-    found
+    found.filter(|_| count >= 2)
 }
 
 /// The start is the word `start`, and what follows it is no step: the user took `start` for a

@@ -37,9 +37,11 @@ pub fn validate(chain: &mut Chain) {
 }
 
 /// `then |b| { b.len(); }` followed by `then |n| n + 1`: the first body ends with `;`, so it
-/// gives `()`, and the next step uses what it takes as a value (a slip the compiler reports
-/// as "cannot add `{integer}` to `()`" in the next step). Reported at the `;`; the next step
-/// becomes invalid, so that the compiler's error about `()` there does not follow.
+/// gives `()`, and the next step uses what it takes in a way `()` cannot be used (a slip the
+/// compiler reports as "cannot add `{integer}` to `()`" in the next step). Reported at the
+/// `;`; the next step becomes invalid, so that the compiler's error about `()` there does not
+/// follow. A next step that uses it as `()` can be used (printed, passed on, compared) is
+/// left alone.
 fn unit_handed_on(chain: &mut Chain) {
     for index in 1..chain.steps.len() {
         let (before, after) = chain.steps.split_at_mut(index);
@@ -62,7 +64,7 @@ fn unit_handed_on(chain: &mut Chain) {
         let Some(name) = next_closure.param.as_ref().and_then(value_param) else {
             continue;
         };
-        if name.starts_with('_') || !crate::expand::step_mentions(next, &name) {
+        if name.starts_with('_') || !uses_as_a_value(&next_closure.body, &name) {
             continue;
         }
         let error = Error::new(
@@ -99,6 +101,89 @@ fn ends_with_semicolon(body: &Expr) -> Option<Span> {
         syn::Stmt::Expr(_, Some(semicolon)) => Some(semicolon.span),
         _ => None,
     }
+}
+
+/// Whether `body` uses `name` where `()` cannot be: an operand of arithmetic, a method's
+/// receiver, a field's base or an index's (before anything in it binds `name` again, as far as
+/// a walk in order can tell).
+fn uses_as_a_value(body: &Expr, name: &str) -> bool {
+    struct Uses<'a> {
+        name: &'a str,
+        found: bool,
+        rebound: bool,
+    }
+    impl Uses<'_> {
+        fn check(&mut self, expr: &Expr) {
+            if !self.rebound
+                && let Expr::Path(path) = expr
+                && path.path.is_ident(self.name)
+            {
+                self.found = true;
+            }
+        }
+    }
+    impl<'ast> Visit<'ast> for Uses<'_> {
+        fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+            if node.ident == self.name {
+                self.rebound = true;
+            }
+            syn::visit::visit_pat_ident(self, node);
+        }
+        fn visit_expr_binary(&mut self, node: &'ast syn::ExprBinary) {
+            use syn::BinOp::*;
+            if matches!(
+                node.op,
+                Add(_)
+                    | Sub(_)
+                    | Mul(_)
+                    | Div(_)
+                    | Rem(_)
+                    | BitAnd(_)
+                    | BitOr(_)
+                    | BitXor(_)
+                    | Shl(_)
+                    | Shr(_)
+                    | Lt(_)
+                    | Le(_)
+                    | Gt(_)
+                    | Ge(_)
+            ) {
+                self.check(&node.left);
+                self.check(&node.right);
+            }
+            syn::visit::visit_expr_binary(self, node);
+        }
+        fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
+            if !matches!(node.op, syn::UnOp::Deref(_)) {
+                self.check(&node.expr);
+            }
+            syn::visit::visit_expr_unary(self, node);
+        }
+        fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+            if !matches!(
+                node.method.to_string().as_str(),
+                "clone" | "eq" | "ne" | "cmp" | "fmt"
+            ) {
+                self.check(&node.receiver);
+            }
+            syn::visit::visit_expr_method_call(self, node);
+        }
+        fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
+            self.check(&node.base);
+            syn::visit::visit_expr_field(self, node);
+        }
+        fn visit_expr_index(&mut self, node: &'ast syn::ExprIndex) {
+            self.check(&node.expr);
+            syn::visit::visit_expr_index(self, node);
+        }
+    }
+    let mut uses = Uses {
+        name,
+        found: false,
+        rebound: false,
+    };
+    uses.visit_expr(body);
+    uses.found
 }
 
 /// The name a step's parameter binds when it takes a value: `n`, or `n: T` with `T` not `()`.

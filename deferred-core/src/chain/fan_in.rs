@@ -76,6 +76,13 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// decided and the leftovers say to cancel the rest). Runs outside the lock.
     fn cancelling(&self) {}
 
+    /// Whether `error`, a failure that arrived after the outcome was decided, is one the
+    /// combinator made itself, which says nothing to report (`map_concurrent`'s refusal of an
+    /// item it did not start).
+    fn expected(&self, _error: &E) -> bool {
+        false
+    }
+
     /// Takes input `index`'s result out of the slot its chain hands on. Every input's result is
     /// a `Result<T, E>`, but for `join`'s, whose inputs are each of its own type: its `T` wraps
     /// them, and it takes each by its index.
@@ -417,8 +424,8 @@ where
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
     /// an error type that cannot say).
     fn leftover(&self, error: E) {
-        let expected =
-            self.cancelled.get() && crate::failure::is_cancellation(&error).unwrap_or(true);
+        let expected = self.policy.expected(&error)
+            || (self.cancelled.get() && crate::failure::is_cancellation(&error).unwrap_or(true));
         if !self.leftovers.consume_errors && !expected {
             unhandled::report(error);
         }

@@ -44,9 +44,11 @@ enum Kept {
 ///    waiting `get`'s Deferred (with no step left on it) leaves the line too: no item is handed
 ///    to it, and it does not count against `backlog`. A `get` dropped after it was handed an
 ///    item, before anything took the item from it, gives the item back, to the front of the
-///    queue (or to the oldest waiting `get`). So a `get` raced against a timeout in
-///    `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever the item
-///    came.
+///    queue (or to the oldest waiting `get`), whatever `size` says. So a `get` raced against a
+///    timeout in `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever
+///    the item came. (This holds for the `get`'s own Deferred: a step added to it — a
+///    `map_err`, an `add_timeout`, a combinator's — takes the item, and the Deferred it gives
+///    drops the item with it. Race the `get` itself.)
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
@@ -219,6 +221,10 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// A Deferred of the next item: fired at once with the oldest kept item, else when one is
     /// put (first come, first served). On an empty queue with a full backlog, it fails at once
     /// with [`QueueUnderflow`]. Cancelling a waiting get takes it out of the line.
+    ///
+    /// The item stays in the get's chain until a step or the Deferred's end takes it, so that
+    /// a get dropped unread gives it back (rule 3): [`peek`](Deferred::peek) sees it after
+    /// [`poll_fired`](Deferred::poll_fired), as for any Deferred whose chain has fired.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

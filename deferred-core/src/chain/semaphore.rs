@@ -12,8 +12,9 @@
 //!   tokens out already (a waiter's callback that releases at once) only returns the token, and
 //!   the loop running on that thread hands it on. A queue of any length drains in constant
 //!   stack (Twisted's lock overflows the stack after 199 such waiters, issue #9304). A release
-//!   on another thread hands its token on itself: a waiter's callback that takes long, or waits
-//!   for another thread, holds up no other waiter.
+//!   on another thread hands its token on itself: a waiter's callback that takes long holds up
+//!   only the tokens released on its own thread (its own, among them), which its thread's loop
+//!   hands on when it returns.
 //! - Cancelling a waiting `acquire` takes it out of the queue; it never gets a token.
 //! - No user code runs under the lock: waiters are fired after it is released.
 
@@ -566,7 +567,8 @@ where
 }
 
 /// An item `map_concurrent` did not start: the batch had stopped (an item failed, or the
-/// result was cancelled) when its token came. Never seen outside: the policy keeps it as a gap.
+/// result was cancelled) when its token came. Never seen outside: the policy keeps it as a gap,
+/// or, after the outcome is decided, drops it unreported.
 #[derive(Debug)]
 struct Skipped;
 
@@ -626,5 +628,9 @@ impl<T: Sendable + 'static> Policy<T, Failure> for StopFirst {
 
     fn cancelling(&self) {
         self.stopped.set();
+    }
+
+    fn expected(&self, error: &Failure) -> bool {
+        error.is::<Skipped>()
     }
 }

@@ -260,12 +260,13 @@ impl<T> Core<T> {
                 Phase::Pending { waiting, .. } => waiting,
                 Phase::Fired(_) => unreachable!("a source fires once"),
             };
-            // Nobody can ever see it: no consumer was made, and no more can be. The answer to
-            // this `SharedResult`'s own cancel of the source is expected; any other failure —
-            // one the source fired with as the last handle went — is not.
+            // Nobody can ever see it: no consumer waits for it (none was made, or each was
+            // cancelled), and no more can be made. The answer to this `SharedResult`'s own
+            // cancel of the source is expected; any other failure — one the source fired with
+            // as the last handle went, or its canceller answered with — is not.
             let answer = state.cancelled_source
                 && matches!(&*result, Err(shared) if shared.failure().is_cancelled());
-            let report = !state.handles && !state.consumed && !answer;
+            let report = !state.handles && waiting.is_empty() && !answer;
             (waiting, report)
         };
         for (_, consumer) in waiting {

@@ -287,6 +287,24 @@ fn a_failure_that_is_no_answer_to_its_cancel_is_reported() {
     *slot.lock().unwrap() = Some(resolver);
     drop(SharedResult::new(source));
     assert_eq!(unhandled(&marker), before + 1);
+
+    // The same after a consumer was made and cancelled (the last one: the source is
+    // cancelled once the last handle is gone too).
+    let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let message = marker.clone();
+    let (source, resolver) = Deferred::<u32>::with_canceller(move || {
+        if let Some(resolver) = in_canceller.lock().unwrap().take() {
+            resolver.errback(Failure::msg(message));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    let shared = SharedResult::new(source);
+    let consumer = shared.consumer();
+    drop(shared);
+    consumer.cancel();
+    assert!(consumer.wait().unwrap_err().is_cancelled());
+    assert_eq!(unhandled(&marker), before + 2);
 }
 
 /// A value that counts its clones.

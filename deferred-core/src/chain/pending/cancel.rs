@@ -83,14 +83,6 @@ impl CancelHandle {
         let mut level = outer_chains;
         let mut cycle = Cycle::new(self.target.clone());
         while let Some(link) = next {
-            // Reached through a chain that handed its wait over (`Chain::hand_over`) while the
-            // walk went by, to a Deferred that has fired since: its result went to the chain
-            // that now waits in its place, further back on this walk. The walk goes again
-            // from its start, which leads there now. (Each time, another chain has handed
-            // over, and no chain waits on one that has: the walk ends. A walk that began at
-            // such a chain cancels nothing: the chain has handed its result on, as a chain
-            // that has fired would.)
-
             next = match link.clone().cancel(level) {
                 Walk::Up(up) => {
                     if cycle.closes_at(&up) {
@@ -112,10 +104,19 @@ impl CancelHandle {
                     Some((w, w_level)) => match w.cancel_after(&link, *w_level) {
                         After::Stop => None,
                         After::Up(up) => Some(up),
-                        After::Again if self.target.as_ref().is_some_and(|t| same_chain(t, w)) => {
+                        // The walk came to `link` through a chain that handed its wait over
+                        // (`Chain::hand_over`), and `link` has fired since: its result went to
+                        // the chain that waits in that one's place, back on this walk, which
+                        // may not have taken `link` over yet (another thread is between the
+                        // two). The walk goes again from its start, which leads there once it
+                        // has. A walk that began at a chain that handed over stops instead:
+                        // its own wait is the handed-over one, for good, and it has handed its
+                        // result on, as a chain that has fired has (nothing left to cancel).
+                        After::Again if self.target.as_ref().is_none_or(|t| t.handed_over()) => {
                             None
                         }
                         After::Again => {
+                            crate::sync::yield_now();
                             waiter = None;
                             level = outer_chains;
                             cycle = Cycle::new(self.target.clone());
@@ -242,6 +243,10 @@ pub(crate) trait Cancel: Shareable {
     /// chain's result, as if its end were dropped.
     fn forget_waiter(&self);
 
+    /// Whether this chain handed its wait over to the chain that waited on it
+    /// (`Chain::hand_over`): a walk that begins here finds that wait, stale for good.
+    fn handed_over(&self) -> bool;
+
     /// Where the chain was made (for the registry: what a chain waiting on this one shows).
     #[cfg(feature = "registry")]
     fn created_at(&self) -> &'static std::panic::Location<'static>;
@@ -326,6 +331,10 @@ where
 
     fn forget_waiter(&self) {
         AnyChain::abandon(self);
+    }
+
+    fn handed_over(&self) -> bool {
+        matches!(self.lock().listener, Listener::HandedOver)
     }
 
     #[cfg(feature = "registry")]
