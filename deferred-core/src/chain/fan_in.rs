@@ -21,7 +21,8 @@
 //!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is
 //!   the answer to a cancellation the combinator made: a cancellation (a failure of its own —
-//!   one that came before the cancel, raced it, or that a canceller answered with — is
+//!   one that came before the cancel, raced it, that a canceller answered with, or that a step
+//!   of the input made of the cancellation, such as an errback that wraps it in a message — is
 //!   reported; with an error type that cannot say whether it holds a cancellation, every
 //!   failure after the cancel counts as its answer).
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
