@@ -191,17 +191,24 @@ fn names_bound_inside_a_formatting_macros_arguments_are_not_captures() {
 
 #[test]
 fn a_start_may_call_a_method_named_as_a_step() {
-    // A type's own `then` taking a closure of one parameter: one such call is the start's.
+    // A type's own `then` and `finally` taking closures are the start's.
     struct Lazy(u32);
     impl Lazy {
         fn then(self, f: impl FnOnce(u32) -> u32) -> u32 {
             f(self.0)
         }
     }
-    let own = chain! { Lazy(1).then(|x| x + 1) then |v| v * 2 };
+    impl Lazy {
+        fn finally(self, f: impl FnOnce()) -> Lazy {
+            f();
+            self
+        }
+    }
+    let own = chain! { Lazy(1).finally(|| ()).then(|x| x + 1) then |v| v * 2 };
     assert_eq!(own.wait().unwrap(), 4);
-    // `.then(|| ..)` with no parameter is `bool::then`, not a step written as a method (which
-    // is a compile error that says how to write it: tests/ui/fail/step_as_a_method_call.rs).
+    // `.then(|| ..)` with no parameter is `bool::then`: a start is any expression, and steps
+    // written as a promise's methods on it are left to the compiler ("no method named `then`
+    // found for struct `Deferred`"), which cannot be told from a type's own `then`.
     let ready = true;
     let chained =
         chain! { ready.then(|| String::from("ok")) then |x: Option<String>| x.map(|s| s.len()) };
@@ -217,8 +224,9 @@ fn a_step_may_take_the_unit_a_step_ending_with_a_semicolon_gives() {
         Deferred::<u32>::succeed(1)
         then |x: u32| { std::hint::black_box(x); }
         then |done| { println!("{done:?}"); done }
+        then |done| done.partial_cmp(&())
     };
-    chained.wait().unwrap();
+    assert_eq!(chained.wait().unwrap(), Some(std::cmp::Ordering::Equal));
 }
 
 #[test]

@@ -219,3 +219,42 @@ fn a_cancel_from_a_chain_that_handed_over_twice_returns() {
     assert_eq!(d_cancels.load(Ordering::SeqCst), 1);
     assert!(a.wait().unwrap_err().is_cancelled());
 }
+
+/// A cancel from the handle of a chain that handed its wait over, while the Deferred it handed
+/// over runs a step: that step remembers the cancel for itself, not for the chain that now
+/// waits in the relay's place, whose next Deferred is not cancelled (as when the chain between
+/// is no relay).
+#[test]
+fn a_cancel_from_a_relays_handle_is_not_passed_to_the_chain_in_its_place() {
+    fn case(relay: bool) -> (usize, u32) {
+        use std::sync::Mutex;
+        let slot: Arc<Mutex<Option<deferred_core::CancelHandle>>> = Arc::default();
+        let in_step = slot.clone();
+        let (x_root, x_resolver) = Deferred::<u32>::pending();
+        let x = x_root.add_callback(move |v| {
+            in_step.lock().unwrap().take().unwrap().cancel(); // while this step runs
+            Ok(v)
+        });
+        let (between_root, between_resolver) = Deferred::<u32>::pending();
+        let between = between_root.add_callback(move |_| x);
+        let between = if relay {
+            between
+        } else {
+            between.add_callback(Ok)
+        };
+        *slot.lock().unwrap() = Some(between.cancel_handle());
+        let (root, root_resolver) = Deferred::<u32>::pending();
+        let (next, next_resolver, next_cancels) = counting_canceller();
+        let outer = root
+            .add_callback(move |_| between)
+            .add_callback(move |_| next);
+        root_resolver.callback(0);
+        between_resolver.callback(0);
+        x_resolver.callback(7);
+        let cancels = next_cancels.load(Ordering::SeqCst);
+        next_resolver.callback(9);
+        (cancels, outer.wait().unwrap_or(0))
+    }
+    assert_eq!(case(false), (0, 9));
+    assert_eq!(case(true), (0, 9));
+}

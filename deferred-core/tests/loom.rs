@@ -1685,6 +1685,38 @@ fn join_cancelled_while_an_input_fails_on_another_thread() {
     });
 }
 
+/// A combinator whose output is seen (it has a step) is decided by one input while another
+/// input's producer asks whether anybody can see its result: the output fires, which reads as
+/// closed, but it was seen, so the input stays open — its failure would be reported — and says
+/// so once everything has settled.
+#[test]
+fn an_input_of_a_seen_combinator_is_open_after_another_decides_it() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("decided");
+        let (a, a_resolver) = Deferred::<u32>::pending();
+        let (b, b_resolver) = Deferred::<u32>::pending();
+        let probe = Probe::new();
+        probe.finish(
+            deferred_core::gather_results([a, b]).add_callback(|values| Ok(values.len() as u32)),
+        );
+        let failure = Failure::msg(message.clone());
+        let deciding = thread::spawn(move || b_resolver.errback(failure));
+        let _ = a_resolver.is_closed();
+        deciding.join().unwrap();
+        assert!(
+            !a_resolver.is_closed(),
+            "the output was seen: its input is open"
+        );
+        match probe.outcome() {
+            Outcome::Other(text) => assert!(text.contains(&message), "{text}"),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        a_resolver.callback(1);
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
 /// `gather_results`: one input fails on one thread while another succeeds on a second; the
 /// failure decides, whichever lands first, and nothing is reported.
 #[test]

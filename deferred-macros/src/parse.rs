@@ -170,16 +170,6 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
         ));
     }
     let start: Expr = input.parse()?;
-    if let Some(method) = step_as_method(&start) {
-        return Err(Error::new(
-            method.span(),
-            format!(
-                "a step of `chain!` is its keyword and a closure, not a method call: write \
-                 `{method} |value| ...` after the start, with no `.` and no parentheses, as in \
-                 `chain! {{ lookup(id) then |value| ... catch |e| ... }}`"
-            ),
-        ));
-    }
     if let Some(word) = start_keyword(&start, input) {
         return Err(Error::new(
             word.span(),
@@ -200,35 +190,6 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
         }
     }
     Ok(chain)
-}
-
-/// Steps written as method calls on the start, `lookup(id).then(|value| ...).catch(|e| ...)`
-/// (the habit of JavaScript's promises): the first of them, when the start's chain of method
-/// calls has two or more whose name is a step keyword and whose one argument is a closure a
-/// step of that keyword could be. One such call alone is left to the compiler: a type of the
-/// user's may have a `then` (as `bool::then(|| ..)`, or a future's `then`), and the start is
-/// any expression.
-fn step_as_method(start: &Expr) -> Option<&Ident> {
-    let mut found = None;
-    let mut count = 0;
-    let mut expr = start;
-    while let Expr::MethodCall(call) = expr {
-        let params = match call.args.first() {
-            Some(Expr::Closure(closure)) if call.args.len() == 1 => closure.inputs.len(),
-            _ => usize::MAX,
-        };
-        let step_like = match Keyword::from_word(&call.method.to_string()) {
-            Some(Keyword::Then | Keyword::Catch) => params == 1,
-            Some(Keyword::Finally) => params <= 1,
-            None => false,
-        };
-        if step_like {
-            found = Some(&call.method);
-            count += 1;
-        }
-        expr = &call.receiver;
-    }
-    found.filter(|_| count >= 2)
 }
 
 /// The start is the word `start`, and what follows it is no step: the user took `start` for a

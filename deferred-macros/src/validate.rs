@@ -40,8 +40,8 @@ pub fn validate(chain: &mut Chain) {
 /// gives `()`, and the next step uses what it takes in a way `()` cannot be used (a slip the
 /// compiler reports as "cannot add `{integer}` to `()`" in the next step). Reported at the
 /// `;`; the next step becomes invalid, so that the compiler's error about `()` there does not
-/// follow. A next step that uses it as `()` can be used (printed, passed on, compared) is
-/// left alone.
+/// follow. A next step that uses it as `()` can be used (printed, passed on, compared, a
+/// method of a trait) is left alone.
 fn unit_handed_on(chain: &mut Chain) {
     for index in 1..chain.steps.len() {
         let (before, after) = chain.steps.split_at_mut(index);
@@ -103,9 +103,11 @@ fn ends_with_semicolon(body: &Expr) -> Option<Span> {
     }
 }
 
-/// Whether `body` uses `name` where `()` cannot be: an operand of arithmetic, a method's
-/// receiver, a field's base or an index's (before anything in it binds `name` again, as far as
-/// a walk in order can tell).
+/// Whether `body` uses `name` where `()` can never be: an operand of arithmetic or of a bit
+/// operation, a field's base or an index's (no crate can implement those for `()`), before
+/// anything in it binds `name` again, as far as a walk in order can tell. A method call or a
+/// comparison may be `()`'s own (`partial_cmp`, a trait of the user's), and is left to the
+/// compiler.
 fn uses_as_a_value(body: &Expr, name: &str) -> bool {
     struct Uses<'a> {
         name: &'a str,
@@ -143,10 +145,6 @@ fn uses_as_a_value(body: &Expr, name: &str) -> bool {
                     | BitXor(_)
                     | Shl(_)
                     | Shr(_)
-                    | Lt(_)
-                    | Le(_)
-                    | Gt(_)
-                    | Ge(_)
             ) {
                 self.check(&node.left);
                 self.check(&node.right);
@@ -154,19 +152,10 @@ fn uses_as_a_value(body: &Expr, name: &str) -> bool {
             syn::visit::visit_expr_binary(self, node);
         }
         fn visit_expr_unary(&mut self, node: &'ast syn::ExprUnary) {
-            if !matches!(node.op, syn::UnOp::Deref(_)) {
+            if matches!(node.op, syn::UnOp::Neg(_) | syn::UnOp::Not(_)) {
                 self.check(&node.expr);
             }
             syn::visit::visit_expr_unary(self, node);
-        }
-        fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
-            if !matches!(
-                node.method.to_string().as_str(),
-                "clone" | "eq" | "ne" | "cmp" | "fmt"
-            ) {
-                self.check(&node.receiver);
-            }
-            syn::visit::visit_expr_method_call(self, node);
         }
         fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
             self.check(&node.base);

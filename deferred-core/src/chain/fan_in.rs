@@ -456,6 +456,12 @@ where
             None => return self.output_closed.get(),
         };
         let closed = output.is_some_and(|output| output.is_closed());
+        // Kept only while the outcome is undecided: an output that fired meanwhile (another
+        // input decided it) reads as closed too, but was visible, and its inputs stay open.
+        let progress = self.lock();
+        if progress.output.is_none() {
+            return self.output_closed.get();
+        }
         if closed {
             self.output_closed.set();
         }

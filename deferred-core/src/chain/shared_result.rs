@@ -95,7 +95,9 @@ struct State<T> {
     phase: Phase<T>,
     /// Whether a handle is left (more consumers can be made).
     handles: bool,
-    /// Whether any consumer was ever made.
+    /// Whether a consumer has the result, or will: one was made (before the source fired, and
+    /// waited for it to the end; or after). Set again when the source fires, to whether a
+    /// consumer waited for it then (those cancelled before are gone).
     consumed: bool,
     /// Set when this `SharedResult` cancelled the source: its answer (a cancellation) is
     /// expected.
@@ -266,7 +268,8 @@ impl<T> Core<T> {
             // as the last handle went, or its canceller answered with — is not.
             let answer = state.cancelled_source
                 && matches!(&*result, Err(shared) if shared.failure().is_cancelled());
-            let report = !state.handles && waiting.is_empty() && !answer;
+            state.consumed = !waiting.is_empty();
+            let report = !state.handles && !state.consumed && !answer;
             (waiting, report)
         };
         for (_, consumer) in waiting {

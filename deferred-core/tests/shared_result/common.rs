@@ -351,3 +351,20 @@ fn many_consumers_fire_in_constant_stack() {
         assert!(consumers.into_iter().all(|c| c.wait().unwrap() == 2));
     });
 }
+
+/// The source fails after its only consumer was cancelled, then the last handle goes: nobody
+/// saw the failure, and it is reported once (as when the handle goes first).
+#[test]
+fn a_failure_after_every_consumer_was_cancelled_is_reported_when_the_last_handle_goes() {
+    let marker = format!("{}: SHARED-FAILED-AFTER-ITS-CONSUMERS-LEFT", module_path!());
+    let before = unhandled(&marker);
+    let (source, resolver) = Deferred::<u32>::pending();
+    let shared = SharedResult::new(source);
+    let consumer = shared.consumer();
+    consumer.cancel();
+    assert!(consumer.wait().unwrap_err().is_cancelled());
+    resolver.errback(Failure::msg(marker.clone()));
+    assert_eq!(unhandled(&marker), before);
+    drop(shared);
+    assert_eq!(unhandled(&marker), before + 1);
+}

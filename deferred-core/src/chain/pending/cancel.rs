@@ -92,8 +92,14 @@ impl CancelHandle {
                         link.break_wait(&up);
                         return;
                     }
+                    // A chain that handed its wait over stands no more between `up` and the
+                    // chain waiting in its place: the cancel is meant for as many chains after
+                    // it as before.
+                    let stands_between = !link.handed_over();
                     waiter = Some((link, level));
-                    level = level.saturating_add(1);
+                    if stands_between {
+                        level = level.saturating_add(1);
+                    }
                     Some(up)
                 }
                 // The chain that waits on `link` is between two waits: its result is on its way
