@@ -431,6 +431,64 @@ fn a_cancel_crossing_a_hand_over_is_not_left_with_the_relay() {
     });
 }
 
+/// A chain waiting on a nested one (whose step returns a third Deferred), each root fired on
+/// its own thread while the outer chain is cancelled: wherever the cancel lands first — on a
+/// root, remembered by a chain whose step runs, or walking on while the chains fire — it ends
+/// the outer chain, whose last step's Deferred nobody fires (a lost cancel leaves it waiting).
+/// The walk follows a chain that has fired to the one it passed its result to
+/// (`Phase::Passed`), and a chain that fired and keeps its result holds the cancel for the one
+/// that will take it (`Phase::Fired`).
+fn nested_chains_fired_on_three_threads_while_cancelled(with_a_step: bool, root_on_main: bool) {
+    model(4, move || {
+        let (root, root_resolver) = Deferred::<u32>::pending();
+        let (mid, mid_resolver) = Deferred::<u32>::pending();
+        let (leaf, leaf_resolver) = Deferred::<u32>::pending();
+        let finals: Arc<Mutex<Vec<deferred_core::Resolver<u32>>>> =
+            Arc::new(Mutex::new(Vec::new()));
+        let made = finals.clone();
+        let mut nested = mid.add_callback(move |_| leaf);
+        if with_a_step {
+            nested = nested.add_callback(Ok);
+        }
+        let outer = root.add_callback(move |_| nested).add_callback(move |_| {
+            let (last, resolver) = Deferred::<u32>::pending();
+            made.lock().unwrap().push(resolver);
+            last
+        });
+        let handle = outer.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(outer);
+        let root_resolver = if root_on_main {
+            root_resolver.callback(0);
+            None
+        } else {
+            Some(root_resolver)
+        };
+        let first = thread::spawn(move || {
+            if let Some(root_resolver) = root_resolver {
+                root_resolver.callback(0);
+            }
+            mid_resolver.callback(1);
+        });
+        let second = thread::spawn(move || leaf_resolver.callback(2));
+        handle.cancel();
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        finals.lock().unwrap().clear();
+    });
+}
+
+#[test]
+fn a_cancel_of_nested_chains_fired_on_three_threads_is_never_lost() {
+    nested_chains_fired_on_three_threads_while_cancelled(false, false);
+}
+
+#[test]
+fn a_cancel_of_nested_chains_with_a_step_fired_on_three_threads_is_never_lost() {
+    nested_chains_fired_on_three_threads_while_cancelled(true, true);
+}
+
 /// `chain!`'s run of `then`s and the `catch` after it, as it expands them: one stage
 /// (`__add_callbacks_then`) whose run returns a pending Deferred, and whose `catch` then waits
 /// at the front of the chain's own list, before a step another thread adds meanwhile.

@@ -104,32 +104,49 @@ impl CancelHandle {
                 }
                 // The chain that waits on `link` is between two waits: its result is on its way
                 // there. Tell that chain to cancel the next Deferred it waits on (a cancel is
-                // never lost to timing), or go on to the one it waits on already.
-                Walk::Fired => match &waiter {
-                    None => None,
-                    Some((w, w_level)) => match w.cancel_after(&link, *w_level) {
-                        After::Stop => None,
-                        After::Up(up) => Some(up),
-                        // The walk came to `link` through a chain that handed its wait over
-                        // (`Chain::hand_over`), and `link` has fired since: its result went to
-                        // the chain that waits in that one's place, back on this walk, which
-                        // may not have taken `link` over yet (another thread is between the
-                        // two). The walk goes again from its start, which leads there once it
-                        // has. A walk that began at a chain that handed over stops instead:
-                        // its own wait is the handed-over one, for good, and it has handed its
-                        // result on, as a chain that has fired has (nothing left to cancel).
-                        After::Again if self.target.as_ref().is_none_or(|t| t.handed_over()) => {
-                            None
+                // never lost to timing), or go on to the one it waits on already; if it has
+                // fired too and passed its result on, the chain it passed it to, in turn.
+                walk @ (Walk::Fired | Walk::Via(..)) => {
+                    if let Walk::Via(upper, upper_level) = walk {
+                        waiter = Some((upper, upper_level));
+                    }
+                    let mut fired = link;
+                    loop {
+                        let Some((w, w_level)) = waiter.take() else {
+                            break None;
+                        };
+                        match w.cancel_after(&fired, w_level) {
+                            After::Stop => break None,
+                            After::Up(up) => {
+                                level = w_level.saturating_add(1);
+                                waiter = Some((w, w_level));
+                                break Some(up);
+                            }
+                            After::Via(upper, upper_level) => {
+                                fired = w;
+                                waiter = Some((upper, upper_level));
+                            }
+                            // `w` handed its wait over (`Chain::hand_over`) and `link` has
+                            // fired: the result went to the chain waiting in `w`'s place, back
+                            // on this walk, which may not have taken `link` over yet (another
+                            // thread is between the two). The walk goes again from its start,
+                            // which leads there once it has. A walk that began at a chain that
+                            // handed over stops instead: its wait is the handed-over one, for
+                            // good, and it has handed its result on (nothing left to cancel).
+                            After::Again
+                                if self.target.as_ref().is_none_or(|t| t.handed_over()) =>
+                            {
+                                break None;
+                            }
+                            After::Again => {
+                                crate::sync::yield_now();
+                                level = outer_chains;
+                                cycle = Cycle::new(self.target.clone());
+                                break self.target.clone();
+                            }
                         }
-                        After::Again => {
-                            crate::sync::yield_now();
-                            waiter = None;
-                            level = outer_chains;
-                            cycle = Cycle::new(self.target.clone());
-                            self.target.clone()
-                        }
-                    },
-                },
+                    }
+                }
                 Walk::Stop => None,
             };
         }
@@ -208,6 +225,13 @@ impl Remembered {
         self.0 = self.0.max(outer_chains.saturating_add(1));
     }
 
+    /// A cancel that reached a chain which has fired and keeps its result, meant for
+    /// `outer_chains` chains waiting on it: what the chain that takes the result remembers of
+    /// it (this value is in `passed_on` form).
+    pub(super) fn pass_on(&mut self, outer_chains: u32) {
+        self.0 = self.0.max(outer_chains);
+    }
+
     /// What the chain waiting on this one remembers of it when this one fires.
     pub(super) fn passed_on(self) -> Remembered {
         Remembered(self.0.saturating_sub(1))
@@ -220,6 +244,9 @@ pub(crate) enum After {
     Stop,
     /// On to the Deferred the waiting chain waits on now.
     Up(Ptr<dyn Cancel>),
+    /// The waiting chain has fired too and passed its result on to `.0`, which the cancel is
+    /// for (with `.1` chains waiting on it), if it is meant for any chain after it.
+    Via(Ptr<dyn Cancel>, u32),
     /// The waiting chain handed its wait over: the walk goes again from where it began.
     Again,
 }
@@ -235,8 +262,9 @@ pub(crate) trait Cancel: Shareable {
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
     /// stage already returned another one, give it back so the walk goes on there; if this
-    /// chain handed its wait over to the chain that waited on it (`Chain::hand_over`), the
-    /// result goes there, not here: say so.
+    /// chain handed its wait over to the chain that waited on it (`Chain::hand_over`), say so;
+    /// if it has fired too, keep the cancel for the chain that takes its result, or, if that
+    /// chain has taken it, name it.
     fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> After;
 
     /// This chain waits on `on`, and `on` (through any number of chains) waits on this one: a
@@ -276,6 +304,9 @@ pub(crate) enum Walk {
     Up(Ptr<dyn Cancel>),
     /// This chain has fired: its result is on its way (or taken).
     Fired,
+    /// This chain has fired and passed its result on to `.0`, which the cancel was meant for
+    /// too (with `.1` chains waiting on it).
+    Via(Ptr<dyn Cancel>, u32),
     /// Done: a root was cancelled, or the cancel is remembered by a running chain.
     Stop,
 }
@@ -312,8 +343,11 @@ where
             Phase::RootOfFanIn(_)
             | Phase::Running { .. }
             | Phase::Waiting { .. }
-            | Phase::Fired
-            | Phase::Done => unreachable!("a root that is not a fan-in's output, checked above"),
+            | Phase::Fired { .. }
+            | Phase::Done
+            | Phase::Passed(_) => {
+                unreachable!("a root that is not a fan-in's output, checked above")
+            }
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
@@ -394,12 +428,24 @@ where
                 cancel.remember(outer_chains);
                 After::Stop
             }
+            // This chain has fired too, since the walk came by, and keeps its result for the
+            // chain that will wait on it: that chain takes what the cancel left for it.
+            Phase::Fired { cancel } => {
+                cancel.pass_on(outer_chains);
+                After::Stop
+            }
+            // Its result has gone on to the chain waiting on it: the cancel is that chain's,
+            // if it was meant for it too (see `cancel_for`).
+            Phase::Passed(upper) => match (upper.upgrade(), outer_chains.checked_sub(1)) {
+                (Some(upper), Some(upper_chains)) => After::Via(upper, upper_chains),
+                _ => After::Stop,
+            },
+            // Taken by its end, reported, or handed to a fan-in: nothing left to cancel here.
+            Phase::Done => After::Stop,
             Phase::Root
             | Phase::RootCancellable(_)
             | Phase::RootCancelling
-            | Phase::RootOfFanIn(_)
-            | Phase::Fired
-            | Phase::Done => After::Stop,
+            | Phase::RootOfFanIn(_) => After::Stop,
         }
     }
 }
@@ -413,7 +459,17 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
             Walk::Stop
         }
         Phase::Waiting { on, .. } => Walk::Up(on.clone()),
-        Phase::Fired | Phase::Done => Walk::Fired,
+        // Fired, its result kept for a chain that will wait on it: that chain takes what the
+        // cancel meant for it.
+        Phase::Fired { cancel } => {
+            cancel.pass_on(outer_chains);
+            Walk::Fired
+        }
+        Phase::Passed(upper) => match (upper.upgrade(), outer_chains.checked_sub(1)) {
+            (Some(upper), Some(upper_chains)) => Walk::Via(upper, upper_chains),
+            _ => Walk::Fired,
+        },
+        Phase::Done => Walk::Fired,
         Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_) => {
             unreachable!("a root is cancelled by its own canceller")
         }

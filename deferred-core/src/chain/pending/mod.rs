@@ -132,8 +132,12 @@ enum Phase {
         cancel: Remembered,
         on: Ptr<dyn Cancel>,
     },
-    /// Every stage has run: the chain's result is here.
-    Fired,
+    /// Every stage has run: the chain's result is here, with what a cancel that reached it
+    /// too late left for the chain that will take it (`Remembered::passed_on` form).
+    Fired { cancel: Remembered },
+    /// Every stage has run, and the result went on to the chain that waited on this one: a
+    /// cancel that reaches this chain too late is that chain's (`Cancel::cancel_after`).
+    Passed(Weak<dyn Cancel>),
     /// The result has been taken, handed on or reported.
     Done,
 }
@@ -187,8 +191,9 @@ impl Part for Phase {
             Phase::Root
             | Phase::RootCancelling
             | Phase::Running { .. }
-            | Phase::Fired
+            | Phase::Fired { .. }
             | Phase::Done => true,
+            Phase::Passed(_) => false,
         }
     }
 }
@@ -560,7 +565,7 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
     #[inline]
     pub(crate) fn take_into(&self, into: &mut dyn Slot<E>) {
         let inner = self.lock();
-        if matches!(inner.phase, Phase::Fired) {
+        if matches!(inner.phase, Phase::Fired { .. }) {
             take_result(inner).move_to(into);
         }
     }
@@ -583,7 +588,7 @@ fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
     into: &mut dyn Slot<E>,
 ) -> Option<Box<dyn Stage<E>>> {
     match inner.phase {
-        Phase::Fired => {
+        Phase::Fired { .. } => {
             take_result(inner).move_to(into);
             Some(stage)
         }
@@ -615,7 +620,10 @@ where
 
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
         let mut inner = self.lock();
-        if matches!(inner.phase, Phase::Fired | Phase::Done) {
+        if matches!(
+            inner.phase,
+            Phase::Fired { .. } | Phase::Done | Phase::Passed(_)
+        ) {
             return added_to_fired(inner, stage, into);
         }
         inner.stages.push_back(stage);
@@ -629,11 +637,11 @@ where
     fn listen(&self, waker: Waker) {
         let inner = self.lock();
         match inner.phase {
-            Phase::Fired => {
+            Phase::Fired { .. } => {
                 drop(inner);
                 waker.wake();
             }
-            Phase::Done => {}
+            Phase::Done | Phase::Passed(_) => {}
             _ => {
                 set_listener(inner, Listener::Task(waker));
             }
@@ -641,7 +649,10 @@ where
     }
 
     fn is_fired(&self) -> bool {
-        matches!(self.lock().phase, Phase::Fired | Phase::Done)
+        matches!(
+            self.lock().phase,
+            Phase::Fired { .. } | Phase::Done | Phase::Passed(_)
+        )
     }
 
     /// Rule 5: a failure nobody handled is reported once — now if it is here, else when the
@@ -649,8 +660,8 @@ where
     fn abandon(&self) {
         let inner = self.lock();
         match inner.phase {
-            Phase::Fired => take_result(inner).slot().report(),
-            Phase::Done => {}
+            Phase::Fired { .. } => take_result(inner).slot().report(),
+            Phase::Done | Phase::Passed(_) => {}
             _ => {
                 set_listener(inner, Listener::Gone);
             }
@@ -660,10 +671,18 @@ where
     fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>) {
         let inner = self.lock();
         match inner.phase {
-            Phase::Fired => outer.arrive(take_result(inner).slot(), Remembered::NONE),
+            Phase::Fired { cancel } => {
+                let passed_on = cancel;
+                let mut inner = inner;
+                let upper = Ptr::downgrade(&outer) as Weak<dyn Cancel>;
+                inner.phase.move_on(Phase::Passed(upper));
+                let mut current = inner.take_current();
+                drop(inner);
+                outer.arrive(current.slot(), passed_on)
+            }
             // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
             // the cycle they were in, `break_wait`) before it could ask for the result.
-            Phase::Done => {}
+            Phase::Done | Phase::Passed(_) => {}
             _ => {
                 set_listener(inner, Listener::Forward(outer));
             }
@@ -673,8 +692,10 @@ where
     fn forward_to_fan_in(&self, fan_in: Ptr<dyn Arrive<E>>, index: u32) {
         let inner = self.lock();
         match inner.phase {
-            Phase::Fired => fan_in.arrive(index, take_result(inner).slot()),
-            Phase::Done => unreachable!("a chain's result is taken only by consuming its end"),
+            Phase::Fired { .. } => fan_in.arrive(index, take_result(inner).slot()),
+            Phase::Done | Phase::Passed(_) => {
+                unreachable!("a chain's result is taken only by consuming its end")
+            }
             _ => {
                 set_listener(inner, Listener::FanIn(fan_in, index));
             }
@@ -724,7 +745,7 @@ impl<T, E: 'static> Chain<T, E> {
             | Phase::RootOfFanIn(_) => Doing::Root,
             Phase::Running { .. } => Doing::Running,
             Phase::Waiting { .. } => Doing::Waiting,
-            Phase::Fired | Phase::Done => Doing::Fired,
+            Phase::Fired { .. } | Phase::Done | Phase::Passed(_) => Doing::Fired,
         }
     }
 
@@ -758,7 +779,7 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
                 address: Ptr::as_ptr(on) as *const () as usize,
                 created_at: on.created_at(),
             },
-            Phase::Fired | Phase::Done => return None,
+            Phase::Fired { .. } | Phase::Done | Phase::Passed(_) => return None,
         };
         let seen = crate::registry::Seen {
             kind: super::DEFERRED,

@@ -2,8 +2,8 @@
 //! run loop hands the result to), until none is left, a step returns a pending Deferred (the
 //! chain waits on it), or a step fired other chains (their deliveries go first).
 
-use super::super::{Delivery, Ptr, Sendable};
-use super::cancel::{CancelHandle, Remembered};
+use super::super::{Delivery, Ptr, Sendable, Weak};
+use super::cancel::{Cancel, CancelHandle, Remembered};
 use super::stage::{Added, Flow, GivenBack, Slot};
 use super::{
     AnyChain, Chain, Current, EndUnread, Fire, Guard, Listener, Part, Parts, Phase, same_chain,
@@ -237,13 +237,20 @@ where
             Phase::Running { cancel } => cancel.passed_on(),
             _ => Remembered::NONE,
         };
-        inner.phase.move_on(Phase::Fired);
+        inner.phase.move_on(Phase::Fired {
+            cancel: Remembered::NONE,
+        });
         if matches!(inner.listener, Listener::Nobody) {
-            // The usual case: the Deferred at the end takes the result when it asks.
+            // The usual case: the Deferred at the end takes the result when it asks. (A chain
+            // that waits on this one from later on takes the remembered cancel with it.)
+            inner.phase.move_on(Phase::Fired { cancel: passed_on });
             return inner.keep_result(current);
         }
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
-            Listener::Nobody => inner.keep_result(current),
+            Listener::Nobody => {
+                inner.phase.move_on(Phase::Fired { cancel: passed_on });
+                inner.keep_result(current)
+            }
             Listener::Task(waker) => {
                 inner.keep_result(current);
                 drop(inner);
@@ -257,7 +264,8 @@ where
                 current.slot().report();
             }
             Listener::Forward(outer) => {
-                inner.phase.move_on(Phase::Done);
+                let upper = Ptr::downgrade(&outer) as Weak<dyn Cancel>;
+                inner.phase.move_on(Phase::Passed(upper));
                 drop(inner);
                 outer.arrive(current.slot(), passed_on);
             }
@@ -337,7 +345,8 @@ where
         on.forward_to(self.clone());
         if let Some(outer_chains) = cancel_now {
             // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
-            // its way here), the walk leaves the cancel remembered here, for the next Deferred.
+            // its way here), the walk leaves the cancel remembered here, for the next Deferred;
+            // if this chain has fired too, with the chain waiting on it.
             CancelHandle::new(self.clone()).cancel_for(outer_chains);
         }
     }
