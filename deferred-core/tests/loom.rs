@@ -29,12 +29,23 @@ use loom::thread;
 const PREEMPTIONS: usize = 3;
 
 fn model(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = if std::env::var_os("LOOM_EXHAUSTIVE").is_some() {
+    let bound = if std::env::var_os("LOOM_EXHAUSTIVE").is_some() {
         None
     } else {
         Some(preemptions)
     };
+    check(bound, f);
+}
+
+/// A model of three threads: explored to its preemption bound even with `LOOM_EXHAUSTIVE`
+/// (every interleaving of three threads would not end in minutes).
+fn model_bounded(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
+    check(Some(preemptions), f);
+}
+
+fn check(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = bound;
     builder.max_branches = 100_000;
     let executions = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = executions.clone();
@@ -439,7 +450,7 @@ fn a_cancel_crossing_a_hand_over_is_not_left_with_the_relay() {
 /// (`Phase::Passed`), and a chain that fired and keeps its result holds the cancel for the one
 /// that will take it (`Phase::Fired`).
 fn nested_chains_fired_on_three_threads_while_cancelled(with_a_step: bool, root_on_main: bool) {
-    model(4, move || {
+    model_bounded(4, move || {
         let (root, root_resolver) = Deferred::<u32>::pending();
         let (mid, mid_resolver) = Deferred::<u32>::pending();
         let (leaf, leaf_resolver) = Deferred::<u32>::pending();
