@@ -428,20 +428,13 @@ where
                 cancel.remember(outer_chains);
                 After::Stop
             }
-            // This chain has fired too, since the walk came by, and keeps its result for the
-            // chain that will wait on it: that chain takes what the cancel left for it.
-            Phase::Fired { cancel } => {
-                cancel.pass_on(outer_chains);
-                After::Stop
+            // This chain has fired too, since the walk came by.
+            phase @ (Phase::Fired { .. } | Phase::Passed(_) | Phase::Done) => {
+                match passed_to(phase, outer_chains) {
+                    Some((upper, upper_chains)) => After::Via(upper, upper_chains),
+                    None => After::Stop,
+                }
             }
-            // Its result has gone on to the chain waiting on it: the cancel is that chain's,
-            // if it was meant for it too (see `cancel_for`).
-            Phase::Passed(upper) => match (upper.upgrade(), outer_chains.checked_sub(1)) {
-                (Some(upper), Some(upper_chains)) => After::Via(upper, upper_chains),
-                _ => After::Stop,
-            },
-            // Taken by its end, reported, or handed to a fan-in: nothing left to cancel here.
-            Phase::Done => After::Stop,
             Phase::Root
             | Phase::RootCancellable(_)
             | Phase::RootCancelling
@@ -450,8 +443,23 @@ where
     }
 }
 
+/// A cancel that reached a chain that has fired, meant for `outer_chains` chains waiting on it
+/// too: kept for the chain that will take its result (it keeps it: `Phase::Fired`), or gone on
+/// to the chain it passed its result to (`Phase::Passed`), named here; nothing for a chain
+/// whose result its end took, or that was reported or handed to a fan-in.
+fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(Ptr<dyn Cancel>, u32)> {
+    match phase {
+        Phase::Fired { cancel } => {
+            cancel.pass_on(outer_chains);
+            None
+        }
+        Phase::Passed(upper) => Some((upper.upgrade()?, outer_chains.checked_sub(1)?)),
+        _ => None,
+    }
+}
+
 /// A cancel that found a chain past its root: remembered while stages run, passed on to the
-/// Deferred the chain waits on, nothing once it has fired.
+/// Deferred the chain waits on, or, once it has fired, to what it passed its result to.
 fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u32) -> Walk {
     match &mut inner.phase {
         Phase::Running { cancel } => {
@@ -459,17 +467,12 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
             Walk::Stop
         }
         Phase::Waiting { on, .. } => Walk::Up(on.clone()),
-        // Fired, its result kept for a chain that will wait on it: that chain takes what the
-        // cancel meant for it.
-        Phase::Fired { cancel } => {
-            cancel.pass_on(outer_chains);
-            Walk::Fired
+        phase @ (Phase::Fired { .. } | Phase::Passed(_) | Phase::Done) => {
+            match passed_to(phase, outer_chains) {
+                Some((upper, upper_chains)) => Walk::Via(upper, upper_chains),
+                None => Walk::Fired,
+            }
         }
-        Phase::Passed(upper) => match (upper.upgrade(), outer_chains.checked_sub(1)) {
-            (Some(upper), Some(upper_chains)) => Walk::Via(upper, upper_chains),
-            _ => Walk::Fired,
-        },
-        Phase::Done => Walk::Fired,
         Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_) => {
             unreachable!("a root is cancelled by its own canceller")
         }
