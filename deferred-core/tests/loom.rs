@@ -490,6 +490,70 @@ fn nested_chains_fired_on_three_threads_while_cancelled(with_a_step: bool, root_
     });
 }
 
+/// Two levels of nested chains (the outer chain waits on one whose step returns a second,
+/// whose step returns a third), their roots fired on two threads while the outer chain is
+/// cancelled: the walk goes on through chains that have passed their result on, even once
+/// nothing else holds them (`Phase::Passed` holds the chain it passed to).
+fn two_levels_fired_on_two_threads_while_cancelled(plan: &'static str, steps: [bool; 2]) {
+    model_bounded(3, move || {
+        let (root, root_resolver) = Deferred::<u32>::pending();
+        let (first, first_resolver) = Deferred::<u32>::pending();
+        let (second, second_resolver) = Deferred::<u32>::pending();
+        let (leaf, leaf_resolver) = Deferred::<u32>::pending();
+        let finals: Arc<Mutex<Vec<deferred_core::Resolver<u32>>>> =
+            Arc::new(Mutex::new(Vec::new()));
+        let made = finals.clone();
+        let mut inner = second.add_callback(move |_| leaf);
+        if steps[1] {
+            inner = inner.add_callback(Ok);
+        }
+        let mut nested = first.add_callback(move |_| inner);
+        if steps[0] {
+            nested = nested.add_callback(Ok);
+        }
+        let outer = root.add_callback(move |_| nested).add_callback(move |_| {
+            let (last, resolver) = Deferred::<u32>::pending();
+            made.lock().unwrap().push(resolver);
+            last
+        });
+        let handle = outer.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(outer);
+        // Each root: fired before ('p'), on the first thread ('a') or on the second ('b').
+        let (mut on_first, mut on_second) = (Vec::new(), Vec::new());
+        let resolvers = [
+            root_resolver,
+            first_resolver,
+            second_resolver,
+            leaf_resolver,
+        ];
+        for (place, resolver) in plan.chars().zip(resolvers) {
+            match place {
+                'p' => resolver.callback(1),
+                'a' => on_first.push(resolver),
+                _ => on_second.push(resolver),
+            }
+        }
+        let first = thread::spawn(move || on_first.into_iter().for_each(|r| r.callback(1)));
+        let second = thread::spawn(move || on_second.into_iter().for_each(|r| r.callback(1)));
+        handle.cancel();
+        first.join().unwrap();
+        second.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        finals.lock().unwrap().clear();
+    });
+}
+
+#[test]
+fn a_cancel_of_two_nested_levels_fired_on_two_threads_is_never_lost() {
+    two_levels_fired_on_two_threads_while_cancelled("abab", [false, false]);
+}
+
+#[test]
+fn a_cancel_of_two_nested_levels_with_a_step_is_never_lost() {
+    two_levels_fired_on_two_threads_while_cancelled("paab", [true, false]);
+}
+
 #[test]
 fn a_cancel_of_nested_chains_fired_on_three_threads_is_never_lost() {
     nested_chains_fired_on_three_threads_while_cancelled(false, false);

@@ -453,7 +453,7 @@ fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(Ptr<dyn Cancel>, u
             cancel.pass_on(outer_chains);
             None
         }
-        Phase::Passed(upper) => Some((upper.upgrade()?, outer_chains.checked_sub(1)?)),
+        Phase::Passed(upper) => Some((upper.clone(), outer_chains.checked_sub(1)?)),
         _ => None,
     }
 }

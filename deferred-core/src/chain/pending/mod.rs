@@ -136,8 +136,11 @@ enum Phase {
     /// too late left for the chain that will take it (`Remembered::passed_on` form).
     Fired { cancel: Remembered },
     /// Every stage has run, and the result went on to the chain that waited on this one: a
-    /// cancel that reaches this chain too late is that chain's (`Cancel::cancel_after`).
-    Passed(Weak<dyn Cancel>),
+    /// cancel that reaches this chain too late is that chain's (`Cancel::cancel_after`). Held
+    /// strongly: a chain between that has passed its result on may be gone (nobody waits on
+    /// it), and a late walk goes on through it; the chain that took the result holds nothing
+    /// of this one, so nothing is held in a cycle.
+    Passed(Ptr<dyn Cancel>),
     /// The result has been taken, handed on or reported.
     Done,
 }
@@ -674,7 +677,7 @@ where
             Phase::Fired { cancel } => {
                 let passed_on = cancel;
                 let mut inner = inner;
-                let upper = Ptr::downgrade(&outer) as Weak<dyn Cancel>;
+                let upper = outer.clone() as Ptr<dyn Cancel>;
                 inner.phase.move_on(Phase::Passed(upper));
                 let mut current = inner.take_current();
                 drop(inner);

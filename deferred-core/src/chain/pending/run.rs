@@ -2,7 +2,7 @@
 //! run loop hands the result to), until none is left, a step returns a pending Deferred (the
 //! chain waits on it), or a step fired other chains (their deliveries go first).
 
-use super::super::{Delivery, Ptr, Sendable, Weak};
+use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{Cancel, CancelHandle, Remembered};
 use super::stage::{Added, Flow, GivenBack, Slot};
 use super::{
@@ -264,7 +264,7 @@ where
                 current.slot().report();
             }
             Listener::Forward(outer) => {
-                let upper = Ptr::downgrade(&outer) as Weak<dyn Cancel>;
+                let upper = outer.clone() as Ptr<dyn Cancel>;
                 inner.phase.move_on(Phase::Passed(upper));
                 drop(inner);
                 outer.arrive(current.slot(), passed_on);
