@@ -442,76 +442,42 @@ fn a_cancel_crossing_a_hand_over_is_not_left_with_the_relay() {
     });
 }
 
-/// A chain waiting on a nested one (whose step returns a third Deferred), each root fired on
-/// its own thread while the outer chain is cancelled: wherever the cancel lands first — on a
-/// root, remembered by a chain whose step runs, or walking on while the chains fire — it ends
-/// the outer chain, whose last step's Deferred nobody fires (a lost cancel leaves it waiting).
-/// The walk follows a chain that has fired to the one it passed its result to
-/// (`Phase::Passed`), and a chain that fired and keeps its result holds the cancel for the one
-/// that will take it (`Phase::Fired`).
-fn nested_chains_fired_on_three_threads_while_cancelled(with_a_step: bool, root_on_main: bool) {
-    model_bounded(4, move || {
-        let (root, root_resolver) = Deferred::<u32>::pending();
-        let (mid, mid_resolver) = Deferred::<u32>::pending();
+/// A chain waiting on nested chains — the outer chain's step returns the first, whose step
+/// returns the next, and so on, the last one's step returning a leaf; `steps[k]` adds a step
+/// after level k's — while the outer chain is cancelled and the roots fire: each root (the
+/// outer chain's, each level's, the leaf's, in `plan`) fired before (`p`), on a first thread
+/// (`a`) or on a second (`b`). Wherever the cancel lands first — on a root, remembered by a
+/// chain whose step runs, or walking on while the chains fire — it ends the outer chain, whose
+/// last step's Deferred nobody fires (a lost cancel leaves it waiting). The walk follows a
+/// chain that has fired to the one it passed its result to (`Phase::Passed`, held even once
+/// nothing else holds the chain between), and a chain that fired and keeps its result holds
+/// the cancel for the one that will take it (`Phase::Fired`). Three threads: explored to
+/// `bound` whatever `LOOM_EXHAUSTIVE` says.
+fn nested_chains_cancelled_while_they_fire(
+    plan: &'static str,
+    steps: &'static [bool],
+    bound: usize,
+) {
+    model_bounded(bound, move || {
         let (leaf, leaf_resolver) = Deferred::<u32>::pending();
-        let finals: Arc<Mutex<Vec<deferred_core::Resolver<u32>>>> =
-            Arc::new(Mutex::new(Vec::new()));
-        let made = finals.clone();
-        let mut nested = mid.add_callback(move |_| leaf);
-        if with_a_step {
-            nested = nested.add_callback(Ok);
-        }
-        let outer = root.add_callback(move |_| nested).add_callback(move |_| {
-            let (last, resolver) = Deferred::<u32>::pending();
-            made.lock().unwrap().push(resolver);
-            last
-        });
-        let handle = outer.cancel_handle();
-        let probe = Probe::new();
-        probe.finish(outer);
-        let root_resolver = if root_on_main {
-            root_resolver.callback(0);
-            None
-        } else {
-            Some(root_resolver)
-        };
-        let first = thread::spawn(move || {
-            if let Some(root_resolver) = root_resolver {
-                root_resolver.callback(0);
+        let mut resolvers = vec![leaf_resolver];
+        let mut inner = leaf;
+        for &with_a_step in steps.iter().rev() {
+            let (level, resolver) = Deferred::<u32>::pending();
+            resolvers.push(resolver);
+            let mut nested = level.add_callback(move |_| inner);
+            if with_a_step {
+                nested = nested.add_callback(Ok);
             }
-            mid_resolver.callback(1);
-        });
-        let second = thread::spawn(move || leaf_resolver.callback(2));
-        handle.cancel();
-        first.join().unwrap();
-        second.join().unwrap();
-        assert_eq!(probe.outcome(), Outcome::Cancelled);
-        finals.lock().unwrap().clear();
-    });
-}
-
-/// Two levels of nested chains (the outer chain waits on one whose step returns a second,
-/// whose step returns a third), their roots fired on two threads while the outer chain is
-/// cancelled: the walk goes on through chains that have passed their result on, even once
-/// nothing else holds them (`Phase::Passed` holds the chain it passed to).
-fn two_levels_fired_on_two_threads_while_cancelled(plan: &'static str, steps: [bool; 2]) {
-    model_bounded(3, move || {
+            inner = nested;
+        }
         let (root, root_resolver) = Deferred::<u32>::pending();
-        let (first, first_resolver) = Deferred::<u32>::pending();
-        let (second, second_resolver) = Deferred::<u32>::pending();
-        let (leaf, leaf_resolver) = Deferred::<u32>::pending();
+        resolvers.push(root_resolver);
+        resolvers.reverse(); // the outer chain's root first, the leaf's last, as in `plan`
         let finals: Arc<Mutex<Vec<deferred_core::Resolver<u32>>>> =
             Arc::new(Mutex::new(Vec::new()));
         let made = finals.clone();
-        let mut inner = second.add_callback(move |_| leaf);
-        if steps[1] {
-            inner = inner.add_callback(Ok);
-        }
-        let mut nested = first.add_callback(move |_| inner);
-        if steps[0] {
-            nested = nested.add_callback(Ok);
-        }
-        let outer = root.add_callback(move |_| nested).add_callback(move |_| {
+        let outer = root.add_callback(move |_| inner).add_callback(move |_| {
             let (last, resolver) = Deferred::<u32>::pending();
             made.lock().unwrap().push(resolver);
             last
@@ -519,14 +485,7 @@ fn two_levels_fired_on_two_threads_while_cancelled(plan: &'static str, steps: [b
         let handle = outer.cancel_handle();
         let probe = Probe::new();
         probe.finish(outer);
-        // Each root: fired before ('p'), on the first thread ('a') or on the second ('b').
         let (mut on_first, mut on_second) = (Vec::new(), Vec::new());
-        let resolvers = [
-            root_resolver,
-            first_resolver,
-            second_resolver,
-            leaf_resolver,
-        ];
         for (place, resolver) in plan.chars().zip(resolvers) {
             match place {
                 'p' => resolver.callback(1),
@@ -546,22 +505,22 @@ fn two_levels_fired_on_two_threads_while_cancelled(plan: &'static str, steps: [b
 
 #[test]
 fn a_cancel_of_two_nested_levels_fired_on_two_threads_is_never_lost() {
-    two_levels_fired_on_two_threads_while_cancelled("abab", [false, false]);
+    nested_chains_cancelled_while_they_fire("abab", &[false, false], 3);
 }
 
 #[test]
 fn a_cancel_of_two_nested_levels_with_a_step_is_never_lost() {
-    two_levels_fired_on_two_threads_while_cancelled("paab", [true, false]);
+    nested_chains_cancelled_while_they_fire("paab", &[true, false], 3);
 }
 
 #[test]
 fn a_cancel_of_nested_chains_fired_on_three_threads_is_never_lost() {
-    nested_chains_fired_on_three_threads_while_cancelled(false, false);
+    nested_chains_cancelled_while_they_fire("aab", &[false], 4);
 }
 
 #[test]
 fn a_cancel_of_nested_chains_with_a_step_fired_on_three_threads_is_never_lost() {
-    nested_chains_fired_on_three_threads_while_cancelled(true, true);
+    nested_chains_cancelled_while_they_fire("pab", &[true], 4);
 }
 
 /// `chain!`'s run of `then`s and the `catch` after it, as it expands them: one stage

@@ -268,6 +268,21 @@ fn the_answer_to_its_own_cancel_of_the_source_is_not_reported() {
     assert_eq!(unhandled("cancelled"), before);
 }
 
+/// A source whose canceller fails it with `message`, a failure of its own (as one fired from
+/// another thread as the cancel lands would arrive).
+fn failing_when_cancelled(message: &str) -> Deferred<u32> {
+    let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let message = message.to_owned();
+    let (source, resolver) = Deferred::<u32>::with_canceller(move || {
+        if let Some(resolver) = in_canceller.lock().unwrap().take() {
+            resolver.errback(Failure::msg(message));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    source
+}
+
 /// The source fails with a failure of its own as the last handle goes (which cancels it: here
 /// its canceller fails it so, as a failure fired from another thread at that moment would
 /// arrive): that failure is no answer to the cancel, and nobody saw it: it is reported.
@@ -276,30 +291,12 @@ fn a_failure_that_is_no_answer_to_its_cancel_is_reported() {
     // The kind's own marker: both kinds' tests run at once, and count reports process-wide.
     let marker = format!("{}: SHARED-FAILED-AS-THE-LAST-HANDLE-WENT", module_path!());
     let before = unhandled(&marker);
-    let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
-    let in_canceller = slot.clone();
-    let message = marker.clone();
-    let (source, resolver) = Deferred::<u32>::with_canceller(move || {
-        if let Some(resolver) = in_canceller.lock().unwrap().take() {
-            resolver.errback(Failure::msg(message));
-        }
-    });
-    *slot.lock().unwrap() = Some(resolver);
-    drop(SharedResult::new(source));
+    drop(SharedResult::new(failing_when_cancelled(&marker)));
     assert_eq!(unhandled(&marker), before + 1);
 
     // The same after a consumer was made and cancelled (the last one: the source is
     // cancelled once the last handle is gone too).
-    let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
-    let in_canceller = slot.clone();
-    let message = marker.clone();
-    let (source, resolver) = Deferred::<u32>::with_canceller(move || {
-        if let Some(resolver) = in_canceller.lock().unwrap().take() {
-            resolver.errback(Failure::msg(message));
-        }
-    });
-    *slot.lock().unwrap() = Some(resolver);
-    let shared = SharedResult::new(source);
+    let shared = SharedResult::new(failing_when_cancelled(&marker));
     let consumer = shared.consumer();
     drop(shared);
     consumer.cancel();

@@ -6,7 +6,8 @@ use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{Cancel, CancelHandle, Remembered};
 use super::stage::{Added, Flow, GivenBack, Slot};
 use super::{
-    AnyChain, Chain, Current, EndUnread, Fire, Guard, Listener, Part, Parts, Phase, same_chain,
+    AnyChain, Chain, Current, EndUnread, Fire, Firing, Guard, Listener, Part, Parts, Phase,
+    same_chain,
 };
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
@@ -16,6 +17,14 @@ use crate::run_loop;
 /// own chain's, which would wait on itself for ever. The chain fails with this instead.
 const WAITS_ON_ITSELF: &str =
     "a step returned a Deferred of its own chain, which would wait on itself for ever";
+
+/// A root that has not fired and that somebody can still see, locked (`Chain::open_root`):
+/// the lock, where the root was made, how it fires.
+type OpenRoot<'a, T, E> = (
+    Guard<'a, Parts<T, E>>,
+    &'static std::panic::Location<'static>,
+    Firing<T, E>,
+);
 
 /// Firing asks for no bounds: a `Resolver` (which asks for none in its `Drop`) calls it. The
 /// root's slot holds how it fires (`Firing`), made where the bounds were known.
@@ -45,24 +54,29 @@ impl<T, E: 'static> Chain<T, E> {
     /// see it (the Deferred at its end was dropped with no step left): for `try_fire`, whose
     /// caller hands out what must not be lost. Decided under the same lock as the fire.
     pub(crate) fn fire_if_open(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        // Through a fan-in (a combinator's input, `map_err`'s chain), asked first, outside the
-        // lock: an output dropped at the same moment may still get `result`, and drop it.
-        let through = self.closed_through_fan_in();
-        let inner = self.lock();
-        match inner.unfired() {
-            Some(_) if through || inner.is_closed() => {
-                inner.end_unread();
-                Err(result)
-            }
-            Some((_, fire_root)) => {
+        match self.open_root() {
+            Some((inner, _, fire_root)) => {
                 fire_root(self, inner, Fire::With(result));
                 Ok(())
             }
-            None => {
-                drop(inner);
-                Err(result)
-            }
+            None => Err(result),
         }
+    }
+
+    /// The chain's lock, with where its root was made and how it fires, if the root has not
+    /// fired and somebody can still see its result. A root nobody can read any more is ended
+    /// here (`end_unread`). Whether it is closed through a fan-in (a combinator's input,
+    /// `map_err`'s chain) is asked first, outside the lock: an output dropped at the same
+    /// moment may still get the result, and drop it.
+    fn open_root(self: &Ptr<Self>) -> Option<OpenRoot<'_, T, E>> {
+        let through = self.closed_through_fan_in();
+        let inner = self.lock();
+        let (at, fire_root) = inner.unfired()?;
+        if through || inner.is_closed() {
+            inner.end_unread();
+            return None;
+        }
+        Some((inner, at, fire_root))
     }
 
     /// Fails the root with `NeverFired` (its Resolver was dropped unfired); a root a cancel
@@ -73,15 +87,9 @@ impl<T, E: 'static> Chain<T, E> {
     /// is done instead, with no failure: a producer that stops because nobody wants its result
     /// is no one's mistake, and a `NeverFired` there would only be reported as unhandled.
     pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
-        let through = self.closed_through_fan_in();
-        let inner = self.lock();
-        let Some((at, fire_root)) = inner.unfired() else {
+        let Some((inner, at, fire_root)) = self.open_root() else {
             return;
         };
-        if through || inner.is_closed() {
-            inner.end_unread();
-            return;
-        }
         if matches!(inner.phase, Phase::RootCancelling) {
             return; // the cancel fails it when its canceller returns
         }
@@ -107,19 +115,9 @@ where
     where
         F: FnOnce(T) + Sendable + 'static,
     {
-        let through = self.closed_through_fan_in();
-        let mut inner = self.lock();
-        match inner.unfired() {
-            None => {
-                drop(inner);
-                return Err(value);
-            }
-            Some(_) if through || inner.is_closed() => {
-                inner.end_unread();
-                return Err(value);
-            }
-            Some(_) => {}
-        }
+        let Some((mut inner, _, _)) = self.open_root() else {
+            return Err(value);
+        };
         if !inner.stages.is_empty() {
             // Its steps take the value as the root fires.
             self.start(inner, Ok(value));
