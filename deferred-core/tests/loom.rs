@@ -961,6 +961,34 @@ fn stages_added_while_another_thread_runs_them() {
     });
 }
 
+#[test]
+fn stages_a_waiting_run_puts_back_stay_before_those_added_meanwhile() {
+    // The firing thread takes the stages it finds at once (`Chain::drive_all`); the second
+    // returns a pending Deferred, so the run puts the ones after it back in the list, while the
+    // main thread appends another: the stages put back still run first, once the Deferred fires.
+    model(PREEMPTIONS, || {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let probe = Probe::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let (inner, inner_resolver) = Deferred::<u32>::pending();
+        let waits = order.clone();
+        let d = d
+            .add_callback(logger(&order, 0, 1))
+            .add_callback(move |x| {
+                waits.lock().unwrap().push(1);
+                inner.add_callback(move |y| Ok(x + y))
+            })
+            .add_callback(logger(&order, 2, 100));
+        let firer = thread::spawn(move || resolver.callback(1));
+        let d = d.add_callback(logger(&order, 3, 1000));
+        probe.finish(d);
+        firer.join().unwrap();
+        inner_resolver.callback(10);
+        assert_eq!(*order.lock().unwrap(), [0, 1, 2, 3]);
+        assert_eq!(probe.outcome(), Outcome::Ok(1112));
+    });
+}
+
 /// A step that counts its calls and returns `inner` (the chain waits on it).
 fn wait_on(
     calls: &Arc<AtomicUsize>,

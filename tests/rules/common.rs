@@ -398,6 +398,123 @@ fn rule2_pending_runs_during_the_fire_not_before() {
     assert_eq!(d.wait().unwrap(), 3);
 }
 
+/// A pending chain of five steps, each recording its number in `ran` and adding it to the value.
+fn five_recorded_steps(
+    d: Deferred<u32>,
+    ran: &Arc<Mutex<Vec<u32>>>,
+    third: impl FnOnce(u32) -> Deferred<u32> + Value + 'static,
+) -> Deferred<u32> {
+    let record = |n: u32| {
+        let ran = ran.clone();
+        move |v: u32| {
+            ran.lock().unwrap().push(n);
+            Ok(v + n)
+        }
+    };
+    let (r3, ran3) = (ran.clone(), 3);
+    d.add_callback(record(1))
+        .add_callback(record(2))
+        .add_callback(move |v| {
+            r3.lock().unwrap().push(ran3);
+            third(v + ran3)
+        })
+        .add_callback(record(4))
+        .add_callback(record(5))
+}
+
+/// Adds the sixth step (recorded in `ran`, multiplying the value by 10) to `d`.
+fn sixth_step(d: Deferred<u32>, ran: &Arc<Mutex<Vec<u32>>>) -> Deferred<u32> {
+    let ran = ran.clone();
+    d.add_callback(move |v| {
+        ran.lock().unwrap().push(6);
+        Ok(v * 10)
+    })
+}
+
+/// Adds the sixth step to the chain's end, held in `end`, and puts the new end there: what a
+/// step does to add to its own chain.
+fn sixth_step_through(end: &Mutex<Option<Deferred<u32>>>, ran: &Arc<Mutex<Vec<u32>>>) {
+    let d = end.lock().unwrap().take().expect("the end is in the slot");
+    *end.lock().unwrap() = Some(sixth_step(d, ran));
+}
+
+#[test]
+fn rule2_a_step_added_while_the_chain_runs_runs_after_every_step_before_it() {
+    // The third step adds a step to the end of its own chain (held in `end`): it runs after the
+    // fourth and fifth, which were added before it, and before the chain fires.
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let end: Arc<Mutex<Option<Deferred<u32>>>> = Arc::new(Mutex::new(None));
+    let (d, r) = Deferred::<u32>::pending();
+    let (slot, late) = (end.clone(), ran.clone());
+    let d = five_recorded_steps(d, &ran, move |v| {
+        sixth_step_through(&slot, &late);
+        Deferred::succeed(v)
+    });
+    *end.lock().unwrap() = Some(d);
+    r.callback(0);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
+    let d = end.lock().unwrap().take().unwrap();
+    assert_eq!(d.wait().unwrap(), 150);
+}
+
+#[test]
+fn rule3_the_steps_after_a_step_that_waits_run_in_order_with_those_added_meanwhile() {
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (d, r) = Deferred::<u32>::pending();
+    let (inner, inner_r) = Deferred::<u32>::pending();
+    let d = five_recorded_steps(d, &ran, move |v| inner.add_callback(move |w| Ok(v + w)));
+    r.callback(0);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3], "the chain waits on the third step's Deferred");
+    let d = sixth_step(d, &ran);
+    assert!(!d.is_fired());
+    inner_r.callback(100);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(d.wait().unwrap(), 1150);
+}
+
+#[test]
+fn rule3_a_step_that_adds_to_its_own_chain_then_waits_keeps_every_step_in_order() {
+    // The third step adds a step to the end of its chain, then returns a pending Deferred: the
+    // fourth and fifth, added before, still run before the sixth once it fires.
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let end: Arc<Mutex<Option<Deferred<u32>>>> = Arc::new(Mutex::new(None));
+    let (d, r) = Deferred::<u32>::pending();
+    let (inner, inner_r) = Deferred::<u32>::pending();
+    let (slot, late) = (end.clone(), ran.clone());
+    let d = five_recorded_steps(d, &ran, move |v| {
+        sixth_step_through(&slot, &late);
+        inner.add_callback(move |w| Ok(v + w))
+    });
+    *end.lock().unwrap() = Some(d);
+    r.callback(0);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3]);
+    inner_r.callback(100);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
+    let d = end.lock().unwrap().take().unwrap();
+    assert_eq!(d.wait().unwrap(), 1150);
+}
+
+#[test]
+fn rule3_a_step_that_fires_another_chain_lets_it_run_then_goes_on() {
+    // A Deferred fired by a step runs its own steps as soon as that step returns, before the
+    // steps after it (Twisted's order); then the chain goes on where it was.
+    let ran = Arc::new(Mutex::new(Vec::new()));
+    let (other, other_r) = Deferred::<u32>::pending();
+    let seen = ran.clone();
+    let other = other.add_callback(move |v| {
+        seen.lock().unwrap().push(v);
+        Ok(v)
+    });
+    let (d, r) = Deferred::<u32>::pending();
+    let d = five_recorded_steps(d, &ran, move |v| {
+        other_r.callback(100);
+        Deferred::succeed(v)
+    });
+    r.callback(0);
+    assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 100, 4, 5]);
+    assert_eq!((d.wait().unwrap(), other.wait().unwrap()), (15, 100));
+}
+
 // =============================================================================================
 // Rule 3: a step returning a pending Deferred pauses the chain; chains of any depth run in
 // constant stack. Every test here runs on a thread with a 256 KiB stack.

@@ -926,9 +926,9 @@ where
 
     #[inline]
     #[track_caller]
-    fn wait_pending(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn wait_pending(mut link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Fired already (the usual case on one thread): no waker, no blocking.
-        match take(&*link) {
+        match take(&mut link) {
             Some(result) => result,
             None => Self::block_on(link),
         }
@@ -938,12 +938,12 @@ where
     #[cold]
     #[inline(never)]
     #[track_caller] // the local kind's `Blocker::block` panics at the caller's `wait`
-    fn block_on(link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn block_on(mut link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
         loop {
             let listen = || blocker.get_or_insert_with(Blocker::new).waker();
-            if let Some(result) = take_or_listen(&*link, listen) {
+            if let Some(result) = take_or_listen(&mut link, listen) {
                 return result;
             }
             blocker.get_or_insert_with(Blocker::new).block();
@@ -980,8 +980,8 @@ where
     /// assert_eq!(texture.peek().unwrap().ok(), Some(&64));
     /// ```
     pub fn poll_fired(&mut self) -> Option<Result<&T, &E>> {
-        if let State::Pending(link) = &self.state
-            && let Some(result) = take::<T, E>(&**link)
+        if let State::Pending(link) = &mut self.state
+            && let Some(result) = take::<T, E>(link)
         {
             self.state = State::Fired(Some(result));
         }
@@ -1042,7 +1042,7 @@ where
 /// it — else `waker` (if it gives one) is registered to be woken when it comes, and the result
 /// is looked for once more (it may have come between the look and the registration).
 fn take_or_listen<T, E>(
-    link: &dyn AnyChain<E>,
+    link: &mut Ptr<dyn AnyChain<E>>,
     waker: impl FnOnce() -> Option<Waker>,
 ) -> Option<Result<T, E>>
 where
@@ -1061,11 +1061,26 @@ where
 }
 
 /// The result at the end of a pending chain, if it has fired and nobody took it yet.
+///
+/// When this end is all that is left of the chain (its Resolver, and every chain or helper
+/// that fed it, are gone: the usual case once it has fired), no other thread can reach the
+/// chain, and its result is taken without its lock: on a `Deferred`, one atomic operation (the
+/// `Arc`'s check that it is the only one) where the lock's round trip takes two. The count is
+/// read first, so a chain still shared pays nothing for the check.
 #[inline]
 fn take<T: Sendable + 'static, E: Sendable + 'static>(
-    link: &dyn AnyChain<E>,
+    link: &mut Ptr<dyn AnyChain<E>>,
 ) -> Option<Result<T, E>> {
     let mut result = None;
+    if Ptr::strong_count(link) == 1
+        && let Some(only) = Ptr::get_mut(link)
+    {
+        match only.as_any_mut().downcast_mut::<Chain<T, E>>() {
+            Some(chain) => chain.take_only_into(&mut result),
+            None => only.try_take_only(&mut result),
+        }
+        return result;
+    }
     match link.as_any().downcast_ref::<Chain<T, E>>() {
         // The end has its root's type (no stage changed it, or stages changed it back): typed.
         Some(chain) => chain.take_into(&mut result),
@@ -1089,7 +1104,7 @@ where
             State::Fired(result) => {
                 Poll::Ready(result.take().expect("Deferred polled after it completed"))
             }
-            State::Pending(link) => match take_or_listen(&**link, || Some(cx.waker().clone())) {
+            State::Pending(link) => match take_or_listen(link, || Some(cx.waker().clone())) {
                 Some(result) => {
                     this.state = State::Fired(None);
                     Poll::Ready(result)

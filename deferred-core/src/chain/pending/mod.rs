@@ -13,9 +13,10 @@
 //! `Resolver`. Each `add_*` on a pending Deferred appends one [`Stage`] to the same chain (the
 //! step's function, boxed: free when it captures nothing), so a pending chain of any length is
 //! one cell, one lock and one list (the list allocated when a second stage comes). When the root
-//! fires, the firing thread runs the stages in order, taking each off the list under the lock
-//! as it goes; a stage that returns a pending Deferred pauses the chain, which goes on when that
-//! Deferred's own chain forwards its result here.
+//! fires, the firing thread runs the stages in order: the first taken off the list under the
+//! lock, then, when the lock finds more, all of them at once (run without the lock, then the
+//! lock taken again for those added meanwhile); a stage that returns a pending Deferred pauses
+//! the chain, which goes on when that Deferred's own chain forwards its result here.
 //!
 //! ```text
 //!                fire / cancel                           the last stage ran
@@ -31,9 +32,10 @@
 //!   the one case left — a fire arriving after `cancel` already failed the root — is ignored, as
 //!   Twisted ignores the one late fire after a cancellation.
 //! - Stages run in the order they were added, each exactly once, on one thread at a time: only
-//!   the thread that moved the chain to `Running` runs them (`Chain::drive`). A stage added
-//!   while they run is picked up before the chain parks (`Chain::park` is only reached under the
-//!   lock with no stage left), so none is stranded. One stage may put another before all the
+//!   the thread that moved the chain to `Running` runs them (`Chain::drive`, `drive_all`). A
+//!   stage added while they run is picked up before the chain parks (`Chain::park` is only
+//!   reached under the lock with no stage left), so none is stranded; a run that stops with
+//!   stages it took and has not run puts them back before those (`Chain::keep`). One stage may put another before all the
 //!   rest: `chain!`'s run and `catch`, whose run waits on a Deferred, leaves the `catch` first in
 //!   the list while the chain waits (`Flow::WaitThen`, `Chain::wait_on_then`).
 //! - The chain's result is handed on exactly once: it is moved out under the lock, whoever takes
@@ -327,8 +329,12 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// The chain itself, for an end that has its root's type to take the result typed
     /// ([`Chain::take_into`]).
     fn as_any(&self) -> &dyn std::any::Any;
+    /// [`as_any`](AnyChain::as_any), through the only reference to the chain.
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Moves the chain's result into `into` if it has fired and nobody took it yet.
     fn try_take(&self, into: &mut dyn Slot<E>);
+    /// [`try_take`](AnyChain::try_take) through the only reference to the chain: no lock.
+    fn try_take_only(&mut self, into: &mut dyn Slot<E>);
     /// Appends `stage`, unless the chain has fired: then moves its result into `into` and gives
     /// the stage back (the caller runs it at once, rule 2).
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>>;
@@ -572,6 +578,17 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
             take_result(inner).move_to(into);
         }
     }
+
+    /// [`take_into`](Chain::take_into) through the only reference to the chain: nothing else
+    /// can reach it, so it needs no lock.
+    #[inline]
+    pub(crate) fn take_only_into(&mut self, into: &mut dyn Slot<E>) {
+        let inner = self.inner.get_mut();
+        if matches!(inner.phase, Phase::Fired { .. }) {
+            inner.phase.move_on(Phase::Done);
+            inner.take_current().move_to(into);
+        }
+    }
 }
 
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
@@ -617,8 +634,16 @@ where
         self
     }
 
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
     fn try_take(&self, into: &mut dyn Slot<E>) {
         self.take_into(into);
+    }
+
+    fn try_take_only(&mut self, into: &mut dyn Slot<E>) {
+        self.take_only_into(into);
     }
 
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {

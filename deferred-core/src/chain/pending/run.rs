@@ -4,7 +4,7 @@
 
 use super::super::{Delivery, Ptr, Sendable};
 use super::cancel::{Cancel, CancelHandle, Remembered};
-use super::stage::{Added, Flow, GivenBack, Slot};
+use super::stage::{Added, Flow, GivenBack, Slot, Stages};
 use super::{
     AnyChain, Chain, Current, EndUnread, Fire, Firing, Guard, Listener, Part, Parts, Phase,
     same_chain,
@@ -189,40 +189,106 @@ where
     /// off the list under the lock just before it runs (so a stage added meanwhile is found in
     /// its place). Ends when none is left (the chain fires), when a stage returns a pending
     /// Deferred (the chain waits on it), or when a stage fired other chains (they go first).
+    /// When the lock finds more than one stage waiting (a chain of `add_*` steps), the run takes
+    /// them all at once and goes on in [`drive_all`](Chain::drive_all).
     #[inline]
     pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
-            let (run, step) = stage;
-            match run.run(current.slot(), step) {
-                Flow::Ready(new) => current.replace(new),
-                Flow::Wait(on, new) => {
-                    current.replace(new);
-                    if !same_chain(&on, self) {
-                        return self.wait_on(current, on);
-                    }
-                    drop(on);
-                    current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
-                }
-                Flow::WaitThen(on, new, then) => {
-                    current.replace(new);
-                    if !same_chain(&on, self) {
-                        return self.wait_on_then(current, on, then);
-                    }
-                    // `then` runs first on the result that comes (see `stage::RunThen`).
-                    self.lock().stages.push_front(then);
-                    drop(on);
-                    current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
-                }
-            }
-            if run_loop::has_queued() {
-                return self.let_the_queue_go_first(current);
+            if !self.run_stage(&mut current, stage, None) {
+                return;
             }
             let mut inner = self.lock();
             match inner.stages.pop_front() {
-                Some(next) => stage = next,
                 None => return self.park(inner, current),
+                Some(next) if inner.stages.is_empty() => stage = next,
+                Some(next) => {
+                    let rest = inner.stages.take_all();
+                    drop(inner);
+                    return self.drive_all(current, next, rest);
+                }
             }
         }
+    }
+
+    /// [`drive`](Chain::drive) for a run that found several stages waiting: it took them all
+    /// under one lock (`stages`, after `stage`), runs them without it, and takes the lock again
+    /// only when they are done, for the stages added meanwhile. On a `Deferred`, that is two
+    /// atomic operations a stage fewer (`BENCHMARKS.md`). A run that stops early puts the stages
+    /// it has not run back at the front of the list (`keep`).
+    #[inline(never)]
+    fn drive_all(
+        self: &Ptr<Self>,
+        mut current: Current<T, E>,
+        mut stage: Added<E>,
+        mut stages: Stages<E>,
+    ) {
+        loop {
+            if !self.run_stage(&mut current, stage, Some(&mut stages)) {
+                return;
+            }
+            stage = match stages.pop_front() {
+                Some(next) => next,
+                None => {
+                    let mut inner = self.lock();
+                    let Some(next) = inner.stages.pop_front() else {
+                        return self.park(inner, current);
+                    };
+                    stages = inner.stages.take_all();
+                    next
+                }
+            };
+        }
+    }
+
+    /// Runs one stage on the result in `current`, and says whether the run goes on. It stops
+    /// when the stage returned a pending Deferred (the chain waits on it) or fired other
+    /// chains (they go first); `not_run`, the stages a run took off the list together and has
+    /// not run yet (`drive_all`), then go back to the front of the list.
+    #[inline(always)]
+    fn run_stage(
+        self: &Ptr<Self>,
+        current: &mut Current<T, E>,
+        (run, step): Added<E>,
+        mut not_run: Option<&mut Stages<E>>,
+    ) -> bool {
+        let stop = |current: &mut Current<T, E>, not_run: Option<&mut Stages<E>>| {
+            let current = std::mem::replace(current, Current::Root(None));
+            (current, not_run.map(Stages::take_all).unwrap_or_default())
+        };
+        match run.run(current.slot(), step) {
+            Flow::Ready(new) => current.replace(new),
+            Flow::Wait(on, new) => {
+                current.replace(new);
+                if !same_chain(&on, self) {
+                    let (current, not_run) = stop(current, not_run);
+                    self.wait_on(current, not_run, on);
+                    return false;
+                }
+                drop(on);
+                current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
+            }
+            Flow::WaitThen(on, new, then) => {
+                current.replace(new);
+                if !same_chain(&on, self) {
+                    let (current, not_run) = stop(current, not_run);
+                    self.wait_on_then(current, not_run, on, then);
+                    return false;
+                }
+                // `then` runs first on the result that comes (see `stage::RunThen`).
+                match not_run.as_deref_mut() {
+                    Some(not_run) => not_run.push_front(then),
+                    None => self.lock().stages.push_front(then),
+                }
+                drop(on);
+                current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
+            }
+        }
+        if run_loop::has_queued() {
+            let (current, not_run) = stop(current, not_run);
+            self.let_the_queue_go_first(current, not_run);
+            return false;
+        }
+        true
     }
 
     /// Every stage has run: the chain fires with the result in `current`.
@@ -276,26 +342,36 @@ where
         }
     }
 
-    /// Keeps the result so far of a run that stops (the stages not run yet are still in the
-    /// list).
-    fn keep(&self, current: Current<T, E>) -> Guard<'_, Parts<T, E>> {
+    /// Keeps the result so far of a run that stops, and puts the stages it took and has not
+    /// run (`drive_all`) back at the front of the list, before those added meanwhile.
+    fn keep(&self, current: Current<T, E>, not_run: Stages<E>) -> Guard<'_, Parts<T, E>> {
         let mut inner = self.lock();
         inner.keep_result(current);
+        inner.stages.put_back(not_run);
         inner
     }
 
     /// The run stops because a step fired other chains, whose deliveries are queued on this
     /// thread: they go first, as soon as the step that fired them returned, and this run goes
     /// on after them (Twisted's order for a Deferred fired from a callback).
-    pub(super) fn let_the_queue_go_first(self: &Ptr<Self>, current: Current<T, E>) {
-        drop(self.keep(current));
+    pub(super) fn let_the_queue_go_first(
+        self: &Ptr<Self>,
+        current: Current<T, E>,
+        not_run: Stages<E>,
+    ) {
+        drop(self.keep(current, not_run));
         super::super::enqueue(self.clone());
     }
 
     /// The run stops because the stage it ran returned `on`, a pending Deferred: the chain
     /// waits on it, and its result will land in `current`.
-    pub(super) fn wait_on(self: &Ptr<Self>, current: Current<T, E>, on: Ptr<dyn AnyChain<E>>) {
-        let inner = self.keep(current);
+    pub(super) fn wait_on(
+        self: &Ptr<Self>,
+        current: Current<T, E>,
+        not_run: Stages<E>,
+        on: Ptr<dyn AnyChain<E>>,
+    ) {
+        let inner = self.keep(current, not_run);
         self.wait(inner, on);
     }
 
@@ -304,10 +380,11 @@ where
     fn wait_on_then(
         self: &Ptr<Self>,
         current: Current<T, E>,
+        not_run: Stages<E>,
         on: Ptr<dyn AnyChain<E>>,
         then: Added<E>,
     ) {
-        let mut inner = self.keep(current);
+        let mut inner = self.keep(current, not_run);
         inner.stages.push_front(then);
         self.wait(inner, on);
     }

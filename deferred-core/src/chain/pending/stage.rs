@@ -566,6 +566,12 @@ impl<E: 'static> Rest<E> {
     }
 }
 
+impl<E: 'static> Default for Stages<E> {
+    fn default() -> Stages<E> {
+        Stages::new()
+    }
+}
+
 impl<E: 'static> Stages<E> {
     pub(crate) const fn new() -> Stages<E> {
         Stages(List::Many(None))
@@ -628,6 +634,39 @@ impl<E: 'static> Stages<E> {
             }
             List::One(_) => Some(self.take_one()),
         }
+    }
+
+    /// Takes every stage off, in order, leaving the list empty (for a run: `Chain::drive_all`).
+    #[inline]
+    pub(crate) fn take_all(&mut self) -> Stages<E> {
+        std::mem::take(self)
+    }
+
+    /// Puts `front`, stages a run took off the list and has not run, back before the stages in
+    /// the list (those added since the run took them).
+    #[inline]
+    pub(crate) fn put_back(&mut self, front: Stages<E>) {
+        if !front.is_empty() {
+            self.put_back_before(front);
+        }
+    }
+
+    /// [`put_back`](Stages::put_back) of stages: rare (a run stopped with stages it took not
+    /// run yet), so out of line, and kept from the `push_back` of every `add_*`.
+    #[cold]
+    #[inline(never)]
+    fn put_back_before(&mut self, front: Stages<E>) {
+        let mut added = std::mem::replace(self, front);
+        let List::Many(Some(rest)) = &mut self.0 else {
+            let first = self.take_one();
+            self.0 = List::Many(Some(Box::new(Rest {
+                first: Some(first),
+                second: None,
+                far: std::iter::from_fn(|| added.pop_front()).collect(),
+            })));
+            return;
+        };
+        rest.far.extend(std::iter::from_fn(|| added.pop_front()));
     }
 
     /// Where each stage was added, in order (for the registry).
