@@ -413,7 +413,8 @@ pub mod pending {
     /// [`locked_cell_stages`] and [`local_cell_stages`]: the same cell with each step added as a
     /// stage of its own, as `add_callback` adds them: a list of boxed stages (free), made with
     /// room for the ten (one allocation: the least a list can cost), each added under the lock,
-    /// each taken off under the lock when the root fires and run outside it.
+    /// all taken off at once under the lock when the root fires (as a chain's run takes them)
+    /// and run outside it.
     pub fn locked_cell(x: u64) -> u64 {
         locked::fire_and_take(locked::built::<Option<locked::Stage>>(false), x)
     }
@@ -495,10 +496,12 @@ pub mod pending {
     }
 
     /// A floor cell's stages: one (`Option`) or a list (`VecDeque`).
-    pub trait FloorStages<S> {
+    pub trait FloorStages<S>: Sized {
         fn made() -> Self;
         fn put(&mut self, stage: S);
         fn next(&mut self) -> Option<S>;
+        /// Every stage, taken off at once (the cell's list left empty).
+        fn take_all(&mut self) -> Self;
     }
 
     impl<S> FloorStages<S> for Option<S> {
@@ -509,6 +512,9 @@ pub mod pending {
             *self = Some(stage);
         }
         fn next(&mut self) -> Option<S> {
+            self.take()
+        }
+        fn take_all(&mut self) -> Self {
             self.take()
         }
     }
@@ -522,6 +528,9 @@ pub mod pending {
         }
         fn next(&mut self) -> Option<S> {
             self.pop_front()
+        }
+        fn take_all(&mut self) -> Self {
+            std::mem::take(self)
         }
     }
 
@@ -576,18 +585,23 @@ pub mod pending {
                     }
                 }
 
-                /// Fires the cell with `x` (each stage taken off under the lock and run outside
-                /// it; the result parked under the lock that finds none left), then takes the
-                /// result at the end.
+                /// Fires the cell with `x` (the stages it finds taken off at once under the lock
+                /// and run outside it, then those added meanwhile, as a chain's run does; the
+                /// result parked under the lock that finds none left), then takes the result at
+                /// the end.
                 pub fn fire_and_take<S: FloorStages<Stage>>(
                     (cell, resolver): (Cell<S>, Cell<S>),
                     x: u64,
                 ) -> u64 {
                     let mut value: FloorValue = Ok(x);
                     let mut inner = resolver.$lock();
-                    while let Some(stage) = inner.stages.next() {
+                    while let Some(first) = inner.stages.next() {
+                        let mut rest = inner.stages.take_all();
                         drop(inner);
-                        value = stage(value);
+                        value = first(value);
+                        while let Some(stage) = rest.next() {
+                            value = stage(value);
+                        }
                         inner = resolver.$lock();
                     }
                     inner.result = Some(value);

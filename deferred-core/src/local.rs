@@ -37,6 +37,11 @@ pub(crate) mod kind {
     pub(crate) const DEFERRED: &str = "LocalDeferred";
     pub(crate) const RESOLVER: &str = "LocalResolver";
 
+    /// Whether a run takes every stage it finds at once (`Chain::drive_all`), not one a borrow:
+    /// a `RefCell`'s borrow costs less than the run's bookkeeping of the stages it would take
+    /// (BENCHMARKS.md, "Pending chains on Zen 5").
+    pub(crate) const RUN_STAGES_TOGETHER: bool = false;
+
     /// A canceller given at creation: it runs on this thread, the only one that can cancel.
     pub(crate) type Canceller = Box<dyn FnOnce()>;
 

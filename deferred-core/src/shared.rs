@@ -28,6 +28,11 @@ pub(crate) mod kind {
     pub(crate) const DEFERRED: &str = "Deferred";
     pub(crate) const RESOLVER: &str = "Resolver";
 
+    /// Whether a run takes every stage it finds at once (`Chain::drive_all`), not one a lock:
+    /// here each lock round trip is two atomic operations, which cost more than the run's
+    /// own bookkeeping of the stages it took (BENCHMARKS.md, "Pending chains on Zen 5").
+    pub(crate) const RUN_STAGES_TOGETHER: bool = true;
+
     /// A canceller given at creation: it may be called from the thread that cancels.
     pub(crate) type Canceller = Box<dyn FnOnce() + Send>;
 

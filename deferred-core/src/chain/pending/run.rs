@@ -2,7 +2,7 @@
 //! run loop hands the result to), until none is left, a step returns a pending Deferred (the
 //! chain waits on it), or a step fired other chains (their deliveries go first).
 
-use super::super::{Delivery, Ptr, Sendable};
+use super::super::{Delivery, Ptr, RUN_STAGES_TOGETHER, Sendable};
 use super::cancel::{Cancel, CancelHandle, Remembered};
 use super::stage::{Added, Flow, GivenBack, Slot, Stages};
 use super::{
@@ -189,8 +189,9 @@ where
     /// off the list under the lock just before it runs (so a stage added meanwhile is found in
     /// its place). Ends when none is left (the chain fires), when a stage returns a pending
     /// Deferred (the chain waits on it), or when a stage fired other chains (they go first).
-    /// When the lock finds more than one stage waiting (a chain of `add_*` steps), the run takes
-    /// them all at once and goes on in [`drive_all`](Chain::drive_all).
+    /// When the lock finds more than one stage waiting (a chain of `add_*` steps), a run of the
+    /// kind that says so (`RUN_STAGES_TOGETHER`: the `Send` kind's) takes them all at once and
+    /// goes on in [`drive_all`](Chain::drive_all).
     #[inline]
     pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
@@ -200,7 +201,7 @@ where
             let mut inner = self.lock();
             match inner.stages.pop_front() {
                 None => return self.park(inner, current),
-                Some(next) if inner.stages.is_empty() => stage = next,
+                Some(next) if !RUN_STAGES_TOGETHER || inner.stages.is_empty() => stage = next,
                 Some(next) => {
                     let rest = inner.stages.take_all();
                     drop(inner);
