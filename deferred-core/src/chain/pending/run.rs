@@ -180,9 +180,21 @@ where
             let Some(first) = inner.stages.pop_front() else {
                 unreachable!("the list is not empty");
             };
+            if RUN_STAGES_TOGETHER && !inner.stages.is_empty() {
+                let rest = inner.stages.take_all();
+                drop(inner);
+                return self.run_all_from_root(result, first, rest);
+            }
             drop(inner);
             run_loop::run(|| self.drive(Current::Root(Some(result)), first));
         }
+    }
+
+    /// [`run_from_root`](Chain::run_from_root) of a root that found several stages waiting,
+    /// taken together (`drive_all`).
+    #[inline(never)]
+    fn run_all_from_root(self: &Ptr<Self>, result: Result<T, E>, first: Added<E>, rest: Stages<E>) {
+        run_loop::run(|| self.drive_all(Current::Root(Some(result)), first, rest));
     }
 
     /// Runs `stage` on the result in `current`, then the stages behind it, in order, each taken
