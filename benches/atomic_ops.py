@@ -9,10 +9,11 @@ count per instruction; objdump lists the binary's atomic instructions (`lock`-pr
 counts, divided by N, is the atomic operations of one chain (one request). A failed
 compare-and-swap counts: it costs what a successful one does.
 
-    python3 benches/atomic_ops.py chains [FILTER]
+    python3 benches/atomic_ops.py chains [FILTER] [--functions]
         each chain of benches/common/mod.rs (`instructions` bench binary) whose "shape peer"
-        contains FILTER: atomic operations per chain (10 steps).
-    python3 benches/atomic_ops.py bluebird WORKLOAD VARIANT...
+        contains FILTER: atomic operations per chain (10 steps); with --functions, also each
+        function's share (where the atomic instruction is, after inlining) and the instruction.
+    python3 benches/atomic_ops.py bluebird WORKLOAD VARIANT... [--functions]
         Bluebird's workloads (`bluebird` bench binary, `run WORKLOAD VARIANT N`): per request.
         WORKLOAD: doxbee or parallel; VARIANT: the numbers of `benches/bluebird.rs`'s `run` mode
         (2 Deferred chain!, 4 LocalDeferred chain!, 5 tokio, ...).
@@ -46,15 +47,22 @@ def newest_binary(name):
 
 
 def atomic_addresses(binary):
-    """The address of every atomic instruction in `binary`."""
+    """Every atomic instruction in `binary`: its address, and the function and instruction
+    there."""
     listing = subprocess.run(
-        ["objdump", "-d", "--no-show-raw-insn", binary], capture_output=True, text=True, check=True
+        ["objdump", "-d", "-C", "--no-show-raw-insn", binary],
+        capture_output=True, text=True, check=True,
     ).stdout
-    addresses = set()
+    addresses = {}
+    function = "?"
     for line in listing.splitlines():
+        symbol = re.match(r"^[0-9a-f]+ <(.*)>:$", line)
+        if symbol:
+            function = symbol.group(1)
+            continue
         atomic = ATOMIC.match(line)
         if atomic:
-            addresses.add(int(atomic.group(1), 16))
+            addresses[int(atomic.group(1), 16)] = (function, line.split("\t")[-1].strip())
     return addresses
 
 
@@ -104,16 +112,28 @@ def atomics_of_run(binary, args, addresses):
         (0, 0x108000, 0x400000, 0x4000000),
         key=lambda offset: sum(1 for a in addresses if counts.get(a + offset)),
     )
-    return sum(counts.get(a + best, 0) for a in addresses)
+    return collections.Counter({a: counts[a + best] for a in addresses if counts.get(a + best)})
 
 
-def per_run(binary, args_of, n, addresses):
+def per_run(binary, args_of, n, addresses, functions):
+    """Atomic operations of one run (the count of 2N runs less that of N, over N), and, with
+    `functions`, the lines of each atomic instruction's share."""
     once = atomics_of_run(binary, args_of(n), addresses)
     twice = atomics_of_run(binary, args_of(2 * n), addresses)
-    return (twice - once) / n
+    total = (sum(twice.values()) - sum(once.values())) / n
+    lines = []
+    if functions:
+        shares = sorted(
+            ((twice[a] - once[a]) / n, a) for a in twice.keys() | once.keys()
+        )
+        for share, a in reversed(shares):
+            if share >= 0.05:
+                function, instruction = addresses[a]
+                lines.append(f"    {share:6.2f}  {instruction[:30]:<30} {function[:110]}")
+    return total, lines
 
 
-def chains(filter_):
+def chains(filter_, functions):
     binary = newest_binary("instructions")
     addresses = atomic_addresses(binary)
     source = open(os.path.join(ROOT, "benches", "common", "mod.rs")).read()
@@ -125,25 +145,35 @@ def chains(filter_):
     for index, (shape, peer) in enumerate(cases):
         if filter_ and filter_ not in f"{shape} {peer}":
             continue
-        count = per_run(binary, lambda n: ["run", str(index), str(n)], 2000, addresses)
+        count, lines = per_run(
+            binary, lambda n: ["run", str(index), str(n)], 2000, addresses, functions
+        )
         print(f"{shape:<8} {peer:<44} {count:>8.1f}")
+        if lines:
+            print("\n".join(lines))
 
 
-def bluebird(workload, variants):
+def bluebird(workload, variants, functions):
     binary = newest_binary("bluebird")
     addresses = atomic_addresses(binary)
     print(f"{workload}: atomic operations per request (callgrind)")
     for variant in variants:
-        count = per_run(binary, lambda n: ["run", workload, variant, str(n)], 1000, addresses)
+        count, lines = per_run(
+            binary, lambda n: ["run", workload, variant, str(n)], 1000, addresses, functions
+        )
         print(f"variant {variant:<4} {count:>8.1f}")
+        if lines:
+            print("\n".join(lines))
 
 
 def main():
     args = sys.argv[1:]
+    functions = "--functions" in args
+    args = [arg for arg in args if arg != "--functions"]
     if args[:1] == ["chains"] and len(args) <= 2:
-        chains(args[1] if len(args) == 2 else None)
+        chains(args[1] if len(args) == 2 else None, functions)
     elif args[:1] == ["bluebird"] and len(args) >= 3:
-        bluebird(args[1], args[2:])
+        bluebird(args[1], args[2:], functions)
     else:
         sys.exit(__doc__)
 
