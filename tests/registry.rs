@@ -591,3 +591,32 @@ fn map_concurrent_items_are_placed_at_its_call() {
         drop(kept);
     }));
 }
+
+/// A chain whose steps run on another thread, held in a slow step, shows the steps it has not
+/// run yet, in order (`PendingChain::steps`).
+#[test]
+fn a_running_chain_shows_the_steps_it_has_not_run_yet() {
+    let (entered, is_entered) = std::sync::mpsc::channel();
+    let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
+    let made = line!() + 1;
+    let (d, resolver) = Deferred::<u32>::pending();
+    let d = d
+        .add_callback(move |v| {
+            entered.send(()).unwrap();
+            wait_for_go.recv().unwrap(); // a slow step (I/O, a lock): the chain is running
+            Ok(v + 1)
+        })
+        .add_callback(|v| Ok(v + 2))
+        .add_callback(|v| Ok(v + 3));
+    let steps_at = [line!() - 2, line!() - 1];
+    let firer = std::thread::spawn(move || resolver.callback(0));
+    is_entered.recv().unwrap();
+    let dump = pending_chains();
+    let chain = one_made_on(&dump, made);
+    assert_eq!(chain.waits_on(), WaitsOn::Running, "{dump}");
+    let lines: Vec<u32> = chain.steps().iter().map(|step| step.line()).collect();
+    go.send(()).unwrap();
+    firer.join().unwrap();
+    assert_eq!(d.wait().unwrap(), 6);
+    assert_eq!(lines, steps_at, "the steps not run yet:\n{dump}");
+}

@@ -23,6 +23,8 @@
 #[path = "../examples/directory/protocol.rs"]
 mod protocol;
 
+mod rng;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -33,6 +35,7 @@ use protocol::{MAX_LINE, NOT_UTF8, too_long};
 
 mod examples_support;
 use examples_support::{BAD_NAME, CASES, ServerProcess, start_server};
+use rng::Rng;
 
 /// Client threads per server.
 const CLIENT_THREADS: usize = 16;
@@ -81,24 +84,6 @@ fn rss_and_threads(pid: u32) -> (u64, u64) {
 }
 
 // ---- clients ----------------------------------------------------------------------------------
-
-/// xorshift64*: the random bytes and choices, reproducible from the seed printed on failure.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect_timeout(&addr, IO_DEADLINE).expect("connect");

@@ -13,11 +13,14 @@
 //!
 //! `STRESS_PER_THREAD=n cargo test --test stress` changes the scale (default below).
 
+mod rng;
+
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 use deferred::{CancelHandle, Cancelled, Deferred, Failure, NeverFired, Resolver};
+use rng::Rng;
 
 const THREADS: usize = 8;
 /// Deferreds per thread. Debug builds run the full 800,000 in a few seconds.
@@ -27,33 +30,6 @@ const ROUND: usize = 16_000;
 
 /// Unique to this test: the unhandled-error hook is global.
 const TAG: &str = "stress-unhandled #";
-
-/// xorshift64*: small, fast, good enough to shuffle work.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// True with probability `num / den`.
-    fn chance(&mut self, num: u64, den: u64) -> bool {
-        self.next() % den < num
-    }
-    fn shuffle<T>(&mut self, v: &mut [T]) {
-        for i in (1..v.len()).rev() {
-            v.swap(i, self.below(i + 1));
-        }
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fire {

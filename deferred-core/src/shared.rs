@@ -30,8 +30,10 @@ pub(crate) mod kind {
 
     /// Whether a run takes every stage it finds at once (`Chain::drive_all`), not one a lock:
     /// here each lock round trip is two atomic operations, which cost more than the run's
-    /// own bookkeeping of the stages it took (BENCHMARKS.md, "Pending chains on Zen 5").
-    pub(crate) const RUN_STAGES_TOGETHER: bool = true;
+    /// own bookkeeping of the stages it took (BENCHMARKS.md, "Pending chains on Zen 5"). Not
+    /// with the registry, which shows a running chain's steps not run yet (`PendingChain::steps`),
+    /// and sees only those in the chain's list.
+    pub(crate) const RUN_STAGES_TOGETHER: bool = !cfg!(feature = "registry");
 
     /// A canceller given at creation: it may be called from the thread that cancels.
     pub(crate) type Canceller = Box<dyn FnOnce() + Send>;

@@ -35,9 +35,10 @@
 //!   the thread that moved the chain to `Running` runs them (`Chain::drive`, `drive_all`). A
 //!   stage added while they run is picked up before the chain parks (`Chain::park` is only
 //!   reached under the lock with no stage left), so none is stranded; a run that stops with
-//!   stages it took and has not run puts them back before those (`Chain::keep`). One stage may put another before all the
-//!   rest: `chain!`'s run and `catch`, whose run waits on a Deferred, leaves the `catch` first in
-//!   the list while the chain waits (`Flow::WaitThen`, `Chain::wait_on_then`).
+//!   stages it took and has not run puts them back before those (`Chain::keep`). One stage may
+//!   put another before all the rest: `chain!`'s run and `catch`, whose run waits on a
+//!   Deferred, leaves the `catch` first in the list while the chain waits (`Flow::WaitThen`,
+//!   `Chain::wait_on_then`).
 //! - The chain's result is handed on exactly once: it is moved out under the lock, whoever takes
 //!   it (the Deferred at the end, a chain waiting on this one, or the unhandled-error report when
 //!   the end was dropped: [`AnyChain::abandon`]).
@@ -103,7 +104,8 @@ struct Inner<T, E: 'static> {
     /// root fired inside another chain's run).
     result: Current<T, E>,
     /// Stages not run yet: those a run left when it stopped (to wait, or to let the thread's
-    /// queue go first), then those added since.
+    /// queue go first), then those added since. While a run of the `Send` kind goes on, the
+    /// stages it took together (`Chain::drive_all`) are in its hands, not here.
     stages: Stages<E>,
     /// Who receives the chain's result.
     listener: Listener<E>,
