@@ -620,3 +620,29 @@ fn a_running_chain_shows_the_steps_it_has_not_run_yet() {
     assert_eq!(d.wait().unwrap(), 6);
     assert_eq!(lines, steps_at, "the steps not run yet:\n{dump}");
 }
+
+/// A combinator's output counts only the inputs that can still arrive: an input that ended
+/// unread (its output dropped, then its Resolver dropped) is not one of them.
+#[test]
+fn a_combinators_output_does_not_count_an_input_that_ended_unread() {
+    let (first, first_resolver) = Deferred::<u32>::pending();
+    let (second, second_resolver) = Deferred::<u32>::pending();
+    let (third, third_resolver) = Deferred::<u32>::pending();
+    let gather_line = line!() + 1;
+    let gathered = deferred::gather_results([first, second, third]);
+    assert_eq!(
+        one_made_on(&pending_chains(), gather_line).waits_on(),
+        WaitsOn::Inputs(3)
+    );
+    // Nobody can see the output now: an input whose Resolver goes ends with nothing to report.
+    drop(gathered);
+    assert!(first_resolver.is_closed());
+    drop(first_resolver);
+    let dump = pending_chains();
+    let waiting: Vec<WaitsOn> = made_on(&dump, gather_line)
+        .iter()
+        .map(|chain| chain.waits_on())
+        .collect();
+    assert_eq!(waiting, [WaitsOn::Inputs(2)], "{dump}");
+    drop((second_resolver, third_resolver));
+}

@@ -502,8 +502,20 @@ where
         }
     }
 
+    /// The inputs whose chains have not ended: not `waiting`, which also counts an input that
+    /// ended unread (its Resolver dropped once nobody could see the output) and so will never
+    /// arrive. Each chain is asked after the fan-in's lock is released.
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize {
-        self.lock().waiting
+        let pending: Vec<_> = self
+            .lock()
+            .places
+            .iter()
+            .filter_map(|place| match place {
+                Place::Pending(chain) => Some(chain.clone()),
+                Place::Fired(_) | Place::Kept(_) | Place::Gone => None,
+            })
+            .collect();
+        pending.iter().filter(|chain| !chain.is_fired()).count()
     }
 }
