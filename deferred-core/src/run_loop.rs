@@ -55,6 +55,7 @@ thread_local! {
     /// How many deliveries `QUEUE` holds: a plain counter, cheaper to read than the queue
     /// (which has a destructor) for the check a chain makes after each step.
     static QUEUED: Cell<usize> = const { Cell::new(0) };
+    static ARRIVING: Cell<u32> = const { Cell::new(0) };
     /// How this thread waits for work other threads post to it: set by its `Inbox`.
     static POSTED: Cell<Option<RunOnePosted>> = const { Cell::new(None) };
 }
@@ -65,6 +66,7 @@ thread_local! {
     static RUNNING: Cell<bool> = Cell::new(false);
     static QUEUE: RefCell<VecDeque<Queued>> = RefCell::new(VecDeque::new());
     static QUEUED: Cell<usize> = Cell::new(0);
+    static ARRIVING: Cell<u32> = Cell::new(0);
     static POSTED: Cell<Option<RunOnePosted>> = Cell::new(None);
 }
 
@@ -90,6 +92,36 @@ pub(crate) fn enqueue(delivery: Queued) {
     if let Some(delivery) = delivery {
         delivery.deliver();
     }
+}
+
+/// How deep a fan-in's arrivals may nest on this thread's stack before the next goes through
+/// the run loop: a fan-in's input arrives at once, in the stack of what fired it, and its
+/// arrival may fire the fan-in's output, itself the input of another fan-in (`map_err` of
+/// `map_err`, a combinator of combinators).
+const ARRIVALS_IN_ONE_STACK: u32 = 16;
+
+/// Runs `arrive`, a fan-in input's arrival, counted among the arrivals nested on this thread
+/// (`arrivals_nest_deep`).
+#[inline]
+pub(crate) fn arriving(arrive: impl FnOnce()) {
+    struct Done;
+    impl Drop for Done {
+        #[inline]
+        fn drop(&mut self) {
+            ARRIVING.with(|n| n.set(n.get() - 1));
+        }
+    }
+    ARRIVING.with(|n| n.set(n.get() + 1));
+    let _done = Done;
+    arrive();
+}
+
+/// Whether so many arrivals are nested on this thread's stack already that the next must go
+/// through the run loop (`Chain::arrive_in_the_loop`), so that fan-ins nested to any depth run
+/// in constant stack.
+#[inline]
+pub(crate) fn arrivals_nest_deep() -> bool {
+    ARRIVING.with(|n| n.get() >= ARRIVALS_IN_ONE_STACK)
 }
 
 /// Whether deliveries wait in this thread's queue: a chain running its steps lets them go first

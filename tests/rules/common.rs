@@ -602,6 +602,25 @@ fn rule3_million_nested_deferreds_innermost_fired_first() {
 /// Each callback creates the next pending Deferred and returns it (the shape of a recursive
 /// async protocol); a driver fires them one by one; the last returns a fired Deferred, whose
 /// value travels out through a million waiting links.
+/// `map_err` makes a new chain, the output of a fan-in whose input is the chain before: each
+/// arrival fires the next output, which arrives at the next fan-in. Nested ten thousand deep,
+/// it runs in constant stack, a success as a failure.
+#[test]
+fn rule3_ten_thousand_nested_map_errs_fire_in_constant_stack() {
+    let (ok, err) = on_small_stack(|| {
+        let nested = |d: Deferred<u64>| (0..10_000).fold(d, |d, _| d.map_err(|f: Failure| f));
+        let (d, r) = Deferred::<u64>::pending();
+        let d = nested(d);
+        r.callback(7);
+        let (e, r) = Deferred::<u64>::pending();
+        let e = nested(e);
+        r.errback(Failure::msg("nested failure"));
+        (d.wait().unwrap(), e.wait().unwrap_err().to_string())
+    });
+    assert_eq!(ok, 7);
+    assert!(err.contains("nested failure"), "{err}");
+}
+
 #[test]
 fn rule3_million_nested_deferreds_created_by_callbacks() {
     fn level(depth: usize, queue: Arc<Mutex<Vec<Resolver<u64>>>>) -> Deferred<u64> {

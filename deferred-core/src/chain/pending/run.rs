@@ -171,6 +171,9 @@ where
 
     fn run_from_root(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
         if inner.stages.is_empty() {
+            if matches!(inner.listener, Listener::FanIn(..)) && run_loop::arrivals_nest_deep() {
+                return self.arrive_in_the_loop(inner, result);
+            }
             self.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
             inner.keep_result(Current::Root(Some(result)));
@@ -187,6 +190,27 @@ where
             }
             drop(inner);
             run_loop::run(|| self.drive(Current::Root(Some(result)), first));
+        }
+    }
+
+    /// [`run_from_root`](Chain::run_from_root) of a fan-in's input (a combinator's, `map_err`'s)
+    /// with no stage, fired while many arrivals are nested on this thread's stack already (an
+    /// arrival fired a fan-in's output, the input of another fan-in, and so on:
+    /// `run_loop::arrivals_nest_deep`): it arrives inside the run loop, and, if the loop runs
+    /// already, from its queue, so that fan-ins nested to any depth run in constant stack.
+    #[cold]
+    #[inline(never)]
+    fn arrive_in_the_loop(
+        self: &Ptr<Self>,
+        mut inner: Guard<'_, Parts<T, E>>,
+        result: Result<T, E>,
+    ) {
+        if run_loop::is_running() {
+            inner.keep_result(Current::Root(Some(result)));
+            drop(inner);
+            super::super::enqueue(self.clone());
+        } else {
+            run_loop::run(|| self.park(inner, Current::Root(Some(result))));
         }
     }
 
@@ -350,7 +374,7 @@ where
             Listener::FanIn(fan_in, index) => {
                 inner.phase.move_on(Phase::Done);
                 drop(inner);
-                fan_in.arrive(index, current.slot());
+                run_loop::arriving(|| fan_in.arrive(index, current.slot()));
             }
         }
     }
