@@ -443,9 +443,7 @@ fn round(seed: u64, threads: usize, chains: usize) {
         }));
     }
     for q in &mut queues {
-        for i in (1..q.len()).rev() {
-            q.swap(i, rng.below(i + 1));
-        }
+        rng.shuffle(q);
     }
     let tops = tops_before + chains;
     let stop_waiters = AtomicBool::new(false);

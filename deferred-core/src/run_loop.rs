@@ -55,6 +55,7 @@ thread_local! {
     /// How many deliveries `QUEUE` holds: a plain counter, cheaper to read than the queue
     /// (which has a destructor) for the check a chain makes after each step.
     static QUEUED: Cell<usize> = const { Cell::new(0) };
+    /// How many fan-in arrivals are nested on this thread's stack (`arriving`).
     static ARRIVING: Cell<u32> = const { Cell::new(0) };
     /// How this thread waits for work other threads post to it: set by its `Inbox`.
     static POSTED: Cell<Option<RunOnePosted>> = const { Cell::new(None) };

@@ -431,11 +431,25 @@ fn sixth_step(d: Deferred<u32>, ran: &Arc<Mutex<Vec<u32>>>) -> Deferred<u32> {
     })
 }
 
-/// Adds the sixth step to the chain's end, held in `end`, and puts the new end there: what a
-/// step does to add to its own chain.
-fn sixth_step_through(end: &Mutex<Option<Deferred<u32>>>, ran: &Arc<Mutex<Vec<u32>>>) {
-    let d = end.lock().unwrap().take().expect("the end is in the slot");
-    *end.lock().unwrap() = Some(sixth_step(d, ran));
+/// Where a chain's end is kept while the chain runs, for a step to add to its own chain.
+type EndSlot = Arc<Mutex<Option<Deferred<u32>>>>;
+
+/// A pending chain of five recorded steps whose third adds the sixth to the chain's own end
+/// (held in the slot returned, where the new end goes back), then returns what `then` gives.
+fn adding_its_sixth_step(
+    ran: &Arc<Mutex<Vec<u32>>>,
+    then: impl FnOnce(u32) -> Deferred<u32> + Value + 'static,
+) -> (EndSlot, Resolver<u32>) {
+    let end: EndSlot = Arc::new(Mutex::new(None));
+    let (d, r) = Deferred::<u32>::pending();
+    let (slot, late) = (end.clone(), ran.clone());
+    let d = five_recorded_steps(d, ran, move |v| {
+        let d = slot.lock().unwrap().take().expect("the end is in the slot");
+        *slot.lock().unwrap() = Some(sixth_step(d, &late));
+        then(v)
+    });
+    *end.lock().unwrap() = Some(d);
+    (end, r)
 }
 
 #[test]
@@ -443,14 +457,7 @@ fn rule2_a_step_added_while_the_chain_runs_runs_after_every_step_before_it() {
     // The third step adds a step to the end of its own chain (held in `end`): it runs after the
     // fourth and fifth, which were added before it, and before the chain fires.
     let ran = Arc::new(Mutex::new(Vec::new()));
-    let end: Arc<Mutex<Option<Deferred<u32>>>> = Arc::new(Mutex::new(None));
-    let (d, r) = Deferred::<u32>::pending();
-    let (slot, late) = (end.clone(), ran.clone());
-    let d = five_recorded_steps(d, &ran, move |v| {
-        sixth_step_through(&slot, &late);
-        Deferred::succeed(v)
-    });
-    *end.lock().unwrap() = Some(d);
+    let (end, r) = adding_its_sixth_step(&ran, Deferred::succeed);
     r.callback(0);
     assert_eq!(*ran.lock().unwrap(), [1, 2, 3, 4, 5, 6]);
     let d = end.lock().unwrap().take().unwrap();
@@ -477,15 +484,8 @@ fn rule3_a_step_that_adds_to_its_own_chain_then_waits_keeps_every_step_in_order(
     // The third step adds a step to the end of its chain, then returns a pending Deferred: the
     // fourth and fifth, added before, still run before the sixth once it fires.
     let ran = Arc::new(Mutex::new(Vec::new()));
-    let end: Arc<Mutex<Option<Deferred<u32>>>> = Arc::new(Mutex::new(None));
-    let (d, r) = Deferred::<u32>::pending();
     let (inner, inner_r) = Deferred::<u32>::pending();
-    let (slot, late) = (end.clone(), ran.clone());
-    let d = five_recorded_steps(d, &ran, move |v| {
-        sixth_step_through(&slot, &late);
-        inner.add_callback(move |w| Ok(v + w))
-    });
-    *end.lock().unwrap() = Some(d);
+    let (end, r) = adding_its_sixth_step(&ran, move |v| inner.add_callback(move |w| Ok(v + w)));
     r.callback(0);
     assert_eq!(*ran.lock().unwrap(), [1, 2, 3]);
     inner_r.callback(100);

@@ -564,6 +564,12 @@ impl<T, E: 'static> Inner<T, E> {
         std::mem::replace(&mut self.result, current).release();
     }
 
+    /// Takes the result out of a `Fired` chain, which is then `Done`.
+    fn take_fired(&mut self) -> Current<T, E> {
+        self.phase.move_on(Phase::Done);
+        self.take_current()
+    }
+
     /// Takes out the slot the chain's result is in.
     fn take_current(&mut self) -> Current<T, E> {
         std::mem::replace(&mut self.result, Current::Root(None))
@@ -587,16 +593,14 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Chain<T, E> {
     pub(crate) fn take_only_into(&mut self, into: &mut dyn Slot<E>) {
         let inner = self.inner.get_mut();
         if matches!(inner.phase, Phase::Fired { .. }) {
-            inner.phase.move_on(Phase::Done);
-            inner.take_current().move_to(into);
+            inner.take_fired().move_to(into);
         }
     }
 }
 
 /// Takes the chain's result out of a `Fired` link, which is then `Done`, and releases the lock.
 fn take_result<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>) -> Current<T, E> {
-    inner.phase.move_on(Phase::Done);
-    inner.take_current()
+    inner.take_fired()
 }
 
 /// [`AnyChain::add`] on a chain that has fired: its result goes into `into`, and the stage
