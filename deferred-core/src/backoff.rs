@@ -1,6 +1,7 @@
 //! What [`retry`](crate::retry) needs to know, the same for both kinds: the [`RetryPolicy`]
 //! (exponential backoff with jitter, a limit on attempts or time), the waits it gives
 //! ([`Delays`]), and the failure of a retry that gave up ([`RetryError`]).
+#![forbid(unsafe_code)]
 
 use std::error::Error as StdError;
 use std::fmt;

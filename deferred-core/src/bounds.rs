@@ -4,6 +4,7 @@
 //! in it must be [`Sendable`] (that is, `Send + 'static`). A [`LocalDeferred`](crate::LocalDeferred) never
 //! leaves the thread that made it, so anything goes ([`LocalValue`]: every type). The state
 //! machine is written once against these names; each kind says which one it uses.
+#![forbid(unsafe_code)]
 
 /// Every `Send + 'static` type: what a [`Deferred`](crate::Deferred)'s values, errors and steps
 /// must be, because its steps run on the thread that fires it, whenever it fires. In generic

@@ -4,6 +4,7 @@
 //!
 //! Both run on the thread that dispatches the [`EventLoop`](calloop::EventLoop): results from
 //! other threads, timers and local chains meet there.
+#![forbid(unsafe_code)]
 
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex, PoisonError};

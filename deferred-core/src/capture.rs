@@ -4,6 +4,7 @@
 //! The [unhandled-error hook](crate::set_unhandled_hook) is one global, and `cargo test` runs
 //! tests on parallel threads; a capture is per thread and scoped. What it sees, how captures
 //! nest and where a failure goes are documented on [`UnhandledCapture`].
+#![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Write as _;

@@ -1,6 +1,7 @@
 //! Time, as the helpers see it: the `Clock` trait (Twisted's `IReactorTime.callLater`), the
 //! `DelayedCall` it hands back, `ThreadClock` (real time, for a program of plain threads), and
 //! `ManualClock`, a clock that only moves when a test says so (Twisted's `task.Clock`).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -30,6 +30,7 @@
 //! dropped while the canceller runs would fire `NeverFired` first). So a cancelled task parks
 //! its Resolver in a slot that a step of the chain keeps alive until the chain has fired; the
 //! Resolver is dropped after, when its fire is ignored.
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};

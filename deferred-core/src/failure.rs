@@ -7,6 +7,7 @@
 //!
 //! Like `anyhow::Error`, `Failure` does not itself implement `std::error::Error`: that keeps the
 //! blanket `From<E: Error>` conversion possible, so `?` works on any error inside a callback.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::backtrace::{Backtrace, BacktraceStatus};

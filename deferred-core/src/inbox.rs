@@ -35,6 +35,7 @@
 //!   [`NeverFired`](crate::NeverFired); a post after that is refused ([`LoopHandle::post`]
 //!   gives it back), and a failure a [`HomeResolver`] could not deliver is reported. The
 //!   wake-up is called once more and dropped, so that an integration's drain ends.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};

@@ -54,17 +54,94 @@
 //! resolver.callback(7);
 //! assert_eq!(details.wait().unwrap(), "employee #7");
 //! ```
-#![forbid(unsafe_code)]
+// `unsafe` is allowed in one module, `chain_arc` (with the `registry` feature, in none): every
+// other module forbids it (`#![forbid(unsafe_code)]` at its top).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 // docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
 // builds never see this.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+/// The conversions of a chain's pointer (`kind::ChainPtr`, named by the `use` before this)
+/// where it is `Rc` or `Arc`: unsizing coercions, and `Any`'s downcast (`$any`: the `dyn Any`
+/// the pointer converts to). `chain_arc.rs` has the same for `ChainArc`.
+macro_rules! std_chain_pointer {
+    ($any:ty) => {
+        /// A chain, as the link a `Deferred` points to.
+        #[inline]
+        pub(crate) fn erase_chain<E: 'static, C: super::chain::pending::AnyChain<E> + 'static>(
+            chain: ChainPtr<C>,
+        ) -> ChainPtr<dyn super::chain::pending::AnyChain<E>> {
+            chain
+        }
+
+        /// A chain, as what a cancel walks through.
+        #[inline]
+        pub(crate) fn erase_cancel<C: super::chain::pending::cancel::Cancel + 'static>(
+            chain: ChainPtr<C>,
+        ) -> ChainPtr<dyn super::chain::pending::cancel::Cancel> {
+            chain
+        }
+
+        /// A chain, as a delivery on the run loop's queue.
+        #[inline]
+        pub(crate) fn erase_delivery<D: Delivery + 'static>(
+            chain: ChainPtr<D>,
+        ) -> ChainPtr<dyn Delivery> {
+            chain
+        }
+
+        /// A link, as what a cancel walks through.
+        #[inline]
+        pub(crate) fn link_to_cancel<E: 'static>(
+            link: ChainPtr<dyn super::chain::pending::AnyChain<E>>,
+        ) -> ChainPtr<dyn super::chain::pending::cancel::Cancel> {
+            link
+        }
+
+        /// A value checked by `Any`, typed again.
+        #[inline]
+        fn downcast<X: std::any::Any + Shareable>(any: ChainPtr<$any>) -> ChainPtr<X> {
+            match any.downcast() {
+                Ok(typed) => typed,
+                Err(_) => unreachable!("a chain's pointer is typed back to the chain's own type"),
+            }
+        }
+
+        /// The chain a link points to, typed: for the chain's own code called through the link.
+        #[inline]
+        pub(crate) fn link_to_chain<E: 'static, X: std::any::Any + Shareable>(
+            link: ChainPtr<dyn super::chain::pending::AnyChain<E>>,
+        ) -> ChainPtr<X> {
+            downcast(link)
+        }
+
+        /// The chain a cancel walks through, typed.
+        #[inline]
+        pub(crate) fn cancel_to_chain<X: std::any::Any + Shareable>(
+            cancel: ChainPtr<dyn super::chain::pending::cancel::Cancel>,
+        ) -> ChainPtr<X> {
+            downcast(cancel)
+        }
+
+        /// The chain a delivery runs, typed.
+        #[inline]
+        pub(crate) fn delivery_to_chain<X: std::any::Any + Shareable>(
+            delivery: ChainPtr<dyn Delivery>,
+        ) -> ChainPtr<X> {
+            downcast(delivery)
+        }
+    };
+}
 
 mod backoff;
 mod bounds;
 #[cfg(feature = "calloop")]
 mod calloop;
 mod capture;
+#[cfg(not(feature = "registry"))]
+#[allow(unsafe_code)]
+mod chain_arc;
 mod clock;
 mod drive;
 mod failure;

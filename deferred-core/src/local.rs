@@ -11,6 +11,7 @@
 //! helpers, its loop's [`Inbox`] (and [`HomeResolver`], which other threads fire), and the
 //! clocks that time it ([`InboxClock`], [`ManualClock`], and `TokioLocalClock` or
 //! `CalloopClock` with their features).
+#![forbid(unsafe_code)]
 
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
@@ -32,6 +33,10 @@ pub(crate) mod kind {
     pub(crate) use crate::clock::LocalClock as Clock;
     pub(crate) use crate::run_loop::LocalDelivery as Delivery;
     pub(crate) use std::rc::{Rc as Ptr, Weak};
+
+    /// How a chain is shared: an `Rc`, as everything of this kind.
+    pub(crate) use std::rc::Rc as ChainPtr;
+    std_chain_pointer!(dyn std::any::Any);
 
     /// The kind's names, for `Debug`.
     pub(crate) const DEFERRED: &str = "LocalDeferred";
@@ -86,8 +91,8 @@ pub(crate) mod kind {
     }
 
     /// Queues a chain's delivery on this thread's run loop.
-    pub(crate) fn enqueue(delivery: Ptr<dyn Delivery>) {
-        crate::run_loop::enqueue(crate::run_loop::Queued::Local(delivery));
+    pub(crate) fn enqueue<D: Delivery + 'static>(delivery: ChainPtr<D>) {
+        crate::run_loop::enqueue(crate::run_loop::Queued::Local(erase_delivery(delivery)));
     }
 
     /// How `wait` blocks: only this thread can fire a local chain, so it runs what other
@@ -190,7 +195,7 @@ pub struct LocalDeferred<T, E: 'static = Failure> {
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct LocalResolver<T, E: 'static = Failure> {
     /// The chain's root, which keeps how it fires (see `Firing`).
-    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
+    link: Option<kind::ChainPtr<chain::pending::Chain<T, E>>>,
 }
 
 /// What a callback of a [`LocalDeferred`] may return: a [`Result`] (`Ok` continues the chain,

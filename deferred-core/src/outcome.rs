@@ -4,6 +4,7 @@
 //! [`fire_on_one_callback`]: crate::DeferredList::fire_on_one_callback
 //! [`gather_results`]: crate::gather_results
 //! [`race`]: crate::race
+#![forbid(unsafe_code)]
 
 use std::error::Error as StdError;
 use std::fmt;

@@ -12,6 +12,7 @@
 //!
 //! The cost, measured in BENCHMARKS.md ("The pending-chain registry: its cost"): a clock read,
 //! a weak reference and one push under a lock per pending chain made; nothing per step.
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;

@@ -9,41 +9,52 @@
 //! This is Twisted's `_runCallbacks` loop (ticket #411), extended to every firing: a `Resolver`
 //! fired from inside a callback runs its chain as soon as that callback returns, on the same
 //! thread, instead of growing the stack (Twisted's `chainDeferred` recursion, issue #3229).
+#![forbid(unsafe_code)]
 
+use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::rc::Rc;
-use std::sync::Arc;
+
+use crate::shared::kind::ChainPtr;
 
 use crate::sync::thread_local;
 
 /// A chain of the `Send` kind holding a result and the listener it must be handed to.
-pub(crate) trait Delivery: Send + Sync {
-    /// Hands the chain's result to its listener. Never panics: user code runs under
-    /// `catch_unwind` inside.
-    fn deliver(self: Arc<Self>);
+pub(crate) trait Delivery: Any + Send + Sync {
+    /// The function that hands the chain's result to its listener, given the pointer that was
+    /// queued: a function of the chain's own type, which types the pointer back (a chain's
+    /// pointer cannot be a method's receiver: see `chain_arc.rs`). It never panics: user code
+    /// runs under `catch_unwind` inside.
+    fn deliverer(&self) -> fn(ChainPtr<dyn Delivery>);
 }
 
 /// The same, for a chain of the local kind (it never leaves this thread, so neither does its
 /// delivery).
-pub(crate) trait LocalDelivery {
-    /// As [`Delivery::deliver`].
-    fn deliver(self: Rc<Self>);
+pub(crate) trait LocalDelivery: Any {
+    /// As [`Delivery::deliverer`].
+    fn deliverer(&self) -> fn(Rc<dyn LocalDelivery>);
 }
 
 /// A delivery waiting in this thread's queue. One queue serves both kinds, so deliveries run
 /// in the order they were made whichever kind made them.
 pub(crate) enum Queued {
-    Shared(Arc<dyn Delivery>),
+    Shared(ChainPtr<dyn Delivery>),
     Local(Rc<dyn LocalDelivery>),
 }
 
 impl Queued {
     fn deliver(self) {
         match self {
-            Queued::Shared(delivery) => delivery.deliver(),
-            Queued::Local(delivery) => delivery.deliver(),
+            Queued::Shared(delivery) => {
+                let deliver = delivery.deliverer();
+                deliver(delivery);
+            }
+            Queued::Local(delivery) => {
+                let deliver = delivery.deliverer();
+                deliver(delivery);
+            }
         }
     }
 }

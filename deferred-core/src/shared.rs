@@ -4,6 +4,7 @@
 //! What sets this kind apart is all in its `kind` module: a chain is shared through an `Arc` and its
 //! state is behind a `Mutex`, so its values, errors and steps must be `Send`. Everything else —
 //! the state machine and the helpers — is in `chain/`, written once for both kinds.
+#![forbid(unsafe_code)]
 
 /// What makes this kind: how a chain is shared and locked, and what may go in it.
 pub(crate) mod kind {
@@ -23,6 +24,20 @@ pub(crate) mod kind {
     pub(crate) use crate::clock::Clock;
     pub(crate) use crate::run_loop::Delivery;
     pub(crate) use std::sync::{Arc as Ptr, Weak};
+
+    /// How a chain is shared: [`ChainArc`](crate::chain_arc::ChainArc), an `Arc` with no weak
+    /// count, whose only owner reaches and frees the chain with no atomic read-modify-write
+    /// (its module says why). With the `registry` feature, whose registry lists chains by
+    /// `Weak`, `std::sync::Arc`.
+    #[cfg(not(feature = "registry"))]
+    pub(crate) use crate::chain_arc::{
+        ChainArc as ChainPtr, cancel_to_chain, delivery_to_chain, erase_cancel, erase_chain,
+        erase_delivery, link_to_cancel, link_to_chain,
+    };
+    #[cfg(feature = "registry")]
+    pub(crate) use std::sync::Arc as ChainPtr;
+    #[cfg(feature = "registry")]
+    std_chain_pointer!(dyn std::any::Any + Send + Sync);
 
     /// The kind's names, for `Debug`.
     pub(crate) const DEFERRED: &str = "Deferred";
@@ -93,8 +108,8 @@ pub(crate) mod kind {
     }
 
     /// Queues a chain's delivery on this thread's run loop.
-    pub(crate) fn enqueue(delivery: Ptr<dyn Delivery>) {
-        crate::run_loop::enqueue(crate::run_loop::Queued::Shared(delivery));
+    pub(crate) fn enqueue<D: Delivery + 'static>(delivery: ChainPtr<D>) {
+        crate::run_loop::enqueue(crate::run_loop::Queued::Shared(erase_delivery(delivery)));
     }
 
     /// How `wait` blocks: the thread parks until the chain's waker unparks it (another thread
@@ -226,7 +241,7 @@ pub struct Deferred<T, E: 'static = Failure> {
 #[must_use = "dropping a Resolver without firing it fails its Deferred with a `NeverFired` failure"]
 pub struct Resolver<T, E: 'static = Failure> {
     /// The chain's root, which keeps how it fires (see `Firing`).
-    link: Option<kind::Ptr<chain::pending::Chain<T, E>>>,
+    link: Option<kind::ChainPtr<chain::pending::Chain<T, E>>>,
 }
 
 /// What a callback may return: a [`Result`] (`Ok` continues the chain, `Err` fails it) or a

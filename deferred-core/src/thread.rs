@@ -4,6 +4,7 @@
 //! Inside a tokio runtime (with the `tokio` feature) the work goes to tokio's blocking pool;
 //! otherwise to a small pool of std threads, started on first use, that grows to
 //! [`POOL_THREADS`] workers and lets idle ones exit after a minute.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};

@@ -5,6 +5,7 @@
 //!
 //! [`InboxClock`]: crate::InboxClock
 //! [`ThreadClock`]: crate::ThreadClock
+#![forbid(unsafe_code)]
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -6,6 +6,7 @@
 //!
 //! The other direction needs no glue: a [`Deferred`] (or a [`LocalDeferred`]) is a [`Future`]
 //! already, so `.await` it.
+#![forbid(unsafe_code)]
 
 use std::cell::RefCell;
 use std::future::Future;

@@ -5,6 +5,7 @@
 //! disabled level costs tracing's usual check (a load and a branch: about 20 instructions a
 //! step, BENCHMARKS.md), and the fields are computed only when the level is on; tracing's
 //! static filter (`tracing/max_level_debug`) compiles them out. Target: `deferred`.
+#![forbid(unsafe_code)]
 
 /// A trace event of the chain's life, at `TRACE` level, target `deferred`.
 macro_rules! chain_event {

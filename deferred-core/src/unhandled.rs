@@ -6,6 +6,7 @@
 //!
 //! Where a report goes, the first that applies on the reporting thread: that thread's innermost
 //! capture (`capture.rs`), the custom hook, a `tracing::error!` event (feature `tracing`), stderr.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};

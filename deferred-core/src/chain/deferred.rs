@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use self::chain::pending::stage;
 use self::chain::pending::{AnyChain, Canceller, Chain, Doing};
-use self::kind::{Blocker, Ptr, Sendable, into_next};
+use self::kind::{Blocker, ChainPtr, Ptr, Sendable, into_next};
 use crate::bounds::FromFailure;
 use crate::failure::{EnteredBy, Failure, PanicTrail};
 use crate::run_loop;
@@ -23,7 +23,7 @@ pub(crate) enum State<T, E> {
     /// Fired: the result is here (no allocation). `None` once taken by a step, poll or wait.
     Fired(Option<Result<T, E>>),
     /// Not fired when this handle was made: the result arrives in the chain's link, at its end.
-    Pending(Ptr<dyn AnyChain<E>>),
+    Pending(ChainPtr<dyn AnyChain<E>>),
 }
 
 /// What a step's Deferred amounts to for the link that waits on it.
@@ -31,7 +31,7 @@ pub(crate) enum Outcome<T, E> {
     /// It has fired: here is the result.
     Ready(Result<T, E>),
     /// It is pending: wait on this link (whose end is a `Result<T, E>`).
-    Waiting(Ptr<dyn AnyChain<E>>),
+    Waiting(ChainPtr<dyn AnyChain<E>>),
     /// Its result was taken already (it was polled or awaited to completion, then returned).
     Spent,
 }
@@ -295,7 +295,7 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 
     /// A pending Deferred at the end of the chain `link`.
-    pub(crate) fn waiting(link: Ptr<dyn AnyChain<E>>) -> Deferred<T, E> {
+    pub(crate) fn waiting(link: ChainPtr<dyn AnyChain<E>>) -> Deferred<T, E> {
         Deferred {
             state: State::Pending(link),
         }
@@ -446,7 +446,7 @@ where
         // fires with this chain's answer, converted, whenever that comes (a step that was
         // running when the cancel landed may still give a value or a failure of its own).
         let arrival = Ptr::new(MapErr {
-            source: CancelHandle::new(link.clone()),
+            source: CancelHandle::new(kind::link_to_cancel(link.clone())),
             pending: kind::Lock::new(Some((convert, resolver))),
         });
         if let Some(output) = output {
@@ -461,7 +461,7 @@ where
 
 /// How [`Resolver::settle_by`] hands a result to its chain: `Chain::fire` or
 /// `Chain::fire_if_open` (the result back when refused).
-type FireWith<T, E> = fn(&Ptr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>;
+type FireWith<T, E> = fn(&ChainPtr<Chain<T, E>>, Result<T, E>) -> Result<(), Result<T, E>>;
 
 /// Where a chain that [`Deferred::map_err`] converts hands its result: the conversion and the
 /// converted Deferred's resolver, taken by the one arrival; and the chain, which a cancel of
@@ -526,7 +526,7 @@ where
         let pending = self.pending.lock();
         let (_, resolver) = pending.as_ref()?;
         let link = resolver.link.as_ref()?;
-        Some(Ptr::as_ptr(link) as *const () as usize)
+        Some(ChainPtr::as_ptr(link) as *const () as usize)
     }
 }
 
@@ -541,7 +541,7 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = Ptr::new(Chain::root(canceller, created_at));
+        let link = ChainPtr::new(Chain::root(canceller, created_at));
         crate::trace::chain_event!(%created_at, "chain created");
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
@@ -550,7 +550,7 @@ where
         };
         (
             Deferred {
-                state: State::Pending(link),
+                state: State::Pending(kind::erase_chain(link)),
             },
             resolver,
         )
@@ -583,7 +583,7 @@ where
     /// (the optimizer inlines it or not; forcing it out of line cost pending chains 1-6%).
     #[inline]
     fn then_step_pending<U, F>(
-        link: Ptr<dyn AnyChain<E>>,
+        link: ChainPtr<dyn AnyChain<E>>,
         step: &'static Location<'static>,
         f: F,
     ) -> Deferred<U, E>
@@ -599,7 +599,7 @@ where
     /// runs now, on this thread (rule 2).
     #[inline(always)]
     fn add_to_pending<U: Sendable + 'static>(
-        link: Ptr<dyn AnyChain<E>>,
+        link: ChainPtr<dyn AnyChain<E>>,
         (stage, step): stage::Added<E>,
     ) -> Deferred<U, E> {
         let mut fired: Option<Result<T, E>> = None;
@@ -882,7 +882,7 @@ where
     /// on when the cancel lands.
     pub fn cancel_handle(&self) -> CancelHandle {
         match &self.state {
-            State::Pending(link) => CancelHandle::new(link.clone()),
+            State::Pending(link) => CancelHandle::new(kind::link_to_cancel(link.clone())),
             State::Fired(_) => CancelHandle::none(),
         }
     }
@@ -926,7 +926,7 @@ where
 
     #[inline]
     #[track_caller]
-    fn wait_pending(mut link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn wait_pending(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E> {
         // Fired already (the usual case on one thread): no waker, no blocking.
         match take(&mut link) {
             Some(result) => result,
@@ -938,7 +938,7 @@ where
     #[cold]
     #[inline(never)]
     #[track_caller] // the local kind's `Blocker::block` panics at the caller's `wait`
-    fn block_on(mut link: Ptr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn block_on(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E> {
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
         loop {
@@ -996,7 +996,7 @@ where
     pub(crate) fn in_a_new_link(self) -> Deferred<T, E> {
         match self.into_state() {
             State::Pending(link) => Deferred {
-                state: State::Pending(Chain::<T, E>::waiting_on(link)),
+                state: State::Pending(kind::erase_chain(Chain::<T, E>::waiting_on(link))),
             },
             fired => Deferred { state: fired },
         }
@@ -1011,7 +1011,7 @@ where
         let State::Pending(link) = &self.state else {
             return None;
         };
-        Some((Ptr::as_ptr(link) as *const () as usize, link.created_at()))
+        Some((ChainPtr::as_ptr(link) as *const () as usize, link.created_at()))
     }
 
     /// Names `helper` as what made this Deferred's chain, if it is pending, for the registry
@@ -1042,7 +1042,7 @@ where
 /// it — else `waker` (if it gives one) is registered to be woken when it comes, and the result
 /// is looked for once more (it may have come between the look and the registration).
 fn take_or_listen<T, E>(
-    link: &mut Ptr<dyn AnyChain<E>>,
+    link: &mut ChainPtr<dyn AnyChain<E>>,
     waker: impl FnOnce() -> Option<Waker>,
 ) -> Option<Result<T, E>>
 where
@@ -1069,11 +1069,11 @@ where
 /// read first, so a chain still shared pays nothing for the check.
 #[inline]
 fn take<T: Sendable + 'static, E: Sendable + 'static>(
-    link: &mut Ptr<dyn AnyChain<E>>,
+    link: &mut ChainPtr<dyn AnyChain<E>>,
 ) -> Option<Result<T, E>> {
     let mut result = None;
-    if Ptr::strong_count(link) == 1
-        && let Some(only) = Ptr::get_mut(link)
+    if ChainPtr::strong_count(link) == 1
+        && let Some(only) = ChainPtr::get_mut(link)
     {
         match only.as_any_mut().downcast_mut::<Chain<T, E>>() {
             Some(chain) => chain.take_only_into(&mut result),
@@ -1271,7 +1271,7 @@ where
         match link {
             Some(link) => {
                 crate::trace::chain_event!("fired");
-                let fired = link.fire_if_open_or_give_back(value, give_back);
+                let fired = Chain::fire_if_open_or_give_back(&link, value, give_back);
                 if fired.is_err() {
                     crate::trace::chain_event!(
                         "fire refused: the chain was cancelled, or nobody can see it"
@@ -1424,7 +1424,7 @@ impl<T, E: 'static> Resolver<T, E> {
     #[allow(dead_code)]
     pub(crate) fn chain_address(&self) -> Option<usize> {
         let link = self.link.as_ref()?;
-        Some(Ptr::as_ptr(link) as *const () as usize)
+        Some(ChainPtr::as_ptr(link) as *const () as usize)
     }
 }
 

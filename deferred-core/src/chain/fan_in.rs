@@ -40,7 +40,10 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use super::pending::cancel::{CancelHandle, Inputs};
 use super::pending::stage::{Slot, take};
 use super::pending::{AnyChain, Arrive};
-use super::{CellGuard as Guard, CellLock as Lock, Flag, Ptr, Sendable, Shareable, Weak};
+use super::{
+    CellGuard as Guard, CellLock as Lock, ChainPtr, Flag, Ptr, Sendable, Shareable, Weak,
+    link_to_cancel,
+};
 use super::{Deferred, Outcome, Resolver, SPENT};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
@@ -278,7 +281,7 @@ struct Progress<T, E: 'static, K, O, F: 'static> {
 /// An input's place in the combinator.
 pub(crate) enum Place<T, E: 'static, K> {
     /// Not arrived: its chain, to cancel it.
-    Pending(Ptr<dyn AnyChain<E>>),
+    Pending(ChainPtr<dyn AnyChain<E>>),
     /// It had fired when the combinator was built: its result arrives in the build.
     Fired(Result<T, E>),
     /// Arrived: what the policy kept of its result, until the outcome is decided.
@@ -472,7 +475,7 @@ where
     fn output(&self) -> Option<usize> {
         let progress = self.lock();
         let link = progress.output.as_ref()?.link.as_ref()?;
-        Some(Ptr::as_ptr(link) as *const () as usize)
+        Some(ChainPtr::as_ptr(link) as *const () as usize)
     }
 }
 
@@ -498,7 +501,7 @@ where
                     Place::Fired(_) | Place::Kept(_) | Place::Gone => continue,
                 }
             };
-            CancelHandle::new(chain).cancel();
+            CancelHandle::new(link_to_cancel(chain)).cancel();
         }
     }
 

@@ -27,8 +27,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use super::super::Delivery;
-use super::super::{Ptr, Sendable, Shareable};
+use super::super::{ChainPtr, Sendable, Shareable};
 use super::{AnyChain, Chain, Inner, Listener, Phase, same_chain};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
@@ -49,12 +48,12 @@ use crate::run_loop;
 /// ```
 #[derive(Clone, Default)]
 pub struct CancelHandle {
-    target: Option<Ptr<dyn Cancel>>,
+    target: Option<ChainPtr<dyn Cancel>>,
 }
 
 impl CancelHandle {
     /// A handle for a pending chain ending at `target`.
-    pub(crate) fn new(target: Ptr<dyn Cancel>) -> CancelHandle {
+    pub(crate) fn new(target: ChainPtr<dyn Cancel>) -> CancelHandle {
         CancelHandle {
             target: Some(target),
         }
@@ -78,18 +77,18 @@ impl CancelHandle {
     pub(crate) fn cancel_for(&self, outer_chains: u32) {
         // The chain that waits on `next` (and its `outer_chains`), in case `next` turns out to
         // have fired already.
-        let mut waiter: Option<(Ptr<dyn Cancel>, u32)> = None;
+        let mut waiter: Option<(ChainPtr<dyn Cancel>, u32)> = None;
         let mut next = self.target.clone();
         let mut level = outer_chains;
         let mut cycle = Cycle::new(self.target.clone());
         while let Some(link) = next {
-            next = match link.clone().cancel(level) {
+            next = match link.cancel(&link, level) {
                 Walk::Up(up) => {
                     if cycle.closes_at(&up) {
                         // Rule: chains that wait on each other never fire by themselves, and a
                         // cancel must return. The wait that closes the cycle is cancelled: that
                         // chain goes on with the cancellation, and the others in turn.
-                        link.break_wait(&up);
+                        link.break_wait(&link, &up);
                         return;
                     }
                     // A chain that handed its wait over stands no more between `up` and the
@@ -159,14 +158,14 @@ impl CancelHandle {
 /// after 1, 2, 4, 8, ... chains; once the walk is inside a cycle and the marker is on it, the
 /// walk comes back to the marker within one more lap.
 struct Cycle {
-    marker: Option<Ptr<dyn Cancel>>,
+    marker: Option<ChainPtr<dyn Cancel>>,
     /// Chains walked since the marker moved, and how many until it moves again.
     walked: u64,
     lap: u64,
 }
 
 impl Cycle {
-    fn new(start: Option<Ptr<dyn Cancel>>) -> Cycle {
+    fn new(start: Option<ChainPtr<dyn Cancel>>) -> Cycle {
         Cycle {
             marker: start,
             walked: 0,
@@ -175,7 +174,7 @@ impl Cycle {
     }
 
     /// Whether `up`, the next chain of the walk, is one the walk has been through already.
-    fn closes_at(&mut self, up: &Ptr<dyn Cancel>) -> bool {
+    fn closes_at(&mut self, up: &ChainPtr<dyn Cancel>) -> bool {
         if self
             .marker
             .as_ref()
@@ -243,21 +242,22 @@ pub(crate) enum After {
     /// The cancel is remembered, or there is nothing left to cancel.
     Stop,
     /// On to the Deferred the waiting chain waits on now.
-    Up(Ptr<dyn Cancel>),
+    Up(ChainPtr<dyn Cancel>),
     /// The waiting chain has fired too and passed its result on to `.0`, which the cancel is
     /// for (with `.1` chains waiting on it), if it is meant for any chain after it.
-    Via(Ptr<dyn Cancel>, u32),
+    Via(ChainPtr<dyn Cancel>, u32),
     /// The waiting chain handed its wait over: the walk goes again from where it began.
     Again,
 }
 
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
 /// different types. The walk itself is [`CancelHandle::cancel`].
-pub(crate) trait Cancel: Shareable {
+pub(crate) trait Cancel: std::any::Any + Shareable {
     /// Cancels what this chain waits on: says where the walk goes next. `outer_chains`: how many
     /// chains waiting on this one the walk came through (a cancel this chain remembers is
-    /// meant for them too).
-    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk;
+    /// meant for them too). `me`: the pointer to this chain the walk holds (a chain's pointer
+    /// cannot be a method's receiver: see `chain_arc.rs`).
+    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32) -> Walk;
 
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
@@ -265,13 +265,14 @@ pub(crate) trait Cancel: Shareable {
     /// chain handed its wait over to the chain that waited on it (`Chain::hand_over`), say so;
     /// if it has fired too, keep the cancel for the chain that takes its result, or, if that
     /// chain has taken it, name it.
-    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> After;
+    fn cancel_after(&self, fired: &ChainPtr<dyn Cancel>, outer_chains: u32) -> After;
 
     /// This chain waits on `on`, and `on` (through any number of chains) waits on this one: a
     /// cycle, which nothing can ever fire. Stop waiting: the chain goes on with a cancellation
     /// failure (its errbacks see it), and `on`'s result, when it comes, is nobody's — reported
-    /// if it is a failure. Does nothing if the chain no longer waits on `on`.
-    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>);
+    /// if it is a failure. Does nothing if the chain no longer waits on `on`. `me`: as for
+    /// `cancel`.
+    fn break_wait(&self, me: &ChainPtr<dyn Cancel>, on: &ChainPtr<dyn Cancel>);
 
     /// The chain waiting on this one stopped waiting (`break_wait`): nobody will take this
     /// chain's result, as if its end were dropped.
@@ -301,12 +302,12 @@ pub(crate) trait Inputs: Shareable {
 /// Where a cancellation walk goes after one link.
 pub(crate) enum Walk {
     /// On to the chain this one waits on.
-    Up(Ptr<dyn Cancel>),
+    Up(ChainPtr<dyn Cancel>),
     /// This chain has fired: its result is on its way (or taken).
     Fired,
     /// This chain has fired and passed its result on to `.0`, which the cancel was meant for
     /// too (with `.1` chains waiting on it).
-    Via(Ptr<dyn Cancel>, u32),
+    Via(ChainPtr<dyn Cancel>, u32),
     /// Done: a root was cancelled, or the cancel is remembered by a running chain.
     Stop,
 }
@@ -316,7 +317,7 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
-    fn cancel(self: Ptr<Self>, outer_chains: u32) -> Walk {
+    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32) -> Walk {
         let mut inner = self.lock();
         if !inner.phase.is_root() {
             return where_the_cancel_goes(&mut inner, outer_chains);
@@ -363,7 +364,11 @@ where
         let error = E::from(failure);
         let mut inner = self.lock();
         if inner.phase.is_root() {
-            self.start(inner, Err(error));
+            Self::start(
+                &super::super::cancel_to_chain(me.clone()),
+                inner,
+                Err(error),
+            );
             return Walk::Stop;
         }
         where_the_cancel_goes(&mut inner, outer_chains)
@@ -382,7 +387,7 @@ where
         self.born.at
     }
 
-    fn break_wait(self: Ptr<Self>, on: &Ptr<dyn Cancel>) {
+    fn break_wait(&self, me: &ChainPtr<dyn Cancel>, on: &ChainPtr<dyn Cancel>) {
         // Made before taking the lock: `E::from` is user code.
         let error = E::from(Failure::cancelled());
         let mut inner = self.lock();
@@ -403,14 +408,15 @@ where
         inner.result.slot().fail(error);
         drop(inner);
         on.forget_waiter();
+        let this: ChainPtr<Self> = super::super::cancel_to_chain(me.clone());
         if run_loop::is_running() {
-            super::super::enqueue(self);
+            super::super::enqueue(this);
         } else {
-            run_loop::run(move || self.deliver());
+            run_loop::run(move || Self::deliver(this));
         }
     }
 
-    fn cancel_after(&self, fired: &Ptr<dyn Cancel>, outer_chains: u32) -> After {
+    fn cancel_after(&self, fired: &ChainPtr<dyn Cancel>, outer_chains: u32) -> After {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let handed_over = matches!(inner.listener, Listener::HandedOver);
@@ -447,7 +453,7 @@ where
 /// too: kept for the chain that will take its result (it keeps it: `Phase::Fired`), or gone on
 /// to the chain it passed its result to (`Phase::Passed`), named here; nothing for a chain
 /// whose result its end took, or that was reported or handed to a fan-in.
-fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(Ptr<dyn Cancel>, u32)> {
+fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(ChainPtr<dyn Cancel>, u32)> {
     match phase {
         Phase::Fired { cancel } => {
             cancel.pass_on(outer_chains);

@@ -73,7 +73,10 @@ use std::task::Waker;
 
 use self::cancel::{Cancel, Inputs, Remembered};
 use self::stage::{Added, Slot, Stage, Stages};
-use super::{CellGuard as Guard, CellLock as Lock, Delivery, Ptr, Sendable, Shareable, Weak};
+use super::{
+    CellGuard as Guard, CellLock as Lock, ChainPtr, Delivery, Ptr, Sendable, Shareable, Weak,
+    erase_chain, link_to_cancel,
+};
 use crate::bounds::FromFailure;
 
 pub(crate) mod cancel;
@@ -134,7 +137,7 @@ enum Phase {
     /// A stage returned a pending Deferred, `on`; the chain goes on when its result arrives.
     Waiting {
         cancel: Remembered,
-        on: Ptr<dyn Cancel>,
+        on: ChainPtr<dyn Cancel>,
     },
     /// Every stage has run: the chain's result is here, with what a cancel that reached it
     /// too late left for the chain that will take it (`Remembered::passed_on` form).
@@ -144,7 +147,7 @@ enum Phase {
     /// strongly: a chain between that has passed its result on may be gone (nobody waits on
     /// it), and a late walk goes on through it; the chain that took the result holds nothing
     /// of this one, so nothing is held in a cycle.
-    Passed(Ptr<dyn Cancel>),
+    Passed(ChainPtr<dyn Cancel>),
     /// The result has been taken, handed on or reported.
     Done,
 }
@@ -212,7 +215,7 @@ enum Listener<E: 'static> {
     /// A task (or a thread in `wait`) polling the Deferred as a future.
     Task(Waker),
     /// An outer chain, one of whose stages returned this Deferred.
-    Forward(Ptr<dyn AnyChain<E>>),
+    Forward(ChainPtr<dyn AnyChain<E>>),
     /// A fan-in (`fan_in.rs`), of which this Deferred is input number `.1`.
     FanIn(Ptr<dyn Arrive<E>>, u32),
     /// The chain that waited on this one waits on the Deferred this one's last stage returned,
@@ -348,17 +351,20 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     fn abandon(&self);
     /// Hands the chain's result to `outer`, one of whose stages returned this Deferred: now if
     /// it has fired, else when it does.
-    fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>);
+    fn forward_to(&self, outer: ChainPtr<dyn AnyChain<E>>);
     /// Hands the chain's result to `fan_in`, as its input `index`: now if it has fired, else
     /// when it does.
     fn forward_to_fan_in(&self, fan_in: Ptr<dyn Arrive<E>>, index: u32);
     /// If this chain waits on the chain at `of`, it waits on `on` instead (`of` handed its wait
     /// over: see `Chain::hand_over`), and says so; else it leaves its wait as it is.
-    fn wait_instead(&self, of: *const (), on: Ptr<dyn AnyChain<E>>) -> bool;
-    /// The result of the Deferred this chain waits on, in `from`: the chain goes on.
+    fn wait_instead(&self, of: *const (), on: ChainPtr<dyn AnyChain<E>>) -> bool;
+    /// The function that gives the chain at a link the result of the Deferred it waits on, in
+    /// `from`: the chain goes on.
     /// `cancel`: a cancel of this chain that landed while that Deferred's own steps ran; this
-    /// chain remembers it.
-    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, cancel: Remembered);
+    /// chain remembers it. The function is of the chain's own type, and types the pointer
+    /// back (a chain's pointer cannot be a method's receiver: see `chain_arc.rs`); call it
+    /// through [`arrive`].
+    fn arriver(&self) -> fn(ChainPtr<dyn AnyChain<E>>, &mut dyn Slot<E>, Remembered);
     /// What the chain is doing, for `Debug`.
     fn doing(&self) -> Doing;
     /// What the chain says of itself for the registry (`None` once it has fired).
@@ -374,7 +380,7 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
 /// root's result slot (`Current::Unfired`), so that a `Resolver`'s methods and its `Drop` do not
 /// ask for them, and a Resolver is one thin pointer. The caller holds the lock, and the root has
 /// not fired.
-type Firing<T, E> = fn(&Ptr<Chain<T, E>>, Guard<'_, Parts<T, E>>, Fire<T, E>);
+type Firing<T, E> = fn(&ChainPtr<Chain<T, E>>, Guard<'_, Parts<T, E>>, Fire<T, E>);
 
 /// What a root is fired with.
 pub(crate) enum Fire<T, E> {
@@ -478,15 +484,15 @@ where
     /// A chain that starts with the result of `on`, another chain: as if a stage had returned
     /// `on`'s Deferred.
     #[cfg_attr(feature = "registry", track_caller)]
-    pub(crate) fn waiting_on(on: Ptr<dyn AnyChain<E>>) -> Ptr<Chain<T, E>> {
+    pub(crate) fn waiting_on(on: ChainPtr<dyn AnyChain<E>>) -> ChainPtr<Chain<T, E>> {
         let waiting = Phase::Waiting {
             cancel: Remembered::NONE,
-            on: on.clone(),
+            on: link_to_cancel(on.clone()),
         };
-        let link = Ptr::new(Chain::new(waiting, Current::Root(None)));
+        let link = ChainPtr::new(Chain::new(waiting, Current::Root(None)));
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
-        on.forward_to(link.clone());
+        on.forward_to(erase_chain(link.clone()));
         link
     }
 }
@@ -702,17 +708,17 @@ where
         }
     }
 
-    fn forward_to(&self, outer: Ptr<dyn AnyChain<E>>) {
+    fn forward_to(&self, outer: ChainPtr<dyn AnyChain<E>>) {
         let inner = self.lock();
         match inner.phase {
             Phase::Fired { cancel } => {
                 let passed_on = cancel;
                 let mut inner = inner;
-                let upper = outer.clone() as Ptr<dyn Cancel>;
+                let upper = link_to_cancel(outer.clone());
                 inner.phase.move_on(Phase::Passed(upper));
                 let mut current = inner.take_current();
                 drop(inner);
-                outer.arrive(current.slot(), passed_on)
+                arrive(outer, current.slot(), passed_on)
             }
             // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
             // the cycle they were in, `break_wait`) before it could ask for the result.
@@ -736,22 +742,22 @@ where
         }
     }
 
-    fn wait_instead(&self, of: *const (), on: Ptr<dyn AnyChain<E>>) -> bool {
+    fn wait_instead(&self, of: *const (), on: ChainPtr<dyn AnyChain<E>>) -> bool {
         let mut inner = self.lock();
         let Phase::Waiting { on: waits_on, .. } = &mut inner.phase else {
             return false;
         };
-        if !std::ptr::addr_eq(Ptr::as_ptr(waits_on), of) {
+        if !std::ptr::addr_eq(ChainPtr::as_ptr(waits_on), of) {
             return false;
         }
-        let old = std::mem::replace(waits_on, on);
+        let old = std::mem::replace(waits_on, link_to_cancel(on));
         drop(inner);
         drop(old);
         true
     }
 
-    fn arrive(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
-        self.resume(from, passed_on);
+    fn arriver(&self) -> fn(ChainPtr<dyn AnyChain<E>>, &mut dyn Slot<E>, Remembered) {
+        |link, from, passed_on| Chain::<T, E>::resume(super::link_to_chain(link), from, passed_on)
     }
 
     fn doing(&self) -> Doing {
@@ -767,6 +773,18 @@ where
     fn made_by(&self, helper: &'static str) {
         Chain::made_by(self, helper);
     }
+}
+
+/// Gives the chain at `link` the result of the Deferred it waits on, in `from`
+/// ([`AnyChain::arriver`]).
+#[inline]
+pub(super) fn arrive<E: 'static>(
+    link: ChainPtr<dyn AnyChain<E>>,
+    from: &mut dyn Slot<E>,
+    passed_on: Remembered,
+) {
+    let arrive = link.arriver();
+    arrive(link, from, passed_on);
 }
 
 impl<T, E: 'static> Chain<T, E> {
@@ -810,7 +828,7 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
             }
             Phase::Running { .. } => Waits::Running,
             Phase::Waiting { on, .. } => Waits::Chain {
-                address: Ptr::as_ptr(on) as *const () as usize,
+                address: ChainPtr::as_ptr(on) as *const () as usize,
                 created_at: on.created_at(),
             },
             Phase::Fired { .. } | Phase::Done | Phase::Passed(_) => return None,
@@ -841,8 +859,8 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
 }
 
 /// Whether two links, type-erased or not, are the same link (compares addresses, not vtables).
-pub(crate) fn same_chain<A: ?Sized, B: ?Sized>(a: &Ptr<A>, b: &Ptr<B>) -> bool {
-    std::ptr::addr_eq(Ptr::as_ptr(a), Ptr::as_ptr(b))
+pub(crate) fn same_chain<A: ?Sized, B: ?Sized>(a: &ChainPtr<A>, b: &ChainPtr<B>) -> bool {
+    std::ptr::addr_eq(ChainPtr::as_ptr(a), ChainPtr::as_ptr(b))
 }
 
 impl<T, E: 'static> Chain<T, E> {

@@ -2,8 +2,10 @@
 //! run loop hands the result to), until none is left, a step returns a pending Deferred (the
 //! chain waits on it), or a step fired other chains (their deliveries go first).
 
-use super::super::{Delivery, Ptr, RUN_STAGES_TOGETHER, Sendable};
-use super::cancel::{Cancel, CancelHandle, Remembered};
+use super::super::{
+    ChainPtr, Delivery, RUN_STAGES_TOGETHER, Sendable, erase_cancel, erase_chain, link_to_cancel,
+};
+use super::cancel::{CancelHandle, Remembered};
 use super::stage::{Added, Flow, GivenBack, Slot, Stages};
 use super::{
     AnyChain, Chain, Current, EndUnread, Fire, Firing, Guard, Listener, Part, Parts, Phase,
@@ -32,11 +34,11 @@ impl<T, E: 'static> Chain<T, E> {
     /// Rule: a root fires once; a later fire (only possible after a cancellation already failed
     /// it) is dropped, as Twisted drops the late fire after `cancel`.
     /// Gives `result` back instead when the root was cancelled already (the one late fire).
-    pub(crate) fn fire(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        let inner = self.lock();
+    pub(crate) fn fire(this: &ChainPtr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
+        let inner = this.lock();
         match inner.unfired() {
             Some((_, fire_root)) => {
-                fire_root(self, inner, Fire::With(result));
+                fire_root(this, inner, Fire::With(result));
                 Ok(())
             }
             None => {
@@ -53,10 +55,13 @@ impl<T, E: 'static> Chain<T, E> {
     /// [`fire`](Chain::fire), but `result` is given back, and the chain ends, when nobody can
     /// see it (the Deferred at its end was dropped with no step left): for `try_fire`, whose
     /// caller hands out what must not be lost. Decided under the same lock as the fire.
-    pub(crate) fn fire_if_open(self: &Ptr<Self>, result: Result<T, E>) -> Result<(), Result<T, E>> {
-        match self.open_root() {
+    pub(crate) fn fire_if_open(
+        this: &ChainPtr<Self>,
+        result: Result<T, E>,
+    ) -> Result<(), Result<T, E>> {
+        match Self::open_root(this) {
             Some((inner, _, fire_root)) => {
-                fire_root(self, inner, Fire::With(result));
+                fire_root(this, inner, Fire::With(result));
                 Ok(())
             }
             None => Err(result),
@@ -68,9 +73,9 @@ impl<T, E: 'static> Chain<T, E> {
     /// here (`end_unread`). Whether it is closed through a fan-in (a combinator's input,
     /// `map_err`'s chain) is asked first, outside the lock: an output dropped at the same
     /// moment may still get the result, and drop it.
-    fn open_root(self: &Ptr<Self>) -> Option<OpenRoot<'_, T, E>> {
-        let through = self.closed_through_fan_in();
-        let inner = self.lock();
+    fn open_root(this: &ChainPtr<Self>) -> Option<OpenRoot<'_, T, E>> {
+        let through = this.closed_through_fan_in();
+        let inner = this.lock();
         let (at, fire_root) = inner.unfired()?;
         if through || inner.is_closed() {
             inner.end_unread();
@@ -86,14 +91,14 @@ impl<T, E: 'static> Chain<T, E> {
     /// (its end was dropped with no step left: what `Resolver::is_closed` tells the producer)
     /// is done instead, with no failure: a producer that stops because nobody wants its result
     /// is no one's mistake, and a `NeverFired` there would only be reported as unhandled.
-    pub(crate) fn fail_never_fired(self: &Ptr<Self>) {
-        let Some((inner, at, fire_root)) = self.open_root() else {
+    pub(crate) fn fail_never_fired(this: &ChainPtr<Self>) {
+        let Some((inner, at, fire_root)) = Self::open_root(this) else {
             return;
         };
         if matches!(inner.phase, Phase::RootCancelling) {
             return; // the cancel fails it when its canceller returns
         }
-        fire_root(self, inner, Fire::NeverFired(at));
+        fire_root(this, inner, Fire::NeverFired(at));
     }
 }
 
@@ -108,19 +113,19 @@ where
     /// takes it. For `DeferredQueue`, whose item must not be lost to a get dropped after it was
     /// handed the item.
     pub(crate) fn fire_if_open_or_give_back<F>(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         value: T,
         give_back: F,
     ) -> Result<(), T>
     where
         F: FnOnce(T) + Sendable + 'static,
     {
-        let Some((mut inner, _, _)) = self.open_root() else {
+        let Some((mut inner, _, _)) = Self::open_root(this) else {
             return Err(value);
         };
         if !inner.stages.is_empty() {
             // Its steps take the value as the root fires.
-            self.start(inner, Ok(value));
+            Self::start(this, inner, Ok(value));
             return Ok(());
         }
         let kept: Box<dyn Slot<E>> = Box::new(GivenBack::new(value, give_back));
@@ -128,23 +133,27 @@ where
             cancel: Remembered::NONE,
         };
         let root = std::mem::replace(&mut inner.phase, running);
-        self.park(inner, Current::Other(kept));
+        this.park(inner, Current::Other(kept));
         root.release();
         Ok(())
     }
 
     /// How a root fires (`Firing`), under its lock.
-    pub(super) fn fire_root(self: &Ptr<Self>, inner: Guard<'_, Parts<T, E>>, fire: Fire<T, E>) {
+    pub(super) fn fire_root(
+        this: &ChainPtr<Self>,
+        inner: Guard<'_, Parts<T, E>>,
+        fire: Fire<T, E>,
+    ) {
         match fire {
-            Fire::With(result) => self.start(inner, result),
+            Fire::With(result) => Self::start(this, inner, result),
             Fire::NeverFired(at) => {
                 drop(inner);
                 // Made outside the lock (`E::from` is user code); a cancel that fails the root
                 // meanwhile, or has begun to, wins, and this failure is dropped.
                 let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
-                let inner = self.lock();
+                let inner = this.lock();
                 if inner.unfired().is_some() && !matches!(inner.phase, Phase::RootCancelling) {
-                    self.start(inner, Err(never_fired));
+                    Self::start(this, inner, Err(never_fired));
                 }
             }
         }
@@ -152,33 +161,41 @@ where
 
     /// Starts the run of a chain whose root just fired (the caller holds the lock).
     #[inline]
-    pub(super) fn start(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
+    pub(super) fn start(
+        this: &ChainPtr<Self>,
+        mut inner: Guard<'_, Parts<T, E>>,
+        result: Result<T, E>,
+    ) {
         let running = Phase::Running {
             cancel: Remembered::NONE,
         };
         if matches!(inner.phase, Phase::Root) {
             // Nothing in the root's phase to drop (no canceller): the usual case.
             inner.phase.move_on(running);
-            return self.run_from_root(inner, result);
+            return Self::run_from_root(this, inner, result);
         }
         let root = std::mem::replace(&mut inner.phase, running);
-        self.run_from_root(inner, result);
+        Self::run_from_root(this, inner, result);
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
         // never called is user code (its captures' `Drop`), and a panic there must not stop
         // the chain.
         root.release();
     }
 
-    fn run_from_root(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, result: Result<T, E>) {
+    fn run_from_root(
+        this: &ChainPtr<Self>,
+        mut inner: Guard<'_, Parts<T, E>>,
+        result: Result<T, E>,
+    ) {
         if inner.stages.is_empty() {
             if matches!(inner.listener, Listener::FanIn(..)) && run_loop::arrivals_nest_deep() {
-                return self.arrive_in_the_loop(inner, result);
+                return Self::arrive_in_the_loop(this, inner, result);
             }
-            self.park(inner, Current::Root(Some(result)));
+            this.park(inner, Current::Root(Some(result)));
         } else if run_loop::is_running() {
             inner.keep_result(Current::Root(Some(result)));
             drop(inner);
-            super::super::enqueue(self.clone());
+            super::super::enqueue(this.clone());
         } else {
             let Some(first) = inner.stages.pop_front() else {
                 unreachable!("the list is not empty");
@@ -186,10 +203,10 @@ where
             if RUN_STAGES_TOGETHER && !inner.stages.is_empty() {
                 let rest = inner.stages.take_all();
                 drop(inner);
-                return self.run_all_from_root(result, first, rest);
+                return Self::run_all_from_root(this, result, first, rest);
             }
             drop(inner);
-            run_loop::run(|| self.drive(Current::Root(Some(result)), first));
+            run_loop::run(|| Self::drive(this, Current::Root(Some(result)), first));
         }
     }
 
@@ -201,24 +218,29 @@ where
     #[cold]
     #[inline(never)]
     fn arrive_in_the_loop(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         mut inner: Guard<'_, Parts<T, E>>,
         result: Result<T, E>,
     ) {
         if run_loop::is_running() {
             inner.keep_result(Current::Root(Some(result)));
             drop(inner);
-            super::super::enqueue(self.clone());
+            super::super::enqueue(this.clone());
         } else {
-            run_loop::run(|| self.park(inner, Current::Root(Some(result))));
+            run_loop::run(|| this.park(inner, Current::Root(Some(result))));
         }
     }
 
     /// [`run_from_root`](Chain::run_from_root) of a root that found several stages waiting,
     /// taken together (`drive_all`).
     #[inline(never)]
-    fn run_all_from_root(self: &Ptr<Self>, result: Result<T, E>, first: Added<E>, rest: Stages<E>) {
-        run_loop::run(|| self.drive_all(Current::Root(Some(result)), first, rest));
+    fn run_all_from_root(
+        this: &ChainPtr<Self>,
+        result: Result<T, E>,
+        first: Added<E>,
+        rest: Stages<E>,
+    ) {
+        run_loop::run(|| Self::drive_all(this, Current::Root(Some(result)), first, rest));
     }
 
     /// Runs `stage` on the result in `current`, then the stages behind it, in order, each taken
@@ -229,19 +251,19 @@ where
     /// kind that says so (`RUN_STAGES_TOGETHER`: the `Send` kind's) takes them all at once and
     /// goes on in [`drive_all`](Chain::drive_all).
     #[inline]
-    pub(super) fn drive(self: &Ptr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
+    pub(super) fn drive(this: &ChainPtr<Self>, mut current: Current<T, E>, mut stage: Added<E>) {
         loop {
-            if !self.run_stage(&mut current, stage, None) {
+            if !Self::run_stage(this, &mut current, stage, None) {
                 return;
             }
-            let mut inner = self.lock();
+            let mut inner = this.lock();
             match inner.stages.pop_front() {
-                None => return self.park(inner, current),
+                None => return this.park(inner, current),
                 Some(next) if !RUN_STAGES_TOGETHER || inner.stages.is_empty() => stage = next,
                 Some(next) => {
                     let rest = inner.stages.take_all();
                     drop(inner);
-                    return self.drive_all(current, next, rest);
+                    return Self::drive_all(this, current, next, rest);
                 }
             }
         }
@@ -254,21 +276,21 @@ where
     /// it has not run back at the front of the list (`keep`).
     #[inline(never)]
     fn drive_all(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         mut current: Current<T, E>,
         mut stage: Added<E>,
         mut stages: Stages<E>,
     ) {
         loop {
-            if !self.run_stage(&mut current, stage, Some(&mut stages)) {
+            if !Self::run_stage(this, &mut current, stage, Some(&mut stages)) {
                 return;
             }
             stage = match stages.pop_front() {
                 Some(next) => next,
                 None => {
-                    let mut inner = self.lock();
+                    let mut inner = this.lock();
                     let Some(next) = inner.stages.pop_front() else {
-                        return self.park(inner, current);
+                        return this.park(inner, current);
                     };
                     stages = inner.stages.take_all();
                     next
@@ -283,7 +305,7 @@ where
     /// not run yet (`drive_all`), then go back to the front of the list.
     #[inline(always)]
     fn run_stage(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         current: &mut Current<T, E>,
         (run, step): Added<E>,
         mut not_run: Option<&mut Stages<E>>,
@@ -296,9 +318,9 @@ where
             Flow::Ready(new) => current.replace(new),
             Flow::Wait(on, new) => {
                 current.replace(new);
-                if !same_chain(&on, self) {
+                if !same_chain(&on, this) {
                     let (current, not_run) = stop(current, not_run);
-                    self.wait_on(current, not_run, on);
+                    Self::wait_on(this, current, not_run, on);
                     return false;
                 }
                 drop(on);
@@ -306,15 +328,15 @@ where
             }
             Flow::WaitThen(on, new, then) => {
                 current.replace(new);
-                if !same_chain(&on, self) {
+                if !same_chain(&on, this) {
                     let (current, not_run) = stop(current, not_run);
-                    self.wait_on_then(current, not_run, on, then);
+                    Self::wait_on_then(this, current, not_run, on, then);
                     return false;
                 }
                 // `then` runs first on the result that comes (see `stage::RunThen`).
                 match not_run.as_deref_mut() {
                     Some(not_run) => not_run.push_front(then),
-                    None => self.lock().stages.push_front(then),
+                    None => this.lock().stages.push_front(then),
                 }
                 drop(on);
                 current.slot().fail(E::from(Failure::msg(WAITS_ON_ITSELF)));
@@ -322,7 +344,7 @@ where
         }
         if run_loop::has_queued() {
             let (current, not_run) = stop(current, not_run);
-            self.let_the_queue_go_first(current, not_run);
+            Self::let_the_queue_go_first(this, current, not_run);
             return false;
         }
         true
@@ -365,10 +387,10 @@ where
                 current.slot().report();
             }
             Listener::Forward(outer) => {
-                let upper = outer.clone() as Ptr<dyn Cancel>;
+                let upper = link_to_cancel(outer.clone());
                 inner.phase.move_on(Phase::Passed(upper));
                 drop(inner);
-                outer.arrive(current.slot(), passed_on);
+                super::arrive(outer, current.slot(), passed_on);
             }
             // A fan-in's input: no chain waits on this one, so a remembered cancel ends here.
             Listener::FanIn(fan_in, index) => {
@@ -392,42 +414,46 @@ where
     /// thread: they go first, as soon as the step that fired them returned, and this run goes
     /// on after them (Twisted's order for a Deferred fired from a callback).
     pub(super) fn let_the_queue_go_first(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         current: Current<T, E>,
         not_run: Stages<E>,
     ) {
-        drop(self.keep(current, not_run));
-        super::super::enqueue(self.clone());
+        drop(this.keep(current, not_run));
+        super::super::enqueue(this.clone());
     }
 
     /// The run stops because the stage it ran returned `on`, a pending Deferred: the chain
     /// waits on it, and its result will land in `current`.
     pub(super) fn wait_on(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         current: Current<T, E>,
         not_run: Stages<E>,
-        on: Ptr<dyn AnyChain<E>>,
+        on: ChainPtr<dyn AnyChain<E>>,
     ) {
-        let inner = self.keep(current, not_run);
-        self.wait(inner, on);
+        let inner = this.keep(current, not_run);
+        Self::wait(this, inner, on);
     }
 
     /// [`wait_on`](Self::wait_on), with `then` to run first on the result that comes (see
     /// `stage::RunThen`): put at the front of the list under the same lock.
     fn wait_on_then(
-        self: &Ptr<Self>,
+        this: &ChainPtr<Self>,
         current: Current<T, E>,
         not_run: Stages<E>,
-        on: Ptr<dyn AnyChain<E>>,
+        on: ChainPtr<dyn AnyChain<E>>,
         then: Added<E>,
     ) {
-        let mut inner = self.keep(current, not_run);
+        let mut inner = this.keep(current, not_run);
         inner.stages.push_front(then);
-        self.wait(inner, on);
+        Self::wait(this, inner, on);
     }
 
     /// The chain, whose lock the caller holds, waits on `on`.
-    fn wait(self: &Ptr<Self>, mut inner: Guard<'_, Parts<T, E>>, on: Ptr<dyn AnyChain<E>>) {
+    fn wait(
+        this: &ChainPtr<Self>,
+        mut inner: Guard<'_, Parts<T, E>>,
+        on: ChainPtr<dyn AnyChain<E>>,
+    ) {
         crate::trace::chain_event!("waiting on another chain");
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
@@ -435,7 +461,7 @@ where
         };
         inner.phase.move_on(Phase::Waiting {
             cancel: Remembered::NONE,
-            on: on.clone(),
+            on: link_to_cancel(on.clone()),
         });
         // A relay — no stage left to run, no cancel to pass on, and a chain waiting on this one
         // — hands `on` to that chain (see `hand_over`).
@@ -452,14 +478,14 @@ where
         };
         drop(inner);
         if let Some(outer) = outer {
-            return self.hand_over(outer, on);
+            return Self::hand_over(this, outer, on);
         }
-        on.forward_to(self.clone());
+        on.forward_to(erase_chain(this.clone()));
         if let Some(outer_chains) = cancel_now {
             // Walk from this chain, not from `on`: if `on` has fired meanwhile (its result is on
             // its way here), the walk leaves the cancel remembered here, for the next Deferred;
             // if this chain has fired too, with the chain waiting on it.
-            CancelHandle::new(self.clone()).cancel_for(outer_chains);
+            CancelHandle::new(erase_cancel(this.clone())).cancel_for(outer_chains);
         }
     }
 
@@ -473,16 +499,20 @@ where
     /// `CancelHandle`): it goes on to `on`, as before. If `outer` stopped waiting on this chain
     /// meanwhile (a cancel broke a cycle: it has forgotten this chain as its waiter), this chain
     /// waits on `on` as any other would, for nobody.
-    fn hand_over(self: &Ptr<Self>, outer: Ptr<dyn AnyChain<E>>, on: Ptr<dyn AnyChain<E>>) {
-        if outer.wait_instead(Ptr::as_ptr(self).cast(), on.clone()) {
+    fn hand_over(
+        this: &ChainPtr<Self>,
+        outer: ChainPtr<dyn AnyChain<E>>,
+        on: ChainPtr<dyn AnyChain<E>>,
+    ) {
+        if outer.wait_instead(ChainPtr::as_ptr(this).cast(), on.clone()) {
             on.forward_to(outer);
         } else {
-            let mut inner = self.lock();
+            let mut inner = this.lock();
             if matches!(inner.listener, Listener::HandedOver) {
                 inner.listener = Listener::Nobody;
             }
             drop(inner);
-            on.forward_to(self.clone());
+            on.forward_to(erase_chain(this.clone()));
         }
     }
 }
@@ -492,19 +522,8 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
-    /// A run queued on this thread's run loop: the root's result, the result that arrived from
-    /// the Deferred the chain waited on, or the last result of a run that let the queue go
-    /// first, is in the chain.
-    fn deliver(self: Ptr<Self>) {
-        let mut inner = self.lock();
-        let current = inner.take_current();
-        match inner.stages.pop_front() {
-            Some(first) => {
-                drop(inner);
-                self.drive(current, first);
-            }
-            None => self.park(inner, current),
-        }
+    fn deliverer(&self) -> fn(ChainPtr<dyn Delivery>) {
+        |delivery| Chain::<T, E>::deliver(super::super::delivery_to_chain(delivery))
     }
 }
 
@@ -513,10 +532,25 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
+    /// A run queued on this thread's run loop: the root's result, the result that arrived from
+    /// the Deferred the chain waited on, or the last result of a run that let the queue go
+    /// first, is in the chain.
+    pub(super) fn deliver(this: ChainPtr<Self>) {
+        let mut inner = this.lock();
+        let current = inner.take_current();
+        match inner.stages.pop_front() {
+            Some(first) => {
+                drop(inner);
+                Self::drive(&this, current, first);
+            }
+            None => this.park(inner, current),
+        }
+    }
+
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on (see
     /// [`AnyChain::arrive`]).
-    pub(super) fn resume(self: Ptr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
-        let mut inner = self.lock();
+    pub(super) fn resume(this: ChainPtr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
+        let mut inner = this.lock();
         let Phase::Waiting { mut cancel, .. } = inner.phase else {
             // This chain stopped waiting (a cancel broke the cycle it was in, see `break_wait`)
             // while the result was on its way: nobody will see it.
@@ -535,9 +569,9 @@ where
         drop(inner);
         drop(on);
         if run_loop::is_running() {
-            super::super::enqueue(self);
+            super::super::enqueue(this);
         } else {
-            run_loop::run(move || self.deliver());
+            run_loop::run(move || Self::deliver(this));
         }
     }
 }

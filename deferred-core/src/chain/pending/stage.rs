@@ -16,8 +16,8 @@ use std::marker::PhantomData;
 use std::panic::Location;
 
 use super::super::Deferred;
+use super::super::{ChainPtr, Sendable};
 use super::super::{Outcome, SPENT, run_step, unwound_at};
-use super::super::{Ptr, Sendable};
 use super::AnyChain;
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
@@ -130,10 +130,14 @@ pub(crate) enum Flow<E: 'static> {
     Ready(Option<Box<dyn Slot<E>>>),
     /// It returned a pending Deferred: the chain waits on that one's link, whose result will
     /// be put in the slot.
-    Wait(Ptr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>),
+    Wait(ChainPtr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>),
     /// As `Wait`, and the stage given runs next, on the result that arrives, before the
     /// chain's other stages (see [`RunThen`]).
-    WaitThen(Ptr<dyn AnyChain<E>>, Option<Box<dyn Slot<E>>>, Added<E>),
+    WaitThen(
+        ChainPtr<dyn AnyChain<E>>,
+        Option<Box<dyn Slot<E>>>,
+        Added<E>,
+    ),
 }
 
 /// One step of a pending chain, its input and output types erased.
@@ -175,9 +179,9 @@ pub(crate) enum Ran<Out, E: 'static> {
     /// Its result.
     Ready(Result<Out, E>),
     /// A pending Deferred: the chain waits on it.
-    Wait(Ptr<dyn AnyChain<E>>),
+    Wait(ChainPtr<dyn AnyChain<E>>),
     /// A pending Deferred: the chain waits on it, then runs the stage given first.
-    WaitThen(Ptr<dyn AnyChain<E>>, Added<E>),
+    WaitThen(ChainPtr<dyn AnyChain<E>>, Added<E>),
 }
 
 impl<In, Out, E, F> Runs<In, Out, E> for F

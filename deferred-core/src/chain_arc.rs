@@ -1,0 +1,382 @@
+//! [`ChainArc`]: how a chain of the `Send` kind is shared. An `Arc` with a strong count only;
+//! the one module of this crate with `unsafe` code.
+//!
+//! # Why
+//!
+//! A pending chain is shared by its `Resolver` and the `Deferred` at its end. On Zen 5 a chain
+//! of `chain!` is paced by its atomic operations (about 4.5 ns each; BENCHMARKS.md, "Pending
+//! chains on Zen 5"). `std::sync::Arc` keeps a weak count beside the strong one, and that costs
+//! three of a chain's eleven:
+//! - `Arc::get_mut`, with which the end takes the result without the lock once the `Resolver` is
+//!   gone, locks the weak count (a compare-and-swap);
+//! - the last drop decrements the strong count;
+//! - then it decrements the weak count, which it holds for the strong ones.
+//!
+//! No chain is ever referenced weakly. The exception is the `registry` feature, whose registry
+//! lists chains by `Weak`; with it, the `Send` kind keeps `std::sync::Arc` (see `shared.rs`).
+//! So `ChainArc` keeps the strong count alone. An owner that finds the count at 1 is the only
+//! one: it reaches the chain mutably and frees it with a plain load, with no read-modify-write.
+//! That leaves 8 atomic operations in a pending `chain!`, not 11, and the count takes 8 bytes
+//! of each chain's allocation, not 16.
+//!
+//! # Invariants
+//!
+//! 1. `inner` points to an `Inner<T>` allocated by `Box` in [`ChainArc::new`]. Its `count` is the
+//!    number of `ChainArc`s that point to it, and the allocation lives as long as any does.
+//!    Every conversion below keeps the allocation and moves the pointer's one count. The
+//!    conversions are unsizing coercions of the pointer, or a cast to the type that `Any`
+//!    checked.
+//! 2. The value is reached through `&` ([`Deref`]), except in [`ChainArc::get_mut`]. That gives
+//!    `&mut` only when the count is 1: the caller's pointer is then the only one, and the
+//!    `&mut self` of that pointer keeps it from being cloned while the `&mut` lives.
+//! 3. Orderings, as `std::sync::Arc`'s:
+//!    - a clone increments with `Relaxed`: it is made from a live pointer, so the allocation
+//!      cannot go meanwhile;
+//!    - a drop decrements with `Release`, and the last one fences with `Acquire` before it frees;
+//!    - a check that the count is 1 (`get_mut`, and `Drop`'s path that frees with no decrement)
+//!      loads it with `Acquire`, so every other owner's use of the value happened before.
+//!
+//! Checked by loom: the models at the bottom of this file run its orderings on loom's atomics
+//! and cells (`--cfg loom --cfg loom_chain_arc`: see `crate::sync`), and the models of the state
+//! machine (`tests/loom.rs`) run every chain through this module. `.ci/memcheck` runs the
+//! core's tests under valgrind with no `registry`, so through this module.
+
+use std::any::Any;
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
+
+use crate::run_loop::Delivery;
+use crate::shared::chain::pending::AnyChain;
+use crate::shared::chain::pending::cancel::Cancel;
+use crate::sync::atomic::{AtomicUsize, Ordering, fence};
+
+/// A shared pointer with a strong count only (see the module's docs).
+pub(crate) struct ChainArc<T: ?Sized> {
+    inner: NonNull<Inner<T>>,
+    /// The pointer owns an `Inner<T>` (for the drop check).
+    owns: PhantomData<Inner<T>>,
+}
+
+/// The allocation: the count, then the value.
+struct Inner<T: ?Sized> {
+    count: AtomicUsize,
+    value: T,
+}
+
+/// The most owners a chain may have, as `std::sync::Arc`'s: a count past it aborts, before it
+/// could wrap (which would free a value still in use).
+const MAX_COUNT: usize = isize::MAX as usize;
+
+// SAFETY: a `ChainArc` gives `&T` to every thread that holds one (so `T: Sync`), and the last
+// one drops the value on its thread (so `T: Send`), as `std::sync::Arc`.
+unsafe impl<T: ?Sized + Send + Sync> Send for ChainArc<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: ?Sized + Send + Sync> Sync for ChainArc<T> {}
+
+impl<T> ChainArc<T> {
+    /// Moves `value` to the heap, with a count of 1.
+    #[inline]
+    pub(crate) fn new(value: T) -> ChainArc<T> {
+        let inner = Box::new(Inner {
+            count: AtomicUsize::new(1),
+            value,
+        });
+        ChainArc {
+            inner: NonNull::from(Box::leak(inner)),
+            owns: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> ChainArc<T> {
+    #[inline]
+    fn inner(&self) -> &Inner<T> {
+        // SAFETY: invariant 1: the allocation lives while this pointer does.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// How many pointers share the value (a snapshot: others may come and go meanwhile).
+    #[inline]
+    pub(crate) fn strong_count(this: &ChainArc<T>) -> usize {
+        this.inner().count.load(Ordering::Relaxed)
+    }
+
+    /// The value, mutably, if this is its only pointer.
+    #[inline]
+    pub(crate) fn get_mut(this: &mut ChainArc<T>) -> Option<&mut T> {
+        if this.inner().count.load(Ordering::Acquire) != 1 {
+            return None;
+        }
+        // SAFETY: invariant 2: the count is 1, so `this` is the only pointer. `&mut this` keeps
+        // it from being cloned while the `&mut` lives; the `Acquire` load saw every other
+        // owner's drop (invariant 3), so their uses of the value happened before.
+        Some(unsafe { &mut (*this.inner.as_ptr()).value })
+    }
+
+    /// The value's address.
+    #[inline]
+    pub(crate) fn as_ptr(this: &ChainArc<T>) -> *const T {
+        &this.inner().value
+    }
+
+    /// The same allocation, as another type of pointer. Only the conversions of this module
+    /// call it, each with an unsizing coercion or a cast `Any` checked (invariant 1).
+    #[inline]
+    fn convert<U: ?Sized>(
+        self,
+        to: impl FnOnce(NonNull<Inner<T>>) -> NonNull<Inner<U>>,
+    ) -> ChainArc<U> {
+        let inner = self.inner;
+        // The count moves to the new pointer.
+        std::mem::forget(self);
+        ChainArc {
+            inner: to(inner),
+            owns: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> Clone for ChainArc<T> {
+    #[inline]
+    fn clone(&self) -> ChainArc<T> {
+        if self.inner().count.fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
+            std::process::abort();
+        }
+        ChainArc {
+            inner: self.inner,
+            owns: PhantomData,
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for ChainArc<T> {
+    #[inline]
+    fn drop(&mut self) {
+        let count = &self.inner().count;
+        // The only pointer frees the value with no decrement; any other decrements, and the
+        // one that takes the count to 0 frees it.
+        if count.load(Ordering::Acquire) != 1 {
+            if count.fetch_sub(1, Ordering::Release) != 1 {
+                return;
+            }
+            fence(Ordering::Acquire);
+        }
+        // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
+        // reach the allocation; invariant 3: every other owner's use happened before. The
+        // allocation came from `Box` (`ChainArc::new`), as the type it had there or an unsized
+        // form of it, which `Box` frees with the same layout.
+        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+    }
+}
+
+impl<T: ?Sized> Deref for ChainArc<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        &self.inner().value
+    }
+}
+
+/// `pointer`, a `ChainArc`, as a `ChainArc<$to>`: an unsizing coercion of its pointer.
+macro_rules! coerce {
+    ($pointer:expr => $to:ty) => {
+        $pointer.convert(|inner| -> NonNull<Inner<$to>> { inner })
+    };
+}
+
+/// A chain, as the link a `Deferred` points to.
+#[inline]
+pub(crate) fn erase_chain<E: 'static, C: AnyChain<E> + 'static>(
+    chain: ChainArc<C>,
+) -> ChainArc<dyn AnyChain<E>> {
+    coerce!(chain => dyn AnyChain<E>)
+}
+
+/// A chain, as what a cancel walks through.
+#[inline]
+pub(crate) fn erase_cancel<C: Cancel + 'static>(chain: ChainArc<C>) -> ChainArc<dyn Cancel> {
+    coerce!(chain => dyn Cancel)
+}
+
+/// A chain, as a delivery on the run loop's queue.
+#[inline]
+pub(crate) fn erase_delivery<D: Delivery + 'static>(chain: ChainArc<D>) -> ChainArc<dyn Delivery> {
+    coerce!(chain => dyn Delivery)
+}
+
+/// A link, as what a cancel walks through.
+#[inline]
+pub(crate) fn link_to_cancel<E: 'static>(link: ChainArc<dyn AnyChain<E>>) -> ChainArc<dyn Cancel> {
+    coerce!(link => dyn Cancel)
+}
+
+/// A value of type `X`, checked by `Any`, typed again.
+#[inline]
+fn downcast<X: Any>(any: ChainArc<dyn Any + Send + Sync>) -> ChainArc<X> {
+    if !(*any).is::<X>() {
+        unreachable!("a chain's pointer is typed back to the chain's own type");
+    }
+    // `Any` checked the type: the cast is to the value's own type (invariant 1).
+    any.convert(NonNull::cast)
+}
+
+/// The chain a link points to, typed: for the chain's own code called through the link.
+#[inline]
+pub(crate) fn link_to_chain<E: 'static, X: Any>(link: ChainArc<dyn AnyChain<E>>) -> ChainArc<X> {
+    downcast(coerce!(link => dyn Any + Send + Sync))
+}
+
+/// The chain a cancel walks through, typed.
+#[inline]
+pub(crate) fn cancel_to_chain<X: Any>(cancel: ChainArc<dyn Cancel>) -> ChainArc<X> {
+    downcast(coerce!(cancel => dyn Any + Send + Sync))
+}
+
+/// The chain a delivery runs, typed.
+#[inline]
+pub(crate) fn delivery_to_chain<X: Any>(delivery: ChainArc<dyn Delivery>) -> ChainArc<X> {
+    downcast(coerce!(delivery => dyn Any + Send + Sync))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn the_value_is_dropped_once_by_the_last_owner_whichever_it_is() {
+        for unique_last in [true, false] {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let a = ChainArc::new(Counted(drops.clone()));
+            let b = a.clone();
+            assert_eq!(ChainArc::strong_count(&a), 2);
+            if unique_last {
+                drop(b);
+                assert_eq!(drops.load(Ordering::SeqCst), 0);
+                drop(a);
+            } else {
+                drop(a);
+                assert_eq!(drops.load(Ordering::SeqCst), 0);
+                drop(b);
+            }
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn get_mut_only_for_the_only_owner() {
+        let mut a = ChainArc::new(5_u32);
+        let b = a.clone();
+        assert!(ChainArc::get_mut(&mut a).is_none());
+        drop(b);
+        *ChainArc::get_mut(&mut a).expect("the only owner") += 1;
+        assert_eq!(*a, 6);
+    }
+
+    #[test]
+    fn owners_on_many_threads_drop_the_value_once() {
+        let drops = Arc::new(AtomicUsize::new(0));
+        for _ in 0..200 {
+            let a = ChainArc::new(Counted(drops.clone()));
+            let threads: Vec<_> = (0..4)
+                .map(|_| {
+                    let mine = a.clone();
+                    std::thread::spawn(move || drop(mine))
+                })
+                .collect();
+            drop(a);
+            for thread in threads {
+                thread.join().expect("no panic");
+            }
+        }
+        assert_eq!(drops.load(Ordering::SeqCst), 200);
+    }
+}
+
+/// The orderings of invariant 3, checked by loom on its own atomics and cells: an owner on
+/// another thread writes the value, then drops its pointer; the last owner, on either thread,
+/// reads what was written (in the value's `Drop`), and so does an owner that `get_mut` finds
+/// alone. With `Relaxed` in place of the `Acquire` load of `get_mut` or of `Drop`, or without
+/// `Drop`'s fence, loom reports the read as racing with the write.
+/// `RUSTFLAGS="--cfg loom --cfg loom_chain_arc" cargo test -p deferred-core --lib --release
+/// chain_arc` (see `crate::sync` for the second cfg).
+#[cfg(all(test, loom, loom_chain_arc))]
+mod loom_models {
+    use super::*;
+    use loom::cell::UnsafeCell;
+
+    /// A value one owner writes and the last one reads when it drops it.
+    struct Written(UnsafeCell<u32>);
+
+    impl Written {
+        /// Writes, as an owner does under the chain's lock (the only writer in these models).
+        fn write(&self) {
+            // SAFETY: loom checks it: the one writer, before it drops its pointer.
+            self.0.with_mut(|value| unsafe { *value = 1 });
+        }
+
+        fn read(&self) -> u32 {
+            // SAFETY: loom checks it: after the writer dropped its pointer.
+            self.0.with(|value| unsafe { *value })
+        }
+    }
+
+    impl Drop for Written {
+        fn drop(&mut self) {
+            assert_eq!(
+                self.read(),
+                1,
+                "the last owner sees the other owner's write"
+            );
+        }
+    }
+
+    #[test]
+    fn the_last_owner_sees_what_another_wrote_whichever_thread_drops_last() {
+        loom::model(|| {
+            let mine = ChainArc::new(Written(UnsafeCell::new(0)));
+            let theirs = mine.clone();
+            let thread = loom::thread::spawn(move || {
+                theirs.write();
+                drop(theirs);
+            });
+            // Lets the thread run first: loom's search does not schedule it before a load that
+            // only its own load and decrement conflict with (measured: without this, the
+            // thread never drops first).
+            loom::thread::yield_now();
+            // Freed here or on the thread, whichever drops last; here with no decrement when
+            // the thread's pointer is gone already: both paths of `Drop`.
+            drop(mine);
+            thread.join().expect("no panic");
+        });
+    }
+
+    #[test]
+    fn get_mut_alone_sees_what_another_owner_wrote() {
+        loom::model(|| {
+            let mut mine = ChainArc::new(Written(UnsafeCell::new(1)));
+            let theirs = mine.clone();
+            let thread = loom::thread::spawn(move || {
+                theirs.write();
+                drop(theirs);
+            });
+            // As above.
+            loom::thread::yield_now();
+            if let Some(alone) = ChainArc::get_mut(&mut mine) {
+                assert_eq!(alone.read(), 1);
+            }
+            thread.join().expect("no panic");
+        });
+    }
+}
