@@ -35,11 +35,17 @@
 //!    - a drop decrements with `Release`, and the last one fences with `Acquire` before it frees;
 //!    - a check that the count is 1 (`get_mut`, and `Drop`'s path that frees with no decrement)
 //!      loads it with `Acquire`, so every other owner's use of the value happened before.
+//! 4. A pointer is made only by [`ChainArc::new`] or by cloning a live one: the module has no
+//!    `Weak`, gives out no raw pointer to own, and never adds to the count by hand. So a count
+//!    of 1 read through a pointer stays 1 while that pointer is borrowed: nobody else can make
+//!    another.
 //!
 //! Checked by loom: the models at the bottom of this file run its orderings on loom's atomics
-//! and cells (`--cfg loom --cfg loom_chain_arc`: see `crate::sync`), and the models of the state
-//! machine (`tests/loom.rs`) run every chain through this module. `.ci/memcheck` runs the
-//! core's tests under valgrind with no `registry`, so through this module.
+//! and cells (`--cfg loom --cfg loom_chain_arc`: see `crate::sync`). The models of the state
+//! machine (`tests/loom.rs`) run every chain through this module too, on std's atomics, which
+//! loom does not see: they check the state machine, not these orderings. `.ci/memcheck` runs
+//! the core's tests under valgrind with no `registry`, so through this module; `.ci/run` runs
+//! them natively without it as well.
 
 use std::any::Any;
 use std::marker::PhantomData;
@@ -120,10 +126,14 @@ impl<T: ?Sized> ChainArc<T> {
         &this.inner().value
     }
 
-    /// The same allocation, as another type of pointer. Only the conversions of this module
-    /// call it, each with an unsizing coercion or a cast `Any` checked (invariant 1).
+    /// The same allocation, as another type of pointer.
+    ///
+    /// # Safety
+    ///
+    /// `to` must give a pointer to the same value: an unsizing coercion of the pointer, or a
+    /// cast to the value's own type (invariant 1).
     #[inline]
-    fn convert<U: ?Sized>(
+    unsafe fn convert<U: ?Sized>(
         self,
         to: impl FnOnce(NonNull<Inner<T>>) -> NonNull<Inner<U>>,
     ) -> ChainArc<U> {
@@ -136,6 +146,9 @@ impl<T: ?Sized> ChainArc<T> {
         }
     }
 }
+
+// A pointer, whatever it points to: moving it moves no value (as `std::sync::Arc`).
+impl<T: ?Sized> Unpin for ChainArc<T> {}
 
 impl<T: ?Sized> Clone for ChainArc<T> {
     #[inline]
@@ -163,7 +176,9 @@ impl<T: ?Sized> Drop for ChainArc<T> {
             fence(Ordering::Acquire);
         }
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
-        // reach the allocation; invariant 3: every other owner's use happened before. The
+        // reach the allocation (a pointer is made only by cloning a live one, and this module
+        // has no `Weak`, no raw pointer out and no count added by hand: invariant 4); invariant
+        // 3: every other owner's use happened before. The
         // allocation came from `Box` (`ChainArc::new`), as the type it had there or an unsized
         // form of it, which `Box` frees with the same layout.
         drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
@@ -182,7 +197,8 @@ impl<T: ?Sized> Deref for ChainArc<T> {
 /// `pointer`, a `ChainArc`, as a `ChainArc<$to>`: an unsizing coercion of its pointer.
 macro_rules! coerce {
     ($pointer:expr => $to:ty) => {
-        $pointer.convert(|inner| -> NonNull<Inner<$to>> { inner })
+        // SAFETY: an unsizing coercion: the same value, seen as `$to` (invariant 1).
+        unsafe { $pointer.convert(|inner| -> NonNull<Inner<$to>> { inner }) }
     };
 }
 
@@ -218,8 +234,8 @@ fn downcast<X: Any>(any: ChainArc<dyn Any + Send + Sync>) -> ChainArc<X> {
     if !(*any).is::<X>() {
         unreachable!("a chain's pointer is typed back to the chain's own type");
     }
-    // `Any` checked the type: the cast is to the value's own type (invariant 1).
-    any.convert(NonNull::cast)
+    // SAFETY: `Any` checked the value's type: the cast is to that type (invariant 1).
+    unsafe { any.convert(NonNull::cast) }
 }
 
 /// The chain a link points to, typed: for the chain's own code called through the link.
@@ -272,6 +288,15 @@ mod tests {
             }
             assert_eq!(drops.load(Ordering::SeqCst), 1);
         }
+    }
+
+    /// As `std::sync::Arc`: `CancelHandle` and `Resolver` hold one, and are `Unpin`.
+    #[test]
+    fn a_pointer_is_unpin_whatever_it_points_to() {
+        fn unpin<X: Unpin>() {}
+        unpin::<ChainArc<std::marker::PhantomPinned>>();
+        unpin::<crate::CancelHandle>();
+        unpin::<crate::Resolver<std::marker::PhantomPinned>>();
     }
 
     #[test]

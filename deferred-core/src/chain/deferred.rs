@@ -1064,9 +1064,10 @@ where
 ///
 /// When this end is all that is left of the chain (its Resolver, and every chain or helper
 /// that fed it, are gone: the usual case once it has fired), no other thread can reach the
-/// chain, and its result is taken without its lock: on a `Deferred`, one atomic operation (the
-/// `Arc`'s check that it is the only one) where the lock's round trip takes two. The count is
-/// read first, so a chain still shared pays nothing for the check.
+/// chain, and its result is taken without its lock: on a `Deferred`, no atomic read-modify-write
+/// (`ChainArc::get_mut` loads the count; with the `registry` feature, `Arc::get_mut` takes one)
+/// where the lock's round trip takes two. The count is read first, so a chain still shared
+/// pays nothing for the check.
 #[inline]
 fn take<T: Sendable + 'static, E: Sendable + 'static>(
     link: &mut ChainPtr<dyn AnyChain<E>>,

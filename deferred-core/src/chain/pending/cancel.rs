@@ -318,6 +318,7 @@ where
     E: FromFailure + Sendable + 'static,
 {
     fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32) -> Walk {
+        debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         let mut inner = self.lock();
         if !inner.phase.is_root() {
             return where_the_cancel_goes(&mut inner, outer_chains);
@@ -388,6 +389,7 @@ where
     }
 
     fn break_wait(&self, me: &ChainPtr<dyn Cancel>, on: &ChainPtr<dyn Cancel>) {
+        debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         // Made before taking the lock: `E::from` is user code.
         let error = E::from(Failure::cancelled());
         let mut inner = self.lock();
