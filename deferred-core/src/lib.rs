@@ -42,6 +42,7 @@
 //! | `calloop.rs` | (feature `calloop`) an [`Inbox`] drained by a calloop event source, `CalloopClock` |
 //! | `registry.rs` | (feature `registry`) every chain not fired yet, for `pending_chains()` |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
+//! | `chain_arc.rs` | `ChainArc`, the pointer the `Send` kind's chains are shared through: an `Arc` with no weak count (the one module with `unsafe`; not with the feature `registry`) |
 //!
 //! ```
 //! # extern crate deferred_core as deferred;

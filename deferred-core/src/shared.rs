@@ -1,8 +1,9 @@
 //! The `Send` kind: [`Deferred`] and [`Resolver`], whose chains may be fired, extended and
 //! cancelled from any thread.
 //!
-//! What sets this kind apart is all in its `kind` module: a chain is shared through an `Arc` and its
-//! state is behind a `Mutex`, so its values, errors and steps must be `Send`. Everything else —
+//! What sets this kind apart is all in its `kind` module: a chain is shared between threads
+//! (through a `ChainArc`, an `Arc` with no weak count: `chain_arc.rs`) and its state is behind a
+//! `Mutex`, so its values, errors and steps must be `Send`. Everything else —
 //! the state machine and the helpers — is in `chain/`, written once for both kinds.
 #![forbid(unsafe_code)]
 

@@ -548,7 +548,7 @@ where
     }
 
     /// The result of the Deferred this chain waits on, in `from`: the chain goes on (see
-    /// [`AnyChain::arrive`]).
+    /// [`AnyChain::arriver`]).
     pub(super) fn resume(this: ChainPtr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = this.lock();
         let Phase::Waiting { mut cancel, .. } = inner.phase else {
