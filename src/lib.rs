@@ -18,7 +18,7 @@
 //! ```
 //!
 //! With no feature the library needs no async runtime, and its dependencies are small
-//! (`parking_lot` for a chain's lock; `syn`, `quote` and `proc-macro2` to build `chain!`). The
+//! (`spin` for a chain's lock; `syn`, `quote` and `proc-macro2` to build `chain!`). The
 //! features, none on by default (each item that needs one is marked with it in these docs, on
 //! docs.rs):
 //!

@@ -399,7 +399,7 @@ pub mod pending {
     }
 
     /// The least a pending chain that one thread may extend while another fires it can do:
-    /// [`locked_cell`] with a lock, as `chain!`'s does (an `Arc` and parking_lot's `Mutex`),
+    /// [`locked_cell`] with a lock, as `chain!`'s does (an `Arc` and `spin`'s `SpinMutex`),
     /// [`local_cell`] with a borrow, as the local kind's does (an `Rc` and a `RefCell`). One cell,
     /// the ten steps fused into one boxed stage (free: it captures nothing) on a
     /// `Result<u64, Failure>`, and four lock round trips: the stage added (unless the cell has
@@ -615,7 +615,10 @@ pub mod pending {
         };
     }
 
-    floor_cells!(locked, std::sync::Arc, parking_lot::Mutex, lock, + Send);
+    /// The lock of a `Deferred`'s cell (deferred-core's `sync.rs`).
+    pub type SpinLock<X> = spin::mutex::SpinMutex<X, spin::relax::Yield>;
+
+    floor_cells!(locked, std::sync::Arc, super::SpinLock, lock, + Send);
     floor_cells!(local, std::rc::Rc, std::cell::RefCell, borrow_mut,);
 
     /// benches/anchors/rust-peers: the chain is built on a oneshot, the value sent, then the chain

@@ -72,7 +72,7 @@ pub(crate) mod kind {
         }
     }
 
-    /// The lock around a chain's state (parking_lot's, loom's under `--cfg loom`: see
+    /// The lock around a chain's state (a spin lock, loom's under `--cfg loom`: see
     /// `crate::sync` for why it is not `Lock`'s). No user code runs under it.
     pub(crate) struct CellLock<X>(crate::sync::CellMutex<X>);
     pub(crate) type CellGuard<'a, X> = crate::sync::CellGuard<'a, X>;

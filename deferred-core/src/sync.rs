@@ -1,21 +1,29 @@
 //! The synchronisation primitives of the state machine, swapped for loom's under `--cfg loom`
 //! so the model checker can explore every interleaving of firing, listening and cancelling.
 //!
-//! A chain's cell, and a fan-in's shared state, are locked with parking_lot's `Mutex`
-//! ([`CellMutex`]): no user code ever runs under them, so std's poison flag would carry nothing,
-//! and its bookkeeping (a check of the thread's panic count at each lock and unlock) is about a
-//! tenth of a pending chain's instructions (BENCHMARKS.md). The other helpers' shared state (a
-//! semaphore's queue, a looping call's state) keeps std's `Mutex` ([`Mutex`]): with
-//! parking_lot's, a `DeferredSemaphore` shared by 8 threads on 2 cores fell into a convoy of
-//! parked waiters in every run of `benches/contention.rs`, and with std's it does not
-//! (measured, not explained). Loom's `Mutex`
+//! A chain's cell, and a fan-in's shared state, are locked with the `spin` crate's `SpinMutex`,
+//! which yields the thread while another holds it ([`CellMutex`]). No user code ever runs under
+//! them, and each is held only to move a result, a stage or a listener in or out, so a waiter
+//! never waits long. Taking it is one compare-and-swap and releasing it a plain store, where a
+//! lock that parks its waiters (std's, parking_lot's) must release it with a second atomic
+//! read-modify-write, to see whether anyone waits: on the Zen 5 machine, where one costs about
+//! 4.5 ns, a pending chain! does 5 atomic operations with it, 8 with parking_lot's (BENCHMARKS.md,
+//! "The chain's lock: a spin lock"). `spin` keeps its `unsafe` to itself; this crate's own is in
+//! `chain_arc` alone. The other helpers' shared state (a semaphore's queue, a looping call's
+//! state) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by 8
+//! threads on 2 cores fell into a convoy of parked waiters in every run of
+//! `benches/contention.rs`, and with std's it does not (measured, not explained). Loom's `Mutex`
 //! is std's shape; [`lock_cell`] takes either.
 #![forbid(unsafe_code)]
 
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, Mutex as CellMutex, MutexGuard, MutexGuard as CellGuard};
+/// A chain's cell's lock: a spin lock that yields the thread while another holds it.
 #[cfg(not(loom))]
-pub(crate) use parking_lot::{Mutex as CellMutex, MutexGuard as CellGuard};
+pub(crate) type CellMutex<X> = spin::mutex::SpinMutex<X, spin::relax::Yield>;
+/// A held [`CellMutex`].
+#[cfg(not(loom))]
+pub(crate) type CellGuard<'a, X> = spin::mutex::SpinMutexGuard<'a, X, spin::relax::Yield>;
 #[cfg(not(loom))]
 pub(crate) use std::sync::{Mutex, MutexGuard};
 
