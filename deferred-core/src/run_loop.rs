@@ -68,6 +68,11 @@ thread_local! {
     static QUEUED: Cell<usize> = const { Cell::new(0) };
     /// How many fan-in arrivals are nested on this thread's stack (`arriving`).
     static ARRIVING: Cell<u32> = const { Cell::new(0) };
+    /// How many calls of `in_constant_stack` are nested on this thread's stack.
+    static NESTED: Cell<u32> = const { Cell::new(0) };
+    /// The calls that came while `NESTED_IN_ONE_STACK` were nested already, for the outermost
+    /// to run.
+    static LATER: RefCell<Vec<Box<dyn FnOnce()>>> = const { RefCell::new(Vec::new()) };
     /// How this thread waits for work other threads post to it: set by its `Inbox`.
     static POSTED: Cell<Option<RunOnePosted>> = const { Cell::new(None) };
 }
@@ -79,6 +84,8 @@ thread_local! {
     static QUEUE: RefCell<VecDeque<Queued>> = RefCell::new(VecDeque::new());
     static QUEUED: Cell<usize> = Cell::new(0);
     static ARRIVING: Cell<u32> = Cell::new(0);
+    static NESTED: Cell<u32> = Cell::new(0);
+    static LATER: RefCell<Vec<Box<dyn FnOnce()>>> = RefCell::new(Vec::new());
     static POSTED: Cell<Option<RunOnePosted>> = Cell::new(None);
 }
 
@@ -112,6 +119,10 @@ pub(crate) fn enqueue(delivery: Queued) {
 /// `map_err`, a combinator of combinators).
 const ARRIVALS_IN_ONE_STACK: u32 = 16;
 
+/// How deep `in_constant_stack` may nest on this thread's stack before the next call waits for
+/// the outermost.
+const NESTED_IN_ONE_STACK: u32 = 16;
+
 /// Runs `arrive`, a fan-in input's arrival, counted among the arrivals nested on this thread
 /// (`arrivals_nest_deep`).
 #[inline]
@@ -126,6 +137,49 @@ pub(crate) fn arriving(arrive: impl FnOnce()) {
     ARRIVING.with(|n| n.set(n.get() + 1));
     let _done = Done;
     arrive();
+}
+
+/// Runs `f` at once unless `NESTED_IN_ONE_STACK` calls of this are nested on this thread's
+/// stack already; then the outermost runs it, after its own, before it returns. For what a
+/// fan-in does to the next fan-in down a nest of them, which would otherwise nest a frame a
+/// fan-in (10,000 nested `map_err`s, 10,000 frames):
+/// - a chain nobody can read lets go of the fan-in it feeds (`EndUnread`), whose output's
+///   `Resolver` goes with it, and that output's chain, unread too, lets go of the next;
+/// - a cancel of a fan-in's output cancels its inputs (`Inputs::cancel_inputs`), each maybe
+///   the output of another.
+pub(crate) fn in_constant_stack(f: impl FnOnce() + 'static) {
+    struct Restore(u32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            NESTED.with(|n| n.set(self.0));
+        }
+    }
+    let depth = NESTED.with(Cell::get);
+    if depth >= NESTED_IN_ONE_STACK {
+        // While this thread's locals are being destroyed, the list may be gone: run it now.
+        let mut f = Some(f);
+        let _ = LATER.try_with(|later| {
+            if let Some(f) = f.take() {
+                later.borrow_mut().push(Box::new(f));
+            }
+        });
+        if let Some(f) = f {
+            f();
+        }
+        return;
+    }
+    NESTED.with(|n| n.set(depth + 1));
+    let _restore = Restore(depth);
+    f();
+    if depth == 0 {
+        while let Some(next) = LATER
+            .try_with(|later| later.borrow_mut().pop())
+            .ok()
+            .flatten()
+        {
+            next();
+        }
+    }
 }
 
 /// Whether so many arrivals are nested on this thread's stack already that the next must go

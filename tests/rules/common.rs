@@ -621,6 +621,35 @@ fn rule3_ten_thousand_nested_map_errs_fire_in_constant_stack() {
     assert!(err.contains("nested failure"), "{err}");
 }
 
+/// The same nest, never fired: asked whether anyone can see it, dropped (its end first, or
+/// its Resolver first) and cancelled. A chain nobody can read lets go of the fan-in it feeds,
+/// whose output is let go of in turn, and a cancel of an output cancels its input, itself an
+/// output: each runs in constant stack (aborts without it: the stack overflows).
+#[test]
+fn rule3_ten_thousand_nested_map_errs_asked_dropped_and_cancelled_in_constant_stack() {
+    on_small_stack(|| {
+        let nested = |d: Deferred<u64>| (0..10_000).fold(d, |d, _| d.map_err(|f: Failure| f));
+        // Asked, then its end dropped: closed from then on.
+        let (d, r) = Deferred::<u64>::pending();
+        let d = nested(d);
+        assert!(!r.is_closed());
+        drop(d);
+        assert!(r.is_closed());
+        drop(r);
+        // Its Resolver dropped first: the end fails with `NeverFired`.
+        let (d, r) = Deferred::<u64>::pending();
+        let d = nested(d);
+        drop(r);
+        assert!(d.wait().unwrap_err().downcast_ref::<NeverFired>().is_some());
+        // Cancelled at its end: the cancel reaches the root through every `map_err`.
+        let (d, r) = Deferred::<u64>::pending();
+        let d = nested(d);
+        d.cancel();
+        assert!(d.wait().unwrap_err().is_cancelled());
+        assert!(r.is_closed());
+    });
+}
+
 #[test]
 fn rule3_million_nested_deferreds_created_by_callbacks() {
     fn level(depth: usize, queue: Arc<Mutex<Vec<Resolver<u64>>>>) -> Deferred<u64> {

@@ -448,6 +448,7 @@ where
         let arrival = Ptr::new(MapErr {
             source: CancelHandle::new(kind::link_to_cancel(link.clone())),
             pending: kind::Lock::new(Some((convert, resolver))),
+            seen_closed: kind::Flag::new(),
         });
         if let Some(output) = output {
             let source = Ptr::downgrade(&arrival);
@@ -469,6 +470,10 @@ type FireWith<T, E> = fn(&ChainPtr<Chain<T, E>>, Result<T, E>) -> Result<(), Res
 struct MapErr<C, T, F: 'static> {
     source: CancelHandle,
     pending: kind::Lock<Option<(C, Resolver<T, F>)>>,
+    /// Set once the converted chain was seen closed (`OutputSeen`): it stays closed, so a walk
+    /// that asks again stops here (the chains fed to nested `map_err`s, let go of one by one,
+    /// each ask it).
+    seen_closed: kind::Flag,
 }
 
 impl<C, T, F> chain::pending::cancel::Inputs for MapErr<C, T, F>
@@ -484,6 +489,35 @@ where
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize {
         usize::from(self.pending.lock().is_some())
+    }
+}
+
+impl<C, T, F> chain::pending::OutputSeen for MapErr<C, T, F>
+where
+    C: Sendable,
+    T: Sendable + 'static,
+    F: Sendable + 'static,
+{
+    fn output_seen(&self) -> chain::pending::Seen {
+        if self.seen_closed.get() {
+            return chain::pending::Seen::Closed;
+        }
+        // The converted chain is asked after this lock is released.
+        let output = match &*self.pending.lock() {
+            Some((_, resolver)) => resolver.link.clone(),
+            None => return chain::pending::Seen::Closed, // converted already
+        };
+        match output {
+            Some(output) => output.seen_as_root(),
+            None => chain::pending::Seen::Closed,
+        }
+    }
+
+    fn output_answered(&self, closed: bool) -> bool {
+        if closed {
+            self.seen_closed.set();
+        }
+        closed
     }
 }
 
@@ -510,15 +544,6 @@ where
         })) {
             unhandled::report(Failure::from_panic(panic, None));
         }
-    }
-
-    fn output_closed(&self) -> bool {
-        // The converted chain is asked after this lock is released.
-        let output = match &*self.pending.lock() {
-            Some((_, resolver)) => resolver.link.clone(),
-            None => return true, // converted already
-        };
-        output.is_none_or(|output| output.is_closed())
     }
 
     #[cfg(feature = "registry")]

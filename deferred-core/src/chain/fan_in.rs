@@ -39,7 +39,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
 use super::pending::cancel::{CancelHandle, Inputs};
 use super::pending::stage::{Slot, take};
-use super::pending::{AnyChain, Arrive};
+use super::pending::{AnyChain, Arrive, OutputSeen, Seen};
 use super::{
     CellGuard as Guard, CellLock as Lock, ChainPtr, Flag, Ptr, Sendable, Shareable, Weak,
     link_to_cancel,
@@ -436,6 +436,42 @@ where
     }
 }
 
+impl<T, E, P> OutputSeen for Shared<T, E, P>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+    P: Policy<T, E>,
+{
+    fn output_seen(&self) -> Seen {
+        // The output's chain is asked after the fan-in's lock is released.
+        let output = match &self.lock().output {
+            Some(resolver) => resolver.link.clone(),
+            // Decided: the inputs left are left running, and their failures are reported
+            // (unless the combinator cancelled them, or consumes errors): not closed — unless
+            // the output was closed when it was decided, or was seen so before.
+            None if self.output_closed.get() => return Seen::Closed,
+            None => return Seen::Open,
+        };
+        match output {
+            Some(output) => output.seen_as_root(),
+            None => Seen::Open,
+        }
+    }
+
+    fn output_answered(&self, closed: bool) -> bool {
+        // Kept only while the outcome is undecided: an output that fired meanwhile (another
+        // input decided it) reads as closed too, but was visible, and its inputs stay open.
+        let progress = self.lock();
+        if progress.output.is_none() {
+            return self.output_closed.get();
+        }
+        if closed {
+            self.output_closed.set();
+        }
+        closed
+    }
+}
+
 impl<T, E, P> Arrive<E> for Shared<T, E, P>
 where
     T: Sendable + 'static,
@@ -447,28 +483,6 @@ where
             unreachable!("a chain hands on its result once it has one");
         };
         self.arrive_caught(index as usize, result);
-    }
-
-    fn output_closed(&self) -> bool {
-        // The output's chain is asked after the fan-in's lock is released.
-        let output = match &self.lock().output {
-            Some(resolver) => resolver.link.clone(),
-            // Decided: the inputs left are left running, and their failures are reported
-            // (unless the combinator cancelled them, or consumes errors): not closed — unless
-            // the output was closed when it was decided, or was seen so before.
-            None => return self.output_closed.get(),
-        };
-        let closed = output.is_some_and(|output| output.is_closed());
-        // Kept only while the outcome is undecided: an output that fired meanwhile (another
-        // input decided it) reads as closed too, but was visible, and its inputs stay open.
-        let progress = self.lock();
-        if progress.output.is_none() {
-            return self.output_closed.get();
-        }
-        if closed {
-            self.output_closed.set();
-        }
-        closed
     }
 
     #[cfg(feature = "registry")]

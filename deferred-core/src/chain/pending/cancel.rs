@@ -325,13 +325,14 @@ where
         }
         if let Phase::RootOfFanIn(inputs) = &inner.phase {
             // A fan-in's output: its inputs are cancelled, and it fires with what they answer
-            // (now, or once their answers, queued on this thread's run loop, arrive).
+            // (now, or once their answers, queued on this thread's run loop, arrive). An input
+            // may be another fan-in's output, and so on: in constant stack (past 16 nested,
+            // the inputs are cancelled after this cancel returns, before the outermost does).
             let inputs = inputs.upgrade();
             drop(inner);
-            if let Some(inputs) = &inputs {
-                inputs.cancel_inputs();
+            if let Some(inputs) = inputs {
+                crate::run_loop::in_constant_stack(move || inputs.cancel_inputs());
             }
-            drop(inputs);
             let mut inner = self.lock();
             if inner.phase.is_root() {
                 return Walk::Stop;

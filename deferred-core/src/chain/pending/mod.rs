@@ -240,17 +240,58 @@ impl<E: 'static> Part for Listener<E> {
 
 /// A fan-in that takes a chain's result as one of its inputs, without a step of its own in
 /// the chain (`fan_in.rs`).
-pub(crate) trait Arrive<E: 'static>: Shareable {
+pub(crate) trait Arrive<E: 'static>: OutputSeen {
     /// The result of input `index`, in `from` (taken out of the chain, which is done).
     fn arrive(self: Ptr<Self>, index: u32, from: &mut dyn Slot<E>);
-    /// Whether nobody can see what the fan-in gives: its output has fired already, or its
-    /// Deferred was dropped with no step left (`Chain::is_closed`). An input then needs not
-    /// arrive.
-    fn output_closed(&self) -> bool;
     /// The address of the chain it fires with what arrives, while it has not (for the
     /// registry).
     #[cfg(feature = "registry")]
     fn output(&self) -> Option<usize>;
+}
+
+/// Whether anyone can see what a fan-in gives (its output has not fired, and its Deferred has
+/// not been dropped with no step left: `Chain::is_closed`), asked a step at a time by
+/// [`seen_closed`], whatever the fan-in's error type. An input whose fan-in's output is closed
+/// needs not arrive.
+pub(crate) trait OutputSeen: Shareable {
+    /// What the fan-in's output's chain says of itself (its own lock only): closed, open, or
+    /// what the fan-in it feeds in turn says.
+    fn output_seen(&self) -> Seen;
+    /// The answer for the output, once the walk has it: what this fan-in says of it (it may
+    /// keep it, or answer what it decided meanwhile).
+    fn output_answered(&self, closed: bool) -> bool;
+}
+
+/// One step of [`seen_closed`].
+pub(crate) enum Seen {
+    /// Nobody can see the result.
+    Closed,
+    /// Someone can.
+    Open,
+    /// Whether anyone can is the output's of this fan-in.
+    Through(Ptr<dyn OutputSeen>),
+}
+
+/// Whether nobody can see a result, asked through the fan-ins it goes through in a loop (one
+/// step each, `OutputSeen`), not in nested calls: a root fed to 10,000 nested `map_err`s asks
+/// their outputs in constant stack. Each fan-in then has its answer, the last first, as the
+/// nested calls gave it.
+pub(crate) fn seen_closed(mut seen: Seen) -> bool {
+    let mut asked: Vec<Ptr<dyn OutputSeen>> = Vec::new();
+    let mut closed = loop {
+        match seen {
+            Seen::Closed => break true,
+            Seen::Open => break false,
+            Seen::Through(fan_in) => {
+                seen = fan_in.output_seen();
+                asked.push(fan_in);
+            }
+        }
+    };
+    while let Some(fan_in) = asked.pop() {
+        closed = fan_in.output_answered(closed);
+    }
+    closed
 }
 
 /// Where the chain's result is: in a slot of the root's type, or in one a stage made when it
@@ -325,7 +366,9 @@ impl<T, E: 'static> EndUnread for Guard<'_, Parts<T, E>> {
         let listener = std::mem::replace(&mut self.listener, Listener::Gone);
         drop(self);
         phase.release();
-        listener.release();
+        // A fan-in let go of may let go of its output's chain, unread too, and so on: in
+        // constant stack.
+        crate::run_loop::in_constant_stack(move || listener.release());
     }
 }
 
@@ -542,8 +585,8 @@ impl<T, E: 'static> Inner<T, E> {
     }
 
     /// The fan-in this chain is an input of, when no step is left to run before it arrives
-    /// there (whether that input is closed is the fan-in's to say: `Arrive::output_closed`).
-    fn fan_in_alone(&self) -> Option<Ptr<dyn Arrive<E>>> {
+    /// there (whether that input is closed is the fan-in's to say: `OutputSeen`).
+    fn fan_in_alone(&self) -> Option<Ptr<dyn OutputSeen>> {
         match &self.listener {
             Listener::FanIn(fan_in, _) if self.stages.is_empty() => Some(fan_in.clone()),
             _ => None,
@@ -870,14 +913,20 @@ impl<T, E: 'static> Chain<T, E> {
     /// step left to run (a step's side effects are someone seeing the result), or it was given
     /// to a combinator or `map_err` whose output nobody can see.
     pub(crate) fn is_closed(&self) -> bool {
-        let fan_in = {
-            let inner = self.lock();
-            if !inner.phase.is_root() || inner.is_closed() {
-                return true;
-            }
-            inner.fan_in_alone()
-        };
-        fan_in.is_some_and(|fan_in| fan_in.output_closed())
+        seen_closed(self.seen_as_root())
+    }
+
+    /// [`is_closed`](Chain::is_closed)'s first step, which asks this chain alone: closed, open,
+    /// or the fan-in it feeds, asked after this chain's lock is released.
+    pub(crate) fn seen_as_root(&self) -> Seen {
+        let inner = self.lock();
+        if !inner.phase.is_root() || inner.is_closed() {
+            return Seen::Closed;
+        }
+        match inner.fan_in_alone() {
+            Some(fan_in) => Seen::Through(fan_in),
+            None => Seen::Open,
+        }
     }
 
     /// Whether the chain, with no step left, is an input of a fan-in (a combinator, `map_err`)
@@ -885,6 +934,6 @@ impl<T, E: 'static> Chain<T, E> {
     /// this chain's lock is released.
     pub(crate) fn closed_through_fan_in(&self) -> bool {
         let fan_in = self.lock().fan_in_alone();
-        fan_in.is_some_and(|fan_in| fan_in.output_closed())
+        fan_in.is_some_and(|fan_in| seen_closed(Seen::Through(fan_in)))
     }
 }
