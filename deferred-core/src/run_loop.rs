@@ -147,6 +147,10 @@ pub(crate) fn arriving(arrive: impl FnOnce()) {
 ///   `Resolver` goes with it, and that output's chain, unread too, lets go of the next;
 /// - a cancel of a fan-in's output cancels its inputs (`Inputs::cancel_inputs`), each maybe
 ///   the output of another.
+///
+/// The calls put off run after the outermost's own, in the order they were put off, each
+/// followed by what it puts off in turn. A panic in one does not keep the others from running:
+/// the outermost runs them all, then resumes the first panic.
 pub(crate) fn in_constant_stack(f: impl FnOnce() + 'static) {
     struct Restore(u32);
     impl Drop for Restore {
@@ -170,16 +174,39 @@ pub(crate) fn in_constant_stack(f: impl FnOnce() + 'static) {
     }
     NESTED.with(|n| n.set(depth + 1));
     let _restore = Restore(depth);
-    f();
-    if depth == 0 {
-        while let Some(next) = LATER
-            .try_with(|later| later.borrow_mut().pop())
-            .ok()
-            .flatten()
-        {
-            next();
+    if depth > 0 {
+        return f();
+    }
+    // The outermost: its own, then those put off, each under its own guard.
+    let mut panicked = run_putting_off(f);
+    while let Some(next) = LATER
+        .try_with(|later| later.borrow_mut().pop())
+        .ok()
+        .flatten()
+    {
+        // Run whatever came before: a panic here keeps the first.
+        let this_one = run_putting_off(next);
+        if panicked.is_none() {
+            panicked = this_one;
         }
     }
+    if let Some(payload) = panicked {
+        resume_unwind(payload);
+    }
+}
+
+/// Runs `f` for [`in_constant_stack`]'s outermost call, and turns what it put off around, so
+/// that the list's last (the next taken) is the first it put off; says how it panicked, if it
+/// did.
+fn run_putting_off(f: impl FnOnce()) -> Option<Box<dyn std::any::Any + Send>> {
+    let before = LATER.try_with(|later| later.borrow().len()).unwrap_or(0);
+    let panicked = catch_unwind(AssertUnwindSafe(f)).err();
+    let _ = LATER.try_with(|later| {
+        if let Some(put_off) = later.borrow_mut().get_mut(before..) {
+            put_off.reverse();
+        }
+    });
+    panicked
 }
 
 /// Whether so many arrivals are nested on this thread's stack already that the next must go
@@ -343,4 +370,78 @@ fn calloop_loop_here() -> bool {
     return crate::calloop::wait_blocks_a_loop();
     #[cfg(not(feature = "calloop"))]
     false
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    /// A comb 40 deep: each call logs its name, then makes two nested calls, the first of
+    /// which goes on down; `nested` makes them through `in_constant_stack` (past 16 nested,
+    /// put off), or as plain calls.
+    fn comb(
+        log: &Rc<RefCell<Vec<String>>>,
+        name: String,
+        depth: u32,
+        nested: bool,
+        panic_at: &str,
+    ) {
+        let log_here = log.clone();
+        let panic_at = panic_at.to_owned();
+        let body = move || {
+            log_here.borrow_mut().push(name.clone());
+            if name == panic_at {
+                panic!("a call put off panics");
+            }
+            if depth < 40 {
+                comb(&log_here, format!("{name}a"), depth + 1, nested, &panic_at);
+                comb(&log_here, format!("{name}b"), 40, nested, &panic_at);
+            }
+        };
+        if nested {
+            in_constant_stack(body);
+        } else {
+            body();
+        }
+    }
+
+    #[test]
+    fn calls_put_off_all_run_before_the_outermost_returns_each_followed_by_its_own() {
+        let (put_off, plain) = (Rc::default(), Rc::default());
+        comb(&put_off, "r".into(), 0, true, "");
+        comb(&plain, "r".into(), 0, false, "");
+        let (mut put_off, mut plain) = (put_off.take(), plain.take());
+        assert_eq!(put_off.len(), 81);
+        // The calls 16 deep and more wait for the outermost's own, so run after the shallow
+        // `b`s that plain calls would run after them ...
+        let at = |log: &[String], name: &str| log.iter().position(|n| n == name);
+        let deep = format!("r{}", "a".repeat(16));
+        assert!(at(&put_off, "rb") < at(&put_off, &deep));
+        assert!(at(&plain, "rb") > at(&plain, &deep));
+        // ... each followed by what it makes in turn, in the order it made them.
+        assert!(at(&put_off, &format!("{deep}a")) < at(&put_off, &format!("{deep}b")));
+        // The same calls, all run.
+        put_off.sort();
+        plain.sort();
+        assert_eq!(put_off, plain);
+    }
+
+    #[test]
+    fn a_call_put_off_that_panics_leaves_the_others_run_then_the_panic_resumes() {
+        let log: Rc<RefCell<Vec<String>>> = Rc::default();
+        // The 21st call down the comb is put off; it panics.
+        let deep = format!("r{}", "a".repeat(20));
+        let caught = catch_unwind(AssertUnwindSafe(|| comb(&log, "r".into(), 0, true, &deep)));
+        assert!(caught.is_err(), "the panic resumes in the outermost call");
+        // The call 16 down was put off; 20 down, inside it, one panics. Not run: the 40 calls
+        // it would have made, and the `b`s of the 4 calls between (their frames unwound, in
+        // that call put off). Run: all the rest, among them the call put off after it (`b`
+        // of 15 down).
+        let log = log.take();
+        assert_eq!(log.len(), 81 - 40 - 4);
+        assert!(log.contains(&format!("r{}b", "a".repeat(15))));
+        assert!(!log.contains(&format!("r{}b", "a".repeat(16))));
+        assert_eq!(NESTED.with(Cell::get), 0);
+        assert!(LATER.with(|later| later.borrow().is_empty()));
+    }
 }

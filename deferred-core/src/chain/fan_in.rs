@@ -253,7 +253,7 @@ struct Shared<T, E: 'static, P: Policy<T, E>> {
     /// cancellation among the failures left over is not reported (any other failure is: it is
     /// no answer to the cancel, as one that came before it, or that raced it).
     cancelled: Flag,
-    /// Set once the output was seen closed (nobody can see it: `Arrive::output_closed`), and
+    /// Set once the output was seen closed (nobody can see it: `OutputSeen`), and
     /// kept once it is decided: an input the fan-in left open was told it is closed, and stays
     /// so (`Resolver::is_closed` never turns back to `false`).
     output_closed: Flag,
