@@ -113,14 +113,10 @@ pub(crate) fn enqueue(delivery: Queued) {
     }
 }
 
-/// How deep a fan-in's arrivals may nest on this thread's stack before the next goes through
-/// the run loop: a fan-in's input arrives at once, in the stack of what fired it, and its
-/// arrival may fire the fan-in's output, itself the input of another fan-in (`map_err` of
-/// `map_err`, a combinator of combinators).
-const ARRIVALS_IN_ONE_STACK: u32 = 16;
-
-/// How deep `in_constant_stack` may nest on this thread's stack before the next call waits for
-/// the outermost.
+/// How deep what one fan-in does to the next down a nest of them (`map_err` of `map_err`, a
+/// combinator of combinators) may nest on this thread's stack before the next waits for a loop:
+/// a fan-in's arrivals before the next goes through the run loop (`arrivals_nest_deep`), and
+/// the calls of `in_constant_stack` before the next waits for the outermost.
 const NESTED_IN_ONE_STACK: u32 = 16;
 
 /// Runs `arrive`, a fan-in input's arrival, counted among the arrivals nested on this thread
@@ -198,7 +194,7 @@ pub(crate) fn in_constant_stack(f: impl FnOnce() + 'static) {
 /// Runs `f` for [`in_constant_stack`]'s outermost call, and turns what it put off around, so
 /// that the list's last (the next taken) is the first it put off; says how it panicked, if it
 /// did.
-fn run_putting_off(f: impl FnOnce()) -> Option<Box<dyn std::any::Any + Send>> {
+fn run_putting_off(f: impl FnOnce()) -> Option<Box<dyn Any + Send>> {
     let before = LATER.try_with(|later| later.borrow().len()).unwrap_or(0);
     let panicked = catch_unwind(AssertUnwindSafe(f)).err();
     let _ = LATER.try_with(|later| {
@@ -214,7 +210,7 @@ fn run_putting_off(f: impl FnOnce()) -> Option<Box<dyn std::any::Any + Send>> {
 /// in constant stack.
 #[inline]
 pub(crate) fn arrivals_nest_deep() -> bool {
-    ARRIVING.with(|n| n.get() >= ARRIVALS_IN_ONE_STACK)
+    ARRIVING.with(|n| n.get() >= NESTED_IN_ONE_STACK)
 }
 
 /// Whether deliveries wait in this thread's queue: a chain running its steps lets them go first
