@@ -10,7 +10,7 @@ use std::thread::ThreadId;
 
 /// The kind under test, by the names the common body uses.
 mod kind {
-    pub use deferred::{CancelHandle, Deferred, Resolver, Sendable as Value};
+    pub use deferred::{CancelHandle, Deferred, Resolver, Sendable as Value, gather_results};
 }
 
 include!("rules/common.rs");

@@ -21,7 +21,7 @@ use deferred::{TimedOut, local};
 
 /// The kind under test, by the names the common body uses.
 mod kind {
-    pub use deferred::local::CancelHandle;
+    pub use deferred::local::{CancelHandle, gather_results};
     pub use deferred::{LocalDeferred as Deferred, LocalResolver as Resolver, LocalValue as Value};
 }
 

@@ -3,8 +3,8 @@
 // one-thread kind, `LocalDeferred`). It is not a test target of its own.
 //
 // The including file provides a module `kind` with the names this body uses for the kind under
-// test: `Deferred`, `Resolver`, `CancelHandle`, and `Value` (the bound a kind puts on its values
-// and steps: `Sendable` or `LocalValue`). Everything here holds for both kinds, so the steps'
+// test: `Deferred`, `Resolver`, `CancelHandle`, `gather_results`, and `Value` (the bound a kind
+// puts on its values and steps: `Sendable` or `LocalValue`). Everything here holds for both kinds, so the steps'
 // captures are `Send` (Arc, Mutex, atomics: they work in a local chain too) and no test fires,
 // waits on or cancels a chain from another thread: the tests about threads are in
 // tests/rules.rs only, and the tests about what only a local chain may hold are in
@@ -1400,6 +1400,78 @@ fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
     r.callback(1);
     assert!(d.wait().unwrap_err().is_cancelled());
     assert_eq!(inner_cancelled.load(SeqCst), 1);
+}
+
+// Rule 7, a cancel that reaches a combinator's output (`map_err`'s, `gather_results`'s): its
+// inputs are cancelled, and the chain waiting on it goes on with what they answer. That answer
+// lands between two waits of that chain: as for any cancel that lands there, the next Deferred
+// one of its steps returns is cancelled at once — whether the inputs answered inside the cancel
+// (it was called from outside any callback), or their answers were queued on the thread's run
+// loop (it was called from a callback: they arrive after it returns), and whether the output is
+// one combinator's or the last of forty nested, each the input of the next (past 16 nested, the
+// inner cancels are put off until the outer ones return: `run_loop::in_constant_stack`).
+#[test]
+fn rule7_a_cancel_through_a_combinators_output_reaches_the_next_deferred_a_step_returns() {
+    for (nested, from_a_callback) in [(1, false), (1, true), (40, false), (40, true)] {
+        let recovery_cancelled = counter();
+        let flag = recovery_cancelled.clone();
+        // The recovery's resolver, kept unfired: only the cancel can end it.
+        let (keep_resolver, _kept_resolver) = mpsc::channel::<Resolver<u32>>();
+        let (d, r) = Deferred::<u32>::pending();
+        // No canceller: a cancel fails it. Its step makes its answer a run of its own, which
+        // a cancel from a callback queues.
+        let (input, _input_r) = Deferred::<u32>::pending();
+        let input = input.add_callback(|x| Ok(x + 1));
+        let d = d
+            .add_callback(move |_| {
+                // Alternately `map_err` and `gather_results` of one input (its `FirstError`
+                // unwrapped, so that the cancellation reaches the errback as it is).
+                (0..nested).fold(input, |d, level| {
+                    if level % 2 == 0 {
+                        d.map_err(|f: Failure| f)
+                    } else {
+                        kind::gather_results([d]).add_callbacks(
+                            |mut values| Ok(values.pop().expect("one input")),
+                            |f| {
+                                Err(f
+                                    .trap::<deferred::FirstError>()
+                                    .map_or_else(|f| f, |first| first.failure))
+                            },
+                        )
+                    }
+                })
+            })
+            .add_errback(move |f: Failure| {
+                assert!(f.is_cancelled(), "the input's cancellation: {f}");
+                let (recovery, recovery_r) = Deferred::<u32>::with_canceller(move || {
+                    flag.fetch_add(1, SeqCst);
+                });
+                keep_resolver.send(recovery_r).unwrap();
+                recovery
+            });
+        r.callback(1); // the chain waits on the `map_err`'s output
+        let handle = d.cancel_handle();
+        if from_a_callback {
+            let (outer, outer_r) = Deferred::<u32>::pending();
+            let outer = outer.add_callback(move |x| {
+                handle.cancel();
+                Ok(x)
+            });
+            outer_r.callback(0);
+            assert_eq!(outer.wait().unwrap(), 0);
+        } else {
+            handle.cancel();
+        }
+        assert_eq!(
+            recovery_cancelled.load(SeqCst),
+            1,
+            "the recovery was cancelled ({nested} nested, from a callback: {from_a_callback})"
+        );
+        assert!(
+            d.wait().unwrap_err().is_cancelled(),
+            "{nested} nested, from a callback: {from_a_callback}"
+        );
+    }
 }
 
 // Rule 7: a cancel that lands while the steps run, when no later step returns a Deferred, has

@@ -303,7 +303,8 @@ pub(crate) trait Inputs: Shareable {
 pub(crate) enum Walk {
     /// On to the chain this one waits on.
     Up(ChainPtr<dyn Cancel>),
-    /// This chain has fired: its result is on its way (or taken).
+    /// This chain has fired: its result is on its way (or taken). Or it is a fan-in's output
+    /// whose inputs were cancelled, and their answers, which fire it, are on their way.
     Fired,
     /// This chain has fired and passed its result on to `.0`, which the cancel was meant for
     /// too (with `.1` chains waiting on it).
@@ -335,7 +336,10 @@ where
             }
             let mut inner = self.lock();
             if inner.phase.is_root() {
-                return Walk::Stop;
+                // The inputs' answers come later (queued on this thread's run loop, or their
+                // cancels put off past 16 nested): the chain waiting on this one is between
+                // two waits from now on, as if this one had fired.
+                return Walk::Fired;
             }
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
