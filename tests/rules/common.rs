@@ -1402,34 +1402,48 @@ fn rule7_cancel_while_callback_runs_reaches_a_later_steps_deferred() {
     assert_eq!(inner_cancelled.load(SeqCst), 1);
 }
 
-// Rule 7, a cancel that reaches a combinator's output (`map_err`'s, `gather_results`'s): its
-// inputs are cancelled, and the chain waiting on it goes on with what they answer. That answer
-// lands between two waits of that chain: as for any cancel that lands there, the next Deferred
-// one of its steps returns is cancelled at once — whether the inputs answered inside the cancel
-// (it was called from outside any callback), or their answers were queued on the thread's run
-// loop (it was called from a callback: they arrive after it returns), and whether the output is
-// one combinator's or the last of forty nested, each the input of the next (past 16 nested, the
-// inner cancels are put off until the outer ones return: `run_loop::in_constant_stack`).
+// Rule 7, a cancel that reaches a combinator's output (`map_err`'s, `gather_results`'): its
+// inputs are cancelled, and the output fires with what they answer. That answer lands between
+// two waits of the chains after it: as for any cancel that lands there, the next Deferred a step
+// returns — on the output's own chain, or on a chain waiting on it — is cancelled at once. So
+// whether the inputs answered inside the cancel (called from outside any callback) or after it
+// returned (called from a callback, their answers queued on the thread's run loop; or past 16
+// combinators nested, their cancels put off until the outer ones return:
+// `run_loop::in_constant_stack`), each recovery an errback returns is cancelled.
 #[test]
 fn rule7_a_cancel_through_a_combinators_output_reaches_the_next_deferred_a_step_returns() {
-    for (nested, from_a_callback) in [(1, false), (1, true), (40, false), (40, true)] {
-        let recovery_cancelled = counter();
-        let flag = recovery_cancelled.clone();
-        // The recovery's resolver, kept unfired: only the cancel can end it.
-        let (keep_resolver, _kept_resolver) = mpsc::channel::<Resolver<u32>>();
-        let (d, r) = Deferred::<u32>::pending();
-        // No canceller: a cancel fails it. Its step makes its answer a run of its own, which
-        // a cancel from a callback queues.
-        let (input, _input_r) = Deferred::<u32>::pending();
-        let input = input.add_callback(|x| Ok(x + 1));
-        let d = d
-            .add_callback(move |_| {
-                // Alternately `map_err` and `gather_results` of one input (its `FirstError`
-                // unwrapped, so that the cancellation reaches the errback as it is).
-                (0..nested).fold(input, |d, level| {
-                    if level % 2 == 0 {
-                        d.map_err(|f: Failure| f)
-                    } else {
+    /// The shapes: the step is on a chain waiting on the output, on the output's own chain, or
+    /// on each of 40 chains each waiting on a combinator of the one before.
+    #[derive(Clone, Copy, Debug)]
+    enum Shape {
+        Waiting,
+        Own,
+        Nested,
+    }
+    for shape in [Shape::Waiting, Shape::Own, Shape::Nested] {
+        for gather in [false, true] {
+            for from_a_callback in [false, true] {
+                let made = counter();
+                let cancelled = counter();
+                // The recoveries' resolvers, kept unfired: only a cancel can end them.
+                let (keep, _kept) = mpsc::channel::<Resolver<u32>>();
+                let recovering = |made: &Arc<AtomicUsize>| {
+                    let (made, cancelled, keep) = (made.clone(), cancelled.clone(), keep.clone());
+                    move |f: Failure| {
+                        assert!(f.is_cancelled(), "the input's cancellation: {f}");
+                        made.fetch_add(1, SeqCst);
+                        let (recovery, resolver) =
+                            Deferred::<u32>::with_canceller(move || {
+                                cancelled.fetch_add(1, SeqCst);
+                            });
+                        keep.send(resolver).unwrap();
+                        recovery
+                    }
+                };
+                // `d`'s combinator: a `map_err`, or a `gather_results` of it alone (its
+                // `FirstError` unwrapped, so that the errback sees the cancellation as it is).
+                let combine = move |d: Deferred<u32>| {
+                    if gather {
                         kind::gather_results([d]).add_callbacks(
                             |mut values| Ok(values.pop().expect("one input")),
                             |f| {
@@ -1438,39 +1452,49 @@ fn rule7_a_cancel_through_a_combinators_output_reaches_the_next_deferred_a_step_
                                     .map_or_else(|f| f, |first| first.failure))
                             },
                         )
+                    } else {
+                        d.map_err(|f: Failure| f)
                     }
-                })
-            })
-            .add_errback(move |f: Failure| {
-                assert!(f.is_cancelled(), "the input's cancellation: {f}");
-                let (recovery, recovery_r) = Deferred::<u32>::with_canceller(move || {
-                    flag.fetch_add(1, SeqCst);
-                });
-                keep_resolver.send(recovery_r).unwrap();
-                recovery
-            });
-        r.callback(1); // the chain waits on the `map_err`'s output
-        let handle = d.cancel_handle();
-        if from_a_callback {
-            let (outer, outer_r) = Deferred::<u32>::pending();
-            let outer = outer.add_callback(move |x| {
-                handle.cancel();
-                Ok(x)
-            });
-            outer_r.callback(0);
-            assert_eq!(outer.wait().unwrap(), 0);
-        } else {
-            handle.cancel();
+                };
+                // The input: no canceller (a cancel fails it), and a step, which makes its
+                // answer a run of its own: a cancel from a callback queues it.
+                let (input, _input_r) = Deferred::<u32>::pending();
+                let input = input.add_callback(|x| Ok(x + 1));
+                // A chain of its own that waits on `output` (built on a pending root, fired
+                // once the steps are in: a step added to a fired Deferred runs at once, and the
+                // Deferred it returns would be `output` itself).
+                let waiting_on = |output: Deferred<u32>| {
+                    let (root, resolver) = Deferred::<u32>::pending();
+                    let waiting = root
+                        .add_callback(move |_| output)
+                        .add_errback(recovering(&made));
+                    resolver.callback(0);
+                    waiting
+                };
+                let d = match shape {
+                    Shape::Waiting => waiting_on(combine(input)),
+                    Shape::Own => combine(input).add_errback(recovering(&made)),
+                    Shape::Nested => (0..40).fold(input, |d, _| waiting_on(combine(d))),
+                };
+                let handle = d.cancel_handle();
+                if from_a_callback {
+                    let (outer, outer_r) = Deferred::<u32>::pending();
+                    let outer = outer.add_callback(move |x| {
+                        handle.cancel();
+                        Ok(x)
+                    });
+                    outer_r.callback(0);
+                    assert_eq!(outer.wait().unwrap(), 0);
+                } else {
+                    handle.cancel();
+                }
+                let case = format!("{shape:?}, gather {gather}, from a callback {from_a_callback}");
+                let made = made.load(SeqCst);
+                assert!(made > 0, "{case}: an errback ran");
+                assert_eq!(cancelled.load(SeqCst), made, "{case}: every recovery was cancelled");
+                assert!(d.wait().unwrap_err().is_cancelled(), "{case}");
+            }
         }
-        assert_eq!(
-            recovery_cancelled.load(SeqCst),
-            1,
-            "the recovery was cancelled ({nested} nested, from a callback: {from_a_callback})"
-        );
-        assert!(
-            d.wait().unwrap_err().is_cancelled(),
-            "{nested} nested, from a callback: {from_a_callback}"
-        );
     }
 }
 

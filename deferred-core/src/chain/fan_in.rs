@@ -16,8 +16,10 @@
 //!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
 //!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
 //!   callback (when the inputs' answers are queued on the run loop, not delivered before
-//!   `cancel` returns). Either way, the chain waiting on the output is between two waits from
-//!   the cancel on: the next Deferred one of its steps returns is cancelled at once (rule 7).
+//!   `cancel` returns). Either way the answers land between two waits of the chains after the
+//!   output: the next Deferred a step returns, on the output's chain or on one waiting on it,
+//!   is cancelled at once (rule 7; an output whose answers come later remembers the cancel,
+//!   `Phase::RootOfFanIn`).
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
 //!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is

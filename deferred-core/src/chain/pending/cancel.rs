@@ -303,8 +303,7 @@ pub(crate) trait Inputs: Shareable {
 pub(crate) enum Walk {
     /// On to the chain this one waits on.
     Up(ChainPtr<dyn Cancel>),
-    /// This chain has fired: its result is on its way (or taken). Or it is a fan-in's output
-    /// whose inputs were cancelled, and their answers, which fire it, are on their way.
+    /// This chain has fired: its result is on its way (or taken).
     Fired,
     /// This chain has fired and passed its result on to `.0`, which the cancel was meant for
     /// too (with `.1` chains waiting on it).
@@ -324,7 +323,7 @@ where
         if !inner.phase.is_root() {
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
-        if let Phase::RootOfFanIn(inputs) = &inner.phase {
+        if let Phase::RootOfFanIn(inputs, _) = &inner.phase {
             // A fan-in's output: its inputs are cancelled, and it fires with what they answer
             // (now, or once their answers, queued on this thread's run loop, arrive). An input
             // may be another fan-in's output, and so on: in constant stack (past 16 nested,
@@ -335,11 +334,13 @@ where
                 crate::run_loop::in_constant_stack(move || inputs.cancel_inputs());
             }
             let mut inner = self.lock();
-            if inner.phase.is_root() {
+            if let Phase::RootOfFanIn(_, cancel) = &mut inner.phase {
                 // The inputs' answers come later (queued on this thread's run loop, or their
-                // cancels put off past 16 nested): the chain waiting on this one is between
-                // two waits from now on, as if this one had fired.
-                return Walk::Fired;
+                // cancels put off past 16 nested): the cancel is remembered, for the run that
+                // begins when they fire this chain (the next Deferred one of its stages
+                // returns is cancelled), and after it for the chain waiting on this one.
+                cancel.remember(outer_chains);
+                return Walk::Stop;
             }
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
@@ -347,7 +348,7 @@ where
         let canceller = match std::mem::replace(&mut inner.phase, Phase::RootCancelling) {
             Phase::RootCancellable(canceller) => Some(canceller),
             Phase::Root | Phase::RootCancelling => None,
-            Phase::RootOfFanIn(_)
+            Phase::RootOfFanIn(..)
             | Phase::Running { .. }
             | Phase::Waiting { .. }
             | Phase::Fired { .. }
@@ -451,7 +452,7 @@ where
             Phase::Root
             | Phase::RootCancellable(_)
             | Phase::RootCancelling
-            | Phase::RootOfFanIn(_) => After::Stop,
+            | Phase::RootOfFanIn(..) => After::Stop,
         }
     }
 }
@@ -486,7 +487,10 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
                 None => Walk::Fired,
             }
         }
-        Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_) => {
+        Phase::Root
+        | Phase::RootCancellable(_)
+        | Phase::RootCancelling
+        | Phase::RootOfFanIn(..) => {
             unreachable!("a root is cancelled by its own canceller")
         }
     }

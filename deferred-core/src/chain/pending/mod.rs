@@ -130,8 +130,10 @@ enum Phase {
     RootCancelling,
     /// The root has not fired, and is the output of a fan-in (`fan_in.rs`): each cancel of it
     /// cancels the fan-in's inputs, and it stays pending until the fan-in fires it with what
-    /// they answer.
-    RootOfFanIn(Weak<dyn Inputs>),
+    /// they answer. A cancel whose answers come after it returned (they were queued on the
+    /// thread's run loop, or put off) is remembered, as by a running chain: the run that
+    /// begins when the fan-in fires it starts with it.
+    RootOfFanIn(Weak<dyn Inputs>, Remembered),
     /// A thread runs the stages, or a delivery that will is queued on its run loop.
     Running { cancel: Remembered },
     /// A stage returned a pending Deferred, `on`; the chain goes on when its result arrives.
@@ -158,7 +160,10 @@ impl Phase {
     fn is_root(&self) -> bool {
         matches!(
             self,
-            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling | Phase::RootOfFanIn(_)
+            Phase::Root
+                | Phase::RootCancellable(_)
+                | Phase::RootCancelling
+                | Phase::RootOfFanIn(..)
         )
     }
 
@@ -197,7 +202,7 @@ impl Part for Phase {
     #[inline]
     fn holds_nothing(&self) -> bool {
         match self {
-            Phase::RootCancellable(_) | Phase::RootOfFanIn(_) | Phase::Waiting { .. } => false,
+            Phase::RootCancellable(_) | Phase::RootOfFanIn(..) | Phase::Waiting { .. } => false,
             Phase::Root
             | Phase::RootCancelling
             | Phase::Running { .. }
@@ -479,7 +484,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// Makes a root just made by [`root`](Chain::root), with no canceller, the output of a
     /// fan-in: it waits on the fan-in's `inputs` (see [`Phase::RootOfFanIn`]).
     pub(crate) fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
-        self.lock().phase = Phase::RootOfFanIn(inputs);
+        self.lock().phase = Phase::RootOfFanIn(inputs, Remembered::NONE);
     }
 
     #[cfg_attr(feature = "registry", track_caller)]
@@ -837,7 +842,7 @@ impl<T, E: 'static> Chain<T, E> {
             Phase::Root
             | Phase::RootCancellable(_)
             | Phase::RootCancelling
-            | Phase::RootOfFanIn(_) => Doing::Root,
+            | Phase::RootOfFanIn(..) => Doing::Root,
             Phase::Running { .. } => Doing::Running,
             Phase::Waiting { .. } => Doing::Waiting,
             Phase::Fired { .. } | Phase::Done | Phase::Passed(_) => Doing::Fired,
@@ -865,7 +870,7 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
         };
         let mut waits = match &inner.phase {
             Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling => Waits::Resolver,
-            Phase::RootOfFanIn(inputs) => {
+            Phase::RootOfFanIn(inputs, _) => {
                 fan_in = inputs.upgrade();
                 Waits::Resolver
             }

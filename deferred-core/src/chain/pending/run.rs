@@ -166,15 +166,19 @@ where
         mut inner: Guard<'_, Parts<T, E>>,
         result: Result<T, E>,
     ) {
-        let running = Phase::Running {
-            cancel: Remembered::NONE,
-        };
         if matches!(inner.phase, Phase::Root) {
             // Nothing in the root's phase to drop (no canceller): the usual case.
-            inner.phase.move_on(running);
+            inner.phase.move_on(Phase::Running {
+                cancel: Remembered::NONE,
+            });
             return Self::run_from_root(this, inner, result);
         }
-        let root = std::mem::replace(&mut inner.phase, running);
+        // A fan-in's output starts its run with a cancel it remembered (see `Phase`).
+        let cancel = match inner.phase {
+            Phase::RootOfFanIn(_, cancel) => cancel,
+            _ => Remembered::NONE,
+        };
+        let root = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
         Self::run_from_root(this, inner, result);
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
         // never called is user code (its captures' `Drop`), and a panic there must not stop
