@@ -35,7 +35,8 @@
 //!    - a drop decrements with `Release`, and the last one fences with `Acquire` before it frees;
 //!    - a check that the count is 1 (`get_mut`, and `Drop`'s path that frees with no decrement)
 //!      loads it with `Acquire`, so every other owner's use of the value happened before.
-//! 4. A pointer is made only by [`ChainArc::new`] or by cloning a live one: the module has no
+//! 4. A pointer is made only by [`ChainArc::new`] (or two at once by [`ChainArc::new_pair`], with
+//!    a count of 2) or by cloning a live one: the module has no
 //!    `Weak`, gives out no raw pointer to own, and never adds to the count by hand. So a count
 //!    of 1 read through a pointer stays 1 while that pointer is borrowed: nobody else can make
 //!    another.
@@ -81,8 +82,9 @@ unsafe impl<T: ?Sized + Send + Sync> Send for ChainArc<T> {}
 unsafe impl<T: ?Sized + Send + Sync> Sync for ChainArc<T> {}
 
 impl<T> ChainArc<T> {
-    /// Moves `value` to the heap, with a count of 1.
-    #[inline]
+    /// Moves `value` to the heap, with a count of 1. A chain is always made with its second
+    /// pointer ([`new_pair`](ChainArc::new_pair)); the tests make one alone.
+    #[cfg(test)]
     pub(crate) fn new(value: T) -> ChainArc<T> {
         let inner = Box::new(Inner {
             count: AtomicUsize::new(1),
@@ -92,6 +94,23 @@ impl<T> ChainArc<T> {
             inner: NonNull::from(Box::leak(inner)),
             owns: PhantomData,
         }
+    }
+
+    /// Moves `value` to the heap with two pointers to it, made with a count of 2: a pointer
+    /// and its clone, without the clone's atomic increment (nobody else can see the count
+    /// yet). A pending chain is made so, for its `Deferred` and its `Resolver`: one atomic
+    /// operation fewer a chain.
+    #[inline]
+    pub(crate) fn new_pair(value: T) -> (ChainArc<T>, ChainArc<T>) {
+        let inner = NonNull::from(Box::leak(Box::new(Inner {
+            count: AtomicUsize::new(2),
+            value,
+        })));
+        let pointer = || ChainArc {
+            inner,
+            owns: PhantomData,
+        };
+        (pointer(), pointer())
     }
 }
 
@@ -202,6 +221,12 @@ macro_rules! coerce {
     };
 }
 
+/// A new chain, and a second pointer to it ([`ChainArc::new_pair`]).
+#[inline]
+pub(crate) fn chain_pair<X>(chain: X) -> (ChainArc<X>, ChainArc<X>) {
+    ChainArc::new_pair(chain)
+}
+
 /// A chain, as the link a `Deferred` points to.
 #[inline]
 pub(crate) fn erase_chain<E: 'static, C: AnyChain<E> + 'static>(
@@ -290,6 +315,31 @@ mod tests {
         }
     }
 
+    /// A pair is two owners: either may go first, and the other then is the only one.
+    #[test]
+    fn a_pair_is_two_owners() {
+        for first_goes_first in [true, false] {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let (first, second) = ChainArc::new_pair(Counted(drops.clone()));
+            assert_eq!(ChainArc::strong_count(&first), 2);
+            assert!(std::ptr::eq(
+                ChainArc::as_ptr(&first),
+                ChainArc::as_ptr(&second)
+            ));
+            let mut left = if first_goes_first {
+                drop(first);
+                second
+            } else {
+                drop(second);
+                first
+            };
+            assert_eq!(drops.load(Ordering::SeqCst), 0);
+            assert!(ChainArc::get_mut(&mut left).is_some(), "the only owner");
+            drop(left);
+            assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
+
     /// As `std::sync::Arc`: `CancelHandle` and `Resolver` hold one, and are `Unpin`.
     #[test]
     fn a_pointer_is_unpin_whatever_it_points_to() {
@@ -370,8 +420,8 @@ mod loom_models {
     #[test]
     fn the_last_owner_sees_what_another_wrote_whichever_thread_drops_last() {
         loom::model(|| {
-            let mine = ChainArc::new(Written(UnsafeCell::new(0)));
-            let theirs = mine.clone();
+            // Made as a chain is: two pointers at once.
+            let (mine, theirs) = ChainArc::new_pair(Written(UnsafeCell::new(0)));
             let thread = loom::thread::spawn(move || {
                 theirs.write();
                 drop(theirs);

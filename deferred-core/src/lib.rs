@@ -68,6 +68,13 @@
 /// the pointer converts to). `chain_arc.rs` has the same for `ChainArc`.
 macro_rules! std_chain_pointer {
     ($any:ty) => {
+        /// A new chain, and a second pointer to it.
+        #[inline]
+        pub(crate) fn chain_pair<X>(chain: X) -> (ChainPtr<X>, ChainPtr<X>) {
+            let chain = ChainPtr::new(chain);
+            (chain.clone(), chain)
+        }
+
         /// A chain, as the link a `Deferred` points to.
         #[inline]
         pub(crate) fn erase_chain<E: 'static, C: super::chain::pending::AnyChain<E> + 'static>(

@@ -32,8 +32,8 @@ pub(crate) mod kind {
     /// `Weak`, `std::sync::Arc`.
     #[cfg(not(feature = "registry"))]
     pub(crate) use crate::chain_arc::{
-        ChainArc as ChainPtr, cancel_to_chain, delivery_to_chain, erase_cancel, erase_chain,
-        erase_delivery, link_to_cancel, link_to_chain,
+        ChainArc as ChainPtr, cancel_to_chain, chain_pair, delivery_to_chain, erase_cancel,
+        erase_chain, erase_delivery, link_to_cancel, link_to_chain,
     };
     #[cfg(feature = "registry")]
     pub(crate) use std::sync::Arc as ChainPtr;

@@ -566,12 +566,12 @@ where
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
     ) -> (Deferred<T, E>, Resolver<T, E>) {
-        let link = ChainPtr::new(Chain::root(canceller, created_at));
+        let (link, resolving) = kind::chain_pair(Chain::root(canceller, created_at));
         crate::trace::chain_event!(%created_at, "chain created");
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
         let resolver = Resolver {
-            link: Some(link.clone()),
+            link: Some(resolving),
         };
         (
             Deferred {

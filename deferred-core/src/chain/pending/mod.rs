@@ -75,7 +75,7 @@ use self::cancel::{Cancel, Inputs, Remembered};
 use self::stage::{Added, Slot, Stage, Stages};
 use super::{
     CellGuard as Guard, CellLock as Lock, ChainPtr, Delivery, Ptr, Sendable, Shareable, Weak,
-    erase_chain, link_to_cancel,
+    chain_pair, erase_chain, link_to_cancel,
 };
 use crate::bounds::FromFailure;
 
@@ -537,10 +537,10 @@ where
             cancel: Remembered::NONE,
             on: link_to_cancel(on.clone()),
         };
-        let link = ChainPtr::new(Chain::new(waiting, Current::Root(None)));
+        let (link, forwarded_to) = chain_pair(Chain::new(waiting, Current::Root(None)));
         #[cfg(feature = "registry")]
         crate::registry::Enter::enter(&link);
-        on.forward_to(erase_chain(link.clone()));
+        on.forward_to(erase_chain(forwarded_to));
         link
     }
 }
