@@ -13,8 +13,10 @@
 //! returns in this run is cancelled at once — so a cancel (or a timeout) that lands while a
 //! callback runs is not lost. If the chain fires first, there was nothing left to cancel. The
 //! same holds when the root fires while its canceller runs (the canceller answered it, or a
-//! `Resolver` on another thread won the race), and when the walk finds an inner Deferred whose
-//! result is on its way to the chain waiting on it.
+//! `Resolver` on another thread won the race), when the walk finds an inner Deferred whose
+//! result is on its way to the chain waiting on it, and when it reaches a fan-in's output (a
+//! combinator's, `map_err`'s) whose inputs, cancelled, answer only after the cancel returns: the
+//! output remembers it, and its run starts with it.
 //!
 //! Chains may wait on each other: a step of A returns B's end while a step of B returns A's
 //! (through any number of chains, and through the internal link `add_timeout` makes). Forming
@@ -203,7 +205,8 @@ impl fmt::Debug for CancelHandle {
 }
 
 /// A cancel that landed while the chain was between waits (its steps running, or the result of
-/// the Deferred it waited on on its way): the next Deferred one of its steps returns is
+/// the Deferred it waited on on its way), or, on a fan-in's output whose root has not fired,
+/// one whose inputs answer after it returned: the next Deferred one of its steps returns is
 /// cancelled at once. If the chain fires first, there was nothing left to cancel in it — but a
 /// cancel that walked up to it from chains waiting on it was meant for those too: it says for how
 /// many of them, and the chain waiting on this one remembers it, for one fewer.
@@ -308,7 +311,8 @@ pub(crate) enum Walk {
     /// This chain has fired and passed its result on to `.0`, which the cancel was meant for
     /// too (with `.1` chains waiting on it).
     Via(ChainPtr<dyn Cancel>, u32),
-    /// Done: a root was cancelled, or the cancel is remembered by a running chain.
+    /// Done: a root was cancelled, or the cancel is remembered by a running chain (or by a
+    /// fan-in's output whose inputs answer later).
     Stop,
 }
 

@@ -130,7 +130,7 @@ enum Phase {
     RootCancelling,
     /// The root has not fired, and is the output of a fan-in (`fan_in.rs`): each cancel of it
     /// cancels the fan-in's inputs, and it stays pending until the fan-in fires it with what
-    /// they answer. A cancel whose answers come after it returned (they were queued on the
+    /// they answer. A cancel whose inputs' answers come after it returned (they were queued on the
     /// thread's run loop, or put off) is remembered, as by a running chain: the run that
     /// begins when the fan-in fires it starts with it.
     RootOfFanIn(Weak<dyn Inputs>, Remembered),
