@@ -16,8 +16,10 @@
 //! lists chains by `Weak`; with it, the `Send` kind keeps `std::sync::Arc` (see `shared.rs`).
 //! So `ChainArc` keeps the strong count alone. An owner that finds the count at 1 is the only
 //! one: it reaches the chain mutably and frees it with a plain load, with no read-modify-write.
-//! That leaves 8 atomic operations in a pending `chain!`, not 11, and the count takes 8 bytes
-//! of each chain's allocation, not 16.
+//! That left 8 atomic operations in a pending `chain!`, not 11, and the count takes 8 bytes of
+//! each chain's allocation, not 16. A chain is made with both its pointers at once
+//! ([`ChainArc::new_pair`]), so its count is not incremented for the second: one fewer.
+//! (With the spin lock of `crate::sync`, a pending `chain!` does 4.)
 //!
 //! # Invariants
 //!

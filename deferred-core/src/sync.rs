@@ -7,7 +7,7 @@
 //! never waits long. Taking it is one compare-and-swap and releasing it a plain store, where a
 //! lock that parks its waiters (std's, parking_lot's) must release it with a second atomic
 //! read-modify-write, to see whether anyone waits: on the Zen 5 machine, where one costs about
-//! 4.5 ns, a pending chain! does 5 atomic operations with it, 8 with parking_lot's (BENCHMARKS.md,
+//! 4.5 ns, a pending chain! did 5 atomic operations with it, 8 with parking_lot's (BENCHMARKS.md,
 //! "The chain's lock: a spin lock"). `spin` keeps its `unsafe` to itself; this crate's own is in
 //! `chain_arc` alone. The other helpers' shared state (a semaphore's queue, a looping call's
 //! state) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by 8
