@@ -168,3 +168,57 @@ fn a_step_returning_its_own_chain_past_a_timeout_times_out_at_the_deadline() {
         "the chain goes on with the cancellation at the deadline: {outcome:?}"
     );
 }
+
+/// A chain whose step returns a combinator of the chain itself (here `map_err`'s output, or
+/// `gather_results`'), through `nested` combinators: the output waits on its input, and the
+/// input on the output. A cancel of the output cancels its inputs, each in a walk of its own,
+/// which comes back to the output: it must see that it went round, and break the cycle,
+/// wherever it starts (the input, a combinator between, the output), and past the 16 nested
+/// calls after which cancels are put off.
+#[test]
+fn a_cycle_through_combinators_cancels_and_returns() {
+    for nested in [1, 2, 40] {
+        for gather in [false, true] {
+            for from in ["the input", "the first combinator", "the output"] {
+                let slot: Slot = Arc::new(Mutex::new(None));
+                let went_on = Arc::new(AtomicUsize::new(0));
+                let (root, resolver) = Deferred::<u32>::pending();
+                let (next, counted) = (slot.clone(), went_on.clone());
+                let input = root
+                    .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
+                    .add_errback(move |f: Failure| {
+                        assert!(f.is_cancelled(), "the cycle is broken by a cancel: {f:?}");
+                        counted.fetch_add(1, Ordering::SeqCst);
+                        Ok(0)
+                    });
+                let mut handles = vec![input.cancel_handle()];
+                let output = (0..nested).fold(input, |d, _| {
+                    let d = if gather {
+                        deferred_core::gather_results([d])
+                            .add_callback(|mut values| Ok(values.pop().expect("one input")))
+                    } else {
+                        d.map_err(|f: Failure| f)
+                    };
+                    handles.push(d.cancel_handle());
+                    d
+                });
+                let handle = match from {
+                    "the input" => handles[0].clone(),
+                    "the first combinator" => handles[1].clone(),
+                    _ => output.cancel_handle(),
+                };
+                *slot.lock().unwrap() = Some(output);
+                resolver.callback(1); // the input's step returns the output: a cycle
+                assert_eq!(went_on.load(Ordering::SeqCst), 0, "nothing fires a cycle");
+                returns_in_time("cancel of a cycle through combinators", move || {
+                    handle.cancel()
+                });
+                assert_eq!(
+                    went_on.load(Ordering::SeqCst),
+                    1,
+                    "the input went on ({nested} nested, gather {gather}, from {from})"
+                );
+            }
+        }
+    }
+}

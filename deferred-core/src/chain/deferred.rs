@@ -482,8 +482,8 @@ where
     T: Sendable + 'static,
     F: Sendable + 'static,
 {
-    fn cancel_inputs(&self) {
-        self.source.cancel();
+    fn cancel_inputs(&self, within: chain::pending::cancel::Within) {
+        self.source.cancel_within(0, &within);
     }
 
     #[cfg(feature = "registry")]

@@ -40,7 +40,7 @@
 use std::mem;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
-use super::pending::cancel::{CancelHandle, Inputs};
+use super::pending::cancel::{CancelHandle, Inputs, Within};
 use super::pending::stage::{Slot, take};
 use super::pending::{AnyChain, Arrive, OutputSeen, Seen};
 use super::{
@@ -384,7 +384,7 @@ where
                 }
                 let outcome = self.policy.decided(decision);
                 if self.leftovers.cancel_when_decided {
-                    self.cancel_inputs();
+                    self.cancel_inputs(Within::default());
                 }
                 self.drop_kept();
                 drop(resolver.settle(outcome));
@@ -504,7 +504,7 @@ where
 {
     /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
     /// cancellers, and may deliver answers here).
-    fn cancel_inputs(&self) {
+    fn cancel_inputs(&self, within: Within) {
         self.cancelled.set();
         self.policy.cancelling();
         for index in 0.. {
@@ -518,7 +518,7 @@ where
                     Place::Fired(_) | Place::Kept(_) | Place::Gone => continue,
                 }
             };
-            CancelHandle::new(link_to_cancel(chain)).cancel();
+            CancelHandle::new(link_to_cancel(chain)).cancel_within(0, &within);
         }
     }
 

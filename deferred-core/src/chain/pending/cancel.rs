@@ -77,6 +77,12 @@ impl CancelHandle {
     /// too (0 for a user's cancel; a chain that remembered a cancel of chains waiting on it walks
     /// with it when it finally cancels what it waits on).
     pub(crate) fn cancel_for(&self, outer_chains: u32) {
+        self.cancel_within(outer_chains, &Within::default());
+    }
+
+    /// [`cancel_for`](CancelHandle::cancel_for), as a walk made by a fan-in's output cancelling
+    /// its inputs, where `within` says (see [`Within`]).
+    pub(crate) fn cancel_within(&self, outer_chains: u32, within: &Within) {
         // The chain that waits on `next` (and its `outer_chains`), in case `next` turns out to
         // have fired already.
         let mut waiter: Option<(ChainPtr<dyn Cancel>, u32)> = None;
@@ -84,7 +90,7 @@ impl CancelHandle {
         let mut level = outer_chains;
         let mut cycle = Cycle::new(self.target.clone());
         while let Some(link) = next {
-            next = match link.cancel(&link, level) {
+            next = match link.cancel(&link, level, within) {
                 Walk::Up(up) => {
                     if cycle.closes_at(&up) {
                         // Rule: chains that wait on each other never fire by themselves, and a
@@ -148,8 +154,50 @@ impl CancelHandle {
                         }
                     }
                 }
+                // `link` is a fan-in's output the walks that made this one came round to: the
+                // wait that led here closes a cycle through it, and is cancelled, as a cycle's
+                // is above; a walk that began at it (an input of another fan-in of the cycle)
+                // has no wait to break, and fails it instead.
+                Walk::Round => {
+                    match waiter.take() {
+                        Some((waiter, _)) => waiter.break_wait(&waiter, &link),
+                        None => link.fail_round(&link),
+                    }
+                    None
+                }
                 Walk::Stop => None,
             };
+        }
+    }
+}
+
+/// Where a walk made by fan-in outputs cancelling their inputs is, in the chain of such
+/// outputs it was made inside: a walk that comes back to one of them has gone round a cycle
+/// through a fan-in (a step of one of its inputs returned the output, through any number of
+/// chains and fan-ins), which `Cycle`, inside one walk, cannot see, since each input's cancel is
+/// a walk of its own. The same fan-in twice along one such chain of walks is a cycle (each walk
+/// goes up what a chain waits on); two walks on other branches that reach one fan-in (two inputs
+/// that wait on one output) are not, and cancel it twice, as any two cancels do. Found as
+/// `Cycle` finds one, by Brent's algorithm: the chain of walks is compared with one marker
+/// output, moved to the newest one at depths 1, 2, 4, 8, ...: in constant memory, and within a
+/// lap or two of going round. A cancel put off by `run_loop::in_constant_stack` carries its
+/// `Within` with it. Holds the marker, so that it is not freed (and its address used again)
+/// while the walk goes on.
+#[derive(Clone, Default)]
+pub(crate) struct Within(Option<(ChainPtr<dyn Cancel>, u64)>);
+
+impl Within {
+    /// Whether `output` is the marker: the chain of walks went round a cycle through it.
+    fn comes_round(&self, output: &ChainPtr<dyn Cancel>) -> bool {
+        matches!(&self.0, Some((marker, _)) if same_chain(marker, output))
+    }
+
+    /// Where a walk made by `output` cancelling its inputs is, inside this one.
+    fn and(&self, output: ChainPtr<dyn Cancel>) -> Within {
+        let depth = self.0.as_ref().map_or(0, |(_, depth)| *depth) + 1;
+        match &self.0 {
+            Some((marker, _)) if !depth.is_power_of_two() => Within(Some((marker.clone(), depth))),
+            _ => Within(Some((output, depth))),
         }
     }
 }
@@ -260,7 +308,8 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// chains waiting on this one the walk came through (a cancel this chain remembers is
     /// meant for them too). `me`: the pointer to this chain the walk holds (a chain's pointer
     /// cannot be a method's receiver: see `chain_arc.rs`).
-    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32) -> Walk;
+    /// `within`: where the walk is among the walks fan-in outputs made to cancel their inputs.
+    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32, within: &Within) -> Walk;
 
     /// The chain this one waited on was found fired (its result is on its way here). If this
     /// chain still waits on it, remember the cancel for the next Deferred a stage returns; if a
@@ -281,6 +330,12 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// chain's result, as if its end were dropped.
     fn forget_waiter(&self);
 
+    /// This chain is a fan-in's output that a walk came round to ([`Walk::Round`]) as the
+    /// Deferred it began at, with no chain's wait on it to break: it is cancelled as a root
+    /// with no canceller is, and goes on with the cancellation failure, which the fan-in its
+    /// result feeds takes in turn. Does nothing if its root has fired. `me`: as for `cancel`.
+    fn fail_round(&self, me: &ChainPtr<dyn Cancel>);
+
     /// Whether this chain handed its wait over to the chain that waited on it
     /// (`Chain::hand_over`): a walk that begins here finds that wait, stale for good.
     fn handed_over(&self) -> bool;
@@ -296,7 +351,9 @@ pub(crate) trait Inputs: Shareable {
     /// Cancels every input that has not arrived. Unlike a canceller, this is called at each
     /// cancel of the root, and the root is not failed after it: the fan-in fires it with what
     /// the inputs answer.
-    fn cancel_inputs(&self);
+    /// `within`: where the walks it makes are among the walks fan-in outputs made to cancel
+    /// their inputs (this one's output last).
+    fn cancel_inputs(&self, within: Within);
     /// How many inputs have not arrived (for the registry).
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize;
@@ -314,6 +371,10 @@ pub(crate) enum Walk {
     /// Done: a root was cancelled, or the cancel is remembered by a running chain (or by a
     /// fan-in's output whose inputs answer later).
     Stop,
+    /// This chain is a fan-in's output whose cancel of its inputs made the walk, or one made
+    /// the walk that made it, and so on: the walk came round a cycle through it (see
+    /// [`Within`]).
+    Round,
 }
 
 impl<T, E> Cancel for Chain<T, E>
@@ -321,13 +382,16 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
-    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32) -> Walk {
+    fn cancel(&self, me: &ChainPtr<dyn Cancel>, outer_chains: u32, within: &Within) -> Walk {
         debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         let mut inner = self.lock();
         if !inner.phase.is_root() {
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
         if let Phase::RootOfFanIn(inputs, _) = &inner.phase {
+            if within.comes_round(me) {
+                return Walk::Round;
+            }
             // A fan-in's output: its inputs are cancelled, and it fires with what they answer
             // (now, or once their answers, queued on this thread's run loop, arrive). An input
             // may be another fan-in's output, and so on: in constant stack (past 16 nested,
@@ -335,7 +399,8 @@ where
             let inputs = inputs.upgrade();
             drop(inner);
             if let Some(inputs) = inputs {
-                crate::run_loop::in_constant_stack(move || inputs.cancel_inputs());
+                let within = within.and(me.clone());
+                crate::run_loop::in_constant_stack(move || inputs.cancel_inputs(within));
             }
             let mut inner = self.lock();
             if let Phase::RootOfFanIn(_, cancel) = &mut inner.phase {
@@ -387,6 +452,20 @@ where
 
     fn forget_waiter(&self) {
         AnyChain::abandon(self);
+    }
+
+    fn fail_round(&self, me: &ChainPtr<dyn Cancel>) {
+        debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
+        // Made before taking the lock: `E::from` is user code.
+        let error = E::from(Failure::cancelled());
+        let inner = self.lock();
+        if matches!(inner.phase, Phase::RootOfFanIn(..)) {
+            Self::start(
+                &super::super::cancel_to_chain(me.clone()),
+                inner,
+                Err(error),
+            );
+        }
     }
 
     fn handed_over(&self) -> bool {
