@@ -222,3 +222,55 @@ fn a_cycle_through_combinators_cancels_and_returns() {
         }
     }
 }
+
+/// As above, with an input whose errback fails again (not with the cancellation): however the
+/// cycle is broken — the input's wait cancelled, or a combinator's output failed where its
+/// inputs' answers would have decided it, which leaves those answers out — that failure is
+/// reported once, not lost.
+#[test]
+fn a_failure_left_over_when_a_cycle_through_combinators_breaks_is_reported() {
+    for nested in [1, 2, 3, 40] {
+        for gather in [false, true] {
+            for from in ["the input", "the first combinator", "the output"] {
+                let slot: Slot = Arc::new(Mutex::new(None));
+                let (root, resolver) = Deferred::<u32>::pending();
+                let next = slot.clone();
+                let input = root
+                    .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
+                    .add_errback(|_: Failure| Err::<u32, _>(Failure::msg("left over")));
+                let mut handles = vec![input.cancel_handle()];
+                let output = (0..nested).fold(input, |d, _| {
+                    let d = if gather {
+                        deferred_core::gather_results([d])
+                            .add_callback(|mut values| Ok(values.pop().expect("one input")))
+                    } else {
+                        d.map_err(|f: Failure| f)
+                    };
+                    handles.push(d.cancel_handle());
+                    d
+                });
+                let handle = match from {
+                    "the input" => handles[0].clone(),
+                    "the first combinator" => handles[1].clone(),
+                    _ => output.cancel_handle(),
+                };
+                *slot.lock().unwrap() = Some(output);
+                resolver.callback(1);
+                let (reported_tx, reported) = mpsc::channel();
+                returns_in_time("cancel of a cycle through combinators", move || {
+                    let ((), failures) = deferred_core::capture_unhandled(|| handle.cancel());
+                    let left_over = failures
+                        .iter()
+                        .filter(|f| format!("{f:?}").contains("left over"))
+                        .count();
+                    reported_tx.send(left_over).unwrap();
+                });
+                assert_eq!(
+                    reported.recv().unwrap(),
+                    1,
+                    "the failure is reported once ({nested} nested, gather {gather}, from {from})"
+                );
+            }
+        }
+    }
+}

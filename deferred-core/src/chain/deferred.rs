@@ -449,6 +449,7 @@ where
             source: CancelHandle::new(kind::link_to_cancel(link.clone())),
             pending: kind::Lock::new(Some((convert, resolver))),
             seen_closed: kind::Flag::new(),
+            failed_round: kind::Flag::new(),
         });
         if let Some(output) = output {
             let source = Ptr::downgrade(&arrival);
@@ -474,16 +475,34 @@ struct MapErr<C, T, F: 'static> {
     /// that asks again stops here (the chains fed to nested `map_err`s, let go of one by one,
     /// each ask it).
     seen_closed: kind::Flag,
+    /// Set once a cancel that went round a cycle through this `map_err` failed the converted
+    /// chain (`Inputs::fail_output`): a failure that arrives after, not a cancellation, is
+    /// reported.
+    failed_round: kind::Flag,
 }
 
 impl<C, T, F> chain::pending::cancel::Inputs for MapErr<C, T, F>
 where
     C: Sendable,
     T: Sendable + 'static,
-    F: Sendable + 'static,
+    F: FromFailure + Sendable + 'static,
 {
     fn cancel_inputs(&self, within: chain::pending::cancel::Within) {
         self.source.cancel_within(0, &within);
+    }
+
+    fn fail_output(&self) {
+        let taken = self.pending.lock().take();
+        if let Some((convert, resolver)) = taken {
+            self.failed_round.set();
+            drop(convert);
+            // User code (`From<Failure>`, the converted chain's steps): as in `arrive`.
+            if let Err(panic) = catch_unwind(AssertUnwindSafe(move || {
+                drop(resolver.settle(Err(F::from(Failure::cancelled()))));
+            })) {
+                unhandled::report(Failure::from_panic(panic, None));
+            }
+        }
     }
 
     #[cfg(feature = "registry")]
@@ -534,6 +553,14 @@ where
         };
         let taken = self.pending.lock().take();
         let Some((convert, resolver)) = taken else {
+            // The converted chain was failed by a cancel that went round a cycle: a failure
+            // that is not the cancellation's answer reaches no one else.
+            if self.failed_round.get()
+                && let Err(error) = result
+                && !crate::failure::is_cancellation(&error).unwrap_or(true)
+            {
+                unhandled::report(error);
+            }
             return;
         };
         // User code (`From<Failure>` of the converted type, after a panic in the conversion;

@@ -11,7 +11,9 @@
 //! - The output fires once: with the first deciding result, or, when every input has arrived
 //!   without one deciding, with all of them in input order.
 //! - Cancelling the output cancels every input, and the outcome then comes from the inputs'
-//!   answers (a canceller may succeed), as Twisted's `DeferredList`, which has no canceller of its
+//!   answers (a canceller may succeed) — unless the cancel went round a cycle through the
+//!   fan-in (a step of an input returned the output) with no chain's wait to break: then the
+//!   output fails with the cancellation, and the answers are left out (`Inputs::fail_output`), as Twisted's `DeferredList`, which has no canceller of its
 //!   own. The output's root has no canceller either: it waits on the inputs
 //!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
 //!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
@@ -504,6 +506,18 @@ where
 {
     /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
     /// cancellers, and may deliver answers here).
+    fn fail_output(&self) {
+        let resolver = self.lock().output.take();
+        if let Some(resolver) = resolver {
+            // As a decided outcome does: what was kept is left out (a failure in it reported),
+            // and the inputs that answer later are leftovers (a failure that is not the answer
+            // to the cancel, reported).
+            self.drop_kept();
+            let cancelled = P::Error::from(Failure::cancelled());
+            drop(resolver.settle(Err(cancelled)));
+        }
+    }
+
     fn cancel_inputs(&self, within: Within) {
         self.cancelled.set();
         self.policy.cancelling();

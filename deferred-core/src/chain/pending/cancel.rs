@@ -175,12 +175,14 @@ impl CancelHandle {
 /// outputs it was made inside: a walk that comes back to one of them has gone round a cycle
 /// through a fan-in (a step of one of its inputs returned the output, through any number of
 /// chains and fan-ins), which `Cycle`, inside one walk, cannot see, since each input's cancel is
-/// a walk of its own. The same fan-in twice along one such chain of walks is a cycle (each walk
-/// goes up what a chain waits on); two walks on other branches that reach one fan-in (two inputs
-/// that wait on one output) are not, and cancel it twice, as any two cancels do. Found as
-/// `Cycle` finds one, by Brent's algorithm: the chain of walks is compared with one marker
-/// output, moved to the newest one at depths 1, 2, 4, 8, ...: in constant memory, and within a
-/// lap or two of going round. A cancel put off by `run_loop::in_constant_stack` carries its
+/// a walk of its own. The same fan-in twice along one such chain of walks is a cycle: a chain
+/// hands its result to one place only (one listener), so the walks, which go from an output to
+/// its inputs and up what each waits on, follow each result back to where it came from, and
+/// can only come back to where they were by going round. Found as `Cycle` finds one, by
+/// Brent's algorithm: each output the chain of walks reaches is compared with one marker
+/// output, moved to the newest one at depths 1, 2, 4, 8, ...: in constant memory, within a lap
+/// or two of going round (each lap cancels the inputs of the cycle's fan-ins again, which is
+/// harmless). A cancel put off by `run_loop::in_constant_stack` carries its
 /// `Within` with it. Holds the marker, so that it is not freed (and its address used again)
 /// while the walk goes on.
 #[derive(Clone, Default)]
@@ -331,9 +333,11 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     fn forget_waiter(&self);
 
     /// This chain is a fan-in's output that a walk came round to ([`Walk::Round`]) as the
-    /// Deferred it began at, with no chain's wait on it to break: it is cancelled as a root
-    /// with no canceller is, and goes on with the cancellation failure, which the fan-in its
-    /// result feeds takes in turn. Does nothing if its root has fired. `me`: as for `cancel`.
+    /// Deferred it began at, with no chain's wait on it to break: its fan-in fails it with the
+    /// cancellation ([`Inputs::fail_output`]), where the outcome would have come from the
+    /// inputs' answers, and those answers are left out of it (a failure among them that is not
+    /// the cancel's answer is reported). The failure goes on to whatever the output's result
+    /// feeds. Does nothing if its root has fired. `me`: as for `cancel`.
     fn fail_round(&self, me: &ChainPtr<dyn Cancel>);
 
     /// Whether this chain handed its wait over to the chain that waited on it
@@ -354,6 +358,10 @@ pub(crate) trait Inputs: Shareable {
     /// `within`: where the walks it makes are among the walks fan-in outputs made to cancel
     /// their inputs (this one's output last).
     fn cancel_inputs(&self, within: Within);
+    /// Fails the fan-in's output with the cancellation, if it has not fired: a cancel came
+    /// round a cycle through it with no chain's wait to break ([`Cancel::fail_round`]). The
+    /// inputs that answer after are left out of it, as after any decided outcome.
+    fn fail_output(&self);
     /// How many inputs have not arrived (for the registry).
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize;
@@ -371,9 +379,8 @@ pub(crate) enum Walk {
     /// Done: a root was cancelled, or the cancel is remembered by a running chain (or by a
     /// fan-in's output whose inputs answer later).
     Stop,
-    /// This chain is a fan-in's output whose cancel of its inputs made the walk, or one made
-    /// the walk that made it, and so on: the walk came round a cycle through it (see
-    /// [`Within`]).
+    /// This chain is the fan-in output the walks that made this one compare with (the marker
+    /// of [`Within`]): they came round a cycle through it.
     Round,
 }
 
@@ -456,15 +463,12 @@ where
 
     fn fail_round(&self, me: &ChainPtr<dyn Cancel>) {
         debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
-        // Made before taking the lock: `E::from` is user code.
-        let error = E::from(Failure::cancelled());
-        let inner = self.lock();
-        if matches!(inner.phase, Phase::RootOfFanIn(..)) {
-            Self::start(
-                &super::super::cancel_to_chain(me.clone()),
-                inner,
-                Err(error),
-            );
+        let inputs = match &self.lock().phase {
+            Phase::RootOfFanIn(inputs, _) => inputs.upgrade(),
+            _ => None,
+        };
+        if let Some(inputs) = inputs {
+            inputs.fail_output();
         }
     }
 
