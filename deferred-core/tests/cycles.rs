@@ -169,46 +169,63 @@ fn a_step_returning_its_own_chain_past_a_timeout_times_out_at_the_deadline() {
     );
 }
 
-/// A chain whose step returns a combinator of the chain itself (here `map_err`'s output, or
-/// `gather_results`'), through `nested` combinators: the output waits on its input, and the
-/// input on the output. A cancel of the output cancels its inputs, each in a walk of its own,
-/// which comes back to the output: it must see that it went round, and break the cycle,
-/// wherever it starts (the input, a combinator between, the output), and past the 16 nested
-/// calls after which cancels are put off.
+/// Where a cancel of a cycle through combinators starts.
+const FROM: [&str; 3] = ["the input", "the first combinator", "the output"];
+
+/// A chain whose step returns a combinator of the chain itself (`map_err`'s output, or with
+/// `gather`, `gather_results`'), through `nested` combinators: the output waits on its input,
+/// and the input on the output. `recover` is the input's errback, after that step. Fires the
+/// input's root, which makes the cycle, and gives the cancel handle of the place `from` names
+/// (one of [`FROM`]).
+fn cycle_through_combinators(
+    nested: usize,
+    gather: bool,
+    from: &str,
+    recover: impl FnOnce(Failure) -> Result<u32, Failure> + Send + 'static,
+) -> CancelHandle {
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let (root, resolver) = Deferred::<u32>::pending();
+    let next = slot.clone();
+    let input = root
+        .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
+        .add_errback(recover);
+    let mut handles = vec![input.cancel_handle()];
+    let output = (0..nested).fold(input, |d, _| {
+        let d = if gather {
+            deferred_core::gather_results([d])
+                .add_callback(|mut values| Ok(values.pop().expect("one input")))
+        } else {
+            d.map_err(|f: Failure| f)
+        };
+        handles.push(d.cancel_handle());
+        d
+    });
+    let handle = match from {
+        "the input" => handles[0].clone(),
+        "the first combinator" => handles[1].clone(),
+        _ => output.cancel_handle(),
+    };
+    *slot.lock().unwrap() = Some(output);
+    resolver.callback(1); // the input's step returns the output: a cycle
+    handle
+}
+
+/// A cancel of a cycle through combinators ([`cycle_through_combinators`]) cancels the
+/// output's inputs, each in a walk of its own, which comes back to the output: it must see
+/// that it went round, and break the cycle, wherever it starts (the input, a combinator
+/// between, the output), and past the 16 nested calls after which cancels are put off.
 #[test]
 fn a_cycle_through_combinators_cancels_and_returns() {
     for nested in [1, 2, 40] {
         for gather in [false, true] {
-            for from in ["the input", "the first combinator", "the output"] {
-                let slot: Slot = Arc::new(Mutex::new(None));
+            for from in FROM {
                 let went_on = Arc::new(AtomicUsize::new(0));
-                let (root, resolver) = Deferred::<u32>::pending();
-                let (next, counted) = (slot.clone(), went_on.clone());
-                let input = root
-                    .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
-                    .add_errback(move |f: Failure| {
-                        assert!(f.is_cancelled(), "the cycle is broken by a cancel: {f:?}");
-                        counted.fetch_add(1, Ordering::SeqCst);
-                        Ok(0)
-                    });
-                let mut handles = vec![input.cancel_handle()];
-                let output = (0..nested).fold(input, |d, _| {
-                    let d = if gather {
-                        deferred_core::gather_results([d])
-                            .add_callback(|mut values| Ok(values.pop().expect("one input")))
-                    } else {
-                        d.map_err(|f: Failure| f)
-                    };
-                    handles.push(d.cancel_handle());
-                    d
+                let counted = went_on.clone();
+                let handle = cycle_through_combinators(nested, gather, from, move |f| {
+                    assert!(f.is_cancelled(), "the cycle is broken by a cancel: {f:?}");
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    Ok(0)
                 });
-                let handle = match from {
-                    "the input" => handles[0].clone(),
-                    "the first combinator" => handles[1].clone(),
-                    _ => output.cancel_handle(),
-                };
-                *slot.lock().unwrap() = Some(output);
-                resolver.callback(1); // the input's step returns the output: a cycle
                 assert_eq!(went_on.load(Ordering::SeqCst), 0, "nothing fires a cycle");
                 returns_in_time("cancel of a cycle through combinators", move || {
                     handle.cancel()
@@ -231,31 +248,10 @@ fn a_cycle_through_combinators_cancels_and_returns() {
 fn a_failure_left_over_when_a_cycle_through_combinators_breaks_is_reported() {
     for nested in [1, 2, 3, 40] {
         for gather in [false, true] {
-            for from in ["the input", "the first combinator", "the output"] {
-                let slot: Slot = Arc::new(Mutex::new(None));
-                let (root, resolver) = Deferred::<u32>::pending();
-                let next = slot.clone();
-                let input = root
-                    .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
-                    .add_errback(|_: Failure| Err::<u32, _>(Failure::msg("left over")));
-                let mut handles = vec![input.cancel_handle()];
-                let output = (0..nested).fold(input, |d, _| {
-                    let d = if gather {
-                        deferred_core::gather_results([d])
-                            .add_callback(|mut values| Ok(values.pop().expect("one input")))
-                    } else {
-                        d.map_err(|f: Failure| f)
-                    };
-                    handles.push(d.cancel_handle());
-                    d
+            for from in FROM {
+                let handle = cycle_through_combinators(nested, gather, from, |_| {
+                    Err(Failure::msg("left over"))
                 });
-                let handle = match from {
-                    "the input" => handles[0].clone(),
-                    "the first combinator" => handles[1].clone(),
-                    _ => output.cancel_handle(),
-                };
-                *slot.lock().unwrap() = Some(output);
-                resolver.callback(1);
                 let (reported_tx, reported) = mpsc::channel();
                 returns_in_time("cancel of a cycle through combinators", move || {
                     let ((), failures) = deferred_core::capture_unhandled(|| handle.cancel());
