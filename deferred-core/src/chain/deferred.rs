@@ -492,16 +492,24 @@ where
     }
 
     fn fail_output(&self) {
+        // User code (`From<Failure>`; then the converted chain's steps, the conversion's
+        // `Drop`): a panic is reported, as in `arrive`. The error is made first, so that a
+        // panic there leaves the converted chain as it was.
+        let cancelled = match catch_unwind(|| F::from(Failure::cancelled())) {
+            Ok(cancelled) => cancelled,
+            Err(panic) => return unhandled::report(Failure::from_panic(panic, None)),
+        };
+        // Set before the converted chain is taken (under the lock `arrive` takes too), so that
+        // an arrival that finds it taken sees the flag.
+        self.failed_round.set();
         let taken = self.pending.lock().take();
-        if let Some((convert, resolver)) = taken {
-            self.failed_round.set();
-            drop(convert);
-            // User code (`From<Failure>`, the converted chain's steps): as in `arrive`.
-            if let Err(panic) = catch_unwind(AssertUnwindSafe(move || {
-                drop(resolver.settle(Err(F::from(Failure::cancelled()))));
-            })) {
-                unhandled::report(Failure::from_panic(panic, None));
-            }
+        if let Some((convert, resolver)) = taken
+            && let Err(panic) = catch_unwind(AssertUnwindSafe(move || {
+                drop(convert);
+                drop(resolver.settle(Err(cancelled)));
+            }))
+        {
+            unhandled::report(Failure::from_panic(panic, None));
         }
     }
 

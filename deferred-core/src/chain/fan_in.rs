@@ -11,10 +11,11 @@
 //! - The output fires once: with the first deciding result, or, when every input has arrived
 //!   without one deciding, with all of them in input order.
 //! - Cancelling the output cancels every input, and the outcome then comes from the inputs'
-//!   answers (a canceller may succeed) — unless the cancel went round a cycle through the
-//!   fan-in (a step of an input returned the output) with no chain's wait to break: then the
-//!   output fails with the cancellation, and the answers are left out (`Inputs::fail_output`), as Twisted's `DeferredList`, which has no canceller of its
-//!   own. The output's root has no canceller either: it waits on the inputs
+//!   answers (a canceller may succeed), as Twisted's `DeferredList`, which has no canceller of its
+//!   own. (Unless the cancel went round a cycle through the fan-in — a step of an input returned
+//!   the output — with no chain's wait to break: then the output fails with the cancellation,
+//!   and the answers are left out: `Inputs::fail_output`.) The output's root has no canceller
+//!   either: it waits on the inputs
 //!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
 //!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
 //!   callback (when the inputs' answers are queued on the run loop, not delivered before
@@ -504,20 +505,34 @@ where
     E: FromFailure + Sendable + 'static,
     P: Policy<T, E>,
 {
-    /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
-    /// cancellers, and may deliver answers here).
+    /// Fails the output with the cancellation, as a decided outcome: what was kept is left out
+    /// (a failure in it reported), and the inputs that answer later are leftovers (a failure
+    /// that is not the answer to the cancel, reported).
     fn fail_output(&self) {
-        let resolver = self.lock().output.take();
-        if let Some(resolver) = resolver {
-            // As a decided outcome does: what was kept is left out (a failure in it reported),
-            // and the inputs that answer later are leftovers (a failure that is not the answer
-            // to the cancel, reported).
+        // User code (`From<Failure>` of the output's error type; then the output's steps and
+        // what was kept's `Drop`): a panic is reported, as an arrival's is, not unwound into
+        // the cancel. The error is made first, so that a panic there leaves the output as it
+        // was.
+        let cancelled = match catch_unwind(|| P::Error::from(Failure::cancelled())) {
+            Ok(cancelled) => cancelled,
+            Err(panic) => return unhandled::report(Failure::from_panic(panic, None)),
+        };
+        let Some(resolver) = self.lock().output.take() else {
+            return; // decided meanwhile
+        };
+        if resolver.is_closed() {
+            self.output_closed.set();
+        }
+        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| {
             self.drop_kept();
-            let cancelled = P::Error::from(Failure::cancelled());
             drop(resolver.settle(Err(cancelled)));
+        })) {
+            unhandled::report(Failure::from_panic(panic, None));
         }
     }
 
+    /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
+    /// cancellers, and may deliver answers here).
     fn cancel_inputs(&self, within: Within) {
         self.cancelled.set();
         self.policy.cancelling();
