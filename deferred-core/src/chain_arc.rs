@@ -197,11 +197,11 @@ impl<T: ?Sized> Drop for ChainArc<T> {
             fence(Ordering::Acquire);
         }
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
-        // reach the allocation (a pointer is made only by cloning a live one, and this module
-        // has no `Weak`, no raw pointer out and no count added by hand: invariant 4); invariant
-        // 3: every other owner's use happened before. The
-        // allocation came from `Box` (`ChainArc::new`), as the type it had there or an unsized
-        // form of it, which `Box` frees with the same layout.
+        // reach the allocation (a pointer is made only with the allocation or by cloning a live
+        // one, and this module has no `Weak`, no raw pointer out and no count added by hand:
+        // invariant 4); invariant 3: every other owner's use happened before. The allocation
+        // came from `Box` (`ChainArc::new` or `new_pair`), as the type it had there or an
+        // unsized form of it, which `Box` frees with the same layout.
         drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
     }
 }

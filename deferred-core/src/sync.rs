@@ -8,7 +8,8 @@
 //! lock that parks its waiters (std's, parking_lot's) must release it with a second atomic
 //! read-modify-write, to see whether anyone waits: on the Zen 5 machine, where one costs about
 //! 4.5 ns, a pending chain! did 5 atomic operations with it, 8 with parking_lot's (BENCHMARKS.md,
-//! "The chain's lock: a spin lock"). `spin` keeps its `unsafe` to itself; this crate's own is in
+//! "The chain's lock: a spin lock"); 4 since a chain is made with both its pointers at once
+//! (`chain_arc.rs`). `spin` keeps its `unsafe` to itself; this crate's own is in
 //! `chain_arc` alone. The other helpers' shared state (a semaphore's queue, a looping call's
 //! state) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by 8
 //! threads on 2 cores fell into a convoy of parked waiters in every run of

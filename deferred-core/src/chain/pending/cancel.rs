@@ -174,33 +174,30 @@ impl CancelHandle {
 /// Where a walk made by fan-in outputs cancelling their inputs is, in the chain of such
 /// outputs it was made inside: a walk that comes back to one of them has gone round a cycle
 /// through a fan-in (a step of one of its inputs returned the output, through any number of
-/// chains and fan-ins), which `Cycle`, inside one walk, cannot see, since each input's cancel is
+/// chains and fan-ins), which a walk's own [`Cycle`] cannot see, since each input's cancel is
 /// a walk of its own. The same fan-in twice along one such chain of walks is a cycle: a chain
 /// hands its result to one place only (one listener), so the walks, which go from an output to
 /// its inputs and up what each waits on, follow each result back to where it came from, and
-/// can only come back to where they were by going round. Found as `Cycle` finds one, by
-/// Brent's algorithm: each output the chain of walks reaches is compared with one marker
-/// output, moved to the newest one at depths 1, 2, 4, 8, ...: in constant memory, within a lap
-/// or two of going round (each lap cancels the inputs of the cycle's fan-ins again, which is
-/// harmless). A cancel put off by `run_loop::in_constant_stack` carries its
-/// `Within` with it. Holds the marker, so that it is not freed (and its address used again)
-/// while the walk goes on.
-#[derive(Clone, Default)]
-pub(crate) struct Within(Option<(ChainPtr<dyn Cancel>, u64)>);
+/// can only come back to where they were by going round. Found by the same [`Cycle`], over the
+/// outputs the chain of walks reaches: in constant memory, within a lap or two of going round
+/// (each lap cancels the inputs of the cycle's fan-ins again, which is harmless). A cancel put
+/// off by `run_loop::in_constant_stack` carries its `Within` with it. Holds the marker, so
+/// that it is not freed (and its address used again) while the walk goes on.
+#[derive(Clone)]
+pub(crate) struct Within(Cycle);
+
+impl Default for Within {
+    fn default() -> Within {
+        Within(Cycle::new(None))
+    }
+}
 
 impl Within {
-    /// Whether `output` is the marker: the chain of walks went round a cycle through it.
-    fn comes_round(&self, output: &ChainPtr<dyn Cancel>) -> bool {
-        matches!(&self.0, Some((marker, _)) if same_chain(marker, output))
-    }
-
-    /// Where a walk made by `output` cancelling its inputs is, inside this one.
-    fn and(&self, output: ChainPtr<dyn Cancel>) -> Within {
-        let depth = self.0.as_ref().map_or(0, |(_, depth)| *depth) + 1;
-        match &self.0 {
-            Some((marker, _)) if !depth.is_power_of_two() => Within(Some((marker.clone(), depth))),
-            _ => Within(Some((output, depth))),
-        }
+    /// Where a walk made by `output` cancelling its inputs is, inside this one; `None` if the
+    /// chain of walks came round a cycle through `output`.
+    fn and(&self, output: &ChainPtr<dyn Cancel>) -> Option<Within> {
+        let mut within = self.clone();
+        (!within.0.closes_at(output)).then_some(within)
     }
 }
 
@@ -208,7 +205,9 @@ impl Within {
 /// A returned B's end and a step of B returned A's), in constant memory: Brent's algorithm. A
 /// marker chain is compared with each chain the walk reaches, and moved to where the walk is
 /// after 1, 2, 4, 8, ... chains; once the walk is inside a cycle and the marker is on it, the
-/// walk comes back to the marker within one more lap.
+/// walk comes back to the marker within one more lap. With no chain to start at, the first one
+/// reached is the marker.
+#[derive(Clone)]
 struct Cycle {
     marker: Option<ChainPtr<dyn Cancel>>,
     /// Chains walked since the marker moved, and how many until it moves again.
@@ -227,11 +226,11 @@ impl Cycle {
 
     /// Whether `up`, the next chain of the walk, is one the walk has been through already.
     fn closes_at(&mut self, up: &ChainPtr<dyn Cancel>) -> bool {
-        if self
-            .marker
-            .as_ref()
-            .is_some_and(|marker| same_chain(marker, up))
-        {
+        let Some(marker) = &self.marker else {
+            *self = Cycle::new(Some(up.clone()));
+            return false;
+        };
+        if same_chain(marker, up) {
             return true;
         }
         self.walked += 1;
@@ -379,8 +378,8 @@ pub(crate) enum Walk {
     /// Done: a root was cancelled, or the cancel is remembered by a running chain (or by a
     /// fan-in's output whose inputs answer later).
     Stop,
-    /// This chain is the fan-in output the walks that made this one compare with (the marker
-    /// of [`Within`]): they came round a cycle through it.
+    /// This chain is a fan-in output the walks that made this one came round to ([`Within`]):
+    /// they went round a cycle through it.
     Round,
 }
 
@@ -396,17 +395,16 @@ where
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
         if let Phase::RootOfFanIn(inputs, _) = &inner.phase {
-            if within.comes_round(me) {
-                return Walk::Round;
-            }
             // A fan-in's output: its inputs are cancelled, and it fires with what they answer
             // (now, or once their answers, queued on this thread's run loop, arrive). An input
             // may be another fan-in's output, and so on: in constant stack (past 16 nested,
             // the inputs are cancelled after this cancel returns, before the outermost does).
             let inputs = inputs.upgrade();
             drop(inner);
+            let Some(within) = within.and(me) else {
+                return Walk::Round;
+            };
             if let Some(inputs) = inputs {
-                let within = within.and(me.clone());
                 crate::run_loop::in_constant_stack(move || inputs.cancel_inputs(within));
             }
             let mut inner = self.lock();
