@@ -20,7 +20,7 @@ use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use deferred::{Deferred, DeferredSemaphore, Failure, Resolver};
+use deferred::{Deferred, DeferredSemaphore, Failure, Resolver, chain};
 use futures::FutureExt;
 
 const RUNS: usize = 5;
@@ -48,6 +48,29 @@ fn best(mut f: impl FnMut()) -> (Duration, Duration) {
 // 1. Fire vs add.
 
 fn pair_deferred() {
+    pair_deferred_with(|d| {
+        d.add_callback(|x| Ok(x + 1))
+            .add_callback(|x| Ok(x * 2))
+            .add_callback(|x| Ok(x + 3))
+    });
+}
+
+/// The same three steps as one `chain!`: one stage added to the pending chain, where
+/// `add_callback` adds three (each takes the chain's lock, on a cell the other thread fires).
+fn pair_chain() {
+    pair_deferred_with(|d| {
+        chain! {
+            d
+            then |x| x + 1
+            then |x| x * 2
+            then |x| x + 3
+        }
+    });
+}
+
+/// The fire-vs-add pattern on Deferreds: thread A makes the chains and gives each its steps
+/// with `steps`, while thread B fires them.
+fn pair_deferred_with(steps: fn(Deferred<u64>) -> Deferred<u64>) {
     let (to_b, from_a) = mpsc::channel::<Vec<Resolver<u64>>>();
     std::thread::scope(|s| {
         s.spawn(move || {
@@ -61,14 +84,7 @@ fn pair_deferred() {
         for _ in 0..ROUNDS {
             let (ds, rs): (Vec<_>, Vec<_>) = (0..BATCH).map(|_| Deferred::<u64>::pending()).unzip();
             to_b.send(rs).unwrap();
-            let ends: Vec<_> = ds
-                .into_iter()
-                .map(|d| {
-                    d.add_callback(|x| Ok(x + 1))
-                        .add_callback(|x| Ok(x * 2))
-                        .add_callback(|x| Ok(x + 3))
-                })
-                .collect();
+            let ends: Vec<_> = ds.into_iter().map(steps).collect();
             for end in ends {
                 sum += end.wait().unwrap();
             }
@@ -238,6 +254,13 @@ fn main() {
             "Deferred add_callback x3",
             ops,
             best(|| pairs(n, pair_deferred)),
+            Some(futures),
+        );
+        row(
+            threads,
+            "Deferred chain! of 3 steps",
+            ops,
+            best(|| pairs(n, pair_chain)),
             Some(futures),
         );
     }

@@ -109,6 +109,10 @@ macro_rules! for_each_case {
             (pending, "async/await oneshot, polled", async_await_polled),
             (pending, "tokio oneshot, async", tokio_async),
             (pending, "tokio oneshot, async, polled", tokio_async_polled),
+            (pending, "chain!, fired first", chain_fired_first),
+            (pending, "local chain!, fired first", local_chain_fired_first),
+            (pending, "add_callback, fired first", add_callback_fired_first),
+            (pending, "local add_callback, fired first", local_add_callback_fired_first),
             (nested, "chain!", chain),
             (nested, "add_callback", add_callback),
             (nested, "closures", closures),
@@ -357,6 +361,85 @@ pub mod pending {
             .add_callback(|a| Ok(inc(a)))
             .add_callback(|a| Ok(inc(a)));
         resolver.callback(x);
+        d.wait().unwrap()
+    }
+
+    /// [`chain`] with the value given before the steps are added, as [`tokio_async`] sends it
+    /// before its future is first polled: the chain has fired when its one stage is added, so the
+    /// stage runs at once (rule 2), on this thread.
+    pub fn chain_fired_first(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        resolver.callback(x);
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        };
+        d.wait().unwrap()
+    }
+
+    /// [`chain_fired_first`] on a `LocalDeferred`.
+    pub fn local_chain_fired_first(x: u64) -> u64 {
+        let (start, resolver) = LocalDeferred::<u64>::pending();
+        resolver.callback(x);
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        };
+        d.wait().unwrap()
+    }
+
+    /// [`add_callback`] with the value given first (see [`chain_fired_first`]): the first step
+    /// takes the result out of the fired chain, and every step runs as it is added.
+    pub fn add_callback_fired_first(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        resolver.callback(x);
+        let d = start
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)));
+        d.wait().unwrap()
+    }
+
+    /// [`add_callback_fired_first`] on a `LocalDeferred`.
+    pub fn local_add_callback_fired_first(x: u64) -> u64 {
+        let (start, resolver) = LocalDeferred::<u64>::pending();
+        resolver.callback(x);
+        let d = start
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)))
+            .add_callback(|a| Ok(inc(a)));
         d.wait().unwrap()
     }
 
