@@ -34,9 +34,15 @@ use crate::failure::Failure;
 ///    whose Deferred is pending, the loop stops when that fires. Stopping a loop that is not
 ///    running does nothing.
 /// 6. Cancelling the Deferred of `start` stops the loop and cancels the call in flight; it fails
-///    with [`Cancelled`](crate::Cancelled).
+///    with [`Cancelled`](crate::Cancelled). A failure the cancelled call answers with, other
+///    than a cancellation, is reported as unhandled (nobody else can see it).
 /// 7. An interval of zero calls again as soon as each call's Deferred has fired (through the
 ///    clock, with no delay).
+/// 8. A loop stopped during a call may be started again before that call's Deferred fires: the
+///    new start is a run of its own. The call in flight still belongs to the run that made it:
+///    when it fires, it fires (or fails) that run's Deferred, and schedules nothing; cancelling
+///    that run's Deferred cancels it. The new run's calls are made and timed as if no call were
+///    in flight.
 ///
 /// Dropping every handle does not stop a running loop (the clock holds it): stop it or cancel
 /// its Deferred.
@@ -99,12 +105,42 @@ struct State {
     started_at: Duration,
     /// The next call, scheduled on the clock.
     timer: Option<Canceller>,
-    /// The call in flight, while its Deferred is pending.
-    in_flight: Option<CancelHandle>,
-    /// The Deferred of `start`.
-    done: Option<Resolver<()>>,
+    /// The run `start` began last (rule 8).
+    run: Run,
+    /// Runs stopped during a call that is still in flight, which a new `start` has replaced:
+    /// each ends when its call's Deferred fires (rule 8).
+    ending: Vec<Run>,
+    /// How many runs were started: the next run's number.
+    runs: u64,
     /// How many calls were made.
     calls: u64,
+}
+
+/// One run of the loop, from a `start` to the firing of its Deferred.
+#[derive(Default)]
+struct Run {
+    /// Which run this is (`State::runs` when it started): what its calls, its timers and its
+    /// Deferred's canceller name it by.
+    number: u64,
+    /// The Deferred of `start`; `None` once it has fired or been cancelled.
+    done: Option<Resolver<()>>,
+    /// A call of this run is being made or is in flight (from `call` to `called`).
+    calling: bool,
+    /// The call in flight, while its Deferred is pending.
+    in_flight: Option<CancelHandle>,
+    /// The Deferred of `start` was cancelled: a call being made then is cancelled once it
+    /// returns, and what it answers is the answer to that cancel.
+    cancelled: bool,
+}
+
+impl State {
+    /// The run numbered `number`: the current one, or one still ending.
+    fn run_mut(&mut self, number: u64) -> Option<&mut Run> {
+        if self.run.number == number {
+            return Some(&mut self.run);
+        }
+        self.ending.iter_mut().find(|run| run.number == number)
+    }
 }
 
 impl LoopingCall {
@@ -221,33 +257,53 @@ where
         at: &'static Location<'static>,
     ) -> Option<Deferred<()>> {
         let weak = Ptr::downgrade(&self);
+        let number = self.state.lock().runs + 1;
         let cancel: Canceller = Box::new(move || {
             if let Some(core) = weak.upgrade() {
-                core.cancel();
+                core.cancel(number);
             }
         });
         let (done, resolver) = Deferred::pending_with(Some(cancel), at);
         resolver.held_by("LoopingCall::start");
         let started_at = self.clock.now();
-        {
+        let stopped_done = {
             let mut state = self.state.lock();
-            if state.running {
+            if state.running || state.runs + 1 != number {
                 // The caller panics, after the lock is released; the Deferred made above fires
-                // with a success nobody sees, so that it is not reported unfired.
+                // with a success nobody sees, so that it is not reported unfired. (A run
+                // started by another thread since `number` was read is running too.)
                 drop(state);
                 drop(done);
                 resolver.callback(());
                 return None;
             }
+            state.runs = number;
             state.running = true;
             state.interval = interval;
             state.started_at = started_at;
-            state.done = Some(resolver);
+            let run = Run {
+                number,
+                done: Some(resolver),
+                ..Run::default()
+            };
+            // Stopped during a call still in flight: that call ends the run it belongs to.
+            // Stopped just as its call ended (another thread is about to schedule the next
+            // call, and would fire `done` on finding the loop stopped): it ends here.
+            let mut stopped = std::mem::replace(&mut state.run, run);
+            if stopped.calling {
+                state.ending.push(stopped);
+                None
+            } else {
+                stopped.done.take()
+            }
+        };
+        if let Some(done) = stopped_done {
+            done.callback(());
         }
         if now {
-            self.call();
+            self.call(number);
         } else {
-            self.schedule_from(started_at);
+            self.schedule_from(number, started_at);
         }
         Some(done)
     }
@@ -261,7 +317,7 @@ where
             state.running = false;
             // During a call, its end fires `done` (rule 5).
             match state.timer.take() {
-                Some(timer) => (Some(timer), state.done.take()),
+                Some(timer) => (Some(timer), state.run.done.take()),
                 None => (None, None),
             }
         };
@@ -289,14 +345,15 @@ where
     R: IntoDeferred<Failure>,
     R::Value: Sendable + 'static,
 {
-    /// A call is due: make it, and schedule the next when its Deferred fires.
-    fn call(self: Ptr<Self>) {
+    /// A call of run `number` is due: make it, and schedule the next when its Deferred fires.
+    fn call(self: Ptr<Self>, number: u64) {
         {
             let mut state = self.state.lock();
-            state.timer = None;
-            if !state.running {
-                return;
+            if !state.running || state.run.number != number {
+                return; // stopped (or stopped and started again) as the timer went off
             }
+            state.timer = None;
+            state.run.calling = true;
             state.calls += 1;
         }
         let f = self.f.lock().take();
@@ -305,46 +362,59 @@ where
         };
         let outcome = maybe_deferred_at(self.made_at, &mut f);
         *self.f.lock() = Some(f);
-        let flight = outcome.cancel_handle();
-        let pending = !outcome.is_fired();
-        if pending {
-            self.state.lock().in_flight = Some(flight);
+        if !outcome.is_fired() {
+            let flight = outcome.cancel_handle();
+            let mut state = self.state.lock();
+            match state.run_mut(number) {
+                // Cancelled while the call was being made (from the call itself, or another
+                // thread): the cancel found no call in flight, so the call is cancelled here.
+                Some(run) if run.cancelled => {
+                    drop(state);
+                    flight.cancel();
+                }
+                Some(run) => run.in_flight = Some(flight),
+                None => {}
+            }
         }
         let core = self.clone();
         drop(outcome.add_both_at(self.made_at, move |result| {
-            core.called(result.map(drop));
+            core.called(number, result.map(drop));
             Ok::<(), Failure>(())
         }));
     }
 
-    /// The call's Deferred fired.
-    fn called(self: Ptr<Self>, result: Result<(), Failure>) {
-        let done = {
-            let mut state = self.state.lock();
-            state.in_flight = None;
+    /// The Deferred of a call of run `number` fired.
+    fn called(self: Ptr<Self>, number: u64, result: Result<(), Failure>) {
+        let mut state = self.state.lock();
+        if state.run.number == number {
+            state.run.calling = false;
+            state.run.in_flight = None;
             if result.is_err() {
                 state.running = false;
             }
             if state.running {
-                None
-            } else {
-                // Stopped during the call (rule 5), or failed (rule 4); `None` if cancelled.
-                Some(state.done.take())
-            }
-        };
-        match done {
-            None => {
+                drop(state);
                 let now = self.clock.now();
-                self.schedule_from(now);
+                return self.schedule_from(number, now);
             }
-            Some(Some(done)) => drop(done.settle(result)),
-            Some(None) => {}
+            // Stopped during the call (rule 5), or failed (rule 4).
+            let run = std::mem::take(&mut state.run.done);
+            let cancelled = state.run.cancelled;
+            drop(state);
+            return end_run(run, cancelled, result);
         }
+        // A run stopped during this call and replaced by a new `start` (rule 8).
+        let Some(at) = state.ending.iter().position(|run| run.number == number) else {
+            return;
+        };
+        let run = state.ending.swap_remove(at);
+        drop(state);
+        end_run(run.done, run.cancelled, result);
     }
 
-    /// Schedules the next call at the first due time after `when` (rules 2 and 3; Twisted's
-    /// `_scheduleFrom`).
-    fn schedule_from(self: Ptr<Self>, when: Duration) {
+    /// Schedules the next call of run `number` at the first due time after `when` (rules 2
+    /// and 3; Twisted's `_scheduleFrom`).
+    fn schedule_from(self: Ptr<Self>, number: u64, when: Duration) {
         let (interval, started_at) = {
             let state = self.state.lock();
             (state.interval, state.started_at)
@@ -357,15 +427,22 @@ where
             interval - Duration::from_nanos(into_interval as u64)
         };
         let core = self.clone();
-        let timer = self.clock.call_later(delay, Box::new(move || core.call()));
+        let timer = self
+            .clock
+            .call_later(delay, Box::new(move || core.call(number)));
         let mut state = self.state.lock();
-        if state.running {
+        if state.running && state.run.number == number {
             state.timer = Some(Box::new(move || timer.cancel()));
             return;
         }
         // Stopped meanwhile (from another thread, between the call's end and now): the stop
-        // found no call to cancel and left `done` to the call's end, which is here.
-        let done = state.done.take();
+        // found no call to cancel and left `done` to the call's end, which is here. (Started
+        // again since, the new run took its place: this run's `done` fired at the stop.)
+        let done = if state.run.number == number {
+            state.run.done.take()
+        } else {
+            None
+        };
         drop(state);
         timer.cancel();
         if let Some(done) = done {
@@ -373,16 +450,20 @@ where
         }
     }
 
-    /// The Deferred of `start` was cancelled (rule 6).
-    fn cancel(&self) {
+    /// The Deferred of run `number` was cancelled (rule 6).
+    fn cancel(&self, number: u64) {
         let (timer, in_flight, done) = {
             let mut state = self.state.lock();
-            state.running = false;
-            (
-                state.timer.take(),
-                state.in_flight.take(),
-                state.done.take(),
-            )
+            let current = state.run.number == number;
+            if current {
+                state.running = false;
+            }
+            let timer = if current { state.timer.take() } else { None };
+            let Some(run) = state.run_mut(number) else {
+                return; // it ended already
+            };
+            run.cancelled = true;
+            (timer, run.in_flight.take(), run.done.take())
         };
         if let Some(timer) = timer {
             timer();
@@ -394,5 +475,18 @@ where
         if let Some(in_flight) = in_flight {
             in_flight.cancel();
         }
+    }
+}
+
+/// A run ends with its last call's `result`: its Deferred fires with it (rules 4 and 5), or,
+/// if it was cancelled (its Deferred failed already), a failure that is not the answer to that
+/// cancel is reported (rule 6).
+fn end_run(done: Option<Resolver<()>>, cancelled: bool, result: Result<(), Failure>) {
+    match (done, result) {
+        (Some(done), result) => drop(done.settle(result)),
+        (None, Err(failure)) if !(cancelled && failure.is_cancelled()) => {
+            crate::unhandled::report_failure(failure);
+        }
+        (None, _) => {}
     }
 }

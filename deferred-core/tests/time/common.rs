@@ -416,3 +416,132 @@ fn looping_call_failure_of_a_stopped_loop_is_not_lost() {
     drop(lc.start(secs(1), true)); // nobody handles the loop's failure
     assert_eq!(unhandled(marker), before + 1);
 }
+
+/// Rule 8: a loop stopped during a call and started again before that call's Deferred fires.
+/// The call ends the first run (its Deferred fires, nothing is reported unfired), and only the
+/// second run schedules calls: one timer, calls every interval from the second start.
+#[test]
+fn looping_call_started_again_during_a_call_of_the_run_it_stopped() {
+    let clock = ManualClock::new();
+    let times = Times::default();
+    let t = times.clone();
+    let c = clock.clone();
+    let slow = Kept::<()>::default();
+    let s = slow.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        t.push(c.now());
+        if t.get().len() == 1 {
+            let (d, r) = Deferred::<()>::pending();
+            s.lock().unwrap().push(r);
+            d
+        } else {
+            Deferred::succeed(())
+        }
+    });
+    let ((first, second), reported) = deferred_core::capture_unhandled(|| {
+        let mut first = lc.start(secs(1), true); // call 1: pending
+        lc.stop(); // the first run stops when call 1 fires
+        assert!(!lc.is_running());
+        let second = lc.start(secs(1), false);
+        assert!(lc.is_running());
+        slow.lock().unwrap().pop().unwrap().callback(()); // call 1 ends the first run
+        assert_eq!(first.poll_fired().map(|r| r.is_ok()), Some(true), "the first run fired");
+        clock.advance(secs(2));
+        assert_eq!(clock.pending(), 1, "one loop, one timer");
+        lc.stop();
+        assert_eq!(clock.pending(), 0);
+        (first, second)
+    });
+    assert!(reported.is_empty(), "{reported:?}");
+    first.wait().unwrap();
+    second.wait().unwrap();
+    assert_eq!(times.get(), [secs(0), secs(1), secs(2)]);
+}
+
+/// Rule 8, with the call itself stopping and starting the loop again: the call's Deferred ends
+/// the run that made it, with its failure.
+#[test]
+fn looping_call_a_call_that_restarts_the_loop_then_fails_fails_its_own_run() {
+    let clock = ManualClock::new();
+    let calls = Count::new();
+    let c = calls.clone();
+    let handle: Arc<Mutex<Option<LoopingCall>>> = Arc::default();
+    let h = handle.clone();
+    let later: Arc<Mutex<Option<Deferred<()>>>> = Arc::default();
+    let l = later.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        c.bump();
+        if c.get() == 1 {
+            let lc = h.lock().unwrap().clone().unwrap();
+            lc.stop();
+            *l.lock().unwrap() = Some(lc.start(secs(1), false));
+            Err::<(), _>(Failure::msg("call 1 failed"))
+        } else {
+            Ok(())
+        }
+    });
+    *handle.lock().unwrap() = Some(lc.clone());
+    let first = lc.start(secs(1), true);
+    assert_eq!(first.wait().unwrap_err().to_string(), "call 1 failed");
+    assert!(lc.is_running(), "the second run runs on");
+    clock.advance(secs(2));
+    assert_eq!(calls.get(), 3);
+    lc.stop();
+    later.lock().unwrap().take().unwrap().wait().unwrap();
+    handle.lock().unwrap().take(); // the loop and its handle hold each other
+}
+
+/// Rule 6 when the cancel comes while a call is being made (here, from the call itself): the
+/// call's Deferred is cancelled once the call returns it.
+#[test]
+fn looping_call_cancelled_while_a_call_is_made_cancels_that_call() {
+    let clock = ManualClock::new();
+    let cancels = Count::new();
+    let handle: Arc<Mutex<Option<kind::CancelHandle>>> = Arc::default();
+    let (h, c) = (handle.clone(), cancels.clone());
+    let kept = Kept::<()>::default();
+    let k = kept.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        let c = c.clone();
+        let (d, r) = Deferred::<()>::with_canceller(move || c.bump());
+        k.lock().unwrap().push(r);
+        if let Some(h) = h.lock().unwrap().take() {
+            h.cancel();
+        }
+        d
+    });
+    let done = lc.start(secs(1), false);
+    *handle.lock().unwrap() = Some(done.cancel_handle());
+    clock.advance(secs(1));
+    assert_eq!(cancels.get(), 1, "the call in flight is cancelled (rule 6)");
+    assert!(!lc.is_running());
+    assert_eq!(clock.pending(), 0);
+    assert!(done.wait().unwrap_err().is_cancelled());
+}
+
+/// Rule 6: a cancelled call that answers with a failure other than a cancellation has that
+/// failure reported (the loop's Deferred failed with `Cancelled`: nobody else sees it).
+#[test]
+fn looping_call_a_failure_a_cancelled_call_answers_with_is_reported() {
+    let marker = "LOOPING-CANCEL-ANSWER";
+    let clock = ManualClock::new();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        let slot: Arc<Mutex<Option<kind::Resolver<()>>>> = Arc::default();
+        let s = slot.clone();
+        let (d, r) = Deferred::<()>::with_canceller(move || {
+            if let Some(r) = s.lock().unwrap().take() {
+                r.errback(Failure::msg(marker));
+            }
+        });
+        *slot.lock().unwrap() = Some(r);
+        d
+    });
+    let (cancelled, reported) = deferred_core::capture_unhandled(|| {
+        let done = lc.start(secs(1), true);
+        done.cancel();
+        done.wait()
+    });
+    assert!(cancelled.unwrap_err().is_cancelled());
+    let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+    assert_eq!(reported, [marker]);
+}
