@@ -8,6 +8,7 @@ use super::pending::cancel::CancelHandle;
 use super::{Canceller, Clock, Deferred, IntoDeferred, Lock, Ptr, Resolver, Sendable, Shareable};
 use crate::backoff::{Delays, GaveUp, RetryError, RetryPolicy};
 use crate::failure::Failure;
+use crate::unhandled;
 
 /// Calls `attempt` until it succeeds, waiting on `clock` between attempts as `policy` says
 /// (exponential backoff with jitter), and gives up when the policy's attempts or deadline run
@@ -23,7 +24,9 @@ use crate::failure::Failure;
 ///    holding every attempt's failure in order, and why ([`GaveUp`]): the attempts allowed are
 ///    used up, the next attempt would start past the deadline, or the failure is not one to retry.
 /// 3. Cancelling the result cancels the attempt in flight, or the wait for the next one (no
-///    attempt starts after it), and fails it with [`Cancelled`](crate::Cancelled).
+///    attempt starts after it), and fails it with [`Cancelled`](crate::Cancelled). A failure
+///    the cancelled attempt answers with, other than a cancellation, is reported as unhandled
+///    (nobody else can see it), and is not offered to the predicate.
 /// 4. A panic in `attempt` is an attempt's failure ([`Panicked`](crate::Panicked)).
 /// 5. A cancellation is never retried. An attempt that fails with
 ///    [`Cancelled`](crate::Cancelled) — its work was stopped, by a cancel of this retry, by a
@@ -219,6 +222,11 @@ where
             }
             return;
         }
+        if self.state.lock().done.is_none() {
+            // The retry was cancelled, and the attempt answered its cancel with a failure of
+            // its own: nobody else sees it (rule 3), and nobody is asked to retry it.
+            return unhandled::report_failure(failure);
+        }
         // User code: outside the lock. A panic is a no.
         let retryable =
             catch_unwind(AssertUnwindSafe(|| (self.should_retry)(&failure))).unwrap_or(false);
@@ -227,7 +235,9 @@ where
             let mut state = self.state.lock();
             state.in_flight = None;
             if state.done.is_none() {
-                return; // cancelled: this is the attempt's answer
+                // Cancelled meanwhile (from another thread): as above.
+                drop(state);
+                return unhandled::report_failure(failure);
             }
             state.failures.push(failure);
             let next = state.delays.next();
@@ -236,7 +246,7 @@ where
                 None => Some(GaveUp::Attempts),
                 Some(wait)
                     if self.policy.deadline_after().is_some_and(|deadline| {
-                        now.saturating_sub(self.started_at) + wait > deadline
+                        now.saturating_sub(self.started_at).saturating_add(wait) > deadline
                     }) =>
                 {
                     Some(GaveUp::Deadline)

@@ -320,3 +320,60 @@ fn a_cancel_while_an_attempt_is_being_made_cancels_that_attempt() {
     assert_eq!(attempts.get(), 2);
     assert!(d.wait().unwrap_err().is_cancelled());
 }
+
+/// Rule 3: a cancelled attempt that answers with a failure of its own (not a cancellation) has
+/// that failure reported, once, and the predicate is not asked about it.
+#[test]
+fn a_failure_a_cancelled_attempt_answers_with_is_reported_not_retried() {
+    let marker = "RETRY-CANCEL-ANSWER";
+    let clock = ManualClock::new();
+    let asked = Count::new();
+    let a = asked.clone();
+    let (cancelled, reported) = deferred_core::capture_unhandled(|| {
+        let retried = retry_if(
+            clock.clone(),
+            RetryPolicy::exponential(secs(1)),
+            move |_: &Failure| {
+                a.bump();
+                true
+            },
+            move || {
+                let slot: Arc<Mutex<Option<kind::Resolver<u32>>>> = Arc::default();
+                let s = slot.clone();
+                let (d, r) = Deferred::<u32>::with_canceller(move || {
+                    if let Some(r) = s.lock().unwrap().take() {
+                        r.errback(Failure::msg(marker));
+                    }
+                });
+                *slot.lock().unwrap() = Some(r);
+                d
+            },
+        );
+        retried.cancel();
+        retried.wait()
+    });
+    assert!(cancelled.unwrap_err().is_cancelled());
+    assert_eq!(asked.get(), 0, "the predicate is not asked after the cancel");
+    let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+    assert_eq!(reported, [marker]);
+    assert_eq!(clock.pending(), 0);
+}
+
+/// Waits so long that adding them to the time run overflows a `Duration`: the deadline is
+/// passed (no panic in the retry's own step).
+#[test]
+fn a_wait_past_the_end_of_time_is_past_the_deadline() {
+    let clock = ManualClock::new();
+    let c = clock.clone();
+    let policy = RetryPolicy::exponential(Duration::MAX)
+        .jitter(0.0)
+        .deadline(secs(60));
+    let retried = retry(clock.clone(), policy, move || {
+        c.advance(secs(1));
+        Err::<(), _>(Failure::msg("refused"))
+    });
+    let error = retried.wait().unwrap_err();
+    let error = error.downcast_ref::<RetryError>().expect("a RetryError");
+    assert_eq!(error.reason, GaveUp::Deadline);
+    assert_eq!(error.attempts.len(), 1);
+}
