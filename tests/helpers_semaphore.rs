@@ -441,6 +441,23 @@ fn a_cancelled_map_concurrent_fails_when_its_items_turn_the_cancel_into_values()
     assert_eq!(started.load(Ordering::SeqCst), 1);
 }
 
+/// The same when every item had started (the limit is no lower than their number): no item
+/// is left to fail at, and the result fails with the cancellation itself.
+#[test]
+fn a_cancelled_map_concurrent_whose_items_all_started_fails_when_they_turn_the_cancel_into_values()
+{
+    let keep: Arc<Mutex<Vec<Resolver<u32>>>> = Arc::default();
+    let kept = keep.clone();
+    let mapped = map_concurrent(0..2u32, 2, move |item| {
+        let (d, resolver) = Deferred::<u32>::pending();
+        kept.lock().unwrap().push(resolver);
+        d.add_both(move |outcome| Ok(outcome.unwrap_or(item + 100)))
+    });
+    mapped.cancel();
+    assert!(mapped.wait().unwrap_err().is_cancelled());
+    assert_eq!(keep.lock().unwrap().len(), 2, "both items started");
+}
+
 #[test]
 fn cancelling_map_concurrent_cancels_running_and_queued_items() {
     let cancelled = Arc::new(AtomicUsize::new(0));

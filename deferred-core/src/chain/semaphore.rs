@@ -490,7 +490,9 @@ impl fmt::Debug for DeferredLock {
 /// index, and stops the rest: no item starts after it, running ones are cancelled. Cancelling the
 /// result does the same, whatever the items do with their own cancellation: an item that turns
 /// it into a value (`add_both(|o| Ok(o))`, to collect every outcome) still starts nothing after
-/// it, and the result is a failure. No items: fires at once with `[]`.
+/// it, and the result is a failure (a [`FirstError`](crate::FirstError) at the first item not
+/// started, or, when every item had started, [`Cancelled`](crate::Cancelled)). No items: fires
+/// at once with `[]`.
 ///
 /// # Panics
 ///
@@ -610,11 +612,13 @@ impl<T: Sendable + 'static> Policy<T, Failure> for StopFirst {
         Policy::<T, Failure>::decided(&FireOnFirstError, decision)
     }
 
-    /// Every item arrived and none failed, yet some were not started: the result was cancelled,
-    /// and each item running then turned its cancellation into a value. The result fails, as a
-    /// cancelled batch does, at the first item not started.
+    /// Every item arrived and none failed. If the batch was stopped all the same (only a cancel
+    /// of the result stops it without a failure), each item running then turned its
+    /// cancellation into a value: the result fails, as a cancelled batch does — at the first
+    /// item not started, or, if every item had started, with the cancellation itself.
     fn settled(&self, kept: Vec<Option<T>>) -> Result<Vec<T>, Failure> {
         match kept.iter().position(Option::is_none) {
+            None if self.stopped.get() => Err(Failure::cancelled()),
             None => Ok(kept.into_iter().flatten().collect()),
             Some(index) => {
                 Policy::<T, Failure>::decided(&FireOnFirstError, (index, Failure::cancelled()))
