@@ -126,6 +126,39 @@ fn failures_the_result_does_not_carry_are_reported_once() {
     );
 }
 
+/// A cancellation that reached an input before the list cancelled anything is no answer to
+/// a cancel of the list's: left out of the result, it is reported — whether or not the list
+/// cancels its inputs later.
+#[test]
+fn a_cancellation_kept_before_the_list_cancelled_is_reported_when_left_out() {
+    for list_cancels_later in [false, true] {
+        let unhandled = deferred::UnhandledCapture::start();
+        let (a, _a_resolver) = Deferred::<u32>::pending();
+        let a_handle = a.cancel_handle();
+        let (b, b_resolver) = Deferred::<u32>::with_canceller(|| {});
+        // Recovers from the list's cancel, so the list still fires with a success.
+        let b = b.add_errback(|_: Failure| Ok(1));
+        let first = DeferredList::new([a, b]).fire_on_one_callback();
+        a_handle.cancel(); // kept by the list: no success yet
+        if list_cancels_later {
+            first.cancel();
+        } else {
+            b_resolver.callback(1);
+        }
+        assert!(matches!(
+            first.wait().unwrap(),
+            FirstSuccess::Succeeded { index: 1, value: 1 }
+        ));
+        let reported = unhandled.finish();
+        assert_eq!(
+            reported.len(),
+            1,
+            "list cancels later: {list_cancels_later}"
+        );
+        assert!(reported[0].is_cancelled());
+    }
+}
+
 // Twisted: DeferredTests.testDeferredListConsumeErrors
 #[test]
 fn consume_errors_drops_the_failures_the_result_does_not_carry() {

@@ -219,7 +219,7 @@ where
             match place {
                 Place::Pending(chain) => Place::Pending(chain.clone()),
                 Place::Fired(_) => mem::replace(place, Place::Gone),
-                Place::Kept(_) | Place::Gone => {
+                Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => {
                     unreachable!("an input arrives once the combinator listens to it")
                 }
             }
@@ -229,7 +229,9 @@ where
                 chain.forward_to_fan_in(shared.clone(), index as u32);
             }
             Place::Fired(result) => shared.arrive_caught(index, result),
-            Place::Kept(_) | Place::Gone => unreachable!("taken as pending or fired"),
+            Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => {
+                unreachable!("taken as pending or fired")
+            }
         }
     }
     if count == 0 {
@@ -256,8 +258,9 @@ struct Shared<T, E: 'static, P: Policy<T, E>> {
     progress: Lock<ProgressOf<T, E, P>>,
     policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
-    /// cancellation among the failures left over is not reported (any other failure is: it is
-    /// no answer to the cancel, as one that came before it, or that raced it).
+    /// cancellation that arrives after it is not reported when it is left over (any other
+    /// failure is: it is no answer to the cancel; nor is a cancellation that arrived before it,
+    /// kept as `Place::Kept`).
     cancelled: Flag,
     /// Set once the output was seen closed (nobody can see it: `OutputSeen`), and
     /// kept once it is decided: an input the fan-in left open was told it is closed, and stays
@@ -292,6 +295,9 @@ pub(crate) enum Place<T, E: 'static, K> {
     Fired(Result<T, E>),
     /// Arrived: what the policy kept of its result, until the outcome is decided.
     Kept(K),
+    /// The same, arrived after the combinator cancelled its inputs: a cancellation in it is the
+    /// answer to that cancel (one in a result kept before it is not: `leftover`).
+    KeptAfterCancel(K),
     /// Arrived, and nothing of it is kept here.
     Gone,
 }
@@ -358,7 +364,11 @@ where
                 Some(resolver) => match self.policy.sort(index, result) {
                     Sorted::Decides(decision) => Next::Decided { resolver, decision },
                     Sorted::Kept(kept) => {
-                        progress.places[index] = Place::Kept(kept);
+                        progress.places[index] = if self.cancelled.get() {
+                            Place::KeptAfterCancel(kept)
+                        } else {
+                            Place::Kept(kept)
+                        };
                         if progress.waiting == 0 {
                             Next::Settled {
                                 resolver,
@@ -378,7 +388,7 @@ where
             Next::Nothing => {}
             Next::Leftover(result) => {
                 if let Err(error) = result {
-                    self.leftover(error);
+                    self.leftover(error, self.cancelled.get());
                 }
             }
             Next::Decided { resolver, decision } => {
@@ -397,7 +407,7 @@ where
                 let kept = places
                     .into_iter()
                     .map(|place| match place {
-                        Place::Kept(kept) => kept,
+                        Place::Kept(kept) | Place::KeptAfterCancel(kept) => kept,
                         Place::Pending(_) | Place::Fired(_) | Place::Gone => {
                             unreachable!("every input has arrived")
                         }
@@ -418,24 +428,27 @@ where
                     break;
                 };
                 match place {
-                    Place::Kept(_) => mem::replace(place, Place::Gone),
+                    Place::Kept(_) | Place::KeptAfterCancel(_) => mem::replace(place, Place::Gone),
                     Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
                 }
             };
-            if let Place::Kept(kept) = kept
-                && let Some(error) = P::unwanted(kept)
-            {
-                self.leftover(error);
+            let (kept, after_cancel) = match kept {
+                Place::Kept(kept) => (kept, false),
+                Place::KeptAfterCancel(kept) => (kept, true),
+                Place::Pending(_) | Place::Fired(_) | Place::Gone => unreachable!("taken as kept"),
+            };
+            if let Some(error) = P::unwanted(kept) {
+                self.leftover(error, after_cancel);
             }
         }
     }
 
     /// A result the outcome does not carry: a failure is reported unless consumed or expected
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
-    /// an error type that cannot say).
-    fn leftover(&self, error: E) {
+    /// an error type that cannot say, that arrived after that cancel: `after_cancel`).
+    fn leftover(&self, error: E, after_cancel: bool) {
         let expected = self.policy.expected(&error)
-            || (self.cancelled.get() && crate::failure::is_cancellation(&error).unwrap_or(true));
+            || (after_cancel && crate::failure::is_cancellation(&error).unwrap_or(true));
         if !self.leftovers.consume_errors && !expected {
             unhandled::report(error);
         }
@@ -544,7 +557,9 @@ where
                 };
                 match place {
                     Place::Pending(chain) => chain.clone(),
-                    Place::Fired(_) | Place::Kept(_) | Place::Gone => continue,
+                    Place::Fired(_) | Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => {
+                        continue;
+                    }
                 }
             };
             CancelHandle::new(link_to_cancel(chain)).cancel_within(0, &within);
@@ -562,7 +577,7 @@ where
             .iter()
             .filter_map(|place| match place {
                 Place::Pending(chain) => Some(chain.clone()),
-                Place::Fired(_) | Place::Kept(_) | Place::Gone => None,
+                Place::Fired(_) | Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => None,
             })
             .collect();
         pending.iter().filter(|chain| !chain.is_fired()).count()
