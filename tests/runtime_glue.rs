@@ -37,6 +37,86 @@ fn defer_to_thread_passes_errors_and_panics_on() {
     );
 }
 
+/// Waits for `d` on another thread, at most `secs` seconds: a hang fails the test.
+fn within<T: Send + 'static>(secs: u64, d: Deferred<T>) -> Result<T, Failure> {
+    let (sent, got) = mpsc::channel();
+    std::thread::spawn(move || drop(sent.send(d.wait())));
+    got.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("the work never ran")
+}
+
+/// A job that waits on a job submitted just after it gets that job run. A worker counts as
+/// idle until it wakes and takes the pool's lock again; the jobs submitted in between were all
+/// left to that one worker, so the second job waited behind the first for ever.
+#[test]
+fn a_pool_job_waiting_on_the_job_submitted_after_it_gets_it_run() {
+    defer_to_thread::<(), Failure, _>(|| Ok(())).wait().unwrap(); // a worker, soon idle
+    for _ in 0..5 {
+        std::thread::sleep(std::time::Duration::from_millis(20)); // the workers are idle again
+        let (tx, rx) = mpsc::channel::<()>();
+        let first: Deferred<()> = defer_to_thread(move || {
+            rx.recv_timeout(std::time::Duration::from_secs(10))
+                .map_err(|_| Failure::msg("the second job never ran"))
+        });
+        let second: Deferred<()> = defer_to_thread(move || {
+            let _ = tx.send(());
+            Ok(())
+        });
+        first.wait().unwrap();
+        second.wait().unwrap();
+    }
+}
+
+/// A `Drop` of the user's that panics on a pool thread (a result dropped because its Deferred
+/// was cancelled) is reported, and the worker goes on. It used to kill the worker, which kept
+/// its place in the pool: after `POOL_THREADS` of them, no work ran any more.
+#[test]
+fn a_panicking_drop_on_a_pool_thread_is_reported_and_the_pool_goes_on() {
+    const MARKER: &str = "POOL-DROP-PANICS";
+    struct PanicsOnDrop(mpsc::Sender<()>);
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+            panic!("{MARKER}");
+        }
+    }
+    let reported = Arc::new(AtomicUsize::new(0));
+    let count = reported.clone();
+    let previous = deferred::set_unhandled_hook(move |failure: &Failure| {
+        if failure.to_string().contains(MARKER) {
+            count.fetch_add(1, SeqCst);
+        } else {
+            eprintln!("unhandled: {failure:?}");
+        }
+    });
+    let rounds = deferred::POOL_THREADS + 2;
+    for _ in 0..rounds {
+        let (dropped, dropping) = mpsc::channel();
+        let (release, gate) = mpsc::channel::<()>();
+        let d: Deferred<PanicsOnDrop> = defer_to_thread(move || {
+            gate.recv().unwrap();
+            Ok(PanicsOnDrop(dropped))
+        });
+        d.cancel();
+        release.send(()).unwrap();
+        dropping
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the work never ran: no worker left");
+    }
+    assert_eq!(
+        within(10, defer_to_thread(|| Ok::<u32, Failure>(7))).unwrap(),
+        7
+    );
+    for _ in 0..1_000 {
+        if reported.load(SeqCst) == rounds {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    deferred::restore_unhandled_hook(previous);
+    assert_eq!(reported.load(SeqCst), rounds);
+}
+
 #[test]
 fn callbacks_added_before_the_work_ends_run_on_the_pool_thread() {
     let (release, gate) = mpsc::channel::<()>();

@@ -91,7 +91,11 @@ impl Pool {
     fn submit(&'static self, job: Job) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.jobs.push_back(job);
-        if state.idle == 0 && state.threads < POOL_THREADS {
+        // A worker counts as idle until it wakes and takes the lock again: jobs submitted in
+        // between (back to back, or one job submitting another and waiting on it) would all be
+        // left to that one worker. So a thread is started whenever more jobs wait than idle
+        // workers could take.
+        if state.jobs.len() > state.idle && state.threads < POOL_THREADS {
             state.threads += 1;
             let spawned = std::thread::Builder::new()
                 .name("deferred-pool".into())
@@ -116,8 +120,13 @@ impl Pool {
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 drop(state);
-                // The job catches panics of the user's work itself.
-                job();
+                // The job catches panics of the user's work itself; one that escapes it comes
+                // from a `Drop` of the user's that its result ran (a value dropped because its
+                // Deferred was cancelled). It is reported, and the worker goes on: a worker
+                // that died would keep its place in the pool for ever.
+                if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
+                    crate::unhandled::report_failure(Failure::from_panic(panic, None));
+                }
                 state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 continue;
             }
