@@ -294,7 +294,7 @@ impl ManualClock {
     /// assert_eq!(*log.lock().unwrap(), [1, 2, 3]);
     /// ```
     pub fn advance(&self, by: Duration) {
-        let target = lock(&self.schedule).now + by;
+        let target = lock(&self.schedule).now.saturating_add(by);
         loop {
             let call = {
                 let mut schedule = lock(&self.schedule);
@@ -325,7 +325,8 @@ impl Clock for ManualClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
         let key = {
             let mut schedule = lock(&self.schedule);
-            let key = (schedule.now + delay, schedule.next_id);
+            // A delay past the end of `Duration`'s time is due at its end: never, in practice.
+            let key = (schedule.now.saturating_add(delay), schedule.next_id);
             schedule.next_id += 1;
             schedule.calls.insert(key, call);
             key

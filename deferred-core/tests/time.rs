@@ -1,5 +1,6 @@
 //! `defer_later`, `LoopingCall` and `retry` on a `ManualClock`. The tests are written once
-//! (tests/time/common.rs, tests/time/retry.rs) and run here for both kinds.
+//! (tests/time/common.rs, tests/time/retry.rs) and run here for both kinds; those of a
+//! `LoopingCall` shared by threads (tests/time/threads.rs) for the `Send` kind.
 
 mod support;
 
@@ -11,6 +12,7 @@ mod send {
     }
     include!("time/common.rs");
     include!("time/retry.rs");
+    include!("time/threads.rs");
 }
 
 mod local {

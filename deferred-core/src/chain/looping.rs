@@ -93,13 +93,15 @@ struct Core<C, F> {
     /// Where the function was given (`LoopingCall::new`): the origin of a failure a call gives
     /// or raises, and the place of the loop's own step on each call's Deferred.
     made_at: &'static Location<'static>,
-    /// The function, taken out while it runs (calls never overlap).
-    f: Lock<Option<F>>,
-    state: Lock<State>,
+    state: Lock<State<F>>,
 }
 
-#[derive(Default)]
-struct State {
+struct State<F> {
+    /// The function, taken out while it runs (calls never overlap).
+    f: Option<F>,
+    /// A call of the run numbered so that came while another run's call had the function out
+    /// (the loop was stopped and started again meanwhile): made when that call returns.
+    due: Option<u64>,
     running: bool,
     interval: Duration,
     started_at: Duration,
@@ -133,7 +135,22 @@ struct Run {
     cancelled: bool,
 }
 
-impl State {
+impl<F> State<F> {
+    fn new(f: F) -> State<F> {
+        State {
+            f: Some(f),
+            due: None,
+            running: false,
+            interval: Duration::ZERO,
+            started_at: Duration::ZERO,
+            timer: None,
+            run: Run::default(),
+            ending: Vec::new(),
+            runs: 0,
+            calls: 0,
+        }
+    }
+
     /// The run numbered `number`: the current one, or one still ending.
     fn run_mut(&mut self, number: u64) -> Option<&mut Run> {
         if self.run.number == number {
@@ -159,8 +176,7 @@ impl LoopingCall {
             core: Ptr::new(Core {
                 clock,
                 made_at: Location::caller(),
-                f: Lock::new(Some(f)),
-                state: Lock::new(State::default()),
+                state: Lock::new(State::new(f)),
             }),
         }
     }
@@ -256,27 +272,21 @@ where
         now: bool,
         at: &'static Location<'static>,
     ) -> Option<Deferred<()>> {
-        let weak = Ptr::downgrade(&self);
-        let number = self.state.lock().runs + 1;
-        let cancel: Canceller = Box::new(move || {
-            if let Some(core) = weak.upgrade() {
-                core.cancel(number);
-            }
-        });
-        let (done, resolver) = Deferred::pending_with(Some(cancel), at);
-        resolver.held_by("LoopingCall::start");
         let started_at = self.clock.now();
-        let stopped_done = {
+        let (done, number, stopped_done) = {
             let mut state = self.state.lock();
-            if state.running || state.runs + 1 != number {
-                // The caller panics, after the lock is released; the Deferred made above fires
-                // with a success nobody sees, so that it is not reported unfired. (A run
-                // started by another thread since `number` was read is running too.)
-                drop(state);
-                drop(done);
-                resolver.callback(());
-                return None;
+            if state.running {
+                return None; // the caller panics, after the lock is released
             }
+            let number = state.runs + 1;
+            let weak = Ptr::downgrade(&self);
+            let cancel: Canceller = Box::new(move || {
+                if let Some(core) = weak.upgrade() {
+                    core.cancel(number);
+                }
+            });
+            let (done, resolver) = Deferred::pending_with(Some(cancel), at);
+            resolver.held_by("LoopingCall::start");
             state.runs = number;
             state.running = true;
             state.interval = interval;
@@ -287,15 +297,14 @@ where
                 ..Run::default()
             };
             // Stopped during a call still in flight: that call ends the run it belongs to.
-            // Stopped just as its call ended (another thread is about to schedule the next
-            // call, and would fire `done` on finding the loop stopped): it ends here.
             let mut stopped = std::mem::replace(&mut state.run, run);
-            if stopped.calling {
+            let stopped_done = if stopped.calling {
                 state.ending.push(stopped);
                 None
             } else {
-                stopped.done.take()
-            }
+                stopped.done.take() // fired by its `stop` already: none
+            };
+            (done, number, stopped_done)
         };
         if let Some(done) = stopped_done {
             done.callback(());
@@ -316,10 +325,12 @@ where
             }
             state.running = false;
             // During a call, its end fires `done` (rule 5).
-            match state.timer.take() {
-                Some(timer) => (Some(timer), state.run.done.take()),
-                None => (None, None),
-            }
+            let done = if state.run.calling {
+                None
+            } else {
+                state.run.done.take()
+            };
+            (state.timer.take(), done)
         };
         if let Some(timer) = timer {
             timer();
@@ -347,21 +358,29 @@ where
 {
     /// A call of run `number` is due: make it, and schedule the next when its Deferred fires.
     fn call(self: Ptr<Self>, number: u64) {
-        {
+        let mut f = {
             let mut state = self.state.lock();
             if !state.running || state.run.number != number {
-                return; // stopped (or stopped and started again) as the timer went off
+                return; // stopped (or stopped and started again) as the call came due
             }
             state.timer = None;
+            let Some(f) = state.f.take() else {
+                // Another run's call is running the function (this loop was stopped and
+                // started again meanwhile, by that call or another thread): this call is
+                // made when that one returns (rule 8).
+                state.due = Some(number);
+                return;
+            };
             state.run.calling = true;
             state.calls += 1;
-        }
-        let f = self.f.lock().take();
-        let Some(mut f) = f else {
-            return; // a call is running already (cannot happen: calls are scheduled after it)
+            f
         };
         let outcome = maybe_deferred_at(self.made_at, &mut f);
-        *self.f.lock() = Some(f);
+        let due = {
+            let mut state = self.state.lock();
+            state.f = Some(f);
+            state.due.take()
+        };
         if !outcome.is_fired() {
             let flight = outcome.cancel_handle();
             let mut state = self.state.lock();
@@ -381,6 +400,9 @@ where
             core.called(number, result.map(drop));
             Ok::<(), Failure>(())
         }));
+        if let Some(due) = due {
+            self.call(due);
+        }
     }
 
     /// The Deferred of a call of run `number` fired.

@@ -545,3 +545,37 @@ fn looping_call_a_failure_a_cancelled_call_answers_with_is_reported() {
     let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
     assert_eq!(reported, [marker]);
 }
+
+/// Rule 8 with `now`: a call that stops the loop and starts it again at once. The new run's
+/// first call comes while the function is still out (this call is being made): it is made when
+/// this call returns, and the new run goes on calling, and fires on `stop`.
+#[test]
+fn looping_call_started_again_with_now_by_its_own_call_goes_on_calling() {
+    let clock = ManualClock::new();
+    let calls = Count::new();
+    let c = calls.clone();
+    let handle: Arc<Mutex<Option<LoopingCall>>> = Arc::default();
+    let h = handle.clone();
+    let later: Arc<Mutex<Option<Deferred<()>>>> = Arc::default();
+    let l = later.clone();
+    let lc = LoopingCall::new(clock.clone(), move || {
+        c.bump();
+        if c.get() == 1 {
+            let lc = h.lock().unwrap().clone().unwrap();
+            lc.stop();
+            *l.lock().unwrap() = Some(lc.start(secs(1), true));
+        }
+        Ok::<(), Failure>(())
+    });
+    *handle.lock().unwrap() = Some(lc.clone());
+    lc.start(secs(1), true).wait().unwrap();
+    assert!(lc.is_running());
+    assert_eq!(calls.get(), 2, "the second run's first call, made as the first returned");
+    let second = later.lock().unwrap().take().unwrap();
+    clock.advance(secs(3));
+    assert_eq!(calls.get(), 5);
+    lc.stop();
+    assert_eq!(clock.pending(), 0);
+    second.wait().unwrap();
+    handle.lock().unwrap().take(); // the loop and its handle hold each other
+}

@@ -377,3 +377,24 @@ fn a_wait_past_the_end_of_time_is_past_the_deadline() {
     assert_eq!(error.reason, GaveUp::Deadline);
     assert_eq!(error.attempts.len(), 1);
 }
+
+/// A wait so long that the clock's time would overflow, with no deadline: the next attempt is
+/// scheduled at the end of time (never, in practice), and nothing panics.
+#[test]
+fn a_wait_past_the_end_of_time_is_scheduled_there() {
+    let clock = ManualClock::new();
+    let c = clock.clone();
+    let policy = RetryPolicy::exponential(Duration::MAX).jitter(0.0);
+    let (retried, reported) = deferred_core::capture_unhandled(|| {
+        let retried = retry(clock.clone(), policy, move || {
+            c.advance(secs(1));
+            Err::<(), _>(Failure::msg("refused"))
+        });
+        assert!(!retried.is_fired());
+        assert_eq!(clock.pending(), 1, "the next attempt, at the end of time");
+        retried.cancel();
+        retried.wait()
+    });
+    assert!(retried.unwrap_err().is_cancelled());
+    assert!(reported.is_empty(), "{reported:?}");
+}
