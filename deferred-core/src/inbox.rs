@@ -159,6 +159,11 @@ struct Home {
     /// Deferred with `NeverFired`.
     waiting: RefCell<HashMap<u64, Box<dyn Any>>>,
     next_key: Cell<u64>,
+    /// The work a `run_pending` took out of the mailbox and has not run yet. A `wait` inside
+    /// one of its items runs the rest of it first (`run_one_posted_here`), before anything
+    /// posted since: the work runs in the order it was posted, and a result the waited-on chain
+    /// needs may be in it.
+    batch: RefCell<VecDeque<Posted>>,
     /// For the registry: the chain each kept `LocalResolver` fires, by its key (see
     /// [`see_home`]).
     #[cfg(feature = "registry")]
@@ -270,6 +275,7 @@ impl Inbox {
             mailbox,
             waiting: RefCell::new(HashMap::new()),
             next_key: Cell::new(0),
+            batch: RefCell::new(VecDeque::new()),
             #[cfg(feature = "registry")]
             fired_here: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
@@ -305,11 +311,12 @@ impl Inbox {
             .draining
             .borrow_mut()
             .extend(work.iter().filter_map(|item| item.fires()));
-        for item in work {
-            #[cfg(feature = "registry")]
-            if let Some(key) = item.fires() {
-                self.home.draining.borrow_mut().remove(&key);
-            }
+        self.home.batch.borrow_mut().extend(work);
+        for _ in 0..count {
+            // None: a `wait` inside an item ran the rest.
+            let Some(item) = self.home.next_of_batch() else {
+                break;
+            };
             self.home.run(item);
         }
         count
@@ -586,6 +593,16 @@ impl Home {
         self.waiting.borrow_mut().remove(&key)
     }
 
+    /// The next item of the work `run_pending` took out of the mailbox, if any is left.
+    fn next_of_batch(&self) -> Option<Posted> {
+        let item = self.batch.borrow_mut().pop_front()?;
+        #[cfg(feature = "registry")]
+        if let Some(key) = item.fires() {
+            self.draining.borrow_mut().remove(&key);
+        }
+        Some(item)
+    }
+
     /// Runs one posted item; a panic is reported, not propagated into the loop.
     fn run(&self, item: Posted) {
         unhandled::run_reporting_panic("posted work", || item.run(self));
@@ -613,6 +630,9 @@ impl Drop for Home {
     /// wake-up is called once more, then dropped, so that an integration's drain (a task, an
     /// event source) sees the inbox gone and ends.
     fn drop(&mut self) {
+        while let Some(item) = self.next_of_batch() {
+            self.run(item);
+        }
         let wake = loop {
             let work = {
                 let mut queue = self.mailbox.lock();
@@ -649,6 +669,11 @@ fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
     let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
         return false;
     };
+    // Inside an item of a `run_pending`: the rest of its batch was posted first.
+    if let Some(item) = home.next_of_batch() {
+        home.run(item);
+        return true;
+    }
     let item = {
         let mut queue = home.mailbox.lock();
         loop {

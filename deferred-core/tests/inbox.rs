@@ -379,6 +379,51 @@ fn wait_on_the_loop_thread_runs_the_inbox_until_the_chain_fires() {
     firing.join().unwrap();
 }
 
+/// A step that `wait`s on a chain whose result is later in the same drain of the inbox:
+/// `run_pending` had taken that result out of the mailbox, and the `wait`, which looked only in
+/// the mailbox, slept for ever. It runs the rest of the drain first, in the order posted.
+#[test]
+fn wait_in_a_step_on_a_result_later_in_the_same_drain_runs_it() {
+    let (sent, got) = mpsc::channel();
+    thread::spawn(move || {
+        let inbox = Inbox::new(|| {});
+        let (first, first_resolver) = inbox.pending::<u32, Failure>();
+        let (second, second_resolver) = inbox.pending::<u32, Failure>();
+        let (third, third_resolver) = inbox.pending::<u32, Failure>();
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let (o1, o2, o3) = (order.clone(), order.clone(), order.clone());
+        let second = second.add_callback(move |x| {
+            o2.borrow_mut().push(2);
+            Ok(x)
+        });
+        let third = third.add_callback(move |x| {
+            o3.borrow_mut().push(3);
+            Ok(x)
+        });
+        let sum = first.add_callback(move |x| {
+            o1.borrow_mut().push(1);
+            Ok(x + second.wait()?)
+        });
+        thread::spawn(move || {
+            first_resolver.callback(1);
+            second_resolver.callback(2);
+            third_resolver.callback(3);
+        })
+        .join()
+        .unwrap();
+        assert_eq!(inbox.run_pending(), 3);
+        let result = (sum.wait().unwrap(), third.wait().unwrap(), order.take());
+        drop(sent.send(result));
+    });
+    let (sum, third, order) = got.recv_timeout(HUNG).expect("the wait never returned");
+    assert_eq!((sum, third), (3, 3));
+    assert_eq!(
+        order,
+        [1, 2, 3],
+        "the drain's items run in the order posted"
+    );
+}
+
 #[test]
 fn add_timeout_on_the_inbox_clock_times_out_a_chain_that_gets_no_result() {
     let event_loop = Loop::new();
