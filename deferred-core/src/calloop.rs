@@ -6,7 +6,8 @@
 //! other threads, timers and local chains meet there.
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -204,9 +205,15 @@ impl<Data: 'static> std::fmt::Debug for CalloopClock<Data> {
 impl<Data: 'static> LocalClock for CalloopClock<Data> {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let mut call = Some(call);
+        // Set once the call has run (its source then removes itself) or is cancelled: a cancel
+        // after that removes nothing. calloop reuses a removed source's slot, and its token's
+        // version of the slot wraps after 65,536 reuses: a stale token may name another source.
+        let ended = Rc::new(Cell::new(false));
+        let ran = ended.clone();
         let inserted =
             self.handle
                 .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
+                    ran.set(true);
                     if let Some(call) = call.take() {
                         // A panic must not unwind out of the loop's dispatch.
                         unhandled::run_reporting_panic("a timer's call", call);
@@ -216,9 +223,11 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
         match inserted {
             Ok(token) => {
                 let handle = self.handle.clone();
-                // Removing a source that has run (and so removed itself) does nothing: a
-                // token names one registration, not a slot that may be reused.
-                LocalDelayedCall::new(move || handle.remove(token))
+                LocalDelayedCall::new(move || {
+                    if !ended.replace(true) {
+                        handle.remove(token);
+                    }
+                })
             }
             Err(error) => {
                 // A timer's registration only touches the loop's timer wheel, so this does not

@@ -182,3 +182,33 @@ fn a_wait_that_blocks_a_calloop_loop_says_so() {
     );
     assert!(said[0].contains("Dispatch the loop"), "{stderr}");
 }
+
+/// Cancelling a call that has run does nothing, however many timers were made and removed
+/// since. calloop reuses a removed source's slot, and the version its token carries wraps after
+/// 65,536 reuses: the cancel of the call that ran first, with its stale token, removed the
+/// timer that then held its slot.
+#[test]
+fn cancelling_a_call_that_ran_leaves_a_timer_that_reuses_its_slot() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let clock = CalloopClock::new(event_loop.handle());
+    let ran = Rc::new(Cell::new(false));
+    let flag = ran.clone();
+    let first = clock.call_later(Duration::ZERO, Box::new(move || flag.set(true)));
+    dispatch_until(&mut event_loop, || ran.get());
+    for _ in 0..u16::MAX {
+        clock
+            .call_later(Duration::from_secs(3600), Box::new(|| {}))
+            .cancel();
+    }
+    let fired = Rc::new(Cell::new(false));
+    let flag = fired.clone();
+    let _second = clock.call_later(Duration::from_millis(1), Box::new(move || flag.set(true)));
+    first.cancel(); // it has run: nothing to cancel
+    let begun = std::time::Instant::now();
+    while !fired.get() && begun.elapsed() < HUNG {
+        event_loop
+            .dispatch(Some(Duration::from_millis(10)), &mut ())
+            .unwrap();
+    }
+    assert!(fired.get(), "the timer that reused the slot was removed");
+}
