@@ -647,7 +647,13 @@ impl Drop for Home {
             }
         };
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
-        crate::failure::as_the_loop_stops(|| drop(waiting));
+        // One at a time: a panic in a `Drop` of the user's (a spawned future's) is reported,
+        // and the rest are still dropped (each resolver left fails its Deferred).
+        crate::failure::as_the_loop_stops(|| {
+            for (_, kept) in waiting {
+                unhandled::run_reporting_panic("a drop as the loop stopped", move || drop(kept));
+            }
+        });
         if let Some(wake) = wake {
             call_wake(&wake);
         }
@@ -1008,7 +1014,7 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             return Poll::Ready(());
         };
         if task.cancelled.get() {
-            *self = None; // the future is dropped
+            drop_cancelled(self.take());
             return Poll::Ready(());
         }
         let waker = task.waker.clone();
@@ -1018,7 +1024,7 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             // Cancelled from inside its own poll: its canceller found nothing to drop (the task
             // is out of the loop's keeping while polled), so it is dropped here, not kept.
             Ok(Poll::Pending) if task.cancelled.get() => {
-                *self = None;
+                drop_cancelled(self.take());
                 return Poll::Ready(());
             }
             Ok(Poll::Pending) => return Poll::Pending,
@@ -1029,14 +1035,36 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
                 "a future",
             ))),
         };
-        if let Some(task) = self.take() {
-            drop(
-                task.resolver
-                    .settle_from(result, task.at, crate::failure::EnteredBy::Spawn),
-            );
+        if let Some(Task {
+            future,
+            resolver,
+            at,
+            ..
+        }) = self.take()
+        {
+            // The future is dropped before the Deferred fires; a panic in its `Drop` is the
+            // failure (as `drive_future`'s), not unwound into the loop or the `spawn`.
+            let result = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
+                Ok(()) => result,
+                Err(payload) => {
+                    drop(result);
+                    Err(E::from(Failure::from_panic_in(
+                        payload,
+                        Some(at),
+                        "a future",
+                    )))
+                }
+            };
+            drop(resolver.settle_from(result, at, crate::failure::EnteredBy::Spawn));
         }
         Poll::Ready(())
     }
+}
+
+/// Drops a cancelled task's future: its Deferred has failed with `Cancelled`, so a panic in the
+/// future's `Drop` is reported, not unwound into the loop or the `spawn`.
+fn drop_cancelled<T, E>(task: Option<Task<T, E>>) {
+    unhandled::run_reporting_panic("a cancelled future's drop", move || drop(task));
 }
 
 /// Wakes a local task: posts a poll of it to its loop (once until it runs).

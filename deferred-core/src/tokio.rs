@@ -123,7 +123,7 @@ where
         });
         resolver.held_by("from_future");
         let task = tokio::spawn(async move {
-            let result = CatchUnwind(Box::pin(future)).await.unwrap_or_else(|panic| {
+            let result = CatchUnwind::new(future).await.unwrap_or_else(|panic| {
                 Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
             });
             drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
@@ -134,18 +134,34 @@ where
     }
 }
 
-/// Polls a future, turning a panic into an `Err` with its payload.
-struct CatchUnwind<F>(Pin<Box<F>>);
+/// Polls a future, turning a panic into an `Err` with its payload; the future is dropped as
+/// soon as it is done, before its output is handed on, and a panic in its `Drop` is the `Err`
+/// too (it would otherwise unwind the task, and the Deferred fail with `NeverFired`).
+struct CatchUnwind<F>(Option<Pin<Box<F>>>);
+
+impl<F: Future> CatchUnwind<F> {
+    fn new(future: F) -> CatchUnwind<F> {
+        CatchUnwind(Some(Box::pin(future)))
+    }
+}
 
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
-            Err(panic) => Poll::Ready(Err(panic)),
-        }
+        let Some(future) = self.0.as_mut() else {
+            unreachable!("polled after it completed");
+        };
+        let polled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(output)) => Ok(output),
+            Err(panic) => Err(panic),
+        };
+        let future = self.0.take();
+        Poll::Ready(match catch_unwind(AssertUnwindSafe(move || drop(future))) {
+            Ok(()) => polled,
+            Err(panic) => Err(panic),
+        })
     }
 }
 
@@ -421,7 +437,7 @@ where
         let resolver_slot = std::rc::Rc::new(std::cell::Cell::new(None::<LocalResolver<T, E>>));
         let slot = resolver_slot.clone();
         let task = tokio::task::spawn_local(async move {
-            let result = CatchUnwind(Box::pin(future)).await.unwrap_or_else(|panic| {
+            let result = CatchUnwind::new(future).await.unwrap_or_else(|panic| {
                 Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
             });
             if let Some(resolver) = slot.take() {

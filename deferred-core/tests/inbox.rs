@@ -484,3 +484,59 @@ fn a_failure_a_home_resolver_fires_says_where_it_entered() {
     event_loop.run_until(|| local.is_fired());
     assert_eq!(local.wait().unwrap(), 1);
 }
+
+/// A future that panics when dropped: `ready` says what its poll gives.
+struct PanicsOnDrop {
+    ready: bool,
+}
+
+impl Future for PanicsOnDrop {
+    type Output = Result<u32, Failure>;
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.ready {
+            Poll::Ready(Ok(1))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("the future's drop panics");
+        }
+    }
+}
+
+/// A spawned future that is done is dropped before its Deferred fires: a panic in its `Drop`
+/// is the Deferred's failure (it unwound out of `spawn`).
+#[test]
+fn a_spawned_futures_drop_that_panics_is_its_deferreds_failure() {
+    let inbox = Inbox::new(|| {});
+    let d = inbox.spawn(PanicsOnDrop { ready: true });
+    let failure = d.wait().unwrap_err();
+    let panicked = failure.downcast_ref::<Panicked>().expect("a panic");
+    assert_eq!(panicked.message(), "the future's drop panics");
+}
+
+/// The loop stops with a spawned future pending whose `Drop` panics: the panic is reported,
+/// and everything else the inbox kept is still dropped (each chain waiting on a result fails
+/// with `NeverFired`) and the wake-up is called (it was all left behind, and the panic
+/// unwound out of the inbox's drop).
+#[test]
+fn the_loop_stopping_with_a_spawned_future_whose_drop_panics_drops_the_rest() {
+    let woken = Arc::new(Mutex::new(0));
+    let w = woken.clone();
+    let inbox = Inbox::new(move || *w.lock().unwrap() += 1);
+    let spawned = inbox.spawn(PanicsOnDrop { ready: false });
+    let others: Vec<_> = (0..8).map(|_| inbox.pending::<u32, Failure>()).collect();
+    let (_, reported) = capture_unhandled(|| drop(inbox));
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(reported[0].is::<Panicked>());
+    assert_eq!(*woken.lock().unwrap(), 1);
+    for (d, _resolver) in others {
+        assert!(d.wait().unwrap_err().is::<NeverFired>());
+    }
+    assert!(spawned.wait().unwrap_err().is::<NeverFired>());
+}

@@ -212,6 +212,46 @@ fn a_panic_in_a_local_tokio_future_fails_its_deferred() {
     });
 }
 
+/// A future that is done, and panics when dropped.
+struct ReadyThenPanicsOnDrop;
+
+impl std::future::Future for ReadyThenPanicsOnDrop {
+    type Output = Result<u32, Failure>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Ready(Ok(1))
+    }
+}
+
+impl Drop for ReadyThenPanicsOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("the future's drop panics");
+        }
+    }
+}
+
+/// A future's `Drop` that panics once it is done is the Deferred's failure, of both kinds (it
+/// unwound the task, and the Deferred failed with `NeverFired`, "its Resolver was dropped").
+#[test]
+fn a_panic_in_a_tokio_futures_drop_fails_its_deferred() {
+    let panicked = |failure: Failure| {
+        let panic = failure
+            .downcast_ref::<deferred_core::Panicked>()
+            .expect("a panic");
+        assert_eq!(panic.message(), "the future's drop panics");
+    };
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let shared: Deferred<u32> = Deferred::from_future(ReadyThenPanicsOnDrop);
+        panicked(shared.await.unwrap_err());
+        let local: LocalDeferred<u32> = LocalDeferred::from_future(ReadyThenPanicsOnDrop);
+        panicked(local.await.unwrap_err());
+    });
+}
+
 /// Outside a runtime, the tokio helpers that need one (`tokio::spawn`'s, a runtime's clock)
 /// panic at the caller's line saying where to call them (tokio's own panic would point inside
 /// tokio), and `from_future` panics before it makes a Resolver, so nothing is reported as never
