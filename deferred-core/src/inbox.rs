@@ -164,6 +164,10 @@ struct Home {
     /// posted since: the work runs in the order it was posted, and a result the waited-on chain
     /// needs may be in it.
     batch: RefCell<VecDeque<Posted>>,
+    /// The local tasks being polled (out of `waiting` meanwhile), each with whether a wake
+    /// came for it during that poll (a `wait` inside the poll ran the inbox, and with it the
+    /// task's own poll, which found no task): such a task is polled again.
+    polling: RefCell<HashMap<u64, bool>>,
     /// For the registry: the chain each kept `LocalResolver` fires, by its key (see
     /// [`see_home`]).
     #[cfg(feature = "registry")]
@@ -276,6 +280,7 @@ impl Inbox {
             waiting: RefCell::new(HashMap::new()),
             next_key: Cell::new(0),
             batch: RefCell::new(VecDeque::new()),
+            polling: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
             fired_here: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
@@ -613,13 +618,23 @@ impl Home {
     /// Deferred has failed then, and the task is dropped as soon as the poll returns).
     fn poll_task(&self, key: u64) {
         let Some(kept) = self.take(key) else {
+            if let Some(woken) = self.polling.borrow_mut().get_mut(&key) {
+                *woken = true; // being polled: polled again when that poll returns
+            }
             return;
         };
         let Ok(mut task) = kept.downcast::<Box<dyn PollTask>>() else {
             unreachable!("a task's key holds the task");
         };
-        if task.poll_once().is_pending() {
+        self.polling.borrow_mut().insert(key, false);
+        let pending = task.poll_once().is_pending();
+        let woken = self.polling.borrow_mut().remove(&key) == Some(true);
+        if pending {
             self.waiting.borrow_mut().insert(key, task);
+            if woken {
+                self.mailbox
+                    .post_or_refuse(Call(move |home: &Home| home.poll_task(key)));
+            }
         }
     }
 }

@@ -540,3 +540,55 @@ fn the_loop_stopping_with_a_spawned_future_whose_drop_panics_drops_the_rest() {
     }
     assert!(spawned.wait().unwrap_err().is::<NeverFired>());
 }
+
+/// A future that polls `a`, and on its first poll `wait`s for `b` (which runs the inbox, and
+/// with it the poll that `a`'s result posts for this very task).
+struct JoinWithAWait {
+    a: LocalDeferred<u32>,
+    b: Option<LocalDeferred<u32>>,
+    got_b: u32,
+}
+
+impl Future for JoinWithAWait {
+    type Output = Result<u32, Failure>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Poll::Ready(a) = Pin::new(&mut this.a).poll(cx) {
+            return Poll::Ready(Ok(a? + this.got_b));
+        }
+        if let Some(b) = this.b.take() {
+            this.got_b = b.wait()?;
+        }
+        Poll::Pending
+    }
+}
+
+/// A spawned task woken while it is being polled (a `wait` inside its poll ran the inbox,
+/// where its wake was posted) is polled again once that poll returns Pending: the wake was
+/// dropped, and the task waited for ever.
+#[test]
+fn a_spawned_task_woken_during_its_own_poll_is_polled_again() {
+    let (sent, got) = mpsc::channel();
+    thread::spawn(move || {
+        let inbox = Inbox::new(|| {});
+        let (a, a_resolver) = inbox.pending::<u32, Failure>();
+        let (b, b_resolver) = inbox.pending::<u32, Failure>();
+        let firing = thread::spawn(move || {
+            a_resolver.callback(1);
+            thread::sleep(Duration::from_millis(50)); // the task waits on `b` meanwhile
+            b_resolver.callback(2);
+        });
+        let joined = inbox.spawn(JoinWithAWait {
+            a,
+            b: Some(b),
+            got_b: 0,
+        });
+        let result = joined.wait().map_err(|failure| failure.to_string());
+        firing.join().unwrap();
+        drop(sent.send(result));
+    });
+    let result = got
+        .recv_timeout(HUNG)
+        .expect("the task was never polled again");
+    assert_eq!(result, Ok(3));
+}
