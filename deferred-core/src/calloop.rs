@@ -137,7 +137,16 @@ fn insert_drain<Data>(
             let _alive = &alive;
             if let Some(inbox) = weak.upgrade() {
                 inbox.run_pending();
+                return;
             }
+            // The inbox has stopped (its last wake-up pinged here): this thread's slot lets go
+            // of its ping, the last one, and the source then removes itself from the loop.
+            let _ = CALLOOP_DRAIN.try_with(|slot| {
+                let mut slot = slot.borrow_mut();
+                if slot.as_ref().is_some_and(Drained::is_stopped) {
+                    *slot = None;
+                }
+            });
         })
         .map_err(|inserted| inserted.error)?;
     Ok(())

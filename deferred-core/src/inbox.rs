@@ -552,6 +552,12 @@ impl<W: Clone> Drained<W> {
         self.alive.get() && self.inbox.upgrade().is_some()
     }
 
+    /// Whether the inbox has stopped.
+    #[cfg_attr(not(feature = "calloop"), allow(dead_code))]
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.inbox.upgrade().is_none()
+    }
+
     /// The inbox and its wake-up, if the inbox is alive and no live loop drains it.
     pub(crate) fn undrained(&self) -> Option<(Inbox, W)> {
         let inbox = self.inbox.upgrade()?;

@@ -212,3 +212,33 @@ fn cancelling_a_call_that_ran_leaves_a_timer_that_reuses_its_slot() {
     }
     assert!(fired.get(), "the timer that reused the slot was removed");
 }
+
+/// When the inbox stops, its ping source leaves the loop, and its file descriptor is closed
+/// (this thread kept a ping of it, so the source stayed until the next `on_calloop`). In a
+/// child process of its own, where no other test opens or closes files meanwhile.
+#[test]
+fn the_inbox_stopping_removes_its_source_in_child() {
+    if std::env::var_os("DEFERRED_CALLOOP_SOURCE_PROBE").is_none() {
+        return;
+    }
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd").map_or(0, Iterator::count)
+    }
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let before = open_fds();
+    drop(Inbox::on_calloop(&event_loop.handle()).unwrap());
+    for _ in 0..5 {
+        event_loop
+            .dispatch(Some(Duration::from_millis(10)), &mut ())
+            .unwrap();
+    }
+    assert_eq!(open_fds(), before, "the ping's file is still open");
+}
+
+#[test]
+fn the_inbox_stopping_removes_its_source_from_the_loop() {
+    support::stderr_of_child(
+        "the_inbox_stopping_removes_its_source_in_child",
+        "DEFERRED_CALLOOP_SOURCE_PROBE",
+    );
+}
