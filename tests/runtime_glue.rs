@@ -89,8 +89,7 @@ fn a_panicking_drop_on_a_pool_thread_is_reported_and_the_pool_goes_on() {
             eprintln!("unhandled: {failure:?}");
         }
     });
-    let rounds = deferred::POOL_THREADS + 2;
-    for _ in 0..rounds {
+    let one_round = || {
         let (dropped, dropping) = mpsc::channel();
         let (release, gate) = mpsc::channel::<()>();
         let d: Deferred<PanicsOnDrop> = defer_to_thread(move || {
@@ -102,11 +101,21 @@ fn a_panicking_drop_on_a_pool_thread_is_reported_and_the_pool_goes_on() {
         dropping
             .recv_timeout(std::time::Duration::from_secs(10))
             .expect("the work never ran: no worker left");
+    };
+    for _ in 0..deferred::POOL_THREADS + 2 {
+        one_round();
     }
     assert_eq!(
         within(10, defer_to_thread(|| Ok::<u32, Failure>(7))).unwrap(),
         7
     );
+    // The same inside a runtime, on tokio's blocking pool (tokio kept the panic in a
+    // `JoinError` nobody reads).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async { one_round() });
+    let rounds = deferred::POOL_THREADS + 3;
     for _ in 0..1_000 {
         if reported.load(SeqCst) == rounds {
             break;

@@ -303,21 +303,18 @@ impl Inbox {
         }
     }
 
-    /// Runs the work posted so far, in order, on this thread; returns how many items ran. Work
-    /// posted while it runs waits for the next call (so a loop that calls this once per frame
-    /// or per wake-up never starves its other sources). A panic in posted work is reported as
-    /// an unhandled failure, and the rest still runs.
+    /// Runs the work posted so far, in order, on this thread; returns how many items it found
+    /// posted (each has run when it returns). Work posted while it runs waits for the next call
+    /// (so a loop that calls this once per frame or per wake-up never starves its other
+    /// sources). Called from posted work (a nested loop), it runs the rest of what the outer
+    /// call found first. A panic in posted work is reported as an unhandled failure, and the
+    /// rest still runs.
     pub fn run_pending(&self) -> usize {
-        let work = std::mem::take(&mut self.home.mailbox.lock().work);
-        let count = work.len();
-        // The registry sees the results taken out here as still in the inbox until they run.
-        #[cfg(feature = "registry")]
-        self.home
-            .draining
-            .borrow_mut()
-            .extend(work.iter().filter_map(|item| item.fires()));
-        self.home.batch.borrow_mut().extend(work);
-        for _ in 0..count {
+        let count = self.home.take_posted();
+        // Behind what an outer `run_pending` (this one runs inside one of its items) has not
+        // run yet: that was posted first, and runs first.
+        let ran = self.home.batch.borrow().len();
+        for _ in 0..ran {
             // None: a `wait` inside an item ran the rest.
             let Some(item) = self.home.next_of_batch() else {
                 break;
@@ -329,7 +326,7 @@ impl Inbox {
 
     /// Whether work is waiting to be run.
     pub fn has_pending(&self) -> bool {
-        !self.home.mailbox.lock().work.is_empty()
+        !self.home.batch.borrow().is_empty() || !self.home.mailbox.lock().work.is_empty()
     }
 
     /// A pending [`LocalDeferred`] and a [`HomeResolver`] that fires it from any thread
@@ -640,6 +637,47 @@ impl Home {
             if woken {
                 self.mailbox
                     .post_or_refuse(Call(move |home: &Home| home.poll_task(key)));
+            }
+        }
+    }
+}
+
+impl Drop for Inbox {
+    /// The last handle: the loop stops. What was posted before runs now, while the inbox is
+    /// still this thread's, so a `wait` in it drains the inbox as on a running loop (in the
+    /// inbox's own drop, below, this thread has no inbox any more). The rest of the stop
+    /// (refusing later posts, dropping what is kept) is the inbox's drop. A handle that the
+    /// work makes and keeps (`Inbox::current`) keeps the loop running; its drop stops it.
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.home) == 1 {
+            self.home.drain();
+        }
+    }
+}
+
+impl Home {
+    /// Moves the work in the mailbox to the back of the batch; returns how many items it
+    /// moved.
+    fn take_posted(&self) -> usize {
+        let work = std::mem::take(&mut self.mailbox.lock().work);
+        let count = work.len();
+        // The registry sees the results taken out here as still in the inbox until they run.
+        #[cfg(feature = "registry")]
+        self.draining
+            .borrow_mut()
+            .extend(work.iter().filter_map(|item| item.fires()));
+        self.batch.borrow_mut().extend(work);
+        count
+    }
+
+    /// Runs the batch and what is posted meanwhile, until both are empty. Through the batch,
+    /// so that a `wait` in the work finds what is left of it (`run_one_posted_here`).
+    fn drain(&self) {
+        loop {
+            match self.next_of_batch() {
+                Some(item) => self.run(item),
+                None if self.take_posted() == 0 => return,
+                None => {}
             }
         }
     }

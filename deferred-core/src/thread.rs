@@ -51,7 +51,12 @@ where
         let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
             Err(E::from(Failure::from_panic_in(panic, Some(at), "the work")))
         });
-        drop(resolver.settle_from(result, at, crate::failure::EnteredBy::DeferToThread));
+        // A panic that escapes the firing comes from a `Drop` of the user's that the result
+        // ran (a value dropped because its Deferred was cancelled): reported, not left to
+        // unwind the pool's thread (or to tokio's `JoinError`, which nobody reads).
+        crate::unhandled::run_reporting_panic("a drop on the pool", move || {
+            drop(resolver.settle_from(result, at, crate::failure::EnteredBy::DeferToThread));
+        });
     };
     #[cfg(feature = "tokio")]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -120,13 +125,9 @@ impl Pool {
         loop {
             if let Some(job) = state.jobs.pop_front() {
                 drop(state);
-                // The job catches panics of the user's work itself; one that escapes it comes
-                // from a `Drop` of the user's that its result ran (a value dropped because its
-                // Deferred was cancelled). It is reported, and the worker goes on: a worker
-                // that died would keep its place in the pool for ever.
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(job)) {
-                    crate::unhandled::report_failure(Failure::from_panic(panic, None));
-                }
+                // The job catches every panic of the user's (its work's, and a `Drop`'s its
+                // result runs): a worker never dies, and keeps its place in the pool.
+                job();
                 state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
                 continue;
             }

@@ -145,6 +145,17 @@ impl<F: Future> CatchUnwind<F> {
     }
 }
 
+/// A future still held when the task is dropped unfinished (aborted: its Deferred was
+/// cancelled) is dropped here; a panic in its `Drop` is reported (tokio would keep it in a
+/// `JoinError` nobody reads).
+impl<F> Drop for CatchUnwind<F> {
+    fn drop(&mut self) {
+        if let Some(future) = self.0.take() {
+            unhandled::run_reporting_panic("a cancelled future's drop", move || drop(future));
+        }
+    }
+}
+
 impl<F: Future> Future for CatchUnwind<F> {
     type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
 

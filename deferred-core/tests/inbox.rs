@@ -592,3 +592,57 @@ fn a_spawned_task_woken_during_its_own_poll_is_polled_again() {
         .expect("the task was never polled again");
     assert_eq!(result, Ok(3));
 }
+
+/// `run_pending` inside posted work (a nested loop, as a modal dialog runs) runs the rest of
+/// what the outer `run_pending` found first: it ran nothing, and a nested loop that slept on
+/// the wake-up until then slept for ever.
+#[test]
+fn run_pending_inside_run_pending_runs_the_rest_of_the_outer_drain() {
+    let inbox = Inbox::new(|| {});
+    let (first, first_resolver) = inbox.pending::<(), Failure>();
+    let (second, second_resolver) = inbox.pending::<u32, Failure>();
+    let arrived = Rc::new(Cell::new(false));
+    let a = arrived.clone();
+    let second = second.add_callback(move |x| {
+        a.set(true);
+        Ok(x)
+    });
+    let first = first.add_callback(move |()| {
+        let inbox = Inbox::current().unwrap();
+        let before = inbox.has_pending(); // the rest of the outer drain
+        inbox.run_pending();
+        // Its chain runs once this step returns (a chain fired from a step waits its turn).
+        Ok((before, inbox.has_pending()))
+    });
+    first_resolver.callback(());
+    second_resolver.callback(2);
+    assert_eq!(inbox.run_pending(), 2);
+    assert_eq!(
+        first.wait().unwrap(),
+        (true, false),
+        "the nested call ran it"
+    );
+    assert!(arrived.get());
+    assert_eq!(second.wait().unwrap(), 2);
+}
+
+/// As the loop stops, the work posted before runs while the inbox is still this thread's: a
+/// `wait` in it drains the inbox as on a running loop (it panicked: "no Inbox").
+#[test]
+fn a_wait_in_work_run_as_the_loop_stops_gets_a_result_posted_after_it() {
+    let (sent, got) = mpsc::channel();
+    thread::spawn(move || {
+        let inbox = Inbox::new(|| {});
+        let (first, first_resolver) = inbox.pending::<u32, Failure>();
+        let (second, second_resolver) = inbox.pending::<u32, Failure>();
+        let sum = first.add_callback(move |x| Ok(x + second.wait()?));
+        first_resolver.callback(1);
+        second_resolver.callback(2);
+        let (_, reported) = capture_unhandled(|| drop(inbox));
+        let result = sum.wait().map_err(|failure| format!("{failure:?}"));
+        drop(sent.send((result, reported.len())));
+    });
+    let (result, reported) = got.recv_timeout(HUNG).expect("the stop never ended");
+    assert_eq!(result, Ok(3));
+    assert_eq!(reported, 0);
+}

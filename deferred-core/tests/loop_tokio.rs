@@ -252,6 +252,56 @@ fn a_panic_in_a_tokio_futures_drop_fails_its_deferred() {
     });
 }
 
+/// A future that stays pending, and panics when dropped.
+struct PendingPanicsOnDrop;
+
+impl std::future::Future for PendingPanicsOnDrop {
+    type Output = Result<u32, Failure>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::task::Poll::Pending
+    }
+}
+
+impl Drop for PendingPanicsOnDrop {
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            panic!("the cancelled future's drop panics");
+        }
+    }
+}
+
+/// Cancelling a `from_future` Deferred aborts its task, which drops the future: a panic in its
+/// `Drop` is reported (tokio kept it in a `JoinError` nobody reads), of both kinds.
+#[test]
+fn a_panic_in_a_cancelled_tokio_futures_drop_is_reported() {
+    let rt = runtime(false);
+    let (results, reported) = deferred_core::capture_unhandled(|| {
+        LocalSet::new().block_on(&rt, async {
+            let shared: Deferred<u32> = Deferred::from_future(PendingPanicsOnDrop);
+            let local: LocalDeferred<u32> = LocalDeferred::from_future(PendingPanicsOnDrop);
+            tokio::task::yield_now().await; // both polled once
+            shared.cancel();
+            local.cancel();
+            for _ in 0..3 {
+                tokio::task::yield_now().await; // the aborts drop them
+            }
+            (shared.await.is_err(), local.await.is_err())
+        })
+    });
+    assert_eq!(results, (true, true));
+    let reported: Vec<String> = reported.iter().map(|f| format!("{f:?}")).collect();
+    assert_eq!(reported.len(), 2, "{reported:?}");
+    assert!(
+        reported
+            .iter()
+            .all(|f| f.contains("the cancelled future's drop panics")),
+        "{reported:?}"
+    );
+}
+
 /// Outside a runtime, the tokio helpers that need one (`tokio::spawn`'s, a runtime's clock)
 /// panic at the caller's line saying where to call them (tokio's own panic would point inside
 /// tokio), and `from_future` panics before it makes a Resolver, so nothing is reported as never
