@@ -646,3 +646,22 @@ fn a_wait_in_work_run_as_the_loop_stops_gets_a_result_posted_after_it() {
     assert_eq!(result, Ok(3));
     assert_eq!(reported, 0);
 }
+
+/// A `LoopingCall` on the inbox's clock, when the inbox stops (its next call is dropped with
+/// it): the loop stops, and its Deferred fails with `NeverFired`, its loop stopped. It went on
+/// saying it ran, and its Deferred never fired.
+#[test]
+fn a_looping_call_on_the_inbox_clock_ends_when_the_inbox_stops() {
+    let inbox = Inbox::new(|| {});
+    let looping = deferred_core::local::LoopingCall::new(inbox.clock(), || Ok(()));
+    let done = looping.start(Duration::from_secs(3600), false);
+    drop(inbox);
+    assert!(!looping.is_running());
+    let failure = done.wait().unwrap_err();
+    let never_fired = failure.downcast_ref::<NeverFired>().expect("NeverFired");
+    assert!(never_fired.loop_stopped());
+    // Started again on the stopped inbox's clock, it ends at once.
+    let again = looping.start(Duration::from_secs(1), false);
+    assert!(!looping.is_running());
+    assert!(again.wait().unwrap_err().is::<NeverFired>());
+}

@@ -43,6 +43,10 @@ use crate::failure::Failure;
 ///    when it fires, it fires (or fails) that run's Deferred, and schedules nothing; cancelling
 ///    that run's Deferred cancels it. The new run's calls are made and timed as if no call were
 ///    in flight.
+/// 9. If the clock drops a scheduled call without making it (its loop stopped: an
+///    [`InboxClock`](crate::InboxClock) whose inbox was dropped, a tokio clock whose runtime
+///    was), the loop stops, and the Deferred of `start` fails with
+///    [`NeverFired`](crate::NeverFired).
 ///
 /// Dropping every handle does not stop a running loop (the clock holds it): stop it or cancel
 /// its Deferred.
@@ -448,10 +452,18 @@ where
             let into_interval = running_for % interval.as_nanos();
             interval - Duration::from_nanos(into_interval as u64)
         };
-        let core = self.clone();
-        let timer = self
-            .clock
-            .call_later(delay, Box::new(move || core.call(number)));
+        let mut due = Due {
+            core: Some(self.clone()),
+            number,
+        };
+        let timer = self.clock.call_later(
+            delay,
+            Box::new(move || {
+                if let Some(core) = due.core.take() {
+                    core.call(number);
+                }
+            }),
+        );
         let mut state = self.state.lock();
         if state.running && state.run.number == number {
             state.timer = Some(Box::new(move || timer.cancel()));
@@ -496,6 +508,46 @@ where
         }
         if let Some(in_flight) = in_flight {
             in_flight.cancel();
+        }
+    }
+}
+
+impl<C, F> Core<C, F> {
+    /// The clock dropped the next call of run `number` without making it: its loop stopped
+    /// (an `InboxClock` whose inbox was dropped, a tokio clock whose runtime was). If the run
+    /// still waited for that call, it ends (rule 9): its Deferred's resolver is dropped, which
+    /// fails it with `NeverFired`.
+    fn call_dropped(&self, number: u64) {
+        let done = {
+            let mut state = self.state.lock();
+            if !state.running || state.run.number != number || state.run.calling {
+                return; // stopped or cancelled (which cancelled the call), or started again
+            }
+            state.running = false;
+            state.timer = None;
+            state.run.done.take()
+        };
+        drop(done);
+    }
+}
+
+/// The next call of a run, as given to the clock: if the clock drops it without making it,
+/// the run hears of it (`Core::call_dropped`).
+struct Due<C, F>
+where
+    C: Clock + Shareable + 'static,
+{
+    core: Option<Ptr<Core<C, F>>>,
+    number: u64,
+}
+
+impl<C, F> Drop for Due<C, F>
+where
+    C: Clock + Shareable + 'static,
+{
+    fn drop(&mut self) {
+        if let Some(core) = self.core.take() {
+            core.call_dropped(self.number);
         }
     }
 }
