@@ -253,18 +253,7 @@ where
                 return;
             }
             let result = output.expect("checked above: the future completed");
-            // The future is dropped before the Deferred fires, as a finished task's is.
-            let result = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
-                Ok(()) => result,
-                Err(panic) => {
-                    drop(result);
-                    Err(E::from(Failure::from_panic_in(
-                        panic,
-                        Some(self.at),
-                        "a future",
-                    )))
-                }
-            };
+            let result = Failure::after_dropping(future, result, self.at);
             drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
             return;
         }

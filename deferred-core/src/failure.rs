@@ -196,6 +196,23 @@ impl Failure {
         Failure::from_panic_in(payload, step, "a step")
     }
 
+    /// A finished future's `result`, once `future` is dropped: dropped before the result goes
+    /// on (as a finished task's is), a panic in its `Drop` becomes the result, a `Panicked`
+    /// failure raised at `at` (the output is dropped).
+    pub(crate) fn after_dropping<F, T, E: From<Failure>>(
+        future: F,
+        result: Result<T, E>,
+        at: &'static Location<'static>,
+    ) -> Result<T, E> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || drop(future))) {
+            Ok(()) => result,
+            Err(panic) => {
+                drop(result);
+                Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+            }
+        }
+    }
+
     /// The failure of a panic in the user's code the crate ran as `what` (`"a future"`,
     /// `"posted work"`, ...: see [`Panicked`]), raised at `at`.
     pub(crate) fn from_panic_in(

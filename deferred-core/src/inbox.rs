@@ -1101,19 +1101,9 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             ..
         }) = self.take()
         {
-            // The future is dropped before the Deferred fires; a panic in its `Drop` is the
-            // failure (as `drive_future`'s), not unwound into the loop or the `spawn`.
-            let result = match catch_unwind(AssertUnwindSafe(move || drop(future))) {
-                Ok(()) => result,
-                Err(payload) => {
-                    drop(result);
-                    Err(E::from(Failure::from_panic_in(
-                        payload,
-                        Some(at),
-                        "a future",
-                    )))
-                }
-            };
+            // Dropped before the Deferred fires: a panic in its `Drop` is the failure, not
+            // unwound into the loop or the `spawn`.
+            let result = Failure::after_dropping(future, result, at);
             drop(resolver.settle_from(result, at, crate::failure::EnteredBy::Spawn));
         }
         Poll::Ready(())
