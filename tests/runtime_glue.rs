@@ -126,6 +126,31 @@ fn a_panicking_drop_on_a_pool_thread_is_reported_and_the_pool_goes_on() {
     assert_eq!(reported.load(SeqCst), rounds);
 }
 
+/// An error type whose `From<Failure>` panics on a `Panicked` failure.
+#[derive(Debug)]
+struct RefusesPanics(#[allow(dead_code)] Failure);
+
+impl From<Failure> for RefusesPanics {
+    fn from(failure: Failure) -> RefusesPanics {
+        assert!(!failure.is::<Panicked>(), "this error type refuses panics");
+        RefusesPanics(failure)
+    }
+}
+
+/// A panic in the error type's `From<Failure>`, as a panic of the work is converted on a pool
+/// thread, does not kill the worker: after `POOL_THREADS` of them, work still runs.
+#[test]
+fn a_panic_converting_the_works_panic_does_not_kill_a_pool_worker() {
+    for _ in 0..deferred::POOL_THREADS {
+        let d: Deferred<u32, RefusesPanics> = defer_to_thread(|| panic!("the work panics"));
+        let _ = within(10, d.map_err(|e: RefusesPanics| e.0));
+    }
+    assert_eq!(
+        within(10, defer_to_thread(|| Ok::<u32, Failure>(7))).unwrap(),
+        7
+    );
+}
+
 #[test]
 fn callbacks_added_before_the_work_ends_run_on_the_pool_thread() {
     let (release, gate) = mpsc::channel::<()>();

@@ -473,8 +473,10 @@ impl Inbox {
         let cancel = cancelled.clone();
         let (deferred, resolver) = LocalDeferred::with_canceller(move || {
             cancel.set(true);
-            if let Some(home) = home.upgrade() {
-                drop(home.take(key));
+            // Held as an `Inbox`: if the task held the last other handle, dropping it stops
+            // the loop (`Inbox`'s drop), while the inbox is still this thread's.
+            if let Some(inbox) = home.upgrade().map(|home| Inbox { home }) {
+                drop(inbox.home.take(key));
             }
         });
         resolver.held_by("Inbox::spawn");
@@ -731,9 +733,13 @@ impl fmt::Debug for Inbox {
 /// Runs one item posted to this thread's inbox, waiting for one if none is there; `false` if
 /// this thread has no inbox (for `LocalDeferred::wait`, through the run loop).
 fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
-    let Some(home) = CURRENT.with(|current| current.borrow().upgrade()) else {
+    // Held as an `Inbox`: if the work run here drops the last other handle, the loop stops
+    // (`Inbox`'s drop) when this one goes, while the inbox is still this thread's.
+    let Some(inbox) = CURRENT.with(|current| current.borrow().upgrade().map(|home| Inbox { home }))
+    else {
         return false;
     };
+    let home = &inbox.home;
     // Inside an item of a `run_pending`: the rest of its batch was posted first.
     if let Some(item) = home.next_of_batch() {
         home.run(item);
@@ -1194,8 +1200,9 @@ impl LocalClock for InboxClock {
             // Off the timer thread (so it holds the loop's mailbox no longer), and out of the
             // loop's keeping (so a post already on its way finds nothing to run).
             crate::timer::cancel(timer);
-            if let Some(home) = home.upgrade() {
-                drop(home.take(key));
+            // As an `Inbox`, as in `Inbox::spawn`'s canceller.
+            if let Some(inbox) = home.upgrade().map(|home| Inbox { home }) {
+                drop(inbox.home.take(key));
             }
         })
     }

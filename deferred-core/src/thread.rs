@@ -47,14 +47,14 @@ where
     let at = Location::caller();
     let (deferred, resolver) = Deferred::with_canceller(|| {});
     resolver.held_by("defer_to_thread");
+    // A panic of the user's that escapes the work's own guard (in `E::from`, or in a `Drop`
+    // the result runs: a value dropped because its Deferred was cancelled) is reported, not
+    // left to unwind the pool's thread (or to tokio's `JoinError`, which nobody reads).
     let job = move || {
-        let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
-            Err(E::from(Failure::from_panic_in(panic, Some(at), "the work")))
-        });
-        // A panic that escapes the firing comes from a `Drop` of the user's that the result
-        // ran (a value dropped because its Deferred was cancelled): reported, not left to
-        // unwind the pool's thread (or to tokio's `JoinError`, which nobody reads).
-        crate::unhandled::run_reporting_panic("a drop on the pool", move || {
+        crate::unhandled::run_reporting_panic("the pool's job", move || {
+            let result = catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+                Err(E::from(Failure::from_panic_in(panic, Some(at), "the work")))
+            });
             drop(resolver.settle_from(result, at, crate::failure::EnteredBy::DeferToThread));
         });
     };

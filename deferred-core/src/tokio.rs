@@ -122,11 +122,16 @@ where
             }
         });
         resolver.held_by("from_future");
+        // Guarded before the spawn: a cancel before the task's first poll drops it too.
+        let future = CatchUnwind::new(future);
         let task = tokio::spawn(async move {
-            let result = CatchUnwind::new(future).await.unwrap_or_else(|panic| {
-                Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+            let result = future.await;
+            unhandled::run_reporting_panic("from_future's task", move || {
+                let result = result.unwrap_or_else(|panic| {
+                    Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+                });
+                drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
             });
-            drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
         });
         // Only this function fills the slot, once.
         let _ = abort_slot.set(task.abort_handle());
@@ -447,13 +452,18 @@ where
         // as never fired, and the canceller takes the abort handle as it is.
         let resolver_slot = std::rc::Rc::new(std::cell::Cell::new(None::<LocalResolver<T, E>>));
         let slot = resolver_slot.clone();
+        // Guarded before the spawn: a cancel before the task's first poll drops it too.
+        let future = CatchUnwind::new(future);
         let task = tokio::task::spawn_local(async move {
-            let result = CatchUnwind::new(future).await.unwrap_or_else(|panic| {
-                Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+            let result = future.await;
+            unhandled::run_reporting_panic("from_future's task", move || {
+                let result = result.unwrap_or_else(|panic| {
+                    Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
+                });
+                if let Some(resolver) = slot.take() {
+                    drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
+                }
             });
-            if let Some(resolver) = slot.take() {
-                drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
-            }
         });
         let task = task.abort_handle();
         let (deferred, resolver) = LocalDeferred::with_canceller(move || task.abort());

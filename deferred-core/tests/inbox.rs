@@ -665,3 +665,44 @@ fn a_looping_call_on_the_inbox_clock_ends_when_the_inbox_stops() {
     assert!(!looping.is_running());
     assert!(again.wait().unwrap_err().is::<NeverFired>());
 }
+
+/// The last `Inbox` handle dropped by work that a `wait` runs, or by a spawned task's cancel:
+/// the loop still stops while the inbox is this thread's, so a `wait` in the work posted before
+/// gets its result (those ran the work holding the inbox bare, and its stop ran later, with no
+/// inbox: "no Inbox").
+#[test]
+fn the_last_inbox_dropped_by_work_a_wait_runs_or_by_a_cancel_still_stops_with_the_inbox() {
+    for by_cancel in [false, true] {
+        let (sent, got) = mpsc::channel();
+        thread::spawn(move || {
+            let inbox = Inbox::new(|| {});
+            let (first, first_resolver) = inbox.pending::<u32, Failure>();
+            let (second, second_resolver) = inbox.pending::<u32, Failure>();
+            let sum = first.add_callback(move |x| Ok(x + second.wait()?));
+            let kept = inbox.clone();
+            let end: Box<dyn FnOnce()> = if by_cancel {
+                let task = inbox.spawn(async move {
+                    let _kept = kept;
+                    std::future::pending::<Result<(), Failure>>().await
+                });
+                Box::new(move || task.cancel())
+            } else {
+                let (trigger, trigger_resolver) = inbox.pending::<(), Failure>();
+                let trigger = trigger.add_callback(move |()| {
+                    drop(kept);
+                    Ok(())
+                });
+                trigger_resolver.callback(());
+                Box::new(move || trigger.wait().unwrap())
+            };
+            drop(inbox);
+            first_resolver.callback(1);
+            second_resolver.callback(2);
+            end();
+            let result = sum.wait().map_err(|failure| format!("{failure:?}"));
+            drop(sent.send(result));
+        });
+        let result = got.recv_timeout(HUNG).expect("hung");
+        assert_eq!(result, Ok(3), "by a cancel: {by_cancel}");
+    }
+}

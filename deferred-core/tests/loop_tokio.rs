@@ -409,3 +409,23 @@ fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
         assert!(line.contains("`.await` the Deferred instead"), "{stderr}");
     }
 }
+
+/// The same for a `from_future` Deferred cancelled before its task's first poll.
+#[test]
+fn a_panic_in_the_drop_of_a_tokio_future_cancelled_before_its_first_poll_is_reported() {
+    let rt = runtime(false);
+    let (results, reported) = deferred_core::capture_unhandled(|| {
+        LocalSet::new().block_on(&rt, async {
+            let shared: Deferred<u32> = Deferred::from_future(PendingPanicsOnDrop);
+            let local: LocalDeferred<u32> = LocalDeferred::from_future(PendingPanicsOnDrop);
+            shared.cancel(); // neither was polled
+            local.cancel();
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            (shared.await.is_err(), local.await.is_err())
+        })
+    });
+    assert_eq!(results, (true, true));
+    assert_eq!(reported.len(), 2, "{reported:?}");
+}
