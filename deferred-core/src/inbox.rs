@@ -168,6 +168,11 @@ struct Home {
     /// came for it during that poll (a `wait` inside the poll ran the inbox, and with it the
     /// task's own poll, which found no task): such a task is polled again.
     polling: RefCell<HashMap<u64, bool>>,
+    /// While the loop stops (its last drain, `Home::drain` from the last handle's drop, then
+    /// the inbox's own drop): the tasks polled since. Each is polled once more at most — one
+    /// that wakes itself on every poll would otherwise keep the stop from ever ending — and is
+    /// then dropped with the rest of what the inbox keeps.
+    stopping: RefCell<Option<std::collections::HashSet<u64>>>,
     /// For the registry: the chain each kept `LocalResolver` fires, by its key (see
     /// [`see_home`]).
     #[cfg(feature = "registry")]
@@ -281,6 +286,7 @@ impl Inbox {
             next_key: Cell::new(0),
             batch: RefCell::new(VecDeque::new()),
             polling: RefCell::new(HashMap::new()),
+            stopping: RefCell::new(None),
             #[cfg(feature = "registry")]
             fired_here: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
@@ -622,6 +628,11 @@ impl Home {
     /// while it is polled, so a cancel from inside its poll finds nothing to drop: the task's
     /// Deferred has failed then, and the task is dropped as soon as the poll returns).
     fn poll_task(&self, key: u64) {
+        if let Some(polled) = self.stopping.borrow_mut().as_mut()
+            && !polled.insert(key)
+        {
+            return; // polled once already as the loop stops
+        }
         let Some(kept) = self.take(key) else {
             if let Some(woken) = self.polling.borrow_mut().get_mut(&key) {
                 *woken = true; // being polled: polled again when that poll returns
@@ -653,6 +664,10 @@ impl Drop for Inbox {
     fn drop(&mut self) {
         if Rc::strong_count(&self.home) == 1 {
             self.home.drain();
+            if Rc::strong_count(&self.home) > 1 {
+                // The work made a handle and kept it: the loop runs on.
+                *self.home.stopping.borrow_mut() = None;
+            }
         }
     }
 }
@@ -675,6 +690,9 @@ impl Home {
     /// Runs the batch and what is posted meanwhile, until both are empty. Through the batch,
     /// so that a `wait` in the work finds what is left of it (`run_one_posted_here`).
     fn drain(&self) {
+        self.stopping
+            .borrow_mut()
+            .get_or_insert_with(std::collections::HashSet::new);
         loop {
             match self.next_of_batch() {
                 Some(item) => self.run(item),
@@ -691,6 +709,9 @@ impl Drop for Home {
     /// wake-up is called once more, then dropped, so that an integration's drain (a task, an
     /// event source) sees the inbox gone and ends.
     fn drop(&mut self) {
+        self.stopping
+            .get_mut()
+            .get_or_insert_with(std::collections::HashSet::new);
         while let Some(item) = self.next_of_batch() {
             self.run(item);
         }

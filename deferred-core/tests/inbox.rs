@@ -706,3 +706,28 @@ fn the_last_inbox_dropped_by_work_a_wait_runs_or_by_a_cancel_still_stops_with_th
         assert_eq!(result, Ok(3), "by a cancel: {by_cancel}");
     }
 }
+
+/// A future that wakes itself on every poll, and stays pending.
+struct WakesItselfForever;
+
+impl Future for WakesItselfForever {
+    type Output = Result<(), Failure>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+/// The loop stops with a spawned task that wakes itself on every poll: the stop polls it once
+/// more, then drops it (its Deferred fails with `NeverFired`); it polled it for ever.
+#[test]
+fn the_loop_stops_with_a_task_that_wakes_itself_on_every_poll() {
+    let (sent, got) = mpsc::channel();
+    thread::spawn(move || {
+        let inbox = Inbox::new(|| {});
+        let task = inbox.spawn(WakesItselfForever);
+        drop(inbox);
+        let _ = sent.send(task.wait().unwrap_err().is::<NeverFired>());
+    });
+    assert!(got.recv_timeout(HUNG).expect("the stop never ended"));
+}
