@@ -514,6 +514,35 @@ fn debug_of_a_deferred_says_where_it_was_made_and_what_it_waits_on() {
     assert_eq!(outer.wait().unwrap(), 3);
 }
 
+/// A combinator whose outcome is decided waits on none of its inputs, while it fires its
+/// output and cancels the losers: a dump taken from a loser's canceller said the output waited
+/// on that loser.
+#[test]
+fn a_decided_races_output_waits_on_none_of_its_losers() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let s = seen.clone();
+    let race_line = line!() + 8;
+    let (loser, _loser_resolver) = Deferred::<u32>::with_canceller(move || {
+        let dump = pending_chains();
+        *s.lock().unwrap() = made_on(&dump, race_line)
+            .first()
+            .map(|chain| chain.waits_on());
+    });
+    let (winner, winner_resolver) = Deferred::<u32>::pending();
+    let raced = deferred::race([loser, winner]);
+    winner_resolver.callback(7); // decides; then the loser is cancelled
+    assert_eq!(raced.wait().unwrap(), (1, 7));
+    let seen = seen.lock().unwrap().take();
+    assert!(
+        seen.is_some(),
+        "the output was listed while the loser was cancelled"
+    );
+    assert!(
+        !matches!(seen, Some(WaitsOn::Inputs(n)) if n > 0),
+        "the decided output was seen as {seen:?}"
+    );
+}
+
 /// A combinator's output, and a `map_err`'s, says how many of its inputs have not arrived
 /// (they are pending chains of their own, in the same dump), not "its resolver"; each input
 /// says which output it is an input of.

@@ -568,11 +568,16 @@ where
 
     /// The inputs whose chains have not ended: not `waiting`, which also counts an input that
     /// ended unread (its Resolver dropped once nobody could see the output) and so will never
-    /// arrive. Each chain is asked after the fan-in's lock is released.
+    /// arrive. None once the outcome is decided (the output waits on no input any more, while
+    /// it is fired and the losers cancelled). Each chain is asked after the fan-in's lock is
+    /// released.
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize {
-        let pending: Vec<_> = self
-            .lock()
+        let progress = self.lock();
+        if progress.output.is_none() {
+            return 0;
+        }
+        let pending: Vec<_> = progress
             .places
             .iter()
             .filter_map(|place| match place {
@@ -580,6 +585,7 @@ where
                 Place::Fired(_) | Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => None,
             })
             .collect();
+        drop(progress);
         pending.iter().filter(|chain| !chain.is_fired()).count()
     }
 }

@@ -357,7 +357,6 @@ where
     /// Every stage has run: the chain fires with the result in `current`.
     #[inline]
     pub(super) fn park(&self, mut inner: Guard<'_, Parts<T, E>>, mut current: Current<T, E>) {
-        crate::trace::chain_event!("chain fired: every step ran");
         // A cancel remembered while the stages ran has nothing left to cancel here; if it was
         // meant for the chain waiting on this one too, that chain takes it over.
         let passed_on = match inner.phase {
@@ -371,16 +370,21 @@ where
             // The usual case: the Deferred at the end takes the result when it asks. (A chain
             // that waits on this one from later on takes the remembered cancel with it.)
             inner.phase.move_on(Phase::Fired { cancel: passed_on });
-            return inner.keep_result(current);
+            inner.keep_result(current);
+            drop(inner);
+            return fired_event();
         }
         match std::mem::replace(&mut inner.listener, Listener::Nobody) {
             Listener::Nobody => {
                 inner.phase.move_on(Phase::Fired { cancel: passed_on });
-                inner.keep_result(current)
+                inner.keep_result(current);
+                drop(inner);
+                fired_event();
             }
             Listener::Task(waker) => {
                 inner.keep_result(current);
                 drop(inner);
+                fired_event();
                 waker.wake();
             }
             // Rule 5: nobody can ever see this result; a failure in it is reported. (A chain
@@ -388,18 +392,21 @@ where
             Listener::Gone | Listener::HandedOver => {
                 inner.phase.move_on(Phase::Done);
                 drop(inner);
+                fired_event();
                 current.slot().report();
             }
             Listener::Forward(outer) => {
                 let upper = link_to_cancel(outer.clone());
                 inner.phase.move_on(Phase::Passed(upper));
                 drop(inner);
+                fired_event();
                 super::arrive(outer, current.slot(), passed_on);
             }
             // A fan-in's input: no chain waits on this one, so a remembered cancel ends here.
             Listener::FanIn(fan_in, index) => {
                 inner.phase.move_on(Phase::Done);
                 drop(inner);
+                fired_event();
                 run_loop::arriving(|| fan_in.arrive(index, current.slot()));
             }
         }
@@ -458,7 +465,6 @@ where
         mut inner: Guard<'_, Parts<T, E>>,
         on: ChainPtr<dyn AnyChain<E>>,
     ) {
-        crate::trace::chain_event!("waiting on another chain");
         let cancel_now = match inner.phase {
             Phase::Running { cancel } => cancel.get(),
             _ => None,
@@ -481,6 +487,8 @@ where
             }
         };
         drop(inner);
+        // After the lock: a subscriber's code runs here (and may look at this chain).
+        crate::trace::chain_event!("waiting on another chain");
         if let Some(outer) = outer {
             return Self::hand_over(this, outer, on);
         }
@@ -578,4 +586,11 @@ where
             run_loop::run(move || Self::deliver(this));
         }
     }
+}
+
+/// The event of a chain whose stages have all run, emitted once its lock is released (a
+/// subscriber's code runs in it, and may look at the chain).
+#[inline(always)]
+fn fired_event() {
+    crate::trace::chain_event!("chain fired: every step ran");
 }
