@@ -277,7 +277,7 @@ where
         at: &'static Location<'static>,
     ) -> Option<Deferred<()>> {
         let started_at = self.clock.now();
-        let (done, number, stopped_done) = {
+        let (done, number) = {
             let mut state = self.state.lock();
             if state.running {
                 return None; // the caller panics, after the lock is released
@@ -301,18 +301,14 @@ where
                 ..Run::default()
             };
             // Stopped during a call still in flight: that call ends the run it belongs to.
-            let mut stopped = std::mem::replace(&mut state.run, run);
-            let stopped_done = if stopped.calling {
+            // Any other run has ended (its `done` fired or failed when it stopped).
+            let stopped = std::mem::replace(&mut state.run, run);
+            debug_assert!(stopped.calling || stopped.done.is_none());
+            if stopped.calling {
                 state.ending.push(stopped);
-                None
-            } else {
-                stopped.done.take() // fired by its `stop` already: none
-            };
-            (done, number, stopped_done)
+            }
+            (done, number)
         };
-        if let Some(done) = stopped_done {
-            done.callback(());
-        }
         if now {
             self.call(number);
         } else {
@@ -469,19 +465,10 @@ where
             state.timer = Some(Box::new(move || timer.cancel()));
             return;
         }
-        // Stopped meanwhile (from another thread, between the call's end and now): the stop
-        // found no call to cancel and left `done` to the call's end, which is here. (Started
-        // again since, the new run took its place: this run's `done` fired at the stop.)
-        let done = if state.run.number == number {
-            state.run.done.take()
-        } else {
-            None
-        };
+        // Stopped meanwhile (from another thread, between the call's end and now), or
+        // started again: the stop, which found no call being made, has fired `done`.
         drop(state);
         timer.cancel();
-        if let Some(done) = done {
-            done.callback(());
-        }
     }
 
     /// The Deferred of run `number` was cancelled (rule 6).
