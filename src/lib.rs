@@ -328,7 +328,9 @@ pub use deferred_core::*;
 /// `catch` type that is not an error type, a step that gives a future, a failure of another error
 /// type than the chain's, a `catch` that gives another type than the chain's value, `.await` in a
 /// step, a value that is not `Send` (in a chain of `Deferred`s), a step that gives a Deferred of
-/// the other kind than its chain's. A step whose body never returns and is not one of `panic!`,
+/// the other kind than its chain's, a start that names a function without calling it
+/// (`fetch_user` for `fetch_user()`), a `catch |e|` without a type that reads a field of the
+/// `Failure` it takes (`e.0`). A step whose body never returns and is not one of `panic!`,
 /// `todo!`, `unimplemented!` or `unreachable!` needs its type written: `then |x| -> u32 { .. }`.
 ///
 /// ```compile_fail

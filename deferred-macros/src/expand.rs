@@ -192,8 +192,9 @@ pub fn expand(chain: &Chain) -> TokenStream {
         #(#assigned)*
         #[allow(unused_imports)]
         use #krate::__private::{
-            FinallyDropped as _, FinallySettles as _, FinallyUnit as _, FutureStep as _,
-            PlainStep as _, SettlesStep as _,
+            CatchAnyParam as _, CatchFailureParam as _, FinallyDropped as _, FinallySettles as _,
+            FinallyUnit as _, FutureStep as _, PlainStep as _, SettlesStep as _,
+            StartFunction as _, StartValue as _,
         };
         #catch_traits
         #steps_const
@@ -252,10 +253,38 @@ fn pieces(steps: &[Step]) -> Vec<Piece<'_>> {
 fn expand_start(start: &syn::Expr) -> TokenStream {
     let value = local("__v", Span::mixed_site());
     let as_deferred = dispatch("start", start.span(), None);
+    let called = start_path_check(start);
     quote_spanned! {Span::mixed_site()=> {
         let #value = #start;
+        #called
         #as_deferred
     }}
+}
+
+/// `chain! { fetch_user then .. }`: a start written as a path may be a function that gives a
+/// Deferred or a `Result`, not called. Checked by its type (`__private::StartPath`), at the
+/// path: such a function is reported, and the chain goes on with what it would give; any other
+/// value (a variable, a constant) is the start as it is.
+fn start_path_check(start: &syn::Expr) -> Option<TokenStream> {
+    let syn::Expr::Path(path) = start else {
+        return None;
+    };
+    let at = path.span();
+    let value = local("__v", Span::mixed_site());
+    let krate = krate(at);
+    // The argument in a block spanned at the path, as the input of `add_step` (which says why).
+    let start_var = local("__start", at);
+    let mut argument = Group::new(
+        Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> let #start_var = #value; #start_var),
+    );
+    argument.set_span(at);
+    let call = quote_spanned! {at=>
+        (&&#krate::__private::StartPath::of(&#value)).__start_path(#argument)
+    };
+    Some(quote_spanned! {Span::mixed_site()=>
+        let #value = #call;
+    })
 }
 
 /// The most steps of a run that nest: a longer run is cut into segments of at most this many
@@ -1003,6 +1032,10 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
     let chain_input = input.tokens.clone();
     let recovered = dispatch("recover", place.body, Some(&chain_value));
     let handle = place.then_value(computed, deferred_of_any(), recovered);
+    let handle = match catch_param_field(step) {
+        Some(check) => quote_spanned!(site=> #check #handle),
+        None => handle,
+    };
     let (setup, closure) = match ty {
         Some(ty) if !matches!(step.handler, Handler::Invalid(_)) => {
             let catch_as = local("__catch_as", site);
@@ -1033,6 +1066,64 @@ fn expand_catch(input: Input, step: &Step) -> TokenStream {
         #setup
         #add
     }}
+}
+
+/// `catch |e| e.0`: a body that reads a field of the catch's parameter `e` (before anything in
+/// it binds `e` again, as far as a walk in order can tell). The parameter is passed through
+/// `__private::CatchParam` first, at the first such field's base: a `Failure` (which has no
+/// fields: the catch takes every failure, or names `Failure`) is said to be one there, with what
+/// to write instead; any other type (the chain's own error type, a typed catch's) is given back
+/// as it is, so that the body means what it says.
+fn catch_param_field(step: &Step) -> Option<TokenStream> {
+    struct Fields<'a> {
+        name: &'a Ident,
+        rebound: bool,
+        found: Option<Span>,
+    }
+    impl<'ast> Visit<'ast> for Fields<'_> {
+        fn visit_item(&mut self, _: &'ast syn::Item) {}
+        fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+            if node.ident == *self.name {
+                self.rebound = true;
+            }
+            syn::visit::visit_pat_ident(self, node);
+        }
+        fn visit_expr_field(&mut self, node: &'ast syn::ExprField) {
+            if !self.rebound
+                && self.found.is_none()
+                && let syn::Expr::Path(path) = &*node.base
+                && path.qself.is_none()
+                && path.path.is_ident(self.name)
+            {
+                self.found = Some(path.span());
+            }
+            syn::visit::visit_expr_field(self, node);
+        }
+    }
+    let Handler::Closure(closure) = &step.handler else {
+        return None;
+    };
+    let Some(syn::Pat::Ident(param)) = &closure.param else {
+        return None;
+    };
+    if param.by_ref.is_some() || param.mutability.is_some() || param.subpat.is_some() {
+        return None;
+    }
+    let name = &param.ident;
+    let mut fields = Fields {
+        name,
+        rebound: false,
+        found: None,
+    };
+    fields.visit_expr(&closure.body);
+    let at = fields.found?;
+    let krate = krate(at);
+    let call = quote_spanned! {at=>
+        (&&#krate::__private::CatchParam::new(#name)).__catch_param()
+    };
+    Some(quote_spanned! {Span::mixed_site()=>
+        let #name = #call;
+    })
 }
 
 /// `catch |e: NotFound | Timeout| 0`, a `catch` of two error types: the `|` after the first ends

@@ -476,3 +476,57 @@ pub trait NotAFuture: Future {
     /// Never called: no type implements this trait.
     fn rejected<K: Kind, T, E>(self) -> K::Deferred<T, E>;
 }
+
+/// A chain's start written as a path (`chain! { fetch_user then .. }`): a function that gives a
+/// Deferred or a `Result` and was not called, as JavaScript's `fetchUser().then(..)` without its
+/// `()`. The expansion writes `let v = (&&StartPath::of(&v)).__start_path(v);` after the start:
+/// such a function is said to be one ([`StartNotCalled`]), and the chain goes on as if it had been
+/// called, so that its steps do not report the function as their value; any other start is
+/// given back as it is.
+pub struct StartPath<T>(PhantomData<fn() -> T>);
+
+impl<T> StartPath<T> {
+    /// The type of `start`.
+    #[inline(always)]
+    pub fn of(_start: &T) -> StartPath<T> {
+        StartPath(PhantomData)
+    }
+}
+
+/// Highest priority: the start is a function with no parameter that gives a Deferred or a
+/// `Result` (see [`StartPath`]).
+pub trait StartFunction<F, R> {
+    /// Does not compile: the function was not called.
+    fn __start_path(&self, start: F) -> R
+    where
+        F: StartNotCalled;
+}
+impl<F: FnOnce() -> R, R: Settles> StartFunction<F, R> for &StartPath<F> {
+    fn __start_path(&self, _start: F) -> R
+    where
+        F: StartNotCalled,
+    {
+        unreachable!("no type implements `StartNotCalled`")
+    }
+}
+
+/// Any other start: itself (see [`StartPath`]).
+pub trait StartValue<T> {
+    /// The start.
+    fn __start_path(&self, start: T) -> T;
+}
+impl<T> StartValue<T> for StartPath<T> {
+    #[inline(always)]
+    fn __start_path(&self, start: T) -> T {
+        start
+    }
+}
+
+/// Implemented by no type: a chain's start that is a function not called (see [`StartPath`]).
+#[diagnostic::on_unimplemented(
+    message = "this chain starts from a function, `{Self}`, which it does not call",
+    label = "not called: the start is the function itself",
+    note = "call it: write the call, `function(..)` with its arguments, as the start; the chain \
+            waits for the Deferred it gives (or takes the `Result`)"
+)]
+pub trait StartNotCalled {}

@@ -286,3 +286,63 @@ where
 pub fn or_in_catch<L: OrInCatch<R, Via>, R, Via>(left: L, right: R) -> L::Output {
     left.or(right)
 }
+
+// ---------------------------------------------------------------------------------------------
+// `catch |e| e.0`: a field of what a `catch` without a type takes.
+
+/// The parameter of a `catch` whose body reads a field of it (`catch |e| e.0`), before the
+/// body: the expansion writes `let e = (&&CatchParam::new(e)).__catch_param();` there. On a
+/// chain whose errors are `Failure`s, an untyped `catch` (and `catch |e: Failure|`) takes a
+/// `Failure`, which has no fields: [`CatchFailureParam`] says so (instead of the compiler's "no
+/// field `0` on type `Failure`"), and gives a type nothing is known of, so that the field is
+/// not reported as well. Any other error type (a chain's own, `catch |e| e.code` on a
+/// `Deferred<T, MyError>`; a typed `catch`'s) is given back as it is ([`CatchAnyParam`]).
+pub struct CatchParam<T>(std::cell::Cell<Option<T>>);
+
+impl<T> CatchParam<T> {
+    /// Holds `param` for [`CatchAnyParam::__catch_param`].
+    #[inline(always)]
+    pub fn new(param: T) -> CatchParam<T> {
+        CatchParam(std::cell::Cell::new(Some(param)))
+    }
+}
+
+/// Highest priority: the parameter is a `Failure` (see [`CatchParam`]).
+pub trait CatchFailureParam {
+    /// Does not compile: a `Failure` has no fields.
+    fn __catch_param<R>(&self) -> R
+    where
+        Failure: FailureHasNoFields<R>;
+}
+impl CatchFailureParam for &CatchParam<Failure> {
+    fn __catch_param<R>(&self) -> R
+    where
+        Failure: FailureHasNoFields<R>,
+    {
+        unreachable!("no type implements `FailureHasNoFields`")
+    }
+}
+
+/// Any other parameter: itself (see [`CatchParam`]).
+pub trait CatchAnyParam<T> {
+    /// The parameter.
+    fn __catch_param(&self) -> T;
+}
+impl<T> CatchAnyParam<T> for CatchParam<T> {
+    #[inline(always)]
+    fn __catch_param(&self) -> T {
+        self.0.take().expect("taken once")
+    }
+}
+
+/// Implemented by no type: a `catch` that reads a field of a `Failure` (see [`CatchParam`]).
+#[diagnostic::on_unimplemented(
+    message = "this `catch` takes every failure, as a `Failure`, which has no fields: a `catch` \
+               without an error type does not know which error it holds",
+    label = "a `Failure`, not your error type",
+    note = "name the error type to take failures of that type, as that type: \
+            `catch |e: ErrorType| e.field` (other failures flow on past it)",
+    note = "or look inside the `Failure` in a catch-all: `f.downcast_ref::<ErrorType>()` gives \
+            `Some(&error)` when it holds one"
+)]
+pub trait FailureHasNoFields<R> {}
