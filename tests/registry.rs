@@ -675,3 +675,29 @@ fn a_combinators_output_does_not_count_an_input_that_ended_unread() {
     assert_eq!(waiting, [WaitsOn::Inputs(2)], "{dump}");
     drop((second_resolver, third_resolver));
 }
+
+/// `drive_future` added a step of its own to the chain of a future still pending after its first
+/// poll (to keep the slot where a cancelled task parks its Resolver alive), placed at the
+/// user's call: the registry and `Debug` showed "1 step to run" on a chain the user gave no
+/// step, and the future's failure carried that step on its trail, which the same failure from
+/// a future done at its first poll did not.
+#[test]
+fn drive_future_shows_no_step_the_user_did_not_add() {
+    let (price, resolver) = Deferred::<u32>::pending();
+    let line = line!() + 1;
+    let total: Deferred<u32> = Deferred::drive_future(async move {
+        price.await?;
+        Err(Failure::msg("out of stock"))
+    });
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, line);
+    assert_eq!(shown.made_by(), Some("drive_future"), "{dump}");
+    assert!(shown.steps().is_empty(), "{dump}");
+    let debug = format!("{total:?}");
+    assert!(debug.contains("steps_to_run: 0"), "{debug}");
+
+    resolver.callback(1);
+    let failure = total.wait().unwrap_err();
+    assert_eq!(failure.to_string(), "out of stock");
+    assert!(failure.trail().is_empty(), "{:?}", failure.trail());
+}

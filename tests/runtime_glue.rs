@@ -204,7 +204,7 @@ fn many_blocking_jobs_all_complete() {
 mod with_tokio {
     use std::time::Duration;
 
-    use deferred::{TimedOut, TokioClock};
+    use deferred::{Clock, TimedOut, TokioClock};
 
     use super::*;
 
@@ -214,6 +214,64 @@ mod with_tokio {
             defer_to_thread(|| Ok(std::thread::current().name().map(str::to_owned)));
         let name = d.await.unwrap();
         assert_ne!(name.as_deref(), Some("deferred-pool"));
+    }
+
+    /// A `LoopingCall` on a `TokioClock` whose runtime shuts down between calls: the runtime
+    /// drops the waiting call with its task, and the loop's Deferred fails with `NeverFired`
+    /// (it does not wait for ever).
+    #[test]
+    fn a_looping_call_on_a_runtime_that_shuts_down_fails_with_never_fired() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let looping =
+            deferred::LoopingCall::new(TokioClock::new(runtime.handle().clone()), move || {
+                counted.fetch_add(1, SeqCst);
+                Ok(())
+            });
+        let done = looping.start(Duration::from_secs(3600), true);
+        assert_eq!(calls.load(SeqCst), 1);
+        drop(runtime);
+        let failure = done.wait().unwrap_err();
+        assert!(failure.is::<deferred::NeverFired>(), "{failure:?}");
+        assert_eq!(calls.load(SeqCst), 1);
+    }
+
+    /// `TokioClock::now` measured tokio's time from the first reading in the process. A paused
+    /// runtime's time starts when it is built and moves only when advanced, so a paused runtime
+    /// built before that first reading read zero, and kept reading zero after being advanced:
+    /// `retry`'s deadline and `LoopingCall`'s schedule, which measure differences of `now`, saw
+    /// no time pass.
+    #[test]
+    fn a_paused_clock_built_before_the_first_reading_still_moves() {
+        let paused = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        // Real time goes on; the paused runtime's does not.
+        std::thread::sleep(Duration::from_millis(50));
+        // A reading of tokio's time on a real-time runtime: the process's first, unless another
+        // test of this binary read it before (then this one reads after it, as before the fix).
+        let real = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _ = TokioClock::new(real.handle().clone()).now();
+        paused.block_on(async {
+            let clock = TokioClock::current();
+            let before = clock.now();
+            tokio::time::advance(Duration::from_millis(100)).await;
+            let after = clock.now();
+            assert_eq!(
+                after.checked_sub(before),
+                Some(Duration::from_millis(100)),
+                "{before:?} then {after:?}"
+            );
+        });
     }
 
     #[tokio::test]

@@ -28,8 +28,8 @@
 //!
 //! Cancelling must not let that happen before the chain has failed with `Cancelled` (a Resolver
 //! dropped while the canceller runs would fire `NeverFired` first). So a cancelled task parks
-//! its Resolver in a slot that a step of the chain keeps alive until the chain has fired; the
-//! Resolver is dropped after, when its fire is ignored.
+//! its Resolver in a slot that the canceller keeps alive until it has run (the chain is then
+//! failing with `Cancelled`); the Resolver is dropped after, when its fire is ignored.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -118,11 +118,17 @@ where
             at,
         });
         let weak: Weak<Task<F, T, E>> = Arc::downgrade(&task);
+        // The canceller keeps the slot where a cancelled task parks its Resolver alive until it
+        // has run: the root is then being failed with `Cancelled` (a Resolver dropped from then
+        // on is ignored). Not a step of the chain: the user added no step, and the registry,
+        // `Debug` and a failure's trail must not show one.
+        let parked = task.parked.clone();
         // Created here, not in a closure, so that `NeverFired` says where drive_future was called.
         let (deferred, resolver) = Deferred::with_canceller(move || {
             if let Some(task) = weak.upgrade() {
                 task.cancel();
             }
+            drop(parked);
         });
         resolver.held_by("drive_future");
         *task.lock() = State::Idle {
@@ -131,20 +137,9 @@ where
         };
         // The first poll. Nobody else has the Deferred (nor a handle to cancel it) yet.
         task.run();
-        if deferred.is_fired() {
-            // It can no longer be cancelled: nothing to park.
-            return deferred;
-        }
-        // From now on a cancel may come: the step below keeps the slot where a cancelled task
-        // parks its Resolver alive until the chain has fired. The step runs after the root has
-        // fired and passes the result on unchanged (a failure records the step on its trail).
-        let parked = task.parked.clone();
-        deferred.add_both(move |result| {
-            drop(parked);
-            result
-        })
         // `task` is dropped here: if the future kept no waker, nobody can wake it, and the
         // Deferred fails with NeverFired now.
+        deferred
     }
 }
 
@@ -157,8 +152,8 @@ where
 {
     state: Mutex<State<F, T, E>>,
     /// Where a cancelled task puts its Resolver, so it is not dropped (which would fire
-    /// `NeverFired`) before the chain has failed with `Cancelled`. A step of the chain holds it
-    /// too (see `drive_future`).
+    /// `NeverFired`) before the chain has failed with `Cancelled`. The canceller holds it too
+    /// (see `drive_future`).
     parked: Arc<Mutex<Option<Resolver<T, E>>>>,
     /// The `drive_future` call, for the failure of a panic.
     at: &'static Location<'static>,

@@ -183,6 +183,10 @@ impl<F: Future> Future for CatchUnwind<F> {
 
 /// Real time for [`Deferred::add_timeout`]: tokio's timers, on the runtime it was made on.
 ///
+/// Each call waits in a task of that runtime. A call not yet due when the runtime shuts down
+/// is dropped with its task, never run: a timeout set on this clock then never fires (the
+/// chain's own result can still come), and a `LoopingCall` on it fails with `NeverFired`.
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
@@ -227,11 +231,22 @@ impl TokioClock {
     }
 }
 
-/// Tokio's time (paused and advanced in tests), as the time since the first reading.
+/// Tokio's time (paused and advanced in tests), as the time since a point well before the
+/// first reading. Not the first reading itself: a paused runtime's time starts when the runtime
+/// is built and moves only when advanced, so a runtime built before the first reading (in any
+/// runtime) reads times before it; measured from the first reading, they would all be zero, and
+/// the differences between them, which are all a clock's `now` means, would be lost.
 fn tokio_now() -> Duration {
+    /// How far before the first reading the point is: a reading up to this much earlier (a
+    /// paused runtime that far behind real time) is still told apart.
+    const BEFORE_THE_FIRST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
     static EPOCH: std::sync::OnceLock<tokio::time::Instant> = std::sync::OnceLock::new();
     let now = tokio::time::Instant::now();
-    now.saturating_duration_since(*EPOCH.get_or_init(|| now))
+    let first = *EPOCH.get_or_init(|| now);
+    match now.checked_duration_since(first) {
+        Some(after) => BEFORE_THE_FIRST + after,
+        None => BEFORE_THE_FIRST.saturating_sub(first.duration_since(now)),
+    }
 }
 
 // Unlisted in the clock traits' messages (see `Clock`).

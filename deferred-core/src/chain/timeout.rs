@@ -34,6 +34,9 @@ where
     /// added before this call are timed. If the chain's canceller succeeds, or fails with an error
     /// of its own, that outcome is kept. With an error type other than [`Failure`], which cannot
     /// say it is a cancellation, any failure that follows the deadline becomes the timeout.
+    /// The deadline is a call on `clock`: a clock that drops the call without running it (a
+    /// `TokioClock` whose runtime shut down, an `InboxClock` whose inbox
+    /// stopped) leaves the chain untimed.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
