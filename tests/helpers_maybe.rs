@@ -108,3 +108,31 @@ fn a_fired_deferred_returned_is_passed_on() {
     let d = maybe_deferred(|| Deferred::<u32>::succeed(3)).add_callback(|x| Ok(x + 1));
     assert_eq!(d.wait().unwrap(), 4);
 }
+
+/// `maybe_deferred` hands a Deferred `f` returns back "as it is (pending or not)", and a fired
+/// queue `get` dropped unread gives its item back to the queue: handed back through
+/// `maybe_deferred`, it still does (its result was taken out of the get's chain, and lost).
+#[test]
+fn a_fired_get_handed_back_and_dropped_loses_no_item() {
+    let queue = deferred::DeferredQueue::<u32>::new();
+    queue.put(1).unwrap();
+    let got = maybe_deferred(|| queue.get());
+    assert!(got.is_fired());
+    drop(got);
+    assert_eq!(
+        queue.len(),
+        1,
+        "the item went with the Deferred maybe_deferred made"
+    );
+
+    let queue = deferred::local::DeferredQueue::<u32>::new();
+    queue.put(1).unwrap();
+    let got = deferred::local::maybe_deferred(|| queue.get());
+    assert!(got.is_fired());
+    drop(got);
+    assert_eq!(
+        queue.len(),
+        1,
+        "the item went with the Deferred maybe_deferred made"
+    );
+}

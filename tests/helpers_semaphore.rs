@@ -571,3 +571,37 @@ fn map_concurrent_reports_nothing_for_the_items_it_did_not_start() {
     assert_eq!(first.index, 1);
     assert!(unhandled.is_empty(), "{unhandled:?}");
 }
+
+/// An acquire dropped while it waits (a `tokio::select!` or a timeout around it) leaves the
+/// semaphore's queue, as a dropped queue `get` leaves the queue's line: a loop that gives up on
+/// the lock every time must not grow the line for ever while the lock is held, nor be counted
+/// as waiting.
+macro_rules! dropped_acquires {
+    ($name:ident, $semaphore:ty) => {
+        #[test]
+        fn $name() {
+            let semaphore = <$semaphore>::new(1);
+            let held = semaphore.acquire().wait().unwrap();
+            let kept = semaphore.acquire();
+            for _ in 0..1000 {
+                drop(semaphore.acquire());
+            }
+            assert_eq!(semaphore.waiting(), 1, "the dropped acquires still wait");
+            assert!(
+                format!("{semaphore:?}").contains("waiting: 1"),
+                "{semaphore:?}"
+            );
+            drop(held);
+            drop(kept.wait().unwrap());
+            assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
+        }
+    };
+}
+dropped_acquires!(
+    a_dropped_waiting_acquire_leaves_the_queue,
+    DeferredSemaphore
+);
+dropped_acquires!(
+    a_dropped_waiting_acquire_leaves_the_local_queue,
+    deferred::local::DeferredSemaphore
+);

@@ -52,20 +52,12 @@ where
     R::Value: Sendable + 'static,
 {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(outcome) => {
-            let deferred = into_next(outcome);
-            if !deferred.is_fired() {
-                return deferred;
-            }
-            // Fired: the result is here, so `wait` returns at once.
-            match deferred.wait() {
-                Err(mut failure) => {
-                    failure.raised_at(at);
-                    Deferred::from_result(Err(failure))
-                }
-                Ok(value) => Deferred::succeed(value),
-            }
-        }
+        // A failure `f` returned (or a Deferred that had failed when it was made) is marked as
+        // raised here. A Deferred whose result is in its chain (fired by its Resolver, or a
+        // `DeferredQueue` get handed an item) is handed back as it is, the result left in the
+        // chain: taken out of it, a queue's item would no longer go back to the queue if the
+        // Deferred is dropped unread.
+        Ok(outcome) => super::super::raised_at(into_next(outcome), at),
         Err(panic) => Deferred::from_result(Err(Failure::from_panic(panic, Some(at)))),
     }
 }

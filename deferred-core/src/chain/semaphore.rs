@@ -80,6 +80,36 @@ struct State {
     /// Waiting acquirers in arrival order, by ticket number.
     waiters: BTreeMap<u64, Resolver<Permit>>,
     next_ticket: u64,
+    /// The number of waiters at which the next `acquire` first drops those whose Deferred was
+    /// dropped (amortized: twice the waiters left after the last such sweep).
+    sweep_at: usize,
+}
+
+/// The fewest waiters an `acquire` sweeps the dropped ones out at.
+const MIN_SWEEP: usize = 16;
+
+impl State {
+    /// The waiters whose Deferred was not dropped.
+    fn open_waiters(&self) -> usize {
+        self.waiters
+            .values()
+            .filter(|waiter| !waiter.is_closed())
+            .count()
+    }
+
+    /// Takes the waiters whose Deferred was dropped out of the queue, for the caller to drop
+    /// after the lock is released: an acquire dropped while it waits (a `tokio::select!` or a
+    /// timeout around it) leaves the queue, as a cancelled one does, instead of piling up while
+    /// the tokens are held.
+    fn sweep(&mut self) -> Vec<Resolver<Permit>> {
+        let dropped = self
+            .waiters
+            .extract_if(.., |_, waiter| waiter.is_closed())
+            .map(|(_, waiter)| waiter)
+            .collect();
+        self.sweep_at = (self.waiters.len() * 2).max(MIN_SWEEP);
+        dropped
+    }
 }
 
 #[cfg(not(loom))]
@@ -189,6 +219,7 @@ impl DeferredSemaphore {
                     available: tokens,
                     waiters: BTreeMap::new(),
                     next_ticket: 0,
+                    sweep_at: MIN_SWEEP,
                 }),
             }),
         }
@@ -228,6 +259,14 @@ impl DeferredSemaphore {
                 shared: self.shared.clone(),
             });
         }
+        // Acquires whose Deferred was dropped leave the queue whenever it has doubled since the
+        // last sweep (so that a loop of acquires dropped unanswered does not grow it for ever);
+        // they are dropped once the lock is released.
+        let dropped = if state.waiters.len() >= state.sweep_at {
+            state.sweep()
+        } else {
+            Vec::new()
+        };
         let ticket = state.next_ticket;
         state.next_ticket += 1;
         // Weak: a queue nobody can ever release into (every handle and permit gone) drops its
@@ -241,6 +280,8 @@ impl DeferredSemaphore {
         let (acquired, resolver) = Deferred::pending_with(Some(canceller), at);
         resolver.held_by("DeferredSemaphore::acquire");
         state.waiters.insert(ticket, resolver);
+        drop(state);
+        drop(dropped);
         acquired
     }
 
@@ -307,7 +348,8 @@ impl DeferredSemaphore {
         self.shared.lock().available
     }
 
-    /// How many acquires are queued, waiting for a token.
+    /// How many acquires are queued, waiting for a token (not counting those whose Deferred was
+    /// dropped).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -317,7 +359,7 @@ impl DeferredSemaphore {
     /// assert_eq!(semaphore.waiting(), 1);
     /// ```
     pub fn waiting(&self) -> usize {
-        self.shared.lock().waiters.len()
+        self.shared.lock().open_waiters()
     }
 }
 
@@ -327,7 +369,7 @@ impl fmt::Debug for DeferredSemaphore {
         f.debug_struct("DeferredSemaphore")
             .field("limit", &self.shared.limit)
             .field("available", &state.available)
-            .field("waiting", &state.waiters.len())
+            .field("waiting", &state.open_waiters())
             .finish()
     }
 }
