@@ -61,3 +61,64 @@ fn question_mark_takes_a_failure_into_an_anyhow_result() {
     let wrapped = Failure::from_anyhow(anyhow::anyhow!("disk full"));
     assert_eq!(wrapped.to_string(), "disk full");
 }
+
+// A chain of `anyhow::Error`s whose Resolver is dropped, nobody reading it: the report is the
+// `NeverFired` failure the chain made (what a chain of `Failure`s reports), not a type name.
+#[test]
+fn an_unhandled_failure_of_an_anyhow_chain_is_reported_with_its_message() {
+    let ((), failures) = deferred::capture_unhandled(|| {
+        let (d, resolver) = Deferred::<u32, anyhow::Error>::pending();
+        drop(d.add_callback(|v| Ok(v + 1)));
+        drop(resolver);
+    });
+    assert_eq!(failures.len(), 1);
+    assert!(
+        failures[0].is::<deferred::NeverFired>(),
+        "{:?}",
+        failures[0]
+    );
+
+    let ((), failures) = deferred::capture_unhandled(|| {
+        drop(Deferred::<u32, anyhow::Error>::fail(anyhow::anyhow!(
+            "disk full"
+        )));
+    });
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].to_string(), "disk full");
+
+    let ((), failures) = deferred::capture_unhandled(|| {
+        let d = deferred::LocalDeferred::<u32, anyhow::Error>::succeed(1)
+            .add_callback(|_| -> anyhow::Result<u32> { panic!("step broke") });
+        drop(d);
+    });
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].is::<deferred::Panicked>(), "{:?}", failures[0]);
+}
+
+// A chain of `anyhow::Error`s (which says whether it holds a cancellation, as the combinators
+// and `map_err` ask it) given a deadline: a canceller that fails with its own error keeps that
+// failure, as on a chain of `Failure`s; a plain cancellation still becomes the timeout.
+#[test]
+fn add_timeout_on_an_anyhow_chain_keeps_the_cancellers_own_failure() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+    let clock = deferred::ManualClock::new();
+    let slot: Arc<Mutex<Option<deferred::Resolver<u32, anyhow::Error>>>> = Arc::default();
+    let in_canceller = slot.clone();
+    let (d, resolver) = Deferred::<u32, anyhow::Error>::with_canceller(move || {
+        if let Some(resolver) = in_canceller.lock().unwrap().take() {
+            resolver.errback(anyhow::anyhow!("connection reset while aborting"));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    let d = d.add_timeout(Duration::from_secs(10), &clock);
+    clock.advance(Duration::from_secs(15));
+    let error = d.wait().unwrap_err();
+    assert_eq!(error.to_string(), "connection reset while aborting");
+
+    let (d, _resolver) = Deferred::<u32, anyhow::Error>::pending();
+    let d = d.add_timeout(Duration::from_secs(10), &clock);
+    clock.advance(Duration::from_secs(15));
+    let failure = Failure::from_anyhow(d.wait().unwrap_err());
+    assert!(failure.is::<deferred::TimedOut>(), "{failure:?}");
+}

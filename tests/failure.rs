@@ -1064,3 +1064,77 @@ fn a_failure_may_be_held_across_catch_unwind() {
     let message = std::panic::catch_unwind(|| failure.to_string()).unwrap();
     assert_eq!(message, "kept");
 }
+
+/// `{:#}` of a failure that went through a boxed error (`?` into `Box<dyn Error>`,
+/// `io::Error::other(failure)`, `anyhow::Error::from(failure)`) and back said its sources twice:
+/// the boxed error's `Display` passed `#` on to the failure, which said its sources itself, and
+/// its `source()` gave them again.
+mod alternate_display_says_each_source_once {
+    use std::error::Error;
+    use std::fmt;
+
+    use deferred::Failure;
+
+    /// An error with a source chain: outer -> middle -> root.
+    #[derive(Debug)]
+    struct Layer {
+        message: &'static str,
+        source: Option<Box<Layer>>,
+    }
+
+    impl fmt::Display for Layer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.message)
+        }
+    }
+
+    impl Error for Layer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+        }
+    }
+
+    fn layered() -> Layer {
+        Layer {
+            message: "outer",
+            source: Some(Box::new(Layer {
+                message: "middle",
+                source: Some(Box::new(Layer {
+                    message: "root",
+                    source: None,
+                })),
+            })),
+        }
+    }
+
+    // A failure turned into an `io::Error` (`io::Error::other(failure)`, through the boxed-error
+    // conversion) and back into a failure (`?` in a step): `{:#}` says each source once.
+    #[test]
+    fn alternate_display_of_a_failure_inside_an_io_error_says_each_source_once() {
+        let io = std::io::Error::other(Failure::new(layered()));
+        let failure = Failure::new(io);
+        assert_eq!(format!("{failure:#}"), "outer: middle: root");
+        assert_eq!(failure.to_string(), "outer");
+    }
+
+    // The boxed error a failure becomes, formatted by code that walks its sources itself (as
+    // anyhow's and eyre's reports do, and `{:#}` of a failure): its message is the message alone.
+    #[test]
+    fn alternate_display_of_a_boxed_failure_is_its_message_alone() {
+        let boxed: Box<dyn Error + Send + Sync> = Failure::new(layered()).into();
+        let mut report = format!("{boxed:#}");
+        let mut source = boxed.source();
+        while let Some(cause) = source {
+            report.push_str(&format!(": {cause:#}"));
+            source = cause.source();
+        }
+        assert_eq!(report, "outer: middle: root");
+    }
+
+    // A failure shared (`SharedResult` consumers' copies) reads as the original: `{:#}` too.
+    #[test]
+    fn alternate_display_of_a_shared_copy_says_each_source_once() {
+        let shared = Failure::new(std::io::Error::other(Failure::new(layered()))).share();
+        assert_eq!(format!("{:#}", shared.to_failure()), "outer: middle: root");
+    }
+}

@@ -695,8 +695,10 @@ pub(crate) fn is_cancellation<E: 'static>(error: &E) -> Option<bool> {
 struct AsError(Failure);
 
 impl fmt::Display for AsError {
+    /// The failure's message alone, even with `{:#}`: its sources are this error's `source()`,
+    /// which a report that walks them (`{:#}` of a `Failure` holding this, anyhow's) says once.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
+        write!(f, "{}", self.0)
     }
 }
 

@@ -96,9 +96,16 @@ pub(crate) fn report_result<T, E: 'static>(result: Result<T, E>) {
 }
 
 /// Reports an error nobody handled. A `Failure` is reported as it is; another error type is
-/// named by its type (use `Failure` as the error type to get messages and trails).
+/// named by its type (use `Failure` as the error type to get messages and trails); an
+/// `anyhow::Error` (feature `anyhow`) as the failure [`Failure::from_anyhow`] gives.
 pub(crate) fn report<E: 'static>(error: E) {
     let mut error = Some(error);
+    #[cfg(feature = "anyhow")]
+    if let Some(error) = (&mut error as &mut dyn Any).downcast_mut::<Option<anyhow::Error>>() {
+        // An error of a chain of `anyhow::Error`s: the failure it holds (a `NeverFired`, a
+        // panic), or a failure wrapping it, with its message and sources.
+        return report_failure(Failure::from_anyhow(error.take().expect("just wrapped")));
+    }
     let failure = match (&mut error as &mut dyn Any).downcast_mut::<Option<Failure>>() {
         Some(failure) => failure.take().expect("just wrapped"),
         None => Failure::msg(format!(

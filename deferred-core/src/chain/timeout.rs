@@ -11,7 +11,6 @@
 //! - what the cancellation produced is respected: a canceller that succeeds, or fails with its
 //!   own error, keeps that outcome.
 
-use std::any::Any;
 use std::time::Duration;
 
 use super::Clock;
@@ -32,8 +31,9 @@ where
     ///
     /// The deadline is inclusive: the timer runs when the clock reaches it exactly. Only the steps
     /// added before this call are timed. If the chain's canceller succeeds, or fails with an error
-    /// of its own, that outcome is kept. With an error type other than [`Failure`], which cannot
-    /// say it is a cancellation, any failure that follows the deadline becomes the timeout.
+    /// of its own, that outcome is kept. With an error type other than [`Failure`] (or, with the
+    /// feature `anyhow`, `anyhow::Error`), which cannot say it is a cancellation, any failure
+    /// that follows the deadline becomes the timeout.
     /// The deadline is a call on `clock`: a clock that drops the call without running it (a
     /// `TokioClock` whose runtime shut down, an `InboxClock` whose inbox
     /// stopped) leaves the chain untimed.
@@ -133,11 +133,8 @@ where
     }
 }
 
-/// Whether `error` is a cancellation; an error type other than `Failure` cannot say, so any of
-/// its errors after the deadline counts as one.
+/// Whether `error` is a cancellation; an error type that cannot say (neither `Failure` nor, with
+/// the feature `anyhow`, `anyhow::Error`) counts any of its errors after the deadline as one.
 fn is_cancellation<E: 'static>(error: &E) -> bool {
-    match (error as &dyn Any).downcast_ref::<Failure>() {
-        Some(failure) => failure.is_cancelled(),
-        None => true,
-    }
+    crate::failure::is_cancellation(error).unwrap_or(true)
 }
