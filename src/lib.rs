@@ -18,15 +18,15 @@
 //! ```
 //!
 //! With no feature the library needs no async runtime, and its dependencies are small
-//! (`spin` for a chain's lock; `syn`, `quote` and `proc-macro2` to build `chain!`). The
-//! features, none on by default (each item that needs one is marked with it in these docs, on
-//! docs.rs):
+//! (`spin` for a chain's lock; `syn`, `quote`, `proc-macro2` and `proc-macro-crate` to build
+//! `chain!`). The features, none on by default (each item that needs one is marked with it in
+//! these docs, on docs.rs):
 //!
 //! - **`tokio`**: [`Deferred::from_future`] (a future spawned on the current runtime; cancelling
 //!   the Deferred aborts it) and `TokioClock` (tokio's timers for [`Deferred::add_timeout`],
-//!   [`retry`], [`LoopingCall`]); for one-thread chains, `Inbox::on_tokio_local_set`,
-//!   `TokioLocalClock` and `LocalDeferred::from_future`. Inside a tokio runtime,
-//!   [`defer_to_thread`] then uses tokio's blocking pool.
+//!   [`retry`], [`LoopingCall`]: `TokioClock::current()` inside the runtime); for one-thread
+//!   chains, `Inbox::on_tokio_local_set`, `TokioLocalClock` and `LocalDeferred::from_future`.
+//!   Inside a tokio runtime, [`defer_to_thread`] then uses tokio's blocking pool.
 //! - **`calloop`**: `Inbox::on_calloop` (an [`Inbox`] drained by a calloop event source) and
 //!   `CalloopClock` (calloop's timers).
 //! - **`tracing`**: failures nobody handled are reported as `tracing::error!` events instead of
@@ -63,6 +63,33 @@
 //! a bounded fan-out with retry (`recipe_fan_out`: [`map_concurrent`], [`retry_if`],
 //! [`add_timeout`](Deferred::add_timeout)), and a single-thread loop (`recipe_single_thread`:
 //! [`Inbox`], [`LocalDeferred`], `chain!`).
+//!
+//! # Testing code that uses Deferreds
+//!
+//! - **The result:** [`Deferred::wait`] in a plain `#[test]` (it blocks until the chain fires,
+//!   from whatever thread fires it), or `.await` in a `#[tokio::test]` (a `Deferred` is a
+//!   `Future`).
+//! - **Time:** give the code a clock ([`Clock`]) rather than sleeping: in the test, a
+//!   [`ManualClock`] that [`advance`](ManualClock::advance) moves, so a deadline, a retry's
+//!   delay or a [`LoopingCall`] runs at once and in order; with tokio, `TokioClock::current()`
+//!   on a runtime built with `start_paused`.
+//! - **Failures nobody handled:** they are reported on stderr, and the test still passes. Wrap
+//!   the test's body in [`expect_no_unhandled`] to make such a failure fail the test, or in
+//!   [`capture_unhandled`] to check which were reported. Both see the failures reported on the
+//!   test's own thread ([`UnhandledCapture`] says which those are).
+//!
+//! ```
+//! use std::time::Duration;
+//! use deferred::{Deferred, ManualClock, TimedOut, expect_no_unhandled};
+//!
+//! expect_no_unhandled(|| {
+//!     let clock = ManualClock::new();
+//!     let (query, _resolver) = Deferred::<u32>::pending();
+//!     let answer = query.add_timeout(Duration::from_secs(5), &clock);
+//!     clock.advance(Duration::from_secs(5)); // the deadline passes, now
+//!     assert!(answer.wait().unwrap_err().is::<TimedOut>());
+//! });
+//! ```
 #![forbid(unsafe_code)]
 // docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
 // builds never see this.

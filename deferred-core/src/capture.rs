@@ -79,7 +79,7 @@ pub(crate) fn deliver(failure: Failure) -> Result<(), Failure> {
 ///    [`capture_unhandled`], [`expect_no_unhandled`]);
 /// 2. the custom hook set by [`set_unhandled_hook`](crate::set_unhandled_hook);
 /// 3. with the `tracing` feature, a `tracing::error!` event;
-/// 4. stderr (`Unhandled error in Deferred:` and the failure's `Debug` form).
+/// 4. stderr (`Unhandled error in Deferred:`, the failure's `Debug` form, and how to handle it).
 ///
 /// A capture belongs to its thread: it is not `Send`. A capture forgotten with `mem::forget`
 /// stays on its thread's stack for the thread's life, holding what it captures.

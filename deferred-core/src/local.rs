@@ -132,8 +132,9 @@ pub(crate) mod kind {
 /// It keeps every rule of `Deferred` — the same methods (`pending`, `succeed`, `fail`, the
 /// `add_*` methods, `cancel`, `wait`, `Future`), the same routing, the same reporting of
 /// failures nobody handled — and it is written by the same code: only how the chain is shared
-/// (an `Rc`, not an `Arc`) and locked (a `RefCell`, not a `Mutex`) differ. So a step may hold
-/// `Rc<RefCell<..>>` state — a widget, a per-connection cache — and costs no atomic operation.
+/// (an `Rc`, not an `Arc`-like pointer) and locked (a `RefCell`, not a spin lock) differ. So a
+/// step may hold `Rc<RefCell<..>>` state — a widget, a per-connection cache — and costs no
+/// atomic operation.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

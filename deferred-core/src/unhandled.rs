@@ -22,8 +22,8 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// Replaces the function that receives failures nobody handled; returns the previous one
 /// (`None` for the default).
 ///
-/// The default writes `Unhandled error in Deferred:` and the failure's `Debug` form — message,
-/// steps and backtrace — to stderr; with the `tracing` feature, when a subscriber takes it, it
+/// The default writes `Unhandled error in Deferred:`, the failure's `Debug` form — message,
+/// steps and backtrace — and a line on how to handle it to stderr; with the `tracing` feature, when a subscriber takes it, it
 /// emits instead an error-level `tracing` event (target `deferred`, as the chains' trace-level
 /// events), `Unhandled error in Deferred`, whose fields are `error` (the message and its
 /// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
@@ -146,8 +146,7 @@ pub(crate) fn report_failure(failure: Failure) {
 #[cfg(feature = "tracing")]
 fn default_report(failure: &Failure) {
     if !tracing::enabled!(target: "deferred", tracing::Level::ERROR) {
-        eprintln!("Unhandled error in Deferred:\n{failure:?}");
-        return;
+        return print_report(failure);
     }
     tracing::error!(
         target: "deferred",
@@ -159,11 +158,20 @@ fn default_report(failure: &Failure) {
     );
 }
 
-/// What happens to an unhandled failure when no capture and no custom hook is set: its `Debug`
-/// form on stderr.
+/// What happens to an unhandled failure when no capture and no custom hook is set: its report
+/// on stderr.
 #[cfg(not(feature = "tracing"))]
 fn default_report(failure: &Failure) {
-    eprintln!("Unhandled error in Deferred:\n{failure:?}");
+    print_report(failure);
+}
+
+/// The report of an unhandled failure on stderr: its `Debug` form, and what to do about it.
+fn print_report(failure: &Failure) {
+    eprintln!(
+        "Unhandled error in Deferred:\n{failure:?}\n\
+         help: handle failures with an errback (`add_errback`, `chain!`'s `catch`), or take \
+         the result (`wait`, `.await`)"
+    );
 }
 
 /// A failure's trail as a `tracing` field: the steps it passed, oldest first, `; `-separated.
