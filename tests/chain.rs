@@ -1352,3 +1352,155 @@ fn a_chain_inside_a_step_traces_its_own_steps_then_the_outer_ones() {
         "{failure:?}"
     );
 }
+
+/// A long run of `then`s is expanded in segments of 32 steps; the border must not show. A failure
+/// from a Deferred that the last step of a segment (step 32, 64, ...) gave was put on the trail
+/// as having passed that step, which ran (and gave it): the trail names the steps a failure
+/// skipped or passed (docs/rules.md), as it does for the same Deferred from any other step.
+mod segment_border {
+    use std::cell::RefCell;
+    use std::fmt;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use deferred::{Deferred, Failure, LocalDeferred, chain};
+
+    #[derive(Debug)]
+    struct A;
+    impl fmt::Display for A {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("A")
+        }
+    }
+    impl std::error::Error for A {}
+
+    fn counter() -> Arc<AtomicUsize> {
+        Arc::new(AtomicUsize::new(0))
+    }
+
+    fn lines(f: &Failure) -> Vec<u32> {
+        f.trail().iter().map(|s| s.line()).collect()
+    }
+
+    // Long runs: a failure from a pending Deferred returned by a step in the middle of a segment vs
+    // the last step of a segment (step 32).
+    fn long_run_pending_fail(at: u32) -> (u32, Failure) {
+        let (p, r) = Deferred::<u32>::pending();
+        let p = Mutex::new(Some(p));
+        let here = line!();
+        let d = chain! {
+            Deferred::<u32>::succeed(0)
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then move |x| if x == at - 1 { p.lock().unwrap().take().unwrap() } else { Deferred::succeed(x + 1) } // 31
+            then move |x| if x == at - 1 { p.lock().unwrap().take().unwrap() } else { Deferred::succeed(x + 1) } // 32
+            then |x| x + 1 // 33
+            then |x| x + 1 // 34
+            catch |f| Err::<u32, _>(f)
+        };
+        assert!(!d.is_fired());
+        r.errback(Failure::msg("late"));
+        (here, d.wait().unwrap_err())
+    }
+
+    #[test]
+    fn a_late_failure_from_step_31_has_step_32_on_its_trail() {
+        let (here, f) = long_run_pending_fail(31);
+        let l: Vec<u32> = lines(&f).into_iter().map(|x| x - here).collect();
+        assert_eq!(l, vec![7, 8, 9, 10], "{f:?}");
+    }
+
+    #[test]
+    fn a_late_failure_from_step_32_the_segment_end_is_not_on_its_own_trail() {
+        let (here, f) = long_run_pending_fail(32);
+        let l: Vec<u32> = lines(&f).into_iter().map(|x| x - here).collect();
+        // Step 32 (line 7) ran: it returned the Deferred that failed, it did not skip it.
+        assert_eq!(l, vec![8, 9, 10], "{f:?}");
+    }
+
+    // Step 32, the last of the first segment, gives a Deferred that has failed already: the failure
+    // is raised there (its origin), and is not also "passed" there.
+    #[test]
+    fn a_failed_deferred_from_the_segment_end_is_raised_there_not_passed() {
+        let here = line!();
+        let d = chain! {
+            Deferred::<u32>::succeed(0)
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 // 31
+            then |_x| Deferred::<u32>::fail(Failure::new(A)) // 32
+            then |x| x + 1 // 33
+            then |x| x + 1 // 34
+        };
+        let f = d.wait().unwrap_err();
+        assert_eq!(f.origin().map(|o| o.line()), Some(here + 7), "{f:?}");
+        assert_eq!(lines(&f), vec![here + 8, here + 9], "{f:?}");
+    }
+
+    // The local kind: the same as `a_late_failure_from_step_32_the_segment_end_is_not_on_its_own_trail`.
+    #[test]
+    fn local_a_late_failure_from_the_segment_end_is_not_on_its_own_trail() {
+        let (p, r) = LocalDeferred::<u32>::pending();
+        let p = RefCell::new(Some(p));
+        let here = line!();
+        let d = chain! {
+            LocalDeferred::<u32>::succeed(0)
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 // 31
+            then move |_x| p.borrow_mut().take().unwrap() // 32
+            then |x| x + 1 // 33
+            then |x| x + 1 // 34
+        };
+        r.errback(Failure::msg("late"));
+        let f = d.wait().unwrap_err();
+        assert_eq!(lines(&f), vec![here + 8, here + 9], "{f:?}");
+    }
+
+    // The carrying link the fix changes still passes a cancel on to the Deferred it waits on.
+    fn long_cancel(at: u32) -> (usize, Result<u32, Failure>, usize) {
+        let stopped = counter();
+        let s2 = stopped.clone();
+        let (inner, _r) = Deferred::<u32>::with_canceller(move || {
+            s2.fetch_add(1, Ordering::SeqCst);
+        });
+        let inner = Arc::new(Mutex::new(Some(inner)));
+        let inner2 = inner.clone();
+        let fin = counter();
+        let f2 = fin.clone();
+        let (s, sr) = Deferred::<u32>::pending();
+        let d = chain! {
+            s
+            then |first| first + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 // 31
+            then move |x| if x == at - 1 { inner.lock().unwrap().take().unwrap() } else { Deferred::succeed(x + 1) } // 32
+            then move |x| x + first + 1 // 33
+            then move |x| if x == at - 1 { inner2.lock().unwrap().take().unwrap() } else { Deferred::succeed(x + 1) } // 34
+            then |x| x + 1 // 35
+            catch |_e: A| 1
+            finally move || { f2.fetch_add(1, Ordering::SeqCst); }
+        };
+        sr.callback(0);
+        assert!(!d.is_fired());
+        d.cancel();
+        let out = d.wait();
+        (
+            stopped.load(Ordering::SeqCst),
+            out,
+            fin.load(Ordering::SeqCst),
+        )
+    }
+
+    #[test]
+    fn a_cancel_reaches_the_deferred_the_segment_end_waits_on() {
+        let (stopped, out, fin) = long_cancel(32);
+        assert_eq!(stopped, 1);
+        assert!(out.unwrap_err().is_cancelled());
+        assert_eq!(fin, 1);
+    }
+}

@@ -8,6 +8,11 @@
 // (The core marks the failure a step's function returns; in a run of `then`s the next step is
 // added inside the function, so the failure would meet that step first.)
 
+/// The steps a segment's carrying link skips: none of its own (see `raised_carrying`).
+fn no_steps() -> Steps {
+    &[]
+}
+
 impl SendChain {
     /// The next link of a `then` step: what its body gave, with a failure it gave marked as
     /// raised at the step. `#[track_caller]`: the expansion calls it at the step's keyword.
@@ -49,9 +54,11 @@ impl SendChain {
         match outcome {
             StepOutcome::Value(value) => Deferred::succeed((value, carried)),
             StepOutcome::Failed(error) => Deferred::from_result(Err(error)).__raised_at(step),
+            // Added as a run with no steps of its own: a failure it gives is not recorded as
+            // having skipped this step (which ran), as `add_callback` would record it.
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
-                .add_callback(move |value| Ok::<_, E>((value, carried))),
+                .__add_run(move |value| Ok::<_, E>((value, carried)), no_steps),
         }
     }
 }
@@ -90,9 +97,11 @@ impl LocalChain {
         match outcome {
             StepOutcome::Value(value) => LocalDeferred::succeed((value, carried)),
             StepOutcome::Failed(error) => LocalDeferred::from_result(Err(error)).__raised_at(step),
+            // Added as a run with no steps of its own: a failure it gives is not recorded as
+            // having skipped this step (which ran), as `add_callback` would record it.
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
-                .add_callback(move |value| Ok::<_, E>((value, carried))),
+                .__add_run(move |value| Ok::<_, E>((value, carried)), no_steps),
         }
     }
 }
