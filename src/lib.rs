@@ -351,7 +351,8 @@ pub use deferred_core::*;
 ///
 /// Misuse is a compile error that points at the mistake and says what to write instead: an empty
 /// chain, a missing start, an unknown step (`than`: "did you mean `then`?"), a step without a
-/// closure, a closure with the wrong number of parameters, a `catch` that can never run, a
+/// closure, a closure with the wrong number of parameters, a `catch` that can never run (after
+/// a `catch` that takes every failure and gives a plain value, such as `catch |_| 0`), a
 /// `catch` type that is not an error type, a step that gives a future, a failure of another error
 /// type than the chain's, a `catch` that gives another type than the chain's value, `.await` in a
 /// step, a value that is not `Send` (in a chain of `Deferred`s), a step that gives a Deferred of

@@ -1504,3 +1504,32 @@ mod segment_border {
         assert_eq!(fin, 1);
     }
 }
+
+/// A `catch` whose body gives a Deferred or a `Result` may fail in turn (a fallback that is
+/// down too): the `catch` after it can run, and compiles. Only a `catch` whose value is visibly
+/// plain (`catch |_| 0`) makes the one after it unreachable (`tests/ui/fail/catch_after_*`).
+#[test]
+fn a_catch_after_a_fallback_that_can_fail_runs() {
+    fn primary() -> Deferred<u32> {
+        Deferred::fail(Failure::msg("primary down"))
+    }
+    fn backup() -> Deferred<u32> {
+        Deferred::fail(Failure::msg("backup down"))
+    }
+    fn parsed(text: &str) -> Result<u32, Failure> {
+        Ok(text.parse()?)
+    }
+    let d = chain! {
+        primary()
+        catch |_f| backup()
+        catch |f| f.to_string().len() as u32
+    };
+    assert_eq!(d.wait().unwrap(), "backup down".len() as u32);
+
+    let d = chain! {
+        primary()
+        catch |_f| parsed("not a number")
+        catch |_f| 7
+    };
+    assert_eq!(d.wait().unwrap(), 7);
+}

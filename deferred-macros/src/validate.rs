@@ -713,6 +713,62 @@ fn mentions_err(tokens: TokenStream) -> bool {
     })
 }
 
+/// Whether `body`'s value is visibly a plain value, which cannot be a failure: a literal, a
+/// tuple, array or struct of anything, an operator's result, a cast, `Some(..)`, `Ok(..)`,
+/// `format!`/`vec!`, a closure, or a block, `if` or `match` whose every value is one; and the
+/// methods `len`, `is_empty` and `to_string`, which give a number, a `bool` and a `String`. A
+/// name, a call or another method may hold or give a Deferred or a `Result` (a fallback that
+/// can fail in turn), and so may a panicking macro: they are not plain.
+fn plain_value(body: &Expr) -> bool {
+    match body {
+        Expr::Lit(_)
+        | Expr::Tuple(_)
+        | Expr::Array(_)
+        | Expr::Repeat(_)
+        | Expr::Struct(_)
+        | Expr::Binary(_)
+        | Expr::Unary(_)
+        | Expr::Cast(_)
+        | Expr::Closure(_)
+        | Expr::Range(_) => true,
+        Expr::Paren(inner) => plain_value(&inner.expr),
+        Expr::Group(inner) => plain_value(&inner.expr),
+        Expr::Reference(inner) => plain_value(&inner.expr),
+        Expr::Block(block) => block_value_plain(&block.block),
+        Expr::Unsafe(block) => block_value_plain(&block.block),
+        Expr::If(branches) => {
+            block_value_plain(&branches.then_branch)
+                && branches
+                    .else_branch
+                    .as_ref()
+                    .is_none_or(|(_, other)| plain_value(other))
+        }
+        Expr::Match(found) => found.arms.iter().all(|arm| plain_value(&arm.body)),
+        Expr::Call(call) => matches!(
+            &*call.func,
+            Expr::Path(path) if path.path.is_ident("Some") || path.path.is_ident("Ok")
+        ),
+        Expr::MethodCall(call) => ["len", "is_empty", "to_string"]
+            .iter()
+            .any(|name| call.method == name),
+        Expr::Macro(mac) => ["format", "vec"]
+            .iter()
+            .any(|name| mac.mac.path.is_ident(name)),
+        _ => false,
+    }
+}
+
+/// Whether a block's value (its last expression, or `()`) is visibly plain ([`plain_value`]).
+fn block_value_plain(block: &syn::Block) -> bool {
+    match block.stmts.last() {
+        Some(syn::Stmt::Expr(tail, None)) => plain_value(tail),
+        Some(syn::Stmt::Macro(mac)) if mac.semi_token.is_none() => ["format", "vec"]
+            .iter()
+            .any(|name| mac.mac.path.is_ident(name)),
+        _ => true,
+    }
+}
+
 impl Step {
     /// Whether this step is a `catch` that takes every failure: untyped, a function, or typed
     /// with `Failure` itself or a boxed error (`Box<dyn Error + ..>`).
@@ -726,10 +782,12 @@ impl Step {
     }
 
     /// Whether this step's code visibly never passes a failure on: a closure whose body does
-    /// not mention `Err`, `?` or `return`. A function might: it does not count.
+    /// not mention `Err`, `?` or `return`, and whose value is visibly a plain value
+    /// ([`plain_value`]), not a Deferred or a `Result` that may fail (`catch |_| fetch_backup()`
+    /// passes on the backup's failure). A function might: it does not count.
     pub fn keeps_failures_in(&self) -> bool {
         match &self.handler {
-            Handler::Closure(closure) => !closure.passes_on(),
+            Handler::Closure(closure) => !closure.passes_on() && plain_value(&closure.body),
             _ => false,
         }
     }
