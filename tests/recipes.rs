@@ -1,4 +1,4 @@
-//! The README's recipes (Getting started), run as a user runs them: each is an example whose
+//! The README's recipes, run as a user runs them: each is an example whose
 //! output is checked here, and the code the README shows is the example's, word for word, so
 //! neither can drift from the other. (`cargo test` builds the examples before it runs the tests.)
 

@@ -16,7 +16,10 @@
 //! `Resolver` on another thread won the race), when the walk finds an inner Deferred whose
 //! result is on its way to the chain waiting on it, and when it reaches a fan-in's output (a
 //! combinator's, `map_err`'s) whose inputs, cancelled, answer only after the cancel returns: the
-//! output remembers it, and its run starts with it.
+//! output remembers it, and its run starts with it. A cancel that reaches a root whose canceller
+//! another cancel is running (from another thread, or from inside that canceller) leaves the
+//! root to that cancel: the canceller's answer, if it fires the root, wins, else that cancel
+//! fails the root when the canceller returns; the second cancel is remembered, as above.
 //!
 //! Chains may wait on each other: a step of A returns B's end while a step of B returns A's
 //! (through any number of chains, and through the internal link `add_timeout` makes). Forming
@@ -418,11 +421,20 @@ where
             }
             return where_the_cancel_goes(&mut inner, outer_chains);
         }
+        if let Phase::RootCancelling(cancel) = &mut inner.phase {
+            // A cancel reached the root already and its canceller runs: that cancel fails the
+            // root when the canceller returns, unless the canceller fires it first (its answer
+            // wins). This one is remembered, for the run that begins when the root fires.
+            cancel.remember(outer_chains);
+            return Walk::Stop;
+        }
         // `Cancelling`: a canceller the producer sets from now on runs at once.
-        let canceller = match std::mem::replace(&mut inner.phase, Phase::RootCancelling) {
+        let cancelling = Phase::RootCancelling(Remembered::NONE);
+        let canceller = match std::mem::replace(&mut inner.phase, cancelling) {
             Phase::RootCancellable(canceller) => Some(canceller),
-            Phase::Root | Phase::RootCancelling => None,
-            Phase::RootOfFanIn(..)
+            Phase::Root => None,
+            Phase::RootCancelling(_)
+            | Phase::RootOfFanIn(..)
             | Phase::Running { .. }
             | Phase::Waiting { .. }
             | Phase::Fired { .. }
@@ -536,7 +548,7 @@ where
             }
             Phase::Root
             | Phase::RootCancellable(_)
-            | Phase::RootCancelling
+            | Phase::RootCancelling(_)
             | Phase::RootOfFanIn(..) => After::Stop,
         }
     }
@@ -574,7 +586,7 @@ fn where_the_cancel_goes<T, E: 'static>(inner: &mut Inner<T, E>, outer_chains: u
         }
         Phase::Root
         | Phase::RootCancellable(_)
-        | Phase::RootCancelling
+        | Phase::RootCancelling(_)
         | Phase::RootOfFanIn(..) => {
             unreachable!("a root is cancelled by its own canceller")
         }

@@ -126,8 +126,10 @@ enum Phase {
     /// The root has not fired; a cancel calls its canceller.
     RootCancellable(Canceller),
     /// The root has not fired, and a cancel took its canceller and runs it: a canceller set
-    /// now runs at once.
-    RootCancelling,
+    /// now runs at once. A second cancel that reaches the root meanwhile leaves it to that
+    /// cancel (the canceller's answer, if it fires the root, wins) and is remembered here, as
+    /// by a running chain: the run that begins when the root fires starts with it.
+    RootCancelling(Remembered),
     /// The root has not fired, and is the output of a fan-in (`fan_in.rs`): each cancel of it
     /// cancels the fan-in's inputs, and it stays pending until the fan-in fires it with what
     /// they answer. A cancel whose inputs' answers come after it returned (they were queued on the
@@ -162,7 +164,7 @@ impl Phase {
             self,
             Phase::Root
                 | Phase::RootCancellable(_)
-                | Phase::RootCancelling
+                | Phase::RootCancelling(_)
                 | Phase::RootOfFanIn(..)
         )
     }
@@ -204,7 +206,7 @@ impl Part for Phase {
         match self {
             Phase::RootCancellable(_) | Phase::RootOfFanIn(..) | Phase::Waiting { .. } => false,
             Phase::Root
-            | Phase::RootCancelling
+            | Phase::RootCancelling(_)
             | Phase::Running { .. }
             | Phase::Fired { .. }
             | Phase::Done => true,
@@ -471,7 +473,7 @@ impl<T, E: 'static> Chain<T, E> {
     /// fired by a cancel.
     pub(crate) fn set_canceller(&self, canceller: Canceller) {
         let mut inner = self.lock();
-        if !inner.phase.is_root() || matches!(inner.phase, Phase::RootCancelling) {
+        if !inner.phase.is_root() || matches!(inner.phase, Phase::RootCancelling(_)) {
             drop(inner);
             canceller();
             return;
@@ -841,7 +843,7 @@ impl<T, E: 'static> Chain<T, E> {
         match &self.lock().phase {
             Phase::Root
             | Phase::RootCancellable(_)
-            | Phase::RootCancelling
+            | Phase::RootCancelling(_)
             | Phase::RootOfFanIn(..) => Doing::Root,
             Phase::Running { .. } => Doing::Running,
             Phase::Waiting { .. } => Doing::Waiting,
@@ -869,7 +871,7 @@ impl<T, E: 'static> crate::registry::Inspect for Chain<T, E> {
             _ => None,
         };
         let mut waits = match &inner.phase {
-            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling => Waits::Resolver,
+            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling(_) => Waits::Resolver,
             Phase::RootOfFanIn(inputs, _) => {
                 fan_in = inputs.upgrade();
                 Waits::Resolver

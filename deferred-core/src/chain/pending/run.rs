@@ -95,7 +95,7 @@ impl<T, E: 'static> Chain<T, E> {
         let Some((inner, at, fire_root)) = Self::open_root(this) else {
             return;
         };
-        if matches!(inner.phase, Phase::RootCancelling) {
+        if matches!(inner.phase, Phase::RootCancelling(_)) {
             return; // the cancel fails it when its canceller returns
         }
         fire_root(this, inner, Fire::NeverFired(at));
@@ -152,7 +152,7 @@ where
                 // meanwhile, or has begun to, wins, and this failure is dropped.
                 let never_fired = E::from(Failure::new(crate::failure::NeverFired::new(at)));
                 let inner = this.lock();
-                if inner.unfired().is_some() && !matches!(inner.phase, Phase::RootCancelling) {
+                if inner.unfired().is_some() && !matches!(inner.phase, Phase::RootCancelling(_)) {
                     Self::start(this, inner, Err(never_fired));
                 }
             }
@@ -173,9 +173,10 @@ where
             });
             return Self::run_from_root(this, inner, result);
         }
-        // A fan-in's output starts its run with a cancel it remembered (see `Phase`).
+        // A fan-in's output, or a root a second cancel reached while its canceller ran, starts
+        // its run with a cancel it remembered (see `Phase`).
         let cancel = match inner.phase {
-            Phase::RootOfFanIn(_, cancel) => cancel,
+            Phase::RootOfFanIn(_, cancel) | Phase::RootCancelling(cancel) => cancel,
             _ => Remembered::NONE,
         };
         let root = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
