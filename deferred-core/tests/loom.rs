@@ -922,6 +922,35 @@ fn cancel_racing_the_fire_of_a_root_with_a_canceller() {
     });
 }
 
+#[test]
+fn a_cancel_landing_while_the_roots_canceller_runs_leaves_its_answer() {
+    // Two threads cancel a root whose canceller fires it with a value. Whichever cancel runs
+    // the canceller, the other (landing while it runs, or after it answered) leaves the root to
+    // it: the chain ends with the canceller's answer, and the canceller runs once.
+    model(PREEMPTIONS, || {
+        let cancels = counter();
+        let slot: Arc<Mutex<Option<deferred_core::Resolver<u32>>>> = Arc::new(Mutex::new(None));
+        let (in_canceller, seen) = (slot.clone(), cancels.clone());
+        let (d, resolver) = Deferred::<u32>::with_canceller(move || {
+            seen.fetch_add(1, SeqCst);
+            let resolver = in_canceller.lock().unwrap().take();
+            if let Some(resolver) = resolver {
+                resolver.callback(7);
+            }
+        });
+        *slot.lock().unwrap() = Some(resolver);
+        let probe = Probe::new();
+        let handle = d.cancel_handle();
+        let other = handle.clone();
+        probe.finish(d);
+        let canceller = thread::spawn(move || other.cancel());
+        handle.cancel();
+        canceller.join().unwrap();
+        assert_eq!(cancels.load(SeqCst), 1);
+        assert_eq!(probe.outcome(), Outcome::Ok(7));
+    });
+}
+
 // ---------------------------------------------------------------------------------------------
 // The one-link pending chain: stages added to the link that runs them, a run that yields to the
 // thread's queue, a cancel remembered while stages run, and the end's listener.
