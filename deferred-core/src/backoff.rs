@@ -187,10 +187,14 @@ impl Iterator for Delays {
         let exponent = i32::try_from(self.given).unwrap_or(i32::MAX);
         self.given = self.given.saturating_add(1);
         let cap = self.policy.max_delay.unwrap_or(Duration::MAX);
-        let wait = (self.policy.initial.as_secs_f64() * self.policy.multiplier.powi(exponent))
-            .min(cap.as_secs_f64());
+        let grown = self.policy.initial.as_secs_f64() * self.policy.multiplier.powi(exponent);
+        // A zero initial wait stays zero when the multiplier's power outgrows `f64` (0 × ∞ is NaN,
+        // which `min` would turn into the cap).
+        let grown = if grown.is_nan() { 0.0 } else { grown };
+        let wait = grown.min(cap.as_secs_f64());
         let jittered = wait * (1.0 - self.policy.jitter * self.draw());
-        Some(Duration::try_from_secs_f64(jittered).unwrap_or(cap))
+        // `f64` rounds a long cap up as well as down: the wait is never past the cap.
+        Some(Duration::try_from_secs_f64(jittered).map_or(cap, |wait| wait.min(cap)))
     }
 
     /// Exact when the policy has a number of attempts; else endless.

@@ -449,6 +449,26 @@ std::thread_local! {
         std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
+/// The key of a local call a [`ManualClock`] scheduled: taking it, or dropping it on the thread
+/// that scheduled the call, takes the call out of [`LOCAL_CALLS`].
+struct TakeOnDrop(u64);
+
+impl TakeOnDrop {
+    fn take(&self) -> Option<Box<dyn FnOnce()>> {
+        // Out of the map, then out of its borrow: the call's captures may be anything.
+        LOCAL_CALLS
+            .try_with(|calls| calls.borrow_mut().remove(&self.0))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for TakeOnDrop {
+    fn drop(&mut self) {
+        drop(self.take());
+    }
+}
+
 /// The key of the next local call a [`ManualClock`] schedules (unique across clocks).
 static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -465,19 +485,21 @@ impl LocalClock for ManualClock {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
         let key = NEXT_LOCAL_CALL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         LOCAL_CALLS.with(|calls| calls.borrow_mut().insert(key, call));
-        let take = move || LOCAL_CALLS.with(|calls| calls.borrow_mut().remove(&key));
+        // The schedule's call owns the local call: when the schedule drops it unrun (the clock
+        // dropped), the local call goes too, if it is dropped on this thread.
+        let local = TakeOnDrop(key);
         let scheduled = Clock::call_later(
             self,
             delay,
             Box::new(move || {
-                if let Some(call) = take() {
+                if let Some(call) = local.take() {
                     call();
                 }
             }),
         );
         LocalDelayedCall::new(move || {
             scheduled.cancel();
-            drop(take());
+            drop(TakeOnDrop(key).take());
         })
     }
 }

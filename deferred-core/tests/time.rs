@@ -73,3 +73,275 @@ fn a_policys_waits_say_how_many_are_left_and_stay_finished() {
         "{policy:?}"
     );
 }
+
+/// The clocks, `RetryPolicy`'s waits and `defer_later` at their edges. Fixed with these tests: a
+/// zero first wait became `Duration::MAX` once the multiplier's power overflowed (0 x inf is NaN,
+/// which `min` made the cap), so a retry stalled; a huge `max_delay` was passed by rounding;
+/// `defer_later` on a clock that dropped its call (a `ManualClock` dropped, an inbox stopped)
+/// never fired and kept its function, in a cycle; a local call of a dropped `ManualClock` kept its
+/// captures until the thread ended.
+mod edges {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    use deferred_core::{
+        Clock, Deferred, LocalClock, ManualClock, RetryPolicy, ThreadClock, defer_later,
+    };
+
+    #[test]
+    fn zero_initial_delays_stay_zero_when_the_multiplier_overflows() {
+        let policy = RetryPolicy::exponential(Duration::ZERO)
+            .multiplier(1e300)
+            .jitter(0.0)
+            .max_attempts(5);
+        let waits: Vec<_> = policy.delays().collect();
+        assert_eq!(waits, [Duration::ZERO; 4]);
+    }
+
+    #[test]
+    fn zero_initial_delays_stay_zero_with_the_default_multiplier() {
+        let policy = RetryPolicy::exponential(Duration::ZERO)
+            .jitter(0.5)
+            .max_attempts(1100);
+        assert!(policy.delays().all(|d| d == Duration::ZERO));
+    }
+
+    #[test]
+    fn a_retry_with_no_initial_wait_does_not_stall_when_the_multiplier_overflows() {
+        let clock = ManualClock::new();
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let count = attempts.clone();
+        let policy = RetryPolicy::exponential(Duration::ZERO)
+            .multiplier(1e300)
+            .max_attempts(4);
+        let done = deferred_core::retry(clock.clone(), policy, move || {
+            count.fetch_add(1, Ordering::SeqCst);
+            Err::<(), _>(deferred_core::Failure::msg("no"))
+        });
+        clock.advance(Duration::ZERO);
+        assert_eq!(
+            attempts.load(Ordering::SeqCst),
+            4,
+            "the third wait is {:?}",
+            clock
+        );
+        assert!(done.is_fired());
+    }
+
+    #[test]
+    fn no_wait_is_longer_than_max_delay() {
+        let cap = Duration::new(1_000_000_000, 999_999_999);
+        let policy = RetryPolicy::exponential(Duration::from_secs(u64::MAX / 2))
+            .max_delay(cap)
+            .jitter(0.0)
+            .max_attempts(3);
+        for wait in policy.delays() {
+            assert!(wait <= cap, "{wait:?} > {cap:?}");
+        }
+    }
+
+    #[test]
+    fn thread_clock_runs_later_calls_after_a_panic() {
+        let (tx, rx) = mpsc::channel();
+        let _a = ThreadClock.call_later(Duration::from_millis(1), Box::new(|| panic!("boom")));
+        let _b = ThreadClock.call_later(
+            Duration::from_millis(20),
+            Box::new(move || tx.send(()).unwrap()),
+        );
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    }
+
+    #[test]
+    fn thread_clock_cancel_from_inside_and_schedule_from_inside() {
+        let (tx, rx) = mpsc::channel::<u32>();
+        let slot: Arc<Mutex<Option<deferred_core::DelayedCall>>> = Arc::default();
+        let tx2 = tx.clone();
+        let victim = ThreadClock.call_later(
+            Duration::from_millis(200),
+            Box::new(move || tx2.send(99).unwrap()),
+        );
+        *slot.lock().unwrap() = Some(victim);
+        let s = slot.clone();
+        let tx3 = tx.clone();
+        let _a = ThreadClock.call_later(
+            Duration::from_millis(10),
+            Box::new(move || {
+                s.lock().unwrap().take().unwrap().cancel();
+                let tx4 = tx3.clone();
+                let _n = ThreadClock.call_later(
+                    Duration::from_millis(10),
+                    Box::new(move || tx4.send(1).unwrap()),
+                );
+            }),
+        );
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 1);
+        assert!(rx.recv_timeout(Duration::from_millis(400)).is_err());
+    }
+
+    #[test]
+    fn manual_clock_nested_scheduling_and_equal_deadlines() {
+        let clock = ManualClock::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..3 {
+            let log = log.clone();
+            let c = clock.clone();
+            let _ = Clock::call_later(
+                &clock,
+                Duration::from_secs(1),
+                Box::new(move || {
+                    log.lock().unwrap().push(i);
+                    let log = log.clone();
+                    let _ = Clock::call_later(
+                        &c,
+                        Duration::ZERO,
+                        Box::new(move || log.lock().unwrap().push(10 + i)),
+                    );
+                }),
+            );
+        }
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(*log.lock().unwrap(), [0, 1, 2, 10, 11, 12]);
+    }
+
+    #[test]
+    fn local_and_send_calls_on_a_manual_clock_keep_their_order() {
+        let clock = ManualClock::new();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for i in 0..4 {
+            let log = log.clone();
+            if i % 2 == 0 {
+                let _ = Clock::call_later(
+                    &clock,
+                    Duration::from_secs(1),
+                    Box::new(move || log.lock().unwrap().push(i)),
+                );
+            } else {
+                let _ = LocalClock::call_later(
+                    &clock,
+                    Duration::from_secs(1),
+                    Box::new(move || log.lock().unwrap().push(i)),
+                );
+            }
+        }
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(*log.lock().unwrap(), [0, 1, 2, 3]);
+    }
+
+    struct DropCount(Arc<AtomicUsize>);
+    impl Drop for DropCount {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn cancelled_captures_are_dropped() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let clock = ManualClock::new();
+        let d = DropCount(n.clone());
+        Clock::call_later(&clock, Duration::from_secs(1), Box::new(move || drop(d))).cancel();
+        let d = DropCount(n.clone());
+        LocalClock::call_later(&clock, Duration::from_secs(1), Box::new(move || drop(d))).cancel();
+        let d = DropCount(n.clone());
+        ThreadClock
+            .call_later(Duration::MAX, Box::new(move || drop(d)))
+            .cancel();
+        let d = DropCount(n.clone());
+        ThreadClock
+            .call_later(Duration::from_secs(u64::MAX / 4), Box::new(move || drop(d)))
+            .cancel();
+        assert_eq!(n.load(Ordering::SeqCst), 4);
+    }
+
+    #[test]
+    fn defer_later_cancel_on_thread_clock() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let d = DropCount(n.clone());
+        let later: Deferred<()> = defer_later(&ThreadClock, Duration::from_secs(100), move || {
+            drop(d);
+            Ok(())
+        });
+        later.cancel();
+        assert!(later.wait().unwrap_err().is_cancelled());
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_local_call_of_a_dropped_manual_clock_is_dropped() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let clock = ManualClock::new();
+        let d = DropCount(n.clone());
+        let _call =
+            LocalClock::call_later(&clock, Duration::from_secs(1), Box::new(move || drop(d)));
+        drop(clock);
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn local_defer_later_on_a_dropped_manual_clock_fails_never_fired() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let clock = ManualClock::new();
+        let d = DropCount(n.clone());
+        let later = deferred_core::local::defer_later(&clock, Duration::from_secs(1), move || {
+            drop(d);
+            Ok(())
+        });
+        drop(clock);
+        assert!(later.is_fired());
+        assert!(later.wait().unwrap_err().is::<deferred_core::NeverFired>());
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn defer_later_on_a_dropped_manual_clock_fails_never_fired() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let clock = ManualClock::new();
+        let d = DropCount(n.clone());
+        let later = defer_later(&clock, Duration::from_secs(1), move || {
+            drop(d);
+            Ok(())
+        });
+        drop(clock);
+        assert!(later.is_fired());
+        assert!(later.wait().unwrap_err().is::<deferred_core::NeverFired>());
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn local_defer_later_on_a_stopped_inbox_fails_never_fired() {
+        let n = Arc::new(AtomicUsize::new(0));
+        let inbox = deferred_core::Inbox::new(|| {});
+        let clock = inbox.clock();
+        let d = DropCount(n.clone());
+        let later =
+            deferred_core::local::defer_later(&clock, Duration::from_secs(3600), move || {
+                drop(d);
+                Ok(())
+            });
+        drop(inbox);
+        assert!(
+            later.is_fired(),
+            "a local Deferred still waiting when its loop stops fails"
+        );
+        assert!(later.wait().unwrap_err().is::<deferred_core::NeverFired>());
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_paused_chain_is_still_timed() {
+        let clock = ManualClock::new();
+        let (inner, _inner_resolver) = Deferred::<u32>::pending();
+        let (d, r) = Deferred::<u32>::pending();
+        let d = d.add_callback(move |_| inner);
+        r.callback(1);
+        let fired_before = d.is_fired();
+        let d = d.add_timeout(Duration::from_secs(1), &clock);
+        clock.advance(Duration::from_secs(1));
+        assert!(
+            d.is_fired(),
+            "paused chain untimed (is_fired before: {fired_before})"
+        );
+        assert!(d.wait().unwrap_err().is::<deferred_core::TimedOut>());
+    }
+}

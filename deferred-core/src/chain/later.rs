@@ -45,17 +45,22 @@ where
 {
     // The clock's call, once scheduled, for the canceller (which may run before it is stored:
     // then the resolver is gone from `fire`, and the call finds nothing to fire). The resolver
-    // is kept beside it, not in the call: cancelling the call drops the call, and a resolver
-    // dropped there would fail the Deferred with `NeverFired` instead of `Cancelled`.
+    // is in `fire`, which only the call owns (the canceller holds it weakly): a clock that drops
+    // the call without running it (a clock dropped, a runtime shut down, a loop stopped) drops
+    // the resolver, and the Deferred fails with `NeverFired` instead of waiting for ever in a
+    // cycle (chain, canceller, resolver) that nothing frees. The canceller takes the resolver
+    // out before it cancels the call: a resolver dropped with the call would fail the Deferred
+    // with `NeverFired` instead of `Cancelled`.
     let timer: Ptr<Lock<Option<Canceller>>> = Ptr::new(Lock::new(None));
     let fire: Ptr<Lock<Option<Resolver<(), Failure>>>> = Ptr::new(Lock::new(None));
-    let (on_cancel, to_cancel) = (timer.clone(), fire.clone());
+    let (on_cancel, to_cancel) = (timer.clone(), Ptr::downgrade(&fire));
     let (due, resolver) = Deferred::<(), Failure>::with_canceller(move || {
+        // The resolver first: cancelling the call drops it, and `fire` with it.
+        let resolver = to_cancel.upgrade().and_then(|fire| fire.lock().take());
         let cancel = on_cancel.lock().take();
         if let Some(cancel) = cancel {
             cancel();
         }
-        let resolver = to_cancel.lock().take();
         if let Some(resolver) = resolver {
             drop(resolver.settle(Err(Failure::cancelled())));
         }
