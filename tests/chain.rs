@@ -1359,20 +1359,12 @@ fn a_chain_inside_a_step_traces_its_own_steps_then_the_outer_ones() {
 /// skipped or passed (docs/rules.md), as it does for the same Deferred from any other step.
 mod segment_border {
     use std::cell::RefCell;
-    use std::fmt;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use deferred::{Deferred, Failure, LocalDeferred, chain};
 
-    #[derive(Debug)]
-    struct A;
-    impl fmt::Display for A {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("A")
-        }
-    }
-    impl std::error::Error for A {}
+    use super::Timeout;
 
     fn counter() -> Arc<AtomicUsize> {
         Arc::new(AtomicUsize::new(0))
@@ -1430,7 +1422,7 @@ mod segment_border {
             then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
             then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
             then |x| x + 1 // 31
-            then |_x| Deferred::<u32>::fail(Failure::new(A)) // 32
+            then |_x| Deferred::<u32>::fail(Failure::new(Timeout)) // 32
             then |x| x + 1 // 33
             then |x| x + 1 // 34
         };
@@ -1482,7 +1474,7 @@ mod segment_border {
             then move |x| x + first + 1 // 33
             then move |x| if x == at - 1 { inner2.lock().unwrap().take().unwrap() } else { Deferred::succeed(x + 1) } // 34
             then |x| x + 1 // 35
-            catch |_e: A| 1
+            catch |_e: Timeout| 1
             finally move || { f2.fetch_add(1, Ordering::SeqCst); }
         };
         sr.callback(0);
