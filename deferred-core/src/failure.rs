@@ -862,7 +862,7 @@ impl StdError for NeverFired {}
 /// want to resume the unwind. Its message says what panicked: "a step panicked: ..." for a
 /// callback; for the user's code the crate runs elsewhere, "a future", "the work" (of
 /// `defer_to_thread`), "a canceller", "posted work", "the loop's wake-up", "a timer's call",
-/// "map_err's conversion".
+/// "map_err's conversion", "the value's clone" (of a `SharedResult`, for a consumer).
 pub struct Panicked {
     message: String,
     what: &'static str,

@@ -9,7 +9,9 @@
 //! - Cancelling a waiting `get` takes it out of the line; it never gets an item. So does
 //!   dropping it (`Resolver::is_closed`): a `put` passes a dropped get by, and dropped gets do
 //!   not count against the backlog. A get dropped after it was handed an item gives it back
-//!   to the queue's front, unless something took it first (`Resolver::try_fire_or_give_back`).
+//!   to the queue's front, unless something took it first (`Resolver::try_fire_or_give_back`):
+//!   to its place there, before the items put after it (each item keeps the number of its turn),
+//!   so gets dropped in any order leave the items in the order they were put.
 //! - No user code runs under the lock: a waiting `get` is fired after it is released. A `put`
 //!   made inside a `get`'s callbacks fires the next `get` through the run loop, so a line of any
 //!   length drains in constant stack.
@@ -25,8 +27,9 @@ use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
 enum Kept {
     /// At the end: a `put`.
     Last,
-    /// At the front: an item a dropped get gave back.
-    First,
+    /// At the front, in its turn (the number it was handed out with): an item a dropped get
+    /// gave back, kept before the items put after it.
+    First(u64),
 }
 
 /// A queue of items whose [`get`](DeferredQueue::get) gives a Deferred, fired when an item is
@@ -44,7 +47,8 @@ enum Kept {
 ///    waiting `get`'s Deferred (with no step left on it) leaves the line too: no item is handed
 ///    to it, and it does not count against `backlog`. A `get` dropped after it was handed an
 ///    item, before anything took the item from it, gives the item back, to the front of the
-///    queue (or to the oldest waiting `get`), whatever `size` says. So a `get` raced against a
+///    queue (or to the oldest waiting `get`), whatever `size` says: before the items put after
+///    it, so the items kept stay in the order they were put. So a `get` raced against a
 ///    timeout in `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever
 ///    the item came. (This holds for the `get`'s own Deferred: a step added to it — a
 ///    `map_err`, an `add_timeout`, a combinator's — takes the item, and the Deferred it gives
@@ -80,8 +84,11 @@ struct Shared<T> {
 }
 
 struct State<T> {
-    /// Items put and not yet taken, oldest first.
-    items: VecDeque<T>,
+    /// Items put and not yet taken, oldest first, each with its turn (the order it was put
+    /// in: an item given back goes back to its place by it).
+    items: VecDeque<(u64, T)>,
+    /// The turn of the next item put.
+    next_turn: u64,
     /// Waiting gets, by ticket (the order they came).
     waiting: BTreeMap<u64, Resolver<T>>,
     next_ticket: u64,
@@ -138,6 +145,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                     items: VecDeque::new(),
                     waiting: BTreeMap::new(),
                     next_ticket: 0,
+                    next_turn: 0,
                     sweep_at: MIN_SWEEP,
                 }),
             }),
@@ -172,12 +180,24 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     fn hand(&self, item: T, at: Kept) -> Result<(), QueueOverflow<T>> {
         let mut item = item;
         loop {
-            let waiter = {
+            let (waiter, turn) = {
                 let mut state = self.shared.state.lock();
+                // A put takes its turn now: after every item kept or handed out before.
+                let turn = match at {
+                    Kept::First(turn) => turn,
+                    Kept::Last => {
+                        let turn = state.next_turn;
+                        state.next_turn += 1;
+                        turn
+                    }
+                };
                 match state.waiting.pop_first() {
-                    Some((_, waiter)) => waiter,
-                    None if at == Kept::First => {
-                        state.items.push_front(item);
+                    Some((_, waiter)) => (waiter, turn),
+                    None if matches!(at, Kept::First(_)) => {
+                        // Before the items put after it (given back in any order, the items
+                        // stay in the order they were put).
+                        let place = state.items.partition_point(|(kept, _)| *kept < turn);
+                        state.items.insert(place, (turn, item));
                         return Ok(());
                     }
                     None => {
@@ -188,7 +208,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                         {
                             return Err(QueueOverflow(item));
                         }
-                        state.items.push_back(item);
+                        state.items.push_back((turn, item));
                         return Ok(());
                     }
                 }
@@ -197,21 +217,22 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
             // taken out of the line, before this fire, or whose Deferred was dropped, gives the
             // item back: it goes to the next waiter, or into the queue — never lost. So does a
             // get dropped after this fire, before anything took the item from it.
-            match waiter.try_fire_or_give_back(item, self.give_back()) {
+            match waiter.try_fire_or_give_back(item, self.give_back(turn)) {
                 Ok(()) => return Ok(()),
                 Err(back) => item = back,
             }
         }
     }
 
-    /// Where an item a get was handed goes if the get's Deferred is dropped before anything
-    /// takes it: back to the queue's front (or the oldest waiting get), while the queue lives.
-    fn give_back(&self) -> impl FnOnce(T) + Sendable + 'static + use<T> {
+    /// Where an item a get was handed, in its `turn`, goes if the get's Deferred is dropped
+    /// before anything takes it: back to the queue's front, before the items put after it (or
+    /// to the oldest waiting get), while the queue lives.
+    fn give_back(&self, turn: u64) -> impl FnOnce(T) + Sendable + 'static + use<T> {
         let shared: Weak<Shared<T>> = Ptr::downgrade(&self.shared);
         move |item| {
             if let Some(shared) = shared.upgrade() {
                 let queue = DeferredQueue { shared };
-                if queue.hand(item, Kept::First).is_err() {
+                if queue.hand(item, Kept::First(turn)).is_err() {
                     unreachable!("an item given back is kept whatever the queue's size");
                 }
             }
@@ -240,13 +261,13 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     #[track_caller]
     pub fn get(&self) -> Deferred<T> {
         let mut state = self.shared.state.lock();
-        if let Some(item) = state.items.pop_front() {
+        if let Some((turn, item)) = state.items.pop_front() {
             drop(state);
             // Fired, and the item kept so that it goes back if the Deferred is dropped before
             // anything takes it (a `get` in a `tokio::select!` whose other branch won).
             let (got, resolver) = Deferred::pending();
             if resolver
-                .try_fire_or_give_back(item, self.give_back())
+                .try_fire_or_give_back(item, self.give_back(turn))
                 .is_err()
             {
                 unreachable!("a new get is open");

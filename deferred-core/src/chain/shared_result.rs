@@ -40,9 +40,10 @@ use crate::unhandled;
 ///    nothing for the other consumers.
 /// 2. Consumers waiting when the source fires get the result in the order they were made; a
 ///    consumer made after it fired gets it at once (a fired Deferred).
-/// 3. Values are cloned (`T: Clone`), once per consumer. A failure is shared, not copied: each
-///    consumer gets a [`Failure`] holding the same [`SharedFailure`], which reads as the
-///    original ([`Failure::is`], [`downcast_ref`](Failure::downcast_ref),
+/// 3. Values are cloned (`T: Clone`), once per consumer; a clone that panics fails that
+///    consumer alone, with the panic ([`Panicked`](crate::Panicked)). A failure is shared, not
+///    copied: each consumer gets a [`Failure`] holding the same [`SharedFailure`], which reads
+///    as the original ([`Failure::is`], [`downcast_ref`](Failure::downcast_ref),
 ///    [`is_cancelled`](Failure::is_cancelled), the message, origin and trail); only
 ///    [`Failure::trap`] cannot take the error out while others share it (`downcast_ref` and a
 ///    clone can; `chain!`'s typed `catch` does so when the error type is `Clone`).
@@ -115,10 +116,14 @@ enum Phase<T> {
     Fired(Ptr<Result<T, SharedFailure>>),
 }
 
-/// A copy of the result for one consumer.
+/// A copy of the result for one consumer. A clone that panics fails that consumer alone, with
+/// the panic (rule 4 of a Deferred: a panic in user code becomes a failure), instead of
+/// unwinding out of the loop that fires the consumers (which left it and every consumer after
+/// it failed with a `NeverFired` that no dropped Resolver caused).
 fn copy<T: Clone>(result: &Result<T, SharedFailure>) -> Result<T, Failure> {
     match result {
-        Ok(value) => Ok(value.clone()),
+        Ok(value) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| value.clone()))
+            .map_err(|panic| Failure::from_panic_in(panic, None, "the value's clone")),
         Err(shared) => Err(shared.to_failure()),
     }
 }

@@ -292,3 +292,30 @@ fn a_hundred_thousand_waiters_are_released_in_constant_stack() {
         assert!(gets.into_iter().map(|g| g.wait().unwrap()).eq(0..WAITERS));
     });
 }
+
+/// Rule 1 (FIFO) with rule 3 (a get dropped unread gives its item back): gets handed
+/// items and dropped unread, in the order they were made (as a `Vec` of them is
+/// dropped), leave the items in the order they were put. They came back reversed: each
+/// went to the very front, before the one given back just before it.
+#[test]
+fn gets_dropped_unread_in_the_order_they_were_made_keep_the_items_in_order() {
+    let queue = DeferredQueue::<u32>::new();
+    for i in 0..5 {
+        queue.put(i).unwrap();
+    }
+    let batch: Vec<_> = (0..3).map(|_| queue.get()).collect(); // hold 0, 1, 2
+    drop(batch); // dropped unread, first to last
+    let left: Vec<_> = (0..5).map(|_| queue.get().wait().unwrap()).collect();
+    assert_eq!(left, [0, 1, 2, 3, 4]);
+
+    // Handed while they waited, the same.
+    let batch: Vec<_> = (0..3).map(|_| queue.get()).collect();
+    for i in 10..13 {
+        queue.put(i).unwrap();
+    }
+    queue.put(13).unwrap(); // kept
+    drop(batch);
+    let left: Vec<_> = (0..4).map(|_| queue.get().wait().unwrap()).collect();
+    assert_eq!(left, [10, 11, 12, 13]);
+    assert!(queue.is_empty());
+}

@@ -365,3 +365,53 @@ fn a_failure_after_every_consumer_was_cancelled_is_reported_when_the_last_handle
     drop(shared);
     assert_eq!(unhandled(&marker), before + 1);
 }
+
+/// A value whose `clone` panics the `n`th time it is cloned (counting from 1).
+#[derive(Debug)]
+struct PanicsOnClone {
+    clones: Arc<std::sync::atomic::AtomicUsize>,
+    panic_at: usize,
+}
+
+impl Clone for PanicsOnClone {
+    fn clone(&self) -> PanicsOnClone {
+        let n = self.clones.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        assert!(n != self.panic_at, "clone number {n} panics");
+        PanicsOnClone {
+            clones: self.clones.clone(),
+            panic_at: self.panic_at,
+        }
+    }
+}
+
+/// Rule 1 (each consumer is its own chain) and the Deferred's rule 4 (a panic in user
+/// code becomes a failure): a clone that panics as the source fires failed that
+/// consumer, and every consumer after it, with a `NeverFired` ("its Resolver was
+/// dropped without calling callback") that no dropped Resolver caused; made after the
+/// source fired, the panic unwound out of `consumer()`. The consumer whose clone
+/// panicked fails with the panic; the others get their clones.
+#[test]
+fn a_clone_that_panics_fails_only_its_consumer_with_the_panic() {
+    let (source, resolver) = Deferred::<PanicsOnClone>::pending();
+    let shared = SharedResult::new(source);
+    let (a, b, c) = (shared.consumer(), shared.consumer(), shared.consumer());
+    resolver.callback(PanicsOnClone {
+        clones: Arc::default(),
+        panic_at: 2,
+    });
+    assert!(a.wait().is_ok());
+    let failure = b.wait().unwrap_err();
+    assert!(failure.is::<deferred_core::Panicked>(), "{failure}");
+    assert!(c.wait().is_ok(), "only `b`'s clone panicked");
+
+    let (source, resolver) = Deferred::<PanicsOnClone>::pending();
+    let shared = SharedResult::new(source);
+    resolver.callback(PanicsOnClone {
+        clones: Arc::default(),
+        panic_at: 1,
+    });
+    let late = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.consumer()))
+        .expect("consumer() does not unwind");
+    assert!(late.wait().unwrap_err().is::<deferred_core::Panicked>());
+    assert!(shared.consumer().wait().is_ok());
+}
