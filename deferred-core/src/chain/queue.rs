@@ -56,6 +56,10 @@ enum Kept {
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
+/// 5. When the last handle of the queue is dropped, nobody can put into it any more: its
+///    waiting `get`s fail with [`NeverFired`](crate::NeverFired). A clone of the queue that a
+///    waiting `get`'s own callback holds is such a handle, and keeps the queue alive with that
+///    `get` in it: cancel the `get` to let both go.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
