@@ -150,6 +150,14 @@ where
     }
 }
 
+/// `error.into()`, user code (`Into<Failure>`), for an outcome that holds several failures
+/// (`race`'s group): a panic in it is that failure, in its place, as a step's panic is its
+/// chain's failure (rule 4), so that the others are not lost with the output's resolver.
+pub(crate) fn into_failure<E: Into<Failure>>(error: E) -> Failure {
+    catch_unwind(AssertUnwindSafe(move || error.into()))
+        .unwrap_or_else(|payload| Failure::from_panic(payload, None))
+}
+
 /// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once. `at` is
 /// where the combinator was called, the output's place for the registry: each public
 /// combinator is `#[track_caller]` with the feature `registry` (it costs a caller's location
@@ -437,8 +445,14 @@ where
                 Place::KeptAfterCancel(kept) => (kept, true),
                 Place::Pending(_) | Place::Fired(_) | Place::Gone => unreachable!("taken as kept"),
             };
-            if let Some(error) = P::unwanted(kept) {
-                self.leftover(error, after_cancel);
+            // Each one on its own: a panic in one's `Drop` (user code) is reported, and leaves
+            // the others, and the outcome the caller settles next, as they were (rule 4).
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(error) = P::unwanted(kept) {
+                    self.leftover(error, after_cancel);
+                }
+            })) {
+                unhandled::report(Failure::from_panic(payload, None));
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use super::Deferred;
 use super::Sendable;
-use super::fan_in::{Leftovers, Policy, Sorted, fan_in};
+use super::fan_in::{Leftovers, Policy, Sorted, fan_in, into_failure};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::FailureGroup;
@@ -85,7 +85,7 @@ where
     }
 
     fn settled(&self, failures: Vec<E>) -> Result<(usize, T), Failure> {
-        let failures = failures.into_iter().map(Into::into).collect();
+        let failures = failures.into_iter().map(into_failure).collect();
         Err(Failure::new(FailureGroup { failures }))
     }
 
