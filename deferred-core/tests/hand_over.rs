@@ -600,9 +600,12 @@ mod cancels {
             let mut inputs = Vec::new();
             let mut counts = Vec::new();
             let mut roots = Vec::new();
+            // The inner roots' resolvers, kept until the race has cancelled them (dropped then,
+            // they are ignored: their roots failed with the cancel).
+            let mut inner_roots = Vec::new();
             for _ in 0..3 {
-                let (i, _ir, c) = counting_canceller();
-                std::mem::forget(_ir);
+                let (i, ir, c) = counting_canceller();
+                inner_roots.push(ir);
                 let (m, mr) = Deferred::<u32>::pending();
                 let m = m.add_callback(move |_| i);
                 let (l, lr) = Deferred::<u32>::pending();
@@ -620,6 +623,7 @@ mod cancels {
             }
             wr.callback(9);
             let v = r.wait().unwrap();
+            drop(inner_roots);
             (
                 v,
                 counts
