@@ -1163,7 +1163,11 @@ where
         let this = &mut *self;
         match &mut this.state {
             State::Fired(result) => {
-                Poll::Ready(result.take().expect("Deferred polled after it completed"))
+                // Spent: the panic every other use of a spent Deferred gives (the type's docs).
+                match result.take() {
+                    Some(result) => Poll::Ready(result),
+                    None => spent(),
+                }
             }
             State::Pending(link) => match take_or_listen(link, || Some(cx.waker().clone())) {
                 Some(result) => {
@@ -1204,11 +1208,6 @@ fn drop_unspent<T, E: 'static>(state: State<T, E>) {
     }
 }
 
-/// Says whether the Deferred is pending or has fired, and for a pending one what its chain
-/// waits on: its root's resolver, another chain (one of its steps returned), or nothing (its
-/// steps are running). With the feature `registry`, also where the chain was made, for how
-/// long it has been pending, how many steps are left and, for a wait on another chain, where
-/// that one was made.
 /// `result.into()`: [`Deferred::from_result`], a Deferred fired with it.
 impl<T, E: 'static> From<Result<T, E>> for Deferred<T, E> {
     #[inline]
@@ -1217,6 +1216,11 @@ impl<T, E: 'static> From<Result<T, E>> for Deferred<T, E> {
     }
 }
 
+/// Says whether the Deferred is pending or has fired, and for a pending one what its chain
+/// waits on: its root's resolver, its inputs (a combinator's or `map_err`'s output), another
+/// chain (one of its steps returned), or nothing (its steps are running). With the feature
+/// `registry`, also where the chain was made, for how long it has been pending, how many steps
+/// are left and, for a wait on another chain, where that one was made.
 impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = f.debug_struct(self::kind::DEFERRED);
@@ -1234,6 +1238,7 @@ impl<T, E: 'static> fmt::Debug for Deferred<T, E> {
                 match link.doing() {
                     Doing::Fired => ("fired", None),
                     Doing::Root => ("pending", Some("its resolver")),
+                    Doing::Inputs => ("pending", Some("its inputs")),
                     Doing::Waiting => ("pending", Some("another chain")),
                     Doing::Running => ("pending", Some("nothing: its steps are running")),
                 }
@@ -1504,10 +1509,11 @@ impl<T, E: 'static> Drop for Resolver<T, E> {
 /// root fires or is cancelled), and whether it has fired yet (its chain has, or it has not).
 impl<T, E: 'static> fmt::Debug for Resolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (fired, created_at) = match &self.link {
-            Some(link) => (matches!(link.doing(), Doing::Fired), link.created_at()),
-            None => (true, None),
-        };
+        // The root keeps where its Resolver was made until it has fired (or a cancel has
+        // failed it): after that the chain may be running or waiting on another Deferred (an
+        // errback of the cancellation returned one), and the Resolver has fired all the same.
+        let created_at = self.link.as_ref().and_then(|link| link.created_at());
+        let fired = created_at.is_none();
         let mut out = f.debug_struct(self::kind::RESOLVER);
         if let Some(at) = created_at {
             out.field("created_at", &format_args!("{at}"));

@@ -445,6 +445,9 @@ pub(crate) enum Fire<T, E> {
 pub(crate) enum Doing {
     /// Its root has not fired: it waits on its resolver.
     Root,
+    /// Its root is a fan-in's output (a combinator's, `map_err`'s) and has not fired: it waits
+    /// on the fan-in's inputs.
+    Inputs,
     /// A thread runs its steps (or is about to).
     Running,
     /// It waits on another chain, which one of its steps returned.
@@ -841,10 +844,8 @@ impl<T, E: 'static> Chain<T, E> {
     /// What the chain is doing, for `Debug`.
     pub(crate) fn doing(&self) -> Doing {
         match &self.lock().phase {
-            Phase::Root
-            | Phase::RootCancellable(_)
-            | Phase::RootCancelling(_)
-            | Phase::RootOfFanIn(..) => Doing::Root,
+            Phase::Root | Phase::RootCancellable(_) | Phase::RootCancelling(_) => Doing::Root,
+            Phase::RootOfFanIn(..) => Doing::Inputs,
             Phase::Running { .. } => Doing::Running,
             Phase::Waiting { .. } => Doing::Waiting,
             Phase::Fired { .. } | Phase::Done | Phase::Passed(_) => Doing::Fired,
