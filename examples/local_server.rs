@@ -297,7 +297,6 @@ fn respond(
     session: &Rc<RefCell<Session>>,
     request: &str,
 ) -> LocalDeferred<String> {
-    session.borrow_mut().requests += 1;
     if request == STATS {
         return LocalDeferred::succeed(server.stats(&session.borrow()));
     }
@@ -320,10 +319,17 @@ fn respond(
     }
 }
 
-/// Accepts clients for ever, each on a task of this thread's `LocalSet`.
+/// Accepts clients for ever, each on a task of this thread's `LocalSet` (a failed accept, such
+/// as running out of file descriptors, costs the one client, not the server).
 async fn serve(listener: TcpListener, server: Server) -> std::io::Result<()> {
     loop {
-        let (stream, _peer) = listener.accept().await?;
+        let (stream, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                protocol::accept_failed(&error).await;
+                continue;
+            }
+        };
         server.connections.set(server.connections.get() + 1);
         let server = server.clone();
         tokio::task::spawn_local(async move {
@@ -341,7 +347,11 @@ async fn handle_client(stream: TcpStream, server: Server) -> std::io::Result<()>
     let mut lines = BufReader::new(read);
     let mut line = Vec::new();
     loop {
-        let reply = match read_line(&mut lines, &mut line).await? {
+        let read = read_line(&mut lines, &mut line).await?;
+        if read.is_some() {
+            session.borrow_mut().requests += 1; // every line is a request, answered or not
+        }
+        let reply = match read {
             None => return Ok(()),
             Some(Line::TooLong) => {
                 write

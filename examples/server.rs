@@ -59,7 +59,10 @@ async fn run() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("listening on 127.0.0.1:{port}");
+    match listener.local_addr() {
+        Ok(addr) => println!("listening on {addr}"),
+        Err(_) => println!("listening on 127.0.0.1:{port}"),
+    }
     match serve(listener, db).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -41,21 +41,38 @@ pub async fn read_line<R: AsyncBufRead + Unpin>(
     buf: &mut Vec<u8>,
 ) -> std::io::Result<Option<Line>> {
     buf.clear();
-    let read = reader
+    let read = (&mut *reader)
         .take(MAX_LINE as u64 + 1)
         .read_until(b'\n', buf)
         .await?;
     if read == 0 {
         return Ok(None);
     }
-    let complete = buf.ends_with(b"\n");
-    if !complete && buf.len() > MAX_LINE {
+    // A line of `MAX_LINE` bytes that ends with `\r\n` is not too long: its `\n` is the byte
+    // after the `\r` read last.
+    if buf.len() == MAX_LINE + 1 && buf.ends_with(b"\r") {
+        reader.take(1).read_until(b'\n', buf).await?;
+    }
+    let text = match buf.strip_suffix(b"\n") {
+        Some(line) => line.strip_suffix(b"\r").unwrap_or(line),
+        None => buf.as_slice(),
+    };
+    if text.len() > MAX_LINE {
         return Ok(Some(Line::TooLong));
     }
     Ok(Some(match std::str::from_utf8(buf) {
         Ok(text) => Line::Text(text.trim_end_matches(['\n', '\r']).to_owned()),
         Err(_) => Line::NotUtf8,
     }))
+}
+
+/// What a server does when it could not accept a client: the error is that client's (gone
+/// before it was accepted) or passing (no file descriptor free until a client leaves), never
+/// a reason to stop serving the others. It says so, and waits a little before the next accept
+/// (a full descriptor table would fail it again at once).
+pub async fn accept_failed(error: &std::io::Error) {
+    eprintln!("cannot accept a client: {error}");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 }
 
 /// The name a request asks for, or what is wrong with it.

@@ -35,10 +35,17 @@ pub use super::protocol::MAX_LINE;
 use super::protocol::{Line, NOT_UTF8, parse_name, read_line, too_long};
 use super::{Db, NotFound, describe, fetch_details, fetch_manager, lookup_id};
 
-/// Accepts clients for ever, each on its own task.
+/// Accepts clients for ever, each on its own task (a failed accept, such as running out of
+/// file descriptors, costs the one client, not the server).
 pub async fn serve(listener: TcpListener, db: Db) -> std::io::Result<()> {
     loop {
-        let (stream, _peer) = listener.accept().await?;
+        let (stream, _peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                super::protocol::accept_failed(&error).await;
+                continue;
+            }
+        };
         let db = db.clone();
         tokio::spawn(async move {
             // A client that goes away mid-line is no error of the server's.

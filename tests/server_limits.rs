@@ -1,0 +1,184 @@
+//! The example servers at their limits, run as a user runs them: out of file descriptors (a
+//! failed accept costs that client, not the server), a line of exactly `MAX_LINE` bytes ending
+//! in `\r\n`, `--port 0`, and `/stats` counting every line. Each test starts the built example
+//! (or the threaded server's `serve`, as tests/server.rs does) and talks to it on loopback,
+//! every read with a deadline; the server processes are killed when a test ends. (`cargo test`
+//! builds the examples first; with `--test server_limits`, build them:
+//! `cargo build --examples --features tokio`.)
+#![cfg(all(feature = "tokio", target_os = "linux"))]
+
+#[path = "../examples/directory/mod.rs"]
+mod directory;
+
+mod examples_support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use directory::server::MAX_LINE;
+use examples_support::{BAD_NAME, CASES, ServerProcess, example};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const ALICE: &str = CASES[0].1;
+
+/// Starts the server example `name` with `args` under `sh -c 'ulimit -n FDS; exec ...'` (no
+/// limit of its own if `fds` is `None`); returns it and the first line it printed.
+fn spawn(name: &str, fds: Option<u32>, args: &[&str]) -> (ServerProcess, String) {
+    let binary = example(name);
+    assert!(binary.exists(), "{} is not built", binary.display());
+    let limit = fds.map_or(String::new(), |n| format!("ulimit -n {n} && "));
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{limit}exec \"$0\" \"$@\""))
+        .arg(&binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sh");
+    let stdout = child.stdout.take().unwrap();
+    let (first, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let _ = first.send(lines.next());
+        for _ in lines {}
+    });
+    let server = ServerProcess {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+    };
+    let line = match rx.recv_timeout(DEADLINE) {
+        Ok(Some(Ok(line))) => line,
+        other => panic!("{name} printed no first line: {other:?}"),
+    };
+    (server, line)
+}
+
+/// Starts `name` on a free port, with at most `fds` file descriptors.
+fn start(name: &str, fds: Option<u32>) -> ServerProcess {
+    for _ in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (mut server, line) = spawn(name, fds, &["--port", &port.to_string()]);
+        if line.starts_with("listening on ") {
+            server.addr = SocketAddr::from(([127, 0, 0, 1], port));
+            return server;
+        }
+    }
+    panic!("{name} did not start listening");
+}
+
+/// Sends `script`, closes the sending side, and reads every reply until the server closes.
+fn transcript(addr: SocketAddr, script: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.write_all(script).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut replies = String::new();
+    stream
+        .read_to_string(&mut replies)
+        .expect("all replies within the deadline");
+    replies
+}
+
+/// Many clients at once take every file descriptor the server may open: while they are
+/// connected it cannot accept more, but once they are gone it must serve the next client, not
+/// have stopped for good ("server stopped: Too many open files").
+fn survives_running_out_of_descriptors(name: &str) {
+    let mut server = start(name, Some(32));
+    // (A connect may be refused once the server is gone: the assertion below says why.)
+    let crowd: Vec<TcpStream> = (0..48)
+        .filter_map(|_| TcpStream::connect(server.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(crowd);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "{name} exited when it ran out of file descriptors"
+    );
+    assert_eq!(transcript(server.addr, b"alice\n"), format!("{ALICE}\n"));
+}
+
+#[test]
+fn the_threaded_server_survives_running_out_of_file_descriptors() {
+    survives_running_out_of_descriptors("server");
+}
+
+#[test]
+fn the_local_server_survives_running_out_of_file_descriptors() {
+    survives_running_out_of_descriptors("local_server");
+}
+
+/// A line of `MAX_LINE` bytes is not "longer than MAX_LINE bytes", whether it ends with `\n` or
+/// `\r\n`: both are answered, and the connection goes on.
+fn a_crlf_line_of_max_line_bytes(addr: SocketAddr) {
+    for end in ["\n", "\r\n"] {
+        let script = format!("{}{end}alice{end}", "a".repeat(MAX_LINE));
+        assert_eq!(
+            transcript(addr, script.as_bytes()),
+            format!("{BAD_NAME}\n{ALICE}\n"),
+            "a line of {MAX_LINE} bytes ending {end:?}"
+        );
+    }
+    // One byte more is too long, with either ending.
+    for end in ["\n", "\r\n"] {
+        let script = format!("{}{end}alice{end}", "a".repeat(MAX_LINE + 1));
+        assert_eq!(
+            transcript(addr, script.as_bytes()),
+            format!("ERR bad request: longer than {MAX_LINE} bytes\n"),
+        );
+    }
+}
+
+#[test]
+fn a_crlf_line_of_max_line_bytes_is_answered_by_the_threaded_server() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let addr = runtime.block_on(async {
+        let db = directory::Db::open(None).expect("an in-memory directory");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(directory::server::serve(listener, db));
+        addr
+    });
+    a_crlf_line_of_max_line_bytes(addr);
+}
+
+#[test]
+fn a_crlf_line_of_max_line_bytes_is_answered_by_the_local_server() {
+    let server = start("local_server", None);
+    a_crlf_line_of_max_line_bytes(server.addr);
+}
+
+/// `server --port 0` listens on a free port: the line it prints must say which.
+#[test]
+fn the_threaded_server_on_port_0_prints_the_port_it_listens_on() {
+    let (_server, line) = spawn("server", None, &["--port", "0"]);
+    let addr: SocketAddr = line
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .parse()
+        .unwrap();
+    assert_ne!(addr.port(), 0, "{line:?}");
+    assert_eq!(transcript(addr, b"alice\n"), format!("{ALICE}\n"));
+}
+
+/// `/stats` counts the requests of the connection: a line that is not UTF-8 is a request (it
+/// is answered as a bad one) like any other.
+#[test]
+fn stats_counts_every_request_of_the_connection() {
+    let server = start("local_server", None);
+    let replies = transcript(server.addr, b"\xff\nzed\n\xfe\n/stats\n");
+    let stats = replies.lines().last().unwrap();
+    assert!(
+        stats.ends_with("this connection: requests 4, answers from the cache 0"),
+        "{replies}"
+    );
+}
