@@ -345,3 +345,79 @@ mod edges {
         assert!(d.wait().unwrap_err().is::<deferred_core::TimedOut>());
     }
 }
+
+/// `retry` on a clock whose timer can fire before `call_later` returns (a timer thread racing
+/// the thread that scheduled it): the wait a cancel must stop is the newest. The spent timer was
+/// stored over it, and a cancel left the next wait on the clock (with the retry's core).
+mod retry_timer_race {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use deferred_core::{Failure, ManualClock, RetryPolicy, retry};
+
+    /// A clock whose first timer fires (on its own thread, as a timer thread would) before
+    /// `call_later` has returned: the scheduling thread was preempted right after scheduling. The
+    /// other timers are a ManualClock's.
+    struct EagerOnce {
+        manual: ManualClock,
+        eager: std::sync::atomic::AtomicBool,
+    }
+
+    impl deferred_core::Clock for EagerOnce {
+        fn call_later(
+            &self,
+            delay: Duration,
+            call: Box<dyn FnOnce() + Send>,
+        ) -> deferred_core::DelayedCall {
+            if self.eager.swap(false, Ordering::SeqCst) {
+                std::thread::spawn(call).join().unwrap();
+                return deferred_core::DelayedCall::new(|| {});
+            }
+            deferred_core::Clock::call_later(&self.manual, delay, call)
+        }
+        fn now(&self) -> Duration {
+            self.manual.now()
+        }
+    }
+
+    /// Rule 3 of `retry`: cancelling the result cancels the wait for the next attempt. When the
+    /// timer of one wait fires before the step that scheduled it has stored it (a timer thread
+    /// racing the failing attempt's thread), and the attempt it makes fails at once, the next wait
+    /// is the one a cancel must stop, not the spent one.
+    #[test]
+    fn cancel_stops_the_wait_scheduled_while_the_previous_timer_was_being_stored() {
+        let manual = ManualClock::new();
+        let clock = Arc::new(EagerOnce {
+            manual: manual.clone(),
+            eager: true.into(),
+        });
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let d = retry(
+            clock,
+            RetryPolicy::exponential(Duration::from_secs(1))
+                .jitter(0.0)
+                .max_attempts(5),
+            move || {
+                c.fetch_add(1, Ordering::SeqCst);
+                Err::<u32, _>(Failure::msg("refused"))
+            },
+        );
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "the eager timer made the second attempt"
+        );
+        assert_eq!(manual.pending(), 1, "the wait for the third");
+        d.cancel();
+        assert!(d.wait().unwrap_err().is_cancelled());
+        assert_eq!(
+            manual.pending(),
+            0,
+            "the cancel left the wait for the third attempt scheduled"
+        );
+        manual.advance(Duration::from_secs(100));
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+    }
+}

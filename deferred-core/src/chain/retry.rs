@@ -107,6 +107,7 @@ where
             failures: Vec::new(),
             delays: policy.delays(),
             timer: None,
+            made: 0,
             in_flight: None,
             done: None,
         }),
@@ -146,6 +147,9 @@ struct State<T: 'static> {
     delays: Delays,
     /// The wait for the next attempt, scheduled on the clock.
     timer: Option<Canceller>,
+    /// How many attempts were started: a wait whose timer fired (and started the next attempt)
+    /// before the step that scheduled it stored it is not stored over the waits after it.
+    made: u64,
     /// The attempt in flight, while its Deferred is pending.
     in_flight: Option<CancelHandle>,
     /// The result's resolver; `None` once fired or cancelled.
@@ -168,6 +172,7 @@ where
             if state.done.is_none() {
                 return; // cancelled
             }
+            state.made += 1;
         }
         let Some(mut attempt) = self.attempt.lock().take() else {
             return;
@@ -272,11 +277,17 @@ where
             return;
         }
         let Some(wait) = wait else { return };
+        let made = self.state.lock().made;
         let core = self.clone();
         let timer = self.clock.call_later(wait, Box::new(move || core.run()));
         let mut state = self.state.lock();
         if state.done.is_some() {
-            state.timer = Some(Box::new(move || timer.cancel()));
+            // Unless the timer has fired already (on the clock's thread, before `call_later`
+            // returned here) and the attempt it made has scheduled the next wait: that wait is
+            // the one a cancel must stop (rule 3).
+            if state.made == made {
+                state.timer = Some(Box::new(move || timer.cancel()));
+            }
         } else {
             drop(state);
             timer.cancel(); // cancelled meanwhile
