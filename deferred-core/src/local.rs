@@ -205,7 +205,8 @@ pub struct LocalResolver<T, E: 'static = Failure> {
 #[diagnostic::on_unimplemented(
     message = "a callback must return `Result<_, {E}>` or `LocalDeferred<_, {E}>`, not `{Self}`",
     label = "this is a `{Self}`",
-    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a LocalDeferred to wait on it",
+    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain (a message: \
+            `Err(Failure::msg(..))` on a chain of `Failure`s), or a LocalDeferred to wait on it",
     note = "a `Result` with another error type (an `io::Result`, a `Result<_, ParseIntError>`): \
             `Ok(expr?)` converts its error (`?` makes a `Failure` of any \
             `std::error::Error + Send + Sync`), so that an `Err` fails the chain"
@@ -223,6 +224,9 @@ pub trait IntoLocalDeferred<E: 'static>: crate::bounds::IntoSealed {
 
 impl<U, E: 'static> crate::bounds::IntoSealed for LocalDeferred<U, E> {}
 
+// Not recommended in messages: rustc's list of the types that implement the trait says no more
+// than the message, which names them, and points into this crate.
+#[diagnostic::do_not_recommend]
 impl<U, E: 'static> IntoLocalDeferred<E> for Result<U, E> {
     type Value = U;
     #[inline]
@@ -231,6 +235,9 @@ impl<U, E: 'static> IntoLocalDeferred<E> for Result<U, E> {
     }
 }
 
+// Not recommended in messages: rustc's list of the types that implement the trait says no more
+// than the message, which names them, and points into this crate.
+#[diagnostic::do_not_recommend]
 impl<U, E: 'static> IntoLocalDeferred<E> for LocalDeferred<U, E> {
     type Value = U;
     #[inline]

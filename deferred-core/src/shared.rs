@@ -253,7 +253,8 @@ pub struct Resolver<T, E: 'static = Failure> {
 #[diagnostic::on_unimplemented(
     message = "a callback must return `Result<_, {E}>` or `Deferred<_, {E}>`, not `{Self}`",
     label = "this is a `{Self}`",
-    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain, or a Deferred to wait on it",
+    note = "wrap a plain value in `Ok(...)`; return `Err(..)` to fail the chain (a message: \
+            `Err(Failure::msg(..))` on a chain of `Failure`s), or a Deferred to wait on it",
     note = "a `Result` with another error type (an `io::Result`, a `Result<_, ParseIntError>`): \
             `Ok(expr?)` converts its error (`?` makes a `Failure` of any \
             `std::error::Error + Send + Sync`), so that an `Err` fails the chain"
@@ -270,6 +271,9 @@ pub trait IntoDeferred<E: 'static>: crate::bounds::IntoSealed {
 
 impl<U, E: 'static> crate::bounds::IntoSealed for Deferred<U, E> {}
 
+// Not recommended in messages: rustc's list of the types that implement the trait says no more
+// than the message, which names them, and points into this crate.
+#[diagnostic::do_not_recommend]
 impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     type Value = U;
     #[inline]
@@ -278,6 +282,9 @@ impl<U, E: 'static> IntoDeferred<E> for Result<U, E> {
     }
 }
 
+// Not recommended in messages: rustc's list of the types that implement the trait says no more
+// than the message, which names them, and points into this crate.
+#[diagnostic::do_not_recommend]
 impl<U, E: 'static> IntoDeferred<E> for Deferred<U, E> {
     type Value = U;
     #[inline]
