@@ -64,6 +64,11 @@ trait Work: Send {
     fn run(self: Box<Self>, home: &Home);
     /// The loop has stopped: the work will never run.
     fn refused(self: Box<Self>);
+    /// Whether this work brings a result home (a `HomeResolver`'s fire or drop): as the loop
+    /// stops, the tasks it wakes may be polled again, though polled already.
+    fn brings_a_result(&self) -> bool {
+        false
+    }
     /// The key of the kept `LocalResolver` this work fires (or drops, failing its Deferred
     /// with `NeverFired`), for the registry.
     #[cfg(feature = "registry")]
@@ -250,6 +255,16 @@ std::thread_local! {
     static CURRENT: RefCell<Weak<Home>> = const { RefCell::new(Weak::new()) };
 }
 
+/// This thread's inbox, if it has one. `try_with`: an inbox kept in a thread-local of the
+/// user's may stop (and run its work) at thread exit after this one is gone; it is not this
+/// thread's any more then.
+fn current_home() -> Option<Rc<Home>> {
+    CURRENT
+        .try_with(|current| current.borrow().upgrade())
+        .ok()
+        .flatten()
+}
+
 impl Inbox {
     /// Makes this thread's inbox. `wake` is called after each post, on the posting thread, to
     /// wake the loop (it must not block, and should be cheap: it runs once per post); once
@@ -299,7 +314,7 @@ impl Inbox {
 
     /// This thread's inbox, if it has one.
     pub fn current() -> Option<Inbox> {
-        CURRENT.with(|current| current.borrow().upgrade().map(|home| Inbox { home }))
+        current_home().map(|home| Inbox { home })
     }
 
     /// A handle other threads post to this inbox through.
@@ -621,7 +636,19 @@ impl Home {
 
     /// Runs one posted item; a panic is reported, not propagated into the loop.
     fn run(&self, item: Posted) {
+        if item.brings_a_result() {
+            self.progressed();
+        }
         unhandled::run_reporting_panic("posted work", || item.run(self));
+    }
+
+    /// As the loop stops, a result came home or a task ended: each task may be polled once
+    /// more, for what it awaited may be there now. (Bounded: each result and each task does
+    /// this once, so a task that wakes itself on every poll still cannot keep the stop going.)
+    fn progressed(&self) {
+        if let Some(polled) = self.stopping.borrow_mut().as_mut() {
+            polled.clear();
+        }
     }
 
     /// Polls the local task kept under `key`, if it is still there (it is out of `waiting`
@@ -645,6 +672,10 @@ impl Home {
         self.polling.borrow_mut().insert(key, false);
         let pending = task.poll_once().is_pending();
         let woken = self.polling.borrow_mut().remove(&key) == Some(true);
+        if !pending {
+            // A task ended as the loop stops: the tasks awaiting it may be polled again.
+            self.progressed();
+        }
         if pending {
             self.waiting.borrow_mut().insert(key, task);
             if woken {
@@ -756,8 +787,7 @@ impl fmt::Debug for Inbox {
 fn run_one_posted_here(until: Option<std::time::Instant>) -> bool {
     // Held as an `Inbox`: if the work run here drops the last other handle, the loop stops
     // (`Inbox`'s drop) when this one goes, while the inbox is still this thread's.
-    let Some(inbox) = CURRENT.with(|current| current.borrow().upgrade().map(|home| Inbox { home }))
-    else {
+    let Some(inbox) = current_home().map(|home| Inbox { home }) else {
         return false;
     };
     let home = &inbox.home;
@@ -1031,6 +1061,10 @@ impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
         unhandled::report_result(self.result);
     }
 
+    fn brings_a_result(&self) -> bool {
+        true
+    }
+
     #[cfg(feature = "registry")]
     fn fires(&self) -> Option<u64> {
         Some(self.key)
@@ -1051,6 +1085,10 @@ impl Work for Forget {
     }
 
     fn refused(self: Box<Self>) {}
+
+    fn brings_a_result(&self) -> bool {
+        true
+    }
 
     #[cfg(feature = "registry")]
     fn fires(&self) -> Option<u64> {
@@ -1168,6 +1206,22 @@ impl Wake for TaskWaker {
     }
 }
 
+/// A call of an [`InboxClock`], kept by its loop until its timer posts it. Dropped unrun (the
+/// loop stopped, or the call was cancelled), it cancels its timer, so that the timer thread
+/// does not hold it (and the stopped loop's mailbox) until its deadline.
+struct TimerCall {
+    call: Option<Box<dyn FnOnce()>>,
+    timer: Option<crate::timer::TimerId>,
+}
+
+impl Drop for TimerCall {
+    fn drop(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            crate::timer::cancel(timer);
+        }
+    }
+}
+
 /// A real-time [`LocalClock`] on an [`Inbox`]: see [`Inbox::clock`].
 ///
 /// ```
@@ -1204,18 +1258,27 @@ impl LocalClock for InboxClock {
             // The loop has stopped: the call can never run.
             return LocalDelayedCall::new(|| {});
         };
-        let key = home.keep(Box::new(call));
+        let key = home.next_key();
         let mailbox = home.mailbox.clone();
         let timer = crate::timer::after(delay, move || {
             // Refused, there is nothing to run: the loop's stop dropped the call.
             mailbox.post_or_refuse(Call(move |home: &Home| {
                 if let Some(kept) = home.take(key)
-                    && let Ok(call) = kept.downcast::<Box<dyn FnOnce()>>()
+                    && let Ok(mut kept) = kept.downcast::<TimerCall>()
                 {
-                    call();
+                    kept.timer = None; // it has run
+                    if let Some(call) = kept.call.take() {
+                        call();
+                    }
                 }
             }));
         });
+        // Kept before anything runs on this thread (where the timer's post is run).
+        let kept = TimerCall {
+            call: Some(call),
+            timer: Some(timer),
+        };
+        home.waiting.borrow_mut().insert(key, Box::new(kept));
         let home = self.home.clone();
         LocalDelayedCall::new(move || {
             // Off the timer thread (so it holds the loop's mailbox no longer), and out of the

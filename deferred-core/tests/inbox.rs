@@ -731,3 +731,75 @@ fn the_loop_stops_with_a_task_that_wakes_itself_on_every_poll() {
     });
     assert!(got.recv_timeout(HUNG).expect("the stop never ended"));
 }
+
+/// A spawned task awaits a result, then another spawned task, whose own result was posted
+/// before the stop too: the outer task is woken twice as the loop stops (its first result, then the inner
+/// task's end), each wake by work posted before the stop.
+#[test]
+fn a_spawned_task_awaiting_a_result_then_another_task_finishes_as_the_loop_stops() {
+    let inbox = Inbox::new(|| {});
+    let (a, a_resolver) = inbox.pending::<u32, Failure>();
+    let (y, y_resolver) = inbox.pending::<u32, Failure>();
+    let inner = inbox.spawn(async move { Ok::<_, Failure>(y.await? * 10) });
+    let outer = inbox.spawn(async move { Ok::<_, Failure>(a.await? + inner.await?) });
+    thread::spawn(move || {
+        a_resolver.callback(1);
+        y_resolver.callback(2);
+    })
+    .join()
+    .unwrap();
+    drop(inbox);
+    assert_eq!(outer.wait().map_err(|f| f.to_string()), Ok(21));
+}
+
+/// The same, the loop running on: `run_pending` until nothing is left.
+#[test]
+fn a_spawned_task_awaiting_a_result_then_another_task_finishes_on_a_running_loop() {
+    let inbox = Inbox::new(|| {});
+    let (a, a_resolver) = inbox.pending::<u32, Failure>();
+    let (y, y_resolver) = inbox.pending::<u32, Failure>();
+    let inner = inbox.spawn(async move { Ok::<_, Failure>(y.await? * 10) });
+    let outer = inbox.spawn(async move { Ok::<_, Failure>(a.await? + inner.await?) });
+    thread::spawn(move || {
+        a_resolver.callback(1);
+        y_resolver.callback(2);
+    })
+    .join()
+    .unwrap();
+    while inbox.has_pending() {
+        inbox.run_pending();
+    }
+    assert_eq!(outer.wait().map_err(|f| f.to_string()), Ok(21));
+}
+
+/// An inbox kept in a thread-local that was set up before the inbox was made (so it is dropped
+/// after the library's own thread-locals at thread exit): results posted before the thread
+/// ended run as the loop stops, and a step there that asks for this thread's inbox
+/// (`Inbox::current`, "this thread's inbox, if it has one") gets `None`, not a panic.
+#[test]
+fn inbox_current_in_work_run_as_a_thread_local_inbox_stops_at_thread_exit() {
+    thread_local! {
+        static KEPT: RefCell<Option<(Inbox, LocalDeferred<()>)>> = const { RefCell::new(None) };
+    }
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        KEPT.with(|slot| assert!(slot.borrow().is_none())); // registered first
+        let inbox = Inbox::new(|| {});
+        let (d, resolver) = inbox.pending::<u32, Failure>();
+        let tx2 = tx.clone();
+        let d = d.add_both(move |result| {
+            let current = std::panic::catch_unwind(|| Inbox::current().is_some())
+                .map_err(|_| "Inbox::current panicked");
+            let _ = tx2.send((result.map_err(|f| f.to_string()), current));
+            Ok::<_, Failure>(())
+        });
+        thread::spawn(move || resolver.callback(7)).join().unwrap();
+        KEPT.with(|slot| *slot.borrow_mut() = Some((inbox, d)));
+        drop(tx);
+    })
+    .join()
+    .unwrap();
+    let (result, current) = rx.recv_timeout(HUNG).expect("the result never came home");
+    assert_eq!(result, Ok(7));
+    assert_eq!(current, Ok(false));
+}
