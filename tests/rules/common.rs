@@ -621,6 +621,39 @@ fn rule3_ten_thousand_nested_map_errs_fire_in_constant_stack() {
     assert!(err.contains("nested failure"), "{err}");
 }
 
+/// A path of chains, each waiting on the next (a step returned it, and a step is left after the
+/// wait), fired from its innermost root, and dropped. Each chain that passed its result on
+/// held the one it passed it to, and the outermost's drop dropped them nested, a frame set per
+/// chain: 10,000 deep overflowed the small stack. They are dropped one at a time now.
+#[test]
+fn rule3_a_path_of_ten_thousand_waits_fires_and_drops_in_constant_stack() {
+    const DEPTH: u32 = 10_000;
+    let path = || {
+        let (mut d, resolver) = Deferred::<u32>::pending();
+        let mut starts = Vec::new();
+        for _ in 0..DEPTH {
+            let (outer, start) = Deferred::<u32>::pending();
+            d = outer.add_callback(move |_| d).add_callback(|n| Ok(n + 1));
+            starts.push(start);
+        }
+        for start in starts.into_iter().rev() {
+            start.callback(0);
+        }
+        (d, resolver)
+    };
+    let value = on_small_stack(move || {
+        let (d, resolver) = path();
+        resolver.callback(0);
+        d.wait().unwrap()
+    });
+    assert_eq!(value, DEPTH);
+    on_small_stack(move || {
+        let (d, resolver) = path();
+        drop(d);
+        drop(resolver);
+    });
+}
+
 /// The same nest, never fired: asked whether anyone can see it, dropped (its end first, or
 /// its Resolver first) and cancelled. A chain nobody can read lets go of the fan-in it feeds,
 /// whose output is let go of in turn, and a cancel of an output cancels its input, itself an

@@ -334,6 +334,16 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// chain's result, as if its end were dropped.
     fn forget_waiter(&self);
 
+    /// This chain is about to be dropped (the pointer being dropped is the last strong one; a
+    /// weak one, the registry's, may still look at it): gives up the chain its phase holds (the
+    /// one it passed its result to, or waits on), if any, so that its drop does not go on down
+    /// a path of them (`drop_linked`).
+    fn take_next_link(&self) -> Option<ChainPtr<dyn Cancel>>;
+
+    /// [`take_next_link`](Cancel::take_next_link) through the only pointer to the chain
+    /// (strong or weak): without its lock.
+    fn take_next_link_alone(&mut self) -> Option<ChainPtr<dyn Cancel>>;
+
     /// This chain is a fan-in's output that a walk came round to ([`Walk::Round`]) as the
     /// Deferred it began at, with no chain's wait on it to break: its fan-in fails it with the
     /// cancellation ([`Inputs::fail_output`]), where the outcome would have come from the
@@ -471,6 +481,14 @@ where
         AnyChain::abandon(self);
     }
 
+    fn take_next_link(&self) -> Option<ChainPtr<dyn Cancel>> {
+        take_next_link(&mut self.lock())
+    }
+
+    fn take_next_link_alone(&mut self) -> Option<ChainPtr<dyn Cancel>> {
+        take_next_link(self.inner.get_mut())
+    }
+
     fn fail_round(&self, me: &ChainPtr<dyn Cancel>) {
         debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         let inputs = match &self.lock().phase {
@@ -566,6 +584,18 @@ fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(ChainPtr<dyn Cance
         }
         Phase::Passed(upper) => Some((upper.clone(), outer_chains.checked_sub(1)?)),
         _ => None,
+    }
+}
+
+/// The chain `inner`'s phase holds (the one it passed its result to, or waits on), taken out:
+/// its phase is `Done` after (see `Cancel::take_next_link`).
+fn take_next_link<T, E: 'static>(inner: &mut Inner<T, E>) -> Option<ChainPtr<dyn Cancel>> {
+    if !matches!(inner.phase, Phase::Passed(_) | Phase::Waiting { .. }) {
+        return None;
+    }
+    match std::mem::replace(&mut inner.phase, Phase::Done) {
+        Phase::Passed(next) | Phase::Waiting { on: next, .. } => Some(next),
+        _ => unreachable!("matched above"),
     }
 }
 
