@@ -33,9 +33,11 @@ impl Inbox {
     /// more, and results posted to it wait there. Given the handle of the next loop on this
     /// thread, `on_calloop` gives this thread's inbox (the same one, with what waits in it),
     /// drained by a source of that loop. calloop keeps a loop's sources for as long as any
-    /// handle of it lives (a `LoopHandle` clone, a [`CalloopClock`], a pending timeout of
-    /// one), so the old loop is gone only once they are dropped too; until then this thread's
-    /// inbox counts as drained, and a second `on_calloop` panics, as [`Inbox::new`] does.
+    /// handle of it lives (a `LoopHandle` clone, a [`CalloopClock`], one that a `LoopingCall`
+    /// or a `retry` holds), so the old loop is gone only once they are dropped too; until then
+    /// this thread's inbox counts as drained, and a second `on_calloop` panics, as
+    /// [`Inbox::new`] does. A call a `CalloopClock` scheduled does not keep the loop: dropped
+    /// with it, it never runs (a `defer_later` on it fails with `NeverFired`).
     ///
     /// # Errors
     ///
@@ -213,17 +215,19 @@ impl<Data: 'static> std::fmt::Debug for CalloopClock<Data> {
 #[diagnostic::do_not_recommend]
 impl<Data: 'static> LocalClock for CalloopClock<Data> {
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
-        let mut call = Some(call);
-        // Set once the call has run (its source then removes itself) or is cancelled: a cancel
+        // The call, until it runs (the source then removes itself) or is cancelled: a cancel
         // after that removes nothing. calloop reuses a removed source's slot, and its token's
         // version of the slot wraps after 65,536 reuses: a stale token may name another source.
-        let ended = Rc::new(Cell::new(false));
-        let ran = ended.clone();
+        // A cancel takes the call out before it removes the source, and drops it once calloop
+        // has let go of its list of sources: the call's captures may be anything (a resolver
+        // whose chain then sets a timer on this loop, another call they cancel), and calloop
+        // drops a removed source's callback while it holds that list.
+        let slot: Rc<Cell<Option<Box<dyn FnOnce()>>>> = Rc::new(Cell::new(Some(call)));
+        let to_cancel = Rc::downgrade(&slot);
         let inserted =
             self.handle
                 .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
-                    ran.set(true);
-                    if let Some(call) = call.take() {
+                    if let Some(call) = slot.take() {
                         // A panic must not unwind out of the loop's dispatch.
                         unhandled::run_reporting_panic("a timer's call", call);
                     }
@@ -231,10 +235,19 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
                 });
         match inserted {
             Ok(token) => {
-                let handle = self.handle.clone();
+                // Weakly: a pending call (one that a `defer_later` or `add_timeout` keeps) must
+                // not keep the loop, whose source holds the call: once the `EventLoop` and the
+                // handles the user holds are gone, the loop drops its sources and the call
+                // with them, which the call's chain hears of (`NeverFired`), instead of the
+                // two keeping each other for ever.
+                let handle = self.handle.downgrade();
                 LocalDelayedCall::new(move || {
-                    if !ended.replace(true) {
-                        handle.remove(token);
+                    let call = to_cancel.upgrade().and_then(|slot| slot.take());
+                    if let Some(call) = call {
+                        if let Some(handle) = handle.upgrade() {
+                            handle.remove(token);
+                        }
+                        drop(call);
                     }
                 })
             }

@@ -242,3 +242,106 @@ fn the_inbox_stopping_removes_its_source_from_the_loop() {
         "DEFERRED_CALLOOP_SOURCE_PROBE",
     );
 }
+
+/// A call whose captures touch the loop when dropped (here: a resolver, dropped unfired, whose
+/// chain's errback sets a timeout on the same clock).
+#[test]
+fn cancelling_a_calloop_call_whose_captures_use_the_clock_when_dropped() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let clock = CalloopClock::new(event_loop.handle());
+    let (d, resolver) = LocalDeferred::<()>::pending();
+    let clock2 = clock.clone();
+    let errback_ran = Rc::new(Cell::new(false));
+    let e = errback_ran.clone();
+    let _d = d.add_errback(move |_f| {
+        e.set(true);
+        let (other, _r) = LocalDeferred::<()>::pending();
+        let _ = other.add_timeout(Duration::from_secs(1), &clock2);
+        Ok(())
+    });
+    let call = clock.call_later(
+        Duration::from_secs(60),
+        Box::new(move || resolver.callback(())),
+    );
+    call.cancel();
+    assert!(errback_ran.get());
+    let result = _d.wait();
+    assert!(result.is_ok(), "{:#}", result.unwrap_err());
+    event_loop.dispatch(Some(Duration::ZERO), &mut ()).unwrap();
+}
+
+/// A guard that cancels a call of its own when dropped, captured by another call that is
+/// cancelled: the first cancel drops the guard, which cancels the second.
+#[test]
+fn cancelling_a_calloop_call_that_holds_a_guard_cancelling_another_call() {
+    struct CancelOnDrop(Option<deferred_core::LocalDelayedCall>);
+    impl Drop for CancelOnDrop {
+        fn drop(&mut self) {
+            if let Some(call) = self.0.take() {
+                call.cancel();
+            }
+        }
+    }
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let clock = CalloopClock::new(event_loop.handle());
+    let ran = Rc::new(Cell::new(0));
+    let r = ran.clone();
+    let keepalive = clock.call_later(
+        Duration::from_millis(1),
+        Box::new(move || r.set(r.get() + 1)),
+    );
+    let guard = CancelOnDrop(Some(keepalive));
+    let outer = clock.call_later(Duration::from_secs(60), Box::new(move || drop(guard)));
+    let cancelled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| outer.cancel()));
+    assert!(cancelled.is_ok(), "the cancel panicked");
+    std::thread::sleep(Duration::from_millis(5));
+    for _ in 0..3 {
+        event_loop
+            .dispatch(Some(Duration::from_millis(5)), &mut ())
+            .unwrap();
+    }
+    assert_eq!(ran.get(), 0, "the guard's call was not cancelled");
+}
+
+/// A `defer_later` on a `CalloopClock` still waiting when the user drops the loop, the clock
+/// and the Deferred: nothing can run the call any more. It should fail with `NeverFired` (as
+/// on every clock that drops its call) and let the loop go, so that the next loop of the
+/// thread can drain its inbox.
+#[test]
+fn a_defer_later_pending_when_the_calloop_loop_is_dropped_lets_the_loop_go() {
+    std::thread::spawn(|| {
+        let event_loop = EventLoop::<()>::try_new().unwrap();
+        let inbox = deferred_core::Inbox::on_calloop(&event_loop.handle()).unwrap();
+        let clock = CalloopClock::new(event_loop.handle());
+        let outcome: Rc<std::cell::RefCell<Option<String>>> =
+            Rc::new(std::cell::RefCell::new(None));
+        let seen = outcome.clone();
+        let _d = deferred_core::local::defer_later(&clock, Duration::from_secs(3600), || {
+            Ok::<_, Failure>(())
+        })
+        .add_both(move |result| {
+            *seen.borrow_mut() = Some(match &result {
+                Ok(()) => "ok".into(),
+                Err(failure) => format!("{failure}"),
+            });
+            Ok(())
+        });
+        drop(_d);
+        drop(clock);
+        drop(event_loop);
+        let outcome = outcome.borrow().clone();
+        assert!(
+            outcome.as_deref().is_some_and(|o| o.contains("never")),
+            "the defer_later's Deferred: {outcome:?}"
+        );
+        // The loop is gone: the next one drains this thread's inbox.
+        let next = EventLoop::<()>::try_new().unwrap();
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            deferred_core::Inbox::on_calloop(&next.handle()).map(drop)
+        }));
+        assert!(again.is_ok(), "on_calloop panicked: the old loop was kept");
+        drop(inbox);
+    })
+    .join()
+    .unwrap();
+}
