@@ -222,7 +222,7 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
         // has let go of its list of sources: the call's captures may be anything (a resolver
         // whose chain then sets a timer on this loop, another call they cancel), and calloop
         // drops a removed source's callback while it holds that list.
-        let slot: Rc<Cell<Option<Box<dyn FnOnce()>>>> = Rc::new(Cell::new(Some(call)));
+        let slot = Rc::new(Cell::new(Some(call)));
         let to_cancel = Rc::downgrade(&slot);
         let inserted =
             self.handle

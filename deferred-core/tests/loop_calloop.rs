@@ -256,7 +256,7 @@ fn cancelling_a_calloop_call_whose_captures_use_the_clock_when_dropped() {
     let _d = d.add_errback(move |_f| {
         e.set(true);
         let (other, _r) = LocalDeferred::<()>::pending();
-        let _ = other.add_timeout(Duration::from_secs(1), &clock2);
+        drop(other.add_timeout(Duration::from_secs(1), &clock2));
         Ok(())
     });
     let call = clock.call_later(
