@@ -21,10 +21,15 @@
 //! ([`ChainArc::new_pair`]), so its count is not incremented for the second: one fewer.
 //! (With the spin lock of `crate::sync`, a pending `chain!` does 4.)
 //!
+//! A chain's pointer cannot be a method's receiver (`self: &ChainArc<Self>`): receiver types of
+//! one's own are unstable in Rust. So the chain's functions that need the pointer (to clone it,
+//! to compare it) take it as an argument (`me`, `this`).
+//!
 //! # Invariants
 //!
-//! 1. `inner` points to an `Inner<T>` allocated by `Box` in [`ChainArc::new`]. Its `count` is the
-//!    number of `ChainArc`s that point to it, and the allocation lives as long as any does.
+//! 1. `inner` points to an `Inner<T>` allocated by `Box` in [`ChainArc::new_pair`] (or, in
+//!    tests, `ChainArc::new`). Its `count` is the number of `ChainArc`s that point to it, and
+//!    the allocation lives as long as any does.
 //!    Every conversion below keeps the allocation and moves the pointer's one count. The
 //!    conversions are unsizing coercions of the pointer, or a cast to the type that `Any`
 //!    checked.
@@ -198,8 +203,9 @@ impl<T: ?Sized> Drop for ChainArc<T> {
         }
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
         // reach the allocation (a pointer is made only with the allocation or by cloning a live
-        // one, and this module has no `Weak`, no raw pointer out and no count added by hand:
-        // invariant 4); invariant 3: every other owner's use happened before. The allocation
+        // one, and this module has no `Weak`, no count added by hand, and no raw pointer out
+        // but addresses, `as_ptr`'s, which no other module can dereference: they forbid
+        // `unsafe`; invariant 4); invariant 3: every other owner's use happened before. The allocation
         // came from `Box` (`ChainArc::new` or `new_pair`), as the type it had there or an
         // unsized form of it, which `Box` frees with the same layout.
         drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
@@ -442,7 +448,7 @@ mod loom_models {
     #[test]
     fn get_mut_alone_sees_what_another_owner_wrote() {
         loom::model(|| {
-            let mut mine = ChainArc::new(Written(UnsafeCell::new(1)));
+            let mut mine = ChainArc::new(Written(UnsafeCell::new(0)));
             let theirs = mine.clone();
             let thread = loom::thread::spawn(move || {
                 theirs.write();
