@@ -445,8 +445,10 @@ where
             Duration::ZERO
         } else {
             let running_for = when.saturating_sub(started_at).as_nanos();
-            let into_interval = running_for % interval.as_nanos();
-            interval - Duration::from_nanos(into_interval as u64)
+            // In nanoseconds as `u128`: a run (or an interval) past 2^64 ns (585 years) would
+            // not fit a `u64`.
+            let left = interval.as_nanos() - running_for % interval.as_nanos();
+            Duration::new((left / 1_000_000_000) as u64, (left % 1_000_000_000) as u32)
         };
         let mut due = Due {
             core: Some(self.clone()),

@@ -579,3 +579,34 @@ fn looping_call_started_again_with_now_by_its_own_call_goes_on_calling() {
     second.wait().unwrap();
     handle.lock().unwrap().take(); // the loop and its handle hold each other
 }
+
+/// Rules 2 and 3 past 2^64 ns (about 585 years) into a run: a call whose Deferred fires late
+/// is followed by the next at `start + n x interval`. The delay left was cut to a `u64` of
+/// nanoseconds, and the next call came at the wrong time.
+#[test]
+fn looping_call_a_late_call_past_2_64_ns_is_timed_from_the_start() {
+    const YEAR: u64 = 365 * 24 * 3600;
+    let clock = ManualClock::new();
+    let times = Times::default();
+    let slot: Arc<Mutex<Option<kind::Resolver<()>>>> = Arc::default();
+    let (t, c, s) = (times.clone(), clock.clone(), slot.clone());
+    let looping = LoopingCall::new(clock.clone(), move || {
+        t.push(c.now());
+        let (d, r) = Deferred::<()>::pending();
+        *s.lock().unwrap() = Some(r);
+        d
+    });
+    let interval = secs(1000 * YEAR);
+    let done = looping.start(interval, true);
+    assert_eq!(times.get(), [secs(0)]);
+    // The first call's Deferred fires 600 years in: the next call is due at 1000 years.
+    clock.advance(secs(600 * YEAR));
+    slot.lock().unwrap().take().unwrap().callback(());
+    clock.advance(secs(400 * YEAR) - Duration::from_nanos(1));
+    assert_eq!(times.get(), [secs(0)], "no call before 1000 years");
+    clock.advance(Duration::from_nanos(1));
+    assert_eq!(times.get(), [secs(0), interval], "the next call at start + interval");
+    looping.stop();
+    slot.lock().unwrap().take().unwrap().callback(());
+    drop(done);
+}
