@@ -36,6 +36,7 @@ pub(crate) mod first_settled;
 pub(crate) mod gather;
 pub(crate) mod join;
 pub(crate) mod later;
+pub(crate) mod line;
 pub(crate) mod list;
 pub(crate) mod looping;
 pub(crate) mod maybe;

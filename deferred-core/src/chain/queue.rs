@@ -16,10 +16,11 @@
 //!   made inside a `get`'s callbacks fires the next `get` through the run loop, so a line of any
 //!   length drains in constant stack.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 
-use super::{Deferred, Lock, Ptr, Resolver, Sendable, Weak};
+use super::line::Line;
+use super::{Deferred, Lock, Ptr, Sendable, Weak};
 use crate::failure::{Failure, QueueOverflow, QueueUnderflow};
 
 /// Where [`DeferredQueue::hand`] keeps an item no get waits for.
@@ -94,36 +95,8 @@ struct State<T> {
     /// The turn of the next item put.
     next_turn: u64,
     /// Waiting gets, by ticket (the order they came).
-    waiting: BTreeMap<u64, Resolver<T>>,
+    waiting: Line<T>,
     next_ticket: u64,
-    /// The number of waiting gets at which the next `get` first drops those whose Deferred was
-    /// dropped (amortized: twice the gets left after the last such sweep).
-    sweep_at: usize,
-}
-
-/// The fewest waiting gets a `get` sweeps the dropped ones out at.
-const MIN_SWEEP: usize = 16;
-
-impl<T> State<T> {
-    /// The waiting gets whose Deferred was not dropped.
-    fn open_gets(&self) -> usize {
-        self.waiting
-            .values()
-            .filter(|waiter| !waiter.is_closed())
-            .count()
-    }
-
-    /// Takes the waiting gets whose Deferred was dropped out of the line, for the caller to drop
-    /// after the lock is released.
-    fn sweep(&mut self) -> Vec<Resolver<T>> {
-        let dropped = self
-            .waiting
-            .extract_if(.., |_, waiter| waiter.is_closed())
-            .map(|(_, waiter)| waiter)
-            .collect();
-        self.sweep_at = (self.waiting.len() * 2).max(MIN_SWEEP);
-        dropped
-    }
 }
 
 impl<T: Sendable + 'static> DeferredQueue<T> {
@@ -147,10 +120,9 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                 backlog,
                 state: Lock::new(State {
                     items: VecDeque::new(),
-                    waiting: BTreeMap::new(),
+                    waiting: Line::new(),
                     next_ticket: 0,
                     next_turn: 0,
-                    sweep_at: MIN_SWEEP,
                 }),
             }),
         }
@@ -287,8 +259,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
         // full, and whenever the line has doubled since the last sweep (so that a loop of gets
         // dropped unanswered does not grow it for ever). They are dropped once the lock is
         // released.
-        let dropped = if full(&state) || state.waiting.len() >= state.sweep_at {
-            state.sweep()
+        let dropped = if full(&state) || state.waiting.sweep_due() {
+            state.waiting.sweep()
         } else {
             Vec::new()
         };
@@ -329,7 +301,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
 
     /// How many gets are waiting for an item (not counting those whose Deferred was dropped).
     pub fn waiting(&self) -> usize {
-        self.shared.state.lock().open_gets()
+        self.shared.state.lock().waiting.open()
     }
 
     /// The most items kept (`None`: no limit).
@@ -363,7 +335,7 @@ impl<T> fmt::Debug for DeferredQueue<T> {
         let state = self.shared.state.lock();
         f.debug_struct("DeferredQueue")
             .field("items", &state.items.len())
-            .field("waiting", &state.open_gets())
+            .field("waiting", &state.waiting.open())
             .field("size", &self.shared.size)
             .field("backlog", &self.shared.backlog)
             .finish()

@@ -18,11 +18,11 @@
 //! - Cancelling a waiting `acquire` takes it out of the queue; it never gets a token.
 //! - No user code runs under the lock: waiters are fired after it is released.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::panic::Location;
 
 use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
+use super::line::Line;
 use super::maybe::maybe_deferred_at;
 use super::{Deferred, IntoDeferred, Resolver};
 use super::{Flag, Guard, Lock, Ptr, Sendable, Shareable, Weak};
@@ -77,39 +77,11 @@ struct Shared {
 struct State {
     /// Tokens not handed out.
     available: usize,
-    /// Waiting acquirers in arrival order, by ticket number.
-    waiters: BTreeMap<u64, Resolver<Permit>>,
+    /// Waiting acquirers in arrival order, by ticket number. An acquire dropped while it waits
+    /// (a `tokio::select!` or a timeout around it) leaves it at the next sweep, as a cancelled
+    /// one does at once, instead of piling up while the tokens are held.
+    waiters: Line<Permit>,
     next_ticket: u64,
-    /// The number of waiters at which the next `acquire` first drops those whose Deferred was
-    /// dropped (amortized: twice the waiters left after the last such sweep).
-    sweep_at: usize,
-}
-
-/// The fewest waiters an `acquire` sweeps the dropped ones out at.
-const MIN_SWEEP: usize = 16;
-
-impl State {
-    /// The waiters whose Deferred was not dropped.
-    fn open_waiters(&self) -> usize {
-        self.waiters
-            .values()
-            .filter(|waiter| !waiter.is_closed())
-            .count()
-    }
-
-    /// Takes the waiters whose Deferred was dropped out of the queue, for the caller to drop
-    /// after the lock is released: an acquire dropped while it waits (a `tokio::select!` or a
-    /// timeout around it) leaves the queue, as a cancelled one does, instead of piling up while
-    /// the tokens are held.
-    fn sweep(&mut self) -> Vec<Resolver<Permit>> {
-        let dropped = self
-            .waiters
-            .extract_if(.., |_, waiter| waiter.is_closed())
-            .map(|(_, waiter)| waiter)
-            .collect();
-        self.sweep_at = (self.waiters.len() * 2).max(MIN_SWEEP);
-        dropped
-    }
 }
 
 #[cfg(not(loom))]
@@ -217,9 +189,8 @@ impl DeferredSemaphore {
                 limit: tokens,
                 state: Lock::new(State {
                     available: tokens,
-                    waiters: BTreeMap::new(),
+                    waiters: Line::new(),
                     next_ticket: 0,
-                    sweep_at: MIN_SWEEP,
                 }),
             }),
         }
@@ -262,8 +233,8 @@ impl DeferredSemaphore {
         // Acquires whose Deferred was dropped leave the queue whenever it has doubled since the
         // last sweep (so that a loop of acquires dropped unanswered does not grow it for ever);
         // they are dropped once the lock is released.
-        let dropped = if state.waiters.len() >= state.sweep_at {
-            state.sweep()
+        let dropped = if state.waiters.sweep_due() {
+            state.waiters.sweep()
         } else {
             Vec::new()
         };
@@ -359,7 +330,7 @@ impl DeferredSemaphore {
     /// assert_eq!(semaphore.waiting(), 1);
     /// ```
     pub fn waiting(&self) -> usize {
-        self.shared.lock().open_waiters()
+        self.shared.lock().waiters.open()
     }
 }
 
@@ -369,7 +340,7 @@ impl fmt::Debug for DeferredSemaphore {
         f.debug_struct("DeferredSemaphore")
             .field("limit", &self.shared.limit)
             .field("available", &state.available)
-            .field("waiting", &state.open_waiters())
+            .field("waiting", &state.waiters.open())
             .finish()
     }
 }

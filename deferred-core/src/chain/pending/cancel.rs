@@ -589,13 +589,15 @@ fn passed_to(phase: &mut Phase, outer_chains: u32) -> Option<(ChainPtr<dyn Cance
 
 /// The chain `inner`'s phase holds (the one it passed its result to, or waits on), taken out:
 /// its phase is `Done` after (see `Cancel::take_next_link`).
-fn take_next_link<T, E: 'static>(inner: &mut Inner<T, E>) -> Option<ChainPtr<dyn Cancel>> {
-    if !matches!(inner.phase, Phase::Passed(_) | Phase::Waiting { .. }) {
-        return None;
-    }
+pub(super) fn take_next_link<T, E: 'static>(
+    inner: &mut Inner<T, E>,
+) -> Option<ChainPtr<dyn Cancel>> {
     match std::mem::replace(&mut inner.phase, Phase::Done) {
         Phase::Passed(next) | Phase::Waiting { on: next, .. } => Some(next),
-        _ => unreachable!("matched above"),
+        other => {
+            inner.phase = other;
+            None
+        }
     }
 }
 

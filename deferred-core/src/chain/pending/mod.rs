@@ -572,30 +572,23 @@ fn drop_parts<T, E: 'static>(parts: &mut Parts<T, E>) {
             drop(std::mem::replace(part, empty));
         }
     }
-    match parts.phase {
-        // A chain it passed its result to, or the chain it waits on: each may hold the next
-        // such chain, a path of any length, dropped one at a time, not nested (constant stack).
-        Phase::Passed(_) | Phase::Waiting { .. } => {
-            drop_linked(std::mem::replace(&mut parts.phase, Phase::Done));
-        }
-        _ => empty(&mut parts.phase, Phase::Done),
+    // A chain it passed its result to, or the chain it waits on: each may hold the next such
+    // chain, a path of any length, dropped one at a time, not nested (constant stack).
+    match cancel::take_next_link(parts) {
+        Some(next) => drop_linked(next),
+        None => empty(&mut parts.phase, Phase::Done),
     }
     empty(&mut parts.result, Current::Root(None));
     empty(&mut parts.stages, Stages::new());
     empty(&mut parts.listener, Listener::Nobody);
 }
 
-/// Drops a phase that holds another chain (`Passed`, `Waiting`), which may hold another in
-/// its phase, and so on down a path of any length: a chain this pointer is the last strong one
+/// Drops the chain a phase held (`Passed`, `Waiting`), which may hold another in its phase, and so on down a path of any length: a chain this pointer is the last strong one
 /// of gives up the link it holds before it is dropped (`Cancel::take_next_link`), so that each
 /// drop ends there, and the path is dropped in a loop, not nested (constant stack). A chain
 /// someone else still holds is only let go of.
 #[inline(never)]
-fn drop_linked(phase: Phase) {
-    let mut next = match phase {
-        Phase::Passed(next) | Phase::Waiting { on: next, .. } => next,
-        other => return drop(other),
-    };
+fn drop_linked(mut next: ChainPtr<dyn Cancel>) {
     loop {
         // The last strong pointer: the chain is dropped with it. Alone (no weak one either),
         // without its lock; else the registry's weak pointer may still look at it.
