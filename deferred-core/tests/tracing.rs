@@ -10,9 +10,10 @@ mod support;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use deferred_core::{
-    Deferred, Failure, capture_unhandled, restore_unhandled_hook, set_unhandled_hook,
+    Deferred, Failure, ManualClock, capture_unhandled, restore_unhandled_hook, set_unhandled_hook,
 };
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -230,6 +231,38 @@ fn a_refused_try_fire_is_traced_as_refused() {
             "fire refused: the chain was cancelled, or nobody can see it"
         ]
     );
+}
+
+/// `add_timeout` on a pending chain puts the steps added after it in a new link: its creation is
+/// traced, at the user's call, as every other chain's is.
+#[test]
+fn the_link_add_timeout_makes_is_traced_as_created() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        let clock = ManualClock::new();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d.add_timeout(Duration::from_secs(1), &clock);
+        resolver.callback(1);
+        assert_eq!(d.wait().unwrap(), 1);
+    });
+    let events = events.lock().unwrap();
+    let created: Vec<&str> = events
+        .iter()
+        .filter(|e| e.field("message") == Some("chain created"))
+        .filter_map(|e| e.field("created_at"))
+        .collect();
+    assert_eq!(created.len(), 2, "{events:?}");
+    assert!(
+        created.iter().all(|at| at.starts_with(file!())),
+        "{created:?}"
+    );
+    let fired_in_full = events
+        .iter()
+        .filter(|e| e.field("message") == Some("chain fired: every step ran"))
+        .count();
+    assert_eq!(fired_in_full, 2, "{events:?}");
 }
 
 /// The messages of the trace-level events `run` makes.

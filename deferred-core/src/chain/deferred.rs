@@ -1052,12 +1052,16 @@ where
     /// this returns are a chain of their own, which waits on this one. A cancel of the new chain
     /// still walks up to what this one waits on, but a cancel of this one (through a
     /// [`CancelHandle`] taken before) never reaches the new chain's steps.
-    #[cfg_attr(feature = "registry", track_caller)]
+    #[cfg_attr(any(feature = "registry", feature = "tracing"), track_caller)]
     pub(crate) fn in_a_new_link(self) -> Deferred<T, E> {
         match self.into_state() {
-            State::Pending(link) => Deferred {
-                state: State::Pending(kind::erase_chain(Chain::<T, E>::waiting_on(link))),
-            },
+            State::Pending(link) => {
+                let link = Chain::<T, E>::waiting_on(link);
+                crate::trace::chain_event!(created_at = %Location::caller(), "chain created");
+                Deferred {
+                    state: State::Pending(kind::erase_chain(link)),
+                }
+            }
             fired => Deferred { state: fired },
         }
     }
