@@ -978,6 +978,39 @@ fn a_then_may_use_question_mark_and_return() {
     assert_eq!(parse("0").wait().unwrap_err().to_string(), "zero");
 }
 
+#[test]
+fn a_question_mark_or_return_in_a_closure_inside_a_macro_is_the_closures() {
+    // The `?` and the `return` belong to the closures in `format!`'s and `assert!`'s arguments:
+    // the steps give plain values.
+    let d = chain! {
+        vec!["1", "x", "3"]
+        then |texts| {
+            let line = format!(
+                "{:?}",
+                texts
+                    .iter()
+                    .map(|s| -> Result<u32, std::num::ParseIntError> { Ok(s.parse::<u32>()? + 1) })
+                    .collect::<Vec<_>>()
+            );
+            line.len() + 1
+        }
+        then |n| {
+            assert!((0..3).all(|i| {
+                if i > 1 {
+                    return true;
+                }
+                i < 2
+            }));
+            n * 2
+        }
+    };
+    let expected = format!(
+        "{:?}",
+        ["2".parse::<u32>(), "x".parse::<u32>(), "4".parse::<u32>()]
+    );
+    assert_eq!(d.wait().unwrap(), (expected.len() + 1) * 2);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The trail: where a failure was raised, and the steps it passed.
 
@@ -1115,6 +1148,24 @@ fn a_long_run_carries_mutable_and_pattern_names_across_pending_steps() {
     assert!(!d.is_fired());
     resolver.callback(100);
     assert_eq!(d.wait().unwrap(), 12 + 30 + 100 + 10 + 20 + 10);
+}
+
+#[test]
+fn a_long_run_carries_a_name_used_only_as_a_format_width() {
+    let d = chain! {
+        (6usize, 2usize)
+        then |(width, prec)| 1.5f64 // step 1 binds `width` and `prec`
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| x + 1.0 then |x: f64| x + 1.0 then |x| x + 1.0 then |x| x + 1.0 then |x| x + 1.0
+        then |x| format!("[{x:>width$.prec$}]") // step 37, past the first segment of 32
+        // (step 33, the first of the second segment, has a typed parameter)
+    };
+    assert_eq!(d.wait().unwrap(), "[ 36.50]");
 }
 
 #[test]

@@ -419,10 +419,24 @@ fn expand_steps(
             let carried = local("__carried", site);
             let value = local("__value", site);
             let names = names.iter().map(Binding::pattern);
+            // A typed parameter takes the value through `__private::arrived`, at its type: a
+            // parameter of the wrong type is reported there, not at the whole chain.
+            let value_in = match &step.handler {
+                Handler::Closure(closure) => match &closure.param {
+                    Some(syn::Pat::Type(typed)) => {
+                        let (at, ty) = (typed.ty.span(), &typed.ty);
+                        let value = local("__value", at);
+                        let krate = krate(at);
+                        quote_spanned!(at=> #krate::__private::arrived::<_, #ty>(#value))
+                    }
+                    _ => value.to_token_stream(),
+                },
+                _ => value.to_token_stream(),
+            };
             let body = quote_spanned! {site=>
                 #[allow(unused_mut, unused_variables)]
                 let (#value, (#(#names,)*)) = #carried;
-                let #param = #value;
+                let #param = #value_in;
                 #body
             };
             step_closure(&carried.to_token_stream(), body, &place)
@@ -756,14 +770,21 @@ fn captured_by_step(collected: &[Collect]) -> Vec<Vec<(Ident, bool)>> {
 
 /// Each step's body walked once ([`Collect`]), for [`captured_by_step`] and
 /// [`assigned_captures`]: the names it uses and assigns to from around it, but those the
-/// chain's steps bind (a step with no closure: none).
+/// chain's steps up to it bind (its own parameter's, and those of the steps before it: in
+/// scope in it, or a name used out of its scope, which the compiler reports). A name only a
+/// later step binds is still the one from around the chain here. A step with no closure: none.
 fn collect_steps(chain: &Chain) -> Vec<Collect> {
-    let bound_by_steps = bound_by_steps(chain);
-    let from_around = |name: &Ident| !bound_by_steps.contains(&name.to_string());
+    let mut bound_so_far: Vec<String> = Vec::new();
     chain
         .steps
         .iter()
         .map(|step| {
+            bound_so_far.extend(
+                bindings_of(step)
+                    .into_iter()
+                    .map(|name| name.ident.to_string()),
+            );
+            let from_around = |name: &Ident| !bound_so_far.contains(&name.to_string());
             let mut collect = Collect::default();
             if let Handler::Closure(closure) = &step.handler {
                 collect.visit_expr(&closure.body);
@@ -771,19 +792,6 @@ fn collect_steps(chain: &Chain) -> Vec<Collect> {
             collect.used.retain(|(name, _)| from_around(name));
             collect.assigned.retain(from_around);
             collect
-        })
-        .collect()
-}
-
-/// The names the chain's steps bind (their parameters'), which later steps of a run see.
-fn bound_by_steps(chain: &Chain) -> Vec<String> {
-    chain
-        .steps
-        .iter()
-        .flat_map(|step| {
-            bindings_of(step)
-                .into_iter()
-                .map(|name| name.ident.to_string())
         })
         .collect()
 }
@@ -972,9 +980,9 @@ fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
     false
 }
 
-/// The names a format string's arguments name inline (`{name}`, `{name:?}`), if `literal` is a
-/// string literal: read from its value (escapes such as `\u{b0}` resolved), each a valid
-/// identifier (not a keyword), each once.
+/// The names a format string's arguments name inline (`{name}`, `{name:?}`, and a width or a
+/// precision: `{:>width$}`, `{:.prec$}`), if `literal` is a string literal: read from its value
+/// (escapes such as `\u{b0}` resolved), each a valid identifier (not a keyword), each once.
 fn format_string_names(literal: &proc_macro2::Literal) -> Vec<String> {
     let syn::Lit::Str(string) = syn::Lit::new(literal.clone()) else {
         return Vec::new();
@@ -998,17 +1006,33 @@ fn format_string_names(literal: &proc_macro2::Literal) -> Vec<String> {
             argument.push(c);
             chars.next();
         }
-        if matches!(chars.peek(), Some('}' | ':'))
-            && syn::parse_str::<Ident>(&argument).is_ok()
-            && !names.contains(&argument)
-        {
-            names.push(argument);
+        if !matches!(chars.peek(), Some('}' | ':')) {
+            continue;
+        }
+        let mut found = vec![argument];
+        if chars.peek() == Some(&':') {
+            // The spec's width and precision may name arguments too: `{:>width$}`, `{:.prec$}`.
+            let mut run = String::new();
+            for c in chars.by_ref() {
+                match c {
+                    '}' => break,
+                    '$' => found.push(std::mem::take(&mut run)),
+                    c if c.is_alphanumeric() || c == '_' => run.push(c),
+                    _ => run.clear(),
+                }
+            }
+        }
+        for name in found {
+            if syn::parse_str::<Ident>(&name).is_ok() && !names.contains(&name) {
+                names.push(name);
+            }
         }
     }
     names
 }
 
-/// Whether `literal`, if it is a string literal, has `{name}` or `{name:...}` in it.
+/// Whether `literal`, if it is a string literal, names `name` in it (`{name}`, `{name:...}`,
+/// `{:>name$}`: see [`format_string_names`]).
 fn format_string_mentions(literal: &proc_macro2::Literal, name: &str) -> bool {
     format_string_names(literal)
         .iter()
@@ -1558,8 +1582,10 @@ mod tests {
     fn a_format_string_names_its_inline_arguments_not_its_escapes_or_named_ones() {
         let literal = |text: &str| proc_macro2::Literal::string(text);
         assert_eq!(
-            format_string_names(&literal("{a} {b:?} {{c}} {0} {:>5} {d:>width$} {type} {a}")),
-            ["a", "b", "d"]
+            format_string_names(&literal(
+                "{a} {b:?} {{c}} {0} {:>5} {d:>width$} {type} {a} {:x>1$} {:.prec$} {:_<w$.p$}"
+            )),
+            ["a", "b", "d", "width", "prec", "w", "p"]
         );
         assert_eq!(format_string_names(&literal("{t}\u{b0}C")), ["t"]);
         let chain = chain_of(quote! {

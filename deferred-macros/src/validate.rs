@@ -18,9 +18,10 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::ToTokens;
+use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{Error, Expr, ExprClosure, Pat, ReturnType, Type};
+use syn::{Error, Expr, ExprClosure, Pat, ReturnType, Token, Type};
 
 use crate::parse::{Chain, Handler, Keyword, Step, StepClosure, StepKind};
 
@@ -537,7 +538,15 @@ impl<'ast> Visit<'ast> for BodyScan {
     }
 
     fn visit_macro(&mut self, node: &'ast syn::Macro) {
-        self.scan_tokens(node.tokens.clone());
+        // Arguments that read as expressions (`println!`'s, `assert!`'s, `vec![..]`'s) are
+        // walked as the body is, so that a `?` or a `return` inside a closure among them is the
+        // closure's; other tokens are scanned.
+        match node.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated) {
+            Ok(arguments) => arguments
+                .iter()
+                .for_each(|argument| self.visit_expr(argument)),
+            Err(_) => self.scan_tokens(node.tokens.clone()),
+        }
     }
 }
 

@@ -219,6 +219,34 @@ where
 {
 }
 
+/// The value given to the typed parameter of the first step of a long run's later segment
+/// (`then |x: T|` after 32 `then`s, see `SEGMENT_STEPS` in the macro): that step's closure
+/// takes the value with the names the segment before it carries, and gives the value to the
+/// parameter through [`arrived`], so that a parameter of the wrong type is reported at it, as
+/// it is on any other step, not as a mismatch at the whole chain.
+#[diagnostic::on_unimplemented(
+    message = "this step takes a `{T}`, but the value that arrives is a `{Self}`",
+    label = "the step before this one gives a `{Self}`"
+)]
+pub trait ArrivesAs<T> {
+    /// The value itself.
+    fn arrive(self) -> T;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T> ArrivesAs<T> for T {
+    #[inline(always)]
+    fn arrive(self) -> T {
+        self
+    }
+}
+
+/// Gives `value` to a typed parameter (see [`ArrivesAs`]).
+#[inline(always)]
+pub fn arrived<U: ArrivesAs<T>, T>(value: U) -> T {
+    value.arrive()
+}
+
 /// A step written without `move` that assigns to a variable from around the chain (`total +=
 /// x`): its closure is `move` all the same (a step owns what it uses, and may run after the code
 /// that follows the chain), so it changes its own copy. For a `Copy` value the variable outside
