@@ -69,6 +69,12 @@ trait Work: Send {
     fn brings_a_result(&self) -> bool {
         false
     }
+    /// The key of the kept `LocalResolver` this work fires with a result (a `HomeResolver`'s
+    /// fire, not its drop): for a cancel of an adopted chain, which the adopted Deferred's
+    /// canceller may answer (`Inbox::adopt`).
+    fn fires_with_result(&self) -> Option<u64> {
+        None
+    }
     /// The key of the kept `LocalResolver` this work fires (or drops, failing its Deferred
     /// with `NeverFired`), for the registry.
     #[cfg(feature = "registry")]
@@ -427,7 +433,29 @@ impl Inbox {
         E: FromFailure + Send + 'static,
     {
         let upstream = deferred.cancel_handle();
-        let (local, home) = self.pending_with_canceller(move || upstream.cancel());
+        // The key the local chain's result comes home under, set once it is made.
+        let key = Rc::new(Cell::new(None::<u64>));
+        let kept = key.clone();
+        let weak = Rc::downgrade(&self.home);
+        let (local, home) = self.pending_with_canceller(move || {
+            // Held as an `Inbox`, as in `Inbox::spawn`'s canceller.
+            let inbox = weak.upgrade().map(|home| Inbox { home });
+            let home = inbox.as_ref().map(|inbox| &inbox.home).zip(kept.get());
+            // A result that had come home before this cancel stays behind it: the cancel wins.
+            let came_home = home.is_none_or(|(home, key)| home.has_result(key));
+            upstream.cancel();
+            // The Deferred's canceller may answer (fire it with a value or a failure): that
+            // answer, posted here by the step below during the cancel, answers this cancel
+            // too, as it does a cancel of the Deferred itself. It runs now, while this
+            // canceller runs, not later, when the chain has failed with `Cancelled`.
+            if !came_home
+                && let Some((home, key)) = home
+                && let Some(answer) = home.take_result(key)
+            {
+                home.run(answer);
+            }
+        });
+        key.set(Some(home.key));
         // The registry shows the local chain waiting on the Deferred it adopted.
         #[cfg(feature = "registry")]
         if let Some(fires) = self.home.fired_here.borrow_mut().get_mut(&home.key) {
@@ -624,6 +652,23 @@ impl Home {
         self.waiting.borrow_mut().remove(&key)
     }
 
+    /// Whether the result fired under `key` is waiting to run (in the mailbox, or in the batch
+    /// a `run_pending` took out of it).
+    fn has_result(&self, key: u64) -> bool {
+        let fires = |work: &Posted| work.fires_with_result() == Some(key);
+        self.batch.borrow().iter().any(fires) || self.mailbox.lock().work.iter().any(fires)
+    }
+
+    /// Takes the result fired under `key` out of the mailbox, if it is there.
+    fn take_result(&self, key: u64) -> Option<Posted> {
+        let mut queue = self.mailbox.lock();
+        let at = queue
+            .work
+            .iter()
+            .position(|work| work.fires_with_result() == Some(key))?;
+        queue.work.remove(at)
+    }
+
     /// The next item of the work `run_pending` took out of the mailbox, if any is left.
     fn next_of_batch(&self) -> Option<Posted> {
         let item = self.batch.borrow_mut().pop_front()?;
@@ -776,7 +821,12 @@ impl Drop for Home {
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Inbox")
-            .field("pending", &self.home.mailbox.lock().work.len())
+            // What a `run_pending` took out of the mailbox and has not run yet is pending too
+            // (as `has_pending` says).
+            .field(
+                "pending",
+                &(self.home.batch.borrow().len() + self.home.mailbox.lock().work.len()),
+            )
             .field("waiting", &self.home.waiting.borrow().len())
             .finish()
     }
@@ -1063,6 +1113,10 @@ impl<T: Send, E: Send + 'static> Work for Fire<T, E> {
 
     fn brings_a_result(&self) -> bool {
         true
+    }
+
+    fn fires_with_result(&self) -> Option<u64> {
+        Some(self.key)
     }
 
     #[cfg(feature = "registry")]

@@ -141,6 +141,83 @@ fn cancelling_an_adopted_local_deferred_cancels_the_deferred() {
     assert!(!event_loop.inbox.has_pending());
 }
 
+/// A Deferred whose canceller answers (fires it from a slot): cancelling it gives the answer.
+fn answering_deferred(answer: Result<u32, &'static str>) -> Deferred<u32> {
+    let slot: Arc<Mutex<Option<deferred_core::Resolver<u32>>>> = Arc::default();
+    let kept = slot.clone();
+    let (d, resolver) = Deferred::<u32>::with_canceller(move || {
+        if let Some(resolver) = kept.lock().unwrap().take() {
+            resolver.fire(answer.map_err(Failure::msg));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    d
+}
+
+/// Cancelling an adopted Deferred whose canceller answers gives the answer, value or failure,
+/// as cancelling the Deferred itself does: the answer came home through the inbox after the
+/// local chain had failed with `Cancelled`, and was dropped unseen (a failure lost).
+#[test]
+fn cancelling_an_adopted_deferred_whose_canceller_answers_gives_the_answer() {
+    let direct = answering_deferred(Ok(99));
+    direct.cancel();
+    assert_eq!(direct.wait().unwrap(), 99);
+
+    let event_loop = Loop::new();
+    let _no_unhandled = NoUnhandled::start();
+    let local = event_loop
+        .inbox
+        .adopt(answering_deferred(Ok(99)))
+        .add_callback(|n| Ok(n + 1));
+    local.cancel();
+    event_loop.inbox.run_pending();
+    assert_eq!(local.wait().unwrap(), 100);
+
+    let local = event_loop.inbox.adopt(answering_deferred(Err("partial")));
+    local.cancel();
+    event_loop.inbox.run_pending();
+    let failure = local.wait().unwrap_err();
+    assert_eq!(failure.to_string(), "partial");
+    assert!(!event_loop.inbox.has_pending());
+}
+
+/// A result that came home before the cancel is not an answer to it: the cancel wins.
+#[test]
+fn cancelling_an_adopted_deferred_whose_result_came_home_already_fails_with_cancelled() {
+    let event_loop = Loop::new();
+    let (d, resolver) = Deferred::<u32>::pending();
+    let local = event_loop.inbox.adopt(d);
+    thread::spawn(move || resolver.callback(1)).join().unwrap();
+    assert!(event_loop.inbox.has_pending());
+    local.cancel();
+    assert!(local.wait().unwrap_err().is_cancelled());
+    event_loop.inbox.run_pending();
+    assert!(!event_loop.inbox.has_pending());
+}
+
+/// `Debug` counts what a `run_pending` took out of the mailbox and has not run yet as pending,
+/// as `has_pending` does (it said `pending: 0` while `has_pending()` was true).
+#[test]
+fn an_inbox_debug_inside_a_drain_counts_the_work_not_run_yet() {
+    let event_loop = Loop::new();
+    let seen = Rc::new(RefCell::new(String::new()));
+    let shown = seen.clone();
+    let inbox = event_loop.inbox.clone();
+    let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+    let d = d.add_callback(move |n| {
+        *shown.borrow_mut() = format!("{inbox:?}, has_pending: {}", inbox.has_pending());
+        Ok(n)
+    });
+    resolver.callback(1);
+    event_loop.inbox.handle().post(|| {}).unwrap(); // behind the result, in the same drain
+    event_loop.inbox.run_pending();
+    assert_eq!(
+        *seen.borrow(),
+        "Inbox { pending: 1, waiting: 0 }, has_pending: true"
+    );
+    d.wait().unwrap();
+}
+
 #[test]
 fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
     let event_loop = Loop::new();
