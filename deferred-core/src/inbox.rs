@@ -384,6 +384,7 @@ impl Inbox {
         (deferred, self.home_resolver(resolver))
     }
 
+    #[track_caller]
     fn home_resolver<T, E>(&self, resolver: LocalResolver<T, E>) -> HomeResolver<T, E>
     where
         T: Send + 'static,
@@ -403,6 +404,7 @@ impl Inbox {
         HomeResolver {
             mailbox: Some(self.home.mailbox.clone()),
             key,
+            created_at: std::panic::Location::caller(),
             fire: fire_kept::<T, E>,
             forget: |home, key| drop(home.take(key)),
         }
@@ -1022,6 +1024,9 @@ pub struct HomeResolver<T, E: 'static = Failure> {
     /// `None` once fired.
     mailbox: Option<Arc<Mailbox>>,
     key: u64,
+    /// Where it was made (`Inbox::pending`'s caller), for its `Debug`: the chain it fires lives
+    /// on the loop's thread, out of reach of the thread that holds this.
+    created_at: &'static std::panic::Location<'static>,
     /// Posted work that fires the `LocalResolver` kept under `key`.
     fire: fn(&Home, u64, Result<T, E>),
     /// Posted work that drops it unfired (it names no `T`, so `Drop` needs no bound on it).
@@ -1165,7 +1170,16 @@ impl<T, E: 'static> Drop for HomeResolver<T, E> {
 
 impl<T, E: 'static> fmt::Debug for HomeResolver<T, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HomeResolver").finish_non_exhaustive()
+        f.debug_struct("HomeResolver")
+            .field("created_at", &format_args!("{}", self.created_at))
+            .field(
+                "stopped",
+                &self
+                    .mailbox
+                    .as_ref()
+                    .is_none_or(|mailbox| mailbox.lock().wake.is_none()),
+            )
+            .finish()
     }
 }
 

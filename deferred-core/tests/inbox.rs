@@ -218,6 +218,30 @@ fn an_inbox_debug_inside_a_drain_counts_the_work_not_run_yet() {
     d.wait().unwrap();
 }
 
+/// A `HomeResolver`'s `Debug` says where it was made (the chain it fires is on the loop's
+/// thread, out of reach of the thread that holds it) and whether its loop has stopped.
+#[test]
+fn a_home_resolvers_debug_says_where_it_was_made_and_whether_the_loop_stopped() {
+    let event_loop = Loop::new();
+    let (d, resolver) = event_loop.inbox.pending::<u32, Failure>();
+    let line = line!() - 1;
+    let shown = format!("{resolver:?}");
+    assert!(
+        shown.starts_with(&format!("HomeResolver {{ created_at: {}:{line}:", file!())),
+        "{shown}"
+    );
+    assert!(shown.ends_with(", stopped: false }"), "{shown}");
+    let (_, other) = event_loop.inbox.pending::<u32, Failure>();
+    drop(event_loop);
+    assert!(
+        format!("{other:?}").ends_with(", stopped: true }"),
+        "{other:?}"
+    );
+    drop(other);
+    drop(resolver);
+    drop(d);
+}
+
 #[test]
 fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
     let event_loop = Loop::new();
