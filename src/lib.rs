@@ -22,7 +22,7 @@
 //! `chain!`). The features, none on by default (each item that needs one is marked with it in
 //! these docs, on docs.rs):
 //!
-//! - **`tokio`**: [`Deferred::from_future`] (a future spawned on the current runtime; cancelling
+//! - **`tokio`**: `Deferred::from_future` (a future spawned on the current runtime; cancelling
 //!   the Deferred aborts it) and `TokioClock` (tokio's timers for [`Deferred::add_timeout`],
 //!   [`retry`], [`LoopingCall`]: `TokioClock::current()` inside the runtime); for one-thread
 //!   chains, `Inbox::on_tokio_local_set`, `TokioLocalClock` and `LocalDeferred::from_future`.
@@ -91,6 +91,7 @@
 //! });
 //! ```
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 // docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
 // builds never see this.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -372,3 +373,10 @@ pub use deferred_macros::chain;
 #[doc(hidden)]
 #[path = "private/mod.rs"]
 pub mod __private;
+
+/// The README's Rust code blocks, compiled and run by `cargo test --doc`, so that they cannot
+/// drift from the library. (Those marked `rust,ignore` are excerpts of whole programs: most are
+/// the examples', and `tests/recipes.rs` compares the recipes' word for word.)
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

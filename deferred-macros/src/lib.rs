@@ -7,6 +7,8 @@
 //! was meant to be. Each takes and gives `proc_macro2` types, so that they run in tests and fuzzing, away
 //! from the compiler.
 
+#![warn(missing_docs)]
+
 mod expand;
 mod parse;
 mod suggest;
