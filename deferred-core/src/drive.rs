@@ -32,6 +32,7 @@
 //! failing with `Cancelled`); the Resolver is dropped after, when its fire is ignored.
 #![forbid(unsafe_code)]
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
@@ -39,7 +40,53 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
 
 use crate::bounds::FromFailure;
-use crate::{Deferred, Failure, Resolver};
+use crate::{CancelHandle, Deferred, Failure, Resolver};
+
+thread_local! {
+    /// While a driven future is polled on this thread: the Deferreds that poll has left
+    /// pending, what the future awaits (see [`noting_awaited`]).
+    static AWAITED: RefCell<Option<Vec<CancelHandle>>> = const { RefCell::new(None) };
+}
+
+/// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first) a
+/// [`CancelHandle`] of each Deferred polled into `Pending` during it: what the future awaits,
+/// which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires a
+/// Deferred may wake and poll another driven future, on this thread): each collects its own.
+pub(crate) fn noting_awaited<R>(awaited: &mut Vec<CancelHandle>, poll: impl FnOnce() -> R) -> R {
+    /// Puts the enclosing poll's list back, and hands this poll's to `awaited`, however `poll`
+    /// returns.
+    struct Restore<'a> {
+        outer: Option<Vec<CancelHandle>>,
+        awaited: &'a mut Vec<CancelHandle>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            let outer = self.outer.take();
+            if let Ok(Some(list)) = AWAITED.try_with(|now| now.replace(outer)) {
+                *self.awaited = list;
+            }
+        }
+    }
+    awaited.clear();
+    let list = std::mem::take(awaited);
+    let outer = AWAITED
+        .try_with(|now| now.replace(Some(list)))
+        .ok()
+        .flatten();
+    let _restore = Restore { outer, awaited };
+    poll()
+}
+
+/// Notes a Deferred polled into `Pending` as awaited by the driven future being polled on this
+/// thread, if one is (`Deferred`'s `poll`; see [`noting_awaited`]).
+#[inline]
+pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
+    let _ = AWAITED.try_with(|now| {
+        if let Some(list) = now.borrow_mut().as_mut() {
+            list.push(handle());
+        }
+    });
+}
 
 impl<T, E> Deferred<T, E>
 where
@@ -84,10 +131,17 @@ where
     ///   into the caller of `wake()`. The same goes for a panic in the future's `Drop` when it
     ///   completes.
     /// - **Cancellation.** Cancelling the Deferred (its [`cancel`](Deferred::cancel), a
-    ///   [`CancelHandle`](crate::CancelHandle), or the cancel of a chain waiting on it) drops
-    ///   the future — at once, on the cancelling thread, if it is idle; right after the current
-    ///   poll returns, on the polling thread, if it is being polled — and the Deferred fails with
-    ///   [`Cancelled`](crate::Cancelled). Wakes after completion or cancellation do nothing.
+    ///   [`CancelHandle`], or the cancel of a chain waiting on it) first cancels the Deferreds
+    ///   the future awaits, if it is idle (those its last poll left pending: Twisted's cascade
+    ///   into the Deferred a coroutine awaits). Each fails with `Cancelled`, or with its
+    ///   canceller's answer, and wakes the future, which is polled at once, on the cancelling
+    ///   thread: if it completes then (it let the `Cancelled` pass with `?`, or translated it),
+    ///   its output is the answer to the cancel, and the Deferred fires with it. Otherwise the
+    ///   future is dropped — at once, on the cancelling thread, if it is idle; right after the
+    ///   current poll returns, on the polling thread, if it is being polled — and the Deferred
+    ///   fails with [`Cancelled`](crate::Cancelled). (Twisted would leave the Deferred pending
+    ///   on what the coroutine awaits next; here a cancel ends it.) Wakes after completion or
+    ///   cancellation do nothing.
     /// - **Wakers dropped without waking.** The future is never polled again. If something still
     ///   holds one of its wakers (and never wakes it), the Deferred stays pending, like a future
     ///   nobody polls. If every waker is dropped while the future is idle, nobody can ever wake
@@ -134,6 +188,7 @@ where
         *task.lock() = State::Idle {
             future: Box::pin(future),
             resolver,
+            awaited: Vec::new(),
         };
         // The first poll. Nobody else has the Deferred (nor a handle to cancel it) yet.
         task.run();
@@ -165,6 +220,8 @@ enum State<F, T, E: 'static> {
         // Declared first: dropped before the Resolver fires `NeverFired`.
         future: Pin<Box<F>>,
         resolver: Resolver<T, E>,
+        /// What the future awaits: the Deferreds its last poll left pending.
+        awaited: Vec<CancelHandle>,
     },
     /// A thread has taken the future out and is polling it.
     Polling,
@@ -194,9 +251,13 @@ where
     fn run(self: &Arc<Self>) {
         let mut state = self.lock();
         match std::mem::replace(&mut *state, State::Polling) {
-            State::Idle { future, resolver } => {
+            State::Idle {
+                future,
+                resolver,
+                awaited,
+            } => {
                 drop(state);
-                self.poll_until_idle(future, resolver);
+                self.poll_until_idle(future, resolver, awaited);
             }
             State::Polling | State::PollingWokenAgain => *state = State::PollingWokenAgain,
             over @ (State::PollingCancelled | State::Done) => *state = over,
@@ -205,11 +266,19 @@ where
 
     /// Polls the future (this thread has moved the task to `Polling`) until it returns
     /// `Pending` with no wake since, completes, or is cancelled.
-    fn poll_until_idle(self: &Arc<Self>, mut future: Pin<Box<F>>, resolver: Resolver<T, E>) {
+    fn poll_until_idle(
+        self: &Arc<Self>,
+        mut future: Pin<Box<F>>,
+        resolver: Resolver<T, E>,
+        mut awaited: Vec<CancelHandle>,
+    ) {
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            let output = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
+            let polled = noting_awaited(&mut awaited, || {
+                catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+            });
+            let output = match polled {
                 Ok(Poll::Pending) => None,
                 Ok(Poll::Ready(result)) => Some(result),
                 Err(panic) => Some(Err(E::from(Failure::from_panic_in(
@@ -227,7 +296,11 @@ where
                     continue;
                 }
                 (State::Polling, None) => {
-                    *state = State::Idle { future, resolver };
+                    *state = State::Idle {
+                        future,
+                        resolver,
+                        awaited,
+                    };
                     return;
                 }
                 (State::PollingCancelled, _) => true,
@@ -254,12 +327,29 @@ where
         }
     }
 
-    /// The Deferred was cancelled (its canceller runs this): drop the future now if nobody is
-    /// polling it, else have the polling thread drop it when its poll returns.
+    /// The Deferred was cancelled (its canceller runs this): cancel what an idle future awaits
+    /// (which may wake it, and let it complete: its output answers the cancel); then drop the
+    /// future now if nobody is polling it, else have the polling thread drop it when its poll
+    /// returns.
     fn cancel(&self) {
         let mut state = self.lock();
+        if let State::Idle { awaited, .. } = &mut *state
+            && !awaited.is_empty()
+        {
+            let awaited = std::mem::take(awaited);
+            drop(state);
+            // Each failure wakes the future, which is polled again at once, here: the state is
+            // looked at anew below.
+            for deferred in &awaited {
+                deferred.cancel();
+            }
+            drop(awaited);
+            state = self.lock();
+        }
         match std::mem::replace(&mut *state, State::Done) {
-            State::Idle { future, resolver } => {
+            State::Idle {
+                future, resolver, ..
+            } => {
                 drop(state);
                 self.park(resolver);
                 // On this thread, now. A panic in its `Drop` escapes to the chain, which makes
@@ -303,7 +393,9 @@ where
     /// into whoever dropped the waker: it becomes the failure instead.
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let State::Idle { future, resolver } = std::mem::replace(state, State::Done)
+        if let State::Idle {
+            future, resolver, ..
+        } = std::mem::replace(state, State::Done)
             && let Err(panic) = catch_unwind(AssertUnwindSafe(move || drop(future)))
         {
             drop(resolver.settle(Err(E::from(Failure::from_panic_in(

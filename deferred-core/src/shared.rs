@@ -23,6 +23,9 @@ pub(crate) mod kind {
         result.into_deferred()
     }
     pub(crate) use crate::clock::Clock;
+    /// A Deferred polled into `Pending` is noted as what the driven future being polled on this
+    /// thread awaits, if one is, for its cancel to cancel (`Deferred::drive_future`).
+    pub(crate) use crate::drive::note_awaited;
     pub(crate) use crate::run_loop::Delivery;
     pub(crate) use std::sync::{Arc as Ptr, Weak};
 

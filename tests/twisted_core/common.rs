@@ -499,6 +499,31 @@ fn callback_returns_deferred() {
     d1.wait().unwrap();
 }
 
+// Reference §2.4 (last bullet): callbacks added to the outer Deferred while it waits on a
+// returned one are queued, not run, and run in order once the inner one fires.
+#[test]
+fn callbacks_added_while_waiting_are_queued() {
+    let seen = log();
+    let (d1, r1) = Deferred::<u32>::pending();
+    let (d2, r2) = Deferred::<u32>::pending();
+    let d1 = d1.add_callback(move |_| d2);
+    r1.callback(1);
+    let (s1, s2) = (seen.clone(), seen.clone());
+    let d1 = d1
+        .add_callback(move |v| {
+            push(&s1, ("first", v));
+            Ok(v + 1)
+        })
+        .add_callback(move |v| {
+            push(&s2, ("second", v));
+            Ok(v)
+        });
+    assert!(snapshot(&seen).is_empty(), "queued while waiting");
+    r2.callback(2);
+    assert_eq!(snapshot(&seen), [("first", 2), ("second", 3)]);
+    assert_eq!(d1.wait().unwrap(), 3);
+}
+
 // Twisted: test_defer.DeferredTests.test_errbackReturnsDeferred
 #[test]
 fn errback_returns_deferred() {
@@ -565,6 +590,8 @@ fn synchronous_implicit_error_chain() {
 // Twisted: test_defer.DeferredTests.test_asynchronousImplicitErrorChain
 #[test]
 fn asynchronous_implicit_error_chain() {
+    // The failure moved out of `first` into `second` is not reported (Twisted: nothing logged).
+    let _no_unhandled = NoUnhandled::start();
     let errbacks = log();
     let trailing = log();
     let (first, first_r) = Deferred::<u32>::pending();
@@ -885,7 +912,10 @@ fn bounded_stack_depth() {
     // One level is delivered on another path (the chain between hands its wait to the top
     // chain, so the result goes there straight from the run's first delivery, not through the
     // queue): a frame or two apart, whatever the nesting.
-    assert!(one.abs_diff(two) < 512, "one level: {one:#x}, two: {two:#x}");
+    assert!(
+        one.abs_diff(two) < 512,
+        "one level: {one:#x}, two: {two:#x}"
+    );
 }
 
 // Twisted: test_defer.DeferredTests.test_chainDeferredRecordsExplicitChain (and chainDeferred)
@@ -902,6 +932,93 @@ fn chain_deferred_is_one_directional() {
     r1.callback(5);
     assert_eq!(d2.wait().unwrap(), 5);
     assert_eq!(d1.wait().unwrap(), "forwarded");
+}
+
+// Twisted: test_defer.DeferredTests.test_circularChainWarning / test_circularChainException,
+// reference §O 159 (a callback returning its own Deferred: Twisted warns, then the Deferred is
+// stuck for ever). Here no warning: the chain waits on itself, which nothing can fire; a cancel
+// returns and the chain goes on with the cancellation (docs/rules.md, rule 9: cycles).
+#[test]
+// The slot is an `Arc<Mutex<..>>` for both kinds (the local kind's content is not `Send`).
+#[allow(clippy::arc_with_non_send_sync)]
+fn callback_returning_its_own_chain_waits_until_cancelled() {
+    let slot: Arc<Mutex<Option<Deferred<u32>>>> = Arc::new(Mutex::new(None));
+    let own = slot.clone();
+    let steps = log();
+    let s = steps.clone();
+    let (d, r) = Deferred::<u32>::pending();
+    let end = d
+        .add_errback(move |f: Failure| {
+            push(
+                &s,
+                if f.is_cancelled() {
+                    "errback: cancelled"
+                } else {
+                    "errback: other"
+                },
+            );
+            Err(f)
+        })
+        .add_callback(move |_| own.lock().unwrap().take().expect("the end is in its slot"));
+    let handle = end.cancel_handle();
+    *slot.lock().unwrap() = Some(end);
+    let unhandled = UnhandledCapture::start();
+    r.callback(1); // the step returns the chain's own end
+    assert!(slot.lock().unwrap().is_none(), "the step took its own end");
+    assert!(
+        snapshot(&steps).is_empty(),
+        "stuck: nothing fires a chain waiting on itself"
+    );
+    handle.cancel(); // returns: it cancels the wait that closes the cycle
+    handle.cancel(); // and a second cancel is harmless
+    assert!(
+        snapshot(&steps).is_empty(),
+        "the errback before the step is not re-run"
+    );
+    // The cancellation is the answer to the cancel: nothing is reported.
+    assert!(messages(&unhandled.finish()).is_empty());
+}
+
+// Twisted: test_defer.DeferredCancellerTests.test_raisesAfterCancelAndCallback /
+// test_raisesAfterCancelAndErrback / test_simpleCanceller (the late fire after a cancel). Twisted
+// swallows one late fire without a canceller and raises AlreadyCalledError with one; here a late
+// fire is always dropped (`Resolver::fire`), `try_fire` gives it back instead, and `is_closed`
+// tells the producer beforehand.
+#[test]
+fn late_fire_after_cancel_is_dropped_or_given_back() {
+    for with_canceller in [false, true] {
+        let cancels = counter();
+        let c = cancels.clone();
+        let (d, r) = if with_canceller {
+            Deferred::<u32>::with_canceller(move || {
+                c.fetch_add(1, SeqCst);
+            })
+        } else {
+            Deferred::<u32>::pending()
+        };
+        let ran = log();
+        let s = ran.clone();
+        let d = d.add_both(move |result: Result<u32, Failure>| {
+            push(&s, result.as_ref().map_err(|f| f.is_cancelled()).copied());
+            result
+        });
+        assert!(!r.is_closed());
+        d.cancel();
+        assert_eq!(cancels.load(SeqCst), usize::from(with_canceller));
+        assert!(
+            r.is_closed(),
+            "the producer can see the chain was cancelled"
+        );
+        let back = r.try_fire(Err(Failure::new(GenericError::new("late"))));
+        let back = back.expect_err("the late fire is given back");
+        assert_eq!(back.unwrap_err().to_string(), "late");
+        assert_eq!(
+            snapshot(&ran),
+            [Err(true)],
+            "the chain ran once, with the cancellation"
+        );
+        assert!(d.wait().unwrap_err().is_cancelled());
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1225,6 +1342,132 @@ fn cancel_nested_deferred() {
     assert!(a.wait().unwrap_err().is_cancelled());
 }
 
+// Reference §2.9 (transitive forwarding [verified]) / test_cancelNestedDeferred, two levels: a
+// cancel of A, which waits on B, which waits on C, calls only C's canceller; the cancellation
+// then flows back through B's later steps before A's, and neither A's nor B's canceller runs.
+#[test]
+fn cancel_forwards_through_two_nested_deferreds() {
+    let cancels = log();
+    let order = log();
+    let (c, _c_r) = {
+        let k = cancels.clone();
+        Deferred::<u32>::with_canceller(move || push(&k, "c"))
+    };
+    let (b, b_r) = {
+        let k = cancels.clone();
+        Deferred::<()>::with_canceller(move || push(&k, "b"))
+    };
+    let (a, a_r) = {
+        let k = cancels.clone();
+        Deferred::<()>::with_canceller(move || push(&k, "a"))
+    };
+    let (ob, oa) = (order.clone(), order.clone());
+    let b = b.add_callback(move |_| c).add_errback(move |f: Failure| {
+        push(
+            &ob,
+            if f.is_cancelled() {
+                "b errback: cancelled"
+            } else {
+                "b errback: other"
+            },
+        );
+        Err(f)
+    });
+    let a = a.add_callback(move |_| b).add_errback(move |f: Failure| {
+        push(
+            &oa,
+            if f.is_cancelled() {
+                "a errback: cancelled"
+            } else {
+                "a errback: other"
+            },
+        );
+        Err(f)
+    });
+    b_r.callback(());
+    a_r.callback(());
+    assert!(snapshot(&order).is_empty());
+    a.cancel();
+    assert_eq!(
+        snapshot(&cancels),
+        ["c"],
+        "only the innermost canceller runs"
+    );
+    assert_eq!(
+        snapshot(&order),
+        ["b errback: cancelled", "a errback: cancelled"]
+    );
+    assert!(a.wait().unwrap_err().is_cancelled());
+}
+
+// Reference §2.9: the inner canceller may answer with a value; the outer chain, cancelled while
+// waiting on it, then goes on with that value on its callback path.
+#[test]
+fn cancel_nested_deferred_whose_canceller_succeeds() {
+    let cancels = counter();
+    let inner = with_firing_canceller::<u32>(|r| r.callback(41), cancels.clone());
+    let (a, a_r) = Deferred::<()>::pending();
+    let errbacks = counter();
+    let e = errbacks.clone();
+    let a = a.add_callback(move |_| inner).add_callbacks(
+        |v| Ok(v + 1),
+        move |f: Failure| {
+            e.fetch_add(1, SeqCst);
+            Err(f)
+        },
+    );
+    a_r.callback(());
+    a.cancel();
+    assert_eq!(cancels.load(SeqCst), 1);
+    assert_eq!(errbacks.load(SeqCst), 0);
+    assert_eq!(a.wait().unwrap(), 42);
+}
+
+// Reference §2.9: `cancel()` of a Deferred that has fired (here: from inside one of its own
+// callbacks, while its chain runs; Twisted's `called` is true and its result is no Deferred) is a
+// no-op: the steps after go on with the value.
+#[test]
+// The slot is an `Arc<Mutex<..>>` for both kinds (the local kind's content is not `Send`).
+#[allow(clippy::arc_with_non_send_sync)]
+fn cancel_from_inside_own_callback_is_a_no_op() {
+    let (d, r) = Deferred::<u32>::pending();
+    let in_step = Arc::new(Mutex::new(Some(d.cancel_handle())));
+    let d = d.add_callback(move |v| {
+        let handle = in_step
+            .lock()
+            .unwrap()
+            .take()
+            .expect("the handle is in its slot");
+        handle.cancel();
+        Ok(v + 1)
+    });
+    let d = d.add_callback(|v| Ok(v * 2));
+    r.callback(1);
+    assert_eq!(d.wait().unwrap(), 4);
+}
+
+// Reference §2.9: `chainDeferred` links do not forward a cancel upward: cancelling `d2` leaves
+// `d1` untouched, and `d1`'s later fire into `d2` is dropped (Twisted swallows it once).
+#[test]
+fn chain_deferred_cancel_does_not_go_upward() {
+    let cancels = counter();
+    let c = cancels.clone();
+    let (d1, r1) = Deferred::<u32>::with_canceller(move || {
+        c.fetch_add(1, SeqCst);
+    });
+    let (d2, r2) = Deferred::<u32>::pending();
+    let d1 = d1.add_both(move |result| {
+        r2.fire(result);
+        Ok("forwarded")
+    });
+    d2.cancel();
+    assert_eq!(cancels.load(SeqCst), 0, "d1's canceller is not called");
+    assert!(!d1.is_fired());
+    r1.callback(5);
+    assert_eq!(d1.wait().unwrap(), "forwarded");
+    assert!(d2.wait().unwrap_err().is_cancelled());
+}
+
 // Twisted: test_defer.DeferredCancellerTests.test_canceller_circular_reference_callback
 // (a fired Deferred drops its canceller, so a canceller holding a reference leaks nothing)
 #[test]
@@ -1291,6 +1534,25 @@ fn error_log() {
     assert!(unhandled.is_empty(), "not before it is dropped");
     drop(d);
     assert_eq!(messages(&unhandled.finish()), [tag]);
+}
+
+// Twisted: test_defer.LogTests.test_errorLog, with the callback raising (`1/0`) as a panic: the
+// Panicked failure is reported once, when the Deferred is dropped, and not before.
+#[test]
+fn error_log_of_a_panicking_callback() {
+    let tag = "twisted_core::error_log_of_a_panicking_callback";
+    let unhandled = UnhandledCapture::start();
+    let (d, r) = Deferred::<u32>::pending();
+    let d = d.add_callback(move |_| -> Result<u32, Failure> { panic!("{tag}") });
+    r.callback(1);
+    assert!(unhandled.is_empty(), "not before it is dropped");
+    drop(d);
+    let reported = unhandled.finish();
+    assert_eq!(reported.len(), 1);
+    assert_eq!(
+        reported[0].downcast_ref::<Panicked>().unwrap().message(),
+        tag
+    );
 }
 
 // Twisted: test_defer.LogTests.test_errorLogWithInnerFrameRef
@@ -1444,8 +1706,9 @@ fn failure_repr() {
 //   test_pausedDeferredChained: there is no pause()/unpause() in the API.
 // - test_errbackWithNoArgs*, test_errorInCallback*CaptureVars*: no "current exception" and no
 //   frame locals in Rust.
-// - test_circularChainWarning / test_circularChainException: a callback cannot return the
-//   Deferred it is attached to, which `add_*` consumed.
+// - test_circularChainWarning / test_circularChainException: no warning; a step that returns
+//   its own chain's end (through a slot, as `add_*` consumes it) is ported as
+//   `callback_returning_its_own_chain_waits_until_cancelled`.
 // - test_chainDeferredRecords*/test_explicitChainClearedWhenResolved: `_chainedTo` is internal.
 // - test_cancellerArg: a canceller takes no argument (it captures what it needs).
 // - test_addCallbacksNone*Args: there are no separate args tuples.

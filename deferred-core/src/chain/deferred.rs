@@ -1178,7 +1178,10 @@ where
                     this.state = State::Fired(None);
                     Poll::Ready(result)
                 }
-                None => Poll::Pending,
+                None => {
+                    kind::note_awaited(|| this.cancel_handle());
+                    Poll::Pending
+                }
             },
         }
     }
