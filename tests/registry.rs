@@ -701,3 +701,150 @@ fn drive_future_shows_no_step_the_user_did_not_add() {
     assert_eq!(failure.to_string(), "out of stock");
     assert!(failure.trail().is_empty(), "{:?}", failure.trail());
 }
+
+/// A `chain!` run longer than 32 `then`s is cut into segments; when the last step of a segment
+/// returned a pending Deferred, the link that carries the run's names on to the next segment
+/// was listed as a step to run, placed at that step (which had run): one step more than the
+/// chain had left, in the dump and in `Debug`.
+#[test]
+fn the_link_carrying_names_across_32_steps_is_no_step_to_run() {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<deferred::Resolver<u32>>>>;
+    /// Step `k` gives `a + 1`; step 32, the last of the first segment, a pending Deferred.
+    fn step(a: u32, k: u32, slot: &Slot) -> Deferred<u32> {
+        if k == 32 {
+            let (d, r) = Deferred::<u32>::pending();
+            *slot.lock().unwrap() = Some(r);
+            return d;
+        }
+        Deferred::<u32>::succeed(a + 1)
+    }
+    let held: Slot = Default::default();
+    let slot = held.clone();
+    let first = line!() + 3;
+    let d: Deferred<u32> = deferred::chain! {
+        Deferred::<u32>::succeed(0)
+        then |a| step(a, 1, &slot)
+        then |a| step(a, 2, &slot)
+        then |a| step(a, 3, &slot)
+        then |a| step(a, 4, &slot)
+        then |a| step(a, 5, &slot)
+        then |a| step(a, 6, &slot)
+        then |a| step(a, 7, &slot)
+        then |a| step(a, 8, &slot)
+        then |a| step(a, 9, &slot)
+        then |a| step(a, 10, &slot)
+        then |a| step(a, 11, &slot)
+        then |a| step(a, 12, &slot)
+        then |a| step(a, 13, &slot)
+        then |a| step(a, 14, &slot)
+        then |a| step(a, 15, &slot)
+        then |a| step(a, 16, &slot)
+        then |a| step(a, 17, &slot)
+        then |a| step(a, 18, &slot)
+        then |a| step(a, 19, &slot)
+        then |a| step(a, 20, &slot)
+        then |a| step(a, 21, &slot)
+        then |a| step(a, 22, &slot)
+        then |a| step(a, 23, &slot)
+        then |a| step(a, 24, &slot)
+        then |a| step(a, 25, &slot)
+        then |a| step(a, 26, &slot)
+        then |a| step(a, 27, &slot)
+        then |a| step(a, 28, &slot)
+        then |a| step(a, 29, &slot)
+        then |a| step(a, 30, &slot)
+        then |a| step(a, 31, &slot)
+        then |a| step(a, 32, &slot)
+        then |a| a + 1
+    };
+    let last = first + 32;
+    let dump = pending_chains();
+    let lines: Vec<Vec<u32>> = dump
+        .iter()
+        .filter(|chain| {
+            chain
+                .steps()
+                .iter()
+                .any(|at| at.file() == file!() && (first..=last).contains(&at.line()))
+        })
+        .map(|chain| chain.steps().iter().map(|at| at.line()).collect())
+        .collect();
+    let debug = format!("{d:?}");
+    let resolver = held.lock().unwrap().take().unwrap();
+    resolver.callback(100);
+    assert_eq!(d.wait().unwrap(), 101);
+    assert_eq!(lines, [vec![last]], "only step 33 is left to run:\n{dump}");
+    assert!(debug.contains("steps_to_run: 1,"), "{debug}");
+}
+
+/// The same, for the local kind.
+#[test]
+fn the_link_carrying_names_across_32_steps_is_no_step_to_run_local() {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<deferred::LocalResolver<u32>>>>;
+    /// Step `k` gives `a + 1`; step 32, the last of the first segment, a pending Deferred.
+    fn step(a: u32, k: u32, slot: &Slot) -> LocalDeferred<u32> {
+        if k == 32 {
+            let (d, r) = LocalDeferred::<u32>::pending();
+            *slot.lock().unwrap() = Some(r);
+            return d;
+        }
+        LocalDeferred::<u32>::succeed(a + 1)
+    }
+    let held: Slot = Default::default();
+    let slot = held.clone();
+    let first = line!() + 3;
+    let d: LocalDeferred<u32> = deferred::chain! {
+        LocalDeferred::<u32>::succeed(0)
+        then |a| step(a, 1, &slot)
+        then |a| step(a, 2, &slot)
+        then |a| step(a, 3, &slot)
+        then |a| step(a, 4, &slot)
+        then |a| step(a, 5, &slot)
+        then |a| step(a, 6, &slot)
+        then |a| step(a, 7, &slot)
+        then |a| step(a, 8, &slot)
+        then |a| step(a, 9, &slot)
+        then |a| step(a, 10, &slot)
+        then |a| step(a, 11, &slot)
+        then |a| step(a, 12, &slot)
+        then |a| step(a, 13, &slot)
+        then |a| step(a, 14, &slot)
+        then |a| step(a, 15, &slot)
+        then |a| step(a, 16, &slot)
+        then |a| step(a, 17, &slot)
+        then |a| step(a, 18, &slot)
+        then |a| step(a, 19, &slot)
+        then |a| step(a, 20, &slot)
+        then |a| step(a, 21, &slot)
+        then |a| step(a, 22, &slot)
+        then |a| step(a, 23, &slot)
+        then |a| step(a, 24, &slot)
+        then |a| step(a, 25, &slot)
+        then |a| step(a, 26, &slot)
+        then |a| step(a, 27, &slot)
+        then |a| step(a, 28, &slot)
+        then |a| step(a, 29, &slot)
+        then |a| step(a, 30, &slot)
+        then |a| step(a, 31, &slot)
+        then |a| step(a, 32, &slot)
+        then |a| a + 1
+    };
+    let last = first + 32;
+    let dump = pending_chains();
+    let lines: Vec<Vec<u32>> = dump
+        .iter()
+        .filter(|chain| {
+            chain
+                .steps()
+                .iter()
+                .any(|at| at.file() == file!() && (first..=last).contains(&at.line()))
+        })
+        .map(|chain| chain.steps().iter().map(|at| at.line()).collect())
+        .collect();
+    let debug = format!("{d:?}");
+    let resolver = held.lock().unwrap().take().unwrap();
+    resolver.callback(100);
+    assert_eq!(d.wait().unwrap(), 101);
+    assert_eq!(lines, [vec![last]], "only step 33 is left to run:\n{dump}");
+    assert!(debug.contains("steps_to_run: 1,"), "{debug}");
+}

@@ -16,3 +16,19 @@ macro_rules! chain_event {
 }
 
 pub(crate) use chain_event;
+
+/// Where a link of the library's own is added to a chain, one that runs no step of the user's
+/// (`chain!`'s link that carries a long run's names on to its next segment): the registry does
+/// not list it among the steps to run, and no `step` event is emitted for it. One location, here,
+/// compared by address.
+#[inline(never)]
+pub(crate) fn unlisted() -> &'static std::panic::Location<'static> {
+    std::panic::Location::caller()
+}
+
+/// Whether `step` is [`unlisted`]'s.
+#[cfg(any(feature = "registry", feature = "tracing"))]
+#[inline]
+pub(crate) fn is_unlisted(step: &'static std::panic::Location<'static>) -> bool {
+    std::ptr::eq(step, unlisted())
+}

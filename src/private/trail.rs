@@ -8,11 +8,6 @@
 // (The core marks the failure a step's function returns; in a run of `then`s the next step is
 // added inside the function, so the failure would meet that step first.)
 
-/// The steps a segment's carrying link skips: none of its own (see `raised_carrying`).
-fn no_steps() -> Steps {
-    &[]
-}
-
 impl SendChain {
     /// The next link of a `then` step: what its body gave, with a failure it gave marked as
     /// raised at the step. `#[track_caller]`: the expansion calls it at the step's keyword.
@@ -54,11 +49,12 @@ impl SendChain {
         match outcome {
             StepOutcome::Value(value) => Deferred::succeed((value, carried)),
             StepOutcome::Failed(error) => Deferred::from_result(Err(error)).__raised_at(step),
-            // Added as a run with no steps of its own: a failure it gives is not recorded as
-            // having skipped this step (which ran), as `add_callback` would record it.
+            // A link of the library's own: a failure it passes is not recorded as having
+            // skipped this step (which ran), as `add_callback` would record it, and the
+            // registry does not list it as a step to run.
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
-                .__add_run(move |value| Ok::<_, E>((value, carried)), no_steps),
+                .__add_carrying(move |value| (value, carried)),
         }
     }
 }
@@ -97,11 +93,12 @@ impl LocalChain {
         match outcome {
             StepOutcome::Value(value) => LocalDeferred::succeed((value, carried)),
             StepOutcome::Failed(error) => LocalDeferred::from_result(Err(error)).__raised_at(step),
-            // Added as a run with no steps of its own: a failure it gives is not recorded as
-            // having skipped this step (which ran), as `add_callback` would record it.
+            // A link of the library's own: a failure it passes is not recorded as having
+            // skipped this step (which ran), as `add_callback` would record it, and the
+            // registry does not list it as a step to run.
             StepOutcome::Later(deferred) => deferred
                 .__raised_at(step)
-                .__add_run(move |value| Ok::<_, E>((value, carried)), no_steps),
+                .__add_carrying(move |value| (value, carried)),
         }
     }
 }

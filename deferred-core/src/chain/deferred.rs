@@ -53,7 +53,10 @@ where
     E: FromFailure + 'static,
     F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E>,
 {
-    crate::trace::chain_event!(%step, input_ok = result.is_ok(), "step");
+    #[cfg(feature = "tracing")]
+    if !crate::trace::is_unlisted(step) {
+        crate::trace::chain_event!(%step, input_ok = result.is_ok(), "step");
+    }
     unwound_at(f, result, step)
 }
 
@@ -729,6 +732,23 @@ where
         S: FnOnce() -> &'static [&'static Location<'static>] + Sendable + 'static,
     {
         self.then_step(Location::caller(), run_of!(f, skipped))
+    }
+
+    /// For `chain!`, not public API: the link that carries a long run's names on to its next
+    /// segment, when a segment's last step gave a pending Deferred: `f` makes the tuple the
+    /// next segment takes apart. No step of the user's: it skips none (a failure passes it with
+    /// nothing on its trail), the registry does not list it, and it has no `step` event.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __add_carrying<U, F>(self, f: F) -> Deferred<U, E>
+    where
+        F: FnOnce(T) -> U + Sendable + 'static,
+        U: Sendable + 'static,
+    {
+        self.then_step(
+            crate::trace::unlisted(),
+            move |result: Result<T, E>, _| Deferred::from_result(result.map(f)),
+        )
     }
 
     /// For `chain!`, not public API: [`__add_run`](Self::__add_run) and `then` on its

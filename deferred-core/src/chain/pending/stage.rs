@@ -676,12 +676,15 @@ impl<E: 'static> Stages<E> {
     /// Where each stage was added, in order (for the registry).
     #[cfg(feature = "registry")]
     pub(crate) fn locations(&self) -> Vec<&'static Location<'static>> {
+        // A link of the library's own (`trace::unlisted`) runs no step of the user's.
+        let listed = |at: &&'static Location<'static>| !crate::trace::is_unlisted(at);
         match &self.0 {
-            List::One((_, at)) => vec![*at],
+            List::One((_, at)) => std::iter::once(*at).filter(listed).collect(),
             List::Many(rest) => rest
                 .iter()
                 .flat_map(|rest| rest.iter())
                 .map(|(_, at)| *at)
+                .filter(listed)
                 .collect(),
         }
     }
