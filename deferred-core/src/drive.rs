@@ -38,6 +38,7 @@ use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll, Wake, Waker};
+use std::thread::LocalKey;
 
 use crate::bounds::FromFailure;
 use crate::{CancelHandle, Deferred, Failure, Resolver};
@@ -45,47 +46,67 @@ use crate::{CancelHandle, Deferred, Failure, Resolver};
 thread_local! {
     /// While a driven future is polled on this thread: the Deferreds that poll has left
     /// pending, what the future awaits (see [`noting_awaited`]).
-    static AWAITED: RefCell<Option<Vec<CancelHandle>>> = const { RefCell::new(None) };
+    static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
 }
 
-/// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first) a
-/// [`CancelHandle`] of each Deferred polled into `Pending` during it: what the future awaits,
-/// which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires a
-/// Deferred may wake and poll another driven future, on this thread): each collects its own.
-pub(crate) fn noting_awaited<R>(awaited: &mut Vec<CancelHandle>, poll: impl FnOnce() -> R) -> R {
+/// Where the polls of one kind's driven futures on this thread collect what they await: `Some`
+/// while such a poll runs.
+pub(crate) type Awaited<H> = RefCell<Option<Vec<H>>>;
+
+/// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first) the cancel
+/// handle of each Deferred polled into `Pending` during it, through `list` (one per kind: this
+/// module's for `Deferred::drive_future`, `inbox.rs`'s for `Inbox::spawn`): what the future
+/// awaits, which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires
+/// a Deferred may wake and poll another driven future, on this thread): each collects its own.
+pub(crate) fn noting_awaited<H: 'static, R>(
+    list: &'static LocalKey<Awaited<H>>,
+    awaited: &mut Vec<H>,
+    poll: impl FnOnce() -> R,
+) -> R {
     /// Puts the enclosing poll's list back, and hands this poll's to `awaited`, however `poll`
     /// returns.
-    struct Restore<'a> {
-        outer: Option<Vec<CancelHandle>>,
-        awaited: &'a mut Vec<CancelHandle>,
+    struct Restore<'a, H: 'static> {
+        list: &'static LocalKey<Awaited<H>>,
+        outer: Option<Vec<H>>,
+        awaited: &'a mut Vec<H>,
     }
-    impl Drop for Restore<'_> {
+    impl<H> Drop for Restore<'_, H> {
         fn drop(&mut self) {
             let outer = self.outer.take();
-            if let Ok(Some(list)) = AWAITED.try_with(|now| now.replace(outer)) {
+            if let Ok(Some(list)) = self.list.try_with(|now| now.replace(outer)) {
                 *self.awaited = list;
             }
         }
     }
     awaited.clear();
-    let list = std::mem::take(awaited);
-    let outer = AWAITED
-        .try_with(|now| now.replace(Some(list)))
-        .ok()
-        .flatten();
-    let _restore = Restore { outer, awaited };
+    let mine = std::mem::take(awaited);
+    let outer = list.try_with(|now| now.replace(Some(mine))).ok().flatten();
+    let _restore = Restore {
+        list,
+        outer,
+        awaited,
+    };
     poll()
 }
 
-/// Notes a Deferred polled into `Pending` as awaited by the driven future being polled on this
-/// thread, if one is (`Deferred`'s `poll`; see [`noting_awaited`]).
+/// Notes a Deferred polled into `Pending` as awaited by the driven future of its kind being
+/// polled on this thread, if one is (see [`noting_awaited`]).
 #[inline]
-pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
-    let _ = AWAITED.try_with(|now| {
+pub(crate) fn note_awaited_in<H: 'static>(
+    list: &'static LocalKey<Awaited<H>>,
+    handle: impl FnOnce() -> H,
+) {
+    let _ = list.try_with(|now| {
         if let Some(list) = now.borrow_mut().as_mut() {
             list.push(handle());
         }
     });
+}
+
+/// [`note_awaited_in`] for a `Deferred` (its `poll` calls this).
+#[inline]
+pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
+    note_awaited_in(&AWAITED, handle);
 }
 
 impl<T, E> Deferred<T, E>
@@ -275,7 +296,7 @@ where
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            let polled = noting_awaited(&mut awaited, || {
+            let polled = noting_awaited(&AWAITED, &mut awaited, || {
                 catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
             });
             let output = match polled {

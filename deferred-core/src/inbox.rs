@@ -52,8 +52,23 @@ use std::time::Duration;
 
 use crate::bounds::FromFailure;
 use crate::clock::{LocalClock, LocalDelayedCall};
+use crate::drive::{Awaited, note_awaited_in, noting_awaited};
 use crate::failure::Failure;
+use crate::local::CancelHandle;
 use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
+
+thread_local! {
+    /// While a task of `Inbox::spawn` is polled on this thread: the `LocalDeferred`s that poll
+    /// has left pending, what the task awaits (`drive::noting_awaited`).
+    static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
+}
+
+/// Notes a `LocalDeferred` polled into `Pending` as awaited by the task being polled on this
+/// thread, if one is (its `poll` calls this; see `drive::noting_awaited`).
+#[inline]
+pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
+    note_awaited_in(&AWAITED, handle);
+}
 
 /// Work posted to a loop: it runs on the loop's thread, given the loop's side of the inbox.
 type Posted = Box<dyn Work>;
@@ -487,8 +502,14 @@ impl Inbox {
 
     /// Polls `future` on this thread, now and each time it is woken (a wake from another
     /// thread is posted here), and fires the returned [`LocalDeferred`] with its output. The
-    /// future need not be `Send`. Cancelling the Deferred drops the future. (It polls with no
-    /// runtime: a future that needs tokio's reactor wants `LocalDeferred::from_future`.)
+    /// future need not be `Send`. (It polls with no runtime: a future that needs tokio's reactor
+    /// wants `LocalDeferred::from_future`.)
+    ///
+    /// Cancelling the Deferred cancels the `LocalDeferred`s the future awaits (those its last
+    /// poll left pending), and polls it at once on what they give: if it completes then (it
+    /// let the `Cancelled` pass with `?`, or translated it), its output answers the cancel, as
+    /// for [`Deferred::drive_future`]. Otherwise the future is dropped and the Deferred fails
+    /// with [`Cancelled`](crate::Cancelled).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -522,17 +543,32 @@ impl Inbox {
         let home = Rc::downgrade(&self.home);
         let cancelled = Rc::new(Cell::new(false));
         let cancel = cancelled.clone();
+        let awaited: Rc<RefCell<Vec<CancelHandle>>> = Rc::default();
+        let awaited_now = awaited.clone();
         let (deferred, resolver) = LocalDeferred::with_canceller(move || {
-            cancel.set(true);
             // Held as an `Inbox`: if the task held the last other handle, dropping it stops
             // the loop (`Inbox`'s drop), while the inbox is still this thread's.
-            if let Some(inbox) = home.upgrade().map(|home| Inbox { home }) {
+            let inbox = home.upgrade().map(|home| Inbox { home });
+            // What the task awaits is cancelled first (Twisted's cascade into what a coroutine
+            // awaits), and the task is polled at once on what that gives it: if it completes,
+            // its output answers this cancel.
+            let awaited = awaited_now.take();
+            if !awaited.is_empty() {
+                awaited.iter().for_each(CancelHandle::cancel);
+                drop(awaited);
+                if let Some(inbox) = &inbox {
+                    inbox.home.poll_task(key);
+                }
+            }
+            cancel.set(true);
+            if let Some(inbox) = inbox {
                 drop(inbox.home.take(key));
             }
         });
         resolver.held_by("Inbox::spawn");
         let task = Task {
             cancelled,
+            awaited,
             future: Box::pin(future),
             resolver,
             waker: Waker::from(Arc::new(TaskWaker {
@@ -1187,6 +1223,9 @@ impl<T, E: 'static> fmt::Debug for HomeResolver<T, E> {
 struct Task<T: 'static, E: 'static> {
     /// Set by the Deferred's canceller: the future is dropped, not polled again.
     cancelled: Rc<Cell<bool>>,
+    /// What the future awaits: the `LocalDeferred`s its last poll left pending, which the
+    /// Deferred's canceller cancels.
+    awaited: Rc<RefCell<Vec<CancelHandle>>>,
     future: Pin<Box<dyn Future<Output = Result<T, E>>>>,
     resolver: LocalResolver<T, E>,
     waker: Waker,
@@ -1211,7 +1250,11 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
         }
         let waker = task.waker.clone();
         let mut cx = Context::from_waker(&waker);
-        let polled = catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)));
+        let mut awaited = task.awaited.take();
+        let polled = noting_awaited(&AWAITED, &mut awaited, || {
+            catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
+        });
+        *task.awaited.borrow_mut() = awaited;
         let result = match polled {
             // Cancelled from inside its own poll: its canceller found nothing to drop (the task
             // is out of the loop's keeping while polled), so it is dropped here, not kept.

@@ -32,10 +32,9 @@ pub(crate) mod kind {
     pub(crate) use crate::bounds::{LocalValue as Sendable, LocalValue as Shareable};
     pub(crate) use crate::clock::LocalClock as Clock;
 
-    /// No driver of this kind cancels what its future awaits: a `LocalDeferred` polled into
-    /// `Pending` notes nothing (the `Send` kind's notes it for `Deferred::drive_future`).
-    #[inline(always)]
-    pub(crate) fn note_awaited<H>(_handle: impl FnOnce() -> H) {}
+    /// A `LocalDeferred` polled into `Pending` is noted as what the local task being polled on
+    /// this thread awaits, if one is, for its cancel to cancel (`Inbox::spawn`).
+    pub(crate) use crate::inbox::note_awaited;
     pub(crate) use crate::run_loop::LocalDelivery as Delivery;
     pub(crate) use std::rc::{Rc as Ptr, Weak};
 

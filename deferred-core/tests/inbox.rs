@@ -242,6 +242,74 @@ fn a_home_resolvers_debug_says_where_it_was_made_and_whether_the_loop_stopped() 
     drop(d);
 }
 
+/// Cancelling a spawned task cancels the `LocalDeferred` it awaits (its canceller runs once),
+/// and the Deferred it adopted from another thread through it (Twisted's cascade into what a
+/// coroutine awaits); a task that lets the `Cancelled` pass fails with it.
+#[test]
+fn cancelling_a_spawned_task_cancels_what_it_awaits() {
+    let event_loop = Loop::new();
+    let cancels = Rc::new(Cell::new(0));
+    let counted = cancels.clone();
+    let (local, _local_r) = LocalDeferred::<u32>::with_canceller(move || {
+        counted.set(counted.get() + 1);
+    });
+    let sent_cancels = Arc::new(Mutex::new(0));
+    let counted = sent_cancels.clone();
+    let (sent, sent_r) = Deferred::<u32>::with_canceller(move || {
+        *counted.lock().unwrap() += 1;
+    });
+    let adopted = event_loop.inbox.adopt(sent);
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn(async move {
+        let (a, b) = (local.await?, adopted.await?);
+        Ok(a + b)
+    });
+    assert!(!d.is_fired());
+    d.cancel();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(cancels.get(), 1);
+    assert_eq!(
+        *sent_cancels.lock().unwrap(),
+        0,
+        "not awaited yet: not cancelled"
+    );
+    drop(sent_r);
+    event_loop.inbox.run_pending();
+
+    // Awaiting the adopted one: cancelling the task cancels it, and the Deferred behind it.
+    let (sent, sent_r) = Deferred::<u32>::with_canceller({
+        let counted = sent_cancels.clone();
+        move || *counted.lock().unwrap() += 1
+    });
+    let adopted = event_loop.inbox.adopt(sent);
+    let d: LocalDeferred<u32> = event_loop
+        .inbox
+        .spawn(async move { Ok(adopted.await? * 2) });
+    d.cancel();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(*sent_cancels.lock().unwrap(), 1);
+    assert!(sent_r.is_closed());
+}
+
+/// A spawned task that catches the cancellation of what it awaits answers the cancel with what
+/// it makes of it.
+#[test]
+fn a_spawned_task_that_catches_the_cancellation_answers_the_cancel() {
+    let event_loop = Loop::new();
+    let (awaited, _awaited_r) = event_loop.inbox.pending::<u32, Failure>();
+    let state = Rc::new(7); // not Send: only a local task can hold it
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn(async move {
+        match awaited.await {
+            Ok(n) => Ok(n),
+            Err(f) if f.is_cancelled() => Ok(*state * 6),
+            Err(f) => Err(f),
+        }
+    });
+    d.cancel();
+    assert_eq!(d.wait().unwrap(), 42);
+    event_loop.inbox.run_pending();
+    assert!(!event_loop.inbox.has_pending());
+}
+
 #[test]
 fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
     let event_loop = Loop::new();
