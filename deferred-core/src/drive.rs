@@ -46,7 +46,7 @@ use crate::{CancelHandle, Deferred, Failure, Resolver};
 thread_local! {
     /// While a driven future is polled on this thread: the Deferreds that poll has left
     /// pending, what the future awaits (see [`noting_awaited`]).
-    static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
+    pub(crate) static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
 }
 
 /// Where the polls of one kind's driven futures on this thread collect what they await: `Some`

@@ -60,7 +60,7 @@ use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
 thread_local! {
     /// While a task of `Inbox::spawn` is polled on this thread: the `LocalDeferred`s that poll
     /// has left pending, what the task awaits (`drive::noting_awaited`).
-    static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
+    pub(crate) static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
 }
 
 /// Notes a `LocalDeferred` polled into `Pending` as awaited by the task being polled on this

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock};
+use std::rc::Rc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use crate::run_loop::STUCK_AFTER;
 use tokio::task::AbortHandle;
 
 use crate::bounds::FromFailure;
+use crate::drive::noting_awaited;
 use crate::inbox::{Drained, WeakInbox};
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
@@ -85,7 +87,9 @@ where
     E: FromFailure + Send + 'static,
 {
     /// Spawns `future` on the current tokio runtime and returns a Deferred of its output.
-    /// Cancelling the Deferred aborts the task; a panic in the future becomes a [`Failure`].
+    /// Cancelling the Deferred cancels the Deferreds the future awaits (those its last poll left
+    /// pending, unless it is being polled on another thread then) and aborts the task; a panic
+    /// in the future becomes a [`Failure`].
     ///
     /// # Panics
     ///
@@ -116,14 +120,17 @@ where
         // before the slot is filled still fails the Deferred; the task's later fire is ignored.
         let abort_slot = Arc::new(OnceLock::<AbortHandle>::new());
         let slot = abort_slot.clone();
+        let awaited = SendAwaited::default();
+        let cancel_awaited = awaited.clone();
         let (deferred, resolver) = Deferred::with_canceller(move || {
+            cancel_awaited.cancel();
             if let Some(task) = slot.get() {
                 task.abort();
             }
         });
         resolver.held_by("from_future");
         // Guarded before the spawn: a cancel before the task's first poll drops it too.
-        let future = CatchUnwind::new(future);
+        let future = CatchUnwind::new(future, awaited);
         let task = tokio::spawn(async move {
             let result = future.await;
             unhandled::run_reporting_panic("from_future's task", move || {
@@ -141,19 +148,74 @@ where
 
 /// Polls a future, turning a panic into an `Err` with its payload; the future is dropped as
 /// soon as it is done, before its output is handed on, and a panic in its `Drop` is the `Err`
-/// too (it would otherwise unwind the task, and the Deferred fail with `NeverFired`).
-struct CatchUnwind<F>(Option<Pin<Box<F>>>);
+/// too (it would otherwise unwind the task, and the Deferred fail with `NeverFired`). Each poll
+/// notes in `A` the Deferreds it leaves pending, which the Deferred's canceller cancels before
+/// it aborts the task (Twisted's cascade into what a coroutine awaits).
+struct CatchUnwind<F, A: Awaits>(Option<Pin<Box<F>>>, A);
 
-impl<F: Future> CatchUnwind<F> {
-    fn new(future: F) -> CatchUnwind<F> {
-        CatchUnwind(Some(Box::pin(future)))
+impl<F: Future, A: Awaits> CatchUnwind<F, A> {
+    fn new(future: F, awaited: A) -> CatchUnwind<F, A> {
+        CatchUnwind(Some(Box::pin(future)), awaited)
+    }
+}
+
+/// Where a task's polls leave what its future awaits (the Deferreds of the task's kind the
+/// last poll left pending), shared with the Deferred's canceller.
+trait Awaits: Unpin {
+    /// Runs `poll`, noting what it leaves pending in place of what the poll before noted.
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R;
+    /// Cancels what the last poll noted. A cancel that lands during a poll (on another thread)
+    /// finds nothing: the task is aborted all the same.
+    fn cancel(&self);
+}
+
+/// For `Deferred::from_future`: the task may be polled on any of the runtime's threads.
+#[derive(Clone, Default)]
+struct SendAwaited(Arc<Mutex<Vec<crate::CancelHandle>>>);
+
+impl SendAwaited {
+    fn take(&self) -> Vec<crate::CancelHandle> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl Awaits for SendAwaited {
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
+        let mut awaited = self.take();
+        let polled = noting_awaited(&crate::drive::AWAITED, &mut awaited, poll);
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = awaited;
+        polled
+    }
+
+    fn cancel(&self) {
+        self.take().iter().for_each(crate::CancelHandle::cancel);
+    }
+}
+
+/// For `LocalDeferred::from_future`: the task is polled on this thread only.
+#[derive(Clone, Default)]
+struct LocalAwaited(Rc<RefCell<Vec<crate::local::CancelHandle>>>);
+
+impl Awaits for LocalAwaited {
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
+        let mut awaited = self.0.take();
+        let polled = noting_awaited(&crate::inbox::AWAITED, &mut awaited, poll);
+        *self.0.borrow_mut() = awaited;
+        polled
+    }
+
+    fn cancel(&self) {
+        self.0
+            .take()
+            .iter()
+            .for_each(crate::local::CancelHandle::cancel);
     }
 }
 
 /// A future still held when the task is dropped unfinished (aborted: its Deferred was
 /// cancelled) is dropped here; a panic in its `Drop` is reported (tokio would keep it in a
 /// `JoinError` nobody reads).
-impl<F> Drop for CatchUnwind<F> {
+impl<F, A: Awaits> Drop for CatchUnwind<F, A> {
     fn drop(&mut self) {
         if let Some(future) = self.0.take() {
             unhandled::run_reporting_panic("a cancelled future's drop", move || drop(future));
@@ -161,19 +223,23 @@ impl<F> Drop for CatchUnwind<F> {
     }
 }
 
-impl<F: Future> Future for CatchUnwind<F> {
+impl<F: Future, A: Awaits> Future for CatchUnwind<F, A> {
     type Output = Result<F::Output, Box<dyn std::any::Any + Send>>;
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let Some(future) = self.0.as_mut() else {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let Some(future) = this.0.as_mut() else {
             unreachable!("polled after it completed");
         };
-        let polled = match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        let polled = this
+            .1
+            .poll_noting(|| catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))));
+        let polled = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
             Err(panic) => Err(panic),
         };
-        let future = self.0.take();
+        let future = this.0.take();
         Poll::Ready(match catch_unwind(AssertUnwindSafe(move || drop(future))) {
             Ok(()) => polled,
             Err(panic) => Err(panic),
@@ -431,8 +497,9 @@ where
 {
     /// Spawns `future` on the current tokio [`LocalSet`](tokio::task::LocalSet) (with
     /// `spawn_local`, so it need not be `Send`: it may hold `Rc` state and use tokio's timers
-    /// and sockets) and returns a LocalDeferred of its output. Cancelling the Deferred aborts
-    /// the task; a panic in the future becomes a [`Failure`].
+    /// and sockets) and returns a LocalDeferred of its output. Cancelling the Deferred cancels
+    /// the `LocalDeferred`s the future awaits (those its last poll left pending) and aborts the
+    /// task; a panic in the future becomes a [`Failure`].
     ///
     /// # Panics
     ///
@@ -468,7 +535,9 @@ where
         let resolver_slot = std::rc::Rc::new(std::cell::Cell::new(None::<LocalResolver<T, E>>));
         let slot = resolver_slot.clone();
         // Guarded before the spawn: a cancel before the task's first poll drops it too.
-        let future = CatchUnwind::new(future);
+        let awaited = LocalAwaited::default();
+        let cancel_awaited = awaited.clone();
+        let future = CatchUnwind::new(future, awaited);
         let task = tokio::task::spawn_local(async move {
             let result = future.await;
             unhandled::run_reporting_panic("from_future's task", move || {
@@ -481,7 +550,10 @@ where
             });
         });
         let task = task.abort_handle();
-        let (deferred, resolver) = LocalDeferred::with_canceller(move || task.abort());
+        let (deferred, resolver) = LocalDeferred::with_canceller(move || {
+            cancel_awaited.cancel();
+            task.abort();
+        });
         resolver.held_by("from_future");
         resolver_slot.set(Some(resolver));
         deferred

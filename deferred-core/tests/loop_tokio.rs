@@ -302,6 +302,36 @@ fn a_panic_in_a_cancelled_tokio_futures_drop_is_reported() {
     );
 }
 
+/// Cancelling a `from_future` Deferred cancels the Deferreds its future awaits (Twisted's
+/// cascade into what a coroutine awaits: their cancellers run, once) before it aborts the task,
+/// of both kinds; the task's aborted future is dropped, and the Deferred fails with `Cancelled`.
+#[test]
+fn cancelling_a_tokio_future_cancels_what_it_awaits() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let shared_cancels = Arc::new(std::sync::Mutex::new(0));
+        let counted = shared_cancels.clone();
+        let (awaited, _awaited_r) = Deferred::<u32>::with_canceller(move || {
+            *counted.lock().unwrap() += 1;
+        });
+        let shared: Deferred<u32> = Deferred::from_future(async move { Ok(awaited.await? + 1) });
+        let local_cancels = Rc::new(Cell::new(0));
+        let counted = local_cancels.clone();
+        let (local_awaited, _local_r) = LocalDeferred::<u32>::with_canceller(move || {
+            counted.set(counted.get() + 1);
+        });
+        let local: LocalDeferred<u32> =
+            LocalDeferred::from_future(async move { Ok(local_awaited.await? + 1) });
+        tokio::task::yield_now().await; // both polled once: each awaits its Deferred
+        shared.cancel();
+        local.cancel();
+        assert_eq!(*shared_cancels.lock().unwrap(), 1);
+        assert_eq!(local_cancels.get(), 1);
+        assert!(shared.await.unwrap_err().is_cancelled());
+        assert!(local.await.unwrap_err().is_cancelled());
+    });
+}
+
 /// Outside a runtime, the tokio helpers that need one (`tokio::spawn`'s, a runtime's clock)
 /// panic at the caller's line saying where to call them (tokio's own panic would point inside
 /// tokio), and `from_future` panics before it makes a Resolver, so nothing is reported as never
