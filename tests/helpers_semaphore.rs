@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+mod rng;
+
 use deferred::{
     Cancelled, Deferred, DeferredLock, DeferredSemaphore, Failure, FirstError, Permit, Resolver,
     map_concurrent,
@@ -605,3 +607,125 @@ dropped_acquires!(
     a_dropped_waiting_acquire_leaves_the_local_queue,
     deferred::local::DeferredSemaphore
 );
+
+/// A guard against a hang (not a timing assertion): aborts the test binary, saying why, if it
+/// is still alive after a generous while. Dropping it disarms it.
+struct Watchdog {
+    _disarm: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn arm(what: &'static str) -> Watchdog {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                rx.recv_timeout(std::time::Duration::from_secs(120))
+            {
+                eprintln!("{what}: still running after 120 s, deadlocked");
+                std::process::abort();
+            }
+        });
+        Watchdog { _disarm: tx }
+    }
+}
+
+/// Stress: 12 threads, lined up by a barrier each round, acquire, release, cancel and drop
+/// acquires of one semaphore at once, in a random mix: a waiter cancelled or dropped as a token
+/// is handed to it, a permit released inside its waiter's callback (on the thread running a
+/// hand-off loop) or on another thread. No more than `limit` permits are ever out, every
+/// acquire not cancelled gets a permit (no hang), and after each round every token is back and
+/// nobody waits.
+#[test]
+fn acquires_released_cancelled_and_dropped_on_many_threads_return_every_token() {
+    use std::sync::Barrier;
+    const THREADS: usize = 12;
+    const ROUNDS: usize = 150;
+    const PER_ROUND: usize = 8;
+    let _watchdog = Watchdog::arm("semaphore stress");
+    for limit in [1, 3] {
+        let semaphore = DeferredSemaphore::new(limit);
+        let concurrency = Concurrency::default();
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (semaphore, barrier) = (semaphore.clone(), barrier.clone());
+                let concurrency = concurrency.clone();
+                thread::spawn(move || {
+                    let mut rng = rng::Rng::new((limit * 1000 + t) as u64);
+                    let hold = move |permit: Permit| {
+                        concurrency.enter();
+                        thread::yield_now();
+                        concurrency.leave();
+                        drop(permit);
+                    };
+                    for _ in 0..ROUNDS {
+                        barrier.wait();
+                        let mut later = Vec::new();
+                        for _ in 0..PER_ROUND {
+                            let acquired = semaphore.acquire();
+                            match rng.below(6) {
+                                0 => hold(acquired.wait().unwrap()),
+                                1 => {
+                                    acquired.cancel();
+                                    match acquired.wait() {
+                                        Ok(permit) => hold(permit),
+                                        Err(failure) => assert!(failure.is_cancelled()),
+                                    }
+                                }
+                                2 => drop(acquired),
+                                3 => {
+                                    // Released inside the callback, on whichever thread hands
+                                    // the token over.
+                                    let hold = hold.clone();
+                                    later.push(acquired.add_callback(move |permit| {
+                                        hold(permit);
+                                        Ok(())
+                                    }));
+                                }
+                                4 => {
+                                    let cancel = acquired.cancel_handle();
+                                    later.push(acquired.add_both(|outcome| {
+                                        match outcome {
+                                            Ok(permit) => drop(permit),
+                                            Err(failure) => assert!(failure.is_cancelled()),
+                                        }
+                                        Ok(())
+                                    }));
+                                    cancel.cancel();
+                                }
+                                _ => {
+                                    drop(acquired);
+                                    let hold = hold.clone();
+                                    let semaphore = semaphore.clone();
+                                    later.push(semaphore.clone().run(move || {
+                                        // A nested acquire, released at once, on the thread
+                                        // that runs this.
+                                        drop(semaphore.acquire());
+                                        let _ = &hold;
+                                        Ok::<_, Failure>(())
+                                    }));
+                                }
+                            }
+                        }
+                        for d in later {
+                            d.wait().unwrap();
+                        }
+                        barrier.wait();
+                        // Every thread has let go of its permits; the hand-offs are done.
+                        if t == 0 {
+                            assert_eq!(semaphore.available(), limit, "a token was lost");
+                            assert_eq!(semaphore.waiting(), 0);
+                        }
+                        barrier.wait();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        assert!(concurrency.peak() <= limit);
+        assert_eq!(semaphore.available(), limit);
+        assert_eq!(semaphore.waiting(), 0);
+    }
+}

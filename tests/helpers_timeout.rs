@@ -496,3 +496,69 @@ fn thread_clock_times_out_in_real_time() {
     later.wait().unwrap();
     assert!(!ran.load(Ordering::SeqCst), "a cancelled call never runs");
 }
+
+/// Races, on `threads` threads lined up by a barrier each round, a fire against a deadline of a
+/// few microseconds on a real `clock`, with a cancel of the result from the same thread in some
+/// rounds. Whatever wins: a fire that was taken (the deadline's cancel had not reached the root)
+/// is the outcome, a refused one means a `TimedOut` (or, with the cancel, a `Cancelled`), and
+/// nothing hangs.
+fn race_fires_against_deadlines(clock: Arc<dyn Clock + Send + Sync>, threads: usize, rounds: u32) {
+    use std::sync::Barrier;
+    let barrier = Arc::new(Barrier::new(threads));
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let (barrier, clock) = (barrier.clone(), clock.clone());
+            scope.spawn(move || {
+                for round in 0..rounds {
+                    let (d, resolver) = Deferred::<u32>::pending();
+                    let after = Duration::from_micros(u64::from((round * 7 + t as u32) % 40));
+                    let timed = d.add_callback(|n| Ok(n + 1)).add_timeout(after, &clock);
+                    let cancel = (round + t as u32).is_multiple_of(5);
+                    barrier.wait();
+                    for _ in 0..(round % 4) {
+                        std::thread::yield_now();
+                    }
+                    if cancel {
+                        timed.cancel();
+                    }
+                    let taken = resolver.try_fire(Ok(round)).is_ok();
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    drop(timed.add_both(move |outcome| {
+                        let _ = tx.send(outcome);
+                        Ok(())
+                    }));
+                    let outcome = rx
+                        .recv_timeout(Duration::from_secs(60))
+                        .expect("the timed Deferred never fired");
+                    match outcome {
+                        Ok(n) => assert!(taken && n == round + 1, "round {round}: {n}"),
+                        Err(failure) => {
+                            assert!(!taken, "round {round}: a fire taken, then {failure}");
+                            assert!(
+                                failure.is::<TimedOut>() || (cancel && failure.is_cancelled()),
+                                "round {round}: {failure}"
+                            );
+                        }
+                    }
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn fires_racing_deadlines_on_the_thread_clock_from_many_threads() {
+    race_fires_against_deadlines(Arc::new(deferred::ThreadClock), 8, 150);
+}
+
+#[cfg(feature = "tokio")]
+#[test]
+fn fires_racing_deadlines_on_tokios_clock_on_a_multi_thread_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap();
+    let clock = deferred::TokioClock::new(runtime.handle().clone());
+    race_fires_against_deadlines(Arc::new(clock), 8, 150);
+}

@@ -144,6 +144,80 @@ fn across_threads(n: usize) {
     firer.join().unwrap();
 }
 
+/// The `Send` helpers raced by 4 threads lined up by a barrier: acquires of one semaphore
+/// cancelled, dropped and run; puts and gets of one queue, gets cancelled and dropped; a
+/// `SharedResult` whose consumer another thread cancels as the source fires; a `gather_results`
+/// whose output another thread cancels as its inputs fire.
+fn helpers_across_threads(n: usize) {
+    use deferred::{DeferredQueue, DeferredSemaphore, SharedResult, gather_results};
+    use std::sync::{Arc, Barrier};
+    const THREADS: usize = 4;
+    let semaphore = DeferredSemaphore::new(2);
+    let queue = DeferredQueue::<Vec<u8>>::new();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let (handles, resolvers) = std::sync::mpsc::channel::<deferred::CancelHandle>();
+    let handles = std::sync::Mutex::new(handles);
+    let resolvers = std::sync::Mutex::new(resolvers);
+    std::thread::scope(|scope| {
+        for t in 0..THREADS {
+            let (semaphore, queue, barrier) = (semaphore.clone(), queue.clone(), barrier.clone());
+            let (handles, resolvers) = (&handles, &resolvers);
+            scope.spawn(move || {
+                let sender = handles.lock().unwrap().clone();
+                barrier.wait();
+                for i in 0..n / THREADS {
+                    match (i + t) % 7 {
+                        0 => {
+                            let acquired = semaphore.acquire();
+                            acquired.cancel();
+                            drop(acquired.wait());
+                        }
+                        1 => drop(semaphore.acquire()),
+                        2 => drop(semaphore.run(|| Ok::<_, Failure>(payload())).wait()),
+                        3 => queue.put(payload()).unwrap(),
+                        4 => {
+                            let get = queue.get();
+                            if i % 2 == 0 {
+                                get.cancel();
+                            }
+                            drop(get);
+                        }
+                        5 => {
+                            let (source, resolver) = Deferred::<Vec<u8>>::pending();
+                            let shared = SharedResult::new(source);
+                            let consumer = shared.consumer().add_errback(|_| Ok(Vec::new()));
+                            let _ = sender.send(consumer.cancel_handle());
+                            resolver.callback(payload());
+                            drop((shared, consumer));
+                        }
+                        _ => {
+                            let (a, ra) = Deferred::<Vec<u8>>::pending();
+                            let (b, rb) = Deferred::<Vec<u8>>::pending();
+                            let gathered = gather_results([a, b]).add_errback(|_| Ok(Vec::new()));
+                            let _ = sender.send(gathered.cancel_handle());
+                            ra.callback(payload());
+                            rb.errback(Failure::msg("x"));
+                            drop(gathered);
+                        }
+                    }
+                    // Cancel what another thread made, as it fires.
+                    if let Ok(handle) = resolvers.lock().unwrap().try_recv() {
+                        handle.cancel();
+                    }
+                }
+            });
+        }
+    });
+    while let Ok(handle) = resolvers.lock().unwrap().try_recv() {
+        handle.cancel();
+    }
+    while !queue.is_empty() {
+        // Read: a get dropped with its item unread gives the item back.
+        drop(queue.get().wait());
+    }
+    assert_eq!(semaphore.available(), 2);
+}
+
 /// Results coming home to a loop's inbox: fired from another thread, dropped unfired there,
 /// a Deferred adopted, work on the pool, and the loop stopping with results still in flight.
 fn inbox(n: usize) {
@@ -352,6 +426,11 @@ const SCENARIOS: &[Scenario] = &[
     ("local sharing helpers", local::sharing_helpers, 30_000),
     ("drive_future, inbox clock", drive_and_inbox_clock, 30_000),
     ("across threads", across_threads, 60_000),
+    (
+        "helpers raced across threads",
+        helpers_across_threads,
+        40_000,
+    ),
     ("inbox", inbox, 20_000),
 ];
 

@@ -168,3 +168,114 @@ fn local_gather_panicking_drop_of_kept_value_keeps_the_deciding_failure() {
     );
     assert_eq!(unhandled("fan-in-t8-drop"), 1);
 }
+
+/// Stress: the inputs of a combinator fire from 8 threads at once (half of them fail, each with
+/// a failure of its own), lined up by a barrier with a thread that cancels the output in some
+/// rounds. Every failure that entered its input (the fire was not refused by a cancel) is seen
+/// exactly once: in the outcome, or reported as unhandled on the thread that made it so (each
+/// thread captures its reports). Never lost, never twice.
+#[test]
+fn failures_fired_on_many_threads_racing_a_cancel_are_each_seen_exactly_once() {
+    use deferred_core::{FirstSuccess, capture_unhandled, settle_all};
+    use std::sync::{Arc, Barrier};
+    const INPUTS: usize = 8;
+    const ROUNDS: usize = 120;
+    /// The messages of the input failures an outcome holds.
+    fn in_outcome(outcome: Result<Vec<Result<usize, Failure>>, Failure>) -> Vec<String> {
+        match outcome {
+            Ok(results) => results
+                .into_iter()
+                .filter_map(Result::err)
+                .map(|failure| failure.to_string())
+                .collect(),
+            Err(failure) => vec![failure.to_string()],
+        }
+    }
+    for round in 0..ROUNDS {
+        let kind = round % 3;
+        let cancel = round % 2 == 1;
+        let mut inputs = Vec::new();
+        let mut resolvers = Vec::new();
+        for _ in 0..INPUTS {
+            let (input, resolver) = Deferred::<usize>::pending();
+            inputs.push(input);
+            resolvers.push(resolver);
+        }
+        // Every combinator's outcome, as the results it holds.
+        let output: Deferred<Vec<Result<usize, Failure>>> = match kind {
+            0 => gather_results(inputs).add_both(|outcome| match outcome {
+                Ok(values) => Ok(values.into_iter().map(Ok).collect()),
+                Err(failure) => match failure.trap::<FirstError>() {
+                    Ok(first) => Ok(vec![Err(first.failure)]),
+                    Err(other) => Err(other),
+                },
+            }),
+            1 => settle_all(inputs),
+            _ => DeferredList::new(inputs)
+                .fire_on_one_callback()
+                .add_callback(|first| {
+                    Ok(match first {
+                        FirstSuccess::Succeeded { value, .. } => vec![Ok(value)],
+                        FirstSuccess::AllFailed(failures) => {
+                            failures.into_iter().map(Err).collect()
+                        }
+                    })
+                }),
+        };
+        let barrier = Arc::new(Barrier::new(INPUTS + 1));
+        let handle = output.cancel_handle();
+        let (fired, mut reports) = std::thread::scope(|scope| {
+            let firing: Vec<_> = resolvers
+                .into_iter()
+                .enumerate()
+                .map(|(i, resolver)| {
+                    let barrier = barrier.clone();
+                    scope.spawn(move || {
+                        capture_unhandled(|| {
+                            barrier.wait();
+                            let result = if i % 2 == 0 {
+                                Err(Failure::msg(format!("input {i} of round {round} failed")))
+                            } else {
+                                Ok(i)
+                            };
+                            i % 2 == 0 && resolver.try_fire(result).is_ok()
+                        })
+                    })
+                })
+                .collect();
+            let cancelling = {
+                let barrier = barrier.clone();
+                scope.spawn(move || {
+                    capture_unhandled(|| {
+                        barrier.wait();
+                        if cancel {
+                            handle.cancel();
+                        }
+                    })
+                    .1
+                })
+            };
+            let mut reports = cancelling.join().unwrap();
+            let mut fired = Vec::new();
+            for (i, thread) in firing.into_iter().enumerate() {
+                let (entered, seen) = thread.join().unwrap();
+                reports.extend(seen);
+                if entered {
+                    fired.push(format!("input {i} of round {round} failed"));
+                }
+            }
+            (fired, reports)
+        });
+        let (outcome, seen) = capture_unhandled(|| output.wait());
+        reports.extend(seen);
+        let held = in_outcome(outcome);
+        for message in &fired {
+            let times = held.iter().filter(|m| *m == message).count()
+                + reports.iter().filter(|f| f.to_string() == *message).count();
+            assert_eq!(
+                times, 1,
+                "round {round} (combinator {kind}, cancelled: {cancel}): {message} seen {times} times; outcome {held:?}, reports {reports:?}"
+            );
+        }
+    }
+}

@@ -107,3 +107,88 @@ fn a_get_in_a_select_whose_other_branch_wins_loses_no_item() {
     let left: Vec<u32> = (0..3).map(|_| queue.get().wait().unwrap()).collect();
     assert_eq!(left, [0, 1, 2]);
 }
+
+/// Stress: 4 threads put while 8 threads get, lined up by a barrier each round; each get is
+/// waited for, cancelled at once, dropped at once, dropped after a moment (racing the put that
+/// hands it an item), or read by a step. Every item put is delivered exactly once, or is back in
+/// the queue, whatever the races.
+#[test]
+fn items_put_while_gets_are_cancelled_and_dropped_on_many_threads_are_each_delivered_once() {
+    use deferred_core::DeferredQueue;
+    use std::sync::{Arc, Barrier, Mutex};
+    const PUTTERS: usize = 4;
+    const GETTERS: usize = 8;
+    const GETS: usize = 16; // per getter and round
+    const ROUNDS: usize = 100;
+    const ITEMS: usize = GETTERS * GETS; // per round: enough for every get
+    let queue = DeferredQueue::<u32>::new();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(PUTTERS + GETTERS));
+        std::thread::scope(|scope| {
+            for p in 0..PUTTERS {
+                let (queue, barrier) = (queue.clone(), barrier.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    for i in (p..ITEMS).step_by(PUTTERS) {
+                        queue.put((round * ITEMS + i) as u32).unwrap();
+                        if i % 3 == 0 {
+                            std::thread::yield_now();
+                        }
+                    }
+                });
+            }
+            for g in 0..GETTERS {
+                let (queue, barrier, got) = (queue.clone(), barrier.clone(), got.clone());
+                scope.spawn(move || {
+                    let mut seed = (round * GETTERS + g) as u64 * 0x9E37_79B9 + 1;
+                    let mut waiting = Vec::new();
+                    barrier.wait();
+                    for _ in 0..GETS {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        let get = queue.get();
+                        match seed % 5 {
+                            0 => waiting.push(get),
+                            1 => {
+                                get.cancel();
+                                waiting.push(get);
+                            }
+                            2 => drop(get),
+                            3 => {
+                                std::thread::yield_now();
+                                drop(get);
+                            }
+                            _ => {
+                                let got = got.clone();
+                                drop(get.add_callback(move |item| {
+                                    got.lock().unwrap().push(item);
+                                    Ok(())
+                                }));
+                            }
+                        }
+                    }
+                    for get in waiting {
+                        match get.wait() {
+                            Ok(item) => got.lock().unwrap().push(item),
+                            Err(failure) => assert!(failure.is_cancelled(), "{failure}"),
+                        }
+                    }
+                });
+            }
+        });
+        // Whatever is left was given back, or put after every get of the round was served.
+        while !queue.is_empty() {
+            got.lock().unwrap().push(queue.get().wait().unwrap());
+        }
+        assert_eq!(queue.waiting(), 0, "round {round}: a get was left waiting");
+        let mut got = got.lock().unwrap();
+        got.sort_unstable();
+        let expected: Vec<u32> = (0..((round + 1) * ITEMS) as u32).collect();
+        assert_eq!(
+            *got, expected,
+            "round {round}: an item was lost or delivered twice"
+        );
+    }
+}

@@ -97,12 +97,17 @@ struct State<T> {
     /// Whether a handle is left (more consumers can be made).
     handles: bool,
     /// Whether a consumer has the result, or will: one was made (before the source fired, and
-    /// waited for it to the end; or after). Set again when the source fires, to whether a
-    /// consumer waited for it then (those cancelled before are gone).
+    /// waited for it to the end; or after). Set again once the source's result has been handed
+    /// to the consumers waiting for it, to whether one of them took it (those cancelled before,
+    /// or as it was handed on, did not), or a consumer was made meanwhile.
     consumed: bool,
     /// Set when this `SharedResult` cancelled the source: its answer (a cancellation) is
     /// expected.
     cancelled_source: bool,
+    /// Set while the source's result is handed to the consumers that waited for it, outside
+    /// the lock: whether one of them got it (a cancel from another thread may refuse each one
+    /// meanwhile) is known only then, so the last handle's drop leaves the report to `fire`.
+    delivering: bool,
 }
 
 enum Phase<T> {
@@ -157,6 +162,7 @@ where
                 handles: true,
                 consumed: false,
                 cancelled_source: false,
+                delivering: false,
             }),
         });
         let arrived = core.clone();
@@ -260,26 +266,36 @@ impl<T> Core<T> {
         T: Clone + Shareable + 'static,
     {
         let result = Ptr::new(result);
-        let (waiting, report) = {
+        let (waiting, answer) = {
             let mut state = self.state.lock();
             let phase = std::mem::replace(&mut state.phase, Phase::Fired(result.clone()));
             let waiting = match phase {
                 Phase::Pending { waiting, .. } => waiting,
                 Phase::Fired(_) => unreachable!("a source fires once"),
             };
-            // Nobody can ever see it: no consumer waits for it (none was made, or each was
-            // cancelled), and no more can be made. The answer to this `SharedResult`'s own
-            // cancel of the source is expected; any other failure — one the source fired with
-            // as the last handle went, or its canceller answered with — is not.
+            // The answer to this `SharedResult`'s own cancel of the source is expected; any
+            // other failure — one the source fired with as the last handle went, or its
+            // canceller answered with — is not.
             let answer = state.cancelled_source
                 && matches!(&*result, Err(shared) if shared.failure().is_cancelled());
-            state.consumed = !waiting.is_empty();
-            let report = !state.handles && !state.consumed && !answer;
-            (waiting, report)
+            // Whether a waiting consumer gets it is known once each is fired: one cancelled
+            // meanwhile, on another thread, refuses it (set again by a consumer made now).
+            state.consumed = false;
+            state.delivering = true;
+            (waiting, answer)
         };
+        let mut delivered = false;
         for (_, consumer) in waiting {
-            drop(consumer.settle(copy(&result)));
+            delivered |= consumer.settle(copy(&result)).is_ok();
         }
+        // Nobody can ever see it: no consumer got it (none was made, or each was cancelled,
+        // before the source fired or as it fired), and no more can be made.
+        let report = {
+            let mut state = self.state.lock();
+            state.delivering = false;
+            state.consumed |= delivered;
+            !state.handles && !state.consumed && !answer
+        };
         if report && let Err(shared) = &*result {
             unhandled::report(shared.to_failure());
         }
@@ -331,7 +347,10 @@ impl<T> Drop for Handle<T> {
             let mut state = self.core.state.lock();
             state.handles = false;
             let unseen = match &state.phase {
-                Phase::Fired(result) if !state.consumed && result.is_err() => Some(result.clone()),
+                // While the result is handed to the consumers, `fire` decides when it is done.
+                Phase::Fired(result) if !state.consumed && !state.delivering && result.is_err() => {
+                    Some(result.clone())
+                }
                 _ => None,
             };
             (self.core.source_to_cancel(&mut state), unseen)
