@@ -24,7 +24,9 @@ use crate::unhandled;
 ///    holding every attempt's failure in order, and why ([`GaveUp`]): the attempts allowed are
 ///    used up, the next attempt would start past the deadline, or the failure is not one to retry.
 /// 3. Cancelling the result cancels the attempt in flight, or the wait for the next one (no
-///    attempt starts after it), and fails it with [`Cancelled`](crate::Cancelled). A failure
+///    attempt starts after it; one that another thread, the clock's, is starting as the cancel
+///    lands is cancelled as soon as `attempt` returns), and fails it with
+///    [`Cancelled`](crate::Cancelled). A failure
 ///    the cancelled attempt answers with, other than a cancellation, is reported as unhandled
 ///    (nobody else can see it), and is not offered to the predicate.
 /// 4. A panic in `attempt` is an attempt's failure ([`Panicked`](crate::Panicked)).
