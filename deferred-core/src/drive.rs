@@ -11,12 +11,16 @@
 //!            wake (claims the future)                  poll returned Pending
 //!   Idle ──────────────────────────────▶ Polling ─────────────────────────────▶ Idle
 //!     │                                  │     ▲
-//!     │ cancel: the future is            │     │ poll returned Pending:
-//!     │ dropped now                wake  │     │ poll once more
+//!     │ cancel: what the future          │     │ poll returned Pending:
+//!     │ awaits is cancelled,       wake  │     │ poll once more
+//!     │ then it is dropped               │     │
+//!     │ (the cancelling thread           │     │
+//!     │ polls it meanwhile)              │     │
 //!     │                                  ▼     │
 //!     │                              PollingWokenAgain
 //!     │
-//!     │        cancel while polling: PollingCancelled, the future is dropped when the poll returns
+//!     │        cancel while polling: PollingCancelled, the polling thread cancels what the future
+//!     │        awaits, then drops it, when the poll returns
 //!     ▼
 //!   Done ◀── poll returned Ready (or panicked): the future is dropped, the Deferred fires
 //! ```
@@ -37,7 +41,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, RawWakerVTable, Wake, Waker};
 use std::thread::LocalKey;
 
 use crate::bounds::FromFailure;
@@ -49,26 +53,92 @@ thread_local! {
     pub(crate) static AWAITED: Awaited<CancelHandle> = const { RefCell::new(None) };
 }
 
-/// Where the polls of one kind's driven futures on this thread collect what they await: `Some`
-/// while such a poll runs.
-pub(crate) type Awaited<H> = RefCell<Option<Vec<H>>>;
+/// Where the polls of one kind's driven futures on this thread note what they await: `Some`
+/// while such a poll runs (this module's list for `Deferred::drive_future` and
+/// `Deferred::from_future`, `inbox.rs`'s for `Inbox::spawn` and `LocalDeferred::from_future`).
+pub(crate) type Awaited<H> = RefCell<Option<Vec<Noted<H>>>>;
 
-/// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first) the cancel
-/// handle of each Deferred polled into `Pending` during it, through `list` (one per kind: this
-/// module's for `Deferred::drive_future`, `inbox.rs`'s for `Inbox::spawn`): what the future
-/// awaits, which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires
-/// a Deferred may wake and poll another driven future, on this thread): each collects its own.
+/// A Deferred a driven future's poll left pending: a handle to cancel it, and which waker
+/// that poll registered with it (while its chain still has that waker, the future still awaits
+/// it: it was not dropped, nor handed to another task, since). The waker itself is not kept: it
+/// may be the task's own, which would then never be freed.
+pub(crate) struct Noted<H> {
+    handle: H,
+    waker: WakerId,
+}
+
+/// Which waker: its data pointer and vtable, what [`Waker::will_wake`] compares.
+#[derive(Clone, Copy)]
+pub(crate) struct WakerId {
+    data: usize,
+    vtable: &'static RawWakerVTable,
+}
+
+impl WakerId {
+    pub(crate) fn of(waker: &Waker) -> WakerId {
+        WakerId {
+            data: waker.data() as usize,
+            vtable: waker.vtable(),
+        }
+    }
+
+    /// Whether `waker` is this one (as [`Waker::will_wake`] tells).
+    pub(crate) fn is(self, waker: &Waker) -> bool {
+        waker.data() as usize == self.data && std::ptr::eq(waker.vtable(), self.vtable)
+    }
+}
+
+/// A kind's cancel handle, as a driven future's cancel uses it.
+pub(crate) trait AwaitedHandle {
+    /// Whether the Deferred it cancels is still polled by the task `waker` names.
+    fn listened_by(&self, waker: WakerId) -> bool;
+    fn cancel(&self);
+}
+
+impl AwaitedHandle for CancelHandle {
+    fn listened_by(&self, waker: WakerId) -> bool {
+        CancelHandle::listened_by(self, waker)
+    }
+
+    fn cancel(&self) {
+        CancelHandle::cancel(self);
+    }
+}
+
+impl AwaitedHandle for crate::local::CancelHandle {
+    fn listened_by(&self, waker: WakerId) -> bool {
+        crate::local::CancelHandle::listened_by(self, waker)
+    }
+
+    fn cancel(&self) {
+        crate::local::CancelHandle::cancel(self);
+    }
+}
+
+impl<H: AwaitedHandle> Noted<H> {
+    /// Cancels the Deferred if the future still awaits it (see [`Noted`]).
+    pub(crate) fn cancel_if_awaited(&self) {
+        if self.handle.listened_by(self.waker) {
+            self.handle.cancel();
+        }
+    }
+}
+
+/// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first), through
+/// `list` (its kind's), each Deferred polled into `Pending` during it: what the future awaits,
+/// which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires a
+/// Deferred may wake and poll another driven future, on this thread): each collects its own.
 pub(crate) fn noting_awaited<H: 'static, R>(
     list: &'static LocalKey<Awaited<H>>,
-    awaited: &mut Vec<H>,
+    awaited: &mut Vec<Noted<H>>,
     poll: impl FnOnce() -> R,
 ) -> R {
     /// Puts the enclosing poll's list back, and hands this poll's to `awaited`, however `poll`
     /// returns.
     struct Restore<'a, H: 'static> {
         list: &'static LocalKey<Awaited<H>>,
-        outer: Option<Vec<H>>,
-        awaited: &'a mut Vec<H>,
+        outer: Option<Vec<Noted<H>>>,
+        awaited: &'a mut Vec<Noted<H>>,
     }
     impl<H> Drop for Restore<'_, H> {
         fn drop(&mut self) {
@@ -89,24 +159,26 @@ pub(crate) fn noting_awaited<H: 'static, R>(
     poll()
 }
 
-/// Notes a Deferred polled into `Pending` as awaited by the driven future of its kind being
-/// polled on this thread, if one is (see [`noting_awaited`]).
+/// Notes a Deferred polled into `Pending` (its cancel handle, and the waker that poll
+/// registered) as awaited by the driven future of its kind being polled on this thread, if one
+/// is (see [`noting_awaited`]).
 #[inline]
 pub(crate) fn note_awaited_in<H: 'static>(
     list: &'static LocalKey<Awaited<H>>,
-    handle: impl FnOnce() -> H,
+    noted: impl FnOnce() -> (H, WakerId),
 ) {
     let _ = list.try_with(|now| {
         if let Some(list) = now.borrow_mut().as_mut() {
-            list.push(handle());
+            let (handle, waker) = noted();
+            list.push(Noted { handle, waker });
         }
     });
 }
 
 /// [`note_awaited_in`] for a `Deferred` (its `poll` calls this).
 #[inline]
-pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
-    note_awaited_in(&AWAITED, handle);
+pub(crate) fn note_awaited(noted: impl FnOnce() -> (CancelHandle, WakerId)) {
+    note_awaited_in(&AWAITED, noted);
 }
 
 impl<T, E> Deferred<T, E>
@@ -152,17 +224,20 @@ where
     ///   into the caller of `wake()`. The same goes for a panic in the future's `Drop` when it
     ///   completes.
     /// - **Cancellation.** Cancelling the Deferred (its [`cancel`](Deferred::cancel), a
-    ///   [`CancelHandle`], or the cancel of a chain waiting on it) first cancels the Deferreds
-    ///   the future awaits, if it is idle (those its last poll left pending: Twisted's cascade
-    ///   into the Deferred a coroutine awaits). Each fails with `Cancelled`, or with its
-    ///   canceller's answer, and wakes the future, which is polled at once, on the cancelling
-    ///   thread: if it completes then (it let the `Cancelled` pass with `?`, or translated it),
-    ///   its output is the answer to the cancel, and the Deferred fires with it. Otherwise the
-    ///   future is dropped — at once, on the cancelling thread, if it is idle; right after the
-    ///   current poll returns, on the polling thread, if it is being polled — and the Deferred
-    ///   fails with [`Cancelled`](crate::Cancelled). (Twisted would leave the Deferred pending
-    ///   on what the coroutine awaits next; here a cancel ends it.) Wakes after completion or
-    ///   cancellation do nothing.
+    ///   [`CancelHandle`], or the cancel of a chain waiting on it) first cancels, one after
+    ///   the other, the Deferreds the future awaits (those its last poll left pending and
+    ///   still holds: not one it dropped, nor one it handed to another task that polled it
+    ///   since — Twisted's cascade into the Deferred a coroutine awaits). Each fails with
+    ///   `Cancelled`, or with its canceller's answer, and wakes the future, which is polled
+    ///   after that cancel, on the cancelling thread: if it completes then (it let the
+    ///   `Cancelled` pass with `?`, or translated it), its output is the answer to the cancel,
+    ///   the Deferred fires with it, and the cancel stops there. Otherwise the future is
+    ///   dropped, with what it awaits next uncancelled, and the Deferred fails with
+    ///   [`Cancelled`](crate::Cancelled). A cancel that lands while the future is being polled
+    ///   does the same when that poll returns `Pending`, on the polling thread (an output
+    ///   then answers the cancel only if the Deferred has not failed with `Cancelled` yet). (Twisted would leave
+    ///   the Deferred pending on what the coroutine awaits next; here a cancel ends it.) Wakes
+    ///   after completion or cancellation do nothing.
     /// - **Wakers dropped without waking.** The future is never polled again. If something still
     ///   holds one of its wakers (and never wakes it), the Deferred stays pending, like a future
     ///   nobody polls. If every waker is dropped while the future is idle, nobody can ever wake
@@ -219,6 +294,10 @@ where
     }
 }
 
+/// A future that goes on awaiting after a cancel cancelled what it awaited, with the Resolver
+/// of its Deferred: both to be dropped.
+type GoesOn<F, T, E> = (Pin<Box<F>>, Resolver<T, E>);
+
 /// A future being driven, with the Resolver of its Deferred.
 struct Task<F, T, E>
 where
@@ -242,7 +321,7 @@ enum State<F, T, E: 'static> {
         future: Pin<Box<F>>,
         resolver: Resolver<T, E>,
         /// What the future awaits: the Deferreds its last poll left pending.
-        awaited: Vec<CancelHandle>,
+        awaited: Vec<Noted<CancelHandle>>,
     },
     /// A thread has taken the future out and is polling it.
     Polling,
@@ -291,7 +370,7 @@ where
         self: &Arc<Self>,
         mut future: Pin<Box<F>>,
         resolver: Resolver<T, E>,
-        mut awaited: Vec<CancelHandle>,
+        mut awaited: Vec<Noted<CancelHandle>>,
     ) {
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
@@ -324,6 +403,20 @@ where
                     };
                     return;
                 }
+                (State::PollingCancelled, None) if !awaited.is_empty() => {
+                    // Cancelled during this poll: cancel what it left the future awaiting, as
+                    // a cancel of the idle future does (this thread owns the future meanwhile).
+                    *state = State::Polling;
+                    drop(state);
+                    if let Some((future, resolver)) = self.cancel_awaited(future, resolver, awaited)
+                    {
+                        // Dropped here: a panic in its `Drop` is dropped (the Deferred's result
+                        // is the cancellation already).
+                        self.park(resolver);
+                        let _ = catch_unwind(AssertUnwindSafe(move || drop(future)));
+                    }
+                    return;
+                }
                 (State::PollingCancelled, _) => true,
                 (State::Polling | State::PollingWokenAgain, Some(_)) => false,
                 (State::Idle { .. } | State::Done, _) => {
@@ -342,37 +435,92 @@ where
                 return;
             }
             let result = output.expect("checked above: the future completed");
-            let result = Failure::after_dropping(future, result, self.at);
-            drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
+            self.complete(future, resolver, result);
             return;
         }
     }
 
-    /// The Deferred was cancelled (its canceller runs this): cancel what an idle future awaits
-    /// (which may wake it, and let it complete: its output answers the cancel); then drop the
-    /// future now if nobody is polling it, else have the polling thread drop it when its poll
-    /// returns.
-    fn cancel(&self) {
-        let mut state = self.lock();
-        if let State::Idle { awaited, .. } = &mut *state
-            && !awaited.is_empty()
-        {
-            let awaited = std::mem::take(awaited);
-            drop(state);
-            // Each failure wakes the future, which is polled again at once, here: the state is
-            // looked at anew below.
-            for deferred in &awaited {
-                deferred.cancel();
+    /// The future completed with `result` (the state is `Done`): drop it, then fire the
+    /// Deferred with its output.
+    fn complete(&self, future: Pin<Box<F>>, resolver: Resolver<T, E>, result: Result<T, E>) {
+        let result = Failure::after_dropping(future, result, self.at);
+        drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
+    }
+
+    /// Cancels, in turn, each Deferred of `awaited` the future still awaits (this thread owns
+    /// the future: the state is a polling one). A failure wakes the future: it is polled here,
+    /// after that cancel, and if it completes, its output fires the Deferred (`None`). If it
+    /// goes on awaiting, it is given back with the Resolver (the state is then `Done`), to be
+    /// dropped: what it awaits next is not cancelled.
+    fn cancel_awaited(
+        self: &Arc<Self>,
+        mut future: Pin<Box<F>>,
+        resolver: Resolver<T, E>,
+        awaited: Vec<Noted<CancelHandle>>,
+    ) -> Option<GoesOn<F, T, E>> {
+        let waker = Waker::from(self.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut noted = Vec::new();
+        for one in &awaited {
+            one.cancel_if_awaited();
+            loop {
+                let mut state = self.lock();
+                match &*state {
+                    State::PollingWokenAgain => *state = State::Polling,
+                    // (Not woken; no other state: the canceller runs once, and it is this
+                    // cancel, or it left the cancel to this thread.)
+                    _ => break,
+                }
+                drop(state);
+                let polled = noting_awaited(&AWAITED, &mut noted, || {
+                    catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
+                });
+                let result = match polled {
+                    Ok(Poll::Pending) => continue,
+                    Ok(Poll::Ready(result)) => result,
+                    Err(panic) => Err(E::from(Failure::from_panic_in(
+                        panic,
+                        Some(self.at),
+                        "a future",
+                    ))),
+                };
+                *self.lock() = State::Done;
+                self.complete(future, resolver, result);
+                return None;
             }
-            drop(awaited);
-            state = self.lock();
         }
+        *self.lock() = State::Done;
+        Some((future, resolver))
+    }
+
+    /// The Deferred was cancelled (its canceller runs this): if nobody is polling the future,
+    /// cancel what it awaits (which may wake it, and let it complete: its output answers the
+    /// cancel; see [`cancel_awaited`](Task::cancel_awaited)) and drop it if it goes on
+    /// awaiting; else have the polling thread do so when its poll returns.
+    fn cancel(self: &Arc<Self>) {
+        let mut state = self.lock();
         match std::mem::replace(&mut *state, State::Done) {
             State::Idle {
-                future, resolver, ..
+                future,
+                resolver,
+                awaited,
             } => {
-                drop(state);
-                self.park(resolver);
+                let future = if awaited.is_empty() {
+                    drop(state);
+                    self.park(resolver);
+                    future
+                } else {
+                    // This thread owns the future while it cancels what it awaits: a wake
+                    // meanwhile has it polled here, not by the waking thread.
+                    *state = State::Polling;
+                    drop(state);
+                    let Some((future, resolver)) = self.cancel_awaited(future, resolver, awaited)
+                    else {
+                        return; // it completed: its output answered the cancel
+                    };
+                    self.park(resolver);
+                    future
+                };
                 // On this thread, now. A panic in its `Drop` escapes to the chain, which makes
                 // it the failure, as for any canceller.
                 drop(future);

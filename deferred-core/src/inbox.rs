@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use crate::bounds::FromFailure;
 use crate::clock::{LocalClock, LocalDelayedCall};
-use crate::drive::{Awaited, note_awaited_in, noting_awaited};
+use crate::drive::{Awaited, Noted, WakerId, note_awaited_in, noting_awaited};
 use crate::failure::Failure;
 use crate::local::CancelHandle;
 use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
@@ -66,8 +66,8 @@ thread_local! {
 /// Notes a `LocalDeferred` polled into `Pending` as awaited by the task being polled on this
 /// thread, if one is (its `poll` calls this; see `drive::noting_awaited`).
 #[inline]
-pub(crate) fn note_awaited(handle: impl FnOnce() -> CancelHandle) {
-    note_awaited_in(&AWAITED, handle);
+pub(crate) fn note_awaited(noted: impl FnOnce() -> (CancelHandle, WakerId)) {
+    note_awaited_in(&AWAITED, noted);
 }
 
 /// Work posted to a loop: it runs on the loop's thread, given the loop's side of the inbox.
@@ -505,11 +505,12 @@ impl Inbox {
     /// future need not be `Send`. (It polls with no runtime: a future that needs tokio's reactor
     /// wants `LocalDeferred::from_future`.)
     ///
-    /// Cancelling the Deferred cancels the `LocalDeferred`s the future awaits (those its last
-    /// poll left pending), and polls it at once on what they give: if it completes then (it
-    /// let the `Cancelled` pass with `?`, or translated it), its output answers the cancel, as
-    /// for [`Deferred::drive_future`]. Otherwise the future is dropped and the Deferred fails
-    /// with [`Cancelled`](crate::Cancelled).
+    /// Cancelling the Deferred cancels, one at a time, the `LocalDeferred`s the future awaits
+    /// (those its last poll left pending and it still holds), and polls it after each on what
+    /// that gave it: if it completes then (it let the `Cancelled` pass with `?`, or translated
+    /// it), its output answers the cancel, which stops there, as for
+    /// [`Deferred::drive_future`]. Otherwise the future is dropped and the Deferred fails with
+    /// [`Cancelled`](crate::Cancelled).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -543,21 +544,26 @@ impl Inbox {
         let home = Rc::downgrade(&self.home);
         let cancelled = Rc::new(Cell::new(false));
         let cancel = cancelled.clone();
-        let awaited: Rc<RefCell<Vec<CancelHandle>>> = Rc::default();
+        let awaited: Rc<RefCell<Vec<Noted<CancelHandle>>>> = Rc::default();
         let awaited_now = awaited.clone();
         let (deferred, resolver) = LocalDeferred::with_canceller(move || {
             // Held as an `Inbox`: if the task held the last other handle, dropping it stops
             // the loop (`Inbox`'s drop), while the inbox is still this thread's.
             let inbox = home.upgrade().map(|home| Inbox { home });
-            // What the task awaits is cancelled first (Twisted's cascade into what a coroutine
-            // awaits), and the task is polled at once on what that gives it: if it completes,
-            // its output answers this cancel.
-            let awaited = awaited_now.take();
-            if !awaited.is_empty() {
-                awaited.iter().for_each(CancelHandle::cancel);
-                drop(awaited);
-                if let Some(inbox) = &inbox {
+            // What the idle task still awaits is cancelled first, one at a time (Twisted's
+            // cascade into what a coroutine awaits), and the task is polled after each on what
+            // that gave it: if it completes, its output answers this cancel, which stops there.
+            // (From inside the task's own poll, its list is out: nothing is cancelled.)
+            if let Some(inbox) = &inbox {
+                for one in awaited_now.take() {
+                    if !inbox.home.keeps(key) {
+                        return; // it completed
+                    }
+                    one.cancel_if_awaited();
                     inbox.home.poll_task(key);
+                }
+                if !inbox.home.keeps(key) {
+                    return;
                 }
             }
             cancel.set(true);
@@ -688,6 +694,11 @@ impl Home {
         #[cfg(feature = "registry")]
         self.fired_here.borrow_mut().remove(&key);
         self.waiting.borrow_mut().remove(&key)
+    }
+
+    /// Whether something is kept under `key` (a task: it is idle, not polled nor over).
+    fn keeps(&self, key: u64) -> bool {
+        self.waiting.borrow().contains_key(&key)
     }
 
     /// Whether the result fired under `key` is waiting to run (in the mailbox, or in the batch
@@ -1225,7 +1236,7 @@ struct Task<T: 'static, E: 'static> {
     cancelled: Rc<Cell<bool>>,
     /// What the future awaits: the `LocalDeferred`s its last poll left pending, which the
     /// Deferred's canceller cancels.
-    awaited: Rc<RefCell<Vec<CancelHandle>>>,
+    awaited: Rc<RefCell<Vec<Noted<CancelHandle>>>>,
     future: Pin<Box<dyn Future<Output = Result<T, E>>>>,
     resolver: LocalResolver<T, E>,
     waker: Waker,

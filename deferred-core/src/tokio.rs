@@ -22,7 +22,7 @@ use crate::run_loop::STUCK_AFTER;
 use tokio::task::AbortHandle;
 
 use crate::bounds::FromFailure;
-use crate::drive::noting_awaited;
+use crate::drive::{AwaitedHandle, Noted, noting_awaited};
 use crate::inbox::{Drained, WeakInbox};
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
@@ -164,62 +164,110 @@ impl<F: Future, A: Awaits> CatchUnwind<F, A> {
 trait Awaits: Unpin {
     /// Runs `poll`, noting what it leaves pending in place of what the poll before noted.
     fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R;
-    /// Cancels what the last poll noted. A cancel that lands during a poll (on another thread)
-    /// finds nothing: the task is aborted all the same.
+    /// Cancels what the last poll noted and the future still awaits. A cancel that lands
+    /// during a poll (on another thread) finds nothing: the task is aborted all the same.
     fn cancel(&self);
+    /// Whether [`cancel`](Awaits::cancel) cancelled something.
+    fn cascaded(&self) -> bool;
+}
+
+/// What a task's polls noted, and whether its Deferred's cancel cancelled some of it.
+struct Noting<H> {
+    awaited: Vec<Noted<H>>,
+    cascaded: bool,
+}
+
+impl<H> Default for Noting<H> {
+    fn default() -> Noting<H> {
+        Noting {
+            awaited: Vec::new(),
+            cascaded: false,
+        }
+    }
+}
+
+impl<H: AwaitedHandle> Noting<H> {
+    /// The cancel: see [`Awaits::cancel`].
+    fn cancel(awaited: Vec<Noted<H>>) -> bool {
+        awaited.iter().for_each(Noted::cancel_if_awaited);
+        !awaited.is_empty()
+    }
 }
 
 /// For `Deferred::from_future`: the task may be polled on any of the runtime's threads.
 #[derive(Clone, Default)]
-struct SendAwaited(Arc<Mutex<Vec<crate::CancelHandle>>>);
+struct SendAwaited(Arc<Mutex<Noting<crate::CancelHandle>>>);
 
 impl SendAwaited {
-    fn take(&self) -> Vec<crate::CancelHandle> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    fn lock(&self) -> std::sync::MutexGuard<'_, Noting<crate::CancelHandle>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
 impl Awaits for SendAwaited {
     fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
-        let mut awaited = self.take();
+        let mut awaited = std::mem::take(&mut self.lock().awaited);
         let polled = noting_awaited(&crate::drive::AWAITED, &mut awaited, poll);
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = awaited;
+        self.lock().awaited = awaited;
         polled
     }
 
     fn cancel(&self) {
-        self.take().iter().for_each(crate::CancelHandle::cancel);
+        let awaited = std::mem::take(&mut self.lock().awaited);
+        let cascaded = Noting::cancel(awaited);
+        self.lock().cascaded |= cascaded;
+    }
+
+    fn cascaded(&self) -> bool {
+        self.lock().cascaded
     }
 }
 
 /// For `LocalDeferred::from_future`: the task is polled on this thread only.
 #[derive(Clone, Default)]
-struct LocalAwaited(Rc<RefCell<Vec<crate::local::CancelHandle>>>);
+struct LocalAwaited(Rc<RefCell<Noting<crate::local::CancelHandle>>>);
 
 impl Awaits for LocalAwaited {
     fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
-        let mut awaited = self.0.take();
+        let mut awaited = std::mem::take(&mut self.0.borrow_mut().awaited);
         let polled = noting_awaited(&crate::inbox::AWAITED, &mut awaited, poll);
-        *self.0.borrow_mut() = awaited;
+        self.0.borrow_mut().awaited = awaited;
         polled
     }
 
     fn cancel(&self) {
-        self.0
-            .take()
-            .iter()
-            .for_each(crate::local::CancelHandle::cancel);
+        let awaited = std::mem::take(&mut self.0.borrow_mut().awaited);
+        let cascaded = Noting::cancel(awaited);
+        self.0.borrow_mut().cascaded |= cascaded;
+    }
+
+    fn cascaded(&self) -> bool {
+        self.0.borrow().cascaded
     }
 }
 
 /// A future still held when the task is dropped unfinished (aborted: its Deferred was
 /// cancelled) is dropped here; a panic in its `Drop` is reported (tokio would keep it in a
-/// `JoinError` nobody reads).
+/// `JoinError` nobody reads). The Deferreds the cancel cancelled in it are dropped unread
+/// (the aborted task never polls them again): their cancellations, which the cancel caused,
+/// are not reported; any other failure still is.
 impl<F, A: Awaits> Drop for CatchUnwind<F, A> {
     fn drop(&mut self) {
-        if let Some(future) = self.0.take() {
+        let Some(future) = self.0.take() else {
+            return;
+        };
+        let drop_it = move || {
             unhandled::run_reporting_panic("a cancelled future's drop", move || drop(future));
+        };
+        if !self.1.cascaded() {
+            return drop_it();
         }
+        let capture = crate::UnhandledCapture::start();
+        drop_it();
+        let left = capture.finish();
+        left.into_iter()
+            .filter(|failure| !failure.is_cancelled())
+            .for_each(unhandled::report_failure);
     }
 }
 

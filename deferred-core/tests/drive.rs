@@ -428,3 +428,356 @@ fn a_hand_written_future_woken_by_a_thread() {
     let sender = sender.join().unwrap();
     assert_eq!(d.wait().unwrap(), (5, sender));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A cancel cancels what the idle future awaits (and only that)
+// ---------------------------------------------------------------------------------------------
+
+/// A Deferred whose canceller counts its runs.
+fn counted() -> (
+    Deferred<u32>,
+    deferred_core::Resolver<u32>,
+    Arc<AtomicUsize>,
+) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    let (d, resolver) = Deferred::<u32>::with_canceller(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    (d, resolver, runs)
+}
+
+/// Polls `lost` once (it stays pending), then `won` until it is ready: `won`'s output, and
+/// `lost` given back (a select whose loser is handed back, as `futures::future::select` does).
+async fn first_of(
+    mut lost: Deferred<u32>,
+    mut won: Deferred<u32>,
+) -> (Result<u32, Failure>, Deferred<u32>) {
+    let mut polled_lost = false;
+    let out = poll_fn(|cx| {
+        if !polled_lost {
+            polled_lost = true;
+            assert!(Pin::new(&mut lost).poll(cx).is_pending());
+        }
+        Pin::new(&mut won).poll(cx)
+    })
+    .await;
+    (out, lost)
+}
+
+// A Deferred the future polled and then dropped (the loser of a select) is no more what it
+// awaits: the cancel neither runs its canceller nor makes its chain report a `Cancelled` nobody
+// will see.
+#[test]
+fn a_cancel_leaves_alone_a_deferred_the_future_polled_and_dropped() {
+    let unhandled = deferred_core::UnhandledCapture::start();
+    let (lost, lost_r, lost_cancels) = counted();
+    let (next, _next_r, next_cancels) = counted();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        let (won, lost) = first_of(lost, Deferred::succeed(1)).await;
+        drop(lost);
+        Ok(won? + next.await?)
+    });
+    assert!(!d.is_fired());
+    d.cancel();
+    assert_eq!(
+        next_cancels.load(Ordering::SeqCst),
+        1,
+        "what it awaits is cancelled"
+    );
+    assert_eq!(
+        lost_cancels.load(Ordering::SeqCst),
+        0,
+        "the dropped Deferred was cancelled"
+    );
+    assert!(d.wait().unwrap_err().is_cancelled());
+    lost_r.callback(2); // its producer goes on: a success nobody sees, not reported
+    let reported = unhandled.finish();
+    assert!(reported.is_empty(), "reported: {reported:?}");
+}
+
+// A Deferred the future polled and then gave away (to another driven future, which awaits it)
+// is that future's: cancelling the first does not cancel it.
+#[test]
+fn a_cancel_leaves_alone_a_deferred_the_future_polled_and_gave_away() {
+    let (lost, lost_r, lost_cancels) = counted();
+    let (next, _next_r, _) = counted();
+    let given: Arc<Mutex<Option<Deferred<u32>>>> = Arc::default();
+    let g = given.clone();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        let (won, lost) = first_of(lost, Deferred::succeed(1)).await;
+        *g.lock().unwrap() = Some(lost);
+        Ok(won? + next.await?)
+    });
+    let lost = given.lock().unwrap().take().unwrap();
+    let other: Deferred<u32> = Deferred::drive_future(async move { Ok(lost.await? * 10) });
+    d.cancel();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(
+        lost_cancels.load(Ordering::SeqCst),
+        0,
+        "another future's await was cancelled"
+    );
+    lost_r.callback(4);
+    assert_eq!(other.wait().unwrap(), 40);
+}
+
+// A cancel that lands while the future is polled (here from another thread, which the poll
+// waits for) cancels what that poll leaves the future awaiting, as a cancel of the idle future
+// does: the cascade does not depend on the timing.
+#[test]
+fn a_cancel_during_a_poll_cancels_what_that_poll_leaves_pending() {
+    let (first, first_r) = Deferred::<u32>::pending();
+    let (second, _second_r, second_cancels) = counted();
+    let handle: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+    let h = handle.clone();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        let a = first.await?;
+        // Polled by the thread that fired `first`: a cancel from another thread lands now.
+        let h = h.lock().unwrap().take().unwrap();
+        thread::spawn(move || h.cancel()).join().unwrap();
+        Ok(a + second.await?)
+    });
+    *handle.lock().unwrap() = Some(d.cancel_handle());
+    first_r.callback(1);
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(
+        second_cancels.load(Ordering::SeqCst),
+        1,
+        "what it awaits was not cancelled"
+    );
+}
+
+// A cycle: the future awaits a chain that waits on the future's own Deferred. A cancel returns.
+#[test]
+fn cancelling_a_driven_future_that_awaits_its_own_chain_returns() {
+    let slot: Arc<Mutex<Option<Deferred<u32>>>> = Arc::default();
+    let (go, go_r) = Deferred::<()>::pending();
+    let s = slot.clone();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        go.await?;
+        let own = s.lock().unwrap().take().unwrap();
+        own.await
+    });
+    let handle = d.cancel_handle();
+    *slot.lock().unwrap() = Some(d.add_callback(|v| Ok(v + 1)));
+    go_r.callback(());
+    handle.cancel();
+    handle.cancel();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stress: cancels racing fires, wakes and each other, on real threads
+// ---------------------------------------------------------------------------------------------
+
+const ROUNDS: usize = 1000;
+
+/// Runs `f` on a new thread that checks no failure is reported on it unhandled.
+fn checked(f: impl FnOnce() + Send + 'static) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let _no_unhandled = deferred_core::NoUnhandled::start();
+        f();
+    })
+}
+
+/// The driven Deferred's end: counts how often it fires, and handles its failure.
+fn counted_end(d: Deferred<u32>) -> (Deferred<Result<u32, bool>>, Arc<AtomicUsize>) {
+    let fires = Arc::new(AtomicUsize::new(0));
+    let f = fires.clone();
+    let end = d.add_both(move |result: Result<u32, Failure>| {
+        f.fetch_add(1, Ordering::SeqCst);
+        Ok(result.map_err(|f| f.is_cancelled()))
+    });
+    (end, fires)
+}
+
+// One thread fires what the future awaits (and so polls it), another cancels, a third cancels
+// too: the Deferred fires once, the awaited Deferred's canceller runs at most once, nothing is
+// reported, nothing hangs.
+#[test]
+fn stress_cancels_racing_the_fire_of_what_the_future_awaits() {
+    let _no_unhandled = deferred_core::NoUnhandled::start();
+    for round in 0..ROUNDS {
+        let (first, first_r, first_cancels) = counted();
+        let (second, second_r, second_cancels) = counted();
+        let d: Deferred<u32> = Deferred::drive_future(async move {
+            let a = first.await?;
+            // Translates a cancellation of `second` into a value half the time.
+            match second.await {
+                Ok(b) => Ok(a + b),
+                Err(f) if f.is_cancelled() && a % 2 == 0 => Ok(100),
+                Err(f) => Err(f),
+            }
+        });
+        let (end, fires) = counted_end(d);
+        let barrier = Arc::new(Barrier::new(3));
+        let handle = end.cancel_handle();
+        let firer = checked({
+            let barrier = barrier.clone();
+            move || {
+                barrier.wait();
+                first_r.callback(round as u32);
+                second_r.callback(1);
+            }
+        });
+        let cancellers: Vec<_> = (0..2)
+            .map(|_| {
+                let (barrier, handle) = (barrier.clone(), handle.clone());
+                checked(move || {
+                    barrier.wait();
+                    handle.cancel();
+                })
+            })
+            .collect();
+        firer.join().unwrap();
+        for c in cancellers {
+            c.join().unwrap();
+        }
+        let result = end.wait().unwrap();
+        assert_eq!(fires.load(Ordering::SeqCst), 1, "round {round}");
+        assert!(first_cancels.load(Ordering::SeqCst) <= 1, "round {round}");
+        assert!(second_cancels.load(Ordering::SeqCst) <= 1, "round {round}");
+        match result {
+            Ok(v) => assert!(v == round as u32 + 1 || v == 100, "round {round}: {v}"),
+            Err(cancelled) => assert!(cancelled, "round {round}"),
+        }
+    }
+}
+
+// A future awaiting two Deferreds at once, each fired by its own thread, while the future
+// cancels its own Deferred from inside a poll and another thread cancels it too.
+#[test]
+fn stress_cancels_from_inside_the_poll_and_outside_racing_two_fires() {
+    let _no_unhandled = deferred_core::NoUnhandled::start();
+    for round in 0..ROUNDS {
+        let (a, a_r, a_cancels) = counted();
+        let (b, b_r, b_cancels) = counted();
+        let own: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+        let o = own.clone();
+        let d: Deferred<u32> = Deferred::drive_future(async move {
+            let (mut a, mut b) = (Some(a), Some(b));
+            let mut sum = 0;
+            poll_fn(|cx| {
+                for slot in [&mut a, &mut b] {
+                    if let Some(d) = slot.as_mut()
+                        && let Poll::Ready(out) = Pin::new(d).poll(cx)
+                    {
+                        *slot = None;
+                        match out {
+                            Ok(v) => sum += v,
+                            Err(f) => return Poll::Ready(Err(f)),
+                        }
+                        // The first to arrive cancels the future's own Deferred, on odd rounds.
+                        if round % 2 == 1
+                            && let Some(own) = o.lock().unwrap().take()
+                        {
+                            own.cancel();
+                        }
+                    }
+                }
+                if a.is_none() && b.is_none() {
+                    Poll::Ready(Ok(sum))
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await
+        });
+        *own.lock().unwrap() = Some(d.cancel_handle());
+        let handle = d.cancel_handle();
+        let (end, fires) = counted_end(d);
+        let barrier = Arc::new(Barrier::new(3));
+        let threads = vec![
+            checked({
+                let barrier = barrier.clone();
+                move || {
+                    barrier.wait();
+                    a_r.callback(1);
+                }
+            }),
+            checked({
+                let barrier = barrier.clone();
+                move || {
+                    barrier.wait();
+                    b_r.callback(2);
+                }
+            }),
+            checked(move || {
+                barrier.wait();
+                handle.cancel();
+            }),
+        ];
+        for t in threads {
+            t.join().unwrap();
+        }
+        let result = end.wait().unwrap();
+        assert_eq!(fires.load(Ordering::SeqCst), 1, "round {round}");
+        assert!(a_cancels.load(Ordering::SeqCst) <= 1, "round {round}");
+        assert!(b_cancels.load(Ordering::SeqCst) <= 1, "round {round}");
+        match result {
+            Ok(v) => assert_eq!(v, 3, "round {round}"),
+            Err(cancelled) => assert!(cancelled, "round {round}"),
+        }
+        drop(own);
+    }
+}
+
+// What a cancel would cancel keeps no waker of the future: a future that polled a Deferred,
+// dropped it, and then awaits something that kept no waker still fails with `NeverFired`.
+#[test]
+fn what_a_cancel_would_cancel_keeps_the_future_from_nobody() {
+    let (lost, lost_r, lost_cancels) = counted();
+    let (guard, dropped) = drop_flag();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        let _guard = guard;
+        let (won, lost) = first_of(lost, Deferred::succeed(1)).await;
+        drop(lost);
+        poll_fn(|_| Poll::<()>::Pending).await; // keeps no waker
+        won
+    });
+    assert!(dropped.load(Ordering::SeqCst), "the future was kept");
+    assert!(d.wait().unwrap_err().is::<NeverFired>());
+    assert_eq!(lost_cancels.load(Ordering::SeqCst), 0);
+    lost_r.callback(2);
+}
+
+// A try-join: the first failure ends the future, which drops the other Deferred. A cancel
+// cancels the first, the future completes with its `Cancelled` and drops the second: the
+// cancel does not go on to cancel the second, whose `Cancelled` nobody would see (it was
+// reported as an unhandled failure).
+#[test]
+fn a_cancel_stops_at_what_the_future_dropped_when_it_completed() {
+    let unhandled = deferred_core::UnhandledCapture::start();
+    let (a, _a_r, a_cancels) = counted();
+    let (b, _b_r, b_cancels) = counted();
+    let d: Deferred<u32> = Deferred::drive_future(async move {
+        let (mut a, mut b) = (Some(a), Some(b));
+        let mut sum = 0;
+        poll_fn(|cx| {
+            for slot in [&mut a, &mut b] {
+                if let Some(d) = slot.as_mut()
+                    && let Poll::Ready(out) = Pin::new(d).poll(cx)
+                {
+                    *slot = None;
+                    sum += out?;
+                }
+            }
+            if a.is_none() && b.is_none() {
+                Poll::Ready(Ok(sum))
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    });
+    d.cancel();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(a_cancels.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        b_cancels.load(Ordering::SeqCst),
+        0,
+        "cancelled after the future dropped it"
+    );
+    let reported = unhandled.finish();
+    assert!(reported.is_empty(), "reported: {reported:?}");
+}

@@ -255,7 +255,7 @@ fn cancelling_a_spawned_task_cancels_what_it_awaits() {
     });
     let sent_cancels = Arc::new(Mutex::new(0));
     let counted = sent_cancels.clone();
-    let (sent, sent_r) = Deferred::<u32>::with_canceller(move || {
+    let (sent, _unfired) = Deferred::<u32>::with_canceller(move || {
         *counted.lock().unwrap() += 1;
     });
     let adopted = event_loop.inbox.adopt(sent);
@@ -264,6 +264,7 @@ fn cancelling_a_spawned_task_cancels_what_it_awaits() {
         Ok(a + b)
     });
     assert!(!d.is_fired());
+    let _nothing_reported = NoUnhandled::start();
     d.cancel();
     assert!(d.wait().unwrap_err().is_cancelled());
     assert_eq!(cancels.get(), 1);
@@ -272,7 +273,6 @@ fn cancelling_a_spawned_task_cancels_what_it_awaits() {
         0,
         "not awaited yet: not cancelled"
     );
-    drop(sent_r);
     event_loop.inbox.run_pending();
 
     // Awaiting the adopted one: cancelling the task cancels it, and the Deferred behind it.
@@ -290,6 +290,60 @@ fn cancelling_a_spawned_task_cancels_what_it_awaits() {
     assert!(sent_r.is_closed());
 }
 
+/// A spawned task that awaits two `LocalDeferred`s and ends at the first failure (a try-join):
+/// a cancel cancels the first, the task completes with its `Cancelled` and drops the second,
+/// which the cancel leaves alone (its canceller does not run, nothing is reported). One the task
+/// polled and dropped (the loser of a select) is not cancelled either.
+#[test]
+fn cancelling_a_spawned_task_stops_at_what_it_dropped() {
+    let event_loop = Loop::new();
+    let cancels = Rc::new(RefCell::new(Vec::new()));
+    let make = |name: &'static str| {
+        let log = cancels.clone();
+        LocalDeferred::<u32>::with_canceller(move || log.borrow_mut().push(name))
+    };
+    let ((a, _a_r), (b, _b_r), (loser, _loser_r)) = (make("a"), make("b"), make("loser"));
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn(async move {
+        // Polled once, then dropped: a select's loser.
+        let mut loser = loser;
+        std::future::poll_fn(|cx| {
+            let _ = Pin::new(&mut loser).poll(cx);
+            Poll::Ready(())
+        })
+        .await;
+        drop(loser);
+        try_join(a, b).await
+    });
+    let _nothing_reported = NoUnhandled::start();
+    d.cancel();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(*cancels.borrow(), ["a"]);
+}
+
+/// Both outputs, or the first failure (then the other is dropped).
+async fn try_join(a: LocalDeferred<u32>, b: LocalDeferred<u32>) -> Result<u32, Failure> {
+    let (mut a, mut b) = (Some(a), Some(b));
+    let (mut a_out, mut b_out) = (None, None);
+    std::future::poll_fn(move |cx| {
+        for (d, out) in [(&mut a, &mut a_out), (&mut b, &mut b_out)] {
+            if let Some(deferred) = d
+                && let Poll::Ready(result) = Pin::new(deferred).poll(cx)
+            {
+                *d = None;
+                match result {
+                    Ok(value) => *out = Some(value),
+                    Err(failure) => return Poll::Ready(Err(failure)),
+                }
+            }
+        }
+        match (a_out, b_out) {
+            (Some(a), Some(b)) => Poll::Ready(Ok(a + b)),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
 /// A spawned task that catches the cancellation of what it awaits answers the cancel with what
 /// it makes of it.
 #[test]
@@ -304,6 +358,7 @@ fn a_spawned_task_that_catches_the_cancellation_answers_the_cancel() {
             Err(f) => Err(f),
         }
     });
+    let _nothing_reported = NoUnhandled::start();
     d.cancel();
     assert_eq!(d.wait().unwrap(), 42);
     event_loop.inbox.run_pending();

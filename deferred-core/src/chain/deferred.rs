@@ -1199,7 +1199,9 @@ where
                     Poll::Ready(result)
                 }
                 None => {
-                    kind::note_awaited(|| this.cancel_handle());
+                    kind::note_awaited(|| {
+                        (this.cancel_handle(), crate::drive::WakerId::of(cx.waker()))
+                    });
                     Poll::Pending
                 }
             },

@@ -64,6 +64,14 @@ impl CancelHandle {
         }
     }
 
+    /// Whether the Deferred it cancels is still polled by the task `waker` names (see
+    /// [`Cancel::listened_by`]): for the cancel of a driven future (`drive.rs`).
+    pub(crate) fn listened_by(&self, waker: crate::drive::WakerId) -> bool {
+        self.target
+            .as_ref()
+            .is_some_and(|target| target.listened_by(waker))
+    }
+
     /// A handle that cancels nothing (the Deferred had already fired).
     pub(crate) fn none() -> CancelHandle {
         CancelHandle { target: None }
@@ -356,6 +364,10 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// (`Chain::hand_over`): a walk that begins here finds that wait, stale for good.
     fn handed_over(&self) -> bool;
 
+    /// Whether the Deferred at this chain's end is still polled by the task `waker` names: its
+    /// listener is that waker (not dropped, nor polled by another task since, nor fired).
+    fn listened_by(&self, waker: crate::drive::WakerId) -> bool;
+
     /// Where the chain was made (for the registry: what a chain waiting on this one shows).
     #[cfg(feature = "registry")]
     fn created_at(&self) -> &'static std::panic::Location<'static>;
@@ -502,6 +514,10 @@ where
 
     fn handed_over(&self) -> bool {
         matches!(self.lock().listener, Listener::HandedOver)
+    }
+
+    fn listened_by(&self, waker: crate::drive::WakerId) -> bool {
+        matches!(&self.lock().listener, Listener::Task(w) if waker.is(w))
     }
 
     #[cfg(feature = "registry")]
