@@ -13,10 +13,12 @@
 #[path = "directory/mod.rs"]
 mod directory;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use deferred::{Deferred, Failure, chain};
+use directory::sql::ManagerMissing;
 use directory::{Db, Employee, NotFound, describe, fetch_details, fetch_manager, lookup_id};
 
 /// The lookup as one chain: each step names what it gets, and `employee` stays in scope for the
@@ -43,49 +45,78 @@ fn lookup_nested(db: &Db, name: &str) -> Deferred<String> {
     })
 }
 
+const USAGE: &str = "usage: employees NAME [--nested] [--db PATH|:memory:]";
+
 struct Args {
     name: String,
     nested: bool,
     db: Option<PathBuf>,
+    /// The database is the default file, whose directory is made if it is not there (a path
+    /// given with `--db` is taken as it is).
+    default_db: bool,
 }
 
-fn parse_args() -> Result<Args, String> {
+/// The arguments; `Ok(None)` for `--help`.
+fn parse_args() -> Result<Option<Args>, String> {
     let mut name = None;
     let mut nested = false;
     let mut db = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/employees.sqlite3"));
+    let mut default_db = true;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--help" | "-h" => return Ok(None),
             "--nested" => nested = true,
-            "--db" => match args.next().as_deref() {
-                Some(":memory:") => db = None,
-                Some(path) => db = Some(PathBuf::from(path)),
-                None => return Err("`--db` needs a path (or `:memory:`)".into()),
-            },
-            flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
+            "--db" => {
+                default_db = false;
+                match args.next().as_deref() {
+                    Some(":memory:") => db = None,
+                    Some(path) => db = Some(PathBuf::from(path)),
+                    None => return Err("`--db` needs a path (or `:memory:`)".into()),
+                }
+            }
+            "" => return Err("the name is empty: which employee?".into()),
+            flag if flag.starts_with('-') => return Err(format!("unknown option `{flag}`")),
             _ if name.is_some() => return Err(format!("unexpected argument `{arg}`")),
             _ => name = Some(arg),
         }
     }
     let name = name.ok_or("which employee? e.g. `cargo run --example employees -- alice`")?;
-    Ok(Args { name, nested, db })
+    Ok(Some(Args {
+        name,
+        nested,
+        db,
+        default_db,
+    }))
 }
 
 fn main() -> ExitCode {
     let args = match parse_args() {
-        Ok(args) => args,
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            eprintln!("usage: employees NAME [--nested] [--db PATH|:memory:]\n{message}");
+            eprintln!("{USAGE}\n{message}");
             return ExitCode::from(2);
         }
     };
-    if let Some(dir) = args.db.as_ref().and_then(|p| p.parent()) {
+    if args.default_db
+        && let Some(dir) = args.db.as_ref().and_then(|p| p.parent())
+    {
         let _ = std::fs::create_dir_all(dir);
     }
     let db = match Db::open(args.db.as_deref()) {
         Ok(db) => db,
         Err(failure) => {
-            eprintln!("cannot open the employee database: {failure}");
+            match &args.db {
+                Some(path) => eprintln!(
+                    "cannot open the employee database {}: {failure}",
+                    path.display()
+                ),
+                None => eprintln!("cannot open the employee database: {failure}"),
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -95,10 +126,14 @@ fn main() -> ExitCode {
         lookup(&db, &args.name)
     };
     match line.wait() {
-        Ok(line) => {
-            println!("{line}");
-            ExitCode::SUCCESS
-        }
+        // Written, not `println!`ed: a closed stdout (`| head -0`) is reported, not a panic.
+        Ok(line) => match writeln!(std::io::stdout(), "{line}") {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("cannot write the answer: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Err(failure) => {
             report(&failure);
             ExitCode::FAILURE
@@ -109,6 +144,8 @@ fn main() -> ExitCode {
 fn report(failure: &Failure) {
     if let Some(not_found) = failure.downcast_ref::<NotFound>() {
         eprintln!("{not_found}");
+    } else if let Some(missing) = failure.downcast_ref::<ManagerMissing>() {
+        eprintln!("lookup failed: {missing}");
     } else {
         eprintln!("lookup failed: {failure:?}");
     }

@@ -54,7 +54,7 @@ use rusqlite::Connection;
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-use protocol::{Line, NOT_UTF8, parse_name, read_line, too_long};
+use protocol::{Line, NOT_UTF8, announce, parse_name, read_line, too_long};
 use sql::{Employee, NotFound, describe};
 
 /// The directory: an in-memory SQLite database shared by the connections of this process
@@ -223,7 +223,10 @@ impl Server {
     /// The manager of `employee`, if they have one.
     fn manager_of(&self, employee: &Employee) -> LocalDeferred<Option<Employee>> {
         match employee.manager_id {
-            Some(id) => self.query(move |conn| sql::query_details(conn, id).map(Some)),
+            Some(_) => {
+                let employee = employee.clone();
+                self.query(move |conn| sql::query_manager(conn, &employee))
+            }
             None => LocalDeferred::succeed(None),
         }
     }
@@ -297,7 +300,7 @@ fn respond(
     session: &Rc<RefCell<Session>>,
     request: &str,
 ) -> LocalDeferred<String> {
-    if request == STATS {
+    if request.trim() == STATS {
         return LocalDeferred::succeed(server.stats(&session.borrow()));
     }
     let name = match parse_name(request) {
@@ -369,18 +372,20 @@ async fn handle_client(stream: TcpStream, server: Server) -> std::io::Result<()>
     }
 }
 
+const USAGE: &str = "usage: local_server [--port PORT]   (0: any free port)";
+
 fn main() -> ExitCode {
-    let mut port: u16 = 7878;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().map(|p| p.parse())) {
-            ("--port", Some(Ok(p))) => port = p,
-            _ => {
-                eprintln!("usage: local_server [--port PORT]   (0: any free port)");
-                return ExitCode::from(2);
-            }
+    let port = match protocol::parse_port(std::env::args().skip(1)) {
+        Ok(Some(port)) => port,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-    }
+        Err(message) => {
+            eprintln!("{USAGE}\n{message}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(POOL_THREADS)
@@ -417,8 +422,8 @@ async fn run(port: u16) -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => println!("listening on {addr}"),
-        Err(_) => println!("listening on 127.0.0.1:{port}"),
+        Ok(addr) => announce(addr),
+        Err(_) => announce(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
     }
     match serve(listener, Server::new(inbox)).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,10 @@ mod directory;
 use std::process::ExitCode;
 
 use directory::Db;
+use directory::protocol::announce;
 use directory::server::serve;
+
+const USAGE: &str = "usage: server [--port PORT]";
 
 fn main() -> ExitCode {
     // The queries share one SQLite connection (behind a lock, see `directory::Db`), so more pool
@@ -34,17 +37,17 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let mut port: u16 = 7878;
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().map(|p| p.parse())) {
-            ("--port", Some(Ok(p))) => port = p,
-            _ => {
-                eprintln!("usage: server [--port PORT]");
-                return ExitCode::from(2);
-            }
+    let port = match directory::protocol::parse_port(std::env::args().skip(1)) {
+        Ok(Some(port)) => port,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
         }
-    }
+        Err(message) => {
+            eprintln!("{USAGE}\n{message}");
+            return ExitCode::from(2);
+        }
+    };
     let db = match Db::open(None) {
         Ok(db) => db,
         Err(failure) => {
@@ -60,8 +63,8 @@ async fn run() -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => println!("listening on {addr}"),
-        Err(_) => println!("listening on 127.0.0.1:{port}"),
+        Ok(addr) => announce(addr),
+        Err(_) => announce(std::net::SocketAddr::from(([127, 0, 0, 1], port))),
     }
     match serve(listener, db).await {
         Ok(()) => ExitCode::SUCCESS,

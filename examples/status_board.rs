@@ -17,6 +17,7 @@
 //! reading the program prints a summary and exits with 0.
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::process::ExitCode;
 use std::rc::Rc;
 use std::sync::mpsc;
@@ -55,6 +56,16 @@ struct Board {
     readings: Vec<i64>,
     late: u32,
     failed: u32,
+    /// Why a line could not be printed (stdout closed, as by `| head -1`): the loop stops.
+    stdout_error: Option<std::io::Error>,
+}
+
+/// Prints `line`; a stdout that cannot be written is kept on the board, and stops the loop
+/// (rather than panic in a step: `println!` would).
+fn say(board: &RefCell<Board>, line: &str) {
+    if let Err(error) = writeln!(std::io::stdout(), "{line}") {
+        board.borrow_mut().stdout_error.get_or_insert(error);
+    }
 }
 
 impl Board {
@@ -152,39 +163,51 @@ fn show(
         reading.add_timeout(DEADLINE, clock)
         then |reading| {
             let line = shown.borrow_mut().record(reading);
-            println!("tick {tick:>2}: {line}");
+            say(&shown, &format!("tick {tick:>2}: {line}"));
         }
         catch |_timed_out: TimedOut| {
             late.borrow_mut().late += 1;
-            println!("tick {tick:>2}: no reading within {DEADLINE:?}, skipped");
+            say(&late, &format!("tick {tick:>2}: no reading within {DEADLINE:?}, skipped"));
         }
         catch |f| {
             failed.borrow_mut().failed += 1;
-            println!("tick {tick:>2}: the reading failed: {f}");
+            say(&failed, &format!("tick {tick:>2}: the reading failed: {f}"));
         }
         finally || done.borrow_mut().waiting -= 1
     }
 }
 
-fn parse_args() -> Result<u32, String> {
+const USAGE: &str = "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)";
+
+/// The number of ticks; `Ok(None)` for `--help`.
+fn parse_args() -> Result<Option<u32>, String> {
     let mut ticks = 10;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        match (arg.as_str(), args.next().map(|n| n.parse())) {
-            ("--ticks", Some(Ok(n @ 1..=1000))) => ticks = n,
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--ticks" => match args.next() {
+                None => return Err("`--ticks` needs a number".into()),
+                Some(n) => match n.parse() {
+                    Ok(n @ 1..=1000) => ticks = n,
+                    _ => return Err(format!("`--ticks {n}`: N is a number from 1 to 1000")),
+                },
+            },
             _ => return Err(format!("unexpected argument `{arg}`")),
         }
     }
-    Ok(ticks)
+    Ok(Some(ticks))
 }
 
 fn main() -> ExitCode {
     let ticks = match parse_args() {
-        Ok(ticks) => ticks,
+        Ok(Some(ticks)) => ticks,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
-            eprintln!(
-                "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)\n{message}"
-            );
+            eprintln!("{USAGE}\n{message}");
             return ExitCode::from(2);
         }
     };
@@ -208,8 +231,11 @@ fn run(ticks: u32) -> Result<(), Failure> {
     let (asks, sensor_asks) = mpsc::channel::<Ask>();
     let sensor = std::thread::spawn(move || sensor(sensor_asks));
 
-    println!(
-        "status board: {ticks} ticks, one every {PERIOD:?}; a reading later than {DEADLINE:?} is skipped"
+    say(
+        &board,
+        &format!(
+            "status board: {ticks} ticks, one every {PERIOD:?}; a reading later than {DEADLINE:?} is skipped"
+        ),
     );
     let (home, ticking, ask) = (inbox.clone(), board.clone(), asks.clone());
     handle
@@ -239,9 +265,16 @@ fn run(ticks: u32) -> Result<(), Failure> {
         let board = board.borrow();
         board.ticks < ticks || board.waiting > 0
     } {
+        if let Some(error) = board.borrow_mut().stdout_error.take() {
+            return Err(Failure::msg(format!("cannot write to stdout: {error}")));
+        }
         event_loop.dispatch(None, &mut ())?;
     }
-    println!("{}", board.borrow().summary());
+    let summary = board.borrow().summary();
+    say(&board, &summary);
+    if let Some(error) = board.borrow_mut().stdout_error.take() {
+        return Err(Failure::msg(format!("cannot write to stdout: {error}")));
+    }
 
     // Stop asking (the sensor thread ends), then stop the loop's inbox.
     drop(asks);

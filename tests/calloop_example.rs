@@ -132,3 +132,57 @@ fn bad_arguments_print_the_usage_and_exit_code_2() {
         );
     }
 }
+
+#[test]
+fn help_prints_the_usage_and_exit_code_0() {
+    let out = status_board(&["--help"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).starts_with("usage: status_board"));
+    assert_eq!(text(&out.stderr), "");
+}
+
+/// A value out of range names the value, not `--ticks` as "unexpected".
+#[test]
+fn a_bad_tick_count_is_named() {
+    for (args, says) in [
+        (
+            &["--ticks", "1001"][..],
+            "`--ticks 1001`: N is a number from 1 to 1000",
+        ),
+        (
+            &["--ticks", "0"],
+            "`--ticks 0`: N is a number from 1 to 1000",
+        ),
+        (&["--ticks"], "`--ticks` needs a number"),
+        (&["--colour"], "unexpected argument `--colour`"),
+    ] {
+        let out = status_board(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)\n{says}\n"
+            ),
+            "{args:?}"
+        );
+    }
+}
+
+/// A stdout that cannot be written stops the board with a message and exit code 1: no panic
+/// in a step, and no failure reported as unhandled.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stdout_that_cannot_be_written_stops_the_board_with_a_message() {
+    let binary = example("status_board");
+    let out = Command::new(&binary)
+        .args(["--ticks", "3"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "status board stopped: cannot write to stdout: No space left on device (os error 28)\n"
+    );
+}

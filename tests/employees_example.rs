@@ -56,6 +56,7 @@ fn bad_arguments_print_the_usage_and_exit_code_2() {
         &["alice", "bob"],
         &["--colour"],
         &["alice", "--db"],
+        &[""],
     ] {
         let out = employees(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -82,4 +83,153 @@ fn the_database_file_is_created_and_seeded_on_first_run() {
     }
     assert!(db.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory of its own for a test, seeded by a first run: its file.
+fn seeded_directory(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir =
+        std::env::temp_dir().join(format!("deferred-employees-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("directory.sqlite3");
+    let out = employees(&["carol", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    (dir, db)
+}
+
+/// A lookup only reads: a seeded directory opened read-only answers (it used to fail with
+/// "attempt to write a readonly database", the seed rows being inserted again on every run).
+#[test]
+fn a_read_only_directory_is_looked_up() {
+    let (dir, db) = seeded_directory("read-only");
+    let uri = format!("file:{}?mode=ro", db.display());
+    let out = employees(&["dave", "--db", &uri]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "dave #4: Engineer, reports to alice #2 (Staff Engineer)\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Another process writing to the directory (holding SQLite's write lock) does not stop a
+/// lookup, which only reads (it used to wait 5 s, then fail with "database is locked").
+#[test]
+fn a_directory_another_process_is_writing_to_is_looked_up() {
+    let (dir, db) = seeded_directory("locked");
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer
+        .execute_batch("BEGIN IMMEDIATE; UPDATE employees SET title = title WHERE id = 1;")
+        .unwrap();
+    let out = employees(&["dave", "--db", db.to_str().unwrap()]);
+    writer.execute_batch("ROLLBACK").unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "dave #4: Engineer, reports to alice #2 (Staff Engineer)\n"
+    );
+    drop(writer);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An employee whose manager's row is missing is not "no such employee: #99" (alice is there):
+/// the message says what is wrong with the directory.
+#[test]
+fn a_missing_manager_row_is_named() {
+    let (dir, db) = seeded_directory("missing-manager");
+    // (As a hand edit does, with the foreign key check off: SQLite's default.)
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    conn.execute(
+        "UPDATE employees SET manager_id = 99 WHERE name = 'alice'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    for nested in [false, true] {
+        let mut args = vec!["alice", "--db", db.to_str().unwrap()];
+        if nested {
+            args.push("--nested");
+        }
+        let out = employees(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "");
+        assert_eq!(
+            text(&out.stderr),
+            "lookup failed: alice #2 reports to #99, who is not in the directory\n"
+        );
+    }
+    // A manager who manages themself is no loop: one level is looked up.
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE employees SET manager_id = 2 WHERE name = 'alice'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let out = employees(&["alice", "--db", db.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "alice #2: Staff Engineer, reports to alice #2 (Staff Engineer)\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--help` is no mistake: the usage on stdout, and exit code 0.
+#[test]
+fn help_prints_the_usage_and_exit_code_0() {
+    for flag in ["--help", "-h"] {
+        let out = employees(&[flag]);
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", text(&out.stderr));
+        assert!(
+            text(&out.stdout).starts_with("usage: employees NAME"),
+            "{flag}"
+        );
+        assert_eq!(text(&out.stderr), "", "{flag}");
+    }
+    // A word that starts with `-` is a flag, not a name to look up.
+    let out = employees(&["-x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        "usage: employees NAME [--nested] [--db PATH|:memory:]\nunknown option `-x`\n"
+    );
+}
+
+/// A `--db` path whose directory is not there is an error naming the path: its directories
+/// are not made (only the default file's are).
+#[test]
+fn a_db_path_in_a_missing_directory_is_named_and_not_made() {
+    let dir = std::env::temp_dir().join(format!("deferred-employees-nodir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let db = dir.join("sub").join("directory.sqlite3");
+    let out = employees(&["alice", "--db", db.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with(&format!(
+            "cannot open the employee database {}: ",
+            db.display()
+        )),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!dir.exists(), "{} was made", dir.display());
+}
+
+/// A stdout that cannot be written is an error on stderr and exit code 1, not a panic.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stdout_that_cannot_be_written_is_reported_not_a_panic() {
+    let binary = example("employees");
+    let out = Command::new(&binary)
+        .args(["alice", "--db", ":memory:"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "cannot write the answer: No space left on device (os error 28)\n"
+    );
 }

@@ -182,3 +182,99 @@ fn stats_counts_every_request_of_the_connection() {
         "{replies}"
     );
 }
+
+/// Bad command lines name what is wrong (the usage alone did not), with exit code 2; `--help`
+/// is the usage on stdout and exit code 0.
+#[test]
+fn bad_arguments_are_named_and_help_is_no_error() {
+    for (name, usage) in [
+        ("server", "usage: server [--port PORT]"),
+        (
+            "local_server",
+            "usage: local_server [--port PORT]   (0: any free port)",
+        ),
+    ] {
+        let binary = example(name);
+        let run = |args: &[&str]| {
+            Command::new(&binary)
+                .args(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("the example")
+        };
+        for (args, says) in [
+            (&["--port"][..], "`--port` needs a port number"),
+            (
+                &["--port", "99999"],
+                "`--port 99999`: a port is a number from 0 to 65535",
+            ),
+            (
+                &["--port", "x"],
+                "`--port x`: a port is a number from 0 to 65535",
+            ),
+            (&["--colour"], "unexpected argument `--colour`"),
+        ] {
+            let out = run(args);
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                format!("{usage}\n{says}\n"),
+                "{name} {args:?}"
+            );
+        }
+        let out = run(&["--help"]);
+        assert_eq!(out.status.code(), Some(0), "{name} --help");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{usage}\n"));
+    }
+}
+
+/// A stdout that cannot be written does not stop a server (it used to panic on its "listening
+/// on" line): it says where it listens on stderr, and serves.
+#[test]
+fn a_server_whose_stdout_cannot_be_written_serves() {
+    for name in ["server", "local_server"] {
+        let binary = example(name);
+        let mut child = Command::new(&binary)
+            .args(["--port", "0"])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the example");
+        let stderr = child.stderr.take().unwrap();
+        let mut server = ServerProcess {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let (first, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stderr).lines();
+            let _ = first.send(lines.next());
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(DEADLINE) {
+            Ok(Some(Ok(line))) => line,
+            other => panic!("{name} said nothing on stderr: {other:?}"),
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .and_then(|rest| rest.split(' ').next())
+            .and_then(|addr| addr.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {line:?}"));
+        assert!(
+            line.ends_with("(cannot write to stdout: No space left on device (os error 28))"),
+            "{line}"
+        );
+        server.addr = addr;
+        assert_eq!(transcript(server.addr, b"alice\n"), format!("{ALICE}\n"));
+    }
+}
+
+/// `/stats` with spaces around it is `/stats`, as a name with spaces around it is the name.
+#[test]
+fn stats_with_spaces_around_it_is_stats() {
+    let server = start("local_server", None);
+    let replies = transcript(server.addr, b"  carol \n /stats \n");
+    let stats = replies.lines().last().unwrap();
+    assert!(stats.starts_with("OK stats: "), "{replies}");
+}

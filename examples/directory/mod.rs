@@ -67,10 +67,14 @@ pub fn fetch_details(db: &Db, id: i64) -> Deferred<Employee> {
     db.run(move |conn| sql::query_details(conn, id))
 }
 
-/// The manager of `employee`, if they have one.
+/// The manager of `employee`, if they have one (a manager id with no row fails with
+/// `sql::ManagerMissing`).
 pub fn fetch_manager(db: &Db, employee: &Employee) -> Deferred<Option<Employee>> {
     match employee.manager_id {
-        Some(id) => fetch_details(db, id).add_callback(|manager| Ok(Some(manager))),
+        Some(_) => {
+            let employee = employee.clone();
+            db.run(move |conn| sql::query_manager(conn, &employee))
+        }
         None => Deferred::succeed(None),
     }
 }

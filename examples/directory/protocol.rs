@@ -85,3 +85,34 @@ pub fn parse_name(request: &str) -> Result<&str, &'static str> {
         Err("a name is lowercase letters a-z, 1 to 32 of them")
     }
 }
+
+/// A server's command line, `--port PORT` (0: any free port; 7878 if not given): the port, or
+/// `None` for `--help`, or what is wrong with it.
+pub fn parse_port(mut args: impl Iterator<Item = String>) -> Result<Option<u16>, String> {
+    let mut port: u16 = 7878;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--port" => match args.next() {
+                None => return Err("`--port` needs a port number".into()),
+                Some(p) => match p.parse() {
+                    Ok(p) => port = p,
+                    Err(_) => {
+                        return Err(format!("`--port {p}`: a port is a number from 0 to 65535"));
+                    }
+                },
+            },
+            _ => return Err(format!("unexpected argument `{arg}`")),
+        }
+    }
+    Ok(Some(port))
+}
+
+/// Says where the server listens, on stdout. A stdout that cannot be written (closed, or a full
+/// disk) does not stop a server: it says so on stderr and serves on.
+pub fn announce(addr: std::net::SocketAddr) {
+    use std::io::Write;
+    if let Err(error) = writeln!(std::io::stdout(), "listening on {addr}") {
+        eprintln!("listening on {addr} (cannot write to stdout: {error})");
+    }
+}

@@ -82,7 +82,7 @@ async fn handle_client(stream: TcpStream, db: Db) -> std::io::Result<()> {
 /// The reply to one request line (without its newline).
 pub fn respond(db: &Db, request: &str) -> Deferred<String> {
     #[cfg(feature = "registry")]
-    if request == DEBUG {
+    if request.trim() == DEBUG {
         return Deferred::succeed(debug_reply());
     }
     let name = match parse_name(request) {

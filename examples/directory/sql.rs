@@ -37,21 +37,38 @@ const SEED: &[(i64, &str, &str, Option<i64>)] = &[
     (5, "erin", "Engineer", Some(2)),
 ];
 
-/// Creates the table if it is not there and adds the seed rows that are missing.
+/// Creates the table if it is not there and adds the seed rows that are missing. A directory
+/// that has them all is only read, so a lookup works on a read-only file, and while another
+/// process is writing to it.
 pub fn create_and_seed(conn: &Connection) -> Result<(), Failure> {
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS employees (
-             id INTEGER PRIMARY KEY,
-             name TEXT NOT NULL UNIQUE,
-             title TEXT NOT NULL,
-             manager_id INTEGER REFERENCES employees(id)
-         );",
+    let has_table: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'employees')",
+        [],
+        |row| row.get(0),
     )?;
-    for (id, name, title, manager) in SEED {
-        conn.execute(
-            "INSERT OR IGNORE INTO employees (id, name, title, manager_id) VALUES (?1, ?2, ?3, ?4)",
-            params![id, name, title, manager],
+    if !has_table {
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS employees (
+                 id INTEGER PRIMARY KEY,
+                 name TEXT NOT NULL UNIQUE,
+                 title TEXT NOT NULL,
+                 manager_id INTEGER REFERENCES employees(id)
+             );",
         )?;
+    }
+    for (id, name, title, manager) in SEED {
+        // The row is there (or its id or name is taken, which the insert would ignore).
+        let present: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM employees WHERE id = ?1 OR name = ?2)",
+            params![id, name],
+            |row| row.get(0),
+        )?;
+        if !present {
+            conn.execute(
+                "INSERT OR IGNORE INTO employees (id, name, title, manager_id) VALUES (?1, ?2, ?3, ?4)",
+                params![id, name, title, manager],
+            )?;
+        }
     }
     Ok(())
 }
@@ -97,6 +114,43 @@ pub fn query_details(conn: &Connection, id: i64) -> Result<Employee, Failure> {
     .optional()?
     .ok_or_else(|| Failure::new(NotFound(format!("#{id}"))))
 }
+
+/// The manager of `employee`, if they have one. A manager id with no row is the directory's
+/// fault, not a name that is not there: it fails with [`ManagerMissing`], not [`NotFound`].
+pub fn query_manager(conn: &Connection, employee: &Employee) -> Result<Option<Employee>, Failure> {
+    let Some(manager_id) = employee.manager_id else {
+        return Ok(None);
+    };
+    match query_details(conn, manager_id) {
+        Ok(manager) => Ok(Some(manager)),
+        Err(failure) if failure.is::<NotFound>() => Err(Failure::new(ManagerMissing {
+            name: employee.name.clone(),
+            id: employee.id,
+            manager_id,
+        })),
+        Err(failure) => Err(failure),
+    }
+}
+
+/// An employee's manager is not in the directory: the row names a manager id no row has.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerMissing {
+    pub name: String,
+    pub id: i64,
+    pub manager_id: i64,
+}
+
+impl fmt::Display for ManagerMissing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} #{} reports to #{}, who is not in the directory",
+            self.name, self.id, self.manager_id
+        )
+    }
+}
+
+impl std::error::Error for ManagerMissing {}
 
 /// The line a lookup gives (the employees example prints it; the servers answer `OK` and it).
 pub fn describe(employee: &Employee, manager: Option<&Employee>) -> String {
