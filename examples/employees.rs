@@ -147,6 +147,6 @@ fn report(failure: &Failure) {
     } else if let Some(missing) = failure.downcast_ref::<ManagerMissing>() {
         eprintln!("lookup failed: {missing}");
     } else {
-        eprintln!("lookup failed: {failure:?}");
+        eprintln!("lookup failed: {failure:#}");
     }
 }

@@ -176,6 +176,33 @@ fn a_missing_manager_row_is_named() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Another database error (a manager id that is text, written by hand) is one line naming it,
+/// with its sources, not the failure's `Debug` form (whose backtrace a user's `RUST_BACKTRACE=1`
+/// would print).
+#[test]
+fn another_database_error_is_one_line() {
+    let (dir, db) = seeded_directory("bad-manager-id");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+    conn.execute(
+        "UPDATE employees SET manager_id = 'abc' WHERE name = 'alice'",
+        [],
+    )
+    .unwrap();
+    drop(conn);
+    let binary = example("employees");
+    let out = Command::new(&binary)
+        .args(["alice", "--db", db.to_str().unwrap()])
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("lookup failed: "), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--help` is no mistake: the usage on stdout, and exit code 0.
 #[test]
 fn help_prints_the_usage_and_exit_code_0() {
