@@ -216,6 +216,42 @@ mod with_tokio {
         assert_ne!(name.as_deref(), Some("deferred-pool"));
     }
 
+    /// A cancel from another thread while a worker polls the future: what that poll left the
+    /// future awaiting is cancelled when the poll returns (the cancel found the list out), on
+    /// the polling thread, as `drive_future` does; the Deferred fails with `Cancelled`.
+    #[test]
+    fn a_cancel_while_a_worker_polls_the_future_cancels_what_that_poll_left_it_awaiting() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let _entered = runtime.enter();
+        let hung = Duration::from_secs(60); // a guard, not a timing assertion
+        let (cancelled_tx, cancelled_rx) = mpsc::channel::<()>();
+        let (mut awaited, _awaited_r) = Deferred::<u32>::with_canceller(move || {
+            let _ = cancelled_tx.send(());
+        });
+        let (in_poll_tx, in_poll_rx) = mpsc::channel::<()>();
+        let (go_on_tx, go_on_rx) = mpsc::channel::<()>();
+        let mut first = true;
+        let d: Deferred<u32> = Deferred::from_future(std::future::poll_fn(move |cx| {
+            let polled = std::pin::Pin::new(&mut awaited).poll(cx);
+            if std::mem::take(&mut first) {
+                in_poll_tx.send(()).unwrap();
+                // The cancel lands meanwhile, on the test's thread.
+                go_on_rx.recv_timeout(hung).unwrap();
+            }
+            polled
+        }));
+        in_poll_rx.recv_timeout(hung).unwrap();
+        d.cancel();
+        go_on_tx.send(()).unwrap();
+        cancelled_rx
+            .recv_timeout(hung)
+            .expect("what the future awaits was not cancelled");
+        assert!(d.wait().unwrap_err().is_cancelled());
+    }
+
     /// A `LoopingCall` on a `TokioClock` whose runtime shuts down between calls: the runtime
     /// drops the waiting call with its task, and the loop's Deferred fails with `NeverFired`
     /// (it does not wait for ever).

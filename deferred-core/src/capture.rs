@@ -120,14 +120,24 @@ impl UnhandledCapture {
     /// assert_eq!(outer.take()[0].to_string(), "inner");
     /// ```
     pub fn start() -> UnhandledCapture {
-        let id = NEXT_ID.with(|next| {
-            let id = next.get();
-            next.set(id + 1);
-            id
-        });
+        UnhandledCapture::try_start().expect("this thread's locals are being destroyed")
+    }
+
+    /// [`start`](UnhandledCapture::start), or `None` while this thread's locals are being
+    /// destroyed (a drop at thread exit).
+    pub(crate) fn try_start() -> Option<UnhandledCapture> {
+        let id = NEXT_ID
+            .try_with(|next| {
+                let id = next.get();
+                next.set(id + 1);
+                id
+            })
+            .ok()?;
         let slot = Slot::default();
-        CAPTURES.with(|stack| stack.borrow_mut().push((id, slot.clone())));
-        UnhandledCapture { id, slot }
+        CAPTURES
+            .try_with(|stack| stack.borrow_mut().push((id, slot.clone())))
+            .ok()?;
+        Some(UnhandledCapture { id, slot })
     }
 
     /// Takes the failures captured so far, oldest first; the capture goes on collecting.

@@ -553,17 +553,15 @@ impl Inbox {
             // What the idle task still awaits is cancelled first, one at a time (Twisted's
             // cascade into what a coroutine awaits), and the task is polled after each on what
             // that gave it: if it completes, its output answers this cancel, which stops there.
-            // (From inside the task's own poll, its list is out: nothing is cancelled.)
+            // (From inside the task's own poll, its list is out: nothing is cancelled, and the
+            // task is dropped when that poll returns, seeing `cancelled`.)
             if let Some(inbox) = &inbox {
                 for one in awaited_now.take() {
                     if !inbox.home.keeps(key) {
                         return; // it completed
                     }
                     one.cancel_if_awaited();
-                    inbox.home.poll_task(key);
-                }
-                if !inbox.home.keeps(key) {
-                    return;
+                    inbox.home.poll_task_after_cancel(key);
                 }
             }
             cancel.set(true);
@@ -743,6 +741,16 @@ impl Home {
         if let Some(polled) = self.stopping.borrow_mut().as_mut() {
             polled.clear();
         }
+    }
+
+    /// Polls the local task kept under `key` on what the cancel of one of the Deferreds it
+    /// awaits gave it (`Inbox::spawn`'s canceller): a result too, so as the loop stops it is
+    /// polled even if it was polled once already (bounded: a canceller runs once).
+    fn poll_task_after_cancel(&self, key: u64) {
+        if let Some(polled) = self.stopping.borrow_mut().as_mut() {
+            polled.remove(&key);
+        }
+        self.poll_task(key);
     }
 
     /// Polls the local task kept under `key`, if it is still there (it is out of `waiting`

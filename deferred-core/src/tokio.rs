@@ -88,8 +88,9 @@ where
 {
     /// Spawns `future` on the current tokio runtime and returns a Deferred of its output.
     /// Cancelling the Deferred cancels the Deferreds the future awaits (those its last poll left
-    /// pending, unless it is being polled on another thread then) and aborts the task; a panic
-    /// in the future becomes a [`Failure`].
+    /// pending; a cancel that lands while it is being polled, on another thread or from inside
+    /// the poll, cancels those that poll leaves pending, when it returns) and aborts the task; a
+    /// panic in the future becomes a [`Failure`].
     ///
     /// # Panics
     ///
@@ -162,10 +163,13 @@ impl<F: Future, A: Awaits> CatchUnwind<F, A> {
 /// Where a task's polls leave what its future awaits (the Deferreds of the task's kind the
 /// last poll left pending), shared with the Deferred's canceller.
 trait Awaits: Unpin {
-    /// Runs `poll`, noting what it leaves pending in place of what the poll before noted.
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R;
+    /// Runs `poll`, noting what it leaves pending in place of what the poll before noted. If
+    /// a cancel landed during it and it left the future `pending` (as `pending` tells of its
+    /// result), what it noted is cancelled now, on this thread, as the cancel would have.
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R;
     /// Cancels what the last poll noted and the future still awaits. A cancel that lands
-    /// during a poll (on another thread) finds nothing: the task is aborted all the same.
+    /// during a poll (on another thread, or from inside it) leaves that to the poll, when it
+    /// returns (see [`poll_noting`](Awaits::poll_noting)): the task is aborted all the same.
     fn cancel(&self);
     /// Whether [`cancel`](Awaits::cancel) cancelled something.
     fn cascaded(&self) -> bool;
@@ -175,6 +179,11 @@ trait Awaits: Unpin {
 struct Noting<H> {
     awaited: Vec<Noted<H>>,
     cascaded: bool,
+    /// A poll is running (its list is out).
+    polling: bool,
+    /// The Deferred was cancelled during the poll that is running: it cancels what it noted
+    /// when it returns.
+    cancelled_in_poll: bool,
 }
 
 impl<H> Default for Noting<H> {
@@ -182,6 +191,8 @@ impl<H> Default for Noting<H> {
         Noting {
             awaited: Vec::new(),
             cascaded: false,
+            polling: false,
+            cancelled_in_poll: false,
         }
     }
 }
@@ -191,6 +202,32 @@ impl<H: AwaitedHandle> Noting<H> {
     fn cancel(awaited: Vec<Noted<H>>) -> bool {
         awaited.iter().for_each(Noted::cancel_if_awaited);
         !awaited.is_empty()
+    }
+
+    /// A poll starts: its list is out meanwhile.
+    fn start_poll(&mut self) -> Vec<Noted<H>> {
+        self.polling = true;
+        std::mem::take(&mut self.awaited)
+    }
+
+    /// A poll returned, having noted `awaited`: kept for a cancel, or given back to be
+    /// cancelled now if a cancel landed during the poll and the future still awaits it.
+    fn end_poll(&mut self, awaited: Vec<Noted<H>>, pending: bool) -> Option<Vec<Noted<H>>> {
+        self.polling = false;
+        if std::mem::take(&mut self.cancelled_in_poll) {
+            return pending.then_some(awaited);
+        }
+        self.awaited = awaited;
+        None
+    }
+
+    /// A cancel: what the last poll noted, or nothing if a poll is running (it cancels what
+    /// it notes when it returns).
+    fn take_for_cancel(&mut self) -> Vec<Noted<H>> {
+        if self.polling {
+            self.cancelled_in_poll = true;
+        }
+        std::mem::take(&mut self.awaited)
     }
 }
 
@@ -205,15 +242,19 @@ impl SendAwaited {
 }
 
 impl Awaits for SendAwaited {
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
-        let mut awaited = std::mem::take(&mut self.lock().awaited);
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
+        let mut awaited = self.lock().start_poll();
         let polled = noting_awaited(&crate::drive::AWAITED, &mut awaited, poll);
-        self.lock().awaited = awaited;
+        let cancelled = self.lock().end_poll(awaited, pending(&polled));
+        if let Some(awaited) = cancelled {
+            let cascaded = Noting::cancel(awaited);
+            self.lock().cascaded |= cascaded;
+        }
         polled
     }
 
     fn cancel(&self) {
-        let awaited = std::mem::take(&mut self.lock().awaited);
+        let awaited = self.lock().take_for_cancel();
         let cascaded = Noting::cancel(awaited);
         self.lock().cascaded |= cascaded;
     }
@@ -228,15 +269,19 @@ impl Awaits for SendAwaited {
 struct LocalAwaited(Rc<RefCell<Noting<crate::local::CancelHandle>>>);
 
 impl Awaits for LocalAwaited {
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R) -> R {
-        let mut awaited = std::mem::take(&mut self.0.borrow_mut().awaited);
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
+        let mut awaited = self.0.borrow_mut().start_poll();
         let polled = noting_awaited(&crate::inbox::AWAITED, &mut awaited, poll);
-        self.0.borrow_mut().awaited = awaited;
+        let cancelled = self.0.borrow_mut().end_poll(awaited, pending(&polled));
+        if let Some(awaited) = cancelled {
+            let cascaded = Noting::cancel(awaited);
+            self.0.borrow_mut().cascaded |= cascaded;
+        }
         polled
     }
 
     fn cancel(&self) {
-        let awaited = std::mem::take(&mut self.0.borrow_mut().awaited);
+        let awaited = self.0.borrow_mut().take_for_cancel();
         let cascaded = Noting::cancel(awaited);
         self.0.borrow_mut().cascaded |= cascaded;
     }
@@ -259,10 +304,14 @@ impl<F, A: Awaits> Drop for CatchUnwind<F, A> {
         let drop_it = move || {
             unhandled::run_reporting_panic("a cancelled future's drop", move || drop(future));
         };
-        if !self.1.cascaded() {
+        // (While this thread's locals are being destroyed, no capture can start: a plain drop.)
+        let capture = match self.1.cascaded() {
+            true => crate::UnhandledCapture::try_start(),
+            false => None,
+        };
+        let Some(capture) = capture else {
             return drop_it();
-        }
-        let capture = crate::UnhandledCapture::start();
+        };
         drop_it();
         let left = capture.finish();
         left.into_iter()
@@ -279,9 +328,10 @@ impl<F: Future, A: Awaits> Future for CatchUnwind<F, A> {
         let Some(future) = this.0.as_mut() else {
             unreachable!("polled after it completed");
         };
-        let polled = this
-            .1
-            .poll_noting(|| catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))));
+        let polled = this.1.poll_noting(
+            || catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))),
+            |polled| matches!(polled, Ok(Poll::Pending)),
+        );
         let polled = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(output)) => Ok(output),
@@ -546,8 +596,9 @@ where
     /// Spawns `future` on the current tokio [`LocalSet`](tokio::task::LocalSet) (with
     /// `spawn_local`, so it need not be `Send`: it may hold `Rc` state and use tokio's timers
     /// and sockets) and returns a LocalDeferred of its output. Cancelling the Deferred cancels
-    /// the `LocalDeferred`s the future awaits (those its last poll left pending) and aborts the
-    /// task; a panic in the future becomes a [`Failure`].
+    /// the `LocalDeferred`s the future awaits (those its last poll left pending; from inside a
+    /// poll, those that poll leaves pending, when it returns) and aborts the task; a panic in
+    /// the future becomes a [`Failure`].
     ///
     /// # Panics
     ///

@@ -365,6 +365,100 @@ fn a_spawned_task_that_catches_the_cancellation_answers_the_cancel() {
     assert!(!event_loop.inbox.has_pending());
 }
 
+/// A spawned task that cancels its own Deferred from inside its poll (through a handle: a
+/// sibling's, a timeout's) is dropped when that poll returns: its Deferred has failed with
+/// `Cancelled`, and nothing polls it again (what that poll left it awaiting is dropped with it).
+#[test]
+fn a_spawned_task_cancelled_from_inside_its_own_poll_is_dropped_when_the_poll_returns() {
+    struct Dropped(Rc<Cell<bool>>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.set(true);
+        }
+    }
+    let event_loop = Loop::new();
+    let (go, go_r) = LocalDeferred::<u32>::pending();
+    let (next, _next_r) = LocalDeferred::<u32>::pending();
+    let own: Rc<RefCell<Option<deferred_core::local::CancelHandle>>> = Rc::default();
+    let dropped = Rc::new(Cell::new(false));
+    let polls_after = Rc::new(Cell::new(0));
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn({
+        let (own, guard, polls_after) =
+            (own.clone(), Dropped(dropped.clone()), polls_after.clone());
+        async move {
+            let _guard = guard;
+            go.await?;
+            own.borrow_mut().take().expect("set after spawn").cancel();
+            let mut next = next;
+            std::future::poll_fn(|cx| {
+                polls_after.set(polls_after.get() + 1);
+                Pin::new(&mut next).poll(cx)
+            })
+            .await
+        }
+    });
+    *own.borrow_mut() = Some(d.cancel_handle());
+    let _nothing_reported = NoUnhandled::start();
+    go_r.callback(1); // wakes the task: its poll is posted
+    event_loop.inbox.run_pending();
+    assert!(d.is_fired());
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert!(dropped.get(), "the cancelled task was kept");
+    assert_eq!(polls_after.get(), 1);
+    assert!(!event_loop.inbox.has_pending());
+    drop(event_loop);
+}
+
+thread_local! {
+    static CANCEL_AS_THE_LOOP_STOPS: RefCell<Option<deferred_core::local::CancelHandle>> =
+        const { RefCell::new(None) };
+}
+
+/// A cancel as the loop stops, of a task polled once already during the stop, still polls it on
+/// what the cancel gave it: its output (here the cancellation translated) answers the cancel.
+#[test]
+fn a_cancel_as_the_loop_stops_polls_the_task_on_what_it_gave() {
+    let event_loop = Loop::new();
+    let (awaited, _awaited_r) = LocalDeferred::<u32>::pending();
+    let waker: Arc<Mutex<Option<Waker>>> = Arc::default();
+    let mut awaited = Some(awaited);
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn({
+        let waker = waker.clone();
+        std::future::poll_fn(move |cx: &mut Context<'_>| {
+            *waker.lock().unwrap() = Some(cx.waker().clone());
+            match Pin::new(awaited.as_mut().unwrap()).poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Err(f)) if f.is_cancelled() => Poll::Ready(Ok(42)),
+                Poll::Ready(result) => Poll::Ready(result),
+            }
+        })
+    });
+    CANCEL_AS_THE_LOOP_STOPS.with(|slot| *slot.borrow_mut() = Some(d.cancel_handle()));
+    let seen: Rc<RefCell<Option<Result<u32, bool>>>> = Rc::default();
+    let record = seen.clone();
+    let d = d.add_both(move |result| {
+        *record.borrow_mut() = Some(result.map_err(|f| f.is_cancelled()));
+        Ok::<(), Failure>(())
+    });
+    let handle = event_loop.inbox.handle();
+    let then = handle.clone();
+    let waker = waker.lock().unwrap().take().unwrap();
+    // As the loop stops: the task is woken and polled (once, as the loop stops), then cancelled.
+    handle
+        .post(move || {
+            waker.wake();
+            then.post(|| {
+                CANCEL_AS_THE_LOOP_STOPS.with(|slot| slot.borrow_mut().take().unwrap().cancel());
+            })
+            .unwrap();
+        })
+        .unwrap();
+    let _nothing_reported = NoUnhandled::start();
+    drop(event_loop);
+    assert_eq!(*seen.borrow(), Some(Ok(42)));
+    drop(d);
+}
+
 #[test]
 fn defer_to_thread_runs_the_work_on_the_pool_and_the_steps_on_the_loop() {
     let event_loop = Loop::new();

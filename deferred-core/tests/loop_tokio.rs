@@ -470,3 +470,58 @@ fn a_panic_in_the_drop_of_a_tokio_future_cancelled_before_its_first_poll_is_repo
     assert_eq!(results, (true, true));
     assert_eq!(reported.len(), 2, "{reported:?}");
 }
+
+/// A `from_future` Deferred cancelled from inside its future's own poll (through a handle: a
+/// sibling's, a timeout's), on the thread that polls it: what that poll left the future awaiting
+/// is cancelled when the poll returns, as `drive_future` does (the cancel found the list out),
+/// of both kinds; nothing is reported.
+#[test]
+fn a_tokio_future_cancelled_from_inside_its_own_poll_cancels_what_it_awaits() {
+    let rt = runtime(false);
+    let ((), reported) = deferred_core::capture_unhandled(|| {
+        LocalSet::new().block_on(&rt, async {
+            let shared_cancels = Arc::new(std::sync::Mutex::new(0));
+            let counted = shared_cancels.clone();
+            let (mut awaited, _awaited_r) = Deferred::<u32>::with_canceller(move || {
+                *counted.lock().unwrap() += 1;
+            });
+            let own: Arc<std::sync::Mutex<Option<deferred_core::CancelHandle>>> = Arc::default();
+            let handle = own.clone();
+            let shared: Deferred<u32> = Deferred::from_future(std::future::poll_fn(move |cx| {
+                let polled = std::pin::Pin::new(&mut awaited).poll(cx);
+                if let Some(own) = handle.lock().unwrap().take() {
+                    own.cancel();
+                }
+                polled
+            }));
+            *own.lock().unwrap() = Some(shared.cancel_handle());
+
+            let local_cancels = Rc::new(Cell::new(0));
+            let counted = local_cancels.clone();
+            let (mut local_awaited, _local_r) = LocalDeferred::<u32>::with_canceller(move || {
+                counted.set(counted.get() + 1);
+            });
+            let own: Rc<RefCell<Option<deferred_core::local::CancelHandle>>> = Rc::default();
+            let handle = own.clone();
+            let local: LocalDeferred<u32> =
+                LocalDeferred::from_future(std::future::poll_fn(move |cx| {
+                    let polled = std::pin::Pin::new(&mut local_awaited).poll(cx);
+                    if let Some(own) = handle.borrow_mut().take() {
+                        own.cancel();
+                    }
+                    polled
+                }));
+            *own.borrow_mut() = Some(local.cancel_handle());
+
+            tokio::task::yield_now().await; // both polled once: each cancels itself
+            for _ in 0..3 {
+                tokio::task::yield_now().await; // the aborts drop the futures
+            }
+            assert!(shared.await.unwrap_err().is_cancelled());
+            assert!(local.await.unwrap_err().is_cancelled());
+            assert_eq!(*shared_cancels.lock().unwrap(), 1);
+            assert_eq!(local_cancels.get(), 1);
+        });
+    });
+    assert!(reported.is_empty(), "{reported:?}");
+}
