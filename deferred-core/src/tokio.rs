@@ -89,8 +89,9 @@ where
     /// Spawns `future` on the current tokio runtime and returns a Deferred of its output.
     /// Cancelling the Deferred cancels the Deferreds the future awaits (those its last poll left
     /// pending; a cancel that lands while it is being polled, on another thread or from inside
-    /// the poll, cancels those that poll leaves pending, when it returns) and aborts the task; a
-    /// panic in the future becomes a [`Failure`].
+    /// the poll, cancels those that poll leaves pending, when it returns) and aborts the task,
+    /// whose future drops them unread: the cancellations a cancel so causes are not reported.
+    /// A panic in the future becomes a [`Failure`].
     ///
     /// # Panics
     ///
@@ -295,7 +296,9 @@ impl Awaits for LocalAwaited {
 /// cancelled) is dropped here; a panic in its `Drop` is reported (tokio would keep it in a
 /// `JoinError` nobody reads). The Deferreds the cancel cancelled in it are dropped unread
 /// (the aborted task never polls them again): their cancellations, which the cancel caused,
-/// are not reported; any other failure still is.
+/// are not reported; any other failure still is. (The filter is by kind, not by chain: a
+/// cancellation the future's own `Drop` makes and drops unread goes unreported too, when the
+/// cancel cascaded.)
 impl<F, A: Awaits> Drop for CatchUnwind<F, A> {
     fn drop(&mut self) {
         let Some(future) = self.0.take() else {
@@ -597,8 +600,9 @@ where
     /// `spawn_local`, so it need not be `Send`: it may hold `Rc` state and use tokio's timers
     /// and sockets) and returns a LocalDeferred of its output. Cancelling the Deferred cancels
     /// the `LocalDeferred`s the future awaits (those its last poll left pending; from inside a
-    /// poll, those that poll leaves pending, when it returns) and aborts the task; a panic in
-    /// the future becomes a [`Failure`].
+    /// poll, those that poll leaves pending, when it returns) and aborts the task, whose future
+    /// drops them unread: the cancellations a cancel so causes are not reported. A panic in the
+    /// future becomes a [`Failure`].
     ///
     /// # Panics
     ///
