@@ -421,3 +421,88 @@ mod retry_timer_race {
         assert_eq!(count.load(Ordering::SeqCst), 2);
     }
 }
+
+mod looping_timer_race {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use deferred_core::{Clock, DelayedCall, LoopingCall, ManualClock};
+
+    /// A clock whose first timer fires (on its own thread, as `ThreadClock`'s timer thread
+    /// would) before `call_later` has returned: the scheduling thread was preempted right after
+    /// scheduling. The other timers are a ManualClock's.
+    struct EagerOnce {
+        manual: ManualClock,
+        eager: AtomicBool,
+    }
+
+    impl Clock for EagerOnce {
+        fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+            if self.eager.swap(false, Ordering::SeqCst) {
+                std::thread::spawn(call).join().unwrap();
+                return DelayedCall::new(|| {});
+            }
+            Clock::call_later(&self.manual, delay, call)
+        }
+        fn now(&self) -> Duration {
+            self.manual.now()
+        }
+    }
+
+    /// Rule 5 of `LoopingCall`: `stop` cancels the next scheduled call. When the timer of one
+    /// call fires before the thread that scheduled it has stored it, the call it makes schedules
+    /// the next one: that is the one `stop` (or a cancel of the Deferred of `start`) must take
+    /// off the clock, not the spent one.
+    #[test]
+    fn stop_cancels_the_call_scheduled_while_the_previous_timer_was_being_stored() {
+        let manual = ManualClock::new();
+        let clock = Arc::new(EagerOnce {
+            manual: manual.clone(),
+            eager: true.into(),
+        });
+        let count = Arc::new(AtomicUsize::new(0));
+        let c = count.clone();
+        let looping = LoopingCall::new(clock, move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        });
+        let done = looping.start(Duration::from_secs(10), false);
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "the eager timer made the first call"
+        );
+        assert_eq!(manual.pending(), 1, "the second call");
+        looping.stop();
+        done.wait().unwrap();
+        assert_eq!(
+            manual.pending(),
+            0,
+            "the stop left the second call scheduled (holding the loop until its deadline)"
+        );
+        manual.advance(Duration::from_secs(100));
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+
+    /// The same for rule 6: cancelling the Deferred of `start` takes the next call off the clock.
+    #[test]
+    fn cancel_cancels_the_call_scheduled_while_the_previous_timer_was_being_stored() {
+        let manual = ManualClock::new();
+        let clock = Arc::new(EagerOnce {
+            manual: manual.clone(),
+            eager: true.into(),
+        });
+        let looping = LoopingCall::new(clock, || Ok(()));
+        let done = looping.start(Duration::from_secs(10), false);
+        assert_eq!(manual.pending(), 1, "the second call");
+        done.cancel();
+        assert!(done.wait().unwrap_err().is_cancelled());
+        assert_eq!(
+            manual.pending(),
+            0,
+            "the cancel left the second call scheduled"
+        );
+        assert!(!looping.is_running());
+    }
+}

@@ -593,17 +593,22 @@ where
     }
 }
 
-impl<T, E> Deferred<T, E>
-where
-    T: Sendable + 'static,
-    E: FromFailure + Sendable + 'static,
-{
+// The methods ask for their bounds themselves too, as the constructors above do: a Deferred of
+// an error type that is not `From<Failure>` (an enum of yours, a `&str` from `fail("..")`) or of
+// a value that is not `Send` can be made (`succeed`, `fail`, `from_result` ask for nothing), and
+// then `add_callback`, `wait`, ... say what is wrong with it (`FromFailure`'s, `Sendable`'s
+// message), where an `impl`'s bound would make them "exist but not apply" (E0599).
+impl<T, E: 'static> Deferred<T, E> {
     #[inline]
     #[cfg_attr(feature = "registry", track_caller)]
     pub(crate) fn pending_with(
         canceller: Option<Canceller>,
         created_at: &'static Location<'static>,
-    ) -> (Deferred<T, E>, Resolver<T, E>) {
+    ) -> (Deferred<T, E>, Resolver<T, E>)
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         let (link, resolving) = kind::chain_pair(Chain::root(canceller, created_at));
         crate::trace::chain_event!(%created_at, "chain created");
         #[cfg(feature = "registry")]
@@ -632,6 +637,8 @@ where
     #[track_caller] // a Deferred already spent panics at the user's `add_*`
     fn then_step<U, F>(self, step: &'static Location<'static>, f: F) -> Deferred<U, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         U: Sendable + 'static,
         F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
     {
@@ -651,6 +658,8 @@ where
         f: F,
     ) -> Deferred<U, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         U: Sendable + 'static,
         F: FnOnce(Result<T, E>, &'static Location<'static>) -> Deferred<U, E> + Sendable + 'static,
     {
@@ -664,7 +673,11 @@ where
     fn add_to_pending<U: Sendable + 'static>(
         link: ChainPtr<dyn AnyChain<E>>,
         (stage, step): stage::Added<E>,
-    ) -> Deferred<U, E> {
+    ) -> Deferred<U, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         let mut fired: Option<Result<T, E>> = None;
         match link.add((stage, step), &mut fired) {
             None => Deferred {
@@ -690,6 +703,8 @@ where
     #[doc(alias = "addCallbacks")]
     pub fn add_callbacks<R1, R2, Ok, Er>(self, on_ok: Ok, on_err: Er) -> Deferred<R1::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         Ok: FnOnce(T) -> R1 + Sendable + 'static,
         Er: FnOnce(E) -> R2 + Sendable + 'static,
         R1: IntoDeferred<E>,
@@ -726,6 +741,8 @@ where
     #[inline]
     pub fn __add_run<R, F, S>(self, f: F, skipped: S) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -742,6 +759,8 @@ where
     #[inline]
     pub fn __add_carrying<U, F>(self, f: F) -> Deferred<U, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(T) -> U + Sendable + 'static,
         U: Sendable + 'static,
     {
@@ -774,6 +793,8 @@ where
         then_at: &'static Location<'static>,
     ) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -807,7 +828,11 @@ where
 
     /// This Deferred with `stage` added, as `then_step` adds a step's function (for a stage
     /// already boxed: see `stage::run_now`).
-    pub(crate) fn with_stage(self, (stage, step): stage::Added<E>) -> Deferred<T, E> {
+    pub(crate) fn with_stage(self, (stage, step): stage::Added<E>) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         match self.into_state() {
             State::Fired(Some(result)) => stage::run_now(stage, Some(result), step),
             State::Fired(None) => spent(),
@@ -833,6 +858,8 @@ where
     #[doc(alias = "addCallback")]
     pub fn add_callback<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -849,6 +876,8 @@ where
         f: F,
     ) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -881,6 +910,8 @@ where
     #[doc(alias = "addErrback")]
     pub fn add_errback<R, F>(self, f: F) -> Deferred<T, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(E) -> R + Sendable + 'static,
         R: IntoDeferred<E, Value = T>,
     {
@@ -912,6 +943,8 @@ where
     #[doc(alias = "addBoth")]
     pub fn add_both<R, F>(self, f: F) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -927,6 +960,8 @@ where
         f: F,
     ) -> Deferred<R::Value, E>
     where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
         F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -952,7 +987,11 @@ where
     /// d.cancel();
     /// assert!(d.wait().unwrap_err().is_cancelled());
     /// ```
-    pub fn cancel(&self) {
+    pub fn cancel(&self)
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         self.cancel_handle().cancel();
     }
 
@@ -960,7 +999,11 @@ where
     /// consumed by `add_*`. A pending Deferred and those its `add_*` calls return are one chain
     /// (as in Twisted, where they are one object): the handle cancels whatever that chain waits
     /// on when the cancel lands.
-    pub fn cancel_handle(&self) -> CancelHandle {
+    pub fn cancel_handle(&self) -> CancelHandle
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         match &self.state {
             State::Pending(link) => CancelHandle::new(kind::link_to_cancel(link.clone())),
             State::Fired(_) => CancelHandle::none(),
@@ -996,7 +1039,11 @@ where
     /// ```
     #[inline]
     #[track_caller]
-    pub fn wait(self) -> Result<T, E> {
+    pub fn wait(self) -> Result<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         match self.into_state() {
             State::Fired(Some(result)) => result,
             State::Fired(None) => spent(),
@@ -1006,7 +1053,11 @@ where
 
     #[inline]
     #[track_caller]
-    fn wait_pending(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn wait_pending(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         // Fired already (the usual case on one thread): no waker, no blocking.
         match take(&mut link) {
             Some(result) => result,
@@ -1018,7 +1069,11 @@ where
     #[cold]
     #[inline(never)]
     #[track_caller] // the local kind's `Blocker::block` panics at the caller's `wait`
-    fn block_on(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E> {
+    fn block_on(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         // Made only if the result is not here yet: waiting on a fired chain allocates nothing.
         let mut blocker: Option<Blocker> = None;
         loop {
@@ -1059,7 +1114,11 @@ where
     /// worker.join().unwrap();
     /// assert_eq!(texture.peek().unwrap().ok(), Some(&64));
     /// ```
-    pub fn poll_fired(&mut self) -> Option<Result<&T, &E>> {
+    pub fn poll_fired(&mut self) -> Option<Result<&T, &E>>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         if let State::Pending(link) = &mut self.state
             && let Some(result) = take::<T, E>(link)
         {
@@ -1073,7 +1132,11 @@ where
     /// still walks up to what this one waits on, but a cancel of this one (through a
     /// [`CancelHandle`] taken before) never reaches the new chain's steps.
     #[cfg_attr(any(feature = "registry", feature = "tracing"), track_caller)]
-    pub(crate) fn in_a_new_link(self) -> Deferred<T, E> {
+    pub(crate) fn in_a_new_link(self) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         match self.into_state() {
             State::Pending(link) => {
                 let link = Chain::<T, E>::waiting_on(link);
@@ -1091,7 +1154,11 @@ where
     /// (`Inbox::adopt` asks it of a `Deferred`: unused by the local kind.)
     #[cfg(feature = "registry")]
     #[allow(dead_code)]
-    pub(crate) fn chain_seen_as(&self) -> Option<(usize, &'static Location<'static>)> {
+    pub(crate) fn chain_seen_as(&self) -> Option<(usize, &'static Location<'static>)>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         let State::Pending(link) = &self.state else {
             return None;
         };
@@ -1101,7 +1168,11 @@ where
     /// Names `helper` as what made this Deferred's chain, if it is pending, for the registry
     /// (feature `registry`: `pending_chains()` and `Debug` show it; without it, nothing).
     #[inline]
-    pub(crate) fn made_by(self, helper: &'static str) -> Deferred<T, E> {
+    pub(crate) fn made_by(self, helper: &'static str) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         #[cfg(feature = "registry")]
         if let State::Pending(link) = &self.state {
             link.made_by(helper);
@@ -1115,7 +1186,11 @@ where
     /// of one it already carries.
     #[doc(hidden)]
     #[inline]
-    pub fn __raised_at(self, step: &'static Location<'static>) -> Deferred<T, E> {
+    pub fn __raised_at(self, step: &'static Location<'static>) -> Deferred<T, E>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
         raised_at(self, step)
     }
 

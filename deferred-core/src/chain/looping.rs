@@ -111,6 +111,10 @@ struct State<F> {
     started_at: Duration,
     /// The next call, scheduled on the clock.
     timer: Option<Canceller>,
+    /// How many scheduled calls came due (or were dropped by the clock) for the run they were
+    /// scheduled by: a timer that fired before the thread that scheduled it stored it (on the
+    /// clock's thread, before `call_later` returned) is not stored over the one after it.
+    timers_spent: u64,
     /// The run `start` began last (rule 8).
     run: Run,
     /// Runs stopped during a call that is still in flight, which a new `start` has replaced:
@@ -148,6 +152,7 @@ impl<F> State<F> {
             interval: Duration::ZERO,
             started_at: Duration::ZERO,
             timer: None,
+            timers_spent: 0,
             run: Run::default(),
             ending: Vec::new(),
             runs: 0,
@@ -364,6 +369,7 @@ where
                 return; // stopped (or stopped and started again) as the call came due
             }
             state.timer = None;
+            state.timers_spent += 1;
             let Some(f) = state.f.take() else {
                 // Another run's call is running the function (this loop was stopped and
                 // started again meanwhile, by that call or another thread): this call is
@@ -437,9 +443,9 @@ where
     /// Schedules the next call of run `number` at the first due time after `when` (rules 2
     /// and 3; Twisted's `_scheduleFrom`).
     fn schedule_from(self: Ptr<Self>, number: u64, when: Duration) {
-        let (interval, started_at) = {
+        let (interval, started_at, spent) = {
             let state = self.state.lock();
-            (state.interval, state.started_at)
+            (state.interval, state.started_at, state.timers_spent)
         };
         let delay = if interval.is_zero() {
             Duration::ZERO
@@ -464,7 +470,15 @@ where
         );
         let mut state = self.state.lock();
         if state.running && state.run.number == number {
-            state.timer = Some(Box::new(move || timer.cancel()));
+            // Unless the timer has fired already (on the clock's thread, before `call_later`
+            // returned here): the call it made has scheduled the next one, which is the one
+            // `stop` or a cancel must take off the clock (rules 5 and 6).
+            if state.timers_spent == spent {
+                state.timer = Some(Box::new(move || timer.cancel()));
+                return;
+            }
+            drop(state);
+            drop(timer); // spent; dropped outside the lock, as any handle of the clock's
             return;
         }
         // Stopped meanwhile (from another thread, between the call's end and now), or
@@ -514,6 +528,7 @@ impl<C, F> Core<C, F> {
             }
             state.running = false;
             state.timer = None;
+            state.timers_spent += 1;
             state.run.done.take()
         };
         drop(done);
