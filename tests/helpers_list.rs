@@ -434,9 +434,10 @@ fn gathers_nested_a_hundred_thousand_deep_fire_in_constant_stack() {
 }
 
 #[test]
-fn a_panic_in_an_arrival_is_reported_not_passed_to_the_firer() {
+fn a_panic_in_an_arrival_is_the_outputs_failure_not_passed_to_the_firer() {
     // An error type whose conversion into `Failure` panics: `fire_on_one_errback` converts
-    // the first failure as it arrives, on the thread that fired the input.
+    // the first failure as it arrives, on the thread that fired the input. The panic is that
+    // input's failure (rule 4), in the `FirstError`, as `race` keeps one in its group.
     #[derive(Debug)]
     struct Unconvertible;
     impl From<Failure> for Unconvertible {
@@ -453,9 +454,17 @@ fn a_panic_in_an_arrival_is_reported_not_passed_to_the_firer() {
     let (input, resolver) = Deferred::<u32, Unconvertible>::pending();
     let gathered = DeferredList::new([input]).fire_on_one_errback();
     resolver.errback(Unconvertible); // does not panic here
-    assert_eq!(unhandled.count(), 1);
-    // The output's resolver went with the panic: the output fails as never fired.
-    assert!(gathered.wait().unwrap_err().is::<deferred::NeverFired>());
+    let failure = gathered.wait().unwrap_err();
+    let first = failure
+        .downcast_ref::<deferred::FirstError>()
+        .expect("the first failure");
+    assert_eq!(first.index, 0);
+    let panicked = first.failure.downcast_ref::<deferred::Panicked>();
+    assert_eq!(
+        panicked.map(deferred::Panicked::message),
+        Some("arrival-conversion-panics")
+    );
+    assert_eq!(unhandled.count(), 0, "handled by whoever reads the output");
 }
 
 /// Awaiting a list awaits `all` (Twisted's `yield DeferredList(ds)`), on either kind.

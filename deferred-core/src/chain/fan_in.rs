@@ -135,9 +135,10 @@ where
     }
 
     fn decided(&self, (index, error): (usize, E)) -> Result<Vec<T>, Failure> {
+        // A panic in the conversion (user code) is that input's failure, as in `race`.
         Err(Failure::new(crate::outcome::FirstError {
             index,
-            failure: error.into(),
+            failure: into_failure(error),
         }))
     }
 

@@ -172,7 +172,8 @@ where
         // steps), not this one's.
         drop(
             source.add_both_at(std::panic::Location::caller(), move |result| {
-                arrived.fire(result.map_err(|error| error.into().share()));
+                // A panic in the conversion (user code) is the failure the consumers get.
+                arrived.fire(result.map_err(|error| super::fan_in::into_failure(error).share()));
                 Ok::<(), E>(())
             }),
         );

@@ -417,3 +417,36 @@ fn a_clone_that_panics_fails_only_its_consumer_with_the_panic() {
     assert!(late.wait().unwrap_err().is::<deferred_core::Panicked>());
     assert!(shared.consumer().wait().is_ok());
 }
+
+/// A source whose error type's conversion into `Failure` panics: the panic is the failure each
+/// consumer gets (rule 4), not a hang (the consumers were never fired) and a report.
+#[test]
+fn a_panicking_conversion_of_the_sources_error_is_the_consumers_failure() {
+    #[derive(Debug)]
+    struct Unconvertible;
+    impl From<Failure> for Unconvertible {
+        fn from(_: Failure) -> Unconvertible {
+            Unconvertible
+        }
+    }
+    impl From<Unconvertible> for Failure {
+        fn from(_: Unconvertible) -> Failure {
+            panic!("shared-conversion-panics")
+        }
+    }
+    let (consumers, reported) = deferred_core::capture_unhandled(|| {
+        let (source, resolver) = Deferred::<u32, Unconvertible>::pending();
+        let shared = SharedResult::new(source);
+        let (first, second) = (shared.consumer(), shared.consumer());
+        resolver.errback(Unconvertible);
+        [first, second].map(|consumer| consumer.wait().unwrap_err())
+    });
+    assert!(reported.is_empty(), "{reported:?}");
+    for failure in consumers {
+        assert!(failure.is::<deferred_core::Panicked>(), "{failure}");
+        assert!(
+            failure.to_string().contains("shared-conversion-panics"),
+            "{failure}"
+        );
+    }
+}
