@@ -27,6 +27,14 @@ const IDLE_EXIT: Duration = Duration::from_secs(60);
 /// [`Cancelled`](crate::Cancelled) at once; the work itself runs to the end and its result is
 /// dropped (a thread cannot be stopped from outside).
 ///
+/// The std pool runs at most [`POOL_THREADS`] jobs at once; the others wait their turn. So a
+/// job that blocks on the result of another job (a `wait` on a nested `defer_to_thread`) holds
+/// a worker while it waits: with every worker so held, the jobs they wait on never start
+/// (Twisted's pool has the same limit). Add a step to the nested Deferred instead of waiting
+/// on it. Jobs still queued when the process exits never run, and their Deferreds never fire;
+/// inside a tokio runtime, a job the runtime's shutdown drops unstarted fails its Deferred with
+/// [`NeverFired`](crate::NeverFired).
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use deferred::{defer_to_thread, Deferred, Failure};
