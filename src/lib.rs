@@ -346,7 +346,7 @@ pub use deferred_core::*;
 ///
 /// The expansion grows linearly with the steps. Steps that complete at once allocate nothing; on
 /// a pending Deferred, a whole run of `then`s is one callback (one link), and each `catch` and
-/// `finally` one more.
+/// `finally` at most one more (a `catch` right after a run shares the run's link).
 ///
 /// # Mistakes
 ///

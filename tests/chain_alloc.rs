@@ -82,3 +82,58 @@ fn a_pending_run_of_thens_allocates_like_a_single_then() {
     assert_eq!(value, ((((1 + 1) + 1) + 1) * 2 + 1 + 1 + 1 + 1 + 1) + 2);
     assert_eq!(ten, one, "ten pending thens in a run cost what one does");
 }
+
+/// src/lib.rs ("Costs"): "on a pending Deferred, a whole run of `then`s is one callback (one
+/// link), and each `catch` and `finally` at most one more (a `catch` right after the run shares
+/// its link)". Measured against the run alone: the first `catch` adds nothing, the second one
+/// allocation, a `finally` one.
+#[test]
+fn a_catch_after_a_pending_run_costs_nothing_more_and_a_finally_one_stage_more() {
+    // Warm-up, as above.
+    let (start, resolver) = Deferred::<u64>::pending();
+    resolver.callback(0);
+    start.wait().unwrap();
+    let (_, run) = allocations_in(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! { start then |a| a + 1 then |b| b * 2 };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let (_, with_catch) = allocations_in(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! { start then |a| a + 1 then |b| b * 2 catch |_| 0 };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let (_, with_two_catches) = allocations_in(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start then |a| a + 1 then |b| b * 2 catch |_e: std::fmt::Error| 0 catch |_| 1
+        };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    let (_, with_finally) = allocations_in(|| {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! { start then |a| a + 1 then |b| b * 2 finally || () };
+        resolver.callback(1);
+        d.wait().unwrap()
+    });
+    println!(
+        "run {run}, + catch {with_catch}, + two catches {with_two_catches}, + finally {with_finally}"
+    );
+    // (With the feature `registry`, the stage keeps where the `catch` was written, for the
+    // listing: the closure's box is no longer free, one allocation.)
+    let where_kept = usize::from(cfg!(feature = "registry"));
+    assert_eq!(
+        with_catch,
+        run + where_kept,
+        "a catch right after the run shares its stage"
+    );
+    assert_eq!(
+        with_two_catches,
+        with_catch + 1,
+        "the second catch is one more"
+    );
+    assert_eq!(with_finally, run + 1, "a finally is one more");
+}

@@ -222,3 +222,34 @@ fn both_kinds_conversions_in_scope_do_not_clash() {
     let local: LocalDeferred<u32> = Ok::<u32, Failure>(2).into_local_deferred();
     assert_eq!(sent.wait().unwrap() + local.wait().unwrap(), 3);
 }
+
+/// README ("One thread, no locks"): its example, as written there, run in a `LocalSet` — blocking
+/// work on the pool, its result back on the loop's thread, where the step touches `Rc` state.
+#[cfg(feature = "tokio")]
+#[test]
+fn the_readmes_one_thread_example_runs_as_written() {
+    use deferred::Inbox;
+
+    let thread = std::thread::current().id();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result: Result<(), Failure> = tokio::task::LocalSet::new().block_on(&runtime, async move {
+        let inbox = Inbox::on_tokio_local_set(); // in a LocalSet (feature tokio)
+        let seen = Rc::new(RefCell::new(Vec::new())); // the loop's state: no Mutex, no Arc
+        let log = seen.clone();
+        let line = chain! {
+            inbox.defer_to_thread(|| Ok::<_, Failure>(6 * 7))     // blocking work, on the pool
+            then |n| {                                             // its result, back here
+                assert_eq!(std::thread::current().id(), thread);
+                log.borrow_mut().push(n);
+                format!("answer: {n}")
+            }
+        };
+        assert_eq!(line.await?, "answer: 42");
+        assert_eq!(*seen.borrow(), [42]);
+        Ok(())
+    });
+    result.unwrap();
+}

@@ -175,6 +175,29 @@ fn question_mark_into_a_boxed_error() {
     assert_eq!(back.to_string(), "lookup failed");
 }
 
+/// README ("Compared with what you may know"): `d.wait()?` into a `Box<dyn Error>` — "the box
+/// says the failure's message, its `Debug` the steps it passed": each step the failure skipped
+/// after it was raised is in the box's `Debug`.
+#[test]
+fn question_mark_into_a_boxed_error_keeps_the_steps_the_failure_passed() {
+    fn parse_later(text: &'static str) -> (Result<u32, Box<dyn Error>>, [u32; 2]) {
+        let raised = Deferred::<&str>::succeed(text).add_callback(|t| Ok(t.parse::<u32>()?));
+        let first = line!() + 1;
+        let d = raised.add_callback(|n| Ok(n + 1));
+        let second = line!() + 1;
+        let d = d.add_callback(|n| Ok(n * 2));
+        ((|| Ok(d.wait()?))(), [first, second])
+    }
+    let (boxed, passed) = parse_later("seven");
+    let shown = format!("{:?}", boxed.unwrap_err());
+    for line in passed {
+        assert!(
+            shown.contains(&format!("passed step {}:{line}:", file!())),
+            "step at line {line} not in {shown}"
+        );
+    }
+}
+
 #[test]
 fn msg_failure() {
     let f = Failure::msg("disk on fire");

@@ -200,6 +200,36 @@ fn many_blocking_jobs_all_complete() {
     assert_eq!(done.load(SeqCst), 200);
 }
 
+/// README ("Which thread runs a step"): outside a tokio runtime, `defer_to_thread` runs its
+/// work on a pool of at most `POOL_THREADS` std threads: never more jobs at once than that,
+/// however many are handed to it.
+#[test]
+fn the_std_pool_runs_at_most_pool_threads_jobs_at_once() {
+    let running = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let jobs: Vec<Deferred<()>> = (0..3 * deferred::POOL_THREADS)
+        .map(|_| {
+            let (running, most) = (running.clone(), most.clone());
+            defer_to_thread(move || {
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                // Held a while, so that the jobs overlap (not a timing assertion).
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                running.fetch_sub(1, SeqCst);
+                Ok(())
+            })
+        })
+        .collect();
+    for job in jobs {
+        job.wait().unwrap();
+    }
+    let most = most.load(SeqCst);
+    assert!(
+        (1..=deferred::POOL_THREADS).contains(&most),
+        "{most} jobs ran at once"
+    );
+}
+
 #[cfg(feature = "tokio")]
 mod with_tokio {
     use std::time::Duration;
@@ -207,6 +237,28 @@ mod with_tokio {
     use deferred::{Clock, TimedOut, TokioClock};
 
     use super::*;
+
+    /// docs/rules.md: a failure no step raised says where it entered the chain, "the
+    /// `defer_to_thread` or `from_future` whose work failed".
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_of_from_future_entered_at_from_future() {
+        let d: Deferred<u32> = Deferred::from_future(async { Err(Failure::msg("no")) });
+        let line = line!() - 1;
+        let failure = d.await.unwrap_err();
+        let at = failure.entered_at().map(|at| (at.file(), at.line()));
+        assert_eq!(at, Some((file!(), line)), "{failure:?}");
+        assert_eq!(failure.origin(), None, "no step raised it");
+    }
+
+    /// The same for `defer_to_thread` inside a runtime (tokio's blocking pool).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_of_defer_to_thread_on_tokios_pool_entered_at_defer_to_thread() {
+        let d: Deferred<u32> = defer_to_thread(|| Err(Failure::msg("disk full")));
+        let line = line!() - 1;
+        let failure = d.await.unwrap_err();
+        let at = failure.entered_at().map(|at| (at.file(), at.line()));
+        assert_eq!(at, Some((file!(), line)), "{failure:?}");
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inside_a_runtime_defer_to_thread_uses_tokios_blocking_pool() {

@@ -1121,3 +1121,23 @@ fn inbox_current_in_work_run_as_a_thread_local_inbox_stops_at_thread_exit() {
     assert_eq!(result, Ok(7));
     assert_eq!(current, Ok(false));
 }
+
+/// docs/rules.md: a failure no step raised says where it entered the chain, "the
+/// `defer_to_thread` ... whose work failed": the inbox's `defer_to_thread` too, and the inbox's
+/// `spawn` of a future that fails.
+#[test]
+fn a_failure_of_the_inboxs_defer_to_thread_or_spawn_entered_at_that_call() {
+    let event_loop = Loop::new();
+    let failed: LocalDeferred<u32> = event_loop
+        .inbox
+        .defer_to_thread(|| Err(Failure::msg("disk full")));
+    let thread_line = line!() - 1;
+    let spawned: LocalDeferred<u32> = event_loop.inbox.spawn(async { Err(Failure::msg("no")) });
+    let spawn_line = line!() - 1;
+    event_loop.run_until(|| failed.is_fired() && spawned.is_fired());
+    for (d, line) in [(failed, thread_line), (spawned, spawn_line)] {
+        let failure = d.wait().unwrap_err();
+        let at = failure.entered_at().map(|at| (at.file(), at.line()));
+        assert_eq!(at, Some((file!(), line)), "{failure:?}");
+    }
+}

@@ -525,3 +525,17 @@ fn a_tokio_future_cancelled_from_inside_its_own_poll_cancels_what_it_awaits() {
     });
     assert!(reported.is_empty(), "{reported:?}");
 }
+
+/// docs/rules.md: a failure no step raised says where it entered the chain, "the ...
+/// `from_future` whose work failed": the local kind's `from_future` too.
+#[test]
+fn a_failure_of_local_from_future_entered_at_from_future() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let d: LocalDeferred<u32> = LocalDeferred::from_future(async { Err(Failure::msg("no")) });
+        let line = line!() - 1;
+        let failure = d.await.unwrap_err();
+        let at = failure.entered_at().map(|at| (at.file(), at.line()));
+        assert_eq!(at, Some((file!(), line)), "{failure:?}");
+    });
+}

@@ -23,6 +23,7 @@ use tracing::{Event, Level, Metadata, Subscriber};
 #[derive(Debug, Default)]
 struct Recorded {
     level: Option<Level>,
+    target: String,
     fields: Vec<(String, String)>,
 }
 
@@ -72,6 +73,7 @@ impl Subscriber for Recorder {
         }
         let mut recorded = Recorded {
             level: Some(*event.metadata().level()),
+            target: event.metadata().target().to_owned(),
             ..Recorded::default()
         };
         event.record(&mut Fields(&mut recorded.fields));
@@ -197,6 +199,37 @@ fn a_chains_life_is_traced_at_trace_level() {
         .and_then(|e| e.field("created_at"))
         .expect("where the chain was created");
     assert!(created.starts_with(file!()), "{created}");
+}
+
+/// README (feature `tracing`): a chain's life — "made, fired, each step, waits, cancels" — as
+/// trace-level events, and the failures nobody handled as error events, "both with target
+/// `deferred`".
+#[test]
+fn a_wait_and_a_cancel_are_traced_and_every_event_has_target_deferred() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        let (inner, _inner_resolver) = Deferred::<u32>::pending();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d.add_callback(move |_| inner).add_callback(|v| Ok(v + 1));
+        resolver.callback(1); // the chain now waits on `inner`
+        d.cancel();
+        drop(d); // its cancellation, unhandled: an error event
+    });
+    let events = events.lock().unwrap();
+    let messages: Vec<&str> = events.iter().filter_map(|e| e.field("message")).collect();
+    for expected in [
+        "waiting on another chain",
+        "cancel",
+        "Unhandled error in Deferred",
+    ] {
+        assert!(
+            messages.contains(&expected),
+            "no {expected:?} in {messages:?}"
+        );
+    }
+    assert!(events.iter().all(|e| e.target == "deferred"), "{events:?}");
 }
 
 /// `try_fire` is a fire like `callback`'s: its trace shows it.

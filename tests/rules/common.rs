@@ -1603,3 +1603,58 @@ fn rule3_a_step_returning_its_own_chain_fails_it() {
         .expect("the chain ended");
     assert!(seen.unwrap_err().contains("its own chain"));
 }
+
+// =============================================================================================
+// Rule 9: chains may wait on each other; nothing can fire such a cycle; a cancel that reaches it
+// returns, and cancels the wait that closes the cycle: that chain goes on with the
+// cancellation, the others in turn. (deferred-core/tests/cycles.rs has more, for the `Send`
+// kind: longer cycles, cycles through combinators, a cycle formed from two threads.)
+// =============================================================================================
+
+/// Two chains, a step of each returning the other's end; then a cancel of one. Built, fired and
+/// cancelled on a thread of its own, so that a cancel going round the cycle for ever fails the
+/// test instead of hanging it (a guard, not a timing assertion).
+#[test]
+fn rule9_two_chains_waiting_on_each_other_cancel_and_both_go_on() {
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        type Slot = Arc<Mutex<Option<Deferred<u32>>>>;
+        let slots: [Slot; 2] = [Arc::default(), Arc::default()];
+        let went_on = Arc::new(Mutex::new(Vec::new()));
+        let mut resolvers = Vec::new();
+        let mut handles = Vec::new();
+        for i in 0..2 {
+            let (root, resolver) = Deferred::<u32>::pending();
+            let next = slots[(i + 1) % 2].clone();
+            let log = went_on.clone();
+            let end = root
+                .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
+                .add_both(move |result: Result<u32, Failure>| {
+                    log.lock().unwrap().push(match &result {
+                        Ok(_) => "value",
+                        Err(f) if f.is_cancelled() => "cancelled",
+                        Err(_) => "another failure",
+                    });
+                    Ok(0)
+                });
+            handles.push(end.cancel_handle());
+            *slots[i].lock().unwrap() = Some(end);
+            resolvers.push(resolver);
+        }
+        for resolver in resolvers {
+            resolver.callback(1); // each chain now waits on the other: a cycle
+        }
+        assert!(went_on.lock().unwrap().is_empty(), "nothing fires a cycle");
+        handles[0].cancel();
+        let went_on = went_on.lock().unwrap().clone();
+        let _ = done.send(went_on);
+    });
+    let went_on = finished
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the cancel of a cycle did not return");
+    // The chain whose wait closed the cycle went on with the cancellation; the other with what
+    // that one gave (its `add_both` recovered: a value).
+    let mut sorted = went_on.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ["cancelled", "value"], "{went_on:?}");
+}
