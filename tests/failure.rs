@@ -1136,3 +1136,87 @@ mod alternate_display_says_each_source_once {
         );
     }
 }
+
+/// An error whose own `{:#}` says its sources (as `anyhow::Error`'s and `eyre`'s do): `{:#}`
+/// and `{:?}` of a failure wrapping it (or a shared copy of one) say each source once. They
+/// said the wrapped error's `{:#}` and then its sources again ("outer: inner: inner").
+#[test]
+fn alternate_display_says_each_source_once_for_an_error_whose_alternate_says_them() {
+    #[derive(Debug)]
+    struct Outer(std::io::Error);
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            if f.alternate() {
+                write!(f, "outer: {:#}", self.0)
+            } else {
+                f.write_str("outer")
+            }
+        }
+    }
+    impl Error for Outer {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+    let failure = Failure::new(Outer(std::io::Error::other("inner")));
+    assert_eq!(failure.to_string(), "outer");
+    assert_eq!(format!("{failure:#}"), "outer: inner");
+    assert_eq!(
+        format!("{failure:?}").matches("inner").count(),
+        1,
+        "{failure:?}"
+    );
+    let shared = failure.share();
+    assert_eq!(format!("{:#}", shared.to_failure()), "outer: inner");
+    assert_eq!(format!("{shared:#}"), "outer");
+    let group = Failure::new(deferred::FailureGroup::new(vec![shared.to_failure()]));
+    assert_eq!(
+        format!("{group:#}"),
+        "all 1 inputs failed: #0: outer: inner"
+    );
+}
+
+/// A combinator's failure that holds its inputs' (`gather_results`' `FirstError`, `race`'s
+/// `FailureGroup`) says in `{:?}` (the unhandled report) where each input's failure was raised
+/// and the steps it passed, each line led by its input's number. Before, it said neither: the
+/// report of an unhandled `gather_results` failure had no place of the user's code at all.
+#[test]
+fn a_combinators_failure_says_where_its_inputs_failures_were_raised() {
+    let raised = line!() + 1;
+    let a = Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::msg("in a")));
+    let skipped = line!() + 1;
+    let a = a.add_callback(|x| Ok(x + 1));
+    let gathered = line!() + 1;
+    let all = deferred::gather_results(vec![Deferred::succeed(0), a]).add_callback(|v| Ok(v.len()));
+    let failure = all.wait().unwrap_err();
+    let debug = format!("{failure:?}");
+    let origin = debug
+        .find(&format!("\n  input #1 raised at step {}", at(raised)))
+        .unwrap_or_else(|| panic!("no input's origin: {debug}"));
+    let passed = debug
+        .find(&format!("\n  input #1 passed step {}", at(skipped)))
+        .unwrap_or_else(|| panic!("no input's trail: {debug}"));
+    let own = debug
+        .find(&format!("\n  passed step {}", at(gathered)))
+        .unwrap_or_else(|| panic!("no step of its own: {debug}"));
+    assert!(origin < passed && passed < own, "in order: {debug}");
+    assert_eq!(debug.matches("in a").count(), 1, "{debug}");
+
+    let (b, resolver) = Deferred::<u32>::pending();
+    let errback = line!() + 1;
+    resolver.errback(Failure::msg("in b"));
+    let a = Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::msg("in a")));
+    let failure = deferred::race(vec![a, b]).wait().unwrap_err();
+    let debug = format!("{failure:?}");
+    assert!(
+        debug.contains(&format!("\n  input #0 raised at step {}", at(errback + 1))),
+        "{debug}"
+    );
+    assert!(
+        debug.contains(&format!(
+            "\n  input #1 entered the chain at {}",
+            at(errback)
+        )),
+        "{debug}"
+    );
+}

@@ -715,10 +715,15 @@ impl StdError for AsError {
 }
 
 impl fmt::Display for Failure {
-    /// The wrapped error's message; with `{:#}`, followed by its `source()` chain.
+    /// The wrapped error's message; with `{:#}`, followed by its `source()` chain. (The message
+    /// is the error's plain `{}` then: an error whose own `{:#}` says its sources, as anyhow's
+    /// does, would say them twice.)
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.inner.error, f)?;
-        if f.alternate() {
+        if !f.alternate() {
+            return fmt::Display::fmt(&self.inner.error, f);
+        }
+        write!(f, "{}", self.inner.error)?;
+        {
             let mut source = self.inner.error.source();
             while let Some(cause) = source {
                 write!(f, ": {cause}")?;
@@ -731,15 +736,44 @@ impl fmt::Display for Failure {
 
 impl fmt::Debug for Failure {
     /// The message, the source chain, where it was raised, the steps it passed and the backtrace.
+    /// A combinator's failure that holds its inputs' (a [`FirstError`](crate::FirstError), a
+    /// [`FailureGroup`](crate::FailureGroup)) says where each of those was raised and the steps
+    /// it passed first, each line led by its input's number (`input #1 raised at step ...`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self:#}")?;
+        self.write_places(f, &mut String::new())?;
+        if self.backtrace().status() == BacktraceStatus::Captured {
+            write!(f, "\nbacktrace:\n{}", self.backtrace())?;
+        }
+        Ok(())
+    }
+}
+
+impl Failure {
+    /// The places lines of `{:?}`, each led by `prefix` (the inputs of combinators this failure
+    /// is one of, outermost first): the inputs' it holds first, as they came first, then its own.
+    fn write_places(&self, f: &mut fmt::Formatter<'_>, prefix: &mut String) -> fmt::Result {
+        let mut input = |f: &mut fmt::Formatter<'_>, index: usize, failure: &Failure| {
+            let len = prefix.len();
+            prefix.push_str(&format!("input #{index} "));
+            let written = failure.write_places(f, prefix);
+            prefix.truncate(len);
+            written
+        };
+        if let Some(first) = self.downcast_ref::<crate::outcome::FirstError>() {
+            input(f, first.index, &first.failure)?;
+        } else if let Some(group) = self.downcast_ref::<crate::outcome::FailureGroup>() {
+            for (index, failure) in group.failures.iter().enumerate() {
+                input(f, index, failure)?;
+            }
+        }
         if let Some(origin) = self.inner.origin {
-            write!(f, "\n  raised at step {origin}")?;
+            write!(f, "\n  {prefix}raised at step {origin}")?;
         }
         if let Some(at) = self.inner.entered_at {
             write!(
                 f,
-                "\n  entered the chain at {at}, by {}",
+                "\n  {prefix}entered the chain at {at}, by {}",
                 self.inner.entered_by.name()
             )?;
         }
@@ -750,13 +784,10 @@ impl fmt::Debug for Failure {
             while steps.next_if(|next| *next == step).is_some() {
                 repeats += 1;
             }
-            write!(f, "\n  passed step {step}")?;
+            write!(f, "\n  {prefix}passed step {step}")?;
             if repeats > 1 {
                 write!(f, " ({repeats} times)")?;
             }
-        }
-        if self.backtrace().status() == BacktraceStatus::Captured {
-            write!(f, "\nbacktrace:\n{}", self.backtrace())?;
         }
         Ok(())
     }
@@ -990,8 +1021,12 @@ impl SharedFailure {
 }
 
 impl fmt::Display for SharedFailure {
-    /// The shared failure's error message (its `source()` chain is this one's `source()`).
+    /// The shared failure's error message (its `source()` chain is this one's `source()`, so
+    /// `{:#}` gives the message alone, as `Failure`'s does before the sources).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            return write!(f, "{}", self.0.error());
+        }
         fmt::Display::fmt(self.0.error(), f)
     }
 }
