@@ -558,3 +558,33 @@ fn inbox_clock_timers_left_when_the_inbox_stops_give_their_memory_back() {
         "{grown} bytes held after the inbox is gone"
     );
 }
+
+/// A `LoopingCall` running on a `CalloopClock` when the user drops the loop, its handles and the
+/// `LoopingCall`: the loop's timer source held the next call, which held the `LoopingCall`, which
+/// held the clock, which held the loop — a cycle, so every such loop (its poller, its sources, its
+/// file descriptors) stayed allocated for ever.
+#[cfg(feature = "calloop")]
+#[test]
+fn a_looping_call_on_a_dropped_calloop_loop_gives_its_memory_back() {
+    let _serial = serial();
+    let one_loop = || {
+        let event_loop = calloop::EventLoop::<()>::try_new().unwrap();
+        let clock = deferred::CalloopClock::new(event_loop.handle());
+        let looping = deferred::local::LoopingCall::new(clock, || Ok::<_, deferred::Failure>(()));
+        drop(
+            looping
+                .start(std::time::Duration::from_secs(3600), false)
+                .add_errback(|_| Ok(())),
+        );
+        drop(looping);
+        drop(event_loop);
+    };
+    one_loop(); // warm-up
+    let before = live();
+    for _ in 0..1_000 {
+        one_loop();
+    }
+    let grown = live().bytes - before.bytes;
+    eprintln!("1,000 calloop loops dropped with a LoopingCall running: {grown:+} bytes still live");
+    assert!(grown <= SLACK_BYTES, "{grown} bytes held by dropped loops");
+}

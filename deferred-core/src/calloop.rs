@@ -33,11 +33,10 @@ impl Inbox {
     /// more, and results posted to it wait there. Given the handle of the next loop on this
     /// thread, `on_calloop` gives this thread's inbox (the same one, with what waits in it),
     /// drained by a source of that loop. calloop keeps a loop's sources for as long as any
-    /// handle of it lives (a `LoopHandle` clone, a [`CalloopClock`], one that a `LoopingCall`
-    /// or a `retry` holds), so the old loop is gone only once they are dropped too; until then
-    /// this thread's inbox counts as drained, and a second `on_calloop` panics, as
-    /// [`Inbox::new`] does. A call a `CalloopClock` scheduled does not keep the loop: dropped
-    /// with it, it never runs (a `defer_later` on it fails with `NeverFired`).
+    /// `LoopHandle` of it lives, so the old loop is gone only once the user's clones of its
+    /// handle are dropped too; until then this thread's inbox counts as drained, and a second
+    /// `on_calloop` panics. A [`CalloopClock`] and the calls it scheduled do not keep the loop:
+    /// dropped with it, a call never runs (a `defer_later` on it fails with `NeverFired`).
     ///
     /// # Errors
     ///
@@ -46,7 +45,8 @@ impl Inbox {
     /// # Panics
     ///
     /// If this thread has an inbox already that a live loop drains (a loop of which a handle is
-    /// left counts as live), or that [`Inbox::new`] made (as `Inbox::new` does).
+    /// left counts as live), or that [`Inbox::new`] (or another integration) made; the message
+    /// says which, and what to drop.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -84,6 +84,21 @@ impl Inbox {
             *wake.lock().unwrap_or_else(PoisonError::into_inner) = ping;
             return Ok(inbox);
         }
+        // Here, not in a closure, so that the panics are at the caller's line.
+        let drained_elsewhere =
+            CALLOOP_DRAIN.with(|slot| slot.borrow().as_ref().is_some_and(Drained::is_drained));
+        assert!(
+            !drained_elsewhere,
+            "this thread's Inbox is drained by another calloop loop, which is still alive: drop \
+             that `EventLoop` and every `LoopHandle` of it first (calloop keeps a loop's sources \
+             while a handle of it lives), or use that loop and its inbox (`Inbox::current()`)"
+        );
+        assert!(
+            Inbox::current().is_none(),
+            "this thread has an Inbox already, which no calloop loop drains (`Inbox::new` or \
+             another integration made it): drop it first, or use it and drain it from the loop \
+             yourself (a source whose callback calls `run_pending`)"
+        );
         let (ping, source) = calloop::ping::make_ping()?;
         let wake = Arc::new(Mutex::new(ping));
         let waker = wake.clone();
@@ -158,8 +173,12 @@ fn insert_drain<Data>(
 /// calloop loop: each call is a [`Timer`] source inserted in the loop, run in its dispatch on
 /// its thread; cancelling the call removes the source. It needs no inbox.
 ///
-/// It holds a `LoopHandle<'static, Data>`: the loop's callbacks borrow nothing (a
-/// [`LocalDelayedCall`] must be `'static`).
+/// It takes a `LoopHandle<'static, Data>` (the loop's callbacks borrow nothing: a
+/// [`LocalDelayedCall`] must be `'static`), and holds the loop weakly: a clock, or a call of it
+/// that holds one (a `LoopingCall`'s next call, a timer that sets the next), does not keep the
+/// loop once its `EventLoop` and the user's handles are gone. The loop then drops the calls
+/// waiting in it (a `defer_later` on it fails with `NeverFired`), and a call made on the clock
+/// after that is dropped at once.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -178,7 +197,11 @@ fn insert_drain<Data>(
 #[cfg(feature = "calloop")] // on the item too: docs.rs shows it on the facade's pages
 #[cfg_attr(docsrs, doc(cfg(feature = "calloop")))]
 pub struct CalloopClock<Data: 'static> {
-    handle: LoopHandle<'static, Data>,
+    /// Weakly: the calls a clock schedules are the loop's sources, and may hold the clock (a
+    /// `LoopingCall`'s next call does): a strong handle there would keep the loop, its sources
+    /// and this thread's inbox's drain for ever once the `EventLoop` is dropped.
+    /// The `WeakLoopHandle`'s upgrade (calloop does not export that type's name).
+    handle: Rc<dyn Fn() -> Option<LoopHandle<'static, Data>>>,
 }
 
 #[cfg(feature = "calloop")] // on the item too: docs.rs shows it on the facade's pages
@@ -193,7 +216,10 @@ impl<Data: 'static> CalloopClock<Data> {
     /// # let _ = clock;
     /// ```
     pub fn new(handle: LoopHandle<'static, Data>) -> CalloopClock<Data> {
-        CalloopClock { handle }
+        let weak = handle.downgrade();
+        CalloopClock {
+            handle: Rc::new(move || weak.upgrade()),
+        }
     }
 }
 
@@ -222,17 +248,21 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
         // has let go of its list of sources: the call's captures may be anything (a resolver
         // whose chain then sets a timer on this loop, another call they cancel), and calloop
         // drops a removed source's callback while it holds that list.
+        let Some(handle) = (self.handle)() else {
+            // The loop is gone: the call can never run, and is dropped now (its chain hears of
+            // it: `NeverFired`), as the loop's drop dropped the calls waiting in it.
+            drop(call);
+            return LocalDelayedCall::new(|| {});
+        };
         let slot = Rc::new(Cell::new(Some(call)));
         let to_cancel = Rc::downgrade(&slot);
-        let inserted =
-            self.handle
-                .insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
-                    if let Some(call) = slot.take() {
-                        // A panic must not unwind out of the loop's dispatch.
-                        unhandled::run_reporting_panic("a timer's call", call);
-                    }
-                    TimeoutAction::Drop
-                });
+        let inserted = handle.insert_source(Timer::from_duration(delay), move |_, &mut (), _| {
+            if let Some(call) = slot.take() {
+                // A panic must not unwind out of the loop's dispatch.
+                unhandled::run_reporting_panic("a timer's call", call);
+            }
+            TimeoutAction::Drop
+        });
         match inserted {
             Ok(token) => {
                 // Weakly: a pending call (one that a `defer_later` or `add_timeout` keeps) must
@@ -240,7 +270,7 @@ impl<Data: 'static> LocalClock for CalloopClock<Data> {
                 // handles the user holds are gone, the loop drops its sources and the call
                 // with them, which the call's chain hears of (`NeverFired`), instead of the
                 // two keeping each other for ever.
-                let handle = self.handle.downgrade();
+                let handle = handle.downgrade();
                 LocalDelayedCall::new(move || {
                     let call = to_cancel.upgrade().and_then(|slot| slot.take());
                     if let Some(call) = call {

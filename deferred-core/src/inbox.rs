@@ -362,6 +362,10 @@ impl Inbox {
                 break;
             };
             self.home.run(item);
+            // Inside a step (a nested loop that waits for a chain to move on): the chains the
+            // item fired wait in this thread's run loop until that step returns. They go on
+            // now, as outside a step, and as a `wait` there lets them.
+            crate::run_loop::drain_queued();
         }
         count
     }

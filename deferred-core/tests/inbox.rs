@@ -1141,3 +1141,44 @@ fn a_failure_of_the_inboxs_defer_to_thread_or_spawn_entered_at_that_call() {
         assert_eq!(at, Some((file!(), line)), "{failure:?}");
     }
 }
+
+/// A nested loop in a step (a modal dialog: drain the inbox until a worker's result has been
+/// shown): `run_pending` ran the result's post, but the chain it fired waited in this thread's
+/// run loop until the step returned, so the nested loop never saw it move on, and slept for
+/// ever on a wake-up that had come already.
+#[test]
+fn a_nested_loop_in_a_step_sees_the_chains_its_run_pending_fires_move_on() {
+    let (tx, rx) = mpsc::channel::<()>();
+    let rx = Rc::new(rx);
+    let inbox = Inbox::new(move || {
+        let _ = tx.send(());
+    });
+    let (outer, outer_resolver) = inbox.pending::<(), Failure>();
+    let nested_rx = rx.clone();
+    let outer = outer.add_callback(move |()| {
+        let inbox = Inbox::current().unwrap();
+        let shown = Rc::new(Cell::new(None));
+        let show = shown.clone();
+        let _shown = inbox
+            .defer_to_thread(|| Ok::<u32, Failure>(42))
+            .add_callback(move |n| {
+                show.set(Some(n));
+                Ok(())
+            });
+        while shown.get().is_none() {
+            if nested_rx.recv_timeout(HUNG).is_err() {
+                return Err(Failure::msg("the nested loop slept for ever"));
+            }
+            inbox.run_pending();
+        }
+        Ok(shown.get().unwrap())
+    });
+    thread::spawn(move || outer_resolver.callback(()))
+        .join()
+        .unwrap();
+    while !outer.is_fired() {
+        rx.recv().unwrap();
+        inbox.run_pending();
+    }
+    assert_eq!(outer.wait().unwrap(), 42);
+}

@@ -345,3 +345,122 @@ fn a_defer_later_pending_when_the_calloop_loop_is_dropped_lets_the_loop_go() {
     .join()
     .unwrap();
 }
+
+/// A call that holds the clock (a timer that sets the next one), waiting when the user drops the
+/// loop and every handle of theirs: the clock held the loop strongly, and the loop's source held
+/// the call, so the two kept each other for ever. The call never ran nor was dropped (its chain
+/// never heard: no `NeverFired`), the loop leaked, and the next loop of the thread could not
+/// drain its inbox (`on_calloop` panicked, saying the thread had an inbox already).
+#[test]
+fn a_waiting_call_that_holds_the_calloop_clock_lets_the_loop_go() {
+    std::thread::spawn(|| {
+        let event_loop = EventLoop::<()>::try_new().unwrap();
+        let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+        let clock = CalloopClock::new(event_loop.handle());
+        let (d, resolver) = LocalDeferred::<()>::pending();
+        let outcome: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
+        let seen = outcome.clone();
+        let _d = d.add_both(move |result| {
+            *seen.borrow_mut() = Some(match &result {
+                Ok(()) => "ok".into(),
+                Err(failure) => format!("{failure}"),
+            });
+            Ok(())
+        });
+        let next_timer = clock.clone();
+        let _call = clock.call_later(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                drop(next_timer.call_later(Duration::ZERO, Box::new(|| {})));
+                resolver.callback(());
+            }),
+        );
+        drop(clock);
+        drop(event_loop);
+        let outcome = outcome.borrow().clone();
+        assert!(
+            outcome.as_deref().is_some_and(|o| o.contains("never")),
+            "the call's Deferred: {outcome:?}"
+        );
+        let next = EventLoop::<()>::try_new().unwrap();
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Inbox::on_calloop(&next.handle()).map(drop)
+        }));
+        assert!(again.is_ok(), "on_calloop panicked: the old loop was kept");
+        drop(inbox);
+    })
+    .join()
+    .unwrap();
+}
+
+/// A `LoopingCall` running on a `CalloopClock` when the user drops the loop (and the
+/// `LoopingCall`): nothing can call it any more, so its Deferred fails with `NeverFired`, as on
+/// the other clocks whose loop stops. It stayed pending for ever, and kept the loop.
+#[test]
+fn a_looping_call_on_the_calloop_clock_ends_when_the_loop_is_dropped() {
+    std::thread::spawn(|| {
+        let mut event_loop = EventLoop::<()>::try_new().unwrap();
+        let clock = CalloopClock::new(event_loop.handle());
+        let calls = Rc::new(Cell::new(0));
+        let counted = calls.clone();
+        let looping = deferred_core::local::LoopingCall::new(clock, move || {
+            counted.set(counted.get() + 1);
+            Ok::<_, Failure>(())
+        });
+        let outcome: Rc<std::cell::RefCell<Option<String>>> = Rc::default();
+        let seen = outcome.clone();
+        let _done = looping
+            .start(Duration::from_millis(1), true)
+            .add_both(move |result| {
+                *seen.borrow_mut() = Some(match &result {
+                    Ok(_) => "ok".into(),
+                    Err(failure) => format!("{failure}"),
+                });
+                Ok(())
+            });
+        dispatch_until(&mut event_loop, || calls.get() >= 2);
+        drop(looping);
+        drop(event_loop);
+        let outcome = outcome.borrow().clone();
+        assert!(
+            outcome.as_deref().is_some_and(|o| o.contains("never")),
+            "the LoopingCall's Deferred: {outcome:?}"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
+/// The message of the panic of an `on_calloop` on a thread whose inbox another calloop loop,
+/// still alive, drains: it said "this thread has an Inbox already: use that one
+/// (`Inbox::current()`, or a clone) instead of making a second one" — `Inbox::new`'s, which
+/// names neither the loop that keeps the inbox nor what to drop.
+#[test]
+fn on_calloop_while_another_live_loop_drains_the_inbox_says_what_to_drop() {
+    std::thread::spawn(|| {
+        let first = EventLoop::<()>::try_new().unwrap();
+        let kept = first.handle(); // keeps the first loop, its `EventLoop` dropped
+        let inbox = Inbox::on_calloop(&first.handle()).unwrap();
+        drop(first);
+        let second = EventLoop::<()>::try_new().unwrap();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Inbox::on_calloop(&second.handle()).map(drop)
+        }));
+        let payload = refused.expect_err("a second loop took the inbox of a live one");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        assert!(
+            message.contains("calloop loop") && message.contains("LoopHandle"),
+            "{message}"
+        );
+        // Once the last handle is gone, the next loop drains it.
+        drop(kept);
+        let again = Inbox::on_calloop(&second.handle()).unwrap();
+        drop((again, inbox));
+    })
+    .join()
+    .unwrap();
+}
