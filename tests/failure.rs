@@ -1220,3 +1220,44 @@ fn a_combinators_failure_says_where_its_inputs_failures_were_raised() {
         "{debug}"
     );
 }
+
+/// A failure `map_err`'s conversion makes (`map_err(Failure::new)` on a Deferred of a library's
+/// error type) says it entered the chain at that `map_err`, pending or fired, as one a
+/// Resolver's `errback` hands in does (it said nowhere).
+#[test]
+fn a_failure_map_err_makes_entered_at_the_map_err() {
+    #[derive(Debug)]
+    enum DbError {
+        NoRow,
+        Chain(Failure),
+    }
+    impl fmt::Display for DbError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                DbError::NoRow => write!(f, "no row"),
+                DbError::Chain(failure) => write!(f, "{failure}"),
+            }
+        }
+    }
+    impl std::error::Error for DbError {}
+    impl From<Failure> for DbError {
+        fn from(failure: Failure) -> DbError {
+            DbError::Chain(failure)
+        }
+    }
+    let (pending, resolver) = Deferred::<u32, DbError>::pending();
+    let pending: Deferred<u32> = pending.map_err(Failure::new);
+    let pending_line = line!() - 1;
+    resolver.errback(DbError::NoRow);
+    let fired: Deferred<u32> = Deferred::<u32, DbError>::fail(DbError::NoRow).map_err(Failure::new);
+    let fired_line = line!() - 1;
+    for (d, line) in [(pending, pending_line), (fired, fired_line)] {
+        let failure = d.wait().unwrap_err();
+        let at = failure.entered_at().map(|at| (at.file(), at.line()));
+        assert_eq!(at, Some((file!(), line)), "{failure:?}");
+        assert!(
+            format!("{failure:?}").contains(", by map_err"),
+            "{failure:?}"
+        );
+    }
+}

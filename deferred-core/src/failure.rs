@@ -128,6 +128,7 @@ pub(crate) enum EnteredBy {
     FromFuture,
     DriveFuture,
     Spawn,
+    MapErr,
 }
 
 impl EnteredBy {
@@ -143,6 +144,7 @@ impl EnteredBy {
             EnteredBy::FromFuture => "from_future",
             EnteredBy::DriveFuture => "drive_future",
             EnteredBy::Spawn => "Inbox::spawn",
+            EnteredBy::MapErr => "map_err",
         }
     }
 }
@@ -394,8 +396,9 @@ impl Failure {
 
     /// Where code outside a chain handed this failure to one, when no step raised it: the
     /// `errback` (or `fire`, `try_fire`) call that fired a Resolver with it, the
-    /// `Deferred::fail` that made a Deferred of it, or the `defer_to_thread` or `from_future`
-    /// call whose work failed with it. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
+    /// `Deferred::fail` that made a Deferred of it, the `defer_to_thread`, `from_future`,
+    /// `drive_future` or `Inbox::spawn` call whose work failed with it, or the `map_err` whose
+    /// conversion made it. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
     /// by errback`, so a failure reported as unhandled says where it came from even when no
     /// step ever saw it. A failure a step raised has its [`origin`](Self::origin); one that a
     /// step made with `Deferred::fail` has both (the step, and the `fail` inside it).

@@ -429,10 +429,14 @@ where
         let at = Location::caller();
         let convert = move |result: Result<T, E>| {
             result.map_err(|error| {
-                catch_unwind(AssertUnwindSafe(move || f(error)))
+                let mut converted = catch_unwind(AssertUnwindSafe(move || f(error)))
                     .unwrap_or_else(|panic| {
                         F::from(Failure::from_panic_in(panic, Some(at), "map_err's conversion"))
-                    })
+                    });
+                // A failure the conversion made (`map_err(Failure::new)`) enters the chain
+                // here: it says so, as one a Resolver's `errback` hands in does.
+                crate::failure::note_entered(&mut converted, at, crate::failure::EnteredBy::MapErr);
+                converted
             })
         };
         let link = match self.into_state() {
