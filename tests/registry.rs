@@ -169,6 +169,82 @@ fn a_chain_with_no_step_left_hands_its_wait_to_the_chain_waiting_on_it() {
     assert_eq!(outer.wait().unwrap(), 2);
 }
 
+/// A chain that handed its wait over (`between`) but is kept by a `CancelHandle` still waits on
+/// `inner`, as the chain it handed the wait to does: two chains wait on one, and the tree says
+/// so, not that they wait on each other (they are no cycle: `inner`'s resolver fires them).
+#[test]
+fn two_chains_waiting_on_one_are_not_shown_as_a_cycle() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let between_line = line!() + 1;
+    let (between, between_start) = Deferred::<u32>::pending();
+    let between = between.add_callback(move |_| inner);
+    let handle = between.cancel_handle(); // keeps `between` after its hand-over
+    let outer_line = line!() + 1;
+    let (outer, outer_start) = Deferred::<u32>::pending();
+    let outer = outer
+        .add_callback(move |_| between)
+        .add_callback(|n| Ok(n + 1));
+    outer_start.callback(0);
+    between_start.callback(0); // hands its wait on `inner` to `outer`
+
+    let dump = pending_chains();
+    let waited = one_made_on(&dump, inner_line).id();
+    assert_eq!(
+        one_made_on(&dump, outer_line).waits_on(),
+        WaitsOn::Chain(waited),
+        "{dump}"
+    );
+    for chain in made_on(&dump, between_line) {
+        assert_eq!(chain.waits_on(), WaitsOn::Chain(waited), "{dump}");
+    }
+    let text = dump.to_string();
+    assert!(!text.contains("wait on each other"), "no cycle:\n{text}");
+    resolver.callback(1);
+    assert_eq!(outer.wait().unwrap(), 2);
+    drop(handle);
+}
+
+/// Chains that wait on each other (rule 9) print once each, and the tree says they do.
+#[test]
+fn chains_waiting_on_each_other_are_shown_as_a_cycle() {
+    type Slot = std::sync::Arc<std::sync::Mutex<Option<Deferred<u32>>>>;
+    let slots: [Slot; 2] = Default::default();
+    let line = line!() + 1;
+    let made = [Deferred::<u32>::pending(), Deferred::<u32>::pending()];
+    let mut resolvers = Vec::new();
+    let mut handles = Vec::new();
+    for (i, (root, resolver)) in made.into_iter().enumerate() {
+        let next = slots[1 - i].clone();
+        let end = root
+            .add_callback(move |_| next.lock().unwrap().take().expect("in its slot"))
+            .add_errback(|_| Ok(0)); // the cancel that breaks the cycle
+        handles.push(end.cancel_handle());
+        *slots[i].lock().unwrap() = Some(end);
+        resolvers.push(resolver);
+    }
+    for resolver in resolvers {
+        resolver.callback(1);
+    }
+    let dump = pending_chains();
+    let cycle = made_on(&dump, line);
+    assert_eq!(cycle.len(), 2, "{dump}");
+    assert_eq!(cycle[0].waits_on(), WaitsOn::Chain(cycle[1].id()), "{dump}");
+    assert_eq!(cycle[1].waits_on(), WaitsOn::Chain(cycle[0].id()), "{dump}");
+    let text = dump.to_string();
+    let said = format!(
+        "waits on Deferred {} (shown above: these chains wait on each other)",
+        cycle[0].id()
+    );
+    let other = format!(
+        "waits on Deferred {} (shown above: these chains wait on each other)",
+        cycle[1].id()
+    );
+    assert!(text.contains(&said) || text.contains(&other), "{text}");
+    handles[0].cancel();
+    assert!(made_on(&pending_chains(), line).is_empty());
+}
+
 #[test]
 fn a_long_path_prints_in_order_and_in_constant_stack() {
     const DEPTH: usize = 2_000;

@@ -519,19 +519,23 @@ impl fmt::Display for PendingChains {
                 waited_on[on.0] = true;
             }
         }
-        let mut shown = vec![false; self.chains.len()];
+        // The path each chain was shown on (the chain it started at), if shown yet: a wait on a
+        // chain shown on this path closes a cycle; one on a chain an earlier path showed does
+        // not (two chains wait on it: one that handed its wait over and is kept for a cancel,
+        // or a dump that read them at different moments).
+        let mut shown: Vec<Option<usize>> = vec![None; self.chains.len()];
         let starts = (0..self.chains.len()).filter(|&i| !waited_on[i]);
         // Then the cycles: any chain not shown by a path.
         let starts = starts.chain(0..self.chains.len());
         for start in starts {
-            if shown[start] {
+            if shown[start].is_some() {
                 continue;
             }
             let mut at = start;
             let mut depth = 0;
             loop {
                 let chain = &self.chains[at];
-                shown[at] = true;
+                shown[at] = Some(start);
                 indent(f, depth)?;
                 if depth > 0 {
                     write!(f, "waits on ")?;
@@ -540,15 +544,16 @@ impl fmt::Display for PendingChains {
                 writeln!(f)?;
                 depth += 1;
                 match chain.waits_on {
-                    WaitsOn::Chain(on) if !shown[on.0] => at = on.0,
+                    WaitsOn::Chain(on) if shown[on.0].is_none() => at = on.0,
                     WaitsOn::Chain(on) => {
                         indent(f, depth)?;
+                        let cycle = shown[on.0] == Some(start);
                         let on = &self.chains[on.0];
-                        writeln!(
-                            f,
-                            "waits on {} {} (shown above: these chains wait on each other)",
-                            on.kind, on.id
-                        )?;
+                        write!(f, "waits on {} {} (shown above", on.kind, on.id)?;
+                        if cycle {
+                            write!(f, ": these chains wait on each other")?;
+                        }
+                        writeln!(f, ")")?;
                         break;
                     }
                     WaitsOn::Root => {
