@@ -205,7 +205,10 @@ pub use deferred_core::*;
 /// errbacks like any failure: `catch |f| ...` sees it, and a `catch |_| retry()` restarts the
 /// work that was just cancelled. Trap the errors you mean to handle, `catch |e: Refused| ...`,
 /// and a cancellation passes on; or, in a catch-all, pass it on yourself. (The library's own
-/// [`retry`] never retries a cancellation.)
+/// [`retry`] never retries a cancellation.) Where the chain waited on a combinator (`join`,
+/// `gather_results`) or on a Deferred whose canceller fails it itself, the chain also keeps the
+/// cancel for the next Deferred a step gives (rule 7): what such a `catch`, or a `finally`,
+/// returns is then cancelled as it starts.
 ///
 /// ```
 /// use deferred::{Deferred, Failure, chain};

@@ -896,6 +896,42 @@ fn a_finally_that_gives_a_deferred_holds_the_outcome_until_it_fires() {
     assert_eq!(d.wait().unwrap_err().to_string(), "cleanup failed later");
 }
 
+#[test]
+fn a_finally_that_waits_is_named_at_its_keyword_in_the_trail() {
+    // The failure passes the `finally` while it waits on the Deferred the body gave: the trail
+    // names the `finally` (it named the `chain!` call), then the `then` after it.
+    let (start, resolver) = Deferred::<u32>::pending();
+    let (cleanup, cleaned) = Deferred::<()>::pending();
+    let at = line!() + 4;
+    let d = chain! {
+        start
+        then |x| x + 1
+        finally move || cleanup
+        then |y| y * 2
+    };
+    resolver.errback(Timeout.into());
+    cleaned.callback(());
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Timeout>(), "{failure}");
+    let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    assert_eq!(lines, [at - 1, at, at + 1], "{failure:?}");
+
+    // A failure the finally's Deferred gives later passes it the same way.
+    let (start, resolver) = Deferred::<u32>::pending();
+    let (cleanup, cleaned) = Deferred::<()>::pending();
+    let at = line!() + 3;
+    let d = chain! {
+        start
+        finally move || cleanup
+        then |y| y * 2
+    };
+    resolver.callback(1);
+    cleaned.errback(Failure::msg("cleanup failed later"));
+    let failure = d.wait().unwrap_err();
+    let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    assert_eq!(lines, [at, at + 1], "{failure:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Panics, pending starts, values of generic types.
 

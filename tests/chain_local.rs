@@ -144,6 +144,24 @@ fn a_finally_that_waits_on_a_local_deferred() {
 }
 
 #[test]
+fn a_local_finally_that_waits_is_named_at_its_keyword_in_the_trail() {
+    let (start, resolver) = LocalDeferred::<u32>::pending();
+    let (cleanup, cleaned) = LocalDeferred::<()>::pending();
+    let at = line!() + 4;
+    let d = chain! {
+        start
+        then |x| x + 1
+        finally move || cleanup
+        then |y| y * 2
+    };
+    resolver.errback(Failure::msg("refused"));
+    cleaned.callback(());
+    let failure = d.wait().unwrap_err();
+    let lines: Vec<u32> = failure.trail().iter().map(|step| step.line()).collect();
+    assert_eq!(lines, [at - 1, at, at + 1], "{failure:?}");
+}
+
+#[test]
 fn a_long_run_of_thens_keeps_its_names() {
     let total = Rc::new(RefCell::new(0u32));
     let t = total.clone();

@@ -1232,7 +1232,16 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
     let finished = place.then_value(computed, quote!(()), dispatch);
     let kind = local("__kind", step.keyword.span());
-    let pass_on = quote_spanned!(step.keyword.span()=> #kind.finally);
+    // The call's parentheses at the keyword too, as `add_step`'s and `raised`'s: a
+    // `#[track_caller]` method's location is its name through its arguments, which taken from
+    // the macro's own span would be the `chain!` call's, not the step's. (`finally` waits on a
+    // Deferred the body gave at the caller's location: a failure that passes it names it.)
+    let mut args = Group::new(
+        Delimiter::Parenthesis,
+        quote_spanned!(site=> #done, #outcome),
+    );
+    args.set_span(step.keyword.span());
+    let pass_on = quote_spanned!(step.keyword.span()=> #kind.finally #args);
     let closure = step_closure(
         &outcome.to_token_stream(),
         quote_spanned! {site=>
@@ -1240,7 +1249,7 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
                 #bind
                 #finished
             };
-            #pass_on(#done, #outcome)
+            #pass_on
         },
         &place,
     );
