@@ -479,6 +479,18 @@ fn thread_clock_times_out_in_real_time() {
     let reply = reply.add_timeout(Duration::from_millis(10), &ThreadClock);
     assert!(reply.wait().unwrap_err().is::<TimedOut>());
 
+    // The timer thread is held in a call of its own while the next call is set and cancelled,
+    // so that its 5 ms cannot pass first on a slow machine (under memcheck, they did).
+    let (held, holding) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let _holder = ThreadClock.call_later(
+        Duration::ZERO,
+        Box::new(move || {
+            let _ = held.send(());
+            let _ = released.recv();
+        }),
+    );
+    holding.recv().expect("the timer thread runs the holder");
     let ran = Arc::new(AtomicBool::new(false));
     let flag = ran.clone();
     let cancelled = ThreadClock.call_later(
@@ -486,6 +498,7 @@ fn thread_clock_times_out_in_real_time() {
         Box::new(move || flag.store(true, Ordering::SeqCst)),
     );
     cancelled.cancel();
+    release.send(()).unwrap();
     // A later call on the same (one) timer thread: once it has run, the first one's deadline
     // has passed too.
     let (later, resolver) = Deferred::<()>::pending();
