@@ -362,6 +362,32 @@ mod with_tokio {
         });
     }
 
+    /// A `TokioClock` on a runtime built without timers (no `enable_time`): tokio's `sleep`
+    /// panicked inside the call's task, which dropped the call unrun, so the timeout never
+    /// fired and the Deferred went on waiting (said only by a panic message on stderr, pointing
+    /// inside the crate). `call_later` panics at the call instead, with tokio's message.
+    #[test]
+    fn a_tokio_clock_on_a_runtime_without_timers_panics_at_the_call() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let clock = TokioClock::new(runtime.handle().clone());
+        let ((), reports) = deferred::capture_unhandled(|| {
+            let (d, _resolver) = Deferred::<u32>::pending();
+            let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(d.add_timeout(Duration::from_secs(1), &clock))
+            }))
+            .expect_err("add_timeout on a runtime without timers panics at the call");
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            assert!(message.contains("enable_time"), "{message}");
+        });
+        assert!(reports.is_empty(), "{reports:?}");
+    }
+
     #[tokio::test]
     async fn a_future_as_a_deferred() {
         let d: Deferred<u32> = Deferred::from_future(async {

@@ -350,7 +350,9 @@ impl<F: Future, A: Awaits> Future for CatchUnwind<F, A> {
 
 /// Real time for [`Deferred::add_timeout`]: tokio's timers, on the runtime it was made on.
 ///
-/// Each call waits in a task of that runtime. A call not yet due when the runtime shuts down
+/// Each call waits in a task of that runtime; on a runtime built without timers (no
+/// `enable_time`), [`call_later`](Clock::call_later) panics, as [`tokio::time::sleep`] does,
+/// rather than leave a timeout that never fires. A call not yet due when the runtime shuts down
 /// is dropped with its task, never run: a timeout set on this clock then never fires (the
 /// chain's own result can still come), and a `LoopingCall` on it fails with `NeverFired`.
 ///
@@ -425,9 +427,18 @@ impl Clock for TokioClock {
         tokio_now()
     }
 
+    /// # Panics
+    ///
+    /// On a runtime built without timers (no `enable_time`/`enable_all`), as tokio's `sleep`
+    /// does: here, at the call, rather than in the call's task, where the call would be dropped
+    /// unrun (a timeout that never fires).
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        let sleep = {
+            let _runtime = self.runtime.enter();
+            tokio::time::sleep(delay)
+        };
         let timer = self.runtime.spawn(async move {
-            tokio::time::sleep(delay).await;
+            sleep.await;
             unhandled::run_reporting_panic("a timer's call", call);
         });
         let timer = timer.abort_handle();
@@ -534,7 +545,8 @@ fn spawn_drain(inbox: &Inbox, notify: Arc<tokio::sync::Notify>) {
 /// # Panics
 ///
 /// [`call_later`](LocalClock::call_later) panics outside a `LocalSet` (or a `LocalRuntime`), as
-/// [`tokio::task::spawn_local`] does.
+/// [`tokio::task::spawn_local`] does, and on a runtime built without timers (no `enable_time`),
+/// as [`tokio::time::sleep`] does.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -579,9 +591,19 @@ impl LocalClock for TokioLocalClock {
         tokio_now()
     }
 
+    /// Panics on a runtime built without timers too, as tokio's `sleep` does: at the call, not
+    /// in the call's task, where the call would be dropped unrun (a timeout that never fires).
+    /// (Outside any runtime, `spawn_local`'s panic, which says where to call it, comes first.)
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        let sleep = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| tokio::time::sleep(delay));
         let timer = tokio::task::spawn_local(async move {
-            tokio::time::sleep(delay).await;
+            match sleep {
+                Some(sleep) => sleep.await,
+                // A `LocalSet` polled outside any runtime: tokio's panic, in the task.
+                None => tokio::time::sleep(delay).await,
+            }
             unhandled::run_reporting_panic("a timer's call", call);
         });
         let timer = timer.abort_handle();

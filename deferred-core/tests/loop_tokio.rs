@@ -142,6 +142,30 @@ fn add_timeout_on_the_tokio_local_clock_times_out_and_lets_a_result_that_comes_f
     });
 }
 
+/// `TokioLocalClock` on a runtime built without timers (no `enable_time`): tokio's `sleep`
+/// panicked inside the call's task, which dropped the call unrun: the timeout never fired. It
+/// panics at the call instead, with tokio's message.
+#[test]
+fn the_tokio_local_clock_on_a_runtime_without_timers_panics_at_the_call() {
+    let rt = Builder::new_current_thread().build().unwrap();
+    let ((), reports) = deferred_core::capture_unhandled(|| {
+        LocalSet::new().block_on(&rt, async {
+            let (d, _resolver) = LocalDeferred::<u32>::pending();
+            let payload = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(d.add_timeout(Duration::from_secs(1), &TokioLocalClock::new()))
+            }))
+            .expect_err("add_timeout on a runtime without timers panics at the call");
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|m| m.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            assert!(message.contains("enable_time"), "{message}");
+        })
+    });
+    assert!(reports.is_empty(), "{reports:?}");
+}
+
 #[test]
 fn a_local_chain_of_tokio_futures_touches_rc_state_and_cancelling_aborts_its_task() {
     let rt = runtime(true);
