@@ -23,8 +23,9 @@
 //! these docs, on docs.rs):
 //!
 //! - **`tokio`**: `Deferred::from_future` (a future spawned on the current runtime; cancelling
-//!   the Deferred cancels what the future awaits and aborts it) and `TokioClock` (tokio's timers for [`Deferred::add_timeout`],
-//!   [`retry`], [`LoopingCall`]: `TokioClock::current()` inside the runtime); for one-thread
+//!   the Deferred cancels what the future awaits and aborts it) and `TokioClock` (tokio's
+//!   timers for [`Deferred::add_timeout`], [`retry`], [`LoopingCall`]:
+//!   `TokioClock::current()` inside the runtime); for one-thread
 //!   chains, `Inbox::on_tokio_local_set`, `TokioLocalClock` and `LocalDeferred::from_future`.
 //!   Inside a tokio runtime, [`defer_to_thread`] then uses tokio's blocking pool.
 //! - **`calloop`**: `Inbox::on_calloop` (an [`Inbox`] drained by a calloop event source) and

@@ -123,7 +123,7 @@ fn a_catch_after_a_pending_run_costs_nothing_more_and_a_finally_one_stage_more()
         "run {run}, + catch {with_catch}, + two catches {with_two_catches}, + finally {with_finally}"
     );
     // (With the feature `registry`, the stage keeps where the `catch` was written, for the
-    // listing: the closure's box is no longer free, one allocation.)
+    // listing: the closure's box is not free, one allocation.)
     let where_kept = usize::from(cfg!(feature = "registry"));
     assert_eq!(
         with_catch,

@@ -97,8 +97,8 @@ fn seeded_directory(test: &str) -> (std::path::PathBuf, std::path::PathBuf) {
     (dir, db)
 }
 
-/// A lookup only reads: a seeded directory opened read-only answers (it used to fail with
-/// "attempt to write a readonly database", the seed rows being inserted again on every run).
+/// A lookup only reads: a seeded directory opened read-only answers (not "attempt to write a
+/// readonly database": the seed rows are not inserted again on every run).
 #[test]
 fn a_read_only_directory_is_looked_up() {
     let (dir, db) = seeded_directory("read-only");
@@ -113,7 +113,7 @@ fn a_read_only_directory_is_looked_up() {
 }
 
 /// Another process writing to the directory (holding SQLite's write lock) does not stop a
-/// lookup, which only reads (it used to wait 5 s, then fail with "database is locked").
+/// lookup, which only reads (no 5 s wait, then "database is locked").
 #[test]
 fn a_directory_another_process_is_writing_to_is_looked_up() {
     let (dir, db) = seeded_directory("locked");

@@ -1178,8 +1178,8 @@ fn alternate_display_says_each_source_once_for_an_error_whose_alternate_says_the
 
 /// A combinator's failure that holds its inputs' (`gather_results`' `FirstError`, `race`'s
 /// `FailureGroup`) says in `{:?}` (the unhandled report) where each input's failure was raised
-/// and the steps it passed, each line led by its input's number. Before, it said neither: the
-/// report of an unhandled `gather_results` failure had no place of the user's code at all.
+/// and the steps it passed, each line led by its input's number: the report of an unhandled
+/// `gather_results` failure names the places in the user's code.
 #[test]
 fn a_combinators_failure_says_where_its_inputs_failures_were_raised() {
     let raised = line!() + 1;
@@ -1223,7 +1223,7 @@ fn a_combinators_failure_says_where_its_inputs_failures_were_raised() {
 
 /// A failure `map_err`'s conversion makes (`map_err(Failure::new)` on a Deferred of a library's
 /// error type) says it entered the chain at that `map_err`, pending or fired, as one a
-/// Resolver's `errback` hands in does (it said nowhere).
+/// Resolver's `errback` hands in does.
 #[test]
 fn a_failure_map_err_makes_entered_at_the_map_err() {
     #[derive(Debug)]

@@ -779,9 +779,9 @@ fn drive_future_shows_no_step_the_user_did_not_add() {
 }
 
 /// A `chain!` run longer than 32 `then`s is cut into segments; when the last step of a segment
-/// returned a pending Deferred, the link that carries the run's names on to the next segment
-/// was listed as a step to run, placed at that step (which had run): one step more than the
-/// chain had left, in the dump and in `Debug`.
+/// returns a pending Deferred, the link that carries the run's names on to the next segment is
+/// not listed as a step to run (at that step, which has run), in the dump or in `Debug`: only
+/// the steps the chain has left are.
 #[test]
 fn the_link_carrying_names_across_32_steps_is_no_step_to_run() {
     type Slot = std::sync::Arc<std::sync::Mutex<Option<deferred::Resolver<u32>>>>;

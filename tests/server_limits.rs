@@ -183,7 +183,7 @@ fn stats_counts_every_request_of_the_connection() {
     );
 }
 
-/// Bad command lines name what is wrong (the usage alone did not), with exit code 2; `--help`
+/// Bad command lines name what is wrong (not the usage alone), with exit code 2; `--help`
 /// is the usage on stdout and exit code 0.
 #[test]
 fn bad_arguments_are_named_and_help_is_no_error() {
@@ -228,8 +228,8 @@ fn bad_arguments_are_named_and_help_is_no_error() {
     }
 }
 
-/// A stdout that cannot be written does not stop a server (it used to panic on its "listening
-/// on" line): it says where it listens on stderr, and serves.
+/// A stdout that cannot be written does not stop a server (no panic on its "listening on"
+/// line): it says where it listens on stderr, and serves.
 #[test]
 fn a_server_whose_stdout_cannot_be_written_serves() {
     for name in ["server", "local_server"] {

@@ -124,6 +124,21 @@ impl<H: AwaitedHandle> Noted<H> {
     }
 }
 
+/// The cascade of a driven future's cancel, for every driver: cancels, one at a time, each of
+/// `awaited` (what the future's last poll left pending) it still awaits, and after each has the
+/// driver poll it on what that cancel gave it (`poll_after`, which says whether it completed:
+/// its output then answers the cancel, and the cascade stops there; what it awaits next is not
+/// cancelled). Whether it completed.
+pub(crate) fn cancel_each<H: AwaitedHandle>(
+    awaited: &[Noted<H>],
+    mut poll_after: impl FnMut() -> bool,
+) -> bool {
+    awaited.iter().any(|one| {
+        one.cancel_if_awaited();
+        poll_after()
+    })
+}
+
 /// Runs `poll`, a driven future's poll, and collects into `awaited` (emptied first), through
 /// `list` (its kind's), each Deferred polled into `Pending` during it: what the future awaits,
 /// which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires a
@@ -235,9 +250,9 @@ where
     ///   dropped, with what it awaits next uncancelled, and the Deferred fails with
     ///   [`Cancelled`](crate::Cancelled). A cancel that lands while the future is being polled
     ///   does the same when that poll returns `Pending`, on the polling thread (an output
-    ///   then answers the cancel only if the Deferred has not failed with `Cancelled` yet). (Twisted would leave
-    ///   the Deferred pending on what the coroutine awaits next; here a cancel ends it.) Wakes
-    ///   after completion or cancellation do nothing.
+    ///   then answers the cancel only if the Deferred has not failed with `Cancelled` yet).
+    ///   (Twisted would leave the Deferred pending on what the coroutine awaits next; here a
+    ///   cancel ends it.) Wakes after completion or cancellation do nothing.
     /// - **Wakers dropped without waking.** The future is never polled again. If something still
     ///   holds one of its wakers (and never wakes it), the Deferred stays pending, like a future
     ///   nobody polls. If every waker is dropped while the future is idle, nobody can ever wake
@@ -375,17 +390,9 @@ where
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
         loop {
-            let polled = noting_awaited(&AWAITED, &mut awaited, || {
-                catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
-            });
-            let output = match polled {
-                Ok(Poll::Pending) => None,
-                Ok(Poll::Ready(result)) => Some(result),
-                Err(panic) => Some(Err(E::from(Failure::from_panic_in(
-                    panic,
-                    Some(self.at),
-                    "a future",
-                )))),
+            let output = match self.poll_once(&mut future, &mut cx, &mut awaited) {
+                Poll::Pending => None,
+                Poll::Ready(result) => Some(result),
             };
             let mut state = self.lock();
             let cancelled = match (&*state, &output) {
@@ -440,6 +447,27 @@ where
         }
     }
 
+    /// Polls the future once (this thread has it in a polling state), noting in `awaited` what
+    /// the poll leaves pending; a panic in it is the output, a [`Failure`].
+    fn poll_once(
+        &self,
+        future: &mut Pin<Box<F>>,
+        cx: &mut Context<'_>,
+        awaited: &mut Vec<Noted<CancelHandle>>,
+    ) -> Poll<Result<T, E>> {
+        let polled = noting_awaited(&AWAITED, awaited, || {
+            catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
+        });
+        match polled {
+            Ok(polled) => polled,
+            Err(panic) => Poll::Ready(Err(E::from(Failure::from_panic_in(
+                panic,
+                Some(self.at),
+                "a future",
+            )))),
+        }
+    }
+
     /// The future completed with `result` (the state is `Done`): drop it, then fire the
     /// Deferred with its output.
     fn complete(&self, future: Pin<Box<F>>, resolver: Resolver<T, E>, result: Result<T, E>) {
@@ -461,36 +489,31 @@ where
         let waker = Waker::from(self.clone());
         let mut cx = Context::from_waker(&waker);
         let mut noted = Vec::new();
-        for one in &awaited {
-            one.cancel_if_awaited();
+        let mut output = None;
+        cancel_each(&awaited, || {
             loop {
                 let mut state = self.lock();
                 match &*state {
                     State::PollingWokenAgain => *state = State::Polling,
                     // (Not woken; no other state: the canceller runs once, and it is this
                     // cancel, or it left the cancel to this thread.)
-                    _ => break,
+                    _ => return false,
                 }
                 drop(state);
-                let polled = noting_awaited(&AWAITED, &mut noted, || {
-                    catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)))
-                });
-                let result = match polled {
-                    Ok(Poll::Pending) => continue,
-                    Ok(Poll::Ready(result)) => result,
-                    Err(panic) => Err(E::from(Failure::from_panic_in(
-                        panic,
-                        Some(self.at),
-                        "a future",
-                    ))),
-                };
-                *self.lock() = State::Done;
-                self.complete(future, resolver, result);
-                return None;
+                if let Poll::Ready(result) = self.poll_once(&mut future, &mut cx, &mut noted) {
+                    output = Some(result);
+                    return true;
+                }
             }
-        }
+        });
         *self.lock() = State::Done;
-        Some((future, resolver))
+        match output {
+            Some(result) => {
+                self.complete(future, resolver, result);
+                None
+            }
+            None => Some((future, resolver)),
+        }
     }
 
     /// The Deferred was cancelled (its canceller runs this): if nobody is polling the future,

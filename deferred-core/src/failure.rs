@@ -726,12 +726,10 @@ impl fmt::Display for Failure {
             return fmt::Display::fmt(&self.inner.error, f);
         }
         write!(f, "{}", self.inner.error)?;
-        {
-            let mut source = self.inner.error.source();
-            while let Some(cause) = source {
-                write!(f, ": {cause}")?;
-                source = cause.source();
-            }
+        let mut source = self.inner.error.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
         }
         Ok(())
     }

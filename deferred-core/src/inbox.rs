@@ -52,7 +52,7 @@ use std::time::Duration;
 
 use crate::bounds::FromFailure;
 use crate::clock::{LocalClock, LocalDelayedCall};
-use crate::drive::{Awaited, Noted, WakerId, note_awaited_in, noting_awaited};
+use crate::drive::{Awaited, Noted, WakerId, cancel_each, note_awaited_in, noting_awaited};
 use crate::failure::Failure;
 use crate::local::CancelHandle;
 use crate::{Deferred, LocalDeferred, LocalResolver, unhandled};
@@ -514,7 +514,8 @@ impl Inbox {
     /// that gave it: if it completes then (it let the `Cancelled` pass with `?`, or translated
     /// it), its output answers the cancel, which stops there, as for
     /// [`Deferred::drive_future`]. Otherwise the future is dropped and the Deferred fails with
-    /// [`Cancelled`](crate::Cancelled).
+    /// [`Cancelled`](crate::Cancelled). A cancel from inside the future's own poll does the same
+    /// when that poll returns.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -557,15 +558,15 @@ impl Inbox {
             // What the idle task still awaits is cancelled first, one at a time (Twisted's
             // cascade into what a coroutine awaits), and the task is polled after each on what
             // that gave it: if it completes, its output answers this cancel, which stops there.
-            // (From inside the task's own poll, its list is out: nothing is cancelled, and the
-            // task is dropped when that poll returns, seeing `cancelled`.)
+            // (From inside the task's own poll, its list is out: that poll, seeing `cancelled`,
+            // cancels what it noted when it returns, and drops the task.)
             if let Some(inbox) = &inbox {
-                for one in awaited_now.take() {
-                    if !inbox.home.keeps(key) {
-                        return; // it completed
-                    }
-                    one.cancel_if_awaited();
+                let completed = cancel_each(&awaited_now.take(), || {
                     inbox.home.poll_task_after_cancel(key);
+                    !inbox.home.keeps(key)
+                });
+                if completed {
+                    return;
                 }
             }
             cancel.set(true);
@@ -1281,7 +1282,18 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
         let result = match polled {
             // Cancelled from inside its own poll: its canceller found nothing to drop (the task
             // is out of the loop's keeping while polled), so it is dropped here, not kept.
+            // What this poll left it awaiting is cancelled first, as the canceller cancels what
+            // an idle task awaits (the task is polled after each cancel, so that it reads what
+            // the cancel gave it; its output is dropped: the Deferred has failed already).
             Ok(Poll::Pending) if task.cancelled.get() => {
+                let awaited = task.awaited.take();
+                let mut noted = Vec::new();
+                cancel_each(&awaited, || {
+                    let polled = noting_awaited(&AWAITED, &mut noted, || {
+                        catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
+                    });
+                    !matches!(polled, Ok(Poll::Pending))
+                });
                 drop_cancelled(self.take());
                 return Poll::Ready(());
             }

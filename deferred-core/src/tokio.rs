@@ -15,6 +15,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
+use std::thread::LocalKey;
 use std::time::Duration;
 
 use crate::run_loop::STUCK_AFTER;
@@ -22,7 +23,7 @@ use crate::run_loop::STUCK_AFTER;
 use tokio::task::AbortHandle;
 
 use crate::bounds::FromFailure;
-use crate::drive::{AwaitedHandle, Noted, noting_awaited};
+use crate::drive::{Awaited, AwaitedHandle, Noted, cancel_each, noting_awaited};
 use crate::inbox::{Drained, WeakInbox};
 use crate::{
     Clock, Deferred, DelayedCall, Failure, Inbox, LocalClock, LocalDeferred, LocalDelayedCall,
@@ -162,18 +163,51 @@ impl<F: Future, A: Awaits> CatchUnwind<F, A> {
 }
 
 /// Where a task's polls leave what its future awaits (the Deferreds of the task's kind the
-/// last poll left pending), shared with the Deferred's canceller.
+/// last poll left pending), shared with the Deferred's canceller. A kind gives its cell and its
+/// list ([`noting_awaited`]'s); the rule is written once, here.
 trait Awaits: Unpin {
+    /// The kind's cancel handle.
+    type Handle: AwaitedHandle + 'static;
+    /// The thread-local list the kind's `poll` notes a pending Deferred in.
+    const LIST: &'static LocalKey<Awaited<Self::Handle>>;
+    /// Runs `f` on what the task's polls noted (not across a cancel: the cell is not held while
+    /// a Deferred is cancelled).
+    fn with<R>(&self, f: impl FnOnce(&mut Noting<Self::Handle>) -> R) -> R;
+
     /// Runs `poll`, noting what it leaves pending in place of what the poll before noted. If
     /// a cancel landed during it and it left the future `pending` (as `pending` tells of its
     /// result), what it noted is cancelled now, on this thread, as the cancel would have.
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R;
+    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
+        let mut awaited = self.with(Noting::start_poll);
+        let polled = noting_awaited(Self::LIST, &mut awaited, poll);
+        let cancelled = self.with(|noting| noting.end_poll(awaited, pending(&polled)));
+        if let Some(awaited) = cancelled {
+            self.cancel_noted(awaited);
+        }
+        polled
+    }
+
     /// Cancels what the last poll noted and the future still awaits. A cancel that lands
     /// during a poll (on another thread, or from inside it) leaves that to the poll, when it
     /// returns (see [`poll_noting`](Awaits::poll_noting)): the task is aborted all the same.
-    fn cancel(&self);
+    fn cancel(&self) {
+        let awaited = self.with(Noting::take_for_cancel);
+        self.cancel_noted(awaited);
+    }
+
+    /// Cancels each of `awaited` the future still awaits, and notes whether there were any.
+    fn cancel_noted(&self, awaited: Vec<Noted<Self::Handle>>) {
+        // Not polled after each: the task is aborted, and its future drops them unread.
+        cancel_each(&awaited, || false);
+        if !awaited.is_empty() {
+            self.with(|noting| noting.cascaded = true);
+        }
+    }
+
     /// Whether [`cancel`](Awaits::cancel) cancelled something.
-    fn cascaded(&self) -> bool;
+    fn cascaded(&self) -> bool {
+        self.with(|noting| noting.cascaded)
+    }
 }
 
 /// What a task's polls noted, and whether its Deferred's cancel cancelled some of it.
@@ -198,13 +232,7 @@ impl<H> Default for Noting<H> {
     }
 }
 
-impl<H: AwaitedHandle> Noting<H> {
-    /// The cancel: see [`Awaits::cancel`].
-    fn cancel(awaited: Vec<Noted<H>>) -> bool {
-        awaited.iter().for_each(Noted::cancel_if_awaited);
-        !awaited.is_empty()
-    }
-
+impl<H> Noting<H> {
     /// A poll starts: its list is out meanwhile.
     fn start_poll(&mut self) -> Vec<Noted<H>> {
         self.polling = true;
@@ -236,32 +264,12 @@ impl<H: AwaitedHandle> Noting<H> {
 #[derive(Clone, Default)]
 struct SendAwaited(Arc<Mutex<Noting<crate::CancelHandle>>>);
 
-impl SendAwaited {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Noting<crate::CancelHandle>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
 impl Awaits for SendAwaited {
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
-        let mut awaited = self.lock().start_poll();
-        let polled = noting_awaited(&crate::drive::AWAITED, &mut awaited, poll);
-        let cancelled = self.lock().end_poll(awaited, pending(&polled));
-        if let Some(awaited) = cancelled {
-            let cascaded = Noting::cancel(awaited);
-            self.lock().cascaded |= cascaded;
-        }
-        polled
-    }
+    type Handle = crate::CancelHandle;
+    const LIST: &'static LocalKey<Awaited<crate::CancelHandle>> = &crate::drive::AWAITED;
 
-    fn cancel(&self) {
-        let awaited = self.lock().take_for_cancel();
-        let cascaded = Noting::cancel(awaited);
-        self.lock().cascaded |= cascaded;
-    }
-
-    fn cascaded(&self) -> bool {
-        self.lock().cascaded
+    fn with<R>(&self, f: impl FnOnce(&mut Noting<crate::CancelHandle>) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -270,25 +278,11 @@ impl Awaits for SendAwaited {
 struct LocalAwaited(Rc<RefCell<Noting<crate::local::CancelHandle>>>);
 
 impl Awaits for LocalAwaited {
-    fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
-        let mut awaited = self.0.borrow_mut().start_poll();
-        let polled = noting_awaited(&crate::inbox::AWAITED, &mut awaited, poll);
-        let cancelled = self.0.borrow_mut().end_poll(awaited, pending(&polled));
-        if let Some(awaited) = cancelled {
-            let cascaded = Noting::cancel(awaited);
-            self.0.borrow_mut().cascaded |= cascaded;
-        }
-        polled
-    }
+    type Handle = crate::local::CancelHandle;
+    const LIST: &'static LocalKey<Awaited<crate::local::CancelHandle>> = &crate::inbox::AWAITED;
 
-    fn cancel(&self) {
-        let awaited = self.0.borrow_mut().take_for_cancel();
-        let cascaded = Noting::cancel(awaited);
-        self.0.borrow_mut().cascaded |= cascaded;
-    }
-
-    fn cascaded(&self) -> bool {
-        self.0.borrow().cascaded
+    fn with<R>(&self, f: impl FnOnce(&mut Noting<crate::local::CancelHandle>) -> R) -> R {
+        f(&mut self.0.borrow_mut())
     }
 }
 

@@ -29,8 +29,9 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
 /// chain handed it to one, when no step raised it: [`Failure::entered_at`]) and `trail` (the steps it passed,
 /// oldest first, `; `-separated). These are the failure's own: for a combinator's failure that
-/// holds its inputs' (a [`FirstError`](crate::FirstError), a [`FailureGroup`](crate::FailureGroup)),
-/// where those were raised is in the failure's `Debug` form, not in these fields.
+/// holds its inputs' (a [`FirstError`](crate::FirstError), a
+/// [`FailureGroup`](crate::FailureGroup)), where those were raised is in the failure's `Debug`
+/// form, not in these fields.
 ///
 /// The hook is one global, for the whole process. A failure reported on a thread that has a
 /// living capture ([`UnhandledCapture`](crate::UnhandledCapture),

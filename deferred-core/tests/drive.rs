@@ -743,7 +743,7 @@ fn what_a_cancel_would_cancel_keeps_the_future_from_nobody() {
 
 // A try-join: the first failure ends the future, which drops the other Deferred. A cancel
 // cancels the first, the future completes with its `Cancelled` and drops the second: the
-// cancel does not go on to cancel the second, whose `Cancelled` nobody would see (it was
+// cancel does not go on to cancel the second, whose `Cancelled` nobody would see (it would be
 // reported as an unhandled failure).
 #[test]
 fn a_cancel_stops_at_what_the_future_dropped_when_it_completed() {

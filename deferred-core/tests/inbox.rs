@@ -196,7 +196,7 @@ fn cancelling_an_adopted_deferred_whose_result_came_home_already_fails_with_canc
 }
 
 /// `Debug` counts what a `run_pending` took out of the mailbox and has not run yet as pending,
-/// as `has_pending` does (it said `pending: 0` while `has_pending()` was true).
+/// as `has_pending` does (not `pending: 0` while `has_pending()` is true).
 #[test]
 fn an_inbox_debug_inside_a_drain_counts_the_work_not_run_yet() {
     let event_loop = Loop::new();
@@ -367,7 +367,8 @@ fn a_spawned_task_that_catches_the_cancellation_answers_the_cancel() {
 
 /// A spawned task that cancels its own Deferred from inside its poll (through a handle: a
 /// sibling's, a timeout's) is dropped when that poll returns: its Deferred has failed with
-/// `Cancelled`, and nothing polls it again (what that poll left it awaiting is dropped with it).
+/// `Cancelled`. What that poll left it awaiting is cancelled first, and the task polled once on
+/// what that gave it (as `drive_future` does), then nothing polls it again.
 #[test]
 fn a_spawned_task_cancelled_from_inside_its_own_poll_is_dropped_when_the_poll_returns() {
     struct Dropped(Rc<Cell<bool>>);
@@ -404,8 +405,49 @@ fn a_spawned_task_cancelled_from_inside_its_own_poll_is_dropped_when_the_poll_re
     assert!(d.is_fired());
     assert!(d.wait().unwrap_err().is_cancelled());
     assert!(dropped.get(), "the cancelled task was kept");
-    assert_eq!(polls_after.get(), 1);
+    assert_eq!(polls_after.get(), 2, "polled on what the cancel gave");
+    // The wake that cancel posted finds nothing to poll.
+    event_loop.inbox.run_pending();
+    assert_eq!(polls_after.get(), 2, "polled after it was dropped");
     assert!(!event_loop.inbox.has_pending());
+    drop(event_loop);
+}
+
+/// A spawned task cancelled from inside its own poll, after that poll left it awaiting a
+/// `LocalDeferred`: what it awaits is cancelled when the poll returns (rule 7: "the Deferreds a
+/// future's last poll left pending are cancelled"), as `drive_future` and both `from_future`s
+/// do (`drive.rs`, `loop_tokio.rs`), and nothing is reported.
+#[test]
+fn a_spawned_task_cancelled_from_inside_its_own_poll_cancels_what_it_awaits() {
+    let event_loop = Loop::new();
+    let cancels = Rc::new(Cell::new(0));
+    let counted = cancels.clone();
+    let (mut awaited, _awaited_r) = LocalDeferred::<u32>::with_canceller(move || {
+        counted.set(counted.get() + 1);
+    });
+    let (go, go_r) = LocalDeferred::<u32>::pending();
+    let own: Rc<RefCell<Option<deferred_core::local::CancelHandle>>> = Rc::default();
+    let d: LocalDeferred<u32> = event_loop.inbox.spawn({
+        let own = own.clone();
+        async move {
+            go.await?;
+            std::future::poll_fn(move |cx| {
+                let polled = Pin::new(&mut awaited).poll(cx);
+                if let Some(own) = own.borrow_mut().take() {
+                    own.cancel();
+                }
+                polled
+            })
+            .await
+        }
+    });
+    *own.borrow_mut() = Some(d.cancel_handle());
+    let nothing_reported = NoUnhandled::start();
+    go_r.callback(1); // wakes the task: its poll is posted
+    event_loop.inbox.run_pending();
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert_eq!(cancels.get(), 1, "what the task awaited was not cancelled");
+    drop(nothing_reported);
     drop(event_loop);
 }
 

@@ -395,7 +395,7 @@ fn a_waiting_call_that_holds_the_calloop_clock_lets_the_loop_go() {
 
 /// A `LoopingCall` running on a `CalloopClock` when the user drops the loop (and the
 /// `LoopingCall`): nothing can call it any more, so its Deferred fails with `NeverFired`, as on
-/// the other clocks whose loop stops. It stayed pending for ever, and kept the loop.
+/// the other clocks whose loop stops: it does not stay pending for ever, keeping the loop.
 #[test]
 fn a_looping_call_on_the_calloop_clock_ends_when_the_loop_is_dropped() {
     std::thread::spawn(|| {
@@ -432,9 +432,9 @@ fn a_looping_call_on_the_calloop_clock_ends_when_the_loop_is_dropped() {
 }
 
 /// The message of the panic of an `on_calloop` on a thread whose inbox another calloop loop,
-/// still alive, drains: it said "this thread has an Inbox already: use that one
-/// (`Inbox::current()`, or a clone) instead of making a second one" — `Inbox::new`'s, which
-/// names neither the loop that keeps the inbox nor what to drop.
+/// still alive, drains: it names that loop and what to drop, not `Inbox::new`'s "this thread
+/// has an Inbox already: use that one (`Inbox::current()`, or a clone) instead of making a
+/// second one", which names neither.
 #[test]
 fn on_calloop_while_another_live_loop_drains_the_inbox_says_what_to_drop() {
     std::thread::spawn(|| {

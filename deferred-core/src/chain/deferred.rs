@@ -1272,18 +1272,28 @@ where
                     None => spent(),
                 }
             }
-            State::Pending(link) => match take_or_listen(link, || Some(cx.waker().clone())) {
-                Some(result) => {
-                    this.state = State::Fired(None);
-                    Poll::Ready(result)
+            State::Pending(link) => {
+                // The id of the waker the chain keeps (a clone's vtable need not be the
+                // original's: `Waker::will_wake` is best-effort), for a driven future's cancel.
+                let mut registered = None;
+                let listened = take_or_listen(link, || {
+                    let waker = cx.waker().clone();
+                    registered = Some(crate::drive::WakerId::of(&waker));
+                    Some(waker)
+                });
+                match listened {
+                    Some(result) => {
+                        this.state = State::Fired(None);
+                        Poll::Ready(result)
+                    }
+                    None => {
+                        if let Some(waker) = registered {
+                            kind::note_awaited(|| (this.cancel_handle(), waker));
+                        }
+                        Poll::Pending
+                    }
                 }
-                None => {
-                    kind::note_awaited(|| {
-                        (this.cancel_handle(), crate::drive::WakerId::of(cx.waker()))
-                    });
-                    Poll::Pending
-                }
-            },
+            }
         }
     }
 }
