@@ -250,7 +250,9 @@ where
     ///   dropped, with what it awaits next uncancelled, and the Deferred fails with
     ///   [`Cancelled`](crate::Cancelled). A cancel that lands while the future is being polled
     ///   does the same when that poll returns `Pending`, on the polling thread (an output
-    ///   then answers the cancel only if the Deferred has not failed with `Cancelled` yet).
+    ///   then answers the cancel only if the Deferred has not failed with `Cancelled` yet; a
+    ///   failure of the future's own that comes after, other than a cancellation, is reported
+    ///   as unhandled, since nobody else can see it).
     ///   (Twisted would leave the Deferred pending on what the coroutine awaits next; here a
     ///   cancel ends it.) Wakes after completion or cancellation do nothing.
     /// - **Wakers dropped without waking.** The future is never polled again. If something still
@@ -435,10 +437,16 @@ where
             if cancelled {
                 // The chain fails with `Cancelled` (the canceller has run, or is running on
                 // another thread): keep the Resolver from firing `NeverFired` before that, and
-                // drop the future and anything it gave. A panic in their `Drop` is dropped:
-                // the Deferred's result is the cancellation already.
+                // drop the future and anything it gave; a failure of its own it gave, which
+                // nobody can see, is reported. A panic in their `Drop` is dropped: the
+                // Deferred's result is the cancellation already.
                 self.park(resolver);
-                let _ = catch_unwind(AssertUnwindSafe(move || drop((future, output))));
+                let _ = catch_unwind(AssertUnwindSafe(move || {
+                    drop(future);
+                    if let Some(Err(error)) = output {
+                        crate::unhandled::report_refused::<T, E>(Err(Err(error)));
+                    }
+                }));
                 return;
             }
             let result = output.expect("checked above: the future completed");
@@ -472,7 +480,11 @@ where
     /// Deferred with its output.
     fn complete(&self, future: Pin<Box<F>>, resolver: Resolver<T, E>, result: Result<T, E>) {
         let result = Failure::after_dropping(future, result, self.at);
-        drop(resolver.settle_from(result, self.at, crate::failure::EnteredBy::DriveFuture));
+        crate::unhandled::report_refused(resolver.settle_from(
+            result,
+            self.at,
+            crate::failure::EnteredBy::DriveFuture,
+        ));
     }
 
     /// Cancels, in turn, each Deferred of `awaited` the future still awaits (this thread owns

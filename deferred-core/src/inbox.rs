@@ -1315,7 +1315,11 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             // Dropped before the Deferred fires: a panic in its `Drop` is the failure, not
             // unwound into the loop or the `spawn`.
             let result = Failure::after_dropping(future, result, at);
-            drop(resolver.settle_from(result, at, crate::failure::EnteredBy::Spawn));
+            unhandled::report_refused(resolver.settle_from(
+                result,
+                at,
+                crate::failure::EnteredBy::Spawn,
+            ));
         }
         Poll::Ready(())
     }

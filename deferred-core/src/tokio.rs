@@ -140,7 +140,11 @@ where
                 let result = result.unwrap_or_else(|panic| {
                     Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
                 });
-                drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
+                unhandled::report_refused(resolver.settle_from(
+                    result,
+                    at,
+                    crate::failure::EnteredBy::FromFuture,
+                ));
             });
         });
         // Only this function fills the slot, once.
@@ -664,7 +668,11 @@ where
                     Err(E::from(Failure::from_panic_in(panic, Some(at), "a future")))
                 });
                 if let Some(resolver) = slot.take() {
-                    drop(resolver.settle_from(result, at, crate::failure::EnteredBy::FromFuture));
+                    unhandled::report_refused(resolver.settle_from(
+                        result,
+                        at,
+                        crate::failure::EnteredBy::FromFuture,
+                    ));
                 }
             });
         });

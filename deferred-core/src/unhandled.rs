@@ -98,6 +98,18 @@ pub(crate) fn report_result<T, E: 'static>(result: Result<T, E>) {
     }
 }
 
+/// What a driver of a future (`drive_future`, `Inbox::spawn`, `from_future`) does with the
+/// future's output when its Deferred refuses it (a cancel failed the Deferred first): a failure
+/// other than a cancellation, which nobody else can see, is reported; the answer to the cancel
+/// (a cancellation, or an error type's that cannot tell) is expected.
+pub(crate) fn report_refused<T, E: 'static>(settled: Result<(), Result<T, E>>) {
+    if let Err(Err(error)) = settled
+        && !crate::failure::is_cancellation(&error).unwrap_or(true)
+    {
+        report(error);
+    }
+}
+
 /// Reports an error nobody handled. A `Failure` is reported as it is; another error type is
 /// named by its type (use `Failure` as the error type to get messages and trails); an
 /// `anyhow::Error` (feature `anyhow`) as the failure [`Failure::from_anyhow`] gives.

@@ -781,3 +781,34 @@ fn a_cancel_stops_at_what_the_future_dropped_when_it_completed() {
     let reported = unhandled.finish();
     assert!(reported.is_empty(), "reported: {reported:?}");
 }
+
+/// A future that cancels its own Deferred from inside its poll and then fails with a failure of
+/// its own: the Deferred has failed with `Cancelled`, and that failure, which nobody else can
+/// see, is reported once; a future that lets the cancellation pass reports nothing.
+#[test]
+fn a_failure_a_self_cancelled_future_gives_after_the_cancel_is_reported() {
+    let run = |own_failure: bool| {
+        let handle: Arc<Mutex<Option<CancelHandle>>> = Arc::default();
+        let slot = handle.clone();
+        let (d, reported) = deferred_core::capture_unhandled(|| {
+            let (go, go_r) = Deferred::<()>::pending();
+            let d = Deferred::<u32>::drive_future(async move {
+                go.await?;
+                let me = slot.lock().unwrap().take().expect("the handle");
+                me.cancel();
+                if own_failure {
+                    Err(Failure::msg("the future's own"))
+                } else {
+                    Err(Failure::cancelled())
+                }
+            });
+            *handle.lock().unwrap() = Some(d.cancel_handle());
+            go_r.callback(());
+            d
+        });
+        assert!(d.wait().unwrap_err().is_cancelled());
+        reported.iter().map(|f| f.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(run(true), ["the future's own"]);
+    assert!(run(false).is_empty());
+}
