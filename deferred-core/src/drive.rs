@@ -261,6 +261,30 @@ where
     ///   it: the future is dropped and the Deferred fails with [`NeverFired`](crate::NeverFired)
     ///   (created at the `drive_future` call), as when a [`Resolver`] is dropped.
     ///
+    /// A cancel reaches the query the future awaits, and the future answers it:
+    ///
+    /// ```
+    /// # extern crate deferred_core as deferred;
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use deferred::{Deferred, Failure};
+    ///
+    /// let stopped = Arc::new(AtomicBool::new(false));
+    /// let stop = stopped.clone();
+    /// let (query, _resolver) = Deferred::<u32>::with_canceller(move || {
+    ///     stop.store(true, Ordering::SeqCst); // the query's work stops here
+    /// });
+    /// let rows: Deferred<u32> = Deferred::drive_future(async move {
+    ///     match query.await {
+    ///         Err(f) if f.is_cancelled() => Ok(0), // none, when cancelled
+    ///         other => other,
+    ///     }
+    /// });
+    /// rows.cancel();
+    /// assert!(stopped.load(Ordering::SeqCst));
+    /// assert_eq!(rows.wait().unwrap(), 0);
+    /// ```
+    ///
     /// Blocking in the future blocks the thread that woke it (a thread firing a Resolver, a
     /// C library's callback thread): keep the work between two `.await`s short, or hand it to
     /// [`defer_to_thread`](crate::defer_to_thread) and await that.

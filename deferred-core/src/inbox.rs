@@ -536,6 +536,17 @@ impl Inbox {
     ///     inbox.run_pending();
     /// }
     /// assert_eq!(d.wait().unwrap(), 42);
+    ///
+    /// // A cancel reaches the reply the task awaits, and the task answers it.
+    /// let (reply, _resolver) = inbox.pending::<u32, Failure>();
+    /// let d = inbox.spawn(async move {
+    ///     match reply.await {
+    ///         Err(f) if f.is_cancelled() => Ok(0), // no reply: none
+    ///         other => other,
+    ///     }
+    /// });
+    /// d.cancel();
+    /// assert_eq!(d.wait().unwrap(), 0);
     /// ```
     #[track_caller]
     pub fn spawn<T, E, F>(&self, future: F) -> LocalDeferred<T, E>
