@@ -143,20 +143,28 @@ pub(crate) fn cancel_each<H: AwaitedHandle>(
 /// `list` (its kind's), each Deferred polled into `Pending` during it: what the future awaits,
 /// which a cancel of the driven Deferred cancels in turn. Polls nest (a poll that fires a
 /// Deferred may wake and poll another driven future, on this thread): each collects its own.
-pub(crate) fn noting_awaited<H: 'static, R>(
+/// `other` (the other kind's list) is set aside while `poll` runs: a Deferred of the other kind
+/// polled inside it is awaited by no driven future of the other kind (nor by an enclosing poll
+/// of one: that poll's task does not await what a task of this kind awaits).
+pub(crate) fn noting_awaited<H: 'static, O: 'static, R>(
     list: &'static LocalKey<Awaited<H>>,
+    other: &'static LocalKey<Awaited<O>>,
     awaited: &mut Vec<Noted<H>>,
     poll: impl FnOnce() -> R,
 ) -> R {
-    /// Puts the enclosing poll's list back, and hands this poll's to `awaited`, however `poll`
+    /// Puts the enclosing poll's lists back, and hands this poll's to `awaited`, however `poll`
     /// returns.
-    struct Restore<'a, H: 'static> {
+    struct Restore<'a, H: 'static, O: 'static> {
         list: &'static LocalKey<Awaited<H>>,
         outer: Option<Vec<Noted<H>>>,
+        other: &'static LocalKey<Awaited<O>>,
+        other_outer: Option<Vec<Noted<O>>>,
         awaited: &'a mut Vec<Noted<H>>,
     }
-    impl<H> Drop for Restore<'_, H> {
+    impl<H, O> Drop for Restore<'_, H, O> {
         fn drop(&mut self) {
+            let other_outer = self.other_outer.take();
+            let _ = self.other.try_with(|now| now.replace(other_outer));
             let outer = self.outer.take();
             if let Ok(Some(list)) = self.list.try_with(|now| now.replace(outer)) {
                 *self.awaited = list;
@@ -166,9 +174,12 @@ pub(crate) fn noting_awaited<H: 'static, R>(
     awaited.clear();
     let mine = std::mem::take(awaited);
     let outer = list.try_with(|now| now.replace(Some(mine))).ok().flatten();
+    let other_outer = other.try_with(|now| now.replace(None)).ok().flatten();
     let _restore = Restore {
         list,
         outer,
+        other,
+        other_outer,
         awaited,
     };
     poll()
@@ -487,7 +498,7 @@ where
         cx: &mut Context<'_>,
         awaited: &mut Vec<Noted<CancelHandle>>,
     ) -> Poll<Result<T, E>> {
-        let polled = noting_awaited(&AWAITED, awaited, || {
+        let polled = noting_awaited(&AWAITED, &crate::inbox::AWAITED, awaited, || {
             catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)))
         });
         match polled {

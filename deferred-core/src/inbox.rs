@@ -1286,7 +1286,7 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
         let waker = task.waker.clone();
         let mut cx = Context::from_waker(&waker);
         let mut awaited = task.awaited.take();
-        let polled = noting_awaited(&AWAITED, &mut awaited, || {
+        let polled = noting_awaited(&AWAITED, &crate::drive::AWAITED, &mut awaited, || {
             catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
         });
         *task.awaited.borrow_mut() = awaited;
@@ -1300,9 +1300,10 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
                 let awaited = task.awaited.take();
                 let mut noted = Vec::new();
                 cancel_each(&awaited, || {
-                    let polled = noting_awaited(&AWAITED, &mut noted, || {
-                        catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
-                    });
+                    let polled =
+                        noting_awaited(&AWAITED, &crate::drive::AWAITED, &mut noted, || {
+                            catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
+                        });
                     !matches!(polled, Ok(Poll::Pending))
                 });
                 drop_cancelled(self.take());

@@ -174,6 +174,9 @@ trait Awaits: Unpin {
     type Handle: AwaitedHandle + 'static;
     /// The thread-local list the kind's `poll` notes a pending Deferred in.
     const LIST: &'static LocalKey<Awaited<Self::Handle>>;
+    /// The other kind's handle and list, set aside while a poll runs (see [`noting_awaited`]).
+    type OtherHandle: 'static;
+    const OTHER: &'static LocalKey<Awaited<Self::OtherHandle>>;
     /// Runs `f` on what the task's polls noted (not across a cancel: the cell is not held while
     /// a Deferred is cancelled).
     fn with<R>(&self, f: impl FnOnce(&mut Noting<Self::Handle>) -> R) -> R;
@@ -183,7 +186,7 @@ trait Awaits: Unpin {
     /// result), what it noted is cancelled now, on this thread, as the cancel would have.
     fn poll_noting<R>(&self, poll: impl FnOnce() -> R, pending: impl FnOnce(&R) -> bool) -> R {
         let mut awaited = self.with(Noting::start_poll);
-        let polled = noting_awaited(Self::LIST, &mut awaited, poll);
+        let polled = noting_awaited(Self::LIST, Self::OTHER, &mut awaited, poll);
         let cancelled = self.with(|noting| noting.end_poll(awaited, pending(&polled)));
         if let Some(awaited) = cancelled {
             self.cancel_noted(awaited);
@@ -271,6 +274,8 @@ struct SendAwaited(Arc<Mutex<Noting<crate::CancelHandle>>>);
 impl Awaits for SendAwaited {
     type Handle = crate::CancelHandle;
     const LIST: &'static LocalKey<Awaited<crate::CancelHandle>> = &crate::drive::AWAITED;
+    type OtherHandle = crate::local::CancelHandle;
+    const OTHER: &'static LocalKey<Awaited<crate::local::CancelHandle>> = &crate::inbox::AWAITED;
 
     fn with<R>(&self, f: impl FnOnce(&mut Noting<crate::CancelHandle>) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
@@ -284,6 +289,8 @@ struct LocalAwaited(Rc<RefCell<Noting<crate::local::CancelHandle>>>);
 impl Awaits for LocalAwaited {
     type Handle = crate::local::CancelHandle;
     const LIST: &'static LocalKey<Awaited<crate::local::CancelHandle>> = &crate::inbox::AWAITED;
+    type OtherHandle = crate::CancelHandle;
+    const OTHER: &'static LocalKey<Awaited<crate::CancelHandle>> = &crate::drive::AWAITED;
 
     fn with<R>(&self, f: impl FnOnce(&mut Noting<crate::local::CancelHandle>) -> R) -> R {
         f(&mut self.0.borrow_mut())

@@ -812,3 +812,55 @@ fn a_failure_a_self_cancelled_future_gives_after_the_cancel_is_reported() {
     assert_eq!(run(true), ["the future's own"]);
     assert!(run(false).is_empty());
 }
+
+/// A `Deferred` an `Inbox::spawn` task awaits, polled while the task is polled inside a driven
+/// future's poll (the future runs the inbox), is that task's, not the driven future's: cancelling
+/// the driven Deferred leaves it alone.
+#[test]
+fn a_cancel_leaves_alone_what_a_task_of_the_other_kind_polled_inside_the_poll_awaits() {
+    use std::cell::{Cell, RefCell};
+
+    use deferred_core::{Inbox, LocalDeferred};
+
+    thread_local! {
+        static INBOX: RefCell<Option<Inbox>> = const { RefCell::new(None) };
+        static TASK: RefCell<Option<LocalDeferred<()>>> = const { RefCell::new(None) };
+        static AWAITED: RefCell<Option<Deferred<u32>>> = const { RefCell::new(None) };
+        static GOT: Cell<Option<bool>> = const { Cell::new(None) };
+    }
+    let inbox = Inbox::new(|| {});
+    INBOX.with(|slot| *slot.borrow_mut() = Some(inbox.clone()));
+    let (only_the_task_awaits, resolver) = Deferred::<u32>::pending();
+    AWAITED.with(|slot| *slot.borrow_mut() = Some(only_the_task_awaits));
+    let slot: WakerSlot = Arc::default();
+    let outer: Deferred<u32> = Deferred::drive_future(poll_fn(move |cx| {
+        *slot.lock().unwrap() = Some(cx.waker().clone());
+        INBOX.with(|slot| {
+            let inbox = slot.borrow();
+            let inbox = inbox.as_ref().unwrap();
+            let task = inbox.spawn(async {
+                let awaited = AWAITED.with(|slot| slot.borrow_mut().take()).unwrap();
+                GOT.with(|got| got.set(Some(false)));
+                let result = awaited.await;
+                GOT.with(|got| got.set(Some(result.is_ok())));
+                Ok::<(), Failure>(())
+            });
+            TASK.with(|slot| *slot.borrow_mut() = Some(task));
+            inbox.run_pending();
+        });
+        Poll::Pending
+    }));
+    assert_eq!(GOT.with(Cell::get), Some(false), "the task awaits it");
+    outer.cancel();
+    let failure = outer.wait().unwrap_err();
+    assert!(failure.is::<Cancelled>(), "{failure:?}");
+    resolver.callback(1);
+    inbox.run_pending();
+    assert_eq!(
+        GOT.with(Cell::get),
+        Some(true),
+        "cancelling the driven Deferred cancelled what only the inbox's task awaits"
+    );
+    INBOX.with(|slot| slot.borrow_mut().take());
+    TASK.with(|slot| slot.borrow_mut().take());
+}
