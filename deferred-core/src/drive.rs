@@ -88,31 +88,12 @@ impl WakerId {
     }
 }
 
-/// A kind's cancel handle, as a driven future's cancel uses it.
+/// A kind's cancel handle, as a driven future's cancel uses it (implemented once, in
+/// `chain/pending/cancel.rs`, for both kinds).
 pub(crate) trait AwaitedHandle {
     /// Whether the Deferred it cancels is still polled by the task `waker` names.
     fn listened_by(&self, waker: WakerId) -> bool;
     fn cancel(&self);
-}
-
-impl AwaitedHandle for CancelHandle {
-    fn listened_by(&self, waker: WakerId) -> bool {
-        CancelHandle::listened_by(self, waker)
-    }
-
-    fn cancel(&self) {
-        CancelHandle::cancel(self);
-    }
-}
-
-impl AwaitedHandle for crate::local::CancelHandle {
-    fn listened_by(&self, waker: WakerId) -> bool {
-        crate::local::CancelHandle::listened_by(self, waker)
-    }
-
-    fn cancel(&self) {
-        crate::local::CancelHandle::cancel(self);
-    }
 }
 
 impl<H: AwaitedHandle> Noted<H> {

@@ -64,14 +64,6 @@ impl CancelHandle {
         }
     }
 
-    /// Whether the Deferred it cancels is still polled by the task `waker` names (see
-    /// [`Cancel::listened_by`]): for the cancel of a driven future (`drive.rs`).
-    pub(crate) fn listened_by(&self, waker: crate::drive::WakerId) -> bool {
-        self.target
-            .as_ref()
-            .is_some_and(|target| target.listened_by(waker))
-    }
-
     /// A handle that cancels nothing (the Deferred had already fired).
     pub(crate) fn none() -> CancelHandle {
         CancelHandle { target: None }
@@ -311,6 +303,21 @@ pub(crate) enum After {
     Via(ChainPtr<dyn Cancel>, u32),
     /// The waiting chain handed its wait over: the walk goes again from where it began.
     Again,
+}
+
+/// For the cancel of a driven future (`drive.rs`), written once for both kinds.
+impl crate::drive::AwaitedHandle for CancelHandle {
+    /// Whether the Deferred it cancels is still polled by the task `waker` names (see
+    /// [`Cancel::listened_by`]).
+    fn listened_by(&self, waker: crate::drive::WakerId) -> bool {
+        self.target
+            .as_ref()
+            .is_some_and(|target| target.listened_by(waker))
+    }
+
+    fn cancel(&self) {
+        CancelHandle::cancel(self);
+    }
 }
 
 /// One step of a cancellation walk (rule 7), type-erased so the walk can cross chains of
