@@ -1,5 +1,6 @@
-//! [`ChainArc`]: how a chain of the `Send` kind is shared. An `Arc` with a strong count only;
-//! the one module of this crate with `unsafe` code.
+//! [`ChainArc`]: how a chain is shared. An `Arc` with a strong count only, and for the local
+//! kind [`ChainRc`], the same with a plain count (an `Rc` with a strong count only); the one
+//! module of this crate with `unsafe` code.
 //!
 //! # Why
 //!
@@ -21,6 +22,12 @@
 //! ([`ChainArc::new_pair`]), so its count is not incremented for the second: one fewer.
 //! (With the spin lock of `crate::sync`, a pending `chain!` does 4.)
 //!
+//! The local kind's chains are shared the same way, with the count a plain `Cell<usize>`
+//! ([`ChainRc`]): `std::rc::Rc`'s weak count is 8 bytes of every local chain that nothing
+//! reads, and its drop and `get_mut` check it. The count is the pointer's second type
+//! parameter ([`Count`]); the code below is written once for both. Only the atomic count makes
+//! a pointer `Send` and `Sync`, so a `ChainRc` never leaves its thread.
+//!
 //! A chain's pointer cannot be a method's receiver (`self: &ChainArc<Self>`): receiver types of
 //! one's own are unstable in Rust. So the chain's functions that need the pointer (to clone it,
 //! to compare it) take it as an argument (`me`, `this`).
@@ -36,7 +43,8 @@
 //! 2. The value is reached through `&` ([`Deref`]), except in [`ChainArc::get_mut`]. That gives
 //!    `&mut` only when the count is 1: the caller's pointer is then the only one, and the
 //!    `&mut self` of that pointer keeps it from being cloned while the `&mut` lives.
-//! 3. Orderings, as `std::sync::Arc`'s:
+//! 3. Orderings, as `std::sync::Arc`'s (the atomic count; a plain count is only ever used on
+//!    one thread, invariant 5):
 //!    - a clone increments with `Relaxed`: it is made from a live pointer, so the allocation
 //!      cannot go meanwhile;
 //!    - a drop decrements with `Release`, and the last one fences with `Acquire` before it frees;
@@ -47,6 +55,9 @@
 //!    `Weak`, gives out no raw pointer to own, and never adds to the count by hand. So a count
 //!    of 1 read through a pointer stays 1 while that pointer is borrowed: nobody else can make
 //!    another.
+//! 5. A pointer with a plain count ([`ChainRc`]) is neither `Send` nor `Sync` (the `unsafe
+//!    impl`s below are for the atomic count alone, and `NonNull` makes it neither by itself), so
+//!    all of its owners are on the thread that made it and its count needs no ordering.
 //!
 //! Checked by loom: the models at the bottom of this file run its orderings on loom's atomics
 //! and cells (`--cfg loom --cfg loom_chain_arc`: see `crate::sync`). The models of the state
@@ -55,27 +66,104 @@
 //! the core's tests under valgrind with no `registry`, so through this module; `.ci/run` runs
 //! them natively without it as well.
 
-use std::any::Any;
+use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
-use crate::run_loop::Delivery;
-use crate::shared::chain::pending::AnyChain;
-use crate::shared::chain::pending::cancel::Cancel;
 use crate::sync::atomic::{AtomicUsize, Ordering, fence};
 
-/// A shared pointer with a strong count only (see the module's docs).
-pub(crate) struct ChainArc<T: ?Sized> {
-    inner: NonNull<Inner<T>>,
-    /// The pointer owns an `Inner<T>` (for the drop check).
-    owns: PhantomData<Inner<T>>,
+/// A shared pointer with a strong count only (see the module's docs). `C` is its count: an
+/// atomic one for the `Send` kind's chains, a plain one for the local kind's ([`ChainRc`]).
+pub(crate) struct ChainArc<T: ?Sized, C: Count = AtomicUsize> {
+    inner: NonNull<Inner<T, C>>,
+    /// The pointer owns an `Inner<T, C>` (for the drop check).
+    owns: PhantomData<Inner<T, C>>,
 }
 
+/// A local chain's pointer: a `ChainArc` whose count is a plain `Cell`, which makes it neither
+/// `Send` nor `Sync` (`ChainArc` is `Send` and `Sync` only with the atomic count). An `Rc` with
+/// no weak count, as `ChainArc` is an `Arc` with none: 8 bytes less in every local chain.
+pub(crate) type ChainRc<T> = ChainArc<T, Cell<usize>>;
+
 /// The allocation: the count, then the value.
-struct Inner<T: ?Sized> {
-    count: AtomicUsize,
+struct Inner<T: ?Sized, C> {
+    count: C,
     value: T,
+}
+
+/// A pointer's count: the operations invariant 3 names, with their orderings where the count
+/// is atomic. A plain count (`Cell<usize>`) belongs to a pointer that never leaves its thread,
+/// where no ordering is needed.
+pub(crate) trait Count {
+    /// A count of `n`, for a new allocation.
+    fn new(n: usize) -> Self;
+    /// The count, loaded with `Acquire`: every other owner's use happened before.
+    fn load_acquire(&self) -> usize;
+    /// The count, as a snapshot.
+    fn load_relaxed(&self) -> usize;
+    /// Adds one (`Relaxed`); gives the count before.
+    fn increment(&self) -> usize;
+    /// Takes one away (`Release`); gives the count before.
+    fn decrement(&self) -> usize;
+    /// An `Acquire` fence, after the decrement that took the count to 0.
+    fn acquire_fence();
+}
+
+impl Count for AtomicUsize {
+    #[inline]
+    fn new(n: usize) -> Self {
+        AtomicUsize::new(n)
+    }
+    #[inline]
+    fn load_acquire(&self) -> usize {
+        self.load(Ordering::Acquire)
+    }
+    #[inline]
+    fn load_relaxed(&self) -> usize {
+        self.load(Ordering::Relaxed)
+    }
+    #[inline]
+    fn increment(&self) -> usize {
+        self.fetch_add(1, Ordering::Relaxed)
+    }
+    #[inline]
+    fn decrement(&self) -> usize {
+        self.fetch_sub(1, Ordering::Release)
+    }
+    #[inline]
+    fn acquire_fence() {
+        fence(Ordering::Acquire);
+    }
+}
+
+impl Count for Cell<usize> {
+    #[inline]
+    fn new(n: usize) -> Self {
+        Cell::new(n)
+    }
+    #[inline]
+    fn load_acquire(&self) -> usize {
+        self.get()
+    }
+    #[inline]
+    fn load_relaxed(&self) -> usize {
+        self.get()
+    }
+    #[inline]
+    fn increment(&self) -> usize {
+        let before = self.get();
+        self.set(before + 1);
+        before
+    }
+    #[inline]
+    fn decrement(&self) -> usize {
+        let before = self.get();
+        self.set(before - 1);
+        before
+    }
+    #[inline]
+    fn acquire_fence() {}
 }
 
 /// The most owners a chain may have, as `std::sync::Arc`'s: a count past it aborts, before it
@@ -83,18 +171,19 @@ struct Inner<T: ?Sized> {
 const MAX_COUNT: usize = isize::MAX as usize;
 
 // SAFETY: a `ChainArc` gives `&T` to every thread that holds one (so `T: Sync`), and the last
-// one drops the value on its thread (so `T: Send`), as `std::sync::Arc`.
-unsafe impl<T: ?Sized + Send + Sync> Send for ChainArc<T> {}
+// one drops the value on its thread (so `T: Send`), as `std::sync::Arc`. Only with the atomic
+// count: a `ChainRc`'s plain count may not be shared between threads.
+unsafe impl<T: ?Sized + Send + Sync> Send for ChainArc<T, AtomicUsize> {}
 // SAFETY: as for `Send`.
-unsafe impl<T: ?Sized + Send + Sync> Sync for ChainArc<T> {}
+unsafe impl<T: ?Sized + Send + Sync> Sync for ChainArc<T, AtomicUsize> {}
 
-impl<T> ChainArc<T> {
+impl<T, C: Count> ChainArc<T, C> {
     /// Moves `value` to the heap, with a count of 1. A chain is always made with its second
     /// pointer ([`new_pair`](ChainArc::new_pair)); the tests make one alone.
     #[cfg(test)]
-    pub(crate) fn new(value: T) -> ChainArc<T> {
+    pub(crate) fn new(value: T) -> ChainArc<T, C> {
         let inner = Box::new(Inner {
-            count: AtomicUsize::new(1),
+            count: C::new(1),
             value,
         });
         ChainArc {
@@ -108,9 +197,9 @@ impl<T> ChainArc<T> {
     /// yet). A pending chain is made so, for its `Deferred` and its `Resolver`: one atomic
     /// operation fewer a chain.
     #[inline]
-    pub(crate) fn new_pair(value: T) -> (ChainArc<T>, ChainArc<T>) {
+    pub(crate) fn new_pair(value: T) -> (ChainArc<T, C>, ChainArc<T, C>) {
         let inner = NonNull::from(Box::leak(Box::new(Inner {
-            count: AtomicUsize::new(2),
+            count: C::new(2),
             value,
         })));
         let pointer = || ChainArc {
@@ -121,34 +210,35 @@ impl<T> ChainArc<T> {
     }
 }
 
-impl<T: ?Sized> ChainArc<T> {
+impl<T: ?Sized, C: Count> ChainArc<T, C> {
     #[inline]
-    fn inner(&self) -> &Inner<T> {
+    fn inner(&self) -> &Inner<T, C> {
         // SAFETY: invariant 1: the allocation lives while this pointer does.
         unsafe { self.inner.as_ref() }
     }
 
     /// How many pointers share the value (a snapshot: others may come and go meanwhile).
     #[inline]
-    pub(crate) fn strong_count(this: &ChainArc<T>) -> usize {
-        this.inner().count.load(Ordering::Relaxed)
+    pub(crate) fn strong_count(this: &ChainArc<T, C>) -> usize {
+        this.inner().count.load_relaxed()
     }
 
     /// The value, mutably, if this is its only pointer.
     #[inline]
-    pub(crate) fn get_mut(this: &mut ChainArc<T>) -> Option<&mut T> {
-        if this.inner().count.load(Ordering::Acquire) != 1 {
+    pub(crate) fn get_mut(this: &mut ChainArc<T, C>) -> Option<&mut T> {
+        if this.inner().count.load_acquire() != 1 {
             return None;
         }
         // SAFETY: invariant 2: the count is 1, so `this` is the only pointer. `&mut this` keeps
         // it from being cloned while the `&mut` lives; the `Acquire` load saw every other
-        // owner's drop (invariant 3), so their uses of the value happened before.
+        // owner's drop (invariant 3; with a plain count, every owner is on this thread:
+        // invariant 5), so their uses of the value happened before.
         Some(unsafe { &mut (*this.inner.as_ptr()).value })
     }
 
     /// The value's address.
     #[inline]
-    pub(crate) fn as_ptr(this: &ChainArc<T>) -> *const T {
+    pub(crate) fn as_ptr(this: &ChainArc<T, C>) -> *const T {
         &this.inner().value
     }
 
@@ -161,8 +251,8 @@ impl<T: ?Sized> ChainArc<T> {
     #[inline]
     unsafe fn convert<U: ?Sized>(
         self,
-        to: impl FnOnce(NonNull<Inner<T>>) -> NonNull<Inner<U>>,
-    ) -> ChainArc<U> {
+        to: impl FnOnce(NonNull<Inner<T, C>>) -> NonNull<Inner<U, C>>,
+    ) -> ChainArc<U, C> {
         let inner = self.inner;
         // The count moves to the new pointer.
         std::mem::forget(self);
@@ -174,12 +264,12 @@ impl<T: ?Sized> ChainArc<T> {
 }
 
 // A pointer, whatever it points to: moving it moves no value (as `std::sync::Arc`).
-impl<T: ?Sized> Unpin for ChainArc<T> {}
+impl<T: ?Sized, C: Count> Unpin for ChainArc<T, C> {}
 
-impl<T: ?Sized> Clone for ChainArc<T> {
+impl<T: ?Sized, C: Count> Clone for ChainArc<T, C> {
     #[inline]
-    fn clone(&self) -> ChainArc<T> {
-        if self.inner().count.fetch_add(1, Ordering::Relaxed) > MAX_COUNT {
+    fn clone(&self) -> ChainArc<T, C> {
+        if self.inner().count.increment() > MAX_COUNT {
             std::process::abort();
         }
         ChainArc {
@@ -189,30 +279,30 @@ impl<T: ?Sized> Clone for ChainArc<T> {
     }
 }
 
-impl<T: ?Sized> Drop for ChainArc<T> {
+impl<T: ?Sized, C: Count> Drop for ChainArc<T, C> {
     #[inline]
     fn drop(&mut self) {
         let count = &self.inner().count;
         // The only pointer frees the value with no decrement; any other decrements, and the
         // one that takes the count to 0 frees it.
-        if count.load(Ordering::Acquire) != 1 {
-            if count.fetch_sub(1, Ordering::Release) != 1 {
+        if count.load_acquire() != 1 {
+            if count.decrement() != 1 {
                 return;
             }
-            fence(Ordering::Acquire);
+            C::acquire_fence();
         }
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
         // reach the allocation (a pointer is made only with the allocation or by cloning a live
         // one, and this module has no `Weak`, no count added by hand, and no raw pointer out
         // but addresses, `as_ptr`'s, which no other module can dereference: they forbid
-        // `unsafe`; invariant 4); invariant 3: every other owner's use happened before. The allocation
-        // came from `Box` (`ChainArc::new` or `new_pair`), as the type it had there or an
+        // `unsafe`; invariant 4); invariant 3 (or 5, a plain count's one thread): every other
+        // owner's use happened before. The allocation came from `Box` (`ChainArc::new` or `new_pair`), as the type it had there or an
         // unsized form of it, which `Box` frees with the same layout.
         drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
     }
 }
 
-impl<T: ?Sized> Deref for ChainArc<T> {
+impl<T: ?Sized, C: Count> Deref for ChainArc<T, C> {
     type Target = T;
 
     #[inline]
@@ -221,72 +311,120 @@ impl<T: ?Sized> Deref for ChainArc<T> {
     }
 }
 
-/// `pointer`, a `ChainArc`, as a `ChainArc<$to>`: an unsizing coercion of its pointer.
+/// `pointer`, a `ChainArc`, as a `ChainArc<$to, $count>`: an unsizing coercion of its pointer.
 macro_rules! coerce {
-    ($pointer:expr => $to:ty) => {
+    ($pointer:expr => $to:ty, $count:ty) => {
         // SAFETY: an unsizing coercion: the same value, seen as `$to` (invariant 1).
-        unsafe { $pointer.convert(|inner| -> NonNull<Inner<$to>> { inner }) }
+        unsafe { $pointer.convert(|inner| -> NonNull<Inner<$to, $count>> { inner }) }
     };
 }
 
-/// A new chain, and a second pointer to it ([`ChainArc::new_pair`]).
-#[inline]
-pub(crate) fn chain_pair<X>(chain: X) -> (ChainArc<X>, ChainArc<X>) {
-    ChainArc::new_pair(chain)
+/// The conversions of a kind's chain pointer (`ChainArc<_, $count>`), with the kind's traits
+/// (`$kind`: `shared` or `local`, whose `chain` module defines `AnyChain` and `Cancel`), its
+/// delivery trait and its `dyn Any`. `std_chain_pointer!` (lib.rs) has the same for `Rc` and
+/// `Arc`, with the `registry` feature.
+macro_rules! chain_pointer {
+    ($count:ty, $kind:ident, $delivery:path, $any:ty) => {
+        use super::{ChainArc, Inner};
+        use crate::$kind::chain::pending::AnyChain;
+        use crate::$kind::chain::pending::cancel::Cancel;
+        use std::any::Any;
+        use std::ptr::NonNull;
+        use $delivery as Delivery;
+
+        /// A new chain, and a second pointer to it ([`ChainArc::new_pair`]).
+        #[inline]
+        pub(crate) fn chain_pair<X>(chain: X) -> (ChainArc<X, $count>, ChainArc<X, $count>) {
+            ChainArc::new_pair(chain)
+        }
+
+        /// A chain, as the link a `Deferred` points to.
+        #[inline]
+        pub(crate) fn erase_chain<E: 'static, C: AnyChain<E> + 'static>(
+            chain: ChainArc<C, $count>,
+        ) -> ChainArc<dyn AnyChain<E>, $count> {
+            coerce!(chain => dyn AnyChain<E>, $count)
+        }
+
+        /// A chain, as what a cancel walks through.
+        #[inline]
+        pub(crate) fn erase_cancel<C: Cancel + 'static>(
+            chain: ChainArc<C, $count>,
+        ) -> ChainArc<dyn Cancel, $count> {
+            coerce!(chain => dyn Cancel, $count)
+        }
+
+        /// A chain, as a delivery on the run loop's queue.
+        #[inline]
+        pub(crate) fn erase_delivery<D: Delivery + 'static>(
+            chain: ChainArc<D, $count>,
+        ) -> ChainArc<dyn Delivery, $count> {
+            coerce!(chain => dyn Delivery, $count)
+        }
+
+        /// A link, as what a cancel walks through.
+        #[inline]
+        pub(crate) fn link_to_cancel<E: 'static>(
+            link: ChainArc<dyn AnyChain<E>, $count>,
+        ) -> ChainArc<dyn Cancel, $count> {
+            coerce!(link => dyn Cancel, $count)
+        }
+
+        /// A value of type `X`, checked by `Any`, typed again.
+        #[inline]
+        fn downcast<X: Any>(any: ChainArc<$any, $count>) -> ChainArc<X, $count> {
+            if !(*any).is::<X>() {
+                unreachable!("a chain's pointer is typed back to the chain's own type");
+            }
+            // SAFETY: `Any` checked the value's type: the cast is to that type (invariant 1).
+            unsafe { any.convert(NonNull::cast) }
+        }
+
+        /// The chain a link points to, typed: for the chain's own code called through the link.
+        #[inline]
+        pub(crate) fn link_to_chain<E: 'static, X: Any>(
+            link: ChainArc<dyn AnyChain<E>, $count>,
+        ) -> ChainArc<X, $count> {
+            downcast(coerce!(link => $any, $count))
+        }
+
+        /// The chain a cancel walks through, typed.
+        #[inline]
+        pub(crate) fn cancel_to_chain<X: Any>(
+            cancel: ChainArc<dyn Cancel, $count>,
+        ) -> ChainArc<X, $count> {
+            downcast(coerce!(cancel => $any, $count))
+        }
+
+        /// The chain a delivery runs, typed.
+        #[inline]
+        pub(crate) fn delivery_to_chain<X: Any>(
+            delivery: ChainArc<dyn Delivery, $count>,
+        ) -> ChainArc<X, $count> {
+            downcast(coerce!(delivery => $any, $count))
+        }
+    };
 }
 
-/// A chain, as the link a `Deferred` points to.
-#[inline]
-pub(crate) fn erase_chain<E: 'static, C: AnyChain<E> + 'static>(
-    chain: ChainArc<C>,
-) -> ChainArc<dyn AnyChain<E>> {
-    coerce!(chain => dyn AnyChain<E>)
+/// The `Send` kind's conversions: `ChainArc` with an atomic count.
+pub(crate) mod shared_kind {
+    chain_pointer!(
+        crate::sync::atomic::AtomicUsize,
+        shared,
+        crate::run_loop::Delivery,
+        dyn Any + Send + Sync
+    );
 }
 
-/// A chain, as what a cancel walks through.
-#[inline]
-pub(crate) fn erase_cancel<C: Cancel + 'static>(chain: ChainArc<C>) -> ChainArc<dyn Cancel> {
-    coerce!(chain => dyn Cancel)
-}
-
-/// A chain, as a delivery on the run loop's queue.
-#[inline]
-pub(crate) fn erase_delivery<D: Delivery + 'static>(chain: ChainArc<D>) -> ChainArc<dyn Delivery> {
-    coerce!(chain => dyn Delivery)
-}
-
-/// A link, as what a cancel walks through.
-#[inline]
-pub(crate) fn link_to_cancel<E: 'static>(link: ChainArc<dyn AnyChain<E>>) -> ChainArc<dyn Cancel> {
-    coerce!(link => dyn Cancel)
-}
-
-/// A value of type `X`, checked by `Any`, typed again.
-#[inline]
-fn downcast<X: Any>(any: ChainArc<dyn Any + Send + Sync>) -> ChainArc<X> {
-    if !(*any).is::<X>() {
-        unreachable!("a chain's pointer is typed back to the chain's own type");
-    }
-    // SAFETY: `Any` checked the value's type: the cast is to that type (invariant 1).
-    unsafe { any.convert(NonNull::cast) }
-}
-
-/// The chain a link points to, typed: for the chain's own code called through the link.
-#[inline]
-pub(crate) fn link_to_chain<E: 'static, X: Any>(link: ChainArc<dyn AnyChain<E>>) -> ChainArc<X> {
-    downcast(coerce!(link => dyn Any + Send + Sync))
-}
-
-/// The chain a cancel walks through, typed.
-#[inline]
-pub(crate) fn cancel_to_chain<X: Any>(cancel: ChainArc<dyn Cancel>) -> ChainArc<X> {
-    downcast(coerce!(cancel => dyn Any + Send + Sync))
-}
-
-/// The chain a delivery runs, typed.
-#[inline]
-pub(crate) fn delivery_to_chain<X: Any>(delivery: ChainArc<dyn Delivery>) -> ChainArc<X> {
-    downcast(coerce!(delivery => dyn Any + Send + Sync))
+/// The local kind's conversions: [`ChainRc`], `ChainArc` with a plain count.
+pub(crate) mod local_kind {
+    pub(crate) use super::ChainRc;
+    chain_pointer!(
+        std::cell::Cell<usize>,
+        local,
+        crate::run_loop::LocalDelivery,
+        dyn Any
+    );
 }
 
 #[cfg(all(test, not(loom)))]
@@ -307,7 +445,7 @@ mod tests {
     fn the_value_is_dropped_once_by_the_last_owner_whichever_it_is() {
         for unique_last in [true, false] {
             let drops = Arc::new(AtomicUsize::new(0));
-            let a = ChainArc::new(Counted(drops.clone()));
+            let a = <ChainArc<_>>::new(Counted(drops.clone()));
             let b = a.clone();
             assert_eq!(ChainArc::strong_count(&a), 2);
             if unique_last {
@@ -323,17 +461,24 @@ mod tests {
         }
     }
 
-    /// A pair is two owners: either may go first, and the other then is the only one.
+    /// A pair is two owners: either may go first, and the other then is the only one. With
+    /// either count: the `Send` kind's atomic one, or the local kind's plain one (`ChainRc`).
     #[test]
     fn a_pair_is_two_owners() {
+        two_owners::<AtomicUsize>();
+        two_owners::<std::cell::Cell<usize>>();
+    }
+
+    fn two_owners<C: Count>() {
         for first_goes_first in [true, false] {
             let drops = Arc::new(AtomicUsize::new(0));
-            let (first, second) = ChainArc::new_pair(Counted(drops.clone()));
+            let (first, second) = <ChainArc<_, C>>::new_pair(Counted(drops.clone()));
             assert_eq!(ChainArc::strong_count(&first), 2);
             assert!(std::ptr::eq(
                 ChainArc::as_ptr(&first),
                 ChainArc::as_ptr(&second)
             ));
+            drop(first.clone());
             let mut left = if first_goes_first {
                 drop(first);
                 second
@@ -359,7 +504,7 @@ mod tests {
 
     #[test]
     fn get_mut_only_for_the_only_owner() {
-        let mut a = ChainArc::new(5_u32);
+        let mut a = <ChainArc<_>>::new(5_u32);
         let b = a.clone();
         assert!(ChainArc::get_mut(&mut a).is_none());
         drop(b);
@@ -367,11 +512,45 @@ mod tests {
         assert_eq!(*a, 6);
     }
 
+    /// A local chain's pointer holds values that are not `Send` (the local kind's steps hold
+    /// `Rc`s), and its count is 8 bytes, not `Rc`'s 16.
+    #[test]
+    fn a_local_pointer_holds_what_is_not_send_with_one_count() {
+        use std::rc::Rc;
+        let mut shared = <ChainRc<_>>::new(Rc::new(5_u32));
+        let other = shared.clone();
+        assert!(ChainRc::get_mut(&mut shared).is_none());
+        drop(other);
+        assert_eq!(**ChainRc::get_mut(&mut shared).expect("alone"), 5);
+        // 8 bytes of count, not `Rc`'s 16: a chain's allocation is 8 bytes smaller.
+        assert_eq!(
+            std::mem::size_of::<Inner<u64, std::cell::Cell<usize>>>() + 8,
+            std::mem::size_of::<Inner<(u64, usize), std::cell::Cell<usize>>>()
+        );
+    }
+
+    /// The plain count is never shared between threads: a `ChainRc` is neither `Send` nor
+    /// `Sync`, whatever it points to.
+    #[test]
+    fn a_local_pointer_stays_on_its_thread() {
+        trait NotSend {
+            const SEND: bool = false;
+        }
+        impl<X: ?Sized> NotSend for X {}
+        struct Check<X: ?Sized>(std::marker::PhantomData<X>);
+        #[allow(dead_code)]
+        impl<X: ?Sized + Send> Check<X> {
+            const SEND: bool = true;
+        }
+        const { assert!(!<Check<ChainRc<u32>>>::SEND) };
+        const { assert!(<Check<ChainArc<u32>>>::SEND) };
+    }
+
     #[test]
     fn owners_on_many_threads_drop_the_value_once() {
         let drops = Arc::new(AtomicUsize::new(0));
         for _ in 0..200 {
-            let a = ChainArc::new(Counted(drops.clone()));
+            let a = <ChainArc<_>>::new(Counted(drops.clone()));
             let threads: Vec<_> = (0..4)
                 .map(|_| {
                     let mine = a.clone();
@@ -429,7 +608,7 @@ mod loom_models {
     fn the_last_owner_sees_what_another_wrote_whichever_thread_drops_last() {
         loom::model(|| {
             // Made as a chain is: two pointers at once.
-            let (mine, theirs) = ChainArc::new_pair(Written(UnsafeCell::new(0)));
+            let (mine, theirs) = <ChainArc<_>>::new_pair(Written(UnsafeCell::new(0)));
             let thread = loom::thread::spawn(move || {
                 theirs.write();
                 drop(theirs);
@@ -448,7 +627,7 @@ mod loom_models {
     #[test]
     fn get_mut_alone_sees_what_another_owner_wrote() {
         loom::model(|| {
-            let mut mine = ChainArc::new(Written(UnsafeCell::new(0)));
+            let mut mine = <ChainArc<_>>::new(Written(UnsafeCell::new(0)));
             let theirs = mine.clone();
             let thread = loom::thread::spawn(move || {
                 theirs.write();

@@ -42,7 +42,7 @@
 //! | `calloop.rs` | (feature `calloop`) an [`Inbox`] drained by a calloop event source, `CalloopClock` |
 //! | `registry.rs` | (feature `registry`) every chain not fired yet, for `pending_chains()` |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
-//! | `chain_arc.rs` | `ChainArc`, the pointer the `Send` kind's chains are shared through: an `Arc` with no weak count (the one module with `unsafe`; not with the feature `registry`) |
+//! | `chain_arc.rs` | `ChainArc`, the pointer chains are shared through: an `Arc` with no weak count, or for the local kind an `Rc` with none (`ChainRc`) (the one module with `unsafe`; not with the feature `registry`) |
 //!
 //! ```
 //! # extern crate deferred_core as deferred;
@@ -65,7 +65,9 @@
 
 /// The conversions of a chain's pointer (`kind::ChainPtr`, named by the `use` before this)
 /// where it is `Rc` or `Arc`: unsizing coercions, and `Any`'s downcast (`$any`: the `dyn Any`
-/// the pointer converts to). `chain_arc.rs` has the same for `ChainArc`.
+/// the pointer converts to), with the `registry` feature. `chain_arc.rs` has the same for
+/// `ChainArc`.
+#[cfg(feature = "registry")]
 macro_rules! std_chain_pointer {
     ($any:ty) => {
         /// A new chain, and a second pointer to it.

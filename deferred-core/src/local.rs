@@ -38,8 +38,17 @@ pub(crate) mod kind {
     pub(crate) use crate::run_loop::LocalDelivery as Delivery;
     pub(crate) use std::rc::{Rc as Ptr, Weak};
 
-    /// How a chain is shared: an `Rc`, as everything of this kind.
+    /// How a chain is shared: [`ChainRc`](crate::chain_arc::ChainRc), an `Rc` with no weak
+    /// count (the `Send` kind's `ChainArc` with a plain count: 8 bytes less a chain). With the
+    /// `registry` feature, whose registry lists chains by `Weak`, `std::rc::Rc`.
+    #[cfg(not(feature = "registry"))]
+    pub(crate) use crate::chain_arc::local_kind::{
+        ChainRc as ChainPtr, cancel_to_chain, chain_pair, delivery_to_chain, erase_cancel,
+        erase_chain, erase_delivery, link_to_cancel, link_to_chain,
+    };
+    #[cfg(feature = "registry")]
     pub(crate) use std::rc::Rc as ChainPtr;
+    #[cfg(feature = "registry")]
     std_chain_pointer!(dyn std::any::Any);
 
     /// The kind's names, for `Debug`.

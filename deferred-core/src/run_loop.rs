@@ -15,8 +15,8 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::rc::Rc;
 
+use crate::local::kind::ChainPtr as LocalChainPtr;
 use crate::shared::kind::ChainPtr;
 
 use crate::sync::thread_local;
@@ -34,14 +34,14 @@ pub(crate) trait Delivery: Any + Send + Sync {
 /// delivery).
 pub(crate) trait LocalDelivery: Any {
     /// As [`Delivery::deliverer`].
-    fn deliverer(&self) -> fn(Rc<dyn LocalDelivery>);
+    fn deliverer(&self) -> fn(LocalChainPtr<dyn LocalDelivery>);
 }
 
 /// A delivery waiting in this thread's queue. One queue serves both kinds, so deliveries run
 /// in the order they were made whichever kind made them.
 pub(crate) enum Queued {
     Shared(ChainPtr<dyn Delivery>),
-    Local(Rc<dyn LocalDelivery>),
+    Local(LocalChainPtr<dyn LocalDelivery>),
 }
 
 impl Queued {
@@ -371,6 +371,7 @@ fn calloop_loop_here() -> bool {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::rc::Rc;
 
     /// A comb 40 deep: each call logs its name, then makes two nested calls, the first of
     /// which goes on down; `nested` makes them through `in_constant_stack` (past 16 nested,

@@ -34,9 +34,11 @@ pub(crate) mod kind {
     /// (its module says why). With the `registry` feature, whose registry lists chains by
     /// `Weak`, `std::sync::Arc`.
     #[cfg(not(feature = "registry"))]
-    pub(crate) use crate::chain_arc::{
-        ChainArc as ChainPtr, cancel_to_chain, chain_pair, delivery_to_chain, erase_cancel,
-        erase_chain, erase_delivery, link_to_cancel, link_to_chain,
+    pub(crate) use crate::chain_arc::ChainArc as ChainPtr;
+    #[cfg(not(feature = "registry"))]
+    pub(crate) use crate::chain_arc::shared_kind::{
+        cancel_to_chain, chain_pair, delivery_to_chain, erase_cancel, erase_chain, erase_delivery,
+        link_to_cancel, link_to_chain,
     };
     #[cfg(feature = "registry")]
     pub(crate) use std::sync::Arc as ChainPtr;
