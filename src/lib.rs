@@ -363,8 +363,10 @@ pub use deferred_core::*;
 /// step, a value that is not `Send` (in a chain of `Deferred`s), a step that gives a Deferred of
 /// the other kind than its chain's, a start that names a function without calling it
 /// (`fetch_user` for `fetch_user()`), a `catch |e|` without a type that reads a field of the
-/// `Failure` it takes (`e.0`). A step whose body never returns and is not one of `panic!`,
-/// `todo!`, `unimplemented!` or `unreachable!` needs its type written: `then |x| -> u32 { .. }`.
+/// `Failure` it takes (`e.0`), a `catch` typed with a trait (`|e: &dyn Error|`), JavaScript's
+/// forms (`.then(|x| ..)` as a method call, `catch (e) { .. }`, `x => x + 1`). A step whose body
+/// never returns and is not one of `panic!`, `todo!`, `unimplemented!` or `unreachable!` needs
+/// its type written: `then |x| -> u32 { .. }`.
 ///
 /// ```compile_fail
 /// let d = deferred::chain! {

@@ -122,3 +122,78 @@ fn add_timeout_on_an_anyhow_chain_keeps_the_cancellers_own_failure() {
     let failure = Failure::from_anyhow(d.wait().unwrap_err());
     assert!(failure.is::<deferred::TimedOut>(), "{failure:?}");
 }
+
+// `anyhow::Context` on a chain's failure: `Failure::from_anyhow` keeps the context layers (its
+// message, `{:#}`, the `source()` chain) and what the failure inside says (its type, where a
+// step raised it); it gave the failure back without them.
+#[test]
+fn from_anyhow_keeps_the_context_added_to_a_failure() {
+    #[derive(Debug)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    let d = Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::new(Refused)));
+    let raised = line!() - 1;
+    let error = d
+        .wait()
+        .map_err(anyhow::Error::from)
+        .context("connecting to db")
+        .context("loading config")
+        .unwrap_err();
+    assert_eq!(
+        format!("{error:#}"),
+        "loading config: connecting to db: connection refused"
+    );
+    let failure = Failure::from_anyhow(error);
+    assert_eq!(failure.to_string(), "loading config");
+    assert_eq!(
+        format!("{failure:#}"),
+        "loading config: connecting to db: connection refused"
+    );
+    let mut sources = Vec::new();
+    let mut source = failure.error().source();
+    while let Some(cause) = source {
+        sources.push(cause.to_string());
+        source = cause.source();
+    }
+    assert_eq!(sources, ["connecting to db", "connection refused"]);
+    // What the failure inside says stays.
+    assert!(failure.is::<Refused>(), "{failure:?}");
+    assert_eq!(failure.origin().map(|at| at.line()), Some(raised));
+    let debug = format!("{failure:?}");
+    assert!(
+        debug.starts_with("loading config: connecting to db: connection refused\n  raised at step"),
+        "{debug}"
+    );
+    // `trap` takes the error out, as from any failure.
+    assert!(matches!(failure.trap::<Refused>(), Ok(Refused)));
+}
+
+// A chain of `anyhow::Error`s whose failure a step gave context: the unhandled report says it.
+#[test]
+fn an_unhandled_anyhow_failure_with_context_is_reported_with_it() {
+    let ((), failures) = deferred::capture_unhandled(|| {
+        let (d, resolver) = Deferred::<u32, anyhow::Error>::pending();
+        drop(d.add_errback(|e: anyhow::Error| -> anyhow::Result<u32> {
+            Err(e.context("fetching the user"))
+        }));
+        drop(resolver);
+    });
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].to_string(), "fetching the user");
+    assert!(
+        format!("{:#}", failures[0]).starts_with("fetching the user: the Deferred created at"),
+        "{:#}",
+        failures[0]
+    );
+    assert!(
+        failures[0].is::<deferred::NeverFired>(),
+        "{:?}",
+        failures[0]
+    );
+}

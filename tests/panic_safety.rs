@@ -543,3 +543,43 @@ fn resolver_in_a_thread_local_dropped_at_thread_exit_does_not_abort() {
         output.status
     );
 }
+
+// A step that panics with a payload whose own `Drop` panics (`panic_any` of a guard): the
+// failure is `Panicked`, and dropping it — in an errback that recovered, in the code that
+// waited for it, in the report of an unhandled one — does not panic. The errback's recovery
+// was turned into a failure of the chain, and a drop outside any step unwound into its caller.
+#[test]
+fn a_panic_payload_whose_drop_panics_is_dropped_quietly_with_its_failure() {
+    let _serial = serial();
+    let recovered = Deferred::<u32>::succeed(1)
+        .add_callback(|_| -> Result<u32, Failure> {
+            std::panic::panic_any(PanicOnDrop("a payload recovered from"))
+        })
+        .add_errback(|f: Failure| {
+            assert!(f.is::<Panicked>(), "{f:?}");
+            Ok(0)
+        });
+    assert_eq!(settle(recovered).unwrap(), 0);
+
+    let failed = Deferred::<u32>::succeed(1).add_callback(|_| -> Result<u32, Failure> {
+        std::panic::panic_any(PanicOnDrop("a payload waited for"))
+    });
+    let failure = failed.wait().unwrap_err();
+    assert_eq!(
+        panic_message(&failure).as_deref(),
+        Some("a panic with a non-string payload")
+    );
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(failure))).is_ok());
+
+    let mut unhandled = Unhandled::capture();
+    let fired = catch_unwind(AssertUnwindSafe(|| {
+        let (d, resolver) = Deferred::<u32>::pending();
+        drop(d.add_callback(|_| -> Result<u32, Failure> {
+            std::panic::panic_any(PanicOnDrop("a payload nobody handled"))
+        }));
+        resolver.callback(1);
+        unhandled.seen()
+    }));
+    assert!(fired.is_ok_and(|seen| seen == ["a step panicked: a panic with a non-string payload"]));
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(unhandled))).is_ok());
+}

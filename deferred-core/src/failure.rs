@@ -250,16 +250,44 @@ impl Failure {
 
     /// Whether the wrapped error is an `E`. A failure holding a [`SharedFailure`] is also an `E`
     /// when the shared one is: the question looks through the sharing.
+    ///
+    /// It does not look into the wrapped error's own contents or sources: a failure of an
+    /// `io::Error` made of an error of yours (`io::Error::other(e)`, `?` on it in a step) is an
+    /// `io::Error`, and yours is that error's [`get_ref`](std::io::Error::get_ref).
+    ///
+    /// ```
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Failure, TimedOut};
+    /// use std::{io, time::Duration};
+    ///
+    /// let f = Failure::new(io::Error::other(TimedOut::new(Duration::from_secs(1))));
+    /// assert!(f.is::<io::Error>() && !f.is::<TimedOut>());
+    /// let inner = f.downcast_ref::<io::Error>().and_then(|e| e.get_ref());
+    /// assert!(inner.is_some_and(|e| e.is::<TimedOut>()));
+    /// ```
     pub fn is<E: StdError + 'static>(&self) -> bool {
-        self.inner.error.is::<E>() || self.shared().is_some_and(|shared| shared.0.is::<E>())
+        self.downcast_ref::<E>().is_some()
     }
 
     /// The wrapped error, if it is an `E` (looking through a [`SharedFailure`], as [`is`](Failure::is)).
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        match self.inner.error.downcast_ref::<E>() {
-            Some(error) => Some(error),
-            None => self.shared()?.0.downcast_ref::<E>(),
+        if let Some(error) = self.inner.error.downcast_ref::<E>() {
+            return Some(error);
         }
+        self.held()?.downcast_ref::<E>()
+    }
+
+    /// The failure this one reads as: the shared one of a copy of a [`SharedFailure`], or (feature
+    /// `anyhow`) the one under an `anyhow::Error`'s context ([`Failure::from_anyhow`]).
+    fn held(&self) -> Option<&Failure> {
+        if let Some(shared) = self.shared() {
+            return Some(&shared.0);
+        }
+        #[cfg(feature = "anyhow")]
+        if let Some(context) = self.inner.error.downcast_ref::<WithContext>() {
+            return context.failure();
+        }
+        None
     }
 
     /// Twisted's `trap`: take the wrapped error if it is an `E`, else hand the whole `Failure`
@@ -298,6 +326,23 @@ impl Failure {
             return match error.downcast::<E>() {
                 Ok(e) => Ok(*e),
                 Err(_) => unreachable!("checked by `is` above"),
+            };
+        }
+        #[cfg(feature = "anyhow")]
+        if let Some(context) = self.inner.error.downcast_ref::<WithContext>()
+            && context
+                .failure()
+                .is_some_and(|held| held.inner.error.is::<E>())
+        {
+            // The context goes with the rest of the failure. (A shared failure under it is
+            // handed back whole, below, as a copy of a shared failure is.)
+            let Inner { error, .. } = *self.inner;
+            return match error
+                .downcast::<WithContext>()
+                .map(|context| context.0.downcast::<AsError>())
+            {
+                Ok(Ok(held)) => held.0.trap::<E>(),
+                _ => unreachable!("checked by `failure` above"),
             };
         }
         let sole_holder = self
@@ -382,8 +427,8 @@ impl Failure {
     /// The backtrace captured when the failure was made (empty unless `RUST_BACKTRACE` asks).
     /// (For a copy of a [`SharedFailure`], the shared failure's.)
     pub fn backtrace(&self) -> &Backtrace {
-        match self.shared() {
-            Some(shared) => shared.0.backtrace(),
+        match self.held() {
+            Some(held) => held.backtrace(),
             None => &self.inner.backtrace,
         }
     }
@@ -667,11 +712,96 @@ impl Failure {
     /// let failure = Failure::from_anyhow(anyhow::anyhow!("disk full"));
     /// assert_eq!(failure.to_string(), "disk full");
     /// ```
+    ///
+    /// An `anyhow::Error` that adds context to a failure (`Err(failure).context("loading
+    /// config")`) keeps it: the failure's message is the outermost context's, its `{:#}` and
+    /// `source()` chain go on through every context layer to the failure's own message and
+    /// sources, and it says where the failure inside was raised and the steps it passed (its
+    /// [`origin`](Failure::origin), [`trail`](Failure::trail), `{:?}`). [`is`](Failure::is),
+    /// [`downcast_ref`](Failure::downcast_ref) and [`trap`](Failure::trap) look through the
+    /// context to the failure's error (`trap` takes it out, dropping the context).
+    ///
+    /// An `anyhow::Error` of another error (`anyhow::Error::new(e)`, `?` on it) is wrapped as
+    /// it is: its message and sources stay, but `is`, `downcast_ref` and `trap` do not see the
+    /// error inside it (anyhow's box is of a type of its own). Ask the `anyhow::Error` first
+    /// (`error.downcast::<MyError>()`), or make a failure of the error itself.
+    ///
+    /// ```
+    /// # extern crate deferred_core as deferred;
+    /// use anyhow::Context;
+    /// use deferred::{Deferred, Failure, NeverFired};
+    ///
+    /// let (d, resolver) = Deferred::<u32>::pending();
+    /// drop(resolver);
+    /// let error = d.wait().map_err(anyhow::Error::from).context("loading config").unwrap_err();
+    /// let failure = Failure::from_anyhow(error);
+    /// assert_eq!(failure.to_string(), "loading config");
+    /// assert!(format!("{failure:#}").starts_with("loading config: the Deferred created at"));
+    /// assert!(failure.is::<NeverFired>());
+    /// ```
     pub fn from_anyhow(error: anyhow::Error) -> Failure {
-        match error.downcast::<AsError>() {
-            Ok(failure) => failure.0,
-            Err(error) => Failure::wrapping(error.into()),
+        // The failure itself, when it is the outermost error (anyhow's `downcast` would also
+        // find it under context layers, and drop them).
+        if (*error).is::<AsError>() {
+            return match error.downcast::<AsError>() {
+                Ok(failure) => failure.0,
+                Err(_) => unreachable!("checked by `is` above"),
+            };
         }
+        let Some(held) = error
+            .downcast_ref::<AsError>()
+            .map(|failure| &failure.0.inner)
+        else {
+            return Failure::wrapping(error.into());
+        };
+        // Context over a failure: the failure reads as the one inside, the context first.
+        let inner = Inner {
+            // The one inside's is shown instead (`Failure::backtrace` looks through).
+            backtrace: Backtrace::disabled(),
+            origin: held.origin,
+            trail: held.trail.clone(),
+            in_chain: held.in_chain,
+            entered_at: held.entered_at,
+            entered_by: held.entered_by,
+            error: Box::new(WithContext(error)),
+        };
+        Failure {
+            inner: Box::new(inner),
+        }
+    }
+}
+
+/// An `anyhow::Error` that adds context to a failure ([`Failure::from_anyhow`]).
+#[cfg(feature = "anyhow")]
+struct WithContext(anyhow::Error);
+
+#[cfg(feature = "anyhow")]
+impl WithContext {
+    /// The failure under the context.
+    fn failure(&self) -> Option<&Failure> {
+        self.0.downcast_ref::<AsError>().map(|failure| &failure.0)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl fmt::Display for WithContext {
+    /// The outermost context alone, even with `{:#}`: the rest is this error's `source()`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl fmt::Debug for WithContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl StdError for WithContext {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        (*self.0).source()
     }
 }
 
@@ -928,6 +1058,27 @@ impl Panicked {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
+    }
+}
+
+/// The payload is the panicking code's value, whose `Drop` may panic too (`panic_any` of a
+/// guard): that panic stays here, as a failure is dropped wherever it ends (an errback that
+/// recovered from it, the report of an unhandled one, the code that waited for it).
+impl Drop for Panicked {
+    fn drop(&mut self) {
+        let payload = self
+            .payload
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(payload) = payload
+            && let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                drop(payload);
+            }))
+        {
+            // The payload of that panic may panic as it drops, too: it is let go of, not dropped.
+            std::mem::forget(panic);
+        }
     }
 }
 

@@ -361,6 +361,32 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
         );
         return Ok(invalid(plain_kind, error));
     }
+    if input.peek(syn::token::Brace)
+        && let Some(params) = js_params(&expr)
+    {
+        // JavaScript's `catch (e) { ... }` (or `then (x) { ... }`): read the block too, to go
+        // on with the steps after it.
+        let block: syn::ExprBlock = input.parse()?;
+        let body = crate::validate::text(&block);
+        let body = if body.len() > 40 { "{ ... }" } else { &body };
+        let params = match (keyword_kind, params.is_empty()) {
+            (Keyword::Then | Keyword::Catch, true) => "_".to_owned(),
+            _ => params.join(", "),
+        };
+        let params = if params.contains(',') {
+            format!("({params})")
+        } else {
+            params
+        };
+        let error = Error::new_spanned(
+            &expr,
+            format!(
+                "a step takes a Rust closure, with its parameter between `|`s, not in \
+                 parentheses: write `{name} |{params}| {body}`"
+            ),
+        );
+        return Ok(invalid(plain_kind, error));
+    }
     match expr {
         Expr::Closure(closure) => Ok(closure_step(keyword_kind, keyword, closure)),
         Expr::Path(path) => Ok(Step {
@@ -396,6 +422,20 @@ fn parse_step(input: ParseStream, keyword_kind: Keyword, keyword: Ident) -> syn:
             );
             Ok(invalid(plain_kind, error))
         }
+    }
+}
+
+/// The names in `(e)`, `(a, b)` or `()`: the parameters of JavaScript's `catch (e) { ... }`,
+/// when a step is written so.
+fn js_params(expr: &Expr) -> Option<Vec<String>> {
+    let name = |expr: &Expr| match expr {
+        Expr::Path(path) if path.qself.is_none() => path.path.get_ident().map(ToString::to_string),
+        _ => None,
+    };
+    match expr {
+        Expr::Paren(paren) if paren.attrs.is_empty() => Some(vec![name(&paren.expr)?]),
+        Expr::Tuple(tuple) if tuple.attrs.is_empty() => tuple.elems.iter().map(name).collect(),
+        _ => None,
     }
 }
 

@@ -237,6 +237,20 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
     let Handler::Closure(closure) = &mut step.handler else {
         return;
     };
+    let written = format!(
+        "{} {}",
+        keyword.name(),
+        closure_text(&closure.written)
+            .strip_suffix(&text(&closure.body))
+            .unwrap_or("|..| ")
+    );
+    if let Some(error) = method_steps(&closure.body, &written) {
+        step.handler = Handler::Invalid(error);
+        if let StepKind::Catch { ty } = &mut step.kind {
+            *ty = None;
+        }
+        return;
+    }
     let rule = check_closure(keyword, &closure.written)
         .and_then(|()| BodyScan::of(&closure.body).check(keyword, closure));
     if let Err(error) = rule {
@@ -258,6 +272,9 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
 /// its error by value (only one made from a `&'static NotFound` holds a reference, and a `catch`
 /// of it says so: `|e: &'static NotFound|`).
 fn catch_type_error(ty: &Type) -> Option<Error> {
+    if let Some(error) = unsized_catch_type(ty) {
+        return Some(error);
+    }
     let Type::Reference(reference) = ty else {
         return None;
     };
@@ -277,6 +294,49 @@ fn catch_type_error(ty: &Type) -> Option<Error> {
         )
     };
     Some(Error::new_spanned(reference.and_token, message))
+}
+
+/// A `catch` type that is a trait, not a type (`dyn Error`, `&dyn Error`, `impl Error`): the
+/// way to ask for "any error", which a value cannot be of. A failure's error taken as it is,
+/// whatever its type, is a boxed error.
+fn unsized_catch_type(ty: &Type) -> Option<Error> {
+    let (at, bounds): (&dyn ToTokens, _) = match ty {
+        Type::TraitObject(object) => (object, &object.bounds),
+        Type::ImplTrait(object) => (object, &object.bounds),
+        Type::Reference(reference) => match &*reference.elem {
+            Type::TraitObject(object) => (reference, &object.bounds),
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let traits = bounds
+        .iter()
+        .filter_map(|bound| match bound {
+            syn::TypeParamBound::Trait(t) => Some(text(&t.path)),
+            _ => None,
+        })
+        .collect::<Vec<_>>();
+    let mut boxed = if traits.is_empty() {
+        "Error".to_owned()
+    } else {
+        traits.join(" + ")
+    };
+    for marker in ["Send", "Sync"] {
+        if !traits
+            .iter()
+            .any(|t| t == marker || t.ends_with(&format!("::{marker}")))
+        {
+            boxed = format!("{boxed} + {marker}");
+        }
+    }
+    Some(Error::new_spanned(
+        at,
+        format!(
+            "a `catch` traps a type of error, not a trait: write `|e: ErrorType|` to trap one \
+             type, or `|e: Box<dyn {boxed}>|` to take every failure's error, boxed (or `|f|`, \
+             the failure itself)"
+        ),
+    ))
 }
 
 /// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,
@@ -300,6 +360,77 @@ fn outcome_by_value(closure: &mut StepClosure) -> Option<Error> {
     let by_value = typed.ty.clone();
     *typed.ty = syn::parse_quote_spanned!(by_value.span()=> & #by_value);
     Some(error)
+}
+
+/// JavaScript's `.then(|x| ...)` and `.catch(|e| ...)`, written as method calls on the start
+/// or as a step's whole body (a Deferred has no such methods): the error at the first such
+/// call, which says how to write the calls as steps (`step`: the step's keyword and
+/// parameters as written, `then |x| `, for a body; empty for the start). A `.then` whose closure takes no
+/// parameter is `bool::then`'s, and left alone.
+pub fn method_steps(expr: &Expr, step: &str) -> Option<Error> {
+    fn step_like(call: &syn::ExprMethodCall) -> Option<(Keyword, &ExprClosure)> {
+        let keyword = Keyword::from_word(&call.method.to_string())?;
+        let [Expr::Closure(closure)] = call.args.iter().collect::<Vec<_>>()[..] else {
+            return None;
+        };
+        (keyword != Keyword::Then || !closure.inputs.is_empty()).then_some((keyword, closure))
+    }
+    // The method calls, outermost first, down to the first receiver that is not one.
+    let mut calls = Vec::new();
+    let mut receiver = expr;
+    while let Expr::MethodCall(call) = receiver {
+        calls.push(call);
+        receiver = &call.receiver;
+    }
+    // The innermost call that is a step; the calls after it must be steps too, to suggest
+    // them as steps.
+    let first = calls.iter().rposition(|call| step_like(call).is_some())?;
+    let head = &calls[first].receiver;
+    let mut suggestion = format!("{step}{}", text(head));
+    for call in calls[..=first].iter().rev() {
+        match step_like(call) {
+            Some((keyword, closure)) => {
+                suggestion = format!("{suggestion} {} {}", keyword.name(), closure_text(closure));
+            }
+            None => {
+                suggestion.clear();
+                break;
+            }
+        }
+    }
+    let call = calls[first];
+    let (dot, method) = (&call.dot_token, &call.method);
+    let written = if suggestion.is_empty() || suggestion.len() > 100 {
+        format!(
+            "`... {method} |value| ...` after the {}",
+            if step.is_empty() { "start" } else { "step" }
+        )
+    } else {
+        format!("`{suggestion}`")
+    };
+    Some(Error::new_spanned(
+        quote::quote!(#dot #method),
+        format!(
+            "`.{method}(..)` is not a method of a Deferred: in `chain!`, each step follows the \
+             one before it, with no `.` and no parentheses: write {written}"
+        ),
+    ))
+}
+
+/// A closure as a person writes it: `|x| x + 1`, not `| x | x + 1`.
+fn closure_text(closure: &ExprClosure) -> String {
+    let capture = if closure.capture.is_some() {
+        "move "
+    } else {
+        ""
+    };
+    let inputs = closure
+        .inputs
+        .iter()
+        .map(|input| text(input).replace(" : ", ": "))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("{capture}|{inputs}| {}", text(&closure.body))
 }
 
 /// Tokens as a person writes them: `Result<i32, Failure>`, not `Result < i32 , Failure >`.
