@@ -26,15 +26,9 @@ pub fn chain(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
 }
 
 /// The whole macro on `proc_macro2` tokens. A mistake that leaves no chain to expand (an empty
-/// input, a missing start, a start that is no expression, steps written as method calls on the
-/// start) becomes the expansion's only content.
+/// input, a missing start, a start that is no expression) becomes the expansion's only content.
 fn chain_tokens(input: TokenStream) -> TokenStream {
     match parse::parse(input) {
-        // Steps written as method calls on the start (`fetch(id).then(|x| ..)`): the chain
-        // as written has no steps, and what the calls would give is unknown; that error alone.
-        Ok(chain) if let Some(error) = validate::method_steps(&chain.start, "") => {
-            error.into_compile_error()
-        }
         Ok(mut chain) => {
             validate::validate(&mut chain);
             expand::expand(&chain)

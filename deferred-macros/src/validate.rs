@@ -237,20 +237,6 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
     let Handler::Closure(closure) = &mut step.handler else {
         return;
     };
-    let written = format!(
-        "{} {}",
-        keyword.name(),
-        closure_text(&closure.written)
-            .strip_suffix(&text(&closure.body))
-            .unwrap_or("|..| ")
-    );
-    if let Some(error) = method_steps(&closure.body, &written) {
-        step.handler = Handler::Invalid(error);
-        if let StepKind::Catch { ty } = &mut step.kind {
-            *ty = None;
-        }
-        return;
-    }
     let rule = check_closure(keyword, &closure.written)
         .and_then(|()| BodyScan::of(&closure.body).check(keyword, closure));
     if let Err(error) = rule {
@@ -360,77 +346,6 @@ fn outcome_by_value(closure: &mut StepClosure) -> Option<Error> {
     let by_value = typed.ty.clone();
     *typed.ty = syn::parse_quote_spanned!(by_value.span()=> & #by_value);
     Some(error)
-}
-
-/// JavaScript's `.then(|x| ...)` and `.catch(|e| ...)`, written as method calls on the start
-/// or as a step's whole body (a Deferred has no such methods): the error at the first such
-/// call, which says how to write the calls as steps (`step`: the step's keyword and
-/// parameters as written, `then |x| `, for a body; empty for the start). A `.then` whose closure takes no
-/// parameter is `bool::then`'s, and left alone.
-pub fn method_steps(expr: &Expr, step: &str) -> Option<Error> {
-    fn step_like(call: &syn::ExprMethodCall) -> Option<(Keyword, &ExprClosure)> {
-        let keyword = Keyword::from_word(&call.method.to_string())?;
-        let [Expr::Closure(closure)] = call.args.iter().collect::<Vec<_>>()[..] else {
-            return None;
-        };
-        (keyword != Keyword::Then || !closure.inputs.is_empty()).then_some((keyword, closure))
-    }
-    // The method calls, outermost first, down to the first receiver that is not one.
-    let mut calls = Vec::new();
-    let mut receiver = expr;
-    while let Expr::MethodCall(call) = receiver {
-        calls.push(call);
-        receiver = &call.receiver;
-    }
-    // The innermost call that is a step; the calls after it must be steps too, to suggest
-    // them as steps.
-    let first = calls.iter().rposition(|call| step_like(call).is_some())?;
-    let head = &calls[first].receiver;
-    let mut suggestion = format!("{step}{}", text(head));
-    for call in calls[..=first].iter().rev() {
-        match step_like(call) {
-            Some((keyword, closure)) => {
-                suggestion = format!("{suggestion} {} {}", keyword.name(), closure_text(closure));
-            }
-            None => {
-                suggestion.clear();
-                break;
-            }
-        }
-    }
-    let call = calls[first];
-    let (dot, method) = (&call.dot_token, &call.method);
-    let written = if suggestion.is_empty() || suggestion.len() > 100 {
-        format!(
-            "`... {method} |value| ...` after the {}",
-            if step.is_empty() { "start" } else { "step" }
-        )
-    } else {
-        format!("`{suggestion}`")
-    };
-    Some(Error::new_spanned(
-        quote::quote!(#dot #method),
-        format!(
-            "`.{method}(..)` is not a method of a Deferred: in `chain!`, each step follows the \
-             one before it, with no `.` and no parentheses: write {written}"
-        ),
-    ))
-}
-
-/// A closure as a person writes it: `|x| x + 1`, not `| x | x + 1`.
-fn closure_text(closure: &ExprClosure) -> String {
-    let capture = if closure.capture.is_some() {
-        "move "
-    } else {
-        ""
-    };
-    let inputs = closure
-        .inputs
-        .iter()
-        .map(|input| text(input).replace(" : ", ": "))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!("{capture}|{inputs}| {}", text(&closure.body))
 }
 
 /// Tokens as a person writes them: `Result<i32, Failure>`, not `Result < i32 , Failure >`.
