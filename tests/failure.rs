@@ -1261,3 +1261,308 @@ fn a_failure_map_err_makes_entered_at_the_map_err() {
         );
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deeply nested failures: dropped, formatted and reported in bounded stack
+// ---------------------------------------------------------------------------------------------
+
+/// How deep the nested failures below are: far more than a recursion per level fits in a
+/// test thread's default stack (2 MiB).
+const DEEP: usize = 100_000;
+
+/// Runs `f` on a new thread with the default stack: a recursion per level of a deep failure
+/// overflows it, which aborts the test binary.
+fn on_a_default_stack<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    std::thread::spawn(f).join().unwrap()
+}
+
+/// `levels` `FirstError`s, each holding the next, around `root`.
+fn nested_first_errors(levels: usize, root: Failure) -> Failure {
+    let mut failure = root;
+    for _ in 0..levels {
+        failure = Failure::new(deferred::FirstError::new(0, failure));
+    }
+    failure
+}
+
+/// `levels` `FailureGroup`s of one failure each, around `root`.
+fn nested_groups(levels: usize, root: Failure) -> Failure {
+    let mut failure = root;
+    for _ in 0..levels {
+        failure = Failure::new(deferred::FailureGroup::new(vec![failure]));
+    }
+    failure
+}
+
+/// `levels` `FirstError`s, each holding a shared copy of the next (as a `SharedResult`'s
+/// consumer has), around `root`.
+fn nested_shared(levels: usize, root: Failure) -> Failure {
+    let mut failure = root;
+    for _ in 0..levels {
+        failure = Failure::new(deferred::FirstError::new(0, failure.share().to_failure()));
+    }
+    failure
+}
+
+/// `{:?}` without the backtrace (`RUST_BACKTRACE` may ask for one).
+fn debug_without_backtrace(failure: &Failure) -> String {
+    let debug = format!("{failure:?}");
+    match debug.split_once("\nbacktrace:\n") {
+        Some((head, _)) => head.to_owned(),
+        None => debug,
+    }
+}
+
+#[test]
+fn a_deep_failure_of_first_errors_drops_in_bounded_stack() {
+    on_a_default_stack(|| drop(nested_first_errors(DEEP, Failure::msg("root"))));
+}
+
+#[test]
+fn a_deep_failure_of_failure_groups_drops_in_bounded_stack() {
+    on_a_default_stack(|| drop(nested_groups(DEEP, Failure::msg("root"))));
+}
+
+#[test]
+fn a_deep_failure_of_shared_copies_drops_in_bounded_stack() {
+    on_a_default_stack(|| drop(nested_shared(DEEP, Failure::msg("root"))));
+    // A shared copy whose original another holder keeps: dropping the copy leaves it whole.
+    on_a_default_stack(|| {
+        let shared = nested_first_errors(3, Failure::msg("root")).share();
+        drop(Failure::new(deferred::FirstError::new(
+            1,
+            shared.to_failure(),
+        )));
+        assert_eq!(
+            shared.failure().to_string(),
+            "input #0 failed: input #0 failed: input #0 failed: root"
+        );
+    });
+}
+
+/// `{}`, `{:#}` and `{:?}` show 32 levels of nested failures, then say how many more there
+/// are; the root's sources still close `{:#}`.
+#[test]
+fn a_deep_failure_formats_32_levels_then_says_how_many_are_left_out() {
+    let (display, alternate, debug) = on_a_default_stack(|| {
+        let failure = nested_first_errors(DEEP, Failure::new(layered()));
+        (
+            failure.to_string(),
+            format!("{failure:#}"),
+            debug_without_backtrace(&failure),
+        )
+    });
+    // 100,001 failures: levels 0 to 31 shown, 100,001 - 32 left out.
+    let shown = format!(
+        "{}... 99,969 more nested failures not shown",
+        "input #0 failed: ".repeat(32)
+    );
+    assert_eq!(display, shown);
+    assert_eq!(alternate, format!("{shown}: connection reset: broken pipe"));
+    assert_eq!(
+        debug,
+        format!(
+            "{alternate}\n  {}... 99,969 more nested failures not shown",
+            "input #0 ".repeat(32)
+        )
+    );
+
+    let groups = on_a_default_stack(|| nested_groups(DEEP, Failure::msg("root")).to_string());
+    let one = "all 1 inputs failed: #0: ";
+    assert_eq!(
+        groups,
+        format!(
+            "{}... 99,969 more nested failures not shown",
+            one.repeat(32)
+        )
+    );
+    let shared = on_a_default_stack(|| nested_shared(DEEP, Failure::msg("root")).to_string());
+    assert!(
+        shared.starts_with(&"input #0 failed: ".repeat(32)),
+        "{}",
+        &shared[..600]
+    );
+    assert!(
+        shared.ends_with(" more nested failures not shown"),
+        "{}",
+        &shared[shared.len() - 600..]
+    );
+}
+
+/// The cut is at the 33rd level exactly: 32 levels are shown whole, as before.
+#[test]
+fn a_failure_32_levels_deep_formats_whole() {
+    let whole = nested_first_errors(31, Failure::msg("root"));
+    assert_eq!(
+        whole.to_string(),
+        format!("{}root", "input #0 failed: ".repeat(31))
+    );
+    let cut = nested_first_errors(32, Failure::msg("root"));
+    assert_eq!(
+        cut.to_string(),
+        format!(
+            "{}... 1 more nested failure not shown",
+            "input #0 failed: ".repeat(32)
+        )
+    );
+    // FirstError's own Display counts from its input: 32 failures are shown, as above.
+    let first = deferred::FirstError::new(7, nested_first_errors(31, Failure::msg("root")));
+    assert_eq!(
+        first.to_string(),
+        format!("input #7 failed: {}root", "input #0 failed: ".repeat(31))
+    );
+    let first = deferred::FirstError::new(7, nested_first_errors(32, Failure::msg("root")));
+    assert_eq!(
+        first.to_string(),
+        format!(
+            "input #7 failed: {}... 1 more nested failure not shown",
+            "input #0 failed: ".repeat(32)
+        )
+    );
+    // `{:?}`: the places of the input past 32 levels are left out, in one line.
+    let cut = Deferred::<u32>::fail(nested_first_errors(32, Failure::msg("root")));
+    let debug = debug_without_backtrace(&cut.wait().unwrap_err());
+    let fail_line = line!() - 2;
+    let expected = format!(
+        "{}... 1 more nested failure not shown\n  {}... 1 more nested failure not shown\n  \
+         entered the chain at {}",
+        "input #0 failed: ".repeat(32),
+        "input #0 ".repeat(32),
+        at(fail_line),
+    );
+    assert!(debug.starts_with(&expected), "{debug}");
+    assert!(debug.ends_with(", by fail"), "{debug}");
+}
+
+/// A deep failure's `source()`, `is_cancelled` and a user's error with a deep source chain.
+#[test]
+fn a_deep_failure_answers_questions_in_bounded_stack() {
+    on_a_default_stack(|| {
+        // `source()` takes one small frame a level: 400,000 levels overflowed.
+        let failure = nested_first_errors(4 * DEEP, Failure::new(layered()));
+        let source = failure.error().source().map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("connection reset"));
+        assert!(!failure.is_cancelled());
+        assert!(nested_first_errors(DEEP, Failure::cancelled()).is_cancelled());
+        assert!(nested_groups(DEEP, Failure::cancelled()).is_cancelled());
+        assert!(nested_shared(DEEP, Failure::cancelled()).is_cancelled());
+        assert!(!nested_groups(DEEP, Failure::msg("root")).is_cancelled());
+    });
+}
+
+/// A user's error whose `source()` chain is `DEEP` long: `{:#}` walks it without recursion.
+#[test]
+fn a_users_deep_source_chain_formats_in_bounded_stack() {
+    #[derive(Debug)]
+    struct Deep {
+        level: usize,
+        next: Option<Box<Deep>>,
+    }
+    impl Drop for Deep {
+        // Its own drop would recurse: unlink the chain first.
+        fn drop(&mut self) {
+            let mut next = self.next.take();
+            while let Some(mut deep) = next {
+                next = deep.next.take();
+            }
+        }
+    }
+    impl fmt::Display for Deep {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "level {}", self.level)
+        }
+    }
+    impl Error for Deep {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.next.as_deref().map(|e| e as &(dyn Error + 'static))
+        }
+    }
+    let alternate = on_a_default_stack(|| {
+        let mut deep = Deep {
+            level: DEEP - 1,
+            next: None,
+        };
+        for level in (0..DEEP - 1).rev() {
+            deep = Deep {
+                level,
+                next: Some(Box::new(deep)),
+            };
+        }
+        let failure = Failure::new(deferred::FirstError::new(2, Failure::new(deep)));
+        (format!("{failure:#}"), debug_without_backtrace(&failure))
+    });
+    let (alternate, debug) = alternate;
+    assert!(alternate.starts_with("input #2 failed: level 0: level 1: level 2"));
+    assert!(alternate.ends_with(&format!(": level {}", DEEP - 1)));
+    assert_eq!(debug, alternate);
+}
+
+/// An unhandled deep failure is reported (its `Debug` form on stderr, here) without
+/// overflowing, and one a capture takes is dropped with it.
+#[test]
+fn a_deep_unhandled_failure_is_reported_in_bounded_stack() {
+    on_a_default_stack(|| {
+        drop(Deferred::<u32>::fail(nested_first_errors(
+            DEEP,
+            Failure::msg("deep unhandled failure (expected in this test's output)"),
+        )));
+    });
+    let debug = on_a_default_stack(|| {
+        let ((), reported) = deferred::capture_unhandled(|| {
+            drop(Deferred::<u32>::fail(nested_groups(
+                DEEP,
+                Failure::msg("root"),
+            )));
+        });
+        assert_eq!(reported.len(), 1);
+        debug_without_backtrace(&reported[0])
+    });
+    let lines: Vec<&str> = debug.lines().collect();
+    assert_eq!(lines.len(), 3, "{debug}");
+    assert!(
+        lines[0].ends_with("#0: ... 99,969 more nested failures not shown"),
+        "{debug}"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            "  {}... 99,969 more nested failures not shown",
+            "input #0 ".repeat(32)
+        )
+    );
+    assert!(lines[2].starts_with("  entered the chain at "), "{debug}");
+    assert!(lines[2].ends_with(", by fail"), "{debug}");
+}
+
+/// Failures nested by the combinators themselves: `gather_results` and `race` in each other,
+/// deep enough to overflow a recursion per level, with the steps each level passed.
+#[test]
+fn a_failure_nested_by_real_combinators_is_dropped_and_formatted_in_bounded_stack() {
+    const LEVELS: usize = 20_000;
+    let (display, debug) = on_a_default_stack(|| {
+        let mut d =
+            Deferred::<u32>::succeed(1).add_callback(|_| Err::<u32, _>(Failure::msg("root")));
+        for level in 0..LEVELS {
+            d = if level % 2 == 0 {
+                deferred::gather_results([d]).add_callback(|values: Vec<u32>| Ok(values[0]))
+            } else {
+                deferred::race([d]).add_callback(|(_, value): (usize, u32)| Ok(value))
+            };
+        }
+        let failure = d.wait().unwrap_err();
+        (failure.to_string(), debug_without_backtrace(&failure))
+    });
+    let head = "all 1 inputs failed: #0: input #0 failed: ".repeat(16);
+    assert_eq!(
+        display,
+        format!("{head}... 19,969 more nested failures not shown")
+    );
+    assert!(debug.starts_with(&format!("{display}\n  ")), "{debug}");
+    assert!(
+        debug.contains(&format!(
+            "{}... 19,969 more nested failures not shown",
+            "input #0 ".repeat(32)
+        )),
+        "{debug}"
+    );
+}

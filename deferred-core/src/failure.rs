@@ -9,7 +9,7 @@
 //! blanket `From<E: Error>` conversion possible, so `?` works on any error inside a callback.
 #![forbid(unsafe_code)]
 
-use std::any::Any;
+use std::any::{Any, TypeId};
 use std::backtrace::{Backtrace, BacktraceStatus};
 use std::cell::Cell;
 use std::error::Error as StdError;
@@ -100,6 +100,11 @@ impl std::panic::RefUnwindSafe for Failure {}
 
 struct Inner {
     error: BoxError,
+    /// Whether `error` may hold failures of its own (it is a
+    /// [`FirstError`](crate::FirstError), a [`FailureGroup`](crate::FailureGroup) or a
+    /// [`SharedFailure`]): what `Drop` takes apart, in a loop. False for most failures, whose
+    /// drop then costs nothing more.
+    nests: bool,
     backtrace: Backtrace,
     /// Where the failure was raised, when the chain knows it (a step that panicked or returned Err).
     origin: Option<&'static Location<'static>>,
@@ -152,7 +157,11 @@ impl EnteredBy {
 impl Failure {
     /// Wraps an error. The backtrace is captured here, as `RUST_BACKTRACE` says.
     pub fn new<E: crate::WrappableError>(error: E) -> Failure {
-        Failure::wrapping(Box::new(error))
+        // Decided by type, at compile time: no cost for the errors that nest no failure.
+        let nests = TypeId::of::<E>() == TypeId::of::<crate::outcome::FirstError>()
+            || TypeId::of::<E>() == TypeId::of::<crate::outcome::FailureGroup>()
+            || TypeId::of::<E>() == TypeId::of::<SharedFailure>();
+        Failure::wrapping_nesting(Box::new(error), nests)
     }
 
     /// A failure with just a message, for errors that have no type of their own.
@@ -177,9 +186,17 @@ impl Failure {
 
     /// A failure of `error`, made here.
     fn wrapping(error: BoxError) -> Failure {
+        let nests = Inner::nesting(&*error);
+        Failure::wrapping_nesting(error, nests)
+    }
+
+    /// A failure of `error`, made here; `nests` says whether `error` may hold failures (see
+    /// [`Inner::nests`]).
+    fn wrapping_nesting(error: BoxError, nests: bool) -> Failure {
         Failure {
             inner: Box::new(Inner {
                 error,
+                nests,
                 backtrace: Backtrace::capture(),
                 origin: None,
                 trail: Vec::new(),
@@ -322,8 +339,7 @@ impl Failure {
                   to pass it on, as Twisted's `f.trap(E)` raises it again"]
     pub fn trap<E: StdError + 'static>(self) -> Result<E, Failure> {
         if self.inner.error.is::<E>() {
-            let Inner { error, .. } = *self.inner;
-            return match error.downcast::<E>() {
+            return match self.into_boxed_error().downcast::<E>() {
                 Ok(e) => Ok(*e),
                 Err(_) => unreachable!("checked by `is` above"),
             };
@@ -336,8 +352,8 @@ impl Failure {
         {
             // The context goes with the rest of the failure. (A shared failure under it is
             // handed back whole, below, as a copy of a shared failure is.)
-            let Inner { error, .. } = *self.inner;
-            return match error
+            return match self
+                .into_boxed_error()
                 .downcast::<WithContext>()
                 .map(|context| context.0.downcast::<AsError>())
             {
@@ -351,8 +367,7 @@ impl Failure {
         if !sole_holder {
             return Err(self);
         }
-        let Inner { error, .. } = *self.inner;
-        let shared = match error.downcast::<SharedFailure>() {
+        let shared = match self.into_boxed_error().downcast::<SharedFailure>() {
             Ok(shared) => *shared,
             Err(_) => unreachable!("checked by `shared` above"),
         };
@@ -365,6 +380,14 @@ impl Failure {
     /// The shared failure this one holds, if it is a copy of a [`SharedFailure`].
     fn shared(&self) -> Option<&SharedFailure> {
         self.inner.error.downcast_ref::<SharedFailure>()
+    }
+
+    /// The wrapped error, taken out (the rest is dropped). `Inner` has a `Drop` of its own, so
+    /// its fields cannot be moved out: the error is swapped for [`Taken`], which allocates
+    /// nothing.
+    fn into_boxed_error(self) -> BoxError {
+        let mut inner = self.inner;
+        std::mem::replace(&mut inner.error, Box::new(Taken))
     }
 
     /// Makes this failure shareable: cheap copies of it (an `Arc`, not a deep copy) for
@@ -380,8 +403,7 @@ impl Failure {
     /// ```
     pub fn share(self) -> SharedFailure {
         if self.shared().is_some() {
-            let Inner { error, .. } = *self.inner;
-            if let Ok(shared) = error.downcast::<SharedFailure>() {
+            if let Ok(shared) = self.into_boxed_error().downcast::<SharedFailure>() {
                 return *shared;
             }
             unreachable!("checked by `shared` above");
@@ -413,9 +435,9 @@ impl Failure {
             .shared()
             .is_some_and(|shared| Arc::strong_count(&shared.0) == 1);
         if !sole_holder {
-            return self.inner.error;
+            return self.into_boxed_error();
         }
-        match self.inner.error.downcast::<SharedFailure>() {
+        match self.into_boxed_error().downcast::<SharedFailure>() {
             Ok(shared) => match Arc::try_unwrap(shared.0) {
                 Ok(failure) => failure.into_error(),
                 Err(_) => unreachable!("the only holder"),
@@ -509,16 +531,49 @@ impl Failure {
     /// assert!(!Failure::msg("disk full").is_cancelled());
     /// ```
     pub fn is_cancelled(&self) -> bool {
-        if self.is::<Cancelled>() {
-            return true;
+        // A walk, not a recursion: failures nest as deep as combinators do (see `Drop`). The
+        // groups' inputs still to look at wait in `pending` (no allocation without a group).
+        let mut pending: Vec<&Failure> = Vec::new();
+        let mut failure = self;
+        loop {
+            if !failure.is::<Cancelled>() {
+                if let Some(first) = failure.downcast_ref::<crate::outcome::FirstError>() {
+                    failure = &first.failure;
+                    continue;
+                }
+                match failure.downcast_ref::<crate::outcome::FailureGroup>() {
+                    Some(group) if !group.failures.is_empty() => pending.extend(&group.failures),
+                    _ => return false,
+                }
+            }
+            match pending.pop() {
+                Some(next) => failure = next,
+                None => return true,
+            }
         }
+    }
+
+    /// The failures this one holds, as the crate's errors nest them: a
+    /// [`FirstError`](crate::FirstError)'s input, a [`FailureGroup`](crate::FailureGroup)'s
+    /// inputs (looking through a [`SharedFailure`] to the original's).
+    fn for_each_nested<'a>(&'a self, mut each: impl FnMut(&'a Failure)) {
         if let Some(first) = self.downcast_ref::<crate::outcome::FirstError>() {
-            return first.failure.is_cancelled();
+            each(&first.failure);
+        } else if let Some(group) = self.downcast_ref::<crate::outcome::FailureGroup>() {
+            group.failures.iter().for_each(each);
         }
-        self.downcast_ref::<crate::outcome::FailureGroup>()
-            .is_some_and(|group| {
-                !group.failures.is_empty() && group.failures.iter().all(Failure::is_cancelled)
-            })
+    }
+
+    /// How many failures this one is with those nested in it ([`for_each_nested`], all the way
+    /// down): counted by a walk, in constant stack.
+    fn count_nested(&self) -> usize {
+        let mut count = 0;
+        let mut pending = vec![self];
+        while let Some(failure) = pending.pop() {
+            count += 1;
+            failure.for_each_nested(|nested| pending.push(nested));
+        }
+        count
     }
 
     // The trail's records are inlined, and those that may grow the trail call `Inner`'s out of
@@ -604,7 +659,57 @@ pub(crate) fn note_entered<E: 'static>(
         .is_some_and(|failure| failure.entered_at_by(at, by))
 }
 
+/// Dropping a failure frees the failures nested in it — a [`FirstError`](crate::FirstError)'s
+/// input, a [`FailureGroup`](crate::FailureGroup)'s inputs, the original of the last copy of a
+/// [`SharedFailure`] — in a loop, not a recursion: combinators nest failures as deep as they are
+/// nested themselves (a `gather_results` of a `gather_results` of ...), and a recursion per
+/// level overflowed a 2 MiB stack at tens of thousands of levels. A failure that nests none pays a
+/// test of a flag, and no allocation.
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if !self.nests {
+            return;
+        }
+        let mut pending = Vec::new();
+        self.take_nested(&mut pending);
+        while let Some(mut failure) = pending.pop() {
+            failure.inner.take_nested(&mut pending);
+            // `failure` is freed here, and holds no failure any more: no recursion.
+        }
+    }
+}
+
 impl Inner {
+    /// Whether `error` is one of the errors that hold failures ([`Inner::nests`]).
+    fn nesting(error: &(dyn StdError + Send + Sync + 'static)) -> bool {
+        error.is::<crate::outcome::FirstError>()
+            || error.is::<crate::outcome::FailureGroup>()
+            || error.is::<SharedFailure>()
+    }
+
+    /// Moves the failures `error` holds into `pending` (the original of a shared failure only
+    /// from its last holder), leaving [`Taken`] in its place.
+    fn take_nested(&mut self, pending: &mut Vec<Failure>) {
+        if !self.nests {
+            return;
+        }
+        self.nests = false;
+        let error = std::mem::replace(&mut self.error, Box::new(Taken));
+        let error = match error.downcast::<crate::outcome::FirstError>() {
+            Ok(first) => return pending.push(first.failure),
+            Err(error) => error,
+        };
+        let error = match error.downcast::<crate::outcome::FailureGroup>() {
+            Ok(group) => return pending.extend(group.failures),
+            Err(error) => error,
+        };
+        if let Ok(shared) = error.downcast::<SharedFailure>()
+            && let Some(original) = Arc::into_inner(shared.0)
+        {
+            pending.push(original);
+        }
+    }
+
     /// [`Failure::raised_at`].
     fn raised_at(&mut self, step: &'static Location<'static>) {
         if self.in_chain {
@@ -763,6 +868,8 @@ impl Failure {
             in_chain: held.in_chain,
             entered_at: held.entered_at,
             entered_by: held.entered_by,
+            // Failures nested under anyhow's context are anyhow's to drop.
+            nests: false,
             error: Box::new(WithContext(error)),
         };
         Failure {
@@ -843,7 +950,7 @@ impl fmt::Debug for AsError {
 
 impl StdError for AsError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.error().source()
+        self.0.error_source()
     }
 }
 
@@ -851,8 +958,92 @@ impl fmt::Display for Failure {
     /// The wrapped error's message; with `{:#}`, followed by its `source()` chain. (The message
     /// is the error's plain `{}` then: an error whose own `{:#}` says its sources, as anyhow's
     /// does, would say them twice.)
+    ///
+    /// A failure that holds failures (a [`FirstError`](crate::FirstError)'s input, a
+    /// [`FailureGroup`](crate::FailureGroup)'s inputs, which may hold more: combinators nested in
+    /// each other) shows 32 levels of them; in place of a failure nested deeper it says how many
+    /// failures are left out, that one and those it holds: `input #0 failed: input #0 failed:
+    /// ... (32 levels) ... 99,969 more nested failures not shown`. A chain of sources, however
+    /// long, is shown whole (it is walked in a loop). So formatting a failure takes bounded
+    /// stack however deep it is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if !f.alternate() {
+        self.formatting_nested(f, |failure, f, _| failure.write_message(f, f.alternate()))
+    }
+}
+
+impl fmt::Debug for Failure {
+    /// The message, the source chain, where it was raised, the steps it passed and the backtrace.
+    /// A combinator's failure that holds its inputs' (a [`FirstError`](crate::FirstError), a
+    /// [`FailureGroup`](crate::FailureGroup)) says where each of those was raised and the steps
+    /// it passed first, each line led by its input's number (`input #1 raised at step ...`).
+    ///
+    /// As for `Display`, 32 levels of nested failures are shown: the message says how many
+    /// failures are left out below them, and so does one line in place of the places of each
+    /// input nested deeper (`input #0 input #0 ... 99,969 more nested failures not shown`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.formatting_nested(f, |failure, f, level| {
+            failure.write_message(f, true)?;
+            failure.write_places(f, &mut String::new(), level)?;
+            if failure.backtrace().status() == BacktraceStatus::Captured {
+                write!(f, "\nbacktrace:\n{}", failure.backtrace())?;
+            }
+            Ok(())
+        })
+    }
+}
+
+std::thread_local! {
+    /// How many failures this thread is formatting, one inside another (see
+    /// [`Failure::formatting_nested`]).
+    static FORMAT_DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many levels of nested failures `Display` and `Debug` show.
+const SHOWN_LEVELS: usize = 32;
+
+/// Says that `count` nested failures are left out.
+fn write_left_out(f: &mut fmt::Formatter<'_>, count: usize) -> fmt::Result {
+    let digits = count.to_string();
+    f.write_str("... ")?;
+    for (n, digit) in digits.char_indices() {
+        if n > 0 && (digits.len() - n).is_multiple_of(3) {
+            f.write_str(",")?;
+        }
+        fmt::Write::write_char(f, digit)?;
+    }
+    let s = if count == 1 { "" } else { "s" };
+    write!(f, " more nested failure{s} not shown")
+}
+
+impl Failure {
+    /// Formats this failure with `write` (given the level it is at, 0 for the outermost), one
+    /// level deeper than the failure being formatted around it on this thread, if any: a
+    /// failure's message holds those it nests (a `FirstError`'s `input #0 failed: {input}`), and
+    /// formatting them is a recursion. Past [`SHOWN_LEVELS`] it says instead how many failures
+    /// are left out (this one and those nested in it, counted in a loop).
+    fn formatting_nested(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        write: impl FnOnce(&Failure, &mut fmt::Formatter<'_>, usize) -> fmt::Result,
+    ) -> fmt::Result {
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                let _ = FORMAT_DEPTH.try_with(|depth| depth.set(self.0));
+            }
+        }
+        let level = FORMAT_DEPTH.try_with(Cell::get).unwrap_or(0);
+        if level >= SHOWN_LEVELS {
+            return write_left_out(f, self.count_nested());
+        }
+        let _restore = Restore(level);
+        let _ = FORMAT_DEPTH.try_with(|depth| depth.set(level + 1));
+        write(self, f, level)
+    }
+
+    /// The message; when `alternate`, followed by the `source()` chain, walked in a loop.
+    fn write_message(&self, f: &mut fmt::Formatter<'_>, alternate: bool) -> fmt::Result {
+        if !alternate {
             return fmt::Display::fmt(&self.inner.error, f);
         }
         write!(f, "{}", self.inner.error)?;
@@ -863,31 +1054,25 @@ impl fmt::Display for Failure {
         }
         Ok(())
     }
-}
 
-impl fmt::Debug for Failure {
-    /// The message, the source chain, where it was raised, the steps it passed and the backtrace.
-    /// A combinator's failure that holds its inputs' (a [`FirstError`](crate::FirstError), a
-    /// [`FailureGroup`](crate::FailureGroup)) says where each of those was raised and the steps
-    /// it passed first, each line led by its input's number (`input #1 raised at step ...`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{self:#}")?;
-        self.write_places(f, &mut String::new())?;
-        if self.backtrace().status() == BacktraceStatus::Captured {
-            write!(f, "\nbacktrace:\n{}", self.backtrace())?;
-        }
-        Ok(())
-    }
-}
-
-impl Failure {
     /// The places lines of `{:?}`, each led by `prefix` (the inputs of combinators this failure
     /// is one of, outermost first): the inputs' it holds first, as they came first, then its own.
-    fn write_places(&self, f: &mut fmt::Formatter<'_>, prefix: &mut String) -> fmt::Result {
+    /// This failure is at `level`; an input at [`SHOWN_LEVELS`] gets one line saying how many
+    /// failures are left out.
+    fn write_places(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        prefix: &mut String,
+        level: usize,
+    ) -> fmt::Result {
         let mut input = |f: &mut fmt::Formatter<'_>, index: usize, failure: &Failure| {
             let len = prefix.len();
             prefix.push_str(&format!("input #{index} "));
-            let written = failure.write_places(f, prefix);
+            let written = if level + 1 >= SHOWN_LEVELS {
+                write!(f, "\n  {prefix}").and_then(|()| write_left_out(f, failure.count_nested()))
+            } else {
+                failure.write_places(f, prefix, level + 1)
+            };
             prefix.truncate(len);
             written
         };
@@ -922,7 +1107,40 @@ impl Failure {
         }
         Ok(())
     }
+
+    /// The `source()` of this failure's error, in a loop through the errors whose `source()`
+    /// is their input's ([`FirstError`](crate::FirstError), [`SharedFailure`], a `Failure` in a
+    /// box): their `source()`s call this, not each other, so a deep failure's takes bounded
+    /// stack.
+    pub(crate) fn error_source(&self) -> Option<&(dyn StdError + 'static)> {
+        let mut failure = self;
+        loop {
+            let error = failure.error();
+            if let Some(first) = error.downcast_ref::<crate::outcome::FirstError>() {
+                failure = &first.failure;
+            } else if let Some(shared) = error.downcast_ref::<SharedFailure>() {
+                failure = &shared.0;
+            } else if let Some(boxed) = error.downcast_ref::<AsError>() {
+                failure = &boxed.0;
+            } else {
+                return error.source();
+            }
+        }
+    }
 }
+
+/// What a failure holds once its error was taken out ([`Failure::into_boxed_error`], `Drop`):
+/// a zero-sized box, so taking allocates nothing. Nobody sees it.
+#[derive(Debug)]
+struct Taken;
+
+impl fmt::Display for Taken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the error was taken out of this failure")
+    }
+}
+
+impl StdError for Taken {}
 
 /// A plain message used as an error ([`Failure::msg`]).
 #[derive(Debug)]
@@ -1160,6 +1378,7 @@ impl SharedFailure {
         Failure {
             inner: Box::new(Inner {
                 error: Box::new(self.clone()),
+                nests: true,
                 // The original's is shown instead (`Failure::backtrace` looks through).
                 backtrace: Backtrace::disabled(),
                 origin: original.origin,
@@ -1191,7 +1410,7 @@ impl fmt::Debug for SharedFailure {
 
 impl StdError for SharedFailure {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.0.error().source()
+        self.0.error_source()
     }
 }
 

@@ -80,7 +80,7 @@ impl StdError for FirstError {
     /// error's message already (`input #1 failed: ...`), so that a report of the whole chain of
     /// sources (`{:#}` of a `Failure`) says it once. The input's failure is [`failure`](Self::failure).
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.failure.error().source()
+        self.failure.error_source()
     }
 }
 
