@@ -31,8 +31,10 @@
 //!   it is reported as an unhandled failure, and the post stands — the work is queued and runs
 //!   at the next drain ([`Inbox::new`]).
 //! - Nothing is lost when the loop stops (the last [`Inbox`] clone is dropped): work posted
-//!   before runs then; the local Deferreds still waiting on another thread fail with
-//!   [`NeverFired`](crate::NeverFired); a post after that is refused ([`LoopHandle::post`]
+//!   before runs then; the `Deferred`s it [adopted](Inbox::adopt) that are still pending are
+//!   cancelled (their cancellers run: their results could only be refused); the local
+//!   Deferreds still waiting on another thread fail with [`NeverFired`](crate::NeverFired); a
+//!   post after that is refused ([`LoopHandle::post`]
 //!   gives it back), and a failure a [`HomeResolver`] could not deliver is reported. The
 //!   wake-up is called once more and dropped, so that an integration's drain ends.
 #![forbid(unsafe_code)]
@@ -140,7 +142,8 @@ impl<F: FnOnce(&Home) + Send> Work for Call<F> {
 /// - A panic in the wake-up does not reach the poster: it is reported as an unhandled failure,
 ///   and the post stands (the work runs at the next drain).
 /// - A thread has at most one inbox at a time; clones of an `Inbox` are the same inbox. When
-///   the last clone is dropped, the loop has stopped: work posted before runs then; the local
+///   the last clone is dropped, the loop has stopped: work posted before runs then; the
+///   Deferreds it [adopted](Inbox::adopt) and still pending are cancelled; the local
 ///   Deferreds still waiting on another thread fail with [`NeverFired`](crate::NeverFired); a
 ///   later post is refused ([`LoopHandle::post`] gives it back), and a failure a
 ///   [`HomeResolver`] could not deliver is reported as unhandled.
@@ -199,6 +202,10 @@ struct Home {
     /// that wakes itself on every poll would otherwise keep the stop from ever ending — and is
     /// then dropped with the rest of what the inbox keeps.
     stopping: RefCell<Option<std::collections::HashSet<u64>>>,
+    /// The Deferreds [`Inbox::adopt`] brings home, by the key of the local resolver their
+    /// result fires: those still pending when the loop stops are cancelled then (their result
+    /// could only be refused). An entry goes when its key's resolver is taken.
+    adopted: RefCell<HashMap<u64, crate::CancelHandle>>,
     /// For the registry: the chain each kept `LocalResolver` fires, by its key (see
     /// [`see_home`]).
     #[cfg(feature = "registry")]
@@ -323,6 +330,7 @@ impl Inbox {
             batch: RefCell::new(VecDeque::new()),
             polling: RefCell::new(HashMap::new()),
             stopping: RefCell::new(None),
+            adopted: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
             fired_here: RefCell::new(HashMap::new()),
             #[cfg(feature = "registry")]
@@ -433,6 +441,13 @@ impl Inbox {
     /// result is posted here and the local chain goes on on this thread. Cancelling the local
     /// chain cancels the Deferred.
     ///
+    /// When the loop stops (its last [`Inbox`] is dropped) before the Deferred has fired, the
+    /// Deferred is cancelled then, on this thread (its canceller runs), as a task of
+    /// [`spawn`](Inbox::spawn) is dropped: its result could only be refused. The local chain
+    /// fails with [`NeverFired`](crate::NeverFired), as every local chain still waiting does.
+    /// What the Deferred answers the cancel with is refused: a cancellation quietly, another
+    /// failure is reported as unhandled (nobody else can see it).
+    ///
     /// ```
     /// # extern crate deferred_core as deferred;
     /// use deferred::{Deferred, Inbox};
@@ -477,6 +492,11 @@ impl Inbox {
             }
         });
         key.set(Some(home.key));
+        // Cancelled if the loop stops before its result comes home (`Home`'s drop).
+        self.home
+            .adopted
+            .borrow_mut()
+            .insert(home.key, deferred.cancel_handle());
         // The registry shows the local chain waiting on the Deferred it adopted.
         #[cfg(feature = "registry")]
         if let Some(fires) = self.home.fired_here.borrow_mut().get_mut(&home.key) {
@@ -484,7 +504,7 @@ impl Inbox {
         }
         // The step hands every outcome on, so the Deferred it gives holds nothing to report.
         drop(deferred.add_both(move |result| {
-            home.settle(result);
+            home.settle_adopted(result);
             Ok::<(), E>(())
         }));
         local.made_by("Inbox::adopt")
@@ -707,6 +727,11 @@ impl Home {
     fn take(&self, key: u64) -> Option<Box<dyn Any>> {
         #[cfg(feature = "registry")]
         self.fired_here.borrow_mut().remove(&key);
+        let mut adopted = self.adopted.borrow_mut();
+        if !adopted.is_empty() {
+            adopted.remove(&key);
+        }
+        drop(adopted);
         self.waiting.borrow_mut().remove(&key)
     }
 
@@ -877,6 +902,18 @@ impl Drop for Home {
                 self.run(item);
             }
         };
+        // The Deferreds adopted and still pending are cancelled, as a spawned task's future is
+        // dropped: their results could only be refused now. Their cancellers run here; what
+        // they answer is refused (a failure other than a cancellation is reported). The
+        // local chains fail with `NeverFired` below, as every chain still waiting does.
+        let adopted = std::mem::take(&mut *self.adopted.borrow_mut());
+        crate::failure::as_the_loop_stops(|| {
+            for (_, upstream) in adopted {
+                unhandled::run_reporting_panic("a cancel as the loop stopped", move || {
+                    upstream.cancel();
+                });
+            }
+        });
         let waiting = std::mem::take(&mut *self.waiting.borrow_mut());
         // One at a time: a panic in a `Drop` of the user's (a spawned future's) is reported,
         // and the rest are still dropped (each resolver left fails its Deferred).
@@ -1158,6 +1195,23 @@ where
                 result,
                 fire: self.fire,
             });
+        }
+    }
+
+    /// [`settle`](Self::settle), for the result of a Deferred the loop adopted: refused (the
+    /// loop has stopped, and cancelled the Deferred then), a cancellation is the answer to that
+    /// cancel, expected, and dropped; another failure, which nobody else can see, is reported.
+    pub(crate) fn settle_adopted(mut self, result: Result<T, E>) {
+        if let Some(mailbox) = self.mailbox.take()
+            && let Err(refused) = mailbox.post(Fire {
+                key: self.key,
+                result,
+                fire: self.fire,
+            })
+            && let Err(error) = refused.result
+            && crate::failure::is_cancellation(&error) != Some(true)
+        {
+            unhandled::report(error);
         }
     }
 

@@ -1224,3 +1224,42 @@ fn a_nested_loop_in_a_step_sees_the_chains_its_run_pending_fires_move_on() {
     }
     assert_eq!(outer.wait().unwrap(), 42);
 }
+
+/// The loop's stop cancels the Deferreds it adopted that are still pending (their cancellers
+/// run, on the loop's thread): their results could only be refused now, so their work is
+/// stopped, as a spawned task's future is dropped. The local chain fails with `NeverFired`
+/// (its loop stopped), as every local chain still waiting does; the cancellation the adopted
+/// Deferred answers with is not reported (nobody is owed it), a failure it answers with is.
+#[test]
+fn the_loop_stopping_cancels_the_deferreds_it_adopted() {
+    let event_loop = Loop::new();
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    let (d, _resolver) =
+        Deferred::<u32>::with_canceller(move || flag.store(true, Ordering::SeqCst));
+    let local = event_loop.inbox.adopt(d).add_errback(|f: Failure| {
+        assert!(
+            f.downcast_ref::<NeverFired>()
+                .is_some_and(NeverFired::loop_stopped),
+            "{f}"
+        );
+        Ok(0)
+    });
+    // Adopted and already fired (its result came home): nothing to cancel.
+    let (fired, fired_resolver) = Deferred::<u32>::pending();
+    let fired_local = event_loop.inbox.adopt(fired);
+    fired_resolver.callback(5);
+    // Its canceller answers with a failure of its own: reported, nobody else can see it.
+    let answering = answering_deferred(Err("answer-after-stop"));
+    let answering_local = event_loop.inbox.adopt(answering);
+    let (_, reported) = capture_unhandled(|| drop(event_loop));
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the adopted Deferred's canceller ran"
+    );
+    assert_eq!(texts(&reported), ["answer-after-stop"]);
+    assert_eq!(local.wait().unwrap(), 0);
+    assert_eq!(fired_local.wait().unwrap(), 5);
+    let stopped = answering_local.wait().unwrap_err();
+    assert!(stopped.downcast_ref::<NeverFired>().is_some(), "{stopped}");
+}

@@ -28,7 +28,12 @@ use crate::unhandled;
 ///    lands is cancelled as soon as `attempt` returns), and fails it with
 ///    [`Cancelled`](crate::Cancelled). A failure
 ///    the cancelled attempt answers with, other than a cancellation, is reported as unhandled
-///    (nobody else can see it), and is not offered to the predicate.
+///    (nobody else can see it), and is not offered to the predicate. A cancel is a cancel of a
+///    pending result (rule 7 of [`Deferred`](crate::Deferred)): one that lands while the retry is giving up (the
+///    last attempt failed, on another thread, and its [`RetryError`] is on its way) wins, the
+///    result fails with [`Cancelled`](crate::Cancelled), and the `RetryError` is reported as
+///    unhandled instead of delivered; once the result holds the `RetryError`, a cancel does
+///    nothing.
 /// 4. A panic in `attempt` is an attempt's failure ([`Panicked`](crate::Panicked)).
 /// 5. A cancellation is never retried. An attempt that fails with
 ///    [`Cancelled`](crate::Cancelled) — its work was stopped, by a cancel of this retry, by a
@@ -275,7 +280,12 @@ where
         if let Some((done, error)) = gave_up {
             let mut failure = Failure::new(error);
             failure.raised_at(self.at);
-            drop(done.settle(Err(failure)));
+            // A cancel that landed since `done` was taken (from another thread) found nothing
+            // to stop, and failed the result with `Cancelled`: the give-up failure, refused,
+            // is seen by nobody else, so it is reported (rule 3), not dropped.
+            if let Err(Err(failure)) = done.settle(Err(failure)) {
+                unhandled::report_failure(failure);
+            }
             return;
         }
         let Some(wait) = wait else { return };
