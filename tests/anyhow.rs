@@ -197,3 +197,40 @@ fn an_unhandled_anyhow_failure_with_context_is_reported_with_it() {
         failures[0]
     );
 }
+
+// Context added twice through `Failure::from_anyhow` (each layer of code converting its
+// failure to add its own context): `is` looks through both layers, and so must `trap` (and a
+// typed `catch`, which traps), rather than handing the failure back.
+#[test]
+fn trap_looks_through_context_added_twice_as_is_does() {
+    #[derive(Debug, PartialEq)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("connection refused")
+        }
+    }
+    impl std::error::Error for Refused {}
+
+    let add_context = |failure: Failure, context: &'static str| {
+        Failure::from_anyhow(anyhow::Error::from(failure).context(context))
+    };
+    let twice = || add_context(add_context(Failure::new(Refused), "connecting"), "loading");
+    let failure = twice();
+    assert_eq!(
+        format!("{failure:#}"),
+        "loading: connecting: connection refused"
+    );
+    assert!(failure.is::<Refused>());
+    assert!(matches!(failure.trap::<Refused>(), Ok(Refused)));
+
+    let d = chain! {
+        Deferred::<u32>::fail(twice())
+        catch |e: Refused| if e == Refused { 7 } else { 0 }
+    };
+    assert_eq!(d.wait().unwrap(), 7);
+
+    // Through a shared copy of it, once the last holder.
+    let copy = twice().share().to_failure();
+    assert!(matches!(copy.trap::<Refused>(), Ok(Refused)));
+}

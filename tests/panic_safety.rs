@@ -583,3 +583,39 @@ fn a_panic_payload_whose_drop_panics_is_dropped_quietly_with_its_failure() {
     assert!(fired.is_ok_and(|seen| seen == ["a step panicked: a panic with a non-string payload"]));
     assert!(catch_unwind(AssertUnwindSafe(move || drop(unhandled))).is_ok());
 }
+
+// The panic of a payload's `Drop` (caught as the failure drops) has a payload of its own, which
+// is freed too, not leaked: one per such failure dropped (memcheck counts them as lost).
+#[test]
+fn the_payload_of_a_panic_in_a_payloads_drop_is_freed() {
+    let _serial = serial();
+    /// The payload of the panic in `PanicsWith`'s drop: counts its drops.
+    struct Counted(Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, SeqCst);
+        }
+    }
+    /// A payload whose drop panics with a `Counted`.
+    struct PanicsWith(Option<Counted>);
+    impl Drop for PanicsWith {
+        fn drop(&mut self) {
+            if let Some(counted) = self.0.take() {
+                std::panic::panic_any(counted);
+            }
+        }
+    }
+    let drops = Arc::new(AtomicUsize::new(0));
+    let payload = PanicsWith(Some(Counted(drops.clone())));
+    let failed = Deferred::<u32>::succeed(1)
+        .add_callback(move |_| -> Result<u32, Failure> { std::panic::panic_any(payload) });
+    let failure = failed.wait().unwrap_err();
+    assert!(failure.is::<Panicked>(), "{failure:?}");
+    assert_eq!(drops.load(SeqCst), 0);
+    assert!(catch_unwind(AssertUnwindSafe(move || drop(failure))).is_ok());
+    assert_eq!(
+        drops.load(SeqCst),
+        1,
+        "the second panic's payload is dropped"
+    );
+}

@@ -345,11 +345,7 @@ impl Failure {
             };
         }
         #[cfg(feature = "anyhow")]
-        if let Some(context) = self.inner.error.downcast_ref::<WithContext>()
-            && context
-                .failure()
-                .is_some_and(|held| held.inner.error.is::<E>())
-        {
+        if self.under_context_is::<E>() {
             // The context goes with the rest of the failure. (A shared failure under it is
             // handed back whole, below, as a copy of a shared failure is.)
             return match self
@@ -375,6 +371,26 @@ impl Failure {
             Ok(failure) => failure.trap::<E>(),
             Err(_) => unreachable!("the only holder"),
         }
+    }
+
+    /// Whether this failure is context over a failure whose error is an `E`, through any number
+    /// of context layers ([`Failure::from_anyhow`] of a failure with context, itself given
+    /// context and made a failure again): what [`trap`](Failure::trap) takes out from under them.
+    #[cfg(feature = "anyhow")]
+    fn under_context_is<E: StdError + 'static>(&self) -> bool {
+        let mut failure = self;
+        while let Some(held) = failure
+            .inner
+            .error
+            .downcast_ref::<WithContext>()
+            .and_then(WithContext::failure)
+        {
+            if held.inner.error.is::<E>() {
+                return true;
+            }
+            failure = held;
+        }
+        false
     }
 
     /// The shared failure this one holds, if it is a copy of a [`SharedFailure`].
@@ -1284,19 +1300,24 @@ impl Panicked {
 /// recovered from it, the report of an unhandled one, the code that waited for it).
 impl Drop for Panicked {
     fn drop(&mut self) {
-        let payload = self
+        let mut payload = self
             .payload
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(payload) = payload
-            && let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                drop(payload);
-            }))
-        {
-            // The payload of that panic may panic as it drops, too: it is let go of, not dropped.
-            std::mem::forget(panic);
+        // The payload of a panic in that drop is dropped the same way, as it may panic too (a
+        // few times over; past that, it is let go of, not dropped).
+        for _ in 0..8 {
+            let Some(dropping) = payload.take() else {
+                return;
+            };
+            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                drop(dropping);
+            })) {
+                payload = Some(panic);
+            }
         }
+        std::mem::forget(payload);
     }
 }
 

@@ -289,10 +289,14 @@ fn unsized_catch_type(ty: &Type) -> Option<Error> {
     let (at, bounds): (&dyn ToTokens, _) = match ty {
         Type::TraitObject(object) => (object, &object.bounds),
         Type::ImplTrait(object) => (object, &object.bounds),
-        Type::Reference(reference) => match &*reference.elem {
-            Type::TraitObject(object) => (reference, &object.bounds),
-            _ => return None,
-        },
+        // A reference with its lifetime written (`&'static (dyn Error + Send + Sync)`) is a type
+        // of error a failure may hold, as `catch_type_error` says: only one without.
+        Type::Reference(reference) if reference.lifetime.is_none() => {
+            match without_parentheses(&reference.elem) {
+                Type::TraitObject(object) => (reference, &object.bounds),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
     let traits = bounds
@@ -323,6 +327,15 @@ fn unsized_catch_type(ty: &Type) -> Option<Error> {
              the failure itself)"
         ),
     ))
+}
+
+/// `ty` without the parentheses around it (`&(dyn Error + Send + Sync)`'s).
+fn without_parentheses(ty: &Type) -> &Type {
+    match ty {
+        Type::Paren(paren) => without_parentheses(&paren.elem),
+        Type::Group(group) => without_parentheses(&group.elem),
+        other => other,
+    }
 }
 
 /// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,
