@@ -682,10 +682,19 @@ pub(crate) fn note_entered<E: 'static>(
 /// level overflowed a 2 MiB stack at tens of thousands of levels. A failure that nests none pays a
 /// test of a flag, and no allocation.
 impl Drop for Inner {
+    #[inline]
     fn drop(&mut self) {
-        if !self.nests {
-            return;
+        if self.nests {
+            self.drop_nested();
         }
+    }
+}
+
+impl Inner {
+    /// [`Drop`] of a failure that may hold failures: frees them in a loop.
+    #[cold]
+    #[inline(never)]
+    fn drop_nested(&mut self) {
         let mut pending = Vec::new();
         self.take_nested(&mut pending);
         while let Some(mut failure) = pending.pop() {
