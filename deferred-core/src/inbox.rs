@@ -72,6 +72,14 @@ pub(crate) fn note_awaited(noted: impl FnOnce() -> (CancelHandle, WakerId)) {
     note_awaited_in(&AWAITED, noted);
 }
 
+thread_local! {
+    /// While the loop's stop cancels a Deferred it adopted (`Home`'s drop), on the loop's
+    /// thread: that inbox's mailbox (its address) and the key the Deferred's result comes home
+    /// under, so that the result it answers that cancel with is known for it. A `Cell` with
+    /// no destructor: readable in any thread-local's destructor too.
+    static ANSWERING_STOP: Cell<Option<(usize, u64)>> = const { Cell::new(None) };
+}
+
 /// Work posted to a loop: it runs on the loop's thread, given the loop's side of the inbox.
 type Posted = Box<dyn Work>;
 
@@ -446,7 +454,9 @@ impl Inbox {
     /// [`spawn`](Inbox::spawn) is dropped: its result could only be refused. The local chain
     /// fails with [`NeverFired`](crate::NeverFired), as every local chain still waiting does.
     /// What the Deferred answers the cancel with is refused: a cancellation quietly, another
-    /// failure is reported as unhandled (nobody else can see it).
+    /// failure is reported as unhandled (nobody else can see it). A result its work fires
+    /// later (a thread that goes on after the cancel) is dropped, as a fire after any cancel
+    /// is ([`Resolver::callback`](crate::Resolver::callback)).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -907,9 +917,19 @@ impl Drop for Home {
         // they answer is refused (a failure other than a cancellation is reported). The
         // local chains fail with `NeverFired` below, as every chain still waiting does.
         let adopted = std::mem::take(&mut *self.adopted.borrow_mut());
+        let mailbox = Arc::as_ptr(&self.mailbox) as usize;
         crate::failure::as_the_loop_stops(|| {
-            for (_, upstream) in adopted {
+            for (key, upstream) in adopted {
                 unhandled::run_reporting_panic("a cancel as the loop stopped", move || {
+                    // What the Deferred answers during this cancel, on this thread, is that
+                    // cancel's answer (`HomeResolver::settle_adopted`).
+                    struct Reset(Option<(usize, u64)>);
+                    impl Drop for Reset {
+                        fn drop(&mut self) {
+                            ANSWERING_STOP.set(self.0);
+                        }
+                    }
+                    let _reset = Reset(ANSWERING_STOP.replace(Some((mailbox, key))));
                     upstream.cancel();
                 });
             }
@@ -1209,9 +1229,21 @@ where
                 fire: self.fire,
             })
             && let Err(error) = refused.result
-            && crate::failure::is_cancellation(&error) != Some(true)
         {
-            unhandled::report(error);
+            let cancellation = crate::failure::is_cancellation(&error);
+            // The answer to the stop's own cancel (given during it, on the loop's thread): a
+            // cancellation, or an error type's that cannot tell, is expected, as for a driven
+            // future's refused output (`unhandled::report_refused`). A failure fired by
+            // another thread is reported unless it says it is a cancellation.
+            let answers_the_stop =
+                ANSWERING_STOP.get() == Some((Arc::as_ptr(&mailbox) as usize, self.key));
+            let expected = match answers_the_stop {
+                true => cancellation.unwrap_or(true),
+                false => cancellation == Some(true),
+            };
+            if !expected {
+                unhandled::report(error);
+            }
         }
     }
 

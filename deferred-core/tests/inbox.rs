@@ -1263,3 +1263,29 @@ fn the_loop_stopping_cancels_the_deferreds_it_adopted() {
     let stopped = answering_local.wait().unwrap_err();
     assert!(stopped.downcast_ref::<NeverFired>().is_some(), "{stopped}");
 }
+
+/// An error type of the user's (`From<Failure>`), which cannot tell whether it holds a
+/// cancellation.
+#[derive(Debug)]
+struct OwnError(#[allow(dead_code)] Failure);
+
+impl From<Failure> for OwnError {
+    fn from(failure: Failure) -> OwnError {
+        OwnError(failure)
+    }
+}
+
+/// The loop's stop cancels an adopted Deferred whose error type is the user's own: the
+/// cancellation it answers with (an `OwnError` that cannot say it is one) is the answer to
+/// that cancel, expected, and not reported — as every driver of a refused result treats an
+/// error type that cannot tell. It was reported as "an error of type `OwnError`".
+#[test]
+fn the_loop_stopping_cancels_an_adopted_deferred_of_the_users_error_type_quietly() {
+    let event_loop = Loop::new();
+    let (d, _resolver) = Deferred::<u32, OwnError>::pending();
+    let local = event_loop.inbox.adopt(d);
+    let (_, reported) = capture_unhandled(|| drop(event_loop));
+    assert_eq!(texts(&reported), Vec::<String>::new());
+    let OwnError(stopped) = local.wait().unwrap_err();
+    assert!(stopped.downcast_ref::<NeverFired>().is_some(), "{stopped}");
+}
