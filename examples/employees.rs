@@ -7,7 +7,8 @@
 //! ```
 //!
 //! The directory is a real SQLite database, created and seeded on first run at
-//! `target/employees.sqlite3` (pass `--db PATH` for another file, `--db :memory:` for none).
+//! `examples/target/employees.sqlite3` (pass `--db PATH` for another file, `--db :memory:` for
+//! none).
 //! Queries run on a thread pool through `defer_to_thread`, as Twisted's `adbapi` runs them.
 
 #[path = "directory/mod.rs"]
@@ -62,17 +63,23 @@ fn parse_args() -> Result<Option<Args>, String> {
     let mut nested = false;
     let mut db = Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/employees.sqlite3"));
     let mut default_db = true;
-    let mut args = std::env::args().skip(1);
+    // `args_os`, not `args`: a path need not be UTF-8 (and `args` panics on one that is not).
+    let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
+        let Some(arg) = arg.to_str().map(str::to_owned) else {
+            return Err(format!("`{}` is not UTF-8", arg.to_string_lossy()));
+        };
         match arg.as_str() {
             "--help" | "-h" => return Ok(None),
             "--nested" => nested = true,
             "--db" => {
                 default_db = false;
-                match args.next().as_deref() {
-                    Some(":memory:") => db = None,
-                    Some(path) => db = Some(PathBuf::from(path)),
-                    None => return Err("`--db` needs a path (or `:memory:`)".into()),
+                match args.next() {
+                    Some(path) if path == ":memory:" => db = None,
+                    // (An empty path is no file: SQLite would open a temporary database, seed
+                    // it, answer from it and delete it, as if the directory were there.)
+                    Some(path) if !path.is_empty() => db = Some(PathBuf::from(path)),
+                    _ => return Err("`--db` needs a path (or `:memory:`)".into()),
                 }
             }
             "" => return Err("the name is empty: which employee?".into()),

@@ -375,7 +375,7 @@ async fn handle_client(stream: TcpStream, server: Server) -> std::io::Result<()>
 const USAGE: &str = "usage: local_server [--port PORT]   (0: any free port)";
 
 fn main() -> ExitCode {
-    let port = match protocol::parse_port(std::env::args().skip(1)) {
+    let port = match protocol::parse_port(std::env::args_os().skip(1)) {
         Ok(Some(port)) => port,
         Ok(None) => {
             println!("{USAGE}");

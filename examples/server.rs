@@ -37,7 +37,7 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let port = match directory::protocol::parse_port(std::env::args().skip(1)) {
+    let port = match directory::protocol::parse_port(std::env::args_os().skip(1)) {
         Ok(Some(port)) => port,
         Ok(None) => {
             println!("{USAGE}");

@@ -182,18 +182,22 @@ const USAGE: &str = "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if 
 /// The number of ticks; `Ok(None)` for `--help`.
 fn parse_args() -> Result<Option<u32>, String> {
     let mut ticks = 10;
-    let mut args = std::env::args().skip(1);
+    // `args_os`, not `args`, which panics on an argument that is not UTF-8.
+    let mut args = std::env::args_os().skip(1);
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--ticks" => match args.next() {
+        match arg.to_str() {
+            Some("--help" | "-h") => return Ok(None),
+            Some("--ticks") => match args.next() {
                 None => return Err("`--ticks` needs a number".into()),
-                Some(n) => match n.parse() {
-                    Ok(n @ 1..=1000) => ticks = n,
-                    _ => return Err(format!("`--ticks {n}`: N is a number from 1 to 1000")),
+                Some(n) => match n.to_str().and_then(|n| n.parse().ok()) {
+                    Some(n @ 1..=1000) => ticks = n,
+                    _ => {
+                        let n = n.to_string_lossy();
+                        return Err(format!("`--ticks {n}`: N is a number from 1 to 1000"));
+                    }
                 },
             },
-            _ => return Err(format!("unexpected argument `{arg}`")),
+            _ => return Err(format!("unexpected argument `{}`", arg.to_string_lossy())),
         }
     }
     Ok(Some(ticks))

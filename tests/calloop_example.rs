@@ -186,3 +186,43 @@ fn a_stdout_that_cannot_be_written_stops_the_board_with_a_message() {
         "status board stopped: cannot write to stdout: No space left on device (os error 28)\n"
     );
 }
+
+/// An argument that is not UTF-8 is named, with exit code 2: not a panic in `std::env::args`
+/// (exit code 101).
+#[cfg(unix)]
+#[test]
+fn an_argument_that_is_not_utf8_is_named() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let binary = example("status_board");
+    for (args, says) in [
+        (
+            vec![OsStr::from_bytes(b"--t\xffcks")],
+            "unexpected argument `--t\u{fffd}cks`",
+        ),
+        (
+            vec![OsStr::new("--ticks"), OsStr::from_bytes(b"1\xff")],
+            "`--ticks 1\u{fffd}`: N is a number from 1 to 1000",
+        ),
+    ] {
+        let out = Command::new(&binary)
+            .args(&args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "usage: status_board [--ticks N]   (N from 1 to 1000; 10 if not given)\n{says}\n"
+            ),
+            "{args:?}"
+        );
+    }
+}

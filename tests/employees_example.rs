@@ -57,9 +57,17 @@ fn bad_arguments_print_the_usage_and_exit_code_2() {
         &["--colour"],
         &["alice", "--db"],
         &[""],
+        // An empty path (`--db "$UNSET"`) is no directory: not a temporary one, seeded and
+        // answered from as if it were the directory.
+        &["alice", "--db", ""],
     ] {
         let out = employees(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stdout)
+        );
         assert!(
             text(&out.stderr).starts_with("usage: employees NAME"),
             "{args:?}"
@@ -259,4 +267,44 @@ fn a_stdout_that_cannot_be_written_is_reported_not_a_panic() {
         text(&out.stderr),
         "cannot write the answer: No space left on device (os error 28)\n"
     );
+}
+
+/// Arguments need not be UTF-8 (a Unix path is bytes): a `--db` path that is not UTF-8 is
+/// opened, and a name that is not is a usage error, exit code 2 — not a panic in
+/// `std::env::args` (exit code 101 and a backtrace).
+#[cfg(unix)]
+#[test]
+fn arguments_that_are_not_utf8_are_no_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = std::env::temp_dir().join(format!("deferred-employees-bytes-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join(OsStr::from_bytes(b"directory-\xff.sqlite3"));
+    let binary = example("employees");
+    let out = Command::new(&binary)
+        .arg("dave")
+        .arg("--db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "dave #4: Engineer, reports to alice #2 (Staff Engineer)\n"
+    );
+    assert!(db.exists());
+
+    let out = Command::new(&binary)
+        .arg(OsStr::from_bytes(b"al\xffce"))
+        .args(["--db", ":memory:"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        "usage: employees NAME [--nested] [--db PATH|:memory:]\n`al\u{fffd}ce` is not UTF-8\n"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

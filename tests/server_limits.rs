@@ -222,6 +222,30 @@ fn bad_arguments_are_named_and_help_is_no_error() {
                 "{name} {args:?}"
             );
         }
+        // An argument that is not UTF-8 is named too (not a panic in `std::env::args`).
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let bad = std::ffi::OsStr::from_bytes(b"--p\xffrt");
+            for (args, says) in [
+                (vec![bad], "unexpected argument `--p\u{fffd}rt`"),
+                (
+                    vec![std::ffi::OsStr::new("--port"), bad],
+                    "`--port --p\u{fffd}rt`: a port is a number from 0 to 65535",
+                ),
+            ] {
+                let out = Command::new(&binary)
+                    .args(&args)
+                    .stdin(Stdio::null())
+                    .output()
+                    .expect("the example");
+                assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stderr),
+                    format!("{usage}\n{says}\n"),
+                    "{name} {args:?}"
+                );
+            }
+        }
         let out = run(&["--help"]);
         assert_eq!(out.status.code(), Some(0), "{name} --help");
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{usage}\n"));

@@ -88,21 +88,26 @@ pub fn parse_name(request: &str) -> Result<&str, &'static str> {
 
 /// A server's command line, `--port PORT` (0: any free port; 7878 if not given): the port, or
 /// `None` for `--help`, or what is wrong with it.
-pub fn parse_port(mut args: impl Iterator<Item = String>) -> Result<Option<u16>, String> {
+/// (The arguments are `OsString`s, as `std::env::args_os` gives them: `std::env::args` panics
+/// on one that is not UTF-8.)
+pub fn parse_port(
+    mut args: impl Iterator<Item = std::ffi::OsString>,
+) -> Result<Option<u16>, String> {
     let mut port: u16 = 7878;
     while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Ok(None),
-            "--port" => match args.next() {
+        match arg.to_str() {
+            Some("--help" | "-h") => return Ok(None),
+            Some("--port") => match args.next() {
                 None => return Err("`--port` needs a port number".into()),
-                Some(p) => match p.parse() {
-                    Ok(p) => port = p,
-                    Err(_) => {
+                Some(p) => match p.to_str().and_then(|p| p.parse().ok()) {
+                    Some(p) => port = p,
+                    None => {
+                        let p = p.to_string_lossy();
                         return Err(format!("`--port {p}`: a port is a number from 0 to 65535"));
                     }
                 },
             },
-            _ => return Err(format!("unexpected argument `{arg}`")),
+            _ => return Err(format!("unexpected argument `{}`", arg.to_string_lossy())),
         }
     }
     Ok(Some(port))
