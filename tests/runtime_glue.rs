@@ -260,6 +260,28 @@ mod with_tokio {
         assert_eq!(at, Some((file!(), line)), "{failure:?}");
     }
 
+    /// `defer_to_thread`: "inside a tokio runtime, a job the runtime's shutdown drops unstarted
+    /// fails its Deferred with `NeverFired`" — here a job given to a runtime that has shut down
+    /// (its handle still entered), which tokio's blocking pool refuses.
+    #[test]
+    fn a_job_a_shut_down_runtime_drops_unstarted_fails_with_never_fired() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        drop(rt);
+        let _entered = handle.enter();
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        let d: Deferred<u32> = defer_to_thread(move || {
+            flag.store(true, SeqCst);
+            Ok(1)
+        });
+        let failure = d.wait().unwrap_err();
+        assert!(failure.is::<deferred::NeverFired>(), "{failure}");
+        assert!(!ran.load(SeqCst));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inside_a_runtime_defer_to_thread_uses_tokios_blocking_pool() {
         let d: Deferred<Option<String>> =
@@ -302,6 +324,32 @@ mod with_tokio {
             .recv_timeout(hung)
             .expect("what the future awaits was not cancelled");
         assert!(d.wait().unwrap_err().is_cancelled());
+    }
+
+    /// `TokioClock`: "A call not yet due when the runtime shuts down is dropped with its task,
+    /// never run: a timeout set on this clock then never fires (the chain's own result can still
+    /// come)".
+    #[test]
+    fn a_timeout_on_a_runtime_that_shuts_down_never_fires_and_the_result_still_comes() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = TokioClock::new(runtime.handle().clone());
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d.add_timeout(Duration::from_secs(3600), &clock);
+        let (ran_tx, ran_rx) = mpsc::channel::<()>();
+        let _call = clock.call_later(
+            Duration::from_secs(3600),
+            Box::new(move || ran_tx.send(()).unwrap()),
+        );
+        drop(runtime);
+        assert!(!d.is_fired(), "the timeout fired as the runtime shut down");
+        assert!(ran_rx.try_recv().is_err(), "the call ran");
+        resolver.callback(7);
+        assert_eq!(d.wait().unwrap(), 7);
+        // The call was dropped with its task, unrun: its sender is gone.
+        assert_eq!(ran_rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
     }
 
     /// A `LoopingCall` on a `TokioClock` whose runtime shuts down between calls: the runtime

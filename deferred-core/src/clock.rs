@@ -473,8 +473,10 @@ impl Drop for TakeOnDrop {
 static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A `ManualClock` serves local chains too. A local call runs when the clock is advanced on the
-/// thread that scheduled it (the only thread a local chain lives on); advanced from another
-/// thread, it is skipped there.
+/// thread that scheduled it (the only thread a local chain lives on). Advanced past its deadline
+/// from another thread, it is skipped for good: it leaves the schedule unrun, and a later
+/// `advance` on its own thread does not run it either (a chain it times is left waiting); what
+/// it holds stays on its thread until its [`LocalDelayedCall`] is cancelled or the thread ends.
 // Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl LocalClock for ManualClock {

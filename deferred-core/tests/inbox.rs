@@ -1289,3 +1289,158 @@ fn the_loop_stopping_cancels_an_adopted_deferred_of_the_users_error_type_quietly
     let OwnError(stopped) = local.wait().unwrap_err();
     assert!(stopped.downcast_ref::<NeverFired>().is_some(), "{stopped}");
 }
+
+/// The panic message in a `catch_unwind`'s payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
+/// `Inbox`: "A thread has at most one inbox at a time; clones of an `Inbox` are the same
+/// inbox. When the last clone is dropped, the loop has stopped"; `Inbox::new` panics "if this
+/// thread has an inbox already (clone that one instead: `Inbox::current`)".
+#[test]
+fn a_second_inbox_on_a_thread_panics_and_clones_are_the_same_inbox() {
+    assert!(Inbox::current().is_none());
+    let inbox = Inbox::new(|| {});
+    let second = std::panic::catch_unwind(|| drop(Inbox::new(|| {})));
+    let message = panic_text(&*second.expect_err("a second inbox on the thread"));
+    assert!(
+        message.contains("has an Inbox already") && message.contains("Inbox::current()"),
+        "{message}"
+    );
+    // The same inbox: what is posted through any clone's handle, one drain runs.
+    let clone = inbox.clone();
+    let current = Inbox::current().expect("this thread's inbox");
+    let ran = Arc::new(Mutex::new(0));
+    for handle in [inbox.handle(), clone.handle(), current.handle()] {
+        let ran = ran.clone();
+        handle.post(move || *ran.lock().unwrap() += 1).unwrap();
+    }
+    assert!(inbox.has_pending());
+    assert_eq!(current.run_pending(), 3);
+    assert!(!clone.has_pending());
+    assert_eq!(*ran.lock().unwrap(), 3);
+    // The loop stops with the last clone only.
+    let handle = inbox.handle();
+    drop((inbox, clone));
+    assert!(!handle.is_stopped());
+    drop(current);
+    assert!(handle.is_stopped());
+    assert!(Inbox::current().is_none());
+}
+
+/// `run_pending`: "returns how many items it found posted ... Work posted while it runs waits
+/// for the next call (so a loop that calls this once per frame or per wake-up never starves its
+/// other sources)".
+#[test]
+fn work_posted_during_a_drain_waits_for_the_next_run_pending() {
+    let event_loop = Loop::new();
+    let handle = event_loop.inbox.handle();
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let (again, first) = (handle.clone(), log.clone());
+    handle
+        .post(move || {
+            first.lock().unwrap().push("first");
+            let meanwhile = first.clone();
+            again
+                .post(move || meanwhile.lock().unwrap().push("posted meanwhile"))
+                .unwrap();
+        })
+        .unwrap();
+    assert_eq!(event_loop.inbox.run_pending(), 1);
+    assert_eq!(*log.lock().unwrap(), ["first"]);
+    assert!(event_loop.inbox.has_pending());
+    assert_eq!(event_loop.inbox.run_pending(), 1);
+    assert_eq!(*log.lock().unwrap(), ["first", "posted meanwhile"]);
+    assert_eq!(event_loop.inbox.run_pending(), 0);
+}
+
+/// `Inbox::new`'s `wake`: "called after each post, on the posting thread ...; once more when
+/// the loop stops; and never under a lock" — and then dropped ("The wake-up is called once more
+/// and dropped, so that an integration's drain ends"). The wake-up here asks the inbox's handle
+/// whether the loop has stopped, which takes the mailbox's lock: called under it, it would
+/// never return (the test runs on a thread of its own, so that this fails, not hangs).
+#[test]
+fn the_wake_up_runs_on_the_posting_thread_after_each_post_and_once_at_the_stop_outside_the_lock() {
+    let (done, finished) = mpsc::channel();
+    thread::spawn(move || {
+        let calls: Arc<Mutex<Vec<ThreadId>>> = Arc::default();
+        let handle_slot: Arc<Mutex<Option<deferred_core::LoopHandle>>> = Arc::default();
+        let (log, slot) = (calls.clone(), handle_slot.clone());
+        let inbox = Inbox::new(move || {
+            if let Some(handle) = slot.lock().unwrap().as_ref() {
+                let _ = handle.is_stopped();
+            }
+            log.lock().unwrap().push(thread::current().id());
+        });
+        *handle_slot.lock().unwrap() = Some(inbox.handle());
+        let (d, resolver) = inbox.pending::<u32, Failure>();
+        let handle = inbox.handle();
+        let poster = thread::spawn(move || {
+            handle.post(|| {}).unwrap();
+            resolver.callback(1);
+            thread::current().id()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(*calls.lock().unwrap(), [poster, poster], "one call a post");
+        assert_eq!(inbox.run_pending(), 2);
+        assert_eq!(d.wait().unwrap(), 1);
+        let home = thread::current().id();
+        drop(inbox);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            [poster, poster, home],
+            "once more at the stop"
+        );
+        assert_eq!(Arc::strong_count(&calls), 1, "the wake-up was dropped");
+        drop(handle_slot);
+        done.send(()).unwrap();
+    });
+    finished
+        .recv_timeout(HUNG)
+        .expect("the wake-up deadlocked, or the test failed (see its panic)");
+}
+
+/// `LoopHandle::post`: a refused post gives the work back in a [`Stopped`], whose `Display`
+/// (and `Debug`, which `unwrap` prints) say why; a `LoopHandle`'s `Debug` says whether the loop
+/// has stopped.
+#[test]
+fn a_refused_post_and_a_loop_handle_say_that_the_loop_has_stopped() {
+    let inbox = Inbox::new(|| {});
+    let handle = inbox.handle();
+    assert_eq!(format!("{handle:?}"), "LoopHandle { stopped: false }");
+    drop(inbox);
+    assert_eq!(format!("{handle:?}"), "LoopHandle { stopped: true }");
+    let refused = handle.post(|| {}).unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "the event loop has stopped: its inbox takes no more work"
+    );
+    assert_eq!(
+        format!("{refused:?}"),
+        "Stopped(the event loop has stopped: its inbox takes no more work)"
+    );
+}
+
+/// `Inbox::spawn` "polls `future` on this thread, now": before `spawn` returns, not at the next
+/// drain; a future ready at once fires the Deferred then.
+#[test]
+fn spawn_polls_the_future_at_once_on_this_thread() {
+    let event_loop = Loop::new();
+    let here = thread::current().id();
+    let polled = Rc::new(Cell::new(None));
+    let seen = polled.clone();
+    let d = event_loop.inbox.spawn(async move {
+        seen.set(Some(thread::current().id()));
+        Ok::<_, Failure>(1)
+    });
+    assert_eq!(polled.get(), Some(here));
+    assert!(d.is_fired());
+    assert!(!event_loop.inbox.has_pending());
+    assert_eq!(d.wait().unwrap(), 1);
+}

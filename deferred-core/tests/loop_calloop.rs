@@ -464,3 +464,55 @@ fn on_calloop_while_another_live_loop_drains_the_inbox_says_what_to_drop() {
     .join()
     .unwrap();
 }
+
+/// `Inbox::on_calloop` panics "if this thread has an inbox already ... that `Inbox::new` (or
+/// another integration) made; the message says which, and what to drop".
+#[test]
+fn on_calloop_on_a_thread_with_an_inbox_of_inbox_new_says_what_to_drop() {
+    thread::spawn(|| {
+        let own = Inbox::new(|| {});
+        let event_loop = EventLoop::<()>::try_new().unwrap();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Inbox::on_calloop(&event_loop.handle()).map(drop)
+        }));
+        let payload = refused.expect_err("took the inbox `Inbox::new` made");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_default();
+        assert!(
+            message.contains("no calloop loop drains") && message.contains("drop it first"),
+            "{message}"
+        );
+        drop(own);
+        let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+        drop(inbox);
+    })
+    .join()
+    .unwrap();
+}
+
+/// `CalloopClock`: "It needs no inbox", and once the loop is gone "a call made on the clock
+/// after that is dropped at once" (a `defer_later` on it fails with `NeverFired`).
+#[test]
+fn a_call_on_a_calloop_clock_whose_loop_is_gone_is_dropped_at_once() {
+    thread::spawn(|| {
+        assert!(Inbox::current().is_none());
+        let event_loop = EventLoop::<()>::try_new().unwrap();
+        let clock = CalloopClock::new(event_loop.handle());
+        drop(event_loop);
+        let held = Rc::new(());
+        let captured = held.clone();
+        let call = clock.call_later(Duration::from_secs(1), Box::new(move || drop(captured)));
+        assert_eq!(Rc::strong_count(&held), 1, "the call was kept");
+        call.cancel();
+        let d = deferred_core::local::defer_later(&clock, Duration::from_secs(1), || {
+            Ok::<_, Failure>(())
+        });
+        assert!(d.is_fired());
+        assert!(d.wait().unwrap_err().is::<deferred_core::NeverFired>());
+    })
+    .join()
+    .unwrap();
+}

@@ -563,3 +563,56 @@ fn a_failure_of_local_from_future_entered_at_from_future() {
         assert_eq!(at, Some((file!(), line)), "{failure:?}");
     });
 }
+
+/// `Inbox::on_tokio_local_set` panics "if this thread has an inbox already that a live
+/// `LocalSet` drains, or that `Inbox::new` made (as `Inbox::new` does)".
+#[test]
+fn on_tokio_local_set_panics_where_the_thread_has_an_inbox_already() {
+    thread::spawn(|| {
+        let rt = runtime(false);
+        LocalSet::new().block_on(&rt, async {
+            let own = Inbox::new(|| {});
+            let refused = std::panic::catch_unwind(|| drop(Inbox::on_tokio_local_set()));
+            assert!(refused.is_err(), "took the inbox `Inbox::new` made");
+            drop(own);
+            let drained = Inbox::on_tokio_local_set();
+            let again = std::panic::catch_unwind(|| drop(Inbox::on_tokio_local_set()));
+            assert!(
+                again.is_err(),
+                "a second drain of the inbox a live LocalSet drains"
+            );
+            drop(drained);
+        });
+    })
+    .join()
+    .unwrap();
+}
+
+/// `Inbox::on_tokio_local_set`: "The task holds the inbox weakly: the loop stops when the last
+/// clone of the returned `Inbox` is dropped (the task then ends)". A `LocalSet` awaited as a
+/// future completes once all its tasks have: it would not, were the drain task left running.
+#[test]
+fn the_drain_task_ends_when_the_last_inbox_is_dropped() {
+    let (done, finished) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let rt = runtime(false);
+        let local = LocalSet::new();
+        let stopped = Rc::new(Cell::new(false));
+        let seen = stopped.clone();
+        local.spawn_local(async move {
+            let inbox = Inbox::on_tokio_local_set();
+            let (d, resolver) = inbox.pending::<u32, Failure>();
+            thread::spawn(move || resolver.callback(1)).join().unwrap();
+            assert_eq!(d.await.unwrap(), 1); // the drain ran it
+            let handle = inbox.handle();
+            drop(inbox);
+            seen.set(handle.is_stopped());
+        });
+        rt.block_on(local);
+        done.send(stopped.get()).unwrap();
+    });
+    let stopped = finished
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the LocalSet never completed: its drain task did not end");
+    assert!(stopped);
+}

@@ -506,3 +506,177 @@ mod looping_timer_race {
         assert!(!looping.is_running());
     }
 }
+
+/// Claims of the clock docs (deferred-core/src/clock.rs) not checked elsewhere.
+mod clock_docs {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex, mpsc};
+    use std::time::Duration;
+
+    use deferred_core::{Clock, LocalClock, ManualClock, Panicked, ThreadClock, UnhandledCapture};
+
+    /// `DelayedCall` and `LocalDelayedCall`: "Dropping it does not cancel the call."
+    #[test]
+    fn dropping_a_delayed_call_does_not_cancel_it() {
+        let clock = ManualClock::new();
+        let rang = Arc::new(AtomicBool::new(false));
+        let flag = rang.clone();
+        drop(Clock::call_later(
+            &clock,
+            Duration::from_secs(1),
+            Box::new(move || flag.store(true, Ordering::SeqCst)),
+        ));
+        let local_rang = Rc::new(Cell::new(false));
+        let local_flag = local_rang.clone();
+        drop(LocalClock::call_later(
+            &clock,
+            Duration::from_secs(1),
+            Box::new(move || local_flag.set(true)),
+        ));
+        assert_eq!(clock.pending(), 2);
+        clock.advance(Duration::from_secs(1));
+        assert!(rang.load(Ordering::SeqCst));
+        assert!(local_rang.get());
+    }
+
+    /// `ManualClock`: "Clones share one clock."
+    #[test]
+    fn manual_clock_clones_share_one_clock() {
+        let clock = ManualClock::new();
+        let other = clock.clone();
+        let rang = Arc::new(AtomicBool::new(false));
+        let flag = rang.clone();
+        let _call = Clock::call_later(
+            &clock,
+            Duration::from_secs(2),
+            Box::new(move || flag.store(true, Ordering::SeqCst)),
+        );
+        assert_eq!(other.pending(), 1);
+        other.advance(Duration::from_secs(2));
+        assert!(rang.load(Ordering::SeqCst));
+        assert_eq!(clock.now(), Duration::from_secs(2));
+        assert_eq!(clock.pending(), 0);
+    }
+
+    /// `ManualClock` as a `LocalClock`: "A local call runs when the clock is advanced on the
+    /// thread that scheduled it; advanced from another thread, it is skipped" — it does not run
+    /// then, nor at a later advance on its own thread (it is off the schedule); it is dropped
+    /// when its call is cancelled (or its thread ends).
+    #[test]
+    fn a_local_call_on_a_manual_clock_advanced_from_another_thread_never_runs() {
+        let clock = ManualClock::new();
+        let captured = Rc::new(Cell::new(false));
+        let flag = captured.clone();
+        let call = LocalClock::call_later(
+            &clock,
+            Duration::from_secs(1),
+            Box::new(move || flag.set(true)),
+        );
+        let other = clock.clone();
+        std::thread::spawn(move || other.advance(Duration::from_secs(1)))
+            .join()
+            .unwrap();
+        assert!(!captured.get(), "ran on another thread");
+        assert_eq!(clock.pending(), 0, "off the schedule");
+        clock.advance(Duration::from_secs(1));
+        assert!(!captured.get(), "skipped, not kept for a later advance");
+        assert_eq!(
+            Rc::strong_count(&captured),
+            2,
+            "kept by this thread until cancelled"
+        );
+        call.cancel();
+        assert_eq!(Rc::strong_count(&captured), 1);
+    }
+
+    /// `ManualClock::advance`: "While a call runs, the clock reads that call's deadline, so a
+    /// call it schedules is timed from there"; after it, the clock reads the target.
+    #[test]
+    fn a_manual_clock_reads_each_calls_deadline_while_it_runs() {
+        let clock = ManualClock::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        for secs in [3, 1] {
+            let (c, log) = (clock.clone(), seen.clone());
+            let _ = Clock::call_later(
+                &clock,
+                Duration::from_secs(secs),
+                Box::new(move || {
+                    log.lock().unwrap().push(c.now());
+                    if secs == 1 {
+                        // Timed from 1s: due at 3.5s, within this advance.
+                        let (c2, log) = (c.clone(), log.clone());
+                        let _ = Clock::call_later(
+                            &c,
+                            Duration::from_millis(2500),
+                            Box::new(move || log.lock().unwrap().push(c2.now())),
+                        );
+                    }
+                }),
+            );
+        }
+        clock.advance(Duration::from_secs(5));
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                Duration::from_secs(1),
+                Duration::from_secs(3),
+                Duration::from_millis(3500)
+            ]
+        );
+        assert_eq!(clock.now(), Duration::from_secs(5));
+    }
+
+    std::thread_local! {
+        static TIMER_THREAD_CAPTURE: std::cell::RefCell<Option<UnhandledCapture>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// `ThreadClock`: "A panic in a call is reported as an unhandled failure; the timer thread
+    /// goes on." The report is made on the timer thread, so the capture is started there, by a
+    /// call due before the panicking one, and finished by a call due after it (calls run in
+    /// deadline order on the one timer thread). Other tests' reports on that thread meanwhile
+    /// are told apart by their text.
+    #[test]
+    fn a_panic_in_a_thread_clock_call_is_reported_and_the_timer_thread_goes_on() {
+        let (tx, rx) = mpsc::channel::<Vec<String>>();
+        let started: Arc<Mutex<Option<std::thread::ThreadId>>> = Arc::default();
+        let start = started.clone();
+        let _a = ThreadClock.call_later(
+            Duration::from_millis(1),
+            Box::new(move || {
+                *start.lock().unwrap() = Some(std::thread::current().id());
+                TIMER_THREAD_CAPTURE
+                    .with(|slot| *slot.borrow_mut() = Some(UnhandledCapture::start()));
+            }),
+        );
+        let _b = ThreadClock.call_later(
+            Duration::from_millis(2),
+            Box::new(|| panic!("thread-clock-call-boom")),
+        );
+        let finish = started.clone();
+        let _c = ThreadClock.call_later(
+            Duration::from_millis(3),
+            Box::new(move || {
+                assert_eq!(*finish.lock().unwrap(), Some(std::thread::current().id()));
+                let capture = TIMER_THREAD_CAPTURE.with(|slot| slot.borrow_mut().take());
+                let texts = capture
+                    .expect("started by the first call")
+                    .finish()
+                    .iter()
+                    .map(|f| match f.downcast_ref::<Panicked>() {
+                        Some(panic) => panic.message().to_owned(),
+                        None => f.to_string(),
+                    })
+                    .filter(|text| text.contains("thread-clock-call-boom"))
+                    .collect();
+                tx.send(texts).unwrap();
+            }),
+        );
+        let texts = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the timer thread did not go on");
+        assert_eq!(texts, ["thread-clock-call-boom"]);
+    }
+}
