@@ -194,7 +194,8 @@ impl Clock for ThreadClock {
 
 /// A clock that stands still until [`advance`](ManualClock::advance) moves it (Twisted's
 /// `task.Clock`): scheduled calls run inside `advance`, on the calling thread, in deadline order.
-/// A call runs when the clock reaches its deadline exactly. Clones share one clock.
+/// A call runs when the clock reaches its deadline exactly; a deadline past the end of
+/// `Duration`'s time is never reached (`advance` stops at that end). Clones share one clock.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -220,10 +221,15 @@ pub struct ManualClock {
 struct Schedule {
     /// Time since the clock was made.
     now: Duration,
-    /// Scheduled calls, by deadline, then by order of scheduling.
-    calls: BTreeMap<(Duration, u64), Box<dyn FnOnce() + Send>>,
+    /// Scheduled calls, by deadline (in nanoseconds: a deadline past the end of `Duration`'s
+    /// time is kept as it is, and never reached), then by order of scheduling; each with the
+    /// thread it must run on (a local call's), if any.
+    calls: BTreeMap<(u128, u64), (Option<std::thread::ThreadId>, Call)>,
     next_id: u64,
 }
+
+/// A call a [`ManualClock`] has scheduled.
+type Call = Box<dyn FnOnce() + Send>;
 
 fn lock(schedule: &Mutex<Schedule>) -> MutexGuard<'_, Schedule> {
     // No user code runs under the lock (calls run after it is released).
@@ -295,12 +301,25 @@ impl ManualClock {
     /// ```
     pub fn advance(&self, by: Duration) {
         let target = lock(&self.schedule).now.saturating_add(by);
+        let here = std::thread::current().id();
         loop {
             let call = {
                 let mut schedule = lock(&self.schedule);
-                match schedule.calls.first_entry() {
-                    Some(entry) if entry.key().0 <= target => {
-                        let ((deadline, _), call) = entry.remove_entry();
+                // The first call due that may run here: a local call scheduled on another
+                // thread stays scheduled, for an `advance` on its own thread.
+                let due = schedule
+                    .calls
+                    .iter()
+                    .take_while(|((deadline, _), _)| *deadline <= target.as_nanos())
+                    .find(|(_, (home, _))| home.is_none_or(|home| home == here))
+                    .map(|(key, _)| *key);
+                match due.and_then(|key| schedule.calls.remove_entry(&key)) {
+                    Some(((deadline, _), (_, call))) => {
+                        // At most `target`: it fits a `Duration`.
+                        let deadline = Duration::new(
+                            (deadline / 1_000_000_000) as u64,
+                            (deadline % 1_000_000_000) as u32,
+                        );
                         schedule.now = schedule.now.max(deadline);
                         call
                     }
@@ -323,12 +342,28 @@ impl Clock for ManualClock {
     }
 
     fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        self.schedule(delay, None, call)
+    }
+}
+
+impl ManualClock {
+    /// Schedules `call` after `delay`, to run in an `advance` on any thread (`home`: `None`), or
+    /// only in one on the thread `home`.
+    fn schedule(
+        &self,
+        delay: Duration,
+        home: Option<std::thread::ThreadId>,
+        call: Box<dyn FnOnce() + Send>,
+    ) -> DelayedCall {
         let key = {
             let mut schedule = lock(&self.schedule);
-            // A delay past the end of `Duration`'s time is due at its end: never, in practice.
-            let key = (schedule.now.saturating_add(delay), schedule.next_id);
+            // A deadline past the end of `Duration`'s time is never reached (as on the other
+            // clocks), not due at its end: else, once the clock has reached that end, a call
+            // that schedules another one (a `LoopingCall`'s) would run again within the same
+            // `advance`, for ever. (In nanoseconds, the sum cannot overflow.)
+            let key = (schedule.now.as_nanos() + delay.as_nanos(), schedule.next_id);
             schedule.next_id += 1;
-            schedule.calls.insert(key, call);
+            schedule.calls.insert(key, (home, call));
             key
         };
         let schedule: Weak<Mutex<Schedule>> = Arc::downgrade(&self.schedule);
@@ -473,10 +508,9 @@ impl Drop for TakeOnDrop {
 static NEXT_LOCAL_CALL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// A `ManualClock` serves local chains too. A local call runs when the clock is advanced on the
-/// thread that scheduled it (the only thread a local chain lives on). Advanced past its deadline
-/// from another thread, it is skipped for good: it leaves the schedule unrun, and a later
-/// `advance` on its own thread does not run it either (a chain it times is left waiting); what
-/// it holds stays on its thread until its [`LocalDelayedCall`] is cancelled or the thread ends.
+/// thread that scheduled it (the only thread a local chain lives on). An `advance` on another
+/// thread past its deadline leaves it scheduled: it runs (late) at the next `advance` on its
+/// own thread (by any amount, `Duration::ZERO` too), in deadline order with the calls due then.
 // Unlisted in the clock traits' messages (see `Clock`).
 #[diagnostic::do_not_recommend]
 impl LocalClock for ManualClock {
@@ -490,9 +524,9 @@ impl LocalClock for ManualClock {
         // The schedule's call owns the local call: when the schedule drops it unrun (the clock
         // dropped), the local call goes too, if it is dropped on this thread.
         let local = TakeOnDrop(key);
-        let scheduled = Clock::call_later(
-            self,
+        let scheduled = self.schedule(
             delay,
+            Some(std::thread::current().id()),
             Box::new(move || {
                 if let Some(call) = local.take() {
                     call();

@@ -59,6 +59,46 @@ fn a_clock_picked_at_run_time_times_every_helper() {
     assert_eq!(boxed.now(), manual.now());
 }
 
+/// A local call on a `ManualClock` runs only on its own thread. A clock advanced past its due
+/// time on another thread took it out of the schedule and dropped it there unmade, without its
+/// owner hearing of it: a local `LoopingCall` stalled for ever (running, nothing scheduled, its
+/// Deferred never fired; rule 9 did not apply either), and a local timeout never came. It stays
+/// scheduled, and runs (late) in the next `advance` on its own thread.
+#[test]
+fn a_local_call_due_while_the_clock_is_advanced_on_another_thread_is_not_lost() {
+    use deferred_core::local::LoopingCall;
+    use deferred_core::{LocalDeferred, ManualClock, TimedOut};
+    use std::cell::Cell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    let clock = ManualClock::new();
+    let calls = Rc::new(Cell::new(0));
+    let counted = calls.clone();
+    let looping = LoopingCall::new(clock.clone(), move || {
+        counted.set(counted.get() + 1);
+        Ok(())
+    });
+    let done = looping.start(Duration::from_secs(1), false);
+    let (query, _resolver) = LocalDeferred::<u32>::pending();
+    let query = query.add_timeout(Duration::from_secs(1), &clock);
+
+    let elsewhere = clock.clone();
+    std::thread::spawn(move || elsewhere.advance(Duration::from_secs(1)))
+        .join()
+        .unwrap();
+    assert_eq!(calls.get(), 0, "not made on the other thread");
+    assert_eq!(clock.pending(), 2, "both still scheduled");
+
+    clock.advance(Duration::ZERO);
+    assert_eq!(calls.get(), 1);
+    assert!(query.wait().unwrap_err().is::<TimedOut>());
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(calls.get(), 2, "the loop goes on");
+    looping.stop();
+    done.wait().unwrap();
+}
+
 #[test]
 fn a_policys_waits_say_how_many_are_left_and_stay_finished() {
     use deferred_core::RetryPolicy;
@@ -558,37 +598,6 @@ mod clock_docs {
         assert!(rang.load(Ordering::SeqCst));
         assert_eq!(clock.now(), Duration::from_secs(2));
         assert_eq!(clock.pending(), 0);
-    }
-
-    /// `ManualClock` as a `LocalClock`: "A local call runs when the clock is advanced on the
-    /// thread that scheduled it; advanced from another thread, it is skipped" — it does not run
-    /// then, nor at a later advance on its own thread (it is off the schedule); it is dropped
-    /// when its call is cancelled (or its thread ends).
-    #[test]
-    fn a_local_call_on_a_manual_clock_advanced_from_another_thread_never_runs() {
-        let clock = ManualClock::new();
-        let captured = Rc::new(Cell::new(false));
-        let flag = captured.clone();
-        let call = LocalClock::call_later(
-            &clock,
-            Duration::from_secs(1),
-            Box::new(move || flag.set(true)),
-        );
-        let other = clock.clone();
-        std::thread::spawn(move || other.advance(Duration::from_secs(1)))
-            .join()
-            .unwrap();
-        assert!(!captured.get(), "ran on another thread");
-        assert_eq!(clock.pending(), 0, "off the schedule");
-        clock.advance(Duration::from_secs(1));
-        assert!(!captured.get(), "skipped, not kept for a later advance");
-        assert_eq!(
-            Rc::strong_count(&captured),
-            2,
-            "kept by this thread until cancelled"
-        );
-        call.cancel();
-        assert_eq!(Rc::strong_count(&captured), 1);
     }
 
     /// `ManualClock::advance`: "While a call runs, the clock reads that call's deadline, so a

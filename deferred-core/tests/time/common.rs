@@ -610,3 +610,30 @@ fn looping_call_a_late_call_past_2_64_ns_is_timed_from_the_start() {
     slot.lock().unwrap().take().unwrap().callback(());
     drop(done);
 }
+
+/// Rule 2 at the end of `Duration`'s time: call *n* is due at `start + n x interval`, and a due
+/// time past that end never comes. The `ManualClock` kept such a deadline at the end of time,
+/// so once `advance` reached it, each call scheduled the next at that same instant and the loop
+/// ran for ever inside one `advance` (here, until its third call fails and stops it).
+#[test]
+fn looping_call_a_due_time_past_the_end_of_time_never_comes() {
+    let clock = ManualClock::new();
+    let calls = Count::new();
+    let counted = calls.clone();
+    let looping = LoopingCall::new(clock.clone(), move || {
+        counted.bump();
+        if counted.get() == 3 {
+            return Err(Failure::msg("called again at the end of time"));
+        }
+        Ok(())
+    });
+    let done = looping.start(Duration::MAX, false);
+    clock.advance(Duration::MAX); // the first call is due at exactly the end of time
+    assert_eq!(calls.get(), 1, "the second call is due past the end of time");
+    assert!(looping.is_running() && !done.is_fired());
+    assert_eq!(clock.pending(), 1);
+    clock.advance(Duration::ZERO);
+    assert_eq!(calls.get(), 1);
+    looping.stop();
+    done.wait().unwrap();
+}
