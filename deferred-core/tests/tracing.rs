@@ -266,6 +266,31 @@ fn a_refused_try_fire_is_traced_as_refused() {
     );
 }
 
+/// A `DeferredQueue::get` fired by a `put` is traced as every other fire is: its "fired" event
+/// says where the chain was made and that it was a success (it had neither field: a subscriber
+/// could not tell which chain fired, nor how).
+#[test]
+fn a_queue_get_fired_by_a_put_is_traced_with_where_and_how() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    tracing::subscriber::with_default(recorder, || {
+        let queue = deferred_core::DeferredQueue::<u32>::new();
+        let got = queue.get();
+        queue.put(1).unwrap();
+        assert_eq!(got.wait().unwrap(), 1);
+    });
+    let events = events.lock().unwrap();
+    let fired: Vec<&Recorded> = events
+        .iter()
+        .filter(|e| e.field("message") == Some("fired"))
+        .collect();
+    assert_eq!(fired.len(), 1, "{events:?}");
+    let created_at = fired[0].field("created_at").unwrap_or_default();
+    assert!(created_at.starts_with(file!()), "{events:?}");
+    assert_eq!(fired[0].field("ok"), Some("true"), "{events:?}");
+}
+
 /// `add_timeout` on a pending chain puts the steps added after it in a new link: its creation is
 /// traced, at the user's call, as every other chain's is.
 #[test]

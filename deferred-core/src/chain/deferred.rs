@@ -1454,7 +1454,13 @@ where
         std::mem::forget(self); // nothing left in it to drop
         match link {
             Some(link) => {
-                crate::trace::chain_event!("fired");
+                // The fields every other fire's event has: where the chain was made, and that
+                // it was fired with a success.
+                crate::trace::chain_event!(
+                    created_at = %link.created_at().map_or_else(String::new, |at| at.to_string()),
+                    ok = true,
+                    "fired"
+                );
                 let fired = Chain::fire_if_open_or_give_back(&link, value, give_back);
                 if fired.is_err() {
                     crate::trace::chain_event!(
