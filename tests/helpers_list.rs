@@ -559,3 +559,65 @@ fn an_input_told_it_is_closed_stays_closed_when_another_decides() {
     drop(rb);
     assert_eq!(unhandled.count(), 2);
 }
+
+/// A list that consumes errors drops whatever its other inputs give once it has decided (a
+/// value as any late one, a failure consumed): nobody can see it, so they are closed — their
+/// producers can stop, and `try_fire` gives the result back — for both kinds. (A list that
+/// reports failures leaves them open: see the test before this one.)
+#[test]
+fn inputs_a_decided_list_that_consumes_errors_leaves_running_are_closed() {
+    let unhandled = deferred::UnhandledCapture::start();
+    // fire_on_one_errback (gather_results with consume_errors), decided by a failure.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::pending();
+    let gathered = DeferredList::new([a, b])
+        .consume_errors()
+        .fire_on_one_errback();
+    assert!(!rb.is_closed(), "open while the outcome is undecided");
+    ra.errback(Failure::msg("first"));
+    assert_eq!(
+        gathered.wait().unwrap_err().to_string(),
+        "input #0 failed: first"
+    );
+    assert!(rb.is_closed());
+    assert!(matches!(rb.try_fire(Ok(2)), Err(Ok(2))), "given back");
+
+    // fire_on_one_callback, decided by a success; the producer stops and drops its Resolver.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::pending();
+    let first = DeferredList::new([a, b])
+        .consume_errors()
+        .fire_on_one_callback();
+    ra.callback(1);
+    assert!(matches!(
+        first.wait().unwrap(),
+        FirstSuccess::Succeeded { index: 0, value: 1 }
+    ));
+    assert!(rb.is_closed());
+    drop(rb);
+
+    // A queue's get left running so is skipped: the item goes to the next get, not into a
+    // list that would drop it.
+    let queue = deferred::DeferredQueue::<u32>::new();
+    let first = DeferredList::new([Deferred::succeed(1), queue.get()])
+        .consume_errors()
+        .fire_on_one_callback();
+    assert!(first.is_fired());
+    queue.put(7).unwrap();
+    assert_eq!(queue.get().wait().unwrap(), 7, "the item was not lost");
+
+    // The local kind's list is the same.
+    let (a, ra) = deferred::LocalDeferred::<u32>::pending();
+    let (b, rb) = deferred::LocalDeferred::<u32>::pending();
+    let gathered = deferred::local::DeferredList::new([a, b])
+        .consume_errors()
+        .fire_on_one_errback();
+    ra.errback(Failure::msg("first"));
+    assert!(gathered.wait().is_err());
+    assert!(rb.is_closed());
+    assert!(matches!(
+        rb.try_fire(Err(Failure::msg("late"))),
+        Err(Err(_))
+    ));
+    assert!(unhandled.finish().is_empty(), "nothing is reported");
+}

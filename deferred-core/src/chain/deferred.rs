@@ -1653,7 +1653,9 @@ impl<T, E: 'static> Resolver<T, E> {
     /// step left, to a combinator (`gather_results`, `join`, ...) or `map_err` whose own
     /// Deferred was so dropped. `false` while a step is left, a task polls the end, another
     /// chain waits on it (a step returned it), or a combinator that has decided leaves it
-    /// running (its failure would still be reported).
+    /// running (its failure would still be reported; not so for a list that
+    /// [consumes errors](crate::DeferredList::consume_errors): once it has decided, its inputs
+    /// left running are closed).
     ///
     /// So a long computation that would fire this Resolver can stop early: check it between
     /// pieces of work. It only turns from `false` to `true`. A Resolver dropped unfired once its

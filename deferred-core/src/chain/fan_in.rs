@@ -458,6 +458,13 @@ where
         }
     }
 
+    /// Whether, the outcome decided, nobody can see what an input left running gives: the
+    /// output was closed when it was decided (or seen so before), or the combinator consumes
+    /// errors (a value it gives is dropped as any late one, and a failure too).
+    fn closed_once_decided(&self) -> bool {
+        self.output_closed.get() || self.leftovers.consume_errors
+    }
+
     /// A result the outcome does not carry: a failure is reported unless consumed or expected
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
     /// an error type that cannot say, that arrived after that cancel: `after_cancel`).
@@ -481,9 +488,10 @@ where
         let output = match &self.lock().output {
             Some(resolver) => resolver.link.clone(),
             // Decided: the inputs left are left running, and their failures are reported
-            // (unless the combinator cancelled them, or consumes errors): not closed — unless
-            // the output was closed when it was decided, or was seen so before.
-            None if self.output_closed.get() => return Seen::Closed,
+            // (unless the combinator cancelled them): not closed — unless the output was
+            // closed when it was decided, or was seen so before, or the combinator consumes
+            // errors (what such an input gives, a value or a failure, is dropped unseen).
+            None if self.closed_once_decided() => return Seen::Closed,
             None => return Seen::Open,
         };
         match output {
@@ -497,7 +505,7 @@ where
         // input decided it) reads as closed too, but was visible, and its inputs stay open.
         let progress = self.lock();
         if progress.output.is_none() {
-            return self.output_closed.get();
+            return self.closed_once_decided();
         }
         if closed {
             self.output_closed.set();

@@ -22,8 +22,9 @@ use std::panic::Location;
 ///    call decide in input order (the first of them wins).
 /// 2. Every other input is cancelled once the outcome is decided; whatever they answer — the
 ///    cancellation, a late success, a late failure — is dropped, not reported.
-/// 3. Cancelling the result cancels every input; the first answer then decides (normally the
-///    first input's [`Cancelled`](crate::Cancelled); a canceller that succeeds wins).
+/// 3. Cancelling the result cancels every input, in input order; the first answer then decides:
+///    normally the first pending input's [`Cancelled`](crate::Cancelled), or its value if its
+///    canceller succeeds (a later input's canceller that succeeds answers after that, too late).
 /// 4. No inputs: fails at once with [`NoInputs`] (`Promise.race([])` never settles; a Deferred
 ///    that can never fire would hang whoever waits on it).
 ///

@@ -144,6 +144,24 @@ fn a_canceller_that_succeeds_wins() {
     assert_eq!(first.wait().unwrap(), (0, 99));
 }
 
+/// Rule 3: the inputs are cancelled in input order, and the first answer decides: a later
+/// input's canceller that succeeds answers after the first input's `Cancelled`, too late.
+#[test]
+fn a_later_inputs_canceller_that_succeeds_comes_after_the_first_answer() {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(None::<kind::Resolver<u32>>));
+    let in_canceller = slot.clone();
+    let (a, _ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<u32>::with_canceller(move || {
+        if let Some(r) = in_canceller.lock().unwrap().take() {
+            r.callback(99);
+        }
+    });
+    *slot.lock().unwrap() = Some(rb);
+    let first = first_settled([a, b]);
+    first.cancel();
+    assert!(first.wait().unwrap_err().is::<Cancelled>());
+}
+
 #[test]
 fn no_inputs_fails_at_once() {
     let none = first_settled(Vec::<Deferred<u32>>::new());
