@@ -924,3 +924,20 @@ fn the_link_carrying_names_across_32_steps_is_no_step_to_run_local() {
     assert_eq!(lines, [vec![last]], "only step 33 is left to run:\n{dump}");
     assert!(debug.contains("steps_to_run: 1,"), "{debug}");
 }
+
+/// A retry whose attempt failed waits for its next attempt on the clock: once its Deferred and
+/// every handle of its `ManualClock` are dropped (nobody can advance the clock), it leaves the
+/// registry, instead of the clock's schedule and the retry keeping each other for ever.
+#[test]
+fn a_retry_waiting_on_a_dropped_manual_clock_leaves_the_registry() {
+    let clock = ManualClock::new();
+    let policy = deferred::RetryPolicy::exponential(Duration::from_secs(1)).seed(1);
+    let line = line!() + 1;
+    let retried = deferred::retry(clock.clone(), policy, || {
+        Err::<(), _>(Failure::msg("refused"))
+    });
+    assert_eq!(made_on(&pending_chains(), line).len(), 1);
+    drop(retried);
+    drop(clock);
+    assert!(made_on(&pending_chains(), line).is_empty());
+}

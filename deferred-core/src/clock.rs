@@ -197,6 +197,15 @@ impl Clock for ThreadClock {
 /// A call runs when the clock reaches its deadline exactly; a deadline past the end of
 /// `Duration`'s time is never reached (`advance` stops at that end). Clones share one clock.
 ///
+/// When its last handle is dropped, nobody can advance it: the calls waiting on it are dropped
+/// unrun, and their chains hear of it as of any clock that drops its calls (a `defer_later`
+/// fails with `NeverFired`, a `retry` waiting for its next attempt too, a `LoopingCall` stops
+/// and the Deferred of its `start` fails with `NeverFired`; an `add_timeout` leaves its chain
+/// untimed). The handle a `retry` or a `LoopingCall` was given (a `ManualClock`, or an `Arc` or
+/// an `Rc` of one) does not count: they hold it weakly. A handle held anywhere else does, in a
+/// call scheduled on the clock too (the clock and the call then keep each other, as an `Rc`
+/// cycle would), or in a clock of your own that forwards to it.
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use std::time::Duration;
@@ -374,6 +383,103 @@ impl ManualClock {
                 drop(removed);
             }
         })
+    }
+}
+
+/// How a helper whose scheduled calls hold the helper (a `retry`'s next attempt, a
+/// `LoopingCall`'s next call) holds its clock: as given, but a [`ManualClock`] (alone, or in an
+/// `Arc` or an `Rc`) weakly. A `ManualClock` only moves when a handle of it is advanced, and its
+/// schedule lives as long as its handles: a handle in the helper, held by a call in the schedule,
+/// would keep the schedule, the call and the helper for ever once the user's handles are gone
+/// (nothing can advance the clock then). Held weakly, the schedule is dropped with the user's
+/// last handle, its calls with it, and the helper hears of it as of any clock that drops its
+/// calls (a `retry` fails with `NeverFired`, a `LoopingCall` stops). Once the clock is gone, a
+/// call made on it is dropped at once, and it reads zero.
+pub(crate) struct HeldClock<C>(Held<C>);
+
+enum Held<C> {
+    Given(C),
+    Manual(Weak<Mutex<Schedule>>),
+}
+
+impl<C: 'static> HeldClock<C> {
+    pub(crate) fn new(clock: C) -> HeldClock<C> {
+        let any: &dyn std::any::Any = &clock;
+        let manual = any
+            .downcast_ref::<ManualClock>()
+            .or_else(|| any.downcast_ref::<Arc<ManualClock>>().map(|clock| &**clock))
+            .or_else(|| {
+                any.downcast_ref::<std::rc::Rc<ManualClock>>()
+                    .map(|clock| &**clock)
+            });
+        HeldClock(match manual {
+            Some(manual) => Held::Manual(Arc::downgrade(&manual.schedule)),
+            None => Held::Given(clock),
+        })
+    }
+}
+
+impl<C> HeldClock<C> {
+    /// The clock given, or the `ManualClock` while a handle of it lives.
+    fn get(&self) -> Option<Either<&C>> {
+        match &self.0 {
+            Held::Given(clock) => Some(Either::Given(clock)),
+            Held::Manual(schedule) => schedule
+                .upgrade()
+                .map(|schedule| Either::Manual(ManualClock { schedule })),
+        }
+    }
+}
+
+/// What [`HeldClock::get`] gives.
+enum Either<C> {
+    Given(C),
+    Manual(ManualClock),
+}
+
+#[diagnostic::do_not_recommend]
+impl<C: Clock> Clock for HeldClock<C> {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce() + Send>) -> DelayedCall {
+        match self.get() {
+            Some(Either::Given(clock)) => clock.call_later(delay, call),
+            Some(Either::Manual(clock)) => Clock::call_later(&clock, delay, call),
+            None => {
+                // Nobody can advance the clock: the call can never run.
+                drop(call);
+                DelayedCall::new(|| {})
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        match self.get() {
+            Some(Either::Given(clock)) => clock.now(),
+            Some(Either::Manual(clock)) => ManualClock::now(&clock),
+            None => Duration::ZERO,
+        }
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<C: LocalClock> LocalClock for HeldClock<C> {
+    fn call_later(&self, delay: Duration, call: Box<dyn FnOnce()>) -> LocalDelayedCall {
+        match self.get() {
+            Some(Either::Given(clock)) => clock.call_later(delay, call),
+            Some(Either::Manual(clock)) => LocalClock::call_later(&clock, delay, call),
+            None => {
+                // Nobody can advance the clock: the call can never run.
+                drop(call);
+                LocalDelayedCall::new(|| {})
+            }
+        }
+    }
+
+    fn now(&self) -> Duration {
+        match self.get() {
+            Some(Either::Given(clock)) => clock.now(),
+            Some(Either::Manual(clock)) => ManualClock::now(&clock),
+            None => Duration::ZERO,
+        }
     }
 }
 

@@ -45,11 +45,12 @@ use crate::failure::Failure;
 ///    in flight.
 /// 9. If the clock drops a scheduled call without making it (its loop stopped: an
 ///    [`InboxClock`](crate::InboxClock) whose inbox was dropped, a tokio clock whose runtime
-///    was), the loop stops, and the Deferred of `start` fails with
-///    [`NeverFired`](crate::NeverFired).
+///    was, a [`ManualClock`](crate::ManualClock) whose last handle was), the loop stops, and
+///    the Deferred of `start` fails with [`NeverFired`](crate::NeverFired).
 ///
 /// Dropping every handle does not stop a running loop (the clock holds it): stop it or cancel
-/// its Deferred.
+/// its Deferred. The loop does not keep its clock: a `ManualClock` given to it (alone, or in an
+/// `Arc` or an `Rc`) is held weakly, so the loop goes with the clock's last handle (rule 9).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -93,7 +94,8 @@ trait Looping: Shareable {
 }
 
 struct Core<C, F> {
-    clock: C,
+    /// Held so that the call it schedules, which holds this, does not keep a `ManualClock`.
+    clock: crate::clock::HeldClock<C>,
     /// Where the function was given (`LoopingCall::new`): the origin of a failure a call gives
     /// or raises, and the place of the loop's own step on each call's Deferred.
     made_at: &'static Location<'static>,
@@ -183,7 +185,7 @@ impl LoopingCall {
     {
         LoopingCall {
             core: Ptr::new(Core {
-                clock,
+                clock: crate::clock::HeldClock::new(clock),
                 made_at: Location::caller(),
                 state: Lock::new(State::new(f)),
             }),

@@ -43,6 +43,10 @@ use crate::unhandled;
 ///    work: trap the errors to retry instead, `catch |e: Refused| ...`.) A
 ///    [`TimedOut`](crate::TimedOut) from a deadline you put on each attempt is an attempt's
 ///    failure like any other, retried if the predicate says so.
+/// 6. If the clock drops the wait for the next attempt without making it (an
+///    `InboxClock` whose inbox stopped, a tokio clock whose runtime shut down, a `ManualClock`
+///    whose last handle was dropped: the retry holds one given to it, alone or in an `Arc` or
+///    an `Rc`, weakly), the result fails with [`NeverFired`](crate::NeverFired).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -118,7 +122,7 @@ where
             in_flight: None,
             done: None,
         }),
-        clock,
+        clock: crate::clock::HeldClock::new(clock),
         attempt: Lock::new(Some(attempt)),
         should_retry,
         policy,
@@ -140,7 +144,8 @@ struct Core<C, P, F, T: 'static> {
     /// Where `retry` was called: the origin of a failure an attempt gives or raises (and of the
     /// `RetryError`), and the place of the retry's own step on each attempt's Deferred.
     at: &'static Location<'static>,
-    clock: C,
+    /// Held so that the wait it schedules, which holds this, does not keep a `ManualClock`.
+    clock: crate::clock::HeldClock<C>,
     /// The attempt function, taken out while it runs (attempts never overlap).
     attempt: Lock<Option<F>>,
     should_retry: P,

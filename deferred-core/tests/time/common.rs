@@ -382,8 +382,8 @@ fn looping_call_start_on_a_running_loop_panics() {
     let clock = ManualClock::new();
     let (lc, _times) = recording(&clock);
     let _done = lc.start(secs(1), false);
-    // A running loop and its clock hold each other until the loop stops: left running, both
-    // would be lost when the test ends.
+    // The loop's function holds the clock (`recording`): a running loop and its clock hold
+    // each other until the loop stops; left running, both would be lost when the test ends.
     let _stop = StopOnDrop(lc.clone());
     let _again = lc.start(secs(1), false);
 }
@@ -636,4 +636,75 @@ fn looping_call_a_due_time_past_the_end_of_time_never_comes() {
     assert_eq!(calls.get(), 1);
     looping.stop();
     done.wait().unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// A clock nobody holds any more
+// ---------------------------------------------------------------------------------------------
+
+/// Bumps its count when dropped: held by a helper's function, it says when the helper is freed.
+struct Freed(Count);
+
+impl Drop for Freed {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// A `ManualClock` whose every handle is gone can never be advanced: the loop's next call, which
+/// holds the loop (and so its clock), is dropped with it, and the loop with the call, instead
+/// of the schedule and the loop keeping each other for ever. The Deferred of `start` fails with
+/// `NeverFired` (rule 9).
+#[test]
+fn a_looping_call_on_a_dropped_manual_clock_is_dropped_with_it() {
+    for now in [false, true] {
+        let freed = Count::new();
+        let clock = ManualClock::new();
+        let held = Freed(freed.clone());
+        let looping = LoopingCall::new(clock.clone(), move || {
+            let _ = &held;
+            Ok(())
+        });
+        let done = looping.start(secs(1), now);
+        assert_eq!(clock.pending(), 1);
+        drop(looping);
+        drop(clock);
+        assert_eq!(freed.get(), 1, "now: {now}");
+        assert!(done.wait().unwrap_err().is::<deferred_core::NeverFired>());
+    }
+}
+
+/// The same, with the loop's handle and its Deferred dropped first: nothing is left.
+#[test]
+fn a_looping_call_left_running_is_freed_with_its_manual_clock() {
+    let freed = Count::new();
+    let clock = ManualClock::new();
+    let held = Freed(freed.clone());
+    let looping = LoopingCall::new(clock.clone(), move || {
+        let _ = &held;
+        Ok(())
+    });
+    drop(looping.start(secs(1), true));
+    drop(looping);
+    assert_eq!(freed.get(), 0, "the clock holds the running loop");
+    clock.advance(secs(1));
+    drop(clock);
+    assert_eq!(freed.get(), 1);
+}
+
+/// `add_timeout`'s timer does not hold its clock: dropping the clock drops the timer, and the
+/// chain it would have cancelled is freed with its handles.
+#[test]
+fn a_timeout_on_a_dropped_manual_clock_is_dropped_with_it() {
+    let freed = Count::new();
+    let clock = ManualClock::new();
+    let held = Freed(freed.clone());
+    let (d, resolver) = Deferred::<u32>::with_canceller(move || drop(held));
+    let d = d.add_timeout(secs(1), &clock);
+    assert_eq!(clock.pending(), 1);
+    drop(clock);
+    assert!(!d.is_fired(), "left untimed");
+    drop(d);
+    drop(resolver);
+    assert_eq!(freed.get(), 1);
 }

@@ -398,3 +398,38 @@ fn a_wait_past_the_end_of_time_is_scheduled_there() {
     assert!(retried.unwrap_err().is_cancelled());
     assert!(reported.is_empty(), "{reported:?}");
 }
+
+/// A retry waiting on a `ManualClock` for its next attempt is dropped with the clock's last
+/// handle (nobody can advance it any more): its result fails with `NeverFired`, and the attempt
+/// function is freed, instead of the schedule (holding the wait) and the retry (holding the
+/// clock) keeping each other for ever.
+#[test]
+fn a_retry_waiting_on_a_dropped_manual_clock_fails_never_fired() {
+    let freed = Count::new();
+    let clock = ManualClock::new();
+    let held = Freed(freed.clone());
+    let retried = retry(clock.clone(), seeded(), move || {
+        let _ = &held;
+        Err::<(), _>(Failure::msg("refused"))
+    });
+    assert_eq!(clock.pending(), 1, "the second attempt waits on the clock");
+    drop(clock);
+    assert_eq!(freed.get(), 1);
+    assert!(retried.is_fired());
+    assert!(retried.wait().unwrap_err().is::<deferred_core::NeverFired>());
+}
+
+/// The same with the retry's Deferred dropped first.
+#[test]
+fn a_retry_dropped_and_waiting_on_a_dropped_manual_clock_is_freed() {
+    let freed = Count::new();
+    let clock = ManualClock::new();
+    let held = Freed(freed.clone());
+    drop(retry(clock.clone(), seeded(), move || {
+        let _ = &held;
+        Err::<(), _>(Failure::msg("refused"))
+    }));
+    assert_eq!(clock.pending(), 1);
+    drop(clock);
+    assert_eq!(freed.get(), 1);
+}
