@@ -621,3 +621,109 @@ fn inputs_a_decided_list_that_consumes_errors_leaves_running_are_closed() {
     ));
     assert!(unhandled.finish().is_empty(), "nothing is reported");
 }
+
+/// A decided combinator that does not consume errors leaves its other inputs running (their
+/// failures are still reported), but drops a late success unseen. A `DeferredQueue::get` among
+/// them is handed the next `put`'s item: that item goes back to the queue, for the next `get`,
+/// instead of being lost — and a late failure is still reported. For both kinds, for every
+/// combinator that leaves inputs running once decided (`fire_on_one_callback`,
+/// `fire_on_one_errback`, `gather_results`), and for those that cancel them (`join`, `race`).
+macro_rules! a_late_item_goes_back_to_the_queue {
+    ($name:ident, $Deferred:ty, $Queue:ty, $List:ident, $gather:path, $join:path, $race:path) => {
+        #[test]
+        fn $name() {
+            // The next get has the item at once (a lost item would leave it waiting).
+            fn assert_next(queue: &$Queue, item: u32, lost: &str) {
+                let next = queue.get();
+                assert!(next.is_fired(), "{lost}");
+                assert_eq!(next.wait().unwrap(), item);
+            }
+            let ((), reported) = deferred::capture_unhandled(|| {
+                // fire_on_one_callback, decided by another input's success.
+                let queue = <$Queue>::new();
+                let (other, r_other) = <$Deferred>::pending();
+                let first = $List::new([queue.get(), other]).fire_on_one_callback();
+                r_other.callback(1);
+                assert!(matches!(
+                    first.wait().unwrap(),
+                    FirstSuccess::Succeeded { index: 1, value: 1 }
+                ));
+                queue.put(7).unwrap();
+                assert_next(&queue, 7, "fire_on_one_callback lost it");
+
+                // The item goes to the next get waiting, if there is one.
+                let queue = <$Queue>::new();
+                let first =
+                    $List::new([queue.get(), <$Deferred>::succeed(1)]).fire_on_one_callback();
+                assert!(first.is_fired());
+                let next = queue.get();
+                queue.put(8).unwrap();
+                assert!(next.is_fired(), "not handed to the next get");
+                assert_eq!(next.wait().unwrap(), 8);
+                assert!(queue.is_empty());
+
+                // fire_on_one_errback and gather_results, decided by another input's failure.
+                let queue = <$Queue>::new();
+                let (other, r_other) = <$Deferred>::pending();
+                let gathered = $List::new([queue.get(), other]).fire_on_one_errback();
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                queue.put(9).unwrap();
+                assert_next(&queue, 9, "fire_on_one_errback lost it");
+
+                let queue = <$Queue>::new();
+                let (other, r_other) = <$Deferred>::pending();
+                let gathered = $gather([queue.get(), other]);
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                queue.put(10).unwrap();
+                assert_next(&queue, 10, "gather_results lost it");
+
+                // join and race cancel the inputs they leave: the get leaves the line.
+                let queue = <$Queue>::new();
+                let joined = $join((queue.get(), <$Deferred>::fail(Failure::msg("joined"))));
+                assert!(joined.wait().is_err());
+                queue.put(11).unwrap();
+                assert_next(&queue, 11, "join lost it");
+
+                let queue = <$Queue>::new();
+                let won = $race([queue.get(), <$Deferred>::succeed(1)]);
+                assert_eq!(won.wait().unwrap(), (1, 1));
+                queue.put(12).unwrap();
+                assert_next(&queue, 12, "race lost it");
+
+                // A late failure of an input left running is still accepted, and reported.
+                let (late, r_late) = <$Deferred>::pending();
+                let first = $List::new([late, <$Deferred>::succeed(1)]).fire_on_one_callback();
+                assert!(first.is_fired());
+                drop(first);
+                assert!(!r_late.is_closed(), "its failure would be reported");
+                assert!(r_late.try_fire(Err(Failure::msg("late"))).is_ok());
+            });
+            let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+            assert_eq!(reported, ["late"]);
+        }
+    };
+}
+
+a_late_item_goes_back_to_the_queue!(
+    a_late_item_goes_back_to_the_queue,
+    Deferred<u32>,
+    deferred::DeferredQueue<u32>,
+    DeferredList,
+    gather_results,
+    deferred::join,
+    deferred::race
+);
+
+a_late_item_goes_back_to_the_queue!(
+    a_late_item_goes_back_to_the_queue_local,
+    deferred::LocalDeferred<u32>,
+    deferred::local::DeferredQueue<u32>,
+    LocalList,
+    deferred::local::gather_results,
+    deferred::local::join,
+    deferred::local::race
+);
+
+use deferred::local::DeferredList as LocalList;

@@ -31,6 +31,10 @@
 //!   of the input made of the cancellation, such as an errback that wraps it in a message — is
 //!   reported; with an error type that cannot say whether it holds a cancellation, every
 //!   failure after the cancel counts as its answer).
+//! - A success that arrives after the outcome was decided is dropped, unless its chain's slot
+//!   gives it back to its producer (`Slot::gives_back`: a `DeferredQueue`'s item, handed with
+//!   `Resolver::try_fire_or_give_back`): it is put back there, and goes back as the chain drops
+//!   the slot, as it would from a `get` dropped unread.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
 //!   A panic in the user code an arrival runs (an error's conversion, a value's `Drop`) is
 //!   reported through the unhandled-error hook, as a step's would be; it does not reach the
@@ -44,7 +48,7 @@ use std::mem;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
 use super::pending::cancel::{CancelHandle, Inputs, Within};
-use super::pending::stage::{Slot, take};
+use super::pending::stage::{Slot, put_back, take};
 use super::pending::{AnyChain, Arrive, OutputSeen, Seen};
 use super::{
     CellGuard as Guard, CellLock as Lock, ChainPtr, Flag, Ptr, Sendable, Shareable, Weak,
@@ -102,6 +106,16 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
         E: 'static,
     {
         take::<T, E>(from)
+    }
+
+    /// Puts input `index`'s success back into the slot [`take_arrival`](Policy::take_arrival)
+    /// took it from (for `join`, unwrapped to the input's own type).
+    fn put_back(_index: usize, value: T, into: &mut dyn Slot<E>)
+    where
+        T: 'static,
+        E: 'static,
+    {
+        put_back::<T, E>(into, value);
     }
 }
 
@@ -237,7 +251,7 @@ where
             Place::Pending(chain) => {
                 chain.forward_to_fan_in(shared.clone(), index as u32);
             }
-            Place::Fired(result) => shared.arrive_caught(index, result),
+            Place::Fired(result) => shared.arrive_caught(index, result, None),
             Place::Kept(_) | Place::KeptAfterCancel(_) | Place::Gone => {
                 unreachable!("taken as pending or fired")
             }
@@ -349,19 +363,20 @@ where
         self.progress.lock()
     }
 
-    /// Input `index` fired with `result`; a panic in the user code the arrival runs is
-    /// reported, as a step's would be (rule 4), not passed to the thread that fired the input.
-    fn arrive_caught(&self, index: usize, result: Result<T, E>) {
+    /// Input `index` fired with `result`, taken out of the slot `from` (`None`: it had fired
+    /// when the combinator was built); a panic in the user code the arrival runs is reported,
+    /// as a step's would be (rule 4), not passed to the thread that fired the input.
+    fn arrive_caught(&self, index: usize, result: Result<T, E>, from: Option<&mut dyn Slot<E>>) {
         // Written out, not `unhandled::run_reporting_panic`: on this path (every input of every
         // combinator) the helper cost 7 instructions an arrival more (callgrind,
         // `gather_results` of 25), its closure no longer inlined into `catch_unwind`'s call.
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.arrive(index, result))) {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| self.arrive(index, result, from))) {
             unhandled::report(Failure::from_panic(payload, None));
         }
     }
 
-    /// Input `index` fired with `result`.
-    fn arrive(&self, index: usize, result: Result<T, E>) {
+    /// Input `index` fired with `result`, taken out of `from`.
+    fn arrive(&self, index: usize, result: Result<T, E>, from: Option<&mut dyn Slot<E>>) {
         let (next, place) = {
             let mut guard = self.lock();
             let progress = &mut *guard;
@@ -395,11 +410,8 @@ where
         drop(place);
         match next {
             Next::Nothing => {}
-            Next::Leftover(result) => {
-                if let Err(error) = result {
-                    self.leftover(error, self.cancelled.get());
-                }
-            }
+            Next::Leftover(Ok(value)) => Self::late_success(index, value, from),
+            Next::Leftover(Err(error)) => self.leftover(error, self.cancelled.get()),
             Next::Decided { resolver, decision } => {
                 if resolver.is_closed() {
                     self.output_closed.set();
@@ -465,6 +477,19 @@ where
         self.output_closed.get() || self.leftovers.consume_errors
     }
 
+    /// A success that came after the outcome was decided: nobody can see it. It goes back into
+    /// the slot it came from when that slot gives it back to its producer (an item a
+    /// `DeferredQueue` handed a `get`: `Resolver::try_fire_or_give_back`), which the input's
+    /// chain drops after this arrival: the item goes to the queue's next `get`. Else it is
+    /// dropped, as Twisted drops a late result.
+    #[cold]
+    fn late_success(index: usize, value: T, from: Option<&mut dyn Slot<E>>) {
+        match from {
+            Some(from) if from.gives_back() => P::put_back(index, value, from),
+            _ => drop(value),
+        }
+    }
+
     /// A result the outcome does not carry: a failure is reported unless consumed or expected
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
     /// an error type that cannot say, that arrived after that cancel: `after_cancel`).
@@ -524,7 +549,7 @@ where
         let Some(result) = P::take_arrival(index as usize, from) else {
             unreachable!("a chain hands on its result once it has one");
         };
-        self.arrive_caught(index as usize, result);
+        self.arrive_caught(index as usize, result, Some(from));
     }
 
     #[cfg(feature = "registry")]

@@ -17,7 +17,7 @@ use std::panic::Location;
 use super::Deferred;
 use super::Sendable;
 use super::fan_in::{Leftovers, Place, Policy, Sorted, fan_in_places};
-use super::pending::stage::{Slot, take};
+use super::pending::stage::{Slot, put_back, take};
 use crate::bounds::FromFailure;
 
 /// A tuple of 2 to 12 Deferreds with one error type `E`, of any value types: what
@@ -149,6 +149,16 @@ macro_rules! joins {
                 }
             }
 
+            /// Puts input `index`'s success back into `into`, as its own type.
+            fn put_back_arrival<E: 'static, $($T: 'static),+>(
+                value: Input<$($T),+>,
+                into: &mut dyn Slot<E>,
+            ) {
+                match value {
+                    $(Input::$T(value) => put_back::<$T, E>(into, value),)+
+                }
+            }
+
             /// `join`: every input succeeded (kept, wrapped), or the first failure decides.
             pub(super) struct All<$($T),+>(pub(super) PhantomData<fn() -> ($($T,)+)>);
 
@@ -196,6 +206,10 @@ macro_rules! joins {
                     from: &mut dyn Slot<E>,
                 ) -> Option<Result<Input<$($T),+>, E>> {
                     take_arrival(index, from)
+                }
+
+                fn put_back(_index: usize, value: Input<$($T),+>, into: &mut dyn Slot<E>) {
+                    put_back_arrival(value, into);
                 }
             }
 
@@ -248,6 +262,10 @@ macro_rules! joins {
                     from: &mut dyn Slot<E>,
                 ) -> Option<Result<Input<$($T),+>, E>> {
                     take_arrival(index, from)
+                }
+
+                fn put_back(_index: usize, value: Input<$($T),+>, into: &mut dyn Slot<E>) {
+                    put_back_arrival(value, into);
                 }
             }
         }

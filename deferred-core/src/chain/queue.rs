@@ -52,8 +52,12 @@ enum Kept {
 ///    it, so the items kept stay in the order they were put. So a `get` raced against a
 ///    timeout in `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever
 ///    the item came. (This holds for the `get`'s own Deferred: a step added to it — a
-///    `map_err`, an `add_timeout`, a combinator's — takes the item, and the Deferred it gives
-///    drops the item with it. Race the `get` itself.)
+///    `map_err`, an `add_timeout` — takes the item, and the Deferred it gives drops the item
+///    with it. Race the `get` itself.) A combinator the `get` is given to as it is does not
+///    take an item it would drop: one handed to the `get` after the combinator has decided
+///    without it (a [`DeferredList`](crate::DeferredList) or
+///    [`gather_results`](crate::gather_results) leaves its other inputs running) goes back
+///    the same way, to the next `get`.
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
@@ -221,7 +225,10 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     ///
     /// The item stays in the get's chain until a step or the Deferred's end takes it, so that
     /// a get dropped unread gives it back (rule 3): [`peek`](Deferred::peek) sees it after
-    /// [`poll_fired`](Deferred::poll_fired), as for any Deferred whose chain has fired.
+    /// [`poll_fired`](Deferred::poll_fired), as for any Deferred whose chain has fired. So does
+    /// a get given to a combinator that decides without it and leaves it running
+    /// (`fire_on_one_callback`, `fire_on_one_errback`, `gather_results`): the item handed to
+    /// it after that goes to the next get, not into a result nobody sees.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

@@ -33,6 +33,12 @@ pub(crate) trait Slot<E>: Sendable {
     fn report(&mut self);
     /// Puts the failure `error` here.
     fn fail(&mut self, error: E);
+    /// Whether a value left here goes back to its producer when the slot is dropped
+    /// ([`GivenBack`]): a fan-in that would drop a late success puts it back instead
+    /// ([`put_back`]).
+    fn gives_back(&self) -> bool {
+        false
+    }
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, E>> {
@@ -106,6 +112,10 @@ where
     fn fail(&mut self, error: E) {
         self.result = Some(Err(error));
     }
+
+    fn gives_back(&self) -> bool {
+        self.give_back.is_some()
+    }
 }
 
 impl<T, E, F: FnOnce(T)> Drop for GivenBack<T, E, F> {
@@ -120,6 +130,14 @@ pub(crate) fn take<T: 'static, E: 'static>(slot: &mut dyn Slot<E>) -> Option<Res
     match slot.as_any().downcast_mut::<Option<Result<T, E>>>() {
         Some(slot) => slot.take(),
         None => unreachable!("a stage's input type is the output type of the stage before it"),
+    }
+}
+
+/// Puts `value` back into `slot`, which holds a `Result<T, E>` that [`take`] emptied.
+pub(crate) fn put_back<T: 'static, E: 'static>(slot: &mut dyn Slot<E>, value: T) {
+    match slot.as_any().downcast_mut::<Option<Result<T, E>>>() {
+        Some(slot) => *slot = Some(Ok(value)),
+        None => unreachable!("a value goes back into the slot it was taken from"),
     }
 }
 
