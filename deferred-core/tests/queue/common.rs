@@ -319,3 +319,20 @@ fn gets_dropped_unread_in_the_order_they_were_made_keep_the_items_in_order() {
     assert_eq!(left, [10, 11, 12, 13]);
     assert!(queue.is_empty());
 }
+
+/// A step added to a get that holds its item takes the item; what the step gives, left unread
+/// in the Deferred it makes, is the consumer's, and goes nowhere when that Deferred is dropped:
+/// not back to the queue as if it were an item.
+#[test]
+fn a_steps_output_left_unread_does_not_go_back_to_the_queue() {
+    let queue = DeferredQueue::<u32>::new();
+    queue.put(3).unwrap();
+    let stepped = queue.get().add_callback(|item| Ok(item * 10));
+    drop(stepped);
+    assert!(queue.is_empty(), "{queue:?}");
+    // The same, with the item handed to a get that waited.
+    let stepped = queue.get().add_callback(|item| Ok(item * 10));
+    queue.put(4).unwrap();
+    drop(stepped);
+    assert!(queue.is_empty(), "{queue:?}");
+}
