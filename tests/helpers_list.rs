@@ -726,4 +726,104 @@ a_late_item_goes_back_to_the_queue!(
     deferred::local::race
 );
 
+/// A `DeferredQueue::get` that already holds its item when a combinator is built, and that the
+/// combinator leaves out of its outcome because an earlier input decides it at once: the item
+/// goes back to the queue, for the next `get`, instead of being lost. For both kinds, for every
+/// combinator.
+macro_rules! an_item_held_at_build_goes_back_to_the_queue {
+    (
+        $name:ident, $Deferred:ty, $Queue:ty, $List:ident, $gather:path, $join:path,
+        $race:path, $first_settled:path
+    ) => {
+        #[test]
+        fn $name() {
+            // The next get has the item at once (a lost item would leave it waiting).
+            fn assert_next(queue: &$Queue, item: u32, lost: &str) {
+                let next = queue.get();
+                assert!(next.is_fired(), "{lost}");
+                assert_eq!(next.wait().unwrap(), item);
+                assert!(queue.is_empty());
+            }
+            let ((), reported) = deferred::capture_unhandled(|| {
+                let queue = <$Queue>::new();
+                queue.put(7).unwrap();
+                let first =
+                    $List::new([<$Deferred>::succeed(1), queue.get()]).fire_on_one_callback();
+                assert!(matches!(
+                    first.wait().unwrap(),
+                    FirstSuccess::Succeeded { index: 0, value: 1 }
+                ));
+                assert_next(&queue, 7, "fire_on_one_callback lost it");
+
+                let queue = <$Queue>::new();
+                queue.put(8).unwrap();
+                let failed = $List::new([<$Deferred>::fail(Failure::msg("decides")), queue.get()])
+                    .consume_errors()
+                    .fire_on_one_errback();
+                assert!(failed.wait().is_err());
+                assert_next(&queue, 8, "fire_on_one_errback lost it");
+
+                let queue = <$Queue>::new();
+                queue.put(9).unwrap();
+                let gathered =
+                    $gather([<$Deferred>::fail(Failure::msg("decides")), queue.get()]);
+                assert!(gathered.wait().is_err());
+                assert_next(&queue, 9, "gather_results lost it");
+
+                // The item goes to the next get waiting, if there is one.
+                let queue = <$Queue>::new();
+                queue.put(10).unwrap();
+                let held = queue.get();
+                let next = queue.get();
+                let first = $List::new([<$Deferred>::succeed(1), held]).fire_on_one_callback();
+                assert!(first.is_fired());
+                assert!(next.is_fired(), "not handed to the next get");
+                assert_eq!(next.wait().unwrap(), 10);
+
+                let queue = <$Queue>::new();
+                queue.put(11).unwrap();
+                let joined = $join((<$Deferred>::fail(Failure::msg("joined")), queue.get()));
+                assert!(joined.wait().is_err());
+                assert_next(&queue, 11, "join lost it");
+
+                let queue = <$Queue>::new();
+                queue.put(12).unwrap();
+                let won = $race([<$Deferred>::succeed(1), queue.get()]);
+                assert_eq!(won.wait().unwrap(), (0, 1));
+                assert_next(&queue, 12, "race lost it");
+
+                let queue = <$Queue>::new();
+                queue.put(13).unwrap();
+                let settled = $first_settled([<$Deferred>::succeed(1), queue.get()]);
+                assert!(settled.wait().is_ok());
+                assert_next(&queue, 13, "first_settled lost it");
+            });
+            let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+            assert!(reported.is_empty(), "{reported:?}");
+        }
+    };
+}
+
+an_item_held_at_build_goes_back_to_the_queue!(
+    an_item_held_at_build_goes_back_to_the_queue,
+    Deferred<u32>,
+    deferred::DeferredQueue<u32>,
+    DeferredList,
+    gather_results,
+    deferred::join,
+    deferred::race,
+    deferred::first_settled
+);
+
+an_item_held_at_build_goes_back_to_the_queue!(
+    an_item_held_at_build_goes_back_to_the_queue_local,
+    deferred::LocalDeferred<u32>,
+    deferred::local::DeferredQueue<u32>,
+    LocalList,
+    deferred::local::gather_results,
+    deferred::local::join,
+    deferred::local::race,
+    deferred::local::first_settled
+);
+
 use deferred::local::DeferredList as LocalList;
