@@ -364,9 +364,9 @@ pub use deferred_core::*;
 /// the other kind than its chain's, a start that names a function without calling it
 /// (`fetch_user` for `fetch_user()`), a `catch |e|` without a type that reads a field of the
 /// `Failure` it takes (`e.0`), a `catch` typed with a trait (`|e: &dyn Error|`), JavaScript's
-/// forms (`catch (e) { .. }`, `x => x + 1`). A step whose body
-/// never returns and is not one of `panic!`, `todo!`, `unimplemented!` or `unreachable!` needs
-/// its type written: `then |x| -> u32 { .. }`.
+/// forms (`catch (e) { .. }`, `x => x + 1`). A step whose body never returns and is not one of
+/// `panic!`, `todo!`, `unimplemented!` or `unreachable!` needs its type written:
+/// `then |x| -> u32 { .. }`.
 ///
 /// ```compile_fail
 /// let d = deferred::chain! {

@@ -765,8 +765,7 @@ macro_rules! an_item_held_at_build_goes_back_to_the_queue {
 
                 let queue = <$Queue>::new();
                 queue.put(9).unwrap();
-                let gathered =
-                    $gather([<$Deferred>::fail(Failure::msg("decides")), queue.get()]);
+                let gathered = $gather([<$Deferred>::fail(Failure::msg("decides")), queue.get()]);
                 assert!(gathered.wait().is_err());
                 assert_next(&queue, 9, "gather_results lost it");
 

@@ -14,10 +14,11 @@
 //! - then it decrements the weak count, which it holds for the strong ones.
 //!
 //! No chain is ever referenced weakly. The exception is the `registry` feature, whose registry
-//! lists chains by `Weak`; with it, the `Send` kind keeps `std::sync::Arc` (see `shared.rs`).
+//! lists chains by `Weak`; with it, the `Send` kind keeps `std::sync::Arc` and the local kind
+//! `std::rc::Rc` (see `shared.rs` and `local.rs`), and this module is not compiled.
 //! So `ChainArc` keeps the strong count alone. An owner that finds the count at 1 is the only
 //! one: it reaches the chain mutably and frees it with a plain load, with no read-modify-write.
-//! That left 8 atomic operations in a pending `chain!`, not 11, and the count takes 8 bytes of
+//! That leaves 8 atomic operations in a pending `chain!`, not 11, and the count takes 8 bytes of
 //! each chain's allocation, not 16. A chain is made with both its pointers at once
 //! ([`ChainArc::new_pair`]), so its count is not incremented for the second: one fewer.
 //! (With the spin lock of `crate::sync`, a pending `chain!` does 4.)
@@ -34,7 +35,7 @@
 //!
 //! # Invariants
 //!
-//! 1. `inner` points to an `Inner<T>` allocated by `Box` in [`ChainArc::new_pair`] (or, in
+//! 1. `inner` points to an `Inner<T, C>` allocated by `Box` in [`ChainArc::new_pair`] (or, in
 //!    tests, `ChainArc::new`). Its `count` is the number of `ChainArc`s that point to it, and
 //!    the allocation lives as long as any does.
 //!    Every conversion below keeps the allocation and moves the pointer's one count. The
@@ -50,11 +51,10 @@
 //!    - a drop decrements with `Release`, and the last one fences with `Acquire` before it frees;
 //!    - a check that the count is 1 (`get_mut`, and `Drop`'s path that frees with no decrement)
 //!      loads it with `Acquire`, so every other owner's use of the value happened before.
-//! 4. A pointer is made only by [`ChainArc::new`] (or two at once by [`ChainArc::new_pair`], with
-//!    a count of 2) or by cloning a live one: the module has no
-//!    `Weak`, gives out no raw pointer to own, and never adds to the count by hand. So a count
-//!    of 1 read through a pointer stays 1 while that pointer is borrowed: nobody else can make
-//!    another.
+//! 4. A pointer is made only by `ChainArc::new` (in tests), by [`ChainArc::new_pair`] (two at
+//!    once, with a count of 2) or by cloning a live one: the module has no `Weak`, gives out no
+//!    raw pointer to own, and never adds to the count by hand. So a count of 1 read through a
+//!    pointer stays 1 while that pointer is borrowed: nobody else can make another.
 //! 5. A pointer with a plain count ([`ChainRc`]) is neither `Send` nor `Sync` (the `unsafe
 //!    impl`s below are for the atomic count alone, and `NonNull` makes it neither by itself), so
 //!    all of its owners are on the thread that made it and its count needs no ordering.

@@ -202,9 +202,9 @@ impl Clock for ThreadClock {
 /// fails with `NeverFired`, a `retry` waiting for its next attempt too, a `LoopingCall` stops
 /// and the Deferred of its `start` fails with `NeverFired`; an `add_timeout` leaves its chain
 /// untimed). The handle a `retry` or a `LoopingCall` was given (a `ManualClock`, or an `Arc` or
-/// an `Rc` of one) does not count: they hold it weakly. A handle held anywhere else does, in a
-/// call scheduled on the clock too (the clock and the call then keep each other, as an `Rc`
-/// cycle would), or in a clock of your own that forwards to it.
+/// an `Rc` of one) does not count: they hold it weakly. Every other handle counts, including
+/// one held by a call scheduled on the clock (the clock and the call then keep each other
+/// alive, as an `Rc` cycle would) or by a clock of your own that forwards to it.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

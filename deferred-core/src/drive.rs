@@ -232,12 +232,12 @@ where
     ///   completes.
     /// - **Cancellation.** Cancelling the Deferred (its [`cancel`](Deferred::cancel), a
     ///   [`CancelHandle`], or the cancel of a chain waiting on it) first cancels, one after
-    ///   the other, the Deferreds the future awaits (those its last poll left pending and
-    ///   still holds: not one it dropped, nor one it handed to another task that polled it
-    ///   since — Twisted's cascade into the Deferred a coroutine awaits; one it handed away
-    ///   that its new owner has not polled yet is still taken for its
-    ///   own, since a move leaves no trace, and is cancelled). Each fails with
-    ///   `Cancelled`, or with its canceller's answer, and wakes the future, which is polled
+    ///   the other, the Deferreds the future awaits (Twisted's cascade into the Deferred a
+    ///   coroutine awaits): those its last poll left pending and still holds, not one it
+    ///   dropped, nor one it handed to another task that polled it since. (One it handed to an
+    ///   owner that has not polled it yet cannot be told from its own, since a move leaves no
+    ///   trace: it is cancelled too.) Each fails with `Cancelled`, or with its canceller's
+    ///   answer, and wakes the future, which is polled
     ///   after that cancel, on the cancelling thread: if it completes then (it let the
     ///   `Cancelled` pass with `?`, or translated it), its output is the answer to the cancel,
     ///   the Deferred fires with it, and the cancel stops there. Otherwise the future is

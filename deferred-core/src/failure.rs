@@ -266,7 +266,8 @@ impl Failure {
     }
 
     /// Whether the wrapped error is an `E`. A failure holding a [`SharedFailure`] is also an `E`
-    /// when the shared one is: the question looks through the sharing.
+    /// when the shared one is: the question looks through the sharing (and, feature `anyhow`,
+    /// through the context over a failure: `Failure::from_anyhow`).
     ///
     /// It does not look into the wrapped error's own contents or sources: a failure of an
     /// `io::Error` made of an error of yours (`io::Error::other(e)`, `?` on it in a step) is an
@@ -286,7 +287,8 @@ impl Failure {
         self.downcast_ref::<E>().is_some()
     }
 
-    /// The wrapped error, if it is an `E` (looking through a [`SharedFailure`], as [`is`](Failure::is)).
+    /// The wrapped error, if it is an `E` (looking through a [`SharedFailure`] or an
+    /// `anyhow::Error`'s context, as [`is`](Failure::is)).
     pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
         if let Some(error) = self.inner.error.downcast_ref::<E>() {
             return Some(error);
@@ -580,8 +582,9 @@ impl Failure {
         }
     }
 
-    /// How many failures this one is with those nested in it ([`for_each_nested`], all the way
-    /// down): counted by a walk, in constant stack.
+    /// How many failures this one is with those nested in it
+    /// ([`for_each_nested`](Failure::for_each_nested), all the way down): counted by a walk, in
+    /// constant stack.
     fn count_nested(&self) -> usize {
         let mut count = 0;
         let mut pending = vec![self];
@@ -679,8 +682,8 @@ pub(crate) fn note_entered<E: 'static>(
 /// input, a [`FailureGroup`](crate::FailureGroup)'s inputs, the original of the last copy of a
 /// [`SharedFailure`] — in a loop, not a recursion: combinators nest failures as deep as they are
 /// nested themselves (a `gather_results` of a `gather_results` of ...), and a recursion per
-/// level overflowed a 2 MiB stack at tens of thousands of levels. A failure that nests none pays a
-/// test of a flag, and no allocation.
+/// level would overflow a 2 MiB stack at tens of thousands of levels. A failure that nests none
+/// pays a test of a flag, and no allocation.
 impl Drop for Inner {
     #[inline]
     fn drop(&mut self) {
@@ -843,13 +846,14 @@ impl Failure {
     /// assert_eq!(failure.to_string(), "disk full");
     /// ```
     ///
-    /// An `anyhow::Error` that adds context to a failure (`Err(failure).context("loading
-    /// config")`) keeps it: the failure's message is the outermost context's, its `{:#}` and
-    /// `source()` chain go on through every context layer to the failure's own message and
-    /// sources, and it says where the failure inside was raised and the steps it passed (its
-    /// [`origin`](Failure::origin), [`trail`](Failure::trail), `{:?}`). [`is`](Failure::is),
-    /// [`downcast_ref`](Failure::downcast_ref) and [`trap`](Failure::trap) look through the
-    /// context to the failure's error (`trap` takes it out, dropping the context).
+    /// An `anyhow::Error` that adds context to a failure
+    /// (`.map_err(anyhow::Error::from).context("loading config")`) keeps it: the failure's message
+    /// is the outermost context's, its `{:#}` and `source()` chain go on through every context
+    /// layer to the failure's own message and sources, and it says where the failure inside was
+    /// raised and the steps it passed (its [`origin`](Failure::origin), [`trail`](Failure::trail),
+    /// `{:?}`). [`is`](Failure::is), [`downcast_ref`](Failure::downcast_ref) and
+    /// [`trap`](Failure::trap) look through the context to the failure's error (`trap` takes it
+    /// out, dropping the context).
     ///
     /// An `anyhow::Error` of another error (`anyhow::Error::new(e)`, `?` on it) is wrapped as
     /// it is: its message and sources stay, but `is`, `downcast_ref` and `trap` do not see the
@@ -986,10 +990,10 @@ impl fmt::Display for Failure {
     ///
     /// A failure that holds failures (a [`FirstError`](crate::FirstError)'s input, a
     /// [`FailureGroup`](crate::FailureGroup)'s inputs, which may hold more: combinators nested in
-    /// each other) shows 32 levels of them; in place of a failure nested deeper it says how many
-    /// failures are left out, that one and those it holds: `input #0 failed: input #0 failed:
-    /// ... (32 levels) ... 99,969 more nested failures not shown`. A chain of sources, however
-    /// long, is shown whole (it is walked in a loop). So formatting a failure takes bounded
+    /// each other) shows 32 levels, itself the first; in place of a failure nested deeper it says
+    /// how many failures are left out, that one and those it holds: `input #0 failed: input #0
+    /// failed: ... (32 levels) ... 99,969 more nested failures not shown`. A chain of sources,
+    /// however long, is shown whole (it is walked in a loop). So formatting a failure takes bounded
     /// stack however deep it is.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.formatting_nested(f, |failure, f, _| failure.write_message(f, f.alternate()))
@@ -1002,7 +1006,7 @@ impl fmt::Debug for Failure {
     /// [`FailureGroup`](crate::FailureGroup)) says where each of those was raised and the steps
     /// it passed first, each line led by its input's number (`input #1 raised at step ...`).
     ///
-    /// As for `Display`, 32 levels of nested failures are shown: the message says how many
+    /// As for `Display`, 32 levels of failures are shown: the message says how many
     /// failures are left out below them, and so does one line in place of the places of each
     /// input nested deeper (`input #0 input #0 ... 99,969 more nested failures not shown`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -1314,8 +1318,8 @@ impl Drop for Panicked {
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        // The payload of a panic in that drop is dropped the same way, as it may panic too (a
-        // few times over; past that, it is let go of, not dropped).
+        // The payload of a panic in that drop is dropped the same way, as it may panic too (up
+        // to 8 times over; past that, it is leaked, not dropped).
         for _ in 0..8 {
             let Some(dropping) = payload.take() else {
                 return;

@@ -453,7 +453,8 @@ impl Inbox {
     /// Deferred is cancelled then, on this thread (its canceller runs), as a task of
     /// [`spawn`](Inbox::spawn) is dropped: its result could only be refused. The local chain
     /// fails with [`NeverFired`](crate::NeverFired), as every local chain still waiting does.
-    /// What the Deferred answers the cancel with is refused: a cancellation quietly, another
+    /// What the Deferred answers the cancel with is refused: a cancellation is dropped quietly
+    /// (so is any failure of an error type that cannot say whether it holds one), another
     /// failure is reported as unhandled (nobody else can see it). A result its work fires
     /// later (a thread that goes on after the cancel) is dropped, as a fire after any cancel
     /// is ([`Resolver::callback`](crate::Resolver::callback)).

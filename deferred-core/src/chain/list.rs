@@ -153,9 +153,9 @@ where
     /// Fires with the first success, or — when every input has failed — with all the failures
     /// (Twisted's `fireOnOneCallback=True`). The other inputs are left running (use
     /// [`race`](crate::race) to cancel them); their failures are reported as unhandled unless the
-    /// list [consumes errors](DeferredList::consume_errors). A late success is dropped, unseen —
-    /// unless its producer can take it back: an item a
-    /// [`DeferredQueue`](crate::DeferredQueue) hands such a `get` goes to the queue's next `get`.
+    /// list [consumes errors](DeferredList::consume_errors). A late success is dropped, unseen,
+    /// except an item a [`DeferredQueue`](crate::DeferredQueue) hands to a `get` left running:
+    /// it goes to the queue's next `get`.
     ///
     /// An empty list fires at once with `AllFailed([])` — all of its no inputs failed. (Twisted's
     /// never fires; a Deferred that can never fire would hang whoever waits on it.)
@@ -181,8 +181,8 @@ where
     /// `fireOnOneErrback=True`; [`gather_results`](crate::gather_results) is this without
     /// options). The other inputs are left running; their later failures are reported as
     /// unhandled unless the list [consumes errors](DeferredList::consume_errors); a late success
-    /// is dropped, but an item a [`DeferredQueue`](crate::DeferredQueue) hands such a `get` goes
-    /// to the queue's next `get`. An empty list fires at once with `[]`.
+    /// is dropped, except an item a [`DeferredQueue`](crate::DeferredQueue) hands to a `get` left
+    /// running: it goes to the queue's next `get`. An empty list fires at once with `[]`.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

@@ -225,10 +225,11 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     ///
     /// The item stays in the get's chain until a step or the Deferred's end takes it, so that
     /// a get dropped unread gives it back (rule 3): [`peek`](Deferred::peek) sees it after
-    /// [`poll_fired`](Deferred::poll_fired), as for any Deferred whose chain has fired. So does
-    /// a get given to a combinator that decides without it and leaves it running
-    /// (`fire_on_one_callback`, `fire_on_one_errback`, `gather_results`): the item handed to
-    /// it after that goes to the next get, not into a result nobody sees.
+    /// [`poll_fired`](Deferred::poll_fired), as for any Deferred whose chain has fired. A get
+    /// given to a combinator that decides without it and leaves it running
+    /// (`fire_on_one_callback`, `fire_on_one_errback`, `gather_results`) gives its item back the
+    /// same way: an item handed to it after that goes to the next get, not into a result nobody
+    /// sees.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

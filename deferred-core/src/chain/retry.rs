@@ -29,11 +29,11 @@ use crate::unhandled;
 ///    [`Cancelled`](crate::Cancelled). A failure
 ///    the cancelled attempt answers with, other than a cancellation, is reported as unhandled
 ///    (nobody else can see it), and is not offered to the predicate. A cancel is a cancel of a
-///    pending result (rule 7 of [`Deferred`](crate::Deferred)): one that lands while the retry is giving up (the
-///    last attempt failed, on another thread, and its [`RetryError`] is on its way) wins, the
-///    result fails with [`Cancelled`](crate::Cancelled), and the `RetryError` is reported as
-///    unhandled instead of delivered; once the result holds the `RetryError`, a cancel does
-///    nothing.
+///    pending result (rule 7 of [`Deferred`](crate::Deferred)): one that lands, from another
+///    thread, while the retry is giving up (the last attempt has failed and its [`RetryError`]
+///    is on its way) wins: the result fails with [`Cancelled`](crate::Cancelled), and the
+///    `RetryError` is reported as unhandled instead of delivered. Once the result holds the
+///    `RetryError`, a cancel does nothing.
 /// 4. A panic in `attempt` is an attempt's failure ([`Panicked`](crate::Panicked)).
 /// 5. A cancellation is never retried. An attempt that fails with
 ///    [`Cancelled`](crate::Cancelled) — its work was stopped, by a cancel of this retry, by a
