@@ -282,6 +282,43 @@ mod with_tokio {
         assert!(!ran.load(SeqCst));
     }
 
+    /// A `Drop` of the user's that panics when tokio drops a job unstarted (what the work
+    /// closure holds) is reported, as a panicking `Drop` of a job's result is: tokio kept the
+    /// panic in the `JoinError` of a handle nobody reads, and it was lost without a word. The
+    /// Deferred still fails with `NeverFired`. (A shut-down runtime's blocking pool drops the
+    /// job at once, on the thread that hands it over: the capture there sees the report.)
+    #[test]
+    fn a_panicking_drop_of_a_job_tokio_drops_unstarted_is_reported() {
+        const MARKER: &str = "UNSTARTED-JOB-DROP-PANICS";
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("{MARKER}");
+            }
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let handle = rt.handle().clone();
+        drop(rt);
+        let _entered = handle.enter();
+        let (d, reported) = deferred::capture_unhandled(|| {
+            let held = PanicsOnDrop;
+            defer_to_thread::<u32, Failure, _>(move || {
+                let _held = &held;
+                Ok(1)
+            })
+        });
+        let failure = d.wait().unwrap_err();
+        assert!(failure.is::<deferred::NeverFired>(), "{failure}");
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert!(
+            reported[0].to_string().contains(MARKER),
+            "{:?}",
+            reported[0]
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inside_a_runtime_defer_to_thread_uses_tokios_blocking_pool() {
         let d: Deferred<Option<String>> =
@@ -350,6 +387,38 @@ mod with_tokio {
         assert_eq!(d.wait().unwrap(), 7);
         // The call was dropped with its task, unrun: its sender is gone.
         assert_eq!(ran_rx.try_recv(), Err(mpsc::TryRecvError::Disconnected));
+    }
+
+    /// A call the runtime's shutdown drops unrun: a panic in the `Drop` of what it holds is
+    /// reported, as for a job of `defer_to_thread`, not kept in tokio's `JoinError` (lost).
+    #[test]
+    fn a_panicking_drop_of_a_call_a_shut_down_runtime_drops_unrun_is_reported() {
+        const MARKER: &str = "UNRUN-TOKIO-CALL-DROP-PANICS";
+        struct PanicsOnDrop;
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("{MARKER}");
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let clock = TokioClock::new(runtime.handle().clone());
+        let held = PanicsOnDrop;
+        let _call = clock.call_later(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                let _held = &held;
+            }),
+        );
+        let ((), reported) = deferred::capture_unhandled(|| drop(runtime));
+        assert_eq!(reported.len(), 1, "{reported:?}");
+        assert!(
+            reported[0].to_string().contains(MARKER),
+            "{:?}",
+            reported[0]
+        );
     }
 
     /// A `LoopingCall` on a `TokioClock` whose runtime shuts down between calls: the runtime

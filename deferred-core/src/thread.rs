@@ -68,7 +68,10 @@ where
     };
     #[cfg(feature = "tokio")]
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        drop(runtime.spawn_blocking(job));
+        // Tokio drops a job it will not start (its runtime has shut down): a panic in the
+        // `Drop` of what the work holds is reported then, not kept in tokio's `JoinError`.
+        let job = crate::unhandled::DropReported::new("an unstarted job's drop", job);
+        drop(runtime.spawn_blocking(move || job.run()));
         return deferred;
     }
     pool().submit(Box::new(job));

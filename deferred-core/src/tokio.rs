@@ -442,9 +442,12 @@ impl Clock for TokioClock {
             let _runtime = self.runtime.enter();
             tokio::time::sleep(delay)
         };
+        // Dropped unrun with its task (cancelled, or at the runtime's shutdown): a panic in
+        // the `Drop` of what it holds is reported, not kept in tokio's `JoinError`.
+        let call = unhandled::DropReported::new("an unrun timer call's drop", call);
         let timer = self.runtime.spawn(async move {
             sleep.await;
-            unhandled::run_reporting_panic("a timer's call", call);
+            unhandled::run_reporting_panic("a timer's call", move || call.run());
         });
         let timer = timer.abort_handle();
         DelayedCall::new(move || timer.abort())
@@ -603,13 +606,16 @@ impl LocalClock for TokioLocalClock {
         let sleep = tokio::runtime::Handle::try_current()
             .is_ok()
             .then(|| tokio::time::sleep(delay));
+        // Dropped unrun with its task (cancelled, or with its `LocalSet`): a panic in the
+        // `Drop` of what it holds is reported, not kept in tokio's `JoinError`.
+        let call = unhandled::DropReported::new("an unrun timer call's drop", call);
         let timer = tokio::task::spawn_local(async move {
             match sleep {
                 Some(sleep) => sleep.await,
                 // A `LocalSet` polled outside any runtime: tokio's panic, in the task.
                 None => tokio::time::sleep(delay).await,
             }
-            unhandled::run_reporting_panic("a timer's call", call);
+            unhandled::run_reporting_panic("a timer's call", move || call.run());
         });
         let timer = timer.abort_handle();
         LocalDelayedCall::new(move || timer.abort())

@@ -91,6 +91,42 @@ pub(crate) fn run_reporting_panic(what: &'static str, call: impl FnOnce()) {
     }
 }
 
+/// A call the crate hands to a runtime (a job for a blocking pool, a timer's call), which the
+/// runtime may drop unrun: at its shutdown, or when the call's task is aborted. A panic in the
+/// `Drop` of what the call holds (the user's closure) is then reported as `what` panicking,
+/// rather than left to the runtime (tokio keeps it in the `JoinError` of a handle nobody reads).
+#[cfg(feature = "tokio")]
+pub(crate) struct DropReported<F: FnOnce()> {
+    call: Option<F>,
+    what: &'static str,
+}
+
+#[cfg(feature = "tokio")]
+impl<F: FnOnce()> DropReported<F> {
+    pub(crate) fn new(what: &'static str, call: F) -> DropReported<F> {
+        DropReported {
+            call: Some(call),
+            what,
+        }
+    }
+
+    /// Runs the call (it is not dropped unrun, then).
+    pub(crate) fn run(mut self) {
+        if let Some(call) = self.call.take() {
+            call();
+        }
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl<F: FnOnce()> Drop for DropReported<F> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            run_reporting_panic(self.what, move || drop(call));
+        }
+    }
+}
+
 /// Reports `result` if it is an error: the end of the line for a result nobody will see.
 pub(crate) fn report_result<T, E: 'static>(result: Result<T, E>) {
     if let Err(error) = result {

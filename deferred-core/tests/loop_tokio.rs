@@ -616,3 +616,34 @@ fn the_drain_task_ends_when_the_last_inbox_is_dropped() {
         .expect("the LocalSet never completed: its drain task did not end");
     assert!(stopped);
 }
+
+/// A call that the `LocalSet`'s drop drops unrun: a panic in the `Drop` of what it holds is
+/// reported, not kept in tokio's `JoinError` (lost).
+#[test]
+fn a_panicking_drop_of_a_tokio_local_call_dropped_unrun_is_reported() {
+    const MARKER: &str = "UNRUN-LOCAL-CALL-DROP-PANICS";
+    struct PanicsOnDrop;
+    impl Drop for PanicsOnDrop {
+        fn drop(&mut self) {
+            panic!("{MARKER}");
+        }
+    }
+    let rt = runtime(true);
+    let local = LocalSet::new();
+    let held = PanicsOnDrop;
+    let _call = local.block_on(&rt, async move {
+        TokioLocalClock::new().call_later(
+            Duration::from_secs(3600),
+            Box::new(move || {
+                let _held = &held;
+            }),
+        )
+    });
+    let ((), reported) = deferred_core::capture_unhandled(|| drop(local));
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert!(
+        reported[0].to_string().contains(MARKER),
+        "{:?}",
+        reported[0]
+    );
+}

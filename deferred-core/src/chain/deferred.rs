@@ -1026,7 +1026,11 @@ impl<T, E: 'static> Deferred<T, E> {
     /// (With the feature `tokio` or `calloop`, a `wait` that has blocked for two seconds the
     /// thread of a current-thread tokio runtime, or of a calloop loop that drains this thread's
     /// inbox, says so on stderr, once, and goes on waiting: a `LocalDeferred`'s runs what other
-    /// threads post to its inbox meanwhile, as always.)
+    /// threads post to its inbox meanwhile, as always. A worker thread of a multi-thread tokio
+    /// runtime gets no such warning (tokio names its workers and its blocking pool's threads
+    /// alike), and its `wait` hangs too on a task it spawned that has not run yet, such as
+    /// `from_future`'s just made: tokio keeps that task for that worker, which no other worker
+    /// takes it from.)
     ///
     /// # Errors
     ///
