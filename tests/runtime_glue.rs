@@ -282,6 +282,15 @@ mod with_tokio {
         assert!(!ran.load(SeqCst));
     }
 
+    /// A value whose `Drop` panics with its message, held by a job or a call tokio drops unrun.
+    struct DropPanics(&'static str);
+
+    impl Drop for DropPanics {
+        fn drop(&mut self) {
+            panic!("{}", self.0);
+        }
+    }
+
     /// A `Drop` of the user's that panics when tokio drops a job unstarted (what the work
     /// closure holds) is reported, as a panicking `Drop` of a job's result is: tokio kept the
     /// panic in the `JoinError` of a handle nobody reads, and it was lost without a word. The
@@ -290,12 +299,6 @@ mod with_tokio {
     #[test]
     fn a_panicking_drop_of_a_job_tokio_drops_unstarted_is_reported() {
         const MARKER: &str = "UNSTARTED-JOB-DROP-PANICS";
-        struct PanicsOnDrop;
-        impl Drop for PanicsOnDrop {
-            fn drop(&mut self) {
-                panic!("{MARKER}");
-            }
-        }
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -303,7 +306,7 @@ mod with_tokio {
         drop(rt);
         let _entered = handle.enter();
         let (d, reported) = deferred::capture_unhandled(|| {
-            let held = PanicsOnDrop;
+            let held = DropPanics(MARKER);
             defer_to_thread::<u32, Failure, _>(move || {
                 let _held = &held;
                 Ok(1)
@@ -394,18 +397,12 @@ mod with_tokio {
     #[test]
     fn a_panicking_drop_of_a_call_a_shut_down_runtime_drops_unrun_is_reported() {
         const MARKER: &str = "UNRUN-TOKIO-CALL-DROP-PANICS";
-        struct PanicsOnDrop;
-        impl Drop for PanicsOnDrop {
-            fn drop(&mut self) {
-                panic!("{MARKER}");
-            }
-        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         let clock = TokioClock::new(runtime.handle().clone());
-        let held = PanicsOnDrop;
+        let held = DropPanics(MARKER);
         let _call = clock.call_later(
             Duration::from_secs(3600),
             Box::new(move || {
