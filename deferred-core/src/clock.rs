@@ -206,6 +206,14 @@ impl Clock for ThreadClock {
 /// one held by a call scheduled on the clock (the clock and the call then keep each other
 /// alive, as an `Rc` cycle would) or by a clock of your own that forwards to it.
 ///
+/// A local call (a `LocalDeferred`'s timeout, a local `retry`'s or `LoopingCall`'s next call)
+/// lives on the thread that scheduled it, and only that thread can drop it: if the clock's last
+/// handle is dropped on another thread, the call stays there, unrun, with what it holds, until
+/// its thread ends (a local `retry` then neither retries nor fails, a local `LoopingCall`
+/// neither runs nor stops). Drop a clock that times local chains on their thread. A local call
+/// whose thread has ended stays in the schedule too, and in [`pending`](ManualClock::pending),
+/// for as long as the clock lives: no `advance` can run it.
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use std::time::Duration;

@@ -53,11 +53,13 @@ enum Kept {
 ///    timeout in `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever
 ///    the item came. (This holds for the `get`'s own Deferred: a step added to it — a
 ///    `map_err`, an `add_timeout` — takes the item, and the Deferred it gives drops the item
-///    with it. Race the `get` itself.) A combinator the `get` is given to as it is does not
-///    take an item it would drop: one handed to the `get` after the combinator has decided
-///    without it (a [`DeferredList`](crate::DeferredList) or
-///    [`gather_results`](crate::gather_results) leaves its other inputs running) goes back
-///    the same way, to the next `get`.
+///    with it. Race the `get` itself.) A combinator the `get` is given to as it is takes an
+///    item handed to the `get` before it decides, as any input's value: one that keeps it for
+///    its result ([`join`](crate::join), [`gather_results`](crate::gather_results),
+///    `fire_on_one_errback`) drops it with the rest if another input's failure decides. One
+///    handed to the `get` after the combinator has decided without it (a
+///    [`DeferredList`](crate::DeferredList) or `gather_results` leaves its other inputs
+///    running) goes back the same way, to the next `get`.
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
