@@ -68,7 +68,8 @@ impl RetryPolicy {
     pub fn multiplier(mut self, multiplier: f64) -> RetryPolicy {
         assert!(
             multiplier.is_finite() && multiplier >= 1.0,
-            "a RetryPolicy's multiplier must be finite and at least 1"
+            "a RetryPolicy's multiplier must be finite and at least 1 (1: a constant wait), not \
+             {multiplier}"
         );
         self.multiplier = multiplier;
         self
@@ -90,7 +91,7 @@ impl RetryPolicy {
     pub fn jitter(mut self, jitter: f64) -> RetryPolicy {
         assert!(
             (0.0..=1.0).contains(&jitter),
-            "a RetryPolicy's jitter must be within 0 and 1"
+            "a RetryPolicy's jitter must be within 0 (exact waits) and 1 (full jitter), not {jitter}"
         );
         self.jitter = jitter;
         self
@@ -110,7 +111,11 @@ impl RetryPolicy {
     /// If `attempts` is 0.
     #[track_caller]
     pub fn max_attempts(mut self, attempts: u32) -> RetryPolicy {
-        assert!(attempts > 0, "a retry makes at least one attempt");
+        assert!(
+            attempts > 0,
+            "a retry makes at least one attempt, so `max_attempts(0)` allows none: give \
+             `max_attempts(1)` for one attempt and no retry"
+        );
         self.max_attempts = Some(attempts);
         self
     }

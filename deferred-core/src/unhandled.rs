@@ -178,15 +178,49 @@ pub(crate) fn report_failure(failure: Failure) {
         .read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    let custom = hook.is_some();
     let delivered = catch_unwind(AssertUnwindSafe(|| match hook {
         Some(hook) => hook(&failure),
         None => default_report(&failure),
     }));
     if delivered.is_err() {
-        eprintln!(
-            "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{failure:?}"
-        );
+        // The hook, or the report, may have panicked formatting the failure (a `Display` of the
+        // user's that panics): formatting it again here must not let that panic out of a
+        // `Drop` (an abort, if it runs while a panic unwinds).
+        match catch_unwind(AssertUnwindSafe(|| format!("{failure:?}"))) {
+            Ok(shown) if custom => eprintln!(
+                "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{shown}"
+            ),
+            Ok(shown) => eprintln!("Unhandled error in Deferred:\n{shown}"),
+            Err(payload) => eprintln!("{}", unshowable(&failure, &*payload)),
+        }
     }
+}
+
+/// What is said of an unhandled failure whose formatting panicked: that it did, with the panic's
+/// message, and where the failure came from (the places need no user code to be shown).
+fn unshowable(failure: &Failure, payload: &(dyn Any + Send)) -> String {
+    let message = payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic whose payload is not a string");
+    let mut text = format!(
+        "Unhandled error in Deferred, which could not be shown: formatting its error panicked \
+         ({message})"
+    );
+    if let Some(origin) = failure.origin() {
+        text.push_str(&format!("\n  raised at step {origin}"));
+    }
+    if let Some(entered) = failure.entered_at() {
+        text.push_str(&format!("\n  entered the chain at {entered}"));
+    }
+    text.push_str(
+        "\nhelp: fix the `Display` (and `Debug`) of the error type, which must not panic; and \
+         handle failures with an errback (`add_errback`, `chain!`'s `catch`), or take the result \
+         (`wait`, `.await`)",
+    );
+    text
 }
 
 /// What happens to an unhandled failure when no capture and no custom hook is set: an
@@ -218,8 +252,10 @@ fn default_report(failure: &Failure) {
 
 /// The report of an unhandled failure on stderr: its `Debug` form, and what to do about it.
 fn print_report(failure: &Failure) {
+    // Formatted first, so that a `Display` that panics leaves no half-written report.
+    let shown = format!("{failure:?}");
     eprintln!(
-        "Unhandled error in Deferred:\n{failure:?}\n\
+        "Unhandled error in Deferred:\n{shown}\n\
          help: handle failures with an errback (`add_errback`, `chain!`'s `catch`), or take \
          the result (`wait`, `.await`)"
     );

@@ -872,8 +872,10 @@ impl<T, E: 'static> Deferred<T, E> {
     }
 
     /// [`add_callback`](Self::add_callback) of a step at `step`: a helper's own step, placed
-    /// where the user called the helper.
+    /// where the user called the helper. `#[track_caller]`, as `then_step`: a Deferred already
+    /// spent panics at the user's `add_callback`, not here.
     #[inline]
+    #[track_caller]
     pub(crate) fn add_callback_at<R, F>(
         self,
         step: &'static Location<'static>,
@@ -958,6 +960,7 @@ impl<T, E: 'static> Deferred<T, E> {
 
     /// [`add_both`](Self::add_both) of a step at `step` (see [`add_callback_at`](Self::add_callback_at)).
     #[inline]
+    #[track_caller]
     pub(crate) fn add_both_at<R, F>(
         self,
         step: &'static Location<'static>,
@@ -1096,7 +1099,9 @@ impl<T, E: 'static> Deferred<T, E> {
     /// The result, if the Deferred has fired, without taking it: [`peek`](Self::peek) that also
     /// sees a pending chain that has fired since. It moves that chain's result into this
     /// Deferred (which holds it from then on as if it had fired when made), so a reference can
-    /// be handed out; `None` while the chain has not fired. It never blocks and runs no step:
+    /// be handed out; `None` while the chain has not fired — and, for ever, once its result was
+    /// taken (polled or awaited to completion: [`is_pending`](Self::is_pending) is then `false`,
+    /// where it is `true` for a chain that has not fired). It never blocks and runs no step:
     /// a program with a loop of its own (a game's frames, a UI's ticks) calls it each turn,
     /// where another would `await` or [`wait`](Self::wait).
     ///

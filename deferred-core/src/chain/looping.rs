@@ -226,7 +226,10 @@ impl LoopingCall {
     pub fn start(&self, interval: Duration, now: bool) -> Deferred<()> {
         match self.core.clone().start(interval, now, Location::caller()) {
             Some(done) => done,
-            None => panic!("LoopingCall::start on a running loop"),
+            None => panic!(
+                "LoopingCall::start on a running loop: `stop` it first (the Deferred of the \
+                 first `start` fires then), or use that Deferred"
+            ),
         }
     }
 

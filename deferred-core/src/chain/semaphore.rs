@@ -183,7 +183,11 @@ impl DeferredSemaphore {
     /// ```
     #[track_caller]
     pub fn new(tokens: usize) -> DeferredSemaphore {
-        assert!(tokens > 0, "a DeferredSemaphore needs at least one token");
+        assert!(
+            tokens > 0,
+            "a DeferredSemaphore needs at least one token (with 0, nobody could ever acquire \
+             it): give 1 for one holder at a time (a `DeferredLock`)"
+        );
         DeferredSemaphore {
             shared: Ptr::new(Shared {
                 limit: tokens,
