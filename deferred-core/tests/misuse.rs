@@ -1,7 +1,7 @@
 //! Run-time misuse: what a user sees when they use the API wrongly — a message that says what is
 //! wrong and what to do instead, at the user's line.
 
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::pin::Pin;
@@ -12,7 +12,7 @@ use deferred_core::{DeferredSemaphore, Failure, LoopingCall, ManualClock, RetryP
 
 std::thread_local! {
     /// Where the last panic on this thread was raised (file, line), as the panic hook saw it.
-    static PANICKED_AT: Cell<Option<(&'static str, u32)>> = const { Cell::new(None) };
+    static PANICKED_AT: RefCell<Option<(String, u32)>> = const { RefCell::new(None) };
 }
 
 /// Runs `f`, which must panic; gives its message and where it panicked. The hook records the
@@ -22,24 +22,19 @@ fn panic_of(f: impl FnOnce()) -> (String, Option<(String, u32)>) {
     HOOK.call_once(|| {
         let default = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            // `Location::file` of the hook is `&'a str`: leaked, a few bytes per test panic.
-            let at = info
-                .location()
-                .map(|l| (&*Box::leak(l.file().to_owned().into_boxed_str()), l.line()));
-            PANICKED_AT.with(|p| p.set(at));
+            let at = info.location().map(|l| (l.file().to_owned(), l.line()));
+            PANICKED_AT.with(|p| *p.borrow_mut() = at);
             default(info);
         }));
     });
-    PANICKED_AT.with(|p| p.set(None));
+    PANICKED_AT.with(|p| *p.borrow_mut() = None);
     let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it should panic");
     let message = payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_default();
-    let at = PANICKED_AT
-        .with(Cell::get)
-        .map(|(file, line)| (file.to_owned(), line));
+    let at = PANICKED_AT.with(|p| p.borrow_mut().take());
     (message, at)
 }
 
