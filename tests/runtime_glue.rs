@@ -260,16 +260,22 @@ mod with_tokio {
         assert_eq!(at, Some((file!(), line)), "{failure:?}");
     }
 
-    /// `defer_to_thread`: "inside a tokio runtime, a job the runtime's shutdown drops unstarted
-    /// fails its Deferred with `NeverFired`" — here a job given to a runtime that has shut down
-    /// (its handle still entered), which tokio's blocking pool refuses.
-    #[test]
-    fn a_job_a_shut_down_runtime_drops_unstarted_fails_with_never_fired() {
+    /// The handle of a runtime that has shut down (its handle kept, so it can still be entered).
+    fn shut_down_runtime() -> tokio::runtime::Handle {
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         let handle = rt.handle().clone();
         drop(rt);
+        handle
+    }
+
+    /// `defer_to_thread`: "inside a tokio runtime, a job the runtime's shutdown drops unstarted
+    /// fails its Deferred with `NeverFired`" — here a job given to a runtime that has shut down
+    /// (its handle still entered), which tokio's blocking pool refuses.
+    #[test]
+    fn a_job_a_shut_down_runtime_drops_unstarted_fails_with_never_fired() {
+        let handle = shut_down_runtime();
         let _entered = handle.enter();
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
@@ -299,11 +305,7 @@ mod with_tokio {
     #[test]
     fn a_panicking_drop_of_a_job_tokio_drops_unstarted_is_reported() {
         const MARKER: &str = "UNSTARTED-JOB-DROP-PANICS";
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let handle = rt.handle().clone();
-        drop(rt);
+        let handle = shut_down_runtime();
         let _entered = handle.enter();
         let (d, reported) = deferred::capture_unhandled(|| {
             let held = DropPanics(MARKER);

@@ -437,6 +437,16 @@ impl<C> HeldClock<C> {
                 .map(|schedule| Either::Manual(ManualClock { schedule })),
         }
     }
+
+    /// The time: the given clock's (read with `now`), the `ManualClock`'s, or zero once it is
+    /// gone.
+    fn now_with(&self, now: impl FnOnce(&C) -> Duration) -> Duration {
+        match self.get() {
+            Some(Either::Given(clock)) => now(clock),
+            Some(Either::Manual(clock)) => ManualClock::now(&clock),
+            None => Duration::ZERO,
+        }
+    }
 }
 
 /// What [`HeldClock::get`] gives.
@@ -460,11 +470,7 @@ impl<C: Clock> Clock for HeldClock<C> {
     }
 
     fn now(&self) -> Duration {
-        match self.get() {
-            Some(Either::Given(clock)) => clock.now(),
-            Some(Either::Manual(clock)) => ManualClock::now(&clock),
-            None => Duration::ZERO,
-        }
+        self.now_with(<C as Clock>::now)
     }
 }
 
@@ -483,11 +489,7 @@ impl<C: LocalClock> LocalClock for HeldClock<C> {
     }
 
     fn now(&self) -> Duration {
-        match self.get() {
-            Some(Either::Given(clock)) => clock.now(),
-            Some(Either::Manual(clock)) => ManualClock::now(&clock),
-            None => Duration::ZERO,
-        }
+        self.now_with(<C as LocalClock>::now)
     }
 }
 

@@ -2,6 +2,8 @@
 //! wake-up sends to, and drains the inbox when woken. Threads are ordered by joins, barriers
 //! and channels; the only sleeps are real timers' (and no test asserts a duration).
 
+mod support;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
@@ -1290,15 +1292,6 @@ fn the_loop_stopping_cancels_an_adopted_deferred_of_the_users_error_type_quietly
     assert!(stopped.downcast_ref::<NeverFired>().is_some(), "{stopped}");
 }
 
-/// The panic message in a `catch_unwind`'s payload.
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-        .unwrap_or_default()
-}
-
 /// `Inbox`: "A thread has at most one inbox at a time; clones of an `Inbox` are the same
 /// inbox. When the last clone is dropped, the loop has stopped"; `Inbox::new` panics "if this
 /// thread has an inbox already (clone that one instead: `Inbox::current`)".
@@ -1307,7 +1300,7 @@ fn a_second_inbox_on_a_thread_panics_and_clones_are_the_same_inbox() {
     assert!(Inbox::current().is_none());
     let inbox = Inbox::new(|| {});
     let second = std::panic::catch_unwind(|| drop(Inbox::new(|| {})));
-    let message = panic_text(&*second.expect_err("a second inbox on the thread"));
+    let message = support::panic_text(&*second.expect_err("a second inbox on the thread"));
     assert!(
         message.contains("has an Inbox already") && message.contains("Inbox::current()"),
         "{message}"

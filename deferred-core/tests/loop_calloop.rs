@@ -447,11 +447,7 @@ fn on_calloop_while_another_live_loop_drains_the_inbox_says_what_to_drop() {
             Inbox::on_calloop(&second.handle()).map(drop)
         }));
         let payload = refused.expect_err("a second loop took the inbox of a live one");
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
+        let message = support::panic_text(&*payload);
         assert!(
             message.contains("calloop loop") && message.contains("LoopHandle"),
             "{message}"
@@ -476,11 +472,7 @@ fn on_calloop_on_a_thread_with_an_inbox_of_inbox_new_says_what_to_drop() {
             Inbox::on_calloop(&event_loop.handle()).map(drop)
         }));
         let payload = refused.expect_err("took the inbox `Inbox::new` made");
-        let message = payload
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_default();
+        let message = support::panic_text(&*payload);
         assert!(
             message.contains("no calloop loop drains") && message.contains("drop it first"),
             "{message}"

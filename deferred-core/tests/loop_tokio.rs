@@ -155,11 +155,7 @@ fn the_tokio_local_clock_on_a_runtime_without_timers_panics_at_the_call() {
                 drop(d.add_timeout(Duration::from_secs(1), &TokioLocalClock::new()))
             }))
             .expect_err("add_timeout on a runtime without timers panics at the call");
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|m| m.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let message = support::panic_text(&*payload);
             assert!(message.contains("enable_time"), "{message}");
         })
     });

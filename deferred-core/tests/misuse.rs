@@ -1,6 +1,8 @@
 //! Run-time misuse: what a user sees when they use the API wrongly — a message that says what is
 //! wrong and what to do instead, at the user's line.
 
+mod support;
+
 use std::cell::RefCell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, Location, catch_unwind};
@@ -29,11 +31,7 @@ fn panic_of(f: impl FnOnce()) -> (String, Option<(String, u32)>) {
     });
     PANICKED_AT.with(|p| *p.borrow_mut() = None);
     let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("it should panic");
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
+    let message = support::panic_text(&*payload);
     let at = PANICKED_AT.with(|p| p.borrow_mut().take());
     (message, at)
 }

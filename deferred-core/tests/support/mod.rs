@@ -15,6 +15,15 @@ use deferred_core::{Failure, set_unhandled_hook};
 static REPORTED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static INSTALL: Once = Once::new();
 
+/// The message in a `catch_unwind`'s payload (a `String` or a `&str`; empty for another).
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_default()
+}
+
 /// How many unhandled failures mentioning `marker` have been reported so far. Call it before the
 /// test's work too: the first call installs the recording hook.
 pub fn unhandled(marker: &str) -> usize {

@@ -651,6 +651,15 @@ impl Drop for Freed {
     }
 }
 
+/// A loop on `clock` whose function holds a value that counts its drop in `freed`.
+fn holding(clock: &ManualClock, freed: &Count) -> LoopingCall {
+    let held = Freed(freed.clone());
+    LoopingCall::new(clock.clone(), move || {
+        let _ = &held;
+        Ok(())
+    })
+}
+
 /// A `ManualClock` whose every handle is gone can never be advanced: the loop's next call, which
 /// holds the loop (and so its clock), is dropped with it, and the loop with the call, instead
 /// of the schedule and the loop keeping each other for ever. The Deferred of `start` fails with
@@ -660,11 +669,7 @@ fn a_looping_call_on_a_dropped_manual_clock_is_dropped_with_it() {
     for now in [false, true] {
         let freed = Count::new();
         let clock = ManualClock::new();
-        let held = Freed(freed.clone());
-        let looping = LoopingCall::new(clock.clone(), move || {
-            let _ = &held;
-            Ok(())
-        });
+        let looping = holding(&clock, &freed);
         let done = looping.start(secs(1), now);
         assert_eq!(clock.pending(), 1);
         drop(looping);
@@ -679,11 +684,7 @@ fn a_looping_call_on_a_dropped_manual_clock_is_dropped_with_it() {
 fn a_looping_call_left_running_is_freed_with_its_manual_clock() {
     let freed = Count::new();
     let clock = ManualClock::new();
-    let held = Freed(freed.clone());
-    let looping = LoopingCall::new(clock.clone(), move || {
-        let _ = &held;
-        Ok(())
-    });
+    let looping = holding(&clock, &freed);
     drop(looping.start(secs(1), true));
     drop(looping);
     assert_eq!(freed.get(), 0, "the clock holds the running loop");
