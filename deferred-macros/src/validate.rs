@@ -65,7 +65,7 @@ fn unit_handed_on(chain: &mut Chain) {
         let Some(name) = next_closure.param.as_ref().and_then(value_param) else {
             continue;
         };
-        if name.starts_with('_') || !uses_as_a_value(&next_closure.body, &name) {
+        if name.starts_with('_') || uses_as_a_value(&next_closure.body, &name).is_none() {
             continue;
         }
         let error = Error::new(
@@ -104,28 +104,39 @@ fn ends_with_semicolon(body: &Expr) -> Option<Span> {
     }
 }
 
-/// Whether `body` uses `name` where `()` can never be: an operand of arithmetic or of a bit
-/// operation, a field's base or an index's (no crate can implement those for `()`), before
-/// anything in it binds `name` again, as far as a walk in order can tell. A method call or a
-/// comparison may be `()`'s own (`partial_cmp`, a trait of the user's), and is left to the
-/// compiler.
-fn uses_as_a_value(body: &Expr, name: &str) -> bool {
+/// Where `body` first uses `name` where `()` (or a `&Result`, a `finally`'s outcome) can never
+/// be: an operand of arithmetic or of a bit operation, a field's base or an index's (no crate
+/// can implement those for `()`), before anything in it binds `name` again, as far as a walk in
+/// order can tell; the arguments of a macro that read as expressions (`println!`'s) are walked
+/// too. A method call or a comparison may be `()`'s own (`partial_cmp`, a trait of the user's),
+/// and is left to the compiler.
+fn uses_as_a_value(body: &Expr, name: &str) -> Option<Span> {
     struct Uses<'a> {
         name: &'a str,
-        found: bool,
+        found: Option<Span>,
         rebound: bool,
     }
     impl Uses<'_> {
         fn check(&mut self, expr: &Expr) {
             if !self.rebound
+                && self.found.is_none()
                 && let Expr::Path(path) = expr
                 && path.path.is_ident(self.name)
             {
-                self.found = true;
+                self.found = Some(path.span());
             }
         }
     }
     impl<'ast> Visit<'ast> for Uses<'_> {
+        fn visit_macro(&mut self, node: &'ast syn::Macro) {
+            if let Ok(arguments) =
+                node.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+            {
+                arguments
+                    .iter()
+                    .for_each(|argument| self.visit_expr(argument));
+            }
+        }
         fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
             if node.ident == self.name {
                 self.rebound = true;
@@ -169,7 +180,7 @@ fn uses_as_a_value(body: &Expr, name: &str) -> bool {
     }
     let mut uses = Uses {
         name,
-        found: false,
+        found: None,
         rebound: false,
     };
     uses.visit_expr(body);
@@ -246,11 +257,39 @@ fn validate_step(step: &mut Step, errors: &mut Vec<Error>) {
         }
         return;
     }
-    if keyword == Keyword::Finally
-        && let Some(error) = outcome_by_value(closure)
-    {
-        errors.push(error);
+    if keyword == Keyword::Finally {
+        if let Some(error) = outcome_used_as_the_value(closure) {
+            step.handler = Handler::Invalid(error);
+            return;
+        }
+        if let Some(error) = outcome_by_value(closure) {
+            errors.push(error);
+        }
     }
+}
+
+/// `finally |x| x + 1`: Twisted's `addBoth`, or a `then`, in mind; but a `finally`'s parameter
+/// is the outcome, a `&Result<T, E>`, which arithmetic, a field or an index cannot use (the
+/// compiler's "cannot add `{integer}` to `&Result<u32, Failure>`"). Reported at the use, for a
+/// parameter written without a type (one written with its type says the writer knows it).
+fn outcome_used_as_the_value(closure: &StepClosure) -> Option<Error> {
+    let Some(Pat::Ident(param)) = &closure.param else {
+        return None;
+    };
+    let name = param.ident.to_string();
+    if param.subpat.is_some() || name.starts_with('_') {
+        return None;
+    }
+    let used = uses_as_a_value(&closure.body, &name)?;
+    Some(Error::new(
+        used,
+        format!(
+            "`{name}` is the chain's outcome, a `&Result`, not its value: a `finally` runs on \
+             both paths and is lent the `Result`; to use the value, write \
+             `if let Ok({name}) = {name} {{ .. }}` in the body, or a `then |{name}| ..` step, \
+             which runs on success with the value"
+        ),
+    ))
 }
 
 /// A `catch` type that is a reference with no lifetime written (`&NotFound`, `&Failure`): the

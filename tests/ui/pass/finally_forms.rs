@@ -32,6 +32,8 @@ fn main() {
         finally || RUNS.fetch_add(0, Ordering::SeqCst)      // a side effect's value: dropped
         finally |_| RUNS.fetch_add(0, Ordering::SeqCst)     // the same, reading no outcome
         finally || Deferred::<_>::succeed("ignored")        // waited for, then passes on
+        finally |n| if let Ok(n) = n { assert_eq!(n + 0, 1) } // the value, from the outcome
+        finally |n| assert_eq!(n.as_ref().map(|n| n * 2).ok(), Some(2)) // methods of the outcome
     };
     assert_eq!(d.wait().unwrap(), 1);
     assert_eq!(RUNS.load(Ordering::SeqCst), 2);
