@@ -1446,7 +1446,7 @@ fn a_chain_inside_a_step_traces_its_own_steps_then_the_outer_ones() {
 /// skipped or passed (docs/rules.md), as it does for the same Deferred from any other step.
 mod segment_border {
     use std::cell::RefCell;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
 
     use deferred::{Deferred, Failure, LocalDeferred, chain};
@@ -1581,6 +1581,65 @@ mod segment_border {
         assert_eq!(stopped, 1);
         assert!(out.unwrap_err().is_cancelled());
         assert_eq!(fin, 1);
+    }
+
+    /// Sets its flag when it is dropped.
+    struct Tracked(Arc<AtomicBool>, u32);
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    // A name bound in step 1 that the steps after the border only bind again (a `let`, a
+    // closure's parameter, a `match` arm's pattern) is not carried across it: the value is dropped
+    // when the run first waits, as in a run of 32 steps or fewer, not kept until the wait is over.
+    #[test]
+    fn a_name_later_steps_only_bind_again_is_dropped_before_the_wait() {
+        let dropped = Arc::new(AtomicBool::new(false));
+        let (p, r) = Deferred::<u32>::pending();
+        let p = Mutex::new(Some(p));
+        let d = chain! {
+            Deferred::<Tracked>::succeed(Tracked(dropped.clone(), 1))
+            then |g| g.1 // 1
+            then move |_x| p.lock().unwrap().take().unwrap() // 2
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 32
+            then |x| { let g = 5; x + g } // 33
+            then |x| [x].iter().map(|g| g + 1).sum::<u32>() // 34
+            then |x| match x { 0 => 0, g => g + 1 } // 35
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 // 36-40
+        };
+        assert!(!d.is_fired());
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "step 1's value is kept while the run waits"
+        );
+        r.callback(10);
+        assert_eq!(d.wait().unwrap(), 10 + 30 + 5 + 1 + 1 + 5);
+    }
+
+    // Where a step after the border names step 1's `g` outside its own binding's scope (after a
+    // block, in an `else`, after a closure), in a format string or in another macro, `g` is
+    // carried: the run compiles and each step sees step 1's value.
+    #[test]
+    fn a_name_used_outside_a_later_binding_of_its_own_is_carried() {
+        let d = chain! {
+            Deferred::<u32>::succeed(7)
+            then |g| g + 1 // 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1 then |x| x + 1
+            then |x| x + 1 // 32
+            then |x| { { let g = 1; assert_eq!(g, 1) } x + g } // 33
+            then |x| if let Some(g) = None::<u32> { g } else { x + g } // 34
+            then |x| [x].iter().map(|g| g + 1).sum::<u32>() + g // 35
+            then |x| format!("{x} {g}") // 36
+            then |s| { assert_eq!(g, 7); s } // 37
+        };
+        assert_eq!(d.wait().unwrap(), "61 7");
     }
 }
 

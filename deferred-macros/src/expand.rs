@@ -298,7 +298,7 @@ pub(crate) const SEGMENT_STEPS: usize = 32;
 /// [`SEGMENT_STEPS`].
 ///
 /// A segment but the last gives, instead of its last step's value, `(value, (names,))`: the
-/// names its steps and the segments before it bound that a later step of the run mentions
+/// names its steps and the segments before it bound that a later step of the run uses
 /// ([`carried_names`]). The next segment's first closure takes that tuple apart, so that the
 /// later steps still see those names:
 ///
@@ -511,7 +511,8 @@ impl Binding {
 }
 
 /// The names bound by the parameters of `bound` (the latest binding of each) that a step of
-/// `later` mentions before a step of `later` binds the name again.
+/// `later` uses ([`step_uses`]: not a binding of the step's own body of the same name) before
+/// a step of `later` binds the name again.
 pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
     let mut names: Vec<Binding> = Vec::new();
     for binding in bound.iter().flat_map(bindings_of) {
@@ -524,7 +525,7 @@ pub(crate) fn carried_names(bound: &[Step], later: &[Step]) -> Vec<Binding> {
             if bindings_of(step).iter().any(|other| other.name() == name) {
                 return false;
             }
-            if step_mentions(step, &name) {
+            if step_uses(step, &name) {
                 return true;
             }
         }
@@ -617,39 +618,46 @@ impl Collect {
         }
     }
 
-    /// `{name}` in a formatting macro's format string, its first string literal (after the
-    /// writer, for `write!`), unless an argument of the macro is named so (`name = ..`).
+    /// `{name}` in a formatting macro's format string (see [`format_string_arguments`]).
     fn format_string(&mut self, tokens: &TokenStream) {
-        let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
-        let Some(literal) = tokens.iter().find_map(|token| match token {
-            TokenTree::Literal(literal) => Some(literal),
-            _ => None,
-        }) else {
-            return;
-        };
-        let named_arguments: Vec<String> = tokens
-            .windows(3)
-            .filter_map(|window| match window {
-                [
-                    TokenTree::Punct(comma),
-                    TokenTree::Ident(name),
-                    TokenTree::Punct(equals),
-                ] if comma.as_char() == ','
-                    && equals.as_char() == '='
-                    && equals.spacing() == proc_macro2::Spacing::Alone =>
-                {
-                    Some(name.to_string())
-                }
-                _ => None,
-            })
-            .collect();
-        for name in format_string_names(literal) {
-            if !named_arguments.contains(&name) {
-                self.name(&Ident::new(&name, literal.span()), true);
+        if let Some((at, names)) = format_string_arguments(tokens) {
+            for name in names {
+                self.name(&Ident::new(&name, at), true);
             }
         }
     }
 }
+
+/// The names a formatting macro's format string, its first string literal (after the writer,
+/// for `write!`), names inline (`{name}`), but those an argument of the macro is named
+/// (`name = ..`); and where the string is. `None` for tokens with no literal.
+fn format_string_arguments(tokens: &TokenStream) -> Option<(Span, Vec<String>)> {
+    let tokens: Vec<TokenTree> = tokens.clone().into_iter().collect();
+    let literal = tokens.iter().find_map(|token| match token {
+        TokenTree::Literal(literal) => Some(literal),
+        _ => None,
+    })?;
+    let named_arguments: Vec<String> = tokens
+        .windows(3)
+        .filter_map(|window| match window {
+            [
+                TokenTree::Punct(comma),
+                TokenTree::Ident(name),
+                TokenTree::Punct(equals),
+            ] if comma.as_char() == ','
+                && equals.as_char() == '='
+                && equals.spacing() == proc_macro2::Spacing::Alone =>
+            {
+                Some(name.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let mut names = format_string_names(literal);
+    names.retain(|name| !named_arguments.contains(name));
+    Some((literal.span(), names))
+}
+
 impl<'ast> Visit<'ast> for Collect {
     fn visit_item(&mut self, _: &'ast syn::Item) {}
     fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
@@ -707,9 +715,6 @@ impl<'ast> Visit<'ast> for Collect {
         syn::visit::visit_expr_index(self, node);
     }
     fn visit_macro(&mut self, node: &'ast syn::Macro) {
-        const FORMATTING: [&str; 8] = [
-            "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
-        ];
         let Some(name) = node.path.get_ident() else {
             return;
         };
@@ -721,24 +726,38 @@ impl<'ast> Visit<'ast> for Collect {
             // assignment): walked as the body is, so that the names their own closures and
             // `match` arms bind are bound there. Tokens that are not read as expressions are
             // scanned for `name.` instead.
-            let arguments =
-                node.parse_body_with(Punctuated::<syn::Expr, Token![,]>::parse_terminated);
-            match arguments {
+            match formatting_arguments(node) {
                 Ok(arguments) => {
-                    for argument in &arguments {
-                        match argument {
-                            syn::Expr::Assign(named) if matches!(&*named.left, syn::Expr::Path(path) if path.path.get_ident().is_some()) =>
-                            {
-                                self.visit_expr(&named.right);
-                            }
-                            other => self.visit_expr(other),
-                        }
+                    for argument in arguments {
+                        self.visit_expr(&argument);
                     }
                 }
                 Err(_) => self.tokens(node.tokens.clone()),
             }
         }
     }
+}
+
+/// The macros whose arguments are a format string and expressions ([`formatting_arguments`]).
+const FORMATTING: [&str; 8] = [
+    "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
+];
+
+/// A formatting macro's arguments, each read as an expression, and of a named one (`name =
+/// value`) its value; an error for tokens that are not expressions.
+fn formatting_arguments(node: &syn::Macro) -> syn::Result<Vec<syn::Expr>> {
+    let arguments = node.parse_body_with(Punctuated::<syn::Expr, Token![,]>::parse_terminated)?;
+    Ok(arguments
+        .into_iter()
+        .map(|argument| match argument {
+            syn::Expr::Assign(named)
+                if matches!(&*named.left, syn::Expr::Path(path) if path.path.get_ident().is_some()) =>
+            {
+                *named.right
+            }
+            other => other,
+        })
+        .collect())
 }
 
 /// The names the steps' closures capture from around the chain, as far as their syntax shows: a
@@ -944,20 +963,163 @@ fn bindings_of(step: &Step) -> Vec<Binding> {
     collect.0
 }
 
-/// Whether a step's code mentions `name`: as an identifier (not a field or method after a `.`),
-/// or as an inline argument of a format string (`"{name}"`, `"{name:?}"`).
-fn step_mentions(step: &Step, name: &str) -> bool {
+/// Whether a step's code uses `name` from before the step (a binding of an earlier step's
+/// parameter), as [`Uses`] finds it; for a step that is a path, whether the path mentions it.
+fn step_uses(step: &Step, name: &str) -> bool {
     match &step.handler {
         Handler::Closure(closure) => {
-            let output = &closure.output;
-            let body = &closure.body;
-            tokens_mention(quote!(#output #body), name)
+            let mut uses = Uses {
+                name,
+                scopes: vec![false],
+                found: false,
+            };
+            uses.visit_return_type(&closure.output);
+            uses.visit_expr(&closure.body);
+            uses.found
         }
         Handler::Path(path) => tokens_mention(path.to_token_stream(), name),
         Handler::Invalid(_) => false,
     }
 }
 
+/// Whether a step's body uses `name` from around it: a path that is `name` alone, where no
+/// binding of the body's own (a `let`, a closure's parameter, a `match` arm's or an `if let`'s,
+/// `while let`'s or `for`'s pattern) is in scope. Each binding is in scope from where it
+/// binds to the end of what holds it: the rest of its block, the closure's body, the arm, the
+/// `if`'s condition and first branch (not its `else`), the loop's body.
+///
+/// The tokens the walk does not read as code are scanned ([`tokens_mention`]): those of a
+/// macro but a formatting one (whose arguments are walked, and whose format string's inline
+/// names are uses), of a formatting macro whose arguments are not expressions, and of what syn
+/// leaves unparsed. There a mention of `name` counts as a use unless a binding of the body's
+/// is in scope, whatever the macro makes of it: a name carried that is not used is only kept
+/// alive longer, a name not carried that is used is an error.
+struct Uses<'a> {
+    name: &'a str,
+    /// For each scope the walk is in, outermost first: whether it binds `name` so far.
+    scopes: Vec<bool>,
+    found: bool,
+}
+
+impl Uses<'_> {
+    fn shadowed(&self) -> bool {
+        self.scopes.contains(&true)
+    }
+
+    /// `walk` in a scope of its own, whose bindings end with it.
+    fn scoped(&mut self, walk: impl FnOnce(&mut Self)) {
+        self.scopes.push(false);
+        walk(self);
+        self.scopes.pop();
+    }
+
+    fn tokens(&mut self, tokens: TokenStream) {
+        if !self.shadowed() && tokens_mention(tokens, self.name) {
+            self.found = true;
+        }
+    }
+}
+
+impl<'ast> Visit<'ast> for Uses<'_> {
+    fn visit_item(&mut self, node: &'ast syn::Item) {
+        // An item cannot use a local variable; a `macro_rules!` defined in the body may.
+        match node {
+            syn::Item::Macro(item) => self.tokens(item.mac.tokens.clone()),
+            syn::Item::Verbatim(tokens) => self.tokens(tokens.clone()),
+            _ => {}
+        }
+    }
+    fn visit_expr(&mut self, node: &'ast syn::Expr) {
+        match node {
+            syn::Expr::Verbatim(tokens) => self.tokens(tokens.clone()),
+            _ => syn::visit::visit_expr(self, node),
+        }
+    }
+    fn visit_expr_path(&mut self, node: &'ast syn::ExprPath) {
+        if node.qself.is_none()
+            && let Some(ident) = node.path.get_ident()
+            && ident.unraw() == self.name
+            && !self.shadowed()
+        {
+            self.found = true;
+        }
+        syn::visit::visit_expr_path(self, node);
+    }
+    fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+        if node.ident.unraw() == self.name {
+            *self.scopes.last_mut().expect("the body's scope") = true;
+        }
+        syn::visit::visit_pat_ident(self, node);
+    }
+    fn visit_block(&mut self, node: &'ast syn::Block) {
+        self.scoped(|uses| syn::visit::visit_block(uses, node));
+    }
+    fn visit_local(&mut self, node: &'ast syn::Local) {
+        if let Some(init) = &node.init {
+            self.visit_expr(&init.expr);
+            if let Some((_, diverge)) = &init.diverge {
+                self.visit_expr(diverge);
+            }
+        }
+        self.visit_pat(&node.pat);
+    }
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        self.scoped(|uses| syn::visit::visit_expr_closure(uses, node));
+    }
+    fn visit_arm(&mut self, node: &'ast syn::Arm) {
+        self.scoped(|uses| syn::visit::visit_arm(uses, node));
+    }
+    fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
+        self.visit_expr(&node.expr);
+        self.visit_pat(&node.pat);
+    }
+    fn visit_expr_if(&mut self, node: &'ast syn::ExprIf) {
+        self.scoped(|uses| {
+            uses.visit_expr(&node.cond);
+            uses.visit_block(&node.then_branch);
+        });
+        if let Some((_, otherwise)) = &node.else_branch {
+            self.visit_expr(otherwise);
+        }
+    }
+    fn visit_expr_while(&mut self, node: &'ast syn::ExprWhile) {
+        self.scoped(|uses| syn::visit::visit_expr_while(uses, node));
+    }
+    fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+        self.visit_expr(&node.expr);
+        self.scoped(|uses| {
+            uses.visit_pat(&node.pat);
+            uses.visit_block(&node.body);
+        });
+    }
+    fn visit_macro(&mut self, node: &'ast syn::Macro) {
+        let formatting = node
+            .path
+            .get_ident()
+            .is_some_and(|name| FORMATTING.iter().any(|known| name == known));
+        let arguments = match formatting {
+            true => formatting_arguments(node).ok(),
+            false => None,
+        };
+        let Some(arguments) = arguments else {
+            self.tokens(node.tokens.clone());
+            return;
+        };
+        // `panic!`'s string is a plain one before the 2021 edition: its names count all the same.
+        if let Some((_, names)) = format_string_arguments(&node.tokens)
+            && names.iter().any(|named| named == self.name)
+            && !self.shadowed()
+        {
+            self.found = true;
+        }
+        for argument in &arguments {
+            self.visit_expr(argument);
+        }
+    }
+}
+
+/// Whether `tokens` mention `name`: as an identifier (not a field or method after a `.`), or as
+/// an inline argument of a string literal read as a format string (`"{name}"`, `"{name:?}"`).
 fn tokens_mention(tokens: TokenStream, name: &str) -> bool {
     // The last two tokens, when they are `.`: a name after a single `.` is a field or method.
     let (mut dot, mut dot_dot) = (false, false);
@@ -1608,5 +1770,54 @@ mod tests {
             .map(|names| names.iter().map(|(name, _)| name.to_string()).collect())
             .collect();
         assert_eq!(names, [Vec::<String>::new(), vec!["n".to_owned()]]);
+    }
+
+    #[test]
+    fn a_name_a_later_step_binds_again_before_it_uses_it_is_not_carried() {
+        let carried = |later: &str| {
+            let later: TokenStream = later.parse().expect("tokens");
+            let chain = chain_of(quote!(start then |g| g then |x| x #later));
+            carried_names(&chain.steps[..2], &chain.steps[2..])
+                .iter()
+                .map(Binding::name)
+                .collect::<Vec<_>>()
+        };
+        // The step's own binding is in scope wherever the step names `g`.
+        for later in [
+            "then |y| { let g = 5; y + g }",
+            "then |y| [y].iter().map(|g| g + 1).sum::<u32>()",
+            "then |y| match y { 0 => 0, g => g + 1 }",
+            "then |y| if let Some(g) = Some(y) { g } else { 0 }",
+            "then |y| { for g in 0..y { drop(g) } y }",
+            r#"then |y| { let g = y; println!("{g}"); format!("{}", g) }"#,
+            r#"then |y| { let g = y; m!(g, "{g}") }"#,
+            "then |g| g then |z| z + g",
+        ] {
+            assert_eq!(carried(later), Vec::<String>::new(), "{later}");
+        }
+        // The earlier step's `g`: used before the step binds its own, or out of that binding's
+        // scope, or in a later step; and, whatever a binding inside them may mean, in a format
+        // string or in a macro's tokens that the walk does not read as code.
+        for later in [
+            "then |y| { let g = g + y; g }",
+            "then |y| { { let g = 1; drop(g) } y + g }",
+            "then |y| [y].iter().map(|g| g + 1).sum::<u32>() + g",
+            "then |y| match y { 0 => g, g => g + 1 }",
+            "then |y| if let Some(g) = Some(y) { g } else { g }",
+            "then |y| { let Some(g) = Some(y) else { return g }; g }",
+            "then |y| S { g, y }",
+            r#"then |y| format!("{g}{y}")"#,
+            r#"then |y| write!(out, "{:>g$}", y)"#,
+            r#"then |y| println!("{}", y + g)"#,
+            "then |y| m!(y, g)",
+            r#"then |y| m!(y, "{g}")"#,
+            "then |y| m!(|g| g)",
+            "then |y| matches!(y, g if g > 1)",
+            "then |y| { macro_rules! m { () => { g } } m!() }",
+            "then |y| y then |z| z + g",
+            "then |y| { let g = y; g } then |z| z + g",
+        ] {
+            assert_eq!(carried(later), ["g"], "{later}");
+        }
     }
 }
