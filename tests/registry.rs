@@ -941,3 +941,182 @@ fn a_retry_waiting_on_a_dropped_manual_clock_leaves_the_registry() {
     drop(clock);
     assert!(made_on(&pending_chains(), line).is_empty());
 }
+
+/// A `SharedResult`'s consumer is a chain of its own, whose Resolver the shared result holds
+/// until the source fires: the dump names it (`WaitsOn::Root`: "named by `made_by` when a
+/// helper made it"), not "its resolver", which the user never held.
+#[test]
+fn a_shared_results_consumer_names_what_holds_its_resolver() {
+    let (source, resolver) = Deferred::<u32>::pending();
+    let shared = source.into_shared();
+    let line = line!() + 1;
+    let consumer = shared.consumer().add_callback(|n| Ok(n + 1));
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, line);
+    assert_eq!(shown.made_by(), Some("SharedResult::consumer"), "{dump}");
+    assert_eq!(shown.waits_on(), WaitsOn::Root, "{dump}");
+    let text = dump.to_string();
+    let needle = format!(
+        "waits on SharedResult::consumer's resolver, created at {}",
+        at_line(line)
+    );
+    assert!(text.contains(&needle), "{needle} in:\n{text}");
+    assert!(format!("{consumer:?}").contains("made_by: \"SharedResult::consumer\""));
+    resolver.callback(1);
+    assert_eq!(consumer.wait().unwrap(), 2);
+}
+
+/// A waiting acquire is named after the helper the user called: a `DeferredLock`'s acquire and
+/// run, a semaphore's run, `map_concurrent`'s items waiting for a token (which make a
+/// semaphore of their own), not `DeferredSemaphore::acquire` for all of them.
+#[test]
+fn a_waiting_acquire_names_the_helper_the_user_called() {
+    let lock = deferred::DeferredLock::new();
+    let held = lock.acquire().wait().unwrap();
+    let lock_line = line!() + 1;
+    let lock_acquire = lock.acquire();
+    let lock_run_line = line!() + 1;
+    let lock_run = lock.run(|| Ok(1));
+    let semaphore = DeferredSemaphore::new(1);
+    let permit = semaphore.acquire().wait().unwrap();
+    let run_line = line!() + 1;
+    let run = semaphore.run(|| Ok(2));
+    let (first, first_resolver) = Deferred::<u32>::pending();
+    let first = std::sync::Mutex::new(Some(first));
+    let map_line = line!() + 1;
+    let mapped = deferred::map_concurrent(0..2u32, 1, move |n| {
+        let first = first.lock().unwrap().take();
+        first.unwrap_or_else(|| Deferred::succeed(n))
+    });
+
+    let dump = pending_chains();
+    for (line, helper) in [
+        (lock_line, "DeferredLock::acquire"),
+        (lock_run_line, "DeferredLock::run"),
+        (run_line, "DeferredSemaphore::run"),
+    ] {
+        assert_eq!(one_made_on(&dump, line).made_by(), Some(helper), "{dump}");
+        let text = dump.to_string();
+        let needle = format!("waits on {helper}'s resolver, created at {}", at_line(line));
+        assert!(text.contains(&needle), "{needle} in:\n{text}");
+    }
+    // The second item waits for the token the first holds.
+    let waiting: Vec<_> = made_on(&dump, map_line)
+        .into_iter()
+        .filter(|chain| chain.waits_on() == WaitsOn::Root)
+        .collect();
+    assert_eq!(waiting.len(), 1, "{dump}");
+    assert_eq!(waiting[0].made_by(), Some("map_concurrent"), "{dump}");
+    assert!(
+        !dump.to_string().contains("DeferredSemaphore::acquire"),
+        "{dump}"
+    );
+
+    drop(held);
+    drop(lock_acquire.wait().unwrap());
+    assert_eq!(lock_run.wait().unwrap(), 1);
+    drop(permit);
+    assert_eq!(run.wait().unwrap(), 2);
+    first_resolver.callback(0);
+    assert_eq!(mapped.wait().unwrap(), [0, 1]);
+}
+
+/// `pending_chains`: "A chain whose first step had already run when it began to wait (a
+/// Deferred that had fired, given a step that returned a pending one) is the chain it waits on,
+/// with the steps after added to it: it shows as that chain, made where that one was."
+#[test]
+fn a_fired_start_whose_step_waits_shows_as_the_chain_it_waits_on() {
+    let inner_line = line!() + 1;
+    let (inner, resolver) = Deferred::<u32>::pending();
+    let started_line = line!() + 1;
+    let d = Deferred::<u32>::succeed(1)
+        .add_callback(move |_| inner)
+        .add_callback(|n| Ok(n + 1));
+    let dump = pending_chains();
+    let shown = one_made_on(&dump, inner_line);
+    assert_eq!(shown.waits_on(), WaitsOn::Root, "{dump}");
+    let steps: Vec<u32> = shown.steps().iter().map(|at| at.line()).collect();
+    assert_eq!(steps, [started_line + 2], "{dump}");
+    assert!(made_on(&dump, started_line).is_empty(), "{dump}");
+    resolver.callback(1);
+    assert_eq!(d.wait().unwrap(), 2);
+}
+
+/// A cancelled chain has fired (with `Cancelled`) and leaves the registry, both kinds; one
+/// whose errback answered the cancellation with a pending Deferred waits on that one, and the
+/// dump says so.
+#[test]
+fn a_cancelled_chain_leaves_the_registry_unless_its_errback_waits() {
+    let line = line!() + 1;
+    let (d, _resolver) = Deferred::<u32>::pending();
+    let d = d.add_callback(|n| Ok(n + 1));
+    let local_line = line!() + 1;
+    let (local, _local_resolver) = LocalDeferred::<u32>::pending();
+    let local = local.add_callback(|n| Ok(n + 1));
+    let (inner, inner_resolver) = Deferred::<u32>::pending();
+    let waits_line = line!() + 1;
+    let (waits, _waits_resolver) = Deferred::<u32>::pending();
+    let waits = waits
+        .add_errback(move |_| inner)
+        .add_callback(|n| Ok(n + 1));
+    let inner_line = waits_line - 2;
+    d.cancel();
+    local.cancel();
+    waits.cancel();
+
+    let dump = pending_chains();
+    assert!(made_on(&dump, line).is_empty(), "{dump}");
+    assert!(made_on(&dump, local_line).is_empty(), "{dump}");
+    let shown = one_made_on(&dump, waits_line);
+    let inner = one_made_on(&dump, inner_line);
+    assert_eq!(shown.waits_on(), WaitsOn::Chain(inner.id()), "{dump}");
+    assert_eq!(shown.steps().len(), 1, "{dump}");
+    assert!(d.wait().unwrap_err().is_cancelled());
+    assert!(local.wait().unwrap_err().is_cancelled());
+    inner_resolver.callback(1);
+    assert_eq!(waits.wait().unwrap(), 2);
+}
+
+/// `WaitsOn::Inputs`: "a combinator's output (`gather_results`, `join`, `race`, a
+/// `DeferredList`, ...)": each output counts its inputs not arrived, and each input names its
+/// output and its index.
+#[test]
+fn race_join_a_list_and_first_settled_wait_on_their_inputs() {
+    let mut resolvers = Vec::new();
+    let mut input = || {
+        let (d, resolver) = Deferred::<u32>::pending();
+        resolvers.push(resolver);
+        d
+    };
+    let race_line = line!() + 1;
+    let raced = deferred::race([input(), input()]);
+    let join_line = line!() + 1;
+    let joined = deferred::join((input(), input()));
+    let list_line = line!() + 1;
+    let listed = deferred::DeferredList::new([input(), input()]).all();
+    let first_line = line!() + 1;
+    let first = deferred::first_settled([input(), input()]);
+    let dump = pending_chains();
+    for (k, line) in [race_line, join_line, list_line, first_line]
+        .into_iter()
+        .enumerate()
+    {
+        let output = one_made_on(&dump, line);
+        assert_eq!(output.waits_on(), WaitsOn::Inputs(2), "{dump}");
+        let mut fed: Vec<u32> = dump
+            .iter()
+            .filter_map(|chain| chain.input_of())
+            .filter(|(of, _)| *of == output.id())
+            .map(|(_, index)| index)
+            .collect();
+        fed.sort_unstable();
+        assert_eq!(fed, [0, 1], "output {k}:\n{dump}");
+    }
+    for resolver in resolvers {
+        resolver.callback(1);
+    }
+    assert_eq!(raced.wait().unwrap(), (0, 1));
+    assert_eq!(joined.wait().unwrap(), (1, 1));
+    assert_eq!(listed.wait().unwrap().len(), 2);
+    assert_eq!(first.wait().unwrap(), (0, 1));
+}

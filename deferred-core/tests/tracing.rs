@@ -403,3 +403,84 @@ fn with_no_subscriber_an_unhandled_failure_is_still_printed() {
         "{stderr}"
     );
 }
+
+/// The `step` and `step panicked` events of `events`: each one's step, as its line less
+/// `first`, its message and its `input_ok`.
+fn step_events(events: &[Recorded], first: u32) -> Vec<(u32, String, Option<String>)> {
+    events
+        .iter()
+        .filter(|e| matches!(e.field("message"), Some("step" | "step panicked")))
+        .map(|e| {
+            let step = e.field("step").unwrap_or_default();
+            assert!(step.starts_with(file!()), "{events:?}");
+            let line: u32 = step.split(':').nth(1).and_then(|l| l.parse().ok()).unwrap();
+            (
+                line - first,
+                e.field("message").unwrap_or_default().to_owned(),
+                e.field("input_ok").map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// What a chain's steps trace, as lines from its first step: a step that a failure skips is
+/// run too and says `input_ok=false`, an errback handed a failure says so too, a panicking step
+/// is a `step panicked` event at its place, and a wait on another chain is traced.
+fn expected_steps() -> Vec<(u32, String, Option<String>)> {
+    let (t, f) = (Some("true".to_owned()), Some("false".to_owned()));
+    vec![
+        (0, "step".into(), t.clone()),
+        (1, "step".into(), f.clone()),
+        (2, "step".into(), f.clone()),
+        (3, "step".into(), t),
+        (3, "step panicked".into(), None),
+        (4, "step".into(), f),
+    ]
+}
+
+/// README (feature `tracing`): "each step" of a chain's life, for both kinds; trace.rs: "a step
+/// that a failure skips is run too, and says `input_ok=false`".
+#[test]
+fn a_skipped_step_says_input_ok_false_and_a_panic_is_traced_in_both_kinds() {
+    let _serial = serial();
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    let first = line!() + 5;
+    tracing::subscriber::with_default(recorder, || {
+        let (inner, inner_resolver) = Deferred::<u32>::pending();
+        let (d, resolver) = Deferred::<u32>::pending();
+        let d = d
+            .add_callback(|_| Err::<u32, _>(Failure::msg("refused"))) // raises
+            .add_callback(|v| Ok(v + 1)) // skipped
+            .add_errback(move |_| inner) // handed the failure: waits on `inner`
+            .add_callback(|_| -> Result<u32, Failure> { panic!("step panics") })
+            .add_errback(|_| Ok(0));
+        resolver.callback(1);
+        inner_resolver.callback(2);
+        assert_eq!(d.wait().unwrap(), 0);
+    });
+    let events = std::mem::take(&mut *events.lock().unwrap());
+    assert_eq!(step_events(&events, first), expected_steps(), "{events:?}");
+    let waited = |e: &Recorded| e.field("message") == Some("waiting on another chain");
+    assert!(events.iter().any(waited), "{events:?}");
+
+    let recorder = Recorder(Arc::default(), true);
+    let events = recorder.0.clone();
+    let first = line!() + 5;
+    tracing::subscriber::with_default(recorder, || {
+        let (inner, inner_resolver) = deferred_core::LocalDeferred::<u32>::pending();
+        let (d, resolver) = deferred_core::LocalDeferred::<u32>::pending();
+        let d = d
+            .add_callback(|_| Err::<u32, _>(Failure::msg("refused"))) // raises
+            .add_callback(|v| Ok(v + 1)) // skipped
+            .add_errback(move |_| inner) // handed the failure: waits on `inner`
+            .add_callback(|_| -> Result<u32, Failure> { panic!("step panics") })
+            .add_errback(|_| Ok(0));
+        resolver.callback(1);
+        inner_resolver.callback(2);
+        assert_eq!(d.wait().unwrap(), 0);
+    });
+    let events = std::mem::take(&mut *events.lock().unwrap());
+    assert_eq!(step_events(&events, first), expected_steps(), "{events:?}");
+    assert!(events.iter().any(waited), "{events:?}");
+}

@@ -221,12 +221,13 @@ impl DeferredSemaphore {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Deferred<Permit> {
-        self.acquire_at(Location::caller())
+        self.acquire_at(Location::caller(), "DeferredSemaphore::acquire")
     }
 
-    /// [`acquire`](Self::acquire), its waiting Deferred made at `at`: a helper's own acquire
-    /// (`map_concurrent`'s) is placed where the user called the helper.
-    fn acquire_at(&self, at: &'static Location<'static>) -> Deferred<Permit> {
+    /// [`acquire`](Self::acquire), its waiting Deferred made at `at` and named after `helper`
+    /// (for the registry): a helper's own acquire (`map_concurrent`'s, `DeferredLock`'s) is
+    /// placed where the user called the helper, and named after it.
+    fn acquire_at(&self, at: &'static Location<'static>, helper: &'static str) -> Deferred<Permit> {
         let mut state = self.shared.lock();
         if state.available > 0 && state.waiters.is_empty() {
             state.available -= 1;
@@ -253,7 +254,7 @@ impl DeferredSemaphore {
             }
         });
         let (acquired, resolver) = Deferred::pending_with(Some(canceller), at);
-        resolver.held_by("DeferredSemaphore::acquire");
+        resolver.held_by(helper);
         state.waiters.insert(ticket, resolver);
         drop(state);
         drop(dropped);
@@ -290,15 +291,30 @@ impl DeferredSemaphore {
         R: IntoDeferred<Failure>,
         R::Value: Sendable + 'static,
     {
-        // Its acquire, steps and call are placed at the caller's line (for the registry, and
-        // for a failure's origin and trail), not this one's.
-        let at = Location::caller();
-        self.acquire_at(at).add_callback_at(at, move |permit| {
-            maybe_deferred_at(at, f).add_both_at(at, move |outcome| {
-                permit.release();
-                outcome
+        self.run_at(f, Location::caller(), "DeferredSemaphore::run")
+    }
+
+    /// [`run`](Self::run), its acquire, steps and call placed at `at` (the caller's line, for
+    /// the registry, and for a failure's origin and trail, not this one's) and its waiting
+    /// acquire named after `helper`.
+    fn run_at<R, F>(
+        &self,
+        f: F,
+        at: &'static Location<'static>,
+        helper: &'static str,
+    ) -> Deferred<R::Value>
+    where
+        F: FnOnce() -> R + Sendable + 'static,
+        R: IntoDeferred<Failure>,
+        R::Value: Sendable + 'static,
+    {
+        self.acquire_at(at, helper)
+            .add_callback_at(at, move |permit| {
+                maybe_deferred_at(at, f).add_both_at(at, move |outcome| {
+                    permit.release();
+                    outcome
+                })
             })
-        })
     }
 
     /// How many permits can be out at once.
@@ -433,7 +449,8 @@ impl DeferredLock {
     /// ```
     #[track_caller]
     pub fn acquire(&self) -> Deferred<Permit> {
-        self.semaphore.acquire()
+        self.semaphore
+            .acquire_at(Location::caller(), "DeferredLock::acquire")
     }
 
     /// Runs `f` holding the lock, and releases it on every path (see
@@ -452,7 +469,8 @@ impl DeferredLock {
         R: IntoDeferred<Failure>,
         R::Value: Sendable + 'static,
     {
-        self.semaphore.run(f)
+        self.semaphore
+            .run_at(f, Location::caller(), "DeferredLock::run")
     }
 
     /// Whether someone holds the lock.
@@ -550,21 +568,23 @@ where
         .into_iter()
         .map(|item| {
             let (f, stopped) = (f.clone(), stopped.clone());
-            semaphore.acquire_at(at).add_callback_at(at, move |permit| {
-                if stopped.get() {
-                    // Not started: the failure that stopped the batch decides, even when this
-                    // refusal reaches the result first (a token released by the failing item
-                    // starts the next waiting one before that failure arrives).
-                    return Deferred::from_result(Err(Failure::new(Skipped)));
-                }
-                maybe_deferred_at(at, move || f(item)).add_both_at(at, move |outcome| {
-                    if outcome.is_err() {
-                        stopped.set();
+            semaphore
+                .acquire_at(at, "map_concurrent")
+                .add_callback_at(at, move |permit| {
+                    if stopped.get() {
+                        // Not started: the failure that stopped the batch decides, even when this
+                        // refusal reaches the result first (a token released by the failing item
+                        // starts the next waiting one before that failure arrives).
+                        return Deferred::from_result(Err(Failure::new(Skipped)));
                     }
-                    permit.release();
-                    outcome
+                    maybe_deferred_at(at, move || f(item)).add_both_at(at, move |outcome| {
+                        if outcome.is_err() {
+                            stopped.set();
+                        }
+                        permit.release();
+                        outcome
+                    })
                 })
-            })
         })
         .collect();
     // Rule: a cancelled batch starts nothing more, whatever its items do with their own

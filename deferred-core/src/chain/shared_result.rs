@@ -222,6 +222,7 @@ where
                         core.forget(ticket);
                     }
                 });
+                resolver.held_by("SharedResult::consumer");
                 waiting.insert(ticket, resolver);
                 consumer
             }
