@@ -661,7 +661,23 @@ fn a_combinators_output_waits_on_its_inputs() {
         text.contains("waits on 1 input of map_err, a pending chain listed apart"),
         "{text}"
     );
-    assert!(text.contains("waits on 1 input of "), "{text}");
+    // The output names the combinator the user called.
+    assert_eq!(
+        one_made_on(&dump, gather_line).made_by(),
+        Some("gather_results"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Deferred {gathered_id} from gather_results, created at {}",
+            at_line(gather_line)
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("waits on 1 input of gather_results, a pending chain listed apart"),
+        "{text}"
+    );
 
     second_resolver.callback(2);
     source_resolver.callback(3);
@@ -1078,8 +1094,8 @@ fn a_cancelled_chain_leaves_the_registry_unless_its_errback_waits() {
 }
 
 /// `WaitsOn::Inputs`: "a combinator's output (`gather_results`, `join`, `race`, a
-/// `DeferredList`, ...)": each output counts its inputs not arrived, and each input names its
-/// output and its index.
+/// `DeferredList`, ...)": each output counts its inputs not arrived, names the combinator the
+/// user called, and each input names its output and its index.
 #[test]
 fn race_join_a_list_and_first_settled_wait_on_their_inputs() {
     let mut resolvers = Vec::new();
@@ -1096,13 +1112,46 @@ fn race_join_a_list_and_first_settled_wait_on_their_inputs() {
     let listed = deferred::DeferredList::new([input(), input()]).all();
     let first_line = line!() + 1;
     let first = deferred::first_settled([input(), input()]);
+    let settled_join_line = line!() + 1;
+    let settled_join = deferred::join_settled((input(), input()));
+    let settle_line = line!() + 1;
+    let settled = deferred::settle_all([input(), input()]);
+    let callback_line = line!() + 1;
+    let on_callback = deferred::DeferredList::new([input(), input()]).fire_on_one_callback();
+    let errback_line = line!() + 1;
+    let on_errback = deferred::DeferredList::new([input(), input()]).fire_on_one_errback();
     let dump = pending_chains();
-    for (k, line) in [race_line, join_line, list_line, first_line]
-        .into_iter()
-        .enumerate()
+    let text = dump.to_string();
+    for (k, (line, name)) in [
+        (race_line, "race"),
+        (join_line, "join"),
+        (list_line, "DeferredList::all"),
+        (first_line, "first_settled"),
+        (settled_join_line, "join_settled"),
+        (settle_line, "settle_all"),
+        (callback_line, "DeferredList::fire_on_one_callback"),
+        (errback_line, "DeferredList::fire_on_one_errback"),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let output = one_made_on(&dump, line);
         assert_eq!(output.waits_on(), WaitsOn::Inputs(2), "{dump}");
+        assert_eq!(output.made_by(), Some(name), "output {k}:\n{dump}");
+        assert!(
+            text.contains(&format!(
+                "Deferred {} from {name}, created at {}",
+                output.id(),
+                at_line(line)
+            )),
+            "output {k}:\n{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "waits on 2 inputs of {name}, pending chains listed apart"
+            )),
+            "output {k}:\n{text}"
+        );
         let mut fed: Vec<u32> = dump
             .iter()
             .filter_map(|chain| chain.input_of())
@@ -1119,4 +1168,91 @@ fn race_join_a_list_and_first_settled_wait_on_their_inputs() {
     assert_eq!(joined.wait().unwrap(), (1, 1));
     assert_eq!(listed.wait().unwrap().len(), 2);
     assert_eq!(first.wait().unwrap(), (0, 1));
+    assert!(matches!(settled_join.wait().unwrap(), (Ok(1), Ok(1))));
+    assert_eq!(settled.wait().unwrap().len(), 2);
+    assert!(on_callback.wait().is_ok());
+    assert_eq!(on_errback.wait().unwrap(), [1, 1]);
+}
+
+/// The same for the local kind's combinators, and `map_concurrent`'s output.
+#[test]
+fn local_combinators_and_map_concurrent_name_themselves() {
+    use deferred::local;
+    let mut resolvers = Vec::new();
+    let mut input = || {
+        let (d, resolver) = LocalDeferred::<u32>::pending();
+        resolvers.push(resolver);
+        d
+    };
+    let gather_line = line!() + 1;
+    let gathered = local::gather_results([input(), input()]);
+    let race_line = line!() + 1;
+    let raced = local::race([input(), input()]);
+    let join_line = line!() + 1;
+    let joined = local::join((input(), input()));
+    let settled_join_line = line!() + 1;
+    let settled_join = local::join_settled((input(), input()));
+    let list_line = line!() + 1;
+    let listed = local::DeferredList::new([input(), input()]).all();
+    let settle_line = line!() + 1;
+    let settled = local::settle_all([input(), input()]);
+    let first_line = line!() + 1;
+    let first = local::first_settled([input(), input()]);
+    let map_err_line = line!() + 1;
+    let mapped = input().map_err(|failure: Failure| failure);
+    let (item, item_resolver) = LocalDeferred::<u32>::pending();
+    let item = std::cell::Cell::new(Some(item));
+    let concurrent_line = line!() + 1;
+    let concurrent = local::map_concurrent([0_u32], 1, move |_| item.take().unwrap());
+    let dump = pending_chains();
+    let text = dump.to_string();
+    for (line, name, inputs) in [
+        (gather_line, "gather_results", 2),
+        (race_line, "race", 2),
+        (join_line, "join", 2),
+        (settled_join_line, "join_settled", 2),
+        (list_line, "DeferredList::all", 2),
+        (settle_line, "settle_all", 2),
+        (first_line, "first_settled", 2),
+        (map_err_line, "map_err", 1),
+    ] {
+        let output = one_made_on(&dump, line);
+        assert!(output.is_local(), "{text}");
+        assert_eq!(output.made_by(), Some(name), "{text}");
+        assert_eq!(output.waits_on(), WaitsOn::Inputs(inputs), "{text}");
+        assert!(
+            text.contains(&format!(
+                "LocalDeferred {} from {name}, created at {}",
+                output.id(),
+                at_line(line)
+            )),
+            "{text}"
+        );
+    }
+    // The output and its item, both placed at the call: the output is the one whose inputs
+    // it waits on.
+    let outputs: Vec<_> = made_on(&dump, concurrent_line)
+        .into_iter()
+        .filter(|chain| matches!(chain.waits_on(), WaitsOn::Inputs(_)))
+        .collect();
+    assert_eq!(outputs.len(), 1, "{text}");
+    assert_eq!(outputs[0].made_by(), Some("map_concurrent"), "{text}");
+    assert!(
+        text.contains("waits on 1 input of map_concurrent, a pending chain listed apart"),
+        "{text}"
+    );
+
+    for resolver in resolvers {
+        resolver.callback(1);
+    }
+    item_resolver.callback(5);
+    assert_eq!(gathered.wait().unwrap(), [1, 1]);
+    assert_eq!(raced.wait().unwrap(), (0, 1));
+    assert_eq!(joined.wait().unwrap(), (1, 1));
+    assert!(matches!(settled_join.wait().unwrap(), (Ok(1), Ok(1))));
+    assert_eq!(listed.wait().unwrap().len(), 2);
+    assert_eq!(settled.wait().unwrap().len(), 2);
+    assert_eq!(first.wait().unwrap(), (0, 1));
+    assert_eq!(mapped.wait().unwrap(), 1);
+    assert_eq!(concurrent.wait().unwrap(), [5]);
 }

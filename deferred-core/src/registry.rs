@@ -50,7 +50,8 @@ pub(crate) struct Seen {
     /// The chain's address: what a chain waiting on it names it by.
     pub(crate) address: usize,
     pub(crate) born: (&'static Location<'static>, Instant),
-    /// The helper that made it (`defer_to_thread`, `add_timeout`, ...), if one said.
+    /// The helper that made it (`defer_to_thread`, `add_timeout`, `gather_results`, ...), if
+    /// one said.
     pub(crate) made_by: Option<&'static str>,
     /// Its steps not run yet, in order.
     pub(crate) steps: Vec<&'static Location<'static>>,
@@ -307,7 +308,8 @@ pub enum WaitsOn {
     /// One of its steps returned a pending Deferred: it waits on that chain, in the same dump.
     Chain(ChainId),
     /// It is a combinator's output (`gather_results`, `join`, `race`, a `DeferredList`, ...) or
-    /// a `map_err`'s: it waits on this many inputs that have not arrived yet. They are pending
+    /// a `map_err`'s, named by [`PendingChain::made_by`]: it waits on this many inputs that
+    /// have not arrived yet. They are pending
     /// chains of their own, each in the dump with where it was made (a chain made by `pending`
     /// there, or one with steps of its own).
     Inputs(usize),
@@ -366,7 +368,11 @@ impl PendingChain {
     }
 
     /// The helper that made it, when one says (`"defer_to_thread"`, `"add_timeout"`,
-    /// `"DeferredSemaphore::acquire"`, ...).
+    /// `"DeferredSemaphore::acquire"`, ...). A combinator's output (or a `map_err`'s) is named
+    /// by the function the user called: `"gather_results"`, `"race"`, `"join"`,
+    /// `"join_settled"`, `"first_settled"`, `"settle_all"`, `"map_concurrent"`, `"map_err"`,
+    /// or a [`DeferredList`](crate::DeferredList)'s `"DeferredList::all"`,
+    /// `"DeferredList::fire_on_one_callback"`, `"DeferredList::fire_on_one_errback"`.
     pub fn made_by(&self) -> Option<&'static str> {
         self.made_by
     }

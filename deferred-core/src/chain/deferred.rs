@@ -445,7 +445,6 @@ where
             State::Pending(link) => link,
         };
         let (converted, resolver) = Deferred::<T, F>::pending_with(None, at);
-        resolver.held_by("map_err");
         let output = resolver.link.clone();
         // The chain hands its result on as it would to a combinator's input: no step is added
         // to it (and so no bound is asked of `E`). The converted root waits on it as a
@@ -460,7 +459,7 @@ where
         });
         if let Some(output) = output {
             let source = Ptr::downgrade(&arrival);
-            output.wait_on_inputs(source);
+            output.wait_on_inputs(source, "map_err");
         }
         link.forward_to_fan_in(arrival, 0);
         converted

@@ -176,12 +176,15 @@ pub(crate) fn into_failure<E: Into<Failure>>(error: E) -> Failure {
 /// Builds the combinator: `policy` over `inputs`, firing the returned Deferred once. `at` is
 /// where the combinator was called, the output's place for the registry: each public
 /// combinator is `#[track_caller]` with the feature `registry` (it costs a caller's location
-/// on every call; without the feature, nothing reads it).
+/// on every call; without the feature, nothing reads it). `made_by` is the function the user
+/// called (`"gather_results"`, `"DeferredList::all"`, ...), the output's
+/// [`made_by`](crate::PendingChain::made_by) in the registry.
 pub(crate) fn fan_in<T, E, P>(
     inputs: Vec<Deferred<T, E>>,
     policy: P,
     leftovers: Leftovers,
     at: &'static Location<'static>,
+    made_by: &'static str,
 ) -> Deferred<P::Output, P::Error>
 where
     T: Sendable + 'static,
@@ -194,7 +197,7 @@ where
         .into_iter()
         .map(|input| Place::of(input, |value| value))
         .collect();
-    fan_in_places(places, policy, leftovers, at)
+    fan_in_places(places, policy, leftovers, at, made_by)
 }
 
 /// [`fan_in`] over the inputs' places, made with [`Place::of`] (`join`'s, whose inputs are each
@@ -204,6 +207,7 @@ pub(crate) fn fan_in_places<T, E, P>(
     policy: P,
     leftovers: Leftovers,
     at: &'static Location<'static>,
+    made_by: &'static str,
 ) -> Deferred<P::Output, P::Error>
 where
     T: Sendable + 'static,
@@ -220,7 +224,7 @@ where
         let (deferred, resolver) = Deferred::pending_with(None, at);
         if let Some(link) = &resolver.link {
             let inputs: Weak<dyn Inputs> = shared.clone();
-            link.wait_on_inputs(inputs);
+            link.wait_on_inputs(inputs, made_by);
         }
         output = Some(deferred);
         Shared {

@@ -57,6 +57,7 @@ where
             cancel_when_decided: true,
         },
         Location::caller(),
+        "first_settled",
     )
 }
 

@@ -3,9 +3,11 @@
 
 use super::Deferred;
 use super::Sendable;
+use super::fan_in::FireOnFirstError;
 use super::list::DeferredList;
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
+use std::panic::Location;
 
 /// Waits for every input and fires with their values in input order; fails as soon as one input
 /// fails, with a [`FirstError`](crate::FirstError) holding that failure and the input's index (Twisted's
@@ -39,5 +41,5 @@ where
     T: Sendable + 'static,
     E: FromFailure + Into<Failure> + Sendable + 'static,
 {
-    DeferredList::new(inputs).fire_on_one_errback()
+    DeferredList::new(inputs).build(FireOnFirstError, Location::caller(), "gather_results")
 }

@@ -284,13 +284,25 @@ macro_rules! joins {
             #[cfg_attr(feature = "registry", track_caller)]
             fn join(self) -> Deferred<Self::Values, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
-                fan_in_places(places, $arity::All(PhantomData), FAIL_FAST, Location::caller())
+                fan_in_places(
+                    places,
+                    $arity::All(PhantomData),
+                    FAIL_FAST,
+                    Location::caller(),
+                    "join",
+                )
             }
 
             #[cfg_attr(feature = "registry", track_caller)]
             fn join_settled(self) -> Deferred<Self::Results, E> {
                 let places = vec![$(Place::of(self.$i, $arity::Input::$T),)+];
-                fan_in_places(places, $arity::Settled(PhantomData), SETTLE, Location::caller())
+                fan_in_places(
+                    places,
+                    $arity::Settled(PhantomData),
+                    SETTLE,
+                    Location::caller(),
+                    "join_settled",
+                )
             }
         }
     )+ };

@@ -147,7 +147,7 @@ where
     /// ```
     #[cfg_attr(feature = "registry", track_caller)]
     pub fn all(self) -> Deferred<Vec<Result<T, E>>, E> {
-        self.build(AllResults, Location::caller())
+        self.build(AllResults, Location::caller(), "DeferredList::all")
     }
 
     /// Fires with the first success, or — when every input has failed — with all the failures
@@ -173,7 +173,11 @@ where
     /// ```
     #[cfg_attr(feature = "registry", track_caller)]
     pub fn fire_on_one_callback(self) -> Deferred<FirstSuccess<T, E>, E> {
-        self.build(FireOnFirstSuccess, Location::caller())
+        self.build(
+            FireOnFirstSuccess,
+            Location::caller(),
+            "DeferredList::fire_on_one_callback",
+        )
     }
 
     /// Fires with every value in input order, or fails with the first failure, wrapped in a
@@ -200,19 +204,25 @@ where
     where
         E: Into<Failure>,
     {
-        self.build(FireOnFirstError, Location::caller())
+        self.build(
+            FireOnFirstError,
+            Location::caller(),
+            "DeferredList::fire_on_one_errback",
+        )
     }
 
-    fn build<P: Policy<T, E>>(
+    /// The list's fan-in, under `policy`, called at `at` as `made_by` (for the registry).
+    pub(super) fn build<P: Policy<T, E>>(
         self,
         policy: P,
         at: &'static Location<'static>,
+        made_by: &'static str,
     ) -> Deferred<P::Output, P::Error> {
         let leftovers = Leftovers {
             consume_errors: self.consume_errors,
             cancel_when_decided: false,
         };
-        fan_in(self.inputs, policy, leftovers, at)
+        fan_in(self.inputs, policy, leftovers, at, made_by)
     }
 }
 
@@ -287,7 +297,7 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
-    DeferredList::new(inputs).all()
+    DeferredList::new(inputs).build(AllResults, Location::caller(), "settle_all")
 }
 
 /// `all`: nothing decides early; the outcome is every result.

@@ -602,6 +602,7 @@ where
             cancel_when_decided: true,
         },
         at,
+        "map_concurrent",
     )
 }
 

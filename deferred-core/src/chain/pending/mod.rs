@@ -487,9 +487,16 @@ impl<T, E: 'static> Chain<T, E> {
     }
 
     /// Makes a root just made by [`root`](Chain::root), with no canceller, the output of a
-    /// fan-in: it waits on the fan-in's `inputs` (see [`Phase::RootOfFanIn`]).
-    pub(crate) fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>) {
-        self.lock().phase = Phase::RootOfFanIn(inputs, Remembered::NONE);
+    /// fan-in: it waits on the fan-in's `inputs` (see [`Phase::RootOfFanIn`]). `made_by` is the
+    /// function the user called (`"gather_results"`, `"map_err"`, ...), for the registry.
+    pub(crate) fn wait_on_inputs(&self, inputs: Weak<dyn Inputs>, made_by: &'static str) {
+        let mut inner = self.lock();
+        inner.phase = Phase::RootOfFanIn(inputs, Remembered::NONE);
+        #[cfg(feature = "registry")]
+        {
+            inner.made_by = Some(made_by);
+        }
+        let _ = made_by;
     }
 
     #[cfg_attr(feature = "registry", track_caller)]
