@@ -54,6 +54,18 @@ use heap::{Heap, SIZE_CLASSES, heap_of};
 thread_local! {
     static COMPLETED: Cell<u64> = const { Cell::new(0) };
     static ERRORS: Cell<u64> = const { Cell::new(0) };
+    /// The fake I/O completions fired in the run.
+    static FIRED: Cell<u64> = const { Cell::new(0) };
+    /// The fake I/O calls waiting in the queue when the run's first completion fired.
+    static QUEUED_AT_FIRST: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+/// Counts `fired` completions, fired from a queue that held `queued` calls before the first.
+fn note_fired(queued: u64, fired: u64) {
+    if fired > 0 && QUEUED_AT_FIRST.with(Cell::get).is_none() {
+        QUEUED_AT_FIRST.with(|q| q.set(Some(queued)));
+    }
+    FIRED.with(|f| f.set(f.get() + fired));
 }
 
 /// The harness's callback, `cb(err)`.
@@ -226,6 +238,10 @@ impl<C> Fifo<C> {
         self.0.borrow_mut().pop_front()
     }
 
+    fn len(&self) -> u64 {
+        self.0.borrow().len() as u64
+    }
+
     /// Frees the queue's buffer, so that each measured run grows (and counts) its own.
     fn reset(&self) {
         *self.0.borrow_mut() = VecDeque::new();
@@ -306,9 +322,13 @@ mod callbacks {
     fn ignore(_: Result<Reply, IoError>) {}
 
     pub fn drive() {
+        let queued = QUEUE.with(Fifo::len);
+        let mut fired = 0;
         while let Some(cb) = QUEUE.with(Fifo::pop) {
             cb(Ok(None));
+            fired += 1;
         }
+        note_fired(queued, fired);
     }
 
     pub fn reset() {
@@ -487,9 +507,13 @@ macro_rules! library_variants {
             }
 
             pub fn drive() {
+                let queued = QUEUE.with(Fifo::len);
+                let mut fired = 0;
                 while let Some(resolver) = QUEUE.with(Fifo::pop) {
                     resolver.callback(None);
+                    fired += 1;
                 }
+                note_fired(queued, fired);
             }
 
             pub fn reset() {
@@ -844,12 +868,20 @@ mod tokio_io {
 
     /// Spawns `n` requests (not awaited: their handles are dropped, as the harness ignores the
     /// promise `upload` returns) and sends the queued completions, in order, until all are done.
-    pub fn run<F: Future<Output = ()> + Send + 'static>(
-        runtime: &tokio::runtime::Runtime,
-        n: u64,
-        upload: fn(u64) -> F,
-    ) {
+    ///
+    /// Each run has a runtime of its own, as it has a queue of its own: the scheduler's run
+    /// queue, which grows to hold every request's task, is then counted in every run's heap
+    /// (a runtime kept from run to run would keep the buffer it grew in the first).
+    /// tokio polls the `block_on` future (here the fake I/O's reactor) after every 61 tasks by
+    /// default (`event_interval`): the first completions would fire when 61 requests had
+    /// started, not 10,000. With no bound, it is polled only when no task is left to run, as
+    /// Node runs its timers once its queues are empty.
+    pub fn run<F: Future<Output = ()> + Send + 'static>(n: u64, upload: fn(u64) -> F) {
         QUEUE.with(Fifo::reset);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .event_interval(u32::MAX)
+            .build()
+            .expect("a current-thread runtime");
         runtime.block_on(async {
             let target = COMPLETED.with(Cell::get) + n;
             for k in 0..n {
@@ -858,14 +890,18 @@ mod tokio_io {
             loop {
                 // Let the woken tasks run until each waits on its next I/O.
                 tokio::task::yield_now().await;
-                let mut fired = false;
-                QUEUE.with(|queue| {
-                    for tx in queue.0.borrow_mut().drain(..) {
-                        fired = true;
+                let mut fired = 0;
+                let queued = QUEUE.with(|queue| {
+                    let mut queue = queue.0.borrow_mut();
+                    let queued = queue.len() as u64;
+                    for tx in queue.drain(..) {
+                        fired += 1;
                         let _ = tx.send(None);
                     }
+                    queued
                 });
-                if !fired && COMPLETED.with(Cell::get) == target {
+                note_fired(queued, fired);
+                if fired == 0 && COMPLETED.with(Cell::get) == target {
                     break;
                 }
             }
@@ -876,8 +912,15 @@ mod tokio_io {
 // ---------------------------------------------------------------------------------------------
 // The driver.
 
-/// Runs `n` requests of one variant to completion.
-type Runner = Box<dyn Fn(u64)>;
+/// One variant's requests of one workload.
+struct Runner {
+    /// Runs `n` requests to completion.
+    run: Box<dyn Fn(u64)>,
+    /// The fake I/O calls each request makes before its first wait (doxbee: 1 where A and B
+    /// are awaited in turn, 2 where they are joined; parallel: the 25 queries): with every
+    /// request started before any completion fires, the queue holds `n` times this many then.
+    first_calls: u64,
+}
 
 struct Variant {
     name: &'static str,
@@ -925,63 +968,84 @@ fn run_queued(n: u64, upload: fn(u64), drive: fn(), reset: fn()) {
 }
 
 fn variants() -> Vec<Variant> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a current-thread runtime");
-    let runtime: &'static tokio::runtime::Runtime = Box::leak(Box::new(runtime));
-    let queued = |upload: fn(u64), drive: fn(), reset: fn()| -> Option<Runner> {
-        Some(Box::new(move |n| run_queued(n, upload, drive, reset)))
+    let queued = |upload: fn(u64), drive: fn(), reset: fn(), first_calls| -> Option<Runner> {
+        Some(Runner {
+            run: Box::new(move |n| run_queued(n, upload, drive, reset)),
+            first_calls,
+        })
     };
+    let task = |run: Box<dyn Fn(u64)>, first_calls| Some(Runner { run, first_calls });
+    const PARALLEL: u64 = PARALLEL_QUERIES as u64;
     vec![
         Variant {
             name: "callbacks (no library)",
-            doxbee: queued(callbacks::doxbee, callbacks::drive, callbacks::reset),
-            parallel: queued(callbacks::parallel, callbacks::drive, callbacks::reset),
+            doxbee: queued(callbacks::doxbee, callbacks::drive, callbacks::reset, 1),
+            parallel: queued(
+                callbacks::parallel,
+                callbacks::drive,
+                callbacks::reset,
+                PARALLEL,
+            ),
         },
         Variant {
             name: "Deferred add_callback",
-            doxbee: queued(send::doxbee_add_callback, send::drive, send::reset),
-            parallel: queued(send::parallel_add_callback, send::drive, send::reset),
+            doxbee: queued(send::doxbee_add_callback, send::drive, send::reset, 2),
+            parallel: queued(
+                send::parallel_add_callback,
+                send::drive,
+                send::reset,
+                PARALLEL,
+            ),
         },
         Variant {
             name: "Deferred chain!",
-            doxbee: queued(send_chain::doxbee, send::drive, send::reset),
-            parallel: queued(send_chain::parallel, send::drive, send::reset),
+            doxbee: queued(send_chain::doxbee, send::drive, send::reset, 2),
+            parallel: queued(send_chain::parallel, send::drive, send::reset, PARALLEL),
         },
         Variant {
             name: "LocalDeferred add_callback",
-            doxbee: queued(local::doxbee_add_callback, local::drive, local::reset),
-            parallel: queued(local::parallel_add_callback, local::drive, local::reset),
+            doxbee: queued(local::doxbee_add_callback, local::drive, local::reset, 2),
+            parallel: queued(
+                local::parallel_add_callback,
+                local::drive,
+                local::reset,
+                PARALLEL,
+            ),
         },
         Variant {
             name: "LocalDeferred chain!",
-            doxbee: queued(local_chain::doxbee, local::drive, local::reset),
-            parallel: queued(local_chain::parallel, local::drive, local::reset),
+            doxbee: queued(local_chain::doxbee, local::drive, local::reset, 2),
+            parallel: queued(local_chain::parallel, local::drive, local::reset, PARALLEL),
         },
         Variant {
             name: "async/await (tokio)",
-            doxbee: Some(Box::new(move |n| {
-                tokio_io::run(runtime, n, |k| tokio_io::doxbee(k, false))
-            })),
-            parallel: Some(Box::new(move |n| {
-                tokio_io::run(runtime, n, tokio_io::parallel)
-            })),
+            doxbee: task(
+                Box::new(|n| tokio_io::run(n, |k| tokio_io::doxbee(k, false))),
+                1,
+            ),
+            parallel: task(Box::new(|n| tokio_io::run(n, tokio_io::parallel)), PARALLEL),
         },
         Variant {
             name: "async/await, A||B joined",
-            doxbee: Some(Box::new(move |n| {
-                tokio_io::run(runtime, n, |k| tokio_io::doxbee(k, true))
-            })),
+            doxbee: task(
+                Box::new(|n| tokio_io::run(n, |k| tokio_io::doxbee(k, true))),
+                2,
+            ),
             parallel: None,
         },
         Variant {
             name: "Deferred add_errback last",
-            doxbee: queued(send::doxbee_add_errback_last, send::drive, send::reset),
+            doxbee: queued(send::doxbee_add_errback_last, send::drive, send::reset, 2),
             parallel: None,
         },
         Variant {
             name: "LocalDeferred add_errback last",
-            doxbee: queued(local::doxbee_add_errback_last, local::drive, local::reset),
+            doxbee: queued(
+                local::doxbee_add_errback_last,
+                local::drive,
+                local::reset,
+                2,
+            ),
             parallel: None,
         },
     ]
@@ -999,14 +1063,27 @@ const LOCAL_ERRBACK_LAST: usize = 8;
 /// One measured run: `n` requests, checked. Not inlined, so that `callgrind
 /// --toggle-collect='*measured_run*'` collects exactly it.
 #[inline(never)]
-fn measured_run(run: &Runner, n: u64) -> Duration {
+fn measured_run(workload: Workload, run: &Runner, n: u64) -> Duration {
     COMPLETED.with(|c| c.set(0));
     ERRORS.with(|e| e.set(0));
+    FIRED.with(|f| f.set(0));
+    QUEUED_AT_FIRST.with(|q| q.set(None));
     let start = Instant::now();
-    run(black_box(n));
+    (run.run)(black_box(n));
     let elapsed = start.elapsed();
     assert_eq!(COMPLETED.with(Cell::get), n, "every request calls done");
     assert_eq!(ERRORS.with(Cell::get), 0, "no request fails");
+    assert_eq!(
+        FIRED.with(Cell::get),
+        n * workload.io_calls(),
+        "every request makes {} fake I/O calls",
+        workload.io_calls()
+    );
+    assert_eq!(
+        QUEUED_AT_FIRST.with(Cell::get),
+        Some(n * run.first_calls),
+        "every request waits on its first fake I/O before any completes"
+    );
     elapsed
 }
 
@@ -1023,9 +1100,9 @@ fn main() {
         && mode == "run"
     {
         // A warm-up and one run, for callgrind, dhat, massif.
-        let (run, n) = chosen(&variants, &workloads, workload, variant, n);
-        measured_run(run, WARMUP.min(n));
-        black_box(measured_run(run, n));
+        let (workload, run, n) = chosen(&variants, &workloads, workload, variant, n);
+        measured_run(workload, run, WARMUP.min(n));
+        black_box(measured_run(workload, run, n));
         return;
     }
     if let [mode, workload, variant, n] = &args[..]
@@ -1033,10 +1110,10 @@ fn main() {
     {
         // One variant alone in its process (no other variant's heap before it): the best of 20
         // runs after the warm-up, in ms.
-        let (run, n) = chosen(&variants, &workloads, workload, variant, n);
-        measured_run(run, WARMUP.min(n));
+        let (workload, run, n) = chosen(&variants, &workloads, workload, variant, n);
+        measured_run(workload, run, WARMUP.min(n));
         let best = (0..20)
-            .map(|_| measured_run(run, n))
+            .map(|_| measured_run(workload, run, n))
             .min()
             .expect("20 runs");
         println!("{:.2}", best.as_secs_f64() * 1e3);
@@ -1059,15 +1136,15 @@ fn main() {
     }
 }
 
-/// The runner of `variant` (an index) on `workload` (its name), and the request count `n`, from
-/// the command line.
+/// The workload (its name), the runner of `variant` (an index) on it, and the request count `n`,
+/// from the command line.
 fn chosen<'a>(
     variants: &'a [Variant],
     workloads: &[Workload],
     workload: &str,
     variant: &str,
     n: &str,
-) -> (&'a Runner, u64) {
+) -> (Workload, &'a Runner, u64) {
     let workload = *workloads
         .iter()
         .find(|w| w.name() == workload)
@@ -1076,7 +1153,7 @@ fn chosen<'a>(
     let run = workload
         .runner(variant)
         .expect("this variant runs this workload");
-    (run, n.parse().expect("a request count"))
+    (workload, run, n.parse().expect("a request count"))
 }
 
 fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
@@ -1086,7 +1163,7 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
         .filter_map(|(index, variant)| Some((index, workload.runner(variant)?)))
         .collect();
     for (_, run) in &runs {
-        measured_run(run, WARMUP.min(n));
+        measured_run(workload, run, WARMUP.min(n));
     }
     let mut best = vec![Duration::MAX; variants.len()];
     let deadline = Instant::now() + Duration::from_secs(12);
@@ -1096,7 +1173,7 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
     while rounds < 5 || (rounds < 40 && Instant::now() < deadline) {
         for k in 0..runs.len() {
             let (index, run) = runs[(rounds + k) % runs.len()];
-            best[index] = best[index].min(measured_run(run, n));
+            best[index] = best[index].min(measured_run(workload, run, n));
         }
         rounds += 1;
     }
@@ -1105,7 +1182,7 @@ fn print_workload(variants: &[Variant], workload: Workload, n: u64) {
         .map(|variant| {
             let run = workload.runner(variant)?;
             Some(heap_of(|| {
-                measured_run(run, n);
+                measured_run(workload, run, n);
             }))
         })
         .collect();
@@ -1186,9 +1263,9 @@ fn print_sizes(variants: &[Variant], workloads: &[Workload], n: u64) {
             let Some(run) = workload.runner(variant) else {
                 continue;
             };
-            measured_run(run, WARMUP.min(n));
+            measured_run(workload, run, WARMUP.min(n));
             let heap = heap_of(|| {
-                measured_run(run, n);
+                measured_run(workload, run, n);
             });
             let classes: Vec<String> = heap
                 .by_size
