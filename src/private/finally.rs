@@ -34,7 +34,7 @@ impl SendChain {
     ) -> Deferred<T, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         X: Sendable + 'static,
     {
         finally!(done, outcome, Deferred)
@@ -52,7 +52,7 @@ impl LocalChain {
     ) -> LocalDeferred<T, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         X: 'static,
     {
         finally!(done, outcome, LocalDeferred)

@@ -86,6 +86,26 @@ impl<T, E: 'static> Chain for LocalDeferred<T, E> {
     const KIND: LocalChain = LocalChain;
 }
 
+/// The bound the `add_*` methods (and `raised`, `finally`) put on the chain's error type:
+/// `From<Failure>`, as the core's methods do. A trait of one blanket impl, so that a chain
+/// whose error type nothing decides (`chain! { Ok(5) then .. }`, with no annotation) gets the
+/// compiler's one error at its start, "type annotations needed", and not one more at each step
+/// listing the types that implement `From<Failure>` (which the compiler reports whatever came
+/// before when there are several).
+///
+/// A type the user names as the chain's error type (`let d: Deferred<T, String> = chain! {..}`)
+/// that does not implement `From<Failure>` is reported once, with this message.
+#[diagnostic::on_unimplemented(
+    message = "this chain's error type is `{Self}`, which cannot hold a failure",
+    label = "the chain's error type is `{Self}` here",
+    note = "a chain's error type must hold any failure, such as a panic in a step: it implements \
+            `From<Failure>`; use `Failure` (`Deferred<T>`), or implement `From<Failure>` for \
+            `{Self}`"
+)]
+pub trait ErrorType: From<Failure> + 'static {}
+
+impl<E: From<Failure> + 'static> ErrorType for E {}
+
 /// Where it is called: the expansion calls it at a step's keyword, for where the step is (a
 /// `catch`'s, for `add_run_catch`; in the chain's constant list of every step, [`Steps`], for
 /// the steps a failure skips).
@@ -320,7 +340,7 @@ impl SendChain {
     pub fn add_callback<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         F: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -344,7 +364,7 @@ impl SendChain {
     ) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         Ok: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -370,7 +390,7 @@ impl SendChain {
     ) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         Ok: FnOnce(T) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -386,7 +406,7 @@ impl SendChain {
     pub fn add_errback<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<T, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         F: FnOnce(E) -> R + Sendable + 'static,
         R: IntoDeferred<E, Value = T>,
     {
@@ -399,7 +419,7 @@ impl SendChain {
     pub fn add_both<T, E, R, F>(self, chain: Deferred<T, E>, f: F) -> Deferred<R::Value, E>
     where
         T: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         F: FnOnce(Result<T, E>) -> R + Sendable + 'static,
         R: IntoDeferred<E>,
         R::Value: Sendable + 'static,
@@ -420,7 +440,7 @@ impl LocalChain {
     ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         F: FnOnce(T) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,
@@ -439,7 +459,7 @@ impl LocalChain {
     ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         Ok: FnOnce(T) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,
@@ -461,7 +481,7 @@ impl LocalChain {
     ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         Ok: FnOnce(T) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,
@@ -477,7 +497,7 @@ impl LocalChain {
     pub fn add_errback<T, E, R, F>(self, chain: LocalDeferred<T, E>, f: F) -> LocalDeferred<T, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         F: FnOnce(E) -> R + 'static,
         R: IntoLocalDeferred<E, Value = T>,
     {
@@ -494,7 +514,7 @@ impl LocalChain {
     ) -> LocalDeferred<R::Value, E>
     where
         T: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         F: FnOnce(Result<T, E>) -> R + 'static,
         R: IntoLocalDeferred<E>,
         R::Value: 'static,

@@ -16,7 +16,7 @@ impl SendChain {
     pub fn raised<U, E>(self, outcome: StepOutcome<U, E, SendChain>) -> Deferred<U, E>
     where
         U: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
     {
         let step = Location::caller();
         match outcome {
@@ -42,7 +42,7 @@ impl SendChain {
     ) -> Deferred<(U, C), E>
     where
         U: Sendable + 'static,
-        E: From<Failure> + Sendable + 'static,
+        E: ErrorType + Sendable,
         C: Sendable + 'static,
     {
         let step = Location::caller();
@@ -66,7 +66,7 @@ impl LocalChain {
     pub fn raised<U, E>(self, outcome: StepOutcome<U, E, LocalChain>) -> LocalDeferred<U, E>
     where
         U: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
     {
         let step = Location::caller();
         match outcome {
@@ -86,7 +86,7 @@ impl LocalChain {
     ) -> LocalDeferred<(U, C), E>
     where
         U: 'static,
-        E: From<Failure> + 'static,
+        E: ErrorType,
         C: 'static,
     {
         let step = Location::caller();
