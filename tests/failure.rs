@@ -612,6 +612,36 @@ fn a_failure_of_a_driven_future_entered_at_drive_future() {
     );
 }
 
+/// A `chain!` started with an `Err(..)`: the failure entered the chain at the start, and says
+/// so; a step it skips is on its trail after that.
+#[test]
+fn a_failure_a_chain_starts_with_entered_at_the_start() {
+    let d = deferred::chain! {
+        Err::<u32, Failure>(Failure::msg("no"))
+        then |x| x + 1
+    };
+    let line = line!() - 3;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(failure.origin(), None, "no step raised it");
+    let debug = format!("{failure:?}");
+    assert!(debug.contains(", by chain!'s start"), "{debug}");
+    assert!(
+        debug.find("entered the chain") < debug.find("passed step"),
+        "{debug}"
+    );
+
+    // A start that is a Deferred keeps what its own failure says (here: `fail`).
+    let d = deferred::chain! {
+        Deferred::<u32>::fail(Failure::msg("no"))
+        then |x| x + 1
+    };
+    let line = line!() - 3;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert!(format!("{failure:?}").contains(", by fail"), "{failure:?}");
+}
+
 /// A failure keeps the first place it entered a chain: handed on by another Resolver (or a
 /// step that raised it first), it is not moved.
 #[test]

@@ -134,6 +134,7 @@ pub(crate) enum EnteredBy {
     DriveFuture,
     Spawn,
     MapErr,
+    ChainStart,
 }
 
 impl EnteredBy {
@@ -150,6 +151,7 @@ impl EnteredBy {
             EnteredBy::DriveFuture => "drive_future",
             EnteredBy::Spawn => "Inbox::spawn",
             EnteredBy::MapErr => "map_err",
+            EnteredBy::ChainStart => "chain!'s start",
         }
     }
 }
@@ -482,8 +484,8 @@ impl Failure {
     /// Where code outside a chain handed this failure to one, when no step raised it: the
     /// `errback` (or `fire`, `try_fire`) call that fired a Resolver with it, the
     /// `Deferred::fail` that made a Deferred of it, the `defer_to_thread`, `from_future`,
-    /// `drive_future` or `Inbox::spawn` call whose work failed with it, or the `map_err` whose
-    /// conversion made it. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
+    /// `drive_future` or `Inbox::spawn` call whose work failed with it, the `map_err` whose
+    /// conversion made it, or the `Err(..)` a `chain!` started with. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
     /// by errback`, so a failure reported as unhandled says where it came from even when no
     /// step ever saw it. A failure a step raised has its [`origin`](Self::origin); one that a
     /// step made with `Deferred::fail` has both (the step, and the `fail` inside it).

@@ -252,7 +252,12 @@ fn pieces(steps: &[Step]) -> Vec<Piece<'_>> {
 /// The start, as a Deferred.
 fn expand_start(start: &syn::Expr) -> TokenStream {
     let value = local("__v", Span::mixed_site());
-    let as_deferred = dispatch("start", start.span(), None);
+    // Where the start is, for a failure it starts with (`Failure::entered_at`): a call spanned
+    // at the start's first token, as a step's keyword's place is taken (`expand`).
+    let at = start.span();
+    let facade = krate(at);
+    let start_at = quote_spanned!(at=> #facade::__private::here());
+    let as_deferred = dispatch_start(start.span(), start_at);
     let called = start_path_check(start);
     quote_spanned! {Span::mixed_site()=> {
         let #value = #start;
@@ -1639,6 +1644,17 @@ fn dispatch(method: &str, body: Span, chain_value: Option<&Ident>) -> TokenStrea
     let krate = krate(at_body);
     quote_spanned! {at_body=>
         (&&&#krate::__private::probe(&#value)).__step_kind().#method(#kind #value #chain_value)
+    }
+}
+
+/// [`dispatch`] of the start, with `at`, where it is, as the tags' `start` takes it.
+fn dispatch_start(body: Span, at: TokenStream) -> TokenStream {
+    let at_body = Span::mixed_site().located_at(body);
+    let value = local("__v", body);
+    let method = Ident::new("start", at_body);
+    let krate = krate(at_body);
+    quote_spanned! {at_body=>
+        (&&&#krate::__private::probe(&#value)).__step_kind().#method(#value, #at)
     }
 }
 

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::marker::PhantomData;
+use std::panic::Location;
 
 use deferred_core::{Deferred, Failure, LocalDeferred};
 
@@ -45,8 +46,11 @@ pub trait Settles: Sized {
     type Kind: Kind;
     /// The chains it settles a step of ([`LinkIn`]): its own kind's, or any ([`Fired`]).
     type Link;
-    /// As the start of a chain (a `Result` is a fired Deferred).
-    fn start(self) -> <Self::Kind as Kind>::Deferred<Self::Value, Self::Error>;
+    /// As the start of a chain (a `Result` is a fired Deferred), which is at `at`.
+    fn start(
+        self,
+        at: &'static Location<'static>,
+    ) -> <Self::Kind as Kind>::Deferred<Self::Value, Self::Error>;
 }
 
 impl<U, X: 'static> Settles for Deferred<U, X> {
@@ -55,7 +59,7 @@ impl<U, X: 'static> Settles for Deferred<U, X> {
     type Kind = SendChain;
     type Link = SendChain;
     #[inline(always)]
-    fn start(self) -> Deferred<U, X> {
+    fn start(self, _at: &'static Location<'static>) -> Deferred<U, X> {
         self
     }
 }
@@ -66,7 +70,7 @@ impl<U, X: 'static> Settles for LocalDeferred<U, X> {
     type Kind = LocalChain;
     type Link = LocalChain;
     #[inline(always)]
-    fn start(self) -> LocalDeferred<U, X> {
+    fn start(self, _at: &'static Location<'static>) -> LocalDeferred<U, X> {
         self
     }
 }
@@ -76,9 +80,10 @@ impl<U, X: 'static> Settles for Result<U, X> {
     type Error = X;
     type Kind = SendChain;
     type Link = Fired;
+    /// A failure it holds entered the chain at `at` (`Failure::entered_at`).
     #[inline(always)]
-    fn start(self) -> Deferred<U, X> {
-        Deferred::from_result(self)
+    fn start(self, at: &'static Location<'static>) -> Deferred<U, X> {
+        Deferred::__start(self, at)
     }
 }
 
@@ -209,11 +214,15 @@ impl SettlesTag {
     /// The start of a chain: the Deferred itself, or a fired one for a `Result`. Its error type
     /// becomes the chain's, so it must be able to hold any failure ([`ChainError`]).
     #[inline(always)]
-    pub fn start<R: Settles, E: 'static>(self, start: R) -> <R::Kind as Kind>::Deferred<R::Value, E>
+    pub fn start<R: Settles, E: 'static>(
+        self,
+        start: R,
+        at: &'static Location<'static>,
+    ) -> <R::Kind as Kind>::Deferred<R::Value, E>
     where
         R::Error: ChainError<E>,
     {
-        <R::Error as ChainError<E>>::chain_error::<R::Kind, R::Value>(start.start())
+        <R::Error as ChainError<E>>::chain_error::<R::Kind, R::Value>(start.start(at))
     }
 
     /// A `then` step that gave a Deferred (the chain waits for it) or a `Result`.
@@ -253,7 +262,11 @@ impl SettlesTag {
 /// been awaited, so that the steps after it do not report errors of their own.
 impl FutureTag {
     /// Rejects a future as the start of a chain.
-    pub fn start<F: NotAFuture>(self, future: F) -> Deferred<F::Output, Failure> {
+    pub fn start<F: NotAFuture>(
+        self,
+        future: F,
+        _at: &'static Location<'static>,
+    ) -> Deferred<F::Output, Failure> {
         future.rejected::<SendChain, _, _>()
     }
 
@@ -290,7 +303,7 @@ impl PlainTag {
     /// A chain that starts with a plain value starts fired, with [`Failure`] as its error type,
     /// and is a chain of `Deferred`s.
     #[inline(always)]
-    pub fn start<T>(self, value: T) -> Deferred<T, Failure> {
+    pub fn start<T>(self, value: T, _at: &'static Location<'static>) -> Deferred<T, Failure> {
         Deferred::succeed(value)
     }
 

@@ -223,6 +223,21 @@ impl<T, E: 'static> Deferred<T, E> {
         Deferred::from_result(Err(error))
     }
 
+    /// For `chain!`, not public API: the fired Deferred a chain started with a `Result` starts
+    /// from, at `at`. A failure's [`entered_at`](Failure::entered_at) is that place, as
+    /// [`fail`](Self::fail) notes its own.
+    #[doc(hidden)]
+    #[inline]
+    pub fn __start(result: Result<T, E>, at: &'static Location<'static>) -> Deferred<T, E> {
+        match result {
+            Ok(value) => Deferred::from_result(Ok(value)),
+            Err(mut error) => {
+                crate::failure::note_entered(&mut error, at, EnteredBy::ChainStart);
+                Deferred::from_result(Err(error))
+            }
+        }
+    }
+
     /// Whether the result is already here (the Deferred has fired and nothing has taken it).
     pub fn is_fired(&self) -> bool {
         match &self.state {
