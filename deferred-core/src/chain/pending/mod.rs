@@ -981,3 +981,26 @@ impl<T, E: 'static> Chain<T, E> {
         fan_in.is_some_and(|fan_in| seen_closed(Seen::Through(fan_in)))
     }
 }
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod tests {
+    use super::*;
+    use crate::failure::Failure;
+    use std::mem::size_of;
+
+    /// What a pending link is made of (BENCHMARKS.md, "What would cut them, and the floor"):
+    /// four parts of 24 bytes each (16 of pointers and a tag), and the lock.
+    #[test]
+    fn a_links_parts_are_24_bytes_each() {
+        assert_eq!(size_of::<Phase>(), 24);
+        assert_eq!(size_of::<Current<u64, Failure>>(), 24);
+        assert_eq!(size_of::<Stages<Failure>>(), 24);
+        assert_eq!(size_of::<Listener<Failure>>(), 24);
+        // The registry's `made_by` and `born` are the feature's own.
+        #[cfg(not(feature = "registry"))]
+        {
+            assert_eq!(size_of::<Inner<u64, Failure>>(), 96);
+            assert_eq!(size_of::<Chain<u64, Failure>>(), 104);
+        }
+    }
+}
