@@ -107,9 +107,10 @@ fn ends_with_semicolon(body: &Expr) -> Option<Span> {
 /// Where `body` first uses `name` where `()` (or a `&Result`, a `finally`'s outcome) can never
 /// be: an operand of arithmetic or of a bit operation, a field's base or an index's (no crate
 /// can implement those for `()`), before anything in it binds `name` again, as far as a walk in
-/// order can tell; the arguments of a macro that read as expressions (`println!`'s) are walked
-/// too. A method call or a comparison may be `()`'s own (`partial_cmp`, a trait of the user's),
-/// and is left to the compiler.
+/// order can tell; the arguments of a standard macro that evaluates them (`println!`'s,
+/// `assert_eq!`'s: [`expression_arguments`]) are walked too, and a walk that reaches any other
+/// macro naming `name` stops there. A method call or a comparison may be `()`'s own
+/// (`partial_cmp`, a trait of the user's), and is left to the compiler.
 fn uses_as_a_value(body: &Expr, name: &str) -> Option<Span> {
     struct Uses<'a> {
         name: &'a str,
@@ -129,12 +130,15 @@ fn uses_as_a_value(body: &Expr, name: &str) -> Option<Span> {
     }
     impl<'ast> Visit<'ast> for Uses<'_> {
         fn visit_macro(&mut self, node: &'ast syn::Macro) {
-            if let Ok(arguments) =
-                node.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
-            {
-                arguments
+            let arguments = expression_arguments(node);
+            match arguments {
+                Some(arguments) => arguments
                     .iter()
-                    .for_each(|argument| self.visit_expr(argument));
+                    .for_each(|argument| self.visit_expr(argument)),
+                // What another macro makes of `name` (a field's name in `name.field = ..`, a
+                // `stringify!`'s text, a `let` it writes) cannot be told: the walk stops there.
+                None if tokens_name(node.tokens.clone(), self.name) => self.rebound = true,
+                None => {}
             }
         }
         fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
@@ -185,6 +189,41 @@ fn uses_as_a_value(body: &Expr, name: &str) -> Option<Span> {
     };
     uses.visit_expr(body);
     uses.found
+}
+
+/// The arguments of a standard macro that evaluates each of its arguments as an expression
+/// (`println!("{}", n * 2)`, `assert_eq!(a, b)`, `vec![a, b]`), read as expressions; `None` for
+/// any other macro, whose tokens may mean anything (`stringify!(n + 1)`, a logging macro's
+/// `n.field = value`, a macro that binds `n`), or for arguments that are not expressions.
+fn expression_arguments(node: &syn::Macro) -> Option<Punctuated<Expr, Token![,]>> {
+    const EXPRESSIONS: [&str; 20] = [
+        "format",
+        "format_args",
+        "print",
+        "println",
+        "eprint",
+        "eprintln",
+        "write",
+        "writeln",
+        "panic",
+        "unreachable",
+        "todo",
+        "unimplemented",
+        "assert",
+        "assert_eq",
+        "assert_ne",
+        "debug_assert",
+        "debug_assert_eq",
+        "debug_assert_ne",
+        "dbg",
+        "vec",
+    ];
+    let name = &node.path.segments.last()?.ident;
+    if !EXPRESSIONS.iter().any(|known| name == known) {
+        return None;
+    }
+    node.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)
+        .ok()
 }
 
 /// The name a step's parameter binds when it takes a value: `n`, or `n: T` with `T` not `()`.
