@@ -1315,25 +1315,33 @@ impl Panicked {
 /// recovered from it, the report of an unhandled one, the code that waited for it).
 impl Drop for Panicked {
     fn drop(&mut self) {
-        let mut payload = self
+        if let Some(payload) = self
             .payload
             .get_mut()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        // The payload of a panic in that drop is dropped the same way, as it may panic too (up
-        // to 8 times over; past that, it is leaked, not dropped).
-        for _ in 0..8 {
-            let Some(dropping) = payload.take() else {
-                return;
-            };
-            if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                drop(dropping);
-            })) {
-                payload = Some(panic);
-            }
+            .take()
+        {
+            drop_panic_payload(payload);
         }
-        std::mem::forget(payload);
     }
+}
+
+/// Drops the payload of a caught panic, whose `Drop` may panic too (`panic_any` of a guard),
+/// without letting that panic out. The payload of a panic in that drop is dropped the same way
+/// (up to 8 times over; past that, it is leaked, not dropped).
+pub(crate) fn drop_panic_payload(payload: Box<dyn Any + Send>) {
+    let mut payload = Some(payload);
+    for _ in 0..8 {
+        let Some(dropping) = payload.take() else {
+            return;
+        };
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            drop(dropping);
+        })) {
+            payload = Some(panic);
+        }
+    }
+    std::mem::forget(payload);
 }
 
 impl fmt::Debug for Panicked {

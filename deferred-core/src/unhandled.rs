@@ -12,7 +12,7 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, RwLock};
 
-use crate::failure::Failure;
+use crate::failure::{Failure, drop_panic_payload};
 
 /// The function that receives unhandled failures.
 pub type UnhandledHook = dyn Fn(&Failure) + Send + Sync + 'static;
@@ -23,8 +23,8 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// (`None` for the default).
 ///
 /// The default writes `Unhandled error in Deferred:`, the failure's `Debug` form — message,
-/// steps and backtrace — and a line on how to handle it to stderr; with the `tracing` feature, when a subscriber takes it, it
-/// emits instead an error-level `tracing` event (target `deferred`, as the chains' trace-level
+/// steps and backtrace — and a line on how to handle it to stderr (a write that fails, to a
+/// pipe whose reader is gone, is dropped); with the `tracing` feature, when a subscriber takes it, it emits instead an error-level `tracing` event (target `deferred`, as the chains' trace-level
 /// events), `Unhandled error in Deferred`, whose fields are `error` (the message and its
 /// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
 /// chain handed it to one, when no step raised it: [`Failure::entered_at`]) and `trail` (the steps it passed,
@@ -42,7 +42,10 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// of the other tests running in parallel.
 ///
 /// The hook runs on the thread that dropped the last handle or fired the abandoned chain. A
-/// panic in the hook is caught and written to stderr; it never unwinds into the chain.
+/// panic in the hook is caught and written to stderr, with the failure; it never unwinds into
+/// the chain (nor does a panic in the `Drop` of its payload). A hook replaced by
+/// [`restore_unhandled_hook`] is dropped after the hook's lock is released: what it holds may
+/// report failures as it drops.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -77,9 +80,15 @@ pub fn set_unhandled_hook(
 /// restore_unhandled_hook(previous);
 /// ```
 pub fn restore_unhandled_hook(previous: Option<Arc<UnhandledHook>>) {
-    *HOOK
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner) = previous;
+    let replaced = std::mem::replace(
+        &mut *HOOK
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+        previous,
+    );
+    // Dropped once the lock is released: what the hook holds (a Deferred with a failure, a
+    // Resolver) may report as it drops, and a report reads the hook.
+    drop(replaced);
 }
 
 /// Runs `call`, code the caller cannot let a panic out of (a loop's dispatch, a timer thread, a
@@ -183,17 +192,48 @@ pub(crate) fn report_failure(failure: Failure) {
         Some(hook) => hook(&failure),
         None => default_report(&failure),
     }));
-    if delivered.is_err() {
+    if let Err(payload) = delivered {
         // The hook, or the report, may have panicked formatting the failure (a `Display` of the
         // user's that panics): formatting it again here must not let that panic out of a
         // `Drop` (an abort, if it runs while a panic unwinds).
-        match catch_unwind(AssertUnwindSafe(|| format!("{failure:?}"))) {
-            Ok(shown) if custom => eprintln!(
-                "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{shown}"
-            ),
-            Ok(shown) => eprintln!("Unhandled error in Deferred:\n{shown}"),
-            Err(payload) => eprintln!("{}", unshowable(&failure, &*payload)),
-        }
+        let text = match catch_unwind(AssertUnwindSafe(|| format!("{failure:?}"))) {
+            Ok(shown) if custom => {
+                format!(
+                    "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{shown}"
+                )
+            }
+            Ok(shown) => format!("Unhandled error in Deferred:\n{shown}"),
+            Err(formatting) => {
+                let text = unshowable(&failure, &*formatting);
+                drop_panic_payload(formatting);
+                text
+            }
+        };
+        write_stderr(&text);
+        // The hook's panic may be a `panic_any` of a value whose `Drop` panics too.
+        drop_panic_payload(payload);
+    }
+}
+
+/// Writes `text` and a newline to stderr, as `eprintln!` does (so a test harness's output
+/// capture holds it), but a write that fails (stderr a pipe whose reader is gone) is dropped:
+/// `eprintln!` panics then, and a report is made in a `Drop`, where a panic would unwind into
+/// the code that dropped a Deferred, or abort if a panic unwinds already. That panic is caught
+/// here (the panic hook still sees it, and writes to the same broken stderr). Built with
+/// `panic = "abort"`, where it could not be caught, the text goes to the process's stderr
+/// directly, past any capture.
+fn write_stderr(text: &str) {
+    #[cfg(not(panic = "abort"))]
+    {
+        let _ = catch_unwind(|| eprintln!("{text}"));
+    }
+    #[cfg(panic = "abort")]
+    {
+        use std::io::Write as _;
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr
+            .write_all(text.as_bytes())
+            .and_then(|()| stderr.write_all(b"\n"));
     }
 }
 
@@ -254,11 +294,11 @@ fn default_report(failure: &Failure) {
 fn print_report(failure: &Failure) {
     // Formatted first, so that a `Display` that panics leaves no half-written report.
     let shown = format!("{failure:?}");
-    eprintln!(
+    write_stderr(&format!(
         "Unhandled error in Deferred:\n{shown}\n\
          help: handle failures with an errback (`add_errback`, `chain!`'s `catch`), or take \
          the result (`wait`, `.await`)"
-    );
+    ));
 }
 
 /// A failure's trail as a `tracing` field: the steps it passed, oldest first, `; `-separated.
