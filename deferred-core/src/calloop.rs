@@ -125,13 +125,14 @@ pub(crate) fn wait_blocks_a_loop() -> bool {
 /// ([`wait_blocks_a_loop`]), why it may never return. Written to stderr: it is not a failure of
 /// any chain.
 pub(crate) fn warn_wait_blocks_a_loop(at: &'static std::panic::Location<'static>) {
-    eprintln!(
+    // As the tokio warning: a stderr that cannot be written to loses it, with no panic.
+    crate::unhandled::write_stderr(&format!(
         "deferred: `wait` at {at} has blocked for {:?} on the thread of a calloop event loop: if \
          a source of that loop (a `CalloopClock` timer) fires this Deferred, it never will, \
          since `wait` keeps the loop from dispatching. Dispatch the loop until the Deferred \
          `is_fired()` instead.",
         crate::run_loop::STUCK_AFTER
-    );
+    ));
 }
 
 std::thread_local! {

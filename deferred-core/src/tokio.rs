@@ -72,12 +72,14 @@ pub(crate) fn warn_wait_blocks_a_runtime(at: &'static Location<'static>, local: 
     } else {
         ", or wait on another thread (`spawn_blocking`)"
     };
-    eprintln!(
+    // A stderr that cannot be written to (a pipe whose reader is gone) loses the warning, and
+    // does not panic inside `wait`.
+    crate::unhandled::write_stderr(&format!(
         "deferred: `wait` at {at} has blocked for {STUCK_AFTER:?} on the thread of a \
          current-thread tokio runtime: if a task of that runtime fires this Deferred, it never \
          will, since `wait` keeps the runtime's only thread from running it. `.await` the \
          Deferred instead (it is a Future){or_elsewhere}."
-    );
+    ));
 }
 
 #[cfg(feature = "tokio")] // on the item too: docs.rs shows it on the facade's pages

@@ -222,7 +222,7 @@ pub(crate) fn report_failure(failure: Failure) {
 /// here (the panic hook still sees it, and writes to the same broken stderr). Built with
 /// `panic = "abort"`, where it could not be caught, the text goes to the process's stderr
 /// directly, past any capture.
-fn write_stderr(text: &str) {
+pub(crate) fn write_stderr(text: &str) {
     #[cfg(not(panic = "abort"))]
     {
         let _ = catch_unwind(|| eprintln!("{text}"));

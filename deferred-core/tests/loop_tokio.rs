@@ -471,6 +471,27 @@ fn a_wait_that_blocks_a_current_thread_runtime_says_so() {
     }
 }
 
+/// The same waits with the child's stderr a pipe whose reader is gone (`prog 2>&1 | head`):
+/// the warning is lost, and `wait` neither panics nor aborts, but returns its value.
+#[test]
+fn a_wait_whose_warning_cannot_be_written_still_returns() {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "wait_on_a_current_thread_runtime_in_child",
+            "--nocapture",
+        ])
+        .env("DEFERRED_WAIT_PROBE", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the child runs");
+    drop(child.stderr.take()); // the reader is gone before the child writes
+    let status = child.wait().expect("the child ends");
+    assert!(status.success(), "the child failed: {status}");
+}
+
 /// The same for a `from_future` Deferred cancelled before its task's first poll.
 #[test]
 fn a_panic_in_the_drop_of_a_tokio_future_cancelled_before_its_first_poll_is_reported() {
