@@ -663,6 +663,18 @@ fn format_string_arguments(tokens: &TokenStream) -> Option<(Span, Vec<String>)> 
     Some((literal.span(), names))
 }
 
+/// A `let` walked in the order its names come into scope: its value, and a let-else's `else`,
+/// before its pattern binds.
+fn visit_local_in_scope_order<'ast, V: Visit<'ast>>(visitor: &mut V, node: &'ast syn::Local) {
+    if let Some(init) = &node.init {
+        visitor.visit_expr(&init.expr);
+        if let Some((_, diverge)) = &init.diverge {
+            visitor.visit_expr(diverge);
+        }
+    }
+    visitor.visit_pat(&node.pat);
+}
+
 impl<'ast> Visit<'ast> for Collect {
     fn visit_item(&mut self, _: &'ast syn::Item) {}
     fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
@@ -670,13 +682,7 @@ impl<'ast> Visit<'ast> for Collect {
         syn::visit::visit_pat_ident(self, node);
     }
     fn visit_local(&mut self, node: &'ast syn::Local) {
-        if let Some(init) = &node.init {
-            self.visit_expr(&init.expr);
-            if let Some((_, diverge)) = &init.diverge {
-                self.visit_expr(diverge);
-            }
-        }
-        self.visit_pat(&node.pat);
+        visit_local_in_scope_order(self, node);
     }
     fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
         self.visit_expr(&node.expr);
@@ -1060,13 +1066,7 @@ impl<'ast> Visit<'ast> for Uses<'_> {
         self.scoped(|uses| syn::visit::visit_block(uses, node));
     }
     fn visit_local(&mut self, node: &'ast syn::Local) {
-        if let Some(init) = &node.init {
-            self.visit_expr(&init.expr);
-            if let Some((_, diverge)) = &init.diverge {
-                self.visit_expr(diverge);
-            }
-        }
-        self.visit_pat(&node.pat);
+        visit_local_in_scope_order(self, node);
     }
     fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
         self.scoped(|uses| syn::visit::visit_expr_closure(uses, node));
