@@ -157,6 +157,16 @@ enum Phase {
 }
 
 impl Phase {
+    /// The cancel a root that fires now starts its run with: one a fan-in's output, or a root
+    /// a second cancel reached while its canceller ran, remembered (see the variants).
+    #[inline]
+    fn remembered_by_root(&self) -> Remembered {
+        match *self {
+            Phase::RootOfFanIn(_, cancel) | Phase::RootCancelling(cancel) => cancel,
+            _ => Remembered::NONE,
+        }
+    }
+
     /// Whether the root has not fired (nor been failed by a cancel).
     #[inline]
     fn is_root(&self) -> bool {

@@ -129,10 +129,9 @@ where
             return Ok(());
         }
         let kept: Box<dyn Slot<E>> = Box::new(GivenBack::new(value, give_back));
-        let running = Phase::Running {
-            cancel: Remembered::NONE,
-        };
-        let root = std::mem::replace(&mut inner.phase, running);
+        // As `start`: a cancel the root remembered goes on with the result.
+        let cancel = inner.phase.remembered_by_root();
+        let root = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
         this.park(inner, Current::Other(kept));
         root.release();
         Ok(())
@@ -175,10 +174,7 @@ where
         }
         // A fan-in's output, or a root a second cancel reached while its canceller ran, starts
         // its run with a cancel it remembered (see `Phase`).
-        let cancel = match inner.phase {
-            Phase::RootOfFanIn(_, cancel) | Phase::RootCancelling(cancel) => cancel,
-            _ => Remembered::NONE,
-        };
+        let cancel = inner.phase.remembered_by_root();
         let root = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
         Self::run_from_root(this, inner, result);
         // Dropped last, outside the lock, once the result is on its way: a canceller that was
