@@ -90,6 +90,20 @@ fn live() -> Live {
 const SLACK_BYTES: isize = 16 * 1024;
 const SLACK_BLOCKS: isize = 8;
 
+/// The check of every scenario: more than the slack still live.
+fn leaked(grown: Live) -> bool {
+    grown.bytes > SLACK_BYTES || grown.blocks > SLACK_BLOCKS
+}
+
+/// What is live now beyond `baseline`.
+fn grown_since(baseline: Live) -> Live {
+    let now = live();
+    Live {
+        bytes: now.bytes - baseline.bytes,
+        blocks: now.blocks - baseline.blocks,
+    }
+}
+
 static UNHANDLED: AtomicUsize = AtomicUsize::new(0);
 
 /// A payload so that a leaked closure or value shows up in bytes, not just in blocks.
@@ -461,11 +475,7 @@ fn every_chain_gives_its_memory_back() {
         // leaves the registry: at a later registration or at a dump, as here.
         #[cfg(feature = "registry")]
         drop(deferred::pending_chains());
-        let now = live();
-        let grown = Live {
-            bytes: now.bytes - baseline.bytes,
-            blocks: now.blocks - baseline.blocks,
-        };
+        let grown = grown_since(baseline);
         eprintln!(
             "{name:>30}: {n:>7} chains, {:>9} allocations, {:?}; live vs baseline: {:+} bytes, \
              {:+} blocks",
@@ -474,7 +484,7 @@ fn every_chain_gives_its_memory_back() {
             grown.bytes,
             grown.blocks
         );
-        if grown.bytes > SLACK_BYTES || grown.blocks > SLACK_BLOCKS {
+        if leaked(grown) {
             failures.push(format!("{name}: {grown:?} still live after {n} chains"));
         }
     }
@@ -495,6 +505,69 @@ fn every_chain_gives_its_memory_back() {
     );
     deferred::restore_unhandled_hook(previous);
     assert!(failures.is_empty(), "leaks:\n{}", failures.join("\n"));
+}
+
+/// The check has teeth: a cycle the user makes — a callback that holds its own chain's Resolver,
+/// which nobody then fires or drops (RELIABILITY.md, known limits) — keeps its chain, its step
+/// and the step's captures, and the check every scenario of `every_chain_gives_its_memory_back`
+/// passes (`leaked`) sees them. The test keeps only weak pointers into the cycles, to break them
+/// at the end (the Resolver taken out and fired): then every byte comes back.
+#[test]
+fn a_callback_holding_its_own_resolver_is_caught_as_a_leak() {
+    use std::sync::{Arc, Mutex, Weak};
+    type Slot = Mutex<Option<Resolver<usize>>>;
+    const N: usize = 1_000;
+    let _serial = serial();
+    let make_cycles = |ways_in: &mut Vec<Weak<Slot>>| {
+        for _ in 0..N {
+            let (d, resolver) = Deferred::<usize>::pending();
+            let own: Arc<Slot> = Arc::new(Mutex::new(Some(resolver)));
+            ways_in.push(Arc::downgrade(&own));
+            let p = payload();
+            drop(d.add_callback(move |x| {
+                assert!(
+                    own.lock().unwrap().is_none(),
+                    "fired: its Resolver was taken"
+                );
+                Ok(x + p.len())
+            }));
+        }
+    };
+    let break_cycles = |ways_in: &mut Vec<Weak<Slot>>| {
+        for way_in in ways_in.drain(..) {
+            let own = way_in
+                .upgrade()
+                .expect("the cycle keeps its Resolver's slot");
+            let resolver = own.lock().unwrap().take().expect("never fired");
+            drop(own);
+            resolver.callback(1);
+        }
+    };
+    let settle = || {
+        #[cfg(feature = "registry")]
+        drop(deferred::pending_chains());
+    };
+    let mut ways_in = Vec::with_capacity(N);
+    // Warm-up: the run loop's queue and the registry reach their size.
+    make_cycles(&mut ways_in);
+    break_cycles(&mut ways_in);
+    settle();
+    let baseline = live();
+    make_cycles(&mut ways_in);
+    settle();
+    let held = grown_since(baseline);
+    break_cycles(&mut ways_in);
+    settle();
+    let after = grown_since(baseline);
+    eprintln!("{N} chains holding their own Resolver: {held:?} live; once broken: {after:?}");
+    assert!(
+        leaked(held),
+        "{N} chains in cycles of their own ({held:?}) pass the leak check"
+    );
+    assert!(
+        !leaked(after),
+        "{after:?} still live once the cycles are broken"
+    );
 }
 
 /// A timer of an inbox's clock (`InboxClock`, on the library's timer thread) that is cancelled
