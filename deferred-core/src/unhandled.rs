@@ -174,7 +174,16 @@ pub(crate) fn report<E: 'static>(error: E) {
         )),
     };
     report_failure(failure);
-    drop(error);
+    drop_reported(error);
+}
+
+/// Drops what a report is done with (the failure, or a chain's own error, which `report` named
+/// by its type), whose `Drop` is the user's error's and may panic: that panic stays here, as a
+/// panic in the report does, and does not unwind into the code that dropped a Deferred.
+fn drop_reported<T>(reported: T) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(reported))) {
+        drop_panic_payload(payload);
+    }
 }
 
 /// Reports a failure nobody handled, to the first that applies: this thread's innermost
@@ -213,6 +222,7 @@ pub(crate) fn report_failure(failure: Failure) {
         // The hook's panic may be a `panic_any` of a value whose `Drop` panics too.
         drop_panic_payload(payload);
     }
+    drop_reported(failure);
 }
 
 /// Writes `text` and a newline to stderr, as `eprintln!` does (so a test harness's output

@@ -1,5 +1,6 @@
 //! The report of an unhandled failure itself: written when stderr cannot take it, a hook whose
-//! panic's payload panics as it drops, a hook replaced while what it holds reports.
+//! panic's payload panics as it drops, a hook replaced while what it holds reports, an error
+//! whose `Drop` panics once it is reported.
 //!
 //! Each case runs in a child process (this binary, one test, an environment variable naming
 //! it): a case sets the global hook, and before it was sound it panicked out of a `Drop` or
@@ -199,4 +200,74 @@ fn a_hook_replaced_by_restore_may_report_as_it_drops() {
         stdout.contains("child: the hook's failure reported"),
         "{stdout}"
     );
+}
+
+/// An error whose `Drop` panics, as a failure's error and as a chain's own error type.
+#[derive(Debug)]
+struct DropPanics;
+
+impl std::fmt::Display for DropPanics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an error whose drop panics")
+    }
+}
+
+impl std::error::Error for DropPanics {}
+
+impl From<Failure> for DropPanics {
+    fn from(_: Failure) -> DropPanics {
+        DropPanics
+    }
+}
+
+impl Drop for DropPanics {
+    fn drop(&mut self) {
+        panic!("the error's drop panicked");
+    }
+}
+
+#[test]
+fn an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child() {
+    if !is_child("an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child") {
+        return;
+    }
+    let calls = Arc::new(Mutex::new(0));
+    let counted = calls.clone();
+    set_unhandled_hook(move |_: &Failure| *counted.lock().unwrap() += 1);
+    let dropped = std::panic::catch_unwind(|| {
+        drop(Deferred::<u32>::fail(Failure::new(DropPanics)));
+    });
+    assert!(
+        dropped.is_ok(),
+        "a failure's error's drop panicked out of the report"
+    );
+    let dropped = std::panic::catch_unwind(|| {
+        drop(LocalDeferred::<u32, DropPanics>::fail(DropPanics));
+    });
+    assert!(
+        dropped.is_ok(),
+        "a chain's error's drop panicked out of the report"
+    );
+    let unwound = std::panic::catch_unwind(|| {
+        let _abandoned = Deferred::<u32, DropPanics>::fail(DropPanics);
+        panic!("the first panic");
+    });
+    assert!(unwound.is_err());
+    assert_eq!(*calls.lock().unwrap(), 3);
+    println!("child: each reported once");
+}
+
+// Before: the report dropped the failure (or the chain's own error) once the hook had seen it,
+// and the error's `Drop` panicked out of the Deferred's drop (while the first panic unwound, an
+// abort).
+#[test]
+fn an_error_whose_drop_panics_is_reported_and_dropped_in_the_report() {
+    if in_a_child() {
+        return;
+    }
+    let stdout = run_child(
+        "an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child",
+        false,
+    );
+    assert!(stdout.contains("child: each reported once"), "{stdout}");
 }
