@@ -366,7 +366,16 @@ fn describe(failures: &[Failure]) -> String {
         if count == 1 { "" } else { "s" }
     );
     for (n, failure) in failures.iter().enumerate() {
-        let _ = write!(text, "\n[{}] {failure:?}", n + 1);
+        // A failure whose `Display` panics is described as the report describes it: the guard's
+        // own panic then says what it found, not what the formatting said.
+        let shown =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{failure:?}")))
+                .unwrap_or_else(|payload| {
+                    let shown = crate::unhandled::unshowable(failure, &*payload);
+                    crate::failure::drop_panic_payload(payload);
+                    shown
+                });
+        let _ = write!(text, "\n[{}] {shown}", n + 1);
     }
     text
 }

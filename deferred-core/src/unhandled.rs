@@ -249,7 +249,7 @@ pub(crate) fn write_stderr(text: &str) {
 
 /// What is said of an unhandled failure whose formatting panicked: that it did, with the panic's
 /// message, and where the failure came from (the places need no user code to be shown).
-fn unshowable(failure: &Failure, payload: &(dyn Any + Send)) -> String {
+pub(crate) fn unshowable(failure: &Failure, payload: &(dyn Any + Send)) -> String {
     let message = payload
         .downcast_ref::<&str>()
         .copied()

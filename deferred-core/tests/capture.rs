@@ -160,6 +160,40 @@ fn no_unhandled_panics_with_the_failures_message_origin_and_trail() {
     );
 }
 
+/// An error whose `Display` panics.
+#[derive(Debug)]
+struct ShowPanics;
+
+impl std::fmt::Display for ShowPanics {
+    fn fmt(&self, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        panic!("the display panicked")
+    }
+}
+
+impl std::error::Error for ShowPanics {}
+
+/// A failure whose `Display` panics: the guard still panics with what it found (the count, the
+/// failure said to be unshowable, where it was raised), not with the formatting's panic.
+#[test]
+fn no_unhandled_describes_a_failure_whose_display_panics() {
+    let origin_line = line!() + 4;
+    let checked = catch_unwind(|| {
+        let guard = NoUnhandled::start();
+        let d = Deferred::<u32>::succeed(1)
+            .add_callback(|_| -> Result<u32, Failure> { Err(Failure::new(ShowPanics)) });
+        drop(d);
+        drop(guard);
+    });
+    let text = panic_text(&*checked.unwrap_err());
+    assert!(text.contains("1 unhandled failure reported"), "{text}");
+    assert!(text.contains("could not be shown"), "{text}");
+    assert!(text.contains("the display panicked"), "{text}");
+    assert!(
+        text.contains(&format!("raised at step {}:{origin_line}:", file!())),
+        "the origin: {text}"
+    );
+}
+
 #[test]
 fn no_unhandled_lists_every_failure_and_spares_the_taken_ones() {
     let checked = catch_unwind(|| {
