@@ -15,9 +15,35 @@ use crate::failure::Failure;
 /// The failures one capture collected so far.
 type Slot = Rc<RefCell<Vec<Failure>>>;
 
+/// A thread's captures, innermost last, each with its id.
+struct Captures(RefCell<Vec<(u64, Slot)>>);
+
+impl std::ops::Deref for Captures {
+    type Target = RefCell<Vec<(u64, Slot)>>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for Captures {
+    /// At the thread's exit, captures still on the stack (forgotten with `mem::forget`) pass
+    /// what they hold on to the hook: a capture never loses a failure.
+    fn drop(&mut self) {
+        let left: Vec<Failure> = self
+            .0
+            .get_mut()
+            .drain(..)
+            .flat_map(|(_, slot)| std::mem::take(&mut *slot.borrow_mut()))
+            .collect();
+        for failure in left {
+            crate::unhandled::report_failure(failure);
+        }
+    }
+}
+
 thread_local! {
     /// This thread's captures, innermost last, each with its id.
-    static CAPTURES: RefCell<Vec<(u64, Slot)>> = const { RefCell::new(Vec::new()) };
+    static CAPTURES: Captures = const { Captures(RefCell::new(Vec::new())) };
     /// The id of the next capture started on this thread.
     static NEXT_ID: Cell<u64> = const { Cell::new(0) };
 }
@@ -82,7 +108,8 @@ pub(crate) fn deliver(failure: Failure) -> Result<(), Failure> {
 /// 4. stderr (`Unhandled error in Deferred:`, the failure's `Debug` form, and how to handle it).
 ///
 /// A capture belongs to its thread: it is not `Send`. A capture forgotten with `mem::forget`
-/// stays on its thread's stack for the thread's life, holding what it captures.
+/// stays on its thread's stack for the thread's life, holding what it captures; when the thread
+/// exits, what it holds goes to the hook.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

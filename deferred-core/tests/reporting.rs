@@ -1,6 +1,6 @@
 //! The report of an unhandled failure itself: written when stderr cannot take it, a hook whose
 //! panic's payload panics as it drops, a hook replaced while what it holds reports, an error
-//! whose `Drop` panics once it is reported.
+//! whose `Drop` panics once it is reported, a capture forgotten until its thread exits.
 //!
 //! Each case runs in a child process (this binary, one test, an environment variable naming
 //! it): a case sets the global hook, and before it was sound it panicked out of a `Drop` or
@@ -270,4 +270,42 @@ fn an_error_whose_drop_panics_is_reported_and_dropped_in_the_report() {
         false,
     );
     assert!(stdout.contains("child: each reported once"), "{stdout}");
+}
+
+#[test]
+fn a_forgotten_capture_passes_its_failures_on_at_thread_exit_child() {
+    if !is_child("a_forgotten_capture_passes_its_failures_on_at_thread_exit_child") {
+        return;
+    }
+    let seen = record_unhandled();
+    std::thread::spawn(|| {
+        std::mem::forget(deferred_core::UnhandledCapture::start());
+        drop(Deferred::<u32>::fail(Failure::msg(
+            "held by a forgotten capture",
+        )));
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["held by a forgotten capture".to_string()]
+    );
+    println!("child: passed on at the thread's exit");
+}
+
+// Before: the thread's stack of captures was dropped at its exit with what the forgotten
+// capture held: the failure was never reported.
+#[test]
+fn a_forgotten_capture_passes_its_failures_on_at_thread_exit() {
+    if in_a_child() {
+        return;
+    }
+    let stdout = run_child(
+        "a_forgotten_capture_passes_its_failures_on_at_thread_exit_child",
+        false,
+    );
+    assert!(
+        stdout.contains("child: passed on at the thread's exit"),
+        "{stdout}"
+    );
 }
