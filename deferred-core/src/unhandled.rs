@@ -228,23 +228,22 @@ pub(crate) fn report_failure(failure: Failure) {
 /// Writes `text` and a newline to stderr, as `eprintln!` does (so a test harness's output
 /// capture holds it), but a write that fails (stderr a pipe whose reader is gone) is dropped:
 /// `eprintln!` panics then, and a report is made in a `Drop`, where a panic would unwind into
-/// the code that dropped a Deferred, or abort if a panic unwinds already. That panic is caught
-/// here (the panic hook still sees it, and writes to the same broken stderr). Built with
-/// `panic = "abort"`, where it could not be caught, the text goes to the process's stderr
-/// directly, past any capture.
+/// the code that dropped a Deferred. That panic is caught here (the panic hook still sees it,
+/// and writes to the same broken stderr). A report made while the thread panics (a `Drop` as
+/// the panic unwinds, or the user's panic hook, where a second panic aborts the process even
+/// when caught), and any report built with `panic = "abort"`, goes to the process's stderr
+/// directly instead, past any capture, with no panic to catch.
 pub(crate) fn write_stderr(text: &str) {
     #[cfg(not(panic = "abort"))]
-    {
+    if !std::thread::panicking() {
         let _ = catch_unwind(|| eprintln!("{text}"));
+        return;
     }
-    #[cfg(panic = "abort")]
-    {
-        use std::io::Write as _;
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr
-            .write_all(text.as_bytes())
-            .and_then(|()| stderr.write_all(b"\n"));
-    }
+    use std::io::Write as _;
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(text.as_bytes())
+        .and_then(|()| stderr.write_all(b"\n"));
 }
 
 /// What is said of an unhandled failure whose formatting panicked: that it did, with the panic's

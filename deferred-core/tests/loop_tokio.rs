@@ -483,13 +483,18 @@ fn a_wait_whose_warning_cannot_be_written_still_returns() {
             "--nocapture",
         ])
         .env("DEFERRED_WAIT_PROBE", "1")
-        .stdout(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("the child runs");
     drop(child.stderr.take()); // the reader is gone before the child writes
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("piped"), &mut stdout)
+        .expect("the child's stdout");
     let status = child.wait().expect("the child ends");
-    assert!(status.success(), "the child failed: {status}");
+    assert!(status.success(), "the child failed: {status}\n{stdout}");
+    // The child ran the waits: its one test, not a filter that matched none.
+    assert!(stdout.contains("1 passed"), "{stdout}");
 }
 
 /// The same for a `from_future` Deferred cancelled before its task's first poll.

@@ -309,3 +309,36 @@ fn a_forgotten_capture_passes_its_failures_on_at_thread_exit() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_report_from_the_panic_hook_to_a_closed_stderr_does_not_abort_child() {
+    if !is_child("a_report_from_the_panic_hook_to_a_closed_stderr_does_not_abort_child") {
+        return;
+    }
+    wait_for_stdin_to_close();
+    // The user's panic hook drops a chain with a failure nobody handled: its report is made
+    // while the hook runs, where a second panic aborts the process.
+    std::panic::set_hook(Box::new(|_| {
+        drop(Deferred::<u32>::fail(Failure::msg(
+            "dropped by the panic hook",
+        )));
+    }));
+    let unwound = std::panic::catch_unwind(|| panic!("the panic the hook sees"));
+    assert!(unwound.is_err());
+    let _ = std::panic::take_hook();
+    println!("child: the hook's report made");
+}
+
+// The report's write to the closed pipe must not panic: a panic that starts inside a panic hook
+// aborts the process, caught or not.
+#[test]
+fn a_report_from_the_panic_hook_to_a_closed_stderr_does_not_abort() {
+    if in_a_child() {
+        return;
+    }
+    let stdout = run_child(
+        "a_report_from_the_panic_hook_to_a_closed_stderr_does_not_abort_child",
+        true,
+    );
+    assert!(stdout.contains("child: the hook's report made"), "{stdout}");
+}
