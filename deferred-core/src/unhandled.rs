@@ -178,11 +178,16 @@ pub(crate) fn report<E: 'static>(error: E) {
 }
 
 /// Drops what a report is done with (the failure, or a chain's own error, which `report` named
-/// by its type), whose `Drop` is the user's error's and may panic: that panic stays here, as a
-/// panic in the report does, and does not unwind into the code that dropped a Deferred.
+/// by its type), whose `Drop` is the user's error's and may panic: that panic does not unwind
+/// into the code that dropped a Deferred, but is reported in turn, as a panic in the `Drop` of
+/// a value a chain lets go is.
 fn drop_reported<T>(reported: T) {
     if let Err(payload) = catch_unwind(AssertUnwindSafe(move || drop(reported))) {
-        drop_panic_payload(payload);
+        report_failure(Failure::from_panic_in(
+            payload,
+            None,
+            "the drop of a reported error",
+        ));
     }
 }
 

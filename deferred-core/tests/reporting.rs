@@ -231,9 +231,7 @@ fn an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child() {
     if !is_child("an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child") {
         return;
     }
-    let calls = Arc::new(Mutex::new(0));
-    let counted = calls.clone();
-    set_unhandled_hook(move |_: &Failure| *counted.lock().unwrap() += 1);
+    let seen = record_unhandled();
     let dropped = std::panic::catch_unwind(|| {
         drop(Deferred::<u32>::fail(Failure::new(DropPanics)));
     });
@@ -253,7 +251,21 @@ fn an_error_whose_drop_panics_is_reported_and_dropped_in_the_report_child() {
         panic!("the first panic");
     });
     assert!(unwound.is_err());
-    assert_eq!(*calls.lock().unwrap(), 3);
+    // Each error is reported, then the panic of its drop is.
+    let drop_panicked = "the drop of a reported error panicked: the error's drop panicked";
+    let error_of_its_type = "an error of type `reporting::DropPanics` (use `Failure` as the error \
+                             type to see its message)";
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [
+            "an error whose drop panics",
+            drop_panicked,
+            error_of_its_type,
+            drop_panicked,
+            error_of_its_type,
+            drop_panicked,
+        ]
+    );
     println!("child: each reported once");
 }
 
