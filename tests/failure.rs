@@ -746,6 +746,271 @@ fn a_failure_of_a_helpers_call_is_placed_at_the_users_call() {
     ours(&failure);
 }
 
+/// `Debug`'s `entered the chain at .., by cancel` line, if the failure has one: the line of
+/// this file it names.
+fn cancelled_at(failure: &Failure) -> Option<u32> {
+    let debug = format!("{failure:?}");
+    let line = debug
+        .lines()
+        .find(|line| line.contains("entered the chain at") && line.ends_with(", by cancel"))?;
+    let (_, place) = line.split_once("entered the chain at ")?;
+    let rest = place.strip_prefix(file!())?.strip_prefix(':')?;
+    rest.split(':').next()?.parse().ok()
+}
+
+/// The `Cancelled` failure a user's cancel of a pending Deferred makes says where the cancel
+/// was called, for each public way to cancel, of both kinds.
+#[test]
+fn a_users_cancel_says_where_it_was_called() {
+    let (d, _resolver) = Deferred::<u32>::pending();
+    d.cancel();
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Cancelled>());
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+    assert_eq!(failure.origin(), None, "no step raised it");
+
+    let (d, _resolver) = Deferred::<u32>::pending();
+    let handle = d.cancel_handle();
+    let d = d.add_callback(|x| Ok(x + 1));
+    handle.cancel();
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+
+    let (d, _resolver) = deferred::LocalDeferred::<u32>::pending();
+    d.cancel();
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+
+    let (d, _resolver) = deferred::LocalDeferred::<u32>::pending();
+    let handle = d.cancel_handle();
+    let d = d.add_callback(|x| Ok(x + 1));
+    handle.cancel();
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+}
+
+/// An unhandled cancellation, reported, says where the cancel was called.
+#[test]
+fn an_unhandled_cancellation_says_where_the_cancel_was_called() {
+    let (line, reported) = deferred::capture_unhandled(|| {
+        let (d, _resolver) = Deferred::<u32>::pending();
+        d.cancel();
+        let line = line!() - 1;
+        drop(d);
+        line
+    });
+    assert_eq!(reported.len(), 1);
+    assert_eq!(line_of(reported[0].entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&reported[0]), Some(line), "{:?}", reported[0]);
+}
+
+/// A cancel of a chain waiting on another reaches that one's root: the `Cancelled` it makes
+/// there says where the outer chain's cancel was called, for both kinds.
+#[test]
+fn a_cancel_through_an_outer_chain_says_where_it_was_called() {
+    let (inner, _resolver) = Deferred::<u32>::pending();
+    let outer = Deferred::<u32>::succeed(1).add_callback(move |_| inner);
+    outer.cancel();
+    let line = line!() - 1;
+    let failure = outer.wait().unwrap_err();
+    assert!(failure.is::<Cancelled>());
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+
+    let (inner, _resolver) = deferred::LocalDeferred::<u32>::pending();
+    let outer = deferred::LocalDeferred::<u32>::succeed(1).add_callback(move |_| inner);
+    let handle = outer.cancel_handle();
+    handle.cancel();
+    let line = line!() - 1;
+    let failure = outer.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+}
+
+/// A canceller that answers the cancel with a failure of its own: that failure keeps its own
+/// place (the `errback` in the canceller), not the cancel's. One that does not fire the root
+/// leaves it to the cancel, whose `Cancelled` says where the cancel was called.
+#[test]
+fn a_cancellers_own_failure_keeps_its_own_place() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::{Arc, Mutex};
+
+    let (d, resolver) = Deferred::<u32>::pending();
+    let slot = Arc::new(Mutex::new(None::<deferred::Resolver<u32>>));
+    let answer = slot.clone();
+    let answered = line!() + 3;
+    resolver.set_canceller(move || {
+        if let Some(resolver) = answer.lock().unwrap().take() {
+            resolver.errback(Failure::msg("aborted the transfer"));
+        }
+    });
+    *slot.lock().unwrap() = Some(resolver);
+    d.cancel();
+    let failure = d.wait().unwrap_err();
+    assert!(!failure.is::<Cancelled>());
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), answered)));
+    assert!(
+        format!("{failure:?}").contains(", by errback"),
+        "{failure:?}"
+    );
+
+    // A canceller's own `Cancelled`, given by `errback`, is placed there too.
+    let (d, resolver) = deferred::LocalDeferred::<u32>::pending();
+    let slot = Rc::new(RefCell::new(None::<deferred::LocalResolver<u32>>));
+    let answer = slot.clone();
+    let answered = line!() + 3;
+    resolver.set_canceller(move || {
+        if let Some(resolver) = answer.borrow_mut().take() {
+            resolver.errback(Failure::cancelled());
+        }
+    });
+    *slot.borrow_mut() = Some(resolver);
+    d.cancel();
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<Cancelled>());
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), answered)));
+    assert_eq!(cancelled_at(&failure), None, "{failure:?}");
+
+    // A canceller that does not fire the root: the walk's `Cancelled` has the cancel's place.
+    let (d, resolver) = Deferred::<u32>::pending();
+    resolver.set_canceller(|| {});
+    d.cancel();
+    let line = line!() - 1;
+    let failure = d.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), line)));
+    drop(resolver);
+}
+
+/// The helpers whose cancellers fail their Deferred with a `Cancelled` of their own
+/// (`DeferredSemaphore::acquire`, `DeferredQueue::get`, `defer_later`, `retry`, `LoopingCall`,
+/// a `SharedResult`'s consumer) and the combinators whose inputs a cancel walks to
+/// (`gather_results`), and `map_err`: the `Cancelled` says where the user's cancel was called.
+#[test]
+fn a_cancel_of_a_helpers_deferred_says_where_it_was_called() {
+    use deferred::{
+        DeferredQueue, DeferredSemaphore, LoopingCall, ManualClock, RetryPolicy, SharedResult,
+    };
+    let check = |failure: &Failure, line: u32| {
+        assert!(failure.is_cancelled(), "{failure:?}");
+        assert_eq!(
+            line_of(failure.entered_at()),
+            Some((file!(), line)),
+            "{failure:?}"
+        );
+    };
+
+    let semaphore = DeferredSemaphore::new(1);
+    let held = semaphore.acquire();
+    let waiting = semaphore.acquire();
+    waiting.cancel();
+    check(&waiting.wait().unwrap_err(), line!() - 1);
+    drop(held);
+
+    let queue = DeferredQueue::<u32>::new();
+    let get = queue.get();
+    get.cancel();
+    check(&get.wait().unwrap_err(), line!() - 1);
+
+    let clock = ManualClock::new();
+    let later = deferred::defer_later(&clock, Duration::from_secs(1), || Ok::<u32, Failure>(1));
+    later.cancel();
+    check(&later.wait().unwrap_err(), line!() - 1);
+
+    let policy = RetryPolicy::exponential(Duration::from_secs(1)).max_attempts(3);
+    let attempts = deferred::retry(clock.clone(), policy, || {
+        Err::<u32, _>(Failure::msg("refused"))
+    });
+    attempts.cancel();
+    check(&attempts.wait().unwrap_err(), line!() - 1);
+
+    let ticks = LoopingCall::new(clock.clone(), || Ok::<(), Failure>(()));
+    let done = ticks.start(Duration::from_secs(1), false);
+    done.cancel();
+    check(&done.wait().unwrap_err(), line!() - 1);
+
+    let (source, _resolver) = Deferred::<u32>::pending();
+    let shared = SharedResult::new(source);
+    let consumer = shared.consumer();
+    consumer.cancel();
+    check(&consumer.wait().unwrap_err(), line!() - 1);
+
+    let (slow, _resolver) = Deferred::<u32>::pending();
+    let batch = deferred::gather_results([Deferred::succeed(1), slow]);
+    batch.cancel();
+    let line = line!() - 1;
+    let failure = batch.wait().unwrap_err();
+    let first = failure.downcast_ref::<deferred::FirstError>().unwrap();
+    check(&first.failure, line);
+
+    let (source, _resolver) = Deferred::<u32>::pending();
+    let converted: Deferred<u32> = source.map_err(|f: Failure| f);
+    converted.cancel();
+    check(&converted.wait().unwrap_err(), line!() - 1);
+}
+
+/// The library's own cancels (a timeout's, a race's of its losers) name no line of the
+/// library's files: a failure they cause has no place, or the user's.
+#[test]
+fn a_librarys_own_cancel_names_no_library_line() {
+    use deferred::ManualClock;
+    use std::sync::{Arc, Mutex};
+
+    let seen = Arc::new(Mutex::new(Vec::<Option<&'static Location<'static>>>::new()));
+    let record = |seen: &Arc<Mutex<Vec<_>>>| {
+        let seen = seen.clone();
+        move |failure: Failure| {
+            seen.lock().unwrap().push(failure.entered_at());
+            Err::<u32, _>(failure)
+        }
+    };
+
+    let clock = ManualClock::new();
+    let (d, _resolver) = Deferred::<u32>::pending();
+    let d = d
+        .add_errback(record(&seen))
+        .add_timeout(Duration::from_secs(1), &clock);
+    clock.advance(Duration::from_secs(2));
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<TimedOut>(), "{failure:?}");
+    assert_eq!(failure.entered_at(), None, "{failure:?}");
+
+    let (loser, _resolver) = Deferred::<u32>::pending();
+    let loser = loser.add_errback(record(&seen));
+    let won = deferred::race([Deferred::succeed(1), loser]);
+    assert_eq!(won.wait().unwrap(), (0, 1));
+
+    let local_seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let (slow, _resolver) = deferred::LocalDeferred::<u32>::pending();
+    let slow = slow.add_errback({
+        let seen = local_seen.clone();
+        move |failure: Failure| {
+            seen.borrow_mut().push(failure.entered_at());
+            Err::<u32, _>(failure)
+        }
+    });
+    let d = slow.add_timeout(Duration::from_secs(1), &clock);
+    clock.advance(Duration::from_secs(2));
+    let failure = d.wait().unwrap_err();
+    assert!(failure.is::<TimedOut>(), "{failure:?}");
+    assert_eq!(failure.entered_at(), None, "{failure:?}");
+
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(local_seen.borrow().len(), 1);
+    for at in seen.iter().chain(local_seen.borrow().iter()) {
+        assert_eq!(*at, None, "a library cancel named {at:?}");
+    }
+}
+
 /// A panic in the user's code the crate runs outside a step says what panicked: the work of
 /// `defer_to_thread`, `map_err`'s conversion, posted work, a canceller.
 #[test]

@@ -135,6 +135,8 @@ pub(crate) enum EnteredBy {
     Spawn,
     MapErr,
     ChainStart,
+    /// A user's `cancel` (of a Deferred, or a `CancelHandle`): the `Cancelled` it made.
+    Cancel,
 }
 
 impl EnteredBy {
@@ -152,6 +154,7 @@ impl EnteredBy {
             EnteredBy::Spawn => "Inbox::spawn",
             EnteredBy::MapErr => "map_err",
             EnteredBy::ChainStart => "chain!'s start",
+            EnteredBy::Cancel => "cancel",
         }
     }
 }
@@ -265,6 +268,25 @@ impl Failure {
     /// The failure a chain gets when it is cancelled while pending.
     pub fn cancelled() -> Failure {
         Failure::new(Cancelled)
+    }
+
+    /// A [`Cancelled`] made by the cancel of a chain called at `at` (a user's `cancel`; `None`
+    /// for the library's own cancels): it entered the chain there, by `cancel`.
+    #[cold]
+    pub(crate) fn cancelled_by(at: Option<&'static Location<'static>>) -> Failure {
+        let mut failure = Failure::cancelled();
+        if let Some(at) = at {
+            failure.entered_at_by(at, EnteredBy::Cancel);
+        }
+        failure
+    }
+
+    /// A [`Cancelled`] made by a canceller of the library's own (a helper's, answering the
+    /// cancel of its Deferred): placed where the user's cancel whose walk runs the canceller was
+    /// called, if one is ([`cancel_place`]).
+    #[cold]
+    pub(crate) fn cancelled_in_canceller() -> Failure {
+        Failure::cancelled_by(cancel_place())
     }
 
     /// Whether the wrapped error is an `E`. A failure holding a [`SharedFailure`] is also an `E`
@@ -493,6 +515,44 @@ impl Failure {
     /// The place is the caller's, as `#[track_caller]` gives it: called through a function
     /// pointer (`map_or_else(Deferred::fail, ..)`), it is where that pointer is called.
     ///
+    /// # Cancellations
+    ///
+    /// The [`Cancelled`] failure a user's cancel makes — `Deferred::cancel`,
+    /// `LocalDeferred::cancel`, or either kind's `CancelHandle::cancel` — entered at that call,
+    /// `by cancel`, however far the cancel walked (through chains waiting on each other, into
+    /// a combinator's or `map_err`'s inputs). So do the `Cancelled` failures the library's
+    /// helpers answer a user's cancel with: a waiting `DeferredSemaphore`/`DeferredLock`
+    /// acquire, a `DeferredQueue::get`, `defer_later`, a `SharedResult` consumer, `retry`,
+    /// `LoopingCall::start`, and the cancels they and a driven future (`drive_future`,
+    /// `from_future`, `Inbox::spawn`) or `Inbox::adopt` pass on to what they wait on. A
+    /// canceller that answers the cancel itself (fires its root, with any failure) keeps what
+    /// its answer says (the `errback` it called), and one that panics gives a [`Panicked`]
+    /// with no place.
+    ///
+    /// These cancellations have no place: the library's own cancels — a timeout's
+    /// (`add_timeout`), the inputs `race`, `first_settled`, `join` and `map_concurrent` cancel
+    /// once their outcome is decided, a `SharedResult`'s source cancelled as its last handle goes, an attempt or call that
+    /// `retry` or `LoopingCall` cancels because it was cancelled while the attempt was being
+    /// made, an adopted Deferred cancelled as its `Inbox` stops — and a cancel that a chain
+    /// remembered rather than carried out at once: one that landed while the chain's steps ran
+    /// (or while its result was on its way to the chain waiting on it), a second cancel of a
+    /// root whose canceller runs, the cancel of a fan-in's output whose inputs answer later
+    /// (their `Cancelled` has the place, the output's own has not), and a cancel of a driven
+    /// future that landed during a poll. Neither has the `Cancelled` a cancelled
+    /// `map_concurrent` fails with when its items all turned the cancel into values. No
+    /// `Cancelled` ever names a line of the library's own files.
+    ///
+    /// ```
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::Deferred;
+    ///
+    /// let (d, _resolver) = Deferred::<u32>::pending();
+    /// d.cancel(); let line = line!();
+    /// let failure = d.wait().unwrap_err();
+    /// assert_eq!(failure.entered_at().map(|at| at.line()), Some(line));
+    /// assert!(format!("{failure:?}").contains(", by cancel"));
+    /// ```
+    ///
     /// ```
     /// # extern crate deferred_core as deferred;
     /// use deferred::{Deferred, Failure};
@@ -665,6 +725,36 @@ impl Failure {
     pub(crate) fn entered_chain(&mut self) {
         self.inner.in_chain = true;
     }
+}
+
+thread_local! {
+    /// Where the user's cancel whose walk runs a canceller on this thread was called, while the
+    /// canceller runs ([`with_cancel_place`]).
+    static CANCEL_PLACE: Cell<Option<&'static Location<'static>>> = const { Cell::new(None) };
+}
+
+/// Runs `canceller` (a chain's, run by the cancel walk) with `at` as the place of the cancel
+/// it answers: the library's cancellers place the `Cancelled` they make there, and pass it on
+/// to the cancels they make ([`cancel_place`]). What was set before is set again after, even
+/// if `canceller` unwinds.
+pub(crate) fn with_cancel_place<R>(
+    at: Option<&'static Location<'static>>,
+    canceller: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<&'static Location<'static>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CANCEL_PLACE.set(self.0);
+        }
+    }
+    let _restore = Restore(CANCEL_PLACE.replace(at));
+    canceller()
+}
+
+/// Where the user's cancel whose canceller runs on this thread now was called (see
+/// [`with_cancel_place`]); `None` outside a canceller, or in one a cancel with no place runs.
+pub(crate) fn cancel_place() -> Option<&'static Location<'static>> {
+    CANCEL_PLACE.get()
 }
 
 /// Records on `error`, if it is a `Failure`, that code outside a chain handed it in at `at`

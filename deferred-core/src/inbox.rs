@@ -490,7 +490,7 @@ impl Inbox {
             let home = inbox.as_ref().map(|inbox| &inbox.home).zip(kept.get());
             // A result that had come home before this cancel stays behind it: the cancel wins.
             let came_home = home.is_none_or(|(home, key)| home.has_result(key));
-            upstream.cancel();
+            upstream.cancel_in_canceller();
             // The Deferred's canceller may answer (fire it with a value or a failure): that
             // answer, posted here by the step below during the cancel, answers this cancel
             // too, as it does a cancel of the Deferred itself. It runs now, while this
@@ -931,7 +931,7 @@ impl Drop for Home {
                         }
                     }
                     let _reset = Reset(ANSWERING_STOP.replace(Some((mailbox, key))));
-                    upstream.cancel();
+                    upstream.cancel_from(None);
                 });
             }
         });

@@ -512,11 +512,11 @@ where
         self.source.cancel_within(0, &within);
     }
 
-    fn fail_output(&self) {
+    fn fail_output(&self, at: Option<&'static Location<'static>>) {
         // User code (`From<Failure>`; then the converted chain's steps, the conversion's
         // `Drop`): a panic is reported, as in `arrive`. The error is made first, so that a
         // panic there leaves the converted chain as it was.
-        let cancelled = match catch_unwind(|| F::from(Failure::cancelled())) {
+        let cancelled = match catch_unwind(|| F::from(Failure::cancelled_by(at))) {
             Ok(cancelled) => cancelled,
             Err(panic) => return unhandled::report(Failure::from_panic(panic, None)),
         };
@@ -998,7 +998,9 @@ impl<T, E: 'static> Deferred<T, E> {
     /// fired Deferred does nothing. A cancel that lands while the chain's callbacks are running
     /// is remembered: the next Deferred a callback of this run returns is cancelled at once; if
     /// the chain fires first, there was nothing left to cancel. A canceller that panics does not
-    /// escape: its panic becomes the failure.
+    /// escape: its panic becomes the failure. The [`Cancelled`](crate::Cancelled) the cancel
+    /// makes says where it was called ([`Failure::entered_at`], `by cancel`); a cancel that is
+    /// remembered has no place.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -1008,12 +1010,13 @@ impl<T, E: 'static> Deferred<T, E> {
     /// d.cancel();
     /// assert!(d.wait().unwrap_err().is_cancelled());
     /// ```
+    #[track_caller]
     pub fn cancel(&self)
     where
         T: Sendable + 'static,
         E: FromFailure + Sendable + 'static,
     {
-        self.cancel_handle().cancel();
+        self.cancel_handle().cancel_from(Some(Location::caller()));
     }
 
     /// A handle that cancels this chain later, from anywhere, even after this Deferred has been

@@ -573,12 +573,12 @@ where
     /// Fails the output with the cancellation, as a decided outcome: what was kept is left out
     /// (a failure in it reported), and the inputs that answer later are leftovers (a failure
     /// that is not the answer to the cancel, reported).
-    fn fail_output(&self) {
+    fn fail_output(&self, at: Option<&'static std::panic::Location<'static>>) {
         // User code (`From<Failure>` of the output's error type; then the output's steps and
         // what was kept's `Drop`): a panic is reported, as an arrival's is, not unwound into
         // the cancel. The error is made first, so that a panic there leaves the output as it
         // was.
-        let cancelled = match catch_unwind(|| P::Error::from(Failure::cancelled())) {
+        let cancelled = match catch_unwind(|| P::Error::from(Failure::cancelled_by(at))) {
             Ok(cancelled) => cancelled,
             Err(panic) => return unhandled::report(Failure::from_panic(panic, None)),
         };

@@ -62,7 +62,7 @@ where
             cancel();
         }
         if let Some(resolver) = resolver {
-            drop(resolver.settle(Err(Failure::cancelled())));
+            drop(resolver.settle(Err(Failure::cancelled_in_canceller())));
         }
     });
     resolver.held_by("defer_later");

@@ -400,7 +400,7 @@ where
                 // thread): the cancel found no call in flight, so the call is cancelled here.
                 Some(run) if run.cancelled => {
                     drop(state);
-                    flight.cancel();
+                    flight.cancel_from(None);
                 }
                 Some(run) => run.in_flight = Some(flight),
                 None => {}
@@ -512,10 +512,10 @@ where
         }
         // Failed here, in the canceller: dropping the resolver would fail it with `NeverFired`.
         if let Some(done) = done {
-            drop(done.settle(Err(Failure::cancelled())));
+            drop(done.settle(Err(Failure::cancelled_in_canceller())));
         }
         if let Some(in_flight) = in_flight {
-            in_flight.cancel();
+            in_flight.cancel_in_canceller();
         }
     }
 }

@@ -286,7 +286,7 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
                 if let Some(shared) = shared.upgrade() {
                     let waiter = shared.state.lock().waiting.remove(&ticket);
                     if let Some(waiter) = waiter {
-                        drop(waiter.settle(Err(Failure::cancelled())));
+                        drop(waiter.settle(Err(Failure::cancelled_in_canceller())));
                     }
                 }
             });

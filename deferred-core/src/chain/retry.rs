@@ -199,7 +199,7 @@ where
                 // Cancelled while the attempt was being made (by the attempt itself, or from
                 // another thread): the cancel found nothing in flight, so cancel it here (rule 3).
                 drop(state);
-                outcome.cancel();
+                outcome.cancel_handle().cancel_from(None);
             }
         }
         let core = self.clone();
@@ -326,10 +326,10 @@ where
         }
         // Failed here, in the canceller: dropping the resolver would fail it with `NeverFired`.
         if let Some(done) = done {
-            drop(done.settle(Err(Failure::cancelled())));
+            drop(done.settle(Err(Failure::cancelled_in_canceller())));
         }
         if let Some(in_flight) = in_flight {
-            in_flight.cancel();
+            in_flight.cancel_in_canceller();
         }
     }
 }

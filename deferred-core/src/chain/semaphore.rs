@@ -154,7 +154,7 @@ impl Shared {
     fn forget(&self, ticket: u64) {
         let waiter = self.lock().waiters.remove(&ticket);
         if let Some(waiter) = waiter {
-            drop(waiter.settle(Err(Failure::cancelled())));
+            drop(waiter.settle(Err(Failure::cancelled_in_canceller())));
         }
     }
 }

@@ -318,10 +318,10 @@ impl<T> Core<T> {
             (consumer, self.source_to_cancel(&mut state))
         };
         if let Some(consumer) = consumer {
-            drop(consumer.settle(Err(Failure::cancelled())));
+            drop(consumer.settle(Err(Failure::cancelled_in_canceller())));
         }
         if let Some(source) = source {
-            source.cancel();
+            source.cancel_in_canceller();
         }
     }
 
@@ -358,7 +358,7 @@ impl<T> Drop for Handle<T> {
             (self.core.source_to_cancel(&mut state), unseen)
         };
         if let Some(source) = source {
-            source.cancel();
+            source.cancel_from(None);
         }
         if let Some(result) = unseen
             && let Err(shared) = &*result

@@ -105,7 +105,7 @@ where
             after,
             Box::new(move || {
                 deadline.set();
-                chain.cancel();
+                chain.cancel_from(None);
             }),
         );
         self.add_both(move |result| {

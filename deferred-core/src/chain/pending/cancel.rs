@@ -30,7 +30,7 @@
 //! cycle in turn with what the one it waits on gives.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 
 use super::super::{ChainPtr, Sendable, Shareable};
 use super::{AnyChain, Chain, Inner, Listener, Phase, same_chain};
@@ -70,10 +70,25 @@ impl CancelHandle {
     }
 
     /// Cancels the chain, as [`Deferred::cancel`](crate::Deferred::cancel) does. Does nothing if
-    /// it has fired.
+    /// it has fired. The [`Cancelled`](crate::Cancelled) failure the cancel makes says where it
+    /// was called (see [`Failure::entered_at`]).
+    #[track_caller]
     pub fn cancel(&self) {
+        self.cancel_from(Some(Location::caller()));
+    }
+
+    /// The cancel of a user's `cancel` called at `at`, or of the library's own (`None`): the
+    /// library never calls the public `cancel`, whose place would be a line of its own.
+    pub(crate) fn cancel_from(&self, at: Option<&'static Location<'static>>) {
         crate::trace::chain_event!(pending = self.target.is_some(), "cancel");
-        self.cancel_for(0);
+        self.cancel_within(0, &Within::from(at));
+    }
+
+    /// A cancel made by a canceller of the library's own (a helper's, cancelling what it waits
+    /// on): placed where the user's cancel it answers was called, if one is (see
+    /// [`crate::failure::cancel_place`]).
+    pub(crate) fn cancel_in_canceller(&self) {
+        self.cancel_from(crate::failure::cancel_place());
     }
 
     /// The walk. `outer_chains`: how many chains waiting on the target this cancel is meant for
@@ -99,7 +114,7 @@ impl CancelHandle {
                         // Rule: chains that wait on each other never fire by themselves, and a
                         // cancel must return. The wait that closes the cycle is cancelled: that
                         // chain goes on with the cancellation, and the others in turn.
-                        link.break_wait(&link, &up);
+                        link.break_wait(&link, &up, within.at);
                         return;
                     }
                     // A chain that handed its wait over stands no more between `up` and the
@@ -163,8 +178,8 @@ impl CancelHandle {
                 // has no wait to break, and fails it instead.
                 Walk::Round => {
                     match waiter.take() {
-                        Some((waiter, _)) => waiter.break_wait(&waiter, &link),
-                        None => link.fail_round(&link),
+                        Some((waiter, _)) => waiter.break_wait(&waiter, &link, within.at),
+                        None => link.fail_round(&link, within.at),
                     }
                     None
                 }
@@ -186,21 +201,37 @@ impl CancelHandle {
 /// (each lap cancels the inputs of the cycle's fan-ins again, which is harmless). A cancel put
 /// off by `run_loop::in_constant_stack` carries its `Within` with it. Holds the marker, so
 /// that it is not freed (and its address used again) while the walk goes on.
+///
+/// It also carries where the user's cancel that began the chain of walks was called (`None`
+/// for the library's own cancels, and for a cancel a chain remembered): the `Cancelled` the
+/// walks make themselves is placed there (see [`Failure::entered_at`]), and the cancellers
+/// they run are told ([`crate::failure::with_cancel_place`]).
 #[derive(Clone)]
-pub(crate) struct Within(Cycle);
+pub(crate) struct Within {
+    cycle: Cycle,
+    at: Option<&'static Location<'static>>,
+}
 
 impl Default for Within {
     fn default() -> Within {
-        Within(Cycle::new(None))
+        Within::from(None)
     }
 }
 
 impl Within {
+    /// The walk of a cancel called at `at` (see [`Within::at`]).
+    fn from(at: Option<&'static Location<'static>>) -> Within {
+        Within {
+            cycle: Cycle::new(None),
+            at,
+        }
+    }
+
     /// Where a walk made by `output` cancelling its inputs is, inside this one; `None` if the
     /// chain of walks came round a cycle through `output`.
     fn and(&self, output: &ChainPtr<dyn Cancel>) -> Option<Within> {
         let mut within = self.clone();
-        (!within.0.closes_at(output)).then_some(within)
+        (!within.cycle.closes_at(output)).then_some(within)
     }
 }
 
@@ -315,8 +346,10 @@ impl crate::drive::AwaitedHandle for CancelHandle {
             .is_some_and(|target| target.listened_by(waker))
     }
 
+    /// Made by a driven future's canceller: placed where the user's cancel was called, if
+    /// one is.
     fn cancel(&self) {
-        CancelHandle::cancel(self);
+        self.cancel_in_canceller();
     }
 }
 
@@ -343,7 +376,13 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// failure (its errbacks see it), and `on`'s result, when it comes, is nobody's — reported
     /// if it is a failure. Does nothing if the chain no longer waits on `on`. `me`: as for
     /// `cancel`.
-    fn break_wait(&self, me: &ChainPtr<dyn Cancel>, on: &ChainPtr<dyn Cancel>);
+    /// `at`: where the cancel was called (the failure's place), if a user called it.
+    fn break_wait(
+        &self,
+        me: &ChainPtr<dyn Cancel>,
+        on: &ChainPtr<dyn Cancel>,
+        at: Option<&'static Location<'static>>,
+    );
 
     /// The chain waiting on this one stopped waiting (`break_wait`): nobody will take this
     /// chain's result, as if its end were dropped.
@@ -365,7 +404,8 @@ pub(crate) trait Cancel: std::any::Any + Shareable {
     /// inputs' answers, and those answers are left out of it (a failure among them that is not
     /// the cancel's answer is reported). The failure goes on to whatever the output's result
     /// feeds. Does nothing if its root has fired. `me`: as for `cancel`.
-    fn fail_round(&self, me: &ChainPtr<dyn Cancel>);
+    /// `at`: as for `break_wait`.
+    fn fail_round(&self, me: &ChainPtr<dyn Cancel>, at: Option<&'static Location<'static>>);
 
     /// Whether this chain handed its wait over to the chain that waited on it
     /// (`Chain::hand_over`): a walk that begins here finds that wait, stale for good.
@@ -392,7 +432,8 @@ pub(crate) trait Inputs: Shareable {
     /// Fails the fan-in's output with the cancellation, if it has not fired: a cancel came
     /// round a cycle through it with no chain's wait to break ([`Cancel::fail_round`]). The
     /// inputs that answer after are left out of it, as after any decided outcome.
-    fn fail_output(&self);
+    /// `at`: where the cancel was called (the failure's place), if a user called it.
+    fn fail_output(&self, at: Option<&'static Location<'static>>);
     /// How many inputs have not arrived (for the registry).
     #[cfg(feature = "registry")]
     fn pending_inputs(&self) -> usize;
@@ -474,8 +515,14 @@ where
         };
         drop(inner);
         // Rule 7: a canceller that panics does not escape `cancel`; its panic becomes the failure.
-        let failure = match canceller.map(|canceller| catch_unwind(AssertUnwindSafe(canceller))) {
-            None | Some(Ok(())) => Failure::cancelled(),
+        // The library's cancellers place the `Cancelled` they make where the user's cancel was
+        // called, as the one made here is.
+        let failure = match canceller.map(|canceller| {
+            crate::failure::with_cancel_place(within.at, || {
+                catch_unwind(AssertUnwindSafe(canceller))
+            })
+        }) {
+            None | Some(Ok(())) => Failure::cancelled_by(within.at),
             Some(Err(payload)) => Failure::from_panic_in(payload, None, "a canceller"),
         };
         // The root may have fired since the check above: by the canceller itself, or by a
@@ -508,14 +555,14 @@ where
         take_next_link(self.inner.get_mut())
     }
 
-    fn fail_round(&self, me: &ChainPtr<dyn Cancel>) {
+    fn fail_round(&self, me: &ChainPtr<dyn Cancel>, at: Option<&'static Location<'static>>) {
         debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         let inputs = match &self.lock().phase {
             Phase::RootOfFanIn(inputs, _) => inputs.upgrade(),
             _ => None,
         };
         if let Some(inputs) = inputs {
-            inputs.fail_output();
+            inputs.fail_output(at);
         }
     }
 
@@ -532,10 +579,15 @@ where
         self.born.at
     }
 
-    fn break_wait(&self, me: &ChainPtr<dyn Cancel>, on: &ChainPtr<dyn Cancel>) {
+    fn break_wait(
+        &self,
+        me: &ChainPtr<dyn Cancel>,
+        on: &ChainPtr<dyn Cancel>,
+        at: Option<&'static Location<'static>>,
+    ) {
         debug_assert!(std::ptr::addr_eq(ChainPtr::as_ptr(me), self));
         // Made before taking the lock: `E::from` is user code.
-        let error = E::from(Failure::cancelled());
+        let error = E::from(Failure::cancelled_by(at));
         let mut inner = self.lock();
         let Phase::Waiting {
             cancel,
