@@ -147,7 +147,9 @@ pub use deferred_core::*;
 /// [`add_errback`](Deferred::add_errback) or [`add_both`](Deferred::add_both), so every rule of a
 /// Deferred holds: steps run when the result arrives, on the thread that fires it; a panic in a
 /// step becomes a [`Failure`]; each step's location (its keyword) is recorded in the failure's
-/// [`origin`](Failure::origin) and [`trail`](Failure::trail).
+/// [`origin`](Failure::origin) and [`trail`](Failure::trail). A failure the chain starts with
+/// (a start that is an `Err`) records the start as its
+/// [`entered_at`](Failure::entered_at), "by chain!'s start".
 ///
 /// # Steps
 ///
@@ -165,10 +167,11 @@ pub use deferred_core::*;
 ///   `catch path`), and so does `catch |e: Box<dyn Error + Send + Sync>| ...` with the error
 ///   the failure holds, as code written with boxed errors has it. A `catch` recovers: its body gives a value of the type flowing past it (or a
 ///   `Result`, or a `Deferred`); `Err` passes a failure on.
-/// - **`finally || ...`** and **`finally |outcome| ...`** (`outcome` is a `&Result<T, E>`) run on
-///   both paths, and the outcome passes on unchanged, unless the body fails (gives `Err`, a
-///   Deferred that fails, or panics): then that failure replaces it. `finally path` calls
-///   `path()` or `path(&outcome)`, as the function takes.
+/// - **`finally || ...`** and **`finally |outcome| ...`** (`outcome` is a `&Result<T, E>`, not
+///   the value: `if let Ok(value) = outcome { .. }` reaches it) run on both paths, and the
+///   outcome passes on unchanged, unless the body fails (gives `Err`, a Deferred that fails, or
+///   panics): then that failure replaces it. `finally path` calls `path()` or `path(&outcome)`,
+///   as the function takes.
 ///
 /// **A combinator fails with an error of its own.** [`gather_results`] and [`map_concurrent`]
 /// fail with a [`FirstError`], which says which input failed and holds that input's failure;
@@ -363,10 +366,14 @@ pub use deferred_core::*;
 /// step, a value that is not `Send` (in a chain of `Deferred`s), a step that gives a Deferred of
 /// the other kind than its chain's, a start that names a function without calling it
 /// (`fetch_user` for `fetch_user()`), a `catch |e|` without a type that reads a field of the
-/// `Failure` it takes (`e.0`), a `catch` typed with a trait (`|e: &dyn Error|`), JavaScript's
-/// forms (`catch (e) { .. }`, `x => x + 1`). A step whose body never returns and is not one of
+/// `Failure` it takes (`e.0`), a `catch` typed with a trait (`|e: &dyn Error|`), a
+/// `finally |x|` whose body uses `x` as the value (`x + 1`, `x.0`, `x[0]`: it is the outcome,
+/// a `&Result`), a chain's error type that cannot hold a failure (one error at the start, "this
+/// chain's error type is `String`, which cannot hold a failure"), JavaScript's forms
+/// (`catch (e) { .. }`, `x => x + 1`). A step whose body never returns and is not one of
 /// `panic!`, `todo!`, `unimplemented!` or `unreachable!` needs its type written:
-/// `then |x| -> u32 { .. }`.
+/// `then |x| -> u32 { .. }`. A start `Ok(5)` whose error type nothing states gets the
+/// compiler's "type annotations needed" at the `Ok`: write `Ok::<_, Failure>(5)`.
 ///
 /// ```compile_fail
 /// let d = deferred::chain! {

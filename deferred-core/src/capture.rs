@@ -109,7 +109,8 @@ pub(crate) fn deliver(failure: Failure) -> Result<(), Failure> {
 ///
 /// A capture belongs to its thread: it is not `Send`. A capture forgotten with `mem::forget`
 /// stays on its thread's stack for the thread's life, holding what it captures; when the thread
-/// exits, what it holds goes to the hook.
+/// exits, what it holds is reported as if no capture were there (to the hook, else the
+/// `tracing` event or stderr).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -297,7 +298,9 @@ pub fn capture_unhandled<R>(f: impl FnOnce() -> R) -> (R, Vec<Failure>) {
 
 /// A guard that fails the test if an unhandled failure is reported on this thread while it
 /// lives: when dropped, it panics with each failure's `Debug` form (message, where it was raised,
-/// the steps it passed). Failures the test expects can be taken out first with
+/// the steps it passed). A failure whose `Display` panics is described as the unhandled report
+/// describes it: "could not be shown", the formatting's panic message, and where the failure
+/// was raised or entered the chain. Failures the test expects can be taken out first with
 /// [`take`](NoUnhandled::take) (trial's `flushLoggedErrors`).
 ///
 /// It never panics while the thread is already panicking (that would abort): then the failures
@@ -408,7 +411,8 @@ fn describe(failures: &[Failure]) -> String {
 }
 
 /// Runs `f` and fails (panics) if an unhandled failure was reported on this thread meanwhile,
-/// with each failure's `Debug` form (message, origin, trail) in the panic message. Returns what
+/// with each failure's `Debug` form (message, origin, trail) in the panic message, as
+/// [`NoUnhandled`] does. Returns what
 /// `f` returned. If `f` itself panics, that panic goes on and nothing else panics.
 ///
 /// Only failures reported on this thread are checked ([`UnhandledCapture`] says which those are).

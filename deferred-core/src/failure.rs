@@ -507,9 +507,10 @@ impl Failure {
     /// `errback` (or `fire`, `try_fire`) call that fired a Resolver with it, the
     /// `Deferred::fail` that made a Deferred of it, the `defer_to_thread`, `from_future`,
     /// `drive_future` or `Inbox::spawn` call whose work failed with it, the `map_err` whose
-    /// conversion made it, or the `Err(..)` a `chain!` started with. `{:?}` prints it as `entered the chain at FILE:LINE:COL,
-    /// by errback`, so a failure reported as unhandled says where it came from even when no
-    /// step ever saw it. A failure a step raised has its [`origin`](Self::origin); one that a
+    /// conversion made it, or the start of a `chain!` that starts with an `Err` (a `Result`
+    /// start, at its first token). `{:?}` prints it as `entered the chain at FILE:LINE:COL, by
+    /// errback` (`by fail`, `by chain!'s start`, ...), so a failure reported as unhandled says
+    /// where it came from even when no step ever saw it. A failure a step raised has its [`origin`](Self::origin); one that a
     /// step made with `Deferred::fail` has both (the step, and the `fail` inside it).
     ///
     /// The place is the caller's, as `#[track_caller]` gives it: called through a function

@@ -372,7 +372,12 @@ impl PendingChain {
     /// by the function the user called: `"gather_results"`, `"race"`, `"join"`,
     /// `"join_settled"`, `"first_settled"`, `"settle_all"`, `"map_concurrent"`, `"map_err"`,
     /// or a [`DeferredList`](crate::DeferredList)'s `"DeferredList::all"`,
-    /// `"DeferredList::fire_on_one_callback"`, `"DeferredList::fire_on_one_errback"`.
+    /// `"DeferredList::fire_on_one_callback"`, `"DeferredList::fire_on_one_errback"`. A waiting
+    /// acquire is named by the helper the user called too: `"DeferredSemaphore::acquire"`,
+    /// `"DeferredSemaphore::run"`, `"DeferredLock::acquire"`, `"DeferredLock::run"`, or
+    /// `"map_concurrent"` for an item waiting for its turn; a
+    /// [`SharedResult`](crate::SharedResult) consumer waiting on its source is
+    /// `"SharedResult::consumer"`.
     pub fn made_by(&self) -> Option<&'static str> {
         self.made_by
     }

@@ -23,9 +23,13 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 /// (`None` for the default).
 ///
 /// The default writes `Unhandled error in Deferred:`, the failure's `Debug` form — message,
-/// steps and backtrace — and a line on how to handle it to stderr (a write that fails, to a
-/// pipe whose reader is gone, is dropped); with the `tracing` feature, when a subscriber takes it, it emits instead an error-level `tracing` event (target `deferred`, as the chains' trace-level
-/// events), `Unhandled error in Deferred`, whose fields are `error` (the message and its
+/// steps and backtrace — and a line on how to handle it to stderr. A write that fails (to a
+/// pipe whose reader is gone) is dropped: a report never panics. A report made while its
+/// thread panics (a Deferred dropped as a panic unwinds, or in a panic hook) is written to
+/// the process's stderr directly, so `cargo test` does not capture it: it shows even for a test
+/// that passes, such as a `#[should_panic]` one. With the `tracing` feature, when a subscriber
+/// takes it, the default emits instead an error-level `tracing` event (target `deferred`, as
+/// the chains' trace-level events), `Unhandled error in Deferred`, whose fields are `error` (the message and its
 /// sources), `origin` (where a step raised it, when known), `entered_at` (where code outside a
 /// chain handed it to one, when no step raised it: [`Failure::entered_at`]) and `trail` (the steps it passed,
 /// oldest first, `; `-separated). These are the failure's own: for a combinator's failure that
@@ -43,9 +47,10 @@ static HOOK: RwLock<Option<Arc<UnhandledHook>>> = RwLock::new(None);
 ///
 /// The hook runs on the thread that dropped the last handle or fired the abandoned chain. A
 /// panic in the hook is caught and written to stderr, with the failure; it never unwinds into
-/// the chain (nor does a panic in the `Drop` of its payload). A hook replaced by
-/// [`restore_unhandled_hook`] is dropped after the hook's lock is released: what it holds may
-/// report failures as it drops.
+/// the chain (nor does a panic in the `Drop` of its payload). After the report the failure is
+/// dropped; a panic in its error's `Drop` is caught there too, does not come out of the
+/// Deferred's `Drop`, and is reported in turn ("the drop of a reported error panicked"). A hook replaced by [`restore_unhandled_hook`] is dropped after the hook's
+/// lock is released: what it holds may report failures as it drops.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -71,6 +76,10 @@ pub fn set_unhandled_hook(
 }
 
 /// Puts back a hook returned by [`set_unhandled_hook`] (`None` restores the default).
+///
+/// The hook it replaces is dropped after the hook's lock is released. So a hook that holds a
+/// Deferred with a failure nobody handled (or a `Resolver`) may report as it drops: that
+/// report goes where any does (a capture on this thread, else the hook just put back).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
