@@ -1041,6 +1041,169 @@ fn a_panic_outside_a_step_says_what_panicked() {
     assert_eq!(reported[0].to_string(), "posted work panicked: bad post");
 }
 
+/// A cancel that lands while a driven future is polled leaves the cancel of what the poll left
+/// it awaiting to the poll, when it returns: that cancel has no place, even when the poll runs
+/// inside another chain's canceller (here, a user's cancel of `outer`, whose canceller fires
+/// what the future awaits): the outer cancel's place is not that chain's.
+#[test]
+fn a_cancel_during_a_poll_inside_a_canceller_takes_no_outer_place() {
+    use std::sync::{Arc, Mutex};
+
+    let seen = Arc::new(Mutex::new(Vec::<Option<&'static Location<'static>>>::new()));
+    let (first, first_resolver) = Deferred::<(), Failure>::pending();
+    let (next, _next_resolver) = Deferred::<(), Failure>::pending();
+    let next = next.add_errback({
+        let seen = seen.clone();
+        move |failure: Failure| {
+            seen.lock().unwrap().push(failure.entered_at());
+            Err::<(), _>(failure)
+        }
+    });
+    let own = Arc::new(Mutex::new(None::<deferred::CancelHandle>));
+    let d = Deferred::<(), Failure>::drive_future({
+        let own = own.clone();
+        async move {
+            first.await?;
+            // Cancels its own Deferred, from inside its poll.
+            let handle = own.lock().unwrap().take();
+            if let Some(handle) = handle {
+                handle.cancel();
+            }
+            next.await
+        }
+    });
+    *own.lock().unwrap() = Some(d.cancel_handle());
+    let (outer, resolver) = Deferred::<u32>::pending();
+    resolver.set_canceller(move || first_resolver.callback(()));
+    outer.cancel();
+    assert!(outer.wait().unwrap_err().is_cancelled());
+    assert!(d.wait().unwrap_err().is_cancelled());
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0], None, "the outer cancel's place leaked");
+    drop(resolver);
+}
+
+/// As above, for a task an `Inbox` spawned (the local kind), polled by `run_pending` inside a
+/// user's canceller.
+#[test]
+fn a_cancel_during_a_spawned_tasks_poll_inside_a_canceller_takes_no_outer_place() {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let inbox = deferred::Inbox::new(|| {});
+    let seen = Rc::new(RefCell::new(
+        Vec::<Option<&'static Location<'static>>>::new(),
+    ));
+    let (first, first_resolver) = deferred::LocalDeferred::<(), Failure>::pending();
+    let (next, _next_resolver) = deferred::LocalDeferred::<(), Failure>::pending();
+    let next = next.add_errback({
+        let seen = seen.clone();
+        move |failure: Failure| {
+            seen.borrow_mut().push(failure.entered_at());
+            Err::<(), _>(failure)
+        }
+    });
+    let own = Rc::new(RefCell::new(None::<deferred::local::CancelHandle>));
+    let d = inbox.spawn({
+        let own = own.clone();
+        async move {
+            first.await?;
+            let handle = own.borrow_mut().take();
+            if let Some(handle) = handle {
+                handle.cancel();
+            }
+            next.await
+        }
+    });
+    *own.borrow_mut() = Some(d.cancel_handle());
+    let (outer, resolver) = deferred::LocalDeferred::<u32>::pending();
+    let runs = inbox.clone();
+    resolver.set_canceller(move || {
+        first_resolver.callback(());
+        runs.run_pending();
+    });
+    outer.cancel();
+    assert!(outer.wait().unwrap_err().is_cancelled());
+    assert!(d.wait().unwrap_err().is_cancelled());
+    let seen = seen.borrow();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0], None, "the outer cancel's place leaked");
+    drop(resolver);
+}
+
+/// A user's canceller that cancels another chain, and answers a third with a `Cancelled` of its
+/// own: each failure has its own place, not the outer cancel's; the outer one keeps its own
+/// after the nested cancels (and after a nested canceller that panics).
+#[test]
+fn a_cancel_inside_a_canceller_has_its_own_place() {
+    use deferred::DeferredQueue;
+    use std::sync::{Arc, Mutex};
+
+    let queue = DeferredQueue::<u32>::new();
+    let get = queue.get();
+    let get_handle = get.cancel_handle();
+    let (other, other_resolver) = Deferred::<u32>::pending();
+    let (panicky, panicky_resolver) = Deferred::<u32>::pending();
+    panicky_resolver.set_canceller(|| panic!("a canceller that panics"));
+    let lines = Arc::new(Mutex::new((0, 0)));
+    let (outer, resolver) = Deferred::<u32>::pending();
+    resolver.set_canceller({
+        let lines = lines.clone();
+        move || {
+            get_handle.cancel();
+            let inner_line = line!() - 1;
+            other_resolver.errback(Failure::cancelled());
+            let errback_line = line!() - 1;
+            panicky.cancel();
+            *lines.lock().unwrap() = (inner_line, errback_line);
+            drop(panicky);
+        }
+    });
+    outer.cancel();
+    let outer_line = line!() - 1;
+    let (inner_line, errback_line) = *lines.lock().unwrap();
+    let failure = get.wait().unwrap_err();
+    assert_eq!(cancelled_at(&failure), Some(inner_line), "{failure:?}");
+    let failure = other.wait().unwrap_err();
+    assert_eq!(line_of(failure.entered_at()), Some((file!(), errback_line)));
+    assert_eq!(cancelled_at(&failure), None, "{failure:?}");
+    let failure = outer.wait().unwrap_err();
+    assert_eq!(cancelled_at(&failure), Some(outer_line), "{failure:?}");
+    drop((resolver, panicky_resolver));
+}
+
+/// `cancel` called through a method reference, on Deferreds in a `Vec` and on cloned handles:
+/// the place is never a line of this library's files.
+#[test]
+fn a_cancel_through_a_method_reference_names_no_library_line() {
+    let (a, _ra) = Deferred::<u32>::pending();
+    let (b, _rb) = Deferred::<u32>::pending();
+    let all = vec![a, b];
+    all.iter().for_each(|d| d.cancel());
+    let line = line!() - 1;
+    let handles: Vec<_> = all.iter().map(Deferred::cancel_handle).collect();
+    let (c, _rc) = deferred::LocalDeferred::<u32>::pending();
+    let local = c.cancel_handle();
+    local.clone().cancel();
+    let local_line = line!() - 1;
+    let (e, _re) = Deferred::<u32>::pending();
+    [&e].into_iter().for_each(Deferred::cancel);
+    drop(handles);
+    for d in all {
+        let failure = d.wait().unwrap_err();
+        assert_eq!(cancelled_at(&failure), Some(line), "{failure:?}");
+    }
+    let failure = c.wait().unwrap_err();
+    assert_eq!(cancelled_at(&failure), Some(local_line), "{failure:?}");
+    let failure = e.wait().unwrap_err();
+    let at = failure.entered_at().expect("a user's cancel has a place");
+    assert!(
+        !at.file().contains("deferred-core") && !at.file().starts_with("src/"),
+        "{failure:?}"
+    );
+}
+
 /// An error type of its own, `From<Failure>` so that it can be a chain's.
 #[derive(Debug, PartialEq)]
 enum DbError {
@@ -1860,4 +2023,37 @@ fn a_failure_nested_by_real_combinators_is_dropped_and_formatted_in_bounded_stac
         )),
         "{debug}"
     );
+}
+
+/// A user's canceller that fires another chain runs that chain's steps: a library's own cancel
+/// a step makes there (dropping the last handle of a `SharedResult`, which cancels its source)
+/// has no place, not the outer cancel's.
+#[test]
+fn a_library_cancel_in_a_step_run_by_a_canceller_takes_no_outer_place() {
+    use deferred::{DeferredQueue, SharedResult};
+    use std::sync::{Arc, Mutex};
+
+    let seen = Arc::new(Mutex::new(Vec::<Option<&'static Location<'static>>>::new()));
+    let queue = DeferredQueue::<u32>::new();
+    let source = queue.get().add_errback({
+        let seen = seen.clone();
+        move |failure: Failure| {
+            seen.lock().unwrap().push(failure.entered_at());
+            Err::<u32, _>(failure)
+        }
+    });
+    let shared = SharedResult::new(source);
+    let (other, other_resolver) = Deferred::<u32>::pending();
+    let other = other.add_callback(move |n| {
+        drop(shared); // the last handle, no consumer: the source is cancelled
+        Ok(n)
+    });
+    let (outer, resolver) = Deferred::<u32>::pending();
+    resolver.set_canceller(move || other_resolver.callback(1));
+    outer.cancel();
+    assert!(outer.wait().unwrap_err().is_cancelled());
+    assert_eq!(other.wait().unwrap(), 1);
+    let seen = seen.lock().unwrap();
+    assert_eq!(*seen, [None], "the outer cancel's place leaked");
+    drop(resolver);
 }

@@ -600,4 +600,58 @@ mod with_tokio {
         });
         assert_eq!(quick.await.unwrap(), 7);
     }
+
+    /// A cancel that lands during a `from_future` task's poll leaves the cancel of what the
+    /// poll left the future awaiting to the poll, when it returns: that cancel has no place,
+    /// even when the poll runs inside another chain's canceller (here, a user's cancel of
+    /// `outer`, whose canceller fires what the future awaits and runs the runtime).
+    #[test]
+    fn a_cancel_during_a_from_future_poll_inside_a_canceller_takes_no_outer_place() {
+        use std::panic::Location;
+        use std::sync::Mutex;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::<Option<&'static Location<'static>>>::new()));
+        let (first, first_resolver) = Deferred::<(), Failure>::pending();
+        let (next, _next_resolver) = Deferred::<(), Failure>::pending();
+        let next = next.add_errback({
+            let seen = seen.clone();
+            move |failure: Failure| {
+                seen.lock().unwrap().push(failure.entered_at());
+                Err::<(), _>(failure)
+            }
+        });
+        let own = Arc::new(Mutex::new(None::<deferred::CancelHandle>));
+        let d = {
+            let _entered = runtime.enter();
+            Deferred::<(), Failure>::from_future({
+                let own = own.clone();
+                async move {
+                    first.await?;
+                    // Cancels its own Deferred, from inside its poll.
+                    let handle = own.lock().unwrap().take();
+                    if let Some(handle) = handle {
+                        handle.cancel();
+                    }
+                    next.await
+                }
+            })
+        };
+        *own.lock().unwrap() = Some(d.cancel_handle());
+        runtime.block_on(tokio::task::yield_now()); // the task's first poll: it awaits `first`
+        let (outer, resolver) = Deferred::<u32>::pending();
+        resolver.set_canceller(move || {
+            first_resolver.callback(());
+            runtime.block_on(tokio::task::yield_now());
+        });
+        outer.cancel();
+        assert!(outer.wait().unwrap_err().is_cancelled());
+        assert!(d.wait().unwrap_err().is_cancelled());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!(seen[0], None, "the outer cancel's place leaked");
+        drop(resolver);
+    }
 }

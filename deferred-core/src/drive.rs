@@ -435,8 +435,13 @@ where
                     // a cancel of the idle future does (this thread owns the future meanwhile).
                     *state = State::Polling;
                     drop(state);
-                    if let Some((future, resolver)) = self.cancel_awaited(future, resolver, awaited)
-                    {
+                    // Outside the canceller, this cancel has no place (`Failure::entered_at`);
+                    // nor the place of a cancel whose canceller runs this poll (one that fired
+                    // what the future awaited): that is another chain's.
+                    let goes_on = crate::failure::with_cancel_place(None, || {
+                        self.cancel_awaited(future, resolver, awaited)
+                    });
+                    if let Some((future, resolver)) = goes_on {
                         // Dropped here: a panic in its `Drop` is dropped (the Deferred's result
                         // is the cancellation already).
                         self.park(resolver);

@@ -1386,12 +1386,17 @@ impl<T: 'static, E: FromFailure + 'static> PollTask for Option<Task<T, E>> {
             Ok(Poll::Pending) if task.cancelled.get() => {
                 let awaited = task.awaited.take();
                 let mut noted = Vec::new();
-                cancel_each(&awaited, || {
-                    let polled =
-                        noting_awaited(&AWAITED, &crate::drive::AWAITED, &mut noted, || {
-                            catch_unwind(AssertUnwindSafe(|| task.future.as_mut().poll(&mut cx)))
-                        });
-                    !matches!(polled, Ok(Poll::Pending))
+                // Outside the canceller: no place, as for a driven future (`drive.rs`).
+                crate::failure::with_cancel_place(None, || {
+                    cancel_each(&awaited, || {
+                        let polled =
+                            noting_awaited(&AWAITED, &crate::drive::AWAITED, &mut noted, || {
+                                catch_unwind(AssertUnwindSafe(|| {
+                                    task.future.as_mut().poll(&mut cx)
+                                }))
+                            });
+                        !matches!(polled, Ok(Poll::Pending))
+                    })
                 });
                 drop_cancelled(self.take());
                 return Poll::Ready(());

@@ -191,7 +191,8 @@ trait Awaits: Unpin {
         let polled = noting_awaited(Self::LIST, Self::OTHER, &mut awaited, poll);
         let cancelled = self.with(|noting| noting.end_poll(awaited, pending(&polled)));
         if let Some(awaited) = cancelled {
-            self.cancel_noted(awaited);
+            // Left to this poll, outside the canceller: no place, as for a driven future (`drive.rs`).
+            crate::failure::with_cancel_place(None, || self.cancel_noted(awaited));
         }
         polled
     }
