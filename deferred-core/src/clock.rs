@@ -169,6 +169,8 @@ impl fmt::Debug for DelayedCall {
 /// so hand slow work to another thread (`defer_to_thread`). With tokio, use `TokioClock`; on an
 /// event loop, its own clock.
 ///
+/// It is a unit struct: the value is `ThreadClock` itself (there is no `new`).
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use std::time::Duration;

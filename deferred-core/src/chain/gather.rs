@@ -21,6 +21,9 @@ use std::panic::Location;
 /// cancels every input; it then fails with the first input's answer (normally
 /// [`Cancelled`](crate::Cancelled), wrapped in a `FirstError`).
 ///
+/// Each kind has its own: `deferred::gather_results` takes `Deferred`s, and
+/// `deferred::local::gather_results` takes `LocalDeferred`s.
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use deferred::{gather_results, Deferred, Failure, FirstError};
