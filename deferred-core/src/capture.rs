@@ -398,13 +398,7 @@ fn describe(failures: &[Failure]) -> String {
     for (n, failure) in failures.iter().enumerate() {
         // A failure whose `Display` panics is described as the report describes it: the guard's
         // own panic then says what it found, not what the formatting said.
-        let shown =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| format!("{failure:?}")))
-                .unwrap_or_else(|payload| {
-                    let shown = crate::unhandled::unshowable(failure, &*payload);
-                    crate::failure::drop_panic_payload(payload);
-                    shown
-                });
+        let shown = crate::unhandled::debug_form(failure).unwrap_or_else(|unshowable| unshowable);
         let _ = write!(text, "\n[{}] {shown}", n + 1);
     }
     text

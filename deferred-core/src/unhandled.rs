@@ -219,18 +219,14 @@ pub(crate) fn report_failure(failure: Failure) {
         // The hook, or the report, may have panicked formatting the failure (a `Display` of the
         // user's that panics): formatting it again here must not let that panic out of a
         // `Drop` (an abort, if it runs while a panic unwinds).
-        let text = match catch_unwind(AssertUnwindSafe(|| format!("{failure:?}"))) {
+        let text = match debug_form(&failure) {
             Ok(shown) if custom => {
                 format!(
                     "Unhandled error in Deferred (and the unhandled-error hook panicked):\n{shown}"
                 )
             }
             Ok(shown) => format!("Unhandled error in Deferred:\n{shown}"),
-            Err(formatting) => {
-                let text = unshowable(&failure, &*formatting);
-                drop_panic_payload(formatting);
-                text
-            }
+            Err(unshowable) => unshowable,
         };
         write_stderr(&text);
         // The hook's panic may be a `panic_any` of a value whose `Drop` panics too.
@@ -260,9 +256,19 @@ pub(crate) fn write_stderr(text: &str) {
         .and_then(|()| stderr.write_all(b"\n"));
 }
 
+/// The failure's `Debug` form; if formatting it panics (a `Display` of the user's that
+/// panics), what is said of it instead ([`unshowable`]), the panic kept here.
+pub(crate) fn debug_form(failure: &Failure) -> Result<String, String> {
+    catch_unwind(AssertUnwindSafe(|| format!("{failure:?}"))).map_err(|payload| {
+        let text = unshowable(failure, &*payload);
+        drop_panic_payload(payload);
+        text
+    })
+}
+
 /// What is said of an unhandled failure whose formatting panicked: that it did, with the panic's
 /// message, and where the failure came from (the places need no user code to be shown).
-pub(crate) fn unshowable(failure: &Failure, payload: &(dyn Any + Send)) -> String {
+fn unshowable(failure: &Failure, payload: &(dyn Any + Send)) -> String {
     let message = payload
         .downcast_ref::<&str>()
         .copied()

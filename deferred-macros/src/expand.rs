@@ -750,7 +750,7 @@ impl<'ast> Visit<'ast> for Collect {
 }
 
 /// The macros whose arguments are a format string and expressions ([`formatting_arguments`]).
-const FORMATTING: [&str; 8] = [
+pub(crate) const FORMATTING: [&str; 8] = [
     "format", "print", "println", "eprint", "eprintln", "write", "writeln", "panic",
 ];
 

@@ -196,16 +196,10 @@ fn uses_as_a_value(body: &Expr, name: &str) -> Option<Span> {
 /// any other macro, whose tokens may mean anything (`stringify!(n + 1)`, a logging macro's
 /// `n.field = value`, a macro that binds `n`), or for arguments that are not expressions.
 fn expression_arguments(node: &syn::Macro) -> Option<Punctuated<Expr, Token![,]>> {
-    const EXPRESSIONS: [&str; 20] = [
-        "format",
+    // Besides the formatting macros (`expand::FORMATTING`, whose arguments follow a format
+    // string).
+    const EVALUATING: [&str; 12] = [
         "format_args",
-        "print",
-        "println",
-        "eprint",
-        "eprintln",
-        "write",
-        "writeln",
-        "panic",
         "unreachable",
         "todo",
         "unimplemented",
@@ -219,7 +213,11 @@ fn expression_arguments(node: &syn::Macro) -> Option<Punctuated<Expr, Token![,]>
         "vec",
     ];
     let name = &node.path.segments.last()?.ident;
-    if !EXPRESSIONS.iter().any(|known| name == known) {
+    if !crate::expand::FORMATTING
+        .iter()
+        .chain(&EVALUATING)
+        .any(|known| name == known)
+    {
         return None;
     }
     node.parse_body_with(Punctuated::<Expr, Token![,]>::parse_terminated)

@@ -506,6 +506,7 @@ impl<T, E: 'static> Chain<T, E> {
         {
             inner.made_by = Some(made_by);
         }
+        #[cfg(not(feature = "registry"))]
         let _ = made_by;
     }
 
