@@ -1955,3 +1955,78 @@ fn map_err_fired_and_cancelled_on_two_threads() {
         assert_eq!(reported_by_this_test(), 0);
     });
 }
+
+/// `first_settled`: one input succeeds and the other fails, on two threads. Whichever fires
+/// first decides, its value or its failure as it is; the other is cancelled unless it fired
+/// already (its canceller runs at most once, the winner's never), and its answer is dropped:
+/// nothing is reported.
+#[test]
+fn first_settled_of_a_success_and_a_failure_on_two_threads() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("settled first");
+        let (ok_cancels, bad_cancels) = (counter(), counter());
+        let (ok, ok_resolver) = cancellable(&ok_cancels);
+        let (bad, bad_resolver) = cancellable(&bad_cancels);
+        let failure = Failure::msg(message.clone());
+        let succeeding = thread::spawn(move || ok_resolver.callback(1));
+        let failing = thread::spawn(move || bad_resolver.errback(failure));
+        let probe = Probe::new();
+        probe.finish(
+            deferred_core::first_settled([ok, bad]).add_callback(|(index, value)| {
+                assert_eq!(index, 0, "only the first input succeeds");
+                Ok(value)
+            }),
+        );
+        succeeding.join().unwrap();
+        failing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(1) => assert_eq!(ok_cancels.load(SeqCst), 0),
+            Outcome::Other(text) => {
+                assert_eq!(text, message);
+                assert_eq!(bad_cancels.load(SeqCst), 0);
+            }
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert!(ok_cancels.load(SeqCst) + bad_cancels.load(SeqCst) <= 1);
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `first_settled`: the output is cancelled on one thread while an input fires on another. The
+/// first input's answer decides: its value (the cancel came too late, or the fire landed while
+/// its canceller ran: Twisted's "canceller ran, then the result arrived"), or its `Cancelled`,
+/// never the second input's, even when the first had fired as the cancel reached it and its
+/// value had not arrived yet. Each canceller runs at most once, the second input's always;
+/// nothing is reported.
+#[test]
+fn first_settled_cancelled_while_an_input_fires_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (first_cancels, second_cancels) = (counter(), counter());
+        let (first, first_resolver) = cancellable(&first_cancels);
+        let (second, _second_resolver) = cancellable(&second_cancels);
+        let output = deferred_core::first_settled([first, second]);
+        let handle = output.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(output.add_callback(|(index, value)| {
+            assert_eq!(index, 0, "only the first input fires");
+            Ok(value)
+        }));
+        let firing = thread::spawn(move || first_resolver.callback(5));
+        handle.cancel();
+        firing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(5) => {}
+            Outcome::Cancelled => assert_eq!(first_cancels.load(SeqCst), 1),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert!(first_cancels.load(SeqCst) <= 1);
+        assert_eq!(
+            second_cancels.load(SeqCst),
+            1,
+            "the other input is cancelled either way"
+        );
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}

@@ -90,6 +90,10 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// decided and the leftovers say to cancel the rest). Runs outside the lock.
     fn cancelling(&self) {}
 
+    /// Whether any input's answer, success or failure, decides (`first_settled`). A cancel of
+    /// the output then stops at the first input that has fired (`Inputs::cancel_inputs`).
+    const ANY_ANSWER_DECIDES: bool = false;
+
     /// Whether `error`, a failure that arrived after the outcome was decided, is one the
     /// combinator made itself, which says nothing to report (`map_concurrent`'s refusal of an
     /// item it did not start).
@@ -598,6 +602,12 @@ where
 
     /// Cancels the inputs that have not arrived, one at a time, outside the lock (a cancel runs
     /// cancellers, and may deliver answers here).
+    ///
+    /// When any answer decides (`Policy::ANY_ANSWER_DECIDES`) and nothing has decided yet, the
+    /// walk stops at the first input that has fired, by this cancel or on another thread as the
+    /// cancel reached it: its answer is on its way, it decides, and the decision cancels the
+    /// others. Cancelling them here could let a later input's `Cancelled` arrive first and
+    /// decide in its place.
     fn cancel_inputs(&self, within: Within) {
         self.cancelled.set();
         self.policy.cancelling();
@@ -614,7 +624,10 @@ where
                     }
                 }
             };
-            CancelHandle::new(link_to_cancel(chain)).cancel_within(0, &within);
+            CancelHandle::new(link_to_cancel(chain.clone())).cancel_within(0, &within);
+            if P::ANY_ANSWER_DECIDES && chain.is_fired() && self.lock().output.is_some() {
+                break;
+            }
         }
     }
 

@@ -25,6 +25,8 @@ use std::panic::Location;
 /// 3. Cancelling the result cancels every input, in input order; the first answer then decides:
 ///    normally the first pending input's [`Cancelled`](crate::Cancelled), or its value if its
 ///    canceller succeeds (a later input's canceller that succeeds answers after that, too late).
+///    An input another thread fires as the cancel reaches it has nothing left to cancel: its
+///    answer decides, and the inputs after it are cancelled as losers.
 /// 4. No inputs: fails at once with [`NoInputs`] (`Promise.race([])` never settles; a Deferred
 ///    that can never fire would hang whoever waits on it).
 ///
@@ -74,6 +76,8 @@ where
     type Kept = std::convert::Infallible;
     type Output = (usize, T);
     type Error = E;
+
+    const ANY_ANSWER_DECIDES: bool = true;
 
     fn sort(&self, index: usize, result: Result<T, E>) -> Sorted<Self::Decision, Self::Kept> {
         Sorted::Decides((index, result))
