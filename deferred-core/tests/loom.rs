@@ -20,7 +20,10 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Once};
 
-use deferred_core::{Cancelled, Deferred, Failure, NeverFired, Panicked, set_unhandled_hook};
+use deferred_core::{
+    Cancelled, Deferred, DeferredSemaphore, Failure, NeverFired, Panicked, Permit,
+    set_unhandled_hook,
+};
 use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use loom::thread;
@@ -2027,6 +2030,90 @@ fn first_settled_cancelled_while_an_input_fires_on_another_thread() {
             1,
             "the other input is cancelled either way"
         );
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// Permits taken out of acquires' Deferreds by their steps, to release later.
+type Held = Arc<Mutex<Vec<Permit>>>;
+
+/// Ends `acquired` with a step that keeps its permit in `held`, and records its outcome (0 for a
+/// permit) with `probe`.
+fn keep_permit(probe: &Probe, held: &Held, acquired: Deferred<Permit>) {
+    let held = held.clone();
+    probe.finish(acquired.add_callback(move |permit| {
+        held.lock().unwrap().push(permit);
+        Ok(0)
+    }));
+}
+
+/// A `DeferredSemaphore` of one token: a waiting acquire is cancelled on one thread while the
+/// permit is released on another. The waiter either got the token (the release came first) or
+/// fails with `Cancelled` and the token goes back: once every permit is released, the token is
+/// free and nobody waits. Nothing is reported.
+#[test]
+fn semaphore_waiter_cancelled_while_the_permit_is_released_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let semaphore = DeferredSemaphore::new(1);
+        let held: Held = Arc::new(Mutex::new(Vec::new()));
+        keep_permit(&Probe::new(), &held, semaphore.acquire());
+        let permit = held.lock().unwrap().pop().expect("the token was free");
+        let waiter = semaphore.acquire();
+        let handle = waiter.cancel_handle();
+        let probe = Probe::new();
+        keep_permit(&probe, &held, waiter);
+        let releasing = thread::spawn(move || permit.release());
+        handle.cancel();
+        releasing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(0) => assert_eq!(held.lock().unwrap().len(), 1),
+            Outcome::Cancelled => assert!(held.lock().unwrap().is_empty()),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        held.lock().unwrap().clear();
+        assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// The same with two waiters, the first cancelled while the permit is released: the token is
+/// never lost between them. Either the first got it (and the second gets it when the first's
+/// permit is released), or the first is cancelled and the second gets it.
+#[test]
+fn semaphore_first_waiter_cancelled_while_the_permit_is_released_the_second_gets_it() {
+    reports();
+    model(PREEMPTIONS, || {
+        let semaphore = DeferredSemaphore::new(1);
+        let held: Held = Arc::new(Mutex::new(Vec::new()));
+        keep_permit(&Probe::new(), &held, semaphore.acquire());
+        let permit = held.lock().unwrap().pop().expect("the token was free");
+        let first = semaphore.acquire();
+        let handle = first.cancel_handle();
+        let (first_probe, second_probe) = (Probe::new(), Probe::new());
+        keep_permit(&first_probe, &held, first);
+        keep_permit(&second_probe, &held, semaphore.acquire());
+        let releasing = thread::spawn(move || permit.release());
+        handle.cancel();
+        releasing.join().unwrap();
+        match first_probe.outcome() {
+            Outcome::Ok(0) => {
+                // The first holds the token; the second gets it when the first lets it go.
+                assert_eq!(held.lock().unwrap().len(), 1);
+                assert_eq!(semaphore.waiting(), 1);
+                let first_permit = held.lock().unwrap().pop().unwrap();
+                first_permit.release();
+            }
+            Outcome::Cancelled => {}
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert_eq!(
+            second_probe.outcome(),
+            Outcome::Ok(0),
+            "the second waiter gets the token"
+        );
+        held.lock().unwrap().clear();
+        assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
         assert_eq!(reported_by_this_test(), 0);
     });
 }
