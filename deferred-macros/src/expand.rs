@@ -1396,7 +1396,27 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     } else {
         dispatch("finally", place.body, None)
     };
-    let bind = param.map(|param| quote_spanned!(site=> let #param = &#outcome;));
+    // A typed parameter takes the outcome through `__private::lent`, at its type: one of
+    // another type (`finally |x: u32|`, the value in mind) is reported at it, not as a mismatch
+    // at the whole chain.
+    let bind = param.map(|param| match &step.handler {
+        Handler::Closure(closure) if let Some(syn::Pat::Type(typed)) = &closure.param => {
+            let (pattern, ty) = (&typed.pat, &typed.ty);
+            // At the type, or at what a reference refers to (`u32` in `&u32`: one token is
+            // underlined, and the `&` alone says little).
+            let mut named = &**ty;
+            while let syn::Type::Reference(reference) = named {
+                named = &reference.elem;
+            }
+            let at = named.span();
+            let outcome = local("__outcome", at);
+            let krate = krate(at);
+            quote_spanned! {at=>
+                let #pattern = #krate::__private::lent::<_, #ty>(&#outcome);
+            }
+        }
+        _ => quote_spanned!(site=> let #param = &#outcome;),
+    });
     let finished = place.then_value(computed, quote!(()), dispatch);
     let kind = local("__kind", step.keyword.span());
     // The call's parentheses at the keyword too, as `add_step`'s and `raised`'s: a

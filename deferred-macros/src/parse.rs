@@ -169,6 +169,9 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
             ),
         ));
     }
+    if let Some(error) = step_after_a_dot(input) {
+        return Err(error);
+    }
     let start: Expr = input.parse()?;
     if let Some(word) = start_keyword(&start, input) {
         return Err(Error::new(
@@ -205,6 +208,50 @@ fn start_keyword<'a>(start: &'a Expr, input: ParseStream) -> Option<&'a Ident> {
     (path.qself.is_none() && path.attrs.is_empty() && !follows_step).then_some(word)
 }
 
+/// A step on a line of its own after JavaScript's leading `.`, `.then |x| ..`: the start (or the
+/// step before) reads it as a field `then` and two `|` operators, and the compiler reports the
+/// field and the closure's parameter, not the step. Looked for in the top-level tokens: a `.`,
+/// a step keyword, then `|` or `move`. (A step written as a method call, `.then(|x| ..)`, is
+/// left to the compiler: a type's own `then` or `catch` is the start's, and `bool::then` is
+/// one.)
+fn step_after_a_dot(input: ParseStream) -> Option<Error> {
+    let tokens: Vec<TokenTree> = input
+        .fork()
+        .parse::<TokenStream>()
+        .ok()?
+        .into_iter()
+        .collect();
+    for (index, token) in tokens.iter().enumerate() {
+        let TokenTree::Ident(ident) = token else {
+            continue;
+        };
+        let Some(keyword) = Keyword::from_word(&ident.to_string()) else {
+            continue;
+        };
+        let dot = match index.checked_sub(1).map(|before| &tokens[before]) {
+            Some(dot @ TokenTree::Punct(punct)) if punct.as_char() == '.' => dot,
+            _ => continue,
+        };
+        let closure = match tokens.get(index + 1) {
+            Some(TokenTree::Punct(punct)) => punct.as_char() == '|',
+            Some(TokenTree::Ident(word)) => word == "move",
+            _ => false,
+        };
+        if !closure {
+            continue;
+        }
+        let name = keyword.name();
+        return Some(Error::new_spanned(
+            quote::quote!(#dot #ident),
+            format!(
+                "a `chain!` step is not a method: remove the `.` before `{name}` (steps follow \
+                 the start with no `.`: `chain! {{ fetch(id) {name} |x| ... }}`)"
+            ),
+        ));
+    }
+    None
+}
+
 /// The chain starts with a step keyword followed by a closure: the start is missing.
 fn step_without_start(input: ParseStream) -> Option<Ident> {
     let fork = input.fork();
@@ -232,6 +279,16 @@ fn at_keyword(input: ParseStream) -> bool {
 fn parse_next_step(input: ParseStream, chain: &mut Chain) -> syn::Result<bool> {
     if input.peek(Token![,]) || input.peek(Token![;]) {
         let separator: TokenTree = input.parse()?;
+        if let Some(step) = chain.steps.last()
+            && matches!(&separator, TokenTree::Punct(comma) if comma.as_char() == ',')
+            && starts_closure(input)
+        {
+            // Twisted's `addCallbacks(callback, errback)`: a second closure for the same step.
+            // Read it, to go on with the steps after it.
+            let second: Expr = input.parse()?;
+            chain.errors.push(second_closure(step, &separator, &second));
+            return Ok(true);
+        }
         chain.errors.push(Error::new(
             separator.span(),
             format!("`chain!` steps are not separated by `{separator}`: remove it"),
@@ -298,6 +355,54 @@ fn parse_next_step(input: ParseStream, chain: &mut Chain) -> syn::Result<bool> {
     let step = parse_step(input, kind, keyword)?;
     chain.steps.push(step);
     Ok(true)
+}
+
+/// `then |x| x + 1, |e| 0`: a step given a second closure after a `,`, as Twisted's
+/// `addCallbacks(callback, errback)` takes one for each path. Reported from the `,` through the
+/// second closure.
+fn second_closure(step: &Step, comma: &TokenTree, second: &Expr) -> Error {
+    let name = step.kind.keyword().name();
+    let message = match (step.kind.keyword(), second) {
+        (Keyword::Then, Expr::Closure(closure)) => {
+            let (head, body) = closure_text(closure);
+            let body = if body.len() > 40 { "..." } else { &body };
+            format!(
+                "a `then` takes one closure, not two: write the second as a step of its own, \
+                 with no `,`: `catch {head} {body}` (Twisted's `addCallbacks(callback, errback)` \
+                 is a `then` and a `catch`; the `catch` also handles the `then`'s own failures)"
+            )
+        }
+        _ => format!(
+            "a `{name}` takes one closure, not two: write the second as a step of its own, with \
+             no `,`, after its keyword (`then`, `catch` or `finally`)"
+        ),
+    };
+    Error::new_spanned(quote::quote!(#comma #second), message)
+}
+
+/// A closure as a person writes it, its head (`|x|`, `move |(a, b): (u32, u32)| -> u32`) and its
+/// body.
+fn closure_text(closure: &ExprClosure) -> (String, String) {
+    use crate::validate::text;
+    let inputs = closure
+        .inputs
+        .iter()
+        .map(|input| match input {
+            Pat::Type(typed) => format!("{}: {}", text(&typed.pat), text(&typed.ty)),
+            other => text(other),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let capture = if closure.capture.is_some() {
+        "move "
+    } else {
+        ""
+    };
+    let output = match &closure.output {
+        ReturnType::Default => String::new(),
+        ReturnType::Type(_, ty) => format!(" -> {}", text(ty)),
+    };
+    (format!("{capture}|{inputs}|{output}"), text(&closure.body))
 }
 
 /// The error for a token that cannot start a step.

@@ -75,6 +75,8 @@ const NOISE: &[&str] = &[
     "r#then",
     "self",
     "_",
+    ".then",
+    "Deferred::pending()",
 ];
 
 /// A valid chain, as pieces.

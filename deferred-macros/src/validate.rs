@@ -1,7 +1,8 @@
 //! The rules a chain must follow, on the model `parse` built: each turns a mistake into an
 //! error on the token that is wrong.
 //!
-//! - The rule for the start ([`borrowed_start`]): not a borrowed local (`&d`).
+//! - The rules for the start: not a borrowed local (`&d`, [`borrowed_start`]), not the pair
+//!   `Deferred::pending()` gives ([`pending_start`]).
 //! - The rules for a step on its own ([`validate_step`]): a `catch`'s type not a reference
 //!   ([`catch_type_error`]), the form of its closure (no `async`, the right number of
 //!   parameters), no `.await` in its body, a `finally`'s outcome taken by reference, a body that
@@ -28,6 +29,9 @@ use crate::parse::{Chain, Handler, Keyword, Step, StepClosure, StepKind};
 /// Checks every rule: each step's own, then those across steps.
 pub fn validate(chain: &mut Chain) {
     if let Some(error) = borrowed_start(&mut chain.start) {
+        chain.errors.push(error);
+    }
+    if let Some(error) = pending_start(&mut chain.start) {
         chain.errors.push(error);
     }
     for step in &mut chain.steps {
@@ -270,6 +274,42 @@ fn borrowed_start(start: &mut Expr) -> Option<Error> {
     Some(error)
 }
 
+/// `chain! { Deferred::pending() then .. }`: `pending()` gives the Deferred and its Resolver, a
+/// pair, which the chain would take as a plain value (and a step that ignores it compiles, with
+/// the Resolver dropped in it). Reported at the start, and the chain expanded on the pair's
+/// Deferred, so that no error about the pair follows.
+fn pending_start(start: &mut Expr) -> Option<Error> {
+    let Expr::Call(call) = &*start else {
+        return None;
+    };
+    let Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let segments = &path.path.segments;
+    let [.., kind, function] = segments.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    if !call.args.is_empty()
+        || path.qself.is_some()
+        || function.ident != "pending"
+        || !(kind.ident == "Deferred" || kind.ident == "LocalDeferred")
+    {
+        return None;
+    }
+    let kind = kind.ident.to_string();
+    let error = Error::new_spanned(
+        &*start,
+        format!(
+            "`{kind}::pending()` gives a pair, the Deferred and its Resolver, not a Deferred: \
+             bind them before the chain, `let (d, resolver) = {kind}::pending();`, start the \
+             chain from `d`, and fire it with `resolver.callback(value)`"
+        ),
+    );
+    let pair = start.clone();
+    *start = syn::parse_quote_spanned!(pair.span()=> (#pair).0);
+    Some(error)
+}
+
 /// The rules for one step. A mistake that leaves the step's types clear (a `finally` outcome
 /// taken by value) is fixed in the model and reported in `errors`; any other makes the step
 /// invalid.
@@ -415,12 +455,23 @@ fn without_parentheses(ty: &Type) -> &Type {
 }
 
 /// `finally |outcome: Result<T, E>|`: the outcome is lent to a `finally`. Reported at the type,
-/// and taken as `&Result<T, E>` so that the body is still checked.
+/// and taken as `&Result<T, E>` so that the body is still checked. Only for a type named
+/// `Result`: one of another name (`finally |x: u32|`, the value in mind) is left to the
+/// expansion, which says at it that the outcome is a `&Result` (`__private::LentAs`).
 fn outcome_by_value(closure: &mut StepClosure) -> Option<Error> {
     let Some(Pat::Type(typed)) = &mut closure.param else {
         return None;
     };
-    if matches!(*typed.ty, Type::Reference(_) | Type::Infer(_)) {
+    let Type::Path(path) = &*typed.ty else {
+        return None;
+    };
+    if path.qself.is_some()
+        || path
+            .path
+            .segments
+            .last()
+            .is_none_or(|last| last.ident != "Result")
+    {
         return None;
     }
     let name = text(&typed.pat);

@@ -92,3 +92,33 @@ impl<F: FnOnce(&Result<T, E>) -> R, R, T, E> FinallyFn<T, E, OutcomeParam> for F
         self(outcome)
     }
 }
+
+/// The outcome lent to a `finally`'s typed parameter (`finally |outcome: &Result<T, E>|`): the
+/// expansion gives it through [`lent`], at the parameter's type, so that a parameter of another
+/// type (`finally |x: u32|`, the value in mind, as Twisted's `addBoth` or a `then` gives it) is
+/// reported at its type, not as a mismatch at the whole chain.
+#[diagnostic::on_unimplemented(
+    message = "this `finally` takes a `{P}`, but it is lent the chain's outcome, a `{Self}`",
+    label = "the outcome is a `{Self}`, not the value",
+    note = "a `finally` runs on both paths and is lent the `Result`: write `|outcome|` (or \
+            `|outcome: {Self}|`); to use the value, write `if let Ok(value) = outcome {{ .. }}` in \
+            the body, or a `then |value| ..` step, which runs on success with the value"
+)]
+pub trait LentAs<P> {
+    /// The outcome itself.
+    fn lend(self) -> P;
+}
+
+#[diagnostic::do_not_recommend]
+impl<O> LentAs<O> for O {
+    #[inline(always)]
+    fn lend(self) -> O {
+        self
+    }
+}
+
+/// Gives the outcome to a `finally`'s typed parameter (see [`LentAs`]).
+#[inline(always)]
+pub fn lent<O: LentAs<P>, P>(outcome: O) -> P {
+    outcome.lend()
+}

@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use deferred::{Deferred, Failure, chain};
 
+/// The outcome of the chains below, by another name.
+type Outcome = Result<u32, Failure>;
+
 static RUNS: AtomicUsize = AtomicUsize::new(0);
 
 fn count() {
@@ -34,6 +37,9 @@ fn main() {
         finally || Deferred::<_>::succeed("ignored")        // waited for, then passes on
         finally |n| if let Ok(n) = n { assert_eq!(n + 0, 1) } // the value, from the outcome
         finally |n| assert_eq!(n.as_ref().map(|n| n * 2).ok(), Some(2)) // methods of the outcome
+        finally |outcome: &Outcome| assert!(outcome.is_ok())  // a type alias of the outcome
+        finally |outcome: &_| assert!(outcome.is_ok())       // its type inferred
+        finally |_: &Result<u32, Failure>| ()               // typed, and not read
     };
     assert_eq!(d.wait().unwrap(), 1);
     assert_eq!(RUNS.load(Ordering::SeqCst), 2);
