@@ -172,6 +172,15 @@ fn parse_chain(input: ParseStream) -> syn::Result<Chain> {
     if let Some(error) = step_after_a_dot(input) {
         return Err(error);
     }
+    if input.peek(Token![let]) {
+        let word: Token![let] = input.parse()?;
+        return Err(Error::new(
+            word.span,
+            "a `chain!` starts from an expression, not a statement: bind the value before the \
+             chain, `let d = lookup(id);`, then start the chain from it: `chain! { d then \
+             |value| ... }`",
+        ));
+    }
     let start: Expr = input.parse()?;
     if let Some(word) = start_keyword(&start, input) {
         return Err(Error::new(
