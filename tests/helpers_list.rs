@@ -94,7 +94,9 @@ fn fire_on_one_errback_fails_with_the_first_failure_and_its_index() {
 // Twisted: DeferredTests.testDeferredListDontConsumeErrors
 // Twisted lets a failure both fill the list's slot and flow on in the input (where it is logged
 // unless handled). Here the list owns its inputs: a failure the result carries is handed over
-// once and never reported; a failure the result does not carry is reported exactly once.
+// once and, taken, never reported (one nobody takes is:
+// `an_unread_settled_list_reports_its_failures_once`); a failure the result does not carry is
+// reported exactly once.
 #[test]
 fn failures_the_result_does_not_carry_are_reported_once() {
     let marker = "list-keeps-errors-bang";
@@ -826,3 +828,201 @@ an_item_held_at_build_goes_back_to_the_queue!(
 );
 
 use deferred::local::DeferredList as LocalList;
+
+/// The failures a settled list holds as values of its result (`settle_all`, `all`; the
+/// `AllFailed` of `fire_on_one_callback`) are reported, each once, when nobody ever takes that
+/// result: its Deferred dropped unread after it fired, or before (then as its inputs fire, or as
+/// the list lets go of the failures it kept for an input that never will: its producer saw
+/// `is_closed` and stopped). As a Deferred dropped with its failure unread reports it; Twisted's
+/// `DeferredList` leaves the failures in its inputs, where they are logged. For both kinds.
+macro_rules! an_unread_settled_list_reports_its_failures_once {
+    ($name:ident, $Deferred:ty, $List:ident, $settle_all:path) => {
+        #[test]
+        fn $name() {
+            let marker = concat!(stringify!($name), "-bang");
+            let unhandled = Unhandled::start(marker);
+            let failing = || <$Deferred>::fail(Failure::msg(marker));
+
+            // Fired as it is made (its inputs had fired), dropped unread.
+            drop($settle_all([<$Deferred>::succeed(1), failing()]));
+            assert_eq!(unhandled.count(), 1, "settle_all dropped after it fired");
+            drop($List::new([failing(), <$Deferred>::succeed(2)]).all());
+            assert_eq!(unhandled.count(), 2, "all dropped after it fired");
+
+            // Fired by its inputs, then dropped.
+            let (a, ra) = <$Deferred>::pending();
+            let (b, rb) = <$Deferred>::pending();
+            let all = $settle_all([a, b]);
+            ra.errback(Failure::msg(marker));
+            rb.callback(2);
+            assert!(all.is_fired());
+            assert_eq!(unhandled.count(), 2, "not while it can still be read");
+            drop(all);
+            assert_eq!(unhandled.count(), 3, "dropped once its inputs fired it");
+
+            // Dropped before it fires: reported as its inputs fire it.
+            let (a, ra) = <$Deferred>::pending();
+            let (b, rb) = <$Deferred>::pending();
+            drop($List::new([a, b]).all());
+            ra.callback(1);
+            rb.errback(Failure::msg(marker));
+            assert_eq!(unhandled.count(), 4, "dropped before it fired");
+
+            // Dropped before it fires, and one input never does: nobody can see it any more, so
+            // its producer stops. The failure kept from the other input is reported.
+            let (a, ra) = <$Deferred>::pending();
+            let (b, rb) = <$Deferred>::pending();
+            drop($settle_all([a, b]));
+            ra.errback(Failure::msg(marker));
+            assert_eq!(unhandled.count(), 4, "kept while an input may still fire");
+            assert!(rb.is_closed());
+            drop(rb);
+            assert_eq!(unhandled.count(), 5, "kept, and let go unread");
+
+            // Polled as a future (a task listens), fired, and the future dropped unfinished.
+            let (a, ra) = <$Deferred>::pending();
+            let mut all = $settle_all([a]);
+            let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(std::pin::Pin::new(&mut all).poll(&mut context).is_pending());
+            ra.errback(Failure::msg(marker));
+            drop(all);
+            assert_eq!(unhandled.count(), 6, "a task's, dropped unread");
+
+            // `fire_on_one_callback` when every input failed: `AllFailed` holds each failure.
+            let (a, ra) = <$Deferred>::pending();
+            let first = $List::new([a, failing()]).fire_on_one_callback();
+            ra.errback(Failure::msg(marker));
+            assert!(first.is_fired());
+            drop(first);
+            assert_eq!(unhandled.count(), 8, "each failure of AllFailed");
+        }
+    };
+}
+
+an_unread_settled_list_reports_its_failures_once!(
+    an_unread_settled_list_reports_its_failures_once,
+    Deferred<u32>,
+    DeferredList,
+    settle_all
+);
+
+an_unread_settled_list_reports_its_failures_once!(
+    an_unread_settled_list_reports_its_failures_once_local,
+    deferred::LocalDeferred<u32>,
+    LocalList,
+    deferred::local::settle_all
+);
+
+/// A settled list whose result is taken — waited on, given to a step (added before it fired or
+/// after), run through `chain!` — reports nothing: its failures are the reader's, and go with
+/// the `Vec` if the reader drops it. For both kinds.
+macro_rules! a_read_settled_list_reports_nothing {
+    ($name:ident, $Deferred:ty, $List:ident, $settle_all:path) => {
+        #[test]
+        fn $name() {
+            let marker = concat!(stringify!($name), "-bang");
+            let unhandled = Unhandled::start(marker);
+            let failing = || <$Deferred>::fail(Failure::msg(marker));
+
+            let results = $settle_all([failing(), <$Deferred>::succeed(1)])
+                .wait()
+                .unwrap();
+            assert_eq!(message(&results[0]), marker);
+            drop(results);
+
+            // A step added after it fired, whose own result nobody reads.
+            drop($List::new([failing()]).all().add_callback(|results| {
+                assert_eq!(results.len(), 1);
+                Ok::<_, Failure>(())
+            }));
+
+            // A step added before it fired, the same.
+            let (a, ra) = <$Deferred>::pending();
+            drop($settle_all([a]).add_callback(|results| Ok::<_, Failure>(results.len())));
+            ra.errback(Failure::msg(marker));
+
+            // `chain!` over it.
+            let (a, ra) = <$Deferred>::pending();
+            let counted = deferred::chain! {
+                $settle_all([a, failing()])
+                then |results| results.iter().filter(|result| result.is_err()).count()
+            };
+            ra.errback(Failure::msg(marker));
+            assert_eq!(counted.wait().unwrap(), 2);
+
+            // `fire_on_one_callback`'s `AllFailed`, taken.
+            match $List::new([failing()])
+                .fire_on_one_callback()
+                .wait()
+                .unwrap()
+            {
+                FirstSuccess::AllFailed(failures) => assert_eq!(failures.len(), 1),
+                FirstSuccess::Succeeded { .. } => panic!("nothing succeeded"),
+            }
+            assert_eq!(unhandled.count(), 0);
+        }
+    };
+}
+
+a_read_settled_list_reports_nothing!(
+    a_read_settled_list_reports_nothing,
+    Deferred<u32>,
+    DeferredList,
+    settle_all
+);
+
+a_read_settled_list_reports_nothing!(
+    a_read_settled_list_reports_nothing_local,
+    deferred::LocalDeferred<u32>,
+    LocalList,
+    deferred::local::settle_all
+);
+
+/// A list that consumes errors reports none of the failures its result holds, read or not: the
+/// user asked for silence. For both kinds.
+macro_rules! an_unread_list_that_consumes_errors_reports_nothing {
+    ($name:ident, $Deferred:ty, $List:ident) => {
+        #[test]
+        fn $name() {
+            let unhandled = deferred::UnhandledCapture::start();
+            let failing = || <$Deferred>::fail(Failure::msg("consumed"));
+
+            drop(
+                $List::new([failing(), <$Deferred>::succeed(1)])
+                    .consume_errors()
+                    .all(),
+            );
+
+            let (a, ra) = <$Deferred>::pending();
+            drop($List::new([a]).consume_errors().all());
+            ra.errback(Failure::msg("consumed"));
+
+            let (a, ra) = <$Deferred>::pending();
+            let (b, rb) = <$Deferred>::pending();
+            drop($List::new([a, b]).consume_errors().all());
+            ra.errback(Failure::msg("consumed"));
+            drop(rb);
+
+            drop(
+                $List::new([failing()])
+                    .consume_errors()
+                    .fire_on_one_callback(),
+            );
+            let reported: Vec<String> =
+                unhandled.finish().iter().map(ToString::to_string).collect();
+            assert!(reported.is_empty(), "{reported:?}");
+        }
+    };
+}
+
+an_unread_list_that_consumes_errors_reports_nothing!(
+    an_unread_list_that_consumes_errors_reports_nothing,
+    Deferred<u32>,
+    DeferredList
+);
+
+an_unread_list_that_consumes_errors_reports_nothing!(
+    an_unread_list_that_consumes_errors_reports_nothing_local,
+    deferred::LocalDeferred<u32>,
+    LocalList
+);

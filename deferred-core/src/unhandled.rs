@@ -1,8 +1,10 @@
 //! Rule 5: a failure nobody handled is reported, once, through a replaceable hook.
 //!
 //! A Deferred dropped while it holds a failure — or whose failure arrives after its handle was
-//! dropped — reports it here ("Unhandled error in Deferred"). A failure that reached an errback,
-//! `wait`, an `.await` or a `catch` was handled and is never reported.
+//! dropped — reports it here ("Unhandled error in Deferred"); so does one whose value holds its
+//! inputs' failures (`settle_all`'s, `join_settled`'s), each of them, when nobody took that
+//! value. A failure that reached an errback, `wait`, an `.await` or a `catch` was handled and is
+//! never reported.
 //!
 //! Where a report goes, the first that applies on the reporting thread: that thread's innermost
 //! capture (`capture.rs`), the custom hook, a `tracing::error!` event (feature `tracing`), stderr.

@@ -1470,12 +1470,38 @@ where
     /// chain drops it unread (its Deferred dropped before anything took the value): what a
     /// `DeferredQueue` hands its items to gets with. Gives `value` back at once when `try_fire`
     /// would.
-    pub(crate) fn try_fire_or_give_back<F>(mut self, value: T, give_back: F) -> Result<(), T>
+    pub(crate) fn try_fire_or_give_back<F>(self, value: T, give_back: F) -> Result<(), T>
     where
         T: Sendable + 'static,
         E: FromFailure + Sendable + 'static,
         F: FnOnce(T) + Sendable + 'static,
     {
+        self.fire_value_by(value, move |link, value| {
+            Chain::fire_if_open_or_give_back(link, value, give_back)
+        })
+    }
+
+    /// Fires the Deferred with `value`, which holds failures (a combinator's outcome that keeps
+    /// its inputs' failures as values: `settle_all`'s `Err`s), unless nobody can see it (then
+    /// gives it back, as [`settle_if_open`](Self::settle_if_open)). Until the end of the chain
+    /// takes it, a value that no step or listener took as it fired is kept so that
+    /// `report_held` reports those failures if the chain drops it unread (rule 5).
+    pub(crate) fn settle_holding(self, value: T, report_held: fn(T)) -> Result<(), T>
+    where
+        T: Sendable + 'static,
+        E: FromFailure + Sendable + 'static,
+    {
+        self.fire_value_by(value, move |link, value| {
+            Chain::fire_if_open_holding(link, value, report_held)
+        })
+    }
+
+    /// Hands `value`, a success, to `fire`, which fires the chain with it (or gives it back).
+    fn fire_value_by(
+        mut self,
+        value: T,
+        fire: impl FnOnce(&ChainPtr<Chain<T, E>>, T) -> Result<(), T>,
+    ) -> Result<(), T> {
         let link = self.link.take();
         std::mem::forget(self); // nothing left in it to drop
         match link {
@@ -1487,7 +1513,7 @@ where
                     ok = true,
                     "fired"
                 );
-                let fired = Chain::fire_if_open_or_give_back(&link, value, give_back);
+                let fired = fire(&link, value);
                 if fired.is_err() {
                     crate::trace::chain_event!(
                         "fire refused: the chain was cancelled, or nobody can see it"

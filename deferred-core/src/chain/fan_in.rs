@@ -24,13 +24,23 @@
 //!   is cancelled at once (rule 7; an output whose answers come later remembers the cancel,
 //!   `Phase::RootOfFanIn`).
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
-//!   the outcome was decided, or was kept and then overtaken by a deciding result) is reported
+//!   the outcome was decided, was kept and then overtaken by a deciding result, or was kept
+//!   for an outcome never decided: the combinator was let go of because nobody could see its
+//!   output, and an input never arrived, its producer having stopped for that) is reported
 //!   through the unhandled-error hook, unless the combinator consumes errors, or the failure is
 //!   the answer to a cancellation the combinator made: a cancellation (a failure of its own —
 //!   one that came before the cancel, raced it, that a canceller answered with, or that a step
 //!   of the input made of the cancellation, such as an errback that wraps it in a message — is
 //!   reported; with an error type that cannot say whether it holds a cancellation, every
 //!   failure after the cancel counts as its answer).
+//! - The input failures an outcome holds as values (`settle_all`'s and `join_settled`'s `Err`s,
+//!   `fire_on_one_callback`'s `AllFailed`: `Policy::holds_failures`) are reported if nobody
+//!   ever reads that outcome, unless the combinator consumes errors: the output keeps it in a
+//!   slot that reports them if the output's chain drops it unread (`Resolver::settle_holding`),
+//!   and an output nobody can see any more (dropped with no step left) is not fired: they are
+//!   reported at once. A cancellation among them is reported too, as a Deferred cancelled and
+//!   dropped unread reports its own. Once taken — by the end of the output's chain, a step, a
+//!   chain or combinator that waits on it — the outcome and its failures are the taker's.
 //! - A success that arrives after the outcome was decided is dropped, unless its chain's slot
 //!   gives it back to its producer (`Slot::gives_back`: a `DeferredQueue`'s item, handed with
 //!   `Resolver::try_fire_or_give_back`): it is put back there, and goes back as the chain drops
@@ -85,6 +95,14 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     /// A kept result that a later decision leaves out of the outcome: its failure, if it holds
     /// one (to report, unless the combinator consumes errors).
     fn unwanted(kept: Self::Kept) -> Option<E>;
+
+    /// What reports the failures `outcome` holds as values (`settle_all`'s and `join_settled`'s
+    /// `Err`s, `fire_on_one_callback`'s `AllFailed`), if it holds any: the output keeps such an
+    /// outcome so that they are reported if nobody ever reads it (`Resolver::settle_holding`).
+    /// `None`, the default, for an outcome that holds none.
+    fn holds_failures(_outcome: &Self::Output) -> Option<fn(Self::Output)> {
+        None
+    }
 
     /// The combinator is about to cancel its inputs (its output was cancelled, or a result
     /// decided and the leftovers say to cancel the rest). Runs outside the lock.
@@ -429,7 +447,7 @@ where
                     self.cancel_inputs(Within::default());
                 }
                 self.drop_kept();
-                drop(resolver.settle(outcome));
+                self.settle_output(resolver, outcome);
             }
             Next::Settled { resolver, places } => {
                 // In place of the places' `Vec` when the layouts allow.
@@ -442,8 +460,31 @@ where
                         }
                     })
                     .collect();
-                drop(resolver.settle(self.policy.settled(kept)));
+                self.settle_output(resolver, self.policy.settled(kept));
             }
+        }
+    }
+
+    /// Fires the output with `outcome`. One that holds failures as values
+    /// (`Policy::holds_failures`) is kept so that they are reported if nobody reads it — here,
+    /// at once, if nobody can (the output was dropped with no step left) — unless the
+    /// combinator consumes errors.
+    fn settle_output(
+        &self,
+        resolver: Resolver<P::Output, P::Error>,
+        outcome: Result<P::Output, P::Error>,
+    ) {
+        let report_held = match &outcome {
+            Ok(output) if !self.leftovers.consume_errors => P::holds_failures(output),
+            _ => None,
+        };
+        match (report_held, outcome) {
+            (Some(report_held), Ok(output)) => {
+                if let Err(unread) = resolver.settle_holding(output, report_held) {
+                    report_held(unread);
+                }
+            }
+            (_, outcome) => drop(resolver.settle(outcome)),
         }
     }
 
@@ -497,7 +538,35 @@ where
             _ => drop(value),
         }
     }
+}
 
+impl<T, E: 'static, P: Policy<T, E>> Drop for Shared<T, E, P> {
+    /// The combinator is let go of with its outcome undecided: nobody could see its output (it
+    /// was dropped with no step left), and an input never arrived (nobody could see that
+    /// input's result either, so its chain ended without one: its producer stopped). What was
+    /// kept for the outcome is left out of it: a failure in it is reported, as one a decision
+    /// leaves out (`Shared::leftover`), each on its own (a panic in a kept value's `Drop` is
+    /// reported too).
+    fn drop(&mut self) {
+        let places = mem::take(&mut self.progress.get_mut().places);
+        for place in places {
+            let (kept, after_cancel) = match place {
+                Place::Kept(kept) => (kept, false),
+                Place::KeptAfterCancel(kept) => (kept, true),
+                Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
+            };
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+                if let Some(error) = P::unwanted(kept) {
+                    self.leftover(error, after_cancel);
+                }
+            })) {
+                unhandled::report(Failure::from_panic(payload, None));
+            }
+        }
+    }
+}
+
+impl<T, E: 'static, P: Policy<T, E>> Shared<T, E, P> {
     /// A result the outcome does not carry: a failure is reported unless consumed or expected
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
     /// an error type that cannot say, that arrived after that cancel: `after_cancel`).

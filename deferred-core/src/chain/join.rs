@@ -19,6 +19,7 @@ use super::Sendable;
 use super::fan_in::{Leftovers, Place, Policy, Sorted, fan_in_places};
 use super::pending::stage::{Slot, put_back, take};
 use crate::bounds::FromFailure;
+use crate::unhandled;
 
 /// A tuple of 2 to 12 Deferreds with one error type `E`, of any value types: what
 /// [`join`] and [`join_settled`] take. Implemented for tuples only (sealed); the methods are
@@ -94,6 +95,13 @@ where
 /// Cancelling it cancels every input; it then fires with their answers (normally
 /// [`Cancelled`](crate::Cancelled) in the place of each input that was pending).
 ///
+/// The failures in the tuple are yours once you take it (`wait`, `.await`, a step, `chain!`).
+/// If nobody ever does — the Deferred is dropped unread, with no step on it, before or after it
+/// fires — each is reported through the [unhandled-error hook](crate::set_unhandled_hook), as
+/// it is, once, in input order. (Dropped before it fired, they are reported as the inputs fire;
+/// if some inputs never will, their producers having stopped because nobody can see the tuple,
+/// the failures kept from the others are reported as the join lets go of them.)
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use deferred::{join_settled, Deferred, Failure};
@@ -157,6 +165,13 @@ macro_rules! joins {
                 match value {
                     $(Input::$T(value) => put_back::<$T, E>(into, value),)+
                 }
+            }
+
+            /// Reports the failures of a settled tuple nobody read, in input order; the values
+            /// are dropped after them (a panic in one's `Drop` leaves no failure unreported).
+            fn report_failed<E: 'static, $($T),+>(outcome: ($(Result<$T, E>,)+)) {
+                let values = ($(outcome.$i.map_err(unhandled::report).ok(),)+);
+                drop(values);
             }
 
             /// `join`: every input succeeded (kept, wrapped), or the first failure decides.
@@ -255,6 +270,16 @@ macro_rules! joins {
 
                 fn unwanted(kept: Result<Input<$($T),+>, E>) -> Option<E> {
                     kept.err()
+                }
+
+                fn holds_failures(
+                    outcome: &($(Result<$T, E>,)+),
+                ) -> Option<fn(($(Result<$T, E>,)+))> {
+                    if false $(|| outcome.$i.is_err())+ {
+                        Some(report_failed::<E, $($T),+>)
+                    } else {
+                        None
+                    }
                 }
 
                 fn take_arrival(

@@ -21,13 +21,14 @@ use super::fan_in::{FireOnFirstError, Leftovers, Policy, Sorted, fan_in};
 use crate::bounds::FromFailure;
 use crate::failure::Failure;
 use crate::outcome::FirstSuccess;
+use crate::unhandled;
 
 /// Many Deferreds waited on as one (Twisted's `DeferredList`): pick how the result fires with
 /// [`all`](DeferredList::all), [`fire_on_one_callback`](DeferredList::fire_on_one_callback) or
 /// [`fire_on_one_errback`](DeferredList::fire_on_one_errback).
 ///
 /// The list takes its inputs: their results go into the list's result, in input order, whatever
-/// order they fire in (a result, failures included, is then yours: dropping it unread drops them,
+/// order they fire in (a result taken, failures included, is then yours: dropping it drops them,
 /// like any value). Cancelling the list's result cancels every input that is still pending;
 /// the result then comes from the inputs' answers (a canceller may even succeed).
 ///
@@ -35,7 +36,15 @@ use crate::outcome::FirstSuccess;
 /// `fire_on_one_*` list fired, or before it fired on another input's success) is reported through
 /// the [unhandled-error hook](crate::set_unhandled_hook), unless the list
 /// [consumes errors](DeferredList::consume_errors) or the failure is a cancellation answering one
-/// the list made.
+/// the list made. So are the failures a result holds as values (in the `Vec` of
+/// [`all`](DeferredList::all), the `AllFailed` of
+/// [`fire_on_one_callback`](DeferredList::fire_on_one_callback)) when nobody ever takes that
+/// result — its Deferred dropped unread, with no step on it, after it fired or before — each as
+/// it is, once, in input order, unless the list consumes errors. (Dropped before it fired, the
+/// failures are reported as the inputs fire; if some inputs never will, their producers having
+/// stopped because nobody can see the result, the failures kept from the others are reported
+/// as the list lets go of them.) A result taken (`wait`, `.await`, a step, `chain!`) reports
+/// nothing.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -82,11 +91,14 @@ where
 
     /// Drops the input failures that the result does not carry, instead of reporting them as
     /// unhandled (Twisted's `consumeErrors=True`). Use it when such failures are expected: the
-    /// losers of `fire_on_one_callback`, the later failures after `fire_on_one_errback`.
+    /// losers of `fire_on_one_callback`, the later failures after `fire_on_one_errback`. The
+    /// failures the result carries are not reported either when nobody takes the result (its
+    /// Deferred dropped unread).
     ///
-    /// (Twisted needs `consumeErrors` even for a plain list, because each failure also stays in its
-    /// input Deferred; here the list owns its inputs, so a failure the result carries is handed to
-    /// you once, and [`all`](DeferredList::all) never reports anything.)
+    /// (Twisted needs `consumeErrors` even for a plain list whose result is read, because each
+    /// failure also stays in its input Deferred; here the list owns its inputs, so a failure the
+    /// result carries is handed to you once, and [`all`](DeferredList::all) reports one only
+    /// when nobody ever takes its result.)
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -132,6 +144,12 @@ where
     /// `DeferredList`; the same as [`settle_all`]). It never fails on its own: failures are in the
     /// list. An empty list fires at once with `[]`, as in Twisted.
     ///
+    /// The failures in the list are yours once you take it. If nobody ever does — the Deferred
+    /// is dropped unread, with no step on it, before or after it fires — each is reported
+    /// through the [unhandled-error hook](crate::set_unhandled_hook), as it is, once, unless the
+    /// list [consumes errors](DeferredList::consume_errors) (as Twisted logs the failures a
+    /// `DeferredList` leaves in its inputs).
+    ///
     /// ```
     /// # extern crate deferred_core as deferred;
     /// use deferred::{Deferred, DeferredList, Failure};
@@ -158,7 +176,9 @@ where
     /// it goes to the queue's next `get`.
     ///
     /// An empty list fires at once with `AllFailed([])` — all of its no inputs failed. (Twisted's
-    /// never fires; a Deferred that can never fire would hang whoever waits on it.)
+    /// never fires; a Deferred that can never fire would hang whoever waits on it.) The failures
+    /// of an `AllFailed` nobody ever takes (the Deferred dropped unread, with no step on it) are
+    /// reported, each once, unless the list consumes errors.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -278,6 +298,13 @@ where
 /// is in its slot. No inputs: fires at once with `[]`. Cancelling it cancels every input; it then
 /// fires with their answers.
 ///
+/// The failures in the `Vec` are yours once you take it (`wait`, `.await`, a step, `chain!`).
+/// If nobody ever does — the Deferred is dropped unread, with no step on it, before or after it
+/// fires — each is reported through the [unhandled-error hook](crate::set_unhandled_hook), as
+/// it is, once, in input order (Twisted logs the failures a `DeferredList` leaves in its
+/// inputs); use [`DeferredList::consume_errors`] and [`all`](DeferredList::all) for a list
+/// that reports none.
+///
 /// ```
 /// # extern crate deferred_core as deferred;
 /// use deferred::{settle_all, Deferred, Failure};
@@ -328,6 +355,24 @@ where
     fn unwanted(result: Result<T, E>) -> Option<E> {
         result.err()
     }
+
+    fn holds_failures(results: &Vec<Result<T, E>>) -> Option<fn(Vec<Result<T, E>>)> {
+        if results.iter().any(Result::is_err) {
+            Some(report_failed::<T, E>)
+        } else {
+            None
+        }
+    }
+}
+
+/// Reports the failures of an outcome of every result nobody read, in input order; the values
+/// are dropped after them (a panic in one's `Drop` leaves no failure unreported).
+fn report_failed<T, E: 'static>(results: Vec<Result<T, E>>) {
+    let values: Vec<T> = results
+        .into_iter()
+        .filter_map(|result| result.map_err(unhandled::report).ok())
+        .collect();
+    drop(values);
 }
 
 /// `fire_on_one_callback`: the first success decides; when every input failed, the outcome is
@@ -361,5 +406,21 @@ where
 
     fn unwanted(error: E) -> Option<E> {
         Some(error)
+    }
+
+    fn holds_failures(outcome: &FirstSuccess<T, E>) -> Option<fn(FirstSuccess<T, E>)> {
+        match outcome {
+            FirstSuccess::AllFailed(failures) if !failures.is_empty() => {
+                Some(report_all_failed::<T, E>)
+            }
+            FirstSuccess::AllFailed(_) | FirstSuccess::Succeeded { .. } => None,
+        }
+    }
+}
+
+/// Reports the failures of an `AllFailed` nobody read, in input order.
+fn report_all_failed<T, E: 'static>(outcome: FirstSuccess<T, E>) {
+    if let FirstSuccess::AllFailed(failures) = outcome {
+        failures.into_iter().for_each(unhandled::report);
     }
 }

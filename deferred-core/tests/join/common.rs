@@ -212,3 +212,64 @@ fn a_failure_in_the_settled_tuple_is_the_readers_and_not_reported() {
     let (_one, _two) = all.wait().unwrap();
     assert_eq!(unhandled(marker), before);
 }
+
+#[test]
+fn an_unread_settled_join_reports_its_failures_once() {
+    let marker = "JOIN-SETTLED-DROPPED";
+    let before = unhandled(marker);
+    // Fired as it is made (its inputs had fired), dropped unread.
+    drop(join_settled((
+        Deferred::<u32>::succeed(1),
+        Deferred::<&str>::fail(Failure::msg(marker)),
+    )));
+    assert_eq!(unhandled(marker), before + 1, "dropped after it fired");
+
+    // Fired by its inputs, then dropped.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<String>::pending();
+    let all = join_settled((a, b));
+    rb.errback(Failure::msg(marker));
+    ra.callback(1);
+    assert!(all.is_fired());
+    assert_eq!(unhandled(marker), before + 1, "not while it can be read");
+    drop(all);
+    assert_eq!(unhandled(marker), before + 2, "dropped once its inputs fired it");
+
+    // Dropped before it fires: each failure is reported as the inputs fire it.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<String>::pending();
+    drop(join_settled((a, b)));
+    ra.errback(Failure::msg(marker));
+    rb.errback(Failure::msg(marker));
+    assert_eq!(unhandled(marker), before + 4, "dropped before it fired");
+
+    // Dropped before it fires, and one input never does (nobody can see it: its producer
+    // stops): the failure kept from the other is reported.
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, rb) = Deferred::<String>::pending();
+    drop(join_settled((a, b)));
+    ra.errback(Failure::msg(marker));
+    assert!(rb.is_closed());
+    drop(rb);
+    assert_eq!(unhandled(marker), before + 5, "kept, and let go unread");
+}
+
+#[test]
+fn a_settled_join_read_by_a_step_reports_nothing() {
+    let marker = "JOIN-SETTLED-STEP";
+    let before = unhandled(marker);
+    let (a, ra) = Deferred::<u32>::pending();
+    let read = join_settled((a, Deferred::<u8>::fail(Failure::msg(marker))))
+        .add_callback(|(a, b)| Ok::<_, Failure>(a.is_err() && b.is_err()));
+    ra.errback(Failure::msg(marker));
+    assert!(read.wait().unwrap());
+    // A step added once it fired, whose own result nobody reads.
+    drop(
+        join_settled((
+            Deferred::<u32>::succeed(1),
+            Deferred::<u8>::fail(Failure::msg(marker)),
+        ))
+        .add_callback(|_| Ok::<_, Failure>(())),
+    );
+    assert_eq!(unhandled(marker), before);
+}

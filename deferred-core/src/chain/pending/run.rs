@@ -6,7 +6,7 @@ use super::super::{
     ChainPtr, Delivery, RUN_STAGES_TOGETHER, Sendable, erase_cancel, erase_chain, link_to_cancel,
 };
 use super::cancel::{CancelHandle, Remembered};
-use super::stage::{Added, Flow, GivenBack, Slot, Stages};
+use super::stage::{Added, Flow, GivenBack, HoldsFailures, Slot, Stages};
 use super::{
     AnyChain, Chain, Current, EndUnread, Fire, Firing, Guard, Listener, Part, Parts, Phase,
     same_chain,
@@ -120,7 +120,7 @@ where
     where
         F: FnOnce(T) + Sendable + 'static,
     {
-        let Some((mut inner, _, _)) = Self::open_root(this) else {
+        let Some((inner, _, _)) = Self::open_root(this) else {
             return Err(value);
         };
         if !inner.stages.is_empty() {
@@ -128,13 +128,52 @@ where
             Self::start(this, inner, Ok(value));
             return Ok(());
         }
-        let kept: Box<dyn Slot<E>> = Box::new(GivenBack::new(value, give_back));
+        Self::fire_kept_in(this, inner, Box::new(GivenBack::new(value, give_back)));
+        Ok(())
+    }
+
+    /// [`fire_if_open`](Chain::fire_if_open) with `value`, which holds failures that
+    /// `report_held` reports: when nothing takes the value on as the root fires (no step is
+    /// left, and no chain or fan-in listens), it is kept in a slot that reports them if the
+    /// chain drops it unread ([`HoldsFailures`]) until the end of the chain takes it. For a
+    /// combinator's outcome that holds its inputs' failures as values (`settle_all`). Gives
+    /// `value` back when nobody can see it, as `fire_if_open` does.
+    pub(crate) fn fire_if_open_holding(
+        this: &ChainPtr<Self>,
+        value: T,
+        report_held: fn(T),
+    ) -> Result<(), T> {
+        let Some((inner, _, _)) = Self::open_root(this) else {
+            return Err(value);
+        };
+        if !inner.stages.is_empty()
+            || !matches!(inner.listener, Listener::Nobody | Listener::Task(_))
+        {
+            // Its steps take the value as the root fires, or it goes on to the chain or
+            // combinator that listens.
+            Self::start(this, inner, Ok(value));
+            return Ok(());
+        }
+        Self::fire_kept_in(
+            this,
+            inner,
+            Box::new(HoldsFailures::new(value, report_held)),
+        );
+        Ok(())
+    }
+
+    /// Fires the root, which has no step left, with the result in `kept`, a slot of its own
+    /// (`fire_if_open_or_give_back`, `fire_if_open_holding`).
+    fn fire_kept_in(
+        this: &ChainPtr<Self>,
+        mut inner: Guard<'_, Parts<T, E>>,
+        kept: Box<dyn Slot<E>>,
+    ) {
         // As `start`: a cancel the root remembered goes on with the result.
         let cancel = inner.phase.remembered_by_root();
         let root = std::mem::replace(&mut inner.phase, Phase::Running { cancel });
         this.park(inner, Current::Other(kept));
         root.release();
-        Ok(())
     }
 
     /// How a root fires (`Firing`), under its lock.

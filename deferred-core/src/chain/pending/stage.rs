@@ -124,6 +124,52 @@ impl<T, E, F: FnOnce(T)> Drop for GivenBack<T, E, F> {
     }
 }
 
+/// A success whose value holds failures (a combinator's outcome that keeps its inputs'
+/// failures as values: `settle_all`'s `Vec<Result<T, E>>`): where the chain keeps it until the
+/// end of the chain takes it (`Resolver::settle_holding`). Seen as a `Result<T, E>` slot (its
+/// `as_any` is the result's), so the end of the chain, a step or a chain waiting on this one
+/// takes it as any other; if the chain reports it instead — nobody can read it, rule 5 — the
+/// failures in the value are reported, by `report_held`.
+pub(crate) struct HoldsFailures<T, E> {
+    result: Option<Result<T, E>>,
+    report_held: fn(T),
+}
+
+impl<T, E> HoldsFailures<T, E> {
+    pub(crate) fn new(value: T, report_held: fn(T)) -> HoldsFailures<T, E> {
+        HoldsFailures {
+            result: Some(Ok(value)),
+            report_held,
+        }
+    }
+}
+
+impl<T, E> Slot<E> for HoldsFailures<T, E>
+where
+    T: Sendable + 'static,
+    E: Sendable + 'static,
+{
+    fn as_any(&mut self) -> &mut dyn Any {
+        &mut self.result
+    }
+
+    fn fill_from(&mut self, from: &mut dyn Slot<E>) {
+        self.result = take::<T, E>(from);
+    }
+
+    fn report(&mut self) {
+        match self.result.take() {
+            Some(Ok(value)) => (self.report_held)(value),
+            Some(Err(error)) => unhandled::report(error),
+            None => {}
+        }
+    }
+
+    fn fail(&mut self, error: E) {
+        self.result = Some(Err(error));
+    }
+}
+
 /// Takes the result out of `slot`, which holds a `Result<T, E>`.
 #[inline]
 pub(crate) fn take<T: 'static, E: 'static>(slot: &mut dyn Slot<E>) -> Option<Result<T, E>> {
