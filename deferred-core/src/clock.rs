@@ -5,8 +5,13 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::Duration;
+
+// The schedule's lock: std's, loom's under `--cfg loom` (`crate::sync`), so that loom sees an
+// `advance` and a cancel on two threads meet in it (with std's, each model of a timed helper in
+// tests/loom.rs explored one interleaving).
+use crate::sync::{Mutex, MutexGuard};
 
 /// Something that can run a function later: what [`add_timeout`](crate::Deferred::add_timeout)
 /// needs to know about time. Implement it for your event loop's timers; use [`ManualClock`] in

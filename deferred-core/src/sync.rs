@@ -11,10 +11,10 @@
 //! "The chain's lock: a spin lock"); 4 since a chain is made with both its pointers at once
 //! (`chain_arc.rs`). `spin` keeps its `unsafe` to itself; this crate's own is in
 //! `chain_arc` alone. The other helpers' shared state (a semaphore's queue, a looping call's
-//! state) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a `DeferredSemaphore` shared by 8
-//! threads on 2 cores fell into a convoy of parked waiters in every run of
-//! `benches/contention.rs`, and with std's it does not (measured, not explained). Loom's `Mutex`
-//! is std's shape; [`lock_cell`] takes either.
+//! state, a `ManualClock`'s schedule) keeps std's `Mutex` ([`Mutex`]): with parking_lot's, a
+//! `DeferredSemaphore` shared by 8 threads on 2 cores fell into a convoy of parked waiters in
+//! every run of `benches/contention.rs`, and with std's it does not (measured, not explained).
+//! Loom's `Mutex` is std's shape; [`lock_cell`] takes either.
 #![forbid(unsafe_code)]
 
 #[cfg(loom)]

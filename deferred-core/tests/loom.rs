@@ -19,10 +19,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Once};
+use std::time::Duration;
 
 use deferred_core::{
-    Cancelled, Deferred, DeferredSemaphore, Failure, NeverFired, Panicked, Permit,
-    set_unhandled_hook,
+    Cancelled, Deferred, DeferredSemaphore, Failure, GaveUp, LoopingCall, ManualClock, NeverFired,
+    Panicked, Permit, RetryError, RetryPolicy, defer_later, retry, set_unhandled_hook,
 };
 use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -2114,6 +2115,327 @@ fn semaphore_first_waiter_cancelled_while_the_permit_is_released_the_second_gets
         );
         held.lock().unwrap().clear();
         assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+// ---- the timed helpers on a `ManualClock`: its calls run on the thread that advances it -------
+
+/// Counts the drops of what holds it: a function given to a helper is run or dropped, once.
+struct DropCount(Arc<AtomicUsize>);
+
+impl Drop for DropCount {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, SeqCst);
+    }
+}
+
+/// The Resolvers of the pending Deferreds a helper's function returned, kept unfired.
+type Unfired = Arc<Mutex<Vec<deferred_core::Resolver<u32>>>>;
+
+/// A function for a helper that counts its calls and returns a pending Deferred, whose
+/// canceller counts in `cancels` and whose Resolver it keeps in `unfired`.
+fn pending_call(
+    calls: &Arc<AtomicUsize>,
+    cancels: &Arc<AtomicUsize>,
+    unfired: &Unfired,
+) -> impl FnMut() -> Deferred<u32> + Send + use<> {
+    let (calls, cancels, unfired) = (calls.clone(), cancels.clone(), unfired.clone());
+    move || {
+        calls.fetch_add(1, SeqCst);
+        let (d, resolver) = cancellable(&cancels);
+        unfired.lock().unwrap().push(resolver);
+        d
+    }
+}
+
+/// Advances `clock` by `secs` on a thread of its own (its calls run there).
+fn advance_on_a_thread(clock: &ManualClock, secs: u64) -> thread::JoinHandle<()> {
+    let clock = clock.clone();
+    thread::spawn(move || clock.advance(Duration::from_secs(secs)))
+}
+
+/// `defer_later`: the clock reaches the call's time on one thread while the Deferred is
+/// cancelled on another. The function runs at most once: the outcome is its value (the clock's
+/// call came first), or `Cancelled`, and then it never ran and was dropped (rule 2). Either way
+/// the function is dropped once, the clock holds no call, and nothing is reported.
+#[test]
+fn defer_later_cancelled_while_the_clock_makes_its_call_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (calls, drops) = (counter(), counter());
+        let clock = ManualClock::new();
+        let (ran, held) = (calls.clone(), DropCount(drops.clone()));
+        let later = defer_later(&clock, Duration::from_secs(1), move || {
+            let _held = held;
+            ran.fetch_add(1, SeqCst);
+            Ok(5)
+        });
+        assert_eq!(clock.pending(), 1);
+        let handle = later.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(later);
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        match probe.outcome() {
+            Outcome::Ok(5) => assert_eq!(calls.load(SeqCst), 1),
+            Outcome::Cancelled => assert_eq!(calls.load(SeqCst), 0, "cancelled, yet it ran"),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert_eq!(
+            drops.load(SeqCst),
+            1,
+            "the function is run or dropped, once"
+        );
+        assert_eq!(clock.pending(), 0);
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `defer_later` whose function returns a pending Deferred: the cancel lands before the clock's
+/// call (the function never runs), while the function runs on the clock's thread, or after it
+/// returned (rule 3: the cancel reaches its Deferred). The Deferred always ends `Cancelled`,
+/// and the function's Deferred, if it made one, is cancelled exactly once; the clock holds no
+/// call; nothing is reported.
+#[test]
+fn defer_later_cancelled_while_its_function_runs_on_the_clocks_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (calls, inner_cancels) = (counter(), counter());
+        let unfired: Unfired = Arc::new(Mutex::new(Vec::new()));
+        let clock = ManualClock::new();
+        let later = defer_later(
+            &clock,
+            Duration::from_secs(1),
+            pending_call(&calls, &inner_cancels, &unfired),
+        );
+        let handle = later.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(later);
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled, "the cancel was lost");
+        assert!(calls.load(SeqCst) <= 1);
+        assert_eq!(
+            inner_cancels.load(SeqCst),
+            calls.load(SeqCst),
+            "the function's Deferred is cancelled once"
+        );
+        assert_eq!(clock.pending(), 0);
+        unfired.lock().unwrap().clear(); // too late: the Deferreds failed with `Cancelled`
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `retry` whose first attempt failed and whose second would return a pending Deferred: the
+/// clock reaches the wait's end on one thread (the second attempt starts there) while the retry
+/// is cancelled on another. The cancel stops the wait, or the attempt in flight, or one the
+/// clock's thread is starting as it lands, as soon as it returns (rule 3): the retry always
+/// ends `Cancelled`, the second attempt, if made, is cancelled exactly once, the clock holds no
+/// wait, and nothing is reported.
+#[test]
+fn retry_cancelled_while_the_clock_starts_the_next_attempt_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (attempts, inner_cancels) = (counter(), counter());
+        let unfired: Unfired = Arc::new(Mutex::new(Vec::new()));
+        let clock = ManualClock::new();
+        let policy = RetryPolicy::exponential(Duration::from_secs(1))
+            .jitter(0.0)
+            .max_attempts(3);
+        let mut pending = pending_call(&counter(), &inner_cancels, &unfired);
+        let made = attempts.clone();
+        let retried = retry(clock.clone(), policy, move || {
+            if made.fetch_add(1, SeqCst) == 0 {
+                Deferred::fail(Failure::msg("refused"))
+            } else {
+                pending()
+            }
+        });
+        assert_eq!((attempts.load(SeqCst), clock.pending()), (1, 1));
+        let handle = retried.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(retried);
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled, "the cancel was lost");
+        let attempts = attempts.load(SeqCst);
+        assert!((1..=2).contains(&attempts), "{attempts} attempts");
+        assert_eq!(
+            inner_cancels.load(SeqCst),
+            attempts - 1,
+            "the second attempt is cancelled once"
+        );
+        assert_eq!(clock.pending(), 0);
+        unfired.lock().unwrap().clear();
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `retry` giving up on the clock's thread (its second and last attempt fails there) while the
+/// retry is cancelled on another. Either the `RetryError` is delivered (the cancel came after
+/// it: it does nothing), or the retry fails with `Cancelled`: before the second attempt, with
+/// nothing reported; during or after it, while the retry gives up, with exactly one failure
+/// reported as unhandled (the second attempt's, or the `RetryError`: rule 3). The clock holds
+/// no wait.
+#[test]
+fn retry_giving_up_on_the_clocks_thread_while_cancelled_on_another() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("retry refused");
+        let before = reported_by_this_test();
+        let attempts = counter();
+        let clock = ManualClock::new();
+        let policy = RetryPolicy::exponential(Duration::from_secs(1))
+            .jitter(0.0)
+            .max_attempts(2);
+        let (made, refused) = (attempts.clone(), message.clone());
+        let retried = retry(clock.clone(), policy, move || {
+            made.fetch_add(1, SeqCst);
+            Err::<u32, _>(Failure::msg(refused.clone()))
+        });
+        let handle = retried.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(retried.add_errback(|failure| {
+            let error = failure.trap::<RetryError>()?;
+            assert_eq!((error.reason, error.attempts.len()), (GaveUp::Attempts, 2));
+            Ok(0)
+        }));
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        let attempts = attempts.load(SeqCst);
+        match probe.outcome() {
+            Outcome::Ok(0) => {
+                assert_eq!(attempts, 2);
+                assert_eq!(reported_by_this_test() - before, 0);
+            }
+            Outcome::Cancelled if attempts == 1 => {
+                assert_eq!(reported_by_this_test() - before, 0);
+            }
+            Outcome::Cancelled => {
+                assert_eq!(attempts, 2);
+                assert_eq!(
+                    reported_by_this_test() - before,
+                    1,
+                    "the late failure is reported once"
+                );
+            }
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert_eq!(clock.pending(), 0);
+    });
+}
+
+/// `retry` whose second attempt fails on the clock's thread, which then schedules the wait for
+/// the third, while the retry is cancelled on another thread. The retry ends `Cancelled`; no
+/// third attempt is made; the wait, whether scheduled before the cancel or after it, is not
+/// left on the clock; at most the second attempt's failure is reported (when the cancel landed
+/// after the attempt started and before the retry took its failure in: nobody else sees it,
+/// rule 3).
+#[test]
+fn retry_cancelled_while_the_clock_schedules_the_next_wait_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("retry refused");
+        let before = reported_by_this_test();
+        let attempts = counter();
+        let clock = ManualClock::new();
+        let policy = RetryPolicy::exponential(Duration::from_secs(1))
+            .jitter(0.0)
+            .max_attempts(3);
+        let (made, refused) = (attempts.clone(), message.clone());
+        let retried = retry(clock.clone(), policy, move || {
+            made.fetch_add(1, SeqCst);
+            Err::<u32, _>(Failure::msg(refused.clone()))
+        });
+        let handle = retried.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(retried);
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        let attempts = attempts.load(SeqCst);
+        assert!((1..=2).contains(&attempts), "{attempts} attempts");
+        assert_eq!(clock.pending(), 0, "a wait was left on the clock");
+        let reported = reported(&message);
+        assert_eq!(reported_by_this_test() - before, reported);
+        assert!(reported <= 1 && (reported == 0 || attempts == 2));
+    });
+}
+
+/// A `LoopingCall` whose call comes due on the clock's thread while the loop is stopped on
+/// another. The call is made at most once (one interval passes), the Deferred of `start` fires
+/// once, with `()` (rule 5: at once, or when the call in progress ends), the loop is not
+/// running, and no call is left on the clock: a next call the clock's thread scheduled as the
+/// stop landed is taken off.
+#[test]
+fn looping_call_stopped_while_the_clock_makes_a_call_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let calls = counter();
+        let clock = ManualClock::new();
+        let made = calls.clone();
+        let looping = LoopingCall::new(clock.clone(), move || {
+            made.fetch_add(1, SeqCst);
+            Ok(())
+        });
+        let probe = Probe::new();
+        probe.finish(
+            looping
+                .start(Duration::from_secs(1), false)
+                .add_callback(|()| Ok(0)),
+        );
+        assert_eq!(clock.pending(), 1);
+        let advancing = advance_on_a_thread(&clock, 1);
+        looping.stop();
+        advancing.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Ok(0));
+        assert!(calls.load(SeqCst) <= 1);
+        assert_eq!(looping.calls(), calls.load(SeqCst) as u64);
+        assert!(!looping.is_running());
+        assert_eq!(clock.pending(), 0, "a call was left on the clock");
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// A `LoopingCall` whose call returns a pending Deferred, made on the clock's thread while the
+/// Deferred of `start` is cancelled on another (rule 6). It fails with `Cancelled`, once; the
+/// call, if made, is cancelled exactly once (in flight, or as soon as it returns when the cancel
+/// landed while it was being made); the loop is not running, no call is left on the clock, and
+/// nothing is reported (the call answers its cancel with `Cancelled`).
+#[test]
+fn looping_call_cancelled_while_the_clock_makes_a_call_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (calls, inner_cancels) = (counter(), counter());
+        let unfired: Unfired = Arc::new(Mutex::new(Vec::new()));
+        let clock = ManualClock::new();
+        let looping = LoopingCall::new(
+            clock.clone(),
+            pending_call(&calls, &inner_cancels, &unfired),
+        );
+        let done = looping.start(Duration::from_secs(1), false);
+        let handle = done.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(done.add_callback(|()| Ok(0)));
+        let advancing = advance_on_a_thread(&clock, 1);
+        handle.cancel();
+        advancing.join().unwrap();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert!(calls.load(SeqCst) <= 1);
+        assert_eq!(
+            inner_cancels.load(SeqCst),
+            calls.load(SeqCst),
+            "the call made is cancelled once"
+        );
+        assert!(!looping.is_running());
+        assert_eq!(clock.pending(), 0, "a call was left on the clock");
+        unfired.lock().unwrap().clear();
         assert_eq!(reported_by_this_test(), 0);
     });
 }

@@ -49,8 +49,8 @@ where
     // the call without running it (a clock dropped, a runtime shut down, a loop stopped) drops
     // the resolver, and the Deferred fails with `NeverFired` instead of waiting for ever in a
     // cycle (chain, canceller, resolver) that nothing frees. The canceller takes the resolver
-    // out before it cancels the call: a resolver dropped with the call would fail the Deferred
-    // with `NeverFired` instead of `Cancelled`.
+    // out and then cancels the call (a resolver dropped while its canceller runs leaves the
+    // Deferred `Cancelled`, not `NeverFired`, in either order).
     let timer: Ptr<Lock<Option<Canceller>>> = Ptr::new(Lock::new(None));
     let fire: Ptr<Lock<Option<Resolver<(), Failure>>>> = Ptr::new(Lock::new(None));
     let (on_cancel, to_cancel) = (timer.clone(), Ptr::downgrade(&fire));
