@@ -215,7 +215,8 @@ fn a_failure_in_the_settled_tuple_is_the_readers_and_not_reported() {
 
 #[test]
 fn an_unread_settled_join_reports_its_failures_once() {
-    let marker = "JOIN-SETTLED-DROPPED";
+    // Each kind's own: the two kinds' tests run at once, and the hook counts every thread's.
+    let marker = &format!("JOIN-SETTLED-DROPPED in {}", module_path!());
     let before = unhandled(marker);
     // Fired as it is made (its inputs had fired), dropped unread.
     drop(join_settled((
@@ -256,7 +257,8 @@ fn an_unread_settled_join_reports_its_failures_once() {
 
 #[test]
 fn a_settled_join_read_by_a_step_reports_nothing() {
-    let marker = "JOIN-SETTLED-STEP";
+    // Each kind's own: the two kinds' tests run at once, and the hook counts every thread's.
+    let marker = &format!("JOIN-SETTLED-STEP in {}", module_path!());
     let before = unhandled(marker);
     let (a, ra) = Deferred::<u32>::pending();
     let read = join_settled((a, Deferred::<u8>::fail(Failure::msg(marker))))
