@@ -5,7 +5,7 @@ mod support;
 
 mod send {
     mod kind {
-        pub use deferred_core::{Deferred, Resolver, first_settled};
+        pub use deferred_core::{Deferred, DeferredQueue, Resolver, first_settled};
     }
     include!("first_settled/common.rs");
 }
@@ -14,7 +14,7 @@ mod local {
     // The body is written once for both kinds, so shared slots are `Arc<Mutex<..>>`.
     #![allow(clippy::arc_with_non_send_sync)]
     mod kind {
-        pub use deferred_core::local::first_settled;
+        pub use deferred_core::local::{DeferredQueue, first_settled};
         pub use deferred_core::{LocalDeferred as Deferred, LocalResolver as Resolver};
     }
     include!("first_settled/common.rs");

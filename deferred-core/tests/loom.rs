@@ -2439,3 +2439,35 @@ fn looping_call_cancelled_while_the_clock_makes_a_call_on_another_thread() {
         assert_eq!(reported_by_this_test(), 0);
     });
 }
+
+/// `first_settled` whose output nobody can see (dropped, a `CancelHandle` kept), cancelled on
+/// one thread while the first input's Resolver is dropped on another: that input may end unread
+/// (its producer saw the output closed), with no answer on its way; the cancel still reaches the
+/// second input, whose canceller runs exactly once. The output's `Cancelled`, unread, is
+/// reported once at most (rule 5), and nothing else.
+#[test]
+fn first_settled_cancelled_unseen_while_an_input_ends_unread_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        const CANCELLED: &str = "the Deferred was cancelled";
+        let before = (reported_by_this_test(), reported(CANCELLED));
+        let (first_cancels, second_cancels) = (counter(), counter());
+        let (first, first_resolver) = cancellable(&first_cancels);
+        let (second, _second_resolver) = cancellable(&second_cancels);
+        let output = deferred_core::first_settled([first, second]);
+        let handle = output.cancel_handle();
+        drop(output);
+        let dropping = thread::spawn(move || drop(first_resolver));
+        handle.cancel();
+        dropping.join().unwrap();
+        assert!(first_cancels.load(SeqCst) <= 1);
+        assert_eq!(
+            second_cancels.load(SeqCst),
+            1,
+            "the other input is cancelled either way"
+        );
+        let cancelled = reported(CANCELLED) - before.1;
+        assert!(cancelled <= 1);
+        assert_eq!(reported_by_this_test() - before.0, cancelled);
+    });
+}

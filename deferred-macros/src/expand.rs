@@ -194,7 +194,7 @@ pub fn expand(chain: &Chain) -> TokenStream {
         use #krate::__private::{
             CatchAnyParam as _, CatchFailureParam as _, FinallyDropped as _, FinallySettles as _,
             FinallyUnit as _, FutureStep as _, PlainStep as _, SettlesStep as _,
-            StartFunction as _, StartValue as _,
+            StartFunction as _, StartNotAPair as _, StartPair as _, StartValue as _,
         };
         #catch_traits
         #steps_const
@@ -259,11 +259,53 @@ fn expand_start(start: &syn::Expr) -> TokenStream {
     let start_at = quote_spanned!(at=> #facade::__private::here());
     let as_deferred = dispatch_start(start.span(), start_at);
     let called = start_path_check(start);
+    let pair = pending_start_check(start);
     quote_spanned! {Span::mixed_site()=> {
         let #value = #start;
         #called
+        #pair
         #as_deferred
     }}
+}
+
+/// `chain! { Deferred::pending() then .. }`: `pending()` gives the Deferred and its Resolver, a
+/// pair, which the chain would take as a plain value. Checked by its type
+/// (`__private::PendingStart`), at the start: the pair is reported, and the chain goes on from
+/// its Deferred; a type of the user's own named `Deferred`, whose `pending()` gives something
+/// else, is the start as it is.
+fn pending_start_check(start: &syn::Expr) -> Option<TokenStream> {
+    let syn::Expr::Call(call) = start else {
+        return None;
+    };
+    let syn::Expr::Path(path) = &*call.func else {
+        return None;
+    };
+    let [.., kind, function] = path.path.segments.iter().collect::<Vec<_>>()[..] else {
+        return None;
+    };
+    if !call.args.is_empty()
+        || path.qself.is_some()
+        || function.ident != "pending"
+        || !(kind.ident == "Deferred" || kind.ident == "LocalDeferred")
+    {
+        return None;
+    }
+    let at = start.span();
+    let value = local("__v", Span::mixed_site());
+    let krate = krate(at);
+    // The argument in a block spanned at the start, as `start_path_check`'s.
+    let start_var = local("__start", at);
+    let mut argument = Group::new(
+        Delimiter::Brace,
+        quote_spanned!(Span::mixed_site()=> let #start_var = #value; #start_var),
+    );
+    argument.set_span(at);
+    let call = quote_spanned! {at=>
+        (&&#krate::__private::PendingStart::of(&#value)).__pending_start(#argument)
+    };
+    Some(quote_spanned! {Span::mixed_site()=>
+        let #value = #call;
+    })
 }
 
 /// `chain! { fetch_user then .. }`: a start written as a path may be a function that gives a
@@ -1396,19 +1438,25 @@ fn expand_finally(input: Input, step: &Step) -> TokenStream {
     } else {
         dispatch("finally", place.body, None)
     };
-    // A typed parameter takes the outcome through `__private::lent`, at its type: one of
-    // another type (`finally |x: u32|`, the value in mind) is reported at it, not as a mismatch
-    // at the whole chain.
+    // A parameter typed by name takes the outcome through `__private::lent`, at its type: one
+    // of another type (`finally |x: u32|`, the value in mind) is reported at it, not as a
+    // mismatch at the whole chain. Any other type is bound as written, where the outcome may
+    // be coerced to it (`|outcome: &dyn Debug|`).
+    let named_at = |ty: &syn::Type| {
+        // At the type, or at what a reference refers to (`u32` in `&u32`: one token is
+        // underlined, and the `&` alone says little).
+        let mut named = ty;
+        while let syn::Type::Reference(reference) = named {
+            named = &reference.elem;
+        }
+        matches!(named, syn::Type::Path(_)).then_some(named.span())
+    };
     let bind = param.map(|param| match &step.handler {
-        Handler::Closure(closure) if let Some(syn::Pat::Type(typed)) = &closure.param => {
+        Handler::Closure(closure)
+            if let Some(syn::Pat::Type(typed)) = &closure.param
+                && let Some(at) = named_at(&typed.ty) =>
+        {
             let (pattern, ty) = (&typed.pat, &typed.ty);
-            // At the type, or at what a reference refers to (`u32` in `&u32`: one token is
-            // underlined, and the `&` alone says little).
-            let mut named = &**ty;
-            while let syn::Type::Reference(reference) = named {
-                named = &reference.elem;
-            }
-            let at = named.span();
             let outcome = local("__outcome", at);
             let krate = krate(at);
             quote_spanned! {at=>

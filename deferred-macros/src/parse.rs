@@ -220,9 +220,10 @@ fn start_keyword<'a>(start: &'a Expr, input: ParseStream) -> Option<&'a Ident> {
 /// A step on a line of its own after JavaScript's leading `.`, `.then |x| ..`: the start (or the
 /// step before) reads it as a field `then` and two `|` operators, and the compiler reports the
 /// field and the closure's parameter, not the step. Looked for in the top-level tokens: a `.`,
-/// a step keyword, then `|` or `move`. (A step written as a method call, `.then(|x| ..)`, is
-/// left to the compiler: a type's own `then` or `catch` is the start's, and `bool::then` is
-/// one.)
+/// a step keyword, then `move`, or `|` if the `.` is apart from the token before it (a line
+/// break, a space): right after it, it may be a field of that name, `flags.then | 1`, valid
+/// code. (A step written as a method call, `.then(|x| ..)`, is left to the compiler: a type's
+/// own `then` or `catch` is the start's, and `bool::then` is one.)
 fn step_after_a_dot(input: ParseStream) -> Option<Error> {
     let tokens: Vec<TokenTree> = input
         .fork()
@@ -241,8 +242,10 @@ fn step_after_a_dot(input: ParseStream) -> Option<Error> {
             Some(dot @ TokenTree::Punct(punct)) if punct.as_char() == '.' => dot,
             _ => continue,
         };
+        let before = index.checked_sub(2).map(|before| tokens[before].span());
+        let apart = before.is_none_or(|before| !joined(before, dot.span()));
         let closure = match tokens.get(index + 1) {
-            Some(TokenTree::Punct(punct)) => punct.as_char() == '|',
+            Some(TokenTree::Punct(punct)) => apart && punct.as_char() == '|',
             Some(TokenTree::Ident(word)) => word == "move",
             _ => false,
         };
@@ -259,6 +262,16 @@ fn step_after_a_dot(input: ParseStream) -> Option<Error> {
         ));
     }
     None
+}
+
+/// Whether `after` begins where `before` ends, nothing between them, as the compiler says
+/// (away from it, in this crate's tests, the tokens have no place: never).
+fn joined(before: Span, after: Span) -> bool {
+    if !proc_macro::is_available() {
+        return false;
+    }
+    let (end, start) = (before.unwrap().end(), after.unwrap().start());
+    (end.line(), end.column()) == (start.line(), start.column())
 }
 
 /// The chain starts with a step keyword followed by a closure: the start is missing.

@@ -1,8 +1,7 @@
 //! The rules a chain must follow, on the model `parse` built: each turns a mistake into an
 //! error on the token that is wrong.
 //!
-//! - The rules for the start: not a borrowed local (`&d`, [`borrowed_start`]), not the pair
-//!   `Deferred::pending()` gives ([`pending_start`]).
+//! - The rule for the start ([`borrowed_start`]): not a borrowed local (`&d`).
 //! - The rules for a step on its own ([`validate_step`]): a `catch`'s type not a reference
 //!   ([`catch_type_error`]), the form of its closure (no `async`, the right number of
 //!   parameters), no `.await` in its body, a `finally`'s outcome taken by reference, a body that
@@ -29,9 +28,6 @@ use crate::parse::{Chain, Handler, Keyword, Step, StepClosure, StepKind};
 /// Checks every rule: each step's own, then those across steps.
 pub fn validate(chain: &mut Chain) {
     if let Some(error) = borrowed_start(&mut chain.start) {
-        chain.errors.push(error);
-    }
-    if let Some(error) = pending_start(&mut chain.start) {
         chain.errors.push(error);
     }
     for step in &mut chain.steps {
@@ -271,42 +267,6 @@ fn borrowed_start(start: &mut Expr) -> Option<Error> {
         ),
     );
     *start = (*reference.expr).clone();
-    Some(error)
-}
-
-/// `chain! { Deferred::pending() then .. }`: `pending()` gives the Deferred and its Resolver, a
-/// pair, which the chain would take as a plain value (and a step that ignores it compiles, with
-/// the Resolver dropped in it). Reported at the start, and the chain expanded on the pair's
-/// Deferred, so that no error about the pair follows.
-fn pending_start(start: &mut Expr) -> Option<Error> {
-    let Expr::Call(call) = &*start else {
-        return None;
-    };
-    let Expr::Path(path) = &*call.func else {
-        return None;
-    };
-    let segments = &path.path.segments;
-    let [.., kind, function] = segments.iter().collect::<Vec<_>>()[..] else {
-        return None;
-    };
-    if !call.args.is_empty()
-        || path.qself.is_some()
-        || function.ident != "pending"
-        || !(kind.ident == "Deferred" || kind.ident == "LocalDeferred")
-    {
-        return None;
-    }
-    let kind = kind.ident.to_string();
-    let error = Error::new_spanned(
-        &*start,
-        format!(
-            "`{kind}::pending()` gives a pair, the Deferred and its Resolver, not a Deferred: \
-             bind them before the chain, `let (d, resolver) = {kind}::pending();`, start the \
-             chain from `d`, and fire it with `resolver.callback(value)`"
-        ),
-    );
-    let pair = start.clone();
-    *start = syn::parse_quote_spanned!(pair.span()=> (#pair).0);
     Some(error)
 }
 

@@ -12,7 +12,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::Location;
 
-use deferred_core::{Deferred, Failure, LocalDeferred};
+use deferred_core::{Deferred, Failure, LocalDeferred, LocalResolver, Resolver};
 
 use super::catch::{Recovers, ValueOf};
 use super::kind::{Kind, LocalChain, SendChain};
@@ -543,3 +543,75 @@ impl<T> StartValue<T> for StartPath<T> {
             waits for the Deferred it gives (or takes the `Result`)"
 )]
 pub trait StartNotCalled {}
+
+/// A chain's start written `Deferred::pending()` (or `LocalDeferred::pending()`): the pair of
+/// the Deferred and its Resolver, which the chain would take as a plain value (a step that
+/// ignores it compiles, with the Resolver dropped in it). The expansion writes
+/// `let v = (&&PendingStart::of(&v)).__pending_start(v);` after such a start: a pair is said to
+/// be one ([`StartIsAPair`]), and the chain goes on from its Deferred, so that no error about
+/// the pair follows; any other start (what the `pending()` of a type of the user's own named
+/// `Deferred` gives) is given back as it is.
+pub struct PendingStart<T>(PhantomData<fn() -> T>);
+
+impl<T> PendingStart<T> {
+    /// The type of `start`.
+    #[inline(always)]
+    pub fn of(_start: &T) -> PendingStart<T> {
+        PendingStart(PhantomData)
+    }
+}
+
+/// Highest priority: the start is a Deferred and its Resolver (see [`PendingStart`]).
+pub trait StartPair<P, D> {
+    /// Does not compile: the start is the pair.
+    fn __pending_start(&self, start: P) -> D
+    where
+        P: StartIsAPair;
+}
+impl<T, E> StartPair<(Deferred<T, E>, Resolver<T, E>), Deferred<T, E>>
+    for &PendingStart<(Deferred<T, E>, Resolver<T, E>)>
+{
+    fn __pending_start(&self, _start: (Deferred<T, E>, Resolver<T, E>)) -> Deferred<T, E>
+    where
+        (Deferred<T, E>, Resolver<T, E>): StartIsAPair,
+    {
+        unreachable!("no type implements `StartIsAPair`")
+    }
+}
+impl<T, E> StartPair<(LocalDeferred<T, E>, LocalResolver<T, E>), LocalDeferred<T, E>>
+    for &PendingStart<(LocalDeferred<T, E>, LocalResolver<T, E>)>
+{
+    fn __pending_start(
+        &self,
+        _start: (LocalDeferred<T, E>, LocalResolver<T, E>),
+    ) -> LocalDeferred<T, E>
+    where
+        (LocalDeferred<T, E>, LocalResolver<T, E>): StartIsAPair,
+    {
+        unreachable!("no type implements `StartIsAPair`")
+    }
+}
+
+/// Any other start: itself (see [`PendingStart`]).
+pub trait StartNotAPair<T> {
+    /// The start.
+    fn __pending_start(&self, start: T) -> T;
+}
+impl<T> StartNotAPair<T> for PendingStart<T> {
+    #[inline(always)]
+    fn __pending_start(&self, start: T) -> T {
+        start
+    }
+}
+
+/// Implemented by no type: a chain's start that is the pair `pending()` gives (see
+/// [`PendingStart`]).
+#[diagnostic::on_unimplemented(
+    message = "this chain starts from the pair `pending()` gives, the Deferred and its Resolver, \
+               not from a Deferred",
+    label = "a pair, `{Self}`",
+    note = "bind them before the chain, `let (d, resolver) = Deferred::pending();` (or \
+            `LocalDeferred::pending()`), start the chain from `d`, and fire it with \
+            `resolver.callback(value)`"
+)]
+pub trait StartIsAPair {}

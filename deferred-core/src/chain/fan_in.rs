@@ -676,7 +676,9 @@ where
     /// walk stops at the first input that has fired, by this cancel or on another thread as the
     /// cancel reached it: its answer is on its way, it decides, and the decision cancels the
     /// others. Cancelling them here could let a later input's `Cancelled` arrive first and
-    /// decide in its place.
+    /// decide in its place. Not once the output was seen closed: an input whose producer saw
+    /// that may have ended unread, fired with no answer on its way (and nobody sees what
+    /// decides).
     fn cancel_inputs(&self, within: Within) {
         self.cancelled.set();
         self.policy.cancelling();
@@ -694,7 +696,11 @@ where
                 }
             };
             CancelHandle::new(link_to_cancel(chain.clone())).cancel_within(0, &within);
-            if P::ANY_ANSWER_DECIDES && chain.is_fired() && self.lock().output.is_some() {
+            if P::ANY_ANSWER_DECIDES
+                && chain.is_fired()
+                && self.lock().output.is_some()
+                && !self.output_closed.get()
+            {
                 break;
             }
         }

@@ -6,7 +6,7 @@
 // `NoInputs`). The rest test the rules in the docs of `first_settled`.
 
 use deferred_core::{Cancelled, Failure, NoInputs};
-use kind::{Deferred, first_settled};
+use kind::{Deferred, DeferredQueue, first_settled};
 
 use super::support::{Count, unhandled};
 
@@ -160,6 +160,33 @@ fn a_later_inputs_canceller_that_succeeds_comes_after_the_first_answer() {
     let first = first_settled([a, b]);
     first.cancel();
     assert!(first.wait().unwrap_err().is::<Cancelled>());
+}
+
+/// Rule 3 when nobody can see the output (dropped, a `CancelHandle` kept): an input whose
+/// producer saw that and ended it unread never answers, and the cancel still reaches the
+/// inputs after it (its Resolver dropped, or its `try_fire` refused; a queue's `get`, whose
+/// item goes back to the queue).
+#[test]
+fn a_cancel_of_a_dropped_output_reaches_the_inputs_after_one_ended_unread() {
+    for end_unread in 0..3 {
+        let queue = DeferredQueue::<u32>::new();
+        let (a, ra) = Deferred::<u32>::pending();
+        let a = if end_unread == 2 { queue.get() } else { a };
+        let (b, _rb, cb) = counted();
+        let first = first_settled([a, b]);
+        let handle = first.cancel_handle();
+        drop(first);
+        match end_unread {
+            0 => drop(ra),
+            1 => assert!(ra.try_fire(Ok(1)).is_err(), "nobody can see it"),
+            _ => queue.put(1).unwrap(),
+        }
+        handle.cancel();
+        assert_eq!(cb.get(), 1, "case {end_unread}: the second input is cancelled");
+        if end_unread == 2 {
+            assert_eq!(queue.len(), 1, "the item went back to the queue");
+        }
+    }
 }
 
 #[test]

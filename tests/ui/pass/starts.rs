@@ -23,6 +23,16 @@ impl fmt::Display for AppError {
     }
 }
 
+mod mine {
+    pub struct Deferred;
+
+    impl Deferred {
+        pub fn pending() -> u32 {
+            6
+        }
+    }
+}
+
 fn main() {
     // A value, a Result, a Deferred, a pending Deferred.
     assert_eq!(chain! { 1 then |x| x + 1 }.wait().unwrap(), 2);
@@ -36,6 +46,8 @@ fn main() {
     assert_eq!(d.wait().unwrap(), 10);
     // No steps at all: the start, as a Deferred.
     assert_eq!(chain! { 5 }.wait().unwrap(), 5);
+    // A type of one's own named `Deferred`, whose `pending()` gives no pair: a value.
+    assert_eq!(chain! { mine::Deferred::pending() then |x| x + 1 }.wait().unwrap(), 7);
 
     // A chain whose error type is AppError: `catch |e: AppError|` and `catch |e|` take it.
     let d = chain! {
