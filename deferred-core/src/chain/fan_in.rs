@@ -17,9 +17,12 @@
 //!   and the answers are left out: `Inputs::fail_output`.) The output's root has no canceller
 //!   either: it waits on the inputs
 //!   ([`Inputs`](super::pending::cancel::Inputs)), so each cancel of it cancels them and leaves
-//!   it pending. So the outcome is the same whether or not `cancel` was called from inside a
-//!   callback (when the inputs' answers are queued on the run loop, not delivered before
-//!   `cancel` returns). Either way the answers land between two waits of the chains after the
+//!   it pending. So the output waits for the inputs' answers whether or not `cancel` was
+//!   called from inside a callback (when the answers are queued on the run loop, not delivered
+//!   before `cancel` returns). Which answer decides may differ: an input whose answer comes
+//!   through steps of its own (`a.add_errback(..)`) answers after the inputs cancelled after it
+//!   when those answers are queued, and `first_settled` then takes the first to arrive. Either
+//!   way the answers land between two waits of the chains after the
 //!   output: the next Deferred a step returns, on the output's chain or on one waiting on it,
 //!   is cancelled at once (rule 7; an output whose answers come later remembers the cancel,
 //!   `Phase::RootOfFanIn`).
