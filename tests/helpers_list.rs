@@ -827,7 +827,301 @@ an_item_held_at_build_goes_back_to_the_queue!(
     deferred::local::first_settled
 );
 
+use deferred::LocalDeferred;
 use deferred::local::DeferredList as LocalList;
+
+/// A `DeferredQueue::get` handed its item before the combinator decides, whose item the
+/// combinator keeps for its outcome (`gather_results`, `fire_on_one_errback`, `join`,
+/// `settle_all`, `join_settled`), and whose outcome then leaves it out — another input's
+/// failure decides, a cancel of the output does, or the combinator is let go of undecided
+/// (nobody could see its output, and its other input's producer stopped): the item goes back
+/// to the queue, before the items put after it, for the next `get`, instead of being dropped
+/// with the values kept. For both kinds.
+macro_rules! an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue {
+    (
+        $name:ident, $D:ident, $Queue:ty, $List:ident, $gather:path, $join:path,
+        $settle_all:path, $join_settled:path
+    ) => {
+        #[test]
+        fn $name() {
+            // The next gets have the items at once, in the order they were put (a lost item
+            // would leave a get waiting, or hand it the next item), and nothing else is left.
+            fn assert_items(queue: &$Queue, items: &[u32], lost: &str) {
+                for &item in items {
+                    let next = queue.get();
+                    assert!(next.is_fired(), "{lost}: no item for the next get");
+                    assert_eq!(next.wait().unwrap(), item, "{lost}");
+                }
+                assert!(queue.is_empty(), "{lost}: items left over");
+            }
+            let ((), reported) = deferred::capture_unhandled(|| {
+                // gather_results: the get is handed its item, then another input's failure
+                // decides.
+                let queue = <$Queue>::new();
+                let (other, r_other) = $D::<u32>::pending();
+                let gathered = $gather([queue.get(), other]);
+                queue.put(1).unwrap(); // to the get: kept by the combinator
+                queue.put(2).unwrap(); // kept by the queue
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                assert_items(&queue, &[1, 2], "gather_results dropped the item it kept");
+
+                // Two gets kept, and an item put after them: back in the order they were put.
+                let queue = <$Queue>::new();
+                let (other, r_other) = $D::<u32>::pending();
+                let gathered = $gather([queue.get(), other, queue.get()]);
+                for item in 1..=3 {
+                    queue.put(item).unwrap();
+                }
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                assert_items(&queue, &[1, 2, 3], "gather_results, two gets kept");
+
+                // A get that held its item when the combinator was built.
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<u32>::pending();
+                let gathered = $gather([queue.get(), other]);
+                queue.put(2).unwrap();
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                assert_items(&queue, &[1, 2], "gather_results, an item held at build");
+
+                // fire_on_one_errback, consuming errors.
+                let queue = <$Queue>::new();
+                let (other, r_other) = $D::<u32>::pending();
+                let gathered = $List::new([queue.get(), other])
+                    .consume_errors()
+                    .fire_on_one_errback();
+                queue.put(1).unwrap();
+                r_other.errback(Failure::msg("decides"));
+                assert!(gathered.wait().is_err());
+                assert_items(&queue, &[1], "fire_on_one_errback dropped the item it kept");
+
+                // join, of inputs of different types: another input's failure decides.
+                let queue = <$Queue>::new();
+                let (other, r_other) = $D::<&'static str>::pending();
+                let joined = $join((other, queue.get()));
+                queue.put(1).unwrap();
+                r_other.errback(Failure::msg("decides"));
+                assert!(joined.wait().is_err());
+                assert_items(&queue, &[1], "join dropped the item it kept");
+
+                // join cancelled: the other input's `Cancelled` decides.
+                let queue = <$Queue>::new();
+                let (other, _r_other) = $D::<&'static str>::pending();
+                let joined = $join((queue.get(), other));
+                queue.put(1).unwrap();
+                joined.cancel();
+                assert!(joined.wait().unwrap_err().is_cancelled());
+                assert_items(&queue, &[1], "a cancelled join dropped the item it kept");
+
+                // gather_results cancelled.
+                let queue = <$Queue>::new();
+                let (other, _r_other) = $D::<u32>::pending();
+                let gathered = $gather([queue.get(), other]);
+                queue.put(1).unwrap();
+                gathered.cancel();
+                assert!(gathered.wait().is_err());
+                assert_items(&queue, &[1], "a cancelled gather_results dropped its item");
+
+                // Let go of undecided: the output dropped unread (the get had its item), then
+                // the other input's producer, told nobody can see its result, stops.
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<u32>::pending();
+                drop($settle_all([queue.get(), other]));
+                queue.put(2).unwrap();
+                assert!(r_other.is_closed());
+                drop(r_other);
+                assert_items(&queue, &[1, 2], "settle_all let go of dropped its item");
+
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<u32>::pending();
+                drop($gather([other, queue.get()]));
+                assert!(r_other.is_closed());
+                drop(r_other);
+                assert_items(&queue, &[1], "gather_results let go of dropped its item");
+
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<&'static str>::pending();
+                drop($join_settled((queue.get(), other)));
+                assert!(r_other.is_closed());
+                drop(r_other);
+                assert_items(&queue, &[1], "join_settled let go of dropped its item");
+
+                // The output dropped unread, and the other input's producer fires all the same:
+                // nobody can see the outcome the item would be in.
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<u32>::pending();
+                drop($gather([queue.get(), other]));
+                r_other.callback(2);
+                assert_items(&queue, &[1], "gather_results fired unseen dropped its item");
+
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (other, r_other) = $D::<&'static str>::pending();
+                drop($join((other, queue.get())));
+                r_other.callback("fired all the same");
+                assert_items(&queue, &[1], "join fired unseen dropped its item");
+            });
+            let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+            assert!(reported.is_empty(), "{reported:?}");
+        }
+    };
+}
+
+an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue!(
+    an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue,
+    Deferred,
+    deferred::DeferredQueue<u32>,
+    DeferredList,
+    gather_results,
+    deferred::join,
+    settle_all,
+    deferred::join_settled
+);
+
+an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue!(
+    an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue_local,
+    LocalDeferred,
+    deferred::local::DeferredQueue<u32>,
+    LocalList,
+    deferred::local::gather_results,
+    deferred::local::join,
+    deferred::local::settle_all,
+    deferred::local::join_settled
+);
+
+/// The same through nested combinators: a `DeferredQueue::get` in a combinator that is itself
+/// an input of another one. The inner combinator keeps the item while its outcome is undecided;
+/// when that outcome leaves it out — the inner combinator, left running by the outer one that
+/// decided, is decided by its other input's failure; or the outer one cancels it; or both are
+/// let go of — the item goes back to the queue. For both kinds.
+macro_rules! an_item_kept_by_a_nested_combinator_goes_back_to_the_queue {
+    ($name:ident, $D:ident, $Queue:ty, $List:ident, $gather:path, $join:path) => {
+        #[test]
+        fn $name() {
+            fn assert_items(queue: &$Queue, items: &[u32], lost: &str) {
+                for &item in items {
+                    let next = queue.get();
+                    assert!(next.is_fired(), "{lost}: no item for the next get");
+                    assert_eq!(next.wait().unwrap(), item, "{lost}");
+                }
+                assert!(queue.is_empty(), "{lost}: items left over");
+            }
+            let ((), reported) = deferred::capture_unhandled(|| {
+                // The outer gather_results decided by its other input's failure leaves the
+                // inner one running; its other input's failure then decides it.
+                let queue = <$Queue>::new();
+                let (x, rx) = $D::<u32>::pending();
+                let (y, ry) = $D::<Vec<u32>>::pending();
+                let outer = $gather([$gather([queue.get(), x]), y]);
+                queue.put(1).unwrap(); // kept by the inner combinator
+                ry.errback(Failure::msg("the outer one decides"));
+                assert!(outer.wait().is_err());
+                assert!(!rx.is_closed(), "left running, its failure reported");
+                rx.errback(Failure::msg("the inner one decides"));
+                assert_items(&queue, &[1], "the inner gather_results dropped its item");
+
+                // A join decided by its other input's failure cancels the inner combinator.
+                let queue = <$Queue>::new();
+                let (x, _rx) = $D::<u32>::pending();
+                let (y, ry) = $D::<&'static str>::pending();
+                let joined = $join(($gather([queue.get(), x]), y));
+                queue.put(1).unwrap();
+                ry.errback(Failure::msg("the join decides"));
+                assert!(joined.wait().is_err());
+                assert_items(
+                    &queue,
+                    &[1],
+                    "the cancelled inner gather_results dropped it",
+                );
+
+                // Both let go of undecided: the outer output dropped unread, then the other
+                // inputs' producers, told nobody can see their results, stop.
+                let queue = <$Queue>::new();
+                queue.put(1).unwrap();
+                let (x, rx) = $D::<u32>::pending();
+                let (y, ry) = $D::<Vec<u32>>::pending();
+                drop($gather([$gather([queue.get(), x]), y]));
+                assert!(rx.is_closed() && ry.is_closed());
+                drop((rx, ry));
+                assert_items(
+                    &queue,
+                    &[1],
+                    "the inner gather_results let go of dropped it",
+                );
+
+                // An outer list that consumes errors, decided, closes the inner combinator it
+                // leaves running: nobody can see the outcome that combinator then settles with.
+                let queue = <$Queue>::new();
+                let (x, rx) = $D::<u32>::pending();
+                let (y, ry) = $D::<Vec<u32>>::pending();
+                let outer = $List::new([$gather([queue.get(), x]), y])
+                    .consume_errors()
+                    .fire_on_one_errback();
+                queue.put(1).unwrap();
+                ry.errback(Failure::msg("the outer one decides"));
+                assert!(outer.wait().is_err());
+                assert!(rx.is_closed());
+                rx.callback(2);
+                assert_items(&queue, &[1], "the closed inner gather_results dropped it");
+            });
+            let reported: Vec<String> = reported.iter().map(ToString::to_string).collect();
+            // The inner combinator's failure reaches the outer one after it decided: reported.
+            assert_eq!(reported, ["input #1 failed: the inner one decides"]);
+        }
+    };
+}
+
+/// The first case raced: an item put on one thread while another input's failure decides the
+/// `gather_results` on another. Whichever comes first, the item ends in the queue — kept by the
+/// combinator and given back as the failure decides, or handed to the get left running after
+/// it and put back — never lost.
+#[test]
+fn an_item_put_while_another_input_decides_on_another_thread_is_never_lost() {
+    let unhandled = deferred::UnhandledCapture::start();
+    for round in 0..1_000 {
+        let queue = deferred::DeferredQueue::<u32>::new();
+        let (other, r_other) = Deferred::<u32>::pending();
+        let gathered = gather_results([queue.get(), other]);
+        let putter = {
+            let queue = queue.clone();
+            thread::spawn(move || queue.put(round).unwrap())
+        };
+        let failer = thread::spawn(move || r_other.errback(Failure::msg("decides")));
+        putter.join().unwrap();
+        failer.join().unwrap();
+        assert!(gathered.wait().is_err());
+        let next = queue.get();
+        assert!(next.is_fired(), "round {round}: the item was lost");
+        assert_eq!(next.wait().unwrap(), round);
+        assert!(queue.is_empty());
+    }
+    assert!(unhandled.finish().is_empty(), "nothing is reported");
+}
+
+an_item_kept_by_a_nested_combinator_goes_back_to_the_queue!(
+    an_item_kept_by_a_nested_combinator_goes_back_to_the_queue,
+    Deferred,
+    deferred::DeferredQueue<u32>,
+    DeferredList,
+    gather_results,
+    deferred::join
+);
+
+an_item_kept_by_a_nested_combinator_goes_back_to_the_queue!(
+    an_item_kept_by_a_nested_combinator_goes_back_to_the_queue_local,
+    LocalDeferred,
+    deferred::local::DeferredQueue<u32>,
+    LocalList,
+    deferred::local::gather_results,
+    deferred::local::join
+);
 
 /// The failures a settled list holds as values of its result (`settle_all`, `all`; the
 /// `AllFailed` of `fire_on_one_callback`) are reported, each once, when nobody ever takes that

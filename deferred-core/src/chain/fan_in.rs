@@ -44,10 +44,16 @@
 //!   reported at once. A cancellation among them is reported too, as a Deferred cancelled and
 //!   dropped unread reports its own. Once taken — by the end of the output's chain, a step, a
 //!   chain or combinator that waits on it — the outcome and its failures are the taker's.
-//! - A success that arrives after the outcome was decided is dropped, unless its chain's slot
-//!   gives it back to its producer (`Slot::gives_back`: a `DeferredQueue`'s item, handed with
-//!   `Resolver::try_fire_or_give_back`): it is put back there, and goes back as the chain drops
-//!   the slot, as it would from a `get` dropped unread.
+//! - A success the outcome does not carry is dropped, unless its chain's slot gives it back to
+//!   its producer (`Slot::gives_back`: a `DeferredQueue`'s item, handed with
+//!   `Resolver::try_fire_or_give_back`). One that arrives after the outcome was decided is put
+//!   back there, and goes back as the chain drops the slot, as it would from a `get` dropped
+//!   unread. One kept for the outcome keeps the slot's way back (`Slot::take_way_back`; an
+//!   allocation, for such an input only), and goes back that way if the outcome leaves it out:
+//!   another input decides, the combinator is let go of undecided, or every input has arrived
+//!   and nobody can see the outcome (its output is closed). One the outcome carries is the
+//!   outcome's: an outcome gives nothing back, so an item in it is lost with it if a combinator
+//!   it is an input of drops it.
 //! - No user code runs under the lock: it is held only to record a result and take decisions.
 //!   A panic in the user code an arrival runs (an error's conversion, a value's `Drop`) is
 //!   reported through the unhandled-error hook, as a step's would be; it does not reach the
@@ -142,6 +148,13 @@ pub(crate) trait Policy<T, E>: Shareable + 'static {
     {
         put_back::<T, E>(into, value);
     }
+
+    /// The success `kept` holds, as it arrived (for [`put_back`](Policy::put_back)), or `kept`
+    /// as it is if it holds none. Only a policy that keeps successes has one to give: by
+    /// default, none.
+    fn kept_success(kept: Self::Kept) -> Result<T, Self::Kept> {
+        Err(kept)
+    }
 }
 
 /// How a policy sorted one result.
@@ -187,6 +200,10 @@ where
 
     fn unwanted(_value: T) -> Option<E> {
         None
+    }
+
+    fn kept_success(value: T) -> Result<T, T> {
+        Ok(value)
     }
 }
 
@@ -257,6 +274,7 @@ where
                 places,
                 waiting: count,
                 output: Some(resolver),
+                ways_back: None,
             }),
             policy,
             cancelled: Flag::new(),
@@ -306,7 +324,7 @@ pub(crate) struct Leftovers {
     pub(crate) cancel_when_decided: bool,
 }
 
-struct Shared<T, E: 'static, P: Policy<T, E>> {
+struct Shared<T: 'static, E: 'static, P: Policy<T, E>> {
     progress: Lock<ProgressOf<T, E, P>>,
     policy: P,
     /// Set once the combinator has cancelled its inputs: their answers are then expected, and a
@@ -337,6 +355,29 @@ struct Progress<T, E: 'static, K, O, F: 'static> {
     waiting: usize,
     /// The output's resolver; `None` once the outcome is decided.
     output: Option<Resolver<O, F>>,
+    /// The way back of each kept success whose slot gave it back to its producer (an item a
+    /// `DeferredQueue` handed a `get`: `Slot::take_way_back`), by input index: if the outcome
+    /// leaves the success out, it goes back that way (`Shared::left_out`). `None` but for such
+    /// inputs. Once the outcome carries them, they are dropped with the fan-in (a way back with
+    /// no value gives nothing back).
+    ways_back: Option<WaysBack<E>>,
+}
+
+/// Ways back of kept successes, by input index (see `Progress::ways_back`).
+type WaysBack<E> = Vec<(usize, Box<dyn Slot<E>>)>;
+
+/// Keeps input `index`'s `way` back in `ways_back`.
+#[cold]
+#[inline(never)]
+fn keep_way_back<E>(ways_back: &mut Option<WaysBack<E>>, index: usize, way: Box<dyn Slot<E>>) {
+    ways_back.get_or_insert_with(Vec::new).push((index, way));
+}
+
+/// Takes input `index`'s way back out of `ways_back`, if it has one.
+fn way_back<E>(ways_back: &mut Option<WaysBack<E>>, index: usize) -> Option<Box<dyn Slot<E>>> {
+    let ways_back = ways_back.as_mut()?;
+    let at = ways_back.iter().position(|(of, _)| *of == index)?;
+    Some(ways_back.swap_remove(at).1)
 }
 
 /// An input's place in the combinator.
@@ -378,6 +419,8 @@ enum Next<T, E: 'static, D, K, O, F: 'static> {
     Settled {
         resolver: Resolver<O, F>,
         places: Vec<Place<T, E, K>>,
+        /// Whether a kept success has a way back (`Progress::ways_back`).
+        gives_back: bool,
     },
 }
 
@@ -405,7 +448,8 @@ where
     }
 
     /// Input `index` fired with `result`, taken out of `from`.
-    fn arrive(&self, index: usize, result: Result<T, E>, from: Option<&mut dyn Slot<E>>) {
+    fn arrive(&self, index: usize, result: Result<T, E>, mut from: Option<&mut dyn Slot<E>>) {
+        let success = result.is_ok();
         let (next, place) = {
             let mut guard = self.lock();
             let progress = &mut *guard;
@@ -417,6 +461,14 @@ where
                 Some(resolver) => match self.policy.sort(index, result) {
                     Sorted::Decides(decision) => Next::Decided { resolver, decision },
                     Sorted::Kept(kept) => {
+                        // A success whose slot would give it back (a queue's item) keeps the
+                        // slot's way back, in case the outcome leaves it out.
+                        if success
+                            && let Some(from) = from.as_deref_mut()
+                            && let Some(way) = from.take_way_back()
+                        {
+                            keep_way_back(&mut progress.ways_back, index, way);
+                        }
                         progress.places[index] = if self.cancelled.get() {
                             Place::KeptAfterCancel(kept)
                         } else {
@@ -426,6 +478,7 @@ where
                             Next::Settled {
                                 resolver,
                                 places: mem::take(&mut progress.places),
+                                gives_back: progress.ways_back.is_some(),
                             }
                         } else {
                             progress.output = Some(resolver);
@@ -452,7 +505,18 @@ where
                 self.drop_kept();
                 self.settle_output(resolver, outcome);
             }
-            Next::Settled { resolver, places } => {
+            Next::Settled {
+                resolver,
+                places,
+                gives_back,
+            } => {
+                if gives_back && resolver.is_closed() {
+                    // Nobody can see the outcome: what it would hold goes back where it can,
+                    // and the failures it would hold are reported, as an outcome nobody can
+                    // read reports them (`settle_output`).
+                    let ways_back = self.lock().ways_back.take();
+                    return self.let_go(places, ways_back, true);
+                }
                 // In place of the places' `Vec` when the layouts allow.
                 let kept = places
                     .into_iter()
@@ -491,34 +555,26 @@ where
         }
     }
 
-    /// The outcome was decided: what was kept is left out of it, and a failure in it reported
-    /// (taken out one at a time, outside the lock).
+    /// The outcome was decided: what was kept is left out of it — a success that came from a
+    /// slot that gives back goes back, a failure is reported (taken out one at a time, outside
+    /// the lock).
     fn drop_kept(&self) {
         for index in 0.. {
-            let kept = {
-                let mut progress = self.lock();
+            let (kept, way) = {
+                let mut guard = self.lock();
+                let progress = &mut *guard;
                 let Some(place) = progress.places.get_mut(index) else {
                     break;
                 };
                 match place {
-                    Place::Kept(_) | Place::KeptAfterCancel(_) => mem::replace(place, Place::Gone),
+                    Place::Kept(_) | Place::KeptAfterCancel(_) => (
+                        mem::replace(place, Place::Gone),
+                        way_back(&mut progress.ways_back, index),
+                    ),
                     Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
                 }
             };
-            let (kept, after_cancel) = match kept {
-                Place::Kept(kept) => (kept, false),
-                Place::KeptAfterCancel(kept) => (kept, true),
-                Place::Pending(_) | Place::Fired(_) | Place::Gone => unreachable!("taken as kept"),
-            };
-            // Each one on its own: a panic in one's `Drop` (user code) is reported, and leaves
-            // the others, and the outcome the caller settles next, as they were (rule 4).
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
-                if let Some(error) = P::unwanted(kept) {
-                    self.leftover(error, after_cancel);
-                }
-            })) {
-                unhandled::report(Failure::from_panic(payload, None));
-            }
+            self.left_out(index, kept, way, false);
         }
     }
 
@@ -543,33 +599,81 @@ where
     }
 }
 
-impl<T, E: 'static, P: Policy<T, E>> Drop for Shared<T, E, P> {
+impl<T: 'static, E: 'static, P: Policy<T, E>> Drop for Shared<T, E, P> {
     /// The combinator is let go of with its outcome undecided: nobody could see its output (it
     /// was dropped with no step left), and an input never arrived (nobody could see that
     /// input's result either, so its chain ended without one: its producer stopped). What was
-    /// kept for the outcome is left out of it: a failure in it is reported, as one a decision
-    /// leaves out (`Shared::leftover`), each on its own (a panic in a kept value's `Drop` is
-    /// reported too).
+    /// kept for the outcome is left out of it, as what a decision leaves out
+    /// (`Shared::left_out`): a success goes back if its slot gave it back (a queue's item), a
+    /// failure is reported, each on its own (a panic in a kept value's `Drop` is reported
+    /// too).
     fn drop(&mut self) {
-        let places = mem::take(&mut self.progress.get_mut().places);
-        for place in places {
-            let (kept, after_cancel) = match place {
-                Place::Kept(kept) => (kept, false),
-                Place::KeptAfterCancel(kept) => (kept, true),
-                Place::Pending(_) | Place::Fired(_) | Place::Gone => continue,
-            };
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
-                if let Some(error) = P::unwanted(kept) {
-                    self.leftover(error, after_cancel);
-                }
-            })) {
-                unhandled::report(Failure::from_panic(payload, None));
-            }
+        let progress = self.progress.get_mut();
+        let places = mem::take(&mut progress.places);
+        if !places.is_empty() {
+            let ways_back = progress.ways_back.take();
+            self.let_go(places, ways_back, false);
         }
     }
 }
 
-impl<T, E: 'static, P: Policy<T, E>> Shared<T, E, P> {
+impl<T: 'static, E: 'static, P: Policy<T, E>> Shared<T, E, P> {
+    /// What was kept for an outcome nobody will see is left out, each in input order: the
+    /// combinator is let go of undecided (`Drop`), or every input has arrived and its output is
+    /// closed (`arrive`; `held`: see [`left_out`](Shared::left_out)).
+    #[cold]
+    fn let_go(
+        &self,
+        places: Vec<Place<T, E, P::Kept>>,
+        mut ways_back: Option<WaysBack<E>>,
+        held: bool,
+    ) {
+        for (index, place) in places.into_iter().enumerate() {
+            let way = way_back(&mut ways_back, index);
+            self.left_out(index, place, way, held);
+        }
+    }
+
+    /// Input `index`'s `place`, kept, which the outcome leaves out: a success goes back the
+    /// `way` its slot gave it back by, if it has one (a `DeferredQueue`'s item, to the queue);
+    /// else it is dropped, and a failure in it reported (`Shared::leftover`; `held`: as a
+    /// failure an outcome holds as a value, whether or not it answers a cancel the combinator
+    /// made). Each one on its own: a panic in one's `Drop` or in its giving back (user code) is
+    /// reported, and leaves the others, and the outcome the caller settles next, as they were
+    /// (rule 4).
+    fn left_out(
+        &self,
+        index: usize,
+        place: Place<T, E, P::Kept>,
+        way: Option<Box<dyn Slot<E>>>,
+        held: bool,
+    ) {
+        let (kept, after_cancel) = match place {
+            Place::Kept(kept) => (kept, false),
+            Place::KeptAfterCancel(kept) => (kept, !held),
+            Place::Pending(_) | Place::Fired(_) | Place::Gone => return,
+        };
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| {
+            let kept = match way {
+                Some(mut way) => match P::kept_success(kept) {
+                    Ok(value) => {
+                        // Given back as the way is dropped, as from a `get` dropped unread.
+                        P::put_back(index, value, &mut *way);
+                        drop(way);
+                        return;
+                    }
+                    Err(kept) => kept,
+                },
+                None => kept,
+            };
+            if let Some(error) = P::unwanted(kept) {
+                self.leftover(error, after_cancel);
+            }
+        })) {
+            unhandled::report(Failure::from_panic(payload, None));
+        }
+    }
+
     /// A result the outcome does not carry: a failure is reported unless consumed or expected
     /// (the answer to the combinator's cancel of its inputs: a cancellation, or any failure of
     /// an error type that cannot say, that arrived after that cancel: `after_cancel`).
@@ -647,8 +751,8 @@ where
     P: Policy<T, E>,
 {
     /// Fails the output with the cancellation, as a decided outcome: what was kept is left out
-    /// (a failure in it reported), and the inputs that answer later are leftovers (a failure
-    /// that is not the answer to the cancel, reported).
+    /// (a failure in it reported, a queue's item given back), and the inputs that answer later
+    /// are leftovers (a failure that is not the answer to the cancel, reported).
     fn fail_output(&self, at: Option<&'static std::panic::Location<'static>>) {
         // User code (`From<Failure>` of the output's error type; then the output's steps and
         // what was kept's `Drop`): a panic is reported, as an arrival's is, not unwound into

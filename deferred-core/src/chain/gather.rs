@@ -16,9 +16,10 @@ use std::panic::Location;
 /// The other inputs are left running after a failure, as in Twisted; a failure among them that
 /// nobody sees is reported through the [unhandled-error hook](crate::set_unhandled_hook); a late
 /// success is dropped, except an item a [`DeferredQueue`](crate::DeferredQueue) hands to a `get`
-/// left running: it goes to the queue's next `get`. To drop such failures instead, use
-/// `DeferredList::new(inputs).consume_errors().fire_on_one_errback()`. Cancelling the result
-/// cancels every input; it then fails with the first input's answer (normally
+/// left running: it goes to the queue's next `get`, as does an item a `get` had been handed
+/// before the failure (the values kept for the result are dropped). To drop such failures
+/// instead, use `DeferredList::new(inputs).consume_errors().fire_on_one_errback()`. Cancelling
+/// the result cancels every input; it then fails with the first input's answer (normally
 /// [`Cancelled`](crate::Cancelled), wrapped in a `FirstError`).
 ///
 /// Each kind has its own: `deferred::gather_results` takes `Deferred`s, and

@@ -59,8 +59,10 @@ mod sealed {
 ///    and thread they fired in; inputs that had fired before the call count at once.
 /// 2. The first failure decides: the join fails with it, as it is (the error type stays `E`),
 ///    and every input still pending is cancelled. What they answer — the cancellation, a late
-///    success, a late failure — is dropped, not reported. Inputs that had failed before the
-///    call decide in input order.
+///    success, a late failure — is dropped, not reported, and so are the values kept from the
+///    inputs that had succeeded, but for an item a [`DeferredQueue`](crate::DeferredQueue)
+///    handed a `get` among them: it goes back to the queue, for its next `get`. Inputs that had
+///    failed before the call decide in input order.
 /// 3. Cancelling the join cancels every input; the first answer then decides (normally the
 ///    first input's [`Cancelled`](crate::Cancelled): the join fails with it).
 ///
@@ -216,6 +218,12 @@ macro_rules! joins {
                     None
                 }
 
+                fn kept_success(
+                    kept: Input<$($T),+>,
+                ) -> Result<Input<$($T),+>, Input<$($T),+>> {
+                    Ok(kept)
+                }
+
                 fn take_arrival(
                     index: usize,
                     from: &mut dyn Slot<E>,
@@ -270,6 +278,12 @@ macro_rules! joins {
 
                 fn unwanted(kept: Result<Input<$($T),+>, E>) -> Option<E> {
                     kept.err()
+                }
+
+                fn kept_success(
+                    kept: Result<Input<$($T),+>, E>,
+                ) -> Result<Input<$($T),+>, Result<Input<$($T),+>, E>> {
+                    kept.map_err(Err)
                 }
 
                 fn holds_failures(

@@ -206,7 +206,9 @@ where
     /// options). The other inputs are left running; their later failures are reported as
     /// unhandled unless the list [consumes errors](DeferredList::consume_errors); a late success
     /// is dropped, except an item a [`DeferredQueue`](crate::DeferredQueue) hands to a `get` left
-    /// running: it goes to the queue's next `get`. An empty list fires at once with `[]`.
+    /// running: it goes to the queue's next `get`, as does an item a `get` had been handed before
+    /// the failure (the values kept for the result are dropped). An empty list fires at once
+    /// with `[]`.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
@@ -354,6 +356,10 @@ where
 
     fn unwanted(result: Result<T, E>) -> Option<E> {
         result.err()
+    }
+
+    fn kept_success(result: Result<T, E>) -> Result<T, Result<T, E>> {
+        result.map_err(Err)
     }
 
     fn holds_failures(results: &Vec<Result<T, E>>) -> Option<fn(Vec<Result<T, E>>)> {

@@ -53,13 +53,18 @@ enum Kept {
 ///    timeout in `tokio::select!`, and dropped when the timeout wins, loses nothing, whenever
 ///    the item came. (This holds for the `get`'s own Deferred: a step added to it — a
 ///    `map_err`, an `add_timeout` — takes the item, and the Deferred it gives drops the item
-///    with it. Race the `get` itself.) A combinator the `get` is given to as it is takes an
-///    item handed to the `get` before it decides, as any input's value: one that keeps it for
-///    its result ([`join`](crate::join), [`gather_results`](crate::gather_results),
-///    `fire_on_one_errback`) drops it with the rest if another input's failure decides. One
-///    handed to the `get` after the combinator has decided without it (a
-///    [`DeferredList`](crate::DeferredList) or `gather_results` leaves its other inputs
-///    running) goes back the same way, to the next `get`.
+///    with it. Race the `get` itself.) A combinator the `get` is given to as it is keeps an
+///    item handed to the `get` before it decides for its result ([`join`](crate::join),
+///    [`gather_results`](crate::gather_results), `fire_on_one_errback`,
+///    [`settle_all`](crate::settle_all)), and gives it back the same way, to the next `get`, if
+///    the result leaves it out: another input's failure decides (an input's `Cancelled`, when
+///    the result is cancelled), or nobody can see the result (its Deferred dropped unread
+///    before it fired). So does an item handed to the `get` after the combinator has decided
+///    without it (a [`DeferredList`](crate::DeferredList) or `gather_results` leaves its other
+///    inputs running). An item in a combinator's result is the result's, as one a step took:
+///    that result dropped unread, or left out by a combinator it is itself an input of
+///    (`gather_results([gather_results([queue.get(), a]), b])`, `a` succeeding before `b` fails
+///    or after), drops it with itself.
 /// 4. Waiting `get`s are fired after the queue's lock is released, and a `put` made inside a
 ///    `get`'s callbacks fires the next `get` after that callback returns: any number of waiters
 ///    are released in constant stack.
@@ -231,7 +236,8 @@ impl<T: Sendable + 'static> DeferredQueue<T> {
     /// given to a combinator that decides without it and leaves it running
     /// (`fire_on_one_callback`, `fire_on_one_errback`, `gather_results`) gives its item back the
     /// same way: an item handed to it after that goes to the next get, not into a result nobody
-    /// sees.
+    /// sees; and so does one a combinator kept for its result, if the result leaves it out
+    /// (rule 3).
     ///
     /// ```
     /// # extern crate deferred_core as deferred;

@@ -668,6 +668,10 @@ impl<T: Sendable + 'static> Policy<T, Failure> for StopFirst {
         None
     }
 
+    fn kept_success(kept: Option<T>) -> Result<T, Option<T>> {
+        kept.ok_or(None)
+    }
+
     fn cancelling(&self) {
         self.stopped.set();
     }

@@ -39,6 +39,14 @@ pub(crate) trait Slot<E>: Sendable {
     fn gives_back(&self) -> bool {
         false
     }
+
+    /// Takes the way back of a slot that [`gives_back`](Slot::gives_back), whose value a
+    /// fan-in has taken and keeps for its outcome: a slot of its own, empty, which gives back
+    /// a value [`put_back`] in it when it is dropped. This one then gives nothing back. `None`
+    /// for a slot that gives nothing back.
+    fn take_way_back(&mut self) -> Option<Box<dyn Slot<E>>> {
+        None
+    }
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, E>> {
@@ -66,7 +74,9 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, 
 /// a `Result<T, E>` slot (its `as_any` is the result's), so a stage or the chain's end takes it
 /// as any other; if the chain drops it instead — its Deferred dropped unread, as
 /// `tokio::select!` drops the branch it did not take — the value goes to `give_back`, and a
-/// failure put here since is reported, as any other.
+/// failure put here since is reported, as any other. A fan-in that takes the value and keeps it
+/// for an outcome that may leave it out takes `give_back` too, in a `GivenBack` of its own
+/// ([`Slot::take_way_back`]), and puts the value back in it if the outcome does.
 pub(crate) struct GivenBack<T, E, F: FnOnce(T)> {
     result: Option<Result<T, E>>,
     give_back: Option<F>,
@@ -115,6 +125,14 @@ where
 
     fn gives_back(&self) -> bool {
         self.give_back.is_some()
+    }
+
+    fn take_way_back(&mut self) -> Option<Box<dyn Slot<E>>> {
+        let give_back = self.give_back.take()?;
+        Some(Box::new(GivenBack::<T, E, F> {
+            result: None,
+            give_back: Some(give_back),
+        }))
     }
 }
 
