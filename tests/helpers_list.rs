@@ -1320,3 +1320,89 @@ an_unread_list_that_consumes_errors_reports_nothing!(
     deferred::LocalDeferred<u32>,
     LocalList
 );
+
+/// A settled list's result returned by a step (or by `chain!`'s) is not read by the chain that
+/// waits on it: with no step of its own left to take the `Vec`, that chain keeps it as the
+/// list's output did, and its end, dropped unread, reports each failure once — dropped before
+/// the list fires or after, and for a list that had fired when the step returned it. Read at
+/// that end (or by a step after), it reports nothing. For both kinds.
+macro_rules! a_settled_list_returned_by_a_step_reports_its_failures_once_unread {
+    ($name:ident, $Deferred:ty, $settle_all:path) => {
+        #[test]
+        fn $name() {
+            let marker = concat!(stringify!($name), "-bang");
+            let unhandled = Unhandled::start(marker);
+
+            // The chain's end dropped before the list fires.
+            let (d, r) = <$Deferred>::pending();
+            let (a, ra) = <$Deferred>::pending();
+            let outer = d.add_callback(move |_| $settle_all([a]));
+            r.callback(0);
+            drop(outer);
+            ra.errback(Failure::msg(marker));
+            assert_eq!(unhandled.count(), 1, "dropped before the list fired");
+
+            // ... after it fired.
+            let (d, r) = <$Deferred>::pending();
+            let (a, ra) = <$Deferred>::pending();
+            let outer = d.add_callback(move |_| $settle_all([a]));
+            r.callback(0);
+            ra.errback(Failure::msg(marker));
+            assert!(outer.is_fired());
+            assert_eq!(unhandled.count(), 1, "not while it can still be read");
+            drop(outer);
+            assert_eq!(unhandled.count(), 2, "dropped after the list fired");
+
+            // A list that had fired when the step returned it.
+            let (d, r) = <$Deferred>::pending();
+            let outer =
+                d.add_callback(move |_| $settle_all([<$Deferred>::fail(Failure::msg(marker))]));
+            r.callback(0);
+            drop(outer);
+            assert_eq!(unhandled.count(), 3, "a fired list returned by a step");
+
+            // `chain!`, whose step returns it.
+            let (d, r) = <$Deferred>::pending();
+            let (a, ra) = <$Deferred>::pending();
+            let chained = deferred::chain! { d then move |_| $settle_all([a]) };
+            r.callback(0);
+            ra.errback(Failure::msg(marker));
+            drop(chained);
+            assert_eq!(unhandled.count(), 4, "chain! dropped unread");
+
+            // Read at the end, or by a step added after: nothing.
+            let (d, r) = <$Deferred>::pending();
+            let (a, ra) = <$Deferred>::pending();
+            let outer = d.add_callback(move |_| $settle_all([a]));
+            r.callback(0);
+            ra.errback(Failure::msg(marker));
+            assert_eq!(outer.wait().unwrap().len(), 1);
+            let (d, r) = <$Deferred>::pending();
+            let outer =
+                d.add_callback(move |_| $settle_all([<$Deferred>::fail(Failure::msg(marker))]));
+            r.callback(0);
+            drop(outer.add_callback(|results| Ok::<_, Failure>(results.len())));
+            let (d, r) = <$Deferred>::pending();
+            let (a, ra) = <$Deferred>::pending();
+            let outer = d
+                .add_callback(move |_| $settle_all([a]))
+                .add_callback(|results| Ok::<_, Failure>(results.len()));
+            r.callback(0);
+            ra.errback(Failure::msg(marker));
+            drop(outer);
+            assert_eq!(unhandled.count(), 4, "read");
+        }
+    };
+}
+
+a_settled_list_returned_by_a_step_reports_its_failures_once_unread!(
+    a_settled_list_returned_by_a_step_reports_its_failures_once_unread,
+    Deferred<u32>,
+    settle_all
+);
+
+a_settled_list_returned_by_a_step_reports_its_failures_once_unread!(
+    a_settled_list_returned_by_a_step_reports_its_failures_once_unread_local,
+    deferred::LocalDeferred<u32>,
+    deferred::local::settle_all
+);

@@ -42,8 +42,11 @@
 //!   slot that reports them if the output's chain drops it unread (`Resolver::settle_holding`),
 //!   and an output nobody can see any more (dropped with no step left) is not fired: they are
 //!   reported at once. A cancellation among them is reported too, as a Deferred cancelled and
-//!   dropped unread reports its own. Once taken — by the end of the output's chain, a step, a
-//!   chain or combinator that waits on it — the outcome and its failures are the taker's.
+//!   dropped unread reports its own. A chain that waits on the output (a step, or `chain!`'s,
+//!   returned it) with no step of its own left to take the outcome keeps that slot, so that
+//!   its own end, dropped unread, reports them (`Chain::resume_held`). Once taken — by the end
+//!   of a chain, a step, a combinator or `map_err` that waits on it — the outcome and its
+//!   failures are the taker's.
 //! - A success the outcome does not carry is dropped, unless its chain's slot gives it back to
 //!   its producer (`Slot::gives_back`: a `DeferredQueue`'s item, handed with
 //!   `Resolver::try_fire_or_give_back`). One that arrives after the outcome was decided is put
@@ -372,7 +375,9 @@ type WaysBack<E> = Box<Vec<(usize, Box<dyn Slot<E>>)>>;
 #[cold]
 #[inline(never)]
 fn keep_way_back<E>(ways_back: &mut Option<WaysBack<E>>, index: usize, way: Box<dyn Slot<E>>) {
-    ways_back.get_or_insert_with(Box::default).push((index, way));
+    ways_back
+        .get_or_insert_with(Box::default)
+        .push((index, way));
 }
 
 /// Takes input `index`'s way back out of `ways_back`, if it has one.

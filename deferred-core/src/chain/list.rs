@@ -43,8 +43,10 @@ use crate::unhandled;
 /// it is, once, in input order, unless the list consumes errors. (Dropped before it fired, the
 /// failures are reported as the inputs fire; if some inputs never will, their producers having
 /// stopped because nobody can see the result, the failures kept from the others are reported
-/// as the list lets go of them.) A result taken (`wait`, `.await`, a step, `chain!`) reports
-/// nothing.
+/// as the list lets go of them; returned by a step, the result is the waiting chain's, whose
+/// end, dropped unread, reports them.) A result taken (`wait`, `.await`, a step, `chain!`,
+/// [`poll_fired`](crate::Deferred::poll_fired), or given to what takes it: another combinator,
+/// `map_err`, `add_timeout`, a `SharedResult`) reports nothing.
 ///
 /// ```
 /// # extern crate deferred_core as deferred;
@@ -300,9 +302,10 @@ where
 /// is in its slot. No inputs: fires at once with `[]`. Cancelling it cancels every input; it then
 /// fires with their answers.
 ///
-/// The failures in the `Vec` are yours once you take it (`wait`, `.await`, a step, `chain!`).
+/// The failures in the `Vec` are yours once you take it (`wait`, `.await`, a step, `chain!`,
+/// `poll_fired`, or another combinator, `map_err`, `add_timeout`, a `SharedResult` given it).
 /// If nobody ever does — the Deferred is dropped unread, with no step on it, before or after it
-/// fires — each is reported through the [unhandled-error hook](crate::set_unhandled_hook), as
+/// fires, or so is the chain a step that returned it waits in — each is reported through the [unhandled-error hook](crate::set_unhandled_hook), as
 /// it is, once, in input order (Twisted logs the failures a `DeferredList` leaves in its
 /// inputs); use [`DeferredList::consume_errors`] and [`all`](DeferredList::all) for a list
 /// that reports none.

@@ -425,6 +425,11 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// back (a chain's pointer cannot be a method's receiver: see `chain_arc.rs`); call it
     /// through [`arrive`].
     fn arriver(&self) -> fn(ChainPtr<dyn AnyChain<E>>, &mut dyn Slot<E>, Remembered);
+    /// [`arriver`](AnyChain::arriver) for a result in a slot that reports the failures its
+    /// value holds if nobody reads it (`stage::HoldsFailures`): a chain with no step left to
+    /// take the value keeps that slot as its own result, so that they are still reported if
+    /// its end drops it unread (rule 5). Call it through [`arrive_held`].
+    fn held_arriver(&self) -> HeldArriver<E>;
     /// What the chain is doing, for `Debug`.
     fn doing(&self) -> Doing;
     /// What the chain says of itself for the registry (`None` once it has fired).
@@ -816,9 +821,14 @@ where
                 let mut inner = inner;
                 let upper = link_to_cancel(outer.clone());
                 inner.phase.move_on(Phase::Passed(upper));
-                let mut current = inner.take_current();
+                let current = inner.take_current();
                 drop(inner);
-                arrive(outer, current.slot(), passed_on)
+                match current {
+                    Current::Other(held) if held.holds_failures() => {
+                        arrive_held(outer, held, passed_on);
+                    }
+                    mut current => arrive(outer, current.slot(), passed_on),
+                }
             }
             // Taken already: only when `outer` stopped waiting on this chain (a cancel broke
             // the cycle they were in, `break_wait`) before it could ask for the result.
@@ -860,6 +870,12 @@ where
         |link, from, passed_on| Chain::<T, E>::resume(super::link_to_chain(link), from, passed_on)
     }
 
+    fn held_arriver(&self) -> HeldArriver<E> {
+        |link, held, passed_on| {
+            Chain::<T, E>::resume_held(super::link_to_chain(link), held, passed_on);
+        }
+    }
+
     fn doing(&self) -> Doing {
         Chain::doing(self)
     }
@@ -885,6 +901,21 @@ pub(super) fn arrive<E: 'static>(
 ) {
     let arrive = link.arriver();
     arrive(link, from, passed_on);
+}
+
+/// What [`AnyChain::held_arriver`] gives: the chain's `resume_held`, typed back.
+pub(crate) type HeldArriver<E> = fn(ChainPtr<dyn AnyChain<E>>, Box<dyn Slot<E>>, Remembered);
+
+/// Gives the chain at `link` the result of the Deferred it waits on, in `held`, a slot that
+/// reports the failures its value holds if nobody reads it ([`AnyChain::held_arriver`]).
+#[cold]
+pub(super) fn arrive_held<E: 'static>(
+    link: ChainPtr<dyn AnyChain<E>>,
+    held: Box<dyn Slot<E>>,
+    passed_on: Remembered,
+) {
+    let arrive = link.held_arriver();
+    arrive(link, held, passed_on);
 }
 
 impl<T, E: 'static> Chain<T, E> {

@@ -134,8 +134,10 @@ where
 
     /// [`fire_if_open`](Chain::fire_if_open) with `value`, which holds failures that
     /// `report_held` reports: when nothing takes the value on as the root fires (no step is
-    /// left, and no chain or fan-in listens), it is kept in a slot that reports them if the
-    /// chain drops it unread ([`HoldsFailures`]) until the end of the chain takes it. For a
+    /// left, and no fan-in listens), it is kept in a slot that reports them if the chain drops
+    /// it unread ([`HoldsFailures`]) until the end of the chain takes it; a chain that waits
+    /// on this one (a step returned it) is handed that slot, and keeps it if no step of its
+    /// own is left to take the value (`resume_held`). For a
     /// combinator's outcome that holds its inputs' failures as values (`settle_all`). Gives
     /// `value` back when nobody can see it, as `fire_if_open` does.
     pub(crate) fn fire_if_open_holding(
@@ -147,11 +149,20 @@ where
             return Err(value);
         };
         if !inner.stages.is_empty()
-            || !matches!(inner.listener, Listener::Nobody | Listener::Task(_))
+            || !matches!(
+                inner.listener,
+                Listener::Nobody | Listener::Task(_) | Listener::Forward(_)
+            )
         {
-            // Its steps take the value as the root fires, or it goes on to the chain or
-            // combinator that listens.
+            // Its steps take the value as the root fires, or it goes on to the combinator that
+            // listens.
             Self::start(this, inner, Ok(value));
+            return Ok(());
+        }
+        if matches!(inner.listener, Listener::Forward(_)) {
+            // A chain waits on this one (a step returned it): the slot goes on to that chain,
+            // which keeps it if no step of its own takes the value (`resume_held`).
+            Self::forward_held(inner, Box::new(HoldsFailures::new(value, report_held)));
             return Ok(());
         }
         Self::fire_kept_in(
@@ -160,6 +171,24 @@ where
             Box::new(HoldsFailures::new(value, report_held)),
         );
         Ok(())
+    }
+
+    /// Fires the root, which has no step left and a chain waiting on it, with the result in
+    /// `held`, which goes on to that chain as it is (`park`'s `Listener::Forward`, with
+    /// [`arrive_held`](super::arrive_held)).
+    #[cold]
+    fn forward_held(mut inner: Guard<'_, Parts<T, E>>, held: Box<dyn Slot<E>>) {
+        let Listener::Forward(outer) = std::mem::replace(&mut inner.listener, Listener::Nobody)
+        else {
+            unreachable!("checked by the caller")
+        };
+        let passed_on = inner.phase.remembered_by_root().passed_on();
+        let upper = link_to_cancel(outer.clone());
+        let root = std::mem::replace(&mut inner.phase, Phase::Passed(upper));
+        drop(inner);
+        root.release();
+        fired_event();
+        super::arrive_held(outer, held, passed_on);
     }
 
     /// Fires the root, which has no step left, with the result in `kept`, a slot of its own
@@ -621,6 +650,48 @@ where
         } else {
             run_loop::run(move || Self::deliver(this));
         }
+    }
+}
+
+impl<T, E> Chain<T, E>
+where
+    T: Sendable + 'static,
+    E: FromFailure + Sendable + 'static,
+{
+    /// [`resume`](Chain::resume) with the result in `held`, a slot that reports the failures
+    /// its value holds if nobody reads it (`stage::HoldsFailures`): with no step left to take
+    /// the value, this chain keeps that slot as its result and fires with it at once, so that
+    /// its end, dropped unread, still reports them; a step left takes the value as from any
+    /// other slot.
+    #[cold]
+    pub(super) fn resume_held(
+        this: ChainPtr<Self>,
+        mut held: Box<dyn Slot<E>>,
+        passed_on: Remembered,
+    ) {
+        let mut inner = this.lock();
+        let Phase::Waiting { mut cancel, .. } = inner.phase else {
+            // As `resume`: nobody will see it.
+            drop(inner);
+            return held.report();
+        };
+        if !inner.stages.is_empty() {
+            drop(inner);
+            return Self::resume(this, &mut *held, passed_on);
+        }
+        if let Some(outer_chains) = passed_on.get() {
+            cancel.remember(outer_chains);
+        }
+        let Phase::Waiting { on, .. } =
+            std::mem::replace(&mut inner.phase, Phase::Running { cancel })
+        else {
+            unreachable!("checked above");
+        };
+        // The slot the result would have landed in: empty.
+        let empty = inner.take_current();
+        this.park(inner, Current::Other(held));
+        drop(empty);
+        drop(on);
     }
 }
 

@@ -47,6 +47,13 @@ pub(crate) trait Slot<E>: Sendable {
     fn take_way_back(&mut self) -> Option<Box<dyn Slot<E>>> {
         None
     }
+
+    /// Whether this is a [`HoldsFailures`] slot: a chain waiting on this one, with no step
+    /// left to take the value, keeps the slot itself (`AnyChain::held_arriver`), so that the
+    /// failures are still reported if that chain drops the value unread.
+    fn holds_failures(&self) -> bool {
+        false
+    }
 }
 
 impl<T: Sendable + 'static, E: Sendable + 'static> Slot<E> for Option<Result<T, E>> {
@@ -185,6 +192,10 @@ where
 
     fn fail(&mut self, error: E) {
         self.result = Some(Err(error));
+    }
+
+    fn holds_failures(&self) -> bool {
+        true
     }
 }
 
