@@ -22,8 +22,9 @@ use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use deferred_core::{
-    Cancelled, Deferred, DeferredSemaphore, Failure, GaveUp, LoopingCall, ManualClock, NeverFired,
-    Panicked, Permit, RetryError, RetryPolicy, defer_later, retry, set_unhandled_hook,
+    Cancelled, Deferred, DeferredList, DeferredLock, DeferredSemaphore, Failure, FailureGroup,
+    FirstError, FirstSuccess, GaveUp, LoopingCall, ManualClock, NeverFired, Panicked, Permit,
+    RetryError, RetryPolicy, TimedOut, defer_later, map_concurrent, retry, set_unhandled_hook,
 };
 use loom::sync::Mutex;
 use loom::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
@@ -2469,5 +2470,734 @@ fn first_settled_cancelled_unseen_while_an_input_ends_unread_on_another_thread()
         let cancelled = reported(CANCELLED) - before.1;
         assert!(cancelled <= 1);
         assert_eq!(reported_by_this_test() - before.0, cancelled);
+    });
+}
+
+// ---- more helpers' races: map_concurrent, the combinators cancelled as an input fires,
+// DeferredLock::run, add_timeout, retry_if ----------------------------------------------------
+
+/// A failure as the models compare it: `Cancelled`, a `FirstError` or `FailureGroup` by what it
+/// holds, else its message.
+fn describe(failure: &Failure) -> String {
+    if failure.is::<Cancelled>() {
+        return "Cancelled".to_owned();
+    }
+    if failure.is::<TimedOut>() {
+        return "TimedOut".to_owned();
+    }
+    if let Some(first) = failure.downcast_ref::<FirstError>() {
+        return format!("FirstError({}, {})", first.index, describe(&first.failure));
+    }
+    if let Some(group) = failure.downcast_ref::<FailureGroup>() {
+        let inner: Vec<String> = group.failures.iter().map(describe).collect();
+        return format!("Group[{}]", inner.join(", "));
+    }
+    failure.to_string()
+}
+
+/// Records the outcomes of a chain of any value type, as text (there must be exactly one).
+#[derive(Clone)]
+struct Seen {
+    outcomes: Arc<Mutex<Vec<String>>>,
+}
+
+impl Seen {
+    fn new() -> Seen {
+        Seen {
+            outcomes: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// Ends `d` with a step that records its outcome: its value as `show` writes it, or its
+    /// failure as `describe` does.
+    fn finish<T: Send + 'static>(&self, d: Deferred<T>, show: fn(T) -> String) {
+        let outcomes = self.outcomes.clone();
+        drop(d.add_both(move |result| {
+            let text = match result {
+                Ok(value) => show(value),
+                Err(failure) => describe(&failure),
+            };
+            outcomes.lock().unwrap().push(text);
+            Ok::<(), Failure>(())
+        }));
+    }
+
+    /// The one outcome recorded.
+    fn outcome(&self) -> String {
+        let outcomes = self.outcomes.lock().unwrap();
+        assert_eq!(
+            outcomes.len(),
+            1,
+            "the last step must run once: {outcomes:?}"
+        );
+        outcomes[0].clone()
+    }
+}
+
+/// A `FirstSuccess`, as text.
+fn show_first_success(outcome: FirstSuccess<u32>) -> String {
+    match outcome {
+        FirstSuccess::Succeeded { index, value } => format!("Succeeded({index}, {value})"),
+        FirstSuccess::AllFailed(failures) => {
+            let inner: Vec<String> = failures.iter().map(describe).collect();
+            format!("AllFailed[{}]", inner.join(", "))
+        }
+    }
+}
+
+/// How many items of a `map_concurrent` run at once: `now` is incremented as an item's
+/// function is called and decremented as its Deferred settles; `most` is the highest `now` seen.
+/// Std's atomics: the model's bookkeeping, not a point where loom should switch threads.
+#[derive(Clone, Default)]
+struct Running {
+    now: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The Resolvers of the items a `map_concurrent` started, by item, with each item's call count
+/// and canceller count.
+struct Items {
+    resolvers: Arc<Mutex<Vec<Option<deferred_core::Resolver<u32>>>>>,
+    calls: Vec<Arc<AtomicUsize>>,
+    cancels: Vec<Arc<AtomicUsize>>,
+    running: Running,
+}
+
+impl Items {
+    fn new(count: usize) -> Items {
+        Items {
+            resolvers: Arc::new(Mutex::new((0..count).map(|_| None).collect())),
+            calls: (0..count).map(|_| counter()).collect(),
+            cancels: (0..count).map(|_| counter()).collect(),
+            running: Running::default(),
+        }
+    }
+
+    /// The function `map_concurrent` calls on item `n`: counts the call and how many run, and
+    /// returns a pending Deferred whose canceller counts and whose Resolver is kept by item.
+    fn function(&self) -> impl Fn(usize) -> Deferred<u32> + Send + Sync + use<> {
+        let (resolvers, calls, cancels) = (
+            self.resolvers.clone(),
+            self.calls.clone(),
+            self.cancels.clone(),
+        );
+        let running = self.running.clone();
+        move |n| {
+            calls[n].fetch_add(1, SeqCst);
+            let now = running
+                .now
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            running
+                .most
+                .fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+            let (d, resolver) = cancellable(&cancels[n]);
+            resolvers.lock().unwrap()[n] = Some(resolver);
+            let running = running.clone();
+            d.add_both(move |result| {
+                running
+                    .now
+                    .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                result
+            })
+        }
+    }
+
+    /// Item `n`'s Resolver (the item must have started).
+    fn resolver(&self, n: usize) -> deferred_core::Resolver<u32> {
+        self.resolvers.lock().unwrap()[n]
+            .take()
+            .expect("the item started")
+    }
+
+    fn calls(&self, n: usize) -> usize {
+        self.calls[n].load(SeqCst)
+    }
+
+    fn cancels(&self, n: usize) -> usize {
+        self.cancels[n].load(SeqCst)
+    }
+
+    fn most_running(&self) -> usize {
+        self.running.most.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// `map_concurrent` of two items, one at a time: the first item finishes on one thread (its
+/// token starts the second there) while the result is cancelled on another. The batch stops:
+/// the result is a `FirstError` with `Cancelled` — the first item's (cancelled before it
+/// finished) or the second's (cancelled while it waited for the token or ran, or not started) —
+/// never a value. Each item runs at most once and never two at once; an item that started is
+/// cancelled exactly once unless it finished; nothing is reported.
+#[test]
+fn map_concurrent_cancelled_while_an_item_finishes_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let items = Items::new(2);
+        let output = map_concurrent(0..2, 1, items.function());
+        let handle = output.cancel_handle();
+        let seen = Seen::new();
+        seen.finish(output, |values| format!("{values:?}"));
+        let first = items.resolver(0);
+        let finishing = thread::spawn(move || first.callback(10));
+        handle.cancel();
+        finishing.join().unwrap();
+        let outcome = seen.outcome();
+        match outcome.as_str() {
+            "FirstError(0, Cancelled)" => assert_eq!(items.cancels(0), 1),
+            "FirstError(1, Cancelled)" => {}
+            other => panic!("not an allowed outcome: {other}"),
+        }
+        assert_eq!(items.calls(0), 1);
+        assert!(items.cancels(0) <= 1);
+        assert!(items.calls(1) <= 1);
+        assert_eq!(
+            items.cancels(1),
+            items.calls(1),
+            "a second item that started is cancelled, once"
+        );
+        assert_eq!(items.most_running(), 1, "the limit was exceeded");
+        assert_eq!(
+            items.running.now.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `map_concurrent` of three items, two at a time: the first fails on one thread while the
+/// second succeeds on another, whose token starts the third there. The first failure decides
+/// (`FirstError` at index 0, whatever else lands first); the third starts only if the failure
+/// had not stopped the batch, and is then cancelled once; never more than two run at once;
+/// nothing is reported.
+#[test]
+fn map_concurrent_item_fails_on_another_thread_while_another_starts() {
+    reports();
+    model(PREEMPTIONS, || {
+        let message = unique_message("map item");
+        let items = Items::new(3);
+        let seen = Seen::new();
+        seen.finish(map_concurrent(0..3, 2, items.function()), |values| {
+            format!("{values:?}")
+        });
+        let (first, second) = (items.resolver(0), items.resolver(1));
+        let failure = Failure::msg(message.clone());
+        let failing = thread::spawn(move || first.errback(failure));
+        second.callback(11);
+        failing.join().unwrap();
+        assert_eq!(seen.outcome(), format!("FirstError(0, {message})"));
+        assert_eq!((items.calls(0), items.calls(1)), (1, 1));
+        assert_eq!(items.cancels(0), 0);
+        // The second is cancelled if the failure's decision reached it before it succeeded.
+        assert!(items.cancels(1) <= 1);
+        assert!(items.calls(2) <= 1);
+        assert_eq!(
+            items.cancels(2),
+            items.calls(2),
+            "a third item that started is cancelled, once"
+        );
+        assert!(items.most_running() <= 2, "the limit was exceeded");
+        assert_eq!(
+            items.running.now.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `map_concurrent` of two items, one at a time: the first item fails on one thread while the
+/// result is cancelled on another. The batch stops and the second item never starts (its
+/// token, if it comes, finds the batch stopped). The first item's answer decides — its failure,
+/// or its `Cancelled` (the cancel came first: the failure is then dropped, as a late fire is) —
+/// unless its failure was on its way as the cancel passed it: the cancel then goes on to the
+/// second item, whose `Cancelled` (its acquire cancelled while it waits) may arrive first and
+/// decide, and the first item's failure, left out, is reported, once. Nothing else is reported.
+#[test]
+fn map_concurrent_cancelled_while_an_item_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let before = reported_by_this_test();
+        let message = unique_message("map item cancelled");
+        let items = Items::new(2);
+        let output = map_concurrent(0..2, 1, items.function());
+        let handle = output.cancel_handle();
+        let seen = Seen::new();
+        seen.finish(output, |values| format!("{values:?}"));
+        let first = items.resolver(0);
+        let failure = Failure::msg(message.clone());
+        let failing = thread::spawn(move || first.errback(failure));
+        handle.cancel();
+        failing.join().unwrap();
+        let outcome = seen.outcome();
+        let left_out = match outcome.as_str() {
+            "FirstError(0, Cancelled)" => {
+                assert_eq!(items.cancels(0), 1);
+                0
+            }
+            "FirstError(1, Cancelled)" => 1,
+            other => {
+                assert_eq!(other, format!("FirstError(0, {message})"));
+                0
+            }
+        };
+        assert_eq!(
+            reported(&message),
+            left_out,
+            "the left-out failure is reported"
+        );
+        assert_eq!(reported_by_this_test() - before, left_out);
+        assert!(items.cancels(0) <= 1);
+        assert_eq!(items.calls(1), 0, "a stopped batch started an item");
+        assert_eq!(items.most_running(), 1, "the limit was exceeded");
+        assert_eq!(
+            items.running.now.load(std::sync::atomic::Ordering::SeqCst),
+            0
+        );
+    });
+}
+
+/// What a combinator model's first input does on the other thread.
+#[derive(Clone, Copy)]
+enum Fire {
+    Succeed,
+    Fail,
+}
+
+/// What a combinator model saw: the outcome as `Seen` wrote it, the two inputs' canceller
+/// counts, the first input's failure's message, and the second input's Resolver (never fired
+/// in the model: the test says what becomes of it).
+struct Raced {
+    outcome: String,
+    first_cancels: usize,
+    second_cancels: usize,
+    message: String,
+    second: Option<deferred_core::Resolver<u32>>,
+    /// This test's reports before the model's execution (a `NeverFired`'s message is the same
+    /// in every execution).
+    reports_before: usize,
+}
+
+impl Raced {
+    /// The reports made in this execution.
+    fn reported(&self) -> usize {
+        reported_by_this_test() - self.reports_before
+    }
+}
+
+/// Two cancellable inputs of a combinator (made by `combine`) whose output is cancelled on one
+/// thread while its first input fires on another (the second is not fired).
+fn cancelled_while_the_first_input_fires<T: Send + 'static>(
+    fire: Fire,
+    combine: fn(Deferred<u32>, Deferred<u32>) -> Deferred<T>,
+    show: fn(T) -> String,
+) -> Raced {
+    let reports_before = reported_by_this_test();
+    let message = unique_message("input");
+    let (first_cancels, second_cancels) = (counter(), counter());
+    let (first, first_resolver) = cancellable(&first_cancels);
+    let (second, second_resolver) = cancellable(&second_cancels);
+    let output = combine(first, second);
+    let handle = output.cancel_handle();
+    let seen = Seen::new();
+    seen.finish(output, show);
+    let failure = Failure::msg(message.clone());
+    let firing = thread::spawn(move || match fire {
+        Fire::Succeed => first_resolver.callback(5),
+        Fire::Fail => first_resolver.errback(failure),
+    });
+    handle.cancel();
+    firing.join().unwrap();
+    let raced = Raced {
+        outcome: seen.outcome(),
+        first_cancels: first_cancels.load(SeqCst),
+        second_cancels: second_cancels.load(SeqCst),
+        message,
+        second: Some(second_resolver),
+        reports_before,
+    };
+    assert!(raced.first_cancels <= 1);
+    assert!(raced.second_cancels <= 1);
+    raced
+}
+
+fn fire_on_one_callback(a: Deferred<u32>, b: Deferred<u32>) -> Deferred<FirstSuccess<u32>> {
+    DeferredList::new([a, b]).fire_on_one_callback()
+}
+
+fn fire_on_one_errback(a: Deferred<u32>, b: Deferred<u32>) -> Deferred<Vec<u32>> {
+    DeferredList::new([a, b]).fire_on_one_errback()
+}
+
+fn race_of(a: Deferred<u32>, b: Deferred<u32>) -> Deferred<(usize, u32)> {
+    deferred_core::race([a, b])
+}
+
+fn gather_of(a: Deferred<u32>, b: Deferred<u32>) -> Deferred<Vec<u32>> {
+    deferred_core::gather_results([a, b])
+}
+
+fn join_of(a: Deferred<u32>, b: Deferred<u32>) -> Deferred<(u32, u32)> {
+    deferred_core::join((a, b))
+}
+
+/// `DeferredList::fire_on_one_callback` cancelled while its first input succeeds on another
+/// thread: the first input's value decides (the cancel came too late, or the value landed while
+/// its canceller ran), or, cancelled first, every input failed with `Cancelled`. The second
+/// input's `Cancelled` never decides (a failure only waits for the others) and is never
+/// reported: it answers the list's cancel. A value that decided before the cancel leaves the
+/// second input running (the cancel finds the list fired): its failure, when its producer
+/// drops its Resolver, is reported, once.
+#[test]
+fn fire_on_one_callback_cancelled_while_an_input_succeeds_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced = cancelled_while_the_first_input_fires(
+            Fire::Succeed,
+            fire_on_one_callback,
+            show_first_success,
+        );
+        match raced.outcome.as_str() {
+            "Succeeded(0, 5)" => {}
+            "AllFailed[Cancelled, Cancelled]" => {
+                assert_eq!((raced.first_cancels, raced.second_cancels), (1, 1));
+            }
+            other => panic!("not an allowed outcome: {other}"),
+        }
+        assert_eq!(raced.reported(), 0);
+        let left_running = raced.second_cancels == 0;
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), usize::from(left_running));
+    });
+}
+
+/// `DeferredList::fire_on_one_callback` cancelled while its first input fails on another
+/// thread: every input failed, and the outcome holds each answer, in input order: the first
+/// input's failure (it came first) or its `Cancelled` (the cancel came first; the failure is
+/// then dropped, as a late fire is), and the second input's `Cancelled`. The outcome is taken,
+/// so nothing is reported.
+#[test]
+fn fire_on_one_callback_cancelled_while_an_input_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced = cancelled_while_the_first_input_fires(
+            Fire::Fail,
+            fire_on_one_callback,
+            show_first_success,
+        );
+        assert_eq!(raced.second_cancels, 1);
+        if raced.outcome == "AllFailed[Cancelled, Cancelled]" {
+            assert_eq!(raced.first_cancels, 1);
+        } else {
+            assert_eq!(
+                raced.outcome,
+                format!("AllFailed[{}, Cancelled]", raced.message)
+            );
+        }
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `DeferredList::fire_on_one_errback` cancelled while its first input succeeds on another
+/// thread: a `Cancelled` decides, wrapped in a `FirstError` — the first input's (cancelled
+/// before it fired) or the second's (the first had succeeded: its value is dropped). Nothing is
+/// reported: the other `Cancelled`, if any, answers the list's cancel.
+#[test]
+fn fire_on_one_errback_cancelled_while_an_input_succeeds_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced =
+            cancelled_while_the_first_input_fires(Fire::Succeed, fire_on_one_errback, |values| {
+                format!("{values:?}")
+            });
+        assert_eq!(raced.second_cancels, 1);
+        match raced.outcome.as_str() {
+            "FirstError(0, Cancelled)" => assert_eq!(raced.first_cancels, 1),
+            "FirstError(1, Cancelled)" => {}
+            other => panic!("not an allowed outcome: {other}"),
+        }
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `DeferredList::fire_on_one_errback` cancelled while its first input fails on another
+/// thread: the first answer to arrive decides, in a `FirstError`. Normally that is the first
+/// input's — its failure (it came first) or its `Cancelled` (the cancel came first: the failure
+/// is then dropped, as a late fire is). But the first input may have fired as the cancel passed
+/// it (nothing left to cancel there, or its canceller ran and then its failure landed): the
+/// cancel goes on to the second input, whose `Cancelled` may arrive first and decide; the first
+/// input's failure then arrives after the outcome and is reported, once, as any failure the
+/// list's result does not carry (unlike `first_settled`, whose cancel stops at an input that
+/// has fired: there any answer decides). The second input's `Cancelled` answers the list's
+/// cancel and is never reported. A failure that decided before the cancel leaves the second
+/// input running (the cancel finds the list fired): its failure, when its producer drops its
+/// Resolver, is reported, once.
+#[test]
+fn fire_on_one_errback_cancelled_while_an_input_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced =
+            cancelled_while_the_first_input_fires(Fire::Fail, fire_on_one_errback, |values| {
+                format!("{values:?}")
+            });
+        let left_out = match raced.outcome.as_str() {
+            "FirstError(0, Cancelled)" => {
+                assert_eq!((raced.first_cancels, raced.second_cancels), (1, 1));
+                0
+            }
+            "FirstError(1, Cancelled)" => {
+                assert_eq!(raced.second_cancels, 1);
+                1
+            }
+            other => {
+                assert_eq!(other, format!("FirstError(0, {})", raced.message));
+                0
+            }
+        };
+        assert_eq!(reported(&raced.message), left_out);
+        assert_eq!(raced.reported(), left_out);
+        let left_running = raced.second_cancels == 0;
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), left_out + usize::from(left_running));
+    });
+}
+
+/// `race` cancelled while its first input succeeds on another thread: the value wins (the cancel
+/// came too late, or the value landed while its canceller ran), or, cancelled first, the race
+/// fails with a `FailureGroup` of both `Cancelled`s. The second input is cancelled either way
+/// (as a loser, or by the cancel); nothing is reported (a race handles all its inputs'
+/// outcomes).
+#[test]
+fn race_cancelled_while_an_input_succeeds_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced =
+            cancelled_while_the_first_input_fires(Fire::Succeed, race_of, |(index, value)| {
+                format!("Won({index}, {value})")
+            });
+        assert_eq!(raced.second_cancels, 1);
+        match raced.outcome.as_str() {
+            "Won(0, 5)" => {}
+            "Group[Cancelled, Cancelled]" => assert_eq!(raced.first_cancels, 1),
+            other => panic!("not an allowed outcome: {other}"),
+        }
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `race` cancelled while its first input fails on another thread: every input failed, and the
+/// race fails with a `FailureGroup` of their answers in input order — the first input's failure
+/// or its `Cancelled`, then the second's `Cancelled`. Nothing is reported.
+#[test]
+fn race_cancelled_while_an_input_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced =
+            cancelled_while_the_first_input_fires(Fire::Fail, race_of, |(index, value)| {
+                format!("Won({index}, {value})")
+            });
+        assert_eq!(raced.second_cancels, 1);
+        if raced.outcome == "Group[Cancelled, Cancelled]" {
+            assert_eq!(raced.first_cancels, 1);
+        } else {
+            assert_eq!(
+                raced.outcome,
+                format!("Group[{}, Cancelled]", raced.message)
+            );
+        }
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `gather_results` cancelled while its first input succeeds on another thread: a `Cancelled`
+/// decides, in a `FirstError` — the first input's, or the second's once the first succeeded
+/// (its value is dropped). The second input is cancelled either way; nothing is reported.
+#[test]
+fn gather_results_cancelled_while_an_input_succeeds_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced = cancelled_while_the_first_input_fires(Fire::Succeed, gather_of, |values| {
+            format!("{values:?}")
+        });
+        assert_eq!(raced.second_cancels, 1);
+        match raced.outcome.as_str() {
+            "FirstError(0, Cancelled)" => assert_eq!(raced.first_cancels, 1),
+            "FirstError(1, Cancelled)" => {}
+            other => panic!("not an allowed outcome: {other}"),
+        }
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `join` cancelled while its first input succeeds on another thread: the join fails with a
+/// `Cancelled` (the first input's, or the second's once the first succeeded: the value is
+/// dropped). The second input is cancelled either way; nothing is reported.
+#[test]
+fn join_cancelled_while_an_input_succeeds_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let mut raced = cancelled_while_the_first_input_fires(Fire::Succeed, join_of, |(a, b)| {
+            format!("({a}, {b})")
+        });
+        assert_eq!(raced.second_cancels, 1);
+        assert_eq!(raced.outcome, "Cancelled");
+        drop(raced.second.take());
+        assert_eq!(raced.reported(), 0);
+    });
+}
+
+/// `DeferredLock::run`: the holder's function returned a pending Deferred, which fires on one
+/// thread (the lock goes to the waiting run, whose function runs there) while the waiting run
+/// is cancelled on another. The waiting run either ran (its value) or is `Cancelled` and its
+/// function never ran; the lock is never lost: free once both are done, and a third run gets it
+/// at once. Nothing is reported.
+#[test]
+fn lock_run_waiting_cancelled_while_the_holder_finishes_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let lock = DeferredLock::new();
+        let (work, work_resolver) = Deferred::<u32>::pending();
+        let holder = Probe::new();
+        holder.finish(lock.run(move || work));
+        let calls = counter();
+        let called = calls.clone();
+        let waiting = lock.run(move || {
+            called.fetch_add(1, SeqCst);
+            Ok::<u32, Failure>(2)
+        });
+        let handle = waiting.cancel_handle();
+        let waiter = Probe::new();
+        waiter.finish(waiting);
+        let finishing = thread::spawn(move || work_resolver.callback(1));
+        handle.cancel();
+        finishing.join().unwrap();
+        assert_eq!(holder.outcome(), Outcome::Ok(1));
+        match waiter.outcome() {
+            Outcome::Ok(2) => assert_eq!(calls.load(SeqCst), 1),
+            Outcome::Cancelled => assert_eq!(calls.load(SeqCst), 0, "a cancelled run ran"),
+            other => panic!("not an allowed outcome: {other:?}"),
+        }
+        assert!(!lock.is_locked(), "the lock was lost");
+        assert_eq!(lock.waiting(), 0);
+        let third = Probe::new();
+        third.finish(lock.run(|| Ok::<u32, Failure>(3)));
+        assert_eq!(third.outcome(), Outcome::Ok(3));
+        assert_eq!(reported_by_this_test(), 0);
+    });
+}
+
+/// `add_timeout` on a `ManualClock`: the deadline passes on the clock's thread while the
+/// Deferred fails on another. The outcome is the failure (it came first; or the timer's cancel
+/// ran the canceller and the failure landed meanwhile: what the cancellation produced is kept)
+/// or `TimedOut` (the timer's cancel came first); the canceller runs at most once, and if the
+/// outcome is `TimedOut`; the timer is not left on the clock; nothing is reported.
+#[test]
+fn add_timeout_deadline_passes_while_the_deferred_fails_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let before = reported_by_this_test();
+        let message = unique_message("timed failure");
+        let cancels = counter();
+        let clock = ManualClock::new();
+        let (d, resolver) = cancellable(&cancels);
+        let seen = Seen::new();
+        seen.finish(d.add_timeout(Duration::from_secs(1), &clock), |v| {
+            format!("Ok({v})")
+        });
+        let advancing = advance_on_a_thread(&clock, 1);
+        resolver.errback(Failure::msg(message.clone()));
+        advancing.join().unwrap();
+        let outcome = seen.outcome();
+        if outcome == "TimedOut" {
+            assert_eq!(cancels.load(SeqCst), 1);
+        } else {
+            assert_eq!(outcome, message);
+        }
+        assert!(cancels.load(SeqCst) <= 1);
+        assert_eq!(clock.pending(), 0, "the timer was left on the clock");
+        assert_eq!(reported_by_this_test() - before, 0);
+    });
+}
+
+/// `retry_if` whose second attempt is in flight: it fails on one thread (the retry asks the
+/// predicate, then schedules the wait for the third) while the retry is cancelled on another.
+/// The retry ends `Cancelled`, no third attempt is made and no wait is left on the clock. The
+/// predicate is asked about the first failure once, and about the second at most once: not
+/// when it is the attempt's answer to the cancel (its canceller ran, then the failure landed)
+/// or arrives after the cancel; then it is reported, once (rule 3). One the predicate was being
+/// asked about as the cancel landed is reported too: nobody else sees it. A failure that came
+/// after the cancel failed the attempt is dropped (a late fire). Nothing else is reported.
+#[test]
+fn retry_if_asks_its_predicate_while_cancelled_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let before = reported_by_this_test();
+        let (first, second) = (
+            unique_message("retry_if first"),
+            unique_message("retry_if second"),
+        );
+        let (attempts, cancels) = (counter(), counter());
+        let unfired: Unfired = Arc::new(Mutex::new(Vec::new()));
+        let asked: Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+        let clock = ManualClock::new();
+        let policy = RetryPolicy::exponential(Duration::from_secs(1))
+            .jitter(0.0)
+            .max_attempts(3);
+        let (made, refused, mut pending) = (
+            attempts.clone(),
+            first.clone(),
+            pending_call(&counter(), &cancels, &unfired),
+        );
+        let asking = asked.clone();
+        let retried = deferred_core::retry_if(
+            clock.clone(),
+            policy,
+            move |failure: &Failure| {
+                asking.lock().unwrap().push(failure.to_string());
+                true
+            },
+            move || {
+                if made.fetch_add(1, SeqCst) == 0 {
+                    Deferred::fail(Failure::msg(refused.clone()))
+                } else {
+                    pending()
+                }
+            },
+        );
+        let handle = retried.cancel_handle();
+        let probe = Probe::new();
+        probe.finish(retried);
+        clock.advance(Duration::from_secs(1)); // the second attempt: in flight
+        let resolver = unfired
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("the second attempt is in flight");
+        let failure = Failure::msg(second.clone());
+        let failing = thread::spawn(move || resolver.errback(failure));
+        handle.cancel();
+        failing.join().unwrap();
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(probe.outcome(), Outcome::Cancelled);
+        assert_eq!(attempts.load(SeqCst), 2, "a third attempt was made");
+        assert!(cancels.load(SeqCst) <= 1);
+        assert_eq!(clock.pending(), 0, "a wait was left on the clock");
+        assert_eq!(asked.first(), Some(&first));
+        assert!(
+            asked[1..].iter().all(|a| *a == second) && asked.len() <= 2,
+            "{asked:?}"
+        );
+        let reported = reported(&second);
+        assert!(reported <= 1);
+        assert_eq!(reported_by_this_test() - before, reported);
+        if asked.len() == 1 && reported == 0 {
+            // The second failure was neither asked about nor reported: it came too late, to an
+            // attempt the cancel had failed already.
+            assert_eq!(cancels.load(SeqCst), 1);
+        }
     });
 }

@@ -25,7 +25,12 @@
 //!   way the answers land between two waits of the chains after the
 //!   output: the next Deferred a step returns, on the output's chain or on one waiting on it,
 //!   is cancelled at once (rule 7; an output whose answers come later remembers the cancel,
-//!   `Phase::RootOfFanIn`).
+//!   `Phase::RootOfFanIn`). The inputs are cancelled in input order, and their answers decide
+//!   in the order they arrive: an input another thread has fired as the cancel reaches it has
+//!   nothing left to cancel, and its answer, on its way, may arrive after the next input's.
+//!   Only where any answer decides (`first_settled`, `Policy::ANY_ANSWER_DECIDES`) does the
+//!   cancel stop at such an input; elsewhere the answer that overtakes it decides, and its
+//!   failure is a leftover (below).
 //! - No failure is lost: an input failure that does not end up in the outcome (it arrived after
 //!   the outcome was decided, was kept and then overtaken by a deciding result, or was kept
 //!   for an outcome never decided: the combinator was let go of because nobody could see its

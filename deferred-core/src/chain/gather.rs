@@ -19,8 +19,12 @@ use std::panic::Location;
 /// left running: it goes to the queue's next `get`, as does an item a `get` had been handed
 /// before the failure (the values kept for the result are dropped). To drop such failures
 /// instead, use `DeferredList::new(inputs).consume_errors().fire_on_one_errback()`. Cancelling
-/// the result cancels every input; it then fails with the first input's answer (normally
-/// [`Cancelled`](crate::Cancelled), wrapped in a `FirstError`).
+/// the result cancels every input, in input order; it then fails with the first failure to
+/// arrive (normally the first pending input's [`Cancelled`](crate::Cancelled), wrapped in a
+/// `FirstError`). An input that another thread fires as the cancel reaches it has nothing left
+/// to cancel, and the cancel goes on: its answer may arrive after the next input's `Cancelled`,
+/// which then decides, and its failure, left out, is reported as any later one is (unlike
+/// [`first_settled`](crate::first_settled)'s cancel, which stops at such an input).
 ///
 /// Each kind has its own: `deferred::gather_results` takes `Deferred`s, and
 /// `deferred::local::gather_results` takes `LocalDeferred`s.

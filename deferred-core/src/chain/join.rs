@@ -63,8 +63,12 @@ mod sealed {
 ///    inputs that had succeeded, but for an item a [`DeferredQueue`](crate::DeferredQueue)
 ///    handed a `get` among them: it goes back to the queue, for its next `get`. Inputs that had
 ///    failed before the call decide in input order.
-/// 3. Cancelling the join cancels every input; the first answer then decides (normally the
-///    first input's [`Cancelled`](crate::Cancelled): the join fails with it).
+/// 3. Cancelling the join cancels every input, in input order; the first failure to arrive
+///    then decides (normally the first pending input's [`Cancelled`](crate::Cancelled): the
+///    join fails with it). An input that another thread fires as the cancel reaches it has
+///    nothing left to cancel, and the cancel goes on: its answer may arrive after the next
+///    input's `Cancelled`, which then decides, and a failure in it is dropped as a loser's is
+///    (rule 2).
 ///
 /// ```
 /// # extern crate deferred_core as deferred;

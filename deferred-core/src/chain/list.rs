@@ -212,6 +212,12 @@ where
     /// the failure (the values kept for the result are dropped). An empty list fires at once
     /// with `[]`.
     ///
+    /// Cancelling the result cancels every pending input, in input order; the first failure to
+    /// arrive then decides (normally the first pending input's [`Cancelled`](crate::Cancelled)).
+    /// An input that another thread fires as the cancel reaches it has nothing left to cancel,
+    /// and the cancel goes on: its answer may arrive after the next input's `Cancelled`, which
+    /// then decides, and its failure, left out, is reported as any later one is.
+    ///
     /// ```
     /// # extern crate deferred_core as deferred;
     /// use deferred::{Deferred, DeferredList, Failure, FirstError};

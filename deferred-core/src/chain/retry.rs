@@ -26,9 +26,11 @@ use crate::unhandled;
 /// 3. Cancelling the result cancels the attempt in flight, or the wait for the next one (no
 ///    attempt starts after it; one that another thread, the clock's, is starting as the cancel
 ///    lands is cancelled as soon as `attempt` returns), and fails it with
-///    [`Cancelled`](crate::Cancelled). A failure
-///    the cancelled attempt answers with, other than a cancellation, is reported as unhandled
-///    (nobody else can see it), and is not offered to the predicate. A cancel is a cancel of a
+///    [`Cancelled`](crate::Cancelled). A failure the cancelled attempt answers with, other than
+///    a cancellation, is reported as unhandled (nobody else can see it), and is not offered to
+///    the predicate. One that arrived just before the cancel, from another thread, and was
+///    being offered to the predicate as the cancel landed is reported too (the predicate's
+///    answer is not acted on). A cancel is a cancel of a
 ///    pending result (rule 7 of [`Deferred`](crate::Deferred)): one that lands, from another
 ///    thread, while the retry is giving up (the last attempt has failed and its [`RetryError`]
 ///    is on its way) wins: the result fails with [`Cancelled`](crate::Cancelled), and the

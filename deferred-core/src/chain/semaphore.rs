@@ -526,8 +526,12 @@ impl fmt::Debug for DeferredLock {
 /// result does the same, whatever the items do with their own cancellation: an item that turns
 /// it into a value (`add_both(|o| Ok(o))`, to collect every outcome) still starts nothing after
 /// it, and the result is a failure (a [`FirstError`](crate::FirstError) at the first item not
-/// started, or, when every item had started, [`Cancelled`](crate::Cancelled)). No items: fires
-/// at once with `[]`.
+/// started, or, when every item had started, [`Cancelled`](crate::Cancelled)). The first
+/// failure to arrive decides: an item that another thread fails as the cancel reaches it has
+/// nothing left to cancel, and the cancel goes on: the next item's `Cancelled` may arrive first
+/// and decide. A failure the result leaves out (one that arrives after the outcome, other than
+/// an item's answer to the batch's cancel) is reported through the
+/// [unhandled-error hook](crate::set_unhandled_hook). No items: fires at once with `[]`.
 ///
 /// # Panics
 ///
