@@ -290,22 +290,11 @@ fn pending_start_check(start: &syn::Expr) -> Option<TokenStream> {
     {
         return None;
     }
-    let at = start.span();
-    let value = local("__v", Span::mixed_site());
-    let krate = krate(at);
-    // The argument in a block spanned at the start, as `start_path_check`'s.
-    let start_var = local("__start", at);
-    let mut argument = Group::new(
-        Delimiter::Brace,
-        quote_spanned!(Span::mixed_site()=> let #start_var = #value; #start_var),
-    );
-    argument.set_span(at);
-    let call = quote_spanned! {at=>
-        (&&#krate::__private::PendingStart::of(&#value)).__pending_start(#argument)
-    };
-    Some(quote_spanned! {Span::mixed_site()=>
-        let #value = #call;
-    })
+    Some(start_checked_by_type(
+        start.span(),
+        "PendingStart",
+        "__pending_start",
+    ))
 }
 
 /// `chain! { fetch_user then .. }`: a start written as a path may be a function that gives a
@@ -316,10 +305,21 @@ fn start_path_check(start: &syn::Expr) -> Option<TokenStream> {
     let syn::Expr::Path(path) = start else {
         return None;
     };
-    let at = path.span();
+    Some(start_checked_by_type(
+        path.span(),
+        "StartPath",
+        "__start_path",
+    ))
+}
+
+/// The start's value, `__v`, passed through `__private::{check}`'s `{method}`, at `at`: the
+/// traits found by autoref there say whether the start is a mistake (an error at `at`) and
+/// give the value the chain goes on from (`start_path_check`, `pending_start_check`).
+fn start_checked_by_type(at: Span, check: &str, method: &str) -> TokenStream {
+    let (check, method) = (Ident::new(check, at), Ident::new(method, at));
     let value = local("__v", Span::mixed_site());
     let krate = krate(at);
-    // The argument in a block spanned at the path, as the input of `add_step` (which says why).
+    // The argument in a block spanned at `at`, as the input of `add_step` (which says why).
     let start_var = local("__start", at);
     let mut argument = Group::new(
         Delimiter::Brace,
@@ -327,11 +327,11 @@ fn start_path_check(start: &syn::Expr) -> Option<TokenStream> {
     );
     argument.set_span(at);
     let call = quote_spanned! {at=>
-        (&&#krate::__private::StartPath::of(&#value)).__start_path(#argument)
+        (&&#krate::__private::#check::of(&#value)).#method(#argument)
     };
-    Some(quote_spanned! {Span::mixed_site()=>
+    quote_spanned! {Span::mixed_site()=>
         let #value = #call;
-    })
+    }
 }
 
 /// The most steps of a run that nest: a longer run is cut into segments of at most this many

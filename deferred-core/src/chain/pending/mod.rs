@@ -179,6 +179,23 @@ impl Phase {
         )
     }
 
+    /// Leaves `Waiting` for `Running` as the result waited on comes (`Chain::resume`), keeping
+    /// the cancel remembered and one that reached the chains after this one meanwhile
+    /// (`passed_on`); gives what the chain waited on. Only called on `Waiting`.
+    #[inline(always)]
+    fn stop_waiting(&mut self, passed_on: Remembered) -> ChainPtr<dyn Cancel> {
+        let Phase::Waiting { mut cancel, .. } = *self else {
+            unreachable!("only a waiting chain stops waiting");
+        };
+        if let Some(outer_chains) = passed_on.get() {
+            cancel.remember(outer_chains);
+        }
+        let Phase::Waiting { on, .. } = std::mem::replace(self, Phase::Running { cancel }) else {
+            unreachable!("checked above");
+        };
+        on
+    }
+
     /// Moves on from a phase that holds nothing (`Root` with no canceller, `Running`, `Fired`)
     /// to `next`, with no call to the drop glue.
     #[inline]

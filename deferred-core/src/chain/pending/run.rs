@@ -628,20 +628,13 @@ where
     /// [`AnyChain::arriver`]).
     pub(super) fn resume(this: ChainPtr<Self>, from: &mut dyn Slot<E>, passed_on: Remembered) {
         let mut inner = this.lock();
-        let Phase::Waiting { mut cancel, .. } = inner.phase else {
+        if !matches!(inner.phase, Phase::Waiting { .. }) {
             // This chain stopped waiting (a cancel broke the cycle it was in, see `break_wait`)
             // while the result was on its way: nobody will see it.
             drop(inner);
             return from.report();
-        };
-        if let Some(outer_chains) = passed_on.get() {
-            cancel.remember(outer_chains);
         }
-        let Phase::Waiting { on, .. } =
-            std::mem::replace(&mut inner.phase, Phase::Running { cancel })
-        else {
-            unreachable!("checked above");
-        };
+        let on = inner.phase.stop_waiting(passed_on);
         inner.result.slot().fill_from(from);
         drop(inner);
         drop(on);
@@ -670,23 +663,16 @@ where
         passed_on: Remembered,
     ) {
         let mut inner = this.lock();
-        let Phase::Waiting { mut cancel, .. } = inner.phase else {
+        if !matches!(inner.phase, Phase::Waiting { .. }) {
             // As `resume`: nobody will see it.
             drop(inner);
             return held.report();
-        };
+        }
         if !inner.stages.is_empty() {
             drop(inner);
             return Self::resume(this, &mut *held, passed_on);
         }
-        if let Some(outer_chains) = passed_on.get() {
-            cancel.remember(outer_chains);
-        }
-        let Phase::Waiting { on, .. } =
-            std::mem::replace(&mut inner.phase, Phase::Running { cancel })
-        else {
-            unreachable!("checked above");
-        };
+        let on = inner.phase.stop_waiting(passed_on);
         // The slot the result would have landed in: empty.
         let empty = inner.take_current();
         this.park(inner, Current::Other(held));
