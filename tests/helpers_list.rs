@@ -830,6 +830,22 @@ an_item_held_at_build_goes_back_to_the_queue!(
 use deferred::LocalDeferred;
 use deferred::local::DeferredList as LocalList;
 
+/// `assert_items(queue, items, lost)` for a queue of type `$Queue`: the next gets have the
+/// items at once, in the order they were put (a lost item would leave a get waiting, or hand it
+/// the next item), and nothing else is left.
+macro_rules! assert_items {
+    ($Queue:ty) => {
+        fn assert_items(queue: &$Queue, items: &[u32], lost: &str) {
+            for &item in items {
+                let next = queue.get();
+                assert!(next.is_fired(), "{lost}: no item for the next get");
+                assert_eq!(next.wait().unwrap(), item, "{lost}");
+            }
+            assert!(queue.is_empty(), "{lost}: items left over");
+        }
+    };
+}
+
 /// A `DeferredQueue::get` handed its item before the combinator decides, whose item the
 /// combinator keeps for its outcome (`gather_results`, `fire_on_one_errback`, `join`,
 /// `settle_all`, `join_settled`), and whose outcome then leaves it out — another input's
@@ -844,16 +860,7 @@ macro_rules! an_item_kept_before_the_outcome_is_decided_goes_back_to_the_queue {
     ) => {
         #[test]
         fn $name() {
-            // The next gets have the items at once, in the order they were put (a lost item
-            // would leave a get waiting, or hand it the next item), and nothing else is left.
-            fn assert_items(queue: &$Queue, items: &[u32], lost: &str) {
-                for &item in items {
-                    let next = queue.get();
-                    assert!(next.is_fired(), "{lost}: no item for the next get");
-                    assert_eq!(next.wait().unwrap(), item, "{lost}");
-                }
-                assert!(queue.is_empty(), "{lost}: items left over");
-            }
+            assert_items!($Queue);
             let ((), reported) = deferred::capture_unhandled(|| {
                 // gather_results: the get is handed its item, then another input's failure
                 // decides.
@@ -1005,14 +1012,7 @@ macro_rules! an_item_kept_by_a_nested_combinator_goes_back_to_the_queue {
     ($name:ident, $D:ident, $Queue:ty, $List:ident, $gather:path, $join:path) => {
         #[test]
         fn $name() {
-            fn assert_items(queue: &$Queue, items: &[u32], lost: &str) {
-                for &item in items {
-                    let next = queue.get();
-                    assert!(next.is_fired(), "{lost}: no item for the next get");
-                    assert_eq!(next.wait().unwrap(), item, "{lost}");
-                }
-                assert!(queue.is_empty(), "{lost}: items left over");
-            }
+            assert_items!($Queue);
             let ((), reported) = deferred::capture_unhandled(|| {
                 // The outer gather_results decided by its other input's failure leaves the
                 // inner one running; its other input's failure then decides it.

@@ -816,9 +816,9 @@ where
             };
             CancelHandle::new(link_to_cancel(chain.clone())).cancel_within(0, &within);
             if P::ANY_ANSWER_DECIDES
+                && !self.output_closed.get()
                 && chain.is_fired()
                 && self.lock().output.is_some()
-                && !self.output_closed.get()
             {
                 break;
             }
