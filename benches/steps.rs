@@ -7,6 +7,14 @@
 //! chain (the least disturbed by other processes on a shared machine) divided by 10, with the
 //! ratios the quality bars of docs/rules.md speak of. BENCHMARKS.md has the numbers and how they
 //! were taken.
+//!
+//! `cargo bench -p deferred-benches --bench steps -- --interleaved [FILTER]` prints the same
+//! table without criterion: it times the chains whose "shape/peer" contains FILTER in rounds, a
+//! batch of each chain per round, each round starting with the next chain, and keeps each
+//! chain's best batch. Criterion times one chain after another, so a slow spell of the machine
+//! (another guest's load on the host, lasting seconds) lands on some chains and not on others,
+//! and a ratio between two of them can move by more than the difference it measures. In rounds,
+//! a slow spell lands on every chain alike.
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -69,15 +77,95 @@ fn main() {
         // SAFETY: single-threaded here: nothing else reads the environment yet.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
-    let mut c = Criterion::default()
+    let c = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_millis(300))
-        .measurement_time(Duration::from_millis(800))
-        .configure_from_args();
+        .measurement_time(Duration::from_millis(800));
     let best = Best::default();
-    bench_all(&mut c, &best);
-    c.final_summary();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|arg| arg == "--interleaved") {
+        let filter = args.iter().find(|arg| !arg.starts_with("--"));
+        interleaved(filter.map(String::as_str), &best);
+    } else {
+        let mut c = c.configure_from_args();
+        bench_all(&mut c, &best);
+        c.final_summary();
+    }
     print_table(&best.borrow());
+}
+
+/// A chain (shape, peer) and the function that times it (`timed_all`).
+type Timed = (&'static str, &'static str, fn(u64) -> f64);
+
+macro_rules! timed_all {
+    ($(($shape:ident, $peer:literal, $function:ident)),* $(,)?) => {
+        /// Every chain, with a function that runs it `n` times and gives the ns a chain took: a
+        /// function of its own for each chain, which calls the chain directly.
+        const TIMED: &[Timed] =
+            &[$((stringify!($shape), $peer, |n| time_chain(common::$shape::$function, n))),*];
+    };
+}
+common::for_each_case!(timed_all);
+
+/// Runs `chain` `n` times, in ns a chain.
+#[inline(always)]
+fn time_chain(chain: impl Fn(u64) -> u64, n: u64) -> f64 {
+    let start = Instant::now();
+    for i in 0..n {
+        black_box(chain(black_box(i)));
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// `--interleaved` (see the crate docs): rounds of a batch of each chosen chain, for at least
+/// 10 rounds and then until 20 s have passed (at most 200 rounds); the best batch of each.
+fn interleaved(filter: Option<&str>, best: &Best) {
+    let chosen: Vec<Timed> = TIMED
+        .iter()
+        .copied()
+        .filter(|(shape, peer, _)| filter.is_none_or(|f| format!("{shape}/{peer}").contains(f)))
+        .collect();
+    if chosen.is_empty() {
+        println!("--interleaved: no chain's \"shape/peer\" contains {filter:?}");
+        return;
+    }
+    for (shape, peer, chain) in common::CASES {
+        if chosen.iter().any(|(s, p, _)| s == shape && p == peer) {
+            assert_eq!(chain(1), common::expected(shape, 1), "{shape} {peer}");
+        }
+    }
+    // A batch of each chain long enough to time (about 2 ms; warms it up too).
+    let batches: Vec<u64> = chosen
+        .iter()
+        .map(|(_, _, timed)| {
+            let mut n = 1_000;
+            while timed(n) * (n as f64) < 2e6 && n < 1 << 30 {
+                n *= 2;
+            }
+            n
+        })
+        .collect();
+    let mut best = best.borrow_mut();
+    best.extend(
+        chosen
+            .iter()
+            .map(|&(shape, peer, _)| (shape, peer, f64::MAX)),
+    );
+    let began = Instant::now();
+    let mut rounds = 0;
+    while rounds < 10 || (rounds < 200 && began.elapsed() < Duration::from_secs(20)) {
+        for k in 0..chosen.len() {
+            let i = (rounds + k) % chosen.len();
+            let ns = chosen[i].2(batches[i]);
+            best[i].2 = best[i].2.min(ns);
+        }
+        rounds += 1;
+    }
+    println!(
+        "interleaved: {} chains, {rounds} rounds in {:.1} s, the best batch of each",
+        chosen.len(),
+        began.elapsed().as_secs_f64()
+    );
 }
 
 /// The table of ns per step, with each chain's ratio to the peers the quality bars name.
