@@ -823,6 +823,67 @@ mod tests {
         }
     }
 
+    /// Every sequence of up to eight `push_back`, `push_front` and `pop_front` calls, and a
+    /// `put_back` of a list at the end, against a `VecDeque` doing the same: the list gives its
+    /// stages in the model's order, whichever places (the box's two places or its buffer) they went through.
+    #[test]
+    fn any_sequence_of_pushes_and_pops_keeps_the_order() {
+        #[derive(Clone, Copy, Debug)]
+        enum Op {
+            Back,
+            Front,
+            Pop,
+        }
+        const OPS: [Op; 3] = [Op::Back, Op::Front, Op::Pop];
+        let mut sequence = Vec::new();
+        for length in 0..=8u32 {
+            for code in 0..3usize.pow(length) {
+                sequence.clear();
+                let mut rest = code;
+                for _ in 0..length {
+                    sequence.push(OPS[rest % 3]);
+                    rest /= 3;
+                }
+                let mut stages = Stages::new();
+                let mut model = std::collections::VecDeque::new();
+                for (n, op) in (1..).zip(&sequence) {
+                    match op {
+                        Op::Back => {
+                            stages.push_back(giving(n));
+                            model.push_back(n);
+                        }
+                        Op::Front => {
+                            stages.push_front(giving(n));
+                            model.push_front(n);
+                        }
+                        Op::Pop => {
+                            let (stage, at) = match stages.pop_front() {
+                                Some(taken) => taken,
+                                None => {
+                                    assert!(model.is_empty(), "{sequence:?}");
+                                    continue;
+                                }
+                            };
+                            let mut slot: Option<Result<u32, Failure>> = Some(Ok(0));
+                            assert!(matches!(stage.run(&mut slot, at), Flow::Ready(None)));
+                            let given = slot.take().and_then(Result::ok);
+                            assert_eq!(given, model.pop_front(), "{sequence:?}");
+                        }
+                    }
+                    assert_eq!(stages.is_empty(), model.is_empty(), "{sequence:?}");
+                }
+                // Stages a run took and did not run, put back before those added since.
+                let mut front = Stages::new();
+                front.push_back(giving(1000));
+                front.push_back(giving(1001));
+                stages.put_back(front);
+                let mut expected = vec![1000, 1001];
+                expected.extend(model);
+                assert_eq!(run_all(stages), expected, "{sequence:?}");
+            }
+        }
+    }
+
     #[test]
     fn push_front_after_the_run_took_the_first_stage() {
         // The run's case: the stage that was first was taken off, and stages were added since.
