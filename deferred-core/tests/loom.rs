@@ -2049,6 +2049,24 @@ fn keep_permit(probe: &Probe, held: &Held, acquired: Deferred<Permit>) {
     }));
 }
 
+/// A `DeferredSemaphore` of one token, its permit, and the place the models' acquires keep
+/// theirs in.
+fn one_token_held() -> (DeferredSemaphore, Held, Permit) {
+    let semaphore = DeferredSemaphore::new(1);
+    let held: Held = Arc::new(Mutex::new(Vec::new()));
+    keep_permit(&Probe::new(), &held, semaphore.acquire());
+    let permit = held.lock().unwrap().pop().expect("the token was free");
+    (semaphore, held, permit)
+}
+
+/// Releases the permits kept in `held`: the token is then free, nobody waits, and nothing was
+/// reported.
+fn all_released(semaphore: &DeferredSemaphore, held: &Held) {
+    held.lock().unwrap().clear();
+    assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
+    assert_eq!(reported_by_this_test(), 0);
+}
+
 /// A `DeferredSemaphore` of one token: a waiting acquire is cancelled on one thread while the
 /// permit is released on another. The waiter either got the token (the release came first) or
 /// fails with `Cancelled` and the token goes back: once every permit is released, the token is
@@ -2057,10 +2075,7 @@ fn keep_permit(probe: &Probe, held: &Held, acquired: Deferred<Permit>) {
 fn semaphore_waiter_cancelled_while_the_permit_is_released_on_another_thread() {
     reports();
     model(PREEMPTIONS, || {
-        let semaphore = DeferredSemaphore::new(1);
-        let held: Held = Arc::new(Mutex::new(Vec::new()));
-        keep_permit(&Probe::new(), &held, semaphore.acquire());
-        let permit = held.lock().unwrap().pop().expect("the token was free");
+        let (semaphore, held, permit) = one_token_held();
         let waiter = semaphore.acquire();
         let handle = waiter.cancel_handle();
         let probe = Probe::new();
@@ -2073,9 +2088,7 @@ fn semaphore_waiter_cancelled_while_the_permit_is_released_on_another_thread() {
             Outcome::Cancelled => assert!(held.lock().unwrap().is_empty()),
             other => panic!("not an allowed outcome: {other:?}"),
         }
-        held.lock().unwrap().clear();
-        assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
-        assert_eq!(reported_by_this_test(), 0);
+        all_released(&semaphore, &held);
     });
 }
 
@@ -2086,10 +2099,7 @@ fn semaphore_waiter_cancelled_while_the_permit_is_released_on_another_thread() {
 fn semaphore_first_waiter_cancelled_while_the_permit_is_released_the_second_gets_it() {
     reports();
     model(PREEMPTIONS, || {
-        let semaphore = DeferredSemaphore::new(1);
-        let held: Held = Arc::new(Mutex::new(Vec::new()));
-        keep_permit(&Probe::new(), &held, semaphore.acquire());
-        let permit = held.lock().unwrap().pop().expect("the token was free");
+        let (semaphore, held, permit) = one_token_held();
         let first = semaphore.acquire();
         let handle = first.cancel_handle();
         let (first_probe, second_probe) = (Probe::new(), Probe::new());
@@ -2114,9 +2124,31 @@ fn semaphore_first_waiter_cancelled_while_the_permit_is_released_the_second_gets
             Outcome::Ok(0),
             "the second waiter gets the token"
         );
-        held.lock().unwrap().clear();
-        assert_eq!((semaphore.available(), semaphore.waiting()), (1, 0));
-        assert_eq!(reported_by_this_test(), 0);
+        all_released(&semaphore, &held);
+    });
+}
+
+/// A `DeferredSemaphore` of one token: an acquire is made on one thread while the permit is
+/// released on another. A release that finds nobody waiting takes the lock once and is done;
+/// the acquire gets the token whichever came first: queued before the release (the release
+/// hands it over) or made after it (the token is free and nobody is ahead). Nothing is
+/// reported, and the token is free once the permit is released.
+#[test]
+fn semaphore_acquire_while_the_permit_is_released_on_another_thread() {
+    reports();
+    model(PREEMPTIONS, || {
+        let (semaphore, held, permit) = one_token_held();
+        let releasing = thread::spawn(move || permit.release());
+        let probe = Probe::new();
+        keep_permit(&probe, &held, semaphore.acquire());
+        releasing.join().unwrap();
+        assert_eq!(
+            probe.outcome(),
+            Outcome::Ok(0),
+            "the acquire gets the token, whichever came first"
+        );
+        assert_eq!(held.lock().unwrap().len(), 1);
+        all_released(&semaphore, &held);
     });
 }
 

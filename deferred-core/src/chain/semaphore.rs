@@ -109,11 +109,18 @@ impl Shared {
     /// loop, instead of recursing. Every release that is not one of those runs a loop of its
     /// own, after its token is back: so a token is never stranded, whatever other threads'
     /// loops are doing.
+    ///
+    /// A release that finds nobody waiting when its token is back is done: an acquire that
+    /// comes later, under the same lock, finds the token free and nobody ahead of it. That is
+    /// the usual case, and it takes the lock once, not twice.
     fn release(self: &Ptr<Self>) {
         {
             let mut state = self.lock();
             state.available += 1;
             debug_assert!(state.available <= self.limit, "a token was returned twice");
+            if state.waiters.is_empty() {
+                return;
+            }
         }
         let key = Ptr::as_ptr(self) as *const () as usize;
         let looping = HANDING_OFF.try_with(|loops| {
