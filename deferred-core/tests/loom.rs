@@ -2816,6 +2816,21 @@ impl Raced {
     }
 }
 
+/// What a combinator that fails with its first failure (`gather_results`,
+/// `fire_on_one_errback`) gives when cancelled as its first input succeeds: a `Cancelled`
+/// decides, in a `FirstError` — the first input's, or the second's once the first succeeded
+/// (its value is dropped). The second input is cancelled either way; nothing is reported.
+fn a_cancelled_input_decides(mut raced: Raced) {
+    assert_eq!(raced.second_cancels, 1);
+    match raced.outcome.as_str() {
+        "FirstError(0, Cancelled)" => assert_eq!(raced.first_cancels, 1),
+        "FirstError(1, Cancelled)" => {}
+        other => panic!("not an allowed outcome: {other}"),
+    }
+    drop(raced.second.take());
+    assert_eq!(raced.reported(), 0);
+}
+
 /// Two cancellable inputs of a combinator (made by `combine`) whose output is cancelled on one
 /// thread while its first input fires on another (the second is not fired).
 fn cancelled_while_the_first_input_fires<T: Send + 'static>(
@@ -2938,18 +2953,11 @@ fn fire_on_one_callback_cancelled_while_an_input_fails_on_another_thread() {
 fn fire_on_one_errback_cancelled_while_an_input_succeeds_on_another_thread() {
     reports();
     model(PREEMPTIONS, || {
-        let mut raced =
+        let raced =
             cancelled_while_the_first_input_fires(Fire::Succeed, fire_on_one_errback, |values| {
                 format!("{values:?}")
             });
-        assert_eq!(raced.second_cancels, 1);
-        match raced.outcome.as_str() {
-            "FirstError(0, Cancelled)" => assert_eq!(raced.first_cancels, 1),
-            "FirstError(1, Cancelled)" => {}
-            other => panic!("not an allowed outcome: {other}"),
-        }
-        drop(raced.second.take());
-        assert_eq!(raced.reported(), 0);
+        a_cancelled_input_decides(raced);
     });
 }
 
@@ -3051,17 +3059,10 @@ fn race_cancelled_while_an_input_fails_on_another_thread() {
 fn gather_results_cancelled_while_an_input_succeeds_on_another_thread() {
     reports();
     model(PREEMPTIONS, || {
-        let mut raced = cancelled_while_the_first_input_fires(Fire::Succeed, gather_of, |values| {
+        let raced = cancelled_while_the_first_input_fires(Fire::Succeed, gather_of, |values| {
             format!("{values:?}")
         });
-        assert_eq!(raced.second_cancels, 1);
-        match raced.outcome.as_str() {
-            "FirstError(0, Cancelled)" => assert_eq!(raced.first_cancels, 1),
-            "FirstError(1, Cancelled)" => {}
-            other => panic!("not an allowed outcome: {other}"),
-        }
-        drop(raced.second.take());
-        assert_eq!(raced.reported(), 0);
+        a_cancelled_input_decides(raced);
     });
 }
 
