@@ -1257,7 +1257,11 @@ where
 /// (`ChainArc::get_mut` loads the count; with the `registry` feature, `Arc::get_mut` takes one)
 /// where the lock's round trip takes two. The count is read first, so a chain still shared
 /// pays nothing for the check.
-#[inline]
+///
+/// Always inlined: built with one codegen unit, the compiler kept it out of line, at 2 to 2.5
+/// instructions a step more on a pending 10-step chain (BENCHMARKS.md, "The build profile");
+/// as Cargo ships the profile it was inlined already.
+#[inline(always)]
 fn take<T: Sendable + 'static, E: Sendable + 'static>(
     link: &mut ChainPtr<dyn AnyChain<E>>,
 ) -> Option<Result<T, E>> {
