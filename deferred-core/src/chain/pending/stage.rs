@@ -378,7 +378,11 @@ pub(crate) fn put<T: 'static, E: 'static>(slot: &mut dyn Slot<E>, result: Option
 }
 
 /// What a stage's run gave, from the Deferred its function returned.
-#[inline]
+///
+/// Always inlined, as [`outcome`]: built with one codegen unit, the compiler kept it out of
+/// line, at 31 instructions a step more on a pending `add_callback` chain (BENCHMARKS.md, "The
+/// build profile"); as Cargo ships the profile it was inlined already.
+#[inline(always)]
 fn ran<Out, E: FromFailure + 'static>(next: Deferred<Out, E>) -> Ran<Out, E> {
     match outcome(next) {
         Outcome::Ready(result) => Ran::Ready(result),
