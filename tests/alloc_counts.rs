@@ -82,10 +82,17 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Whether a thread keeps the memory of the chains it frees for its next chains (deferred-core's
+/// `chain_arc/cells.rs`): not with the feature `registry`, nor in `.ci/memcheck`'s build.
+const CHAINS_KEPT: bool = !cfg!(feature = "registry") && !cfg!(no_cell_cache);
+
 /// The allocations `f` makes on this thread, after one warm-up call (which may set up
-/// thread-locals, such as the run loop's queue, once per thread).
+/// thread-locals, such as the run loop's queue, once per thread). Counted as on a new thread:
+/// the memory of the chains the warm-up freed, which this thread keeps for its next chains, is
+/// given back first (see `a_thread_keeps_a_freed_chain_for_its_next`).
 fn allocations_of(mut f: impl FnMut() -> u64) -> usize {
     std::hint::black_box(f());
+    deferred::__give_back_kept_chains();
     let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|counting| counting.set(true));
     std::hint::black_box(f());
@@ -281,11 +288,51 @@ fn steps_that_wait_on_pending_deferreds() {
         d.now_or_never().expect("fired").unwrap()
     });
     println!("10 steps each waiting on I/O: add_callback {add_callback}, chain! {chained}");
-    // 11 I/O Deferreds (their links), and the list of the first one's stages behind its first
-    // (one inline in the list's box, the other eight in its buffer).
-    assert_eq!(add_callback, 13);
-    // 11 I/O Deferreds: each step's rest of the run is one stage added to the next one's link.
-    assert_eq!(chained, 11);
+    if CHAINS_KEPT {
+        // The link of an I/O Deferred whose result has gone on is freed, and the thread keeps
+        // its memory for the next link: of the 11 links, 3 are allocated (at most three are
+        // held at once). add_callback: and the list of the first link's stages behind its first
+        // (one inline in the list's box, the other eight in its buffer).
+        assert_eq!(add_callback, 5);
+        assert_eq!(chained, 3);
+    } else {
+        // 11 I/O Deferreds (their links), and the list of the first one's stages behind its
+        // first (one inline in the list's box, the other eight in its buffer).
+        assert_eq!(add_callback, 13);
+        // 11 I/O Deferreds: each step's rest of the run is one stage added to the next one's
+        // link.
+        assert_eq!(chained, 11);
+    }
+}
+
+/// A thread keeps the memory of the chains it frees for the next chains it makes (up to 16 of
+/// each size, in deferred-core's `chain_arc/cells.rs`): on a thread that has run a pending chain
+/// before, the next allocates no link. Not with the feature `registry` (its chains are `Arc`s
+/// and `Rc`s), nor in `.ci/memcheck`'s build (`--cfg no_cell_cache`).
+#[test]
+fn a_thread_keeps_a_freed_chain_for_its_next() {
+    let warm = |chain: fn(u64) -> u64| {
+        assert_eq!(chain(1), 11);
+        let before = ALLOCATIONS.with(Cell::get);
+        COUNTING.with(|counting| counting.set(true));
+        std::hint::black_box(chain(1));
+        COUNTING.with(|counting| counting.set(false));
+        ALLOCATIONS.with(Cell::get) - before
+    };
+    let chained = warm(common::pending::chain);
+    let local = warm(common::pending::local_chain);
+    let add_callback = warm(common::pending::add_callback);
+    println!(
+        "pending, on a warm thread: chain! {chained}, local chain! {local}, add_callback {add_callback}"
+    );
+    let link = usize::from(!CHAINS_KEPT);
+    assert_eq!(chained, link, "chain!: its link");
+    assert_eq!(local, link, "local chain!: its link");
+    assert_eq!(
+        add_callback,
+        link + 2,
+        "add_callback: its link, and its list of stages (made, grown once)"
+    );
 }
 
 /// The design target, "at most one allocation per pending link", for steps that capture
@@ -440,8 +487,10 @@ fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
     assert_eq!(fired, 0, "synchronous steps allocate nothing");
 }
 
-/// The allocations `f` makes on this thread (no warm-up: the caller warms up what it needs).
+/// The allocations `f` makes on this thread (no warm-up: the caller warms up what it needs),
+/// counted as on a new thread, as by `allocations_of`.
 fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
+    deferred::__give_back_kept_chains();
     let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|counting| counting.set(true));
     let result = std::hint::black_box(f());
@@ -586,6 +635,7 @@ fn bytes_held_by_a_pending_chain_of_ten_steps() {
         // gone, which may free one of them on this thread.
         let mut measures: Vec<usize> = (0..3)
             .map(|_| {
+                deferred::__give_back_kept_chains();
                 let before = LIVE_BYTES.with(Cell::get);
                 COUNTING.with(|counting| counting.set(true));
                 let holding = make();

@@ -1,6 +1,7 @@
 //! [`ChainArc`]: how a chain is shared. An `Arc` with a strong count only, and for the local
-//! kind [`ChainRc`], the same with a plain count (an `Rc` with a strong count only); the one
-//! module of this crate with `unsafe` code.
+//! kind [`ChainRc`], the same with a plain count (an `Rc` with a strong count only), in a block
+//! its thread may have kept from a chain freed before ([`cells`]); the one module of this crate
+//! with `unsafe` code (with its submodule `cells`).
 //!
 //! # Why
 //!
@@ -35,9 +36,10 @@
 //!
 //! # Invariants
 //!
-//! 1. `inner` points to an `Inner<T, C>` allocated by `Box` in [`ChainArc::new_pair`] (or, in
-//!    tests, `ChainArc::new`). Its `count` is the number of `ChainArc`s that point to it, and
-//!    the allocation lives as long as any does.
+//! 1. `inner` points to an `Inner<T, C>` written in a block that `cells::allocate` gave for the
+//!    layout of `Inner<T, C>` ([`ChainArc::new_pair`], or in tests `ChainArc::new`), and that
+//!    the last drop frees with `cells::free` for the same layout. Its `count` is the number of
+//!    `ChainArc`s that point to it, and the block lives as long as any does.
 //!    Every conversion below keeps the allocation and moves the pointer's one count. The
 //!    conversions are unsizing coercions of the pointer, or a cast to the type that `Any`
 //!    checked.
@@ -65,13 +67,24 @@
 //! loom does not see: they check the state machine, not these orderings. `.ci/memcheck` runs
 //! the core's tests under valgrind with no `registry`, so through this module; `.ci/run` runs
 //! them natively without it as well.
+//!
+//! # The blocks: kept by each thread for its next chains
+//!
+//! A chain's block is freed to its thread's lists ([`cells`]), which give it to the next chain
+//! of its size made on that thread, up to 16 blocks of a size; the global allocator has the
+//! rest. That module states its own invariants; this one relies on `cells::allocate` giving a
+//! block for the layout asked, and on `cells::free` taking one back with that layout.
 
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
 
 use crate::sync::atomic::{AtomicUsize, Ordering, fence};
+
+mod cells;
+pub(crate) use cells::give_back;
 
 /// A shared pointer with a strong count only (see the module's docs). `C` is its count: an
 /// atomic one for the `Send` kind's chains, a plain one for the local kind's ([`ChainRc`]).
@@ -182,12 +195,8 @@ impl<T, C: Count> ChainArc<T, C> {
     /// pointer ([`new_pair`](ChainArc::new_pair)); the tests make one alone.
     #[cfg(test)]
     pub(crate) fn new(value: T) -> ChainArc<T, C> {
-        let inner = Box::new(Inner {
-            count: C::new(1),
-            value,
-        });
         ChainArc {
-            inner: NonNull::from(Box::leak(inner)),
+            inner: Self::allocate(1, value),
             owns: PhantomData,
         }
     }
@@ -198,15 +207,27 @@ impl<T, C: Count> ChainArc<T, C> {
     /// operation fewer a chain.
     #[inline]
     pub(crate) fn new_pair(value: T) -> (ChainArc<T, C>, ChainArc<T, C>) {
-        let inner = NonNull::from(Box::leak(Box::new(Inner {
-            count: C::new(2),
-            value,
-        })));
+        let inner = Self::allocate(2, value);
         let pointer = || ChainArc {
             inner,
             owns: PhantomData,
         };
         (pointer(), pointer())
+    }
+
+    /// Moves `value` to a block of its own with a count of `count` ([`cells::allocate`]: one
+    /// this thread kept, or a new one).
+    #[inline(always)]
+    fn allocate(count: usize, value: T) -> NonNull<Inner<T, C>> {
+        let inner = cells::allocate(Layout::new::<Inner<T, C>>()).cast::<Inner<T, C>>();
+        // SAFETY: a block for the layout of `Inner<T, C>`, which nothing else uses yet.
+        unsafe {
+            inner.as_ptr().write(Inner {
+                count: C::new(count),
+                value,
+            });
+        }
+        inner
     }
 }
 
@@ -291,14 +312,25 @@ impl<T: ?Sized, C: Count> Drop for ChainArc<T, C> {
             }
             C::acquire_fence();
         }
+        // The block is freed after the value is dropped, even if its drop panics.
+        struct Free(NonNull<u8>, Layout);
+        impl Drop for Free {
+            #[inline(always)]
+            fn drop(&mut self) {
+                // SAFETY: invariant 1: the block came from `cells::allocate` for this layout
+                // (that of the type it was made as, which `Layout::for_value` of an unsized form
+                // of it gives again), and the value in it is dropped: nothing uses it.
+                unsafe { cells::free(self.0, self.1) };
+            }
+        }
+        let _free = Free(self.inner.cast(), Layout::for_value(self.inner()));
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
         // reach the allocation (a pointer is made only with the allocation or by cloning a live
         // one, and this module has no `Weak`, no count added by hand, and no raw pointer out
         // but addresses, `as_ptr`'s, which no other module can dereference: they forbid
         // `unsafe`; invariant 4); invariant 3 (or 5, a plain count's one thread): every other
-        // owner's use happened before. The allocation came from `Box` (`ChainArc::new` or `new_pair`), as the type it had there or an
-        // unsized form of it, which `Box` frees with the same layout.
-        drop(unsafe { Box::from_raw(self.inner.as_ptr()) });
+        // owner's use happened before. The value is dropped once, here.
+        unsafe { std::ptr::drop_in_place(self.inner.as_ptr()) };
     }
 }
 
@@ -490,6 +522,28 @@ mod tests {
             assert!(ChainArc::get_mut(&mut left).is_some(), "the only owner");
             drop(left);
             assert_eq!(drops.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    /// A value whose drop panics still has its block freed: kept by the thread for the next
+    /// chain of its size (or, under memcheck's build, given back: nothing is lost either way).
+    #[test]
+    fn a_value_whose_drop_panics_still_frees_its_block() {
+        struct PanicsOnDrop([u64; 11]);
+        impl Drop for PanicsOnDrop {
+            fn drop(&mut self) {
+                panic!("the drop of a value of {} words panicked", self.0.len());
+            }
+        }
+        give_back();
+        let pointer = <ChainArc<_>>::new(PanicsOnDrop([0; 11]));
+        let block = ChainArc::as_ptr(&pointer) as usize;
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(pointer)));
+        assert!(panicked.is_err());
+        // The block is this thread's next one of its size.
+        let next = <ChainArc<_>>::new([0_u64; 11]);
+        if cells::KEEPS {
+            assert_eq!(ChainArc::as_ptr(&next) as usize, block);
         }
     }
 

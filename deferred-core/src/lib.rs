@@ -43,6 +43,7 @@
 //! | `registry.rs` | (feature `registry`) every chain not fired yet, for `pending_chains()` |
 //! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
 //! | `chain_arc.rs` | `ChainArc`, the pointer chains are shared through: an `Arc` with no weak count, or for the local kind an `Rc` with none (`ChainRc`) (the one module with `unsafe`; not with the feature `registry`) |
+//! | `chain_arc/cells.rs` | the memory of freed chains, kept by each thread for its next chains (in `chain_arc`'s `unsafe`; not with the feature `registry`) |
 //!
 //! ```
 //! # extern crate deferred_core as deferred;
@@ -55,8 +56,8 @@
 //! resolver.callback(7);
 //! assert_eq!(details.wait().unwrap(), "employee #7");
 //! ```
-// `unsafe` is allowed in one module, `chain_arc` (with the `registry` feature, in none): every
-// other module forbids it (`#![forbid(unsafe_code)]` at its top).
+// `unsafe` is allowed in one module, `chain_arc` with its submodule `cells` (with the `registry`
+// feature, in none): every other module forbids it (`#![forbid(unsafe_code)]` at its top).
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 // docs.rs (nightly, `--cfg docsrs`) marks each feature-gated item with its feature; stable
@@ -204,3 +205,14 @@ pub use thread::{POOL_THREADS, defer_to_thread};
 #[cfg_attr(docsrs, doc(cfg(feature = "tokio")))]
 pub use tokio::{TokioClock, TokioLocalClock};
 pub use unhandled::{UnhandledHook, restore_unhandled_hook, set_unhandled_hook};
+
+/// Gives the memory of the chains this thread freed, which it keeps for the next chains it
+/// makes (`chain_arc/cells.rs`), back to the global allocator now. For a test that counts the
+/// allocations of a chain on a thread that has made chains before: after this call they are
+/// counted as on a new thread. With the feature `registry` nothing is kept, and this does
+/// nothing.
+#[doc(hidden)]
+pub fn __give_back_kept_chains() {
+    #[cfg(not(feature = "registry"))]
+    chain_arc::give_back();
+}

@@ -1,0 +1,397 @@
+//! The memory of freed chains, kept by each thread for the next chains it makes.
+//!
+//! # Why
+//!
+//! A pending `chain!` is one allocation, its chain ([`ChainArc::new_pair`](super::ChainArc)),
+//! freed when the end has taken the result; a pending `add_callback` link or a Bluebird I/O call
+//! is one more. With glibc's allocator, `malloc` and `free` of a chain cost about 134
+//! instructions of a pending 10-step `chain!`'s 702 (callgrind, `instructions run 9 6000`).
+//! Taking a block off this thread's list, and putting it back, costs about 60: a pending
+//! `chain!` runs 62.7 instructions a step, not 70.2 (BENCHMARKS.md, "A chain's memory, kept for
+//! the next").
+//!
+//! # What is kept
+//!
+//! - Blocks of 8 to [`LARGEST`] bytes aligned to 8 exactly: every chain's, unless its value needs
+//!   more alignment (its count is a `usize`). One list a size, 8 bytes apart.
+//! - At most [`KEPT`] blocks of each size a thread: a block freed when its list is full goes
+//!   back to the global allocator at once. A block freed on another thread than the one that
+//!   allocated it is kept by the thread that frees it.
+//! - A thread's blocks go back to the global allocator when the thread ends (a thread-local's
+//!   destructor, [`GiveBack`]); after that, nothing more is kept on that thread.
+//! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
+//!   allocations start from it).
+//!
+//! Nothing is kept in two builds: under loom (its models run every chain through here, on one
+//! thread of the OS), and with `--cfg no_cell_cache`, which `.ci/memcheck` builds with: a block
+//! in a list is allocated as far as memcheck can tell, so a use of a chain after it was freed
+//! would go unseen while its block waits there. This module's own tests run in both.
+//!
+//! # Invariants
+//!
+//! 1. A block in list `i` of a thread was allocated by the global allocator with the layout of
+//!    size `(i + 1) * 8` and alignment 8 ([`list_of`]), and nothing else points to it: the list
+//!    owns it. It is handed out ([`allocate`]) only for that layout, and given back
+//!    ([`Lists::give_back`]) with it.
+//! 2. A thread's lists are reached from that thread alone (a thread-local of plain `Cell`s, so
+//!    neither `Send` nor `Sync`), and never while another of this module's functions runs on it:
+//!    none calls out (to the allocator's `dealloc` at most, which does not free chains).
+//! 3. A freed block's first 8 bytes hold the next block of its list (a [`Free`]), written when it
+//!    is kept: every kept block is at least 8 bytes and aligned to 8.
+#![cfg_attr(any(loom, no_cell_cache), allow(dead_code))]
+
+use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
+use std::cell::Cell;
+use std::ptr::NonNull;
+
+/// The largest block kept, in bytes.
+pub(super) const LARGEST: usize = 512;
+
+/// How many blocks of one size a thread keeps at most: `LARGEST / 8` lists of up to 16 blocks
+/// is at most 260 KiB a thread, and in practice a few KiB (a chain of `u64`s is 112 bytes).
+pub(super) const KEPT: u32 = 16;
+
+/// The alignment of every block kept, and the step between the sizes of two lists.
+const GRAIN: usize = 8;
+
+/// How many lists a thread has: one for each multiple of 8 up to [`LARGEST`].
+const LISTS: usize = LARGEST / GRAIN;
+
+/// A list's length once its thread's destructor has given its blocks back: no block is kept
+/// any more (`KEPT` is less).
+const CLOSED: u32 = u32::MAX;
+
+/// A kept block, seen as the link to the next block of its list (invariant 3).
+struct Free {
+    next: Option<NonNull<Free>>,
+}
+
+/// A thread's lists: for each size, its last kept block and how many it holds.
+struct Lists {
+    heads: [Cell<Option<NonNull<Free>>>; LISTS],
+    lengths: [Cell<u32>; LISTS],
+    /// Whether [`GiveBack`], which gives the blocks back when the thread ends, is registered.
+    guarded: Cell<bool>,
+}
+
+std::thread_local! {
+    /// No destructor of its own, so reaching it is one address and never fails, even while the
+    /// thread's locals are being destroyed: [`GIVE_BACK`]'s destructor empties it.
+    static HERE: Lists = const {
+        Lists {
+            heads: [const { Cell::new(None) }; LISTS],
+            lengths: [const { Cell::new(0) }; LISTS],
+            guarded: Cell::new(false),
+        }
+    };
+    /// Registered by the first block kept on a thread: its destructor gives the thread's blocks
+    /// back when the thread ends.
+    static GIVE_BACK: GiveBack = const { GiveBack };
+}
+
+/// Gives the thread's blocks back to the global allocator when the thread ends, and closes its
+/// lists: a chain freed later in the thread's end (by another thread-local's destructor) goes
+/// back at once.
+struct GiveBack;
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        HERE.with(|lists| lists.give_back(CLOSED));
+    }
+}
+
+/// The list a block of `layout` is kept in, if it may be.
+#[inline(always)]
+fn list_of(layout: Layout) -> Option<usize> {
+    // A size is a multiple of its alignment, so of 8 here; 0 is not a chain's.
+    if layout.align() == GRAIN && layout.size() != 0 && layout.size() <= LARGEST {
+        Some(layout.size() / GRAIN - 1)
+    } else {
+        None
+    }
+}
+
+impl Lists {
+    /// A kept block of list `list`, if there is one.
+    #[inline(always)]
+    fn take(&self, list: usize) -> Option<NonNull<u8>> {
+        let block = self.heads[list].get()?;
+        // SAFETY: invariant 1: the list owns `block`; invariant 3: its first bytes are the link
+        // written when it was kept.
+        self.heads[list].set(unsafe { block.as_ref() }.next);
+        self.lengths[list].set(self.lengths[list].get() - 1);
+        Some(block.cast())
+    }
+
+    /// Keeps `block` in list `list` unless the list is full (or closed); says whether it did.
+    ///
+    /// # Safety
+    ///
+    /// `block` was allocated by the global allocator with the layout of list `list`, and
+    /// nothing uses it any more.
+    #[inline(always)]
+    unsafe fn keep(&self, list: usize, block: NonNull<u8>) -> bool {
+        if self.lengths[list].get() >= KEPT {
+            return false;
+        }
+        if !self.guarded.get() {
+            return self.keep_first(list, block);
+        }
+        let block = block.cast::<Free>();
+        // SAFETY: the caller gives the block, at least 8 bytes aligned to 8 (invariant 3), to
+        // the list, which owns it from now on (invariant 1).
+        unsafe {
+            block.as_ptr().write(Free {
+                next: self.heads[list].get(),
+            })
+        };
+        self.heads[list].set(Some(block));
+        self.lengths[list].set(self.lengths[list].get() + 1);
+        true
+    }
+
+    /// The first block this thread keeps: registers [`GIVE_BACK`] first, or, if the thread's
+    /// locals are being destroyed and it is gone already, keeps nothing from now on.
+    #[cold]
+    #[inline(never)]
+    fn keep_first(&self, list: usize, block: NonNull<u8>) -> bool {
+        self.guarded.set(true);
+        if GIVE_BACK.try_with(|_| ()).is_err() {
+            self.give_back(CLOSED);
+            return false;
+        }
+        // SAFETY: as the caller's (`keep`), now with the thread's end guarded.
+        unsafe { self.keep(list, block) }
+    }
+
+    /// Gives every kept block back to the global allocator; the lists then hold `length`
+    /// blocks: 0, or [`CLOSED`] to keep none from now on.
+    fn give_back(&self, length: u32) {
+        for list in 0..LISTS {
+            let layout = layout_of(list);
+            while let Some(block) = self.heads[list].get() {
+                // SAFETY: invariant 1: the list owns the block; invariant 3: its link.
+                self.heads[list].set(unsafe { block.as_ref() }.next);
+                // SAFETY: invariant 1: allocated by the global allocator with this layout, and
+                // taken off the list above, so nothing points to it any more.
+                unsafe { dealloc(block.as_ptr().cast(), layout) };
+            }
+            self.lengths[list].set(length);
+        }
+    }
+}
+
+/// The layout of the blocks of list `list` (invariant 1).
+fn layout_of(list: usize) -> Layout {
+    match Layout::from_size_align((list + 1) * GRAIN, GRAIN) {
+        Ok(layout) => layout,
+        Err(_) => unreachable!("a size up to LARGEST aligned to 8 is a layout"),
+    }
+}
+
+/// Whether chains' blocks are kept: not under loom, nor in memcheck's build (see the module's
+/// docs).
+pub(super) const KEEPS: bool = !cfg!(any(loom, no_cell_cache));
+
+/// A block for `layout` (which is not zero-sized): one this thread kept, or a new one from the
+/// global allocator.
+#[inline(always)]
+pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
+    if KEEPS {
+        allocate_kept(layout)
+    } else {
+        new_block(layout)
+    }
+}
+
+/// Frees `block`: this thread keeps it for the next block of its size, or the global allocator
+/// takes it back.
+///
+/// # Safety
+///
+/// `block` was given by [`allocate`] for `layout`, and nothing uses it any more.
+#[inline(always)]
+pub(super) unsafe fn free(block: NonNull<u8>, layout: Layout) {
+    if KEEPS {
+        // SAFETY: the caller's; `allocate` was `allocate_kept`.
+        unsafe { free_kept(block, layout) }
+    } else {
+        // SAFETY: the caller's; `allocate` was `new_block`.
+        unsafe { dealloc(block.as_ptr(), layout) }
+    }
+}
+
+/// `allocate` when blocks are kept.
+#[inline(always)]
+fn allocate_kept(layout: Layout) -> NonNull<u8> {
+    if let Some(list) = list_of(layout)
+        && let Some(block) = HERE.with(|lists| lists.take(list))
+    {
+        return block;
+    }
+    new_block(layout)
+}
+
+/// A new block for `layout` from the global allocator.
+#[inline(always)]
+fn new_block(layout: Layout) -> NonNull<u8> {
+    assert!(layout.size() != 0, "a chain's allocation holds its count");
+    // SAFETY: `layout` is not zero-sized (asserted above).
+    let block = unsafe { alloc(layout) };
+    NonNull::new(block).unwrap_or_else(|| handle_alloc_error(layout))
+}
+
+/// `free` when blocks are kept.
+///
+/// # Safety
+///
+/// `block` was given by [`allocate_kept`] for `layout`, and nothing uses it any more.
+#[inline(always)]
+unsafe fn free_kept(block: NonNull<u8>, layout: Layout) {
+    if let Some(list) = list_of(layout)
+        // SAFETY: a block given by `allocate_kept` for a layout of list `list` came from the
+        // list (invariant 1) or from the global allocator with that same layout; the caller is
+        // done with it.
+        && HERE.with(|lists| unsafe { lists.keep(list, block) })
+    {
+        return;
+    }
+    // SAFETY: the caller's: `allocate_kept` took the block from the global allocator with
+    // `layout` (or from a list that had it so: invariant 1), and nothing uses it.
+    unsafe { dealloc(block.as_ptr(), layout) };
+}
+
+/// Gives this thread's kept blocks back to the global allocator now; it keeps blocks again from
+/// the next one freed.
+pub(crate) fn give_back() {
+    HERE.with(|lists| {
+        if lists.lengths[0].get() != CLOSED {
+            lists.give_back(0);
+        }
+    });
+}
+
+/// How many blocks of `layout`'s size this thread keeps.
+#[cfg(test)]
+fn kept_here(layout: Layout) -> u32 {
+    list_of(layout).map_or(0, |list| HERE.with(|lists| lists.lengths[list].get()))
+}
+
+/// The lists themselves (`allocate_kept`, `free_kept`), in every build but loom's: memcheck's
+/// (`--cfg no_cell_cache`), whose chains do not use them, runs these too.
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    fn chain_sized() -> Layout {
+        Layout::from_size_align(112, 8).unwrap()
+    }
+
+    #[test]
+    fn a_freed_block_is_the_next_one_of_its_size() {
+        give_back();
+        let layout = chain_sized();
+        let first = allocate_kept(layout);
+        // SAFETY: given by `allocate` for `layout`, and not used.
+        unsafe { free_kept(first, layout) };
+        assert_eq!(kept_here(layout), 1);
+        let second = allocate_kept(layout);
+        assert_eq!(first, second, "the kept block is given again");
+        assert_eq!(kept_here(layout), 0);
+        // SAFETY: as above.
+        unsafe { free_kept(second, layout) };
+        give_back();
+        assert_eq!(kept_here(layout), 0);
+    }
+
+    #[test]
+    fn at_most_kept_blocks_of_a_size_and_the_rest_go_back() {
+        give_back();
+        let layout = chain_sized();
+        let blocks: Vec<_> = (0..KEPT + 5).map(|_| allocate_kept(layout)).collect();
+        for &block in &blocks {
+            // SAFETY: each given by `allocate` for `layout`, freed once.
+            unsafe { free_kept(block, layout) };
+        }
+        assert_eq!(kept_here(layout), KEPT);
+        // Blocks of other sizes have lists of their own.
+        assert_eq!(kept_here(Layout::from_size_align(120, 8).unwrap()), 0);
+        give_back();
+        assert_eq!(kept_here(layout), 0);
+    }
+
+    #[test]
+    fn blocks_aligned_to_more_than_8_or_larger_than_the_largest_are_not_kept() {
+        give_back();
+        for layout in [
+            Layout::from_size_align(64, 16).unwrap(),
+            Layout::from_size_align(LARGEST + 8, 8).unwrap(),
+            Layout::from_size_align(16, 4).unwrap(),
+        ] {
+            let block = allocate_kept(layout);
+            // SAFETY: given by `allocate` for `layout`, and not used.
+            unsafe { free_kept(block, layout) };
+            assert_eq!(list_of(layout), None);
+            assert_eq!(kept_here(layout), 0);
+        }
+        let largest = Layout::from_size_align(LARGEST, 8).unwrap();
+        let smallest = Layout::from_size_align(8, 8).unwrap();
+        assert_eq!(list_of(largest), Some(LISTS - 1));
+        assert_eq!(list_of(smallest), Some(0));
+        for layout in [largest, smallest] {
+            let block = allocate_kept(layout);
+            // SAFETY: as above.
+            unsafe { free_kept(block, layout) };
+            assert_eq!(kept_here(layout), 1);
+        }
+        give_back();
+    }
+
+    /// A block freed on another thread is kept there, and given back when that thread ends:
+    /// under memcheck, nothing is lost.
+    #[test]
+    fn a_thread_keeps_what_it_frees_and_gives_it_back_when_it_ends() {
+        let layout = chain_sized();
+        let blocks: Vec<usize> = (0..4)
+            .map(|_| allocate_kept(layout).as_ptr() as usize)
+            .collect();
+        std::thread::spawn(move || {
+            for &block in &blocks {
+                let block = NonNull::new(block as *mut u8).unwrap();
+                // SAFETY: given by `allocate` for `layout` on the test's thread, which no longer
+                // uses it.
+                unsafe { free_kept(block, layout) };
+            }
+            assert_eq!(kept_here(layout), 4);
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Once a thread's lists are given back for its end (what [`GiveBack`]'s destructor does), a
+    /// block freed later on it (by another thread-local's destructor) goes back at once.
+    #[test]
+    fn once_the_threads_end_gave_its_blocks_back_nothing_more_is_kept() {
+        std::thread::spawn(|| {
+            let layout = chain_sized();
+            let list = list_of(layout).unwrap();
+            let block = allocate_kept(layout);
+            // SAFETY: given by `allocate` for `layout`, and not used.
+            unsafe { free_kept(block, layout) };
+            assert_eq!(kept_here(layout), 1);
+            HERE.with(|lists| lists.give_back(CLOSED));
+            let block = allocate_kept(layout);
+            // SAFETY: as above.
+            unsafe { free_kept(block, layout) };
+            HERE.with(|lists| {
+                assert!(lists.heads[list].get().is_none(), "nothing kept");
+                assert_eq!(lists.lengths[list].get(), CLOSED);
+            });
+            // `give_back` leaves a closed thread closed.
+            give_back();
+            assert_eq!(kept_here(layout), CLOSED);
+        })
+        .join()
+        .unwrap();
+    }
+}
