@@ -19,6 +19,8 @@
 //!   allocated it is kept by the thread that frees it.
 //! - A thread's blocks go back to the global allocator when the thread ends (a thread-local's
 //!   destructor, [`GiveBack`]); after that, nothing more is kept on that thread.
+//! - A chain's part that comes and goes as often as chains do, the box of a list of two stages
+//!   or more (`chain/pending/stage.rs`), is a [`KeptBox`]: its block comes from the same lists.
 //! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
 //!   allocations start from it).
 //!
@@ -42,6 +44,8 @@
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::Cell;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 
 /// The largest block kept, in bytes.
@@ -261,6 +265,73 @@ unsafe fn free_kept(block: NonNull<u8>, layout: Layout) {
     unsafe { dealloc(block.as_ptr(), layout) };
 }
 
+/// A box whose block comes from this thread's kept blocks (or the global allocator) and goes
+/// back to them when it is dropped: `Box` for a chain's part that is made and freed as often as
+/// chains are. Only for values that are not zero-sized (every block holds something).
+pub(crate) struct KeptBox<T> {
+    value: NonNull<T>,
+    /// The box owns a `T` (for the drop check, and `Send`/`Sync` below).
+    owns: PhantomData<T>,
+}
+
+// SAFETY: a `KeptBox` owns its `T` as a `Box` does: sending it sends the `T`, sharing it shares
+// `&T`. Its block goes back to the lists of whichever thread drops it, which take blocks freed
+// on any thread (invariant 1 asks only that the block came from the global allocator).
+unsafe impl<T: Send> Send for KeptBox<T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Sync> Sync for KeptBox<T> {}
+
+impl<T> KeptBox<T> {
+    /// Moves `value` into a block of its own.
+    #[inline]
+    pub(crate) fn new(value: T) -> KeptBox<T> {
+        let block = allocate(Layout::new::<T>()).cast::<T>();
+        // SAFETY: a block for the layout of `T` (`allocate`), which nothing else uses.
+        unsafe { block.as_ptr().write(value) };
+        KeptBox {
+            value: block,
+            owns: PhantomData,
+        }
+    }
+}
+
+impl<T> Deref for KeptBox<T> {
+    type Target = T;
+
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: the block holds the value written by `new` until the box is dropped.
+        unsafe { self.value.as_ref() }
+    }
+}
+
+impl<T> DerefMut for KeptBox<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as `deref`; `&mut self` is the only way to it.
+        unsafe { self.value.as_mut() }
+    }
+}
+
+impl<T> Drop for KeptBox<T> {
+    #[inline]
+    fn drop(&mut self) {
+        // The block is freed after the value is dropped, even if its drop panics.
+        struct Free(NonNull<u8>, Layout);
+        impl Drop for Free {
+            #[inline(always)]
+            fn drop(&mut self) {
+                // SAFETY: the block came from `allocate` for this layout (`new`), and the value
+                // in it is dropped: nothing uses it.
+                unsafe { free(self.0, self.1) };
+            }
+        }
+        let _free = Free(self.value.cast(), Layout::new::<T>());
+        // SAFETY: the value written by `new`, dropped once, here; the box goes with it.
+        unsafe { std::ptr::drop_in_place(self.value.as_ptr()) };
+    }
+}
+
 /// Gives this thread's kept blocks back to the global allocator now; it keeps blocks again from
 /// the next one freed.
 pub(crate) fn give_back() {
@@ -393,5 +464,27 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// A `KeptBox` holds its value as a `Box` does, drops it once, and its block is this
+    /// thread's next of its size.
+    #[test]
+    fn a_kept_box_drops_its_value_once_and_its_block_is_kept() {
+        use std::rc::Rc;
+        give_back();
+        let counted = Rc::new(());
+        let mut boxed = KeptBox::new((counted.clone(), [7_u64; 9]));
+        boxed.1[0] += 1;
+        assert_eq!(boxed.1[0], 8);
+        assert_eq!(Rc::strong_count(&counted), 2);
+        let block = &*boxed as *const _ as usize;
+        let layout = Layout::for_value(&*boxed);
+        drop(boxed);
+        assert_eq!(Rc::strong_count(&counted), 1, "dropped once");
+        if KEEPS {
+            assert_eq!(kept_here(layout), 1);
+            let again = KeptBox::new((counted.clone(), [0_u64; 9]));
+            assert_eq!(&*again as *const _ as usize, block, "the kept block");
+        }
     }
 }

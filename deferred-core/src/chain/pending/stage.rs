@@ -20,8 +20,13 @@ use super::super::{ChainPtr, Sendable};
 use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::AnyChain;
 use crate::bounds::FromFailure;
+#[cfg(not(feature = "registry"))]
+use crate::chain_arc::KeptBox;
 use crate::failure::Failure;
 use crate::unhandled;
+// With the feature `registry` (no `chain_arc`), the list's box is a `Box`.
+#[cfg(feature = "registry")]
+use std::boxed::Box as KeptBox;
 
 /// Where a result of type `Result<T, E>` waits: `Option<Result<T, E>>`, seen without its `T`.
 pub(crate) trait Slot<E>: Sendable {
@@ -585,14 +590,15 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// nothing for it, and a chain with more keeps them all behind one pointer: a box made when a
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
 /// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
-/// stage: a chain pays for a list only while it has one.
+/// stage: a chain pays for a list only while it has one. It is a [`KeptBox`]: its block is one
+/// the thread kept from a list or a chain freed before, when it has one (`chain_arc/cells.rs`).
 pub(crate) struct Stages<E: 'static>(List<E>);
 
 enum List<E: 'static> {
     /// One stage.
     One(Added<E>),
     /// None (`None`), or two or more (never an empty box).
-    Many(Option<Box<Rest<E>>>),
+    Many(Option<KeptBox<Rest<E>>>),
 }
 
 /// Two stages or more, in the order they run: `first`, `second`, then `far`, a buffer of 8
@@ -614,7 +620,7 @@ impl<E: 'static> Rest<E> {
     /// A list of the two stages given, in that order.
     #[inline]
     fn pair(first: Added<E>, second: Added<E>) -> List<E> {
-        List::Many(Some(Box::new(Rest {
+        List::Many(Some(KeptBox::new(Rest {
             first: Some(first),
             second: Some(second),
             far: VecDeque::new(),
@@ -764,7 +770,7 @@ impl<E: 'static> Stages<E> {
         let mut added = std::mem::replace(self, front);
         let List::Many(Some(rest)) = &mut self.0 else {
             let first = self.take_one();
-            self.0 = List::Many(Some(Box::new(Rest {
+            self.0 = List::Many(Some(KeptBox::new(Rest {
                 first: Some(first),
                 second: None,
                 far: std::iter::from_fn(|| added.pop_front()).collect(),
