@@ -6,9 +6,9 @@
 //! freed when the end has taken the result; a pending `add_callback` link or a Bluebird I/O call
 //! is one more. With glibc's allocator, `malloc` and `free` of a chain cost about 134
 //! instructions of a pending 10-step `chain!`'s 702 (callgrind, `instructions run 9 6000`).
-//! Taking a block off this thread's list, and putting it back, costs about 60: a pending
-//! `chain!` runs 62.7 instructions a step, not 70.2 (BENCHMARKS.md, "A chain's memory, kept for
-//! the next").
+//! Taking a block off this thread's list, and putting it back, costs about 50: a pending
+//! `chain!` runs 84 instructions fewer, 61.8 a step, not 70.2 (BENCHMARKS.md, "A chain's memory,
+//! kept for the next").
 //!
 //! # What is kept
 //!
