@@ -239,7 +239,10 @@ fn allocate_kept(layout: Layout) -> NonNull<u8> {
 /// A new block for `layout` from the global allocator.
 #[inline(always)]
 fn new_block(layout: Layout) -> NonNull<u8> {
-    assert!(layout.size() != 0, "a block holds a chain or a part of one, never nothing");
+    assert!(
+        layout.size() != 0,
+        "a block holds a chain or a part of one, never nothing"
+    );
     // SAFETY: `layout` is not zero-sized (asserted above).
     let block = unsafe { alloc(layout) };
     NonNull::new(block).unwrap_or_else(|| handle_alloc_error(layout))
