@@ -27,7 +27,8 @@
 //! Nothing is kept in two builds: under loom (its models run every chain through here, on one
 //! thread of the OS), and with `--cfg no_cell_cache`, which `.ci/memcheck` builds with: a block
 //! in a list is allocated as far as memcheck can tell, so a use of a chain after it was freed
-//! would go unseen while its block waits there. This module's own tests run in both.
+//! would go unseen while its block waits there. This module's own tests call the keeping
+//! functions directly, so they run in memcheck's build too (not under loom).
 //!
 //! # Invariants
 //!
