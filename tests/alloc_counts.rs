@@ -89,7 +89,9 @@ const CHAINS_KEPT: bool = !cfg!(feature = "registry") && !cfg!(no_cell_cache);
 /// The allocations `f` makes on this thread, after one warm-up call (which may set up
 /// thread-locals, such as the run loop's queue, once per thread). Counted as on a new thread:
 /// the memory of the chains the warm-up freed, which this thread keeps for its next chains, is
-/// given back first (see `a_thread_keeps_a_freed_chain_for_its_next`).
+/// given back first (see `a_thread_keeps_a_freed_chain_for_its_next`). Counted in this frame,
+/// not through `counted`: with RUST_BACKTRACE set, a failure's backtrace grows with the stack's
+/// depth, and the `error` shape's count with it.
 fn allocations_of(mut f: impl FnMut() -> u64) -> usize {
     std::hint::black_box(f());
     deferred::__give_back_kept_chains();
@@ -314,11 +316,7 @@ fn steps_that_wait_on_pending_deferreds() {
 fn a_thread_keeps_a_freed_chain_for_its_next() {
     let warm = |chain: fn(u64) -> u64| {
         assert_eq!(chain(1), 11);
-        let before = ALLOCATIONS.with(Cell::get);
-        COUNTING.with(|counting| counting.set(true));
-        std::hint::black_box(chain(1));
-        COUNTING.with(|counting| counting.set(false));
-        ALLOCATIONS.with(Cell::get) - before
+        counted(|| chain(1)).0
     };
     let chained = warm(common::pending::chain);
     let local = warm(common::pending::local_chain);
@@ -494,6 +492,11 @@ fn a_pending_run_of_thens_and_its_catch_are_one_stage() {
 /// counted as on a new thread, as by `allocations_of`.
 fn allocations_in<R>(f: impl FnOnce() -> R) -> (usize, R) {
     deferred::__give_back_kept_chains();
+    counted(f)
+}
+
+/// The allocations `f` makes on this thread, with what it gives.
+fn counted<R>(f: impl FnOnce() -> R) -> (usize, R) {
     let before = ALLOCATIONS.with(Cell::get);
     COUNTING.with(|counting| counting.set(true));
     let result = std::hint::black_box(f());

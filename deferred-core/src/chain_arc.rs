@@ -312,25 +312,15 @@ impl<T: ?Sized, C: Count> Drop for ChainArc<T, C> {
             }
             C::acquire_fence();
         }
-        // The block is freed after the value is dropped, even if its drop panics.
-        struct Free(NonNull<u8>, Layout);
-        impl Drop for Free {
-            #[inline(always)]
-            fn drop(&mut self) {
-                // SAFETY: invariant 1: the block came from `cells::allocate` for this layout
-                // (that of the type it was made as, which `Layout::for_value` of an unsized form
-                // of it gives again), and the value in it is dropped: nothing uses it.
-                unsafe { cells::free(self.0, self.1) };
-            }
-        }
-        let _free = Free(self.inner.cast(), Layout::for_value(self.inner()));
         // SAFETY: invariant 1: the count was 1 and this is that pointer, so nothing else can
         // reach the allocation (a pointer is made only with the allocation or by cloning a live
         // one, and this module has no `Weak`, no count added by hand, and no raw pointer out
         // but addresses, `as_ptr`'s, which no other module can dereference: they forbid
         // `unsafe`; invariant 4); invariant 3 (or 5, a plain count's one thread): every other
-        // owner's use happened before. The value is dropped once, here.
-        unsafe { std::ptr::drop_in_place(self.inner.as_ptr()) };
+        // owner's use happened before. The block came from `cells::allocate` for the layout of
+        // the type it was made as (invariant 1); the value is dropped once, here, and its block
+        // freed after it.
+        unsafe { cells::drop_and_free(self.inner) };
     }
 }
 

@@ -320,20 +320,36 @@ impl<T> DerefMut for KeptBox<T> {
 impl<T> Drop for KeptBox<T> {
     #[inline]
     fn drop(&mut self) {
-        // The block is freed after the value is dropped, even if its drop panics.
-        struct Free(NonNull<u8>, Layout);
-        impl Drop for Free {
-            #[inline(always)]
-            fn drop(&mut self) {
-                // SAFETY: the block came from `allocate` for this layout (`new`), and the value
-                // in it is dropped: nothing uses it.
-                unsafe { free(self.0, self.1) };
-            }
-        }
-        let _free = Free(self.value.cast(), Layout::new::<T>());
-        // SAFETY: the value written by `new`, dropped once, here; the box goes with it.
-        unsafe { std::ptr::drop_in_place(self.value.as_ptr()) };
+        // SAFETY: the value written by `new` in a block `allocate` gave for its layout, dropped
+        // once, here; the box goes with it.
+        unsafe { drop_and_free(self.value) };
     }
+}
+
+/// Drops the value at `value`, then frees its block ([`free`]), even if the value's drop panics:
+/// the end of a `ChainArc`'s value and of a [`KeptBox`]'s.
+///
+/// # Safety
+///
+/// `value` points to a live value written in a block that [`allocate`] gave for the layout of
+/// the type it was written as (which `Layout::for_value` of it, sized or not, gives again), and
+/// nothing uses the value or its block after this call.
+#[inline(always)]
+pub(super) unsafe fn drop_and_free<T: ?Sized>(value: NonNull<T>) {
+    struct Free(NonNull<u8>, Layout);
+    impl Drop for Free {
+        #[inline(always)]
+        fn drop(&mut self) {
+            // SAFETY: the caller's: the block came from `allocate` for this layout, and the
+            // value in it is dropped (or its drop unwound): nothing uses it.
+            unsafe { free(self.0, self.1) };
+        }
+    }
+    // SAFETY: the caller's: the value is live.
+    let layout = Layout::for_value(unsafe { value.as_ref() });
+    let _free = Free(value.cast(), layout);
+    // SAFETY: the caller's: dropped once, here; the block is freed after, by `_free`.
+    unsafe { std::ptr::drop_in_place(value.as_ptr()) };
 }
 
 /// Gives this thread's kept blocks back to the global allocator now; it keeps blocks again from
