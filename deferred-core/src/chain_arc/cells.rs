@@ -108,9 +108,12 @@ impl Drop for GiveBack {
 /// The list a block of `layout` is kept in, if it may be.
 #[inline(always)]
 fn list_of(layout: Layout) -> Option<usize> {
-    // A size is a multiple of its alignment, so of 8 here; 0 is not a chain's.
-    if layout.align() == GRAIN && layout.size() != 0 && layout.size() <= LARGEST {
-        Some(layout.size() / GRAIN - 1)
+    let size = layout.size();
+    // A type's size is a multiple of its alignment, so of 8 here (a layout that is not, no
+    // type's, is not kept); 0 is not a chain's. The index is `(size - 1) / 8`, not
+    // `size / 8 - 1`: the compiler then sees it is in bounds.
+    if layout.align() == GRAIN && size != 0 && size <= LARGEST && size.is_multiple_of(GRAIN) {
+        Some((size - 1) / GRAIN)
     } else {
         None
     }
