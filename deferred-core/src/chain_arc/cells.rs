@@ -414,13 +414,17 @@ mod tests {
         assert_eq!(kept_here(layout), 0);
     }
 
+    /// A block aligned to other than 8, larger than [`LARGEST`], or whose size is no multiple of
+    /// 8 goes back to the global allocator; the smallest and the largest kept are kept.
     #[test]
-    fn blocks_aligned_to_more_than_8_or_larger_than_the_largest_are_not_kept() {
+    fn a_block_of_no_lists_layout_is_never_kept() {
         give_back();
         for layout in [
             Layout::from_size_align(64, 16).unwrap(),
             Layout::from_size_align(LARGEST + 8, 8).unwrap(),
             Layout::from_size_align(16, 4).unwrap(),
+            // No type's layout (its size is no multiple of its alignment): no list's.
+            Layout::from_size_align(12, 8).unwrap(),
         ] {
             let block = allocate_kept(layout);
             // SAFETY: given by `allocate` for `layout`, and not used.
