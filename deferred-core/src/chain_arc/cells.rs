@@ -19,8 +19,10 @@
 //!   allocated it is kept by the thread that frees it.
 //! - A thread's blocks go back to the global allocator when the thread ends (a thread-local's
 //!   destructor, [`GiveBack`]); after that, nothing more is kept on that thread.
-//! - A chain's part that comes and goes as often as chains do, the box of a list of two stages
-//!   or more (`chain/pending/stage.rs`), is a [`KeptBox`]: its block comes from the same lists.
+//! - A chain's parts that come and go as often as chains do take their blocks from the same
+//!   lists: the box of a list of two stages or more (`chain/pending/stage.rs`) is a
+//!   [`KeptBox`], and that list's buffer for its third stage on is a `Vec`'s made by
+//!   [`vec_with_capacity`] and given back by [`free_vec`].
 //! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
 //!   allocations start from it).
 //!
@@ -217,14 +219,15 @@ pub(super) fn allocate(layout: Layout) -> NonNull<u8> {
 ///
 /// # Safety
 ///
-/// `block` was given by [`allocate`] for `layout`, and nothing uses it any more.
+/// `block` was given by [`allocate`] or by the global allocator for `layout`, which is not
+/// zero-sized, and nothing uses it any more.
 #[inline(always)]
 pub(super) unsafe fn free(block: NonNull<u8>, layout: Layout) {
     if KEEPS {
-        // SAFETY: the caller's; `allocate` was `allocate_kept`.
+        // SAFETY: the caller's (`allocate` is `allocate_kept`).
         unsafe { free_kept(block, layout) }
     } else {
-        // SAFETY: the caller's; `allocate` was `new_block`.
+        // SAFETY: the caller's: `allocate` is `new_block`, the global allocator's.
         unsafe { dealloc(block.as_ptr(), layout) }
     }
 }
@@ -256,19 +259,20 @@ fn new_block(layout: Layout) -> NonNull<u8> {
 ///
 /// # Safety
 ///
-/// `block` was given by [`allocate_kept`] for `layout`, and nothing uses it any more.
+/// `block` was given by [`allocate_kept`] or by the global allocator for `layout`, and nothing
+/// uses it any more.
 #[inline(always)]
 unsafe fn free_kept(block: NonNull<u8>, layout: Layout) {
     if let Some(list) = list_of(layout)
-        // SAFETY: a block given by `allocate_kept` for a layout of list `list` came from the
-        // list (invariant 1) or from the global allocator with that same layout; the caller is
-        // done with it.
+        // SAFETY: a block given for a layout of list `list` by `allocate_kept` came from the
+        // list (invariant 1) or from the global allocator with that same layout, as one the
+        // global allocator gave did; the caller is done with it.
         && HERE.with(|lists| unsafe { lists.keep(list, block) })
     {
         return;
     }
-    // SAFETY: the caller's: `allocate_kept` took the block from the global allocator with
-    // `layout` (or from a list that had it so: invariant 1), and nothing uses it.
+    // SAFETY: the caller's: the block came from the global allocator with `layout` (by way of
+    // `allocate_kept`, or of a list that had it so: invariant 1), and nothing uses it.
     unsafe { dealloc(block.as_ptr(), layout) };
 }
 
@@ -326,6 +330,47 @@ impl<T> Drop for KeptBox<T> {
         // SAFETY: the value written by `new` in a block `allocate` gave for its layout, dropped
         // once, here; the box goes with it.
         unsafe { drop_and_free(self.value) };
+    }
+}
+
+/// `Vec::with_capacity(capacity)`, with the buffer taken from this thread's kept blocks when it
+/// has one of that size: a `Vec` like any other, whose buffer the global allocator frees when
+/// it is dropped, or this thread's lists when it is given to [`free_vec`].
+#[inline]
+pub(crate) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
+    let Ok(layout) = Layout::array::<T>(capacity) else {
+        return Vec::with_capacity(capacity);
+    };
+    if layout.size() == 0 {
+        return Vec::with_capacity(capacity);
+    }
+    let buffer = allocate(layout).cast::<T>();
+    // SAFETY: the buffer came from the global allocator (`allocate` takes its blocks from it,
+    // and a list's block was allocated with that list's layout, `layout` here: invariant 1)
+    // for `Layout::array::<T>(capacity)`, a `Vec`'s layout for that capacity; it holds no
+    // value (length 0).
+    unsafe { Vec::from_raw_parts(buffer.as_ptr(), 0, capacity) }
+}
+
+/// Drops the values in `vec`, and gives its buffer to this thread's lists (or back to the
+/// global allocator).
+#[inline]
+pub(crate) fn free_vec<T>(mut vec: Vec<T>) {
+    vec.clear();
+    let mut vec = std::mem::ManuallyDrop::new(vec);
+    let (buffer, capacity) = (vec.as_mut_ptr(), vec.capacity());
+    let Ok(layout) = Layout::array::<T>(capacity) else {
+        unreachable!("a `Vec`'s capacity is a layout's");
+    };
+    let Some(buffer) = NonNull::new(buffer) else {
+        unreachable!("a `Vec`'s buffer is never null");
+    };
+    if layout.size() != 0 {
+        // SAFETY: a `Vec`'s buffer of more than 0 bytes came from the global allocator for
+        // `Layout::array::<T>(capacity)` (whose blocks `free` takes: invariant 1 asks no more);
+        // its values were dropped above (`clear`), and the `Vec` is forgotten, so nothing uses
+        // the buffer.
+        unsafe { free(buffer.cast(), layout) };
     }
 }
 
@@ -491,6 +536,42 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// A `Vec` made by `vec_with_capacity` is a `Vec` like any other: it grows through the global
+    /// allocator; `free_vec` drops its values once, and its buffer (grown or not) is this
+    /// thread's next of its size.
+    #[test]
+    fn a_vecs_buffer_is_kept_and_its_values_dropped_once() {
+        use std::rc::Rc;
+        give_back();
+        let counted = Rc::new(());
+        let mut vec = vec_with_capacity::<Rc<()>>(8);
+        assert_eq!((vec.len(), vec.capacity()), (0, 8));
+        let buffer = vec.as_ptr() as usize;
+        vec.push(counted.clone());
+        free_vec(vec);
+        assert_eq!(Rc::strong_count(&counted), 1, "dropped once");
+        let layout = Layout::array::<Rc<()>>(8).unwrap();
+        if KEEPS {
+            assert_eq!(kept_here(layout), 1);
+            let again = vec_with_capacity::<Rc<()>>(8);
+            assert_eq!(again.as_ptr() as usize, buffer, "the kept buffer");
+            free_vec(again);
+        }
+        // Grown past its first buffer, by the global allocator.
+        let mut grown = vec_with_capacity::<Rc<()>>(8);
+        grown.extend((0..20).map(|_| counted.clone()));
+        let grown_layout = Layout::array::<Rc<()>>(grown.capacity()).unwrap();
+        free_vec(grown);
+        assert_eq!(Rc::strong_count(&counted), 1, "each dropped once");
+        if KEEPS && list_of(grown_layout).is_some() {
+            assert_eq!(kept_here(grown_layout), 1);
+        }
+        // No buffer: nothing to keep.
+        free_vec(vec_with_capacity::<Rc<()>>(0));
+        free_vec(vec_with_capacity::<()>(8));
+        give_back();
     }
 
     /// A `KeptBox` holds its value as a `Box` does, drops it once, and its block is this

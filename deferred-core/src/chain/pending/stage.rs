@@ -21,12 +21,23 @@ use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::AnyChain;
 use crate::bounds::FromFailure;
 #[cfg(not(feature = "registry"))]
-use crate::chain_arc::KeptBox;
+use crate::chain_arc::{KeptBox, free_vec, vec_with_capacity};
 use crate::failure::Failure;
 use crate::unhandled;
-// With the feature `registry` (no `chain_arc`), the list's box is a `Box`.
+// With the feature `registry` (no `chain_arc`), the list's box is a `Box`, and its buffer a
+// `Vec`'s own.
 #[cfg(feature = "registry")]
 use std::boxed::Box as KeptBox;
+#[cfg(feature = "registry")]
+use {drop as free_vec, no_chain_arc::vec_with_capacity};
+
+#[cfg(feature = "registry")]
+mod no_chain_arc {
+    #[inline]
+    pub(super) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
+        Vec::with_capacity(capacity)
+    }
+}
 
 /// Where a result of type `Result<T, E>` waits: `Option<Result<T, E>>`, seen without its `T`.
 pub(crate) trait Slot<E>: Sendable {
@@ -590,8 +601,9 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// nothing for it, and a chain with more keeps them all behind one pointer: a box made when a
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
 /// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
-/// stage: a chain pays for a list only while it has one. It is a [`KeptBox`]: its block is one
-/// the thread kept from a list or a chain freed before, when it has one (`chain_arc/cells.rs`).
+/// stage: a chain pays for a list only while it has one. It is a [`KeptBox`], and its buffer is
+/// made by `vec_with_capacity` and given back by `free_vec`: their blocks are ones the thread
+/// kept from a list or a chain freed before, when it has them (`chain_arc/cells.rs`).
 pub(crate) struct Stages<E: 'static>(List<E>);
 
 enum List<E: 'static> {
@@ -643,7 +655,7 @@ impl<E: 'static> Rest<E> {
             return;
         }
         if self.far.capacity() == 0 {
-            self.far.reserve_exact(FAR_CAPACITY);
+            self.far = VecDeque::from(vec_with_capacity(FAR_CAPACITY));
         } else if self.far.len() == self.far.capacity() {
             self.far.reserve_exact(self.far.capacity() * (GROWTH - 1));
         }
@@ -674,6 +686,16 @@ impl<E: 'static> Rest<E> {
             .iter()
             .chain(self.second.iter())
             .chain(self.far.iter())
+    }
+}
+
+/// The buffer goes back to this thread's kept blocks, as the box does (a chain that adds a
+/// third step makes one, and frees it with its last stage).
+impl<E: 'static> Drop for Rest<E> {
+    fn drop(&mut self) {
+        if self.far.capacity() != 0 {
+            free_vec(Vec::from(std::mem::take(&mut self.far)));
+        }
     }
 }
 
