@@ -310,8 +310,8 @@ fn steps_that_wait_on_pending_deferreds() {
 /// A thread keeps the memory of the chains it frees for the next chains it makes (up to 16 of
 /// each size, in deferred-core's `chain_arc/cells.rs`): on a thread that has run a pending chain
 /// before, the next allocates no link, and an `add_callback` chain nothing for its list of
-/// stages (neither the box nor its buffer). Not with the feature `registry` (its chains are `Arc`s and `Rc`s), nor in
-/// `.ci/memcheck`'s build (`--cfg no_cell_cache`).
+/// stages (neither the box nor its buffer). Not with the feature `registry` (its chains are
+/// `Arc`s and `Rc`s), nor in `.ci/memcheck`'s build (`--cfg no_cell_cache`).
 #[test]
 fn a_thread_keeps_a_freed_chain_for_its_next() {
     let warm = |chain: fn(u64) -> u64| {
