@@ -22,7 +22,7 @@
 //! - A chain's parts that come and go as often as chains do take their blocks from the same
 //!   lists: the box of a list of two stages or more (`chain/pending/stage.rs`) is a
 //!   [`KeptBox`], and that list's buffer for its third stage on is a `Vec`'s made by
-//!   [`vec_with_capacity`] and given back by [`free_vec`].
+//!   [`vec_with_capacity`] and given back by [`free_vec_of_nones`].
 //! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
 //!   allocations start from it).
 //!
@@ -335,7 +335,7 @@ impl<T> Drop for KeptBox<T> {
 
 /// `Vec::with_capacity(capacity)`, with the buffer taken from this thread's kept blocks when it
 /// has one of that size: a `Vec` like any other, whose buffer the global allocator frees when
-/// it is dropped, or this thread's lists when it is given to [`free_vec`].
+/// it is dropped, or this thread's lists when it is given to [`free_vec_of_nones`].
 #[inline]
 pub(crate) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
     let Ok(layout) = Layout::array::<T>(capacity) else {
@@ -352,11 +352,15 @@ pub(crate) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
     unsafe { Vec::from_raw_parts(buffer.as_ptr(), 0, capacity) }
 }
 
-/// Drops the values in `vec`, and gives its buffer to this thread's lists (or back to the
-/// global allocator).
+/// Gives the buffer of `vec`, every place of which is `None`, to this thread's lists (or back
+/// to the global allocator), without looking at its places: a `None` has nothing to drop. (A
+/// place that held a value would leak it; debug builds check that none does.)
 #[inline]
-pub(crate) fn free_vec<T>(mut vec: Vec<T>) {
-    vec.clear();
+pub(crate) fn free_vec_of_nones<T>(vec: Vec<Option<T>>) {
+    debug_assert!(
+        vec.iter().all(Option::is_none),
+        "a place of a buffer given back holds a value"
+    );
     let mut vec = std::mem::ManuallyDrop::new(vec);
     let (buffer, capacity) = (vec.as_mut_ptr(), vec.capacity());
     let Ok(layout) = Layout::array::<T>(capacity) else {
@@ -368,8 +372,8 @@ pub(crate) fn free_vec<T>(mut vec: Vec<T>) {
     if layout.size() != 0 {
         // SAFETY: a `Vec`'s buffer of more than 0 bytes came from the global allocator for
         // `Layout::array::<T>(capacity)` (whose blocks `free` takes: invariant 1 asks no more);
-        // its values were dropped above (`clear`), and the `Vec` is forgotten, so nothing uses
-        // the buffer.
+        // its places hold no value (`None`s, or past its length), and the `Vec` is forgotten,
+        // so nothing uses the buffer.
         unsafe { free(buffer.cast(), layout) };
     }
 }
@@ -539,38 +543,40 @@ mod tests {
     }
 
     /// A `Vec` made by `vec_with_capacity` is a `Vec` like any other: it grows through the global
-    /// allocator; `free_vec` drops its values once, and its buffer (grown or not) is this
-    /// thread's next of its size.
+    /// allocator, and its values are dropped once, as they are taken out; `free_vec_of_nones`
+    /// makes its buffer (grown or not) this thread's next of its size.
     #[test]
     fn a_vecs_buffer_is_kept_and_its_values_dropped_once() {
         use std::rc::Rc;
         give_back();
         let counted = Rc::new(());
-        let mut vec = vec_with_capacity::<Rc<()>>(8);
+        let mut vec = vec_with_capacity::<Option<Rc<()>>>(8);
         assert_eq!((vec.len(), vec.capacity()), (0, 8));
         let buffer = vec.as_ptr() as usize;
-        vec.push(counted.clone());
-        free_vec(vec);
+        vec.push(Some(counted.clone()));
+        vec[0] = None;
+        free_vec_of_nones(vec);
         assert_eq!(Rc::strong_count(&counted), 1, "dropped once");
-        let layout = Layout::array::<Rc<()>>(8).unwrap();
+        let layout = Layout::array::<Option<Rc<()>>>(8).unwrap();
         if KEEPS {
             assert_eq!(kept_here(layout), 1);
-            let again = vec_with_capacity::<Rc<()>>(8);
+            let again = vec_with_capacity::<Option<Rc<()>>>(8);
             assert_eq!(again.as_ptr() as usize, buffer, "the kept buffer");
-            free_vec(again);
+            free_vec_of_nones(again);
         }
         // Grown past its first buffer, by the global allocator.
-        let mut grown = vec_with_capacity::<Rc<()>>(8);
-        grown.extend((0..20).map(|_| counted.clone()));
-        let grown_layout = Layout::array::<Rc<()>>(grown.capacity()).unwrap();
-        free_vec(grown);
+        let mut grown = vec_with_capacity::<Option<Rc<()>>>(8);
+        grown.extend((0..20).map(|_| Some(counted.clone())));
+        let grown_layout = Layout::array::<Option<Rc<()>>>(grown.capacity()).unwrap();
+        grown.iter_mut().for_each(|place| *place = None);
+        free_vec_of_nones(grown);
         assert_eq!(Rc::strong_count(&counted), 1, "each dropped once");
         if KEEPS && list_of(grown_layout).is_some() {
             assert_eq!(kept_here(grown_layout), 1);
         }
         // No buffer: nothing to keep.
-        free_vec(vec_with_capacity::<Rc<()>>(0));
-        free_vec(vec_with_capacity::<()>(8));
+        free_vec_of_nones(vec_with_capacity::<Option<Rc<()>>>(0));
+        free_vec_of_nones(vec_with_capacity::<Option<()>>(8));
         give_back();
     }
 

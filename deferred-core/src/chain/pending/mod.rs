@@ -750,6 +750,14 @@ fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
     }
 }
 
+/// [`set_listener`] to nobody, for [`AnyChain::add`]: out of line, so that the usual add (to a
+/// chain nobody polled) keeps few registers.
+#[cold]
+#[inline(never)]
+fn forget_listener<T, E: 'static>(inner: Guard<'_, Parts<T, E>>) {
+    set_listener(inner, Listener::Nobody);
+}
+
 /// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
 /// user code) is dropped after.
 #[inline]
@@ -791,7 +799,7 @@ where
         inner.stages.push_back(stage);
         // A task polled the old end of the chain: the new end has nobody yet.
         if !matches!(inner.listener, Listener::Nobody) {
-            set_listener(inner, Listener::Nobody);
+            forget_listener(inner);
         }
         None
     }

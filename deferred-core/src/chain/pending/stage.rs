@@ -11,7 +11,6 @@
 //! and nothing when it captures nothing and keeps the value's type.
 
 use std::any::{Any, TypeId};
-use std::collections::VecDeque;
 use std::marker::PhantomData;
 use std::panic::Location;
 
@@ -21,7 +20,7 @@ use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::AnyChain;
 use crate::bounds::FromFailure;
 #[cfg(not(feature = "registry"))]
-use crate::chain_arc::{KeptBox, free_vec, vec_with_capacity};
+use crate::chain_arc::{KeptBox, free_vec_of_nones, vec_with_capacity};
 use crate::failure::Failure;
 use crate::unhandled;
 // With the feature `registry` (no `chain_arc`), the list's box is a `Box`, and its buffer a
@@ -29,7 +28,7 @@ use crate::unhandled;
 #[cfg(feature = "registry")]
 use std::boxed::Box as KeptBox;
 #[cfg(feature = "registry")]
-use {drop as free_vec, no_chain_arc::vec_with_capacity};
+use {drop as free_vec_of_nones, no_chain_arc::vec_with_capacity};
 
 #[cfg(feature = "registry")]
 mod no_chain_arc {
@@ -602,7 +601,7 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
 /// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
 /// stage: a chain pays for a list only while it has one. It is a [`KeptBox`], and its buffer is
-/// made by `vec_with_capacity` and given back by `free_vec`: their blocks are ones the thread
+/// made by `vec_with_capacity` and given back by `free_vec_of_nones`: their blocks are ones the thread
 /// kept from a list or a chain freed before, when it has them (`chain_arc/cells.rs`).
 pub(crate) struct Stages<E: 'static>(List<E>);
 
@@ -613,16 +612,22 @@ enum List<E: 'static> {
     Many(Option<KeptBox<Rest<E>>>),
 }
 
-/// Two stages or more, in the order they run: `first`, `second`, then `far`, a buffer of 8
-/// made for the third, which grows four times at once (a chain that adds a third step usually
-/// adds many, and copying the buffer at every doubling costs more than the steps). So the order
-/// holds, `push_back` puts a stage in `first` or `second` only while every place after it is
-/// empty, and `push_front` puts one in `first`, moving what was there back (it is usually
-/// empty: the run has just taken the stage that was there, see `Flow::WaitThen`).
+/// Two stages or more, in the order they run: `first`, `second`, then those in `far` from
+/// `taken` on. `far` is a buffer of 8 made for the third, which grows four times at once (a
+/// chain that adds a third step usually adds many, and copying the buffer at every doubling
+/// costs more than the steps). It is a queue that only grows at its back: a stage is taken
+/// from its front by leaving `None` in its place and counting it in `taken`, so that taking
+/// one is a read and a count, and freeing the buffer of a list that ran every stage looks at
+/// none of its places. The places of the stages taken are reused when the buffer is full
+/// (`grow_far`). So the order holds, `push_back` puts a stage in `first` or `second` only while every place
+/// after it is empty, and `push_front` puts one in `first`, moving what was there back (it is
+/// usually empty: the run has just taken the stage that was there, see `Flow::WaitThen`).
 struct Rest<E: 'static> {
     first: Option<Added<E>>,
     second: Option<Added<E>>,
-    far: VecDeque<Added<E>>,
+    /// `None` before `taken`, a stage from `taken` on.
+    far: Vec<Option<Added<E>>>,
+    taken: usize,
 }
 
 const FAR_CAPACITY: usize = 8;
@@ -635,18 +640,19 @@ impl<E: 'static> Rest<E> {
         List::Many(Some(KeptBox::new(Rest {
             first: Some(first),
             second: Some(second),
-            far: VecDeque::new(),
+            far: Vec::new(),
+            taken: 0,
         })))
     }
 
     #[inline]
     fn is_empty(&self) -> bool {
-        self.first.is_none() && self.second.is_none() && self.far.is_empty()
+        self.first.is_none() && self.second.is_none() && self.taken == self.far.len()
     }
 
     #[inline]
     fn push_back(&mut self, stage: Added<E>) {
-        if self.far.is_empty() && self.second.is_none() {
+        if self.taken == self.far.len() && self.second.is_none() {
             if self.first.is_none() {
                 self.first = Some(stage);
             } else {
@@ -654,12 +660,27 @@ impl<E: 'static> Rest<E> {
             }
             return;
         }
+        if self.far.len() == self.far.capacity() {
+            self.grow_far();
+        }
+        self.far.push(Some(stage));
+    }
+
+    /// Makes room in `far` for one more stage: the first buffer; or the places of the stages
+    /// taken, when they are at least half of it (so a chain that keeps adding as it runs does
+    /// not grow it for ever); or a buffer four times as large. Out of line, so that the usual
+    /// push keeps few registers.
+    #[cold]
+    #[inline(never)]
+    fn grow_far(&mut self) {
         if self.far.capacity() == 0 {
-            self.far = VecDeque::from(vec_with_capacity(FAR_CAPACITY));
-        } else if self.far.len() == self.far.capacity() {
+            self.far = vec_with_capacity(FAR_CAPACITY);
+        } else if self.taken >= self.far.len() / 2 {
+            self.far.drain(..self.taken);
+            self.taken = 0;
+        } else {
             self.far.reserve_exact(self.far.capacity() * (GROWTH - 1));
         }
-        self.far.push_back(stage);
     }
 
     /// Puts `stage` first.
@@ -668,16 +689,38 @@ impl<E: 'static> Rest<E> {
         if let Some(first) = self.first.replace(stage)
             && let Some(second) = self.second.replace(first)
         {
-            self.far.push_front(second);
+            self.push_front_far(second);
         }
     }
 
-    #[inline]
+    /// Puts `stage` first in `far`: in the place of the last stage taken, if there is one.
+    #[cold]
+    #[inline(never)]
+    fn push_front_far(&mut self, stage: Added<E>) {
+        if self.taken == 0 {
+            self.far.insert(0, Some(stage));
+        } else {
+            self.taken -= 1;
+            self.far[self.taken] = Some(stage);
+        }
+    }
+
+    #[inline(always)]
     fn pop_front(&mut self) -> Option<Added<E>> {
-        self.first
-            .take()
-            .or_else(|| self.second.take())
-            .or_else(|| self.far.pop_front())
+        if let Some(stage) = self.first.take() {
+            return Some(stage);
+        }
+        if let Some(stage) = self.second.take() {
+            return Some(stage);
+        }
+        self.pop_far()
+    }
+
+    #[inline(always)]
+    fn pop_far(&mut self) -> Option<Added<E>> {
+        let stage = self.far.get_mut(self.taken)?.take();
+        self.taken += 1;
+        stage
     }
 
     #[cfg(feature = "registry")]
@@ -685,7 +728,7 @@ impl<E: 'static> Rest<E> {
         self.first
             .iter()
             .chain(self.second.iter())
-            .chain(self.far.iter())
+            .chain(self.far.iter().flatten())
     }
 }
 
@@ -694,7 +737,9 @@ impl<E: 'static> Rest<E> {
 impl<E: 'static> Drop for Rest<E> {
     fn drop(&mut self) {
         if self.far.capacity() != 0 {
-            free_vec(Vec::from(std::mem::take(&mut self.far)));
+            let mut far = std::mem::take(&mut self.far);
+            far.truncate(self.taken); // the stages not taken
+            free_vec_of_nones(far);
         }
     }
 }
@@ -732,11 +777,17 @@ impl<E: 'static> Stages<E> {
         match &mut self.0 {
             List::Many(Some(rest)) => rest.push_back(stage),
             List::Many(None) => self.0 = List::One(stage),
-            List::One(_) => {
-                let first = self.take_one();
-                self.0 = Rest::pair(first, stage);
-            }
+            List::One(_) => self.push_second(stage),
         }
+    }
+
+    /// [`push_back`](Stages::push_back) onto a list of one: the box of two is made. Out of line,
+    /// so that the usual push keeps few registers.
+    #[cold]
+    #[inline(never)]
+    fn push_second(&mut self, stage: Added<E>) {
+        let first = self.take_one();
+        self.0 = Rest::pair(first, stage);
     }
 
     /// Adds `stage` first: the stage that runs next (see [`RunThen`]).
@@ -754,7 +805,7 @@ impl<E: 'static> Stages<E> {
 
     /// Takes the next stage off. The list's box goes with its last stage: a chain that has run
     /// its stages holds no more than a fresh one.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_front(&mut self) -> Option<Added<E>> {
         match &mut self.0 {
             List::Many(None) => None,
@@ -795,11 +846,13 @@ impl<E: 'static> Stages<E> {
             self.0 = List::Many(Some(KeptBox::new(Rest {
                 first: Some(first),
                 second: None,
-                far: std::iter::from_fn(|| added.pop_front()).collect(),
+                far: std::iter::from_fn(|| added.pop_front()).map(Some).collect(),
+                taken: 0,
             })));
             return;
         };
-        rest.far.extend(std::iter::from_fn(|| added.pop_front()));
+        rest.far
+            .extend(std::iter::from_fn(|| added.pop_front()).map(Some));
     }
 
     /// Where each stage was added, in order (for the registry).
@@ -918,6 +971,78 @@ mod tests {
                 assert_eq!(run_all(stages), expected, "{sequence:?}");
             }
         }
+    }
+
+    /// The buffer's capacity, if the list has one.
+    fn far_capacity(stages: &Stages<Failure>) -> usize {
+        match &stages.0 {
+            List::Many(Some(rest)) => rest.far.capacity(),
+            _ => 0,
+        }
+    }
+
+    /// Long sequences, past the buffer's first 8 places: growth, the places of stages taken
+    /// reused, and `push_front` into them, against a `VecDeque` doing the same. The ops are
+    /// drawn from a fixed generator, each run with a different mix.
+    #[test]
+    fn long_sequences_keep_the_order_through_the_buffers_growth() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for backs in [2, 3, 4, 6] {
+            let mut stages = Stages::new();
+            let mut model = std::collections::VecDeque::new();
+            for n in 0..3000u32 {
+                match next() % 8 {
+                    draw if draw < backs => {
+                        stages.push_back(giving(n));
+                        model.push_back(n);
+                    }
+                    6 => {
+                        stages.push_front(giving(n));
+                        model.push_front(n);
+                    }
+                    _ => {
+                        let given = stages.pop_front().map(|(stage, at)| {
+                            let mut slot: Option<Result<u32, Failure>> = Some(Ok(0));
+                            assert!(matches!(stage.run(&mut slot, at), Flow::Ready(None)));
+                            slot.take().and_then(Result::ok).expect("a value")
+                        });
+                        assert_eq!(given, model.pop_front(), "mix {backs}, op {n}");
+                    }
+                }
+                assert_eq!(stages.is_empty(), model.is_empty(), "mix {backs}, op {n}");
+            }
+            assert_eq!(run_all(stages), Vec::from(model), "mix {backs}");
+        }
+    }
+
+    /// A chain that keeps adding a stage for each it runs (a few waiting at any time) reuses
+    /// its buffer's places instead of growing it for ever.
+    #[test]
+    fn a_list_that_adds_as_it_runs_keeps_its_buffer() {
+        let mut stages = Stages::new();
+        for n in 0..5 {
+            stages.push_back(giving(n));
+        }
+        let mut expected = 0;
+        for n in 5..10_000 {
+            let (stage, at) = stages.pop_front().expect("a stage");
+            let mut slot: Option<Result<u32, Failure>> = Some(Ok(0));
+            assert!(matches!(stage.run(&mut slot, at), Flow::Ready(None)));
+            assert_eq!(slot.take().and_then(Result::ok), Some(expected));
+            expected += 1;
+            stages.push_back(giving(n));
+            assert!(
+                far_capacity(&stages) <= 4 * FAR_CAPACITY,
+                "after {n} stages"
+            );
+        }
+        assert_eq!(run_all(stages), (expected..10_000).collect::<Vec<_>>());
     }
 
     #[test]
