@@ -12,6 +12,7 @@
 
 use std::any::{Any, TypeId};
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::panic::Location;
 
 use super::super::Deferred;
@@ -625,8 +626,9 @@ enum List<E: 'static> {
 struct Rest<E: 'static> {
     first: Option<Added<E>>,
     second: Option<Added<E>>,
-    /// `None` before `taken`, a stage from `taken` on.
-    far: Vec<Option<Added<E>>>,
+    /// `None` before `taken`, a stage from `taken` on. Taken out by `Rest`'s `drop` (so it has
+    /// no drop of its own to run after that).
+    far: ManuallyDrop<Vec<Option<Added<E>>>>,
     taken: usize,
 }
 
@@ -640,7 +642,7 @@ impl<E: 'static> Rest<E> {
         List::Many(Some(KeptBox::new(Rest {
             first: Some(first),
             second: Some(second),
-            far: Vec::new(),
+            far: ManuallyDrop::new(Vec::new()),
             taken: 0,
         })))
     }
@@ -674,12 +676,17 @@ impl<E: 'static> Rest<E> {
     #[inline(never)]
     fn grow_far(&mut self) {
         if self.far.capacity() == 0 {
-            self.far = vec_with_capacity(FAR_CAPACITY);
+            // The buffer replaced has none to free.
+            std::mem::forget(std::mem::replace(
+                &mut *self.far,
+                vec_with_capacity(FAR_CAPACITY),
+            ));
         } else if self.taken >= self.far.len() / 2 {
             self.far.drain(..self.taken);
             self.taken = 0;
         } else {
-            self.far.reserve_exact(self.far.capacity() * (GROWTH - 1));
+            let more = self.far.capacity() * (GROWTH - 1);
+            self.far.reserve_exact(more);
         }
     }
 
@@ -736,11 +743,13 @@ impl<E: 'static> Rest<E> {
 /// third step makes one, and frees it with its last stage).
 impl<E: 'static> Drop for Rest<E> {
     fn drop(&mut self) {
-        if self.far.capacity() != 0 {
-            let mut far = std::mem::take(&mut self.far);
-            far.truncate(self.taken); // the stages not taken
-            free_vec_of_nones(far);
+        let mut far = std::mem::take(&mut *self.far);
+        if far.capacity() == 0 {
+            std::mem::forget(far); // no buffer: nothing to free
+            return;
         }
+        far.truncate(self.taken); // the stages not taken
+        free_vec_of_nones(far);
     }
 }
 
@@ -846,7 +855,9 @@ impl<E: 'static> Stages<E> {
             self.0 = List::Many(Some(KeptBox::new(Rest {
                 first: Some(first),
                 second: None,
-                far: std::iter::from_fn(|| added.pop_front()).map(Some).collect(),
+                far: ManuallyDrop::new(
+                    std::iter::from_fn(|| added.pop_front()).map(Some).collect(),
+                ),
                 taken: 0,
             })));
             return;
