@@ -924,6 +924,30 @@ impl<T, E: 'static> Deferred<T, E> {
     ///     .add_errback(|f: Failure| if f.to_string() == "timeout" { Ok(0) } else { Err(f) });
     /// assert_eq!(d.wait().unwrap(), 0);
     /// ```
+    ///
+    /// The errback takes the chain's error type, `E` (a [`Failure`](crate::Failure) unless the
+    /// chain says otherwise), whatever error a step failed with: `add_errback(|e: io::Error| ..)`
+    /// on a `Deferred<T>` is rustc's "type mismatch in closure arguments" (E0631, "expected
+    /// closure signature `fn(Failure) -> _`"). To handle one kind of error, take the `Failure`
+    /// and [`trap`](crate::Failure::trap) it, which passes every other failure on, as Twisted's
+    /// `f.trap(E)` does (or look with [`downcast_ref`](crate::Failure::downcast_ref)); in
+    /// `chain!`, `catch |e: io::Error| ..` does the same.
+    ///
+    /// ```
+    /// # extern crate deferred_core as deferred;
+    /// use deferred::{Deferred, Failure};
+    /// use std::io;
+    ///
+    /// let not_found = Failure::new(io::Error::from(io::ErrorKind::NotFound));
+    /// let missing = Deferred::<Vec<u8>>::fail(not_found).add_errback(|f: Failure| {
+    ///     let error = f.trap::<io::Error>()?; // any other failure goes on as it is
+    ///     match error.kind() {
+    ///         io::ErrorKind::NotFound => Ok(Vec::new()),
+    ///         _ => Err(Failure::new(error)),
+    ///     }
+    /// });
+    /// assert!(missing.wait().unwrap().is_empty());
+    /// ```
     #[track_caller]
     #[inline]
     #[doc(alias = "catch")]
