@@ -602,8 +602,8 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
 /// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
 /// stage: a chain pays for a list only while it has one. It is a [`KeptBox`], and its buffer is
-/// made by `vec_with_capacity` and given back by `free_vec_of_nones`: their blocks are ones the thread
-/// kept from a list or a chain freed before, when it has them (`chain_arc/cells.rs`).
+/// made by `vec_with_capacity` and given back by `free_vec_of_nones`: their blocks are ones the
+/// thread kept from a list or a chain freed before, when it has them (`chain_arc/cells.rs`).
 pub(crate) struct Stages<E: 'static>(List<E>);
 
 enum List<E: 'static> {
@@ -620,9 +620,10 @@ enum List<E: 'static> {
 /// from its front by leaving `None` in its place and counting it in `taken`, so that taking
 /// one is a read and a count, and freeing the buffer of a list that ran every stage looks at
 /// none of its places. The places of the stages taken are reused when the buffer is full
-/// (`grow_far`). So the order holds, `push_back` puts a stage in `first` or `second` only while every place
-/// after it is empty, and `push_front` puts one in `first`, moving what was there back (it is
-/// usually empty: the run has just taken the stage that was there, see `Flow::WaitThen`).
+/// (`grow_far`). So the order holds, `push_back` puts a stage in `first` or `second` only
+/// while every place after it is empty, and `push_front` puts one in `first`, moving what was
+/// there back (it is usually empty: the run has just taken the stage that was there, see
+/// `Flow::WaitThen`).
 struct Rest<E: 'static> {
     first: Option<Added<E>>,
     second: Option<Added<E>>,
@@ -681,7 +682,7 @@ impl<E: 'static> Rest<E> {
                 &mut *self.far,
                 vec_with_capacity(FAR_CAPACITY),
             ));
-        } else if self.taken >= self.far.len() / 2 {
+        } else if self.taken != 0 && self.taken >= self.far.len() / 2 {
             self.far.drain(..self.taken);
             self.taken = 0;
         } else {
