@@ -925,13 +925,13 @@ impl<T, E: 'static> Deferred<T, E> {
     /// assert_eq!(d.wait().unwrap(), 0);
     /// ```
     ///
-    /// The errback takes the chain's error type, `E` (a [`Failure`](crate::Failure) unless the
-    /// chain says otherwise), whatever error a step failed with: `add_errback(|e: io::Error| ..)`
-    /// on a `Deferred<T>` is rustc's "type mismatch in closure arguments" (E0631, "expected
-    /// closure signature `fn(Failure) -> _`"). To handle one kind of error, take the `Failure`
-    /// and [`trap`](crate::Failure::trap) it, which passes every other failure on, as Twisted's
-    /// `f.trap(E)` does (or look with [`downcast_ref`](crate::Failure::downcast_ref)); in
-    /// `chain!`, `catch |e: io::Error| ..` does the same.
+    /// The errback takes the chain's error type, `E` (a [`Failure`] unless the chain says
+    /// otherwise), whatever error a step failed with: `add_errback(|e: io::Error| ..)` on a
+    /// `Deferred<T>` is rustc's "type mismatch in closure arguments" (E0631, "expected closure
+    /// signature `fn(Failure) -> _`"). To handle one kind of error, take the `Failure` and
+    /// [`trap`](Failure::trap) it, which passes every other failure on, as Twisted's
+    /// `f.trap(E)` does (or look with [`downcast_ref`](Failure::downcast_ref)); in `chain!`,
+    /// `catch |e: io::Error| ..` does the same.
     ///
     /// ```
     /// # extern crate deferred_core as deferred;
