@@ -37,10 +37,23 @@ pub(crate) fn lock_cell<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Locks a chain's cell.
+/// Locks a chain's cell: one compare-and-swap when the lock is free, as it almost always is;
+/// the wait for another thread to let go of it is out of line, so that the functions that lock
+/// a cell keep fewer registers.
 #[cfg(not(loom))]
 #[inline]
 pub(crate) fn lock_cell<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
+    match mutex.try_lock() {
+        Some(guard) => guard,
+        None => lock_cell_held(mutex),
+    }
+}
+
+/// [`lock_cell`] of a cell another thread holds: waits for it, yielding.
+#[cfg(not(loom))]
+#[cold]
+#[inline(never)]
+fn lock_cell_held<X>(mutex: &CellMutex<X>) -> CellGuard<'_, X> {
     mutex.lock()
 }
 
