@@ -363,7 +363,8 @@ pub(crate) fn free_vec_of_nones<T>(vec: Vec<Option<T>>) {
     );
     let mut vec = std::mem::ManuallyDrop::new(vec);
     let (buffer, capacity) = (vec.as_mut_ptr(), vec.capacity());
-    let Ok(layout) = Layout::array::<T>(capacity) else {
+    // The layout of the `Vec`'s elements, `Option<T>`s: not `T`'s, which may be smaller.
+    let Ok(layout) = Layout::array::<Option<T>>(capacity) else {
         unreachable!("a `Vec`'s capacity is a layout's");
     };
     let Some(buffer) = NonNull::new(buffer) else {
@@ -371,9 +372,9 @@ pub(crate) fn free_vec_of_nones<T>(vec: Vec<Option<T>>) {
     };
     if layout.size() != 0 {
         // SAFETY: a `Vec`'s buffer of more than 0 bytes came from the global allocator for
-        // `Layout::array::<T>(capacity)` (whose blocks `free` takes: invariant 1 asks no more);
-        // its places hold no value (`None`s, or past its length), and the `Vec` is forgotten,
-        // so nothing uses the buffer.
+        // `Layout::array::<Option<T>>(capacity)`, its elements' (whose blocks `free` takes:
+        // invariant 1 asks no more); its places hold no value (`None`s, or past its length),
+        // and the `Vec` is forgotten, so nothing uses the buffer.
         unsafe { free(buffer.cast(), layout) };
     }
 }
@@ -574,9 +575,17 @@ mod tests {
         if KEEPS && list_of(grown_layout).is_some() {
             assert_eq!(kept_here(grown_layout), 1);
         }
-        // No buffer: nothing to keep.
-        free_vec_of_nones(vec_with_capacity::<Option<Rc<()>>>(0));
+        // The buffer's layout is its elements', `Option<T>`'s, even where that is larger than
+        // `T`'s (no niche): 8 `Option<u64>`s are 128 bytes, not 64.
+        free_vec_of_nones(vec_with_capacity::<Option<u64>>(8));
+        if KEEPS {
+            assert_eq!(kept_here(Layout::array::<Option<u64>>(8).unwrap()), 1);
+            assert_eq!(kept_here(Layout::array::<u64>(8).unwrap()), 0);
+        }
+        // A buffer of one-byte places (`Option<()>`), which no list keeps, goes back to the
+        // global allocator (memcheck: nothing lost); no buffer, nothing to keep.
         free_vec_of_nones(vec_with_capacity::<Option<()>>(8));
+        free_vec_of_nones(vec_with_capacity::<Option<Rc<()>>>(0));
         give_back();
     }
 
