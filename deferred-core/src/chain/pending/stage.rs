@@ -673,7 +673,6 @@ impl<E: 'static> Rest<E> {
     /// taken, when they are at least half of it (so a chain that keeps adding as it runs does
     /// not grow it for ever); or a buffer four times as large. Out of line, so that the usual
     /// push keeps few registers.
-    #[cold]
     #[inline(never)]
     fn grow_far(&mut self) {
         if self.far.capacity() == 0 {
@@ -793,7 +792,6 @@ impl<E: 'static> Stages<E> {
 
     /// [`push_back`](Stages::push_back) onto a list of one: the box of two is made. Out of line,
     /// so that the usual push keeps few registers.
-    #[cold]
     #[inline(never)]
     fn push_second(&mut self, stage: Added<E>) {
         let first = self.take_one();
