@@ -84,7 +84,7 @@ use std::ptr::NonNull;
 use crate::sync::atomic::{AtomicUsize, Ordering, fence};
 
 mod cells;
-pub(crate) use cells::{KeptBox, free_vec_of_nones, give_back, vec_with_capacity};
+pub(crate) use cells::{KeptBox, free_vec_of_nones, give_back, vec_of_options};
 
 /// A shared pointer with a strong count only (see the module's docs). `C` is its count: an
 /// atomic one for the `Send` kind's chains, a plain one for the local kind's ([`ChainRc`]).

@@ -22,7 +22,7 @@
 //! - A chain's parts that come and go as often as chains do take their blocks from the same
 //!   lists: the box of a list of two stages or more (`chain/pending/stage.rs`) is a
 //!   [`KeptBox`], and that list's buffer for its third stage on is a `Vec`'s made by
-//!   [`vec_with_capacity`] and given back by [`free_vec_of_nones`].
+//!   [`vec_of_options`] and given back by [`free_vec_of_nones`].
 //! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
 //!   allocations start from it).
 //!
@@ -333,22 +333,23 @@ impl<T> Drop for KeptBox<T> {
     }
 }
 
-/// `Vec::with_capacity(capacity)`, with the buffer taken from this thread's kept blocks when it
-/// has one of that size: a `Vec` like any other, whose buffer the global allocator frees when
-/// it is dropped, or this thread's lists when it is given to [`free_vec_of_nones`].
+/// `Vec::with_capacity(capacity)` of `Option<T>`s, with the buffer taken from this thread's
+/// kept blocks when it has one of that size: a `Vec` like any other, whose buffer the global
+/// allocator frees when it is dropped, or this thread's lists when it is given to
+/// [`free_vec_of_nones`]. Both name the same element type, so both compute the same layout.
 #[inline]
-pub(crate) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
-    let Ok(layout) = Layout::array::<T>(capacity) else {
+pub(crate) fn vec_of_options<T>(capacity: usize) -> Vec<Option<T>> {
+    let Ok(layout) = Layout::array::<Option<T>>(capacity) else {
         return Vec::with_capacity(capacity);
     };
     if layout.size() == 0 {
         return Vec::with_capacity(capacity);
     }
-    let buffer = allocate(layout).cast::<T>();
+    let buffer = allocate(layout).cast::<Option<T>>();
     // SAFETY: the buffer came from the global allocator (`allocate` takes its blocks from it,
     // and a list's block was allocated with that list's layout, `layout` here: invariant 1)
-    // for `Layout::array::<T>(capacity)`, a `Vec`'s layout for that capacity; it holds no
-    // value (length 0).
+    // for `Layout::array::<Option<T>>(capacity)`, a `Vec`'s layout for that capacity; it holds
+    // no value (length 0).
     unsafe { Vec::from_raw_parts(buffer.as_ptr(), 0, capacity) }
 }
 
@@ -363,7 +364,8 @@ pub(crate) fn free_vec_of_nones<T>(vec: Vec<Option<T>>) {
     );
     let mut vec = std::mem::ManuallyDrop::new(vec);
     let (buffer, capacity) = (vec.as_mut_ptr(), vec.capacity());
-    // The layout of the `Vec`'s elements, `Option<T>`s: not `T`'s, which may be smaller.
+    // The layout of the `Vec`'s elements, `Option<T>`s (as `vec_of_options`'s): not `T`'s,
+    // which may be smaller.
     let Ok(layout) = Layout::array::<Option<T>>(capacity) else {
         unreachable!("a `Vec`'s capacity is a layout's");
     };
@@ -543,7 +545,7 @@ mod tests {
         .unwrap();
     }
 
-    /// A `Vec` made by `vec_with_capacity` is a `Vec` like any other: it grows through the global
+    /// A `Vec` made by `vec_of_options` is a `Vec` like any other: it grows through the global
     /// allocator, and its values are dropped once, as they are taken out; `free_vec_of_nones`
     /// makes its buffer (grown or not) this thread's next of its size.
     #[test]
@@ -551,7 +553,7 @@ mod tests {
         use std::rc::Rc;
         give_back();
         let counted = Rc::new(());
-        let mut vec = vec_with_capacity::<Option<Rc<()>>>(8);
+        let mut vec = vec_of_options::<Rc<()>>(8);
         assert_eq!((vec.len(), vec.capacity()), (0, 8));
         let buffer = vec.as_ptr() as usize;
         vec.push(Some(counted.clone()));
@@ -561,12 +563,12 @@ mod tests {
         let layout = Layout::array::<Option<Rc<()>>>(8).unwrap();
         if KEEPS {
             assert_eq!(kept_here(layout), 1);
-            let again = vec_with_capacity::<Option<Rc<()>>>(8);
+            let again = vec_of_options::<Rc<()>>(8);
             assert_eq!(again.as_ptr() as usize, buffer, "the kept buffer");
             free_vec_of_nones(again);
         }
         // Grown past its first buffer, by the global allocator.
-        let mut grown = vec_with_capacity::<Option<Rc<()>>>(8);
+        let mut grown = vec_of_options::<Rc<()>>(8);
         grown.extend((0..20).map(|_| Some(counted.clone())));
         let grown_layout = Layout::array::<Option<Rc<()>>>(grown.capacity()).unwrap();
         grown.iter_mut().for_each(|place| *place = None);
@@ -577,15 +579,15 @@ mod tests {
         }
         // The buffer's layout is its elements', `Option<T>`'s, even where that is larger than
         // `T`'s (no niche): 8 `Option<u64>`s are 128 bytes, not 64.
-        free_vec_of_nones(vec_with_capacity::<Option<u64>>(8));
+        free_vec_of_nones(vec_of_options::<u64>(8));
         if KEEPS {
             assert_eq!(kept_here(Layout::array::<Option<u64>>(8).unwrap()), 1);
             assert_eq!(kept_here(Layout::array::<u64>(8).unwrap()), 0);
         }
         // A buffer of one-byte places (`Option<()>`), which no list keeps, goes back to the
         // global allocator (memcheck: nothing lost); no buffer, nothing to keep.
-        free_vec_of_nones(vec_with_capacity::<Option<()>>(8));
-        free_vec_of_nones(vec_with_capacity::<Option<Rc<()>>>(0));
+        free_vec_of_nones(vec_of_options::<()>(8));
+        free_vec_of_nones(vec_of_options::<Rc<()>>(0));
         give_back();
     }
 

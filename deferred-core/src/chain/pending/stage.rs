@@ -21,7 +21,7 @@ use super::super::{Outcome, SPENT, run_step, unwound_at};
 use super::AnyChain;
 use crate::bounds::FromFailure;
 #[cfg(not(feature = "registry"))]
-use crate::chain_arc::{KeptBox, free_vec_of_nones, vec_with_capacity};
+use crate::chain_arc::{KeptBox, free_vec_of_nones, vec_of_options};
 use crate::failure::Failure;
 use crate::unhandled;
 // With the feature `registry` (no `chain_arc`), the list's box is a `Box`, and its buffer a
@@ -29,12 +29,12 @@ use crate::unhandled;
 #[cfg(feature = "registry")]
 use std::boxed::Box as KeptBox;
 #[cfg(feature = "registry")]
-use {drop as free_vec_of_nones, no_chain_arc::vec_with_capacity};
+use {drop as free_vec_of_nones, no_chain_arc::vec_of_options};
 
 #[cfg(feature = "registry")]
 mod no_chain_arc {
     #[inline]
-    pub(super) fn vec_with_capacity<T>(capacity: usize) -> Vec<T> {
+    pub(super) fn vec_of_options<T>(capacity: usize) -> Vec<Option<T>> {
         Vec::with_capacity(capacity)
     }
 }
@@ -602,7 +602,7 @@ pub(crate) type Added<E> = (Box<dyn Stage<E>>, &'static Location<'static>);
 /// second stage comes, which holds two inline (a chain of two stages — a step and the step a
 /// caller adds — needs no buffer), then a buffer for the rest. The box is freed with its last
 /// stage: a chain pays for a list only while it has one. It is a [`KeptBox`], and its buffer is
-/// made by `vec_with_capacity` and given back by `free_vec_of_nones`: their blocks are ones the
+/// made by `vec_of_options` and given back by `free_vec_of_nones`: their blocks are ones the
 /// thread kept from a list or a chain freed before, when it has them (`chain_arc/cells.rs`).
 pub(crate) struct Stages<E: 'static>(List<E>);
 
@@ -679,7 +679,7 @@ impl<E: 'static> Rest<E> {
             // The buffer replaced has none to free.
             std::mem::forget(std::mem::replace(
                 &mut *self.far,
-                vec_with_capacity(FAR_CAPACITY),
+                vec_of_options(FAR_CAPACITY),
             ));
         } else if self.taken != 0 && self.taken >= self.far.len() / 2 {
             self.far.drain(..self.taken);
