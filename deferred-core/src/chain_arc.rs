@@ -410,6 +410,19 @@ macro_rules! chain_pointer {
             downcast(coerce!(link => $any, $count))
         }
 
+        /// The chain a link points to, typed, if it is an `X`; else the link, as it was.
+        #[inline]
+        pub(crate) fn link_to_chain_if<E: 'static, X: Any>(
+            link: ChainArc<dyn AnyChain<E>, $count>,
+        ) -> Result<ChainArc<X, $count>, ChainArc<dyn AnyChain<E>, $count>> {
+            let any: &$any = &*link;
+            if !any.is::<X>() {
+                return Err(link);
+            }
+            // SAFETY: `Any` checked the value's type: the cast is to that type (invariant 1).
+            Ok(unsafe { link.convert(NonNull::cast) })
+        }
+
         /// The chain a cancel walks through, typed.
         #[inline]
         pub(crate) fn cancel_to_chain<X: Any>(

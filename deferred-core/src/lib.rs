@@ -127,6 +127,19 @@ macro_rules! std_chain_pointer {
             downcast(link)
         }
 
+        /// The chain a link points to, typed, if it is an `X`; else the link, as it was.
+        #[inline]
+        pub(crate) fn link_to_chain_if<E: 'static, X: std::any::Any + Shareable>(
+            link: ChainPtr<dyn super::chain::pending::AnyChain<E>>,
+        ) -> Result<ChainPtr<X>, ChainPtr<dyn super::chain::pending::AnyChain<E>>> {
+            let any: &$any = &*link;
+            if any.is::<X>() {
+                Ok(downcast(link))
+            } else {
+                Err(link)
+            }
+        }
+
         /// The chain a cancel walks through, typed.
         #[inline]
         pub(crate) fn cancel_to_chain<X: std::any::Any + Shareable>(

@@ -44,7 +44,7 @@ pub(crate) mod kind {
     #[cfg(not(feature = "registry"))]
     pub(crate) use crate::chain_arc::local_kind::{
         ChainRc as ChainPtr, cancel_to_chain, chain_pair, delivery_to_chain, erase_cancel,
-        erase_chain, erase_delivery, link_to_cancel, link_to_chain,
+        erase_chain, erase_delivery, link_to_cancel, link_to_chain, link_to_chain_if,
     };
     #[cfg(feature = "registry")]
     pub(crate) use std::rc::Rc as ChainPtr;

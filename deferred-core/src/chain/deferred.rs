@@ -1105,11 +1105,27 @@ impl<T, E: 'static> Deferred<T, E> {
 
     #[inline]
     #[track_caller]
-    fn wait_pending(mut link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E>
+    fn wait_pending(link: ChainPtr<dyn AnyChain<E>>) -> Result<T, E>
     where
         T: Sendable + 'static,
         E: FromFailure + Sendable + 'static,
     {
+        // Fired already, and this end the only pointer to a chain of its own type (the usual
+        // case on one thread): taken without the lock, and the chain freed as its own type, not
+        // through the link's dynamic drop.
+        let mut link = match kind::link_to_chain_if::<E, Chain<T, E>>(link) {
+            Ok(mut chain) => {
+                if let Some(only) = ChainPtr::get_mut(&mut chain) {
+                    let mut result = None;
+                    only.take_only_into(&mut result);
+                    if let Some(result) = result {
+                        return result;
+                    }
+                }
+                kind::erase_chain(chain)
+            }
+            Err(link) => link,
+        };
         // Fired already (the usual case on one thread): no waker, no blocking.
         match take(&mut link) {
             Some(result) => result,
