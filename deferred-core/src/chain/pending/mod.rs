@@ -366,6 +366,19 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
         }
     }
 
+    /// The slot's value, for a stage to take its input from and leave its output in: the
+    /// root's slot is typed here, with no dynamic call (`Slot::as_any`).
+    #[inline]
+    fn any(&mut self) -> &mut dyn std::any::Any {
+        match self {
+            Current::Root(root) => root,
+            Current::Other(slot) => slot.as_any(),
+            Current::Unfired(..) => {
+                unreachable!("a chain's result slot is used once its root has fired")
+            }
+        }
+    }
+
     /// Moves the result into `into`, a slot of its type. In the root's slot (no stage changed
     /// its type), it is moved with one type check, not through a second type-erased slot.
     #[inline(always)]

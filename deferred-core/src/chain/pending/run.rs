@@ -383,7 +383,7 @@ where
             let current = std::mem::replace(current, Current::Root(None));
             (current, not_run.map(Stages::take_all).unwrap_or_default())
         };
-        match run.run(current.slot(), step) {
+        match run.run(current.any(), step) {
             Flow::Ready(new) => current.replace(new),
             Flow::Wait(on, new) => {
                 current.replace(new);

@@ -251,9 +251,10 @@ pub(crate) enum Flow<E: 'static> {
 
 /// One step of a pending chain, its input and output types erased.
 pub(crate) trait Stage<E: 'static>: Sendable {
-    /// Runs the step (added at `step`) on the result taken from `slot`, and leaves its output
-    /// there (or in the new slot it returns).
-    fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E>;
+    /// Runs the step (added at `step`) on the result taken from `slot` (a slot's
+    /// [`as_any`](Slot::as_any): an `Option<Result<In, E>>`), and leaves its output there (or in
+    /// the new slot it returns).
+    fn run(self: Box<Self>, slot: &mut dyn Any, step: &'static Location<'static>) -> Flow<E>;
 }
 
 /// Runs `stage` at once on `input` (a chain that fired before the stage could be added: rule 2),
@@ -359,9 +360,9 @@ where
 /// Takes a stage's input out of `slot`.
 #[inline]
 fn input<In: 'static, E: 'static>(
-    slot: &mut dyn Slot<E>,
+    slot: &mut dyn Any,
 ) -> (Result<In, E>, &mut Option<Result<In, E>>) {
-    let Some(slot) = slot.as_any().downcast_mut::<Option<Result<In, E>>>() else {
+    let Some(slot) = slot.downcast_mut::<Option<Result<In, E>>>() else {
         unreachable!("a stage's input type is the output type of the stage before it");
     };
     let Some(input) = slot.take() else {
@@ -414,7 +415,7 @@ where
     E: FromFailure + Sendable + 'static,
     R: Runs<In, Out, E>,
 {
-    fn run(self: Box<Self>, slot: &mut dyn Slot<E>, step: &'static Location<'static>) -> Flow<E> {
+    fn run(self: Box<Self>, slot: &mut dyn Any, step: &'static Location<'static>) -> Flow<E> {
         let (input, slot) = input::<In, E>(slot);
         let ran = self.run.run(input, step);
         let Some(slot) = (slot as &mut dyn Any).downcast_mut::<Option<Result<Out, E>>>() else {
@@ -438,11 +439,7 @@ where
     E: FromFailure + Sendable + 'static,
     R: Runs<In, Out, E>,
 {
-    fn run(
-        mut self: Box<Self>,
-        slot: &mut dyn Slot<E>,
-        step: &'static Location<'static>,
-    ) -> Flow<E> {
+    fn run(mut self: Box<Self>, slot: &mut dyn Any, step: &'static Location<'static>) -> Flow<E> {
         let (input, _) = input::<In, E>(slot);
         let Some(run) = self.run.take() else {
             unreachable!("a stage runs once");
