@@ -228,6 +228,13 @@ fn print_table(best: &[(&str, &str, f64)]) {
         ),
         (
             "pending",
+            "chain!, awaited",
+            TOKIO_POLLED,
+            1.0,
+            "awaited in async code, like for like: at least as fast as tokio",
+        ),
+        (
+            "pending",
             CALLBACKS,
             ONESHOT,
             2.0,

@@ -110,6 +110,7 @@ macro_rules! for_each_case {
             (pending, "tokio oneshot, async", tokio_async),
             (pending, "tokio oneshot, async, polled", tokio_async_polled),
             (pending, "chain!, fired first", chain_fired_first),
+            (pending, "chain!, awaited", chain_awaited),
             (pending, "local chain!, fired first", local_chain_fired_first),
             (pending, "add_callback, fired first", add_callback_fired_first),
             (pending, "local add_callback, fired first", local_add_callback_fired_first),
@@ -362,6 +363,33 @@ pub mod pending {
             .add_callback(|a| Ok(inc(a)));
         resolver.callback(x);
         d.wait().unwrap()
+    }
+
+    /// [`chain`] awaited in an `async` block, polled once before the root fires (it registers
+    /// its waker) and once after, as [`tokio_async_polled`] is: a Deferred in async code.
+    pub fn chain_awaited(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        };
+        let mut f = pin!(async move { d.await.unwrap() });
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert!(f.as_mut().poll(&mut cx).is_pending());
+        resolver.callback(x);
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(value) => value,
+            Poll::Pending => unreachable!("the root has fired"),
+        }
     }
 
     /// [`chain`] with the value given before the steps are added, as [`tokio_async`] sends it

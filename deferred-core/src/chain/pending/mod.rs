@@ -433,8 +433,10 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// Appends `stage`, unless the chain has fired: then moves its result into `into` and gives
     /// the stage back (the caller runs it at once, rule 2).
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>>;
-    /// Wakes `waker` when the chain fires (at once if it has).
-    fn listen(&self, waker: Waker);
+    /// Moves the chain's result into `into` if it has fired and nobody took it yet; else wakes
+    /// `waker` when it fires. One lock round trip: a result that comes between a look and the
+    /// registration cannot be missed.
+    fn take_or_listen(&self, into: &mut dyn Slot<E>, waker: Waker);
     /// Whether the chain has fired (its result may have been taken already).
     fn is_fired(&self) -> bool;
     /// The Deferred at the end was dropped.
@@ -817,17 +819,12 @@ where
         None
     }
 
-    fn listen(&self, waker: Waker) {
+    fn take_or_listen(&self, into: &mut dyn Slot<E>, waker: Waker) {
         let inner = self.lock();
         match inner.phase {
-            Phase::Fired { .. } => {
-                drop(inner);
-                waker.wake();
-            }
+            Phase::Fired { .. } => take_result(inner).move_to(into),
             Phase::Done | Phase::Passed(_) => {}
-            _ => {
-                set_listener(inner, Listener::Task(waker));
-            }
+            _ => set_listener(inner, Listener::Task(waker)),
         }
     }
 
