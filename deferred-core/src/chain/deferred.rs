@@ -1289,8 +1289,8 @@ where
 /// The result of a chain that has fired, when `link` is the only pointer to it and the chain
 /// is of the end's own type (no stage changed it): the usual case on one thread once it has
 /// fired. It is taken without the lock, and the chain is freed as its own type, not through
-/// the link's dynamic drop (a pending `chain!` awaited or waited on runs 47 instructions
-/// fewer: BENCHMARKS.md). Else the link, as it was.
+/// the link's dynamic drop (BENCHMARKS.md, "The end of a chain, taken as its own type").
+/// Else the link, as it was.
 #[inline(always)]
 fn take_only<T, E>(
     link: ChainPtr<dyn AnyChain<E>>,
