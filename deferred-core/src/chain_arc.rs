@@ -415,11 +415,14 @@ macro_rules! chain_pointer {
         pub(crate) fn link_to_chain_if<E: 'static, X: Any>(
             link: ChainArc<dyn AnyChain<E>, $count>,
         ) -> Result<ChainArc<X, $count>, ChainArc<dyn AnyChain<E>, $count>> {
+            // The allocation's value, typed as `dyn Any` by upcasting `dyn AnyChain<E>` (the
+            // annotation keeps `Any` from seeing the pointer itself).
             let any: &$any = &*link;
             if !any.is::<X>() {
                 return Err(link);
             }
-            // SAFETY: `Any` checked the value's type: the cast is to that type (invariant 1).
+            // SAFETY: `&*link` is the allocation's value, and `Any` checked that its concrete
+            // type is `X`: the cast is to the type the pointer was unsized from (invariant 1).
             Ok(unsafe { link.convert(NonNull::cast) })
         }
 

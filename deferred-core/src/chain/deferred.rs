@@ -1258,7 +1258,8 @@ impl<T, E: 'static> Deferred<T, E> {
 /// after letting this thread's queue run, when it runs one, since inside a callback the chain
 /// may be waiting on it — else `waker` (if it gives one) is registered to be woken when it
 /// comes, in the same lock round trip as a last look (it may have come meanwhile). `look_first`:
-/// look before the waker is made, for a waker that costs more than a look (`wait`'s blocker).
+/// look before the waker is made, for a waker that costs more than a look (`wait`'s blocker),
+/// or a chain likely to have fired.
 fn take_or_listen<T, E>(
     link: &mut ChainPtr<dyn AnyChain<E>>,
     look_first: bool,
@@ -1380,7 +1381,12 @@ where
                 // The id of the waker the chain keeps (a clone's vtable need not be the
                 // original's: `Waker::will_wake` is best-effort), for a driven future's cancel.
                 let mut registered = None;
-                let listened = take_or_listen(link, false, || {
+                // A chain this end alone holds has nobody left to fire it: it has fired, and a
+                // look takes its result without the lock (one `take_only` could not take: a
+                // stage changed its type). One still shared is looked at in the round trip
+                // that registers the waker.
+                let alone = ChainPtr::strong_count(link) == 1;
+                let listened = take_or_listen(link, alone, || {
                     let waker = cx.waker().clone();
                     registered = Some(crate::drive::WakerId::of(&waker));
                     Some(waker)

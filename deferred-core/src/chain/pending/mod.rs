@@ -372,7 +372,7 @@ impl<T: Sendable + 'static, E: Sendable + 'static> Current<T, E> {
     fn any(&mut self) -> &mut dyn std::any::Any {
         match self {
             Current::Root(root) => root,
-            Current::Other(slot) => slot.as_any(),
+            Current::Other(slot) => (**slot).as_any(),
             Current::Unfired(..) => {
                 unreachable!("a chain's result slot is used once its root has fired")
             }
@@ -435,7 +435,8 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>>;
     /// Moves the chain's result into `into` if it has fired and nobody took it yet; else wakes
     /// `waker` when it fires. One lock round trip: a result that comes between a look and the
-    /// registration cannot be missed.
+    /// registration cannot be missed. A chain whose result was taken or handed on already
+    /// (`Done`, `Passed`: never the chain of an end still pending) drops `waker` unused.
     fn take_or_listen(&self, into: &mut dyn Slot<E>, waker: Waker);
     /// Whether the chain has fired (its result may have been taken already).
     fn is_fired(&self) -> bool;
