@@ -1335,13 +1335,13 @@ fn take<T: Sendable + 'static, E: Sendable + 'static>(
     if ChainPtr::strong_count(link) == 1
         && let Some(only) = ChainPtr::get_mut(link)
     {
-        match only.as_any_mut().downcast_mut::<Chain<T, E>>() {
+        match (&mut *only as &mut dyn Any).downcast_mut::<Chain<T, E>>() {
             Some(chain) => chain.take_only_into(&mut result),
             None => only.try_take_only(&mut result),
         }
         return result;
     }
-    match link.as_any().downcast_ref::<Chain<T, E>>() {
+    match (&**link as &dyn Any).downcast_ref::<Chain<T, E>>() {
         // The end has its root's type (no stage changed it, or stages changed it back): typed.
         Some(chain) => chain.take_into(&mut result),
         None => link.try_take(&mut result),

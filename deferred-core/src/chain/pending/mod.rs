@@ -420,12 +420,10 @@ impl<T, E: 'static> EndUnread for Guard<'_, Parts<T, E>> {
 }
 
 /// What `Deferred` sees of a pending chain, whatever its root's type.
+///
+/// It is `Any` (through [`Cancel`]): an end that has its root's type takes the result typed
+/// ([`Chain::take_into`]), the chain reached by upcasting `&dyn AnyChain<E>` to `&dyn Any`.
 pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
-    /// The chain itself, for an end that has its root's type to take the result typed
-    /// ([`Chain::take_into`]).
-    fn as_any(&self) -> &dyn std::any::Any;
-    /// [`as_any`](AnyChain::as_any), through the only reference to the chain.
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
     /// Moves the chain's result into `into` if it has fired and nobody took it yet.
     fn try_take(&self, into: &mut dyn Slot<E>);
     /// [`try_take`](AnyChain::try_take) through the only reference to the chain: no lock.
@@ -788,14 +786,6 @@ where
     T: Sendable + 'static,
     E: FromFailure + Sendable + 'static,
 {
-    fn as_any(&self) -> &dyn std::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
-        self
-    }
-
     fn try_take(&self, into: &mut dyn Slot<E>) {
         self.take_into(into);
     }
