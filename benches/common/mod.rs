@@ -64,6 +64,26 @@ impl From<Failure> for OwnError {
     }
 }
 
+/// A `chain!` of ten `+1` steps on `$start`, of the start's kind: the chain every shape of
+/// `chain!` runs.
+macro_rules! ten_incs {
+    ($start:expr) => {
+        chain! {
+            $start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+        }
+    };
+}
+
 /// Runs a future that must be ready at its first poll.
 fn poll_ready<F: std::future::Future>(f: F) -> F::Output {
     f.now_or_never().expect("the future was ready")
@@ -149,21 +169,7 @@ pub mod sync {
     use super::*;
 
     pub fn chain(x: u64) -> u64 {
-        chain! {
-            Deferred::<u64>::succeed(x)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        }
-        .wait()
-        .unwrap()
+        ten_incs!(Deferred::<u64>::succeed(x)).wait().unwrap()
     }
 
     pub fn add_callback(x: u64) -> u64 {
@@ -311,19 +317,7 @@ pub mod pending {
 
     pub fn chain(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        };
+        let d = ten_incs!(start);
         resolver.callback(x);
         d.wait().unwrap()
     }
@@ -331,19 +325,7 @@ pub mod pending {
     /// The same on a `LocalDeferred`: no atomics, no lock.
     pub fn local_chain(x: u64) -> u64 {
         let (start, resolver) = LocalDeferred::<u64>::pending();
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        };
+        let d = ten_incs!(start);
         resolver.callback(x);
         d.wait().unwrap()
     }
@@ -369,19 +351,7 @@ pub mod pending {
     /// its waker) and once after, as [`tokio_async_polled`] is: a Deferred in async code.
     pub fn chain_awaited(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        };
+        let d = ten_incs!(start);
         let mut f = pin!(async move { d.await.unwrap() });
         let mut cx = Context::from_waker(noop_waker_ref());
         assert!(f.as_mut().poll(&mut cx).is_pending());
@@ -398,19 +368,7 @@ pub mod pending {
     pub fn chain_fired_first(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
         resolver.callback(x);
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        };
+        let d = ten_incs!(start);
         d.wait().unwrap()
     }
 
@@ -418,19 +376,7 @@ pub mod pending {
     pub fn local_chain_fired_first(x: u64) -> u64 {
         let (start, resolver) = LocalDeferred::<u64>::pending();
         resolver.callback(x);
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-        };
+        let d = ten_incs!(start);
         d.wait().unwrap()
     }
 
