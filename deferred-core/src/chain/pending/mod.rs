@@ -764,12 +764,20 @@ fn added_to_fired<T: Sendable + 'static, E: Sendable + 'static>(
     }
 }
 
-/// [`set_listener`] to nobody, for [`AnyChain::add`]: out of line, so that the usual add (to a
-/// chain nobody polled) keeps few registers.
+/// [`AnyChain::add`] to a chain that a task polled: the old end's waker is let go of (the new
+/// end has nobody yet).
 #[cold]
 #[inline(never)]
-fn forget_listener<T, E: 'static>(inner: Guard<'_, Parts<T, E>>) {
+fn add_to_polled<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, stage: Added<E>) {
+    inner.stages.push_back(stage);
     set_listener(inner, Listener::Nobody);
+}
+
+/// [`AnyChain::add`] to a list that needs an allocation for `stage` (its box of two, or a
+/// larger buffer). Out of line, so that the usual add makes no call.
+#[inline(never)]
+fn add_growing<T, E: 'static>(mut inner: Guard<'_, Parts<T, E>>, stage: Added<E>) {
+    inner.stages.push_back(stage);
 }
 
 /// Replaces the chain's listener and releases the lock; the old listener (a waker's `Drop` is
@@ -796,18 +804,25 @@ where
 
     fn add(&self, stage: Added<E>, into: &mut dyn Slot<E>) -> Option<Box<dyn Stage<E>>> {
         let mut inner = self.lock();
+        // The usual add makes no call but the lock's wait (so saves few registers): to a chain
+        // that has not fired, that nobody listens to, and whose list has room.
         if matches!(
             inner.phase,
             Phase::Fired { .. } | Phase::Done | Phase::Passed(_)
         ) {
             return added_to_fired(inner, stage, into);
         }
-        inner.stages.push_back(stage);
-        // A task polled the old end of the chain: the new end has nobody yet.
         if !matches!(inner.listener, Listener::Nobody) {
-            forget_listener(inner);
+            add_to_polled(inner, stage);
+            return None;
         }
-        None
+        match inner.stages.try_push_back(stage) {
+            Ok(()) => None,
+            Err(stage) => {
+                add_growing(inner, stage);
+                None
+            }
+        }
     }
 
     fn take_or_listen(&self, into: &mut dyn Slot<E>, waker: Waker) {

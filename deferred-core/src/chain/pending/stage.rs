@@ -650,20 +650,31 @@ impl<E: 'static> Rest<E> {
         self.first.is_none() && self.second.is_none() && self.taken == self.far.len()
     }
 
-    #[inline]
-    fn push_back(&mut self, stage: Added<E>) {
+    /// [`push_back`](Rest::push_back) when there is room for `stage` without growing `far`;
+    /// else `stage` back.
+    #[inline(always)]
+    fn try_push_back(&mut self, stage: Added<E>) -> Result<(), Added<E>> {
         if self.taken == self.far.len() && self.second.is_none() {
             if self.first.is_none() {
                 self.first = Some(stage);
             } else {
                 self.second = Some(stage);
             }
-            return;
+            return Ok(());
         }
         if self.far.len() == self.far.capacity() {
-            self.grow_far();
+            return Err(stage);
         }
         self.far.push(Some(stage));
+        Ok(())
+    }
+
+    #[inline]
+    fn push_back(&mut self, stage: Added<E>) {
+        if let Err(stage) = self.try_push_back(stage) {
+            self.grow_far();
+            self.far.push(Some(stage));
+        }
     }
 
     /// Makes room in `far` for one more stage: the first buffer; or the places of the stages
@@ -784,6 +795,20 @@ impl<E: 'static> Stages<E> {
             List::Many(Some(rest)) => rest.push_back(stage),
             List::Many(None) => self.0 = List::One(stage),
             List::One(_) => self.push_second(stage),
+        }
+    }
+
+    /// [`push_back`](Stages::push_back) when it needs no allocation (the list is empty, or its
+    /// box has room); else `stage` back. No call: `AnyChain::add`'s usual path makes none.
+    #[inline(always)]
+    pub(crate) fn try_push_back(&mut self, stage: Added<E>) -> Result<(), Added<E>> {
+        match &mut self.0 {
+            List::Many(Some(rest)) => rest.try_push_back(stage),
+            List::Many(None) => {
+                self.0 = List::One(stage);
+                Ok(())
+            }
+            List::One(_) => Err(stage),
         }
     }
 
