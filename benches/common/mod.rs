@@ -131,6 +131,7 @@ macro_rules! for_each_case {
             (pending, "tokio oneshot, async, polled", tokio_async_polled),
             (pending, "chain!, fired first", chain_fired_first),
             (pending, "chain!, awaited", chain_awaited),
+            (pending, "chain!, type changed", chain_type_changed),
             (pending, "local chain!, fired first", local_chain_fired_first),
             (pending, "add_callback, fired first", add_callback_fired_first),
             (pending, "local add_callback, fired first", local_add_callback_fired_first),
@@ -345,6 +346,27 @@ pub mod pending {
             .add_callback(|a| Ok(inc(a)));
         resolver.callback(x);
         d.wait().unwrap()
+    }
+
+    /// [`chain`] whose last step changes the value's type (`u64` to `u32`): the chain's end
+    /// is not of its root's type, and its run is a stage that keeps its output in its own box.
+    pub fn chain_type_changed(x: u64) -> u64 {
+        let (start, resolver) = Deferred::<u64>::pending();
+        let d = chain! {
+            start
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a)
+            then |a| inc(a) as u32
+        };
+        resolver.callback(x);
+        u64::from(d.wait().unwrap())
     }
 
     /// [`chain`] awaited in an `async` block, polled once before the root fires (it registers

@@ -1311,6 +1311,19 @@ where
             }
             Err(kind::erase_chain(chain))
         }
+        // A stage changed the type: the chain, which has its root's type, takes and frees
+        // itself.
+        Err(link) if ChainPtr::strong_count(&link) == 1 => {
+            let taker = link.taker();
+            let mut result = None;
+            match taker(link, &mut result) {
+                None => match result {
+                    Some(result) => Ok(result),
+                    None => unreachable!("a chain taken is a chain that had fired"),
+                },
+                Some(link) => Err(link),
+            }
+        }
         Err(link) => Err(link),
     }
 }

@@ -456,6 +456,12 @@ pub(crate) trait AnyChain<E: 'static>: Cancel + Delivery {
     /// back (a chain's pointer cannot be a method's receiver: see `chain_arc.rs`); call it
     /// through [`arrive`].
     fn arriver(&self) -> fn(ChainPtr<dyn AnyChain<E>>, &mut dyn Slot<E>, Remembered);
+    /// The function that, given the only pointer to this chain once it has fired, moves its
+    /// result into `into` and frees the chain as its own type (an end whose type a stage
+    /// changed cannot type the pointer itself); it gives the pointer back if it is not the
+    /// only one or the chain has not fired. Of the chain's own type, as
+    /// [`arriver`](AnyChain::arriver).
+    fn taker(&self) -> Taker<E>;
     /// [`arriver`](AnyChain::arriver) for a result in a slot that reports the failures its
     /// value holds if nobody reads it (`stage::HoldsFailures`): a chain with no step left to
     /// take the value keeps that slot as its own result, so that they are still reported if
@@ -911,6 +917,19 @@ where
         |link, from, passed_on| Chain::<T, E>::resume(super::link_to_chain(link), from, passed_on)
     }
 
+    fn taker(&self) -> Taker<E> {
+        |link, into| {
+            let mut chain = super::link_to_chain::<E, Chain<T, E>>(link);
+            if let Some(only) = ChainPtr::get_mut(&mut chain)
+                && matches!(only.inner.get_mut().phase, Phase::Fired { .. })
+            {
+                only.take_only_into(into);
+                return None;
+            }
+            Some(super::erase_chain(chain))
+        }
+    }
+
     fn held_arriver(&self) -> HeldArriver<E> {
         |link, held, passed_on| {
             Chain::<T, E>::resume_held(super::link_to_chain(link), held, passed_on);
@@ -943,6 +962,10 @@ pub(super) fn arrive<E: 'static>(
     let arrive = link.arriver();
     arrive(link, from, passed_on);
 }
+
+/// [`AnyChain::taker`]: the pointer back, if the result was not taken.
+pub(crate) type Taker<E> =
+    fn(ChainPtr<dyn AnyChain<E>>, &mut dyn Slot<E>) -> Option<ChainPtr<dyn AnyChain<E>>>;
 
 /// What [`AnyChain::held_arriver`] gives: the chain's `resume_held`, typed back.
 pub(crate) type HeldArriver<E> = fn(ChainPtr<dyn AnyChain<E>>, Box<dyn Slot<E>>, Remembered);
