@@ -64,10 +64,11 @@ impl From<Failure> for OwnError {
     }
 }
 
-/// A `chain!` of ten `+1` steps on `$start`, of the start's kind: the chain every shape of
+/// A `chain!` of ten steps on `$start`, of the start's kind: nine `+1`s, then `$last` on the
+/// value, named `$a` (`+1` too unless a shape says otherwise): the chain every shape of
 /// `chain!` runs.
-macro_rules! ten_incs {
-    ($start:expr) => {
+macro_rules! ten_steps {
+    ($start:expr, |$a:ident| $last:expr) => {
         chain! {
             $start
             then |a| inc(a)
@@ -79,8 +80,15 @@ macro_rules! ten_incs {
             then |a| inc(a)
             then |a| inc(a)
             then |a| inc(a)
-            then |a| inc(a)
+            then |$a| $last
         }
+    };
+}
+
+/// [`ten_steps!`] of ten `+1`s.
+macro_rules! ten_incs {
+    ($start:expr) => {
+        ten_steps!($start, |a| inc(a))
     };
 }
 
@@ -352,19 +360,7 @@ pub mod pending {
     /// is not of its root's type, and its run is a stage that keeps its output in its own box.
     pub fn chain_type_changed(x: u64) -> u64 {
         let (start, resolver) = Deferred::<u64>::pending();
-        let d = chain! {
-            start
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a)
-            then |a| inc(a) as u32
-        };
+        let d = ten_steps!(start, |a| inc(a) as u32);
         resolver.callback(x);
         u64::from(d.wait().unwrap())
     }

@@ -1258,8 +1258,7 @@ impl<T, E: 'static> Deferred<T, E> {
 /// after letting this thread's queue run, when it runs one, since inside a callback the chain
 /// may be waiting on it — else `waker` (if it gives one) is registered to be woken when it
 /// comes, in the same lock round trip as a last look (it may have come meanwhile). `look_first`:
-/// look before the waker is made, for a waker that costs more than a look (`wait`'s blocker),
-/// or a chain likely to have fired.
+/// look before the waker is made, for a waker that costs more than a look (`wait`'s blocker).
 fn take_or_listen<T, E>(
     link: &mut ChainPtr<dyn AnyChain<E>>,
     look_first: bool,
@@ -1287,11 +1286,11 @@ where
     result
 }
 
-/// The result of a chain that has fired, when `link` is the only pointer to it and the chain
-/// is of the end's own type (no stage changed it): the usual case on one thread once it has
-/// fired. It is taken without the lock, and the chain is freed as its own type, not through
-/// the link's dynamic drop (BENCHMARKS.md, "The end of a chain, taken as its own type").
-/// Else the link, as it was.
+/// The result of a chain that has fired, when `link` is the only pointer to it: the usual case
+/// on one thread once it has fired. It is taken without the lock, and the chain is freed as its
+/// own type, not through the link's dynamic drop (BENCHMARKS.md, "The end of a chain, taken as
+/// its own type"): typed here when the chain is of the end's type (no stage changed it), else
+/// by the chain itself (`AnyChain::taker`). Else the link, as it was.
 #[inline(always)]
 fn take_only<T, E>(
     link: ChainPtr<dyn AnyChain<E>>,
@@ -1394,12 +1393,9 @@ where
                 // The id of the waker the chain keeps (a clone's vtable need not be the
                 // original's: `Waker::will_wake` is best-effort), for a driven future's cancel.
                 let mut registered = None;
-                // A chain this end alone holds has nobody left to fire it: it has fired, and a
-                // look takes its result without the lock (one `take_only` could not take: a
-                // stage changed its type). One still shared is looked at in the round trip
-                // that registers the waker.
-                let alone = ChainPtr::strong_count(link) == 1;
-                let listened = take_or_listen(link, alone, || {
+                // A chain this end alone holds, fired, was taken above: one still shared is
+                // looked at in the round trip that registers the waker.
+                let listened = take_or_listen(link, false, || {
                     let waker = cx.waker().clone();
                     registered = Some(crate::drive::WakerId::of(&waker));
                     Some(waker)
