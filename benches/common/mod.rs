@@ -111,6 +111,8 @@ macro_rules! for_each_case {
             (sync, "add_callback, #[inline(never)] step", add_callback_inline_never),
             (sync, "add_callback, another crate's fn", add_callback_other_crate),
             (sync, "closures", closures),
+            (sync, "#[inline(never)] step, called by hand", inline_never_by_hand),
+            (sync, "another crate's fn, called by hand", other_crate_by_hand),
             (sync, "futures ready().map()", futures_map),
             (sync, "async/await", async_await),
             (pending, "chain!", chain),
@@ -290,6 +292,30 @@ pub mod sync {
     pub fn closures(x: u64) -> u64 {
         let steps = [inc; STEPS as usize];
         steps.iter().fold(x, |a, step| step(a))
+    }
+
+    /// [`add_callback_inline_never`]'s step called by hand, ten times with `?`: what the step
+    /// itself costs, with no library, for the bar of 2 ns a step.
+    pub fn inline_never_by_hand(x: u64) -> u64 {
+        let by_hand = |mut a: u64| -> Result<u64, Failure> {
+            for _ in 0..STEPS {
+                a = ok_inc_never(a)?;
+            }
+            Ok(a)
+        };
+        by_hand(x).unwrap()
+    }
+
+    /// [`add_callback_other_crate`]'s step called by hand, as `inline_never_by_hand`.
+    pub fn other_crate_by_hand(x: u64) -> u64 {
+        use deferred_bench_steps::ok_inc;
+        let by_hand = |mut a: u64| -> Result<u64, Failure> {
+            for _ in 0..STEPS {
+                a = ok_inc(a)?;
+            }
+            Ok(a)
+        };
+        by_hand(x).unwrap()
     }
 
     pub fn futures_map(x: u64) -> u64 {

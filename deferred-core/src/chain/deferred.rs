@@ -94,6 +94,7 @@ fn mark_failure<U, E: 'static>(
     // error is dropped, and the Deferred's address is never handed to its drop glue.
     match next.into_state() {
         State::Fired(Some(Err(mut error))) => {
+            std::hint::cold_path();
             if let Some(failure) = as_failure(&mut error) {
                 mark(failure);
             }
