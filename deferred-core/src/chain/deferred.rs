@@ -94,6 +94,9 @@ fn mark_failure<U, E: 'static>(
     // error is dropped, and the Deferred's address is never handed to its drop glue.
     match next.into_state() {
         State::Fired(Some(Err(mut error))) => {
+            // Out of a success's way: after a step the compiler cannot see into (another
+            // crate's `fn`), the success would otherwise jump over this (BENCHMARKS.md,
+            // "Skylake-SP: a fourth machine").
             std::hint::cold_path();
             if let Some(failure) = as_failure(&mut error) {
                 mark(failure);
