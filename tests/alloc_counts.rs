@@ -84,7 +84,8 @@ static GLOBAL: Counting = Counting;
 
 /// Whether a thread keeps the memory of the chains it frees for its next chains (deferred-core's
 /// `chain_arc/cells.rs`): not with the feature `registry`, nor in `.ci/memcheck`'s build.
-const CHAINS_KEPT: bool = !cfg!(feature = "registry") && !cfg!(no_cell_cache);
+const CHAINS_KEPT: bool =
+    !cfg!(feature = "registry") && option_env!("DEFERRED_NO_CELL_CACHE").is_none();
 
 /// The allocations `f` makes on this thread, after one warm-up call (which may set up
 /// thread-locals, such as the run loop's queue, once per thread). Counted as on a new thread:
@@ -311,7 +312,7 @@ fn steps_that_wait_on_pending_deferreds() {
 /// each size, in deferred-core's `chain_arc/cells.rs`): on a thread that has run a pending chain
 /// before, the next allocates no link, and an `add_callback` chain nothing for its list of
 /// stages (neither the box nor its buffer). Not with the feature `registry` (its chains are
-/// `Arc`s and `Rc`s), nor in `.ci/memcheck`'s build (`--cfg no_cell_cache`).
+/// `Arc`s and `Rc`s), nor in `.ci/memcheck`'s build (`DEFERRED_NO_CELL_CACHE`).
 #[test]
 fn a_thread_keeps_a_freed_chain_for_its_next() {
     let warm = |chain: fn(u64) -> u64| {

@@ -27,9 +27,11 @@
 //!   allocations start from it).
 //!
 //! Nothing is kept in two builds: under loom (its models run every chain through here, on one
-//! thread of the OS), and with `--cfg no_cell_cache`, which `.ci/memcheck` builds with: a block
-//! in a list is allocated as far as memcheck can tell, so a use of a chain after it was freed
-//! would go unseen while its block waits there. This module's own tests call the keeping
+//! thread of the OS), and one made with the environment variable `DEFERRED_NO_CELL_CACHE` set
+//! (to anything), which `.ci/memcheck` builds with: a block in a list is allocated as far as
+//! memcheck can tell, so a use of a chain after it was freed would go unseen while its block
+//! waits there. (An environment variable and not a `cfg`: `RUSTFLAGS` would rebuild every
+//! dependency too; cargo rebuilds only the crates that read the variable when it changes.) This module's own tests call the keeping
 //! functions directly, so they run in memcheck's build too (not under loom).
 //!
 //! # Invariants
@@ -43,7 +45,7 @@
 //!    none calls out (to the allocator's `dealloc` at most, which does not free chains).
 //! 3. A freed block's first 8 bytes hold the next block of its list (a [`Free`]), written when it
 //!    is kept: every kept block is at least 8 bytes and aligned to 8.
-#![cfg_attr(any(loom, no_cell_cache), allow(dead_code))]
+#![cfg_attr(loom, allow(dead_code))]
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
 use std::cell::Cell;
@@ -201,7 +203,7 @@ fn layout_of(list: usize) -> Layout {
 
 /// Whether chains' blocks are kept: not under loom, nor in memcheck's build (see the module's
 /// docs).
-pub(super) const KEEPS: bool = !cfg!(any(loom, no_cell_cache));
+pub(super) const KEEPS: bool = !cfg!(loom) && option_env!("DEFERRED_NO_CELL_CACHE").is_none();
 
 /// A block for `layout` (which is not zero-sized): one this thread kept, or a new one from the
 /// global allocator.
@@ -424,7 +426,7 @@ fn kept_here(layout: Layout) -> u32 {
 }
 
 /// The lists themselves (`allocate_kept`, `free_kept`), in every build but loom's: memcheck's
-/// (`--cfg no_cell_cache`), whose chains do not use them, runs these too.
+/// (`DEFERRED_NO_CELL_CACHE`), whose chains do not use them, runs these too.
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
