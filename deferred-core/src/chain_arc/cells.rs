@@ -31,8 +31,9 @@
 //! (to anything), which `.ci/memcheck` builds with: a block in a list is allocated as far as
 //! memcheck can tell, so a use of a chain after it was freed would go unseen while its block
 //! waits there. (An environment variable and not a `cfg`: `RUSTFLAGS` would rebuild every
-//! dependency too; cargo rebuilds only the crates that read the variable when it changes.) This module's own tests call the keeping
-//! functions directly, so they run in memcheck's build too (not under loom).
+//! dependency too; cargo rebuilds only the crates that read the variable when it changes.)
+//! This module's own tests call the keeping functions directly, so they run in memcheck's
+//! build too (not under loom).
 //!
 //! # Invariants
 //!
