@@ -83,9 +83,11 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 /// Whether a thread keeps the memory of the chains it frees for its next chains (deferred-core's
-/// `chain_arc/cells.rs`): not with the feature `registry`, nor in `.ci/memcheck`'s build.
-const CHAINS_KEPT: bool =
-    !cfg!(feature = "registry") && option_env!("DEFERRED_NO_CELL_CACHE").is_none();
+/// `chain_arc/cells.rs`): not with the feature `registry`, nor in a process run with the
+/// environment variable `DEFERRED_NO_CELL_CACHE` set, as `.ci/memcheck` runs this file.
+fn chains_kept() -> bool {
+    !cfg!(feature = "registry") && std::env::var_os("DEFERRED_NO_CELL_CACHE").is_none()
+}
 
 /// The allocations `f` makes on this thread, after one warm-up call (which may set up
 /// thread-locals, such as the run loop's queue, once per thread). Counted as on a new thread:
@@ -291,7 +293,7 @@ fn steps_that_wait_on_pending_deferreds() {
         d.now_or_never().expect("fired").unwrap()
     });
     println!("10 steps each waiting on I/O: add_callback {add_callback}, chain! {chained}");
-    if CHAINS_KEPT {
+    if chains_kept() {
         // The link of an I/O Deferred whose result has gone on is freed, and the thread keeps
         // its memory for the next link: of the 11 links, 3 are allocated (at most three are
         // held at once). add_callback: and the list of the first link's stages behind its first
@@ -312,7 +314,7 @@ fn steps_that_wait_on_pending_deferreds() {
 /// each size, in deferred-core's `chain_arc/cells.rs`): on a thread that has run a pending chain
 /// before, the next allocates no link, and an `add_callback` chain nothing for its list of
 /// stages (neither the box nor its buffer). Not with the feature `registry` (its chains are
-/// `Arc`s and `Rc`s), nor in `.ci/memcheck`'s build (`DEFERRED_NO_CELL_CACHE`).
+/// `Arc`s and `Rc`s), nor in `.ci/memcheck`'s run (`DEFERRED_NO_CELL_CACHE`).
 #[test]
 fn a_thread_keeps_a_freed_chain_for_its_next() {
     let warm = |chain: fn(u64) -> u64| {
@@ -325,7 +327,7 @@ fn a_thread_keeps_a_freed_chain_for_its_next() {
     println!(
         "pending, on a warm thread: chain! {chained}, local chain! {local}, add_callback {add_callback}"
     );
-    let kept = usize::from(!CHAINS_KEPT);
+    let kept = usize::from(!chains_kept());
     assert_eq!(chained, kept, "chain!: its link");
     assert_eq!(local, kept, "local chain!: its link");
     // The list's box (of its first two stages) and its buffer for the other eight are kept as

@@ -548,7 +548,7 @@ mod tests {
         assert!(panicked.is_err());
         // The block is this thread's next one of its size.
         let next = <ChainArc<_>>::new([0_u64; 11]);
-        if cells::KEEPS {
+        if cells::keeps() {
             assert_eq!(ChainArc::as_ptr(&next) as usize, block);
         }
     }

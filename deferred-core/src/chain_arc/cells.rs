@@ -26,14 +26,14 @@
 //! - [`give_back`] gives this thread's blocks back at once (the tests that count a chain's
 //!   allocations start from it).
 //!
-//! Nothing is kept in two builds: under loom (its models run every chain through here, on one
-//! thread of the OS), and one made with the environment variable `DEFERRED_NO_CELL_CACHE` set
-//! (to anything), which `.ci/memcheck` builds with: a block in a list is allocated as far as
-//! memcheck can tell, so a use of a chain after it was freed would go unseen while its block
-//! waits there. (An environment variable and not a `cfg`: `RUSTFLAGS` would rebuild every
-//! dependency too; cargo rebuilds only the crates that read the variable when it changes.)
-//! This module's own tests call the keeping functions directly, so they run in memcheck's
-//! build too (not under loom).
+//! Nothing is kept under loom (its models run every chain through here, on one thread of the
+//! OS), nor in a process run with the environment variable `DEFERRED_NO_CELL_CACHE` set (to
+//! anything), as `.ci/memcheck` runs the test suites: a block in a list is allocated as far as
+//! memcheck (or a heap profiler) can tell, so a use of a chain after it was freed would go
+//! unseen while its block waits there. The variable is read when a thread would keep its first
+//! block ([`Lists::keep_first`], out of the chains' path), and closes that thread's lists: so
+//! one build serves both, natively and under memcheck. This module's own tests use the lists
+//! whatever the variable says ([`tests::LISTS_TESTED`]), so memcheck checks them too (not loom).
 //!
 //! # Invariants
 //!
@@ -169,7 +169,7 @@ impl Lists {
     #[inline(never)]
     fn keep_first(&self, list: usize, block: NonNull<u8>) -> bool {
         self.guarded.set(true);
-        if GIVE_BACK.try_with(|_| ()).is_err() {
+        if off_by_environment() || GIVE_BACK.try_with(|_| ()).is_err() {
             self.give_back(CLOSED);
             return false;
         }
@@ -202,9 +202,28 @@ fn layout_of(list: usize) -> Layout {
     }
 }
 
-/// Whether chains' blocks are kept: not under loom, nor in memcheck's build (see the module's
-/// docs).
-pub(super) const KEEPS: bool = !cfg!(loom) && option_env!("DEFERRED_NO_CELL_CACHE").is_none();
+/// Whether chains' blocks are kept at all in this build: not under loom (see the module's docs).
+pub(super) const KEEPS: bool = !cfg!(loom);
+
+/// The environment variable that turns keeping off for the whole process.
+const OFF: &str = "DEFERRED_NO_CELL_CACHE";
+
+/// Whether `DEFERRED_NO_CELL_CACHE` turns keeping off (read when a thread would keep its first
+/// block); never for this module's own tests of the lists.
+fn off_by_environment() -> bool {
+    #[cfg(all(test, not(loom)))]
+    if tests::LISTS_TESTED.with(Cell::get) {
+        return false;
+    }
+    std::env::var_os(OFF).is_some()
+}
+
+/// Whether this thread keeps chains' blocks: in this build ([`KEEPS`]), and in this process
+/// (`DEFERRED_NO_CELL_CACHE` not set).
+#[cfg(test)]
+pub(super) fn keeps() -> bool {
+    KEEPS && std::env::var_os(OFF).is_none()
+}
 
 /// A block for `layout` (which is not zero-sized): one this thread kept, or a new one from the
 /// global allocator.
@@ -426,11 +445,22 @@ fn kept_here(layout: Layout) -> u32 {
     list_of(layout).map_or(0, |list| HERE.with(|lists| lists.lengths[list].get()))
 }
 
-/// The lists themselves (`allocate_kept`, `free_kept`), in every build but loom's: memcheck's
-/// (`DEFERRED_NO_CELL_CACHE`), whose chains do not use them, runs these too.
+/// The lists themselves (`allocate_kept`, `free_kept`), in every build but loom's, and in
+/// memcheck's run too (`DEFERRED_NO_CELL_CACHE` set), where the chains do not use them.
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    std::thread_local! {
+        /// Set by each test here, on each thread it runs: the lists work whatever
+        /// `DEFERRED_NO_CELL_CACHE` says.
+        pub(super) static LISTS_TESTED: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// The lists of this thread, open to this module's tests.
+    fn tested() {
+        LISTS_TESTED.with(|tested| tested.set(true));
+    }
 
     fn chain_sized() -> Layout {
         Layout::from_size_align(112, 8).unwrap()
@@ -438,6 +468,7 @@ mod tests {
 
     #[test]
     fn a_freed_block_is_the_next_one_of_its_size() {
+        tested();
         give_back();
         let layout = chain_sized();
         let first = allocate_kept(layout);
@@ -455,6 +486,7 @@ mod tests {
 
     #[test]
     fn at_most_kept_blocks_of_a_size_and_the_rest_go_back() {
+        tested();
         give_back();
         let layout = chain_sized();
         let blocks: Vec<_> = (0..KEPT + 5).map(|_| allocate_kept(layout)).collect();
@@ -473,6 +505,7 @@ mod tests {
     /// 8 goes back to the global allocator; the smallest and the largest kept are kept.
     #[test]
     fn a_block_of_no_lists_layout_is_never_kept() {
+        tested();
         give_back();
         for layout in [
             Layout::from_size_align(64, 16).unwrap(),
@@ -504,11 +537,13 @@ mod tests {
     /// under memcheck, nothing is lost.
     #[test]
     fn a_thread_keeps_what_it_frees_and_gives_it_back_when_it_ends() {
+        tested();
         let layout = chain_sized();
         let blocks: Vec<usize> = (0..4)
             .map(|_| allocate_kept(layout).as_ptr() as usize)
             .collect();
         std::thread::spawn(move || {
+            tested();
             for &block in &blocks {
                 let block = NonNull::new(block as *mut u8).unwrap();
                 // SAFETY: given by `allocate` for `layout` on the test's thread, which no longer
@@ -525,7 +560,9 @@ mod tests {
     /// block freed later on it (by another thread-local's destructor) goes back at once.
     #[test]
     fn once_the_threads_end_gave_its_blocks_back_nothing_more_is_kept() {
+        tested();
         std::thread::spawn(|| {
+            tested();
             let layout = chain_sized();
             let list = list_of(layout).unwrap();
             let block = allocate_kept(layout);
@@ -553,6 +590,7 @@ mod tests {
     /// makes its buffer (grown or not) this thread's next of its size.
     #[test]
     fn a_vecs_buffer_is_kept_and_its_values_dropped_once() {
+        tested();
         use std::rc::Rc;
         give_back();
         let counted = Rc::new(());
@@ -598,6 +636,7 @@ mod tests {
     /// thread's next of its size.
     #[test]
     fn a_kept_box_drops_its_value_once_and_its_block_is_kept() {
+        tested();
         use std::rc::Rc;
         give_back();
         let counted = Rc::new(());
