@@ -96,6 +96,27 @@ fn a_home_resolver_fired_on_another_thread_wakes_a_sleeping_loop() {
     event_loop.dispatch(Some(Duration::ZERO), &mut ()).unwrap();
 }
 
+/// 8 threads post at once, each 1,000 results and 1,000 plain works, while this thread
+/// dispatches the loop (woken by the inbox's ping each post): everything comes home, on this
+/// thread, in each poster's order. A lost wake-up would leave work queued and the loop asleep in
+/// a dispatch that then returns only at its bound, with nothing done: that fails the test.
+#[test]
+fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let posters = support::posters::Posters::start(&inbox, 8, 1_000);
+    while !posters.done() {
+        let asleep = std::time::Instant::now();
+        event_loop.dispatch(Some(HUNG), &mut ()).unwrap();
+        // A guard against a hang (a lost wake-up), not a timing assertion.
+        assert!(
+            posters.done() || asleep.elapsed() < HUNG,
+            "the loop slept through a post: its ping was lost"
+        );
+    }
+    posters.check();
+}
+
 #[test]
 fn add_timeout_on_the_calloop_clock_times_out_and_lets_a_result_that_comes_first_through() {
     let mut event_loop = EventLoop::<()>::try_new().unwrap();

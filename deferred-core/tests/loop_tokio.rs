@@ -79,6 +79,29 @@ fn results_from_other_threads_come_home_to_the_local_set() {
     });
 }
 
+/// 8 threads post at once, each 1,000 results and 1,000 plain works, while the `LocalSet` drains
+/// the inbox (its task woken by a `Notify` each post): everything comes home, on this thread,
+/// in each poster's order. A lost wake-up would leave work queued and the drain asleep: the
+/// bound fails the test instead of hanging it.
+#[test]
+fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let inbox = Inbox::on_tokio_local_set();
+        let posters = support::posters::Posters::start(&inbox, 8, 1_000);
+        let drained = async {
+            while !posters.done() {
+                tokio::task::yield_now().await;
+            }
+        };
+        // A guard against a hang (a lost wake-up), not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(120), drained)
+            .await
+            .expect("the inbox's drain was woken for every post");
+        posters.check();
+    });
+}
+
 #[test]
 fn an_inbox_outliving_its_local_set_is_drained_by_the_next_one_it_is_given_to() {
     let rt = runtime(false);

@@ -1,11 +1,14 @@
 //! Shared by the tests of the helpers written once for both kinds: counting the unhandled
-//! failures a test caused, a small stack, and a canceller that counts.
+//! failures a test caused, a small stack, and a canceller that counts; and by the loops' tests,
+//! many threads posting to one inbox at once ([`posters`]).
 //!
 //! The unhandled-error hook is global and tests run in parallel, so the hook is installed once
 //! per test binary and records every report; each test puts a marker unique to it in its failure
 //! messages and counts only the reports that mention it.
 
 #![allow(dead_code)]
+
+pub mod posters;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once, PoisonError};
