@@ -96,25 +96,31 @@ fn a_home_resolver_fired_on_another_thread_wakes_a_sleeping_loop() {
     event_loop.dispatch(Some(Duration::ZERO), &mut ()).unwrap();
 }
 
-/// 8 threads post at once, each 1,000 results and 1,000 plain works, while this thread
+/// 8 threads post at once, each 1,000 results and 1,000 plain works: first while this thread
 /// dispatches the loop (woken by the inbox's ping each post): everything comes home, on this
-/// thread, in each poster's order. A lost wake-up would leave work queued and the loop asleep in
-/// a dispatch that then returns only at its bound, with nothing done: that fails the test.
+/// thread, in each poster's order. Then again, with the work piled up in the inbox before the
+/// loop dispatches. A lost wake-up would leave work queued and the loop asleep in a dispatch
+/// that then returns only at its bound, with nothing done: that fails the test.
 #[test]
 fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
     let mut event_loop = EventLoop::<()>::try_new().unwrap();
     let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
-    let posters = support::posters::Posters::start(&inbox, 8, 1_000);
-    while !posters.done() {
-        let asleep = std::time::Instant::now();
-        event_loop.dispatch(Some(HUNG), &mut ()).unwrap();
-        // A guard against a hang (a lost wake-up), not a timing assertion.
-        assert!(
-            posters.done() || asleep.elapsed() < HUNG,
-            "the loop slept through a post: its ping was lost"
-        );
+    for pile_up in [false, true] {
+        let mut posters = support::posters::Posters::start(&inbox, 8, 1_000);
+        if pile_up {
+            posters.wait_posted();
+        }
+        while !posters.done() {
+            let asleep = std::time::Instant::now();
+            event_loop.dispatch(Some(HUNG), &mut ()).unwrap();
+            // A guard against a hang (a lost wake-up), not a timing assertion.
+            assert!(
+                posters.done() || asleep.elapsed() < HUNG,
+                "the loop slept through a post: its ping was lost"
+            );
+        }
+        posters.check();
     }
-    posters.check();
 }
 
 #[test]

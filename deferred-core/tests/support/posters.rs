@@ -1,6 +1,7 @@
 //! Many threads posting to one loop's inbox at once, while the loop drains it: each fires its
 //! own `HomeResolver`s, one after the other, and between them posts plain work through a
-//! `LoopHandle`. The loop's test drives the loop until [`Posters::done`], then calls
+//! `LoopHandle`. The loop's test drives the loop until [`Posters::done`] (at once, or once
+//! every poster is done: [`Posters::wait_posted`]), then calls
 //! [`Posters::check`]: every result came home and ran its step on the loop's thread, every post
 //! ran there, and each poster's results and posts ran in the order it made them (an inbox runs
 //! what was posted in order). A wake-up lost between a post and a drain leaves the loop asleep
@@ -34,7 +35,8 @@ impl Posters {
     /// all released at once. Call it on the loop's thread.
     pub fn start(inbox: &Inbox, threads: u32, each: u32) -> Posters {
         let home = thread::current().id();
-        let results: Rc<RefCell<Vec<Ran>>> = Rc::new(RefCell::new(vec![Vec::new(); threads as usize]));
+        let results: Rc<RefCell<Vec<Ran>>> =
+            Rc::new(RefCell::new(vec![Vec::new(); threads as usize]));
         let posts: Arc<Mutex<Vec<Ran>>> = Arc::new(Mutex::new(vec![Vec::new(); threads as usize]));
         let barrier = Arc::new(Barrier::new(threads as usize));
         let mut chains = Vec::new();
@@ -83,6 +85,14 @@ impl Posters {
         }
     }
 
+    /// Waits until every poster has posted everything: then the work waits in the inbox, piled
+    /// up, for the loop's next drain (which every post woke).
+    pub fn wait_posted(&mut self) {
+        for poster in self.posters.drain(..) {
+            poster.join().expect("a poster does not panic");
+        }
+    }
+
     /// Whether every result and every post has run.
     pub fn done(&self) -> bool {
         let total = (self.threads * self.each) as usize;
@@ -93,10 +103,8 @@ impl Posters {
 
     /// Once [`done`](Posters::done): each poster's results and posts ran in its order, all on
     /// the loop's thread, and every chain ended well.
-    pub fn check(self) {
-        for poster in self.posters {
-            poster.join().expect("a poster does not panic");
-        }
+    pub fn check(mut self) {
+        self.wait_posted();
         let in_order: Ran = (0..self.each).map(|index| (index, true)).collect();
         for (poster, ran) in self.results.borrow().iter().enumerate() {
             assert!(
