@@ -1,5 +1,6 @@
 //! The server example, end to end on loopback: 1,000 requests from 50 concurrent clients, every
-//! reply checked, bad input answered. Bounded in count and time.
+//! reply checked, bad input answered, and a database that fails under it answered and
+//! recovered from. Bounded in count and time.
 #![cfg(feature = "tokio")]
 
 #[path = "../examples/directory/mod.rs"]
@@ -111,4 +112,62 @@ async fn bad_bytes_and_long_lines_are_answered() {
         format!("ERR bad request: longer than {MAX_LINE} bytes")
     );
     assert_eq!(lines.next_line().await.unwrap(), None, "then closed");
+}
+
+/// The database failing under the server: a query fails, the request is answered with what
+/// went wrong, the connection and the server go on, and once the database is whole again the
+/// same request is answered as before. The table is renamed away and back by a second
+/// connection to the same file, as another program might.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_database_is_answered_and_the_server_goes_on() {
+    let path = std::env::temp_dir().join(format!(
+        "deferred-server-test-{}.sqlite3",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let db = Db::open(Some(&path)).expect("a directory in a file");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, db));
+    let other = rusqlite::Connection::open(&path).expect("a second connection");
+
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut replies = BufReader::new(read).lines();
+    let mut ask = async |request: &str| {
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        // A guard against a hang, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(60), replies.next_line())
+            .await
+            .expect("a reply within the bound")
+            .unwrap()
+            .expect("a reply line")
+    };
+    let whole = CASES[0];
+    assert_eq!(ask(whole.0).await, whole.1);
+
+    other
+        .execute_batch("ALTER TABLE employees RENAME TO away")
+        .unwrap();
+    for (request, _) in CASES.iter().take(4) {
+        assert_eq!(
+            ask(request).await,
+            "ERR lookup failed: no such table: employees",
+            "request {request:?}"
+        );
+    }
+    // What needs no query is answered as before.
+    assert_eq!(ask(CASES[4].0).await, CASES[4].1);
+
+    other
+        .execute_batch("ALTER TABLE away RENAME TO employees")
+        .unwrap();
+    for (request, expected) in CASES {
+        assert_eq!(ask(request).await, *expected, "request {request:?}");
+    }
+    drop(other);
+    let _ = std::fs::remove_file(&path);
 }
