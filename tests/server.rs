@@ -171,3 +171,103 @@ async fn a_failing_database_is_answered_and_the_server_goes_on() {
     drop(other);
     let _ = std::fs::remove_file(&path);
 }
+
+/// The same under load: 20 clients ask without pause while another connection takes the table
+/// away for 50 ms and gives it back, five times. Every reply is the request's own answer or,
+/// for a request that queries, `ERR lookup failed: ...`; both are seen; every client's
+/// connection lasts to the end; and once the table is back for good, every request is answered
+/// as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let path = std::env::temp_dir().join(format!(
+        "deferred-server-load-test-{}.sqlite3",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let db = Db::open(Some(&path)).expect("a directory in a file");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, db));
+
+    let toggled = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..20)
+        .map(|c| {
+            let (toggled, failed, answered) = (toggled.clone(), failed.clone(), answered.clone());
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let (read, mut write) = stream.into_split();
+                let mut replies = BufReader::new(read).lines();
+                let mut i = c;
+                while !toggled.load(Ordering::SeqCst) {
+                    let (request, expected) = CASES[i % CASES.len()];
+                    i += 1;
+                    write
+                        .write_all(format!("{request}\n").as_bytes())
+                        .await
+                        .unwrap();
+                    let reply = replies.next_line().await.unwrap().expect("a reply line");
+                    if reply == expected {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        // Only what queries the database can fail: the first four cases.
+                        assert!(
+                            CASES[..4].iter().any(|(r, _)| *r == request)
+                                && reply.starts_with("ERR lookup failed: "),
+                            "request {request:?}: {reply:?}"
+                        );
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let toggler = {
+        let (toggled, path) = (toggled.clone(), path.clone());
+        tokio::task::spawn_blocking(move || {
+            let other = rusqlite::Connection::open(&path).expect("a second connection");
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(50));
+                other
+                    .execute_batch("ALTER TABLE employees RENAME TO away")
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                other
+                    .execute_batch("ALTER TABLE away RENAME TO employees")
+                    .unwrap();
+            }
+            toggled.store(true, Ordering::SeqCst);
+        })
+    };
+    // A guard against a hang, not a timing assertion.
+    tokio::time::timeout(Duration::from_secs(120), async {
+        toggler.await.unwrap();
+        for client in clients {
+            client
+                .await
+                .expect("every client's connection lasts to the end");
+        }
+    })
+    .await
+    .expect("the load ends within the bound");
+    assert!(failed.load(Ordering::SeqCst) > 0, "the table was away");
+    assert!(answered.load(Ordering::SeqCst) > 0);
+
+    // Back for good: every request is answered as before.
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (read, mut write) = stream.into_split();
+    let mut replies = BufReader::new(read).lines();
+    for (request, expected) in CASES {
+        write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        assert_eq!(replies.next_line().await.unwrap().unwrap(), *expected);
+    }
+    let _ = std::fs::remove_file(&path);
+}
