@@ -43,13 +43,75 @@ const CASES: &[(&str, &str)] = &[
 ];
 
 async fn start() -> std::net::SocketAddr {
-    let db = Db::open(None).expect("an in-memory directory");
+    serve_db(Db::open(None).expect("an in-memory directory")).await
+}
+
+/// Serves `db` on a loopback port of its own.
+async fn serve_db(db: Db) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("a loopback port");
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, db));
     addr
+}
+
+/// A directory in a file of this test's own, which a second connection ([`FileDirectory::other`])
+/// can break as another program might; the file is removed when this is dropped.
+struct FileDirectory {
+    path: std::path::PathBuf,
+}
+
+impl FileDirectory {
+    fn new(test: &str) -> (FileDirectory, Db) {
+        let path = std::env::temp_dir().join(format!(
+            "deferred-server-{test}-{}.sqlite3",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let db = Db::open(Some(&path)).expect("a directory in a file");
+        (FileDirectory { path }, db)
+    }
+
+    fn other(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).expect("a second connection")
+    }
+}
+
+impl Drop for FileDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One client connection, asking one request at a time.
+struct Client {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    replies: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+}
+
+impl Client {
+    async fn connect(addr: std::net::SocketAddr) -> Client {
+        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
+        Client {
+            write,
+            replies: BufReader::new(read).lines(),
+        }
+    }
+
+    /// The reply to `request`.
+    async fn ask(&mut self, request: &str) -> String {
+        self.write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        // A guard against a hang, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(60), self.replies.next_line())
+            .await
+            .expect("a reply within the bound")
+            .unwrap()
+            .expect("a reply line")
+    }
 }
 
 async fn client(addr: std::net::SocketAddr, client: usize) -> usize {
@@ -120,56 +182,32 @@ async fn bad_bytes_and_long_lines_are_answered() {
 /// connection to the same file, as another program might.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_database_is_answered_and_the_server_goes_on() {
-    let path = std::env::temp_dir().join(format!(
-        "deferred-server-test-{}.sqlite3",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(Some(&path)).expect("a directory in a file");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, db));
-    let other = rusqlite::Connection::open(&path).expect("a second connection");
-
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut replies = BufReader::new(read).lines();
-    let mut ask = async |request: &str| {
-        write
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .unwrap();
-        // A guard against a hang, not a timing assertion.
-        tokio::time::timeout(Duration::from_secs(60), replies.next_line())
-            .await
-            .expect("a reply within the bound")
-            .unwrap()
-            .expect("a reply line")
-    };
+    let (directory, db) = FileDirectory::new("failing");
+    let addr = serve_db(db).await;
+    let other = directory.other();
+    let mut client = Client::connect(addr).await;
     let whole = CASES[0];
-    assert_eq!(ask(whole.0).await, whole.1);
+    assert_eq!(client.ask(whole.0).await, whole.1);
 
     other
         .execute_batch("ALTER TABLE employees RENAME TO away")
         .unwrap();
     for (request, _) in CASES.iter().take(4) {
         assert_eq!(
-            ask(request).await,
+            client.ask(request).await,
             "ERR lookup failed: no such table: employees",
             "request {request:?}"
         );
     }
     // What needs no query is answered as before.
-    assert_eq!(ask(CASES[4].0).await, CASES[4].1);
+    assert_eq!(client.ask(CASES[4].0).await, CASES[4].1);
 
     other
         .execute_batch("ALTER TABLE away RENAME TO employees")
         .unwrap();
     for (request, expected) in CASES {
-        assert_eq!(ask(request).await, *expected, "request {request:?}");
+        assert_eq!(client.ask(request).await, *expected, "request {request:?}");
     }
-    drop(other);
-    let _ = std::fs::remove_file(&path);
 }
 
 /// The same under load: 20 clients ask without pause while another connection takes the table
@@ -182,15 +220,8 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    let path = std::env::temp_dir().join(format!(
-        "deferred-server-load-test-{}.sqlite3",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
-    let db = Db::open(Some(&path)).expect("a directory in a file");
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, db));
+    let (directory, db) = FileDirectory::new("failing-under-load");
+    let addr = serve_db(db).await;
 
     let toggled = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicUsize::new(0));
@@ -199,18 +230,12 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
         .map(|c| {
             let (toggled, failed, answered) = (toggled.clone(), failed.clone(), answered.clone());
             tokio::spawn(async move {
-                let stream = TcpStream::connect(addr).await.unwrap();
-                let (read, mut write) = stream.into_split();
-                let mut replies = BufReader::new(read).lines();
+                let mut client = Client::connect(addr).await;
                 let mut i = c;
                 while !toggled.load(Ordering::SeqCst) {
                     let (request, expected) = CASES[i % CASES.len()];
                     i += 1;
-                    write
-                        .write_all(format!("{request}\n").as_bytes())
-                        .await
-                        .unwrap();
-                    let reply = replies.next_line().await.unwrap().expect("a reply line");
+                    let reply = client.ask(request).await;
                     if reply == expected {
                         answered.fetch_add(1, Ordering::SeqCst);
                     } else {
@@ -228,9 +253,8 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
         .collect();
 
     let toggler = {
-        let (toggled, path) = (toggled.clone(), path.clone());
+        let (toggled, other) = (toggled.clone(), directory.other());
         tokio::task::spawn_blocking(move || {
-            let other = rusqlite::Connection::open(&path).expect("a second connection");
             for _ in 0..5 {
                 std::thread::sleep(Duration::from_millis(50));
                 other
@@ -259,15 +283,8 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
     assert!(answered.load(Ordering::SeqCst) > 0);
 
     // Back for good: every request is answered as before.
-    let stream = TcpStream::connect(addr).await.unwrap();
-    let (read, mut write) = stream.into_split();
-    let mut replies = BufReader::new(read).lines();
+    let mut client = Client::connect(addr).await;
     for (request, expected) in CASES {
-        write
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .unwrap();
-        assert_eq!(replies.next_line().await.unwrap().unwrap(), *expected);
+        assert_eq!(client.ask(request).await, *expected);
     }
-    let _ = std::fs::remove_file(&path);
 }
