@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run --example local_server --features tokio                # listens on 127.0.0.1:7878
 //! cargo run --example local_server --features tokio -- --port 0    # any free port (printed)
+//! cargo run --example local_server --features tokio -- --db staff.sqlite3   # a directory in a file
 //! printf 'alice\nzed\n!!\n/stats\n' | nc 127.0.0.1 7878
 //! # OK alice #2: Staff Engineer, reports to carol #1 (Director of Engineering)
 //! # ERR no such employee: zed
@@ -32,7 +33,11 @@
 //!   10 ms then 20 ms ([`retry_if`] on the LocalSet's clock, with jitter); any other failure is
 //!   the query's answer.
 //! - Each pool thread opens its own connection to the directory (an in-memory SQLite database
-//!   the connections of this process share), so the pool needs no lock either.
+//!   the connections of this process share, or the file given with `--db`), so the pool needs
+//!   no lock either. A pool connection does not wait in SQLite for a database another program
+//!   has locked (rusqlite's connections wait up to 5 s by default): SQLite answers "busy" at
+//!   once, and the wait before the next try is on this thread's clock, with no pool thread
+//!   held.
 
 #[path = "directory/protocol.rs"]
 mod protocol;
@@ -41,9 +46,10 @@ mod sql;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use deferred::local::{SharedResult, retry_if};
@@ -57,9 +63,19 @@ use tokio::net::{TcpListener, TcpStream};
 use protocol::{Line, NOT_UTF8, announce, parse_name, read_line, too_long};
 use sql::{Employee, NotFound, describe};
 
-/// The directory: an in-memory SQLite database shared by the connections of this process
-/// (SQLite's `memdb` VFS, a name starting with `/`). It lives while one of them is open.
-const DIRECTORY: &str = "file:/employees?vfs=memdb";
+/// The directory when no `--db FILE` is given: an in-memory SQLite database shared by the
+/// connections of this process (SQLite's `memdb` VFS, a name starting with `/`). It lives while
+/// one of them is open.
+const IN_MEMORY: &str = "file:/employees?vfs=memdb";
+
+/// Where the directory is: [`IN_MEMORY`], or the file given with `--db`. Set once, by `main`,
+/// before the first query.
+static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
+
+/// A new connection to the directory.
+fn open_directory() -> rusqlite::Result<Connection> {
+    Connection::open(DIRECTORY.get_or_init(|| PathBuf::from(IN_MEMORY)))
+}
 
 /// How many names the cache remembers; the least recently used is forgotten first.
 const CACHE_NAMES: usize = 256;
@@ -81,7 +97,8 @@ thread_local! {
     static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
 }
 
-/// Runs `query` on this pool thread's connection.
+/// Runs `query` on this pool thread's connection, which answers "busy" at once when another
+/// connection has the database locked (the retry waits on the loop's clock, not here).
 fn on_own_connection<T>(
     query: impl FnOnce(&Connection) -> Result<T, Failure>,
 ) -> Result<T, Failure> {
@@ -89,7 +106,11 @@ fn on_own_connection<T>(
         let mut slot = slot.borrow_mut();
         let conn = match &mut *slot {
             Some(conn) => conn,
-            empty => empty.insert(Connection::open(DIRECTORY)?),
+            empty => {
+                let conn = open_directory()?;
+                conn.busy_timeout(Duration::ZERO)?;
+                empty.insert(conn)
+            }
         };
         query(conn)
     })
@@ -372,11 +393,11 @@ async fn handle_client(stream: TcpStream, server: Server) -> std::io::Result<()>
     }
 }
 
-const USAGE: &str = "usage: local_server [--port PORT]   (0: any free port)";
+const USAGE: &str = "usage: local_server [--port PORT] [--db FILE]   (0: any free port)";
 
 fn main() -> ExitCode {
-    let port = match protocol::parse_port(std::env::args_os().skip(1)) {
-        Ok(Some(port)) => port,
+    let args = match protocol::parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -397,17 +418,21 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let port = args.port;
+    DIRECTORY.get_or_init(|| args.db.unwrap_or_else(|| PathBuf::from(IN_MEMORY)));
     tokio::task::LocalSet::new().block_on(&runtime, run(port))
 }
 
 async fn run(port: u16) -> ExitCode {
-    // The directory lives while a connection to it is open: this one, for the server's life.
-    let directory = Connection::open(DIRECTORY)
+    // An in-memory directory lives while a connection to it is open: this one, for the
+    // server's life.
+    let directory = open_directory()
         .map_err(Failure::from)
         .and_then(|conn| sql::create_and_seed(&conn).map(|()| conn));
     let _directory = match directory {
         Ok(conn) => conn,
         Err(failure) => {
+            // (SQLite's message names the file.)
             eprintln!("cannot open the employee database: {failure}");
             return ExitCode::FAILURE;
         }

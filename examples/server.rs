@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --example server --features tokio                 # listens on 127.0.0.1:7878
 //! cargo run --example server --features tokio -- --port 9000
+//! cargo run --example server --features tokio -- --db staff.sqlite3   # a directory in a file
 //! printf 'alice\nzed\n' | nc 127.0.0.1 7878
 //! ```
 //!
@@ -18,7 +19,7 @@ use directory::Db;
 use directory::protocol::announce;
 use directory::server::serve;
 
-const USAGE: &str = "usage: server [--port PORT]";
+const USAGE: &str = "usage: server [--port PORT] [--db FILE]";
 
 fn main() -> ExitCode {
     // The queries share one SQLite connection (behind a lock, see `directory::Db`), so more pool
@@ -37,8 +38,8 @@ fn main() -> ExitCode {
 }
 
 async fn run() -> ExitCode {
-    let port = match directory::protocol::parse_port(std::env::args_os().skip(1)) {
-        Ok(Some(port)) => port,
+    let args = match directory::protocol::parse_args(std::env::args_os().skip(1)) {
+        Ok(Some(args)) => args,
         Ok(None) => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -48,9 +49,11 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let db = match Db::open(None) {
+    let port = args.port;
+    let db = match Db::open(args.db.as_deref()) {
         Ok(db) => db,
         Err(failure) => {
+            // (SQLite's message names the file.)
             eprintln!("cannot open the employee database: {failure}");
             return ExitCode::FAILURE;
         }

@@ -1,7 +1,9 @@
 //! The local_server example run as a user runs it: the built binary started on a free port, then
 //! 1,000 requests from 50 concurrent clients on loopback (known names, unknown names, bad
 //! requests), every reply checked, and the cache seen working through `/stats`; and the same
-//! bytes sent to it and to the threaded server give the same replies. Bounded: every read has a
+//! bytes sent to it and to the threaded server give the same replies; and with its directory in a
+//! file (`--db`) that another connection breaks or locks, each request says what went wrong, a
+//! failure is not remembered, and the server recovers. Bounded: every read has a
 //! deadline, and the server process is killed when a test ends, passed or failed.
 //! (`cargo test` builds the examples before it runs the tests; with `--test local_server`, build
 //! it first: `cargo build --example local_server --features tokio`.)
@@ -19,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 mod examples_support;
-use examples_support::{CASES, start_server};
+use examples_support::{CASES, Client, FileDirectory, start_server, start_server_with};
 
 const CLIENTS: usize = 50;
 const REQUESTS_PER_CLIENT: usize = 20;
@@ -189,4 +191,93 @@ async fn a_client_cannot_tell_it_from_the_threaded_server() {
         .map(|(_, reply)| format!("{reply}\n"))
         .collect();
     assert_eq!(transcript(local.addr, &requests).await, expected);
+}
+
+/// `local_server --db FILE`, its directory in `directory`'s file (the server makes it, with the
+/// sample employees).
+fn start_on_file(directory: &FileDirectory) -> examples_support::ServerProcess {
+    start_server_with(
+        "local_server",
+        &[std::ffi::OsStr::new("--db"), directory.path().as_os_str()],
+    )
+}
+
+/// The reply to a request whose lookup ran into the table renamed away.
+const NO_TABLE: &str = "ERR lookup failed: no such table: employees";
+
+/// A directory whose table another connection renames away: a name the cache holds is still
+/// answered from it; any other is answered with what went wrong, every time it is asked (a
+/// failed lookup is not remembered: each request tries again); once the table is back, the same
+/// names are answered and remembered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_directory_is_answered_each_time_and_the_server_recovers() {
+    let directory = FileDirectory::new("local-failing");
+    let server = start_on_file(&directory);
+    let other = directory.other();
+    let (alice, carol) = (CASES[0], CASES[1]);
+    let mut client = Client::connect(server.addr).await;
+    assert_eq!(client.ask(alice.0).await, alice.1);
+
+    other
+        .execute_batch("ALTER TABLE employees RENAME TO away")
+        .unwrap();
+    assert_eq!(client.ask(alice.0).await, alice.1, "from the cache");
+    for _ in 0..3 {
+        assert_eq!(client.ask(carol.0).await, NO_TABLE);
+    }
+    let stats = client.ask("/stats").await;
+    assert_eq!(
+        counter(&stats, "misses"),
+        4,
+        "alice once, carol each time: {stats}"
+    );
+    assert_eq!(counter(&stats, "hits"), 1, "{stats}");
+    assert_eq!(
+        counter(&stats, "names"),
+        1,
+        "no failure remembered: {stats}"
+    );
+
+    other
+        .execute_batch("ALTER TABLE away RENAME TO employees")
+        .unwrap();
+    assert_eq!(client.ask(carol.0).await, carol.1);
+    assert_eq!(client.ask(carol.0).await, carol.1);
+    let stats = client.ask("/stats").await;
+    assert_eq!(counter(&stats, "misses"), 5, "{stats}");
+    assert_eq!(counter(&stats, "hits"), 2, "carol from the cache: {stats}");
+    assert_eq!(counter(&stats, "names"), 2, "{stats}");
+    // Every case as before, on a connection that saw none of this.
+    let mut fresh = Client::connect(server.addr).await;
+    for (request, expected) in CASES {
+        assert_eq!(fresh.ask(request).await, *expected, "request {request:?}");
+    }
+}
+
+/// A directory another connection holds locked (`BEGIN EXCLUSIVE`): a lookup is tried three
+/// times (SQLite answers "busy" at once, and the waits between tries are on the server's
+/// clock), then answered with the retry's account; a name the cache holds is answered from it
+/// meanwhile; once the lock is let go, the name is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_directory_is_tried_three_times_then_answered_and_the_server_recovers() {
+    let directory = FileDirectory::new("local-locked");
+    let server = start_on_file(&directory);
+    let other = directory.other();
+    let (alice, carol) = (CASES[0], CASES[1]);
+    let mut client = Client::connect(server.addr).await;
+    assert_eq!(client.ask(alice.0).await, alice.1);
+
+    other.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    assert_eq!(
+        client.ask(carol.0).await,
+        "ERR lookup failed: gave up after 3 attempts (every attempt allowed failed); \
+         the last failed with: database is locked"
+    );
+    assert_eq!(client.ask(alice.0).await, alice.1, "from the cache");
+    other.execute_batch("COMMIT").unwrap();
+
+    assert_eq!(client.ask(carol.0).await, carol.1);
+    let stats = client.ask("/stats").await;
+    assert_eq!(counter(&stats, "misses"), 3, "alice, carol twice: {stats}");
+    assert_eq!(counter(&stats, "names"), 2, "{stats}");
 }

@@ -5,11 +5,13 @@
 
 #[path = "../examples/directory/mod.rs"]
 mod directory;
+mod examples_support;
 
 use std::time::Duration;
 
 use directory::Db;
 use directory::server::{MAX_LINE, serve};
+use examples_support::{Client, FileDirectory};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -54,64 +56,6 @@ async fn serve_db(db: Db) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(serve(listener, db));
     addr
-}
-
-/// A directory in a file of this test's own, which a second connection ([`FileDirectory::other`])
-/// can break as another program might; the file is removed when this is dropped.
-struct FileDirectory {
-    path: std::path::PathBuf,
-}
-
-impl FileDirectory {
-    fn new(test: &str) -> (FileDirectory, Db) {
-        let path = std::env::temp_dir().join(format!(
-            "deferred-server-{test}-{}.sqlite3",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_file(&path);
-        let db = Db::open(Some(&path)).expect("a directory in a file");
-        (FileDirectory { path }, db)
-    }
-
-    fn other(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.path).expect("a second connection")
-    }
-}
-
-impl Drop for FileDirectory {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// One client connection, asking one request at a time.
-struct Client {
-    write: tokio::net::tcp::OwnedWriteHalf,
-    replies: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
-}
-
-impl Client {
-    async fn connect(addr: std::net::SocketAddr) -> Client {
-        let (read, write) = TcpStream::connect(addr).await.unwrap().into_split();
-        Client {
-            write,
-            replies: BufReader::new(read).lines(),
-        }
-    }
-
-    /// The reply to `request`.
-    async fn ask(&mut self, request: &str) -> String {
-        self.write
-            .write_all(format!("{request}\n").as_bytes())
-            .await
-            .unwrap();
-        // A guard against a hang, not a timing assertion.
-        tokio::time::timeout(Duration::from_secs(60), self.replies.next_line())
-            .await
-            .expect("a reply within the bound")
-            .unwrap()
-            .expect("a reply line")
-    }
 }
 
 async fn client(addr: std::net::SocketAddr, client: usize) -> usize {
@@ -182,7 +126,8 @@ async fn bad_bytes_and_long_lines_are_answered() {
 /// connection to the same file, as another program might.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_database_is_answered_and_the_server_goes_on() {
-    let (directory, db) = FileDirectory::new("failing");
+    let directory = FileDirectory::new("failing");
+    let db = Db::open(Some(directory.path())).expect("a directory in a file");
     let addr = serve_db(db).await;
     let other = directory.other();
     let mut client = Client::connect(addr).await;
@@ -220,7 +165,8 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-    let (directory, db) = FileDirectory::new("failing-under-load");
+    let directory = FileDirectory::new("failing-under-load");
+    let db = Db::open(Some(directory.path())).expect("a directory in a file");
     let addr = serve_db(db).await;
 
     let toggled = Arc::new(AtomicBool::new(false));

@@ -188,10 +188,10 @@ fn stats_counts_every_request_of_the_connection() {
 #[test]
 fn bad_arguments_are_named_and_help_is_no_error() {
     for (name, usage) in [
-        ("server", "usage: server [--port PORT]"),
+        ("server", "usage: server [--port PORT] [--db FILE]"),
         (
             "local_server",
-            "usage: local_server [--port PORT]   (0: any free port)",
+            "usage: local_server [--port PORT] [--db FILE]   (0: any free port)",
         ),
     ] {
         let binary = example(name);
@@ -213,6 +213,8 @@ fn bad_arguments_are_named_and_help_is_no_error() {
                 "`--port x`: a port is a number from 0 to 65535",
             ),
             (&["--colour"], "unexpected argument `--colour`"),
+            (&["--db"], "`--db` needs the path of a SQLite file"),
+            (&["--db", ""], "`--db` needs the path of a SQLite file"),
         ] {
             let out = run(args);
             assert_eq!(out.status.code(), Some(2), "{name} {args:?}");
@@ -246,6 +248,24 @@ fn bad_arguments_are_named_and_help_is_no_error() {
                 );
             }
         }
+        // A directory file that cannot be opened is named, with exit code 1.
+        let out = run(&[
+            "--port",
+            "0",
+            "--db",
+            "/nonexistent-directory/staff.sqlite3",
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{name} with a file it cannot open"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "cannot open the employee database: unable to open database file: \
+             /nonexistent-directory/staff.sqlite3\n",
+            "{name}"
+        );
         let out = run(&["--help"]);
         assert_eq!(out.status.code(), Some(0), "{name} --help");
         assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{usage}\n"));

@@ -86,31 +86,48 @@ pub fn parse_name(request: &str) -> Result<&str, &'static str> {
     }
 }
 
-/// A server's command line, `--port PORT` (0: any free port; 7878 if not given): the port, or
-/// `None` for `--help`, or what is wrong with it.
+/// A server's command line.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Args {
+    /// `--port PORT`: where to listen on 127.0.0.1 (0: any free port; 7878 if not given).
+    pub port: u16,
+    /// `--db FILE`: the directory in a SQLite file (made, with the sample employees, when it has
+    /// no `employees` table); without it, a directory in memory with the sample employees.
+    pub db: Option<std::path::PathBuf>,
+}
+
+/// Parses a server's command line, `[--port PORT] [--db FILE]`: the arguments, or `None` for
+/// `--help`, or what is wrong with them.
 /// (The arguments are `OsString`s, as `std::env::args_os` gives them: `std::env::args` panics
-/// on one that is not UTF-8.)
-pub fn parse_port(
+/// on one that is not UTF-8, and a file's path need not be UTF-8.)
+pub fn parse_args(
     mut args: impl Iterator<Item = std::ffi::OsString>,
-) -> Result<Option<u16>, String> {
-    let mut port: u16 = 7878;
+) -> Result<Option<Args>, String> {
+    let mut parsed = Args {
+        port: 7878,
+        db: None,
+    };
     while let Some(arg) = args.next() {
         match arg.to_str() {
             Some("--help" | "-h") => return Ok(None),
             Some("--port") => match args.next() {
                 None => return Err("`--port` needs a port number".into()),
                 Some(p) => match p.to_str().and_then(|p| p.parse().ok()) {
-                    Some(p) => port = p,
+                    Some(p) => parsed.port = p,
                     None => {
                         let p = p.to_string_lossy();
                         return Err(format!("`--port {p}`: a port is a number from 0 to 65535"));
                     }
                 },
             },
+            Some("--db") => match args.next() {
+                Some(file) if !file.is_empty() => parsed.db = Some(file.into()),
+                _ => return Err("`--db` needs the path of a SQLite file".into()),
+            },
             _ => return Err(format!("unexpected argument `{}`", arg.to_string_lossy())),
         }
     }
-    Ok(Some(port))
+    Ok(Some(parsed))
 }
 
 /// Says where the server listens, on stdout. A stdout that cannot be written (closed, or a full

@@ -73,6 +73,11 @@ fn free_port() -> u16 {
 
 /// Starts the server example `name` on a free loopback port and waits until it listens.
 pub fn start_server(name: &str) -> ServerProcess {
+    start_server_with(name, &[])
+}
+
+/// [`start_server`], with more arguments after `--port PORT`.
+pub fn start_server_with(name: &str, args: &[&std::ffi::OsStr]) -> ServerProcess {
     let binary = example(name);
     assert!(
         binary.exists(),
@@ -83,6 +88,7 @@ pub fn start_server(name: &str) -> ServerProcess {
         let port = free_port();
         let mut child = Command::new(&binary)
             .args(["--port", &port.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -105,4 +111,72 @@ pub fn start_server(name: &str) -> ServerProcess {
         }
     }
     panic!("{name} did not start listening");
+}
+
+/// A file of a test's own for a directory, which a second connection ([`FileDirectory::other`])
+/// can break as another program might; the file is removed when this is dropped.
+pub struct FileDirectory {
+    path: PathBuf,
+}
+
+impl FileDirectory {
+    /// A path in the temporary directory, for the test `test` (no file there yet).
+    pub fn new(test: &str) -> FileDirectory {
+        let path = std::env::temp_dir().join(format!(
+            "deferred-server-{test}-{}.sqlite3",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        FileDirectory { path }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// A connection of the test's own to the file.
+    pub fn other(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).expect("a second connection")
+    }
+}
+
+impl Drop for FileDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One client connection to a server, asking one request at a time.
+#[cfg(feature = "tokio")]
+pub struct Client {
+    write: tokio::net::tcp::OwnedWriteHalf,
+    replies: tokio::io::Lines<tokio::io::BufReader<tokio::net::tcp::OwnedReadHalf>>,
+}
+
+#[cfg(feature = "tokio")]
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Client {
+        use tokio::io::AsyncBufReadExt;
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (read, write) = stream.into_split();
+        Client {
+            write,
+            replies: tokio::io::BufReader::new(read).lines(),
+        }
+    }
+
+    /// The reply to `request`.
+    pub async fn ask(&mut self, request: &str) -> String {
+        use tokio::io::AsyncWriteExt;
+        self.write
+            .write_all(format!("{request}\n").as_bytes())
+            .await
+            .unwrap();
+        // A guard against a hang, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(60), self.replies.next_line())
+            .await
+            .expect("a reply within the bound")
+            .unwrap()
+            .expect("a reply line")
+    }
 }
