@@ -123,6 +123,67 @@ fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
     }
 }
 
+/// 32 threads post at once while the loop is busy with other sources: a timer that fires at
+/// every dispatch (it asks to fire again at once), and a ping that another thread rings without
+/// pause. Every result and post still comes home, on this thread, in each poster's order, and
+/// the other sources still fire once the posters are done.
+#[test]
+fn thirty_two_threads_posting_to_a_busy_loop_all_come_home_in_each_posters_order() {
+    use calloop::ping::make_ping;
+    use calloop::timer::{TimeoutAction, Timer};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let mut event_loop = EventLoop::<()>::try_new().unwrap();
+    let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
+    let (timer_fired, pinged) = (Rc::new(Cell::new(0_u64)), Rc::new(Cell::new(0_u64)));
+    let fired = timer_fired.clone();
+    event_loop
+        .handle()
+        .insert_source(Timer::immediate(), move |_, _, _| {
+            fired.set(fired.get() + 1);
+            TimeoutAction::ToDuration(Duration::ZERO)
+        })
+        .unwrap();
+    let (ping, ping_source) = make_ping().unwrap();
+    let rung = pinged.clone();
+    event_loop
+        .handle()
+        .insert_source(ping_source, move |(), _, _| rung.set(rung.get() + 1))
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let ringer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                ping.ping();
+                thread::yield_now();
+            }
+        })
+    };
+
+    let posters = support::posters::Posters::start(&inbox, 32, 200);
+    // The busy sources end every dispatch at once: a lost wake-up leaves work in the inbox
+    // while the loop goes round. A guard against that hang, not a timing assertion.
+    let began = std::time::Instant::now();
+    while !posters.done() {
+        event_loop.dispatch(Some(HUNG), &mut ()).unwrap();
+        assert!(
+            posters.done() || began.elapsed() < HUNG,
+            "work was left in the inbox with no wake-up to drain it"
+        );
+    }
+    posters.check();
+
+    // The other sources still fire after the drains.
+    let (fired, rang) = (timer_fired.get(), pinged.get());
+    dispatch_until(&mut event_loop, || {
+        timer_fired.get() > fired && pinged.get() > rang
+    });
+    stop.store(true, Ordering::Relaxed);
+    ringer.join().unwrap();
+}
+
 #[test]
 fn add_timeout_on_the_calloop_clock_times_out_and_lets_a_result_that_comes_first_through() {
     let mut event_loop = EventLoop::<()>::try_new().unwrap();

@@ -79,6 +79,20 @@ fn results_from_other_threads_come_home_to_the_local_set() {
     });
 }
 
+/// Waits, on the `LocalSet`, until every poster's work has run there: looking every 1 ms, not
+/// spinning (the posters get the cores: one, under memcheck). A guard against a hang (a lost
+/// wake-up), not a timing assertion: 120 s.
+async fn drained(posters: &support::posters::Posters) {
+    let all_ran = async {
+        while !posters.done() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all_ran)
+        .await
+        .expect("the inbox's drain was woken for every post");
+}
+
 /// 8 threads post at once, each 1,000 results and 1,000 plain works: first while the
 /// `LocalSet` drains the inbox (its task woken by a `Notify` each post): everything comes home,
 /// on this thread, in each poster's order. Then again, with the work piled up in the inbox
@@ -94,17 +108,62 @@ fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
             if pile_up {
                 posters.wait_posted();
             }
-            let drained = async {
-                while !posters.done() {
-                    // Not a spin: the posters get the cores (one, under memcheck).
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            };
-            // A guard against a hang (a lost wake-up), not a timing assertion.
-            tokio::time::timeout(Duration::from_secs(120), drained)
-                .await
-                .expect("the inbox's drain was woken for every post");
+            drained(&posters).await;
             posters.check();
+        }
+    });
+}
+
+/// 32 threads post at once while the `LocalSet` is busy with other work: four tasks that yield
+/// and go again until told to stop, and a timer that ticks every millisecond. Every result and
+/// post still comes home, on this thread, in each poster's order; and the other work was not
+/// stopped by the drain (it goes on, and stops when told).
+#[test]
+fn thirty_two_threads_posting_to_a_busy_loop_all_come_home_in_each_posters_order() {
+    let rt = runtime(false);
+    LocalSet::new().block_on(&rt, async {
+        let inbox = Inbox::on_tokio_local_set();
+        let stop = Rc::new(Cell::new(false));
+        let (spins, ticks) = (Rc::new(Cell::new(0_u64)), Rc::new(Cell::new(0_u64)));
+        let mut busy: Vec<_> = (0..4)
+            .map(|_| {
+                let (stop, spins) = (stop.clone(), spins.clone());
+                tokio::task::spawn_local(async move {
+                    while !stop.get() {
+                        spins.set(spins.get() + 1);
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        busy.push({
+            let (stop, ticks) = (stop.clone(), ticks.clone());
+            tokio::task::spawn_local(async move {
+                let mut every = tokio::time::interval(Duration::from_millis(1));
+                while !stop.get() {
+                    every.tick().await;
+                    ticks.set(ticks.get() + 1);
+                }
+            })
+        });
+
+        let posters = support::posters::Posters::start(&inbox, 32, 200);
+        drained(&posters).await;
+        posters.check();
+
+        // The other work goes on after the drains: one more spin and tick each, then it stops.
+        let (spun, ticked) = (spins.get(), ticks.get());
+        let going_on = async {
+            while spins.get() == spun || ticks.get() == ticked {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(60), going_on)
+            .await
+            .expect("the other tasks still run");
+        stop.set(true);
+        for task in busy {
+            task.await.expect("a busy task ends when told");
         }
     });
 }
