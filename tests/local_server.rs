@@ -281,3 +281,44 @@ async fn a_locked_directory_is_tried_three_times_then_answered_and_the_server_re
     assert_eq!(counter(&stats, "misses"), 3, "alice, carol twice: {stats}");
     assert_eq!(counter(&stats, "names"), 2, "{stats}");
 }
+
+/// A directory the pool cannot open (its file moved aside, a folder in its place) before any
+/// lookup: each pool thread's first query fails to open its connection, and each request that
+/// queries is answered with that; the pool keeps no broken connection, so once the file is back,
+/// the next queries open it and every case is answered as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_the_pool_cannot_open_is_answered_and_opened_once_it_can_be() {
+    let directory = FileDirectory::new("local-unopenable");
+    let server = start_on_file(&directory);
+    std::fs::rename(directory.path(), directory.aside()).unwrap();
+    std::fs::create_dir(directory.path()).unwrap();
+    let cannot_open = format!(
+        "ERR lookup failed: unable to open database file: {}",
+        directory.path().display()
+    );
+    let mut client = Client::connect(server.addr).await;
+    // More lookups than the pool has threads: whichever threads run them, none can open it.
+    for _ in 0..2 {
+        for (request, _) in CASES
+            .iter()
+            .filter(|(_, reply)| !reply.contains("bad request"))
+        {
+            assert_eq!(
+                client.ask(request).await,
+                cannot_open,
+                "request {request:?}"
+            );
+        }
+    }
+    assert_eq!(
+        client.ask(CASES[4].0).await,
+        CASES[4].1,
+        "no lookup, no failure"
+    );
+
+    std::fs::remove_dir(directory.path()).unwrap();
+    std::fs::rename(directory.aside(), directory.path()).unwrap();
+    for (request, expected) in CASES.iter().chain(CASES) {
+        assert_eq!(client.ask(request).await, *expected, "request {request:?}");
+    }
+}

@@ -134,6 +134,11 @@ impl FileDirectory {
         &self.path
     }
 
+    /// A second path beside the file, where a test can move it aside (removed on drop too).
+    pub fn aside(&self) -> PathBuf {
+        self.path.with_extension("aside")
+    }
+
     /// A connection of the test's own to the file.
     pub fn other(&self) -> rusqlite::Connection {
         rusqlite::Connection::open(&self.path).expect("a second connection")
@@ -143,6 +148,8 @@ impl FileDirectory {
 impl Drop for FileDirectory {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
+        let _ = std::fs::remove_dir(&self.path);
+        let _ = std::fs::remove_file(self.aside());
     }
 }
 
