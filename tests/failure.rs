@@ -1413,10 +1413,14 @@ fn backtrace_probe_in_child() {
         "captured" => {
             assert_eq!(f.backtrace().status(), BacktraceStatus::Captured);
             assert!(debug.contains("\nbacktrace:\n"), "{debug}");
-            assert!(
-                debug.contains("backtrace_probe_in_child"),
-                "the backtrace shows where the failure was made: {debug}"
-            );
+            // Where the failure was made, by name: a build with debug assertions (the test
+            // profile) keeps this function's frame; an optimized one may inline it away.
+            if cfg!(debug_assertions) {
+                assert!(
+                    debug.contains("backtrace_probe_in_child"),
+                    "the backtrace shows where the failure was made: {debug}"
+                );
+            }
         }
         "disabled" => {
             assert_eq!(f.backtrace().status(), BacktraceStatus::Disabled);
