@@ -322,3 +322,117 @@ async fn a_directory_the_pool_cannot_open_is_answered_and_opened_once_it_can_be(
         assert_eq!(client.ask(request).await, *expected, "request {request:?}");
     }
 }
+
+/// A name of lowercase letters for `n`, none of the directory's.
+fn unknown_name(n: u64) -> String {
+    let mut name = String::from("q");
+    let mut n = n;
+    loop {
+        name.push(char::from(b'a' + (n % 26) as u8));
+        n /= 26;
+        if n == 0 {
+            return name;
+        }
+    }
+}
+
+/// How many names not in the directory the load below asks, more than the cache holds (256):
+/// they go out of it and are looked up again, so lookups go on all through the load.
+const UNKNOWN_NAMES: u64 = 400;
+
+/// Under load: 20 clients ask without pause, every other request one of [`UNKNOWN_NAMES`] names
+/// (the clients ask the same ones, so requests join lookups on their way), while another
+/// connection takes the table away for 50 ms and gives it back, five times. Every reply is the
+/// request's own answer or, for a request for a name, `ERR lookup failed: ...` (a request that
+/// joined a lookup gets its failure too); both are seen, and every connection lasts to the end.
+/// Then every case and every one of those names is answered as before (no failure was kept),
+/// and `/stats` accounts for every request for a name (a hit, a miss or a join): none was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let directory = FileDirectory::new("local-failing-under-load");
+    let server = start_on_file(&directory);
+    let addr = server.addr;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (failed, answered, names_asked) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let clients: Vec<_> = (0..20)
+        .map(|c| {
+            let (stop, failed, answered, names_asked) = (
+                stop.clone(),
+                failed.clone(),
+                answered.clone(),
+                names_asked.clone(),
+            );
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut i = c;
+                while !stop.load(Ordering::SeqCst) {
+                    let unknown = unknown_name((c as u64 * 37 + i as u64 * 7) % UNKNOWN_NAMES);
+                    let not_found = format!("ERR no such employee: {unknown}");
+                    let (request, expected) = match i % 2 {
+                        0 => (unknown.as_str(), not_found.as_str()),
+                        _ => CASES[i / 2 % CASES.len()],
+                    };
+                    i += 1;
+                    let queries = directory::protocol::parse_name(request).is_ok();
+                    if queries {
+                        names_asked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    let reply = client.ask(request).await;
+                    if reply == expected {
+                        answered.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        assert!(
+                            queries && reply.starts_with("ERR lookup failed: "),
+                            "request {request:?}: {reply:?}"
+                        );
+                        failed.fetch_add(1, Ordering::SeqCst);
+                    }
+                }
+            })
+        })
+        .collect();
+
+    directory.take_the_table_away_during(clients, stop).await;
+    assert!(failed.load(Ordering::SeqCst) > 0, "the table was away");
+    assert!(answered.load(Ordering::SeqCst) > 0);
+
+    // Back for good: every case as before, twice (the second time from the cache).
+    let mut client = Client::connect(addr).await;
+    let mut asked_here = 0;
+    for (request, expected) in CASES.iter().chain(CASES) {
+        assert_eq!(client.ask(request).await, *expected, "request {request:?}");
+        if directory::protocol::parse_name(request).is_ok() {
+            asked_here += 1;
+        }
+    }
+    for n in 0..UNKNOWN_NAMES {
+        let name = unknown_name(n);
+        assert_eq!(
+            client.ask(&name).await,
+            format!("ERR no such employee: {name}")
+        );
+        asked_here += 1;
+    }
+    let stats = client.ask("/stats").await;
+    eprintln!(
+        "local_server, its table away five times under 20 clients: {} answered, {} failed; {stats}",
+        answered.load(Ordering::SeqCst),
+        failed.load(Ordering::SeqCst)
+    );
+    assert!(
+        counter(&stats, "names") <= 256,
+        "the cache's bound: {stats}"
+    );
+    assert_eq!(
+        counter(&stats, "hits") + counter(&stats, "misses") + counter(&stats, "joined"),
+        names_asked.load(Ordering::SeqCst) + asked_here,
+        "every request for a name is a hit, a miss or a join: {stats}"
+    );
+}

@@ -198,33 +198,7 @@ async fn queries_failing_under_load_are_answered_and_the_server_recovers() {
         })
         .collect();
 
-    let toggler = {
-        let (toggled, other) = (toggled.clone(), directory.other());
-        tokio::task::spawn_blocking(move || {
-            for _ in 0..5 {
-                std::thread::sleep(Duration::from_millis(50));
-                other
-                    .execute_batch("ALTER TABLE employees RENAME TO away")
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-                other
-                    .execute_batch("ALTER TABLE away RENAME TO employees")
-                    .unwrap();
-            }
-            toggled.store(true, Ordering::SeqCst);
-        })
-    };
-    // A guard against a hang, not a timing assertion.
-    tokio::time::timeout(Duration::from_secs(120), async {
-        toggler.await.unwrap();
-        for client in clients {
-            client
-                .await
-                .expect("every client's connection lasts to the end");
-        }
-    })
-    .await
-    .expect("the load ends within the bound");
+    directory.take_the_table_away_during(clients, toggled).await;
     assert!(failed.load(Ordering::SeqCst) > 0, "the table was away");
     assert!(answered.load(Ordering::SeqCst) > 0);
 

@@ -145,6 +145,44 @@ impl FileDirectory {
     }
 }
 
+#[cfg(feature = "tokio")]
+impl FileDirectory {
+    /// While `clients` run, takes the `employees` table away (renamed) for 50 ms and gives it
+    /// back, five times, from a connection of its own, as another program might; then sets
+    /// `stop` and waits for every client to end. Bounded: a hang fails instead.
+    pub async fn take_the_table_away_during(
+        &self,
+        clients: Vec<tokio::task::JoinHandle<()>>,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        let other = self.other();
+        let toggler = tokio::task::spawn_blocking(move || {
+            for _ in 0..5 {
+                std::thread::sleep(Duration::from_millis(50));
+                other
+                    .execute_batch("ALTER TABLE employees RENAME TO away")
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                other
+                    .execute_batch("ALTER TABLE away RENAME TO employees")
+                    .unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        // A guard against a hang, not a timing assertion.
+        tokio::time::timeout(Duration::from_secs(120), async {
+            toggler.await.unwrap();
+            for client in clients {
+                client
+                    .await
+                    .expect("every client's connection lasts to the end");
+            }
+        })
+        .await
+        .expect("the load ends within the bound");
+    }
+}
+
 impl Drop for FileDirectory {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
