@@ -68,8 +68,8 @@ use sql::{Employee, NotFound, describe};
 /// one of them is open.
 const IN_MEMORY: &str = "file:/employees?vfs=memdb";
 
-/// Where the directory is: [`IN_MEMORY`], or the file given with `--db`. Set once, by `main`,
-/// before the first query.
+/// Where the directory is: the file given with `--db`, set by `main` before the first
+/// connection; [`IN_MEMORY`] when none was given.
 static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
 
 /// A new connection to the directory.
@@ -418,9 +418,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let port = args.port;
-    DIRECTORY.get_or_init(|| args.db.unwrap_or_else(|| PathBuf::from(IN_MEMORY)));
-    tokio::task::LocalSet::new().block_on(&runtime, run(port))
+    if let Some(file) = args.db {
+        // Before any connection: nothing has read `DIRECTORY` yet.
+        let _ = DIRECTORY.set(file);
+    }
+    tokio::task::LocalSet::new().block_on(&runtime, run(args.port))
 }
 
 async fn run(port: u16) -> ExitCode {
