@@ -57,9 +57,12 @@
 //!    once, with a count of 2) or by cloning a live one: the module has no `Weak`, gives out no
 //!    raw pointer to own, and never adds to the count by hand. So a count of 1 read through a
 //!    pointer stays 1 while that pointer is borrowed: nobody else can make another.
-//! 5. A pointer with a plain count ([`ChainRc`]) is neither `Send` nor `Sync` (the `unsafe
-//!    impl`s below are for the atomic count alone, and `NonNull` makes it neither by itself), so
-//!    all of its owners are on the thread that made it and its count needs no ordering.
+//! 5. A pointer is `Send` and `Sync` exactly when the pointer of `std` its count names
+//!    ([`Count::Like`]) would be, which the compiler derives from its `like` field: with the
+//!    atomic count, as `std::sync::Arc<T>` (when `T: Send + Sync`: every thread that holds one
+//!    gets `&T`, and the last drops the value on its thread); with a plain count ([`ChainRc`]),
+//!    as `std::rc::Rc<T>`, never. So all of a `ChainRc`'s owners are on the thread that made
+//!    it, and its count needs no ordering.
 //!
 //! Checked by loom: the models at the bottom of this file run its orderings on loom's atomics
 //! and cells (`--cfg loom --cfg loom_chain_arc`: see `crate::sync`). The models of the state
@@ -89,10 +92,31 @@ pub(crate) use cells::{KeptBox, free_vec_of_nones, give_back, vec_of_options};
 /// A shared pointer with a strong count only (see the module's docs). `C` is its count: an
 /// atomic one for the `Send` kind's chains, a plain one for the local kind's ([`ChainRc`]).
 pub(crate) struct ChainArc<T: ?Sized, C: Count = AtomicUsize> {
-    inner: NonNull<Inner<T, C>>,
-    /// The pointer owns an `Inner<T, C>` (for the drop check).
-    owns: PhantomData<Inner<T, C>>,
+    inner: Address<Inner<T, C>>,
+    /// What the pointer is like: `std::sync::Arc<T>` with the atomic count, `std::rc::Rc<T>`
+    /// with the plain one. `Address` is `Send` and `Sync`, so the compiler derives both traits
+    /// of a `ChainArc` from this field alone: it is `Send` and `Sync` exactly when that pointer
+    /// would be (invariant 5). A local chain sent to another thread is then reported as the
+    /// `Rc` it is like, with no impl of this crate's to point at.
+    like: PhantomData<C::Like<T>>,
 }
+
+/// The allocation's address. `Send` and `Sync` whatever it points to: it is only ever the
+/// field of a `ChainArc`, whose `like` decides both traits.
+struct Address<X: ?Sized>(NonNull<X>);
+
+impl<X: ?Sized> Clone for Address<X> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<X: ?Sized> Copy for Address<X> {}
+
+// SAFETY: an address moves no value; the `ChainArc` that holds it is `Send` only when its
+// `like` field is (invariant 5).
+unsafe impl<X: ?Sized> Send for Address<X> {}
+// SAFETY: as for `Send`.
+unsafe impl<X: ?Sized> Sync for Address<X> {}
 
 /// A local chain's pointer: a `ChainArc` whose count is a plain `Cell`, which makes it neither
 /// `Send` nor `Sync` (`ChainArc` is `Send` and `Sync` only with the atomic count). An `Rc` with
@@ -109,6 +133,8 @@ struct Inner<T: ?Sized, C> {
 /// is atomic. A plain count (`Cell<usize>`) belongs to a pointer that never leaves its thread,
 /// where no ordering is needed.
 pub(crate) trait Count {
+    /// The pointer of `std` a `ChainArc` with this count is like, for `Send` and `Sync`.
+    type Like<T: ?Sized>;
     /// A count of `n`, for a new allocation.
     fn new(n: usize) -> Self;
     /// The count, loaded with `Acquire`: every other owner's use happened before.
@@ -124,6 +150,7 @@ pub(crate) trait Count {
 }
 
 impl Count for AtomicUsize {
+    type Like<T: ?Sized> = std::sync::Arc<T>;
     #[inline]
     fn new(n: usize) -> Self {
         AtomicUsize::new(n)
@@ -151,6 +178,7 @@ impl Count for AtomicUsize {
 }
 
 impl Count for Cell<usize> {
+    type Like<T: ?Sized> = std::rc::Rc<T>;
     #[inline]
     fn new(n: usize) -> Self {
         Cell::new(n)
@@ -183,21 +211,14 @@ impl Count for Cell<usize> {
 /// could wrap (which would free a value still in use).
 const MAX_COUNT: usize = isize::MAX as usize;
 
-// SAFETY: a `ChainArc` gives `&T` to every thread that holds one (so `T: Sync`), and the last
-// one drops the value on its thread (so `T: Send`), as `std::sync::Arc`. Only with the atomic
-// count: a `ChainRc`'s plain count may not be shared between threads.
-unsafe impl<T: ?Sized + Send + Sync> Send for ChainArc<T, AtomicUsize> {}
-// SAFETY: as for `Send`.
-unsafe impl<T: ?Sized + Send + Sync> Sync for ChainArc<T, AtomicUsize> {}
-
 impl<T, C: Count> ChainArc<T, C> {
     /// Moves `value` to the heap, with a count of 1. A chain is always made with its second
     /// pointer ([`new_pair`](ChainArc::new_pair)); the tests make one alone.
     #[cfg(test)]
     pub(crate) fn new(value: T) -> ChainArc<T, C> {
         ChainArc {
-            inner: Self::allocate(1, value),
-            owns: PhantomData,
+            inner: Address(Self::allocate(1, value)),
+            like: PhantomData,
         }
     }
 
@@ -207,10 +228,10 @@ impl<T, C: Count> ChainArc<T, C> {
     /// operation fewer a chain.
     #[inline]
     pub(crate) fn new_pair(value: T) -> (ChainArc<T, C>, ChainArc<T, C>) {
-        let inner = Self::allocate(2, value);
+        let inner = Address(Self::allocate(2, value));
         let pointer = || ChainArc {
             inner,
-            owns: PhantomData,
+            like: PhantomData,
         };
         (pointer(), pointer())
     }
@@ -235,7 +256,7 @@ impl<T: ?Sized, C: Count> ChainArc<T, C> {
     #[inline]
     fn inner(&self) -> &Inner<T, C> {
         // SAFETY: invariant 1: the allocation lives while this pointer does.
-        unsafe { self.inner.as_ref() }
+        unsafe { self.inner.0.as_ref() }
     }
 
     /// How many pointers share the value (a snapshot: others may come and go meanwhile).
@@ -254,7 +275,7 @@ impl<T: ?Sized, C: Count> ChainArc<T, C> {
         // it from being cloned while the `&mut` lives; the `Acquire` load saw every other
         // owner's drop (invariant 3; with a plain count, every owner is on this thread:
         // invariant 5), so their uses of the value happened before.
-        Some(unsafe { &mut (*this.inner.as_ptr()).value })
+        Some(unsafe { &mut (*this.inner.0.as_ptr()).value })
     }
 
     /// The value's address.
@@ -274,12 +295,12 @@ impl<T: ?Sized, C: Count> ChainArc<T, C> {
         self,
         to: impl FnOnce(NonNull<Inner<T, C>>) -> NonNull<Inner<U, C>>,
     ) -> ChainArc<U, C> {
-        let inner = self.inner;
+        let inner = self.inner.0;
         // The count moves to the new pointer.
         std::mem::forget(self);
         ChainArc {
-            inner: to(inner),
-            owns: PhantomData,
+            inner: Address(to(inner)),
+            like: PhantomData,
         }
     }
 }
@@ -295,7 +316,7 @@ impl<T: ?Sized, C: Count> Clone for ChainArc<T, C> {
         }
         ChainArc {
             inner: self.inner,
-            owns: PhantomData,
+            like: PhantomData,
         }
     }
 }
@@ -320,7 +341,7 @@ impl<T: ?Sized, C: Count> Drop for ChainArc<T, C> {
         // owner's use happened before. The block came from `cells::allocate` for the layout of
         // the type it was made as (invariant 1); the value is dropped once, here, and its block
         // freed after it.
-        unsafe { cells::drop_and_free(self.inner) };
+        unsafe { cells::drop_and_free(self.inner.0) };
     }
 }
 
@@ -590,20 +611,40 @@ mod tests {
     }
 
     /// The plain count is never shared between threads: a `ChainRc` is neither `Send` nor
-    /// `Sync`, whatever it points to.
+    /// `Sync`, whatever it points to. With the atomic count, a pointer is both exactly when an
+    /// `Arc` of the same value would be (invariant 5).
     #[test]
-    fn a_local_pointer_stays_on_its_thread() {
-        trait NotSend {
+    fn a_pointer_is_send_and_sync_as_the_std_pointer_it_is_like() {
+        use std::cell::Cell;
+        use std::sync::MutexGuard;
+        trait Neither {
             const SEND: bool = false;
+            const SYNC: bool = false;
         }
-        impl<X: ?Sized> NotSend for X {}
-        struct Check<X: ?Sized>(std::marker::PhantomData<X>);
+        impl<X: ?Sized> Neither for X {}
+        struct Send_<X: ?Sized>(std::marker::PhantomData<X>);
         #[allow(dead_code)]
-        impl<X: ?Sized + Send> Check<X> {
+        impl<X: ?Sized + Send> Send_<X> {
             const SEND: bool = true;
         }
-        const { assert!(!<Check<ChainRc<u32>>>::SEND) };
-        const { assert!(<Check<ChainArc<u32>>>::SEND) };
+        struct Sync_<X: ?Sized>(std::marker::PhantomData<X>);
+        #[allow(dead_code)]
+        impl<X: ?Sized + Sync> Sync_<X> {
+            const SYNC: bool = true;
+        }
+        macro_rules! is {
+            ($pointer:ty, send: $send:expr, sync: $sync:expr) => {
+                const { assert!(<Send_<$pointer>>::SEND == $send) };
+                const { assert!(<Sync_<$pointer>>::SYNC == $sync) };
+            };
+        }
+        is!(ChainRc<u32>, send: false, sync: false);
+        is!(ChainRc<dyn std::any::Any + Send + Sync>, send: false, sync: false);
+        is!(ChainArc<u32>, send: true, sync: true);
+        is!(ChainArc<dyn std::any::Any + Send + Sync>, send: true, sync: true);
+        // A value that is `Send` but not `Sync`, or `Sync` but not `Send`: neither, as `Arc`.
+        is!(ChainArc<Cell<u32>>, send: false, sync: false);
+        is!(ChainArc<MutexGuard<'static, u32>>, send: false, sync: false);
     }
 
     #[test]
