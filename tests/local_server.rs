@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
 mod examples_support;
-use examples_support::{CASES, Client, FileDirectory, start_server, start_server_with};
+use examples_support::{CASES, Client, FileDirectory, counter, start_server, start_server_with};
 
 const CLIENTS: usize = 50;
 const REQUESTS_PER_CLIENT: usize = 20;
@@ -57,19 +57,6 @@ async fn client(addr: SocketAddr, client: usize) -> usize {
         assert_eq!(reply(&mut replies).await, expected, "request {request:?}");
     }
     REQUESTS_PER_CLIENT
-}
-
-/// The number after `name` in a `/stats` reply.
-fn counter(stats: &str, name: &str) -> u64 {
-    let words: Vec<&str> = stats
-        .split(|c: char| c == ',' || c == ';' || c == ':' || c.is_whitespace())
-        .filter(|word| !word.is_empty())
-        .collect();
-    words
-        .windows(2)
-        .find(|pair| pair[0] == name)
-        .and_then(|pair| pair[1].parse().ok())
-        .unwrap_or_else(|| panic!("no `{name} N` in {stats:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,12 @@
 //! once (a chain left pending — a cache entry still waiting for a lookup that never came home —
 //! would hang it); and the local server's `/stats` counters add up.
 //!
+//! Each server is soaked twice: with its directory in memory, where no query fails; and with it
+//! in a file (`--db`) whose table another connection takes away for 30 ms every 150 ms from the
+//! warm-up to the end, so queries fail all through the soak. A request for a name may then be
+//! answered with the failure (`ERR lookup failed: ...`), every other reply is as before; memory
+//! stays as flat, and once the table is back every name is answered right: no failure is kept.
+//!
 //! Bounded: a fixed number of connections, every read and write with a deadline, and the whole
 //! soak of one server under `SOAK_DEADLINE` (scaled with the connections); the servers are
 //! killed when a test ends. Loopback only. `SOAK_CONNECTIONS` scales the connections per server
@@ -28,13 +34,14 @@ mod rng;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use protocol::{MAX_LINE, NOT_UTF8, too_long};
 
 mod examples_support;
-use examples_support::{BAD_NAME, CASES, ServerProcess, start_server};
+use examples_support::{BAD_NAME, CASES, FileDirectory, ServerProcess, counter, start_server_with};
 use rng::Rng;
 
 /// Client threads per server.
@@ -118,13 +125,43 @@ fn reply(reader: &mut BufReader<TcpStream>) -> String {
 struct Tally {
     connections: u64,
     answered: u64,
+    /// Replies that were a failed lookup (counted in `answered` too).
+    failed: u64,
     names: HashSet<String>,
 }
 
-/// One connection of the kind `kind`; returns the replies it checked.
-fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tally) {
+/// How many names the directory does not have the soak asks while the directory fails: more
+/// than the local server's cache holds (256), so its lookups do not stop once it is warm.
+const UNKNOWN_NAMES: usize = 400;
+
+/// Name `i` of those: lowercase letters, none an employee's (`nobody` and two letters).
+fn unknown_name(i: usize) -> String {
+    let letter = |n: usize| char::from(b'a' + (n % 26) as u8);
+    format!("nobody{}{}", letter(i / 26), letter(i))
+}
+
+/// How a request for a name is answered when its lookup failed.
+const LOOKUP_FAILED: &str = "ERR lookup failed: ";
+
+/// Checks the reply to `request` against `expected`: the same, or, while the directory fails
+/// (`failing`), the failure of a lookup for a request for a name. Counts the reply.
+fn check(request: &str, reply: &str, expected: &str, failing: bool, tally: &mut Tally) {
+    tally.answered += 1;
+    if reply == expected {
+        return;
+    }
+    assert!(
+        failing && protocol::parse_name(request).is_ok() && reply.starts_with(LOOKUP_FAILED),
+        "request {request:?}: {reply:?}, not {expected:?}"
+    );
+    tally.failed += 1;
+}
+
+/// One connection of the kind `kind`, its replies checked and counted in `tally`; `failing`:
+/// whether the server's directory fails meanwhile.
+fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, failing: bool, tally: &mut Tally) {
     let case = |rng: &mut Rng| CASES[rng.below(CASES.len())];
-    let mut remember = |request: &str| {
+    let remember = |tally: &mut Tally, request: &str| {
         if let Ok(name) = protocol::parse_name(request) {
             tally.names.insert(name.to_owned());
         }
@@ -133,15 +170,23 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
     tally.connections += 1;
     match kind {
         // Well-behaved: a request, its reply, up to six times; then a clean close.
+        // While the directory fails, half of their requests are for a name it does not have, of
+        // more than the local server's cache holds: lookups go on all through the soak.
         0..=4 => {
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut writer = stream;
             for _ in 0..1 + rng.below(6) {
-                let (request, expected) = case(rng);
-                remember(request);
+                let (request, expected) = if failing && rng.below(2) == 0 {
+                    let name = unknown_name(rng.below(UNKNOWN_NAMES));
+                    let expected = format!("ERR no such employee: {name}");
+                    (name, expected)
+                } else {
+                    let (request, expected) = case(rng);
+                    (request.to_owned(), expected.to_owned())
+                };
+                remember(tally, &request);
                 writer.write_all(format!("{request}\n").as_bytes()).unwrap();
-                assert_eq!(reply(&mut reader), expected, "request {request:?}");
-                tally.answered += 1;
+                check(&request, &reply(&mut reader), &expected, failing, tally);
             }
         }
         // A burst of pipelined requests, the replies read slowly, a few bytes at a time.
@@ -149,7 +194,7 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
             let requests: Vec<_> = (0..10 + rng.below(20)).map(|_| case(rng)).collect();
             let mut burst = Vec::new();
             for (request, _) in &requests {
-                remember(request);
+                remember(tally, request);
                 burst.extend_from_slice(request.as_bytes());
                 burst.push(b'\n');
             }
@@ -173,14 +218,22 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
                     std::thread::sleep(Duration::from_millis(1));
                 }
             }
-            let expected: String = requests.iter().map(|(_, r)| format!("{r}\n")).collect();
-            assert_eq!(String::from_utf8(replies).unwrap(), expected);
-            tally.answered += requests.len() as u64;
+            let replies = String::from_utf8(replies).unwrap();
+            assert!(replies.ends_with('\n'), "whole lines: {replies:?}");
+            let lines: Vec<&str> = replies.lines().collect();
+            assert_eq!(
+                lines.len(),
+                requests.len(),
+                "a reply a request: {replies:?}"
+            );
+            for ((request, expected), line) in requests.iter().zip(lines) {
+                check(request, line, expected, failing, tally);
+            }
         }
         // A request written a byte at a time.
         6 => {
             let (request, expected) = case(rng);
-            remember(request);
+            remember(tally, request);
             let mut reader = BufReader::new(stream.try_clone().unwrap());
             let mut writer = stream;
             for byte in format!("{request}\n").bytes() {
@@ -189,8 +242,7 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
                     std::thread::sleep(Duration::from_micros(300));
                 }
             }
-            assert_eq!(reply(&mut reader), expected);
-            tally.answered += 1;
+            check(request, &reply(&mut reader), expected, failing, tally);
         }
         // Gone mid-request: half a line, or a whole one, then the connection is dropped without
         // reading the reply (the server's write may fail: its problem alone).
@@ -204,7 +256,7 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
                 rng.below(line.len())
             };
             // What the server reads, if it reads before it sees the close: maybe a prefix.
-            remember(line[..cut].trim_end_matches(['\n', '\r']));
+            remember(tally, line[..cut].trim_end_matches(['\n', '\r']));
             writer.write_all(&line.as_bytes()[..cut]).unwrap();
             if rng.below(2) == 0 {
                 let _ = writer.shutdown(Shutdown::Both);
@@ -241,10 +293,9 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
                 tally.answered += 2;
             }
             let (request, expected) = case(rng);
-            remember(request);
+            remember(tally, request);
             writer.write_all(format!("{request}\n").as_bytes()).unwrap();
-            assert_eq!(reply(&mut reader), expected);
-            tally.answered += 1;
+            check(request, &reply(&mut reader), expected, failing, tally);
         }
         // Over-long: more than MAX_LINE bytes with no newline (letters, or random bytes):
         // answered, then closed by the server.
@@ -280,8 +331,8 @@ fn one_connection(addr: SocketAddr, kind: usize, rng: &mut Rng, tally: &mut Tall
 }
 
 /// `n` connections from `CLIENT_THREADS` threads; the names asked. Panics (with the seed) on a
-/// wrong reply, and if the deadline passes.
-fn load(addr: SocketAddr, n: usize, seed: u64, deadline: Instant) -> Tally {
+/// wrong reply, and if the deadline passes. `failing`: whether the directory fails meanwhile.
+fn load(addr: SocketAddr, n: usize, seed: u64, failing: bool, deadline: Instant) -> Tally {
     let total = Arc::new(Mutex::new(Tally::default()));
     let threads: Vec<_> = (0..CLIENT_THREADS)
         .map(|t| {
@@ -296,7 +347,7 @@ fn load(addr: SocketAddr, n: usize, seed: u64, deadline: Instant) -> Tally {
                     );
                     let kind = rng.below(10);
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        one_connection(addr, kind, &mut rng, &mut tally)
+                        one_connection(addr, kind, &mut rng, failing, &mut tally)
                     }));
                     if let Err(panic) = result {
                         eprintln!("soak: connection {i} (kind {kind}, seed {seed}) failed");
@@ -306,6 +357,7 @@ fn load(addr: SocketAddr, n: usize, seed: u64, deadline: Instant) -> Tally {
                 let mut total = total.lock().unwrap();
                 total.connections += tally.connections;
                 total.answered += tally.answered;
+                total.failed += tally.failed;
                 total.names.extend(tally.names);
             })
         })
@@ -352,29 +404,94 @@ fn every_name_answered_at_once(addr: SocketAddr, names: &HashSet<String>) -> Dur
     slowest
 }
 
-/// The soak of one server; `max_threads`: the most threads it may have at the end.
-fn soak(name: &str, seed: u64, max_threads: u64) -> ServerProcess {
-    let server = start_server(name);
+/// Another program's connection to a server's directory file, which takes the `employees`
+/// table away (renamed) for 30 ms every 150 ms until it is stopped.
+struct TableTakenAway {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u32>,
+}
+
+impl TableTakenAway {
+    fn start(directory: &FileDirectory) -> TableTakenAway {
+        let other = directory.other();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut times = 0;
+            while !stopped.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(150));
+                other
+                    .execute_batch("ALTER TABLE employees RENAME TO away")
+                    .expect("the table taken away");
+                std::thread::sleep(Duration::from_millis(30));
+                other
+                    .execute_batch("ALTER TABLE away RENAME TO employees")
+                    .expect("the table given back");
+                times += 1;
+            }
+            times
+        });
+        TableTakenAway { stop, thread }
+    }
+
+    /// Stops, with the table back; how many times it was taken away.
+    fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the table's taker ends")
+    }
+}
+
+/// What a soak saw: the server (still running), and the replies that were a failed lookup.
+struct Soaked {
+    server: ServerProcess,
+    failed: u64,
+}
+
+/// The soak of one server; `max_threads`: the most threads it may have at the end. With a
+/// `directory`, the server keeps it in that file (`--db`), and its table is taken away all
+/// through the soak ([`TableTakenAway`]).
+fn soak(name: &str, seed: u64, max_threads: u64, directory: Option<&FileDirectory>) -> Soaked {
+    let server = match directory {
+        Some(directory) => start_server_with(name, &["--db".as_ref(), directory.path().as_ref()]),
+        None => start_server_with(name, &[]),
+    };
+    let failing = directory.is_some();
     let pid = server.child.id();
     let started = Instant::now();
     let deadline = started + soak_deadline();
+    let taker = directory.map(TableTakenAway::start);
     // Warm-up at the soak's concurrency: the runtime's threads, the pool, the allocator's arenas
-    // and the SQLite cache reach their working size.
-    let warm = load(server.addr, WARM_UP, seed ^ 0xA5A5, deadline);
+    // and the SQLite cache reach their working size (and, with the table taken away, the paths
+    // of a failed lookup theirs).
+    let warm = load(server.addr, WARM_UP, seed ^ 0xA5A5, failing, deadline);
     std::thread::sleep(Duration::from_millis(200));
     let (rss_warm, threads_warm) = rss_and_threads(pid);
     let n = connections();
-    let half = load(server.addr, n / 2, seed, deadline);
+    let half = load(server.addr, n / 2, seed, failing, deadline);
     let (rss_half, _) = rss_and_threads(pid);
-    let rest = load(server.addr, n - n / 2, seed.rotate_left(17), deadline);
+    let rest = load(
+        server.addr,
+        n - n / 2,
+        seed.rotate_left(17),
+        failing,
+        deadline,
+    );
+    let taken_away = taker.map_or(0, TableTakenAway::stop);
     std::thread::sleep(Duration::from_millis(200));
     let (rss_end, threads_end) = rss_and_threads(pid);
     let mut names = half.names;
     names.extend(rest.names);
     names.extend(warm.names);
     let slowest = every_name_answered_at_once(server.addr, &names);
+    let failed = warm.failed + half.failed + rest.failed;
+    let with = match directory {
+        Some(_) => format!(
+            " with its table taken away {taken_away} times ({failed} replies a failed lookup)"
+        ),
+        None => String::new(),
+    };
     eprintln!(
-        "soak {name}: {} connections, {} replies checked in {:?} (after a warm-up of {} \
+        "soak {name}{with}: {} connections, {} replies checked in {:?} (after a warm-up of {} \
          connections); VmRSS {rss_warm} KiB after the warm-up, {rss_half} KiB at half, \
          {rss_end} KiB at the end ({:+} KiB); threads {threads_warm} -> {threads_end}; \
          every name answered again within {slowest:?}",
@@ -385,6 +502,13 @@ fn soak(name: &str, seed: u64, max_threads: u64) -> ServerProcess {
         rss_end as i64 - rss_warm as i64,
     );
     assert_eq!(half.connections + rest.connections, n as u64);
+    if failing {
+        // Both kinds of reply to a name were seen: the soak made lookups fail, and not all.
+        assert!(
+            failed > 0 && failed < warm.answered + half.answered + rest.answered,
+            "{name}: {failed} of the replies a failed lookup"
+        );
+    }
     assert!(
         rss_end <= rss_half + RSS_FLAT_BOUND_KIB,
         "{name}'s memory grew from {rss_half} KiB at half to {rss_end} KiB at the end"
@@ -397,7 +521,18 @@ fn soak(name: &str, seed: u64, max_threads: u64) -> ServerProcess {
         threads_end <= max_threads,
         "{name} has {threads_end} threads (after the warm-up: {threads_warm})"
     );
-    server
+    Soaked { server, failed }
+}
+
+/// The local server's `/stats` reply.
+fn stats(server: &ServerProcess) -> String {
+    let stream = connect(server.addr);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    writer.write_all(b"/stats\n").unwrap();
+    let stats = reply(&mut reader);
+    eprintln!("soak local_server: {stats}");
+    stats
 }
 
 #[test]
@@ -406,32 +541,50 @@ fn the_threaded_server_survives_a_soak_with_flat_memory() {
     // with the queries in flight and lets a thread go after 10 s idle: bounded by the clients'
     // concurrency (one request in flight per connection, one connection per client thread, plus
     // the requests of connections that went away), not by the number of connections.
-    drop(soak("server", 0x5EED_0001, 64));
+    drop(soak("server", 0x5EED_0001, 64, None));
+}
+
+#[test]
+fn the_threaded_server_survives_a_soak_with_its_directory_failing() {
+    let directory = FileDirectory::new("soak-server");
+    drop(soak("server", 0x5EED_0003, 64, Some(&directory)));
 }
 
 #[test]
 fn the_local_server_survives_a_soak_with_flat_memory_and_no_chain_left_waiting() {
     // Its thread and the 4 pool threads it allows tokio (`max_blocking_threads`).
-    let server = soak("local_server", 0x5EED_0002, 5);
-    let stream = connect(server.addr);
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut writer = stream;
-    writer.write_all(b"/stats\n").unwrap();
-    let stats = reply(&mut reader);
-    eprintln!("soak local_server: {stats}");
-    let counter = |name: &str| -> u64 {
-        let words: Vec<&str> = stats
-            .split(|c: char| c == ',' || c == ';' || c == ':' || c.is_whitespace())
-            .filter(|word| !word.is_empty())
-            .collect();
-        words
-            .windows(2)
-            .find(|pair| pair[0] == name)
-            .and_then(|pair| pair[1].parse().ok())
-            .unwrap_or_else(|| panic!("no `{name} N` in {stats:?}"))
-    };
+    let soaked = soak("local_server", 0x5EED_0002, 5, None);
+    let stats = stats(&soaked.server);
     // Every lookup that was started ended in the cache (none failed, none is still on its way
     // with requests waiting for it): one answered entry per lookup, fewer than the cache holds.
-    assert_eq!(counter("names"), counter("misses"), "{stats}");
-    assert!(counter("names") < 256, "{stats}");
+    assert_eq!(
+        counter(&stats, "names"),
+        counter(&stats, "misses"),
+        "{stats}"
+    );
+    assert!(counter(&stats, "names") < 256, "{stats}");
+}
+
+#[test]
+fn the_local_server_survives_a_soak_with_its_directory_failing_and_keeps_no_failure() {
+    let directory = FileDirectory::new("soak-local_server");
+    let soaked = soak("local_server", 0x5EED_0004, 5, Some(&directory));
+    let stats = stats(&soaked.server);
+    // A lookup that failed left nothing in the cache, and each failed reply was a request that
+    // missed the cache (a lookup started for it, or joined on its way): the cache holds fewer
+    // names than lookups were started (some of them forgotten, past its bound), and the misses
+    // and joins cover the failures. Every name was answered right after the soak (`soak`): none
+    // was remembered failed.
+    let (names, misses, joined) = (
+        counter(&stats, "names"),
+        counter(&stats, "misses"),
+        counter(&stats, "joined"),
+    );
+    assert!(names < misses, "some lookups failed: {stats}");
+    assert!(names <= 256, "the cache's bound: {stats}");
+    assert!(
+        misses + joined >= names + soaked.failed,
+        "{} failed replies, each a miss or a join that did not end in the cache: {stats}",
+        soaked.failed
+    );
 }

@@ -50,6 +50,19 @@ pub const CASES: &[(&str, &str)] = &[
     ("  carol  ", "OK carol #1: Director of Engineering"),
 ];
 
+/// The number after `name` in the local server's `/stats` reply.
+pub fn counter(stats: &str, name: &str) -> u64 {
+    let words: Vec<&str> = stats
+        .split(|c: char| c == ',' || c == ';' || c == ':' || c.is_whitespace())
+        .filter(|word| !word.is_empty())
+        .collect();
+    words
+        .windows(2)
+        .find(|pair| pair[0] == name)
+        .and_then(|pair| pair[1].parse().ok())
+        .unwrap_or_else(|| panic!("no `{name} N` in {stats:?}"))
+}
+
 /// A server example's process, killed when dropped (so a failing test leaves no server behind).
 pub struct ServerProcess {
     pub child: Child,
