@@ -97,7 +97,9 @@ pub(crate) struct ChainArc<T: ?Sized, C: Count = AtomicUsize> {
     /// with the plain one. `Address` is `Send` and `Sync`, so the compiler derives both traits
     /// of a `ChainArc` from this field alone: it is `Send` and `Sync` exactly when that pointer
     /// would be (invariant 5). A local chain sent to another thread is then reported as the
-    /// `Rc` it is like, with no impl of this crate's to point at.
+    /// `Rc` it is like, with no impl of this crate's to point at. (Through the projection,
+    /// `ChainArc` is invariant in `T`, where `Arc` is covariant: every value behind one is a
+    /// chain, or a `dyn` of one, with no lifetime to shorten.)
     like: PhantomData<C::Like<T>>,
 }
 
@@ -113,7 +115,8 @@ impl<X: ?Sized> Clone for Address<X> {
 impl<X: ?Sized> Copy for Address<X> {}
 
 // SAFETY: an address moves no value; the `ChainArc` that holds it is `Send` only when its
-// `like` field is (invariant 5).
+// `like` field is, which each `Count` names rightly (invariant 5, the trait's safety
+// section).
 unsafe impl<X: ?Sized> Send for Address<X> {}
 // SAFETY: as for `Send`.
 unsafe impl<X: ?Sized> Sync for Address<X> {}
@@ -132,7 +135,13 @@ struct Inner<T: ?Sized, C> {
 /// A pointer's count: the operations invariant 3 names, with their orderings where the count
 /// is atomic. A plain count (`Cell<usize>`) belongs to a pointer that never leaves its thread,
 /// where no ordering is needed.
-pub(crate) trait Count {
+///
+/// # Safety
+///
+/// `Like<T>` decides whether a `ChainArc` with this count is `Send` and `Sync` (invariant 5):
+/// it must be neither unless the count's operations are atomic with the orderings of
+/// invariant 3, and then neither unless `T` is both (as `std::sync::Arc<T>`).
+pub(crate) unsafe trait Count {
     /// The pointer of `std` a `ChainArc` with this count is like, for `Send` and `Sync`.
     type Like<T: ?Sized>;
     /// A count of `n`, for a new allocation.
@@ -149,7 +158,9 @@ pub(crate) trait Count {
     fn acquire_fence();
 }
 
-impl Count for AtomicUsize {
+// SAFETY: atomic, with invariant 3's orderings (below); `Arc<T>` is `Send` and `Sync` only when
+// `T` is both.
+unsafe impl Count for AtomicUsize {
     type Like<T: ?Sized> = std::sync::Arc<T>;
     #[inline]
     fn new(n: usize) -> Self {
@@ -177,7 +188,9 @@ impl Count for AtomicUsize {
     }
 }
 
-impl Count for Cell<usize> {
+// SAFETY: `Rc<T>` is never `Send` nor `Sync`, so a pointer with this plain count stays on its
+// thread.
+unsafe impl Count for Cell<usize> {
     type Like<T: ?Sized> = std::rc::Rc<T>;
     #[inline]
     fn new(n: usize) -> Self {

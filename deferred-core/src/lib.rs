@@ -23,14 +23,14 @@
 //! | `run_loop.rs` | how results travel down chains in constant stack (one queue per thread, both kinds) |
 //! | `inbox.rs` | results coming home to an event loop's thread: [`Inbox`], [`LoopHandle`], [`HomeResolver`] |
 //! | `trace.rs` | (feature `tracing`) trace-level events of a chain's life: created, fired, each step, waits, cancels |
-//! | `timer.rs` | the timer thread behind [`InboxClock`] (a loop with no timers of its own) |
+//! | `timer.rs` | the timer thread behind [`ThreadClock`] and [`InboxClock`] (a loop with no timers of its own) |
 //! | `failure.rs` | [`Failure`], [`SharedFailure`] and the errors the chain raises itself |
 //! | `outcome.rs` | what the combinators give: [`FirstSuccess`], [`FirstError`], [`FailureGroup`], [`NoInputs`] |
 //! | `chain/first_settled.rs` | [`first_settled`]: the first input to fire, either way, decides; the others are cancelled |
 //! | `chain/join.rs` | [`join`], [`join_settled`]: Deferreds of different types as one Deferred of a tuple |
 //! | `unhandled.rs` | reporting failures nobody handled ([`set_unhandled_hook`]; feature `tracing`: as `tracing` events) |
 //! | `capture.rs` | unhandled failures collected per thread and scope, for tests ([`capture_unhandled`], [`NoUnhandled`]) |
-//! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ManualClock`] |
+//! | `clock.rs` | the [`Clock`] and [`LocalClock`] traits, [`ThreadClock`] (real time, on the timer thread), [`ManualClock`] |
 //! | `chain/later.rs` | [`defer_later`]: a call after a delay, cancellable |
 //! | `chain/looping.rs` | [`LoopingCall`]: a call every interval, without drift, skipping missed calls |
 //! | `chain/retry.rs` | [`retry`], [`retry_if`]: attempts again after a failure, with backoff |
@@ -41,7 +41,7 @@
 //! | `tokio.rs` | (feature `tokio`) a future as a Deferred, tokio's clock; an [`Inbox`] drained on a `LocalSet`, `TokioLocalClock`, a `!Send` future as a [`LocalDeferred`] |
 //! | `calloop.rs` | (feature `calloop`) an [`Inbox`] drained by a calloop event source, `CalloopClock` |
 //! | `registry.rs` | (feature `registry`) every chain not fired yet, for `pending_chains()` |
-//! | `sync.rs` | std's locks, or loom's under `--cfg loom` |
+//! | `sync.rs` | the locks: a chain's cell's spin lock (`spin`'s) and std's `Mutex` for the helpers, or loom's under `--cfg loom` |
 //! | `chain_arc.rs` | `ChainArc`, the pointer chains are shared through: an `Arc` with no weak count, or for the local kind an `Rc` with none (`ChainRc`) (the one module with `unsafe`; not with the feature `registry`) |
 //! | `chain_arc/cells.rs` | the memory of freed chains, kept by each thread for its next chains (in `chain_arc`'s `unsafe`; not with the feature `registry`) |
 //!

@@ -199,12 +199,16 @@ pub(crate) mod kind {
 ///    recursing.
 /// 4. A panic inside a callback becomes a [`Failure`] that the next errback sees.
 /// 5. A Deferred dropped while holding a failure nobody handled reports it once through the
-///    [unhandled-error hook](crate::set_unhandled_hook).
+///    [unhandled-error hook](crate::set_unhandled_hook); so does one whose value holds its inputs'
+///    failures ([`settle_all`](crate::settle_all), `DeferredList::all`, ...), dropped with that
+///    value unread: each of those failures, once.
 /// 6. A [`Resolver`] dropped without firing fails its Deferred with [`NeverFired`](crate::NeverFired)
 ///    (unless the Deferred was dropped with no step left: nobody could see it).
 /// 7. [`cancel`](Deferred::cancel) on a pending chain cancels what it waits on.
 /// 8. Firing, adding callbacks and cancelling may race from any threads; every callback runs
 ///    exactly once.
+/// 9. Chains may wait on each other in a cycle, which nothing can fire; a cancel that reaches it
+///    returns, and the chain whose wait closes the cycle goes on with the cancellation.
 ///
 /// A Deferred is also a [`Future`] (`Output = Result<T, E>`), and [`wait`](Deferred::wait) blocks
 /// the current thread until it fires. Dropping it — a `select!` that takes another branch,
