@@ -103,10 +103,21 @@ fn a_home_resolver_fired_on_another_thread_wakes_a_sleeping_loop() {
 /// that then returns only at its bound, with nothing done: that fails the test.
 #[test]
 fn eight_threads_posting_at_once_all_come_home_in_each_posters_order() {
+    posting_at_once_all_come_home(8, 1_000);
+}
+
+/// The same with 256 threads, each 20 results and 20 plain works: more posters than cores by
+/// far, most of them preempted mid-post.
+#[test]
+fn two_hundred_fifty_six_threads_posting_at_once_all_come_home_in_each_posters_order() {
+    posting_at_once_all_come_home(256, 20);
+}
+
+fn posting_at_once_all_come_home(threads: u32, each: u32) {
     let mut event_loop = EventLoop::<()>::try_new().unwrap();
     let inbox = Inbox::on_calloop(&event_loop.handle()).unwrap();
     for pile_up in [false, true] {
-        let mut posters = support::posters::Posters::start(&inbox, 8, 1_000);
+        let mut posters = support::posters::Posters::start(&inbox, threads, each);
         if pile_up {
             posters.wait_posted();
         }
