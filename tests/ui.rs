@@ -18,10 +18,11 @@ fn ui() {
     }
     let cases = trybuild::TestCases::new();
     cases.compile_fail("tests/ui/fail/*.rs");
-    // The cases whose message names a local chain's shared pointer, which the feature
-    // `registry` changes (`std::rc::Rc` with it; without, the crate's own pointer, which is
-    // `Send` as the `Rc` it is like, so the message names that `Rc` within it): the same
-    // source, with the message of each build.
+    // The cases whose message the feature `registry` changes: those that name a local chain's
+    // shared pointer (`std::rc::Rc` with it; without, the crate's own pointer, which is `Send`
+    // as the `Rc` it is like, so the message names that `Rc` within it), and the `Inbox`'s
+    // (with it, the registry has an item of that name too, so the message says
+    // `deferred::Inbox`): the same source, with the message of each build.
     if cfg!(feature = "registry") {
         cases.compile_fail("tests/ui/fail_with_registry/*.rs");
     } else {
