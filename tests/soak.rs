@@ -34,7 +34,6 @@ mod rng;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -404,43 +403,6 @@ fn every_name_answered_at_once(addr: SocketAddr, names: &HashSet<String>) -> Dur
     slowest
 }
 
-/// Another program's connection to a server's directory file, which takes the `employees`
-/// table away (renamed) for 30 ms every 150 ms until it is stopped.
-struct TableTakenAway {
-    stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<u32>,
-}
-
-impl TableTakenAway {
-    fn start(directory: &FileDirectory) -> TableTakenAway {
-        let other = directory.other();
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut times = 0;
-            while !stopped.load(Ordering::SeqCst) {
-                std::thread::sleep(Duration::from_millis(150));
-                other
-                    .execute_batch("ALTER TABLE employees RENAME TO away")
-                    .expect("the table taken away");
-                std::thread::sleep(Duration::from_millis(30));
-                other
-                    .execute_batch("ALTER TABLE away RENAME TO employees")
-                    .expect("the table given back");
-                times += 1;
-            }
-            times
-        });
-        TableTakenAway { stop, thread }
-    }
-
-    /// Stops, with the table back; how many times it was taken away.
-    fn stop(self) -> u32 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("the table's taker ends")
-    }
-}
-
 /// What a soak saw: the server (still running), and the replies that were a failed lookup.
 struct Soaked {
     server: ServerProcess,
@@ -449,7 +411,7 @@ struct Soaked {
 
 /// The soak of one server; `max_threads`: the most threads it may have at the end. With a
 /// `directory`, the server keeps it in that file (`--db`), and its table is taken away all
-/// through the soak ([`TableTakenAway`]).
+/// through the soak (`FileDirectory::take_the_table_away`: 30 ms every 150 ms).
 fn soak(name: &str, seed: u64, max_threads: u64, directory: Option<&FileDirectory>) -> Soaked {
     let server = match directory {
         Some(directory) => start_server_with(name, &["--db".as_ref(), directory.path().as_ref()]),
@@ -459,7 +421,9 @@ fn soak(name: &str, seed: u64, max_threads: u64, directory: Option<&FileDirector
     let pid = server.child.id();
     let started = Instant::now();
     let deadline = started + soak_deadline();
-    let taker = directory.map(TableTakenAway::start);
+    let taker = directory.map(|directory| {
+        directory.take_the_table_away(Duration::from_millis(150), Duration::from_millis(30), None)
+    });
     // Warm-up at the soak's concurrency: the runtime's threads, the pool, the allocator's arenas
     // and the SQLite cache reach their working size (and, with the table taken away, the paths
     // of a failed lookup theirs).
@@ -476,7 +440,7 @@ fn soak(name: &str, seed: u64, max_threads: u64, directory: Option<&FileDirector
         failing,
         deadline,
     );
-    let taken_away = taker.map_or(0, TableTakenAway::stop);
+    let taken_away = taker.map_or(0, |taker| taker.stop());
     std::thread::sleep(Duration::from_millis(200));
     let (rss_end, threads_end) = rss_and_threads(pid);
     let mut names = half.names;

@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 /// The built example `name` (`cargo test --workspace` builds the examples package's examples
@@ -158,29 +159,75 @@ impl FileDirectory {
     }
 }
 
+impl FileDirectory {
+    /// From a thread and a connection of its own, as another program might: every `every`,
+    /// takes the `employees` table away (renamed) for `away` and gives it back, until
+    /// [`TableTakenAway::stop`], or `times` times if given.
+    pub fn take_the_table_away(
+        &self,
+        every: Duration,
+        away: Duration,
+        times: Option<u32>,
+    ) -> TableTakenAway {
+        let other = self.other();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut taken = 0;
+            while !stopped.load(Ordering::SeqCst) && times.is_none_or(|times| taken < times) {
+                std::thread::sleep(every);
+                other
+                    .execute_batch("ALTER TABLE employees RENAME TO away")
+                    .expect("the table taken away");
+                std::thread::sleep(away);
+                other
+                    .execute_batch("ALTER TABLE away RENAME TO employees")
+                    .expect("the table given back");
+                taken += 1;
+            }
+            taken
+        });
+        TableTakenAway { stop, thread }
+    }
+}
+
+/// The thread of [`FileDirectory::take_the_table_away`].
+pub struct TableTakenAway {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u32>,
+}
+
+impl TableTakenAway {
+    /// Stops, with the table back; how many times it was taken away.
+    pub fn stop(self) -> u32 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.finish()
+    }
+
+    /// Waits for its `times` to run out, with the table back; how many times it was taken away.
+    pub fn finish(self) -> u32 {
+        self.thread.join().expect("the table's taker ends")
+    }
+}
+
 #[cfg(feature = "tokio")]
 impl FileDirectory {
-    /// While `clients` run, takes the `employees` table away (renamed) for 50 ms and gives it
-    /// back, five times, from a connection of its own, as another program might; then sets
-    /// `stop` and waits for every client to end. Bounded: a hang fails instead.
+    /// While `clients` run, takes the `employees` table away for 50 ms and gives it back, five
+    /// times ([`FileDirectory::take_the_table_away`]); then sets `stop` and waits for every
+    /// client to end. Bounded: a hang fails instead.
     pub async fn take_the_table_away_during(
         &self,
         clients: Vec<tokio::task::JoinHandle<()>>,
-        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        stop: Arc<AtomicBool>,
     ) {
-        let other = self.other();
+        let taker = self.take_the_table_away(
+            Duration::from_millis(50),
+            Duration::from_millis(50),
+            Some(5),
+        );
         let toggler = tokio::task::spawn_blocking(move || {
-            for _ in 0..5 {
-                std::thread::sleep(Duration::from_millis(50));
-                other
-                    .execute_batch("ALTER TABLE employees RENAME TO away")
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(50));
-                other
-                    .execute_batch("ALTER TABLE away RENAME TO employees")
-                    .unwrap();
-            }
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            taker.finish();
+            stop.store(true, Ordering::SeqCst);
         });
         // A guard against a hang, not a timing assertion.
         tokio::time::timeout(Duration::from_secs(120), async {
