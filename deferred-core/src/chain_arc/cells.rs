@@ -538,14 +538,17 @@ mod tests {
     #[test]
     fn a_thread_keeps_what_it_frees_and_gives_it_back_when_it_ends() {
         tested();
+        /// The blocks, moved to the other thread with their provenance (not as integers).
+        struct Blocks(Vec<NonNull<u8>>);
+        // SAFETY: a block is memory no value lives in yet; the test's thread gives these away
+        // and no longer uses them.
+        unsafe impl Send for Blocks {}
         let layout = chain_sized();
-        let blocks: Vec<usize> = (0..4)
-            .map(|_| allocate_kept(layout).as_ptr() as usize)
-            .collect();
+        let blocks = Blocks((0..4).map(|_| allocate_kept(layout)).collect());
         std::thread::spawn(move || {
             tested();
-            for &block in &blocks {
-                let block = NonNull::new(block as *mut u8).unwrap();
+            let blocks = blocks;
+            for &block in &blocks.0 {
                 // SAFETY: given by `allocate` for `layout` on the test's thread, which no longer
                 // uses it.
                 unsafe { free_kept(block, layout) };
